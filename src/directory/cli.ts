@@ -1,0 +1,165 @@
+// `parley user …`: manage the SIP accounts in the data directory. Safe to run while the server
+// runs: the database is in WAL mode and the server reads users on every authentication.
+// Exit codes: 0 done, 1 the operation failed (the message says why), 2 usage error.
+
+import { parseArgs } from 'node:util';
+import { ParleyError } from '../errors.ts';
+import type { Database } from '../storage/index.ts';
+import { openDatabase, runMigrations } from '../storage/index.ts';
+import { parseAddress } from './address.ts';
+import { DIRECTORY_MIGRATIONS, addUser, listUsers, removeUser, setPassword } from './users.ts';
+
+export interface CommandIo {
+  out: (line: string) => void;
+  err: (line: string) => void;
+}
+
+export interface UserCommandDefaults {
+  dataDir: string;
+  /** the domain of an address written without one (`alice`) */
+  domain: string;
+}
+
+const USAGE: Readonly<Record<string, string>> = {
+  add: 'parley user add SIP-ADDRESS --password PW [--display-name NAME] [--data-dir DIR]',
+  list: 'parley user list [--data-dir DIR]',
+  remove: 'parley user remove SIP-ADDRESS [--data-dir DIR]',
+  passwd: 'parley user passwd SIP-ADDRESS --password PW [--data-dir DIR]',
+};
+
+const OPTIONS = {
+  add: { password: { type: 'string' }, 'display-name': { type: 'string' }, 'data-dir': { type: 'string' } },
+  list: { 'data-dir': { type: 'string' } },
+  remove: { 'data-dir': { type: 'string' } },
+  passwd: { password: { type: 'string' }, 'data-dir': { type: 'string' } },
+} as const;
+
+type Subcommand = keyof typeof OPTIONS;
+
+interface Parsed {
+  positionals: string[];
+  password: string | undefined;
+  displayName: string | undefined;
+  dataDir: string | undefined;
+}
+
+export async function runUserCommand(args: string[], io: CommandIo, defaults: UserCommandDefaults): Promise<number> {
+  const [name, ...rest] = args;
+  if (name === undefined) {
+    io.err('parley user: missing command');
+    usage(io.err, defaults);
+    return 2;
+  }
+  if (name === 'help' || name === '--help' || name === '-h') {
+    usage(io.out, defaults);
+    return 0;
+  }
+  if (!isSubcommand(name)) {
+    io.err(`parley user: unknown command "${name}"`);
+    usage(io.err, defaults);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    io.out(`usage: ${USAGE[name]}`);
+    return 0;
+  }
+
+  let parsed: Parsed;
+  try {
+    parsed = parse(name, rest);
+  } catch (error) {
+    // parseArgs messages quote options, not values; scrub anyway so a password never reaches a log
+    io.err(`parley user ${name}: ${scrub(error instanceof Error ? error.message : String(error), rest)}`);
+    io.err(`usage: ${USAGE[name]}`);
+    return 2;
+  }
+  const wantsAddress = name !== 'list';
+  const usageError = wantsAddress && parsed.positionals.length !== 1
+    ? `expected one SIP-ADDRESS, got ${parsed.positionals.length} arguments`
+    : !wantsAddress && parsed.positionals.length > 0
+      ? `takes no arguments, got ${parsed.positionals.length}`
+      : (name === 'add' || name === 'passwd') && parsed.password === undefined
+        ? 'missing --password PW'
+        : undefined;
+  if (usageError !== undefined) {
+    io.err(`parley user ${name}: ${usageError}`);
+    io.err(`usage: ${USAGE[name]}`);
+    return 2;
+  }
+
+  let db: Database | undefined;
+  try {
+    const address = wantsAddress ? parseAddress(parsed.positionals[0] ?? '', defaults.domain).address : '';
+    const dataDir = parsed.dataDir ?? defaults.dataDir;
+    db = openDatabase(dataDir);
+    runMigrations(db, [DIRECTORY_MIGRATIONS]);
+    switch (name) {
+      case 'add': {
+        const user = await addUser(db, { address, password: parsed.password ?? '', displayName: parsed.displayName ?? null });
+        io.out(`added ${user.address}; SIP clients sign in with digest username "${user.user}" in realm "${user.domain}"`);
+        break;
+      }
+      case 'passwd':
+        await setPassword(db, address, parsed.password ?? '');
+        io.out(`changed the password of ${address}`);
+        break;
+      case 'remove':
+        removeUser(db, address);
+        io.out(`removed ${address}`);
+        break;
+      case 'list':
+        printTable(io.out, db, dataDir);
+        break;
+    }
+    return 0;
+  } catch (error) {
+    if (!(error instanceof ParleyError)) throw error;
+    io.err(`parley user ${name}: ${scrub(error.message, rest)}`);
+    return 1;
+  } finally {
+    db?.close();
+  }
+}
+
+function parse(name: Subcommand, args: string[]): Parsed {
+  const { values, positionals } = parseArgs({ args, options: OPTIONS[name], allowPositionals: true, strict: true });
+  const v = values as { password?: string; 'display-name'?: string; 'data-dir'?: string };
+  return { positionals, password: v.password, displayName: v['display-name'], dataDir: v['data-dir'] };
+}
+
+function printTable(out: (line: string) => void, db: Database, dataDir: string): void {
+  const users = listUsers(db);
+  if (users.length === 0) {
+    out(`no users in ${dataDir}; add one with: ${USAGE.add}`);
+    return;
+  }
+  const rows = [
+    ['ADDRESS', 'DISPLAY NAME', 'CREATED'],
+    ...users.map((u) => [u.address, u.displayName ?? '-', `${u.createdAt.toISOString().slice(0, 16).replace('T', ' ')} UTC`]),
+  ];
+  const widths = [0, 1].map((col) => Math.max(...rows.map((r) => (r[col] ?? '').length)));
+  for (const r of rows) out(`${(r[0] ?? '').padEnd(widths[0] ?? 0)}  ${(r[1] ?? '').padEnd(widths[1] ?? 0)}  ${r[2] ?? ''}`);
+}
+
+function usage(write: (line: string) => void, defaults: UserCommandDefaults): void {
+  write('usage:');
+  for (const line of Object.values(USAGE)) write(`  ${line}`);
+  write(`SIP-ADDRESS is alice@${defaults.domain}, sip:alice@${defaults.domain}, or alice (in the default domain ${defaults.domain}).`);
+  write(`DIR defaults to ${defaults.dataDir}.`);
+}
+
+function isSubcommand(name: string): name is Subcommand {
+  return Object.hasOwn(OPTIONS, name);
+}
+
+/** Replaces every value given to --password in `args` by *** in `text`. */
+function scrub(text: string, args: readonly string[]): string {
+  const secrets: string[] = [];
+  args.forEach((arg, i) => {
+    if (arg === '--password' && args[i + 1] !== undefined) secrets.push(args[i + 1] ?? '');
+    else if (arg.startsWith('--password=')) secrets.push(arg.slice('--password='.length));
+  });
+  let result = text;
+  for (const secret of secrets) if (secret.length > 0) result = result.split(secret).join('***');
+  return result;
+}

@@ -1,0 +1,231 @@
+// Users: the SIP accounts of the organisation. Repository functions take the Database first; the
+// server calls findUser on every authentication, so a user added or changed by another process
+// (`parley user add` while the server runs) counts from the next request on.
+//
+// Credentials. The password itself is never stored. We keep
+//  - a salted scrypt hash (for HTTP Basic, e.g. EWS), parameters stored with it in PHC form
+//    `$scrypt$ln=15,r=8,p=1$<salt>$<hash>`, so the cost can rise later without breaking old rows;
+//  - the digest HA1 per algorithm, H(username ":" realm ":" password) (RFC 7616 §3.4.2, RFC 8760),
+//    which SIP digest needs and which cannot be derived from the scrypt hash. The digest
+//    username is the user part of the address (`alice`), the realm is its domain
+//    (`parley.local`), stored with the HA1s: clients must be configured with that username.
+// An HA1 is a password equivalent for SIP and an MD5 HA1 is fast to brute-force, so the database
+// file must stay private (openDatabase makes it owner-only); it is also why a heavier scrypt
+// would buy nothing: N=2^15, r=8, p=1 (32 MiB, ~80 ms) keeps `user add` and Basic auth quick.
+
+import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import { computeHa1 } from '../sip/digest.ts';
+import type { DigestAlgorithm } from '../sip/digest.ts';
+import type { Database, MigrationSet } from '../storage/index.ts';
+import { transaction } from '../storage/index.ts';
+import { parseAddress } from './address.ts';
+import { DirectoryError } from './errors.ts';
+
+export const DIRECTORY_MIGRATIONS: MigrationSet = {
+  capability: 'directory',
+  migrations: [
+    {
+      id: '001-users',
+      up: `CREATE TABLE users (
+  address TEXT NOT NULL PRIMARY KEY CHECK (address = lower(address)),
+  display_name TEXT,
+  password_hash TEXT NOT NULL,
+  digest_realm TEXT NOT NULL,
+  ha1_md5 TEXT NOT NULL,
+  ha1_sha256 TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+) STRICT;`,
+    },
+  ],
+};
+
+/** What anyone may see of a user. */
+export interface UserSummary {
+  /** `alice@parley.local`, lower-case */
+  address: string;
+  /** the user part, `alice`; also the digest username */
+  user: string;
+  domain: string;
+  displayName: string | null;
+  createdAt: Date;
+}
+
+/** What authentication needs: the digest HA1s and the realm they were computed for. */
+export interface UserRecord extends UserSummary {
+  realm: string;
+  ha1: Readonly<Record<DigestAlgorithm, string>>;
+}
+
+export interface NewUser {
+  address: string;
+  password: string;
+  displayName?: string | null;
+}
+
+/** scrypt cost; see the note at the top. */
+export const SCRYPT_PARAMS = { logN: 15, r: 8, p: 1, keyLength: 32, saltLength: 16 } as const;
+const MAX_DISPLAY_NAME = 128;
+
+interface UserRow {
+  address: string;
+  display_name: string | null;
+  password_hash: string;
+  digest_realm: string;
+  ha1_md5: string;
+  ha1_sha256: string;
+  created_at: number;
+}
+
+export async function addUser(db: Database, input: NewUser, now: () => number = Date.now): Promise<UserSummary> {
+  const { address, user, domain } = parseAddress(input.address);
+  const displayName = checkDisplayName(input.displayName);
+  checkPassword(input.password);
+  // fail fast, before spending the hashing time; checked again inside the write transaction
+  if (rowOf(db, address) !== undefined) throw new DirectoryError('USER_EXISTS', `user ${address} already exists`);
+  const secrets = await credentialsFor(user, domain, input.password);
+  const at = now();
+  transaction(db, () => {
+    if (rowOf(db, address) !== undefined) throw new DirectoryError('USER_EXISTS', `user ${address} already exists`);
+    db.prepare(
+      'INSERT INTO users (address, display_name, password_hash, digest_realm, ha1_md5, ha1_sha256, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    ).run(address, displayName, secrets.passwordHash, secrets.realm, secrets.ha1.MD5, secrets.ha1['SHA-256'], at, at);
+  });
+  return { address, user, domain, displayName, createdAt: new Date(at) };
+}
+
+export function removeUser(db: Database, address: string): void {
+  const parsed = parseAddress(address);
+  const result = db.prepare('DELETE FROM users WHERE address = ?').run(parsed.address);
+  if (Number(result.changes) === 0) throw notFound(parsed.address);
+}
+
+export async function setPassword(db: Database, address: string, password: string, now: () => number = Date.now): Promise<void> {
+  const { address: normalised, user, domain } = parseAddress(address);
+  checkPassword(password);
+  if (rowOf(db, normalised) === undefined) throw notFound(normalised);
+  const secrets = await credentialsFor(user, domain, password);
+  const result = db
+    .prepare('UPDATE users SET password_hash = ?, digest_realm = ?, ha1_md5 = ?, ha1_sha256 = ?, updated_at = ? WHERE address = ?')
+    .run(secrets.passwordHash, secrets.realm, secrets.ha1.MD5, secrets.ha1['SHA-256'], now(), normalised);
+  // removed by someone else while we were hashing
+  if (Number(result.changes) === 0) throw notFound(normalised);
+}
+
+export function listUsers(db: Database): UserSummary[] {
+  const rows = db.prepare('SELECT address, display_name, created_at FROM users ORDER BY address').all() as Array<Pick<UserRow, 'address' | 'display_name' | 'created_at'>>;
+  return rows.map((row) => summaryOf(row));
+}
+
+/**
+ * The user with that address (`alice@parley.local`, `sip:alice@parley.local`, any case), or
+ * undefined, also when the text is not a valid address: this serves lookups from the wire.
+ */
+export function findUser(db: Database, address: string): UserRecord | undefined {
+  const normalised = lenientAddress(address);
+  const row = normalised === undefined ? undefined : rowOf(db, normalised);
+  if (row === undefined) return undefined;
+  return { ...summaryOf(row), realm: row.digest_realm, ha1: { MD5: row.ha1_md5, 'SHA-256': row.ha1_sha256 } };
+}
+
+/**
+ * Checks a password against the scrypt hash (for HTTP Basic). Asynchronous: scrypt runs on the
+ * libuv thread pool instead of blocking the server for ~80 ms. An unknown user costs the same
+ * time as a wrong password, so the answer time does not tell which users exist.
+ */
+export async function verifyPassword(db: Database, address: string, password: string): Promise<boolean> {
+  const normalised = lenientAddress(address);
+  const row = normalised === undefined ? undefined : rowOf(db, normalised);
+  if (row === undefined) {
+    await hashPassword(password, randomBytes(SCRYPT_PARAMS.saltLength), SCRYPT_PARAMS);
+    return false;
+  }
+  const stored = parsePasswordHash(row.password_hash, row.address);
+  const actual = await hashPassword(password, stored.salt, stored.params);
+  return actual.length === stored.hash.length && timingSafeEqual(actual, stored.hash);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function lenientAddress(text: string): string | undefined {
+  try {
+    return parseAddress(text).address;
+  } catch (error) {
+    if (error instanceof DirectoryError) return undefined;
+    throw error;
+  }
+}
+
+function rowOf(db: Database, address: string): UserRow | undefined {
+  return db
+    .prepare('SELECT address, display_name, password_hash, digest_realm, ha1_md5, ha1_sha256, created_at FROM users WHERE address = ?')
+    .get(address) as UserRow | undefined;
+}
+
+function summaryOf(row: Pick<UserRow, 'address' | 'display_name' | 'created_at'>): UserSummary {
+  const at = row.address.lastIndexOf('@');
+  return {
+    address: row.address,
+    user: row.address.slice(0, at),
+    domain: row.address.slice(at + 1),
+    displayName: row.display_name,
+    createdAt: new Date(row.created_at),
+  };
+}
+
+function notFound(address: string): DirectoryError {
+  return new DirectoryError('USER_NOT_FOUND', `user ${address} does not exist; see the users with "parley user list"`);
+}
+
+function checkPassword(password: string): void {
+  if (password.length === 0) throw new DirectoryError('WEAK_PASSWORD', 'the password is empty; choose a non-empty password');
+}
+
+function checkDisplayName(value: string | null | undefined): string | null {
+  if (value === undefined || value === null) return null;
+  const name = value.trim();
+  if (name === '') return null;
+  if (/[\u0000-\u001f\u007f]/.test(name)) throw new DirectoryError('BAD_DISPLAY_NAME', 'the display name contains a control character (tab, newline…); use plain text');
+  if (name.length > MAX_DISPLAY_NAME) throw new DirectoryError('BAD_DISPLAY_NAME', `the display name has ${name.length} characters; at most ${MAX_DISPLAY_NAME} are allowed`);
+  return name;
+}
+
+async function credentialsFor(user: string, domain: string, password: string): Promise<{ passwordHash: string; realm: string; ha1: Record<DigestAlgorithm, string> }> {
+  const salt = randomBytes(SCRYPT_PARAMS.saltLength);
+  const hash = await hashPassword(password, salt, SCRYPT_PARAMS);
+  const { logN, r, p } = SCRYPT_PARAMS;
+  const passwordHash = `$scrypt$ln=${logN},r=${r},p=${p}$${salt.toString('base64')}$${hash.toString('base64')}`;
+  const realm = domain;
+  return {
+    passwordHash,
+    realm,
+    ha1: { MD5: computeHa1('MD5', user, realm, password), 'SHA-256': computeHa1('SHA-256', user, realm, password) },
+  };
+}
+
+interface ScryptCost {
+  logN: number;
+  r: number;
+  p: number;
+  keyLength: number;
+}
+
+function hashPassword(password: string, salt: Buffer, cost: ScryptCost): Promise<Buffer> {
+  const N = 2 ** cost.logN;
+  return new Promise((resolve, reject) => {
+    scrypt(password, salt, cost.keyLength, { N, r: cost.r, p: cost.p, maxmem: 256 * N * cost.r }, (error, key) => {
+      if (error) reject(error);
+      else resolve(key);
+    });
+  });
+}
+
+function parsePasswordHash(text: string, address: string): { salt: Buffer; hash: Buffer; params: ScryptCost } {
+  const m = /^\$scrypt\$ln=(\d{1,2}),r=(\d{1,2}),p=(\d{1,2})\$([A-Za-z0-9+/]+=*)\$([A-Za-z0-9+/]+=*)$/.exec(text);
+  const logN = Number(m?.[1]);
+  if (m === null || logN < 10 || logN > 20) {
+    throw new DirectoryError('CORRUPT_RECORD', `the stored password hash of ${address} is not readable; set a new password with "parley user passwd ${address}"`);
+  }
+  const hash = Buffer.from(m[5] ?? '', 'base64');
+  return { salt: Buffer.from(m[4] ?? '', 'base64'), hash, params: { logN, r: Number(m[2]), p: Number(m[3]), keyLength: hash.length } };
+}
