@@ -64,6 +64,16 @@ export class Headers {
     this.#fields = Array.from(fields, (f) => ({ name: canonicalHeaderName(f.name), value: f.value }));
   }
 
+  /**
+   * Takes fields whose names are already canonical, as they are (the parser's fast path: no copy
+   * of each field, no second canonicalisation).
+   */
+  static fromCanonical(fields: readonly HeaderField[]): Headers {
+    const h = new Headers();
+    for (const f of fields) h.#fields.push(f);
+    return h;
+  }
+
   get(name: string): string | undefined {
     const n = canonicalHeaderName(name);
     for (const f of this.#fields) if (f.name === n) return f.value;

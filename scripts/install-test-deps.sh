@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs the system tools the end-to-end and interop tests need:
+#   sipp    (Debian package sip-tester)  - SIP load/scenario tool used as a real peer
+#   unshare (Debian package util-linux)  - private network namespace for interop runs
+#   ip      (Debian package iproute2)    - bring up loopback inside that namespace
+# Idempotent: installs only what is missing. Works as root with no TTY (CI).
+set -euo pipefail
+
+log() { printf 'install-test-deps: %s\n' "$*"; }
+
+SUDO=""
+if [ "$(id -u)" != "0" ]; then
+  if command -v sudo >/dev/null 2>&1; then
+    SUDO="sudo -n"
+  fi
+fi
+
+missing_pkgs=()
+need() {
+  # need COMMAND PACKAGE
+  if command -v "$1" >/dev/null 2>&1; then
+    log "$1 present ($(command -v "$1"))"
+  else
+    log "$1 missing, will install Debian package $2"
+    missing_pkgs+=("$2")
+  fi
+}
+
+need sipp sip-tester
+need unshare util-linux
+need ip iproute2
+
+if [ "${#missing_pkgs[@]}" -eq 0 ]; then
+  log "nothing to install"
+  exit 0
+fi
+
+if [ "$(id -u)" != "0" ] && [ -z "$SUDO" ]; then
+  log "not root and no sudo: cannot install ${missing_pkgs[*]}" >&2
+  exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+log "apt-get update"
+$SUDO apt-get update
+log "apt-get install ${missing_pkgs[*]}"
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing_pkgs[@]}"
+
+for c in sipp unshare ip; do
+  if ! command -v "$c" >/dev/null 2>&1; then
+    log "$c still missing after install" >&2
+    exit 1
+  fi
+done
+log "done: $(sipp -v 2>&1 | grep -o 'v[0-9][0-9.]*[^ ]*' | head -n1 || true)"

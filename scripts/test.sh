@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Every test, in tiers: type-check, unit tests (no sockets), then end-to-end and interop tests
+# against a real `parley serve` inside a private network namespace that has only loopback.
+# Run through `npm test`, which puts the pinned Node 24 (node_modules/.bin) first on PATH.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-test-deps.sh
+
+echo "== type-check (tsc --noEmit)"
+tsc --noEmit
+
+echo "== unit tests"
+node --test --test-reporter=spec 'test/unit/**/*.test.ts'
+
+echo "== end-to-end and interop tests (private network namespace, loopback only)"
+bash scripts/netns-run.sh node --test --test-reporter=spec --test-concurrency=2 'test/e2e/**/*.test.ts'

@@ -1,0 +1,71 @@
+// Who is sending: SIP digest authentication (RFC 3261 §22) against the directory. REGISTER is
+// challenged as a registrar (401 + WWW-Authenticate), everything else as a proxy (407 +
+// Proxy-Authenticate). Both challenges offer SHA-256 and MD5 (RFC 8760).
+
+import { challenges, verifyCredentials, type DigestAlgorithm, type NonceIssuer } from '../sip/digest.ts';
+import { SipParseError } from '../sip/errors.ts';
+import { formatAuthField, parseAuthField } from '../sip/grammar.ts';
+import type { SipRequest } from '../sip/message.ts';
+
+export interface DigestAccount {
+  address: string;
+  ha1: Readonly<Record<DigestAlgorithm, string>>;
+}
+
+export type AuthOutcome =
+  | { ok: true; address: string }
+  /** answer with `status`; `headers` carry the challenges when there are any */
+  | { ok: false; status: 401 | 407 | 403 | 400; warning: string; headers: Array<[string, string]> };
+
+export interface AuthenticatorOptions {
+  realm: string;
+  nonces: NonceIssuer;
+  /** the account for a digest username in this realm, read fresh on every request */
+  findAccount(username: string): DigestAccount | undefined;
+}
+
+export class Authenticator {
+  readonly #opts: AuthenticatorOptions;
+
+  constructor(opts: AuthenticatorOptions) {
+    this.#opts = opts;
+  }
+
+  authenticate(request: SipRequest, as: 'registrar' | 'proxy'): AuthOutcome {
+    const header = as === 'registrar' ? 'authorization' : 'proxy-authorization';
+    const realm = this.#opts.realm;
+    let credentials;
+    try {
+      credentials = request.headers
+        .getAll(header)
+        .map((text) => parseAuthField(text))
+        .find((c) => c.scheme.toLowerCase() === 'digest' && c.params.get('realm') === realm);
+    } catch (err) {
+      if (err instanceof SipParseError) return { ok: false, status: 400, warning: `malformed ${header} header: ${err.message}`, headers: [] };
+      throw err;
+    }
+    if (!credentials) return this.#challenge(as, false, 'authentication required');
+
+    const username = credentials.params.get('username') ?? '';
+    const account = this.#opts.findAccount(username);
+    if (!account) return { ok: false, status: 403, warning: `authentication failed for "${username}"`, headers: [] };
+    const verdict = verifyCredentials(credentials, {
+      method: request.method,
+      ha1For: (algorithm) => account.ha1[algorithm],
+      expectedRealm: realm,
+      // The nonce is checked after the response, so only a client that knows the password learns
+      // that its nonce went stale (RFC 7616 §3.3); replayed nonce counts are refused.
+      nonces: this.#opts.nonces,
+    });
+    if (verdict.ok) return { ok: true, address: account.address };
+    if (verdict.reason === 'stale') return this.#challenge(as, true, 'nonce expired; answer the new challenge');
+    return { ok: false, status: 403, warning: `authentication failed for "${username}": ${verdict.detail}`, headers: [] };
+  }
+
+  #challenge(as: 'registrar' | 'proxy', stale: boolean, warning: string): AuthOutcome {
+    const name = as === 'registrar' ? 'WWW-Authenticate' : 'Proxy-Authenticate';
+    const nonce = this.#opts.nonces.issue();
+    const headers = challenges(this.#opts.realm, nonce, stale).map((c) => [name, formatAuthField(c)] as [string, string]);
+    return { ok: false, status: as === 'registrar' ? 401 : 407, warning, headers };
+  }
+}

@@ -1,0 +1,130 @@
+// The `parley` command. Each subcommand lives with its capability; this file only dispatches.
+
+import { parseArgs } from 'node:util';
+import { runUserCommand } from './directory/index.ts';
+import { ParleyError } from './errors.ts';
+import { createLogger, type LogLevel } from './observability/logger.ts';
+import { ConfigError, DEFAULT_CONFIG, loadConfig, type ConfigOverrides } from './server/config.ts';
+import { PRODUCT, startServer } from './server/start.ts';
+
+const USAGE = `Usage: parley <command> [options]
+
+Commands:
+  serve [--config FILE] [--data-dir DIR] [--domain DOMAIN] [--listen ADDR]
+        [--sip-port N] [--sips-port N] [--http-port N] [--log-level LEVEL]
+                         run the server (SIP over UDP, TCP, TLS and WebSocket)
+  user add SIP-ADDRESS --password PW [--display-name NAME] [--data-dir DIR]
+  user list [--data-dir DIR]
+  user remove SIP-ADDRESS [--data-dir DIR]
+  user passwd SIP-ADDRESS --password PW [--data-dir DIR]
+                         manage accounts (works while the server runs)
+  help                   this text
+  version                the version
+`;
+
+const io = {
+  out: (line: string) => process.stdout.write(`${line}\n`),
+  err: (line: string) => process.stderr.write(`${line}\n`),
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'serve':
+      return serve(rest);
+    case 'user':
+      return runUserCommand(rest, io, { dataDir: DEFAULT_CONFIG.dataDir, domain: DEFAULT_CONFIG.domain });
+    case 'version':
+    case '--version':
+      io.out(PRODUCT);
+      return 0;
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      io.out(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      io.err(`parley: unknown command "${command}"\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+async function serve(args: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        config: { type: 'string' },
+        'data-dir': { type: 'string' },
+        domain: { type: 'string' },
+        listen: { type: 'string' },
+        'sip-port': { type: 'string' },
+        'sips-port': { type: 'string' },
+        'http-port': { type: 'string' },
+        'log-level': { type: 'string' },
+      },
+    }));
+  } catch (err) {
+    io.err(`parley serve: ${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  let config;
+  try {
+    const flags: ConfigOverrides = {
+      dataDir: values['data-dir'],
+      domain: values.domain,
+      listen: values.listen,
+      sipPort: portFlag(values['sip-port'], '--sip-port'),
+      sipsPort: portFlag(values['sips-port'], '--sips-port'),
+      httpPort: portFlag(values['http-port'], '--http-port'),
+      logLevel: values['log-level'] as LogLevel | undefined,
+    };
+    config = loadConfig(values.config, flags);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      io.err(`parley serve: ${err.message}`);
+      return 2;
+    }
+    throw err;
+  }
+  const logger = createLogger(config.logLevel);
+  let server;
+  try {
+    server = await startServer(config, logger);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const detail = code === 'EADDRINUSE' ? ' (is another server using that port? choose another with --sip-port/--http-port, or 0 for any)' : '';
+    io.err(`parley serve: could not start: ${(err as Error).message}${detail}`);
+    return 1;
+  }
+  io.out(server.readyLine);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      logger.info({ signal }, 'stopping');
+      server.close().then(resolve, resolve);
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  return 0;
+}
+
+function portFlag(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d{1,5}$/.test(value)) throw new ConfigError(`${name} must be a port number from 0 to 65535, not "${value}"`);
+  return Number(value);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    io.err(`parley: ${err instanceof ParleyError ? `${err.code}: ` : ''}${(err as Error).message ?? err}`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,333 @@
+// The SIP user agent (RFC 3261 UAC and UAS for non-INVITE requests) over one connection: client
+// transactions matched by Via branch and CSeq method, digest auth, registration, MESSAGE both
+// ways, CRLF keep-alives. The connection comes from a TransportConnector; nothing here needs Node.
+
+import { parseUri, serialize } from '../sip/index.ts';
+import type { Headers, SipMessage, SipRequest, SipResponse } from '../sip/index.ts';
+import { DigestAuthenticator } from './auth.ts';
+import { TypedEmitter } from './emitter.ts';
+import { ClientError } from './errors.ts';
+import { newCallId, newTag } from './ids.ts';
+import { defaultAnswer, missingHeader, toIncomingMessage } from './incoming.ts';
+import type { IncomingMessage } from './incoming.ts';
+import { KeepAlive } from './keepalive.ts';
+import { Registration } from './registration.ts';
+import type { RegisterResult } from './registration.ts';
+import { buildRequest, buildResponse, contactUriFor, nameAddr, transactionKey } from './requests.ts';
+import { parseServerUrl } from './transport.ts';
+import type { ClientTransport, ServerAddress, TransportConnector } from './transport.ts';
+import { Inbound } from './inbound.ts';
+
+export interface SipClientOptions {
+  /** `tcp://host:port`, `tls://host:port`, `ws://host:port/path` or `wss://…` */
+  server: string;
+  /** address of record, e.g. `sip:alice@parley.local` */
+  aor: string;
+  /** digest username; default: the user part of the AOR */
+  username?: string;
+  password: string;
+  displayName?: string;
+  userAgent?: string;
+  /** REGISTER Request-URI; default: `sip:` + the AOR's host (§10.2) */
+  registrar?: string;
+  /** Timer F (§17.1.2.2): 64 × T1 = 32 s by default */
+  requestTimeoutMs?: number;
+  /** CRLFCRLF keep-alive period on TCP/TLS (RFC 5626 §3.5.1), 0 = off; default 30 s */
+  keepAliveIntervalMs?: number;
+  /** send credentials up front once a method has been challenged (§22.3); default true */
+  preemptiveAuth?: boolean;
+  /** decides the status for an incoming MESSAGE (default 200); `message` fires only for 2xx */
+  onMessage?: (message: IncomingMessage) => number | void | Promise<number | void>;
+}
+
+export interface ResponseInfo {
+  status: number;
+  reason: string;
+  headers: Headers;
+  response: SipResponse;
+}
+
+export interface RequestOptions {
+  headers?: Readonly<Record<string, string>>;
+  body?: string | Buffer;
+  contentType?: string;
+  /** To header value; default `<uri>` */
+  to?: string;
+  /** default: a new Call-ID */
+  callId?: string;
+  /** first CSeq; default 1 */
+  cseq?: number;
+  /** From tag; default: a new tag */
+  fromTag?: string;
+  /** add our Contact (SUBSCRIBE and other dialog-creating requests) */
+  contact?: boolean;
+}
+
+export interface SendMessageOptions {
+  contentType?: string;
+  headers?: Readonly<Record<string, string>>;
+}
+
+export interface SipClientEvents {
+  /** an incoming MESSAGE, after it was answered with a 2xx */
+  message: [IncomingMessage];
+  /** any other incoming request except ACK: a listener must answer it with `respond()` */
+  request: [SipRequest];
+  registered: [RegisterResult];
+  /** after unregister(), or when a refresh failed (with the error) */
+  unregistered: [{ error?: ClientError }];
+  /** the connection is gone; error is undefined after close() */
+  disconnected: [{ error?: Error }];
+  error: [Error];
+}
+
+interface Pending {
+  resolve: (response: SipResponse) => void;
+  reject: (error: Error) => void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+export class SipUserAgent extends TypedEmitter<SipClientEvents> {
+  readonly aor: string;
+  readonly #options: SipClientOptions;
+  readonly #server: ServerAddress;
+  readonly #connector: TransportConnector;
+  readonly #user: string;
+  readonly #registrar: string;
+  readonly #auth: DigestAuthenticator;
+  readonly #pending = new Map<string, Pending>();
+  readonly #registerTag = newTag();
+  #transport: ClientTransport | null = null;
+  #inbound: Inbound | null = null;
+  #keepAlive: KeepAlive | null = null;
+  #registration: Registration | null = null;
+
+  constructor(options: SipClientOptions, connector: TransportConnector) {
+    super();
+    this.#options = options;
+    this.#connector = connector;
+    this.#server = parseServerUrl(options.server);
+    let aor;
+    try {
+      aor = parseUri(options.aor);
+    } catch (cause) {
+      throw new ClientError('INVALID_ARGUMENT', `aor ${JSON.stringify(options.aor)} is not a SIP URI`, { cause });
+    }
+    if (aor.user === null) throw new ClientError('INVALID_ARGUMENT', `aor ${JSON.stringify(options.aor)} has no user part`);
+    this.aor = options.aor;
+    this.#user = aor.user;
+    this.#registrar = options.registrar ?? `${aor.scheme}:${aor.host.includes(':') ? `[${aor.host}]` : aor.host}${aor.port === null ? '' : `:${aor.port}`}`;
+    this.#auth = new DigestAuthenticator({ username: options.username ?? aor.user, password: options.password }, options.preemptiveAuth ?? true);
+  }
+
+  get connected(): boolean {
+    return this.#transport !== null;
+  }
+
+  get registered(): boolean {
+    return this.#registration?.active ?? false;
+  }
+
+  async connect(): Promise<void> {
+    if (this.#transport !== null) throw new ClientError('INVALID_ARGUMENT', 'already connected');
+    const transport = await this.#connector(this.#server);
+    this.#transport = transport;
+    this.#inbound = new Inbound(transport.framing, {
+      message: (message) => this.#dispatch(message),
+      reply: (response) => this.#write(serialize(response)),
+      pong: () => this.#keepAlive?.pong(),
+      ping: () => this.#write('\r\n'),
+      error: (error, fatal) => (fatal ? this.#fail(error) : this.emit('error', error)),
+    });
+    transport.onData = (data) => this.#inbound?.push(data);
+    transport.onClose = (error) => this.#teardown(transport, error);
+    const interval = this.#options.keepAliveIntervalMs ?? 30_000;
+    if (transport.framing === 'stream' && interval > 0) {
+      this.#keepAlive = new KeepAlive(interval, () => this.#write('\r\n\r\n'), () => this.#fail(new ClientError('DISCONNECTED', 'no keep-alive pong within 10 s (RFC 5626 §4.4.1)')));
+    }
+  }
+
+  async register(options: { expires?: number } = {}): Promise<RegisterResult> {
+    const transport = this.#requireTransport();
+    if (this.#registration === null) {
+      const contact = contactUriFor(this.#user, transport);
+      this.#registration = new Registration(
+        contact,
+        (r) =>
+          this.#send((cseq) => this.#build('REGISTER', this.#registrar, {
+            to: nameAddr(this.aor), callId: r.callId, cseq, fromTag: this.#registerTag,
+            headers: { contact: r.expires === 0 ? `<${r.contact}>;expires=0` : `<${r.contact}>`, expires: String(r.expires) },
+          }), r.cseq),
+        {
+          registered: (result) => this.emit('registered', result),
+          unregistered: (error) => this.emit('unregistered', error === undefined ? {} : { error }),
+          error: (error) => this.emit('error', error),
+        },
+      );
+    }
+    return this.#registration.register(options.expires ?? 600);
+  }
+
+  /** Removes our binding (Expires: 0 for our contact, §10.2.2) and stops refreshing. */
+  async unregister(): Promise<RegisterResult> {
+    this.#requireTransport();
+    if (this.#registration === null) throw new ClientError('INVALID_ARGUMENT', 'not registered');
+    return this.#registration.unregister();
+  }
+
+  /** RFC 3428 pager-mode MESSAGE; resolves with any final response, 2xx or not. */
+  sendMessage(target: string, body: string | Buffer, options: SendMessageOptions = {}): Promise<ResponseInfo> {
+    return this.request('MESSAGE', target, { body, contentType: options.contentType ?? 'text/plain;charset=utf-8', headers: options.headers ?? {} });
+  }
+
+  /** Any non-INVITE request outside a dialog (or inside one, given callId, to, fromTag, cseq). */
+  async request(method: string, uri: string, options: RequestOptions = {}): Promise<ResponseInfo> {
+    let cseq = (options.cseq ?? 1) - 1;
+    const fromTag = options.fromTag ?? newTag();
+    const callId = options.callId ?? newCallId();
+    const response = await this.#send((n) => this.#build(method, uri, { ...options, fromTag, callId, cseq: n }), () => ++cseq);
+    return { status: response.status, reason: response.reason, headers: response.headers, response };
+  }
+
+  /** Answers an incoming request (§8.2.6): a To tag is added when the request had none. */
+  respond(request: SipRequest, status: number, reason?: string, headers: Readonly<Record<string, string>> = {}): void {
+    this.#requireTransport();
+    this.#write(serialize(buildResponse(request, status, reason, headers)));
+  }
+
+  /** Closes the connection; pending requests reject with DISCONNECTED. Call unregister() first to remove the binding. */
+  async close(): Promise<void> {
+    const transport = this.#transport;
+    if (transport === null) return;
+    transport.onClose = null;
+    transport.close();
+    this.#teardown(transport, undefined);
+  }
+
+  #build(method: string, uri: string, o: RequestOptions & { fromTag: string; callId: string; cseq: number }): SipRequest {
+    const transport = this.#requireTransport();
+    const body = typeof o.body === 'string' ? Buffer.from(o.body, 'utf8') : o.body;
+    return buildRequest({
+      method, uri, callId: o.callId, cseq: o.cseq, body, contentType: o.contentType, headers: o.headers, userAgent: this.#options.userAgent,
+      from: nameAddr(this.aor, this.#options.displayName ?? null, { tag: o.fromTag }),
+      to: o.to ?? nameAddr(uri),
+      contact: o.contact === true ? `<${contactUriFor(this.#user, transport)}>` : undefined,
+    }, transport);
+  }
+
+  /** One request, answering at most one round of 401/407 challenges (§22.2) with a new CSeq and branch. */
+  async #send(build: (cseq: number) => SipRequest, nextCSeq: () => number): Promise<SipResponse> {
+    const first = build(nextCSeq());
+    this.#auth.authorize(first);
+    const response = await this.#transact(first);
+    if (response.status !== 401 && response.status !== 407) return response;
+    const kinds = this.#auth.accept(first.method, response);
+    if (kinds.length === 0) return response;
+    const second = build(nextCSeq());
+    this.#auth.authorize(second, kinds);
+    return this.#transact(second);
+  }
+
+  #transact(request: SipRequest): Promise<SipResponse> {
+    const key = transactionKey(request);
+    if (key === null) return Promise.reject(new ClientError('INVALID_ARGUMENT', 'request lacks a branch or CSeq'));
+    return new Promise((resolve, reject) => {
+      const timeoutMs = this.#options.requestTimeoutMs ?? 32_000;
+      const timer = setTimeout(() => {
+        this.#pending.delete(key);
+        reject(new ClientError('TIMEOUT', `${request.method} ${request.uri}: no final response within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.#pending.set(key, { resolve, reject, timer });
+      try {
+        this.#write(serialize(request));
+      } catch (error) {
+        clearTimeout(timer);
+        this.#pending.delete(key);
+        reject(error);
+      }
+    });
+  }
+
+  #dispatch(message: SipMessage): void {
+    if (message.kind === 'response') {
+      this.#onResponse(message);
+      return;
+    }
+    this.#onRequest(message).catch((error: unknown) => this.emit('error', error instanceof Error ? error : new Error(String(error))));
+  }
+
+  #onResponse(response: SipResponse): void {
+    // §8.1.3.3: a response with more than one Via was not meant for us.
+    if (response.headers.count('via') !== 1) return;
+    const key = transactionKey(response);
+    const pending = key === null ? undefined : this.#pending.get(key);
+    if (key === null || pending === undefined || response.status < 200) return;
+    this.#pending.delete(key);
+    clearTimeout(pending.timer);
+    pending.resolve(response);
+  }
+
+  async #onRequest(request: SipRequest): Promise<void> {
+    const missing = missingHeader(request);
+    if (missing !== null) {
+      if (request.headers.has('via') && request.method !== 'ACK') this.respond(request, 400, `Missing ${missing}`);
+      return;
+    }
+    if (request.method === 'MESSAGE') {
+      const incoming = toIncomingMessage(request);
+      let status = 200;
+      try {
+        status = (await this.#options.onMessage?.(incoming)) ?? 200;
+      } catch (error) {
+        status = 500;
+        this.emit('error', error instanceof Error ? error : new Error(String(error)));
+      }
+      if (this.#transport === null) return;
+      this.respond(request, status);
+      if (status >= 200 && status < 300) this.emit('message', incoming);
+      return;
+    }
+    if (request.method !== 'ACK' && this.listenerCount('request') > 0) {
+      this.emit('request', request);
+      return;
+    }
+    const answer = defaultAnswer(request.method);
+    if (answer !== null) this.respond(request, answer.status, undefined, answer.headers);
+  }
+
+  #write(data: Buffer | string): void {
+    const transport = this.#transport;
+    if (transport === null) throw new ClientError('DISCONNECTED', 'the connection is closed');
+    transport.send(data);
+  }
+
+  #requireTransport(): ClientTransport {
+    if (this.#transport === null) throw new ClientError('NOT_CONNECTED', 'not connected; call connect() first');
+    return this.#transport;
+  }
+
+  /** The flow failed (fatal framing error, keep-alive pong missing): drop the connection. */
+  #fail(error: Error): void {
+    const transport = this.#transport;
+    if (transport === null) return;
+    transport.onClose = null;
+    transport.close();
+    this.#teardown(transport, error);
+  }
+
+  #teardown(transport: ClientTransport, error: Error | undefined): void {
+    if (this.#transport !== transport) return;
+    this.#transport = null;
+    this.#inbound = null;
+    this.#keepAlive?.stop();
+    this.#keepAlive = null;
+    this.#registration?.stop();
+    this.#registration = null;
+    for (const [key, pending] of this.#pending) {
+      clearTimeout(pending.timer);
+      this.#pending.delete(key);
+      pending.reject(new ClientError('DISCONNECTED', 'the connection closed before a final response', { cause: error }));
+    }
+    this.emit('disconnected', error === undefined ? {} : { error });
+  }
+}

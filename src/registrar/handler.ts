@@ -1,0 +1,63 @@
+import type { Incoming, MethodHandler, SipContext } from '../router/context.ts';
+import { reply } from '../router/reply.ts';
+import { SipParseError } from '../sip/errors.ts';
+import { formatParams, parseNameAddr, parseUri } from '../sip/grammar.ts';
+import type { Binding, FlowRef } from './location.ts';
+import { planRegistration } from './plan.ts';
+
+/** REGISTER (RFC 3261 §10.3): Parley is the registrar of its one domain. */
+export const registerHandler: MethodHandler = {
+  method: 'REGISTER',
+  async handle(ctx: SipContext, incoming: Incoming): Promise<void> {
+    const { request, flow } = incoming;
+    const required = request.headers.getAll('require');
+    if (required.length > 0) {
+      reply(ctx, incoming, 420, { headers: [['Unsupported', required.join(', ')]], warning: `extensions not supported: ${required.join(', ')}` });
+      return;
+    }
+
+    // The address-of-record is the To URI (§10.3 step 5); Parley only registers its own domain.
+    let aor: string;
+    try {
+      const to = parseUri(parseNameAddr(request.headers.get('to') ?? '').uri);
+      if (to.host !== ctx.domain) {
+        reply(ctx, incoming, 403, { warning: `${to.host} is not the domain of this registrar (${ctx.domain})` });
+        return;
+      }
+      aor = `${to.user ?? ''}@${to.host}`;
+    } catch (err) {
+      if (!(err instanceof SipParseError)) throw err;
+      reply(ctx, incoming, 400, { warning: `To header: ${err.message}` });
+      return;
+    }
+
+    const auth = ctx.auth.authenticate(request, 'registrar');
+    if (!auth.ok) {
+      reply(ctx, incoming, auth.status, { headers: auth.headers, warning: auth.status >= 403 || auth.status === 400 ? auth.warning : undefined });
+      return;
+    }
+    if (auth.address !== aor) {
+      reply(ctx, incoming, 403, { warning: `${auth.address} may not register ${aor}` });
+      return;
+    }
+
+    const now = ctx.now();
+    const ref: FlowRef = { id: flow.id, protocol: flow.protocol, local: flow.local, remote: flow.remote };
+    const current = await ctx.location.lookup(aor, now);
+    const plan = planRegistration({ aor, request, flow: ref, current, now, settings: ctx.registrar });
+    if (!plan.ok) {
+      const headers: Array<[string, string]> = plan.minExpires ? [['Min-Expires', String(plan.minExpires)]] : [];
+      reply(ctx, incoming, plan.status, { headers, warning: plan.warning });
+      return;
+    }
+    const bindings = await ctx.location.apply(aor, plan.changes, now);
+    incoming.log.info({ aor, bindings: bindings.length, flow: flow.id }, 'registration of %s: %d binding(s)', aor, bindings.length);
+    reply(ctx, incoming, 200, { headers: [...bindings.map((b) => ['Contact', contactValue(b, now)] as [string, string]), ['Date', new Date(now).toUTCString()]] });
+  },
+};
+
+/** §10.3 step 8: every current binding, each with the seconds it has left. */
+function contactValue(binding: Binding, now: number): string {
+  const params = new Map<string, string | null>([['expires', String(Math.max(0, Math.round((binding.expiresAt - now) / 1000)))]]);
+  return `<${binding.contact}>${formatParams(params)}`;
+}

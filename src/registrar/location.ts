@@ -1,0 +1,87 @@
+// The location service (RFC 3261 §10.2): which contacts an address-of-record is reachable at.
+// Bindings name their flow by reference, so a store outside the process (Redis, in cluster mode)
+// can hold them; the node that owns the connection resolves the reference to a live flow.
+
+import type { Endpoint, TransportProtocol } from '../sip/transport/flow.ts';
+
+export interface FlowRef {
+  id: string;
+  protocol: TransportProtocol;
+  local: Endpoint;
+  remote: Endpoint;
+}
+
+export interface Binding {
+  /** address-of-record, `alice@parley.local` */
+  aor: string;
+  /** the Contact URI as the client wrote it */
+  contact: string;
+  /** the Contact URI in comparable form (RFC 3261 §19.1.4), or the +sip.instance when present */
+  key: string;
+  callId: string;
+  cseq: number;
+  /** epoch milliseconds */
+  expiresAt: number;
+  registeredAt: number;
+  q: number | null;
+  userAgent: string | null;
+  /** the flow the REGISTER came on: requests for this binding go back over it (RFC 5626 §5.3) */
+  flow: FlowRef;
+}
+
+export type BindingChange =
+  | { type: 'put'; binding: Binding }
+  | { type: 'remove'; key: string }
+  | { type: 'remove-all' };
+
+export interface LocationService {
+  /** the unexpired bindings of an address-of-record */
+  lookup(aor: string, now: number): Promise<Binding[]>;
+  /** applies the changes of one REGISTER at once and returns the bindings that remain */
+  apply(aor: string, changes: readonly BindingChange[], now: number): Promise<Binding[]>;
+  /** drops every binding that was made over a flow (the connection closed) */
+  removeFlow(flowId: string): Promise<Binding[]>;
+  /** drops expired bindings; returns them */
+  sweep(now: number): Promise<Binding[]>;
+}
+
+/** The single-process location service. */
+export class MemoryLocationService implements LocationService {
+  readonly #byAor = new Map<string, Binding[]>();
+
+  async lookup(aor: string, now: number): Promise<Binding[]> {
+    return (this.#byAor.get(aor) ?? []).filter((b) => b.expiresAt > now);
+  }
+
+  async apply(aor: string, changes: readonly BindingChange[], now: number): Promise<Binding[]> {
+    let list = (this.#byAor.get(aor) ?? []).filter((b) => b.expiresAt > now);
+    for (const change of changes) {
+      if (change.type === 'remove-all') list = [];
+      else if (change.type === 'remove') list = list.filter((b) => b.key !== change.key);
+      else list = [...list.filter((b) => b.key !== change.binding.key), change.binding];
+    }
+    if (list.length === 0) this.#byAor.delete(aor);
+    else this.#byAor.set(aor, list);
+    return list;
+  }
+
+  async removeFlow(flowId: string): Promise<Binding[]> {
+    return this.#removeWhere((b) => b.flow.id === flowId);
+  }
+
+  async sweep(now: number): Promise<Binding[]> {
+    return this.#removeWhere((b) => b.expiresAt <= now);
+  }
+
+  #removeWhere(test: (b: Binding) => boolean): Binding[] {
+    const removed: Binding[] = [];
+    for (const [aor, list] of this.#byAor) {
+      const keep = list.filter((b) => !test(b));
+      if (keep.length === list.length) continue;
+      removed.push(...list.filter(test));
+      if (keep.length === 0) this.#byAor.delete(aor);
+      else this.#byAor.set(aor, keep);
+    }
+    return removed;
+  }
+}

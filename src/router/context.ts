@@ -1,0 +1,49 @@
+import type { Logger } from 'pino';
+import type { Authenticator } from '../auth/authenticator.ts';
+import type { FlowRef, LocationService } from '../registrar/location.ts';
+import type { RegistrarSettings } from '../registrar/plan.ts';
+import type { SipRequest } from '../sip/message.ts';
+import type { TransactionLayer } from '../sip/transaction/layer.ts';
+import type { NonInviteServerTransaction } from '../sip/transaction/server-non-invite.ts';
+import type { Flow } from '../sip/transport/flow.ts';
+
+/** What a method handler may use. Built once by the server; handlers keep no state of their own. */
+export interface SipContext {
+  /** the SIP domain Parley serves, `parley.local` */
+  domain: string;
+  /** the addresses Parley listens on: a Route naming one of them is Parley itself */
+  ownHosts: ReadonlySet<string>;
+  /** the methods Parley serves, for Allow */
+  allow: readonly string[];
+  /** `Server`/`User-Agent` header value */
+  product: string;
+  logger: Logger;
+  auth: Authenticator;
+  location: LocationService;
+  registrar: RegistrarSettings;
+  transactions: TransactionLayer;
+  /** a live flow for a binding's flow reference, or undefined when it is gone */
+  resolveFlow(ref: FlowRef): Flow | undefined;
+  /** true when the address (`bob@parley.local`) is a user of this organisation */
+  userExists(address: string): boolean;
+  messaging: MessagingSettings;
+  now(): number;
+}
+
+export interface MessagingSettings {
+  /** largest MESSAGE body accepted, bytes (413 above) */
+  maxBody: number;
+}
+
+/** One incoming request with what answers it: its server transaction, or the flow when stateless. */
+export interface Incoming {
+  request: SipRequest;
+  flow: Flow;
+  tx: NonInviteServerTransaction | null;
+  log: Logger;
+}
+
+export interface MethodHandler {
+  readonly method: string;
+  handle(ctx: SipContext, incoming: Incoming): void | Promise<void>;
+}

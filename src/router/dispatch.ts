@@ -1,0 +1,51 @@
+// The SIP request entry point above the transaction layer: checks every request must pass
+// (RFC 3261 §8.2.1–8.2.2, §16.3) and hands it to the handler of its method.
+
+import type { SipRequest } from '../sip/message.ts';
+import type { NonInviteServerTransaction } from '../sip/transaction/server-non-invite.ts';
+import type { Flow } from '../sip/transport/flow.ts';
+import type { Incoming, MethodHandler, SipContext } from './context.ts';
+import { reply } from './reply.ts';
+
+export function createDispatcher(ctx: SipContext, handlers: readonly MethodHandler[]) {
+  const byMethod = new Map(handlers.map((h) => [h.method, h] as const));
+
+  return function dispatch(request: SipRequest, flow: Flow, tx: NonInviteServerTransaction | null): void {
+    const log = ctx.logger.child({ callId: request.headers.get('call-id'), method: request.method, flow: flow.id });
+    const incoming: Incoming = { request, flow, tx, log };
+    // An ACK only ever acknowledges a final answer to an INVITE, which Parley gave statelessly.
+    if (request.method === 'ACK') return;
+    if (request.method === 'CANCEL') {
+      reply(ctx, incoming, 481, { warning: 'nothing to cancel: Parley keeps no INVITE transactions' });
+      return;
+    }
+    const handler = byMethod.get(request.method);
+    if (!handler) {
+      reply(ctx, incoming, 405, { headers: [['Allow', ctx.allow.join(', ')]], warning: `${request.method} is not served: Parley is an IM and presence server` });
+      return;
+    }
+    if (!/^sips?:/i.test(request.uri)) {
+      reply(ctx, incoming, 416, { warning: `Request-URI scheme of "${request.uri.slice(0, 80)}" is not sip or sips` });
+      return;
+    }
+    const proxyRequire = request.headers.getAll('proxy-require');
+    if (proxyRequire.length > 0) {
+      reply(ctx, incoming, 420, { headers: [['Unsupported', proxyRequire.join(', ')]], warning: `proxy extensions not supported: ${proxyRequire.join(', ')}` });
+      return;
+    }
+    let result;
+    try {
+      result = handler.handle(ctx, incoming);
+    } catch (err) {
+      failed(ctx, incoming, err);
+      return;
+    }
+    if (result) result.catch((err: unknown) => failed(ctx, incoming, err));
+  };
+}
+
+/** A bug or an unavailable dependency: the sender still gets an answer, the log gets the cause. */
+function failed(ctx: SipContext, incoming: Incoming, err: unknown): void {
+  incoming.log.error({ err }, 'handling %s failed', incoming.request.method);
+  if (!incoming.tx || !incoming.tx.answered) reply(ctx, incoming, 500, { warning: 'internal error; see the server log' });
+}

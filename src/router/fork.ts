@@ -1,0 +1,100 @@
+// Parallel forking of a request to the bindings of one address-of-record (RFC 3261 §16.5–16.7),
+// for requests without dialogs (MESSAGE). The first 2xx wins; otherwise the best final response,
+// or "unreachable" when no binding could take the request at all.
+
+import { randomBytes } from 'node:crypto';
+import type { Binding } from '../registrar/location.ts';
+import { parseNameAddr, parseUri } from '../sip/grammar.ts';
+import type { SipRequest, SipResponse } from '../sip/message.ts';
+import { MAGIC_COOKIE } from '../sip/transaction/keys.ts';
+import { formatEndpoint, viaTransport, type Flow } from '../sip/transport/flow.ts';
+import type { SipContext } from './context.ts';
+
+export type ForkOutcome =
+  | { kind: 'answered'; response: SipResponse }
+  /** every binding failed to take the request: why, one line per binding */
+  | { kind: 'unreachable'; reasons: string[] };
+
+/** Responses that mean "this device could not take it now", not "the user refuses it". */
+const UNAVAILABLE = new Set([408, 480, 503]);
+
+export function forkRequest(ctx: SipContext, request: SipRequest, bindings: readonly Binding[]): Promise<ForkOutcome> {
+  return new Promise((resolve) => {
+    const reasons: string[] = [];
+    const finals: SipResponse[] = [];
+    let pending = bindings.length;
+    let done = false;
+
+    const settle = (): void => {
+      if (done || pending > 0) return;
+      done = true;
+      const refusal = bestRefusal(finals);
+      resolve(refusal ? { kind: 'answered', response: refusal } : { kind: 'unreachable', reasons });
+    };
+    const branchFailed = (binding: Binding, why: string): void => {
+      reasons.push(`${binding.contact}: ${why}`);
+      pending--;
+      settle();
+    };
+
+    for (const binding of bindings) {
+      const flow = ctx.resolveFlow(binding.flow);
+      if (!flow || flow.closed) {
+        branchFailed(binding, 'connection closed');
+        continue;
+      }
+      const branch = forwardedRequest(ctx, request, binding, flow);
+      ctx.transactions.sendRequest(branch, flow, {
+        onFinal(response) {
+          if (done) return;
+          if (response.status < 300) {
+            done = true;
+            response.headers.shift('via');
+            resolve({ kind: 'answered', response });
+            return;
+          }
+          if (UNAVAILABLE.has(response.status)) reasons.push(`${binding.contact}: ${response.status} ${response.reason}`);
+          else {
+            response.headers.shift('via');
+            finals.push(response);
+          }
+          pending--;
+          settle();
+        },
+        onTimeout: () => branchFailed(binding, 'no answer (timeout)'),
+        onTransportError: () => branchFailed(binding, 'transport error'),
+      });
+    }
+    settle();
+  });
+}
+
+/** The copy of `request` sent to one binding (§16.6). */
+function forwardedRequest(ctx: SipContext, request: SipRequest, binding: Binding, flow: Flow): SipRequest {
+  const headers = request.headers.clone();
+  const maxForwards = Number.parseInt(headers.get('max-forwards') ?? '70', 10);
+  headers.set('max-forwards', String((Number.isFinite(maxForwards) ? maxForwards : 70) - 1));
+  // Credentials for our realm were consumed here (§22.3); a pre-loaded Route to us is used up (§16.4).
+  headers.delete('proxy-authorization');
+  while (isOwnRoute(ctx, headers.get('route'))) headers.shift('route');
+  const branch = `${MAGIC_COOKIE}${randomBytes(9).toString('base64url')}`;
+  headers.prepend('via', `SIP/2.0/${viaTransport(flow.protocol)} ${formatEndpoint(flow.local)};branch=${branch}`);
+  return { kind: 'request', method: request.method, uri: binding.contact, headers, body: request.body };
+}
+
+function isOwnRoute(ctx: SipContext, route: string | undefined): boolean {
+  if (route === undefined) return false;
+  try {
+    const host = parseUri(parseNameAddr(route).uri).host;
+    return host === ctx.domain || ctx.ownHosts.has(host);
+  } catch {
+    return false;
+  }
+}
+
+/** §16.7 step 6, without the unavailable answers: 6xx first, else the lowest class, else none. */
+function bestRefusal(finals: readonly SipResponse[]): SipResponse | undefined {
+  const global = finals.find((r) => r.status >= 600);
+  if (global) return global;
+  return [...finals].sort((a, b) => Math.floor(a.status / 100) - Math.floor(b.status / 100))[0];
+}

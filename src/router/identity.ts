@@ -1,0 +1,42 @@
+import { SipParseError } from '../sip/errors.ts';
+import { parseNameAddr, parseUri } from '../sip/grammar.ts';
+import type { SipUri } from '../sip/message.ts';
+import type { Incoming, SipContext } from './context.ts';
+import { reply } from './reply.ts';
+
+/** `user@host` of a SIP URI: how Parley names an address-of-record. */
+export function addressOf(uri: SipUri): string {
+  return `${uri.user ?? ''}@${uri.host}`;
+}
+
+/**
+ * The sender of a request that is not a REGISTER: a local user must prove who they are (407
+ * challenge, RFC 3261 §22.3) and may only send as themselves. Returns the sender's address, or
+ * undefined after answering.
+ */
+export function authenticateSender(ctx: SipContext, incoming: Incoming): string | undefined {
+  let from: SipUri;
+  try {
+    from = parseUri(parseNameAddr(incoming.request.headers.get('from') ?? '').uri);
+  } catch (err) {
+    if (!(err instanceof SipParseError)) throw err;
+    reply(ctx, incoming, 400, { warning: `From header: ${err.message}` });
+    return undefined;
+  }
+  if (from.host !== ctx.domain) {
+    // Until federation exists, nobody outside the organisation can be told apart from a forger.
+    reply(ctx, incoming, 403, { warning: `senders from ${from.host} are not accepted: no federation with that domain` });
+    return undefined;
+  }
+  const auth = ctx.auth.authenticate(incoming.request, 'proxy');
+  if (!auth.ok) {
+    reply(ctx, incoming, auth.status, { headers: auth.headers, warning: auth.status >= 403 || auth.status === 400 ? auth.warning : undefined });
+    return undefined;
+  }
+  const claimed = addressOf(from);
+  if (auth.address !== claimed) {
+    reply(ctx, incoming, 403, { warning: `${auth.address} may not send as ${claimed}` });
+    return undefined;
+  }
+  return auth.address;
+}

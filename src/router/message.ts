@@ -1,0 +1,85 @@
+// MESSAGE (RFC 3428): page-mode instant messages between the organisation's users.
+
+import { SipParseError } from '../sip/errors.ts';
+import { parseContentType, parseUri } from '../sip/grammar.ts';
+import type { SipUri } from '../sip/message.ts';
+import type { Incoming, MethodHandler, SipContext } from './context.ts';
+import { forkRequest } from './fork.ts';
+import { addressOf, authenticateSender } from './identity.ts';
+import { reply, send } from './reply.ts';
+
+/** Bodies Parley relays: plain and HTML text, CPIM-wrapped text (RFC 3862), is-composing (RFC 3994). */
+export const ACCEPTED_MESSAGE_TYPES = ['text/plain', 'text/html', 'message/cpim', 'application/im-iscomposing+xml'] as const;
+
+export const messageHandler: MethodHandler = {
+  method: 'MESSAGE',
+  async handle(ctx: SipContext, incoming: Incoming): Promise<void> {
+    const { request } = incoming;
+    let target: SipUri;
+    try {
+      target = parseUri(request.uri);
+    } catch (err) {
+      if (!(err instanceof SipParseError)) throw err;
+      reply(ctx, incoming, 400, { warning: `Request-URI: ${err.message}` });
+      return;
+    }
+    // No open relay: Parley delivers only to its own domain (federation comes later).
+    if (target.host !== ctx.domain) {
+      reply(ctx, incoming, 403, { warning: `${target.host} is not served here; ${ctx.domain} relays only to its own users` });
+      return;
+    }
+    const maxForwards = request.headers.get('max-forwards');
+    if (maxForwards !== undefined && Number.parseInt(maxForwards, 10) <= 0) {
+      reply(ctx, incoming, 483, { warning: 'Max-Forwards reached 0' });
+      return;
+    }
+
+    const sender = authenticateSender(ctx, incoming);
+    if (sender === undefined) return;
+
+    if (request.body.length > ctx.messaging.maxBody) {
+      reply(ctx, incoming, 413, { warning: `message body is ${request.body.length} bytes; the limit is ${ctx.messaging.maxBody}` });
+      return;
+    }
+    const contentType = request.headers.get('content-type');
+    if (request.body.length > 0 || contentType !== undefined) {
+      const type = contentType === undefined ? undefined : safeMediaType(contentType);
+      if (type === undefined || !(ACCEPTED_MESSAGE_TYPES as readonly string[]).includes(type)) {
+        reply(ctx, incoming, 415, {
+          headers: [['Accept', ACCEPTED_MESSAGE_TYPES.join(', ')]],
+          warning: `content type ${contentType ?? '(none)'} is not relayed`,
+        });
+        return;
+      }
+    }
+
+    const recipient = addressOf(target);
+    if (!ctx.userExists(recipient)) {
+      reply(ctx, incoming, 404, { warning: `no user ${recipient}` });
+      return;
+    }
+    const bindings = await ctx.location.lookup(recipient, ctx.now());
+    if (bindings.length === 0) {
+      reply(ctx, incoming, 480, { warning: `${recipient} is not signed in` });
+      return;
+    }
+    const outcome = await forkRequest(ctx, request, bindings);
+    if (outcome.kind === 'answered') {
+      incoming.log.debug({ from: sender, to: recipient, status: outcome.response.status }, 'message relayed');
+      send(incoming, outcome.response);
+      return;
+    }
+    incoming.log.info({ from: sender, to: recipient, reasons: outcome.reasons }, 'no registration of %s took the message', recipient);
+    reply(ctx, incoming, 480, { warning: `${recipient} did not answer on any registration` });
+  },
+};
+
+function safeMediaType(value: string): string | undefined {
+  try {
+    const ct = parseContentType(value);
+    return `${ct.type}/${ct.subtype}`;
+  } catch (err) {
+    if (err instanceof SipParseError) return undefined;
+    throw err;
+  }
+}

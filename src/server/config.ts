@@ -1,0 +1,139 @@
+// Server configuration: defaults, then the config file (JSON), then command-line flags. Validated
+// once at start-up with messages that name the setting, then frozen.
+
+import { readFileSync } from 'node:fs';
+import { ParleyError } from '../errors.ts';
+import { LOG_LEVELS, type LogLevel } from '../observability/logger.ts';
+import { DEFAULT_REGISTRAR_SETTINGS, type RegistrarSettings } from '../registrar/plan.ts';
+
+export interface ServerConfig {
+  domain: string;
+  listen: string;
+  sipPort: number;
+  sipsPort: number;
+  httpPort: number;
+  dataDir: string;
+  /** PEM files; SIP over TLS runs only when both are set */
+  tls: { cert: string; key: string } | null;
+  logLevel: LogLevel;
+  registrar: RegistrarSettings;
+  messaging: { maxBody: number };
+  sip: { t1: number; t2: number; t4: number; nonceLifetime: number };
+}
+
+export const DEFAULT_CONFIG: ServerConfig = {
+  domain: 'parley.local',
+  listen: '127.0.0.1',
+  sipPort: 5060,
+  sipsPort: 5061,
+  httpPort: 8080,
+  dataDir: './data',
+  tls: null,
+  logLevel: 'info',
+  registrar: DEFAULT_REGISTRAR_SETTINGS,
+  messaging: { maxBody: 64 * 1024 },
+  sip: { t1: 500, t2: 4000, t4: 5000, nonceLifetime: 300 },
+};
+
+export class ConfigError extends ParleyError {
+  constructor(message: string) {
+    super('CONFIG_INVALID', message);
+  }
+}
+
+type Check = (value: unknown, path: string) => unknown;
+
+const port: Check = (v, path) => {
+  if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > 65535) throw new ConfigError(`${path} must be a port number from 0 to 65535 (0: any free port), not ${JSON.stringify(v)}`);
+  return v;
+};
+const positive = (min: number, max: number): Check => (v, path) => {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) throw new ConfigError(`${path} must be a number from ${min} to ${max}, not ${JSON.stringify(v)}`);
+  return v;
+};
+const text = (pattern: RegExp, what: string): Check => (v, path) => {
+  if (typeof v !== 'string' || !pattern.test(v)) throw new ConfigError(`${path} must be ${what}, not ${JSON.stringify(v)}`);
+  return v;
+};
+const domainName = text(/^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/, 'a lower-case domain name such as parley.local');
+const address = text(/^[0-9a-fA-F.:]+$|^localhost$/, 'an IP address to listen on, such as 127.0.0.1 or 0.0.0.0');
+const nonEmpty = text(/./, 'a non-empty path');
+const logLevel: Check = (v, path) => {
+  if (!(LOG_LEVELS as readonly unknown[]).includes(v)) throw new ConfigError(`${path} must be one of ${LOG_LEVELS.join(', ')}, not ${JSON.stringify(v)}`);
+  return v;
+};
+const tls: Check = (v, path) => {
+  if (v === null) return null;
+  return section({ cert: nonEmpty, key: nonEmpty }, true)(v, path);
+};
+
+function section(shape: Record<string, Check>, allRequired = false): Check {
+  return (v, path) => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(`${path} must be an object`);
+    const out: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(v)) {
+      const check = shape[key];
+      if (!check) throw new ConfigError(`unknown setting ${path}.${key}; known: ${Object.keys(shape).join(', ')}`);
+      out[key] = check(value, `${path}.${key}`);
+    }
+    if (allRequired) for (const key of Object.keys(shape)) if (!(key in out)) throw new ConfigError(`${path}.${key} is required`);
+    return out;
+  };
+}
+
+const SCHEMA = section({
+  domain: domainName,
+  listen: address,
+  sipPort: port,
+  sipsPort: port,
+  httpPort: port,
+  dataDir: nonEmpty,
+  tls,
+  logLevel,
+  registrar: section({
+    minExpires: positive(1, 86400),
+    maxExpires: positive(1, 7 * 86400),
+    defaultExpires: positive(1, 7 * 86400),
+    maxBindings: positive(1, 1000),
+  }),
+  messaging: section({ maxBody: positive(1, 1024 * 1024) }),
+  sip: section({ t1: positive(1, 10_000), t2: positive(1, 60_000), t4: positive(1, 60_000), nonceLifetime: positive(10, 86400) }),
+});
+
+export type ConfigOverrides = Partial<Pick<ServerConfig, 'domain' | 'listen' | 'sipPort' | 'sipsPort' | 'httpPort' | 'dataDir' | 'logLevel'>>;
+
+/** The effective configuration: defaults < config file < flags. Throws ConfigError. */
+export function loadConfig(file: string | undefined, flags: ConfigOverrides): Readonly<ServerConfig> {
+  let fromFile: Record<string, unknown> = {};
+  if (file !== undefined) {
+    let raw: string;
+    try {
+      raw = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`cannot read config file ${file}: ${(err as Error).message}`);
+    }
+    try {
+      fromFile = JSON.parse(raw) as Record<string, unknown>;
+    } catch (err) {
+      throw new ConfigError(`config file ${file} is not valid JSON: ${(err as Error).message}`);
+    }
+    fromFile = SCHEMA(fromFile, 'config') as Record<string, unknown>;
+  }
+  const merged = {
+    ...DEFAULT_CONFIG,
+    ...fromFile,
+    registrar: { ...DEFAULT_CONFIG.registrar, ...(fromFile.registrar as object | undefined) },
+    messaging: { ...DEFAULT_CONFIG.messaging, ...(fromFile.messaging as object | undefined) },
+    sip: { ...DEFAULT_CONFIG.sip, ...(fromFile.sip as object | undefined) },
+  };
+  const defined = Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined));
+  SCHEMA(defined, 'flag');
+  const config = { ...merged, ...defined } as ServerConfig;
+  if (config.registrar.minExpires > config.registrar.maxExpires) throw new ConfigError('registrar.minExpires must not exceed registrar.maxExpires');
+  return deepFreeze(config);
+}
+
+function deepFreeze<T extends object>(o: T): Readonly<T> {
+  for (const v of Object.values(o)) if (typeof v === 'object' && v !== null) deepFreeze(v as object);
+  return Object.freeze(o);
+}

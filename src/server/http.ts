@@ -1,0 +1,54 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { WebSocketAcceptor } from '../sip/transport/websocket.ts';
+
+export interface HttpListener {
+  readonly address: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * The HTTP port: SIP over WebSocket at /sip, a health check, and (later) the admin API, EWS and
+ * the web client. Errors are problem JSON (RFC 9457).
+ */
+export function listenHttp(opts: { address: string; port: number; websocket: WebSocketAcceptor; product: string }): Promise<HttpListener> {
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (url.pathname === '/health' && (req.method === 'GET' || req.method === 'HEAD')) {
+      res.writeHead(200, { 'content-type': 'application/json', server: opts.product });
+      res.end(JSON.stringify({ status: 'ok' }));
+      return;
+    }
+    if (url.pathname === '/sip') {
+      problem(res, 426, 'Upgrade Required', 'SIP over WebSocket: connect with the "sip" subprotocol (RFC 7118)', opts.product, { upgrade: 'websocket' });
+      return;
+    }
+    problem(res, 404, 'Not Found', `nothing is served at ${url.pathname}`, opts.product);
+  });
+  server.on('upgrade', (req, socket, head) => {
+    if (!opts.websocket.handleUpgrade(req, socket, head)) socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+  });
+  server.on('clientError', (_err, socket) => socket.destroy());
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.address, () => {
+      server.off('error', reject);
+      const addr = server.address() as AddressInfo;
+      resolve({
+        address: addr.address,
+        port: addr.port,
+        close: () =>
+          new Promise<void>((done) => {
+            server.closeAllConnections();
+            server.close(() => done());
+          }),
+      });
+    });
+  });
+}
+
+function problem(res: http.ServerResponse, status: number, title: string, detail: string, product: string, extra: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': 'application/problem+json', server: product, ...extra });
+  res.end(JSON.stringify({ type: 'about:blank', title, status, detail }));
+}

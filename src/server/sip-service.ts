@@ -1,0 +1,77 @@
+// Wires the SIP layers: transports → parser → transaction layer → dispatcher, and answers what
+// cannot be parsed. Sockets live in the listeners; this module only connects them.
+
+import type { Logger } from 'pino';
+import type { LocationService } from '../registrar/location.ts';
+import type { SipContext } from '../router/context.ts';
+import { SipParseError } from '../sip/errors.ts';
+import { parseCSeq, parseVia } from '../sip/grammar.ts';
+import type { Headers, SipMessage } from '../sip/message.ts';
+import { createResponse, warning } from '../sip/response.ts';
+import { serialize } from '../sip/serializer.ts';
+import type { TransactionLayer } from '../sip/transaction/layer.ts';
+import type { Flow } from '../sip/transport/flow.ts';
+import type { TransportSink } from '../sip/transport/sink.ts';
+
+const ROUTABLE = ['via', 'from', 'to', 'call-id', 'cseq'] as const;
+
+/** A response the client cannot match to its request (bad Via or CSeq) is not worth sending. */
+function matchable(headers: Headers): boolean {
+  try {
+    parseVia(headers.get('via') ?? '');
+    parseCSeq(headers.get('cseq') ?? '');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The transport sink of the server: the only place where bytes become requests for the core. */
+export function createSipSink(opts: {
+  logger: Logger;
+  transactions: TransactionLayer;
+  location: LocationService;
+  connections: Map<string, Flow>;
+  ctx: Pick<SipContext, 'domain' | 'product'>;
+}): TransportSink {
+  const { logger, transactions, location, connections, ctx } = opts;
+
+  const answerUnparsable = (error: SipParseError, flow: Flow): void => {
+    const headers = error.headers;
+    if (!error.isRequest || !headers || !ROUTABLE.every((h) => headers.has(h)) || !matchable(headers)) {
+      logger.warn({ flow: flow.id, code: error.code, err: error.message }, 'unparsable message dropped: %s', error.message);
+      return;
+    }
+    // RFC 3261 §8.2: a malformed request still gets an answer, when the answer can find its way.
+    const response = createResponse({ headers }, error.status);
+    response.headers.append('warning', warning(ctx.domain, error.message));
+    response.headers.append('server', ctx.product);
+    flow.send(serialize(response));
+    logger.info({ flow: flow.id, callId: headers.get('call-id'), code: error.code, status: error.status }, 'malformed request answered %d: %s', error.status, error.message);
+  };
+
+  return {
+    onMessage(message: SipMessage, flow: Flow): void {
+      if (flow.reliable && !connections.has(flow.id)) connections.set(flow.id, flow);
+      try {
+        if (!transactions.receive(message, flow)) logger.debug({ flow: flow.id, callId: message.headers.get('call-id') }, 'response matches no transaction; dropped');
+      } catch (err) {
+        if (err instanceof SipParseError) {
+          answerUnparsable(new SipParseError(err.code, err.message, 400, message.headers, message.kind === 'request'), flow);
+          return;
+        }
+        logger.error({ err, flow: flow.id, callId: message.headers.get('call-id') }, 'message handling failed');
+      }
+    },
+    onParseError: answerUnparsable,
+    onFlowClosed(flow: Flow): void {
+      connections.delete(flow.id);
+      location.removeFlow(flow.id).then(
+        (gone) => {
+          for (const b of gone) logger.info({ aor: b.aor, flow: flow.id }, 'binding of %s dropped: connection closed', b.aor);
+        },
+        (err: unknown) => logger.error({ err, flow: flow.id }, 'dropping bindings of a closed connection failed'),
+      );
+    },
+  };
+}

@@ -1,0 +1,155 @@
+// `parley serve`: one process runs the organisation. This module builds the parts and connects
+// them; each part lives in its capability's folder.
+
+import { readFileSync } from 'node:fs';
+import { Authenticator } from '../auth/authenticator.ts';
+import { DIRECTORY_MIGRATIONS, findUser } from '../directory/index.ts';
+import type { Logger } from '../observability/logger.ts';
+import { registerHandler } from '../registrar/handler.ts';
+import { MemoryLocationService } from '../registrar/location.ts';
+import type { SipContext } from '../router/context.ts';
+import { createDispatcher } from '../router/dispatch.ts';
+import { messageHandler } from '../router/message.ts';
+import { optionsHandler } from '../router/options.ts';
+import { NonceIssuer } from '../sip/digest.ts';
+import { DEFAULT_SIP_LIMITS, type SipLimits } from '../sip/limits.ts';
+import { TransactionLayer } from '../sip/transaction/layer.ts';
+import { formatEndpoint, type Endpoint, type Flow } from '../sip/transport/flow.ts';
+import { listenStream, type StreamListener } from '../sip/transport/stream.ts';
+import { listenUdp, type UdpListener } from '../sip/transport/udp.ts';
+import { createWebSocketAcceptor } from '../sip/transport/websocket.ts';
+import { openDatabase, runMigrations } from '../storage/index.ts';
+import type { ServerConfig } from './config.ts';
+import { listenHttp } from './http.ts';
+import { loadSecret } from './secrets.ts';
+import { createSipSink } from './sip-service.ts';
+
+export const PRODUCT = 'Parley/0.1.0';
+
+export interface RunningServer {
+  readonly udp: Endpoint;
+  readonly tcp: Endpoint;
+  readonly tls: Endpoint | null;
+  readonly http: Endpoint;
+  readonly wsUrl: string;
+  /** the line printed when ready; tests read the ports from it */
+  readonly readyLine: string;
+  close(): Promise<void>;
+}
+
+export async function startServer(config: Readonly<ServerConfig>, logger: Logger): Promise<RunningServer> {
+  const db = openDatabase(config.dataDir);
+  runMigrations(db, [DIRECTORY_MIGRATIONS]);
+
+  const handlers = [registerHandler, messageHandler, optionsHandler];
+  const location = new MemoryLocationService();
+  const connections = new Map<string, Flow>();
+  const udpListeners: UdpListener[] = [];
+  const limits: SipLimits = { ...DEFAULT_SIP_LIMITS, maxBody: Math.max(DEFAULT_SIP_LIMITS.maxBody, config.messaging.maxBody) };
+
+  const ctx: SipContext = {
+    domain: config.domain,
+    ownHosts: new Set([config.listen]),
+    allow: handlers.map((h) => h.method),
+    product: PRODUCT,
+    logger,
+    auth: new Authenticator({
+      realm: config.domain,
+      nonces: new NonceIssuer({ secret: loadSecret(config.dataDir, 'nonce.key'), lifetimeSeconds: config.sip.nonceLifetime }),
+      findAccount(username) {
+        const user = findUser(db, `${username}@${config.domain}`);
+        if (!user) return undefined;
+        if (user.realm !== config.domain) {
+          logger.warn({ user: user.address, realm: user.realm }, 'password of %s was set for realm %s; set it again for %s', user.address, user.realm, config.domain);
+          return undefined;
+        }
+        return { address: user.address, ha1: user.ha1 };
+      },
+    }),
+    location,
+    registrar: config.registrar,
+    transactions: undefined as unknown as TransactionLayer, // set just below: the layer needs the dispatcher
+    resolveFlow(ref) {
+      if (ref.protocol !== 'udp') return connections.get(ref.id);
+      const socket = udpListeners.find((l) => l.local.port === ref.local.port) ?? udpListeners[0];
+      return socket?.flowTo(ref.remote);
+    },
+    userExists: (address) => findUser(db, address) !== undefined,
+    messaging: config.messaging,
+    now: Date.now,
+  };
+  const dispatch = createDispatcher(ctx, handlers);
+  const transactions = new TransactionLayer(config.sip, { onRequest: dispatch });
+  ctx.transactions = transactions;
+  const sink = createSipSink({ logger, transactions, location, connections, ctx });
+
+  const closers: Array<() => Promise<void> | void> = [];
+  try {
+    const [tcp, udp] = await listenTcpAndUdp(config.listen, config.sipPort, limits, sink);
+    udpListeners.push(udp);
+    closers.push(() => tcp.close(), () => udp.close());
+
+    let tls: StreamListener | null = null;
+    if (config.tls) {
+      const tlsOptions = { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) };
+      tls = await listenStream({ protocol: 'tls', address: config.listen, port: config.sipsPort, limits, sink, tls: tlsOptions });
+      closers.push(() => tls?.close());
+    }
+
+    const websocket = createWebSocketAcceptor({ path: '/sip', secure: false, limits, sink });
+    closers.push(() => websocket.close());
+    const http = await listenHttp({ address: config.listen, port: config.httpPort, websocket, product: PRODUCT });
+    closers.push(() => http.close());
+
+    const sweep = setInterval(() => {
+      location.sweep(Date.now()).then(
+        (gone) => gone.forEach((b) => logger.info({ aor: b.aor }, 'binding of %s expired', b.aor)),
+        (err: unknown) => logger.error({ err }, 'sweeping expired bindings failed'),
+      );
+    }, 30_000);
+    sweep.unref();
+    closers.push(() => clearInterval(sweep));
+    closers.push(() => transactions.close());
+
+    const httpEndpoint = { address: http.address, port: http.port };
+    const wsUrl = `ws://${formatEndpoint(httpEndpoint)}/sip`;
+    const readyLine =
+      `Parley ready: domain=${config.domain} udp=${formatEndpoint(udp.local)} tcp=${formatEndpoint(tcp.local)} ` +
+      `tls=${tls ? formatEndpoint(tls.local) : 'off'} http=${formatEndpoint(httpEndpoint)} ws=${wsUrl}`;
+    return {
+      udp: udp.local,
+      tcp: tcp.local,
+      tls: tls?.local ?? null,
+      http: httpEndpoint,
+      wsUrl,
+      readyLine,
+      close: async () => {
+        for (const close of closers.reverse()) await close();
+        db.close();
+      },
+    };
+  } catch (err) {
+    for (const close of closers.reverse()) await close();
+    db.close();
+    throw err;
+  }
+}
+
+/** UDP and TCP share one port number (RFC 3261 §18); with port 0 both must land on the same one. */
+async function listenTcpAndUdp(
+  address: string,
+  port: number,
+  limits: SipLimits,
+  sink: Parameters<typeof listenUdp>[0]['sink'],
+): Promise<[StreamListener, UdpListener]> {
+  for (let attempt = 0; ; attempt++) {
+    const tcp = await listenStream({ protocol: 'tcp', address, port, limits, sink });
+    try {
+      const udp = await listenUdp({ address, port: tcp.local.port, limits, sink });
+      return [tcp, udp];
+    } catch (err) {
+      await tcp.close();
+      if (port !== 0 || attempt >= 20 || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    }
+  }
+}

@@ -1,0 +1,31 @@
+import { parseVia } from '../grammar.ts';
+import type { SipMessage } from '../message.ts';
+import { parseCSeq } from '../grammar.ts';
+
+/** RFC 3261 §8.1.1.7: branches that begin with the magic cookie are unique per transaction. */
+export const MAGIC_COOKIE = 'z9hG4bK';
+
+/**
+ * The key matching a request to its server transaction (§17.2.3): the top Via's branch and sent-by,
+ * and the method (CANCEL has its own transaction with the same branch). For pre-RFC 3261 peers that
+ * send no magic cookie, the RFC 2543 identity of the request stands in.
+ */
+export function serverTransactionKey(message: SipMessage, method: string): string {
+  const topVia = message.headers.get('via');
+  if (topVia === undefined) throw new Error('message without Via reached the transaction layer');
+  const via = parseVia(topVia);
+  const branch = via.params.get('branch');
+  const sentBy = `${via.host.toLowerCase()}:${via.port ?? ''}`;
+  if (branch && branch.startsWith(MAGIC_COOKIE)) return `${branch}|${sentBy}|${method}`;
+  const cseq = parseCSeq(message.headers.get('cseq') ?? '');
+  return `2543|${message.headers.get('call-id')}|${cseq.seq}|${message.headers.get('from')}|${topVia}|${method}`;
+}
+
+/** The key matching a response to its client transaction (§17.1.3): top Via branch and CSeq method. */
+export function clientTransactionKey(message: SipMessage): string {
+  const topVia = message.headers.get('via');
+  if (topVia === undefined) throw new Error('message without Via reached the transaction layer');
+  const branch = parseVia(topVia).params.get('branch') ?? '';
+  const cseq = parseCSeq(message.headers.get('cseq') ?? '');
+  return `${branch}|${cseq.method}`;
+}

@@ -1,0 +1,72 @@
+import type { SipMessage, SipRequest, SipResponse } from '../message.ts';
+import type { Flow } from '../transport/flow.ts';
+import { NonInviteClientTransaction, type ClientTransactionUser } from './client-non-invite.ts';
+import { clientTransactionKey, serverTransactionKey } from './keys.ts';
+import { NonInviteServerTransaction } from './server-non-invite.ts';
+import type { TimerSettings } from './timers.ts';
+
+export interface TransactionUser {
+  /**
+   * A new request. `tx` is its server transaction; null for INVITE and ACK, which Parley answers
+   * statelessly (it serves IM and presence, not calls: no INVITE transaction is kept).
+   */
+  onRequest(request: SipRequest, flow: Flow, tx: NonInviteServerTransaction | null): void;
+}
+
+/** Matches messages to transactions (RFC 3261 §17.1.3, §17.2.3) and keeps them while they live. */
+export class TransactionLayer {
+  readonly #server = new Map<string, NonInviteServerTransaction>();
+  readonly #client = new Map<string, NonInviteClientTransaction>();
+  readonly #timers: TimerSettings;
+  readonly #user: TransactionUser;
+
+  constructor(timers: TimerSettings, user: TransactionUser) {
+    this.#timers = timers;
+    this.#user = user;
+  }
+
+  /** A parsed message from a transport. Returns false for a response no transaction claims. */
+  receive(message: SipMessage, flow: Flow): boolean {
+    if (message.kind === 'response') return this.#receiveResponse(message);
+    const method = message.method;
+    if (method === 'INVITE' || method === 'ACK') {
+      this.#user.onRequest(message, flow, null);
+      return true;
+    }
+    const key = serverTransactionKey(message, method);
+    const existing = this.#server.get(key);
+    if (existing) {
+      existing.receiveRetransmission();
+      return true;
+    }
+    const tx = new NonInviteServerTransaction(key, message, flow, this.#timers, (t) => this.#server.delete(t.key));
+    this.#server.set(key, tx);
+    this.#user.onRequest(message, flow, tx);
+    return true;
+  }
+
+  /** Sends a request in a new client transaction. The request's top Via must carry a unique branch. */
+  sendRequest(request: SipRequest, flow: Flow, user: ClientTransactionUser): NonInviteClientTransaction {
+    const key = clientTransactionKey(request);
+    const tx = new NonInviteClientTransaction(key, request, flow, this.#timers, user, (t) => this.#client.delete(t.key));
+    this.#client.set(key, tx);
+    tx.start();
+    return tx;
+  }
+
+  get size(): { server: number; client: number } {
+    return { server: this.#server.size, client: this.#client.size };
+  }
+
+  close(): void {
+    for (const tx of [...this.#server.values()]) tx.dispose();
+    for (const tx of [...this.#client.values()]) tx.dispose();
+  }
+
+  #receiveResponse(response: SipResponse): boolean {
+    const tx = this.#client.get(clientTransactionKey(response));
+    if (!tx) return false;
+    tx.receiveResponse(response);
+    return true;
+  }
+}

@@ -1,0 +1,66 @@
+import dgram from 'node:dgram';
+import { SipParseError } from '../errors.ts';
+import type { SipLimits } from '../limits.ts';
+import { parseMessage } from '../parser.ts';
+import type { Endpoint, Flow } from './flow.ts';
+import { formatEndpoint } from './flow.ts';
+import type { TransportSink } from './sink.ts';
+
+export interface UdpListener {
+  readonly local: Endpoint;
+  /** the flow to a peer on this socket (UDP has no connection: any peer can be reached) */
+  flowTo(remote: Endpoint): Flow;
+  close(): Promise<void>;
+}
+
+/** SIP over UDP (RFC 3261 §18): one datagram is one message; stray CRLF keep-alives are ignored. */
+export function listenUdp(opts: { address: string; port: number; limits: SipLimits; sink: TransportSink }): Promise<UdpListener> {
+  const family = opts.address.includes(':') ? 'udp6' : 'udp4';
+  const socket = dgram.createSocket({ type: family, reuseAddr: false });
+  return new Promise((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(opts.port, opts.address, () => {
+      socket.off('error', reject);
+      const addr = socket.address();
+      const local: Endpoint = { address: addr.address, port: addr.port };
+      const localText = formatEndpoint(local);
+      // A failing send (e.g. ICMP unreachable reported later) must not crash the process.
+      socket.on('error', () => {});
+      const flowTo = (remote: Endpoint): Flow => ({
+        id: `udp:${localText}>${formatEndpoint(remote)}`,
+        protocol: 'udp',
+        local,
+        remote,
+        reliable: false,
+        closed: false,
+        send(bytes: Buffer): boolean {
+          socket.send(bytes, remote.port, remote.address);
+          return true;
+        },
+      });
+      socket.on('message', (data, rinfo) => {
+        if (isKeepAlive(data)) return;
+        const flow = flowTo({ address: rinfo.address, port: rinfo.port });
+        let message;
+        try {
+          message = parseMessage(data, opts.limits);
+        } catch (err) {
+          if (err instanceof SipParseError) opts.sink.onParseError(err, flow);
+          else throw err;
+          return;
+        }
+        opts.sink.onMessage(message, flow);
+      });
+      resolve({
+        local,
+        flowTo,
+        close: () => new Promise<void>((done) => socket.close(() => done())),
+      });
+    });
+  });
+}
+
+function isKeepAlive(data: Buffer): boolean {
+  for (const byte of data) if (byte !== 0x0d && byte !== 0x0a) return false;
+  return true;
+}

@@ -1,0 +1,373 @@
+// End-to-end harness: runs the real `parley` CLI as a child process, the way an operator would.
+//
+//   const server = await startServer({ users: [{ address: 'alice@parley.test', password: 'secret' }] });
+//   ... talk SIP to server.udp / server.tcp / server.wsUrl ...
+//   await server.stop();
+//
+// Contract with `parley serve` (the server prints exactly one such line on stdout when it listens):
+//   Parley ready: domain=parley.test udp=127.0.0.1:40001 tcp=127.0.0.1:40001 tls=off http=127.0.0.1:40002 ws=ws://127.0.0.1:40002/sip
+// Other stdout lines are pino JSON logs; they are kept for logs().
+//
+// Only node: built-ins. The CLI runs under the same Node binary as the tests (process.execPath).
+// PARLEY_TEST_CLI=/path/to/cli.ts points the harness at another entry point (default src/cli.ts).
+
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO_ROOT: string = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const DEFAULT_DOMAIN = 'parley.test';
+export const READY_TIMEOUT_MS = 15_000;
+export const STOP_GRACE_MS = 5_000;
+const CLI_TIMEOUT_MS = 30_000;
+/** Kept log text per server; older output is dropped first. */
+const MAX_LOG_CHARS = 4_000_000;
+/** How much of the logs goes into an error message. */
+const ERROR_LOG_TAIL_CHARS = 6_000;
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface TestUser {
+  /** user@domain */
+  address: string;
+  password: string;
+  displayName?: string;
+}
+
+export interface StartServerOptions {
+  domain?: string;
+  users?: TestUser[];
+  /** appended to the `serve` command line */
+  extraArgs?: string[];
+  /** added to the environment of the CLI processes */
+  env?: Record<string, string | undefined>;
+  /** default 15 s */
+  readyTimeoutMs?: number;
+  /** entry point to run instead of src/cli.ts (also PARLEY_TEST_CLI) */
+  cli?: string;
+}
+
+export interface ReadyInfo {
+  domain: string;
+  udp: HostPort;
+  tcp: HostPort;
+  /** null when the line says tls=off */
+  tls: HostPort | null;
+  http: HostPort;
+  wsUrl: string;
+}
+
+export interface ServerExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface RunningServer extends ReadyInfo {
+  dataDir: string;
+  readyLine: string;
+  pid: number;
+  /** everything the server wrote so far, stdout and stderr interleaved as received */
+  logs(): string;
+  /** resolves with the first log line matching, or rejects after timeoutMs */
+  waitForLog(match: RegExp, timeoutMs?: number): Promise<string>;
+  /** `parley user add` against this server's data dir (works while it runs) */
+  addUser(user: TestUser): Promise<void>;
+  /** null while running */
+  exitStatus(): ServerExit | null;
+  /** SIGTERM, SIGKILL after 5 s, then removes the data dir. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface CliResult {
+  /** null when the process was killed (timeout) */
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunCliOptions {
+  env?: Record<string, string | undefined>;
+  timeoutMs?: number;
+  cli?: string;
+}
+
+function cliEntry(cli?: string): string {
+  return cli ?? process.env.PARLEY_TEST_CLI ?? path.join(REPO_ROOT, 'src', 'cli.ts');
+}
+
+/** Children still running, killed if the test process exits without stopping them. */
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+function track(child: ChildProcess): void {
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.once('exit', () => {
+      for (const c of live) c.kill('SIGKILL');
+    });
+  }
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+}
+
+/** Runs the real `parley` CLI once: `runCli(['user', 'add', 'alice@parley.test', ...])`. */
+export function runCli(args: readonly string[], opts: RunCliOptions = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cliEntry(opts.cli), ...args], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    track(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? CLI_TIMEOUT_MS);
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+function userAddArgs(user: TestUser, dataDir: string): string[] {
+  const args = ['user', 'add', user.address, '--password', user.password];
+  if (user.displayName !== undefined) args.push('--display-name', user.displayName);
+  args.push('--data-dir', dataDir);
+  return args;
+}
+
+async function addUserVia(user: TestUser, dataDir: string, opts: RunCliOptions): Promise<void> {
+  const r = await runCli(userAddArgs(user, dataDir), opts);
+  if (r.code !== 0) {
+    throw new Error(
+      `parley user add ${user.address} exited ${r.code}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`,
+    );
+  }
+}
+
+function parseHostPort(text: string, what: string): HostPort {
+  // 127.0.0.1:5060 or [::1]:5060
+  const m = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(text);
+  if (!m) throw new Error(`ready line: cannot read ${what}=${text}`);
+  return { host: (m[1] ?? m[2])!, port: Number(m[3]) };
+}
+
+/** Parses the `Parley ready: ...` line; throws when it is not one or a field is missing. */
+export function parseReadyLine(line: string): ReadyInfo {
+  const prefix = 'Parley ready:';
+  const trimmed = line.trim();
+  if (!trimmed.startsWith(prefix)) throw new Error(`not a ready line: ${line}`);
+  const fields = new Map<string, string>();
+  for (const token of trimmed.slice(prefix.length).trim().split(/\s+/)) {
+    const eq = token.indexOf('=');
+    if (eq > 0) fields.set(token.slice(0, eq), token.slice(eq + 1));
+  }
+  const need = (key: string): string => {
+    const v = fields.get(key);
+    if (v === undefined || v === '') throw new Error(`ready line has no ${key}=: ${line}`);
+    return v;
+  };
+  const tls = need('tls');
+  return {
+    domain: need('domain'),
+    udp: parseHostPort(need('udp'), 'udp'),
+    tcp: parseHostPort(need('tcp'), 'tcp'),
+    tls: tls === 'off' ? null : parseHostPort(tls, 'tls'),
+    http: parseHostPort(need('http'), 'http'),
+    wsUrl: need('ws'),
+  };
+}
+
+function tail(text: string, chars: number): string {
+  return text.length <= chars ? text : `[... ${text.length - chars} chars cut ...]\n${text.slice(-chars)}`;
+}
+
+/**
+ * Makes a temp data dir, adds `users` with the real CLI, starts `parley serve` on 127.0.0.1 with
+ * any free ports, and resolves once it printed its ready line.
+ */
+export async function startServer(opts: StartServerOptions = {}): Promise<RunningServer> {
+  const domain = opts.domain ?? DEFAULT_DOMAIN;
+  const cliOpts: RunCliOptions = { env: opts.env, cli: opts.cli };
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'parley-e2e-'));
+  const cleanup = () => rm(dataDir, { recursive: true, force: true });
+
+  try {
+    for (const user of opts.users ?? []) await addUserVia(user, dataDir, cliOpts);
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+
+  const args = [
+    cliEntry(opts.cli),
+    'serve',
+    '--data-dir',
+    dataDir,
+    '--domain',
+    domain,
+    '--listen',
+    '127.0.0.1',
+    '--sip-port',
+    '0',
+    '--http-port',
+    '0',
+    ...(opts.extraArgs ?? []),
+  ];
+  const child = spawn(process.execPath, args, {
+    cwd: REPO_ROOT,
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  track(child);
+
+  let logText = '';
+  let exit: ServerExit | null = null;
+  const lineWaiters = new Set<{ re: RegExp; resolve: (line: string) => void }>();
+  let pendingOut = '';
+  let onReadyLine: ((line: string) => void) | null = null;
+
+  const append = (chunk: string) => {
+    logText += chunk;
+    if (logText.length > MAX_LOG_CHARS) logText = logText.slice(-MAX_LOG_CHARS / 2);
+  };
+  const checkLine = (line: string) => {
+    if (onReadyLine && line.startsWith('Parley ready:')) onReadyLine(line);
+    for (const w of lineWaiters) {
+      if (w.re.test(line)) {
+        lineWaiters.delete(w);
+        w.resolve(line);
+      }
+    }
+  };
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    append(d);
+    pendingOut += d;
+    let nl: number;
+    while ((nl = pendingOut.indexOf('\n')) >= 0) {
+      checkLine(pendingOut.slice(0, nl).replace(/\r$/, ''));
+      pendingOut = pendingOut.slice(nl + 1);
+    }
+  });
+  // stderr lines are logged and can be waited for, but never count as the ready line
+  let pendingErr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    append(d);
+    pendingErr += d;
+    let nl: number;
+    while ((nl = pendingErr.indexOf('\n')) >= 0) {
+      const line = pendingErr.slice(0, nl).replace(/\r$/, '');
+      pendingErr = pendingErr.slice(nl + 1);
+      for (const w of lineWaiters) {
+        if (w.re.test(line)) {
+          lineWaiters.delete(w);
+          w.resolve(line);
+        }
+      }
+    }
+  });
+  const exited = new Promise<ServerExit>((resolve) => {
+    child.once('exit', (code, signal) => {
+      exit = { code, signal };
+      resolve(exit);
+    });
+  });
+
+  const readyTimeoutMs = opts.readyTimeoutMs ?? READY_TIMEOUT_MS;
+  let readyLine: string;
+  try {
+    readyLine = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(new Error(`parley serve printed no ready line within ${readyTimeoutMs} ms`));
+      }, readyTimeoutMs);
+      onReadyLine = (line) => {
+        clearTimeout(timer);
+        resolve(line);
+      };
+      child.once('error', (err) => {
+        clearTimeout(timer);
+        reject(new Error(`cannot spawn parley serve: ${err.message}`));
+      });
+      void exited.then((e) => {
+        clearTimeout(timer);
+        reject(new Error(`parley serve exited before it was ready (code ${e.code}, signal ${e.signal})`));
+      });
+    });
+  } catch (err) {
+    if (exit === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+    await cleanup();
+    const message = err instanceof Error ? err.message : String(err);
+    throw new Error(
+      `${message}\ncommand: ${process.execPath} ${args.join(' ')}\n--- server output ---\n${tail(logText, ERROR_LOG_TAIL_CHARS)}`,
+    );
+  } finally {
+    onReadyLine = null;
+  }
+
+  let info: ReadyInfo;
+  try {
+    info = parseReadyLine(readyLine);
+  } catch (err) {
+    child.kill('SIGKILL');
+    await exited;
+    await cleanup();
+    throw err;
+  }
+
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      if (exit === null) {
+        child.kill('SIGTERM');
+        const killTimer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+        await exited;
+        clearTimeout(killTimer);
+      }
+      for (const w of lineWaiters) lineWaiters.delete(w);
+      await cleanup();
+    })();
+    return stopping;
+  };
+
+  return {
+    ...info,
+    dataDir,
+    readyLine,
+    pid: child.pid ?? -1,
+    logs: () => logText,
+    waitForLog(match: RegExp, timeoutMs = 5_000): Promise<string> {
+      for (const line of logText.split('\n')) if (match.test(line)) return Promise.resolve(line);
+      return new Promise((resolve, reject) => {
+        const waiter = {
+          re: match,
+          resolve: (line: string) => {
+            clearTimeout(timer);
+            resolve(line);
+          },
+        };
+        const timer = setTimeout(() => {
+          lineWaiters.delete(waiter);
+          reject(new Error(`no server log line matched ${match} within ${timeoutMs} ms\n${tail(logText, ERROR_LOG_TAIL_CHARS)}`));
+        }, timeoutMs);
+        lineWaiters.add(waiter);
+      });
+    },
+    addUser: (user: TestUser) => addUserVia(user, dataDir, cliOpts),
+    exitStatus: () => exit,
+    stop,
+  };
+}

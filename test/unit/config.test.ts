@@ -1,0 +1,51 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { ConfigError, DEFAULT_CONFIG, loadConfig } from '../../src/server/config.ts';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'parley-config-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function file(content: string): string {
+  const p = path.join(dir, `c${Math.random().toString(36).slice(2)}.json`);
+  writeFileSync(p, content);
+  return p;
+}
+
+describe('server configuration', () => {
+  it('uses the documented defaults', () => {
+    const c = loadConfig(undefined, {});
+    assert.equal(c.domain, 'parley.local');
+    assert.equal(c.sipPort, 5060);
+    assert.equal(c.httpPort, 8080);
+    assert.equal(c.dataDir, './data');
+    assert.equal(c.messaging.maxBody, 64 * 1024);
+  });
+
+  it('lets flags override the file, and the file override defaults', () => {
+    const c = loadConfig(file(JSON.stringify({ domain: 'example.org', sipPort: 5070, registrar: { minExpires: 30 } })), { sipPort: 0 });
+    assert.equal(c.domain, 'example.org');
+    assert.equal(c.sipPort, 0);
+    assert.equal(c.registrar.minExpires, 30);
+    assert.equal(c.registrar.maxExpires, DEFAULT_CONFIG.registrar.maxExpires);
+  });
+
+  it('is frozen after start-up', () => {
+    const c = loadConfig(undefined, {});
+    assert.throws(() => {
+      (c as { domain: string }).domain = 'x';
+    }, TypeError);
+  });
+
+  it('names the setting that is wrong', () => {
+    assert.throws(() => loadConfig(file('{"sipPort": 70000}'), {}), (e: Error) => e instanceof ConfigError && /config\.sipPort must be a port/.test(e.message));
+    assert.throws(() => loadConfig(file('{"sipPrt": 1}'), {}), /unknown setting config\.sipPrt; known: domain/);
+    assert.throws(() => loadConfig(file('{"domain": "Not A Domain"}'), {}), /config\.domain must be a lower-case domain/);
+    assert.throws(() => loadConfig(file('{"tls": {"cert": "a.pem"}}'), {}), /config\.tls\.key is required/);
+    assert.throws(() => loadConfig(file('{nope'), {}), /is not valid JSON/);
+    assert.throws(() => loadConfig(path.join(dir, 'missing.json'), {}), /cannot read config file/);
+    assert.throws(() => loadConfig(undefined, { logLevel: 'loud' as 'info' }), /flag\.logLevel must be one of/);
+  });
+});

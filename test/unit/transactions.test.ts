@@ -1,0 +1,156 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Headers, type SipRequest, type SipResponse } from '../../src/sip/message.ts';
+import { createResponse } from '../../src/sip/response.ts';
+import { TransactionLayer } from '../../src/sip/transaction/layer.ts';
+import type { NonInviteServerTransaction } from '../../src/sip/transaction/server-non-invite.ts';
+import type { Flow } from '../../src/sip/transport/flow.ts';
+
+const FAST = { t1: 10, t2: 40, t4: 50 };
+
+function fakeFlow(reliable: boolean): Flow & { sent: string[]; fail: boolean } {
+  const flow = {
+    id: reliable ? 'tcp:test#1' : 'udp:test',
+    protocol: reliable ? ('tcp' as const) : ('udp' as const),
+    local: { address: '127.0.0.1', port: 5060 },
+    remote: { address: '127.0.0.1', port: 40000 },
+    reliable,
+    closed: false,
+    sent: [] as string[],
+    fail: false,
+    send(bytes: Buffer): boolean {
+      if (flow.fail) return false;
+      flow.sent.push(bytes.toString());
+      return true;
+    },
+  };
+  return flow;
+}
+
+function request(method = 'MESSAGE', branch = 'z9hG4bK-abc'): SipRequest {
+  const headers = new Headers([
+    { name: 'via', value: `SIP/2.0/UDP 127.0.0.1:40000;branch=${branch}` },
+    { name: 'from', value: '<sip:alice@parley.test>;tag=a1' },
+    { name: 'to', value: '<sip:bob@parley.test>' },
+    { name: 'call-id', value: 'call-1' },
+    { name: 'cseq', value: `1 ${method}` },
+  ]);
+  return { kind: 'request', method, uri: 'sip:bob@parley.test', headers, body: Buffer.alloc(0) };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('non-INVITE server transaction (RFC 3261 §17.2.2)', () => {
+  it('hands a new request to the TU once and absorbs retransmissions while trying', () => {
+    const seen: NonInviteServerTransaction[] = [];
+    const layer = new TransactionLayer(FAST, { onRequest: (_r, _f, tx) => tx && seen.push(tx) });
+    const flow = fakeFlow(false);
+    layer.receive(request(), flow);
+    layer.receive(request(), flow);
+    assert.equal(seen.length, 1);
+    assert.equal(flow.sent.length, 0, 'nothing to resend before the TU answers');
+    layer.close();
+  });
+
+  it('answers a retransmission with the last response in completed, then terminates after Timer J', async () => {
+    let tx: NonInviteServerTransaction | null = null;
+    const layer = new TransactionLayer(FAST, { onRequest: (_r, _f, t) => (tx = t) });
+    const flow = fakeFlow(false);
+    const req = request();
+    layer.receive(req, flow);
+    assert.ok(tx);
+    (tx as NonInviteServerTransaction).respond(createResponse(req, 200));
+    assert.equal((tx as NonInviteServerTransaction).state, 'completed');
+    layer.receive(request(), flow);
+    assert.equal(flow.sent.length, 2);
+    assert.equal(flow.sent[0], flow.sent[1]);
+    await sleep(64 * FAST.t1 + 30);
+    assert.equal((tx as NonInviteServerTransaction).state, 'terminated');
+    assert.equal(layer.size.server, 0);
+  });
+
+  it('terminates at once over a reliable transport (Timer J = 0)', () => {
+    let tx: NonInviteServerTransaction | null = null;
+    const layer = new TransactionLayer(FAST, { onRequest: (_r, _f, t) => (tx = t) });
+    const req = request();
+    layer.receive(req, fakeFlow(true));
+    (tx as unknown as NonInviteServerTransaction).respond(createResponse(req, 200));
+    assert.equal((tx as unknown as NonInviteServerTransaction).state, 'terminated');
+  });
+
+  it('refuses a second final response', () => {
+    let tx: NonInviteServerTransaction | null = null;
+    const layer = new TransactionLayer(FAST, { onRequest: (_r, _f, t) => (tx = t) });
+    const req = request();
+    layer.receive(req, fakeFlow(false));
+    const t = tx as unknown as NonInviteServerTransaction;
+    t.respond(createResponse(req, 200));
+    assert.throws(() => t.respond(createResponse(req, 500)), /already answered/);
+    layer.close();
+  });
+
+  it('keeps CANCEL apart from the request it names (same branch, other method)', () => {
+    const methods: string[] = [];
+    const layer = new TransactionLayer(FAST, { onRequest: (r) => methods.push(r.method) });
+    const flow = fakeFlow(false);
+    layer.receive(request('MESSAGE'), flow);
+    layer.receive(request('CANCEL'), flow);
+    assert.deepEqual(methods, ['MESSAGE', 'CANCEL']);
+    layer.close();
+  });
+
+  it('passes INVITE and ACK to the TU without a transaction', () => {
+    const txs: Array<unknown> = [];
+    const layer = new TransactionLayer(FAST, { onRequest: (_r, _f, tx) => txs.push(tx) });
+    layer.receive(request('INVITE'), fakeFlow(false));
+    layer.receive(request('ACK'), fakeFlow(false));
+    assert.deepEqual(txs, [null, null]);
+  });
+});
+
+describe('non-INVITE client transaction (RFC 3261 §17.1.2)', () => {
+  it('retransmits with Timer E doubling to T2, then times out with Timer F', async () => {
+    const layer = new TransactionLayer(FAST, { onRequest: () => {} });
+    const flow = fakeFlow(false);
+    let timedOut = false;
+    layer.sendRequest(request(), flow, { onFinal: () => assert.fail('no response was sent'), onTimeout: () => (timedOut = true), onTransportError: () => assert.fail() });
+    await sleep(64 * FAST.t1 + 40);
+    assert.ok(timedOut);
+    // E fires at 10, 30, 70, 110, …, 630 ms: 1 send + retransmissions spaced by at most T2.
+    assert.ok(flow.sent.length >= 15 && flow.sent.length <= 19, `sent ${flow.sent.length} copies`);
+    assert.equal(layer.size.client, 0);
+  });
+
+  it('does not retransmit over a reliable transport', async () => {
+    const layer = new TransactionLayer(FAST, { onRequest: () => {} });
+    const flow = fakeFlow(true);
+    const tx = layer.sendRequest(request(), flow, { onFinal: () => {}, onTimeout: () => {}, onTransportError: () => {} });
+    await sleep(5 * FAST.t1);
+    assert.equal(flow.sent.length, 1);
+    tx.dispose();
+  });
+
+  it('delivers the final response once and absorbs its retransmissions (Timer K)', async () => {
+    const layer = new TransactionLayer(FAST, { onRequest: () => {} });
+    const flow = fakeFlow(false);
+    const finals: SipResponse[] = [];
+    const req = request('MESSAGE', 'z9hG4bK-client');
+    layer.sendRequest(req, flow, { onFinal: (r) => finals.push(r), onTimeout: () => assert.fail(), onTransportError: () => assert.fail() });
+    const ok = createResponse(req, 200);
+    assert.equal(layer.receive(ok, flow), true);
+    assert.equal(layer.receive(ok, flow), true, 'a retransmission is still claimed during Timer K');
+    assert.equal(finals.length, 1);
+    await sleep(FAST.t4 + 30);
+    assert.equal(layer.receive(ok, flow), false, 'after Timer K the transaction is gone');
+  });
+
+  it('tells the TU of a transport error', () => {
+    const layer = new TransactionLayer(FAST, { onRequest: () => {} });
+    const flow = fakeFlow(true);
+    flow.fail = true;
+    let failed = false;
+    layer.sendRequest(request(), flow, { onFinal: () => {}, onTimeout: () => {}, onTransportError: () => (failed = true) });
+    assert.ok(failed);
+    assert.equal(layer.size.client, 0);
+  });
+});
