@@ -11,6 +11,7 @@ import { createResponse, warning } from '../sip/response.ts';
 import { serialize } from '../sip/serializer.ts';
 import type { TransactionLayer } from '../sip/transaction/layer.ts';
 import type { Flow } from '../sip/transport/flow.ts';
+import { stampReceived } from '../sip/transport/received.ts';
 import type { TransportSink } from '../sip/transport/sink.ts';
 
 const ROUTABLE = ['via', 'from', 'to', 'call-id', 'cseq'] as const;
@@ -54,6 +55,7 @@ export function createSipSink(opts: {
     onMessage(message: SipMessage, flow: Flow): void {
       if (flow.reliable && !connections.has(flow.id)) connections.set(flow.id, flow);
       try {
+        if (message.kind === 'request') stampReceived(message, flow.remote);
         if (!transactions.receive(message, flow)) logger.debug({ flow: flow.id, callId: message.headers.get('call-id') }, 'response matches no transaction; dropped');
       } catch (err) {
         if (err instanceof SipParseError) {

@@ -208,7 +208,7 @@ export function parseHead(text: string, limits: SipLimits, partial = false): Hea
   let contentLength: number | null = null;
   if (contentLengths !== null) {
     for (const v of contentLengths) {
-      if (!/^[0-9]{1,15}$/.test(v)) fail(E.BAD_CONTENT_LENGTH, `Content-Length ${show(v)} is not a non-negative integer`);
+      if (!/^[0-9]{1,15}$/.test(v)) fail(E.BAD_CONTENT_LENGTH, `Content-Length ${show(v)} is not a non-negative integer of at most 15 digits`);
       const len = Number(v);
       if (contentLength !== null && len !== contentLength) fail(E.BAD_CONTENT_LENGTH, `Content-Length is given twice with different values (${contentLength} and ${len})`);
       contentLength = len;
@@ -288,7 +288,7 @@ function unfold(text: string, from: number, to: number, folded: boolean): string
   while (b > a && isSpace(text.charCodeAt(b - 1))) b--;
   const v = text.slice(a, b);
   if (!folded) return v;
-  return v.replace(/[ \t]*\r?\n[ \t]+/g, ' ');
+  return v.replace(/[ \t]*\r?\n[ \t]+/g, ' ').trim();
 }
 
 function isSpace(c: number): boolean {

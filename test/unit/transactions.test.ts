@@ -154,3 +154,25 @@ describe('non-INVITE client transaction (RFC 3261 §17.1.2)', () => {
     assert.equal(layer.size.client, 0);
   });
 });
+
+describe('Via received/rport (RFC 3581)', () => {
+  it('adds received when the sent-by host is not the source, and fills an empty rport', async () => {
+    const { stampReceived } = await import('../../src/sip/transport/received.ts');
+    const req = request();
+    req.headers.set('via', 'SIP/2.0/UDP client.invalid:5070;branch=z9hG4bK-x;rport');
+    req.headers.append('via', 'SIP/2.0/UDP second.example:5060;branch=z9hG4bK-y');
+    stampReceived(req, { address: '192.0.2.7', port: 40123 });
+    assert.deepEqual(req.headers.getAll('via'), [
+      'SIP/2.0/UDP client.invalid:5070;branch=z9hG4bK-x;rport=40123;received=192.0.2.7',
+      'SIP/2.0/UDP second.example:5060;branch=z9hG4bK-y',
+    ]);
+  });
+
+  it('leaves a Via alone when it already names the source and asks for no rport', async () => {
+    const { stampReceived } = await import('../../src/sip/transport/received.ts');
+    const req = request();
+    const before = req.headers.get('via');
+    stampReceived(req, { address: '127.0.0.1', port: 40000 });
+    assert.equal(req.headers.get('via'), before);
+  });
+});
