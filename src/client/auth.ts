@@ -21,7 +21,7 @@ export function algorithmOf(challenge: AuthField): string {
 /**
  * From the values of WWW-Authenticate (or Proxy-Authenticate), the challenges to answer: one per
  * realm (§22.3: answer every realm), the best algorithm we support, Digest scheme only, qop `auth`
- * or no qop (RFC 2069 compatibility). Unparseable values are skipped.
+ * or no qop (RFC 2069 compatibility). Unparseable values and those without realm or nonce are skipped.
  */
 export function selectChallenges(values: readonly string[]): AuthField[] {
   const best = new Map<string, AuthField>();
@@ -32,7 +32,7 @@ export function selectChallenges(values: readonly string[]): AuthField[] {
     } catch {
       continue;
     }
-    if (field.scheme.toLowerCase() !== 'digest') continue;
+    if (field.scheme.toLowerCase() !== 'digest' || !field.params.has('nonce') || !field.params.has('realm')) continue;
     const rank = ALGORITHM_RANK[algorithmOf(field)];
     if (rank === undefined) continue;
     const qop = field.params.get('qop');

@@ -5,7 +5,7 @@ import type { NodeTransportOptions } from './transport-node.ts';
 import { nodeConnector } from './transport-node.ts';
 import type { TransportConnector } from './transport.ts';
 import { SipUserAgent } from './user-agent.ts';
-import type { SipClientOptions } from './user-agent.ts';
+import type { SipClientOptions } from './types.ts';
 
 export interface NodeSipClientOptions extends SipClientOptions, NodeTransportOptions {
   /** a custom connection factory (an in-memory transport in tests, say) instead of TCP/TLS/WS */
@@ -19,7 +19,7 @@ export class SipClient extends SipUserAgent {
 }
 
 export { SipUserAgent } from './user-agent.ts';
-export type { RequestOptions, ResponseInfo, SendMessageOptions, SipClientEvents, SipClientOptions } from './user-agent.ts';
+export type { RequestOptions, ResponseInfo, SendMessageOptions, SipClientEvents, SipClientOptions } from './types.ts';
 export type { IncomingMessage } from './incoming.ts';
 export type { Binding, RegisterResult } from './registration.ts';
 export { CLIENT_ERROR_CODES, ClientError } from './errors.ts';

@@ -1,6 +1,6 @@
 // The user agent sees a connection only through this interface; sockets live at the edge
 // (transport-node.ts for TCP/TLS, transport-ws.ts for WebSocket in Node 24 and browsers).
-// Nothing here imports a Node module, so a browser build can reuse the core unchanged.
+// Nothing here imports a Node module, so a browser build can plug its own WebSocket in.
 
 import { ClientError } from './errors.ts';
 

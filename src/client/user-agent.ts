@@ -1,85 +1,24 @@
 // The SIP user agent (RFC 3261 UAC and UAS for non-INVITE requests) over one connection: client
 // transactions matched by Via branch and CSeq method, digest auth, registration, MESSAGE both
-// ways, CRLF keep-alives. The connection comes from a TransportConnector; nothing here needs Node.
+// ways, CRLF keep-alives. The connection comes from a TransportConnector, and no client file but
+// transport-node.ts imports a Node module (the digest hashes of src/sip/digest.ts use node:crypto
+// and the message model uses Buffer: a browser build shims those two).
 
 import { parseUri, serialize } from '../sip/index.ts';
-import type { Headers, SipMessage, SipRequest, SipResponse } from '../sip/index.ts';
+import type { SipMessage, SipRequest, SipResponse } from '../sip/index.ts';
 import { DigestAuthenticator } from './auth.ts';
 import { TypedEmitter } from './emitter.ts';
 import { ClientError } from './errors.ts';
 import { newCallId, newTag } from './ids.ts';
+import { Inbound } from './inbound.ts';
 import { defaultAnswer, missingHeader, toIncomingMessage } from './incoming.ts';
-import type { IncomingMessage } from './incoming.ts';
 import { KeepAlive } from './keepalive.ts';
 import { Registration } from './registration.ts';
 import type { RegisterResult } from './registration.ts';
+import type { RequestOptions, ResponseInfo, SendMessageOptions, SipClientEvents, SipClientOptions } from './types.ts';
 import { buildRequest, buildResponse, contactUriFor, nameAddr, transactionKey } from './requests.ts';
 import { parseServerUrl } from './transport.ts';
 import type { ClientTransport, ServerAddress, TransportConnector } from './transport.ts';
-import { Inbound } from './inbound.ts';
-
-export interface SipClientOptions {
-  /** `tcp://host:port`, `tls://host:port`, `ws://host:port/path` or `wss://…` */
-  server: string;
-  /** address of record, e.g. `sip:alice@parley.local` */
-  aor: string;
-  /** digest username; default: the user part of the AOR */
-  username?: string;
-  password: string;
-  displayName?: string;
-  userAgent?: string;
-  /** REGISTER Request-URI; default: `sip:` + the AOR's host (§10.2) */
-  registrar?: string;
-  /** Timer F (§17.1.2.2): 64 × T1 = 32 s by default */
-  requestTimeoutMs?: number;
-  /** CRLFCRLF keep-alive period on TCP/TLS (RFC 5626 §3.5.1), 0 = off; default 30 s */
-  keepAliveIntervalMs?: number;
-  /** send credentials up front once a method has been challenged (§22.3); default true */
-  preemptiveAuth?: boolean;
-  /** decides the status for an incoming MESSAGE (default 200); `message` fires only for 2xx */
-  onMessage?: (message: IncomingMessage) => number | void | Promise<number | void>;
-}
-
-export interface ResponseInfo {
-  status: number;
-  reason: string;
-  headers: Headers;
-  response: SipResponse;
-}
-
-export interface RequestOptions {
-  headers?: Readonly<Record<string, string>>;
-  body?: string | Buffer;
-  contentType?: string;
-  /** To header value; default `<uri>` */
-  to?: string;
-  /** default: a new Call-ID */
-  callId?: string;
-  /** first CSeq; default 1 */
-  cseq?: number;
-  /** From tag; default: a new tag */
-  fromTag?: string;
-  /** add our Contact (SUBSCRIBE and other dialog-creating requests) */
-  contact?: boolean;
-}
-
-export interface SendMessageOptions {
-  contentType?: string;
-  headers?: Readonly<Record<string, string>>;
-}
-
-export interface SipClientEvents {
-  /** an incoming MESSAGE, after it was answered with a 2xx */
-  message: [IncomingMessage];
-  /** any other incoming request except ACK: a listener must answer it with `respond()` */
-  request: [SipRequest];
-  registered: [RegisterResult];
-  /** after unregister(), or when a refresh failed (with the error) */
-  unregistered: [{ error?: ClientError }];
-  /** the connection is gone; error is undefined after close() */
-  disconnected: [{ error?: Error }];
-  error: [Error];
-}
 
 interface Pending {
   resolve: (response: SipResponse) => void;

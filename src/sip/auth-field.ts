@@ -14,6 +14,7 @@ import { SIP_PARSE_ERRORS } from './errors.ts';
 import type { AuthField } from './message.ts';
 
 const E = SIP_PARSE_ERRORS;
+const STOP = ',"=';
 
 function bad(text: string, why: string): Error {
   return syntaxError(E.BAD_AUTH, `bad authentication header ${show(text)}: ${why}`);
@@ -52,9 +53,10 @@ export function parseAuthField(text: string): AuthField {
       value = q.value;
       p = q.end;
     } else {
-      // token per the grammar; leniently anything up to a comma or space (e.g. an unquoted uri=)
+      // a token per the grammar; leniently anything up to a comma or space but a quote or "="
+      // (e.g. an unquoted uri=sip:…); "=" would be a token68 value (Basic, Bearer), not supported
       const start = p;
-      while (p < n && s.charCodeAt(p) !== 0x2c && !isWs(s.charCodeAt(p)) && s.charCodeAt(p) !== 0x22) p++;
+      while (p < n && !isWs(s.charCodeAt(p)) && !STOP.includes(s.charAt(p))) p++;
       if (p === start) throw bad(text, `parameter ${show(name)} has an empty value`);
       value = s.slice(start, p);
     }
