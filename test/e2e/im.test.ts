@@ -1,6 +1,7 @@
 // End to end against a real `parley serve`: the SDK over TCP and WebSocket, and raw requests for
 // what a well-behaved client never sends.
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { SipClient, type IncomingMessage } from '../../src/client/index.ts';
 import { startServer, type RunningServer } from '../harness/server.ts';
@@ -96,6 +97,31 @@ describe('instant messages between online users', () => {
     await dave.close();
     await new Promise((r) => setTimeout(r, 200));
     assert.equal((await carol.sendMessage(`sip:dave@${DOMAIN}`, 'two')).status, 480);
+  });
+
+  it('stops relaying after the recipient unregisters', async () => {
+    const bob = client('bob', 'bob-pw', 'tcp');
+    const carol = client('carol', 'carol-pw', 'tcp');
+    await bob.connect();
+    await carol.connect();
+    // Start from a clean slate: earlier tests left bob registered over other connections.
+    await bob.request('REGISTER', `sip:${DOMAIN}`, { to: `sip:bob@${DOMAIN}`, headers: { Contact: '*', Expires: '0' }, contact: false });
+    await bob.register({ expires: 300 });
+    assert.equal((await carol.sendMessage(`sip:bob@${DOMAIN}`, 'before')).status, 200);
+    await bob.unregister();
+    const after = await carol.sendMessage(`sip:bob@${DOMAIN}`, 'after');
+    assert.equal(after.status, 480);
+  });
+
+  it('answers a CRLFCRLF keep-alive ping with a CRLF pong (RFC 5626 §3.5.1)', async () => {
+    const socket = net.connect(server.tcp.port, server.tcp.host);
+    const pong = await new Promise<string>((resolve, reject) => {
+      socket.on('connect', () => socket.write('\r\n\r\n'));
+      socket.once('data', (d: Buffer) => resolve(d.toString()));
+      socket.on('error', reject);
+    });
+    socket.destroy();
+    assert.equal(pong, '\r\n');
   });
 
   it('refuses a wrong password', async () => {
