@@ -41,10 +41,21 @@ if [ "$(id -u)" != "0" ] && [ -z "$SUDO" ]; then
 fi
 
 export DEBIAN_FRONTEND=noninteractive
+# wait for another apt/dpkg run rather than fail on its lock; retry a flaky mirror twice
+apt_opts=(-o DPkg::Lock::Timeout=120)
+retry() {
+  local n
+  for n in 1 2 3; do
+    if "$@"; then return 0; fi
+    log "attempt $n of: $* failed"
+    sleep $((n * 5))
+  done
+  return 1
+}
 log "apt-get update"
-$SUDO apt-get update
+retry $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -q "${apt_opts[@]}" update
 log "apt-get install ${missing_pkgs[*]}"
-$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing_pkgs[@]}"
+retry $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -q "${apt_opts[@]}" install -y --no-install-recommends "${missing_pkgs[@]}"
 
 for c in sipp unshare ip; do
   if ! command -v "$c" >/dev/null 2>&1; then

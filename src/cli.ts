@@ -5,6 +5,7 @@ import { runUserCommand } from './directory/index.ts';
 import { ParleyError } from './errors.ts';
 import { createLogger, type LogLevel } from './observability/logger.ts';
 import { ConfigError, DEFAULT_CONFIG, loadConfig, type ConfigOverrides } from './server/config.ts';
+import type { DigestAlgorithm } from './sip/digest.ts';
 import { PRODUCT, startServer } from './server/start.ts';
 
 const USAGE = `Usage: parley <command> [options]
@@ -12,6 +13,7 @@ const USAGE = `Usage: parley <command> [options]
 Commands:
   serve [--config FILE] [--data-dir DIR] [--domain DOMAIN] [--listen ADDR]
         [--sip-port N] [--sips-port N] [--http-port N] [--log-level LEVEL]
+        [--digest-algorithms SHA-256,MD5]
                          run the server (SIP over UDP, TCP, TLS and WebSocket)
   user add SIP-ADDRESS --password PW [--display-name NAME] [--data-dir DIR]
   user list [--data-dir DIR]
@@ -66,6 +68,7 @@ async function serve(args: string[]): Promise<number> {
         'sips-port': { type: 'string' },
         'http-port': { type: 'string' },
         'log-level': { type: 'string' },
+        'digest-algorithms': { type: 'string' },
       },
     }));
   } catch (err) {
@@ -82,6 +85,7 @@ async function serve(args: string[]): Promise<number> {
       sipsPort: portFlag(values['sips-port'], '--sips-port'),
       httpPort: portFlag(values['http-port'], '--http-port'),
       logLevel: values['log-level'] as LogLevel | undefined,
+      digestAlgorithms: values['digest-algorithms']?.split(',').map((a) => a.trim()) as DigestAlgorithm[] | undefined,
     };
     config = loadConfig(values.config, flags);
   } catch (err) {

@@ -20,6 +20,8 @@ export type AuthOutcome =
 export interface AuthenticatorOptions {
   realm: string;
   nonces: NonceIssuer;
+  /** offered in this order (most preferred first); credentials with another algorithm are refused */
+  algorithms: readonly DigestAlgorithm[];
   /** the account for a digest username in this realm, read fresh on every request */
   findAccount(username: string): DigestAccount | undefined;
 }
@@ -57,7 +59,12 @@ export class Authenticator {
       // that its nonce went stale (RFC 7616 §3.3); replayed nonce counts are refused.
       nonces: this.#opts.nonces,
     });
-    if (verdict.ok) return { ok: true, address: account.address };
+    if (verdict.ok) {
+      if (!this.#opts.algorithms.includes(verdict.algorithm)) {
+        return { ok: false, status: 403, warning: `digest algorithm ${verdict.algorithm} is not allowed here; use ${this.#opts.algorithms.join(' or ')}`, headers: [] };
+      }
+      return { ok: true, address: account.address };
+    }
     if (verdict.reason === 'stale') return this.#challenge(as, true, 'nonce expired; answer the new challenge');
     return { ok: false, status: 403, warning: `authentication failed for "${username}": ${verdict.detail}`, headers: [] };
   }
@@ -65,7 +72,7 @@ export class Authenticator {
   #challenge(as: 'registrar' | 'proxy', stale: boolean, warning: string): AuthOutcome {
     const name = as === 'registrar' ? 'WWW-Authenticate' : 'Proxy-Authenticate';
     const nonce = this.#opts.nonces.issue();
-    const headers = challenges(this.#opts.realm, nonce, stale).map((c) => [name, formatAuthField(c)] as [string, string]);
+    const headers = challenges(this.#opts.realm, nonce, stale, { algorithms: this.#opts.algorithms }).map((c) => [name, formatAuthField(c)] as [string, string]);
     return { ok: false, status: as === 'registrar' ? 401 : 407, warning, headers };
   }
 }

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { ParleyError } from '../errors.ts';
 import { LOG_LEVELS, type LogLevel } from '../observability/logger.ts';
 import { DEFAULT_REGISTRAR_SETTINGS, type RegistrarSettings } from '../registrar/plan.ts';
+import { DIGEST_ALGORITHMS, type DigestAlgorithm } from '../sip/digest.ts';
 
 export interface ServerConfig {
   domain: string;
@@ -18,7 +19,7 @@ export interface ServerConfig {
   logLevel: LogLevel;
   registrar: RegistrarSettings;
   messaging: { maxBody: number };
-  sip: { t1: number; t2: number; t4: number; nonceLifetime: number };
+  sip: { t1: number; t2: number; t4: number; nonceLifetime: number; digestAlgorithms: DigestAlgorithm[] };
 }
 
 export const DEFAULT_CONFIG: ServerConfig = {
@@ -32,7 +33,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   logLevel: 'info',
   registrar: DEFAULT_REGISTRAR_SETTINGS,
   messaging: { maxBody: 64 * 1024 },
-  sip: { t1: 500, t2: 4000, t4: 5000, nonceLifetime: 300 },
+  sip: { t1: 500, t2: 4000, t4: 5000, nonceLifetime: 300, digestAlgorithms: ['SHA-256', 'MD5'] },
 };
 
 export class ConfigError extends ParleyError {
@@ -60,6 +61,11 @@ const address = text(/^[0-9a-fA-F.:]+$|^localhost$/, 'an IP address to listen on
 const nonEmpty = text(/./, 'a non-empty path');
 const logLevel: Check = (v, path) => {
   if (!(LOG_LEVELS as readonly unknown[]).includes(v)) throw new ConfigError(`${path} must be one of ${LOG_LEVELS.join(', ')}, not ${JSON.stringify(v)}`);
+  return v;
+};
+const digestAlgorithms: Check = (v, path) => {
+  const ok = Array.isArray(v) && v.length > 0 && new Set(v).size === v.length && v.every((a) => (DIGEST_ALGORITHMS as readonly unknown[]).includes(a));
+  if (!ok) throw new ConfigError(`${path} must list one or more of ${DIGEST_ALGORITHMS.join(', ')} (most preferred first, no repeats), not ${JSON.stringify(v)}`);
   return v;
 };
 const tls: Check = (v, path) => {
@@ -97,10 +103,14 @@ const SCHEMA = section({
     maxBindings: positive(1, 1000),
   }),
   messaging: section({ maxBody: positive(1, 1024 * 1024) }),
-  sip: section({ t1: positive(1, 10_000), t2: positive(1, 60_000), t4: positive(1, 60_000), nonceLifetime: positive(10, 86400) }),
+  sip: section({ t1: positive(1, 10_000), t2: positive(1, 60_000), t4: positive(1, 60_000), nonceLifetime: positive(10, 86400), digestAlgorithms }),
+  // flag only: `--digest-algorithms MD5` sets sip.digestAlgorithms
+  digestAlgorithms,
 });
 
-export type ConfigOverrides = Partial<Pick<ServerConfig, 'domain' | 'listen' | 'sipPort' | 'sipsPort' | 'httpPort' | 'dataDir' | 'logLevel'>>;
+export type ConfigOverrides = Partial<Pick<ServerConfig, 'domain' | 'listen' | 'sipPort' | 'sipsPort' | 'httpPort' | 'dataDir' | 'logLevel'>> & {
+  digestAlgorithms?: DigestAlgorithm[];
+};
 
 /** The effective configuration: defaults < config file < flags. Throws ConfigError. */
 export function loadConfig(file: string | undefined, flags: ConfigOverrides): Readonly<ServerConfig> {
@@ -118,6 +128,7 @@ export function loadConfig(file: string | undefined, flags: ConfigOverrides): Re
       throw new ConfigError(`config file ${file} is not valid JSON: ${(err as Error).message}`);
     }
     fromFile = SCHEMA(fromFile, 'config') as Record<string, unknown>;
+    if ('digestAlgorithms' in fromFile) throw new ConfigError('unknown setting config.digestAlgorithms; it is sip.digestAlgorithms in the file');
   }
   const merged = {
     ...DEFAULT_CONFIG,
@@ -126,9 +137,11 @@ export function loadConfig(file: string | undefined, flags: ConfigOverrides): Re
     messaging: { ...DEFAULT_CONFIG.messaging, ...(fromFile.messaging as object | undefined) },
     sip: { ...DEFAULT_CONFIG.sip, ...(fromFile.sip as object | undefined) },
   };
-  const defined = Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined));
-  SCHEMA(defined, 'flag');
+  const { digestAlgorithms: algorithmsFlag, ...topFlags } = flags;
+  const defined = Object.fromEntries(Object.entries(topFlags).filter(([, v]) => v !== undefined));
+  SCHEMA(algorithmsFlag === undefined ? defined : { ...defined, digestAlgorithms: algorithmsFlag }, 'flag');
   const config = { ...merged, ...defined } as ServerConfig;
+  if (algorithmsFlag !== undefined) config.sip = { ...config.sip, digestAlgorithms: algorithmsFlag };
   if (config.registrar.minExpires > config.registrar.maxExpires) throw new ConfigError('registrar.minExpires must not exceed registrar.maxExpires');
   return deepFreeze(config);
 }

@@ -55,6 +55,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     logger,
     auth: new Authenticator({
       realm: config.domain,
+      algorithms: config.sip.digestAlgorithms,
       nonces: new NonceIssuer({ secret: loadSecret(config.dataDir, 'nonce.key'), lifetimeSeconds: config.sip.nonceLifetime }),
       findAccount(username) {
         const user = findUser(db, `${username}@${config.domain}`);

@@ -15,7 +15,7 @@
 //   stopped, and bytes are kept in one growing buffer (amortised copying), never re-concatenated.
 
 import { SIP_PARSE_ERRORS, SipParseError } from './errors.ts';
-import { contextOf, maxHeadBytes, parseHead, scanContentLength } from './head.ts';
+import { contextOf, looksLikeRequest, maxHeadBytes, parseHead, scanContentLength } from './head.ts';
 import type { Head } from './head.ts';
 import { DEFAULT_SIP_LIMITS } from './limits.ts';
 import type { SipLimits } from './limits.ts';
@@ -236,8 +236,7 @@ export class StreamFramer {
     const limits = this.#limits;
     let error: SipParseError;
     if (what === 'start') {
-      const line = data.toString('latin1', pos, Math.min(data.length, pos + 64));
-      const isRequest = !/^SIP\//i.test(line) && /^[!-~]+[ \t]/.test(line);
+      const isRequest = looksLikeRequest(data.toString('latin1', pos, Math.min(data.length, pos + 100)));
       const why = `start line is over the limit of ${limits.maxStartLine} bytes` + (isRequest ? ' (Request-URI too long)' : '');
       error = new SipParseError(E.START_LINE_TOO_LONG, why, isRequest ? 414 : 513, headers, isRequest);
     } else if (what === 'line') {

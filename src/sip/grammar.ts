@@ -187,8 +187,11 @@ export function parseNameAddr(text: string): NameAddr {
     p = skipWs(s, q.end);
     if (s.charCodeAt(p) !== 0x3c) throw bad('a quoted display name must be followed by <URI>');
   }
+  // name-addr when a "<" comes before any ";" (a ";" first starts the parameters of an addr-spec,
+  // whose quoted values may hold a "<", as in +sip.instance="<urn:…>")
   const lt = s.indexOf('<', p);
-  if (lt >= 0) {
+  const semi = displayName === null ? s.indexOf(';', p) : -1;
+  if (lt >= 0 && (semi < 0 || lt < semi)) {
     if (displayName === null) {
       const name = s.slice(p, lt).trim();
       if (/["<>]/.test(name)) throw bad(`display name ${show(name)} has a quote or angle bracket; quote it`);
@@ -216,6 +219,7 @@ export function parseNameAddr(text: string): NameAddr {
 
 /** Writes a name-addr: always `<uri>`, a display name always quoted (safe for any text). */
 export function formatNameAddr(na: NameAddr): string {
+  if (!ABSOLUTE_URI.test(na.uri)) throw syntaxError(E.BAD_NAME_ADDR, `cannot write address: ${show(na.uri)} is not an absolute URI`);
   const addr = '<' + na.uri + '>';
   return (na.displayName !== null ? quoteString(na.displayName) + ' ' + addr : addr) + formatParams(na.params);
 }
@@ -285,6 +289,9 @@ export function parseVia(text: string): Via {
 /** Writes a via-parm: `SIP/2.0/UDP host:port;params`. */
 export function formatVia(v: Via): string {
   const host = v.host.includes(':') && !v.host.startsWith('[') ? `[${v.host}]` : v.host;
+  if (!/^[!-~]+\/[!-~]+$/.test(v.protocol) || !isToken(v.transport) || !/^(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])$/.test(host)) {
+    throw syntaxError(E.BAD_VIA, `cannot write Via: protocol ${show(v.protocol)}, transport ${show(v.transport)} or host ${show(v.host)} is malformed`);
+  }
   return `${v.protocol}/${v.transport} ${host}${v.port !== null ? ':' + String(v.port) : ''}${formatParams(v.params)}`;
 }
 

@@ -28,9 +28,6 @@ const LIST_HEADERS: ReadonlySet<string> = new Set([
   'warning', 'path', 'service-route', 'in-reply-to',
 ]);
 
-// Every request and response carries Via, From, To, Call-ID, CSeq (§8.1.1; Max-Forwards is
-// tolerated when missing); From, To, Call-ID, CSeq, Max-Forwards, Content-Type appear at most once.
-
 // Control characters that may appear nowhere in the header section (HTAB and CRLF aside), and a CR
 // that is not part of a CRLF: both would let two parsers disagree on where a line ends.
 const UNUSUAL = /[^\t\n\r\x20-\x7e]/;
@@ -52,7 +49,8 @@ type StartLine =
   | { kind: 'request'; method: string; uri: string }
   | { kind: 'response'; status: number; reason: string };
 
-function looksLikeRequest(line: string): boolean {
+/** Whether a start line that failed to parse was meant as a request (only requests are answered). */
+export function looksLikeRequest(line: string): boolean {
   const sp = line.search(/[ \t]/);
   return sp > 0 && isToken(line.slice(0, sp)) && !/^SIP\//i.test(line);
 }
@@ -95,7 +93,6 @@ export function parseHead(text: string, limits: SipLimits, partial = false): Hea
   if (nl < 0) nl = n;
   const startEnd = nl > 0 && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl;
   const startText = text.slice(0, startEnd);
-  let isRequest = looksLikeRequest(startText);
   // one pass finds whether anything but printable ASCII is there at all (the usual answer is no)
   const unusual = UNUSUAL.exec(text);
   const badAt = findBadChar(text, unusual === null ? n : unusual.index);
@@ -104,13 +101,16 @@ export function parseHead(text: string, limits: SipLimits, partial = false): Hea
   // still be answered (it needs Via, From, To, Call-ID, CSeq).
   let pending: SipParseError | null = null;
   let start: StartLine | null = null;
+  let isRequest = false;
   if (startEnd > limits.maxStartLine) {
+    isRequest = looksLikeRequest(startText.slice(0, 100));
     pending = new SipParseError(
       E.START_LINE_TOO_LONG,
       `start line is ${startEnd} bytes, over the limit of ${limits.maxStartLine}` + (isRequest ? ' (Request-URI too long)' : ''),
       isRequest ? 414 : 513,
     );
   } else if (badAt < startEnd) {
+    isRequest = looksLikeRequest(startText);
     pending = new SipParseError(E.BAD_CHARACTER, `start line has a control character (code ${text.charCodeAt(badAt)}) at offset ${badAt}`, 400);
   } else {
     try {
@@ -118,6 +118,7 @@ export function parseHead(text: string, limits: SipLimits, partial = false): Hea
       isRequest = start.kind === 'request';
     } catch (err) {
       if (!(err instanceof SipParseError)) throw err;
+      isRequest = looksLikeRequest(startText);
       pending = err;
     }
   }
@@ -197,12 +198,7 @@ export function parseHead(text: string, limits: SipLimits, partial = false): Hea
     p = next;
   }
   const headers = Headers.fromCanonical(fields);
-  if (partial) {
-    const message: SipMessage = isRequest ? { kind: 'request', method: '', uri: '', headers, body: EMPTY } : { kind: 'response', status: 0, reason: '', headers, body: EMPTY };
-    if (start?.kind === 'request') Object.assign(message, { method: start.method, uri: start.uri });
-    else if (start?.kind === 'response') Object.assign(message, { status: start.status, reason: start.reason });
-    return { message, contentLength: null };
-  }
+  if (partial) return { message: toMessage(start, isRequest, headers), contentLength: null };
   if (pending !== null || start === null) return fail(E.BAD_START_LINE, 'bad start line');
 
   let contentLength: number | null = null;
@@ -214,11 +210,10 @@ export function parseHead(text: string, limits: SipLimits, partial = false): Hea
       contentLength = len;
     }
   }
-  const message: SipMessage =
-    start.kind === 'request'
-      ? { kind: 'request', method: start.method, uri: start.uri, headers, body: EMPTY }
-      : { kind: 'response', status: start.status, reason: start.reason, headers, body: EMPTY };
+  const message = toMessage(start, true, headers);
 
+  // Every request and response carries Via, From, To, Call-ID, CSeq (§8.1.1; a missing
+  // Max-Forwards is tolerated); From, To, Call-ID, CSeq, Max-Forwards, Content-Type at most once.
   const missing: string[] = [];
   if (nVia === 0) missing.push('Via');
   if (nFrom === 0) missing.push('From');
@@ -246,6 +241,13 @@ export function parseHead(text: string, limits: SipLimits, partial = false): Hea
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** The message of a start line (with an empty body); without one, an empty shell for error context. */
+function toMessage(start: StartLine | null, isRequest: boolean, headers: Headers): SipMessage {
+  if (start?.kind === 'request') return { kind: 'request', method: start.method, uri: start.uri, headers, body: EMPTY };
+  if (start?.kind === 'response') return { kind: 'response', status: start.status, reason: start.reason, headers, body: EMPTY };
+  return isRequest ? { kind: 'request', method: '', uri: '', headers, body: EMPTY } : { kind: 'response', status: 0, reason: '', headers, body: EMPTY };
+}
 
 /** Index of the first control character or bare CR (not part of CRLF), or the length. */
 function findBadChar(text: string, from: number): number {

@@ -201,8 +201,15 @@ export function formatUri(uri: SipUri): string {
     if (uri.password !== null) out += ':' + escapePart(uri.password, PASSWORD_OUT);
     out += '@';
   }
-  out += uri.host.includes(':') && !uri.host.startsWith('[') ? `[${uri.host}]` : uri.host;
-  if (uri.port !== null) out += ':' + String(uri.port);
+  const v6 = uri.host.includes(':');
+  if (v6 ? !isIPv6(uri.host.replace(/^\[(.*)\]$/, '$1')) : runOf(uri.host, 0, uri.host.length, HOST) !== uri.host.length || uri.host === '') {
+    throw syntaxError(E.BAD_URI, `cannot write URI: host ${show(uri.host)} is not a host name or IP address`);
+  }
+  out += v6 && !uri.host.startsWith('[') ? `[${uri.host}]` : uri.host;
+  if (uri.port !== null) {
+    if (!Number.isInteger(uri.port) || uri.port < 1 || uri.port > 65535) throw syntaxError(E.BAD_URI, `cannot write URI: port ${uri.port} is outside 1-65535`);
+    out += ':' + String(uri.port);
+  }
   for (const [name, value] of uri.params) {
     out += ';' + escapePart(name, PARAM_OUT);
     if (value !== null) out += '=' + escapePart(value, PARAM_OUT);

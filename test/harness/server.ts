@@ -13,6 +13,7 @@
 
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -101,16 +102,23 @@ function cliEntry(cli?: string): string {
   return cli ?? process.env.PARLEY_TEST_CLI ?? path.join(REPO_ROOT, 'src', 'cli.ts');
 }
 
-/** Children still running, killed if the test process exits without stopping them. */
+/**
+ * Children still running and data dirs not yet removed: a test process that exits without
+ * stopping its servers (a crash, an uncaught error) still kills them and removes their dirs.
+ */
 const live = new Set<ChildProcess>();
+const dirs = new Set<string>();
 let exitHookInstalled = false;
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const c of live) c.kill('SIGKILL');
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+}
 function track(child: ChildProcess): void {
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    process.once('exit', () => {
-      for (const c of live) c.kill('SIGKILL');
-    });
-  }
+  installExitHook();
   live.add(child);
   child.once('exit', () => live.delete(child));
 }
@@ -201,7 +209,12 @@ export async function startServer(opts: StartServerOptions = {}): Promise<Runnin
   const domain = opts.domain ?? DEFAULT_DOMAIN;
   const cliOpts: RunCliOptions = { env: opts.env, cli: opts.cli };
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'parley-e2e-'));
-  const cleanup = () => rm(dataDir, { recursive: true, force: true });
+  installExitHook();
+  dirs.add(dataDir);
+  const cleanup = async () => {
+    await rm(dataDir, { recursive: true, force: true });
+    dirs.delete(dataDir);
+  };
 
   try {
     for (const user of opts.users ?? []) await addUserVia(user, dataDir, cliOpts);

@@ -24,6 +24,7 @@
 // - Inside [authentication ...] a nested keyword must be quoted: username="[field0]".
 
 import { spawn, spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import dgram from 'node:dgram';
 import net from 'node:net';
@@ -251,8 +252,9 @@ interface Spawned {
 async function spawnSipp(opts: SippOptions): Promise<Spawned> {
   const sipp = findSipp();
   if (!sipp) throw new Error('sipp is not installed: run scripts/install-test-deps.sh');
-  const workDir = await mkdtemp(path.join(os.tmpdir(), 'parley-sipp-'));
+  const injectionText = opts.injection !== undefined ? injectionCsv(opts.injection) : undefined;
   const localPort = opts.localPort ? opts.localPort : await findFreePort();
+  const workDir = await mkdtemp(path.join(os.tmpdir(), 'parley-sipp-'));
   const timeoutSec = opts.timeoutSec ?? 20;
   const traceMessages = opts.traceMessages ?? true;
   const files = {
@@ -284,6 +286,9 @@ async function spawnSipp(opts: SippOptions): Promise<Spawned> {
     // our scenarios have no dialogs: an aborted call must not send a BYE
     '-default_behaviors',
     'all,-bye',
+    // sipp refuses socket-per-call modes (tn) when its default 50000 exceeds `ulimit -n`
+    '-max_socket',
+    '1000',
     '-trace_err',
     '-error_file',
     files.errors,
@@ -304,9 +309,9 @@ async function spawnSipp(opts: SippOptions): Promise<Spawned> {
   if (authUri !== undefined) args.push('-auth_uri', authUri);
   for (const [k, v] of Object.entries(opts.keys ?? {})) args.push('-key', k, v);
   if (opts.injectionFile !== undefined) args.push('-inf', opts.injectionFile);
-  if (opts.injection !== undefined) {
+  if (injectionText !== undefined) {
     const csv = path.join(workDir, 'injection.csv');
-    await writeFile(csv, injectionCsv(opts.injection));
+    await writeFile(csv, injectionText);
     args.push('-inf', csv);
   }
   if (opts.oocScenario !== undefined) args.push('-oocsf', opts.oocScenario);
@@ -325,8 +330,10 @@ async function spawnSipp(opts: SippOptions): Promise<Spawned> {
     killed = true;
     child.kill('SIGKILL');
   }, timeoutSec * 1000 + KILL_GRACE_MS);
+  // the test process ending first (a crash) must not leave sipp running or its traces behind
   const onExit = () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    if (!opts.keepWorkDir) rmSync(workDir, { recursive: true, force: true });
   };
   process.once('exit', onExit);
 

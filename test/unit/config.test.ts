@@ -49,3 +49,17 @@ describe('server configuration', () => {
     assert.throws(() => loadConfig(undefined, { logLevel: 'loud' as 'info' }), /flag\.logLevel must be one of/);
   });
 });
+
+describe('digest algorithms setting', () => {
+  it('defaults to SHA-256 then MD5, and takes a flag or the file', () => {
+    assert.deepEqual(loadConfig(undefined, {}).sip.digestAlgorithms, ['SHA-256', 'MD5']);
+    assert.deepEqual(loadConfig(undefined, { digestAlgorithms: ['MD5'] }).sip.digestAlgorithms, ['MD5']);
+    assert.deepEqual(loadConfig(file('{"sip": {"digestAlgorithms": ["SHA-256"]}}'), {}).sip.digestAlgorithms, ['SHA-256']);
+  });
+
+  it('refuses unknown, repeated or no algorithms', () => {
+    assert.throws(() => loadConfig(undefined, { digestAlgorithms: ['SHA-1' as 'MD5'] }), /flag\.digestAlgorithms must list one or more of SHA-256, MD5/);
+    assert.throws(() => loadConfig(undefined, { digestAlgorithms: ['MD5', 'MD5'] }), /no repeats/);
+    assert.throws(() => loadConfig(file('{"sip": {"digestAlgorithms": []}}'), {}), /config\.sip\.digestAlgorithms must list/);
+  });
+});

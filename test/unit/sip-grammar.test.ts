@@ -102,6 +102,10 @@ describe('parseUri', () => {
     const text = formatUri(u);
     assert.equal(text, 'sip:j%20smith%40x:p%3Aw@h;x=a%20b%3Bc?Subject=hi%20%26%20bye');
     assert.deepEqual(parseUri(text), u);
+    throwsCode(() => formatUri({ ...u, host: 'evil.com>;x' }), E.BAD_URI);
+    throwsCode(() => formatUri({ ...u, host: '' }), E.BAD_URI);
+    throwsCode(() => formatUri({ ...u, port: 70000 }), E.BAD_URI);
+    assert.equal(formatUri({ ...u, host: '::1', params: new Map(), headers: new Map() }), 'sip:j%20smith%40x:p%3Aw@[::1]');
     for (const s of ['sip:alice@atlanta.com', 'sips:[::1]:5061;transport=tls', 'sip:+1555;phone-context=x@h;user=phone', 'sip:h;lr?a=b&c=d']) {
       assert.equal(formatUri(parseUri(s)), s);
     }
@@ -132,6 +136,13 @@ describe('parseNameAddr', () => {
     assert.deepEqual([...inside.params], [['tag', 'x']]);
   });
 
+  it('reads a bare addr-spec whose quoted parameter holds "<"', () => {
+    const na = parseNameAddr('sip:a@h;+sip.instance="<urn:uuid:1>";reg-id=1');
+    assert.equal(na.uri, 'sip:a@h');
+    assert.equal(na.params.get('+sip.instance'), '"<urn:uuid:1>"');
+    assert.equal(na.params.get('reg-id'), '1');
+  });
+
   it('keeps non-SIP URIs and quoted parameter values as written', () => {
     const na = parseNameAddr('<urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6>;+sip.instance="<urn:uuid:00000000>";q=0.5');
     assert.equal(na.uri, 'urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6');
@@ -157,6 +168,7 @@ describe('parseNameAddr', () => {
     assert.equal(text, '"A \\"B\\" \\\\ C" <sip:a@b>;tag=1;lr');
     assert.deepEqual(parseNameAddr(text), na);
     assert.equal(formatNameAddr({ displayName: null, uri: 'sip:x@y;lr', params: new Map() }), '<sip:x@y;lr>');
+    throwsCode(() => formatNameAddr({ displayName: null, uri: 'sip:x@y> <sip:evil', params: new Map() }), E.BAD_NAME_ADDR);
   });
 });
 
@@ -182,6 +194,8 @@ describe('parseVia', () => {
     const v = { protocol: 'SIP/2.0', transport: 'WSS', host: 'df7jal23ls0d.invalid', port: null, params: new Map<string, string | null>([['branch', 'z9hG4bK1'], ['rport', null]]) };
     assert.equal(formatVia(v), 'SIP/2.0/WSS df7jal23ls0d.invalid;branch=z9hG4bK1;rport');
     assert.deepEqual(parseVia(formatVia(v)), v);
+    throwsCode(() => formatVia({ ...v, host: 'h;branch=evil' }), E.BAD_VIA);
+    throwsCode(() => formatVia({ ...v, transport: 'U DP' }), E.BAD_VIA);
   });
 
   it('rejects malformed Vias', () => {
@@ -295,5 +309,59 @@ describe('parseContentType', () => {
 
   it('rejects malformed media types', () => {
     for (const bad of ['', 'text', 'text/', '/plain', 'text/plain junk', 'text/plain;charset="x']) throwsCode(() => parseContentType(bad), E.BAD_CONTENT_TYPE);
+  });
+});
+
+describe('random mutations of header values (seeded)', () => {
+  // mulberry32: the same mutations on every run
+  let state = 0x9e3779b9;
+  const rand = (): number => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const alphabet = ' \t"\\<>;,=:@[]%?&/.-_~*\'()+$!`aZ09é☃\u0000';
+  const plain = (v: unknown): string => JSON.stringify(v, (_k, x: unknown) => (x instanceof Map ? [...x] : x));
+  const cases: Array<[string, (s: string) => unknown, ((v: never) => string) | null]> = [
+    ['sips:us%20er:pw@[2001:db8::1]:5061;transport=tls;lr?subject=a%20b&x=y', parseUri, formatUri],
+    ['"Zoë \\"x\\"" <sip:a@b;lr>;tag=1;+sip.instance="<urn:x>"', parseNameAddr, formatNameAddr],
+    ['SIP/2.0/UDP [::1]:5060;branch=z9hG4bK1;rport=1;received=1.2.3.4', parseVia, formatVia],
+    ['Digest username="a\\"b", realm="r", nonce="n", uri="sip:x", response="0", nc=00000001, qop=auth', parseAuthField, (f: never) => formatAuthField(f)],
+    [';a=1;b;c="x;y"', parseParams, formatParams],
+    ['1 INVITE', parseCSeq, null],
+    ['text/plain;charset="utf-8"', parseContentType, null],
+    ['"a, b" <sip:x>, c', splitHeaderList, null],
+    ['"a\\"b"', unquoteString, null],
+  ];
+
+  it('throw only SipParseError, and what parses formats to text that parses the same', () => {
+    for (let i = 0; i < 20000; i++) {
+      const [seed, parse, format] = cases[i % cases.length] ?? cases[0]!;
+      let s = seed;
+      for (let e = 0; e < 1 + Math.floor(rand() * 3); e++) {
+        const at = Math.floor(rand() * (s.length + 1));
+        const c = alphabet[Math.floor(rand() * alphabet.length)] ?? '';
+        const k = rand();
+        s = k < 0.4 ? s.slice(0, at) + c + s.slice(at) : k < 0.7 ? s.slice(0, at) + s.slice(at + 1 + Math.floor(rand() * 4)) : s.slice(0, at) + c + s.slice(at + 1);
+      }
+      let value: unknown;
+      try {
+        value = parse(s);
+      } catch (err) {
+        assert.ok(err instanceof SipParseError, `${parse.name}(${JSON.stringify(s)}) threw ${String(err)}`);
+        continue;
+      }
+      if (format === null) continue;
+      let text: string;
+      try {
+        text = format(value as never);
+      } catch (err) {
+        assert.ok(err instanceof SipParseError, `formatting ${JSON.stringify(s)} threw ${String(err)}`);
+        continue;
+      }
+      assert.equal(plain(parse(text)), plain(value), `${parse.name}: ${JSON.stringify(s)} → ${JSON.stringify(text)}`);
+    }
   });
 });
