@@ -5,8 +5,8 @@ import { runUserCommand } from './directory/index.ts';
 import { ParleyError } from './errors.ts';
 import { createLogger, type LogLevel } from './observability/logger.ts';
 import { ConfigError, DEFAULT_CONFIG, loadConfig, type ConfigOverrides } from './server/config.ts';
-import type { DigestAlgorithm } from './sip/digest.ts';
 import { PRODUCT, startServer } from './server/start.ts';
+import type { DigestAlgorithm } from './sip/index.ts';
 
 const USAGE = `Usage: parley <command> [options]
 

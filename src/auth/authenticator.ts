@@ -1,11 +1,9 @@
+import { challenges, type DigestAlgorithm, formatAuthField, type NonceIssuer, parseAuthField, SipParseError, verifyCredentials } from '../sip/index.ts';
+import type { SipRequest } from '../sip/index.ts';
 // Who is sending: SIP digest authentication (RFC 3261 §22) against the directory. REGISTER is
 // challenged as a registrar (401 + WWW-Authenticate), everything else as a proxy (407 +
 // Proxy-Authenticate). Both challenges offer SHA-256 and MD5 (RFC 8760).
 
-import { challenges, verifyCredentials, type DigestAlgorithm, type NonceIssuer } from '../sip/digest.ts';
-import { SipParseError } from '../sip/errors.ts';
-import { formatAuthField, parseAuthField } from '../sip/grammar.ts';
-import type { SipRequest } from '../sip/message.ts';
 
 export interface DigestAccount {
   address: string;

@@ -14,12 +14,12 @@
 // would buy nothing: N=2^15, r=8, p=1 (32 MiB, ~80 ms) keeps `user add` and Basic auth quick.
 
 import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
-import { computeHa1 } from '../sip/digest.ts';
-import type { DigestAlgorithm } from '../sip/digest.ts';
 import type { Database, MigrationSet } from '../storage/index.ts';
 import { transaction } from '../storage/index.ts';
 import { parseAddress } from './address.ts';
 import { DirectoryError } from './errors.ts';
+import { computeHa1 } from '../sip/index.ts';
+import type { DigestAlgorithm } from '../sip/index.ts';
 
 export const DIRECTORY_MIGRATIONS: MigrationSet = {
   capability: 'directory',

@@ -1,9 +1,8 @@
 import type { Incoming, MethodHandler, SipContext } from '../router/context.ts';
 import { reply } from '../router/reply.ts';
-import { SipParseError } from '../sip/errors.ts';
-import { formatParams, parseNameAddr, parseUri } from '../sip/grammar.ts';
 import type { Binding, FlowRef } from './location.ts';
 import { planRegistration } from './plan.ts';
+import { formatParams, parseNameAddr, parseUri, SipParseError } from '../sip/index.ts';
 
 /** REGISTER (RFC 3261 §10.3): Parley is the registrar of its one domain. */
 export const registerHandler: MethodHandler = {

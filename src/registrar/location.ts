@@ -1,8 +1,8 @@
+import type { Endpoint, TransportProtocol } from '../sip/index.ts';
 // The location service (RFC 3261 §10.2): which contacts an address-of-record is reachable at.
 // Bindings name their flow by reference, so a store outside the process (Redis, in cluster mode)
 // can hold them; the node that owns the connection resolves the reference to a live flow.
 
-import type { Endpoint, TransportProtocol } from '../sip/transport/flow.ts';
 
 export interface FlowRef {
   id: string;

@@ -1,10 +1,9 @@
 // REGISTER processing, RFC 3261 §10.3 steps 6–8, as a pure function: what to change in the
 // location service, or why the request fails. The handler does authentication and I/O around it.
 
-import { parseNameAddr, parseUri } from '../sip/grammar.ts';
-import { SipParseError } from '../sip/errors.ts';
-import type { NameAddr, SipRequest } from '../sip/message.ts';
 import type { Binding, BindingChange, FlowRef } from './location.ts';
+import { parseNameAddr, parseUri, SipParseError } from '../sip/index.ts';
+import type { NameAddr, SipRequest } from '../sip/index.ts';
 
 export interface RegistrarSettings {
   /** seconds; shorter non-zero requests get 423 Interval Too Brief */

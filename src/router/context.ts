@@ -2,10 +2,7 @@ import type { Logger } from 'pino';
 import type { Authenticator } from '../auth/authenticator.ts';
 import type { FlowRef, LocationService } from '../registrar/location.ts';
 import type { RegistrarSettings } from '../registrar/plan.ts';
-import type { SipRequest } from '../sip/message.ts';
-import type { TransactionLayer } from '../sip/transaction/layer.ts';
-import type { NonInviteServerTransaction } from '../sip/transaction/server-non-invite.ts';
-import type { Flow } from '../sip/transport/flow.ts';
+import type { Flow, NonInviteServerTransaction, SipRequest, TransactionLayer } from '../sip/index.ts';
 
 /** What a method handler may use. Built once by the server; handlers keep no state of their own. */
 export interface SipContext {

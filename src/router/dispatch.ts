@@ -1,11 +1,9 @@
 // The SIP request entry point above the transaction layer: checks every request must pass
 // (RFC 3261 §8.2.1–8.2.2, §16.3) and hands it to the handler of its method.
 
-import type { SipRequest } from '../sip/message.ts';
-import type { NonInviteServerTransaction } from '../sip/transaction/server-non-invite.ts';
-import type { Flow } from '../sip/transport/flow.ts';
 import type { Incoming, MethodHandler, SipContext } from './context.ts';
 import { reply } from './reply.ts';
+import type { Flow, NonInviteServerTransaction, SipRequest } from '../sip/index.ts';
 
 export function createDispatcher(ctx: SipContext, handlers: readonly MethodHandler[]) {
   const byMethod = new Map(handlers.map((h) => [h.method, h] as const));

@@ -4,11 +4,9 @@
 
 import { randomBytes } from 'node:crypto';
 import type { Binding } from '../registrar/location.ts';
-import { parseNameAddr, parseUri } from '../sip/grammar.ts';
-import type { SipRequest, SipResponse } from '../sip/message.ts';
-import { MAGIC_COOKIE } from '../sip/transaction/keys.ts';
-import { formatEndpoint, viaTransport, type Flow } from '../sip/transport/flow.ts';
 import type { SipContext } from './context.ts';
+import { type Flow, formatEndpoint, MAGIC_COOKIE, parseNameAddr, parseUri, viaTransport } from '../sip/index.ts';
+import type { SipRequest, SipResponse } from '../sip/index.ts';
 
 export type ForkOutcome =
   | { kind: 'answered'; response: SipResponse }

@@ -1,8 +1,7 @@
-import { SipParseError } from '../sip/errors.ts';
-import { parseNameAddr, parseUri } from '../sip/grammar.ts';
-import type { SipUri } from '../sip/message.ts';
 import type { Incoming, SipContext } from './context.ts';
 import { reply } from './reply.ts';
+import { parseNameAddr, parseUri, SipParseError } from '../sip/index.ts';
+import type { SipUri } from '../sip/index.ts';
 
 /** `user@host` of a SIP URI: how Parley names an address-of-record. */
 export function addressOf(uri: SipUri): string {

@@ -1,12 +1,11 @@
 // MESSAGE (RFC 3428): page-mode instant messages between the organisation's users.
 
-import { SipParseError } from '../sip/errors.ts';
-import { parseContentType, parseUri } from '../sip/grammar.ts';
-import type { SipUri } from '../sip/message.ts';
 import type { Incoming, MethodHandler, SipContext } from './context.ts';
 import { forkRequest } from './fork.ts';
 import { addressOf, authenticateSender } from './identity.ts';
 import { reply, send } from './reply.ts';
+import { parseContentType, parseUri, SipParseError } from '../sip/index.ts';
+import type { SipUri } from '../sip/index.ts';
 
 /** Bodies Parley relays: plain and HTML text, CPIM-wrapped text (RFC 3862), is-composing (RFC 3994). */
 export const ACCEPTED_MESSAGE_TYPES = ['text/plain', 'text/html', 'message/cpim', 'application/im-iscomposing+xml'] as const;

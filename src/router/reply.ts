@@ -1,7 +1,6 @@
-import { createResponse, warning as warningValue } from '../sip/response.ts';
-import type { SipResponse } from '../sip/message.ts';
-import { serialize } from '../sip/serializer.ts';
 import type { Incoming, SipContext } from './context.ts';
+import { createResponse, serialize, warning as warningValue } from '../sip/index.ts';
+import type { SipResponse } from '../sip/index.ts';
 
 export interface ReplyOptions {
   reason?: string;

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { ParleyError } from '../errors.ts';
 import { LOG_LEVELS, type LogLevel } from '../observability/logger.ts';
 import { DEFAULT_REGISTRAR_SETTINGS, type RegistrarSettings } from '../registrar/plan.ts';
-import { DIGEST_ALGORITHMS, type DigestAlgorithm } from '../sip/digest.ts';
+import { DIGEST_ALGORITHMS, type DigestAlgorithm } from '../sip/index.ts';
 
 export interface ServerConfig {
   domain: string;

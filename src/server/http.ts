@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { WebSocketAcceptor } from '../sip/transport/websocket.ts';
+import type { WebSocketAcceptor } from '../sip/index.ts';
 
 export interface HttpListener {
   readonly address: string;

@@ -4,15 +4,8 @@
 import type { Logger } from 'pino';
 import type { LocationService } from '../registrar/location.ts';
 import type { SipContext } from '../router/context.ts';
-import { SipParseError } from '../sip/errors.ts';
-import { parseCSeq, parseVia } from '../sip/grammar.ts';
-import type { Headers, SipMessage } from '../sip/message.ts';
-import { createResponse, warning } from '../sip/response.ts';
-import { serialize } from '../sip/serializer.ts';
-import type { TransactionLayer } from '../sip/transaction/layer.ts';
-import type { Flow } from '../sip/transport/flow.ts';
-import { stampReceived } from '../sip/transport/received.ts';
-import type { TransportSink } from '../sip/transport/sink.ts';
+import { createResponse, parseCSeq, parseVia, serialize, SipParseError, stampReceived, warning } from '../sip/index.ts';
+import type { Flow, Headers, SipMessage, TransactionLayer, TransportSink } from '../sip/index.ts';
 
 const ROUTABLE = ['via', 'from', 'to', 'call-id', 'cseq'] as const;
 

@@ -11,18 +11,12 @@ import type { SipContext } from '../router/context.ts';
 import { createDispatcher } from '../router/dispatch.ts';
 import { messageHandler } from '../router/message.ts';
 import { optionsHandler } from '../router/options.ts';
-import { NonceIssuer } from '../sip/digest.ts';
-import { DEFAULT_SIP_LIMITS, type SipLimits } from '../sip/limits.ts';
-import { TransactionLayer } from '../sip/transaction/layer.ts';
-import { formatEndpoint, type Endpoint, type Flow } from '../sip/transport/flow.ts';
-import { listenStream, type StreamListener } from '../sip/transport/stream.ts';
-import { listenUdp, type UdpListener } from '../sip/transport/udp.ts';
-import { createWebSocketAcceptor } from '../sip/transport/websocket.ts';
 import { openDatabase, runMigrations } from '../storage/index.ts';
 import type { ServerConfig } from './config.ts';
 import { listenHttp } from './http.ts';
 import { loadSecret } from './secrets.ts';
 import { createSipSink } from './sip-service.ts';
+import { createWebSocketAcceptor, DEFAULT_SIP_LIMITS, type Endpoint, type Flow, formatEndpoint, listenStream, listenUdp, NonceIssuer, type SipLimits, type StreamListener, TransactionLayer, type UdpListener } from '../sip/index.ts';
 
 export const PRODUCT = 'Parley/0.1.0';
 

@@ -1,10 +1,8 @@
 import dgram from 'node:dgram';
-import { SipParseError } from '../errors.ts';
 import type { SipLimits } from '../limits.ts';
-import { parseMessage } from '../parser.ts';
 import type { Endpoint, Flow } from './flow.ts';
 import { formatEndpoint } from './flow.ts';
-import type { TransportSink } from './sink.ts';
+import { deliverUnit, type TransportSink } from './sink.ts';
 
 export interface UdpListener {
   readonly local: Endpoint;
@@ -40,16 +38,7 @@ export function listenUdp(opts: { address: string; port: number; limits: SipLimi
       });
       socket.on('message', (data, rinfo) => {
         if (isKeepAlive(data)) return;
-        const flow = flowTo({ address: rinfo.address, port: rinfo.port });
-        let message;
-        try {
-          message = parseMessage(data, opts.limits);
-        } catch (err) {
-          if (err instanceof SipParseError) opts.sink.onParseError(err, flow);
-          else throw err;
-          return;
-        }
-        opts.sink.onMessage(message, flow);
+        deliverUnit(data, flowTo({ address: rinfo.address, port: rinfo.port }), opts.limits, opts.sink);
       });
       resolve({
         local,

@@ -2,12 +2,10 @@ import { isUtf8 } from 'node:buffer';
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { SipParseError } from '../errors.ts';
 import type { SipLimits } from '../limits.ts';
-import { parseMessage } from '../parser.ts';
 import type { Endpoint, Flow } from './flow.ts';
 import { formatEndpoint } from './flow.ts';
-import type { TransportSink } from './sink.ts';
+import { deliverUnit, type TransportSink } from './sink.ts';
 
 export interface WebSocketAcceptor {
   /** hands an HTTP upgrade request to SIP; false when the path is not ours */
@@ -56,15 +54,7 @@ export function createWebSocketAcceptor(opts: {
     };
     ws.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
       const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
-      let message;
-      try {
-        message = parseMessage(bytes, opts.limits);
-      } catch (err) {
-        if (err instanceof SipParseError) opts.sink.onParseError(err, flow);
-        else throw err;
-        return;
-      }
-      opts.sink.onMessage(message, flow);
+      deliverUnit(bytes, flow, opts.limits, opts.sink);
     });
     ws.on('error', () => ws.terminate());
     ws.on('close', () => opts.sink.onFlowClosed(flow));
