@@ -9,6 +9,12 @@ export const DIRECTORY_ERROR_STATUS = {
   WEAK_PASSWORD: 400,
   USER_EXISTS: 409,
   USER_NOT_FOUND: 404,
+  /** a site identity is not `Site:<name>` or `<name>` with a valid name */
+  BAD_SITE_NAME: 400,
+  SITE_EXISTS: 409,
+  SITE_NOT_FOUND: 404,
+  /** a site still has users (or settings instances); the message says how many */
+  SITE_IN_USE: 409,
   /** a stored row cannot be read (hand-edited database?); the message says how to repair it */
   CORRUPT_RECORD: 500,
 } as const;

@@ -18,6 +18,7 @@ import type { Database, MigrationSet } from '../storage/index.ts';
 import { transaction } from '../storage/index.ts';
 import { parseAddress } from './address.ts';
 import { DirectoryError } from './errors.ts';
+import { SITES_MIGRATION } from './sites.ts';
 import { computeHa1 } from '../sip/index.ts';
 import type { DigestAlgorithm } from '../sip/index.ts';
 
@@ -37,6 +38,7 @@ export const DIRECTORY_MIGRATIONS: MigrationSet = {
   updated_at INTEGER NOT NULL
 ) STRICT;`,
     },
+    SITES_MIGRATION,
   ],
 };
 
@@ -109,6 +111,14 @@ export async function setPassword(db: Database, address: string, password: strin
     .prepare('UPDATE users SET password_hash = ?, digest_realm = ?, ha1_md5 = ?, ha1_sha256 = ?, updated_at = ? WHERE address = ?')
     .run(secrets.passwordHash, secrets.realm, secrets.ha1.MD5, secrets.ha1['SHA-256'], now(), normalised);
   // removed by someone else while we were hashing
+  if (Number(result.changes) === 0) throw notFound(normalised);
+}
+
+/** Sets or clears (null or blank) the display name. */
+export function setDisplayName(db: Database, address: string, displayName: string | null, now: () => number = Date.now): void {
+  const normalised = parseAddress(address).address;
+  const name = checkDisplayName(displayName);
+  const result = db.prepare('UPDATE users SET display_name = ?, updated_at = ? WHERE address = ?').run(name, now(), normalised);
   if (Number(result.changes) === 0) throw notFound(normalised);
 }
 
