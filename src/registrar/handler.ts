@@ -50,6 +50,7 @@ export const registerHandler: MethodHandler = {
       return;
     }
     const bindings = await ctx.location.apply(aor, plan.changes, now);
+    if (plan.changes.length > 0) ctx.registrations.emit('changed', aor);
     incoming.log.info({ aor, bindings: bindings.length, flow: flow.id }, 'registration of %s: %d binding(s)', aor, bindings.length);
     reply(ctx, incoming, 200, { headers: [...bindings.map((b) => ['Contact', contactValue(b, now)] as [string, string]), ['Date', new Date(now).toUTCString()]] });
   },

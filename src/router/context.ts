@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Authenticator } from '../auth/authenticator.ts';
 import type { FlowRef, LocationService } from '../registrar/location.ts';
+import type { RegistrationEvents } from '../registrar/events.ts';
 import type { RegistrarSettings } from '../registrar/plan.ts';
 import type { Flow, NonInviteServerTransaction, SipRequest, TransactionLayer } from '../sip/index.ts';
 
@@ -17,6 +18,8 @@ export interface SipContext {
   logger: Logger;
   auth: Authenticator;
   location: LocationService;
+  /** emitted after every change of an address-of-record's bindings */
+  registrations: RegistrationEvents;
   registrar: RegistrarSettings;
   transactions: TransactionLayer;
   /** a live flow for a binding's flow reference, or undefined when it is gone */

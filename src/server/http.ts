@@ -2,6 +2,12 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { WebSocketAcceptor } from '../sip/index.ts';
 
+/** A capability's part of the HTTP port (EWS, the admin API, the web client…). */
+export interface HttpRoute {
+  /** true when this route serves the request; it then answers it */
+  handle(req: http.IncomingMessage, res: http.ServerResponse, url: URL): boolean;
+}
+
 export interface HttpListener {
   readonly address: string;
   readonly port: number;
@@ -12,9 +18,10 @@ export interface HttpListener {
  * The HTTP port: SIP over WebSocket at /sip, a health check, and (later) the admin API, EWS and
  * the web client. Errors are problem JSON (RFC 9457).
  */
-export function listenHttp(opts: { address: string; port: number; websocket: WebSocketAcceptor; product: string }): Promise<HttpListener> {
+export function listenHttp(opts: { address: string; port: number; websocket: WebSocketAcceptor; product: string; routes?: readonly HttpRoute[] }): Promise<HttpListener> {
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
+    for (const route of opts.routes ?? []) if (route.handle(req, res, url)) return;
     if (url.pathname === '/health' && (req.method === 'GET' || req.method === 'HEAD')) {
       res.writeHead(200, { 'content-type': 'application/json', server: opts.product });
       res.end(JSON.stringify({ status: 'ok' }));
@@ -48,7 +55,7 @@ export function listenHttp(opts: { address: string; port: number; websocket: Web
   });
 }
 
-function problem(res: http.ServerResponse, status: number, title: string, detail: string, product: string, extra: Record<string, string> = {}): void {
+export function problem(res: http.ServerResponse, status: number, title: string, detail: string, product: string, extra: Record<string, string> = {}): void {
   res.writeHead(status, { 'content-type': 'application/problem+json', server: product, ...extra });
   res.end(JSON.stringify({ type: 'about:blank', title, status, detail }));
 }

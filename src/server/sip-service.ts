@@ -3,6 +3,7 @@
 
 import type { Logger } from 'pino';
 import type { LocationService } from '../registrar/location.ts';
+import type { RegistrationEvents } from '../registrar/events.ts';
 import type { SipContext } from '../router/context.ts';
 import { createResponse, parseCSeq, parseVia, serialize, SipParseError, stampReceived, warning } from '../sip/index.ts';
 import type { Flow, Headers, SipMessage, TransactionLayer, TransportSink } from '../sip/index.ts';
@@ -25,10 +26,11 @@ export function createSipSink(opts: {
   logger: Logger;
   transactions: TransactionLayer;
   location: LocationService;
+  registrations: RegistrationEvents;
   connections: Map<string, Flow>;
   ctx: Pick<SipContext, 'domain' | 'product'>;
 }): TransportSink {
-  const { logger, transactions, location, connections, ctx } = opts;
+  const { logger, transactions, location, registrations, connections, ctx } = opts;
 
   const answerUnparsable = (error: SipParseError, flow: Flow): void => {
     const headers = error.headers;
@@ -64,6 +66,7 @@ export function createSipSink(opts: {
       location.removeFlow(flow.id).then(
         (gone) => {
           for (const b of gone) logger.info({ aor: b.aor, flow: flow.id }, 'binding of %s dropped: connection closed', b.aor);
+          for (const aor of new Set(gone.map((b) => b.aor))) registrations.emit('changed', aor);
         },
         (err: unknown) => logger.error({ err, flow: flow.id }, 'dropping bindings of a closed connection failed'),
       );

@@ -5,15 +5,14 @@ import { readFileSync } from 'node:fs';
 import { Authenticator } from '../auth/authenticator.ts';
 import { DIRECTORY_MIGRATIONS, findUser } from '../directory/index.ts';
 import type { Logger } from '../observability/logger.ts';
-import { registerHandler } from '../registrar/handler.ts';
-import { MemoryLocationService } from '../registrar/location.ts';
+import { createRegistrationEvents, MemoryLocationService, registerHandler } from '../registrar/index.ts';
 import type { SipContext } from '../router/context.ts';
 import { createDispatcher } from '../router/dispatch.ts';
 import { messageHandler } from '../router/message.ts';
 import { optionsHandler } from '../router/options.ts';
 import { openDatabase, runMigrations } from '../storage/index.ts';
 import type { ServerConfig } from './config.ts';
-import { listenHttp } from './http.ts';
+import { listenHttp, type HttpRoute } from './http.ts';
 import { loadSecret } from './secrets.ts';
 import { createSipSink } from './sip-service.ts';
 import { createWebSocketAcceptor, DEFAULT_SIP_LIMITS, type Endpoint, type Flow, formatEndpoint, listenStream, listenUdp, NonceIssuer, type SipLimits, type StreamListener, TransactionLayer, type UdpListener } from '../sip/index.ts';
@@ -37,6 +36,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
 
   const handlers = [registerHandler, messageHandler, optionsHandler];
   const location = new MemoryLocationService();
+  const registrations = createRegistrationEvents();
   const connections = new Map<string, Flow>();
   const udpListeners: UdpListener[] = [];
   const limits: SipLimits = { ...DEFAULT_SIP_LIMITS, maxBody: Math.max(DEFAULT_SIP_LIMITS.maxBody, config.messaging.maxBody) };
@@ -62,6 +62,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
       },
     }),
     location,
+    registrations,
     registrar: config.registrar,
     transactions: undefined as unknown as TransactionLayer, // set just below: the layer needs the dispatcher
     resolveFlow(ref) {
@@ -76,7 +77,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   const dispatch = createDispatcher(ctx, handlers);
   const transactions = new TransactionLayer(config.sip, { onRequest: dispatch });
   ctx.transactions = transactions;
-  const sink = createSipSink({ logger, transactions, location, connections, ctx });
+  const sink = createSipSink({ logger, transactions, location, registrations, connections, ctx });
 
   const closers: Array<() => Promise<void> | void> = [];
   try {
@@ -93,12 +94,17 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
 
     const websocket = createWebSocketAcceptor({ path: '/sip', secure: false, limits, sink });
     closers.push(() => websocket.close());
-    const http = await listenHttp({ address: config.listen, port: config.httpPort, websocket, product: PRODUCT });
+    // Each capability that serves HTTP adds its route here (EWS, admin API, web client).
+    const routes: HttpRoute[] = [];
+    const http = await listenHttp({ address: config.listen, port: config.httpPort, websocket, product: PRODUCT, routes });
     closers.push(() => http.close());
 
     const sweep = setInterval(() => {
       location.sweep(Date.now()).then(
-        (gone) => gone.forEach((b) => logger.info({ aor: b.aor }, 'binding of %s expired', b.aor)),
+        (gone) => {
+          for (const b of gone) logger.info({ aor: b.aor }, 'binding of %s expired', b.aor);
+          for (const aor of new Set(gone.map((b) => b.aor))) registrations.emit('changed', aor);
+        },
         (err: unknown) => logger.error({ err }, 'sweeping expired bindings failed'),
       );
     }, 30_000);

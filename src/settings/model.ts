@@ -7,6 +7,7 @@
 // scope. The scope only decides which whole instance applies to a user (see effective.ts).
 
 import { SettingsError } from './errors.ts';
+import { formatTimeSpan } from './timespan.ts';
 
 export type Scope = 'global' | 'site' | 'tag';
 export type PropertyType = 'bool' | 'timespan';
@@ -109,14 +110,13 @@ export function checkValue(kind: SettingsKind, property: PropertySpec, value: un
     throw new SettingsError('BAD_VALUE', `${kind.noun}.${property.name} is a TimeSpan such as 00:02:00`);
   }
   if ((property.min !== undefined && value < property.min) || (property.max !== undefined && value > property.max)) {
-    throw new SettingsError('BAD_TIMESPAN', `${property.name} must be between ${range(property.min ?? 0)} and ${range(property.max ?? 0)}`);
+    throw new SettingsError('BAD_TIMESPAN', `${property.name} must be between ${formatTimeSpan(property.min ?? 0)} and ${formatTimeSpan(property.max ?? 0)}`);
   }
   return value;
 }
 
-function range(seconds: number): string {
-  const d = Math.floor(seconds / 86400);
-  const r = seconds % 86400;
-  const p = (n: number) => String(n).padStart(2, '0');
-  return `${d > 0 ? `${d}.` : ''}${p(Math.floor(r / 3600))}:${p(Math.floor((r % 3600) / 60))}:${p(r % 60)}`;
+/** A value as the cmdlets show it: `True`, `00:02:00`. */
+export function displayValue(property: PropertySpec, value: SettingValue): string {
+  if (property.type === 'bool') return value === true ? 'True' : 'False';
+  return formatTimeSpan(Number(value));
 }

@@ -1,0 +1,218 @@
+// Starts the two servers under test, each pinned to core 0 with taskset, and seeds the same
+// users in both (same names, same password). Also reads CPU and memory of a process tree from /proc.
+//
+// Parley user seeding: `parley user add` runs scrypt (~80 ms a user, see src/directory/users.ts),
+// too slow for thousands of users. Every bench user has the same password, so the bench adds the
+// first user through the directory API and copies its scrypt hash to the others, with each user's
+// own digest HA1s (the only credential SIP digest reads).
+
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { fileURLToPath } from 'node:url';
+import { DIRECTORY_MIGRATIONS, addUser } from '../src/directory/users.ts';
+import { computeHa1 } from '../src/sip/index.ts';
+import { openDatabase, runMigrations, transaction } from '../src/storage/index.ts';
+import { findFreePort } from '../test/harness/sipp.ts';
+
+export const BENCH_DIR: string = path.dirname(fileURLToPath(import.meta.url));
+export const REPO_ROOT: string = path.resolve(BENCH_DIR, '..');
+export const SERVER_CORE = '0';
+export const LOAD_CORE = '1';
+const KAMAILIO_SQL = '/usr/share/kamailio/db_sqlite';
+
+export interface BenchServer {
+  name: 'Parley' | 'Kamailio';
+  port: number;
+  /** ws://… (Parley only) */
+  wsUrl?: string;
+  pid: number;
+  stop(): Promise<void>;
+  output(): string;
+}
+
+export async function seedParley(dataDir: string, domain: string, users: readonly string[], password: string): Promise<void> {
+  const db = openDatabase(dataDir);
+  try {
+    runMigrations(db, [DIRECTORY_MIGRATIONS]);
+    const [first, ...rest] = users;
+    if (first === undefined) return;
+    await addUser(db, { address: `${first}@${domain}`, password });
+    const row = db.prepare('SELECT * FROM users WHERE address = ?').get(`${first}@${domain}`) as Record<string, string | number>;
+    const insert = db.prepare(
+      'INSERT INTO users (address, display_name, password_hash, digest_realm, ha1_md5, ha1_sha256, created_at, updated_at) VALUES (?, NULL, ?, ?, ?, ?, ?, ?)',
+    );
+    transaction(db, () => {
+      for (const u of rest) {
+        insert.run(`${u}@${domain}`, row.password_hash!, domain, computeHa1('MD5', u, domain, password), computeHa1('SHA-256', u, domain, password), row.created_at!, row.created_at!);
+      }
+    });
+  } finally {
+    db.close();
+  }
+}
+
+/** Kamailio's db: version + subscriber + silo tables from the package's own schema files. */
+export async function seedKamailio(dbFile: string, domain: string, users: readonly string[], password: string): Promise<void> {
+  const db = new DatabaseSync(dbFile);
+  try {
+    for (const f of ['standard-create.sql', 'auth_db-create.sql', 'msilo-create.sql']) db.exec(await readFile(path.join(KAMAILIO_SQL, f), 'utf8'));
+    const insert = db.prepare('INSERT INTO subscriber (username, domain, password) VALUES (?, ?, ?)');
+    db.exec('BEGIN');
+    for (const u of users) insert.run(u, domain, password);
+    db.exec('COMMIT');
+  } finally {
+    db.close();
+  }
+}
+
+interface Proc {
+  child: ChildProcess;
+  output(): string;
+  exited: Promise<void>;
+}
+
+function launch(cmd: string, args: string[], cwd: string): Proc {
+  // taskset pins the server to one core; prlimit gives it room for 50k+ sockets
+  const child = spawn('prlimit', ['--nofile=200000:200000', 'taskset', '-c', SERVER_CORE, cmd, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const add = (d: string) => {
+    out += d;
+    if (out.length > 200_000) out = out.slice(-100_000);
+  };
+  child.stdout!.setEncoding('utf8').on('data', add);
+  child.stderr!.setEncoding('utf8').on('data', add);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  process.once('exit', () => child.kill('SIGKILL'));
+  return { child, output: () => out, exited };
+}
+
+async function waitFor(p: Proc, test: (out: string) => boolean, what: string, ms = 15_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!test(p.output())) {
+    if (p.child.exitCode !== null || Date.now() > until) throw new Error(`${what} did not start:\n${p.output().slice(-4000)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function stopProc(p: Proc): Promise<void> {
+  if (p.child.exitCode !== null || p.child.signalCode !== null) return;
+  p.child.kill('SIGTERM');
+  const t = setTimeout(() => p.child.kill('SIGKILL'), 5000);
+  await p.exited;
+  clearTimeout(t);
+}
+
+export async function startParley(domain: string, users: readonly string[], password: string): Promise<BenchServer> {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'parley-bench-'));
+  await seedParley(dataDir, domain, users, password);
+  const port = await findFreePort();
+  const httpPort = await findFreePort();
+  const args = [path.join(REPO_ROOT, 'src', 'cli.ts'), 'serve', '--data-dir', dataDir, '--domain', domain, '--listen', '127.0.0.1', '--sip-port', String(port), '--http-port', String(httpPort), '--digest-algorithms', 'MD5', '--log-level', 'warn'];
+  const p = launch(process.execPath, args, REPO_ROOT);
+  await waitFor(p, (o) => o.includes('Parley ready:'), 'Parley');
+  const ws = /ws=(\S+)/.exec(p.output())?.[1];
+  return { name: 'Parley', port, wsUrl: ws, pid: p.child.pid!, stop: () => stopProc(p), output: p.output };
+}
+
+export async function startKamailio(domain: string, users: readonly string[], password: string): Promise<BenchServer> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'kamailio-bench-'));
+  const db = path.join(dir, 'kamailio.db');
+  await seedKamailio(db, domain, users, password);
+  const port = await findFreePort();
+  const cfg = (await readFile(path.join(BENCH_DIR, 'kamailio.cfg'), 'utf8')).replaceAll('__PORT__', String(port)).replaceAll('__DB__', db).replaceAll('__DOMAIN__', domain);
+  const cfgFile = path.join(dir, 'kamailio.cfg');
+  await writeFile(cfgFile, cfg);
+  // -DD: no daemon, stay in the foreground; -E: log to stderr; -m/-M: shared/private memory in MB
+  const p = launch('kamailio', ['-f', cfgFile, '-DD', '-E', '-m', '64', '-M', '8', '-Y', dir], dir);
+  await waitFor(p, () => procTree(p.child.pid!).length > 3, 'Kamailio');
+  await new Promise((r) => setTimeout(r, 500));
+  return { name: 'Kamailio', port, pid: p.child.pid!, stop: () => stopProc(p), output: p.output };
+}
+
+/** The pid and all its descendants (Kamailio forks its workers). */
+export function procTree(root: number): number[] {
+  const children = new Map<number, number[]>();
+  let entries: string[] = [];
+  try {
+    entries = readdirSyncSafe('/proc');
+  } catch {
+    return [root];
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    const stat = readStat(Number(e));
+    if (!stat) continue;
+    const list = children.get(stat.ppid) ?? [];
+    list.push(Number(e));
+    children.set(stat.ppid, list);
+  }
+  const out: number[] = [];
+  const walk = (pid: number) => {
+    out.push(pid);
+    for (const c of children.get(pid) ?? []) walk(c);
+  };
+  walk(root);
+  return out;
+}
+
+function readdirSyncSafe(dir: string): string[] {
+  return readdirSync(dir);
+}
+
+function readStat(pid: number): { ppid: number; ticks: number } | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // fields after the ")" of comm: state ppid ... utime(14) stime(15), 1-based over the whole line
+    const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return { ppid: Number(rest[1]), ticks: Number(rest[11]) + Number(rest[12]) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU seconds (user + system) used so far by the tree; USER_HZ is 100 on Linux. */
+export function cpuSeconds(root: number): number {
+  let ticks = 0;
+  for (const pid of procTree(root)) ticks += readStat(pid)?.ticks ?? 0;
+  return ticks / 100;
+}
+
+function statusKb(pid: number, field: string): number {
+  try {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+function pssKb(pid: number): number {
+  try {
+    const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Memory of the tree now, in KiB. One process (Parley): its peak RSS (VmHWM). Several
+ * (Kamailio, whose workers share memory): the sum of PSS, so shared pages count once; sampled,
+ * the caller keeps the maximum.
+ */
+export function memoryKb(root: number): number {
+  const pids = procTree(root);
+  if (pids.length === 1) return statusKb(root, 'VmHWM');
+  return pids.reduce((s, p) => s + pssKb(p), 0);
+}
+
+export function rssKb(pid: number): number {
+  return statusKb(pid, 'VmRSS');
+}
+
+

@@ -1,0 +1,58 @@
+// A user's effective settings: the one place every other part of Parley reads settings from.
+// Read on every call (no cache), so a change made by an administrator applies at once.
+//
+//   CsImConfiguration: the user's site instance if it exists, else Global.
+//   CsClientPolicy:    the Tag policy granted to the user, else the site's, else Global.
+// Whole instances apply (see model.ts): properties are not mixed across scopes.
+
+import { DirectoryError, parseAddress } from '../directory/index.ts';
+import type { Database } from '../storage/index.ts';
+import type { Identity, SettingsInstance, SettingsKind } from './model.ts';
+import { CLIENT_POLICY, GLOBAL, IM_CONFIGURATION, formatIdentity } from './model.ts';
+import { getInstance, grantedPolicy, requireInstance } from './repository.ts';
+
+export interface EffectiveSettings {
+  readonly EnableOfflineIm: boolean;
+  readonly OfflineImPickupDelaySeconds: number;
+  readonly OfflineImMaxAgeSeconds: number;
+  readonly EnableIMAutoArchiving: boolean;
+  readonly DisableSavingIM: boolean;
+  /** the Identity (`Global`, `Site:Redmond`, `Tag:Sales`) each group of values came from */
+  readonly sources: {
+    readonly ImConfiguration: string;
+    readonly ClientPolicy: string;
+  };
+}
+
+/**
+ * The settings that apply to `address` (`alice@parley.local`, `sip:…`, any case). Throws
+ * DirectoryError USER_NOT_FOUND for an address with no user: settings of a non-user are a bug.
+ */
+export function effectiveSettings(db: Database, address: string): EffectiveSettings {
+  const normalised = parseAddress(address).address;
+  const user = db.prepare('SELECT site FROM users WHERE address = ?').get(normalised) as { site: string | null } | undefined;
+  if (user === undefined) throw new DirectoryError('USER_NOT_FOUND', `user ${normalised} does not exist`);
+  const site: Identity | undefined = user.site === null ? undefined : { scope: 'site', name: user.site };
+  const tagName = grantedPolicy(db, normalised);
+  const tag: Identity | undefined = tagName === null ? undefined : { scope: 'tag', name: tagName };
+
+  const im = firstOf(db, IM_CONFIGURATION, [site]);
+  const policy = firstOf(db, CLIENT_POLICY, [tag, site]);
+  return {
+    EnableOfflineIm: im.values.EnableOfflineIm === true,
+    OfflineImPickupDelaySeconds: Number(im.values.OfflineImPickupDelay),
+    OfflineImMaxAgeSeconds: Number(im.values.OfflineImMaxAge),
+    EnableIMAutoArchiving: policy.values.EnableIMAutoArchiving === true,
+    DisableSavingIM: policy.values.DisableSavingIM === true,
+    sources: { ImConfiguration: formatIdentity(im.identity), ClientPolicy: formatIdentity(policy.identity) },
+  };
+}
+
+function firstOf(db: Database, kind: SettingsKind, candidates: ReadonlyArray<Identity | undefined>): SettingsInstance {
+  for (const identity of candidates) {
+    if (identity === undefined) continue;
+    const instance = getInstance(db, kind, identity);
+    if (instance !== undefined) return instance;
+  }
+  return requireInstance(db, kind, GLOBAL);
+}
