@@ -48,40 +48,56 @@ export interface LocationService {
 /** The single-process location service. */
 export class MemoryLocationService implements LocationService {
   readonly #byAor = new Map<string, Binding[]>();
+  /** flow id → the addresses-of-record with a binding over it, so a closing connection costs little */
+  readonly #byFlow = new Map<string, Set<string>>();
 
   async lookup(aor: string, now: number): Promise<Binding[]> {
     return (this.#byAor.get(aor) ?? []).filter((b) => b.expiresAt > now);
   }
 
   async apply(aor: string, changes: readonly BindingChange[], now: number): Promise<Binding[]> {
-    let list = (this.#byAor.get(aor) ?? []).filter((b) => b.expiresAt > now);
+    const before = this.#byAor.get(aor) ?? [];
+    let list = before.filter((b) => b.expiresAt > now);
     for (const change of changes) {
       if (change.type === 'remove-all') list = [];
       else if (change.type === 'remove') list = list.filter((b) => b.key !== change.key);
       else list = [...list.filter((b) => b.key !== change.binding.key), change.binding];
     }
-    if (list.length === 0) this.#byAor.delete(aor);
-    else this.#byAor.set(aor, list);
+    this.#store(aor, before, list);
     return list;
   }
 
   async removeFlow(flowId: string): Promise<Binding[]> {
-    return this.#removeWhere((b) => b.flow.id === flowId);
+    const removed: Binding[] = [];
+    for (const aor of this.#byFlow.get(flowId) ?? []) {
+      const list = this.#byAor.get(aor) ?? [];
+      removed.push(...list.filter((b) => b.flow.id === flowId));
+      this.#store(aor, list, list.filter((b) => b.flow.id !== flowId));
+    }
+    return removed;
   }
 
   async sweep(now: number): Promise<Binding[]> {
-    return this.#removeWhere((b) => b.expiresAt <= now);
-  }
-
-  #removeWhere(test: (b: Binding) => boolean): Binding[] {
     const removed: Binding[] = [];
     for (const [aor, list] of this.#byAor) {
-      const keep = list.filter((b) => !test(b));
+      const keep = list.filter((b) => b.expiresAt > now);
       if (keep.length === list.length) continue;
-      removed.push(...list.filter(test));
-      if (keep.length === 0) this.#byAor.delete(aor);
-      else this.#byAor.set(aor, keep);
+      removed.push(...list.filter((b) => b.expiresAt <= now));
+      this.#store(aor, list, keep);
     }
     return removed;
+  }
+
+  /** Replaces an AOR's bindings and keeps the flow index in step. */
+  #store(aor: string, before: readonly Binding[], after: Binding[]): void {
+    for (const b of before) this.#byFlow.get(b.flow.id)?.delete(aor);
+    for (const b of after) {
+      let aors = this.#byFlow.get(b.flow.id);
+      if (!aors) this.#byFlow.set(b.flow.id, (aors = new Set()));
+      aors.add(aor);
+    }
+    for (const b of before) if (this.#byFlow.get(b.flow.id)?.size === 0) this.#byFlow.delete(b.flow.id);
+    if (after.length === 0) this.#byAor.delete(aor);
+    else this.#byAor.set(aor, after);
   }
 }

@@ -63,6 +63,23 @@ describe('instant messages between online users', () => {
     assert.equal(got2.contentType, 'text/html');
   });
 
+  it('passes CPIM and is-composing bodies through unchanged', async () => {
+    const alice = client('alice', 'alice-pw', 'tcp');
+    const bob = client('bob', 'bob-pw', 'ws');
+    await alice.connect();
+    await bob.connect();
+    await bob.register({ expires: 300 });
+    const cpim = 'From: <sip:alice@parley.test>\r\nTo: <sip:bob@parley.test>\r\nDateTime: 2026-11-25T10:00:00Z\r\n\r\nContent-Type: text/plain\r\n\r\nwrapped hello';
+    const composing = '<?xml version="1.0" encoding="UTF-8"?>\n<isComposing xmlns="urn:ietf:params:xml:ns:im-iscomposing"><state>active</state><refresh>60</refresh></isComposing>';
+    for (const [type, body] of [['message/cpim', cpim], ['application/im-iscomposing+xml', composing]] as const) {
+      const got = nextMessage(bob);
+      assert.equal((await alice.sendMessage(`sip:bob@${DOMAIN}`, body, { contentType: type })).status, 200);
+      const m = await got;
+      assert.equal(m.contentType, type);
+      assert.equal(m.body, body);
+    }
+  });
+
   it('forks to every registration of the recipient', async () => {
     const phone = client('carol', 'carol-pw', 'tcp');
     const laptop = client('carol', 'carol-pw', 'ws');
