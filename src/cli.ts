@@ -1,6 +1,7 @@
 // The `parley` command. Each subcommand lives with its capability; this file only dispatches.
 
 import { parseArgs } from 'node:util';
+import { runAdminCommand } from './admin/index.ts';
 import { runUserCommand } from './directory/index.ts';
 import { ParleyError } from './errors.ts';
 import { createLogger, type LogLevel } from './observability/logger.ts';
@@ -20,6 +21,8 @@ Commands:
   user remove SIP-ADDRESS [--data-dir DIR]
   user passwd SIP-ADDRESS --password PW [--data-dir DIR]
                          manage accounts (works while the server runs)
+  admin [--data-dir DIR] [--json] <Cmdlet> [-Param Value]...
+                         Skype for Business-style cmdlets (parley admin --help)
   help                   this text
   version                the version
 `;
@@ -36,6 +39,8 @@ async function main(argv: string[]): Promise<number> {
       return serve(rest);
     case 'user':
       return runUserCommand(rest, io, { dataDir: DEFAULT_CONFIG.dataDir, domain: DEFAULT_CONFIG.domain });
+    case 'admin':
+      return runAdminCommand(rest, io, { dataDir: DEFAULT_CONFIG.dataDir, domain: DEFAULT_CONFIG.domain });
     case 'version':
     case '--version':
       io.out(PRODUCT);

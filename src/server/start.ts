@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { Authenticator } from '../auth/authenticator.ts';
 import { DIRECTORY_MIGRATIONS, findUser } from '../directory/index.ts';
 import type { Logger } from '../observability/logger.ts';
+import { SETTINGS_MIGRATIONS } from '../settings/index.ts';
 import { createRegistrationEvents, MemoryLocationService, registerHandler } from '../registrar/index.ts';
 import type { SipContext } from '../router/context.ts';
 import { createDispatcher } from '../router/dispatch.ts';
@@ -32,7 +33,7 @@ export interface RunningServer {
 
 export async function startServer(config: Readonly<ServerConfig>, logger: Logger): Promise<RunningServer> {
   const db = openDatabase(config.dataDir);
-  runMigrations(db, [DIRECTORY_MIGRATIONS]);
+  runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS]);
 
   const handlers = [registerHandler, messageHandler, optionsHandler];
   const location = new MemoryLocationService();

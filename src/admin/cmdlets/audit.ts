@@ -1,0 +1,32 @@
+// Get-CsAdminAudit: the changes administrators made, oldest first.
+import { listAudit } from '../../settings/index.ts';
+import { wildcard } from '../parse.ts';
+import type { CmdletSpec } from '../types.ts';
+import { argString } from '../types.ts';
+
+export const AUDIT_CMDLETS: readonly CmdletSpec[] = [
+  {
+    name: 'Get-CsAdminAudit',
+    synopsis: 'shows the audit log of changes (who, when, cmdlet, identity, property, old and new value)',
+    parameters: [
+      { name: 'Identity', type: 'string', position: 0, help: 'wildcard on the changed Identity, e.g. "site:*"' },
+      { name: 'Last', type: 'int', help: 'only the newest N entries' },
+    ],
+    run(ctx, args) {
+      const last = args.Last;
+      const identity = argString(args, 'Identity');
+      const pattern = identity === undefined ? undefined : wildcard(identity);
+      const entries = listAudit(ctx.db).filter((e) => pattern === undefined || pattern.test(e.identity));
+      return (typeof last === 'number' ? entries.slice(Math.max(0, entries.length - last)) : entries)
+        .map((e) => [
+          ['Identity', e.identity],
+          ['When', e.at],
+          ['Who', e.actor],
+          ['Cmdlet', e.cmdlet],
+          ['Property', e.property],
+          ['OldValue', e.oldValue],
+          ['NewValue', e.newValue],
+        ]);
+    },
+  },
+];

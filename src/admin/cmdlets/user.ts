@@ -1,0 +1,131 @@
+// Get-/Enable-/Set-/Disable-CsUser. Identity: a SIP address (`alice@parley.local`, `sip:…`, or
+// `alice` in the default domain). Passwords are never shown nor written to the audit log.
+import { DirectoryError, addUser, findUser, listUsers, parseAddress, removeUser, requireSite, setDisplayName, setPassword, setUserSite, userSite } from '../../directory/index.ts';
+import type { UserSummary } from '../../directory/index.ts';
+import { grantedPolicy, recordAudit } from '../../settings/index.ts';
+import type { Database } from '../../storage/index.ts';
+import { transaction } from '../../storage/index.ts';
+import { wildcard } from '../parse.ts';
+import type { CmdletContext, CmdletSpec, OutputObject } from '../types.ts';
+import { argString } from '../types.ts';
+import { change } from './settings-nouns.ts';
+
+const IDENTITY_HELP = 'the SIP address, e.g. alice@parley.local';
+
+export const USER_CMDLETS: readonly CmdletSpec[] = [
+  {
+    name: 'Get-CsUser',
+    synopsis: 'shows users (all, one -Identity, or those matching -Filter on the address)',
+    parameters: [
+      { name: 'Identity', type: 'string', position: 0, help: IDENTITY_HELP },
+      { name: 'Filter', type: 'string', help: 'wildcard on the address, e.g. "*@parley.local"' },
+    ],
+    run(ctx, args) {
+      const identity = argString(args, 'Identity');
+      const filter = argString(args, 'Filter');
+      const users = identity !== undefined ? [requireUser(ctx.db, addressOf(ctx, identity))] : listUsers(ctx.db);
+      const pattern = filter === undefined ? undefined : wildcard(filter);
+      return users.filter((u) => pattern === undefined || pattern.test(u.address)).map((u) => outputOf(ctx.db, u));
+    },
+  },
+  {
+    name: 'Enable-CsUser',
+    synopsis: 'creates a user',
+    parameters: [
+      { name: 'Identity', type: 'string', position: 0, required: true, help: IDENTITY_HELP },
+      { name: 'Password', type: 'string', required: true, secret: true },
+      { name: 'DisplayName', type: 'string', nullable: true },
+      { name: 'Site', type: 'string', nullable: true, help: 'Site:<name> or <name>' },
+    ],
+    async run(ctx, args) {
+      const address = addressOf(ctx, argString(args, 'Identity') ?? '');
+      const site = argString(args, 'Site');
+      if (site !== undefined) requireSite(ctx.db, stripSite(site));
+      const displayName = argString(args, 'DisplayName') ?? null;
+      const user = await addUser(ctx.db, { address, password: argString(args, 'Password') ?? '', displayName }, ctx.now);
+      const c = change(ctx, 'Enable-CsUser');
+      transaction(ctx.db, () => {
+        if (site !== undefined) setUserSite(ctx.db, address, stripSite(site), ctx.now);
+        recordAudit(ctx.db, c, address, null, null, 'created');
+        if (user.displayName !== null) recordAudit(ctx.db, c, address, 'DisplayName', null, user.displayName);
+        if (site !== undefined) recordAudit(ctx.db, c, address, 'Site', null, userSite(ctx.db, address));
+      });
+      return [outputOf(ctx.db, requireUser(ctx.db, address))];
+    },
+  },
+  {
+    name: 'Set-CsUser',
+    synopsis: 'changes the display name, site (or $Null for none) or password of a user',
+    parameters: [
+      { name: 'Identity', type: 'string', position: 0, required: true, help: IDENTITY_HELP },
+      { name: 'DisplayName', type: 'string', nullable: true },
+      { name: 'Site', type: 'string', nullable: true, help: 'Site:<name>, <name> or $Null' },
+      { name: 'Password', type: 'string', secret: true },
+    ],
+    async run(ctx, args) {
+      const address = addressOf(ctx, argString(args, 'Identity') ?? '');
+      const before = requireUser(ctx.db, address);
+      const c = change(ctx, 'Set-CsUser');
+      const password = argString(args, 'Password');
+      if (password !== undefined) {
+        await setPassword(ctx.db, address, password, ctx.now);
+        recordAudit(ctx.db, c, address, 'Password', '***', '***');
+      }
+      transaction(ctx.db, () => {
+        if (args.DisplayName !== undefined) {
+          setDisplayName(ctx.db, address, argString(args, 'DisplayName') ?? null, ctx.now);
+          const after = requireUser(ctx.db, address).displayName;
+          if (after !== before.displayName) recordAudit(ctx.db, c, address, 'DisplayName', before.displayName, after);
+        }
+        if (args.Site !== undefined) {
+          const oldSite = userSite(ctx.db, address);
+          const site = argString(args, 'Site');
+          setUserSite(ctx.db, address, site === undefined ? null : stripSite(site), ctx.now);
+          const newSite = userSite(ctx.db, address);
+          if (newSite !== oldSite) recordAudit(ctx.db, c, address, 'Site', oldSite, newSite);
+        }
+      });
+      return [];
+    },
+  },
+  {
+    name: 'Disable-CsUser',
+    synopsis: 'removes a user (and the policy granted to them)',
+    parameters: [{ name: 'Identity', type: 'string', position: 0, required: true, help: IDENTITY_HELP }],
+    run(ctx, args) {
+      const address = addressOf(ctx, argString(args, 'Identity') ?? '');
+      transaction(ctx.db, () => {
+        removeUser(ctx.db, address);
+        recordAudit(ctx.db, change(ctx, 'Disable-CsUser'), address, null, 'existed', 'removed');
+      });
+      return [];
+    },
+  },
+];
+
+function addressOf(ctx: CmdletContext, text: string): string {
+  return parseAddress(text, ctx.domain).address;
+}
+
+function stripSite(text: string): string {
+  return text.trim().replace(/^site:/i, '');
+}
+
+function requireUser(db: Database, address: string): UserSummary {
+  const user = findUser(db, address);
+  if (user === undefined) throw new DirectoryError('USER_NOT_FOUND', `user ${address} does not exist; see the users with Get-CsUser`);
+  return user;
+}
+
+function outputOf(db: Database, user: UserSummary): OutputObject {
+  const site = userSite(db, user.address);
+  const policy = grantedPolicy(db, user.address);
+  return [
+    ['Identity', user.address],
+    ['SipAddress', `sip:${user.address}`],
+    ['DisplayName', user.displayName],
+    ['Site', site === null ? null : `Site:${site}`],
+    ['ClientPolicy', policy === null ? null : `Tag:${policy}`],
+    ['WhenCreated', user.createdAt],
+  ];
+}

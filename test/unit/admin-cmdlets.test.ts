@@ -1,0 +1,155 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir, userInfo } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { runAdminCommand } from '../../src/admin/index.ts';
+import { verifyPassword } from '../../src/directory/index.ts';
+import { effectiveSettings } from '../../src/settings/index.ts';
+import { openDatabase } from '../../src/storage/index.ts';
+
+const root = mkdtempSync(join(tmpdir(), 'parley-admin-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+let dirs = 0;
+
+/** A fresh data directory and a `parley admin …` runner capturing its output. */
+function admin() {
+  const dataDir = join(root, `data-${++dirs}`);
+  return {
+    dataDir,
+    async run(...args: string[]) {
+      const out: string[] = [];
+      const err: string[] = [];
+      const code = await runAdminCommand(args, { out: (l) => out.push(l), err: (l) => err.push(l) }, { dataDir, domain: 'parley.test' });
+      return { code, out, err, text: out.join('\n'), error: err.join('\n') };
+    },
+    async ok(...args: string[]) {
+      const r = await this.run(...args);
+      assert.equal(r.code, 0, `${args.join(' ')} → ${r.code}: ${r.error}`);
+      return r;
+    },
+    db<T>(fn: (db: ReturnType<typeof openDatabase>) => T): T {
+      const db = openDatabase(dataDir);
+      try {
+        return fn(db);
+      } finally {
+        db.close();
+      }
+    },
+  };
+}
+
+describe('parley admin cmdlets', () => {
+  it("runs the seed's two commands and audits the change with old and new values", async () => {
+    const a = admin();
+    const set = await a.ok('Set-CsImConfiguration', '-EnableOfflineIM', '$False');
+    assert.deepEqual(set.out, []);
+    const get = await a.ok('Get-CsImConfiguration');
+    assert.deepEqual(get.out, ['Identity             : Global', 'EnableOfflineIm      : False', 'OfflineImPickupDelay : 00:02:00', 'OfflineImMaxAge      : 1.00:00:00']);
+    const audit = await a.ok('--json', 'Get-CsAdminAudit');
+    const entries = JSON.parse(audit.text) as Array<Record<string, unknown>>;
+    assert.equal(entries.length, 1);
+    assert.deepEqual({ ...entries[0], When: undefined }, {
+      Identity: 'Global', When: undefined, Who: userInfo().username, Cmdlet: 'Set-CsImConfiguration', Property: 'EnableOfflineIm', OldValue: 'True', NewValue: 'False',
+    });
+    // setting the same value again changes nothing and audits nothing
+    await a.ok('set-csimconfiguration', '-enableofflineim', 'false');
+    assert.equal(JSON.parse((await a.ok('--json', 'Get-CsAdminAudit')).text).length, 1);
+  });
+
+  it('resets Global to the defaults on Remove, and refuses to remove an unknown identity', async () => {
+    const a = admin();
+    await a.ok('Set-CsImConfiguration', '-OfflineImPickupDelay', '00:10:00', '-EnableOfflineIm', '$false');
+    await a.ok('Remove-CsImConfiguration', '-Identity', 'global');
+    assert.match((await a.ok('Get-CsImConfiguration', 'Global')).text, /EnableOfflineIm +: True\nOfflineImPickupDelay : 00:02:00/);
+    const missing = await a.run('Remove-CsClientPolicy', 'Tag:Nobody');
+    assert.equal(missing.code, 1);
+    assert.match(missing.error, /there is no CsClientPolicy Tag:Nobody/);
+    const unknownSite = await a.run('New-CsImConfiguration', '-Identity', 'Site:Atlantis');
+    assert.equal(unknownSite.code, 1);
+    assert.match(unknownSite.error, /there is no site Atlantis/);
+    const badIdentity = await a.run('Get-CsImConfiguration', 'Tag:Sales');
+    assert.equal(badIdentity.code, 2);
+    assert.match(badIdentity.error, /use Global, Site:<name>/);
+  });
+
+  it('creates site and tag instances with every value, filters them, and grants policies', async () => {
+    const a = admin();
+    await a.ok('New-CsSite', 'Redmond');
+    const created = await a.ok('New-CsImConfiguration', '-Identity', 'site:redmond', '-OfflineImMaxAge', '02:00:00');
+    assert.deepEqual(created.out, ['Identity             : Site:Redmond', 'EnableOfflineIm      : True', 'OfflineImPickupDelay : 00:02:00', 'OfflineImMaxAge      : 02:00:00']);
+    assert.equal((await a.run('New-CsImConfiguration', 'Site:Redmond')).code, 1, 'exists already');
+    await a.ok('New-CsClientPolicy', 'Sales', '-DisableSavingIM', '$True');
+    const sites = await a.ok('--json', 'Get-CsImConfiguration', '-Filter', 'site:*');
+    assert.deepEqual(JSON.parse(sites.text).map((o: { Identity: string }) => o.Identity), ['Site:Redmond']);
+    const policies = await a.ok('Get-CsClientPolicy');
+    assert.match(policies.text, /^Identity +: Global\n[^]*\n\nIdentity +: Tag:Sales\nEnableIMAutoArchiving : True\nDisableSavingIM +: True$/);
+
+    await a.ok('Enable-CsUser', '-Identity', 'alice', '-Password', 'secret', '-DisplayName', 'Alice', '-Site', 'Site:Redmond');
+    await a.ok('Grant-CsClientPolicy', '-Identity', 'alice@parley.test', '-PolicyName', 'Sales');
+    const user = await a.ok('Get-CsUser', 'sip:alice@parley.test');
+    assert.match(user.text, /^Identity +: alice@parley\.test\nSipAddress +: sip:alice@parley\.test\nDisplayName +: Alice\nSite +: Site:Redmond\nClientPolicy : Tag:Sales\nWhenCreated +: \S+$/);
+    const settings = a.db((db) => effectiveSettings(db, 'alice@parley.test'));
+    assert.deepEqual(settings.sources, { ImConfiguration: 'Site:Redmond', ClientPolicy: 'Tag:Sales' });
+    assert.equal(settings.OfflineImMaxAgeSeconds, 7200);
+
+    const inUse = await a.run('Remove-CsClientPolicy', 'Tag:Sales');
+    assert.equal(inUse.code, 1);
+    assert.match(inUse.error, /granted to 1 user/);
+    await a.ok('Grant-CsClientPolicy', 'alice', '-PolicyName', '$Null');
+    await a.ok('Remove-CsClientPolicy', 'Tag:Sales');
+    assert.equal(a.db((db) => effectiveSettings(db, 'alice@parley.test')).sources.ClientPolicy, 'Global');
+  });
+
+  it('refuses to remove a site still in use, naming how many users and instances use it', async () => {
+    const a = admin();
+    await a.ok('New-CsSite', '-Identity', 'Site:Paris');
+    await a.ok('Enable-CsUser', 'bob', '-Password', 'pw', '-Site', 'Paris');
+    await a.ok('Enable-CsUser', 'carol', '-Password', 'pw', '-Site', 'paris');
+    await a.ok('New-CsClientPolicy', 'Site:Paris');
+    const refused = await a.run('Remove-CsSite', 'Paris');
+    assert.equal(refused.code, 1);
+    assert.match(refused.error, /the site Paris is still used by 2 users .* and 1 settings instance/);
+    await a.ok('Set-CsUser', 'bob', '-Site', '$Null');
+    await a.ok('Disable-CsUser', 'carol');
+    assert.match((await a.run('Remove-CsSite', 'Paris')).error, /still used by 1 settings instance \(/);
+    await a.ok('Remove-CsClientPolicy', 'Site:Paris');
+    await a.ok('Remove-CsSite', 'Site:Paris');
+    assert.deepEqual((await a.ok('Get-CsSite')).out, []);
+    assert.equal((await a.run('Remove-CsSite', 'Paris')).code, 1);
+  });
+
+  it('changes users and audits each change, never the password', async () => {
+    const a = admin();
+    await a.ok('New-CsSite', 'Oslo');
+    await a.ok('Enable-CsUser', 'dave@parley.test', '-Password', 'old-pw');
+    await a.ok('Set-CsUser', 'dave', '-DisplayName', 'Dave', '-Site', 'Oslo', '-Password', 'new-pw');
+    assert.equal(await a.db((db) => verifyPassword(db, 'dave@parley.test', 'new-pw')), true);
+    const audit = await a.ok('Get-CsAdminAudit', '-Identity', 'dave@*', '-Last', '3');
+    assert.match(audit.text, /Property : Password\nOldValue : \*\*\*\nNewValue : \*\*\*/);
+    assert.match(audit.text, /Property : DisplayName\nOldValue :\nNewValue : Dave/);
+    assert.match(audit.text, /Property : Site\nOldValue :\nNewValue : Oslo/);
+    assert.doesNotMatch(audit.text, /new-pw|old-pw/);
+    assert.equal((await a.run('Set-CsUser', 'nobody', '-DisplayName', 'x')).code, 1);
+    assert.equal((await a.run('Enable-CsUser', 'erin', '-Password', 'pw', '-Site', 'Nowhere')).code, 1);
+    assert.equal((await a.run('Get-CsUser', 'not an address')).code, 2);
+    assert.deepEqual(JSON.parse((await a.ok('--json', 'Get-CsUser', '-Filter', 'd*')).text).map((u: { Identity: string }) => u.Identity), ['dave@parley.test']);
+  });
+
+  it('answers usage errors (unknown cmdlet or parameter, bad value) with exit code 2', async () => {
+    const a = admin();
+    const unknown = await a.run('Get-CsImConfig');
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.error, /did you mean Get-CsImConfiguration\?/);
+    const param = await a.run('Set-CsImConfiguration', '-EnableOfflineMessages', '$False');
+    assert.equal(param.code, 2);
+    assert.match(param.error, /its parameters are -Identity, -EnableOfflineIm/);
+    assert.equal((await a.run('Set-CsImConfiguration', '-OfflineImMaxAge', '1 day')).code, 2);
+    assert.equal((await a.run('Set-CsImConfiguration', '-OfflineImMaxAge', '00:00:10')).code, 2, 'below the minimum');
+    assert.equal((await a.run()).code, 2);
+    assert.equal((await a.run('--url', 'https://x', 'Get-CsSite')).code, 2);
+    const help = await a.run('--help');
+    assert.equal(help.code, 0);
+    assert.match(help.text, /Grant-CsClientPolicy \[-Identity\] <String> \[-PolicyName\] <String>/);
+  });
+});

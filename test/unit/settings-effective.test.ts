@@ -1,0 +1,79 @@
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import { DIRECTORY_MIGRATIONS, DirectoryError, addUser, createSite, setUserSite } from '../../src/directory/index.ts';
+import {
+  CLIENT_POLICY, GLOBAL, IM_CONFIGURATION, SETTINGS_MIGRATIONS, createInstance, effectiveSettings, grantClientPolicy, updateInstance,
+} from '../../src/settings/index.ts';
+import type { Database } from '../../src/storage/index.ts';
+import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
+
+const change = { actor: 'test', cmdlet: 'test', now: () => 1 };
+
+// Sites: `Configured` has an ImConfiguration and a ClientPolicy; `Bare` has neither.
+// Tag policy `Sales` exists. Users cover: no site, site with / without instances, tag / no tag.
+let db: Database;
+before(async () => {
+  db = openMemoryDatabase();
+  runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS]);
+  createSite(db, 'Configured');
+  createSite(db, 'Bare');
+  updateInstance(db, IM_CONFIGURATION, GLOBAL, { OfflineImPickupDelay: 300 }, change);
+  createInstance(db, IM_CONFIGURATION, { scope: 'site', name: 'configured' }, { EnableOfflineIm: false, OfflineImMaxAge: 3600 }, change);
+  createInstance(db, CLIENT_POLICY, { scope: 'site', name: 'Configured' }, { DisableSavingIM: true }, change);
+  createInstance(db, CLIENT_POLICY, { scope: 'tag', name: 'Sales' }, { EnableIMAutoArchiving: false }, change);
+  for (const [user, site, tag] of [
+    ['nosite', null, null], ['nosite-tag', null, 'Sales'],
+    ['configured', 'Configured', null], ['configured-tag', 'Configured', 'sales'],
+    ['bare', 'Bare', null], ['bare-tag', 'Bare', 'Sales'],
+  ] as const) {
+    await addUser(db, { address: `${user}@parley.test`, password: 'pw' });
+    if (site !== null) setUserSite(db, `${user}@parley.test`, site);
+    if (tag !== null) grantClientPolicy(db, `${user}@parley.test`, tag, change);
+  }
+});
+
+describe('effectiveSettings', () => {
+  it('a user with no site gets Global (or their tag policy)', () => {
+    assert.deepEqual(effectiveSettings(db, 'nosite@parley.test'), {
+      EnableOfflineIm: true, OfflineImPickupDelaySeconds: 300, OfflineImMaxAgeSeconds: 86400,
+      EnableIMAutoArchiving: true, DisableSavingIM: false,
+      sources: { ImConfiguration: 'Global', ClientPolicy: 'Global' },
+    });
+    const tagged = effectiveSettings(db, 'sip:NoSite-Tag@parley.test');
+    assert.deepEqual(tagged.sources, { ImConfiguration: 'Global', ClientPolicy: 'Tag:Sales' });
+    assert.equal(tagged.EnableIMAutoArchiving, false);
+    assert.equal(tagged.DisableSavingIM, false, 'a tag instance holds all values: DisableSavingIM is its own default, not inherited');
+  });
+
+  it('a site with instances applies them whole; a tag still wins for the client policy', () => {
+    const site = effectiveSettings(db, 'configured@parley.test');
+    assert.deepEqual(site, {
+      EnableOfflineIm: false, OfflineImPickupDelaySeconds: 120, OfflineImMaxAgeSeconds: 3600,
+      EnableIMAutoArchiving: true, DisableSavingIM: true,
+      sources: { ImConfiguration: 'Site:Configured', ClientPolicy: 'Site:Configured' },
+    });
+    const tagged = effectiveSettings(db, 'configured-tag@parley.test');
+    assert.deepEqual(tagged.sources, { ImConfiguration: 'Site:Configured', ClientPolicy: 'Tag:Sales' });
+    assert.equal(tagged.EnableIMAutoArchiving, false);
+    assert.equal(tagged.DisableSavingIM, false);
+    assert.equal(tagged.EnableOfflineIm, false);
+  });
+
+  it('a site without instances falls back to Global', () => {
+    assert.deepEqual(effectiveSettings(db, 'bare@parley.test').sources, { ImConfiguration: 'Global', ClientPolicy: 'Global' });
+    assert.deepEqual(effectiveSettings(db, 'bare-tag@parley.test').sources, { ImConfiguration: 'Global', ClientPolicy: 'Tag:Sales' });
+  });
+
+  it('sees a change at once, and a removed grant', () => {
+    updateInstance(db, IM_CONFIGURATION, GLOBAL, { EnableOfflineIm: false }, change);
+    assert.equal(effectiveSettings(db, 'bare@parley.test').EnableOfflineIm, false);
+    updateInstance(db, IM_CONFIGURATION, GLOBAL, { EnableOfflineIm: true }, change);
+    grantClientPolicy(db, 'bare-tag@parley.test', null, change);
+    assert.equal(effectiveSettings(db, 'bare-tag@parley.test').sources.ClientPolicy, 'Global');
+    grantClientPolicy(db, 'bare-tag@parley.test', 'Sales', change);
+  });
+
+  it('refuses an address with no user', () => {
+    assert.throws(() => effectiveSettings(db, 'nobody@parley.test'), (e: unknown) => e instanceof DirectoryError && e.code === 'USER_NOT_FOUND');
+  });
+});

@@ -1,0 +1,35 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { DIRECTORY_MIGRATIONS, addUser, removeUser, userSite } from '../../src/directory/index.ts';
+import { CLIENT_POLICY, GLOBAL, SETTINGS_MIGRATIONS, createInstance, getInstance, grantedPolicy, grantClientPolicy } from '../../src/settings/index.ts';
+import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
+
+const change = { actor: 'test', cmdlet: 'test', now: () => 1 };
+
+describe('settings and sites migrations', () => {
+  it('upgrade a database made by the foundation (001-users only), keeping its users without a site', async () => {
+    const db = openMemoryDatabase();
+    const [first] = DIRECTORY_MIGRATIONS.migrations;
+    assert.equal(first?.id, '001-users');
+    runMigrations(db, [{ capability: 'directory', migrations: [first] }]);
+    await addUser(db, { address: 'old@parley.test', password: 'pw' });
+    const applied = runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS]);
+    assert.deepEqual(applied.map((m) => `${m.capability}/${m.id}`), ['directory/002-sites', 'settings/001-settings']);
+    assert.equal(userSite(db, 'old@parley.test'), null);
+    assert.equal(getInstance(db, CLIENT_POLICY, GLOBAL)?.values.EnableIMAutoArchiving, true);
+    assert.deepEqual(runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS]), []);
+    db.close();
+  });
+
+  it('drops a user’s policy grant with the user', async () => {
+    const db = openMemoryDatabase();
+    runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS]);
+    await addUser(db, { address: 'gone@parley.test', password: 'pw' });
+    createInstance(db, CLIENT_POLICY, { scope: 'tag', name: 'Sales' }, {}, change);
+    grantClientPolicy(db, 'gone@parley.test', 'SALES', change);
+    assert.equal(grantedPolicy(db, 'gone@parley.test'), 'Sales');
+    removeUser(db, 'gone@parley.test');
+    assert.equal(grantedPolicy(db, 'gone@parley.test'), null);
+    db.close();
+  });
+});
