@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { Authenticator } from '../auth/authenticator.ts';
 import { DIRECTORY_MIGRATIONS, findUser } from '../directory/index.ts';
 import type { Logger } from '../observability/logger.ts';
+import { PresenceService } from '../presence/index.ts';
 import { SETTINGS_MIGRATIONS } from '../settings/index.ts';
 import { createRegistrationEvents, MemoryLocationService, registerHandler } from '../registrar/index.ts';
 import type { SipContext } from '../router/context.ts';
@@ -35,7 +36,9 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   const db = openDatabase(config.dataDir);
   runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS]);
 
-  const handlers = [registerHandler, messageHandler, optionsHandler];
+  // Presence's handlers are part of Allow; the service attaches to the context once it exists.
+  const presence = new PresenceService();
+  const handlers = [registerHandler, messageHandler, optionsHandler, ...presence.handlers];
   const location = new MemoryLocationService();
   const registrations = createRegistrationEvents();
   const connections = new Map<string, Flow>();
@@ -78,6 +81,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   const dispatch = createDispatcher(ctx, handlers);
   const transactions = new TransactionLayer(config.sip, { onRequest: dispatch });
   ctx.transactions = transactions;
+  presence.start(ctx);
   const sink = createSipSink({ logger, transactions, location, registrations, connections, ctx });
 
   const closers: Array<() => Promise<void> | void> = [];
@@ -112,6 +116,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     sweep.unref();
     closers.push(() => clearInterval(sweep));
     closers.push(() => transactions.close());
+    closers.push(() => presence.close());
 
     const httpEndpoint = { address: http.address, port: http.port };
     const wsUrl = `ws://${formatEndpoint(httpEndpoint)}/sip`;

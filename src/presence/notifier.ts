@@ -1,0 +1,158 @@
+// Sends the NOTIFYs of presence subscriptions (RFC 6665 §4.2.2, RFC 3856 §6.7): in-dialog
+// requests over the subscriber's flow, one at a time per dialog. Changes that arrive while a
+// NOTIFY is unanswered are folded into one more NOTIFY with the then current state.
+
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { FlowRef } from '../registrar/index.ts';
+import { createRequest, formatEndpoint, Headers, MAGIC_COOKIE, viaTransport } from '../sip/index.ts';
+import type { Flow, SipRequest, SipResponse, TransactionLayer } from '../sip/index.ts';
+import { buildPidf, PIDF_TYPE } from './pidf.ts';
+import type { PresenceState } from './pidf.ts';
+import type { Subscription, TerminationReason } from './subscriptions.ts';
+
+export interface NotifierDeps {
+  product: string;
+  logger: Logger;
+  transactions: Pick<TransactionLayer, 'sendRequest'>;
+  resolveFlow(ref: FlowRef): Flow | undefined;
+  now(): number;
+  /** what this watcher may see of the presentity now (the seam for blocking) */
+  stateFor(sub: Subscription): Promise<PresenceState>;
+  /** the subscription reached `terminated`: forget it */
+  onEnded(sub: Subscription): void;
+}
+
+export class Notifier {
+  readonly #deps: NotifierDeps;
+  /** dialogs with a NOTIFY awaiting its final response */
+  readonly #inFlight = new Set<string>();
+  /** dialogs that changed again meanwhile: true when that NOTIFY must go even if nothing changed */
+  readonly #again = new Map<string, boolean>();
+  /** the last document each dialog was sent: a change that changes nothing sends nothing */
+  readonly #lastBody = new Map<string, string>();
+
+  constructor(deps: NotifierDeps) {
+    this.#deps = deps;
+  }
+
+  /**
+   * Sends the subscription's current state, one NOTIFY in flight per dialog: the next waits for
+   * the final response to (or the timeout of) the previous one (RFC 6665 §4.2.2, paraphrased;
+   * it also keeps the CSeq order the watcher sees equal to the order of the changes).
+   *
+   * `onlyIfChanged`: a change of the presentity (a REGISTER refresh, say) that leaves the document
+   * as the watcher last saw it sends nothing. The first NOTIFY, a refresh's and the final one
+   * always go (RFC 6665 §4.2.1.2, §4.2.2).
+   */
+  notify(sub: Subscription, onlyIfChanged = false): void {
+    if (sub.state === 'terminated') return;
+    if (this.#inFlight.has(sub.id)) {
+      this.#again.set(sub.id, (this.#again.get(sub.id) ?? false) || !onlyIfChanged);
+      return;
+    }
+    this.#inFlight.add(sub.id);
+    this.#send(sub, onlyIfChanged).catch((err: unknown) => {
+      this.#deps.logger.error({ err, watcher: sub.watcher, presentity: sub.presentity }, 'NOTIFY to %s failed', sub.watcher);
+      this.#end(sub, 'deactivated');
+    });
+  }
+
+  get pending(): number {
+    return this.#inFlight.size;
+  }
+
+  async #send(sub: Subscription, onlyIfChanged: boolean): Promise<void> {
+    const presence = await this.#deps.stateFor(sub);
+    if (sub.state === 'terminated') {
+      this.#settled(sub);
+      return;
+    }
+    const body = buildPidf(`sip:${sub.presentity}`, presence);
+    if (onlyIfChanged && sub.state === 'active' && this.#lastBody.get(sub.id) === body) {
+      this.#settled(sub);
+      return;
+    }
+    this.#lastBody.set(sub.id, body);
+    const flow = this.#deps.resolveFlow(sub.flow);
+    if (flow === undefined || flow.closed) {
+      this.#deps.logger.info({ watcher: sub.watcher, presentity: sub.presentity }, 'subscription of %s ended: its connection is gone', sub.watcher);
+      this.#end(sub, 'deactivated');
+      return;
+    }
+    const terminal = sub.state === 'terminating';
+    const request = buildNotify(sub, flow, body, this.#deps.now(), this.#deps.product);
+    const log = this.#deps.logger.child({ callId: sub.dialog.callId, watcher: sub.watcher, presentity: sub.presentity });
+    log.debug({ state: presence.state, subscriptionState: request.headers.get('subscription-state') }, 'NOTIFY %s', sub.watcher);
+    this.#deps.transactions.sendRequest(request, flow, {
+      onFinal: (response: SipResponse) => {
+        // §4.2.2: "If the NOTIFY request fails due to an error response, and the subscription
+        // was installed using a soft-state mechanism (such as SUBSCRIBE), the notifier MUST
+        // remove the corresponding subscription." (481 included.)
+        if (response.status >= 300) {
+          log.info({ status: response.status }, 'NOTIFY answered %d: subscription ended', response.status);
+          this.#end(sub, 'deactivated');
+          return;
+        }
+        if (terminal) {
+          this.#end(sub);
+          return;
+        }
+        this.#settled(sub);
+      },
+      onTimeout: () => {
+        // §4.2.2: "If the NOTIFY request fails due to a timeout condition, and the subscription
+        // was installed using a soft-state mechanism (such as SUBSCRIBE), the notifier SHOULD
+        // remove the subscription."
+        log.info('NOTIFY timed out: subscription ended');
+        this.#end(sub, 'timeout');
+      },
+      onTransportError: () => {
+        log.info('NOTIFY could not be sent: subscription ended');
+        this.#end(sub, 'deactivated');
+      },
+    });
+  }
+
+  /** The NOTIFY was answered: send the next one if the state changed meanwhile. */
+  #settled(sub: Subscription): void {
+    this.#inFlight.delete(sub.id);
+    const again = this.#again.get(sub.id);
+    if (again === undefined) return;
+    this.#again.delete(sub.id);
+    this.notify(sub, !again);
+  }
+
+  #end(sub: Subscription, reason?: TerminationReason): void {
+    this.#inFlight.delete(sub.id);
+    this.#again.delete(sub.id);
+    this.#lastBody.delete(sub.id);
+    if (sub.state !== 'terminated') sub.end(reason);
+    this.#deps.onEnded(sub);
+  }
+}
+
+/** An in-dialog NOTIFY (RFC 3261 §12.2.1.1; RFC 6665 §8.2.1 Event, §8.2.3 Subscription-State). */
+export function buildNotify(sub: Subscription, flow: Flow, pidf: string, now: number, product: string): SipRequest {
+  const d = sub.dialog;
+  const headers = new Headers();
+  const branch = `${MAGIC_COOKIE}${randomBytes(9).toString('base64url')}`;
+  headers.append('via', `SIP/2.0/${viaTransport(flow.protocol)} ${formatEndpoint(flow.local)};branch=${branch}`);
+  headers.append('max-forwards', '70');
+  for (const route of d.routeSet) headers.append('route', route);
+  headers.append('from', d.localHeader);
+  headers.append('to', d.remoteHeader);
+  headers.append('call-id', d.callId);
+  headers.append('cseq', `${sub.nextCSeq()} NOTIFY`);
+  headers.append('contact', notifierContact(flow));
+  headers.append('event', sub.event);
+  headers.append('subscription-state', sub.subscriptionState(now));
+  headers.append('user-agent', product);
+  headers.append('content-type', PIDF_TYPE);
+  return createRequest('NOTIFY', d.remoteTarget, headers, Buffer.from(pidf, 'utf8'));
+}
+
+/** Where the subscriber sends in-dialog requests (a refresh, an unsubscribe): Parley itself. */
+export function notifierContact(flow: Pick<Flow, 'local' | 'protocol'>): string {
+  return `<sip:${formatEndpoint(flow.local)};transport=${flow.protocol}>`;
+}
