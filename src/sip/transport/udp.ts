@@ -4,6 +4,8 @@ import type { Endpoint, Flow } from './flow.ts';
 import { formatEndpoint } from './flow.ts';
 import { deliverUnit, type TransportSink } from './sink.ts';
 
+const UDP_RECEIVE_BUFFER = 4 * 1024 * 1024;
+
 export interface UdpListener {
   readonly local: Endpoint;
   /** the flow to a peer on this socket (UDP has no connection: any peer can be reached) */
@@ -22,6 +24,14 @@ export function listenUdp(opts: { address: string; port: number; limits: SipLimi
       const addr = socket.address();
       const local: Endpoint = { address: addr.address, port: addr.port };
       const localText = formatEndpoint(local);
+      // Bursts arrive while the event loop is busy (GC, a slow handler): a small receive buffer
+      // drops them and each drop costs the sender a 500 ms retransmission. The kernel caps this
+      // at net.core.rmem_max.
+      try {
+        socket.setRecvBufferSize(UDP_RECEIVE_BUFFER);
+      } catch {
+        // keep the system default
+      }
       // A failing send (e.g. ICMP unreachable reported later) must not crash the process.
       socket.on('error', () => {});
       const flowTo = (remote: Endpoint): Flow => ({

@@ -1,0 +1,146 @@
+// One load step: sipp (pinned to the load core) offers `rate` calls per second for `calls` calls
+// against a server, and we read its own accounting back:
+//  - -trace_stat (-stf): the final SuccessfulCall(C) / FailedCall(C) / TotalCallCreated counters;
+//  - -trace_rtt with -rtt_freq 1: one line per measured response time (whole milliseconds), `<scenario>_<pid>_rtt.csv`
+//    in sipp's working directory, "Date_ms;response_time_ms;rtd_no"; the scenarios mark the
+//    authenticated transaction as rtd 1.
+// A call counts as failed when sipp says so or when it did not succeed by the end (never created,
+// or still running at the -timeout).
+
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { findFreePort, injectionCsv, parseStatCsv } from '../test/harness/sipp.ts';
+import { LOAD_CORE } from './servers.ts';
+
+export interface StepOptions {
+  scenario: string;
+  target: string;
+  domain: string;
+  rate: number;
+  calls: number;
+  injection: ReadonlyArray<readonly string[]>;
+  keys?: Readonly<Record<string, string>>;
+}
+
+export interface StepResult {
+  rate: number;
+  calls: number;
+  successful: number;
+  failed: number;
+  /** successful calls per second of sipp's elapsed time */
+  achieved: number;
+  failureRatio: number;
+  p50Ms: number;
+  p99Ms: number;
+  samples: number;
+  elapsedSec: number;
+  exitCode: number | null;
+  /** the start of sipp's -trace_err file when calls failed */
+  errors?: string;
+}
+
+/**
+ * Seconds from sipp's StartTime to the CurrentTime of its last statistics line. Both are
+ * "YYYY-MM-DD<tab>HH:MM:SS.uuuuuu<tab>epoch.uuuuuu"; ElapsedTime(C) has whole seconds only.
+ */
+function elapsedSeconds(raw: Record<string, string>): number {
+  const epoch = (v: string | undefined) => Number((v ?? '').trim().split(/\s+/).pop());
+  return epoch(raw['CurrentTime']) - epoch(raw['StartTime']);
+}
+
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i]!;
+}
+
+export async function runStep(opts: StepOptions): Promise<StepResult> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'bench-sipp-'));
+  try {
+    const csv = path.join(dir, 'users.csv');
+    await writeFile(csv, injectionCsv(opts.injection));
+    const stat = path.join(dir, 'stat.csv');
+    const errFile = path.join(dir, 'errors.log');
+    const localPort = await findFreePort();
+    const sendSec = opts.calls / opts.rate;
+    const timeoutSec = Math.ceil(sendSec + 15);
+    const args = [
+      '-c', LOAD_CORE, 'sipp', opts.target, '-sf', opts.scenario, '-t', 'u1', '-i', '127.0.0.1', '-p', String(localPort),
+      '-m', String(opts.calls), '-r', String(opts.rate), '-rp', '1000', '-nostdin', '-timeout', `${timeoutSec}s`,
+      // a call with no answer for 5 s fails instead of retransmitting for ever
+      '-recv_timeout', '5000', '-default_behaviors', 'all,-bye', '-inf', csv,
+      '-key', 'domain', opts.domain, '-auth_uri', opts.domain,
+      '-trace_stat', '-stf', stat, '-fd', '1', '-trace_rtt', '-rtt_freq', '1',
+      '-trace_err', '-error_file', errFile,
+    ];
+    for (const [k, v] of Object.entries(opts.keys ?? {})) args.push('-key', k, v);
+    const child = spawn('taskset', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d.slice(0, 10_000)));
+    const kill = setTimeout(() => child.kill('SIGKILL'), (timeoutSec + 10) * 1000);
+    const exitCode = await new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    clearTimeout(kill);
+    const stats = parseStatCsv(await readFile(stat, 'utf8').catch(() => ''));
+    if (!stats) throw new Error(`sipp wrote no statistics (exit ${exitCode}): ${stderr.slice(0, 2000)}`);
+    const rttFile = (await readdir(dir)).find((f) => f.endsWith('_rtt.csv'));
+    const times: number[] = [];
+    if (rttFile) {
+      for (const line of (await readFile(path.join(dir, rttFile), 'utf8')).split('\n')) {
+        const [, ms, rtd] = line.split(';');
+        if (rtd?.trim() === '1' && ms !== undefined && ms !== '' && !Number.isNaN(Number(ms))) times.push(Number(ms));
+      }
+    }
+    times.sort((a, b) => a - b);
+    const successful = Number.isFinite(stats.successfulCalls) ? stats.successfulCalls : 0;
+    const elapsedSec = elapsedSeconds(stats.raw) || sendSec;
+    return {
+      rate: opts.rate,
+      calls: opts.calls,
+      successful,
+      failed: opts.calls - successful,
+      achieved: successful / Math.max(elapsedSec, sendSec),
+      failureRatio: (opts.calls - successful) / opts.calls,
+      p50Ms: percentile(times, 50),
+      p99Ms: percentile(times, 99),
+      samples: times.length,
+      elapsedSec,
+      exitCode,
+      errors: successful < opts.calls ? (await readFile(errFile, 'utf8').catch(() => '')).slice(0, 1500) : undefined,
+    };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Starts a long-lived registered receiver (sipp UAS) for scenario 2; resolves once registered. */
+export async function startReceiver(opts: { scenario: string; ooc: string; target: string; domain: string; user: string; password: string; holdMs: number }): Promise<{ stop(): Promise<void> }> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'bench-uas-'));
+  const csv = path.join(dir, 'bob.csv');
+  await writeFile(csv, injectionCsv([[opts.user, opts.password]]));
+  const log = path.join(dir, 'log.txt');
+  const port = await findFreePort();
+  const args = ['-c', LOAD_CORE, 'sipp', opts.target, '-sf', opts.scenario, '-oocsf', opts.ooc, '-t', 'u1', '-i', '127.0.0.1', '-p', String(port), '-m', '1', '-nostdin',
+    '-d', String(opts.holdMs), '-inf', csv, '-key', 'domain', opts.domain, '-auth_uri', opts.domain, '-trace_logs', '-log_file', log, '-default_behaviors', 'all,-bye'];
+  const child = spawn('taskset', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d.slice(0, 10_000)));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  process.once('exit', () => child.kill('SIGKILL'));
+  const until = Date.now() + 10_000;
+  while (!(await readFile(log, 'utf8').catch(() => '')).includes('bench-registered')) {
+    if (child.exitCode !== null || Date.now() > until) {
+      child.kill('SIGKILL');
+      throw new Error(`receiver did not register: ${stderr}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    async stop() {
+      child.kill('SIGKILL');
+      await exited;
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
