@@ -15,6 +15,9 @@ import { runStep, startReceiver } from './sipp-step.ts';
 import { openIdleRegistrations } from './ws-load.ts';
 
 const quick = process.argv.includes('--quick');
+// `--out DIR` writes the report elsewhere (the test command's smoke run keeps bench/RESULTS.md as committed).
+const outIndex = process.argv.indexOf('--out');
+const OUT_DIR = outIndex > 0 && process.argv[outIndex + 1] ? path.resolve(process.argv[outIndex + 1] as string) : BENCH_DIR;
 const DOMAIN = 'bench.test';
 const PASSWORD = 'bench-secret';
 const MAX_FAILURE_RATIO = 0.01;
@@ -201,8 +204,8 @@ async function main(): Promise<void> {
       `Run took ${((Date.now() - t0) / 1000).toFixed(0)} s.`,
     ],
   };
-  await writeReport(BENCH_DIR, report);
-  log(`wrote ${path.join(BENCH_DIR, 'RESULTS.md')} and throughput.svg`);
+  await writeReport(OUT_DIR, report);
+  log(`wrote ${path.join(OUT_DIR, 'RESULTS.md')} and throughput.svg`);
 }
 
 main().catch((err: unknown) => {

@@ -15,3 +15,12 @@ node --test --test-reporter=spec 'test/unit/**/*.test.ts'
 
 echo "== end-to-end and interop tests (private network namespace, loopback only)"
 bash scripts/netns-run.sh node --test --test-reporter=spec --test-concurrency=2 'test/e2e/**/*.test.ts'
+
+# Benchmarks are measurements, not assertions: the quick run proves the harness works against
+# both servers and prints its table; `npm run bench` makes the numbers to quote in bench/RESULTS.md.
+echo "== benchmarks (quick run, reported not asserted)"
+bash scripts/install-bench-deps.sh
+bench_out=$(mktemp -d)
+bash scripts/netns-run.sh node bench/run.ts --quick --out "$bench_out"
+cat "$bench_out/RESULTS.md"
+rm -rf "$bench_out"
