@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 import { runAdminCommand } from './admin/index.ts';
 import { runUserCommand } from './directory/index.ts';
+import { runMailboxCommand } from './mailbox/index.ts';
 import { ParleyError } from './errors.ts';
 import { createLogger, type LogLevel } from './observability/logger.ts';
 import { ConfigError, DEFAULT_CONFIG, loadConfig, type ConfigOverrides } from './server/config.ts';
@@ -37,6 +38,8 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'serve':
       return serve(rest);
+    case 'mailbox':
+      return runMailboxCommand(rest, io, { dataDir: DEFAULT_CONFIG.dataDir, domain: DEFAULT_CONFIG.domain });
     case 'user':
       return runUserCommand(rest, io, { dataDir: DEFAULT_CONFIG.dataDir, domain: DEFAULT_CONFIG.domain });
     case 'admin':
@@ -72,6 +75,7 @@ async function serve(args: string[]): Promise<number> {
         'sip-port': { type: 'string' },
         'sips-port': { type: 'string' },
         'http-port': { type: 'string' },
+        'smtp-port': { type: 'string' },
         'log-level': { type: 'string' },
         'digest-algorithms': { type: 'string' },
       },
@@ -89,6 +93,7 @@ async function serve(args: string[]): Promise<number> {
       sipPort: portFlag(values['sip-port'], '--sip-port'),
       sipsPort: portFlag(values['sips-port'], '--sips-port'),
       httpPort: portFlag(values['http-port'], '--http-port'),
+      smtpPort: portFlag(values['smtp-port'], '--smtp-port'),
       logLevel: values['log-level'] as LogLevel | undefined,
       digestAlgorithms: values['digest-algorithms']?.split(',').map((a) => a.trim()) as DigestAlgorithm[] | undefined,
     };

@@ -2,6 +2,7 @@
 // once at start-up with messages that name the setting, then frozen.
 
 import { readFileSync } from 'node:fs';
+import type { SmtpRoutes } from '../mailbox/index.ts';
 import { ParleyError } from '../errors.ts';
 import { LOG_LEVELS, type LogLevel } from '../observability/logger.ts';
 import { DEFAULT_REGISTRAR_SETTINGS, type RegistrarSettings } from '../registrar/plan.ts';
@@ -13,6 +14,10 @@ export interface ServerConfig {
   sipPort: number;
   sipsPort: number;
   httpPort: number;
+  /** inbound SMTP for mail from other organisations; null: off */
+  smtpPort: number | null;
+  /** where mail to other organisations goes: { domains: { 'partner.example': { host, port } }, smarthost: { host, port } } */
+  smtpRoutes: SmtpRoutes;
   dataDir: string;
   /** PEM files; SIP over TLS runs only when both are set */
   tls: { cert: string; key: string } | null;
@@ -28,6 +33,8 @@ export const DEFAULT_CONFIG: ServerConfig = {
   sipPort: 5060,
   sipsPort: 5061,
   httpPort: 8080,
+  smtpPort: null,
+  smtpRoutes: {},
   dataDir: './data',
   tls: null,
   logLevel: 'info',
@@ -68,6 +75,25 @@ const digestAlgorithms: Check = (v, path) => {
   if (!ok) throw new ConfigError(`${path} must list one or more of ${DIGEST_ALGORITHMS.join(', ')} (most preferred first, no repeats), not ${JSON.stringify(v)}`);
   return v;
 };
+const flag: Check = (v, path) => {
+  if (typeof v !== 'boolean') throw new ConfigError(`${path} must be true or false, not ${JSON.stringify(v)}`);
+  return v;
+};
+const hostName = text(/^[A-Za-z0-9.:[\]-]+$/, 'a host name or IP address');
+/** where mail for another organisation goes: `{ "host": "mx.partner.example", "port": 25 }` */
+const smtpRoute: Check = (v, path) => {
+  const route = section({ host: hostName, port, secure: flag, requireTls: flag })(v, path) as Record<string, unknown>;
+  if (!('host' in route) || !('port' in route)) throw new ConfigError(`${path} needs host and port`);
+  return route;
+};
+const smtpDomains: Check = (v, path) => {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(`${path} must be an object of domain → route`);
+  for (const [domain, route] of Object.entries(v)) {
+    domainName(domain, `${path} key`);
+    smtpRoute(route, `${path}.${domain}`);
+  }
+  return v;
+};
 const tls: Check = (v, path) => {
   if (v === null) return null;
   return section({ cert: nonEmpty, key: nonEmpty }, true)(v, path);
@@ -93,6 +119,8 @@ const SCHEMA = section({
   sipPort: port,
   sipsPort: port,
   httpPort: port,
+  smtpPort: (v: unknown, path: string) => (v === null ? null : port(v, path)),
+  smtpRoutes: section({ domains: smtpDomains, smarthost: smtpRoute }),
   dataDir: nonEmpty,
   tls,
   logLevel,
@@ -108,7 +136,7 @@ const SCHEMA = section({
   digestAlgorithms,
 });
 
-export type ConfigOverrides = Partial<Pick<ServerConfig, 'domain' | 'listen' | 'sipPort' | 'sipsPort' | 'httpPort' | 'dataDir' | 'logLevel'>> & {
+export type ConfigOverrides = Partial<Pick<ServerConfig, 'domain' | 'listen' | 'sipPort' | 'sipsPort' | 'httpPort' | 'smtpPort' | 'dataDir' | 'logLevel'>> & {
   digestAlgorithms?: DigestAlgorithm[];
 };
 

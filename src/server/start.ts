@@ -13,6 +13,7 @@ import { createDispatcher } from '../router/dispatch.ts';
 import { messageHandler } from '../router/message.ts';
 import { optionsHandler } from '../router/options.ts';
 import { openDatabase, runMigrations } from '../storage/index.ts';
+import { MAILBOX_MIGRATIONS, SmtpOutbound, createAutodiscoverRoute, createEwsRoute, startSmtpInbound } from '../mailbox/index.ts';
 import type { ServerConfig } from './config.ts';
 import { listenHttp, type HttpRoute } from './http.ts';
 import { loadSecret } from './secrets.ts';
@@ -34,7 +35,7 @@ export interface RunningServer {
 
 export async function startServer(config: Readonly<ServerConfig>, logger: Logger): Promise<RunningServer> {
   const db = openDatabase(config.dataDir);
-  runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS]);
+  runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS]);
 
   // Presence's handlers are part of Allow; the service attaches to the context once it exists.
   const presence = new PresenceService();
@@ -101,6 +102,8 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     closers.push(() => websocket.close());
     // Each capability that serves HTTP adds its route here (EWS, admin API, web client).
     const routes: HttpRoute[] = [];
+    routes.push(createEwsRoute({ db, logger, domain: config.domain, product: PRODUCT, smtpRoutes: config.smtpRoutes }));
+    routes.push(createAutodiscoverRoute({ db, logger, domain: config.domain, product: PRODUCT }));
     const http = await listenHttp({ address: config.listen, port: config.httpPort, websocket, product: PRODUCT, routes });
     closers.push(() => http.close());
 
@@ -118,11 +121,21 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     closers.push(() => transactions.close());
     closers.push(() => presence.close());
 
+    let smtp: Endpoint | null = null;
+    if (config.smtpPort !== null) {
+      const listener = await startSmtpInbound({ db, logger, domain: config.domain, userExists: (a) => findUser(db, a) !== undefined, address: config.listen, port: config.smtpPort });
+      closers.push(() => listener.close());
+      smtp = { address: listener.address, port: listener.port };
+    }
+    const outbound = new SmtpOutbound({ db, logger, domain: config.domain, routes: config.smtpRoutes });
+    outbound.start();
+    closers.push(() => outbound.stop());
+
     const httpEndpoint = { address: http.address, port: http.port };
     const wsUrl = `ws://${formatEndpoint(httpEndpoint)}/sip`;
     const readyLine =
       `Parley ready: domain=${config.domain} udp=${formatEndpoint(udp.local)} tcp=${formatEndpoint(tcp.local)} ` +
-      `tls=${tls ? formatEndpoint(tls.local) : 'off'} http=${formatEndpoint(httpEndpoint)} ws=${wsUrl}`;
+      `tls=${tls ? formatEndpoint(tls.local) : 'off'} http=${formatEndpoint(httpEndpoint)} ws=${wsUrl} smtp=${smtp ? formatEndpoint(smtp) : 'off'}`;
     return {
       udp: udp.local,
       tcp: tcp.local,

@@ -63,3 +63,14 @@ describe('digest algorithms setting', () => {
     assert.throws(() => loadConfig(file('{"sip": {"digestAlgorithms": []}}'), {}), /config\.sip\.digestAlgorithms must list/);
   });
 });
+
+describe('SMTP settings', () => {
+  it('accepts routes per domain and a smarthost, and names what is wrong', () => {
+    const c = loadConfig(file(JSON.stringify({ smtpPort: 2525, smtpRoutes: { domains: { 'partner.example': { host: '127.0.0.1', port: 2526 } }, smarthost: { host: 'relay.example', port: 587, requireTls: true } } })), {});
+    assert.equal(c.smtpPort, 2525);
+    assert.equal(c.smtpRoutes.domains?.['partner.example']?.port, 2526);
+    assert.throws(() => loadConfig(file(JSON.stringify({ smtpRoutes: { domains: { 'partner.example': { host: 'x' } } } })), {}), /config\.smtpRoutes\.domains\.partner\.example needs host and port/);
+    assert.throws(() => loadConfig(file(JSON.stringify({ smtpRoutes: { smarthost: { host: 'x', port: 25, tls: true } } })), {}), /unknown setting config\.smtpRoutes\.smarthost\.tls/);
+    assert.throws(() => loadConfig(file(JSON.stringify({ smtpRoutes: { domains: { 'Bad Domain': { host: 'x', port: 25 } } } })), {}), /must be a lower-case domain/);
+  });
+});

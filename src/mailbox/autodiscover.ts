@@ -1,0 +1,129 @@
+// Autodiscover, POX flavour (and the SOAP flavour's route, see autodiscover-soap.ts) (MS-OXDSCLI; "Autodiscover for Exchange"): POST
+// /autodiscover/autodiscover.xml with an Outlook request naming an EMailAddress; the answer gives
+// the EWS URL (Protocol Type EXCH and EXPR, element EwsUrl). Authenticated like EWS, and a user
+// learns only about their own address (anything else is error 500 "address cannot be found").
+import { randomUUID } from 'node:crypto';
+import type http from 'node:http';
+import { findUser } from '../directory/index.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { HttpRoute } from '../server/http.ts';
+import type { Database } from '../storage/index.ts';
+import { XmlError, XmlReader, childElement, childText, escapeXmlText } from '../xml/index.ts';
+import { answerGetUserSettings } from './autodiscover-soap.ts';
+import { authenticateBasic, challenge, isSecureOrLocal, send } from './http-auth.ts';
+
+const REQUEST_NS = 'http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006';
+const RESPONSE_NS = 'http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006';
+const OUTLOOK_NS = 'http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a';
+const POX_PATH = '/autodiscover/autodiscover.xml';
+const SOAP_PATH = '/autodiscover/autodiscover.svc';
+const LIMITS = { maxBytes: 16 * 1024, maxDepth: 8, maxElements: 32 };
+
+export interface AutodiscoverRouteOptions {
+  db: Database;
+  logger: Logger;
+  domain: string;
+  product: string;
+  /** the EWS URL to announce; default: the scheme and Host of the request + /EWS/Exchange.asmx */
+  ewsUrl?: string;
+  /** accept Basic credentials over plain HTTP from other hosts than loopback (default false) */
+  allowPlainHttp?: boolean;
+}
+
+export function createAutodiscoverRoute(opts: AutodiscoverRouteOptions): HttpRoute {
+  return {
+    handle(req, res, url) {
+      const path = url.pathname.toLowerCase();
+      if (path !== POX_PATH && path !== SOAP_PATH) return false;
+      if (req.method !== 'POST') {
+        req.resume();
+        send(res, opts.product, 405, 'text/plain; charset=utf-8', 'autodiscover accepts POST only\n', { allow: 'POST' });
+        return true;
+      }
+      if (!opts.allowPlainHttp && !isSecureOrLocal(req)) {
+        req.resume();
+        send(res, opts.product, 403, 'text/plain; charset=utf-8', 'autodiscover sends passwords: use HTTPS (plain HTTP is accepted on loopback only)\n');
+        return true;
+      }
+      (path === SOAP_PATH ? serveSoap(req, res) : serve(req, res)).catch((err: unknown) => {
+        opts.logger.error({ err }, 'autodiscover request failed');
+        if (!res.headersSent) send(res, opts.product, 500, 'text/xml; charset=utf-8', errorXml(500, 'internal error; see the server log'));
+        else res.destroy();
+      });
+      return true;
+    },
+  };
+
+  /** The EWS URL to announce: configured, or from the request's scheme and Host. */
+  function ewsUrlFor(req: http.IncomingMessage): string {
+    const scheme = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
+    return opts.ewsUrl ?? `${scheme}://${req.headers.host ?? opts.domain}/EWS/Exchange.asmx`;
+  }
+
+  async function serveSoap(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const user = await authenticateBasic(opts.db, opts.domain, req.headers.authorization);
+    if (user === undefined) {
+      req.resume();
+      return void send(res, opts.product, 401, 'text/plain; charset=utf-8', 'autodiscover needs HTTP Basic authentication\n', challenge(opts.domain));
+    }
+    let answer: string | undefined;
+    try {
+      const reader = new XmlReader({ ...LIMITS, maxElements: 256 });
+      for await (const chunk of req) reader.write(chunk as Buffer);
+      answer = answerGetUserSettings(reader.end(), { user, displayName: findUser(opts.db, user)?.displayName ?? user, ewsUrl: ewsUrlFor(req) });
+    } catch (error) {
+      if (!(error instanceof XmlError)) throw error;
+      req.destroy();
+      return void send(res, opts.product, error.code === 'XML_TOO_LARGE' ? 413 : 400, 'text/plain; charset=utf-8', `not an acceptable request: ${error.message}\n`, { connection: 'close' });
+    }
+    if (answer === undefined) return void send(res, opts.product, 400, 'text/plain; charset=utf-8', 'Parley answers GetUserSettings requests only\n');
+    send(res, opts.product, 200, 'text/xml; charset=utf-8', answer);
+  }
+
+  async function serve(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const user = await authenticateBasic(opts.db, opts.domain, req.headers.authorization);
+    if (user === undefined) {
+      req.resume();
+      send(res, opts.product, 401, 'text/plain; charset=utf-8', 'autodiscover needs HTTP Basic authentication\n', challenge(opts.domain));
+      return;
+    }
+    let asked: string | undefined;
+    try {
+      const reader = new XmlReader(LIMITS);
+      for await (const chunk of req) reader.write(chunk as Buffer);
+      const root = reader.end();
+      const request = root.ns === REQUEST_NS && root.name === 'Autodiscover' ? childElement(root, REQUEST_NS, 'Request') : undefined;
+      asked = request && childText(request, REQUEST_NS, 'EMailAddress')?.trim().toLowerCase();
+      const schema = request && childText(request, REQUEST_NS, 'AcceptableResponseSchema')?.trim();
+      if (asked === undefined) return void send(res, opts.product, 200, 'text/xml; charset=utf-8', errorXml(600, 'Invalid Request'));
+      if (schema !== undefined && schema !== OUTLOOK_NS) return void send(res, opts.product, 200, 'text/xml; charset=utf-8', errorXml(601, 'The requested schema version is not supported'));
+    } catch (error) {
+      if (!(error instanceof XmlError)) throw error;
+      req.destroy();
+      return void send(res, opts.product, error.code === 'XML_TOO_LARGE' ? 413 : 400, 'text/xml; charset=utf-8', errorXml(600, `Invalid Request (${error.code})`), { connection: 'close' });
+    }
+    if (asked.replace(/^(smtp|sip):/, '') !== user) {
+      opts.logger.info({ user, asked }, 'autodiscover: %s asked about %s', user, asked);
+      return void send(res, opts.product, 200, 'text/xml; charset=utf-8', errorXml(500, 'The e-mail address cannot be found.'));
+    }
+    const record = findUser(opts.db, user);
+    const host = req.headers.host ?? opts.domain;
+    const ewsUrl = ewsUrlFor(req);
+    const protocol = (type: string) => `<Protocol><Type>${type}</Type><Server>${escapeXmlText(host)}</Server><ASUrl>${escapeXmlText(ewsUrl)}</ASUrl><EwsUrl>${escapeXmlText(ewsUrl)}</EwsUrl><EmwsUrl>${escapeXmlText(ewsUrl)}</EmwsUrl></Protocol>`;
+    send(
+      res,
+      opts.product,
+      200,
+      'text/xml; charset=utf-8',
+      `<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="${RESPONSE_NS}"><Response xmlns="${OUTLOOK_NS}">` +
+        `<User><DisplayName>${escapeXmlText(record?.displayName ?? user)}</DisplayName><AutoDiscoverSMTPAddress>${escapeXmlText(user)}</AutoDiscoverSMTPAddress></User>` +
+        `<Account><AccountType>email</AccountType><Action>settings</Action>${protocol('EXCH')}${protocol('EXPR')}</Account></Response></Autodiscover>`,
+    );
+  }
+}
+
+/** The POX error answer (HTTP 200, as Exchange sends it): 500 unknown address, 600 invalid request, 601 schema not supported. */
+function errorXml(code: number, message: string): string {
+  const time = new Date().toISOString().slice(11, 23);
+  return `<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="${RESPONSE_NS}"><Response><Error Time="${time}" Id="${randomUUID()}"><ErrorCode>${code}</ErrorCode><Message>${escapeXmlText(message)}</Message><DebugData/></Error></Response></Autodiscover>`;
+}

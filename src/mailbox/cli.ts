@@ -1,0 +1,155 @@
+// `parley mailbox …`: what an administrator sees of the embedded mailboxes. Read-only; safe while
+// the server runs (WAL). Exit codes: 0 done, 1 the operation failed (the message says why), 2 usage error.
+//   parley mailbox ls SIP-ADDRESS            the folders, with item and unread counts
+//   parley mailbox ls SIP-ADDRESS FOLDER     the items of a folder (distinguished name, display name or id)
+//   parley mailbox show ITEM-ID              one item, with its body as text
+//   parley mailbox impersonation grant|revoke SIP-ADDRESS, impersonation list
+//                                            who may use EWS ExchangeImpersonation (an offline-IM gateway's account)
+import { parseArgs } from 'node:util';
+import { parseAddress } from '../directory/index.ts';
+import { ParleyError } from '../errors.ts';
+import type { Database } from '../storage/index.ts';
+import { openDatabase, runMigrations } from '../storage/index.ts';
+import { MailboxError } from './errors.ts';
+import { findMailbox, getDistinguishedFolder, getFolder, isDistinguishedFolder, listFolders } from './folders.ts';
+import type { FolderRecord, Mailbox } from './folders.ts';
+import { findItems, getItemAnyMailbox } from './items.ts';
+import { grantImpersonation, listImpersonators, revokeImpersonation } from './impersonation.ts';
+import { MAILBOX_MIGRATIONS } from './schema.ts';
+
+export interface MailboxCommandIo {
+  out: (line: string) => void;
+  err: (line: string) => void;
+}
+
+const USAGE = ['parley mailbox ls SIP-ADDRESS [FOLDER] [--data-dir DIR]', 'parley mailbox show ITEM-ID [--data-dir DIR]', 'parley mailbox impersonation grant|revoke SIP-ADDRESS [--data-dir DIR]', 'parley mailbox impersonation list [--data-dir DIR]'];
+
+export async function runMailboxCommand(args: string[], io: MailboxCommandIo, defaults: { dataDir: string; domain: string }): Promise<number> {
+  const [name, ...rest] = args;
+  if (name === 'help' || name === '--help' || name === '-h') {
+    for (const u of USAGE) io.out(`usage: ${u}`);
+    return 0;
+  }
+  let parsed: { positionals: string[]; dataDir: string | undefined };
+  try {
+    const { values, positionals } = parseArgs({ args: rest, options: { 'data-dir': { type: 'string' } }, allowPositionals: true, strict: true });
+    parsed = { positionals, dataDir: values['data-dir'] };
+  } catch (error) {
+    return usage(io, name, error instanceof Error ? error.message : String(error));
+  }
+  const count = parsed.positionals.length;
+  if (name === 'ls' && (count < 1 || count > 2)) return usage(io, name, 'expected SIP-ADDRESS and at most one FOLDER');
+  if (name === 'show' && count !== 1) return usage(io, name, 'expected one ITEM-ID');
+  if (name === 'impersonation') {
+    const [action, target] = parsed.positionals;
+    if (!((action === 'list' && count === 1) || ((action === 'grant' || action === 'revoke') && count === 2))) return usage(io, name, 'expected grant SIP-ADDRESS, revoke SIP-ADDRESS or list');
+  }
+  if (name !== 'ls' && name !== 'show' && name !== 'impersonation') return usage(io, name, name === undefined ? 'missing command' : `unknown command "${name}"`);
+
+  let db: Database | undefined;
+  try {
+    db = openDatabase(parsed.dataDir ?? defaults.dataDir);
+    runMigrations(db, [MAILBOX_MIGRATIONS]);
+    if (name === 'show') show(io, db, parsed.positionals[0] ?? '');
+    else if (name === 'impersonation') impersonation(io, db, parsed.positionals, defaults.domain);
+    else {
+      const address = parseAddress(parsed.positionals[0] ?? '', defaults.domain).address;
+      const mailbox = findMailbox(db, address);
+      if (mailbox === undefined) throw new MailboxError('MAILBOX_NOT_FOUND', `${address} has no mailbox yet (it is made on first delivery or EWS sign-in)`);
+      const folder = parsed.positionals[1];
+      if (folder === undefined) listTree(io, db, mailbox);
+      else listItems(io, db, mailbox, folder);
+    }
+    return 0;
+  } catch (error) {
+    if (!(error instanceof ParleyError)) throw error;
+    io.err(`parley mailbox ${name}: ${error.message}`);
+    return 1;
+  } finally {
+    db?.close();
+  }
+}
+
+function impersonation(io: MailboxCommandIo, db: Database, [action, target]: string[], domain: string): void {
+  if (action === 'list') {
+    const all = listImpersonators(db);
+    io.out(all.length === 0 ? 'no account may impersonate users' : all.join('\n'));
+    return;
+  }
+  const address = parseAddress(target ?? '', domain).address;
+  if (action === 'grant') {
+    grantImpersonation(db, address);
+    io.out(`${address} may now act as any local user through EWS ExchangeImpersonation`);
+  } else io.out(revokeImpersonation(db, address) ? `${address} may no longer impersonate users` : `${address} did not have the impersonation right`);
+}
+
+function usage(io: MailboxCommandIo, name: string | undefined, why: string): number {
+  io.err(`parley mailbox${name ? ` ${name}` : ''}: ${why}`);
+  for (const u of USAGE) io.err(`usage: ${u}`);
+  return 2;
+}
+
+function listTree(io: MailboxCommandIo, db: Database, mailbox: Mailbox): void {
+  const root = getDistinguishedFolder(db, mailbox.id, 'msgfolderroot');
+  const depth = new Map<string, number>([[root.id, 0]]);
+  const rows = [['FOLDER', 'ITEMS', 'UNREAD', 'ID']];
+  for (const f of listFolders(db, mailbox.id, root.id, true)) {
+    const d = (depth.get(f.parentId ?? '') ?? 0) + 1;
+    depth.set(f.id, d);
+    rows.push([`${'  '.repeat(d - 1)}${f.displayName}${f.distinguished ? ` (${f.distinguished})` : ''}`, String(f.totalCount), String(f.unreadCount), f.id]);
+  }
+  table(io, rows);
+}
+
+function resolve(db: Database, mailbox: Mailbox, text: string): FolderRecord {
+  const lower = text.toLowerCase();
+  if (isDistinguishedFolder(lower)) return getDistinguishedFolder(db, mailbox.id, lower);
+  const root = getDistinguishedFolder(db, mailbox.id, 'msgfolderroot');
+  const named = listFolders(db, mailbox.id, root.id, true).filter((f) => f.displayName.toLowerCase() === text.toLowerCase());
+  if (named.length === 1 && named[0]) return named[0];
+  if (named.length > 1) throw new MailboxError('INVALID_REQUEST', `${named.length} folders are named ${JSON.stringify(text)}; give the folder id (see parley mailbox ls ${mailbox.address})`);
+  return getFolder(db, mailbox.id, text);
+}
+
+function listItems(io: MailboxCommandIo, db: Database, mailbox: Mailbox, text: string): void {
+  const folder = resolve(db, mailbox, text);
+  const page = findItems(db, mailbox.id, folder.id, { max: 1000 });
+  if (page.total === 0) return io.out(`${folder.displayName} of ${mailbox.address} is empty`);
+  const rows = [['RECEIVED (UTC)', 'READ', 'CLASS', 'FROM', 'SUBJECT', 'ID']];
+  for (const i of page.items) rows.push([new Date(i.receivedAt).toISOString().slice(0, 19).replace('T', ' '), i.isRead ? 'yes' : 'no', i.itemClass, i.from?.address ?? '-', oneLine(i.subject, 60), i.id]);
+  table(io, rows);
+  if (page.total > page.items.length) io.out(`(${page.items.length} of ${page.total} items shown, newest first)`);
+}
+
+function show(io: MailboxCommandIo, db: Database, id: string): void {
+  const found = getItemAnyMailbox(db, id);
+  if (found === undefined) throw new MailboxError('ITEM_NOT_FOUND', `no item has the id ${JSON.stringify(id)}`);
+  const { item, address, softDeleted } = found;
+  const date = (ms: number | null) => (ms === null ? '-' : new Date(ms).toISOString());
+  io.out(`Mailbox:           ${address}${softDeleted ? ' (soft-deleted)' : ''}`);
+  io.out(`Folder:            ${getFolder(db, item.mailboxId, item.folderId).displayName}`);
+  io.out(`ItemClass:         ${item.itemClass}`);
+  io.out(`Subject:           ${oneLine(item.subject, 200)}`);
+  io.out(`From:              ${item.from?.address ?? '-'}`);
+  io.out(`To:                ${item.to.map((m) => m.address).join(', ') || '-'}`);
+  io.out(`Cc:                ${item.cc.map((m) => m.address).join(', ') || '-'}`);
+  io.out(`DateTimeSent:      ${date(item.sentAt)}`);
+  io.out(`DateTimeReceived:  ${date(item.receivedAt)}`);
+  io.out(`IsRead:            ${item.isRead}`);
+  io.out(`InternetMessageId: ${item.internetMessageId ?? '-'}`);
+  io.out(`Size:              ${item.size}`);
+  io.out('');
+  for (const line of (item.bodyText ?? item.bodyHtml ?? '').split('\n')) io.out(strip(line));
+}
+
+/** Terminal output: no control characters from stored mail reach the administrator's terminal. */
+const strip = (s: string): string => s.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '');
+const oneLine = (s: string, max: number): string => {
+  const flat = strip(s.replace(/\s+/g, ' '));
+  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+};
+
+function table(io: MailboxCommandIo, rows: string[][]): void {
+  const widths = (rows[0] ?? []).map((_, col) => Math.max(...rows.map((r) => (r[col] ?? '').length)));
+  for (const r of rows) io.out(r.map((cell, col) => (col === r.length - 1 ? cell : cell.padEnd(widths[col] ?? 0))).join('  '));
+}

@@ -1,0 +1,88 @@
+// How the offline-IM pipeline reaches a mailbox (ARCHITECTURE.md: "The offline pipeline knows
+// mailboxes only through a MailboxConnector"). The embedded store is one implementation; an
+// external EWS server and SMTP (for partners) are others.
+
+import type { Database } from '../storage/index.ts';
+import { transaction } from '../storage/index.ts';
+import { MailboxError } from './errors.ts';
+import { ensureMailbox, getDistinguishedFolder } from './folders.ts';
+import { createItem, findItemByInternetMessageId } from './items.ts';
+import type { Mailer } from './items.ts';
+
+export interface DeliveryItem {
+  /** the recipient mailbox, `alice@parley.local` */
+  mailbox: string;
+  folder: 'conversationhistory' | 'inbox';
+  /** `IPM.Note.Microsoft.Missed`, `IPM.Note.Microsoft.Conversation`, `IPM.Note` */
+  itemClass: string;
+  /** the idempotence key: one id gives at most one item per mailbox */
+  internetMessageId: string;
+  subject: string;
+  from: Mailer;
+  to: readonly Mailer[];
+  bodyHtml: string;
+  bodyText: string;
+  sentAt: Date;
+  isRead: boolean;
+}
+
+export interface DeliveryResult {
+  itemId: string;
+  /** false when an earlier delivery with the same InternetMessageId already made the item */
+  created: boolean;
+}
+
+export interface MailboxConnector {
+  /**
+   * Stores the item in the recipient's mailbox, idempotently: a second call with the same
+   * `internetMessageId` returns the earlier item and creates nothing (and nothing goes to Drafts).
+   * Rejects with a MailboxError (or a transport error for remote connectors) when it cannot.
+   */
+  deliver(item: DeliveryItem): Promise<DeliveryResult>;
+}
+
+/** The connector to Parley's own mailbox store. */
+export class EmbeddedMailboxConnector implements MailboxConnector {
+  readonly #db: Database;
+  readonly #now: () => number;
+  readonly #userExists: (address: string) => boolean;
+
+  /** `userExists` guards against making mailboxes for addresses that are not users. */
+  constructor(opts: { db: Database; userExists: (address: string) => boolean; now?: () => number }) {
+    this.#db = opts.db;
+    this.#userExists = opts.userExists;
+    this.#now = opts.now ?? Date.now;
+  }
+
+  async deliver(item: DeliveryItem): Promise<DeliveryResult> {
+    if (item.internetMessageId.trim() === '') throw new MailboxError('INVALID_REQUEST', 'a delivery needs an InternetMessageId (its idempotence key)');
+    if (!this.#userExists(item.mailbox)) throw new MailboxError('MAILBOX_NOT_FOUND', `there is no user ${item.mailbox}, so no mailbox to deliver to`);
+    const db = this.#db;
+    return transaction(db, () => {
+      const mailbox = ensureMailbox(db, item.mailbox, this.#now);
+      const earlier = findItemByInternetMessageId(db, mailbox.id, item.internetMessageId);
+      if (earlier !== undefined) return { itemId: earlier.id, created: false };
+      const folder = getDistinguishedFolder(db, mailbox.id, item.folder);
+      const created = createItem(
+        db,
+        mailbox.id,
+        folder.id,
+        {
+          itemClass: item.itemClass,
+          subject: item.subject,
+          bodyHtml: item.bodyHtml,
+          bodyText: item.bodyText,
+          from: item.from,
+          to: item.to,
+          sentAt: item.sentAt.getTime(),
+          receivedAt: this.#now(),
+          isRead: item.isRead,
+          internetMessageId: item.internetMessageId,
+          conversationTopic: item.subject,
+        },
+        this.#now,
+      );
+      return { itemId: created.id, created: true };
+    });
+  }
+}

@@ -1,0 +1,57 @@
+// FindItem (EWS reference, "FindItem operation"): Traversal Shallow, ItemShape, IndexedPageItemView,
+// Restriction, SortOrder (item:DateTimeReceived), ParentFolderIds. RootFolder carries
+// IndexedPagingOffset, TotalItemsInView and IncludesLastItemInRange.
+import type { XmlElement } from '../../../xml/index.ts';
+import { childElement } from '../../../xml/index.ts';
+import { findItems } from '../../items.ts';
+import { responseMessage } from '../batch.ts';
+import { EwsError } from '../codes.ts';
+import { readFolderIds, resolveFolder } from '../folder-ids.ts';
+import { itemXml, readItemShape } from '../item-xml.ts';
+import { M_NS, T_NS } from '../names.ts';
+import type { EwsOperation } from '../operation.ts';
+import { readIndexedView, rootFolderAttrs, sliceOf } from '../paging.ts';
+import { readItemRestriction } from '../restriction.ts';
+import { responseOf } from '../write.ts';
+
+export const findItemOperation: EwsOperation = {
+  name: 'FindItem',
+  since: 'Exchange2007_SP1',
+  handle(ctx, request) {
+    const traversal = request.attrs.get('Traversal');
+    if (traversal !== 'Shallow') throw new EwsError('ErrorInvalidRequest', `Parley's FindItem supports Traversal="Shallow" only, not ${JSON.stringify(traversal ?? '')}`);
+    const shape = readItemShape(childElement(request, M_NS, 'ItemShape'), true);
+    for (const other of ['FractionalPageItemView', 'CalendarView', 'ContactsView', 'GroupBy', 'DistinguishedGroupBy']) {
+      if (childElement(request, M_NS, other)) throw new EwsError('ErrorInvalidRequest', `Parley's FindItem does not support m:${other}; use m:IndexedPageItemView`);
+    }
+    const view = readIndexedView(childElement(request, M_NS, 'IndexedPageItemView'));
+    const filter = readItemRestriction(childElement(request, M_NS, 'Restriction'));
+    const order = readSortOrder(childElement(request, M_NS, 'SortOrder'));
+    const parents = readFolderIds(childElement(request, M_NS, 'ParentFolderIds'), 'm:ParentFolderIds');
+    return responseOf(
+      'FindItem',
+      parents.map((parent) =>
+        responseMessage('FindItem', () => {
+          const folder = resolveFolder(ctx, parent);
+          const { total } = findItems(ctx.db, ctx.mailbox.id, folder.id, { filter, order, max: 0 });
+          const { start, count } = sliceOf(view, total);
+          const page = count === 0 ? [] : findItems(ctx.db, ctx.mailbox.id, folder.id, { filter, order, offset: start, max: count }).items;
+          return `<m:RootFolder${rootFolderAttrs(view, total, start, page.length)}><t:Items>${page.map((i) => itemXml(i, shape, true)).join('')}</t:Items></m:RootFolder>`;
+        }),
+      ),
+    );
+  },
+};
+
+/** m:SortOrder/t:FieldOrder: Parley sorts by item:DateTimeReceived only (newest first by default). */
+function readSortOrder(sort: XmlElement | undefined): 'asc' | 'desc' {
+  if (sort === undefined) return 'desc';
+  const [first, ...rest] = sort.children;
+  if (first === undefined) return 'desc';
+  if (rest.length > 0) throw new EwsError('ErrorUnsupportedPathForSortGroup', 'Parley sorts by one field, item:DateTimeReceived');
+  const uri = childElement(first, T_NS, 'FieldURI')?.attrs.get('FieldURI');
+  if (uri !== 'item:DateTimeReceived') throw new EwsError('ErrorUnsupportedPathForSortGroup', `Parley cannot sort by ${uri ?? 'that property'}; it sorts by item:DateTimeReceived`);
+  const direction = first.attrs.get('Order') ?? 'Ascending';
+  if (direction !== 'Ascending' && direction !== 'Descending') throw new EwsError('ErrorSchemaValidation', `Order must be Ascending or Descending, not ${JSON.stringify(direction)}`);
+  return direction === 'Ascending' ? 'asc' : 'desc';
+}

@@ -1,0 +1,20 @@
+// GetFolder (EWS reference, "GetFolder operation"): FolderShape, FolderIds; one response message per id.
+import { childElement } from '../../../xml/index.ts';
+import { responseMessage } from '../batch.ts';
+import { folderXml, readBaseShape, readFolderIds, resolveFolder } from '../folder-ids.ts';
+import { M_NS } from '../names.ts';
+import type { EwsOperation } from '../operation.ts';
+import { responseOf } from '../write.ts';
+
+export const getFolderOperation: EwsOperation = {
+  name: 'GetFolder',
+  since: 'Exchange2007_SP1',
+  handle(ctx, request) {
+    const shape = readBaseShape(childElement(request, M_NS, 'FolderShape'), 'm:FolderShape');
+    const targets = readFolderIds(childElement(request, M_NS, 'FolderIds'), 'm:FolderIds');
+    return responseOf(
+      'GetFolder',
+      targets.map((target) => responseMessage('GetFolder', () => `<m:Folders>${folderXml(resolveFolder(ctx, target), shape)}</m:Folders>`)),
+    );
+  },
+};

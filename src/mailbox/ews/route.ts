@@ -1,0 +1,104 @@
+// EWS on the HTTP port: POST /EWS/Exchange.asmx, SOAP 1.1, HTTP Basic with the user's Parley
+// password. The body is read through the XML reader as it arrives, so the size, depth and element
+// limits apply before the request is held whole.
+import type http from 'node:http';
+import { findUser } from '../../directory/index.ts';
+import { authenticateBasic, challenge, isSecureOrLocal, send } from '../http-auth.ts';
+import type { Logger } from '../../observability/logger.ts';
+import type { HttpRoute } from '../../server/http.ts';
+import type { Database } from '../../storage/index.ts';
+import { DEFAULT_XML_LIMITS, XmlError, XmlReader } from '../../xml/index.ts';
+import type { XmlLimits } from '../../xml/index.ts';
+import { routeFor } from '../smtp/outbound.ts';
+import type { SmtpRoutes } from '../smtp/outbound.ts';
+import { answerEws, faultForUnreadable } from './service.ts';
+
+export const EWS_PATH = '/ews/exchange.asmx';
+
+export interface EwsRouteOptions {
+  db: Database;
+  logger: Logger;
+  /** the organisation's domain: `alice` logs in as alice@domain */
+  domain: string;
+  /** the Server header, e.g. Parley/0.1.0 */
+  product: string;
+  limits?: XmlLimits;
+  /** accept Basic credentials over plain HTTP from other hosts than loopback (default false: TLS or a local proxy) */
+  allowPlainHttp?: boolean;
+  /** SMTP routes for mail sent to other organisations; none: such mail is refused */
+  smtpRoutes?: SmtpRoutes;
+  now?: () => number;
+}
+
+/** The HttpRoute (src/server/http.ts) that serves EWS. */
+export function createEwsRoute(opts: EwsRouteOptions): HttpRoute {
+  const userExists = (address: string) => findUser(opts.db, address) !== undefined;
+  const routes = opts.smtpRoutes ?? {};
+  const canSendOutside = (address: string) => routeFor(routes, address.slice(address.lastIndexOf('@') + 1)) !== undefined;
+  const service = { db: opts.db, domain: opts.domain, userExists, canSendOutside, now: opts.now ?? Date.now };
+  const limits = opts.limits ?? DEFAULT_XML_LIMITS;
+  return {
+    handle(req, res, url) {
+      // IIS, and so Exchange, matches paths case-insensitively; clients write /EWS/Exchange.asmx or /ews/exchange.asmx
+      if (url.pathname.toLowerCase() !== EWS_PATH) return false;
+      if (req.method !== 'POST') {
+        send(res, opts.product, 405, 'text/plain; charset=utf-8', 'EWS accepts POST only (SOAP 1.1)\n', { allow: 'POST' });
+        req.resume();
+        return true;
+      }
+      serve(req, res).catch((err: unknown) => {
+        if (req.destroyed && !res.headersSent && (err as NodeJS.ErrnoException).code !== undefined) {
+          opts.logger.info({ err }, 'EWS client went away before the request was read');
+          return;
+        }
+        opts.logger.error({ err }, 'EWS request failed');
+        if (!res.headersSent) send(res, opts.product, 500, 'text/xml; charset=utf-8', faultForUnreadable('ErrorInternalServerError', 'internal error; see the server log'));
+        else res.destroy();
+      });
+      return true;
+    },
+  };
+
+  async function serve(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    if (!opts.allowPlainHttp && !isSecureOrLocal(req)) {
+      req.resume();
+      return send(res, opts.product, 403, 'text/plain; charset=utf-8', 'EWS sends passwords: use HTTPS (plain HTTP is accepted on loopback only)\n');
+    }
+    const address = await authenticateBasic(opts.db, opts.domain, req.headers.authorization);
+    if (address === undefined) {
+      req.resume();
+      send(res, opts.product, 401, 'text/plain; charset=utf-8', 'EWS needs HTTP Basic authentication with your Parley address and password\n', challenge(opts.domain));
+      return;
+    }
+    const type = req.headers['content-type'] ?? 'text/xml';
+    if (!/^(text\/xml|application\/soap\+xml|application\/xml)\b/i.test(type)) {
+      req.resume();
+      send(res, opts.product, 415, 'text/plain; charset=utf-8', 'EWS requests are SOAP 1.1: Content-Type text/xml\n');
+      return;
+    }
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > limits.maxBytes) return tooLarge(req, res, address);
+
+    const reader = new XmlReader(limits);
+    try {
+      for await (const chunk of req) reader.write(chunk as Buffer);
+      const root = reader.end();
+      const answer = answerEws(service, address, root);
+      opts.logger.info({ user: address, mailbox: answer.mailbox, operation: answer.operation, status: answer.status, fault: answer.fault }, 'EWS %s for %s', answer.operation ?? '?', address);
+      send(res, opts.product, answer.status, 'text/xml; charset=utf-8', answer.xml);
+    } catch (error) {
+      if (!(error instanceof XmlError)) throw error;
+      if (error.code === 'XML_TOO_LARGE') return tooLarge(req, res, address);
+      opts.logger.warn({ user: address, code: error.code }, 'EWS request from %s refused: %s', address, error.message);
+      req.resume();
+      send(res, opts.product, 500, 'text/xml; charset=utf-8', faultForUnreadable('ErrorSchemaValidation', `the request is not acceptable XML (${error.code}): ${error.message}`));
+    }
+  }
+
+  function tooLarge(req: http.IncomingMessage, res: http.ServerResponse, address: string): void {
+    opts.logger.warn({ user: address }, 'EWS request from %s exceeds %d bytes', address, limits.maxBytes);
+    // answer first, then drop the connection: the rest of the body is never read
+    res.once('finish', () => req.destroy());
+    send(res, opts.product, 413, 'text/xml; charset=utf-8', faultForUnreadable('ErrorInvalidRequest', `the request exceeds the limit of ${limits.maxBytes} bytes`), { connection: 'close' });
+  }
+}

@@ -1,0 +1,17 @@
+// Watermarks of pull subscriptions: base64url of `w1.<log position>`, opaque to clients.
+import type { Database } from '../../storage/index.ts';
+import { lastChange } from '../changes.ts';
+import { EwsError } from './codes.ts';
+
+export function writeWatermark(position: number): string {
+  return Buffer.from(`w1.${position}`).toString('base64url');
+}
+
+export function readWatermark(db: Database, text: string): number {
+  const [version, seq, ...rest] = Buffer.from(text.trim(), 'base64url').toString('utf8').split('.');
+  const position = Number(seq);
+  if (version !== 'w1' || rest.length > 0 || !Number.isSafeInteger(position) || position < 0 || position > lastChange(db)) {
+    throw new EwsError('ErrorInvalidWatermark', 'the watermark is not one Parley issued');
+  }
+  return position;
+}

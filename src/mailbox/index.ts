@@ -1,0 +1,27 @@
+// What other capabilities may use of the mailbox.
+export type { MailboxErrorCode } from './errors.ts';
+export { MailboxError } from './errors.ts';
+export { MAILBOX_MIGRATIONS } from './schema.ts';
+export type { DistinguishedFolder, FolderRecord, Mailbox } from './folders.ts';
+export { DISTINGUISHED_FOLDERS, createFolder, deleteFolder, ensureMailbox, findMailbox, getDistinguishedFolder, getFolder, isDistinguishedFolder, listFolders } from './folders.ts';
+export type { DeleteMode, ItemChanges, ItemField, ItemFilter, ItemPage, ItemQuery, ItemRecord, Mailer, NewItem } from './items.ts';
+export { createItem, deleteItem, findItemByInternetMessageId, findItems, getItem, getItemAnyMailbox, moveItem, updateItem } from './items.ts';
+export type { DeliveryItem, DeliveryResult, MailboxConnector } from './connector.ts';
+export { EmbeddedMailboxConnector } from './connector.ts';
+export type { EwsRouteOptions } from './ews/route.ts';
+export { createEwsRoute } from './ews/route.ts';
+export type { AutodiscoverRouteOptions } from './autodiscover.ts';
+export { createAutodiscoverRoute } from './autodiscover.ts';
+export type { MailboxCommandIo } from './cli.ts';
+export { runMailboxCommand } from './cli.ts';
+export type { MissedSummary } from './missed.ts';
+export { CONVERSATION_CLASS, MISSED_CLASS, listMissedConversations, missedConversationSummary } from './missed.ts';
+export { canImpersonate, grantImpersonation, listImpersonators, revokeImpersonation } from './impersonation.ts';
+export type { EwsConnectorOptions } from './remote/ews-connector.ts';
+export { EwsMailboxConnector } from './remote/ews-connector.ts';
+export type { SmtpInboundOptions, SmtpListener } from './smtp/inbound.ts';
+export { startSmtpInbound } from './smtp/inbound.ts';
+export type { OutboundMessage, OutboxEntry } from './smtp/outbox.ts';
+export { dueOutbound, getOutbound } from './smtp/outbox.ts';
+export type { SmtpOutboundOptions, SmtpRoute, SmtpRoutes } from './smtp/outbound.ts';
+export { SmtpOutbound, queueExternal, routeFor } from './smtp/outbound.ts';

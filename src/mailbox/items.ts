@@ -1,0 +1,277 @@
+// Message items of the embedded mailbox. Every function takes the caller's mailbox id: an id that
+// names another mailbox's item is ACCESS_DENIED, never served.
+
+import type { Database } from '../storage/index.ts';
+import { transaction } from '../storage/index.ts';
+import { MailboxError } from './errors.ts';
+import { getDistinguishedFolder, getFolder } from './folders.ts';
+import { logChange } from './changes.ts';
+import { isWellFormedId, newChangeKey, newId } from './ids.ts';
+
+export interface Mailer {
+  address: string;
+  name?: string | undefined;
+}
+
+export interface NewItem {
+  itemClass?: string | undefined;
+  subject?: string | undefined;
+  bodyHtml?: string | null | undefined;
+  bodyText?: string | null | undefined;
+  from?: Mailer | null | undefined;
+  to?: readonly Mailer[] | undefined;
+  cc?: readonly Mailer[] | undefined;
+  sentAt?: number | null | undefined;
+  receivedAt?: number | undefined;
+  isRead?: boolean | undefined;
+  internetMessageId?: string | null | undefined;
+  conversationTopic?: string | null | undefined;
+}
+
+export interface ItemRecord {
+  id: string;
+  changeKey: string;
+  mailboxId: number;
+  folderId: string;
+  itemClass: string;
+  subject: string;
+  bodyHtml: string | null;
+  bodyText: string | null;
+  from: Mailer | null;
+  to: Mailer[];
+  cc: Mailer[];
+  sentAt: number | null;
+  receivedAt: number;
+  isRead: boolean;
+  internetMessageId: string | null;
+  conversationTopic: string | null;
+  size: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** A restriction on items, compiled to SQL over a fixed set of fields (EWS FieldURIs). */
+export type ItemField = 'itemClass' | 'subject' | 'isRead' | 'internetMessageId' | 'conversationTopic';
+export type ItemFilter =
+  | { op: 'eq' | 'ne'; field: ItemField; value: string | boolean }
+  | { op: 'contains'; field: ItemField; value: string }
+  | { op: 'and' | 'or'; filters: ItemFilter[] }
+  | { op: 'not'; filter: ItemFilter };
+
+export interface ItemQuery {
+  filter?: ItemFilter | undefined;
+  /** by DateTimeReceived; default newest first, as Outlook shows a folder */
+  order?: 'asc' | 'desc' | undefined;
+  offset?: number | undefined;
+  max?: number | undefined;
+}
+
+export interface ItemPage {
+  items: ItemRecord[];
+  /** items matching the filter, all pages */
+  total: number;
+}
+
+export type DeleteMode = 'HardDelete' | 'SoftDelete' | 'MoveToDeletedItems';
+
+const COLUMNS: Record<ItemField, string> = {
+  itemClass: 'item_class',
+  subject: 'subject',
+  isRead: 'is_read',
+  internetMessageId: 'internet_message_id',
+  conversationTopic: 'conversation_topic',
+};
+
+interface ItemRow {
+  id: string;
+  change_key: string;
+  mailbox_id: number;
+  folder_id: string;
+  item_class: string;
+  subject: string;
+  body_html: string | null;
+  body_text: string | null;
+  from_address: string | null;
+  from_name: string | null;
+  to_json: string;
+  cc_json: string;
+  sent_at: number | null;
+  received_at: number;
+  is_read: number;
+  internet_message_id: string | null;
+  conversation_topic: string | null;
+  size: number;
+  created_at: number;
+  updated_at: number;
+}
+
+function itemOf(row: ItemRow): ItemRecord {
+  return {
+    id: row.id,
+    changeKey: row.change_key,
+    mailboxId: row.mailbox_id,
+    folderId: row.folder_id,
+    itemClass: row.item_class,
+    subject: row.subject,
+    bodyHtml: row.body_html,
+    bodyText: row.body_text,
+    from: row.from_address === null ? null : { address: row.from_address, name: row.from_name ?? undefined },
+    to: JSON.parse(row.to_json) as Mailer[],
+    cc: JSON.parse(row.cc_json) as Mailer[],
+    sentAt: row.sent_at,
+    receivedAt: row.received_at,
+    isRead: row.is_read === 1,
+    internetMessageId: row.internet_message_id,
+    conversationTopic: row.conversation_topic,
+    size: row.size,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+const mailers = (list: readonly Mailer[] | undefined): string => JSON.stringify((list ?? []).map((m) => (m.name === undefined ? { address: m.address } : { address: m.address, name: m.name })));
+
+/** Creates an item in a folder of this mailbox. INVALID_REQUEST when the InternetMessageId is already used here. */
+export function createItem(db: Database, mailboxId: number, folderId: string, item: NewItem, now: () => number = Date.now): ItemRecord {
+  return transaction(db, () => {
+    const folder = getFolder(db, mailboxId, folderId);
+    const messageId = item.internetMessageId ?? null;
+    if (messageId !== null && findItemByInternetMessageId(db, mailboxId, messageId) !== undefined) {
+      throw new MailboxError('INVALID_REQUEST', `an item with InternetMessageId ${messageId} already exists in this mailbox`);
+    }
+    const at = now();
+    const subject = item.subject ?? '';
+    const size = Buffer.byteLength(subject) + Buffer.byteLength(item.bodyHtml ?? '') + Buffer.byteLength(item.bodyText ?? '');
+    const id = newId();
+    db.prepare(
+      `INSERT INTO mail_items (id, mailbox_id, folder_id, item_class, subject, body_html, body_text, from_address, from_name, to_json, cc_json,
+        sent_at, received_at, is_read, internet_message_id, conversation_topic, size, change_key, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(
+      id, mailboxId, folder.id, item.itemClass ?? 'IPM.Note', subject, item.bodyHtml ?? null, item.bodyText ?? null,
+      item.from?.address ?? null, item.from?.name ?? null, mailers(item.to), mailers(item.cc),
+      item.sentAt ?? null, item.receivedAt ?? at, item.isRead === true ? 1 : 0, messageId, item.conversationTopic ?? null, size, newChangeKey(), at, at,
+    );
+    logChange(db, mailboxId, folder.id, id, 'create', at);
+    return getItem(db, mailboxId, id);
+  });
+}
+
+/** An item of this mailbox; ID_MALFORMED, ACCESS_DENIED (another mailbox's) or ITEM_NOT_FOUND. */
+export function getItem(db: Database, mailboxId: number, itemId: string): ItemRecord {
+  if (!isWellFormedId(itemId)) throw new MailboxError('ID_MALFORMED', 'the item id is malformed');
+  const row = db.prepare('SELECT * FROM mail_items WHERE id = ? AND soft_deleted = 0').get(itemId) as ItemRow | undefined;
+  if (row === undefined) throw new MailboxError('ITEM_NOT_FOUND', 'no item has that id');
+  if (row.mailbox_id !== mailboxId) throw new MailboxError('ACCESS_DENIED', 'the item belongs to another mailbox');
+  return itemOf(row);
+}
+
+/** The item with this InternetMessageId in this mailbox, soft-deleted ones included (they still count for idempotence). */
+export function findItemByInternetMessageId(db: Database, mailboxId: number, internetMessageId: string): ItemRecord | undefined {
+  const row = db.prepare('SELECT * FROM mail_items WHERE mailbox_id = ? AND internet_message_id = ?').get(mailboxId, internetMessageId) as ItemRow | undefined;
+  return row === undefined ? undefined : itemOf(row);
+}
+
+export function findItems(db: Database, mailboxId: number, folderId: string, query: ItemQuery = {}): ItemPage {
+  const folder = getFolder(db, mailboxId, folderId);
+  const params: Array<string | number> = [folder.id];
+  const where = query.filter === undefined ? '' : ` AND (${compile(query.filter, params)})`;
+  const base = `FROM mail_items WHERE folder_id = ? AND soft_deleted = 0${where}`;
+  const total = (db.prepare(`SELECT count(*) AS n ${base}`).get(...params) as { n: number }).n;
+  const order = query.order === 'asc' ? 'ASC' : 'DESC';
+  const limit = Math.max(0, Math.min(query.max ?? 1000, 1000));
+  const offset = Math.max(0, query.offset ?? 0);
+  const rows = db.prepare(`SELECT * ${base} ORDER BY received_at ${order}, created_at ${order}, id LIMIT ? OFFSET ?`).all(...params, limit, offset) as unknown as ItemRow[];
+  return { items: rows.map(itemOf), total };
+}
+
+function compile(filter: ItemFilter, params: Array<string | number>): string {
+  switch (filter.op) {
+    case 'eq':
+    case 'ne': {
+      const column = COLUMNS[filter.field];
+      params.push(valueFor(filter.field, filter.value));
+      // IS / IS NOT: a missing InternetMessageId is simply not equal to any value
+      return filter.op === 'eq' ? `${column} IS ?` : `${column} IS NOT ?`;
+    }
+    case 'contains':
+      params.push(filter.value.toLowerCase());
+      return `instr(lower(${COLUMNS[filter.field]}), ?) > 0`;
+    case 'and':
+    case 'or':
+      if (filter.filters.length === 0) return filter.op === 'and' ? '1' : '0';
+      return filter.filters.map((f) => `(${compile(f, params)})`).join(filter.op === 'and' ? ' AND ' : ' OR ');
+    case 'not':
+      return `NOT (${compile(filter.filter, params)})`;
+  }
+}
+
+function valueFor(field: ItemField, value: string | boolean): string | number {
+  if (field === 'isRead') return value === true || value === 'true' || value === '1' ? 1 : 0;
+  return String(value);
+}
+
+export interface ItemChanges {
+  isRead?: boolean | undefined;
+  subject?: string | undefined;
+}
+
+/** Applies the changes and gives the item a new ChangeKey. */
+export function updateItem(db: Database, mailboxId: number, itemId: string, changes: ItemChanges, now: () => number = Date.now): ItemRecord {
+  return transaction(db, () => {
+    const item = getItem(db, mailboxId, itemId);
+    const subject = changes.subject ?? item.subject;
+    const isRead = changes.isRead ?? item.isRead;
+    const size = item.size - Buffer.byteLength(item.subject) + Buffer.byteLength(subject);
+    const at = now();
+    db.prepare('UPDATE mail_items SET subject = ?, is_read = ?, size = ?, change_key = ?, updated_at = ? WHERE id = ?').run(subject, isRead ? 1 : 0, size, newChangeKey(), at, item.id);
+    if (subject !== item.subject) logChange(db, mailboxId, item.folderId, item.id, 'update', at);
+    else if (isRead !== item.isRead) logChange(db, mailboxId, item.folderId, item.id, 'read', at);
+    return getItem(db, mailboxId, item.id);
+  });
+}
+
+/**
+ * EWS DeleteType: HardDelete removes the item; SoftDelete hides it (kept for idempotence of
+ * deliveries, as Exchange keeps it in Recoverable Items); MoveToDeletedItems moves it there
+ * (an item already in Deleted Items is soft-deleted, as Exchange does).
+ */
+export function deleteItem(db: Database, mailboxId: number, itemId: string, mode: DeleteMode, now: () => number = Date.now): void {
+  transaction(db, () => {
+    const item = getItem(db, mailboxId, itemId);
+    const at = now();
+    logChange(db, mailboxId, item.folderId, item.id, 'delete', at);
+    if (mode === 'HardDelete') {
+      db.prepare('DELETE FROM mail_items WHERE id = ?').run(item.id);
+      return;
+    }
+    const deleted = getDistinguishedFolder(db, mailboxId, 'deleteditems');
+    if (mode === 'MoveToDeletedItems' && item.folderId !== deleted.id) {
+      db.prepare('UPDATE mail_items SET folder_id = ?, change_key = ?, updated_at = ? WHERE id = ?').run(deleted.id, newChangeKey(), at, item.id);
+      logChange(db, mailboxId, deleted.id, item.id, 'create', at);
+      return;
+    }
+    db.prepare('UPDATE mail_items SET soft_deleted = 1, change_key = ?, updated_at = ? WHERE id = ?').run(newChangeKey(), at, item.id);
+  });
+}
+
+/** Moves the item to another folder of the same mailbox; it keeps its id and gets a new ChangeKey. */
+export function moveItem(db: Database, mailboxId: number, itemId: string, folderId: string, now: () => number = Date.now): ItemRecord {
+  return transaction(db, () => {
+    const item = getItem(db, mailboxId, itemId);
+    const folder = getFolder(db, mailboxId, folderId);
+    if (folder.id === item.folderId) return item;
+    const at = now();
+    db.prepare('UPDATE mail_items SET folder_id = ?, change_key = ?, updated_at = ? WHERE id = ?').run(folder.id, newChangeKey(), at, item.id);
+    logChange(db, mailboxId, item.folderId, item.id, 'delete', at);
+    logChange(db, mailboxId, folder.id, item.id, 'create', at);
+    return getItem(db, mailboxId, item.id);
+  });
+}
+
+/** For administrators (`parley mailbox show`): the item wherever it is, with its mailbox address; soft-deleted ones too. */
+export function getItemAnyMailbox(db: Database, itemId: string): { item: ItemRecord; address: string; softDeleted: boolean } | undefined {
+  if (!isWellFormedId(itemId)) return undefined;
+  const row = db.prepare('SELECT i.*, m.address AS mailbox_address FROM mail_items i JOIN mailboxes m ON m.id = i.mailbox_id WHERE i.id = ?').get(itemId) as (ItemRow & { mailbox_address: string; soft_deleted: number }) | undefined;
+  return row === undefined ? undefined : { item: itemOf(row), address: row.mailbox_address, softDeleted: row.soft_deleted === 1 };
+}

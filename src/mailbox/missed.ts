@@ -1,0 +1,33 @@
+// "Missed Conversations": the view of the IPM.Note.Microsoft.Missed items of Conversation History
+// (MISSION.md). The registrar's message-summary notification (RFC 3842) reads its counts here.
+import type { Database } from '../storage/index.ts';
+import { findMailbox, getDistinguishedFolder } from './folders.ts';
+import { findItems } from './items.ts';
+import type { ItemPage } from './items.ts';
+
+export const MISSED_CLASS = 'IPM.Note.Microsoft.Missed';
+export const CONVERSATION_CLASS = 'IPM.Note.Microsoft.Conversation';
+
+export interface MissedSummary {
+  total: number;
+  unread: number;
+}
+
+/** Counts of the user's missed conversations; zeros when the user has no mailbox yet. */
+export function missedConversationSummary(db: Database, address: string): MissedSummary {
+  const mailbox = findMailbox(db, address);
+  if (mailbox === undefined) return { total: 0, unread: 0 };
+  const folder = getDistinguishedFolder(db, mailbox.id, 'conversationhistory');
+  const ofClass = { op: 'eq', field: 'itemClass', value: MISSED_CLASS } as const;
+  const total = findItems(db, mailbox.id, folder.id, { filter: ofClass, max: 0 }).total;
+  const unread = findItems(db, mailbox.id, folder.id, { filter: { op: 'and', filters: [ofClass, { op: 'eq', field: 'isRead', value: false }] }, max: 0 }).total;
+  return { total, unread };
+}
+
+/** The missed conversations, newest first. */
+export function listMissedConversations(db: Database, address: string, offset = 0, max = 50): ItemPage {
+  const mailbox = findMailbox(db, address);
+  if (mailbox === undefined) return { items: [], total: 0 };
+  const folder = getDistinguishedFolder(db, mailbox.id, 'conversationhistory');
+  return findItems(db, mailbox.id, folder.id, { filter: { op: 'eq', field: 'itemClass', value: MISSED_CLASS }, offset, max });
+}

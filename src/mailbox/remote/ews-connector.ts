@@ -1,0 +1,128 @@
+// The MailboxConnector for a mailbox behind EWS: an external Exchange, or another Parley. The
+// delivery is idempotent by InternetMessageId: FindItem first (message:InternetMessageId is
+// searchable), CreateItem SaveOnly only when nothing was found. The item is written with the MAPI
+// message flags of a received message (no MSGFLAG_UNSENT), so it is never a draft — the Skype for
+// Business failure where Drafts filled with copies. A service account delivers to every user with
+// ExchangeImpersonation (the ApplicationImpersonation right), or to one mailbox as a delegate.
+// Limits: one delivery per id at a time (the spool guarantees it); two racing deliveries of one id
+// to a real Exchange could both create.
+import type { DeliveryItem, DeliveryResult, MailboxConnector } from '../connector.ts';
+import { MailboxError } from '../errors.ts';
+import type { Mailer } from '../items.ts';
+import { M_NS, SOAP_NS, T_NS } from '../ews/names.ts';
+import type { EwsVersion } from '../ews/names.ts';
+import { MSGFLAG_READ, PR_CLIENT_SUBMIT_TIME, PR_INTERNET_MESSAGE_ID, PR_MESSAGE_DELIVERY_TIME, PR_MESSAGE_FLAGS } from '../ews/item-xml.ts';
+import { attr, el } from '../ews/write.ts';
+import type { XmlElement } from '../../xml/index.ts';
+import { XmlError, childElement, childText, escapeXmlText, parseXml } from '../../xml/index.ts';
+
+export interface EwsConnectorOptions {
+  /** e.g. https://mail.example.com/EWS/Exchange.asmx */
+  url: string;
+  username: string;
+  password: string;
+  /** impersonation (default): act as each recipient; delegate: open the recipient's folder with the account's own rights */
+  access?: 'impersonation' | 'delegate';
+  version?: EwsVersion;
+  timeoutMs?: number;
+  fetch?: typeof fetch;
+}
+
+/** Response codes that will not change by retrying. */
+const PERMANENT = new Set(['ErrorAccessDenied', 'ErrorImpersonationDenied', 'ErrorNonExistentMailbox', 'ErrorFolderNotFound', 'ErrorInvalidRequest', 'ErrorSchemaValidation', 'ErrorInvalidServerVersion', 'ErrorImpersonateUserDenied', 'ErrorQuotaExceeded']);
+
+export class EwsMailboxConnector implements MailboxConnector {
+  readonly #opts: EwsConnectorOptions;
+
+  constructor(opts: EwsConnectorOptions) {
+    this.#opts = opts;
+  }
+
+  async deliver(item: DeliveryItem): Promise<DeliveryResult> {
+    if (item.internetMessageId.trim() === '') throw new MailboxError('INVALID_REQUEST', 'a delivery needs an InternetMessageId (its idempotence key)');
+    const folder = this.#folder(item);
+    const found = await this.#call(
+      item.mailbox,
+      `<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape><m:IndexedPageItemView MaxEntriesReturned="1" Offset="0" BasePoint="Beginning"/>` +
+        `<m:Restriction><t:IsEqualTo><t:FieldURI FieldURI="message:InternetMessageId"/><t:FieldURIOrConstant><t:Constant${attr('Value', item.internetMessageId)}/></t:FieldURIOrConstant></t:IsEqualTo></m:Restriction>` +
+        `<m:ParentFolderIds>${folder}</m:ParentFolderIds></m:FindItem>`,
+    );
+    const existing = firstItemId(childElement(childElement(found, M_NS, 'RootFolder') ?? found, T_NS, 'Items'));
+    if (existing !== undefined) return { itemId: existing, created: false };
+    const created = await this.#call(item.mailbox, `<m:CreateItem MessageDisposition="SaveOnly"><m:SavedItemFolderId>${folder}</m:SavedItemFolderId><m:Items>${messageXml(item)}</m:Items></m:CreateItem>`);
+    const id = firstItemId(childElement(created, M_NS, 'Items'));
+    if (id === undefined) throw new MailboxError('REMOTE_UNAVAILABLE', 'the EWS server created the item but returned no ItemId');
+    return { itemId: id, created: true };
+  }
+
+  #folder(item: DeliveryItem): string {
+    const mailbox = this.#opts.access === 'delegate' ? `<t:Mailbox>${el('t:EmailAddress', item.mailbox)}</t:Mailbox>` : '';
+    return `<t:DistinguishedFolderId${attr('Id', item.folder)}>${mailbox}</t:DistinguishedFolderId>`;
+  }
+
+  /** One request; returns the single response message, or throws MailboxError REMOTE_UNAVAILABLE / REMOTE_REFUSED. */
+  async #call(mailbox: string, operation: string): Promise<XmlElement> {
+    const o = this.#opts;
+    const impersonation = o.access === 'delegate' ? '' : `<t:ExchangeImpersonation><t:ConnectingSID>${el('t:PrimarySmtpAddress', mailbox)}</t:ConnectingSID></t:ExchangeImpersonation>`;
+    const body =
+      `<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="${SOAP_NS}" xmlns:m="${M_NS}" xmlns:t="${T_NS}"><s:Header>` +
+      `<t:RequestServerVersion${attr('Version', o.version ?? 'Exchange2013')}/>${impersonation}</s:Header><s:Body>${operation}</s:Body></s:Envelope>`;
+    let res: Response;
+    try {
+      res = await (o.fetch ?? fetch)(o.url, {
+        method: 'POST',
+        headers: { 'content-type': 'text/xml; charset=utf-8', authorization: `Basic ${Buffer.from(`${o.username}:${o.password}`).toString('base64')}` },
+        body,
+        signal: AbortSignal.timeout(o.timeoutMs ?? 30_000),
+      });
+    } catch (cause) {
+      throw new MailboxError('REMOTE_UNAVAILABLE', `cannot reach the EWS server ${o.url}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    }
+    const text = await res.text().catch(() => '');
+    if (res.status === 401 || res.status === 403) throw new MailboxError('REMOTE_REFUSED', `the EWS server ${o.url} refused the credentials of ${o.username} (HTTP ${res.status})`);
+    let root: XmlElement;
+    try {
+      root = parseXml(text);
+    } catch (cause) {
+      if (!(cause instanceof XmlError)) throw cause;
+      const code = res.status >= 500 || res.status === 429 ? 'REMOTE_UNAVAILABLE' : 'REMOTE_REFUSED';
+      throw new MailboxError(code, `the EWS server ${o.url} answered HTTP ${res.status} without a usable SOAP body (${cause.code})`, { cause });
+    }
+    const soapBody = childElement(root, SOAP_NS, 'Body');
+    const fault = soapBody && childElement(soapBody, SOAP_NS, 'Fault');
+    if (fault !== undefined) {
+      const detail = childElement(fault, '', 'detail');
+      const code = (detail && childText(detail, 'http://schemas.microsoft.com/exchange/services/2006/errors', 'ResponseCode')) ?? childText(fault, '', 'faultcode') ?? 'fault';
+      throw new MailboxError(PERMANENT.has(code) ? 'REMOTE_REFUSED' : 'REMOTE_UNAVAILABLE', `the EWS server answered ${code}: ${childText(fault, '', 'faultstring') ?? ''}`);
+    }
+    const message = soapBody?.children[0]?.children[0]?.children[0];
+    if (message === undefined) throw new MailboxError('REMOTE_UNAVAILABLE', `the EWS server ${o.url} answered HTTP ${res.status} without a response message`);
+    const code = childText(message, M_NS, 'ResponseCode') ?? '';
+    if (message.attrs.get('ResponseClass') === 'Error') {
+      throw new MailboxError(PERMANENT.has(code) ? 'REMOTE_REFUSED' : 'REMOTE_UNAVAILABLE', `the EWS server answered ${code}: ${childText(message, M_NS, 'MessageText') ?? ''}`);
+    }
+    return message;
+  }
+}
+
+function firstItemId(items: XmlElement | undefined): string | undefined {
+  const item = items?.children[0];
+  return item && childElement(item, T_NS, 'ItemId')?.attrs.get('Id');
+}
+
+/** t:Message in schema order: ItemClass, Subject, Body, ExtendedProperty*, ToRecipients, From, IsRead. */
+function messageXml(item: DeliveryItem): string {
+  const ext = (tag: number, type: string, value: string) => `<t:ExtendedProperty><t:ExtendedFieldURI${attr('PropertyTag', `0x${tag.toString(16).padStart(4, '0')}`)}${attr('PropertyType', type)}/>${el('t:Value', value)}</t:ExtendedProperty>`;
+  const mailbox = (m: Mailer) => `<t:Mailbox>${el('t:Name', m.name)}${el('t:EmailAddress', m.address)}</t:Mailbox>`;
+  const sent = item.sentAt.toISOString();
+  return (
+    `<t:Message>${el('t:ItemClass', item.itemClass)}${el('t:Subject', item.subject)}` +
+    `<t:Body BodyType="HTML">${escapeXmlText(item.bodyHtml)}</t:Body>` +
+    ext(PR_CLIENT_SUBMIT_TIME, 'SystemTime', sent) +
+    ext(PR_MESSAGE_DELIVERY_TIME, 'SystemTime', new Date().toISOString()) +
+    ext(PR_MESSAGE_FLAGS, 'Integer', String(item.isRead ? MSGFLAG_READ : 0)) +
+    ext(PR_INTERNET_MESSAGE_ID, 'String', item.internetMessageId) +
+    (item.to.length > 0 ? `<t:ToRecipients>${item.to.map(mailbox).join('')}</t:ToRecipients>` : '') +
+    `<t:From>${mailbox(item.from)}</t:From>${el('t:IsRead', item.isRead)}</t:Message>`
+  );
+}

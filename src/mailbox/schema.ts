@@ -1,0 +1,111 @@
+import type { MigrationSet } from '../storage/index.ts';
+
+/**
+ * The embedded mailbox. Ids of folders and items are random (16 bytes, base64url), never sequence
+ * numbers; every lookup is also scoped to the caller's mailbox. `change_key` is replaced on every
+ * change. `internet_message_id` is unique per mailbox: the offline pipeline's idempotence key.
+ * Times are milliseconds since the epoch.
+ */
+export const MAILBOX_MIGRATIONS: MigrationSet = {
+  capability: 'mailbox',
+  migrations: [
+    {
+      id: '001-mailboxes',
+      up: `CREATE TABLE mailboxes (
+  id INTEGER PRIMARY KEY,
+  address TEXT NOT NULL UNIQUE CHECK (address = lower(address)),
+  created_at INTEGER NOT NULL
+) STRICT;
+CREATE TABLE mail_folders (
+  id TEXT NOT NULL PRIMARY KEY,
+  mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+  parent_id TEXT REFERENCES mail_folders(id) ON DELETE CASCADE,
+  distinguished TEXT,
+  display_name TEXT NOT NULL,
+  folder_class TEXT NOT NULL,
+  change_key TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  UNIQUE (mailbox_id, distinguished)
+) STRICT;
+CREATE UNIQUE INDEX mail_folders_name ON mail_folders (parent_id, lower(display_name));
+CREATE TABLE mail_items (
+  id TEXT NOT NULL PRIMARY KEY,
+  mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+  folder_id TEXT NOT NULL REFERENCES mail_folders(id) ON DELETE CASCADE,
+  item_class TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  body_html TEXT,
+  body_text TEXT,
+  from_address TEXT,
+  from_name TEXT,
+  to_json TEXT NOT NULL,
+  cc_json TEXT NOT NULL,
+  sent_at INTEGER,
+  received_at INTEGER NOT NULL,
+  is_read INTEGER NOT NULL CHECK (is_read IN (0, 1)),
+  internet_message_id TEXT,
+  conversation_topic TEXT,
+  size INTEGER NOT NULL,
+  change_key TEXT NOT NULL,
+  soft_deleted INTEGER NOT NULL DEFAULT 0 CHECK (soft_deleted IN (0, 1)),
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+) STRICT;
+CREATE UNIQUE INDEX mail_items_message_id ON mail_items (mailbox_id, internet_message_id) WHERE internet_message_id IS NOT NULL;
+CREATE INDEX mail_items_folder ON mail_items (folder_id, soft_deleted, received_at);`,
+    },
+    {
+      // what happened in each folder, in order: SyncFolderItems (and later GetEvents) read it
+      id: '002-changes',
+      up: `CREATE TABLE mail_changes (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+  folder_id TEXT NOT NULL,
+  item_id TEXT NOT NULL,
+  kind TEXT NOT NULL CHECK (kind IN ('create', 'update', 'read', 'delete')),
+  at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX mail_changes_folder ON mail_changes (folder_id, seq);
+INSERT INTO mail_changes (mailbox_id, folder_id, item_id, kind, at)
+  SELECT mailbox_id, folder_id, id, 'create', created_at FROM mail_items WHERE soft_deleted = 0 ORDER BY created_at;`,
+    },
+    {
+      // EWS pull subscriptions: a position in mail_changes, the folders (none = all) and event types
+      id: '003-subscriptions',
+      up: `CREATE TABLE mail_subscriptions (
+  id TEXT NOT NULL PRIMARY KEY,
+  mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+  folders_json TEXT NOT NULL,
+  events_json TEXT NOT NULL,
+  position INTEGER NOT NULL,
+  timeout_minutes INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+) STRICT;`,
+    },
+    {
+      // accounts allowed to use ExchangeImpersonation (the service account of an offline-IM gateway)
+      id: '004-impersonation',
+      up: `CREATE TABLE mail_impersonation_rights (
+  address TEXT NOT NULL PRIMARY KEY CHECK (address = lower(address)),
+  granted_at INTEGER NOT NULL
+) STRICT;`,
+    },
+    {
+      // outbound SMTP: a durable queue of messages for other organisations, retried with back-off
+      id: '005-smtp-outbox',
+      up: `CREATE TABLE mail_outbox (
+  id TEXT NOT NULL PRIMARY KEY,
+  sender TEXT NOT NULL,
+  recipients_json TEXT NOT NULL,
+  message_json TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('waiting', 'sent', 'failed')),
+  attempts INTEGER NOT NULL,
+  next_attempt_at INTEGER NOT NULL,
+  last_error TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX mail_outbox_due ON mail_outbox (state, next_attempt_at);`,
+    },
+  ],
+};

@@ -1,0 +1,88 @@
+// The outbound queue (mail_outbox): what Parley owes other organisations' mail servers. An entry is
+// waiting until sent; a temporary failure schedules a retry with exponential back-off; a permanent
+// failure (5xx) or an entry older than the maximum age is failed and kept with its reason.
+import type { Database } from '../../storage/index.ts';
+import { transaction } from '../../storage/index.ts';
+import { newId } from '../ids.ts';
+import type { Mailer } from '../items.ts';
+
+export interface OutboundMessage {
+  from: Mailer;
+  to: Mailer[];
+  cc: Mailer[];
+  subject: string;
+  html: string | null;
+  text: string | null;
+  messageId: string;
+  date: number;
+}
+
+export interface OutboxEntry {
+  id: string;
+  sender: string;
+  /** the envelope recipients (RCPT TO), all outside the organisation */
+  recipients: string[];
+  message: OutboundMessage;
+  state: 'waiting' | 'sent' | 'failed';
+  attempts: number;
+  nextAttemptAt: number;
+  lastError: string | null;
+  createdAt: number;
+}
+
+interface Row {
+  id: string;
+  sender: string;
+  recipients_json: string;
+  message_json: string;
+  state: OutboxEntry['state'];
+  attempts: number;
+  next_attempt_at: number;
+  last_error: string | null;
+  created_at: number;
+}
+
+const entryOf = (r: Row): OutboxEntry => ({
+  id: r.id,
+  sender: r.sender,
+  recipients: JSON.parse(r.recipients_json) as string[],
+  message: JSON.parse(r.message_json) as OutboundMessage,
+  state: r.state,
+  attempts: r.attempts,
+  nextAttemptAt: r.next_attempt_at,
+  lastError: r.last_error,
+  createdAt: r.created_at,
+});
+
+export function enqueueOutbound(db: Database, sender: string, recipients: string[], message: OutboundMessage, now: number): string {
+  const id = newId();
+  db.prepare('INSERT INTO mail_outbox (id, sender, recipients_json, message_json, state, attempts, next_attempt_at, last_error, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 0, ?, NULL, ?, ?)').run(
+    id, sender, JSON.stringify(recipients), JSON.stringify(message), 'waiting', now, now, now,
+  );
+  return id;
+}
+
+/** Waiting entries whose time has come, oldest first. */
+export function dueOutbound(db: Database, now: number, max = 20): OutboxEntry[] {
+  return (db.prepare("SELECT * FROM mail_outbox WHERE state = 'waiting' AND next_attempt_at <= ? ORDER BY next_attempt_at, created_at LIMIT ?").all(now, max) as unknown as Row[]).map(entryOf);
+}
+
+export function getOutbound(db: Database, id: string): OutboxEntry | undefined {
+  const row = db.prepare('SELECT * FROM mail_outbox WHERE id = ?').get(id) as Row | undefined;
+  return row === undefined ? undefined : entryOf(row);
+}
+
+export function markOutboundSent(db: Database, id: string, now: number): void {
+  db.prepare("UPDATE mail_outbox SET state = 'sent', attempts = attempts + 1, last_error = NULL, updated_at = ? WHERE id = ?").run(now, id);
+}
+
+/** A failed attempt: retried after `retryAt`, or failed for good when `permanent` or past `maxAgeMs`. */
+export function markOutboundAttemptFailed(db: Database, id: string, error: string, permanent: boolean, now: number, retryAt: number, maxAgeMs: number): OutboxEntry['state'] {
+  return transaction(db, () => {
+    const entry = getOutbound(db, id);
+    if (entry === undefined) return 'failed';
+    const state = permanent || now - entry.createdAt >= maxAgeMs ? 'failed' : 'waiting';
+    db.prepare('UPDATE mail_outbox SET state = ?, attempts = attempts + 1, next_attempt_at = ?, last_error = ?, updated_at = ? WHERE id = ?').run(state, retryAt, error, now, id);
+    return state;
+  });
+}

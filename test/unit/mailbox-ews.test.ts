@@ -1,0 +1,217 @@
+// The EWS operations in-process: envelope in, envelope out, no sockets.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { MAILBOX_MIGRATIONS, ensureMailbox, grantImpersonation, findItems, getDistinguishedFolder } from '../../src/mailbox/index.ts';
+import { answerEws } from '../../src/mailbox/ews/service.ts';
+import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
+import type { XmlElement } from '../../src/xml/index.ts';
+import { childElement, childElements, childText, escapeXmlAttr, parseXml } from '../../src/xml/index.ts';
+
+const S = 'http://schemas.xmlsoap.org/soap/envelope/';
+const M = 'http://schemas.microsoft.com/exchange/services/2006/messages';
+const T = 'http://schemas.microsoft.com/exchange/services/2006/types';
+const E = 'http://schemas.microsoft.com/exchange/services/2006/errors';
+
+function setup() {
+  const db = openMemoryDatabase();
+  runMigrations(db, [MAILBOX_MIGRATIONS]);
+  let t = 1_700_000_000_000;
+  const opts = { db, domain: 'parley.test', userExists: (a: string) => ['alice@parley.test', 'bob@parley.test'].includes(a), now: () => (t += 1000) };
+  const call = (user: string, op: string, header = '<t:RequestServerVersion Version="Exchange2013"/>') => {
+    const xml = `<soap:Envelope xmlns:soap="${S}" xmlns:m="${M}" xmlns:t="${T}"><soap:Header>${header}</soap:Header><soap:Body>${op}</soap:Body></soap:Envelope>`;
+    const answer = answerEws(opts, user, parseXml(xml));
+    const root = parseXml(answer.xml);
+    const body = childElement(root, S, 'Body')!;
+    return { status: answer.status, root, response: body.children[0]!, messages: body.children[0]?.children[0]?.children ?? [] };
+  };
+  return { db, call };
+}
+
+const codeOf = (message: XmlElement | undefined) => (message === undefined ? 'missing' : childText(message, M, 'ResponseCode'));
+const faultCode = (r: { response: XmlElement }) => childText(childElement(r.response, '', 'detail')!, E, 'ResponseCode');
+const folderIds = (...ids: string[]) => ids.map((id) => (/^[a-z]+$/.test(id) ? `<t:DistinguishedFolderId Id="${id}"/>` : `<t:FolderId Id="${escapeXmlAttr(id)}"/>`)).join('');
+const save = (folder: string, cls: string, subject: string, extra = '') =>
+  `<m:CreateItem MessageDisposition="SaveOnly"><m:SavedItemFolderId>${folderIds(folder)}</m:SavedItemFolderId><m:Items><t:Message><t:ItemClass>${cls}</t:ItemClass><t:Subject>${subject}</t:Subject><t:Body BodyType="Text">hi</t:Body>${extra}</t:Message></m:Items></m:CreateItem>`;
+const findItem = (folder: string, view: string, extra = '') =>
+  `<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>AllProperties</t:BaseShape></m:ItemShape>${view}${extra}<m:ParentFolderIds>${folderIds(folder)}</m:ParentFolderIds></m:FindItem>`;
+const idOf = (message: XmlElement) => childElement(childElements(childElement(message, M, 'Items')!, T, 'Message')[0]!, T, 'ItemId')!.attrs;
+
+describe('EWS operations in-process', () => {
+  it('GetFolder answers each id on its own, with ServerVersionInfo', () => {
+    const { call } = setup();
+    const r = call('alice@parley.test', `<m:GetFolder><m:FolderShape><t:BaseShape>AllProperties</t:BaseShape></m:FolderShape><m:FolderIds>${folderIds('conversationhistory', 'calendar', 'AAAAAAAAAAAAAAAAAAAAAA', 'bad id')}<t:DistinguishedFolderId Id="inbox"><t:Mailbox><t:EmailAddress>bob@parley.test</t:EmailAddress></t:Mailbox></t:DistinguishedFolderId></m:FolderIds></m:GetFolder>`);
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.messages.map((m) => [m.attrs.get('ResponseClass'), codeOf(m)]), [
+      ['Success', 'NoError'],
+      ['Error', 'ErrorFolderNotFound'],
+      ['Error', 'ErrorFolderNotFound'],
+      ['Error', 'ErrorInvalidIdMalformed'],
+      ['Error', 'ErrorAccessDenied'],
+    ]);
+    const folder = childElement(childElement(r.messages[0]!, M, 'Folders')!, T, 'Folder')!;
+    assert.deepEqual(folder.children.map((c) => c.name), ['FolderId', 'ParentFolderId', 'FolderClass', 'DisplayName', 'TotalCount', 'ChildFolderCount', 'UnreadCount']);
+    assert.equal(childText(folder, T, 'DisplayName'), 'Conversation History');
+    const header = childElement(r.root, S, 'Header')!;
+    assert.equal(childElement(header, T, 'ServerVersionInfo')?.attrs.get('Version'), 'Exchange2013');
+  });
+
+  it('FindFolder: deep, by display name, paged', () => {
+    const { call } = setup();
+    const byName = call('alice@parley.test', `<m:FindFolder Traversal="Deep"><m:FolderShape><t:BaseShape>Default</t:BaseShape></m:FolderShape><m:IndexedPageFolderView MaxEntriesReturned="10" Offset="0" BasePoint="Beginning"/><m:Restriction><t:IsEqualTo><t:FieldURI FieldURI="folder:DisplayName"/><t:FieldURIOrConstant><t:Constant Value="conversation history"/></t:FieldURIOrConstant></t:IsEqualTo></m:Restriction><m:ParentFolderIds>${folderIds('msgfolderroot')}</m:ParentFolderIds></m:FindFolder>`);
+    const root = childElement(byName.messages[0]!, M, 'RootFolder')!;
+    assert.equal(root.attrs.get('TotalItemsInView'), '1');
+    assert.equal(root.attrs.get('IncludesLastItemInRange'), 'true');
+    const paged = call('alice@parley.test', `<m:FindFolder Traversal="Shallow"><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape><m:IndexedPageFolderView MaxEntriesReturned="2" Offset="2" BasePoint="Beginning"/><m:ParentFolderIds>${folderIds('msgfolderroot')}</m:ParentFolderIds></m:FindFolder>`);
+    const page = childElement(paged.messages[0]!, M, 'RootFolder')!;
+    assert.deepEqual([page.attrs.get('IndexedPagingOffset'), page.attrs.get('TotalItemsInView'), page.attrs.get('IncludesLastItemInRange')], ['4', '5', 'false']);
+    assert.equal(childElement(page, T, 'Folders')!.children.length, 2);
+  });
+
+  it('CreateItem, FindItem with restriction, sort and paging, GetItem shapes, UpdateItem, DeleteItem', () => {
+    const { call } = setup();
+    const alice = 'alice@parley.test';
+    for (let i = 0; i < 5; i++) call(alice, save('conversationhistory', i < 3 ? 'IPM.Note.Microsoft.Missed' : 'IPM.Note.Microsoft.Conversation', `s${i}`, `<t:InternetMessageId>&lt;m${i}@x&gt;</t:InternetMessageId>`));
+    const restriction = '<m:Restriction><t:And><t:IsEqualTo><t:FieldURI FieldURI="item:ItemClass"/><t:FieldURIOrConstant><t:Constant Value="IPM.Note.Microsoft.Missed"/></t:FieldURIOrConstant></t:IsEqualTo><t:IsEqualTo><t:FieldURI FieldURI="message:IsRead"/><t:FieldURIOrConstant><t:Constant Value="false"/></t:FieldURIOrConstant></t:IsEqualTo></t:And></m:Restriction><m:SortOrder><t:FieldOrder Order="Ascending"><t:FieldURI FieldURI="item:DateTimeReceived"/></t:FieldOrder></m:SortOrder>';
+    const page1 = call(alice, findItem('conversationhistory', '<m:IndexedPageItemView MaxEntriesReturned="2" Offset="0" BasePoint="Beginning"/>', restriction));
+    const root = childElement(page1.messages[0]!, M, 'RootFolder')!;
+    assert.deepEqual([root.attrs.get('IndexedPagingOffset'), root.attrs.get('TotalItemsInView'), root.attrs.get('IncludesLastItemInRange')], ['2', '3', 'false']);
+    const items = childElement(root, T, 'Items')!.children;
+    assert.deepEqual(items.map((i) => childText(i, T, 'Subject')), ['s0', 's1']);
+    assert.equal(childElement(items[0]!, T, 'Body'), undefined, 'FindItem never returns the body');
+    const byId = call(alice, findItem('conversationhistory', '', '<m:Restriction><t:IsEqualTo><t:FieldURI FieldURI="message:InternetMessageId"/><t:FieldURIOrConstant><t:Constant Value="&lt;m4@x&gt;"/></t:FieldURIOrConstant></t:IsEqualTo></m:Restriction>'));
+    const found = childElement(childElement(byId.messages[0]!, M, 'RootFolder')!, T, 'Items')!.children;
+    assert.deepEqual(found.map((i) => childText(i, T, 'Subject')), ['s4']);
+    const itemId = childElement(found[0]!, T, 'ItemId')!.attrs;
+
+    const idOnly = call(alice, `<m:GetItem><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape><t:AdditionalProperties><t:FieldURI FieldURI="item:Subject"/><t:FieldURI FieldURI="message:IsRead"/></t:AdditionalProperties></m:ItemShape><m:ItemIds><t:ItemId Id="${itemId.get('Id')}"/><t:ItemId Id="zzz"/></m:ItemIds></m:GetItem>`);
+    const message = childElement(childElement(idOnly.messages[0]!, M, 'Items')!, T, 'Message')!;
+    assert.deepEqual(message.children.map((c) => c.name), ['ItemId', 'Subject', 'IsRead']);
+    assert.equal(codeOf(idOnly.messages[1]), 'ErrorInvalidIdMalformed');
+
+    const update = (key: string, resolution: string) =>
+      call(alice, `<m:UpdateItem ConflictResolution="${resolution}" MessageDisposition="SaveOnly"><m:ItemChanges><t:ItemChange><t:ItemId Id="${itemId.get('Id')}" ChangeKey="${key}"/><t:Updates><t:SetItemField><t:FieldURI FieldURI="message:IsRead"/><t:Message><t:IsRead>true</t:IsRead></t:Message></t:SetItemField><t:SetItemField><t:FieldURI FieldURI="item:Subject"/><t:Message><t:Subject>renamed</t:Subject></t:Message></t:SetItemField></t:Updates></t:ItemChange></m:ItemChanges></m:UpdateItem>`);
+    const updated = update(itemId.get('ChangeKey')!, 'NeverOverwrite');
+    assert.equal(codeOf(updated.messages[0]), 'NoError');
+    assert.notEqual(idOf(updated.messages[0]!).get('ChangeKey'), itemId.get('ChangeKey'));
+    assert.equal(codeOf(update(itemId.get('ChangeKey')!, 'NeverOverwrite').messages[0]), 'ErrorIrresolvableConflict');
+    const bad = call(alice, `<m:UpdateItem ConflictResolution="AlwaysOverwrite"><m:ItemChanges><t:ItemChange><t:ItemId Id="${itemId.get('Id')}"/><t:Updates><t:SetItemField><t:FieldURI FieldURI="item:ItemClass"/><t:Message><t:ItemClass>IPM.Note</t:ItemClass></t:Message></t:SetItemField></t:Updates></t:ItemChange></m:ItemChanges></m:UpdateItem>`);
+    assert.equal(codeOf(bad.messages[0]), 'ErrorInvalidPropertySet');
+
+    assert.equal(codeOf(call('bob@parley.test', `<m:DeleteItem DeleteType="HardDelete"><m:ItemIds><t:ItemId Id="${itemId.get('Id')}"/></m:ItemIds></m:DeleteItem>`).messages[0]), 'ErrorAccessDenied');
+    const del = call(alice, `<m:DeleteItem DeleteType="MoveToDeletedItems"><m:ItemIds><t:ItemId Id="${itemId.get('Id')}"/><t:ItemId Id="AAAAAAAAAAAAAAAAAAAAAA"/></m:ItemIds></m:DeleteItem>`);
+    assert.deepEqual(del.messages.map(codeOf), ['NoError', 'ErrorItemNotFound']);
+    const deleted = call(alice, findItem('deleteditems', ''));
+    assert.equal(childElement(deleted.messages[0]!, M, 'RootFolder')!.attrs.get('TotalItemsInView'), '1');
+  });
+
+  it('SendAndSaveCopy delivers a plain note to local recipients and keeps a copy in Sent Items', () => {
+    const { db, call } = setup();
+    const r = call('alice@parley.test', `<m:CreateItem MessageDisposition="SendAndSaveCopy"><m:Items><t:Message><t:ItemClass>IPM.Note.Microsoft.Missed</t:ItemClass><t:Subject>hello bob</t:Subject><t:Body BodyType="Text">hi</t:Body><t:ToRecipients><t:Mailbox><t:EmailAddress>bob@parley.test</t:EmailAddress></t:Mailbox></t:ToRecipients><t:From><t:Mailbox><t:EmailAddress>ceo@parley.test</t:EmailAddress></t:Mailbox></t:From></t:Message></m:Items></m:CreateItem>`);
+    assert.equal(codeOf(r.messages[0]), 'NoError');
+    const bob = ensureMailbox(db, 'bob@parley.test');
+    const inbox = findItems(db, bob.id, getDistinguishedFolder(db, bob.id, 'inbox').id);
+    assert.equal(inbox.total, 1);
+    assert.equal(inbox.items[0]?.itemClass, 'IPM.Note', 'no forged IM history in another mailbox');
+    assert.equal(inbox.items[0]?.from?.address, 'alice@parley.test', 'From is the sender');
+    const alice = ensureMailbox(db, 'alice@parley.test');
+    assert.equal(findItems(db, alice.id, getDistinguishedFolder(db, alice.id, 'sentitems').id).total, 1);
+    assert.equal(findItems(db, alice.id, getDistinguishedFolder(db, alice.id, 'drafts').id).total, 0);
+    const foreign = call('alice@parley.test', `<m:CreateItem MessageDisposition="SendOnly"><m:Items><t:Message><t:Subject>x</t:Subject><t:ToRecipients><t:Mailbox><t:EmailAddress>eve@elsewhere.example</t:EmailAddress></t:Mailbox></t:ToRecipients></t:Message></m:Items></m:CreateItem>`);
+    assert.equal(codeOf(foreign.messages[0]), 'ErrorInvalidRequest');
+  });
+
+  it('CreateFolder, MoveItem, DeleteFolder', () => {
+    const { call } = setup();
+    const alice = 'alice@parley.test';
+    const created = call(alice, `<m:CreateFolder><m:ParentFolderId>${folderIds('inbox')}</m:ParentFolderId><m:Folders><t:Folder><t:DisplayName>Projects</t:DisplayName></t:Folder><t:Folder><t:DisplayName>projects</t:DisplayName></t:Folder><t:CalendarFolder><t:DisplayName>Cal</t:DisplayName></t:CalendarFolder></m:Folders></m:CreateFolder>`);
+    assert.deepEqual(created.messages.map(codeOf), ['NoError', 'ErrorFolderExists', 'ErrorInvalidRequest']);
+    const folderId = childElement(childElement(childElement(created.messages[0]!, M, 'Folders')!, T, 'Folder')!, T, 'FolderId')!.attrs.get('Id')!;
+    const item = idOf(call(alice, save('inbox', 'IPM.Note', 'to move')).messages[0]!).get('Id')!;
+    const moved = call(alice, `<m:MoveItem><m:ToFolderId>${folderIds(folderId)}</m:ToFolderId><m:ItemIds><t:ItemId Id="${item}"/></m:ItemIds></m:MoveItem>`);
+    assert.equal(codeOf(moved.messages[0]), 'NoError');
+    const inProjects = call(alice, findItem(folderId, ''));
+    assert.equal(childElement(inProjects.messages[0]!, M, 'RootFolder')!.attrs.get('TotalItemsInView'), '1');
+    const del = (id: string) => call(alice, `<m:DeleteFolder DeleteType="HardDelete"><m:FolderIds>${folderIds(id)}</m:FolderIds></m:DeleteFolder>`).messages[0];
+    assert.equal(codeOf(del('inbox')), 'ErrorDeleteDistinguishedFolder');
+    assert.equal(codeOf(del(folderId)), 'NoError');
+    assert.equal(codeOf(call(alice, `<m:GetItem><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape><m:ItemIds><t:ItemId Id="${item}"/></m:ItemIds></m:GetItem>`).messages[0]), 'ErrorItemNotFound');
+  });
+
+  it('SyncFolderItems reports net changes in windows, with a folder-bound SyncState', () => {
+    const { call } = setup();
+    const alice = 'alice@parley.test';
+    const sync = (state: string, max = 2, folder = 'inbox') =>
+      call(alice, `<m:SyncFolderItems><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape><m:SyncFolderId>${folderIds(folder)}</m:SyncFolderId>${state ? `<m:SyncState>${state}</m:SyncState>` : ''}<m:MaxChangesReturned>${max}</m:MaxChangesReturned></m:SyncFolderItems>`).messages[0]!;
+    const changesOf = (m: XmlElement) => childElement(m, M, 'Changes')!.children.map((c) => c.name);
+    const ids = [0, 1, 2].map((i) => idOf(call(alice, save('inbox', 'IPM.Note', `n${i}`)).messages[0]!).get('Id')!);
+    const first = sync('');
+    assert.deepEqual(changesOf(first), ['Create', 'Create']);
+    assert.equal(childText(first, M, 'IncludesLastItemInRange'), 'false');
+    const second = sync(childText(first, M, 'SyncState')!);
+    assert.deepEqual(changesOf(second), ['Create']);
+    assert.equal(childText(second, M, 'IncludesLastItemInRange'), 'true');
+    const state = childText(second, M, 'SyncState')!;
+
+    const set = (id: string, field: string, value: string) =>
+      call(alice, `<m:UpdateItem ConflictResolution="AlwaysOverwrite"><m:ItemChanges><t:ItemChange><t:ItemId Id="${id}"/><t:Updates><t:SetItemField><t:FieldURI FieldURI="${field}"/><t:Message>${value}</t:Message></t:SetItemField></t:Updates></t:ItemChange></m:ItemChanges></m:UpdateItem>`);
+    set(ids[0]!, 'message:IsRead', '<t:IsRead>true</t:IsRead>');
+    set(ids[1]!, 'item:Subject', '<t:Subject>renamed</t:Subject>');
+    const del = (id: string) => call(alice, `<m:DeleteItem DeleteType="HardDelete"><m:ItemIds><t:ItemId Id="${id}"/></m:ItemIds></m:DeleteItem>`);
+    del(ids[2]!);
+    del(idOf(call(alice, save('inbox', 'IPM.Note', 'short-lived')).messages[0]!).get('Id')!);
+    const third = sync(state, 10);
+    assert.deepEqual(changesOf(third), ['ReadFlagChange', 'Update', 'Delete']);
+    assert.equal(childText(third, M, 'IncludesLastItemInRange'), 'true');
+    assert.deepEqual(changesOf(sync(childText(third, M, 'SyncState')!, 10)), []);
+
+    assert.equal(codeOf(sync('garbage')), 'ErrorInvalidSyncStateData');
+    assert.equal(codeOf(sync(state, 2, 'drafts')), 'ErrorInvalidSyncStateData', 'a state is bound to its folder');
+  });
+
+  it('Subscribe / GetEvents / Unsubscribe: folder filter, owner only', () => {
+    const { call } = setup();
+    const alice = 'alice@parley.test';
+    const subscribed = call(alice, `<m:Subscribe><m:PullSubscriptionRequest><t:FolderIds>${folderIds('conversationhistory')}</t:FolderIds><t:EventTypes><t:EventType>CreatedEvent</t:EventType><t:EventType>ModifiedEvent</t:EventType></t:EventTypes><t:Timeout>1</t:Timeout></m:PullSubscriptionRequest></m:Subscribe>`).messages[0]!;
+    const id = childText(subscribed, M, 'SubscriptionId')!;
+    const watermark = childText(subscribed, M, 'Watermark')!;
+    call(alice, save('inbox', 'IPM.Note', 'elsewhere'));
+    call(alice, save('conversationhistory', 'IPM.Note.Microsoft.Missed', 'missed'));
+    const poll = (user: string, mark: string) => call(user, `<m:GetEvents><m:SubscriptionId>${id}</m:SubscriptionId><m:Watermark>${mark}</m:Watermark></m:GetEvents>`).messages[0]!;
+    const got = poll(alice, watermark);
+    const notification = childElement(got, M, 'Notification')!;
+    assert.deepEqual(notification.children.map((c) => c.name), ['SubscriptionId', 'PreviousWatermark', 'MoreEvents', 'CreatedEvent']);
+    const next = childText(childElement(notification, T, 'CreatedEvent')!, T, 'Watermark')!;
+    assert.deepEqual(childElement(poll(alice, next), M, 'Notification')!.children.map((c) => c.name).at(-1), 'StatusEvent');
+    assert.equal(codeOf(poll('bob@parley.test', next)), 'ErrorAccessDenied');
+    assert.equal(codeOf(poll(alice, 'bogus')), 'ErrorInvalidWatermark');
+    assert.equal(codeOf(call(alice, `<m:Unsubscribe><m:SubscriptionId>${id}</m:SubscriptionId></m:Unsubscribe>`).messages[0]), 'NoError');
+    assert.equal(codeOf(poll(alice, next)), 'ErrorSubscriptionNotFound');
+  });
+
+  it('ExchangeImpersonation only for accounts with the right, and only of existing users', () => {
+    const { db, call } = setup();
+    const as = (who: string) => `<t:RequestServerVersion Version="Exchange2013"/><t:ExchangeImpersonation><t:ConnectingSID><t:PrimarySmtpAddress>${who}</t:PrimarySmtpAddress></t:ConnectingSID></t:ExchangeImpersonation>`;
+    const op = save('conversationhistory', 'IPM.Note.Microsoft.Missed', 'from the gateway');
+    assert.equal(faultCode(call('alice@parley.test', op, as('bob@parley.test'))), 'ErrorImpersonationDenied');
+    grantImpersonation(db, 'alice@parley.test');
+    assert.equal(codeOf(call('alice@parley.test', op, as('bob@parley.test')).messages[0]), 'NoError');
+    const bob = ensureMailbox(db, 'bob@parley.test');
+    assert.equal(findItems(db, bob.id, getDistinguishedFolder(db, bob.id, 'conversationhistory').id).items[0]?.subject, 'from the gateway');
+    assert.equal(faultCode(call('alice@parley.test', op, as('nobody@parley.test'))), 'ErrorNonExistentMailbox');
+  });
+
+  it('answers invalid requests with SOAP Faults', () => {
+    const { db, call } = setup();
+    const unknown = call('alice@parley.test', '<m:GetUserOofSettingsRequest/>');
+    assert.equal(unknown.status, 500);
+    assert.equal(faultCode(unknown), 'ErrorInvalidRequest');
+    assert.equal(faultCode(call('alice@parley.test', '<m:GetFolder/>', '<t:RequestServerVersion Version="Exchange2003"/>')), 'ErrorInvalidServerVersion');
+    assert.equal(faultCode(call('alice@parley.test', '<m:GetFolder/>')), 'ErrorSchemaValidation');
+    assert.equal(faultCode(call('alice@parley.test', '<m:DeleteItem DeleteType="Shred"><m:ItemIds/></m:DeleteItem>')), 'ErrorSchemaValidation');
+    const impersonate = '<t:ExchangeImpersonation><t:ConnectingSID><t:PrimarySmtpAddress>bob@parley.test</t:PrimarySmtpAddress></t:ConnectingSID></t:ExchangeImpersonation>';
+    assert.equal(faultCode(call('alice@parley.test', '<m:GetFolder/>', impersonate)), 'ErrorImpersonationDenied');
+    const notSoap = answerEws({ db, domain: 'parley.test', userExists: () => true }, 'alice@parley.test', parseXml('<Envelope xmlns="http://www.w3.org/2003/05/soap-envelope"><Body/></Envelope>'));
+    assert.equal(notSoap.status, 500);
+    assert.equal(notSoap.fault, 'ErrorSchemaValidation');
+  });
+});

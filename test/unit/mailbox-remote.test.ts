@@ -1,0 +1,77 @@
+// The EWS MailboxConnector against Parley's own EWS endpoint (an in-test node:http server on
+// loopback): the same delivery code the offline pipeline uses against an external Exchange.
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import pino from 'pino';
+import { DIRECTORY_MIGRATIONS, addUser } from '../../src/directory/index.ts';
+import { EwsMailboxConnector, MAILBOX_MIGRATIONS, MailboxError, createEwsRoute, ensureMailbox, findItems, getDistinguishedFolder, grantImpersonation } from '../../src/mailbox/index.ts';
+import type { DeliveryItem } from '../../src/mailbox/index.ts';
+import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
+
+const db = openMemoryDatabase();
+runMigrations(db, [DIRECTORY_MIGRATIONS, MAILBOX_MIGRATIONS]);
+const route = createEwsRoute({ db, logger: pino({ level: 'silent' }), domain: 'parley.test', product: 'Parley/test' });
+const server = http.createServer((req, res) => void route.handle(req, res, new URL(req.url ?? '/', 'http://localhost')));
+let url = '';
+before(async () => {
+  await addUser(db, { address: 'gateway@parley.test', password: 'gw-pw' });
+  await addUser(db, { address: 'bob@parley.test', password: 'bob-pw' });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/EWS/Exchange.asmx`;
+});
+after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+const item = (over: Partial<DeliveryItem> = {}): DeliveryItem => ({
+  mailbox: 'bob@parley.test',
+  folder: 'conversationhistory',
+  itemClass: 'IPM.Note.Microsoft.Missed',
+  internetMessageId: '<spool-42@parley.test>',
+  subject: 'Missed conversation with Alice <& friends>',
+  from: { address: 'alice@parley.test', name: 'Alice' },
+  to: [{ address: 'bob@parley.test' }],
+  bodyHtml: '<p>alice: hi &amp; bye</p>',
+  bodyText: 'alice: hi & bye',
+  sentAt: new Date('2026-01-02T03:04:05Z'),
+  isRead: false,
+  ...over,
+});
+const refused = (code: string) => (e: unknown) => e instanceof MailboxError && e.code === code;
+
+describe('EwsMailboxConnector', () => {
+  it('needs the impersonation right', async () => {
+    const connector = new EwsMailboxConnector({ url, username: 'gateway', password: 'gw-pw' });
+    await assert.rejects(connector.deliver(item()), refused('REMOTE_REFUSED'));
+  });
+
+  it('delivers exactly once per InternetMessageId, as a received (not draft) item', async () => {
+    grantImpersonation(db, 'gateway@parley.test');
+    const connector = new EwsMailboxConnector({ url, username: 'gateway@parley.test', password: 'gw-pw' });
+    const first = await connector.deliver(item());
+    assert.equal(first.created, true);
+    assert.deepEqual(await connector.deliver(item()), { itemId: first.itemId, created: false });
+    const bob = ensureMailbox(db, 'bob@parley.test');
+    const stored = findItems(db, bob.id, getDistinguishedFolder(db, bob.id, 'conversationhistory').id);
+    assert.equal(stored.total, 1);
+    const [it0] = stored.items;
+    assert.equal(it0?.id, first.itemId);
+    assert.equal(it0?.itemClass, 'IPM.Note.Microsoft.Missed');
+    assert.equal(it0?.subject, 'Missed conversation with Alice <& friends>');
+    assert.equal(it0?.bodyHtml, '<p>alice: hi &amp; bye</p>');
+    assert.equal(it0?.internetMessageId, '<spool-42@parley.test>');
+    assert.equal(it0?.sentAt, Date.parse('2026-01-02T03:04:05Z'));
+    assert.equal(it0?.from?.address, 'alice@parley.test');
+    assert.equal(it0?.isRead, false);
+    assert.equal(findItems(db, bob.id, getDistinguishedFolder(db, bob.id, 'drafts').id).total, 0);
+    const gateway = ensureMailbox(db, 'gateway@parley.test');
+    assert.equal(findItems(db, gateway.id, getDistinguishedFolder(db, gateway.id, 'conversationhistory').id).total, 0);
+  });
+
+  it('tells refusals from outages', async () => {
+    await assert.rejects(new EwsMailboxConnector({ url, username: 'gateway', password: 'wrong' }).deliver(item()), refused('REMOTE_REFUSED'));
+    await assert.rejects(new EwsMailboxConnector({ url, username: 'gateway', password: 'gw-pw' }).deliver(item({ mailbox: 'nobody@parley.test' })), refused('REMOTE_REFUSED'));
+    await assert.rejects(new EwsMailboxConnector({ url: 'http://127.0.0.1:1/EWS/Exchange.asmx', username: 'g', password: 'p', timeoutMs: 2000 }).deliver(item()), refused('REMOTE_UNAVAILABLE'));
+    await assert.rejects(new EwsMailboxConnector({ url, username: 'gateway', password: 'gw-pw', access: 'delegate' }).deliver(item()), refused('REMOTE_REFUSED'));
+  });
+});

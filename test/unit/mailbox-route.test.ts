@@ -1,0 +1,108 @@
+// The EWS HttpRoute on a node:http server of the test's own (loopback, no `parley serve`): Basic
+// auth, methods, content types, and the size limit enforced while the body arrives.
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import pino from 'pino';
+import { DIRECTORY_MIGRATIONS, addUser } from '../../src/directory/index.ts';
+import { MAILBOX_MIGRATIONS, createAutodiscoverRoute, createEwsRoute } from '../../src/mailbox/index.ts';
+import { childElement, childText, parseXml } from '../../src/xml/index.ts';
+import { isSecureOrLocal } from '../../src/mailbox/http-auth.ts';
+import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
+
+const db = openMemoryDatabase();
+runMigrations(db, [DIRECTORY_MIGRATIONS, MAILBOX_MIGRATIONS]);
+const route = createEwsRoute({ db, logger: pino({ level: 'silent' }), domain: 'parley.test', product: 'Parley/test', limits: { maxBytes: 64 * 1024, maxDepth: 32, maxElements: 1000 } });
+const autodiscover = createAutodiscoverRoute({ db, logger: pino({ level: 'silent' }), domain: 'parley.test', product: 'Parley/test' });
+const server = http.createServer((req, res) => {
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  if (!route.handle(req, res, url) && !autodiscover.handle(req, res, url)) {
+    res.writeHead(404);
+    res.end();
+  }
+});
+let url = '';
+before(async () => {
+  await addUser(db, { address: 'alice@parley.test', password: 'alice-pw' });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/ews/Exchange.asmx`;
+});
+after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+const auth = (user: string, pw: string) => `Basic ${Buffer.from(`${user}:${pw}`).toString('base64')}`;
+const envelope = `<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><s:Body><m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape><m:FolderIds><t:DistinguishedFolderId Id="conversationhistory"/></m:FolderIds></m:GetFolder></s:Body></s:Envelope>`;
+const post = (body: string, headers: Record<string, string> = {}) => fetch(url, { method: 'POST', headers: { 'content-type': 'text/xml', ...headers }, body });
+
+describe('EWS HTTP route', () => {
+  it('serves only with the right Basic credentials, accepting alice, alice@domain and DOMAIN\\alice', async () => {
+    for (const headers of [{} as Record<string, string>, { authorization: auth('alice', 'wrong') }, { authorization: auth('mallory', 'alice-pw') }, { authorization: 'Bearer x' }]) {
+      const res = await post(envelope, headers);
+      assert.equal(res.status, 401);
+      assert.equal(res.headers.get('www-authenticate'), 'Basic realm="parley.test", charset="UTF-8"');
+    }
+    for (const user of ['alice', 'ALICE@parley.test', 'PARLEY\\alice']) {
+      const res = await post(envelope, { authorization: auth(user, 'alice-pw') });
+      assert.equal(res.status, 200, user);
+      assert.match(await res.text(), /ResponseClass="Success"/);
+    }
+  });
+
+  it('refuses other methods and content types, and oversized bodies while they arrive', async () => {
+    const ok = { authorization: auth('alice', 'alice-pw') };
+    assert.equal((await fetch(url, { headers: ok })).status, 405);
+    assert.equal((await post(envelope, { ...ok, 'content-type': 'application/json' })).status, 415);
+    const big = await post(envelope.replace('<m:GetFolder>', `<m:GetFolder><!--${'x'.repeat(100 * 1024)}-->`), ok);
+    assert.equal(big.status, 413);
+    // chunked, without Content-Length: refused by the streaming reader
+    const chunks = new ReadableStream({
+      start(c) {
+        for (let i = 0; i < 100; i++) c.enqueue(new TextEncoder().encode(i === 0 ? '<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><!--' : 'y'.repeat(1024)));
+        c.close();
+      },
+    });
+    const streamed = await fetch(url, { method: 'POST', headers: { 'content-type': 'text/xml', ...ok }, body: chunks, duplex: 'half' } as RequestInit).catch((e: unknown) => e);
+    assert.ok(streamed instanceof Response, `an answer, not ${String(streamed)}`);
+    assert.equal(streamed.status, 413);
+    const deep = await post(`<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>${'<a>'.repeat(40)}${'</a>'.repeat(40)}</s:Body></s:Envelope>`, ok);
+    assert.equal(deep.status, 500);
+    assert.match(await deep.text(), /XML_TOO_DEEP/);
+    assert.equal((await post(envelope, ok)).status, 200, 'still serving');
+  });
+});
+
+describe('where Basic passwords may travel', () => {
+  it('over TLS or from loopback only', () => {
+    const peer = (remoteAddress: string, encrypted = false) => ({ socket: { remoteAddress, encrypted } }) as unknown as http.IncomingMessage;
+    assert.equal(isSecureOrLocal(peer('127.0.0.1')), true);
+    assert.equal(isSecureOrLocal(peer('::1')), true);
+    assert.equal(isSecureOrLocal(peer('::ffff:127.0.0.1')), true);
+    assert.equal(isSecureOrLocal(peer('192.0.2.7')), false);
+    assert.equal(isSecureOrLocal(peer('192.0.2.7', true)), true);
+  });
+});
+
+describe('autodiscover (POX)', () => {
+  const ask = (address: string, user = 'alice') =>
+    fetch(url.replace('/ews/Exchange.asmx', '/Autodiscover/Autodiscover.xml'), {
+      method: 'POST',
+      headers: { 'content-type': 'text/xml', authorization: auth(user, 'alice-pw') },
+      body: `<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"><Request><EMailAddress>${address}</EMailAddress><AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a</AcceptableResponseSchema></Request></Autodiscover>`,
+    });
+  const OUTLOOK = 'http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a';
+
+  it('gives the user the EWS URL of their own mailbox', async () => {
+    const res = await ask('alice@parley.test');
+    assert.equal(res.status, 200);
+    const root = parseXml(await res.text());
+    const account = childElement(childElement(root, OUTLOOK, 'Response')!, OUTLOOK, 'Account')!;
+    const protocols = account.children.filter((c) => c.name === 'Protocol');
+    assert.deepEqual(protocols.map((p) => childText(p, OUTLOOK, 'Type')), ['EXCH', 'EXPR']);
+    assert.equal(childText(protocols[0]!, OUTLOOK, 'EwsUrl'), url.replace('/ews/Exchange.asmx', '/EWS/Exchange.asmx'));
+  });
+
+  it('tells nothing about other addresses, and asks for credentials', async () => {
+    assert.match(await (await ask('bob@parley.test')).text(), /<ErrorCode>500<\/ErrorCode>/);
+    assert.equal((await ask('alice@parley.test', 'nobody')).status, 401);
+  });
+});

@@ -1,0 +1,69 @@
+// Inbound SMTP on loopback, spoken raw (RFC 5321) by a client in a child process.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import pino from 'pino';
+import { MAILBOX_MIGRATIONS, ensureMailbox, findItems, getDistinguishedFolder, startSmtpInbound } from '../../src/mailbox/index.ts';
+import type { SmtpListener } from '../../src/mailbox/index.ts';
+import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
+
+const db = openMemoryDatabase();
+runMigrations(db, [MAILBOX_MIGRATIONS]);
+let smtp: SmtpListener;
+before(async () => {
+  smtp = await startSmtpInbound({ db, logger: pino({ level: 'silent' }), domain: 'parley.test', userExists: (a) => a === 'bob@parley.test', address: '127.0.0.1', port: 0, maxBytes: 64 * 1024 });
+});
+after(() => smtp.close());
+
+// The client: sends each command after the previous reply and prints the reply codes as JSON.
+const CLIENT = `
+const net = require('node:net');
+const [port, ...commands] = JSON.parse(process.argv[1]);
+const socket = net.connect(port, '127.0.0.1');
+let buffer = '', codes = [], queue = [...commands];
+socket.on('data', (d) => {
+  buffer += d;
+  let m;
+  while ((m = /^(\\d{3}) .*\\r\\n/m.exec(buffer))) {
+    codes.push(Number(m[1]));
+    buffer = buffer.slice(m.index + m[0].length);
+    const next = queue.shift();
+    if (next === undefined) { socket.end(); continue; }
+    socket.write(next + '\\r\\n');
+  }
+});
+socket.on('close', () => console.log(JSON.stringify(codes)));
+`;
+async function dialogue(...commands: string[]): Promise<number[]> {
+  const { stdout } = await promisify(execFile)(process.execPath, ['-e', CLIENT, JSON.stringify([smtp.port, ...commands])]);
+  return JSON.parse(stdout) as number[];
+}
+const message = (id: string, extra = '') =>
+  `From: Eve <eve@elsewhere.example>\r\nTo: bob@parley.test\r\nSubject: Hello Bob\r\nMessage-ID: ${id}\r\nDate: Thu, 01 Jan 2026 10:00:00 +0000\r\n${extra}Content-Type: text/plain\r\n\r\nHi Bob,\r\n..a dotted line\r\n.`;
+
+describe('inbound SMTP', () => {
+  it('accepts mail for local users and stores it in Inbox as a plain note, once per Message-ID', async () => {
+    const send = (id: string, extra = '') => dialogue('EHLO elsewhere.example', 'MAIL FROM:<eve@elsewhere.example>', 'RCPT TO:<bob@parley.test>', 'DATA', message(id, extra), 'QUIT');
+    assert.deepEqual(await send('<1@elsewhere.example>', 'X-MS-Exchange-Organization-Class: IPM.Note.Microsoft.Missed\r\nContent-Class: IPM.Note.Microsoft.Missed\r\n'), [220, 250, 250, 250, 354, 250, 221]);
+    assert.deepEqual(await send('<1@elsewhere.example>'), [220, 250, 250, 250, 354, 250, 221], 'a retransmission is accepted');
+    const bob = ensureMailbox(db, 'bob@parley.test');
+    const inbox = findItems(db, bob.id, getDistinguishedFolder(db, bob.id, 'inbox').id);
+    assert.equal(inbox.total, 1);
+    const [item] = inbox.items;
+    assert.equal(item?.itemClass, 'IPM.Note');
+    assert.equal(item?.subject, 'Hello Bob');
+    assert.equal(item?.from?.address, 'eve@elsewhere.example');
+    assert.equal(item?.bodyText?.trim(), 'Hi Bob,\n.a dotted line');
+    assert.equal(item?.sentAt, Date.parse('2026-01-01T10:00:00Z'));
+    assert.equal(findItems(db, bob.id, getDistinguishedFolder(db, bob.id, 'conversationhistory').id).total, 0);
+  });
+
+  it('is never an open relay, refuses unknown users and oversized mail, and keeps serving', async () => {
+    assert.deepEqual(await dialogue('EHLO x', 'MAIL FROM:<eve@elsewhere.example>', 'RCPT TO:<carol@other.example>', 'RCPT TO:<nobody@parley.test>', 'QUIT'), [220, 250, 250, 550, 550, 221]);
+    assert.deepEqual(await dialogue('EHLO x', 'MAIL FROM:<eve@elsewhere.example> SIZE=10000000', 'QUIT'), [220, 250, 552, 221]);
+    const big = message('<2@elsewhere.example>').replace('Hi Bob,', 'x'.repeat(70 * 1024));
+    assert.deepEqual(await dialogue('EHLO x', 'MAIL FROM:<eve@elsewhere.example>', 'RCPT TO:<bob@parley.test>', 'DATA', big, 'QUIT'), [220, 250, 250, 250, 354, 552, 221]);
+    assert.deepEqual(await dialogue('EHLO x', 'QUIT'), [220, 250, 221]);
+  });
+});
