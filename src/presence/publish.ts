@@ -2,10 +2,8 @@
 // Parley is the event state compositor; the publications are kept by PublicationStore.
 
 import type { Incoming, MethodHandler, SipContext } from '../router/context.ts';
-import { addressOf, authenticateSender } from '../router/identity.ts';
+import { addressOf, authenticateSender, localTarget } from '../router/identity.ts';
 import { reply } from '../router/reply.ts';
-import { parseUri, SipParseError } from '../sip/index.ts';
-import type { SipUri } from '../sip/index.ts';
 import { PresenceError } from './errors.ts';
 import { eventPackage, expiresOf, mediaTypeOf, PRESENCE_EVENT } from './headers.ts';
 import { parsePidf, PIDF_TYPE } from './pidf.ts';
@@ -19,18 +17,8 @@ export function publishHandler(presence: PresenceService): MethodHandler {
       const { request } = incoming;
       // Step 1: "The ESC inspects the Request-URI to determine whether this request is targeted
       // to a resource for which the ESC is responsible".
-      let target: SipUri;
-      try {
-        target = parseUri(request.uri);
-      } catch (err) {
-        if (!(err instanceof SipParseError)) throw err;
-        reply(ctx, incoming, 400, { warning: `Request-URI: ${err.message}` });
-        return;
-      }
-      if (target.host !== ctx.domain) {
-        reply(ctx, incoming, 403, { warning: `${target.host} is not served here; publish to ${ctx.domain}` });
-        return;
-      }
+      const target = localTarget(ctx, incoming, `publish to ${ctx.domain}`);
+      if (target === undefined) return;
       // Step 2: "The ESC examines the Event header field … If the ESC does not support the event
       // package, it MUST respond with a 489 (Bad Event)".
       const event = eventPackage(request.headers.get('event'));

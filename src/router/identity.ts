@@ -3,6 +3,26 @@ import { reply } from './reply.ts';
 import { parseNameAddr, parseUri, SipParseError } from '../sip/index.ts';
 import type { SipUri } from '../sip/index.ts';
 
+/**
+ * The Request-URI of a request Parley must serve itself, or undefined after answering: 400 when it
+ * cannot be read, 403 when it names another domain (`refusal` says what Parley does instead).
+ */
+export function localTarget(ctx: SipContext, incoming: Incoming, refusal: string): SipUri | undefined {
+  let target: SipUri;
+  try {
+    target = parseUri(incoming.request.uri);
+  } catch (err) {
+    if (!(err instanceof SipParseError)) throw err;
+    reply(ctx, incoming, 400, { warning: `Request-URI: ${err.message}` });
+    return undefined;
+  }
+  if (target.host !== ctx.domain) {
+    reply(ctx, incoming, 403, { warning: `${target.host} is not served here; ${refusal}` });
+    return undefined;
+  }
+  return target;
+}
+
 /** `user@host` of a SIP URI: how Parley names an address-of-record. */
 export function addressOf(uri: SipUri): string {
   return `${uri.user ?? ''}@${uri.host}`;

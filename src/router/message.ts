@@ -2,10 +2,9 @@
 
 import type { Incoming, MethodHandler, SipContext } from './context.ts';
 import { forkRequest } from './fork.ts';
-import { addressOf, authenticateSender } from './identity.ts';
+import { addressOf, authenticateSender, localTarget } from './identity.ts';
 import { reply, send } from './reply.ts';
-import { parseContentType, parseUri, SipParseError } from '../sip/index.ts';
-import type { SipUri } from '../sip/index.ts';
+import { parseContentType, SipParseError } from '../sip/index.ts';
 
 /** Bodies Parley relays: plain and HTML text, CPIM-wrapped text (RFC 3862), is-composing (RFC 3994). */
 export const ACCEPTED_MESSAGE_TYPES = ['text/plain', 'text/html', 'message/cpim', 'application/im-iscomposing+xml'] as const;
@@ -14,19 +13,9 @@ export const messageHandler: MethodHandler = {
   method: 'MESSAGE',
   async handle(ctx: SipContext, incoming: Incoming): Promise<void> {
     const { request } = incoming;
-    let target: SipUri;
-    try {
-      target = parseUri(request.uri);
-    } catch (err) {
-      if (!(err instanceof SipParseError)) throw err;
-      reply(ctx, incoming, 400, { warning: `Request-URI: ${err.message}` });
-      return;
-    }
     // No open relay: Parley delivers only to its own domain (federation comes later).
-    if (target.host !== ctx.domain) {
-      reply(ctx, incoming, 403, { warning: `${target.host} is not served here; ${ctx.domain} relays only to its own users` });
-      return;
-    }
+    const target = localTarget(ctx, incoming, `${ctx.domain} relays only to its own users`);
+    if (target === undefined) return;
     const maxForwards = request.headers.get('max-forwards');
     if (maxForwards !== undefined && Number.parseInt(maxForwards, 10) <= 0) {
       reply(ctx, incoming, 483, { warning: 'Max-Forwards reached 0' });
