@@ -6,12 +6,12 @@
 //   parley mailbox impersonation grant|revoke SIP-ADDRESS, impersonation list
 //                                            who may use EWS ExchangeImpersonation (an offline-IM gateway's account)
 import { parseArgs } from 'node:util';
-import { parseAddress } from '../directory/index.ts';
+import { DIRECTORY_MIGRATIONS, findUser, parseAddress } from '../directory/index.ts';
 import { ParleyError } from '../errors.ts';
 import type { Database } from '../storage/index.ts';
 import { openDatabase, runMigrations } from '../storage/index.ts';
 import { MailboxError } from './errors.ts';
-import { findMailbox, getDistinguishedFolder, getFolder, isDistinguishedFolder, listFolders } from './folders.ts';
+import { ensureMailbox, getDistinguishedFolder, getFolder, isDistinguishedFolder, listFolders } from './folders.ts';
 import type { FolderRecord, Mailbox } from './folders.ts';
 import { findItems, getItemAnyMailbox } from './items.ts';
 import { grantImpersonation, listImpersonators, revokeImpersonation } from './impersonation.ts';
@@ -49,13 +49,14 @@ export async function runMailboxCommand(args: string[], io: MailboxCommandIo, de
   let db: Database | undefined;
   try {
     db = openDatabase(parsed.dataDir ?? defaults.dataDir);
-    runMigrations(db, [MAILBOX_MIGRATIONS]);
+    runMigrations(db, [DIRECTORY_MIGRATIONS, MAILBOX_MIGRATIONS]);
     if (name === 'show') show(io, db, parsed.positionals[0] ?? '');
     else if (name === 'impersonation') impersonation(io, db, parsed.positionals, defaults.domain);
     else {
       const address = parseAddress(parsed.positionals[0] ?? '', defaults.domain).address;
-      const mailbox = findMailbox(db, address);
-      if (mailbox === undefined) throw new MailboxError('MAILBOX_NOT_FOUND', `${address} has no mailbox yet (it is made on first delivery or EWS sign-in)`);
+      // Every user has a mailbox: made here if nothing (a delivery, an EWS sign-in) made it yet.
+      if (findUser(db, address) === undefined) throw new MailboxError('MAILBOX_NOT_FOUND', `no user ${address}, so no mailbox`);
+      const mailbox = ensureMailbox(db, address);
       const folder = parsed.positionals[1];
       if (folder === undefined) listTree(io, db, mailbox);
       else listItems(io, db, mailbox, folder);

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { addUser, DIRECTORY_MIGRATIONS } from '../../src/directory/index.ts';
 import { EmbeddedMailboxConnector, MAILBOX_MIGRATIONS, runMailboxCommand } from '../../src/mailbox/index.ts';
 import { openDatabase, runMigrations } from '../../src/storage/index.ts';
 
@@ -19,7 +20,9 @@ async function run(...args: string[]) {
 describe('parley mailbox', () => {
   it('lists folders and items and shows one item', async () => {
     const db = openDatabase(dataDir);
-    runMigrations(db, [MAILBOX_MIGRATIONS]);
+    runMigrations(db, [DIRECTORY_MIGRATIONS, MAILBOX_MIGRATIONS]);
+    await addUser(db, { address: 'bob@parley.test', password: 'bob-pw' });
+    await addUser(db, { address: 'dave@parley.test', password: 'dave-pw' });
     const { itemId } = await new EmbeddedMailboxConnector({ db, userExists: () => true }).deliver({
       mailbox: 'bob@parley.test', folder: 'conversationhistory', itemClass: 'IPM.Note.Microsoft.Missed', internetMessageId: '<1@p>',
       subject: 'Missed\u001b[31m conversation', from: { address: 'alice@parley.test' }, to: [{ address: 'bob@parley.test' }],
@@ -39,6 +42,13 @@ describe('parley mailbox', () => {
     assert.ok(!shown.out.includes('\u001b'), 'no terminal escapes from stored mail');
   });
 
+  it('shows the folders of a user nothing was delivered to yet: every user has a mailbox', async () => {
+    const fresh = await run('ls', 'dave@parley.test');
+    assert.equal(fresh.code, 0);
+    assert.match(fresh.out, /Conversation History \(conversationhistory\)\s+0\s+0/);
+    assert.match(fresh.out, /Inbox \(inbox\)/);
+  });
+
   it('grants, lists and revokes the impersonation right', async () => {
     assert.match((await run('impersonation', 'list')).out, /no account/);
     assert.equal((await run('impersonation', 'grant', 'gateway')).code, 0);
@@ -52,7 +62,7 @@ describe('parley mailbox', () => {
     assert.equal((await run('frobnicate')).code, 2);
     const none = await run('ls', 'carol@parley.test');
     assert.equal(none.code, 1);
-    assert.match(none.err, /carol@parley\.test has no mailbox yet/);
+    assert.match(none.err, /no user carol@parley\.test/);
     assert.equal((await run('show', 'nope')).code, 1);
     assert.equal((await run('ls', 'bob', 'Nowhere')).code, 1);
   });
