@@ -2,9 +2,8 @@
 // --smtp-port 0; the ready line names the port as smtp=HOST:PORT), read back through EWS with
 // ews-javascript-api. The SMTP client runs in another process and speaks raw RFC 5321.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { smtpDialogue } from '../harness/smtp-client.ts';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
 import ews from 'ews-javascript-api';
 import { startServer, type RunningServer } from '../harness/server.ts';
 
@@ -23,28 +22,7 @@ after(async () => {
   await server?.stop();
 });
 
-const CLIENT = `
-const net = require('node:net');
-const [host, port, ...commands] = JSON.parse(process.argv[1]);
-const socket = net.connect(port, host);
-let buffer = '', codes = [], queue = [...commands];
-socket.on('data', (d) => {
-  buffer += d;
-  let m;
-  while ((m = /^(\\d{3}) .*\\r\\n/m.exec(buffer))) {
-    codes.push(Number(m[1]));
-    buffer = buffer.slice(m.index + m[0].length);
-    const next = queue.shift();
-    if (next === undefined) { socket.end(); continue; }
-    socket.write(next + '\\r\\n');
-  }
-});
-socket.on('close', () => console.log(JSON.stringify(codes)));
-`;
-async function smtp(...commands: string[]): Promise<number[]> {
-  const { stdout } = await promisify(execFile)(process.execPath, ['-e', CLIENT, JSON.stringify([server.tcp.host, smtpPort, ...commands])]);
-  return JSON.parse(stdout) as number[];
-}
+const smtp = (...commands: string[]): Promise<number[]> => smtpDialogue(server.tcp.host, smtpPort, ...commands);
 
 describe('SMTP in, EWS out', () => {
   it('stores mail from outside in Inbox as a plain note, never as an IM item', async () => {

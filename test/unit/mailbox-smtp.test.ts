@@ -1,8 +1,7 @@
 // Inbound SMTP on loopback, spoken raw (RFC 5321) by a client in a child process.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { smtpDialogue } from '../harness/smtp-client.ts';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
 import pino from 'pino';
 import { MAILBOX_MIGRATIONS, ensureMailbox, findItems, getDistinguishedFolder, startSmtpInbound } from '../../src/mailbox/index.ts';
 import type { SmtpListener } from '../../src/mailbox/index.ts';
@@ -16,29 +15,7 @@ before(async () => {
 });
 after(() => smtp.close());
 
-// The client: sends each command after the previous reply and prints the reply codes as JSON.
-const CLIENT = `
-const net = require('node:net');
-const [port, ...commands] = JSON.parse(process.argv[1]);
-const socket = net.connect(port, '127.0.0.1');
-let buffer = '', codes = [], queue = [...commands];
-socket.on('data', (d) => {
-  buffer += d;
-  let m;
-  while ((m = /^(\\d{3}) .*\\r\\n/m.exec(buffer))) {
-    codes.push(Number(m[1]));
-    buffer = buffer.slice(m.index + m[0].length);
-    const next = queue.shift();
-    if (next === undefined) { socket.end(); continue; }
-    socket.write(next + '\\r\\n');
-  }
-});
-socket.on('close', () => console.log(JSON.stringify(codes)));
-`;
-async function dialogue(...commands: string[]): Promise<number[]> {
-  const { stdout } = await promisify(execFile)(process.execPath, ['-e', CLIENT, JSON.stringify([smtp.port, ...commands])]);
-  return JSON.parse(stdout) as number[];
-}
+const dialogue = (...commands: string[]): Promise<number[]> => smtpDialogue('127.0.0.1', smtp.port, ...commands);
 const message = (id: string, extra = '') =>
   `From: Eve <eve@elsewhere.example>\r\nTo: bob@parley.test\r\nSubject: Hello Bob\r\nMessage-ID: ${id}\r\nDate: Thu, 01 Jan 2026 10:00:00 +0000\r\n${extra}Content-Type: text/plain\r\n\r\nHi Bob,\r\n..a dotted line\r\n.`;
 
