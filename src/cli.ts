@@ -4,6 +4,8 @@ import { parseArgs } from 'node:util';
 import { runAdminCommand } from './admin/index.ts';
 import { runUserCommand } from './directory/index.ts';
 import { runMailboxCommand } from './mailbox/index.ts';
+import { runSpoolerCommand } from './offline/cli.ts';
+import { runTraceCommand } from './observability/trace-cli.ts';
 import { ParleyError } from './errors.ts';
 import { createLogger, type LogLevel } from './observability/logger.ts';
 import { ConfigError, DEFAULT_CONFIG, loadConfig, type ConfigOverrides } from './server/config.ts';
@@ -23,7 +25,15 @@ Commands:
   user passwd SIP-ADDRESS --password PW [--data-dir DIR]
                          manage accounts (works while the server runs)
   admin [--data-dir DIR] [--json] <Cmdlet> [-Param Value]...
-                         Skype for Business-style cmdlets (parley admin --help)
+  admin --url URL --token-file FILE [--json] <Cmdlet> [-Param Value]...
+                         Skype for Business-style cmdlets (parley admin --help); --url runs
+                         them through a running server's admin API, with the token in
+                         DIR/secrets/admin.token
+  spooler list [--user SIP-ADDRESS] [--state STATE] | show ID | retry ID|--failed
+          | purge ID [--force]|--delivered-before DATE   [--data-dir DIR]
+                         the History Spooler: offline messages waiting, delivered or failed
+  trace ID [--data-dir DIR]
+                         every step of an offline message (spool entry id or SIP Call-ID)
   help                   this text
   version                the version
 `;
@@ -42,6 +52,10 @@ async function main(argv: string[]): Promise<number> {
       return runMailboxCommand(rest, io, { dataDir: DEFAULT_CONFIG.dataDir, domain: DEFAULT_CONFIG.domain });
     case 'user':
       return runUserCommand(rest, io, { dataDir: DEFAULT_CONFIG.dataDir, domain: DEFAULT_CONFIG.domain });
+    case 'spooler':
+      return runSpoolerCommand(rest, io, { dataDir: DEFAULT_CONFIG.dataDir, domain: DEFAULT_CONFIG.domain });
+    case 'trace':
+      return runTraceCommand(rest, io, { dataDir: DEFAULT_CONFIG.dataDir });
     case 'admin':
       return runAdminCommand(rest, io, { dataDir: DEFAULT_CONFIG.dataDir, domain: DEFAULT_CONFIG.domain });
     case 'version':

@@ -16,7 +16,28 @@ export function formatList(objects: readonly OutputObject[]): string[] {
 }
 
 export function formatJson(objects: readonly OutputObject[]): string {
-  return JSON.stringify(objects.map((object) => Object.fromEntries(object.map(([name, value]) => [name, jsonOf(value)]))), null, 2);
+  return JSON.stringify(toJsonObjects(objects), null, 2);
+}
+
+export type JsonOutputObject = Record<string, string | number | boolean | null>;
+
+/** Output as plain JSON objects (what --json prints and the admin API answers). */
+export function toJsonObjects(objects: readonly OutputObject[]): JsonOutputObject[] {
+  return objects.map((object) => Object.fromEntries(object.map(([name, value]) => [name, jsonOf(value)])));
+}
+
+/**
+ * The admin API's JSON objects back as output, for the remote CLI: formatList and formatJson then
+ * print exactly what local mode prints (TimeSpans and dates arrive as the strings they show as).
+ * Values of other shapes are shown as their JSON text.
+ */
+export function fromJsonObjects(objects: readonly Readonly<Record<string, unknown>>[]): OutputObject[] {
+  return objects.map((object) =>
+    Object.entries(object).map(([name, value]): readonly [string, OutputValue] => [
+      name,
+      value === null || typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean' ? value : JSON.stringify(value) ?? null,
+    ]),
+  );
 }
 
 function textOf(value: OutputValue): string {

@@ -1,13 +1,13 @@
-// `parley admin [--data-dir DIR] [--json] <Cmdlet> [-Param Value]...`: the cmdlet-style
-// administration of Parley, after Skype for Business's PowerShell cmdlets.
+// `parley admin [--data-dir DIR | --url URL --token-file FILE] [--json] <Cmdlet> [-Param Value]...`:
+// the cmdlet-style administration of Parley, after Skype for Business's PowerShell cmdlets.
 //
-// Local mode (today): acts on the SQLite database in the data directory, which is safe while the
-// server runs (WAL; the server reads settings through effectiveSettings on every use).
-// Remote mode (`--url URL --token TOKEN`, through the admin HTTP API) is not built yet: the
-// cmdlet handlers take a CmdletContext, so a remote runner can bind arguments here and send them.
+// Local mode (--data-dir): acts on the SQLite database in the data directory, which is safe while
+// the server runs (WAL; the server reads settings through effectiveSettings on every use).
+// Remote mode (--url): binds the arguments here, with the same parser, and runs the cmdlet on the
+// server through the admin HTTP API (http/), which runs the same handlers; see remote.ts.
 //
 // Exit codes: 0 done; 2 usage (unknown cmdlet or parameter, missing or bad value); 1 the
-// operation failed (unknown identity, a site in use…).
+// operation failed (unknown identity, a site in use, the server cannot be reached…).
 
 import { userInfo } from 'node:os';
 import { DIRECTORY_MIGRATIONS } from '../directory/index.ts';
@@ -19,6 +19,8 @@ import { AdminError } from './errors.ts';
 import { formatJson, formatList } from './format.ts';
 import { bindArguments, findCmdlet, syntaxOf } from './parse.ts';
 import { CMDLETS } from './registry.ts';
+import { RemoteAdminFailure, TOKEN_ENV, parseServerUrl, resolveToken, runRemote } from './remote.ts';
+import type { OutputObject } from './types.ts';
 
 export interface AdminIo {
   out(line: string): void;
@@ -29,30 +31,41 @@ export interface AdminDefaults {
   dataDir: string;
   /** the domain of a user address written without one */
   domain: string;
+  /** where PARLEY_ADMIN_TOKEN is read (default process.env) */
+  env?: NodeJS.ProcessEnv;
 }
 
 export { AdminError } from './errors.ts';
 export type { AdminErrorCode } from './errors.ts';
 export { CMDLETS } from './registry.ts';
+export { ADMIN_PATH, AdminApiError, createAdminRoute } from './http/index.ts';
+export type { AdminApiErrorCode, AdminEndpoint, AdminEndpointRequest, AdminMethod, AdminRoute, AdminRouteOptions } from './http/index.ts';
 
 export async function runAdminCommand(args: string[], io: AdminIo, defaults: AdminDefaults): Promise<number> {
-  let dataDir = defaults.dataDir;
+  let dataDir: string | undefined;
+  let url: string | undefined;
+  let token: string | undefined;
+  let tokenFile: string | undefined;
   let json = false;
   let help = false;
   const rest: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i] ?? '';
+    const option = /^(--data-dir|--url|--token|--token-file)(?:=(.*))?$/s.exec(arg);
     if (arg === '--json') json = true;
     else if (arg === '--help' || arg === '-h' || arg === '-?') help = true;
-    else if (arg === '--data-dir' || arg.startsWith('--data-dir=')) {
-      const value = arg === '--data-dir' ? args[++i] : arg.slice('--data-dir='.length);
-      if (value === undefined || value === '') return usageError(io, '--data-dir needs a directory');
-      dataDir = value;
-    } else if (arg === '--url' || arg === '--token' || arg.startsWith('--url=') || arg.startsWith('--token=')) {
-      return usageError(io, 'remote administration (--url, --token) is not available yet; run parley admin on the server with --data-dir');
-    } else if (arg.startsWith('--')) return usageError(io, `unknown option ${arg}; the options are --data-dir DIR and --json`);
+    else if (option !== null) {
+      const value = option[2] ?? args[++i];
+      if (value === undefined || value === '') return usageError(io, `${option[1]} needs a value`);
+      if (option[1] === '--data-dir') dataDir = value;
+      else if (option[1] === '--url') url = value;
+      else if (option[1] === '--token') token = value;
+      else tokenFile = value;
+    } else if (arg.startsWith('--')) return usageError(io, `unknown option ${arg}; the options are --data-dir DIR, --url URL, --token-file FILE, --token TOKEN and --json`);
     else rest.push(arg);
   }
+  if (url !== undefined && dataDir !== undefined) return usageError(io, 'give --data-dir (act on the data directory) or --url (through the server), not both');
+  if (url === undefined && (token !== undefined || tokenFile !== undefined)) return usageError(io, '--token and --token-file go with --url');
   const [name, ...params] = rest;
   if (name === undefined) {
     if (help) {
@@ -74,13 +87,23 @@ export async function runAdminCommand(args: string[], io: AdminIo, defaults: Adm
       return 0;
     }
     const bound = bindArguments(cmdlet, params);
-    db = openDatabase(dataDir);
-    runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS]);
-    const output = await cmdlet.run({ db, domain: defaults.domain, actor: currentActor(), now: Date.now }, bound);
+    let output: OutputObject[];
+    if (url !== undefined) {
+      const target = { url: parseServerUrl(url), token: resolveToken(token, tokenFile, defaults.env ?? process.env) };
+      output = await runRemote(target, cmdlet, bound);
+    } else {
+      db = openDatabase(dataDir ?? defaults.dataDir);
+      runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS]);
+      output = await cmdlet.run({ db, domain: defaults.domain, actor: currentActor(), now: Date.now }, bound);
+    }
     if (json) io.out(formatJson(output));
     else for (const line of formatList(output)) io.out(line);
     return 0;
   } catch (error) {
+    if (error instanceof RemoteAdminFailure) {
+      io.err(`parley admin: ${error.message}`);
+      return error.exitCode;
+    }
     if (!(error instanceof ParleyError)) throw error;
     io.err(`parley admin: ${error.message}`);
     return isUsageError(error) ? 2 : 1;
@@ -111,8 +134,12 @@ function currentActor(): string {
 
 function usage(write: (line: string) => void, defaults: AdminDefaults): void {
   write('usage: parley admin [--data-dir DIR] [--json] <Cmdlet> [-Parameter Value]...');
+  write('       parley admin --url URL --token-file FILE [--json] <Cmdlet> [-Parameter Value]...');
   write('cmdlets:');
   for (const cmdlet of CMDLETS) write(`  ${syntaxOf(cmdlet)}`);
   write('Names are case-insensitive. Values: $True, $False, $Null (quote them in a Unix shell: \'$False\'), TimeSpans as 00:02:00.');
   write(`DIR defaults to ${defaults.dataDir}; user addresses without a domain are in ${defaults.domain}.`);
+  write('--url runs the cmdlet on a running server through its admin API (its HTTP port, e.g. http://127.0.0.1:8080),');
+  write('with the admin token the server made in DIR/secrets/admin.token: pass the file with --token-file FILE');
+  write(`(recommended), or the token in ${TOKEN_ENV}; --token TOKEN works too but shows it to other local users.`);
 }

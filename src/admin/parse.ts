@@ -12,7 +12,7 @@ import { SettingsError, parseTimeSpan } from '../settings/index.ts';
 import { AdminError } from './errors.ts';
 import type { ArgValue, BoundArgs, CmdletSpec, ParameterSpec, ParameterType } from './types.ts';
 
-const TYPE_NAMES: Readonly<Record<ParameterType, string>> = {
+export const TYPE_NAMES: Readonly<Record<ParameterType, string>> = {
   string: 'a string',
   bool: 'a Boolean ($True or $False)',
   timespan: 'a TimeSpan (hh:mm:ss or d.hh:mm:ss, e.g. 00:02:00)',
@@ -100,12 +100,17 @@ export function bindArguments(cmdlet: CmdletSpec, tokens: readonly string[]): Bo
     set(param, convert(cmdlet, param, value));
     i++;
   }
+  checkRequired(cmdlet, bound);
+  return bound;
+}
+
+/** MISSING_PARAMETER for the first required parameter not bound. */
+export function checkRequired(cmdlet: CmdletSpec, bound: BoundArgs): void {
   for (const param of cmdlet.parameters) {
     if (param.required === true && !Object.hasOwn(bound, param.name)) {
       throw new AdminError('MISSING_PARAMETER', `${cmdlet.name} needs -${param.name} (${TYPE_NAMES[param.type]})`);
     }
   }
-  return bound;
 }
 
 function resolveParameter(cmdlet: CmdletSpec, name: string): ParameterSpec {
@@ -117,13 +122,19 @@ function resolveParameter(cmdlet: CmdletSpec, name: string): ParameterSpec {
   if (prefixed.length > 1) {
     throw new AdminError('AMBIGUOUS_PARAMETER', `${cmdlet.name}: -${name} could be ${prefixed.map((p) => `-${p.name}`).join(' or ')}; write more of the name`);
   }
+  throw unknownParameter(cmdlet, name);
+}
+
+/** UNKNOWN_PARAMETER, with the closest name and the valid ones. */
+export function unknownParameter(cmdlet: CmdletSpec, name: string): AdminError {
   const valid = cmdlet.parameters.map((p) => `-${p.name}`).join(', ');
   const closest = closestName(name, cmdlet.parameters.map((p) => p.name));
   const hint = closest === undefined ? '' : ` (did you mean -${closest}?)`;
-  throw new AdminError('UNKNOWN_PARAMETER', `${cmdlet.name} has no parameter -${name}${hint}; ${valid === '' ? 'it takes no parameters' : `its parameters are ${valid}`}`);
+  return new AdminError('UNKNOWN_PARAMETER', `${cmdlet.name} has no parameter -${name}${hint}; ${valid === '' ? 'it takes no parameters' : `its parameters are ${valid}`}`);
 }
 
-function convert(cmdlet: CmdletSpec, param: ParameterSpec, raw: string): ArgValue {
+/** A value written as text (`$False`, `00:02:00`, `42`) converted to the parameter's type; BAD_VALUE otherwise. */
+export function convert(cmdlet: CmdletSpec, param: ParameterSpec, raw: string): ArgValue {
   const text = raw.trim();
   if (/^\$null$/i.test(text)) {
     if (param.nullable === true) return null;
@@ -151,7 +162,7 @@ function convert(cmdlet: CmdletSpec, param: ParameterSpec, raw: string): ArgValu
   }
 }
 
-function badValue(cmdlet: CmdletSpec, param: ParameterSpec, raw: string, detail?: string): AdminError {
+export function badValue(cmdlet: CmdletSpec, param: ParameterSpec, raw: string, detail?: string): AdminError {
   const shown = param.secret === true ? '***' : JSON.stringify(raw);
   return new AdminError('BAD_VALUE', `${cmdlet.name}: -${param.name} takes ${TYPE_NAMES[param.type]}, not ${shown}${detail === undefined ? '' : `: ${detail}`}`);
 }

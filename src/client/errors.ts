@@ -12,14 +12,21 @@ export const CLIENT_ERROR_CODES = {
   TIMEOUT: 'no final response arrived within requestTimeoutMs (RFC 3261 §17.1.2.2, Timer F)',
   AUTH_FAILED: 'the server rejected the credentials, or offered no usable digest challenge',
   REGISTER_FAILED: 'the registrar answered REGISTER with a non-2xx final response',
+  SUBSCRIBE_FAILED: 'the notifier answered SUBSCRIBE with a non-2xx final response, or the subscription could not be kept (RFC 6665 §4.1.2)',
+  INVALID_BODY: 'a NOTIFY body (message-summary, provisioning) does not parse or lacks a required field',
+  NO_EWS_URL: 'no EWS URL is known: give the ewsUrl option, or watch provisioning first',
+  HTTP_FAILED: 'the HTTP request to EWS failed: a network error or timeout, or an answer that is not an EWS SOAP response',
+  EWS_ERROR: 'EWS answered with an error ResponseCode (a SOAP fault or ResponseClass="Error"); see responseCode',
 } as const;
 
 export type ClientErrorCode = keyof typeof CLIENT_ERROR_CODES;
 
 export interface ClientErrorDetails {
-  /** SIP status of the final response that caused the failure, when there was one */
+  /** SIP status of the final response that caused the failure (HTTP status for EWS), when there was one */
   status?: number;
   reason?: string;
+  /** the EWS ResponseCode (ErrorItemNotFound, ErrorAccessDenied…) of an EWS_ERROR */
+  responseCode?: string;
   cause?: unknown;
 }
 
@@ -27,10 +34,12 @@ export class ClientError extends ParleyError {
   declare readonly code: ClientErrorCode;
   readonly status: number | undefined;
   readonly reason: string | undefined;
+  readonly responseCode: string | undefined;
 
   constructor(code: ClientErrorCode, message: string, details: ClientErrorDetails = {}) {
     super(code, message, details.cause === undefined ? undefined : { cause: details.cause });
     this.status = details.status;
     this.reason = details.reason;
+    this.responseCode = details.responseCode;
   }
 }

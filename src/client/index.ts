@@ -1,4 +1,6 @@
-// The client SDK for Node: a SIP user agent over TCP, TLS or WebSocket. What other code may use.
+// The client SDK for Node: a SIP user agent over TCP, TLS or WebSocket, with RFC 6665
+// subscriptions (message-summary, provisioning) and an EWS reader of missed conversations.
+// What other code may use.
 // A browser build will export SipUserAgent with connectWebSocket as its connector instead.
 
 import type { NodeTransportOptions } from './transport-node.ts';
@@ -22,6 +24,16 @@ export { SipUserAgent } from './user-agent.ts';
 export type { RequestOptions, ResponseInfo, SendMessageOptions, SipClientEvents, SipClientOptions } from './types.ts';
 export type { IncomingMessage } from './incoming.ts';
 export type { Binding, RegisterResult } from './registration.ts';
+export { ClientSubscription } from './subscription.ts';
+export type { ClientSubscriptionState, SubscribeOptions, SubscribeResult, SubscriptionEvents, SubscriptionNotify, SubscriptionState, SubscriptionTermination } from './subscription.ts';
+export { parseSubscriptionState } from './event-headers.ts';
+export { MESSAGE_SUMMARY_EVENT, MESSAGE_SUMMARY_TYPE, parseMessageSummary } from './message-summary.ts';
+export type { MessageCounts, MessageSummary } from './message-summary.ts';
+export { parseProvisioning, PROVISIONING_EVENT, PROVISIONING_TYPE } from './provisioning.ts';
+export type { ProvisioningSettings } from './provisioning.ts';
+export { MailboxReader } from './mailbox.ts';
+export type { FetchLike, ListOptions, MailboxItem, MailboxReaderOptions, Mailer, MissedConversation } from './mailbox.ts';
+export { MISSED_CONVERSATION_CLASS } from './ews-soap.ts';
 export { CLIENT_ERROR_CODES, ClientError } from './errors.ts';
 export type { ClientErrorCode } from './errors.ts';
 export { parseServerUrl } from './transport.ts';

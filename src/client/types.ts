@@ -3,6 +3,9 @@
 import type { Headers, SipRequest, SipResponse } from '../sip/index.ts';
 import type { ClientError } from './errors.ts';
 import type { IncomingMessage } from './incoming.ts';
+import type { FetchLike } from './mailbox.ts';
+import type { MessageSummary } from './message-summary.ts';
+import type { ProvisioningSettings } from './provisioning.ts';
 import type { RegisterResult } from './registration.ts';
 
 export interface SipClientOptions {
@@ -25,6 +28,10 @@ export interface SipClientOptions {
   preemptiveAuth?: boolean;
   /** decides the status for an incoming MESSAGE (default 200); `message` fires only for 2xx */
   onMessage?: (message: IncomingMessage) => number | void | Promise<number | void>;
+  /** EWS endpoint for missedConversations() and mailbox(); default: the one provisioning sent */
+  ewsUrl?: string;
+  /** the fetch the mailbox reader uses; default the platform's */
+  fetch?: FetchLike;
 }
 
 export interface ResponseInfo {
@@ -65,5 +72,10 @@ export interface SipClientEvents {
   unregistered: [{ error?: ClientError }];
   /** the connection is gone; error is undefined after close() */
   disconnected: [{ error?: Error }];
+  /** each NOTIFY of watchMessageSummary() (RFC 3842) */
+  'message-summary': [MessageSummary];
+  /** each NOTIFY of watchProvisioning(): the user's effective settings and EWS URL */
+  provisioning: [ProvisioningSettings];
+  /** also a NOTIFY body that does not parse (ClientError INVALID_BODY) */
   error: [Error];
 }

@@ -1,8 +1,10 @@
 // The SIP user agent (RFC 3261 UAC and UAS for non-INVITE requests) over one connection: client
 // transactions matched by Via branch and CSeq method, digest auth, registration, MESSAGE both
-// ways, CRLF keep-alives. The connection comes from a TransportConnector, and no client file but
-// transport-node.ts imports a Node module (the digest hashes of src/sip/digest.ts use node:crypto
-// and the message model uses Buffer: a browser build shims those two).
+// ways, subscriptions (RFC 6665: message-summary, provisioning), CRLF keep-alives; and the EWS
+// mailbox reader for missed conversations. The connection comes from a TransportConnector, and no
+// client file but transport-node.ts imports a Node module (the digest hashes of src/sip/digest.ts
+// use node:crypto and the message model uses Buffer: a browser build shims those two; the mailbox
+// reader uses the platform's fetch, and src/xml's saxes is pure JavaScript).
 
 import { parseUri, serialize } from '../sip/index.ts';
 import type { SipMessage, SipRequest, SipResponse } from '../sip/index.ts';
@@ -13,11 +15,20 @@ import { newCallId, newTag } from './ids.ts';
 import { Inbound } from './inbound.ts';
 import { defaultAnswer, missingHeader, toIncomingMessage } from './incoming.ts';
 import { KeepAlive } from './keepalive.ts';
+import { MailboxReader } from './mailbox.ts';
+import type { ListOptions, MissedConversation } from './mailbox.ts';
+import { MESSAGE_SUMMARY_EVENT, MESSAGE_SUMMARY_TYPE, parseMessageSummary } from './message-summary.ts';
+import { parseProvisioning, PROVISIONING_EVENT, PROVISIONING_TYPE } from './provisioning.ts';
+import type { ProvisioningSettings } from './provisioning.ts';
 import { Registration } from './registration.ts';
 import type { RegisterResult } from './registration.ts';
 import type { RequestOptions, ResponseInfo, SendMessageOptions, SipClientEvents, SipClientOptions } from './types.ts';
 import { buildRequest, buildResponse, contactUriFor, nameAddr, transactionKey } from './requests.ts';
+import { dialogIdsOf } from './dialog.ts';
+import { ClientSubscription } from './subscription.ts';
+import type { SubscribeOptions } from './subscription.ts';
 import { parseServerUrl } from './transport.ts';
+import { deliverBodies } from './watch.ts';
 import type { ClientTransport, ServerAddress, TransportConnector } from './transport.ts';
 
 interface Pending {
@@ -32,6 +43,8 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
   readonly #server: ServerAddress;
   readonly #connector: TransportConnector;
   readonly #user: string;
+  /** the address without scheme, `alice@parley.local`: the EWS user name */
+  readonly #address: string;
   readonly #registrar: string;
   readonly #auth: DigestAuthenticator;
   readonly #pending = new Map<string, Pending>();
@@ -40,6 +53,8 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
   #inbound: Inbound | null = null;
   #keepAlive: KeepAlive | null = null;
   #registration: Registration | null = null;
+  readonly #subscriptions = new Set<ClientSubscription>();
+  #provisioning: ProvisioningSettings | undefined;
 
   constructor(options: SipClientOptions, connector: TransportConnector) {
     super();
@@ -55,6 +70,7 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
     if (aor.user === null) throw new ClientError('INVALID_ARGUMENT', `aor ${JSON.stringify(options.aor)} has no user part`);
     this.aor = options.aor;
     this.#user = aor.user;
+    this.#address = `${aor.user}@${aor.host}`;
     this.#registrar = options.registrar ?? `${aor.scheme}:${aor.host.includes(':') ? `[${aor.host}]` : aor.host}${aor.port === null ? '' : `:${aor.port}`}`;
     this.#auth = new DigestAuthenticator({ username: options.username ?? aor.user, password: options.password }, options.preemptiveAuth ?? true);
   }
@@ -128,19 +144,82 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
     return { status: response.status, reason: response.reason, headers: response.headers, response };
   }
 
+  /**
+   * RFC 6665 subscriber: SUBSCRIBE to `event` at the user's own AOR (or options.target), refreshed
+   * before expiry; its NOTIFYs are answered and emitted by the returned subscription. The SUBSCRIBE
+   * leaves on a microtask: add listeners at once, then `await subscription.ready`.
+   */
+  subscribe(event: string, options: SubscribeOptions = {}): ClientSubscription {
+    this.#requireTransport();
+    const subscription = new ClientSubscription(event, options.target ?? this.aor, options, {
+      send: (r) => this.#send((cseq) => this.#build('SUBSCRIBE', r.uri, { to: r.to, callId: r.callId, fromTag: r.fromTag, cseq, contact: true, headers: r.headers }), r.cseq),
+      ended: (s) => this.#subscriptions.delete(s),
+    });
+    this.#subscriptions.add(subscription);
+    return subscription;
+  }
+
+  /** Watches the user's missed conversations (RFC 3842 message-summary): each NOTIFY emits `message-summary`. */
+  watchMessageSummary(options: Omit<SubscribeOptions, 'accept'> = {}): Promise<ClientSubscription> {
+    return this.#watch(MESSAGE_SUMMARY_EVENT, MESSAGE_SUMMARY_TYPE, options, parseMessageSummary, (summary) => this.emit('message-summary', summary));
+  }
+
+  /** Watches the user's settings (vnd-parley-provisioning): each NOTIFY emits `provisioning`. */
+  watchProvisioning(options: Omit<SubscribeOptions, 'accept'> = {}): Promise<ClientSubscription> {
+    return this.#watch(PROVISIONING_EVENT, PROVISIONING_TYPE, options, parseProvisioning, (settings) => {
+      this.#provisioning = settings;
+      this.emit('provisioning', settings);
+    });
+  }
+
+  /** The settings of the last provisioning NOTIFY, if any. */
+  get provisioning(): ProvisioningSettings | undefined {
+    return this.#provisioning;
+  }
+
+  /**
+   * The EWS reader of the user's mailbox, with the UA's address and password: at `ewsUrl`, else the
+   * one of the last provisioning NOTIFY, else the `ewsUrl` option (NO_EWS_URL when none is known).
+   */
+  mailbox(ewsUrl?: string): MailboxReader {
+    const url = ewsUrl ?? this.#provisioning?.ewsUrl ?? this.#options.ewsUrl;
+    if (url === undefined) throw new ClientError('NO_EWS_URL', 'no EWS URL known: pass ewsUrl, set the ewsUrl option, or await watchProvisioning() first');
+    return new MailboxReader({ ewsUrl: url, username: this.#address, password: this.#options.password, fetch: this.#options.fetch });
+  }
+
+  /** The missed conversations in the user's mailbox, newest first (see mailbox()). */
+  missedConversations(options: ListOptions & { ewsUrl?: string } = {}): Promise<MissedConversation[]> {
+    try {
+      return this.mailbox(options.ewsUrl).listMissedConversations(options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
   /** Answers an incoming request (§8.2.6): a To tag is added when the request had none. */
   respond(request: SipRequest, status: number, reason?: string, headers: Readonly<Record<string, string>> = {}): void {
     this.#requireTransport();
     this.#write(serialize(buildResponse(request, status, reason, headers)));
   }
 
-  /** Closes the connection; pending requests reject with DISCONNECTED. Call unregister() first to remove the binding. */
+  /**
+   * Closes the connection; pending requests reject with DISCONNECTED, subscriptions end with
+   * `disconnected`. Call unregister() and each subscription's close() first to end them cleanly.
+   */
   async close(): Promise<void> {
     const transport = this.#transport;
     if (transport === null) return;
     transport.onClose = null;
     transport.close();
     this.#teardown(transport, undefined);
+  }
+
+  /** A subscription whose bodies are parsed into a typed UA event; a bad body is an `error` event, never a throw. */
+  async #watch<T>(event: string, type: string, options: SubscribeOptions, parse: (body: string) => T, deliver: (value: T) => void): Promise<ClientSubscription> {
+    const subscription = this.subscribe(event, { ...options, accept: type });
+    deliverBodies(subscription, type, parse, deliver, (error) => this.emit('error', error));
+    await subscription.ready;
+    return subscription;
   }
 
   #build(method: string, uri: string, o: RequestOptions & { fromTag: string; callId: string; cseq: number }): SipRequest {
@@ -226,6 +305,19 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
       if (status >= 200 && status < 300) this.emit('message', incoming);
       return;
     }
+    if (request.method === 'NOTIFY') {
+      const { callId, localTag, remoteTag } = dialogIdsOf(request);
+      const subscription = [...this.#subscriptions].find((s) => s.matches(callId, localTag, remoteTag));
+      if (subscription !== undefined) {
+        subscription.handleNotify(request, (status, reason) => this.respond(request, status, reason));
+        return;
+      }
+      // RFC 6665 §4.1.3: a NOTIFY that matches no subscription gets 481 (unless the application handles it)
+      if (this.listenerCount('request') === 0) {
+        this.respond(request, 481);
+        return;
+      }
+    }
     if (request.method !== 'ACK' && this.listenerCount('request') > 0) {
       this.emit('request', request);
       return;
@@ -262,6 +354,9 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
     this.#keepAlive = null;
     this.#registration?.stop();
     this.#registration = null;
+    const gone = new ClientError('DISCONNECTED', 'the connection closed', { cause: error });
+    for (const subscription of this.#subscriptions) subscription.stop(gone);
+    this.#subscriptions.clear();
     for (const [key, pending] of this.#pending) {
       clearTimeout(pending.timer);
       this.#pending.delete(key);

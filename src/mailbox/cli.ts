@@ -16,6 +16,7 @@ import type { FolderRecord, Mailbox } from './folders.ts';
 import { findItems, getItemAnyMailbox } from './items.ts';
 import { grantImpersonation, listImpersonators, revokeImpersonation } from './impersonation.ts';
 import { MAILBOX_MIGRATIONS } from './schema.ts';
+import { oneLine, stripControls as strip, table as printTable } from '../terminal.ts';
 
 export interface MailboxCommandIo {
   out: (line: string) => void;
@@ -99,7 +100,7 @@ function listTree(io: MailboxCommandIo, db: Database, mailbox: Mailbox): void {
     depth.set(f.id, d);
     rows.push([`${'  '.repeat(d - 1)}${f.displayName}${f.distinguished ? ` (${f.distinguished})` : ''}`, String(f.totalCount), String(f.unreadCount), f.id]);
   }
-  table(io, rows);
+  printTable(io.out, rows);
 }
 
 function resolve(db: Database, mailbox: Mailbox, text: string): FolderRecord {
@@ -118,7 +119,7 @@ function listItems(io: MailboxCommandIo, db: Database, mailbox: Mailbox, text: s
   if (page.total === 0) return io.out(`${folder.displayName} of ${mailbox.address} is empty`);
   const rows = [['RECEIVED (UTC)', 'READ', 'CLASS', 'FROM', 'SUBJECT', 'ID']];
   for (const i of page.items) rows.push([new Date(i.receivedAt).toISOString().slice(0, 19).replace('T', ' '), i.isRead ? 'yes' : 'no', i.itemClass, i.from?.address ?? '-', oneLine(i.subject, 60), i.id]);
-  table(io, rows);
+  printTable(io.out, rows);
   if (page.total > page.items.length) io.out(`(${page.items.length} of ${page.total} items shown, newest first)`);
 }
 
@@ -141,16 +142,4 @@ function show(io: MailboxCommandIo, db: Database, id: string): void {
   io.out(`Size:              ${item.size}`);
   io.out('');
   for (const line of (item.bodyText ?? item.bodyHtml ?? '').split('\n')) io.out(strip(line));
-}
-
-/** Terminal output: no control characters from stored mail reach the administrator's terminal. */
-const strip = (s: string): string => s.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '');
-const oneLine = (s: string, max: number): string => {
-  const flat = strip(s.replace(/\s+/g, ' '));
-  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
-};
-
-function table(io: MailboxCommandIo, rows: string[][]): void {
-  const widths = (rows[0] ?? []).map((_, col) => Math.max(...rows.map((r) => (r[col] ?? '').length)));
-  for (const r of rows) io.out(r.map((cell, col) => (col === r.length - 1 ? cell : cell.padEnd(widths[col] ?? 0))).join('  '));
 }

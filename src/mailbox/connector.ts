@@ -32,6 +32,9 @@ export interface DeliveryResult {
   created: boolean;
 }
 
+/** The result of one delivery of a batch: batches fail item by item. */
+export type DeliveryOutcome = { ok: true; result: DeliveryResult } | { ok: false; error: unknown };
+
 export interface MailboxConnector {
   /**
    * Stores the item in the recipient's mailbox, idempotently: a second call with the same
@@ -39,6 +42,8 @@ export interface MailboxConnector {
    * Rejects with a MailboxError (or a transport error for remote connectors) when it cannot.
    */
   deliver(item: DeliveryItem): Promise<DeliveryResult>;
+  /** Several deliveries at once, where the connector can do better than one by one (one transaction). */
+  deliverMany?(items: readonly DeliveryItem[]): Promise<DeliveryOutcome[]>;
 }
 
 /** The connector to Parley's own mailbox store. */
@@ -55,6 +60,23 @@ export class EmbeddedMailboxConnector implements MailboxConnector {
   }
 
   async deliver(item: DeliveryItem): Promise<DeliveryResult> {
+    return this.#deliver(item);
+  }
+
+  /** One transaction (one fsync) for the whole batch; each item in its own savepoint, so one failure spoils no other. */
+  async deliverMany(items: readonly DeliveryItem[]): Promise<DeliveryOutcome[]> {
+    return transaction(this.#db, () =>
+      items.map((item): DeliveryOutcome => {
+        try {
+          return { ok: true, result: this.#deliver(item) };
+        } catch (error) {
+          return { ok: false, error };
+        }
+      }),
+    );
+  }
+
+  #deliver(item: DeliveryItem): DeliveryResult {
     if (item.internetMessageId.trim() === '') throw new MailboxError('INVALID_REQUEST', 'a delivery needs an InternetMessageId (its idempotence key)');
     if (!this.#userExists(item.mailbox)) throw new MailboxError('MAILBOX_NOT_FOUND', `there is no user ${item.mailbox}, so no mailbox to deliver to`);
     const db = this.#db;

@@ -6,16 +6,9 @@
 import { randomBytes } from 'node:crypto';
 import { availabilityRank, OFFLINE } from './pidf.ts';
 import type { PresenceState } from './pidf.ts';
-import type { CancelTimer, Timers } from './timers.ts';
+import type { CancelTimer, ExpirySettings, Timers } from '../events/index.ts';
 
-export interface ExpirySettings {
-  /** seconds; shorter requests get 423 Interval Too Brief with Min-Expires */
-  min: number;
-  /** seconds; longer requests are shortened to it */
-  max: number;
-  /** seconds, when the request has no Expires */
-  default: number;
-}
+export type { ExpirySettings };
 
 /** RFC 3903 §4: "the default expiration interval … SHOULD be 3600 seconds" for presence. */
 export const DEFAULT_PUBLISH_EXPIRY: ExpirySettings = Object.freeze({ min: 60, max: 7200, default: 3600 });

@@ -1,24 +1,20 @@
-// The presence service: publications, subscriptions and the notifier of one Parley process,
-// tied to the registrar (a user with no registration is Offline) through `ctx.registrations`.
+// Presence (RFC 3856) as an event package of the event service (src/events), plus PUBLISH
+// (RFC 3903): publications and the document watchers get, tied to the registrar (a user with no
+// registration is Offline) through `ctx.registrations`.
 //
 //   const presence = new PresenceService();
-//   const handlers = [..., ...presence.handlers];      // PUBLISH and SUBSCRIBE
-//   ... build ctx ...
-//   presence.start(ctx);                               // once ctx.transactions is set
-//   closers.push(() => presence.close());
+//   const events = new EventService({ packages: [presence, …] });
+//   const handlers = [..., ...presence.handlers, ...events.handlers];   // PUBLISH; SUBSCRIBE
+//   events.start(ctx);                                                 // starts presence too
 
+import type { Authorization, EventNotifications, EventPackage, ExpirySettings, Subscription, Timers } from '../events/index.ts';
+import { DEFAULT_SUBSCRIBE_EXPIRY, NODE_TIMERS } from '../events/index.ts';
 import type { MethodHandler, SipContext } from '../router/context.ts';
-import { Notifier } from './notifier.ts';
-import { OFFLINE } from './pidf.ts';
+import { acceptsPidf, PRESENCE_EVENT } from './headers.ts';
+import { buildPidf, OFFLINE, PIDF_TYPE } from './pidf.ts';
 import type { PresenceState } from './pidf.ts';
 import { aggregate, DEFAULT_PUBLISH_EXPIRY, PublicationStore } from './publications.ts';
-import type { ExpirySettings } from './publications.ts';
 import { publishHandler } from './publish.ts';
-import { subscribeHandler } from './subscribe.ts';
-import { DEFAULT_SUBSCRIBE_EXPIRY, SubscriptionStore } from './subscriptions.ts';
-import type { Subscription } from './subscriptions.ts';
-import { NODE_TIMERS } from './timers.ts';
-import type { Timers } from './timers.ts';
 
 export interface PresenceOptions {
   publishExpiry?: ExpirySettings;
@@ -43,30 +39,33 @@ export interface PresenceSnapshot extends PresenceState {
 
 interface Running {
   ctx: SipContext;
+  events: EventNotifications;
   publications: PublicationStore;
-  subscriptions: SubscriptionStore;
-  notifier: Notifier;
   onRegistration: (aor: string) => void;
 }
 
-export class PresenceService {
+export class PresenceService implements EventPackage {
+  readonly name = PRESENCE_EVENT;
+  readonly contentType = PIDF_TYPE;
+  /** PUBLISH; SUBSCRIBE is the event service's */
   readonly handlers: readonly MethodHandler[];
   readonly publishExpiry: ExpirySettings;
-  readonly subscribeExpiry: ExpirySettings;
+  /** RFC 3856 §6.4: "the default … SHOULD be 3600 seconds" */
+  readonly expiry: ExpirySettings;
   readonly #timers: Timers;
   readonly #isBlocked: NonNullable<PresenceOptions['isBlocked']>;
   #running: Running | undefined;
 
   constructor(opts: PresenceOptions = {}) {
     this.publishExpiry = opts.publishExpiry ?? DEFAULT_PUBLISH_EXPIRY;
-    this.subscribeExpiry = opts.subscribeExpiry ?? DEFAULT_SUBSCRIBE_EXPIRY;
+    this.expiry = opts.subscribeExpiry ?? DEFAULT_SUBSCRIBE_EXPIRY;
     this.#timers = opts.timers ?? NODE_TIMERS;
     this.#isBlocked = opts.isBlocked ?? (() => false);
-    this.handlers = [publishHandler(this), subscribeHandler(this)];
+    this.handlers = [publishHandler(this)];
   }
 
-  /** Connects to the server's context: NOTIFYs go out through its transactions and flows. */
-  start(ctx: SipContext): void {
+  /** Called by the event service's start(ctx). */
+  start(ctx: SipContext, events: EventNotifications): void {
     if (this.#running) throw new Error('presence service already started');
     const publications = new PublicationStore({
       settings: this.publishExpiry,
@@ -74,36 +73,31 @@ export class PresenceService {
       now: ctx.now,
       onChange: (aor) => this.changed(aor),
     });
-    const subscriptions = new SubscriptionStore({
-      timers: this.#timers,
-      now: ctx.now,
-      // RFC 6665 §4.2.2: at expiry, a NOTIFY with "Subscription-State: terminated;reason=timeout".
-      onExpire: (sub) => this.terminate(sub, 'timeout'),
-    });
-    const notifier = new Notifier({
-      product: ctx.product,
-      logger: ctx.logger.child({ component: 'presence' }),
-      transactions: ctx.transactions,
-      resolveFlow: (ref) => ctx.resolveFlow(ref),
-      now: ctx.now,
-      stateFor: (sub) => this.visibleTo(sub.watcher, sub.presentity),
-      onEnded: (sub) => subscriptions.remove(sub),
-    });
     const onRegistration = (aor: string): void => this.changed(aor);
     ctx.registrations.on('changed', onRegistration);
-    this.#running = { ctx, publications, subscriptions, notifier, onRegistration };
+    this.#running = { ctx, events, publications, onRegistration };
+  }
+
+  /** RFC 3856 §6.7: PIDF is the format every presence watcher must accept. */
+  accepts(accept: readonly string[]): boolean {
+    return acceptsPidf(accept);
+  }
+
+  /**
+   * RFC 3856 §6.6 authorization: users of the organisation may watch each other (the event
+   * service has already refused other domains and unknown users); blocking shows Offline instead.
+   */
+  authorize(): Authorization {
+    return 'ok';
+  }
+
+  /** The PIDF document of the presentity as this watcher may see it. */
+  async body(sub: Subscription): Promise<string> {
+    return buildPidf(`sip:${sub.resource}`, await this.visibleTo(sub.watcher, sub.resource));
   }
 
   get publications(): PublicationStore {
     return this.#require().publications;
-  }
-
-  get subscriptions(): SubscriptionStore {
-    return this.#require().subscriptions;
-  }
-
-  get notifier(): Notifier {
-    return this.#require().notifier;
   }
 
   /** The presentity's aggregated state: Offline without a registration (issue 6). */
@@ -115,10 +109,10 @@ export class PresenceService {
 
   /** What an administrator sees of a user (the seam for `Get-CsUserPresence`). */
   async snapshot(aor: string): Promise<PresenceSnapshot> {
-    const { ctx, publications, subscriptions } = this.#require();
+    const { ctx, events, publications } = this.#require();
     const registrations = (await ctx.location.lookup(aor, ctx.now())).length;
     const devices = publications.of(aor);
-    return { aor, ...aggregate(registrations > 0, devices), registrations, publications: devices.length, watchers: subscriptions.watching(aor).map((s) => s.watcher) };
+    return { aor, ...aggregate(registrations > 0, devices), registrations, publications: devices.length, watchers: events.watching(this.name, aor).map((s) => s.watcher) };
   }
 
   /** What `watcher` may see of `presentity`: blocked watchers see Offline. */
@@ -129,16 +123,7 @@ export class PresenceService {
 
   /** The presentity's publications or registrations changed: every watcher gets a NOTIFY. */
   changed(aor: string): void {
-    const running = this.#running;
-    if (!running) return;
-    for (const sub of running.subscriptions.watching(aor)) running.notifier.notify(sub, true);
-  }
-
-  /** Ends a subscription with a final NOTIFY (expiry, unsubscribe, fetch). */
-  terminate(sub: Subscription, reason: 'timeout' | 'deactivated' | 'noresource'): void {
-    if (sub.state !== 'active') return;
-    sub.terminate(reason);
-    this.notifier.notify(sub);
+    this.#running?.events.changed(this.name, aor);
   }
 
   close(): void {
@@ -146,12 +131,11 @@ export class PresenceService {
     if (!running) return;
     running.ctx.registrations.off('changed', running.onRegistration);
     running.publications.close();
-    running.subscriptions.close();
     this.#running = undefined;
   }
 
   #require(): Running {
-    if (!this.#running) throw new Error('presence service not started: call start(ctx)');
+    if (!this.#running) throw new Error('presence service not started: call start() of the event service');
     return this.#running;
   }
 }

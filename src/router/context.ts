@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Authenticator } from '../auth/authenticator.ts';
 import type { FlowRef, LocationService } from '../registrar/location.ts';
+import type { OfflineHandoff } from '../offline/service.ts';
 import type { RegistrationEvents } from '../registrar/events.ts';
 import type { RegistrarSettings } from '../registrar/plan.ts';
 import type { Flow, NonInviteServerTransaction, SipRequest, TransactionLayer } from '../sip/index.ts';
@@ -27,12 +28,22 @@ export interface SipContext {
   /** true when the address (`bob@parley.local`) is a user of this organisation */
   userExists(address: string): boolean;
   messaging: MessagingSettings;
+  /** RFC 6665 notifications (src/events): `events.changed('message-summary', 'bob@parley.local')` NOTIFYs that resource's subscribers whose document changed */
+  events: { changed(packageName: string, resource: string): void };
+  /** where a MESSAGE goes when no registration of its recipient takes it */
+  offline: OfflineHandoff;
   now(): number;
 }
 
 export interface MessagingSettings {
   /** largest MESSAGE body accepted, bytes (413 above) */
   maxBody: number;
+  /**
+   * How long a relayed MESSAGE waits for the recipient's devices, seconds. A device that has not
+   * answered by then counts as unreachable, so the message goes offline while the sender's own
+   * transaction (Timer F, 32 s) still waits for our answer.
+   */
+  deviceTimeout: number;
 }
 
 /** One incoming request with what answers it: its server transaction, or the flow when stateless. */

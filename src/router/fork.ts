@@ -16,20 +16,37 @@ export type ForkOutcome =
 /** Responses that mean "this device could not take it now", not "the user refuses it". */
 const UNAVAILABLE = new Set([408, 480, 503]);
 
-export function forkRequest(ctx: SipContext, request: SipRequest, bindings: readonly Binding[]): Promise<ForkOutcome> {
+/**
+ * Forwards `request` to every binding at once. `timeoutMs` bounds the wait for the devices: when it
+ * ends, the branches still unanswered count as "no answer" (a late answer is then ignored; a
+ * non-INVITE request cannot be cancelled, RFC 3261 §9.1).
+ */
+export function forkRequest(ctx: SipContext, request: SipRequest, bindings: readonly Binding[], timeoutMs?: number): Promise<ForkOutcome> {
   return new Promise((resolve) => {
     const reasons: string[] = [];
     const finals: SipResponse[] = [];
+    const unanswered = new Set<Binding>(bindings);
     let pending = bindings.length;
     let done = false;
+    const timer =
+      timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            for (const binding of unanswered) reasons.push(`${binding.contact}: no answer within ${Math.round(timeoutMs / 1000)} s`);
+            pending = 0;
+            settle();
+          }, timeoutMs);
 
     const settle = (): void => {
       if (done || pending > 0) return;
       done = true;
+      clearTimeout(timer);
       const refusal = bestRefusal(finals);
       resolve(refusal ? { kind: 'answered', response: refusal } : { kind: 'unreachable', reasons });
     };
     const branchFailed = (binding: Binding, why: string): void => {
+      if (done) return;
+      unanswered.delete(binding);
       reasons.push(`${binding.contact}: ${why}`);
       pending--;
       settle();
@@ -45,8 +62,10 @@ export function forkRequest(ctx: SipContext, request: SipRequest, bindings: read
       ctx.transactions.sendRequest(branch, flow, {
         onFinal(response) {
           if (done) return;
+          unanswered.delete(binding);
           if (response.status < 300) {
             done = true;
+            clearTimeout(timer);
             response.headers.shift('via');
             resolve({ kind: 'answered', response });
             return;

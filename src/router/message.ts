@@ -48,19 +48,49 @@ export const messageHandler: MethodHandler = {
     }
     const bindings = await ctx.location.lookup(recipient, ctx.now());
     if (bindings.length === 0) {
-      reply(ctx, incoming, 480, { warning: `${recipient} is not signed in` });
+      await handOffline(ctx, incoming, sender, recipient, 'not signed in');
       return;
     }
-    const outcome = await forkRequest(ctx, request, bindings);
+    const outcome = await forkRequest(ctx, request, bindings, ctx.messaging.deviceTimeout * 1000);
     if (outcome.kind === 'answered') {
       incoming.log.debug({ from: sender, to: recipient, status: outcome.response.status }, 'message relayed');
       send(incoming, outcome.response);
       return;
     }
     incoming.log.info({ from: sender, to: recipient, reasons: outcome.reasons }, 'no registration of %s took the message', recipient);
-    reply(ctx, incoming, 480, { warning: `${recipient} did not answer on any registration` });
+    await handOffline(ctx, incoming, sender, recipient, `no registration took it: ${outcome.reasons.join('; ')}`);
   },
 };
+
+/**
+ * The recipient is offline (RFC 3428 §7: 202 when the message is accepted but not yet delivered):
+ * the offline-IM pipeline keeps it — on disk before the 202 — or says why not (480).
+ */
+async function handOffline(ctx: SipContext, incoming: Incoming, sender: string, recipient: string, why: string): Promise<void> {
+  const { request } = incoming;
+  let decision;
+  try {
+    decision = await ctx.offline.accept({
+      sender,
+      recipient,
+      callId: request.headers.get('call-id') ?? '',
+      contentType: request.headers.get('content-type'),
+      body: request.body,
+      why,
+    });
+  } catch (err) {
+    // not on disk, so not accepted: the sender must know (a disk full, a locked database)
+    incoming.log.error({ err, from: sender, to: recipient }, 'could not store a message for offline delivery');
+    reply(ctx, incoming, 500, { warning: `${recipient} is offline and the message could not be stored for later; it was not accepted` });
+    return;
+  }
+  if (decision.kind === 'refused') {
+    reply(ctx, incoming, 480, { warning: decision.warning });
+    return;
+  }
+  incoming.log.info({ from: sender, to: recipient, entry: decision.entryId, message: decision.seq }, 'stored for offline delivery as %s', decision.entryId);
+  reply(ctx, incoming, 202, { warning: `${recipient} is offline; stored for delivery to their mailbox (spool entry ${decision.entryId})` });
+}
 
 function safeMediaType(value: string): string | undefined {
   try {

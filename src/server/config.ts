@@ -3,6 +3,8 @@
 
 import { readFileSync } from 'node:fs';
 import type { SmtpRoutes } from '../mailbox/index.ts';
+import { EWS_VERSIONS } from '../mailbox/index.ts';
+import type { MailboxesConfig } from '../offline/index.ts';
 import { ParleyError } from '../errors.ts';
 import { LOG_LEVELS, type LogLevel } from '../observability/logger.ts';
 import { DEFAULT_REGISTRAR_SETTINGS, type RegistrarSettings } from '../registrar/plan.ts';
@@ -23,8 +25,25 @@ export interface ServerConfig {
   tls: { cert: string; key: string } | null;
   logLevel: LogLevel;
   registrar: RegistrarSettings;
-  messaging: { maxBody: number };
+  messaging: { maxBody: number; deviceTimeout: number };
+  /** the offline-IM pipeline's mechanics (its policy is in CsImConfiguration) */
+  offlineIm: OfflineImConfig;
+  /** where users' mailboxes are: embedded by default, or external EWS servers per domain or user */
+  mailboxes: MailboxesConfig;
   sip: { t1: number; t2: number; t4: number; nonceLifetime: number; digestAlgorithms: DigestAlgorithm[] };
+}
+
+export interface OfflineImConfig {
+  /** group commit: how long accepted messages gather before one durable write, ms */
+  commitWindowMs: number;
+  commitMaxBatch: number;
+  /** spool entries delivered per round */
+  deliveryBatch: number;
+  /** retry back-off: first wait and longest wait, seconds */
+  retryBase: number;
+  retryMax: number;
+  /** IANA time zone of the times in transcripts */
+  timeZone: string;
 }
 
 export const DEFAULT_CONFIG: ServerConfig = {
@@ -39,7 +58,9 @@ export const DEFAULT_CONFIG: ServerConfig = {
   tls: null,
   logLevel: 'info',
   registrar: DEFAULT_REGISTRAR_SETTINGS,
-  messaging: { maxBody: 64 * 1024 },
+  messaging: { maxBody: 64 * 1024, deviceTimeout: 10 },
+  offlineIm: { commitWindowMs: 2, commitMaxBatch: 512, deliveryBatch: 64, retryBase: 5, retryMax: 300, timeZone: 'UTC' },
+  mailboxes: {},
   sip: { t1: 500, t2: 4000, t4: 5000, nonceLifetime: 300, digestAlgorithms: ['SHA-256', 'MD5'] },
 };
 
@@ -99,6 +120,53 @@ const tls: Check = (v, path) => {
   return section({ cert: nonEmpty, key: nonEmpty }, true)(v, path);
 };
 
+const timeZone: Check = (v, path) => {
+  try {
+    if (typeof v !== 'string') throw new RangeError();
+    new Intl.DateTimeFormat('en', { timeZone: v });
+  } catch {
+    throw new ConfigError(`${path} must be an IANA time zone such as UTC or Europe/Madrid, not ${JSON.stringify(v)}`);
+  }
+  return v;
+};
+const httpUrl = text(/^https?:\/\/[^\s/]+(\/\S*)?$/, 'an http:// or https:// URL');
+const ewsServer: Check = (v, path) => {
+  const server = section({
+    url: httpUrl,
+    username: text(/./, 'the service account name'),
+    password: text(/./, 'a non-empty password'),
+    passwordFile: nonEmpty,
+    access: text(/^(impersonation|delegate)$/, 'impersonation or delegate'),
+    version: (x, p) => {
+      if (!(EWS_VERSIONS as readonly unknown[]).includes(x)) throw new ConfigError(`${p} must be one of ${EWS_VERSIONS.join(', ')}, not ${JSON.stringify(x)}`);
+      return x;
+    },
+    timeout: positive(1, 600),
+  })(v, path) as Record<string, unknown>;
+  if (!('url' in server) || !('username' in server)) throw new ConfigError(`${path} needs url and username`);
+  if (('password' in server) === ('passwordFile' in server)) throw new ConfigError(`${path} needs exactly one of password and passwordFile`);
+  return server;
+};
+const mailboxes: Check = (v, path) => {
+  const out = section({ servers: mapOf(ewsServer, 'server name'), domains: mapOf(text(/./, 'a server name'), 'domain'), users: mapOf(text(/./, 'a server name'), 'user address') })(v, path) as MailboxesConfig;
+  const known = new Set(['embedded', ...Object.keys(out.servers ?? {})]);
+  for (const [kind, map] of [['domains', out.domains], ['users', out.users]] as const) {
+    for (const [key, name] of Object.entries(map ?? {})) {
+      if (!known.has(name)) throw new ConfigError(`${path}.${kind}.${key} names mailbox server ${JSON.stringify(name)}, which is not embedded or one of mailboxes.servers (${[...known].join(', ')})`);
+    }
+  }
+  return out;
+};
+
+function mapOf(check: Check, keyName: string): Check {
+  return (v, path) => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(`${path} must be an object of ${keyName} → value`);
+    const out: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(v)) out[key] = check(value, `${path}.${key}`);
+    return out;
+  };
+}
+
 function section(shape: Record<string, Check>, allRequired = false): Check {
   return (v, path) => {
     if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(`${path} must be an object`);
@@ -130,7 +198,16 @@ const SCHEMA = section({
     defaultExpires: positive(1, 7 * 86400),
     maxBindings: positive(1, 1000),
   }),
-  messaging: section({ maxBody: positive(1, 1024 * 1024) }),
+  messaging: section({ maxBody: positive(1, 1024 * 1024), deviceTimeout: positive(0.1, 32) }),
+  offlineIm: section({
+    commitWindowMs: positive(0, 100),
+    commitMaxBatch: positive(1, 10_000),
+    deliveryBatch: positive(1, 1000),
+    retryBase: positive(0.01, 3600),
+    retryMax: positive(0.01, 86400),
+    timeZone,
+  }),
+  mailboxes,
   sip: section({ t1: positive(1, 10_000), t2: positive(1, 60_000), t4: positive(1, 60_000), nonceLifetime: positive(10, 86400), digestAlgorithms }),
   // flag only: `--digest-algorithms MD5` sets sip.digestAlgorithms
   digestAlgorithms,
@@ -163,6 +240,7 @@ export function loadConfig(file: string | undefined, flags: ConfigOverrides): Re
     ...fromFile,
     registrar: { ...DEFAULT_CONFIG.registrar, ...(fromFile.registrar as object | undefined) },
     messaging: { ...DEFAULT_CONFIG.messaging, ...(fromFile.messaging as object | undefined) },
+    offlineIm: { ...DEFAULT_CONFIG.offlineIm, ...(fromFile.offlineIm as object | undefined) },
     sip: { ...DEFAULT_CONFIG.sip, ...(fromFile.sip as object | undefined) },
   };
   const { digestAlgorithms: algorithmsFlag, ...topFlags } = flags;
@@ -171,6 +249,7 @@ export function loadConfig(file: string | undefined, flags: ConfigOverrides): Re
   const config = { ...merged, ...defined } as ServerConfig;
   if (algorithmsFlag !== undefined) config.sip = { ...config.sip, digestAlgorithms: algorithmsFlag };
   if (config.registrar.minExpires > config.registrar.maxExpires) throw new ConfigError('registrar.minExpires must not exceed registrar.maxExpires');
+  if (config.offlineIm.retryBase > config.offlineIm.retryMax) throw new ConfigError('offlineIm.retryBase must not exceed offlineIm.retryMax');
   return deepFreeze(config);
 }
 

@@ -5,7 +5,10 @@ import { readFileSync } from 'node:fs';
 import { Authenticator } from '../auth/authenticator.ts';
 import { DIRECTORY_MIGRATIONS, findUser } from '../directory/index.ts';
 import type { Logger } from '../observability/logger.ts';
+import { EventService } from '../events/index.ts';
+import { MessageSummaryPackage } from '../mailbox/index.ts';
 import { PresenceService } from '../presence/index.ts';
+import { ProvisioningPackage } from '../settings/index.ts';
 import { SETTINGS_MIGRATIONS } from '../settings/index.ts';
 import { createRegistrationEvents, MemoryLocationService, registerHandler } from '../registrar/index.ts';
 import type { SipContext } from '../router/context.ts';
@@ -13,10 +16,14 @@ import { createDispatcher } from '../router/dispatch.ts';
 import { messageHandler } from '../router/message.ts';
 import { optionsHandler } from '../router/options.ts';
 import { openDatabase, runMigrations } from '../storage/index.ts';
-import { MAILBOX_MIGRATIONS, SmtpOutbound, createAutodiscoverRoute, createEwsRoute, startSmtpInbound } from '../mailbox/index.ts';
+import { OFFLINE_MIGRATIONS, OfflineService, createMailboxRouting, spoolerEndpoints } from '../offline/index.ts';
+import { TRACE_MIGRATIONS } from '../observability/trace.ts';
+import { traceEndpoint } from '../observability/trace-endpoint.ts';
+import { EmbeddedMailboxConnector, MAILBOX_MIGRATIONS, SmtpOutbound, createAutodiscoverRoute, createEwsRoute, startSmtpInbound } from '../mailbox/index.ts';
 import type { ServerConfig } from './config.ts';
 import { listenHttp, type HttpRoute } from './http.ts';
-import { loadSecret } from './secrets.ts';
+import { loadAdminToken, loadSecret } from './secrets.ts';
+import { createAdminRoute } from '../admin/index.ts';
 import { createSipSink } from './sip-service.ts';
 import { createWebSocketAcceptor, DEFAULT_SIP_LIMITS, type Endpoint, type Flow, formatEndpoint, listenStream, listenUdp, NonceIssuer, type SipLimits, type StreamListener, TransactionLayer, type UdpListener } from '../sip/index.ts';
 
@@ -35,16 +42,38 @@ export interface RunningServer {
 
 export async function startServer(config: Readonly<ServerConfig>, logger: Logger): Promise<RunningServer> {
   const db = openDatabase(config.dataDir);
-  runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS]);
+  runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS, OFFLINE_MIGRATIONS, TRACE_MIGRATIONS]);
 
-  // Presence's handlers are part of Allow; the service attaches to the context once it exists.
+  // The event packages (RFC 6665): SUBSCRIBE and PUBLISH are part of Allow; the event service
+  // starts the packages once the context exists. The EWS URL is known once HTTP listens.
+  let ewsUrl = '';
   const presence = new PresenceService();
-  const handlers = [registerHandler, messageHandler, optionsHandler, ...presence.handlers];
+  const messageSummary = new MessageSummaryPackage({ db });
+  const provisioning = new ProvisioningPackage({ db, ewsUrl: () => ewsUrl });
+  const events = new EventService({ packages: [presence, messageSummary, provisioning] });
+  const handlers = [registerHandler, messageHandler, optionsHandler, ...presence.handlers, ...events.handlers];
   const location = new MemoryLocationService();
   const registrations = createRegistrationEvents();
   const connections = new Map<string, Flow>();
   const udpListeners: UdpListener[] = [];
   const limits: SipLimits = { ...DEFAULT_SIP_LIMITS, maxBody: Math.max(DEFAULT_SIP_LIMITS.maxBody, config.messaging.maxBody) };
+
+  // The offline-IM pipeline: the router hands it what no registration took; its worker delivers.
+  const userExists = (address: string): boolean => findUser(db, address) !== undefined;
+  const offline = new OfflineService({
+    db,
+    logger: logger.child({ component: 'offline' }),
+    domain: config.domain,
+    routing: createMailboxRouting(config.mailboxes, new EmbeddedMailboxConnector({ db, userExists })),
+    displayName: (address) => findUser(db, address)?.displayName ?? '',
+    retry: { baseMs: config.offlineIm.retryBase * 1000, maxMs: config.offlineIm.retryMax * 1000 },
+    deliveryBatch: config.offlineIm.deliveryBatch,
+    commitWindowMs: config.offlineIm.commitWindowMs,
+    commitMaxBatch: config.offlineIm.commitMaxBatch,
+    timeZone: config.offlineIm.timeZone,
+    // RFC 3842: the recipient's subscribed clients learn of the new Missed Conversation
+    onDelivered: (entry) => messageSummary.mailboxChanged(entry.recipient),
+  });
 
   const ctx: SipContext = {
     domain: config.domain,
@@ -75,18 +104,23 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
       const socket = udpListeners.find((l) => l.local.port === ref.local.port) ?? udpListeners[0];
       return socket?.flowTo(ref.remote);
     },
-    userExists: (address) => findUser(db, address) !== undefined,
+    userExists,
     messaging: config.messaging,
+    events,
+    offline,
     now: Date.now,
   };
   const dispatch = createDispatcher(ctx, handlers);
   const transactions = new TransactionLayer(config.sip, { onRequest: dispatch });
   ctx.transactions = transactions;
-  presence.start(ctx);
+  events.start(ctx);
   const sink = createSipSink({ logger, transactions, location, registrations, connections, ctx });
 
   const closers: Array<() => Promise<void> | void> = [];
   try {
+    // started first, stopped last: what the transports accepted until the end gets committed
+    offline.start();
+    closers.push(() => offline.close());
     const [tcp, udp] = await listenTcpAndUdp(config.listen, config.sipPort, limits, sink);
     udpListeners.push(udp);
     closers.push(() => tcp.close(), () => udp.close());
@@ -102,9 +136,22 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     closers.push(() => websocket.close());
     // Each capability that serves HTTP adds its route here (EWS, admin API, web client).
     const routes: HttpRoute[] = [];
-    routes.push(createEwsRoute({ db, logger, domain: config.domain, product: PRODUCT, smtpRoutes: config.smtpRoutes }));
+    routes.push(createEwsRoute({ db, logger, domain: config.domain, product: PRODUCT, smtpRoutes: config.smtpRoutes, onMailboxChanged: (address) => messageSummary.mailboxChanged(address) }));
     routes.push(createAutodiscoverRoute({ db, logger, domain: config.domain, product: PRODUCT }));
+    routes.push(
+      createAdminRoute({
+        db,
+        logger,
+        token: loadAdminToken(config.dataDir),
+        domain: config.domain,
+        product: PRODUCT,
+        endpoints: [...spoolerEndpoints(db), traceEndpoint(db)],
+        // clients subscribed to their provisioning hear of the change at once
+        onSettingsChanged: () => provisioning.settingsChanged(),
+      }),
+    );
     const http = await listenHttp({ address: config.listen, port: config.httpPort, websocket, product: PRODUCT, routes });
+    ewsUrl = `http://${formatEndpoint({ address: http.address, port: http.port })}/EWS/Exchange.asmx`;
     closers.push(() => http.close());
 
     const sweep = setInterval(() => {
@@ -119,7 +166,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     sweep.unref();
     closers.push(() => clearInterval(sweep));
     closers.push(() => transactions.close());
-    closers.push(() => presence.close());
+    closers.push(() => events.close());
 
     let smtp: Endpoint | null = null;
     if (config.smtpPort !== null) {

@@ -11,3 +11,4 @@ export {
   SETTINGS_MIGRATIONS, countSiteInstances, createInstance, getInstance, grantClientPolicy, grantedPolicy, listInstances, removeInstance, requireInstance, updateInstance,
 } from './repository.ts';
 export { formatTimeSpan, parseTimeSpan } from './timespan.ts';
+export { PROVISIONING_EVENT, PROVISIONING_TYPE, ProvisioningPackage, lastAuditId, provisioningDocument, type ProvisioningDocument, type ProvisioningOptions } from './provisioning.ts';

@@ -96,12 +96,12 @@ describe('instant messages between online users', () => {
     assert.equal(b.body, 'to all your devices');
   });
 
-  it('answers 480 with a reason for a user who is not signed in', async () => {
+  it('answers 202 with a Warning for a user who is not signed in: the message is kept for their mailbox', async () => {
     const carol = client('carol', 'carol-pw', 'tcp');
     await carol.connect();
     const res = await carol.sendMessage(`sip:dave@${DOMAIN}`, 'are you there?');
-    assert.equal(res.status, 480);
-    assert.match(res.headers.get('warning') ?? '', /dave@parley\.test is not signed in/);
+    assert.equal(res.status, 202);
+    assert.match(res.headers.get('warning') ?? '', /dave@parley\.test is offline; stored for delivery to their mailbox/);
   });
 
   it('drops a binding when its TCP connection closes', async () => {
@@ -113,7 +113,7 @@ describe('instant messages between online users', () => {
     assert.equal((await carol.sendMessage(`sip:dave@${DOMAIN}`, 'one')).status, 200);
     await dave.close();
     await new Promise((r) => setTimeout(r, 200));
-    assert.equal((await carol.sendMessage(`sip:dave@${DOMAIN}`, 'two')).status, 480);
+    assert.equal((await carol.sendMessage(`sip:dave@${DOMAIN}`, 'two')).status, 202, 'offline now: kept for the mailbox');
   });
 
   it('stops relaying after the recipient unregisters', async () => {
@@ -127,7 +127,7 @@ describe('instant messages between online users', () => {
     assert.equal((await carol.sendMessage(`sip:bob@${DOMAIN}`, 'before')).status, 200);
     await bob.unregister();
     const after = await carol.sendMessage(`sip:bob@${DOMAIN}`, 'after');
-    assert.equal(after.status, 480);
+    assert.equal(after.status, 202, 'offline now: kept for the mailbox');
   });
 
   it('answers a CRLFCRLF keep-alive ping with a CRLF pong (RFC 5626 §3.5.1)', async () => {

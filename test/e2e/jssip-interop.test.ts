@@ -81,9 +81,9 @@ describe('JsSIP over WebSocket', () => {
     for (let i = 1; i <= 3; i++) assert.equal((await bob.nextMessage()).body, `message ${i}`);
   });
 
-  it('answers 480 for a user with no registration and 404 for an unknown one', { timeout: 30_000 }, async () => {
+  it('answers 202 for a user with no registration (kept for their mailbox) and 404 for an unknown one', { timeout: 30_000 }, async () => {
     const offline = await alice.sendMessage(`sip:carol@${DOMAIN}`, 'are you there?');
-    assert.equal(offline.status, 480, JSON.stringify(offline));
+    assert.equal(offline.status, 202, JSON.stringify(offline));
     const unknown = await alice.sendMessage(`sip:nobody@${DOMAIN}`, 'hello?');
     assert.equal(unknown.status, 404, JSON.stringify(unknown));
   });
@@ -95,9 +95,9 @@ describe('JsSIP over WebSocket', () => {
     );
   });
 
-  it('delivers nothing after the receiver stopped (unregistered)', { timeout: 30_000 }, async () => {
+  it('keeps messages for the mailbox after the receiver stopped (unregistered)', { timeout: 30_000 }, async () => {
     await bob.stop();
     const sent = await alice.sendMessage(`sip:bob@${DOMAIN}`, 'gone?');
-    assert.equal(sent.status, 480, JSON.stringify(sent));
+    assert.equal(sent.status, 202, JSON.stringify(sent));
   });
 });

@@ -213,7 +213,7 @@ describe('presence requests Parley refuses', () => {
     const alice = await online('alice');
     const res = await subscribe(alice, 'bob', 600, 'dialog');
     assert.equal(res.status, 489);
-    assert.equal(res.headers.get('allow-events'), 'presence');
+    assert.equal(res.headers.getAll('allow-events').join(', '), 'presence, message-summary, vnd-parley-provisioning');
     const pub = await alice.request('PUBLISH', `sip:alice@${DOMAIN}`, { headers: { Event: 'message-summary' }, body: 'x', contentType: 'text/plain' });
     assert.equal(pub.status, 489);
   });

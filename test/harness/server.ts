@@ -52,6 +52,11 @@ export interface StartServerOptions {
   readyTimeoutMs?: number;
   /** entry point to run instead of src/cli.ts (also PARLEY_TEST_CLI) */
   cli?: string;
+  /**
+   * run on this existing data directory (a restart after `kill()`); the directory then belongs to
+   * the caller and stop() leaves it in place
+   */
+  dataDir?: string;
 }
 
 export interface ReadyInfo {
@@ -83,6 +88,8 @@ export interface RunningServer extends ReadyInfo {
   exitStatus(): ServerExit | null;
   /** SIGTERM, SIGKILL after 5 s, then removes the data dir. Idempotent. */
   stop(): Promise<void>;
+  /** a crash: SIGKILL (or `signal`) at once; the data dir stays for a restart with `dataDir` */
+  kill(signal?: NodeJS.Signals): Promise<ServerExit>;
 }
 
 export interface CliResult {
@@ -208,10 +215,12 @@ function tail(text: string, chars: number): string {
 export async function startServer(opts: StartServerOptions = {}): Promise<RunningServer> {
   const domain = opts.domain ?? DEFAULT_DOMAIN;
   const cliOpts: RunCliOptions = { env: opts.env, cli: opts.cli };
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'parley-e2e-'));
+  const ownsDir = opts.dataDir === undefined;
+  const dataDir = opts.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'parley-e2e-')));
   installExitHook();
-  dirs.add(dataDir);
+  if (ownsDir) dirs.add(dataDir);
   const cleanup = async () => {
+    if (!ownsDir) return;
     await rm(dataDir, { recursive: true, force: true });
     dirs.delete(dataDir);
   };
@@ -382,5 +391,9 @@ export async function startServer(opts: StartServerOptions = {}): Promise<Runnin
     addUser: (user: TestUser) => addUserVia(user, dataDir, cliOpts),
     exitStatus: () => exit,
     stop,
+    async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<ServerExit> {
+      if (exit === null) child.kill(signal);
+      return exited;
+    },
   };
 }

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { buildPidf, parsePidf, PRESENCE_STATES } from '../../src/presence/pidf.ts';
 import { PresenceError } from '../../src/presence/errors.ts';
-import { acceptsPidf, eventPackage, expiresOf } from '../../src/presence/headers.ts';
+import { eventPackage, expiresOf } from '../../src/events/headers.ts';
+import { acceptsPidf } from '../../src/presence/headers.ts';
 
 const BOB = 'sip:bob@parley.test';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { beforeEach, describe, it } from 'node:test';
 import { aggregate, PublicationStore } from '../../src/presence/publications.ts';
-import { ManualTimers } from '../../src/presence/timers.ts';
+import { ManualTimers } from '../../src/events/timers.ts';
 
 function fakeClock() {
   const clock = new ManualTimers();

@@ -9,6 +9,7 @@ import type { HttpRoute } from '../../server/http.ts';
 import type { Database } from '../../storage/index.ts';
 import { DEFAULT_XML_LIMITS, XmlError, XmlReader } from '../../xml/index.ts';
 import type { XmlLimits } from '../../xml/index.ts';
+import { lastChange } from '../changes.ts';
 import { routeFor } from '../smtp/outbound.ts';
 import type { SmtpRoutes } from '../smtp/outbound.ts';
 import { answerEws, faultForUnreadable } from './service.ts';
@@ -28,6 +29,8 @@ export interface EwsRouteOptions {
   /** SMTP routes for mail sent to other organisations; none: such mail is refused */
   smtpRoutes?: SmtpRoutes;
   now?: () => number;
+  /** after a request changed items of a mailbox (created, updated, read, moved, deleted): the mailbox's address; must not throw */
+  onMailboxChanged?: (address: string) => void;
 }
 
 /** The HttpRoute (src/server/http.ts) that serves EWS. */
@@ -83,9 +86,11 @@ export function createEwsRoute(opts: EwsRouteOptions): HttpRoute {
     try {
       for await (const chunk of req) reader.write(chunk as Buffer);
       const root = reader.end();
+      const before = lastChange(opts.db);
       const answer = answerEws(service, address, root);
       opts.logger.info({ user: address, mailbox: answer.mailbox, operation: answer.operation, status: answer.status, fault: answer.fault }, 'EWS %s for %s', answer.operation ?? '?', address);
       send(res, opts.product, answer.status, 'text/xml; charset=utf-8', answer.xml);
+      if (answer.mailbox !== undefined && opts.onMailboxChanged !== undefined && lastChange(opts.db) !== before) opts.onMailboxChanged(answer.mailbox);
     } catch (error) {
       if (!(error instanceof XmlError)) throw error;
       if (error.code === 'XML_TOO_LARGE') return tooLarge(req, res, address);

@@ -1,5 +1,6 @@
-// SUBSCRIBE to `presence` (RFC 6665 §4.2.1, RFC 3856 §6): creates, refreshes or ends a
-// subscription, answers 200 with Expires, then sends a NOTIFY with the full state at once.
+// SUBSCRIBE (RFC 6665 §4.2.1) for every event package: finds the package from the Event header,
+// then creates, refreshes or ends a subscription, answers 200 with Expires, and sends a NOTIFY
+// with the package's current document at once.
 
 import type { FlowRef } from '../registrar/index.ts';
 import type { Incoming, MethodHandler, SipContext } from '../router/context.ts';
@@ -7,16 +8,28 @@ import { addressOf, authenticateSender } from '../router/identity.ts';
 import { reply, send } from '../router/reply.ts';
 import { createResponse, parseCSeq, parseNameAddr, parseUri, SipParseError } from '../sip/index.ts';
 import type { SipUri } from '../sip/index.ts';
-import { acceptsPidf, eventPackage, expiresOf, PRESENCE_EVENT } from './headers.ts';
+import { acceptsType, eventPackage, expiresOf } from './headers.ts';
 import { notifierContact } from './notifier.ts';
-import { PIDF_TYPE } from './pidf.ts';
-import type { PresenceService } from './service.ts';
+import type { Notifier } from './notifier.ts';
+import type { EventPackage, ExpirySettings } from './package.ts';
 import { dialogId, Subscription } from './subscriptions.ts';
+import type { SubscriptionStore, TerminationReason } from './subscriptions.ts';
 
-export function subscribeHandler(presence: PresenceService): MethodHandler {
+/** What the handler needs of the event service. */
+export interface SubscribeDeps {
+  packageOf(name: string): EventPackage | undefined;
+  /** the Allow-Events value: every package served (RFC 6665 §8.2.2) */
+  readonly allowEvents: string;
+  expiryOf(pkg: EventPackage): ExpirySettings;
+  readonly subscriptions: SubscriptionStore;
+  readonly notifier: Notifier;
+  terminate(sub: Subscription, reason: TerminationReason): void;
+}
+
+export function subscribeHandler(events: SubscribeDeps): MethodHandler {
   return {
     method: 'SUBSCRIBE',
-    handle(ctx: SipContext, incoming: Incoming): void {
+    async handle(ctx: SipContext, incoming: Incoming): Promise<void> {
       const { request } = incoming;
       let target: SipUri;
       let from: ReturnType<typeof parseNameAddr>;
@@ -34,9 +47,10 @@ export function subscribeHandler(presence: PresenceService): MethodHandler {
       }
       // RFC 6665 §4.2.1: "If the notifier does not understand the event package … it MUST
       // respond with a 489 (Bad Event)"; §8.2.2 Allow-Events lists the ones it does.
-      const event = eventPackage(request.headers.get('event'));
-      if (event !== PRESENCE_EVENT) {
-        reply(ctx, incoming, 489, { headers: [['Allow-Events', PRESENCE_EVENT]], warning: `event package ${event ?? '(no Event header)'} is not served; only presence` });
+      const name = eventPackage(request.headers.get('event'));
+      const pkg = name === undefined ? undefined : events.packageOf(name);
+      if (pkg === undefined) {
+        reply(ctx, incoming, 489, { headers: [['Allow-Events', events.allowEvents]], warning: `event package ${name ?? '(no Event header)'} is not served; these are: ${events.allowEvents}` });
         return;
       }
       const watcher = authenticateSender(ctx, incoming);
@@ -48,10 +62,10 @@ export function subscribeHandler(presence: PresenceService): MethodHandler {
         reply(ctx, incoming, 400, { warning: `Expires "${request.headers.get('expires')}" is not a number of seconds` });
         return;
       }
-      const limits = presence.subscribeExpiry;
+      const limits = events.expiryOf(pkg);
       const wanted = requested ?? limits.default;
       if (wanted !== 0 && wanted < limits.min) {
-        reply(ctx, incoming, 423, { headers: [['Min-Expires', String(limits.min)]], warning: `subscriptions last at least ${limits.min} s` });
+        reply(ctx, incoming, 423, { headers: [['Min-Expires', String(limits.min)]], warning: `${pkg.name} subscriptions last at least ${limits.min} s` });
         return;
       }
       const expires = Math.min(wanted, limits.max);
@@ -71,12 +85,11 @@ export function subscribeHandler(presence: PresenceService): MethodHandler {
       const fromTag = from.params.get('tag') ?? '';
       const toTag = to.params.get('tag');
 
-      let sub: Subscription;
       if (toTag !== undefined && toTag !== null) {
         // RFC 6665 §4.2.1.2 refresh (or unsubscribe) within the dialog.
-        const found = presence.subscriptions.get(dialogId(request.headers.get('call-id') ?? '', toTag, fromTag));
-        if (found === undefined || found.state !== 'active') {
-          reply(ctx, incoming, 481, { warning: 'no such subscription: it expired or was terminated' });
+        const found = events.subscriptions.get(dialogId(request.headers.get('call-id') ?? '', toTag, fromTag));
+        if (found === undefined || found.state !== 'active' || found.package !== pkg.name) {
+          reply(ctx, incoming, 481, { warning: `no such ${pkg.name} subscription: it expired or was terminated` });
           return;
         }
         if (found.watcher !== watcher) {
@@ -89,31 +102,40 @@ export function subscribeHandler(presence: PresenceService): MethodHandler {
           return;
         }
         found.refresh(expiresAt, cseq, contactUri, flow);
-        sub = found;
         answer(ctx, incoming, expires);
-        if (expires === 0) presence.terminate(sub, 'timeout');
+        // §4.1.2.3: "Unsubscribing is handled in the same way as refreshing of a subscription,
+        // with the "Expires" header field set to "0"" — the notifier sends a final NOTIFY.
+        if (expires === 0) events.terminate(found, 'timeout');
         else {
-          presence.subscriptions.schedule(sub);
-          presence.notifier.notify(sub);
+          events.subscriptions.schedule(found);
+          events.notifier.notify(found);
         }
-        incoming.log.debug({ watcher, presentity: sub.presentity, expires }, 'subscription of %s to %s refreshed', watcher, sub.presentity);
+        incoming.log.debug({ watcher, event: pkg.name, resource: found.resource, expires }, '%s subscription of %s to %s refreshed', pkg.name, watcher, found.resource);
         return;
       }
 
-      // A new subscription. RFC 3856 §6.6 authorization: users of the organisation may watch
-      // each other; other domains are refused until federation exists.
+      // A new subscription: only resources of the organisation, users that exist, and what the
+      // package authorizes (RFC 6665 §4.2.1: "the notifier SHOULD authenticate … and
+      // … MUST determine whether the authenticated subscriber is authorized").
       if (target.host !== ctx.domain) {
         reply(ctx, incoming, 403, { warning: `${target.host} is not served here: no federation with that domain` });
         return;
       }
-      const presentity = addressOf(target);
-      if (!ctx.userExists(presentity)) {
-        reply(ctx, incoming, 404, { warning: `no user ${presentity}` });
+      const resource = addressOf(target).toLowerCase();
+      if (!ctx.userExists(resource)) {
+        reply(ctx, incoming, 404, { warning: `no user ${resource}` });
         return;
       }
-      // RFC 3856 §6.7: PIDF is the format every presence watcher must accept.
-      if (!acceptsPidf(request.headers.getAll('accept'))) {
-        reply(ctx, incoming, 406, { headers: [['Accept', PIDF_TYPE]], warning: `presence is sent as ${PIDF_TYPE}` });
+      const decision = await pkg.authorize(ctx, watcher, resource);
+      if (decision !== 'ok') {
+        reply(ctx, incoming, decision.status, { warning: decision.warning });
+        return;
+      }
+      // RFC 6665 §4.2.1: the notifier "SHOULD … ensure that the subscriber can receive" the body
+      // formats; 406 Not Acceptable with Accept naming the one it sends.
+      const accept = request.headers.getAll('accept');
+      if (!(pkg.accepts?.(accept) ?? acceptsType(accept, pkg.contentType))) {
+        reply(ctx, incoming, 406, { headers: [['Accept', pkg.contentType]], warning: `${pkg.name} is sent as ${pkg.contentType}` });
         return;
       }
       if (contactUri === undefined) {
@@ -122,10 +144,11 @@ export function subscribeHandler(presence: PresenceService): MethodHandler {
       }
       const response = answer(ctx, incoming, expires);
       const localHeader = response.headers.get('to') ?? '';
-      sub = new Subscription({
+      const sub = new Subscription({
         watcher,
-        presentity,
-        event: request.headers.get('event') ?? PRESENCE_EVENT,
+        package: pkg.name,
+        resource,
+        event: request.headers.get('event') ?? pkg.name,
         flow,
         expiresAt,
         dialog: {
@@ -139,12 +162,12 @@ export function subscribeHandler(presence: PresenceService): MethodHandler {
           remoteCSeq: cseq,
         },
       });
-      presence.subscriptions.add(sub);
+      events.subscriptions.add(sub);
       // RFC 6665 §4.2.1: "the notifier MUST immediately construct and send a NOTIFY request";
       // a fetch (Expires: 0) gets that one NOTIFY with Subscription-State: terminated (§4.4.3).
-      if (expires === 0) presence.terminate(sub, 'timeout');
-      else presence.notifier.notify(sub);
-      incoming.log.debug({ watcher, presentity, expires }, 'subscription of %s to %s created', watcher, presentity);
+      if (expires === 0) events.terminate(sub, 'timeout');
+      else events.notifier.notify(sub);
+      incoming.log.debug({ watcher, event: pkg.name, resource, expires }, '%s subscription of %s to %s created', pkg.name, watcher, resource);
     },
   };
 }

@@ -1,15 +1,19 @@
-// Sends the NOTIFYs of presence subscriptions (RFC 6665 §4.2.2, RFC 3856 §6.7): in-dialog
-// requests over the subscriber's flow, one at a time per dialog. Changes that arrive while a
-// NOTIFY is unanswered are folded into one more NOTIFY with the then current state.
+// Sends the NOTIFYs of subscriptions (RFC 6665 §4.2.2) of every package: in-dialog requests over
+// the subscriber's flow, one at a time per dialog. Changes that arrive while a NOTIFY is
+// unanswered are folded into one more NOTIFY with the then current document.
 
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { FlowRef } from '../registrar/index.ts';
 import { createRequest, formatEndpoint, Headers, MAGIC_COOKIE, viaTransport } from '../sip/index.ts';
 import type { Flow, SipRequest, SipResponse, TransactionLayer } from '../sip/index.ts';
-import { buildPidf, PIDF_TYPE } from './pidf.ts';
-import type { PresenceState } from './pidf.ts';
 import type { Subscription, TerminationReason } from './subscriptions.ts';
+
+/** A NOTIFY body and its Content-Type. */
+export interface EventDocument {
+  contentType: string;
+  body: string;
+}
 
 export interface NotifierDeps {
   product: string;
@@ -17,8 +21,8 @@ export interface NotifierDeps {
   transactions: Pick<TransactionLayer, 'sendRequest'>;
   resolveFlow(ref: FlowRef): Flow | undefined;
   now(): number;
-  /** what this watcher may see of the presentity now (the seam for blocking) */
-  stateFor(sub: Subscription): Promise<PresenceState>;
+  /** the document the subscriber may see now (from the subscription's package) */
+  documentFor(sub: Subscription): Promise<EventDocument>;
   /** the subscription reached `terminated`: forget it */
   onEnded(sub: Subscription): void;
 }
@@ -37,13 +41,13 @@ export class Notifier {
   }
 
   /**
-   * Sends the subscription's current state, one NOTIFY in flight per dialog: the next waits for
+   * Sends the subscription's current document, one NOTIFY in flight per dialog: the next waits for
    * the final response to (or the timeout of) the previous one (RFC 6665 §4.2.2, paraphrased;
-   * it also keeps the CSeq order the watcher sees equal to the order of the changes).
+   * it also keeps the CSeq order the subscriber sees equal to the order of the changes).
    *
-   * `onlyIfChanged`: a change of the presentity (a REGISTER refresh, say) that leaves the document
-   * as the watcher last saw it sends nothing. The first NOTIFY, a refresh's and the final one
-   * always go (RFC 6665 §4.2.1.2, §4.2.2).
+   * `onlyIfChanged`: a change of the resource that leaves the document as the subscriber last saw
+   * it sends nothing. The first NOTIFY, a refresh's and the final one always go (RFC 6665
+   * §4.2.1.2, §4.2.2).
    */
   notify(sub: Subscription, onlyIfChanged = false): void {
     if (sub.state === 'terminated') return;
@@ -53,7 +57,7 @@ export class Notifier {
     }
     this.#inFlight.add(sub.id);
     this.#send(sub, onlyIfChanged).catch((err: unknown) => {
-      this.#deps.logger.error({ err, watcher: sub.watcher, presentity: sub.presentity }, 'NOTIFY to %s failed', sub.watcher);
+      this.#deps.logger.error({ err, watcher: sub.watcher, event: sub.package, resource: sub.resource }, 'NOTIFY to %s failed', sub.watcher);
       this.#end(sub, 'deactivated');
     });
   }
@@ -63,27 +67,26 @@ export class Notifier {
   }
 
   async #send(sub: Subscription, onlyIfChanged: boolean): Promise<void> {
-    const presence = await this.#deps.stateFor(sub);
+    const document = await this.#deps.documentFor(sub);
     if (sub.state === 'terminated') {
       this.#settled(sub);
       return;
     }
-    const body = buildPidf(`sip:${sub.presentity}`, presence);
-    if (onlyIfChanged && sub.state === 'active' && this.#lastBody.get(sub.id) === body) {
+    if (onlyIfChanged && sub.state === 'active' && this.#lastBody.get(sub.id) === document.body) {
       this.#settled(sub);
       return;
     }
-    this.#lastBody.set(sub.id, body);
+    this.#lastBody.set(sub.id, document.body);
     const flow = this.#deps.resolveFlow(sub.flow);
     if (flow === undefined || flow.closed) {
-      this.#deps.logger.info({ watcher: sub.watcher, presentity: sub.presentity }, 'subscription of %s ended: its connection is gone', sub.watcher);
+      this.#deps.logger.info({ watcher: sub.watcher, event: sub.package, resource: sub.resource }, 'subscription of %s ended: its connection is gone', sub.watcher);
       this.#end(sub, 'deactivated');
       return;
     }
     const terminal = sub.state === 'terminating';
-    const request = buildNotify(sub, flow, body, this.#deps.now(), this.#deps.product);
-    const log = this.#deps.logger.child({ callId: sub.dialog.callId, watcher: sub.watcher, presentity: sub.presentity });
-    log.debug({ state: presence.state, subscriptionState: request.headers.get('subscription-state') }, 'NOTIFY %s', sub.watcher);
+    const request = buildNotify(sub, flow, document, this.#deps.now(), this.#deps.product);
+    const log = this.#deps.logger.child({ callId: sub.dialog.callId, watcher: sub.watcher, event: sub.package, resource: sub.resource });
+    log.debug({ subscriptionState: request.headers.get('subscription-state') }, 'NOTIFY %s', sub.watcher);
     this.#deps.transactions.sendRequest(request, flow, {
       onFinal: (response: SipResponse) => {
         // §4.2.2: "If the NOTIFY request fails due to an error response, and the subscription
@@ -114,7 +117,7 @@ export class Notifier {
     });
   }
 
-  /** The NOTIFY was answered: send the next one if the state changed meanwhile. */
+  /** The NOTIFY was answered: send the next one if the document changed meanwhile. */
   #settled(sub: Subscription): void {
     this.#inFlight.delete(sub.id);
     const again = this.#again.get(sub.id);
@@ -133,7 +136,7 @@ export class Notifier {
 }
 
 /** An in-dialog NOTIFY (RFC 3261 §12.2.1.1; RFC 6665 §8.2.1 Event, §8.2.3 Subscription-State). */
-export function buildNotify(sub: Subscription, flow: Flow, pidf: string, now: number, product: string): SipRequest {
+export function buildNotify(sub: Subscription, flow: Flow, document: EventDocument, now: number, product: string): SipRequest {
   const d = sub.dialog;
   const headers = new Headers();
   const branch = `${MAGIC_COOKIE}${randomBytes(9).toString('base64url')}`;
@@ -148,8 +151,8 @@ export function buildNotify(sub: Subscription, flow: Flow, pidf: string, now: nu
   headers.append('event', sub.event);
   headers.append('subscription-state', sub.subscriptionState(now));
   headers.append('user-agent', product);
-  headers.append('content-type', PIDF_TYPE);
-  return createRequest('NOTIFY', d.remoteTarget, headers, Buffer.from(pidf, 'utf8'));
+  headers.append('content-type', document.contentType);
+  return createRequest('NOTIFY', d.remoteTarget, headers, Buffer.from(document.body, 'utf8'));
 }
 
 /** Where the subscriber sends in-dialog requests (a refresh, an unsubscribe): Parley itself. */

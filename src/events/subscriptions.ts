@@ -1,5 +1,5 @@
-// Subscriptions to `presence` (RFC 6665, RFC 3856): one dialog per watcher and presentity, with
-// an explicit state machine:
+// Subscriptions (RFC 6665): one dialog per subscriber, event package and resource, with an
+// explicit state machine:
 //
 //   active ──refresh──▶ active
 //   active ──expiry / unsubscribe / fetch──▶ terminating   (the final NOTIFY is on its way)
@@ -9,15 +9,11 @@
 
 import type { FlowRef } from '../registrar/index.ts';
 import type { CancelTimer, Timers } from './timers.ts';
-import type { ExpirySettings } from './publications.ts';
 
 export type SubscriptionStateName = 'active' | 'terminating' | 'terminated';
 
 /** RFC 6665 §8.2.3 reason codes Parley uses. */
 export type TerminationReason = 'timeout' | 'deactivated' | 'rejected' | 'noresource';
-
-/** RFC 3856 §6.4: "the default … SHOULD be 3600 seconds"; RFC 6665 §4.2.1.1 allows a minimum. */
-export const DEFAULT_SUBSCRIBE_EXPIRY: ExpirySettings = Object.freeze({ min: 60, max: 7200, default: 3600 });
 
 /** The notifier's side of the dialog (RFC 3261 §12.1.1, as the UAS of the SUBSCRIBE). */
 export interface SubscriptionDialog {
@@ -39,8 +35,12 @@ export interface SubscriptionDialog {
 }
 
 export interface SubscriptionInit {
+  /** the subscriber, `alice@parley.local` */
   watcher: string;
-  presentity: string;
+  /** the event package, `presence` */
+  package: string;
+  /** what is watched, `bob@parley.local` */
+  resource: string;
   /** the Event header value the NOTIFYs repeat, `presence` or `presence;id=x` (RFC 6665 §8.2.1) */
   event: string;
   dialog: SubscriptionDialog;
@@ -55,7 +55,8 @@ export function dialogId(callId: string, localTag: string, remoteTag: string): s
 export class Subscription {
   readonly id: string;
   readonly watcher: string;
-  readonly presentity: string;
+  readonly package: string;
+  readonly resource: string;
   readonly event: string;
   readonly dialog: SubscriptionDialog;
   flow: FlowRef;
@@ -67,7 +68,8 @@ export class Subscription {
 
   constructor(init: SubscriptionInit) {
     this.watcher = init.watcher;
-    this.presentity = init.presentity;
+    this.package = init.package;
+    this.resource = init.resource;
     this.event = init.event;
     this.dialog = init.dialog;
     this.flow = init.flow;
@@ -117,14 +119,14 @@ export class Subscription {
   }
 
   #require(transition: string, ...states: SubscriptionStateName[]): void {
-    if (!states.includes(this.#state)) throw new Error(`subscription ${this.watcher} → ${this.presentity}: cannot ${transition} when ${this.#state}`);
+    if (!states.includes(this.#state)) throw new Error(`${this.package} subscription ${this.watcher} → ${this.resource}: cannot ${transition} when ${this.#state}`);
   }
 }
 
-/** The live subscriptions, by dialog and by presentity, each with its expiry timer. */
+/** The live subscriptions, by dialog and by package and resource, each with its expiry timer. */
 export class SubscriptionStore {
   readonly #byId = new Map<string, Subscription>();
-  readonly #byPresentity = new Map<string, Set<Subscription>>();
+  readonly #byResource = new Map<string, Set<Subscription>>();
   readonly #timers = new Map<string, CancelTimer>();
   readonly #deps: { timers: Timers; now: () => number; onExpire: (sub: Subscription) => void };
 
@@ -134,8 +136,9 @@ export class SubscriptionStore {
 
   add(sub: Subscription): void {
     this.#byId.set(sub.id, sub);
-    let set = this.#byPresentity.get(sub.presentity);
-    if (set === undefined) this.#byPresentity.set(sub.presentity, (set = new Set()));
+    const key = resourceKey(sub.package, sub.resource);
+    let set = this.#byResource.get(key);
+    if (set === undefined) this.#byResource.set(key, (set = new Set()));
     set.add(sub);
     this.schedule(sub);
   }
@@ -144,9 +147,14 @@ export class SubscriptionStore {
     return this.#byId.get(id);
   }
 
-  /** the subscriptions that still get NOTIFYs for a presentity */
-  watching(presentity: string): Subscription[] {
-    return [...(this.#byPresentity.get(presentity) ?? [])].filter((s) => s.state === 'active');
+  /** the subscriptions that still get NOTIFYs for a resource of a package */
+  watching(packageName: string, resource: string): Subscription[] {
+    return [...(this.#byResource.get(resourceKey(packageName, resource)) ?? [])].filter((s) => s.state === 'active');
+  }
+
+  /** every subscription of a package that still gets NOTIFYs */
+  ofPackage(packageName: string): Subscription[] {
+    return [...this.#byId.values()].filter((s) => s.package === packageName && s.state === 'active');
   }
 
   /** (Re)arms the expiry timer: RFC 6665 §4.2.2 — at expiry the notifier sends terminated;reason=timeout. */
@@ -163,9 +171,10 @@ export class SubscriptionStore {
     this.#timers.get(sub.id)?.();
     this.#timers.delete(sub.id);
     if (this.#byId.get(sub.id) === sub) this.#byId.delete(sub.id);
-    const set = this.#byPresentity.get(sub.presentity);
+    const key = resourceKey(sub.package, sub.resource);
+    const set = this.#byResource.get(key);
     set?.delete(sub);
-    if (set?.size === 0) this.#byPresentity.delete(sub.presentity);
+    if (set?.size === 0) this.#byResource.delete(key);
   }
 
   get size(): number {
@@ -180,6 +189,10 @@ export class SubscriptionStore {
     for (const cancel of this.#timers.values()) cancel();
     this.#timers.clear();
     this.#byId.clear();
-    this.#byPresentity.clear();
+    this.#byResource.clear();
   }
+}
+
+function resourceKey(packageName: string, resource: string): string {
+  return `${packageName}\n${resource}`;
 }

@@ -1,0 +1,62 @@
+// What an event package (RFC 6665 §7) brings to the framework: its name, the type of its
+// documents, who may subscribe to what, and the document a subscriber gets now. The framework does
+// the rest: SUBSCRIBE, dialogs, expiry, NOTIFY, refresh, unsubscribe and fetch.
+
+import type { SipContext } from '../router/context.ts';
+import type { Subscription } from './subscriptions.ts';
+
+export interface ExpirySettings {
+  /** seconds; shorter requests get 423 Interval Too Brief with Min-Expires */
+  min: number;
+  /** seconds; longer requests are shortened to it */
+  max: number;
+  /** seconds, when the request has no Expires */
+  default: number;
+}
+
+/**
+ * RFC 6665 §4.2.1.1: the notifier may shorten a duration and refuse one that is too short (423).
+ * One hour by default, as RFC 3856 §6.4 advises for presence.
+ */
+export const DEFAULT_SUBSCRIBE_EXPIRY: ExpirySettings = Object.freeze({ min: 60, max: 7200, default: 3600 });
+
+/** The package's decision on a new subscription: `'ok'`, or the refusal to answer (403, 404…). */
+export type Authorization = 'ok' | { status: number; warning: string };
+
+/** What the framework offers the packages (and the rest of the server, as `ctx.events`). */
+export interface EventNotifications {
+  /**
+   * The document of `resource` (`bob@parley.local` or `sip:bob@parley.local`) in `packageName`
+   * may have changed: every active subscriber whose document did change gets a NOTIFY.
+   */
+  changed(packageName: string, resource: string): void;
+  /** As changed(), for every resource of the package (a change that can touch anyone, such as settings). */
+  changedAll(packageName: string): void;
+  /** The active subscriptions of a resource in a package. */
+  watching(packageName: string, resource: string): Subscription[];
+}
+
+export interface EventPackage {
+  /** the Event header token, lower-case (RFC 6665 §8.2.1): `presence` */
+  readonly name: string;
+  /** Content-Type of the NOTIFY bodies */
+  readonly contentType: string;
+  /** subscription durations; default DEFAULT_SUBSCRIBE_EXPIRY */
+  readonly expiry?: ExpirySettings;
+  /**
+   * Whether a subscriber with these Accept header values can read `contentType` (RFC 6665 §4.2.1:
+   * 406 otherwise). Default: acceptsType(accept, contentType).
+   */
+  accepts?(accept: readonly string[]): boolean;
+  /**
+   * May `watcher` (authenticated, `alice@parley.local`) subscribe to `resource`, an existing user
+   * of the organisation? RFC 6665 §4.2.1: "the notifier … MUST determine whether the
+   * authenticated subscriber is authorized to subscribe"; the framework answers a refusal.
+   */
+  authorize(ctx: SipContext, watcher: string, resource: string): Authorization | Promise<Authorization>;
+  /** The document the subscriber sees now (RFC 6665 §4.2.2: "the current state"). */
+  body(sub: Subscription): string | Promise<string>;
+  /** Called once by EventService.start: the package may watch its sources and call `events.changed()`. */
+  start?(ctx: SipContext, events: EventNotifications): void;
+  close?(): void;
+}

@@ -1,0 +1,49 @@
+// `parley trace ID`: every recorded step of an offline message, by spool entry id or SIP Call-ID.
+// Exit codes: 0 shown, 1 nothing recorded under that id, 2 usage error.
+import { parseArgs } from 'node:util';
+import { ParleyError } from '../errors.ts';
+import { openDatabase, runMigrations } from '../storage/index.ts';
+import type { Database } from '../storage/index.ts';
+import { stripControls } from '../terminal.ts';
+import { readTrace, TRACE_MIGRATIONS } from './trace.ts';
+
+export async function runTraceCommand(args: string[], io: { out(line: string): void; err(line: string): void }, defaults: { dataDir: string }): Promise<number> {
+  let values: { 'data-dir'?: string; json?: boolean };
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({ args, options: { 'data-dir': { type: 'string' }, json: { type: 'boolean' } }, allowPositionals: true, strict: true }));
+  } catch (error) {
+    io.err(`parley trace: ${error instanceof Error ? error.message : String(error)}\nusage: parley trace ID [--json] [--data-dir DIR]   (ID: a spool entry id or a SIP Call-ID)`);
+    return 2;
+  }
+  const [id] = positionals;
+  if (id === undefined || positionals.length > 1) {
+    io.err('usage: parley trace ID [--json] [--data-dir DIR]   (ID: a spool entry id or a SIP Call-ID)');
+    return 2;
+  }
+  let db: Database | undefined;
+  try {
+    db = openDatabase(values['data-dir'] ?? defaults.dataDir);
+    runMigrations(db, [TRACE_MIGRATIONS]);
+    const events = readTrace(db, id);
+    if (events.length === 0) {
+      io.err(`parley trace: nothing is recorded under ${id}; give a spool entry id (parley spooler list) or the Call-ID of a message to an offline user`);
+      return 1;
+    }
+    if (values.json) {
+      io.out(JSON.stringify(events.map((e) => ({ ...e, at: new Date(e.at).toISOString() })), null, 2));
+      return 0;
+    }
+    for (const e of events) {
+      const detail = Object.entries(e.detail).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' ');
+      io.out(stripControls(`${new Date(e.at).toISOString()}  ${(e.traceId ?? '-').padEnd(19)}  ${e.step.padEnd(15)}  ${e.callId ? `call-id=${e.callId} ` : ''}${detail}`));
+    }
+    return 0;
+  } catch (error) {
+    if (!(error instanceof ParleyError)) throw error;
+    io.err(`parley trace: ${error.message}`);
+    return 1;
+  } finally {
+    db?.close();
+  }
+}

@@ -1,0 +1,112 @@
+// The History Spooler as an administrator sees it: the operations behind `parley spooler …` and
+// the admin API's /admin/spool endpoints, so both behave the same.
+import { recordTrace } from '../observability/trace.ts';
+import { effectiveSettings } from '../settings/index.ts';
+import type { Database } from '../storage/index.ts';
+import { transaction } from '../storage/index.ts';
+import { OfflineError } from './errors.ts';
+import { entryMessages, getEntry, listEntries, purgeDelivered, purgeEntry, retryEntry, SPOOL_STATES } from './spool.ts';
+import type { EntryFilter, SpoolEntry, SpoolState } from './spool.ts';
+import { messageText } from './transcript.ts';
+
+/** An entry as the administration shows it (times as ISO strings, messages as text). */
+export interface SpoolEntryView {
+  id: string;
+  state: SpoolState;
+  sender: string;
+  recipient: string;
+  messages: number;
+  attempts: number;
+  createdAt: string;
+  pickupAt: string;
+  nextAttemptAt: string | null;
+  expiresAt: string;
+  deliveredAt: string | null;
+  failedAt: string | null;
+  lastError: string | null;
+  recipientItemId: string | null;
+  senderItemId: string | null;
+}
+
+export interface SpoolEntryDetail extends SpoolEntryView {
+  transcript: Array<{ seq: number; receivedAt: string; callId: string; contentType: string; text: string }>;
+}
+
+export function viewOf(e: SpoolEntry): SpoolEntryView {
+  const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+  return {
+    id: e.id,
+    state: e.state,
+    sender: e.sender,
+    recipient: e.recipient,
+    messages: e.messageCount,
+    attempts: e.attempts,
+    createdAt: new Date(e.createdAt).toISOString(),
+    pickupAt: new Date(e.pickupAt).toISOString(),
+    nextAttemptAt: e.state === 'waiting' ? new Date(e.nextAttemptAt).toISOString() : null,
+    expiresAt: new Date(e.expiresAt).toISOString(),
+    deliveredAt: iso(e.deliveredAt),
+    failedAt: iso(e.failedAt),
+    lastError: e.lastError,
+    recipientItemId: e.recipientItemId,
+    senderItemId: e.senderItemId,
+  };
+}
+
+export function parseState(value: string | undefined): SpoolState | undefined {
+  if (value === undefined) return undefined;
+  const lower = value.toLowerCase();
+  if (!(SPOOL_STATES as readonly string[]).includes(lower)) throw new OfflineError('BAD_REQUEST', `state must be one of ${SPOOL_STATES.join(', ')}, not ${JSON.stringify(value)}`);
+  return lower as SpoolState;
+}
+
+export function listSpool(db: Database, filter: EntryFilter): SpoolEntryView[] {
+  return listEntries(db, filter).map(viewOf);
+}
+
+export function showSpoolEntry(db: Database, id: string): SpoolEntryDetail {
+  const entry = getEntry(db, id);
+  return {
+    ...viewOf(entry),
+    transcript: entryMessages(db, id).map((m) => ({
+      seq: m.seq,
+      receivedAt: new Date(m.receivedAt).toISOString(),
+      callId: m.callId,
+      contentType: m.contentType,
+      text: messageText({ receivedAt: new Date(m.receivedAt), contentType: m.contentType, body: m.body }),
+    })),
+  };
+}
+
+/** Retries one entry now, with a fresh OfflineImMaxAge window of its sender. */
+export function retrySpoolEntry(db: Database, id: string, now: number, actor: string): SpoolEntryView {
+  return transaction(db, () => {
+    const entry = getEntry(db, id);
+    const view = viewOf(retryEntry(db, id, now, maxAgeMsOf(db, entry.sender)));
+    recordTrace(db, { traceId: id, callId: null, at: now, step: 'admin', detail: { action: 'retry', by: actor } });
+    return view;
+  });
+}
+
+/** Retries every failed entry; returns their ids. */
+export function retryFailed(db: Database, now: number, actor: string): string[] {
+  return transaction(db, () => listEntries(db, { state: 'failed', limit: 1_000_000 }).map((e) => retrySpoolEntry(db, e.id, now, actor).id));
+}
+
+export function purgeSpoolEntry(db: Database, id: string, now: number, force: boolean): void {
+  transaction(db, () => purgeEntry(db, id, now, force));
+}
+
+export function purgeDeliveredBefore(db: Database, before: Date): number {
+  if (Number.isNaN(before.getTime())) throw new OfflineError('BAD_REQUEST', 'the date is not valid; write it like 2026-11-25 or 2026-11-25T10:00:00Z');
+  return transaction(db, () => purgeDelivered(db, before.getTime()));
+}
+
+/** The sender's OfflineImMaxAge; the default's day when the sender no longer exists. */
+function maxAgeMsOf(db: Database, sender: string): number {
+  try {
+    return effectiveSettings(db, sender).OfflineImMaxAgeSeconds * 1000;
+  } catch {
+    return 86_400_000;
+  }
+}

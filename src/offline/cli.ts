@@ -1,0 +1,131 @@
+// `parley spooler …`: the History Spooler (the seed's per-user "History Spooler" folder, kept in
+// the server). Safe while the server runs (WAL): a retried entry is picked up by the running
+// server's worker within a second. Exit codes: 0 done, 1 the operation failed, 2 usage error.
+//   parley spooler list [--user SIP-ADDRESS] [--state waiting|delivering|delivered|failed] [--limit N]
+//   parley spooler show ID
+//   parley spooler retry ID | --failed
+//   parley spooler purge ID [--force] | --delivered-before DATE
+import { parseArgs } from 'node:util';
+import { DIRECTORY_MIGRATIONS, parseAddress } from '../directory/index.ts';
+import { ParleyError } from '../errors.ts';
+import { TRACE_MIGRATIONS } from '../observability/trace.ts';
+import { SETTINGS_MIGRATIONS } from '../settings/index.ts';
+import type { Database } from '../storage/index.ts';
+import { openDatabase, runMigrations } from '../storage/index.ts';
+import { oneLine, stripControls, table } from '../terminal.ts';
+import { listSpool, parseState, purgeDeliveredBefore, purgeSpoolEntry, retryFailed, retrySpoolEntry, showSpoolEntry } from './admin.ts';
+import { OFFLINE_MIGRATIONS } from './schema.ts';
+
+export interface SpoolerCommandIo {
+  out: (line: string) => void;
+  err: (line: string) => void;
+}
+
+const USAGE = [
+  'parley spooler list [--user SIP-ADDRESS] [--state waiting|delivering|delivered|failed] [--limit N] [--json] [--data-dir DIR]',
+  'parley spooler show ID [--json] [--data-dir DIR]',
+  'parley spooler retry ID | --failed [--data-dir DIR]',
+  'parley spooler purge ID [--force] | --delivered-before DATE [--data-dir DIR]',
+];
+
+const OPTIONS = {
+  'data-dir': { type: 'string' },
+  user: { type: 'string' },
+  state: { type: 'string' },
+  limit: { type: 'string' },
+  json: { type: 'boolean' },
+  failed: { type: 'boolean' },
+  force: { type: 'boolean' },
+  'delivered-before': { type: 'string' },
+} as const;
+
+export async function runSpoolerCommand(args: string[], io: SpoolerCommandIo, defaults: { dataDir: string; domain: string }, now: () => number = Date.now): Promise<number> {
+  const [name, ...rest] = args;
+  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+    for (const u of USAGE) (name === undefined ? io.err : io.out)(`usage: ${u}`);
+    return name === undefined ? 2 : 0;
+  }
+  let values: { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({ args: rest, options: OPTIONS, allowPositionals: true, strict: true }));
+  } catch (error) {
+    return usage(io, name, error instanceof Error ? error.message : String(error));
+  }
+  const id = positionals[0];
+  const allowed: Record<string, ReadonlyArray<keyof typeof OPTIONS>> = {
+    list: ['data-dir', 'user', 'state', 'limit', 'json'],
+    show: ['data-dir', 'json'],
+    retry: ['data-dir', 'failed'],
+    purge: ['data-dir', 'force', 'delivered-before'],
+  };
+  const known = allowed[name];
+  if (known === undefined) return usage(io, name, `unknown command "${name}"; the commands are list, show, retry, purge`);
+  const stray = Object.keys(values).find((k) => !known.includes(k as keyof typeof OPTIONS));
+  if (stray !== undefined) return usage(io, name, `--${stray} does not apply to ${name}`);
+  if (name === 'list' && positionals.length > 0) return usage(io, name, 'list takes no positional argument; filter with --user or --state');
+  if (name === 'show' && positionals.length !== 1) return usage(io, name, 'expected one spool entry ID');
+  if (name === 'retry' && (positionals.length === 1) === (values.failed === true)) return usage(io, name, 'expected one spool entry ID or --failed');
+  if (name === 'purge' && (positionals.length === 1) === (values['delivered-before'] !== undefined)) return usage(io, name, 'expected one spool entry ID or --delivered-before DATE');
+  let limit: number | undefined;
+  if (values.limit !== undefined) {
+    limit = Number(values.limit);
+    if (!Number.isInteger(limit) || limit < 1) return usage(io, name, `--limit must be a positive whole number, not ${values.limit}`);
+  }
+
+  let db: Database | undefined;
+  try {
+    db = openDatabase(values['data-dir'] ?? defaults.dataDir);
+    runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, OFFLINE_MIGRATIONS, TRACE_MIGRATIONS]);
+    const actor = `cli:${process.env.USER ?? 'unknown'}`;
+    if (name === 'list') {
+      const user = values.user === undefined ? undefined : parseAddress(values.user, defaults.domain).address;
+      const state = parseState(values.state);
+      const entries = listSpool(db, { ...(user ? { user } : {}), ...(state ? { state } : {}), ...(limit ? { limit } : {}) });
+      if (values.json) io.out(JSON.stringify(entries, null, 2));
+      else if (entries.length === 0) io.out('the spool has no such entries');
+      else {
+        const rows = [['ID', 'STATE', 'FROM', 'TO', 'MSGS', 'TRIES', 'CREATED (UTC)', 'LAST ERROR']];
+        for (const e of entries) rows.push([e.id, e.state, e.sender, e.recipient, String(e.messages), String(e.attempts), e.createdAt.slice(0, 19).replace('T', ' '), oneLine(e.lastError ?? '-', 80)]);
+        table(io.out, rows);
+      }
+    } else if (name === 'show') {
+      const detail = showSpoolEntry(db, id ?? '');
+      if (values.json) io.out(JSON.stringify(detail, null, 2));
+      else {
+        const { transcript, ...fields } = detail;
+        const width = Math.max(...Object.keys(fields).map((k) => k.length)) + 1;
+        for (const [key, value] of Object.entries(fields)) io.out(`${`${key}:`.padEnd(width)} ${stripControls(String(value ?? '-'))}`);
+        io.out('');
+        for (const m of transcript) io.out(`[${m.receivedAt}] #${m.seq} (${m.contentType}, Call-ID ${stripControls(m.callId)}): ${oneLine(m.text, 500)}`);
+      }
+    } else if (name === 'retry') {
+      if (values.failed) {
+        const ids = retryFailed(db, now(), actor);
+        io.out(ids.length === 0 ? 'no failed entries' : `${ids.length} failed entries will be delivered again: ${ids.join(', ')}`);
+      } else {
+        const entry = retrySpoolEntry(db, id ?? '', now(), actor);
+        io.out(`${entry.id} will be delivered again now (it expires at ${entry.expiresAt})`);
+      }
+    } else if (values['delivered-before'] !== undefined) {
+      const count = purgeDeliveredBefore(db, new Date(values['delivered-before']));
+      io.out(`${count} delivered entries purged`);
+    } else {
+      purgeSpoolEntry(db, id ?? '', now(), values.force === true);
+      io.out(`${id} purged`);
+    }
+    return 0;
+  } catch (error) {
+    if (!(error instanceof ParleyError)) throw error;
+    io.err(`parley spooler ${name}: ${error.message}`);
+    return 1;
+  } finally {
+    db?.close();
+  }
+}
+
+function usage(io: SpoolerCommandIo, name: string, why: string): number {
+  io.err(`parley spooler ${name}: ${why}`);
+  for (const u of USAGE) io.err(`usage: ${u}`);
+  return 2;
+}

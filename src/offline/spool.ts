@@ -1,0 +1,281 @@
+// The History Spooler's repository: spool entries and their messages in SQLite. Protocol code never
+// sees SQL; the pipeline (accept.ts, worker.ts) and the administration (cli.ts) call these.
+//
+// An entry's life:  waiting ──pickup──▶ delivering ──▶ delivered
+//                      ▲                    │
+//                      └──── retry later ───┤──▶ failed ──admin retry──▶ waiting
+// A process that dies while an entry is `delivering` leaves it so; the next start puts it back to
+// `waiting` (delivery is idempotent, so delivering again is safe).
+
+import { randomBytes } from 'node:crypto';
+import type { Database } from '../storage/index.ts';
+import { recordTrace } from '../observability/trace.ts';
+import { OfflineError } from './errors.ts';
+
+export const SPOOL_STATES = ['waiting', 'delivering', 'delivered', 'failed'] as const;
+export type SpoolState = (typeof SPOOL_STATES)[number];
+
+export interface SpoolEntry {
+  id: string;
+  sender: string;
+  recipient: string;
+  state: SpoolState;
+  createdAt: number;
+  pickupAt: number;
+  nextAttemptAt: number;
+  expiresAt: number;
+  attempts: number;
+  messageCount: number;
+  lastError: string | null;
+  recipientItemId: string | null;
+  senderItemId: string | null;
+  deliveredAt: number | null;
+  failedAt: number | null;
+}
+
+export interface SpooledMessage {
+  seq: number;
+  callId: string;
+  receivedAt: number;
+  contentType: string;
+  body: Uint8Array;
+}
+
+/** One accepted offline MESSAGE, as the group commit hands it to the spool. */
+export interface SpoolRequest {
+  sender: string;
+  recipient: string;
+  callId: string;
+  contentType: string;
+  body: Uint8Array;
+  receivedAt: number;
+  /** the sender's OfflineImPickupDelay, ms */
+  pickupDelayMs: number;
+  /** the sender's OfflineImMaxAge, ms */
+  maxAgeMs: number;
+  /** for the trace: why the message is offline (no registration, every registration failed…) */
+  why: string;
+  /** for the trace: which settings let it through, `{ EnableOfflineIm: 'Global', … }` */
+  gate: Record<string, string>;
+}
+
+export interface SpoolReceipt {
+  entryId: string;
+  seq: number;
+  /** true when the message joined an entry that was already waiting */
+  joined: boolean;
+  pickupAt: number;
+}
+
+/** `sp-` and 16 base32 characters: short enough to read out, unguessable, stable forever. */
+export function newEntryId(): string {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz234567';
+  const bytes = randomBytes(10);
+  let bits = 0;
+  let value = 0;
+  let out = '';
+  for (const byte of bytes) {
+    value = (value << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      out += alphabet[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  return `sp-${out}`;
+}
+
+/**
+ * Stores accepted messages. Call inside one transaction (the group commit's): a message joins the
+ * waiting entry of the same sender and recipient whose pickup delay has not ended, otherwise it
+ * opens a new entry. Each step goes to the trace in the same transaction.
+ */
+export function spoolMessages(db: Database, requests: readonly SpoolRequest[]): SpoolReceipt[] {
+  const findOpen = db.prepare(
+    "SELECT id, message_count, pickup_at FROM spool_entries WHERE sender = ? AND recipient = ? AND state = 'waiting' AND attempts = 0 AND pickup_at > ? ORDER BY created_at DESC LIMIT 1",
+  );
+  const insertEntry = db.prepare(
+    "INSERT INTO spool_entries (id, sender, recipient, state, created_at, pickup_at, next_attempt_at, expires_at, message_count) VALUES (?, ?, ?, 'waiting', ?, ?, ?, ?, 1)",
+  );
+  const bump = db.prepare('UPDATE spool_entries SET message_count = ? WHERE id = ?');
+  const insertMessage = db.prepare('INSERT INTO spool_messages (entry_id, seq, call_id, received_at, content_type, body) VALUES (?, ?, ?, ?, ?, ?)');
+  return requests.map((r) => {
+    const open = findOpen.get(r.sender, r.recipient, r.receivedAt) as { id: string; message_count: number; pickup_at: number } | undefined;
+    let receipt: SpoolReceipt;
+    if (open !== undefined) {
+      receipt = { entryId: open.id, seq: open.message_count + 1, joined: true, pickupAt: open.pickup_at };
+      bump.run(receipt.seq, open.id);
+    } else {
+      const id = newEntryId();
+      const pickupAt = r.receivedAt + r.pickupDelayMs;
+      insertEntry.run(id, r.sender, r.recipient, r.receivedAt, pickupAt, pickupAt, r.receivedAt + r.maxAgeMs);
+      receipt = { entryId: id, seq: 1, joined: false, pickupAt };
+    }
+    insertMessage.run(receipt.entryId, receipt.seq, r.callId, r.receivedAt, r.contentType, r.body);
+    const step = (name: string, detail: Record<string, unknown>) => recordTrace(db, { traceId: receipt.entryId, callId: r.callId, at: r.receivedAt, step: name, detail });
+    step('received', { from: r.sender, to: r.recipient, why: r.why });
+    step('gated', { decision: 'accepted', ...r.gate });
+    recordTrace(db, {
+      traceId: receipt.entryId,
+      callId: r.callId,
+      at: r.receivedAt,
+      step: 'spooled',
+      detail: { from: r.sender, to: r.recipient, message: receipt.seq, joined: receipt.joined, pickupAt: new Date(receipt.pickupAt).toISOString(), bytes: r.body.byteLength },
+    });
+    return receipt;
+  });
+}
+
+/** Moves up to `limit` due entries to `delivering` and returns them (one transaction: call inside one). */
+export function claimDue(db: Database, now: number, limit: number): SpoolEntry[] {
+  const rows = db
+    .prepare("SELECT * FROM spool_entries WHERE state = 'waiting' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?")
+    .all(now, limit) as unknown as EntryRow[];
+  const mark = db.prepare("UPDATE spool_entries SET state = 'delivering', attempts = attempts + 1 WHERE id = ? AND state = 'waiting'");
+  return rows.map((row) => {
+    mark.run(row.id);
+    return { ...toEntry(row), state: 'delivering', attempts: row.attempts + 1 };
+  });
+}
+
+/** When the next waiting entry falls due, or undefined when none waits. */
+export function nextDueAt(db: Database): number | undefined {
+  const row = db.prepare("SELECT MIN(next_attempt_at) AS due FROM spool_entries WHERE state = 'waiting'").get() as { due: number | null };
+  return row.due ?? undefined;
+}
+
+export function entryMessages(db: Database, entryId: string): SpooledMessage[] {
+  const rows = db.prepare('SELECT seq, call_id, received_at, content_type, body FROM spool_messages WHERE entry_id = ? ORDER BY seq').all(entryId) as Array<{
+    seq: number;
+    call_id: string;
+    received_at: number;
+    content_type: string;
+    body: Uint8Array;
+  }>;
+  return rows.map((r) => ({ seq: r.seq, callId: r.call_id, receivedAt: r.received_at, contentType: r.content_type, body: r.body }));
+}
+
+export function recordItemIds(db: Database, entryId: string, ids: { recipientItemId?: string; senderItemId?: string }): void {
+  if (ids.recipientItemId !== undefined) db.prepare('UPDATE spool_entries SET recipient_item_id = ? WHERE id = ?').run(ids.recipientItemId, entryId);
+  if (ids.senderItemId !== undefined) db.prepare('UPDATE spool_entries SET sender_item_id = ? WHERE id = ?').run(ids.senderItemId, entryId);
+}
+
+export function markDelivered(db: Database, entryId: string, now: number): void {
+  db.prepare("UPDATE spool_entries SET state = 'delivered', delivered_at = ?, last_error = NULL WHERE id = ?").run(now, entryId);
+}
+
+export function scheduleRetry(db: Database, entryId: string, at: number, reason: string): void {
+  db.prepare("UPDATE spool_entries SET state = 'waiting', next_attempt_at = ?, last_error = ? WHERE id = ?").run(at, reason, entryId);
+}
+
+export function markFailed(db: Database, entryId: string, now: number, reason: string): void {
+  db.prepare("UPDATE spool_entries SET state = 'failed', failed_at = ?, last_error = ? WHERE id = ?").run(now, reason, entryId);
+}
+
+/** After a crash: entries left `delivering` go back to `waiting`, due now. Returns their ids. */
+export function recoverInterrupted(db: Database, now: number): string[] {
+  const rows = db.prepare("SELECT id FROM spool_entries WHERE state = 'delivering'").all() as Array<{ id: string }>;
+  db.prepare("UPDATE spool_entries SET state = 'waiting', next_attempt_at = ? WHERE state = 'delivering'").run(now);
+  return rows.map((r) => r.id);
+}
+
+// ---- administration ---------------------------------------------------------------------------
+
+export interface EntryFilter {
+  /** sender or recipient */
+  user?: string;
+  state?: SpoolState;
+  limit?: number;
+}
+
+export function listEntries(db: Database, filter: EntryFilter = {}): SpoolEntry[] {
+  const where: string[] = [];
+  const args: Array<string | number> = [];
+  if (filter.user !== undefined) {
+    where.push('(sender = ? OR recipient = ?)');
+    args.push(filter.user, filter.user);
+  }
+  if (filter.state !== undefined) {
+    if (!(SPOOL_STATES as readonly string[]).includes(filter.state)) throw new OfflineError('BAD_REQUEST', `state must be one of ${SPOOL_STATES.join(', ')}, not ${filter.state}`);
+    where.push('state = ?');
+    args.push(filter.state);
+  }
+  args.push(filter.limit ?? 1000);
+  const sql = `SELECT * FROM spool_entries ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id LIMIT ?`;
+  return (db.prepare(sql).all(...args) as unknown as EntryRow[]).map(toEntry);
+}
+
+export function getEntry(db: Database, id: string): SpoolEntry {
+  const row = db.prepare('SELECT * FROM spool_entries WHERE id = ?').get(id) as EntryRow | undefined;
+  if (row === undefined) throw new OfflineError('ENTRY_NOT_FOUND', `there is no spool entry ${id}; parley spooler list shows the entries`);
+  return toEntry(row);
+}
+
+/**
+ * A failed entry is tried again now, with a fresh OfflineImMaxAge window (`maxAgeMs`). Entries
+ * waiting for a retry are moved forward too; delivered and delivering ones are refused.
+ */
+export function retryEntry(db: Database, id: string, now: number, maxAgeMs: number): SpoolEntry {
+  const entry = getEntry(db, id);
+  if (entry.state === 'delivered' || entry.state === 'delivering') {
+    throw new OfflineError('ENTRY_STATE', `spool entry ${id} is ${entry.state}; only failed or waiting entries can be retried`);
+  }
+  db.prepare("UPDATE spool_entries SET state = 'waiting', next_attempt_at = ?, expires_at = MAX(expires_at, ?), failed_at = NULL WHERE id = ?").run(now, now + maxAgeMs, id);
+  recordTrace(db, { traceId: id, callId: null, at: now, step: 'retry-requested', detail: { previousState: entry.state, lastError: entry.lastError } });
+  return getEntry(db, id);
+}
+
+/** Deletes one entry and its messages. An undelivered one only with `force`: that drops messages. */
+export function purgeEntry(db: Database, id: string, now: number, force = false): void {
+  const entry = getEntry(db, id);
+  if (entry.state === 'delivering') throw new OfflineError('ENTRY_STATE', `spool entry ${id} is being delivered right now; try again in a moment`);
+  if (entry.state === 'waiting' && !force) {
+    throw new OfflineError('ENTRY_STATE', `spool entry ${id} is still waiting for delivery; purging it drops ${entry.messageCount} message(s): add --force if that is what you want`);
+  }
+  db.prepare('DELETE FROM spool_entries WHERE id = ?').run(id);
+  recordTrace(db, { traceId: id, callId: null, at: now, step: 'purged', detail: { state: entry.state, messages: entry.messageCount } });
+}
+
+/** Deletes delivered entries delivered before `before`; returns how many. */
+export function purgeDelivered(db: Database, before: number): number {
+  const result = db.prepare("DELETE FROM spool_entries WHERE state = 'delivered' AND delivered_at < ?").run(before);
+  return Number(result.changes);
+}
+
+interface EntryRow {
+  id: string;
+  sender: string;
+  recipient: string;
+  state: SpoolState;
+  created_at: number;
+  pickup_at: number;
+  next_attempt_at: number;
+  expires_at: number;
+  attempts: number;
+  message_count: number;
+  last_error: string | null;
+  recipient_item_id: string | null;
+  sender_item_id: string | null;
+  delivered_at: number | null;
+  failed_at: number | null;
+}
+
+function toEntry(r: EntryRow): SpoolEntry {
+  return {
+    id: r.id,
+    sender: r.sender,
+    recipient: r.recipient,
+    state: r.state,
+    createdAt: r.created_at,
+    pickupAt: r.pickup_at,
+    nextAttemptAt: r.next_attempt_at,
+    expiresAt: r.expires_at,
+    attempts: r.attempts,
+    messageCount: r.message_count,
+    lastError: r.last_error,
+    recipientItemId: r.recipient_item_id,
+    senderItemId: r.sender_item_id,
+    deliveredAt: r.delivered_at,
+    failedAt: r.failed_at,
+  };
+}

@@ -1,0 +1,281 @@
+// The spool worker: after the pickup delay (the seed's two-minute timer) it delivers each spool
+// entry as one Missed Conversation in the recipient's Conversation History and one Conversation
+// item in the sender's, through the mailbox connector of each. Delivery is idempotent (the spool
+// entry id is the items' InternetMessageId), so a retry after a crash or a timeout finds the item
+// the earlier attempt made. Transient failures are retried with bounded exponential back-off until
+// the entry's OfflineImMaxAge ends; then the entry is `failed`, with its reason, never dropped.
+
+import type { Logger } from '../observability/logger.ts';
+import { recordTrace } from '../observability/trace.ts';
+import type { DeliveryItem, DeliveryOutcome, MailboxConnector } from '../mailbox/index.ts';
+import { CONVERSATION_CLASS, MailboxError, MISSED_CLASS } from '../mailbox/index.ts';
+import type { Database } from '../storage/index.ts';
+import { transaction } from '../storage/index.ts';
+import type { MailboxRouting } from './connectors.ts';
+import { claimDue, entryMessages, markDelivered, markFailed, nextDueAt, recordItemIds, recoverInterrupted, scheduleRetry } from './spool.ts';
+import type { SpoolEntry } from './spool.ts';
+import { renderTranscript } from './transcript.ts';
+
+export interface RetryPolicy {
+  /** the wait after the first failed attempt, ms; it doubles with each further one */
+  baseMs: number;
+  /** the longest wait between attempts, ms */
+  maxMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { baseMs: 5_000, maxMs: 300_000 };
+
+export interface SpoolWorkerOptions {
+  db: Database;
+  logger: Logger;
+  /** the SIP domain: the right-hand side of the items' InternetMessageId */
+  domain: string;
+  routing: MailboxRouting;
+  /** a user's display name, or '' */
+  displayName(address: string): string;
+  retry: RetryPolicy;
+  /** entries taken per round */
+  batchSize: number;
+  /** IANA time zone of the transcript's times */
+  timeZone: string;
+  now?: () => number;
+  /** the recipient's Missed Conversation now exists (message-summary notifications hang here) */
+  onDelivered?(entry: SpoolEntry): void;
+}
+
+/** Errors that retrying will not cure: the entry fails at once and waits for an administrator. */
+const PERMANENT = new Set(['REMOTE_REFUSED', 'MAILBOX_NOT_FOUND', 'INVALID_REQUEST', 'ACCESS_DENIED', 'FOLDER_NOT_FOUND']);
+
+/** How often an idle worker looks for entries made due by another process (`parley spooler retry`). */
+const IDLE_POLL_MS = 1_000;
+
+interface Delivery {
+  entry: SpoolEntry;
+  role: 'recipient' | 'sender';
+  connectorName: string;
+  connector: MailboxConnector;
+  item: DeliveryItem;
+}
+
+interface EntryOutcome {
+  recipientItemId?: string;
+  recipientCreated?: boolean;
+  senderItemId?: string;
+  /** the first failure of the entry's deliveries */
+  error?: { message: string; permanent: boolean; role: string; connector: string };
+}
+
+export class SpoolWorker {
+  readonly #o: SpoolWorkerOptions;
+  readonly #now: () => number;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #round: Promise<void> | undefined;
+  #closed = true;
+
+  constructor(opts: SpoolWorkerOptions) {
+    this.#o = opts;
+    this.#now = opts.now ?? Date.now;
+  }
+
+  /** Puts entries a crash left `delivering` back in line, then starts the timer. */
+  start(): void {
+    const { db, logger } = this.#o;
+    const now = this.#now();
+    const recovered = transaction(db, () => {
+      const ids = recoverInterrupted(db, now);
+      for (const id of ids) recordTrace(db, { traceId: id, callId: null, at: now, step: 'recovered', detail: { why: 'the server stopped while delivering it; delivering again (idempotent)' } });
+      return ids;
+    });
+    if (recovered.length > 0) logger.warn({ entries: recovered }, '%d spool entries were interrupted by a stop; delivering them again', recovered.length);
+    this.#closed = false;
+    this.#schedule();
+  }
+
+  /** A new entry exists: look again now instead of at the next poll. */
+  kick(): void {
+    if (this.#closed || this.#round !== undefined) return;
+    this.#schedule();
+  }
+
+  /** Stops the timer and waits for the round in progress. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    await this.#round;
+  }
+
+  #schedule(): void {
+    clearTimeout(this.#timer);
+    if (this.#closed) return;
+    const due = nextDueAt(this.#o.db);
+    const wait = due === undefined ? IDLE_POLL_MS : Math.min(IDLE_POLL_MS, Math.max(0, due - this.#now()));
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#round = this.#drain()
+        .catch((err: unknown) => this.#o.logger.error({ err }, 'spool round failed; trying again shortly'))
+        .finally(() => {
+          this.#round = undefined;
+          this.#schedule();
+        });
+    }, wait);
+  }
+
+  /** Rounds until no entry is due. */
+  async #drain(): Promise<void> {
+    while (!this.#closed && (await this.runOnce()) === this.#o.batchSize);
+  }
+
+  /** One round: claims up to batchSize due entries, delivers them, records the outcomes. Returns how many. */
+  async runOnce(): Promise<number> {
+    const { db } = this.#o;
+    const started = this.#now();
+    const entries = transaction(db, () => {
+      const claimed = claimDue(db, started, this.#o.batchSize);
+      for (const e of claimed) recordTrace(db, { traceId: e.id, callId: null, at: started, step: 'picked-up', detail: { attempt: e.attempts, messages: e.messageCount } });
+      return claimed;
+    });
+    if (entries.length === 0) return 0;
+
+    const outcomes = new Map<string, EntryOutcome>(entries.map((e) => [e.id, {}]));
+    const deliveries: Delivery[] = [];
+    for (const entry of entries) {
+      try {
+        deliveries.push(...this.#deliveriesOf(entry));
+      } catch (err) {
+        // a bug or corrupt entry: fail it visibly rather than retry forever
+        (outcomes.get(entry.id) as EntryOutcome).error = { message: `cannot build the items: ${messageOf(err)}`, permanent: true, role: 'render', connector: '-' };
+      }
+    }
+    await this.#deliverAll(deliveries, outcomes);
+    const finished = this.#now();
+    const delivered = transaction(db, () => entries.filter((entry) => this.#settle(entry, outcomes.get(entry.id) as EntryOutcome, finished)));
+    for (const entry of entries) {
+      if ((outcomes.get(entry.id) as EntryOutcome).recipientItemId !== undefined) this.#o.onDelivered?.(entry);
+    }
+    this.#o.logger.debug({ entries: entries.length, delivered: delivered.length, ms: finished - started }, 'spool round');
+    return entries.length;
+  }
+
+  /** The items an entry still needs: the recipient's Missed Conversation and the sender's copy. */
+  #deliveriesOf(entry: SpoolEntry): Delivery[] {
+    const { db, domain } = this.#o;
+    const messages = entryMessages(db, entry.id);
+    const sender = { name: this.#o.displayName(entry.sender), address: entry.sender };
+    const recipient = { name: this.#o.displayName(entry.recipient), address: entry.recipient };
+    const transcript = renderTranscript({
+      sender,
+      recipient,
+      messages: messages.map((m) => ({ receivedAt: new Date(m.receivedAt), contentType: m.contentType, body: m.body })),
+      timeZone: this.#o.timeZone,
+    });
+    const common = {
+      folder: 'conversationhistory' as const,
+      internetMessageId: `<${entry.id}@${domain}>`,
+      from: { name: sender.name || sender.address, address: sender.address },
+      to: [{ name: recipient.name || recipient.address, address: recipient.address }],
+      bodyHtml: transcript.html,
+      bodyText: transcript.text,
+      sentAt: new Date(messages[0]?.receivedAt ?? entry.createdAt),
+    };
+    const out: Delivery[] = [];
+    if (entry.recipientItemId === null) {
+      const { name, connector } = this.#o.routing.connectorFor(entry.recipient);
+      out.push({
+        entry,
+        role: 'recipient',
+        connectorName: name,
+        connector,
+        item: { ...common, mailbox: entry.recipient, itemClass: MISSED_CLASS, subject: `Missed conversation with ${sender.name || sender.address}`, isRead: false },
+      });
+    }
+    if (entry.senderItemId === null) {
+      const { name, connector } = this.#o.routing.connectorFor(entry.sender);
+      out.push({
+        entry,
+        role: 'sender',
+        connectorName: name,
+        connector,
+        item: { ...common, mailbox: entry.sender, itemClass: CONVERSATION_CLASS, subject: `Conversation with ${recipient.name || recipient.address}`, isRead: true },
+      });
+    }
+    return out;
+  }
+
+  /** Hands the items to their connectors: a batch per connector, in parallel across connectors. */
+  async #deliverAll(deliveries: readonly Delivery[], outcomes: Map<string, EntryOutcome>): Promise<void> {
+    const byConnector = new Map<MailboxConnector, Delivery[]>();
+    for (const d of deliveries) {
+      const list = byConnector.get(d.connector) ?? [];
+      list.push(d);
+      byConnector.set(d.connector, list);
+    }
+    await Promise.all(
+      [...byConnector].map(async ([connector, list]) => {
+        const results = await deliverBatch(connector, list.map((d) => d.item));
+        list.forEach((d, i) => record(outcomes.get(d.entry.id) as EntryOutcome, d, results[i] as DeliveryOutcome));
+      }),
+    );
+  }
+
+  /** Writes an entry's outcome; true when it is now delivered. Runs inside the round's transaction. */
+  #settle(entry: SpoolEntry, outcome: EntryOutcome, now: number): boolean {
+    const { db, retry } = this.#o;
+    const trace = (step: string, detail: Record<string, unknown>) => recordTrace(db, { traceId: entry.id, callId: null, at: now, step, detail });
+    recordItemIds(db, entry.id, {
+      ...(outcome.recipientItemId !== undefined ? { recipientItemId: outcome.recipientItemId } : {}),
+      ...(outcome.senderItemId !== undefined ? { senderItemId: outcome.senderItemId } : {}),
+    });
+    if (outcome.recipientItemId !== undefined) trace('delivered', { to: entry.recipient, mailbox: 'recipient', itemId: outcome.recipientItemId, created: outcome.recipientCreated === true });
+    if (outcome.senderItemId !== undefined) trace('delivered', { to: entry.sender, mailbox: 'sender', itemId: outcome.senderItemId });
+    const error = outcome.error;
+    if (error === undefined) {
+      markDelivered(db, entry.id, now);
+      this.#o.logger.info({ entry: entry.id, from: entry.sender, to: entry.recipient, messages: entry.messageCount }, 'missed conversation %s delivered to %s', entry.id, entry.recipient);
+      return true;
+    }
+    const reason = `${error.role === 'render' ? '' : `${error.role} mailbox (${error.connector}): `}${error.message}`;
+    if (error.permanent || now >= entry.expiresAt) {
+      const why = error.permanent ? reason : `still failing when OfflineImMaxAge ended, after ${entry.attempts} attempts: ${reason}`;
+      markFailed(db, entry.id, now, why);
+      trace('failed', { reason: why, attempts: entry.attempts });
+      this.#o.logger.warn({ entry: entry.id, from: entry.sender, to: entry.recipient, reason: why }, 'spool entry %s failed: %s', entry.id, why);
+      return false;
+    }
+    const wait = Math.min(retry.maxMs, retry.baseMs * 2 ** Math.min(30, entry.attempts - 1));
+    const at = Math.min(now + wait, entry.expiresAt);
+    scheduleRetry(db, entry.id, at, reason);
+    trace('retry-scheduled', { reason, attempt: entry.attempts, nextAttemptAt: new Date(at).toISOString() });
+    this.#o.logger.info({ entry: entry.id, reason, nextAttemptAt: at }, 'delivery of spool entry %s failed; retrying in %d s', entry.id, Math.round((at - now) / 1000));
+    return false;
+  }
+}
+
+async function deliverBatch(connector: MailboxConnector, items: readonly DeliveryItem[]): Promise<DeliveryOutcome[]> {
+  if (connector.deliverMany) {
+    try {
+      return await connector.deliverMany(items);
+    } catch (error) {
+      return items.map(() => ({ ok: false, error }));
+    }
+  }
+  const settled = await Promise.allSettled(items.map((item) => connector.deliver(item)));
+  return settled.map((s) => (s.status === 'fulfilled' ? { ok: true, result: s.value } : { ok: false, error: s.reason as unknown }));
+}
+
+function record(outcome: EntryOutcome, d: Delivery, result: DeliveryOutcome): void {
+  if (result.ok) {
+    if (d.role === 'recipient') {
+      outcome.recipientItemId = result.result.itemId;
+      outcome.recipientCreated = result.result.created;
+    } else outcome.senderItemId = result.result.itemId;
+    return;
+  }
+  if (outcome.error !== undefined) return;
+  const permanent = result.error instanceof MailboxError && PERMANENT.has(result.error.code);
+  outcome.error = { message: messageOf(result.error), permanent, role: d.role, connector: d.connectorName };
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,120 @@
+// In-band provisioning (issue 3): the `vnd-parley-provisioning` event package. A registered
+// client subscribes to its own account and gets its effective settings as JSON; when an
+// administrator changes settings, subscribers whose settings changed get a new NOTIFY.
+//
+// Administrators change settings from another process too (`parley admin` writes the database
+// directly), so the package polls the audit log's newest id (every change writes an audit row,
+// audit.ts) about once a second; an in-process change (the admin HTTP API) calls
+// settingsChanged() instead of waiting. Either way every subscriber's document is rebuilt and the
+// event service sends only those that differ from what the subscriber last got.
+
+import type { Authorization, EventNotifications, EventPackage } from '../events/index.ts';
+import type { SipContext } from '../router/context.ts';
+import type { Database } from '../storage/index.ts';
+import { effectiveSettings } from './effective.ts';
+import type { EffectiveSettings } from './effective.ts';
+import { formatTimeSpan } from './timespan.ts';
+
+export const PROVISIONING_EVENT = 'vnd-parley-provisioning';
+export const PROVISIONING_TYPE = 'application/vnd.parley.provisioning+json';
+export const DEFAULT_PROVISIONING_POLL_MS = 1000;
+
+/** The NOTIFY body: names as the cmdlets show them, TimeSpans as `00:02:00`. */
+export interface ProvisioningDocument {
+  EnableOfflineIm: boolean;
+  EnableIMAutoArchiving: boolean;
+  DisableSavingIM: boolean;
+  OfflineImPickupDelay: string;
+  OfflineImMaxAge: string;
+  /** where the client reads its mailbox (Missed Conversations) */
+  ewsUrl: string;
+  /** the Identity each group of values came from */
+  sources: { ImConfiguration: string; ClientPolicy: string };
+}
+
+export function provisioningDocument(settings: EffectiveSettings, ewsUrl: string): ProvisioningDocument {
+  return {
+    EnableOfflineIm: settings.EnableOfflineIm,
+    EnableIMAutoArchiving: settings.EnableIMAutoArchiving,
+    DisableSavingIM: settings.DisableSavingIM,
+    OfflineImPickupDelay: formatTimeSpan(settings.OfflineImPickupDelaySeconds),
+    OfflineImMaxAge: formatTimeSpan(settings.OfflineImMaxAgeSeconds),
+    ewsUrl,
+    sources: { ImConfiguration: settings.sources.ImConfiguration, ClientPolicy: settings.sources.ClientPolicy },
+  };
+}
+
+/** The newest audit row's id, 0 when none: cheap (the primary key's last entry). */
+export function lastAuditId(db: Database): number {
+  return (db.prepare('SELECT coalesce(max(id), 0) AS id FROM admin_audit').get() as { id: number }).id;
+}
+
+export interface ProvisioningOptions {
+  db: Database;
+  /** the EWS URL clients are given; a function, as the HTTP port is known only once it listens */
+  ewsUrl: () => string;
+  /** how often the audit log is polled, ms; 0: never (default 1000) */
+  pollMs?: number;
+}
+
+export class ProvisioningPackage implements EventPackage {
+  readonly name = PROVISIONING_EVENT;
+  readonly contentType = PROVISIONING_TYPE;
+  readonly #db: Database;
+  readonly #ewsUrl: () => string;
+  readonly #pollMs: number;
+  #events: EventNotifications | undefined;
+  #ctx: SipContext | undefined;
+  #lastAudit = 0;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(opts: ProvisioningOptions) {
+    this.#db = opts.db;
+    this.#ewsUrl = opts.ewsUrl;
+    this.#pollMs = opts.pollMs ?? DEFAULT_PROVISIONING_POLL_MS;
+  }
+
+  start(ctx: SipContext, events: EventNotifications): void {
+    this.#ctx = ctx;
+    this.#events = events;
+    this.#lastAudit = lastAuditId(this.#db);
+    if (this.#pollMs > 0) {
+      this.#timer = setInterval(() => this.poll(), this.#pollMs);
+      this.#timer.unref();
+    }
+  }
+
+  /** Only the user may read their own settings. */
+  authorize(_ctx: SipContext, watcher: string, resource: string): Authorization {
+    if (watcher.toLowerCase() === resource) return 'ok';
+    return { status: 403, warning: `${watcher} may not read the settings of ${resource}: subscribe to your own account` };
+  }
+
+  body(sub: { resource: string }): string {
+    return JSON.stringify(provisioningDocument(effectiveSettings(this.#db, sub.resource), this.#ewsUrl()));
+  }
+
+  /** Settings changed (the admin HTTP API calls this): every subscriber whose document changed gets a NOTIFY. */
+  settingsChanged(): void {
+    this.#lastAudit = lastAuditId(this.#db);
+    this.#events?.changedAll(this.name);
+  }
+
+  /** One look at the audit log: a new row means settings may have changed. */
+  poll(): void {
+    try {
+      const last = lastAuditId(this.#db);
+      if (last === this.#lastAudit) return;
+      this.#lastAudit = last;
+      this.#events?.changedAll(this.name);
+    } catch (err) {
+      this.#ctx?.logger.error({ err }, 'reading the admin audit log for provisioning failed');
+    }
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    this.#events = undefined;
+  }
+}

@@ -1,0 +1,128 @@
+// The two packages Parley adds to presence: message-summary (RFC 3842) over Missed Conversations,
+// and vnd-parley-provisioning (issue 3) over effective settings. Their bodies exactly, who may
+// subscribe, and what triggers a NOTIFY.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { DIRECTORY_MIGRATIONS, addUser } from '../../src/directory/index.ts';
+import type { EventNotifications } from '../../src/events/index.ts';
+import { MAILBOX_MIGRATIONS, MISSED_CLASS, MessageSummaryPackage, buildMessageSummary, createItem, ensureMailbox, getDistinguishedFolder } from '../../src/mailbox/index.ts';
+import type { SipContext } from '../../src/router/context.ts';
+import { GLOBAL, IM_CONFIGURATION, ProvisioningPackage, SETTINGS_MIGRATIONS, lastAuditId, updateInstance } from '../../src/settings/index.ts';
+import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
+
+const BOB = 'bob@parley.test';
+const ctx = {} as SipContext;
+const change = { actor: 'test', cmdlet: 'Set-CsImConfiguration', now: () => 1 };
+
+async function database() {
+  const db = openMemoryDatabase();
+  runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS]);
+  await addUser(db, { address: BOB, password: 'pw' });
+  return db;
+}
+
+/** An event service stand-in that records what the package asked for. */
+function recorder() {
+  const calls: string[] = [];
+  const events: EventNotifications = {
+    changed: (pkg, resource) => void calls.push(`${pkg} ${resource}`),
+    changedAll: (pkg) => void calls.push(`${pkg} *`),
+    watching: () => [],
+  };
+  return { calls, events };
+}
+
+describe('message-summary (RFC 3842)', () => {
+  it('writes the §5.2 body: status line, account, text-message new/old, CRLF line ends', () => {
+    assert.equal(
+      buildMessageSummary('sip:bob@parley.local', { total: 5, unread: 2 }),
+      'Messages-Waiting: yes\r\nMessage-Account: sip:bob@parley.local\r\nText-Message: 2/3\r\n',
+    );
+    assert.equal(
+      buildMessageSummary('sip:bob@parley.local', { total: 4, unread: 0 }),
+      'Messages-Waiting: no\r\nMessage-Account: sip:bob@parley.local\r\nText-Message: 0/4\r\n',
+    );
+    assert.equal(buildMessageSummary('sip:bob@parley.local', { total: 0, unread: 0 }), 'Messages-Waiting: no\r\nMessage-Account: sip:bob@parley.local\r\nText-Message: 0/0\r\n');
+  });
+
+  it("counts the user's unread and read Missed Conversations, nothing else", async () => {
+    const db = await database();
+    const pkg = new MessageSummaryPackage({ db });
+    assert.equal(pkg.name, 'message-summary');
+    assert.equal(pkg.contentType, 'application/simple-message-summary');
+    assert.equal(pkg.body({ resource: BOB }), 'Messages-Waiting: no\r\nMessage-Account: sip:bob@parley.test\r\nText-Message: 0/0\r\n', 'no mailbox yet');
+    const mailbox = ensureMailbox(db, BOB);
+    const history = getDistinguishedFolder(db, mailbox.id, 'conversationhistory');
+    createItem(db, mailbox.id, history.id, { itemClass: MISSED_CLASS, subject: 'a', isRead: false });
+    createItem(db, mailbox.id, history.id, { itemClass: MISSED_CLASS, subject: 'b', isRead: true });
+    createItem(db, mailbox.id, history.id, { itemClass: 'IPM.Note.Microsoft.Conversation', subject: 'c', isRead: false });
+    createItem(db, mailbox.id, getDistinguishedFolder(db, mailbox.id, 'inbox').id, { itemClass: 'IPM.Note', subject: 'd', isRead: false });
+    assert.equal(pkg.body({ resource: BOB }), 'Messages-Waiting: yes\r\nMessage-Account: sip:bob@parley.test\r\nText-Message: 1/1\r\n');
+  });
+
+  it('lets only the account owner subscribe, and forwards mailbox changes once started', async () => {
+    const db = await database();
+    const pkg = new MessageSummaryPackage({ db });
+    assert.equal(pkg.authorize(ctx, BOB, BOB), 'ok');
+    const refused = pkg.authorize(ctx, 'alice@parley.test', BOB);
+    assert.notEqual(refused, 'ok');
+    assert.equal(refused !== 'ok' && refused.status, 403);
+    assert.match(refused !== 'ok' ? refused.warning : '', /alice@parley\.test may not watch the messages of bob@parley\.test/);
+    const { calls, events } = recorder();
+    pkg.mailboxChanged(BOB);
+    pkg.start(ctx, events);
+    pkg.mailboxChanged(BOB);
+    pkg.close();
+    pkg.mailboxChanged(BOB);
+    assert.deepEqual(calls, [`message-summary ${BOB}`]);
+  });
+});
+
+describe('vnd-parley-provisioning', () => {
+  const URL = 'http://127.0.0.1:8080/EWS/Exchange.asmx';
+
+  it("sends the user's effective settings as JSON, TimeSpans as the cmdlets write them", async () => {
+    const db = await database();
+    const pkg = new ProvisioningPackage({ db, ewsUrl: () => URL, pollMs: 0 });
+    assert.equal(pkg.name, 'vnd-parley-provisioning');
+    assert.equal(pkg.contentType, 'application/vnd.parley.provisioning+json');
+    assert.equal(
+      pkg.body({ resource: BOB }),
+      '{"EnableOfflineIm":true,"EnableIMAutoArchiving":true,"DisableSavingIM":false,"OfflineImPickupDelay":"00:02:00","OfflineImMaxAge":"1.00:00:00",' +
+        `"ewsUrl":"${URL}","sources":{"ImConfiguration":"Global","ClientPolicy":"Global"}}`,
+    );
+    assert.equal(pkg.authorize(ctx, BOB, BOB), 'ok');
+    const refused = pkg.authorize(ctx, 'alice@parley.test', BOB);
+    assert.equal(refused !== 'ok' && refused.status, 403);
+  });
+
+  it('notices a change in the audit log (another process) and settingsChanged() (this one)', async () => {
+    const db = await database();
+    const pkg = new ProvisioningPackage({ db, ewsUrl: () => URL, pollMs: 0 });
+    const { calls, events } = recorder();
+    pkg.start(ctx, events);
+    pkg.poll();
+    assert.deepEqual(calls, [], 'nothing changed since start');
+    const before = lastAuditId(db);
+    updateInstance(db, IM_CONFIGURATION, GLOBAL, { EnableOfflineIm: false }, change);
+    assert.ok(lastAuditId(db) > before);
+    pkg.poll();
+    pkg.poll();
+    assert.deepEqual(calls, ['vnd-parley-provisioning *'], 'once per change');
+    assert.match(pkg.body({ resource: BOB }), /"EnableOfflineIm":false/);
+    pkg.settingsChanged();
+    assert.equal(calls.length, 2);
+    pkg.close();
+  });
+
+  it('polls on its own every pollMs', async () => {
+    const db = await database();
+    const pkg = new ProvisioningPackage({ db, ewsUrl: () => URL, pollMs: 10 });
+    const { calls, events } = recorder();
+    pkg.start(ctx, events);
+    updateInstance(db, IM_CONFIGURATION, GLOBAL, { OfflineImPickupDelay: 60 }, change);
+    await new Promise((r) => setTimeout(r, 60));
+    pkg.close();
+    assert.deepEqual(calls, ['vnd-parley-provisioning *']);
+  });
+});

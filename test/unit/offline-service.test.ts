@@ -1,0 +1,242 @@
+// The offline pipeline in process: gate, spool, pickup, delivery into the real embedded mailbox,
+// retries and failure, on an in-memory database with a hand-driven clock. A failing connector
+// wraps the embedded one to play an unreachable or refusing mailbox server.
+import assert from 'node:assert/strict';
+import { beforeEach, describe, it } from 'node:test';
+import pino from 'pino';
+import { DIRECTORY_MIGRATIONS } from '../../src/directory/index.ts';
+import type { DeliveryItem, DeliveryResult, MailboxConnector } from '../../src/mailbox/index.ts';
+import { CONVERSATION_CLASS, EmbeddedMailboxConnector, MAILBOX_MIGRATIONS, MISSED_CLASS, MailboxError, ensureMailbox, findItems, getDistinguishedFolder, missedConversationSummary } from '../../src/mailbox/index.ts';
+import { OFFLINE_MIGRATIONS, OfflineService, createMailboxRouting, getEntry, offlineGate } from '../../src/offline/index.ts';
+import type { OfflineMessage, SpoolEntry } from '../../src/offline/index.ts';
+import { readTrace, TRACE_MIGRATIONS } from '../../src/observability/trace.ts';
+import { CLIENT_POLICY, GLOBAL, IM_CONFIGURATION, SETTINGS_MIGRATIONS, createInstance, effectiveSettings, grantClientPolicy, updateInstance } from '../../src/settings/index.ts';
+import type { Database } from '../../src/storage/index.ts';
+import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
+
+const change = { actor: 'test', cmdlet: 'test', now: () => 1 };
+const logger = pino({ level: 'silent' });
+const T0 = Date.UTC(2026, 10, 25, 10, 0, 0);
+
+let db: Database;
+let clock: number;
+let delivered: SpoolEntry[];
+
+/** The embedded connector, failing on demand. */
+class FlakyConnector implements MailboxConnector {
+  failWith: MailboxError | undefined;
+  calls = 0;
+  readonly inner: EmbeddedMailboxConnector;
+  constructor(inner: EmbeddedMailboxConnector) {
+    this.inner = inner;
+  }
+  async deliver(item: DeliveryItem): Promise<DeliveryResult> {
+    this.calls++;
+    if (this.failWith) throw this.failWith;
+    return this.inner.deliver(item);
+  }
+}
+
+let flaky: FlakyConnector;
+let service: OfflineService;
+
+beforeEach(async () => {
+  db = openMemoryDatabase();
+  runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS, OFFLINE_MIGRATIONS, TRACE_MIGRATIONS]);
+  for (const [user, name] of [['alice', 'Alice Example'], ['bob', 'Bob Example'], ['carol', 'Carol']] as const) {
+    // scrypt is slow on purpose (addUser): these users need no password, so insert them directly
+    db.prepare("INSERT INTO users (address, display_name, password_hash, digest_realm, ha1_md5, ha1_sha256, created_at, updated_at) VALUES (?, ?, '-', 'parley.test', '-', '-', 0, 0)").run(`${user}@parley.test`, name);
+  }
+  clock = T0;
+  delivered = [];
+  const embedded = new EmbeddedMailboxConnector({ db, userExists: () => true, now: () => clock });
+  flaky = new FlakyConnector(embedded);
+  service = new OfflineService({
+    db,
+    logger,
+    domain: 'parley.test',
+    routing: createMailboxRouting({ servers: {}, users: {} }, embedded),
+    displayName: (a) => (db.prepare('SELECT display_name AS n FROM users WHERE address = ?').get(a) as { n: string | null } | undefined)?.n ?? '',
+    retry: { baseMs: 1000, maxMs: 8000 },
+    deliveryBatch: 16,
+    commitWindowMs: 0,
+    commitMaxBatch: 100,
+    timeZone: 'UTC',
+    now: () => clock,
+    onDelivered: (e) => delivered.push(e),
+  });
+});
+
+const message = (text: string, over: Partial<OfflineMessage> = {}): OfflineMessage => ({
+  sender: 'alice@parley.test',
+  recipient: 'bob@parley.test',
+  callId: `c-${text}`,
+  contentType: 'text/plain;charset=utf-8',
+  body: new TextEncoder().encode(text),
+  why: 'not signed in',
+  ...over,
+});
+
+function items(address: string) {
+  const mailbox = ensureMailbox(db, address);
+  const folder = getDistinguishedFolder(db, mailbox.id, 'conversationhistory');
+  return findItems(db, mailbox.id, folder.id, {}).items;
+}
+
+describe('the offline gate', () => {
+  it('names the setting and the scope it came from', async () => {
+    updateInstance(db, IM_CONFIGURATION, GLOBAL, { EnableOfflineIm: false }, change);
+    const gate = offlineGate('bob@parley.test', effectiveSettings(db, 'alice@parley.test'));
+    assert.equal(gate.allowed, false);
+    assert.match(gate.allowed ? '' : gate.warning, /EnableOfflineIm is False in CsImConfiguration Global/);
+  });
+});
+
+describe('OfflineService', () => {
+  it('three messages → three receipts of one entry → after the pickup delay one Missed Conversation and one Conversation copy', async () => {
+    const receipts = [];
+    for (const text of ['first', 'second <b>bold?</b>', 'third']) {
+      receipts.push(await service.accept(message(text)));
+      clock += 1000;
+    }
+    assert.ok(receipts.every((r) => r.kind === 'spooled'));
+    const ids = new Set(receipts.map((r) => (r.kind === 'spooled' ? r.entryId : '')));
+    assert.equal(ids.size, 1);
+    const [entryId] = ids;
+
+    assert.equal(await service.worker.runOnce(), 0, 'nothing before the pickup delay (2 minutes)');
+    clock = T0 + 120_000;
+    assert.equal(await service.worker.runOnce(), 1);
+
+    const missed = items('bob@parley.test');
+    assert.equal(missed.length, 1);
+    const item = missed[0];
+    assert.equal(item?.itemClass, MISSED_CLASS);
+    assert.equal(item?.subject, 'Missed conversation with Alice Example');
+    assert.equal(item?.isRead, false);
+    assert.equal(item?.internetMessageId, `<${entryId}@parley.test>`);
+    assert.equal(item?.from?.address, 'alice@parley.test');
+    const text = item?.bodyText ?? '';
+    assert.ok(text.indexOf('first') < text.indexOf('second') && text.indexOf('second') < text.indexOf('third'), text);
+    assert.ok(!(item?.bodyHtml ?? '').includes('<b>bold?</b>'), 'plain text is escaped, never injected');
+
+    const copy = items('alice@parley.test');
+    assert.equal(copy.length, 1);
+    assert.equal(copy[0]?.itemClass, CONVERSATION_CLASS);
+    assert.equal(copy[0]?.subject, 'Conversation with Bob Example');
+    assert.equal(items('bob@parley.test').filter((i) => i.itemClass === CONVERSATION_CLASS).length, 0);
+
+    const entry = getEntry(db, entryId ?? '');
+    assert.equal(entry.state, 'delivered');
+    assert.equal(entry.recipientItemId, item?.id);
+    assert.deepEqual(missedConversationSummary(db, 'bob@parley.test'), { total: 1, unread: 1 });
+    assert.deepEqual(delivered.map((e) => e.id), [entryId]);
+    assert.deepEqual(readTrace(db, entryId ?? '').map((s) => s.step), ['received', 'gated', 'spooled', 'received', 'gated', 'spooled', 'received', 'gated', 'spooled', 'picked-up', 'delivered', 'delivered']);
+  });
+
+  it('refuses (480 material) when the sender may not: EnableOfflineIm, EnableIMAutoArchiving, typing, empty', async () => {
+    createInstance(db, CLIENT_POLICY, { scope: 'tag', name: 'NoArchive' }, { EnableIMAutoArchiving: false }, change);
+    grantClientPolicy(db, 'carol@parley.test', 'NoArchive', change);
+    const carol = await service.accept(message('hi', { sender: 'carol@parley.test' }));
+    assert.equal(carol.kind, 'refused');
+    assert.match(carol.kind === 'refused' ? carol.warning : '', /EnableIMAutoArchiving is False in CsClientPolicy Tag:NoArchive/);
+    assert.equal((await service.accept(message('hi'))).kind, 'spooled', 'other senders are not affected');
+    const typing = await service.accept(message('<isComposing/>', { contentType: 'application/im-iscomposing+xml' }));
+    assert.match(typing.kind === 'refused' ? typing.warning : '', /typing/);
+    const empty = await service.accept(message('', { body: new Uint8Array() }));
+    assert.match(empty.kind === 'refused' ? empty.warning : '', /empty/);
+    updateInstance(db, IM_CONFIGURATION, GLOBAL, { EnableOfflineIm: false }, change);
+    const off = await service.accept(message('hi'));
+    assert.match(off.kind === 'refused' ? off.warning : '', /EnableOfflineIm is False/);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(readTrace(db, 'c-hi').filter((s) => s.step === 'gated' && s.detail.decision === 'refused').length, 2);
+  });
+
+  it('a delivery interrupted after the item was made (crash) is delivered again without a second item', async () => {
+    const r = await service.accept(message('once'));
+    const entryId = r.kind === 'spooled' ? r.entryId : '';
+    clock += 120_000;
+    await service.worker.runOnce();
+    // play the crash: the items exist, but the entry is back to `delivering` as if never settled
+    db.prepare("UPDATE spool_entries SET state = 'delivering', recipient_item_id = NULL, sender_item_id = NULL WHERE id = ?").run(entryId);
+    service.worker.start();
+    await service.worker.close();
+    assert.equal(getEntry(db, entryId).state, 'waiting');
+    await service.worker.runOnce();
+    assert.equal(getEntry(db, entryId).state, 'delivered');
+    assert.equal(items('bob@parley.test').length, 1);
+    assert.equal(items('alice@parley.test').length, 1);
+    assert.ok(readTrace(db, entryId).some((s) => s.step === 'recovered'));
+  });
+});
+
+describe('retries', () => {
+  let failing: OfflineService;
+  beforeEach(() => {
+    failing = new OfflineService({
+      db,
+      logger,
+      domain: 'parley.test',
+      routing: { connectorFor: () => ({ name: 'exchange', connector: flaky }) },
+      displayName: () => '',
+      retry: { baseMs: 1000, maxMs: 4000 },
+      deliveryBatch: 16,
+      commitWindowMs: 0,
+      commitMaxBatch: 100,
+      timeZone: 'UTC',
+      now: () => clock,
+    });
+  });
+
+  it('an unreachable mailbox is retried with doubling, bounded waits, then delivered exactly once', async () => {
+    updateInstance(db, IM_CONFIGURATION, GLOBAL, { OfflineImPickupDelay: 0 }, change);
+    const r = await failing.accept(message('x'));
+    const id = r.kind === 'spooled' ? r.entryId : '';
+    flaky.failWith = new MailboxError('REMOTE_UNAVAILABLE', 'connection refused');
+    const waits: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      await failing.worker.runOnce();
+      const e = getEntry(db, id);
+      assert.equal(e.state, 'waiting');
+      assert.match(e.lastError ?? '', /recipient mailbox \(exchange\): connection refused/);
+      waits.push(e.nextAttemptAt - clock);
+      clock = e.nextAttemptAt;
+    }
+    assert.deepEqual(waits, [1000, 2000, 4000, 4000, 4000]);
+    flaky.failWith = undefined;
+    await failing.worker.runOnce();
+    assert.equal(getEntry(db, id).state, 'delivered');
+    assert.equal(items('bob@parley.test').length, 1);
+  });
+
+  it('still failing when OfflineImMaxAge ends: failed with its reason, kept; an administrator retry delivers it', async () => {
+    updateInstance(db, IM_CONFIGURATION, GLOBAL, { OfflineImPickupDelay: 0, OfflineImMaxAge: 60 }, change);
+    const r = await failing.accept(message('x'));
+    const id = r.kind === 'spooled' ? r.entryId : '';
+    flaky.failWith = new MailboxError('REMOTE_UNAVAILABLE', 'HTTP 503');
+    for (let i = 0; i < 100 && getEntry(db, id).state === 'waiting'; i++) {
+      await failing.worker.runOnce();
+      clock = Math.max(clock, getEntry(db, id).nextAttemptAt);
+    }
+    const failed = getEntry(db, id);
+    assert.equal(failed.state, 'failed');
+    assert.match(failed.lastError ?? '', /still failing when OfflineImMaxAge ended, after \d+ attempts: .*HTTP 503/);
+    assert.ok(clock <= T0 + 60_000, 'the last attempt is at the end of the max age, not after');
+    flaky.failWith = undefined;
+    const { retrySpoolEntry } = await import('../../src/offline/admin.ts');
+    retrySpoolEntry(db, id, clock, 'test');
+    await failing.worker.runOnce();
+    assert.equal(getEntry(db, id).state, 'delivered');
+    assert.equal(items('bob@parley.test').length, 1);
+  });
+
+  it('a refusal retrying cannot cure fails at once', async () => {
+    updateInstance(db, IM_CONFIGURATION, GLOBAL, { OfflineImPickupDelay: 0 }, change);
+    const r = await failing.accept(message('x'));
+    flaky.failWith = new MailboxError('REMOTE_REFUSED', 'ErrorImpersonateUserDenied');
+    await failing.worker.runOnce();
+    const e = getEntry(db, r.kind === 'spooled' ? r.entryId : '');
+    assert.equal(e.state, 'failed');
+    assert.match(e.lastError ?? '', /ErrorImpersonateUserDenied/);
+  });
+});
