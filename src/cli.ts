@@ -29,6 +29,8 @@ Commands:
                          Skype for Business-style cmdlets (parley admin --help); --url runs
                          them through a running server's admin API, with the token in
                          DIR/secrets/admin.token
+  mailbox ls SIP-ADDRESS [FOLDER] | show ITEM-ID | impersonation grant|revoke|list
+                         the embedded mailboxes (parley mailbox help)
   spooler list [--user SIP-ADDRESS] [--state STATE] | show ID | retry ID|--failed
           | purge ID [--force]|--delivered-before DATE   [--data-dir DIR]
                          the History Spooler: offline messages waiting, delivered or failed

@@ -42,7 +42,7 @@ export async function runMailboxCommand(args: string[], io: MailboxCommandIo, de
   if (name === 'ls' && (count < 1 || count > 2)) return usage(io, name, 'expected SIP-ADDRESS and at most one FOLDER');
   if (name === 'show' && count !== 1) return usage(io, name, 'expected one ITEM-ID');
   if (name === 'impersonation') {
-    const [action, target] = parsed.positionals;
+    const [action] = parsed.positionals;
     if (!((action === 'list' && count === 1) || ((action === 'grant' || action === 'revoke') && count === 2))) return usage(io, name, 'expected grant SIP-ADDRESS, revoke SIP-ADDRESS or list');
   }
   if (name !== 'ls' && name !== 'show' && name !== 'impersonation') return usage(io, name, name === undefined ? 'missing command' : `unknown command "${name}"`);

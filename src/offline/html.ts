@@ -20,8 +20,6 @@ const FOREIGN = new Set(['svg', 'math']);
 const RAW_TEXT = new Set(['script', 'style', 'xmp', 'iframe', 'noembed', 'noframes', 'noscript']);
 /** Escapable raw text: no markup inside, but character references are decoded (RCDATA). */
 const RCDATA = new Set(['title', 'textarea']);
-/** Elements without content or end tag (§13.1.2). */
-const VOID = new Set(['area', 'base', 'br', 'col', 'embed', 'hr', 'img', 'input', 'keygen', 'link', 'meta', 'param', 'source', 'track', 'wbr', 'frame']);
 /** Allowed elements that start a new block (a <p> open around them is closed first, as browsers do). */
 const ALLOWED_BLOCKS = new Set(['p', 'div', 'ul', 'ol', 'li', 'pre', 'blockquote']);
 /** Dropped elements that still separate lines of text. */

@@ -10,6 +10,6 @@ export type { OfflineDecision, OfflineHandoff, OfflineMessage, OfflineServiceOpt
 export { OfflineService } from './service.ts';
 export type { EntryFilter, SpoolEntry, SpooledMessage, SpoolState } from './spool.ts';
 export { SPOOL_STATES, entryMessages, getEntry, listEntries, purgeDelivered, purgeEntry, retryEntry } from './spool.ts';
-export type { RetryPolicy } from './worker.ts';
+export type { RetryPolicy, SpoolWorkerOptions } from './worker.ts';
 export { DEFAULT_RETRY, SpoolWorker } from './worker.ts';
 export { spoolerEndpoints } from './endpoints.ts';

@@ -6,19 +6,16 @@
 //   offline.start();                    // recovers interrupted deliveries, starts the worker
 //   closers.push(() => offline.close());
 
-import type { Logger } from '../observability/logger.ts';
 import type { TraceEvent } from '../observability/trace.ts';
 import { recordTrace } from '../observability/trace.ts';
 import { effectiveSettings } from '../settings/index.ts';
-import type { Database } from '../storage/index.ts';
 import { transaction } from '../storage/index.ts';
-import type { MailboxRouting } from './connectors.ts';
 import { offlineGate } from './gate.ts';
 import { GroupCommit } from './group-commit.ts';
 import { spoolMessages } from './spool.ts';
-import type { SpoolEntry, SpoolReceipt, SpoolRequest } from './spool.ts';
+import type { SpoolReceipt, SpoolRequest } from './spool.ts';
 import { SpoolWorker } from './worker.ts';
-import type { RetryPolicy } from './worker.ts';
+import type { SpoolWorkerOptions } from './worker.ts';
 
 /** A MESSAGE the router could not hand to any registration of its recipient. */
 export interface OfflineMessage {
@@ -42,21 +39,11 @@ export interface OfflineHandoff {
   accept(message: OfflineMessage): Promise<OfflineDecision>;
 }
 
-export interface OfflineServiceOptions {
-  db: Database;
-  logger: Logger;
-  domain: string;
-  routing: MailboxRouting;
-  displayName(address: string): string;
-  retry: RetryPolicy;
-  /** entries the worker delivers per round */
-  deliveryBatch: number;
+/** The worker's options, and the group commit's. */
+export interface OfflineServiceOptions extends SpoolWorkerOptions {
   /** group commit: how long a batch gathers, ms, and its largest size */
   commitWindowMs: number;
   commitMaxBatch: number;
-  timeZone: string;
-  now?: () => number;
-  onDelivered?(entry: SpoolEntry): void;
 }
 
 type Job = { kind: 'spool'; request: SpoolRequest } | { kind: 'trace'; event: TraceEvent };
@@ -72,18 +59,7 @@ export class OfflineService implements OfflineHandoff {
   constructor(opts: OfflineServiceOptions) {
     this.#o = opts;
     this.#now = opts.now ?? Date.now;
-    this.worker = new SpoolWorker({
-      db: opts.db,
-      logger: opts.logger,
-      domain: opts.domain,
-      routing: opts.routing,
-      displayName: opts.displayName,
-      retry: opts.retry,
-      batchSize: opts.deliveryBatch,
-      timeZone: opts.timeZone,
-      now: this.#now,
-      ...(opts.onDelivered ? { onDelivered: opts.onDelivered } : {}),
-    });
+    this.worker = new SpoolWorker({ ...opts, now: this.#now });
     this.#commits = new GroupCommit<Job, SpoolReceipt | null>({
       windowMs: opts.commitWindowMs,
       maxBatch: opts.commitMaxBatch,

@@ -35,7 +35,7 @@ export interface SpoolWorkerOptions {
   displayName(address: string): string;
   retry: RetryPolicy;
   /** entries taken per round */
-  batchSize: number;
+  deliveryBatch: number;
   /** IANA time zone of the transcript's times */
   timeZone: string;
   now?: () => number;
@@ -123,15 +123,15 @@ export class SpoolWorker {
 
   /** Rounds until no entry is due. */
   async #drain(): Promise<void> {
-    while (!this.#closed && (await this.runOnce()) === this.#o.batchSize);
+    while (!this.#closed && (await this.runOnce()) === this.#o.deliveryBatch);
   }
 
-  /** One round: claims up to batchSize due entries, delivers them, records the outcomes. Returns how many. */
+  /** One round: claims up to deliveryBatch due entries, delivers them, records the outcomes. Returns how many. */
   async runOnce(): Promise<number> {
     const { db } = this.#o;
     const started = this.#now();
     const entries = transaction(db, () => {
-      const claimed = claimDue(db, started, this.#o.batchSize);
+      const claimed = claimDue(db, started, this.#o.deliveryBatch);
       for (const e of claimed) recordTrace(db, { traceId: e.id, callId: null, at: started, step: 'picked-up', detail: { attempt: e.attempts, messages: e.messageCount } });
       return claimed;
     });

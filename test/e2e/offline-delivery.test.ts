@@ -128,7 +128,7 @@ async function sendToBob(text: string): Promise<string> {
   return id;
 }
 
-/** Bob's Missed Conversations at the Exchange, with this entry's InternetMessageId. */
+/** Bob's Missed Conversations at the Exchange with this entry's InternetMessageId (with what to read when it is not 1). */
 async function missedAtExchange(entryId: string): Promise<number> {
   const r = await runCli(['mailbox', 'ls', `bob@${DOMAIN}`, 'conversationhistory', '--data-dir', exchange.dataDir]);
   assert.equal(r.code, 0, r.stderr);
@@ -137,6 +137,10 @@ async function missedAtExchange(entryId: string): Promise<number> {
   for (const id of ids) {
     const show = await runCli(['mailbox', 'show', id, '--data-dir', exchange.dataDir]);
     if (show.stdout.includes(`<${entryId}@${DOMAIN}>`)) count++;
+  }
+  if (count !== 1) {
+    const trace = await runCli(['trace', entryId, '--data-dir', dataDir]);
+    process.stderr.write(`--- ${entryId}: ${count} items at the Exchange\n${r.stdout}\n--- trace\n${trace.stdout}${trace.stderr}\n`);
   }
   return count;
 }
