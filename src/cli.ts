@@ -1,8 +1,7 @@
 // The `parley` command. Each subcommand lives with its capability; this file only dispatches.
 
 import { parseArgs } from 'node:util';
-import { runAdminCommand } from './admin/index.ts';
-import { runUserCommand } from './directory/index.ts';
+import { runAdminCommand, runUserCommand } from './admin/index.ts';
 import { runMailboxCommand } from './mailbox/index.ts';
 import { runSpoolerCommand } from './offline/cli.ts';
 import { runTraceCommand } from './observability/trace-cli.ts';

@@ -143,3 +143,5 @@ function usage(write: (line: string) => void, defaults: AdminDefaults): void {
   write('with the admin token the server made in DIR/secrets/admin.token: pass the file with --token-file FILE');
   write(`(recommended), or the token in ${TOKEN_ENV}; --token TOKEN works too but shows it to other local users.`);
 }
+export type { CommandIo, UserCommandDefaults } from './user-command.ts';
+export { runUserCommand } from './user-command.ts';

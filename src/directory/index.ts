@@ -1,8 +1,6 @@
 // What other capabilities may use of the directory.
 export type { SipAddress } from './address.ts';
 export { MAX_USER_LENGTH, parseAddress } from './address.ts';
-export type { CommandIo, UserCommandDefaults } from './cli.ts';
-export { runUserCommand } from './cli.ts';
 export type { DirectoryErrorCode } from './errors.ts';
 export { DIRECTORY_ERROR_STATUS, DirectoryError } from './errors.ts';
 export type { NewUser, UserRecord, UserSummary } from './users.ts';

@@ -3,7 +3,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { findUser, runUserCommand, verifyPassword } from '../../src/directory/index.ts';
+import { runUserCommand } from '../../src/admin/index.ts';
+import { findUser, verifyPassword } from '../../src/directory/index.ts';
+import { listAudit } from '../../src/settings/index.ts';
 import { openDatabase } from '../../src/storage/index.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'parley-user-cli-'));
@@ -42,6 +44,9 @@ describe('parley user', () => {
     assert.deepEqual(add.out, ['added alice@parley.local; SIP clients sign in with digest username "alice" in realm "parley.local"']);
     assert.deepEqual(add.err, []);
     assert.ok(withDb(dataDir, (db) => findUser(db, 'alice@parley.local')));
+    // an alias of Enable-CsUser: audited like the cmdlet
+    const audit = withDb(dataDir, (db) => listAudit(db));
+    assert.ok(audit.some((a) => a.cmdlet === 'Enable-CsUser' && a.identity === 'alice@parley.local' && /^cli:/.test(a.actor)), JSON.stringify(audit));
 
     assert.equal((await run('add', 'sip:bob@example.com', '--password', 'builder')).code, 0);
     assert.equal((await run('add', 'carol@parley.local', '--password=x', '--data-dir', dataDir)).code, 0);

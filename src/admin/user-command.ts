@@ -1,13 +1,18 @@
-// `parley user …`: manage the SIP accounts in the data directory. Safe to run while the server
-// runs: the database is in WAL mode and the server reads users on every authentication.
+// `parley user …`: the short form of the user cmdlets, kept for habit and scripts. add, passwd and
+// remove run Enable-CsUser, Set-CsUser -Password and Disable-CsUser themselves, so they are
+// checked and audited exactly as the cmdlets are; only the argument syntax and the output differ.
+// Safe while the server runs (WAL; the server reads users on every authentication).
 // Exit codes: 0 done, 1 the operation failed (the message says why), 2 usage error.
 
+import { userInfo } from 'node:os';
 import { parseArgs } from 'node:util';
+import { DIRECTORY_MIGRATIONS, findUser, listUsers, parseAddress } from '../directory/index.ts';
 import { ParleyError } from '../errors.ts';
+import { SETTINGS_MIGRATIONS } from '../settings/index.ts';
 import type { Database } from '../storage/index.ts';
 import { openDatabase, runMigrations } from '../storage/index.ts';
-import { parseAddress } from './address.ts';
-import { DIRECTORY_MIGRATIONS, addUser, listUsers, removeUser, setPassword } from './users.ts';
+import { USER_CMDLETS } from './cmdlets/user.ts';
+import type { BoundArgs, CmdletContext } from './types.ts';
 
 export interface CommandIo {
   out: (line: string) => void;
@@ -92,19 +97,21 @@ export async function runUserCommand(args: string[], io: CommandIo, defaults: Us
     const address = wantsAddress ? parseAddress(parsed.positionals[0] ?? '', defaults.domain).address : '';
     const dataDir = parsed.dataDir ?? defaults.dataDir;
     db = openDatabase(dataDir);
-    runMigrations(db, [DIRECTORY_MIGRATIONS]);
+    runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS]);
+    const ctx: CmdletContext = { db, domain: defaults.domain, actor: `cli:${userInfo().username}`, now: Date.now };
     switch (name) {
       case 'add': {
-        const user = await addUser(db, { address, password: parsed.password ?? '', displayName: parsed.displayName ?? null });
-        io.out(`added ${user.address}; SIP clients sign in with digest username "${user.user}" in realm "${user.domain}"`);
+        await cmdlet('Enable-CsUser', ctx, { Identity: address, Password: parsed.password ?? '', ...(parsed.displayName !== undefined ? { DisplayName: parsed.displayName } : {}) });
+        const user = findUser(db, address);
+        io.out(`added ${address}; SIP clients sign in with digest username "${user?.user ?? ''}" in realm "${user?.domain ?? ''}"`);
         break;
       }
       case 'passwd':
-        await setPassword(db, address, parsed.password ?? '');
+        await cmdlet('Set-CsUser', ctx, { Identity: address, Password: parsed.password ?? '' });
         io.out(`changed the password of ${address}`);
         break;
       case 'remove':
-        removeUser(db, address);
+        await cmdlet('Disable-CsUser', ctx, { Identity: address });
         io.out(`removed ${address}`);
         break;
       case 'list':
@@ -119,6 +126,12 @@ export async function runUserCommand(args: string[], io: CommandIo, defaults: Us
   } finally {
     db?.close();
   }
+}
+
+async function cmdlet(name: string, ctx: CmdletContext, args: BoundArgs): Promise<void> {
+  const spec = USER_CMDLETS.find((c) => c.name === name);
+  if (spec === undefined) throw new Error(`no cmdlet ${name}`);
+  await spec.run(ctx, args);
 }
 
 function parse(name: Subcommand, args: string[]): Parsed {
