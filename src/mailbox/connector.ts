@@ -8,6 +8,8 @@ import { MailboxError } from './errors.ts';
 import { ensureMailbox, getDistinguishedFolder } from './folders.ts';
 import { createItem, findItemByInternetMessageId } from './items.ts';
 import type { Mailer } from './items.ts';
+import { missedConversationSummary } from './missed.ts';
+import type { MissedSummary } from './missed.ts';
 
 export interface DeliveryItem {
   /** the recipient mailbox, `alice@parley.local` */
@@ -44,6 +46,8 @@ export interface MailboxConnector {
   deliver(item: DeliveryItem): Promise<DeliveryResult>;
   /** Several deliveries at once, where the connector can do better than one by one (one transaction). */
   deliverMany?(items: readonly DeliveryItem[]): Promise<DeliveryOutcome[]>;
+  /** How many Missed Conversations the mailbox holds, and how many are unread (for RFC 3842 message-summary). */
+  missedSummary(mailbox: string): Promise<MissedSummary>;
 }
 
 /** The connector to Parley's own mailbox store. */
@@ -74,6 +78,10 @@ export class EmbeddedMailboxConnector implements MailboxConnector {
         }
       }),
     );
+  }
+
+  async missedSummary(mailbox: string): Promise<MissedSummary> {
+    return missedConversationSummary(this.#db, mailbox);
   }
 
   #deliver(item: DeliveryItem): DeliveryResult {

@@ -16,8 +16,6 @@
 
 import type { Authorization, EventNotifications, EventPackage } from '../events/index.ts';
 import type { SipContext } from '../router/context.ts';
-import type { Database } from '../storage/index.ts';
-import { missedConversationSummary } from './missed.ts';
 import type { MissedSummary } from './missed.ts';
 
 export const MESSAGE_SUMMARY_EVENT = 'message-summary';
@@ -35,7 +33,8 @@ export function buildMessageSummary(account: string, summary: MissedSummary): st
 }
 
 export interface MessageSummaryOptions {
-  db: Database;
+  /** the counts of a user's mailbox, wherever it is (the embedded store or an external EWS server) */
+  summary(address: string): Promise<MissedSummary>;
 }
 
 /**
@@ -46,11 +45,13 @@ export interface MessageSummaryOptions {
 export class MessageSummaryPackage implements EventPackage {
   readonly name = MESSAGE_SUMMARY_EVENT;
   readonly contentType = MESSAGE_SUMMARY_TYPE;
-  readonly #db: Database;
+  readonly #summary: (address: string) => Promise<MissedSummary>;
+  /** the last counts read per account: shown again while an external mailbox cannot be reached */
+  readonly #lastKnown = new Map<string, MissedSummary>();
   #events: EventNotifications | undefined;
 
   constructor(opts: MessageSummaryOptions) {
-    this.#db = opts.db;
+    this.#summary = opts.summary;
   }
 
   start(_ctx: SipContext, events: EventNotifications): void {
@@ -62,8 +63,17 @@ export class MessageSummaryPackage implements EventPackage {
     return { status: 403, warning: `${watcher} may not watch the messages of ${resource}: subscribe to your own account` };
   }
 
-  body(sub: { resource: string }): string {
-    return buildMessageSummary(`sip:${sub.resource}`, missedConversationSummary(this.#db, sub.resource));
+  async body(sub: { resource: string }): Promise<string> {
+    let summary: MissedSummary;
+    try {
+      summary = await this.#summary(sub.resource);
+      this.#lastKnown.set(sub.resource, summary);
+    } catch (err) {
+      const known = this.#lastKnown.get(sub.resource);
+      if (known === undefined) throw err;
+      summary = known;
+    }
+    return buildMessageSummary(`sip:${sub.resource}`, summary);
   }
 
   /** The user's Missed Conversations changed (delivered, read, unread, deleted): NOTIFY if the counts did. */
@@ -72,6 +82,7 @@ export class MessageSummaryPackage implements EventPackage {
   }
 
   close(): void {
+    this.#lastKnown.clear();
     this.#events = undefined;
   }
 }

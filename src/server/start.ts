@@ -48,7 +48,10 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   // starts the packages once the context exists. The EWS URL is known once HTTP listens.
   let ewsUrl = '';
   const presence = new PresenceService();
-  const messageSummary = new MessageSummaryPackage({ db });
+  // Where each user's mailbox is: the embedded store, or an external EWS server (config.mailboxes).
+  const userExists = (address: string): boolean => findUser(db, address) !== undefined;
+  const mailboxes = createMailboxRouting(config.mailboxes, new EmbeddedMailboxConnector({ db, userExists }));
+  const messageSummary = new MessageSummaryPackage({ summary: (address) => mailboxes.connectorFor(address).connector.missedSummary(address) });
   const provisioning = new ProvisioningPackage({ db, ewsUrl: () => ewsUrl });
   const events = new EventService({ packages: [presence, messageSummary, provisioning] });
   const handlers = [registerHandler, messageHandler, optionsHandler, ...presence.handlers, ...events.handlers];
@@ -59,12 +62,11 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   const limits: SipLimits = { ...DEFAULT_SIP_LIMITS, maxBody: Math.max(DEFAULT_SIP_LIMITS.maxBody, config.messaging.maxBody) };
 
   // The offline-IM pipeline: the router hands it what no registration took; its worker delivers.
-  const userExists = (address: string): boolean => findUser(db, address) !== undefined;
   const offline = new OfflineService({
     db,
     logger: logger.child({ component: 'offline' }),
     domain: config.domain,
-    routing: createMailboxRouting(config.mailboxes, new EmbeddedMailboxConnector({ db, userExists })),
+    routing: mailboxes,
     displayName: (address) => findUser(db, address)?.displayName ?? '',
     retry: { baseMs: config.offlineIm.retryBase * 1000, maxMs: config.offlineIm.retryMax * 1000 },
     deliveryBatch: config.offlineIm.deliveryBatch,

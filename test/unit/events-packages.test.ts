@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DIRECTORY_MIGRATIONS, addUser } from '../../src/directory/index.ts';
 import type { EventNotifications } from '../../src/events/index.ts';
-import { MAILBOX_MIGRATIONS, MISSED_CLASS, MessageSummaryPackage, buildMessageSummary, createItem, ensureMailbox, getDistinguishedFolder } from '../../src/mailbox/index.ts';
+import { MAILBOX_MIGRATIONS, MISSED_CLASS, MessageSummaryPackage, buildMessageSummary, createItem, ensureMailbox, getDistinguishedFolder, missedConversationSummary } from '../../src/mailbox/index.ts';
 import type { SipContext } from '../../src/router/context.ts';
 import { GLOBAL, IM_CONFIGURATION, ProvisioningPackage, SETTINGS_MIGRATIONS, lastAuditId, updateInstance } from '../../src/settings/index.ts';
 import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
@@ -47,22 +47,31 @@ describe('message-summary (RFC 3842)', () => {
 
   it("counts the user's unread and read Missed Conversations, nothing else", async () => {
     const db = await database();
-    const pkg = new MessageSummaryPackage({ db });
+    const pkg = new MessageSummaryPackage({ summary: async (address) => missedConversationSummary(db, address) });
     assert.equal(pkg.name, 'message-summary');
     assert.equal(pkg.contentType, 'application/simple-message-summary');
-    assert.equal(pkg.body({ resource: BOB }), 'Messages-Waiting: no\r\nMessage-Account: sip:bob@parley.test\r\nText-Message: 0/0\r\n', 'no mailbox yet');
+    assert.equal(await pkg.body({ resource: BOB }), 'Messages-Waiting: no\r\nMessage-Account: sip:bob@parley.test\r\nText-Message: 0/0\r\n', 'no mailbox yet');
     const mailbox = ensureMailbox(db, BOB);
     const history = getDistinguishedFolder(db, mailbox.id, 'conversationhistory');
     createItem(db, mailbox.id, history.id, { itemClass: MISSED_CLASS, subject: 'a', isRead: false });
     createItem(db, mailbox.id, history.id, { itemClass: MISSED_CLASS, subject: 'b', isRead: true });
     createItem(db, mailbox.id, history.id, { itemClass: 'IPM.Note.Microsoft.Conversation', subject: 'c', isRead: false });
     createItem(db, mailbox.id, getDistinguishedFolder(db, mailbox.id, 'inbox').id, { itemClass: 'IPM.Note', subject: 'd', isRead: false });
-    assert.equal(pkg.body({ resource: BOB }), 'Messages-Waiting: yes\r\nMessage-Account: sip:bob@parley.test\r\nText-Message: 1/1\r\n');
+    assert.equal(await pkg.body({ resource: BOB }), 'Messages-Waiting: yes\r\nMessage-Account: sip:bob@parley.test\r\nText-Message: 1/1\r\n');
+  });
+
+  it('shows the last known counts while the mailbox cannot be read, and fails when it never could', async () => {
+    let down = false;
+    const pkg = new MessageSummaryPackage({ summary: async () => { if (down) throw new Error('EWS down'); return { total: 3, unread: 2 }; } });
+    assert.match(await pkg.body({ resource: BOB }), /Text-Message: 2\/1/);
+    down = true;
+    assert.match(await pkg.body({ resource: BOB }), /Text-Message: 2\/1/);
+    await assert.rejects(pkg.body({ resource: 'carol@parley.test' }), /EWS down/);
   });
 
   it('lets only the account owner subscribe, and forwards mailbox changes once started', async () => {
     const db = await database();
-    const pkg = new MessageSummaryPackage({ db });
+    const pkg = new MessageSummaryPackage({ summary: async (address) => missedConversationSummary(db, address) });
     assert.equal(pkg.authorize(ctx, BOB, BOB), 'ok');
     const refused = pkg.authorize(ctx, 'alice@parley.test', BOB);
     assert.notEqual(refused, 'ok');

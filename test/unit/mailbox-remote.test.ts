@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { DIRECTORY_MIGRATIONS, addUser } from '../../src/directory/index.ts';
-import { EwsMailboxConnector, MAILBOX_MIGRATIONS, MailboxError, createEwsRoute, ensureMailbox, findItems, getDistinguishedFolder, grantImpersonation } from '../../src/mailbox/index.ts';
+import { EwsMailboxConnector, MAILBOX_MIGRATIONS, MailboxError, createEwsRoute, ensureMailbox, findItems, getDistinguishedFolder, grantImpersonation, missedConversationSummary } from '../../src/mailbox/index.ts';
 import type { DeliveryItem } from '../../src/mailbox/index.ts';
 import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
 
@@ -66,6 +66,17 @@ describe('EwsMailboxConnector', () => {
     assert.equal(findItems(db, bob.id, getDistinguishedFolder(db, bob.id, 'drafts').id).total, 0);
     const gateway = ensureMailbox(db, 'gateway@parley.test');
     assert.equal(findItems(db, gateway.id, getDistinguishedFolder(db, gateway.id, 'conversationhistory').id).total, 0);
+  });
+
+  it('counts the Missed Conversations, read and unread, for message-summary', async () => {
+    grantImpersonation(db, 'gateway@parley.test');
+    const connector = new EwsMailboxConnector({ url, username: 'gateway@parley.test', password: 'gw-pw' });
+    await connector.deliver(item({ internetMessageId: '<count-1@parley.test>' }));
+    await connector.deliver(item({ internetMessageId: '<count-2@parley.test>', isRead: true }));
+    await connector.deliver(item({ internetMessageId: '<count-3@parley.test>', itemClass: 'IPM.Note.Microsoft.Conversation' }));
+    const expected = missedConversationSummary(db, 'bob@parley.test');
+    assert.ok(expected.total >= 2 && expected.unread >= 1);
+    assert.deepEqual(await connector.missedSummary('bob@parley.test'), expected);
   });
 
   it('tells refusals from outages', async () => {

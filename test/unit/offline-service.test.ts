@@ -35,6 +35,9 @@ class FlakyConnector implements MailboxConnector {
     if (this.failWith) throw this.failWith;
     return this.inner.deliver(item);
   }
+  missedSummary(mailbox: string) {
+    return this.inner.missedSummary(mailbox);
+  }
 }
 
 let flaky: FlakyConnector;

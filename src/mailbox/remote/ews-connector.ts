@@ -9,6 +9,8 @@
 import type { DeliveryItem, DeliveryResult, MailboxConnector } from '../connector.ts';
 import { MailboxError } from '../errors.ts';
 import type { Mailer } from '../items.ts';
+import { MISSED_CLASS } from '../missed.ts';
+import type { MissedSummary } from '../missed.ts';
 import { M_NS, SOAP_NS, T_NS } from '../ews/names.ts';
 import type { EwsVersion } from '../ews/names.ts';
 import { MSGFLAG_READ, PR_CLIENT_SUBMIT_TIME, PR_INTERNET_MESSAGE_ID, PR_MESSAGE_DELIVERY_TIME, PR_MESSAGE_FLAGS } from '../ews/item-xml.ts';
@@ -55,7 +57,26 @@ export class EwsMailboxConnector implements MailboxConnector {
     return { itemId: id, created: true };
   }
 
-  #folder(item: DeliveryItem): string {
+  /** Two counting FindItems (no items returned): Missed items, and the unread ones among them. */
+  async missedSummary(mailbox: string): Promise<MissedSummary> {
+    const folder = this.#folder({ mailbox, folder: 'conversationhistory' });
+    const missed = `<t:IsEqualTo><t:FieldURI FieldURI="item:ItemClass"/><t:FieldURIOrConstant><t:Constant${attr('Value', MISSED_CLASS)}/></t:FieldURIOrConstant></t:IsEqualTo>`;
+    const unread = `<t:And>${missed}<t:IsEqualTo><t:FieldURI FieldURI="message:IsRead"/><t:FieldURIOrConstant><t:Constant Value="false"/></t:FieldURIOrConstant></t:IsEqualTo></t:And>`;
+    const count = async (restriction: string): Promise<number> => {
+      const found = await this.#call(
+        mailbox,
+        `<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape><m:IndexedPageItemView MaxEntriesReturned="1" Offset="0" BasePoint="Beginning"/>` +
+          `<m:Restriction>${restriction}</m:Restriction><m:ParentFolderIds>${folder}</m:ParentFolderIds></m:FindItem>`,
+      );
+      const total = Number(childElement(found, M_NS, 'RootFolder')?.attrs.get('TotalItemsInView'));
+      if (!Number.isInteger(total) || total < 0) throw new MailboxError('REMOTE_UNAVAILABLE', 'the EWS server answered FindItem without TotalItemsInView');
+      return total;
+    };
+    const [total, unreadCount] = await Promise.all([count(missed), count(unread)]);
+    return { total, unread: unreadCount };
+  }
+
+  #folder(item: Pick<DeliveryItem, 'mailbox' | 'folder'>): string {
     const mailbox = this.#opts.access === 'delegate' ? `<t:Mailbox>${el('t:EmailAddress', item.mailbox)}</t:Mailbox>` : '';
     return `<t:DistinguishedFolderId${attr('Id', item.folder)}>${mailbox}</t:DistinguishedFolderId>`;
   }
