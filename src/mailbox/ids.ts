@@ -1,8 +1,14 @@
 import { randomBytes } from 'node:crypto';
 
-/** A new opaque id: 16 random bytes, base64url (22 characters). Not guessable, not a sequence. */
+/**
+ * A new opaque id: 16 random bytes, base64url (22 characters). Not guessable, not a sequence.
+ * Never starting with `-`, so `parley mailbox show ID` does not read an id as an option.
+ */
 export function newId(): string {
-  return randomBytes(16).toString('base64url');
+  for (;;) {
+    const id = randomBytes(16).toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
 }
 
 /** A new change key: replaced on every change of the item or folder. */

@@ -3,8 +3,9 @@
 // read with MailboxReader and SipClient.missedConversations() over real HTTP.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ClientError, MailboxReader, SipClient } from '../../src/client/index.ts';
+import { ClientError, MailboxReader } from '../../src/client/index.ts';
 import { escapeXmlText } from '../../src/xml/index.ts';
+import { sdkClients } from '../harness/clients.ts';
 import { startServer, type RunningServer } from '../harness/server.ts';
 
 const DOMAIN = 'parley.test';
@@ -15,6 +16,7 @@ const M = 'http://schemas.microsoft.com/exchange/services/2006/messages';
 const T = 'http://schemas.microsoft.com/exchange/services/2006/types';
 let server: RunningServer;
 let ewsUrl: string;
+const people = sdkClients(() => server, DOMAIN);
 
 before(async () => {
   server = await startServer({ domain: DOMAIN, users: [{ address: ALICE, password: 'alice-pw' }, { address: BOB, password: 'bob-pw' }] });
@@ -26,6 +28,7 @@ before(async () => {
   await seed(BOB, 'bob-pw', 'IPM.Note.Microsoft.Missed', "Bob's own", '<p>private</p>', '2024-05-04T10:00:00Z');
 });
 after(async () => {
+  await people.closeAll();
   await server?.stop();
 });
 
@@ -90,8 +93,7 @@ describe('MailboxReader against parley serve', () => {
   });
 
   it('SipClient.missedConversations() uses the ewsUrl option and the credentials of the user agent', async () => {
-    const ua = new SipClient({ server: `tcp://${server.tcp.host}:${server.tcp.port}`, aor: `sip:${ALICE}`, password: 'alice-pw', ewsUrl, keepAliveIntervalMs: 0, requestTimeoutMs: 5000 });
-    await ua.connect();
+    const ua = await people.connect('alice', { ewsUrl });
     try {
       await ua.register({ expires: 300 });
       const missed = await ua.missedConversations({ max: 2 });

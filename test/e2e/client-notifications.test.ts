@@ -4,8 +4,9 @@
 // unsubscribe) as the real notifier answers it.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ClientError, SipClient } from '../../src/client/index.ts';
+import { ClientError } from '../../src/client/index.ts';
 import type { MessageSummary, ProvisioningSettings, SubscriptionNotify, SubscriptionTermination } from '../../src/client/index.ts';
+import { arrivals, sdkClients } from '../harness/clients.ts';
 import { runCli, startServer, type RunningServer } from '../harness/server.ts';
 
 const DOMAIN = 'parley.test';
@@ -14,7 +15,7 @@ const M = 'http://schemas.microsoft.com/exchange/services/2006/messages';
 const T = 'http://schemas.microsoft.com/exchange/services/2006/types';
 let server: RunningServer;
 let ewsUrl: string;
-const clients: SipClient[] = [];
+const people = sdkClients(() => server, DOMAIN, { register: true });
 
 before(async () => {
   server = await startServer({ domain: DOMAIN, users: ['alice', 'bob', 'carol'].map((u) => ({ address: `${u}@${DOMAIN}`, password: `${u}-pw` })) });
@@ -22,41 +23,13 @@ before(async () => {
 });
 
 after(async () => {
-  await Promise.all(clients.map((c) => c.close().catch(() => {})));
+  await people.closeAll();
   await server?.stop();
 });
 
-async function online(user: string, over: 'tcp' | 'ws' = 'tcp'): Promise<SipClient> {
-  const url = over === 'tcp' ? `tcp://${server.tcp.host}:${server.tcp.port}` : server.wsUrl;
-  const c = new SipClient({ server: url, aor: `sip:${user}@${DOMAIN}`, password: `${user}-pw`, requestTimeoutMs: 5000, keepAliveIntervalMs: 0 });
-  clients.push(c);
-  await c.connect();
-  await c.register({ expires: 300 });
-  return c;
-}
-
-/** The values of one UA event, in order, awaited one by one. */
-function events<T>(subscribe: (push: (value: T) => void) => void) {
-  const queue: T[] = [];
-  const waiting: Array<(value: T) => void> = [];
-  subscribe((value) => {
-    const w = waiting.shift();
-    if (w) w(value);
-    else queue.push(value);
-  });
-  return {
-    next(timeoutMs = 5000): Promise<T> {
-      const ready = queue.shift();
-      if (ready !== undefined) return Promise.resolve(ready);
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no event within ${timeoutMs} ms\n${server.logs().slice(-3000)}`)), timeoutMs);
-        waiting.push((value) => {
-          clearTimeout(timer);
-          resolve(value);
-        });
-      });
-    },
-  };
+/** The values of one UA event, in order, awaited one by one (the server's last logs when one is late). */
+function events<T>(listen: (push: (value: T) => void) => void) {
+  return arrivals(listen, { what: 'event', timeoutMs: 5000, context: () => server.logs().slice(-3000) });
 }
 
 /** A Missed Conversation delivered into the user's Conversation History through EWS CreateItem. */
@@ -78,7 +51,7 @@ async function deliverMissed(user: string, subject: string): Promise<void> {
 
 describe('SDK: missed conversations end to end', () => {
   it('provisioning gives the EWS URL, message-summary tells of a missed conversation, the SDK lists it and marks it read', async () => {
-    const bob = await online('bob');
+    const bob = await people.connect('bob');
     const settings = events<ProvisioningSettings>((push) => bob.on('provisioning', push));
     const summaries = events<MessageSummary>((push) => bob.on('message-summary', push));
     const errors: Error[] = [];
@@ -114,7 +87,7 @@ describe('SDK: missed conversations end to end', () => {
   });
 
   it('follows an administrator changing the settings from another process', async () => {
-    const carol = await online('carol', 'ws');
+    const carol = await people.connect('carol', { over: 'ws' });
     const settings = events<ProvisioningSettings>((push) => carol.on('provisioning', push));
     await carol.watchProvisioning();
     assert.equal((await settings.next()).EnableOfflineIm, true);
@@ -131,7 +104,7 @@ describe('SDK: missed conversations end to end', () => {
 
 describe('SDK: the subscription life cycle against the real notifier', () => {
   it('raises a too-short Expires to Min-Expires (423), then unsubscribes with a final NOTIFY answered', async () => {
-    const alice = await online('alice');
+    const alice = await people.connect('alice');
     const sub = alice.subscribe('message-summary', { expires: 10, accept: 'application/simple-message-summary' });
     const notes = events<SubscriptionNotify>((push) => sub.on('notify', push));
     const ends = events<SubscriptionTermination>((push) => sub.on('terminated', push));
@@ -151,7 +124,7 @@ describe('SDK: the subscription life cycle against the real notifier', () => {
   });
 
   it("is refused someone else's account (403) and an unknown package (489), as SUBSCRIBE_FAILED", async () => {
-    const alice = await online('alice');
+    const alice = await people.connect('alice');
     const other = alice.subscribe('message-summary', { target: `sip:bob@${DOMAIN}` });
     await assert.rejects(other.ready, (e: unknown) => e instanceof ClientError && e.code === 'SUBSCRIBE_FAILED' && e.status === 403);
     await assert.rejects(alice.watchMessageSummary({ target: `sip:carol@${DOMAIN}` }), (e: unknown) => e instanceof ClientError && e.status === 403);

@@ -3,13 +3,14 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { SipClient, type IncomingMessage } from '../../src/client/index.ts';
+import type { IncomingMessage, SipClient } from '../../src/client/index.ts';
+import { sdkClients } from '../harness/clients.ts';
 import { startServer, type RunningServer } from '../harness/server.ts';
 import { rawRequest, tcpExchange, udpExchange } from './raw-sip.ts';
 
 const DOMAIN = 'parley.test';
 let server: RunningServer;
-const clients: SipClient[] = [];
+const people = sdkClients(() => server, DOMAIN);
 
 before(async () => {
   server = await startServer({
@@ -24,16 +25,9 @@ before(async () => {
 });
 
 after(async () => {
-  await Promise.all(clients.map((c) => c.close().catch(() => {})));
+  await people.closeAll();
   await server?.stop();
 });
-
-function client(user: string, password: string, over: 'tcp' | 'ws'): SipClient {
-  const url = over === 'tcp' ? `tcp://${server.tcp.host}:${server.tcp.port}` : server.wsUrl;
-  const c = new SipClient({ server: url, aor: `sip:${user}@${DOMAIN}`, password, requestTimeoutMs: 5000, keepAliveIntervalMs: 0 });
-  clients.push(c);
-  return c;
-}
 
 function nextMessage(c: SipClient): Promise<IncomingMessage> {
   return new Promise((resolve) => c.once('message', resolve));
@@ -41,10 +35,8 @@ function nextMessage(c: SipClient): Promise<IncomingMessage> {
 
 describe('instant messages between online users', () => {
   it('registers alice over TCP and bob over WebSocket, and relays messages both ways', async () => {
-    const alice = client('alice', 'alice-pw', 'tcp');
-    const bob = client('bob', 'bob-pw', 'ws');
-    await alice.connect();
-    await bob.connect();
+    const alice = await people.connect('alice', { over: 'tcp' });
+    const bob = await people.connect('bob', { over: 'ws' });
     await alice.register({ expires: 300 });
     await bob.register({ expires: 300 });
 
@@ -64,10 +56,8 @@ describe('instant messages between online users', () => {
   });
 
   it('passes CPIM and is-composing bodies through unchanged', async () => {
-    const alice = client('alice', 'alice-pw', 'tcp');
-    const bob = client('bob', 'bob-pw', 'ws');
-    await alice.connect();
-    await bob.connect();
+    const alice = await people.connect('alice', { over: 'tcp' });
+    const bob = await people.connect('bob', { over: 'ws' });
     await bob.register({ expires: 300 });
     const cpim = 'From: <sip:alice@parley.test>\r\nTo: <sip:bob@parley.test>\r\nDateTime: 2026-11-25T10:00:00Z\r\n\r\nContent-Type: text/plain\r\n\r\nwrapped hello';
     const composing = '<?xml version="1.0" encoding="UTF-8"?>\n<isComposing xmlns="urn:ietf:params:xml:ns:im-iscomposing"><state>active</state><refresh>60</refresh></isComposing>';
@@ -81,10 +71,9 @@ describe('instant messages between online users', () => {
   });
 
   it('forks to every registration of the recipient', async () => {
-    const phone = client('carol', 'carol-pw', 'tcp');
-    const laptop = client('carol', 'carol-pw', 'ws');
-    const alice = client('alice', 'alice-pw', 'ws');
-    for (const c of [phone, laptop, alice]) await c.connect();
+    const phone = await people.connect('carol', { over: 'tcp' });
+    const laptop = await people.connect('carol', { over: 'ws' });
+    const alice = await people.connect('alice', { over: 'ws' });
     await phone.register({ expires: 300 });
     await laptop.register({ expires: 300 });
     await alice.register({ expires: 300 });
@@ -97,19 +86,16 @@ describe('instant messages between online users', () => {
   });
 
   it('answers 202 with a Warning for a user who is not signed in: the message is kept for their mailbox', async () => {
-    const carol = client('carol', 'carol-pw', 'tcp');
-    await carol.connect();
+    const carol = await people.connect('carol', { over: 'tcp' });
     const res = await carol.sendMessage(`sip:dave@${DOMAIN}`, 'are you there?');
     assert.equal(res.status, 202);
     assert.match(res.headers.get('warning') ?? '', /dave@parley\.test is offline; stored for delivery to their mailbox/);
   });
 
   it('drops a binding when its TCP connection closes', async () => {
-    const dave = client('dave', 'dave-pw', 'tcp');
-    await dave.connect();
+    const dave = await people.connect('dave', { over: 'tcp' });
     await dave.register({ expires: 300 });
-    const carol = client('carol', 'carol-pw', 'ws');
-    await carol.connect();
+    const carol = await people.connect('carol', { over: 'ws' });
     assert.equal((await carol.sendMessage(`sip:dave@${DOMAIN}`, 'one')).status, 200);
     await dave.close();
     await new Promise((r) => setTimeout(r, 200));
@@ -117,10 +103,8 @@ describe('instant messages between online users', () => {
   });
 
   it('stops relaying after the recipient unregisters', async () => {
-    const bob = client('bob', 'bob-pw', 'tcp');
-    const carol = client('carol', 'carol-pw', 'tcp');
-    await bob.connect();
-    await carol.connect();
+    const bob = await people.connect('bob', { over: 'tcp' });
+    const carol = await people.connect('carol', { over: 'tcp' });
     // Start from a clean slate: earlier tests left bob registered over other connections.
     await bob.request('REGISTER', `sip:${DOMAIN}`, { to: `sip:bob@${DOMAIN}`, headers: { Contact: '*', Expires: '0' }, contact: false });
     await bob.register({ expires: 300 });
@@ -142,15 +126,13 @@ describe('instant messages between online users', () => {
   });
 
   it('refuses a wrong password', async () => {
-    const mallory = client('alice', 'not-her-password', 'tcp');
-    await mallory.connect();
+    const mallory = await people.connect('alice', { over: 'tcp', password: 'not-her-password' });
     await assert.rejects(mallory.register(), (err: Error & { status?: number }) => err.status === 403 || err.status === 401);
   });
 
   it('sees a user added while the server runs', async () => {
     await server.addUser({ address: `erin@${DOMAIN}`, password: 'erin-pw' });
-    const erin = client('erin', 'erin-pw', 'tcp');
-    await erin.connect();
+    const erin = await people.connect('erin', { over: 'tcp' });
     const reg = await erin.register({ expires: 300 });
     assert.ok(reg.expires > 0);
   });
@@ -175,8 +157,7 @@ describe('requests Parley refuses, each with a precise answer', () => {
   });
 
   it('answers 404 for an unknown user, 403 for a foreign domain, 415 for an odd body, 413 for a big one', async () => {
-    const alice = client('alice', 'alice-pw', 'tcp');
-    await alice.connect();
+    const alice = await people.connect('alice', { over: 'tcp' });
     const unknown = await alice.sendMessage(`sip:nobody@${DOMAIN}`, 'hello?');
     assert.equal(unknown.status, 404);
     const foreign = await alice.sendMessage('sip:someone@example.com', 'relay me');
@@ -190,8 +171,7 @@ describe('requests Parley refuses, each with a precise answer', () => {
   });
 
   it('forbids sending as someone else', async () => {
-    const alice = client('alice', 'alice-pw', 'tcp');
-    await alice.connect();
+    const alice = await people.connect('alice', { over: 'tcp' });
     const res = await alice.request('MESSAGE', `sip:bob@${DOMAIN}`, { body: 'I am carol', contentType: 'text/plain', headers: { From: `<sip:carol@${DOMAIN}>;tag=forged` } });
     assert.equal(res.status, 403);
   });

@@ -3,14 +3,14 @@
 // `parley admin` run in another process, and 489 for a package Parley does not serve.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { SipClient } from '../../src/client/index.ts';
-import type { SipRequest } from '../../src/sip/index.ts';
+import type { SipClient } from '../../src/client/index.ts';
+import { notifications, sdkClients } from '../harness/clients.ts';
 import { runCli, startServer, type RunningServer } from '../harness/server.ts';
 
 const DOMAIN = 'parley.test';
 let server: RunningServer;
 let ewsUrl: string;
-const clients: SipClient[] = [];
+const people = sdkClients(() => server, DOMAIN, { register: true });
 
 before(async () => {
   server = await startServer({ domain: DOMAIN, users: ['alice', 'bob', 'carol'].map((u) => ({ address: `${u}@${DOMAIN}`, password: `${u}-pw` })) });
@@ -18,46 +18,9 @@ before(async () => {
 });
 
 after(async () => {
-  await Promise.all(clients.map((c) => c.close().catch(() => {})));
+  await people.closeAll();
   await server?.stop();
 });
-
-async function online(user: string): Promise<SipClient> {
-  const c = new SipClient({ server: `tcp://${server.tcp.host}:${server.tcp.port}`, aor: `sip:${user}@${DOMAIN}`, password: `${user}-pw`, requestTimeoutMs: 5000, keepAliveIntervalMs: 0 });
-  clients.push(c);
-  await c.connect();
-  await c.register({ expires: 300 });
-  return c;
-}
-
-/** Answers every NOTIFY with 200 and hands them out in order of arrival. */
-function notifications(c: SipClient) {
-  const queue: SipRequest[] = [];
-  const waiting: Array<(r: SipRequest) => void> = [];
-  c.on('request', (request) => {
-    if (request.method !== 'NOTIFY') {
-      c.respond(request, 405);
-      return;
-    }
-    c.respond(request, 200);
-    const w = waiting.shift();
-    if (w) w(request);
-    else queue.push(request);
-  });
-  return {
-    next(timeoutMs = 3000): Promise<SipRequest> {
-      const ready = queue.shift();
-      if (ready) return Promise.resolve(ready);
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no NOTIFY arrived within ${timeoutMs} ms`)), timeoutMs);
-        waiting.push((r) => {
-          clearTimeout(timer);
-          resolve(r);
-        });
-      });
-    },
-  };
-}
 
 function subscribe(c: SipClient, target: string, event: string, expires = 600) {
   return c.request('SUBSCRIBE', `sip:${target}`, { contact: true, headers: { Event: event, Expires: String(expires) } });
@@ -99,7 +62,7 @@ describe('message-summary (RFC 3842) over Missed Conversations', () => {
   it('gives the counts at once, and again when EWS marks, adds or deletes a missed conversation', async () => {
     const ids = [await missed('bob', 'from alice'), await missed('bob', 'from carol'), await missed('bob', 'from dave')];
     await markRead('bob', ids[2]!);
-    const bob = await online('bob');
+    const bob = await people.connect('bob');
     const inbox = notifications(bob);
     const res = await subscribe(bob, `bob@${DOMAIN}`, 'message-summary');
     assert.equal(res.status, 200);
@@ -121,7 +84,7 @@ describe('message-summary (RFC 3842) over Missed Conversations', () => {
   });
 
   it("refuses a subscription to someone else's account with 403 and a Warning", async () => {
-    const alice = await online('alice');
+    const alice = await people.connect('alice');
     const res = await subscribe(alice, `bob@${DOMAIN}`, 'message-summary');
     assert.equal(res.status, 403);
     assert.match(res.headers.get('warning') ?? '', /alice@parley\.test may not watch the messages of bob@parley\.test/);
@@ -130,7 +93,7 @@ describe('message-summary (RFC 3842) over Missed Conversations', () => {
 
 describe('vnd-parley-provisioning (in-band provisioning)', () => {
   it('sends the effective settings, and a new NOTIFY when an administrator changes them', async () => {
-    const carol = await online('carol');
+    const carol = await people.connect('carol');
     const inbox = notifications(carol);
     const res = await subscribe(carol, `carol@${DOMAIN}`, 'vnd-parley-provisioning');
     assert.equal(res.status, 200);
@@ -158,14 +121,14 @@ describe('vnd-parley-provisioning (in-band provisioning)', () => {
   });
 
   it("refuses someone else's settings with 403", async () => {
-    const alice = await online('alice');
+    const alice = await people.connect('alice');
     assert.equal((await subscribe(alice, `carol@${DOMAIN}`, 'vnd-parley-provisioning')).status, 403);
   });
 });
 
 describe('event packages Parley does not serve', () => {
   it('answers 489 Bad Event with Allow-Events listing the three packages', async () => {
-    const alice = await online('alice');
+    const alice = await people.connect('alice');
     const res = await subscribe(alice, `bob@${DOMAIN}`, 'dialog');
     assert.equal(res.status, 489);
     assert.equal(res.headers.getAll('allow-events').join(', '), 'presence, message-summary, vnd-parley-provisioning');

@@ -8,7 +8,8 @@ import type { AddressInfo } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { SipClient } from '../../src/client/index.ts';
+import { sdkClients } from '../harness/clients.ts';
+import { eventually } from '../harness/eventually.ts';
 import { runCli, startServer, type RunningServer } from '../harness/server.ts';
 
 const DOMAIN = 'parley.test';
@@ -24,7 +25,7 @@ let proxyUrl = '';
 let configPath = '';
 let main: RunningServer;
 let dataDir = '';
-const clients: SipClient[] = [];
+const people = sdkClients(() => main, DOMAIN, { requestTimeoutMs: 10_000 });
 
 before(async () => {
   exchange = await startServer({
@@ -89,7 +90,7 @@ before(async () => {
 });
 
 after(async () => {
-  await Promise.all(clients.map((c) => c.close().catch(() => {})));
+  await people.closeAll();
   await main?.stop();
   await exchange?.stop();
   await new Promise((r) => proxy?.close(r));
@@ -117,9 +118,7 @@ async function entry(id: string): Promise<{ state: string; attempts: number; las
 
 /** Alice (on the main server) writes to offline bob; returns the spool entry id from the 202. */
 async function sendToBob(text: string): Promise<string> {
-  const alice = new SipClient({ server: `tcp://${main.tcp.host}:${main.tcp.port}`, aor: `sip:alice@${DOMAIN}`, password: 'alice-pw', requestTimeoutMs: 10_000, keepAliveIntervalMs: 0 });
-  clients.push(alice);
-  await alice.connect();
+  const alice = await people.connect('alice');
   const res = await alice.sendMessage(`sip:bob@${DOMAIN}`, text);
   assert.equal(res.status, 202, res.headers.get('warning') ?? '');
   await alice.close();
@@ -143,16 +142,6 @@ async function missedAtExchange(entryId: string): Promise<number> {
     process.stderr.write(`--- ${entryId}: ${count} items at the Exchange\n${r.stdout}\n--- trace\n${trace.stdout}${trace.stderr}\n`);
   }
   return count;
-}
-
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
 }
 
 const delivered = (id: string) => eventually(`${id} delivered`, async () => ((await entry(id)).state === 'delivered' ? true : undefined));

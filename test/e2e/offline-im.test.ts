@@ -7,14 +7,15 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import ews from 'ews-javascript-api';
-import { SipClient } from '../../src/client/index.ts';
+import { sdkClients } from '../harness/clients.ts';
+import { eventually } from '../harness/eventually.ts';
 import { runCli, startServer, type RunningServer } from '../harness/server.ts';
 
 const { EmailMessage, ExchangeService, ExchangeVersion, ItemSchema, ItemView, PropertySet, BasePropertySet, BodyType, SearchFilter, Uri, WebCredentials, WellKnownFolderName } = ews;
 
 const DOMAIN = 'parley.test';
 let server: RunningServer;
-const clients: SipClient[] = [];
+const people = sdkClients(() => server, DOMAIN, { requestTimeoutMs: 10_000 });
 
 before(async () => {
   server = await startServer({
@@ -32,7 +33,7 @@ before(async () => {
 });
 
 after(async () => {
-  await Promise.all(clients.map((c) => c.close().catch(() => {})));
+  await people.closeAll();
   await server?.stop();
 });
 
@@ -50,13 +51,6 @@ async function admin(...args: string[]): Promise<string> {
 
 async function cli(...args: string[]) {
   return runCli([...args, '--data-dir', server.dataDir]);
-}
-
-async function client(user: string): Promise<SipClient> {
-  const c = new SipClient({ server: `tcp://${server.tcp.host}:${server.tcp.port}`, aor: `sip:${user}@${DOMAIN}`, password: `${user}-pw`, requestTimeoutMs: 10_000, keepAliveIntervalMs: 0 });
-  clients.push(c);
-  await c.connect();
-  return c;
 }
 
 function mailbox(user: string): InstanceType<typeof ExchangeService> {
@@ -80,21 +74,11 @@ async function history(user: string, itemClass: string) {
   return out;
 }
 
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
 const entryIdOf = (warning: string | undefined): string => /spool entry (sp-[a-z2-7]{16})/.exec(warning ?? '')?.[1] ?? '';
 
 describe('offline IM', () => {
   it('three messages to offline bob: 202 each, then exactly one Missed Conversation with all three in order, and alice\'s copy', async () => {
-    const alice = await client('alice');
+    const alice = await people.connect('alice');
     const texts = ['Are you there?', 'It is about <the report> & the budget', 'Call me when you are back'];
     const entries = [];
     for (const text of texts) {
@@ -110,7 +94,7 @@ describe('offline IM', () => {
     const missed = await eventually('the missed conversation', async () => {
       const items = await history('bob', 'IPM.Note.Microsoft.Missed');
       return items.length > 0 ? items : undefined;
-    });
+    }, 15_000);
     assert.equal(missed.length, 1);
     const [item] = missed;
     assert.equal(item?.subject, 'Missed conversation with Alice Example');
@@ -124,7 +108,7 @@ describe('offline IM', () => {
     const copy = await eventually('alice\'s conversation copy', async () => {
       const items = await history('alice', 'IPM.Note.Microsoft.Conversation');
       return items.length > 0 ? items : undefined;
-    });
+    }, 15_000);
     assert.equal(copy.length, 1);
     assert.equal(copy[0]?.subject, 'Conversation with Bob Example');
 
@@ -148,7 +132,7 @@ describe('offline IM', () => {
   });
 
   it('Set-CsImConfiguration -EnableOfflineIM $False: 480 with a Warning naming the setting; $True again: 202', async () => {
-    const alice = await client('alice');
+    const alice = await people.connect('alice');
     await admin('Set-CsImConfiguration', '-EnableOfflineIM', '$False');
     try {
       const res = await alice.sendMessage(`sip:dave@${DOMAIN}`, 'hello?');
@@ -163,11 +147,11 @@ describe('offline IM', () => {
   it('a sender granted a policy with EnableIMAutoArchiving $False gets 480; other senders do not', async () => {
     await admin('New-CsClientPolicy', '-Identity', 'Tag:NoArchive', '-EnableIMAutoArchiving', '$False');
     await admin('Grant-CsClientPolicy', '-Identity', `carol@${DOMAIN}`, '-PolicyName', 'NoArchive');
-    const carol = await client('carol');
+    const carol = await people.connect('carol');
     const refused = await carol.sendMessage(`sip:dave@${DOMAIN}`, 'from carol');
     assert.equal(refused.status, 480);
     assert.match(refused.headers.get('warning') ?? '', /EnableIMAutoArchiving is False in CsClientPolicy Tag:NoArchive/);
-    const alice = await client('alice');
+    const alice = await people.connect('alice');
     assert.equal((await alice.sendMessage(`sip:dave@${DOMAIN}`, 'from alice')).status, 202);
     const trace = await cli('trace', refused.headers.get('call-id') ?? refused.response.headers.get('call-id') ?? '');
     assert.equal(trace.code, 0, trace.stderr);
@@ -175,19 +159,9 @@ describe('offline IM', () => {
   });
 
   it('a registration that never answers counts as offline once the device timeout ends', async () => {
-    const bob = new SipClient({
-      server: `tcp://${server.tcp.host}:${server.tcp.port}`,
-      aor: `sip:bob@${DOMAIN}`,
-      password: 'bob-pw',
-      requestTimeoutMs: 10_000,
-      keepAliveIntervalMs: 0,
-      // a device that takes the message and never answers it
-      onMessage: () => new Promise<number>(() => {}),
-    });
-    clients.push(bob);
-    await bob.connect();
-    await bob.register({ expires: 300 });
-    const alice = await client('alice');
+    // a device that takes the message and never answers it
+    const bob = await people.connect('bob', { onMessage: () => new Promise<number>(() => {}), register: true });
+    const alice = await people.connect('alice');
     const started = Date.now();
     const res = await alice.sendMessage(`sip:bob@${DOMAIN}`, 'are you really there?');
     assert.equal(res.status, 202, res.headers.get('warning') ?? '');
@@ -215,7 +189,7 @@ describe('offline IM', () => {
       const r = await cli('spooler', 'list', '--state', 'delivered', '--json');
       const list = JSON.parse(r.stdout) as Array<{ id: string }>;
       return list[0];
-    });
+    }, 15_000);
     const retry = await cli('spooler', 'retry', delivered.id);
     assert.equal(retry.code, 1);
     assert.match(retry.stderr, /is delivered; only failed or waiting entries can be retried/);

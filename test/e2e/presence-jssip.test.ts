@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Subscriber } from 'jssip/lib/Subscriber.js';
-import { SipClient } from '../../src/client/index.ts';
+import { sdkClients } from '../harness/clients.ts';
 import { startJsSipUser, type JsSipUser } from '../harness/jssip.ts';
 import { startServer, type RunningServer } from '../harness/server.ts';
 
@@ -11,7 +11,7 @@ const DOMAIN = 'parley.test';
 const PIDF = 'application/pidf+xml';
 let server: RunningServer;
 let watcher: JsSipUser | undefined;
-let bob: SipClient | undefined;
+const people = sdkClients(() => server, DOMAIN);
 
 before(async () => {
   server = await startServer({
@@ -25,7 +25,7 @@ before(async () => {
 
 after(async () => {
   await watcher?.stop().catch(() => {});
-  await bob?.close().catch(() => {});
+  await people.closeAll();
   await server?.stop();
 });
 
@@ -44,9 +44,7 @@ interface Notified {
 describe('JsSIP watches a user over WebSocket', () => {
   it('gets the full state, each change, and a final NOTIFY when it unsubscribes', { timeout: 30_000 }, async () => {
     watcher = await startJsSipUser({ wsUrl: server.wsUrl, uri: `sip:alice@${DOMAIN}`, password: 'alice-pw' });
-    bob = new SipClient({ server: `tcp://${server.tcp.host}:${server.tcp.port}`, aor: `sip:bob@${DOMAIN}`, password: 'bob-pw', requestTimeoutMs: 5000, keepAliveIntervalMs: 0 });
-    await bob.connect();
-    await bob.register({ expires: 300 });
+    const bob = await people.connect('bob', { register: true });
     const busy = await bob.request('PUBLISH', `sip:bob@${DOMAIN}`, { headers: { Event: 'presence', Expires: '600' }, body: pidf('<rpid:busy/>', 'Presenting'), contentType: PIDF });
     assert.equal(busy.status, 200);
 

@@ -2,14 +2,15 @@
 // and receive NOTIFYs (RFC 6665, RFC 3856) with PIDF documents (RFC 3863, RFC 4480).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { SipClient } from '../../src/client/index.ts';
+import type { SipClient } from '../../src/client/index.ts';
 import type { SipRequest } from '../../src/sip/index.ts';
+import { notifications, sdkClients } from '../harness/clients.ts';
 import { startServer, type RunningServer } from '../harness/server.ts';
 
 const DOMAIN = 'parley.test';
 const PIDF = 'application/pidf+xml';
 let server: RunningServer;
-const clients: SipClient[] = [];
+const people = sdkClients(() => server, DOMAIN, { register: true });
 
 before(async () => {
   server = await startServer({
@@ -19,50 +20,9 @@ before(async () => {
 });
 
 after(async () => {
-  await Promise.all(clients.map((c) => c.close().catch(() => {})));
+  await people.closeAll();
   await server?.stop();
 });
-
-async function online(user: string, over: 'tcp' | 'ws' = 'tcp'): Promise<SipClient> {
-  const url = over === 'tcp' ? `tcp://${server.tcp.host}:${server.tcp.port}` : server.wsUrl;
-  const c = new SipClient({ server: url, aor: `sip:${user}@${DOMAIN}`, password: `${user}-pw`, requestTimeoutMs: 5000, keepAliveIntervalMs: 0 });
-  clients.push(c);
-  await c.connect();
-  await c.register({ expires: 300 });
-  return c;
-}
-
-/** Answers every NOTIFY with 200 and hands them out in order of arrival. */
-function notifications(c: SipClient) {
-  const queue: SipRequest[] = [];
-  const waiting: Array<(r: SipRequest) => void> = [];
-  c.on('request', (request) => {
-    if (request.method !== 'NOTIFY') {
-      c.respond(request, 405);
-      return;
-    }
-    c.respond(request, 200);
-    const w = waiting.shift();
-    if (w) w(request);
-    else queue.push(request);
-  });
-  return {
-    next(timeoutMs = 3000): Promise<SipRequest> {
-      const ready = queue.shift();
-      if (ready) return Promise.resolve(ready);
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error('no NOTIFY arrived')), timeoutMs);
-        waiting.push((r) => {
-          clearTimeout(timer);
-          resolve(r);
-        });
-      });
-    },
-    get queued(): number {
-      return queue.length;
-    },
-  };
-}
 
 function pidf(user: string, activities: string, note: string, basic = 'open'): string {
   return `<?xml version="1.0" encoding="UTF-8"?>
@@ -102,8 +62,8 @@ function cseqOf(r: SipRequest): number {
 
 describe('presence between users of the organisation', () => {
   it('alice watches bob: Busy with a note, Away, then Offline when he unregisters', async () => {
-    const alice = await online('alice');
-    const bob = await online('bob', 'ws');
+    const alice = await people.connect('alice');
+    const bob = await people.connect('bob', { over: 'ws' });
     const inbox = notifications(alice);
 
     const sub = await subscribe(alice, 'bob', 600);
@@ -154,9 +114,9 @@ describe('presence between users of the organisation', () => {
   });
 
   it("aggregates a user's two devices to the most available state", async () => {
-    const carol = await online('carol');
-    const phone = await online('dave', 'tcp');
-    const laptop = await online('dave', 'ws');
+    const carol = await people.connect('carol');
+    const phone = await people.connect('dave', { over: 'tcp' });
+    const laptop = await people.connect('dave', { over: 'ws' });
     const inbox = notifications(carol);
     assert.equal((await subscribe(carol, 'dave', 300)).status, 200);
     assert.equal(shown(await inbox.next()).basic, 'open');
@@ -176,7 +136,7 @@ describe('presence between users of the organisation', () => {
   });
 
   it('answers a fetch (Expires: 0) with one NOTIFY that ends the subscription', async () => {
-    const carol = await online('carol', 'ws');
+    const carol = await people.connect('carol', { over: 'ws' });
     const inbox = notifications(carol);
     const res = await subscribe(carol, 'alice', 0);
     assert.equal(res.status, 200);
@@ -186,8 +146,8 @@ describe('presence between users of the organisation', () => {
     assert.equal(only.basic, 'open', 'alice is still registered from the first test');
   });
   it('ends a subscription whose NOTIFY is answered 481: no more NOTIFYs, a refresh gets 481', async () => {
-    const carol = await online('carol');
-    const alice = await online('alice', 'ws');
+    const carol = await people.connect('carol');
+    const alice = await people.connect('alice', { over: 'ws' });
     const received: SipRequest[] = [];
     carol.on('request', (request) => {
       received.push(request);
@@ -210,7 +170,7 @@ describe('presence between users of the organisation', () => {
 
 describe('presence requests Parley refuses', () => {
   it('answers 489 Bad Event with Allow-Events for an unknown package', async () => {
-    const alice = await online('alice');
+    const alice = await people.connect('alice');
     const res = await subscribe(alice, 'bob', 600, 'dialog');
     assert.equal(res.status, 489);
     assert.equal(res.headers.getAll('allow-events').join(', '), 'presence, message-summary, vnd-parley-provisioning');
@@ -219,13 +179,13 @@ describe('presence requests Parley refuses', () => {
   });
 
   it('answers 412 for a PUBLISH with an unknown entity-tag', async () => {
-    const bob = await online('bob');
+    const bob = await people.connect('bob');
     const res = await publish(bob, 'bob', undefined, { 'SIP-If-Match': 'no-such-etag' });
     assert.equal(res.status, 412);
   });
 
   it('answers 400 with a Warning for a bad PIDF, 415 with Accept for another type', async () => {
-    const bob = await online('bob');
+    const bob = await people.connect('bob');
     const broken = await publish(bob, 'bob', '<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:bob@parley.test"><tuple id="t"><status><basic>maybe</basic></status></tuple></presence>');
     assert.equal(broken.status, 400);
     assert.match(broken.headers.get('warning') ?? '', /not open or closed/);
@@ -237,7 +197,7 @@ describe('presence requests Parley refuses', () => {
   });
 
   it("refuses to publish someone else's presence, a foreign domain, and too brief an interval", async () => {
-    const bob = await online('bob');
+    const bob = await people.connect('bob');
     assert.equal((await publish(bob, 'alice', pidf('alice', '', ''))).status, 403);
     const foreign = await bob.request('SUBSCRIBE', 'sip:someone@elsewhere.example', { contact: true, headers: { Event: 'presence' } });
     assert.equal(foreign.status, 403);

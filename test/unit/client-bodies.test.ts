@@ -7,6 +7,7 @@ import { ClientError } from '../../src/client/errors.ts';
 import { eventType, parseSubscriptionState } from '../../src/client/event-headers.ts';
 import { parseMessageSummary } from '../../src/client/message-summary.ts';
 import { parseProvisioning } from '../../src/client/provisioning.ts';
+import { PROVISIONING as GOOD } from './fake-sip-server.ts';
 
 const isInvalid = (e: unknown) => e instanceof ClientError && e.code === 'INVALID_BODY';
 
@@ -59,16 +60,6 @@ describe('parseMessageSummary (RFC 3842 §5.2)', () => {
     assert.throws(() => parseMessageSummary('Messages-Waiting: yes\r\nno colon here\r\n'), isInvalid);
   });
 });
-
-const GOOD = {
-  EnableOfflineIm: true,
-  EnableIMAutoArchiving: true,
-  DisableSavingIM: false,
-  OfflineImPickupDelay: '00:02:00',
-  OfflineImMaxAge: '1.00:00:00',
-  ewsUrl: 'http://127.0.0.1:8080/EWS/Exchange.asmx',
-  sources: { ImConfiguration: 'Global', ClientPolicy: 'Global' },
-};
 
 describe('parseProvisioning', () => {
   it("reads Parley's body and keeps only the known fields", () => {

@@ -5,149 +5,17 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { SipClient } from '../../src/client/index.ts';
-import type { ClientTransport, MessageSummary, NodeSipClientOptions, ProvisioningSettings, SubscriptionNotify, SubscriptionTermination, TransportConnector } from '../../src/client/index.ts';
+import type { MessageSummary, ProvisioningSettings, SubscriptionNotify, SubscriptionTermination } from '../../src/client/index.ts';
 import { ClientError } from '../../src/client/errors.ts';
-import { buildResponse } from '../../src/client/requests.ts';
-import { challenges, computeHa1, NonceIssuer, verifyCredentials } from '../../src/sip/digest.ts';
-import { formatAuthField, parseAuthField, parseCSeq, parseNameAddr, serialize, StreamFramer } from '../../src/sip/index.ts';
-import { createRequest, Headers } from '../../src/sip/message.ts';
-import type { SipMessage, SipRequest, SipResponse } from '../../src/sip/message.ts';
+import { parseCSeq, parseNameAddr } from '../../src/sip/index.ts';
+import type { SipMessage, SipRequest } from '../../src/sip/message.ts';
+import { AOR, fakeServerClients, NOTIFIER_CONTACT, PROVISIONING, verify, type FakeSipServer } from './fake-sip-server.ts';
 
-const REALM = 'parley.local';
-const AOR = 'sip:alice@parley.local';
-const NOTIFIER_CONTACT = '<sip:10.0.0.1:5060;transport=tcp>';
-const nonces = new NonceIssuer({ secret: Buffer.alloc(32, 7) });
-
-/** The far end of an in-memory connection: what the UA sends arrives here, parsed. */
-class Peer {
-  readonly transport: ClientTransport;
-  readonly #framer = new StreamFramer();
-  readonly #queue: SipMessage[] = [];
-  readonly #waiters: Array<(message: SipMessage) => void> = [];
-  #branch = 0;
-
-  constructor() {
-    const peer = this;
-    this.transport = {
-      framing: 'stream',
-      viaTransport: 'TCP',
-      contactTransport: 'tcp',
-      localHost: '192.0.2.7',
-      localPort: 50123,
-      onData: null,
-      onClose: null,
-      send(data) {
-        for (const event of peer.#framer.push(typeof data === 'string' ? Buffer.from(data) : data)) {
-          if (event.type !== 'message') continue;
-          const waiter = peer.#waiters.shift();
-          if (waiter === undefined) peer.#queue.push(event.message);
-          else waiter(event.message);
-        }
-      },
-      close() {
-        this.onClose?.(undefined);
-      },
-    };
-  }
-
-  readonly connector: TransportConnector = async () => this.transport;
-
-  next(timeoutMs = 3000): Promise<SipMessage> {
-    const queued = this.#queue.shift();
-    if (queued !== undefined) return Promise.resolve(queued);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('the UA sent nothing')), timeoutMs);
-      this.#waiters.push((m) => {
-        clearTimeout(timer);
-        resolve(m);
-      });
-    });
-  }
-
-  async nextRequest(method: string, timeoutMs?: number): Promise<SipRequest> {
-    const message = await this.next(timeoutMs);
-    assert.equal(message.kind, 'request');
-    assert.equal(message.method, method);
-    return message;
-  }
-
-  async nextResponse(): Promise<SipResponse> {
-    const message = await this.next();
-    assert.equal(message.kind, 'response');
-    return message;
-  }
-
-  /** Nothing more arrives within `ms`. */
-  async silent(ms: number): Promise<void> {
-    await new Promise((resolve) => setTimeout(resolve, ms));
-    assert.equal(this.#queue.length, 0, `unexpected: ${this.#queue.map((m) => (m.kind === 'request' ? m.method : m.status)).join(', ')}`);
-  }
-
-  inject(message: SipMessage): void {
-    this.transport.onData?.(serialize(message));
-  }
-
-  reply(request: SipRequest, status: number, headers: Record<string, string> = {}, toTag = 'srv1'): void {
-    this.inject(buildResponse(request, status, undefined, headers, toTag));
-  }
-
-  challenge(request: SipRequest): void {
-    const response = buildResponse(request, 401);
-    for (const c of challenges(REALM, nonces.issue())) response.headers.append('www-authenticate', formatAuthField(c));
-    this.inject(response);
-  }
-
-  /** A NOTIFY in the dialog of `subscribe`, whose 2xx carried To tag `toTag`. */
-  notify(subscribe: SipRequest, state: string, options: { toTag?: string; cseq?: number; body?: string; contentType?: string; event?: string; callId?: string } = {}): void {
-    const h = new Headers();
-    h.append('via', `SIP/2.0/TCP 10.0.0.1:5060;branch=z9hG4bKn${++this.#branch}`);
-    h.append('max-forwards', '70');
-    h.append('from', `${subscribe.headers.get('to')};tag=${options.toTag ?? 'srv1'}`.replace(/;tag=[^;]*;tag=/, ';tag='));
-    h.append('to', subscribe.headers.get('from') ?? '');
-    h.append('call-id', options.callId ?? subscribe.headers.get('call-id') ?? '');
-    h.append('cseq', `${options.cseq ?? this.#branch} NOTIFY`);
-    h.append('contact', NOTIFIER_CONTACT);
-    h.append('event', options.event ?? subscribe.headers.get('event') ?? '');
-    h.append('subscription-state', state);
-    if (options.body !== undefined) h.append('content-type', options.contentType ?? 'text/plain');
-    const contact = parseNameAddr(subscribe.headers.get('contact') ?? '').uri;
-    this.inject(createRequest('NOTIFY', contact, h, Buffer.from(options.body ?? '')));
-  }
-
-  drop(): void {
-    this.transport.onClose?.(new ClientError('DISCONNECTED', 'peer closed'));
-  }
-}
-
-const clients: SipClient[] = [];
-
-async function start(options: Partial<NodeSipClientOptions> = {}) {
-  const peer = new Peer();
-  const ua = new SipClient({ server: 'tcp://127.0.0.1:5060', aor: AOR, password: 'pw', keepAliveIntervalMs: 0, requestTimeoutMs: 2000, ...options, connector: peer.connector });
-  clients.push(ua);
-  await ua.connect();
-  return { ua, peer };
-}
-
-function verify(request: SipRequest) {
-  const value = request.headers.get('authorization');
-  assert.ok(value !== undefined, 'authorization present');
-  return verifyCredentials(parseAuthField(value), {
-    method: request.method,
-    expectedRealm: REALM,
-    nonces,
-    ha1For: (algorithm, user) => (user === 'alice' ? computeHa1(algorithm, 'alice', REALM, 'pw') : undefined),
-  });
-}
+const { start, closeAll } = fakeServerClients({ requestTimeoutMs: 2000 }, { toTag: 'srv1' });
 
 /** Answers the next SUBSCRIBE (through a challenge when it has no credentials) with 200 and Expires. */
-async function serveSubscribe(peer: Peer, expires: number, headers: Record<string, string> = {}, toTag = 'srv1'): Promise<SipRequest> {
-  let request = await peer.nextRequest('SUBSCRIBE');
-  if (!request.headers.has('authorization')) {
-    peer.challenge(request);
-    request = await peer.nextRequest('SUBSCRIBE');
-  }
-  assert.equal(verify(request).ok, true);
+async function serveSubscribe(peer: FakeSipServer, expires: number, headers: Record<string, string> = {}, toTag = 'srv1'): Promise<SipRequest> {
+  const request = await peer.nextAuthenticated('SUBSCRIBE');
   peer.reply(request, 200, { expires: String(expires), contact: NOTIFIER_CONTACT, ...headers }, toTag);
   return request;
 }
@@ -160,9 +28,7 @@ function collect<T>(): { items: T[]; push: (item: T) => void } {
   return { items, push: (item) => items.push(item) };
 }
 
-afterEach(async () => {
-  for (const ua of clients.splice(0)) await ua.close();
-});
+afterEach(closeAll);
 
 describe('ClientSubscription: establishing (RFC 6665 §4.1.2.1)', () => {
   it('subscribes to the own AOR through a digest challenge, with Event, Expires, Accept and Contact', async () => {
@@ -438,15 +304,6 @@ describe('ClientSubscription: refresh and end', () => {
 });
 
 const SUMMARY = 'Messages-Waiting: yes\r\nMessage-Account: sip:alice@parley.local\r\nText-Message: 2/3\r\n';
-const PROVISIONING = {
-  EnableOfflineIm: true,
-  EnableIMAutoArchiving: true,
-  DisableSavingIM: false,
-  OfflineImPickupDelay: '00:02:00',
-  OfflineImMaxAge: '1.00:00:00',
-  ewsUrl: 'http://127.0.0.1:8080/EWS/Exchange.asmx',
-  sources: { ImConfiguration: 'Global', ClientPolicy: 'Global' },
-};
 
 describe('watchMessageSummary and watchProvisioning', () => {
   it('emits message-summary with the parsed body of each NOTIFY', async () => {

@@ -4,146 +4,25 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { SipClient } from '../../src/client/index.ts';
-import type { ClientTransport, NodeSipClientOptions, TransportConnector } from '../../src/client/index.ts';
 import { ClientError } from '../../src/client/errors.ts';
 import { buildResponse } from '../../src/client/requests.ts';
-import { challenges, computeHa1, NonceIssuer, verifyCredentials } from '../../src/sip/digest.ts';
-import { formatAuthField, parseAuthField, parseCSeq, parseMessage, parseNameAddr, parseVia, serialize, StreamFramer } from '../../src/sip/index.ts';
+import { parseCSeq, parseNameAddr, parseVia } from '../../src/sip/index.ts';
 import { createRequest, Headers } from '../../src/sip/message.ts';
-import type { SipMessage, SipRequest, SipResponse } from '../../src/sip/message.ts';
-
-const REALM = 'parley.local';
-const nonces = new NonceIssuer({ secret: Buffer.alloc(32, 9) });
-
-/** The far end of an in-memory connection: what the UA sends arrives here, parsed. */
-class Peer {
-  readonly transport: ClientTransport;
-  readonly received: SipMessage[] = [];
-  /** everything the UA wrote, as text */
-  readonly wire: string[] = [];
-  pings = 0;
-  readonly #framer = new StreamFramer();
-  readonly #waiters: Array<(message: SipMessage) => void> = [];
-  readonly #framing: 'stream' | 'message';
-
-  constructor(framing: 'stream' | 'message' = 'stream') {
-    this.#framing = framing;
-    const peer = this;
-    this.transport = {
-      framing,
-      viaTransport: framing === 'stream' ? 'TCP' : 'WS',
-      contactTransport: framing === 'stream' ? 'tcp' : 'ws',
-      localHost: framing === 'stream' ? '192.0.2.7' : 'abcdefgh.invalid',
-      localPort: framing === 'stream' ? 50123 : null,
-      onData: null,
-      onClose: null,
-      send(data) {
-        peer.#receive(typeof data === 'string' ? Buffer.from(data) : data);
-      },
-      close() {
-        this.onClose?.(undefined);
-      },
-    };
-  }
-
-  readonly connector: TransportConnector = async () => this.transport;
-
-  #receive(data: Buffer): void {
-    this.wire.push(data.toString());
-    const messages: SipMessage[] = [];
-    if (this.#framing === 'message') messages.push(parseMessage(data));
-    else
-      for (const event of this.#framer.push(data)) {
-        if (event.type === 'message') messages.push(event.message);
-        else if (event.type === 'ping') this.pings++;
-      }
-    for (const message of messages) {
-      const waiter = this.#waiters.shift();
-      if (waiter === undefined) this.received.push(message);
-      else waiter(message);
-    }
-  }
-
-  /** The next message the UA sends. */
-  next(): Promise<SipMessage> {
-    const queued = this.received.shift();
-    if (queued !== undefined) return Promise.resolve(queued);
-    return new Promise((resolve) => this.#waiters.push(resolve));
-  }
-
-  async nextRequest(method?: string): Promise<SipRequest> {
-    const message = await this.next();
-    assert.equal(message.kind, 'request');
-    if (method !== undefined) assert.equal(message.method, method);
-    return message;
-  }
-
-  async nextResponse(): Promise<SipResponse> {
-    const message = await this.next();
-    assert.equal(message.kind, 'response');
-    return message;
-  }
-
-  inject(message: SipMessage | string): void {
-    this.transport.onData?.(typeof message === 'string' ? Buffer.from(message) : serialize(message));
-  }
-
-  reply(request: SipRequest, status: number, headers: Record<string, string> = {}): void {
-    this.inject(buildResponse(request, status, undefined, headers));
-  }
-
-  challenge(request: SipRequest, status: 401 | 407 = 401): void {
-    const name = status === 401 ? 'www-authenticate' : 'proxy-authenticate';
-    const response = buildResponse(request, status);
-    for (const c of challenges(REALM, nonces.issue())) response.headers.append(name, formatAuthField(c));
-    this.inject(response);
-  }
-
-  /** The server closes the connection. */
-  drop(): void {
-    this.transport.onClose?.(new ClientError('DISCONNECTED', 'peer closed'));
-  }
-}
-
-function verify(request: SipRequest, header = 'authorization', password = 'pw') {
-  const value = request.headers.get(header);
-  assert.ok(value !== undefined, `${header} present`);
-  return verifyCredentials(parseAuthField(value), {
-    method: request.method,
-    expectedRealm: REALM,
-    nonces,
-    ha1For: (algorithm, user) => (user === 'alice' ? computeHa1(algorithm, 'alice', REALM, password) : undefined),
-  });
-}
+import type { SipMessage, SipRequest } from '../../src/sip/message.ts';
+import { fakeServerClients, verify, type FakeSipServer } from './fake-sip-server.ts';
 
 const cseq = (m: SipMessage) => parseCSeq(m.headers.get('cseq') ?? '');
-const clients: SipClient[] = [];
-
-async function start(options: Partial<NodeSipClientOptions> = {}, framing: 'stream' | 'message' = 'stream') {
-  const peer = new Peer(framing);
-  const ua = new SipClient({ server: 'tcp://127.0.0.1:5060', aor: 'sip:alice@parley.local', password: 'pw', displayName: 'Alice', userAgent: 'ParleyTest/1', keepAliveIntervalMs: 0, ...options, connector: peer.connector });
-  clients.push(ua);
-  await ua.connect();
-  return { ua, peer };
-}
+const { start, closeAll } = fakeServerClients({ displayName: 'Alice', userAgent: 'ParleyTest/1' });
 
 /** Answers one REGISTER exchange: a challenge, then 200 with the contact and `expires`. */
-async function serveRegister(peer: Peer, expires = 300): Promise<SipRequest> {
-  const first = await peer.nextRequest('REGISTER');
-  let request = first;
-  if (!first.headers.has('authorization')) {
-    peer.challenge(first);
-    request = await peer.nextRequest('REGISTER');
-  }
-  assert.equal(verify(request).ok, true);
+async function serveRegister(peer: FakeSipServer, expires = 300): Promise<SipRequest> {
+  const request = await peer.nextAuthenticated('REGISTER');
   const contact = parseNameAddr(request.headers.get('contact') ?? '').uri;
   peer.reply(request, 200, { contact: `<${contact}>;expires=${expires}` });
   return request;
 }
 
-afterEach(async () => {
-  for (const ua of clients.splice(0)) await ua.close();
-});
+afterEach(closeAll);
 
 describe('SipClient registration', () => {
   it('registers through a 401 challenge with one Call-ID and increasing CSeq (RFC 3261 §10.2)', async () => {

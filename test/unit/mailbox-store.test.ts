@@ -169,3 +169,15 @@ describe('EmbeddedMailboxConnector', () => {
     await assert.rejects(connector.deliver(item({ internetMessageId: ' ' })), (e: unknown) => e instanceof MailboxError && e.code === 'INVALID_REQUEST');
   });
 });
+
+describe('mailbox ids', () => {
+  it('are 22 base64url characters, all different, never starting with "-" (a CLI would read an option)', async () => {
+    const { isWellFormedId, newId } = await import('../../src/mailbox/ids.ts');
+    const ids = new Set(Array.from({ length: 5000 }, newId));
+    assert.equal(ids.size, 5000);
+    for (const id of ids) {
+      assert.ok(isWellFormedId(id), id);
+      assert.ok(!id.startsWith('-'), id);
+    }
+  });
+});
