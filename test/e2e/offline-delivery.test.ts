@@ -154,6 +154,17 @@ describe('offline IM to an external EWS server', () => {
     assert.equal(await missedAtExchange(id), 1);
   });
 
+  it('bob, signing in, learns of it through message-summary counted at the Exchange (RFC 3842)', async () => {
+    mode = 'up';
+    const bob = await people.connect('bob', { register: true });
+    const summary = new Promise<{ waiting: boolean; textMessages: { new: number; old: number } }>((resolve) => bob.once('message-summary', resolve));
+    await bob.watchMessageSummary();
+    const first = await summary;
+    assert.equal(first.waiting, true);
+    assert.equal(first.textMessages.new, 1, 'the one Missed Conversation at the Exchange, unread');
+    await bob.close();
+  });
+
   it('down for a while, then back: retried with back-off, delivered exactly once', async () => {
     mode = 'down';
     const id = await sendToBob('while Exchange is down');
