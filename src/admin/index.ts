@@ -13,6 +13,7 @@ import { userInfo } from 'node:os';
 import { DIRECTORY_MIGRATIONS } from '../directory/index.ts';
 import { ParleyError } from '../errors.ts';
 import { SETTINGS_MIGRATIONS } from '../settings/index.ts';
+import { PRESENCE_MIGRATIONS } from '../presence/index.ts';
 import type { Database } from '../storage/index.ts';
 import { openDatabase, runMigrations } from '../storage/index.ts';
 import { AdminError } from './errors.ts';
@@ -37,7 +38,8 @@ export interface AdminDefaults {
 
 export { AdminError } from './errors.ts';
 export type { AdminErrorCode } from './errors.ts';
-export { CMDLETS } from './registry.ts';
+export { CMDLETS, serverCmdlets } from './registry.ts';
+export type { LivePresence } from './cmdlets/presence.ts';
 export { ADMIN_PATH, AdminApiError, createAdminRoute } from './http/index.ts';
 export type { AdminApiErrorCode, AdminEndpoint, AdminEndpointRequest, AdminMethod, AdminRoute, AdminRouteOptions } from './http/index.ts';
 
@@ -93,7 +95,7 @@ export async function runAdminCommand(args: string[], io: AdminIo, defaults: Adm
       output = await runRemote(target, cmdlet, bound);
     } else {
       db = openDatabase(dataDir ?? defaults.dataDir);
-      runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS]);
+      runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, PRESENCE_MIGRATIONS]);
       output = await cmdlet.run({ db, domain: defaults.domain, actor: currentActor(), now: Date.now }, bound);
     }
     if (json) io.out(formatJson(output));

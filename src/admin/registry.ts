@@ -4,6 +4,8 @@
 import { AUDIT_CMDLETS } from './cmdlets/audit.ts';
 import { CLIENT_POLICY_CMDLETS } from './cmdlets/client-policy.ts';
 import { IM_CONFIGURATION_CMDLETS } from './cmdlets/im-configuration.ts';
+import { presenceCmdlets } from './cmdlets/presence.ts';
+import type { LivePresence } from './cmdlets/presence.ts';
 import { SITE_CMDLETS } from './cmdlets/site.ts';
 import { USER_CMDLETS } from './cmdlets/user.ts';
 import type { CmdletSpec } from './types.ts';
@@ -14,7 +16,14 @@ export const CMDLETS: readonly CmdletSpec[] = checkCmdlets([
   ...SITE_CMDLETS,
   ...USER_CMDLETS,
   ...AUDIT_CMDLETS,
+  ...presenceCmdlets(),
 ]);
+
+/** The cmdlets as the running server serves them (admin API): those that read live state get it. */
+export function serverCmdlets(live: { presence: LivePresence }): readonly CmdletSpec[] {
+  const served = new Map(presenceCmdlets(live.presence).map((c) => [c.name, c]));
+  return CMDLETS.map((c) => served.get(c.name) ?? c);
+}
 
 /** Names are Verb-Noun and unique (ignoring case), parameter names and positions unique per cmdlet. */
 export function checkCmdlets(cmdlets: readonly CmdletSpec[]): readonly CmdletSpec[] {

@@ -13,6 +13,13 @@ import type { Subscription, TerminationReason } from './subscriptions.ts';
 export interface EventDocument {
   contentType: string;
   body: string;
+  /** more header fields of the NOTIFY, e.g. `Require: eventlist` (RFC 4662 §5) */
+  headers?: ReadonlyArray<readonly [string, string]>;
+  /**
+   * What "unchanged" compares (default: the body): a body that carries a counter of its own, such
+   * as RFC 4662's version, gives here what it says without the counter.
+   */
+  key?: string;
 }
 
 export interface NotifierDeps {
@@ -72,11 +79,12 @@ export class Notifier {
       this.#settled(sub);
       return;
     }
-    if (onlyIfChanged && sub.state === 'active' && this.#lastBody.get(sub.id) === document.body) {
+    const key = document.key ?? document.body;
+    if (onlyIfChanged && sub.state === 'active' && this.#lastBody.get(sub.id) === key) {
       this.#settled(sub);
       return;
     }
-    this.#lastBody.set(sub.id, document.body);
+    this.#lastBody.set(sub.id, key);
     const flow = this.#deps.resolveFlow(sub.flow);
     if (flow === undefined || flow.closed) {
       this.#deps.logger.info({ watcher: sub.watcher, event: sub.package, resource: sub.resource }, 'subscription of %s ended: its connection is gone', sub.watcher);
@@ -151,6 +159,7 @@ export function buildNotify(sub: Subscription, flow: Flow, document: EventDocume
   headers.append('event', sub.event);
   headers.append('subscription-state', sub.subscriptionState(now));
   headers.append('user-agent', product);
+  for (const [name, value] of document.headers ?? []) headers.append(name, value);
   headers.append('content-type', document.contentType);
   return createRequest('NOTIFY', d.remoteTarget, headers, Buffer.from(document.body, 'utf8'));
 }

@@ -3,6 +3,8 @@
 // the rest: SUBSCRIBE, dialogs, expiry, NOTIFY, refresh, unsubscribe and fetch.
 
 import type { SipContext } from '../router/context.ts';
+import type { SipRequest } from '../sip/index.ts';
+import type { EventDocument } from './notifier.ts';
 import type { Subscription } from './subscriptions.ts';
 
 export interface ExpirySettings {
@@ -20,8 +22,11 @@ export interface ExpirySettings {
  */
 export const DEFAULT_SUBSCRIBE_EXPIRY: ExpirySettings = Object.freeze({ min: 60, max: 7200, default: 3600 });
 
-/** The package's decision on a new subscription: `'ok'`, or the refusal to answer (403, 404…). */
-export type Authorization = 'ok' | { status: number; warning: string };
+/**
+ * The package's decision on a new subscription: `'ok'`, or the refusal to answer (403, 404…), with
+ * the header fields it needs (421 needs Require, RFC 3261 §21.4.16; 406 Accept).
+ */
+export type Authorization = 'ok' | { status: number; warning: string; headers?: ReadonlyArray<readonly [string, string]> };
 
 /** What the framework offers the packages (and the rest of the server, as `ctx.events`). */
 export interface EventNotifications {
@@ -53,9 +58,18 @@ export interface EventPackage {
    * of the organisation? RFC 6665 §4.2.1: "the notifier … MUST determine whether the
    * authenticated subscriber is authorized to subscribe"; the framework answers a refusal.
    */
-  authorize(ctx: SipContext, watcher: string, resource: string): Authorization | Promise<Authorization>;
-  /** The document the subscriber sees now (RFC 6665 §4.2.2: "the current state"). */
-  body(sub: Subscription): string | Promise<string>;
+  authorize(ctx: SipContext, watcher: string, resource: string, request: SipRequest): Authorization | Promise<Authorization>;
+  /**
+   * Whether `resource` (`bob@parley.local`, of this domain) exists in this package; 404 otherwise.
+   * Default: it is a user of the organisation. A package may serve other resources, such as
+   * resource lists (RFC 4662).
+   */
+  hasResource?(ctx: SipContext, resource: string): boolean;
+  /**
+   * The document the subscriber sees now (RFC 6665 §4.2.2: "the current state"): a body of the
+   * package's `contentType`, or a whole document (another type, more header fields).
+   */
+  body(sub: Subscription): string | EventDocument | Promise<string | EventDocument>;
   /** Called once by EventService.start: the package may watch its sources and call `events.changed()`. */
   start?(ctx: SipContext, events: EventNotifications): void;
   close?(): void;

@@ -70,7 +70,8 @@ export class EventService implements EventNotifications {
       now: ctx.now,
       documentFor: async (sub) => {
         const pkg = this.#package(sub.package);
-        return { contentType: pkg.contentType, body: await pkg.body(sub) };
+        const body = await pkg.body(sub);
+        return typeof body === 'string' ? { contentType: pkg.contentType, body } : body;
       },
       onEnded: (sub) => subscriptions.remove(sub),
     });

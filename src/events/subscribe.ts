@@ -122,13 +122,13 @@ export function subscribeHandler(events: SubscribeDeps): MethodHandler {
         return;
       }
       const resource = addressOf(target).toLowerCase();
-      if (!ctx.userExists(resource)) {
+      if (!(pkg.hasResource?.(ctx, resource) ?? ctx.userExists(resource))) {
         reply(ctx, incoming, 404, { warning: `no user ${resource}` });
         return;
       }
-      const decision = await pkg.authorize(ctx, watcher, resource);
+      const decision = await pkg.authorize(ctx, watcher, resource, request);
       if (decision !== 'ok') {
-        reply(ctx, incoming, decision.status, { warning: decision.warning });
+        reply(ctx, incoming, decision.status, { headers: decision.headers?.map(([n, v]) => [n, v]), warning: decision.warning });
         return;
       }
       // RFC 6665 §4.2.1: the notifier "SHOULD … ensure that the subscriber can receive" the body

@@ -89,6 +89,11 @@ export class Subscription {
     return ++this.#localCSeq;
   }
 
+  /** How many NOTIFYs this dialog has carried (each took one CSeq). */
+  get notifiesSent(): number {
+    return this.#localCSeq;
+  }
+
   /** RFC 6665 §4.2.1.2: a SUBSCRIBE in the dialog refreshes it with a new duration. */
   refresh(expiresAt: number, remoteCSeq: number, remoteTarget: string | undefined, flow: FlowRef): void {
     this.#require('refresh', 'active');

@@ -34,6 +34,13 @@ export type PublishOutcome =
   /** 400: an initial publication needs a body (§6 step 6), a removal needs SIP-If-Match */
   | { kind: 'invalid'; reason: string };
 
+/** One device's publication as an administrator sees it. */
+export interface PublicationDetails extends PresenceState {
+  /** epoch milliseconds */
+  updatedAt: number;
+  expiresAt: number;
+}
+
 /** The life of one publication: active until removed or expired; nothing happens after. */
 type PublicationState = 'active' | 'gone';
 
@@ -107,6 +114,13 @@ export class PublicationStore {
     const set = this.#byAor.get(aor);
     if (set === undefined) return [];
     return [...set].sort((a, b) => b.updatedAt - a.updatedAt).map((p) => p.presence);
+  }
+
+  /** The live publications of an AOR with their times, the most recently changed first (for administrators). */
+  details(aor: string): PublicationDetails[] {
+    const set = this.#byAor.get(aor);
+    if (set === undefined) return [];
+    return [...set].sort((a, b) => b.updatedAt - a.updatedAt).map((p) => ({ ...p.presence, updatedAt: p.updatedAt, expiresAt: p.expiresAt }));
   }
 
   get size(): number {

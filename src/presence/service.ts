@@ -1,30 +1,63 @@
 // Presence (RFC 3856) as an event package of the event service (src/events), plus PUBLISH
 // (RFC 3903): publications and the document watchers get, tied to the registrar (a user with no
-// registration is Offline) through `ctx.registrations`.
+// registration is Offline) through `ctx.registrations`; blocked watchers see Offline (blocks.ts);
+// each user's contact list is a resource list (RFC 4662, lists.ts) its owner may subscribe to.
 //
-//   const presence = new PresenceService();
+//   const presence = new PresenceService({ blocks: databaseBlockList(db), contacts: databaseContactLists(db) });
 //   const events = new EventService({ packages: [presence, …] });
 //   const handlers = [..., ...presence.handlers, ...events.handlers];   // PUBLISH; SUBSCRIBE
 //   events.start(ctx);                                                 // starts presence too
 
-import type { Authorization, EventNotifications, EventPackage, ExpirySettings, Subscription, Timers } from '../events/index.ts';
-import { DEFAULT_SUBSCRIBE_EXPIRY, NODE_TIMERS } from '../events/index.ts';
+import type { Authorization, CancelTimer, EventNotifications, EventPackage, ExpirySettings, Subscription, Timers } from '../events/index.ts';
+import { acceptsType, DEFAULT_SUBSCRIBE_EXPIRY, NODE_TIMERS } from '../events/index.ts';
 import type { MethodHandler, SipContext } from '../router/context.ts';
+import type { SipRequest } from '../sip/index.ts';
+import type { BlockList } from './blocks.ts';
+import type { ContactLists } from './contacts.ts';
 import { acceptsPidf, PRESENCE_EVENT } from './headers.ts';
+import { buildListDocument, EVENTLIST, hasOptionTag, listOwner, listResource, MULTIPART_RELATED, RLMI_TYPE } from './lists.ts';
+import type { ListDocument } from './lists.ts';
 import { buildPidf, OFFLINE, PIDF_TYPE } from './pidf.ts';
 import type { PresenceState } from './pidf.ts';
 import { aggregate, DEFAULT_PUBLISH_EXPIRY, PublicationStore } from './publications.ts';
+import type { PublicationDetails } from './publications.ts';
 import { publishHandler } from './publish.ts';
 
+/** How often the server looks for blocks changed by another process (`parley admin --data-dir`). */
+export const DEFAULT_BLOCK_POLL_MS = 1000;
+
 export interface PresenceOptions {
+  /** PUBLISH durations (RFC 3903 §4.1); config `presence.publishExpiry` */
   publishExpiry?: ExpirySettings;
+  /** SUBSCRIBE durations for presence (RFC 3856 §6.4); config `presence.subscribeExpiry` */
   subscribeExpiry?: ExpirySettings;
   timers?: Timers;
   /**
-   * The seam for blocking (issue 6): true when `presentity` has blocked `watcher`, who then sees
-   * Offline. Default: nobody is blocked.
+   * The blocked watchers (issue 6), read for every NOTIFY; its change log is polled every
+   * `blockPollMs` so that changes made elsewhere reach the watchers' subscriptions.
+   */
+  blocks?: BlockList;
+  blockPollMs?: number;
+  /**
+   * The users' contact lists: with them, `sip:<user>+contacts@<domain>` is a resource list
+   * (RFC 4662) its owner may subscribe to. Without them, there are no lists.
+   */
+  contacts?: ContactLists;
+  /**
+   * The seam for blocking when there is no `blocks`: true when `presentity` has blocked
+   * `watcher`, who then sees Offline. Default: nobody is blocked.
    */
   isBlocked?: (watcher: string, presentity: string) => boolean | Promise<boolean>;
+}
+
+/** What `Get-CsUserPresence` shows: the live state of one user in this server process. */
+export interface PresenceInspection extends PresenceState {
+  aor: string;
+  registrations: Array<{ contact: string; transport: string; userAgent: string | null; expiresAt: number }>;
+  /** one per publishing device, the most recently changed first */
+  publications: PublicationDetails[];
+  /** active subscriptions to the user's presence, also through a contact list; a blocked watcher sees Offline */
+  watchers: Array<{ watcher: string; blocked: boolean; expiresAt: number; viaList: boolean }>;
 }
 
 export interface PresenceSnapshot extends PresenceState {
@@ -42,6 +75,9 @@ interface Running {
   events: EventNotifications;
   publications: PublicationStore;
   onRegistration: (aor: string) => void;
+  /** the last block change seen */
+  blockSeq: number;
+  cancelPoll: CancelTimer;
 }
 
 export class PresenceService implements EventPackage {
@@ -54,13 +90,20 @@ export class PresenceService implements EventPackage {
   readonly expiry: ExpirySettings;
   readonly #timers: Timers;
   readonly #isBlocked: NonNullable<PresenceOptions['isBlocked']>;
+  readonly #blocks: BlockList | undefined;
+  readonly #blockPollMs: number;
+  readonly #contacts: ContactLists | undefined;
   #running: Running | undefined;
 
   constructor(opts: PresenceOptions = {}) {
     this.publishExpiry = opts.publishExpiry ?? DEFAULT_PUBLISH_EXPIRY;
     this.expiry = opts.subscribeExpiry ?? DEFAULT_SUBSCRIBE_EXPIRY;
     this.#timers = opts.timers ?? NODE_TIMERS;
-    this.#isBlocked = opts.isBlocked ?? (() => false);
+    const blocks = opts.blocks;
+    this.#blocks = blocks;
+    this.#blockPollMs = opts.blockPollMs ?? DEFAULT_BLOCK_POLL_MS;
+    this.#contacts = opts.contacts;
+    this.#isBlocked = blocks !== undefined ? (watcher, presentity) => blocks.isBlocked(presentity, watcher) : (opts.isBlocked ?? (() => false));
     this.handlers = [publishHandler(this)];
   }
 
@@ -75,7 +118,8 @@ export class PresenceService implements EventPackage {
     });
     const onRegistration = (aor: string): void => this.changed(aor);
     ctx.registrations.on('changed', onRegistration);
-    this.#running = { ctx, events, publications, onRegistration };
+    this.#running = { ctx, events, publications, onRegistration, blockSeq: this.#blocks?.lastChange() ?? 0, cancelPoll: () => {} };
+    this.#schedulePoll();
   }
 
   /** RFC 3856 §6.7: PIDF is the format every presence watcher must accept. */
@@ -83,17 +127,45 @@ export class PresenceService implements EventPackage {
     return acceptsPidf(accept);
   }
 
+  /** Users, and the contact list of each user (RFC 4662) when lists are on. */
+  hasResource(ctx: SipContext, resource: string): boolean {
+    const owner = this.#contacts === undefined ? undefined : listOwner(resource);
+    return ctx.userExists(owner ?? resource);
+  }
+
   /**
    * RFC 3856 §6.6 authorization: users of the organisation may watch each other (the event
    * service has already refused other domains and unknown users); blocking shows Offline instead.
+   * A contact list is its owner's alone, and needs a subscriber that reads lists (RFC 4662 §4.1).
    */
-  authorize(): Authorization {
+  authorize(_ctx: SipContext, watcher: string, resource: string, request: SipRequest): Authorization {
+    const owner = this.#contacts === undefined ? undefined : listOwner(resource);
+    if (owner === undefined) return 'ok';
+    if (watcher !== owner) return { status: 403, warning: `the contact list ${resource} is ${owner}'s alone` };
+    // RFC 4662 §4.1: an RLS that gets a SUBSCRIBE for a list without "Supported: eventlist"
+    // answers 421 (Extension Required) with "Require: eventlist".
+    if (!hasOptionTag(request.headers.getAll('supported'), EVENTLIST)) {
+      return { status: 421, headers: [['Require', EVENTLIST]], warning: `${resource} is a resource list (RFC 4662): subscribe with Supported: ${EVENTLIST}` };
+    }
+    const accept = request.headers.getAll('accept');
+    if (!(acceptsType(accept, MULTIPART_RELATED) && acceptsType(accept, RLMI_TYPE) && acceptsPidf(accept))) {
+      const types = `${MULTIPART_RELATED}, ${RLMI_TYPE}, ${PIDF_TYPE}`;
+      return { status: 406, headers: [['Accept', types]], warning: `a resource list is sent as ${types}` };
+    }
     return 'ok';
   }
 
-  /** The PIDF document of the presentity as this watcher may see it. */
-  async body(sub: Subscription): Promise<string> {
-    return buildPidf(`sip:${sub.resource}`, await this.visibleTo(sub.watcher, sub.resource));
+  /** The PIDF document of the presentity as this watcher may see it; for a list, every member's. */
+  async body(sub: Subscription): Promise<string | ListDocument & { headers: Array<[string, string]> }> {
+    const owner = this.#contacts === undefined ? undefined : listOwner(sub.resource);
+    if (owner === undefined || this.#contacts === undefined) return buildPidf(`sip:${sub.resource}`, await this.visibleTo(sub.watcher, sub.resource));
+    const members = await Promise.all(
+      this.#contacts.membersOf(owner).map(async (c) => ({ uri: `sip:${c.member}`, name: c.displayName, pidf: buildPidf(`sip:${c.member}`, await this.visibleTo(owner, c.member)) })),
+    );
+    // RFC 4662 §5.2: the version is 0 in the first NOTIFY and grows by one with each.
+    const document = buildListDocument({ listUri: `sip:${sub.resource}`, domain: this.#require().ctx.domain, version: sub.notifiesSent, seed: sub.id, members });
+    // RFC 4662 §4.5: NOTIFYs of a list subscription carry "Require: eventlist".
+    return { ...document, headers: [['Require', EVENTLIST]] };
   }
 
   get publications(): PublicationStore {
@@ -107,7 +179,7 @@ export class PresenceService implements EventPackage {
     return aggregate(bindings.length > 0, publications.of(aor));
   }
 
-  /** What an administrator sees of a user (the seam for `Get-CsUserPresence`). */
+  /** A summary of a user's presence (counts); `Get-CsUserPresence` shows inspect(). */
   async snapshot(aor: string): Promise<PresenceSnapshot> {
     const { ctx, events, publications } = this.#require();
     const registrations = (await ctx.location.lookup(aor, ctx.now())).length;
@@ -121,14 +193,76 @@ export class PresenceService implements EventPackage {
     return this.stateOf(presentity);
   }
 
-  /** The presentity's publications or registrations changed: every watcher gets a NOTIFY. */
+  /** The live state of a user for an administrator (`Get-CsUserPresence`). */
+  async inspect(aor: string): Promise<PresenceInspection> {
+    const { ctx, events, publications } = this.#require();
+    const bindings = await ctx.location.lookup(aor, ctx.now());
+    const devices = publications.details(aor);
+    const subs = [
+      ...events.watching(this.name, aor),
+      ...(this.#contacts?.listsWith(aor) ?? []).flatMap((owner) => events.watching(this.name, listResource(owner))),
+    ];
+    const watchers = await Promise.all(
+      subs.map(async (s) => ({ watcher: s.watcher, blocked: await this.#isBlocked(s.watcher, aor), expiresAt: s.expiresAt, viaList: s.resource !== aor })),
+    );
+    return {
+      aor,
+      ...aggregate(bindings.length > 0, devices),
+      registrations: bindings.map((b) => ({ contact: b.contact, transport: b.flow.protocol, userAgent: b.userAgent, expiresAt: b.expiresAt })),
+      publications: devices,
+      watchers,
+    };
+  }
+
+  /**
+   * The presentity's publications or registrations changed: every watcher gets a NOTIFY, and so
+   * does every subscription to a contact list the presentity is on.
+   */
   changed(aor: string): void {
-    this.#running?.events.changed(this.name, aor);
+    const running = this.#running;
+    if (running === undefined) return;
+    running.events.changed(this.name, aor);
+    if (this.#contacts === undefined) return;
+    for (const owner of this.#contacts.listsWith(aor)) running.events.changed(this.name, listResource(owner));
+  }
+
+  /** `owner`'s contact list changed: its subscriptions get the new list. */
+  contactsChanged(owner: string): void {
+    this.#running?.events.changed(this.name, listResource(owner));
+  }
+
+  /**
+   * Blocks were added or removed (by this process, or by another one, found by the poll): the
+   * watchers of each owner whose document changed get a NOTIFY — the newly blocked one sees
+   * Offline, the unblocked one the real state — and nobody else hears of it.
+   */
+  blocksChanged(): void {
+    const running = this.#running;
+    if (running === undefined || this.#blocks === undefined) return;
+    const changes = this.#blocks.changesSince(running.blockSeq);
+    if (changes.length === 0) return;
+    running.blockSeq = changes[changes.length - 1]?.seq ?? running.blockSeq;
+    for (const owner of new Set(changes.map((c) => c.owner))) this.changed(owner);
+  }
+
+  #schedulePoll(): void {
+    const running = this.#running;
+    if (running === undefined || this.#blocks === undefined) return;
+    running.cancelPoll = this.#timers.set(this.#blockPollMs, () => {
+      if (this.#running !== running) return;
+      try {
+        this.blocksChanged();
+      } catch (err) {
+        running.ctx.logger.error({ err }, 'reading the changes of presence blocks failed');
+      }
+      this.#schedulePoll();
+    });
   }
 
   close(): void {
     const running = this.#running;
     if (!running) return;
+    running.cancelPoll();
     running.ctx.registrations.off('changed', running.onRegistration);
     running.publications.close();
     this.#running = undefined;

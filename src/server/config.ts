@@ -9,6 +9,8 @@ import { ParleyError } from '../errors.ts';
 import { LOG_LEVELS, type LogLevel } from '../observability/logger.ts';
 import { DEFAULT_REGISTRAR_SETTINGS, type RegistrarSettings } from '../registrar/plan.ts';
 import { DIGEST_ALGORITHMS, type DigestAlgorithm } from '../sip/index.ts';
+import { DEFAULT_SUBSCRIBE_EXPIRY } from '../events/index.ts';
+import { DEFAULT_PUBLISH_EXPIRY, type ExpirySettings } from '../presence/index.ts';
 
 export interface ServerConfig {
   domain: string;
@@ -31,6 +33,8 @@ export interface ServerConfig {
   /** where users' mailboxes are: embedded by default, or external EWS servers per domain or user */
   mailboxes: MailboxesConfig;
   sip: { t1: number; t2: number; t4: number; nonceLifetime: number; digestAlgorithms: DigestAlgorithm[] };
+  /** durations of presence publications (RFC 3903) and subscriptions (RFC 3856), seconds */
+  presence: { publishExpiry: ExpirySettings; subscribeExpiry: ExpirySettings };
 }
 
 export interface OfflineImConfig {
@@ -62,6 +66,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   offlineIm: { commitWindowMs: 2, commitMaxBatch: 512, deliveryBatch: 64, retryBase: 5, retryMax: 300, timeZone: 'UTC' },
   mailboxes: {},
   sip: { t1: 500, t2: 4000, t4: 5000, nonceLifetime: 300, digestAlgorithms: ['SHA-256', 'MD5'] },
+  presence: { publishExpiry: { ...DEFAULT_PUBLISH_EXPIRY }, subscribeExpiry: { ...DEFAULT_SUBSCRIBE_EXPIRY } },
 };
 
 export class ConfigError extends ParleyError {
@@ -158,6 +163,9 @@ const mailboxes: Check = (v, path) => {
   return out;
 };
 
+/** `{ "min": 60, "max": 7200, "default": 3600 }` seconds, each optional, min ≤ default ≤ max once merged */
+const expiry = section({ min: positive(1, 86400), max: positive(1, 7 * 86400), default: positive(1, 7 * 86400) });
+
 function mapOf(check: Check, keyName: string): Check {
   return (v, path) => {
     if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(`${path} must be an object of ${keyName} → value`);
@@ -209,6 +217,7 @@ const SCHEMA = section({
   }),
   mailboxes,
   sip: section({ t1: positive(1, 10_000), t2: positive(1, 60_000), t4: positive(1, 60_000), nonceLifetime: positive(10, 86400), digestAlgorithms }),
+  presence: section({ publishExpiry: expiry, subscribeExpiry: expiry }),
   // flag only: `--digest-algorithms MD5` sets sip.digestAlgorithms
   digestAlgorithms,
 });
@@ -242,6 +251,7 @@ export function loadConfig(file: string | undefined, flags: ConfigOverrides): Re
     messaging: { ...DEFAULT_CONFIG.messaging, ...(fromFile.messaging as object | undefined) },
     offlineIm: { ...DEFAULT_CONFIG.offlineIm, ...(fromFile.offlineIm as object | undefined) },
     sip: { ...DEFAULT_CONFIG.sip, ...(fromFile.sip as object | undefined) },
+    presence: presenceOf(fromFile.presence as Partial<Record<keyof ServerConfig['presence'], Partial<ExpirySettings>>> | undefined),
   };
   const { digestAlgorithms: algorithmsFlag, ...topFlags } = flags;
   const defined = Object.fromEntries(Object.entries(topFlags).filter(([, v]) => v !== undefined));
@@ -250,7 +260,18 @@ export function loadConfig(file: string | undefined, flags: ConfigOverrides): Re
   if (algorithmsFlag !== undefined) config.sip = { ...config.sip, digestAlgorithms: algorithmsFlag };
   if (config.registrar.minExpires > config.registrar.maxExpires) throw new ConfigError('registrar.minExpires must not exceed registrar.maxExpires');
   if (config.offlineIm.retryBase > config.offlineIm.retryMax) throw new ConfigError('offlineIm.retryBase must not exceed offlineIm.retryMax');
+  for (const [key, e] of Object.entries(config.presence)) {
+    if (!(e.min <= e.default && e.default <= e.max)) throw new ConfigError(`presence.${key} must have min ≤ default ≤ max, not ${JSON.stringify(e)}`);
+  }
   return deepFreeze(config);
+}
+
+/** Each presence duration section over its defaults, key by key. */
+function presenceOf(file: Partial<Record<keyof ServerConfig['presence'], Partial<ExpirySettings>>> | undefined): ServerConfig['presence'] {
+  return {
+    publishExpiry: { ...DEFAULT_CONFIG.presence.publishExpiry, ...file?.publishExpiry },
+    subscribeExpiry: { ...DEFAULT_CONFIG.presence.subscribeExpiry, ...file?.subscribeExpiry },
+  };
 }
 
 function deepFreeze<T extends object>(o: T): Readonly<T> {

@@ -7,7 +7,7 @@ import { DIRECTORY_MIGRATIONS, findUser } from '../directory/index.ts';
 import type { Logger } from '../observability/logger.ts';
 import { EventService } from '../events/index.ts';
 import { MessageSummaryPackage } from '../mailbox/index.ts';
-import { PresenceService } from '../presence/index.ts';
+import { PRESENCE_MIGRATIONS, PresenceService, createPresenceRoute, databaseBlockList, databaseContactLists } from '../presence/index.ts';
 import { ProvisioningPackage } from '../settings/index.ts';
 import { SETTINGS_MIGRATIONS } from '../settings/index.ts';
 import { createRegistrationEvents, MemoryLocationService, registerHandler } from '../registrar/index.ts';
@@ -23,7 +23,7 @@ import { EmbeddedMailboxConnector, MAILBOX_MIGRATIONS, SmtpOutbound, createAutod
 import type { ServerConfig } from './config.ts';
 import { listenHttp, type HttpRoute } from './http.ts';
 import { loadAdminToken, loadSecret } from './secrets.ts';
-import { createAdminRoute } from '../admin/index.ts';
+import { createAdminRoute, serverCmdlets } from '../admin/index.ts';
 import { createSipSink } from './sip-service.ts';
 import { createWebSocketAcceptor, DEFAULT_SIP_LIMITS, type Endpoint, type Flow, formatEndpoint, listenStream, listenUdp, NonceIssuer, type SipLimits, type StreamListener, TransactionLayer, type UdpListener } from '../sip/index.ts';
 
@@ -42,12 +42,12 @@ export interface RunningServer {
 
 export async function startServer(config: Readonly<ServerConfig>, logger: Logger): Promise<RunningServer> {
   const db = openDatabase(config.dataDir);
-  runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS, OFFLINE_MIGRATIONS, TRACE_MIGRATIONS]);
+  runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS, OFFLINE_MIGRATIONS, TRACE_MIGRATIONS, PRESENCE_MIGRATIONS]);
 
   // The event packages (RFC 6665): SUBSCRIBE and PUBLISH are part of Allow; the event service
   // starts the packages once the context exists. The EWS URL is known once HTTP listens.
   let ewsUrl = '';
-  const presence = new PresenceService();
+  const presence = new PresenceService({ ...config.presence, blocks: databaseBlockList(db), contacts: databaseContactLists(db) });
   // Where each user's mailbox is: the embedded store, or an external EWS server (config.mailboxes).
   const userExists = (address: string): boolean => findUser(db, address) !== undefined;
   const mailboxes = createMailboxRouting(config.mailboxes, new EmbeddedMailboxConnector({ db, userExists }));
@@ -140,6 +140,8 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     const routes: HttpRoute[] = [];
     routes.push(createEwsRoute({ db, logger, domain: config.domain, product: PRODUCT, smtpRoutes: config.smtpRoutes, onMailboxChanged: (address) => messageSummary.mailboxChanged(address) }));
     routes.push(createAutodiscoverRoute({ db, logger, domain: config.domain, product: PRODUCT }));
+    // a user's blocked watchers and contact list: /presence/blocked, /presence/contacts (HTTP Basic, as EWS)
+    routes.push(createPresenceRoute({ db, logger, domain: config.domain, product: PRODUCT, onBlocksChanged: () => presence.blocksChanged(), onContactsChanged: (owner) => presence.contactsChanged(owner) }));
     routes.push(
       createAdminRoute({
         db,
@@ -148,6 +150,8 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
         domain: config.domain,
         product: PRODUCT,
         endpoints: [...spoolerEndpoints(db), traceEndpoint(db)],
+        // Get-CsUserPresence reads the live presence; block changes NOTIFY the watcher at once
+        cmdlets: serverCmdlets({ presence }),
         // clients subscribed to their provisioning hear of the change at once
         onSettingsChanged: () => provisioning.settingsChanged(),
       }),

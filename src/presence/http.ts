@@ -1,0 +1,225 @@
+// The user's own blocked watchers and contact list over HTTP, on the server's HTTP port (as EWS:
+// HTTP Basic with the user's Parley address and password; plain HTTP from loopback only). JSON in,
+// JSON out, problem JSON (RFC 9457) with a stable `code` for every error. No request body is read.
+//
+//   GET    /presence/blocked            → 200 {"blocked": [{"watcher": "bob@parley.local", "since": "2026-…Z"}]}
+//   GET    /presence/blocked/{watcher}  → 200 {"watcher", "since"} | 404 NOT_BLOCKED
+//   PUT    /presence/blocked/{watcher}  → 201 {"watcher", "since"} (200 when already blocked)
+//   DELETE /presence/blocked/{watcher}  → 204 | 404 NOT_BLOCKED
+//
+//   GET    /presence/contacts           → 200 {"uri": "sip:alice+contacts@parley.local", "contacts": [{"contact", "displayName", "since"}]}
+//   GET    /presence/contacts/{contact} → 200 {"contact", "displayName", "since"} | 404 NOT_A_CONTACT
+//   PUT    /presence/contacts/{contact} → 201 (200 when already there) | 404 USER_NOT_FOUND | 409 CONTACT_LIST_FULL
+//   DELETE /presence/contacts/{contact} → 204 | 404 NOT_A_CONTACT
+//
+// {watcher} and {contact} are `bob`, `bob@parley.local` or `sip:bob@parley.local` (percent-encoded
+// or not). A blocked watcher sees the user Offline, with no hint that they are blocked; the change
+// reaches their open subscriptions at once. The contact list is the resource list `uri` a client
+// subscribes to (RFC 4662, lists.ts); a change reaches those subscriptions at once too.
+
+import type http from 'node:http';
+import { DirectoryError, findUser, verifyPassword } from '../directory/index.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { HttpRoute } from '../server/http.ts';
+import type { Database } from '../storage/index.ts';
+import { listBlocks } from './blocks.ts';
+import type { PresenceBlock } from './blocks.ts';
+import { addToContacts, blockWatcher, removeFromContacts, requireBlock, requireContact, unblockWatcher, watcherAddress } from './policy.ts';
+import { listContacts } from './contacts.ts';
+import type { Contact } from './contacts.ts';
+import { PresenceError } from './errors.ts';
+import { listResource } from './lists.ts';
+
+export const BLOCKED_PATH = '/presence/blocked';
+export const CONTACTS_PATH = '/presence/contacts';
+
+export interface PresenceRouteOptions {
+  db: Database;
+  logger: Logger;
+  domain: string;
+  /** the Server header */
+  product: string;
+  /** after a block was added or removed (PresenceService.blocksChanged) */
+  onBlocksChanged?: () => void;
+  /** after a user's contact list changed (PresenceService.contactsChanged) */
+  onContactsChanged?: (owner: string) => void;
+  /** accept Basic passwords over plain HTTP from other hosts than loopback (default false) */
+  allowPlainHttp?: boolean;
+  now?: () => number;
+}
+
+/** An HTTP problem of this route: status and stable code. */
+class Problem extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly headers: Record<string, string>;
+
+  constructor(status: number, code: string, detail: string, headers: Record<string, string> = {}) {
+    super(detail);
+    this.status = status;
+    this.code = code;
+    this.headers = headers;
+  }
+}
+
+export function createPresenceRoute(opts: PresenceRouteOptions): HttpRoute {
+  const now = opts.now ?? Date.now;
+  return {
+    handle(req, res, url) {
+      const collection = [BLOCKED_PATH, CONTACTS_PATH].find((p) => url.pathname === p || url.pathname.startsWith(`${p}/`));
+      if (collection === undefined) return false;
+      req.resume(); // no request body is read: PUT needs none
+      serve(req, url, collection).then(
+        ({ status, body }) => answer(res, status, body),
+        (error: unknown) => {
+          const problem = problemOf(error);
+          if (problem === undefined) {
+            opts.logger.error({ err: error }, 'presence HTTP request failed');
+            answerProblem(res, new Problem(500, 'INTERNAL', 'internal error; see the server log'));
+            return;
+          }
+          answerProblem(res, problem);
+        },
+      );
+      return true;
+    },
+  };
+
+  async function serve(req: http.IncomingMessage, url: URL, collection: string): Promise<{ status: number; body?: unknown }> {
+    if (opts.allowPlainHttp !== true && !isSecureOrLocal(req)) {
+      throw new Problem(403, 'INSECURE_TRANSPORT', 'your password must not travel in clear: use HTTPS (plain HTTP is accepted on loopback only)');
+    }
+    const user = await authenticate(opts.db, opts.domain, req.headers.authorization);
+    if (user === undefined) {
+      throw new Problem(401, 'UNAUTHORIZED', 'HTTP Basic authentication with your Parley address (or user name) and password is needed', {
+        'www-authenticate': `Basic realm="${opts.domain.replace(/["\\]/g, '')}", charset="UTF-8"`,
+      });
+    }
+    const method = req.method ?? 'GET';
+    const rest = url.pathname.slice(collection.length).replace(/^\/+|\/+$/g, '');
+    const item = collection === BLOCKED_PATH ? '{watcher}' : '{contact}';
+    if (rest === '') {
+      if (method !== 'GET' && method !== 'HEAD') throw new Problem(405, 'METHOD_NOT_ALLOWED', `${collection} accepts GET, not ${method}`, { allow: 'GET' });
+      if (collection === BLOCKED_PATH) return { status: 200, body: { blocked: listBlocks(opts.db, user).map(jsonOf) } };
+      return { status: 200, body: { uri: `sip:${listResource(user)}`, contacts: listContacts(opts.db, user).map(contactJson) } };
+    }
+    if (rest.includes('/')) throw new Problem(404, 'NOT_FOUND', `nothing is served at ${url.pathname}; use ${collection}/${item}`);
+    let text: string;
+    try {
+      text = decodeURIComponent(rest);
+    } catch {
+      throw new Problem(400, 'BAD_PATH', `the path ${url.pathname} has a malformed percent-encoding`);
+    }
+    const address = watcherAddress(text, opts.domain);
+    if (!['GET', 'HEAD', 'PUT', 'DELETE'].includes(method)) {
+      throw new Problem(405, 'METHOD_NOT_ALLOWED', `${collection}/${item} accepts GET, PUT and DELETE, not ${method}`, { allow: 'GET, PUT, DELETE' });
+    }
+    return collection === BLOCKED_PATH ? blocked(method, user, address) : contacts(method, user, address);
+  }
+
+  function contacts(method: string, user: string, member: string): { status: number; body?: unknown } {
+    switch (method) {
+      case 'PUT': {
+        const { contact, created } = addToContacts(opts.db, user, member, now());
+        if (created) opts.onContactsChanged?.(user);
+        return { status: created ? 201 : 200, body: contactJson(contact) };
+      }
+      case 'DELETE':
+        removeFromContacts(opts.db, user, member);
+        opts.onContactsChanged?.(user);
+        return { status: 204 };
+      default:
+        return { status: 200, body: contactJson(requireContact(opts.db, user, member)) };
+    }
+  }
+
+  function blocked(method: string, user: string, watcher: string): { status: number; body?: unknown } {
+    switch (method) {
+      case 'GET':
+      case 'HEAD':
+        return { status: 200, body: jsonOf(requireBlock(opts.db, user, watcher)) };
+      case 'PUT': {
+        const { block, created } = blockWatcher(opts.db, user, watcher, now());
+        if (created) {
+          opts.logger.info({ user, watcher }, '%s blocked %s', user, watcher);
+          opts.onBlocksChanged?.();
+        }
+        return { status: created ? 201 : 200, body: jsonOf(block) };
+      }
+      default:
+        unblockWatcher(opts.db, user, watcher, now());
+        opts.logger.info({ user, watcher }, '%s unblocked %s', user, watcher);
+        opts.onBlocksChanged?.();
+        return { status: 204 };
+    }
+  }
+
+  function answer(res: http.ServerResponse, status: number, body: unknown): void {
+    const headers: Record<string, string | number> = { server: opts.product, 'cache-control': 'no-store' };
+    if (body === undefined) {
+      res.writeHead(status, headers);
+      res.end();
+      return;
+    }
+    const text = `${JSON.stringify(body)}\n`;
+    res.writeHead(status, { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+  }
+
+  function answerProblem(res: http.ServerResponse, problem: Problem): void {
+    const text = `${JSON.stringify({ type: 'about:blank', title: titleOf(problem.status), status: problem.status, detail: problem.message, code: problem.code })}\n`;
+    res.writeHead(problem.status, {
+      server: opts.product,
+      'cache-control': 'no-store',
+      ...problem.headers,
+      'content-type': 'application/problem+json; charset=utf-8',
+      'content-length': Buffer.byteLength(text),
+    });
+    res.end(text);
+  }
+}
+
+function contactJson(contact: Contact): { contact: string; displayName: string | null; since: string } {
+  return { contact: contact.member, displayName: contact.displayName, since: contact.since.toISOString() };
+}
+
+function jsonOf(block: PresenceBlock): { watcher: string; since: string } {
+  return { watcher: block.watcher, since: block.since.toISOString() };
+}
+
+function problemOf(error: unknown): Problem | undefined {
+  if (error instanceof Problem) return error;
+  if (error instanceof PresenceError || error instanceof DirectoryError) return new Problem(error.httpStatus, error.code, error.message);
+  return undefined;
+}
+
+const TITLES: Readonly<Record<number, string>> = {
+  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 409: 'Conflict', 500: 'Internal Server Error',
+};
+
+function titleOf(status: number): string {
+  return TITLES[status] ?? 'Error';
+}
+
+/**
+ * HTTP Basic (RFC 7617) with the user's Parley password, as EWS takes it: the user's address when
+ * the credentials are right. Accepts `alice`, `alice@domain` and `DOMAIN\alice`.
+ */
+export async function authenticate(db: Database, domain: string, header: string | undefined): Promise<string | undefined> {
+  const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header ?? '');
+  if (!m?.[1]) return undefined;
+  const decoded = Buffer.from(m[1], 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon < 0) return undefined;
+  const name = decoded.slice(0, colon).trim().replace(/^[^\\]*\\/, '');
+  const address = (name.includes('@') ? name : `${name}@${domain}`).toLowerCase();
+  if (!(await verifyPassword(db, address, decoded.slice(colon + 1)))) return undefined;
+  return findUser(db, address)?.address;
+}
+
+/** TLS, or a peer on loopback (a local TLS-terminating proxy, tests): where a password may travel. */
+function isSecureOrLocal(req: http.IncomingMessage): boolean {
+  if ((req.socket as { encrypted?: boolean }).encrypted) return true;
+  const peer = req.socket.remoteAddress ?? '';
+  return peer === '::1' || peer.startsWith('127.') || peer.startsWith('::ffff:127.');
+}

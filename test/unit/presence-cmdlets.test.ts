@@ -1,0 +1,160 @@
+// The presence cmdlets: Get-/Add-/Remove-CsPresenceBlock on a data directory, and
+// Get-CsUserPresence, which only the running server (with its live presence) can answer.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { CMDLETS, runAdminCommand, serverCmdlets } from '../../src/admin/index.ts';
+import type { LivePresence } from '../../src/admin/index.ts';
+import { formatList } from '../../src/admin/format.ts';
+import { inspectionOutput } from '../../src/admin/cmdlets/presence.ts';
+import { DIRECTORY_MIGRATIONS, addUser } from '../../src/directory/index.ts';
+import { PRESENCE_MIGRATIONS } from '../../src/presence/index.ts';
+import { SETTINGS_MIGRATIONS, listAudit } from '../../src/settings/index.ts';
+import { openDatabase, openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
+
+const D = 'parley.test';
+const root = mkdtempSync(join(tmpdir(), 'parley-presence-admin-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+let dirs = 0;
+
+async function admin(...users: string[]) {
+  const dataDir = join(root, `data-${++dirs}`);
+  const db = openDatabase(dataDir);
+  runMigrations(db, [DIRECTORY_MIGRATIONS]);
+  for (const u of users) await addUser(db, { address: `${u}@${D}`, password: 'pw' });
+  db.close();
+  return {
+    dataDir,
+    async run(...args: string[]) {
+      const out: string[] = [];
+      const err: string[] = [];
+      const code = await runAdminCommand(args, { out: (l) => out.push(l), err: (l) => err.push(l) }, { dataDir, domain: D });
+      return { code, out, text: out.join('\n'), error: err.join('\n') };
+    },
+  };
+}
+
+describe('Cs…PresenceBlock cmdlets', () => {
+  it('adds, shows and removes blocks, audited; blocking twice is harmless', async () => {
+    const a = await admin('alice', 'bob');
+    const added = await a.run('Add-CsPresenceBlock', '-Identity', 'alice', '-Watcher', 'sip:Mallory@parley.test');
+    assert.equal(added.code, 0, added.error);
+    assert.match(added.text, /^Identity : alice@parley\.test\nWatcher  : mallory@parley\.test\nSince    : \d{4}-\d\d-\d\dT/);
+    assert.equal((await a.run('add-cspresenceblock', 'alice', '-watcher', 'mallory')).code, 0);
+    assert.equal((await a.run('Add-CsPresenceBlock', 'bob', '-Watcher', 'mallory')).code, 0);
+    assert.equal((await a.run('Add-CsPresenceBlock', 'alice', '-Watcher', 'eve@elsewhere.example')).code, 0);
+
+    const all = JSON.parse((await a.run('--json', 'Get-CsPresenceBlock')).text) as Array<Record<string, string>>;
+    assert.deepEqual(all.map((b) => `${b.Identity} ${b.Watcher}`), ['alice@parley.test eve@elsewhere.example', 'alice@parley.test mallory@parley.test', 'bob@parley.test mallory@parley.test']);
+    const alices = JSON.parse((await a.run('--json', 'Get-CsPresenceBlock', 'alice@parley.test')).text) as unknown[];
+    assert.equal(alices.length, 2);
+    const ofMallory = JSON.parse((await a.run('--json', 'Get-CsPresenceBlock', '-Watcher', 'mallory')).text) as Array<Record<string, string>>;
+    assert.deepEqual(ofMallory.map((b) => b.Identity), ['alice@parley.test', 'bob@parley.test']);
+
+    const removed = await a.run('Remove-CsPresenceBlock', 'alice', '-Watcher', 'mallory');
+    assert.deepEqual([removed.code, removed.out], [0, []]);
+    const again = await a.run('Remove-CsPresenceBlock', 'alice', '-Watcher', 'mallory');
+    assert.equal(again.code, 1);
+    assert.match(again.error, /alice@parley\.test has not blocked mallory@parley\.test/);
+
+    const db = openDatabase(a.dataDir);
+    try {
+      const audit = listAudit(db).map((e) => [e.cmdlet, e.identity, e.property, e.oldValue, e.newValue]);
+      assert.deepEqual(audit, [
+        ['Add-CsPresenceBlock', 'alice@parley.test', 'BlockedWatcher', null, 'mallory@parley.test'],
+        ['Add-CsPresenceBlock', 'bob@parley.test', 'BlockedWatcher', null, 'mallory@parley.test'],
+        ['Add-CsPresenceBlock', 'alice@parley.test', 'BlockedWatcher', null, 'eve@elsewhere.example'],
+        ['Remove-CsPresenceBlock', 'alice@parley.test', 'BlockedWatcher', 'mallory@parley.test', null],
+      ]);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('refuses an unknown user (1), a block of oneself, a bad address and a missing watcher (2)', async () => {
+    const a = await admin('alice');
+    const ghost = await a.run('Add-CsPresenceBlock', 'ghost', '-Watcher', 'bob');
+    assert.equal(ghost.code, 1);
+    assert.match(ghost.error, /user ghost@parley\.test does not exist/);
+    assert.equal((await a.run('Get-CsPresenceBlock', 'ghost')).code, 1);
+    const self = await a.run('Add-CsPresenceBlock', 'alice', '-Watcher', 'alice@parley.test');
+    assert.equal(self.code, 2);
+    assert.match(self.error, /cannot block themselves/);
+    assert.equal((await a.run('Add-CsPresenceBlock', 'alice', '-Watcher', 'bob@@x')).code, 2);
+    assert.equal((await a.run('Add-CsPresenceBlock', 'alice')).code, 2);
+  });
+
+  it("says in its help that it is Parley's own cmdlet", async () => {
+    const a = await admin();
+    for (const name of ['Get-CsPresenceBlock', 'Add-CsPresenceBlock', 'Remove-CsPresenceBlock', 'Get-CsUserPresence']) {
+      const help = await a.run(name, '-?');
+      assert.equal(help.code, 0);
+      assert.match(help.text, /Parley's own cmdlet/);
+    }
+  });
+});
+
+describe('Get-CsUserPresence', () => {
+  it('needs the running server: in local mode it says to use --url', async () => {
+    const a = await admin('alice');
+    const r = await a.run('Get-CsUserPresence', '-Identity', 'alice');
+    assert.equal(r.code, 2);
+    assert.match(r.error, /needs the running server.*use --url http:\/\/HOST:HTTP-PORT --token-file DATA-DIR\/secrets\/admin\.token/);
+  });
+
+  it('is served with the live presence by the server, and block changes reach it at once', async () => {
+    const db = openMemoryDatabase();
+    runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, PRESENCE_MIGRATIONS]);
+    await addUser(db, { address: `alice@${D}`, password: 'pw' });
+    const now = 1_700_000_000_000;
+    let changes = 0;
+    const live: LivePresence = {
+      blocksChanged: () => void changes++,
+      inspect: async (aor) => ({
+        aor, state: 'Busy', note: 'In a meeting',
+        registrations: [
+          { contact: 'sip:alice@127.0.0.1:4000;transport=tcp', transport: 'tcp', userAgent: 'Parley SDK', expiresAt: now + 290_000 },
+          { contact: 'sip:x1@df7jal23ls0d.invalid;transport=ws', transport: 'ws', userAgent: null, expiresAt: now + 60_000 },
+        ],
+        publications: [{ state: 'Busy', note: 'In a meeting', updatedAt: now, expiresAt: now + 600_000 }, { state: 'Away', note: '', updatedAt: now - 1, expiresAt: now + 30_000 }],
+        watchers: [
+          { watcher: `bob@${D}`, blocked: false, expiresAt: now, viaList: false },
+          { watcher: `carol@${D}`, blocked: false, expiresAt: now, viaList: true },
+          { watcher: `mallory@${D}`, blocked: true, expiresAt: now, viaList: false },
+        ],
+      }),
+    };
+    const cmdlets = serverCmdlets({ presence: live });
+    assert.deepEqual(cmdlets.map((c) => c.name), CMDLETS.map((c) => c.name), 'the same cmdlets, in the same order');
+    const get = cmdlets.find((c) => c.name === 'Get-CsUserPresence')!;
+    const ctx = { db, domain: D, actor: 'admin-api', now: () => now };
+    const output = await get.run(ctx, { Identity: 'alice' });
+    assert.deepEqual(formatList(output), [
+      'Identity      : alice@parley.test',
+      'State         : Busy',
+      'Note          : In a meeting',
+      'Registrations : {sip:alice@127.0.0.1:4000;transport=tcp (tcp, Parley SDK, expires in 290 s), sip:x1@df7jal23ls0d.invalid;transport=ws (ws, expires in 60 s)}',
+      'Publications  : {Busy "In a meeting" (expires in 600 s), Away (expires in 30 s)}',
+      'Watchers      : {bob@parley.test, carol@parley.test (through their contact list), mallory@parley.test (blocked: sees Offline)}',
+    ]);
+    await assert.rejects(async () => get.run(ctx, { Identity: 'nobody' }), { code: 'USER_NOT_FOUND' });
+
+    await cmdlets.find((c) => c.name === 'Add-CsPresenceBlock')!.run(ctx, { Identity: 'alice', Watcher: 'mallory' });
+    await cmdlets.find((c) => c.name === 'Remove-CsPresenceBlock')!.run(ctx, { Identity: 'alice', Watcher: 'mallory' });
+    assert.equal(changes, 2);
+    db.close();
+  });
+
+  it('shows an offline user with nothing', () => {
+    assert.deepEqual(formatList([inspectionOutput({ aor: `bob@${D}`, state: 'Offline', note: '', registrations: [], publications: [], watchers: [] }, 0)]), [
+      'Identity      : bob@parley.test',
+      'State         : Offline',
+      'Note          :',
+      'Registrations : {}',
+      'Publications  : {}',
+      'Watchers      : {}',
+    ]);
+  });
+});
