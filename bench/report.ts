@@ -1,16 +1,22 @@
 // Writes bench/RESULTS.md and bench/throughput.svg from the measured steps. Only reports what
 // was measured; a scenario that could not run says why.
 
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { DrainReport } from './drain.ts';
+import type { CommitTotals } from './servers.ts';
 import type { StepResult } from './sipp-step.ts';
 
 export interface StepRecord extends StepResult {
   /** CPU seconds of the server during the step / step wall time (1.0 = one core) */
   cpu: number;
+  /** the rest of the server core's busy time over the step (kernel, other processes), same unit */
+  otherCpu?: number;
   passed: boolean;
   /** UDP datagrams dropped for full socket buffers during the step (machine-wide) */
   udpDrops: number;
+  /** Parley's offline-spool group commits during the step (scenario 3; maxima over the run so far) */
+  commit?: CommitTotals;
 }
 
 export interface ServerRun {
@@ -46,6 +52,10 @@ export interface BenchReport {
   topRate: number;
   scenarios: ScenarioReport[];
   ws: WsReport[];
+  /** Parley's spool drain after scenario 3 */
+  drain?: DrainReport;
+  /** how the drain was measured, one paragraph */
+  drainMethod?: string;
   notes: string[];
 }
 
@@ -95,11 +105,34 @@ function markdown(rep: BenchReport): string {
     out.push(`| ${w.count} | ${w.registered} | ${w.failed}${w.firstError ? ` (${w.firstError})` : ''} | ${mib(w.rssBeforeKb)} | ${mib(w.rssAfterKb)} | ${per} |`);
   }
   out.push('');
-  out.push('## Every step', '', '| scenario | server | offered/s | ok/s | calls | failed | p50 | p99 | CPU | UDP drops | pass |', '|---|---|---|---|---|---|---|---|---|---|---|');
+  const offline = rep.scenarios.find((x) => x.title.startsWith('3.'));
+  const commits = (offline?.parley?.steps ?? []).filter((st) => st.commit && st.commit.batches > 0);
+  if (commits.length > 0) {
+    out.push('### Offline MESSAGE: Parley\'s group commits (scenario 3)', '');
+    out.push('One commit = one SQLite transaction = one WAL fsync for every message of the batch, before their 202s. Commit time is how long the transaction (writes + fsync) held the event loop; the largest batch and the longest commit are over the run up to that step.', '');
+    out.push('| offered/s | 202/s | commits/s | messages per commit (mean) | batch sizes | commit time (mean) | longest commit | largest batch |', '|---|---|---|---|---|---|---|---|');
+    for (const st of commits) {
+      const c = st.commit!;
+      const wall = Math.max(st.elapsedSec, st.calls / st.rate);
+      const sizes = Object.entries(c.sizes).sort((a, b) => Number(a[0].split('-')[0]) - Number(b[0].split('-')[0])).map(([k, v]) => `${k}: ${v}`).join(', ');
+      out.push(`| ${st.rate} | ${f0(st.achieved)} | ${f0(c.batches / wall)} | ${(c.items / c.batches).toFixed(1)} | ${sizes} | ${(c.commitMs / c.batches).toFixed(2)} ms | ${c.maxCommitMs.toFixed(1)} ms | ${c.maxBatch} |`);
+    }
+    out.push('');
+  }
+  if (rep.drain) {
+    const d = rep.drain;
+    out.push('### Spool drain into the embedded mailbox (Parley only)', '');
+    if (rep.drainMethod) out.push(rep.drainMethod, '');
+    out.push('| spool entries | messages in them | delivered | failed | mailbox items created | drain time | entries/s | entries/s, first / second half | mailbox items/s | CPU |', '|---|---|---|---|---|---|---|---|---|---|');
+    out.push(`| ${d.entries} | ${d.messages} (${(d.messages / Math.max(1, d.entries)).toFixed(1)} per entry) | ${d.delivered} | ${d.failed} | ${d.items} | ${d.busySec.toFixed(1)} s (first delivery after ${d.startSec.toFixed(1)} s) | ${f0(d.entriesPerSec)} | ${f0(d.halves[0])} / ${f0(d.halves[1])} | ${f0(d.itemsPerSec)} | ${(d.cpu * 100).toFixed(0)} % |`);
+    if (d.incomplete) out.push('', `**Incomplete:** ${d.incomplete}.`);
+    out.push('');
+  }
+  out.push('## Every step', '', '| scenario | server | offered/s | ok/s | calls | failed | p50 | p99 | CPU | other on core 0 | UDP drops | pass |', '|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const s of rep.scenarios) {
     for (const [name, r] of [['Parley', s.parley], ['Kamailio', s.kamailio]] as const) {
       for (const st of r?.steps ?? []) {
-        out.push(`| ${s.title} | ${name} | ${st.rate} | ${f0(st.achieved)} | ${st.calls} | ${st.failed} | ${st.p50Ms} ms | ${st.p99Ms} ms | ${(st.cpu * 100).toFixed(0)} % | ${st.udpDrops} | ${st.passed ? 'yes' : 'no'} |`);
+        out.push(`| ${s.title} | ${name} | ${st.rate} | ${f0(st.achieved)} | ${st.calls} | ${st.failed} | ${st.p50Ms} ms | ${st.p99Ms} ms | ${(st.cpu * 100).toFixed(0)} % | ${st.otherCpu === undefined ? '–' : `${(st.otherCpu * 100).toFixed(0)} %`} | ${st.udpDrops} | ${st.passed ? 'yes' : 'no'} |`);
       }
     }
   }
@@ -143,6 +176,7 @@ function svg(rep: BenchReport): string {
 }
 
 export async function writeReport(dir: string, rep: BenchReport): Promise<void> {
+  await mkdir(dir, { recursive: true });
   await writeFile(path.join(dir, 'RESULTS.md'), markdown(rep));
   await writeFile(path.join(dir, 'throughput.svg'), svg(rep));
 }

@@ -7,10 +7,12 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { measureDrain } from './drain.ts';
+import type { DrainReport } from './drain.ts';
 import { writeReport } from './report.ts';
 import type { BenchReport, ScenarioReport, ServerRun, StepRecord, WsReport } from './report.ts';
-import { BENCH_DIR, LOAD_CORE, SERVER_CORE, cpuSeconds, fdLimit, memoryKb, rssKb, startKamailio, startParley } from './servers.ts';
-import type { BenchServer } from './servers.ts';
+import { BENCH_DIR, LOAD_CORE, SERVER_CORE, cpuProfileDir, cpuSeconds, fdLimit, memoryKb, rssKb, startKamailio, startParley } from './servers.ts';
+import type { BenchServer, CommitTotals, KamailioOptions } from './servers.ts';
 import { runStep, startReceiver } from './sipp-step.ts';
 import { openIdleRegistrations } from './ws-load.ts';
 
@@ -22,11 +24,28 @@ const DOMAIN = 'bench.test';
 const PASSWORD = 'bench-secret';
 const MAX_FAILURE_RATIO = 0.01;
 const MAX_P99_MS = 50;
+/** a failed step is run again (once per scenario) when other work took more than this share of the server's core */
+const MAX_OTHER_CPU = 0.1;
 const RATES = quick ? [250, 500, 1000, 2000, 4000, 8000] : [100, 200, 400, 800, 1600, 3200, 6400, 12800];
+// scenario 3 has finer steps around its target (5,000 accepted/s), up to the same top rate; it
+// starts low because Kamailio's msilo commits (fsyncs) each message on its own
+const OFFLINE_RATES = quick ? [100, 250, 500, 1000, 2000, 3000, 4000, 5000, 6000, 8000] : [100, 200, 400, 800, 1600, 2400, 3200, 4000, 5000, 6400, 8000, 12800];
 const STEP_SEC = quick ? 3 : 10;
 const WS_COUNTS = quick ? [2_000] : [10_000, 50_000];
 const SIPP_USERS = Array.from({ length: 200 }, (_, i) => `user${String(i).padStart(3, '0')}`);
 const RECEIVER = 'bob';
+// Scenario 3: offline recipients (users that never register). The injection file pairs every
+// sender with every recipient (200 x 100 = 20,000 pairs) and each step starts where the last one
+// stopped, so successive messages open separate spool entries until the pairs run out; later
+// messages of a pair join its entry (same sender, same recipient, before pickup).
+const OFFLINE_USERS = Array.from({ length: 100 }, (_, i) => `off${String(i).padStart(3, '0')}`);
+// long enough that no entry is picked up while the steps run: acceptance is measured alone, the drain after it
+const OFFLINE_PICKUP_DELAY = '01:00:00';
+// Kamailio in scenario 3: one UDP worker and the msilo file in WAL mode (why: the Method text in main()).
+const KAMAILIO_OFFLINE: KamailioOptions = { children: 1, siloJournal: 'wal' };
+// `--scenarios 1,2,3,ws` runs only those (default: all); the others are reported as not run
+const scenariosAt = process.argv.indexOf('--scenarios');
+const ONLY = new Set((scenariosAt > 0 ? (process.argv[scenariosAt + 1] ?? '') : '1,2,3,ws').split(',').map((x) => x.trim()));
 const SCENARIO = (f: string) => path.join(BENCH_DIR, 'sipp', f);
 const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
 
@@ -60,24 +79,66 @@ function udpRcvbufErrors(): number {
   return Number(values[names.indexOf('RcvbufErrors')] ?? 0);
 }
 
+/** Busy CPU seconds (everything but idle and iowait) of one core ('cpu0') or all ('cpu'), from /proc/stat. */
+function busyCpuSeconds(line: string): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n').find((l) => l.startsWith(`${line} `))?.trim().split(/\s+/).slice(1).map(Number) ?? [];
+  // user nice system idle iowait irq softirq steal
+  const busy = (f[0] ?? 0) + (f[1] ?? 0) + (f[2] ?? 0) + (f[5] ?? 0) + (f[6] ?? 0) + (f[7] ?? 0);
+  return busy / 100;
+}
+
+/** CPU seconds of this process and of its children that ended (servers, sipp), from /proc/self/stat. */
+function ownCpuSeconds(): number {
+  const text = readFileSync('/proc/self/stat', 'utf8');
+  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  // fields 14-17 (utime stime cutime cstime), 1-based over the whole line
+  return (Number(rest[11]) + Number(rest[12]) + Number(rest[13]) + Number(rest[14])) / 100;
+}
+
 type StepFn = (rate: number) => ReturnType<typeof runStep>;
 
-async function stepUp(server: BenchServer, name: string, run: StepFn): Promise<ServerRun> {
+/** What happened between two readings of the group-commit totals. */
+function commitDelta(a: CommitTotals | undefined, b: CommitTotals | undefined): CommitTotals | undefined {
+  if (!a || !b) return undefined;
+  const sizes: Record<string, number> = {};
+  for (const [k, v] of Object.entries(b.sizes)) if (v - (a.sizes[k] ?? 0) > 0) sizes[k] = v - (a.sizes[k] ?? 0);
+  // the maxima are over the whole run so far, not the step
+  return { batches: b.batches - a.batches, items: b.items - a.items, maxBatch: b.maxBatch, commitMs: b.commitMs - a.commitMs, maxCommitMs: b.maxCommitMs, sizes };
+}
+
+async function stepUp(server: BenchServer, name: string, run: StepFn, rates: readonly number[] = RATES): Promise<ServerRun> {
   const mem = sampleMemory(server.pid);
   const steps: StepRecord[] = [];
   let failedBefore = false;
-  for (const rate of RATES) {
+  let retried = false;
+  for (let i = 0; i < rates.length; i++) {
+    const rate = rates[i]!;
+    const commit0 = await server.commitStats?.();
     const cpu0 = cpuSeconds(server.pid);
+    const core0 = busyCpuSeconds(`cpu${SERVER_CORE}`);
     const drops0 = udpRcvbufErrors();
     const t0 = performance.now();
     const r = await run(rate);
     const wall = (performance.now() - t0) / 1000;
     const cpu = (cpuSeconds(server.pid) - cpu0) / wall;
+    // the server's core did other work too: kernel (network softirqs) and any process not pinned away
+    const otherCpu = Math.max(0, (busyCpuSeconds(`cpu${SERVER_CORE}`) - core0) / wall - cpu);
     const passed = r.failureRatio < MAX_FAILURE_RATIO && r.p99Ms < MAX_P99_MS;
     const udpDrops = udpRcvbufErrors() - drops0;
-    steps.push({ ...r, cpu, passed, udpDrops });
-    log(`${server.name} ${name} offered ${rate}/s: ${r.successful}/${r.calls} ok, ${r.achieved.toFixed(0)} ok/s, p50 ${r.p50Ms} ms p99 ${r.p99Ms} ms, cpu ${(cpu * 100).toFixed(0)}%, ${udpDrops} UDP drops ${passed ? 'pass' : 'FAIL'}`);
+    const commit = commitDelta(commit0, await server.commitStats?.());
+    steps.push({ ...r, cpu, otherCpu, passed, udpDrops, ...(commit ? { commit } : {}) });
+    const batches = commit && commit.batches > 0 ? `, ${commit.batches} commits of ${(commit.items / commit.batches).toFixed(1)} on average` : '';
+    log(`${server.name} ${name} offered ${rate}/s: ${r.successful}/${r.calls} ok, ${r.achieved.toFixed(0)} ok/s, p50 ${r.p50Ms} ms p99 ${r.p99Ms} ms, cpu ${(cpu * 100).toFixed(0)}% (other on core ${SERVER_CORE}: ${(otherCpu * 100).toFixed(0)}%), ${udpDrops} UDP drops${batches} ${passed ? 'pass' : 'FAIL'}`);
     if (r.errors) log(`sipp errors (start):\n${r.errors}`);
+    // A step that failed while something else kept the server's core busy says little about the
+    // server: run it again, once per scenario (both rows are reported).
+    if (!passed && otherCpu > MAX_OTHER_CPU && !retried) {
+      retried = true;
+      log(`other work took ${(otherCpu * 100).toFixed(0)}% of core ${SERVER_CORE} during that step: running it again`);
+      i--;
+      await new Promise((res) => setTimeout(res, 2_000));
+      continue;
+    }
     // A failed step that still carried the offered rate is likely a latency hiccup (GC, a noisy
     // neighbour): one more step decides. Two failures in a row, or a saturated step, end the run.
     const saturated = r.achieved < 0.9 * rate;
@@ -89,22 +150,35 @@ async function stepUp(server: BenchServer, name: string, run: StepFn): Promise<S
   return { steps, peakMemoryKb: mem.stop() };
 }
 
+type Start = (users: readonly string[]) => Promise<BenchServer>;
+
+/** The server's error lines, as one note (the first few), to explain failures. */
+function errorNote(server: BenchServer, scenario: string): string[] {
+  const errors = server.output().split('\n').filter((l) => /\b(ERROR|CRIT|"level":(50|60))\b/.test(l));
+  return errors.slice(0, 1).map((l) => `${server.name} (${scenario}) logged ${errors.length} error lines, e.g.: ${l.trim().slice(0, 300)}`);
+}
+
 interface ServerResult {
-  register: ServerRun;
-  message: ServerRun;
+  register?: ServerRun;
+  message?: ServerRun;
   /** error lines the server logged (first few), to explain failures */
   errors: string[];
 }
 
-async function benchServer(start: typeof startParley): Promise<ServerResult> {
-  const server = await start(DOMAIN, [...SIPP_USERS, RECEIVER], PASSWORD);
+const callsFor = (rate: number) => Math.max(100, Math.round(rate * STEP_SEC));
+
+/** Scenarios 1 and 2, one server. */
+async function benchServer(start: Start): Promise<ServerResult> {
+  const server = await start([...SIPP_USERS, RECEIVER]);
   try {
     const target = `127.0.0.1:${server.port}`;
     const injection = SIPP_USERS.map((u) => [u, PASSWORD]);
-    const callsFor = (rate: number) => Math.max(100, Math.round(rate * STEP_SEC));
-    const register = await stepUp(server, 'REGISTER', (rate) =>
-      runStep({ scenario: SCENARIO('register.xml'), target, domain: DOMAIN, rate, calls: callsFor(rate), injection }),
-    );
+    const register = ONLY.has('1')
+      ? await stepUp(server, 'REGISTER', (rate) =>
+          runStep({ scenario: SCENARIO('register.xml'), target, domain: DOMAIN, rate, calls: callsFor(rate), injection }),
+        )
+      : undefined;
+    if (!ONLY.has('2')) return { register, errors: errorNote(server, 'scenarios 1-2') };
     const receiver = await startReceiver({
       scenario: SCENARIO('message-uas.xml'), ooc: SCENARIO('message-uas-ooc.xml'), target, domain: DOMAIN,
       user: RECEIVER, password: PASSWORD, holdMs: 3_600_000,
@@ -113,11 +187,54 @@ async function benchServer(start: typeof startParley): Promise<ServerResult> {
       const message = await stepUp(server, 'MESSAGE', (rate) =>
         runStep({ scenario: SCENARIO('message-uac.xml'), target, domain: DOMAIN, rate, calls: callsFor(rate), injection, keys: { to: RECEIVER } }),
       );
-      const errors = server.output().split('\n').filter((l) => /\b(ERROR|CRIT|"level":(50|60))\b/.test(l));
-      return { register, message, errors: errors.slice(0, 1).map((l) => `${server.name} logged ${errors.length} error lines, e.g.: ${l.trim().slice(0, 300)}`) };
+      return { register, message, errors: errorNote(server, 'scenarios 1-2') };
     } finally {
       await receiver.stop();
     }
+  } finally {
+    await server.stop();
+  }
+}
+
+interface OfflineResult {
+  run: ServerRun;
+  drain?: DrainReport;
+  errors: string[];
+}
+
+/**
+ * Scenario 3 on a fresh server (its own peak memory, an empty spool): MESSAGE with digest to users
+ * who never registered, stepping the rate; then, for Parley, the spool drain.
+ */
+async function benchOffline(start: Start, drain: boolean): Promise<OfflineResult> {
+  const server = await start([...SIPP_USERS, ...OFFLINE_USERS]);
+  try {
+    const target = `127.0.0.1:${server.port}`;
+    const pairs: string[][] = [];
+    for (let r = 0; r < OFFLINE_USERS.length; r++) {
+      SIPP_USERS.forEach((u, i) => pairs.push([u, PASSWORD, OFFLINE_USERS[(i + r) % OFFLINE_USERS.length]!]));
+    }
+    let offset = 0;
+    const run = await stepUp(
+      server,
+      'offline MESSAGE',
+      (rate) => {
+        // each step goes on with the pairs where the last one stopped (sipp reads the file from the top)
+        const injection = [...pairs.slice(offset), ...pairs.slice(0, offset)];
+        const calls = callsFor(rate);
+        offset = (offset + calls) % pairs.length;
+        return runStep({ scenario: SCENARIO('message-offline-uac.xml'), target, domain: DOMAIN, rate, calls, injection });
+      },
+      OFFLINE_RATES,
+    );
+    let report: DrainReport | undefined;
+    if (drain) {
+      // let the last step's retransmissions and transactions end: the drain then runs alone
+      await new Promise((r) => setTimeout(r, 2_000));
+      report = await measureDrain(server, { timeoutMs: 300_000, stallMs: 15_000 });
+      log(`${server.name} drain: ${report.delivered}/${report.entries} entries (${report.messages} messages) delivered, ${report.items} mailbox items, ${report.entriesPerSec.toFixed(0)} entries/s, ${report.itemsPerSec.toFixed(0)} items/s over ${report.busySec.toFixed(1)} s, cpu ${(report.cpu * 100).toFixed(0)}%${report.incomplete ? `; ${report.incomplete}` : ''}`);
+    }
+    return { run, drain: report, errors: errorNote(server, 'scenario 3') };
   } finally {
     await server.stop();
   }
@@ -162,45 +279,77 @@ function machine(): string[] {
   ];
 }
 
+const DRAIN_METHOD = 'After scenario 3\'s steps (pickup delay 1 h, so every entry is still waiting), the bench sets every waiting entry\'s next attempt to now, as if the pickup delay had ended for all of them at once (a backlog, e.g. after an outage), and polls `<dataDir>/parley.db` read-only every 100 ms until no entry is waiting or delivering. Parley\'s worker wakes within its 1 s idle poll and delivers rounds of `offlineIm.deliveryBatch` (64) entries; each entry becomes two mailbox items (the recipient\'s Missed Conversation and the sender\'s Conversation, each with the transcript of all its messages). Rates are over the busy interval, from the last sample before the first delivery to the first sample with the spool empty; the pairs are separate sender→recipient conversations, so entries/s counts separate Missed Conversations.';
+
 async function main(): Promise<void> {
   requireTools();
   // keep this process (memory sampling, the WebSocket client) off the servers' core
   execFileSync('taskset', ['-a', '-p', '-c', LOAD_CORE, String(process.pid)], { stdio: 'ignore' });
   const t0 = Date.now();
-  const parley = await benchServer(startParley);
-  const kamailio = await benchServer(startKamailio);
+  const machineBusy0 = busyCpuSeconds('cpu');
+  const own0 = ownCpuSeconds();
+  const none: ServerResult = { errors: [] };
+  const sip12 = ONLY.has('1') || ONLY.has('2');
+  const parley = sip12 ? await benchServer((users) => startParley(DOMAIN, users, PASSWORD, { label: 'sip' })) : none;
+  const kamailio = sip12 ? await benchServer((users) => startKamailio(DOMAIN, users, PASSWORD)) : none;
+  const parleyOffline = ONLY.has('3')
+    ? await benchOffline((users) => startParley(DOMAIN, users, PASSWORD, { pickupDelay: OFFLINE_PICKUP_DELAY, commitStats: true, label: 'offline' }), true)
+    : undefined;
+  const kamailioOffline = ONLY.has('3') ? await benchOffline((users) => startKamailio(DOMAIN, users, PASSWORD, KAMAILIO_OFFLINE), false) : undefined;
   const ws: WsReport[] = [];
-  for (const n of WS_COUNTS) ws.push(await benchWebSocket(n));
+  if (ONLY.has('ws')) for (const n of WS_COUNTS) ws.push(await benchWebSocket(n));
+  const notRun = 'not run (--scenarios)';
+  // what the rest of the machine did meanwhile (another test run, a build): the numbers are only as good as the quiet
+  const wallSec = (Date.now() - t0) / 1000;
+  const otherShare = Math.max(0, busyCpuSeconds('cpu') - machineBusy0 - (ownCpuSeconds() - own0)) / (wallSec * os.cpus().length);
   const scenarios: ScenarioReport[] = [
-    { title: '1. REGISTER + digest', parley: parley.register, kamailio: kamailio.register },
-    { title: '2. MESSAGE relayed', parley: parley.message, kamailio: kamailio.message },
-    { title: '3. MESSAGE to offline user', pending: 'pending offline IM (issue 5)' },
+    ONLY.has('1') ? { title: '1. REGISTER + digest', parley: parley.register, kamailio: kamailio.register } : { title: '1. REGISTER + digest', pending: notRun },
+    ONLY.has('2') ? { title: '2. MESSAGE relayed', parley: parley.message, kamailio: kamailio.message } : { title: '2. MESSAGE relayed', pending: notRun },
+    parleyOffline && kamailioOffline ? { title: '3. MESSAGE to offline user', parley: parleyOffline.run, kamailio: kamailioOffline.run } : { title: '3. MESSAGE to offline user', pending: notRun },
   ];
+  // scenarios whose steps shared the server core with other work: their max rates are lower bounds
+  const noisy: string[] = [];
+  for (const sc of scenarios) {
+    for (const [name, r] of [['Parley', sc.parley], ['Kamailio', sc.kamailio]] as const) {
+      const loaded = (r?.steps ?? []).filter((st) => (st.otherCpu ?? 0) > MAX_OTHER_CPU);
+      if (loaded.length > 0) noisy.push(`${sc.title} / ${name}: ${loaded.length} of ${r!.steps.length} steps, up to ${(Math.max(...loaded.map((st) => st.otherCpu ?? 0)) * 100).toFixed(0)} %`);
+    }
+  }
   const report: BenchReport = {
     quick,
     date: new Date().toISOString(),
     machine: machine(),
     criteria: [
-      `Each step offers a fixed rate for ${STEP_SEC} s (at least 100 calls) with sipp over UDP; rates ${RATES.join(', ')} calls/s, stopping after two failed steps in a row or one that fell below 90 % of the offered rate.`,
+      `Each step offers a fixed rate for ${STEP_SEC} s (at least 100 calls) with sipp over UDP; rates ${RATES.join(', ')} calls/s (scenario 3: ${OFFLINE_RATES.join(', ')}), stopping after two failed steps in a row or one that fell below 90 % of the offered rate.`,
       `A step passes with under ${MAX_FAILURE_RATIO * 100}% failed calls (failed, timed out, or not finished) and p99 under ${MAX_P99_MS} ms.`,
-      'Latency is the authenticated transaction (REGISTER + Authorization → 200; MESSAGE + Proxy-Authorization → 200 from the receiver), from sipp -trace_rtt, whole milliseconds.',
+      'Latency is the authenticated transaction (REGISTER + Authorization → 200; MESSAGE + Proxy-Authorization → 200 from the receiver, or → 202 for an offline recipient), from sipp -trace_rtt, whole milliseconds.',
       `A call is two transactions (challenge, then authenticated request). ${SIPP_USERS.length} users in both servers, one sipp receiver (bob) for MESSAGE.`,
+      `Scenario 3 (MESSAGE to an offline user): a fresh server of each kind (empty spool, its own peak memory) with the ${SIPP_USERS.length} senders and ${OFFLINE_USERS.length} users who never register; the calls walk through all ${SIPP_USERS.length * OFFLINE_USERS.length} sender→recipient pairs, each step going on where the last stopped, so messages open separate spool entries until the pairs run out and then join them. Parley's pickup delay is set to 1 h (\`parley admin Set-CsImConfiguration -OfflineImPickupDelay 01:00:00\`): nothing is delivered during the steps, so acceptance and the drain (below) are measured apart.`,
+      'Scenario 3, what is on disk before the 202. Parley: the message, its spool entry and three trace rows are written in a group commit (offlineIm.commitWindowMs 2 ms, commitMaxBatch 512): one SQLite transaction per batch in WAL mode with synchronous=FULL, i.e. one fsync of the WAL per batch (plus the database file\'s when a checkpoint runs); the batch\'s 202s are sent after it. Kamailio: msilo m_store INSERTs one row per message through db_sqlite, each statement its own transaction; db_sqlite sets no PRAGMA, so SQLite\'s compiled default applies, synchronous=FULL (Debian\'s libsqlite3 3.40: DEFAULT_SYNCHRONOUS=2, DEFAULT_WAL_SYNCHRONOUS=2). The bench gives msilo its own file in WAL mode, one fdatasync of the WAL per message (strace); SQLite\'s default rollback journal would cost 4 fdatasyncs and a journal file created and unlinked per message.',
+      `Scenario 3, Kamailio runs one UDP worker (children=${KAMAILIO_OFFLINE.children}): db_sqlite in Kamailio 5.6 sets no busy timeout, so with two workers m_store calls fail at once with "database is locked" (503): about half of them from 250 messages/s up in our tries; SQLite admits one writer at a time anyway. Its auth_db table is in another file, so the SELECTs of digest auth do not collide with the inserts.`,
+      `Other load: the server core's busy time (/proc/stat) that was not the server's, over the step (kernel network work included). A step that failed with more than ${MAX_OTHER_CPU * 100} % of it is run again, once per scenario; both rows are in "Every step".`,
       'UDP drops: the kernel\'s Udp RcvbufErrors counter over the step (datagrams lost to full socket buffers, any process); each one costs a 500 ms retransmission.',
-      'CPU: utime+stime from /proc of the server (all Kamailio processes) over the step wall time; 100 % = one core.',
+      'CPU: utime+stime from /proc of the server (all Kamailio processes) over the step wall time; 100 % = one core. Time blocked in fsync is not CPU.',
       'Peak memory: over the whole scenario, overloaded last steps included. Parley VmHWM (one process); Kamailio the sum of PSS over its processes (shared memory counted once, only touched pages of its 1024 MB shm pool), highest sample every 200 ms.',
       'Idle WebSocket registrations: a fresh Parley; RSS (VmRSS) 1 s after start, then 2 s after the last of N connections registered (REGISTER, 401, REGISTER with MD5 digest, 200), divided by N.',
     ].join('\n'),
     topRate: RATES[RATES.length - 1]!,
     scenarios,
     ws,
+    ...(parleyOffline?.drain ? { drain: parleyOffline.drain, drainMethod: DRAIN_METHOD } : {}),
     notes: [
-      'Durability: Parley keeps users in SQLite (WAL, synchronous=FULL), written only by `user add`; registrations are in memory, nothing is fsynced per request. Kamailio: usrloc db_mode 0 (memory only); auth_db reads SQLite; msilo would INSERT (fsync) per stored message, and REGISTER runs m_dump (a SELECT). See bench/kamailio.cfg.',
-      'Kamailio runs 2 UDP worker processes (children=2) plus its helpers, all on core 0; Parley is one Node process on core 0 (no cluster yet).',
+      'Durability in scenarios 1-2: Parley keeps users in SQLite (WAL, synchronous=FULL), written only by `user add`; registrations are in memory, nothing is fsynced per request. Kamailio: usrloc db_mode 0 (memory only); auth_db reads SQLite; REGISTER runs msilo\'s m_dump (a SELECT). Scenario 3: see Method. See bench/kamailio.cfg.',
+      `Kamailio runs 2 UDP worker processes (children=2; ${KAMAILIO_OFFLINE.children} in scenario 3) plus its helpers, all on core 0; Parley is one Node process on core 0 (no cluster yet), whose SQLite commits (and their fsyncs) run on its event loop.`,
       'sipp (the sender and the receiver) shares core 1; when both servers saturate at the same offered rate, the load generator may be the limit.',
       ...(quick ? ['Quick steps last 3 s: one GC pause or scheduler hiccup moves a p99, so the max rates can move by one step between runs; use the full run for numbers to quote.'] : []),
       'Scenario 2 counts a MESSAGE as successful when the receiver\'s 200 comes back; the single sipp receiver answers every MESSAGE on core 1 next to the sender.',
+      ...(cpuProfileDir() ? [`**Profiled run** (BENCH_CPU_PROF=${cpuProfileDir()}): every Parley ran under node --cpu-prof, which costs throughput; do not quote these rates.`] : []),
       ...parley.errors,
       ...kamailio.errors,
+      ...(parleyOffline?.errors ?? []),
+      ...(kamailioOffline?.errors ?? []),
+      `Other load: processes outside the bench (and the kernel) used ${(otherShare * 100).toFixed(0)} % of the machine's CPU during the run${otherShare > 0.1 ? ' — **the machine was not quiet; treat the rates as lower bounds and run again when it is**' : ''}.`,
+      ...(noisy.length > 0 ? [`Other work took more than ${MAX_OTHER_CPU * 100} % of the server core during some steps (see "other on core ${SERVER_CORE}" in Every step): ${noisy.join('; ')}. Those max rates are lower bounds.`] : []),
       `Run took ${((Date.now() - t0) / 1000).toFixed(0)} s.`,
     ],
   };

@@ -6,10 +6,10 @@
 // first user through the directory API and copies its scrypt hash to the others, with each user's
 // own digest HA1s (the only credential SIP digest reads).
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -30,6 +30,10 @@ export interface BenchServer {
   port: number;
   /** ws://… (Parley only) */
   wsUrl?: string;
+  /** the data directory, <dataDir>/parley.db (Parley only) */
+  dataDir?: string;
+  /** group-commit totals so far (Parley started with commitStats) */
+  commitStats?(): Promise<CommitTotals | undefined>;
   pid: number;
   stop(): Promise<void>;
   output(): string;
@@ -56,11 +60,25 @@ export async function seedParley(dataDir: string, domain: string, users: readonl
   }
 }
 
-/** Kamailio's db: version + subscriber + silo tables from the package's own schema files. */
-export async function seedKamailio(dbFile: string, domain: string, users: readonly string[], password: string): Promise<void> {
+/**
+ * Kamailio's databases, from the package's own schema files: `dbFile` holds version + subscriber
+ * (auth_db), `siloFile` version + silo (msilo). Two files, because db_sqlite in Kamailio 5.6 sets no
+ * busy timeout: with one file in SQLite's default rollback journal, every auth_db SELECT that
+ * overlaps an msilo INSERT fails at once with "database is locked" (offline MESSAGEs then fail at
+ * ~250/s whatever the offered rate), which measures the lock, not the server.
+ */
+export async function seedKamailio(dbFile: string, siloFile: string, domain: string, users: readonly string[], password: string, siloJournal: 'delete' | 'wal' = 'delete'): Promise<void> {
+  const silo = new DatabaseSync(siloFile);
+  try {
+    for (const f of ['standard-create.sql', 'msilo-create.sql']) silo.exec(await readFile(path.join(KAMAILIO_SQL, f), 'utf8'));
+    // journal_mode is stored in the file: Kamailio's connections find it set
+    if (siloJournal === 'wal') silo.exec('PRAGMA journal_mode = WAL');
+  } finally {
+    silo.close();
+  }
   const db = new DatabaseSync(dbFile);
   try {
-    for (const f of ['standard-create.sql', 'auth_db-create.sql', 'msilo-create.sql']) db.exec(await readFile(path.join(KAMAILIO_SQL, f), 'utf8'));
+    for (const f of ['standard-create.sql', 'auth_db-create.sql']) db.exec(await readFile(path.join(KAMAILIO_SQL, f), 'utf8'));
     const insert = db.prepare('INSERT INTO subscriber (username, domain, password) VALUES (?, ?, ?)');
     db.exec('BEGIN');
     for (const u of users) insert.run(u, domain, password);
@@ -108,12 +126,51 @@ async function stopProc(p: Proc): Promise<void> {
   clearTimeout(t);
 }
 
-export async function startParley(domain: string, users: readonly string[], password: string): Promise<BenchServer> {
+export interface ParleyOptions {
+  /** OfflineImPickupDelay (d.hh:mm:ss), set with `parley admin Set-CsImConfiguration` before the start */
+  pickupDelay?: string;
+  /** count the offline spool's group commits (bench/commit-stats.ts; read them with commitStats()) */
+  commitStats?: boolean;
+  /** names the CPU profile when BENCH_CPU_PROF is set */
+  label?: string;
+}
+
+/** Group-commit totals that bench/commit-stats.ts reports (see there). */
+export interface CommitTotals {
+  batches: number;
+  items: number;
+  maxBatch: number;
+  commitMs: number;
+  maxCommitMs: number;
+  sizes: Record<string, number>;
+}
+
+/**
+ * `BENCH_CPU_PROF=DIR npm run bench …` runs every Parley under `node --cpu-prof`; each writes
+ * DIR/parley-<label>-<time>.cpuprofile when it stops. `node bench/profile-top.ts FILE` lists its hot
+ * spots. The profiler costs some throughput: compare rates from runs without it.
+ */
+export function cpuProfileDir(): string | undefined {
+  const dir = process.env.BENCH_CPU_PROF;
+  return dir ? path.resolve(dir) : undefined;
+}
+
+export async function startParley(domain: string, users: readonly string[], password: string, opts: ParleyOptions = {}): Promise<BenchServer> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'parley-bench-'));
   await seedParley(dataDir, domain, users, password);
+  if (opts.pickupDelay !== undefined) {
+    execFileSync(process.execPath, [path.join(REPO_ROOT, 'src', 'cli.ts'), 'admin', '--data-dir', dataDir, 'Set-CsImConfiguration', '-OfflineImPickupDelay', opts.pickupDelay], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+  }
   const port = await findFreePort();
   const httpPort = await findFreePort();
-  const args = [path.join(REPO_ROOT, 'src', 'cli.ts'), 'serve', '--data-dir', dataDir, '--domain', domain, '--listen', '127.0.0.1', '--sip-port', String(port), '--http-port', String(httpPort), '--digest-algorithms', 'MD5', '--log-level', 'warn'];
+  const nodeFlags: string[] = [];
+  if (opts.commitStats) nodeFlags.push('--import', path.join(BENCH_DIR, 'commit-stats.ts'));
+  const profDir = cpuProfileDir();
+  if (profDir) {
+    await mkdir(profDir, { recursive: true });
+    nodeFlags.push('--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-name', `parley-${opts.label ?? 'server'}-${Date.now()}.cpuprofile`);
+  }
+  const args = [...nodeFlags, path.join(REPO_ROOT, 'src', 'cli.ts'), 'serve', '--data-dir', dataDir, '--domain', domain, '--listen', '127.0.0.1', '--sip-port', String(port), '--http-port', String(httpPort), '--digest-algorithms', 'MD5', '--log-level', 'warn'];
   const p = launch(process.execPath, args, REPO_ROOT);
   await waitFor(p, (o) => o.includes('Parley ready:'), 'Parley');
   const ws = /ws=(\S+)/.exec(p.output())?.[1];
@@ -121,15 +178,37 @@ export async function startParley(domain: string, users: readonly string[], pass
     await stopProc(p);
     await rm(dataDir, { recursive: true, force: true });
   };
-  return { name: 'Parley', port, wsUrl: ws, pid: p.child.pid!, stop, output: p.output };
+  let asked = 0;
+  const commitStats = async (): Promise<CommitTotals | undefined> => {
+    if (!opts.commitStats) return undefined;
+    const n = ++asked;
+    p.child.kill('SIGUSR2');
+    const re = new RegExp(`^bench-commit-stats ${n} (.*)$`, 'm');
+    const until = Date.now() + 5_000;
+    for (;;) {
+      const m = re.exec(p.output());
+      if (m) return (JSON.parse(m[1]!) as CommitTotals | null) ?? undefined;
+      if (Date.now() > until || p.child.exitCode !== null) return undefined;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  return { name: 'Parley', port, wsUrl: ws, pid: p.child.pid!, dataDir, stop, output: p.output, commitStats };
 }
 
-export async function startKamailio(domain: string, users: readonly string[], password: string): Promise<BenchServer> {
+export interface KamailioOptions {
+  /** UDP worker processes (the cfg says 2) */
+  children?: number;
+  /** the msilo database's journal: SQLite's default rollback journal (`delete`) or `wal` */
+  siloJournal?: 'delete' | 'wal';
+}
+
+export async function startKamailio(domain: string, users: readonly string[], password: string, opts: KamailioOptions = {}): Promise<BenchServer> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'kamailio-bench-'));
   const db = path.join(dir, 'kamailio.db');
-  await seedKamailio(db, domain, users, password);
+  const silo = path.join(dir, 'silo.db');
+  await seedKamailio(db, silo, domain, users, password, opts.siloJournal);
   const port = await findFreePort();
-  const cfg = (await readFile(path.join(BENCH_DIR, 'kamailio.cfg'), 'utf8')).replaceAll('__PORT__', String(port)).replaceAll('__DB__', db).replaceAll('__DOMAIN__', domain);
+  const cfg = (await readFile(path.join(BENCH_DIR, 'kamailio.cfg'), 'utf8')).replaceAll('__PORT__', String(port)).replaceAll('__DB__', db).replaceAll('__SILO_DB__', silo).replaceAll('__DOMAIN__', domain).replace(/^children=\d+$/m, `children=${opts.children ?? 2}`);
   const cfgFile = path.join(dir, 'kamailio.cfg');
   await writeFile(cfgFile, cfg);
   // -DD: no daemon, stay in the foreground; -E: log to stderr; -m/-M: shared/private memory in
