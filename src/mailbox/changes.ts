@@ -2,11 +2,12 @@
 // SyncFolderItems reports them: an item created and deleted inside the window is not reported; one
 // created inside it is a Create whatever happened next; only read-flag changes are a ReadFlagChange.
 import type { Database } from '../storage/index.ts';
+import { statement } from '../storage/index.ts';
 
 export type ChangeKind = 'create' | 'update' | 'read' | 'delete';
 
 export function logChange(db: Database, mailboxId: number, folderId: string, itemId: string, kind: ChangeKind, at: number): void {
-  db.prepare('INSERT INTO mail_changes (mailbox_id, folder_id, item_id, kind, at) VALUES (?, ?, ?, ?, ?)').run(mailboxId, folderId, itemId, kind, at);
+  statement(db, 'INSERT INTO mail_changes (mailbox_id, folder_id, item_id, kind, at) VALUES (?, ?, ?, ?, ?)').run(mailboxId, folderId, itemId, kind, at);
 }
 
 export interface NetChange {

@@ -5,7 +5,7 @@
 import type { Database } from '../storage/index.ts';
 import { transaction } from '../storage/index.ts';
 import { MailboxError } from './errors.ts';
-import { ensureMailbox, getDistinguishedFolder } from './folders.ts';
+import { distinguishedFolderId, ensureMailbox } from './folders.ts';
 import { createItem, findItemByInternetMessageId } from './items.ts';
 import type { Mailer } from './items.ts';
 import { missedConversationSummary } from './missed.ts';
@@ -92,11 +92,10 @@ export class EmbeddedMailboxConnector implements MailboxConnector {
       const mailbox = ensureMailbox(db, item.mailbox, this.#now);
       const earlier = findItemByInternetMessageId(db, mailbox.id, item.internetMessageId);
       if (earlier !== undefined) return { itemId: earlier.id, created: false };
-      const folder = getDistinguishedFolder(db, mailbox.id, item.folder);
       const created = createItem(
         db,
         mailbox.id,
-        folder.id,
+        distinguishedFolderId(db, mailbox.id, item.folder),
         {
           itemClass: item.itemClass,
           subject: item.subject,

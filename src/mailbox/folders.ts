@@ -3,7 +3,7 @@
 
 import { parseAddress } from '../directory/index.ts';
 import type { Database } from '../storage/index.ts';
-import { transaction } from '../storage/index.ts';
+import { statement, transaction } from '../storage/index.ts';
 import { MailboxError } from './errors.ts';
 import { isWellFormedId, newChangeKey, newId } from './ids.ts';
 
@@ -65,7 +65,7 @@ export function ensureMailbox(db: Database, address: string, now: () => number =
 }
 
 export function findMailbox(db: Database, address: string): Mailbox | undefined {
-  const row = db.prepare('SELECT id, address FROM mailboxes WHERE address = ?').get(address.toLowerCase()) as { id: number; address: string } | undefined;
+  const row = statement(db, 'SELECT id, address FROM mailboxes WHERE address = ?').get(address.toLowerCase()) as { id: number; address: string } | undefined;
   return row === undefined ? undefined : { id: row.id, address: row.address };
 }
 
@@ -109,6 +109,25 @@ export function getFolder(db: Database, mailboxId: number, folderId: string): Fo
   if (row === undefined) throw new MailboxError('FOLDER_NOT_FOUND', 'no folder has that id');
   if (row.mailbox_id !== mailboxId) throw new MailboxError('ACCESS_DENIED', 'the folder belongs to another mailbox');
   return folderOf(row);
+}
+
+/**
+ * The id of a folder of this mailbox, checked as getFolder checks it but without counting its
+ * items: what a write into the folder needs (delivery makes thousands a second).
+ */
+export function requireFolderId(db: Database, mailboxId: number, folderId: string): string {
+  if (!isWellFormedId(folderId)) throw new MailboxError('ID_MALFORMED', 'the folder id is malformed');
+  const row = statement(db, 'SELECT mailbox_id FROM mail_folders WHERE id = ?').get(folderId) as { mailbox_id: number } | undefined;
+  if (row === undefined) throw new MailboxError('FOLDER_NOT_FOUND', 'no folder has that id');
+  if (row.mailbox_id !== mailboxId) throw new MailboxError('ACCESS_DENIED', 'the folder belongs to another mailbox');
+  return folderId;
+}
+
+/** The id of a distinguished folder, without counting its items. */
+export function distinguishedFolderId(db: Database, mailboxId: number, name: DistinguishedFolder): string {
+  const row = statement(db, 'SELECT id FROM mail_folders WHERE mailbox_id = ? AND distinguished = ?').get(mailboxId, name) as { id: string } | undefined;
+  if (row === undefined) throw new MailboxError('FOLDER_NOT_FOUND', `the mailbox has no ${name} folder`);
+  return row.id;
 }
 
 export function getDistinguishedFolder(db: Database, mailboxId: number, name: DistinguishedFolder): FolderRecord {

@@ -2,9 +2,9 @@
 // names another mailbox's item is ACCESS_DENIED, never served.
 
 import type { Database } from '../storage/index.ts';
-import { transaction } from '../storage/index.ts';
+import { statement, transaction } from '../storage/index.ts';
 import { MailboxError } from './errors.ts';
-import { getDistinguishedFolder, getFolder } from './folders.ts';
+import { getDistinguishedFolder, getFolder, requireFolderId } from './folders.ts';
 import { logChange } from './changes.ts';
 import { isWellFormedId, newChangeKey, newId } from './ids.ts';
 
@@ -134,7 +134,7 @@ const mailers = (list: readonly Mailer[] | undefined): string => JSON.stringify(
 /** Creates an item in a folder of this mailbox. INVALID_REQUEST when the InternetMessageId is already used here. */
 export function createItem(db: Database, mailboxId: number, folderId: string, item: NewItem, now: () => number = Date.now): ItemRecord {
   return transaction(db, () => {
-    const folder = getFolder(db, mailboxId, folderId);
+    const folder = { id: requireFolderId(db, mailboxId, folderId) };
     const messageId = item.internetMessageId ?? null;
     if (messageId !== null && findItemByInternetMessageId(db, mailboxId, messageId) !== undefined) {
       throw new MailboxError('INVALID_REQUEST', `an item with InternetMessageId ${messageId} already exists in this mailbox`);
@@ -143,7 +143,8 @@ export function createItem(db: Database, mailboxId: number, folderId: string, it
     const subject = item.subject ?? '';
     const size = Buffer.byteLength(subject) + Buffer.byteLength(item.bodyHtml ?? '') + Buffer.byteLength(item.bodyText ?? '');
     const id = newId();
-    db.prepare(
+    statement(
+      db,
       `INSERT INTO mail_items (id, mailbox_id, folder_id, item_class, subject, body_html, body_text, from_address, from_name, to_json, cc_json,
         sent_at, received_at, is_read, internet_message_id, conversation_topic, size, change_key, created_at, updated_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -160,7 +161,7 @@ export function createItem(db: Database, mailboxId: number, folderId: string, it
 /** An item of this mailbox; ID_MALFORMED, ACCESS_DENIED (another mailbox's) or ITEM_NOT_FOUND. */
 export function getItem(db: Database, mailboxId: number, itemId: string): ItemRecord {
   if (!isWellFormedId(itemId)) throw new MailboxError('ID_MALFORMED', 'the item id is malformed');
-  const row = db.prepare('SELECT * FROM mail_items WHERE id = ? AND soft_deleted = 0').get(itemId) as ItemRow | undefined;
+  const row = statement(db, 'SELECT * FROM mail_items WHERE id = ? AND soft_deleted = 0').get(itemId) as ItemRow | undefined;
   if (row === undefined) throw new MailboxError('ITEM_NOT_FOUND', 'no item has that id');
   if (row.mailbox_id !== mailboxId) throw new MailboxError('ACCESS_DENIED', 'the item belongs to another mailbox');
   return itemOf(row);
@@ -168,7 +169,7 @@ export function getItem(db: Database, mailboxId: number, itemId: string): ItemRe
 
 /** The item with this InternetMessageId in this mailbox, soft-deleted ones included (they still count for idempotence). */
 export function findItemByInternetMessageId(db: Database, mailboxId: number, internetMessageId: string): ItemRecord | undefined {
-  const row = db.prepare('SELECT * FROM mail_items WHERE mailbox_id = ? AND internet_message_id = ?').get(mailboxId, internetMessageId) as ItemRow | undefined;
+  const row = statement(db, 'SELECT * FROM mail_items WHERE mailbox_id = ? AND internet_message_id = ?').get(mailboxId, internetMessageId) as ItemRow | undefined;
   return row === undefined ? undefined : itemOf(row);
 }
 

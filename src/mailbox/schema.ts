@@ -107,5 +107,11 @@ INSERT INTO mail_changes (mailbox_id, folder_id, item_id, kind, at)
 ) STRICT;
 CREATE INDEX mail_outbox_due ON mail_outbox (state, next_attempt_at);`,
     },
+    {
+      // folder counts (unread) and the Missed Conversation counts of message-summary read this
+      // index instead of every row of the folder
+      id: '006-items-by-class-and-read',
+      up: 'CREATE INDEX mail_items_folder_class_read ON mail_items (folder_id, soft_deleted, item_class, is_read);',
+    },
   ],
 };

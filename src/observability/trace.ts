@@ -3,6 +3,7 @@
 // `parley trace <id>` tells an administrator what happened without reading the whole log. It is
 // what the seed's ETL client log was for, kept in the server.
 import type { Database } from '../storage/index.ts';
+import { statement } from '../storage/index.ts';
 import type { MigrationSet } from '../storage/index.ts';
 
 export const TRACE_MIGRATIONS: MigrationSet = {
@@ -37,7 +38,7 @@ export interface TraceEvent {
 
 /** Appends one step. Call it inside the transaction that makes the step true, so both or neither persist. */
 export function recordTrace(db: Database, event: TraceEvent): void {
-  db.prepare('INSERT INTO trace_events (trace_id, call_id, at, step, detail) VALUES (?, ?, ?, ?, ?)').run(
+  statement(db, 'INSERT INTO trace_events (trace_id, call_id, at, step, detail) VALUES (?, ?, ?, ?, ?)').run(
     event.traceId,
     event.callId,
     event.at,

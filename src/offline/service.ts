@@ -112,7 +112,7 @@ export class OfflineService implements OfflineHandoff {
       },
     });
     if (receipt === null) throw new Error('the spool returned no receipt for a stored message');
-    this.worker.kick();
+    this.worker.kick(receipt.pickupAt);
     return { kind: 'spooled', ...receipt };
   }
 

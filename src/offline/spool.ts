@@ -9,6 +9,7 @@
 
 import { randomBytes } from 'node:crypto';
 import type { Database } from '../storage/index.ts';
+import { statement } from '../storage/index.ts';
 import { recordTrace } from '../observability/trace.ts';
 import { OfflineError } from './errors.ts';
 
@@ -91,14 +92,16 @@ export function newEntryId(): string {
  * opens a new entry. Each step goes to the trace in the same transaction.
  */
 export function spoolMessages(db: Database, requests: readonly SpoolRequest[]): SpoolReceipt[] {
-  const findOpen = db.prepare(
+  const findOpen = statement(
+    db,
     "SELECT id, message_count, pickup_at FROM spool_entries WHERE sender = ? AND recipient = ? AND state = 'waiting' AND attempts = 0 AND pickup_at > ? ORDER BY created_at DESC LIMIT 1",
   );
-  const insertEntry = db.prepare(
+  const insertEntry = statement(
+    db,
     "INSERT INTO spool_entries (id, sender, recipient, state, created_at, pickup_at, next_attempt_at, expires_at, message_count) VALUES (?, ?, ?, 'waiting', ?, ?, ?, ?, 1)",
   );
-  const bump = db.prepare('UPDATE spool_entries SET message_count = ? WHERE id = ?');
-  const insertMessage = db.prepare('INSERT INTO spool_messages (entry_id, seq, call_id, received_at, content_type, body) VALUES (?, ?, ?, ?, ?, ?)');
+  const bump = statement(db, 'UPDATE spool_entries SET message_count = ? WHERE id = ?');
+  const insertMessage = statement(db, 'INSERT INTO spool_messages (entry_id, seq, call_id, received_at, content_type, body) VALUES (?, ?, ?, ?, ?, ?)');
   return requests.map((r) => {
     const open = findOpen.get(r.sender, r.recipient, r.receivedAt) as { id: string; message_count: number; pickup_at: number } | undefined;
     let receipt: SpoolReceipt;
@@ -140,7 +143,7 @@ export function claimDue(db: Database, now: number, limit: number): SpoolEntry[]
 
 /** When the next waiting entry falls due, or undefined when none waits. */
 export function nextDueAt(db: Database): number | undefined {
-  const row = db.prepare("SELECT MIN(next_attempt_at) AS due FROM spool_entries WHERE state = 'waiting'").get() as { due: number | null };
+  const row = statement(db, "SELECT MIN(next_attempt_at) AS due FROM spool_entries WHERE state = 'waiting'").get() as { due: number | null };
   return row.due ?? undefined;
 }
 

@@ -149,11 +149,24 @@ interface Clock {
   parts(d: Date): { date: string; time: string } | undefined;
 }
 
+/** One clock per time zone: making an Intl.DateTimeFormat costs more than rendering a transcript. */
+const clocks = new Map<string, Clock>();
+
 function clock(timeZone: string | undefined): Clock {
+  const key = timeZone ?? 'UTC';
+  let known = clocks.get(key);
+  if (known === undefined) {
+    known = makeClock(key);
+    if (clocks.size < 64) clocks.set(key, known);
+  }
+  return known;
+}
+
+function makeClock(timeZone: string): Clock {
   const options: Intl.DateTimeFormatOptions = { year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' };
   let format: Intl.DateTimeFormat;
   try {
-    format = new Intl.DateTimeFormat('en-US', { ...options, timeZone: timeZone ?? 'UTC' });
+    format = new Intl.DateTimeFormat('en-US', { ...options, timeZone });
   } catch {
     format = new Intl.DateTimeFormat('en-US', { ...options, timeZone: 'UTC' });
   }

@@ -69,6 +69,8 @@ export class SpoolWorker {
   readonly #o: SpoolWorkerOptions;
   readonly #now: () => number;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** when the armed timer fires */
+  #timerAt = Infinity;
   #round: Promise<void> | undefined;
   #closed = true;
 
@@ -91,10 +93,10 @@ export class SpoolWorker {
     this.#schedule();
   }
 
-  /** A new entry exists: look again now instead of at the next poll. */
-  kick(): void {
-    if (this.#closed || this.#round !== undefined) return;
-    this.#schedule();
+  /** An entry falls due at `dueAt`: arm the timer earlier if it would fire later (no query per message). */
+  kick(dueAt: number): void {
+    if (this.#closed || this.#round !== undefined || dueAt >= this.#timerAt) return;
+    this.#arm(Math.max(0, dueAt - this.#now()));
   }
 
   /** Stops the timer and waits for the round in progress. */
@@ -102,16 +104,22 @@ export class SpoolWorker {
     this.#closed = true;
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.#timerAt = Infinity;
     await this.#round;
   }
 
   #schedule(): void {
-    clearTimeout(this.#timer);
     if (this.#closed) return;
     const due = nextDueAt(this.#o.db);
-    const wait = due === undefined ? IDLE_POLL_MS : Math.min(IDLE_POLL_MS, Math.max(0, due - this.#now()));
+    this.#arm(due === undefined ? IDLE_POLL_MS : Math.min(IDLE_POLL_MS, Math.max(0, due - this.#now())));
+  }
+
+  #arm(wait: number): void {
+    clearTimeout(this.#timer);
+    this.#timerAt = this.#now() + wait;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
+      this.#timerAt = Infinity;
       this.#round = this.#drain()
         .catch((err: unknown) => this.#o.logger.error({ err }, 'spool round failed; trying again shortly'))
         .finally(() => {

@@ -5,6 +5,7 @@
 import { closeSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
+import type { StatementSync } from 'node:sqlite';
 import { StorageError } from './errors.ts';
 
 /**
@@ -135,6 +136,21 @@ export function transaction<T>(db: Database, fn: () => T): T {
     throw error;
   }
   return result;
+}
+
+const statements = new WeakMap<Database, Map<string, StatementSync>>();
+
+/**
+ * The prepared statement for `sql` on this connection, prepared once and reused: preparing costs
+ * more than running a small statement, and the hot paths (authentication, the spool, delivery)
+ * run the same few statements thousands of times a second.
+ */
+export function statement(db: Database, sql: string): StatementSync {
+  let cache = statements.get(db);
+  if (cache === undefined) statements.set(db, (cache = new Map()));
+  let prepared = cache.get(sql);
+  if (prepared === undefined) cache.set(sql, (prepared = db.prepare(sql)));
+  return prepared;
 }
 
 function isThenable(value: unknown): boolean {
