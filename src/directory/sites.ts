@@ -3,7 +3,7 @@
 // as in Skype for Business, and keep the case they were created with.
 
 import type { Database, Migration } from '../storage/index.ts';
-import { transaction } from '../storage/index.ts';
+import { statement, transaction } from '../storage/index.ts';
 import { parseAddress } from './address.ts';
 import { DirectoryError } from './errors.ts';
 
@@ -45,7 +45,7 @@ export function listSites(db: Database): Site[] {
 
 /** The site with that name (any case), or undefined. */
 export function findSite(db: Database, name: string): Site | undefined {
-  const row = db.prepare('SELECT name, created_at FROM sites WHERE name = ?').get(name) as { name: string; created_at: number } | undefined;
+  const row = statement(db, 'SELECT name, created_at FROM sites WHERE name = ?').get(name) as { name: string; created_at: number } | undefined;
   return row === undefined ? undefined : siteOf(row);
 }
 
@@ -86,7 +86,7 @@ export function removeSite(db: Database, name: string): void {
 /** The site name of a user (null when none); USER_NOT_FOUND when there is no such user. */
 export function userSite(db: Database, address: string): string | null {
   const normalised = parseAddress(address).address;
-  const row = db.prepare('SELECT site FROM users WHERE address = ?').get(normalised) as { site: string | null } | undefined;
+  const row = statement(db, 'SELECT site FROM users WHERE address = ?').get(normalised) as { site: string | null } | undefined;
   if (row === undefined) throw new DirectoryError('USER_NOT_FOUND', `user ${normalised} does not exist; see the users with Get-CsUser`);
   return row.site;
 }

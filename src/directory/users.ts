@@ -15,7 +15,7 @@
 
 import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import type { Database, MigrationSet } from '../storage/index.ts';
-import { transaction } from '../storage/index.ts';
+import { statement, transaction } from '../storage/index.ts';
 import { parseAddress } from './address.ts';
 import { DirectoryError } from './errors.ts';
 import { SITES_MIGRATION } from './sites.ts';
@@ -166,9 +166,10 @@ function lenientAddress(text: string): string | undefined {
   }
 }
 
+// Every authentication reads the user, so the statement is prepared once per connection; the row
+// itself is read fresh each time.
 function rowOf(db: Database, address: string): UserRow | undefined {
-  return db
-    .prepare('SELECT address, display_name, password_hash, digest_realm, ha1_md5, ha1_sha256, created_at FROM users WHERE address = ?')
+  return statement(db, 'SELECT address, display_name, password_hash, digest_realm, ha1_md5, ha1_sha256, created_at FROM users WHERE address = ?')
     .get(address) as UserRow | undefined;
 }
 

@@ -1,5 +1,6 @@
 // A user's effective settings: the one place every other part of Parley reads settings from.
-// Read on every call (no cache), so a change made by an administrator applies at once.
+// Read on every call (no cache of results; only the prepared statements are reused), so a change
+// made by an administrator applies at once.
 //
 //   CsImConfiguration: the user's site instance if it exists, else Global.
 //   CsClientPolicy:    the Tag policy granted to the user, else the site's, else Global.
@@ -7,6 +8,7 @@
 
 import { DirectoryError, parseAddress } from '../directory/index.ts';
 import type { Database } from '../storage/index.ts';
+import { statement } from '../storage/index.ts';
 import type { Identity, SettingsInstance, SettingsKind } from './model.ts';
 import { CLIENT_POLICY, GLOBAL, IM_CONFIGURATION, formatIdentity } from './model.ts';
 import { getInstance, grantedPolicy, requireInstance } from './repository.ts';
@@ -30,7 +32,7 @@ export interface EffectiveSettings {
  */
 export function effectiveSettings(db: Database, address: string): EffectiveSettings {
   const normalised = parseAddress(address).address;
-  const user = db.prepare('SELECT site FROM users WHERE address = ?').get(normalised) as { site: string | null } | undefined;
+  const user = statement(db, 'SELECT site FROM users WHERE address = ?').get(normalised) as { site: string | null } | undefined;
   if (user === undefined) throw new DirectoryError('USER_NOT_FOUND', `user ${normalised} does not exist`);
   const site: Identity | undefined = user.site === null ? undefined : { scope: 'site', name: user.site };
   const tagName = grantedPolicy(db, normalised);

@@ -4,7 +4,7 @@
 import { findSite, parseAddress } from '../directory/index.ts';
 import { DirectoryError } from '../directory/index.ts';
 import type { Database, MigrationSet } from '../storage/index.ts';
-import { transaction } from '../storage/index.ts';
+import { statement, transaction } from '../storage/index.ts';
 import type { ChangeContext } from './audit.ts';
 import { AUDIT_TABLE_SQL, recordAudit } from './audit.ts';
 import { SettingsError } from './errors.ts';
@@ -43,8 +43,10 @@ ${AUDIT_TABLE_SQL}`,
 
 type Row = Record<string, string | number>;
 
+// getInstance and grantedPolicy run for every message (through effectiveSettings): their
+// statements are prepared once per connection (one text per kind), the rows read every time.
 export function getInstance(db: Database, kind: SettingsKind, identity: Identity): SettingsInstance | undefined {
-  const row = db.prepare(`SELECT * FROM ${kind.table} WHERE scope = ? AND name = ?`).get(identity.scope, identity.name) as Row | undefined;
+  const row = statement(db, `SELECT * FROM ${kind.table} WHERE scope = ? AND name = ?`).get(identity.scope, identity.name) as Row | undefined;
   return row === undefined ? undefined : instanceOf(kind, row);
 }
 
@@ -138,7 +140,7 @@ export function grantClientPolicy(db: Database, address: string, policy: string 
 
 /** The name of the Tag policy granted to a user, or null. */
 export function grantedPolicy(db: Database, address: string): string | null {
-  const row = db.prepare('SELECT policy FROM client_policy_grants WHERE address = ?').get(address) as { policy: string } | undefined;
+  const row = statement(db, 'SELECT policy FROM client_policy_grants WHERE address = ?').get(address) as { policy: string } | undefined;
   return row?.policy ?? null;
 }
 

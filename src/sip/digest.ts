@@ -10,7 +10,8 @@
 // and without qop (RFC 2069 compatibility, RFC 2617 §3.2.2.1):
 //   response = H(HA1 ":" nonce ":" HA2)
 
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, createSecretKey, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { ParleyError } from '../errors.ts';
 import type { AuthField } from './message.ts';
 
@@ -129,7 +130,8 @@ const COUNT_WINDOW = 32;
  */
 export class NonceIssuer {
   readonly lifetimeSeconds: number;
-  readonly #secret: Buffer;
+  /** the HMAC key, made once: building a key from raw bytes on every nonce was a hot spot */
+  readonly #key: KeyObject;
   readonly #now: () => number;
   readonly #maxTracked: number;
   /** nonce → highest nc seen and a bitmap of the COUNT_WINDOW counts below it; oldest use first */
@@ -141,7 +143,8 @@ export class NonceIssuer {
     }
     this.lifetimeSeconds = options.lifetimeSeconds ?? DEFAULT_NONCE_LIFETIME_SECONDS;
     if (!(this.lifetimeSeconds > 0)) throw new DigestError('BAD_ARGUMENT', 'the nonce lifetime must be a positive number of seconds');
-    this.#secret = Buffer.from(options.secret);
+    // createSecretKey copies the bytes, so a later change to the caller's buffer does not matter
+    this.#key = createSecretKey(options.secret);
     this.#now = options.now ?? Date.now;
     this.#maxTracked = options.maxTrackedNonces ?? 10_000;
   }
@@ -200,7 +203,7 @@ export class NonceIssuer {
   }
 
   #mac(data: Buffer): Buffer {
-    return createHmac('sha256', this.#secret).update(data).digest();
+    return createHmac('sha256', this.#key).update(data).digest();
   }
 }
 

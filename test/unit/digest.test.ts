@@ -119,6 +119,15 @@ describe('NonceIssuer', () => {
     assert.equal(nonces.check(nonce), 'stale');
   });
 
+  it('keeps its own copy of the secret', () => {
+    const mutable = Buffer.from(secret);
+    const nonces = new NonceIssuer({ secret: mutable, now: () => 5 });
+    const nonce = nonces.issue();
+    mutable.fill(0);
+    assert.equal(nonces.check(nonce), 'valid');
+    assert.equal(new NonceIssuer({ secret, now: () => 5 }).check(nonce), 'valid', 'the same secret bytes give the same MAC');
+  });
+
   it('defaults to a 300 s lifetime', () => {
     assert.equal(new NonceIssuer({ secret }).lifetimeSeconds, 300);
   });

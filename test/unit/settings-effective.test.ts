@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { DIRECTORY_MIGRATIONS, DirectoryError, addUser, createSite, setUserSite } from '../../src/directory/index.ts';
 import {
   CLIENT_POLICY, GLOBAL, IM_CONFIGURATION, SETTINGS_MIGRATIONS, createInstance, effectiveSettings, grantClientPolicy, updateInstance,
 } from '../../src/settings/index.ts';
 import type { Database } from '../../src/storage/index.ts';
-import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
+import { openDatabase, openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
 
 const change = { actor: 'test', cmdlet: 'test', now: () => 1 };
 
@@ -71,6 +74,33 @@ describe('effectiveSettings', () => {
     grantClientPolicy(db, 'bare-tag@parley.test', null, change);
     assert.equal(effectiveSettings(db, 'bare-tag@parley.test').sources.ClientPolicy, 'Global');
     grantClientPolicy(db, 'bare-tag@parley.test', 'Sales', change);
+  });
+
+  it('sees a change made through another connection on the next call (statements reused, rows not)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'parley-settings-'));
+    const server = openDatabase(dir);
+    runMigrations(server, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS]);
+    const cli = openDatabase(dir);
+    await addUser(cli, { address: 'carol@parley.test', password: 'pw' });
+    try {
+      assert.deepEqual(effectiveSettings(server, 'carol@parley.test').sources, { ImConfiguration: 'Global', ClientPolicy: 'Global' });
+      assert.equal(server.isTransaction, false, 'a read leaves no transaction (snapshot) open');
+      createSite(cli, 'Remote');
+      createInstance(cli, IM_CONFIGURATION, { scope: 'site', name: 'Remote' }, { EnableOfflineIm: false }, change);
+      createInstance(cli, CLIENT_POLICY, { scope: 'tag', name: 'Remote' }, { DisableSavingIM: true }, change);
+      setUserSite(cli, 'carol@parley.test', 'Remote');
+      grantClientPolicy(cli, 'carol@parley.test', 'Remote', change);
+      const moved = effectiveSettings(server, 'carol@parley.test');
+      assert.deepEqual(moved.sources, { ImConfiguration: 'Site:Remote', ClientPolicy: 'Tag:Remote' });
+      assert.equal(moved.EnableOfflineIm, false);
+      assert.equal(moved.DisableSavingIM, true);
+      updateInstance(cli, IM_CONFIGURATION, { scope: 'site', name: 'Remote' }, { EnableOfflineIm: true }, change);
+      assert.equal(effectiveSettings(server, 'carol@parley.test').EnableOfflineIm, true);
+    } finally {
+      cli.close();
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses an address with no user', () => {
