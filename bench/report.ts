@@ -4,6 +4,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { DrainReport } from './drain.ts';
+import type { PresenceFanoutResult } from './presence-fanout.ts';
 import type { CommitTotals } from './servers.ts';
 import type { StepResult } from './sipp-step.ts';
 
@@ -56,6 +57,8 @@ export interface BenchReport {
   drain?: DrainReport;
   /** how the drain was measured, one paragraph */
   drainMethod?: string;
+  /** presence fan-out: one state change to N watchers */
+  fanout?: PresenceFanoutResult;
   notes: string[];
 }
 
@@ -118,6 +121,19 @@ function markdown(rep: BenchReport): string {
       out.push(`| ${st.rate} | ${f0(st.achieved)} | ${f0(c.batches / wall)} | ${(c.items / c.batches).toFixed(1)} | ${sizes} | ${(c.commitMs / c.batches).toFixed(2)} ms | ${c.maxCommitMs.toFixed(1)} ms | ${c.maxBatch} |`);
     }
     out.push('');
+  }
+  if (rep.fanout) {
+    const f = rep.fanout;
+    out.push(
+      '### Presence fan-out (Parley only)',
+      '',
+      `One user with ${f.watchers} watchers (each an SDK client with its own TCP connection, on core 1) PUBLISHes a new state; every watcher gets a NOTIFY. Median of ${f.rounds} rounds after a warm-up; times from the PUBLISH.`,
+      '',
+      '| watchers | NOTIFYs/s | first / median / last watcher | best / worst last watcher | subscribing all | server CPU over the rounds | server RSS |',
+      '|---|---|---|---|---|---|---|',
+      `| ${f.watchers} | ${f0(f.notifiesPerSecond)} | ${f0(f.firstNotifyMs)} / ${f0(f.medianNotifyMs)} / ${f0(f.lastNotifyMs)} ms | ${f0(f.best.lastNotifyMs)} / ${f0(f.worst.lastNotifyMs)} ms | ${f0(f.setupMs)} ms | ${f.serverCpuSeconds === null ? '–' : `${f.serverCpuSeconds.toFixed(2)} s`} | ${f.serverRssMiB === null ? '–' : `${f.serverRssMiB.toFixed(1)} MiB`} |`,
+      '',
+    );
   }
   if (rep.drain) {
     const d = rep.drain;

@@ -15,6 +15,7 @@ import { BENCH_DIR, LOAD_CORE, SERVER_CORE, cpuProfileDir, cpuSeconds, fdLimit, 
 import type { BenchServer, CommitTotals, KamailioOptions } from './servers.ts';
 import { runStep, startReceiver } from './sipp-step.ts';
 import { openIdleRegistrations } from './ws-load.ts';
+import { runPresenceFanout } from './presence-fanout.ts';
 
 const quick = process.argv.includes('--quick');
 // `--out DIR` writes the report elsewhere (the test command's smoke run keeps bench/RESULTS.md as committed).
@@ -43,9 +44,9 @@ const OFFLINE_USERS = Array.from({ length: 100 }, (_, i) => `off${String(i).padS
 const OFFLINE_PICKUP_DELAY = '01:00:00';
 // Kamailio in scenario 3: one UDP worker and the msilo file in WAL mode (why: the Method text in main()).
 const KAMAILIO_OFFLINE: KamailioOptions = { children: 1, siloJournal: 'wal' };
-// `--scenarios 1,2,3,ws` runs only those (default: all); the others are reported as not run
+// `--scenarios 1,2,3,ws,fanout` runs only those (default: all); the others are reported as not run
 const scenariosAt = process.argv.indexOf('--scenarios');
-const ONLY = new Set((scenariosAt > 0 ? (process.argv[scenariosAt + 1] ?? '') : '1,2,3,ws').split(',').map((x) => x.trim()));
+const ONLY = new Set((scenariosAt > 0 ? (process.argv[scenariosAt + 1] ?? '') : '1,2,3,ws,fanout').split(',').map((x) => x.trim()));
 const SCENARIO = (f: string) => path.join(BENCH_DIR, 'sipp', f);
 const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
 
@@ -298,6 +299,8 @@ async function main(): Promise<void> {
   const kamailioOffline = ONLY.has('3') ? await benchOffline((users) => startKamailio(DOMAIN, users, PASSWORD, KAMAILIO_OFFLINE), false) : undefined;
   const ws: WsReport[] = [];
   if (ONLY.has('ws')) for (const n of WS_COUNTS) ws.push(await benchWebSocket(n));
+  // issue 6: one presentity with 1,000 watchers changes state (Parley only; SDK watchers over TCP)
+  const fanout = ONLY.has('fanout') ? await runPresenceFanout({ watchers: 1000, rounds: quick ? 3 : 10, log }) : undefined;
   const notRun = 'not run (--scenarios)';
   // what the rest of the machine did meanwhile (another test run, a build): the numbers are only as good as the quiet
   const wallSec = (Date.now() - t0) / 1000;
@@ -337,6 +340,7 @@ async function main(): Promise<void> {
     scenarios,
     ws,
     ...(parleyOffline?.drain ? { drain: parleyOffline.drain, drainMethod: DRAIN_METHOD } : {}),
+    ...(fanout ? { fanout } : {}),
     notes: [
       'Durability in scenarios 1-2: Parley keeps users in SQLite (WAL, synchronous=FULL), written only by `user add`; registrations are in memory, nothing is fsynced per request. Kamailio: usrloc db_mode 0 (memory only); auth_db reads SQLite; REGISTER runs msilo\'s m_dump (a SELECT). Scenario 3: see Method. See bench/kamailio.cfg.',
       `Kamailio runs 2 UDP worker processes (children=2; ${KAMAILIO_OFFLINE.children} in scenario 3) plus its helpers, all on core 0; Parley is one Node process on core 0 (no cluster yet), whose SQLite commits (and their fsyncs) run on its event loop.`,
