@@ -8,19 +8,10 @@
 // Without the class (renamed, moved), it prints `bench-commit-stats <n> null`: the report then omits them.
 
 import { GroupCommit } from '../src/offline/group-commit.ts';
+import type { CommitTotals } from './servers.ts';
 
-interface Totals {
-  batches: number;
-  items: number;
-  maxBatch: number;
-  /** ms the commits took, summed: the event loop is blocked for all of it (DatabaseSync) */
-  commitMs: number;
-  maxCommitMs: number;
-  /** batch-size histogram: power-of-two buckets "1", "2-3", "4-7", … */
-  sizes: Record<string, number>;
-}
 
-const totals: Totals = { batches: 0, items: 0, maxBatch: 0, commitMs: 0, maxCommitMs: 0, sizes: {} };
+const totals: CommitTotals = { batches: 0, items: 0, maxBatch: 0, commitMs: 0, maxCommitMs: 0, sizes: {} };
 let hooked = false;
 
 type Flushable = { flush(): void; stats?: { items: number } };

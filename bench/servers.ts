@@ -140,8 +140,10 @@ export interface CommitTotals {
   batches: number;
   items: number;
   maxBatch: number;
+  /** ms the commits took, summed: the event loop is blocked for all of it (DatabaseSync) */
   commitMs: number;
   maxCommitMs: number;
+  /** batch-size histogram: power-of-two buckets "1", "2-3", "4-7", … */
   sizes: Record<string, number>;
 }
 

@@ -4,6 +4,7 @@ import { cpimDateTime, parseCpim, parseRfc3339 } from '../../src/offline/cpim.ts
 import { decodeEntities, htmlToText, sanitizeHtml } from '../../src/offline/html.ts';
 import { messageText, renderTranscript } from '../../src/offline/transcript.ts';
 import type { TranscriptMessage } from '../../src/offline/transcript.ts';
+import { prng } from './prng.ts';
 
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
 const ALICE = { name: 'Alice Example', address: 'sip:alice@example.com' };
@@ -437,17 +438,7 @@ describe('offline transcript: the transcript', () => {
 });
 
 describe('offline transcript: fuzz', () => {
-  // mulberry32: small, seeded, good enough to spread mutations
-  function rng(seed: number): () => number {
-    let a = seed >>> 0;
-    return () => {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
+
 
   const SEEDS = [
     '<scr<script>ipt>alert(1)</script>',
@@ -489,7 +480,7 @@ describe('offline transcript: fuzz', () => {
   }
 
   it('2,000 mutated HTML inputs never throw and never let a foreign tag, a handler or javascript: through', () => {
-    const random = rng(20261125);
+    const random = prng(20261125);
     for (let n = 0; n < 2000; n++) {
       const input = mutate(SEEDS[n % SEEDS.length] as string, random);
       const context = `iteration ${n}, input ${JSON.stringify(input)}`;

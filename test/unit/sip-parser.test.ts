@@ -14,6 +14,7 @@ import {
   sipLimits,
 } from '../../src/sip/index.ts';
 import type { SipMessage, SipRequest, SipResponse } from '../../src/sip/index.ts';
+import { prng } from './prng.ts';
 
 const E = SIP_PARSE_ERRORS;
 const CRLF = '\r\n';
@@ -452,18 +453,6 @@ describe('error codes', () => {
     for (const [key, code] of Object.entries(SIP_PARSE_ERRORS)) assert.equal(code, `SIP_${key}`);
   });
 });
-
-// A seeded PRNG (mulberry32): the same mutations on every run.
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SPECIAL = [0, 9, 10, 13, 32, 34, 37, 44, 58, 59, 60, 62, 64, 91, 92, 93, 0x80, 0xc3, 0xe2, 0xff].map((b) => Buffer.from([b]));
 const SNIPPETS = ['\r\n', '\r\n\r\n', '\r\n ', 'Content-Length: 99\r\n', 'l: 3\r\n', ',', '"', '<', '>', ';', '%', '%4', '[::1]', 'SIP/2.0', '\u00e9', '☃'].map((s) => Buffer.from(s));
