@@ -224,7 +224,7 @@ async function benchOffline(start: Start, drain: boolean): Promise<OfflineResult
         const injection = [...pairs.slice(offset), ...pairs.slice(0, offset)];
         const calls = callsFor(rate);
         offset = (offset + calls) % pairs.length;
-        return runStep({ scenario: SCENARIO('message-offline-uac.xml'), target, domain: DOMAIN, rate, calls, injection });
+        return runStep({ scenario: path.join(BENCH_DIR, '..', 'test', 'interop', 'sipp', 'message-offline-uac.xml'), target, domain: DOMAIN, rate, calls, injection });
       },
       OFFLINE_RATES,
     );

@@ -6,7 +6,7 @@
 // covered by the JsSIP suite.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { startServer, type RunningServer } from '../harness/server.ts';
+import { runCli, startServer, type RunningServer } from '../harness/server.ts';
 import {
   SCENARIOS,
   SIPP_SERVER_ARGS,
@@ -24,6 +24,8 @@ const USERS = {
   bob: { user: 'bob', password: 'bob-secret' },
   carol: { user: 'carol', password: 'carol-secret' },
   dave: { user: 'dave', password: 'dave-secret' },
+  /** never registers: offline for the whole suite */
+  erin: { user: 'erin', password: 'erin-secret' },
 };
 const TRANSPORTS: ReadonlyArray<{ name: string; sipp: SippTransport }> = [
   { name: 'UDP', sipp: 'u1' },
@@ -108,6 +110,28 @@ for (const t of TRANSPORTS) {
       assert.match(received.logs, /parley-unregistered/, explain(received));
       // the relayed request reached the receiver with the sender's identity
       assert.match(received.messages, new RegExp(`^From: <sip:${from.user}@parley\\.test>`, 'm'), explain(received));
+    });
+
+    it('a MESSAGE from sipp to a user who is not signed in: 202 with the spool entry, kept for the mailbox', { timeout: 60_000 }, async () => {
+      const from = t.sipp === 'u1' ? USERS.alice : USERS.carol;
+      const r = await runSipp({
+        scenario: SCENARIOS.messageOfflineUac,
+        target: target(t.sipp),
+        transport: t.sipp,
+        domain: DOMAIN,
+        injection: [[from.user, from.password, USERS.erin.user]],
+        timeoutSec: 20,
+      });
+      assert.equal(r.code, 0, explain(r));
+      assert.equal(r.stats?.successfulCalls, 1, explain(r));
+      const entry = /^Warning: 399 parley\.test ".*spool entry (sp-[a-z2-7]{16})/m.exec(r.messages)?.[1];
+      assert.ok(entry, `a 202 naming its spool entry:\n${explain(r)}`);
+      const show = await runCli(['spooler', 'show', entry, '--json', '--data-dir', server.dataDir]);
+      assert.equal(show.code, 0, show.stderr);
+      const detail = JSON.parse(show.stdout) as { sender: string; recipient: string; transcript: Array<{ text: string }> };
+      assert.equal(detail.sender, `${from.user}@${DOMAIN}`);
+      assert.equal(detail.recipient, `erin@${DOMAIN}`);
+      assert.match(detail.transcript[0]?.text ?? '', /^Offline hello from sipp/);
     });
   });
 }

@@ -47,6 +47,7 @@ export const SCENARIOS = {
   messageUac: path.join(SIPP_DIR, 'message-uac.xml'),
   messageUas: path.join(SIPP_DIR, 'message-uas.xml'),
   messageUasOoc: path.join(SIPP_DIR, 'message-uas-ooc.xml'),
+  messageOfflineUac: path.join(SIPP_DIR, 'message-offline-uac.xml'),
 } as const;
 
 /** The <log> line message-uas.xml writes once registered. */
