@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startJsSipUser, type JsSipUser } from '../harness/jssip.ts';
-import { startServer, type RunningServer } from '../harness/server.ts';
+import { eventually } from '../harness/eventually.ts';
+import { runCli, startServer, type RunningServer } from '../harness/server.ts';
 
 const DOMAIN = 'parley.test';
 let server: RunningServer;
@@ -18,8 +19,12 @@ before(async () => {
       { address: `alice@${DOMAIN}`, password: 'alice-pw', displayName: 'Alice' },
       { address: `bob@${DOMAIN}`, password: 'bob-pw', displayName: 'Bob' },
       { address: `carol@${DOMAIN}`, password: 'carol-pw' },
+      { address: `dave@${DOMAIN}`, password: 'dave-pw' },
     ],
   });
+  // offline messages are delivered at once in this suite
+  const pickup = await runCli(['admin', '--data-dir', server.dataDir, 'Set-CsImConfiguration', '-OfflineImPickupDelay', '00:00:00']);
+  assert.equal(pickup.code, 0, pickup.stderr);
 });
 
 after(async () => {
@@ -99,5 +104,27 @@ describe('JsSIP over WebSocket', () => {
     await bob.stop();
     const sent = await alice.sendMessage(`sip:bob@${DOMAIN}`, 'gone?');
     assert.equal(sent.status, 202, JSON.stringify(sent));
+  });
+});
+
+describe('JsSIP learns of a missed conversation (RFC 3842 message-summary)', () => {
+  it('a message sent while dave was offline shows as waiting when his JsSIP client subscribes', { timeout: 30_000 }, async () => {
+    const alice = await user('alice', 'alice-pw', 'Alice');
+    const sent = await alice.sendMessage(`sip:dave@${DOMAIN}`, 'call me back');
+    assert.equal(sent.status, 202, JSON.stringify(sent));
+    await eventually('the missed conversation delivered', async () => {
+      const r = await runCli(['spooler', 'list', '--user', `dave@${DOMAIN}`, '--state', 'delivered', '--json', '--data-dir', server.dataDir]);
+      return (JSON.parse(r.stdout) as unknown[]).length > 0 ? true : undefined;
+    });
+    const dave = await user('dave', 'dave-pw');
+    const type = 'application/simple-message-summary';
+    const subscriber = dave.ua.subscribe(`sip:dave@${DOMAIN}`, 'message-summary', type, { expires: 600, contentType: type });
+    const body = new Promise<string>((resolve) => subscriber.on('notify', (_isFinal, _request, b) => resolve(b ?? '')));
+    subscriber.subscribe();
+    const summary = await body;
+    assert.match(summary, /^Messages-Waiting: yes\r\n/);
+    assert.match(summary, /\r\nMessage-Account: sip:dave@parley\.test\r\n/);
+    assert.match(summary, /\r\nText-Message: 1\/0\r\n/);
+    subscriber.terminate();
   });
 });
