@@ -10,7 +10,8 @@ import type { HttpRoute } from '../server/http.ts';
 import type { Database } from '../storage/index.ts';
 import { XmlError, XmlReader, childElement, childText, escapeXmlText } from '../xml/index.ts';
 import { answerGetUserSettings } from './autodiscover-soap.ts';
-import { authenticateBasic, challenge, isSecureOrLocal, send } from './http-auth.ts';
+import { authenticateBasic, basicChallenge as challenge, isSecureOrLocal } from '../auth/http-basic.ts';
+import { send } from './http-auth.ts';
 
 const REQUEST_NS = 'http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006';
 const RESPONSE_NS = 'http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006';

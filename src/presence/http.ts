@@ -18,7 +18,8 @@
 // subscribes to (RFC 4662, lists.ts); a change reaches those subscriptions at once too.
 
 import type http from 'node:http';
-import { DirectoryError, findUser, verifyPassword } from '../directory/index.ts';
+import { authenticateBasic, basicChallenge, isSecureOrLocal } from '../auth/http-basic.ts';
+import { DirectoryError } from '../directory/index.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { HttpRoute } from '../server/http.ts';
 import type { Database } from '../storage/index.ts';
@@ -89,11 +90,9 @@ export function createPresenceRoute(opts: PresenceRouteOptions): HttpRoute {
     if (opts.allowPlainHttp !== true && !isSecureOrLocal(req)) {
       throw new Problem(403, 'INSECURE_TRANSPORT', 'your password must not travel in clear: use HTTPS (plain HTTP is accepted on loopback only)');
     }
-    const user = await authenticate(opts.db, opts.domain, req.headers.authorization);
+    const user = await authenticateBasic(opts.db, opts.domain, req.headers.authorization);
     if (user === undefined) {
-      throw new Problem(401, 'UNAUTHORIZED', 'HTTP Basic authentication with your Parley address (or user name) and password is needed', {
-        'www-authenticate': `Basic realm="${opts.domain.replace(/["\\]/g, '')}", charset="UTF-8"`,
-      });
+      throw new Problem(401, 'UNAUTHORIZED', 'HTTP Basic authentication with your Parley address (or user name) and password is needed', basicChallenge(opts.domain));
     }
     const method = req.method ?? 'GET';
     const rest = url.pathname.slice(collection.length).replace(/^\/+|\/+$/g, '');
@@ -199,27 +198,4 @@ const TITLES: Readonly<Record<number, string>> = {
 
 function titleOf(status: number): string {
   return TITLES[status] ?? 'Error';
-}
-
-/**
- * HTTP Basic (RFC 7617) with the user's Parley password, as EWS takes it: the user's address when
- * the credentials are right. Accepts `alice`, `alice@domain` and `DOMAIN\alice`.
- */
-export async function authenticate(db: Database, domain: string, header: string | undefined): Promise<string | undefined> {
-  const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header ?? '');
-  if (!m?.[1]) return undefined;
-  const decoded = Buffer.from(m[1], 'base64').toString('utf8');
-  const colon = decoded.indexOf(':');
-  if (colon < 0) return undefined;
-  const name = decoded.slice(0, colon).trim().replace(/^[^\\]*\\/, '');
-  const address = (name.includes('@') ? name : `${name}@${domain}`).toLowerCase();
-  if (!(await verifyPassword(db, address, decoded.slice(colon + 1)))) return undefined;
-  return findUser(db, address)?.address;
-}
-
-/** TLS, or a peer on loopback (a local TLS-terminating proxy, tests): where a password may travel. */
-function isSecureOrLocal(req: http.IncomingMessage): boolean {
-  if ((req.socket as { encrypted?: boolean }).encrypted) return true;
-  const peer = req.socket.remoteAddress ?? '';
-  return peer === '::1' || peer.startsWith('127.') || peer.startsWith('::ffff:127.');
 }

@@ -8,7 +8,7 @@ import { after, describe, it } from 'node:test';
 import { AdminError, CMDLETS } from '../../src/admin/index.ts';
 import { AdminApiError, bindJsonParameters, createAdminRoute, toWireParameters } from '../../src/admin/http/index.ts';
 import type { AdminEndpoint, AdminRouteOptions } from '../../src/admin/http/index.ts';
-import { isSecureOrLocal } from '../../src/admin/http/auth.ts';
+import { isSecureOrLocal } from '../../src/auth/http-basic.ts';
 import { EndpointTable } from '../../src/admin/http/endpoints.ts';
 import { problemOf } from '../../src/admin/http/problem.ts';
 import { parametersOf } from '../../src/admin/http/validate.ts';

@@ -8,7 +8,7 @@ import pino from 'pino';
 import { DIRECTORY_MIGRATIONS, addUser } from '../../src/directory/index.ts';
 import { MAILBOX_MIGRATIONS, createAutodiscoverRoute, createEwsRoute } from '../../src/mailbox/index.ts';
 import { childElement, childText, parseXml } from '../../src/xml/index.ts';
-import { isSecureOrLocal } from '../../src/mailbox/http-auth.ts';
+import { isSecureOrLocal } from '../../src/auth/http-basic.ts';
 import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
 
 const db = openMemoryDatabase();

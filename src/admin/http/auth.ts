@@ -2,7 +2,6 @@
 // the server made in its data directory (src/server/secrets.ts, loadAdminToken).
 
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type http from 'node:http';
 import { AdminApiError } from './problem.ts';
 
 const REALM = 'parley-admin';
@@ -33,11 +32,4 @@ export function createTokenCheck(token: string): (header: string | undefined) =>
 
 function digest(text: string): Buffer {
   return createHash('sha256').update(text, 'utf8').digest();
-}
-
-/** TLS, or a peer on loopback (a local TLS-terminating proxy, the CLI on the server). */
-export function isSecureOrLocal(req: http.IncomingMessage): boolean {
-  if ((req.socket as { encrypted?: boolean }).encrypted === true) return true;
-  const peer = req.socket.remoteAddress ?? '';
-  return peer === '::1' || peer.startsWith('127.') || peer.startsWith('::ffff:127.');
 }

@@ -3,7 +3,8 @@
 // limits apply before the request is held whole.
 import type http from 'node:http';
 import { findUser } from '../../directory/index.ts';
-import { authenticateBasic, challenge, isSecureOrLocal, send } from '../http-auth.ts';
+import { authenticateBasic, basicChallenge as challenge, isSecureOrLocal } from '../../auth/http-basic.ts';
+import { send } from '../http-auth.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { HttpRoute } from '../../server/http.ts';
 import type { Database } from '../../storage/index.ts';
