@@ -23,7 +23,7 @@ export class GroupCommit<T, R> {
   #pending: Array<Pending<T, R>> = [];
   #timer: ReturnType<typeof setTimeout> | ReturnType<typeof setImmediate> | undefined;
   #closed = false;
-  /** batches committed and items in them, for the benchmark report */
+  /** batches committed and items in them (bench/commit-stats.ts reads them) */
   readonly stats = { batches: 0, items: 0 };
 
   constructor(opts: GroupCommitOptions<T, R>) {

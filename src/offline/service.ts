@@ -67,11 +67,6 @@ export class OfflineService implements OfflineHandoff {
     });
   }
 
-  /** group-commit counters, for the benchmark */
-  get commitStats(): { batches: number; items: number } {
-    return this.#commits.stats;
-  }
-
   start(): void {
     this.worker.start();
   }
