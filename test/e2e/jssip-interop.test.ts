@@ -4,6 +4,7 @@
 // suite also checks that the server sends the two challenges as two header fields, MD5 last.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import type { Subscriber } from 'jssip/lib/Subscriber.js';
 import { startJsSipUser, type JsSipUser } from '../harness/jssip.ts';
 import { eventually } from '../harness/eventually.ts';
 import { runCli, startServer, type RunningServer } from '../harness/server.ts';
@@ -118,13 +119,17 @@ describe('JsSIP learns of a missed conversation (RFC 3842 message-summary)', () 
     });
     const dave = await user('dave', 'dave-pw');
     const type = 'application/simple-message-summary';
-    const subscriber = dave.ua.subscribe(`sip:dave@${DOMAIN}`, 'message-summary', type, { expires: 600, contentType: type });
+    const subscriber: Subscriber = dave.ua.subscribe(`sip:dave@${DOMAIN}`, 'message-summary', type, { expires: 600, contentType: type });
     const body = new Promise<string>((resolve) => subscriber.on('notify', (_isFinal, _request, b) => resolve(b ?? '')));
     subscriber.subscribe();
     const summary = await body;
     assert.match(summary, /^Messages-Waiting: yes\r\n/);
     assert.match(summary, /\r\nMessage-Account: sip:dave@parley\.test\r\n/);
     assert.match(summary, /\r\nText-Message: 1\/0\r\n/);
+    // end the dialog cleanly (final NOTIFY) before the UA stops, so nothing keeps JsSIP busy
+    const terminated = new Promise<number>((resolve) => subscriber.on('terminated', (code) => resolve(code)));
     subscriber.terminate();
+    assert.equal(await terminated, subscriber.C.FINAL_NOTIFY_RECEIVED);
+    await dave.stop();
   });
 });
