@@ -2,10 +2,9 @@
 // the subscriber's flow, one at a time per dialog. Changes that arrive while a NOTIFY is
 // unanswered are folded into one more NOTIFY with the then current document.
 
-import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { FlowRef } from '../registrar/index.ts';
-import { createRequest, formatEndpoint, Headers, MAGIC_COOKIE, viaTransport } from '../sip/index.ts';
+import { createRequest, formatEndpoint, Headers, newBranch, viaTransport } from '../sip/index.ts';
 import type { Flow, SipRequest, SipResponse, TransactionLayer } from '../sip/index.ts';
 import type { Subscription, TerminationReason } from './subscriptions.ts';
 
@@ -147,7 +146,7 @@ export class Notifier {
 export function buildNotify(sub: Subscription, flow: Flow, document: EventDocument, now: number, product: string): SipRequest {
   const d = sub.dialog;
   const headers = new Headers();
-  const branch = `${MAGIC_COOKIE}${randomBytes(9).toString('base64url')}`;
+  const branch = newBranch();
   headers.append('via', `SIP/2.0/${viaTransport(flow.protocol)} ${formatEndpoint(flow.local)};branch=${branch}`);
   headers.append('max-forwards', '70');
   for (const route of d.routeSet) headers.append('route', route);

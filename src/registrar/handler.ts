@@ -1,5 +1,6 @@
 import type { Incoming, MethodHandler, SipContext } from '../router/context.ts';
 import { reply } from '../router/reply.ts';
+import { refuseCredentials } from '../router/identity.ts';
 import type { Binding, FlowRef } from './location.ts';
 import { planRegistration } from './plan.ts';
 import { formatParams, parseNameAddr, parseUri, SipParseError } from '../sip/index.ts';
@@ -32,7 +33,7 @@ export const registerHandler: MethodHandler = {
 
     const auth = ctx.auth.authenticate(request, 'registrar');
     if (!auth.ok) {
-      reply(ctx, incoming, auth.status, { headers: auth.headers, warning: auth.status >= 403 || auth.status === 400 ? auth.warning : undefined });
+      refuseCredentials(ctx, incoming, auth);
       return;
     }
     if (auth.address !== aor) {
@@ -50,11 +51,22 @@ export const registerHandler: MethodHandler = {
       return;
     }
     const bindings = await ctx.location.apply(aor, plan.changes, now);
-    if (plan.changes.length > 0) ctx.registrations.emit('changed', aor);
-    incoming.log.info({ aor, bindings: bindings.length, flow: flow.id }, 'registration of %s: %d binding(s)', aor, bindings.length);
+    // A refresh (the same contacts, later expiry) changes nothing anyone watches; it is also most of
+    // a registrar's traffic, so it is logged at debug level only.
+    if (sameContacts(current, bindings)) {
+      if (ctx.logger.isLevelEnabled('debug')) incoming.log.debug({ aor, bindings: bindings.length }, 'registration of %s refreshed', aor);
+    } else {
+      ctx.registrations.emit('changed', aor);
+      incoming.log.info({ aor, bindings: bindings.length, flow: flow.id }, 'registration of %s: %d binding(s)', aor, bindings.length);
+    }
     reply(ctx, incoming, 200, { headers: [...bindings.map((b) => ['Contact', contactValue(b, now)] as [string, string]), ['Date', new Date(now).toUTCString()]] });
   },
 };
+
+function sameContacts(before: readonly Binding[], after: readonly Binding[]): boolean {
+  if (before.length !== after.length) return false;
+  return after.every((b) => before.some((a) => a.key === b.key && a.contact === b.contact && a.flow.id === b.flow.id));
+}
 
 /** §10.3 step 8: every current binding, each with the seconds it has left. */
 function contactValue(binding: Binding, now: number): string {

@@ -1,6 +1,7 @@
 // The SIP request entry point above the transaction layer: checks every request must pass
 // (RFC 3261 §8.2.1–8.2.2, §16.3) and hands it to the handler of its method.
 
+import type { Logger } from 'pino';
 import type { Incoming, MethodHandler, SipContext } from './context.ts';
 import { reply } from './reply.ts';
 import type { Flow, NonInviteServerTransaction, SipRequest } from '../sip/index.ts';
@@ -9,8 +10,17 @@ export function createDispatcher(ctx: SipContext, handlers: readonly MethodHandl
   const byMethod = new Map(handlers.map((h) => [h.method, h] as const));
 
   return function dispatch(request: SipRequest, flow: Flow, tx: NonInviteServerTransaction | null): void {
-    const log = ctx.logger.child({ callId: request.headers.get('call-id'), method: request.method, flow: flow.id });
-    const incoming: Incoming = { request, flow, tx, log };
+    // The request's logger is made on first use: most requests log nothing at the usual levels,
+    // and making a child logger serialises its bindings.
+    let log: Logger | undefined;
+    const incoming: Incoming = {
+      request,
+      flow,
+      tx,
+      get log(): Logger {
+        return (log ??= ctx.logger.child({ callId: request.headers.get('call-id'), method: request.method, flow: flow.id }));
+      },
+    };
     // An ACK only ever acknowledges a final answer to an INVITE, which Parley gave statelessly.
     if (request.method === 'ACK') return;
     if (request.method === 'CANCEL') {

@@ -2,10 +2,9 @@
 // for requests without dialogs (MESSAGE). The first 2xx wins; otherwise the best final response,
 // or "unreachable" when no binding could take the request at all.
 
-import { randomBytes } from 'node:crypto';
 import type { Binding } from '../registrar/location.ts';
 import type { SipContext } from './context.ts';
-import { type Flow, formatEndpoint, MAGIC_COOKIE, parseNameAddr, parseUri, viaTransport } from '../sip/index.ts';
+import { type Flow, formatEndpoint, newBranch, parseNameAddr, parseUri, viaTransport } from '../sip/index.ts';
 import type { SipRequest, SipResponse } from '../sip/index.ts';
 
 export type ForkOutcome =
@@ -94,7 +93,7 @@ function forwardedRequest(ctx: SipContext, request: SipRequest, binding: Binding
   // Credentials for our realm were consumed here (§22.3); a pre-loaded Route to us is used up (§16.4).
   headers.delete('proxy-authorization');
   while (isOwnRoute(ctx, headers.get('route'))) headers.shift('route');
-  const branch = `${MAGIC_COOKIE}${randomBytes(9).toString('base64url')}`;
+  const branch = newBranch();
   headers.prepend('via', `SIP/2.0/${viaTransport(flow.protocol)} ${formatEndpoint(flow.local)};branch=${branch}`);
   return { kind: 'request', method: request.method, uri: binding.contact, headers, body: request.body };
 }

@@ -1,3 +1,4 @@
+import type { AuthOutcome } from '../auth/authenticator.ts';
 import type { Incoming, SipContext } from './context.ts';
 import { reply } from './reply.ts';
 import { parseNameAddr, parseUri, SipParseError } from '../sip/index.ts';
@@ -49,7 +50,7 @@ export function authenticateSender(ctx: SipContext, incoming: Incoming): string 
   }
   const auth = ctx.auth.authenticate(incoming.request, 'proxy');
   if (!auth.ok) {
-    reply(ctx, incoming, auth.status, { headers: auth.headers, warning: auth.status >= 403 || auth.status === 400 ? auth.warning : undefined });
+    refuseCredentials(ctx, incoming, auth);
     return undefined;
   }
   const claimed = addressOf(from);
@@ -58,4 +59,14 @@ export function authenticateSender(ctx: SipContext, incoming: Incoming): string 
     return undefined;
   }
   return auth.address;
+}
+
+/**
+ * Answers a request whose credentials did not pass: a challenge (401/407) carries no Warning, the
+ * client simply answers it, and is sent statelessly, since challenging a retransmission again does
+ * no harm; a refusal (403/400) says why.
+ */
+export function refuseCredentials(ctx: SipContext, incoming: Incoming, auth: AuthOutcome & { ok: false }): void {
+  const challenge = auth.status === 401 || auth.status === 407;
+  reply(ctx, incoming, auth.status, { headers: auth.headers, warning: challenge ? undefined : auth.warning, stateless: challenge });
 }

@@ -53,7 +53,7 @@ export const messageHandler: MethodHandler = {
     }
     const outcome = await forkRequest(ctx, request, bindings, ctx.messaging.deviceTimeout * 1000);
     if (outcome.kind === 'answered') {
-      incoming.log.debug({ from: sender, to: recipient, status: outcome.response.status }, 'message relayed');
+      if (ctx.logger.isLevelEnabled('debug')) incoming.log.debug({ from: sender, to: recipient, status: outcome.response.status }, 'message relayed');
       send(incoming, outcome.response);
       return;
     }

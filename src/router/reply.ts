@@ -8,6 +8,8 @@ export interface ReplyOptions {
   warning?: string;
   headers?: Array<[string, string]>;
   body?: { type: string; content: string };
+  /** end the transaction with this answer (no Timer J): only for answers harmless to give again, see RespondOptions */
+  stateless?: boolean;
 }
 
 /** Answers a request: through its transaction, or statelessly over its flow. */
@@ -20,15 +22,15 @@ export function reply(ctx: SipContext, incoming: Incoming, status: number, opts:
     response.headers.append('content-type', opts.body.type);
     response.body = Buffer.from(opts.body.content, 'utf8');
   }
-  send(incoming, response);
+  send(incoming, response, opts.stateless === true);
   const level = status >= 500 ? 'warn' : 'debug';
-  incoming.log[level]({ status, warning: opts.warning }, 'answered %s with %d', incoming.request.method, status);
+  if (ctx.logger.isLevelEnabled(level)) incoming.log[level]({ status, warning: opts.warning }, 'answered %s with %d', incoming.request.method, status);
   return response;
 }
 
 /** Sends a response built elsewhere (a relayed one) on the request's transaction or flow. */
-export function send(incoming: Incoming, response: SipResponse): void {
+export function send(incoming: Incoming, response: SipResponse, stateless = false): void {
   if (incoming.tx) {
-    if (!incoming.tx.answered) incoming.tx.respond(response);
+    if (!incoming.tx.answered) incoming.tx.respond(response, { stateless });
   } else incoming.flow.send(serialize(response));
 }

@@ -10,9 +10,10 @@
 // and without qop (RFC 2069 compatibility, RFC 2617 §3.2.2.1):
 //   response = H(HA1 ":" nonce ":" HA2)
 
-import { createHash, createHmac, createSecretKey, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, hash as oneShotHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { ParleyError } from '../errors.ts';
+import { fillRandom } from './random.ts';
 import type { AuthField } from './message.ts';
 
 export type DigestAlgorithm = 'MD5' | 'SHA-256';
@@ -56,7 +57,7 @@ export function parseDigestAlgorithm(token: string | undefined): DigestAlgorithm
 }
 
 function hash(algorithm: DigestAlgorithm, data: string): string {
-  return createHash(HASHES[algorithm].node).update(data, 'utf8').digest('hex');
+  return oneShotHash(HASHES[algorithm].node, data, 'hex');
 }
 
 export function computeHa1(algorithm: DigestAlgorithm, username: string, realm: string, password: string): string {
@@ -152,7 +153,7 @@ export class NonceIssuer {
   issue(): string {
     const head = Buffer.alloc(TIMESTAMP_BYTES + RANDOM_BYTES);
     head.writeBigUInt64BE(BigInt(Math.max(0, Math.floor(this.#now()))), 0);
-    randomBytes(RANDOM_BYTES).copy(head, TIMESTAMP_BYTES);
+    fillRandom(head, TIMESTAMP_BYTES, RANDOM_BYTES);
     return Buffer.concat([head, this.#mac(head)]).toString('base64url');
   }
 

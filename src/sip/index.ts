@@ -10,7 +10,7 @@ export * from './digest.ts';
 export * from './response.ts';
 export type { TimerSettings } from './transaction/timers.ts';
 export { DEFAULT_TIMERS } from './transaction/timers.ts';
-export { MAGIC_COOKIE } from './transaction/keys.ts';
+export { MAGIC_COOKIE, newBranch } from './transaction/keys.ts';
 export { TransactionLayer, type TransactionUser } from './transaction/layer.ts';
 export type { NonInviteServerTransaction } from './transaction/server-non-invite.ts';
 export type { ClientTransactionUser, NonInviteClientTransaction } from './transaction/client-non-invite.ts';

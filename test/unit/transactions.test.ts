@@ -78,6 +78,36 @@ describe('non-INVITE server transaction (RFC 3261 §17.2.2)', () => {
     assert.equal((tx as unknown as NonInviteServerTransaction).state, 'terminated');
   });
 
+  it('forgets a stateless answer at once, so a retransmission is a new request for the TU', () => {
+    const seen: NonInviteServerTransaction[] = [];
+    const layer = new TransactionLayer(FAST, { onRequest: (_r, _f, tx) => tx && seen.push(tx) });
+    const flow = fakeFlow(false);
+    const req = request('REGISTER');
+    layer.receive(req, flow);
+    seen[0]?.respond(createResponse(req, 401), { stateless: true });
+    assert.equal(seen[0]?.state, 'terminated');
+    assert.equal(layer.size.server, 0);
+    layer.receive(request('REGISTER'), flow);
+    assert.equal(seen.length, 2, 'the retransmission reached the TU again');
+    assert.equal(flow.sent.length, 1, 'and the layer did not answer it by itself');
+    layer.close();
+  });
+
+  it('keeps many completed transactions on one Timer J queue and ends them in order', async () => {
+    const seen: NonInviteServerTransaction[] = [];
+    const layer = new TransactionLayer(FAST, { onRequest: (_r, _f, tx) => tx && seen.push(tx) });
+    const flow = fakeFlow(false);
+    for (let i = 0; i < 50; i++) {
+      const req = request('MESSAGE', `z9hG4bK-many-${i}`);
+      layer.receive(req, flow);
+      seen[i]?.respond(createResponse(req, 200));
+    }
+    assert.equal(layer.size.server, 50);
+    await sleep(64 * FAST.t1 + 30);
+    assert.equal(layer.size.server, 0);
+    assert.ok(seen.every((tx) => tx.state === 'terminated'));
+  });
+
   it('refuses a second final response', () => {
     let tx: NonInviteServerTransaction | null = null;
     const layer = new TransactionLayer(FAST, { onRequest: (_r, _f, t) => (tx = t) });
@@ -152,6 +182,35 @@ describe('non-INVITE client transaction (RFC 3261 §17.1.2)', () => {
     layer.sendRequest(request(), flow, { onFinal: () => {}, onTimeout: () => {}, onTransportError: () => (failed = true) });
     assert.ok(failed);
     assert.equal(layer.size.client, 0);
+  });
+});
+
+describe('expiry queue (Timers J and K)', () => {
+  it('expires items in the order they were added, each after the delay, with one timer', async () => {
+    const { ExpiryQueue } = await import('../../src/sip/transaction/expiry.ts');
+    let clock = 0;
+    const expired: string[] = [];
+    const queue = new ExpiryQueue<string>(20, (item) => expired.push(`${item}@${clock}`), () => clock);
+    queue.add('a');
+    clock = 10;
+    queue.add('b');
+    assert.equal(queue.size, 2);
+    clock = 25; // a is due (20), b is not (30)
+    await sleep(30);
+    assert.deepEqual(expired, ['a@25']);
+    clock = 30;
+    await sleep(30);
+    assert.deepEqual(expired, ['a@25', 'b@30']);
+    assert.equal(queue.size, 0);
+  });
+
+  it('gives back what had not expired when drained', async () => {
+    const { ExpiryQueue } = await import('../../src/sip/transaction/expiry.ts');
+    const queue = new ExpiryQueue<number>(60_000, () => assert.fail('nothing expires'));
+    queue.add(1);
+    queue.add(2);
+    assert.deepEqual(queue.drain(), [1, 2]);
+    assert.equal(queue.size, 0);
   });
 });
 

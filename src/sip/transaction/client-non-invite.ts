@@ -8,6 +8,9 @@ import type { TimerSettings } from './timers.ts';
 //   trying --1xx--> proceeding --final--> completed --Timer K--> terminated
 //      \--------------final--------------/
 //   Timer F or a transport error in trying/proceeding --> terminated (the TU is told)
+//
+// The request is kept serialised, for Timer E, only until the final response; Timer K is the
+// transaction layer's (one queue for all, see expiry.ts).
 export type ClientState = 'trying' | 'proceeding' | 'completed' | 'terminated';
 
 const ALLOWED: Readonly<Record<ClientState, readonly ClientState[]>> = {
@@ -26,27 +29,31 @@ export interface ClientTransactionUser {
   onTransportError(): void;
 }
 
+/** What the transaction layer does for a transaction at the end of its life. */
+export interface ClientTransactionOwner {
+  /** a final response came over an unreliable flow: keep the transaction until Timer K */
+  awaitTimerK(tx: NonInviteClientTransaction): void;
+  terminated(tx: NonInviteClientTransaction): void;
+}
+
 export class NonInviteClientTransaction {
   readonly key: string;
-  readonly request: SipRequest;
   readonly flow: Flow;
   #state: ClientState = 'trying';
-  #bytes: Buffer;
+  #bytes: Buffer | undefined;
   #interval: number;
   #timerE: NodeJS.Timeout | undefined;
   #timerF: NodeJS.Timeout | undefined;
-  #timerK: NodeJS.Timeout | undefined;
   readonly #timers: TimerSettings;
   readonly #user: ClientTransactionUser;
-  readonly #onTerminated: (tx: NonInviteClientTransaction) => void;
+  readonly #owner: ClientTransactionOwner;
 
-  constructor(key: string, request: SipRequest, flow: Flow, timers: TimerSettings, user: ClientTransactionUser, onTerminated: (tx: NonInviteClientTransaction) => void) {
+  constructor(key: string, request: SipRequest, flow: Flow, timers: TimerSettings, user: ClientTransactionUser, owner: ClientTransactionOwner) {
     this.key = key;
-    this.request = request;
     this.flow = flow;
     this.#timers = timers;
     this.#user = user;
-    this.#onTerminated = onTerminated;
+    this.#owner = owner;
     this.#bytes = serialize(request);
     this.#interval = timers.t1;
   }
@@ -56,7 +63,7 @@ export class NonInviteClientTransaction {
   }
 
   start(): void {
-    if (!this.flow.send(this.#bytes)) {
+    if (this.#bytes === undefined || !this.flow.send(this.#bytes)) {
       this.#fail(() => this.#user.onTransportError());
       return;
     }
@@ -74,12 +81,12 @@ export class NonInviteClientTransaction {
     }
     clearTimeout(this.#timerE);
     clearTimeout(this.#timerF);
+    this.#bytes = undefined;
     this.#transition('completed');
     this.#user.onFinal(response);
     // Timer K absorbs response retransmissions; zero on reliable transports.
-    const k = this.flow.reliable ? 0 : this.#timers.t4;
-    if (k === 0) this.#terminate();
-    else this.#timerK = setTimeout(() => this.#terminate(), k);
+    if (this.flow.reliable) this.#terminate();
+    else this.#owner.awaitTimerK(this);
   }
 
   dispose(): void {
@@ -88,7 +95,7 @@ export class NonInviteClientTransaction {
 
   #retransmit(): void {
     if (this.#state !== 'trying' && this.#state !== 'proceeding') return;
-    if (!this.flow.send(this.#bytes)) {
+    if (this.#bytes === undefined || !this.flow.send(this.#bytes)) {
       this.#fail(() => this.#user.onTransportError());
       return;
     }
@@ -106,9 +113,9 @@ export class NonInviteClientTransaction {
   #terminate(): void {
     clearTimeout(this.#timerE);
     clearTimeout(this.#timerF);
-    clearTimeout(this.#timerK);
+    this.#bytes = undefined;
     this.#transition('terminated');
-    this.#onTerminated(this);
+    this.#owner.terminated(this);
   }
 
   #transition(to: ClientState): void {

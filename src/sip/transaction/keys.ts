@@ -1,9 +1,15 @@
 import { parseVia } from '../grammar.ts';
+import { randomToken } from '../random.ts';
 import type { SipMessage } from '../message.ts';
 import { parseCSeq } from '../grammar.ts';
 
 /** RFC 3261 §8.1.1.7: branches that begin with the magic cookie are unique per transaction. */
 export const MAGIC_COOKIE = 'z9hG4bK';
+
+/** A branch for a request Parley sends: the magic cookie and 72 random bits. */
+export function newBranch(): string {
+  return MAGIC_COOKIE + randomToken(9);
+}
 
 /**
  * The key matching a request to its server transaction (§17.2.3): the top Via's branch and sent-by,

@@ -1,8 +1,9 @@
 import type { SipMessage, SipRequest, SipResponse } from '../message.ts';
 import type { Flow } from '../transport/flow.ts';
-import { NonInviteClientTransaction, type ClientTransactionUser } from './client-non-invite.ts';
+import { NonInviteClientTransaction, type ClientTransactionOwner, type ClientTransactionUser } from './client-non-invite.ts';
+import { ExpiryQueue } from './expiry.ts';
 import { clientTransactionKey, serverTransactionKey } from './keys.ts';
-import { NonInviteServerTransaction } from './server-non-invite.ts';
+import { NonInviteServerTransaction, type ServerTransactionOwner } from './server-non-invite.ts';
 import type { TimerSettings } from './timers.ts';
 
 export interface TransactionUser {
@@ -19,10 +20,28 @@ export class TransactionLayer {
   readonly #client = new Map<string, NonInviteClientTransaction>();
   readonly #timers: TimerSettings;
   readonly #user: TransactionUser;
+  readonly #timerJ: ExpiryQueue<NonInviteServerTransaction>;
+  readonly #timerK: ExpiryQueue<NonInviteClientTransaction>;
+  readonly #serverOwner: ServerTransactionOwner;
+  readonly #clientOwner: ClientTransactionOwner;
 
   constructor(timers: TimerSettings, user: TransactionUser) {
     this.#timers = timers;
     this.#user = user;
+    this.#timerJ = new ExpiryQueue(64 * timers.t1, (tx) => tx.dispose());
+    this.#timerK = new ExpiryQueue(timers.t4, (tx) => tx.dispose());
+    this.#serverOwner = {
+      awaitTimerJ: (tx) => this.#timerJ.add(tx),
+      terminated: (tx) => {
+        if (this.#server.get(tx.key) === tx) this.#server.delete(tx.key);
+      },
+    };
+    this.#clientOwner = {
+      awaitTimerK: (tx) => this.#timerK.add(tx),
+      terminated: (tx) => {
+        if (this.#client.get(tx.key) === tx) this.#client.delete(tx.key);
+      },
+    };
   }
 
   /** A parsed message from a transport. Returns false for a response no transaction claims. */
@@ -39,7 +58,7 @@ export class TransactionLayer {
       existing.receiveRetransmission();
       return true;
     }
-    const tx = new NonInviteServerTransaction(key, message, flow, this.#timers, (t) => this.#server.delete(t.key));
+    const tx = new NonInviteServerTransaction(key, flow, this.#serverOwner);
     this.#server.set(key, tx);
     this.#user.onRequest(message, flow, tx);
     return true;
@@ -48,7 +67,7 @@ export class TransactionLayer {
   /** Sends a request in a new client transaction. The request's top Via must carry a unique branch. */
   sendRequest(request: SipRequest, flow: Flow, user: ClientTransactionUser): NonInviteClientTransaction {
     const key = clientTransactionKey(request);
-    const tx = new NonInviteClientTransaction(key, request, flow, this.#timers, user, (t) => this.#client.delete(t.key));
+    const tx = new NonInviteClientTransaction(key, request, flow, this.#timers, user, this.#clientOwner);
     this.#client.set(key, tx);
     tx.start();
     return tx;
@@ -59,6 +78,8 @@ export class TransactionLayer {
   }
 
   close(): void {
+    this.#timerJ.drain();
+    this.#timerK.drain();
     for (const tx of [...this.#server.values()]) tx.dispose();
     for (const tx of [...this.#client.values()]) tx.dispose();
   }

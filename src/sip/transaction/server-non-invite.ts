@@ -1,12 +1,15 @@
-import type { SipRequest, SipResponse } from '../message.ts';
+import type { SipResponse } from '../message.ts';
 import { serialize } from '../serializer.ts';
 import type { Flow } from '../transport/flow.ts';
-import type { TimerSettings } from './timers.ts';
 
 // RFC 3261 §17.2.2, Figure 8: the non-INVITE server transaction.
 //
 //   trying --1xx--> proceeding --final--> completed --Timer J--> terminated
 //      \--------------final--------------/
+//
+// The transaction keeps only what it needs: the request goes to the TU and is not held here, and
+// in completed only the bytes of the final response are kept, to answer retransmissions. Timer J
+// is the transaction layer's (one queue for all, see expiry.ts).
 export type ServerState = 'trying' | 'proceeding' | 'completed' | 'terminated';
 
 const ALLOWED: Readonly<Record<ServerState, readonly ServerState[]>> = {
@@ -16,22 +19,33 @@ const ALLOWED: Readonly<Record<ServerState, readonly ServerState[]>> = {
   terminated: [],
 };
 
+export interface RespondOptions {
+  /**
+   * End the transaction with this final response instead of keeping it for Timer J, so that a
+   * retransmitted request is handled anew. Only for answers that can be given again without harm,
+   * as a stateless server gives them: a digest challenge (a new nonce each time is fine).
+   */
+  stateless?: boolean;
+}
+
+/** What the transaction layer does for a transaction at the end of its life. */
+export interface ServerTransactionOwner {
+  /** a final response was sent over an unreliable flow: keep the transaction until Timer J */
+  awaitTimerJ(tx: NonInviteServerTransaction): void;
+  terminated(tx: NonInviteServerTransaction): void;
+}
+
 export class NonInviteServerTransaction {
   readonly key: string;
-  readonly request: SipRequest;
   readonly flow: Flow;
   #state: ServerState = 'trying';
   #lastResponse: Buffer | undefined;
-  #timerJ: NodeJS.Timeout | undefined;
-  readonly #timers: TimerSettings;
-  readonly #onTerminated: (tx: NonInviteServerTransaction) => void;
+  readonly #owner: ServerTransactionOwner;
 
-  constructor(key: string, request: SipRequest, flow: Flow, timers: TimerSettings, onTerminated: (tx: NonInviteServerTransaction) => void) {
+  constructor(key: string, flow: Flow, owner: ServerTransactionOwner) {
     this.key = key;
-    this.request = request;
     this.flow = flow;
-    this.#timers = timers;
-    this.#onTerminated = onTerminated;
+    this.#owner = owner;
   }
 
   get state(): ServerState {
@@ -44,22 +58,24 @@ export class NonInviteServerTransaction {
   }
 
   /** The TU's response. A response after the final one is a TU bug and is refused. */
-  respond(response: SipResponse): void {
+  respond(response: SipResponse, options: RespondOptions = {}): void {
     if (this.answered) throw new Error(`transaction ${this.key} already answered; ${response.status} not sent`);
     const bytes = serialize(response);
-    this.#lastResponse = bytes;
     if (response.status < 200) {
+      this.#lastResponse = bytes;
       this.#transition('proceeding');
       this.#send(bytes);
       return;
     }
     this.#transition('completed');
-    this.#send(bytes);
-    if (this.#state !== 'completed') return;
-    // Timer J absorbs retransmissions of the request; zero on reliable transports.
-    const j = this.flow.reliable ? 0 : 64 * this.#timers.t1;
-    if (j === 0) this.#terminate();
-    else this.#timerJ = setTimeout(() => this.#terminate(), j);
+    if (!this.#send(bytes)) return;
+    // Timer J absorbs retransmissions of the request; it is zero on reliable transports.
+    if (this.flow.reliable || options.stateless === true) {
+      this.#terminate();
+      return;
+    }
+    this.#lastResponse = bytes;
+    this.#owner.awaitTimerJ(this);
   }
 
   /** A retransmission of the request: answered with the last response, if any (§17.2.2). */
@@ -67,20 +83,22 @@ export class NonInviteServerTransaction {
     if ((this.#state === 'proceeding' || this.#state === 'completed') && this.#lastResponse) this.#send(this.#lastResponse);
   }
 
-  /** Ends the transaction without waiting (server shutdown). */
+  /** Timer J fired, or the server is shutting down. */
   dispose(): void {
     if (this.#state !== 'terminated') this.#terminate();
   }
 
-  #send(bytes: Buffer): void {
+  #send(bytes: Buffer): boolean {
     // §17.2.4: a transport error terminates the transaction; the TU has nothing left to do.
-    if (!this.flow.send(bytes)) this.#terminate();
+    if (this.flow.send(bytes)) return true;
+    this.#terminate();
+    return false;
   }
 
   #terminate(): void {
-    clearTimeout(this.#timerJ);
+    this.#lastResponse = undefined;
     this.#transition('terminated');
-    this.#onTerminated(this);
+    this.#owner.terminated(this);
   }
 
   #transition(to: ServerState): void {
