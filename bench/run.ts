@@ -27,7 +27,7 @@ const MAX_FAILURE_RATIO = 0.01;
 const MAX_P99_MS = 50;
 /** a failed step is run again (once per scenario) when other work took more than this share of the server's core */
 const MAX_OTHER_CPU = 0.1;
-const RATES = quick ? [250, 500, 1000, 2000, 4000, 8000] : [100, 200, 400, 800, 1600, 3200, 6400, 12800];
+const RATES = quick ? [500, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 10000, 12000] : [200, 400, 800, 1600, 2400, 3200, 4000, 4800, 5600, 6400, 7200, 8000, 9600, 11200, 12800, 16000];
 // scenario 3 has finer steps around its target (5,000 accepted/s), up to the same top rate; it
 // starts low because Kamailio's msilo commits (fsyncs) each message on its own
 const OFFLINE_RATES = quick ? [100, 250, 500, 1000, 2000, 3000, 4000, 5000, 6000, 8000] : [100, 200, 400, 800, 1600, 2400, 3200, 4000, 5000, 6400, 8000, 12800];

@@ -15,7 +15,7 @@
 
 import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import type { Database, MigrationSet } from '../storage/index.ts';
-import { statement, transaction } from '../storage/index.ts';
+import { changeStamp, statement, transaction } from '../storage/index.ts';
 import { parseAddress } from './address.ts';
 import { DirectoryError } from './errors.ts';
 import { SITES_MIGRATION } from './sites.ts';
@@ -136,6 +136,27 @@ export function findUser(db: Database, address: string): UserRecord | undefined 
   const row = normalised === undefined ? undefined : rowOf(db, normalised);
   if (row === undefined) return undefined;
   return { ...summaryOf(row), realm: row.digest_realm, ha1: { MD5: row.ha1_md5, 'SHA-256': row.ha1_sha256 } };
+}
+
+/**
+ * findUser with memory: the server looks users up several times per request (the sender's
+ * credentials, the recipient's existence), always for the same few thousand addresses. Answers are
+ * kept until the database changes (changeStamp), so a change by another process still counts
+ * from the next request on.
+ */
+export function cachedUserLookup(db: Database, maxEntries = 100_000): (address: string) => UserRecord | undefined {
+  let stamp = Number.NaN;
+  const known = new Map<string, UserRecord | null>();
+  return (address) => {
+    const now = changeStamp(db);
+    if (now !== stamp || known.size >= maxEntries) {
+      known.clear();
+      stamp = now;
+    }
+    let found = known.get(address);
+    if (found === undefined) known.set(address, (found = findUser(db, address) ?? null));
+    return found ?? undefined;
+  };
 }
 
 /**

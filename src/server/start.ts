@@ -3,7 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { Authenticator } from '../auth/authenticator.ts';
-import { DIRECTORY_MIGRATIONS, findUser } from '../directory/index.ts';
+import { cachedUserLookup, DIRECTORY_MIGRATIONS } from '../directory/index.ts';
 import type { Logger } from '../observability/logger.ts';
 import { EventService } from '../events/index.ts';
 import { MessageSummaryPackage } from '../mailbox/index.ts';
@@ -48,8 +48,9 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   // starts the packages once the context exists. The EWS URL is known once HTTP listens.
   let ewsUrl = '';
   const presence = new PresenceService({ ...config.presence, blocks: databaseBlockList(db), contacts: databaseContactLists(db) });
+  const findUser = cachedUserLookup(db);
+  const userExists = (address: string): boolean => findUser(address) !== undefined;
   // Where each user's mailbox is: the embedded store, or an external EWS server (config.mailboxes).
-  const userExists = (address: string): boolean => findUser(db, address) !== undefined;
   const mailboxes = createMailboxRouting(config.mailboxes, new EmbeddedMailboxConnector({ db, userExists }));
   const messageSummary = new MessageSummaryPackage({ summary: (address) => mailboxes.connectorFor(address).connector.missedSummary(address) });
   const provisioning = new ProvisioningPackage({ db, ewsUrl: () => ewsUrl });
@@ -67,7 +68,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     logger: logger.child({ component: 'offline' }),
     domain: config.domain,
     routing: mailboxes,
-    displayName: (address) => findUser(db, address)?.displayName ?? '',
+    displayName: (address) => findUser(address)?.displayName ?? '',
     retry: { baseMs: config.offlineIm.retryBase * 1000, maxMs: config.offlineIm.retryMax * 1000 },
     deliveryBatch: config.offlineIm.deliveryBatch,
     commitWindowMs: config.offlineIm.commitWindowMs,
@@ -88,7 +89,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
       algorithms: config.sip.digestAlgorithms,
       nonces: new NonceIssuer({ secret: loadSecret(config.dataDir, 'nonce.key'), lifetimeSeconds: config.sip.nonceLifetime }),
       findAccount(username) {
-        const user = findUser(db, `${username}@${config.domain}`);
+        const user = findUser(`${username}@${config.domain}`);
         if (!user) return undefined;
         if (user.realm !== config.domain) {
           logger.warn({ user: user.address, realm: user.realm }, 'password of %s was set for realm %s; set it again for %s', user.address, user.realm, config.domain);
@@ -176,7 +177,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
 
     let smtp: Endpoint | null = null;
     if (config.smtpPort !== null) {
-      const listener = await startSmtpInbound({ db, logger, domain: config.domain, userExists: (a) => findUser(db, a) !== undefined, address: config.listen, port: config.smtpPort });
+      const listener = await startSmtpInbound({ db, logger, domain: config.domain, userExists, address: config.listen, port: config.smtpPort });
       closers.push(() => listener.close());
       smtp = { address: listener.address, port: listener.port };
     }

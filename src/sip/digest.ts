@@ -108,7 +108,7 @@ export interface NonceIssuerOptions {
   lifetimeSeconds?: number;
   /** milliseconds since the epoch; default Date.now */
   now?: () => number;
-  /** how many nonces the nonce-count replay window is kept for; default 10 000 */
+  /** how many nonces the nonce-count replay window is kept for (about; see acceptCount); default 10 000 */
   maxTrackedNonces?: number;
 }
 
@@ -123,6 +123,11 @@ const CLOCK_SKEW_MS = 30_000;
 /** nonce counts may arrive out of order (UDP): accept any unseen count within this many of the highest */
 const COUNT_WINDOW = 32;
 
+interface NonceCounts {
+  highest: number;
+  seen: number;
+}
+
 /**
  * Issues stateless nonces and checks them: nonce = base64url(timestamp || random || HMAC-SHA256(
  * secret, timestamp || random)). The random part keeps two nonces issued in the same millisecond
@@ -134,9 +139,11 @@ export class NonceIssuer {
   /** the HMAC key, made once: building a key from raw bytes on every nonce was a hot spot */
   readonly #key: KeyObject;
   readonly #now: () => number;
-  readonly #maxTracked: number;
-  /** nonce → highest nc seen and a bitmap of the COUNT_WINDOW counts below it; oldest use first */
-  readonly #counts = new Map<string, { highest: number; seen: number }>();
+  /** how many nonces each generation of the nonce-count tracking holds */
+  readonly #generationSize: number;
+  /** nonce → highest nc seen and a bitmap of the COUNT_WINDOW counts below it */
+  #recent = new Map<string, NonceCounts>();
+  #older = new Map<string, NonceCounts>();
 
   constructor(options: NonceIssuerOptions) {
     if (options.secret.length < 16) {
@@ -147,7 +154,7 @@ export class NonceIssuer {
     // createSecretKey copies the bytes, so a later change to the caller's buffer does not matter
     this.#key = createSecretKey(options.secret);
     this.#now = options.now ?? Date.now;
-    this.#maxTracked = options.maxTrackedNonces ?? 10_000;
+    this.#generationSize = Math.max(1, Math.ceil((options.maxTrackedNonces ?? 10_000) / 2));
   }
 
   issue(): string {
@@ -171,14 +178,19 @@ export class NonceIssuer {
 
   /**
    * Records nonce count `nc` for `nonce`; false when that count was already used (a replay), or is
-   * too far below the highest seen. Counts may arrive out of order within a window of 32. The
-   * map is bounded: when full, the least recently used nonce is forgotten, so a replay of a
-   * forgotten nonce is caught only by its expiry.
+   * too far below the highest seen. Counts may arrive out of order within a window of 32. What is
+   * tracked is bounded: nonces live in two generations of half the limit each, and when the recent
+   * one is full the older one is forgotten (a nonce used again moves to the recent one), so a
+   * replay of a forgotten nonce is caught only by its expiry. (A single Map evicting its oldest key
+   * made keys().next() walk the deleted entries at its front on every call: a hot spot.)
    */
   acceptCount(nonce: string, nc: number): boolean {
-    const window = this.#counts.get(nonce);
-    this.#counts.delete(nonce);
-    let next: { highest: number; seen: number };
+    let window = this.#recent.get(nonce);
+    if (window === undefined) {
+      window = this.#older.get(nonce);
+      if (window !== undefined) this.#older.delete(nonce);
+    }
+    let next: NonceCounts;
     if (window === undefined) {
       next = { highest: nc, seen: 0 };
     } else if (nc > window.highest) {
@@ -189,18 +201,21 @@ export class NonceIssuer {
     } else {
       const bit = window.highest - nc - 1;
       if (bit < 0 || bit >= COUNT_WINDOW || (window.seen & (1 << bit)) !== 0) {
-        this.#counts.set(nonce, window);
+        this.#remember(nonce, window);
         return false;
       }
       next = { highest: window.highest, seen: (window.seen | (1 << bit)) >>> 0 };
     }
-    this.#counts.set(nonce, next);
-    while (this.#counts.size > this.#maxTracked) {
-      const oldest = this.#counts.keys().next();
-      if (oldest.done === true) break;
-      this.#counts.delete(oldest.value);
-    }
+    this.#remember(nonce, next);
     return true;
+  }
+
+  #remember(nonce: string, counts: NonceCounts): void {
+    if (this.#recent.size >= this.#generationSize && !this.#recent.has(nonce)) {
+      this.#older = this.#recent;
+      this.#recent = new Map();
+    }
+    this.#recent.set(nonce, counts);
   }
 
   #mac(data: Buffer): Buffer {

@@ -153,6 +153,18 @@ export function statement(db: Database, sql: string): StatementSync {
   return prepared;
 }
 
+/**
+ * A number that changes whenever the database may have changed since the last call: a commit by
+ * another connection (another process, `parley user add`) moves PRAGMA data_version, a write by
+ * this connection moves total_changes(). Reading it costs less than most lookups, so a cache of
+ * rows is kept valid by comparing it on each read.
+ */
+export function changeStamp(db: Database): number {
+  const row = statement(db, 'SELECT data_version AS v, total_changes() AS c FROM pragma_data_version').get() as { v: number; c: number };
+  // data_version stays far below 2^21 in practice and total_changes below 2^32 for a long time
+  return row.v * 2 ** 32 + row.c;
+}
+
 function isThenable(value: unknown): boolean {
   return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }

@@ -180,7 +180,7 @@ describe('NonceIssuer', () => {
     assert.equal(nonces.acceptCount('other', 1), true, 'counts are per nonce');
   });
 
-  it('forgets the least recently used nonce when the map is full', () => {
+  it('forgets the nonces not used lately when the tracking is full', () => {
     const nonces = new NonceIssuer({ secret, maxTrackedNonces: 2 });
     nonces.acceptCount('a', 1);
     nonces.acceptCount('b', 1);

@@ -8,6 +8,7 @@ import {
   DIRECTORY_MIGRATIONS,
   DirectoryError,
   addUser,
+  cachedUserLookup,
   findUser,
   listUsers,
   parseAddress,
@@ -228,6 +229,26 @@ describe('users', () => {
     assert.equal(findUser(server, 'alice@parley.local')?.ha1.MD5, computeHa1('MD5', 'alice', 'parley.local', 'changed'));
     removeUser(cli, 'alice@parley.local');
     assert.equal(findUser(server, 'alice@parley.local'), undefined);
+    cli.close();
+    server.close();
+  });
+
+  it('the cached lookup sees changes by another process and by its own connection at the next read', async () => {
+    const dir = join(root, 'cached');
+    const server = openDatabase(dir);
+    runMigrations(server, [DIRECTORY_MIGRATIONS]);
+    const lookup = cachedUserLookup(server);
+    assert.equal(lookup('carol@parley.local'), undefined);
+
+    const cli = new DatabaseSync(join(dir, 'parley.db'), { timeout: 1000 });
+    await addUser(cli, { address: 'carol@parley.local', password: 'first' });
+    assert.equal(lookup('carol@parley.local')?.ha1.MD5, computeHa1('MD5', 'carol', 'parley.local', 'first'), 'a user added by another process');
+    await setPassword(cli, 'carol@parley.local', 'second');
+    assert.equal(lookup('carol@parley.local')?.ha1.MD5, computeHa1('MD5', 'carol', 'parley.local', 'second'), 'a password changed by another process');
+    await setPassword(server, 'carol@parley.local', 'third');
+    assert.equal(lookup('carol@parley.local')?.ha1.MD5, computeHa1('MD5', 'carol', 'parley.local', 'third'), 'a password changed through the same connection');
+    removeUser(server, 'carol@parley.local');
+    assert.equal(lookup('carol@parley.local'), undefined, 'a user removed through the same connection');
     cli.close();
     server.close();
   });

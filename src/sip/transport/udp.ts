@@ -5,6 +5,7 @@ import { formatEndpoint } from './flow.ts';
 import { deliverUnit, type TransportSink } from './sink.ts';
 
 const UDP_RECEIVE_BUFFER = 4 * 1024 * 1024;
+const MAX_CACHED_FLOWS = 10_000;
 
 export interface UdpListener {
   readonly local: Endpoint;
@@ -34,21 +35,33 @@ export function listenUdp(opts: { address: string; port: number; limits: SipLimi
       }
       // A failing send (e.g. ICMP unreachable reported later) must not crash the process.
       socket.on('error', () => {});
-      const flowTo = (remote: Endpoint): Flow => ({
-        id: `udp:${localText}>${formatEndpoint(remote)}`,
-        protocol: 'udp',
-        local,
-        remote,
-        reliable: false,
-        closed: false,
-        send(bytes: Buffer): boolean {
-          socket.send(bytes, remote.port, remote.address);
-          return true;
-        },
-      });
+      // A UDP flow is only a peer's address, so one object per peer serves every datagram (and the
+      // transactions that keep it); the cache is simply emptied when it grows large.
+      const flows = new Map<string, Flow>();
+      const flowTo = (remote: Endpoint): Flow => {
+        const key = `${remote.address}|${remote.port}`;
+        let flow = flows.get(key);
+        if (flow !== undefined) return flow;
+        if (flows.size >= MAX_CACHED_FLOWS) flows.clear();
+        const peer: Endpoint = { address: remote.address, port: remote.port };
+        flow = {
+          id: `udp:${localText}>${formatEndpoint(remote)}`,
+          protocol: 'udp',
+          local,
+          remote: peer,
+          reliable: false,
+          closed: false,
+          send(bytes: Buffer): boolean {
+            socket.send(bytes, peer.port, peer.address);
+            return true;
+          },
+        };
+        flows.set(key, flow);
+        return flow;
+      };
       socket.on('message', (data, rinfo) => {
         if (isKeepAlive(data)) return;
-        deliverUnit(data, flowTo({ address: rinfo.address, port: rinfo.port }), opts.limits, opts.sink);
+        deliverUnit(data, flowTo(rinfo), opts.limits, opts.sink);
       });
       resolve({
         local,
