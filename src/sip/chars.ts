@@ -98,3 +98,14 @@ export function decodeWireText(latin1: string): string {
 export function decodeBytes(bytes: Buffer): string {
   return isUtf8(bytes) ? bytes.toString('utf8') : bytes.toString('latin1');
 }
+
+/**
+ * A copy of `text` that does not keep the message it came from alive. Header values are slices of
+ * the whole message's text, so a short string kept for long (a transaction key for Timer J, a nonce
+ * in the replay window) would otherwise pin the message: ~800 bytes instead of ~80 per REGISTER.
+ * Prefixing makes a new string that V8 flattens (copies) on slicing; the slice then points into
+ * that short copy only.
+ */
+export function detach(text: string): string {
+  return (' ' + text).slice(1);
+}

@@ -13,6 +13,7 @@
 import { createHmac, createSecretKey, hash as oneShotHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { ParleyError } from '../errors.ts';
+import { detach } from './chars.ts';
 import { fillRandom } from './random.ts';
 import type { AuthField } from './message.ts';
 
@@ -193,6 +194,7 @@ export class NonceIssuer {
     let next: NonceCounts;
     if (window === undefined) {
       next = { highest: nc, seen: 0 };
+      nonce = detach(nonce); // kept for a while: not as a slice of the whole request
     } else if (nc > window.highest) {
       const shift = nc - window.highest;
       // bit i stands for count highest-1-i; the old highest moves to bit shift-1

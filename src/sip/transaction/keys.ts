@@ -1,4 +1,5 @@
 import { parseVia } from '../grammar.ts';
+import { detach } from '../chars.ts';
 import { randomToken } from '../random.ts';
 import type { SipMessage } from '../message.ts';
 import { parseCSeq } from '../grammar.ts';
@@ -22,9 +23,10 @@ export function serverTransactionKey(message: SipMessage, method: string): strin
   const via = parseVia(topVia);
   const branch = via.params.get('branch');
   const sentBy = `${via.host.toLowerCase()}:${via.port ?? ''}`;
-  if (branch && branch.startsWith(MAGIC_COOKIE)) return `${branch}|${sentBy}|${method}`;
+  // the key lives as long as the transaction (32 s after the answer over UDP): detached from the message text
+  if (branch && branch.startsWith(MAGIC_COOKIE)) return detach(`${branch}|${sentBy}|${method}`);
   const cseq = parseCSeq(message.headers.get('cseq') ?? '');
-  return `2543|${message.headers.get('call-id')}|${cseq.seq}|${message.headers.get('from')}|${topVia}|${method}`;
+  return detach(`2543|${message.headers.get('call-id')}|${cseq.seq}|${message.headers.get('from')}|${topVia}|${method}`);
 }
 
 /** The key matching a response to its client transaction (§17.1.3): top Via branch and CSeq method. */
