@@ -29,6 +29,8 @@ export interface ClientTransactionUser {
   onTransportError(): void;
 }
 
+const ANSWERED: ClientTransactionUser = { onFinal() {}, onTimeout() {}, onTransportError() {} };
+
 /** What the transaction layer does for a transaction at the end of its life. */
 export interface ClientTransactionOwner {
   /** a final response came over an unreliable flow: keep the transaction until Timer K */
@@ -45,7 +47,7 @@ export class NonInviteClientTransaction {
   #timerE: NodeJS.Timeout | undefined;
   #timerF: NodeJS.Timeout | undefined;
   readonly #timers: TimerSettings;
-  readonly #user: ClientTransactionUser;
+  #user: ClientTransactionUser;
   readonly #owner: ClientTransactionOwner;
 
   constructor(key: string, request: SipRequest, flow: Flow, timers: TimerSettings, user: ClientTransactionUser, owner: ClientTransactionOwner) {
@@ -83,7 +85,10 @@ export class NonInviteClientTransaction {
     clearTimeout(this.#timerF);
     this.#bytes = undefined;
     this.#transition('completed');
-    this.#user.onFinal(response);
+    // Timer K only absorbs retransmissions: it need not keep the TU's callbacks (and what they hold) alive
+    const user = this.#user;
+    this.#user = ANSWERED;
+    user.onFinal(response);
     // Timer K absorbs response retransmissions; zero on reliable transports.
     if (this.flow.reliable) this.#terminate();
     else this.#owner.awaitTimerK(this);
