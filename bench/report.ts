@@ -39,7 +39,11 @@ export interface WsReport {
   registered?: number;
   failed?: number;
   rssBeforeKb?: number;
+  /** after the first half of the connections registered */
+  rssHalfKb?: number;
   rssAfterKb?: number;
+  /** connections registered in the second half */
+  secondHalf?: number;
   firstError?: string;
   skipped?: string;
 }
@@ -98,14 +102,16 @@ function markdown(rep: BenchReport): string {
   }
   out.push('');
   out.push('### Idle SIP-over-WebSocket registrations (Parley only)', '');
-  out.push('| connections | registered | failed | RSS before | RSS after | per connection |', '|---|---|---|---|---|---|');
+  out.push('| connections | registered | failed | RSS before | RSS at half | RSS after | per connection, all | per connection, second half |', '|---|---|---|---|---|---|---|---|');
   for (const w of rep.ws) {
     if (w.skipped) {
-      out.push(`| ${w.count} | not run: ${w.skipped} | | | | |`);
+      out.push(`| ${w.count} | not run: ${w.skipped} | | | | | | |`);
       continue;
     }
-    const per = w.registered && w.rssAfterKb !== undefined && w.rssBeforeKb !== undefined ? `${((w.rssAfterKb - w.rssBeforeKb) / w.registered).toFixed(1)} KiB` : '–';
-    out.push(`| ${w.count} | ${w.registered} | ${w.failed}${w.firstError ? ` (${w.firstError})` : ''} | ${mib(w.rssBeforeKb)} | ${mib(w.rssAfterKb)} | ${per} |`);
+    const per = (from: number | undefined, to: number | undefined, n: number | undefined) => (from !== undefined && to !== undefined && n ? `${((to - from) / n).toFixed(1)} KiB` : '–');
+    out.push(
+      `| ${w.count} | ${w.registered} | ${w.failed}${w.firstError ? ` (${w.firstError})` : ''} | ${mib(w.rssBeforeKb)} | ${mib(w.rssHalfKb)} | ${mib(w.rssAfterKb)} | ${per(w.rssBeforeKb, w.rssAfterKb, w.registered)} | ${per(w.rssHalfKb, w.rssAfterKb, w.secondHalf)} |`,
+    );
   }
   out.push('');
   const offline = rep.scenarios.find((x) => x.title.startsWith('3.'));

@@ -17,6 +17,8 @@ export interface WsLoadOptions {
   users: readonly string[];
   password: string;
   count: number;
+  /** index of the first connection (user and contact follow from it), so a second batch does not repeat the first; default 0 */
+  first?: number;
   /** connections being set up at once */
   parallel?: number;
 }
@@ -92,9 +94,10 @@ export async function openIdleRegistrations(opts: WsLoadOptions): Promise<WsLoad
   const sockets: WebSocket[] = [];
   let failed = 0;
   let firstError: string | undefined;
-  let next = 0;
+  const first = opts.first ?? 0;
+  let next = first;
   const worker = async () => {
-    while (next < opts.count) {
+    while (next < first + opts.count) {
       const i = next++;
       try {
         sockets.push(await connectOne(opts, i));

@@ -2,7 +2,7 @@
 // location service, or why the request fails. The handler does authentication and I/O around it.
 
 import type { Binding, BindingChange, FlowRef } from './location.ts';
-import { parseNameAddr, parseUri, SipParseError } from '../sip/index.ts';
+import { detach, parseNameAddr, parseUri, SipParseError } from '../sip/index.ts';
 import type { NameAddr, SipRequest } from '../sip/index.ts';
 
 export interface RegistrarSettings {
@@ -90,18 +90,21 @@ export function planRegistration(input: {
       changes.push({ type: 'remove', key });
       continue;
     }
+    const userAgent = request.headers.get('user-agent');
+    // A binding lives as long as the registration: its strings are copied off the REGISTER's text,
+    // which would otherwise stay in memory with it (~0.6 KiB per registration).
     changes.push({
       type: 'put',
       binding: {
-        aor: input.aor,
-        contact: contact.uri,
-        key,
-        callId,
+        aor: detach(input.aor),
+        contact: detach(contact.uri),
+        key: detach(key),
+        callId: detach(callId),
         cseq,
         expiresAt: now + expires * 1000,
         registeredAt: existing?.registeredAt ?? now,
         q: parseQ(contact.params.get('q')),
-        userAgent: request.headers.get('user-agent') ?? null,
+        userAgent: userAgent === undefined ? null : detach(userAgent),
         flow: input.flow,
       },
     });
