@@ -142,17 +142,24 @@ export function findUser(db: Database, address: string): UserRecord | undefined 
  * findUser with memory: the server looks users up several times per request (the sender's
  * credentials, the recipient's existence), always for the same few thousand addresses. Answers are
  * kept until the database changes (changeStamp), so a change by another process still counts
- * from the next request on.
+ * from the next request on. The stamp itself is read at most once per millisecond: lookups of
+ * one request, and of the requests handled in the same millisecond, share one check.
  */
-export function cachedUserLookup(db: Database, maxEntries = 100_000): (address: string) => UserRecord | undefined {
+export function cachedUserLookup(db: Database, maxEntries = 100_000, clock: () => number = () => performance.now()): (address: string) => UserRecord | undefined {
   let stamp = Number.NaN;
+  let checkedAt = Number.NEGATIVE_INFINITY;
   const known = new Map<string, UserRecord | null>();
   return (address) => {
-    const now = changeStamp(db);
-    if (now !== stamp || known.size >= maxEntries) {
-      known.clear();
-      stamp = now;
+    const at = clock();
+    if (at - checkedAt >= 1) {
+      checkedAt = at;
+      const now = changeStamp(db);
+      if (now !== stamp) {
+        known.clear();
+        stamp = now;
+      }
     }
+    if (known.size >= maxEntries) known.clear();
     let found = known.get(address);
     if (found === undefined) known.set(address, (found = findUser(db, address) ?? null));
     return found ?? undefined;
