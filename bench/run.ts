@@ -34,7 +34,8 @@ const RATES = quick ? [500, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 1000
 // starts low because Kamailio's msilo commits (fsyncs) each message on its own
 const OFFLINE_RATES = quick ? [100, 250, 500, 1000, 2000, 3000, 4000, 5000, 6000, 8000] : [100, 200, 400, 800, 1600, 2400, 3200, 4000, 5000, 6400, 8000, 12800];
 const STEP_SEC = quick ? 3 : 10;
-const WS_COUNTS = quick ? [2_000] : [10_000, 50_000];
+// 18,000: the most this machine's open-files limit (20,000 per process) allows
+const WS_COUNTS = quick ? [4_000] : [10_000, 18_000, 50_000];
 const SIPP_USERS = Array.from({ length: 200 }, (_, i) => `user${String(i).padStart(3, '0')}`);
 const RECEIVER = 'bob';
 // Scenario 3: offline recipients (users that never register). The injection file pairs every
