@@ -29,6 +29,7 @@ export interface ClientTransactionUser {
   onTransportError(): void;
 }
 
+const NO_BYTES = Buffer.alloc(0);
 const ANSWERED: ClientTransactionUser = { onFinal() {}, onTimeout() {}, onTransportError() {} };
 
 /** What the transaction layer does for a transaction at the end of its life. */
@@ -42,7 +43,8 @@ export class NonInviteClientTransaction {
   readonly key: string;
   readonly flow: Flow;
   #state: ClientState = 'trying';
-  #bytes: Buffer | undefined;
+  /** the serialised request while it may be retransmitted; NO_BYTES after */
+  #bytes: Buffer;
   #interval: number;
   #timerE: NodeJS.Timeout | undefined;
   #timerF: NodeJS.Timeout | undefined;
@@ -65,7 +67,7 @@ export class NonInviteClientTransaction {
   }
 
   start(): void {
-    if (this.#bytes === undefined || !this.flow.send(this.#bytes)) {
+    if (!this.flow.send(this.#bytes)) {
       this.#fail(() => this.#user.onTransportError());
       return;
     }
@@ -83,7 +85,7 @@ export class NonInviteClientTransaction {
     }
     clearTimeout(this.#timerE);
     clearTimeout(this.#timerF);
-    this.#bytes = undefined;
+    this.#bytes = NO_BYTES;
     this.#transition('completed');
     // Timer K only absorbs retransmissions: it need not keep the TU's callbacks (and what they hold) alive
     const user = this.#user;
@@ -100,7 +102,7 @@ export class NonInviteClientTransaction {
 
   #retransmit(): void {
     if (this.#state !== 'trying' && this.#state !== 'proceeding') return;
-    if (this.#bytes === undefined || !this.flow.send(this.#bytes)) {
+    if (!this.flow.send(this.#bytes)) {
       this.#fail(() => this.#user.onTransportError());
       return;
     }
@@ -118,7 +120,7 @@ export class NonInviteClientTransaction {
   #terminate(): void {
     clearTimeout(this.#timerE);
     clearTimeout(this.#timerF);
-    this.#bytes = undefined;
+    this.#bytes = NO_BYTES;
     this.#transition('terminated');
     this.#owner.terminated(this);
   }
