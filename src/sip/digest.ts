@@ -10,8 +10,7 @@
 // and without qop (RFC 2069 compatibility, RFC 2617 §3.2.2.1):
 //   response = H(HA1 ":" nonce ":" HA2)
 
-import { createHmac, createSecretKey, hash as oneShotHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { KeyObject } from 'node:crypto';
+import { hash as oneShotHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { ParleyError } from '../errors.ts';
 import { detach } from './chars.ts';
 import { fillRandom } from './random.ts';
@@ -118,6 +117,8 @@ const TIMESTAMP_BYTES = 8;
 const RANDOM_BYTES = 8;
 const MAC_BYTES = 32;
 const NONCE_BYTES = TIMESTAMP_BYTES + RANDOM_BYTES + MAC_BYTES;
+/** SHA-256's block size: the HMAC key pads are one block (RFC 2104 §2) */
+const HMAC_BLOCK_BYTES = 64;
 const NONCE_PATTERN = new RegExp(`^[A-Za-z0-9_-]{${Math.ceil((NONCE_BYTES * 4) / 3)}}$`);
 /** a nonce stamped this far in our future came from a node whose clock runs ahead: still accepted */
 const CLOCK_SKEW_MS = 30_000;
@@ -137,11 +138,16 @@ interface NonceCounts {
  */
 export class NonceIssuer {
   readonly lifetimeSeconds: number;
-  /** the HMAC key, made once: building a key from raw bytes on every nonce was a hot spot */
-  readonly #key: KeyObject;
   readonly #now: () => number;
   /** how many nonces each generation of the nonce-count tracking holds */
   readonly #generationSize: number;
+  /**
+   * HMAC-SHA256 (RFC 2104) as two one-shot hashes over these buffers: (key ⊕ ipad) then the nonce
+   * head, and (key ⊕ opad) then the inner digest. Node's Hmac object is a stream, costly to make for
+   * every nonce (two per authenticated request); the pads are made once and only the tails written.
+   */
+  readonly #inner = Buffer.alloc(HMAC_BLOCK_BYTES + TIMESTAMP_BYTES + RANDOM_BYTES);
+  readonly #outer = Buffer.alloc(HMAC_BLOCK_BYTES + MAC_BYTES);
   /** nonce → highest nc seen and a bitmap of the COUNT_WINDOW counts below it */
   #recent = new Map<string, NonceCounts>();
   #older = new Map<string, NonceCounts>();
@@ -152,17 +158,27 @@ export class NonceIssuer {
     }
     this.lifetimeSeconds = options.lifetimeSeconds ?? DEFAULT_NONCE_LIFETIME_SECONDS;
     if (!(this.lifetimeSeconds > 0)) throw new DigestError('BAD_ARGUMENT', 'the nonce lifetime must be a positive number of seconds');
-    // createSecretKey copies the bytes, so a later change to the caller's buffer does not matter
-    this.#key = createSecretKey(options.secret);
+    // a key longer than a block is hashed first (RFC 2104 §2); the pads copy it, so a later change
+    // to the caller's buffer does not matter
+    const key = options.secret.length > HMAC_BLOCK_BYTES ? oneShotHash('sha256', options.secret, 'buffer') : options.secret;
+    for (let i = 0; i < HMAC_BLOCK_BYTES; i++) {
+      const k = i < key.length ? (key[i] as number) : 0;
+      this.#inner[i] = k ^ 0x36;
+      this.#outer[i] = k ^ 0x5c;
+    }
     this.#now = options.now ?? Date.now;
     this.#generationSize = Math.max(1, Math.ceil((options.maxTrackedNonces ?? 10_000) / 2));
   }
 
   issue(): string {
-    const head = Buffer.alloc(TIMESTAMP_BYTES + RANDOM_BYTES);
-    head.writeBigUInt64BE(BigInt(Math.max(0, Math.floor(this.#now()))), 0);
-    fillRandom(head, TIMESTAMP_BYTES, RANDOM_BYTES);
-    return Buffer.concat([head, this.#mac(head)]).toString('base64url');
+    const nonce = Buffer.allocUnsafe(NONCE_BYTES);
+    // the timestamp as a 64-bit big-endian count of milliseconds, written in two halves
+    const ms = Math.max(0, Math.floor(this.#now()));
+    nonce.writeUInt32BE(Math.floor(ms / 2 ** 32), 0);
+    nonce.writeUInt32BE(ms % 2 ** 32, 4);
+    fillRandom(nonce, TIMESTAMP_BYTES, RANDOM_BYTES);
+    this.#mac(nonce).copy(nonce, TIMESTAMP_BYTES + RANDOM_BYTES);
+    return nonce.toString('base64url');
   }
 
   /** 'invalid': not issued with our secret (or mangled); 'stale': ours but older than the lifetime. */
@@ -170,9 +186,8 @@ export class NonceIssuer {
     if (!NONCE_PATTERN.test(nonce)) return 'invalid';
     const raw = Buffer.from(nonce, 'base64url');
     if (raw.length !== NONCE_BYTES) return 'invalid';
-    const head = raw.subarray(0, TIMESTAMP_BYTES + RANDOM_BYTES);
-    if (!timingSafeEqual(this.#mac(head), raw.subarray(TIMESTAMP_BYTES + RANDOM_BYTES))) return 'invalid';
-    const age = this.#now() - Number(head.readBigUInt64BE(0));
+    if (!timingSafeEqual(this.#mac(raw), raw.subarray(TIMESTAMP_BYTES + RANDOM_BYTES))) return 'invalid';
+    const age = this.#now() - (raw.readUInt32BE(0) * 2 ** 32 + raw.readUInt32BE(4));
     if (age < -CLOCK_SKEW_MS) return 'invalid';
     return age > this.lifetimeSeconds * 1000 ? 'stale' : 'valid';
   }
@@ -220,8 +235,11 @@ export class NonceIssuer {
     this.#recent.set(nonce, counts);
   }
 
-  #mac(data: Buffer): Buffer {
-    return createHmac('sha256', this.#key).update(data).digest();
+  /** HMAC-SHA256 of the nonce's head (timestamp and random bytes), the first bytes of `nonce` */
+  #mac(nonce: Buffer): Buffer {
+    nonce.copy(this.#inner, HMAC_BLOCK_BYTES, 0, TIMESTAMP_BYTES + RANDOM_BYTES);
+    oneShotHash('sha256', this.#inner, 'buffer').copy(this.#outer, HMAC_BLOCK_BYTES);
+    return oneShotHash('sha256', this.#outer, 'buffer');
   }
 }
 

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { describe, it } from 'node:test';
 import {
   DigestError,
@@ -126,6 +127,16 @@ describe('NonceIssuer', () => {
     mutable.fill(0);
     assert.equal(nonces.check(nonce), 'valid');
     assert.equal(new NonceIssuer({ secret, now: () => 5 }).check(nonce), 'valid', 'the same secret bytes give the same MAC');
+  });
+
+  it('is timestamp || random || HMAC-SHA256(secret, both), for secrets shorter and longer than a block', () => {
+    const now = 1_700_000_000_123; // over 2^32 ms: both halves of the 64-bit timestamp are used
+    for (const key of [secret, Buffer.alloc(100, 9)]) {
+      const raw = Buffer.from(new NonceIssuer({ secret: key, now: () => now }).issue(), 'base64url');
+      assert.equal(raw.length, 48);
+      assert.equal(raw.readBigUInt64BE(0), BigInt(now));
+      assert.deepEqual(raw.subarray(16), createHmac('sha256', key).update(raw.subarray(0, 16)).digest());
+    }
   });
 
   it('defaults to a 300 s lifetime', () => {
