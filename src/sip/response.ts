@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { quoteString } from './grammar.ts';
 import { Headers, type SipRequest, type SipResponse } from './message.ts';
 
@@ -58,7 +58,7 @@ export function createResponse(request: Pick<SipRequest, 'headers'>, status: num
 
 function localTag(headers: Headers): string {
   const seed = `${headers.get('call-id')}|${headers.get('from')}|${headers.get('via')}|${headers.get('cseq')}`;
-  return createHash('sha1').update(seed).digest('base64url').slice(0, 12);
+  return hash('sha1', seed, 'base64url').slice(0, 12);
 }
 
 /** A Warning header value (RFC 3261 §20.43): 399 is "miscellaneous warning", text for a person. */

@@ -1,4 +1,5 @@
 import dgram from 'node:dgram';
+import { isIP } from 'node:net';
 import type { SipLimits } from '../limits.ts';
 import type { Endpoint, Flow } from './flow.ts';
 import { formatEndpoint } from './flow.ts';
@@ -17,7 +18,7 @@ export interface UdpListener {
 /** SIP over UDP (RFC 3261 §18): one datagram is one message; stray CRLF keep-alives are ignored. */
 export function listenUdp(opts: { address: string; port: number; limits: SipLimits; sink: TransportSink }): Promise<UdpListener> {
   const family = opts.address.includes(':') ? 'udp6' : 'udp4';
-  const socket = dgram.createSocket({ type: family, reuseAddr: false });
+  const socket = dgram.createSocket({ type: family, reuseAddr: false, lookup: literalAddress });
   return new Promise((resolve, reject) => {
     socket.once('error', reject);
     socket.bind(opts.port, opts.address, () => {
@@ -70,6 +71,17 @@ export function listenUdp(opts: { address: string; port: number; limits: SipLimi
       });
     });
   });
+}
+
+/**
+ * The socket's name lookup. Parley sends over UDP only to addresses datagrams came from, never to
+ * a name, so the lookup is the identity and answers at once: the default (dns.lookup) would put
+ * every send off to the next tick. A name here is a bug, and fails loudly.
+ */
+function literalAddress(address: string, _options: unknown, callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void): void {
+  const family = isIP(address);
+  if (family === 0) throw new TypeError(`UDP send to "${address}": only IP addresses are sent to, names are not resolved`);
+  callback(null, address, family);
 }
 
 function isKeepAlive(data: Buffer): boolean {
