@@ -59,11 +59,14 @@ describe('non-INVITE server transaction (RFC 3261 §17.2.2)', () => {
     const req = request();
     layer.receive(req, flow);
     assert.ok(tx);
-    (tx as NonInviteServerTransaction).respond(createResponse(req, 200));
+    const ok = createResponse(req, 200);
+    ok.headers.append('warning', '399 parley.test "délivré à Zoë ✓"'); // UTF-8 beyond latin1: kept byte for byte
+    (tx as NonInviteServerTransaction).respond(ok);
     assert.equal((tx as NonInviteServerTransaction).state, 'completed');
     layer.receive(request(), flow);
     assert.equal(flow.sent.length, 2);
     assert.equal(flow.sent[0], flow.sent[1]);
+    assert.match(flow.sent[1] ?? '', /délivré à Zoë ✓/);
     await sleep(64 * FAST.t1 + 30);
     assert.equal((tx as NonInviteServerTransaction).state, 'terminated');
     assert.equal(layer.size.server, 0);

@@ -83,8 +83,7 @@ export class NonInviteClientTransaction {
       this.#user.onProvisional?.(response);
       return;
     }
-    clearTimeout(this.#timerE);
-    clearTimeout(this.#timerF);
+    this.#stopTimers();
     this.#bytes = NO_BYTES;
     this.#transition('completed');
     // Timer K only absorbs retransmissions: it need not keep the TU's callbacks (and what they hold) alive
@@ -118,11 +117,18 @@ export class NonInviteClientTransaction {
   }
 
   #terminate(): void {
-    clearTimeout(this.#timerE);
-    clearTimeout(this.#timerF);
+    this.#stopTimers();
     this.#bytes = NO_BYTES;
     this.#transition('terminated');
     this.#owner.terminated(this);
+  }
+
+  /** Timers E and F are done with; a cleared timer object is let go too, not kept through Timer K */
+  #stopTimers(): void {
+    clearTimeout(this.#timerE);
+    clearTimeout(this.#timerF);
+    this.#timerE = undefined;
+    this.#timerF = undefined;
   }
 
   #transition(to: ClientState): void {

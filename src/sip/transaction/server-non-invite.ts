@@ -8,8 +8,10 @@ import type { Flow } from '../transport/flow.ts';
 //      \--------------final--------------/
 //
 // The transaction keeps only what it needs: the request goes to the TU and is not held here, and
-// in completed only the bytes of the final response are kept, to answer retransmissions. Timer J
-// is the transaction layer's (one queue for all, see expiry.ts).
+// in completed only the bytes of the final response are kept, to answer retransmissions, as a
+// latin1 string (one byte per char, so the bytes come back exactly): a Buffer would be a view of a
+// shared 64 KiB allocation pool and keep all of it alive for Timer J, and costs the garbage
+// collector more than a string. Timer J is the transaction layer's (one queue for all, see expiry.ts).
 export type ServerState = 'trying' | 'proceeding' | 'completed' | 'terminated';
 
 const ALLOWED: Readonly<Record<ServerState, readonly ServerState[]>> = {
@@ -39,7 +41,8 @@ export class NonInviteServerTransaction {
   readonly key: string;
   readonly flow: Flow;
   #state: ServerState = 'trying';
-  #lastResponse: Buffer | undefined;
+  /** the last response sent, as latin1 text of its bytes (see the top of this file) */
+  #lastResponse: string | undefined;
   readonly #owner: ServerTransactionOwner;
 
   constructor(key: string, flow: Flow, owner: ServerTransactionOwner) {
@@ -62,7 +65,7 @@ export class NonInviteServerTransaction {
     if (this.answered) throw new Error(`transaction ${this.key} already answered; ${response.status} not sent`);
     const bytes = serialize(response);
     if (response.status < 200) {
-      this.#lastResponse = bytes;
+      this.#lastResponse = bytes.toString('latin1');
       this.#transition('proceeding');
       this.#send(bytes);
       return;
@@ -74,13 +77,13 @@ export class NonInviteServerTransaction {
       this.#terminate();
       return;
     }
-    this.#lastResponse = bytes;
+    this.#lastResponse = bytes.toString('latin1');
     this.#owner.awaitTimerJ(this);
   }
 
   /** A retransmission of the request: answered with the last response, if any (§17.2.2). */
   receiveRetransmission(): void {
-    if ((this.#state === 'proceeding' || this.#state === 'completed') && this.#lastResponse) this.#send(this.#lastResponse);
+    if ((this.#state === 'proceeding' || this.#state === 'completed') && this.#lastResponse !== undefined) this.#send(Buffer.from(this.#lastResponse, 'latin1'));
   }
 
   /** Timer J fired, or the server is shutting down. */
