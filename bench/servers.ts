@@ -157,6 +157,15 @@ export function cpuProfileDir(): string | undefined {
   return dir ? path.resolve(dir) : undefined;
 }
 
+/**
+ * `BENCH_NODE_FLAGS="--trace-gc-nvp"` (space-separated) adds flags to every Parley the bench starts,
+ * to look into a run (the garbage collector's pauses, say); what they print is in the output the
+ * bench keeps of the server (BenchServer.output).
+ */
+function nodeFlagsFromEnv(): string[] {
+  return (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter((flag) => flag !== '');
+}
+
 export async function startParley(domain: string, users: readonly string[], password: string, opts: ParleyOptions = {}): Promise<BenchServer> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'parley-bench-'));
   await seedParley(dataDir, domain, users, password);
@@ -165,7 +174,7 @@ export async function startParley(domain: string, users: readonly string[], pass
   }
   const port = await findFreePort();
   const httpPort = await findFreePort();
-  const nodeFlags: string[] = [];
+  const nodeFlags = nodeFlagsFromEnv();
   if (opts.commitStats) nodeFlags.push('--import', path.join(BENCH_DIR, 'commit-stats.ts'));
   const profDir = cpuProfileDir();
   if (profDir) {

@@ -10,19 +10,9 @@ export function createDispatcher(ctx: SipContext, handlers: readonly MethodHandl
   const byMethod = new Map(handlers.map((h) => [h.method, h] as const));
 
   return function dispatch(request: SipRequest, flow: Flow, tx: NonInviteServerTransaction | null): void {
-    // The request's logger is made on first use: most requests log nothing at the usual levels,
-    // and making a child logger serialises its bindings.
-    let log: Logger | undefined;
-    const incoming: Incoming = {
-      request,
-      flow,
-      tx,
-      get log(): Logger {
-        return (log ??= ctx.logger.child({ callId: request.headers.get('call-id'), method: request.method, flow: flow.id }));
-      },
-    };
     // An ACK only ever acknowledges a final answer to an INVITE, which Parley gave statelessly.
     if (request.method === 'ACK') return;
+    const incoming = new IncomingRequest(request, flow, tx, ctx.logger);
     if (request.method === 'CANCEL') {
       reply(ctx, incoming, 481, { warning: 'nothing to cancel: Parley keeps no INVITE transactions' });
       return;
@@ -50,6 +40,30 @@ export function createDispatcher(ctx: SipContext, handlers: readonly MethodHandl
     }
     if (result) result.catch((err: unknown) => failed(ctx, incoming, err));
   };
+}
+
+/**
+ * A request on its way through the handlers. Its logger is made on first use: most requests log
+ * nothing at the usual levels, and making a child logger serialises its bindings. (A class, not an
+ * object literal with a getter, which would cost an accessor pair per request.)
+ */
+class IncomingRequest implements Incoming {
+  readonly request: SipRequest;
+  readonly flow: Flow;
+  readonly tx: NonInviteServerTransaction | null;
+  readonly #parent: Logger;
+  #log: Logger | undefined;
+
+  constructor(request: SipRequest, flow: Flow, tx: NonInviteServerTransaction | null, parent: Logger) {
+    this.request = request;
+    this.flow = flow;
+    this.tx = tx;
+    this.#parent = parent;
+  }
+
+  get log(): Logger {
+    return (this.#log ??= this.#parent.child({ callId: this.request.headers.get('call-id'), method: this.request.method, flow: this.flow.id }));
+  }
 }
 
 /** A bug or an unavailable dependency: the sender still gets an answer, the log gets the cause. */

@@ -50,8 +50,8 @@ export function createSipSink(opts: {
     onMessage(message: SipMessage, flow: Flow): void {
       if (flow.reliable && !connections.has(flow.id)) connections.set(flow.id, flow);
       try {
-        if (message.kind === 'request') stampReceived(message, flow.remote);
-        if (!transactions.receive(message, flow)) logger.debug({ flow: flow.id, callId: message.headers.get('call-id') }, 'response matches no transaction; dropped');
+        const topVia = message.kind === 'request' ? stampReceived(message, flow.remote) : undefined;
+        if (!transactions.receive(message, flow, topVia)) logger.debug({ flow: flow.id, callId: message.headers.get('call-id') }, 'response matches no transaction; dropped');
       } catch (err) {
         if (err instanceof SipParseError) {
           answerUnparsable(new SipParseError(err.code, err.message, 400, message.headers, message.kind === 'request'), flow);

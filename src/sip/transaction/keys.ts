@@ -1,7 +1,7 @@
 import { parseVia } from '../grammar.ts';
 import { detach } from '../chars.ts';
 import { randomToken } from '../random.ts';
-import type { SipMessage } from '../message.ts';
+import type { SipMessage, Via } from '../message.ts';
 import { parseCSeq } from '../grammar.ts';
 
 /** RFC 3261 §8.1.1.7: branches that begin with the magic cookie are unique per transaction. */
@@ -15,12 +15,13 @@ export function newBranch(): string {
 /**
  * The key matching a request to its server transaction (§17.2.3): the top Via's branch and sent-by,
  * and the method (CANCEL has its own transaction with the same branch). For pre-RFC 3261 peers that
- * send no magic cookie, the RFC 2543 identity of the request stands in.
+ * send no magic cookie, the RFC 2543 identity of the request stands in. `parsedVia` is the top Via
+ * when the caller has parsed it already.
  */
-export function serverTransactionKey(message: SipMessage, method: string): string {
+export function serverTransactionKey(message: SipMessage, method: string, parsedVia?: Via): string {
   const topVia = message.headers.get('via');
   if (topVia === undefined) throw new Error('message without Via reached the transaction layer');
-  const via = parseVia(topVia);
+  const via = parsedVia ?? parseVia(topVia);
   const branch = via.params.get('branch');
   const sentBy = `${via.host.toLowerCase()}:${via.port ?? ''}`;
   // the key lives as long as the transaction (32 s after the answer over UDP): detached from the message text

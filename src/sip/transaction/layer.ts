@@ -1,4 +1,4 @@
-import type { SipMessage, SipRequest, SipResponse } from '../message.ts';
+import type { SipMessage, SipRequest, SipResponse, Via } from '../message.ts';
 import type { Flow } from '../transport/flow.ts';
 import { NonInviteClientTransaction, type ClientTransactionOwner, type ClientTransactionUser } from './client-non-invite.ts';
 import { ExpiryQueue } from './expiry.ts';
@@ -44,15 +44,18 @@ export class TransactionLayer {
     };
   }
 
-  /** A parsed message from a transport. Returns false for a response no transaction claims. */
-  receive(message: SipMessage, flow: Flow): boolean {
+  /**
+   * A parsed message from a transport (`topVia`: a request's top Via, when the caller has parsed it
+   * already). Returns false for a response no transaction claims.
+   */
+  receive(message: SipMessage, flow: Flow, topVia?: Via): boolean {
     if (message.kind === 'response') return this.#receiveResponse(message);
     const method = message.method;
     if (method === 'INVITE' || method === 'ACK') {
       this.#user.onRequest(message, flow, null);
       return true;
     }
-    const key = serverTransactionKey(message, method);
+    const key = serverTransactionKey(message, method, topVia);
     const existing = this.#server.get(key);
     if (existing) {
       existing.receiveRetransmission();

@@ -1,5 +1,5 @@
 import { formatVia, parseVia } from '../grammar.ts';
-import type { SipRequest } from '../message.ts';
+import type { SipRequest, Via } from '../message.ts';
 import type { Endpoint } from './flow.ts';
 
 /**
@@ -7,10 +7,11 @@ import type { Endpoint } from './flow.ts';
  * really came from — `received` when the sent-by host is not the source address, and the source
  * port in `rport` when the client asked for it. Responses copy the Via, so the client sees its
  * public address; Parley itself always answers to the source (symmetric response routing).
+ * Returns the top Via as parsed (and stamped), so that the transaction layer need not parse it again.
  */
-export function stampReceived(request: SipRequest, source: Endpoint): void {
+export function stampReceived(request: SipRequest, source: Endpoint): Via | undefined {
   const top = request.headers.get('via');
-  if (top === undefined) return;
+  if (top === undefined) return undefined;
   const via = parseVia(top);
   const host = via.host.startsWith('[') ? via.host.slice(1, -1) : via.host;
   let changed = false;
@@ -22,7 +23,9 @@ export function stampReceived(request: SipRequest, source: Endpoint): void {
     via.params.set('rport', String(source.port));
     changed = true;
   }
-  if (!changed) return;
-  request.headers.shift('via');
-  request.headers.prepend('via', formatVia(via));
+  if (changed) {
+    request.headers.shift('via');
+    request.headers.prepend('via', formatVia(via));
+  }
+  return via;
 }
