@@ -28,8 +28,13 @@ const BACKSLASH = 0x5c;
 /** Reads the quoted-string whose opening quote is at p: its unescaped text and the index after it. */
 export function readQuotedString(s: string, p: number): { value: string; end: number } {
   const q = readQuoted(s, p);
-  if (q === null) throw syntaxError(E.BAD_QUOTED_STRING, `quoted string starting at offset ${p} of ${show(s)} has no closing quote`);
+  if (q === null) throw unclosedQuote(s, p, 0);
   return q;
+}
+
+/** The error for a quoted string at p of `s` with no closing quote, told within the text from `start`. */
+function unclosedQuote(s: string, p: number, start: number): Error {
+  return syntaxError(E.BAD_QUOTED_STRING, `quoted string starting at offset ${p - start} of ${show(s.slice(start))} has no closing quote`);
 }
 
 /** Puts `s` in double quotes, escaping `\` and `"`. CR, LF and NUL cannot be quoted (§25.1). */
@@ -63,14 +68,21 @@ function isGenValueChar(c: number): boolean {
  * value. Whitespace around ";" and "=" is allowed (SEMI, EQUAL).
  */
 export function parseParams(text: string): Params {
+  return readParams(text, 0);
+}
+
+/**
+ * The parameters from `start` to the end of `s`, read in place (no slice of the header value);
+ * offsets in errors count from `start` and the text shown is what follows it, as if sliced.
+ */
+function readParams(s: string, start: number): Params {
   const params: Params = new Map();
-  const s = text;
   const n = s.length;
-  let p = skipWs(s, 0);
+  let p = skipWs(s, start);
   let first = true;
   while (p < n) {
     if (s.charCodeAt(p) === 0x3b) p = skipWs(s, p + 1);
-    else if (!first) throw syntaxError(E.BAD_PARAMS, `expected ";" at offset ${p} of parameters ${show(text)}`);
+    else if (!first) throw syntaxError(E.BAD_PARAMS, `expected ";" at offset ${p - start} of parameters ${show(s.slice(start))}`);
     first = false;
     const nameEnd = tokenEnd(s, p);
     const name = s.slice(p, nameEnd).toLowerCase();
@@ -79,24 +91,25 @@ export function parseParams(text: string): Params {
     if (s.charCodeAt(p) === 0x3d) {
       p = skipWs(s, p + 1);
       if (s.charCodeAt(p) === DQUOTE) {
-        const end = readQuotedString(s, p).end;
-        value = s.slice(p, end);
-        p = end;
+        const q = readQuoted(s, p);
+        if (q === null) throw unclosedQuote(s, p, start);
+        value = s.slice(p, q.end);
+        p = q.end;
       } else {
-        const start = p;
+        const valueStart = p;
         while (p < n && isGenValueChar(s.charCodeAt(p))) p++;
-        value = s.slice(start, p);
+        value = s.slice(valueStart, p);
       }
       p = skipWs(s, p);
     }
     if (name.length === 0) {
       if (value !== null || (p < n && s.charCodeAt(p) !== 0x3b)) {
-        throw syntaxError(E.BAD_PARAMS, `expected a parameter name at offset ${nameEnd} of ${show(text)}`);
+        throw syntaxError(E.BAD_PARAMS, `expected a parameter name at offset ${nameEnd - start} of ${show(s.slice(start))}`);
       }
       continue; // an empty parameter (";;"): nothing to keep
     }
     if (p < n && s.charCodeAt(p) !== 0x3b) {
-      throw syntaxError(E.BAD_PARAMS, `unexpected ${show(s[p] ?? '')} at offset ${p} of parameters ${show(text)}`);
+      throw syntaxError(E.BAD_PARAMS, `unexpected ${show(s[p] ?? '')} at offset ${p - start} of parameters ${show(s.slice(start))}`);
     }
     if (!params.has(name)) params.set(name, value);
   }
@@ -108,7 +121,7 @@ function trailingParams(s: string, p: number): Params {
   const q = skipWs(s, p);
   if (q >= s.length) return new Map();
   if (s.charCodeAt(q) !== 0x3b) throw syntaxError(E.BAD_PARAMS, `unexpected ${show(s[q] ?? '')} at offset ${q}: expected ";" and parameters`);
-  return parseParams(s.slice(q));
+  return readParams(s, q);
 }
 
 /** Writes `;name=value;flag`. A value that is neither a plain gen-value nor already quoted is quoted. */
@@ -169,6 +182,12 @@ function pushTrimmed(out: string[], s: string, a: number, b: number): void {
 }
 
 const ABSOLUTE_URI = /^[A-Za-z][A-Za-z0-9+.-]*:[^\s<>"]+$/;
+const QUOTE_OR_ANGLE = /["<>]/;
+
+// Errors are made by functions rather than closures made on each call: most input is fine.
+function badAddress(text: string, why: string): Error {
+  return syntaxError(E.BAD_NAME_ADDR, `bad address ${show(text)}: ${why}`);
+}
 
 /**
  * Parses name-addr or addr-spec with header parameters (From, To, Contact, Route…). For a bare
@@ -180,12 +199,11 @@ export function parseNameAddr(text: string): NameAddr {
   let p = skipWs(s, 0);
   let displayName: string | null = null;
   let uri: string;
-  const bad = (why: string): Error => syntaxError(E.BAD_NAME_ADDR, `bad address ${show(text)}: ${why}`);
   if (s.charCodeAt(p) === DQUOTE) {
     const q = readQuotedString(s, p);
     displayName = q.value;
     p = skipWs(s, q.end);
-    if (s.charCodeAt(p) !== 0x3c) throw bad('a quoted display name must be followed by <URI>');
+    if (s.charCodeAt(p) !== 0x3c) throw badAddress(text, 'a quoted display name must be followed by <URI>');
   }
   // name-addr when a "<" comes before any ";" (a ";" first starts the parameters of an addr-spec,
   // whose quoted values may hold a "<", as in +sip.instance="<urn:…>")
@@ -194,11 +212,11 @@ export function parseNameAddr(text: string): NameAddr {
   if (lt >= 0 && (semi < 0 || lt < semi)) {
     if (displayName === null) {
       const name = s.slice(p, lt).trim();
-      if (/["<>]/.test(name)) throw bad(`display name ${show(name)} has a quote or angle bracket; quote it`);
+      if (QUOTE_OR_ANGLE.test(name)) throw badAddress(text, `display name ${show(name)} has a quote or angle bracket; quote it`);
       if (name !== '') displayName = name;
     }
     const gt = s.indexOf('>', lt + 1);
-    if (gt < 0) throw bad('"<" without ">"');
+    if (gt < 0) throw badAddress(text, '"<" without ">"');
     uri = s.slice(lt + 1, gt).trim();
     p = gt + 1;
   } else {
@@ -207,12 +225,12 @@ export function parseNameAddr(text: string): NameAddr {
     uri = s.slice(p, end).trim();
     p = end;
   }
-  if (!ABSOLUTE_URI.test(uri)) throw bad(`${show(uri)} is not an absolute URI (scheme:rest, no spaces)`);
+  if (!ABSOLUTE_URI.test(uri)) throw badAddress(text, `${show(uri)} is not an absolute URI (scheme:rest, no spaces)`);
   let params: Params;
   try {
     params = trailingParams(s, p);
   } catch (err) {
-    throw bad(err instanceof Error ? err.message : String(err));
+    throw badAddress(text, err instanceof Error ? err.message : String(err));
   }
   return { displayName, uri, params };
 }
@@ -224,17 +242,20 @@ export function formatNameAddr(na: NameAddr): string {
   return (na.displayName !== null ? quoteString(na.displayName) + ' ' + addr : addr) + formatParams(na.params);
 }
 
+function badVia(text: string, why: string): Error {
+  return syntaxError(E.BAD_VIA, `bad Via ${show(text)}: ${why}`);
+}
+
 /** Parses host [":" port] (sent-by of Via); the host as written, IPv6 kept in brackets. */
-function parseSentBy(s: string, p: number, text: string): { host: string; port: number | null; end: number } {
-  const bad = (why: string): Error => syntaxError(E.BAD_VIA, `bad Via ${show(text)}: ${why}`);
+function parseSentBy(s: string, p: number): { host: string; port: number | null; end: number } {
   let end: number;
   if (s.charCodeAt(p) === 0x5b) {
     end = s.indexOf(']', p) + 1;
-    if (end === 0 || !isIPv6(s.slice(p + 1, end - 1))) throw bad(`bad IPv6 reference at offset ${p}`);
+    if (end === 0 || !isIPv6(s.slice(p + 1, end - 1))) throw badVia(s, `bad IPv6 reference at offset ${p}`);
   } else {
     end = p;
     while (end < s.length && s.charCodeAt(end) < 128 && HOST[s.charCodeAt(end)] === 1) end++;
-    if (end === p) throw bad(`missing host at offset ${p}`);
+    if (end === p) throw badVia(s, `missing host at offset ${p}`);
   }
   const host = s.slice(p, end);
   let port: number | null = null;
@@ -242,48 +263,65 @@ function parseSentBy(s: string, p: number, text: string): { host: string; port: 
   if (s.charCodeAt(q) === 0x3a) {
     q = skipWs(s, q + 1);
     const start = q;
-    while (q < s.length && s.charCodeAt(q) >= 48 && s.charCodeAt(q) <= 57) q++;
-    const digits = s.slice(start, q);
-    port = digits.length > 0 && digits.length <= 5 ? Number(digits) : -1;
-    if (port < 1 || port > 65535) throw bad(`port ${show(digits)} is not a number in 1-65535`);
+    let value = 0;
+    for (let c = s.charCodeAt(q); c >= 48 && c <= 57; c = s.charCodeAt(++q)) value = value * 10 + (c - 48);
+    port = q > start && q - start <= 5 ? value : -1;
+    if (port < 1 || port > 65535) throw badVia(s, `port ${show(s.slice(start, q))} is not a number in 1-65535`);
     end = q;
   }
   return { host, port, end };
 }
 
+/** Index after the token at p of a Via's sent-protocol; throws when there is none. */
+function viaTokenEnd(s: string, p: number): number {
+  const end = tokenEnd(s, p);
+  if (end === p) throw badVia(s, `expected a token at offset ${p}`);
+  return end;
+}
+
+/** Index after the "/" at p of a sent-protocol and the whitespace after it; throws when it is not there. */
+function afterSlash(s: string, p: number): number {
+  if (s.charCodeAt(p) !== 0x2f) throw badVia(s, `expected "/" at offset ${p} (protocol/version/transport)`);
+  return skipWs(s, p + 1);
+}
+
+/** Transports as usually written (upper case), taken without slicing and upper-casing. */
+const TRANSPORTS = ['UDP', 'TCP', 'TLS', 'WS', 'WSS', 'SCTP'];
+const RPORT = /^[0-9]{1,5}$/;
+
 /** Parses one via-parm (the parser has split the Via list). Transport upper-cased; host as written. */
 export function parseVia(text: string): Via {
   const s = text;
-  const bad = (why: string): Error => syntaxError(E.BAD_VIA, `bad Via ${show(text)}: ${why}`);
-  const parts: string[] = [];
   let p = skipWs(s, 0);
-  for (let i = 0; i < 3; i++) {
-    if (i > 0) {
-      if (s.charCodeAt(p) !== 0x2f) throw bad(`expected "/" at offset ${p} (protocol/version/transport)`);
-      p = skipWs(s, p + 1);
-    }
-    const end = tokenEnd(s, p);
-    if (end === p) throw bad(`expected a token at offset ${p}`);
-    parts.push(s.slice(p, end));
-    p = i < 2 ? skipWs(s, end) : end;
+  // sent-protocol = protocol-name SLASH protocol-version SLASH transport; the usual "SIP/2.0/" is
+  // matched as a whole, which reads it exactly as the token-by-token path would
+  let protocol = 'SIP/2.0';
+  if (s.startsWith('SIP/2.0/', p)) {
+    p = skipWs(s, p + 8);
+  } else {
+    const nameEnd = viaTokenEnd(s, p);
+    const name = s.slice(p, nameEnd);
+    p = afterSlash(s, skipWs(s, nameEnd));
+    const versionEnd = viaTokenEnd(s, p);
+    protocol = `${name.toUpperCase()}/${s.slice(p, versionEnd)}`;
+    p = afterSlash(s, skipWs(s, versionEnd));
   }
-  if (!isWs(s.charCodeAt(p))) throw bad(`expected a space before the host at offset ${p}`);
-  const sentBy = parseSentBy(s, skipWs(s, p), text);
+  const transportEnd = viaTokenEnd(s, p);
+  let transport: string | undefined;
+  for (const t of TRANSPORTS) if (t.length === transportEnd - p && s.startsWith(t, p)) transport = t;
+  transport ??= s.slice(p, transportEnd).toUpperCase();
+  p = transportEnd;
+  if (!isWs(s.charCodeAt(p))) throw badVia(s, `expected a space before the host at offset ${p}`);
+  const sentBy = parseSentBy(s, skipWs(s, p));
   let params: Params;
   try {
     params = trailingParams(s, sentBy.end);
   } catch (err) {
-    throw bad(err instanceof Error ? err.message : String(err));
+    throw badVia(s, err instanceof Error ? err.message : String(err));
   }
   const rport = params.get('rport'); // RFC 3581: a flag in requests, a port in responses
-  if (rport !== undefined && rport !== null && !/^[0-9]{1,5}$/.test(rport)) throw bad(`rport ${show(rport)} is not a port`);
-  return {
-    protocol: `${(parts[0] ?? '').toUpperCase()}/${parts[1] ?? ''}`,
-    transport: (parts[2] ?? '').toUpperCase(),
-    host: sentBy.host,
-    port: sentBy.port,
-    params,
-  };
+  if (rport !== undefined && rport !== null && !RPORT.test(rport)) throw badVia(s, `rport ${show(rport)} is not a port`);
+  return { protocol, transport, host: sentBy.host, port: sentBy.port, params };
 }
 
 /** Writes a via-parm: `SIP/2.0/UDP host:port;params`. */

@@ -29,14 +29,21 @@ const LIST_HEADERS: ReadonlySet<string> = new Set([
 ]);
 
 // Control characters that may appear nowhere in the header section (HTAB and CRLF aside), and a CR
-// that is not part of a CRLF: both would let two parsers disagree on where a line ends.
-const UNUSUAL = /[^\t\n\r\x20-\x7e]/;
+// that is not part of a CRLF: both would let two parsers disagree on where a line ends. The usual
+// section is all printable ASCII, HTAB and line ends: PLAIN (sticky) finds in one pass where that
+// stops, and only from there are the rarer cases (a bad character, UTF-8 text) looked for.
+const PLAIN = /[\t\n\x20-\x7e]*(?:\r\n[\t\n\x20-\x7e]*)*/y;
 const CONTROL = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/g;
 const NON_ASCII = /[\x80-\xff]/g;
 const REQUEST_LINE = /^(\S+)[ \t]+(\S+)[ \t]+(\S+)[ \t]*$/;
 const RESPONSE_LINE = /^(\S+)[ \t]+(\S+)(?:[ \t]+(.*))?$/;
 const VERSION = /^SIP\/[0-9]+\.[0-9]+$/i;
 const URI_SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*:[\x21-\x7e]+$/;
+const SIP_SLASH = /^SIP\//i;
+const SP_OR_HTAB = /[ \t]/;
+const STATUS_CODE = /^[0-9]{3}$/;
+const CONTENT_LENGTH = /^[0-9]{1,15}$/;
+const MAX_FORWARDS = /^[0-9]{1,10}$/;
 
 export interface Head {
   /** the message with an empty body */
@@ -51,22 +58,50 @@ type StartLine =
 
 /** Whether a start line that failed to parse was meant as a request (only requests are answered). */
 export function looksLikeRequest(line: string): boolean {
-  const sp = line.search(/[ \t]/);
-  return sp > 0 && isToken(line.slice(0, sp)) && !/^SIP\//i.test(line);
+  const sp = line.search(SP_OR_HTAB);
+  return sp > 0 && isToken(line.slice(0, sp)) && !SIP_SLASH.test(line);
+}
+
+/**
+ * The start line in its usual form, `Method SP Request-URI SP SIP/2.0` or `SIP/2.0 SP Status-Code
+ * [SP Reason-Phrase]`, read with a few searches instead of the regular expressions below; null for
+ * anything else. What it accepts, parseStartLine would read the same way (single spaces, a token
+ * method, a URI of printable ASCII: the expressions can split it in only one way).
+ */
+function usualStartLine(line: string): StartLine | null {
+  const n = line.length;
+  if (line.startsWith('SIP/2.0 ')) {
+    const d0 = line.charCodeAt(8) - 48;
+    const d1 = line.charCodeAt(9) - 48;
+    const d2 = line.charCodeAt(10) - 48;
+    if (!(d0 >= 1 && d0 <= 6 && d1 >= 0 && d1 <= 9 && d2 >= 0 && d2 <= 9)) return null;
+    if (n === 11) return { kind: 'response', status: d0 * 100 + d1 * 10 + d2, reason: '' };
+    if (line.charCodeAt(11) !== 0x20 || isWs(line.charCodeAt(12))) return null;
+    return { kind: 'response', status: d0 * 100 + d1 * 10 + d2, reason: decodeWireText(line.slice(12).trimEnd()) };
+  }
+  const sp1 = line.indexOf(' ');
+  const sp2 = sp1 > 0 ? line.indexOf(' ', sp1 + 1) : -1;
+  if (sp2 < 0 || n !== sp2 + 8 || !line.endsWith('SIP/2.0')) return null;
+  const method = line.slice(0, sp1);
+  const uri = line.slice(sp1 + 1, sp2);
+  if (!isToken(method) || !URI_SCHEME.test(uri)) return null;
+  return { kind: 'request', method, uri };
 }
 
 function parseStartLine(line: string): StartLine {
+  const usual = usualStartLine(line);
+  if (usual !== null) return usual;
   const fail = (code: SipParseErrorCode, why: string, status = 400): never => {
     throw new SipParseError(code, `bad start line ${show(line)}: ${why}`, status);
   };
-  if (/^SIP\//i.test(line)) {
+  if (SIP_SLASH.test(line)) {
     const m = RESPONSE_LINE.exec(line);
     if (m === null) return fail(E.BAD_START_LINE, 'expected SIP/2.0 SP Status-Code SP Reason-Phrase');
     const version = m[1] ?? '';
     if (!VERSION.test(version)) fail(E.BAD_START_LINE, `${show(version)} is not a SIP version`);
     if (version.toUpperCase() !== 'SIP/2.0') fail(E.BAD_VERSION, `SIP version ${version} is not supported (only SIP/2.0)`, 505);
     const code = m[2] ?? '';
-    const status = /^[0-9]{3}$/.test(code) ? Number(code) : 0;
+    const status = STATUS_CODE.test(code) ? Number(code) : 0;
     if (status < 100 || status > 699) fail(E.BAD_STATUS, `status code ${show(code)} is not a number in 100-699`);
     return { kind: 'response', status, reason: decodeWireText((m[3] ?? '').trimEnd()) };
   }
@@ -93,9 +128,11 @@ export function parseHead(text: string, limits: SipLimits, partial = false): Hea
   if (nl < 0) nl = n;
   const startEnd = nl > 0 && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl;
   const startText = text.slice(0, startEnd);
-  // one pass finds whether anything but printable ASCII is there at all (the usual answer is no)
-  const unusual = UNUSUAL.exec(text);
-  const badAt = findBadChar(text, unusual === null ? n : unusual.index);
+  // one pass finds whether anything but printable ASCII and line ends is there at all (usually not)
+  PLAIN.lastIndex = 0;
+  PLAIN.test(text);
+  const plainEnd = PLAIN.lastIndex;
+  const badAt = plainEnd === n ? n : findBadChar(text, plainEnd);
 
   // A fault in the start line is thrown only after the headers are read, so that a 505 or 414 can
   // still be answered (it needs Via, From, To, Call-ID, CSeq).
@@ -129,8 +166,8 @@ export function parseHead(text: string, limits: SipLimits, partial = false): Hea
     throw new SipParseError(code, message, status, headers, isRequest);
   };
 
-  NON_ASCII.lastIndex = unusual === null ? n : unusual.index;
-  const hasNonAscii = NON_ASCII.test(text);
+  NON_ASCII.lastIndex = plainEnd;
+  const hasNonAscii = plainEnd < n && NON_ASCII.test(text);
   const headersStart = nl + 1;
   let contentLengths: string[] | null = null;
   let count = 0;
@@ -162,18 +199,24 @@ export function parseHead(text: string, limits: SipLimits, partial = false): Hea
     if (badAt < next) {
       fail(E.BAD_CHARACTER, `header field at line ${line} has a control character (code ${text.charCodeAt(badAt)}) at offset ${badAt - p}`);
     }
-    // name HCOLON value
-    let q = p;
-    while (q < eol && isTokenChar(text.charCodeAt(q))) q++;
-    const nameEnd = q;
-    while (q < eol && isWs(text.charCodeAt(q))) q++;
-    if (nameEnd === p || text.charCodeAt(q) !== 0x3a) {
-      fail(E.BAD_HEADER, `line ${line} is not a header field (expected name ":" value): ${show(text.slice(p, Math.min(eol, p + 60)).trimEnd())}`);
+    // name HCOLON value: a name spelt as one seen before is recognised in place, else read and learnt
+    let colon = text.indexOf(':', p);
+    let known = colon >= 0 && colon < eol ? knownName(text, p, colon) : null;
+    if (known === null) {
+      let q = p;
+      while (q < eol && isTokenChar(text.charCodeAt(q))) q++;
+      const nameEnd = q;
+      while (q < eol && isWs(text.charCodeAt(q))) q++;
+      if (nameEnd === p || text.charCodeAt(q) !== 0x3a) {
+        fail(E.BAD_HEADER, `line ${line} is not a header field (expected name ":" value): ${show(text.slice(p, Math.min(eol, p + 60)).trimEnd())}`);
+      }
+      known = learnName(text, p, nameEnd);
+      colon = q;
     }
-    const name = nameAt(text, p, nameEnd);
-    let value = unfold(text, q + 1, eol, folded);
+    const name = known.name;
+    let value = unfold(text, colon + 1, eol, folded);
     if (hasNonAscii) value = decodeWireText(value);
-    if (value.indexOf(',') >= 0 && LIST_HEADERS.has(name)) {
+    if (known.list && value.indexOf(',') >= 0) {
       let elements: string[] = [];
       try {
         elements = splitHeaderList(value);
@@ -204,7 +247,7 @@ export function parseHead(text: string, limits: SipLimits, partial = false): Hea
   let contentLength: number | null = null;
   if (contentLengths !== null) {
     for (const v of contentLengths) {
-      if (!/^[0-9]{1,15}$/.test(v)) fail(E.BAD_CONTENT_LENGTH, `Content-Length ${show(v)} is not a non-negative integer of at most 15 digits`);
+      if (!CONTENT_LENGTH.test(v)) fail(E.BAD_CONTENT_LENGTH, `Content-Length ${show(v)} is not a non-negative integer of at most 15 digits`);
       const len = Number(v);
       if (contentLength !== null && len !== contentLength) fail(E.BAD_CONTENT_LENGTH, `Content-Length is given twice with different values (${contentLength} and ${len})`);
       contentLength = len;
@@ -236,7 +279,7 @@ export function parseHead(text: string, limits: SipLimits, partial = false): Hea
     fail(E.BAD_CSEQ, `CSeq method ${show(cseqMethod)} does not match the request method ${show(message.method)}`);
   }
   const maxForwards = headers.get('max-forwards');
-  if (maxForwards !== undefined && !/^[0-9]{1,10}$/.test(maxForwards)) fail(E.BAD_MAX_FORWARDS, `Max-Forwards ${show(maxForwards)} is not a number`);
+  if (maxForwards !== undefined && !MAX_FORWARDS.test(maxForwards)) fail(E.BAD_MAX_FORWARDS, `Max-Forwards ${show(maxForwards)} is not a number`);
   return { message, contentLength };
 }
 
@@ -249,37 +292,61 @@ function toMessage(start: StartLine | null, isRequest: boolean, headers: Headers
   return isRequest ? { kind: 'request', method: '', uri: '', headers, body: EMPTY } : { kind: 'response', status: 0, reason: '', headers, body: EMPTY };
 }
 
-/** Index of the first control character or bare CR (not part of CRLF), or the length. */
+/** Index of the first control character or bare CR (not part of CRLF) from `from`, or the length. */
 function findBadChar(text: string, from: number): number {
   CONTROL.lastIndex = from;
   const m = CONTROL.exec(text);
   let bad = m === null ? text.length : m.index;
-  for (let i = text.indexOf('\r'); i >= 0 && i < bad; i = text.indexOf('\r', i + 1)) {
+  for (let i = text.indexOf('\r', from); i >= 0 && i < bad; i = text.indexOf('\r', i + 1)) {
     if (text.charCodeAt(i + 1) !== 10) bad = i;
   }
   return bad;
 }
 
-// Canonical names of the spellings seen, in 256 slots chosen by length and end characters: a hit
-// costs a comparison of the characters in place, with no slicing or lower-casing. Cached strings
-// are copied, so that they do not keep a whole message's text alive.
-const slotRaw: string[] = new Array<string>(256).fill('');
-const slotName: string[] = new Array<string>(256).fill('');
+/** A header field name as spelt on the wire (lower-cased), with what the parser needs to know of it. */
+interface KnownName {
+  /** the spelling, lower-cased: always a valid token */
+  readonly lower: string;
+  /** its canonical name */
+  readonly name: string;
+  /** a list header (LIST_HEADERS) */
+  readonly list: boolean;
+}
 
-function nameAt(text: string, p: number, q: number): string {
+// The names of the spellings seen, in 256 slots chosen by length and end characters: a hit costs a
+// comparison of the characters in place, with no scan for the end of the token, no slicing and no
+// lower-casing. Since only tokens are learnt, a name equal to one (case aside) is a token too.
+// Learnt strings are copied, so that they do not keep a whole message's text alive.
+const NO_NAME: KnownName = { lower: '', name: '', list: false };
+const nameSlots: KnownName[] = new Array<KnownName>(256).fill(NO_NAME);
+
+function nameSlot(text: string, p: number, q: number): number {
+  return ((q - p) * 31 + (text.charCodeAt(p) | 0x20) * 7 + (text.charCodeAt(q - 1) | 0x20)) & 255;
+}
+
+/** The learnt name spelt (case aside) as the field name before the colon at `colon`, or null. */
+function knownName(text: string, p: number, colon: number): KnownName | null {
+  let q = colon;
+  while (q > p && isWs(text.charCodeAt(q - 1))) q--; // HCOLON = *( SP / HTAB ) ":"
   const len = q - p;
-  const slot = (len * 31 + (text.charCodeAt(p) | 0x20) * 7 + (text.charCodeAt(q - 1) | 0x20)) & 255;
-  const raw = slotRaw[slot] ?? '';
-  if (raw.length === len) {
-    let i = 0;
-    while (i < len && (text.charCodeAt(p + i) | 0x20) === raw.charCodeAt(i)) i++;
-    if (i === len) return slotName[slot] ?? '';
+  if (len === 0) return null;
+  const known = nameSlots[nameSlot(text, p, q)] ?? NO_NAME;
+  if (known.lower.length !== len) return null;
+  for (let i = 0; i < len; i++) {
+    let c = text.charCodeAt(p + i);
+    if (c >= 0x41 && c <= 0x5a) c += 0x20; // A-Z: exactly what toLowerCase does to a token
+    if (c !== known.lower.charCodeAt(i)) return null;
   }
+  return known;
+}
+
+/** Learns the field name text[p, q), a token; it takes the place of the name in its slot. */
+function learnName(text: string, p: number, q: number): KnownName {
   const lower = Buffer.from(text.slice(p, q).toLowerCase(), 'latin1').toString('latin1');
   const name = canonicalHeaderName(lower);
-  slotRaw[slot] = lower;
-  slotName[slot] = name;
-  return name;
+  const known: KnownName = { lower, name, list: LIST_HEADERS.has(name) };
+  nameSlots[nameSlot(text, p, q)] = known;
+  return known;
 }
 
 /** The field value between `from` and `to`: trimmed, each line end + leading whitespace made one SP. */
@@ -305,7 +372,7 @@ export function scanContentLength(text: string): number | null {
   let found: number | null = null;
   for (const m of text.matchAll(/\n(?:content-length|l)[ \t]*:[ \t]*([^\r\n]*?)[ \t]*\r?(?=\n|$)/gi)) {
     const v = m[1] ?? '';
-    if (!/^[0-9]{1,15}$/.test(v)) return null;
+    if (!CONTENT_LENGTH.test(v)) return null;
     if (found !== null && Number(v) !== found) return null;
     found = Number(v);
   }

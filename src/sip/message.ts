@@ -2,47 +2,73 @@
 // and everything above the transport works on it. Header values stay as text; the grammar module
 // parses the few structured headers on demand, so relaying a message costs no more than it must.
 
-/** Header names are kept in their canonical lower-case long form (compact forms expanded, §7.3.3). */
-const COMPACT: Readonly<Record<string, string>> = {
-  i: 'call-id',
-  m: 'contact',
-  e: 'content-encoding',
-  l: 'content-length',
-  c: 'content-type',
-  f: 'from',
-  s: 'subject',
-  k: 'supported',
-  t: 'to',
-  v: 'via',
-  o: 'event', // RFC 6665
-  u: 'allow-events', // RFC 6665
-  r: 'refer-to', // RFC 3515
-  b: 'referred-by', // RFC 3892
-  x: 'session-expires', // RFC 4028
-  y: 'identity', // RFC 8224
-  a: 'accept-contact', // RFC 3841
-  j: 'reject-contact', // RFC 3841
-  d: 'request-disposition', // RFC 3841
-};
+/**
+ * Header names are kept in their canonical lower-case long form (compact forms expanded, §7.3.3).
+ * The name tables are Maps, not object literals: a header named "constructor" or "__proto__" must
+ * not find a property of Object.prototype (it would become a function or an object, not a name).
+ */
+const COMPACT: ReadonlyMap<string, string> = new Map([
+  ['i', 'call-id'],
+  ['m', 'contact'],
+  ['e', 'content-encoding'],
+  ['l', 'content-length'],
+  ['c', 'content-type'],
+  ['f', 'from'],
+  ['s', 'subject'],
+  ['k', 'supported'],
+  ['t', 'to'],
+  ['v', 'via'],
+  ['o', 'event'], // RFC 6665
+  ['u', 'allow-events'], // RFC 6665
+  ['r', 'refer-to'], // RFC 3515
+  ['b', 'referred-by'], // RFC 3892
+  ['x', 'session-expires'], // RFC 4028
+  ['y', 'identity'], // RFC 8224
+  ['a', 'accept-contact'], // RFC 3841
+  ['j', 'reject-contact'], // RFC 3841
+  ['d', 'request-disposition'], // RFC 3841
+]);
 
 /** Spellings that differ from plain capitalisation of each dash-separated word. */
-const DISPLAY: Readonly<Record<string, string>> = {
-  'call-id': 'Call-ID',
-  cseq: 'CSeq',
-  'www-authenticate': 'WWW-Authenticate',
-  'mime-version': 'MIME-Version',
-  'sip-etag': 'SIP-ETag',
-  'sip-if-match': 'SIP-If-Match',
-  'authentication-info': 'Authentication-Info',
-};
+const DISPLAY: ReadonlyMap<string, string> = new Map([
+  ['call-id', 'Call-ID'],
+  ['cseq', 'CSeq'],
+  ['www-authenticate', 'WWW-Authenticate'],
+  ['mime-version', 'MIME-Version'],
+  ['sip-etag', 'SIP-ETag'],
+  ['sip-if-match', 'SIP-If-Match'],
+  ['authentication-info', 'Authentication-Info'],
+]);
+
+/**
+ * Canonical names of the header fields seen in practice, each mapped to itself. The code asks for
+ * headers by these names ('via', 'call-id'…), and canonicalHeaderName finds them as they are
+ * (lower-casing allocates a copy even when nothing changes); it returns these string constants, so
+ * the parser's field names are the very strings callers compare them with.
+ */
+const COMMON: ReadonlyMap<string, string> = new Map(
+  [
+    'accept', 'accept-contact', 'accept-encoding', 'accept-language', 'alert-info', 'allow', 'allow-events',
+    'authentication-info', 'authorization', 'call-id', 'call-info', 'contact', 'content-disposition',
+    'content-encoding', 'content-language', 'content-length', 'content-type', 'cseq', 'date', 'error-info',
+    'event', 'expires', 'from', 'identity', 'in-reply-to', 'max-forwards', 'min-expires', 'mime-version',
+    'organization', 'path', 'priority', 'proxy-authenticate', 'proxy-authorization', 'proxy-require',
+    'record-route', 'refer-to', 'referred-by', 'reject-contact', 'reply-to', 'request-disposition', 'require',
+    'retry-after', 'route', 'server', 'service-route', 'session-expires', 'sip-etag', 'sip-if-match', 'subject',
+    'subscription-state', 'supported', 'timestamp', 'to', 'unsupported', 'user-agent', 'via', 'warning',
+    'www-authenticate',
+  ].map((name) => [name, name]),
+);
 
 export function canonicalHeaderName(name: string): string {
+  const common = COMMON.get(name);
+  if (common !== undefined) return common;
   const lower = name.toLowerCase();
-  return COMPACT[lower] ?? lower;
+  return COMPACT.get(lower) ?? COMMON.get(lower) ?? lower;
 }
 
 export function displayHeaderName(canonical: string): string {
-  const fixed = DISPLAY[canonical];
+  const fixed = DISPLAY.get(canonical);
   if (fixed !== undefined) return fixed;
   return canonical.replace(/(^|-)([a-z])/g, (_m, dash: string, ch: string) => dash + ch.toUpperCase());
 }
@@ -58,10 +84,11 @@ export interface HeaderField {
  * by the parser into one field per element, so `getAll('via')` is the Via list top first.
  */
 export class Headers {
-  readonly #fields: HeaderField[];
+  #fields: HeaderField[] = [];
 
   constructor(fields: Iterable<HeaderField> = []) {
-    this.#fields = Array.from(fields, (f) => ({ name: canonicalHeaderName(f.name), value: f.value }));
+    // a plain loop: Array.from with a mapping function cost as much as the rest of a parse's Headers
+    for (const f of fields) this.#fields.push({ name: canonicalHeaderName(f.name), value: f.value });
   }
 
   /**
@@ -70,20 +97,26 @@ export class Headers {
    */
   static fromCanonical(fields: readonly HeaderField[]): Headers {
     const h = new Headers();
-    for (const f of fields) h.#fields.push(f);
+    h.#fields = fields.slice();
     return h;
   }
 
+  // get and getAll look for the name as given first: callers mostly pass the canonical name, and a
+  // name equal to a field's is canonical itself. Only when that finds nothing is it canonicalised.
+
   get(name: string): string | undefined {
+    for (const f of this.#fields) if (f.name === name) return f.value;
     const n = canonicalHeaderName(name);
-    for (const f of this.#fields) if (f.name === n) return f.value;
+    if (n !== name) for (const f of this.#fields) if (f.name === n) return f.value;
     return undefined;
   }
 
   getAll(name: string): string[] {
-    const n = canonicalHeaderName(name);
     const out: string[] = [];
-    for (const f of this.#fields) if (f.name === n) out.push(f.value);
+    for (const f of this.#fields) if (f.name === name) out.push(f.value);
+    if (out.length > 0) return out;
+    const n = canonicalHeaderName(name);
+    if (n !== name) for (const f of this.#fields) if (f.name === n) out.push(f.value);
     return out;
   }
 

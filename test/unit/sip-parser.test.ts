@@ -256,6 +256,26 @@ describe('parseMessage: valid messages', () => {
     fails(wire(request(['X-Ünïcode-Name: no'])), E.BAD_HEADER);
   });
 
+  it('takes header names that are also Object.prototype properties as plain names', () => {
+    const m = parseMessage(wire(request(['constructor: a', '__proto__: b', 'toString: c'])));
+    assert.equal(m.headers.get('constructor'), 'a');
+    assert.equal(m.headers.get('__proto__'), 'b');
+    assert.equal(m.headers.get('tostring'), 'c');
+    assert.equal(m.headers.get('Constructor'), 'a');
+  });
+
+  it('reads a header name the same however it was spelt before (learnt spellings, HCOLON whitespace)', () => {
+    // the parser learns the spellings it sees; each spelling is read twice so the second is a hit
+    const spellings = ['Subject', 'SUBJECT', 'subject', 'Subject \t', 's', 'S ', 'X-Subject', 'Subjecu'];
+    for (const spelling of [...spellings, ...spellings]) {
+      const m = parseMessage(wire(request([`${spelling}: v`])));
+      const expected = spelling.trim().toLowerCase();
+      const name = expected === 's' ? 'subject' : expected;
+      assert.deepEqual([...m.headers].slice(6, 7), [{ name, value: 'v' }], spelling);
+    }
+    fails(wire(request(['Subject\r\n : folded name'])), E.BAD_HEADER);
+  });
+
   it('skips CRLFs before the start line (§7.5) and accepts bare-LF line ends', () => {
     const body = 'hi';
     const data = Buffer.concat([Buffer.from('\r\n\r\n\n'), wire(request([], body), body)]);
