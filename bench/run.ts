@@ -18,9 +18,13 @@ import { openIdleRegistrations } from './ws-load.ts';
 import { runPresenceFanout } from './presence-fanout.ts';
 
 const quick = process.argv.includes('--quick');
+/** The value after `--name` on the command line, if given. */
+function option(name: string): string | undefined {
+  const at = process.argv.indexOf(`--${name}`);
+  return at > 0 ? process.argv[at + 1] : undefined;
+}
 // `--out DIR` writes the report elsewhere (the test command's smoke run keeps bench/RESULTS.md as committed).
-const outIndex = process.argv.indexOf('--out');
-const OUT_DIR = outIndex > 0 && process.argv[outIndex + 1] ? path.resolve(process.argv[outIndex + 1] as string) : BENCH_DIR;
+const OUT_DIR = option('out') !== undefined ? path.resolve(option('out') as string) : BENCH_DIR;
 const DOMAIN = 'bench.test';
 const PASSWORD = 'bench-secret';
 const MAX_FAILURE_RATIO = 0.01;
@@ -29,11 +33,16 @@ const MAX_P99_MS = 50;
 const MIN_CARRIED = 0.95;
 /** a failed step is run again (once per scenario) when other work took more than this share of the server's core */
 const MAX_OTHER_CPU = 0.1;
-const RATES = quick ? [500, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 10000, 12000] : [200, 400, 800, 1600, 2400, 3200, 4000, 4800, 5600, 6400, 7200, 8000, 9600, 11200, 12800, 16000];
+// `--rates 6400,8000` and `--step-sec 10` replace the steps of scenarios 1-2, `--servers parley` (or
+// kamailio) runs one server only: for experiments, not for numbers to quote
+const RATES = option('rates')?.split(',').map(Number) ?? (quick ? [500, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 10000, 12000] : [200, 400, 800, 1600, 2400, 3200, 4000, 4800, 5600, 6400, 7200, 8000, 9600, 11200, 12800, 16000]);
+if (RATES.some((r) => !Number.isInteger(r) || r <= 0)) throw new Error(`--rates ${option('rates')}: expected positive whole calls/s, comma-separated`);
+const SERVERS = option('servers') ?? 'parley,kamailio';
 // scenario 3 has finer steps around its target (5,000 accepted/s), up to the same top rate; it
 // starts low because Kamailio's msilo commits (fsyncs) each message on its own
 const OFFLINE_RATES = quick ? [100, 250, 500, 1000, 2000, 3000, 4000, 5000, 6000, 8000] : [100, 200, 400, 800, 1600, 2400, 3200, 4000, 5000, 6400, 8000, 12800];
-const STEP_SEC = quick ? 3 : 10;
+const STEP_SEC = Number(option('step-sec') ?? (quick ? 3 : 10));
+if (!(STEP_SEC > 0)) throw new Error(`--step-sec ${option('step-sec')}: expected a positive number of seconds`);
 // 18,000: the most this machine's open-files limit (20,000 per process) allows
 const WS_COUNTS = quick ? [4_000] : [10_000, 18_000, 50_000];
 const SIPP_USERS = Array.from({ length: 200 }, (_, i) => `user${String(i).padStart(3, '0')}`);
@@ -48,8 +57,7 @@ const OFFLINE_PICKUP_DELAY = '01:00:00';
 // Kamailio in scenario 3: one UDP worker and the msilo file in WAL mode (why: the Method text in main()).
 const KAMAILIO_OFFLINE: KamailioOptions = { children: 1, siloJournal: 'wal' };
 // `--scenarios 1,2,3,ws,fanout` runs only those (default: all); the others are reported as not run
-const scenariosAt = process.argv.indexOf('--scenarios');
-const ONLY = new Set((scenariosAt > 0 ? (process.argv[scenariosAt + 1] ?? '') : '1,2,3,ws,fanout').split(',').map((x) => x.trim()));
+const ONLY = new Set((option('scenarios') ?? '1,2,3,ws,fanout').split(',').map((x) => x.trim()));
 const SCENARIO = (f: string) => path.join(BENCH_DIR, 'sipp', f);
 const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
 
@@ -312,8 +320,8 @@ async function main(): Promise<void> {
   const own0 = ownCpuSeconds();
   const none: ServerResult = { errors: [] };
   const sip12 = ONLY.has('1') || ONLY.has('2');
-  const parley = sip12 ? await benchServer((users) => startParley(DOMAIN, users, PASSWORD, { label: 'sip' })) : none;
-  const kamailio = sip12 ? await benchServer((users) => startKamailio(DOMAIN, users, PASSWORD)) : none;
+  const parley = sip12 && SERVERS.includes('parley') ? await benchServer((users) => startParley(DOMAIN, users, PASSWORD, { label: 'sip' })) : none;
+  const kamailio = sip12 && SERVERS.includes('kamailio') ? await benchServer((users) => startKamailio(DOMAIN, users, PASSWORD)) : none;
   const parleyOffline = ONLY.has('3')
     ? await benchOffline((users) => startParley(DOMAIN, users, PASSWORD, { pickupDelay: OFFLINE_PICKUP_DELAY, commitStats: true, label: 'offline' }), true)
     : undefined;

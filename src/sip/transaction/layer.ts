@@ -3,6 +3,7 @@ import type { Flow } from '../transport/flow.ts';
 import { NonInviteClientTransaction, type ClientTransactionOwner, type ClientTransactionUser } from './client-non-invite.ts';
 import { ExpiryQueue } from './expiry.ts';
 import { clientTransactionKey, serverTransactionKey } from './keys.ts';
+import { ResponseLog } from './response-log.ts';
 import { NonInviteServerTransaction, type ServerTransactionOwner } from './server-non-invite.ts';
 import type { TimerSettings } from './timers.ts';
 
@@ -31,6 +32,7 @@ export class TransactionLayer {
     this.#timerJ = new ExpiryQueue(64 * timers.t1, (tx) => tx.dispose());
     this.#timerK = new ExpiryQueue(timers.t4, (tx) => tx.dispose());
     this.#serverOwner = {
+      responses: new ResponseLog(),
       awaitTimerJ: (tx) => this.#timerJ.add(tx),
       terminated: (tx) => {
         if (this.#server.get(tx.key) === tx) this.#server.delete(tx.key);

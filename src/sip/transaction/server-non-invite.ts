@@ -1,6 +1,7 @@
 import type { SipResponse } from '../message.ts';
 import { serialize } from '../serializer.ts';
 import type { Flow } from '../transport/flow.ts';
+import type { KeptResponse, ResponseLog } from './response-log.ts';
 
 // RFC 3261 §17.2.2, Figure 8: the non-INVITE server transaction.
 //
@@ -8,10 +9,9 @@ import type { Flow } from '../transport/flow.ts';
 //      \--------------final--------------/
 //
 // The transaction keeps only what it needs: the request goes to the TU and is not held here, and
-// in completed only the bytes of the final response are kept, to answer retransmissions, as a
-// latin1 string (one byte per char, so the bytes come back exactly): a Buffer would be a view of a
-// shared 64 KiB allocation pool and keep all of it alive for Timer J, and costs the garbage
-// collector more than a string. Timer J is the transaction layer's (one queue for all, see expiry.ts).
+// the last response sent is kept, to answer retransmissions, in the transaction layer's response
+// log, outside the JS heap (see response-log.ts). Timer J is the transaction layer's too (one queue
+// for all, see expiry.ts).
 export type ServerState = 'trying' | 'proceeding' | 'completed' | 'terminated';
 
 const ALLOWED: Readonly<Record<ServerState, readonly ServerState[]>> = {
@@ -32,6 +32,8 @@ export interface RespondOptions {
 
 /** What the transaction layer does for a transaction at the end of its life. */
 export interface ServerTransactionOwner {
+  /** where the last response sent is kept */
+  readonly responses: ResponseLog;
   /** a final response was sent over an unreliable flow: keep the transaction until Timer J */
   awaitTimerJ(tx: NonInviteServerTransaction): void;
   terminated(tx: NonInviteServerTransaction): void;
@@ -41,8 +43,8 @@ export class NonInviteServerTransaction {
   readonly key: string;
   readonly flow: Flow;
   #state: ServerState = 'trying';
-  /** the last response sent, as latin1 text of its bytes (see the top of this file) */
-  #lastResponse: string | undefined;
+  /** the last response sent, in the owner's response log */
+  #lastResponse: KeptResponse | undefined;
   readonly #owner: ServerTransactionOwner;
 
   constructor(key: string, flow: Flow, owner: ServerTransactionOwner) {
@@ -65,7 +67,7 @@ export class NonInviteServerTransaction {
     if (this.answered) throw new Error(`transaction ${this.key} already answered; ${response.status} not sent`);
     const bytes = serialize(response);
     if (response.status < 200) {
-      this.#lastResponse = bytes.toString('latin1');
+      this.#keep(bytes);
       this.#transition('proceeding');
       this.#send(bytes);
       return;
@@ -77,13 +79,15 @@ export class NonInviteServerTransaction {
       this.#terminate();
       return;
     }
-    this.#lastResponse = bytes.toString('latin1');
+    this.#keep(bytes);
     this.#owner.awaitTimerJ(this);
   }
 
   /** A retransmission of the request: answered with the last response, if any (§17.2.2). */
   receiveRetransmission(): void {
-    if ((this.#state === 'proceeding' || this.#state === 'completed') && this.#lastResponse !== undefined) this.#send(Buffer.from(this.#lastResponse, 'latin1'));
+    if ((this.#state === 'proceeding' || this.#state === 'completed') && this.#lastResponse !== undefined) {
+      this.#send(this.#owner.responses.read(this.#lastResponse));
+    }
   }
 
   /** Timer J fired, or the server is shutting down. */
@@ -98,8 +102,20 @@ export class NonInviteServerTransaction {
     return false;
   }
 
-  #terminate(): void {
+  /** Keeps `bytes` as the last response, in place of any earlier one. */
+  #keep(bytes: Buffer): void {
+    this.#forget();
+    this.#lastResponse = this.#owner.responses.keep(bytes);
+  }
+
+  #forget(): void {
+    if (this.#lastResponse === undefined) return;
+    this.#owner.responses.release(this.#lastResponse);
     this.#lastResponse = undefined;
+  }
+
+  #terminate(): void {
+    this.#forget();
     this.#transition('terminated');
     this.#owner.terminated(this);
   }
