@@ -37,7 +37,8 @@ const MAX_OTHER_CPU = 0.1;
 // kamailio) runs one server only: for experiments, not for numbers to quote
 const RATES = option('rates')?.split(',').map(Number) ?? (quick ? [500, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 10000, 12000] : [200, 400, 800, 1600, 2400, 3200, 4000, 4800, 5600, 6400, 7200, 8000, 9600, 11200, 12800, 16000]);
 if (RATES.some((r) => !Number.isInteger(r) || r <= 0)) throw new Error(`--rates ${option('rates')}: expected positive whole calls/s, comma-separated`);
-const SERVERS = option('servers') ?? 'parley,kamailio';
+const SERVERS = (option('servers') ?? 'parley,kamailio').split(',');
+if (SERVERS.some((name) => name !== 'parley' && name !== 'kamailio')) throw new Error(`--servers ${option('servers')}: expected parley, kamailio or both, comma-separated`);
 // scenario 3 has finer steps around its target (5,000 accepted/s), up to the same top rate; it
 // starts low because Kamailio's msilo commits (fsyncs) each message on its own
 const OFFLINE_RATES = quick ? [100, 250, 500, 1000, 2000, 3000, 4000, 5000, 6000, 8000] : [100, 200, 400, 800, 1600, 2400, 3200, 4000, 5000, 6400, 8000, 12800];
