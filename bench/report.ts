@@ -118,7 +118,7 @@ function markdown(rep: BenchReport): string {
   const commits = (offline?.parley?.steps ?? []).filter((st) => st.commit && st.commit.batches > 0);
   if (commits.length > 0) {
     out.push('### Offline MESSAGE: Parley\'s group commits (scenario 3)', '');
-    out.push('One commit = one SQLite transaction = one WAL fsync for every message of the batch, before their 202s. Commit time is how long the transaction (writes + fsync) held the event loop; the largest batch and the longest commit are over the run up to that step.', '');
+    out.push('One commit = one SQLite transaction = one WAL fsync for every message of the batch, before their 202s. Commit time is from handing the batch to the spool writer thread until it answered (its transaction: writes + fsync; the event loop goes on meanwhile, and the messages that arrive wait for the next batch); the largest batch and the longest commit are over the run up to that step.', '');
     out.push('| offered/s | 202/s | commits/s | messages per commit (mean) | batch sizes | commit time (mean) | longest commit | largest batch |', '|---|---|---|---|---|---|---|---|');
     for (const st of commits) {
       const c = st.commit!;

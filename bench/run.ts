@@ -34,7 +34,7 @@ const MIN_CARRIED = 0.95;
 /** a failed step is run again (once per scenario) when other work took more than this share of the server's core */
 const MAX_OTHER_CPU = 0.1;
 // `--rates 6400,8000` and `--step-sec 10` replace the steps of scenarios 1-2, `--servers parley` (or
-// kamailio) runs one server only: for experiments, not for numbers to quote
+// kamailio) runs one server only (scenarios 1-3): for experiments, not for numbers to quote
 const RATES = option('rates')?.split(',').map(Number) ?? (quick ? [500, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 10000, 12000] : [200, 400, 800, 1600, 2400, 3200, 4000, 4800, 5600, 6400, 7200, 8000, 9600, 11200, 12800, 16000]);
 if (RATES.some((r) => !Number.isInteger(r) || r <= 0)) throw new Error(`--rates ${option('rates')}: expected positive whole calls/s, comma-separated`);
 const SERVERS = (option('servers') ?? 'parley,kamailio').split(',');
@@ -323,10 +323,10 @@ async function main(): Promise<void> {
   const sip12 = ONLY.has('1') || ONLY.has('2');
   const parley = sip12 && SERVERS.includes('parley') ? await benchServer((users) => startParley(DOMAIN, users, PASSWORD, { label: 'sip' })) : none;
   const kamailio = sip12 && SERVERS.includes('kamailio') ? await benchServer((users) => startKamailio(DOMAIN, users, PASSWORD)) : none;
-  const parleyOffline = ONLY.has('3')
+  const parleyOffline = ONLY.has('3') && SERVERS.includes('parley')
     ? await benchOffline((users) => startParley(DOMAIN, users, PASSWORD, { pickupDelay: OFFLINE_PICKUP_DELAY, commitStats: true, label: 'offline' }), true)
     : undefined;
-  const kamailioOffline = ONLY.has('3') ? await benchOffline((users) => startKamailio(DOMAIN, users, PASSWORD, KAMAILIO_OFFLINE), false) : undefined;
+  const kamailioOffline = ONLY.has('3') && SERVERS.includes('kamailio') ? await benchOffline((users) => startKamailio(DOMAIN, users, PASSWORD, KAMAILIO_OFFLINE), false) : undefined;
   const ws: WsReport[] = [];
   if (ONLY.has('ws')) for (const n of WS_COUNTS) ws.push(await benchWebSocket(n));
   // issue 6: one presentity with 1,000 watchers changes state (Parley only; SDK watchers over TCP)
@@ -338,7 +338,7 @@ async function main(): Promise<void> {
   const scenarios: ScenarioReport[] = [
     ONLY.has('1') ? { title: '1. REGISTER + digest', parley: parley.register, kamailio: kamailio.register } : { title: '1. REGISTER + digest', pending: notRun },
     ONLY.has('2') ? { title: '2. MESSAGE relayed', parley: parley.message, kamailio: kamailio.message } : { title: '2. MESSAGE relayed', pending: notRun },
-    parleyOffline && kamailioOffline ? { title: '3. MESSAGE to offline user', parley: parleyOffline.run, kamailio: kamailioOffline.run } : { title: '3. MESSAGE to offline user', pending: notRun },
+    ONLY.has('3') ? { title: '3. MESSAGE to offline user', parley: parleyOffline?.run, kamailio: kamailioOffline?.run } : { title: '3. MESSAGE to offline user', pending: notRun },
   ];
   // scenarios whose steps shared the server core with other work: their max rates are lower bounds
   const noisy: string[] = [];
@@ -358,7 +358,7 @@ async function main(): Promise<void> {
       'Latency is the authenticated transaction (REGISTER + Authorization → 200; MESSAGE + Proxy-Authorization → 200 from the receiver, or → 202 for an offline recipient), from sipp -trace_rtt, whole milliseconds.',
       `A call is two transactions (challenge, then authenticated request). ${SIPP_USERS.length} users in both servers, one sipp receiver (bob) for MESSAGE.`,
       `Scenario 3 (MESSAGE to an offline user): a fresh server of each kind (empty spool, its own peak memory) with the ${SIPP_USERS.length} senders and ${OFFLINE_USERS.length} users who never register; the calls walk through all ${SIPP_USERS.length * OFFLINE_USERS.length} sender→recipient pairs, each step going on where the last stopped, so messages open separate spool entries until the pairs run out and then join them. Parley's pickup delay is set to 1 h (\`parley admin Set-CsImConfiguration -OfflineImPickupDelay 01:00:00\`): nothing is delivered during the steps, so acceptance and the drain (below) are measured apart.`,
-      'Scenario 3, what is on disk before the 202. Parley: the message, its spool entry and three trace rows are written in a group commit (offlineIm.commitWindowMs 2 ms, commitMaxBatch 512): one SQLite transaction per batch in WAL mode with synchronous=FULL, i.e. one fsync of the WAL per batch (plus the database file\'s when a checkpoint runs); the batch\'s 202s are sent after it. Kamailio: msilo m_store INSERTs one row per message through db_sqlite, each statement its own transaction; db_sqlite sets no PRAGMA, so SQLite\'s compiled default applies, synchronous=FULL (Debian\'s libsqlite3 3.40: DEFAULT_SYNCHRONOUS=2, DEFAULT_WAL_SYNCHRONOUS=2). The bench gives msilo its own file in WAL mode, one fdatasync of the WAL per message (strace); SQLite\'s default rollback journal would cost 4 fdatasyncs and a journal file created and unlinked per message.',
+      'Scenario 3, what is on disk before the 202. Parley: the message, its spool entry and three trace rows are written in a group commit (offlineIm.commitWindowMs 2 ms, commitMaxBatch 512): one SQLite transaction per batch in WAL mode with synchronous=FULL, i.e. one fsync of the WAL per batch (plus the database file\'s when a checkpoint runs), written by a worker thread on its own connection (the same process, so on the same core here); the batch\'s 202s are sent after it. Kamailio: msilo m_store INSERTs one row per message through db_sqlite, each statement its own transaction; db_sqlite sets no PRAGMA, so SQLite\'s compiled default applies, synchronous=FULL (Debian\'s libsqlite3 3.40: DEFAULT_SYNCHRONOUS=2, DEFAULT_WAL_SYNCHRONOUS=2). The bench gives msilo its own file in WAL mode, one fdatasync of the WAL per message (strace); SQLite\'s default rollback journal would cost 4 fdatasyncs and a journal file created and unlinked per message.',
       `Scenario 3, Kamailio runs one UDP worker (children=${KAMAILIO_OFFLINE.children}): db_sqlite in Kamailio 5.6 sets no busy timeout, so with two workers m_store calls fail at once with "database is locked" (503): about half of them from 250 messages/s up in our tries; SQLite admits one writer at a time anyway. Its auth_db table is in another file, so the SELECTs of digest auth do not collide with the inserts.`,
       `Other load: the server core's busy time (/proc/stat) that was not the server's, over the step (kernel network work included). A step that failed with more than ${MAX_OTHER_CPU * 100} % of it is run again, once per scenario; both rows are in "Every step".`,
       'UDP drops: the kernel\'s Udp RcvbufErrors counter over the step (datagrams lost to full socket buffers, any process); each one costs a 500 ms retransmission.',
@@ -373,7 +373,7 @@ async function main(): Promise<void> {
     ...(fanout ? { fanout } : {}),
     notes: [
       'Durability in scenarios 1-2: Parley keeps users in SQLite (WAL, synchronous=FULL), written only by `user add`; registrations are in memory, nothing is fsynced per request. Kamailio: usrloc db_mode 0 (memory only); auth_db reads SQLite; REGISTER runs msilo\'s m_dump (a SELECT). Scenario 3: see Method. See bench/kamailio.cfg.',
-      `Kamailio runs 2 UDP worker processes (children=2; ${KAMAILIO_OFFLINE.children} in scenario 3) plus its helpers, all on core 0; Parley is one Node process on core 0 (no cluster yet), whose SQLite commits (and their fsyncs) run on its event loop.`,
+      `Kamailio runs 2 UDP worker processes (children=2; ${KAMAILIO_OFFLINE.children} in scenario 3) plus its helpers, all on core 0; Parley is one Node process on core 0 (no cluster yet), whose offline-spool commits (and their fsyncs) run on a worker thread of it.`,
       'sipp (the sender and the receiver) shares core 1; when both servers saturate at the same offered rate, the load generator may be the limit.',
       ...(quick ? ['Quick steps last 3 s: one GC pause or scheduler hiccup moves a p99, so the max rates can move by one step between runs; use the full run for numbers to quote.'] : []),
       'Scenario 2 counts a MESSAGE as successful when the receiver\'s 200 comes back; the single sipp receiver answers every MESSAGE on core 1 next to the sender.',

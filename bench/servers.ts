@@ -15,6 +15,7 @@ import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { fileURLToPath } from 'node:url';
 import { DIRECTORY_MIGRATIONS, addUser } from '../src/directory/users.ts';
+import type { GroupCommitStats } from '../src/offline/group-commit.ts';
 import { computeHa1 } from '../src/sip/index.ts';
 import { openDatabase, runMigrations, transaction } from '../src/storage/index.ts';
 import { findFreePort } from '../test/harness/sipp.ts';
@@ -136,16 +137,7 @@ export interface ParleyOptions {
 }
 
 /** Group-commit totals that bench/commit-stats.ts reports (see there). */
-export interface CommitTotals {
-  batches: number;
-  items: number;
-  maxBatch: number;
-  /** ms the commits took, summed: the event loop is blocked for all of it (DatabaseSync) */
-  commitMs: number;
-  maxCommitMs: number;
-  /** batch-size histogram: power-of-two buckets "1", "2-3", "4-7", … */
-  sizes: Record<string, number>;
-}
+export type CommitTotals = GroupCommitStats;
 
 /**
  * `BENCH_CPU_PROF=DIR npm run bench …` runs every Parley under `node --cpu-prof`; each writes

@@ -6,14 +6,11 @@
 //   offline.start();                    // recovers interrupted deliveries, starts the worker
 //   closers.push(() => offline.close());
 
-import type { TraceEvent } from '../observability/trace.ts';
-import { recordTrace } from '../observability/trace.ts';
 import { effectiveSettings } from '../settings/index.ts';
-import { transaction } from '../storage/index.ts';
 import { offlineGate } from './gate.ts';
 import { GroupCommit } from './group-commit.ts';
-import { spoolMessages } from './spool.ts';
-import type { SpoolReceipt, SpoolRequest } from './spool.ts';
+import { loopSpoolWriter, ThreadSpoolWriter } from './spool-writer.ts';
+import type { SpoolJob, SpoolResult, SpoolWriter } from './spool-writer.ts';
 import { SpoolWorker } from './worker.ts';
 import type { SpoolWorkerOptions } from './worker.ts';
 
@@ -46,24 +43,26 @@ export interface OfflineServiceOptions extends SpoolWorkerOptions {
   commitMaxBatch: number;
 }
 
-type Job = { kind: 'spool'; request: SpoolRequest } | { kind: 'trace'; event: TraceEvent };
-
 const TYPING = 'application/im-iscomposing+xml';
 
 export class OfflineService implements OfflineHandoff {
   readonly worker: SpoolWorker;
   readonly #o: OfflineServiceOptions;
   readonly #now: () => number;
-  readonly #commits: GroupCommit<Job, SpoolReceipt | null>;
+  readonly #writer: SpoolWriter;
+  readonly #commits: GroupCommit<SpoolJob, SpoolResult>;
 
   constructor(opts: OfflineServiceOptions) {
     this.#o = opts;
     this.#now = opts.now ?? Date.now;
     this.worker = new SpoolWorker({ ...opts, now: this.#now });
-    this.#commits = new GroupCommit<Job, SpoolReceipt | null>({
+    // a database in a file is written by a thread of its own (spool-writer.ts); in memory, in the loop
+    const file = opts.db.location();
+    this.#writer = file !== null && file !== '' ? new ThreadSpoolWriter(file) : loopSpoolWriter(opts.db);
+    this.#commits = new GroupCommit<SpoolJob, SpoolResult>({
       windowMs: opts.commitWindowMs,
       maxBatch: opts.commitMaxBatch,
-      commit: (jobs) => transaction(opts.db, () => this.#commit(jobs)),
+      commit: (jobs) => this.#writer.write(jobs),
     });
   }
 
@@ -72,7 +71,8 @@ export class OfflineService implements OfflineHandoff {
   }
 
   async close(): Promise<void> {
-    this.#commits.close();
+    await this.#commits.close();
+    await this.#writer.close();
     await this.worker.close();
   }
 
@@ -109,18 +109,5 @@ export class OfflineService implements OfflineHandoff {
     if (receipt === null) throw new Error('the spool returned no receipt for a stored message');
     this.worker.kick(receipt.pickupAt);
     return { kind: 'spooled', ...receipt };
-  }
-
-  /** One batch, inside one transaction: the spool writes in arrival order, then the traces. */
-  #commit(jobs: readonly Job[]): Array<SpoolReceipt | null> {
-    const requests: SpoolRequest[] = [];
-    for (const job of jobs) if (job.kind === 'spool') requests.push(job.request);
-    const receipts = spoolMessages(this.#o.db, requests);
-    let next = 0;
-    return jobs.map((job) => {
-      if (job.kind === 'spool') return receipts[next++] as SpoolReceipt;
-      recordTrace(this.#o.db, job.event);
-      return null;
-    });
   }
 }

@@ -42,6 +42,14 @@ export function openDatabase(dataDir: string, options: OpenDatabaseOptions = {})
   return openAt(file, options);
 }
 
+/**
+ * A second connection to a database file another connection opened (and created): the same
+ * settings. For a worker thread that writes beside the main one.
+ */
+export function openDatabaseFile(file: string, options: OpenDatabaseOptions = {}): Database {
+  return openAt(file, options);
+}
+
 /** An in-memory database with the same settings (except WAL, which needs a file); for tests. */
 export function openMemoryDatabase(options: OpenDatabaseOptions = {}): Database {
   return openAt(':memory:', options);
