@@ -2,7 +2,7 @@
 // one batch in one SQLite transaction, whose COMMIT is the fsync a 202 waits for.
 //
 // With the database in a file, a worker thread with its own connection writes them: the SQL and the
-// fsync (2-3 ms a batch at 5,000 messages a second, 40 % of the event loop when it ran there) leave
+// fsync (2-4 ms a batch at 5,000 messages a second, 40 % of the event loop when it ran there) leave
 // the thread that carries SIP, and on a machine with a second core they run on it. Both connections
 // take the write lock with BEGIN IMMEDIATE, so a batch and the spool worker's pickup (waiting →
 // delivering) never interleave: a message joins an entry only while it is still waiting.
@@ -59,6 +59,13 @@ interface Waiting {
   reject(error: Error): void;
 }
 
+/** One thread and the batches it has not answered yet. */
+interface WriterThread {
+  worker: Worker;
+  waiting: Map<number, Waiting>;
+  exited: Promise<void>;
+}
+
 /**
  * Writes in a worker thread on its own connection to `file` (spool-writer-thread.ts). If the thread
  * cannot open the database or dies, the batches waiting on it are refused with the reason (the
@@ -67,7 +74,7 @@ interface Waiting {
  */
 export class ThreadSpoolWriter implements SpoolWriter {
   readonly #file: string;
-  #thread: { worker: Worker; waiting: Map<number, Waiting>; exited: Promise<void> } | undefined;
+  #thread: WriterThread | undefined;
   #nextId = 1;
   #closed = false;
 
@@ -98,7 +105,7 @@ export class ThreadSpoolWriter implements SpoolWriter {
     await thread.exited;
   }
 
-  #start(): { worker: Worker; waiting: Map<number, Waiting>; exited: Promise<void> } {
+  #start(): WriterThread {
     const worker = new Worker(new URL('./spool-writer-thread.ts', import.meta.url), { workerData: { file: this.#file } });
     // a running server is kept alive by its sockets; the thread alone must not keep a process alive
     worker.unref();
