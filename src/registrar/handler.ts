@@ -3,7 +3,7 @@ import { reply } from '../router/reply.ts';
 import { refuseCredentials } from '../router/identity.ts';
 import type { Binding, FlowRef } from './location.ts';
 import { planRegistration } from './plan.ts';
-import { formatParams, parseNameAddr, parseUri, SipParseError } from '../sip/index.ts';
+import { parseNameAddr, parseUri, SipParseError } from '../sip/index.ts';
 
 /** REGISTER (RFC 3261 §10.3): Parley is the registrar of its one domain. */
 export const registerHandler: MethodHandler = {
@@ -70,6 +70,5 @@ function sameContacts(before: readonly Binding[], after: readonly Binding[]): bo
 
 /** §10.3 step 8: every current binding, each with the seconds it has left. */
 function contactValue(binding: Binding, now: number): string {
-  const params = new Map<string, string | null>([['expires', String(Math.max(0, Math.round((binding.expiresAt - now) / 1000)))]]);
-  return `<${binding.contact}>${formatParams(params)}`;
+  return `<${binding.contact}>;expires=${Math.max(0, Math.round((binding.expiresAt - now) / 1000))}`;
 }

@@ -88,15 +88,23 @@ export class MemoryLocationService implements LocationService {
     return removed;
   }
 
-  /** Replaces an AOR's bindings and keeps the flow index in step. */
+  /**
+   * Replaces an AOR's bindings and keeps the flow index in step. Only flows the AOR leaves are
+   * touched: a refresh over the same flow (most REGISTERs; over UDP, one flow may carry every user
+   * behind a proxy or a load generator) must not delete and re-add the AOR in a large set.
+   */
   #store(aor: string, before: readonly Binding[], after: Binding[]): void {
-    for (const b of before) this.#byFlow.get(b.flow.id)?.delete(aor);
+    for (const b of before) {
+      if (after.some((a) => a.flow.id === b.flow.id)) continue;
+      const aors = this.#byFlow.get(b.flow.id);
+      aors?.delete(aor);
+      if (aors?.size === 0) this.#byFlow.delete(b.flow.id);
+    }
     for (const b of after) {
       let aors = this.#byFlow.get(b.flow.id);
       if (!aors) this.#byFlow.set(b.flow.id, (aors = new Set()));
       aors.add(aor);
     }
-    for (const b of before) if (this.#byFlow.get(b.flow.id)?.size === 0) this.#byFlow.delete(b.flow.id);
     if (after.length === 0) this.#byAor.delete(aor);
     else this.#byAor.set(aor, after);
   }

@@ -131,5 +131,9 @@ describe('memory location service flow index', () => {
     assert.deepEqual((await location.lookup('a@x', NOW)).map((b) => b.flow.id), ['f3']);
     assert.deepEqual((await location.lookup('b@x', NOW)).map((b) => b.key), ['k3']);
     assert.deepEqual(await location.removeFlow('f1'), []);
+    // a refresh over the same flow keeps it indexed
+    await location.apply('a@x', [{ type: 'put', binding: mk('a@x', 'k1', 'f3') }], NOW + 1);
+    assert.deepEqual((await location.removeFlow('f3')).map((b) => b.key), ['k1']);
+    assert.deepEqual(await location.lookup('a@x', NOW + 1), []);
   });
 });
