@@ -22,6 +22,8 @@ export interface StepOptions {
   calls: number;
   injection: ReadonlyArray<readonly string[]>;
   keys?: Readonly<Record<string, string>>;
+  /** sipp's digest uri, the same for every request (default: the domain, REGISTER's Request-URI) */
+  authUri?: string;
 }
 
 export interface StepResult {
@@ -71,7 +73,7 @@ export async function runStep(opts: StepOptions): Promise<StepResult> {
       '-m', String(opts.calls), '-r', String(opts.rate), '-rp', '1000', '-nostdin', '-timeout', `${timeoutSec}s`,
       // a call with no answer for 5 s fails instead of retransmitting for ever
       '-recv_timeout', '5000', '-default_behaviors', 'all,-bye', '-inf', csv,
-      '-key', 'domain', opts.domain, '-auth_uri', opts.domain,
+      '-key', 'domain', opts.domain, '-auth_uri', opts.authUri ?? opts.domain,
       '-trace_stat', '-stf', stat, '-fd', '1', '-trace_rtt', '-rtt_freq', '1',
       '-trace_err', '-error_file', errFile,
     ];

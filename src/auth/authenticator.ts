@@ -1,8 +1,10 @@
-import { challenges, type DigestAlgorithm, formatAuthField, type NonceIssuer, parseAuthField, SipParseError, verifyCredentials } from '../sip/index.ts';
-import type { SipRequest } from '../sip/index.ts';
 // Who is sending: SIP digest authentication (RFC 3261 §22) against the directory. REGISTER is
 // challenged as a registrar (401 + WWW-Authenticate), everything else as a proxy (407 +
-// Proxy-Authenticate). Both challenges offer SHA-256 and MD5 (RFC 8760).
+// Proxy-Authenticate). Both challenges offer SHA-256 and MD5 (RFC 8760), with qop=auth, which
+// answers must use: the nonce count is what lets a replayed answer be told from a new one.
+
+import { challenges, type DigestAlgorithm, formatAuthField, type NonceIssuer, parseAuthField, SipParseError, verifyCredentials } from '../sip/index.ts';
+import type { SipRequest } from '../sip/index.ts';
 
 
 export interface DigestAccount {
@@ -20,6 +22,8 @@ export interface AuthenticatorOptions {
   nonces: NonceIssuer;
   /** offered in this order (most preferred first); credentials with another algorithm are refused */
   algorithms: readonly DigestAlgorithm[];
+  /** compare the digest uri with the Request-URI (sip.checkDigestUri); default true */
+  checkDigestUri?: boolean;
   /** the account for a digest username in this realm, read fresh on every request */
   findAccount(username: string): DigestAccount | undefined;
 }
@@ -47,24 +51,34 @@ export class Authenticator {
     if (!credentials) return this.#challenge(as, false, 'authentication required');
 
     const username = credentials.params.get('username') ?? '';
-    const account = this.#opts.findAccount(username);
-    if (!account) return { ok: false, status: 403, warning: `authentication failed for "${username}"`, headers: [] };
+    let account: DigestAccount | undefined;
     const verdict = verifyCredentials(credentials, {
       method: request.method,
-      ha1For: (algorithm) => account.ha1[algorithm],
+      requestUri: request.uri,
+      checkUri: this.#opts.checkDigestUri !== false,
+      ha1For: (algorithm) => {
+        account = this.#opts.findAccount(username);
+        return account?.ha1[algorithm];
+      },
       expectedRealm: realm,
       // The nonce is checked after the response, so only a client that knows the password learns
       // that its nonce went stale (RFC 7616 §3.3); replayed nonce counts are refused.
       nonces: this.#opts.nonces,
     });
-    if (verdict.ok) {
+    if (verdict.ok && account !== undefined) {
       if (!this.#opts.algorithms.includes(verdict.algorithm)) {
         return { ok: false, status: 403, warning: `digest algorithm ${verdict.algorithm} is not allowed here; use ${this.#opts.algorithms.join(' or ')}`, headers: [] };
       }
       return { ok: true, address: account.address };
     }
-    if (verdict.reason === 'stale') return this.#challenge(as, true, 'nonce expired; answer the new challenge');
-    return { ok: false, status: 403, warning: `authentication failed for "${username}": ${verdict.detail}`, headers: [] };
+    if (verdict.ok) return { ok: false, status: 403, warning: `authentication failed for "${username}"`, headers: [] };
+    if (verdict.reason === 'stale') return this.#challenge(as, true, `${verdict.detail}; answer the new challenge`);
+    // A user who does not exist and a wrong password read alike, so the answer tells no one which
+    // user names exist.
+    const why = verdict.reason === 'unknown-user' || verdict.reason === 'bad-response' ? 'wrong user name or password' : verdict.detail;
+    // RFC 7616 §3.4.6: credentials for another resource than the Request-URI are a Bad Request
+    const status = verdict.reason === 'uri-mismatch' ? 400 : 403;
+    return { ok: false, status, warning: `authentication failed for "${username}": ${why}`, headers: [] };
   }
 
   #challenge(as: 'registrar' | 'proxy', stale: boolean, warning: string): AuthOutcome {

@@ -32,7 +32,15 @@ export interface ServerConfig {
   offlineIm: OfflineImConfig;
   /** where users' mailboxes are: embedded by default, or external EWS servers per domain or user */
   mailboxes: MailboxesConfig;
-  sip: { t1: number; t2: number; t4: number; nonceLifetime: number; digestAlgorithms: DigestAlgorithm[] };
+  sip: {
+    t1: number;
+    t2: number;
+    t4: number;
+    nonceLifetime: number;
+    digestAlgorithms: DigestAlgorithm[];
+    /** refuse digest credentials whose uri is not the Request-URI (RFC 7616 §3.4.6) */
+    checkDigestUri: boolean;
+  };
   /** durations of presence publications (RFC 3903) and subscriptions (RFC 3856), seconds */
   presence: { publishExpiry: ExpirySettings; subscribeExpiry: ExpirySettings };
 }
@@ -65,7 +73,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   messaging: { maxBody: 64 * 1024, deviceTimeout: 10 },
   offlineIm: { commitWindowMs: 2, commitMaxBatch: 512, deliveryBatch: 64, retryBase: 5, retryMax: 300, timeZone: 'UTC' },
   mailboxes: {},
-  sip: { t1: 500, t2: 4000, t4: 5000, nonceLifetime: 300, digestAlgorithms: ['SHA-256', 'MD5'] },
+  sip: { t1: 500, t2: 4000, t4: 5000, nonceLifetime: 300, digestAlgorithms: ['SHA-256', 'MD5'], checkDigestUri: true },
   presence: { publishExpiry: { ...DEFAULT_PUBLISH_EXPIRY }, subscribeExpiry: { ...DEFAULT_SUBSCRIBE_EXPIRY } },
 };
 
@@ -216,7 +224,7 @@ const SCHEMA = section({
     timeZone,
   }),
   mailboxes,
-  sip: section({ t1: positive(1, 10_000), t2: positive(1, 60_000), t4: positive(1, 60_000), nonceLifetime: positive(10, 86400), digestAlgorithms }),
+  sip: section({ t1: positive(1, 10_000), t2: positive(1, 60_000), t4: positive(1, 60_000), nonceLifetime: positive(10, 86400), digestAlgorithms, checkDigestUri: flag }),
   presence: section({ publishExpiry: expiry, subscribeExpiry: expiry }),
   // flag only: `--digest-algorithms MD5` sets sip.digestAlgorithms
   digestAlgorithms,

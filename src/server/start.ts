@@ -87,6 +87,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     auth: new Authenticator({
       realm: config.domain,
       algorithms: config.sip.digestAlgorithms,
+      checkDigestUri: config.sip.checkDigestUri,
       nonces: new NonceIssuer({ secret: loadSecret(config.dataDir, 'nonce.key'), lifetimeSeconds: config.sip.nonceLifetime }),
       findAccount(username) {
         const user = findUser(`${username}@${config.domain}`);

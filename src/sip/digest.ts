@@ -15,6 +15,7 @@ import { ParleyError } from '../errors.ts';
 import { detach } from './chars.ts';
 import { fillRandom } from './random.ts';
 import type { AuthField } from './message.ts';
+import { parseUri, sameUri } from './uri.ts';
 
 export type DigestAlgorithm = 'MD5' | 'SHA-256';
 
@@ -108,7 +109,9 @@ export interface NonceIssuerOptions {
   lifetimeSeconds?: number;
   /** milliseconds since the epoch; default Date.now */
   now?: () => number;
-  /** how many nonces the nonce-count replay window is kept for (about; see acceptCount); default 10 000 */
+  /** nonces whose counts are tracked per user (those used last); default 64 (see acceptCount) */
+  maxNoncesPerUser?: number;
+  /** nonces whose counts are tracked in all; default 500 000 (see acceptCount) */
   maxTrackedNonces?: number;
 }
 
@@ -125,22 +128,35 @@ const CLOCK_SKEW_MS = 30_000;
 /** nonce counts may arrive out of order (UDP): accept any unseen count within this many of the highest */
 const COUNT_WINDOW = 32;
 
+/** The counts one user has used with one nonce: the highest, and a bitmap of the COUNT_WINDOW below it. */
 interface NonceCounts {
   highest: number;
   seen: number;
+  /** when the nonce was issued (ms), read from the nonce itself */
+  issuedAt: number;
 }
+
+/** One user's tracked nonces, the least recently used first, and the floor below which none is accepted afresh. */
+interface UserNonces {
+  counts: Map<string, NonceCounts>;
+  /** a nonce issued at or before this time (ms) and not tracked was forgotten: it is not accepted again */
+  floor: number;
+}
+
+/** What acceptCount decided: `forgotten` means the nonce may have been used before and its counts are gone. */
+export type CountVerdict = 'accepted' | 'replayed' | 'forgotten';
 
 /**
  * Issues stateless nonces and checks them: nonce = base64url(timestamp || random || HMAC-SHA256(
  * secret, timestamp || random)). The random part keeps two nonces issued in the same millisecond
- * apart, which the nonce-count tracking needs. Checking a nonce needs no storage; only the optional
- * replay window (`acceptCount`) keeps a bounded map.
+ * apart, which the nonce-count tracking needs. Checking a nonce needs no storage; only the replay
+ * tracking (`acceptCount`) keeps bounded maps.
  */
 export class NonceIssuer {
   readonly lifetimeSeconds: number;
   readonly #now: () => number;
-  /** how many nonces each generation of the nonce-count tracking holds */
-  readonly #generationSize: number;
+  readonly #maxPerUser: number;
+  readonly #maxTracked: number;
   /**
    * HMAC-SHA256 (RFC 2104) as two one-shot hashes over these buffers: (key ⊕ ipad) then the nonce
    * head, and (key ⊕ opad) then the inner digest. Node's Hmac object is a stream, costly to make for
@@ -148,9 +164,12 @@ export class NonceIssuer {
    */
   readonly #inner = Buffer.alloc(HMAC_BLOCK_BYTES + TIMESTAMP_BYTES + RANDOM_BYTES);
   readonly #outer = Buffer.alloc(HMAC_BLOCK_BYTES + MAC_BYTES);
-  /** nonce → highest nc seen and a bitmap of the COUNT_WINDOW counts below it */
-  #recent = new Map<string, NonceCounts>();
-  #older = new Map<string, NonceCounts>();
+  /** digest user name → the nonces they used */
+  #users = new Map<string, UserNonces>();
+  #tracked = 0;
+  /** like UserNonces.floor, for everyone: raised when the tracking as a whole had to be emptied */
+  #floor = -Infinity;
+  #lastSweep: number;
 
   constructor(options: NonceIssuerOptions) {
     if (options.secret.length < 16) {
@@ -167,7 +186,9 @@ export class NonceIssuer {
       this.#outer[i] = k ^ 0x5c;
     }
     this.#now = options.now ?? Date.now;
-    this.#generationSize = Math.max(1, Math.ceil((options.maxTrackedNonces ?? 10_000) / 2));
+    this.#maxPerUser = Math.max(1, options.maxNoncesPerUser ?? 64);
+    this.#maxTracked = Math.max(this.#maxPerUser, options.maxTrackedNonces ?? 500_000);
+    this.#lastSweep = this.#now();
   }
 
   issue(): string {
@@ -183,56 +204,102 @@ export class NonceIssuer {
 
   /** 'invalid': not issued with our secret (or mangled); 'stale': ours but older than the lifetime. */
   check(nonce: string): NonceState {
-    if (!NONCE_PATTERN.test(nonce)) return 'invalid';
-    const raw = Buffer.from(nonce, 'base64url');
-    if (raw.length !== NONCE_BYTES) return 'invalid';
-    if (!timingSafeEqual(this.#mac(raw), raw.subarray(TIMESTAMP_BYTES + RANDOM_BYTES))) return 'invalid';
-    const age = this.#now() - (raw.readUInt32BE(0) * 2 ** 32 + raw.readUInt32BE(4));
+    const issuedAt = this.#issuedAt(nonce);
+    if (issuedAt === undefined) return 'invalid';
+    const age = this.#now() - issuedAt;
     if (age < -CLOCK_SKEW_MS) return 'invalid';
     return age > this.lifetimeSeconds * 1000 ? 'stale' : 'valid';
   }
 
-  /**
-   * Records nonce count `nc` for `nonce`; false when that count was already used (a replay), or is
-   * too far below the highest seen. Counts may arrive out of order within a window of 32. What is
-   * tracked is bounded: nonces live in two generations of half the limit each, and when the recent
-   * one is full the older one is forgotten (a nonce used again moves to the recent one), so a
-   * replay of a forgotten nonce is caught only by its expiry. (A single Map evicting its oldest key
-   * made keys().next() walk the deleted entries at its front on every call: a hot spot.)
-   */
-  acceptCount(nonce: string, nc: number): boolean {
-    let window = this.#recent.get(nonce);
-    if (window === undefined) {
-      window = this.#older.get(nonce);
-      if (window !== undefined) this.#older.delete(nonce);
-    }
-    let next: NonceCounts;
-    if (window === undefined) {
-      next = { highest: nc, seen: 0 };
-      nonce = detach(nonce); // kept for a while: not as a slice of the whole request
-    } else if (nc > window.highest) {
-      const shift = nc - window.highest;
-      // bit i stands for count highest-1-i; the old highest moves to bit shift-1
-      const seen = shift > COUNT_WINDOW ? 0 : shift === COUNT_WINDOW ? 1 << 31 : (window.seen << shift) | (1 << (shift - 1));
-      next = { highest: nc, seen: seen >>> 0 };
-    } else {
-      const bit = window.highest - nc - 1;
-      if (bit < 0 || bit >= COUNT_WINDOW || (window.seen & (1 << bit)) !== 0) {
-        this.#remember(nonce, window);
-        return false;
-      }
-      next = { highest: window.highest, seen: (window.seen | (1 << bit)) >>> 0 };
-    }
-    this.#remember(nonce, next);
-    return true;
+  /** how many (user, nonce) pairs are tracked now */
+  get trackedNonces(): number {
+    return this.#tracked;
   }
 
-  #remember(nonce: string, counts: NonceCounts): void {
-    if (this.#recent.size >= this.#generationSize && !this.#recent.has(nonce)) {
-      this.#older = this.#recent;
-      this.#recent = new Map();
+  /**
+   * Records that `user` used nonce count `nc` with `nonce` (one we issued, checked valid): 'replayed'
+   * when that count was already used, or is too far below the highest seen (counts may arrive out of
+   * order within a window of 32).
+   *
+   * A count is refused as long as the nonce is valid, however many nonces are in use: each user's
+   * tracking keeps the nonces they used last, and when it must forget one to stay bounded, it raises
+   * that user's floor to the forgotten nonce's issue time, so any nonce issued up to then that is not
+   * tracked is 'forgotten' — refused, and the client asked to take a fresh one (stale=true) — rather
+   * than taken as never used. The same holds for everyone at once when the whole tracking is full
+   * (only after dropping what has expired). So one user can only make their own nonces be forgotten,
+   * and a forgotten nonce costs an honest client one more challenge, never a replay.
+   */
+  acceptCount(user: string, nonce: string, nc: number): CountVerdict {
+    const now = this.#now();
+    if (now - this.#lastSweep > this.lifetimeSeconds * 1000) this.#sweep(now);
+    let tracked = this.#users.get(user);
+    const counts = tracked?.counts.get(nonce);
+    if (counts !== undefined) {
+      const verdict = countInWindow(counts, nc);
+      if (verdict) {
+        // most recently used last: the next to be forgotten is the one unused longest
+        tracked!.counts.delete(nonce);
+        tracked!.counts.set(nonce, counts);
+      }
+      return verdict ? 'accepted' : 'replayed';
     }
-    this.#recent.set(nonce, counts);
+
+    const issuedAt = this.#issuedAt(nonce) ?? -Infinity;
+    if (issuedAt <= this.#floor || (tracked !== undefined && issuedAt <= tracked.floor)) return 'forgotten';
+    if (tracked === undefined) {
+      tracked = { counts: new Map(), floor: -Infinity };
+      this.#users.set(detach(user), tracked);
+    }
+    if (tracked.counts.size >= this.#maxPerUser) this.#forgetOldest(tracked, now);
+    if (this.#tracked >= this.#maxTracked) {
+      this.#sweep(now);
+      if (this.#tracked >= this.#maxTracked) {
+        // Everyone's nonces so far are forgotten at once; honest clients take new ones.
+        this.#users.clear();
+        this.#tracked = 0;
+        this.#floor = now;
+        return 'forgotten';
+      }
+    }
+    // kept for a while: not as a slice of the whole request
+    tracked.counts.set(detach(nonce), { highest: nc, seen: 0, issuedAt });
+    this.#tracked++;
+    return 'accepted';
+  }
+
+  /** Drops the least recently used nonce of one user, expired or not, raising their floor if it was not expired. */
+  #forgetOldest(tracked: UserNonces, now: number): void {
+    const oldest = tracked.counts.entries().next().value;
+    if (oldest === undefined) return;
+    const [nonce, counts] = oldest;
+    tracked.counts.delete(nonce);
+    this.#tracked--;
+    if (now - counts.issuedAt <= this.lifetimeSeconds * 1000 + CLOCK_SKEW_MS && counts.issuedAt > tracked.floor) tracked.floor = counts.issuedAt;
+  }
+
+  /** Forgets the nonces that have expired (they are refused as stale anyway) and the users left with none. */
+  #sweep(now: number): void {
+    this.#lastSweep = now;
+    const expiredBefore = now - this.lifetimeSeconds * 1000;
+    for (const [user, tracked] of this.#users) {
+      for (const [nonce, counts] of tracked.counts) {
+        if (counts.issuedAt < expiredBefore) {
+          tracked.counts.delete(nonce);
+          this.#tracked--;
+        }
+      }
+      // a floor older than the lifetime no longer matters: nonces issued before it are stale
+      if (tracked.counts.size === 0 && tracked.floor < expiredBefore) this.#users.delete(user);
+    }
+  }
+
+  /** The issue time (ms) written in one of our nonces; undefined when it is not ours. */
+  #issuedAt(nonce: string): number | undefined {
+    if (!NONCE_PATTERN.test(nonce)) return undefined;
+    const raw = Buffer.from(nonce, 'base64url');
+    if (raw.length !== NONCE_BYTES) return undefined;
+    if (!timingSafeEqual(this.#mac(raw), raw.subarray(TIMESTAMP_BYTES + RANDOM_BYTES))) return undefined;
+    return raw.readUInt32BE(0) * 2 ** 32 + raw.readUInt32BE(4);
   }
 
   /** HMAC-SHA256 of the nonce's head (timestamp and random bytes), the first bytes of `nonce` */
@@ -241,6 +308,25 @@ export class NonceIssuer {
     oneShotHash('sha256', this.#inner, 'buffer').copy(this.#outer, HMAC_BLOCK_BYTES);
     return oneShotHash('sha256', this.#outer, 'buffer');
   }
+}
+
+/**
+ * Counts `nc` into a nonce's window, in place: false when it was used already or lies below the
+ * window. Bit i of `seen` stands for count highest-1-i.
+ */
+function countInWindow(counts: NonceCounts, nc: number): boolean {
+  if (nc > counts.highest) {
+    const shift = nc - counts.highest;
+    // the old highest moves to bit shift-1
+    const seen = shift > COUNT_WINDOW ? 0 : shift === COUNT_WINDOW ? 1 << 31 : (counts.seen << shift) | (1 << (shift - 1));
+    counts.highest = nc;
+    counts.seen = seen >>> 0;
+    return true;
+  }
+  const bit = counts.highest - nc - 1;
+  if (bit < 0 || bit >= COUNT_WINDOW || (counts.seen & (1 << bit)) !== 0) return false;
+  counts.seen = (counts.seen | (1 << bit)) >>> 0;
+  return true;
 }
 
 export interface ChallengeOptions {
@@ -276,6 +362,10 @@ export type DigestFailureReason =
   | 'unknown-algorithm'
   /** the credentials are for another realm */
   | 'realm'
+  /** the credentials have no qop: the RFC 2069 form, which cannot be protected against replay */
+  | 'no-qop'
+  /** the digest uri is not the Request-URI: credentials made for another request */
+  | 'uri-mismatch'
   /** ha1For knows no such user */
   | 'unknown-user'
   | 'bad-response'
@@ -289,6 +379,17 @@ export type DigestVerification =
 export interface VerifyOptions {
   /** the request method (HA2 uses it) */
   method: string;
+  /**
+   * the Request-URI of the request the credentials came with: the digest uri must identify the same
+   * resource (RFC 7616 §3.4.6), or credentials seen on one request could authorise another
+   */
+  requestUri: string;
+  /**
+   * compare the digest uri with requestUri; default true. Off only for clients that cannot put the
+   * Request-URI there (sipp sends one fixed uri): replays stay refused by the nonce counts, but a
+   * man in the middle could send an intercepted request elsewhere.
+   */
+  checkUri?: boolean;
   /** the realm we challenge with; credentials for another realm are refused */
   expectedRealm: string;
   /**
@@ -297,9 +398,17 @@ export interface VerifyOptions {
    * When absent, the caller checks the nonce itself.
    */
   nonces?: NonceIssuer;
+  /**
+   * accept the RFC 2069 form without qop (no nonce count, so nothing tells a replay from the first
+   * use): only for a client proven to need it; default false
+   */
+  allowNoQop?: boolean;
   /** the stored HA1 of that user for that algorithm, or undefined when there is no such user */
   ha1For: (algorithm: DigestAlgorithm, username: string) => string | undefined;
 }
+
+/** A stand-in HA1 for a user who does not exist, so that a wrong user costs what a wrong password does. */
+const NO_USER_HA1: Readonly<Record<DigestAlgorithm, string>> = { MD5: '0'.repeat(32), 'SHA-256': '0'.repeat(64) };
 
 /** Checks an Authorization / Proxy-Authorization value against the request (RFC 3261 §22.4). */
 export function verifyCredentials(cred: AuthField, options: VerifyOptions): DigestVerification {
@@ -337,15 +446,23 @@ export function verifyCredentials(cred: AuthField, options: VerifyOptions): Dige
       return fail('malformed', 'qop=auth needs nc, 8 hex digits from 00000001', user);
     }
     if (cnonce === undefined || cnonce === '') return fail('malformed', 'qop=auth needs a cnonce', user);
+  } else if (options.allowNoQop !== true) {
+    // RFC 7616 §3.3 keeps the qop-less form only for RFC 2069 compatibility: with no nonce count,
+    // nothing tells a replay from the first use.
+    return fail('no-qop', 'credentials without qop=auth are not accepted (RFC 7616 §3.3); answer the challenge with qop=auth', user);
+  }
+  if (options.checkUri !== false && !sameResource(uri, options.requestUri)) {
+    return fail('uri-mismatch', `the digest uri ${uri} is not the Request-URI ${options.requestUri}`, user);
   }
 
-  const ha1 = options.ha1For(algorithm, user);
-  if (ha1 === undefined) return fail('unknown-user', `no user ${user} in realm ${realm}`, user);
+  const known = options.ha1For(algorithm, user);
+  const ha1 = known ?? NO_USER_HA1[algorithm];
   const expected = computeResponse(
     qop === undefined
       ? { algorithm, ha1, method: options.method, uri, nonce }
       : { algorithm, ha1, method: options.method, uri, nonce, qop: 'auth', nc: nc ?? '', cnonce: cnonce ?? '' },
   );
+  if (known === undefined) return fail('unknown-user', `no user ${user} in realm ${realm}`, user);
   if (!timingSafeEqual(Buffer.from(expected, 'latin1'), Buffer.from(response, 'latin1'))) {
     return fail('bad-response', 'the response does not match the password', user);
   }
@@ -356,10 +473,22 @@ export function verifyCredentials(cred: AuthField, options: VerifyOptions): Dige
   if (nonces === undefined) return { ok: true, username: user, algorithm, uri };
   const state = nonces.check(nonce);
   if (state !== 'valid') return fail('stale', state === 'stale' ? 'the nonce has expired' : 'the nonce was not issued by us', user);
-  if (nc !== undefined && !nonces.acceptCount(nonce, Number.parseInt(nc, 16))) {
-    return fail('stale', `nonce count ${nc} was already used with this nonce`, user);
+  if (nc !== undefined) {
+    const verdict = nonces.acceptCount(user, nonce, Number.parseInt(nc, 16));
+    if (verdict === 'replayed') return fail('stale', `nonce count ${nc} was already used with this nonce`, user);
+    if (verdict === 'forgotten') return fail('stale', 'the nonce is no longer tracked; take a new one', user);
   }
   return { ok: true, username: user, algorithm, uri };
+}
+
+/** The digest uri names the Request-URI: the same text, or the same URI by RFC 3261 §19.1.4. */
+function sameResource(digestUri: string, requestUri: string): boolean {
+  if (digestUri === requestUri) return true;
+  try {
+    return sameUri(parseUri(digestUri), parseUri(requestUri));
+  } catch {
+    return false;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

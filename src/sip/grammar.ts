@@ -17,7 +17,7 @@ import { HOST, isToken, isWs, readQuoted, show, skipWs, syntaxError, tokenEnd } 
 import { SIP_PARSE_ERRORS } from './errors.ts';
 import type { CSeq, NameAddr, Params, Via } from './message.ts';
 
-export { parseUri, formatUri, unescapeUriPart } from './uri.ts';
+export { parseUri, formatUri, sameUri, unescapeUriPart } from './uri.ts';
 export { parseAuthField, formatAuthField } from './auth-field.ts';
 export { isToken } from './chars.ts';
 

@@ -221,3 +221,26 @@ export function formatUri(uri: SipUri): string {
   }
   return out;
 }
+
+/** URI parameters that make two SIP URIs differ when only one of them has it (RFC 3261 §19.1.4). */
+const DECISIVE_PARAMS = ['user', 'ttl', 'method', 'maddr', 'transport'] as const;
+
+/**
+ * RFC 3261 §19.1.4 URI comparison: scheme, user and password exactly, host case-insensitively (the
+ * parser lower-cases it), the port only as written (an omitted port does not equal :5060), the
+ * parameters user, ttl, method, maddr and transport when either URI has them, other parameters
+ * when both have them (case-insensitively), and every URI header.
+ */
+export function sameUri(a: SipUri, b: SipUri): boolean {
+  if (a.scheme !== b.scheme || a.user !== b.user || a.password !== b.password || a.host !== b.host || a.port !== b.port) return false;
+  for (const name of DECISIVE_PARAMS) {
+    if (a.params.has(name) !== b.params.has(name)) return false;
+  }
+  for (const [name, value] of a.params) {
+    if (!b.params.has(name)) continue;
+    if ((value ?? '').toLowerCase() !== (b.params.get(name) ?? '').toLowerCase()) return false;
+  }
+  if (a.headers.size !== b.headers.size) return false;
+  for (const [name, value] of a.headers) if (b.headers.get(name) !== value) return false;
+  return true;
+}

@@ -94,6 +94,8 @@ for (const t of TRANSPORTS) {
           target: target(t.sipp),
           transport: t.sipp,
           domain: DOMAIN,
+          // sipp's digest uri is one fixed -auth_uri: the Request-URI of its MESSAGE, as Parley requires
+          authUri: `${to.user}@${DOMAIN}`,
           injection: [[from.user, from.password, to.user, token]],
           timeoutSec: 20,
         });
@@ -119,6 +121,7 @@ for (const t of TRANSPORTS) {
         target: target(t.sipp),
         transport: t.sipp,
         domain: DOMAIN,
+        authUri: `${USERS.erin.user}@${DOMAIN}`,
         injection: [[from.user, from.password, USERS.erin.user]],
         timeoutSec: 20,
       });

@@ -20,7 +20,8 @@
 //   MD5 or AKAv1-MD5" (exit 255). Start the server with SIPP_SERVER_ARGS for sipp suites.
 // - The digest uri sipp sends is "sip:" + -auth_uri (default "sip:<remote_ip>:<remote_port>"),
 //   the same for every request: we pass -auth_uri <domain>, so it equals the REGISTER
-//   Request-URI (sip:parley.test) but not a MESSAGE's (sip:bob@parley.test).
+//   Request-URI (sip:parley.test); a MESSAGE's (sip:bob@parley.test) needs authUri bob@parley.test,
+//   since Parley refuses credentials whose uri is not the Request-URI (RFC 7616 §3.4.6).
 // - Inside [authentication ...] a nested keyword must be quoted: username="[field0]".
 
 import { spawn, spawnSync } from 'node:child_process';

@@ -18,10 +18,12 @@ function challengeResponse(status: 401 | 407, algorithms: DigestAlgorithm[] = ['
   return createResponseMessage(status, status === 401 ? 'Unauthorized' : 'Proxy Authentication Required', headers);
 }
 
-function verify(value: string | undefined, method: string, password = 'pw') {
+function verify(request: { method: string; uri: string; headers: Headers }, header: 'authorization' | 'proxy-authorization', password = 'pw') {
+  const value = request.headers.get(header);
   assert.ok(value !== undefined, 'credentials present');
   return verifyCredentials(parseAuthField(value), {
-    method,
+    method: request.method,
+    requestUri: request.uri,
     expectedRealm: REALM,
     nonces,
     ha1For: (algorithm, username) => (username === 'alice' ? computeHa1(algorithm, 'alice', REALM, password) : undefined),
@@ -67,7 +69,7 @@ describe('DigestAuthenticator', () => {
     assert.deepEqual(kinds, ['www']);
     const req = register();
     auth.authorize(req, kinds);
-    const result = verify(req.headers.get('authorization'), 'REGISTER');
+    const result = verify(req, 'authorization');
     assert.deepEqual(result, { ok: true, username: 'alice', algorithm: 'SHA-256', uri: 'sip:parley.local' });
     assert.equal(req.headers.has('proxy-authorization'), false);
   });
@@ -79,7 +81,7 @@ describe('DigestAuthenticator', () => {
     const req = createRequest('MESSAGE', 'sip:bob@parley.local', new Headers());
     auth.authorize(req, kinds);
     assert.equal(req.headers.has('authorization'), false);
-    const result = verify(req.headers.get('proxy-authorization'), 'MESSAGE');
+    const result = verify(req, 'proxy-authorization');
     assert.equal(result.ok, true);
     assert.equal(result.ok && result.algorithm, 'MD5');
   });
@@ -92,7 +94,7 @@ describe('DigestAuthenticator', () => {
       const req = register();
       auth.authorize(req);
       const value = req.headers.get('authorization');
-      assert.equal(verify(value, 'REGISTER').ok, true, 'the server accepts each reuse of the nonce');
+      assert.equal(verify(req, 'authorization').ok, true, 'the server accepts each reuse of the nonce');
       ncs.push(parseAuthField(value ?? '').params.get('nc') ?? '');
     }
     assert.deepEqual(ncs, ['00000001', '00000002', '00000003']);
@@ -127,7 +129,7 @@ describe('DigestAuthenticator', () => {
     const kinds = auth.accept('REGISTER', challengeResponse(401));
     const req = register();
     auth.authorize(req, kinds);
-    const result = verify(req.headers.get('authorization'), 'REGISTER');
+    const result = verify(req, 'authorization');
     assert.equal(result.ok, false);
     assert.equal(!result.ok && result.reason, 'bad-response');
   });

@@ -175,30 +175,85 @@ describe('NonceIssuer', () => {
     assert.throws(() => new NonceIssuer({ secret: Buffer.alloc(8) }), (e: unknown) => e instanceof DigestError && e.code === 'BAD_ARGUMENT');
   });
 
-  it('refuses a replayed nonce count, accepts counts out of order within the window', () => {
+  const ours = (nonces: NonceIssuer) => nonces.issue();
+
+  it('accepts each nonce count once per user, out of order within a window of 32', () => {
     const nonces = new NonceIssuer({ secret });
-    assert.equal(nonces.acceptCount('n', 1), true);
-    assert.equal(nonces.acceptCount('n', 1), false);
-    assert.equal(nonces.acceptCount('n', 3), true);
-    assert.equal(nonces.acceptCount('n', 2), true, 'late but unseen');
-    assert.equal(nonces.acceptCount('n', 2), false);
-    assert.equal(nonces.acceptCount('n', 3), false);
-    assert.equal(nonces.acceptCount('n', 40), true);
-    assert.equal(nonces.acceptCount('n', 8), true, 'exactly 32 below the highest: still in the window');
-    assert.equal(nonces.acceptCount('n', 7), false, 'below the window');
-    assert.equal(nonces.acceptCount('n', 72), true, 'a jump of exactly the window size');
-    assert.equal(nonces.acceptCount('n', 40), false, 'the old highest is remembered after the jump');
-    assert.equal(nonces.acceptCount('other', 1), true, 'counts are per nonce');
+    const n = ours(nonces);
+    const count = (nc: number, user = 'alice', nonce = n) => nonces.acceptCount(user, nonce, nc);
+    assert.equal(count(1), 'accepted');
+    assert.equal(count(1), 'replayed');
+    assert.equal(count(3), 'accepted');
+    assert.equal(count(2), 'accepted', 'late but unseen');
+    assert.equal(count(2), 'replayed');
+    assert.equal(count(3), 'replayed');
+    assert.equal(count(40), 'accepted');
+    assert.equal(count(8), 'accepted', 'exactly 32 below the highest: still in the window');
+    assert.equal(count(7), 'replayed', 'below the window');
+    assert.equal(count(72), 'accepted', 'a jump of exactly the window size');
+    assert.equal(count(40), 'replayed', 'the old highest is remembered after the jump');
+    assert.equal(count(1, 'alice', ours(nonces)), 'accepted', 'counts are per nonce');
+    assert.equal(count(1, 'bob'), 'accepted', 'and per user: another user\'s credentials are another secret');
   });
 
-  it('forgets the nonces not used lately when the tracking is full', () => {
-    const nonces = new NonceIssuer({ secret, maxTrackedNonces: 2 });
-    nonces.acceptCount('a', 1);
-    nonces.acceptCount('b', 1);
-    nonces.acceptCount('a', 2);
-    nonces.acceptCount('c', 1);
-    assert.equal(nonces.acceptCount('a', 2), false, 'a was used recently and is still tracked');
-    assert.equal(nonces.acceptCount('b', 1), true, 'b was forgotten');
+  it('never takes a used nonce for a new one, however many nonces one user burns through', () => {
+    let now = 1_700_000_000_000;
+    const nonces = new NonceIssuer({ secret, now: () => now, maxNoncesPerUser: 4 });
+    const first = ours(nonces);
+    now += 1;
+    const unused = ours(nonces);
+    assert.equal(nonces.acceptCount('alice', first, 1), 'accepted');
+    // ten more nonces used by alice push `first` out of her tracking
+    for (let i = 0; i < 10; i++) {
+      now += 1;
+      assert.equal(nonces.acceptCount('alice', ours(nonces), 1), 'accepted');
+    }
+    assert.equal(nonces.trackedNonces, 4, 'bounded per user');
+    assert.equal(nonces.acceptCount('alice', first, 1), 'forgotten', 'a replay of a forgotten nonce is refused, not taken as new');
+    assert.equal(nonces.acceptCount('alice', unused, 1), 'forgotten', 'an older unused nonce too: the client takes a fresh one');
+    assert.equal(nonces.acceptCount('bob', first, 1), 'accepted', "alice's flood does not touch bob");
+    now += 1;
+    assert.equal(nonces.acceptCount('alice', ours(nonces), 1), 'accepted', 'a nonce issued after the floor is fine');
+  });
+
+  it('keeps a nonce in use tracked while others come and go', () => {
+    let now = 1_700_000_000_000;
+    const nonces = new NonceIssuer({ secret, now: () => now, maxNoncesPerUser: 2 });
+    const long = ours(nonces);
+    assert.equal(nonces.acceptCount('alice', long, 1), 'accepted');
+    for (let nc = 2; nc < 6; nc++) {
+      now += 1;
+      assert.equal(nonces.acceptCount('alice', ours(nonces), 1), 'accepted');
+      assert.equal(nonces.acceptCount('alice', long, nc), 'accepted', 'used last, so not the one forgotten');
+    }
+    assert.equal(nonces.acceptCount('alice', long, 5), 'replayed');
+  });
+
+  it('when the tracking as a whole is full, forgets expired nonces first, then everyone\'s', () => {
+    let now = 1_700_000_000_000;
+    const nonces = new NonceIssuer({ secret, now: () => now, lifetimeSeconds: 60, maxNoncesPerUser: 2, maxTrackedNonces: 4 });
+    const old = ours(nonces);
+    for (const user of ['a', 'b', 'c']) assert.equal(nonces.acceptCount(user, old, 1), 'accepted');
+    now += 61_000;
+    const fresh = ours(nonces);
+    assert.equal(nonces.acceptCount('d', fresh, 1), 'accepted');
+    assert.equal(nonces.acceptCount('e', fresh, 1), 'accepted', 'the expired ones made room');
+    assert.equal(nonces.trackedNonces, 2);
+    for (const user of ['f', 'g']) assert.equal(nonces.acceptCount(user, fresh, 1), 'accepted');
+    assert.equal(nonces.acceptCount('h', fresh, 1), 'forgotten', 'full of live nonces: all are forgotten at once');
+    assert.equal(nonces.acceptCount('d', fresh, 1), 'forgotten', 'a replay after that is still refused');
+    now += 1;
+    assert.equal(nonces.acceptCount('d', ours(nonces), 1), 'accepted', 'new nonces work at once');
+  });
+
+  it('forgets the nonces of users gone quiet once the lifetime has passed', () => {
+    let now = 1_700_000_000_000;
+    const nonces = new NonceIssuer({ secret, now: () => now, lifetimeSeconds: 60 });
+    for (let i = 0; i < 50; i++) nonces.acceptCount(`user${i}`, ours(nonces), 1);
+    assert.equal(nonces.trackedNonces, 50);
+    now += 121_000;
+    nonces.acceptCount('late', ours(nonces), 1);
+    assert.equal(nonces.trackedNonces, 1);
   });
 });
 
@@ -227,13 +282,14 @@ describe('verifyCredentials', () => {
     const nonces = new NonceIssuer({ secret, lifetimeSeconds: 300, now: () => now });
     const options: VerifyOptions = {
       method: 'REGISTER',
+      requestUri: 'sip:parley.local',
       expectedRealm: realm,
       nonces,
       ha1For: (algorithm, username) => (username === 'alice' ? computeHa1(algorithm, 'alice', realm, password) : undefined),
     };
     return { nonces, options, advance: (ms: number) => (now += ms) };
   };
-  const answer = (challenge: AuthField, overrides: Partial<{ username: string; password: string; method: string; nc: number }> = {}) =>
+  const answer = (challenge: AuthField, overrides: Partial<{ username: string; password: string; method: string; nc: number; uri: string }> = {}) =>
     answerChallenge(challenge, { username: 'alice', password, method: 'REGISTER', uri: 'sip:parley.local', ...overrides });
 
   it('accepts the answer to each offered challenge', () => {
@@ -246,13 +302,34 @@ describe('verifyCredentials', () => {
     }
   });
 
-  it('accepts RFC 2069 credentials without qop, and MD5 when algorithm is absent', () => {
+  it('refuses RFC 2069 credentials without qop: nothing would tell a replay from the first use', () => {
     const { nonces, options } = setup();
     const challenge = field('Digest', { realm, nonce: nonces.issue() });
     const cred = answer(challenge);
     assert.equal(cred.params.has('qop'), false);
+    const refused = verifyCredentials(cred, options);
+    assert.equal(refused.ok === false && refused.reason, 'no-qop');
+    assert.match(refused.ok === false ? refused.detail : '', /qop=auth/);
+  });
+
+  it('accepts them, and MD5 when algorithm is absent, only when told to (allowNoQop)', () => {
+    const { nonces, options } = setup();
+    const cred = answer(field('Digest', { realm, nonce: nonces.issue() }));
     assert.equal(cred.params.has('algorithm'), false);
-    assert.deepEqual(verifyCredentials(cred, options), { ok: true, username: 'alice', algorithm: 'MD5', uri: 'sip:parley.local' });
+    assert.deepEqual(verifyCredentials(cred, { ...options, allowNoQop: true }), { ok: true, username: 'alice', algorithm: 'MD5', uri: 'sip:parley.local' });
+  });
+
+  it('refuses credentials made for another Request-URI, accepts the same URI written otherwise', () => {
+    const { nonces, options } = setup();
+    const challenge = challenges(realm, nonces.issue())[0] as AuthField;
+    const forBob = answer(challenge, { uri: 'sip:bob@parley.local', method: 'MESSAGE' });
+    const onCarol = verifyCredentials(forBob, { ...options, method: 'MESSAGE', requestUri: 'sip:carol@parley.local' });
+    assert.equal(onCarol.ok === false && onCarol.reason, 'uri-mismatch');
+    assert.equal(verifyCredentials(answer(challenge, { uri: 'sip:bob@PARLEY.local;Transport=TCP', method: 'MESSAGE', nc: 2 }), { ...options, method: 'MESSAGE', requestUri: 'sip:bob@parley.local;transport=tcp' }).ok, true);
+    for (const other of ['sip:bob@parley.local:5060', 'sips:bob@parley.local', 'sip:Bob@parley.local', 'sip:bob@parley.local;transport=udp', 'not a uri']) {
+      const result = verifyCredentials(answer(challenge, { uri: other, method: 'MESSAGE', nc: 3 }), { ...options, method: 'MESSAGE', requestUri: 'sip:bob@parley.local' });
+      assert.equal(result.ok === false && result.reason, 'uri-mismatch', other);
+    }
   });
 
   it('accepts an upper-case hex response and a lower-case scheme', () => {
@@ -269,10 +346,10 @@ describe('verifyCredentials', () => {
     assert.equal(wrongPassword.ok === false && wrongPassword.reason, 'bad-response');
     const wrongMethod = verifyCredentials(answer(challenge, { method: 'INVITE', nc: 2 }), options);
     assert.equal(wrongMethod.ok === false && wrongMethod.reason, 'bad-response');
-    const tampered = answer(challenge, { nc: 3 });
-    tampered.params.set('uri', 'sip:elsewhere.example');
+    const tampered = answer(challenge, { nc: 3, uri: 'sip:elsewhere.example' });
+    tampered.params.set('uri', 'sip:parley.local');
     const wrongUri = verifyCredentials(tampered, options);
-    assert.equal(wrongUri.ok === false && wrongUri.reason, 'bad-response');
+    assert.equal(wrongUri.ok === false && wrongUri.reason, 'bad-response', 'the uri is part of the response');
   });
 
   it('reports an unknown user, another realm, an unknown algorithm', () => {

@@ -166,6 +166,7 @@ export function verify(request: SipRequest, header = 'authorization', password =
   assert.ok(value !== undefined, `${header} present`);
   return verifyCredentials(parseAuthField(value), {
     method: request.method,
+    requestUri: request.uri,
     expectedRealm: REALM,
     nonces,
     ha1For: (algorithm, user) => (user === 'alice' ? computeHa1(algorithm, 'alice', REALM, password) : undefined),
