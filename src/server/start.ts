@@ -108,6 +108,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
       return socket?.flowTo(ref.remote);
     },
     userExists,
+    displayName: (address) => findUser(address)?.displayName ?? null,
     messaging: config.messaging,
     events,
     offline,
