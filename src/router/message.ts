@@ -58,6 +58,9 @@ export const messageHandler: MethodHandler = {
     const outcome = await forkRequest(ctx, request, bindings, ctx.messaging.deviceTimeout * 1000);
     if (outcome.kind === 'answered') {
       if (ctx.logger.isLevelEnabled('debug')) incoming.log.debug({ from: sender, to: recipient, status: outcome.response.status }, 'message relayed');
+      // The same the other way (RFC 3325 §9.1 allows the header in responses): the answer came over
+      // a registration of the recipient, authenticated when it was made, so that is who answered.
+      assertIdentity(outcome.response.headers, { address: recipient, displayName: ctx.displayName(recipient) });
       send(incoming, outcome.response);
       return;
     }
