@@ -16,7 +16,7 @@
 //     a credibility nobody checked (RFC 8224 §6.2.2 leaves verification to the verifier, and a
 //     recipient behind Parley has no way to know Parley skipped it).
 
-import { formatNameAddr, type Headers, parseNameAddr, parseUri, SipParseError, splitHeaderList } from '../sip/index.ts';
+import { type Headers, parseNameAddr, parseUri, SipParseError, splitHeaderList } from '../sip/index.ts';
 
 /** The headers a client may not set on what Parley forwards (canonical names; `y` is read as `identity`). */
 export const CLIENT_IDENTITY_HEADERS: ReadonlySet<string> = new Set(['p-asserted-identity', 'p-preferred-identity', 'identity', 'identity-info']);
@@ -31,14 +31,21 @@ export interface AssertedIdentity {
 
 /**
  * The P-Asserted-Identity value for a user (RFC 3325 §9.1: name-addr with a SIP URI):
- * `"Alice Liddell" <sip:alice@parley.local>`. The directory refuses control characters in display
- * names; one that is there anyway (a database edited by hand) costs the name, not the header.
+ * `"Alice Liddell" <sip:alice@parley.local>`. The display name is a quoted-string (RFC 3261
+ * §25.1: `\` and `"` escaped). The directory refuses control characters in display names; one
+ * that is there anyway (a database edited by hand) costs the name, not the header. Written by hand
+ * rather than with formatNameAddr: this runs for every relayed message and its answer, and the
+ * address is the directory's own, with nothing to escape.
  */
 export function assertedIdentityValue(identity: AssertedIdentity): string {
   const name = identity.displayName;
-  const shown = name === null || name === '' || /[\r\n\0]/.test(name) ? null : name;
-  return formatNameAddr({ displayName: shown, uri: `sip:${identity.address}`, params: new Map() });
+  if (name === null || name === '' || UNQUOTABLE.test(name)) return `<sip:${identity.address}>`;
+  return `"${QUOTED_SPECIALS.test(name) ? name.replace(QUOTED_SPECIALS_ALL, '\\$&') : name}" <sip:${identity.address}>`;
 }
+
+const UNQUOTABLE = /[\r\n\0]/;
+const QUOTED_SPECIALS = /[\\"]/;
+const QUOTED_SPECIALS_ALL = /[\\"]/g;
 
 /**
  * Replaces whatever identity the client claimed with the one Parley asserts: removes every
