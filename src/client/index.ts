@@ -22,7 +22,7 @@ export class SipClient extends SipUserAgent {
 
 export { SipUserAgent } from './user-agent.ts';
 export type { RequestOptions, ResponseInfo, SendMessageOptions, SipClientEvents, SipClientOptions } from './types.ts';
-export type { IncomingMessage } from './incoming.ts';
+export type { AssertedIdentity, IncomingMessage } from './incoming.ts';
 export type { Binding, RegisterResult } from './registration.ts';
 export { ClientSubscription } from './subscription.ts';
 export type { ClientSubscriptionState, SubscribeOptions, SubscribeResult, SubscriptionEvents, SubscriptionNotify, SubscriptionState, SubscriptionTermination } from './subscription.ts';

@@ -20,12 +20,23 @@ const POX_PATH = '/autodiscover/autodiscover.xml';
 const SOAP_PATH = '/autodiscover/autodiscover.svc';
 const LIMITS = { maxBytes: 16 * 1024, maxDepth: 8, maxElements: 32 };
 
+/**
+ * Which host a URL given to a client may name (the server implements it: src/server/own-names.ts).
+ * Never the request's Host as sent: `Host: evil.example` would send the client's password there.
+ */
+export interface ServerAuthority {
+  /** host[:port] for a client that asked with this Host header: the header's when it names this server, else the server's own; `foreign` is the refused header */
+  authorityFor(hostHeader: string | undefined): { authority: string; foreign: string | null };
+}
+
 export interface AutodiscoverRouteOptions {
   db: Database;
   logger: Logger;
   domain: string;
   product: string;
-  /** the EWS URL to announce; default: the scheme and Host of the request + /EWS/Exchange.asmx */
+  /** the host the announced EWS URL names */
+  names: ServerAuthority;
+  /** the EWS URL to announce; default: the request's scheme, the host `names` allows, /EWS/Exchange.asmx */
   ewsUrl?: string;
   /** accept Basic credentials over plain HTTP from other hosts than loopback (default false) */
   allowPlainHttp?: boolean;
@@ -55,10 +66,17 @@ export function createAutodiscoverRoute(opts: AutodiscoverRouteOptions): HttpRou
     },
   };
 
-  /** The EWS URL to announce: configured, or from the request's scheme and Host. */
-  function ewsUrlFor(req: http.IncomingMessage): string {
+  /** The server's host[:port] as this request may be told it; a foreign Host is logged, not echoed. */
+  function authorityFor(req: http.IncomingMessage, user: string): string {
+    const { authority, foreign } = opts.names.authorityFor(req.headers.host);
+    if (foreign !== null) opts.logger.warn({ user, host: foreign, answered: authority }, 'autodiscover: Host %s is not a name of this server; answering with %s', foreign, authority);
+    return authority;
+  }
+
+  /** The EWS URL to announce: configured, or from the request's scheme and the allowed host. */
+  function ewsUrlFor(req: http.IncomingMessage, authority: string): string {
     const scheme = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
-    return opts.ewsUrl ?? `${scheme}://${req.headers.host ?? opts.domain}/EWS/Exchange.asmx`;
+    return opts.ewsUrl ?? `${scheme}://${authority}/EWS/Exchange.asmx`;
   }
 
   async function serveSoap(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -71,7 +89,7 @@ export function createAutodiscoverRoute(opts: AutodiscoverRouteOptions): HttpRou
     try {
       const reader = new XmlReader({ ...LIMITS, maxElements: 256 });
       for await (const chunk of req) reader.write(chunk as Buffer);
-      answer = answerGetUserSettings(reader.end(), { user, displayName: findUser(opts.db, user)?.displayName ?? user, ewsUrl: ewsUrlFor(req) });
+      answer = answerGetUserSettings(reader.end(), { user, displayName: findUser(opts.db, user)?.displayName ?? user, ewsUrl: ewsUrlFor(req, authorityFor(req, user)) });
     } catch (error) {
       if (!(error instanceof XmlError)) throw error;
       req.destroy();
@@ -108,8 +126,8 @@ export function createAutodiscoverRoute(opts: AutodiscoverRouteOptions): HttpRou
       return void send(res, opts.product, 200, 'text/xml; charset=utf-8', errorXml(500, 'The e-mail address cannot be found.'));
     }
     const record = findUser(opts.db, user);
-    const host = req.headers.host ?? opts.domain;
-    const ewsUrl = ewsUrlFor(req);
+    const host = authorityFor(req, user);
+    const ewsUrl = ewsUrlFor(req, host);
     const protocol = (type: string) => `<Protocol><Type>${type}</Type><Server>${escapeXmlText(host)}</Server><ASUrl>${escapeXmlText(ewsUrl)}</ASUrl><EwsUrl>${escapeXmlText(ewsUrl)}</EwsUrl><EmwsUrl>${escapeXmlText(ewsUrl)}</EmwsUrl></Protocol>`;
     send(
       res,

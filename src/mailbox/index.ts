@@ -10,7 +10,7 @@ export type { DeliveryItem, DeliveryOutcome, DeliveryResult, MailboxConnector } 
 export { EmbeddedMailboxConnector } from './connector.ts';
 export type { EwsRouteOptions } from './ews/route.ts';
 export { createEwsRoute } from './ews/route.ts';
-export type { AutodiscoverRouteOptions } from './autodiscover.ts';
+export type { AutodiscoverRouteOptions, ServerAuthority } from './autodiscover.ts';
 export { createAutodiscoverRoute } from './autodiscover.ts';
 export type { MailboxCommandIo } from './cli.ts';
 export { runMailboxCommand } from './cli.ts';

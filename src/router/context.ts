@@ -27,6 +27,8 @@ export interface SipContext {
   resolveFlow(ref: FlowRef): Flow | undefined;
   /** true when the address (`bob@parley.local`) is a user of this organisation */
   userExists(address: string): boolean;
+  /** the directory's display name of a user (`Alice Liddell`), null when they have none or are unknown */
+  displayName(address: string): string | null;
   messaging: MessagingSettings;
   /** RFC 6665 notifications (src/events): `events.changed('message-summary', 'bob@parley.local')` NOTIFYs that resource's subscribers whose document changed */
   events: { changed(packageName: string, resource: string): void };

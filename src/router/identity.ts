@@ -1,5 +1,6 @@
 import type { AuthOutcome } from '../auth/authenticator.ts';
 import type { Incoming, SipContext } from './context.ts';
+import { preferredIdentityRefusal } from './asserted-identity.ts';
 import { reply } from './reply.ts';
 import { parseNameAddr, parseUri, SipParseError } from '../sip/index.ts';
 import type { SipUri } from '../sip/index.ts';
@@ -31,8 +32,9 @@ export function addressOf(uri: SipUri): string {
 
 /**
  * The sender of a request that is not a REGISTER: a local user must prove who they are (407
- * challenge, RFC 3261 §22.3) and may only send as themselves. Returns the sender's address, or
- * undefined after answering.
+ * challenge, RFC 3261 §22.3) and may only send as themselves — the From address and any
+ * P-Preferred-Identity (RFC 3325 §6) must name the authenticated user. Returns the sender's
+ * address, or undefined after answering.
  */
 export function authenticateSender(ctx: SipContext, incoming: Incoming): string | undefined {
   let from: SipUri;
@@ -55,7 +57,13 @@ export function authenticateSender(ctx: SipContext, incoming: Incoming): string 
   }
   const claimed = addressOf(from);
   if (auth.address !== claimed) {
-    reply(ctx, incoming, 403, { warning: `${auth.address} may not send as ${claimed}` });
+    // The From display name is the sender's to choose; the address is not (RFC 3261 §26.1.1).
+    reply(ctx, incoming, 403, { warning: `${auth.address} may not send as ${claimed}: the From address must be the signed-in user's` });
+    return undefined;
+  }
+  const preferred = preferredIdentityRefusal(incoming.request.headers, auth.address);
+  if (preferred !== undefined) {
+    reply(ctx, incoming, 403, { warning: preferred });
     return undefined;
   }
   return auth.address;

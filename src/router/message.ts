@@ -1,6 +1,7 @@
 // MESSAGE (RFC 3428): page-mode instant messages between the organisation's users.
 
 import type { Incoming, MethodHandler, SipContext } from './context.ts';
+import { assertIdentity } from './asserted-identity.ts';
 import { forkRequest } from './fork.ts';
 import { addressOf, authenticateSender, localTarget } from './identity.ts';
 import { reply, send } from './reply.ts';
@@ -51,9 +52,15 @@ export const messageHandler: MethodHandler = {
       await handOffline(ctx, incoming, sender, recipient, 'not signed in');
       return;
     }
+    // The recipient learns who really sent it: Parley's assertion, not the client's (RFC 3325 §5).
+    // The request is the handler's own from here on; changing it in place spares a copy per message.
+    assertIdentity(request.headers, { address: sender, displayName: ctx.displayName(sender) });
     const outcome = await forkRequest(ctx, request, bindings, ctx.messaging.deviceTimeout * 1000);
     if (outcome.kind === 'answered') {
       if (ctx.logger.isLevelEnabled('debug')) incoming.log.debug({ from: sender, to: recipient, status: outcome.response.status }, 'message relayed');
+      // The same the other way (RFC 3325 §9.1 allows the header in responses): the answer came over
+      // a registration of the recipient, authenticated when it was made, so that is who answered.
+      assertIdentity(outcome.response.headers, { address: recipient, displayName: ctx.displayName(recipient) });
       send(incoming, outcome.response);
       return;
     }

@@ -11,6 +11,7 @@ import { DEFAULT_REGISTRAR_SETTINGS, type RegistrarSettings } from '../registrar
 import { DIGEST_ALGORITHMS, type DigestAlgorithm } from '../sip/index.ts';
 import { DEFAULT_SUBSCRIBE_EXPIRY } from '../events/index.ts';
 import { DEFAULT_PUBLISH_EXPIRY, type ExpirySettings } from '../presence/index.ts';
+import { parseHostHeader } from './own-names.ts';
 
 export interface ServerConfig {
   domain: string;
@@ -43,6 +44,8 @@ export interface ServerConfig {
   };
   /** durations of presence publications (RFC 3903) and subscriptions (RFC 3856), seconds */
   presence: { publishExpiry: ExpirySettings; subscribeExpiry: ExpirySettings };
+  /** more names clients reach this server at (a reverse proxy's): a Host naming one may appear in URLs given back (src/server/own-names.ts) */
+  publicHosts: string[];
 }
 
 export interface OfflineImConfig {
@@ -75,6 +78,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   mailboxes: {},
   sip: { t1: 500, t2: 4000, t4: 5000, nonceLifetime: 300, digestAlgorithms: ['SHA-256', 'MD5'], checkDigestUri: true },
   presence: { publishExpiry: { ...DEFAULT_PUBLISH_EXPIRY }, subscribeExpiry: { ...DEFAULT_SUBSCRIBE_EXPIRY } },
+  publicHosts: [],
 };
 
 export class ConfigError extends ParleyError {
@@ -114,6 +118,12 @@ const flag: Check = (v, path) => {
   return v;
 };
 const hostName = text(/^[A-Za-z0-9.:[\]-]+$/, 'a host name or IP address');
+/** a name of this server for URLs (`mail.example.com`, `192.0.2.10`, `[2001:db8::1]`), no port or scheme */
+const publicHost: Check = (v, path) => {
+  const host = typeof v === 'string' ? parseHostHeader(v) : undefined;
+  if (host === undefined || host.port !== null) throw new ConfigError(`${path} must be a host name or IP address without port or scheme, such as mail.example.com, not ${JSON.stringify(v)}`);
+  return host.host;
+};
 /** where mail for another organisation goes: `{ "host": "mx.partner.example", "port": 25 }` */
 const smtpRoute: Check = (v, path) => {
   const route = section({ host: hostName, port, secure: flag, requireTls: flag })(v, path) as Record<string, unknown>;
@@ -226,6 +236,10 @@ const SCHEMA = section({
   mailboxes,
   sip: section({ t1: positive(1, 10_000), t2: positive(1, 60_000), t4: positive(1, 60_000), nonceLifetime: positive(10, 86400), digestAlgorithms, checkDigestUri: flag }),
   presence: section({ publishExpiry: expiry, subscribeExpiry: expiry }),
+  publicHosts: (v: unknown, path: string) => {
+    if (!Array.isArray(v) || v.length > 100) throw new ConfigError(`${path} must be a list of at most 100 host names or IP addresses, not ${JSON.stringify(v)}`);
+    return v.map((h, i) => publicHost(h, `${path}[${i}]`));
+  },
   // flag only: `--digest-algorithms MD5` sets sip.digestAlgorithms
   digestAlgorithms,
 });

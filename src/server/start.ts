@@ -22,6 +22,7 @@ import { traceEndpoint } from '../observability/trace-endpoint.ts';
 import { EmbeddedMailboxConnector, MAILBOX_MIGRATIONS, SmtpOutbound, createAutodiscoverRoute, createEwsRoute, startSmtpInbound } from '../mailbox/index.ts';
 import type { ServerConfig } from './config.ts';
 import { listenHttp, type HttpRoute } from './http.ts';
+import { OwnNames } from './own-names.ts';
 import { loadAdminToken, loadSecret } from './secrets.ts';
 import { createAdminRoute, serverCmdlets } from '../admin/index.ts';
 import { createSipSink } from './sip-service.ts';
@@ -44,6 +45,10 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   const db = openDatabase(config.dataDir);
   runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS, OFFLINE_MIGRATIONS, TRACE_MIGRATIONS, PRESENCE_MIGRATIONS]);
 
+  // The names that are this server's, for every URL given to clients (never a foreign Host
+  // header); the HTTP port is known once HTTP listens.
+  let httpPort = config.httpPort;
+  const ownNames = new OwnNames({ listen: config.listen, domain: config.domain, publicHosts: config.publicHosts, httpPort: () => httpPort });
   // The event packages (RFC 6665): SUBSCRIBE and PUBLISH are part of Allow; the event service
   // starts the packages once the context exists. The EWS URL is known once HTTP listens.
   let ewsUrl = '';
@@ -109,6 +114,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
       return socket?.flowTo(ref.remote);
     },
     userExists,
+    displayName: (address) => findUser(address)?.displayName ?? null,
     messaging: config.messaging,
     events,
     offline,
@@ -141,7 +147,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     // Each capability that serves HTTP adds its route here (EWS, admin API, web client).
     const routes: HttpRoute[] = [];
     routes.push(createEwsRoute({ db, logger, domain: config.domain, product: PRODUCT, smtpRoutes: config.smtpRoutes, onMailboxChanged: (address) => messageSummary.mailboxChanged(address) }));
-    routes.push(createAutodiscoverRoute({ db, logger, domain: config.domain, product: PRODUCT }));
+    routes.push(createAutodiscoverRoute({ db, logger, domain: config.domain, product: PRODUCT, names: ownNames }));
     // a user's blocked watchers and contact list: /presence/blocked, /presence/contacts (HTTP Basic, as EWS)
     routes.push(createPresenceRoute({ db, logger, domain: config.domain, product: PRODUCT, onBlocksChanged: () => presence.blocksChanged(), onContactsChanged: (owner) => presence.contactsChanged(owner) }));
     routes.push(
@@ -159,7 +165,8 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
       }),
     );
     const http = await listenHttp({ address: config.listen, port: config.httpPort, websocket, product: PRODUCT, routes });
-    ewsUrl = `http://${formatEndpoint({ address: http.address, port: http.port })}/EWS/Exchange.asmx`;
+    httpPort = http.port;
+    ewsUrl = `http://${ownNames.defaultAuthority()}/EWS/Exchange.asmx`;
     closers.push(() => http.close());
 
     const sweep = setInterval(() => {

@@ -264,6 +264,20 @@ describe('SipClient as UAS', () => {
     assert.equal(m?.body, 'héllo');
     assert.deepEqual(m?.raw, Buffer.from('héllo'));
     assert.equal(m?.request.method, 'MESSAGE');
+    assert.equal(m?.assertedIdentity, null, 'no P-Asserted-Identity, nothing asserted');
+  });
+
+  it("exposes the server's P-Asserted-Identity apart from the From the sender chose (RFC 3325)", async () => {
+    const { ua, peer } = await start();
+    const messages: Array<Parameters<Parameters<typeof ua.on<'message'>>[1]>[0]> = [];
+    ua.on('message', (m) => messages.push(m));
+    peer.inject(incoming('MESSAGE', 'hi', { from: '"The CEO" <sip:bob@parley.local>;tag=b1', 'p-asserted-identity': '<tel:+15551234>, "Bob Builder" <sip:bob@parley.local>' }));
+    assert.equal((await peer.nextResponse()).status, 200);
+    peer.inject(incoming('MESSAGE', 'hi', { 'p-asserted-identity': 'not an address' }));
+    assert.equal((await peer.nextResponse()).status, 200);
+    assert.equal(messages[0]?.fromDisplayName, 'The CEO');
+    assert.deepEqual(messages[0]?.assertedIdentity, { uri: 'sip:bob@parley.local', displayName: 'Bob Builder' }, 'the sip identity, not the tel one');
+    assert.equal(messages[1]?.assertedIdentity, null, 'an unreadable assertion asserts nothing');
   });
 
   it('lets onMessage choose the status; no message event for a rejection', async () => {

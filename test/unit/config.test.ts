@@ -74,3 +74,13 @@ describe('SMTP settings', () => {
     assert.throws(() => loadConfig(file(JSON.stringify({ smtpRoutes: { domains: { 'Bad Domain': { host: 'x', port: 25 } } } })), {}), /must be a lower-case domain/);
   });
 });
+
+describe('publicHosts setting', () => {
+  it('defaults to none, takes host names and addresses (lower-cased), and names what is wrong', () => {
+    assert.deepEqual(loadConfig(undefined, {}).publicHosts, []);
+    assert.deepEqual(loadConfig(file('{"publicHosts": ["IM.Example.com", "192.0.2.10", "[2001:db8::1]"]}'), {}).publicHosts, ['im.example.com', '192.0.2.10', '2001:db8::1']);
+    assert.throws(() => loadConfig(file('{"publicHosts": "im.example.com"}'), {}), /config\.publicHosts must be a list/);
+    assert.throws(() => loadConfig(file('{"publicHosts": ["https://im.example.com"]}'), {}), /config\.publicHosts\[0\] must be a host name or IP address without port or scheme/);
+    assert.throws(() => loadConfig(file('{"publicHosts": ["ok.example", "im.example.com:443"]}'), {}), /config\.publicHosts\[1\]/);
+  });
+});

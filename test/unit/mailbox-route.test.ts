@@ -9,12 +9,20 @@ import { DIRECTORY_MIGRATIONS, addUser } from '../../src/directory/index.ts';
 import { MAILBOX_MIGRATIONS, createAutodiscoverRoute, createEwsRoute } from '../../src/mailbox/index.ts';
 import { childElement, childText, parseXml } from '../../src/xml/index.ts';
 import { isSecureOrLocal } from '../../src/auth/http-basic.ts';
+import { OwnNames } from '../../src/server/own-names.ts';
 import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
 
 const db = openMemoryDatabase();
 runMigrations(db, [DIRECTORY_MIGRATIONS, MAILBOX_MIGRATIONS]);
 const route = createEwsRoute({ db, logger: pino({ level: 'silent' }), domain: 'parley.test', product: 'Parley/test', limits: { maxBytes: 64 * 1024, maxDepth: 32, maxElements: 1000 } });
-const autodiscover = createAutodiscoverRoute({ db, logger: pino({ level: 'silent' }), domain: 'parley.test', product: 'Parley/test' });
+// this machine, as the route sees it: a fixed host name and addresses, not the test runner's
+const names = new OwnNames({
+  listen: '127.0.0.1', domain: 'parley.test', publicHosts: ['im.example.com'], httpPort: () => (server.address() as AddressInfo).port,
+  system: { hostname: () => 'parley-host', addresses: () => ['127.0.0.1', '192.0.2.10', 'fe80::1'] },
+});
+const warnings: string[] = [];
+const logger = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) });
+const autodiscover = createAutodiscoverRoute({ db, logger, domain: 'parley.test', product: 'Parley/test', names });
 const server = http.createServer((req, res) => {
   const url = new URL(req.url ?? '/', 'http://localhost');
   if (!route.handle(req, res, url) && !autodiscover.handle(req, res, url)) {
@@ -99,6 +107,44 @@ describe('autodiscover (POX)', () => {
     const protocols = account.children.filter((c) => c.name === 'Protocol');
     assert.deepEqual(protocols.map((p) => childText(p, OUTLOOK, 'Type')), ['EXCH', 'EXPR']);
     assert.equal(childText(protocols[0]!, OUTLOOK, 'EwsUrl'), url.replace('/ews/Exchange.asmx', '/EWS/Exchange.asmx'));
+  });
+
+  /** POST with a Host header of our choosing (fetch does not let the caller set Host): the EwsUrl answered. */
+  function askWithHost(host: string): Promise<string> {
+    const target = new URL(url);
+    const body = `<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"><Request><EMailAddress>alice@parley.test</EMailAddress></Request></Autodiscover>`;
+    return new Promise((resolve, reject) => {
+      const req = http.request({ host: target.hostname, port: target.port, path: '/autodiscover/autodiscover.xml', method: 'POST', headers: { host, 'content-type': 'text/xml', authorization: auth('alice', 'alice-pw') } }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => resolve(/<EwsUrl>([^<]*)<\/EwsUrl>/.exec(text)?.[1] ?? `(no EwsUrl in ${res.statusCode} ${text})`));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
+  it("names a Host only when it is one of the server's names, else its own address, with a warning in the log", async () => {
+    const port = (server.address() as AddressInfo).port;
+    const own = `http://127.0.0.1:${port}/EWS/Exchange.asmx`;
+    warnings.length = 0;
+    for (const host of ['evil.example', 'evil.example:8080', 'parley.test.evil.example', 'evil.example@127.0.0.1', '127.0.0.1.nip.io', '[::2]:80']) {
+      assert.equal(await askWithHost(host), own, host);
+    }
+    assert.equal(warnings.length, 6);
+    assert.match(warnings[0] ?? '', /"host":"evil\.example".*is not a name of this server/);
+    warnings.length = 0;
+    const accepted: Array<[string, string]> = [
+      [`localhost:${port}`, `localhost:${port}`],
+      ['Autodiscover.Parley.Test', 'autodiscover.parley.test'],
+      ['im.example.com:443', 'im.example.com:443'],
+      ['parley-host', 'parley-host'],
+      ['192.0.2.10:8080', '192.0.2.10:8080'],
+      ['[fe80::1]:8080', '[fe80::1]:8080'],
+    ];
+    for (const [host, authority] of accepted) assert.equal(await askWithHost(host), `http://${authority}/EWS/Exchange.asmx`, host);
+    assert.deepEqual(warnings, []);
   });
 
   it('tells nothing about other addresses, and asks for credentials', async () => {
