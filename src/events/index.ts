@@ -5,4 +5,4 @@ export { REPLACED_RETRY_AFTER } from './subscribe.ts';
 export { DEFAULT_SUBSCRIBE_EXPIRY, type Authorization, type EventNotifications, type EventPackage, type ExpirySettings } from './package.ts';
 export { Subscription, type SubscriptionStateName, type TerminationReason } from './subscriptions.ts';
 export { acceptsType, eventPackage, expiresOf } from './headers.ts';
-export { ManualTimers, NODE_TIMERS, type CancelTimer, type Timers } from './timers.ts';
+export { ManualTimers, NODE_TIMERS, repeat, type CancelTimer, type Timers } from './timers.ts';

@@ -16,7 +16,7 @@ import type { EventNotifications, EventPackage, ExpirySettings } from './package
 import { subscribeHandler } from './subscribe.ts';
 import { SubscriptionStore } from './subscriptions.ts';
 import type { Subscription, TerminationReason } from './subscriptions.ts';
-import { NODE_TIMERS } from './timers.ts';
+import { NODE_TIMERS, repeat } from './timers.ts';
 import type { CancelTimer, Timers } from './timers.ts';
 
 /** How often the service looks for watchers and resources that were removed (`Remove-CsUser`). */
@@ -90,8 +90,10 @@ export class EventService implements EventNotifications {
       },
       onEnded: (sub) => subscriptions.remove(sub),
     });
-    this.#running = { ctx, subscriptions, notifier, cancelSweep: () => {} };
-    this.#scheduleSweep();
+    const cancelSweep = repeat(this.#timers, this.#userSweepMs, () => this.sweepRemovedUsers(), (err) => {
+      ctx.logger.error({ err }, 'looking for subscriptions of removed users failed');
+    });
+    this.#running = { ctx, subscriptions, notifier, cancelSweep };
     for (const pkg of this.#packages.values()) pkg.start?.(ctx, this);
   }
 
@@ -175,20 +177,6 @@ export class EventService implements EventNotifications {
       ctx.logger.info({ resource, event: packageName }, '%s subscriptions to %s ended: it exists no more', packageName, resource);
       for (const sub of [...subscriptions.live.ofResource(packageName, resource)]) this.terminate(sub, 'noresource');
     }
-  }
-
-  #scheduleSweep(): void {
-    const running = this.#running;
-    if (!running) return;
-    running.cancelSweep = this.#timers.set(this.#userSweepMs, () => {
-      if (this.#running !== running) return;
-      try {
-        this.sweepRemovedUsers();
-      } catch (err) {
-        running.ctx.logger.error({ err }, 'looking for subscriptions of removed users failed');
-      }
-      this.#scheduleSweep();
-    });
   }
 
   close(): void {

@@ -5,12 +5,17 @@
 // user 16 NOTIFYs, not one per SUBSCRIBE. Past events.maxSubscriptionsPerWatcher (20 here) a new
 // subscription is refused with 403. Other watchers are served meanwhile; a closed connection's
 // subscriptions stop counting; unauthenticated and foreign watchers hold none.
+// Finding 8b: a user's block list stops at MAX_BLOCKS (1,000), like the contact list — 409
+// BLOCK_LIST_FULL over HTTP, and Add-CsPresenceBlock refuses with exit code 1.
 import assert from 'node:assert/strict';
 import { rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { SipClient } from '../../src/client/index.ts';
+import { addBlock } from '../../src/presence/blocks.ts';
+import { MAX_BLOCKS } from '../../src/presence/index.ts';
+import { openDatabase, transaction } from '../../src/storage/index.ts';
 import type { SipRequest } from '../../src/sip/index.ts';
 import { eventually } from '../harness/eventually.ts';
 import { notifications, sdkClients } from '../harness/clients.ts';
@@ -141,5 +146,45 @@ describe('subscription limits (issue 18, finding 7)', () => {
     const anonymous = await tcpExchange(server.tcp, rawRequest('SUBSCRIBE', `sip:bob@${DOMAIN}`, { from: `sip:frank@${DOMAIN}`, to: `sip:bob@${DOMAIN}`, headers }));
     assert.equal(anonymous.status, 407, 'challenged, nothing created');
     assert.ok(!(await watchersOf('bob')).some((w) => w.startsWith('eve@') || w.startsWith('frank@')));
+  });
+});
+
+describe('block list limit (issue 18, finding 8b)', () => {
+  function blocked(user: string, watcher: string, method = 'PUT') {
+    return fetch(`http://${server.http.host}:${server.http.port}/presence/blocked/${encodeURIComponent(watcher)}`, {
+      method, headers: { authorization: `Basic ${Buffer.from(`${user}:${user}-pw`).toString('base64')}` },
+    });
+  }
+
+  it(`refuses block ${MAX_BLOCKS + 1} with 409 BLOCK_LIST_FULL over HTTP and in Add-CsPresenceBlock; others block on`, async () => {
+    // MAX_BLOCKS - 1 blocks written straight to the database (1,000 PUTs would each verify a password)
+    const db = openDatabase(server.dataDir);
+    try {
+      transaction(db, () => {
+        for (let i = 1; i < MAX_BLOCKS; i++) addBlock(db, `alice@${DOMAIN}`, `w${i}@elsewhere.example`, Date.now());
+      });
+    } finally {
+      db.close();
+    }
+    assert.equal((await blocked('alice', 'mallory@elsewhere.example')).status, 201, `block ${MAX_BLOCKS}`);
+    const full = await blocked('alice', 'dave');
+    assert.equal(full.status, 409);
+    assert.equal(full.headers.get('content-type'), 'application/problem+json; charset=utf-8');
+    assert.deepEqual(await full.json(), {
+      type: 'about:blank', title: 'Conflict', status: 409, code: 'BLOCK_LIST_FULL',
+      detail: `the block list of alice@${DOMAIN} holds ${MAX_BLOCKS} blocked watchers already; remove some first`,
+    });
+    assert.equal((await blocked('alice', 'w5@elsewhere.example')).status, 200, 'one already blocked still answers');
+    assert.equal((await blocked('bob', 'dave')).status, 201, 'another user blocks on');
+
+    const local = await runCli(['admin', '--data-dir', server.dataDir, 'Add-CsPresenceBlock', `alice@${DOMAIN}`, '-Watcher', `dave@${DOMAIN}`]);
+    assert.equal(local.code, 1);
+    assert.equal(local.stderr.trim(), `parley admin: the block list of alice@${DOMAIN} holds ${MAX_BLOCKS} blocked watchers already; remove some first`);
+    const api = await runCli(['admin', '--url', `http://${server.http.host}:${server.http.port}`, '--token-file', path.join(server.dataDir, 'secrets', 'admin.token'), 'Add-CsPresenceBlock', `alice@${DOMAIN}`, '-Watcher', `dave@${DOMAIN}`]);
+    assert.equal(api.code, 1);
+    assert.match(api.stderr, /holds 1000 blocked watchers already/);
+
+    assert.equal((await blocked('alice', 'w5@elsewhere.example', 'DELETE')).status, 204);
+    assert.equal((await blocked('alice', 'dave')).status, 201, 'room again after an unblock');
   });
 });
