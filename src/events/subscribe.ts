@@ -1,6 +1,6 @@
 // SUBSCRIBE (RFC 6665 §4.2.1) for every event package: finds the package from the Event header,
-// then creates, refreshes or ends a subscription, answers 200 with Expires, and sends a NOTIFY
-// with the package's current document at once.
+// then creates (within the limits of limits.ts), refreshes or ends a subscription, answers 200
+// with Expires, and sends a NOTIFY with the package's current document at once.
 
 import type { FlowRef } from '../registrar/index.ts';
 import type { Incoming, MethodHandler, SipContext } from '../router/context.ts';
