@@ -1,6 +1,8 @@
 // RFC 6665 event notification: SUBSCRIBE/NOTIFY for any event package. What others may use.
-export { EventService, type EventServiceOptions } from './service.ts';
+export { DEFAULT_USER_SWEEP_MS, EventService, type EventServiceOptions } from './service.ts';
+export { DEFAULT_SUBSCRIPTION_LIMITS, LiveSubscriptions, type Admission, type SubscriptionLimits } from './limits.ts';
+export { REPLACED_RETRY_AFTER } from './subscribe.ts';
 export { DEFAULT_SUBSCRIBE_EXPIRY, type Authorization, type EventNotifications, type EventPackage, type ExpirySettings } from './package.ts';
 export { Subscription, type SubscriptionStateName, type TerminationReason } from './subscriptions.ts';
 export { acceptsType, eventPackage, expiresOf } from './headers.ts';
-export { ManualTimers, NODE_TIMERS, type CancelTimer, type Timers } from './timers.ts';
+export { ManualTimers, NODE_TIMERS, repeat, type CancelTimer, type Timers } from './timers.ts';

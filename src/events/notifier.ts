@@ -68,6 +68,15 @@ export class Notifier {
     });
   }
 
+  /**
+   * The connection the subscription's NOTIFYs take is gone: it ends at once, without a final
+   * NOTIFY, since none could reach the subscriber (a refresh over a new connection gets 481 and
+   * subscribes anew, RFC 6665 §4.1.2.2).
+   */
+  abandon(sub: Subscription): void {
+    this.#end(sub, 'deactivated');
+  }
+
   get pending(): number {
     return this.#inFlight.size;
   }

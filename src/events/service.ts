@@ -8,19 +8,28 @@
 //   closers.push(() => events.close());
 
 import type { MethodHandler, SipContext } from '../router/context.ts';
+import { DEFAULT_SUBSCRIPTION_LIMITS } from './limits.ts';
+import type { SubscriptionLimits } from './limits.ts';
 import { Notifier } from './notifier.ts';
 import { DEFAULT_SUBSCRIBE_EXPIRY } from './package.ts';
 import type { EventNotifications, EventPackage, ExpirySettings } from './package.ts';
 import { subscribeHandler } from './subscribe.ts';
 import { SubscriptionStore } from './subscriptions.ts';
 import type { Subscription, TerminationReason } from './subscriptions.ts';
-import { NODE_TIMERS } from './timers.ts';
-import type { Timers } from './timers.ts';
+import { NODE_TIMERS, repeat } from './timers.ts';
+import type { CancelTimer, Timers } from './timers.ts';
+
+/** How often the service looks for watchers and resources that were removed (`Remove-CsUser`). */
+export const DEFAULT_USER_SWEEP_MS = 60_000;
 
 export interface EventServiceOptions {
   packages: readonly EventPackage[];
   /** durations for packages that set none; default DEFAULT_SUBSCRIBE_EXPIRY */
   expiry?: ExpirySettings;
+  /** live subscriptions per watcher and resource, per watcher, per resource (config `events`) */
+  limits?: SubscriptionLimits;
+  /** default DEFAULT_USER_SWEEP_MS */
+  userSweepMs?: number;
   timers?: Timers;
 }
 
@@ -28,6 +37,7 @@ interface Running {
   ctx: SipContext;
   subscriptions: SubscriptionStore;
   notifier: Notifier;
+  cancelSweep: CancelTimer;
 }
 
 export class EventService implements EventNotifications {
@@ -36,6 +46,8 @@ export class EventService implements EventNotifications {
   readonly allowEvents: string;
   readonly #packages: ReadonlyMap<string, EventPackage>;
   readonly #expiry: ExpirySettings;
+  readonly #limits: SubscriptionLimits;
+  readonly #userSweepMs: number;
   readonly #timers: Timers;
   #running: Running | undefined;
 
@@ -49,6 +61,8 @@ export class EventService implements EventNotifications {
     this.#packages = packages;
     this.allowEvents = [...packages.keys()].join(', ');
     this.#expiry = opts.expiry ?? DEFAULT_SUBSCRIBE_EXPIRY;
+    this.#limits = opts.limits ?? DEFAULT_SUBSCRIPTION_LIMITS;
+    this.#userSweepMs = opts.userSweepMs ?? DEFAULT_USER_SWEEP_MS;
     this.#timers = opts.timers ?? NODE_TIMERS;
     this.handlers = [subscribeHandler(this)];
   }
@@ -61,6 +75,7 @@ export class EventService implements EventNotifications {
       now: ctx.now,
       // RFC 6665 §4.2.2: at expiry, a NOTIFY with "Subscription-State: terminated;reason=timeout".
       onExpire: (sub) => this.terminate(sub, 'timeout'),
+      limits: this.#limits,
     });
     const notifier = new Notifier({
       product: ctx.product,
@@ -75,7 +90,10 @@ export class EventService implements EventNotifications {
       },
       onEnded: (sub) => subscriptions.remove(sub),
     });
-    this.#running = { ctx, subscriptions, notifier };
+    const cancelSweep = repeat(this.#timers, this.#userSweepMs, () => this.sweepRemovedUsers(), (err) => {
+      ctx.logger.error({ err }, 'looking for subscriptions of removed users failed');
+    });
+    this.#running = { ctx, subscriptions, notifier, cancelSweep };
     for (const pkg of this.#packages.values()) pkg.start?.(ctx, this);
   }
 
@@ -119,16 +137,52 @@ export class EventService implements EventNotifications {
     return this.#running?.subscriptions.watching(packageName, addressOf(resource)) ?? [];
   }
 
-  /** Ends a subscription with a final NOTIFY (expiry, unsubscribe, fetch). */
-  terminate(sub: Subscription, reason: TerminationReason): void {
+  /** Ends a subscription with a final NOTIFY (expiry, unsubscribe, fetch, replaced, user removed). */
+  terminate(sub: Subscription, reason: TerminationReason, retryAfter?: number): void {
     if (sub.state !== 'active') return;
-    sub.terminate(reason);
+    this.subscriptions.terminate(sub, reason, retryAfter);
     this.notifier.notify(sub);
+  }
+
+  /**
+   * A connection closed (TCP, TLS, WebSocket): the subscriptions whose NOTIFYs took it end now,
+   * rather than at the next change or at expiry, so that they stop counting against the limits.
+   */
+  flowClosed(flowId: string): void {
+    const running = this.#running;
+    if (!running) return;
+    const gone = running.subscriptions.onFlow(flowId);
+    for (const sub of gone) running.notifier.abandon(sub);
+    if (gone.length > 0) running.ctx.logger.info({ flow: flowId, subscriptions: gone.length }, '%d subscriptions ended: their connection closed', gone.length);
+  }
+
+  /**
+   * Ends the subscriptions of watchers who are no longer users (RFC 6665 §4.1.3 `rejected`: do
+   * not subscribe again) and to resources that no longer exist (`noresource`). A user may be
+   * removed by another process (`parley admin --data-dir`), so this runs every userSweepMs; it
+   * looks at each distinct watcher and resource once.
+   */
+  sweepRemovedUsers(): void {
+    const running = this.#running;
+    if (!running) return;
+    const { ctx, subscriptions } = running;
+    for (const watcher of subscriptions.live.watchers()) {
+      if (ctx.userExists(watcher)) continue;
+      ctx.logger.info({ watcher }, 'subscriptions of %s ended: no such user any more', watcher);
+      for (const sub of [...subscriptions.live.ofWatcher(watcher)]) this.terminate(sub, 'rejected');
+    }
+    for (const { packageName, resource } of subscriptions.live.resources()) {
+      const pkg = this.#package(packageName);
+      if (pkg.hasResource?.(ctx, resource) ?? ctx.userExists(resource)) continue;
+      ctx.logger.info({ resource, event: packageName }, '%s subscriptions to %s ended: it exists no more', packageName, resource);
+      for (const sub of [...subscriptions.live.ofResource(packageName, resource)]) this.terminate(sub, 'noresource');
+    }
   }
 
   close(): void {
     const running = this.#running;
     if (!running) return;
+    running.cancelSweep();
     for (const pkg of this.#packages.values()) pkg.close?.();
     running.subscriptions.close();
     this.#running = undefined;

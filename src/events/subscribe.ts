@@ -1,6 +1,6 @@
 // SUBSCRIBE (RFC 6665 §4.2.1) for every event package: finds the package from the Event header,
-// then creates, refreshes or ends a subscription, answers 200 with Expires, and sends a NOTIFY
-// with the package's current document at once.
+// then creates (within the limits of limits.ts), refreshes or ends a subscription, answers 200
+// with Expires, and sends a NOTIFY with the package's current document at once.
 
 import type { FlowRef } from '../registrar/index.ts';
 import type { Incoming, MethodHandler, SipContext } from '../router/context.ts';
@@ -15,6 +15,13 @@ import type { EventPackage, ExpirySettings } from './package.ts';
 import { dialogId, Subscription } from './subscriptions.ts';
 import type { SubscriptionStore, TerminationReason } from './subscriptions.ts';
 
+/**
+ * Seconds a replaced subscription's device should wait before subscribing again (RFC 6665 §4.1.3
+ * probation): long enough that devices over the limit cannot take turns replacing each other in
+ * a tight loop, short enough that one replaced by mistake watches again soon.
+ */
+export const REPLACED_RETRY_AFTER = 600;
+
 /** What the handler needs of the event service. */
 export interface SubscribeDeps {
   packageOf(name: string): EventPackage | undefined;
@@ -23,7 +30,7 @@ export interface SubscribeDeps {
   expiryOf(pkg: EventPackage): ExpirySettings;
   readonly subscriptions: SubscriptionStore;
   readonly notifier: Notifier;
-  terminate(sub: Subscription, reason: TerminationReason): void;
+  terminate(sub: Subscription, reason: TerminationReason, retryAfter?: number): void;
 }
 
 export function subscribeHandler(events: SubscribeDeps): MethodHandler {
@@ -101,7 +108,7 @@ export function subscribeHandler(events: SubscribeDeps): MethodHandler {
           reply(ctx, incoming, 500, { warning: `CSeq ${cseq} is not above ${found.dialog.remoteCSeq}` });
           return;
         }
-        found.refresh(expiresAt, cseq, contactUri, flow);
+        events.subscriptions.refresh(found, expiresAt, cseq, contactUri, flow);
         answer(ctx, incoming, expires);
         // §4.1.2.3: "Unsubscribing is handled in the same way as refreshing of a subscription,
         // with the "Expires" header field set to "0"" — the notifier sends a final NOTIFY.
@@ -141,6 +148,27 @@ export function subscribeHandler(events: SubscribeDeps): MethodHandler {
       if (contactUri === undefined) {
         reply(ctx, incoming, 400, { warning: 'a SUBSCRIBE needs a Contact header (RFC 6665 §4.1.2.1)' });
         return;
+      }
+      // The limits (limits.ts; a fetch creates nothing that lasts). RFC 6665 has no status for a
+      // quota: 403, which RFC 3261 §21.4.4 says not to repeat, with a Warning naming the limit.
+      // From here on nothing awaits, so no other SUBSCRIBE can slip in between count and add.
+      const admission = expires === 0 ? undefined : events.subscriptions.admit(watcher, pkg.name, resource);
+      if (admission?.kind === 'refused') {
+        incoming.log.info({ watcher, event: pkg.name, resource }, 'SUBSCRIBE refused: %s', admission.warning);
+        reply(ctx, incoming, 403, { warning: admission.warning });
+        return;
+      }
+      if (admission?.kind === 'replace') {
+        // The least recently refreshed one goes: most often a device that went away without
+        // unsubscribing. RFC 6665 §4.1.3 `probation` with retry-after: a device still there may
+        // subscribe again, later — `deactivated` would have it come back at once and replace
+        // another one in turn, in a loop.
+        incoming.log.info(
+          { watcher, event: pkg.name, resource, limit: admission.limit },
+          '%s subscription of %s to %s replaced by a new one: %d per watcher and resource at most',
+          pkg.name, watcher, resource, admission.limit,
+        );
+        events.terminate(admission.oldest, 'probation', REPLACED_RETRY_AFTER);
       }
       const response = answer(ctx, incoming, expires);
       const localHeader = response.headers.get('to') ?? '';

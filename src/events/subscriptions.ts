@@ -2,18 +2,20 @@
 // explicit state machine:
 //
 //   active ──refresh──▶ active
-//   active ──expiry / unsubscribe / fetch──▶ terminating   (the final NOTIFY is on its way)
-//   active | terminating ──final NOTIFY answered, 481, timeout, transport error──▶ terminated
+//   active ──expiry / unsubscribe / fetch / replaced / user removed──▶ terminating   (the final NOTIFY is on its way)
+//   active | terminating ──final NOTIFY answered, 481, timeout, transport error, flow closed──▶ terminated
 //
 // Any other transition is a bug and throws. Timers are passed in.
 
 import type { FlowRef } from '../registrar/index.ts';
+import { addTo, LiveSubscriptions, removeFrom } from './limits.ts';
+import type { Admission, SubscriptionLimits } from './limits.ts';
 import type { CancelTimer, Timers } from './timers.ts';
 
 export type SubscriptionStateName = 'active' | 'terminating' | 'terminated';
 
 /** RFC 6665 §8.2.3 reason codes Parley uses. */
-export type TerminationReason = 'timeout' | 'deactivated' | 'rejected' | 'noresource';
+export type TerminationReason = 'timeout' | 'deactivated' | 'probation' | 'rejected' | 'noresource';
 
 /** The notifier's side of the dialog (RFC 3261 §12.1.1, as the UAS of the SUBSCRIBE). */
 export interface SubscriptionDialog {
@@ -63,6 +65,8 @@ export class Subscription {
   expiresAt: number;
   #state: SubscriptionStateName = 'active';
   #reason: TerminationReason | undefined;
+  /** seconds, with `probation` (RFC 6665 §4.1.3: wait at least that long before subscribing again) */
+  #retryAfter: number | undefined;
   /** CSeq of our NOTIFYs: starts at 1 and only grows (RFC 3261 §12.2.1.1) */
   #localCSeq = 0;
 
@@ -104,10 +108,11 @@ export class Subscription {
   }
 
   /** active → terminating: the next NOTIFY is the last, with Subscription-State: terminated. */
-  terminate(reason: TerminationReason): void {
+  terminate(reason: TerminationReason, retryAfter?: number): void {
     this.#require('terminate', 'active');
     this.#state = 'terminating';
     this.#reason = reason;
+    this.#retryAfter = retryAfter;
   }
 
   /** → terminated: nothing more is sent in this dialog. */
@@ -120,7 +125,8 @@ export class Subscription {
   /** RFC 6665 §8.2.3 Subscription-State: `active;expires=N` or `terminated;reason=R`. */
   subscriptionState(now: number): string {
     if (this.#state === 'active') return `active;expires=${Math.max(0, Math.round((this.expiresAt - now) / 1000))}`;
-    return `terminated;reason=${this.#reason ?? 'deactivated'}`;
+    const retry = this.#retryAfter === undefined ? '' : `;retry-after=${this.#retryAfter}`;
+    return `terminated;reason=${this.#reason ?? 'deactivated'}${retry}`;
   }
 
   #require(transition: string, ...states: SubscriptionStateName[]): void {
@@ -128,23 +134,33 @@ export class Subscription {
   }
 }
 
-/** The live subscriptions, by dialog and by package and resource, each with its expiry timer. */
+/**
+ * The subscriptions, by dialog and by flow, each with its expiry timer; the active ones also by
+ * resource and watcher, counted against the limits (limits.ts). A subscription stays here until
+ * it is terminated (its final NOTIFY answered, or it could not be sent).
+ */
 export class SubscriptionStore {
   readonly #byId = new Map<string, Subscription>();
-  readonly #byResource = new Map<string, Set<Subscription>>();
+  /** by the flow its NOTIFYs take: when that connection closes, no NOTIFY can reach them */
+  readonly #byFlow = new Map<string, Set<Subscription>>();
+  readonly #live: LiveSubscriptions;
   readonly #timers = new Map<string, CancelTimer>();
   readonly #deps: { timers: Timers; now: () => number; onExpire: (sub: Subscription) => void };
 
-  constructor(deps: { timers: Timers; now: () => number; onExpire: (sub: Subscription) => void }) {
+  constructor(deps: { timers: Timers; now: () => number; onExpire: (sub: Subscription) => void; limits?: SubscriptionLimits }) {
     this.#deps = deps;
+    this.#live = new LiveSubscriptions(deps.limits);
+  }
+
+  /** Whether a new subscription of `watcher` to `resource` fits the limits (see limits.ts). */
+  admit(watcher: string, packageName: string, resource: string): Admission {
+    return this.#live.admit(watcher, packageName, resource);
   }
 
   add(sub: Subscription): void {
     this.#byId.set(sub.id, sub);
-    const key = resourceKey(sub.package, sub.resource);
-    let set = this.#byResource.get(key);
-    if (set === undefined) this.#byResource.set(key, (set = new Set()));
-    set.add(sub);
+    addTo(this.#byFlow, sub.flow.id, sub);
+    if (sub.state === 'active') this.#live.enter(sub);
     this.schedule(sub);
   }
 
@@ -154,12 +170,39 @@ export class SubscriptionStore {
 
   /** the subscriptions that still get NOTIFYs for a resource of a package */
   watching(packageName: string, resource: string): Subscription[] {
-    return [...(this.#byResource.get(resourceKey(packageName, resource)) ?? [])].filter((s) => s.state === 'active');
+    return [...this.#live.ofResource(packageName, resource)].filter((s) => s.state === 'active');
   }
 
   /** every subscription of a package that still gets NOTIFYs */
   ofPackage(packageName: string): Subscription[] {
     return [...this.#byId.values()].filter((s) => s.package === packageName && s.state === 'active');
+  }
+
+  /** the subscriptions whose NOTIFYs take the flow `flowId`, active or terminating */
+  onFlow(flowId: string): Subscription[] {
+    return [...(this.#byFlow.get(flowId) ?? [])];
+  }
+
+  /** the active subscriptions, counted: by watcher, by resource, by both */
+  get live(): LiveSubscriptions {
+    return this.#live;
+  }
+
+  /** RFC 6665 §4.2.1.2: a SUBSCRIBE in the dialog refreshes it (see Subscription.refresh). */
+  refresh(sub: Subscription, expiresAt: number, remoteCSeq: number, remoteTarget: string | undefined, flow: FlowRef): void {
+    const before = sub.flow.id;
+    sub.refresh(expiresAt, remoteCSeq, remoteTarget, flow);
+    if (before !== flow.id && this.#byId.get(sub.id) === sub) {
+      removeFrom(this.#byFlow, before, sub);
+      addTo(this.#byFlow, flow.id, sub);
+    }
+    this.#live.touch(sub);
+  }
+
+  /** active → terminating (Subscription.terminate): it counts no more against the limits. */
+  terminate(sub: Subscription, reason: TerminationReason, retryAfter?: number): void {
+    sub.terminate(reason, retryAfter);
+    this.#live.leave(sub);
   }
 
   /** (Re)arms the expiry timer: RFC 6665 §4.2.2 — at expiry the notifier sends terminated;reason=timeout. */
@@ -172,14 +215,14 @@ export class SubscriptionStore {
     }));
   }
 
+  /** The subscription is over: forget it. Idempotent. */
   remove(sub: Subscription): void {
+    if (this.#byId.get(sub.id) !== sub) return;
     this.#timers.get(sub.id)?.();
     this.#timers.delete(sub.id);
-    if (this.#byId.get(sub.id) === sub) this.#byId.delete(sub.id);
-    const key = resourceKey(sub.package, sub.resource);
-    const set = this.#byResource.get(key);
-    set?.delete(sub);
-    if (set?.size === 0) this.#byResource.delete(key);
+    this.#byId.delete(sub.id);
+    removeFrom(this.#byFlow, sub.flow.id, sub);
+    this.#live.leave(sub);
   }
 
   get size(): number {
@@ -194,10 +237,7 @@ export class SubscriptionStore {
     for (const cancel of this.#timers.values()) cancel();
     this.#timers.clear();
     this.#byId.clear();
-    this.#byResource.clear();
+    this.#byFlow.clear();
+    this.#live.clear();
   }
-}
-
-function resourceKey(packageName: string, resource: string): string {
-  return `${packageName}\n${resource}`;
 }

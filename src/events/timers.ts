@@ -7,6 +7,31 @@ export interface Timers {
   set(ms: number, fn: () => void): CancelTimer;
 }
 
+/**
+ * Runs `fn` every `ms` milliseconds until the returned function is called. What `fn` throws goes
+ * to `onError`, and the next run comes all the same.
+ */
+export function repeat(timers: Timers, ms: number, fn: () => void, onError: (err: unknown) => void): CancelTimer {
+  let stopped = false;
+  let cancel: CancelTimer = () => {};
+  const arm = (): void => {
+    cancel = timers.set(ms, () => {
+      if (stopped) return;
+      try {
+        fn();
+      } catch (err) {
+        onError(err);
+      }
+      if (!stopped) arm();
+    });
+  };
+  arm();
+  return () => {
+    stopped = true;
+    cancel();
+  };
+}
+
 /** Real timers that do not keep the process alive on their own. */
 export const NODE_TIMERS: Timers = {
   set(ms, fn) {

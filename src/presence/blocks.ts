@@ -10,6 +10,7 @@
 
 import type { Database } from '../storage/index.ts';
 import { transaction } from '../storage/index.ts';
+import { BLOCK_LIST, hasRoom } from './list-limits.ts';
 
 /** Changes older than this are pruned from the log: the server polls it every second or so. */
 export const BLOCK_LOG_KEEP_MS = 10 * 60_000;
@@ -48,15 +49,17 @@ export function listBlocks(db: Database, owner?: string): PresenceBlock[] {
 
 /**
  * Blocks `watcher` for `owner` (an existing user: the foreign key refuses others). Returns the
- * block and whether it is new; blocking twice keeps the first date.
+ * block, whether it is new, and `full` when `owner` has MAX_BLOCKS blocks already (nothing
+ * added); blocking twice keeps the first date.
  */
-export function addBlock(db: Database, owner: string, watcher: string, now: number): { block: PresenceBlock; created: boolean } {
+export function addBlock(db: Database, owner: string, watcher: string, now: number): { block?: PresenceBlock; created: boolean; full: boolean } {
   return transaction(db, () => {
     const existing = getBlock(db, owner, watcher);
-    if (existing !== undefined) return { block: existing, created: false };
+    if (existing !== undefined) return { block: existing, created: false, full: false };
+    if (!hasRoom(db, BLOCK_LIST, owner)) return { created: false, full: true };
     db.prepare('INSERT INTO presence_blocks (owner, watcher, created_at) VALUES (?, ?, ?)').run(owner, watcher, now);
     logChange(db, owner, watcher, now);
-    return { block: { owner, watcher, since: new Date(now) }, created: true };
+    return { block: { owner, watcher, since: new Date(now) }, created: true, full: false };
   });
 }
 

@@ -4,9 +4,9 @@
 
 import type { Database } from '../storage/index.ts';
 import { transaction } from '../storage/index.ts';
+import { CONTACT_LIST, hasRoom } from './list-limits.ts';
 
-/** Contacts per list: a list is one NOTIFY of every member's document. */
-export const MAX_CONTACTS = 1000;
+export { MAX_CONTACTS } from './list-limits.ts';
 
 export interface Contact {
   /** `bob@parley.local` */
@@ -45,8 +45,7 @@ export function addContact(db: Database, owner: string, member: string, now: num
   return transaction(db, () => {
     const existing = getContact(db, owner, member);
     if (existing !== undefined) return { contact: existing, created: false, full: false };
-    const count = db.prepare('SELECT count(*) AS n FROM presence_contacts WHERE owner = ?').get(owner) as { n: number };
-    if (Number(count.n) >= MAX_CONTACTS) return { created: false, full: true };
+    if (!hasRoom(db, CONTACT_LIST, owner)) return { created: false, full: true };
     db.prepare('INSERT INTO presence_contacts (owner, member, created_at) VALUES (?, ?, ?)').run(owner, member, now);
     return { contact: getContact(db, owner, member), created: true, full: false };
   });

@@ -13,6 +13,8 @@ export const PRESENCE_ERRORS = {
   NOT_A_CONTACT: 404,
   /** the contact list holds MAX_CONTACTS members already */
   CONTACT_LIST_FULL: 409,
+  /** the user has blocked MAX_BLOCKS watchers already */
+  BLOCK_LIST_FULL: 409,
   /** the cmdlet reads the live state of the running server: it needs --url (remote mode) */
   NEEDS_SERVER: 400,
 } as const;

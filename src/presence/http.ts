@@ -4,7 +4,7 @@
 //
 //   GET    /presence/blocked            → 200 {"blocked": [{"watcher": "bob@parley.local", "since": "2026-…Z"}]}
 //   GET    /presence/blocked/{watcher}  → 200 {"watcher", "since"} | 404 NOT_BLOCKED
-//   PUT    /presence/blocked/{watcher}  → 201 {"watcher", "since"} (200 when already blocked)
+//   PUT    /presence/blocked/{watcher}  → 201 {"watcher", "since"} (200 when already blocked) | 409 BLOCK_LIST_FULL
 //   DELETE /presence/blocked/{watcher}  → 204 | 404 NOT_BLOCKED
 //
 //   GET    /presence/contacts           → 200 {"uri": "sip:alice+contacts@parley.local", "contacts": [{"contact", "displayName", "since"}]}

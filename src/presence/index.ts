@@ -10,6 +10,7 @@ export { PRESENCE_ERRORS, PresenceError, type PresenceErrorCode } from './errors
 export { PRESENCE_MIGRATIONS } from './schema.ts';
 export { databaseBlockList, getBlock, listBlocks, type BlockChange, type BlockList, type PresenceBlock } from './blocks.ts';
 export { addToContacts, blockWatcher, removeFromContacts, requireBlock, requireContact, unblockWatcher, watcherAddress } from './policy.ts';
-export { MAX_CONTACTS, databaseContactLists, listContacts, type Contact, type ContactLists } from './contacts.ts';
+export { MAX_BLOCKS, MAX_CONTACTS } from './list-limits.ts';
+export { databaseContactLists, listContacts, type Contact, type ContactLists } from './contacts.ts';
 export { EVENTLIST, LIST_SUFFIX, RLMI_TYPE, buildListDocument, listOwner, listResource } from './lists.ts';
 export { BLOCKED_PATH, CONTACTS_PATH, createPresenceRoute, type PresenceRouteOptions } from './http.ts';

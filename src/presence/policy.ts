@@ -6,9 +6,10 @@ import { DirectoryError, findUser, parseAddress } from '../directory/index.ts';
 import type { Database } from '../storage/index.ts';
 import { addBlock, getBlock, removeBlock } from './blocks.ts';
 import type { PresenceBlock } from './blocks.ts';
-import { addContact, getContact, MAX_CONTACTS, removeContact } from './contacts.ts';
+import { addContact, getContact, removeContact } from './contacts.ts';
 import type { Contact } from './contacts.ts';
 import { PresenceError } from './errors.ts';
+import { BLOCK_LIST, CONTACT_LIST, listFull } from './list-limits.ts';
 
 /**
  * `bob`, `bob@parley.local` or `sip:bob@parley.local` → `bob@parley.local`. Any syntactically valid
@@ -18,10 +19,12 @@ export function watcherAddress(text: string, domain: string): string {
   return parseAddress(text, domain).address;
 }
 
-/** `owner` blocks `watcher`: they see `owner` Offline from their next NOTIFY on. */
+/** `owner` blocks `watcher`: they see `owner` Offline from their next NOTIFY on. BLOCK_LIST_FULL past MAX_BLOCKS. */
 export function blockWatcher(db: Database, owner: string, watcher: string, now: number): { block: PresenceBlock; created: boolean } {
   if (watcher === owner) throw new PresenceError('SELF_BLOCK', `${owner} cannot block themselves`);
-  return addBlock(db, owner, watcher, now);
+  const { block, created } = addBlock(db, owner, watcher, now);
+  if (block === undefined) throw listFull(BLOCK_LIST, owner);
+  return { block, created };
 }
 
 /** Throws NOT_BLOCKED when there was no such block. */
@@ -44,8 +47,8 @@ export function addToContacts(db: Database, owner: string, member: string, now: 
   if (findUser(db, member) === undefined) {
     throw new DirectoryError('USER_NOT_FOUND', `${member} is not a user of the organisation: a contact list holds users of this server (no federation yet)`);
   }
-  const { contact, created, full } = addContact(db, owner, member, now);
-  if (full || contact === undefined) throw new PresenceError('CONTACT_LIST_FULL', `the contact list of ${owner} holds ${MAX_CONTACTS} contacts already; remove some first`);
+  const { contact, created } = addContact(db, owner, member, now);
+  if (contact === undefined) throw listFull(CONTACT_LIST, owner);
   return { contact, created };
 }
 

@@ -9,7 +9,7 @@
 //   events.start(ctx);                                                 // starts presence too
 
 import type { Authorization, CancelTimer, EventNotifications, EventPackage, ExpirySettings, Subscription, Timers } from '../events/index.ts';
-import { acceptsType, DEFAULT_SUBSCRIBE_EXPIRY, NODE_TIMERS } from '../events/index.ts';
+import { acceptsType, DEFAULT_SUBSCRIBE_EXPIRY, NODE_TIMERS, repeat } from '../events/index.ts';
 import type { MethodHandler, SipContext } from '../router/context.ts';
 import type { SipRequest } from '../sip/index.ts';
 import type { BlockList } from './blocks.ts';
@@ -118,8 +118,11 @@ export class PresenceService implements EventPackage {
     });
     const onRegistration = (aor: string): void => this.changed(aor);
     ctx.registrations.on('changed', onRegistration);
-    this.#running = { ctx, events, publications, onRegistration, blockSeq: this.#blocks?.lastChange() ?? 0, cancelPoll: () => {} };
-    this.#schedulePoll();
+    // blocks changed by another process (`parley admin --data-dir`) are found by polling their log
+    const cancelPoll = this.#blocks === undefined ? () => {} : repeat(this.#timers, this.#blockPollMs, () => this.blocksChanged(), (err) => {
+      ctx.logger.error({ err }, 'reading the changes of presence blocks failed');
+    });
+    this.#running = { ctx, events, publications, onRegistration, blockSeq: this.#blocks?.lastChange() ?? 0, cancelPoll };
   }
 
   /** RFC 3856 §6.7: PIDF is the format every presence watcher must accept. */
@@ -243,20 +246,6 @@ export class PresenceService implements EventPackage {
     if (changes.length === 0) return;
     running.blockSeq = changes[changes.length - 1]?.seq ?? running.blockSeq;
     for (const owner of new Set(changes.map((c) => c.owner))) this.changed(owner);
-  }
-
-  #schedulePoll(): void {
-    const running = this.#running;
-    if (running === undefined || this.#blocks === undefined) return;
-    running.cancelPoll = this.#timers.set(this.#blockPollMs, () => {
-      if (this.#running !== running) return;
-      try {
-        this.blocksChanged();
-      } catch (err) {
-        running.ctx.logger.error({ err }, 'reading the changes of presence blocks failed');
-      }
-      this.#schedulePoll();
-    });
   }
 
   close(): void {

@@ -10,6 +10,7 @@ import { LOG_LEVELS, type LogLevel } from '../observability/logger.ts';
 import { DEFAULT_REGISTRAR_SETTINGS, type RegistrarSettings } from '../registrar/plan.ts';
 import { DIGEST_ALGORITHMS, type DigestAlgorithm } from '../sip/index.ts';
 import { DEFAULT_SUBSCRIBE_EXPIRY } from '../events/index.ts';
+import { DEFAULT_SUBSCRIPTION_LIMITS, type SubscriptionLimits } from '../events/index.ts';
 import { DEFAULT_PUBLISH_EXPIRY, type ExpirySettings } from '../presence/index.ts';
 import { parseHostHeader } from './own-names.ts';
 
@@ -46,6 +47,8 @@ export interface ServerConfig {
   presence: { publishExpiry: ExpirySettings; subscribeExpiry: ExpirySettings };
   /** more names clients reach this server at (a reverse proxy's): a Host naming one may appear in URLs given back (src/server/own-names.ts) */
   publicHosts: string[];
+  /** limits on live subscriptions (RFC 6665), every event package: per watcher and resource, per watcher, per resource */
+  events: SubscriptionLimits;
 }
 
 export interface OfflineImConfig {
@@ -79,6 +82,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   sip: { t1: 500, t2: 4000, t4: 5000, nonceLifetime: 300, digestAlgorithms: ['SHA-256', 'MD5'], checkDigestUri: true },
   presence: { publishExpiry: { ...DEFAULT_PUBLISH_EXPIRY }, subscribeExpiry: { ...DEFAULT_SUBSCRIBE_EXPIRY } },
   publicHosts: [],
+  events: { ...DEFAULT_SUBSCRIPTION_LIMITS },
 };
 
 export class ConfigError extends ParleyError {
@@ -115,6 +119,11 @@ const digestAlgorithms: Check = (v, path) => {
 };
 const flag: Check = (v, path) => {
   if (typeof v !== 'boolean') throw new ConfigError(`${path} must be true or false, not ${JSON.stringify(v)}`);
+  return v;
+};
+/** a whole number from min to max */
+const count = (min: number, max: number): Check => (v, path) => {
+  if (!Number.isInteger(v) || (v as number) < min || (v as number) > max) throw new ConfigError(`${path} must be a whole number from ${min} to ${max}, not ${JSON.stringify(v)}`);
   return v;
 };
 const hostName = text(/^[A-Za-z0-9.:[\]-]+$/, 'a host name or IP address');
@@ -240,6 +249,7 @@ const SCHEMA = section({
     if (!Array.isArray(v) || v.length > 100) throw new ConfigError(`${path} must be a list of at most 100 host names or IP addresses, not ${JSON.stringify(v)}`);
     return v.map((h, i) => publicHost(h, `${path}[${i}]`));
   },
+  events: section({ maxSubscriptionsPerWatcherResource: count(1, 1000), maxSubscriptionsPerWatcher: count(1, 1_000_000), maxSubscriptionsPerResource: count(1, 1_000_000) }),
   // flag only: `--digest-algorithms MD5` sets sip.digestAlgorithms
   digestAlgorithms,
 });
@@ -274,6 +284,7 @@ export function loadConfig(file: string | undefined, flags: ConfigOverrides): Re
     offlineIm: { ...DEFAULT_CONFIG.offlineIm, ...(fromFile.offlineIm as object | undefined) },
     sip: { ...DEFAULT_CONFIG.sip, ...(fromFile.sip as object | undefined) },
     presence: presenceOf(fromFile.presence as Partial<Record<keyof ServerConfig['presence'], Partial<ExpirySettings>>> | undefined),
+    events: { ...DEFAULT_CONFIG.events, ...(fromFile.events as object | undefined) },
   };
   const { digestAlgorithms: algorithmsFlag, ...topFlags } = flags;
   const defined = Object.fromEntries(Object.entries(topFlags).filter(([, v]) => v !== undefined));
@@ -284,6 +295,9 @@ export function loadConfig(file: string | undefined, flags: ConfigOverrides): Re
   if (config.offlineIm.retryBase > config.offlineIm.retryMax) throw new ConfigError('offlineIm.retryBase must not exceed offlineIm.retryMax');
   for (const [key, e] of Object.entries(config.presence)) {
     if (!(e.min <= e.default && e.default <= e.max)) throw new ConfigError(`presence.${key} must have min ≤ default ≤ max, not ${JSON.stringify(e)}`);
+  }
+  for (const wider of ['maxSubscriptionsPerWatcher', 'maxSubscriptionsPerResource'] as const) {
+    if (config.events.maxSubscriptionsPerWatcherResource > config.events[wider]) throw new ConfigError(`events.maxSubscriptionsPerWatcherResource must not exceed events.${wider}`);
   }
   return deepFreeze(config);
 }

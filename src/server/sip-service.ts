@@ -29,8 +29,10 @@ export function createSipSink(opts: {
   registrations: RegistrationEvents;
   connections: Map<string, Flow>;
   ctx: Pick<SipContext, 'domain' | 'product'>;
+  /** the subscriptions whose NOTIFYs took a closed connection end with it */
+  events: { flowClosed(flowId: string): void };
 }): TransportSink {
-  const { logger, transactions, location, registrations, connections, ctx } = opts;
+  const { logger, transactions, location, registrations, connections, ctx, events } = opts;
 
   const answerUnparsable = (error: SipParseError, flow: Flow): void => {
     const headers = error.headers;
@@ -63,6 +65,7 @@ export function createSipSink(opts: {
     onParseError: answerUnparsable,
     onFlowClosed(flow: Flow): void {
       connections.delete(flow.id);
+      events.flowClosed(flow.id);
       location.removeFlow(flow.id).then(
         (gone) => {
           for (const b of gone) logger.info({ aor: b.aor, flow: flow.id }, 'binding of %s dropped: connection closed', b.aor);

@@ -59,7 +59,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   const mailboxes = createMailboxRouting(config.mailboxes, new EmbeddedMailboxConnector({ db, userExists }));
   const messageSummary = new MessageSummaryPackage({ summary: (address) => mailboxes.connectorFor(address).connector.missedSummary(address) });
   const provisioning = new ProvisioningPackage({ db, ewsUrl: () => ewsUrl });
-  const events = new EventService({ packages: [presence, messageSummary, provisioning] });
+  const events = new EventService({ packages: [presence, messageSummary, provisioning], limits: config.events });
   const handlers = [registerHandler, messageHandler, optionsHandler, ...presence.handlers, ...events.handlers];
   const location = new MemoryLocationService();
   const registrations = createRegistrationEvents();
@@ -124,7 +124,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   const transactions = new TransactionLayer(config.sip, { onRequest: dispatch });
   ctx.transactions = transactions;
   events.start(ctx);
-  const sink = createSipSink({ logger, transactions, location, registrations, connections, ctx });
+  const sink = createSipSink({ logger, transactions, location, registrations, connections, ctx, events });
 
   const closers: Array<() => Promise<void> | void> = [];
   try {

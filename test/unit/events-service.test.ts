@@ -1,91 +1,9 @@
 // The event service in-process: SUBSCRIBE through the handler with a fake context (no sockets),
-// a test package, and a fake transaction layer that records the NOTIFYs.
+// a test package, and a fake transaction layer that records the NOTIFYs (event-service-harness.ts).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import pino from 'pino';
 import { EventService } from '../../src/events/index.ts';
-import type { Authorization, EventPackage, Subscription } from '../../src/events/index.ts';
-import { ManualTimers } from '../../src/events/timers.ts';
-import type { Incoming, SipContext } from '../../src/router/context.ts';
-import type { ClientTransactionUser, Flow, SipRequest, SipResponse } from '../../src/sip/index.ts';
-import { createResponseMessage, parseMessage } from '../../src/sip/index.ts';
-
-const logger = pino({ level: 'silent' });
-const DOMAIN = 'parley.test';
-const tick = () => new Promise((r) => setImmediate(r));
-
-/** A package whose documents are whatever the test puts in `state`. */
-function testPackage(name = 'x-test', state = new Map<string, string>()): EventPackage & { state: Map<string, string> } {
-  return {
-    name,
-    contentType: 'text/plain',
-    expiry: { min: 60, max: 600, default: 300 },
-    state,
-    authorize(_ctx: SipContext, watcher: string, resource: string): Authorization {
-      return watcher.startsWith('mallory') ? { status: 403, warning: `${watcher} may not watch ${resource}` } : 'ok';
-    },
-    body(sub: Subscription): string {
-      return state.get(sub.resource) ?? 'nothing';
-    },
-  };
-}
-
-function setup(packages: EventPackage[] = [testPackage()]) {
-  const clock = new ManualTimers();
-  const notifies: Array<{ request: SipRequest; user: ClientTransactionUser }> = [];
-  const transactions = {
-    sendRequest(request: SipRequest, _flow: Flow, user: ClientTransactionUser) {
-      notifies.push({ request, user });
-      return undefined as never;
-    },
-  };
-  const responses: SipResponse[] = [];
-  const flow: Flow = {
-    id: 'tcp#1', protocol: 'tcp', local: { address: '127.0.0.1', port: 5060 }, remote: { address: '127.0.0.1', port: 40000 }, reliable: true, closed: false,
-    send(data: Buffer) {
-      responses.push(parseMessage(data) as SipResponse);
-      return true;
-    },
-  };
-  const events = new EventService({ packages, timers: clock });
-  const ctx = {
-    domain: DOMAIN, product: 'Parley/test', logger, transactions, now: clock.now,
-    resolveFlow: () => flow,
-    userExists: (a: string) => ['alice', 'bob', 'mallory'].some((u) => a === `${u}@${DOMAIN}`),
-    // the watcher is whoever the From header names: authentication is tested elsewhere
-    auth: { authenticate: (r: SipRequest) => ({ ok: true, address: /<sip:([^>]+)>/.exec(r.headers.get('from') ?? '')?.[1] }) },
-    events,
-  } as unknown as SipContext;
-  events.start(ctx);
-  const [handler] = events.handlers;
-  let cseq = 1;
-  async function subscribe(opts: { from?: string; to?: string; event?: string | null; expires?: number; accept?: string; callId?: string; fromTag?: string; toTag?: string }) {
-    const from = opts.from ?? 'alice';
-    const to = opts.to ?? `bob@${DOMAIN}`;
-    const lines = [
-      `SUBSCRIBE sip:${to} SIP/2.0`,
-      `Via: SIP/2.0/TCP 127.0.0.1:40000;branch=z9hG4bK${Math.random().toString(36).slice(2)}`,
-      'Max-Forwards: 70',
-      `From: <sip:${from}@${DOMAIN}>;tag=${opts.fromTag ?? 'ft'}`,
-      `To: <sip:${to}>${opts.toTag ? `;tag=${opts.toTag}` : ''}`,
-      `Call-ID: ${opts.callId ?? `call-${cseq}`}`,
-      `CSeq: ${cseq++} SUBSCRIBE`,
-      `Contact: <sip:${from}@127.0.0.1:40000;transport=tcp>`,
-      ...(opts.event === null ? [] : [`Event: ${opts.event ?? 'x-test'}`]),
-      ...(opts.expires === undefined ? [] : [`Expires: ${opts.expires}`]),
-      ...(opts.accept === undefined ? [] : [`Accept: ${opts.accept}`]),
-      'Content-Length: 0', '', '',
-    ];
-    const request = parseMessage(Buffer.from(lines.join('\r\n'))) as SipRequest;
-    const incoming: Incoming = { request, flow, tx: null, log: logger };
-    await handler!.handle(ctx, incoming);
-    await tick();
-    return responses.at(-1)!;
-  }
-  const answer = (i: number, status = 200) => notifies[i]!.user.onFinal(createResponseMessage(status, 'x') as SipResponse);
-  const tagOf = (header: string | undefined) => /tag=([^;>]+)/.exec(header ?? '')?.[1];
-  return { clock, events, notifies, responses, subscribe, answer, tagOf };
-}
+import { DOMAIN, setup, testPackage, tick } from './event-service-harness.ts';
 
 describe('event service: package lookup', () => {
   it('answers 489 Bad Event with Allow-Events listing every package', async () => {

@@ -6,7 +6,7 @@ import pino from 'pino';
 import { Notifier } from '../../src/events/notifier.ts';
 import type { EventDocument } from '../../src/events/notifier.ts';
 import { Subscription, SubscriptionStore } from '../../src/events/subscriptions.ts';
-import { ManualTimers } from '../../src/events/timers.ts';
+import { ManualTimers, repeat } from '../../src/events/timers.ts';
 import type { ClientTransactionUser, Flow, SipRequest, SipResponse } from '../../src/sip/index.ts';
 import { createResponseMessage } from '../../src/sip/index.ts';
 
@@ -107,6 +107,24 @@ describe('subscription state machine (RFC 6665)', () => {
     assert.deepEqual(store.watching('message-summary', 'bob@parley.test'), [], 'only active subscriptions are watching');
     store.close();
     assert.equal(store.size, 0);
+  });
+});
+
+describe('repeating timer', () => {
+  it('runs every interval, goes on after a throw, and stops when cancelled', () => {
+    const clock = new ManualTimers();
+    const runs: number[] = [];
+    const errors: unknown[] = [];
+    const cancel = repeat(clock, 1000, () => {
+      runs.push(clock.now());
+      if (runs.length === 2) throw new Error('second run fails');
+    }, (err) => errors.push(err));
+    clock.advance(3500);
+    assert.deepEqual(runs.map((t) => t - runs[0]!), [0, 1000, 2000]);
+    assert.equal(errors.length, 1);
+    cancel();
+    clock.advance(5000);
+    assert.equal(runs.length, 3);
   });
 });
 

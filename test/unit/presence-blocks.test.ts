@@ -9,8 +9,10 @@ import { EventService, ManualTimers, Subscription } from '../../src/events/index
 import {
   BLOCK_LOG_KEEP_MS, addBlock, blockChangesSince, databaseBlockList, getBlock, isBlocked, lastBlockChange, listBlocks, removeBlock,
 } from '../../src/presence/blocks.ts';
-import { blockWatcher, unblockWatcher, watcherAddress } from '../../src/presence/policy.ts';
-import { PRESENCE_MIGRATIONS, PresenceError, PresenceService } from '../../src/presence/index.ts';
+import { addContact, removeContact } from '../../src/presence/contacts.ts';
+import { addToContacts, blockWatcher, unblockWatcher, watcherAddress } from '../../src/presence/policy.ts';
+import { MAX_BLOCKS, MAX_CONTACTS, PRESENCE_MIGRATIONS, PresenceError, PresenceService } from '../../src/presence/index.ts';
+import { transaction } from '../../src/storage/index.ts';
 import type { Binding } from '../../src/registrar/index.ts';
 import type { SipContext } from '../../src/router/context.ts';
 import type { ClientTransactionUser, Flow, SipRequest, SipResponse } from '../../src/sip/index.ts';
@@ -33,9 +35,9 @@ describe('presence blocks repository', () => {
     const db = await database('alice', 'bob');
     assert.equal(lastBlockChange(db), 0);
     const first = addBlock(db, `alice@${D}`, `mallory@${D}`, T0);
-    assert.deepEqual(first, { block: { owner: `alice@${D}`, watcher: `mallory@${D}`, since: new Date(T0) }, created: true });
+    assert.deepEqual(first, { block: { owner: `alice@${D}`, watcher: `mallory@${D}`, since: new Date(T0) }, created: true, full: false });
     const again = addBlock(db, `alice@${D}`, `mallory@${D}`, T0 + 5);
-    assert.deepEqual(again, { block: first.block, created: false }, 'blocking twice keeps the first date');
+    assert.deepEqual(again, { block: first.block, created: false, full: false }, 'blocking twice keeps the first date');
     addBlock(db, `bob@${D}`, `mallory@${D}`, T0 + 1);
     addBlock(db, `alice@${D}`, `eve@elsewhere.example`, T0 + 2);
     assert.equal(isBlocked(db, `alice@${D}`, `mallory@${D}`), true);
@@ -77,6 +79,43 @@ describe('presence blocks repository', () => {
     assert.throws(() => blockWatcher(db, `alice@${D}`, `alice@${D}`, T0), (e: unknown) => e instanceof PresenceError && e.code === 'SELF_BLOCK' && e.httpStatus === 400);
     assert.throws(() => unblockWatcher(db, `alice@${D}`, `bob@${D}`, T0), (e: unknown) => e instanceof PresenceError && e.code === 'NOT_BLOCKED' && e.httpStatus === 404);
   });
+});
+
+describe('per-user list limits (issue 18, finding 8b)', () => {
+  /** `n` more users as copies of alice's row: hashing that many passwords would take minutes */
+  function moreUsers(db: Database, n: number): string[] {
+    db.prepare(
+      `WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < ?)
+       INSERT INTO users (address, display_name, password_hash, digest_realm, ha1_md5, ha1_sha256, created_at, updated_at)
+       SELECT 'u' || i || '@${D}', NULL, password_hash, digest_realm, ha1_md5, ha1_sha256, created_at, updated_at FROM k, users WHERE address = 'alice@${D}'`,
+    ).run(n);
+    return Array.from({ length: n }, (_, i) => `u${i + 1}@${D}`);
+  }
+
+  const lists = [
+    { code: 'BLOCK_LIST_FULL', max: MAX_BLOCKS, message: /^the block list of bob@parley\.test holds 1000 blocked watchers already; remove some first$/,
+      fill: (db: Database, entries: string[]) => entries.forEach((e) => addBlock(db, `bob@${D}`, e, T0)),
+      add: (db: Database, entry: string) => blockWatcher(db, `bob@${D}`, entry, T0).created,
+      remove: (db: Database, entry: string) => unblockWatcher(db, `bob@${D}`, entry, T0) },
+    { code: 'CONTACT_LIST_FULL', max: MAX_CONTACTS, message: /^the contact list of bob@parley\.test holds 1000 contacts already; remove some first$/,
+      fill: (db: Database, entries: string[]) => entries.forEach((e) => addContact(db, `bob@${D}`, e, T0)),
+      add: (db: Database, entry: string) => addToContacts(db, `bob@${D}`, entry, T0).created,
+      remove: (db: Database, entry: string) => void removeContact(db, `bob@${D}`, entry) },
+  ];
+
+  for (const list of lists) {
+    it(`stops at ${list.max} with ${list.code} (409); an entry already there still answers; removing one makes room`, async () => {
+      const db = await database('alice', 'bob');
+      const users = moreUsers(db, list.max + 1);
+      const extra = users.pop()!;
+      transaction(db, () => list.fill(db, users));
+      assert.throws(() => list.add(db, extra), (e: unknown) => e instanceof PresenceError && e.code === list.code && e.httpStatus === 409 && list.message.test(e.message));
+      assert.equal(list.add(db, users[0]!), false, 'already on the list: nothing to add');
+      list.remove(db, users[0]!);
+      assert.equal(list.add(db, extra), true);
+      assert.throws(() => list.add(db, users[0]!), { code: list.code });
+    });
+  }
 });
 
 describe('presence service with blocks', () => {

@@ -10,9 +10,10 @@ import type { LivePresence } from '../../src/admin/index.ts';
 import { formatList } from '../../src/admin/format.ts';
 import { inspectionOutput } from '../../src/admin/cmdlets/presence.ts';
 import { DIRECTORY_MIGRATIONS, addUser } from '../../src/directory/index.ts';
-import { PRESENCE_MIGRATIONS } from '../../src/presence/index.ts';
+import { MAX_BLOCKS, PRESENCE_MIGRATIONS } from '../../src/presence/index.ts';
+import { addBlock } from '../../src/presence/blocks.ts';
 import { SETTINGS_MIGRATIONS, listAudit } from '../../src/settings/index.ts';
-import { openDatabase, openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
+import { openDatabase, openMemoryDatabase, runMigrations, transaction } from '../../src/storage/index.ts';
 
 const D = 'parley.test';
 const root = mkdtempSync(join(tmpdir(), 'parley-presence-admin-'));
@@ -84,6 +85,31 @@ describe('Cs…PresenceBlock cmdlets', () => {
     assert.match(self.error, /cannot block themselves/);
     assert.equal((await a.run('Add-CsPresenceBlock', 'alice', '-Watcher', 'bob@@x')).code, 2);
     assert.equal((await a.run('Add-CsPresenceBlock', 'alice')).code, 2);
+  });
+
+  it(`refuses a block past ${MAX_BLOCKS} (exit 1), saying why, and audits nothing`, async () => {
+    const a = await admin('alice');
+    const db = openDatabase(a.dataDir);
+    try {
+      runMigrations(db, [DIRECTORY_MIGRATIONS, PRESENCE_MIGRATIONS]);
+      transaction(db, () => {
+        for (let i = 0; i < MAX_BLOCKS; i++) addBlock(db, `alice@${D}`, `w${i}@elsewhere.example`, Date.now());
+      });
+    } finally {
+      db.close();
+    }
+    const full = await a.run('Add-CsPresenceBlock', 'alice', '-Watcher', 'mallory');
+    assert.equal(full.code, 1);
+    assert.equal(full.error, `parley admin: the block list of alice@${D} holds ${MAX_BLOCKS} blocked watchers already; remove some first`);
+    assert.equal((await a.run('Add-CsPresenceBlock', 'alice', '-Watcher', 'w7@elsewhere.example')).code, 0, 'one already blocked still answers');
+    assert.equal((await a.run('Remove-CsPresenceBlock', 'alice', '-Watcher', 'w7@elsewhere.example')).code, 0);
+    assert.equal((await a.run('Add-CsPresenceBlock', 'alice', '-Watcher', 'mallory')).code, 0, 'room again');
+    const check = openDatabase(a.dataDir);
+    try {
+      assert.deepEqual(listAudit(check).map((e) => `${e.cmdlet} ${e.newValue ?? e.oldValue}`), ['Remove-CsPresenceBlock w7@elsewhere.example', 'Add-CsPresenceBlock mallory@parley.test']);
+    } finally {
+      check.close();
+    }
   });
 
   it("says in its help that it is Parley's own cmdlet", async () => {

@@ -1,5 +1,6 @@
-// presence.publishExpiry and presence.subscribeExpiry in the config file: defaults, merged key by
-// key, checked at start-up with messages that name the setting.
+// presence.publishExpiry and presence.subscribeExpiry, and the limits on subscriptions (events.*),
+// in the config file: defaults, merged key by key, checked at start-up with messages that name the
+// setting.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -36,5 +37,22 @@ describe('presence configuration', () => {
     assert.throws(() => loadConfig(file({ presence: { subscribeExpiry: { min: 0 } } }), {}), /config\.presence\.subscribeExpiry\.min must be a number from 1/);
     assert.throws(() => loadConfig(file({ presence: { subscribeExpiry: { max: 300 } } }), {}), /presence\.subscribeExpiry must have min ≤ default ≤ max/);
     assert.throws(() => loadConfig(file({ presence: 7 }), {}), /config\.presence must be an object/);
+  });
+});
+
+describe('subscription limits configuration', () => {
+  it('defaults to 16 per watcher and resource, 3000 per watcher, 10000 per resource; merges key by key', () => {
+    assert.deepEqual(loadConfig(undefined, {}).events, { maxSubscriptionsPerWatcherResource: 16, maxSubscriptionsPerWatcher: 3000, maxSubscriptionsPerResource: 10_000 });
+    const c = loadConfig(file({ events: { maxSubscriptionsPerWatcher: 50 } }), {});
+    assert.deepEqual(c.events, { maxSubscriptionsPerWatcherResource: 16, maxSubscriptionsPerWatcher: 50, maxSubscriptionsPerResource: 10_000 });
+    assert.ok(Object.isFrozen(c.events));
+  });
+
+  it('refuses what is not a whole number in range, and a per-pair limit above a total', () => {
+    assert.throws(() => loadConfig(file({ events: { maxSubscriptionsPerWatcher: 0 } }), {}), (e: unknown) => e instanceof ConfigError && /config\.events\.maxSubscriptionsPerWatcher must be a whole number from 1 to 1000000, not 0/.test(e.message));
+    assert.throws(() => loadConfig(file({ events: { maxSubscriptionsPerWatcherResource: 2.5 } }), {}), /config\.events\.maxSubscriptionsPerWatcherResource must be a whole number/);
+    assert.throws(() => loadConfig(file({ events: { maxSubscriptions: 5 } }), {}), /unknown setting config\.events\.maxSubscriptions; known: maxSubscriptionsPerWatcherResource/);
+    assert.throws(() => loadConfig(file({ events: { maxSubscriptionsPerWatcherResource: 20, maxSubscriptionsPerWatcher: 10 } }), {}), /events\.maxSubscriptionsPerWatcherResource must not exceed events\.maxSubscriptionsPerWatcher/);
+    assert.throws(() => loadConfig(file({ events: { maxSubscriptionsPerResource: 8 } }), {}), /must not exceed events\.maxSubscriptionsPerResource/);
   });
 });

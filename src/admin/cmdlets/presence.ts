@@ -3,6 +3,7 @@
 //
 //   Get-CsPresenceBlock [-Identity user] [-Watcher address]   the blocked watchers (of one user)
 //   Add-CsPresenceBlock -Identity user -Watcher address        the watcher sees the user Offline
+//                                                              (at most MAX_BLOCKS per user)
 //   Remove-CsPresenceBlock -Identity user -Watcher address
 //   Get-CsUserPresence -Identity user                          live: state, note, registrations,
 //                                                              publications, watchers
@@ -12,7 +13,7 @@
 // with `live` (serverCmdlets in registry.ts); in local mode it says so.
 
 import { DirectoryError, findUser, parseAddress } from '../../directory/index.ts';
-import { blockWatcher, listBlocks, unblockWatcher, watcherAddress } from '../../presence/index.ts';
+import { blockWatcher, listBlocks, MAX_BLOCKS, unblockWatcher, watcherAddress } from '../../presence/index.ts';
 import type { PresenceBlock, PresenceInspection } from '../../presence/index.ts';
 import { PresenceError } from '../../presence/index.ts';
 import { recordAudit } from '../../settings/index.ts';
@@ -55,7 +56,7 @@ export function presenceCmdlets(live?: LivePresence): CmdletSpec[] {
     },
     {
       name: 'Add-CsPresenceBlock',
-      synopsis: `blocks a watcher: they see the user Offline, with no hint of the block, at once; ${OWN}`,
+      synopsis: `blocks a watcher: they see the user Offline, with no hint of the block, at once; at most ${MAX_BLOCKS} per user; ${OWN}`,
       parameters: [
         { name: 'Identity', type: 'string', position: 0, required: true, help: IDENTITY_HELP },
         { name: 'Watcher', type: 'string', required: true, help: WATCHER_HELP },
