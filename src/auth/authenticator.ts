@@ -1,5 +1,6 @@
 import { challenges, type DigestAlgorithm, formatAuthField, type NonceIssuer, parseAuthField, SipParseError, verifyCredentials } from '../sip/index.ts';
 import type { SipRequest } from '../sip/index.ts';
+import type { SignInGuard } from './lockout.ts';
 // Who is sending: SIP digest authentication (RFC 3261 §22) against the directory. REGISTER is
 // challenged as a registrar (401 + WWW-Authenticate), everything else as a proxy (407 +
 // Proxy-Authenticate). Both challenges offer SHA-256 and MD5 (RFC 8760).
@@ -22,6 +23,15 @@ export interface AuthenticatorOptions {
   algorithms: readonly DigestAlgorithm[];
   /** the account for a digest username in this realm, read fresh on every request */
   findAccount(username: string): DigestAccount | undefined;
+  /**
+   * Counts failed sign-ins and refuses locked-out sources and accounts (lockout.ts). A refusal is
+   * `403 Forbidden` with the reason and the wait in the Warning: RFC 3261 has no "too many
+   * attempts" status (SIP's 429 means "Provide Referrer Identity", RFC 3892), allows Retry-After
+   * only on 404/413/480/486/500/503/600/603 (§20.33), and 503 would make clients and proxies
+   * treat the whole server as down (RFC 3263 §4.3) — while 403 says what is true: "authorization
+   * will not help" (§21.4.4), for now.
+   */
+  guard?: SignInGuard;
 }
 
 export class Authenticator {
@@ -31,7 +41,8 @@ export class Authenticator {
     this.#opts = opts;
   }
 
-  authenticate(request: SipRequest, as: 'registrar' | 'proxy'): AuthOutcome {
+  /** `source`: the IP address the request came from (its flow's remote address), for the guard. */
+  authenticate(request: SipRequest, as: 'registrar' | 'proxy', source?: string): AuthOutcome {
     const header = as === 'registrar' ? 'authorization' : 'proxy-authorization';
     const realm = this.#opts.realm;
     let credentials;
@@ -44,11 +55,13 @@ export class Authenticator {
       if (err instanceof SipParseError) return { ok: false, status: 400, warning: `malformed ${header} header: ${err.message}`, headers: [] };
       throw err;
     }
+    const username = credentials?.params.get('username') ?? '';
+    const locked = source === undefined ? undefined : this.#opts.guard?.check(source, credentials && `${username}@${realm}`);
+    if (locked) return { ok: false, status: 403, warning: locked.message, headers: [] };
     if (!credentials) return this.#challenge(as, false, 'authentication required');
 
-    const username = credentials.params.get('username') ?? '';
     const account = this.#opts.findAccount(username);
-    if (!account) return { ok: false, status: 403, warning: `authentication failed for "${username}"`, headers: [] };
+    if (!account) return this.#failed(source, username, `authentication failed for "${username}"`);
     const verdict = verifyCredentials(credentials, {
       method: request.method,
       ha1For: (algorithm) => account.ha1[algorithm],
@@ -61,10 +74,20 @@ export class Authenticator {
       if (!this.#opts.algorithms.includes(verdict.algorithm)) {
         return { ok: false, status: 403, warning: `digest algorithm ${verdict.algorithm} is not allowed here; use ${this.#opts.algorithms.join(' or ')}`, headers: [] };
       }
+      if (source !== undefined) this.#opts.guard?.succeeded(account.address, source);
       return { ok: true, address: account.address };
     }
     if (verdict.reason === 'stale') return this.#challenge(as, true, 'nonce expired; answer the new challenge');
-    return { ok: false, status: 403, warning: `authentication failed for "${username}": ${verdict.detail}`, headers: [] };
+    const refusal = `authentication failed for "${username}": ${verdict.detail}`;
+    // a wrong password is a guess; malformed credentials are not
+    if (verdict.reason === 'bad-response' || verdict.reason === 'unknown-user') return this.#failed(source, username, refusal);
+    return { ok: false, status: 403, warning: refusal, headers: [] };
+  }
+
+  /** A failed guess (wrong password or unknown user alike): counted by the guard, answered 403. */
+  #failed(source: string | undefined, username: string, warning: string): AuthOutcome {
+    if (source !== undefined) this.#opts.guard?.failed(source, `${username}@${this.#opts.realm}`);
+    return { ok: false, status: 403, warning, headers: [] };
   }
 
   #challenge(as: 'registrar' | 'proxy', stale: boolean, warning: string): AuthOutcome {
