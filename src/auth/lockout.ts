@@ -152,24 +152,17 @@ export class SignInGuard {
   /** A successful sign-in: `address` becomes (or stays) familiar for the account. */
   succeeded(account: string, address: string): void {
     const name = account.toLowerCase();
-    const byAccount = this.#accounts.get(name);
     const source = sourceKey(address);
-    const list = this.#familiar.get(name);
-    const known = list?.find((f) => f.source === source);
-    if (known !== undefined && byAccount === undefined) {
-      // the common case, every REGISTER refresh: nothing to do unless the record is a day old
-      const now = this.#now();
-      if (now - known.at < FAMILIAR_REFRESH_MS) return;
-      this.#remember(name, source, now);
-      return;
-    }
     const now = this.#now();
+    const byAccount = this.#accounts.size === 0 ? undefined : this.#accounts.get(name);
     // AD resets an account's count on a successful sign-in; a running lockout stays
     if (byAccount !== undefined && byAccount.lockedUntil <= now && byAccount.failures > 0) {
       byAccount.failures = 0;
       this.#dirty.add(byAccount);
     }
-    this.#remember(name, source, now);
+    // the common case, every REGISTER refresh: a known address, recorded less than a day ago
+    const known = this.#familiar.get(name)?.find((f) => f.source === source);
+    if (known === undefined || now - known.at >= FAMILIAR_REFRESH_MS) this.#remember(name, source, now);
   }
 
   /** Forgets a source (`192.0.2.7`) or an account: its count, lockout and streak. */
