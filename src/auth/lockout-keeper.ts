@@ -3,19 +3,23 @@
 // (`parley admin --data-dir … Clear-CsAuthLockout`) reaches the server within a second through the
 // clear log it polls, one made through the admin API at once (cleared()).
 //
-// Writes: the start of a lockout at once, with its audit row (Who = system) in the same
-// transaction; counts and familiar sources once a second, in one transaction, only when something
-// changed. The per-request check reads memory only.
+// Writes: once a second, in one transaction, only when something changed: counts, familiar
+// sources, and the lockouts that started with their audit rows (Who = system). Not one write per
+// lockout: a guesser who spoofs UDP source addresses can start many lockouts a second, and each
+// commit waits for the disk (synchronous = FULL). For the same reason at most MAX_AUDITS_PER_FLUSH
+// lockouts are audited one by one per round; the rest are counted in one more row. The
+// per-request check reads memory only.
 
 import type { Logger } from '../observability/logger.ts';
 import type { Database } from '../storage/index.ts';
 import { transaction } from '../storage/index.ts';
 import { FAMILIAR_MS, SignInGuard } from './lockout.ts';
-import type { LockoutKind, LockoutPolicy, LockoutState, Refusal } from './lockout.ts';
-import { lastLockoutClear, listFamiliarSources, listLockouts, lockoutClearsSince, saveGuardChanges, saveLockout } from './lockout-store.ts';
+import type { LockoutKind, LockoutPolicy, LockoutState } from './lockout.ts';
+import { lastLockoutClear, listFamiliarSources, listLockouts, lockoutClearsSince, saveGuardChanges } from './lockout-store.ts';
 
 export const DEFAULT_LOCKOUT_POLL_MS = 1000;
 const SWEEP_EVERY_MS = 60_000;
+export const MAX_AUDITS_PER_FLUSH = 100;
 
 export interface LockoutKeeperOptions {
   db: Database;
@@ -42,11 +46,13 @@ export class LockoutKeeper {
   #clearSeq = 0;
   #lastSweep = 0;
   #timer: NodeJS.Timeout | undefined;
+  /** lockouts started since the last flush, to audit */
+  #started: LockoutState[] = [];
 
   constructor(opts: LockoutKeeperOptions) {
     this.#opts = opts;
     this.#now = opts.now ?? Date.now;
-    this.guard = new SignInGuard(opts.policy, { now: this.#now, onLockout: (state, refusal) => this.#started(state, refusal) });
+    this.guard = new SignInGuard(opts.policy, { now: this.#now, onLockout: (state) => this.#lockoutStarted(state) });
   }
 
   /** Loads what the database holds and starts polling for clears. */
@@ -78,9 +84,26 @@ export class LockoutKeeper {
     }
   }
 
-  /** Writes the counts and familiar sources that changed (Get-CsAuthLockout through the admin API calls this first). */
+  /** Writes what changed: counts, familiar sources, lockouts and their audit rows (Get-CsAuthLockout through the admin API calls this first). */
   flush(): void {
-    saveGuardChanges(this.#opts.db, this.guard.takeChanges(), this.#now() - FAMILIAR_MS);
+    const changes = this.guard.takeChanges();
+    const started = this.#started;
+    this.#started = [];
+    try {
+      transaction(this.#opts.db, () => {
+        saveGuardChanges(this.#opts.db, changes, this.#now() - FAMILIAR_MS);
+        for (const state of started.slice(0, MAX_AUDITS_PER_FLUSH)) {
+          this.#opts.audit(lockoutIdentity(state.kind, state.key), 'LockedUntil', null, new Date(state.lockedUntil).toISOString());
+        }
+        const more = started.length - MAX_AUDITS_PER_FLUSH;
+        if (more > 0) this.#opts.audit('*', 'LockedUntil', null, `${more} more lockouts within a second; see Get-CsAuthLockout -Locked`);
+      });
+    } catch (err) {
+      // written with the next round (the states are still in the guard, the audits are kept)
+      this.#started = [...started, ...this.#started];
+      this.guard.restoreChanges(changes);
+      throw err;
+    }
   }
 
   /** Clear-CsAuthLockout ran in this process (the admin API): the guard forgets at once. */
@@ -98,7 +121,7 @@ export class LockoutKeeper {
     }
   }
 
-  #started(state: Readonly<LockoutState>, refusal: Refusal): void {
+  #lockoutStarted(state: Readonly<LockoutState>): void {
     const identity = lockoutIdentity(state.kind, state.key);
     const until = new Date(state.lockedUntil).toISOString();
     this.#opts.logger.warn(
@@ -106,14 +129,6 @@ export class LockoutKeeper {
       'sign-in lockout of %s until %s after %d failed sign-ins (lockout %d in a row)',
       identity, until, state.failures, state.lockouts,
     );
-    try {
-      transaction(this.#opts.db, () => {
-        saveLockout(this.#opts.db, state);
-        this.#opts.audit(identity, 'LockedUntil', null, until);
-      });
-    } catch (err) {
-      // the lockout holds in memory anyway; the next flush writes the state again
-      this.#opts.logger.error({ err, identity, refusal: refusal.message }, 'recording the sign-in lockout of %s failed', identity);
-    }
+    this.#started.push({ ...state });
   }
 }

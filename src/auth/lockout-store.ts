@@ -116,7 +116,7 @@ export function lastLockoutClear(db: Database): number {
 
 /** The clears after `seq`, oldest first. */
 export function lockoutClearsSince(db: Database, seq: number): Array<{ seq: number; kind: LockoutKind; key: string }> {
-  const rows = db.prepare('SELECT seq, kind, key FROM auth_lockout_clears WHERE seq > ? ORDER BY seq').all(seq) as Array<{ seq: number; kind: LockoutKind; key: string }>;
+  const rows = statement(db, 'SELECT seq, kind, key FROM auth_lockout_clears WHERE seq > ? ORDER BY seq').all(seq) as Array<{ seq: number; kind: LockoutKind; key: string }>;
   return rows.map((r) => ({ seq: Number(r.seq), kind: r.kind, key: r.key }));
 }
 

@@ -223,6 +223,21 @@ export class SignInGuard {
     return changes;
   }
 
+  /** Puts back changes whose write failed, to be written with the next round. */
+  restoreChanges(changes: GuardChanges): void {
+    for (const s of changes.saved) {
+      const live = (s.kind === 'source' ? this.#sources : this.#accounts).get(s.key);
+      if (live !== undefined) this.#dirty.add(live);
+    }
+    for (const r of changes.removed) {
+      if (!(r.kind === 'source' ? this.#sources : this.#accounts).has(r.key)) this.#removed.set(`${r.kind} ${r.key}`, r);
+    }
+    for (const f of changes.familiar) {
+      const key = `${f.account} ${f.source}`;
+      if (!this.#familiarDirty.has(key)) this.#familiarDirty.set(key, f);
+    }
+  }
+
   #count(map: Map<string, LockoutState>, kind: LockoutKind, key: string, threshold: number, now: number): Refusal | undefined {
     let state = map.get(key);
     if (state === undefined) {

@@ -270,23 +270,35 @@ function keeperOn(dir: string, clock = clockAt()) {
 }
 
 describe('the lockout keeper', () => {
-  it('writes a lockout at once with its audit row, counts on tick; keeps them over a restart; hears of clears by other processes', () => {
+  it('audits at most 100 lockouts one by one per round, and counts the rest in one row', () => {
+    const { db, keeper } = keeperOn(dataDir());
+    keeper.start();
+    for (let i = 0; i < 105; i++) failTimes(keeper.guard, 3, `192.0.2.${i}`);
+    keeper.tick();
+    const audit = listAudit(db);
+    assert.equal(audit.length, 101);
+    assert.deepEqual([audit[100]?.identity, audit[100]?.newValue], ['*', '5 more lockouts within a second; see Get-CsAuthLockout -Locked']);
+    assert.equal(listLockouts(db).length, 105);
+    keeper.close();
+    db.close();
+  });
+
+  it('writes counts and lockouts with their audit rows each round; keeps them over a restart; hears of clears by other processes', () => {
     const dir = dataDir();
     const { db, keeper, clock } = keeperOn(dir);
     keeper.start();
     try {
-      failTimes(keeper.guard, 2, '192.0.2.7');
-      assert.deepEqual(listLockouts(db), [], 'counts wait for the tick');
-      keeper.guard.failed('192.0.2.7');
-      const [locked] = listLockouts(db);
-      assert.equal(locked?.lockedUntil, clock.now() + 60 * S, 'the lockout is written at once');
+      failTimes(keeper.guard, 3, '192.0.2.7');
+      keeper.guard.failed('192.0.2.8');
+      assert.deepEqual(listLockouts(db), [], 'written by the round, not by the request');
+      keeper.tick();
+      assert.deepEqual(listLockouts(db).map((s) => `${s.key} ${s.failures} ${s.lockedUntil}`), [`192.0.2.7 3 ${clock.now() + 60 * S}`, '192.0.2.8 1 0']);
       const audit = listAudit(db);
       assert.deepEqual(audit.map((e) => [e.actor, e.cmdlet, e.identity, e.property, e.oldValue, e.newValue]), [
         ['system', 'sign-in guard', 'Source:192.0.2.7', 'LockedUntil', null, new Date(clock.now() + 60 * S).toISOString()],
       ]);
-      keeper.guard.failed('192.0.2.8');
       keeper.tick();
-      assert.deepEqual(listLockouts(db).map((s) => `${s.key} ${s.failures}`), ['192.0.2.7 3', '192.0.2.8 1']);
+      assert.equal(listAudit(db).length, 1, 'audited once');
 
       // a restart: the new keeper still refuses the locked source
       keeper.close();
