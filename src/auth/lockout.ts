@@ -149,17 +149,16 @@ export class SignInGuard {
     return this.#count(this.#accounts, 'account', name, this.policy.accountThreshold, now) ?? started;
   }
 
-  /** A successful sign-in: `address` becomes (or stays) familiar for the account. */
+  /**
+   * A successful sign-in: `address` becomes (or stays) familiar for the account. Unlike AD, it
+   * resets no count: SIP clients refresh their registration every few minutes, so the owner's
+   * client would keep handing a slow guesser a fresh account budget, and a guesser who knows one
+   * password would reset its own source's.
+   */
   succeeded(account: string, address: string): void {
     const name = account.toLowerCase();
     const source = sourceKey(address);
     const now = this.#now();
-    const byAccount = this.#accounts.size === 0 ? undefined : this.#accounts.get(name);
-    // AD resets an account's count on a successful sign-in; a running lockout stays
-    if (byAccount !== undefined && byAccount.lockedUntil <= now && byAccount.failures > 0) {
-      byAccount.failures = 0;
-      this.#dirty.add(byAccount);
-    }
     // the common case, every REGISTER refresh: a known address, recorded less than a day ago
     const known = this.#familiar.get(name)?.find((f) => f.source === source);
     if (known === undefined || now - known.at >= FAMILIAR_REFRESH_MS) this.#remember(name, source, now);

@@ -140,11 +140,12 @@ describe('sign-in guard: accounts (smart lockout)', () => {
     assert.deepEqual(guard.entries().map((e) => `${e.kind} ${e.key} ${e.failures}`), ['source 198.51.100.10 20']);
   });
 
-  it('resets an unlocked account count on a successful sign-in, not the count of the source', () => {
+  it('resets no count on a successful sign-in: neither the account owner nor a guesser refills a budget', () => {
     const { guard } = guardWith({ sourceThreshold: 10 });
     failTimes(guard, 4, '192.0.2.1', 'carol@parley.test');
+    // carol's phone refreshes its registration from home
     guard.succeeded('carol@parley.test', '198.51.100.10');
-    assert.equal(guard.failed('192.0.2.2', 'carol@parley.test'), undefined, 'the account starts again at 1');
+    assert.equal(guard.failed('192.0.2.2', 'carol@parley.test')?.kind, 'account', 'the fifth guess locks the account all the same');
     // a guesser who knows one password cannot reset its own source's budget with it
     guard.succeeded('mallory@parley.test', '192.0.2.1');
     assert.deepEqual(guard.entries().filter((e) => e.kind === 'source').map((e) => `${e.key} ${e.failures}`), ['192.0.2.1 4', '192.0.2.2 1']);
@@ -158,7 +159,7 @@ describe('sign-in guard: clearing, changes, loading', () => {
     guard.failed('192.0.2.8');
     guard.succeeded('alice@parley.test', '198.51.100.1');
     const first = guard.takeChanges();
-    assert.deepEqual(first.saved.map((s) => `${s.kind} ${s.key} ${s.failures} ${s.lockedUntil > 0}`).sort(), ['account alice@parley.test 0 false', 'source 192.0.2.7 3 true', 'source 192.0.2.8 1 false'], 'her sign-in reset the account count');
+    assert.deepEqual(first.saved.map((s) => `${s.kind} ${s.key} ${s.failures} ${s.lockedUntil > 0}`).sort(), ['account alice@parley.test 3 false', 'source 192.0.2.7 3 true', 'source 192.0.2.8 1 false']);
     assert.deepEqual(first.familiar.map((f) => `${f.account} ${f.source}`), ['alice@parley.test 198.51.100.1']);
     assert.deepEqual(guard.takeChanges(), { saved: [], removed: [], familiar: [] }, 'nothing new');
     // a REGISTER refresh from the same address writes nothing, a day later it does
