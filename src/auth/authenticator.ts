@@ -27,9 +27,9 @@ export interface AuthenticatorOptions {
    * Counts failed sign-ins and refuses locked-out sources and accounts (lockout.ts). A refusal is
    * `403 Forbidden` with the reason and the wait in the Warning: RFC 3261 has no "too many
    * attempts" status (SIP's 429 means "Provide Referrer Identity", RFC 3892), allows Retry-After
-   * only on 404/413/480/486/500/503/600/603 (§20.33), and 503 would make clients and proxies
-   * treat the whole server as down (RFC 3263 §4.3) — while 403 says what is true: "authorization
-   * will not help" (§21.4.4), for now.
+   * only on 404/413/480/486/500/503/600/603 (§20), and a 503 tells a proxy in front of Parley to
+   * send it no request at all for the Retry-After time (§21.5.4) — while 403 says what is true:
+   * "authorization will not help" (§21.4.4), for now.
    */
   guard?: SignInGuard;
 }
