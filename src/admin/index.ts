@@ -10,6 +10,7 @@
 // operation failed (unknown identity, a site in use, the server cannot be reached…).
 
 import { userInfo } from 'node:os';
+import { AUTH_MIGRATIONS } from '../auth/index.ts';
 import { DIRECTORY_MIGRATIONS } from '../directory/index.ts';
 import { ParleyError } from '../errors.ts';
 import { SETTINGS_MIGRATIONS } from '../settings/index.ts';
@@ -40,6 +41,7 @@ export { AdminError } from './errors.ts';
 export type { AdminErrorCode } from './errors.ts';
 export { CMDLETS, serverCmdlets } from './registry.ts';
 export type { LivePresence } from './cmdlets/presence.ts';
+export type { LiveLockouts } from './cmdlets/auth-lockout.ts';
 export { ADMIN_PATH, AdminApiError, createAdminRoute } from './http/index.ts';
 export type { AdminApiErrorCode, AdminEndpoint, AdminEndpointRequest, AdminMethod, AdminRoute, AdminRouteOptions } from './http/index.ts';
 
@@ -95,7 +97,7 @@ export async function runAdminCommand(args: string[], io: AdminIo, defaults: Adm
       output = await runRemote(target, cmdlet, bound);
     } else {
       db = openDatabase(dataDir ?? defaults.dataDir);
-      runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, PRESENCE_MIGRATIONS]);
+      runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, PRESENCE_MIGRATIONS, AUTH_MIGRATIONS]);
       output = await cmdlet.run({ db, domain: defaults.domain, actor: currentActor(), now: Date.now }, bound);
     }
     if (json) io.out(formatJson(output));

@@ -2,6 +2,8 @@
 // is checked once, when it is built: a wrong declaration is a bug and fails every run and test.
 
 import { AUDIT_CMDLETS } from './cmdlets/audit.ts';
+import { authLockoutCmdlets } from './cmdlets/auth-lockout.ts';
+import type { LiveLockouts } from './cmdlets/auth-lockout.ts';
 import { CLIENT_POLICY_CMDLETS } from './cmdlets/client-policy.ts';
 import { IM_CONFIGURATION_CMDLETS } from './cmdlets/im-configuration.ts';
 import { presenceCmdlets } from './cmdlets/presence.ts';
@@ -17,11 +19,12 @@ export const CMDLETS: readonly CmdletSpec[] = checkCmdlets([
   ...USER_CMDLETS,
   ...AUDIT_CMDLETS,
   ...presenceCmdlets(),
+  ...authLockoutCmdlets(),
 ]);
 
 /** The cmdlets as the running server serves them (admin API): those that read live state get it. */
-export function serverCmdlets(live: { presence: LivePresence }): readonly CmdletSpec[] {
-  const served = new Map(presenceCmdlets(live.presence).map((c) => [c.name, c]));
+export function serverCmdlets(live: { presence: LivePresence; lockouts?: LiveLockouts }): readonly CmdletSpec[] {
+  const served = new Map([...presenceCmdlets(live.presence), ...authLockoutCmdlets(live.lockouts)].map((c) => [c.name, c]));
   return CMDLETS.map((c) => served.get(c.name) ?? c);
 }
 

@@ -5,6 +5,7 @@
 
 import { challenges, type DigestAlgorithm, formatAuthField, type NonceIssuer, parseAuthField, SipParseError, verifyCredentials } from '../sip/index.ts';
 import type { SipRequest } from '../sip/index.ts';
+import type { SignInGuard } from './lockout.ts';
 
 
 export interface DigestAccount {
@@ -26,6 +27,15 @@ export interface AuthenticatorOptions {
   checkDigestUri?: boolean;
   /** the account for a digest username in this realm, read fresh on every request */
   findAccount(username: string): DigestAccount | undefined;
+  /**
+   * Counts failed sign-ins and refuses locked-out sources and accounts (lockout.ts). A refusal is
+   * `403 Forbidden` with the reason and the wait in the Warning: RFC 3261 has no "too many
+   * attempts" status (SIP's 429 means "Provide Referrer Identity", RFC 3892), allows Retry-After
+   * only on 404/413/480/486/500/503/600/603 (§20), and a 503 tells a proxy in front of Parley to
+   * send it no request at all for the Retry-After time (§21.5.4) — while 403 says what is true:
+   * "authorization will not help" (§21.4.4), for now.
+   */
+  guard?: SignInGuard;
 }
 
 export class Authenticator {
@@ -35,7 +45,8 @@ export class Authenticator {
     this.#opts = opts;
   }
 
-  authenticate(request: SipRequest, as: 'registrar' | 'proxy'): AuthOutcome {
+  /** `source`: the IP address the request came from (its flow's remote address), for the guard. */
+  authenticate(request: SipRequest, as: 'registrar' | 'proxy', source?: string): AuthOutcome {
     const header = as === 'registrar' ? 'authorization' : 'proxy-authorization';
     const realm = this.#opts.realm;
     let credentials;
@@ -48,9 +59,11 @@ export class Authenticator {
       if (err instanceof SipParseError) return { ok: false, status: 400, warning: `malformed ${header} header: ${err.message}`, headers: [] };
       throw err;
     }
+    const username = credentials?.params.get('username') ?? '';
+    const locked = source === undefined ? undefined : this.#opts.guard?.check(source, credentials && `${username}@${realm}`);
+    if (locked) return { ok: false, status: 403, warning: locked.message, headers: [] };
     if (!credentials) return this.#challenge(as, false, 'authentication required');
 
-    const username = credentials.params.get('username') ?? '';
     let account: DigestAccount | undefined;
     const verdict = verifyCredentials(credentials, {
       method: request.method,
@@ -69,16 +82,25 @@ export class Authenticator {
       if (!this.#opts.algorithms.includes(verdict.algorithm)) {
         return { ok: false, status: 403, warning: `digest algorithm ${verdict.algorithm} is not allowed here; use ${this.#opts.algorithms.join(' or ')}`, headers: [] };
       }
+      if (source !== undefined) this.#opts.guard?.succeeded(account.address, source);
       return { ok: true, address: account.address };
     }
-    if (verdict.ok) return { ok: false, status: 403, warning: `authentication failed for "${username}"`, headers: [] };
+    if (verdict.ok) return this.#failed(source, username, `authentication failed for "${username}": wrong user name or password`);
     if (verdict.reason === 'stale') return this.#challenge(as, true, `${verdict.detail}; answer the new challenge`);
     // A user who does not exist and a wrong password read alike, so the answer tells no one which
-    // user names exist.
-    const why = verdict.reason === 'unknown-user' || verdict.reason === 'bad-response' ? 'wrong user name or password' : verdict.detail;
+    // user names exist; both are guesses, counted by the guard. Malformed credentials are not.
+    if (verdict.reason === 'unknown-user' || verdict.reason === 'bad-response') {
+      return this.#failed(source, username, `authentication failed for "${username}": wrong user name or password`);
+    }
     // RFC 7616 §3.4.6: credentials for another resource than the Request-URI are a Bad Request
     const status = verdict.reason === 'uri-mismatch' ? 400 : 403;
-    return { ok: false, status, warning: `authentication failed for "${username}": ${why}`, headers: [] };
+    return { ok: false, status, warning: `authentication failed for "${username}": ${verdict.detail}`, headers: [] };
+  }
+
+  /** A failed guess (wrong password or unknown user alike): counted by the guard, answered 403. */
+  #failed(source: string | undefined, username: string, warning: string): AuthOutcome {
+    if (source !== undefined) this.#opts.guard?.failed(source, `${username}@${this.#opts.realm}`);
+    return { ok: false, status: 403, warning, headers: [] };
   }
 
   #challenge(as: 'registrar' | 'proxy', stale: boolean, warning: string): AuthOutcome {

@@ -1,11 +1,132 @@
 // HTTP Basic (RFC 7617) with the user's Parley password — EWS, autodiscover and the user's presence
 // endpoints sign in this way — and where such a password may travel.
-import type http from 'node:http';
-import { findUser, verifyPassword } from '../directory/index.ts';
-import type { Database } from '../storage/index.ts';
+//
+// Each check of a password costs one scrypt run, so a sign-in passes, in order:
+//  1. the sign-in guard (lockout.ts): a locked-out source or account is refused at once, before
+//     any hashing, with the right password too → 429 SIGN_IN_LOCKED with Retry-After;
+//  2. the cache of recently verified credentials: a client that sends Basic on every EWS request
+//     pays scrypt once per `cacheMs`, not per request. Entries are keyed by an HMAC of address and
+//     password under a key made at start (never stored), and hold the user's password stamp: a new
+//     password, or a removed user, misses the cache. Only successes are kept;
+//  3. the fair hashing queue (hash-queue.ts): a source past its share, or a full queue, is refused
+//     at once → 429 / 503 SIGN_IN_BUSY with Retry-After; otherwise it waits its round-robin turn.
+// A wrong password and an unknown user are counted alike as a failure of the source and account.
 
-/** The user's address when the credentials are right. Accepts `alice`, `alice@domain` and `DOMAIN\alice`. */
-export async function authenticateBasic(db: Database, domain: string, header: string | undefined): Promise<string | undefined> {
+import { createHmac, randomBytes } from 'node:crypto';
+import type http from 'node:http';
+import { findUser, passwordStamp, verifyPassword } from '../directory/index.ts';
+import type { Database } from '../storage/index.ts';
+import { FairQueue } from './hash-queue.ts';
+import type { Refusal, SignInGuard } from './lockout.ts';
+import { httpSource, plainAddress, sourceKey } from './source.ts';
+
+export type BasicOutcome =
+  | { readonly ok: true; readonly address: string }
+  /** no credentials, or not the right ones: answer 401 with basicChallenge() */
+  | { readonly ok: false; readonly status: 401 }
+  /** refused without a look at the password: answer with answerSignInRefusal() */
+  | { readonly ok: false; readonly status: 429 | 503; readonly code: 'SIGN_IN_LOCKED' | 'SIGN_IN_BUSY'; readonly detail: string; readonly retryAfterSeconds: number };
+
+export type SignInRefusal = Extract<BasicOutcome, { status: 429 | 503 }>;
+
+export interface BasicSignInOptions {
+  db: Database;
+  /** the organisation's domain: `alice` signs in as alice@domain */
+  domain: string;
+  /** counts failures and refuses locked-out sources and accounts; none: nothing is counted */
+  guard?: SignInGuard;
+  /** default: 2 hashes at once, 64 waiting, 4 per source */
+  queue?: FairQueue;
+  /** how long a verified password is remembered, ms; 0: never (default 300 s) */
+  cacheMs?: number;
+  /** peers whose X-Forwarded-For names the real client (a local TLS proxy) */
+  trustedProxies?: readonly string[];
+  now?: () => number;
+}
+
+export const DEFAULT_HASH_QUEUE = { concurrency: 2, maxQueued: 64, maxPerSource: 4 } as const;
+const MAX_CACHED = 10_000;
+
+interface Verified {
+  address: string;
+  stamp: string;
+  expires: number;
+}
+
+/** The sign-in of the HTTP routes; one per server, shared by EWS, autodiscover and presence. */
+export class BasicSignIn {
+  readonly #opts: BasicSignInOptions;
+  readonly #queue: FairQueue;
+  readonly #now: () => number;
+  readonly #cacheMs: number;
+  readonly #trusted: ReadonlySet<string>;
+  readonly #cacheKey = randomBytes(32);
+  readonly #verified = new Map<string, Verified>();
+
+  constructor(opts: BasicSignInOptions) {
+    this.#opts = opts;
+    this.#queue = opts.queue ?? new FairQueue(DEFAULT_HASH_QUEUE);
+    this.#now = opts.now ?? Date.now;
+    this.#cacheMs = opts.cacheMs ?? 300_000;
+    this.#trusted = new Set((opts.trustedProxies ?? []).map(plainAddress));
+  }
+
+  async authenticate(req: http.IncomingMessage): Promise<BasicOutcome> {
+    const source = httpSource(req.socket.remoteAddress ?? '', req.headers['x-forwarded-for'], this.#trusted);
+    const credentials = parseBasic(req.headers.authorization, this.#opts.domain);
+    const guard = this.#opts.guard;
+    const locked = guard?.check(source, credentials?.address);
+    if (locked !== undefined) return lockedOut(locked);
+    if (credentials === undefined) return { ok: false, status: 401 };
+    const { address, password } = credentials;
+
+    const cacheKey = this.#cacheMs > 0 ? createHmac('sha256', this.#cacheKey).update(`${address}\0${password}`).digest('base64') : '';
+    const hit = this.#cacheMs > 0 ? this.#verified.get(cacheKey) : undefined;
+    if (hit !== undefined) {
+      if (hit.expires > this.#now() && passwordStamp(this.#opts.db, address) === hit.stamp) {
+        guard?.succeeded(hit.address, source);
+        return { ok: true, address: hit.address };
+      }
+      this.#verified.delete(cacheKey);
+    }
+
+    const stamp = passwordStamp(this.#opts.db, address);
+    const admission = await this.#queue.run(sourceKey(source), async () => {
+      // a lockout may have started while this job waited: it costs no hash then
+      const late = guard?.check(source, address);
+      return late ?? (await verifyPassword(this.#opts.db, address, password));
+    });
+    if (!admission.admitted) {
+      const detail = admission.reason === 'source'
+        ? `too many sign-ins from ${source} are being checked at once; try again in ${admission.retryAfterSeconds} s`
+        : `the server is checking too many sign-ins at once; try again in ${admission.retryAfterSeconds} s`;
+      return { ok: false, status: admission.reason === 'source' ? 429 : 503, code: 'SIGN_IN_BUSY', detail, retryAfterSeconds: admission.retryAfterSeconds };
+    }
+    const verdict = admission.value;
+    if (typeof verdict === 'object') return lockedOut(verdict);
+    if (!verdict) {
+      guard?.failed(source, address);
+      return { ok: false, status: 401 };
+    }
+    const user = findUser(this.#opts.db, address);
+    if (user === undefined) return { ok: false, status: 401 }; // removed meanwhile
+    guard?.succeeded(user.address, source);
+    if (this.#cacheMs > 0 && stamp !== undefined) this.#remember(cacheKey, { address: user.address, stamp, expires: this.#now() + this.#cacheMs });
+    return { ok: true, address: user.address };
+  }
+
+  #remember(key: string, entry: Verified): void {
+    if (this.#verified.size >= MAX_CACHED) {
+      // the oldest entry goes (a Map iterates in insertion order)
+      const oldest = this.#verified.keys().next();
+      if (oldest.done !== true) this.#verified.delete(oldest.value);
+    }
+    this.#verified.set(key, entry);
+  }
+}
+
+/** The address and password of a Basic header; accepts `alice`, `alice@domain` and `DOMAIN\alice`. */
+function parseBasic(header: string | undefined, domain: string): { address: string; password: string } | undefined {
   const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header ?? '');
   if (!m?.[1]) return undefined;
   const decoded = Buffer.from(m[1], 'base64').toString('utf8');
@@ -13,9 +134,28 @@ export async function authenticateBasic(db: Database, domain: string, header: st
   if (colon < 0) return undefined;
   const user = decoded.slice(0, colon).trim().replace(/^[^\\]*\\/, '');
   const password = decoded.slice(colon + 1);
-  const address = (user.includes('@') ? user : `${user}@${domain}`).toLowerCase();
-  if (!(await verifyPassword(db, address, password))) return undefined;
-  return findUser(db, address)?.address;
+  return { address: (user.includes('@') ? user : `${user}@${domain}`).toLowerCase(), password };
+}
+
+function lockedOut(refusal: Refusal): SignInRefusal {
+  return { ok: false, status: 429, code: 'SIGN_IN_LOCKED', detail: refusal.message, retryAfterSeconds: refusal.retryAfterSeconds };
+}
+
+/**
+ * Answers a refused sign-in: problem JSON (RFC 9457) with its stable code and Retry-After
+ * (RFC 9110 §10.2.3). EWS and autodiscover answer it the same way, before any SOAP is read.
+ */
+export function answerSignInRefusal(res: http.ServerResponse, product: string, refusal: SignInRefusal): void {
+  const title = refusal.status === 429 ? 'Too Many Requests' : 'Service Unavailable';
+  const text = `${JSON.stringify({ type: 'about:blank', title, status: refusal.status, detail: refusal.detail, code: refusal.code })}\n`;
+  res.writeHead(refusal.status, {
+    server: product,
+    'cache-control': 'no-store',
+    'retry-after': String(refusal.retryAfterSeconds),
+    'content-type': 'application/problem+json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  });
+  res.end(text);
 }
 
 /** The WWW-Authenticate header of a 401 that asks for Basic credentials. */

@@ -183,6 +183,15 @@ export async function verifyPassword(db: Database, address: string, password: st
   return actual.length === stored.hash.length && timingSafeEqual(actual, stored.hash);
 }
 
+/**
+ * What changes whenever the user's password is set (the stored hash, salt included), or undefined
+ * for no such user: a cache of verified passwords stays valid while this stays the same.
+ */
+export function passwordStamp(db: Database, address: string): string | undefined {
+  const normalised = lenientAddress(address);
+  return normalised === undefined ? undefined : rowOf(db, normalised)?.password_hash;
+}
+
 // ---------------------------------------------------------------------------------------------
 
 function lenientAddress(text: string): string | undefined {

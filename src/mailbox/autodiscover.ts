@@ -10,7 +10,7 @@ import type { HttpRoute } from '../server/http.ts';
 import type { Database } from '../storage/index.ts';
 import { XmlError, XmlReader, childElement, childText, escapeXmlText } from '../xml/index.ts';
 import { answerGetUserSettings } from './autodiscover-soap.ts';
-import { authenticateBasic, basicChallenge as challenge, isSecureOrLocal } from '../auth/http-basic.ts';
+import { BasicSignIn, answerSignInRefusal, basicChallenge as challenge, isSecureOrLocal } from '../auth/http-basic.ts';
 import { send } from './http-auth.ts';
 
 const REQUEST_NS = 'http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006';
@@ -40,9 +40,12 @@ export interface AutodiscoverRouteOptions {
   ewsUrl?: string;
   /** accept Basic credentials over plain HTTP from other hosts than loopback (default false) */
   allowPlainHttp?: boolean;
+  /** the server's HTTP sign-in (lockouts, fair hashing queue); default one of its own without lockouts */
+  signIn?: BasicSignIn;
 }
 
 export function createAutodiscoverRoute(opts: AutodiscoverRouteOptions): HttpRoute {
+  const signIn = opts.signIn ?? new BasicSignIn({ db: opts.db, domain: opts.domain });
   return {
     handle(req, res, url) {
       const path = url.pathname.toLowerCase();
@@ -66,6 +69,16 @@ export function createAutodiscoverRoute(opts: AutodiscoverRouteOptions): HttpRou
     },
   };
 
+  /** The user's address, or undefined after answering 401 (or 429/503 for a refused sign-in). */
+  async function signedIn(req: http.IncomingMessage, res: http.ServerResponse): Promise<string | undefined> {
+    const outcome = await signIn.authenticate(req);
+    if (outcome.ok) return outcome.address;
+    req.resume();
+    if (outcome.status !== 401) answerSignInRefusal(res, opts.product, outcome);
+    else send(res, opts.product, 401, 'text/plain; charset=utf-8', 'autodiscover needs HTTP Basic authentication\n', challenge(opts.domain));
+    return undefined;
+  }
+
   /** The server's host[:port] as this request may be told it; a foreign Host is logged, not echoed. */
   function authorityFor(req: http.IncomingMessage, user: string): string {
     const { authority, foreign } = opts.names.authorityFor(req.headers.host);
@@ -80,11 +93,8 @@ export function createAutodiscoverRoute(opts: AutodiscoverRouteOptions): HttpRou
   }
 
   async function serveSoap(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const user = await authenticateBasic(opts.db, opts.domain, req.headers.authorization);
-    if (user === undefined) {
-      req.resume();
-      return void send(res, opts.product, 401, 'text/plain; charset=utf-8', 'autodiscover needs HTTP Basic authentication\n', challenge(opts.domain));
-    }
+    const user = await signedIn(req, res);
+    if (user === undefined) return;
     let answer: string | undefined;
     try {
       const reader = new XmlReader({ ...LIMITS, maxElements: 256 });
@@ -100,12 +110,8 @@ export function createAutodiscoverRoute(opts: AutodiscoverRouteOptions): HttpRou
   }
 
   async function serve(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const user = await authenticateBasic(opts.db, opts.domain, req.headers.authorization);
-    if (user === undefined) {
-      req.resume();
-      send(res, opts.product, 401, 'text/plain; charset=utf-8', 'autodiscover needs HTTP Basic authentication\n', challenge(opts.domain));
-      return;
-    }
+    const user = await signedIn(req, res);
+    if (user === undefined) return;
     let asked: string | undefined;
     try {
       const reader = new XmlReader(LIMITS);

@@ -18,7 +18,7 @@
 // subscribes to (RFC 4662, lists.ts); a change reaches those subscriptions at once too.
 
 import type http from 'node:http';
-import { authenticateBasic, basicChallenge, isSecureOrLocal } from '../auth/http-basic.ts';
+import { BasicSignIn, basicChallenge, isSecureOrLocal } from '../auth/http-basic.ts';
 import { DirectoryError } from '../directory/index.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { HttpRoute } from '../server/http.ts';
@@ -46,6 +46,8 @@ export interface PresenceRouteOptions {
   onContactsChanged?: (owner: string) => void;
   /** accept Basic passwords over plain HTTP from other hosts than loopback (default false) */
   allowPlainHttp?: boolean;
+  /** the server's HTTP sign-in (lockouts, fair hashing queue); default one of its own without lockouts */
+  signIn?: BasicSignIn;
   now?: () => number;
 }
 
@@ -65,6 +67,7 @@ class Problem extends Error {
 
 export function createPresenceRoute(opts: PresenceRouteOptions): HttpRoute {
   const now = opts.now ?? Date.now;
+  const signIn = opts.signIn ?? new BasicSignIn({ db: opts.db, domain: opts.domain });
   return {
     handle(req, res, url) {
       const collection = [BLOCKED_PATH, CONTACTS_PATH].find((p) => url.pathname === p || url.pathname.startsWith(`${p}/`));
@@ -90,10 +93,12 @@ export function createPresenceRoute(opts: PresenceRouteOptions): HttpRoute {
     if (opts.allowPlainHttp !== true && !isSecureOrLocal(req)) {
       throw new Problem(403, 'INSECURE_TRANSPORT', 'your password must not travel in clear: use HTTPS (plain HTTP is accepted on loopback only)');
     }
-    const user = await authenticateBasic(opts.db, opts.domain, req.headers.authorization);
-    if (user === undefined) {
+    const signedIn = await signIn.authenticate(req);
+    if (!signedIn.ok && signedIn.status !== 401) throw new Problem(signedIn.status, signedIn.code, signedIn.detail, { 'retry-after': String(signedIn.retryAfterSeconds) });
+    if (!signedIn.ok) {
       throw new Problem(401, 'UNAUTHORIZED', 'HTTP Basic authentication with your Parley address (or user name) and password is needed', basicChallenge(opts.domain));
     }
+    const user = signedIn.address;
     const method = req.method ?? 'GET';
     const rest = url.pathname.slice(collection.length).replace(/^\/+|\/+$/g, '');
     const item = collection === BLOCKED_PATH ? '{watcher}' : '{contact}';
@@ -193,7 +198,7 @@ function problemOf(error: unknown): Problem | undefined {
 }
 
 const TITLES: Readonly<Record<number, string>> = {
-  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 409: 'Conflict', 500: 'Internal Server Error',
+  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 409: 'Conflict', 429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable',
 };
 
 function titleOf(status: number): string {

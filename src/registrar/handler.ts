@@ -31,7 +31,7 @@ export const registerHandler: MethodHandler = {
       return;
     }
 
-    const auth = ctx.auth.authenticate(request, 'registrar');
+    const auth = ctx.auth.authenticate(request, 'registrar', flow.remote.address);
     if (!auth.ok) {
       refuseCredentials(ctx, incoming, auth);
       return;

@@ -50,7 +50,7 @@ export function authenticateSender(ctx: SipContext, incoming: Incoming): string 
     reply(ctx, incoming, 403, { warning: `senders from ${from.host} are not accepted: no federation with that domain` });
     return undefined;
   }
-  const auth = ctx.auth.authenticate(incoming.request, 'proxy');
+  const auth = ctx.auth.authenticate(incoming.request, 'proxy', incoming.flow.remote.address);
   if (!auth.ok) {
     refuseCredentials(ctx, incoming, auth);
     return undefined;

@@ -2,6 +2,7 @@
 // once at start-up with messages that name the setting, then frozen.
 
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import type { SmtpRoutes } from '../mailbox/index.ts';
 import { EWS_VERSIONS } from '../mailbox/index.ts';
 import type { MailboxesConfig } from '../offline/index.ts';
@@ -49,6 +50,21 @@ export interface ServerConfig {
   publicHosts: string[];
   /** limits on live subscriptions (RFC 6665), every event package: per watcher and resource, per watcher, per resource */
   events: SubscriptionLimits;
+  /** sign-in protection: lockouts of sources and accounts, the HTTP password-hashing queue */
+  auth: AuthConfig;
+}
+
+export interface AuthConfig {
+  /** thresholds in failed sign-ins, durations in seconds (src/auth/lockout.ts) */
+  lockout: { sourceThreshold: number; accountThreshold: number; window: number; duration: number; maxDuration: number };
+  /** scrypt runs at once for HTTP Basic; waiting ones in all, and per source (running included) */
+  hashConcurrency: number;
+  hashQueue: number;
+  hashQueuePerSource: number;
+  /** seconds a verified HTTP Basic password is remembered; 0: never */
+  credentialCache: number;
+  /** HTTP peers (a local TLS proxy) whose X-Forwarded-For names the client */
+  trustedProxies: string[];
 }
 
 export interface OfflineImConfig {
@@ -83,6 +99,10 @@ export const DEFAULT_CONFIG: ServerConfig = {
   presence: { publishExpiry: { ...DEFAULT_PUBLISH_EXPIRY }, subscribeExpiry: { ...DEFAULT_SUBSCRIBE_EXPIRY } },
   publicHosts: [],
   events: { ...DEFAULT_SUBSCRIPTION_LIMITS },
+  auth: {
+    lockout: { sourceThreshold: 10, accountThreshold: 50, window: 900, duration: 60, maxDuration: 3600 },
+    hashConcurrency: 2, hashQueue: 64, hashQueuePerSource: 4, credentialCache: 300, trustedProxies: [],
+  },
 };
 
 export class ConfigError extends ParleyError {
@@ -190,6 +210,29 @@ const mailboxes: Check = (v, path) => {
   return out;
 };
 
+const whole = (min: number, max: number): Check => (v, path) => {
+  if (!Number.isInteger(v) || (v as number) < min || (v as number) > max) throw new ConfigError(`${path} must be a whole number from ${min} to ${max}, not ${JSON.stringify(v)}`);
+  return v;
+};
+const ipList: Check = (v, path) => {
+  if (!Array.isArray(v) || !v.every((a) => typeof a === 'string' && isIP(a) !== 0)) throw new ConfigError(`${path} must list IP addresses, such as ["127.0.0.1"], not ${JSON.stringify(v)}`);
+  return v;
+};
+const auth = section({
+  lockout: section({
+    sourceThreshold: whole(1, 1_000_000),
+    accountThreshold: whole(1, 1_000_000),
+    window: positive(1, 86400),
+    duration: positive(1, 86400),
+    maxDuration: positive(1, 30 * 86400),
+  }),
+  hashConcurrency: whole(1, 64),
+  hashQueue: whole(0, 100_000),
+  hashQueuePerSource: whole(1, 100_000),
+  credentialCache: positive(0, 86400),
+  trustedProxies: ipList,
+});
+
 /** `{ "min": 60, "max": 7200, "default": 3600 }` seconds, each optional, min ≤ default ≤ max once merged */
 const expiry = section({ min: positive(1, 86400), max: positive(1, 7 * 86400), default: positive(1, 7 * 86400) });
 
@@ -250,6 +293,7 @@ const SCHEMA = section({
     return v.map((h, i) => publicHost(h, `${path}[${i}]`));
   },
   events: section({ maxSubscriptionsPerWatcherResource: count(1, 1000), maxSubscriptionsPerWatcher: count(1, 1_000_000), maxSubscriptionsPerResource: count(1, 1_000_000) }),
+  auth,
   // flag only: `--digest-algorithms MD5` sets sip.digestAlgorithms
   digestAlgorithms,
 });
@@ -285,6 +329,7 @@ export function loadConfig(file: string | undefined, flags: ConfigOverrides): Re
     sip: { ...DEFAULT_CONFIG.sip, ...(fromFile.sip as object | undefined) },
     presence: presenceOf(fromFile.presence as Partial<Record<keyof ServerConfig['presence'], Partial<ExpirySettings>>> | undefined),
     events: { ...DEFAULT_CONFIG.events, ...(fromFile.events as object | undefined) },
+    auth: authOf(fromFile.auth as Partial<AuthConfig> | undefined),
   };
   const { digestAlgorithms: algorithmsFlag, ...topFlags } = flags;
   const defined = Object.fromEntries(Object.entries(topFlags).filter(([, v]) => v !== undefined));
@@ -293,6 +338,11 @@ export function loadConfig(file: string | undefined, flags: ConfigOverrides): Re
   if (algorithmsFlag !== undefined) config.sip = { ...config.sip, digestAlgorithms: algorithmsFlag };
   if (config.registrar.minExpires > config.registrar.maxExpires) throw new ConfigError('registrar.minExpires must not exceed registrar.maxExpires');
   if (config.offlineIm.retryBase > config.offlineIm.retryMax) throw new ConfigError('offlineIm.retryBase must not exceed offlineIm.retryMax');
+  const { lockout } = config.auth;
+  if (lockout.duration > lockout.maxDuration) throw new ConfigError('auth.lockout.duration must not exceed auth.lockout.maxDuration');
+  if (config.auth.hashQueuePerSource > config.auth.hashQueue + config.auth.hashConcurrency) {
+    throw new ConfigError('auth.hashQueuePerSource must not exceed auth.hashQueue + auth.hashConcurrency (what one source can hold at most)');
+  }
   for (const [key, e] of Object.entries(config.presence)) {
     if (!(e.min <= e.default && e.default <= e.max)) throw new ConfigError(`presence.${key} must have min ≤ default ≤ max, not ${JSON.stringify(e)}`);
   }
@@ -308,6 +358,11 @@ function presenceOf(file: Partial<Record<keyof ServerConfig['presence'], Partial
     publishExpiry: { ...DEFAULT_CONFIG.presence.publishExpiry, ...file?.publishExpiry },
     subscribeExpiry: { ...DEFAULT_CONFIG.presence.subscribeExpiry, ...file?.subscribeExpiry },
   };
+}
+
+/** The auth section over its defaults, the lockout sub-section key by key. */
+function authOf(file: Partial<AuthConfig> | undefined): AuthConfig {
+  return { ...DEFAULT_CONFIG.auth, ...file, lockout: { ...DEFAULT_CONFIG.auth.lockout, ...file?.lockout } };
 }
 
 function deepFreeze<T extends object>(o: T): Readonly<T> {

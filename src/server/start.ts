@@ -2,13 +2,13 @@
 // them; each part lives in its capability's folder.
 
 import { readFileSync } from 'node:fs';
-import { Authenticator } from '../auth/authenticator.ts';
+import { AUTH_MIGRATIONS, Authenticator, BasicSignIn, FairQueue, LockoutKeeper } from '../auth/index.ts';
 import { cachedUserLookup, DIRECTORY_MIGRATIONS } from '../directory/index.ts';
 import type { Logger } from '../observability/logger.ts';
 import { EventService } from '../events/index.ts';
 import { MessageSummaryPackage } from '../mailbox/index.ts';
 import { PRESENCE_MIGRATIONS, PresenceService, createPresenceRoute, databaseBlockList, databaseContactLists } from '../presence/index.ts';
-import { ProvisioningPackage } from '../settings/index.ts';
+import { ProvisioningPackage, recordAudit } from '../settings/index.ts';
 import { SETTINGS_MIGRATIONS } from '../settings/index.ts';
 import { createRegistrationEvents, MemoryLocationService, registerHandler } from '../registrar/index.ts';
 import type { SipContext } from '../router/context.ts';
@@ -43,7 +43,26 @@ export interface RunningServer {
 
 export async function startServer(config: Readonly<ServerConfig>, logger: Logger): Promise<RunningServer> {
   const db = openDatabase(config.dataDir);
-  runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS, OFFLINE_MIGRATIONS, TRACE_MIGRATIONS, PRESENCE_MIGRATIONS]);
+  runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS, OFFLINE_MIGRATIONS, TRACE_MIGRATIONS, PRESENCE_MIGRATIONS, AUTH_MIGRATIONS]);
+
+  // Sign-in protection (SIP digest and HTTP Basic alike): failed sign-ins lock out their source,
+  // then the account for unfamiliar sources; HTTP password checks wait in a fair, bounded queue.
+  const { lockout } = config.auth;
+  const lockouts = new LockoutKeeper({
+    db,
+    logger: logger.child({ component: 'sign-in' }),
+    policy: { sourceThreshold: lockout.sourceThreshold, accountThreshold: lockout.accountThreshold, windowMs: lockout.window * 1000, durationMs: lockout.duration * 1000, maxDurationMs: lockout.maxDuration * 1000 },
+    // the server locks, so the audit log names the system as who did it
+    audit: (identity, property, oldValue, newValue) => recordAudit(db, { actor: 'system', cmdlet: 'sign-in guard', now: Date.now }, identity, property, oldValue, newValue),
+  });
+  const signIn = new BasicSignIn({
+    db,
+    domain: config.domain,
+    guard: lockouts.guard,
+    queue: new FairQueue({ concurrency: config.auth.hashConcurrency, maxQueued: config.auth.hashQueue, maxPerSource: config.auth.hashQueuePerSource }),
+    cacheMs: config.auth.credentialCache * 1000,
+    trustedProxies: config.auth.trustedProxies,
+  });
 
   // The names that are this server's, for every URL given to clients (never a foreign Host
   // header); the HTTP port is known once HTTP listens.
@@ -94,6 +113,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
       algorithms: config.sip.digestAlgorithms,
       checkDigestUri: config.sip.checkDigestUri,
       nonces: new NonceIssuer({ secret: loadSecret(config.dataDir, 'nonce.key'), lifetimeSeconds: config.sip.nonceLifetime }),
+      guard: lockouts.guard,
       findAccount(username) {
         const user = findUser(`${username}@${config.domain}`);
         if (!user) return undefined;
@@ -131,6 +151,8 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     // started first, stopped last: what the transports accepted until the end gets committed
     offline.start();
     closers.push(() => offline.close());
+    lockouts.start();
+    closers.push(() => lockouts.close());
     const [tcp, udp] = await listenTcpAndUdp(config.listen, config.sipPort, limits, sink);
     udpListeners.push(udp);
     closers.push(() => tcp.close(), () => udp.close());
@@ -146,10 +168,10 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     closers.push(() => websocket.close());
     // Each capability that serves HTTP adds its route here (EWS, admin API, web client).
     const routes: HttpRoute[] = [];
-    routes.push(createEwsRoute({ db, logger, domain: config.domain, product: PRODUCT, smtpRoutes: config.smtpRoutes, onMailboxChanged: (address) => messageSummary.mailboxChanged(address) }));
-    routes.push(createAutodiscoverRoute({ db, logger, domain: config.domain, product: PRODUCT, names: ownNames }));
+    routes.push(createEwsRoute({ db, logger, domain: config.domain, product: PRODUCT, signIn, smtpRoutes: config.smtpRoutes, onMailboxChanged: (address) => messageSummary.mailboxChanged(address) }));
+    routes.push(createAutodiscoverRoute({ db, logger, domain: config.domain, product: PRODUCT, names: ownNames, signIn }));
     // a user's blocked watchers and contact list: /presence/blocked, /presence/contacts (HTTP Basic, as EWS)
-    routes.push(createPresenceRoute({ db, logger, domain: config.domain, product: PRODUCT, onBlocksChanged: () => presence.blocksChanged(), onContactsChanged: (owner) => presence.contactsChanged(owner) }));
+    routes.push(createPresenceRoute({ db, logger, domain: config.domain, product: PRODUCT, signIn, onBlocksChanged: () => presence.blocksChanged(), onContactsChanged: (owner) => presence.contactsChanged(owner) }));
     routes.push(
       createAdminRoute({
         db,
@@ -158,8 +180,9 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
         domain: config.domain,
         product: PRODUCT,
         endpoints: [...spoolerEndpoints(db), traceEndpoint(db)],
-        // Get-CsUserPresence reads the live presence; block changes NOTIFY the watcher at once
-        cmdlets: serverCmdlets({ presence }),
+        // Get-CsUserPresence reads the live presence; block changes NOTIFY the watcher at once; lockout
+        // clears reach the sign-in guard at once
+        cmdlets: serverCmdlets({ presence, lockouts }),
         // clients subscribed to their provisioning hear of the change at once
         onSettingsChanged: () => provisioning.settingsChanged(),
       }),

@@ -3,7 +3,7 @@
 // limits apply before the request is held whole.
 import type http from 'node:http';
 import { findUser } from '../../directory/index.ts';
-import { authenticateBasic, basicChallenge as challenge, isSecureOrLocal } from '../../auth/http-basic.ts';
+import { BasicSignIn, answerSignInRefusal, basicChallenge as challenge, isSecureOrLocal } from '../../auth/http-basic.ts';
 import { send } from '../http-auth.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { HttpRoute } from '../../server/http.ts';
@@ -30,6 +30,8 @@ export interface EwsRouteOptions {
   /** SMTP routes for mail sent to other organisations; none: such mail is refused */
   smtpRoutes?: SmtpRoutes;
   now?: () => number;
+  /** the server's HTTP sign-in (lockouts, fair hashing queue); default one of its own without lockouts */
+  signIn?: BasicSignIn;
   /** after a request changed items of a mailbox (created, updated, read, moved, deleted): the mailbox's address; must not throw */
   onMailboxChanged?: (address: string) => void;
 }
@@ -41,6 +43,7 @@ export function createEwsRoute(opts: EwsRouteOptions): HttpRoute {
   const canSendOutside = (address: string) => routeFor(routes, address.slice(address.lastIndexOf('@') + 1)) !== undefined;
   const service = { db: opts.db, domain: opts.domain, userExists, canSendOutside, now: opts.now ?? Date.now };
   const limits = opts.limits ?? DEFAULT_XML_LIMITS;
+  const signIn = opts.signIn ?? new BasicSignIn({ db: opts.db, domain: opts.domain });
   return {
     handle(req, res, url) {
       // IIS, and so Exchange, matches paths case-insensitively; clients write /EWS/Exchange.asmx or /ews/exchange.asmx
@@ -68,12 +71,14 @@ export function createEwsRoute(opts: EwsRouteOptions): HttpRoute {
       req.resume();
       return send(res, opts.product, 403, 'text/plain; charset=utf-8', 'EWS sends passwords: use HTTPS (plain HTTP is accepted on loopback only)\n');
     }
-    const address = await authenticateBasic(opts.db, opts.domain, req.headers.authorization);
-    if (address === undefined) {
+    const signedIn = await signIn.authenticate(req);
+    if (!signedIn.ok) {
       req.resume();
+      if (signedIn.status !== 401) return answerSignInRefusal(res, opts.product, signedIn);
       send(res, opts.product, 401, 'text/plain; charset=utf-8', 'EWS needs HTTP Basic authentication with your Parley address and password\n', challenge(opts.domain));
       return;
     }
+    const address = signedIn.address;
     const type = req.headers['content-type'] ?? 'text/xml';
     if (!/^(text\/xml|application\/soap\+xml|application\/xml)\b/i.test(type)) {
       req.resume();
