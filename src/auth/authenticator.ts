@@ -62,7 +62,7 @@ export class Authenticator {
     const username = credentials?.params.get('username') ?? '';
     const locked = source === undefined ? undefined : this.#opts.guard?.check(source, credentials && `${username}@${realm}`);
     if (locked) return { ok: false, status: 403, warning: locked.message, headers: [] };
-    if (!credentials) return this.#challenge(as, false, 'authentication required');
+    if (!credentials) return this.#challenge(as, false, 'authentication required', source);
 
     let account: DigestAccount | undefined;
     const verdict = verifyCredentials(credentials, {
@@ -77,6 +77,7 @@ export class Authenticator {
       // The nonce is checked after the response, so only a client that knows the password learns
       // that its nonce went stale (RFC 7616 §3.3); replayed nonce counts are refused.
       nonces: this.#opts.nonces,
+      source: source ?? '',
     });
     if (verdict.ok && account !== undefined) {
       if (!this.#opts.algorithms.includes(verdict.algorithm)) {
@@ -86,7 +87,7 @@ export class Authenticator {
       return { ok: true, address: account.address };
     }
     if (verdict.ok) return this.#failed(source, username, `authentication failed for "${username}": wrong user name or password`);
-    if (verdict.reason === 'stale') return this.#challenge(as, true, `${verdict.detail}; answer the new challenge`);
+    if (verdict.reason === 'stale') return this.#challenge(as, true, `${verdict.detail}; answer the new challenge`, source);
     // A user who does not exist and a wrong password read alike, so the answer tells no one which
     // user names exist; both are guesses, counted by the guard. Malformed credentials are not.
     if (verdict.reason === 'unknown-user' || verdict.reason === 'bad-response') {
@@ -103,9 +104,10 @@ export class Authenticator {
     return { ok: false, status: 403, warning, headers: [] };
   }
 
-  #challenge(as: 'registrar' | 'proxy', stale: boolean, warning: string): AuthOutcome {
+  /** A 401/407 with a nonce bound to the client's address (see NonceIssuer.issue). */
+  #challenge(as: 'registrar' | 'proxy', stale: boolean, warning: string, source: string | undefined): AuthOutcome {
     const name = as === 'registrar' ? 'WWW-Authenticate' : 'Proxy-Authenticate';
-    const nonce = this.#opts.nonces.issue();
+    const nonce = this.#opts.nonces.issue(source ?? '');
     const headers = challenges(this.#opts.realm, nonce, stale, { algorithms: this.#opts.algorithms }).map((c) => [name, formatAuthField(c)] as [string, string]);
     return { ok: false, status: as === 'registrar' ? 401 : 407, warning, headers };
   }

@@ -122,6 +122,8 @@ const MAC_BYTES = 32;
 const NONCE_BYTES = TIMESTAMP_BYTES + RANDOM_BYTES + MAC_BYTES;
 /** SHA-256's block size: the HMAC key pads are one block (RFC 2104 §2) */
 const HMAC_BLOCK_BYTES = 64;
+/** room for the client's address that a nonce is bound to (an IPv6 address with a zone fits) */
+const MAX_SOURCE_BYTES = 64;
 const NONCE_PATTERN = new RegExp(`^[A-Za-z0-9_-]{${Math.ceil((NONCE_BYTES * 4) / 3)}}$`);
 /** a nonce stamped this far in our future came from a node whose clock runs ahead: still accepted */
 const CLOCK_SKEW_MS = 30_000;
@@ -162,7 +164,7 @@ export class NonceIssuer {
    * head, and (key ⊕ opad) then the inner digest. Node's Hmac object is a stream, costly to make for
    * every nonce (two per authenticated request); the pads are made once and only the tails written.
    */
-  readonly #inner = Buffer.alloc(HMAC_BLOCK_BYTES + TIMESTAMP_BYTES + RANDOM_BYTES);
+  readonly #inner = Buffer.alloc(HMAC_BLOCK_BYTES + TIMESTAMP_BYTES + RANDOM_BYTES + MAX_SOURCE_BYTES);
   readonly #outer = Buffer.alloc(HMAC_BLOCK_BYTES + MAC_BYTES);
   /** digest user name → the nonces they used */
   #users = new Map<string, UserNonces>();
@@ -191,20 +193,26 @@ export class NonceIssuer {
     this.#lastSweep = this.#now();
   }
 
-  issue(): string {
+  /**
+   * A new nonce, bound to `source` (the client's IP address, '' for none): only a request from that
+   * address can use it. Over UDP anyone can write any source address, but the challenge goes to the
+   * real one, so a forger cannot get a nonce for an address it does not hold — and its guesses with
+   * its own nonces are neither checked nor counted against that address (see verifyCredentials).
+   */
+  issue(source = ''): string {
     const nonce = Buffer.allocUnsafe(NONCE_BYTES);
     // the timestamp as a 64-bit big-endian count of milliseconds, written in two halves
     const ms = Math.max(0, Math.floor(this.#now()));
     nonce.writeUInt32BE(Math.floor(ms / 2 ** 32), 0);
     nonce.writeUInt32BE(ms % 2 ** 32, 4);
     fillRandom(nonce, TIMESTAMP_BYTES, RANDOM_BYTES);
-    this.#mac(nonce).copy(nonce, TIMESTAMP_BYTES + RANDOM_BYTES);
+    this.#mac(nonce, source).copy(nonce, TIMESTAMP_BYTES + RANDOM_BYTES);
     return nonce.toString('base64url');
   }
 
-  /** 'invalid': not issued with our secret (or mangled); 'stale': ours but older than the lifetime. */
-  check(nonce: string): NonceState {
-    const issuedAt = this.#issuedAt(nonce);
+  /** 'invalid': not issued with our secret to `source` (or mangled); 'stale': ours but older than the lifetime. */
+  check(nonce: string, source = ''): NonceState {
+    const issuedAt = this.#issuedAt(nonce, source);
     if (issuedAt === undefined) return 'invalid';
     const age = this.#now() - issuedAt;
     if (age < -CLOCK_SKEW_MS) return 'invalid';
@@ -217,7 +225,8 @@ export class NonceIssuer {
   }
 
   /**
-   * Records that `user` used nonce count `nc` with `nonce` (one we issued, checked valid): 'replayed'
+   * Records that `user` used nonce count `nc` with `nonce` (one we issued, checked valid with check():
+   * its issue time is read here without checking its MAC again): 'replayed'
    * when that count was already used, or is too far below the highest seen (counts may arrive out of
    * order within a window of 32).
    *
@@ -244,7 +253,7 @@ export class NonceIssuer {
       return verdict ? 'accepted' : 'replayed';
     }
 
-    const issuedAt = this.#issuedAt(nonce) ?? -Infinity;
+    const issuedAt = timestampOf(nonce) ?? -Infinity;
     if (issuedAt <= this.#floor || (tracked !== undefined && issuedAt <= tracked.floor)) return 'forgotten';
     if (tracked === undefined) {
       tracked = { counts: new Map(), floor: -Infinity };
@@ -293,21 +302,31 @@ export class NonceIssuer {
     }
   }
 
-  /** The issue time (ms) written in one of our nonces; undefined when it is not ours. */
-  #issuedAt(nonce: string): number | undefined {
+  /** The issue time (ms) written in a nonce we issued to `source`; undefined when it is not. */
+  #issuedAt(nonce: string, source: string): number | undefined {
     if (!NONCE_PATTERN.test(nonce)) return undefined;
     const raw = Buffer.from(nonce, 'base64url');
     if (raw.length !== NONCE_BYTES) return undefined;
-    if (!timingSafeEqual(this.#mac(raw), raw.subarray(TIMESTAMP_BYTES + RANDOM_BYTES))) return undefined;
+    if (!timingSafeEqual(this.#mac(raw, source), raw.subarray(TIMESTAMP_BYTES + RANDOM_BYTES))) return undefined;
     return raw.readUInt32BE(0) * 2 ** 32 + raw.readUInt32BE(4);
   }
 
-  /** HMAC-SHA256 of the nonce's head (timestamp and random bytes), the first bytes of `nonce` */
-  #mac(nonce: Buffer): Buffer {
+  /** HMAC-SHA256 of the nonce's head (timestamp and random bytes, the first bytes of `nonce`) and the source it is for */
+  #mac(nonce: Buffer, source: string): Buffer {
     nonce.copy(this.#inner, HMAC_BLOCK_BYTES, 0, TIMESTAMP_BYTES + RANDOM_BYTES);
-    oneShotHash('sha256', this.#inner, 'buffer').copy(this.#outer, HMAC_BLOCK_BYTES);
+    // an IPv4 client reached through a dual-stack socket is written ::ffff:a.b.c.d there: one address
+    const address = source.startsWith('::ffff:') ? source.slice(7) : source;
+    const end = HMAC_BLOCK_BYTES + TIMESTAMP_BYTES + RANDOM_BYTES + this.#inner.write(address, HMAC_BLOCK_BYTES + TIMESTAMP_BYTES + RANDOM_BYTES, MAX_SOURCE_BYTES, 'latin1');
+    oneShotHash('sha256', this.#inner.subarray(0, end), 'buffer').copy(this.#outer, HMAC_BLOCK_BYTES);
     return oneShotHash('sha256', this.#outer, 'buffer');
   }
+}
+
+/** The issue time (ms) written in a nonce, its MAC unchecked; undefined when it has not a nonce's shape. */
+function timestampOf(nonce: string): number | undefined {
+  if (!NONCE_PATTERN.test(nonce)) return undefined;
+  const raw = Buffer.from(nonce, 'base64url');
+  return raw.length === NONCE_BYTES ? raw.readUInt32BE(0) * 2 ** 32 + raw.readUInt32BE(4) : undefined;
 }
 
 /**
@@ -398,6 +417,8 @@ export interface VerifyOptions {
    * When absent, the caller checks the nonce itself.
    */
   nonces?: NonceIssuer;
+  /** the client's address, which the nonce must have been issued to (NonceIssuer.issue); default '' */
+  source?: string;
   /**
    * accept the RFC 2069 form without qop (no nonce count, so nothing tells a replay from the first
    * use): only for a client proven to need it; default false
@@ -455,6 +476,14 @@ export function verifyCredentials(cred: AuthField, options: VerifyOptions): Dige
     return fail('uri-mismatch', `the digest uri ${uri} is not the Request-URI ${options.requestUri}`, user);
   }
 
+  // A nonce we did not issue to this address is refused before the password is looked at: the
+  // answer (a new challenge) then says nothing about the password, so guessing with forged or
+  // borrowed nonces learns nothing, and such a guess is not a failure of that address either —
+  // which keeps a forger of UDP source addresses from locking someone else's address out.
+  const nonces = options.nonces;
+  const state = nonces?.check(nonce, options.source);
+  if (state === 'invalid') return fail('stale', 'the nonce was not issued to this client; answer the new challenge', user);
+
   const known = options.ha1For(algorithm, user);
   const ha1 = known ?? NO_USER_HA1[algorithm];
   const expected = computeResponse(
@@ -469,10 +498,8 @@ export function verifyCredentials(cred: AuthField, options: VerifyOptions): Dige
 
   // The client knows the password. Whether the nonce still counts decides between 2xx and a new
   // challenge with stale=true (RFC 7616 §3.3: stale only when the digest itself was valid).
-  const nonces = options.nonces;
   if (nonces === undefined) return { ok: true, username: user, algorithm, uri };
-  const state = nonces.check(nonce);
-  if (state !== 'valid') return fail('stale', state === 'stale' ? 'the nonce has expired' : 'the nonce was not issued by us', user);
+  if (state === 'stale') return fail('stale', 'the nonce has expired', user);
   if (nc !== undefined) {
     const verdict = nonces.acceptCount(user, nonce, Number.parseInt(nc, 16));
     if (verdict === 'replayed') return fail('stale', `nonce count ${nc} was already used with this nonce`, user);

@@ -37,7 +37,7 @@ interface Wire {
   close(): void;
 }
 
-async function openWire(transport: Transport): Promise<Wire> {
+async function openWire(transport: Transport, localAddress = '127.0.0.1'): Promise<Wire> {
   const waiting = new Map<string, (r: SipResponse) => void>();
   const onResponse = (r: SipResponse): void => {
     if (r.status < 200) return;
@@ -54,16 +54,16 @@ async function openWire(transport: Transport): Promise<Wire> {
   let via: string;
   if (transport === 'udp') {
     const socket = dgram.createSocket('udp4');
-    await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
+    await new Promise<void>((r) => socket.bind(0, localAddress, () => r()));
     socket.on('message', (msg) => {
       const m = parseMessage(msg);
       if (m.kind === 'response') onResponse(m);
     });
-    via = `SIP/2.0/UDP 127.0.0.1:${socket.address().port}`;
+    via = `SIP/2.0/UDP ${localAddress}:${socket.address().port}`;
     send = (text) => socket.send(text, server.udp.port, server.udp.host);
     close = () => socket.close();
   } else if (transport === 'tcp') {
-    const socket = net.connect(server.tcp.port, server.tcp.host);
+    const socket = net.connect({ port: server.tcp.port, host: server.tcp.host, localAddress });
     await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
     socket.on('data', fromStream);
     via = `SIP/2.0/TCP 127.0.0.1:${socket.localPort}`;
@@ -223,6 +223,35 @@ describe('a failed sign-in does not tell which user names exist', () => {
       assert.match(warningOf(known), /wrong user name or password/);
     } finally {
       wire.close();
+    }
+  });
+});
+
+describe('a nonce works only from the address it was issued to', () => {
+  it('guesses sent with a nonce taken from another address are not checked, so they neither tell nor count', async () => {
+    // Over UDP anyone can write any source address; a forger fetches nonces at its own address and
+    // sends guesses as if from its victim's. Here 127.0.0.12 plays the forger, 127.0.0.13 the victim.
+    const forger = await openWire('udp', '127.0.0.12');
+    const victim = await openWire('udp', '127.0.0.13');
+    try {
+      const bob = `sip:bob@${DOMAIN}`;
+      const from = `sip:alice@${DOMAIN}`;
+      const challenged = await forger.request(request(forger, 'MESSAGE', bob, { from, body: 'x' }));
+      const challenge = challengeOf(challenged);
+      // more than the default lockout threshold (10 failures from one address)
+      for (let i = 1; i <= 12; i++) {
+        const guess = answerChallenge(challenge, { username: 'alice', password: `guess ${i}`, method: 'MESSAGE', uri: bob, nc: i });
+        const r = await victim.request(request(victim, 'MESSAGE', bob, { from, body: 'x', headers: [header('Proxy-Authorization', guess)] }));
+        assert.ok(isStaleChallenge(r), `guess ${i}: a new challenge, not ${r.status} ${warningOf(r)}`);
+      }
+      // the victim's address is not locked: its own sign-in works at once
+      const own = challengeOf(await victim.request(request(victim, 'MESSAGE', bob, { from, body: 'hello' })));
+      const cred = answerChallenge(own, { username: 'alice', password: PASSWORD.alice, method: 'MESSAGE', uri: bob });
+      const sent = await victim.request(request(victim, 'MESSAGE', bob, { from, body: 'hello', headers: [header('Proxy-Authorization', cred)] }));
+      assert.ok(sent.status >= 200 && sent.status < 300, `${sent.status} ${warningOf(sent)}`);
+    } finally {
+      forger.close();
+      victim.close();
     }
   });
 });

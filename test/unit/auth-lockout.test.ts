@@ -13,7 +13,7 @@ import { httpSource } from '../../src/auth/source.ts';
 import { DIRECTORY_MIGRATIONS } from '../../src/directory/index.ts';
 import { ConfigError, loadConfig } from '../../src/server/config.ts';
 import { SETTINGS_MIGRATIONS, listAudit, recordAudit } from '../../src/settings/index.ts';
-import { NonceIssuer, answerChallenge, computeHa1, formatAuthField, parseAuthField, parseMessage } from '../../src/sip/index.ts';
+import { NonceIssuer, answerChallenge, challenges, computeHa1, formatAuthField, parseMessage } from '../../src/sip/index.ts';
 import type { SipRequest } from '../../src/sip/index.ts';
 import { openDatabase, runMigrations } from '../../src/storage/index.ts';
 
@@ -204,11 +204,11 @@ describe('SIP digest with the guard', () => {
         'Call-ID: 1@test', 'CSeq: 1 REGISTER', ...(authorization === undefined ? [] : [`Authorization: ${authorization}`]), 'Content-Length: 0', '', '',
       ].join('\r\n'),
     )) as SipRequest;
-  const answer = (user: string, password: string) => {
-    const challenge = auth.authenticate(register(), 'registrar', '192.0.2.1');
-    assert.ok(!challenge.ok && challenge.status === 401);
-    const [, value] = challenge.headers[0] ?? [];
-    return formatAuthField(answerChallenge(parseAuthField(value ?? ''), { username: user, password, method: 'REGISTER', uri: `sip:${realm}` }));
+  // an answer to a challenge made for `source`: a nonce works only from the address it was issued to
+  const answer = (user: string, password: string, source = '192.0.2.7') => {
+    const challenge = challenges(realm, nonces.issue(source), false, { algorithms: ['SHA-256'] })[0];
+    assert.ok(challenge);
+    return formatAuthField(answerChallenge(challenge, { username: user, password, method: 'REGISTER', uri: `sip:${realm}` }));
   };
 
   it('counts wrong passwords and unknown users, not challenges nor stale nonces, and refuses a locked source with 403', () => {
@@ -217,7 +217,9 @@ describe('SIP digest with the guard', () => {
     now += 61_000;
     const staleOutcome = auth.authenticate(register(stale), 'registrar', '192.0.2.7');
     assert.ok(!staleOutcome.ok && staleOutcome.status === 401, 'stale: challenged again');
-    assert.equal(guard.entries().length, 0, 'neither a challenge nor a stale nonce is a failure');
+    const borrowed = auth.authenticate(register(answer('alice', 'a guess', '192.0.2.99')), 'registrar', '192.0.2.7');
+    assert.ok(!borrowed.ok && borrowed.status === 401, "another address's nonce: challenged again, the password not even looked at");
+    assert.equal(guard.entries().length, 0, 'neither a challenge, a stale nonce nor a borrowed one is a failure');
 
     const wrong = auth.authenticate(register(answer('alice', 'guess')), 'registrar', '192.0.2.7');
     assert.ok(!wrong.ok && wrong.status === 403 && /authentication failed/.test(wrong.warning));
@@ -228,7 +230,7 @@ describe('SIP digest with the guard', () => {
     assert.deepEqual(locked, { ok: false, status: 403, warning: 'too many failed sign-ins from 192.0.2.7; try again in 60 s', headers: [] });
     const unchallenged = auth.authenticate(register(), 'registrar', '192.0.2.7');
     assert.ok(!unchallenged.ok && unchallenged.status === 403, 'no challenge for a locked source either');
-    assert.deepEqual(auth.authenticate(register(answer('alice', 'alice-pw')), 'registrar', '192.0.2.8'), { ok: true, address: 'alice@parley.test' });
+    assert.deepEqual(auth.authenticate(register(answer('alice', 'alice-pw', '192.0.2.8')), 'registrar', '192.0.2.8'), { ok: true, address: 'alice@parley.test' });
     assert.deepEqual(guard.familiarSources('alice@parley.test').map((f) => f.source), ['192.0.2.8']);
   });
 });

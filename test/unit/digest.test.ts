@@ -143,6 +143,16 @@ describe('NonceIssuer', () => {
     assert.equal(new NonceIssuer({ secret }).lifetimeSeconds, 300);
   });
 
+  it('binds a nonce to the address it was issued to', () => {
+    const nonces = new NonceIssuer({ secret, now: () => 5 });
+    const nonce = nonces.issue('192.0.2.1');
+    assert.equal(nonces.check(nonce, '192.0.2.1'), 'valid');
+    assert.equal(nonces.check(nonce, '::ffff:192.0.2.1'), 'valid', 'the same IPv4 address through a dual-stack socket');
+    assert.equal(nonces.check(nonce, '192.0.2.2'), 'invalid');
+    assert.equal(nonces.check(nonce), 'invalid');
+    assert.equal(nonces.check(nonces.issue(), ''), 'valid', 'unbound nonces still work where no address is known');
+  });
+
   it('issues distinct nonces even within one millisecond', () => {
     const nonces = new NonceIssuer({ secret, now: () => 5 });
     assert.notEqual(nonces.issue(), nonces.issue());
@@ -405,6 +415,17 @@ describe('verifyCredentials', () => {
     const foreign = new NonceIssuer({ secret: Buffer.alloc(32, 2) }).issue();
     const result = verifyCredentials(answer(challenges(realm, foreign)[0] as AuthField), options);
     assert.equal(result.ok === false && result.reason, 'stale');
+  });
+
+  it("refuses a nonce issued to another address before looking at the password, so a guess with it tells nothing", () => {
+    const { nonces, options } = setup();
+    const challenge = challenges(realm, nonces.issue('192.0.2.1'))[0] as AuthField;
+    const fromElsewhere = { ...options, source: '198.51.100.9' };
+    const wrong = verifyCredentials(answer(challenge, { password: 'guess' }), fromElsewhere);
+    const right = verifyCredentials(answer(challenge, { nc: 2 }), fromElsewhere);
+    assert.deepEqual([wrong.ok === false && wrong.reason, right.ok === false && right.reason], ['stale', 'stale']);
+    assert.equal(verifyCredentials(answer(challenge, { nc: 3 }), { ...options, source: '192.0.2.1' }).ok, true);
+    assert.equal(verifyCredentials(answer(challenge, { password: 'guess', nc: 4 }), { ...options, source: '192.0.2.1' }).ok === false, true);
   });
 
   it('refuses a replayed nonce count as stale, accepts the next count', () => {
