@@ -10,6 +10,9 @@ import { createItem, findItemByInternetMessageId } from './items.ts';
 import type { Mailer } from './items.ts';
 import { missedConversationSummary } from './missed.ts';
 import type { MissedSummary } from './missed.ts';
+import { MailboxQuota } from './quota.ts';
+import type { QuotaRefusal } from './quota.ts';
+import { mailboxSizeOf } from './usage.ts';
 
 export interface DeliveryItem {
   /** the recipient mailbox, `alice@parley.local` */
@@ -48,19 +51,36 @@ export interface MailboxConnector {
   deliverMany?(items: readonly DeliveryItem[]): Promise<DeliveryOutcome[]>;
   /** How many Missed Conversations the mailbox holds, and how many are unread (for RFC 3842 message-summary). */
   missedSummary(mailbox: string): Promise<MissedSummary>;
+  /**
+   * Whether the mailbox may take more — to receive: below its ProhibitSendReceiveQuota; its owner
+   * to send: below ProhibitSendQuota — counting `pendingBytes` that are on their way to it but not
+   * in it yet. Synchronous and cheap: the offline spool asks before each 202. Absent (or
+   * undefined) when the connector cannot tell: a remote Exchange applies its own quotas.
+   */
+  checkQuota?(mailbox: string, direction: 'send' | 'receive', pendingBytes: number): QuotaRefusal | undefined;
 }
 
-/** The connector to Parley's own mailbox store. */
+/**
+ * The connector to Parley's own mailbox store. It delivers whatever the quota: what it is handed
+ * was admitted against the quota when the spool accepted it (checkQuota), and must not be lost.
+ */
 export class EmbeddedMailboxConnector implements MailboxConnector {
   readonly #db: Database;
   readonly #now: () => number;
   readonly #userExists: (address: string) => boolean;
+  readonly #quota: MailboxQuota;
 
   /** `userExists` guards against making mailboxes for addresses that are not users. */
-  constructor(opts: { db: Database; userExists: (address: string) => boolean; now?: () => number }) {
+  constructor(opts: { db: Database; userExists: (address: string) => boolean; quota?: MailboxQuota; now?: () => number }) {
     this.#db = opts.db;
     this.#userExists = opts.userExists;
+    this.#quota = opts.quota ?? new MailboxQuota();
     this.#now = opts.now ?? Date.now;
+  }
+
+  checkQuota(mailbox: string, direction: 'send' | 'receive', pendingBytes: number): QuotaRefusal | undefined {
+    const size = mailboxSizeOf(this.#db, mailbox) + pendingBytes;
+    return direction === 'receive' ? this.#quota.checkReceive(mailbox, size) : this.#quota.checkSend(mailbox, size);
   }
 
   async deliver(item: DeliveryItem): Promise<DeliveryResult> {
