@@ -134,6 +134,8 @@ export interface ParleyOptions {
   commitStats?: boolean;
   /** names the CPU profile when BENCH_CPU_PROF is set */
   label?: string;
+  /** a config file's content (`parley serve --config`), written into the data directory */
+  config?: object;
 }
 
 /** Group-commit totals that bench/commit-stats.ts reports (see there). */
@@ -174,6 +176,11 @@ export async function startParley(domain: string, users: readonly string[], pass
     nodeFlags.push('--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-name', `parley-${opts.label ?? 'server'}-${Date.now()}.cpuprofile`);
   }
   const args = [...nodeFlags, path.join(REPO_ROOT, 'src', 'cli.ts'), 'serve', '--data-dir', dataDir, '--domain', domain, '--listen', '127.0.0.1', '--sip-port', String(port), '--http-port', String(httpPort), '--digest-algorithms', 'MD5', '--log-level', 'warn'];
+  if (opts.config !== undefined) {
+    const configFile = path.join(dataDir, 'bench-config.json');
+    await writeFile(configFile, JSON.stringify(opts.config));
+    args.push('--config', configFile);
+  }
   const p = launch(process.execPath, args, REPO_ROOT);
   await waitFor(p, (o) => o.includes('Parley ready:'), 'Parley');
   const ws = /ws=(\S+)/.exec(p.output())?.[1];

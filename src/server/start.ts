@@ -19,7 +19,7 @@ import { openDatabase, runMigrations } from '../storage/index.ts';
 import { OFFLINE_MIGRATIONS, OfflineService, createMailboxRouting, spoolerEndpoints } from '../offline/index.ts';
 import { TRACE_MIGRATIONS } from '../observability/trace.ts';
 import { traceEndpoint } from '../observability/trace-endpoint.ts';
-import { EmbeddedMailboxConnector, MAILBOX_MIGRATIONS, SmtpOutbound, createAutodiscoverRoute, createEwsRoute, startSmtpInbound } from '../mailbox/index.ts';
+import { EmbeddedMailboxConnector, MAILBOX_MIGRATIONS, MailboxQuota, SmtpOutbound, createAutodiscoverRoute, createEwsRoute, startSmtpInbound } from '../mailbox/index.ts';
 import type { ServerConfig } from './config.ts';
 import { listenHttp, type HttpRoute } from './http.ts';
 import { loadAdminToken, loadSecret } from './secrets.ts';
@@ -51,7 +51,9 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   const findUser = cachedUserLookup(db);
   const userExists = (address: string): boolean => findUser(address) !== undefined;
   // Where each user's mailbox is: the embedded store, or an external EWS server (config.mailboxes).
-  const mailboxes = createMailboxRouting(config.mailboxes, new EmbeddedMailboxConnector({ db, userExists }));
+  // The embedded mailboxes' quotas apply to EWS, SMTP and the offline spool alike.
+  const mailboxQuota = new MailboxQuota(config.mailboxQuota);
+  const mailboxes = createMailboxRouting(config.mailboxes, new EmbeddedMailboxConnector({ db, userExists, quota: mailboxQuota }));
   const messageSummary = new MessageSummaryPackage({ summary: (address) => mailboxes.connectorFor(address).connector.missedSummary(address) });
   const provisioning = new ProvisioningPackage({ db, ewsUrl: () => ewsUrl });
   const events = new EventService({ packages: [presence, messageSummary, provisioning] });
@@ -74,6 +76,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     commitWindowMs: config.offlineIm.commitWindowMs,
     commitMaxBatch: config.offlineIm.commitMaxBatch,
     timeZone: config.offlineIm.timeZone,
+    quota: { sender: config.offlineIm.senderQuota, recipient: config.offlineIm.recipientQuota },
     // RFC 3842: the recipient's subscribed clients learn of the new Missed Conversation
     onDelivered: (entry) => messageSummary.mailboxChanged(entry.recipient),
   });
@@ -139,7 +142,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     closers.push(() => websocket.close());
     // Each capability that serves HTTP adds its route here (EWS, admin API, web client).
     const routes: HttpRoute[] = [];
-    routes.push(createEwsRoute({ db, logger, domain: config.domain, product: PRODUCT, smtpRoutes: config.smtpRoutes, onMailboxChanged: (address) => messageSummary.mailboxChanged(address) }));
+    routes.push(createEwsRoute({ db, logger, domain: config.domain, product: PRODUCT, smtpRoutes: config.smtpRoutes, quota: mailboxQuota, onMailboxChanged: (address) => messageSummary.mailboxChanged(address) }));
     routes.push(createAutodiscoverRoute({ db, logger, domain: config.domain, product: PRODUCT }));
     // a user's blocked watchers and contact list: /presence/blocked, /presence/contacts (HTTP Basic, as EWS)
     routes.push(createPresenceRoute({ db, logger, domain: config.domain, product: PRODUCT, onBlocksChanged: () => presence.blocksChanged(), onContactsChanged: (owner) => presence.contactsChanged(owner) }));
@@ -150,7 +153,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
         token: loadAdminToken(config.dataDir),
         domain: config.domain,
         product: PRODUCT,
-        endpoints: [...spoolerEndpoints(db), traceEndpoint(db)],
+        endpoints: [...spoolerEndpoints(db, { spool: offline.quota, mailbox: mailboxQuota }), traceEndpoint(db)],
         // Get-CsUserPresence reads the live presence; block changes NOTIFY the watcher at once
         cmdlets: serverCmdlets({ presence }),
         // clients subscribed to their provisioning hear of the change at once
@@ -177,7 +180,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
 
     let smtp: Endpoint | null = null;
     if (config.smtpPort !== null) {
-      const listener = await startSmtpInbound({ db, logger, domain: config.domain, userExists, address: config.listen, port: config.smtpPort });
+      const listener = await startSmtpInbound({ db, logger, domain: config.domain, userExists, address: config.listen, port: config.smtpPort, quota: mailboxQuota });
       closers.push(() => listener.close());
       smtp = { address: listener.address, port: listener.port };
     }
