@@ -61,6 +61,14 @@ export interface MailboxConnector {
 }
 
 /**
+ * How long checkQuota trusts a mailbox size it read: the spool asks twice per offline MESSAGE
+ * (recipient and sender), and a lookup costs about 4 µs, 4 % of a core at 5,000 messages a second.
+ * Deliveries through this connector refresh the size at once; EWS and SMTP writes are seen within
+ * this time, which lets a mailbox take what arrives in that second past its quota at most.
+ */
+const SIZE_TTL_MS = 1_000;
+
+/**
  * The connector to Parley's own mailbox store. It delivers whatever the quota: what it is handed
  * was admitted against the quota when the spool accepted it (checkQuota), and must not be lost.
  */
@@ -69,6 +77,8 @@ export class EmbeddedMailboxConnector implements MailboxConnector {
   readonly #now: () => number;
   readonly #userExists: (address: string) => boolean;
   readonly #quota: MailboxQuota;
+  /** sizes read by checkQuota, and when (one entry per user at most) */
+  readonly #sizes = new Map<string, { size: number; readAt: number }>();
 
   /** `userExists` guards against making mailboxes for addresses that are not users. */
   constructor(opts: { db: Database; userExists: (address: string) => boolean; quota?: MailboxQuota; now?: () => number }) {
@@ -79,7 +89,13 @@ export class EmbeddedMailboxConnector implements MailboxConnector {
   }
 
   checkQuota(mailbox: string, direction: 'send' | 'receive', pendingBytes: number): QuotaRefusal | undefined {
-    const size = mailboxSizeOf(this.#db, mailbox) + pendingBytes;
+    const now = Date.now();
+    let known = this.#sizes.get(mailbox);
+    if (known === undefined || now - known.readAt >= SIZE_TTL_MS) {
+      known = { size: mailboxSizeOf(this.#db, mailbox), readAt: now };
+      this.#sizes.set(mailbox, known);
+    }
+    const size = known.size + pendingBytes;
     return direction === 'receive' ? this.#quota.checkReceive(mailbox, size) : this.#quota.checkSend(mailbox, size);
   }
 
@@ -105,6 +121,8 @@ export class EmbeddedMailboxConnector implements MailboxConnector {
   }
 
   #deliver(item: DeliveryItem): DeliveryResult {
+    // the size changes now: the next checkQuota reads it again
+    this.#sizes.delete(item.mailbox);
     if (item.internetMessageId.trim() === '') throw new MailboxError('INVALID_REQUEST', 'a delivery needs an InternetMessageId (its idempotence key)');
     if (!this.#userExists(item.mailbox)) throw new MailboxError('MAILBOX_NOT_FOUND', `there is no user ${item.mailbox}, so no mailbox to deliver to`);
     const db = this.#db;

@@ -121,6 +121,7 @@ export async function runSpoolerCommand(args: string[], io: SpoolerCommandIo, de
         io.out('');
         if (report.users.length === 0) io.out('nothing waits, nothing was refused, no mailbox is near its quota');
         else table(io.out, quotaRows(report).map((row) => row.map((cell) => stripControls(cell))));
+        if (report.users.some((u) => u.refusals.length > 0)) io.out('');
         for (const u of report.users) {
           for (const r of u.refusals) io.out(`${u.address} ${r.reason}: ${r.count} refused, the last at ${r.lastAt} (with ${stripControls(r.lastPeer)}): ${oneLine(r.lastWarning, 300)}`);
         }
