@@ -71,9 +71,45 @@ export interface Admission {
   now: number;
 }
 
-interface Bucket {
-  tokens: number;
-  at: number;
+/**
+ * So many events a minute per key (a token bucket): a burst of `perMinute`, then one every
+ * 60/perMinute s. Unlimited (Infinity) always allows.
+ */
+export class PerMinute {
+  readonly perMinute: number;
+  readonly #buckets = new Map<string, { tokens: number; at: number }>();
+
+  constructor(perMinute: number) {
+    this.perMinute = perMinute;
+  }
+
+  /** Seconds until `key` may go again; 0 when it may now. */
+  wait(key: string, now: number): number {
+    const bucket = this.#buckets.get(key);
+    if (bucket === undefined || this.perMinute === UNLIMITED) return 0;
+    const tokens = this.#tokens(bucket, now);
+    return tokens >= 1 ? 0 : Math.max(1, Math.ceil(((1 - tokens) * 60) / this.perMinute));
+  }
+
+  /** Counts one event of `key` (call after wait() said 0). */
+  take(key: string, now: number): void {
+    if (this.perMinute === UNLIMITED) return;
+    const bucket = this.#buckets.get(key);
+    if (bucket === undefined) this.#buckets.set(key, { tokens: this.perMinute - 1, at: now });
+    else {
+      bucket.tokens = this.#tokens(bucket, now) - 1;
+      bucket.at = now;
+    }
+  }
+
+  /** Forgets keys whose bucket has refilled (idle for a minute): the map holds active keys only. */
+  prune(now: number): void {
+    for (const [key, bucket] of this.#buckets) if (this.#tokens(bucket, now) >= this.perMinute) this.#buckets.delete(key);
+  }
+
+  #tokens(bucket: { tokens: number; at: number }, now: number): number {
+    return Math.min(this.perMinute, bucket.tokens + (Math.max(0, now - bucket.at) * this.perMinute) / 60_000);
+  }
 }
 
 const ZERO: Readonly<Tally> = Object.freeze({ messages: 0, bytes: 0 });
@@ -84,10 +120,11 @@ export class SpoolQuota {
   readonly refusals: Record<QuotaReason, number> = Object.fromEntries(QUOTA_REASONS.map((r) => [r, 0])) as Record<QuotaReason, number>;
   readonly #asSender = new Map<string, Tally>();
   readonly #asRecipient = new Map<string, Tally>();
-  readonly #buckets = new Map<string, Bucket>();
+  readonly #rate: PerMinute;
 
   constructor(limits: Readonly<SpoolQuotaLimits> = DEFAULT_SPOOL_QUOTA) {
     this.limits = limits;
+    this.#rate = new PerMinute(limits.sender.perMinute);
   }
 
   /** Replaces every tally with what the spool holds (at start-up): one row per sender and recipient pair. */
@@ -110,7 +147,7 @@ export class SpoolQuota {
       this.refusals[refused.reason]++;
       return refused;
     }
-    this.#take(m.sender, m.now);
+    this.#rate.take(m.sender, m.now);
     add(this.#asSender, m.sender, 1, m.bytes);
     add(this.#asRecipient, m.recipient, 1, m.bytes);
     return undefined;
@@ -137,7 +174,7 @@ export class SpoolQuota {
 
   /** Forgets rate buckets that have refilled (a sender idle for a minute): keeps the map to active senders. */
   prune(now: number): void {
-    for (const [sender, bucket] of this.#buckets) if (this.#tokens(bucket, now) >= this.limits.sender.perMinute) this.#buckets.delete(sender);
+    this.#rate.prune(now);
   }
 
   #check(m: Admission, mailbox: MailboxCheck | undefined): QuotaRefusalDecision | undefined {
@@ -160,31 +197,11 @@ export class SpoolQuota {
     if (fromSender.bytes + m.bytes > s.maxBytes) {
       return refuse('sender-bytes', 'offlineIm.senderQuota.maxBytes', m.sender, `${m.sender} has ${formatBytes(fromSender.bytes)} waiting for delivery and this message of ${formatBytes(m.bytes)} would pass the limit of ${formatBytes(s.maxBytes)} (offlineIm.senderQuota.maxBytes); try again once they are delivered`);
     }
-    const bucket = this.#buckets.get(m.sender);
-    if (bucket !== undefined && s.perMinute !== UNLIMITED) {
-      const tokens = this.#tokens(bucket, m.now);
-      if (tokens < 1) {
-        const wait = Math.max(1, Math.ceil(((1 - tokens) * 60) / s.perMinute));
-        return { ...refuse('sender-rate', 'offlineIm.senderQuota.perMinute', m.sender, `${m.sender} has left ${s.perMinute} offline messages in the last minute, the limit is ${s.perMinute} a minute (offlineIm.senderQuota.perMinute); try again in ${wait} s`), retryAfter: wait };
-      }
+    const wait = this.#rate.wait(m.sender, m.now);
+    if (wait > 0) {
+      return { ...refuse('sender-rate', 'offlineIm.senderQuota.perMinute', m.sender, `${m.sender} has left ${s.perMinute} offline messages in the last minute, the limit is ${s.perMinute} a minute (offlineIm.senderQuota.perMinute); try again in ${wait} s`), retryAfter: wait };
     }
     return undefined;
-  }
-
-  #tokens(bucket: Bucket, now: number): number {
-    const per = this.limits.sender.perMinute;
-    return Math.min(per, bucket.tokens + (Math.max(0, now - bucket.at) * per) / 60_000);
-  }
-
-  #take(sender: string, now: number): void {
-    const per = this.limits.sender.perMinute;
-    if (per === UNLIMITED) return;
-    const bucket = this.#buckets.get(sender);
-    if (bucket === undefined) this.#buckets.set(sender, { tokens: per - 1, at: now });
-    else {
-      bucket.tokens = this.#tokens(bucket, now) - 1;
-      bucket.at = now;
-    }
   }
 }
 

@@ -10,7 +10,7 @@ import { effectiveSettings } from '../settings/index.ts';
 import { transaction } from '../storage/index.ts';
 import { offlineGate } from './gate.ts';
 import { GroupCommit } from './group-commit.ts';
-import { DEFAULT_SPOOL_QUOTA, SpoolQuota } from './quota.ts';
+import { DEFAULT_SPOOL_QUOTA, PerMinute, SpoolQuota } from './quota.ts';
 import type { MailboxCheck, QuotaReason, SpoolQuotaLimits } from './quota.ts';
 import { forgetReleases, lastRelease, releasesAfter, undeliveredTotals } from './quota-store.ts';
 import { loopSpoolWriter, ThreadSpoolWriter } from './spool-writer.ts';
@@ -55,6 +55,12 @@ export interface OfflineServiceOptions extends SpoolWorkerOptions {
 const TYPING = 'application/im-iscomposing+xml';
 /** How often the server looks for quota a purge by another process (`parley spooler purge`) gave back. */
 const RELEASE_POLL_MS = 1_000;
+/**
+ * Refusals traced one by one per sender and minute. A refused message costs a trace row, not its
+ * body; one refused again and again (a flood) would still grow the trace without end, so past
+ * this only its count grows (`parley spooler quota`).
+ */
+const REFUSALS_TRACED_PER_MINUTE = 60;
 
 export class OfflineService implements OfflineHandoff {
   readonly worker: SpoolWorker;
@@ -65,6 +71,7 @@ export class OfflineService implements OfflineHandoff {
   readonly #writer: SpoolWriter;
   readonly #commits: GroupCommit<SpoolJob, SpoolResult>;
   readonly #mailboxCheck: MailboxCheck;
+  readonly #traced = new PerMinute(REFUSALS_TRACED_PER_MINUTE);
   #releasesSeen = 0;
   #releasePoll: ReturnType<typeof setInterval> | undefined;
 
@@ -123,17 +130,17 @@ export class OfflineService implements OfflineHandoff {
     const gate = offlineGate(m.recipient, settings);
     if (!gate.allowed) {
       // the refusal is traced too, in the next batch; the sender need not wait for that write
-      this.#record({ kind: 'trace', event: { traceId: null, callId: m.callId, at: now, step: 'gated', detail: { decision: 'refused', from: m.sender, to: m.recipient, setting: gate.setting, reason: gate.warning } } });
+      if (this.#traces(m.sender, now)) this.#record({ kind: 'trace', event: { traceId: null, callId: m.callId, at: now, step: 'gated', detail: { decision: 'refused', from: m.sender, to: m.recipient, setting: gate.setting, reason: gate.warning } } });
       return { kind: 'refused', warning: gate.warning };
     }
     // the quotas: checked and the message counted in one synchronous step, before the 202
     const bytes = m.body.byteLength;
     const refused = this.quota.admit({ sender: m.sender, recipient: m.recipient, bytes, now }, this.#mailboxCheck);
     if (refused !== undefined) {
-      this.#o.logger.info({ callId: m.callId, from: m.sender, to: m.recipient, reason: refused.reason }, 'offline message refused: %s', refused.setting);
+      if (this.#o.logger.isLevelEnabled('debug')) this.#o.logger.debug({ callId: m.callId, from: m.sender, to: m.recipient, reason: refused.reason }, 'offline message refused: %s', refused.setting);
       this.#record({
         kind: 'refused',
-        event: { traceId: null, callId: m.callId, at: now, step: 'refused', detail: { from: m.sender, to: m.recipient, bytes, quota: refused.reason, setting: refused.setting, reason: refused.warning } },
+        event: this.#traces(m.sender, now) ? { traceId: null, callId: m.callId, at: now, step: 'refused', detail: { from: m.sender, to: m.recipient, bytes, quota: refused.reason, setting: refused.setting, reason: refused.warning } } : undefined,
         refusal: { address: refused.address, reason: refused.reason, at: now, peer: refused.address === m.sender ? m.recipient : m.sender, warning: refused.warning },
       });
       return { kind: 'refused', warning: refused.warning, quota: refused.reason, ...(refused.retryAfter !== undefined ? { retryAfter: refused.retryAfter } : {}) };
@@ -165,6 +172,13 @@ export class OfflineService implements OfflineHandoff {
     return { kind: 'spooled', ...receipt };
   }
 
+  /** Whether a refusal of `sender`'s is traced row by row (REFUSALS_TRACED_PER_MINUTE). */
+  #traces(sender: string, now: number): boolean {
+    if (this.#traced.wait(sender, now) > 0) return false;
+    this.#traced.take(sender, now);
+    return true;
+  }
+
   /** A refusal's trace row (and count), written with the next batch; the sender does not wait for it. */
   #record(job: SpoolJob): void {
     this.#commits.submit(job).catch((err: unknown) => this.#o.logger.warn({ err }, 'could not record a refusal in the trace'));
@@ -183,6 +197,7 @@ export class OfflineService implements OfflineHandoff {
       this.#o.logger.warn({ err }, 'could not read the spool releases; trying again in a second');
     } finally {
       this.quota.prune(this.#now());
+      this.#traced.prune(this.#now());
     }
   }
 }

@@ -20,9 +20,9 @@ import type { SpoolReceipt, SpoolRequest } from './spool.ts';
 
 /**
  * One item of a batch: a message to spool, a trace row (a gate refusal) to write with them, or a
- * quota refusal (its trace row and its count per user and reason).
+ * quota refusal (its count per user and reason, and its trace row unless there were too many).
  */
-export type SpoolJob = { kind: 'spool'; request: SpoolRequest } | { kind: 'trace'; event: TraceEvent } | { kind: 'refused'; event: TraceEvent; refusal: RefusalRecord };
+export type SpoolJob = { kind: 'spool'; request: SpoolRequest } | { kind: 'trace'; event: TraceEvent } | { kind: 'refused'; event: TraceEvent | undefined; refusal: RefusalRecord };
 
 /** A receipt per spooled message, null per trace row, in the order of the jobs. */
 export type SpoolResult = SpoolReceipt | null;
@@ -43,7 +43,7 @@ export function writeBatch(db: Database, jobs: readonly SpoolJob[]): SpoolResult
     let next = 0;
     return jobs.map((job) => {
       if (job.kind === 'spool') return receipts[next++] as SpoolReceipt;
-      recordTrace(db, job.event);
+      if (job.event !== undefined) recordTrace(db, job.event);
       if (job.kind === 'refused') recordRefusal(db, job.refusal);
       return null;
     });

@@ -210,6 +210,22 @@ describe('OfflineService with quotas', () => {
     }
   });
 
+  it('a flood of refused messages grows a count, not the trace: 60 traced a minute per sender', async () => {
+    const offline = service(limits({ maxMessages: 1 }));
+    offline.start();
+    try {
+      assert.equal((await offline.accept(message(0))).kind, 'spooled');
+      for (let i = 1; i <= 100; i++) assert.equal((await offline.accept(message(i, { body: new Uint8Array([0x61]) }))).kind, 'refused');
+      await new Promise((r) => setTimeout(r, 20));
+      const traced = Array.from({ length: 100 }, (_, i) => readTrace(db, `call-${i + 1}`).length).reduce((a, b) => a + b, 0);
+      assert.equal(traced, 60);
+      assert.deepEqual(listRefusals(db).map((r) => [r.reason, r.count]), [['sender-messages', 100]]);
+      assert.equal(offline.quota.refusals['sender-messages'], 100);
+    } finally {
+      await offline.close();
+    }
+  });
+
   it('a batch that cannot be written holds nothing', async () => {
     const offline = service(limits({ maxMessages: 1 }));
     offline.start();
