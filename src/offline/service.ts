@@ -148,19 +148,19 @@ export class OfflineService implements OfflineHandoff {
     let receipt;
     try {
       receipt = await this.#commits.submit({
-      kind: 'spool',
-      request: {
-        sender: m.sender,
-        recipient: m.recipient,
-        callId: m.callId,
-        contentType: m.contentType ?? 'text/plain',
-        body: m.body,
-        receivedAt: now,
-        pickupDelayMs: settings.OfflineImPickupDelaySeconds * 1000,
-        maxAgeMs: settings.OfflineImMaxAgeSeconds * 1000,
-        why: m.why,
-        gate: { EnableOfflineIm: settings.sources.ImConfiguration, EnableIMAutoArchiving: settings.sources.ClientPolicy },
-      },
+        kind: 'spool',
+        request: {
+          sender: m.sender,
+          recipient: m.recipient,
+          callId: m.callId,
+          contentType: m.contentType ?? 'text/plain',
+          body: m.body,
+          receivedAt: now,
+          pickupDelayMs: settings.OfflineImPickupDelaySeconds * 1000,
+          maxAgeMs: settings.OfflineImMaxAgeSeconds * 1000,
+          why: m.why,
+          gate: { EnableOfflineIm: settings.sources.ImConfiguration, EnableIMAutoArchiving: settings.sources.ClientPolicy },
+        },
       });
     } catch (err) {
       // not stored (the router answers 500): it holds nothing

@@ -11,7 +11,7 @@ import type { Database } from '../../storage/index.ts';
 import { DEFAULT_XML_LIMITS, XmlError, XmlReader } from '../../xml/index.ts';
 import type { XmlLimits } from '../../xml/index.ts';
 import { lastChange } from '../changes.ts';
-import type { MailboxQuota } from '../quota.ts';
+import { MailboxQuota } from '../quota.ts';
 import { routeFor } from '../smtp/outbound.ts';
 import type { SmtpRoutes } from '../smtp/outbound.ts';
 import { answerEws, faultForUnreadable } from './service.ts';
@@ -42,7 +42,7 @@ export function createEwsRoute(opts: EwsRouteOptions): HttpRoute {
   const userExists = (address: string) => findUser(opts.db, address) !== undefined;
   const routes = opts.smtpRoutes ?? {};
   const canSendOutside = (address: string) => routeFor(routes, address.slice(address.lastIndexOf('@') + 1)) !== undefined;
-  const service = { db: opts.db, domain: opts.domain, userExists, canSendOutside, now: opts.now ?? Date.now, ...(opts.quota ? { quota: opts.quota } : {}) };
+  const service = { db: opts.db, domain: opts.domain, userExists, canSendOutside, now: opts.now ?? Date.now, quota: opts.quota ?? new MailboxQuota() };
   const limits = opts.limits ?? DEFAULT_XML_LIMITS;
   return {
     handle(req, res, url) {

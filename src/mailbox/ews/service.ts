@@ -43,8 +43,6 @@ export const EWS_OPERATIONS: readonly EwsOperation[] = [
   unsubscribeOperation,
 ];
 
-const DEFAULT_QUOTA = new MailboxQuota();
-
 export interface EwsServiceOptions {
   db: Database;
   /** the organisation's domain: recipients there are local */
@@ -52,7 +50,7 @@ export interface EwsServiceOptions {
   userExists: (address: string) => boolean;
   /** whether outside mail can be queued for SMTP; default: never */
   canSendOutside?: (address: string) => boolean;
-  /** the mailbox quotas; default: DEFAULT_MAILBOX_QUOTA */
+  /** the mailbox quotas (and their refusal counters); default: DEFAULT_MAILBOX_QUOTA, counted apart per call */
   quota?: MailboxQuota;
   now?: () => number;
   operations?: readonly EwsOperation[];
@@ -92,7 +90,7 @@ export function answerEws(opts: EwsServiceOptions, address: string, root: XmlEle
       domain: opts.domain,
       userExists: opts.userExists,
       canSendOutside: opts.canSendOutside ?? (() => false),
-      quota: opts.quota ?? DEFAULT_QUOTA,
+      quota: opts.quota ?? new MailboxQuota(),
     };
     return { status: 200, xml: responseEnvelope(version, op.handle(ctx, request.operation)), operation, fault: undefined, mailbox: actingAs };
   } catch (error) {
