@@ -69,6 +69,7 @@ const entryOf = (warning: string | undefined) => /spool entry (sp-[a-z2-7]{16})/
 
 describe('offline spool and mailbox quotas', () => {
   const accepted: string[] = [];
+  let pings = 0;
   let refusedCallId = '';
 
   it('one sender\'s 60 KB offline messages: 202 up to offlineIm.senderQuota.maxBytes, then 480 naming it; another sender is still served', async () => {
@@ -168,11 +169,14 @@ describe('offline spool and mailbox quotas', () => {
     const mallory = await people.connect('mallory');
     const statuses: number[] = [];
     let last;
-    for (let i = 0; i < 21; i++) {
+    // a burst of 20, then one every 3 s: a slow machine may get one or two more in before the refusal
+    for (let i = 0; i < 40 && last?.status !== 480; i++) {
       last = await mallory.sendMessage(`sip:dave@${DOMAIN}`, `ping ${i}`);
       statuses.push(last.status);
     }
-    assert.deepEqual(statuses, [...Array<number>(20).fill(202), 480]);
+    pings = statuses.filter((s) => s === 202).length;
+    assert.deepEqual(statuses, [...Array<number>(pings).fill(202), 480]);
+    assert.ok(pings >= 20 && pings < 30, `${pings} accepted`);
     assert.match(last?.headers.get('warning') ?? '', /the limit is 20 a minute \(offlineIm\.senderQuota\.perMinute\); try again in \d+ s/);
     assert.match(last?.headers.get('retry-after') ?? '', /^\d+$/);
   });
@@ -204,7 +208,7 @@ describe('offline spool and mailbox quotas', () => {
     assert.equal(live.limits.sender.perMinute, 20);
     assert.equal(live.limits.mailbox.prohibitSendQuota, 'unlimited');
     assert.equal(live.users[0]?.address, `dave@${DOMAIN}`);
-    assert.equal(live.users[0]?.waitingFor.messages, 20, 'mallory\'s twenty pings wait for dave (carol\'s was delivered)');
+    assert.equal(live.users[0]?.waitingFor.messages, pings, 'mallory\'s pings wait for dave (carol\'s was delivered)');
     assert.deepEqual([live.sinceStart.spool['sender-bytes'], live.sinceStart.spool['sender-rate'], live.sinceStart.spool['recipient-mailbox'], live.sinceStart.spool['sender-mailbox']], [2, 1, 1, 1]);
     assert.equal(live.sinceStart.mailbox.ProhibitSendReceiveQuota, 1, 'the EWS send');
   });
