@@ -32,7 +32,9 @@ Commands:
                          the embedded mailboxes (parley mailbox help)
   spooler list [--user SIP-ADDRESS] [--state STATE] | show ID | retry ID|--failed
           | purge ID [--force]|--delivered-before DATE   [--data-dir DIR]
-                         the History Spooler: offline messages waiting, delivered or failed
+          | quota [--user SIP-ADDRESS] [--config FILE]
+                         the History Spooler: offline messages waiting, delivered or failed;
+                         what each user has waiting, their mailbox, the refusals and the limits
   trace ID [--data-dir DIR]
                          every step of an offline message (spool entry id or SIP Call-ID)
   help                   this text
@@ -54,7 +56,15 @@ async function main(argv: string[]): Promise<number> {
     case 'user':
       return runUserCommand(rest, io, { dataDir: DEFAULT_CONFIG.dataDir, domain: DEFAULT_CONFIG.domain });
     case 'spooler':
-      return runSpoolerCommand(rest, io, { dataDir: DEFAULT_CONFIG.dataDir, domain: DEFAULT_CONFIG.domain });
+      return runSpoolerCommand(rest, io, {
+        dataDir: DEFAULT_CONFIG.dataDir,
+        domain: DEFAULT_CONFIG.domain,
+        // `parley spooler quota --config FILE`: the limits (and data dir, domain) the server runs with
+        readConfig(file) {
+          const c = loadConfig(file, {});
+          return { dataDir: c.dataDir, domain: c.domain, spool: { sender: c.offlineIm.senderQuota, recipient: c.offlineIm.recipientQuota }, mailbox: c.mailboxQuota };
+        },
+      });
     case 'trace':
       return runTraceCommand(rest, io, { dataDir: DEFAULT_CONFIG.dataDir });
     case 'admin':

@@ -10,6 +10,9 @@ import { createItem, findItemByInternetMessageId } from './items.ts';
 import type { Mailer } from './items.ts';
 import { missedConversationSummary } from './missed.ts';
 import type { MissedSummary } from './missed.ts';
+import { MailboxQuota } from './quota.ts';
+import type { QuotaRefusal } from './quota.ts';
+import { mailboxSizeOf } from './usage.ts';
 
 export interface DeliveryItem {
   /** the recipient mailbox, `alice@parley.local` */
@@ -48,19 +51,52 @@ export interface MailboxConnector {
   deliverMany?(items: readonly DeliveryItem[]): Promise<DeliveryOutcome[]>;
   /** How many Missed Conversations the mailbox holds, and how many are unread (for RFC 3842 message-summary). */
   missedSummary(mailbox: string): Promise<MissedSummary>;
+  /**
+   * Whether the mailbox may take more — to receive: below its ProhibitSendReceiveQuota; its owner
+   * to send: below ProhibitSendQuota — counting `pendingBytes` that are on their way to it but not
+   * in it yet. Synchronous and cheap: the offline spool asks before each 202. Absent (or
+   * undefined) when the connector cannot tell: a remote Exchange applies its own quotas.
+   */
+  checkQuota?(mailbox: string, direction: 'send' | 'receive', pendingBytes: number): QuotaRefusal | undefined;
 }
 
-/** The connector to Parley's own mailbox store. */
+/**
+ * How long checkQuota trusts a mailbox size it read: the spool asks twice per offline MESSAGE
+ * (recipient and sender), and a lookup costs about 4 µs, 4 % of a core at 5,000 messages a second.
+ * Deliveries through this connector refresh the size at once; EWS and SMTP writes are seen within
+ * this time, which lets a mailbox take what arrives in that second past its quota at most.
+ */
+const SIZE_TTL_MS = 1_000;
+
+/**
+ * The connector to Parley's own mailbox store. It delivers whatever the quota: what it is handed
+ * was admitted against the quota when the spool accepted it (checkQuota), and must not be lost.
+ */
 export class EmbeddedMailboxConnector implements MailboxConnector {
   readonly #db: Database;
   readonly #now: () => number;
   readonly #userExists: (address: string) => boolean;
+  readonly #quota: MailboxQuota;
+  /** sizes read by checkQuota, and when (one entry per user at most) */
+  readonly #sizes = new Map<string, { size: number; readAt: number }>();
 
   /** `userExists` guards against making mailboxes for addresses that are not users. */
-  constructor(opts: { db: Database; userExists: (address: string) => boolean; now?: () => number }) {
+  constructor(opts: { db: Database; userExists: (address: string) => boolean; quota?: MailboxQuota; now?: () => number }) {
     this.#db = opts.db;
     this.#userExists = opts.userExists;
+    this.#quota = opts.quota ?? new MailboxQuota();
     this.#now = opts.now ?? Date.now;
+  }
+
+  checkQuota(mailbox: string, direction: 'send' | 'receive', pendingBytes: number): QuotaRefusal | undefined {
+    const now = Date.now();
+    let known = this.#sizes.get(mailbox);
+    if (known === undefined || now - known.readAt >= SIZE_TTL_MS) {
+      known = { size: mailboxSizeOf(this.#db, mailbox), readAt: now };
+      this.#sizes.set(mailbox, known);
+    }
+    const size = known.size + pendingBytes;
+    return direction === 'receive' ? this.#quota.checkReceive(mailbox, size) : this.#quota.checkSend(mailbox, size);
   }
 
   async deliver(item: DeliveryItem): Promise<DeliveryResult> {
@@ -85,6 +121,8 @@ export class EmbeddedMailboxConnector implements MailboxConnector {
   }
 
   #deliver(item: DeliveryItem): DeliveryResult {
+    // the size changes now: the next checkQuota reads it again
+    this.#sizes.delete(item.mailbox);
     if (item.internetMessageId.trim() === '') throw new MailboxError('INVALID_REQUEST', 'a delivery needs an InternetMessageId (its idempotence key)');
     if (!this.#userExists(item.mailbox)) throw new MailboxError('MAILBOX_NOT_FOUND', `there is no user ${item.mailbox}, so no mailbox to deliver to`);
     const db = this.#db;

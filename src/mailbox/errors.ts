@@ -23,7 +23,9 @@ export type MailboxErrorCode =
   /** the request is well-formed but asks for something that cannot be done (e.g. delete a distinguished folder) */
   | 'INVALID_REQUEST'
   /** the mailbox address is not a valid address or no such user exists */
-  | 'MAILBOX_NOT_FOUND';
+  | 'MAILBOX_NOT_FOUND'
+  /** a mailbox quota (quota.ts) forbids it: the mailbox is full, or its owner's is */
+  | 'QUOTA_EXCEEDED';
 
 export class MailboxError extends ParleyError {
   declare readonly code: MailboxErrorCode;

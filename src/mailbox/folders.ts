@@ -6,6 +6,7 @@ import type { Database } from '../storage/index.ts';
 import { statement, transaction } from '../storage/index.ts';
 import { MailboxError } from './errors.ts';
 import { isWellFormedId, newChangeKey, newId } from './ids.ts';
+import { folderTreeUsage, growMailbox } from './usage.ts';
 
 /** EWS DistinguishedFolderId names Parley keeps (EWS reference, DistinguishedFolderId). */
 export const DISTINGUISHED_FOLDERS = ['msgfolderroot', 'inbox', 'drafts', 'sentitems', 'deleteditems', 'conversationhistory'] as const;
@@ -179,6 +180,8 @@ export function deleteFolder(db: Database, mailboxId: number, folderId: string, 
       db.prepare('UPDATE mail_folders SET parent_id = ?, change_key = ? WHERE id = ?').run(deleted.id, newChangeKey(), folder.id);
       return;
     }
+    const freed = folderTreeUsage(db, folder.id);
+    growMailbox(db, mailboxId, -freed.size, -freed.deletedSize);
     db.prepare('DELETE FROM mail_folders WHERE id = ?').run(folder.id); // items and subfolders cascade
   });
 }

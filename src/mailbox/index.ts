@@ -8,6 +8,10 @@ export type { DeleteMode, ItemChanges, ItemField, ItemFilter, ItemPage, ItemQuer
 export { createItem, deleteItem, findItemByInternetMessageId, findItems, getItem, getItemAnyMailbox, moveItem, updateItem } from './items.ts';
 export type { DeliveryItem, DeliveryOutcome, DeliveryResult, MailboxConnector } from './connector.ts';
 export { EmbeddedMailboxConnector } from './connector.ts';
+export type { MailboxQuotaLimit, MailboxQuotaLimits, QuotaRefusal, StorageLimitStatus } from './quota.ts';
+export { DEFAULT_MAILBOX_QUOTA, MailboxQuota } from './quota.ts';
+export type { MailboxUsage } from './usage.ts';
+export { mailboxSizeOf, mailboxUsage, mailboxUsages } from './usage.ts';
 export type { EwsRouteOptions } from './ews/route.ts';
 export { createEwsRoute } from './ews/route.ts';
 export type { AutodiscoverRouteOptions, ServerAuthority } from './autodiscover.ts';

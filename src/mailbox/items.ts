@@ -7,6 +7,7 @@ import { MailboxError } from './errors.ts';
 import { getDistinguishedFolder, getFolder, requireFolderId } from './folders.ts';
 import { logChange } from './changes.ts';
 import { isWellFormedId, newChangeKey, newId } from './ids.ts';
+import { growMailbox } from './usage.ts';
 
 export interface Mailer {
   address: string;
@@ -154,6 +155,7 @@ export function createItem(db: Database, mailboxId: number, folderId: string, it
       item.sentAt ?? null, item.receivedAt ?? at, item.isRead === true ? 1 : 0, messageId, item.conversationTopic ?? null, size, newChangeKey(), at, at,
     );
     logChange(db, mailboxId, folder.id, id, 'create', at);
+    growMailbox(db, mailboxId, size);
     return getItem(db, mailboxId, id);
   });
 }
@@ -226,6 +228,7 @@ export function updateItem(db: Database, mailboxId: number, itemId: string, chan
     const size = item.size - Buffer.byteLength(item.subject) + Buffer.byteLength(subject);
     const at = now();
     db.prepare('UPDATE mail_items SET subject = ?, is_read = ?, size = ?, change_key = ?, updated_at = ? WHERE id = ?').run(subject, isRead ? 1 : 0, size, newChangeKey(), at, item.id);
+    growMailbox(db, mailboxId, size - item.size);
     if (subject !== item.subject) logChange(db, mailboxId, item.folderId, item.id, 'update', at);
     else if (isRead !== item.isRead) logChange(db, mailboxId, item.folderId, item.id, 'read', at);
     return getItem(db, mailboxId, item.id);
@@ -235,15 +238,17 @@ export function updateItem(db: Database, mailboxId: number, itemId: string, chan
 /**
  * EWS DeleteType: HardDelete removes the item; SoftDelete hides it (kept for idempotence of
  * deliveries, as Exchange keeps it in Recoverable Items); MoveToDeletedItems moves it there
- * (an item already in Deleted Items is soft-deleted, as Exchange does).
+ * (an item already in Deleted Items is soft-deleted, as Exchange does). `beforeSoftDelete` may
+ * refuse a soft delete by throwing (the mailbox's RecoverableItemsQuota, quota.ts).
  */
-export function deleteItem(db: Database, mailboxId: number, itemId: string, mode: DeleteMode, now: () => number = Date.now): void {
+export function deleteItem(db: Database, mailboxId: number, itemId: string, mode: DeleteMode, now: () => number = Date.now, beforeSoftDelete?: () => void): void {
   transaction(db, () => {
     const item = getItem(db, mailboxId, itemId);
     const at = now();
     logChange(db, mailboxId, item.folderId, item.id, 'delete', at);
     if (mode === 'HardDelete') {
       db.prepare('DELETE FROM mail_items WHERE id = ?').run(item.id);
+      growMailbox(db, mailboxId, -item.size);
       return;
     }
     const deleted = getDistinguishedFolder(db, mailboxId, 'deleteditems');
@@ -252,7 +257,9 @@ export function deleteItem(db: Database, mailboxId: number, itemId: string, mode
       logChange(db, mailboxId, deleted.id, item.id, 'create', at);
       return;
     }
+    beforeSoftDelete?.();
     db.prepare('UPDATE mail_items SET soft_deleted = 1, change_key = ?, updated_at = ? WHERE id = ?').run(newChangeKey(), at, item.id);
+    growMailbox(db, mailboxId, -item.size, item.size);
   });
 }
 

@@ -113,5 +113,15 @@ CREATE INDEX mail_outbox_due ON mail_outbox (state, next_attempt_at);`,
       id: '006-items-by-class-and-read',
       up: 'CREATE INDEX mail_items_folder_class_read ON mail_items (folder_id, soft_deleted, item_class, is_read);',
     },
+    {
+      // the mailbox's size (its items' sizes summed) and its soft-deleted items' apart, kept up to
+      // date by the item functions so a quota check reads one row instead of every item (usage.ts)
+      id: '007-mailbox-size',
+      up: `ALTER TABLE mailboxes ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE mailboxes ADD COLUMN deleted_size INTEGER NOT NULL DEFAULT 0;
+UPDATE mailboxes SET
+  size = (SELECT coalesce(sum(i.size), 0) FROM mail_items i WHERE i.mailbox_id = mailboxes.id AND i.soft_deleted = 0),
+  deleted_size = (SELECT coalesce(sum(i.size), 0) FROM mail_items i WHERE i.mailbox_id = mailboxes.id AND i.soft_deleted = 1);`,
+    },
   ],
 };

@@ -16,6 +16,8 @@ export interface SpoolEntryView {
   sender: string;
   recipient: string;
   messages: number;
+  /** the bodies of its messages, bytes (what the quotas count) */
+  bytes: number;
   attempts: number;
   createdAt: string;
   pickupAt: string;
@@ -40,6 +42,7 @@ export function viewOf(e: SpoolEntry): SpoolEntryView {
     sender: e.sender,
     recipient: e.recipient,
     messages: e.messageCount,
+    bytes: e.bytes,
     attempts: e.attempts,
     createdAt: new Date(e.createdAt).toISOString(),
     pickupAt: new Date(e.pickupAt).toISOString(),

@@ -5,9 +5,14 @@
 //   parley spooler show ID
 //   parley spooler retry ID | --failed
 //   parley spooler purge ID [--force] | --delivered-before DATE
+//   parley spooler quota [--user SIP-ADDRESS] [--config FILE]   what each user has waiting, their
+//                                          mailbox, the refusals, and the limits (of FILE, or the defaults)
 import { parseArgs } from 'node:util';
 import { DIRECTORY_MIGRATIONS, parseAddress } from '../directory/index.ts';
 import { ParleyError } from '../errors.ts';
+import type { MailboxQuotaLimits } from '../mailbox/index.ts';
+import { DEFAULT_MAILBOX_QUOTA, MAILBOX_MIGRATIONS, MailboxQuota } from '../mailbox/index.ts';
+import { formatBytes } from '../bytes.ts';
 import { TRACE_MIGRATIONS } from '../observability/trace.ts';
 import { SETTINGS_MIGRATIONS } from '../settings/index.ts';
 import type { Database } from '../storage/index.ts';
@@ -15,10 +20,28 @@ import { openDatabase, runMigrations } from '../storage/index.ts';
 import { oneLine, stripControls, table } from '../terminal.ts';
 import { listSpool, parseState, purgeDeliveredBefore, purgeSpoolEntry, retryFailed, retrySpoolEntry, showSpoolEntry } from './admin.ts';
 import { OFFLINE_MIGRATIONS } from './schema.ts';
+import { DEFAULT_SPOOL_QUOTA } from './quota.ts';
+import type { SpoolQuotaLimits } from './quota.ts';
+import { limitLines, quotaReport, quotaRows, waitingFromDatabase } from './quota-report.ts';
 
 export interface SpoolerCommandIo {
   out: (line: string) => void;
   err: (line: string) => void;
+}
+
+/** What `--config FILE` gives `parley spooler quota` (the caller reads the file: the server's configuration is above this folder). */
+export interface SpoolerSettings {
+  dataDir: string;
+  domain: string;
+  spool: SpoolQuotaLimits;
+  mailbox: MailboxQuotaLimits;
+}
+
+export interface SpoolerDefaults {
+  dataDir: string;
+  domain: string;
+  /** reads a server config file; throws a ParleyError when it is not valid */
+  readConfig?: (file: string) => SpoolerSettings;
 }
 
 const USAGE = [
@@ -26,6 +49,7 @@ const USAGE = [
   'parley spooler show ID [--json] [--data-dir DIR]',
   'parley spooler retry ID | --failed [--data-dir DIR]',
   'parley spooler purge ID [--force] | --delivered-before DATE [--data-dir DIR]',
+  'parley spooler quota [--user SIP-ADDRESS] [--config FILE] [--json] [--data-dir DIR]',
 ];
 
 const OPTIONS = {
@@ -37,9 +61,10 @@ const OPTIONS = {
   failed: { type: 'boolean' },
   force: { type: 'boolean' },
   'delivered-before': { type: 'string' },
+  config: { type: 'string' },
 } as const;
 
-export async function runSpoolerCommand(args: string[], io: SpoolerCommandIo, defaults: { dataDir: string; domain: string }, now: () => number = Date.now): Promise<number> {
+export async function runSpoolerCommand(args: string[], io: SpoolerCommandIo, defaults: SpoolerDefaults, now: () => number = Date.now): Promise<number> {
   const [name, ...rest] = args;
   if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
     for (const u of USAGE) (name === undefined ? io.err : io.out)(`usage: ${u}`);
@@ -58,12 +83,13 @@ export async function runSpoolerCommand(args: string[], io: SpoolerCommandIo, de
     show: ['data-dir', 'json'],
     retry: ['data-dir', 'failed'],
     purge: ['data-dir', 'force', 'delivered-before'],
+    quota: ['data-dir', 'user', 'config', 'json'],
   };
   const known = allowed[name];
-  if (known === undefined) return usage(io, name, `unknown command "${name}"; the commands are list, show, retry, purge`);
+  if (known === undefined) return usage(io, name, `unknown command "${name}"; the commands are list, show, retry, purge, quota`);
   const stray = Object.keys(values).find((k) => !known.includes(k as keyof typeof OPTIONS));
   if (stray !== undefined) return usage(io, name, `--${stray} does not apply to ${name}`);
-  if (name === 'list' && positionals.length > 0) return usage(io, name, 'list takes no positional argument; filter with --user or --state');
+  if ((name === 'list' || name === 'quota') && positionals.length > 0) return usage(io, name, `${name} takes no positional argument; filter with --user`);
   if (name === 'show' && positionals.length !== 1) return usage(io, name, 'expected one spool entry ID');
   if (name === 'retry' && (positionals.length === 1) === (values.failed === true)) return usage(io, name, 'expected one spool entry ID or --failed');
   if (name === 'purge' && (positionals.length === 1) === (values['delivered-before'] !== undefined)) return usage(io, name, 'expected one spool entry ID or --delivered-before DATE');
@@ -75,18 +101,42 @@ export async function runSpoolerCommand(args: string[], io: SpoolerCommandIo, de
 
   let db: Database | undefined;
   try {
-    db = openDatabase(values['data-dir'] ?? defaults.dataDir);
-    runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, OFFLINE_MIGRATIONS, TRACE_MIGRATIONS]);
+    const settings = values.config === undefined ? undefined : defaults.readConfig?.(values.config);
+    if (values.config !== undefined && settings === undefined) return usage(io, name, '--config is not available here');
+    const domain = settings?.domain ?? defaults.domain;
+    db = openDatabase(values['data-dir'] ?? settings?.dataDir ?? defaults.dataDir);
+    runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS, OFFLINE_MIGRATIONS, TRACE_MIGRATIONS]);
     const actor = `cli:${process.env.USER ?? 'unknown'}`;
+    if (name === 'quota') {
+      const user = values.user === undefined ? undefined : parseAddress(values.user, domain).address;
+      const report = quotaReport(db, {
+        spoolLimits: settings?.spool ?? DEFAULT_SPOOL_QUOTA,
+        mailboxQuota: new MailboxQuota(settings?.mailbox ?? DEFAULT_MAILBOX_QUOTA),
+        waiting: waitingFromDatabase(db),
+        user,
+      });
+      if (values.json) io.out(JSON.stringify(report, null, 2));
+      else {
+        for (const line of limitLines(report, values.config === undefined ? 'the defaults; --config FILE reads the server\'s' : `from ${values.config}`)) io.out(line);
+        io.out('');
+        if (report.users.length === 0) io.out('nothing waits, nothing was refused, no mailbox is near its quota');
+        else table(io.out, quotaRows(report).map((row) => row.map((cell) => stripControls(cell))));
+        if (report.users.some((u) => u.refusals.length > 0)) io.out('');
+        for (const u of report.users) {
+          for (const r of u.refusals) io.out(`${u.address} ${r.reason}: ${r.count} refused, the last at ${r.lastAt} (with ${stripControls(r.lastPeer)}): ${oneLine(r.lastWarning, 300)}`);
+        }
+      }
+      return 0;
+    }
     if (name === 'list') {
-      const user = values.user === undefined ? undefined : parseAddress(values.user, defaults.domain).address;
+      const user = values.user === undefined ? undefined : parseAddress(values.user, domain).address;
       const state = parseState(values.state);
       const entries = listSpool(db, { ...(user ? { user } : {}), ...(state ? { state } : {}), ...(limit ? { limit } : {}) });
       if (values.json) io.out(JSON.stringify(entries, null, 2));
       else if (entries.length === 0) io.out('the spool has no such entries');
       else {
-        const rows = [['ID', 'STATE', 'FROM', 'TO', 'MSGS', 'TRIES', 'CREATED (UTC)', 'LAST ERROR']];
-        for (const e of entries) rows.push([e.id, e.state, e.sender, e.recipient, String(e.messages), String(e.attempts), e.createdAt.slice(0, 19).replace('T', ' '), oneLine(e.lastError ?? '-', 80)]);
+        const rows = [['ID', 'STATE', 'FROM', 'TO', 'MSGS', 'BYTES', 'TRIES', 'CREATED (UTC)', 'LAST ERROR']];
+        for (const e of entries) rows.push([e.id, e.state, e.sender, e.recipient, String(e.messages), formatBytes(e.bytes), String(e.attempts), e.createdAt.slice(0, 19).replace('T', ' '), oneLine(e.lastError ?? '-', 80)]);
         table(io.out, rows);
       }
     } else if (name === 'show') {

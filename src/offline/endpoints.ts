@@ -6,13 +6,37 @@
 //   POST   /admin/spool/retry-failed            the same for every failed entry
 //   DELETE /admin/spool/:id[?force=true]        purge one entry (a waiting one only with force)
 //   POST   /admin/spool/purge {"deliveredBefore": "2026-11-01"}   purge delivered entries
+//   GET    /admin/spool/quota?user=             what each user has waiting, their mailbox, the
+//                                               refusals, the limits, and the refusals since start
 import type { AdminEndpoint } from '../admin/index.ts';
+import type { MailboxQuota } from '../mailbox/index.ts';
 import type { Database } from '../storage/index.ts';
 import { listSpool, parseState, purgeDeliveredBefore, purgeSpoolEntry, retryFailed, retrySpoolEntry, showSpoolEntry } from './admin.ts';
 import { OfflineError } from './errors.ts';
+import type { SpoolQuota } from './quota.ts';
+import { quotaReport } from './quota-report.ts';
 
-export function spoolerEndpoints(db: Database, now: () => number = Date.now): AdminEndpoint[] {
+/** The live quotas of the running server: the spool's tallies and both sets of limits. */
+export interface LiveQuotas {
+  spool: SpoolQuota;
+  mailbox: MailboxQuota;
+}
+
+export function spoolerEndpoints(db: Database, quotas: LiveQuotas, now: () => number = Date.now): AdminEndpoint[] {
+  const address = (user: string | null) => (user === null || user === '' ? undefined : user.replace(/^sips?:/i, '').toLowerCase());
   return [
+    {
+      method: 'GET',
+      path: '/spool/quota',
+      handle: ({ query }) =>
+        quotaReport(db, {
+          spoolLimits: quotas.spool.limits,
+          mailboxQuota: quotas.mailbox,
+          waiting: quotas.spool.tallies(),
+          user: address(query.get('user')),
+          sinceStart: { spool: { ...quotas.spool.refusals }, mailbox: { ...quotas.mailbox.refusals } },
+        }),
+    },
     {
       method: 'GET',
       path: '/spool',
@@ -22,7 +46,8 @@ export function spoolerEndpoints(db: Database, now: () => number = Date.now): Ad
         const limitText = query.get('limit');
         const limit = limitText === null ? undefined : Number(limitText);
         if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) throw new OfflineError('BAD_REQUEST', `limit must be a positive whole number, not ${limitText}`);
-        return { entries: listSpool(db, { ...(user ? { user: user.replace(/^sips?:/i, '').toLowerCase() } : {}), ...(state ? { state } : {}), ...(limit ? { limit } : {}) }) };
+        const who = address(user ?? null);
+        return { entries: listSpool(db, { ...(who ? { user: who } : {}), ...(state ? { state } : {}), ...(limit ? { limit } : {}) }) };
       },
     },
     { method: 'GET', path: '/spool/:id', handle: ({ params }) => showSpoolEntry(db, params.id ?? '') },

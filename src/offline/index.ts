@@ -13,3 +13,5 @@ export { SPOOL_STATES, entryMessages, getEntry, listEntries, purgeDelivered, pur
 export type { RetryPolicy, SpoolWorkerOptions } from './worker.ts';
 export { DEFAULT_RETRY, SpoolWorker } from './worker.ts';
 export { spoolerEndpoints } from './endpoints.ts';
+export type { QuotaReason, SpoolQuotaLimits, Tally } from './quota.ts';
+export { DEFAULT_SPOOL_QUOTA, QUOTA_REASONS, SpoolQuota } from './quota.ts';

@@ -42,5 +42,31 @@ CREATE TABLE spool_messages (
 CREATE INDEX spool_messages_call_id ON spool_messages (call_id);
 `,
     },
+    {
+      // the quotas (quota.ts): each entry's bytes (its messages' bodies), what purges gave back
+      // (the running server reads it to release what a purge by \`parley spooler\` freed), and the
+      // refusals per user and reason, for \`parley spooler quota\`
+      id: '002-quotas',
+      up: `
+ALTER TABLE spool_entries ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
+UPDATE spool_entries SET bytes = (SELECT coalesce(sum(length(m.body)), 0) FROM spool_messages m WHERE m.entry_id = spool_entries.id);
+CREATE TABLE spool_releases (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  sender TEXT NOT NULL,
+  recipient TEXT NOT NULL,
+  messages INTEGER NOT NULL,
+  bytes INTEGER NOT NULL
+);
+CREATE TABLE spool_refusals (
+  address TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  count INTEGER NOT NULL,
+  last_at INTEGER NOT NULL,
+  last_peer TEXT NOT NULL,
+  last_warning TEXT NOT NULL,
+  PRIMARY KEY (address, reason)
+);
+`,
+    },
   ],
 };

@@ -3,12 +3,16 @@
 //
 //   const offline = new OfflineService({ db, logger, domain, routing, … });
 //   ctx.offline = offline;              // the router's hand-off
-//   offline.start();                    // recovers interrupted deliveries, starts the worker
+//   offline.start();                    // recovers interrupted deliveries, loads the quotas, starts the worker
 //   closers.push(() => offline.close());
 
 import { effectiveSettings } from '../settings/index.ts';
+import { transaction } from '../storage/index.ts';
 import { offlineGate } from './gate.ts';
 import { GroupCommit } from './group-commit.ts';
+import { DEFAULT_SPOOL_QUOTA, PerMinute, SpoolQuota } from './quota.ts';
+import type { MailboxCheck, QuotaReason, SpoolQuotaLimits } from './quota.ts';
+import { forgetReleases, lastRelease, releasesAfter, undeliveredTotals } from './quota-store.ts';
 import { loopSpoolWriter, ThreadSpoolWriter } from './spool-writer.ts';
 import type { SpoolJob, SpoolResult, SpoolWriter } from './spool-writer.ts';
 import { SpoolWorker } from './worker.ts';
@@ -28,34 +32,63 @@ export interface OfflineMessage {
 
 export type OfflineDecision =
   | { kind: 'spooled'; entryId: string; seq: number; joined: boolean; pickupAt: number }
-  /** not kept: the warning says why, for the sender (480) */
-  | { kind: 'refused'; warning: string };
+  /**
+   * not kept: the warning says why, for the sender (480); `quota` names the limit when a quota
+   * refused, `retryAfter` the seconds until a retry can succeed when that is known
+   */
+  | { kind: 'refused'; warning: string; quota?: QuotaReason; retryAfter?: number };
 
 /** What the router needs of the pipeline. */
 export interface OfflineHandoff {
   accept(message: OfflineMessage): Promise<OfflineDecision>;
 }
 
-/** The worker's options, and the group commit's. */
+/** The worker's options, the group commit's and the quotas'. */
 export interface OfflineServiceOptions extends SpoolWorkerOptions {
   /** group commit: how long a batch gathers, ms, and its largest size */
   commitWindowMs: number;
   commitMaxBatch: number;
+  /** per-sender and per-recipient limits of the spool (quota.ts); default DEFAULT_SPOOL_QUOTA */
+  quota?: SpoolQuotaLimits;
 }
 
 const TYPING = 'application/im-iscomposing+xml';
+/** How often the server looks for quota a purge by another process (`parley spooler purge`) gave back. */
+const RELEASE_POLL_MS = 1_000;
+/**
+ * Refusals traced one by one per sender and minute. A refused message costs a trace row, not its
+ * body; one refused again and again (a flood) would still grow the trace without end, so past
+ * this only its count grows (`parley spooler quota`).
+ */
+const REFUSALS_TRACED_PER_MINUTE = 60;
 
 export class OfflineService implements OfflineHandoff {
   readonly worker: SpoolWorker;
+  /** the spool's tallies and limits, and its refusals per reason (what a /metrics endpoint reads) */
+  readonly quota: SpoolQuota;
   readonly #o: OfflineServiceOptions;
   readonly #now: () => number;
   readonly #writer: SpoolWriter;
   readonly #commits: GroupCommit<SpoolJob, SpoolResult>;
+  readonly #mailboxCheck: MailboxCheck;
+  readonly #traced = new PerMinute(REFUSALS_TRACED_PER_MINUTE);
+  #releasesSeen = 0;
+  #releasePoll: ReturnType<typeof setInterval> | undefined;
 
   constructor(opts: OfflineServiceOptions) {
     this.#o = opts;
     this.#now = opts.now ?? Date.now;
-    this.worker = new SpoolWorker({ ...opts, now: this.#now });
+    this.quota = new SpoolQuota(opts.quota ?? DEFAULT_SPOOL_QUOTA);
+    // what an entry held is given back once it is delivered (a failed entry keeps it: still on disk)
+    this.worker = new SpoolWorker({
+      ...opts,
+      now: this.#now,
+      onEntryDelivered: (entry) => {
+        this.quota.release(entry.sender, entry.recipient, { messages: entry.messageCount, bytes: entry.bytes });
+        opts.onEntryDelivered?.(entry);
+      },
+    });
+    this.#mailboxCheck = (address, direction, pending) => opts.routing.connectorFor(address).connector.checkQuota?.(address, direction, pending);
     // a database in a file is written by a thread of its own (spool-writer.ts); in memory, in the loop
     const file = opts.db.location();
     this.#writer = file !== null && file !== '' ? new ThreadSpoolWriter(file) : loopSpoolWriter(opts.db);
@@ -66,11 +99,22 @@ export class OfflineService implements OfflineHandoff {
     });
   }
 
+  /** Loads the quotas' tallies from the spool, then starts the worker. */
   start(): void {
+    const { db } = this.#o;
+    transaction(db, () => {
+      this.quota.load(undeliveredTotals(db));
+      // purges recorded before now are in the totals already
+      this.#releasesSeen = lastRelease(db);
+      forgetReleases(db, this.#releasesSeen);
+    });
+    this.#releasePoll = setInterval(() => this.applyReleases(), RELEASE_POLL_MS);
+    this.#releasePoll.unref();
     this.worker.start();
   }
 
   async close(): Promise<void> {
+    clearInterval(this.#releasePoll);
     await this.#commits.close();
     await this.#writer.close();
     await this.worker.close();
@@ -86,28 +130,74 @@ export class OfflineService implements OfflineHandoff {
     const gate = offlineGate(m.recipient, settings);
     if (!gate.allowed) {
       // the refusal is traced too, in the next batch; the sender need not wait for that write
-      this.#commits
-        .submit({ kind: 'trace', event: { traceId: null, callId: m.callId, at: now, step: 'gated', detail: { decision: 'refused', from: m.sender, to: m.recipient, setting: gate.setting, reason: gate.warning } } })
-        .catch((err: unknown) => this.#o.logger.warn({ err, callId: m.callId }, 'could not trace a gate refusal'));
+      if (this.#traces(m.sender, now)) this.#record({ kind: 'trace', event: { traceId: null, callId: m.callId, at: now, step: 'gated', detail: { decision: 'refused', from: m.sender, to: m.recipient, setting: gate.setting, reason: gate.warning } } });
       return { kind: 'refused', warning: gate.warning };
     }
-    const receipt = await this.#commits.submit({
-      kind: 'spool',
-      request: {
-        sender: m.sender,
-        recipient: m.recipient,
-        callId: m.callId,
-        contentType: m.contentType ?? 'text/plain',
-        body: m.body,
-        receivedAt: now,
-        pickupDelayMs: settings.OfflineImPickupDelaySeconds * 1000,
-        maxAgeMs: settings.OfflineImMaxAgeSeconds * 1000,
-        why: m.why,
-        gate: { EnableOfflineIm: settings.sources.ImConfiguration, EnableIMAutoArchiving: settings.sources.ClientPolicy },
-      },
-    });
+    // the quotas: checked and the message counted in one synchronous step, before the 202
+    const bytes = m.body.byteLength;
+    const refused = this.quota.admit({ sender: m.sender, recipient: m.recipient, bytes, now }, this.#mailboxCheck);
+    if (refused !== undefined) {
+      if (this.#o.logger.isLevelEnabled('debug')) this.#o.logger.debug({ callId: m.callId, from: m.sender, to: m.recipient, reason: refused.reason }, 'offline message refused: %s', refused.setting);
+      this.#record({
+        kind: 'refused',
+        event: this.#traces(m.sender, now) ? { traceId: null, callId: m.callId, at: now, step: 'refused', detail: { from: m.sender, to: m.recipient, bytes, quota: refused.reason, setting: refused.setting, reason: refused.warning } } : undefined,
+        refusal: { address: refused.address, reason: refused.reason, at: now, peer: refused.address === m.sender ? m.recipient : m.sender, warning: refused.warning },
+      });
+      return { kind: 'refused', warning: refused.warning, quota: refused.reason, ...(refused.retryAfter !== undefined ? { retryAfter: refused.retryAfter } : {}) };
+    }
+    let receipt;
+    try {
+      receipt = await this.#commits.submit({
+        kind: 'spool',
+        request: {
+          sender: m.sender,
+          recipient: m.recipient,
+          callId: m.callId,
+          contentType: m.contentType ?? 'text/plain',
+          body: m.body,
+          receivedAt: now,
+          pickupDelayMs: settings.OfflineImPickupDelaySeconds * 1000,
+          maxAgeMs: settings.OfflineImMaxAgeSeconds * 1000,
+          why: m.why,
+          gate: { EnableOfflineIm: settings.sources.ImConfiguration, EnableIMAutoArchiving: settings.sources.ClientPolicy },
+        },
+      });
+    } catch (err) {
+      // not stored (the router answers 500): it holds nothing
+      this.quota.release(m.sender, m.recipient, { messages: 1, bytes });
+      throw err;
+    }
     if (receipt === null) throw new Error('the spool returned no receipt for a stored message');
     this.worker.kick(receipt.pickupAt);
     return { kind: 'spooled', ...receipt };
+  }
+
+  /** Whether a refusal of `sender`'s is traced row by row (REFUSALS_TRACED_PER_MINUTE). */
+  #traces(sender: string, now: number): boolean {
+    if (this.#traced.wait(sender, now) > 0) return false;
+    this.#traced.take(sender, now);
+    return true;
+  }
+
+  /** A refusal's trace row (and count), written with the next batch; the sender does not wait for it. */
+  #record(job: SpoolJob): void {
+    this.#commits.submit(job).catch((err: unknown) => this.#o.logger.warn({ err }, 'could not record a refusal in the trace'));
+  }
+
+  /** Gives back what purges (by this process or `parley spooler purge` in another) freed; runs every second. */
+  applyReleases(): void {
+    const { db } = this.#o;
+    try {
+      const releases = releasesAfter(db, this.#releasesSeen);
+      if (releases.length === 0) return;
+      for (const r of releases) this.quota.release(r.sender, r.recipient, r);
+      // kept until the next start forgets them: deleting here would contend with the spool writer for the lock
+      this.#releasesSeen = releases.at(-1)?.seq ?? this.#releasesSeen;
+    } catch (err) {
+      this.#o.logger.warn({ err }, 'could not read the spool releases; trying again in a second');
+    } finally {
+      this.quota.prune(this.#now());
+      this.#traced.prune(this.#now());
+    }
   }
 }

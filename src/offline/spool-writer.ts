@@ -13,11 +13,16 @@ import type { TraceEvent } from '../observability/trace.ts';
 import { recordTrace } from '../observability/trace.ts';
 import type { Database } from '../storage/index.ts';
 import { transaction } from '../storage/index.ts';
+import { recordRefusal } from './quota-store.ts';
+import type { RefusalRecord } from './quota-store.ts';
 import { spoolMessages } from './spool.ts';
 import type { SpoolReceipt, SpoolRequest } from './spool.ts';
 
-/** One item of a batch: a message to spool, or a trace row (a gate refusal) to write with them. */
-export type SpoolJob = { kind: 'spool'; request: SpoolRequest } | { kind: 'trace'; event: TraceEvent };
+/**
+ * One item of a batch: a message to spool, a trace row (a gate refusal) to write with them, or a
+ * quota refusal (its count per user and reason, and its trace row unless there were too many).
+ */
+export type SpoolJob = { kind: 'spool'; request: SpoolRequest } | { kind: 'trace'; event: TraceEvent } | { kind: 'refused'; event: TraceEvent | undefined; refusal: RefusalRecord };
 
 /** A receipt per spooled message, null per trace row, in the order of the jobs. */
 export type SpoolResult = SpoolReceipt | null;
@@ -38,7 +43,8 @@ export function writeBatch(db: Database, jobs: readonly SpoolJob[]): SpoolResult
     let next = 0;
     return jobs.map((job) => {
       if (job.kind === 'spool') return receipts[next++] as SpoolReceipt;
-      recordTrace(db, job.event);
+      if (job.event !== undefined) recordTrace(db, job.event);
+      if (job.kind === 'refused') recordRefusal(db, job.refusal);
       return null;
     });
   });

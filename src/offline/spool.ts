@@ -12,6 +12,7 @@ import type { Database } from '../storage/index.ts';
 import { statement } from '../storage/index.ts';
 import { recordTrace } from '../observability/trace.ts';
 import { OfflineError } from './errors.ts';
+import { recordRelease } from './quota-store.ts';
 
 export const SPOOL_STATES = ['waiting', 'delivering', 'delivered', 'failed'] as const;
 export type SpoolState = (typeof SPOOL_STATES)[number];
@@ -27,6 +28,8 @@ export interface SpoolEntry {
   expiresAt: number;
   attempts: number;
   messageCount: number;
+  /** the bodies of its messages, bytes (what the quotas count) */
+  bytes: number;
   lastError: string | null;
   recipientItemId: string | null;
   senderItemId: string | null;
@@ -98,20 +101,20 @@ export function spoolMessages(db: Database, requests: readonly SpoolRequest[]): 
   );
   const insertEntry = statement(
     db,
-    "INSERT INTO spool_entries (id, sender, recipient, state, created_at, pickup_at, next_attempt_at, expires_at, message_count) VALUES (?, ?, ?, 'waiting', ?, ?, ?, ?, 1)",
+    "INSERT INTO spool_entries (id, sender, recipient, state, created_at, pickup_at, next_attempt_at, expires_at, message_count, bytes) VALUES (?, ?, ?, 'waiting', ?, ?, ?, ?, 1, ?)",
   );
-  const bump = statement(db, 'UPDATE spool_entries SET message_count = ? WHERE id = ?');
+  const bump = statement(db, 'UPDATE spool_entries SET message_count = ?, bytes = bytes + ? WHERE id = ?');
   const insertMessage = statement(db, 'INSERT INTO spool_messages (entry_id, seq, call_id, received_at, content_type, body) VALUES (?, ?, ?, ?, ?, ?)');
   return requests.map((r) => {
     const open = findOpen.get(r.sender, r.recipient, r.receivedAt) as { id: string; message_count: number; pickup_at: number } | undefined;
     let receipt: SpoolReceipt;
     if (open !== undefined) {
       receipt = { entryId: open.id, seq: open.message_count + 1, joined: true, pickupAt: open.pickup_at };
-      bump.run(receipt.seq, open.id);
+      bump.run(receipt.seq, r.body.byteLength, open.id);
     } else {
       const id = newEntryId();
       const pickupAt = r.receivedAt + r.pickupDelayMs;
-      insertEntry.run(id, r.sender, r.recipient, r.receivedAt, pickupAt, pickupAt, r.receivedAt + r.maxAgeMs);
+      insertEntry.run(id, r.sender, r.recipient, r.receivedAt, pickupAt, pickupAt, r.receivedAt + r.maxAgeMs, r.body.byteLength);
       receipt = { entryId: id, seq: 1, joined: false, pickupAt };
     }
     insertMessage.run(receipt.entryId, receipt.seq, r.callId, r.receivedAt, r.contentType, r.body);
@@ -228,7 +231,10 @@ export function retryEntry(db: Database, id: string, now: number, maxAgeMs: numb
   return getEntry(db, id);
 }
 
-/** Deletes one entry and its messages. An undelivered one only with `force`: that drops messages. */
+/**
+ * Deletes one entry and its messages. An undelivered one only with `force`: that drops messages,
+ * and what they held of the quotas is given back (recordRelease: the server may be another process).
+ */
 export function purgeEntry(db: Database, id: string, now: number, force = false): void {
   const entry = getEntry(db, id);
   if (entry.state === 'delivering') throw new OfflineError('ENTRY_STATE', `spool entry ${id} is being delivered right now; try again in a moment`);
@@ -236,7 +242,8 @@ export function purgeEntry(db: Database, id: string, now: number, force = false)
     throw new OfflineError('ENTRY_STATE', `spool entry ${id} is still waiting for delivery; purging it drops ${entry.messageCount} message(s): add --force if that is what you want`);
   }
   db.prepare('DELETE FROM spool_entries WHERE id = ?').run(id);
-  recordTrace(db, { traceId: id, callId: null, at: now, step: 'purged', detail: { state: entry.state, messages: entry.messageCount } });
+  if (entry.state !== 'delivered') recordRelease(db, { sender: entry.sender, recipient: entry.recipient, messages: entry.messageCount, bytes: entry.bytes });
+  recordTrace(db, { traceId: id, callId: null, at: now, step: 'purged', detail: { state: entry.state, messages: entry.messageCount, bytes: entry.bytes } });
 }
 
 /** Deletes delivered entries delivered before `before`; returns how many. */
@@ -256,6 +263,7 @@ interface EntryRow {
   expires_at: number;
   attempts: number;
   message_count: number;
+  bytes: number;
   last_error: string | null;
   recipient_item_id: string | null;
   sender_item_id: string | null;
@@ -275,6 +283,7 @@ function toEntry(r: EntryRow): SpoolEntry {
     expiresAt: r.expires_at,
     attempts: r.attempts,
     messageCount: r.message_count,
+    bytes: r.bytes,
     lastError: r.last_error,
     recipientItemId: r.recipient_item_id,
     senderItemId: r.sender_item_id,

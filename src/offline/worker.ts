@@ -41,6 +41,8 @@ export interface SpoolWorkerOptions {
   now?: () => number;
   /** the recipient's Missed Conversation now exists (message-summary notifications hang here) */
   onDelivered?(entry: SpoolEntry): void;
+  /** the entry is `delivered` (both items made, committed): what it held of the quotas is free */
+  onEntryDelivered?(entry: SpoolEntry): void;
 }
 
 /** Errors that retrying will not cure: the entry fails at once and waits for an administrator. */
@@ -161,6 +163,7 @@ export class SpoolWorker {
     for (const entry of entries) {
       if ((outcomes.get(entry.id) as EntryOutcome).recipientItemId !== undefined) this.#o.onDelivered?.(entry);
     }
+    for (const entry of delivered) this.#o.onEntryDelivered?.(entry);
     this.#o.logger.debug({ entries: entries.length, delivered: delivered.length, ms: finished - started }, 'spool round');
     return entries.length;
   }

@@ -71,7 +71,10 @@ export const messageHandler: MethodHandler = {
 
 /**
  * The recipient is offline (RFC 3428 §7: 202 when the message is accepted but not yet delivered):
- * the offline-IM pipeline keeps it — on disk before the 202 — or says why not (480).
+ * the offline-IM pipeline keeps it — on disk before the 202 — or says why not: 480 Temporarily
+ * Unavailable, the recipient cannot take it now, with a Warning naming the setting or quota that
+ * refused and, when the pipeline knows when a retry can succeed (a rate), Retry-After
+ * (RFC 3261 §20.33 allows it on 480).
  */
 async function handOffline(ctx: SipContext, incoming: Incoming, sender: string, recipient: string, why: string): Promise<void> {
   const { request } = incoming;
@@ -92,7 +95,8 @@ async function handOffline(ctx: SipContext, incoming: Incoming, sender: string, 
     return;
   }
   if (decision.kind === 'refused') {
-    reply(ctx, incoming, 480, { warning: decision.warning });
+    const headers: Array<[string, string]> = decision.retryAfter === undefined ? [] : [['Retry-After', String(decision.retryAfter)]];
+    reply(ctx, incoming, 480, { headers, warning: decision.warning });
     return;
   }
   incoming.log.info({ from: sender, to: recipient, entry: decision.entryId, message: decision.seq }, 'stored for offline delivery as %s', decision.entryId);

@@ -3,9 +3,11 @@
 
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import type { SmtpRoutes } from '../mailbox/index.ts';
-import { EWS_VERSIONS } from '../mailbox/index.ts';
-import type { MailboxesConfig } from '../offline/index.ts';
+import { parseByteSize, UNLIMITED } from '../bytes.ts';
+import type { MailboxQuotaLimits, SmtpRoutes } from '../mailbox/index.ts';
+import { DEFAULT_MAILBOX_QUOTA, EWS_VERSIONS } from '../mailbox/index.ts';
+import type { MailboxesConfig, SpoolQuotaLimits } from '../offline/index.ts';
+import { DEFAULT_SPOOL_QUOTA } from '../offline/index.ts';
 import { ParleyError } from '../errors.ts';
 import { LOG_LEVELS, type LogLevel } from '../observability/logger.ts';
 import { DEFAULT_REGISTRAR_SETTINGS, type RegistrarSettings } from '../registrar/plan.ts';
@@ -35,6 +37,8 @@ export interface ServerConfig {
   offlineIm: OfflineImConfig;
   /** where users' mailboxes are: embedded by default, or external EWS servers per domain or user */
   mailboxes: MailboxesConfig;
+  /** limits of every embedded mailbox, bytes (Exchange's Set-Mailbox quotas; src/mailbox/quota.ts) */
+  mailboxQuota: MailboxQuotaLimits;
   sip: {
     t1: number;
     t2: number;
@@ -78,6 +82,10 @@ export interface OfflineImConfig {
   retryMax: number;
   /** IANA time zone of the times in transcripts */
   timeZone: string;
+  /** what one sender may have undelivered in the spool, and leave a minute (src/offline/quota.ts) */
+  senderQuota: SpoolQuotaLimits['sender'];
+  /** what one recipient may have undelivered in the spool */
+  recipientQuota: SpoolQuotaLimits['recipient'];
 }
 
 export const DEFAULT_CONFIG: ServerConfig = {
@@ -93,8 +101,13 @@ export const DEFAULT_CONFIG: ServerConfig = {
   logLevel: 'info',
   registrar: DEFAULT_REGISTRAR_SETTINGS,
   messaging: { maxBody: 64 * 1024, deviceTimeout: 10 },
-  offlineIm: { commitWindowMs: 2, commitMaxBatch: 512, deliveryBatch: 64, retryBase: 5, retryMax: 300, timeZone: 'UTC' },
+  offlineIm: {
+    commitWindowMs: 2, commitMaxBatch: 512, deliveryBatch: 64, retryBase: 5, retryMax: 300, timeZone: 'UTC',
+    senderQuota: { ...DEFAULT_SPOOL_QUOTA.sender },
+    recipientQuota: { ...DEFAULT_SPOOL_QUOTA.recipient },
+  },
   mailboxes: {},
+  mailboxQuota: { ...DEFAULT_MAILBOX_QUOTA },
   sip: { t1: 500, t2: 4000, t4: 5000, nonceLifetime: 300, digestAlgorithms: ['SHA-256', 'MD5'], checkDigestUri: true },
   presence: { publishExpiry: { ...DEFAULT_PUBLISH_EXPIRY }, subscribeExpiry: { ...DEFAULT_SUBSCRIBE_EXPIRY } },
   publicHosts: [],
@@ -210,28 +223,36 @@ const mailboxes: Check = (v, path) => {
   return out;
 };
 
-const whole = (min: number, max: number): Check => (v, path) => {
-  if (!Number.isInteger(v) || (v as number) < min || (v as number) > max) throw new ConfigError(`${path} must be a whole number from ${min} to ${max}, not ${JSON.stringify(v)}`);
-  return v;
-};
 const ipList: Check = (v, path) => {
   if (!Array.isArray(v) || !v.every((a) => typeof a === 'string' && isIP(a) !== 0)) throw new ConfigError(`${path} must list IP addresses, such as ["127.0.0.1"], not ${JSON.stringify(v)}`);
   return v;
 };
 const auth = section({
   lockout: section({
-    sourceThreshold: whole(1, 1_000_000),
-    accountThreshold: whole(1, 1_000_000),
+    sourceThreshold: count(1, 1_000_000),
+    accountThreshold: count(1, 1_000_000),
     window: positive(1, 86400),
     duration: positive(1, 86400),
     maxDuration: positive(1, 30 * 86400),
   }),
-  hashConcurrency: whole(1, 64),
-  hashQueue: whole(0, 100_000),
-  hashQueuePerSource: whole(1, 100_000),
+  hashConcurrency: count(1, 64),
+  hashQueue: count(0, 100_000),
+  hashQueuePerSource: count(1, 100_000),
   credentialCache: positive(0, 86400),
   trustedProxies: ipList,
 });
+/** bytes: a whole number, "10MB", "2.3 GB" (binary units, as Exchange writes them) or "unlimited" */
+const byteSize: Check = (v, path) => {
+  const bytes = parseByteSize(v);
+  if (bytes === undefined || bytes === 0) throw new ConfigError(`${path} must be a size such as 10485760, "10MB", "2.3 GB" or "unlimited", not ${JSON.stringify(v)}`);
+  return bytes;
+};
+/** a positive whole number, or "unlimited" */
+const countOrUnlimited: Check = (v, path) => {
+  if (v === 'unlimited') return UNLIMITED;
+  if (!Number.isSafeInteger(v) || (v as number) < 1) throw new ConfigError(`${path} must be a whole number of at least 1, or "unlimited", not ${JSON.stringify(v)}`);
+  return v;
+};
 
 /** `{ "min": 60, "max": 7200, "default": 3600 }` seconds, each optional, min ≤ default ≤ max once merged */
 const expiry = section({ min: positive(1, 86400), max: positive(1, 7 * 86400), default: positive(1, 7 * 86400) });
@@ -284,8 +305,11 @@ const SCHEMA = section({
     retryBase: positive(0.01, 3600),
     retryMax: positive(0.01, 86400),
     timeZone,
+    senderQuota: section({ maxBytes: byteSize, maxMessages: countOrUnlimited, perMinute: countOrUnlimited }),
+    recipientQuota: section({ maxBytes: byteSize, maxMessages: countOrUnlimited }),
   }),
   mailboxes,
+  mailboxQuota: section({ issueWarningQuota: byteSize, prohibitSendQuota: byteSize, prohibitSendReceiveQuota: byteSize, recoverableItemsQuota: byteSize }),
   sip: section({ t1: positive(1, 10_000), t2: positive(1, 60_000), t4: positive(1, 60_000), nonceLifetime: positive(10, 86400), digestAlgorithms, checkDigestUri: flag }),
   presence: section({ publishExpiry: expiry, subscribeExpiry: expiry }),
   publicHosts: (v: unknown, path: string) => {
@@ -325,7 +349,8 @@ export function loadConfig(file: string | undefined, flags: ConfigOverrides): Re
     ...fromFile,
     registrar: { ...DEFAULT_CONFIG.registrar, ...(fromFile.registrar as object | undefined) },
     messaging: { ...DEFAULT_CONFIG.messaging, ...(fromFile.messaging as object | undefined) },
-    offlineIm: { ...DEFAULT_CONFIG.offlineIm, ...(fromFile.offlineIm as object | undefined) },
+    offlineIm: offlineImOf(fromFile.offlineIm as Partial<OfflineImConfig> | undefined),
+    mailboxQuota: { ...DEFAULT_CONFIG.mailboxQuota, ...(fromFile.mailboxQuota as object | undefined) },
     sip: { ...DEFAULT_CONFIG.sip, ...(fromFile.sip as object | undefined) },
     presence: presenceOf(fromFile.presence as Partial<Record<keyof ServerConfig['presence'], Partial<ExpirySettings>>> | undefined),
     events: { ...DEFAULT_CONFIG.events, ...(fromFile.events as object | undefined) },
@@ -350,6 +375,12 @@ export function loadConfig(file: string | undefined, flags: ConfigOverrides): Re
     if (config.events.maxSubscriptionsPerWatcherResource > config.events[wider]) throw new ConfigError(`events.maxSubscriptionsPerWatcherResource must not exceed events.${wider}`);
   }
   return deepFreeze(config);
+}
+
+/** offlineIm over its defaults, its quota sections key by key. */
+function offlineImOf(file: Partial<OfflineImConfig> | undefined): OfflineImConfig {
+  const d = DEFAULT_CONFIG.offlineIm;
+  return { ...d, ...file, senderQuota: { ...d.senderQuota, ...file?.senderQuota }, recipientQuota: { ...d.recipientQuota, ...file?.recipientQuota } };
 }
 
 /** Each presence duration section over its defaults, key by key. */

@@ -19,7 +19,7 @@ import { openDatabase, runMigrations } from '../storage/index.ts';
 import { OFFLINE_MIGRATIONS, OfflineService, createMailboxRouting, spoolerEndpoints } from '../offline/index.ts';
 import { TRACE_MIGRATIONS } from '../observability/trace.ts';
 import { traceEndpoint } from '../observability/trace-endpoint.ts';
-import { EmbeddedMailboxConnector, MAILBOX_MIGRATIONS, SmtpOutbound, createAutodiscoverRoute, createEwsRoute, startSmtpInbound } from '../mailbox/index.ts';
+import { EmbeddedMailboxConnector, MAILBOX_MIGRATIONS, MailboxQuota, SmtpOutbound, createAutodiscoverRoute, createEwsRoute, startSmtpInbound } from '../mailbox/index.ts';
 import type { ServerConfig } from './config.ts';
 import { listenHttp, type HttpRoute } from './http.ts';
 import { OwnNames } from './own-names.ts';
@@ -75,7 +75,9 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   const findUser = cachedUserLookup(db);
   const userExists = (address: string): boolean => findUser(address) !== undefined;
   // Where each user's mailbox is: the embedded store, or an external EWS server (config.mailboxes).
-  const mailboxes = createMailboxRouting(config.mailboxes, new EmbeddedMailboxConnector({ db, userExists }));
+  // The embedded mailboxes' quotas apply to EWS, SMTP and the offline spool alike.
+  const mailboxQuota = new MailboxQuota(config.mailboxQuota);
+  const mailboxes = createMailboxRouting(config.mailboxes, new EmbeddedMailboxConnector({ db, userExists, quota: mailboxQuota }));
   const messageSummary = new MessageSummaryPackage({ summary: (address) => mailboxes.connectorFor(address).connector.missedSummary(address) });
   const provisioning = new ProvisioningPackage({ db, ewsUrl: () => ewsUrl });
   const events = new EventService({ packages: [presence, messageSummary, provisioning], limits: config.events });
@@ -98,6 +100,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     commitWindowMs: config.offlineIm.commitWindowMs,
     commitMaxBatch: config.offlineIm.commitMaxBatch,
     timeZone: config.offlineIm.timeZone,
+    quota: { sender: config.offlineIm.senderQuota, recipient: config.offlineIm.recipientQuota },
     // RFC 3842: the recipient's subscribed clients learn of the new Missed Conversation
     onDelivered: (entry) => messageSummary.mailboxChanged(entry.recipient),
   });
@@ -168,7 +171,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     closers.push(() => websocket.close());
     // Each capability that serves HTTP adds its route here (EWS, admin API, web client).
     const routes: HttpRoute[] = [];
-    routes.push(createEwsRoute({ db, logger, domain: config.domain, product: PRODUCT, signIn, smtpRoutes: config.smtpRoutes, onMailboxChanged: (address) => messageSummary.mailboxChanged(address) }));
+    routes.push(createEwsRoute({ db, logger, domain: config.domain, product: PRODUCT, signIn, smtpRoutes: config.smtpRoutes, quota: mailboxQuota, onMailboxChanged: (address) => messageSummary.mailboxChanged(address) }));
     routes.push(createAutodiscoverRoute({ db, logger, domain: config.domain, product: PRODUCT, names: ownNames, signIn }));
     // a user's blocked watchers and contact list: /presence/blocked, /presence/contacts (HTTP Basic, as EWS)
     routes.push(createPresenceRoute({ db, logger, domain: config.domain, product: PRODUCT, signIn, onBlocksChanged: () => presence.blocksChanged(), onContactsChanged: (owner) => presence.contactsChanged(owner) }));
@@ -179,7 +182,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
         token: loadAdminToken(config.dataDir),
         domain: config.domain,
         product: PRODUCT,
-        endpoints: [...spoolerEndpoints(db), traceEndpoint(db)],
+        endpoints: [...spoolerEndpoints(db, { spool: offline.quota, mailbox: mailboxQuota }), traceEndpoint(db)],
         // Get-CsUserPresence reads the live presence; block changes NOTIFY the watcher at once; lockout
         // clears reach the sign-in guard at once
         cmdlets: serverCmdlets({ presence, lockouts }),
@@ -208,7 +211,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
 
     let smtp: Endpoint | null = null;
     if (config.smtpPort !== null) {
-      const listener = await startSmtpInbound({ db, logger, domain: config.domain, userExists, address: config.listen, port: config.smtpPort });
+      const listener = await startSmtpInbound({ db, logger, domain: config.domain, userExists, address: config.listen, port: config.smtpPort, quota: mailboxQuota });
       closers.push(() => listener.close());
       smtp = { address: listener.address, port: listener.port };
     }

@@ -84,3 +84,27 @@ describe('publicHosts setting', () => {
     assert.throws(() => loadConfig(file('{"publicHosts": ["ok.example", "im.example.com:443"]}'), {}), /config\.publicHosts\[1\]/);
   });
 });
+
+describe('quota settings', () => {
+  it('defaults to Exchange-like mailbox quotas scaled to IM and per-user spool limits', () => {
+    const c = loadConfig(undefined, {});
+    assert.deepEqual(c.mailboxQuota, { issueWarningQuota: 400 * 2 ** 20, prohibitSendQuota: 450 * 2 ** 20, prohibitSendReceiveQuota: 500 * 2 ** 20, recoverableItemsQuota: 500 * 2 ** 20 });
+    assert.deepEqual(c.offlineIm.senderQuota, { maxBytes: 10 * 2 ** 20, maxMessages: 1000, perMinute: 60 });
+    assert.deepEqual(c.offlineIm.recipientQuota, { maxBytes: 20 * 2 ** 20, maxMessages: 2000 });
+  });
+
+  it('takes sizes as bytes, "10MB" or "unlimited", key by key over the defaults', () => {
+    const c = loadConfig(file(JSON.stringify({ offlineIm: { commitWindowMs: 5, senderQuota: { maxBytes: '1MB', perMinute: 'unlimited' } }, mailboxQuota: { prohibitSendReceiveQuota: '2.3 GB' } })), {});
+    assert.deepEqual(c.offlineIm.senderQuota, { maxBytes: 2 ** 20, maxMessages: 1000, perMinute: Infinity });
+    assert.equal(c.offlineIm.commitWindowMs, 5);
+    assert.equal(c.offlineIm.recipientQuota.maxMessages, 2000);
+    assert.equal(c.mailboxQuota.prohibitSendReceiveQuota, Math.floor(2.3 * 2 ** 30));
+    assert.equal(c.mailboxQuota.prohibitSendQuota, 450 * 2 ** 20);
+  });
+
+  it('names the quota setting that is wrong', () => {
+    assert.throws(() => loadConfig(file('{"mailboxQuota": {"prohibitSendReceiveQuota": "lots"}}'), {}), /config\.mailboxQuota\.prohibitSendReceiveQuota must be a size such as 10485760, "10MB", "2.3 GB" or "unlimited", not "lots"/);
+    assert.throws(() => loadConfig(file('{"offlineIm": {"senderQuota": {"maxMessages": 0}}}'), {}), /config\.offlineIm\.senderQuota\.maxMessages must be a whole number of at least 1, or "unlimited"/);
+    assert.throws(() => loadConfig(file('{"offlineIm": {"recipientQuota": {"perMinute": 5}}}'), {}), /unknown setting config\.offlineIm\.recipientQuota\.perMinute; known: maxBytes, maxMessages/);
+  });
+});

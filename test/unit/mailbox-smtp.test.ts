@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { smtpDialogue } from '../harness/smtp-client.ts';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
-import { MAILBOX_MIGRATIONS, ensureMailbox, findItems, getDistinguishedFolder, startSmtpInbound } from '../../src/mailbox/index.ts';
+import { MAILBOX_MIGRATIONS, MailboxQuota, createItem, ensureMailbox, findItems, getDistinguishedFolder, startSmtpInbound } from '../../src/mailbox/index.ts';
 import type { SmtpListener } from '../../src/mailbox/index.ts';
 import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
 
@@ -42,5 +42,25 @@ describe('inbound SMTP', () => {
     const big = message('<2@elsewhere.example>').replace('Hi Bob,', 'x'.repeat(70 * 1024));
     assert.deepEqual(await dialogue('EHLO x', 'MAIL FROM:<eve@elsewhere.example>', 'RCPT TO:<bob@parley.test>', 'DATA', big, 'QUIT'), [220, 250, 250, 250, 354, 552, 221]);
     assert.deepEqual(await dialogue('EHLO x', 'QUIT'), [220, 250, 221]);
+  });
+
+  it('refuses a recipient whose mailbox is at ProhibitSendReceiveQuota at RCPT TO (452 4.2.2), takes the others', async () => {
+    const quota = new MailboxQuota({ issueWarningQuota: Infinity, prohibitSendQuota: Infinity, prohibitSendReceiveQuota: 4096, recoverableItemsQuota: Infinity });
+    const users = ['dora@parley.test', 'fred@parley.test'];
+    const small = await startSmtpInbound({ db, logger: pino({ level: 'silent' }), domain: 'parley.test', userExists: (a) => users.includes(a), address: '127.0.0.1', port: 0, quota });
+    try {
+      const dora = ensureMailbox(db, 'dora@parley.test');
+      createItem(db, dora.id, getDistinguishedFolder(db, dora.id, 'inbox').id, { subject: 'full', bodyText: 'x'.repeat(4096) });
+      const codes = await smtpDialogue('127.0.0.1', small.port, 'EHLO x', 'MAIL FROM:<eve@elsewhere.example>', 'RCPT TO:<dora@parley.test>', 'RCPT TO:<fred@parley.test>', 'DATA', message('<q@elsewhere.example>'), 'QUIT');
+      assert.deepEqual(codes, [220, 250, 250, 452, 250, 354, 250, 221]);
+      const inbox = (address: string) => {
+        const box = ensureMailbox(db, address);
+        return findItems(db, box.id, getDistinguishedFolder(db, box.id, 'inbox').id, { max: 0 }).total;
+      };
+      assert.deepEqual([inbox('dora@parley.test'), inbox('fred@parley.test')], [1, 1]);
+      assert.equal(quota.refusals.ProhibitSendReceiveQuota, 1);
+    } finally {
+      await small.close();
+    }
   });
 });

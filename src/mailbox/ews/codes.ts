@@ -24,7 +24,8 @@ export type EwsResponseCode =
   | 'ErrorSubscriptionNotFound'
   | 'ErrorInvalidWatermark'
   | 'ErrorUnsupportedPathForSortGroup'
-  | 'ErrorInternalServerError';
+  | 'ErrorInternalServerError'
+  | 'ErrorQuotaExceeded';
 
 /** An error an EWS operation answers with: per item as ResponseClass="Error", or as a SOAP Fault for the whole request. */
 export class EwsError extends ParleyError {
@@ -47,6 +48,10 @@ const FROM_MAILBOX: Record<MailboxErrorCode, EwsResponseCode> = {
   REMOTE_REFUSED: 'ErrorInternalServerError',
   INVALID_REQUEST: 'ErrorInvalidRequest',
   MAILBOX_NOT_FOUND: 'ErrorNonExistentMailbox',
+  // "Mailbox has exceeded maximum mailbox size" (EWS ResponseCode). Exchange reports a refused
+  // SoftDelete as ErrorInternalServerError with an inner ErrorQuotaExceededOnDelete; clients know
+  // ErrorQuotaExceeded, and the MessageText names the limit.
+  QUOTA_EXCEEDED: 'ErrorQuotaExceeded',
 };
 
 /** The EwsError for anything an operation threw; unknown errors are rethrown (they are bugs). */

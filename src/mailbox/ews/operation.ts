@@ -1,6 +1,7 @@
 import type { Database } from '../../storage/index.ts';
 import type { XmlElement } from '../../xml/index.ts';
 import type { Mailbox } from '../folders.ts';
+import type { MailboxQuota } from '../quota.ts';
 import type { EwsVersion } from './names.ts';
 
 /** What an operation runs with: the authenticated user's own mailbox, nothing else. */
@@ -15,6 +16,8 @@ export interface EwsContext {
   readonly userExists: (address: string) => boolean;
   /** whether mail to this outside address can be queued for SMTP (a route exists) */
   readonly canSendOutside: (address: string) => boolean;
+  /** the mailbox quotas: what may still be sent, received and soft-deleted */
+  readonly quota: MailboxQuota;
 }
 
 /**

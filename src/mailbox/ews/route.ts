@@ -11,6 +11,7 @@ import type { Database } from '../../storage/index.ts';
 import { DEFAULT_XML_LIMITS, XmlError, XmlReader } from '../../xml/index.ts';
 import type { XmlLimits } from '../../xml/index.ts';
 import { lastChange } from '../changes.ts';
+import { MailboxQuota } from '../quota.ts';
 import { routeFor } from '../smtp/outbound.ts';
 import type { SmtpRoutes } from '../smtp/outbound.ts';
 import { answerEws, faultForUnreadable } from './service.ts';
@@ -29,6 +30,8 @@ export interface EwsRouteOptions {
   allowPlainHttp?: boolean;
   /** SMTP routes for mail sent to other organisations; none: such mail is refused */
   smtpRoutes?: SmtpRoutes;
+  /** the mailbox quotas (config mailboxQuota); default: DEFAULT_MAILBOX_QUOTA */
+  quota?: MailboxQuota;
   now?: () => number;
   /** the server's HTTP sign-in (lockouts, fair hashing queue); default one of its own without lockouts */
   signIn?: BasicSignIn;
@@ -41,7 +44,7 @@ export function createEwsRoute(opts: EwsRouteOptions): HttpRoute {
   const userExists = (address: string) => findUser(opts.db, address) !== undefined;
   const routes = opts.smtpRoutes ?? {};
   const canSendOutside = (address: string) => routeFor(routes, address.slice(address.lastIndexOf('@') + 1)) !== undefined;
-  const service = { db: opts.db, domain: opts.domain, userExists, canSendOutside, now: opts.now ?? Date.now };
+  const service = { db: opts.db, domain: opts.domain, userExists, canSendOutside, now: opts.now ?? Date.now, quota: opts.quota ?? new MailboxQuota() };
   const limits = opts.limits ?? DEFAULT_XML_LIMITS;
   const signIn = opts.signIn ?? new BasicSignIn({ db: opts.db, domain: opts.domain });
   return {

@@ -5,6 +5,7 @@ import type { XmlElement } from '../../xml/index.ts';
 import { childElement, childText } from '../../xml/index.ts';
 import { canImpersonate } from '../impersonation.ts';
 import { ensureMailbox } from '../folders.ts';
+import { MailboxQuota } from '../quota.ts';
 import { EwsError } from './codes.ts';
 import { faultEnvelope, readEnvelope, responseEnvelope } from './envelope.ts';
 import { ACCEPTED_VERSIONS, T_NS } from './names.ts';
@@ -49,6 +50,8 @@ export interface EwsServiceOptions {
   userExists: (address: string) => boolean;
   /** whether outside mail can be queued for SMTP; default: never */
   canSendOutside?: (address: string) => boolean;
+  /** the mailbox quotas (and their refusal counters); default: DEFAULT_MAILBOX_QUOTA, counted apart per call */
+  quota?: MailboxQuota;
   now?: () => number;
   operations?: readonly EwsOperation[];
 }
@@ -87,6 +90,7 @@ export function answerEws(opts: EwsServiceOptions, address: string, root: XmlEle
       domain: opts.domain,
       userExists: opts.userExists,
       canSendOutside: opts.canSendOutside ?? (() => false),
+      quota: opts.quota ?? new MailboxQuota(),
     };
     return { status: 200, xml: responseEnvelope(version, op.handle(ctx, request.operation)), operation, fault: undefined, mailbox: actingAs };
   } catch (error) {

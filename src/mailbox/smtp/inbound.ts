@@ -16,6 +16,8 @@ import { transaction } from '../../storage/index.ts';
 import { ensureMailbox, getDistinguishedFolder } from '../folders.ts';
 import { createItem, findItemByInternetMessageId } from '../items.ts';
 import type { Mailer } from '../items.ts';
+import { MailboxError } from '../errors.ts';
+import { MailboxQuota } from '../quota.ts';
 
 export interface SmtpInboundOptions {
   db: Database;
@@ -26,6 +28,8 @@ export interface SmtpInboundOptions {
   port: number;
   /** the largest message accepted, announced with SIZE (RFC 1870); default 10 MiB */
   maxBytes?: number;
+  /** the mailbox quotas: a recipient whose mailbox is full is refused at RCPT TO; default DEFAULT_MAILBOX_QUOTA */
+  quota?: MailboxQuota;
   now?: () => number;
 }
 
@@ -40,6 +44,7 @@ const smtpError = (code: number, text: string) => Object.assign(new Error(text),
 export async function startSmtpInbound(opts: SmtpInboundOptions): Promise<SmtpListener> {
   const maxBytes = opts.maxBytes ?? 10 * 1024 * 1024;
   const now = opts.now ?? Date.now;
+  const quota = opts.quota ?? new MailboxQuota();
   const server = new SMTPServer({
     name: opts.domain,
     banner: 'Parley ESMTP',
@@ -56,6 +61,14 @@ export async function startSmtpInbound(opts: SmtpInboundOptions): Promise<SmtpLi
         return callback(smtpError(550, `5.7.1 <${rcpt}>: relaying denied; this server accepts mail for ${opts.domain} only`));
       }
       if (!opts.userExists(rcpt)) return callback(smtpError(550, `5.1.1 <${rcpt}>: no such user here`));
+      try {
+        quota.requireRoomToReceiveAt(opts.db, rcpt);
+      } catch (error) {
+        if (!(error instanceof MailboxError)) throw error;
+        // RFC 3463 X.2.2 mailbox full; 4xx: the sender's server tries again, and the owner may make room
+        opts.logger.info({ rcpt, remote: session.remoteAddress }, 'SMTP to %s refused: %s', rcpt, error.message);
+        return callback(smtpError(452, `4.2.2 <${rcpt}>: ${error.message}`));
+      }
       callback();
     },
     onData(stream, session, callback) {

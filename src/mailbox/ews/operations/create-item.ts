@@ -4,6 +4,9 @@
 // keeps a read copy in SavedItemFolderId (default Sent Items). Recipients outside the organisation
 // go to the durable SMTP outbox when a route exists; without one the item fails before anything is
 // stored. Sent messages answer with an empty m:Items, as Exchange does.
+// Quotas (quota.ts): SaveOnly needs the caller's mailbox below ProhibitSendReceiveQuota; a send
+// needs it below ProhibitSendQuota and every local recipient's below ProhibitSendReceiveQuota,
+// checked before anything is stored; a refusal is ErrorQuotaExceeded for that item.
 import { randomUUID } from 'node:crypto';
 import type { XmlElement } from '../../../xml/index.ts';
 import { childElement } from '../../../xml/index.ts';
@@ -46,6 +49,7 @@ function createOne(ctx: EwsContext, disposition: Disposition, saved: XmlElement 
   const item = readNewMessage(message, now);
   if (disposition === 'SaveOnly') {
     const folder = savedFolder(ctx, saved, 'drafts');
+    ctx.quota.requireRoomToReceive(ctx.db, ctx.mailbox);
     return `<m:Items>${itemIdXml(createItem(ctx.db, ctx.mailbox.id, folder.id, item, ctx.now))}</m:Items>`;
   }
   const sender: Mailer = { address: ctx.mailbox.address };
@@ -62,6 +66,8 @@ function createOne(ctx: EwsContext, disposition: Disposition, saved: XmlElement 
   const sent: NewItem = { ...item, from: sender, sentAt: now, receivedAt: now };
   const messageId = item.internetMessageId ?? `<${randomUUID()}@${ctx.domain}>`;
   transaction(ctx.db, () => {
+    ctx.quota.requireRoomToSend(ctx.db, ctx.mailbox);
+    for (const address of new Set(local)) ctx.quota.requireRoomToReceiveAt(ctx.db, address);
     if (outside.length > 0) {
       const message = { from: sender, to: [...(item.to ?? [])], cc: [...(item.cc ?? [])], subject: item.subject ?? '', html: item.bodyHtml ?? null, text: item.bodyText ?? null, messageId, date: now };
       queueExternal(ctx.db, sender.address, outside, message, now);

@@ -22,7 +22,7 @@ export const deleteItemOperation: EwsOperation = {
       'DeleteItem',
       ids.map((id) =>
         responseMessage('DeleteItem', () => {
-          deleteItem(ctx.db, ctx.mailbox.id, id.id, mode, ctx.now);
+          deleteItem(ctx.db, ctx.mailbox.id, id.id, mode, ctx.now, () => ctx.quota.requireRoomToSoftDelete(ctx.db, ctx.mailbox));
           return '';
         }),
       ),
