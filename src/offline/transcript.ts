@@ -5,8 +5,7 @@
 // Message bodies are untrusted. text/plain is escaped; text/html goes through the allow-list
 // sanitiser (html.ts); message/cpim (RFC 3862) is unwrapped first (cpim.ts). Names are untrusted too.
 
-import { parseContentType } from '../sip/index.ts';
-import { cpimDateTime, parseCpim } from './cpim.ts';
+import { cpimDateTime, parseContentType, parseCpim } from '../sip/index.ts';
 import { cleanText, escapeHtml, htmlToText, sanitizeHtml } from './html.ts';
 
 export interface TranscriptMessage {

@@ -16,7 +16,7 @@
 //     a credibility nobody checked (RFC 8224 §6.2.2 leaves verification to the verifier, and a
 //     recipient behind Parley has no way to know Parley skipped it).
 
-import { type Headers, parseNameAddr, parseUri, SipParseError, splitHeaderList } from '../sip/index.ts';
+import { cpimHeader, type Headers, parseCpim, parseNameAddr, parseUri, SipParseError, splitHeaderList, unescapeUriPart } from '../sip/index.ts';
 
 /** The headers a client may not set on what Parley forwards (canonical names; `y` is read as `identity`). */
 export const CLIENT_IDENTITY_HEADERS: ReadonlySet<string> = new Set(['p-asserted-identity', 'p-preferred-identity', 'identity', 'identity-info']);
@@ -105,4 +105,29 @@ export function preferredIdentityRefusal(headers: Headers, address: string): str
     }
   }
   return undefined;
+}
+
+/**
+ * A message/cpim body (RFC 3862) carries a From of its own (§3.1), which a client may show as the
+ * sender instead of the SIP one: it must name the authenticated user, as the SIP From must.
+ * Returns why the request must be refused, or undefined when the body is CPIM whose From (if any)
+ * is `address`. The URI may be `im:`, `pres:`, `sip:` or `sips:` (§3.1 and RFC 3860).
+ */
+export function cpimSenderRefusal(body: Uint8Array, address: string): string | undefined {
+  const cpim = parseCpim(body);
+  if (cpim === undefined) return 'the message/cpim body is not RFC 3862 CPIM (header blocks, blank lines, a Content-Type)';
+  const from = cpimHeader(cpim.headers, 'From');
+  if (from === undefined) return undefined;
+  const uri = /<([^>]*)>/.exec(from)?.[1] ?? from.trim();
+  const m = /^(?:im|pres|sips?):([^@;?>\s]+)@([^;?>\s]+)/i.exec(uri);
+  let named: string | undefined;
+  if (m !== null) {
+    try {
+      named = `${unescapeUriPart(m[1] as string)}@${(m[2] as string).toLowerCase()}`;
+    } catch (err) {
+      if (!(err instanceof SipParseError)) throw err;
+    }
+  }
+  if (named === address) return undefined;
+  return `the CPIM From ${from.slice(0, 120)} is not ${address}: a message/cpim body must name its sender, the signed-in user`;
 }

@@ -1,7 +1,7 @@
 // MESSAGE (RFC 3428): page-mode instant messages between the organisation's users.
 
 import type { Incoming, MethodHandler, SipContext } from './context.ts';
-import { assertIdentity } from './asserted-identity.ts';
+import { assertIdentity, cpimSenderRefusal } from './asserted-identity.ts';
 import { forkRequest } from './fork.ts';
 import { addressOf, authenticateSender, localTarget } from './identity.ts';
 import { reply, send } from './reply.ts';
@@ -38,6 +38,12 @@ export const messageHandler: MethodHandler = {
           headers: [['Accept', ACCEPTED_MESSAGE_TYPES.join(', ')]],
           warning: `content type ${contentType ?? '(none)'} is not relayed`,
         });
+        return;
+      }
+      // a CPIM wrapper names a sender of its own, which some clients show: it must be the signed-in user
+      const refusal = type === 'message/cpim' ? cpimSenderRefusal(request.body, sender) : undefined;
+      if (refusal !== undefined) {
+        reply(ctx, incoming, 403, { warning: refusal });
         return;
       }
     }

@@ -21,3 +21,4 @@ export { stampReceived } from './transport/received.ts';
 export { listenUdp, type UdpListener } from './transport/udp.ts';
 export { listenStream, type StreamListener } from './transport/stream.ts';
 export { createWebSocketAcceptor, type WebSocketAcceptor } from './transport/websocket.ts';
+export { cpimDateTime, headerValue as cpimHeader, parseCpim, parseRfc3339, type CpimHeader, type CpimMessage } from './cpim.ts';

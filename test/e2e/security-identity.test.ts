@@ -134,7 +134,13 @@ describe('finding 6: identity headers the sender wrote never reach the recipient
     const admin = await runCli(['admin', '--data-dir', server.dataDir, 'Set-CsImConfiguration', '-OfflineImPickupDelay', '00:00:01']);
     assert.equal(admin.code, 0, admin.stderr);
     const alice = await people.connect('alice');
-    const cpim = `From: "The CEO" <sip:ceo@${DOMAIN}>\r\nTo: <sip:carol@${DOMAIN}>\r\nDateTime: 2026-11-25T10:00:00Z\r\n\r\nContent-Type: text/plain\r\n\r\nplease wire the money`;
+    // a CPIM From naming someone else is refused outright (403)
+    const forged = `From: "The CEO" <im:ceo@${DOMAIN}>\r\nTo: <sip:carol@${DOMAIN}>\r\n\r\nContent-Type: text/plain\r\n\r\nplease wire the money`;
+    const refused = await alice.request('MESSAGE', `sip:carol@${DOMAIN}`, { body: forged, contentType: 'message/cpim' });
+    assert.equal(refused.status, 403);
+    assert.match(refused.headers.get('warning') ?? '', /the CPIM From \\"The CEO\\" <im:ceo@parley\.test> is not alice@parley\.test/);
+    // alice's own address with a display name of her choosing passes, and the mailbox still names alice
+    const cpim = `From: "The CEO" <sip:${ALICE}>\r\nTo: <sip:carol@${DOMAIN}>\r\nDateTime: 2026-11-25T10:00:00Z\r\n\r\nContent-Type: text/plain\r\n\r\nplease wire the money`;
     const res = await alice.request('MESSAGE', `sip:carol@${DOMAIN}`, {
       body: cpim,
       contentType: 'message/cpim',

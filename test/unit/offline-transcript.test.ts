@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { cpimDateTime, parseCpim, parseRfc3339 } from '../../src/offline/cpim.ts';
+import { cpimDateTime, parseCpim, parseRfc3339 } from '../../src/sip/cpim.ts';
 import { decodeEntities, htmlToText, sanitizeHtml } from '../../src/offline/html.ts';
 import { messageText, renderTranscript } from '../../src/offline/transcript.ts';
 import type { TranscriptMessage } from '../../src/offline/transcript.ts';

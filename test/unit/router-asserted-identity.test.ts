@@ -2,7 +2,7 @@
 // forwarding it, what it asserts instead, and which P-Preferred-Identity it refuses. Pure.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { assertedIdentityValue, assertIdentity, preferredIdentityRefusal } from '../../src/router/asserted-identity.ts';
+import { assertedIdentityValue, assertIdentity, cpimSenderRefusal, preferredIdentityRefusal } from '../../src/router/asserted-identity.ts';
 import { parseMessage } from '../../src/sip/index.ts';
 import type { SipRequest } from '../../src/sip/index.ts';
 
@@ -82,5 +82,24 @@ describe('preferredIdentityRefusal', () => {
       ['"unterminated <sip:ceo@parley.test>', /P-Preferred-Identity/],
     ];
     for (const [value, why] of cases) assert.match(preferredIdentityRefusal(request(`P-Preferred-Identity: ${value}`).headers, ALICE) ?? '(accepted)', why, value);
+  });
+});
+
+describe('cpimSenderRefusal', () => {
+  const cpim = (from: string | undefined) =>
+    Buffer.from(`${from === undefined ? '' : `From: ${from}\r\n`}To: <im:bob@parley.test>\r\n\r\nContent-Type: text/plain\r\n\r\nhello`);
+  const alice = 'alice@parley.test';
+
+  it("accepts the sender's own address in any of CPIM's URI schemes, with any display name, or no From", () => {
+    for (const from of ['<im:alice@parley.test>', '"Alice" <sip:alice@PARLEY.test;transport=tcp>', 'The CEO <sips:alice@parley.test>', '<pres:alice@parley.test>', '<sip:%61lice@parley.test>', undefined]) {
+      assert.equal(cpimSenderRefusal(cpim(from), alice), undefined, String(from));
+    }
+  });
+
+  it('refuses another sender, an unreadable From, and a body that is not CPIM', () => {
+    for (const from of ['<im:ceo@parley.test>', '"Alice" <im:alice@evil.example>', '<tel:+15551234>', 'alice', '<sip:alice@parley.test@evil>']) {
+      assert.match(cpimSenderRefusal(cpim(from), alice) ?? '', /is not alice@parley\.test/, from);
+    }
+    assert.match(cpimSenderRefusal(Buffer.from('hello, not cpim'), alice) ?? '', /not RFC 3862 CPIM/);
   });
 });

@@ -1,4 +1,6 @@
-// message/cpim (RFC 3862): the wrapper some clients (RCS, MSRP-minded ones) put around an IM.
+// message/cpim (RFC 3862): the wrapper some clients (RCS, MSRP-minded ones) put around an IM. It
+// lives with SIP because MESSAGE carries it: the router checks its From, the offline transcript
+// reads its text and time.
 // §2 Overall message structure, after the outer Content-Type (here: the SIP header):
 //
 //   h: message headers (From, To, cc, DateTime, Subject, NS, Require), one per line, UTF-8
