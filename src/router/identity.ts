@@ -53,6 +53,8 @@ export function authenticateSender(ctx: SipContext, incoming: Incoming): string 
     refuseCredentials(ctx, incoming, auth);
     return undefined;
   }
+  // the connection is a user's now: what it holds no longer counts as a stranger's
+  incoming.flow.markTrusted?.();
   const claimed = addressOf(from);
   if (auth.address !== claimed) {
     reply(ctx, incoming, 403, { warning: `${auth.address} may not send as ${claimed}` });

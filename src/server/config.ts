@@ -8,7 +8,7 @@ import type { MailboxesConfig } from '../offline/index.ts';
 import { ParleyError } from '../errors.ts';
 import { LOG_LEVELS, type LogLevel } from '../observability/logger.ts';
 import { DEFAULT_REGISTRAR_SETTINGS, type RegistrarSettings } from '../registrar/plan.ts';
-import { DIGEST_ALGORITHMS, type DigestAlgorithm } from '../sip/index.ts';
+import { DEFAULT_CONNECTION_LIMITS, DIGEST_ALGORITHMS, type DigestAlgorithm } from '../sip/index.ts';
 import { DEFAULT_SUBSCRIBE_EXPIRY } from '../events/index.ts';
 import { DEFAULT_PUBLISH_EXPIRY, type ExpirySettings } from '../presence/index.ts';
 
@@ -32,10 +32,32 @@ export interface ServerConfig {
   offlineIm: OfflineImConfig;
   /** where users' mailboxes are: embedded by default, or external EWS servers per domain or user */
   mailboxes: MailboxesConfig;
-  sip: { t1: number; t2: number; t4: number; nonceLifetime: number; digestAlgorithms: DigestAlgorithm[] };
+  sip: { t1: number; t2: number; t4: number; nonceLifetime: number; digestAlgorithms: DigestAlgorithm[]; connections: ConnectionSettings };
   /** durations of presence publications (RFC 3903) and subscriptions (RFC 3856), seconds */
   presence: { publishExpiry: ExpirySettings; subscribeExpiry: ExpirySettings };
 }
+
+/** Limits of SIP's stream connections (TCP, TLS, WebSocket): see src/sip/transport/guard.ts. */
+export interface ConnectionSettings {
+  /** seconds a connection may stay silent; one carrying a registration or subscription lives at least until it expires */
+  idleTimeout: number;
+  /** seconds a message may take to arrive whole once it began (a TLS handshake too) */
+  messageTimeout: number;
+  /** open connections from one address (IPv6: one /64) */
+  maxPerSource: number;
+  /** open connections in all; kept under the process's open-file limit */
+  maxTotal: number;
+  /** bytes of unfinished messages held for connections on which nothing authenticated yet, all together */
+  unauthenticatedBufferBudget: number;
+}
+
+const CONNECTION_DEFAULTS: ConnectionSettings = {
+  idleTimeout: DEFAULT_CONNECTION_LIMITS.idleTimeoutMs / 1000,
+  messageTimeout: DEFAULT_CONNECTION_LIMITS.messageTimeoutMs / 1000,
+  maxPerSource: DEFAULT_CONNECTION_LIMITS.maxPerSource,
+  maxTotal: DEFAULT_CONNECTION_LIMITS.maxTotal,
+  unauthenticatedBufferBudget: DEFAULT_CONNECTION_LIMITS.unauthenticatedBufferBudget,
+};
 
 export interface OfflineImConfig {
   /** group commit: how long accepted messages gather before one durable write, ms */
@@ -65,7 +87,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   messaging: { maxBody: 64 * 1024, deviceTimeout: 10 },
   offlineIm: { commitWindowMs: 2, commitMaxBatch: 512, deliveryBatch: 64, retryBase: 5, retryMax: 300, timeZone: 'UTC' },
   mailboxes: {},
-  sip: { t1: 500, t2: 4000, t4: 5000, nonceLifetime: 300, digestAlgorithms: ['SHA-256', 'MD5'] },
+  sip: { t1: 500, t2: 4000, t4: 5000, nonceLifetime: 300, digestAlgorithms: ['SHA-256', 'MD5'], connections: CONNECTION_DEFAULTS },
   presence: { publishExpiry: { ...DEFAULT_PUBLISH_EXPIRY }, subscribeExpiry: { ...DEFAULT_SUBSCRIBE_EXPIRY } },
 };
 
@@ -83,6 +105,10 @@ const port: Check = (v, path) => {
 };
 const positive = (min: number, max: number): Check => (v, path) => {
   if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) throw new ConfigError(`${path} must be a number from ${min} to ${max}, not ${JSON.stringify(v)}`);
+  return v;
+};
+const count = (min: number, max: number): Check => (v, path) => {
+  if (!Number.isSafeInteger(v) || (v as number) < min || (v as number) > max) throw new ConfigError(`${path} must be a whole number from ${min} to ${max}, not ${JSON.stringify(v)}`);
   return v;
 };
 const text = (pattern: RegExp, what: string): Check => (v, path) => {
@@ -216,7 +242,13 @@ const SCHEMA = section({
     timeZone,
   }),
   mailboxes,
-  sip: section({ t1: positive(1, 10_000), t2: positive(1, 60_000), t4: positive(1, 60_000), nonceLifetime: positive(10, 86400), digestAlgorithms }),
+  sip: section({ t1: positive(1, 10_000), t2: positive(1, 60_000), t4: positive(1, 60_000), nonceLifetime: positive(10, 86400), digestAlgorithms, connections: section({
+    idleTimeout: positive(0.1, 86400),
+    messageTimeout: positive(0.1, 3600),
+    maxPerSource: count(1, 1_000_000),
+    maxTotal: count(1, 1_000_000),
+    unauthenticatedBufferBudget: count(64 * 1024, 2 ** 40),
+  }) }),
   presence: section({ publishExpiry: expiry, subscribeExpiry: expiry }),
   // flag only: `--digest-algorithms MD5` sets sip.digestAlgorithms
   digestAlgorithms,
@@ -250,7 +282,7 @@ export function loadConfig(file: string | undefined, flags: ConfigOverrides): Re
     registrar: { ...DEFAULT_CONFIG.registrar, ...(fromFile.registrar as object | undefined) },
     messaging: { ...DEFAULT_CONFIG.messaging, ...(fromFile.messaging as object | undefined) },
     offlineIm: { ...DEFAULT_CONFIG.offlineIm, ...(fromFile.offlineIm as object | undefined) },
-    sip: { ...DEFAULT_CONFIG.sip, ...(fromFile.sip as object | undefined) },
+    sip: sipOf(fromFile.sip as Partial<ServerConfig['sip']> | undefined),
     presence: presenceOf(fromFile.presence as Partial<Record<keyof ServerConfig['presence'], Partial<ExpirySettings>>> | undefined),
   };
   const { digestAlgorithms: algorithmsFlag, ...topFlags } = flags;
@@ -260,10 +292,25 @@ export function loadConfig(file: string | undefined, flags: ConfigOverrides): Re
   if (algorithmsFlag !== undefined) config.sip = { ...config.sip, digestAlgorithms: algorithmsFlag };
   if (config.registrar.minExpires > config.registrar.maxExpires) throw new ConfigError('registrar.minExpires must not exceed registrar.maxExpires');
   if (config.offlineIm.retryBase > config.offlineIm.retryMax) throw new ConfigError('offlineIm.retryBase must not exceed offlineIm.retryMax');
+  checkConnections(config);
   for (const [key, e] of Object.entries(config.presence)) {
     if (!(e.min <= e.default && e.default <= e.max)) throw new ConfigError(`presence.${key} must have min ≤ default ≤ max, not ${JSON.stringify(e)}`);
   }
   return deepFreeze(config);
+}
+
+/** The sip section over its defaults, and its connection limits key by key. */
+function sipOf(file: Partial<ServerConfig['sip']> | undefined): ServerConfig['sip'] {
+  return { ...DEFAULT_CONFIG.sip, ...file, connections: { ...DEFAULT_CONFIG.sip.connections, ...file?.connections } };
+}
+
+function checkConnections(config: ServerConfig): void {
+  const c = config.sip.connections;
+  if (c.maxPerSource > c.maxTotal) throw new ConfigError(`sip.connections.maxPerSource (${c.maxPerSource}) must not exceed sip.connections.maxTotal (${c.maxTotal})`);
+  // One unauthenticated client must be able to send the largest message it may send.
+  if (c.unauthenticatedBufferBudget < config.messaging.maxBody * 2) {
+    throw new ConfigError(`sip.connections.unauthenticatedBufferBudget (${c.unauthenticatedBufferBudget}) must be at least twice messaging.maxBody (${config.messaging.maxBody}): one unauthenticated MESSAGE of the largest size must fit`);
+  }
 }
 
 /** Each presence duration section over its defaults, key by key. */
