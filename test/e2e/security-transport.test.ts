@@ -15,6 +15,7 @@ import type { IncomingMessage, SipClient } from '../../src/client/index.ts';
 import { StreamFramer } from '../../src/sip/framing.ts';
 import type { SipResponse } from '../../src/sip/message.ts';
 import { sdkClients } from '../harness/clients.ts';
+import { eventually } from '../harness/eventually.ts';
 import { startServer, type HostPort, type RunningServer } from '../harness/server.ts';
 import { rawRequest } from './raw-sip.ts';
 
@@ -136,9 +137,7 @@ describe('the review attack, bounded: oversized and unfinished messages, silent 
     assert.equal((await toBob).body, 'still here?');
 
     // The oversized ones were answered 413 with a Warning as soon as their head was read.
-    await within('a 413 on every oversized connection', Promise.all(oversized.map(async (c) => {
-      while (c.responses.length === 0 && !c.isClosed()) await new Promise((r) => setTimeout(r, 50));
-    })));
+    await eventually('a 413 on every oversized connection', async () => (oversized.every((c) => c.responses.length > 0 || c.isClosed()) ? true : undefined), 15_000);
     for (const c of oversized) {
       assert.equal(c.responses[0]?.status, 413);
       assert.match(c.responses[0]?.headers.get('warning') ?? '', /^399 parley\.test "Content-Length 1048576 is over the body limit of 65536 bytes/);
@@ -215,9 +214,7 @@ describe('connections per source', () => {
 
     const other = await connectRaw(server.tcp, '127.0.0.4');
     other.socket.write(rawRequest('OPTIONS', `sip:${DOMAIN}`, { from: `sip:alice@${DOMAIN}`, to: `sip:${DOMAIN}` }));
-    await within('an answer on the other address', (async () => {
-      while (other.responses.length === 0) await new Promise((r) => setTimeout(r, 50));
-    })());
+    await eventually('an answer on the other address', async () => other.responses[0], 15_000);
     assert.equal(other.responses[0]?.status, 200);
 
     // A WebSocket from the full address counts against the same limit: 503 with Retry-After.
@@ -230,13 +227,11 @@ describe('connections per source', () => {
     // Once one closes, the address may connect again.
     five[0]?.socket.destroy();
     await five[0]?.closed;
-    const again = await within('a connection once a place is free', (async () => {
-      for (;;) {
-        const c = await connectRaw(server.tcp, '127.0.0.3');
-        await new Promise((r) => setTimeout(r, 200));
-        if (!c.isClosed()) return c;
-      }
-    })());
+    const again = await eventually('a connection once a place is free', async () => {
+      const c = await connectRaw(server.tcp, '127.0.0.3');
+      await new Promise((r) => setTimeout(r, 200));
+      return c.isClosed() ? undefined : c;
+    }, 15_000);
     again.socket.destroy();
     for (const c of [...five, other]) c.socket.destroy();
   });
@@ -289,13 +284,10 @@ describe('the budget of unauthenticated connections', () => {
     // Each holds at least its 50,000 bytes, so no more than five fit under 256 KiB: three or more
     // are closed, each logged, and the server closes exactly those.
     const closedCount = () => strangers.filter((c) => c.isClosed()).length;
-    const refusals = await within('the budget refusals, and the refused connections closed', (async () => {
-      for (;;) {
-        const lines = guardLogs(server, 'SIP_CONNECTION_BUFFER_BUDGET');
-        if (lines.length >= 3 && closedCount() === lines.length) return lines;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    })());
+    const refusals = await eventually('the budget refusals, and the refused connections closed', async () => {
+      const lines = guardLogs(server, 'SIP_CONNECTION_BUFFER_BUDGET');
+      return lines.length >= 3 && closedCount() === lines.length ? lines : undefined;
+    }, 15_000);
     assert.ok(refusals.every((l) => l.source === '127.0.0.1' && l.level === 40 && l.setting === 'sip.connections.unauthenticatedBufferBudget'));
     assert.ok(closedCount() < strangers.length, 'the budget still holds some of them');
     for (const c of strangers) c.socket.destroy();

@@ -245,7 +245,8 @@ export class ConnectionGuard {
     const budget = this.limits.unauthenticatedBufferBudget;
     while (this.#untrustedHeld > budget) {
       let worst: GuardedConnection | null = null;
-      for (const c of this.#holding) if (worst === null || c.held > worst.held) worst = c;
+      // the newest of those holding the most: the ones there first are not pushed out by newcomers
+      for (const c of this.#holding) if (worst === null || c.held >= worst.held) worst = c;
       if (worst === null) return;
       const total = this.#untrustedHeld;
       this.#abort(worst, C.BUFFER_BUDGET, `connection from ${worst.remote.address} closed: unauthenticated connections held ${total} bytes of unfinished messages, over the budget of ${budget}; this one held the most (${worst.held})`);
