@@ -5,6 +5,7 @@
 // config file so that the timeouts take a second or two; well-behaved clients connect from
 // other loopback addresses (all of 127/8 is local) and are served meanwhile.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -24,9 +25,9 @@ const USERS = ['alice', 'bob'].map((u) => ({ address: `${u}@${DOMAIN}`, password
 const dir = mkdtempSync(path.join(tmpdir(), 'parley-transport-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-async function serverWith(connections: Record<string, number>): Promise<RunningServer> {
+async function serverWith(connections: Record<string, number>, more: Record<string, unknown> = {}): Promise<RunningServer> {
   const config = path.join(dir, `config-${Object.values(connections).join('-')}.json`);
-  writeFileSync(config, JSON.stringify({ sip: { connections } }));
+  writeFileSync(config, JSON.stringify({ ...more, sip: { connections } }));
   // So that RSS shows what the server holds rather than what it read: glibc keeps freed blocks
   // below its mmap threshold for reuse, and V8 grows its young generation under a burst of
   // reads, so any Node process that reads 50 MB stays tens of MB larger. Here blocks of 64 KiB
@@ -291,5 +292,30 @@ describe('the budget of unauthenticated connections', () => {
     assert.ok(refusals.every((l) => l.source === '127.0.0.1' && l.level === 40 && l.setting === 'sip.connections.unauthenticatedBufferBudget'));
     assert.ok(closedCount() < strangers.length, 'the budget still holds some of them');
     for (const c of strangers) c.socket.destroy();
+  });
+});
+
+describe('TLS', () => {
+  let server: RunningServer;
+  before(async () => {
+    // a throwaway self-signed certificate, as in tls-and-cli
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', `/CN=${DOMAIN}`, '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
+    server = await serverWith({ messageTimeout: 1, maxPerSource: 2 }, { tls: { cert: path.join(dir, 'cert.pem'), key: path.join(dir, 'key.pem') }, sipsPort: 0 });
+  });
+  after(async () => server?.stop());
+
+  it('closes a connection whose handshake does not complete within the message timeout, and counts TLS per source', async () => {
+    assert.ok(server.tls);
+    const stalled = await connectRaw(server.tls, '127.0.0.8');
+    stalled.socket.write(Buffer.from([0x16, 0x03, 0x01, 0x00, 0x80])); // a record header, and no more
+    const second = await connectRaw(server.tls, '127.0.0.8');
+    const third = await connectRaw(server.tls, '127.0.0.8');
+    await within('the third connection from one address closed at once', third.closed);
+    assert.equal(second.isClosed(), false);
+    await within('the stalled handshakes closed', Promise.all([stalled.closed, second.closed]));
+    const timeouts = guardLogs(server, 'SIP_CONNECTION_MESSAGE_TIMEOUT');
+    assert.equal(timeouts.length, 2);
+    assert.ok(timeouts.every((l) => l.protocol === 'tls' && l.source === '127.0.0.8' && l.level === 40));
+    assert.equal(guardLogs(server, 'SIP_CONNECTION_SOURCE_LIMIT')[0]?.protocol, 'tls');
   });
 });

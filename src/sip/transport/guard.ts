@@ -221,6 +221,11 @@ export class ConnectionGuard {
     }
   }
 
+  /** A TLS handshake did not complete within the message timeout (the TLS server closes it). */
+  handshakeTimedOut(remote: Endpoint): void {
+    this.#report({ code: C.MESSAGE_TIMEOUT, protocol: 'tls', remote, flow: null, message: `connection from ${remote.address} closed: its TLS handshake was not complete within ${seconds1(this.limits.messageTimeoutMs)} s` });
+  }
+
   /** A listening socket failed to accept a connection. */
   acceptFailed(protocol: TransportProtocol, err: Error): void {
     this.#report({ code: C.ACCEPT_FAILED, protocol, remote: null, flow: null, message: `accepting a ${protocol} connection failed: ${err.message}` });

@@ -122,7 +122,10 @@ export function listenStream(opts: StreamListenOptions): Promise<StreamListener>
     server = tls.createServer({ ...opts.tls, handshakeTimeout: guard.limits.messageTimeoutMs }, onSocket);
     server.on('connection', (socket: net.Socket) => admit(socket));
     // A TLS handshake failure is the peer's problem, never the process's.
-    server.on('tlsClientError', (_err: Error, socket: tls.TLSSocket) => socket.destroy());
+    server.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => {
+      if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') guard.handshakeTimedOut(remoteOf(socket));
+      socket.destroy();
+    });
   } else {
     server = net.createServer((socket) => {
       if (admit(socket)) onSocket(socket);
