@@ -4,6 +4,7 @@ import { refuseCredentials } from '../router/identity.ts';
 import type { Binding, FlowRef } from './location.ts';
 import { planRegistration } from './plan.ts';
 import { parseNameAddr, parseUri, SipParseError } from '../sip/index.ts';
+import type { Flow } from '../sip/index.ts';
 
 /** REGISTER (RFC 3261 §10.3): Parley is the registrar of its one domain. */
 export const registerHandler: MethodHandler = {
@@ -53,7 +54,7 @@ export const registerHandler: MethodHandler = {
       return;
     }
     const bindings = await ctx.location.apply(aor, plan.changes, now);
-    if (flow.keepOpenUntil !== undefined) keepFlowOpen(flow.keepOpenUntil.bind(flow), flow.id, bindings);
+    if (flow.keepOpenUntil !== undefined) keepFlowOpen(flow, bindings);
     // A refresh (the same contacts, later expiry) changes nothing anyone watches; it is also most of
     // a registrar's traffic, so it is logged at debug level only.
     if (sameContacts(current, bindings)) {
@@ -72,10 +73,10 @@ export const registerHandler: MethodHandler = {
  * same connection, or sends CRLF keep-alives). Only lengthened: a binding removed early leaves
  * the connection open until its old expiry at most.
  */
-function keepFlowOpen(keepOpenUntil: (epochMs: number) => void, flowId: string, bindings: readonly Binding[]): void {
+function keepFlowOpen(flow: Flow, bindings: readonly Binding[]): void {
   let until = 0;
-  for (const b of bindings) if (b.flow.id === flowId && b.expiresAt > until) until = b.expiresAt;
-  if (until > 0) keepOpenUntil(until);
+  for (const b of bindings) if (b.flow.id === flow.id && b.expiresAt > until) until = b.expiresAt;
+  if (until > 0) flow.keepOpenUntil?.(until);
 }
 
 function sameContacts(before: readonly Binding[], after: readonly Binding[]): boolean {
