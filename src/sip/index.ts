@@ -22,4 +22,5 @@ export { listenUdp, type UdpListener } from './transport/udp.ts';
 export { listenStream, type StreamListener } from './transport/stream.ts';
 export { CONNECTION_GUARD_CODES, ConnectionGuard, DEFAULT_CONNECTION_LIMITS, GuardedConnection, sourceOf } from './transport/guard.ts';
 export type { ConnectionGuardCode, ConnectionGuardEvent, ConnectionLimits } from './transport/guard.ts';
+export { WebSocketMeter } from './transport/ws-meter.ts';
 export { createWebSocketAcceptor, type WebSocketAcceptor } from './transport/websocket.ts';

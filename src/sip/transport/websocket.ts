@@ -7,6 +7,7 @@ import type { Endpoint, Flow } from './flow.ts';
 import { formatEndpoint } from './flow.ts';
 import { type ConnectionGuard, GuardedConnection } from './guard.ts';
 import { deliverUnit, type TransportSink } from './sink.ts';
+import { WebSocketMeter } from './ws-meter.ts';
 
 export interface WebSocketAcceptor {
   /** hands an HTTP upgrade request to SIP; false when the path is not ours */
@@ -33,8 +34,8 @@ class WebSocketFlow extends GuardedConnection implements Flow {
   readonly ws: WebSocket;
   /** what the connection was counted against (guard.admit), released when it closes */
   readonly source: string;
-  /** bytes received since the last whole message or control frame: what the library holds for the next */
-  pending = 0;
+  /** what the library holds of a message not yet whole, read from the frames as they come */
+  readonly meter = new WebSocketMeter();
 
   constructor(guard: ConnectionGuard, ws: WebSocket, protocol: 'ws' | 'wss', local: Endpoint, remote: Endpoint, source: string) {
     super(guard);
@@ -106,29 +107,21 @@ export function createWebSocketAcceptor(opts: {
   let local: Endpoint | null = null;
 
   // Shared by every connection: `this` is the connection (or its socket) the event is for.
-  // The guard sees the socket's bytes before the library does (a listener put first), and a whole
-  // message or control frame once the library made it out, which empties the count.
+  // The guard sees the socket's bytes before the library does (a listener put first): one past
+  // its limits is closed before the library reads the chunk.
   function onSocketData(this: CountedSocket, chunk: Buffer): void {
     const flow = this.sipFlow;
     if (flow === undefined) return;
-    flow.pending += chunk.length;
-    guard.received(flow, flow.pending, true, false);
-  }
-  function settled(flow: WebSocketFlow): void {
-    flow.pending = 0;
-    guard.received(flow, 0, false, true);
+    const completed = flow.meter.push(chunk);
+    const held = flow.meter.held;
+    guard.received(flow, held, held > 0, completed);
   }
   function onMessage(this: WebSocket, data: RawData): void {
     const flow = (this as SipWebSocket).flow;
-    // a message the library still read from a connection the guard has just closed is dropped
+    // a message the library still reads from a connection the guard has just closed is dropped
     if (flow === null || flow.ended) return;
-    settled(flow);
     const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
     deliverUnit(bytes, flow, limits, sink);
-  }
-  function onControl(this: WebSocket): void {
-    const flow = (this as SipWebSocket).flow;
-    if (flow !== null) settled(flow);
   }
   function onError(this: WebSocket): void {
     this.terminate();
@@ -154,8 +147,6 @@ export function createWebSocketAcceptor(opts: {
     live.add(ws);
     socket.prependListener('data', onSocketData);
     ws.on('message', onMessage);
-    ws.on('ping', onControl);
-    ws.on('pong', onControl);
     ws.on('error', onError);
     ws.on('close', onClose);
   };
