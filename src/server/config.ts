@@ -10,7 +10,7 @@ import { LOG_LEVELS, type LogLevel } from '../observability/logger.ts';
 import { DEFAULT_REGISTRAR_SETTINGS, type RegistrarSettings } from '../registrar/plan.ts';
 import { DEFAULT_CONNECTION_LIMITS, DIGEST_ALGORITHMS, type DigestAlgorithm } from '../sip/index.ts';
 import { DEFAULT_SUBSCRIBE_EXPIRY } from '../events/index.ts';
-import { DEFAULT_PUBLISH_EXPIRY, type ExpirySettings } from '../presence/index.ts';
+import { DEFAULT_PUBLISH_EXPIRY, type ExpirySettings, MAX_PUBLISH_BODY } from '../presence/index.ts';
 
 export interface ServerConfig {
   domain: string;
@@ -304,12 +304,21 @@ function sipOf(file: Partial<ServerConfig['sip']> | undefined): ServerConfig['si
   return { ...DEFAULT_CONFIG.sip, ...file, connections: { ...DEFAULT_CONFIG.sip.connections, ...file?.connections } };
 }
 
+/**
+ * The largest body any SIP method accepts (MESSAGE: messaging.maxBody; PUBLISH), so the most the
+ * framing of a connection reads: a longer one would be refused once read anyway.
+ */
+export function largestBody(config: Pick<ServerConfig, 'messaging'>): number {
+  return Math.max(config.messaging.maxBody, MAX_PUBLISH_BODY);
+}
+
 function checkConnections(config: ServerConfig): void {
   const c = config.sip.connections;
   if (c.maxPerSource > c.maxTotal) throw new ConfigError(`sip.connections.maxPerSource (${c.maxPerSource}) must not exceed sip.connections.maxTotal (${c.maxTotal})`);
-  // One unauthenticated client must be able to send the largest message it may send.
-  if (c.unauthenticatedBufferBudget < config.messaging.maxBody * 2) {
-    throw new ConfigError(`sip.connections.unauthenticatedBufferBudget (${c.unauthenticatedBufferBudget}) must be at least twice messaging.maxBody (${config.messaging.maxBody}): one unauthenticated MESSAGE of the largest size must fit`);
+  // A client sends its first request before it can authenticate: the largest must fit, twice.
+  const largest = largestBody(config);
+  if (c.unauthenticatedBufferBudget < largest * 2) {
+    throw new ConfigError(`sip.connections.unauthenticatedBufferBudget (${c.unauthenticatedBufferBudget}) must be at least twice the largest body a request may have (${largest}: messaging.maxBody, or 65536 for PUBLISH): a client sends one before it has authenticated`);
   }
 }
 

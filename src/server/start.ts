@@ -7,7 +7,7 @@ import { cachedUserLookup, DIRECTORY_MIGRATIONS } from '../directory/index.ts';
 import type { Logger } from '../observability/logger.ts';
 import { EventService } from '../events/index.ts';
 import { MessageSummaryPackage } from '../mailbox/index.ts';
-import { MAX_PUBLISH_BODY, PRESENCE_MIGRATIONS, PresenceService, createPresenceRoute, databaseBlockList, databaseContactLists } from '../presence/index.ts';
+import { PRESENCE_MIGRATIONS, PresenceService, createPresenceRoute, databaseBlockList, databaseContactLists } from '../presence/index.ts';
 import { ProvisioningPackage } from '../settings/index.ts';
 import { SETTINGS_MIGRATIONS } from '../settings/index.ts';
 import { createRegistrationEvents, MemoryLocationService, registerHandler } from '../registrar/index.ts';
@@ -20,7 +20,7 @@ import { OFFLINE_MIGRATIONS, OfflineService, createMailboxRouting, spoolerEndpoi
 import { TRACE_MIGRATIONS } from '../observability/trace.ts';
 import { traceEndpoint } from '../observability/trace-endpoint.ts';
 import { EmbeddedMailboxConnector, MAILBOX_MIGRATIONS, SmtpOutbound, createAutodiscoverRoute, createEwsRoute, startSmtpInbound } from '../mailbox/index.ts';
-import type { ServerConfig } from './config.ts';
+import { largestBody, type ServerConfig } from './config.ts';
 import { listenHttp, type HttpRoute } from './http.ts';
 import { loadAdminToken, loadSecret } from './secrets.ts';
 import { createAdminRoute, serverCmdlets } from '../admin/index.ts';
@@ -61,9 +61,9 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   const registrations = createRegistrationEvents();
   const connections = new Map<string, Flow>();
   const udpListeners: UdpListener[] = [];
-  // The framing reads no body larger than the largest any method accepts (MESSAGE, PUBLISH): a
-  // longer one would be refused once read anyway, so it is refused (413) before it is held.
-  const limits: SipLimits = sipLimits({ maxBody: Math.max(config.messaging.maxBody, MAX_PUBLISH_BODY) });
+  // The framing reads no body larger than the largest any method accepts: a longer one would be
+  // refused once read anyway, so it is refused (413) before it is held.
+  const limits: SipLimits = sipLimits({ maxBody: largestBody(config) });
 
   // The offline-IM pipeline: the router hands it what no registration took; its worker delivers.
   const offline = new OfflineService({

@@ -258,8 +258,9 @@ describe('the budget of unauthenticated connections', () => {
   let server: RunningServer;
   const people = sdkClients(() => server, DOMAIN, { localAddress: '127.0.0.2' });
   before(async () => {
-    // 256 KiB for all unauthenticated connections together; timeouts long enough not to interfere
-    server = await serverWith({ unauthenticatedBufferBudget: 256 * 1024, messageTimeout: 60, idleTimeout: 60 });
+    // 256 KiB for all unauthenticated connections together; timeouts long enough not to interfere;
+    // MESSAGE bodies up to 128 KiB, so that the framing's limit is MESSAGE's and not PUBLISH's
+    server = await serverWith({ unauthenticatedBufferBudget: 256 * 1024, messageTimeout: 60, idleTimeout: 60 }, { messaging: { maxBody: 128 * 1024 } });
   });
   after(async () => {
     await people.closeAll();
@@ -292,6 +293,21 @@ describe('the budget of unauthenticated connections', () => {
     assert.ok(refusals.every((l) => l.source === '127.0.0.1' && l.level === 40 && l.setting === 'sip.connections.unauthenticatedBufferBudget'));
     assert.ok(closedCount() < strangers.length, 'the budget still holds some of them');
     for (const c of strangers) c.socket.destroy();
+  });
+
+  it('reads bodies up to the largest any method accepts, and each method keeps its own limit', async () => {
+    const alice = await people.connect('alice', { register: true });
+    const bob = await people.connect('bob', { register: true });
+    const toBob = nextMessage(bob);
+    assert.equal((await alice.sendMessage(`sip:bob@${DOMAIN}`, 'M'.repeat(100_000))).status, 200, 'a 100 KB MESSAGE: under messaging.maxBody');
+    assert.equal((await toBob).body.length, 100_000);
+    const publish = await alice.request('PUBLISH', `sip:alice@${DOMAIN}`, { headers: { Event: 'presence' }, body: 'P'.repeat(70_000), contentType: 'application/pidf+xml' });
+    assert.equal(publish.status, 413, 'PUBLISH keeps its 64 KiB');
+    assert.match(publish.headers.get('warning') ?? '', /presence document is 70000 bytes; the limit is 65536/);
+    const tooLarge = await alice.sendMessage(`sip:bob@${DOMAIN}`, 'X'.repeat(140_000));
+    assert.equal(tooLarge.status, 413, 'over the largest: refused by the framing');
+    assert.match(tooLarge.headers.get('warning') ?? '', /Content-Length 140000 is over the body limit of 131072 bytes; the body is skipped/);
+    assert.equal((await alice.sendMessage(`sip:bob@${DOMAIN}`, 'after')).status, 200, 'the connection goes on after a skipped body');
   });
 });
 

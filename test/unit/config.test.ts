@@ -80,7 +80,7 @@ describe('SIP connection settings (sip.connections)', () => {
     assert.throws(() => loadConfig(file('{"sip": {"connections": {"maxPerSource": 10, "maxTotal": 5}}}'), {}), /maxPerSource \(10\) must not exceed sip\.connections\.maxTotal \(5\)/);
     assert.throws(
       () => loadConfig(file('{"messaging": {"maxBody": 100000}, "sip": {"connections": {"unauthenticatedBufferBudget": 150000}}}'), {}),
-      /unauthenticatedBufferBudget \(150000\) must be at least twice messaging\.maxBody \(100000\)/,
+      /unauthenticatedBufferBudget \(150000\) must be at least twice the largest body a request may have \(100000: messaging\.maxBody/,
     );
   });
 
