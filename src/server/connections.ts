@@ -4,7 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import type { Logger } from '../observability/logger.ts';
-import { CONNECTION_GUARD_CODES, ConnectionGuard, type ConnectionGuardCode, type ConnectionLimits } from '../sip/index.ts';
+import { CONNECTION_GUARD_CODES, ConnectionGuard, type ConnectionGuardCode, type ConnectionLimits, DEFAULT_CONNECTION_LIMITS } from '../sip/index.ts';
 import type { ConnectionSettings } from './config.ts';
 
 const C = CONNECTION_GUARD_CODES;
@@ -61,7 +61,9 @@ export function createConnectionGuard(settings: Readonly<ConnectionSettings>, lo
   const files = openFileLimit();
   const { limits, lowered } = connectionLimits(settings, files);
   if (lowered) {
-    logger.warn({ setting: 'sip.connections.maxTotal', configured: settings.maxTotal, used: limits.maxTotal, openFileLimit: files }, 'sip.connections.maxTotal %d is more than the open-file limit (%d) leaves room for; %d connections are taken at most (raise ulimit -n to take more)', settings.maxTotal, files ?? 0, limits.maxTotal);
+    // the default meets a smaller machine: worth knowing; a number an operator chose: worth a warning
+    const level = settings.maxTotal === DEFAULT_CONNECTION_LIMITS.maxTotal ? 'info' : 'warn';
+    logger[level]({ setting: 'sip.connections.maxTotal', configured: settings.maxTotal, used: limits.maxTotal, openFileLimit: files }, 'sip.connections.maxTotal %d is more than the open-file limit (%d) leaves room for; %d connections are taken at most (raise ulimit -n to take more)', settings.maxTotal, files ?? 0, limits.maxTotal);
   }
   const log = logger.child({ component: 'connections' });
   return new ConnectionGuard(limits, (event) => {
