@@ -12,6 +12,8 @@ export interface NodeTransportOptions {
   connectTimeoutMs?: number;
   /** for tls:// — e.g. `{ ca, rejectUnauthorized }`; servername defaults to the URL host */
   tls?: tls.ConnectionOptions;
+  /** for tcp:// and tls://: the local address to connect from, on a host with several */
+  localAddress?: string;
 }
 
 export function nodeConnector(options: NodeTransportOptions = {}): TransportConnector {
@@ -24,9 +26,10 @@ export function nodeConnector(options: NodeTransportOptions = {}): TransportConn
 function connectStream(server: ServerAddress, options: NodeTransportOptions): Promise<ClientTransport> {
   return new Promise((resolve, reject) => {
     const secure = server.scheme === 'tls';
+    const from = options.localAddress !== undefined ? { localAddress: options.localAddress } : {};
     const socket: net.Socket = secure
-      ? tls.connect({ host: server.host, port: server.port, servername: net.isIP(server.host) === 0 ? server.host : undefined, ...options.tls })
-      : net.connect({ host: server.host, port: server.port });
+      ? tls.connect({ host: server.host, port: server.port, ...from, servername: net.isIP(server.host) === 0 ? server.host : undefined, ...options.tls })
+      : net.connect({ host: server.host, port: server.port, ...from });
     socket.setNoDelay(true);
     let opened = false;
     let closed = false;

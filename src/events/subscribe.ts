@@ -109,6 +109,7 @@ export function subscribeHandler(events: SubscribeDeps): MethodHandler {
           return;
         }
         events.subscriptions.refresh(found, expiresAt, cseq, contactUri, flow);
+        keepFlowOpen(incoming, expires, expiresAt);
         answer(ctx, incoming, expires);
         // §4.1.2.3: "Unsubscribing is handled in the same way as refreshing of a subscription,
         // with the "Expires" header field set to "0"" — the notifier sends a final NOTIFY.
@@ -191,6 +192,7 @@ export function subscribeHandler(events: SubscribeDeps): MethodHandler {
         },
       });
       events.subscriptions.add(sub);
+      keepFlowOpen(incoming, expires, expiresAt);
       // RFC 6665 §4.2.1: "the notifier MUST immediately construct and send a NOTIFY request";
       // a fetch (Expires: 0) gets that one NOTIFY with Subscription-State: terminated (§4.4.3).
       if (expires === 0) events.terminate(sub, 'timeout');
@@ -198,6 +200,14 @@ export function subscribeHandler(events: SubscribeDeps): MethodHandler {
       incoming.log.debug({ watcher, event: pkg.name, resource, expires }, '%s subscription of %s to %s created', pkg.name, watcher, resource);
     },
   };
+}
+
+/**
+ * NOTIFYs go over the subscription's flow: its connection is kept open while the subscription
+ * lasts (lengthened only: one that ends early leaves it to the idle timeout after its old expiry).
+ */
+function keepFlowOpen(incoming: Incoming, expires: number, expiresAt: number): void {
+  if (expires > 0) incoming.flow.keepOpenUntil?.(expiresAt);
 }
 
 /** RFC 6665 §4.2.1.1: 200 (not the deprecated 202) with Expires and the notifier's Contact. */

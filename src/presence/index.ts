@@ -2,7 +2,7 @@
 // watchers and contact lists (storage, the user's HTTP endpoints), resource lists (RFC 4662). What other capabilities may use. SUBSCRIBE/NOTIFY
 // is src/events.
 export { DEFAULT_BLOCK_POLL_MS, PresenceService, type PresenceInspection, type PresenceOptions, type PresenceSnapshot } from './service.ts';
-export { publishHandler } from './publish.ts';
+export { MAX_PUBLISH_BODY, publishHandler } from './publish.ts';
 export { buildPidf, parsePidf, PIDF_TYPE, PRESENCE_STATES, OFFLINE, type PresenceState, type PresenceStateName } from './pidf.ts';
 export { aggregate, DEFAULT_PUBLISH_EXPIRY, type ExpirySettings, type PublicationDetails } from './publications.ts';
 export { PRESENCE_EVENT } from './headers.ts';

@@ -11,6 +11,12 @@ import { parsePidf, PIDF_TYPE } from './pidf.ts';
 import type { PresenceState } from './pidf.ts';
 import type { PresenceService } from './service.ts';
 
+/**
+ * The largest PUBLISH body accepted, bytes (413 above). A device's PIDF document is well under a
+ * kilobyte; this also bounds what the SIP framing reads for any method (see src/server/start.ts).
+ */
+export const MAX_PUBLISH_BODY = 64 * 1024;
+
 export function publishHandler(presence: PresenceService): MethodHandler {
   return {
     method: 'PUBLISH',
@@ -44,6 +50,10 @@ export function publishHandler(presence: PresenceService): MethodHandler {
       // Step 6: the body, when there is one, must be a document of a type the package allows.
       let document: PresenceState | undefined;
       const contentType = request.headers.get('content-type');
+      if (request.body.length > MAX_PUBLISH_BODY) {
+        reply(ctx, incoming, 413, { warning: `presence document is ${request.body.length} bytes; the limit is ${MAX_PUBLISH_BODY}` });
+        return;
+      }
       if (request.body.length > 0) {
         const type = contentType === undefined ? undefined : mediaTypeOf(contentType);
         if (type !== PIDF_TYPE) {

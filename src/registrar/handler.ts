@@ -4,6 +4,7 @@ import { refuseCredentials } from '../router/identity.ts';
 import type { Binding, FlowRef } from './location.ts';
 import { planRegistration } from './plan.ts';
 import { parseNameAddr, parseUri, SipParseError } from '../sip/index.ts';
+import type { Flow } from '../sip/index.ts';
 
 /** REGISTER (RFC 3261 §10.3): Parley is the registrar of its one domain. */
 export const registerHandler: MethodHandler = {
@@ -36,6 +37,8 @@ export const registerHandler: MethodHandler = {
       refuseCredentials(ctx, incoming, auth);
       return;
     }
+    // the connection is a user's now: what it holds no longer counts as a stranger's
+    flow.markTrusted?.();
     if (auth.address !== aor) {
       reply(ctx, incoming, 403, { warning: `${auth.address} may not register ${aor}` });
       return;
@@ -51,6 +54,7 @@ export const registerHandler: MethodHandler = {
       return;
     }
     const bindings = await ctx.location.apply(aor, plan.changes, now);
+    if (flow.keepOpenUntil !== undefined) keepFlowOpen(flow, bindings);
     // A refresh (the same contacts, later expiry) changes nothing anyone watches; it is also most of
     // a registrar's traffic, so it is logged at debug level only.
     if (sameContacts(current, bindings)) {
@@ -62,6 +66,18 @@ export const registerHandler: MethodHandler = {
     reply(ctx, incoming, 200, { headers: [...bindings.map((b) => ['Contact', contactValue(b, now)] as [string, string]), ['Date', new Date(now).toUTCString()]] });
   },
 };
+
+/**
+ * RFC 5626 §5.3: requests for a binding go back over the flow its REGISTER came on, so a
+ * connection is kept open while a binding made over it lives (the client refreshes it over the
+ * same connection, or sends CRLF keep-alives). Only lengthened: a binding removed early leaves
+ * the connection open until its old expiry at most.
+ */
+function keepFlowOpen(flow: Flow, bindings: readonly Binding[]): void {
+  let until = 0;
+  for (const b of bindings) if (b.flow.id === flow.id && b.expiresAt > until) until = b.expiresAt;
+  if (until > 0) flow.keepOpenUntil?.(until);
+}
 
 function sameContacts(before: readonly Binding[], after: readonly Binding[]): boolean {
   if (before.length !== after.length) return false;

@@ -55,6 +55,8 @@ export function authenticateSender(ctx: SipContext, incoming: Incoming): string 
     refuseCredentials(ctx, incoming, auth);
     return undefined;
   }
+  // the connection is a user's now: what it holds no longer counts as a stranger's
+  incoming.flow.markTrusted?.();
   const claimed = addressOf(from);
   if (auth.address !== claimed) {
     // The From display name is the sender's to choose; the address is not (RFC 3261 §26.1.1).

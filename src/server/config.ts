@@ -11,10 +11,10 @@ import { DEFAULT_SPOOL_QUOTA } from '../offline/index.ts';
 import { ParleyError } from '../errors.ts';
 import { LOG_LEVELS, type LogLevel } from '../observability/logger.ts';
 import { DEFAULT_REGISTRAR_SETTINGS, type RegistrarSettings } from '../registrar/plan.ts';
-import { DIGEST_ALGORITHMS, type DigestAlgorithm } from '../sip/index.ts';
+import { DEFAULT_CONNECTION_LIMITS, DIGEST_ALGORITHMS, type DigestAlgorithm } from '../sip/index.ts';
 import { DEFAULT_SUBSCRIBE_EXPIRY } from '../events/index.ts';
 import { DEFAULT_SUBSCRIPTION_LIMITS, type SubscriptionLimits } from '../events/index.ts';
-import { DEFAULT_PUBLISH_EXPIRY, type ExpirySettings } from '../presence/index.ts';
+import { DEFAULT_PUBLISH_EXPIRY, type ExpirySettings, MAX_PUBLISH_BODY } from '../presence/index.ts';
 import { parseHostHeader } from './own-names.ts';
 
 export interface ServerConfig {
@@ -47,6 +47,8 @@ export interface ServerConfig {
     digestAlgorithms: DigestAlgorithm[];
     /** refuse digest credentials whose uri is not the Request-URI (RFC 7616 §3.4.6) */
     checkDigestUri: boolean;
+    /** limits of SIP connections over TCP, TLS and WebSocket (src/sip/transport/guard.ts) */
+    connections: ConnectionSettings;
   };
   /** durations of presence publications (RFC 3903) and subscriptions (RFC 3856), seconds */
   presence: { publishExpiry: ExpirySettings; subscribeExpiry: ExpirySettings };
@@ -70,6 +72,28 @@ export interface AuthConfig {
   /** HTTP peers (a local TLS proxy) whose X-Forwarded-For names the client */
   trustedProxies: string[];
 }
+
+/** Limits of SIP's stream connections (TCP, TLS, WebSocket): see src/sip/transport/guard.ts. */
+export interface ConnectionSettings {
+  /** seconds a connection may stay silent; one carrying a registration or subscription lives at least until it expires */
+  idleTimeout: number;
+  /** seconds a message may take to arrive whole once it began (a TLS handshake too) */
+  messageTimeout: number;
+  /** open connections from one address (IPv6: one /64) */
+  maxPerSource: number;
+  /** open connections in all; kept under the process's open-file limit */
+  maxTotal: number;
+  /** bytes of unfinished messages held for connections on which nothing authenticated yet, all together */
+  unauthenticatedBufferBudget: number;
+}
+
+const CONNECTION_DEFAULTS: ConnectionSettings = {
+  idleTimeout: DEFAULT_CONNECTION_LIMITS.idleTimeoutMs / 1000,
+  messageTimeout: DEFAULT_CONNECTION_LIMITS.messageTimeoutMs / 1000,
+  maxPerSource: DEFAULT_CONNECTION_LIMITS.maxPerSource,
+  maxTotal: DEFAULT_CONNECTION_LIMITS.maxTotal,
+  unauthenticatedBufferBudget: DEFAULT_CONNECTION_LIMITS.unauthenticatedBufferBudget,
+};
 
 export interface OfflineImConfig {
   /** group commit: how long accepted messages gather before one durable write, ms */
@@ -108,7 +132,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   },
   mailboxes: {},
   mailboxQuota: { ...DEFAULT_MAILBOX_QUOTA },
-  sip: { t1: 500, t2: 4000, t4: 5000, nonceLifetime: 300, digestAlgorithms: ['SHA-256', 'MD5'], checkDigestUri: true },
+  sip: { t1: 500, t2: 4000, t4: 5000, nonceLifetime: 300, digestAlgorithms: ['SHA-256', 'MD5'], checkDigestUri: true, connections: CONNECTION_DEFAULTS },
   presence: { publishExpiry: { ...DEFAULT_PUBLISH_EXPIRY }, subscribeExpiry: { ...DEFAULT_SUBSCRIBE_EXPIRY } },
   publicHosts: [],
   events: { ...DEFAULT_SUBSCRIPTION_LIMITS },
@@ -134,6 +158,11 @@ const positive = (min: number, max: number): Check => (v, path) => {
   if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) throw new ConfigError(`${path} must be a number from ${min} to ${max}, not ${JSON.stringify(v)}`);
   return v;
 };
+/** a whole number from min to max */
+const count = (min: number, max: number): Check => (v, path) => {
+  if (!Number.isSafeInteger(v) || (v as number) < min || (v as number) > max) throw new ConfigError(`${path} must be a whole number from ${min} to ${max}, not ${JSON.stringify(v)}`);
+  return v;
+};
 const text = (pattern: RegExp, what: string): Check => (v, path) => {
   if (typeof v !== 'string' || !pattern.test(v)) throw new ConfigError(`${path} must be ${what}, not ${JSON.stringify(v)}`);
   return v;
@@ -152,11 +181,6 @@ const digestAlgorithms: Check = (v, path) => {
 };
 const flag: Check = (v, path) => {
   if (typeof v !== 'boolean') throw new ConfigError(`${path} must be true or false, not ${JSON.stringify(v)}`);
-  return v;
-};
-/** a whole number from min to max */
-const count = (min: number, max: number): Check => (v, path) => {
-  if (!Number.isInteger(v) || (v as number) < min || (v as number) > max) throw new ConfigError(`${path} must be a whole number from ${min} to ${max}, not ${JSON.stringify(v)}`);
   return v;
 };
 const hostName = text(/^[A-Za-z0-9.:[\]-]+$/, 'a host name or IP address');
@@ -310,7 +334,13 @@ const SCHEMA = section({
   }),
   mailboxes,
   mailboxQuota: section({ issueWarningQuota: byteSize, prohibitSendQuota: byteSize, prohibitSendReceiveQuota: byteSize, recoverableItemsQuota: byteSize }),
-  sip: section({ t1: positive(1, 10_000), t2: positive(1, 60_000), t4: positive(1, 60_000), nonceLifetime: positive(10, 86400), digestAlgorithms, checkDigestUri: flag }),
+  sip: section({ t1: positive(1, 10_000), t2: positive(1, 60_000), t4: positive(1, 60_000), nonceLifetime: positive(10, 86400), digestAlgorithms, checkDigestUri: flag, connections: section({
+    idleTimeout: positive(0.1, 86400),
+    messageTimeout: positive(0.1, 3600),
+    maxPerSource: count(1, 1_000_000),
+    maxTotal: count(1, 1_000_000),
+    unauthenticatedBufferBudget: count(64 * 1024, 2 ** 40),
+  }) }),
   presence: section({ publishExpiry: expiry, subscribeExpiry: expiry }),
   publicHosts: (v: unknown, path: string) => {
     if (!Array.isArray(v) || v.length > 100) throw new ConfigError(`${path} must be a list of at most 100 host names or IP addresses, not ${JSON.stringify(v)}`);
@@ -351,7 +381,7 @@ export function loadConfig(file: string | undefined, flags: ConfigOverrides): Re
     messaging: { ...DEFAULT_CONFIG.messaging, ...(fromFile.messaging as object | undefined) },
     offlineIm: offlineImOf(fromFile.offlineIm as Partial<OfflineImConfig> | undefined),
     mailboxQuota: { ...DEFAULT_CONFIG.mailboxQuota, ...(fromFile.mailboxQuota as object | undefined) },
-    sip: { ...DEFAULT_CONFIG.sip, ...(fromFile.sip as object | undefined) },
+    sip: sipOf(fromFile.sip as Partial<ServerConfig['sip']> | undefined),
     presence: presenceOf(fromFile.presence as Partial<Record<keyof ServerConfig['presence'], Partial<ExpirySettings>>> | undefined),
     events: { ...DEFAULT_CONFIG.events, ...(fromFile.events as object | undefined) },
     auth: authOf(fromFile.auth as Partial<AuthConfig> | undefined),
@@ -368,6 +398,7 @@ export function loadConfig(file: string | undefined, flags: ConfigOverrides): Re
   if (config.auth.hashQueuePerSource > config.auth.hashQueue + config.auth.hashConcurrency) {
     throw new ConfigError('auth.hashQueuePerSource must not exceed auth.hashQueue + auth.hashConcurrency (what one source can hold at most)');
   }
+  checkConnections(config);
   for (const [key, e] of Object.entries(config.presence)) {
     if (!(e.min <= e.default && e.default <= e.max)) throw new ConfigError(`presence.${key} must have min ≤ default ≤ max, not ${JSON.stringify(e)}`);
   }
@@ -381,6 +412,29 @@ export function loadConfig(file: string | undefined, flags: ConfigOverrides): Re
 function offlineImOf(file: Partial<OfflineImConfig> | undefined): OfflineImConfig {
   const d = DEFAULT_CONFIG.offlineIm;
   return { ...d, ...file, senderQuota: { ...d.senderQuota, ...file?.senderQuota }, recipientQuota: { ...d.recipientQuota, ...file?.recipientQuota } };
+}
+
+/** The sip section over its defaults, and its connection limits key by key. */
+function sipOf(file: Partial<ServerConfig['sip']> | undefined): ServerConfig['sip'] {
+  return { ...DEFAULT_CONFIG.sip, ...file, connections: { ...DEFAULT_CONFIG.sip.connections, ...file?.connections } };
+}
+
+/**
+ * The largest body any SIP method accepts (MESSAGE: messaging.maxBody; PUBLISH), so the most the
+ * framing of a connection reads: a longer one would be refused once read anyway.
+ */
+export function largestBody(config: Pick<ServerConfig, 'messaging'>): number {
+  return Math.max(config.messaging.maxBody, MAX_PUBLISH_BODY);
+}
+
+function checkConnections(config: ServerConfig): void {
+  const c = config.sip.connections;
+  if (c.maxPerSource > c.maxTotal) throw new ConfigError(`sip.connections.maxPerSource (${c.maxPerSource}) must not exceed sip.connections.maxTotal (${c.maxTotal})`);
+  // A client sends its first request before it can authenticate: the largest must fit, twice.
+  const largest = largestBody(config);
+  if (c.unauthenticatedBufferBudget < largest * 2) {
+    throw new ConfigError(`sip.connections.unauthenticatedBufferBudget (${c.unauthenticatedBufferBudget}) must be at least twice the largest body a request may have (${largest}: messaging.maxBody, or 65536 for PUBLISH): a client sends one before it has authenticated`);
+  }
 }
 
 /** Each presence duration section over its defaults, key by key. */

@@ -18,8 +18,21 @@ export interface HttpListener {
  * The HTTP port: SIP over WebSocket at /sip, a health check, and (later) the admin API, EWS and
  * the web client. Errors are problem JSON (RFC 9457).
  */
-export function listenHttp(opts: { address: string; port: number; websocket: WebSocketAcceptor; product: string; routes?: readonly HttpRoute[] }): Promise<HttpListener> {
-  const server = http.createServer((req, res) => {
+export function listenHttp(opts: {
+  address: string;
+  port: number;
+  websocket: WebSocketAcceptor;
+  product: string;
+  routes?: readonly HttpRoute[];
+  /** ms a request's head may take to arrive (Node's default: 60 s) */
+  headersTimeoutMs?: number;
+  /** the listening socket failed to accept a connection (no file descriptor left, say) */
+  onAcceptError?: (err: Error) => void;
+}): Promise<HttpListener> {
+  const headersTimeout = opts.headersTimeoutMs ?? 60_000;
+  // Node checks the timeout every connectionsCheckingInterval (30 s by default): often enough here.
+  const timing = { headersTimeout, connectionsCheckingInterval: Math.min(30_000, Math.max(100, headersTimeout / 4)) };
+  const server = http.createServer(timing, (req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     for (const route of opts.routes ?? []) if (route.handle(req, res, url)) return;
     if (url.pathname === '/health' && (req.method === 'GET' || req.method === 'HEAD')) {
@@ -41,6 +54,8 @@ export function listenHttp(opts: { address: string; port: number; websocket: Web
     server.once('error', reject);
     server.listen(opts.port, opts.address, () => {
       server.off('error', reject);
+      // A failed accept must not take the process down; the client tries again.
+      server.on('error', (err: Error) => opts.onAcceptError?.(err));
       const addr = server.address() as AddressInfo;
       resolve({
         address: addr.address,

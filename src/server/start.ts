@@ -20,13 +20,14 @@ import { OFFLINE_MIGRATIONS, OfflineService, createMailboxRouting, spoolerEndpoi
 import { TRACE_MIGRATIONS } from '../observability/trace.ts';
 import { traceEndpoint } from '../observability/trace-endpoint.ts';
 import { EmbeddedMailboxConnector, MAILBOX_MIGRATIONS, MailboxQuota, SmtpOutbound, createAutodiscoverRoute, createEwsRoute, startSmtpInbound } from '../mailbox/index.ts';
-import type { ServerConfig } from './config.ts';
+import { largestBody, type ServerConfig } from './config.ts';
 import { listenHttp, type HttpRoute } from './http.ts';
 import { OwnNames } from './own-names.ts';
 import { loadAdminToken, loadSecret } from './secrets.ts';
 import { createAdminRoute, serverCmdlets } from '../admin/index.ts';
+import { createConnectionGuard } from './connections.ts';
 import { createSipSink } from './sip-service.ts';
-import { createWebSocketAcceptor, DEFAULT_SIP_LIMITS, type Endpoint, type Flow, formatEndpoint, listenStream, listenUdp, NonceIssuer, type SipLimits, type StreamListener, TransactionLayer, type UdpListener } from '../sip/index.ts';
+import { type ConnectionGuard, createWebSocketAcceptor, type Endpoint, type Flow, formatEndpoint, listenStream, listenUdp, NonceIssuer, type SipLimits, sipLimits, type StreamListener, TransactionLayer, type UdpListener } from '../sip/index.ts';
 
 export const PRODUCT = 'Parley/0.1.0';
 
@@ -86,7 +87,9 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   const registrations = createRegistrationEvents();
   const connections = new Map<string, Flow>();
   const udpListeners: UdpListener[] = [];
-  const limits: SipLimits = { ...DEFAULT_SIP_LIMITS, maxBody: Math.max(DEFAULT_SIP_LIMITS.maxBody, config.messaging.maxBody) };
+  // The framing reads no body larger than the largest any method accepts: a longer one would be
+  // refused once read anyway, so it is refused (413) before it is held.
+  const limits: SipLimits = sipLimits({ maxBody: largestBody(config) });
 
   // The offline-IM pipeline: the router hands it what no registration took; its worker delivers.
   const offline = new OfflineService({
@@ -150,24 +153,28 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   const sink = createSipSink({ logger, transactions, location, registrations, connections, ctx, events });
 
   const closers: Array<() => Promise<void> | void> = [];
+  // Limits and timeouts of every SIP connection (TCP, TLS, WebSocket), counted together.
+  const guard = createConnectionGuard(config.sip.connections, logger);
+  guard.start();
+  closers.push(() => guard.stop());
   try {
     // started first, stopped last: what the transports accepted until the end gets committed
     offline.start();
     closers.push(() => offline.close());
     lockouts.start();
     closers.push(() => lockouts.close());
-    const [tcp, udp] = await listenTcpAndUdp(config.listen, config.sipPort, limits, sink);
+    const [tcp, udp] = await listenTcpAndUdp(config.listen, config.sipPort, limits, sink, guard);
     udpListeners.push(udp);
     closers.push(() => tcp.close(), () => udp.close());
 
     let tls: StreamListener | null = null;
     if (config.tls) {
       const tlsOptions = { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) };
-      tls = await listenStream({ protocol: 'tls', address: config.listen, port: config.sipsPort, limits, sink, tls: tlsOptions });
+      tls = await listenStream({ protocol: 'tls', address: config.listen, port: config.sipsPort, limits, sink, guard, tls: tlsOptions });
       closers.push(() => tls?.close());
     }
 
-    const websocket = createWebSocketAcceptor({ path: '/sip', secure: false, limits, sink });
+    const websocket = createWebSocketAcceptor({ path: '/sip', secure: false, limits, sink, guard });
     closers.push(() => websocket.close());
     // Each capability that serves HTTP adds its route here (EWS, admin API, web client).
     const routes: HttpRoute[] = [];
@@ -190,7 +197,17 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
         onSettingsChanged: () => provisioning.settingsChanged(),
       }),
     );
-    const http = await listenHttp({ address: config.listen, port: config.httpPort, websocket, product: PRODUCT, routes });
+    // A WebSocket upgrade request is held to the SIP message timeout, like the messages after it
+    // (never longer than Node's default for HTTP).
+    const http = await listenHttp({
+      address: config.listen,
+      port: config.httpPort,
+      websocket,
+      product: PRODUCT,
+      routes,
+      headersTimeoutMs: Math.min(guard.limits.messageTimeoutMs, 60_000),
+      onAcceptError: (err) => guard.acceptFailed('ws', err),
+    });
     httpPort = http.port;
     ewsUrl = `http://${ownNames.defaultAuthority()}/EWS/Exchange.asmx`;
     closers.push(() => http.close());
@@ -249,9 +266,10 @@ async function listenTcpAndUdp(
   port: number,
   limits: SipLimits,
   sink: Parameters<typeof listenUdp>[0]['sink'],
+  guard: ConnectionGuard,
 ): Promise<[StreamListener, UdpListener]> {
   for (let attempt = 0; ; attempt++) {
-    const tcp = await listenStream({ protocol: 'tcp', address, port, limits, sink });
+    const tcp = await listenStream({ protocol: 'tcp', address, port, limits, sink, guard });
     try {
       const udp = await listenUdp({ address, port: tcp.local.port, limits, sink });
       return [tcp, udp];

@@ -62,6 +62,19 @@ export class StreamFramer {
     return this.#end - this.#start;
   }
 
+  /**
+   * Bytes of memory the framer holds: its buffer, whatever part of it is in use (a buffer that
+   * emptied is kept when it is not large). What a connection costs, for the transport's budget.
+   */
+  get held(): number {
+    return this.#buf.length;
+  }
+
+  /** True while a message has begun to arrive and is not complete (its head, body or skipped body). */
+  get midMessage(): boolean {
+    return this.#state === 'head' || this.#state === 'body' || this.#state === 'skip' || (this.#state === 'idle' && this.#end > this.#start);
+  }
+
   /** True after a fatal error: the connection should be closed; further input is ignored. */
   get closed(): boolean {
     return this.#state === 'closed';
@@ -100,7 +113,10 @@ export class StreamFramer {
       if (need * 2 <= this.#buf.length) {
         this.#buf.copyWithin(0, this.#start, this.#end);
       } else {
-        const grown = Buffer.allocUnsafe(Math.max(need * 2, 4096));
+        // Doubling amortises the copies of a growing header section; a body's size is known, so
+        // its buffer is made to fit (a slow sender's half-sent body holds no more than the body).
+        const size = this.#state === 'body' ? Math.max(need, this.#need) : need * 2;
+        const grown = Buffer.allocUnsafe(Math.max(size, 4096));
         this.#buf.copy(grown, 0, this.#start, this.#end);
         this.#buf = grown;
       }

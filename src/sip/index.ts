@@ -20,5 +20,8 @@ export { deliverUnit, type TransportSink } from './transport/sink.ts';
 export { stampReceived } from './transport/received.ts';
 export { listenUdp, type UdpListener } from './transport/udp.ts';
 export { listenStream, type StreamListener } from './transport/stream.ts';
+export { CONNECTION_GUARD_CODES, ConnectionGuard, DEFAULT_CONNECTION_LIMITS, GuardedConnection, sourceOf } from './transport/guard.ts';
+export type { ConnectionGuardCode, ConnectionGuardEvent, ConnectionLimits } from './transport/guard.ts';
+export { WebSocketMeter } from './transport/ws-meter.ts';
 export { createWebSocketAcceptor, type WebSocketAcceptor } from './transport/websocket.ts';
 export { cpimDateTime, headerValue as cpimHeader, parseCpim, parseRfc3339, type CpimHeader, type CpimMessage } from './cpim.ts';

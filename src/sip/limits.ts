@@ -1,6 +1,7 @@
 // Size limits of the SIP grammar layer, in one place (STYLE: limits enforced while parsing).
-// These are hard caps against abuse; the application enforces its own, smaller, MESSAGE body limit
-// (413) above them.
+// These are hard caps against abuse. The server lowers maxBody to the largest body any method
+// accepts (src/server/start.ts), so that the framing of a connection never holds a body that
+// would be refused once read; each method still enforces its own limit (413).
 
 export interface SipLimits {
   /** bytes of the start line (Request-Line / Status-Line), without its CRLF; over it: 414 for a request */

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ConfigError, DEFAULT_CONFIG, loadConfig } from '../../src/server/config.ts';
+import { connectionLimits } from '../../src/server/connections.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'parley-config-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -61,6 +62,35 @@ describe('digest algorithms setting', () => {
     assert.throws(() => loadConfig(undefined, { digestAlgorithms: ['SHA-1' as 'MD5'] }), /flag\.digestAlgorithms must list one or more of SHA-256, MD5/);
     assert.throws(() => loadConfig(undefined, { digestAlgorithms: ['MD5', 'MD5'] }), /no repeats/);
     assert.throws(() => loadConfig(file('{"sip": {"digestAlgorithms": []}}'), {}), /config\.sip\.digestAlgorithms must list/);
+  });
+});
+
+describe('SIP connection settings (sip.connections)', () => {
+  it('has defaults, and takes some keys from the file over the others', () => {
+    assert.deepEqual(loadConfig(undefined, {}).sip.connections, { idleTimeout: 60, messageTimeout: 20, maxPerSource: 3000, maxTotal: 50_000, unauthenticatedBufferBudget: 16 * 1024 * 1024 });
+    const c = loadConfig(file('{"sip": {"t1": 400, "connections": {"idleTimeout": 1.5, "maxPerSource": 8}}}'), {});
+    assert.equal(c.sip.t1, 400);
+    assert.deepEqual(c.sip.connections, { idleTimeout: 1.5, messageTimeout: 20, maxPerSource: 8, maxTotal: 50_000, unauthenticatedBufferBudget: 16 * 1024 * 1024 });
+  });
+
+  it('names what is wrong', () => {
+    assert.throws(() => loadConfig(file('{"sip": {"connections": {"maxPerSource": 2.5}}}'), {}), /config\.sip\.connections\.maxPerSource must be a whole number from 1/);
+    assert.throws(() => loadConfig(file('{"sip": {"connections": {"idleTimeout": 0}}}'), {}), /config\.sip\.connections\.idleTimeout must be a number from 0\.1/);
+    assert.throws(() => loadConfig(file('{"sip": {"connections": {"maxIdle": 1}}}'), {}), /unknown setting config\.sip\.connections\.maxIdle; known: idleTimeout/);
+    assert.throws(() => loadConfig(file('{"sip": {"connections": {"maxPerSource": 10, "maxTotal": 5}}}'), {}), /maxPerSource \(10\) must not exceed sip\.connections\.maxTotal \(5\)/);
+    assert.throws(
+      () => loadConfig(file('{"messaging": {"maxBody": 100000}, "sip": {"connections": {"unauthenticatedBufferBudget": 150000}}}'), {}),
+      /unauthenticatedBufferBudget \(150000\) must be at least twice the largest body a request may have \(100000: messaging\.maxBody/,
+    );
+  });
+
+  it('becomes the limits of the guard in ms, the total kept under the open-file limit', () => {
+    const settings = { idleTimeout: 1.5, messageTimeout: 20, maxPerSource: 100, maxTotal: 50_000, unauthenticatedBufferBudget: 1 << 20 };
+    assert.deepEqual(connectionLimits(settings, null), { limits: { idleTimeoutMs: 1500, messageTimeoutMs: 20_000, maxPerSource: 100, maxTotal: 50_000, unauthenticatedBufferBudget: 1 << 20 }, lowered: false });
+    assert.equal(connectionLimits(settings, 20_000).limits.maxTotal, 19_000, '5 % of the files are kept for the rest');
+    assert.equal(connectionLimits(settings, 1024).limits.maxTotal, 768, 'at least 256 are kept');
+    assert.equal(connectionLimits(settings, 20_000).lowered, true);
+    assert.equal(connectionLimits(settings, 1_000_000).lowered, false);
   });
 });
 

@@ -167,3 +167,38 @@ describe('StreamFramer', () => {
     assert.equal(framer.buffered, 0);
   });
 });
+
+describe('StreamFramer: what a connection holds (for the transport guard)', () => {
+  it('says when a message has begun and not ended, through head, body and a skipped body', () => {
+    const framer = new StreamFramer(sipLimits({ maxBody: 100 }));
+    const whole = message(1, 'x'.repeat(50));
+    assert.equal(framer.midMessage, false);
+    framer.push(whole.subarray(0, 20));
+    assert.equal(framer.midMessage, true, 'half a start line');
+    framer.push(whole.subarray(20, whole.length - 10));
+    assert.equal(framer.midMessage, true, 'in the body');
+    assert.deepEqual(kinds(framer.push(whole.subarray(whole.length - 10))), ['message']);
+    assert.equal(framer.midMessage, false);
+    assert.deepEqual(kinds(framer.push(Buffer.from('\r\n\r\n'))), ['ping']);
+    assert.equal(framer.midMessage, false, 'a keep-alive is not a message');
+    const big = message(2, 'y'.repeat(150));
+    assert.deepEqual(kinds(framer.push(big.subarray(0, big.length - 40))), [`error:${E.BODY_TOO_LARGE}:ok`]);
+    assert.equal(framer.midMessage, true, 'a refused body still being skipped');
+    assert.equal(framer.buffered, 0, 'a skipped body is not kept');
+    assert.deepEqual(kinds(framer.push(Buffer.concat([big.subarray(big.length - 40), message(3)]))), ['message']);
+    assert.equal(framer.midMessage, false);
+  });
+
+  it('holds a half-sent body in a buffer the size of the body, not twice it', () => {
+    const framer = new StreamFramer(sipLimits({ maxBody: 64 * 1024 }));
+    const whole = message(1, 'b'.repeat(60 * 1024));
+    const head = whole.indexOf('\r\n\r\n') + 4;
+    framer.push(whole.subarray(0, head + 1000));
+    assert.equal(framer.buffered, 1000);
+    assert.equal(framer.held, 60 * 1024, 'room for the body, and no more');
+    for (let at = head + 1000; at < whole.length - 1; at += 4096) framer.push(whole.subarray(at, Math.min(at + 4096, whole.length - 1)));
+    assert.equal(framer.held, 60 * 1024, 'filled without growing');
+    assert.deepEqual(kinds(framer.push(whole.subarray(whole.length - 1))), ['message']);
+    assert.equal(framer.buffered, 0);
+  });
+});

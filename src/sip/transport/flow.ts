@@ -19,6 +19,17 @@ export interface Flow {
   /** false when the flow is closed and the bytes could not be handed to the socket */
   send(data: Buffer): boolean;
   readonly closed: boolean;
+  /**
+   * Connections only (the transport's connection guard, guard.ts): a request on this flow passed
+   * digest authentication, so what it holds no longer counts against the budget of
+   * unauthenticated connections.
+   */
+  markTrusted?(): void;
+  /**
+   * Connections only: something that lives on this flow (a registration binding, a subscription)
+   * lasts until then, epoch ms; the idle timeout does not close the connection before.
+   */
+  keepOpenUntil?(epochMs: number): void;
 }
 
 /** The Via transport token for a flow (RFC 3261 §20.42, RFC 7118 §5). */

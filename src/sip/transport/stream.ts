@@ -4,6 +4,7 @@ import { StreamFramer } from '../framing.ts';
 import type { SipLimits } from '../limits.ts';
 import type { Endpoint, Flow } from './flow.ts';
 import { formatEndpoint } from './flow.ts';
+import { type ConnectionGuard, GuardedConnection } from './guard.ts';
 import type { TransportSink } from './sink.ts';
 
 export interface StreamListener {
@@ -18,68 +19,124 @@ export interface StreamListenOptions {
   port: number;
   limits: SipLimits;
   sink: TransportSink;
+  /** the connection limits and timeouts, shared with the other stream listeners */
+  guard: ConnectionGuard;
   tls?: tls.SecureContextOptions;
-  /** closes a connection that has sent nothing for this long (0: never) */
-  idleTimeoutMs?: number;
 }
 
 let nextConnection = 0;
 
+/** One TCP or TLS connection as the core sees it. */
+class StreamFlow extends GuardedConnection implements Flow {
+  readonly id: string;
+  readonly protocol: 'tcp' | 'tls';
+  readonly local: Endpoint;
+  readonly remote: Endpoint;
+  readonly reliable = true;
+  readonly socket: net.Socket;
+
+  constructor(guard: ConnectionGuard, socket: net.Socket, protocol: 'tcp' | 'tls', local: Endpoint, remote: Endpoint) {
+    super(guard);
+    this.id = `${protocol}:${formatEndpoint(local)}>${formatEndpoint(remote)}#${++nextConnection}`;
+    this.protocol = protocol;
+    this.local = local;
+    this.remote = remote;
+    this.socket = socket;
+  }
+
+  get closed(): boolean {
+    return this.socket.destroyed || !this.socket.writable;
+  }
+
+  send(bytes: Buffer): boolean {
+    if (this.socket.destroyed || !this.socket.writable) return false;
+    this.socket.write(bytes);
+    return true;
+  }
+
+  abort(): void {
+    this.socket.destroy();
+  }
+}
+
+function remoteOf(socket: net.Socket): Endpoint {
+  return { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
+}
+
 /** SIP over TCP and TLS (RFC 3261 §18.3): Content-Length framing, CRLF keep-alives (RFC 5626 §3.5.1). */
 export function listenStream(opts: StreamListenOptions): Promise<StreamListener> {
+  const { guard, sink, protocol } = opts;
   const sockets = new Set<net.Socket>();
+
+  // Limits are checked when the TCP connection is accepted, before a TLS handshake costs anything;
+  // the count is released when that socket closes, whatever became of it.
+  const admit = (socket: net.Socket): boolean => {
+    const source = guard.admit(protocol, remoteOf(socket));
+    if (source === null) {
+      socket.destroy();
+      return false;
+    }
+    socket.once('close', () => guard.release(source));
+    return true;
+  };
+
   const onSocket = (socket: net.Socket): void => {
     sockets.add(socket);
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
-    if (opts.idleTimeoutMs) socket.setTimeout(opts.idleTimeoutMs, () => socket.destroy());
     const local: Endpoint = { address: socket.localAddress ?? '', port: socket.localPort ?? 0 };
-    const remote: Endpoint = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
-    const flow: Flow = {
-      id: `${opts.protocol}:${formatEndpoint(local)}>${formatEndpoint(remote)}#${++nextConnection}`,
-      protocol: opts.protocol,
-      local,
-      remote,
-      reliable: true,
-      get closed() {
-        return socket.destroyed || !socket.writable;
-      },
-      send(bytes: Buffer): boolean {
-        if (socket.destroyed || !socket.writable) return false;
-        socket.write(bytes);
-        return true;
-      },
-    };
+    const flow = new StreamFlow(guard, socket, protocol, local, remoteOf(socket));
+    guard.track(flow);
     const framer = new StreamFramer(opts.limits);
     socket.on('data', (chunk: Buffer) => {
-      for (const event of framer.push(chunk)) {
-        if (event.type === 'message') opts.sink.onMessage(event.message, flow);
+      // After a fatal error the bytes are dropped unread, and keep nothing alive: the peer closes,
+      // or the idle timeout does.
+      if (framer.closed) return;
+      const events = framer.push(chunk);
+      for (const event of events) {
+        if (event.type === 'message') sink.onMessage(event.message, flow);
         else if (event.type === 'ping') socket.write('\r\n');
         else if (event.type === 'error') {
-          opts.sink.onParseError(event.error, flow);
-          // Framing is lost: nothing after this point can be read as SIP.
+          sink.onParseError(event.error, flow);
+          // Framing is lost: nothing after this point can be read as SIP. Half-closed rather than
+          // destroyed, so that unread bytes do not turn into a reset that loses the answer.
           if (event.fatal) {
             socket.end();
             return;
           }
         }
       }
+      guard.received(flow, framer.held, framer.midMessage, events.length > 0);
     });
     socket.on('error', () => socket.destroy());
     socket.on('close', () => {
       sockets.delete(socket);
-      opts.sink.onFlowClosed(flow);
+      guard.untrack(flow);
+      sink.onFlowClosed(flow);
     });
   };
 
-  const server =
-    opts.protocol === 'tls' ? tls.createServer({ ...opts.tls }, onSocket) : net.createServer(onSocket);
-  // A TLS handshake failure is the peer's problem, never the process's.
-  server.on('tlsClientError', (_err: Error, socket: tls.TLSSocket) => socket.destroy());
+  let server: net.Server;
+  if (protocol === 'tls') {
+    // A handshake that does not finish in time is a slow sender like any other.
+    server = tls.createServer({ ...opts.tls, handshakeTimeout: guard.limits.messageTimeoutMs }, onSocket);
+    server.on('connection', (socket: net.Socket) => admit(socket));
+    // A TLS handshake failure is the peer's problem, never the process's.
+    server.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => {
+      if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') guard.handshakeTimedOut(remoteOf(socket));
+      socket.destroy();
+    });
+  } else {
+    server = net.createServer((socket) => {
+      if (admit(socket)) onSocket(socket);
+    });
+  }
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, opts.address, () => {
       server.off('error', reject);
+      // An accept that fails (no file descriptor left, say) must not take the process down.
+      server.on('error', (err: Error) => guard.acceptFailed(protocol, err));
       const addr = server.address() as net.AddressInfo;
       resolve({
         local: { address: addr.address, port: addr.port },

@@ -5,7 +5,9 @@ import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { SipLimits } from '../limits.ts';
 import type { Endpoint, Flow } from './flow.ts';
 import { formatEndpoint } from './flow.ts';
+import { type ConnectionGuard, GuardedConnection } from './guard.ts';
 import { deliverUnit, type TransportSink } from './sink.ts';
+import { WebSocketMeter } from './ws-meter.ts';
 
 export interface WebSocketAcceptor {
   /** hands an HTTP upgrade request to SIP; false when the path is not ours */
@@ -23,20 +25,30 @@ let nextConnection = 0;
 // the set), and the request of the upgrade is not retained.
 
 /** One SIP-over-WebSocket connection as the core sees it. */
-class WebSocketFlow implements Flow {
+class WebSocketFlow extends GuardedConnection implements Flow {
   readonly id: string;
   readonly protocol: 'ws' | 'wss';
   readonly local: Endpoint;
   readonly remote: Endpoint;
   readonly reliable = true;
   readonly ws: WebSocket;
+  /** what the connection was counted against (guard.admit), released when it closes */
+  readonly source: string;
+  /** what the library holds of a message not yet whole, read from the frames as they come */
+  readonly meter = new WebSocketMeter();
 
-  constructor(ws: WebSocket, protocol: 'ws' | 'wss', local: Endpoint, remote: Endpoint) {
+  constructor(guard: ConnectionGuard, ws: WebSocket, protocol: 'ws' | 'wss', local: Endpoint, remote: Endpoint, source: string) {
+    super(guard);
     this.id = `${protocol}:${formatEndpoint(local)}>${formatEndpoint(remote)}#${++nextConnection}`;
     this.protocol = protocol;
     this.local = local;
     this.remote = remote;
     this.ws = ws;
+    this.source = source;
+  }
+
+  abort(): void {
+    this.ws.terminate();
   }
 
   get closed(): boolean {
@@ -56,6 +68,15 @@ class SipWebSocket extends WebSocket {
   flow: WebSocketFlow | null = null;
 }
 
+/** The socket under a WebSocket, which knows its flow too: its bytes are counted as they come. */
+type CountedSocket = Duplex & { sipFlow?: WebSocketFlow };
+
+// A SIP message is one WebSocket message; clients send it in one frame. A message may come in a
+// few fragments and TCP reads, but each is kept as an object of its own until the message is
+// whole, so their number is held low (the library's defaults are 16,384 and 262,144).
+const MAX_FRAGMENTS = 64;
+const MAX_BUFFERED_CHUNKS = 1024;
+
 /**
  * SIP over WebSocket (RFC 7118): the `sip` subprotocol is required; each WebSocket message carries
  * exactly one SIP message, so no Content-Length framing is needed.
@@ -65,12 +86,16 @@ export function createWebSocketAcceptor(opts: {
   secure: boolean;
   limits: SipLimits;
   sink: TransportSink;
+  /** the connection limits and timeouts, shared with the other stream listeners */
+  guard: ConnectionGuard;
 }): WebSocketAcceptor {
-  const { limits, sink } = opts;
+  const { limits, sink, guard } = opts;
   const maxPayload = limits.maxStartLine + limits.maxHeaderBytes + limits.maxBody;
   const wss = new WebSocketServer<typeof SipWebSocket>({
     noServer: true,
     maxPayload,
+    maxFragments: MAX_FRAGMENTS,
+    maxBufferedChunks: MAX_BUFFERED_CHUNKS,
     clientTracking: false,
     WebSocket: SipWebSocket,
     handleProtocols: (protocols) => (protocols.has('sip') ? 'sip' : false),
@@ -81,10 +106,20 @@ export function createWebSocketAcceptor(opts: {
   /** the listener's own address: the same for every connection, so one object for all of them */
   let local: Endpoint | null = null;
 
-  // Shared by every connection: `this` is the connection the event is for.
+  // Shared by every connection: `this` is the connection (or its socket) the event is for.
+  // The guard sees the socket's bytes before the library does (a listener put first): one past
+  // its limits is closed before the library reads the chunk.
+  function onSocketData(this: CountedSocket, chunk: Buffer): void {
+    const flow = this.sipFlow;
+    if (flow === undefined) return;
+    const completed = flow.meter.push(chunk);
+    const held = flow.meter.held;
+    guard.received(flow, held, held > 0, completed);
+  }
   function onMessage(this: WebSocket, data: RawData): void {
     const flow = (this as SipWebSocket).flow;
-    if (flow === null) return;
+    // a message the library still reads from a connection the guard has just closed is dropped
+    if (flow === null || flow.ended) return;
     const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
     deliverUnit(bytes, flow, limits, sink);
   }
@@ -94,17 +129,23 @@ export function createWebSocketAcceptor(opts: {
   function onClose(this: WebSocket): void {
     const ws = this as SipWebSocket;
     live.delete(ws);
-    if (ws.flow !== null) sink.onFlowClosed(ws.flow);
+    if (ws.flow === null) return;
+    guard.untrack(ws.flow);
+    guard.release(ws.flow.source);
+    sink.onFlowClosed(ws.flow);
   }
 
-  const onConnection = (ws: SipWebSocket, socket: Duplex): void => {
-    const net = socket as Duplex & { localAddress?: string; localPort?: number; remoteAddress?: string; remotePort?: number };
+  const onConnection = (ws: SipWebSocket, socket: CountedSocket, remote: Endpoint, source: string): void => {
+    const net = socket as Duplex & { localAddress?: string; localPort?: number };
     const address = net.localAddress ?? '';
     const port = net.localPort ?? 0;
     if (local === null || local.address !== address || local.port !== port) local = { address, port };
-    const remote: Endpoint = { address: net.remoteAddress ?? '', port: net.remotePort ?? 0 };
-    ws.flow = new WebSocketFlow(ws, protocol, local, remote);
+    const flow = new WebSocketFlow(guard, ws, protocol, local, remote, source);
+    ws.flow = flow;
+    socket.sipFlow = flow;
+    guard.track(flow);
     live.add(ws);
+    socket.prependListener('data', onSocketData);
     ws.on('message', onMessage);
     ws.on('error', onError);
     ws.on('close', onClose);
@@ -121,8 +162,25 @@ export function createWebSocketAcceptor(opts: {
         socket.end('HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nWebSocket subprotocol "sip" required (RFC 7118)\r\n');
         return true;
       }
+      const peer = socket as Duplex & { remoteAddress?: string; remotePort?: number };
+      const remote: Endpoint = { address: peer.remoteAddress ?? '', port: peer.remotePort ?? 0 };
+      const source = guard.admit(protocol, remote);
+      if (source === null) {
+        // RFC 6455 §4.2.2: the server may refuse the handshake with an HTTP status; RFC 9457 body.
+        const retry = Math.ceil(guard.limits.idleTimeoutMs / 1000);
+        const body = JSON.stringify({ type: 'about:blank', title: 'Service Unavailable', status: 503, code: 'TOO_MANY_CONNECTIONS', detail: `too many connections are open from ${remote.address} or to this server; try again later` });
+        socket.end(`HTTP/1.1 503 Service Unavailable\r\nRetry-After: ${retry}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+        return true;
+      }
+      // The library completes a handshake in this call or never (a bad one is answered and closed):
+      // a handshake that did not complete gives the count back at once.
+      let upgraded = false;
       // the callback keeps the socket, not the request: nothing of the upgrade request outlives it
-      wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, socket));
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        upgraded = true;
+        onConnection(ws, socket, remote, source);
+      });
+      if (!upgraded) guard.release(source);
       return true;
     },
     close() {
