@@ -147,8 +147,11 @@ export async function runPresenceFanout(opts: PresenceFanoutOptions = {}): Promi
   log(`starting Parley with ${n + 1} users`);
   const server = await startParley(DOMAIN, [BOSS, ...watcherNames], PASSWORD);
   const clients: SipClient[] = [];
+  // source addresses rotate over 127.0.0.1-127.0.0.8, as in ws-load.ts: 10,000 watchers from one
+  // address would pass Parley's connections-per-source limit (sip.connections.maxPerSource, 3,000)
   const client = (user: string) => {
-    const c = new SipClient({ server: `tcp://127.0.0.1:${server.port}`, aor: `sip:${user}@${DOMAIN}`, password: PASSWORD, requestTimeoutMs: 32_000, keepAliveIntervalMs: 0 });
+    const localAddress = `127.0.0.${1 + (clients.length % 8)}`;
+    const c = new SipClient({ server: `tcp://127.0.0.1:${server.port}`, localAddress, aor: `sip:${user}@${DOMAIN}`, password: PASSWORD, requestTimeoutMs: 32_000, keepAliveIntervalMs: 0 });
     clients.push(c);
     return c;
   };
