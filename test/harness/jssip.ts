@@ -31,33 +31,13 @@
 
 import { UA, WebSocketInterface } from 'jssip';
 import type { IncomingMessageEvent, OutgoingMessageEvent, RegisteredEvent, UnRegisteredEvent } from 'jssip/lib/UA.js';
+import { Inbox, requireWebSocket, type BrowserUserOptions, type ReceivedMessage } from './browser-ua.ts';
 
-export interface JsSipUserOptions {
-  /** ws://host:port/sip */
-  wsUrl: string;
-  /** sip:alice@parley.test */
-  uri: string;
-  password: string;
-  displayName?: string;
-  /** digest username; JsSIP's default is the user part of `uri` */
-  authorizationUser?: string;
-  /** default 300 */
-  registerExpires?: number;
-  /** how long to wait for 'registered'; default 10 s */
-  registerTimeoutMs?: number;
+export interface JsSipUserOptions extends BrowserUserOptions {
   userAgent?: string;
 }
 
-export interface ReceivedMessage {
-  /** From URI, e.g. sip:alice@parley.test */
-  from: string;
-  fromDisplayName: string | null;
-  /** To URI */
-  to: string;
-  body: string;
-  contentType: string | undefined;
-  callId: string;
-}
+export type { ReceivedMessage };
 
 export interface SendResult {
   /** final status code; 0 when no response came (timeout, transport error) */
@@ -79,21 +59,9 @@ export interface JsSipUser {
   stop(): Promise<void>;
 }
 
-interface Waiter {
-  resolve: (m: ReceivedMessage) => void;
-  reject: (e: Error) => void;
-  timer: NodeJS.Timeout;
-}
-
-function requireWebSocket(): void {
-  if (typeof (globalThis as { WebSocket?: unknown }).WebSocket !== 'function') {
-    throw new Error('JsSIP needs a global WebSocket: run the tests on Node >= 22 (the project pins Node 24)');
-  }
-}
-
 /** Starts a JsSIP UA, registers it, and resolves on 'registered' (rejects on 'registrationFailed' with its cause). */
 export async function startJsSipUser(opts: JsSipUserOptions): Promise<JsSipUser> {
-  requireWebSocket();
+  requireWebSocket('JsSIP');
   const socket = new WebSocketInterface(opts.wsUrl);
   const ua = new UA({
     sockets: [socket],
@@ -109,26 +77,18 @@ export async function startJsSipUser(opts: JsSipUserOptions): Promise<JsSipUser>
     connection_recovery_max_interval: 4,
   });
 
-  const inbox: ReceivedMessage[] = [];
-  const waiters: Waiter[] = [];
+  const inbox = new Inbox<ReceivedMessage>(`JsSIP ${opts.uri}`);
   ua.on('newMessage', (e: IncomingMessageEvent | OutgoingMessageEvent) => {
     if (e.originator !== 'remote') return;
     const req = e.request;
-    const msg: ReceivedMessage = {
+    inbox.put({
       from: req.from.uri.toString(),
       fromDisplayName: req.from.display_name ?? null,
       to: req.to.uri.toString(),
       body: req.body ?? '',
       contentType: req.getHeader('Content-Type') ?? undefined,
       callId: req.getHeader('Call-ID') ?? '',
-    };
-    const w = waiters.shift();
-    if (w) {
-      clearTimeout(w.timer);
-      w.resolve(msg);
-    } else {
-      inbox.push(msg);
-    }
+    });
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -179,29 +139,11 @@ export async function startJsSipUser(opts: JsSipUserOptions): Promise<JsSipUser>
         });
       });
     },
-    nextMessage(timeoutMs = 10_000): Promise<ReceivedMessage> {
-      const queued = inbox.shift();
-      if (queued) return Promise.resolve(queued);
-      return new Promise((resolve, reject) => {
-        const waiter: Waiter = {
-          resolve,
-          reject,
-          timer: setTimeout(() => {
-            const i = waiters.indexOf(waiter);
-            if (i >= 0) waiters.splice(i, 1);
-            reject(new Error(`JsSIP ${opts.uri}: no MESSAGE within ${timeoutMs} ms`));
-          }, timeoutMs),
-        };
-        waiters.push(waiter);
-      });
-    },
-    pending: () => inbox.length,
+    nextMessage: (timeoutMs = 10_000) => inbox.next(timeoutMs),
+    pending: () => inbox.pending(),
     stop(): Promise<void> {
       stopping ??= (async () => {
-        for (const w of waiters.splice(0)) {
-          clearTimeout(w.timer);
-          w.reject(new Error(`JsSIP ${opts.uri}: stopped`));
-        }
+        inbox.close();
         if (ua.isRegistered()) {
           const unregistered = new Promise<void>((resolve) => {
             const t = setTimeout(resolve, 3_000);
