@@ -316,10 +316,11 @@ const SCHEMA = section({
   tls,
   logLevel,
   registrar: section({
-    minExpires: positive(1, 86400),
-    maxExpires: positive(1, 7 * 86400),
-    defaultExpires: positive(1, 7 * 86400),
-    maxBindings: positive(1, 1000),
+    // whole seconds and bindings: Expires and Min-Expires are delta-seconds (RFC 3261 §20.19, §20.23)
+    minExpires: count(1, 86400),
+    maxExpires: count(1, 7 * 86400),
+    defaultExpires: count(1, 7 * 86400),
+    maxBindings: count(1, 1000),
   }),
   messaging: section({ maxBody: positive(1, 1024 * 1024), deviceTimeout: positive(0.1, 32) }),
   offlineIm: section({

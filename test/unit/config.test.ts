@@ -40,6 +40,11 @@ describe('server configuration', () => {
     }, TypeError);
   });
 
+  it('wants whole seconds and bindings for the registrar', () => {
+    assert.throws(() => loadConfig(file('{"registrar": {"maxBindings": 1.5}}'), {}), /config\.registrar\.maxBindings must be a whole number from 1 to 1000, not 1.5/);
+    assert.throws(() => loadConfig(file('{"registrar": {"minExpires": 60.5}}'), {}), /config\.registrar\.minExpires must be a whole number/);
+  });
+
   it('names the setting that is wrong', () => {
     assert.throws(() => loadConfig(file('{"sipPort": 70000}'), {}), (e: Error) => e instanceof ConfigError && /config\.sipPort must be a port/.test(e.message));
     assert.throws(() => loadConfig(file('{"sipPrt": 1}'), {}), /unknown setting config\.sipPrt; known: domain/);

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { DIRECTORY_MIGRATIONS, addUser } from '../../src/directory/index.ts';
-import { EwsMailboxConnector, MAILBOX_MIGRATIONS, MailboxError, createEwsRoute, ensureMailbox, findItems, getDistinguishedFolder, grantImpersonation, missedConversationSummary } from '../../src/mailbox/index.ts';
+import { EwsMailboxConnector, MAILBOX_MIGRATIONS, MailboxError, MailboxQuota, createEwsRoute, ensureMailbox, findItems, getDistinguishedFolder, grantImpersonation, missedConversationSummary } from '../../src/mailbox/index.ts';
 import type { DeliveryItem } from '../../src/mailbox/index.ts';
 import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
 
@@ -77,6 +77,22 @@ describe('EwsMailboxConnector', () => {
     const expected = missedConversationSummary(db, 'bob@parley.test');
     assert.ok(expected.total >= 2 && expected.unread >= 1);
     assert.deepEqual(await connector.missedSummary('bob@parley.test'), expected);
+  });
+
+  it("retries a full mailbox (ErrorQuotaExceeded): it changes when its owner makes room, like SMTP's 452 4.2.2", async () => {
+    // the same mailboxes behind an EWS endpoint whose quota every mailbox with an item is past
+    const tiny = new MailboxQuota({ issueWarningQuota: 1, prohibitSendQuota: 1, prohibitSendReceiveQuota: 1, recoverableItemsQuota: 1 });
+    const full = createEwsRoute({ db, logger: pino({ level: 'silent' }), domain: 'parley.test', product: 'Parley/test', quota: tiny });
+    const fullServer = http.createServer((req, res) => void full.handle(req, res, new URL(req.url ?? '/', 'http://localhost')));
+    await new Promise<void>((resolve) => fullServer.listen(0, '127.0.0.1', resolve));
+    try {
+      const fullUrl = `http://127.0.0.1:${(fullServer.address() as AddressInfo).port}/EWS/Exchange.asmx`;
+      const connector = new EwsMailboxConnector({ url: fullUrl, username: 'gateway', password: 'gw-pw' });
+      await connector.deliver(item({ internetMessageId: '<quota-first@parley.test>' })).catch(() => undefined); // bob holds an item now, whatever came before
+      await assert.rejects(connector.deliver(item({ internetMessageId: '<quota-second@parley.test>' })), (e: unknown) => e instanceof MailboxError && e.code === 'REMOTE_UNAVAILABLE' && /ErrorQuotaExceeded/.test(e.message));
+    } finally {
+      await new Promise<void>((resolve) => fullServer.close(() => resolve()));
+    }
   });
 
   it('tells refusals from outages', async () => {

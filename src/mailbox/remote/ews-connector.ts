@@ -30,8 +30,12 @@ export interface EwsConnectorOptions {
   fetch?: typeof fetch;
 }
 
-/** Response codes that will not change by retrying. */
-const PERMANENT = new Set(['ErrorAccessDenied', 'ErrorImpersonationDenied', 'ErrorNonExistentMailbox', 'ErrorFolderNotFound', 'ErrorInvalidRequest', 'ErrorSchemaValidation', 'ErrorInvalidServerVersion', 'ErrorImpersonateUserDenied', 'ErrorQuotaExceeded']);
+/**
+ * Response codes that will not change by retrying. A full mailbox (ErrorQuotaExceeded) is not one:
+ * it changes when its owner makes room, so it is retried until OfflineImMaxAge, as mail is (SMTP's
+ * 452 4.2.2 "mailbox full" is a transient failure, RFC 3463) and as Parley's own SMTP answers it.
+ */
+const PERMANENT = new Set(['ErrorAccessDenied', 'ErrorImpersonationDenied', 'ErrorNonExistentMailbox', 'ErrorFolderNotFound', 'ErrorInvalidRequest', 'ErrorSchemaValidation', 'ErrorInvalidServerVersion', 'ErrorImpersonateUserDenied']);
 
 export class EwsMailboxConnector implements MailboxConnector {
   readonly #opts: EwsConnectorOptions;
