@@ -60,7 +60,7 @@ describe('parley serve refuses a bad configuration with a clear message', () => 
     writeFileSync(badFile, JSON.stringify({ registrar: { minExpires: 'soon' } }));
     const badSetting = await runCli(['serve', '--config', badFile, '--data-dir', dir]);
     assert.equal(badSetting.code, 2);
-    assert.match(badSetting.stderr, /config\.registrar\.minExpires must be a number/);
+    assert.match(badSetting.stderr, /config\.registrar\.minExpires must be a whole number/);
     const unknownFlag = await runCli(['serve', '--colour', 'blue']);
     assert.equal(unknownFlag.code, 2);
     assert.match(unknownFlag.stderr, /Unknown option '--colour'/);
