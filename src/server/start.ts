@@ -114,11 +114,8 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   // /metrics: the counts the capabilities keep, read at scrape time, and the events counted as they happen
   const metrics = new ServerMetrics({
     registrations: () => location.countByTransport(Date.now()),
-    connections: () => {
-      const counts = new Map<string, number>();
-      for (const flow of connections.values()) counts.set(flow.protocol, (counts.get(flow.protocol) ?? 0) + 1);
-      return counts;
-    },
+    // the guard watches every stream connection from its accept on (the flows map only once a message came)
+    connections: () => guard.countByProtocol(),
     spool: () => spoolCounts(db),
     subscriptions: () => events.subscriptions.live.countByPackage(),
     subscriptionAdmissions: () => events.subscriptions.live.admissions,
