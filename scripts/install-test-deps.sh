@@ -3,6 +3,12 @@
 #   sipp    (Debian package sip-tester)  - SIP load/scenario tool used as a real peer
 #   unshare (Debian package util-linux)  - private network namespace for interop runs
 #   ip      (Debian package iproute2)    - bring up loopback inside that namespace
+#   promtool (Debian package prometheus) - checks the /metrics text (test/e2e/metrics.test.ts)
+#
+# The prometheus package also holds the Prometheus server, and its postinst starts that daemon
+# (invoke-rc.d, failing the install when the start fails, as in a container without an init).
+# Only promtool is wanted: a policy-rc.d that forbids starting services is put in place for the
+# install (when none exists) and removed after, so no server runs and the install succeeds.
 # Idempotent: installs only what is missing. Works as root with no TTY (CI).
 set -euo pipefail
 
@@ -29,6 +35,7 @@ need() {
 need sipp sip-tester
 need unshare util-linux
 need ip iproute2
+need promtool prometheus
 
 if [ "${#missing_pkgs[@]}" -eq 0 ]; then
   log "nothing to install"
@@ -54,10 +61,17 @@ retry() {
 }
 log "apt-get update"
 retry $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -q "${apt_opts[@]}" update
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+  # exit 101: "action forbidden by policy" (invoke-rc.d(8)); also honoured by deb-systemd-invoke
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+  $SUDO chmod 755 "$policy"
+  trap '$SUDO rm -f "$policy"' EXIT
+fi
 log "apt-get install ${missing_pkgs[*]}"
 retry $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -q "${apt_opts[@]}" install -y --no-install-recommends "${missing_pkgs[@]}"
 
-for c in sipp unshare ip; do
+for c in sipp unshare ip promtool; do
   if ! command -v "$c" >/dev/null 2>&1; then
     log "$c still missing after install" >&2
     exit 1

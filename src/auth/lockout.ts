@@ -109,6 +109,8 @@ export class SignInGuard {
   readonly #accounts = new Map<string, LockoutState>();
   /** account → its familiar sources, most recent last */
   readonly #familiar = new Map<string, FamiliarSource[]>();
+  /** since the start, what /metrics reads: failed sign-ins counted, lockouts started per kind */
+  readonly counts = { failures: 0, lockouts: { source: 0, account: 0 } };
   #dirty = new Set<LockoutState>();
   #removed = new Map<string, { kind: LockoutKind; key: string }>();
   /** `account source` → the newest record to write */
@@ -141,6 +143,7 @@ export class SignInGuard {
    * Returns the lockout this failure started, if any.
    */
   failed(address: string, account?: string): Refusal | undefined {
+    this.counts.failures++;
     const now = this.#now();
     const source = sourceKey(address);
     const started = this.#count(this.#sources, 'source', source, this.policy.sourceThreshold, now);
@@ -172,6 +175,16 @@ export class SignInGuard {
     if (state === undefined) return false;
     this.#forget(map, state);
     return true;
+  }
+
+  /** Sources and accounts locked out now (a scan: for /metrics, not for a request path). */
+  lockedNow(): Record<LockoutKind, number> {
+    const now = this.#now();
+    let source = 0;
+    let account = 0;
+    for (const s of this.#sources.values()) if (s.lockedUntil > now) source++;
+    for (const s of this.#accounts.values()) if (s.lockedUntil > now) account++;
+    return { source, account };
   }
 
   /** What the guard tracks now, sources first. */
@@ -255,6 +268,7 @@ export class SignInGuard {
     const duration = Math.min(this.policy.maxDurationMs, this.policy.durationMs * 2 ** state.lockouts);
     state.lockedUntil = now + duration;
     state.lockouts++;
+    this.counts.lockouts[state.kind]++;
     const refusal = this.#refusal(state, now);
     this.#onLockout?.({ ...state }, refusal);
     return refusal;

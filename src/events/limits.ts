@@ -51,6 +51,8 @@ export class LiveSubscriptions {
   readonly #byWatcher = new Map<string, Set<Subscription>>();
   /** insertion order is the order of the last refresh: the first is the least recently refreshed */
   readonly #byPair = new Map<string, Set<Subscription>>();
+  /** since the start, what /metrics reads: refusals per limit, replacements of the oldest */
+  readonly admissions = { refusedPerWatcher: 0, refusedPerResource: 0, replaced: 0 };
 
   constructor(limits: SubscriptionLimits = DEFAULT_SUBSCRIPTION_LIMITS) {
     this.limits = limits;
@@ -61,13 +63,18 @@ export class LiveSubscriptions {
     const pair = this.#byPair.get(pairKey(watcher, packageName, resource));
     const perPair = this.limits.maxSubscriptionsPerWatcherResource;
     // A replacement leaves the other two counts as they were: no need to look at them.
-    if (pair !== undefined && pair.size >= perPair) return { kind: 'replace', oldest: first(pair), limit: perPair };
+    if (pair !== undefined && pair.size >= perPair) {
+      this.admissions.replaced++;
+      return { kind: 'replace', oldest: first(pair), limit: perPair };
+    }
     const perWatcher = this.limits.maxSubscriptionsPerWatcher;
     if ((this.#byWatcher.get(watcher)?.size ?? 0) >= perWatcher) {
+      this.admissions.refusedPerWatcher++;
       return { kind: 'refused', warning: `${watcher} holds ${perWatcher} subscriptions, the most one user may (events.maxSubscriptionsPerWatcher); end some first` };
     }
     const perResource = this.limits.maxSubscriptionsPerResource;
     if ((this.#byResource.get(resourceKey(packageName, resource))?.size ?? 0) >= perResource) {
+      this.admissions.refusedPerResource++;
       return { kind: 'refused', warning: `${resource} has ${perResource} ${packageName} subscribers, the most one resource may (events.maxSubscriptionsPerResource)` };
     }
     return OK;
@@ -117,6 +124,13 @@ export class LiveSubscriptions {
       const sub = first(set);
       return { packageName: sub.package, resource: sub.resource };
     });
+  }
+
+  /** live subscriptions per event package (a scan: for /metrics) */
+  countByPackage(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const set of this.#byWatcher.values()) for (const sub of set) counts.set(sub.package, (counts.get(sub.package) ?? 0) + 1);
+    return counts;
   }
 
   get size(): number {

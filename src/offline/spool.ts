@@ -291,3 +291,15 @@ function toEntry(r: EntryRow): SpoolEntry {
     failedAt: r.failed_at,
   };
 }
+
+/**
+ * Entries per state and when the oldest waiting one was created (null: none waits), for /metrics.
+ * The count runs over the (state, next_attempt_at) index; a scrape, not a request path.
+ */
+export function spoolCounts(db: Database): { byState: Record<SpoolState, number>; oldestWaitingCreatedAt: number | null } {
+  const byState = Object.fromEntries(SPOOL_STATES.map((s) => [s, 0])) as Record<SpoolState, number>;
+  const rows = statement(db, 'SELECT state, COUNT(*) AS n FROM spool_entries GROUP BY state').all() as Array<{ state: SpoolState; n: number }>;
+  for (const r of rows) byState[r.state] = r.n;
+  const oldest = statement(db, "SELECT MIN(created_at) AS at FROM spool_entries WHERE state = 'waiting'").get() as { at: number | null };
+  return { byState, oldestWaitingCreatedAt: oldest.at };
+}

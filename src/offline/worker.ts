@@ -43,6 +43,13 @@ export interface SpoolWorkerOptions {
   onDelivered?(entry: SpoolEntry): void;
   /** the entry is `delivered` (both items made, committed): what it held of the quotas is free */
   onEntryDelivered?(entry: SpoolEntry): void;
+  /** what /metrics counts of the deliveries (src/observability/metrics.ts implements it) */
+  stats?: DeliveryStats;
+}
+
+/** One batch handed to a connector: its items that succeeded and failed, and how long it took. */
+export interface DeliveryStats {
+  batch(connector: string, succeeded: number, failed: number, seconds: number): void;
 }
 
 /** Errors that retrying will not cure: the entry fails at once and waits for an administrator. */
@@ -223,7 +230,12 @@ export class SpoolWorker {
     }
     await Promise.all(
       [...byConnector].map(async ([connector, list]) => {
+        const started = performance.now();
         const results = await deliverBatch(connector, list.map((d) => d.item));
+        if (this.#o.stats !== undefined) {
+          const succeeded = results.filter((r) => r.ok).length;
+          this.#o.stats.batch(list[0]?.connectorName ?? '-', succeeded, results.length - succeeded, (performance.now() - started) / 1000);
+        }
         list.forEach((d, i) => record(outcomes.get(d.entry.id) as EntryOutcome, d, results[i] as DeliveryOutcome));
       }),
     );

@@ -55,6 +55,13 @@ export class MemoryLocationService implements LocationService {
     return (this.#byAor.get(aor) ?? []).filter((b) => b.expiresAt > now);
   }
 
+  /** Unexpired bindings per transport (a scan of all bindings: for /metrics, not for a request path). */
+  countByTransport(now: number): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const list of this.#byAor.values()) for (const b of list) if (b.expiresAt > now) counts.set(b.flow.protocol, (counts.get(b.flow.protocol) ?? 0) + 1);
+    return counts;
+  }
+
   async apply(aor: string, changes: readonly BindingChange[], now: number): Promise<Binding[]> {
     const before = this.#byAor.get(aor) ?? [];
     let list = before.filter((b) => b.expiresAt > now);

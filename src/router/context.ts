@@ -35,7 +35,24 @@ export interface SipContext {
   /** where a MESSAGE goes when no registration of its recipient takes it */
   offline: OfflineHandoff;
   now(): number;
+  /** what /metrics counts (src/observability/metrics.ts implements it); absent: nothing is counted */
+  stats?: SipStats;
 }
+
+/**
+ * The router's events /metrics counts. Called once per request and per response: an
+ * implementation must keep them to a lookup and an increment (the REGISTER/MESSAGE path is hot).
+ */
+export interface SipStats {
+  /** a new request (not a retransmission) reached the dispatcher */
+  request(method: string): void;
+  /** a response left for a request of `method` */
+  response(method: string, status: number): void;
+  /** what became of a MESSAGE to a local user: a device answered it, stored for offline delivery (202), or refused (480) */
+  message(outcome: MessageOutcome): void;
+}
+
+export type MessageOutcome = 'relayed' | 'stored' | 'refused';
 
 export interface MessagingSettings {
   /** largest MESSAGE body accepted, bytes (413 above) */
@@ -54,6 +71,8 @@ export interface Incoming {
   flow: Flow;
   tx: NonInviteServerTransaction | null;
   log: Logger;
+  /** the context's stats, so that send() counts the response (absent in handlers' unit tests) */
+  stats?: SipStats | undefined;
 }
 
 export interface MethodHandler {

@@ -2,7 +2,7 @@
 // (RFC 3261 §8.2.1–8.2.2, §16.3) and hands it to the handler of its method.
 
 import type { Logger } from 'pino';
-import type { Incoming, MethodHandler, SipContext } from './context.ts';
+import type { Incoming, MethodHandler, SipContext, SipStats } from './context.ts';
 import { reply } from './reply.ts';
 import type { Flow, NonInviteServerTransaction, SipRequest } from '../sip/index.ts';
 
@@ -10,9 +10,10 @@ export function createDispatcher(ctx: SipContext, handlers: readonly MethodHandl
   const byMethod = new Map(handlers.map((h) => [h.method, h] as const));
 
   return function dispatch(request: SipRequest, flow: Flow, tx: NonInviteServerTransaction | null): void {
+    ctx.stats?.request(request.method);
     // An ACK only ever acknowledges a final answer to an INVITE, which Parley gave statelessly.
     if (request.method === 'ACK') return;
-    const incoming = new IncomingRequest(request, flow, tx, ctx.logger);
+    const incoming = new IncomingRequest(request, flow, tx, ctx.logger, ctx.stats);
     if (request.method === 'CANCEL') {
       reply(ctx, incoming, 481, { warning: 'nothing to cancel: Parley keeps no INVITE transactions' });
       return;
@@ -51,13 +52,15 @@ class IncomingRequest implements Incoming {
   readonly request: SipRequest;
   readonly flow: Flow;
   readonly tx: NonInviteServerTransaction | null;
+  readonly stats: SipStats | undefined;
   readonly #parent: Logger;
   #log: Logger | undefined;
 
-  constructor(request: SipRequest, flow: Flow, tx: NonInviteServerTransaction | null, parent: Logger) {
+  constructor(request: SipRequest, flow: Flow, tx: NonInviteServerTransaction | null, parent: Logger, stats: SipStats | undefined) {
     this.request = request;
     this.flow = flow;
     this.tx = tx;
+    this.stats = stats;
     this.#parent = parent;
   }
 

@@ -68,6 +68,7 @@ export const messageHandler: MethodHandler = {
       // a registration of the recipient, authenticated when it was made, so that is who answered.
       assertIdentity(outcome.response.headers, { address: recipient, displayName: ctx.displayName(recipient) });
       send(incoming, outcome.response);
+      ctx.stats?.message('relayed');
       return;
     }
     incoming.log.info({ from: sender, to: recipient, reasons: outcome.reasons }, 'no registration of %s took the message', recipient);
@@ -103,9 +104,11 @@ async function handOffline(ctx: SipContext, incoming: Incoming, sender: string, 
   if (decision.kind === 'refused') {
     const headers: Array<[string, string]> = decision.retryAfter === undefined ? [] : [['Retry-After', String(decision.retryAfter)]];
     reply(ctx, incoming, 480, { headers, warning: decision.warning });
+    ctx.stats?.message('refused');
     return;
   }
   incoming.log.info({ from: sender, to: recipient, entry: decision.entryId, message: decision.seq }, 'stored for offline delivery as %s', decision.entryId);
+  ctx.stats?.message('stored');
   reply(ctx, incoming, 202, { warning: `${recipient} is offline; stored for delivery to their mailbox (spool entry ${decision.entryId})` });
 }
 

@@ -31,6 +31,8 @@ export function reply(ctx: SipContext, incoming: Incoming, status: number, opts:
 /** Sends a response built elsewhere (a relayed one) on the request's transaction or flow. */
 export function send(incoming: Incoming, response: SipResponse, stateless = false): void {
   if (incoming.tx) {
-    if (!incoming.tx.answered) incoming.tx.respond(response, { stateless });
+    if (incoming.tx.answered) return;
+    incoming.tx.respond(response, { stateless });
   } else incoming.flow.send(serialize(response));
+  incoming.stats?.response(incoming.request.method, response.status);
 }

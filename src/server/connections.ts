@@ -57,7 +57,7 @@ export function openFileLimit(): number | null {
   }
 }
 
-export function createConnectionGuard(settings: Readonly<ConnectionSettings>, logger: Logger): ConnectionGuard {
+export function createConnectionGuard(settings: Readonly<ConnectionSettings>, logger: Logger, onEvent?: (code: string) => void): ConnectionGuard {
   const files = openFileLimit();
   const { limits, lowered } = connectionLimits(settings, files);
   if (lowered) {
@@ -67,6 +67,7 @@ export function createConnectionGuard(settings: Readonly<ConnectionSettings>, lo
   }
   const log = logger.child({ component: 'connections' });
   return new ConnectionGuard(limits, (event) => {
+    onEvent?.(event.code);
     const fields = { code: event.code, protocol: event.protocol, source: event.remote?.address, port: event.remote?.port, flow: event.flow ?? undefined, setting: SETTING_OF[event.code] };
     // Closing a silent connection is housekeeping; everything else is a refusal worth a look.
     if (event.code === C.IDLE) log.info(fields, '%s', event.message);

@@ -16,7 +16,9 @@ import { createDispatcher } from '../router/dispatch.ts';
 import { messageHandler } from '../router/message.ts';
 import { optionsHandler } from '../router/options.ts';
 import { openDatabase, runMigrations } from '../storage/index.ts';
-import { OFFLINE_MIGRATIONS, OfflineService, createMailboxRouting, spoolerEndpoints } from '../offline/index.ts';
+import { OFFLINE_MIGRATIONS, OfflineService, createMailboxRouting, spoolCounts, spoolerEndpoints } from '../offline/index.ts';
+import { ServerMetrics } from '../observability/metrics.ts';
+import { createMetricsRoute } from './metrics-route.ts';
 import { TRACE_MIGRATIONS } from '../observability/trace.ts';
 import { traceEndpoint } from '../observability/trace-endpoint.ts';
 import { EmbeddedMailboxConnector, MAILBOX_MIGRATIONS, MailboxQuota, SmtpOutbound, createAutodiscoverRoute, createEwsRoute, startSmtpInbound } from '../mailbox/index.ts';
@@ -106,6 +108,21 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     quota: { sender: config.offlineIm.senderQuota, recipient: config.offlineIm.recipientQuota },
     // RFC 3842: the recipient's subscribed clients learn of the new Missed Conversation
     onDelivered: (entry) => messageSummary.mailboxChanged(entry.recipient),
+    stats: { batch: (connector, succeeded, failed, seconds) => metrics.batch(connector, succeeded, failed, seconds) },
+  });
+
+  // /metrics: the counts the capabilities keep, read at scrape time, and the events counted as they happen
+  const metrics = new ServerMetrics({
+    registrations: () => location.countByTransport(Date.now()),
+    // the guard watches every stream connection from its accept on (the flows map only once a message came)
+    connections: () => guard.countByProtocol(),
+    spool: () => spoolCounts(db),
+    subscriptions: () => events.subscriptions.live.countByPackage(),
+    subscriptionAdmissions: () => events.subscriptions.live.admissions,
+    spoolQuotaRefusals: () => offline.quota.refusals,
+    mailboxQuotaRefusals: () => mailboxQuota.refusals,
+    signIn: () => ({ ...lockouts.guard.counts, lockedNow: lockouts.guard.lockedNow() }),
+    now: Date.now,
   });
 
   const ctx: SipContext = {
@@ -145,6 +162,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     events,
     offline,
     now: Date.now,
+    stats: metrics,
   };
   const dispatch = createDispatcher(ctx, handlers);
   const transactions = new TransactionLayer(config.sip, { onRequest: dispatch });
@@ -154,7 +172,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
 
   const closers: Array<() => Promise<void> | void> = [];
   // Limits and timeouts of every SIP connection (TCP, TLS, WebSocket), counted together.
-  const guard = createConnectionGuard(config.sip.connections, logger);
+  const guard = createConnectionGuard(config.sip.connections, logger, (code) => metrics.connectionEvent(code));
   guard.start();
   closers.push(() => guard.stop());
   try {
@@ -178,15 +196,17 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     closers.push(() => websocket.close());
     // Each capability that serves HTTP adds its route here (EWS, admin API, web client).
     const routes: HttpRoute[] = [];
-    routes.push(createEwsRoute({ db, logger, domain: config.domain, product: PRODUCT, signIn, smtpRoutes: config.smtpRoutes, quota: mailboxQuota, onMailboxChanged: (address) => messageSummary.mailboxChanged(address) }));
+    routes.push(createEwsRoute({ db, logger, domain: config.domain, product: PRODUCT, signIn, smtpRoutes: config.smtpRoutes, quota: mailboxQuota, onMailboxChanged: (address) => messageSummary.mailboxChanged(address), onRequest: (operation, fault) => metrics.ewsRequest(operation, fault) }));
     routes.push(createAutodiscoverRoute({ db, logger, domain: config.domain, product: PRODUCT, names: ownNames, signIn }));
     // a user's blocked watchers and contact list: /presence/blocked, /presence/contacts (HTTP Basic, as EWS)
     routes.push(createPresenceRoute({ db, logger, domain: config.domain, product: PRODUCT, signIn, onBlocksChanged: () => presence.blocksChanged(), onContactsChanged: (owner) => presence.contactsChanged(owner) }));
+    const adminToken = loadAdminToken(config.dataDir);
+    routes.push(createMetricsRoute({ render: () => metrics.render(), token: adminToken, trustedProxies: config.auth.trustedProxies, product: PRODUCT, logger }));
     routes.push(
       createAdminRoute({
         db,
         logger,
-        token: loadAdminToken(config.dataDir),
+        token: adminToken,
         domain: config.domain,
         product: PRODUCT,
         endpoints: [...spoolerEndpoints(db, { spool: offline.quota, mailbox: mailboxQuota }), traceEndpoint(db)],

@@ -14,7 +14,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,6 +46,8 @@ export interface StartServerOptions {
   users?: TestUser[];
   /** appended to the `serve` command line */
   extraArgs?: string[];
+  /** a config file's content: written as JSON into the data directory and given with --config */
+  config?: object;
   /** added to the environment of the CLI processes */
   env?: Record<string, string | undefined>;
   /** default 15 s */
@@ -232,6 +234,12 @@ export async function startServer(opts: StartServerOptions = {}): Promise<Runnin
     throw err;
   }
 
+  const configArgs: string[] = [];
+  if (opts.config !== undefined) {
+    const configPath = path.join(dataDir, 'test-config.json');
+    await writeFile(configPath, JSON.stringify(opts.config));
+    configArgs.push('--config', configPath);
+  }
   const args = [
     cliEntry(opts.cli),
     'serve',
@@ -245,6 +253,7 @@ export async function startServer(opts: StartServerOptions = {}): Promise<Runnin
     '0',
     '--http-port',
     '0',
+    ...configArgs,
     ...(opts.extraArgs ?? []),
   ];
   const child = spawn(process.execPath, args, {

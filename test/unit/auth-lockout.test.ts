@@ -54,10 +54,14 @@ describe('sign-in guard: sources', () => {
     assert.equal(guard.check('192.0.2.7', 'bob@parley.test')?.kind, 'source');
     assert.equal(guard.check('192.0.2.7')?.kind, 'source');
     assert.equal(guard.check('192.0.2.8', 'alice@parley.test'), undefined, 'another source');
+    // what /metrics reads
+    assert.deepEqual(guard.counts, { failures: 3, lockouts: { source: 1, account: 0 } });
+    assert.deepEqual(guard.lockedNow(), { source: 1, account: 0 });
     clock.advance(30 * S);
     assert.equal(guard.check('192.0.2.7')?.retryAfterSeconds, 30);
     clock.advance(30 * S);
     assert.equal(guard.check('192.0.2.7'), undefined, 'the lockout ended');
+    assert.deepEqual(guard.lockedNow(), { source: 0, account: 0 }, 'the lockout ended');
   });
 
   it('forgets a count after a quiet window; doubles repeated lockouts up to the maximum; forgets the streak a window after', () => {

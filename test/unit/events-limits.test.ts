@@ -52,6 +52,9 @@ describe('live subscription counts', () => {
     assert.deepEqual(live.watchers().sort(), [ALICE, CAROL]);
     assert.deepEqual(live.resources(), [{ packageName: 'presence', resource: BOB }, { packageName: 'presence', resource: CAROL }]);
     assert.equal(live.size, 4);
+    // what /metrics reads: the admissions above, and the live ones per package
+    assert.deepEqual(live.admissions, { refusedPerWatcher: 1, refusedPerResource: 1, replaced: 3 });
+    assert.deepEqual([...live.countByPackage()], [['presence', 4]]);
     live.clear();
     assert.equal(live.size, 0);
     assert.deepEqual(live.admit(ALICE, 'presence', BOB), { kind: 'ok' });

@@ -76,6 +76,7 @@ describe('connection guard: timeouts', () => {
   it('closes a connection silent for idleTimeout, and not before', () => {
     const { guard, connect, advance, codes } = setup();
     const c = connect('c1');
+    assert.deepEqual([...guard.countByProtocol()], [['tcp', 1]], 'open per transport, for /metrics');
     advance(9_000);
     guard.received(c, 0, false, true);
     advance(9_000);
@@ -88,6 +89,7 @@ describe('connection guard: timeouts', () => {
     guard.sweep();
     assert.equal(c.aborted, 1, 'closed once');
     assert.equal(guard.usage.watched, 0);
+    assert.equal(guard.countByProtocol().size, 0);
   });
 
   it('keeps a connection a registration lives on open until it expires, then idleTimeout more', () => {

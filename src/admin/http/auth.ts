@@ -10,14 +10,14 @@ const REALM = 'parley-admin';
  * Checks the Authorization header against the token, in constant time: both sides are hashed
  * first, so neither the content nor the length of the token leaks through timing.
  */
-export function createTokenCheck(token: string): (header: string | undefined) => void {
+export function createTokenCheck(token: string, what = 'the admin API'): (header: string | undefined) => void {
   if (token.length < 16) throw new Error('the admin token is too short (at least 16 characters)');
   const expected = digest(token);
   return (header) => {
     // RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token
     const m = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(header ?? '');
     if (m?.[1] === undefined) {
-      throw new AdminApiError('UNAUTHORIZED', 'the admin API needs Authorization: Bearer <token>, the token in the server\'s data directory (secrets/admin.token)', {
+      throw new AdminApiError('UNAUTHORIZED', `${what} needs Authorization: Bearer <token>, the token in the server's data directory (secrets/admin.token)`, {
         'www-authenticate': `Bearer realm="${REALM}"`,
       });
     }

@@ -14,7 +14,7 @@ import { lastChange } from '../changes.ts';
 import { MailboxQuota } from '../quota.ts';
 import { routeFor } from '../smtp/outbound.ts';
 import type { SmtpRoutes } from '../smtp/outbound.ts';
-import { answerEws, faultForUnreadable } from './service.ts';
+import { EWS_OPERATIONS, answerEws, faultForUnreadable } from './service.ts';
 
 export const EWS_PATH = '/ews/exchange.asmx';
 
@@ -37,7 +37,11 @@ export interface EwsRouteOptions {
   signIn?: BasicSignIn;
   /** after a request changed items of a mailbox (created, updated, read, moved, deleted): the mailbox's address; must not throw */
   onMailboxChanged?: (address: string) => void;
+  /** counts each answered request for /metrics: a supported operation's name or `unsupported`, and whether it was a fault; must not throw */
+  onRequest?: (operation: string, fault: boolean) => void;
 }
+
+const SUPPORTED: ReadonlySet<string> = new Set(EWS_OPERATIONS.map((o) => o.name));
 
 /** The HttpRoute (src/server/http.ts) that serves EWS. */
 export function createEwsRoute(opts: EwsRouteOptions): HttpRoute {
@@ -99,6 +103,8 @@ export function createEwsRoute(opts: EwsRouteOptions): HttpRoute {
       const answer = answerEws(service, address, root);
       opts.logger.info({ user: address, mailbox: answer.mailbox, operation: answer.operation, status: answer.status, fault: answer.fault }, 'EWS %s for %s', answer.operation ?? '?', address);
       send(res, opts.product, answer.status, 'text/xml; charset=utf-8', answer.xml);
+      // the element name is the client's: only the operations served become labels
+      opts.onRequest?.(answer.operation !== undefined && SUPPORTED.has(answer.operation) ? answer.operation : 'unsupported', answer.fault !== undefined);
       if (answer.mailbox !== undefined && opts.onMailboxChanged !== undefined && lastChange(opts.db) !== before) opts.onMailboxChanged(answer.mailbox);
     } catch (error) {
       if (!(error instanceof XmlError)) throw error;

@@ -134,6 +134,13 @@ export class ConnectionGuard {
     return { total: this.#total, sources: this.#perSource.size, watched: this.#open.size, unauthenticatedHeld: this.#untrustedHeld };
   }
 
+  /** Open connections per transport (a scan: for /metrics, not for a request path). */
+  countByProtocol(): Map<TransportProtocol, number> {
+    const counts = new Map<TransportProtocol, number>();
+    for (const c of this.#open) counts.set(c.protocol, (counts.get(c.protocol) ?? 0) + 1);
+    return counts;
+  }
+
   /**
    * Counts a new connection against the limits: its source, to release() when the connection
    * closes; or null when it is refused (reported), and the caller closes it at once.
