@@ -8,6 +8,7 @@ import { runTraceCommand } from './observability/trace-cli.ts';
 import { ParleyError } from './errors.ts';
 import { createLogger, type LogLevel } from './observability/logger.ts';
 import { ConfigError, DEFAULT_CONFIG, loadConfig, type ConfigOverrides } from './server/config.ts';
+import { checkStartup } from './server/check-config.ts';
 import { PRODUCT, startServer } from './server/start.ts';
 import type { DigestAlgorithm } from './sip/index.ts';
 
@@ -18,6 +19,10 @@ Commands:
         [--sip-port N] [--sips-port N] [--http-port N] [--log-level LEVEL]
         [--digest-algorithms SHA-256,MD5]
                          run the server (SIP over UDP, TCP, TLS and WebSocket)
+  check-config [--config FILE] [the options of serve]
+                         check the configuration as serve would load it, and the files it
+                         names (TLS certificate and key, data directory), without starting;
+                         exits 0 ("configuration OK" and a summary) or 2 (what is wrong)
   user add SIP-ADDRESS --password PW [--display-name NAME] [--data-dir DIR]
   user list [--data-dir DIR]
   user remove SIP-ADDRESS [--data-dir DIR]
@@ -51,6 +56,8 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'serve':
       return serve(rest);
+    case 'check-config':
+      return checkConfig(rest);
     case 'mailbox':
       return runMailboxCommand(rest, io, { dataDir: DEFAULT_CONFIG.dataDir, domain: DEFAULT_CONFIG.domain });
     case 'user':
@@ -86,50 +93,8 @@ async function main(argv: string[]): Promise<number> {
 }
 
 async function serve(args: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        config: { type: 'string' },
-        'data-dir': { type: 'string' },
-        domain: { type: 'string' },
-        listen: { type: 'string' },
-        'sip-port': { type: 'string' },
-        'sips-port': { type: 'string' },
-        'http-port': { type: 'string' },
-        'smtp-port': { type: 'string' },
-        'log-level': { type: 'string' },
-        'digest-algorithms': { type: 'string' },
-      },
-    }));
-  } catch (err) {
-    io.err(`parley serve: ${(err as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  let config;
-  try {
-    const flags: ConfigOverrides = {
-      dataDir: values['data-dir'],
-      domain: values.domain,
-      listen: values.listen,
-      sipPort: portFlag(values['sip-port'], '--sip-port'),
-      sipsPort: portFlag(values['sips-port'], '--sips-port'),
-      httpPort: portFlag(values['http-port'], '--http-port'),
-      smtpPort: portFlag(values['smtp-port'], '--smtp-port'),
-      logLevel: values['log-level'] as LogLevel | undefined,
-      digestAlgorithms: values['digest-algorithms']?.split(',').map((a) => a.trim()) as DigestAlgorithm[] | undefined,
-    };
-    config = loadConfig(values.config, flags);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      io.err(`parley serve: ${err.message}`);
-      return 2;
-    }
-    throw err;
-  }
+  const config = configFromArgs('serve', args);
+  if (typeof config === 'number') return config;
   const logger = createLogger(config.logLevel);
   let server;
   try {
@@ -150,6 +115,71 @@ async function serve(args: string[]): Promise<number> {
     process.once('SIGINT', () => stop('SIGINT'));
   });
   return 0;
+}
+
+/** `serve`'s and `check-config`'s options into the effective configuration, or the exit code of a refusal (2). */
+function configFromArgs(command: string, args: string[]): ReturnType<typeof loadConfig> | number {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        config: { type: 'string' },
+        'data-dir': { type: 'string' },
+        domain: { type: 'string' },
+        listen: { type: 'string' },
+        'sip-port': { type: 'string' },
+        'sips-port': { type: 'string' },
+        'http-port': { type: 'string' },
+        'smtp-port': { type: 'string' },
+        'log-level': { type: 'string' },
+        'digest-algorithms': { type: 'string' },
+      },
+    }));
+  } catch (err) {
+    io.err(`parley ${command}: ${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  try {
+    const flags: ConfigOverrides = {
+      dataDir: values['data-dir'],
+      domain: values.domain,
+      listen: values.listen,
+      sipPort: portFlag(values['sip-port'], '--sip-port'),
+      sipsPort: portFlag(values['sips-port'], '--sips-port'),
+      httpPort: portFlag(values['http-port'], '--http-port'),
+      smtpPort: portFlag(values['smtp-port'], '--smtp-port'),
+      logLevel: values['log-level'] as LogLevel | undefined,
+      digestAlgorithms: values['digest-algorithms']?.split(',').map((a) => a.trim()) as DigestAlgorithm[] | undefined,
+    };
+    return loadConfig(values.config, flags);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      io.err(`parley ${command}: ${err.message}`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+/** `parley check-config`: the configuration as `serve` would load it, and the files it names, without starting. */
+function checkConfig(args: string[]): number {
+  const config = configFromArgs('check-config', args);
+  if (typeof config === 'number') return config;
+  try {
+    const summary = checkStartup(config);
+    io.out('configuration OK');
+    for (const line of summary) io.out(`  ${line}`);
+    return 0;
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      io.err(`parley check-config: ${err.message}`);
+      return 2;
+    }
+    throw err;
+  }
 }
 
 function portFlag(value: string | undefined, name: string): number | undefined {
