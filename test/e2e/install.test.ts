@@ -7,11 +7,12 @@
 // any) is not the pinned one: bin/parley must find its own Node through the links.
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { REPO_ROOT } from '../harness/server.ts';
+import { sdkClients } from '../harness/clients.ts';
+import { REPO_ROOT, startServer, type RunningServer } from '../harness/server.ts';
 import { loadConfig } from '../../src/server/config.ts';
 import { checkStartup } from '../../src/server/check-config.ts';
 
@@ -42,8 +43,8 @@ function packageCopy(dir: string): void {
 }
 
 /** `npm install -g TARBALL --prefix P`: P/bin/parley -> ../lib/node_modules/parley/bin/parley, its dependencies inside it. */
-function globalInstall(): string {
-  const prefix = path.join(root, 'global');
+function globalInstall(name = 'global'): string {
+  const prefix = path.join(root, name);
   const pkg = path.join(prefix, 'lib', 'node_modules', 'parley');
   packageCopy(pkg);
   symlinkSync(modules, path.join(pkg, 'node_modules'));
@@ -103,6 +104,33 @@ describe('bin/parley through the links npm makes', () => {
     const r = await run(hoisted('no-node', false), ['--version']);
     assert.equal(r.code, 127);
     assert.match(r.stderr, /the pinned Node 24 \(npm package "node"\) is not installed/);
+  });
+});
+
+describe('a server from the package under node_modules', () => {
+  // bin/parley's node options, given to the harness's node: the worker thread that writes the
+  // offline spool loads its own .ts file, which must be stripped there too
+  let server: RunningServer | undefined;
+  const people = sdkClients(() => server!, 'parley.test');
+  after(async () => {
+    await people.closeAll();
+    await server?.stop();
+  });
+
+  it('stores a message to an offline user (the spool writer thread loads under node_modules)', async () => {
+    const pkg = path.join(path.dirname(globalInstall('global-serve')), '..', 'lib', 'node_modules', 'parley');
+    server = await startServer({
+      cli: path.join(pkg, 'src', 'cli.ts'),
+      env: { NODE_OPTIONS: `--import=${path.join(pkg, 'bin', 'strip-types.mjs')} --disable-warning=ExperimentalWarning` },
+      users: [
+        { address: 'alice@parley.test', password: 'alice-pw' },
+        { address: 'bob@parley.test', password: 'bob-pw' },
+      ],
+    });
+    const alice = await people.connect('alice');
+    const res = await alice.sendMessage('sip:bob@parley.test', 'are you there?');
+    assert.equal(res.status, 202, `${res.status} ${res.headers.get('warning')}\n${server.logs()}`);
+    assert.match(res.headers.get('warning') ?? '', /bob@parley\.test is offline; stored/);
   });
 });
 
@@ -170,5 +198,24 @@ describe('parley check-config', () => {
     const day = 24 * 3600 * 1000;
     assert.throws(() => checkStartup(loaded, new Date(Date.now() + 3 * day)), /^ConfigError: tls\.cert: the certificate in .*dated\.crt expired on /);
     assert.throws(() => checkStartup(loaded, new Date(Date.now() - day)), /^ConfigError: tls\.cert: the certificate in .*dated\.crt is valid only from /);
+  });
+});
+
+describe('contrib/parley.service', () => {
+  const unit = readFileSync(path.join(REPO_ROOT, 'contrib', 'parley.service'), 'utf8');
+  const analyze = ['/usr/bin/systemd-analyze', '/bin/systemd-analyze'].find((p) => existsSync(p));
+
+  it('checks the configuration before it starts, and leaves V8 its W+X pages', () => {
+    assert.match(unit, /^ExecStartPre=\/usr\/local\/bin\/parley check-config --config \/etc\/parley\/parley\.json --data-dir \/var\/lib\/parley$/m);
+    assert.match(unit, /^ExecStart=\/usr\/local\/bin\/parley serve --config \/etc\/parley\/parley\.json --data-dir \/var\/lib\/parley$/m);
+    assert.doesNotMatch(unit, /^MemoryDenyWriteExecute=/m);
+  });
+
+  it('passes systemd-analyze verify (its commands pointed at this checkout)', { skip: analyze === undefined && 'systemd-analyze is not installed' }, () => {
+    // verify checks that each command exists: the unit's /usr/local/bin/parley is this checkout's bin/parley here
+    const copy = path.join(root, 'parley.service');
+    writeFileSync(copy, unit.replaceAll('/usr/local/bin/parley', path.join(REPO_ROOT, 'bin', 'parley')));
+    const out = execFileSync(analyze!, ['verify', copy], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
+    assert.equal(out, '');
   });
 });
