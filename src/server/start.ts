@@ -212,14 +212,15 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     closers.push(closeWebSockets);
     // /ready: what a load balancer asks before it sends traffic here (open, like /health)
     let http: HttpListener | undefined;
-    const listenerBound = (what: string, bound: () => boolean): ReadinessCheck => ({ name: `${what} listener`, probe: () => (bound() ? null : `${what} listener is not bound`) });
+    const listenerBound = (kind: 'SIP', where: string, bound: () => boolean): ReadinessCheck => ({ name: `${kind} ${where}`, probe: () => (bound() ? null : `${kind} listener ${where} is not bound`) });
     const checks: ReadinessCheck[] = [
       databaseWritable(db),
       { name: 'spool writer', probe: () => (offline.writerRunning ? null : 'spool writer thread is not running') },
-      listenerBound(`SIP udp ${formatEndpoint(udp.local)}`, () => udp.bound),
-      listenerBound(`SIP tcp ${formatEndpoint(tcp.local)}`, () => tcp.bound),
-      ...(tls ? [listenerBound(`SIP tls ${formatEndpoint(tls.local)}`, () => tls?.bound === true)] : []),
-      listenerBound('HTTP', () => http?.bound === true),
+      listenerBound('SIP', `udp ${formatEndpoint(udp.local)}`, () => udp.bound),
+      listenerBound('SIP', `tcp ${formatEndpoint(tcp.local)}`, () => tcp.bound),
+      ...(tls ? [listenerBound('SIP', `tls ${formatEndpoint(tls.local)}`, () => tls?.bound === true)] : []),
+      // the HTTP port is known once it listens
+      { get name() { return `HTTP ${config.listen}:${httpPort}`; }, probe: () => (http?.bound === true ? null : `HTTP listener ${config.listen}:${httpPort} is not bound`) },
     ];
     // Each capability that serves HTTP adds its route here (EWS, admin API, web client).
     const routes: HttpRoute[] = [createReadyRoute({ checks, draining: () => drain.draining, product: PRODUCT })];
