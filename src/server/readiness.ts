@@ -6,7 +6,7 @@
 
 import type http from 'node:http';
 import { makeProblem } from '../admin/index.ts';
-import type { Database } from '../storage/index.ts';
+import { statement, type Database } from '../storage/index.ts';
 import type { HttpRoute } from './http.ts';
 
 export const READY_PATH = '/ready';
@@ -51,7 +51,7 @@ export function readinessReport(checks: readonly ReadinessCheck[], draining: boo
 }
 
 /** How long the database probe waits for another writer's lock before it calls the database busy, ms. */
-export const PROBE_BUSY_MS = 200;
+export const PROBE_BUSY_MS = 100;
 
 /**
  * A real write, undone: BEGIN IMMEDIATE takes the write lock (so a read-only file, a read-only
@@ -66,7 +66,7 @@ export function databaseWritable(db: Database): ReadinessCheck {
       if (!db.isOpen) return 'database is closed';
       // a transaction of the loop's own is open only within one synchronous step, never between turns
       if (db.isTransaction) return null;
-      const previous = (db.prepare('PRAGMA busy_timeout').get() as { timeout: number }).timeout;
+      const previous = (statement(db, 'PRAGMA busy_timeout').get() as { timeout: number }).timeout;
       db.exec(`PRAGMA busy_timeout = ${PROBE_BUSY_MS}`);
       try {
         db.exec('BEGIN IMMEDIATE');

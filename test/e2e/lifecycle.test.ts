@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { WebSocket } from 'ws';
 import { SipClient } from '../../src/client/index.ts';
+import { eventually } from '../harness/eventually.ts';
 import { runCli, startServer, type RunningServer } from '../harness/server.ts';
 
 const DOMAIN = 'parley.test';
@@ -129,5 +130,68 @@ describe('SIGTERM drains', () => {
     t.diagnostic(`${accepted.length} answered 202, ${refused.length} answered 503 while draining, ${failed.length} cut with the connection; ${stored.size} in the spool`);
     const ready = await fetch(`${base(again)}/ready`);
     assert.equal(ready.status, 200);
+  });
+});
+
+describe('a request in flight holds the drain', () => {
+  /** bob is signed in and holds each MESSAGE he gets until `release()`; alice is connected */
+  async function held(s: RunningServer) {
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let arrived!: () => void;
+    const got = new Promise<void>((r) => (arrived = r));
+    const bob = new SipClient({
+      server: `tcp://${s.tcp.host}:${s.tcp.port}`, aor: `sip:bob@${DOMAIN}`, password: 'bob-pw', requestTimeoutMs: 15_000, keepAliveIntervalMs: 0,
+      onMessage: async () => {
+        arrived();
+        await released;
+        return 200;
+      },
+    });
+    const alice = new SipClient({ server: `tcp://${s.tcp.host}:${s.tcp.port}`, aor: `sip:alice@${DOMAIN}`, password: 'alice-pw', requestTimeoutMs: 15_000, keepAliveIntervalMs: 0 });
+    clients.push(bob, alice);
+    await bob.connect();
+    await bob.register({ expires: 300 });
+    await alice.connect();
+    const answer = alice.sendMessage(`sip:bob@${DOMAIN}`, 'are you there?');
+    await got;
+    return { alice, answer, release };
+  }
+
+  it('while it is answered: /ready says DRAINING, a new MESSAGE on an open connection gets 503 Retry-After; then it gets its 200 and the server exits 0', async () => {
+    const s = await serve();
+    const { alice, answer, release } = await held(s);
+    const exit = s.kill('SIGTERM');
+    const draining = await eventually('/ready 503', async () => {
+      const r = await fetch(`${base(s)}/ready`);
+      return r.status === 503 ? ((await r.json()) as { code: string; checks: unknown[] }) : undefined;
+    }, 5_000);
+    assert.equal(draining.code, 'DRAINING');
+    const health = await fetch(`${base(s)}/health`);
+    assert.equal(health.status, 200, 'still alive while draining');
+
+    const late = await alice.sendMessage(`sip:bob@${DOMAIN}`, 'too late');
+    assert.equal(late.status, 503);
+    assert.equal(late.headers.get('retry-after'), String(SHUTDOWN_TIMEOUT));
+    assert.match(late.headers.get('warning') ?? '', /the server is stopping/);
+    assert.equal(s.exitStatus(), null, 'the held request keeps the server draining');
+
+    release();
+    assert.equal((await answer).status, 200);
+    assert.deepEqual(await exit, { code: 0, signal: null });
+  });
+
+  it('a second SIGTERM exits at once, saying what was not finished', async () => {
+    const s = await serve();
+    const { answer, release } = await held(s);
+    // the held MESSAGE is never answered: its connection closes with the process
+    const cut = assert.rejects(answer, { code: 'DISCONNECTED' });
+    void s.kill('SIGTERM');
+    await s.waitForLog(/stopping: draining/);
+    const exit = await s.kill('SIGTERM');
+    release();
+    assert.deepEqual(exit, { code: 1, signal: null });
+    await cut;
+    assert.match(s.logs(), /SIGTERM again: exiting at once while answering the SIP requests in flight \(1\)/);
   });
 });
