@@ -106,15 +106,37 @@ async function serve(args: string[]): Promise<number> {
     return 1;
   }
   io.out(server.readyLine);
-  await new Promise<void>((resolve) => {
+  // SIGTERM or SIGINT drains (server.close()) within shutdownTimeout; past it, or at a second
+  // signal, the process exits at once, saying which step did not finish.
+  return new Promise<number>((resolve) => {
+    let stopping = false;
     const stop = (signal: string) => {
-      logger.info({ signal }, 'stopping');
-      server.close().then(resolve, resolve);
+      if (stopping) {
+        io.err(`parley serve: ${signal} again: exiting at once while ${server.stopStep()}`);
+        process.exit(1);
+      }
+      stopping = true;
+      logger.info({ signal, shutdownTimeout: config.shutdownTimeout }, 'stopping: draining for up to %d s', config.shutdownTimeout);
+      const timer = setTimeout(() => {
+        io.err(`parley serve: did not stop within shutdownTimeout (${config.shutdownTimeout} s): still ${server.stopStep()}; exiting anyway`);
+        process.exit(1);
+      }, config.shutdownTimeout * 1000);
+      server.close().then(
+        () => {
+          clearTimeout(timer);
+          logger.info({ signal }, 'stopped');
+          resolve(0);
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          io.err(`parley serve: stopping failed while ${server.stopStep()}: ${(err as Error).message}`);
+          resolve(1);
+        },
+      );
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
   });
-  return 0;
 }
 
 /** `serve`'s and `check-config`'s options into the effective configuration, or the exit code of a refusal (2). */

@@ -42,7 +42,7 @@ export type { AdminErrorCode } from './errors.ts';
 export { CMDLETS, serverCmdlets } from './registry.ts';
 export type { LivePresence } from './cmdlets/presence.ts';
 export type { LiveLockouts } from './cmdlets/auth-lockout.ts';
-export { ADMIN_PATH, AdminApiError, createAdminRoute, createTokenCheck, problemOf } from './http/index.ts';
+export { ADMIN_PATH, AdminApiError, createAdminRoute, createTokenCheck, makeProblem, problemOf } from './http/index.ts';
 export type { AdminApiErrorCode, AdminEndpoint, AdminEndpointRequest, AdminMethod, AdminRoute, AdminRouteOptions } from './http/index.ts';
 
 export async function runAdminCommand(args: string[], io: AdminIo, defaults: AdminDefaults): Promise<number> {

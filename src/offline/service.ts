@@ -113,6 +113,12 @@ export class OfflineService implements OfflineHandoff {
     this.worker.start();
   }
 
+  /** Whether the spool writer (its thread, with the database in a file) is running (readiness). */
+  get writerRunning(): boolean {
+    return this.#writer.running;
+  }
+
+  /** Commits the open group commit (its senders get their 202s), waits for the writer's last batch, stops the worker. */
   async close(): Promise<void> {
     clearInterval(this.#releasePoll);
     await this.#commits.close();

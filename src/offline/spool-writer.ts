@@ -32,6 +32,8 @@ export interface SpoolWriter {
   write(jobs: readonly SpoolJob[]): SpoolResult[] | Promise<SpoolResult[]>;
   /** Stops writing; the caller has awaited every write it started. */
   close(): Promise<void>;
+  /** false once closed, or while its thread is down (a new one starts with the next write) */
+  readonly running: boolean;
 }
 
 /** One batch, inside one transaction: the spool writes in arrival order, then the traces. */
@@ -52,7 +54,16 @@ export function writeBatch(db: Database, jobs: readonly SpoolJob[]): SpoolResult
 
 /** Writes on the caller's connection, in the event loop (an in-memory database). */
 export function loopSpoolWriter(db: Database): SpoolWriter {
-  return { write: (jobs) => writeBatch(db, jobs), close: async () => undefined };
+  let running = true;
+  return {
+    write: (jobs) => writeBatch(db, jobs),
+    close: async () => {
+      running = false;
+    },
+    get running() {
+      return running;
+    },
+  };
 }
 
 /** What the thread is sent: a batch to write, or the request to close its connection and end. */
@@ -87,6 +98,10 @@ export class ThreadSpoolWriter implements SpoolWriter {
   constructor(file: string) {
     this.#file = file;
     this.#thread = this.#start();
+  }
+
+  get running(): boolean {
+    return !this.#closed && this.#thread !== undefined;
   }
 
   write(jobs: readonly SpoolJob[]): Promise<SpoolResult[]> {

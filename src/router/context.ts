@@ -1,3 +1,4 @@
+import type { RequestDrain } from './drain.ts';
 import type { Logger } from 'pino';
 import type { Authenticator } from '../auth/authenticator.ts';
 import type { FlowRef, LocationService } from '../registrar/location.ts';
@@ -37,6 +38,8 @@ export interface SipContext {
   now(): number;
   /** what /metrics counts (src/observability/metrics.ts implements it); absent: nothing is counted */
   stats?: SipStats;
+  /** a stopping server's drain (src/router/drain.ts): counts the requests in flight, refuses new ones; absent: never drains */
+  drain?: RequestDrain;
 }
 
 /**

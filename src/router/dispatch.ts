@@ -18,6 +18,11 @@ export function createDispatcher(ctx: SipContext, handlers: readonly MethodHandl
       reply(ctx, incoming, 481, { warning: 'nothing to cancel: Parley keeps no INVITE transactions' });
       return;
     }
+    const drain = ctx.drain;
+    if (drain?.draining) {
+      reply(ctx, incoming, 503, { headers: [['Retry-After', String(drain.retryAfter)]], warning: 'the server is stopping; send this request to another server of the domain, or try again later' });
+      return;
+    }
     const handler = byMethod.get(request.method);
     if (!handler) {
       reply(ctx, incoming, 405, { headers: [['Allow', ctx.allow.join(', ')]], warning: `${request.method} is not served: Parley is an IM and presence server` });
@@ -39,7 +44,10 @@ export function createDispatcher(ctx: SipContext, handlers: readonly MethodHandl
       failed(ctx, incoming, err);
       return;
     }
-    if (result) result.catch((err: unknown) => failed(ctx, incoming, err));
+    if (result) {
+      result.catch((err: unknown) => failed(ctx, incoming, err));
+      drain?.track(result);
+    }
   };
 }
 

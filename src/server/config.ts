@@ -31,6 +31,8 @@ export interface ServerConfig {
   /** PEM files; SIP over TLS runs only when both are set */
   tls: { cert: string; key: string } | null;
   logLevel: LogLevel;
+  /** seconds a SIGTERM/SIGINT drain may take before the process exits anyway (src/cli.ts) */
+  shutdownTimeout: number;
   registrar: RegistrarSettings;
   messaging: { maxBody: number; deviceTimeout: number };
   /** the offline-IM pipeline's mechanics (its policy is in CsImConfiguration) */
@@ -123,6 +125,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   dataDir: './data',
   tls: null,
   logLevel: 'info',
+  shutdownTimeout: 10,
   registrar: DEFAULT_REGISTRAR_SETTINGS,
   messaging: { maxBody: 64 * 1024, deviceTimeout: 10 },
   offlineIm: {
@@ -315,6 +318,7 @@ const SCHEMA = section({
   dataDir: nonEmpty,
   tls,
   logLevel,
+  shutdownTimeout: positive(1, 600),
   registrar: section({
     // whole seconds and bindings: Expires and Min-Expires are delta-seconds (RFC 3261 §20.19, §20.23)
     minExpires: count(1, 86400),

@@ -11,6 +11,10 @@ export interface HttpRoute {
 export interface HttpListener {
   readonly address: string;
   readonly port: number;
+  /** whether the listening socket is still bound (readiness) */
+  readonly bound: boolean;
+  /** stops accepting new connections; the open ones go on (a drain) */
+  stopAccepting(): void;
   close(): Promise<void>;
 }
 
@@ -60,10 +64,17 @@ export function listenHttp(opts: {
       resolve({
         address: addr.address,
         port: addr.port,
+        get bound() {
+          return server.listening;
+        },
+        stopAccepting: () => {
+          if (server.listening) server.close();
+        },
         close: () =>
           new Promise<void>((done) => {
             server.closeAllConnections();
-            server.close(() => done());
+            if (server.listening) server.close(() => done());
+            else done();
           }),
       });
     });

@@ -19,11 +19,13 @@ import { openDatabase, runMigrations } from '../storage/index.ts';
 import { OFFLINE_MIGRATIONS, OfflineService, createMailboxRouting, spoolCounts, spoolerEndpoints } from '../offline/index.ts';
 import { ServerMetrics } from '../observability/metrics.ts';
 import { createMetricsRoute } from './metrics-route.ts';
+import { createReadyRoute, databaseWritable, type ReadinessCheck } from './readiness.ts';
+import { RequestDrain } from '../router/drain.ts';
 import { TRACE_MIGRATIONS } from '../observability/trace.ts';
 import { traceEndpoint } from '../observability/trace-endpoint.ts';
 import { EmbeddedMailboxConnector, MAILBOX_MIGRATIONS, MailboxQuota, SmtpOutbound, createAutodiscoverRoute, createEwsRoute, startSmtpInbound } from '../mailbox/index.ts';
 import { largestBody, type ServerConfig } from './config.ts';
-import { listenHttp, type HttpRoute } from './http.ts';
+import { listenHttp, type HttpListener, type HttpRoute } from './http.ts';
 import { OwnNames } from './own-names.ts';
 import { loadAdminToken, loadSecret } from './secrets.ts';
 import { createAdminRoute, serverCmdlets } from '../admin/index.ts';
@@ -41,7 +43,14 @@ export interface RunningServer {
   readonly wsUrl: string;
   /** the line printed when ready; tests read the ports from it */
   readonly readyLine: string;
+  /**
+   * Drains, then stops (SIGTERM): /ready answers DRAINING, new connections and SIP requests are
+   * refused, the requests in flight are answered (for up to half of shutdownTimeout), the spool's
+   * open group commit is written (its 202s go out), WebSockets close with 1001, connections close.
+   */
   close(): Promise<void>;
+  /** the step close() is at, for the log line when it does not finish in time */
+  stopStep(): string;
 }
 
 export async function startServer(config: Readonly<ServerConfig>, logger: Logger): Promise<RunningServer> {
@@ -163,7 +172,9 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     offline,
     now: Date.now,
     stats: metrics,
+    drain: new RequestDrain(config.shutdownTimeout),
   };
+  const drain = ctx.drain as RequestDrain;
   const dispatch = createDispatcher(ctx, handlers);
   const transactions = new TransactionLayer(config.sip, { onRequest: dispatch });
   ctx.transactions = transactions;
@@ -178,24 +189,41 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   try {
     // started first, stopped last: what the transports accepted until the end gets committed
     offline.start();
-    closers.push(() => offline.close());
+    const closeOffline = once(() => offline.close());
+    closers.push(closeOffline);
     lockouts.start();
     closers.push(() => lockouts.close());
     const [tcp, udp] = await listenTcpAndUdp(config.listen, config.sipPort, limits, sink, guard);
     udpListeners.push(udp);
-    closers.push(() => tcp.close(), () => udp.close());
+    const closeStreams = once(async () => {
+      await tcp.close();
+      await tls?.close();
+    });
+    closers.push(once(() => udp.close()), closeStreams);
 
     let tls: StreamListener | null = null;
     if (config.tls) {
       const tlsOptions = { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) };
       tls = await listenStream({ protocol: 'tls', address: config.listen, port: config.sipsPort, limits, sink, guard, tls: tlsOptions });
-      closers.push(() => tls?.close());
     }
 
     const websocket = createWebSocketAcceptor({ path: '/sip', secure: false, limits, sink, guard });
-    closers.push(() => websocket.close());
+    const closeWebSockets = once(() => websocket.close());
+    closers.push(closeWebSockets);
+    // /ready: what a load balancer asks before it sends traffic here (open, like /health)
+    let http: HttpListener | undefined;
+    const listenerBound = (kind: 'SIP', where: string, bound: () => boolean): ReadinessCheck => ({ name: `${kind} ${where}`, probe: () => (bound() ? null : `${kind} listener ${where} is not bound`) });
+    const checks: ReadinessCheck[] = [
+      databaseWritable(db),
+      { name: 'spool writer', probe: () => (offline.writerRunning ? null : 'spool writer thread is not running') },
+      listenerBound('SIP', `udp ${formatEndpoint(udp.local)}`, () => udp.bound),
+      listenerBound('SIP', `tcp ${formatEndpoint(tcp.local)}`, () => tcp.bound),
+      ...(tls ? [listenerBound('SIP', `tls ${formatEndpoint(tls.local)}`, () => tls?.bound === true)] : []),
+      // the HTTP port is known once it listens
+      { get name() { return `HTTP ${config.listen}:${httpPort}`; }, probe: () => (http?.bound === true ? null : `HTTP listener ${config.listen}:${httpPort} is not bound`) },
+    ];
     // Each capability that serves HTTP adds its route here (EWS, admin API, web client).
-    const routes: HttpRoute[] = [];
+    const routes: HttpRoute[] = [createReadyRoute({ checks, draining: () => drain.draining, product: PRODUCT })];
     routes.push(createEwsRoute({ db, logger, domain: config.domain, product: PRODUCT, signIn, smtpRoutes: config.smtpRoutes, quota: mailboxQuota, onMailboxChanged: (address) => messageSummary.mailboxChanged(address), onRequest: (operation, fault) => metrics.ewsRequest(operation, fault) }));
     routes.push(createAutodiscoverRoute({ db, logger, domain: config.domain, product: PRODUCT, names: ownNames, signIn }));
     // a user's blocked watchers and contact list: /presence/blocked, /presence/contacts (HTTP Basic, as EWS)
@@ -219,7 +247,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     );
     // A WebSocket upgrade request is held to the SIP message timeout, like the messages after it
     // (never longer than Node's default for HTTP).
-    const http = await listenHttp({
+    http = await listenHttp({
       address: config.listen,
       port: config.httpPort,
       websocket,
@@ -230,7 +258,9 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     });
     httpPort = http.port;
     ewsUrl = `http://${ownNames.defaultAuthority()}/EWS/Exchange.asmx`;
-    closers.push(() => http.close());
+    const httpListener = http;
+    const closeHttp = once(() => httpListener.close());
+    closers.push(closeHttp);
 
     const sweep = setInterval(() => {
       location.sweep(Date.now()).then(
@@ -257,6 +287,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     closers.push(() => outbound.stop());
 
     const httpEndpoint = { address: http.address, port: http.port };
+    let step = 'running';
     const wsUrl = `ws://${formatEndpoint(httpEndpoint)}/sip`;
     const readyLine =
       `Parley ready: domain=${config.domain} udp=${formatEndpoint(udp.local)} tcp=${formatEndpoint(tcp.local)} ` +
@@ -268,10 +299,29 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
       http: httpEndpoint,
       wsUrl,
       readyLine,
-      close: async () => {
+      stopStep: () => step,
+      close: once(async () => {
+        const inFlightMs = (config.shutdownTimeout * 1000) / 2;
+        step = 'refusing new connections and requests';
+        drain.start();
+        tcp.stopAccepting();
+        tls?.stopAccepting();
+        websocket.stopAccepting();
+        step = `answering the SIP requests in flight (${drain.inFlight})`;
+        if (!(await drain.idle(inFlightMs))) logger.warn({ inFlight: drain.inFlight }, '%d SIP requests still in flight after %d ms; stopping anyway', drain.inFlight, inFlightMs);
+        step = 'writing the spool\'s open group commit';
+        await closeOffline();
+        step = 'closing WebSockets (1001)';
+        await closeWebSockets();
+        step = 'closing TCP and TLS connections';
+        await closeStreams();
+        step = 'closing HTTP';
+        await closeHttp();
+        step = 'stopping the other services';
         for (const close of closers.reverse()) await close();
         db.close();
-      },
+        step = 'stopped';
+      }),
     };
   } catch (err) {
     for (const close of closers.reverse()) await close();
@@ -298,4 +348,10 @@ async function listenTcpAndUdp(
       if (port !== 0 || attempt >= 20 || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
     }
   }
+}
+
+/** A closer that runs once: the drain calls some early, the list of closers calls them again. */
+function once(fn: () => Promise<void> | void): () => Promise<void> {
+  let done: Promise<void> | undefined;
+  return () => (done ??= Promise.resolve().then(fn));
 }

@@ -9,9 +9,19 @@ import type { TransportSink } from './sink.ts';
 
 export interface StreamListener {
   readonly local: Endpoint;
-  /** stops accepting and closes every open connection */
+  /** whether the listening socket is still bound (readiness) */
+  readonly bound: boolean;
+  /** stops accepting new connections; the open ones go on (a drain) */
+  stopAccepting(): void;
+  /**
+   * stops accepting and closes every open connection: each is ended (what was written to it, the
+   * last answers of a drain, still goes out), and destroyed if still open after CLOSE_GRACE_MS
+   */
   close(): Promise<void>;
 }
+
+/** How long an ended connection may take to close before it is destroyed, ms. */
+const CLOSE_GRACE_MS = 1_000;
 
 export interface StreamListenOptions {
   protocol: 'tcp' | 'tls';
@@ -140,10 +150,26 @@ export function listenStream(opts: StreamListenOptions): Promise<StreamListener>
       const addr = server.address() as net.AddressInfo;
       resolve({
         local: { address: addr.address, port: addr.port },
+        get bound() {
+          return server.listening;
+        },
+        stopAccepting: () => {
+          if (server.listening) server.close();
+        },
         close: () =>
           new Promise<void>((done) => {
-            for (const s of sockets) s.destroy();
-            server.close(() => done());
+            const grace = setTimeout(() => {
+              for (const s of sockets) s.destroy();
+            }, CLOSE_GRACE_MS);
+            const finish = (): void => {
+              clearTimeout(grace);
+              done();
+            };
+            for (const s of sockets) s.end();
+            // close() waits for every connection; a server already closed calls back with an error at once
+            if (server.listening) server.close(finish);
+            else if (sockets.size === 0) finish();
+            else server.once('close', finish);
           }),
       });
     });

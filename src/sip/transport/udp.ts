@@ -12,6 +12,8 @@ export interface UdpListener {
   readonly local: Endpoint;
   /** the flow to a peer on this socket (UDP has no connection: any peer can be reached) */
   flowTo(remote: Endpoint): Flow;
+  /** whether the socket is still bound (readiness) */
+  readonly bound: boolean;
   close(): Promise<void>;
 }
 
@@ -64,9 +66,14 @@ export function listenUdp(opts: { address: string; port: number; limits: SipLimi
         if (isKeepAlive(data)) return;
         deliverUnit(data, flowTo(rinfo), opts.limits, opts.sink);
       });
+      let bound = true;
+      socket.once('close', () => (bound = false));
       resolve({
         local,
         flowTo,
+        get bound() {
+          return bound;
+        },
         close: () => new Promise<void>((done) => socket.close(() => done())),
       });
     });

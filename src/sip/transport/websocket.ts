@@ -12,10 +12,19 @@ import { WebSocketMeter } from './ws-meter.ts';
 export interface WebSocketAcceptor {
   /** hands an HTTP upgrade request to SIP; false when the path is not ours */
   handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): boolean;
-  close(): void;
+  /** refuses new connections (503) while the open ones go on: the server drains */
+  stopAccepting(): void;
+  /**
+   * closes every connection with 1001 Going Away (RFC 6455 §7.4.1: the server is going down);
+   * one whose closing handshake is not done after CLOSE_GRACE_MS is cut
+   */
+  close(): Promise<void>;
 }
 
 let nextConnection = 0;
+
+/** How long a closing handshake may take before the connection is cut, ms. */
+const CLOSE_GRACE_MS = 1_000;
 
 // Memory per connection matters here: a registered WebSocket client stays connected for hours,
 // mostly idle (see bench/ws-load.ts). So a connection carries no closures of its own: the flow
@@ -103,6 +112,7 @@ export function createWebSocketAcceptor(opts: {
   const protocol = opts.secure ? 'wss' : 'ws';
   /** the open connections, all closed by close() */
   const live = new Set<SipWebSocket>();
+  let accepting = true;
   /** the listener's own address: the same for every connection, so one object for all of them */
   let local: Endpoint | null = null;
 
@@ -164,6 +174,11 @@ export function createWebSocketAcceptor(opts: {
       }
       const peer = socket as Duplex & { remoteAddress?: string; remotePort?: number };
       const remote: Endpoint = { address: peer.remoteAddress ?? '', port: peer.remotePort ?? 0 };
+      if (!accepting) {
+        const body = JSON.stringify({ type: 'about:blank', title: 'Service Unavailable', status: 503, code: 'DRAINING', detail: 'the server is stopping; connect to another one' });
+        socket.end(`HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+        return true;
+      }
       const source = guard.admit(protocol, remote);
       if (source === null) {
         // RFC 6455 §4.2.2: the server may refuse the handshake with an HTTP status; RFC 9457 body.
@@ -183,9 +198,19 @@ export function createWebSocketAcceptor(opts: {
       if (!upgraded) guard.release(source);
       return true;
     },
-    close() {
-      for (const ws of live) ws.terminate();
+    stopAccepting() {
+      accepting = false;
+    },
+    async close() {
+      accepting = false;
       wss.close();
+      if (live.size === 0) return;
+      const closed = [...live].map((ws) => new Promise<void>((done) => ws.once('close', () => done())));
+      for (const ws of live) ws.close(1001, 'server is stopping');
+      let grace: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([Promise.all(closed), new Promise<void>((done) => (grace = setTimeout(done, CLOSE_GRACE_MS)))]);
+      clearTimeout(grace);
+      for (const ws of live) ws.terminate();
     },
   };
 }
