@@ -51,6 +51,13 @@ const io = {
   err: (line: string) => process.stderr.write(`${line}\n`),
 };
 
+// `parley spooler list | head` closes the pipe early: the rest of the output has no reader, which
+// is the reader's choice, not an error of ours (a shell's commands end quietly the same way).
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {

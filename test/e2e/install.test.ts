@@ -219,3 +219,19 @@ describe('contrib/parley.service', () => {
     assert.equal(out, '');
   });
 });
+
+describe('output into a pipe closed early', () => {
+  it('ends quietly with exit 0 when the reader stops reading (parley check-config | head -1)', () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'parley-pipe-'));
+    try {
+      // `set -o pipefail` is not POSIX: the exit status of parley itself comes back through a file
+      const status = path.join(dataDir, 'status');
+      const script = `{ "${path.join(REPO_ROOT, 'bin', 'parley')}" check-config --data-dir "${dataDir}"; echo $? > "${status}"; } | head -1`;
+      const out = execFileSync('sh', ['-c', script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      assert.equal(out, 'configuration OK\n');
+      assert.equal(readFileSync(status, 'utf8').trim(), '0', 'no unhandled EPIPE');
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
