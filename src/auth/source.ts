@@ -9,30 +9,14 @@
 // itself, whatever it writes in X-Forwarded-For.
 
 import { isIP } from 'node:net';
+import { sourceOf } from '../sip/index.ts';
 
-/** The key a source address is counted under: `192.0.2.7`, or `2001:db8:1:2::/64`. */
-export function sourceKey(address: string): string {
-  if (!address.includes(':')) return address;
-  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address);
-  if (mapped?.[1] !== undefined) return mapped[1];
-  const head = ipv6Head(address.replace(/%.*$/, ''));
-  return head === undefined ? address : `${head}::/64`;
-}
-
-/** The first four groups of an IPv6 address, shortest hex, `2001:db8:0:1`; undefined when not IPv6. */
-function ipv6Head(address: string): string | undefined {
-  if (isIP(address) !== 6) return undefined;
-  const [left = '', right] = address.split('::');
-  const leftGroups = left === '' ? [] : left.split(':');
-  // an embedded IPv4 tail (`::1.2.3.4`) stands for two groups; only the head is needed here
-  const rightGroups = right === undefined || right === '' ? [] : right.split(':').flatMap((g) => (g.includes('.') ? ['0', '0'] : [g]));
-  const missing = 8 - leftGroups.length - rightGroups.length;
-  const groups = right === undefined ? leftGroups : [...leftGroups, ...Array<string>(missing).fill('0'), ...rightGroups];
-  return groups
-    .slice(0, 4)
-    .map((g) => Number.parseInt(g, 16).toString(16))
-    .join(':');
-}
+/**
+ * The key a source address is counted under: `192.0.2.7`, or `2001:db8:1:2::/64` — the same rule
+ * the SIP connection limits count sources by, so a lockout and a connection limit name one source
+ * alike.
+ */
+export const sourceKey: (address: string) => string = sourceOf;
 
 /**
  * The source of an HTTP request: the peer, or for a trusted proxy the client it names in
