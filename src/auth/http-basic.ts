@@ -18,7 +18,7 @@ import { findUser, passwordStamp, verifyPassword } from '../directory/index.ts';
 import type { Database } from '../storage/index.ts';
 import { FairQueue } from './hash-queue.ts';
 import type { Refusal, SignInGuard } from './lockout.ts';
-import { httpSource, plainAddress, sourceKey } from './source.ts';
+import { httpSource, isLoopbackAddress, plainAddress, sourceKey } from './source.ts';
 
 export type BasicOutcome =
   | { readonly ok: true; readonly address: string }
@@ -166,6 +166,5 @@ export function basicChallenge(domain: string): Record<string, string> {
 /** TLS, or a peer on loopback (a local TLS-terminating proxy, tests, the CLI on the server): where a password or token may travel. */
 export function isSecureOrLocal(req: http.IncomingMessage): boolean {
   if ((req.socket as { encrypted?: boolean }).encrypted === true) return true;
-  const peer = req.socket.remoteAddress ?? '';
-  return peer === '::1' || peer.startsWith('127.') || peer.startsWith('::ffff:127.');
+  return isLoopbackAddress(req.socket.remoteAddress ?? '');
 }

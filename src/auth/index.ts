@@ -13,4 +13,4 @@ export { FAMILIAR_MS, MAX_FAMILIAR, SignInGuard } from './lockout.ts';
 export type { LockoutKeeperOptions } from './lockout-keeper.ts';
 export { LockoutKeeper, lockoutIdentity } from './lockout-keeper.ts';
 export { AUTH_MIGRATIONS, clearLockout, getLockout, listLockouts } from './lockout-store.ts';
-export { httpSource, plainAddress, sourceKey } from './source.ts';
+export { httpSource, isLoopbackAddress, plainAddress, sourceKey } from './source.ts';

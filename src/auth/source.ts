@@ -36,6 +36,13 @@ export function httpSource(peer: string, forwardedFor: string | string[] | undef
   return direct;
 }
 
+/** `127.0.0.0/8`, `::1`, or an IPv4-mapped `::ffff:127.x.y.z`: this host itself. */
+export function isLoopbackAddress(address: string): boolean {
+  if (address === '::1') return true;
+  const v4 = /^::ffff:/i.test(address) ? address.slice(7) : address;
+  return isIP(v4) === 4 && v4.startsWith('127.');
+}
+
 /** `::ffff:127.0.0.1` → `127.0.0.1`, `[::1]` → `::1`: the form trusted proxies are written in. */
 export function plainAddress(address: string): string {
   const bare = address.startsWith('[') && address.endsWith(']') ? address.slice(1, -1) : address;

@@ -7,7 +7,7 @@
 
 import type http from 'node:http';
 import { AdminApiError, createTokenCheck, problemOf } from '../admin/index.ts';
-import { httpSource, isSecureOrLocal, plainAddress } from '../auth/index.ts';
+import { httpSource, isLoopbackAddress, isSecureOrLocal, plainAddress } from '../auth/index.ts';
 import type { Logger } from '../observability/logger.ts';
 import { METRICS_CONTENT_TYPE } from '../observability/metrics.ts';
 import type { HttpRoute } from './http.ts';
@@ -34,16 +34,12 @@ export function createMetricsAccess(token: string, trustedProxies: readonly stri
   const trusted = new Set(trustedProxies.map(plainAddress));
   return (req) => {
     const client = httpSource(req.socket.remoteAddress ?? '', req.headers['x-forwarded-for'], trusted);
-    if (isLoopback(client)) return;
+    if (isLoopbackAddress(client)) return;
     if (!isSecureOrLocal(req as http.IncomingMessage)) {
       throw new AdminApiError('INSECURE_TRANSPORT', 'the admin token must not travel in clear: read /metrics over HTTPS (a TLS proxy) or from this host');
     }
     checkToken(req.headers.authorization);
   };
-}
-
-function isLoopback(address: string): boolean {
-  return address === '::1' || address.startsWith('127.');
 }
 
 export function createMetricsRoute(opts: MetricsRouteOptions): HttpRoute {

@@ -12,6 +12,7 @@
 
 import os from 'node:os';
 import net from 'node:net';
+import { isLoopbackAddress } from '../auth/index.ts';
 
 export interface OwnNamesOptions {
   /** the configured listen address (`127.0.0.1`, `0.0.0.0`, `::`, `localhost`) */
@@ -58,9 +59,7 @@ export function formatAuthority(host: string, port: number | null): string {
 }
 
 export function isLoopback(host: string): boolean {
-  if (host === 'localhost' || host.endsWith('.localhost') || host === '::1') return true;
-  if (net.isIPv4(host)) return host.startsWith('127.');
-  return host.startsWith('::ffff:') && net.isIPv4(host.slice(7)) && host.slice(7).startsWith('127.');
+  return host === 'localhost' || host.endsWith('.localhost') || isLoopbackAddress(host);
 }
 
 export class OwnNames {
