@@ -80,17 +80,18 @@ export class BasicSignIn {
     if (credentials === undefined) return { ok: false, status: 401 };
     const { address, password } = credentials;
 
+    // the stored password's stamp, read once: a remembered sign-in counts only while it is unchanged
+    const stamp = passwordStamp(this.#opts.db, address);
     const cacheKey = this.#cacheMs > 0 ? createHmac('sha256', this.#cacheKey).update(`${address}\0${password}`).digest('base64') : '';
     const hit = this.#cacheMs > 0 ? this.#verified.get(cacheKey) : undefined;
     if (hit !== undefined) {
-      if (hit.expires > this.#now() && passwordStamp(this.#opts.db, address) === hit.stamp) {
+      if (hit.expires > this.#now() && stamp === hit.stamp) {
         guard?.succeeded(hit.address, source);
         return { ok: true, address: hit.address };
       }
       this.#verified.delete(cacheKey);
     }
 
-    const stamp = passwordStamp(this.#opts.db, address);
     const admission = await this.#queue.run(sourceKey(source), async () => {
       // a lockout may have started while this job waited: it costs no hash then
       const late = guard?.check(source, address);

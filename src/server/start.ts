@@ -134,6 +134,8 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     now: Date.now,
   });
 
+  // SIGTERM: new requests are refused while those in flight are answered (close() below)
+  const drain = new RequestDrain(config.shutdownTimeout);
   const ctx: SipContext = {
     domain: config.domain,
     ownHosts: new Set([config.listen]),
@@ -172,9 +174,8 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     offline,
     now: Date.now,
     stats: metrics,
-    drain: new RequestDrain(config.shutdownTimeout),
+    drain,
   };
-  const drain = ctx.drain as RequestDrain;
   const dispatch = createDispatcher(ctx, handlers);
   const transactions = new TransactionLayer(config.sip, { onRequest: dispatch });
   ctx.transactions = transactions;
