@@ -33,7 +33,12 @@ export type ReadinessReport =
  * checks say: a load balancer must take the node out), 503 NOT_READY with each failure otherwise.
  */
 export function readinessReport(checks: readonly ReadinessCheck[], draining: boolean): ReadinessReport {
-  const results: ReadinessResult[] = checks.map((c) => {
+  return reportOf(runChecks(checks), draining);
+}
+
+/** Every check's result; a check that throws has failed, with its message. */
+function runChecks(checks: readonly ReadinessCheck[]): ReadinessResult[] {
+  return checks.map((c) => {
     let reason: string | null;
     try {
       reason = c.probe();
@@ -42,6 +47,27 @@ export function readinessReport(checks: readonly ReadinessCheck[], draining: boo
     }
     return reason === null ? { name: c.name, ok: true } : { name: c.name, ok: false, reason };
   });
+}
+
+/** How long the checks' results answer /ready before they are run again, ms. */
+export const CHECKS_TTL_MS = 1000;
+
+/**
+ * The checks' results, run at most once per `ttlMs`: /ready is open to anyone, and the database
+ * probe may wait up to PROBE_BUSY_MS for the spool writer's lock on the event loop that carries
+ * SIP, so a flood of /ready requests must not turn into a flood of probes. A load balancer asks
+ * every few seconds; an answer up to a second old serves it.
+ */
+export function cachedChecks(checks: readonly ReadinessCheck[], ttlMs = CHECKS_TTL_MS, now: () => number = Date.now): () => ReadinessResult[] {
+  let last: { at: number; results: ReadinessResult[] } | undefined;
+  return () => {
+    const t = now();
+    if (last === undefined || t - last.at >= ttlMs) last = { at: t, results: runChecks(checks) };
+    return last.results;
+  };
+}
+
+function reportOf(results: ReadinessResult[], draining: boolean): ReadinessReport {
   if (draining) {
     return { status: 503, body: { ...makeProblem(503, 'DRAINING', 'the server is stopping (SIGTERM): it takes no new connections or requests'), checks: results } };
   }
@@ -91,6 +117,7 @@ export interface ReadyRouteOptions {
 }
 
 export function createReadyRoute(opts: ReadyRouteOptions): HttpRoute {
+  const results = cachedChecks(opts.checks);
   return {
     handle(req: http.IncomingMessage, res: http.ServerResponse, url: URL) {
       if (url.pathname !== READY_PATH) return false;
@@ -102,7 +129,8 @@ export function createReadyRoute(opts: ReadyRouteOptions): HttpRoute {
         res.end(`${body}\n`);
         return true;
       }
-      const report = readinessReport(opts.checks, opts.draining());
+      // draining is read each time: a stopping server is taken out at once
+      const report = reportOf(results(), opts.draining());
       const body = `${JSON.stringify(report.body)}\n`;
       const type = report.status === 200 ? 'application/json; charset=utf-8' : 'application/problem+json; charset=utf-8';
       res.writeHead(report.status, { ...base, 'content-type': type, 'content-length': Buffer.byteLength(body) });

@@ -8,7 +8,7 @@ import pino from 'pino';
 import { createDispatcher } from '../../src/router/dispatch.ts';
 import type { MethodHandler, SipContext } from '../../src/router/context.ts';
 import { RequestDrain } from '../../src/router/drain.ts';
-import { databaseWritable, readinessReport, type ReadinessCheck } from '../../src/server/readiness.ts';
+import { cachedChecks, databaseWritable, readinessReport, type ReadinessCheck } from '../../src/server/readiness.ts';
 import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
 import { parseMessage } from '../../src/sip/index.ts';
 import type { Flow, SipRequest, SipResponse } from '../../src/sip/index.ts';
@@ -38,6 +38,19 @@ describe('readinessReport', () => {
     assert.equal(r.status, 503);
     assert.ok('code' in r.body && r.body.code === 'DRAINING');
     assert.deepEqual(r.body.checks, [{ name: 'database', ok: true }]);
+  });
+});
+
+describe('cachedChecks', () => {
+  it('runs the probes at most once a second however often /ready is asked', () => {
+    let now = 1_000_000;
+    let probes = 0;
+    const results = cachedChecks([{ name: 'database', probe: () => (++probes > 1 ? 'database is not writable: x' : null) }], 1000, () => now);
+    for (let i = 0; i < 1000; i++) assert.deepEqual(results(), [{ name: 'database', ok: true }]);
+    assert.equal(probes, 1, 'a flood of requests is one probe');
+    now += 1000;
+    assert.deepEqual(results(), [{ name: 'database', ok: false, reason: 'database is not writable: x' }], 'a second later the checks run again');
+    assert.equal(probes, 2);
   });
 });
 
