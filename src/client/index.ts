@@ -31,6 +31,12 @@ export { MESSAGE_SUMMARY_EVENT, MESSAGE_SUMMARY_TYPE, parseMessageSummary } from
 export type { MessageCounts, MessageSummary } from './message-summary.ts';
 export { parseProvisioning, PROVISIONING_EVENT, PROVISIONING_TYPE } from './provisioning.ts';
 export type { ProvisioningSettings } from './provisioning.ts';
+export { addressOfUri, DEFAULT_PUBLISH_EXPIRES, LIST_ACCEPT, listResource, PRESENCE_EVENT, PRESENCE_STATES, PresenceList, PresencePublisher, presenceStateNamed, warningTextOf } from './presence.ts';
+export type { PresenceInfo, PresenceListEvents, PresenceStateName, PublishPresence, PublishResult } from './presence.ts';
+export { parseListNotify } from './rlmi.ts';
+export type { ListInstance, ListResourceState, ListUpdate } from './rlmi.ts';
+export { parseMultipart } from './multipart.ts';
+export type { MimePart } from './multipart.ts';
 export { MailboxReader } from './mailbox.ts';
 export type { FetchLike, ListOptions, MailboxItem, MailboxReaderOptions, Mailer, MissedConversation } from './mailbox.ts';
 export { MISSED_CONVERSATION_CLASS } from './ews-soap.ts';
