@@ -10,8 +10,8 @@
 import { buildPidf, PIDF_TYPE, parsePidf, PRESENCE_STATES } from '../presence/pidf.ts';
 import type { PresenceState, PresenceStateName } from '../presence/pidf.ts';
 import { EVENTLIST, MULTIPART_RELATED, RLMI_TYPE } from '../presence/list-names.ts';
-import { parseUri } from '../sip/index.ts';
-import type { SipResponse } from '../sip/index.ts';
+import { parseUri } from '../sip/pure.ts';
+import type { SipResponse } from '../sip/pure.ts';
 import { TypedEmitter } from './emitter.ts';
 import { ClientError } from './errors.ts';
 import { expiresHeader } from './event-headers.ts';

@@ -16,7 +16,7 @@
 // "terminated" no longer sends state (§5.2: reason "noresource"/"rejected"…): a resource whose
 // instances have all ended has left the list.
 
-import { parseContentType } from '../sip/index.ts';
+import { parseContentType } from '../sip/pure.ts';
 import { availabilityRank, parsePidf, PIDF_TYPE } from '../presence/pidf.ts';
 import type { PresenceState } from '../presence/pidf.ts';
 import { MULTIPART_RELATED, NS_RLMI, RLMI_TYPE } from '../presence/list-names.ts';

@@ -6,8 +6,8 @@
 // use node:crypto and the message model uses Buffer: a browser build shims those two; the mailbox
 // reader uses the platform's fetch, and src/xml's saxes is pure JavaScript).
 
-import { parseUri, serialize } from '../sip/index.ts';
-import type { SipMessage, SipRequest, SipResponse } from '../sip/index.ts';
+import { parseUri, serialize } from '../sip/pure.ts';
+import type { SipMessage, SipRequest, SipResponse } from '../sip/pure.ts';
 import { DigestAuthenticator } from './auth.ts';
 import { TypedEmitter } from './emitter.ts';
 import { ClientError } from './errors.ts';
