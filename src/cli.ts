@@ -2,6 +2,7 @@
 
 import { parseArgs } from 'node:util';
 import { runAdminCommand, runUserCommand } from './admin/index.ts';
+import { runChatCommand } from './chat/index.ts';
 import { runMailboxCommand } from './mailbox/index.ts';
 import { runSpoolerCommand } from './offline/cli.ts';
 import { runTraceCommand } from './observability/trace-cli.ts';
@@ -40,6 +41,10 @@ Commands:
           | quota [--user SIP-ADDRESS] [--config FILE]
                          the History Spooler: offline messages waiting, delivered or failed;
                          what each user has waiting, their mailbox, the refusals and the limits
+  chat --user ADDRESS [--server URL]
+                         the terminal client: chat, contacts' presence, missed
+                         conversations (server default tcp://127.0.0.1:5060;
+                         parley chat --help)
   trace ID [--data-dir DIR]
                          every step of an offline message (spool entry id or SIP Call-ID)
   help                   this text
@@ -79,6 +84,8 @@ async function main(argv: string[]): Promise<number> {
           return { dataDir: c.dataDir, domain: c.domain, spool: { sender: c.offlineIm.senderQuota, recipient: c.offlineIm.recipientQuota }, mailbox: c.mailboxQuota };
         },
       });
+    case 'chat':
+      return runChatCommand(rest, { input: process.stdin, output: process.stdout, env: process.env, err: io.err });
     case 'trace':
       return runTraceCommand(rest, io, { dataDir: DEFAULT_CONFIG.dataDir });
     case 'admin':
