@@ -99,11 +99,11 @@ export function contactLines(contacts: Iterable<PresenceInfo>, style: Style): st
 }
 
 export function incomingLines(from: string, text: string, at: Date, style: Style): string[] {
-  return wrap(`[${clock(at)}] ${from}: `, clean(text, true), style.width);
+  return wrap(`[${clock(at)}] ${clean(from)}: `, clean(text, true), style.width);
 }
 
 export function outgoingLines(to: string, text: string, at: Date, style: Style): string[] {
-  return wrap(`[${clock(at)}] you -> ${to}: `, clean(text, true), style.width);
+  return wrap(`[${clock(at)}] you -> ${clean(to)}: `, clean(text, true), style.width);
 }
 
 /** Words for a MESSAGE's final response (RFC 3428 §7): 200 delivered, 202 to the mailbox, any failure with the server's reason. */
