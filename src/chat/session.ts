@@ -7,7 +7,7 @@
 // → commands until /quit, Ctrl-C or Ctrl-D → unregister (which removes the presence publication) →
 // close.
 
-import { addressOfUri, ClientError, listResource, SipClient } from '../client/index.ts';
+import { addressOfUri, ClientError, htmlToText, listResource, SipClient } from '../client/index.ts';
 import type { IncomingMessage, MailboxReader, MissedConversation, NodeSipClientOptions, PresenceList, PresenceStateName } from '../client/index.ts';
 import { fallbackEwsUrl } from './args.ts';
 import type { ChatOptions } from './args.ts';
@@ -238,11 +238,12 @@ export class ChatSession {
   }
 
   #onMessage(message: IncomingMessage): void {
-    const type = (message.contentType.split(';')[0] ?? '').trim().toLowerCase();
+    // the SDK delivers typing and receipts as their own events; a stray one is still not a text
+    const type = (message.textContentType.split(';')[0] ?? '').trim().toLowerCase();
     if (SILENT_TYPES.has(type)) return;
     const from = message.assertedIdentity ?? { uri: message.from, displayName: message.fromDisplayName };
     const address = addressOfUri(from.uri).toLowerCase();
-    const text = (message as IncomingMessage & { text?: string }).text ?? (type === '' || type.startsWith('text/') ? message.body : `[a message of type ${type} that this client cannot show]`);
+    const text = type === '' || type.startsWith('text/plain') ? message.text : type === 'text/html' ? htmlToText(message.text) : `[a message of type ${type} that this client cannot show]`;
     this.#screen.show(incomingLines(nameOf(address, from.displayName ?? this.#contacts?.snapshot().get(address)?.displayName), text, new Date(), this.#screen.style()));
     if (this.#current === null) {
       this.#current = address;

@@ -15,7 +15,7 @@ export { parseProvisioning, PROVISIONING_EVENT, PROVISIONING_TYPE } from './prov
 export type { ProvisioningSettings } from './provisioning.ts';
 export { MailboxReader } from './mailbox.ts';
 export type { FetchLike, ListOptions, MailboxItem, MailboxReaderOptions, Mailer, MissedConversation } from './mailbox.ts';
-export { MISSED_CONVERSATION_CLASS } from './ews-soap.ts';
+export { htmlToText, MISSED_CONVERSATION_CLASS } from './ews-soap.ts';
 export { CLIENT_ERROR_CODES, ClientError } from './errors.ts';
 export type { ClientErrorCode } from './errors.ts';
 export { parseServerUrl } from './transport.ts';

@@ -197,6 +197,8 @@ export class PresencePublisher {
   readonly #deps: PublisherDeps;
   #etag: string | null = null;
   #document: PresenceState | null = null;
+  /** a publication was live when the connection went */
+  #lapsed = false;
   #requested = DEFAULT_PUBLISH_EXPIRES;
   #timer: ReturnType<typeof setTimeout> | null = null;
   #queue: Promise<unknown> = Promise.resolve();
@@ -216,6 +218,7 @@ export class PresencePublisher {
       return Promise.reject(new ClientError('INVALID_ARGUMENT', `presence state ${JSON.stringify(presence.state)} is not one of ${PRESENCE_STATES.join(', ')}`));
     }
     this.#requested = expires;
+    this.#lapsed = false;
     const document: PresenceState = { state: presence.state, note: presence.note ?? '' };
     return this.#serial(() => this.#publish(document));
   }
@@ -223,6 +226,7 @@ export class PresencePublisher {
   /** Removes the publication (§4.5: Expires 0 with SIP-If-Match). Never rejects; no-op when none. */
   remove(): Promise<void> {
     this.#cancelRefresh();
+    this.#lapsed = false;
     return this.#serial(async () => {
       const etag = this.#etag;
       this.#etag = null;
@@ -235,10 +239,19 @@ export class PresencePublisher {
     }).catch(() => undefined);
   }
 
-  /** The connection is gone: the publication lapses on the server; forget it. */
+  /** The connection is gone: the publication lapses on the server; forget its entity-tag (restore() publishes it anew). */
   stop(): void {
     this.#cancelRefresh();
+    this.#lapsed = this.#etag !== null;
     this.#etag = null;
+  }
+
+  /** After a reconnection: publishes again what was live when stop() came; null when nothing was. */
+  restore(): Promise<PublishResult> | null {
+    const document = this.#document;
+    if (!this.#lapsed || document === null) return null;
+    this.#lapsed = false;
+    return this.#serial(() => this.#publish(document));
   }
 
   async #publish(document: PresenceState): Promise<PublishResult> {

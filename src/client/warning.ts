@@ -4,12 +4,26 @@
 // Parley's server puts the reason of every refusal there (399 "…"), so clients show it instead
 // of a bare status code. Pure.
 
+import { parseWarning, splitHeaderList } from '../sip/pure.ts';
 import type { Headers } from '../sip/pure.ts';
 
-/** The warn-text of the first Warning, unquoted; '' when there is none. */
+/** The texts of Warning header values, joined; a value that does not parse is kept as written. */
+export function warningText(values: readonly string[]): string | undefined {
+  const texts: string[] = [];
+  for (const value of values) {
+    let parts: string[];
+    try {
+      parts = splitHeaderList(value);
+    } catch {
+      parts = [value];
+    }
+    for (const part of parts) texts.push(parseWarning(part)?.text ?? part.trim());
+  }
+  const joined = texts.filter((t) => t !== '').join('; ');
+  return joined === '' ? undefined : joined;
+}
+
+/** The Warning text of a response; '' when it has none. */
 export function warningTextOf(response: { headers: Headers }): string {
-  const value = response.headers.get('warning');
-  if (value === undefined) return '';
-  const quoted = /"((?:[^"\\]|\\.)*)"/.exec(value);
-  return (quoted?.[1] ?? value).replace(/\\(.)/g, '$1');
+  return warningText(response.headers.getAll('warning')) ?? '';
 }

@@ -54,8 +54,10 @@ export async function startTerminal(command: readonly string[], options: { width
     async exitStatus(timeoutMs = 10_000) {
       const end = Date.now() + timeoutMs;
       for (;;) {
-        const [dead, status] = (await tmux('display-message', '-p', '-t', 't', '#{pane_dead} #{pane_dead_status}')).stdout.trim().split(' ');
-        if (dead === '1') return Number(status);
+        const [dead, status, signal] = (await tmux('display-message', '-p', '-t', 't', '#{pane_dead}|#{pane_dead_status}|#{pane_dead_signal}')).stdout.trim().split('|');
+        // the pane reads dead when the terminal closes, a moment before tmux has reaped the process
+        if (dead === '1' && status !== undefined && status !== '') return Number(status);
+        if (dead === '1' && signal !== undefined && signal !== '') throw new Error(`the program was killed by signal ${signal}; the screen:\n${await screen()}`);
         if (Date.now() > end) throw new Error(`the program did not exit within ${timeoutMs} ms; the screen:\n${await screen()}`);
         await new Promise((r) => setTimeout(r, POLL_MS));
       }

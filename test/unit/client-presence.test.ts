@@ -156,6 +156,22 @@ describe('PresencePublisher (RFC 3903 §4)', () => {
     publisher.stop();
   });
 
+  it('publishes the lapsed state anew after a reconnection (restore), and nothing when none was live', async () => {
+    const s = scripted([
+      { status: 200, headers: { 'SIP-ETag': 'e1', Expires: '600' } },
+      { status: 200, headers: { 'SIP-ETag': 'e2', Expires: '600' } },
+    ]);
+    const publisher = new PresencePublisher({ request: s.request, aor, error: () => {} });
+    assert.equal(publisher.restore(), null, 'nothing published yet');
+    await publisher.publish({ state: 'Busy', note: 'call' }, 600);
+    publisher.stop(); // the connection went
+    assert.equal(publisher.current, null);
+    assert.equal((await publisher.restore())?.etag, 'e2');
+    assert.deepEqual([s.sent[1]!.headers['sip-if-match'], parsePidf(s.sent[1]!.body!, aor)], [undefined, { state: 'Busy', note: 'call' }], 'an initial PUBLISH: the old entity-tag died with the connection');
+    assert.equal(publisher.restore(), null, 'once');
+    publisher.stop();
+  });
+
   it('reads the text of a Warning header', () => {
     const headers = new Headers();
     headers.append('Warning', '399 parley.test "bob is offline; the message \\"hi\\" will be delivered"');
