@@ -43,6 +43,7 @@ export class ChatSession {
   #mailbox: MailboxReader | null = null;
   #unreadMissed = -1;
   #closing = false;
+  #reconnecting = false;
   /** resolves when the connection is lost (not after quit) */
   readonly lost: Promise<string>;
 
@@ -50,10 +51,15 @@ export class ChatSession {
     this.#options = options;
     this.#screen = screen;
     this.#domain = options.address.slice(options.address.lastIndexOf('@') + 1);
-    this.#client = new SipClient({ server: options.server, aor: `sip:${options.address}`, password, userAgent: 'Parley-chat/0.1', ...clientOptions });
+    // a lost connection (a laptop's Wi-Fi, an SSH hop) is restored by the SDK: back-off, register, re-subscribe
+    this.#client = new SipClient({ server: options.server, aor: `sip:${options.address}`, password, userAgent: 'Parley-chat/0.1', autoReconnect: true, ...clientOptions });
     this.lost = new Promise((resolve) => {
-      this.#client.on('disconnected', ({ error }) => {
-        if (!this.#closing) resolve(error === undefined ? 'the connection closed' : error.message);
+      this.#client.on('connection', (event) => {
+        if (this.#closing) return;
+        if (event.state === 'disconnected') resolve(event.error?.message ?? 'the connection closed');
+        else if (event.state === 'reconnecting') this.#notice(`connection lost${event.error === undefined ? '' : ` (${event.error.message})`}; reconnecting in ${Math.ceil((event.delayMs ?? 0) / 1000)} s (attempt ${event.attempt ?? 1})`);
+        else if (event.state === 'connected' && this.#reconnecting) this.#screen.show(['Reconnected.']);
+        this.#reconnecting = event.state === 'reconnecting';
       });
     });
     this.#client.on('message', (m) => this.#onMessage(m));

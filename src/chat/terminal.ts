@@ -123,6 +123,11 @@ export class TerminalScreen implements ChatScreen {
     }
     this.#prompting = false;
     this.#rl.close();
+    // readline leaves a TTY's stdin referenced after Ctrl-D: let go, so the process can end
+    const input = this.#streams.input as TerminalStreams['input'] & { setRawMode?: (raw: boolean) => void; unref?: () => void };
+    if (input.isTTY === true) input.setRawMode?.(false);
+    input.pause();
+    input.unref?.();
   }
 
   #push(input: TerminalInput): void {

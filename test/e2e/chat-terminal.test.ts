@@ -42,6 +42,10 @@ after(async () => {
   await server?.stop();
 });
 
+const sdkClientsOf = (s: RunningServer) => {
+  const c = sdkClients(() => s, DOMAIN);
+  return { connect: async (user: string) => c.connect(user) };
+};
 const chat = (...args: string[]) => [process.execPath, path.join(REPO_ROOT, 'src', 'cli.ts'), 'chat', ...args];
 
 describe('parley chat in a terminal', () => {
@@ -111,6 +115,32 @@ describe('parley chat in a terminal', () => {
     assert.equal(await terminal.exitStatus(), 0);
     for (;;) if ((await seen.next(5000)).state === 'Offline') break;
     await watch.close();
+  });
+
+  it('reconnects by itself when the server comes back, and leaves with Ctrl-C', async () => {
+    const users = [{ address: `dave@${DOMAIN}`, password: 'dave-pw' }, { address: `erin@${DOMAIN}`, password: 'erin-pw', displayName: 'Erin Evans' }];
+    const first = await startServer({ domain: DOMAIN, users });
+    let restarted: RunningServer | undefined;
+    const term = await startTerminal(chat('--server', `tcp://${first.tcp.host}:${first.tcp.port}`, '--user', `dave@${DOMAIN}`), { env: { PARLEY_PASSWORD: 'dave-pw' } });
+    try {
+      await term.waitFor(`Signed in as dave@${DOMAIN}`);
+      await term.waitFor('> ');
+      await first.kill();
+      await term.waitFor(/! connection lost.*; reconnecting in \d+ s \(attempt 1\)/);
+      restarted = await startServer({ domain: DOMAIN, dataDir: first.dataDir, extraArgs: ['--sip-port', String(first.tcp.port), '--http-port', String(first.http.port)] });
+      await term.waitFor('Reconnected.', 20_000);
+      // registered again: a message reaches the terminal
+      const erin = await sdkClientsOf(restarted).connect('erin');
+      assert.equal((await erin.sendMessage(`sip:dave@${DOMAIN}`, 'welcome back')).status, 200);
+      await term.waitFor(/\[\d\d:\d\d\] Erin Evans: welcome back/);
+      await erin.close();
+      await term.keys('C-c');
+      assert.equal(await term.exitStatus(), 0);
+    } finally {
+      await term.close();
+      await restarted?.stop();
+      await first.stop();
+    }
   });
 
   it('refuses bad arguments (2), a wrong password and an unreachable server (1), with the reason', async () => {

@@ -2,7 +2,7 @@
 // private socket (nothing shared with a user's tmux), keys sent with send-keys, the screen read
 // with capture-pane. Waits poll the screen until the text appears and fail with the screen shown.
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -28,8 +28,11 @@ export async function startTerminal(command: readonly string[], options: { width
   const dir = await mkdtemp(path.join(os.tmpdir(), 'parley-tmux-'));
   const socket = path.join(dir, 'sock');
   const tmux = (...args: string[]) => run('tmux', ['-S', socket, ...args], { env: { ...process.env, ...options.env } });
-  // remain-on-exit keeps the pane after the program ends, so its exit status can be read
-  await tmux('new-session', '-d', '-s', 't', '-x', String(options.width ?? 80), '-y', String(options.height ?? 50), '--', ...command);
+  // The exit status goes to a file through a shell around the program: tmux's own
+  // #{pane_dead_status} is sometimes left empty (seen with tmux 3.3a). remain-on-exit keeps the
+  // pane, and so the screen, after the program ends.
+  const statusFile = path.join(dir, 'status');
+  await tmux('new-session', '-d', '-s', 't', '-x', String(options.width ?? 80), '-y', String(options.height ?? 50), '--', 'sh', '-c', '"$@"; echo "$?" > "$0"', statusFile, ...command);
   await tmux('set-option', '-t', 't', 'remain-on-exit', 'on');
   await tmux('set-option', '-t', 't', 'history-limit', '5000');
   const screen = async () => (await tmux('capture-pane', '-p', '-J', '-S', '-', '-t', 't')).stdout;
@@ -54,10 +57,8 @@ export async function startTerminal(command: readonly string[], options: { width
     async exitStatus(timeoutMs = 10_000) {
       const end = Date.now() + timeoutMs;
       for (;;) {
-        const [dead, status, signal] = (await tmux('display-message', '-p', '-t', 't', '#{pane_dead}|#{pane_dead_status}|#{pane_dead_signal}')).stdout.trim().split('|');
-        // the pane reads dead when the terminal closes, a moment before tmux has reaped the process
-        if (dead === '1' && status !== undefined && status !== '') return Number(status);
-        if (dead === '1' && signal !== undefined && signal !== '') throw new Error(`the program was killed by signal ${signal}; the screen:\n${await screen()}`);
+        const written = await readFile(statusFile, 'utf8').catch(() => '');
+        if (/^\d+\n$/.test(written)) return Number(written);
         if (Date.now() > end) throw new Error(`the program did not exit within ${timeoutMs} ms; the screen:\n${await screen()}`);
         await new Promise((r) => setTimeout(r, POLL_MS));
       }
