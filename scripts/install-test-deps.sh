@@ -4,6 +4,7 @@
 #   unshare (Debian package util-linux)  - private network namespace for interop runs
 #   ip      (Debian package iproute2)    - bring up loopback inside that namespace
 #   promtool (Debian package prometheus) - checks the /metrics text (test/e2e/metrics.test.ts)
+#   tmux    (Debian package tmux)        - a pseudo-terminal for `parley chat` (test/e2e/chat-terminal.test.ts)
 #
 # The prometheus package also holds the Prometheus server, and its postinst starts that daemon
 # (invoke-rc.d, failing the install when the start fails, as in a container without an init).
@@ -36,6 +37,7 @@ need sipp sip-tester
 need unshare util-linux
 need ip iproute2
 need promtool prometheus
+need tmux tmux
 
 if [ "${#missing_pkgs[@]}" -eq 0 ]; then
   log "nothing to install"

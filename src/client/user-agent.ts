@@ -9,7 +9,7 @@
 // notifications both ways, RFC 3994 typing indications both ways; and, with autoReconnect, a
 // lost connection comes back with back-off, registration and subscriptions restored.
 
-import { parseUri, parseWarning, serialize, splitHeaderList } from '../sip/pure.ts';
+import { parseUri, serialize } from '../sip/pure.ts';
 import type { SipMessage, SipRequest, SipResponse } from '../sip/pure.ts';
 import { DigestAuthenticator } from './auth.ts';
 import { TypedEmitter } from './emitter.ts';
@@ -34,6 +34,9 @@ import { dialogIdsOf } from './dialog.ts';
 import { ClientSubscription } from './subscription.ts';
 import type { SubscribeOptions } from './subscription.ts';
 import { parseServerUrl } from './transport.ts';
+import { warningText } from './warning.ts';
+import { PresenceList, PresencePublisher, presenceSubscribeOptions, PRESENCE_EVENT, REMOVE_WAIT_MS } from './presence.ts';
+import type { PublishPresence, PublishResult } from './presence.ts';
 import { deliverBodies } from './watch.ts';
 import type { ClientTransport, ServerAddress, TransportConnector } from './transport.ts';
 
@@ -61,6 +64,7 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
   #registration: Registration | null = null;
   readonly #subscriptions = new Set<ClientSubscription>();
   #provisioning: ProvisioningSettings | undefined;
+  #publisher: PresencePublisher | null = null;
   /** the expiry of the last register() while no unregister() followed: what a reconnection registers again */
   #registerExpires: number | null = null;
   /** set while a lost connection is being restored (autoReconnect) */
@@ -160,6 +164,7 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
     this.#reconnectAllowed = false;
     this.#requireTransport();
     if (this.#registration === null) throw new ClientError('INVALID_ARGUMENT', 'not registered');
+    await this.#removePublication();
     return this.#registration.unregister();
   }
 
@@ -272,11 +277,64 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
     this.#lost = false;
     // (with a connection open mid-restore, its teardown below tells `disconnected`)
     if (this.#reconnector !== null) this.#stopReconnecting(this.#transport === null);
+    if (this.#transport !== null) await this.#removePublication();
     const transport = this.#transport;
     if (transport === null) return;
     transport.onClose = null;
     transport.close();
     this.#teardown(transport, undefined, true);
+  }
+
+  /**
+   * Publishes the user's presence (RFC 3903 PUBLISH of a PIDF document): the first call creates the
+   * publication, later ones replace it; it is refreshed before expiry and removed by unregister()
+   * and close(). Rejects with ClientError PUBLISH_FAILED (status, reason, Warning text) on a non-2xx.
+   */
+  publishPresence(presence: PublishPresence, options: { expires?: number } = {}): Promise<PublishResult> {
+    try {
+      this.#requireTransport();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    this.#publisher ??= new PresencePublisher({
+      request: (method, uri, o) => this.request(method, uri, o),
+      aor: this.aor,
+      error: (error) => this.emit('error', error),
+    });
+    return this.#publisher.publish(presence, options.expires);
+  }
+
+  /**
+   * Watches every member of a resource list, e.g. the user's contact list
+   * `sip:alice+contacts@parley.local` (listResource()), with one RFC 4662 SUBSCRIBE. Resolves once
+   * the SUBSCRIBE is accepted; read snapshot(), then listen to `change`.
+   */
+  async watchPresenceList(listUri: string, options: Omit<SubscribeOptions, 'accept' | 'target'> = {}): Promise<PresenceList> {
+    return this.#watchPresence(sipUri(listUri), true, options);
+  }
+
+  /** Watches one presentity (`bob@parley.local` or `sip:bob@parley.local`), RFC 3856; same shape as a list. */
+  async watchPresence(address: string, options: Omit<SubscribeOptions, 'accept' | 'target'> = {}): Promise<PresenceList> {
+    return this.#watchPresence(sipUri(address), false, options);
+  }
+
+  async #watchPresence(target: string, list: boolean, options: Omit<SubscribeOptions, 'accept' | 'target'>): Promise<PresenceList> {
+    const subscription = this.subscribe(PRESENCE_EVENT, presenceSubscribeOptions(target, list, options));
+    const view = new PresenceList(target, subscription);
+    await subscription.ready;
+    return view;
+  }
+
+  /** Ends the publication, waiting at most REMOVE_WAIT_MS: a silent server must not hold up leaving. */
+  async #removePublication(): Promise<void> {
+    const publisher = this.#publisher;
+    if (publisher === null || publisher.current === null) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const wait = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, REMOVE_WAIT_MS);
+    });
+    await Promise.race([publisher.remove(), wait]);
+    clearTimeout(timer);
   }
 
   /** A subscription whose bodies are parsed into a typed UA event; a bad body is an `error` event, never a throw. */
@@ -432,6 +490,7 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
     this.#keepAlive = null;
     this.#registration?.stop();
     this.#registration = null;
+    this.#publisher?.stop();
     this.#typing.clear();
     const gone = new ClientError('DISCONNECTED', 'the connection closed', { cause: error });
     const reconnect = !byUser && this.#options.autoReconnect !== undefined && this.#options.autoReconnect !== false && this.#reconnectAllowed;
@@ -483,6 +542,8 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
         this.emit('error', error instanceof Error ? error : new Error(String(error)));
       }
     }
+    // the presence published before the loss lapsed with the connection's publication: publish it anew
+    await this.#publisher?.restore()?.catch((error: unknown) => this.emit('error', error instanceof Error ? error : new Error(String(error))));
     await Promise.all([...this.#subscriptions].map((s) => s.resubscribe()));
     if (this.#transport !== transport) return;
     this.#reconnector = null;
@@ -505,18 +566,8 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
   }
 }
 
-/** The texts of Warning header values (RFC 3261 §20.43), joined; a value that does not parse is kept as written. */
-function warningText(values: readonly string[]): string | undefined {
-  const texts: string[] = [];
-  for (const value of values) {
-    let parts: string[];
-    try {
-      parts = splitHeaderList(value);
-    } catch {
-      parts = [value];
-    }
-    for (const part of parts) texts.push(parseWarning(part)?.text ?? part.trim());
-  }
-  const joined = texts.filter((t) => t !== '').join('; ');
-  return joined === '' ? undefined : joined;
+/** `bob@parley.local` → `sip:bob@parley.local`; a URI with a scheme is kept as it is. */
+function sipUri(address: string): string {
+  return /^(sips?|pres):/i.test(address) ? address : `sip:${address}`;
 }
+
