@@ -1,10 +1,10 @@
 // Answering digest challenges as a UAC (RFC 3261 §22.2–22.4, RFC 8760 for SHA-256). Pure logic
 // over messages: which challenge to answer, and the Authorization / Proxy-Authorization fields.
 
-import { formatAuthField, parseAuthField } from '../sip/index.ts';
-import type { AuthField, SipRequest, SipResponse } from '../sip/index.ts';
+import { formatAuthField, parseAuthField } from '../sip/pure.ts';
+import type { AuthField, SipRequest, SipResponse } from '../sip/pure.ts';
 import { randomToken } from './ids.ts';
-import { answerChallenge } from '../sip/index.ts';
+import { answerChallenge } from '../sip/pure.ts';
 
 export type ChallengeKind = 'www' | 'proxy';
 

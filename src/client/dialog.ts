@@ -2,8 +2,8 @@
 // created by the 2xx to SUBSCRIBE or by a NOTIFY that overtakes it, identified by Call-ID and
 // both tags. Pure.
 
-import { parseNameAddr } from '../sip/index.ts';
-import type { SipRequest, SipResponse } from '../sip/index.ts';
+import { parseNameAddr } from '../sip/pure.ts';
+import type { SipRequest, SipResponse } from '../sip/pure.ts';
 import { newCallId, newTag } from './ids.ts';
 import { nameAddr } from './requests.ts';
 

@@ -7,7 +7,7 @@
 //   subexp-params      = ("reason" EQUAL event-reason-value) / ("expires" EQUAL delta-seconds)
 //                        / ("retry-after" EQUAL delta-seconds) / generic-param
 
-import { parseParams } from '../sip/index.ts';
+import { parseParams } from '../sip/pure.ts';
 
 export interface SubscriptionState {
   /** `active`, `pending`, `terminated` or an extension value, lower-cased */

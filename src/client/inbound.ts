@@ -2,8 +2,8 @@
 // message per frame on WebSocket (RFC 7118 §5.1). A request too broken to process but still
 // answerable gets the parser's status (400, 413, 505…) back, as a UAS must (§8.2).
 
-import { createRequest, parseMessage, SipParseError, StreamFramer } from '../sip/index.ts';
-import type { SipMessage, SipResponse } from '../sip/index.ts';
+import { createRequest, parseMessage, SipParseError, StreamFramer } from '../sip/pure.ts';
+import type { SipMessage, SipResponse } from '../sip/pure.ts';
 import { buildResponse } from './requests.ts';
 
 export interface InboundHandlers {

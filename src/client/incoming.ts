@@ -1,8 +1,8 @@
 // What the UAS side makes of an incoming request: the `message` event of a MESSAGE (RFC 3428)
 // and the default answer to the requests nobody handles. Pure.
 
-import { parseNameAddr, splitHeaderList } from '../sip/index.ts';
-import type { SipRequest } from '../sip/index.ts';
+import { parseNameAddr, splitHeaderList } from '../sip/pure.ts';
+import type { SipRequest } from '../sip/pure.ts';
 import { ALLOW } from './requests.ts';
 
 export interface IncomingMessage {

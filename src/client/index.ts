@@ -1,7 +1,7 @@
 // The client SDK for Node: a SIP user agent over TCP, TLS or WebSocket, with RFC 6665
 // subscriptions (message-summary, provisioning) and an EWS reader of missed conversations.
-// What other code may use.
-// A browser build will export SipUserAgent with connectWebSocket as its connector instead.
+// What other code may use. The browser entry (browser.ts) exports the same API, api.ts, with
+// BrowserSipClient over the browser's WebSocket instead of SipClient.
 
 import type { NodeTransportOptions } from './transport-node.ts';
 import { nodeConnector } from './transport-node.ts';
@@ -20,24 +20,6 @@ export class SipClient extends SipUserAgent {
   }
 }
 
-export { SipUserAgent } from './user-agent.ts';
-export type { RequestOptions, ResponseInfo, SendMessageOptions, SipClientEvents, SipClientOptions } from './types.ts';
-export type { AssertedIdentity, IncomingMessage } from './incoming.ts';
-export type { Binding, RegisterResult } from './registration.ts';
-export { ClientSubscription } from './subscription.ts';
-export type { ClientSubscriptionState, SubscribeOptions, SubscribeResult, SubscriptionEvents, SubscriptionNotify, SubscriptionState, SubscriptionTermination } from './subscription.ts';
-export { parseSubscriptionState } from './event-headers.ts';
-export { MESSAGE_SUMMARY_EVENT, MESSAGE_SUMMARY_TYPE, parseMessageSummary } from './message-summary.ts';
-export type { MessageCounts, MessageSummary } from './message-summary.ts';
-export { parseProvisioning, PROVISIONING_EVENT, PROVISIONING_TYPE } from './provisioning.ts';
-export type { ProvisioningSettings } from './provisioning.ts';
-export { MailboxReader } from './mailbox.ts';
-export type { FetchLike, ListOptions, MailboxItem, MailboxReaderOptions, Mailer, MissedConversation } from './mailbox.ts';
-export { MISSED_CONVERSATION_CLASS } from './ews-soap.ts';
-export { CLIENT_ERROR_CODES, ClientError } from './errors.ts';
-export type { ClientErrorCode } from './errors.ts';
-export { parseServerUrl } from './transport.ts';
-export type { ClientTransport, ServerAddress, ServerScheme, TransportConnector } from './transport.ts';
-export { connectWebSocket } from './transport-ws.ts';
+export * from './api.ts';
 export { nodeConnector } from './transport-node.ts';
 export type { NodeTransportOptions } from './transport-node.ts';

@@ -2,8 +2,8 @@
 // with an increasing CSeq (§10.2.4), 423 answered with the registrar's Min-Expires (§10.2.8),
 // and a refresh before the granted expiry. The user agent lends its auth-handling send function.
 
-import { parseNameAddr, parseUri } from '../sip/index.ts';
-import type { Headers, SipResponse } from '../sip/index.ts';
+import { parseNameAddr, parseUri } from '../sip/pure.ts';
+import type { Headers, SipResponse } from '../sip/pure.ts';
 import { ClientError } from './errors.ts';
 import { newCallId } from './ids.ts';
 

@@ -1,9 +1,9 @@
 // Building the requests a UAC sends (RFC 3261 §8.1.1) and the responses a UAS sends (§8.2.6),
 // and matching responses to requests (§17.1.3). Pure: no timers, no sockets.
 
-import { formatNameAddr, formatVia, parseCSeq, parseNameAddr, parseVia } from '../sip/index.ts';
-import { createRequest, createResponseMessage, Headers } from '../sip/index.ts';
-import type { SipMessage, SipRequest, SipResponse } from '../sip/index.ts';
+import { formatNameAddr, formatVia, parseCSeq, parseNameAddr, parseVia } from '../sip/pure.ts';
+import { createRequest, createResponseMessage, Headers } from '../sip/pure.ts';
+import type { SipMessage, SipRequest, SipResponse } from '../sip/pure.ts';
 import { newBranch, newTag } from './ids.ts';
 
 /** The methods this user agent answers itself (RFC 3261 §20.5 Allow). */

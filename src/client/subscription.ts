@@ -8,7 +8,7 @@
 // States: subscribing → active → closing → terminated; terminated is final, and any state may
 // go back to subscribing once, for the resubscription.
 
-import type { Headers, SipRequest, SipResponse } from '../sip/index.ts';
+import type { Headers, SipRequest, SipResponse } from '../sip/pure.ts';
 import { learnFromNotify, learnFromResponse, newDialog } from './dialog.ts';
 import type { Dialog } from './dialog.ts';
 import { TypedEmitter } from './emitter.ts';

@@ -1,6 +1,6 @@
 // The options, results and events of the client SDK's user agent.
 
-import type { Headers, SipRequest, SipResponse } from '../sip/index.ts';
+import type { Headers, SipRequest, SipResponse } from '../sip/pure.ts';
 import type { ClientError } from './errors.ts';
 import type { IncomingMessage } from './incoming.ts';
 import type { FetchLike } from './mailbox.ts';
@@ -32,6 +32,49 @@ export interface SipClientOptions {
   ewsUrl?: string;
   /** the fetch the mailbox reader uses; default the platform's */
   fetch?: FetchLike;
+  /**
+   * After the connection is lost (not after close()): reconnect with back-off, register again
+   * if registered, and re-subscribe every live subscription; `connection` events tell the state.
+   * true: 1 s doubling to 30 s, with jitter. Default false.
+   */
+  autoReconnect?: boolean | ReconnectPolicy;
+}
+
+export interface ReconnectPolicy {
+  /** delay before the first attempt; default 1000 ms */
+  initialDelayMs?: number;
+  /** the delay doubles after each failed attempt up to this; default 30 000 ms */
+  maxDelayMs?: number;
+}
+
+export type ConnectionState = 'connected' | 'reconnecting' | 'disconnected';
+
+export interface ConnectionEvent {
+  /**
+   * 'reconnecting': the connection was lost and attempt `attempt` starts in `delayMs`;
+   * 'connected': a connection (again) open, registration and subscriptions restored;
+   * 'disconnected': gone for good (close(), or lost without autoReconnect)
+   */
+  state: ConnectionState;
+  attempt?: number;
+  delayMs?: number;
+  /** why the connection was lost, or why the last attempt failed */
+  error?: Error;
+}
+
+/** RFC 3994 isComposing from a peer */
+export interface TypingEvent {
+  /** the sender's address, `alice@parley.local` (the asserted identity when the server gave one) */
+  from: string;
+  /** true: composing; false: idle (explicitly, or the refresh interval ran out) */
+  active: boolean;
+}
+
+/** RFC 5438 display notification from a peer: the message of that imdn.Message-ID was shown to them */
+export interface DisplayedEvent {
+  /** the sender's address, `bob@parley.local` */
+  from: string;
+  imdnMessageId: string;
 }
 
 export interface ResponseInfo {

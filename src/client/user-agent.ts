@@ -6,8 +6,8 @@
 // use node:crypto and the message model uses Buffer: a browser build shims those two; the mailbox
 // reader uses the platform's fetch, and src/xml's saxes is pure JavaScript).
 
-import { parseUri, serialize } from '../sip/index.ts';
-import type { SipMessage, SipRequest, SipResponse } from '../sip/index.ts';
+import { parseUri, serialize } from '../sip/pure.ts';
+import type { SipMessage, SipRequest, SipResponse } from '../sip/pure.ts';
 import { DigestAuthenticator } from './auth.ts';
 import { TypedEmitter } from './emitter.ts';
 import { ClientError } from './errors.ts';
@@ -28,6 +28,8 @@ import { dialogIdsOf } from './dialog.ts';
 import { ClientSubscription } from './subscription.ts';
 import type { SubscribeOptions } from './subscription.ts';
 import { parseServerUrl } from './transport.ts';
+import { PresenceList, PresencePublisher, presenceSubscribeOptions, PRESENCE_EVENT, REMOVE_WAIT_MS } from './presence.ts';
+import type { PublishPresence, PublishResult } from './presence.ts';
 import { deliverBodies } from './watch.ts';
 import type { ClientTransport, ServerAddress, TransportConnector } from './transport.ts';
 
@@ -55,6 +57,7 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
   #registration: Registration | null = null;
   readonly #subscriptions = new Set<ClientSubscription>();
   #provisioning: ProvisioningSettings | undefined;
+  #publisher: PresencePublisher | null = null;
 
   constructor(options: SipClientOptions, connector: TransportConnector) {
     super();
@@ -127,6 +130,7 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
   async unregister(): Promise<RegisterResult> {
     this.#requireTransport();
     if (this.#registration === null) throw new ClientError('INVALID_ARGUMENT', 'not registered');
+    await this.#removePublication();
     return this.#registration.unregister();
   }
 
@@ -207,11 +211,65 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
    * `disconnected`. Call unregister() and each subscription's close() first to end them cleanly.
    */
   async close(): Promise<void> {
+    if (this.#transport === null) return;
+    await this.#removePublication();
     const transport = this.#transport;
     if (transport === null) return;
     transport.onClose = null;
     transport.close();
     this.#teardown(transport, undefined);
+  }
+
+  /**
+   * Publishes the user's presence (RFC 3903 PUBLISH of a PIDF document): the first call creates the
+   * publication, later ones replace it; it is refreshed before expiry and removed by unregister()
+   * and close(). Rejects with ClientError PUBLISH_FAILED (status, reason, Warning text) on a non-2xx.
+   */
+  publishPresence(presence: PublishPresence, options: { expires?: number } = {}): Promise<PublishResult> {
+    try {
+      this.#requireTransport();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    this.#publisher ??= new PresencePublisher({
+      request: (method, uri, o) => this.request(method, uri, o),
+      aor: this.aor,
+      error: (error) => this.emit('error', error),
+    });
+    return this.#publisher.publish(presence, options.expires);
+  }
+
+  /**
+   * Watches every member of a resource list, e.g. the user's contact list
+   * `sip:alice+contacts@parley.local` (listResource()), with one RFC 4662 SUBSCRIBE. Resolves once
+   * the SUBSCRIBE is accepted; read snapshot(), then listen to `change`.
+   */
+  async watchPresenceList(listUri: string, options: Omit<SubscribeOptions, 'accept' | 'target'> = {}): Promise<PresenceList> {
+    return this.#watchPresence(sipUri(listUri), true, options);
+  }
+
+  /** Watches one presentity (`bob@parley.local` or `sip:bob@parley.local`), RFC 3856; same shape as a list. */
+  async watchPresence(address: string, options: Omit<SubscribeOptions, 'accept' | 'target'> = {}): Promise<PresenceList> {
+    return this.#watchPresence(sipUri(address), false, options);
+  }
+
+  async #watchPresence(target: string, list: boolean, options: Omit<SubscribeOptions, 'accept' | 'target'>): Promise<PresenceList> {
+    const subscription = this.subscribe(PRESENCE_EVENT, presenceSubscribeOptions(target, list, options));
+    const view = new PresenceList(target, subscription);
+    await subscription.ready;
+    return view;
+  }
+
+  /** Ends the publication, waiting at most REMOVE_WAIT_MS: a silent server must not hold up leaving. */
+  async #removePublication(): Promise<void> {
+    const publisher = this.#publisher;
+    if (publisher === null || publisher.current === null) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const wait = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, REMOVE_WAIT_MS);
+    });
+    await Promise.race([publisher.remove(), wait]);
+    clearTimeout(timer);
   }
 
   /** A subscription whose bodies are parsed into a typed UA event; a bad body is an `error` event, never a throw. */
@@ -354,6 +412,7 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
     this.#keepAlive = null;
     this.#registration?.stop();
     this.#registration = null;
+    this.#publisher?.stop();
     const gone = new ClientError('DISCONNECTED', 'the connection closed', { cause: error });
     for (const subscription of this.#subscriptions) subscription.stop(gone);
     this.#subscriptions.clear();
@@ -364,4 +423,9 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
     }
     this.emit('disconnected', error === undefined ? {} : { error });
   }
+}
+
+/** `bob@parley.local` → `sip:bob@parley.local`; a URI with a scheme is kept as it is. */
+function sipUri(address: string): string {
+  return /^(sips?|pres):/i.test(address) ? address : `sip:${address}`;
 }

@@ -2,8 +2,7 @@
 // member's presence in each NOTIFY, as multipart/related (RFC 2387) of an RLMI document and one
 // PIDF document per member. Pure: strings in, strings out.
 //
-// Each user's list has the URI `sip:<user>+contacts@<domain>`: `+` is never part of a user name
-// (src/directory/address.ts refuses it), so a list URI cannot be a user's address.
+// The list URI and the media types are in list-names.ts (shared with the client SDK).
 //
 // RFC 4662 §5: the body is multipart/related with type="application/rlmi+xml" and start naming
 // the Content-ID of the RLMI part, which comes first; each <instance> names the part holding its
@@ -12,28 +11,9 @@
 
 import { createHash } from 'node:crypto';
 import { escapeXmlAttr, escapeXmlText } from '../xml/index.ts';
+import { MULTIPART_RELATED, NS_RLMI, RLMI_TYPE } from './list-names.ts';
 
-export const LIST_SUFFIX = '+contacts';
-export const RLMI_TYPE = 'application/rlmi+xml';
-export const MULTIPART_RELATED = 'multipart/related';
-export const NS_RLMI = 'urn:ietf:params:xml:ns:rlmi';
-/** the option tag of RFC 4662 §4.1 (Supported / Require) */
-export const EVENTLIST = 'eventlist';
-
-/** `alice+contacts@parley.local` → `alice@parley.local`; undefined for any other resource. */
-export function listOwner(resource: string): string | undefined {
-  const at = resource.lastIndexOf('@');
-  if (at < 0) return undefined;
-  const user = resource.slice(0, at);
-  if (!user.endsWith(LIST_SUFFIX) || user.length === LIST_SUFFIX.length) return undefined;
-  return `${user.slice(0, -LIST_SUFFIX.length)}${resource.slice(at)}`;
-}
-
-/** `alice@parley.local` → `alice+contacts@parley.local`. */
-export function listResource(owner: string): string {
-  const at = owner.lastIndexOf('@');
-  return `${owner.slice(0, at)}${LIST_SUFFIX}${owner.slice(at)}`;
-}
+export { EVENTLIST, LIST_SUFFIX, listOwner, listResource, MULTIPART_RELATED, NS_RLMI, RLMI_TYPE } from './list-names.ts';
 
 /** Whether any of the header values names `tag` (Supported: eventlist, RFC 3261 §20.37). */
 export function hasOptionTag(values: readonly string[], tag: string): boolean {

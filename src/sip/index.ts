@@ -1,14 +1,6 @@
-// The public API of the SIP layer; other capabilities import from here, never from the files.
-export * from './message.ts';
-export * from './errors.ts';
-export * from './limits.ts';
-export * from './grammar.ts';
-export { parseMessage } from './parser.ts';
-export { detach } from './chars.ts';
-export * from './framing.ts';
-export * from './serializer.ts';
-export * from './digest.ts';
-export * from './response.ts';
+// The public API of the SIP layer; other capabilities import from here, never from the files
+// (the client SDK imports pure.ts, the socket-free part, so that it bundles for a browser).
+export * from './pure.ts';
 export type { TimerSettings } from './transaction/timers.ts';
 export { DEFAULT_TIMERS } from './transaction/timers.ts';
 export { MAGIC_COOKIE, newBranch } from './transaction/keys.ts';
@@ -24,4 +16,3 @@ export { CONNECTION_GUARD_CODES, ConnectionGuard, DEFAULT_CONNECTION_LIMITS, Gua
 export type { ConnectionGuardCode, ConnectionGuardEvent, ConnectionLimits } from './transport/guard.ts';
 export { WebSocketMeter } from './transport/ws-meter.ts';
 export { createWebSocketAcceptor, type WebSocketAcceptor } from './transport/websocket.ts';
-export { cpimDateTime, headerValue as cpimHeader, parseCpim, parseRfc3339, type CpimHeader, type CpimMessage } from './cpim.ts';
