@@ -72,8 +72,8 @@ export async function buildWebBundle(): Promise<WebBundle> {
     if (name.endsWith('.css')) style = asset;
   }
   if (script === undefined || style === undefined) throw new Error('the web build made no script or no stylesheet');
-  const icon = makeAsset('icon.svg', await readFile(`${APP_DIR}icon.svg`));
-  const iconAsset = makeAsset(`icon-${icon.etag.slice(1, 9)}.svg`, icon.body);
+  const iconBody = await readFile(`${APP_DIR}icon.svg`);
+  const iconAsset = makeAsset(`icon-${createHash('sha256').update(iconBody).digest('hex').slice(0, 8)}.svg`, iconBody);
   assets.set(iconAsset.name, iconAsset);
   const html = indexHtml({ script: script.name, style: style.name, icon: iconAsset.name });
   return { index: makeAsset('index.html', Buffer.from(html), 'text/html; charset=utf-8'), assets, script, inputs: inputsOf(result.metafile) };
