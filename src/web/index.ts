@@ -3,5 +3,5 @@
 
 export { buildWebBundle, lazyWebBundle } from './build.ts';
 export type { WebAsset, WebBundle } from './build.ts';
-export { ASSETS_PATH, contentSecurityPolicy, createWebRoute } from './route.ts';
+export { acceptsGzip, ASSETS_PATH, contentSecurityPolicy, createWebRoute, describeBuildError } from './route.ts';
 export type { WebRouteOptions } from './route.ts';
