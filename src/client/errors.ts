@@ -8,7 +8,7 @@ export const CLIENT_ERROR_CODES = {
   INVALID_ARGUMENT: 'an option or argument is malformed (server URL, AOR, target URI…)',
   NOT_CONNECTED: 'the user agent has no open connection; call connect() first',
   CONNECT_FAILED: 'the connection to the server could not be opened',
-  DISCONNECTED: 'the connection closed before the request completed',
+  DISCONNECTED: 'the connection closed before the request completed, or is lost (and perhaps being restored: autoReconnect)',
   TIMEOUT: 'no final response arrived within requestTimeoutMs (RFC 3261 §17.1.2.2, Timer F)',
   AUTH_FAILED: 'the server rejected the credentials, or offered no usable digest challenge',
   REGISTER_FAILED: 'the registrar answered REGISTER with a non-2xx final response',

@@ -112,6 +112,8 @@ export class ClientSubscription extends TypedEmitter<SubscriptionEvents> {
   #retryTimer: ReturnType<typeof setTimeout> | null = null;
   #lingerTimer: ReturnType<typeof setTimeout> | null = null;
   #queue: Promise<unknown> = Promise.resolve();
+  /** the connection is lost and the user agent will call resubscribe() once it is back */
+  #suspended = false;
 
   /** Sends the SUBSCRIBE on a microtask, so listeners added right after construction see every event. */
   constructor(event: string, target: string, options: SubscribeOptions, deps: SubscriptionDeps) {
@@ -185,6 +187,14 @@ export class ClientSubscription extends TypedEmitter<SubscriptionEvents> {
 
   /** Unsubscribes (§4.1.2.3: SUBSCRIBE with Expires: 0 in the dialog) and stops refreshing. Never rejects. */
   close(): Promise<void> {
+    if (this.#suspended) {
+      // no dialog to end: the notifier lost it with the connection
+      this.#suspended = false;
+      this.#state = 'terminated';
+      this.#deps.ended(this);
+      this.emit('terminated', { reason: 'closed', retrying: false });
+      return Promise.resolve();
+    }
     if (this.#retryTimer !== null) {
       clearTimeout(this.#retryTimer);
       this.#retryTimer = null;
@@ -211,6 +221,7 @@ export class ClientSubscription extends TypedEmitter<SubscriptionEvents> {
 
   /** The connection is gone: ends without a word to the notifier. */
   stop(error: ClientError): void {
+    this.#suspended = false;
     this.#cancelRefresh();
     if (this.#retryTimer !== null) clearTimeout(this.#retryTimer);
     if (this.#lingerTimer !== null) clearTimeout(this.#lingerTimer);
@@ -219,6 +230,35 @@ export class ClientSubscription extends TypedEmitter<SubscriptionEvents> {
     if (this.#state === 'terminated') return;
     this.#state = 'terminated';
     this.emit('terminated', { reason: 'disconnected', retrying: false, error });
+  }
+
+  /**
+   * The connection is gone but the user agent reconnects: the dialog is lost with it, so this
+   * subscription waits, `subscribing`, for resubscribe(). Emits `terminated` with reason
+   * `disconnected` and retrying true. False when it was not live (closing or ended): then stop() it.
+   */
+  suspend(error: ClientError): boolean {
+    if (this.#state !== 'active' && this.#state !== 'subscribing') return false;
+    this.#cancelRefresh();
+    if (this.#retryTimer !== null) clearTimeout(this.#retryTimer);
+    this.#retryTimer = null;
+    this.#suspended = true;
+    this.#state = 'subscribing';
+    // answers to the old dialog's SUBSCRIBEs, or NOTIFYs in it, no longer count
+    this.#dialog = this.#newDialog();
+    this.emit('terminated', { reason: 'disconnected', retrying: true, error });
+    return true;
+  }
+
+  /** Subscribes again in a new dialog on the new connection (after suspend()); a refusal ends it as `failed`. */
+  resubscribe(): Promise<void> {
+    if (!this.#suspended) return Promise.resolve();
+    this.#suspended = false;
+    this.#retryUsed = false;
+    return this.#serial(() => this.#subscribe()).then(
+      () => undefined,
+      (error: unknown) => this.#lost(error, false),
+    );
   }
 
   async #subscribe(): Promise<SubscribeResult> {
@@ -266,7 +306,8 @@ export class ClientSubscription extends TypedEmitter<SubscriptionEvents> {
 
   /** A SUBSCRIBE failed (the first, a refresh or the resubscription). */
   #lost(error: unknown, mayRetry: boolean): void {
-    if (this.#state === 'terminated' || this.#state === 'closing') return;
+    // a SUBSCRIBE lost with the connection: resubscribe() follows once it is back
+    if (this.#state === 'terminated' || this.#state === 'closing' || this.#suspended) return;
     const failure = error instanceof ClientError ? error : new ClientError('SUBSCRIBE_FAILED', `SUBSCRIBE ${this.event} failed`, { cause: error });
     const connectionGone = failure.code === 'DISCONNECTED' || failure.code === 'NOT_CONNECTED';
     this.emit('terminated', this.#end({ reason: 'failed', error: failure }, mayRetry && !connectionGone));

@@ -80,6 +80,14 @@ export interface DisplayedEvent {
 export interface ResponseInfo {
   status: number;
   reason: string;
+  /**
+   * The text of the response's Warning header (RFC 3261 §20.43) without code, agent and quotes,
+   * e.g. `bob@parley.local is offline; stored for delivery to their mailbox` on a 202; several
+   * joined with "; ". Undefined when there is none.
+   */
+  warning?: string;
+  /** the imdn.Message-ID the message carried, when sendMessage asked for a display notification */
+  imdnMessageId?: string;
   headers: Headers;
   response: SipResponse;
 }
@@ -101,13 +109,25 @@ export interface RequestOptions {
 }
 
 export interface SendMessageOptions {
+  /** the text's type; default text/plain;charset=utf-8 */
   contentType?: string;
   headers?: Readonly<Record<string, string>>;
+  /**
+   * Wrap the text in message/cpim with RFC 5438 headers asking for a display notification; the
+   * answer's imdnMessageId is what a later `displayed` event names.
+   */
+  requestDisplayNotification?: boolean;
 }
 
 export interface SipClientEvents {
-  /** an incoming MESSAGE, after it was answered with a 2xx */
+  /** an incoming MESSAGE, after it was answered with a 2xx; not typing indications nor display notifications */
   message: [IncomingMessage];
+  /** an RFC 3994 isComposing (answered 200), or the lapse of an active one after its refresh interval */
+  typing: [TypingEvent];
+  /** an RFC 5438 display notification (answered 200): the peer saw the message of that imdnMessageId */
+  displayed: [DisplayedEvent];
+  /** connection state changes: connected (also after connect()), reconnecting (autoReconnect), disconnected */
+  connection: [ConnectionEvent];
   /** any other incoming request except ACK: a listener must answer it with `respond()` */
   request: [SipRequest];
   registered: [RegisterResult];

@@ -5,24 +5,30 @@
 // client file but transport-node.ts imports a Node module (the digest hashes of src/sip/digest.ts
 // use node:crypto and the message model uses Buffer: a browser build shims those two; the mailbox
 // reader uses the platform's fetch, and src/xml's saxes is pure JavaScript).
+// Instant messaging on top: CPIM-wrapped messages asking for RFC 5438 display notifications, the
+// notifications both ways, RFC 3994 typing indications both ways; and, with autoReconnect, a
+// lost connection comes back with back-off, registration and subscriptions restored.
 
-import { parseUri, serialize } from '../sip/pure.ts';
+import { parseUri, parseWarning, serialize, splitHeaderList } from '../sip/pure.ts';
 import type { SipMessage, SipRequest, SipResponse } from '../sip/pure.ts';
 import { DigestAuthenticator } from './auth.ts';
 import { TypedEmitter } from './emitter.ts';
 import { ClientError } from './errors.ts';
-import { newCallId, newTag } from './ids.ts';
+import { newCallId, newTag, randomToken } from './ids.ts';
+import { CPIM_TYPE, cpimWithDisplayRequest, displayNotification } from './imdn.ts';
+import { ComposingTracker, IS_COMPOSING_TYPE, isComposingBody } from './is-composing.ts';
 import { Inbound } from './inbound.ts';
-import { defaultAnswer, missingHeader, toIncomingMessage } from './incoming.ts';
+import { defaultAnswer, missingHeader, readIncoming, senderAddress } from './incoming.ts';
 import { KeepAlive } from './keepalive.ts';
 import { MailboxReader } from './mailbox.ts';
 import type { ListOptions, MissedConversation } from './mailbox.ts';
 import { MESSAGE_SUMMARY_EVENT, MESSAGE_SUMMARY_TYPE, parseMessageSummary } from './message-summary.ts';
 import { parseProvisioning, PROVISIONING_EVENT, PROVISIONING_TYPE } from './provisioning.ts';
 import type { ProvisioningSettings } from './provisioning.ts';
+import { Reconnector } from './reconnect.ts';
 import { Registration } from './registration.ts';
 import type { RegisterResult } from './registration.ts';
-import type { RequestOptions, ResponseInfo, SendMessageOptions, SipClientEvents, SipClientOptions } from './types.ts';
+import type { ConnectionEvent, RequestOptions, ResponseInfo, SendMessageOptions, SipClientEvents, SipClientOptions } from './types.ts';
 import { buildRequest, buildResponse, contactUriFor, nameAddr, transactionKey } from './requests.ts';
 import { dialogIdsOf } from './dialog.ts';
 import { ClientSubscription } from './subscription.ts';
@@ -58,6 +64,15 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
   readonly #subscriptions = new Set<ClientSubscription>();
   #provisioning: ProvisioningSettings | undefined;
   #publisher: PresencePublisher | null = null;
+  /** the expiry of the last register() while no unregister() followed: what a reconnection registers again */
+  #registerExpires: number | null = null;
+  /** set while a lost connection is being restored (autoReconnect) */
+  #reconnector: Reconnector | null = null;
+  /** a connection was open once and close() was not called: requests now fail DISCONNECTED, not NOT_CONNECTED */
+  #lost = false;
+  /** false after unregister(): a connection lost then is not restored */
+  #reconnectAllowed = true;
+  readonly #typing = new ComposingTracker((from, active) => this.emit('typing', { from, active }));
 
   constructor(options: SipClientOptions, connector: TransportConnector) {
     super();
@@ -88,6 +103,13 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
 
   async connect(): Promise<void> {
     if (this.#transport !== null) throw new ClientError('INVALID_ARGUMENT', 'already connected');
+    if (this.#reconnector !== null) throw new ClientError('INVALID_ARGUMENT', 'reconnecting already (autoReconnect); wait for the connection event or close() first');
+    await this.#open();
+    this.#lost = false;
+    this.#emitConnection({ state: 'connected' });
+  }
+
+  async #open(): Promise<void> {
     const transport = await this.#connector(this.#server);
     this.#transport = transport;
     this.#inbound = new Inbound(transport.framing, {
@@ -98,7 +120,7 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
       error: (error, fatal) => (fatal ? this.#fail(error) : this.emit('error', error)),
     });
     transport.onData = (data) => this.#inbound?.push(data);
-    transport.onClose = (error) => this.#teardown(transport, error);
+    transport.onClose = (error) => this.#teardown(transport, error, false);
     const interval = this.#options.keepAliveIntervalMs ?? 30_000;
     if (transport.framing === 'stream' && interval > 0) {
       this.#keepAlive = new KeepAlive(interval, () => this.#write('\r\n\r\n'), () => this.#fail(new ClientError('DISCONNECTED', 'no keep-alive pong within 10 s (RFC 5626 §4.4.1)')));
@@ -107,6 +129,7 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
 
   async register(options: { expires?: number } = {}): Promise<RegisterResult> {
     const transport = this.#requireTransport();
+    const expires = options.expires ?? 600;
     if (this.#registration === null) {
       const contact = contactUriFor(this.#user, transport);
       this.#registration = new Registration(
@@ -123,20 +146,58 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
         },
       );
     }
-    return this.#registration.register(options.expires ?? 600);
+    const result = await this.#registration.register(expires);
+    this.#registerExpires = expires;
+    this.#reconnectAllowed = true;
+    return result;
   }
 
   /** Removes our binding (Expires: 0 for our contact, §10.2.2) and stops refreshing. */
   async unregister(): Promise<RegisterResult> {
+    // signing out: a connection lost from now on is not restored
+    this.#registerExpires = null;
+    if (this.#reconnector !== null) {
+      this.#stopReconnecting(this.#transport === null);
+      throw new ClientError('DISCONNECTED', 'not connected: reconnection stopped; the registrar drops the binding when it expires');
+    }
+    this.#reconnectAllowed = false;
     this.#requireTransport();
     if (this.#registration === null) throw new ClientError('INVALID_ARGUMENT', 'not registered');
     await this.#removePublication();
     return this.#registration.unregister();
   }
 
-  /** RFC 3428 pager-mode MESSAGE; resolves with any final response, 2xx or not. */
-  sendMessage(target: string, body: string | Buffer, options: SendMessageOptions = {}): Promise<ResponseInfo> {
-    return this.request('MESSAGE', target, { body, contentType: options.contentType ?? 'text/plain;charset=utf-8', headers: options.headers ?? {} });
+  /**
+   * RFC 3428 pager-mode MESSAGE; resolves with any final response, 2xx or not (202: stored for the
+   * recipient's mailbox; the Warning text in `warning`). With requestDisplayNotification the text
+   * goes in message/cpim asking for an RFC 5438 display notification, and the answer carries its
+   * imdnMessageId. Rejects with DISCONNECTED while the connection is lost: never dropped silently.
+   */
+  async sendMessage(target: string, body: string | Buffer, options: SendMessageOptions = {}): Promise<ResponseInfo> {
+    const contentType = options.contentType ?? 'text/plain;charset=utf-8';
+    const headers = options.headers ?? {};
+    if (options.requestDisplayNotification !== true) return this.request('MESSAGE', target, { body, contentType, headers });
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    const imdnMessageId = randomToken(20);
+    const cpim = cpimWithDisplayRequest(this.#cpimParties(target), text, contentType, imdnMessageId, new Date());
+    const info = await this.request('MESSAGE', target, { body: cpim, contentType: CPIM_TYPE, headers });
+    return { ...info, imdnMessageId };
+  }
+
+  /** RFC 3994: tells `target` the user is composing (active, refreshed within 60 s by calling again) or stopped (idle). */
+  sendTyping(target: string, active: boolean): Promise<ResponseInfo> {
+    return this.request('MESSAGE', target, { body: isComposingBody(active), contentType: IS_COMPOSING_TYPE });
+  }
+
+  /** RFC 5438 §7.2.1.1: tells `target` (the sender) that their message `imdnMessageId` was displayed. */
+  sendDisplayed(target: string, imdnMessageId: string): Promise<ResponseInfo> {
+    if (imdnMessageId.trim() === '' || /[\r\n]/.test(imdnMessageId)) return Promise.reject(new ClientError('INVALID_ARGUMENT', 'imdnMessageId must be the non-empty imdn.Message-ID of a received message'));
+    return this.request('MESSAGE', target, { body: displayNotification(this.#cpimParties(target), imdnMessageId, randomToken(20), new Date()), contentType: CPIM_TYPE });
+  }
+
+  /** CPIM From and To (RFC 3862 §3.1, §3.2): our AOR, which the server checks, and the target. */
+  #cpimParties(target: string): { from: string; to: string } {
+    return { from: this.aor, to: target };
   }
 
   /** Any non-INVITE request outside a dialog (or inside one, given callId, to, fromTag, cseq). */
@@ -145,7 +206,8 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
     const fromTag = options.fromTag ?? newTag();
     const callId = options.callId ?? newCallId();
     const response = await this.#send((n) => this.#build(method, uri, { ...options, fromTag, callId, cseq: n }), () => ++cseq);
-    return { status: response.status, reason: response.reason, headers: response.headers, response };
+    const warning = warningText(response.headers.getAll('warning'));
+    return { status: response.status, reason: response.reason, ...(warning === undefined ? {} : { warning }), headers: response.headers, response };
   }
 
   /**
@@ -211,13 +273,15 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
    * `disconnected`. Call unregister() and each subscription's close() first to end them cleanly.
    */
   async close(): Promise<void> {
-    if (this.#transport === null) return;
-    await this.#removePublication();
+    this.#lost = false;
+    // (with a connection open mid-restore, its teardown below tells `disconnected`)
+    if (this.#reconnector !== null) this.#stopReconnecting(this.#transport === null);
+    if (this.#transport !== null) await this.#removePublication();
     const transport = this.#transport;
     if (transport === null) return;
     transport.onClose = null;
     transport.close();
-    this.#teardown(transport, undefined);
+    this.#teardown(transport, undefined, true);
   }
 
   /**
@@ -350,7 +414,15 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
       return;
     }
     if (request.method === 'MESSAGE') {
-      const incoming = toIncomingMessage(request);
+      const content = readIncoming(request);
+      if (content.kind !== 'message') {
+        // notifications about messages: answered 200 at once, never shown as messages
+        this.respond(request, 200);
+        if (content.kind === 'typing') this.#typing.update(content.from, content.state);
+        else if (content.displayed) this.emit('displayed', { from: content.from, imdnMessageId: content.imdnMessageId });
+        return;
+      }
+      const incoming = content.message;
       let status = 200;
       try {
         status = (await this.#options.onMessage?.(incoming)) ?? 200;
@@ -360,7 +432,10 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
       }
       if (this.#transport === null) return;
       this.respond(request, status);
-      if (status >= 200 && status < 300) this.emit('message', incoming);
+      if (status >= 200 && status < 300) {
+        this.#typing.messageFrom(senderAddress(incoming));
+        this.emit('message', incoming);
+      }
       return;
     }
     if (request.method === 'NOTIFY') {
@@ -391,8 +466,9 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
   }
 
   #requireTransport(): ClientTransport {
-    if (this.#transport === null) throw new ClientError('NOT_CONNECTED', 'not connected; call connect() first');
-    return this.#transport;
+    if (this.#transport !== null) return this.#transport;
+    if (this.#lost) throw new ClientError('DISCONNECTED', this.#reconnector === null ? 'the connection was lost' : 'the connection was lost; reconnecting');
+    throw new ClientError('NOT_CONNECTED', 'not connected; call connect() first');
   }
 
   /** The flow failed (fatal framing error, keep-alive pong missing): drop the connection. */
@@ -401,10 +477,11 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
     if (transport === null) return;
     transport.onClose = null;
     transport.close();
-    this.#teardown(transport, error);
+    this.#teardown(transport, error, false);
   }
 
-  #teardown(transport: ClientTransport, error: Error | undefined): void {
+  /** `byUser`: close() was called; else the connection was lost (and may be restored). */
+  #teardown(transport: ClientTransport, error: Error | undefined, byUser: boolean): void {
     if (this.#transport !== transport) return;
     this.#transport = null;
     this.#inbound = null;
@@ -413,19 +490,96 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
     this.#registration?.stop();
     this.#registration = null;
     this.#publisher?.stop();
+    this.#typing.clear();
     const gone = new ClientError('DISCONNECTED', 'the connection closed', { cause: error });
-    for (const subscription of this.#subscriptions) subscription.stop(gone);
-    this.#subscriptions.clear();
+    const reconnect = !byUser && this.#options.autoReconnect !== undefined && this.#options.autoReconnect !== false && this.#reconnectAllowed;
+    for (const subscription of this.#subscriptions) {
+      // a live subscription waits for the new connection; the rest end here
+      if (reconnect && subscription.suspend(gone)) continue;
+      subscription.stop(gone);
+      this.#subscriptions.delete(subscription);
+    }
     for (const [key, pending] of this.#pending) {
       clearTimeout(pending.timer);
       this.#pending.delete(key);
       pending.reject(new ClientError('DISCONNECTED', 'the connection closed before a final response', { cause: error }));
     }
+    this.#lost = !byUser;
     this.emit('disconnected', error === undefined ? {} : { error });
+    if (!reconnect) {
+      this.#emitConnection({ state: 'disconnected', ...(error === undefined ? {} : { error }) });
+      return;
+    }
+    this.#reconnector ??= new Reconnector(typeof this.#options.autoReconnect === 'object' ? this.#options.autoReconnect : {}, {
+      attempt: () => this.#restore(),
+      event: (event) => this.#emitConnection(event),
+    });
+    this.#reconnector.schedule(error ?? gone);
+  }
+
+  /** One reconnection attempt: connect, register again if registered, re-subscribe the live subscriptions. */
+  async #restore(): Promise<void> {
+    const reconnector = this.#reconnector;
+    await this.#open();
+    const transport = this.#transport;
+    if (this.#reconnector !== reconnector || transport === null) {
+      // close() or unregister() while connecting: this connection is not wanted
+      if (transport !== null) {
+        transport.onClose = null;
+        transport.close();
+        this.#teardown(transport, undefined, true);
+      }
+      return;
+    }
+    if (this.#registerExpires !== null) {
+      try {
+        await this.register({ expires: this.#registerExpires });
+      } catch (error) {
+        // lost again meanwhile: that teardown scheduled the next attempt already
+        if (this.#transport !== transport) return;
+        // refused (credentials changed, user removed): connected but not registered; the app decides
+        this.emit('error', error instanceof Error ? error : new Error(String(error)));
+      }
+    }
+    await Promise.all([...this.#subscriptions].map((s) => s.resubscribe()));
+    if (this.#transport !== transport) return;
+    this.#reconnector = null;
+    this.#lost = false;
+    this.#emitConnection({ state: 'connected' });
+  }
+
+  #stopReconnecting(tell: boolean): void {
+    this.#reconnector?.stop();
+    this.#reconnector = null;
+    this.#lost = false;
+    const gone = new ClientError('DISCONNECTED', 'reconnection stopped');
+    for (const subscription of this.#subscriptions) subscription.stop(gone);
+    this.#subscriptions.clear();
+    if (tell) this.#emitConnection({ state: 'disconnected' });
+  }
+
+  #emitConnection(event: ConnectionEvent): void {
+    this.emit('connection', event);
   }
 }
 
 /** `bob@parley.local` → `sip:bob@parley.local`; a URI with a scheme is kept as it is. */
 function sipUri(address: string): string {
   return /^(sips?|pres):/i.test(address) ? address : `sip:${address}`;
+}
+
+/** The texts of Warning header values (RFC 3261 §20.43), joined; a value that does not parse is kept as written. */
+function warningText(values: readonly string[]): string | undefined {
+  const texts: string[] = [];
+  for (const value of values) {
+    let parts: string[];
+    try {
+      parts = splitHeaderList(value);
+    } catch {
+      parts = [value];
+    }
+    for (const part of parts) texts.push(parseWarning(part)?.text ?? part.trim());
+  }
+  const joined = texts.filter((t) => t !== '').join('; ');
+  return joined === '' ? undefined : joined;
 }

@@ -1,5 +1,5 @@
 import { hash } from 'node:crypto';
-import { quoteString } from './grammar.ts';
+import { quoteString, readQuotedString } from './grammar.ts';
 import { Headers, type SipRequest, type SipResponse } from './message.ts';
 
 /** Reason phrases of RFC 3261 §21 and the extensions Parley answers with. */
@@ -64,4 +64,27 @@ function localTag(headers: Headers): string {
 /** A Warning header value (RFC 3261 §20.43): 399 is "miscellaneous warning", text for a person. */
 export function warning(agent: string, text: string, code = 399): string {
   return `${code} ${agent} ${quoteString(text)}`;
+}
+
+export interface WarningValue {
+  code: number;
+  agent: string;
+  /** the warn-text, quotes and escapes removed */
+  text: string;
+}
+
+// warning-value = warn-code SP warn-agent SP warn-text (RFC 3261 §20.43, §25.1);
+// warn-code = 3DIGIT; warn-agent = hostport / pseudonym; warn-text = quoted-string
+const WARNING_VALUE = /^\s*(\d{3})\s+(\S+)\s+(".*)$/s;
+
+/** The parts of one warning-value; undefined when it is not one (an unquoted text, no code…). */
+export function parseWarning(value: string): WarningValue | undefined {
+  const m = WARNING_VALUE.exec(value);
+  if (m === null) return undefined;
+  try {
+    const quoted = readQuotedString(m[3] as string, 0);
+    return { code: Number(m[1]), agent: m[2] as string, text: quoted.value };
+  } catch {
+    return undefined;
+  }
 }

@@ -126,7 +126,8 @@ export async function seriousViolations(page: Page): Promise<AxeViolation[]> {
   await page.evaluate(source);
   const violations = await page.evaluate(async () => {
     const axe = (globalThis as unknown as { axe: { run(context: unknown, options: unknown): Promise<{ violations: AxeViolation[] }> } }).axe;
-    const result = await axe.run(document, { resultTypes: ['violations'] });
+    // (this runs in the page: its document)
+    const result = await axe.run((globalThis as unknown as { document: unknown }).document, { resultTypes: ['violations'] });
     return result.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => ({ target: n.target, failureSummary: n.failureSummary })) }));
   });
   return violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');

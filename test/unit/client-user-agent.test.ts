@@ -7,9 +7,8 @@ import { SipClient } from '../../src/client/index.ts';
 import { ClientError } from '../../src/client/errors.ts';
 import { buildResponse } from '../../src/client/requests.ts';
 import { parseCSeq, parseNameAddr, parseVia } from '../../src/sip/index.ts';
-import { createRequest, Headers } from '../../src/sip/message.ts';
 import type { SipMessage, SipRequest } from '../../src/sip/message.ts';
-import { fakeServerClients, verify, type FakeSipServer } from './fake-sip-server.ts';
+import { fakeServerClients, incoming, verify, type FakeSipServer } from './fake-sip-server.ts';
 
 const cseq = (m: SipMessage) => parseCSeq(m.headers.get('cseq') ?? '');
 const { start, closeAll } = fakeServerClients({ displayName: 'Alice', userAgent: 'ParleyTest/1' });
@@ -203,7 +202,8 @@ describe('SipClient requests', () => {
     await assert.rejects(pending, (e: unknown) => e instanceof ClientError && e.code === 'DISCONNECTED');
     assert.ok((await disconnected).error instanceof Error);
     assert.equal(ua.connected, false);
-    await assert.rejects(ua.sendMessage('sip:bob@parley.local', 'x'), (e: unknown) => e instanceof ClientError && e.code === 'NOT_CONNECTED');
+    // lost, not never connected: a message sent now fails DISCONNECTED (never dropped silently)
+    await assert.rejects(ua.sendMessage('sip:bob@parley.local', 'x'), (e: unknown) => e instanceof ClientError && e.code === 'DISCONNECTED');
   });
 
   it('close() rejects pending requests and reports disconnected without error', async () => {
@@ -231,19 +231,6 @@ describe('SipClient requests', () => {
     assert.equal((await pending).status, 200);
   });
 });
-
-function incoming(method: string, body = '', headers: Record<string, string> = {}): SipRequest {
-  const h = new Headers([
-    { name: 'via', value: 'SIP/2.0/TCP 10.0.0.1:5060;branch=z9hG4bKsrv1' },
-    { name: 'max-forwards', value: '69' },
-    { name: 'from', value: '"Bob" <sip:bob@parley.local>;tag=b1' },
-    { name: 'to', value: '<sip:alice@parley.local>' },
-    { name: 'call-id', value: `in-${Math.random()}` },
-    { name: 'cseq', value: `1 ${method}` },
-  ]);
-  for (const [name, value] of Object.entries(headers)) h.set(name, value);
-  return createRequest(method, 'sip:alice@192.0.2.7:50123;transport=tcp', h, Buffer.from(body));
-}
 
 describe('SipClient as UAS', () => {
   it('answers an incoming MESSAGE with 200 and a To tag, then emits message', async () => {

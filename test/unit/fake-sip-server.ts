@@ -203,3 +203,17 @@ export const PROVISIONING = {
   ewsUrl: 'http://127.0.0.1:8080/EWS/Exchange.asmx',
   sources: { ImConfiguration: 'Global', ClientPolicy: 'Global' },
 };
+
+/** A request from bob to alice's contact, as the server would relay it. */
+export function incoming(method: string, body = '', headers: Record<string, string> = {}): SipRequest {
+  const h = new Headers([
+    { name: 'via', value: 'SIP/2.0/TCP 10.0.0.1:5060;branch=z9hG4bKsrv1' },
+    { name: 'max-forwards', value: '69' },
+    { name: 'from', value: '"Bob" <sip:bob@parley.local>;tag=b1' },
+    { name: 'to', value: '<sip:alice@parley.local>' },
+    { name: 'call-id', value: `in-${Math.random()}` },
+    { name: 'cseq', value: `1 ${method}` },
+  ]);
+  for (const [name, value] of Object.entries(headers)) h.set(name, value);
+  return createRequest(method, 'sip:alice@192.0.2.7:50123;transport=tcp', h, Buffer.from(body));
+}
