@@ -15,6 +15,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import type http from 'node:http';
 import { findUser, passwordStamp, verifyPassword } from '../directory/index.ts';
+import { HttpProblem, type CallerOutcome } from '../http-json.ts';
 import type { Database } from '../storage/index.ts';
 import { FairQueue } from './hash-queue.ts';
 import type { Refusal, SignInGuard } from './lockout.ts';
@@ -71,9 +72,21 @@ export class BasicSignIn {
     this.#trusted = new Set((opts.trustedProxies ?? []).map(plainAddress));
   }
 
-  async authenticate(req: http.IncomingMessage): Promise<BasicOutcome> {
+  /** Checks the request's HTTP Basic credentials. */
+  authenticate(req: http.IncomingMessage): Promise<BasicOutcome> {
+    return this.#check(req, parseBasic(req.headers.authorization, this.#opts.domain));
+  }
+
+  /**
+   * Checks a user name (`alice`, `alice@domain`, `DOMAIN\alice`) and password given some other way
+   * than a Basic header (the browser's sign-in form, src/session): the same guard, cache and queue.
+   */
+  checkPassword(req: http.IncomingMessage, user: string, password: string): Promise<BasicOutcome> {
+    return this.#check(req, credentialsOf(user, password, this.#opts.domain));
+  }
+
+  async #check(req: http.IncomingMessage, credentials: { address: string; password: string } | undefined): Promise<BasicOutcome> {
     const source = httpSource(req.socket.remoteAddress ?? '', req.headers['x-forwarded-for'], this.#trusted);
-    const credentials = parseBasic(req.headers.authorization, this.#opts.domain);
     const guard = this.#opts.guard;
     const locked = guard?.check(source, credentials?.address);
     if (locked !== undefined) return lockedOut(locked);
@@ -133,8 +146,12 @@ function parseBasic(header: string | undefined, domain: string): { address: stri
   const decoded = Buffer.from(m[1], 'base64').toString('utf8');
   const colon = decoded.indexOf(':');
   if (colon < 0) return undefined;
-  const user = decoded.slice(0, colon).trim().replace(/^[^\\]*\\/, '');
-  const password = decoded.slice(colon + 1);
+  return credentialsOf(decoded.slice(0, colon), decoded.slice(colon + 1), domain);
+}
+
+/** The address a user name stands for (`alice`, `alice@domain`, `DOMAIN\alice`), with the password. */
+function credentialsOf(userName: string, password: string, domain: string): { address: string; password: string } {
+  const user = userName.trim().replace(/^[^\\]*\\/, '');
   return { address: (user.includes('@') ? user : `${user}@${domain}`).toLowerCase(), password };
 }
 
@@ -157,6 +174,24 @@ export function answerSignInRefusal(res: http.ServerResponse, product: string, r
     'content-length': Buffer.byteLength(text),
   });
   res.end(text);
+}
+
+/**
+ * The HttpCaller (src/http-json.ts) of routes that take HTTP Basic alone: the outcome as a problem
+ * with its stable code (401 UNAUTHORIZED with a Basic challenge, 429/503 with Retry-After).
+ * `challenge: false` leaves the WWW-Authenticate header out (a browser would show its own
+ * password dialog for it).
+ */
+export function basicCaller(signIn: BasicSignIn, domain: string): (req: http.IncomingMessage, options?: { challenge?: boolean }) => Promise<CallerOutcome> {
+  return async (req, options = {}) => {
+    const outcome = await signIn.authenticate(req);
+    if (outcome.ok) return { ok: true, address: outcome.address, via: 'basic' };
+    if (outcome.status !== 401) return { ok: false, problem: new HttpProblem(outcome.status, outcome.code, outcome.detail, { 'retry-after': String(outcome.retryAfterSeconds) }) };
+    const detail = req.headers.authorization === undefined
+      ? 'sign in: HTTP Basic authentication with your Parley address (or user name) and password is needed'
+      : 'the user name or password is wrong';
+    return { ok: false, problem: new HttpProblem(401, 'UNAUTHORIZED', detail, options.challenge === false ? {} : basicChallenge(domain)) };
+  };
 }
 
 /** The WWW-Authenticate header of a 401 that asks for Basic credentials. */

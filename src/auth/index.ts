@@ -7,7 +7,7 @@ export { AUTH_ERRORS, AuthError } from './errors.ts';
 export type { Admission, FairQueueOptions } from './hash-queue.ts';
 export { FairQueue } from './hash-queue.ts';
 export type { BasicOutcome, BasicSignInOptions, SignInRefusal } from './http-basic.ts';
-export { BasicSignIn, DEFAULT_HASH_QUEUE, answerSignInRefusal, basicChallenge, isSecureOrLocal } from './http-basic.ts';
+export { BasicSignIn, DEFAULT_HASH_QUEUE, answerSignInRefusal, basicCaller, basicChallenge, isSecureOrLocal } from './http-basic.ts';
 export type { FamiliarSource, GuardChanges, LockoutKind, LockoutPolicy, LockoutState, Refusal, SignInGuardOptions } from './lockout.ts';
 export { FAMILIAR_MS, MAX_FAMILIAR, SignInGuard } from './lockout.ts';
 export type { LockoutKeeperOptions } from './lockout-keeper.ts';

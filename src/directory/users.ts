@@ -128,6 +128,21 @@ export function listUsers(db: Database): UserSummary[] {
 }
 
 /**
+ * The users whose address or display name contains `text` (case-insensitive; ASCII letters fold,
+ * as SQLite's lower() does), ordered by display name (the address when there is none), one page.
+ * Empty text: everyone. Never more than a summary: no password data leaves this function.
+ */
+export function searchUsers(db: Database, text: string, offset: number, limit: number): { users: UserSummary[]; total: number } {
+  const needle = text.trim().toLowerCase();
+  const where = needle === '' ? '' : 'WHERE instr(address, ?) > 0 OR instr(lower(coalesce(display_name, \'\')), ?) > 0';
+  const params = needle === '' ? [] : [needle, needle];
+  const total = Number((statement(db, `SELECT count(*) AS n FROM users ${where}`).get(...params) as { n: number }).n);
+  const rows = statement(db, `SELECT address, display_name, created_at FROM users ${where} ORDER BY lower(coalesce(display_name, address)), address LIMIT ? OFFSET ?`)
+    .all(...params, limit, offset) as Array<Pick<UserRow, 'address' | 'display_name' | 'created_at'>>;
+  return { users: rows.map((row) => summaryOf(row)), total };
+}
+
+/**
  * The user with that address (`alice@parley.local`, `sip:alice@parley.local`, any case), or
  * undefined, also when the text is not a valid address: this serves lookups from the wire.
  */

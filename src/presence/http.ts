@@ -18,8 +18,8 @@
 // subscribes to (RFC 4662, lists.ts); a change reaches those subscriptions at once too.
 
 import type http from 'node:http';
-import { BasicSignIn, basicChallenge, isSecureOrLocal } from '../auth/http-basic.ts';
-import { DirectoryError } from '../directory/index.ts';
+import { BasicSignIn, basicCaller, isSecureOrLocal } from '../auth/http-basic.ts';
+import { HttpProblem as Problem, INTERNAL_PROBLEM, answerJson, answerProblem, problemOf, type HttpCaller } from '../http-json.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { HttpRoute } from '../server/http.ts';
 import type { Database } from '../storage/index.ts';
@@ -28,7 +28,6 @@ import type { PresenceBlock } from './blocks.ts';
 import { addToContacts, blockWatcher, removeFromContacts, requireBlock, requireContact, unblockWatcher, watcherAddress } from './policy.ts';
 import { listContacts } from './contacts.ts';
 import type { Contact } from './contacts.ts';
-import { PresenceError } from './errors.ts';
 import { listResource } from './lists.ts';
 
 export const BLOCKED_PATH = '/presence/blocked';
@@ -48,41 +47,29 @@ export interface PresenceRouteOptions {
   allowPlainHttp?: boolean;
   /** the server's HTTP sign-in (lockouts, fair hashing queue); default one of its own without lockouts */
   signIn?: BasicSignIn;
+  /** who is calling: the server's (a browser session or HTTP Basic, src/session); default HTTP Basic through signIn */
+  caller?: HttpCaller;
   now?: () => number;
-}
-
-/** An HTTP problem of this route: status and stable code. */
-class Problem extends Error {
-  readonly status: number;
-  readonly code: string;
-  readonly headers: Record<string, string>;
-
-  constructor(status: number, code: string, detail: string, headers: Record<string, string> = {}) {
-    super(detail);
-    this.status = status;
-    this.code = code;
-    this.headers = headers;
-  }
 }
 
 export function createPresenceRoute(opts: PresenceRouteOptions): HttpRoute {
   const now = opts.now ?? Date.now;
-  const signIn = opts.signIn ?? new BasicSignIn({ db: opts.db, domain: opts.domain });
+  const caller = opts.caller ?? basicCaller(opts.signIn ?? new BasicSignIn({ db: opts.db, domain: opts.domain }), opts.domain);
   return {
     handle(req, res, url) {
       const collection = [BLOCKED_PATH, CONTACTS_PATH].find((p) => url.pathname === p || url.pathname.startsWith(`${p}/`));
       if (collection === undefined) return false;
       req.resume(); // no request body is read: PUT needs none
       serve(req, url, collection).then(
-        ({ status, body }) => answer(res, status, body),
+        ({ status, body }) => answerJson(res, opts.product, status, body),
         (error: unknown) => {
           const problem = problemOf(error);
           if (problem === undefined) {
             opts.logger.error({ err: error }, 'presence HTTP request failed');
-            answerProblem(res, new Problem(500, 'INTERNAL', 'internal error; see the server log'));
+            answerProblem(res, opts.product, INTERNAL_PROBLEM);
             return;
           }
-          answerProblem(res, problem);
+          answerProblem(res, opts.product, problem);
         },
       );
       return true;
@@ -93,11 +80,8 @@ export function createPresenceRoute(opts: PresenceRouteOptions): HttpRoute {
     if (opts.allowPlainHttp !== true && !isSecureOrLocal(req)) {
       throw new Problem(403, 'INSECURE_TRANSPORT', 'your password must not travel in clear: use HTTPS (plain HTTP is accepted on loopback only)');
     }
-    const signedIn = await signIn.authenticate(req);
-    if (!signedIn.ok && signedIn.status !== 401) throw new Problem(signedIn.status, signedIn.code, signedIn.detail, { 'retry-after': String(signedIn.retryAfterSeconds) });
-    if (!signedIn.ok) {
-      throw new Problem(401, 'UNAUTHORIZED', 'HTTP Basic authentication with your Parley address (or user name) and password is needed', basicChallenge(opts.domain));
-    }
+    const signedIn = await caller(req);
+    if (!signedIn.ok) throw signedIn.problem;
     const user = signedIn.address;
     const method = req.method ?? 'GET';
     const rest = url.pathname.slice(collection.length).replace(/^\/+|\/+$/g, '');
@@ -157,30 +141,6 @@ export function createPresenceRoute(opts: PresenceRouteOptions): HttpRoute {
         return { status: 204 };
     }
   }
-
-  function answer(res: http.ServerResponse, status: number, body: unknown): void {
-    const headers: Record<string, string | number> = { server: opts.product, 'cache-control': 'no-store' };
-    if (body === undefined) {
-      res.writeHead(status, headers);
-      res.end();
-      return;
-    }
-    const text = `${JSON.stringify(body)}\n`;
-    res.writeHead(status, { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
-    res.end(text);
-  }
-
-  function answerProblem(res: http.ServerResponse, problem: Problem): void {
-    const text = `${JSON.stringify({ type: 'about:blank', title: titleOf(problem.status), status: problem.status, detail: problem.message, code: problem.code })}\n`;
-    res.writeHead(problem.status, {
-      server: opts.product,
-      'cache-control': 'no-store',
-      ...problem.headers,
-      'content-type': 'application/problem+json; charset=utf-8',
-      'content-length': Buffer.byteLength(text),
-    });
-    res.end(text);
-  }
 }
 
 function contactJson(contact: Contact): { contact: string; displayName: string | null; since: string } {
@@ -189,18 +149,4 @@ function contactJson(contact: Contact): { contact: string; displayName: string |
 
 function jsonOf(block: PresenceBlock): { watcher: string; since: string } {
   return { watcher: block.watcher, since: block.since.toISOString() };
-}
-
-function problemOf(error: unknown): Problem | undefined {
-  if (error instanceof Problem) return error;
-  if (error instanceof PresenceError || error instanceof DirectoryError) return new Problem(error.httpStatus, error.code, error.message);
-  return undefined;
-}
-
-const TITLES: Readonly<Record<number, string>> = {
-  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 409: 'Conflict', 429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable',
-};
-
-function titleOf(status: number): string {
-  return TITLES[status] ?? 'Error';
 }

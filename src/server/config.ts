@@ -16,6 +16,7 @@ import { DEFAULT_SUBSCRIBE_EXPIRY } from '../events/index.ts';
 import { DEFAULT_SUBSCRIPTION_LIMITS, type SubscriptionLimits } from '../events/index.ts';
 import { DEFAULT_PUBLISH_EXPIRY, type ExpirySettings, MAX_PUBLISH_BODY } from '../presence/index.ts';
 import { parseHostHeader } from './own-names.ts';
+import { formatOrigin, parseOrigin } from './origins.ts';
 
 export interface ServerConfig {
   domain: string;
@@ -60,6 +61,16 @@ export interface ServerConfig {
   events: SubscriptionLimits;
   /** sign-in protection: lockouts of sources and accounts, the HTTP password-hashing queue */
   auth: AuthConfig;
+  /** the web client's HTTP side (src/session) */
+  web: WebConfig;
+}
+
+export interface WebConfig {
+  /**
+   * origins besides the server's own (its names × the HTTP port, http and https) whose pages may
+   * use a browser session and open SIP over WebSocket: a reverse proxy's `https://chat.example.com`
+   */
+  allowedOrigins: string[];
 }
 
 export interface AuthConfig {
@@ -143,6 +154,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
     lockout: { sourceThreshold: 10, accountThreshold: 50, window: 900, duration: 60, maxDuration: 3600 },
     hashConcurrency: 2, hashQueue: 64, hashQueuePerSource: 4, credentialCache: 300, trustedProxies: [],
   },
+  web: { allowedOrigins: [] },
 };
 
 export class ConfigError extends ParleyError {
@@ -353,6 +365,16 @@ const SCHEMA = section({
   },
   events: section({ maxSubscriptionsPerWatcherResource: count(1, 1000), maxSubscriptionsPerWatcher: count(1, 1_000_000), maxSubscriptionsPerResource: count(1, 1_000_000) }),
   auth,
+  web: section({
+    allowedOrigins: (v: unknown, path: string) => {
+      if (!Array.isArray(v) || v.length > 100) throw new ConfigError(`${path} must be a list of at most 100 origins such as "https://chat.example.com", not ${JSON.stringify(v)}`);
+      return v.map((o, i) => {
+        const origin = typeof o === 'string' ? parseOrigin(o) : undefined;
+        if (origin === undefined) throw new ConfigError(`${path}[${i}] must be an origin: http:// or https://, a host and an optional port, no path (such as "https://chat.example.com"), not ${JSON.stringify(o)}`);
+        return formatOrigin(origin);
+      });
+    },
+  }),
   // flag only: `--digest-algorithms MD5` sets sip.digestAlgorithms
   digestAlgorithms,
 });
@@ -390,6 +412,7 @@ export function loadConfig(file: string | undefined, flags: ConfigOverrides): Re
     presence: presenceOf(fromFile.presence as Partial<Record<keyof ServerConfig['presence'], Partial<ExpirySettings>>> | undefined),
     events: { ...DEFAULT_CONFIG.events, ...(fromFile.events as object | undefined) },
     auth: authOf(fromFile.auth as Partial<AuthConfig> | undefined),
+    web: { ...DEFAULT_CONFIG.web, ...(fromFile.web as Partial<WebConfig> | undefined) },
   };
   const { digestAlgorithms: algorithmsFlag, ...topFlags } = flags;
   const defined = Object.fromEntries(Object.entries(topFlags).filter(([, v]) => v !== undefined));

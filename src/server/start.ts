@@ -2,8 +2,8 @@
 // them; each part lives in its capability's folder.
 
 import { readFileSync } from 'node:fs';
-import { AUTH_MIGRATIONS, Authenticator, BasicSignIn, FairQueue, LockoutKeeper } from '../auth/index.ts';
-import { cachedUserLookup, DIRECTORY_MIGRATIONS } from '../directory/index.ts';
+import { AUTH_MIGRATIONS, Authenticator, BasicSignIn, FairQueue, LockoutKeeper, basicCaller } from '../auth/index.ts';
+import { cachedUserLookup, createDirectoryRoute, DIRECTORY_MIGRATIONS } from '../directory/index.ts';
 import type { Logger } from '../observability/logger.ts';
 import { EventService } from '../events/index.ts';
 import { MessageSummaryPackage } from '../mailbox/index.ts';
@@ -27,6 +27,8 @@ import { EmbeddedMailboxConnector, MAILBOX_MIGRATIONS, MailboxQuota, SmtpOutboun
 import { largestBody, type ServerConfig } from './config.ts';
 import { listenHttp, type HttpListener, type HttpRoute } from './http.ts';
 import { OwnNames } from './own-names.ts';
+import { OwnOrigins } from './origins.ts';
+import { SESSION_MIGRATIONS, WebSessions, createSessionRoute, sessionCaller } from '../session/index.ts';
 import { loadAdminToken, loadSecret } from './secrets.ts';
 import { createAdminRoute, serverCmdlets } from '../admin/index.ts';
 import { createConnectionGuard } from './connections.ts';
@@ -56,7 +58,7 @@ export interface RunningServer {
 
 export async function startServer(config: Readonly<ServerConfig>, logger: Logger): Promise<RunningServer> {
   const db = openDatabase(config.dataDir);
-  runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS, OFFLINE_MIGRATIONS, TRACE_MIGRATIONS, PRESENCE_MIGRATIONS, AUTH_MIGRATIONS]);
+  runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS, OFFLINE_MIGRATIONS, TRACE_MIGRATIONS, PRESENCE_MIGRATIONS, AUTH_MIGRATIONS, SESSION_MIGRATIONS]);
 
   // Sign-in protection (SIP digest and HTTP Basic alike): failed sign-ins lock out their source,
   // then the account for unfamiliar sources; HTTP password checks wait in a fair, bounded queue.
@@ -81,6 +83,14 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   // header); the HTTP port is known once HTTP listens.
   let httpPort = config.httpPort;
   const ownNames = new OwnNames({ listen: config.listen, domain: config.domain, publicHosts: config.publicHosts, httpPort: () => httpPort });
+  // The pages that may use a browser session and open SIP over WebSocket: the server's own names on
+  // the HTTP port, and the origins the operator lists (a reverse proxy's)
+  const ownOrigins = new OwnOrigins({ names: ownNames, httpPort: () => httpPort, allowed: config.web.allowedOrigins });
+  const isOwnOrigin = (origin: string): boolean => ownOrigins.isOwn(origin);
+  // Browser sessions (src/session), and who is calling an HTTP route: the session cookie or HTTP Basic
+  const webSessions = new WebSessions({ db });
+  const basic = basicCaller(signIn, config.domain);
+  const apiCaller = sessionCaller({ sessions: webSessions, basic, isOwnOrigin, challenge: false });
   // The event packages (RFC 6665): SUBSCRIBE and PUBLISH are part of Allow; the event service
   // starts the packages once the context exists. The EWS URL is known once HTTP listens.
   let ewsUrl = '';
@@ -209,7 +219,18 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
       tls = await listenStream({ protocol: 'tls', address: config.listen, port: config.sipsPort, limits, sink, guard, tls: tlsOptions });
     }
 
-    const websocket = createWebSocketAcceptor({ path: '/sip', secure: false, limits, sink, guard });
+    const websocket = createWebSocketAcceptor({
+      path: '/sip',
+      secure: false,
+      limits,
+      sink,
+      guard,
+      originAllowed: isOwnOrigin,
+      onOriginRefused: (origin, remote) => {
+        logger.warn({ origin: origin.slice(0, 200), remote: formatEndpoint(remote) }, 'WebSocket upgrade from a page of %s refused: not one of this server\'s origins', origin.slice(0, 200));
+        metrics.connectionEvent('SIP_WEBSOCKET_ORIGIN');
+      },
+    });
     const closeWebSockets = once(() => websocket.close());
     closers.push(closeWebSockets);
     // /ready: what a load balancer asks before it sends traffic here (open, like /health)
@@ -229,7 +250,11 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     routes.push(createEwsRoute({ db, logger, domain: config.domain, product: PRODUCT, signIn, smtpRoutes: config.smtpRoutes, quota: mailboxQuota, onMailboxChanged: (address) => messageSummary.mailboxChanged(address), onRequest: (operation, fault) => metrics.ewsRequest(operation, fault) }));
     routes.push(createAutodiscoverRoute({ db, logger, domain: config.domain, product: PRODUCT, names: ownNames, signIn }));
     // a user's blocked watchers and contact list: /presence/blocked, /presence/contacts (HTTP Basic, as EWS)
-    routes.push(createPresenceRoute({ db, logger, domain: config.domain, product: PRODUCT, signIn, onBlocksChanged: () => presence.blocksChanged(), onContactsChanged: (owner) => presence.contactsChanged(owner) }));
+    routes.push(createPresenceRoute({ db, logger, domain: config.domain, product: PRODUCT, signIn, caller: sessionCaller({ sessions: webSessions, basic, isOwnOrigin, challenge: true }), onBlocksChanged: () => presence.blocksChanged(), onContactsChanged: (owner) => presence.contactsChanged(owner) }));
+    // the web client's sign-in: /api/session (the session cookie)
+    routes.push(createSessionRoute({ db, logger, domain: config.domain, product: PRODUCT, signIn, sessions: webSessions, isOwnOrigin, authorityFor: (host) => ownNames.authorityFor(host).authority, trustedProxies: config.auth.trustedProxies }));
+    // the organisation's address book for signed-in users: /api/directory
+    routes.push(createDirectoryRoute({ db, logger, product: PRODUCT, caller: apiCaller }));
     const adminToken = loadAdminToken(config.dataDir);
     routes.push(createMetricsRoute({ render: () => metrics.render(), token: adminToken, trustedProxies: config.auth.trustedProxies, product: PRODUCT, logger }));
     routes.push(

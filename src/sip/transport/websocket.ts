@@ -97,6 +97,14 @@ export function createWebSocketAcceptor(opts: {
   sink: TransportSink;
   /** the connection limits and timeouts, shared with the other stream listeners */
   guard: ConnectionGuard;
+  /**
+   * whether a page of this Origin may open the connection (RFC 6455 §10.2: a browser names the page's
+   * origin; a page of another site must not drive a signed-in user's socket). A request without
+   * Origin (no browser) is not asked about. Default: every origin.
+   */
+  originAllowed?: (origin: string) => boolean;
+  /** an upgrade refused for its Origin (for the log and /metrics); must not throw */
+  onOriginRefused?: (origin: string, remote: Endpoint) => void;
 }): WebSocketAcceptor {
   const { limits, sink, guard } = opts;
   const maxPayload = limits.maxStartLine + limits.maxHeaderBytes + limits.maxBody;
@@ -174,6 +182,13 @@ export function createWebSocketAcceptor(opts: {
       }
       const peer = socket as Duplex & { remoteAddress?: string; remotePort?: number };
       const remote: Endpoint = { address: peer.remoteAddress ?? '', port: peer.remotePort ?? 0 };
+      const origin = req.headers.origin;
+      if (origin !== undefined && opts.originAllowed !== undefined && !opts.originAllowed(origin)) {
+        opts.onOriginRefused?.(origin, remote);
+        const body = JSON.stringify({ type: 'about:blank', title: 'Forbidden', status: 403, code: 'WEBSOCKET_ORIGIN', detail: 'pages of that origin may not open SIP over WebSocket here: it is not one of this server\'s origins' });
+        socket.end(`HTTP/1.1 403 Forbidden\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+        return true;
+      }
       if (!accepting) {
         const body = JSON.stringify({ type: 'about:blank', title: 'Service Unavailable', status: 503, code: 'DRAINING', detail: 'the server is stopping; connect to another one' });
         socket.end(`HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);

@@ -1,0 +1,140 @@
+// The pure parts of the web client's HTTP side: the session cookie (src/session/cookie.ts), web
+// origins (src/server/origins.ts), paging parameters (src/http-json.ts), and the session store's
+// rules (src/session/sessions.ts) on an in-memory database with a clock the test moves.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { DIRECTORY_MIGRATIONS, addUser, removeUser, setPassword } from '../../src/directory/index.ts';
+import { HttpProblem, pageParams } from '../../src/http-json.ts';
+import { OwnOrigins, formatOrigin, parseOrigin } from '../../src/server/origins.ts';
+import { IDLE_WRITE_MS, MAX_SESSIONS_PER_USER, SESSION_MIGRATIONS, WebSessions, clearedCookie, readCookie, sessionCookie, tokenHash } from '../../src/session/index.ts';
+import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
+
+const TOKEN = 'A'.repeat(21) + '_-' + 'z'.repeat(20);
+
+describe('session cookie', () => {
+  it('reads the token among other cookies, quoted or not, and ignores malformed ones', () => {
+    assert.equal(readCookie(`theme=dark; parley_session=${TOKEN}; x=1`), TOKEN);
+    assert.equal(readCookie(`parley_session="${TOKEN}"`), TOKEN);
+    assert.equal(readCookie(`parley_session=short; parley_session=${TOKEN}`), TOKEN, 'the first well-formed one');
+    assert.equal(readCookie('parley_session=../../etc'), undefined);
+    assert.equal(readCookie(`xparley_session=${TOKEN}`), undefined);
+    assert.equal(readCookie(undefined), undefined);
+    assert.equal(readCookie(''), undefined);
+  });
+
+  it('writes HttpOnly, SameSite=Strict, Path=/ and Secure over TLS only; clearing expires it', () => {
+    assert.equal(sessionCookie(TOKEN, false), `parley_session=${TOKEN}; Path=/; HttpOnly; SameSite=Strict`);
+    assert.equal(sessionCookie(TOKEN, true), `parley_session=${TOKEN}; Path=/; HttpOnly; SameSite=Strict; Secure`);
+    assert.throws(() => sessionCookie('x; Domain=evil.example', false));
+    assert.match(clearedCookie(true), /^parley_session=; Path=\/; HttpOnly; SameSite=Strict; Max-Age=0; .*; Secure$/);
+  });
+});
+
+describe('web origins', () => {
+  it('parses scheme, host and port, filling in the default port; refuses what is not an origin', () => {
+    assert.deepEqual(parseOrigin('HTTP://Example.COM'), { scheme: 'http', host: 'example.com', port: 80 });
+    assert.deepEqual(parseOrigin('https://[::1]:8443'), { scheme: 'https', host: '::1', port: 8443 });
+    for (const bad of ['null', 'ftp://example.com', 'http://example.com/', 'http://user@example.com', 'http://example.com:0', 'http://exa mple.com', '']) {
+      assert.equal(parseOrigin(bad), undefined, bad);
+    }
+    assert.equal(formatOrigin({ scheme: 'https', host: 'chat.example.com', port: 443 }), 'https://chat.example.com');
+    assert.equal(formatOrigin({ scheme: 'http', host: '::1', port: 8080 }), 'http://[::1]:8080');
+  });
+
+  it('own: an own name on the HTTP port, http or https; or a listed origin', () => {
+    const names = { isOwn: (h: string) => h === 'parley.local' || h === '127.0.0.1' || h === 'localhost' };
+    const origins = new OwnOrigins({ names, httpPort: () => 8080, allowed: ['https://Chat.Example.com:443'] });
+    assert.ok(origins.isOwn('http://parley.local:8080'));
+    assert.ok(origins.isOwn('https://127.0.0.1:8080'));
+    assert.ok(origins.isOwn('http://localhost:8080'));
+    assert.ok(origins.isOwn('https://chat.example.com'));
+    assert.ok(!origins.isOwn('http://parley.local'), 'port 80 is not the HTTP port');
+    assert.ok(!origins.isOwn('http://parley.local:8081'));
+    assert.ok(!origins.isOwn('http://evil.example:8080'));
+    assert.ok(!origins.isOwn('http://chat.example.com'), 'the listed origin is https');
+    assert.ok(!origins.isOwn('null'));
+    assert.throws(() => new OwnOrigins({ names, httpPort: () => 1, allowed: ['chat.example.com'] }));
+  });
+});
+
+describe('paging parameters', () => {
+  it('defaults, bounds and the offset', () => {
+    assert.deepEqual(pageParams(new URLSearchParams(''), 20, 50), { page: 1, pageSize: 20, offset: 0 });
+    assert.deepEqual(pageParams(new URLSearchParams('page=3&pageSize=50'), 20, 50), { page: 3, pageSize: 50, offset: 100 });
+    for (const q of ['pageSize=51', 'pageSize=0', 'page=0', 'page=-1', 'page=1.5', 'pageSize=1e3', 'page=99999999999']) {
+      assert.throws(() => pageParams(new URLSearchParams(q), 20, 50), (e: unknown) => e instanceof HttpProblem && e.httpStatus === 400 && e.code === 'BAD_QUERY', q);
+    }
+  });
+});
+
+describe('web sessions', () => {
+  async function setup() {
+    const db = openMemoryDatabase();
+    runMigrations(db, [DIRECTORY_MIGRATIONS, SESSION_MIGRATIONS]);
+    await addUser(db, { address: 'alice@parley.local', password: 'alice-pw' });
+    let now = 1_000_000;
+    const sessions = new WebSessions({ db, idleMs: 10 * IDLE_WRITE_MS, maxAgeMs: 100 * IDLE_WRITE_MS, now: () => now });
+    return { db, sessions, advance: (ms: number) => (now += ms) };
+  }
+  const lastSeen = (db: ReturnType<typeof openMemoryDatabase>, token: string) => (db.prepare('SELECT last_seen FROM web_sessions WHERE token_hash = ?').get(tokenHash(token)) as { last_seen: number }).last_seen;
+
+  it('stores only the token hash; slides the idle expiry, writing at most once a minute', async () => {
+    const { db, sessions, advance } = await setup();
+    const token = sessions.open('alice@parley.local');
+    assert.match(token, /^[A-Za-z0-9_-]{43}$/);
+    const stored = db.prepare('SELECT * FROM web_sessions').all() as Array<Record<string, unknown>>;
+    assert.equal(stored.length, 1);
+    assert.ok(!JSON.stringify(stored).includes(token));
+    assert.ok(!JSON.stringify(stored).includes('scrypt'), 'not the password hash itself');
+    const opened = lastSeen(db, token);
+    advance(IDLE_WRITE_MS - 1);
+    assert.deepEqual(sessions.check(token), { ok: true, address: 'alice@parley.local' });
+    assert.equal(lastSeen(db, token), opened, 'not written within the minute');
+    advance(1);
+    sessions.check(token);
+    assert.equal(lastSeen(db, token), opened + IDLE_WRITE_MS);
+    // used every 9 minutes, it lives past the 10-minute idle limit
+    for (let i = 0; i < 5; i++) {
+      advance(9 * IDLE_WRITE_MS);
+      assert.equal(sessions.check(token).ok, true);
+    }
+    advance(10 * IDLE_WRITE_MS);
+    assert.deepEqual(sessions.check(token), { ok: false, reason: 'idle' });
+    assert.deepEqual(sessions.check(token), { ok: false, reason: 'unknown' }, 'deleted once found ended');
+  });
+
+  it('ends at the maximum age however used, on a new password, on removal, and on sign-out', async () => {
+    const { db, sessions, advance } = await setup();
+    const old = sessions.open('alice@parley.local');
+    for (let i = 0; i < 11; i++) {
+      advance(9 * IDLE_WRITE_MS);
+      assert.equal(sessions.check(old).ok, true);
+    }
+    advance(2 * IDLE_WRITE_MS);
+    assert.deepEqual(sessions.check(old), { ok: false, reason: 'expired' });
+
+    const before = sessions.open('alice@parley.local');
+    await setPassword(db, 'alice@parley.local', 'new-pw');
+    assert.deepEqual(sessions.check(before), { ok: false, reason: 'password-changed' });
+    const after = sessions.open('alice@parley.local');
+    assert.equal(sessions.check(after).ok, true);
+    sessions.close(after);
+    assert.deepEqual(sessions.check(after), { ok: false, reason: 'unknown' });
+    const last = sessions.open('alice@parley.local');
+    removeUser(db, 'alice@parley.local');
+    assert.equal(sessions.check(last).ok, false);
+    assert.equal((db.prepare('SELECT count(*) AS n FROM web_sessions').get() as { n: number }).n, 0, 'removing the user removed its sessions');
+  });
+
+  it(`keeps at most ${MAX_SESSIONS_PER_USER} sessions per user, the newest`, async () => {
+    const { sessions, advance } = await setup();
+    const tokens: string[] = [];
+    for (let i = 0; i <= MAX_SESSIONS_PER_USER; i++) {
+      tokens.push(sessions.open('alice@parley.local'));
+      advance(1);
+    }
+    assert.equal(sessions.check(tokens[0] as string).ok, false);
+    assert.equal(sessions.check(tokens[1] as string).ok, true);
+    assert.equal(sessions.check(tokens.at(-1) as string).ok, true);
+  });
+});
