@@ -172,7 +172,7 @@ export class ParleyClient {
     }
     const now = Date.now();
     const timer = this.#typingTimers.get(address);
-    if (timer === undefined || now - timer.lastActive > TYPING_REFRESH_MS) void ua.sendTyping(address, true).catch(() => {});
+    if (timer === undefined || now - timer.lastActive > TYPING_REFRESH_MS) void ua.sendTyping(sipUri(address), true).catch(() => {});
     if (timer !== undefined) clearTimeout(timer.idle);
     this.#typingTimers.set(address, {
       lastActive: timer === undefined || now - timer.lastActive > TYPING_REFRESH_MS ? now : timer.lastActive,
@@ -185,7 +185,7 @@ export class ParleyClient {
     const message = this.conversations.get(address)?.messages.value.find((m) => m.id === id);
     if (message?.displayPending !== true || message.imdnMessageId === undefined || this.#ua === null) return;
     this.conversations.update(address, id, { displayPending: false });
-    void this.#ua.sendDisplayed(address, message.imdnMessageId).catch(() => {
+    void this.#ua.sendDisplayed(sipUri(address), message.imdnMessageId).catch(() => {
       this.conversations.update(address, id, { displayPending: true });
     });
   }
@@ -237,7 +237,7 @@ export class ParleyClient {
     if (ua === null) return;
     this.conversations.update(address, message.id, { status: 'sending' });
     try {
-      const response = await ua.sendMessage(address, message.text, { requestDisplayNotification: true });
+      const response = await ua.sendMessage(sipUri(address), message.text, { requestDisplayNotification: true });
       const outcome = outcomeOf(response);
       this.conversations.update(address, message.id, { status: outcome.status, detail: outcome.detail, imdnMessageId: response.imdnMessageId });
     } catch (error) {
@@ -336,7 +336,7 @@ export class ParleyClient {
     if (timer === undefined) return;
     clearTimeout(timer.idle);
     this.#typingTimers.delete(address);
-    if (tell && this.#ua !== null && this.connection.value.state === 'connected') void this.#ua.sendTyping(address, false).catch(() => {});
+    if (tell && this.#ua !== null && this.connection.value.state === 'connected') void this.#ua.sendTyping(sipUri(address), false).catch(() => {});
   }
 
   #nameOf(address: string): string {
@@ -347,6 +347,11 @@ export class ParleyClient {
 /** `sip:bob@parley.local;transport=ws` or `<sip:…>` → `bob@parley.local` */
 export function addressOf(uri: string): string {
   return uri.trim().replace(/^<|>$/g, '').replace(/^sips?:/i, '').replace(/[;?>].*$/, '');
+}
+
+/** `bob@parley.local` → `sip:bob@parley.local` (the SDK's requests take URIs) */
+export function sipUri(address: string): string {
+  return `sip:${address}`;
 }
 
 function messageOf(error: unknown): string {
