@@ -18,8 +18,8 @@ export type { AutodiscoverRouteOptions, ServerAuthority } from './autodiscover.t
 export { createAutodiscoverRoute } from './autodiscover.ts';
 export type { MailboxCommandIo } from './cli.ts';
 export { runMailboxCommand } from './cli.ts';
-export type { MissedSummary } from './missed.ts';
-export { CONVERSATION_CLASS, MISSED_CLASS, listMissedConversations, missedConversationSummary } from './missed.ts';
+export type { ConversationKind, MissedSummary } from './missed.ts';
+export { CONVERSATION_CLASS, MISSED_CLASS, findConversations, listMissedConversations, missedConversationSummary } from './missed.ts';
 export { MESSAGE_SUMMARY_EVENT, MESSAGE_SUMMARY_TYPE, MessageSummaryPackage, buildMessageSummary, type MessageSummaryOptions } from './message-summary.ts';
 export { canImpersonate, grantImpersonation, listImpersonators, revokeImpersonation } from './impersonation.ts';
 export type { EwsConnectorOptions } from './remote/ews-connector.ts';

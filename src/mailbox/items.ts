@@ -52,7 +52,7 @@ export interface ItemRecord {
 }
 
 /** A restriction on items, compiled to SQL over a fixed set of fields (EWS FieldURIs). */
-export type ItemField = 'itemClass' | 'subject' | 'isRead' | 'internetMessageId' | 'conversationTopic';
+export type ItemField = 'itemClass' | 'subject' | 'isRead' | 'internetMessageId' | 'conversationTopic' | 'bodyText';
 export type ItemFilter =
   | { op: 'eq' | 'ne'; field: ItemField; value: string | boolean }
   | { op: 'contains'; field: ItemField; value: string }
@@ -81,6 +81,7 @@ const COLUMNS: Record<ItemField, string> = {
   isRead: 'is_read',
   internetMessageId: 'internet_message_id',
   conversationTopic: 'conversation_topic',
+  bodyText: 'body_text',
 };
 
 interface ItemRow {

@@ -3,7 +3,7 @@
 import type { Database } from '../storage/index.ts';
 import { findMailbox, getDistinguishedFolder } from './folders.ts';
 import { findItems } from './items.ts';
-import type { ItemPage } from './items.ts';
+import type { ItemFilter, ItemPage } from './items.ts';
 
 export const MISSED_CLASS = 'IPM.Note.Microsoft.Missed';
 export const CONVERSATION_CLASS = 'IPM.Note.Microsoft.Conversation';
@@ -30,4 +30,23 @@ export function listMissedConversations(db: Database, address: string, offset = 
   if (mailbox === undefined) return { items: [], total: 0 };
   const folder = getDistinguishedFolder(db, mailbox.id, 'conversationhistory');
   return findItems(db, mailbox.id, folder.id, { filter: { op: 'eq', field: 'itemClass', value: MISSED_CLASS }, offset, max });
+}
+
+/** Which items of Conversation History: the missed ones, the others (saved conversations, sent copies), or all. */
+export type ConversationKind = 'missed' | 'history' | 'all';
+
+/**
+ * The items of the user's Conversation History, newest first, one page: of a kind, and with `text`
+ * (when not empty) in the subject or the plain-text body, case-insensitively (ASCII letters fold,
+ * as SQLite's lower() does). Empty when the user has no mailbox yet.
+ */
+export function findConversations(db: Database, address: string, query: { kind: ConversationKind; text?: string; offset: number; max: number }): ItemPage {
+  const mailbox = findMailbox(db, address);
+  if (mailbox === undefined) return { items: [], total: 0 };
+  const folder = getDistinguishedFolder(db, mailbox.id, 'conversationhistory');
+  const filters: ItemFilter[] = [];
+  if (query.kind !== 'all') filters.push({ op: query.kind === 'missed' ? 'eq' : 'ne', field: 'itemClass', value: MISSED_CLASS });
+  const text = query.text?.trim() ?? '';
+  if (text !== '') filters.push({ op: 'or', filters: [{ op: 'contains', field: 'subject', value: text }, { op: 'contains', field: 'bodyText', value: text }] });
+  return findItems(db, mailbox.id, folder.id, { filter: { op: 'and', filters }, order: 'desc', offset: query.offset, max: query.max });
 }

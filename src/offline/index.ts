@@ -16,3 +16,5 @@ export { spoolerEndpoints } from './endpoints.ts';
 export type { QuotaReason, SpoolQuotaLimits, Tally } from './quota.ts';
 export { DEFAULT_SPOOL_QUOTA, QUOTA_REASONS, SpoolQuota } from './quota.ts';
 export type { DeliveryStats } from './worker.ts';
+export { escapeHtml, htmlToText, sanitizeHtml } from './html.ts';
+export { transcriptPreview } from './transcript.ts';

@@ -230,3 +230,22 @@ export function renderTranscript(input: { sender: TranscriptParty; recipient: Tr
 
   return { html, text: textLines.join('\n') + '\n' };
 }
+
+/**
+ * A one-line preview of a transcript's plain text (renderTranscript's `text`) for a list of
+ * conversations: the messages without heading and timestamps (`Alice: are you there? Alice: hello`),
+ * whitespace collapsed, cut to `max` characters. Text not written by renderTranscript (an item made
+ * through EWS) is shown collapsed as it is.
+ */
+export function transcriptPreview(text: string, max = 160): string {
+  const lines = cleanText(text).split('\n');
+  if (/^Conversation between .* \(times in [^)]*\)$/.test(lines[0] ?? '')) lines.shift();
+  const shown = lines
+    .map((line) => line.replace(/^\[(?:unknown time|\d{4}-\d{2}-\d{2} \d{2}:\d{2}(?::\d{2})?)\] /, ''))
+    .join(' ')
+    .replace(/\s+/g, ' ')
+    .trim();
+  if (shown.length <= max) return shown;
+  // cut at a code point, not inside a surrogate pair
+  return `${Array.from(shown).slice(0, max - 1).join('').trimEnd()}…`;
+}

@@ -82,6 +82,6 @@ export function listenHttp(opts: {
 }
 
 export function problem(res: http.ServerResponse, status: number, title: string, detail: string, product: string, extra: Record<string, string> = {}): void {
-  res.writeHead(status, { 'content-type': 'application/problem+json', server: product, ...extra });
+  res.writeHead(status, { 'content-type': 'application/problem+json', server: product, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', ...extra });
   res.end(JSON.stringify({ type: 'about:blank', title, status, detail }));
 }

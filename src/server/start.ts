@@ -16,7 +16,8 @@ import { createDispatcher } from '../router/dispatch.ts';
 import { messageHandler } from '../router/message.ts';
 import { optionsHandler } from '../router/options.ts';
 import { openDatabase, runMigrations } from '../storage/index.ts';
-import { OFFLINE_MIGRATIONS, OfflineService, createMailboxRouting, spoolCounts, spoolerEndpoints } from '../offline/index.ts';
+import { EMBEDDED, OFFLINE_MIGRATIONS, OfflineService, createMailboxRouting, spoolCounts, spoolerEndpoints } from '../offline/index.ts';
+import { createConversationsRoute } from '../conversations/index.ts';
 import { ServerMetrics } from '../observability/metrics.ts';
 import { createMetricsRoute } from './metrics-route.ts';
 import { createReadyRoute, databaseWritable, type ReadinessCheck } from './readiness.ts';
@@ -255,6 +256,19 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     routes.push(createSessionRoute({ db, logger, domain: config.domain, product: PRODUCT, signIn, sessions: webSessions, isOwnOrigin, authorityFor: (host) => ownNames.authorityFor(host).authority, trustedProxies: config.auth.trustedProxies }));
     // the organisation's address book for signed-in users: /api/directory
     routes.push(createDirectoryRoute({ db, logger, product: PRODUCT, caller: apiCaller }));
+    // Missed Conversations and Conversation History of the embedded mailbox: /api/conversations;
+    // marking one read notifies the user's message-summary subscribers, as EWS does
+    routes.push(
+      createConversationsRoute({
+        db,
+        logger,
+        product: PRODUCT,
+        caller: apiCaller,
+        isExternal: (address) => mailboxes.connectorFor(address).name !== EMBEDDED,
+        displayName: (address) => findUser(address)?.displayName,
+        onMailboxChanged: (address) => messageSummary.mailboxChanged(address),
+      }),
+    );
     const adminToken = loadAdminToken(config.dataDir);
     routes.push(createMetricsRoute({ render: () => metrics.render(), token: adminToken, trustedProxies: config.auth.trustedProxies, product: PRODUCT, logger }));
     routes.push(
