@@ -33,7 +33,6 @@ export const en = {
   'contacts.remove': 'Remove {name} from contacts',
   'contacts.add': 'Add to contacts',
   'contacts.added': 'In contacts',
-  'contacts.open': 'Chat with {name}, {state}',
   'search.button': 'Search people (Ctrl+K)',
   'search.title': 'Search the directory',
   'search.label': 'Name or address',

@@ -33,7 +33,6 @@ export const es: Catalogue = {
   'contacts.remove': 'Quitar a {name} de los contactos',
   'contacts.add': 'Añadir a contactos',
   'contacts.added': 'En contactos',
-  'contacts.open': 'Conversar con {name}, {state}',
   'search.button': 'Buscar personas (Ctrl+K)',
   'search.title': 'Buscar en el directorio',
   'search.label': 'Nombre o dirección',

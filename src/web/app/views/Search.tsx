@@ -61,7 +61,15 @@ export function SearchDialog() {
   const own = client.session.value?.address;
 
   return (
-    <dialog ref={dialog} class="search-dialog" aria-labelledby="search-title" onClose={() => (ui.searchOpen.value = false)}>
+    <dialog ref={dialog} class="search-dialog" aria-labelledby="search-title" onClose={() => (ui.searchOpen.value = false)}
+      onKeyDown={(e) => {
+        // Escape closes at once, also from the search field (where the browser would only clear it)
+        if (e.key === 'Escape') {
+          e.preventDefault();
+          close();
+        }
+      }}
+    >
       <header>
         <h2 id="search-title">{t('search.title')}</h2>
         <button type="button" class="icon" onClick={close} aria-label={t('search.close')}>

@@ -147,7 +147,7 @@ function ContactList() {
       <ul>
         {contacts.map((c) => (
           <li key={c.address} class="contact" data-address={c.address}>
-            <button type="button" class="contact-open" onClick={() => open(c.address, c.displayName)} aria-label={t('contacts.open', { name: c.displayName, state: stateLabel(t, c.state) })}>
+            <button type="button" class="contact-open" onClick={() => open(c.address, c.displayName)}>
               <span class="contact-name">{c.displayName}</span>
               <PresenceText state={c.state} note={c.note} />
             </button>
