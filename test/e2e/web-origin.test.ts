@@ -63,7 +63,7 @@ describe('web client: the SIP WebSocket checks Origin', () => {
 
     const other = await alice.context.newPage();
     await other.goto(foreignUrl);
-    assert.equal(await other.evaluate(() => location.origin), foreignUrl.slice(0, -1));
+    assert.equal(await other.evaluate('location.origin'), foreignUrl.slice(0, -1));
     assert.notEqual(await tryWebSocket(other, server.wsUrl), 'open');
     // refused by the Origin check, not by chance: the server says so
     const origin = foreignUrl.slice(0, -1);
