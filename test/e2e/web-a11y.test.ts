@@ -85,3 +85,20 @@ for (const [width, viewport] of [['1280', LAPTOP], ['390', PHONE]] as const) {
     });
   });
 }
+
+describe('web client language', () => {
+  it('speaks Spanish to a browser that prefers it (every string from the es catalogue), accessibly', async () => {
+    const { page, problems, context } = await openClient(browser, server, { locale: 'es-MX' });
+    await page.getByRole('heading', { name: 'Iniciar sesión en Parley' }).waitFor();
+    assert.equal(await page.locator('html').getAttribute('lang'), 'es');
+    await page.getByLabel('Dirección SIP o nombre de usuario').fill('alice');
+    await page.getByLabel('Contraseña').fill('alice-pw');
+    await page.getByRole('button', { name: 'Iniciar sesión' }).click();
+    await page.getByRole('button', { name: 'Cerrar sesión' }).waitFor();
+    await page.getByRole('heading', { name: 'Contactos' }).waitFor();
+    await check(page, 'main view in Spanish');
+    await screenshot(page, 'web-a11y-es-main');
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
+});
