@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { addContact, contactEntry, launchBrowser, newTab, openChat, openClient, screenshot, signIn, type OpenClient } from '../harness/browser.ts';
+import { sdkClients } from '../harness/clients.ts';
 import { runCli, startServer, type RunningServer } from '../harness/server.ts';
 
 const DOMAIN = 'parley.test';
@@ -19,6 +20,7 @@ let server: RunningServer;
 let browser: Browser;
 let alice: OpenClient;
 let bob: OpenClient;
+const sdk = sdkClients(() => server, DOMAIN);
 
 before(async () => {
   server = await startServer({
@@ -39,6 +41,7 @@ before(async () => {
 });
 
 after(async () => {
+  await sdk.closeAll();
   await browser?.close();
   await server?.stop();
 });
@@ -83,6 +86,19 @@ describe('web client: two people in two browsers', () => {
     await alice.page.locator('.message.in time').first().waitFor();
     await screenshot(alice.page, 'web-client-2-alice-chat');
     await screenshot(bob.page, 'web-client-2-bob-chat');
+  });
+
+  it('counts unread messages per conversation and in the tab title; Alt+Shift+Down opens the next unread', async () => {
+    const carol = await sdk.connect('carol', { register: true });
+    for (const text of ['Carol here', 'are you free later?']) assert.equal((await carol.sendMessage(`sip:${ALICE}`, text)).status, 200);
+    const item = alice.page.locator(`.chat-item[data-address="carol@${DOMAIN}"]`);
+    await item.getByLabel('2 unread messages').waitFor();
+    assert.equal(await alice.page.title(), '(2) Parley');
+    await alice.page.keyboard.press('Alt+Shift+ArrowDown');
+    await alice.page.getByRole('heading', { name: 'Carol Chen' }).waitFor();
+    await item.locator('.badge').waitFor({ state: 'detached' });
+    assert.equal(await alice.page.title(), 'Parley');
+    await openChat(alice.page, BOB);
   });
 
   it('shows bob Busy with his note to alice', async () => {
