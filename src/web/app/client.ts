@@ -77,7 +77,11 @@ export class ParleyClient {
     this.phase.value = 'connecting';
     let session: SessionInfo;
     try {
-      session = await api.signIn(user.trim(), password);
+      // a live session for this user (a reload, a second tab) is used as it is: the SIP digest
+      // checks the password; a new sign-in would leave the old session behind until it expires
+      const live = this.session.value;
+      const wanted = user.trim().toLowerCase();
+      session = live !== null && (wanted === live.address.toLowerCase() || wanted === live.authUser.toLowerCase()) ? live : await api.signIn(user.trim(), password);
     } catch (error) {
       batch(() => {
         this.error.value = messageOf(error);
@@ -250,7 +254,8 @@ export class ParleyClient {
   #listen(ua: BrowserSipClient): void {
     ua.on('message', (m) => this.#received(m));
     ua.on('typing', (e: TypingEvent) => {
-      const c = this.conversations.get(e.from) ?? (e.active ? this.conversations.open(e.from, this.#nameOf(e.from)) : undefined);
+      // only in a conversation that exists: typing alone does not start one
+      const c = this.conversations.get(e.from);
       if (c !== undefined) c.typing.value = e.active;
     });
     ua.on('displayed', (e: DisplayedEvent) => this.conversations.seen(e.from, e.imdnMessageId));
