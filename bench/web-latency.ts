@@ -59,7 +59,8 @@ try {
       box.dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter', bubbles: true, cancelable: true }));
       return t;
     })()`)) as number;
-    const shownAt = await bob.page.waitForFunction(`globalThis.seen[${JSON.stringify(text)}]`, undefined, { polling: 'raf' });
+    // (a function, not text: text would be eval'd in the page, which its CSP forbids)
+    const shownAt = await bob.page.waitForFunction((value) => (globalThis as unknown as { seen: Record<string, number> }).seen[value], text, { polling: 'raf' });
     latencies.push(((await shownAt.jsonValue()) as number) - sentAt);
   }
 } finally {
