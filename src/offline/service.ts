@@ -10,6 +10,7 @@ import { effectiveSettings } from '../settings/index.ts';
 import { transaction } from '../storage/index.ts';
 import { offlineGate } from './gate.ts';
 import { GroupCommit } from './group-commit.ts';
+import { noticeKind, noticeRefusal } from './notices.ts';
 import { DEFAULT_SPOOL_QUOTA, PerMinute, SpoolQuota } from './quota.ts';
 import type { MailboxCheck, QuotaReason, SpoolQuotaLimits } from './quota.ts';
 import { forgetReleases, lastRelease, releasesAfter, undeliveredTotals } from './quota-store.ts';
@@ -52,7 +53,6 @@ export interface OfflineServiceOptions extends SpoolWorkerOptions {
   quota?: SpoolQuotaLimits;
 }
 
-const TYPING = 'application/im-iscomposing+xml';
 /** How often the server looks for quota a purge by another process (`parley spooler purge`) gave back. */
 const RELEASE_POLL_MS = 1_000;
 /**
@@ -128,8 +128,8 @@ export class OfflineService implements OfflineHandoff {
 
   async accept(m: OfflineMessage): Promise<OfflineDecision> {
     const now = this.#now();
-    const type = m.contentType?.split(';')[0]?.trim().toLowerCase();
-    if (type === TYPING) return { kind: 'refused', warning: `${m.recipient} is not signed in; typing notifications are not kept for later` };
+    const notice = noticeKind(m.contentType, m.body);
+    if (notice !== undefined) return { kind: 'refused', warning: noticeRefusal(notice, m.recipient) };
     if (m.body.byteLength === 0) return { kind: 'refused', warning: `${m.recipient} is not signed in; an empty message is not kept for offline delivery` };
 
     const settings = effectiveSettings(this.#o.db, m.sender);

@@ -146,6 +146,13 @@ describe('OfflineService', () => {
     assert.equal((await service.accept(message('hi'))).kind, 'spooled', 'other senders are not affected');
     const typing = await service.accept(message('<isComposing/>', { contentType: 'application/im-iscomposing+xml' }));
     assert.match(typing.kind === 'refused' ? typing.warning : '', /typing/);
+    // RFC 5438 read receipts come in CPIM; a CPIM-wrapped isComposing is still typing
+    const cpim = (type: string, content: string) => `From: <sip:alice@parley.test>\r\nNS: imdn <urn:ietf:params:imdn>\r\nimdn.Message-ID: n1\r\n\r\nContent-Type: ${type}\r\n\r\n${content}`;
+    const receipt = await service.accept(message(cpim('message/imdn+xml', '<imdn xmlns="urn:ietf:params:xml:ns:imdn"/>'), { contentType: 'message/cpim' }));
+    assert.match(receipt.kind === 'refused' ? receipt.warning : '', /read receipts \(message disposition notifications\) are not kept for later/);
+    const wrappedTyping = await service.accept(message(cpim('application/im-iscomposing+xml', '<isComposing/>'), { contentType: 'Message/CPIM' }));
+    assert.match(wrappedTyping.kind === 'refused' ? wrappedTyping.warning : '', /typing notifications are not kept/);
+    assert.equal((await service.accept(message(cpim('text/plain', 'a real message'), { contentType: 'message/cpim' }))).kind, 'spooled', 'CPIM text is kept');
     const empty = await service.accept(message('', { body: new Uint8Array() }));
     assert.match(empty.kind === 'refused' ? empty.warning : '', /empty/);
     updateInstance(db, IM_CONFIGURATION, GLOBAL, { EnableOfflineIm: false }, change);
