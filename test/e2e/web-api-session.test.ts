@@ -6,6 +6,7 @@
 // The server trusts 127.0.0.1 as a proxy, so each test signs in "from" an address of its own
 // (X-Forwarded-For): a lockout one test provokes does not lock the others out.
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { runCli, startServer, type RunningServer } from '../harness/server.ts';
@@ -84,6 +85,23 @@ async function signIn(user: string, password: string, source = newSource()): Pro
   return { cookie, json: r.json ?? {}, setCookie };
 }
 
+/** A sign-in with the Host header given (fetch() would set its own); the answer's JSON. */
+function signInWithHost(host: string): Promise<Record<string, unknown>> {
+  const body = JSON.stringify({ user: 'bob', password: 'bob-pw' });
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: server.http.host, port: server.http.port, path: '/api/session', method: 'POST', headers: { host, origin: own, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-forwarded-for': newSource() } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (d: string) => (text += d));
+        res.on('end', () => (res.statusCode === 201 ? resolve(JSON.parse(text) as Record<string, unknown>) : reject(new Error(`${res.statusCode}: ${text}`))));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 describe('POST /api/session', () => {
   it('signs in with the user name: 201, what the client needs, an HttpOnly SameSite=Strict cookie without Secure over plain HTTP', async () => {
     const { json, setCookie } = await signIn('alice', 'alice-pw');
@@ -107,6 +125,19 @@ describe('POST /api/session', () => {
     assert.equal(r.json?.address, `bob@${DOMAIN}`);
     assert.equal(r.headers.get('cache-control'), 'no-store');
     assert.equal(r.headers.get('x-content-type-options'), 'nosniff');
+  });
+
+  it('behind a trusted TLS proxy (X-Forwarded-Proto: https) the cookie is Secure and the WebSocket URL wss:; a foreign Host never reaches the URL', async () => {
+    const tls = await call('/api/session', { method: 'POST', body: { user: 'bob', password: 'bob-pw' }, source: newSource(), headers: { 'x-forwarded-proto': 'https' } });
+    assert.equal(tls.status, 201, tls.text);
+    assert.match(tls.headers.get('set-cookie') ?? '', /; Secure$/);
+    assert.equal(tls.json?.webSocketUrl, `wss://${server.http.host}:${server.http.port}/sip`);
+    const out = await call('/api/session', { method: 'DELETE', cookie: (tls.headers.get('set-cookie') ?? '').split(';')[0], headers: { 'x-forwarded-proto': 'https' } });
+    assert.match(out.headers.get('set-cookie') ?? '', /Max-Age=0.*; Secure$/);
+
+    // fetch() sets Host itself: these two go through node:http
+    assert.equal((await signInWithHost(`localhost:${server.http.port}`)).webSocketUrl, `ws://localhost:${server.http.port}/sip`);
+    assert.equal((await signInWithHost('evil.example')).webSocketUrl, `ws://${server.http.host}:${server.http.port}/sip`);
   });
 
   it('refuses a wrong password (403 SIGN_IN_FAILED), then locks the source out like HTTP Basic (429 SIGN_IN_LOCKED, Retry-After), the right password too', async () => {
