@@ -2,6 +2,7 @@
 
 import { parseArgs } from 'node:util';
 import { runAdminCommand, runUserCommand } from './admin/index.ts';
+import { runChatCommand } from './chat/index.ts';
 import { runMailboxCommand } from './mailbox/index.ts';
 import { runSpoolerCommand } from './offline/cli.ts';
 import { runTraceCommand } from './observability/trace-cli.ts';
@@ -10,6 +11,7 @@ import { createLogger, type LogLevel } from './observability/logger.ts';
 import { ConfigError, DEFAULT_CONFIG, loadConfig, type ConfigOverrides } from './server/config.ts';
 import { checkStartup } from './server/check-config.ts';
 import { PRODUCT, startServer } from './server/start.ts';
+import { createDemoUsers, demoLines, isNewDataDir, welcomeLines } from './server/demo.ts';
 import type { DigestAlgorithm } from './sip/index.ts';
 
 const USAGE = `Usage: parley <command> [options]
@@ -17,8 +19,10 @@ const USAGE = `Usage: parley <command> [options]
 Commands:
   serve [--config FILE] [--data-dir DIR] [--domain DOMAIN] [--listen ADDR]
         [--sip-port N] [--sips-port N] [--http-port N] [--log-level LEVEL]
-        [--digest-algorithms SHA-256,MD5]
-                         run the server (SIP over UDP, TCP, TLS and WebSocket)
+        [--digest-algorithms SHA-256,MD5] [--demo]
+                         run the server (SIP over UDP, TCP, TLS and WebSocket; the web
+                         client at http://HOST:HTTP-PORT/); --demo: on a new data
+                         directory, make three demo users and print their passwords
   check-config [--config FILE] [the options of serve]
                          check the configuration as serve would load it, and the files it
                          names (TLS certificate and key, data directory), without starting;
@@ -40,6 +44,10 @@ Commands:
           | quota [--user SIP-ADDRESS] [--config FILE]
                          the History Spooler: offline messages waiting, delivered or failed;
                          what each user has waiting, their mailbox, the refusals and the limits
+  chat --user ADDRESS [--server URL]
+                         the terminal client: chat, contacts' presence, missed
+                         conversations (server default tcp://127.0.0.1:5060;
+                         parley chat --help)
   trace ID [--data-dir DIR]
                          every step of an offline message (spool entry id or SIP Call-ID)
   help                   this text
@@ -79,6 +87,8 @@ async function main(argv: string[]): Promise<number> {
           return { dataDir: c.dataDir, domain: c.domain, spool: { sender: c.offlineIm.senderQuota, recipient: c.offlineIm.recipientQuota }, mailbox: c.mailboxQuota };
         },
       });
+    case 'chat':
+      return runChatCommand(rest, { input: process.stdin, output: process.stdout, env: process.env, err: io.err });
     case 'trace':
       return runTraceCommand(rest, io, { dataDir: DEFAULT_CONFIG.dataDir });
     case 'admin':
@@ -100,8 +110,12 @@ async function main(argv: string[]): Promise<number> {
 }
 
 async function serve(args: string[]): Promise<number> {
-  const config = configFromArgs('serve', args);
+  // --demo is serve's alone (check-config shares the rest of the options)
+  const demo = args.includes('--demo');
+  const config = configFromArgs('serve', args.filter((a) => a !== '--demo'));
   if (typeof config === 'number') return config;
+  // asked before the server opens (and so creates) the database: an existing directory is never touched
+  const fresh = demo && isNewDataDir(config.dataDir);
   const logger = createLogger(config.logLevel);
   let server;
   try {
@@ -112,7 +126,18 @@ async function serve(args: string[]): Promise<number> {
     io.err(`parley serve: could not start: ${(err as Error).message}${detail}`);
     return 1;
   }
+  // the demo users exist before the ready line, so whoever waits for it can sign in at once
+  let demoUsers: Awaited<ReturnType<typeof createDemoUsers>> = [];
+  if (fresh) {
+    try {
+      demoUsers = await createDemoUsers(config.dataDir, config.domain);
+    } catch (err) {
+      io.err(`parley serve: could not make the demo users: ${(err as Error).message}`);
+    }
+  }
   io.out(server.readyLine);
+  for (const line of welcomeLines(server.http, config.domain)) io.out(line);
+  if (demoUsers.length > 0) for (const line of demoLines(demoUsers, server.http)) io.out(line);
   // SIGTERM or SIGINT drains (server.close()) within shutdownTimeout; past it, or at a second
   // signal, the process exits at once, saying which step did not finish.
   return new Promise<number>((resolve) => {

@@ -146,12 +146,14 @@ function printTable(out: (line: string) => void, db: Database, dataDir: string):
     out(`no users in ${dataDir}; add one with: ${USAGE.add}`);
     return;
   }
+  // the DEMO column only where there are demo users (`parley serve --demo`): remove them when done
+  const demo = users.some((u) => u.demo);
   const rows = [
-    ['ADDRESS', 'DISPLAY NAME', 'CREATED'],
-    ...users.map((u) => [u.address, u.displayName ?? '-', `${u.createdAt.toISOString().slice(0, 16).replace('T', ' ')} UTC`]),
+    ['ADDRESS', 'DISPLAY NAME', 'CREATED', ...(demo ? ['DEMO'] : [])],
+    ...users.map((u) => [u.address, u.displayName ?? '-', `${u.createdAt.toISOString().slice(0, 16).replace('T', ' ')} UTC`, ...(demo ? [u.demo ? 'yes' : '-'] : [])]),
   ];
-  const widths = [0, 1].map((col) => Math.max(...rows.map((r) => (r[col] ?? '').length)));
-  for (const r of rows) out(`${(r[0] ?? '').padEnd(widths[0] ?? 0)}  ${(r[1] ?? '').padEnd(widths[1] ?? 0)}  ${r[2] ?? ''}`);
+  const widths = [0, 1, 2].map((col) => Math.max(...rows.map((r) => (r[col] ?? '').length)));
+  for (const r of rows) out(r.map((cell, col) => (col === r.length - 1 ? cell : cell.padEnd(widths[col] ?? 0))).join('  '));
 }
 
 function usage(write: (line: string) => void, defaults: UserCommandDefaults): void {

@@ -15,14 +15,15 @@ export { parseProvisioning, PROVISIONING_EVENT, PROVISIONING_TYPE } from './prov
 export type { ProvisioningSettings } from './provisioning.ts';
 export { MailboxReader } from './mailbox.ts';
 export type { FetchLike, ListOptions, MailboxItem, MailboxReaderOptions, Mailer, MissedConversation } from './mailbox.ts';
-export { MISSED_CONVERSATION_CLASS } from './ews-soap.ts';
+export { htmlToText, MISSED_CONVERSATION_CLASS } from './ews-soap.ts';
 export { CLIENT_ERROR_CODES, ClientError } from './errors.ts';
 export type { ClientErrorCode } from './errors.ts';
 export { parseServerUrl } from './transport.ts';
 export type { ClientTransport, ServerAddress, ServerScheme, TransportConnector } from './transport.ts';
 export { connectWebSocket } from './transport-ws.ts';
 export type { WebSocketOptions } from './transport-ws.ts';
-export { addressOfUri, DEFAULT_PUBLISH_EXPIRES, LIST_ACCEPT, listResource, PRESENCE_EVENT, PRESENCE_STATES, PresenceList, PresencePublisher, presenceStateNamed, warningTextOf } from './presence.ts';
+export { addressOfUri, DEFAULT_PUBLISH_EXPIRES, LIST_ACCEPT, listResource, PRESENCE_EVENT, PRESENCE_STATES, PresenceList, PresencePublisher, presenceStateNamed } from './presence.ts';
+export { warningTextOf } from './warning.ts';
 export type { PresenceInfo, PresenceListEvents, PresenceStateName, PublishPresence, PublishResult } from './presence.ts';
 export { parseListNotify } from './rlmi.ts';
 export type { ListInstance, ListResourceState, ListUpdate } from './rlmi.ts';

@@ -179,6 +179,8 @@ export function htmlToText(html: string): string {
   return html
     .replace(/<(script|style|head)\b[^>]*>[\s\S]*?<\/\1\s*>/gi, '')
     .replace(/<br\s*\/?>|<\/(p|div|li|tr|h[1-6])\s*>/gi, '\n')
+    // table cells (a transcript's time | sender | text) stay apart on their line
+    .replace(/<\/t[dh]\s*>/gi, '  ')
     .replace(/<[^>]*>/g, '')
     .replace(/&(#x[0-9a-f]+|#\d+|[a-z]+);/gi, (whole, ref: string) => {
       if (ref[0] !== '#') return ENTITIES[ref.toLowerCase()] ?? whole;

@@ -11,11 +11,11 @@ import { buildPidf, PIDF_TYPE, parsePidf, PRESENCE_STATES } from '../presence/pi
 import type { PresenceState, PresenceStateName } from '../presence/pidf.ts';
 import { EVENTLIST, MULTIPART_RELATED, RLMI_TYPE } from '../presence/list-names.ts';
 import { parseUri } from '../sip/pure.ts';
-import type { SipResponse } from '../sip/pure.ts';
 import { TypedEmitter } from './emitter.ts';
 import { ClientError } from './errors.ts';
 import { expiresHeader } from './event-headers.ts';
 import { refreshDelayMs } from './registration.ts';
+import { warningTextOf } from './warning.ts';
 import { parseListNotify } from './rlmi.ts';
 import type { ClientSubscription, SubscribeOptions, SubscriptionNotify, SubscriptionTermination } from './subscription.ts';
 import type { RequestOptions, ResponseInfo } from './types.ts';
@@ -98,6 +98,7 @@ export class PresenceList extends TypedEmitter<PresenceListEvents> {
   /** the RLMI version last applied in the current dialog (§5.2: it grows by one per NOTIFY) */
   #version: number | null = null;
   #callId: string | null = null;
+  #known = false;
 
   constructor(uri: string, subscription: ClientSubscription) {
     super();
@@ -105,6 +106,11 @@ export class PresenceList extends TypedEmitter<PresenceListEvents> {
     this.subscription = subscription;
     subscription.on('notify', (notify) => this.#onNotify(notify));
     subscription.on('terminated', (t) => this.emit('terminated', t));
+  }
+
+  /** Whether a NOTIFY with state has arrived: before, an empty snapshot() means "not known yet", not "no members". */
+  get known(): boolean {
+    return this.#known;
   }
 
   /** Every member's last known state, by address. A copy: it does not change later. */
@@ -126,7 +132,9 @@ export class PresenceList extends TypedEmitter<PresenceListEvents> {
       else throw new ClientError('INVALID_BODY', `presence NOTIFY has Content-Type ${notify.contentType}, not ${MULTIPART_RELATED} or ${PIDF_TYPE}`);
     } catch (error) {
       this.emit('error', error instanceof ClientError ? error : new ClientError('INVALID_BODY', 'presence NOTIFY body does not parse', { cause: error }));
+      return;
     }
+    this.#known = true;
   }
 
   #applyList(notify: SubscriptionNotify): void {
@@ -189,6 +197,8 @@ export class PresencePublisher {
   readonly #deps: PublisherDeps;
   #etag: string | null = null;
   #document: PresenceState | null = null;
+  /** a publication was live when the connection went */
+  #lapsed = false;
   #requested = DEFAULT_PUBLISH_EXPIRES;
   #timer: ReturnType<typeof setTimeout> | null = null;
   #queue: Promise<unknown> = Promise.resolve();
@@ -208,6 +218,7 @@ export class PresencePublisher {
       return Promise.reject(new ClientError('INVALID_ARGUMENT', `presence state ${JSON.stringify(presence.state)} is not one of ${PRESENCE_STATES.join(', ')}`));
     }
     this.#requested = expires;
+    this.#lapsed = false;
     const document: PresenceState = { state: presence.state, note: presence.note ?? '' };
     return this.#serial(() => this.#publish(document));
   }
@@ -215,6 +226,7 @@ export class PresencePublisher {
   /** Removes the publication (§4.5: Expires 0 with SIP-If-Match). Never rejects; no-op when none. */
   remove(): Promise<void> {
     this.#cancelRefresh();
+    this.#lapsed = false;
     return this.#serial(async () => {
       const etag = this.#etag;
       this.#etag = null;
@@ -227,10 +239,19 @@ export class PresencePublisher {
     }).catch(() => undefined);
   }
 
-  /** The connection is gone: the publication lapses on the server; forget it. */
+  /** The connection is gone: the publication lapses on the server; forget its entity-tag (restore() publishes it anew). */
   stop(): void {
     this.#cancelRefresh();
+    this.#lapsed = this.#etag !== null;
     this.#etag = null;
+  }
+
+  /** After a reconnection: publishes again what was live when stop() came; null when nothing was. */
+  restore(): Promise<PublishResult> | null {
+    const document = this.#document;
+    if (!this.#lapsed || document === null) return null;
+    this.#lapsed = false;
+    return this.#serial(() => this.#publish(document));
   }
 
   async #publish(document: PresenceState): Promise<PublishResult> {
@@ -319,14 +340,6 @@ export class PresencePublisher {
     this.#queue = run.catch(() => undefined);
     return run;
   }
-}
-
-/** The text of a response's Warning header (RFC 3261 §20.43), quotes removed; '' when none. */
-export function warningTextOf(response: SipResponse | ResponseInfo): string {
-  const value = response.headers.get('warning');
-  if (value === undefined) return '';
-  const quoted = /"((?:[^"\\]|\\.)*)"/.exec(value);
-  return (quoted?.[1] ?? value).replace(/\\(.)/g, '$1');
 }
 
 function publishFailure(response: ResponseInfo): ClientError {

@@ -3,6 +3,7 @@
 // and a refresh before the granted expiry. The user agent lends its auth-handling send function.
 
 import { parseNameAddr, parseUri } from '../sip/pure.ts';
+import { warningTextOf } from './warning.ts';
 import type { Headers, SipResponse } from '../sip/pure.ts';
 import { ClientError } from './errors.ts';
 import { newCallId } from './ids.ts';
@@ -153,7 +154,9 @@ export class Registration {
 
   #failure(response: SipResponse): ClientError {
     const auth = response.status === 401 || response.status === 407;
-    return new ClientError(auth ? 'AUTH_FAILED' : 'REGISTER_FAILED', `REGISTER failed: ${response.status} ${response.reason}`, {
+    // the server's Warning says why (wrong password, locked out, another domain): keep it
+    const warning = warningTextOf(response);
+    return new ClientError(auth ? 'AUTH_FAILED' : 'REGISTER_FAILED', `REGISTER failed: ${response.status} ${response.reason}${warning === '' ? '' : `: ${warning}`}`, {
       status: response.status,
       reason: response.reason,
     });

@@ -9,7 +9,7 @@
 // notifications both ways, RFC 3994 typing indications both ways; and, with autoReconnect, a
 // lost connection comes back with back-off, registration and subscriptions restored.
 
-import { parseUri, parseWarning, serialize, splitHeaderList } from '../sip/pure.ts';
+import { parseUri, serialize } from '../sip/pure.ts';
 import type { SipMessage, SipRequest, SipResponse } from '../sip/pure.ts';
 import { DigestAuthenticator } from './auth.ts';
 import { TypedEmitter } from './emitter.ts';
@@ -34,6 +34,7 @@ import { dialogIdsOf } from './dialog.ts';
 import { ClientSubscription } from './subscription.ts';
 import type { SubscribeOptions } from './subscription.ts';
 import { parseServerUrl } from './transport.ts';
+import { warningText } from './warning.ts';
 import { PresenceList, PresencePublisher, presenceSubscribeOptions, PRESENCE_EVENT, REMOVE_WAIT_MS } from './presence.ts';
 import type { PublishPresence, PublishResult } from './presence.ts';
 import { deliverBodies } from './watch.ts';
@@ -541,6 +542,8 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
         this.emit('error', error instanceof Error ? error : new Error(String(error)));
       }
     }
+    // the presence published before the loss lapsed with the connection's publication: publish it anew
+    await this.#publisher?.restore()?.catch((error: unknown) => this.emit('error', error instanceof Error ? error : new Error(String(error))));
     await Promise.all([...this.#subscriptions].map((s) => s.resubscribe()));
     if (this.#transport !== transport) return;
     this.#reconnector = null;
@@ -568,18 +571,3 @@ function sipUri(address: string): string {
   return /^(sips?|pres):/i.test(address) ? address : `sip:${address}`;
 }
 
-/** The texts of Warning header values (RFC 3261 §20.43), joined; a value that does not parse is kept as written. */
-function warningText(values: readonly string[]): string | undefined {
-  const texts: string[] = [];
-  for (const value of values) {
-    let parts: string[];
-    try {
-      parts = splitHeaderList(value);
-    } catch {
-      parts = [value];
-    }
-    for (const part of parts) texts.push(parseWarning(part)?.text ?? part.trim());
-  }
-  const joined = texts.filter((t) => t !== '').join('; ');
-  return joined === '' ? undefined : joined;
-}

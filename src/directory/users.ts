@@ -39,6 +39,11 @@ export const DIRECTORY_MIGRATIONS: MigrationSet = {
 ) STRICT;`,
     },
     SITES_MIGRATION,
+    {
+      // demo users (`parley serve --demo` on a new data directory): shown as such, removed like any
+      id: '003-user-demo',
+      up: 'ALTER TABLE users ADD COLUMN demo INTEGER NOT NULL DEFAULT 0 CHECK (demo IN (0, 1));',
+    },
   ],
 };
 
@@ -51,6 +56,8 @@ export interface UserSummary {
   domain: string;
   displayName: string | null;
   createdAt: Date;
+  /** made by `parley serve --demo` to show the product; a real user is false */
+  demo: boolean;
 }
 
 /** What authentication needs: the digest HA1s and the realm they were computed for. */
@@ -63,6 +70,8 @@ export interface NewUser {
   address: string;
   password: string;
   displayName?: string | null;
+  /** a demo user (default false) */
+  demo?: boolean;
 }
 
 /** scrypt cost; see the note at the top. */
@@ -77,6 +86,7 @@ interface UserRow {
   ha1_md5: string;
   ha1_sha256: string;
   created_at: number;
+  demo: number;
 }
 
 export async function addUser(db: Database, input: NewUser, now: () => number = Date.now): Promise<UserSummary> {
@@ -90,10 +100,10 @@ export async function addUser(db: Database, input: NewUser, now: () => number = 
   transaction(db, () => {
     if (rowOf(db, address) !== undefined) throw new DirectoryError('USER_EXISTS', `user ${address} already exists`);
     db.prepare(
-      'INSERT INTO users (address, display_name, password_hash, digest_realm, ha1_md5, ha1_sha256, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-    ).run(address, displayName, secrets.passwordHash, secrets.realm, secrets.ha1.MD5, secrets.ha1['SHA-256'], at, at);
+      'INSERT INTO users (address, display_name, password_hash, digest_realm, ha1_md5, ha1_sha256, created_at, updated_at, demo) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    ).run(address, displayName, secrets.passwordHash, secrets.realm, secrets.ha1.MD5, secrets.ha1['SHA-256'], at, at, input.demo === true ? 1 : 0);
   });
-  return { address, user, domain, displayName, createdAt: new Date(at) };
+  return { address, user, domain, displayName, createdAt: new Date(at), demo: input.demo === true };
 }
 
 export function removeUser(db: Database, address: string): void {
@@ -123,7 +133,7 @@ export function setDisplayName(db: Database, address: string, displayName: strin
 }
 
 export function listUsers(db: Database): UserSummary[] {
-  const rows = db.prepare('SELECT address, display_name, created_at FROM users ORDER BY address').all() as Array<Pick<UserRow, 'address' | 'display_name' | 'created_at'>>;
+  const rows = db.prepare('SELECT address, display_name, created_at, demo FROM users ORDER BY address').all() as Array<Pick<UserRow, 'address' | 'display_name' | 'created_at' | 'demo'>>;
   return rows.map((row) => summaryOf(row));
 }
 
@@ -221,11 +231,11 @@ function lenientAddress(text: string): string | undefined {
 // Every authentication reads the user, so the statement is prepared once per connection; the row
 // itself is read fresh each time.
 function rowOf(db: Database, address: string): UserRow | undefined {
-  return statement(db, 'SELECT address, display_name, password_hash, digest_realm, ha1_md5, ha1_sha256, created_at FROM users WHERE address = ?')
+  return statement(db, 'SELECT address, display_name, password_hash, digest_realm, ha1_md5, ha1_sha256, created_at, demo FROM users WHERE address = ?')
     .get(address) as UserRow | undefined;
 }
 
-function summaryOf(row: Pick<UserRow, 'address' | 'display_name' | 'created_at'>): UserSummary {
+function summaryOf(row: Pick<UserRow, 'address' | 'display_name' | 'created_at' | 'demo'>): UserSummary {
   const at = row.address.lastIndexOf('@');
   return {
     address: row.address,
@@ -233,6 +243,7 @@ function summaryOf(row: Pick<UserRow, 'address' | 'display_name' | 'created_at'>
     domain: row.address.slice(at + 1),
     displayName: row.display_name,
     createdAt: new Date(row.created_at),
+    demo: row.demo === 1,
   };
 }
 

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ClientError } from '../../src/client/errors.ts';
 import { parseMultipart } from '../../src/client/multipart.ts';
-import { addressOfUri, PresencePublisher, presenceStateNamed, warningTextOf } from '../../src/client/presence.ts';
+import { addressOfUri, PresencePublisher, presenceStateNamed } from '../../src/client/presence.ts';
+import { warningTextOf } from '../../src/client/warning.ts';
 import { parseListNotify } from '../../src/client/rlmi.ts';
 import type { RequestOptions, ResponseInfo } from '../../src/client/types.ts';
 import { buildListDocument } from '../../src/presence/lists.ts';
@@ -152,6 +153,22 @@ describe('PresencePublisher (RFC 3903 §4)', () => {
     assert.deepEqual(s.sent.map((r) => r.headers.expires), ['10', '60']);
     await assert.rejects(publisher.publish({ state: 'Away' }), (e: unknown) => e instanceof ClientError && e.code === 'PUBLISH_FAILED' && e.status === 403 && /may not publish/.test(e.message));
     await assert.rejects(publisher.publish({ state: 'Sleepy' as never }), (e: unknown) => e instanceof ClientError && e.code === 'INVALID_ARGUMENT');
+    publisher.stop();
+  });
+
+  it('publishes the lapsed state anew after a reconnection (restore), and nothing when none was live', async () => {
+    const s = scripted([
+      { status: 200, headers: { 'SIP-ETag': 'e1', Expires: '600' } },
+      { status: 200, headers: { 'SIP-ETag': 'e2', Expires: '600' } },
+    ]);
+    const publisher = new PresencePublisher({ request: s.request, aor, error: () => {} });
+    assert.equal(publisher.restore(), null, 'nothing published yet');
+    await publisher.publish({ state: 'Busy', note: 'call' }, 600);
+    publisher.stop(); // the connection went
+    assert.equal(publisher.current, null);
+    assert.equal((await publisher.restore())?.etag, 'e2');
+    assert.deepEqual([s.sent[1]!.headers['sip-if-match'], parsePidf(s.sent[1]!.body!, aor)], [undefined, { state: 'Busy', note: 'call' }], 'an initial PUBLISH: the old entity-tag died with the connection');
+    assert.equal(publisher.restore(), null, 'once');
     publisher.stop();
   });
 

@@ -92,7 +92,7 @@ describe('users', () => {
   it('adds a user with digest HA1s for username = user part, realm = domain', async () => {
     const db = memory();
     const added = await addUser(db, { address: 'sip:Alice@Parley.local', password: 'wonderland', displayName: '  Alice Liddell ' }, () => 1_700_000_000_000);
-    assert.deepEqual(added, { address: 'alice@parley.local', user: 'alice', domain: 'parley.local', displayName: 'Alice Liddell', createdAt: new Date(1_700_000_000_000) });
+    assert.deepEqual(added, { address: 'alice@parley.local', user: 'alice', domain: 'parley.local', displayName: 'Alice Liddell', createdAt: new Date(1_700_000_000_000), demo: false });
     const found = findUser(db, 'ALICE@parley.local');
     assert.deepEqual(found, {
       ...added,
@@ -149,7 +149,7 @@ describe('users', () => {
       ['alice@parley.local', 'Alice'],
       ['carol@parley.local', null],
     ]);
-    assert.deepEqual(Object.keys(list[0] ?? {}).sort(), ['address', 'createdAt', 'displayName', 'domain', 'user']);
+    assert.deepEqual(Object.keys(list[0] ?? {}).sort(), ['address', 'createdAt', 'demo', 'displayName', 'domain', 'user']);
   });
 
   it('removes users', async () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DIRECTORY_MIGRATIONS, addUser, removeUser, userSite } from '../../src/directory/index.ts';
+import { DIRECTORY_MIGRATIONS, addUser, listUsers, removeUser, userSite } from '../../src/directory/index.ts';
 import { CLIENT_POLICY, GLOBAL, SETTINGS_MIGRATIONS, createInstance, getInstance, grantedPolicy, grantClientPolicy } from '../../src/settings/index.ts';
 import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
 
@@ -12,10 +12,12 @@ describe('settings and sites migrations', () => {
     const [first] = DIRECTORY_MIGRATIONS.migrations;
     assert.equal(first?.id, '001-users');
     runMigrations(db, [{ capability: 'directory', migrations: [first] }]);
-    await addUser(db, { address: 'old@parley.test', password: 'pw' });
+    // a row as the foundation's code wrote it (today's addUser also writes the later columns)
+    db.prepare("INSERT INTO users (address, display_name, password_hash, digest_realm, ha1_md5, ha1_sha256, created_at, updated_at) VALUES ('old@parley.test', NULL, 'h', 'parley.test', 'm', 's', 1, 1)").run();
     const applied = runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS]);
-    assert.deepEqual(applied.map((m) => `${m.capability}/${m.id}`), ['directory/002-sites', 'settings/001-settings']);
+    assert.deepEqual(applied.map((m) => `${m.capability}/${m.id}`), ['directory/002-sites', 'directory/003-user-demo', 'settings/001-settings']);
     assert.equal(userSite(db, 'old@parley.test'), null);
+    assert.deepEqual(listUsers(db).map((u) => [u.address, u.demo]), [['old@parley.test', false]], 'an existing user is not a demo user');
     assert.equal(getInstance(db, CLIENT_POLICY, GLOBAL)?.values.EnableIMAutoArchiving, true);
     assert.deepEqual(runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS]), []);
     db.close();

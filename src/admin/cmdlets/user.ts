@@ -127,5 +127,6 @@ function outputOf(db: Database, user: UserSummary): OutputObject {
     ['Site', site === null ? null : `Site:${site}`],
     ['ClientPolicy', policy === null ? null : `Tag:${policy}`],
     ['WhenCreated', user.createdAt],
+    ['Demo', user.demo],
   ];
 }

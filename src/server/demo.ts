@@ -1,0 +1,97 @@
+// Demo users for a first start (`parley serve --demo`, what `npm start` runs): on a data directory
+// that had no database before this start, three users of the domain with random passwords, each in
+// the others' contact lists so presence shows at once, marked demo in the directory (Get-CsUser
+// `Demo : True`; `parley user remove` deletes them like anyone). Never on an existing directory,
+// never with a well-known password: the passwords are printed once and kept nowhere else.
+
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { addUser, DIRECTORY_MIGRATIONS } from '../directory/index.ts';
+import { addToContacts, PRESENCE_MIGRATIONS } from '../presence/index.ts';
+import { recordAudit, SETTINGS_MIGRATIONS } from '../settings/index.ts';
+import { DATABASE_FILE, openDatabase, runMigrations, transaction } from '../storage/index.ts';
+
+export const DEMO_PEOPLE = [
+  { user: 'alice', displayName: 'Alice Adams' },
+  { user: 'bob', displayName: 'Bob Brown' },
+  { user: 'carol', displayName: 'Carol Clark' },
+] as const;
+
+export interface DemoUser {
+  address: string;
+  displayName: string;
+  password: string;
+}
+
+/** Whether the data directory has no database yet: only then are demo users made. Call before the server opens it. */
+export function isNewDataDir(dataDir: string): boolean {
+  return !existsSync(join(dataDir, DATABASE_FILE));
+}
+
+/** 16 characters of RFC 4648 base32 from 80 random bits: typed by hand, never guessed. */
+export function randomPassword(): string {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  const bytes = randomBytes(10);
+  let bits = 0;
+  let value = 0;
+  let out = '';
+  for (const byte of bytes) {
+    value = (value << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      out += alphabet[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  return out.toLowerCase();
+}
+
+/** Creates the demo users (through a connection of its own: the server may hold another). */
+export async function createDemoUsers(dataDir: string, domain: string, now: () => number = Date.now): Promise<DemoUser[]> {
+  const db = openDatabase(dataDir);
+  try {
+    runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, PRESENCE_MIGRATIONS]);
+    const made: DemoUser[] = [];
+    for (const person of DEMO_PEOPLE) {
+      const user = { address: `${person.user}@${domain}`, displayName: person.displayName, password: randomPassword() };
+      await addUser(db, { ...user, demo: true }, now);
+      made.push(user);
+    }
+    const change = { actor: 'system', cmdlet: 'parley serve --demo', now };
+    transaction(db, () => {
+      for (const owner of made) {
+        recordAudit(db, change, owner.address, null, null, 'created (demo user)');
+        for (const other of made) if (other !== owner) addToContacts(db, owner.address, other.address, now());
+      }
+    });
+    return made;
+  } finally {
+    db.close();
+  }
+}
+
+/** What to open and how to add a real user: printed after the ready line on every start. */
+export function welcomeLines(http: { address: string; port: number }, domain: string): string[] {
+  return [
+    `Open ${webUrl(http)} in a browser to use Parley (or: bin/parley chat --user you@${domain}).`,
+    `Add a user: bin/parley user add you@${domain} --password … --display-name "Your Name"`,
+  ];
+}
+
+/** The demo users, printed once after the ready line on the start that made them. */
+export function demoLines(users: readonly DemoUser[], http: { address: string; port: number }): string[] {
+  const width = Math.max(...users.map((u) => u.address.length));
+  return [
+    `Demo users (made now, on this new data directory; their passwords are shown only this once):`,
+    ...users.map((u) => `  ${u.address.padEnd(width)}  password ${u.password}  (${u.displayName})`),
+    `Sign in as two of them in two browser windows at ${webUrl(http)} to try it out.`,
+    `Remove them when done: bin/parley user remove ${users[0]?.address ?? 'alice@DOMAIN'} (and the others).`,
+  ];
+}
+
+/** http://HOST:PORT/ for a person: a wildcard listen address is reached as localhost. */
+export function webUrl(http: { address: string; port: number }): string {
+  const host = http.address === '0.0.0.0' || http.address === '::' || http.address === '' ? 'localhost' : http.address.includes(':') ? `[${http.address}]` : http.address;
+  return `http://${host}:${http.port}/`;
+}
