@@ -4,6 +4,8 @@
 #   unshare (Debian package util-linux)  - private network namespace for interop runs
 #   ip      (Debian package iproute2)    - bring up loopback inside that namespace
 #   promtool (Debian package prometheus) - checks the /metrics text (test/e2e/metrics.test.ts)
+#   chromium (Debian package chromium)   - the browser of the web client's tests (test/e2e/web-*.test.ts),
+#                                          driven by playwright-core; /usr/bin/chromium
 #   tmux    (Debian package tmux)        - a pseudo-terminal for `parley chat` (test/e2e/chat-terminal.test.ts)
 #
 # The prometheus package also holds the Prometheus server, and its postinst starts that daemon
@@ -37,6 +39,7 @@ need sipp sip-tester
 need unshare util-linux
 need ip iproute2
 need promtool prometheus
+need chromium chromium
 need tmux tmux
 
 if [ "${#missing_pkgs[@]}" -eq 0 ]; then
@@ -73,7 +76,7 @@ fi
 log "apt-get install ${missing_pkgs[*]}"
 retry $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -q "${apt_opts[@]}" install -y --no-install-recommends "${missing_pkgs[@]}"
 
-for c in sipp unshare ip promtool; do
+for c in sipp unshare ip promtool chromium tmux; do
   if ! command -v "$c" >/dev/null 2>&1; then
     log "$c still missing after install" >&2
     exit 1

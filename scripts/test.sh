@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 
 bash scripts/install-test-deps.sh
 
-echo "== type-check (tsc --noEmit)"
+echo "== type-check (tsc --noEmit; the web client's browser code with its own DOM/JSX config)"
 tsc --noEmit
+tsc --noEmit -p src/web/app
 
 echo "== unit tests"
 node --test --test-reporter=spec 'test/unit/**/*.test.ts'

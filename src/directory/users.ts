@@ -147,8 +147,8 @@ export function searchUsers(db: Database, text: string, offset: number, limit: n
   const where = needle === '' ? '' : 'WHERE instr(address, ?) > 0 OR instr(lower(coalesce(display_name, \'\')), ?) > 0';
   const params = needle === '' ? [] : [needle, needle];
   const total = Number((statement(db, `SELECT count(*) AS n FROM users ${where}`).get(...params) as { n: number }).n);
-  const rows = statement(db, `SELECT address, display_name, created_at FROM users ${where} ORDER BY lower(coalesce(display_name, address)), address LIMIT ? OFFSET ?`)
-    .all(...params, limit, offset) as Array<Pick<UserRow, 'address' | 'display_name' | 'created_at'>>;
+  const rows = statement(db, `SELECT address, display_name, created_at, demo FROM users ${where} ORDER BY lower(coalesce(display_name, address)), address LIMIT ? OFFSET ?`)
+    .all(...params, limit, offset) as Array<Pick<UserRow, 'address' | 'display_name' | 'created_at' | 'demo'>>;
   return { users: rows.map((row) => summaryOf(row)), total };
 }
 

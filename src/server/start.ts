@@ -33,6 +33,7 @@ import { SESSION_MIGRATIONS, WebSessions, createSessionRoute, sessionCaller } fr
 import { loadAdminToken, loadSecret } from './secrets.ts';
 import { createAdminRoute, serverCmdlets } from '../admin/index.ts';
 import { createConnectionGuard } from './connections.ts';
+import { createWebRoute, lazyWebBundle } from '../web/index.ts';
 import { createSipSink } from './sip-service.ts';
 import { type ConnectionGuard, createWebSocketAcceptor, type Endpoint, type Flow, formatEndpoint, listenStream, listenUdp, NonceIssuer, type SipLimits, sipLimits, type StreamListener, TransactionLayer, type UdpListener } from '../sip/index.ts';
 
@@ -285,6 +286,8 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
         onSettingsChanged: () => provisioning.settingsChanged(),
       }),
     );
+    // the web client at / (built by esbuild at the first request); its CSP lets it connect only to this server's own names
+    routes.push(createWebRoute({ bundle: lazyWebBundle(), logger: logger.child({ component: 'web' }), product: PRODUCT, ownAuthority: (host) => ownNames.authorityFor(host).authority }));
     // A WebSocket upgrade request is held to the SIP message timeout, like the messages after it
     // (never longer than Node's default for HTTP).
     http = await listenHttp({
