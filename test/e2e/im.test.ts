@@ -60,14 +60,17 @@ describe('instant messages between online users', () => {
     const bob = await people.connect('bob', { over: 'ws' });
     await bob.register({ expires: 300 });
     const cpim = 'From: <sip:alice@parley.test>\r\nTo: <sip:bob@parley.test>\r\nDateTime: 2026-11-25T10:00:00Z\r\n\r\nContent-Type: text/plain\r\n\r\nwrapped hello';
+    const got = nextMessage(bob);
+    assert.equal((await alice.sendMessage(`sip:bob@${DOMAIN}`, cpim, { contentType: 'message/cpim' })).status, 200);
+    const m = await got;
+    assert.equal(m.contentType, 'message/cpim');
+    assert.equal(m.body, cpim);
+    assert.equal(m.text, 'wrapped hello', 'the SDK unwraps CPIM');
+    // the SDK reads an isComposing as a typing indication (RFC 3994), not as a message
     const composing = '<?xml version="1.0" encoding="UTF-8"?>\n<isComposing xmlns="urn:ietf:params:xml:ns:im-iscomposing"><state>active</state><refresh>60</refresh></isComposing>';
-    for (const [type, body] of [['message/cpim', cpim], ['application/im-iscomposing+xml', composing]] as const) {
-      const got = nextMessage(bob);
-      assert.equal((await alice.sendMessage(`sip:bob@${DOMAIN}`, body, { contentType: type })).status, 200);
-      const m = await got;
-      assert.equal(m.contentType, type);
-      assert.equal(m.body, body);
-    }
+    const typing = new Promise((resolve) => bob.once('typing', resolve));
+    assert.equal((await alice.sendMessage(`sip:bob@${DOMAIN}`, composing, { contentType: 'application/im-iscomposing+xml' })).status, 200);
+    assert.deepEqual(await typing, { from: `alice@${DOMAIN}`, active: true });
   });
 
   it('forks to every registration of the recipient', async () => {
