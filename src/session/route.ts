@@ -43,8 +43,6 @@ export interface SessionRouteOptions {
   authorityFor(host: string | undefined): string;
   /** peers whose X-Forwarded-Proto tells whether the browser used TLS (config auth.trustedProxies) */
   trustedProxies?: readonly string[];
-  /** whether a user is one of the demo users made at first start; default none is */
-  isDemo?: (address: string) => boolean;
   /** accept passwords over plain HTTP from other hosts than loopback (default false) */
   allowPlainHttp?: boolean;
 }
@@ -138,7 +136,7 @@ export function createSessionRoute(opts: SessionRouteOptions): HttpRoute {
       domain: address.slice(address.lastIndexOf('@') + 1),
       webSocketUrl: `${tls ? 'wss' : 'ws'}://${authority}/sip`,
       contactListUri: `sip:${listResource(address)}`,
-      demo: opts.isDemo?.(address) ?? false,
+      demo: user?.demo ?? false,
     };
   }
 }

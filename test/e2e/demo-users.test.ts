@@ -58,6 +58,15 @@ describe('demo users on a first start', () => {
     assert.deepEqual([...list.snapshot().values()].map((p) => [p.address, p.displayName]).sort(), [[`bob@${DOMAIN}`, 'Bob Brown'], [`carol@${DOMAIN}`, 'Carol Clark']]);
     await register(first, demo[2]!.address, demo[2]!.password);
 
+    // the web client's sign-in says so too (the page can tell a newcomer they are in a demo)
+    const signIn = await fetch(`http://127.0.0.1:${first.http.port}/api/session`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin: `http://127.0.0.1:${first.http.port}` },
+      body: JSON.stringify({ user: 'carol', password: demo[2]!.password }),
+    });
+    assert.equal(signIn.status, 201);
+    assert.equal(((await signIn.json()) as { demo: boolean }).demo, true);
+
     // marked demo for the administrator
     const shown = await runCli(['admin', '--data-dir', first.dataDir, 'Get-CsUser', `alice@${DOMAIN}`]);
     assert.equal(shown.code, 0, shown.stderr);
