@@ -14,7 +14,7 @@ import { parseUri } from '../sip/pure.ts';
 import { TypedEmitter } from './emitter.ts';
 import { ClientError } from './errors.ts';
 import { expiresHeader } from './event-headers.ts';
-import { refreshDelayMs } from './registration.ts';
+import { RefreshTimer, SerialQueue } from './refresh.ts';
 import { warningTextOf } from './warning.ts';
 import { parseListNotify } from './rlmi.ts';
 import type { ClientSubscription, SubscribeOptions, SubscriptionNotify, SubscriptionTermination } from './subscription.ts';
@@ -200,8 +200,8 @@ export class PresencePublisher {
   /** a publication was live when the connection went */
   #lapsed = false;
   #requested = DEFAULT_PUBLISH_EXPIRES;
-  #timer: ReturnType<typeof setTimeout> | null = null;
-  #queue: Promise<unknown> = Promise.resolve();
+  readonly #refreshTimer = new RefreshTimer();
+  readonly #queue = new SerialQueue();
 
   constructor(deps: PublisherDeps) {
     this.#deps = deps;
@@ -318,27 +318,20 @@ export class PresencePublisher {
   #scheduleRefresh(expires: number): void {
     this.#cancelRefresh();
     if (expires <= 0) return;
-    const timer = setTimeout(() => {
-      this.#timer = null;
+    this.#refreshTimer.schedule(expires, () => {
       this.#serial(() => this.#refresh()).catch((error: unknown) => {
         this.#etag = null;
         this.#deps.error(error instanceof ClientError ? error : new ClientError('PUBLISH_FAILED', 'PUBLISH refresh failed', { cause: error }));
       });
-    }, refreshDelayMs(expires));
-    // The connection, not this timer, keeps a Node process alive (no-op in browsers).
-    (timer as { unref?: () => void }).unref?.();
-    this.#timer = timer;
+    });
   }
 
   #cancelRefresh(): void {
-    if (this.#timer !== null) clearTimeout(this.#timer);
-    this.#timer = null;
+    this.#refreshTimer.cancel();
   }
 
   #serial<T>(operation: () => Promise<T>): Promise<T> {
-    const run = this.#queue.then(operation, operation);
-    this.#queue = run.catch(() => undefined);
-    return run;
+    return this.#queue.run(operation);
   }
 }
 

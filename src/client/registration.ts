@@ -7,6 +7,7 @@ import { warningTextOf } from './warning.ts';
 import type { Headers, SipResponse } from '../sip/pure.ts';
 import { ClientError } from './errors.ts';
 import { newCallId } from './ids.ts';
+import { RefreshTimer, SerialQueue } from './refresh.ts';
 
 export interface Binding {
   /** the contact URI as the registrar wrote it */
@@ -36,10 +37,7 @@ export interface RegistrationEvents {
   error(error: ClientError): void;
 }
 
-/** When to refresh: half-way for short registrations, 30 s before expiry for long ones. */
-export function refreshDelayMs(expires: number): number {
-  return Math.max(expires / 2, expires - 30) * 1000;
-}
+export { refreshDelayMs } from './refresh.ts';
 
 export function parseRegisterResult(response: SipResponse, contactUri: string, requested: number): RegisterResult {
   const contacts: Binding[] = [];
@@ -85,8 +83,8 @@ export class Registration {
   readonly #callId = newCallId();
   #cseq = 0;
   #requested = 600;
-  #timer: ReturnType<typeof setTimeout> | null = null;
-  #queue: Promise<unknown> = Promise.resolve();
+  readonly #refreshTimer = new RefreshTimer();
+  readonly #queue = new SerialQueue();
   #active = false;
 
   constructor(contactUri: string, send: RegisterSend, events: RegistrationEvents) {
@@ -163,29 +161,21 @@ export class Registration {
   }
 
   #scheduleRefresh(expires: number): void {
-    this.#cancelRefresh();
-    const timer = setTimeout(() => {
-      this.#timer = null;
+    this.#refreshTimer.schedule(expires, () => {
       this.#serial(() => this.#register()).catch((error: unknown) => {
         this.#active = false;
         const failure = error instanceof ClientError ? error : new ClientError('REGISTER_FAILED', 'REGISTER refresh failed', { cause: error });
         this.#events.error(failure);
         this.#events.unregistered(failure);
       });
-    }, refreshDelayMs(expires));
-    // The connection, not this timer, keeps a Node process alive.
-    (timer as { unref?: () => void }).unref?.();
-    this.#timer = timer;
+    });
   }
 
   #cancelRefresh(): void {
-    if (this.#timer !== null) clearTimeout(this.#timer);
-    this.#timer = null;
+    this.#refreshTimer.cancel();
   }
 
   #serial<T>(operation: () => Promise<T>): Promise<T> {
-    const run = this.#queue.then(operation, operation);
-    this.#queue = run.catch(() => undefined);
-    return run;
+    return this.#queue.run(operation);
   }
 }

@@ -15,7 +15,7 @@ import { TypedEmitter } from './emitter.ts';
 import { ClientError } from './errors.ts';
 import { eventType, expiresHeader, parseSubscriptionState } from './event-headers.ts';
 import type { SubscriptionState } from './event-headers.ts';
-import { refreshDelayMs } from './registration.ts';
+import { RefreshTimer, SerialQueue, unref } from './refresh.ts';
 import { nameAddr } from './requests.ts';
 
 export type { SubscriptionState } from './event-headers.ts';
@@ -108,10 +108,10 @@ export class ClientSubscription extends TypedEmitter<SubscriptionEvents> {
   #retryUsed = false;
   #finalSeen = false;
   #lastNotify: SubscriptionNotify | undefined;
-  #refreshTimer: ReturnType<typeof setTimeout> | null = null;
+  readonly #refreshTimer = new RefreshTimer();
   #retryTimer: ReturnType<typeof setTimeout> | null = null;
   #lingerTimer: ReturnType<typeof setTimeout> | null = null;
-  #queue: Promise<unknown> = Promise.resolve();
+  readonly #queue = new SerialQueue();
   /** the connection is lost and the user agent will call resubscribe() once it is back */
   #suspended = false;
 
@@ -354,26 +354,16 @@ export class ClientSubscription extends TypedEmitter<SubscriptionEvents> {
   #scheduleRefresh(expires: number): void {
     this.#cancelRefresh();
     this.#expiresAt = Date.now() + expires * 1000;
-    this.#refreshTimer = unref(setTimeout(() => {
-      this.#refreshTimer = null;
+    this.#refreshTimer.schedule(expires, () => {
       this.#serial(async () => (this.#state === 'active' ? this.#subscribe() : undefined)).catch((error: unknown) => this.#lost(error, true));
-    }, refreshDelayMs(expires)));
+    });
   }
 
   #cancelRefresh(): void {
-    if (this.#refreshTimer !== null) clearTimeout(this.#refreshTimer);
-    this.#refreshTimer = null;
+    this.#refreshTimer.cancel();
   }
 
   #serial<T>(operation: () => Promise<T>): Promise<T> {
-    const run = this.#queue.then(operation, operation);
-    this.#queue = run.catch(() => undefined);
-    return run;
+    return this.#queue.run(operation);
   }
-}
-
-/** Timers must not keep a Node process alive on their own (no-op in browsers). */
-function unref<T>(timer: T): T {
-  (timer as { unref?: () => void }).unref?.();
-  return timer;
 }

@@ -7,12 +7,12 @@
 // A process that dies while an entry is `delivering` leaves it so; the next start puts it back to
 // `waiting` (delivery is idempotent, so delivering again is safe).
 
-import { randomBytes } from 'node:crypto';
 import type { Database } from '../storage/index.ts';
 import { statement } from '../storage/index.ts';
 import { recordTrace } from '../observability/trace.ts';
 import { OfflineError } from './errors.ts';
 import { recordRelease } from './quota-store.ts';
+import { randomBase32 } from '../random-id.ts';
 
 export const SPOOL_STATES = ['waiting', 'delivering', 'delivered', 'failed'] as const;
 export type SpoolState = (typeof SPOOL_STATES)[number];
@@ -73,20 +73,7 @@ export interface SpoolReceipt {
 
 /** `sp-` and 16 base32 characters: short enough to read out, unguessable, stable forever. */
 export function newEntryId(): string {
-  const alphabet = 'abcdefghijklmnopqrstuvwxyz234567';
-  const bytes = randomBytes(10);
-  let bits = 0;
-  let value = 0;
-  let out = '';
-  for (const byte of bytes) {
-    value = (value << 8) | byte;
-    bits += 8;
-    while (bits >= 5) {
-      out += alphabet[(value >>> (bits - 5)) & 31];
-      bits -= 5;
-    }
-  }
-  return `sp-${out}`;
+  return `sp-${randomBase32(10)}`;
 }
 
 /**

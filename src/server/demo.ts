@@ -4,13 +4,13 @@
 // `Demo : True`; `parley user remove` deletes them like anyone). Never on an existing directory,
 // never with a well-known password: the passwords are printed once and kept nowhere else.
 
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { addUser, DIRECTORY_MIGRATIONS } from '../directory/index.ts';
 import { addToContacts, PRESENCE_MIGRATIONS } from '../presence/index.ts';
 import { recordAudit, SETTINGS_MIGRATIONS } from '../settings/index.ts';
 import { DATABASE_FILE, openDatabase, runMigrations, transaction } from '../storage/index.ts';
+import { randomBase32 } from '../random-id.ts';
 
 export const DEMO_PEOPLE = [
   { user: 'alice', displayName: 'Alice Adams' },
@@ -31,20 +31,7 @@ export function isNewDataDir(dataDir: string): boolean {
 
 /** 16 characters of RFC 4648 base32 from 80 random bits: typed by hand, never guessed. */
 export function randomPassword(): string {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  const bytes = randomBytes(10);
-  let bits = 0;
-  let value = 0;
-  let out = '';
-  for (const byte of bytes) {
-    value = (value << 8) | byte;
-    bits += 8;
-    while (bits >= 5) {
-      out += alphabet[(value >>> (bits - 5)) & 31];
-      bits -= 5;
-    }
-  }
-  return out.toLowerCase();
+  return randomBase32(10);
 }
 
 /** Creates the demo users (through a connection of its own: the server may hold another). */
