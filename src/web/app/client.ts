@@ -11,6 +11,7 @@ import { Conversations, newLocalId, type ChatMessage } from './conversations.ts'
 import { autoState } from './idle.ts';
 import { outcomeOf } from './outcome.ts';
 import type { PresenceStateName } from './presence.ts';
+import { sanitizeHtml } from '../../offline/html.ts';
 
 export type Phase = 'loading' | 'signed-out' | 'password-again' | 'connecting' | 'signed-in';
 export type ConnectionState = 'connected' | 'reconnecting' | 'disconnected';
@@ -284,11 +285,12 @@ export class ParleyClient {
       id: newLocalId(),
       direction: 'in',
       text: m.text,
+      ...(isHtml(m.textContentType) ? { html: true } : {}),
       at: Date.now(),
       ...(m.imdnMessageId !== undefined ? { imdnMessageId: m.imdnMessageId, displayPending: m.displayNotificationRequested } : {}),
     };
     this.conversations.add(from, message, !onScreen);
-    if (!onScreen) this.notifier?.message(from, conversation.displayName.value || from, m.text);
+    if (!onScreen) this.notifier?.message(from, conversation.displayName.value || from, message.html === true ? htmlText(m.text) : m.text);
   }
 
   async #watch(ua: BrowserSipClient, session: SessionInfo): Promise<void> {
@@ -365,4 +367,14 @@ function messageOf(error: unknown): string {
 
 function registeredText(r: { status: number; reason?: string; warning?: string }): string {
   return r.warning ?? `${r.reason ?? 'registration refused'} (${r.status})`;
+}
+
+/** text/html, whatever its parameters (the SDK gives the CPIM-unwrapped type) */
+function isHtml(contentType: string | undefined): boolean {
+  return /^\s*text\/html\s*(;|$)/i.test(contentType ?? '');
+}
+
+/** What a notification shows of an HTML message: its text, after the sanitiser, never markup. */
+function htmlText(html: string): string {
+  return new DOMParser().parseFromString(sanitizeHtml(html), 'text/html').body.textContent ?? '';
 }

@@ -10,6 +10,8 @@ export interface ChatMessage {
   readonly id: string;
   readonly direction: 'in' | 'out';
   readonly text: string;
+  /** incoming: `text` is HTML (text/html), shown only through the transcripts' allow-list sanitiser */
+  readonly html?: boolean;
   /** ms since the epoch: when sent or received here */
   readonly at: number;
   /** outgoing only */

@@ -104,7 +104,7 @@ function MessageItem({ m, name, address }: { m: ChatMessage; name: string; addre
         <time dateTime={isoTime(m.at)}>{formatTime(m.at, Date.now(), t.lang)}</time>
       </div>
       <div class="bubble">
-        <MessageText text={m.text} />
+        <MessageText text={m.text} html={m.html === true} />
       </div>
       {m.direction === 'out' && (
         <div class={`status s-${m.status ?? 'sending'}`}>
