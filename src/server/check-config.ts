@@ -4,8 +4,7 @@
 
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { createSecureContext } from 'node:tls';
-import { X509Certificate } from 'node:crypto';
+import { CertificateError, readPair } from '../certs/index.ts';
 import { ConfigError, type ServerConfig } from './config.ts';
 
 /** Throws ConfigError naming the setting; returns the lines of a summary when all is well. */
@@ -19,7 +18,7 @@ export function checkStartup(config: Readonly<ServerConfig>, now: Date = new Dat
   return [
     `domain: ${config.domain}`,
     `listen: ${config.listen}`,
-    `ports: sip ${config.sipPort} (UDP, TCP), sips ${config.tls === null ? `${config.sipsPort} (unused: TLS off)` : `${config.sipsPort} (TLS)`}, http ${config.httpPort} (EWS, WebSocket, admin API), smtp ${config.smtpPort ?? 'off'}`,
+    `ports: sip ${config.sipPort} (UDP, TCP), sips ${config.tls === null ? `${config.sipsPort} (unused: TLS off)` : `${config.sipsPort} (TLS)`}, http ${config.httpPort} (EWS, WebSocket, admin API), https ${config.httpsPort ?? 'off'}, smtp ${config.smtpPort ?? 'off'}`,
     `tls: ${tls}`,
     `data dir: ${resolve(config.dataDir)}`,
     `mailboxes: ${describeMailboxes(config.mailboxes)}`,
@@ -54,26 +53,16 @@ function checkDataDir(dataDir: string): void {
   }
 }
 
-/** Both PEM files readable, the certificate valid now, and the key its own. */
+/** Both PEM files readable, the certificate valid now, and the key its own (the checks of every reload). */
 function checkTls(tls: { cert: string; key: string }, now: Date): string {
-  const cert = readable(tls.cert, 'tls.cert');
-  const key = readable(tls.key, 'tls.key');
-  let x509;
+  let pair;
   try {
-    x509 = new X509Certificate(cert);
+    pair = readPair({ cert: tls.cert, key: tls.key, certSetting: 'tls.cert', keySetting: 'tls.key' }, now);
   } catch (err) {
-    throw new ConfigError(`tls.cert: ${tls.cert} is not a PEM certificate: ${(err as Error).message}`);
+    if (err instanceof CertificateError) throw new ConfigError(err.message);
+    throw err;
   }
-  try {
-    createSecureContext({ cert, key });
-  } catch (err) {
-    throw new ConfigError(`tls.key: ${tls.key} is not the private key of the certificate in tls.cert (${tls.cert}): ${(err as Error).message}`);
-  }
-  const from = new Date(x509.validFrom);
-  const to = new Date(x509.validTo);
-  if (now < from) throw new ConfigError(`tls.cert: the certificate in ${tls.cert} is valid only from ${from.toISOString()}`);
-  if (now > to) throw new ConfigError(`tls.cert: the certificate in ${tls.cert} expired on ${to.toISOString()}`);
-  return `on (${x509.subject.replace(/\n/g, ', ')}; valid until ${to.toISOString()})`;
+  return `on (${pair.subject}; valid until ${pair.notAfter.toISOString()}; reloaded when the files change or on SIGHUP)`;
 }
 
 function readable(file: string, setting: string): Buffer {

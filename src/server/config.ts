@@ -24,12 +24,17 @@ export interface ServerConfig {
   sipPort: number;
   sipsPort: number;
   httpPort: number;
+  /**
+   * HTTPS and SIP over secure WebSocket (wss://…/sip) with the certificate of SIP over TLS; null: off.
+   * The plain HTTP port stays (loopback use, ACME's HTTP-01 challenges).
+   */
+  httpsPort: number | null;
   /** inbound SMTP for mail from other organisations; null: off */
   smtpPort: number | null;
   /** where mail to other organisations goes: { domains: { 'partner.example': { host, port } }, smarthost: { host, port } } */
   smtpRoutes: SmtpRoutes;
   dataDir: string;
-  /** PEM files; SIP over TLS runs only when both are set */
+  /** PEM files; SIP over TLS runs only when both are set; reloaded when they change or on SIGHUP (src/certs) */
   tls: { cert: string; key: string } | null;
   logLevel: LogLevel;
   /** seconds a SIGTERM/SIGINT drain may take before the process exits anyway (src/cli.ts) */
@@ -131,6 +136,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   sipPort: 5060,
   sipsPort: 5061,
   httpPort: 8080,
+  httpsPort: null,
   smtpPort: null,
   smtpRoutes: {},
   dataDir: './data',
@@ -325,6 +331,7 @@ const SCHEMA = section({
   sipPort: port,
   sipsPort: port,
   httpPort: port,
+  httpsPort: (v: unknown, path: string) => (v === null ? null : port(v, path)),
   smtpPort: (v: unknown, path: string) => (v === null ? null : port(v, path)),
   smtpRoutes: section({ domains: smtpDomains, smarthost: smtpRoute }),
   dataDir: nonEmpty,
@@ -379,7 +386,7 @@ const SCHEMA = section({
   digestAlgorithms,
 });
 
-export type ConfigOverrides = Partial<Pick<ServerConfig, 'domain' | 'listen' | 'sipPort' | 'sipsPort' | 'httpPort' | 'smtpPort' | 'dataDir' | 'logLevel'>> & {
+export type ConfigOverrides = Partial<Pick<ServerConfig, 'domain' | 'listen' | 'sipPort' | 'sipsPort' | 'httpPort' | 'httpsPort' | 'smtpPort' | 'dataDir' | 'logLevel'>> & {
   digestAlgorithms?: DigestAlgorithm[];
 };
 
@@ -427,6 +434,7 @@ export function loadConfig(file: string | undefined, flags: ConfigOverrides): Re
     throw new ConfigError('auth.hashQueuePerSource must not exceed auth.hashQueue + auth.hashConcurrency (what one source can hold at most)');
   }
   checkConnections(config);
+  if (config.httpsPort !== null && config.tls === null) throw new ConfigError('httpsPort needs a certificate: set tls (cert and key PEM files)');
   for (const [key, e] of Object.entries(config.presence)) {
     if (!(e.min <= e.default && e.default <= e.max)) throw new ConfigError(`presence.${key} must have min ≤ default ≤ max, not ${JSON.stringify(e)}`);
   }

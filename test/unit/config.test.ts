@@ -143,3 +143,13 @@ describe('quota settings', () => {
     assert.throws(() => loadConfig(file('{"offlineIm": {"recipientQuota": {"perMinute": 5}}}'), {}), /unknown setting config\.offlineIm\.recipientQuota\.perMinute; known: maxBytes, maxMessages/);
   });
 });
+
+describe('httpsPort', () => {
+  it('is off by default and needs a certificate', () => {
+    assert.equal(loadConfig(undefined, {}).httpsPort, null);
+    assert.throws(() => loadConfig(undefined, { httpsPort: 8443 }), /httpsPort needs a certificate: set tls/);
+    assert.throws(() => loadConfig(file('{"httpsPort": "8443"}'), {}), /config\.httpsPort must be a port number/);
+    const c = loadConfig(file('{"tls": {"cert": "c.pem", "key": "k.pem"}, "httpsPort": 8443}'), {});
+    assert.equal(c.httpsPort, 8443);
+  });
+});
