@@ -1,7 +1,7 @@
 // `parley serve`: one process runs the organisation. This module builds the parts and connects
 // them; each part lives in its capability's folder.
 
-import { CertificateKeeper } from '../certs/index.ts';
+import { AcmeCertificates, AcmeChallenges, CertificateKeeper } from '../certs/index.ts';
 import { AUTH_MIGRATIONS, Authenticator, BasicSignIn, FairQueue, LockoutKeeper, basicCaller } from '../auth/index.ts';
 import { cachedUserLookup, createDirectoryRoute, DIRECTORY_MIGRATIONS } from '../directory/index.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -30,7 +30,7 @@ import { listenHttp, type HttpListener, type HttpRoute } from './http.ts';
 import { OwnNames } from './own-names.ts';
 import { OwnOrigins } from './origins.ts';
 import { SESSION_MIGRATIONS, WebSessions, createSessionRoute, sessionCaller } from '../session/index.ts';
-import { loadAdminToken, loadSecret } from './secrets.ts';
+import { loadAdminToken, loadSecret, secretPath } from './secrets.ts';
 import { createAdminRoute, serverCmdlets } from '../admin/index.ts';
 import { createConnectionGuard } from './connections.ts';
 import { createWebRoute, lazyWebBundle } from '../web/index.ts';
@@ -219,15 +219,10 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     });
     closers.push(once(() => udp.close()), closeStreams);
 
-    // The certificate of SIP over TLS and HTTPS: checked now (a bad pair stops the start), then
-    // reloaded when its files change or on SIGHUP (src/certs)
-    const certificates = config.tls === null ? null : new CertificateKeeper({ files: { cert: config.tls.cert, key: config.tls.key, certSetting: 'tls.cert', keySetting: 'tls.key' }, logger: logger.child({ component: 'certificates' }), stats: metrics });
-    if (certificates !== null) closers.push(() => certificates.close());
+    // SIP over TLS and HTTPS start once the certificate is there (after HTTP: ACME's challenges)
     let tls: StreamListener | null = null;
-    if (certificates !== null) {
-      tls = await listenStream({ protocol: 'tls', address: config.listen, port: config.sipsPort, limits, sink, guard, tls: certificates.secureContextOptions() });
-      certificates.attach(tls);
-    }
+    const tlsWanted = config.tls !== null || config.acme !== null;
+    const challenges = config.acme === null ? null : new AcmeChallenges();
 
     const webSocketAcceptor = (secure: boolean) =>
       createWebSocketAcceptor({
@@ -244,7 +239,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
       });
     const websocket = webSocketAcceptor(false);
     // SIP over secure WebSocket on the HTTPS port
-    const secureWebsocket = certificates !== null && config.httpsPort !== null ? webSocketAcceptor(true) : null;
+    const secureWebsocket = tlsWanted && config.httpsPort !== null ? webSocketAcceptor(true) : null;
     const closeWebSockets = once(async () => {
       await websocket.close();
       await secureWebsocket?.close();
@@ -258,12 +253,13 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
       { name: 'spool writer', probe: () => (offline.writerRunning ? null : 'spool writer thread is not running') },
       listenerBound('SIP', `udp ${formatEndpoint(udp.local)}`, () => udp.bound),
       listenerBound('SIP', `tcp ${formatEndpoint(tcp.local)}`, () => tcp.bound),
-      ...(tls ? [listenerBound('SIP', `tls ${formatEndpoint(tls.local)}`, () => tls?.bound === true)] : []),
       // the HTTP port is known once it listens
       { get name() { return `HTTP ${config.listen}:${httpPort}`; }, probe: () => (http?.bound === true ? null : `HTTP listener ${config.listen}:${httpPort} is not bound`) },
     ];
     // Each capability that serves HTTP adds its route here (EWS, admin API, web client).
     const routes: HttpRoute[] = [createReadyRoute({ checks, draining: () => drain.draining, product: PRODUCT })];
+    // ACME's HTTP-01 challenges: /.well-known/acme-challenge/<token>, plain HTTP (RFC 8555 §8.3)
+    if (challenges !== null) routes.push(challenges);
     routes.push(createEwsRoute({ db, logger, domain: config.domain, product: PRODUCT, signIn, smtpRoutes: config.smtpRoutes, quota: mailboxQuota, onMailboxChanged: (address) => messageSummary.mailboxChanged(address), onRequest: (operation, fault) => metrics.ewsRequest(operation, fault) }));
     routes.push(createAutodiscoverRoute({ db, logger, domain: config.domain, product: PRODUCT, names: ownNames, signIn }));
     // a user's blocked watchers and contact list: /presence/blocked, /presence/contacts (HTTP Basic, as EWS)
@@ -318,6 +314,31 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     httpPort = http.port;
     ewsUrl = `http://${ownNames.defaultAuthority()}/EWS/Exchange.asmx`;
     const httpListener = http;
+    // The certificate of SIP over TLS and HTTPS (src/certs): PEM files (tls), or from an ACME CA
+    // (acme), ordered now when none usable is stored, the HTTP port answering its challenges. Checked
+    // now (a bad pair stops the start), then reloaded when its files change or on SIGHUP.
+    let acmeCertificates: AcmeCertificates | null = null;
+    let certificates: CertificateKeeper | null = null;
+    const certificateLogger = logger.child({ component: 'certificates' });
+    if (config.acme !== null && challenges !== null) {
+      const files = { cert: secretPath(config.dataDir, 'acme-cert.pem'), key: secretPath(config.dataDir, 'acme-key.pem'), accountKey: config.acme.accountKeyFile ?? secretPath(config.dataDir, 'acme-account.pem') };
+      const issuer = new AcmeCertificates({ settings: config.acme, files, challenges, logger: logger.child({ component: 'acme' }), onIssued: () => certificates?.reload('ACME certificate issued') });
+      acmeCertificates = issuer;
+      closers.push(() => issuer.close());
+      await issuer.ensure();
+      certificates = new CertificateKeeper({ files: { cert: files.cert, key: files.key, certSetting: 'acme (stored certificate)', keySetting: 'acme (stored key)' }, logger: certificateLogger, stats: metrics });
+    } else if (config.tls !== null) {
+      certificates = new CertificateKeeper({ files: { cert: config.tls.cert, key: config.tls.key, certSetting: 'tls.cert', keySetting: 'tls.key' }, logger: certificateLogger, stats: metrics });
+    }
+    const keeper = certificates;
+    if (keeper !== null) {
+      closers.push(() => keeper.close());
+      const listener = await listenStream({ protocol: 'tls', address: config.listen, port: config.sipsPort, limits, sink, guard, tls: keeper.secureContextOptions() });
+      tls = listener;
+      keeper.attach(listener);
+      checks.push(listenerBound('SIP', `tls ${formatEndpoint(listener.local)}`, () => listener.bound));
+    }
+
     // HTTPS: the same routes, and SIP over secure WebSocket, with the certificate of SIP over TLS
     let https: HttpListener | null = null;
     if (certificates !== null && secureWebsocket !== null && config.httpsPort !== null) {
@@ -337,6 +358,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
       checks.push({ name: `HTTPS ${formatEndpoint({ address: https.address, port: https.port })}`, probe: () => (httpsListener.bound ? null : `HTTPS listener ${formatEndpoint({ address: httpsListener.address, port: httpsListener.port })} is not bound`) });
     }
     certificates?.watch();
+    acmeCertificates?.start();
     const httpsListener = https;
     const closeHttp = once(async () => {
       await httpListener.close();
@@ -389,6 +411,8 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
       reloadCertificates: (reason) => {
         if (certificates === null) logger.info({ reason }, '%s: no certificate to reload (TLS is off)', reason);
         else certificates.reload(reason);
+        // with ACME: renew now if due (an issued certificate reloads through the keeper)
+        void acmeCertificates?.renewIfDue(reason);
       },
       close: once(async () => {
         const inFlightMs = (config.shutdownTimeout * 1000) / 2;
