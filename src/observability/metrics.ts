@@ -60,7 +60,8 @@ export class ServerMetrics {
   readonly #deliveries: Counter<'connector' | 'outcome'>;
   readonly #deliveryDuration: Histogram<'connector'>;
   readonly #ews: Counter<'operation' | 'outcome'>;
-  readonly #certificateExpiry: Gauge;
+  /** made at the first certificate: absent from /metrics while TLS is off (an unlabelled gauge would say 0) */
+  #certificateExpiry: Gauge | undefined;
   readonly #certificateReloads: Counter<'outcome'>;
 
   constructor(state: ServerState) {
@@ -120,7 +121,6 @@ export class ServerMetrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     });
-    this.#certificateExpiry = new Gauge({ name: 'parley_tls_certificate_expiry_timestamp_seconds', help: 'When the certificate in use by SIP over TLS and HTTPS expires (Unix time, seconds); absent while TLS is off', registers });
     this.#certificateReloads = new Counter({ name: 'parley_tls_certificate_reloads_total', help: 'Certificate reloads (file change, SIGHUP, ACME renewal), per outcome: ok (new pair in use), unchanged, refused (the old pair stays)', labelNames: ['outcome'] as const, registers });
     this.#ews = new Counter({ name: 'parley_ews_requests_total', help: 'EWS requests answered, per operation (unsupported: an operation Parley does not serve) and outcome (ok or fault)', labelNames: ['operation', 'outcome'] as const, registers });
 
@@ -291,6 +291,7 @@ export class ServerMetrics {
   // certs' CertificateStats
 
   certificateInUse(notAfter: Date): void {
+    this.#certificateExpiry ??= new Gauge({ name: 'parley_tls_certificate_expiry_timestamp_seconds', help: 'When the certificate in use by SIP over TLS and HTTPS expires (Unix time, seconds); absent while TLS is off', registers: [this.registry] });
     this.#certificateExpiry.set(Math.floor(notAfter.getTime() / 1000));
   }
 

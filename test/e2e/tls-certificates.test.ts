@@ -2,7 +2,7 @@
 // certificate reloaded from its PEM files: on a change (files replaced by rename, as certbot and
 // editors do), on SIGHUP, and a bad new pair kept out — established connections are never dropped.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -171,6 +171,8 @@ describe('certificate reload', () => {
     assert.match(metrics, /^parley_tls_certificate_reloads_total\{outcome="ok"\} [1-9]/m);
     const expiry = Number(/^parley_tls_certificate_expiry_timestamp_seconds (\d+)/m.exec(metrics)?.[1]);
     assert.equal(expiry, Math.floor(new Date(new X509Certificate(second.cert).validTo).getTime() / 1000));
+    const check = spawnSync('promtool', ['check', 'metrics'], { input: metrics, encoding: 'utf8', timeout: 30_000 });
+    assert.equal(check.status, 0, `promtool check metrics: ${check.stdout}${check.stderr}`);
   });
 
   it('keeps the pair in use when the new key is not the certificate\'s', async () => {
