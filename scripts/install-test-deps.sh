@@ -7,6 +7,8 @@
 #   chromium (Debian package chromium)   - the browser of the web client's tests (test/e2e/web-*.test.ts),
 #                                          driven by playwright-core; /usr/bin/chromium
 #   tmux    (Debian package tmux)        - a pseudo-terminal for `parley chat` (test/e2e/chat-terminal.test.ts)
+#   pebble  (Debian package pebble)      - Let's Encrypt's test ACME server, and pebble-challtestsrv as its
+#                                          DNS server (test/e2e/acme.test.ts)
 #
 # The prometheus package also holds the Prometheus server, and its postinst starts that daemon
 # (invoke-rc.d, failing the install when the start fails, as in a container without an init).
@@ -41,6 +43,7 @@ need ip iproute2
 need promtool prometheus
 need chromium chromium
 need tmux tmux
+need pebble pebble
 
 if [ "${#missing_pkgs[@]}" -eq 0 ]; then
   log "nothing to install"

@@ -18,11 +18,12 @@ const USAGE = `Usage: parley <command> [options]
 
 Commands:
   serve [--config FILE] [--data-dir DIR] [--domain DOMAIN] [--listen ADDR]
-        [--sip-port N] [--sips-port N] [--http-port N] [--log-level LEVEL]
-        [--digest-algorithms SHA-256,MD5] [--demo]
+        [--sip-port N] [--sips-port N] [--http-port N] [--https-port N]
+        [--log-level LEVEL] [--digest-algorithms SHA-256,MD5] [--demo]
                          run the server (SIP over UDP, TCP, TLS and WebSocket; the web
                          client at http://HOST:HTTP-PORT/); --demo: on a new data
-                         directory, make three demo users and print their passwords
+                         directory, make three demo users and print their passwords;
+                         SIGHUP reloads the TLS certificate and key files
   check-config [--config FILE] [the options of serve]
                          check the configuration as serve would load it, and the files it
                          names (TLS certificate and key, data directory), without starting;
@@ -168,6 +169,9 @@ async function serve(args: string[]): Promise<number> {
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
+    // SIGHUP: read the TLS certificate and key again (certbot's deploy hook, an operator); an
+    // unusable pair is logged and the one in use stays
+    process.on('SIGHUP', () => server.reloadCertificates('SIGHUP'));
   });
 }
 
@@ -187,6 +191,7 @@ function configFromArgs(command: string, args: string[]): ReturnType<typeof load
         'sip-port': { type: 'string' },
         'sips-port': { type: 'string' },
         'http-port': { type: 'string' },
+        'https-port': { type: 'string' },
         'smtp-port': { type: 'string' },
         'log-level': { type: 'string' },
         'digest-algorithms': { type: 'string' },
@@ -204,6 +209,7 @@ function configFromArgs(command: string, args: string[]): ReturnType<typeof load
       sipPort: portFlag(values['sip-port'], '--sip-port'),
       sipsPort: portFlag(values['sips-port'], '--sips-port'),
       httpPort: portFlag(values['http-port'], '--http-port'),
+      httpsPort: portFlag(values['https-port'], '--https-port'),
       smtpPort: portFlag(values['smtp-port'], '--smtp-port'),
       logLevel: values['log-level'] as LogLevel | undefined,
       digestAlgorithms: values['digest-algorithms']?.split(',').map((a) => a.trim()) as DigestAlgorithm[] | undefined,

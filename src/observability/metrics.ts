@@ -60,6 +60,9 @@ export class ServerMetrics {
   readonly #deliveries: Counter<'connector' | 'outcome'>;
   readonly #deliveryDuration: Histogram<'connector'>;
   readonly #ews: Counter<'operation' | 'outcome'>;
+  /** made at the first certificate: absent from /metrics while TLS is off (an unlabelled gauge would say 0) */
+  #certificateExpiry: Gauge | undefined;
+  readonly #certificateReloads: Counter<'outcome'>;
 
   constructor(state: ServerState) {
     const registers = [this.registry];
@@ -118,6 +121,7 @@ export class ServerMetrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     });
+    this.#certificateReloads = new Counter({ name: 'parley_tls_certificate_reloads_total', help: 'Certificate reloads (file change, SIGHUP, ACME renewal), per outcome: ok (new pair in use), unchanged, refused (the old pair stays)', labelNames: ['outcome'] as const, registers });
     this.#ews = new Counter({ name: 'parley_ews_requests_total', help: 'EWS requests answered, per operation (unsupported: an operation Parley does not serve) and outcome (ok or fault)', labelNames: ['operation', 'outcome'] as const, registers });
 
     // Read at scrape time from what the capabilities keep.
@@ -282,6 +286,17 @@ export class ServerMetrics {
   /** the connection guard refused or closed a connection; `code` is one of CONNECTION_GUARD_CODES */
   connectionEvent(code: string): void {
     this.#connectionEvents.inc({ code });
+  }
+
+  // certs' CertificateStats
+
+  certificateInUse(notAfter: Date): void {
+    this.#certificateExpiry ??= new Gauge({ name: 'parley_tls_certificate_expiry_timestamp_seconds', help: 'When the certificate in use by SIP over TLS and HTTPS expires (Unix time, seconds); absent while TLS is off', registers: [this.registry] });
+    this.#certificateExpiry.set(Math.floor(notAfter.getTime() / 1000));
+  }
+
+  certificateReload(outcome: 'ok' | 'unchanged' | 'refused'): void {
+    this.#certificateReloads.inc({ outcome });
   }
 
   /** The text for GET /metrics. */

@@ -4,14 +4,14 @@
 
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { createSecureContext } from 'node:tls';
-import { X509Certificate } from 'node:crypto';
+import { CertificateError, readPair } from '../certs/index.ts';
 import { ConfigError, type ServerConfig } from './config.ts';
+import { secretPath } from './secrets.ts';
 
 /** Throws ConfigError naming the setting; returns the lines of a summary when all is well. */
 export function checkStartup(config: Readonly<ServerConfig>, now: Date = new Date()): string[] {
   checkDataDir(config.dataDir);
-  const tls = config.tls === null ? 'off' : checkTls(config.tls, now);
+  const tls = config.tls !== null ? checkTls(config.tls, now) : config.acme !== null ? checkAcme(config, now) : 'off';
   for (const [name, server] of Object.entries(config.mailboxes.servers ?? {})) {
     // the server reads it when it starts: an unreadable one would stop the start
     if (server.passwordFile !== undefined) readable(server.passwordFile, `mailboxes.servers.${name}.passwordFile`);
@@ -19,7 +19,7 @@ export function checkStartup(config: Readonly<ServerConfig>, now: Date = new Dat
   return [
     `domain: ${config.domain}`,
     `listen: ${config.listen}`,
-    `ports: sip ${config.sipPort} (UDP, TCP), sips ${config.tls === null ? `${config.sipsPort} (unused: TLS off)` : `${config.sipsPort} (TLS)`}, http ${config.httpPort} (EWS, WebSocket, admin API), smtp ${config.smtpPort ?? 'off'}`,
+    `ports: sip ${config.sipPort} (UDP, TCP), sips ${config.tls === null && config.acme === null ? `${config.sipsPort} (unused: TLS off)` : `${config.sipsPort} (TLS)`}, http ${config.httpPort} (EWS, WebSocket, admin API), https ${config.httpsPort ?? 'off'}, smtp ${config.smtpPort ?? 'off'}`,
     `tls: ${tls}`,
     `data dir: ${resolve(config.dataDir)}`,
     `mailboxes: ${describeMailboxes(config.mailboxes)}`,
@@ -54,26 +54,31 @@ function checkDataDir(dataDir: string): void {
   }
 }
 
-/** Both PEM files readable, the certificate valid now, and the key its own. */
+/** Both PEM files readable, the certificate valid now, and the key its own (the checks of every reload). */
 function checkTls(tls: { cert: string; key: string }, now: Date): string {
-  const cert = readable(tls.cert, 'tls.cert');
-  const key = readable(tls.key, 'tls.key');
-  let x509;
+  let pair;
   try {
-    x509 = new X509Certificate(cert);
+    pair = readPair({ cert: tls.cert, key: tls.key, certSetting: 'tls.cert', keySetting: 'tls.key' }, now);
   } catch (err) {
-    throw new ConfigError(`tls.cert: ${tls.cert} is not a PEM certificate: ${(err as Error).message}`);
+    if (err instanceof CertificateError) throw new ConfigError(err.message);
+    throw err;
   }
+  return `on (${pair.subject}; valid until ${pair.notAfter.toISOString()}; reloaded when the files change or on SIGHUP)`;
+}
+
+/** ACME: the CA bundle readable, and what the stored certificate is (or that one is ordered at start). */
+function checkAcme(config: Readonly<ServerConfig>, now: Date): string {
+  const acme = config.acme;
+  if (acme === null) return 'off';
+  if (acme.caBundle !== undefined) readable(acme.caBundle, 'acme.caBundle');
+  let stored: string;
   try {
-    createSecureContext({ cert, key });
-  } catch (err) {
-    throw new ConfigError(`tls.key: ${tls.key} is not the private key of the certificate in tls.cert (${tls.cert}): ${(err as Error).message}`);
+    const pair = readPair({ cert: secretPath(config.dataDir, 'acme-cert.pem'), key: secretPath(config.dataDir, 'acme-key.pem') }, now);
+    stored = `stored certificate valid until ${pair.notAfter.toISOString()}, renewed ${acme.renewBeforeDays} days before`;
+  } catch {
+    stored = `none usable stored: ordered at start, validated over HTTP-01 on the HTTP port ${config.httpPort} (map port 80 to it)`;
   }
-  const from = new Date(x509.validFrom);
-  const to = new Date(x509.validTo);
-  if (now < from) throw new ConfigError(`tls.cert: the certificate in ${tls.cert} is valid only from ${from.toISOString()}`);
-  if (now > to) throw new ConfigError(`tls.cert: the certificate in ${tls.cert} expired on ${to.toISOString()}`);
-  return `on (${x509.subject.replace(/\n/g, ', ')}; valid until ${to.toISOString()})`;
+  return `ACME from ${acme.directoryUrl} for ${acme.domains.join(', ')}; ${stored}`;
 }
 
 function readable(file: string, setting: string): Buffer {

@@ -15,6 +15,7 @@ import { DEFAULT_CONNECTION_LIMITS, DIGEST_ALGORITHMS, type DigestAlgorithm } fr
 import { DEFAULT_SUBSCRIBE_EXPIRY } from '../events/index.ts';
 import { DEFAULT_SUBSCRIPTION_LIMITS, type SubscriptionLimits } from '../events/index.ts';
 import { DEFAULT_PUBLISH_EXPIRY, type ExpirySettings, MAX_PUBLISH_BODY } from '../presence/index.ts';
+import type { AcmeSettings } from '../certs/index.ts';
 import { parseHostHeader } from './own-names.ts';
 import { formatOrigin, parseOrigin } from './origins.ts';
 
@@ -24,13 +25,20 @@ export interface ServerConfig {
   sipPort: number;
   sipsPort: number;
   httpPort: number;
+  /**
+   * HTTPS and SIP over secure WebSocket (wss://…/sip) with the certificate of SIP over TLS; null: off.
+   * The plain HTTP port stays (loopback use, ACME's HTTP-01 challenges).
+   */
+  httpsPort: number | null;
   /** inbound SMTP for mail from other organisations; null: off */
   smtpPort: number | null;
   /** where mail to other organisations goes: { domains: { 'partner.example': { host, port } }, smarthost: { host, port } } */
   smtpRoutes: SmtpRoutes;
   dataDir: string;
-  /** PEM files; SIP over TLS runs only when both are set */
+  /** PEM files; SIP over TLS runs only when both are set; reloaded when they change or on SIGHUP (src/certs) */
   tls: { cert: string; key: string } | null;
+  /** certificates from an ACME CA (HTTP-01 on the HTTP port), kept in `<dataDir>/secrets/`; instead of tls; null: off */
+  acme: AcmeSettings | null;
   logLevel: LogLevel;
   /** seconds a SIGTERM/SIGINT drain may take before the process exits anyway (src/cli.ts) */
   shutdownTimeout: number;
@@ -131,10 +139,12 @@ export const DEFAULT_CONFIG: ServerConfig = {
   sipPort: 5060,
   sipsPort: 5061,
   httpPort: 8080,
+  httpsPort: null,
   smtpPort: null,
   smtpRoutes: {},
   dataDir: './data',
   tls: null,
+  acme: null,
   logLevel: 'info',
   shutdownTimeout: 10,
   registrar: DEFAULT_REGISTRAR_SETTINGS,
@@ -222,6 +232,28 @@ const smtpDomains: Check = (v, path) => {
 const tls: Check = (v, path) => {
   if (v === null) return null;
   return section({ cert: nonEmpty, key: nonEmpty }, true)(v, path);
+};
+
+/** `{ "directoryUrl": "https://…/directory", "domains": ["im.example.com"], "termsOfServiceAgreed": true, … }` */
+const acme: Check = (v, path) => {
+  if (v === null) return null;
+  const out = section({
+    directoryUrl: text(/^https:\/\/[^\s/]+(\/\S*)?$/, 'the https:// URL of the ACME directory, such as https://acme-v02.api.letsencrypt.org/directory'),
+    email: text(/^[^\s@]+@[^\s@]+$/, 'an e-mail address for the CA\'s notices'),
+    domains: (d: unknown, p: string) => {
+      if (!Array.isArray(d) || d.length === 0 || d.length > 100) throw new ConfigError(`${p} must list 1 to 100 domain names, such as ["im.example.com"], not ${JSON.stringify(d)}`);
+      return d.map((name, i) => domainName(name, `${p}[${i}]`));
+    },
+    accountKeyFile: nonEmpty,
+    termsOfServiceAgreed: (t: unknown, p: string) => {
+      if (t !== true) throw new ConfigError(`${p} must be true: read the CA's terms of service, then agree to them here`);
+      return t;
+    },
+    renewBeforeDays: count(1, 3650),
+    caBundle: nonEmpty,
+  })(v, path) as Record<string, unknown>;
+  for (const key of ['directoryUrl', 'domains', 'termsOfServiceAgreed']) if (!(key in out)) throw new ConfigError(`${path}.${key} is required`);
+  return { renewBeforeDays: 30, ...out };
 };
 
 const timeZone: Check = (v, path) => {
@@ -325,10 +357,12 @@ const SCHEMA = section({
   sipPort: port,
   sipsPort: port,
   httpPort: port,
+  httpsPort: (v: unknown, path: string) => (v === null ? null : port(v, path)),
   smtpPort: (v: unknown, path: string) => (v === null ? null : port(v, path)),
   smtpRoutes: section({ domains: smtpDomains, smarthost: smtpRoute }),
   dataDir: nonEmpty,
   tls,
+  acme,
   logLevel,
   shutdownTimeout: positive(1, 600),
   registrar: section({
@@ -379,7 +413,7 @@ const SCHEMA = section({
   digestAlgorithms,
 });
 
-export type ConfigOverrides = Partial<Pick<ServerConfig, 'domain' | 'listen' | 'sipPort' | 'sipsPort' | 'httpPort' | 'smtpPort' | 'dataDir' | 'logLevel'>> & {
+export type ConfigOverrides = Partial<Pick<ServerConfig, 'domain' | 'listen' | 'sipPort' | 'sipsPort' | 'httpPort' | 'httpsPort' | 'smtpPort' | 'dataDir' | 'logLevel'>> & {
   digestAlgorithms?: DigestAlgorithm[];
 };
 
@@ -427,6 +461,8 @@ export function loadConfig(file: string | undefined, flags: ConfigOverrides): Re
     throw new ConfigError('auth.hashQueuePerSource must not exceed auth.hashQueue + auth.hashConcurrency (what one source can hold at most)');
   }
   checkConnections(config);
+  if (config.tls !== null && config.acme !== null) throw new ConfigError('set tls (your own PEM files) or acme (certificates from an ACME CA), not both');
+  if (config.httpsPort !== null && config.tls === null && config.acme === null) throw new ConfigError('httpsPort needs a certificate: set tls (cert and key PEM files) or acme');
   for (const [key, e] of Object.entries(config.presence)) {
     if (!(e.min <= e.default && e.default <= e.max)) throw new ConfigError(`presence.${key} must have min ≤ default ≤ max, not ${JSON.stringify(e)}`);
   }

@@ -1,4 +1,6 @@
 import http from 'node:http';
+import https from 'node:https';
+import type { SecureContextOptions } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import type { WebSocketAcceptor } from '../sip/index.ts';
 
@@ -16,6 +18,8 @@ export interface HttpListener {
   /** stops accepting new connections; the open ones go on (a drain) */
   stopAccepting(): void;
   close(): Promise<void>;
+  /** HTTPS only: new handshakes use this certificate, established connections keep theirs */
+  setSecureContext(options: SecureContextOptions): void;
 }
 
 /**
@@ -32,11 +36,13 @@ export function listenHttp(opts: {
   headersTimeoutMs?: number;
   /** the listening socket failed to accept a connection (no file descriptor left, say) */
   onAcceptError?: (err: Error) => void;
+  /** a certificate and key: HTTPS (and WSS) instead of plain HTTP */
+  tls?: SecureContextOptions;
 }): Promise<HttpListener> {
   const headersTimeout = opts.headersTimeoutMs ?? 60_000;
   // Node checks the timeout every connectionsCheckingInterval (30 s by default): often enough here.
   const timing = { headersTimeout, connectionsCheckingInterval: Math.min(30_000, Math.max(100, headersTimeout / 4)) };
-  const server = http.createServer(timing, (req, res) => {
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     for (const route of opts.routes ?? []) if (route.handle(req, res, url)) return;
     if (url.pathname === '/health' && (req.method === 'GET' || req.method === 'HEAD')) {
@@ -49,7 +55,11 @@ export function listenHttp(opts: {
       return;
     }
     problem(res, 404, 'Not Found', `nothing is served at ${url.pathname}`, opts.product);
-  });
+  };
+  // A TLS handshake is held to the same time as a request's head.
+  const server = opts.tls === undefined ? http.createServer(timing, handler) : https.createServer({ ...timing, ...opts.tls, handshakeTimeout: headersTimeout }, handler);
+  // a failed handshake is the peer's problem, never the process's
+  if (server instanceof https.Server) server.on('tlsClientError', (_err: Error, socket: { destroy(): void }) => socket.destroy());
   server.on('upgrade', (req, socket, head) => {
     if (!opts.websocket.handleUpgrade(req, socket, head)) socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
   });
@@ -69,6 +79,10 @@ export function listenHttp(opts: {
         },
         stopAccepting: () => {
           if (server.listening) server.close();
+        },
+        setSecureContext: (options) => {
+          if (!(server instanceof https.Server)) throw new Error('setSecureContext: this HTTP listener is not HTTPS');
+          server.setSecureContext(options);
         },
         close: () =>
           new Promise<void>((done) => {

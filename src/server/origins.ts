@@ -1,7 +1,7 @@
 // Which web origins are this server's own (RFC 6454): the pages allowed to drive a signed-in user's
 // session (CSRF, src/session) and to open SIP over WebSocket with the user's credentials (a page on
 // another site must not, RFC 6455 §10.2). Own: scheme http or https, a host that is one of the
-// server's own names (own-names.ts), and the HTTP port; plus the origins the operator lists in
+// server's own names (own-names.ts), and the HTTP port (or, for https, the HTTPS port); plus the origins the operator lists in
 // `web.allowedOrigins` (a reverse proxy's https://chat.example.com, on port 443).
 
 import { parseHostHeader } from './own-names.ts';
@@ -39,6 +39,8 @@ export interface OwnOriginsOptions {
   names: { isOwn(host: string): boolean };
   /** the HTTP port: a function, as it is known only once listening */
   httpPort: () => number;
+  /** the HTTPS port (config httpsPort), null when off */
+  httpsPort?: () => number | null;
   /** more origins (config web.allowedOrigins), e.g. https://chat.example.com */
   allowed?: readonly string[];
 }
@@ -63,6 +65,7 @@ export class OwnOrigins {
     const origin = parseOrigin(value);
     if (origin === undefined) return false;
     if (this.#allowed.has(formatOrigin(origin))) return true;
-    return origin.port === this.#o.httpPort() && this.#o.names.isOwn(origin.host);
+    const port = origin.scheme === 'https' && origin.port === this.#o.httpsPort?.() ? origin.port : this.#o.httpPort();
+    return origin.port === port && this.#o.names.isOwn(origin.host);
   }
 }

@@ -1,7 +1,7 @@
 // `parley serve`: one process runs the organisation. This module builds the parts and connects
 // them; each part lives in its capability's folder.
 
-import { readFileSync } from 'node:fs';
+import { AcmeCertificates, AcmeChallenges, CertificateKeeper } from '../certs/index.ts';
 import { AUTH_MIGRATIONS, Authenticator, BasicSignIn, FairQueue, LockoutKeeper, basicCaller } from '../auth/index.ts';
 import { cachedUserLookup, createDirectoryRoute, DIRECTORY_MIGRATIONS } from '../directory/index.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -30,7 +30,7 @@ import { listenHttp, type HttpListener, type HttpRoute } from './http.ts';
 import { OwnNames } from './own-names.ts';
 import { OwnOrigins } from './origins.ts';
 import { SESSION_MIGRATIONS, WebSessions, createSessionRoute, sessionCaller } from '../session/index.ts';
-import { loadAdminToken, loadSecret } from './secrets.ts';
+import { loadAdminToken, loadSecret, secretPath } from './secrets.ts';
 import { createAdminRoute, serverCmdlets } from '../admin/index.ts';
 import { createConnectionGuard } from './connections.ts';
 import { createWebRoute, lazyWebBundle } from '../web/index.ts';
@@ -44,6 +44,8 @@ export interface RunningServer {
   readonly tcp: Endpoint;
   readonly tls: Endpoint | null;
   readonly http: Endpoint;
+  /** HTTPS and WSS (config httpsPort); null when off */
+  readonly https: Endpoint | null;
   readonly wsUrl: string;
   /** the line printed when ready; tests read the ports from it */
   readonly readyLine: string;
@@ -53,6 +55,8 @@ export interface RunningServer {
    * open group commit is written (its 202s go out), WebSockets close with 1001, connections close.
    */
   close(): Promise<void>;
+  /** reads the TLS certificate and key files again (SIGHUP); never throws, an unusable pair is logged and kept out */
+  reloadCertificates(reason: string): void;
   /** the step close() is at, for the log line when it does not finish in time */
   stopStep(): string;
 }
@@ -83,10 +87,11 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   // The names that are this server's, for every URL given to clients (never a foreign Host
   // header); the HTTP port is known once HTTP listens.
   let httpPort = config.httpPort;
+  let httpsPort = config.httpsPort;
   const ownNames = new OwnNames({ listen: config.listen, domain: config.domain, publicHosts: config.publicHosts, httpPort: () => httpPort });
   // The pages that may use a browser session and open SIP over WebSocket: the server's own names on
   // the HTTP port, and the origins the operator lists (a reverse proxy's)
-  const ownOrigins = new OwnOrigins({ names: ownNames, httpPort: () => httpPort, allowed: config.web.allowedOrigins });
+  const ownOrigins = new OwnOrigins({ names: ownNames, httpPort: () => httpPort, httpsPort: () => httpsPort, allowed: config.web.allowedOrigins });
   const isOwnOrigin = (origin: string): boolean => ownOrigins.isOwn(origin);
   // Browser sessions (src/session), and who is calling an HTTP route: the session cookie or HTTP Basic
   const webSessions = new WebSessions({ db });
@@ -214,25 +219,31 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     });
     closers.push(once(() => udp.close()), closeStreams);
 
+    // SIP over TLS and HTTPS start once the certificate is there (after HTTP: ACME's challenges)
     let tls: StreamListener | null = null;
-    if (config.tls) {
-      const tlsOptions = { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) };
-      tls = await listenStream({ protocol: 'tls', address: config.listen, port: config.sipsPort, limits, sink, guard, tls: tlsOptions });
-    }
+    const tlsWanted = config.tls !== null || config.acme !== null;
+    const challenges = config.acme === null ? null : new AcmeChallenges();
 
-    const websocket = createWebSocketAcceptor({
-      path: '/sip',
-      secure: false,
-      limits,
-      sink,
-      guard,
-      originAllowed: isOwnOrigin,
-      onOriginRefused: (origin, remote) => {
-        logger.warn({ origin: origin.slice(0, 200), remote: formatEndpoint(remote) }, 'WebSocket upgrade from a page of %s refused: not one of this server\'s origins', origin.slice(0, 200));
-        metrics.connectionEvent('SIP_WEBSOCKET_ORIGIN');
-      },
+    const webSocketAcceptor = (secure: boolean) =>
+      createWebSocketAcceptor({
+        path: '/sip',
+        secure,
+        limits,
+        sink,
+        guard,
+        originAllowed: isOwnOrigin,
+        onOriginRefused: (origin, remote) => {
+          logger.warn({ origin: origin.slice(0, 200), remote: formatEndpoint(remote) }, 'WebSocket upgrade from a page of %s refused: not one of this server\'s origins', origin.slice(0, 200));
+          metrics.connectionEvent('SIP_WEBSOCKET_ORIGIN');
+        },
+      });
+    const websocket = webSocketAcceptor(false);
+    // SIP over secure WebSocket on the HTTPS port
+    const secureWebsocket = tlsWanted && config.httpsPort !== null ? webSocketAcceptor(true) : null;
+    const closeWebSockets = once(async () => {
+      await websocket.close();
+      await secureWebsocket?.close();
     });
-    const closeWebSockets = once(() => websocket.close());
     closers.push(closeWebSockets);
     // /ready: what a load balancer asks before it sends traffic here (open, like /health)
     let http: HttpListener | undefined;
@@ -242,12 +253,13 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
       { name: 'spool writer', probe: () => (offline.writerRunning ? null : 'spool writer thread is not running') },
       listenerBound('SIP', `udp ${formatEndpoint(udp.local)}`, () => udp.bound),
       listenerBound('SIP', `tcp ${formatEndpoint(tcp.local)}`, () => tcp.bound),
-      ...(tls ? [listenerBound('SIP', `tls ${formatEndpoint(tls.local)}`, () => tls?.bound === true)] : []),
       // the HTTP port is known once it listens
       { get name() { return `HTTP ${config.listen}:${httpPort}`; }, probe: () => (http?.bound === true ? null : `HTTP listener ${config.listen}:${httpPort} is not bound`) },
     ];
     // Each capability that serves HTTP adds its route here (EWS, admin API, web client).
     const routes: HttpRoute[] = [createReadyRoute({ checks, draining: () => drain.draining, product: PRODUCT })];
+    // ACME's HTTP-01 challenges: /.well-known/acme-challenge/<token>, plain HTTP (RFC 8555 §8.3)
+    if (challenges !== null) routes.push(challenges);
     routes.push(createEwsRoute({ db, logger, domain: config.domain, product: PRODUCT, signIn, smtpRoutes: config.smtpRoutes, quota: mailboxQuota, onMailboxChanged: (address) => messageSummary.mailboxChanged(address), onRequest: (operation, fault) => metrics.ewsRequest(operation, fault) }));
     routes.push(createAutodiscoverRoute({ db, logger, domain: config.domain, product: PRODUCT, names: ownNames, signIn }));
     // a user's blocked watchers and contact list: /presence/blocked, /presence/contacts (HTTP Basic, as EWS)
@@ -302,7 +314,56 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     httpPort = http.port;
     ewsUrl = `http://${ownNames.defaultAuthority()}/EWS/Exchange.asmx`;
     const httpListener = http;
-    const closeHttp = once(() => httpListener.close());
+    // The certificate of SIP over TLS and HTTPS (src/certs): PEM files (tls), or from an ACME CA
+    // (acme), ordered now when none usable is stored, the HTTP port answering its challenges. Checked
+    // now (a bad pair stops the start), then reloaded when its files change or on SIGHUP.
+    let acmeCertificates: AcmeCertificates | null = null;
+    let certificates: CertificateKeeper | null = null;
+    const certificateLogger = logger.child({ component: 'certificates' });
+    if (config.acme !== null && challenges !== null) {
+      const files = { cert: secretPath(config.dataDir, 'acme-cert.pem'), key: secretPath(config.dataDir, 'acme-key.pem'), accountKey: config.acme.accountKeyFile ?? secretPath(config.dataDir, 'acme-account.pem') };
+      const issuer = new AcmeCertificates({ settings: config.acme, files, challenges, logger: logger.child({ component: 'acme' }), onIssued: () => certificates?.reload('ACME certificate issued') });
+      acmeCertificates = issuer;
+      closers.push(() => issuer.close());
+      await issuer.ensure();
+      certificates = new CertificateKeeper({ files: { cert: files.cert, key: files.key, certSetting: 'acme (stored certificate)', keySetting: 'acme (stored key)' }, logger: certificateLogger, stats: metrics });
+    } else if (config.tls !== null) {
+      certificates = new CertificateKeeper({ files: { cert: config.tls.cert, key: config.tls.key, certSetting: 'tls.cert', keySetting: 'tls.key' }, logger: certificateLogger, stats: metrics });
+    }
+    const keeper = certificates;
+    if (keeper !== null) {
+      closers.push(() => keeper.close());
+      const listener = await listenStream({ protocol: 'tls', address: config.listen, port: config.sipsPort, limits, sink, guard, tls: keeper.secureContextOptions() });
+      tls = listener;
+      keeper.attach(listener);
+      checks.push(listenerBound('SIP', `tls ${formatEndpoint(listener.local)}`, () => listener.bound));
+    }
+
+    // HTTPS: the same routes, and SIP over secure WebSocket, with the certificate of SIP over TLS
+    let https: HttpListener | null = null;
+    if (certificates !== null && secureWebsocket !== null && config.httpsPort !== null) {
+      https = await listenHttp({
+        address: config.listen,
+        port: config.httpsPort,
+        websocket: secureWebsocket,
+        product: PRODUCT,
+        routes,
+        headersTimeoutMs: Math.min(guard.limits.messageTimeoutMs, 60_000),
+        onAcceptError: (err) => guard.acceptFailed('wss', err),
+        tls: certificates.secureContextOptions(),
+      });
+      httpsPort = https.port;
+      certificates.attach(https);
+      const httpsListener = https;
+      checks.push({ name: `HTTPS ${formatEndpoint({ address: https.address, port: https.port })}`, probe: () => (httpsListener.bound ? null : `HTTPS listener ${formatEndpoint({ address: httpsListener.address, port: httpsListener.port })} is not bound`) });
+    }
+    certificates?.watch();
+    acmeCertificates?.start();
+    const httpsListener = https;
+    const closeHttp = once(async () => {
+      await httpListener.close();
+      await httpsListener?.close();
+    });
     closers.push(closeHttp);
 
     const sweep = setInterval(() => {
@@ -332,17 +393,27 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     const httpEndpoint = { address: http.address, port: http.port };
     let step = 'running';
     const wsUrl = `ws://${formatEndpoint(httpEndpoint)}/sip`;
+    const httpsEndpoint = https === null ? null : { address: https.address, port: https.port };
+    const wssUrl = httpsEndpoint === null ? 'off' : `wss://${formatEndpoint(httpsEndpoint)}/sip`;
     const readyLine =
       `Parley ready: domain=${config.domain} udp=${formatEndpoint(udp.local)} tcp=${formatEndpoint(tcp.local)} ` +
-      `tls=${tls ? formatEndpoint(tls.local) : 'off'} http=${formatEndpoint(httpEndpoint)} ws=${wsUrl} smtp=${smtp ? formatEndpoint(smtp) : 'off'}`;
+      `tls=${tls ? formatEndpoint(tls.local) : 'off'} http=${formatEndpoint(httpEndpoint)} https=${httpsEndpoint ? formatEndpoint(httpsEndpoint) : 'off'} ` +
+      `ws=${wsUrl} wss=${wssUrl} smtp=${smtp ? formatEndpoint(smtp) : 'off'}`;
     return {
       udp: udp.local,
       tcp: tcp.local,
       tls: tls?.local ?? null,
       http: httpEndpoint,
+      https: httpsEndpoint,
       wsUrl,
       readyLine,
       stopStep: () => step,
+      reloadCertificates: (reason) => {
+        if (certificates === null) logger.info({ reason }, '%s: no certificate to reload (TLS is off)', reason);
+        else certificates.reload(reason);
+        // with ACME: renew now if due (an issued certificate reloads through the keeper)
+        void acmeCertificates?.renewIfDue(reason);
+      },
       close: once(async () => {
         const inFlightMs = (config.shutdownTimeout * 1000) / 2;
         step = 'refusing new connections and requests';
@@ -350,6 +421,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
         tcp.stopAccepting();
         tls?.stopAccepting();
         websocket.stopAccepting();
+        secureWebsocket?.stopAccepting();
         step = `answering the SIP requests in flight (${drain.inFlight})`;
         if (!(await drain.idle(inFlightMs))) logger.warn({ inFlight: drain.inFlight }, '%d SIP requests still in flight after %d ms; stopping anyway', drain.inFlight, inFlightMs);
         step = 'writing the spool\'s open group commit';

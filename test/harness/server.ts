@@ -68,7 +68,11 @@ export interface ReadyInfo {
   /** null when the line says tls=off */
   tls: HostPort | null;
   http: HostPort;
+  /** null when the line says https=off (or has no https=) */
+  https: HostPort | null;
   wsUrl: string;
+  /** null when off */
+  wssUrl: string | null;
 }
 
 export interface ServerExit {
@@ -196,13 +200,17 @@ export function parseReadyLine(line: string): ReadyInfo {
     return v;
   };
   const tls = need('tls');
+  const https = fields.get('https') ?? 'off';
+  const wss = fields.get('wss') ?? 'off';
   return {
     domain: need('domain'),
     udp: parseHostPort(need('udp'), 'udp'),
     tcp: parseHostPort(need('tcp'), 'tcp'),
     tls: tls === 'off' ? null : parseHostPort(tls, 'tls'),
     http: parseHostPort(need('http'), 'http'),
+    https: https === 'off' ? null : parseHostPort(https, 'https'),
     wsUrl: need('ws'),
+    wssUrl: wss === 'off' ? null : wss,
   };
 }
 

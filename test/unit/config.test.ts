@@ -143,3 +143,42 @@ describe('quota settings', () => {
     assert.throws(() => loadConfig(file('{"offlineIm": {"recipientQuota": {"perMinute": 5}}}'), {}), /unknown setting config\.offlineIm\.recipientQuota\.perMinute; known: maxBytes, maxMessages/);
   });
 });
+
+describe('httpsPort', () => {
+  it('is off by default and needs a certificate', () => {
+    assert.equal(loadConfig(undefined, {}).httpsPort, null);
+    assert.throws(() => loadConfig(undefined, { httpsPort: 8443 }), /httpsPort needs a certificate: set tls/);
+    assert.throws(() => loadConfig(file('{"httpsPort": "8443"}'), {}), /config\.httpsPort must be a port number/);
+    const c = loadConfig(file('{"tls": {"cert": "c.pem", "key": "k.pem"}, "httpsPort": 8443}'), {});
+    assert.equal(c.httpsPort, 8443);
+  });
+});
+
+describe('acme', () => {
+  const good = { directoryUrl: 'https://acme.example/directory', domains: ['im.example.com'], termsOfServiceAgreed: true };
+  it('is off by default; renewBeforeDays defaults to 30; it gives httpsPort its certificate', () => {
+    assert.equal(loadConfig(undefined, {}).acme, null);
+    const c = loadConfig(file(JSON.stringify({ acme: good, httpsPort: 8443 })), {});
+    assert.deepEqual(c.acme, { ...good, renewBeforeDays: 30 });
+    assert.equal(c.httpsPort, 8443);
+  });
+
+  it('names the setting that is wrong or missing', () => {
+    const bad = (acme: object): string => {
+      try {
+        loadConfig(file(JSON.stringify({ acme })), {});
+      } catch (err) {
+        return (err as Error).message;
+      }
+      return 'accepted';
+    };
+    assert.match(bad({ ...good, termsOfServiceAgreed: false }), /config\.acme\.termsOfServiceAgreed must be true/);
+    assert.match(bad({ ...good, directoryUrl: 'http://acme.example/directory' }), /config\.acme\.directoryUrl must be the https:\/\/ URL/);
+    assert.match(bad({ ...good, domains: [] }), /config\.acme\.domains must list 1 to 100 domain names/);
+    assert.match(bad({ ...good, domains: ['Im.Example.com'] }), /config\.acme\.domains\[0\] must be a lower-case domain name/);
+    assert.match(bad({ ...good, renewBeforeDays: 0 }), /config\.acme\.renewBeforeDays must be a whole number from 1 to 3650/);
+    assert.match(bad({ directoryUrl: good.directoryUrl, termsOfServiceAgreed: true }), /config\.acme\.domains is required/);
+    assert.match(bad({ ...good, staging: true }), /unknown setting config\.acme\.staging/);
+    assert.throws(() => loadConfig(file(JSON.stringify({ acme: good, tls: { cert: 'c.pem', key: 'k.pem' } })), {}), /set tls \(your own PEM files\) or acme .*not both/);
+  });
+});

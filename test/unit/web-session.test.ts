@@ -55,6 +55,15 @@ describe('web origins', () => {
     assert.ok(!origins.isOwn('null'));
     assert.throws(() => new OwnOrigins({ names, httpPort: () => 1, allowed: ['chat.example.com'] }));
   });
+
+  it('own with httpsPort: an own name on the HTTPS port over https only', () => {
+    const names = { isOwn: (h: string) => h === 'parley.local' };
+    const origins = new OwnOrigins({ names, httpPort: () => 8080, httpsPort: () => 8443 });
+    assert.ok(origins.isOwn('https://parley.local:8443'));
+    assert.ok(origins.isOwn('http://parley.local:8080'));
+    assert.ok(!origins.isOwn('http://parley.local:8443'), 'the HTTPS port speaks https only');
+    assert.ok(!origins.isOwn('https://evil.example:8443'));
+  });
 });
 
 describe('paging parameters', () => {

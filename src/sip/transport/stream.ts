@@ -18,6 +18,8 @@ export interface StreamListener {
    * last answers of a drain, still goes out), and destroyed if still open after CLOSE_GRACE_MS
    */
   close(): Promise<void>;
+  /** TLS only: new handshakes use this certificate, established connections keep theirs */
+  setSecureContext(options: tls.SecureContextOptions): void;
 }
 
 /** How long an ended connection may take to close before it is destroyed, ms. */
@@ -155,6 +157,10 @@ export function listenStream(opts: StreamListenOptions): Promise<StreamListener>
         },
         stopAccepting: () => {
           if (server.listening) server.close();
+        },
+        setSecureContext: (options) => {
+          if (!(server instanceof tls.Server)) throw new Error('setSecureContext: this SIP listener is not TLS');
+          server.setSecureContext(options);
         },
         close: () =>
           new Promise<void>((done) => {
