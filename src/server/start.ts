@@ -89,14 +89,12 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   const ownNames = new OwnNames({ listen: config.listen, domain: config.domain, publicHosts: config.publicHosts, publicUrl: config.publicUrl, httpPort: () => httpPort });
   const advertise = config.sip.advertise ?? undefined;
   const advertisedHost = advertise === undefined ? undefined : parseHostHeader(advertise)?.host;
-  // Listening on every interface with nothing to name: say what to set before a client gets a URL it cannot use
-  const addressWarning = ownNames.startupWarning(config.sip.advertise);
-  if (addressWarning !== null) logger.warn({ listen: config.listen }, addressWarning);
   /** The request's place for OwnNames: its Host, the local address of its connection, TLS or not. */
   const placeOf = (req: http.IncomingMessage, secure: boolean) => ({ host: req.headers.host, localAddress: req.socket.localAddress, secure });
   // The pages that may use a browser session and open SIP over WebSocket: the server's own names on
-  // the HTTP port, and the origins the operator lists (a reverse proxy's)
-  const ownOrigins = new OwnOrigins({ names: ownNames, httpPort: () => httpPort, allowed: config.web.allowedOrigins });
+  // the HTTP port, the origins the operator lists (a reverse proxy's), and publicUrl's (the pages
+  // clients are sent to)
+  const ownOrigins = new OwnOrigins({ names: ownNames, httpPort: () => httpPort, allowed: [...config.web.allowedOrigins, ...(config.publicUrl === null ? [] : [config.publicUrl])] });
   const isOwnOrigin = (origin: string): boolean => ownOrigins.isOwn(origin);
   // Browser sessions (src/session), and who is calling an HTTP route: the session cookie or HTTP Basic
   const webSessions = new WebSessions({ db });
@@ -310,6 +308,9 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
       onAcceptError: (err) => guard.acceptFailed('ws', err),
     });
     httpPort = http.port;
+    // Listening on every interface with nothing to name: say what to set before a client gets a URL it cannot use
+    const addressWarning = ownNames.startupWarning(config.sip.advertise);
+    if (addressWarning !== null) logger.warn({ listen: config.listen }, addressWarning);
     const httpListener = http;
     const closeHttp = once(() => httpListener.close());
     closers.push(closeHttp);
