@@ -158,7 +158,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   const drain = new RequestDrain(config.shutdownTimeout);
   const ctx: SipContext = {
     domain: config.domain,
-    isOwnHost: (host) => host.toLowerCase() === advertisedHost || ownNames.isOwn(host),
+    isOwnHost: (host) => host.toLowerCase().replace(/^\[|\]$/g, '') === advertisedHost || ownNames.isOwn(host),
     allow: handlers.map((h) => h.method),
     product: PRODUCT,
     logger,
