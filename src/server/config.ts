@@ -196,7 +196,11 @@ const text = (pattern: RegExp, what: string): Check => (v, path) => {
   return v;
 };
 const domainName = text(/^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/, 'a lower-case domain name such as parley.local');
-const address = text(/^[0-9a-fA-F.:]+$|^localhost$/, 'an IP address to listen on, such as 127.0.0.1 or 0.0.0.0');
+/** an IPv4 or IPv6 address (`::` listens on both: dual stack), or localhost */
+const address: Check = (v, path) => {
+  if (typeof v !== 'string' || (v !== 'localhost' && isIP(v) === 0)) throw new ConfigError(`${path} must be an IP address to listen on, such as 127.0.0.1, 0.0.0.0 (every IPv4 address), ::1 or :: (every IPv6 and IPv4 address), not ${JSON.stringify(v)}`);
+  return v;
+};
 const nonEmpty = text(/./, 'a non-empty path');
 const logLevel: Check = (v, path) => {
   if (!(LOG_LEVELS as readonly unknown[]).includes(v)) throw new ConfigError(`${path} must be one of ${LOG_LEVELS.join(', ')}, not ${JSON.stringify(v)}`);

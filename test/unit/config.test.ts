@@ -140,6 +140,11 @@ describe('publicUrl and sip.advertise settings', () => {
     assert.throws(() => loadConfig(undefined, { publicUrl: 'nope' }), /flag\.publicUrl must be/);
   });
 
+  it('listen takes IPv4 and IPv6 addresses, and nothing that only looks like one', () => {
+    for (const listen of ['0.0.0.0', '::', '::1', '2001:db8::5', '127.0.0.1', 'localhost']) assert.equal(loadConfig(undefined, { listen }).listen, listen);
+    for (const listen of ['1.2', ':::', '[::1]', '0.0.0.0:5060']) assert.throws(() => loadConfig(undefined, { listen }), /flag\.listen must be an IP address to listen on/, listen);
+  });
+
   it('sip.advertise takes host[:port], IPv6 in brackets', () => {
     assert.equal(loadConfig(file('{"sip": {"advertise": "SIP.Example.com"}}'), {}).sip.advertise, 'sip.example.com');
     assert.equal(loadConfig(file('{"sip": {"advertise": "203.0.113.5:5070"}}'), {}).sip.advertise, '203.0.113.5:5070');
