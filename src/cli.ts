@@ -19,10 +19,11 @@ const USAGE = `Usage: parley <command> [options]
 Commands:
   serve [--config FILE] [--data-dir DIR] [--domain DOMAIN] [--listen ADDR]
         [--sip-port N] [--sips-port N] [--http-port N] [--https-port N]
-        [--log-level LEVEL] [--digest-algorithms SHA-256,MD5] [--demo]
+        [--log-level LEVEL] [--digest-algorithms SHA-256,MD5] [--public-url URL] [--demo]
                          run the server (SIP over UDP, TCP, TLS and WebSocket; the web
                          client at http://HOST:HTTP-PORT/); --demo: on a new data
                          directory, make three demo users and print their passwords;
+                         --public-url: the URL clients reach the server at (publicUrl);
                          SIGHUP reloads the TLS certificate and key files
   check-config [--config FILE] [the options of serve]
                          check the configuration as serve would load it, and the files it
@@ -137,8 +138,8 @@ async function serve(args: string[]): Promise<number> {
     }
   }
   io.out(server.readyLine);
-  for (const line of welcomeLines(server.http, config.domain)) io.out(line);
-  if (demoUsers.length > 0) for (const line of demoLines(demoUsers, server.http)) io.out(line);
+  for (const line of welcomeLines(server.webUrl, config.domain)) io.out(line);
+  if (demoUsers.length > 0) for (const line of demoLines(demoUsers, server.webUrl)) io.out(line);
   // SIGTERM or SIGINT drains (server.close()) within shutdownTimeout; past it, or at a second
   // signal, the process exits at once, saying which step did not finish.
   return new Promise<number>((resolve) => {
@@ -195,6 +196,7 @@ function configFromArgs(command: string, args: string[]): ReturnType<typeof load
         'smtp-port': { type: 'string' },
         'log-level': { type: 'string' },
         'digest-algorithms': { type: 'string' },
+        'public-url': { type: 'string' },
       },
     }));
   } catch (err) {
@@ -212,6 +214,7 @@ function configFromArgs(command: string, args: string[]): ReturnType<typeof load
       httpsPort: portFlag(values['https-port'], '--https-port'),
       smtpPort: portFlag(values['smtp-port'], '--smtp-port'),
       logLevel: values['log-level'] as LogLevel | undefined,
+      publicUrl: values['public-url'],
       digestAlgorithms: values['digest-algorithms']?.split(',').map((a) => a.trim()) as DigestAlgorithm[] | undefined,
     };
     return loadConfig(values.config, flags);

@@ -9,7 +9,7 @@
 // itself, whatever it writes in X-Forwarded-For.
 
 import { isIP } from 'node:net';
-import { sourceOf } from '../sip/index.ts';
+import { plainAddress, sourceOf } from '../sip/index.ts';
 
 /**
  * The key a source address is counted under: `192.0.2.7`, or `2001:db8:1:2::/64` — the same rule
@@ -43,9 +43,5 @@ export function isLoopbackAddress(address: string): boolean {
   return isIP(v4) === 4 && v4.startsWith('127.');
 }
 
-/** `::ffff:127.0.0.1` → `127.0.0.1`, `[::1]` → `::1`: the form trusted proxies are written in. */
-export function plainAddress(address: string): string {
-  const bare = address.startsWith('[') && address.endsWith(']') ? address.slice(1, -1) : address;
-  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(bare);
-  return mapped?.[1] ?? bare.toLowerCase();
-}
+/** `::ffff:127.0.0.1` → `127.0.0.1`, `[::1]` → `::1`: the form trusted proxies are written in (one rule with the transports). */
+export { plainAddress };

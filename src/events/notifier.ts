@@ -4,7 +4,7 @@
 
 import type { Logger } from 'pino';
 import type { FlowRef } from '../registrar/index.ts';
-import { createRequest, formatEndpoint, Headers, newBranch, viaTransport } from '../sip/index.ts';
+import { createRequest, Headers, newBranch, sentBy, viaTransport } from '../sip/index.ts';
 import type { Flow, SipRequest, SipResponse, TransactionLayer } from '../sip/index.ts';
 import type { Subscription, TerminationReason } from './subscriptions.ts';
 
@@ -156,7 +156,7 @@ export function buildNotify(sub: Subscription, flow: Flow, document: EventDocume
   const d = sub.dialog;
   const headers = new Headers();
   const branch = newBranch();
-  headers.append('via', `SIP/2.0/${viaTransport(flow.protocol)} ${formatEndpoint(flow.local)};branch=${branch}`);
+  headers.append('via', `SIP/2.0/${viaTransport(flow.protocol)} ${sentBy(flow)};branch=${branch}`);
   headers.append('max-forwards', '70');
   for (const route of d.routeSet) headers.append('route', route);
   headers.append('from', d.localHeader);
@@ -173,6 +173,6 @@ export function buildNotify(sub: Subscription, flow: Flow, document: EventDocume
 }
 
 /** Where the subscriber sends in-dialog requests (a refresh, an unsubscribe): Parley itself. */
-export function notifierContact(flow: Pick<Flow, 'local' | 'protocol'>): string {
-  return `<sip:${formatEndpoint(flow.local)};transport=${flow.protocol}>`;
+export function notifierContact(flow: Pick<Flow, 'local' | 'protocol' | 'advertised'>): string {
+  return `<sip:${sentBy(flow)};transport=${flow.protocol}>`;
 }

@@ -25,8 +25,12 @@ const LIMITS = { maxBytes: 16 * 1024, maxDepth: 8, maxElements: 32 };
  * Never the request's Host as sent: `Host: evil.example` would send the client's password there.
  */
 export interface ServerAuthority {
-  /** host[:port] for a client that asked with this Host header: the header's when it names this server, else the server's own; `foreign` is the refused header */
-  authorityFor(hostHeader: string | undefined): { authority: string; foreign: string | null };
+  /**
+   * The base URL (`scheme://host[:port]`) for a client that asked with this Host header on a
+   * connection to `localAddress`: the header's host when it names this server, else the server's
+   * own (its publicUrl, or the connection's local address); `foreign` is the refused header
+   */
+  baseFor(place: { host?: string | undefined; localAddress?: string | undefined; secure?: boolean }): { base: string; foreign: string | null };
 }
 
 export interface AutodiscoverRouteOptions {
@@ -36,7 +40,7 @@ export interface AutodiscoverRouteOptions {
   product: string;
   /** the host the announced EWS URL names */
   names: ServerAuthority;
-  /** the EWS URL to announce; default: the request's scheme, the host `names` allows, /EWS/Exchange.asmx */
+  /** the EWS URL to announce; default: the base URL `names` gives, /EWS/Exchange.asmx */
   ewsUrl?: string;
   /** accept Basic credentials over plain HTTP from other hosts than loopback (default false) */
   allowPlainHttp?: boolean;
@@ -79,17 +83,17 @@ export function createAutodiscoverRoute(opts: AutodiscoverRouteOptions): HttpRou
     return undefined;
   }
 
-  /** The server's host[:port] as this request may be told it; a foreign Host is logged, not echoed. */
-  function authorityFor(req: http.IncomingMessage, user: string): string {
-    const { authority, foreign } = opts.names.authorityFor(req.headers.host);
-    if (foreign !== null) opts.logger.warn({ user, host: foreign, answered: authority }, 'autodiscover: Host %s is not a name of this server; answering with %s', foreign, authority);
-    return authority;
+  /** The server's base URL as this request may be told it; a foreign Host is logged, not echoed. */
+  function baseFor(req: http.IncomingMessage, user: string): string {
+    const secure = (req.socket as { encrypted?: boolean }).encrypted === true;
+    const { base, foreign } = opts.names.baseFor({ host: req.headers.host, localAddress: req.socket.localAddress, secure });
+    if (foreign !== null) opts.logger.warn({ user, host: foreign, answered: base }, 'autodiscover: Host %s is not a name of this server; answering with %s', foreign, base);
+    return base;
   }
 
-  /** The EWS URL to announce: configured, or from the request's scheme and the allowed host. */
-  function ewsUrlFor(req: http.IncomingMessage, authority: string): string {
-    const scheme = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
-    return opts.ewsUrl ?? `${scheme}://${authority}/EWS/Exchange.asmx`;
+  /** The EWS URL to announce: configured, or under the allowed base URL. */
+  function ewsUrlFor(base: string): string {
+    return opts.ewsUrl ?? `${base}/EWS/Exchange.asmx`;
   }
 
   async function serveSoap(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -99,7 +103,7 @@ export function createAutodiscoverRoute(opts: AutodiscoverRouteOptions): HttpRou
     try {
       const reader = new XmlReader({ ...LIMITS, maxElements: 256 });
       for await (const chunk of req) reader.write(chunk as Buffer);
-      answer = answerGetUserSettings(reader.end(), { user, displayName: findUser(opts.db, user)?.displayName ?? user, ewsUrl: ewsUrlFor(req, authorityFor(req, user)) });
+      answer = answerGetUserSettings(reader.end(), { user, displayName: findUser(opts.db, user)?.displayName ?? user, ewsUrl: ewsUrlFor(baseFor(req, user)) });
     } catch (error) {
       if (!(error instanceof XmlError)) throw error;
       req.destroy();
@@ -132,8 +136,9 @@ export function createAutodiscoverRoute(opts: AutodiscoverRouteOptions): HttpRou
       return void send(res, opts.product, 200, 'text/xml; charset=utf-8', errorXml(500, 'The e-mail address cannot be found.'));
     }
     const record = findUser(opts.db, user);
-    const host = authorityFor(req, user);
-    const ewsUrl = ewsUrlFor(req, host);
+    const base = baseFor(req, user);
+    const host = new URL(base).host;
+    const ewsUrl = ewsUrlFor(base);
     const protocol = (type: string) => `<Protocol><Type>${type}</Type><Server>${escapeXmlText(host)}</Server><ASUrl>${escapeXmlText(ewsUrl)}</ASUrl><EwsUrl>${escapeXmlText(ewsUrl)}</EwsUrl><EmwsUrl>${escapeXmlText(ewsUrl)}</EmwsUrl></Protocol>`;
     send(
       res,

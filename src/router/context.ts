@@ -11,8 +11,8 @@ import type { Flow, NonInviteServerTransaction, SipRequest, TransactionLayer } f
 export interface SipContext {
   /** the SIP domain Parley serves, `parley.local` */
   domain: string;
-  /** the addresses Parley listens on: a Route naming one of them is Parley itself */
-  ownHosts: ReadonlySet<string>;
+  /** whether a host (a Route's, say) names Parley itself: its own names, addresses and `sip.advertise` host */
+  isOwnHost(host: string): boolean;
   /** the methods Parley serves, for Allow */
   allow: readonly string[];
   /** `Server`/`User-Agent` header value */

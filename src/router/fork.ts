@@ -4,7 +4,7 @@
 
 import type { Binding } from '../registrar/location.ts';
 import type { SipContext } from './context.ts';
-import { type Flow, formatEndpoint, newBranch, parseNameAddr, parseUri, viaTransport } from '../sip/index.ts';
+import { type Flow, newBranch, parseNameAddr, parseUri, sentBy, viaTransport } from '../sip/index.ts';
 import type { SipRequest, SipResponse } from '../sip/index.ts';
 
 export type ForkOutcome =
@@ -94,7 +94,7 @@ function forwardedRequest(ctx: SipContext, request: SipRequest, binding: Binding
   headers.delete('proxy-authorization');
   while (isOwnRoute(ctx, headers.get('route'))) headers.shift('route');
   const branch = newBranch();
-  headers.prepend('via', `SIP/2.0/${viaTransport(flow.protocol)} ${formatEndpoint(flow.local)};branch=${branch}`);
+  headers.prepend('via', `SIP/2.0/${viaTransport(flow.protocol)} ${sentBy(flow)};branch=${branch}`);
   return { kind: 'request', method: request.method, uri: binding.contact, headers, body: request.body };
 }
 
@@ -102,7 +102,7 @@ function isOwnRoute(ctx: SipContext, route: string | undefined): boolean {
   if (route === undefined) return false;
   try {
     const host = parseUri(parseNameAddr(route).uri).host;
-    return host === ctx.domain || ctx.ownHosts.has(host);
+    return host === ctx.domain || ctx.isOwnHost(host);
   } catch {
     return false;
   }

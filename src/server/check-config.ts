@@ -19,6 +19,8 @@ export function checkStartup(config: Readonly<ServerConfig>, now: Date = new Dat
   return [
     `domain: ${config.domain}`,
     `listen: ${config.listen}`,
+    `publicUrl: ${config.publicUrl ?? "not set (URLs given to clients name the request's Host when it is this server's, else the address the client connected to)"}`,
+    `sip.advertise: ${config.sip.advertise ?? 'not set (Via and Contact name the local address of each connection)'}`,
     `ports: sip ${config.sipPort} (UDP, TCP), sips ${config.tls === null && config.acme === null ? `${config.sipsPort} (unused: TLS off)` : `${config.sipsPort} (TLS)`}, http ${config.httpPort} (EWS, WebSocket, admin API), https ${config.httpsPort ?? 'off'}, smtp ${config.smtpPort ?? 'off'}`,
     `tls: ${tls}`,
     `data dir: ${resolve(config.dataDir)}`,

@@ -16,7 +16,8 @@ import { DEFAULT_SUBSCRIBE_EXPIRY } from '../events/index.ts';
 import { DEFAULT_SUBSCRIPTION_LIMITS, type SubscriptionLimits } from '../events/index.ts';
 import { DEFAULT_PUBLISH_EXPIRY, type ExpirySettings, MAX_PUBLISH_BODY } from '../presence/index.ts';
 import type { AcmeSettings } from '../certs/index.ts';
-import { parseHostHeader } from './own-names.ts';
+import { isWildcardAddress } from '../sip/index.ts';
+import { formatAuthority, parseHostHeader } from './own-names.ts';
 import { formatOrigin, parseOrigin } from './origins.ts';
 
 export interface ServerConfig {
@@ -60,11 +61,22 @@ export interface ServerConfig {
     checkDigestUri: boolean;
     /** limits of SIP connections over TCP, TLS and WebSocket (src/sip/transport/guard.ts) */
     connections: ConnectionSettings;
+    /**
+     * host[:port] the server names itself by in the Via and Contact it writes (and the EWS URL of
+     * provisioning, without publicUrl): for a server behind NAT or listening on every interface; null: the local address of each flow
+     */
+    advertise: string | null;
   };
   /** durations of presence publications (RFC 3903) and subscriptions (RFC 3856), seconds */
   presence: { publishExpiry: ExpirySettings; subscribeExpiry: ExpirySettings };
   /** more names clients reach this server at (a reverse proxy's): a Host naming one may appear in URLs given back (src/server/own-names.ts) */
   publicHosts: string[];
+  /**
+   * the base URL clients use for HTTP and the SIP WebSocket (`https://chat.example.com`): every URL
+   * given to a client names it (src/server/own-names.ts); null: the request's Host when it is one
+   * of ours, else the connection's local address
+   */
+  publicUrl: string | null;
   /** limits on live subscriptions (RFC 6665), every event package: per watcher and resource, per watcher, per resource */
   events: SubscriptionLimits;
   /** sign-in protection: lockouts of sources and accounts, the HTTP password-hashing queue */
@@ -156,9 +168,10 @@ export const DEFAULT_CONFIG: ServerConfig = {
   },
   mailboxes: {},
   mailboxQuota: { ...DEFAULT_MAILBOX_QUOTA },
-  sip: { t1: 500, t2: 4000, t4: 5000, nonceLifetime: 300, digestAlgorithms: ['SHA-256', 'MD5'], checkDigestUri: true, connections: CONNECTION_DEFAULTS },
+  sip: { t1: 500, t2: 4000, t4: 5000, nonceLifetime: 300, digestAlgorithms: ['SHA-256', 'MD5'], checkDigestUri: true, connections: CONNECTION_DEFAULTS, advertise: null },
   presence: { publishExpiry: { ...DEFAULT_PUBLISH_EXPIRY }, subscribeExpiry: { ...DEFAULT_SUBSCRIBE_EXPIRY } },
   publicHosts: [],
+  publicUrl: null,
   events: { ...DEFAULT_SUBSCRIPTION_LIMITS },
   auth: {
     lockout: { sourceThreshold: 10, accountThreshold: 50, window: 900, duration: 60, maxDuration: 3600 },
@@ -193,7 +206,11 @@ const text = (pattern: RegExp, what: string): Check => (v, path) => {
   return v;
 };
 const domainName = text(/^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/, 'a lower-case domain name such as parley.local');
-const address = text(/^[0-9a-fA-F.:]+$|^localhost$/, 'an IP address to listen on, such as 127.0.0.1 or 0.0.0.0');
+/** an IPv4 or IPv6 address (`::` listens on both: dual stack), or localhost */
+const address: Check = (v, path) => {
+  if (typeof v !== 'string' || (v !== 'localhost' && isIP(v) === 0)) throw new ConfigError(`${path} must be an IP address to listen on, such as 127.0.0.1, 0.0.0.0 (every IPv4 address), ::1 or :: (every IPv6 and IPv4 address), not ${JSON.stringify(v)}`);
+  return v;
+};
 const nonEmpty = text(/./, 'a non-empty path');
 const logLevel: Check = (v, path) => {
   if (!(LOG_LEVELS as readonly unknown[]).includes(v)) throw new ConfigError(`${path} must be one of ${LOG_LEVELS.join(', ')}, not ${JSON.stringify(v)}`);
@@ -214,6 +231,37 @@ const publicHost: Check = (v, path) => {
   const host = typeof v === 'string' ? parseHostHeader(v) : undefined;
   if (host === undefined || host.port !== null) throw new ConfigError(`${path} must be a host name or IP address without port or scheme, such as mail.example.com, not ${JSON.stringify(v)}`);
   return host.host;
+};
+/**
+ * `publicUrl`: http:// or https://, a host (not a wildcard address) and an optional port, no path,
+ * query, fragment or user info; kept as its origin (`https://chat.example.com`, default port dropped)
+ */
+const publicUrl: Check = (v, path) => {
+  if (v === null) return null;
+  const what = `${path} must be the URL clients reach this server at: http:// or https://, a host name or address and an optional port, nothing after (such as "https://chat.example.com" or "http://192.0.2.10:8080"), not ${JSON.stringify(v)}`;
+  let url: URL;
+  try {
+    if (typeof v !== 'string') throw new TypeError();
+    url = new URL(v);
+  } catch {
+    throw new ConfigError(what);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`${what}: the scheme is not http or https`);
+  if (url.username !== '' || url.password !== '') throw new ConfigError(`${what}: no user name or password belongs in it`);
+  if ((url.pathname !== '/' && url.pathname !== '') || url.search !== '' || url.hash !== '' || /[?#]/.test(v as string)) {
+    throw new ConfigError(`${what}: Parley serves from the root of its URL, so no path, query or fragment (a reverse proxy must map the whole host)`);
+  }
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  if (isWildcardAddress(host)) throw new ConfigError(`${what}: ${host} is "every address", which no client can connect to`);
+  return url.origin;
+};
+/** `sip.advertise`: host[:port], as a Via sent-by is written (IPv6 in brackets); not a wildcard */
+const advertise: Check = (v, path) => {
+  if (v === null) return null;
+  const parsed = typeof v === 'string' ? parseHostHeader(v) : undefined;
+  if (parsed === undefined) throw new ConfigError(`${path} must be the host[:port] SIP clients reach this server at (such as "sip.example.com", "203.0.113.5:5060" or "[2001:db8::5]"), not ${JSON.stringify(v)}`);
+  if (isWildcardAddress(parsed.host)) throw new ConfigError(`${path} must name an address clients can reach, not ${parsed.host} ("every address")`);
+  return formatAuthority(parsed.host, parsed.port);
 };
 /** where mail for another organisation goes: `{ "host": "mx.partner.example", "port": 25 }` */
 const smtpRoute: Check = (v, path) => {
@@ -385,7 +433,7 @@ const SCHEMA = section({
   }),
   mailboxes,
   mailboxQuota: section({ issueWarningQuota: byteSize, prohibitSendQuota: byteSize, prohibitSendReceiveQuota: byteSize, recoverableItemsQuota: byteSize }),
-  sip: section({ t1: positive(1, 10_000), t2: positive(1, 60_000), t4: positive(1, 60_000), nonceLifetime: positive(10, 86400), digestAlgorithms, checkDigestUri: flag, connections: section({
+  sip: section({ t1: positive(1, 10_000), t2: positive(1, 60_000), t4: positive(1, 60_000), nonceLifetime: positive(10, 86400), digestAlgorithms, checkDigestUri: flag, advertise, connections: section({
     idleTimeout: positive(0.1, 86400),
     messageTimeout: positive(0.1, 3600),
     maxPerSource: count(1, 1_000_000),
@@ -397,6 +445,7 @@ const SCHEMA = section({
     if (!Array.isArray(v) || v.length > 100) throw new ConfigError(`${path} must be a list of at most 100 host names or IP addresses, not ${JSON.stringify(v)}`);
     return v.map((h, i) => publicHost(h, `${path}[${i}]`));
   },
+  publicUrl,
   events: section({ maxSubscriptionsPerWatcherResource: count(1, 1000), maxSubscriptionsPerWatcher: count(1, 1_000_000), maxSubscriptionsPerResource: count(1, 1_000_000) }),
   auth,
   web: section({
@@ -413,7 +462,7 @@ const SCHEMA = section({
   digestAlgorithms,
 });
 
-export type ConfigOverrides = Partial<Pick<ServerConfig, 'domain' | 'listen' | 'sipPort' | 'sipsPort' | 'httpPort' | 'httpsPort' | 'smtpPort' | 'dataDir' | 'logLevel'>> & {
+export type ConfigOverrides = Partial<Pick<ServerConfig, 'domain' | 'listen' | 'sipPort' | 'sipsPort' | 'httpPort' | 'httpsPort' | 'smtpPort' | 'dataDir' | 'logLevel' | 'publicUrl'>> & {
   digestAlgorithms?: DigestAlgorithm[];
 };
 
@@ -450,8 +499,9 @@ export function loadConfig(file: string | undefined, flags: ConfigOverrides): Re
   };
   const { digestAlgorithms: algorithmsFlag, ...topFlags } = flags;
   const defined = Object.fromEntries(Object.entries(topFlags).filter(([, v]) => v !== undefined));
-  SCHEMA(algorithmsFlag === undefined ? defined : { ...defined, digestAlgorithms: algorithmsFlag }, 'flag');
-  const config = { ...merged, ...defined } as ServerConfig;
+  // the flags as validated: some settings are normalised (publicUrl to its origin)
+  const { digestAlgorithms: _checked, ...checkedFlags } = SCHEMA(algorithmsFlag === undefined ? defined : { ...defined, digestAlgorithms: algorithmsFlag }, 'flag') as Record<string, unknown>;
+  const config = { ...merged, ...checkedFlags } as ServerConfig;
   if (algorithmsFlag !== undefined) config.sip = { ...config.sip, digestAlgorithms: algorithmsFlag };
   if (config.registrar.minExpires > config.registrar.maxExpires) throw new ConfigError('registrar.minExpires must not exceed registrar.maxExpires');
   if (config.offlineIm.retryBase > config.offlineIm.retryMax) throw new ConfigError('offlineIm.retryBase must not exceed offlineIm.retryMax');

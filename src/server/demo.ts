@@ -58,27 +58,24 @@ export async function createDemoUsers(dataDir: string, domain: string, now: () =
   }
 }
 
-/** What to open and how to add a real user: printed after the ready line on every start. */
-export function welcomeLines(http: { address: string; port: number }, domain: string): string[] {
+/**
+ * What to open and how to add a real user: printed after the ready line on every start. `webUrl`
+ * is the server's (RunningServer.webUrl): publicUrl, or an address of it, never 0.0.0.0.
+ */
+export function welcomeLines(webUrl: string, domain: string): string[] {
   return [
-    `Open ${webUrl(http)} in a browser to use Parley (or: bin/parley chat --user you@${domain}).`,
+    `Open ${webUrl} in a browser to use Parley (or: bin/parley chat --user you@${domain}).`,
     `Add a user: bin/parley user add you@${domain} --password … --display-name "Your Name"`,
   ];
 }
 
 /** The demo users, printed once after the ready line on the start that made them. */
-export function demoLines(users: readonly DemoUser[], http: { address: string; port: number }): string[] {
+export function demoLines(users: readonly DemoUser[], webUrl: string): string[] {
   const width = Math.max(...users.map((u) => u.address.length));
   return [
     `Demo users (made now, on this new data directory; their passwords are shown only this once):`,
     ...users.map((u) => `  ${u.address.padEnd(width)}  password ${u.password}  (${u.displayName})`),
-    `Sign in as two of them in two browser windows at ${webUrl(http)} to try it out.`,
+    `Sign in as two of them in two browser windows at ${webUrl} to try it out.`,
     `Remove them when done: bin/parley user remove ${users[0]?.address ?? 'alice@DOMAIN'} (and the others).`,
   ];
-}
-
-/** http://HOST:PORT/ for a person: a wildcard listen address is reached as localhost. */
-export function webUrl(http: { address: string; port: number }): string {
-  const host = http.address === '0.0.0.0' || http.address === '::' || http.address === '' ? 'localhost' : http.address.includes(':') ? `[${http.address}]` : http.address;
-  return `http://${host}:${http.port}/`;
 }

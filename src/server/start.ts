@@ -2,6 +2,7 @@
 // them; each part lives in its capability's folder.
 
 import { AcmeCertificates, AcmeChallenges, CertificateKeeper } from '../certs/index.ts';
+import type http from 'node:http';
 import { AUTH_MIGRATIONS, Authenticator, BasicSignIn, FairQueue, LockoutKeeper, basicCaller } from '../auth/index.ts';
 import { cachedUserLookup, createDirectoryRoute, DIRECTORY_MIGRATIONS } from '../directory/index.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -27,7 +28,7 @@ import { traceEndpoint } from '../observability/trace-endpoint.ts';
 import { EmbeddedMailboxConnector, MAILBOX_MIGRATIONS, MailboxQuota, SmtpOutbound, createAutodiscoverRoute, createEwsRoute, startSmtpInbound } from '../mailbox/index.ts';
 import { largestBody, type ServerConfig } from './config.ts';
 import { listenHttp, type HttpListener, type HttpRoute } from './http.ts';
-import { OwnNames } from './own-names.ts';
+import { formatAuthority, OwnNames, parseHostHeader, type RequestPlace, webSocketBase } from './own-names.ts';
 import { OwnOrigins } from './origins.ts';
 import { SESSION_MIGRATIONS, WebSessions, createSessionRoute, sessionCaller } from '../session/index.ts';
 import { loadAdminToken, loadSecret, secretPath } from './secrets.ts';
@@ -47,6 +48,8 @@ export interface RunningServer {
   /** HTTPS and WSS (config httpsPort); null when off */
   readonly https: Endpoint | null;
   readonly wsUrl: string;
+  /** the web client's URL for a person: publicUrl, or an address of this server (never 0.0.0.0; localhost when the machine has none) */
+  readonly webUrl: string;
   /** the line printed when ready; tests read the ports from it */
   readonly readyLine: string;
   /**
@@ -88,18 +91,23 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   // header); the HTTP port is known once HTTP listens.
   let httpPort = config.httpPort;
   let httpsPort = config.httpsPort;
-  const ownNames = new OwnNames({ listen: config.listen, domain: config.domain, publicHosts: config.publicHosts, httpPort: () => httpPort });
+  const ownNames = new OwnNames({ listen: config.listen, domain: config.domain, publicHosts: config.publicHosts, publicUrl: config.publicUrl, httpPort: () => httpPort });
+  const advertise = config.sip.advertise ?? undefined;
+  const advertisedHost = advertise === undefined ? undefined : parseHostHeader(advertise)?.host;
+  /** The request's place for OwnNames: its Host, the local address of its connection, TLS or not. */
+  const placeOf = (req: http.IncomingMessage, secure: boolean) => ({ host: req.headers.host, localAddress: req.socket.localAddress, secure });
   // The pages that may use a browser session and open SIP over WebSocket: the server's own names on
-  // the HTTP port, and the origins the operator lists (a reverse proxy's)
-  const ownOrigins = new OwnOrigins({ names: ownNames, httpPort: () => httpPort, httpsPort: () => httpsPort, allowed: config.web.allowedOrigins });
+  // the HTTP port, the origins the operator lists (a reverse proxy's), and publicUrl's (the pages
+  // clients are sent to)
+  const ownOrigins = new OwnOrigins({ names: ownNames, httpPort: () => httpPort, httpsPort: () => httpsPort, allowed: [...config.web.allowedOrigins, ...(config.publicUrl === null ? [] : [config.publicUrl])] });
   const isOwnOrigin = (origin: string): boolean => ownOrigins.isOwn(origin);
   // Browser sessions (src/session), and who is calling an HTTP route: the session cookie or HTTP Basic
   const webSessions = new WebSessions({ db });
   const basic = basicCaller(signIn, config.domain);
   const apiCaller = sessionCaller({ sessions: webSessions, basic, isOwnOrigin, challenge: false });
   // The event packages (RFC 6665): SUBSCRIBE and PUBLISH are part of Allow; the event service
-  // starts the packages once the context exists. The EWS URL is known once HTTP listens.
-  let ewsUrl = '';
+  // starts the packages once the context exists. The EWS URL names the HTTP port, known once HTTP
+  // listens; without publicUrl it names the sip.advertise host, else the address the subscriber reached.
   const presence = new PresenceService({ ...config.presence, blocks: databaseBlockList(db), contacts: databaseContactLists(db) });
   const findUser = cachedUserLookup(db);
   const userExists = (address: string): boolean => findUser(address) !== undefined;
@@ -108,7 +116,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   const mailboxQuota = new MailboxQuota(config.mailboxQuota);
   const mailboxes = createMailboxRouting(config.mailboxes, new EmbeddedMailboxConnector({ db, userExists, quota: mailboxQuota }));
   const messageSummary = new MessageSummaryPackage({ summary: (address) => mailboxes.connectorFor(address).connector.missedSummary(address) });
-  const provisioning = new ProvisioningPackage({ db, ewsUrl: () => ewsUrl });
+  const provisioning = new ProvisioningPackage({ db, ewsUrl: (local) => `${ownNames.clientBase(advertisedHost ?? local)}/EWS/Exchange.asmx` });
   const events = new EventService({ packages: [presence, messageSummary, provisioning], limits: config.events });
   const handlers = [registerHandler, messageHandler, optionsHandler, ...presence.handlers, ...events.handlers];
   const location = new MemoryLocationService();
@@ -155,7 +163,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   const drain = new RequestDrain(config.shutdownTimeout);
   const ctx: SipContext = {
     domain: config.domain,
-    ownHosts: new Set([config.listen]),
+    isOwnHost: (host) => host.toLowerCase().replace(/^\[|\]$/g, '') === advertisedHost || ownNames.isOwn(host),
     allow: handlers.map((h) => h.method),
     product: PRODUCT,
     logger,
@@ -211,7 +219,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     closers.push(closeOffline);
     lockouts.start();
     closers.push(() => lockouts.close());
-    const [tcp, udp] = await listenTcpAndUdp(config.listen, config.sipPort, limits, sink, guard);
+    const [tcp, udp] = await listenTcpAndUdp(config.listen, config.sipPort, limits, sink, guard, advertise);
     udpListeners.push(udp);
     const closeStreams = once(async () => {
       await tcp.close();
@@ -265,7 +273,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     // a user's blocked watchers and contact list: /presence/blocked, /presence/contacts (HTTP Basic, as EWS)
     routes.push(createPresenceRoute({ db, logger, domain: config.domain, product: PRODUCT, signIn, caller: sessionCaller({ sessions: webSessions, basic, isOwnOrigin, challenge: true }), onBlocksChanged: () => presence.blocksChanged(), onContactsChanged: (owner) => presence.contactsChanged(owner) }));
     // the web client's sign-in: /api/session (the session cookie)
-    routes.push(createSessionRoute({ db, logger, domain: config.domain, product: PRODUCT, signIn, sessions: webSessions, isOwnOrigin, authorityFor: (host) => ownNames.authorityFor(host).authority, trustedProxies: config.auth.trustedProxies }));
+    routes.push(createSessionRoute({ db, logger, domain: config.domain, product: PRODUCT, signIn, sessions: webSessions, isOwnOrigin, baseFor: (req, tls) => ownNames.baseFor(placeOf(req, tls)).base, trustedProxies: config.auth.trustedProxies }));
     // the organisation's address book for signed-in users: /api/directory
     routes.push(createDirectoryRoute({ db, logger, product: PRODUCT, caller: apiCaller }));
     // Missed Conversations and Conversation History of the embedded mailbox: /api/conversations;
@@ -299,7 +307,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
       }),
     );
     // the web client at / (built by esbuild at the first request); its CSP lets it connect only to this server's own names
-    routes.push(createWebRoute({ bundle: lazyWebBundle(), logger: logger.child({ component: 'web' }), product: PRODUCT, ownAuthority: (host) => ownNames.authorityFor(host).authority }));
+    routes.push(createWebRoute({ bundle: lazyWebBundle(), logger: logger.child({ component: 'web' }), product: PRODUCT, ownAuthorities: (req) => webSocketAuthorities(ownNames, placeOf(req, false)) }));
     // A WebSocket upgrade request is held to the SIP message timeout, like the messages after it
     // (never longer than Node's default for HTTP).
     http = await listenHttp({
@@ -312,7 +320,9 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
       onAcceptError: (err) => guard.acceptFailed('ws', err),
     });
     httpPort = http.port;
-    ewsUrl = `http://${ownNames.defaultAuthority()}/EWS/Exchange.asmx`;
+    // Listening on every interface with nothing to name: say what to set before a client gets a URL it cannot use
+    const addressWarning = ownNames.startupWarning(config.sip.advertise);
+    if (addressWarning !== null) logger.warn({ listen: config.listen }, addressWarning);
     const httpListener = http;
     // The certificate of SIP over TLS and HTTPS (src/certs): PEM files (tls), or from an ACME CA
     // (acme), ordered now when none usable is stored, the HTTP port answering its challenges. Checked
@@ -333,7 +343,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     const keeper = certificates;
     if (keeper !== null) {
       closers.push(() => keeper.close());
-      const listener = await listenStream({ protocol: 'tls', address: config.listen, port: config.sipsPort, limits, sink, guard, tls: keeper.secureContextOptions() });
+      const listener = await listenStream({ protocol: 'tls', address: config.listen, port: config.sipsPort, limits, sink, guard, tls: keeper.secureContextOptions(), advertise });
       tls = listener;
       keeper.attach(listener);
       checks.push(listenerBound('SIP', `tls ${formatEndpoint(listener.local)}`, () => listener.bound));
@@ -392,9 +402,10 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
 
     const httpEndpoint = { address: http.address, port: http.port };
     let step = 'running';
-    const wsUrl = `ws://${formatEndpoint(httpEndpoint)}/sip`;
+    // the URL a client elsewhere would use: publicUrl, or a usable address (never 0.0.0.0)
+    const wsUrl = `${webSocketBase(ownNames.clientBase(advertisedHost))}/sip`;
     const httpsEndpoint = https === null ? null : { address: https.address, port: https.port };
-    const wssUrl = httpsEndpoint === null ? 'off' : `wss://${formatEndpoint(httpsEndpoint)}/sip`;
+    const wssUrl = httpsEndpoint === null ? 'off' : `wss://${formatAuthority(advertisedHost ?? ownNames.usableHost() ?? 'localhost', httpsEndpoint.port)}/sip`;
     const readyLine =
       `Parley ready: domain=${config.domain} udp=${formatEndpoint(udp.local)} tcp=${formatEndpoint(tcp.local)} ` +
       `tls=${tls ? formatEndpoint(tls.local) : 'off'} http=${formatEndpoint(httpEndpoint)} https=${httpsEndpoint ? formatEndpoint(httpsEndpoint) : 'off'} ` +
@@ -406,6 +417,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
       http: httpEndpoint,
       https: httpsEndpoint,
       wsUrl,
+      webUrl: `${ownNames.publicUrl ?? `http://${formatAuthority(ownNames.usableHost() ?? 'localhost', http.port)}`}/`,
       readyLine,
       stopStep: () => step,
       reloadCertificates: (reason) => {
@@ -452,17 +464,29 @@ async function listenTcpAndUdp(
   limits: SipLimits,
   sink: Parameters<typeof listenUdp>[0]['sink'],
   guard: ConnectionGuard,
+  advertise: string | undefined,
 ): Promise<[StreamListener, UdpListener]> {
   for (let attempt = 0; ; attempt++) {
-    const tcp = await listenStream({ protocol: 'tcp', address, port, limits, sink, guard });
+    const tcp = await listenStream({ protocol: 'tcp', address, port, limits, sink, guard, advertise });
     try {
-      const udp = await listenUdp({ address, port: tcp.local.port, limits, sink });
+      const udp = await listenUdp({ address, port: tcp.local.port, limits, sink, advertise });
       return [tcp, udp];
     } catch (err) {
       await tcp.close();
       if (port !== 0 || attempt >= 20 || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
     }
   }
+}
+
+/**
+ * The host[:port]s the web client may open its SIP WebSocket to (CSP connect-src): the page's own
+ * when the browser named one of ours, and the one the session's webSocketUrl names.
+ */
+function webSocketAuthorities(names: OwnNames, place: RequestPlace): string[] {
+  const given = new URL(names.baseFor(place).base).host;
+  const asked = place.host === undefined ? undefined : parseHostHeader(place.host);
+  const page = asked !== undefined && names.isOwn(asked.host) ? formatAuthority(asked.host, asked.port) : undefined;
+  return page === undefined || page === given ? [given] : [given, page];
 }
 
 /** A closer that runs once: the drain calls some early, the list of closers calls them again. */

@@ -39,8 +39,12 @@ export interface SessionRouteOptions {
   sessions: WebSessions;
   /** the server's own origins (src/server/origins.ts) */
   isOwnOrigin(origin: string): boolean;
-  /** the host[:port] of this server for a request's Host header (OwnNames.authorityFor): never a foreign one */
-  authorityFor(host: string | undefined): string;
+  /**
+   * the base URL of this server (`http://host:port`, `https://chat.example.com`) for a request
+   * (OwnNames.baseFor): publicUrl, the request's Host when it is one of ours, else the connection's
+   * local address; never a foreign name
+   */
+  baseFor(req: http.IncomingMessage, tls: boolean): string;
   /** peers whose X-Forwarded-Proto tells whether the browser used TLS (config auth.trustedProxies) */
   trustedProxies?: readonly string[];
   /** accept passwords over plain HTTP from other hosts than loopback (default false) */
@@ -127,14 +131,14 @@ export function createSessionRoute(opts: SessionRouteOptions): HttpRoute {
 
   function infoOf(address: string, req: http.IncomingMessage, tls: boolean): SessionInfo {
     const user = findUser(opts.db, address);
-    const authority = opts.authorityFor(req.headers.host);
+    const base = opts.baseFor(req, tls);
     return {
       address,
       sipUri: `sip:${address}`,
       displayName: user?.displayName ?? null,
       authUser: address.slice(0, address.lastIndexOf('@')),
       domain: address.slice(address.lastIndexOf('@') + 1),
-      webSocketUrl: `${tls ? 'wss' : 'ws'}://${authority}/sip`,
+      webSocketUrl: `${base.replace(/^http/, 'ws')}/sip`,
       contactListUri: `sip:${listResource(address)}`,
       demo: user?.demo ?? false,
     };

@@ -51,8 +51,11 @@ export function lastAuditId(db: Database): number {
 
 export interface ProvisioningOptions {
   db: Database;
-  /** the EWS URL clients are given; a function, as the HTTP port is known only once it listens */
-  ewsUrl: () => string;
+  /**
+   * the EWS URL a subscriber is given, for the local address of the flow its subscription came on
+   * (the address it reached the server at); a function, as the HTTP port is known only once it listens
+   */
+  ewsUrl: (localAddress: string) => string;
   /** how often the audit log is polled, ms; 0: never (default 1000) */
   pollMs?: number;
 }
@@ -61,7 +64,7 @@ export class ProvisioningPackage implements EventPackage {
   readonly name = PROVISIONING_EVENT;
   readonly contentType = PROVISIONING_TYPE;
   readonly #db: Database;
-  readonly #ewsUrl: () => string;
+  readonly #ewsUrl: (localAddress: string) => string;
   readonly #pollMs: number;
   #events: EventNotifications | undefined;
   #ctx: SipContext | undefined;
@@ -90,8 +93,8 @@ export class ProvisioningPackage implements EventPackage {
     return { status: 403, warning: `${watcher} may not read the settings of ${resource}: subscribe to your own account` };
   }
 
-  body(sub: { resource: string }): string {
-    return JSON.stringify(provisioningDocument(effectiveSettings(this.#db, sub.resource), this.#ewsUrl()));
+  body(sub: { resource: string; flow: { local: { address: string } } }): string {
+    return JSON.stringify(provisioningDocument(effectiveSettings(this.#db, sub.resource), this.#ewsUrl(sub.flow.local.address)));
   }
 
   /** Settings changed (the admin HTTP API calls this): every subscriber whose document changed gets a NOTIFY. */

@@ -9,6 +9,7 @@ export type { NonInviteServerTransaction } from './transaction/server-non-invite
 export type { ClientTransactionUser, NonInviteClientTransaction } from './transaction/client-non-invite.ts';
 export * from './transport/flow.ts';
 export { deliverUnit, type TransportSink } from './transport/sink.ts';
+export { isRoutable, isWildcardAddress, localAddressFor, plainAddress, type InterfaceAddress } from './transport/address.ts';
 export { stampReceived } from './transport/received.ts';
 export { listenUdp, type UdpListener } from './transport/udp.ts';
 export { listenStream, type StreamListener } from './transport/stream.ts';

@@ -18,16 +18,17 @@ export interface WebRouteOptions {
   /** the Server header */
   product: string;
   /**
-   * host:port of this server as the browser named it, when that is one of the server's own names
-   * (OwnNames.authorityFor); the WebSocket origins of connect-src. 'self' alone would do for a
-   * browser with CSP Level 3, which also matches ws: and wss: of the page's own host.
+   * host[:port]s of this server the page may open its SIP WebSocket to: the one the browser named
+   * when it is one of the server's own names, and publicUrl's, which the session's webSocketUrl
+   * names (OwnNames). 'self' alone would do for the page's own host with a browser with CSP
+   * Level 3, which also matches ws: and wss: of the page's own host.
    */
-  ownAuthority?: (hostHeader: string | undefined) => string;
+  ownAuthorities?: (req: http.IncomingMessage) => string[];
 }
 
 /** CSP (W3C Content Security Policy Level 3) for the page and its files. */
-export function contentSecurityPolicy(wsAuthority?: string): string {
-  const connect = ["'self'", ...(wsAuthority === undefined ? [] : [`ws://${wsAuthority}`, `wss://${wsAuthority}`])];
+export function contentSecurityPolicy(wsAuthorities: readonly string[] = []): string {
+  const connect = ["'self'", ...new Set(wsAuthorities.flatMap((a) => [`ws://${a}`, `wss://${a}`]))];
   return [
     "default-src 'none'",
     "script-src 'self'",
@@ -46,7 +47,7 @@ export function createWebRoute(opts: WebRouteOptions): HttpRoute {
     handle(req, res, url) {
       const isIndex = url.pathname === '/' || url.pathname === '/index.html';
       if (!isIndex && !url.pathname.startsWith(ASSETS_PATH)) return false;
-      const csp = contentSecurityPolicy(opts.ownAuthority?.(req.headers.host));
+      const csp = contentSecurityPolicy(opts.ownAuthorities?.(req));
       const base = securityHeaders(csp, opts.product);
       if (req.method !== 'GET' && req.method !== 'HEAD') {
         sendProblem(res, 405, 'METHOD_NOT_ALLOWED', `${url.pathname} answers GET and HEAD only`, { ...base, allow: 'GET, HEAD' });

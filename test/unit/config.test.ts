@@ -120,6 +120,41 @@ describe('publicHosts setting', () => {
   });
 });
 
+describe('publicUrl and sip.advertise settings', () => {
+  it('default to none; publicUrl is kept as its origin, also from --public-url', () => {
+    const d = loadConfig(undefined, {});
+    assert.equal(d.publicUrl, null);
+    assert.equal(d.sip.advertise, null);
+    assert.equal(loadConfig(file('{"publicUrl": "HTTPS://Chat.Example.com:443/"}'), {}).publicUrl, 'https://chat.example.com');
+    assert.equal(loadConfig(file('{"publicUrl": "http://[2001:db8::1]:8080"}'), {}).publicUrl, 'http://[2001:db8::1]:8080');
+    assert.equal(loadConfig(undefined, { publicUrl: 'http://192.0.2.10:8080/' }).publicUrl, 'http://192.0.2.10:8080');
+  });
+
+  it('refuse what no client could use, naming the setting and the reason', () => {
+    assert.throws(() => loadConfig(file('{"publicUrl": "chat.example.com"}'), {}), /config\.publicUrl must be the URL clients reach this server at/);
+    assert.throws(() => loadConfig(file('{"publicUrl": "ftp://chat.example.com"}'), {}), /config\.publicUrl .*the scheme is not http or https/);
+    assert.throws(() => loadConfig(file('{"publicUrl": "https://chat.example.com/parley"}'), {}), /config\.publicUrl .*no path, query or fragment/);
+    assert.throws(() => loadConfig(file('{"publicUrl": "https://chat.example.com/?a=1"}'), {}), /no path, query or fragment/);
+    assert.throws(() => loadConfig(file('{"publicUrl": "https://u:p@chat.example.com"}'), {}), /no user name or password/);
+    assert.throws(() => loadConfig(file('{"publicUrl": "http://0.0.0.0:8080"}'), {}), /"every address"/);
+    assert.throws(() => loadConfig(undefined, { publicUrl: 'nope' }), /flag\.publicUrl must be/);
+  });
+
+  it('listen takes IPv4 and IPv6 addresses, and nothing that only looks like one', () => {
+    for (const listen of ['0.0.0.0', '::', '::1', '2001:db8::5', '127.0.0.1', 'localhost']) assert.equal(loadConfig(undefined, { listen }).listen, listen);
+    for (const listen of ['1.2', ':::', '[::1]', '0.0.0.0:5060']) assert.throws(() => loadConfig(undefined, { listen }), /flag\.listen must be an IP address to listen on/, listen);
+  });
+
+  it('sip.advertise takes host[:port], IPv6 in brackets', () => {
+    assert.equal(loadConfig(file('{"sip": {"advertise": "SIP.Example.com"}}'), {}).sip.advertise, 'sip.example.com');
+    assert.equal(loadConfig(file('{"sip": {"advertise": "203.0.113.5:5070"}}'), {}).sip.advertise, '203.0.113.5:5070');
+    assert.equal(loadConfig(file('{"sip": {"advertise": "[2001:DB8::5]:5060"}}'), {}).sip.advertise, '[2001:db8::5]:5060');
+    assert.throws(() => loadConfig(file('{"sip": {"advertise": "sip:me@host"}}'), {}), /config\.sip\.advertise must be the host\[:port\]/);
+    assert.throws(() => loadConfig(file('{"sip": {"advertise": "2001:db8::5"}}'), {}), /config\.sip\.advertise must be/);
+    assert.throws(() => loadConfig(file('{"sip": {"advertise": "0.0.0.0"}}'), {}), /config\.sip\.advertise must name an address clients can reach/);
+  });
+});
+
 describe('quota settings', () => {
   it('defaults to Exchange-like mailbox quotas scaled to IM and per-user spool limits', () => {
     const c = loadConfig(undefined, {});

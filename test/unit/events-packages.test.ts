@@ -92,11 +92,12 @@ describe('vnd-parley-provisioning', () => {
 
   it("sends the user's effective settings as JSON, TimeSpans as the cmdlets write them", async () => {
     const db = await database();
-    const pkg = new ProvisioningPackage({ db, ewsUrl: () => URL, pollMs: 0 });
+    // the EWS URL names the address the subscriber reached the server at (its flow's local address)
+    const pkg = new ProvisioningPackage({ db, ewsUrl: (local) => `http://${local}:8080/EWS/Exchange.asmx`, pollMs: 0 });
     assert.equal(pkg.name, 'vnd-parley-provisioning');
     assert.equal(pkg.contentType, 'application/vnd.parley.provisioning+json');
     assert.equal(
-      pkg.body({ resource: BOB }),
+      pkg.body({ resource: BOB, flow: { local: { address: '127.0.0.1' } } }),
       '{"EnableOfflineIm":true,"EnableIMAutoArchiving":true,"DisableSavingIM":false,"OfflineImPickupDelay":"00:02:00","OfflineImMaxAge":"1.00:00:00",' +
         `"ewsUrl":"${URL}","sources":{"ImConfiguration":"Global","ClientPolicy":"Global"}}`,
     );
@@ -118,7 +119,7 @@ describe('vnd-parley-provisioning', () => {
     pkg.poll();
     pkg.poll();
     assert.deepEqual(calls, ['vnd-parley-provisioning *'], 'once per change');
-    assert.match(pkg.body({ resource: BOB }), /"EnableOfflineIm":false/);
+    assert.match(pkg.body({ resource: BOB, flow: { local: { address: '127.0.0.1' } } }), /"EnableOfflineIm":false/);
     pkg.settingsChanged();
     assert.equal(calls.length, 2);
     pkg.close();

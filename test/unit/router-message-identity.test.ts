@@ -26,7 +26,7 @@ function setup(answer: (forwarded: SipRequest) => SipResponse) {
     },
   });
   const ctx = {
-    domain: D, product: 'Parley/test', logger, now: Date.now, ownHosts: new Set(['127.0.0.1']),
+    domain: D, product: 'Parley/test', logger, now: Date.now, isOwnHost: (host: string) => host === '127.0.0.1',
     messaging: { maxBody: 65536, deviceTimeout: 10 },
     auth: { authenticate: () => ({ ok: true, address: `alice@${D}` }) },
     userExists: (a: string) => NAMES.has(a),

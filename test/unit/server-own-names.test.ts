@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { formatAuthority, isLoopback, OwnNames, parseHostHeader } from '../../src/server/own-names.ts';
 
-function names(options: { listen?: string; publicHosts?: string[]; addresses?: string[] } = {}) {
+function names(options: { listen?: string; publicHosts?: string[]; addresses?: string[]; publicUrl?: string } = {}) {
   let now = 0;
   let addresses = options.addresses ?? ['127.0.0.1', '::1', '192.0.2.10'];
   let reads = 0;
@@ -12,6 +12,7 @@ function names(options: { listen?: string; publicHosts?: string[]; addresses?: s
     listen: options.listen ?? '0.0.0.0',
     domain: 'parley.test',
     publicHosts: options.publicHosts ?? ['im.example.com'],
+    publicUrl: options.publicUrl ?? null,
     httpPort: () => 8080,
     system: { hostname: () => 'Parley-Host', addresses: () => (reads++, addresses) },
     now: () => now,
@@ -68,11 +69,41 @@ describe('OwnNames', () => {
     assert.deepEqual(own.authorityFor(undefined), { authority: '198.51.100.7:8080', foreign: null }, 'HTTP/1.0 without Host: nothing refused');
   });
 
-  it('names the domain by default when listening on every address, and an IPv6 listen address in brackets', () => {
-    assert.equal(names({ listen: '0.0.0.0' }).own.defaultAuthority(), 'parley.test:8080');
-    assert.equal(names({ listen: '::' }).own.defaultAuthority(), 'parley.test:8080');
+  it('names the machine\'s first routable address by default when listening on every address (the domain when it has none), and an IPv6 listen address in brackets', () => {
+    assert.equal(names({ listen: '0.0.0.0' }).own.defaultAuthority(), '192.0.2.10:8080');
+    assert.equal(names({ listen: '::', addresses: ['::1', 'fe80::1', '2001:db8::7', '192.0.2.10'] }).own.defaultAuthority(), '192.0.2.10:8080', 'IPv4 first');
+    assert.equal(names({ listen: '::', addresses: ['::1', 'fe80::1', '2001:db8::7'] }).own.defaultAuthority(), '[2001:db8::7]:8080', 'never link-local');
+    assert.equal(names({ listen: '0.0.0.0', addresses: ['127.0.0.1', '::1'] }).own.defaultAuthority(), 'parley.test:8080');
     assert.equal(names({ listen: '2001:db8::5' }).own.defaultAuthority(), '[2001:db8::5]:8080');
     assert.equal(names({ listen: '127.0.0.1' }).own.defaultAuthority(), '127.0.0.1:8080');
+  });
+
+  it('prefers the local address of the connection to anything but a Host of its own, and never a wildcard', () => {
+    const { own } = names({ listen: '0.0.0.0' });
+    assert.deepEqual(own.authorityFor('evil.example', '10.1.2.3'), { authority: '10.1.2.3:8080', foreign: 'evil.example' });
+    assert.deepEqual(own.authorityFor(undefined, '::ffff:127.0.0.1'), { authority: '127.0.0.1:8080', foreign: null }, 'a dual-stack socket\'s IPv4 address, plain');
+    assert.deepEqual(own.authorityFor(undefined, '::1'), { authority: '[::1]:8080', foreign: null });
+    assert.deepEqual(own.authorityFor(undefined, '0.0.0.0'), { authority: '192.0.2.10:8080', foreign: null });
+    assert.deepEqual(own.authorityFor('127.0.0.1:9000', '10.1.2.3'), { authority: '127.0.0.1:9000', foreign: null }, 'a Host of ours wins');
+    assert.deepEqual(own.baseFor({ host: 'evil.example', localAddress: '10.1.2.3', secure: true }), { base: 'https://10.1.2.3:8080', foreign: 'evil.example' });
+    assert.equal(own.clientBase('10.1.2.3'), 'http://10.1.2.3:8080');
+  });
+
+  it('with publicUrl, gives it to everyone and owns its host', () => {
+    const { own } = names({ listen: '0.0.0.0', publicUrl: 'https://chat.example.com' });
+    assert.deepEqual(own.baseFor({ host: '127.0.0.1:8080', localAddress: '127.0.0.1' }), { base: 'https://chat.example.com', foreign: null });
+    assert.deepEqual(own.baseFor({ host: 'evil.example', localAddress: '10.1.2.3' }), { base: 'https://chat.example.com', foreign: null });
+    assert.equal(own.clientBase('10.1.2.3'), 'https://chat.example.com');
+    assert.equal(own.isOwn('chat.example.com'), true);
+    assert.equal(own.startupWarning(null), null);
+  });
+
+  it('warns at start-up only when listening everywhere with no publicUrl and no routable address, naming the settings', () => {
+    assert.equal(names({ listen: '0.0.0.0' }).own.startupWarning(null), null, 'the machine has 192.0.2.10');
+    assert.equal(names({ listen: '127.0.0.1', addresses: ['127.0.0.1'] }).own.startupWarning(null), null, 'loopback on purpose');
+    const warning = names({ listen: '0.0.0.0', addresses: ['127.0.0.1', '::1'] }).own.startupWarning(null);
+    assert.match(warning ?? '', /listening on 0\.0\.0\.0.*parley\.test:8080.*Set publicUrl.*sip\.advertise/);
+    assert.doesNotMatch(names({ listen: '::', addresses: ['::1'] }).own.startupWarning('sip.example.com') ?? '', /sip\.advertise/);
   });
 
   it('reads the interface addresses again for an unknown name, at most once a minute', () => {

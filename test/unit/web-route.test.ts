@@ -15,7 +15,7 @@ import { Writable } from 'node:stream';
 const quiet = createLogger('silent', new Writable({ write: (_c, _e, done) => done() }));
 
 async function serve(bundle: () => Promise<WebBundle>): Promise<{ url: string; close: () => Promise<void> }> {
-  const route = createWebRoute({ bundle, logger: quiet, product: 'Parley/test', ownAuthority: () => 'im.example.com:8080' });
+  const route = createWebRoute({ bundle, logger: quiet, product: 'Parley/test', ownAuthorities: () => ['im.example.com:8080'] });
   const server = http.createServer((req, res) => {
     if (!route.handle(req, res, new URL(req.url ?? '/', 'http://x'))) {
       res.writeHead(404);
@@ -42,7 +42,7 @@ describe('web route', () => {
     assert.equal(res.status, 200);
     assert.equal(res.headers.get('content-type'), 'text/html; charset=utf-8');
     assert.equal(res.headers.get('cache-control'), 'no-cache');
-    assert.equal(res.headers.get('content-security-policy'), contentSecurityPolicy('im.example.com:8080'));
+    assert.equal(res.headers.get('content-security-policy'), contentSecurityPolicy(['im.example.com:8080']));
     assert.match(res.headers.get('content-security-policy') ?? '', /default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' ws:\/\/im\.example\.com:8080 wss:\/\/im\.example\.com:8080;.*base-uri 'none'; form-action 'self'; frame-ancestors 'none'/);
     assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
     assert.equal(res.headers.get('referrer-policy'), 'no-referrer');

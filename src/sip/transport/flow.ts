@@ -14,6 +14,12 @@ export interface Flow {
   readonly protocol: TransportProtocol;
   readonly local: Endpoint;
   readonly remote: Endpoint;
+  /**
+   * host:port the server names itself by on this flow (Via sent-by, Contact) when set: the
+   * `sip.advertise` setting, for a server behind NAT or one whose local address is not the one
+   * clients use. Absent: the flow's local address.
+   */
+  readonly advertised?: string;
   /** connection-oriented (TCP, TLS, WS): no retransmissions, bindings die with the connection */
   readonly reliable: boolean;
   /** false when the flow is closed and the bytes could not be handed to the socket */
@@ -39,4 +45,18 @@ export function viaTransport(protocol: TransportProtocol): string {
 
 export function formatEndpoint(e: Endpoint): string {
   return e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
+}
+
+/** host:port of this server on a flow, for the Via and Contact it writes (RFC 3261 §18.1.1, §8.1.1.8). */
+export function sentBy(flow: Pick<Flow, 'local' | 'advertised'>): string {
+  return flow.advertised ?? formatEndpoint(flow.local);
+}
+
+/**
+ * `sip.advertise` for one listener: host[:port] as configured, the listener's own port when the
+ * setting names none (a NAT usually forwards the same port); undefined when not set.
+ */
+export function advertisedFor(advertise: string | undefined, port: number): string | undefined {
+  if (advertise === undefined) return undefined;
+  return /^\[.*\]:\d+$|^[^:\]]+:\d+$/.test(advertise) ? advertise : `${advertise}:${port}`;
 }

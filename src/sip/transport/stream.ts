@@ -2,8 +2,9 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { StreamFramer } from '../framing.ts';
 import type { SipLimits } from '../limits.ts';
+import { plainAddress } from './address.ts';
 import type { Endpoint, Flow } from './flow.ts';
-import { formatEndpoint } from './flow.ts';
+import { advertisedFor, formatEndpoint } from './flow.ts';
 import { type ConnectionGuard, GuardedConnection } from './guard.ts';
 import type { TransportSink } from './sink.ts';
 
@@ -34,6 +35,8 @@ export interface StreamListenOptions {
   /** the connection limits and timeouts, shared with the other stream listeners */
   guard: ConnectionGuard;
   tls?: tls.SecureContextOptions;
+  /** `sip.advertise`: the host[:port] Via and Contact name instead of the connection's local address */
+  advertise?: string | undefined;
 }
 
 let nextConnection = 0;
@@ -44,11 +47,13 @@ class StreamFlow extends GuardedConnection implements Flow {
   readonly protocol: 'tcp' | 'tls';
   readonly local: Endpoint;
   readonly remote: Endpoint;
+  readonly advertised?: string;
   readonly reliable = true;
   readonly socket: net.Socket;
 
-  constructor(guard: ConnectionGuard, socket: net.Socket, protocol: 'tcp' | 'tls', local: Endpoint, remote: Endpoint) {
+  constructor(guard: ConnectionGuard, socket: net.Socket, protocol: 'tcp' | 'tls', local: Endpoint, remote: Endpoint, advertised: string | undefined) {
     super(guard);
+    if (advertised !== undefined) this.advertised = advertised;
     this.id = `${protocol}:${formatEndpoint(local)}>${formatEndpoint(remote)}#${++nextConnection}`;
     this.protocol = protocol;
     this.local = local;
@@ -72,7 +77,7 @@ class StreamFlow extends GuardedConnection implements Flow {
 }
 
 function remoteOf(socket: net.Socket): Endpoint {
-  return { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
+  return { address: plainAddress(socket.remoteAddress ?? ''), port: socket.remotePort ?? 0 };
 }
 
 /** SIP over TCP and TLS (RFC 3261 §18.3): Content-Length framing, CRLF keep-alives (RFC 5626 §3.5.1). */
@@ -96,8 +101,8 @@ export function listenStream(opts: StreamListenOptions): Promise<StreamListener>
     sockets.add(socket);
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
-    const local: Endpoint = { address: socket.localAddress ?? '', port: socket.localPort ?? 0 };
-    const flow = new StreamFlow(guard, socket, protocol, local, remoteOf(socket));
+    const local: Endpoint = { address: plainAddress(socket.localAddress ?? ''), port: socket.localPort ?? 0 };
+    const flow = new StreamFlow(guard, socket, protocol, local, remoteOf(socket), advertisedFor(opts.advertise, local.port));
     guard.track(flow);
     const framer = new StreamFramer(opts.limits);
     socket.on('data', (chunk: Buffer) => {

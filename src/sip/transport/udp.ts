@@ -1,8 +1,9 @@
 import dgram from 'node:dgram';
 import { isIP } from 'node:net';
 import type { SipLimits } from '../limits.ts';
+import { isWildcardAddress, localAddressFor, plainAddress } from './address.ts';
 import type { Endpoint, Flow } from './flow.ts';
-import { formatEndpoint } from './flow.ts';
+import { advertisedFor, formatEndpoint } from './flow.ts';
 import { deliverUnit, type TransportSink } from './sink.ts';
 
 const UDP_RECEIVE_BUFFER = 4 * 1024 * 1024;
@@ -18,7 +19,7 @@ export interface UdpListener {
 }
 
 /** SIP over UDP (RFC 3261 §18): one datagram is one message; stray CRLF keep-alives are ignored. */
-export function listenUdp(opts: { address: string; port: number; limits: SipLimits; sink: TransportSink }): Promise<UdpListener> {
+export function listenUdp(opts: { address: string; port: number; limits: SipLimits; sink: TransportSink; advertise?: string | undefined }): Promise<UdpListener> {
   const family = opts.address.includes(':') ? 'udp6' : 'udp4';
   const socket = dgram.createSocket({ type: family, reuseAddr: false, lookup: literalAddress });
   return new Promise((resolve, reject) => {
@@ -28,6 +29,11 @@ export function listenUdp(opts: { address: string; port: number; limits: SipLimi
       const addr = socket.address();
       const local: Endpoint = { address: addr.address, port: addr.port };
       const localText = formatEndpoint(local);
+      const advertised = advertisedFor(opts.advertise, addr.port);
+      // Bound to every interface, the socket cannot tell which address a datagram came to (Node
+      // has no IP_PKTINFO): each peer's flow names the interface address that faces it.
+      const wildcard = isWildcardAddress(addr.address);
+      const dualStack = family === 'udp6';
       // Bursts arrive while the event loop is busy (GC, a slow handler): a small receive buffer
       // drops them and each drop costs the sender a 500 ms retransmission. The kernel caps this
       // at net.core.rmem_max.
@@ -42,20 +48,25 @@ export function listenUdp(opts: { address: string; port: number; limits: SipLimi
       // transactions that keep it); the cache is simply emptied when it grows large.
       const flows = new Map<string, Flow>();
       const flowTo = (remote: Endpoint): Flow => {
-        const key = `${remote.address}|${remote.port}`;
+        const address = plainAddress(remote.address);
+        const key = `${address}|${remote.port}`;
         let flow = flows.get(key);
         if (flow !== undefined) return flow;
         if (flows.size >= MAX_CACHED_FLOWS) flows.clear();
-        const peer: Endpoint = { address: remote.address, port: remote.port };
+        const peer: Endpoint = { address, port: remote.port };
+        // an IPv6 socket reaches an IPv4 peer at its IPv4-mapped address
+        const sendTo = dualStack && isIP(address) === 4 ? `::ffff:${address}` : address;
+        const facing = wildcard ? localAddressFor(address) : undefined;
         flow = {
-          id: `udp:${localText}>${formatEndpoint(remote)}`,
+          id: `udp:${localText}>${formatEndpoint(peer)}`,
           protocol: 'udp',
-          local,
+          local: facing === undefined ? local : { address: facing, port: local.port },
           remote: peer,
+          ...(advertised === undefined ? {} : { advertised }),
           reliable: false,
           closed: false,
           send(bytes: Buffer): boolean {
-            socket.send(bytes, peer.port, peer.address);
+            socket.send(bytes, peer.port, sendTo);
             return true;
           },
         };

@@ -3,6 +3,7 @@ import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { SipLimits } from '../limits.ts';
+import { plainAddress } from './address.ts';
 import type { Endpoint, Flow } from './flow.ts';
 import { formatEndpoint } from './flow.ts';
 import { type ConnectionGuard, GuardedConnection } from './guard.ts';
@@ -155,7 +156,7 @@ export function createWebSocketAcceptor(opts: {
 
   const onConnection = (ws: SipWebSocket, socket: CountedSocket, remote: Endpoint, source: string): void => {
     const net = socket as Duplex & { localAddress?: string; localPort?: number };
-    const address = net.localAddress ?? '';
+    const address = plainAddress(net.localAddress ?? '');
     const port = net.localPort ?? 0;
     if (local === null || local.address !== address || local.port !== port) local = { address, port };
     const flow = new WebSocketFlow(guard, ws, protocol, local, remote, source);
@@ -181,7 +182,7 @@ export function createWebSocketAcceptor(opts: {
         return true;
       }
       const peer = socket as Duplex & { remoteAddress?: string; remotePort?: number };
-      const remote: Endpoint = { address: peer.remoteAddress ?? '', port: peer.remotePort ?? 0 };
+      const remote: Endpoint = { address: plainAddress(peer.remoteAddress ?? ''), port: peer.remotePort ?? 0 };
       const origin = req.headers.origin;
       if (origin !== undefined && opts.originAllowed !== undefined && !opts.originAllowed(origin)) {
         opts.onOriginRefused?.(origin, remote);
