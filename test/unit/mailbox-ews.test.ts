@@ -39,7 +39,7 @@ const idOf = (message: XmlElement) => childElement(childElements(childElement(me
 describe('EWS operations in-process', () => {
   it('GetFolder answers each id on its own, with ServerVersionInfo', () => {
     const { call } = setup();
-    const r = call('alice@parley.test', `<m:GetFolder><m:FolderShape><t:BaseShape>AllProperties</t:BaseShape></m:FolderShape><m:FolderIds>${folderIds('conversationhistory', 'calendar', 'AAAAAAAAAAAAAAAAAAAAAA', 'bad id')}<t:DistinguishedFolderId Id="inbox"><t:Mailbox><t:EmailAddress>bob@parley.test</t:EmailAddress></t:Mailbox></t:DistinguishedFolderId></m:FolderIds></m:GetFolder>`);
+    const r = call('alice@parley.test', `<m:GetFolder><m:FolderShape><t:BaseShape>AllProperties</t:BaseShape></m:FolderShape><m:FolderIds>${folderIds('conversationhistory', 'tasks', 'AAAAAAAAAAAAAAAAAAAAAA', 'bad id')}<t:DistinguishedFolderId Id="inbox"><t:Mailbox><t:EmailAddress>bob@parley.test</t:EmailAddress></t:Mailbox></t:DistinguishedFolderId></m:FolderIds></m:GetFolder>`);
     assert.equal(r.status, 200);
     assert.deepEqual(r.messages.map((m) => [m.attrs.get('ResponseClass'), codeOf(m)]), [
       ['Success', 'NoError'],
@@ -63,7 +63,7 @@ describe('EWS operations in-process', () => {
     assert.equal(root.attrs.get('IncludesLastItemInRange'), 'true');
     const paged = call('alice@parley.test', `<m:FindFolder Traversal="Shallow"><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape><m:IndexedPageFolderView MaxEntriesReturned="2" Offset="2" BasePoint="Beginning"/><m:ParentFolderIds>${folderIds('msgfolderroot')}</m:ParentFolderIds></m:FindFolder>`);
     const page = childElement(paged.messages[0]!, M, 'RootFolder')!;
-    assert.deepEqual([page.attrs.get('IndexedPagingOffset'), page.attrs.get('TotalItemsInView'), page.attrs.get('IncludesLastItemInRange')], ['4', '5', 'false']);
+    assert.deepEqual([page.attrs.get('IndexedPagingOffset'), page.attrs.get('TotalItemsInView'), page.attrs.get('IncludesLastItemInRange')], ['4', '9', 'false']);
     assert.equal(childElement(page, T, 'Folders')!.children.length, 2);
   });
 

@@ -5,7 +5,7 @@ import type { FolderRecord } from '../../folders.ts';
 import { listFolders } from '../../folders.ts';
 import { responseMessage } from '../batch.ts';
 import { EwsError } from '../codes.ts';
-import { folderXml, readBaseShape, readFolderIds, resolveFolder } from '../folder-ids.ts';
+import { folderXml, readFolderIds, readFolderShape, resolveFolder } from '../folder-ids.ts';
 import { M_NS } from '../names.ts';
 import type { EwsOperation } from '../operation.ts';
 import { readIndexedView, rootFolderAttrs, sliceOf } from '../paging.ts';
@@ -24,7 +24,7 @@ export const findFolderOperation: EwsOperation = {
     if (traversal !== 'Shallow' && traversal !== 'Deep') {
       throw new EwsError('ErrorSchemaValidation', `FindFolder needs Traversal="Shallow" or "Deep" (Parley keeps no soft-deleted folders), not ${JSON.stringify(traversal ?? '')}`);
     }
-    const shape = readBaseShape(childElement(request, M_NS, 'FolderShape'), 'm:FolderShape');
+    const shape = readFolderShape(childElement(request, M_NS, 'FolderShape'));
     if (childElement(request, M_NS, 'FractionalPageFolderView')) throw new EwsError('ErrorInvalidRequest', 'Parley supports IndexedPageFolderView only');
     const view = readIndexedView(childElement(request, M_NS, 'IndexedPageFolderView'));
     const restriction = readRestriction(childElement(request, M_NS, 'Restriction'), FOLDER_FIELDS);
