@@ -318,5 +318,8 @@ describe('EWS for gateways: ConvertId, MAPI properties by tag, MIME content', ()
     assert.equal(Buffer.from(body, 'base64').toString('utf8'), 'hi');
     const find = call('alice@parley.test', `<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape><t:IncludeMimeContent>true</t:IncludeMimeContent></m:ItemShape><m:ParentFolderIds>${folderIds('inbox')}</m:ParentFolderIds></m:FindItem>`);
     assert.equal(faultCode(find), 'ErrorInvalidPropertyRequest');
+    // DavMail's IMAP APPEND sends the message as MIME: refused, not stored without its subject and body
+    const append = call('alice@parley.test', `<m:CreateItem MessageDisposition="SaveOnly"><m:SavedItemFolderId>${folderIds('sentitems')}</m:SavedItemFolderId><m:Items><t:Message><t:MimeContent>${Buffer.from('Subject: x\r\n\r\nhi').toString('base64')}</t:MimeContent></t:Message></m:Items></m:CreateItem>`);
+    assert.equal(codeOf(append.messages[0]), 'ErrorInvalidRequest');
   });
 });

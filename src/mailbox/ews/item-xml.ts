@@ -152,6 +152,9 @@ export function readNewMessage(message: XmlElement, now: number): NewItem {
   if (message.ns !== T_NS || (message.name !== 'Message' && message.name !== 'Item')) {
     throw new EwsError('ErrorInvalidRequest', `Parley stores messages only; t:${message.name} is not supported`);
   }
+  // a message given as MIME (DavMail's IMAP APPEND, a client's "copy to Sent") would be stored
+  // without its subject and body if the other properties were read alone: refused instead
+  if (childElement(message, T_NS, 'MimeContent') !== undefined) throw new EwsError('ErrorInvalidRequest', 'Parley does not store messages given as t:MimeContent; give the message as properties (t:Subject, t:Body, t:From, t:ToRecipients)');
   const body = childElement(message, T_NS, 'Body');
   const bodyType = body?.attrs.get('BodyType');
   if (body !== undefined && bodyType !== 'HTML' && bodyType !== 'Text') throw new EwsError('ErrorSchemaValidation', 't:Body needs BodyType="HTML" or "Text"');
