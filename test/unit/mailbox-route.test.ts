@@ -109,7 +109,7 @@ describe('EWS GET probes and the service description', () => {
       assert.equal(wsdl.ns, W);
       const portType = childElement(wsdl, W, 'portType');
       const ops = portType?.children.map((c) => c.attrs.get('name'));
-      for (const op of ['GetFolder', 'FindFolder', 'FindItem', 'GetItem', 'CreateItem']) assert.ok(ops?.includes(op), `${op} in ${ops?.join(',')}`);
+      for (const op of ['GetFolder', 'FindFolder', 'FindItem', 'GetItem', 'CreateItem', 'ConvertId']) assert.ok(ops?.includes(op), `${op} in ${ops?.join(',')}`);
       const address = childElement(childElement(childElement(wsdl, W, 'service')!, W, 'port')!, 'http://schemas.xmlsoap.org/wsdl/soap/', 'address');
       assert.equal(address?.attrs.get('location'), `http://127.0.0.1:${new URL(url).port}/EWS/Exchange.asmx`);
       const head = await fetch(base() + path, { method: 'HEAD', headers: ok });
