@@ -9,6 +9,8 @@
 #   tmux    (Debian package tmux)        - a pseudo-terminal for `parley chat` (test/e2e/chat-terminal.test.ts)
 #   pebble  (Debian package pebble)      - Let's Encrypt's test ACME server, and pebble-challtestsrv as its
 #                                          DNS server (test/e2e/acme.test.ts)
+#   davmail (Debian package davmail)     - the EWS-to-IMAP gateway run against Parley (test/e2e/ews-davmail.test.ts);
+#                                          it brings a headless Java runtime (about 120 MB installed)
 #
 # The prometheus package also holds the Prometheus server, and its postinst starts that daemon
 # (invoke-rc.d, failing the install when the start fails, as in a container without an init).
@@ -44,6 +46,7 @@ need promtool prometheus
 need chromium chromium
 need tmux tmux
 need pebble pebble
+need davmail davmail
 
 if [ "${#missing_pkgs[@]}" -eq 0 ]; then
   log "nothing to install"
@@ -79,7 +82,7 @@ fi
 log "apt-get install ${missing_pkgs[*]}"
 retry $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -q "${apt_opts[@]}" install -y --no-install-recommends "${missing_pkgs[@]}"
 
-for c in sipp unshare ip promtool chromium tmux; do
+for c in sipp unshare ip promtool chromium tmux davmail; do
   if ! command -v "$c" >/dev/null 2>&1; then
     log "$c still missing after install" >&2
     exit 1

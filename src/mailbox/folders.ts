@@ -9,7 +9,7 @@ import { isWellFormedId, newChangeKey, newId } from './ids.ts';
 import { folderTreeUsage, growMailbox } from './usage.ts';
 
 /** EWS DistinguishedFolderId names Parley keeps (EWS reference, DistinguishedFolderId). */
-export const DISTINGUISHED_FOLDERS = ['msgfolderroot', 'inbox', 'drafts', 'sentitems', 'deleteditems', 'conversationhistory'] as const;
+export const DISTINGUISHED_FOLDERS = ['msgfolderroot', 'inbox', 'drafts', 'sentitems', 'deleteditems', 'conversationhistory', 'junkemail', 'outbox', 'calendar', 'contacts'] as const;
 export type DistinguishedFolder = (typeof DISTINGUISHED_FOLDERS)[number];
 
 const DISPLAY_NAMES: Record<DistinguishedFolder, string> = {
@@ -19,7 +19,14 @@ const DISPLAY_NAMES: Record<DistinguishedFolder, string> = {
   sentitems: 'Sent Items',
   deleteditems: 'Deleted Items',
   conversationhistory: 'Conversation History',
+  junkemail: 'Junk Email',
+  outbox: 'Outbox',
+  calendar: 'Calendar',
+  contacts: 'Contacts',
 };
+
+/** Parley stores messages only; Calendar and Contacts exist because every Exchange mailbox has them and clients look them up. */
+const FOLDER_CLASSES: Partial<Record<DistinguishedFolder, string>> = { calendar: 'IPF.Appointment', contacts: 'IPF.Contact' };
 
 export interface Mailbox {
   id: number;
@@ -38,6 +45,8 @@ export interface FolderRecord {
   totalCount: number;
   unreadCount: number;
   childFolderCount: number;
+  /** when an item of the folder last changed (created, updated, read, moved, deleted), else when the folder was made; ms */
+  lastModifiedAt: number;
 }
 
 export function isDistinguishedFolder(name: string): name is DistinguishedFolder {
@@ -59,7 +68,7 @@ export function ensureMailbox(db: Database, address: string, now: () => number =
     const insert = db.prepare('INSERT INTO mail_folders (id, mailbox_id, parent_id, distinguished, display_name, folder_class, change_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
     insert.run(rootId, mailboxId, null, 'msgfolderroot', DISPLAY_NAMES.msgfolderroot, 'IPF.Note', newChangeKey(), at);
     for (const name of DISTINGUISHED_FOLDERS) {
-      if (name !== 'msgfolderroot') insert.run(newId(), mailboxId, rootId, name, DISPLAY_NAMES[name], 'IPF.Note', newChangeKey(), at);
+      if (name !== 'msgfolderroot') insert.run(newId(), mailboxId, rootId, name, DISPLAY_NAMES[name], FOLDER_CLASSES[name] ?? 'IPF.Note', newChangeKey(), at);
     }
     return { id: mailboxId, address: normalised };
   });
@@ -73,7 +82,8 @@ export function findMailbox(db: Database, address: string): Mailbox | undefined 
 const FOLDER_COLUMNS = `f.id, f.change_key, f.mailbox_id, f.parent_id, f.distinguished, f.display_name, f.folder_class,
   (SELECT count(*) FROM mail_items i WHERE i.folder_id = f.id AND i.soft_deleted = 0) AS total,
   (SELECT count(*) FROM mail_items i WHERE i.folder_id = f.id AND i.soft_deleted = 0 AND i.is_read = 0) AS unread,
-  (SELECT count(*) FROM mail_folders c WHERE c.parent_id = f.id) AS children`;
+  (SELECT count(*) FROM mail_folders c WHERE c.parent_id = f.id) AS children,
+  COALESCE((SELECT c.at FROM mail_changes c WHERE c.folder_id = f.id ORDER BY c.seq DESC LIMIT 1), f.created_at) AS changed_at`;
 
 interface FolderRow {
   id: string;
@@ -86,6 +96,7 @@ interface FolderRow {
   total: number;
   unread: number;
   children: number;
+  changed_at: number;
 }
 
 function folderOf(row: FolderRow): FolderRecord {
@@ -100,6 +111,7 @@ function folderOf(row: FolderRow): FolderRecord {
     totalCount: row.total,
     unreadCount: row.unread,
     childFolderCount: row.children,
+    lastModifiedAt: row.changed_at,
   };
 }
 

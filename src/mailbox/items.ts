@@ -49,6 +49,11 @@ export interface ItemRecord {
   size: number;
   createdAt: number;
   updatedAt: number;
+  /**
+   * A number of the item, unique in the database and growing with each item stored: what IMAP
+   * gateways use as the message's UID (MAPI PR_INTERNET_ARTICLE_NUMBER). A moved item keeps it.
+   */
+  articleNumber: number;
 }
 
 /** A restriction on items, compiled to SQL over a fixed set of fields (EWS FieldURIs). */
@@ -61,8 +66,10 @@ export type ItemFilter =
 
 export interface ItemQuery {
   filter?: ItemFilter | undefined;
-  /** by DateTimeReceived; default newest first, as Outlook shows a folder */
+  /** the direction; default newest first, as Outlook shows a folder */
   order?: 'asc' | 'desc' | undefined;
+  /** by DateTimeReceived (default), or by article number (the order items were stored in) */
+  sort?: 'received' | 'article' | undefined;
   offset?: number | undefined;
   max?: number | undefined;
 }
@@ -105,6 +112,8 @@ interface ItemRow {
   size: number;
   created_at: number;
   updated_at: number;
+  /** the row's rowid */
+  article: number;
 }
 
 function itemOf(row: ItemRow): ItemRecord {
@@ -128,6 +137,7 @@ function itemOf(row: ItemRow): ItemRecord {
     size: row.size,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
+    articleNumber: row.article,
   };
 }
 
@@ -164,7 +174,7 @@ export function createItem(db: Database, mailboxId: number, folderId: string, it
 /** An item of this mailbox; ID_MALFORMED, ACCESS_DENIED (another mailbox's) or ITEM_NOT_FOUND. */
 export function getItem(db: Database, mailboxId: number, itemId: string): ItemRecord {
   if (!isWellFormedId(itemId)) throw new MailboxError('ID_MALFORMED', 'the item id is malformed');
-  const row = statement(db, 'SELECT * FROM mail_items WHERE id = ? AND soft_deleted = 0').get(itemId) as ItemRow | undefined;
+  const row = statement(db, 'SELECT *, rowid AS article FROM mail_items WHERE id = ? AND soft_deleted = 0').get(itemId) as ItemRow | undefined;
   if (row === undefined) throw new MailboxError('ITEM_NOT_FOUND', 'no item has that id');
   if (row.mailbox_id !== mailboxId) throw new MailboxError('ACCESS_DENIED', 'the item belongs to another mailbox');
   return itemOf(row);
@@ -172,7 +182,7 @@ export function getItem(db: Database, mailboxId: number, itemId: string): ItemRe
 
 /** The item with this InternetMessageId in this mailbox, soft-deleted ones included (they still count for idempotence). */
 export function findItemByInternetMessageId(db: Database, mailboxId: number, internetMessageId: string): ItemRecord | undefined {
-  const row = statement(db, 'SELECT * FROM mail_items WHERE mailbox_id = ? AND internet_message_id = ?').get(mailboxId, internetMessageId) as ItemRow | undefined;
+  const row = statement(db, 'SELECT *, rowid AS article FROM mail_items WHERE mailbox_id = ? AND internet_message_id = ?').get(mailboxId, internetMessageId) as ItemRow | undefined;
   return row === undefined ? undefined : itemOf(row);
 }
 
@@ -183,9 +193,10 @@ export function findItems(db: Database, mailboxId: number, folderId: string, que
   const base = `FROM mail_items WHERE folder_id = ? AND soft_deleted = 0${where}`;
   const total = (db.prepare(`SELECT count(*) AS n ${base}`).get(...params) as { n: number }).n;
   const order = query.order === 'asc' ? 'ASC' : 'DESC';
+  const by = query.sort === 'article' ? `rowid ${order}` : `received_at ${order}, created_at ${order}, id`;
   const limit = Math.max(0, Math.min(query.max ?? 1000, 1000));
   const offset = Math.max(0, query.offset ?? 0);
-  const rows = db.prepare(`SELECT * ${base} ORDER BY received_at ${order}, created_at ${order}, id LIMIT ? OFFSET ?`).all(...params, limit, offset) as unknown as ItemRow[];
+  const rows = db.prepare(`SELECT *, rowid AS article ${base} ORDER BY ${by} LIMIT ? OFFSET ?`).all(...params, limit, offset) as unknown as ItemRow[];
   return { items: rows.map(itemOf), total };
 }
 
@@ -281,6 +292,6 @@ export function moveItem(db: Database, mailboxId: number, itemId: string, folder
 /** For administrators (`parley mailbox show`): the item wherever it is, with its mailbox address; soft-deleted ones too. */
 export function getItemAnyMailbox(db: Database, itemId: string): { item: ItemRecord; address: string; softDeleted: boolean } | undefined {
   if (!isWellFormedId(itemId)) return undefined;
-  const row = db.prepare('SELECT i.*, m.address AS mailbox_address FROM mail_items i JOIN mailboxes m ON m.id = i.mailbox_id WHERE i.id = ?').get(itemId) as (ItemRow & { mailbox_address: string; soft_deleted: number }) | undefined;
+  const row = db.prepare('SELECT i.*, i.rowid AS article, m.address AS mailbox_address FROM mail_items i JOIN mailboxes m ON m.id = i.mailbox_id WHERE i.id = ?').get(itemId) as (ItemRow & { mailbox_address: string; soft_deleted: number }) | undefined;
   return row === undefined ? undefined : { item: itemOf(row), address: row.mailbox_address, softDeleted: row.soft_deleted === 1 };
 }

@@ -123,5 +123,28 @@ UPDATE mailboxes SET
   size = (SELECT coalesce(sum(i.size), 0) FROM mail_items i WHERE i.mailbox_id = mailboxes.id AND i.soft_deleted = 0),
   deleted_size = (SELECT coalesce(sum(i.size), 0) FROM mail_items i WHERE i.mailbox_id = mailboxes.id AND i.soft_deleted = 1);`,
     },
+    {
+      // the distinguished folders every Exchange mailbox has and EWS clients such as DavMail look up
+      // when they sign in (Junk Email, Outbox, Calendar, Contacts), added to existing mailboxes
+      // (ids: 22 hex characters of randomness, the shape of ids we issue). A user folder of the
+      // same name under the root keeps its place; that mailbox goes without the new one.
+      id: '008-more-distinguished-folders',
+      up: `INSERT INTO mail_folders (id, mailbox_id, parent_id, distinguished, display_name, folder_class, change_key, created_at)
+  SELECT lower(hex(randomblob(11))), r.mailbox_id, r.id, 'junkemail', 'Junk Email', 'IPF.Note', lower(hex(randomblob(6))), r.created_at
+  FROM mail_folders r WHERE r.distinguished = 'msgfolderroot'
+    AND NOT EXISTS (SELECT 1 FROM mail_folders x WHERE x.mailbox_id = r.mailbox_id AND (x.distinguished = 'junkemail' OR (x.parent_id = r.id AND lower(x.display_name) = lower('Junk Email'))));
+INSERT INTO mail_folders (id, mailbox_id, parent_id, distinguished, display_name, folder_class, change_key, created_at)
+  SELECT lower(hex(randomblob(11))), r.mailbox_id, r.id, 'outbox', 'Outbox', 'IPF.Note', lower(hex(randomblob(6))), r.created_at
+  FROM mail_folders r WHERE r.distinguished = 'msgfolderroot'
+    AND NOT EXISTS (SELECT 1 FROM mail_folders x WHERE x.mailbox_id = r.mailbox_id AND (x.distinguished = 'outbox' OR (x.parent_id = r.id AND lower(x.display_name) = lower('Outbox'))));
+INSERT INTO mail_folders (id, mailbox_id, parent_id, distinguished, display_name, folder_class, change_key, created_at)
+  SELECT lower(hex(randomblob(11))), r.mailbox_id, r.id, 'calendar', 'Calendar', 'IPF.Appointment', lower(hex(randomblob(6))), r.created_at
+  FROM mail_folders r WHERE r.distinguished = 'msgfolderroot'
+    AND NOT EXISTS (SELECT 1 FROM mail_folders x WHERE x.mailbox_id = r.mailbox_id AND (x.distinguished = 'calendar' OR (x.parent_id = r.id AND lower(x.display_name) = lower('Calendar'))));
+INSERT INTO mail_folders (id, mailbox_id, parent_id, distinguished, display_name, folder_class, change_key, created_at)
+  SELECT lower(hex(randomblob(11))), r.mailbox_id, r.id, 'contacts', 'Contacts', 'IPF.Contact', lower(hex(randomblob(6))), r.created_at
+  FROM mail_folders r WHERE r.distinguished = 'msgfolderroot'
+    AND NOT EXISTS (SELECT 1 FROM mail_folders x WHERE x.mailbox_id = r.mailbox_id AND (x.distinguished = 'contacts' OR (x.parent_id = r.id AND lower(x.display_name) = lower('Contacts'))));`,
+    },
   ],
 };

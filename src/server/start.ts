@@ -268,7 +268,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     const routes: HttpRoute[] = [createReadyRoute({ checks, draining: () => drain.draining, product: PRODUCT })];
     // ACME's HTTP-01 challenges: /.well-known/acme-challenge/<token>, plain HTTP (RFC 8555 §8.3)
     if (challenges !== null) routes.push(challenges);
-    routes.push(createEwsRoute({ db, logger, domain: config.domain, product: PRODUCT, signIn, smtpRoutes: config.smtpRoutes, quota: mailboxQuota, onMailboxChanged: (address) => messageSummary.mailboxChanged(address), onRequest: (operation, fault) => metrics.ewsRequest(operation, fault) }));
+    routes.push(createEwsRoute({ db, logger, domain: config.domain, product: PRODUCT, names: ownNames, signIn, smtpRoutes: config.smtpRoutes, quota: mailboxQuota, onMailboxChanged: (address) => messageSummary.mailboxChanged(address), onRequest: (operation, fault) => metrics.ewsRequest(operation, fault) }));
     routes.push(createAutodiscoverRoute({ db, logger, domain: config.domain, product: PRODUCT, names: ownNames, signIn }));
     // a user's blocked watchers and contact list: /presence/blocked, /presence/contacts (HTTP Basic, as EWS)
     routes.push(createPresenceRoute({ db, logger, domain: config.domain, product: PRODUCT, signIn, caller: sessionCaller({ sessions: webSessions, basic, isOwnOrigin, challenge: true }), onBlocksChanged: () => presence.blocksChanged(), onContactsChanged: (owner) => presence.contactsChanged(owner) }));

@@ -14,7 +14,7 @@ function item(over: Partial<ItemRecord>): ItemRecord {
   return {
     id: 'AAAAAAAAAAAAAAAAAAAAAA', changeKey: 'k', mailboxId: 1, folderId: 'f', itemClass: 'IPM.Note.Microsoft.Missed', subject: 'Missed conversation with Alice',
     bodyHtml: null, bodyText: null, from: { address: ALICE, name: 'Alice' }, to: [{ address: BOB, name: BOB }], cc: [], sentAt: null,
-    receivedAt: Date.UTC(2026, 0, 2, 3, 4, 5), isRead: false, internetMessageId: null, conversationTopic: null, size: 0, createdAt: 0, updatedAt: 0, ...over,
+    receivedAt: Date.UTC(2026, 0, 2, 3, 4, 5), isRead: false, internetMessageId: null, conversationTopic: null, size: 0, createdAt: 0, updatedAt: 0, articleNumber: 1, ...over,
   };
 }
 

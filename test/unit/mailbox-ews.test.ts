@@ -39,7 +39,7 @@ const idOf = (message: XmlElement) => childElement(childElements(childElement(me
 describe('EWS operations in-process', () => {
   it('GetFolder answers each id on its own, with ServerVersionInfo', () => {
     const { call } = setup();
-    const r = call('alice@parley.test', `<m:GetFolder><m:FolderShape><t:BaseShape>AllProperties</t:BaseShape></m:FolderShape><m:FolderIds>${folderIds('conversationhistory', 'calendar', 'AAAAAAAAAAAAAAAAAAAAAA', 'bad id')}<t:DistinguishedFolderId Id="inbox"><t:Mailbox><t:EmailAddress>bob@parley.test</t:EmailAddress></t:Mailbox></t:DistinguishedFolderId></m:FolderIds></m:GetFolder>`);
+    const r = call('alice@parley.test', `<m:GetFolder><m:FolderShape><t:BaseShape>AllProperties</t:BaseShape></m:FolderShape><m:FolderIds>${folderIds('conversationhistory', 'tasks', 'AAAAAAAAAAAAAAAAAAAAAA', 'bad id')}<t:DistinguishedFolderId Id="inbox"><t:Mailbox><t:EmailAddress>bob@parley.test</t:EmailAddress></t:Mailbox></t:DistinguishedFolderId></m:FolderIds></m:GetFolder>`);
     assert.equal(r.status, 200);
     assert.deepEqual(r.messages.map((m) => [m.attrs.get('ResponseClass'), codeOf(m)]), [
       ['Success', 'NoError'],
@@ -63,7 +63,7 @@ describe('EWS operations in-process', () => {
     assert.equal(root.attrs.get('IncludesLastItemInRange'), 'true');
     const paged = call('alice@parley.test', `<m:FindFolder Traversal="Shallow"><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape><m:IndexedPageFolderView MaxEntriesReturned="2" Offset="2" BasePoint="Beginning"/><m:ParentFolderIds>${folderIds('msgfolderroot')}</m:ParentFolderIds></m:FindFolder>`);
     const page = childElement(paged.messages[0]!, M, 'RootFolder')!;
-    assert.deepEqual([page.attrs.get('IndexedPagingOffset'), page.attrs.get('TotalItemsInView'), page.attrs.get('IncludesLastItemInRange')], ['4', '5', 'false']);
+    assert.deepEqual([page.attrs.get('IndexedPagingOffset'), page.attrs.get('TotalItemsInView'), page.attrs.get('IncludesLastItemInRange')], ['4', '9', 'false']);
     assert.equal(childElement(page, T, 'Folders')!.children.length, 2);
   });
 
@@ -213,5 +213,113 @@ describe('EWS operations in-process', () => {
     const notSoap = answerEws({ db, domain: 'parley.test', userExists: () => true }, 'alice@parley.test', parseXml('<Envelope xmlns="http://www.w3.org/2003/05/soap-envelope"><Body/></Envelope>'));
     assert.equal(notSoap.status, 500);
     assert.equal(notSoap.fault, 'ErrorSchemaValidation');
+  });
+});
+
+// What EWS-to-IMAP gateways such as DavMail send (requests as DavMail 6 writes them).
+describe('EWS for gateways: ConvertId, MAPI properties by tag, MIME content', () => {
+  const rootId = (call: ReturnType<typeof setup>['call'], user = 'alice@parley.test') =>
+    childElement(childElement(childElement(call(user, `<m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape><m:FolderIds>${folderIds('root')}</m:FolderIds></m:GetFolder>`).messages[0]!, M, 'Folders')!, T, 'Folder')!, T, 'FolderId')!.attrs.get('Id')!;
+  const convert = (ids: string, destination = 'EwsId') => `<m:ConvertId DestinationFormat="${destination}"><m:SourceIds>${ids}</m:SourceIds></m:ConvertId>`;
+  const alternate = (id: string, format = 'EwsId') => `<t:AlternateId Format="${format}" Id="${escapeXmlAttr(id)}" Mailbox="blah@blah.com"/>`;
+
+  it('ConvertId answers an own EwsId with the mailbox owner\'s address, whatever Mailbox the request named', () => {
+    const { call } = setup();
+    const root = rootId(call);
+    const bobRoot = rootId(call, 'bob@parley.test');
+    const item = idOf(call('alice@parley.test', save('inbox', 'IPM.Note', 'x')).messages[0]!).get('Id')!;
+    const r = call('alice@parley.test', convert(alternate(root) + alternate(item, 'EwsLegacyId') + alternate(bobRoot) + alternate('AAAAAAAAAAAAAAAAAAAAAA') + alternate('not an id') + alternate(root, 'HexEntryId') + '<t:AlternatePublicFolderId Format="EwsId" FolderId="x"/>'));
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.messages.map((m) => [m.attrs.get('ResponseClass'), codeOf(m)]), [
+      ['Success', 'NoError'],
+      ['Success', 'NoError'],
+      ['Error', 'ErrorAccessDenied'],
+      ['Error', 'ErrorItemNotFound'],
+      ['Error', 'ErrorInvalidIdMalformed'],
+      ['Error', 'ErrorUnsupportedTypeForConversion'],
+      ['Error', 'ErrorUnsupportedTypeForConversion'],
+    ]);
+    const answer = childElement(r.messages[0]!, M, 'AlternateId')!;
+    assert.deepEqual([answer.attrs.get('Format'), answer.attrs.get('Id'), answer.attrs.get('Mailbox')], ['EwsId', root, 'alice@parley.test']);
+    const legacy = childElement(r.messages[1]!, M, 'AlternateId')!;
+    assert.deepEqual([legacy.attrs.get('Format'), legacy.attrs.get('Id')], ['EwsId', item], 'an EwsLegacyId source in the DestinationFormat asked');
+    const toStore = call('alice@parley.test', convert(alternate(root), 'EntryId'));
+    assert.equal(codeOf(toStore.messages[0]), 'ErrorUnsupportedTypeForConversion');
+    assert.equal(faultCode(call('alice@parley.test', convert(alternate(root), 'Binary'))), 'ErrorSchemaValidation');
+    assert.equal(faultCode(call('alice@parley.test', convert(''))), 'ErrorSchemaValidation');
+  });
+
+  it('GetFolder and FindFolder answer folder:DisplayName and MAPI folder properties by tag, and FindFolder restricts on PR_CONTAINER_CLASS', () => {
+    const { call } = setup();
+    for (let i = 0; i < 3; i++) call('alice@parley.test', save('conversationhistory', 'IPM.Note.Microsoft.Missed', `s${i}`, i === 0 ? '<t:IsRead>true</t:IsRead>' : ''));
+    const props = '<t:AdditionalProperties><t:ExtendedFieldURI PropertyTag="0x6752" PropertyType="Integer"/><t:ExtendedFieldURI PropertyTag="0x3602" PropertyType="Integer"/><t:ExtendedFieldURI PropertyTag="0x3603" PropertyType="Integer"/><t:ExtendedFieldURI PropertyTag="0x360a" PropertyType="Boolean"/><t:ExtendedFieldURI PropertyTag="0x670a" PropertyType="SystemTime"/><t:ExtendedFieldURI PropertyTag="0x3613" PropertyType="String"/><t:ExtendedFieldURI PropertyTag="0x3603" PropertyType="String"/><t:ExtendedFieldURI DistinguishedPropertySetId="PublicStrings" PropertyName="x" PropertyType="String"/><t:FieldURI FieldURI="folder:DisplayName"/></t:AdditionalProperties>';
+    const r = call('alice@parley.test', `<m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape>${props}</m:FolderShape><m:FolderIds>${folderIds('conversationhistory')}</m:FolderIds></m:GetFolder>`);
+    const folder = childElement(childElement(r.messages[0]!, M, 'Folders')!, T, 'Folder')!;
+    assert.deepEqual(folder.children.map((c) => c.name), ['FolderId', 'DisplayName', 'ExtendedProperty', 'ExtendedProperty', 'ExtendedProperty', 'ExtendedProperty', 'ExtendedProperty']);
+    const values = Object.fromEntries(childElements(folder, T, 'ExtendedProperty').map((p) => [childElement(p, T, 'ExtendedFieldURI')!.attrs.get('PropertyTag'), childText(p, T, 'Value')]));
+    // 0x6752 is not kept, 0x3603 asked as a String does not fit its type, named properties are not kept: left out
+    const { '0x670a': changed, ...counts } = values;
+    assert.deepEqual(counts, { '0x3602': '3', '0x3603': '2', '0x360a': 'false', '0x3613': 'IPF.Note' });
+    const items = childElements(childElement(childElement(call('alice@parley.test', findItem('conversationhistory', '')).messages[0]!, M, 'RootFolder')!, T, 'Items')!, T, 'Message');
+    const created = items.map((m) => childText(m, T, 'DateTimeCreated') ?? '').sort();
+    assert.equal(changed, created.at(-1), 'the time of the last change in the folder: the newest item\'s creation');
+    assert.equal(childText(folder, T, 'DisplayName'), 'Conversation History');
+
+    // DavMail lists the mail folders: class IPF.Note or IPF.Note.Microsoft.Conversation, or no class at all
+    const mailOnly = '<m:Restriction><t:Or><t:IsEqualTo><t:ExtendedFieldURI PropertyTag="0x3613" PropertyType="String"/><t:FieldURIOrConstant><t:Constant Value="IPF.Note"/></t:FieldURIOrConstant></t:IsEqualTo><t:Not><t:Exists><t:ExtendedFieldURI PropertyTag="0x3613" PropertyType="String"/></t:Exists></t:Not></t:Or></m:Restriction>';
+    const found = call('alice@parley.test', `<m:FindFolder Traversal="Shallow"><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape>${props}</m:FolderShape><m:IndexedPageFolderView MaxEntriesReturned="500" Offset="0" BasePoint="Beginning"/>${mailOnly}<m:ParentFolderIds>${folderIds('msgfolderroot')}</m:ParentFolderIds></m:FindFolder>`);
+    const names = childElements(childElement(childElement(found.messages[0]!, M, 'RootFolder')!, T, 'Folders')!, T, 'Folder').map((f) => childText(f, T, 'DisplayName'));
+    assert.deepEqual(names.sort(), ['Conversation History', 'Deleted Items', 'Drafts', 'Inbox', 'Junk Email', 'Outbox', 'Sent Items'], 'not Calendar and Contacts');
+    const named = call('alice@parley.test', `<m:FindFolder Traversal="Shallow"><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape><m:Restriction><t:IsEqualTo><t:ExtendedFieldURI PropertyTag="0x1234" PropertyType="String"/><t:FieldURIOrConstant><t:Constant Value="x"/></t:FieldURIOrConstant></t:IsEqualTo></m:Restriction><m:ParentFolderIds>${folderIds('msgfolderroot')}</m:ParentFolderIds></m:FindFolder>`);
+    assert.equal(faultCode(named), 'ErrorUnsupportedPathForQuery');
+  });
+
+  it('FindItem sorts by the article number (PR_INTERNET_ARTICLE_NUMBER) and answers MAPI message properties by tag', () => {
+    const { call } = setup();
+    // delivered out of order: the article number follows the order of storing, not of delivery
+    const stored = ['2024-05-03T10:00:00Z', '2024-05-01T10:00:00Z', '2024-05-02T10:00:00Z'].map((at, i) =>
+      idOf(call('alice@parley.test', save('conversationhistory', 'IPM.Note.Microsoft.Missed', `s${i}`, `<t:IsRead>${i === 1}</t:IsRead><t:ExtendedProperty><t:ExtendedFieldURI PropertyTag="0x0E06" PropertyType="SystemTime"/><t:Value>${at}</t:Value></t:ExtendedProperty>`)).messages[0]!).get('Id'),
+    );
+    const shape = '<m:ItemShape><t:BaseShape>IdOnly</t:BaseShape><t:AdditionalProperties><t:ExtendedFieldURI PropertyTag="0xe06" PropertyType="SystemTime"/><t:ExtendedFieldURI PropertyTag="0xe23" PropertyType="Integer"/><t:ExtendedFieldURI PropertyTag="0xe08" PropertyType="Integer"/><t:ExtendedFieldURI PropertyTag="0xe07" PropertyType="Integer"/><t:ExtendedFieldURI PropertyTag="0xff9" PropertyType="Binary"/><t:FieldURI FieldURI="message:IsRead"/></t:AdditionalProperties></m:ItemShape>';
+    const sort = (order: string) => `<m:SortOrder><t:FieldOrder Order="${order}"><t:ExtendedFieldURI PropertyTag="0xe23" PropertyType="Integer"/></t:FieldOrder></m:SortOrder>`;
+    const list = (order: string) => {
+      const r = call('alice@parley.test', `<m:FindItem Traversal="Shallow">${shape}<m:IndexedPageItemView MaxEntriesReturned="500" Offset="0" BasePoint="Beginning"/>${sort(order)}<m:ParentFolderIds>${folderIds('conversationhistory')}</m:ParentFolderIds></m:FindItem>`);
+      return childElements(childElement(childElement(r.messages[0]!, M, 'RootFolder')!, T, 'Items')!, T, 'Message');
+    };
+    const ascending = list('Ascending');
+    assert.deepEqual(ascending.map((m) => childElement(m, T, 'ItemId')!.attrs.get('Id')), stored);
+    assert.deepEqual(list('Descending').map((m) => childElement(m, T, 'ItemId')!.attrs.get('Id')), [...stored].reverse());
+    const first = ascending[0]!;
+    assert.deepEqual(first.children.map((c) => c.name), ['ItemId', 'ExtendedProperty', 'ExtendedProperty', 'ExtendedProperty', 'ExtendedProperty', 'IsRead'], 'Binary PR_RECORD_KEY is not kept');
+    const values = (m: XmlElement) => Object.fromEntries(childElements(m, T, 'ExtendedProperty').map((p) => [childElement(p, T, 'ExtendedFieldURI')!.attrs.get('PropertyTag'), childText(p, T, 'Value')]));
+    const articles = ascending.map((m) => Number(values(m)['0xe23']));
+    assert.ok(articles.every((n, i) => Number.isInteger(n) && n > 0 && (i === 0 || n > articles[i - 1]!)), `growing article numbers: ${articles}`);
+    assert.equal(values(first)['0xe06'], '2024-05-03T10:00:00Z');
+    assert.deepEqual(ascending.map((m) => values(m)['0xe07']), ['0', '1', '0'], 'MSGFLAG_READ');
+    assert.ok(Number(values(first)['0xe08']) > 0);
+    const bySubject = call('alice@parley.test', `<m:FindItem Traversal="Shallow">${shape}<m:SortOrder><t:FieldOrder Order="Ascending"><t:ExtendedFieldURI PropertyTag="0x0037" PropertyType="String"/></t:FieldOrder></m:SortOrder><m:ParentFolderIds>${folderIds('conversationhistory')}</m:ParentFolderIds></m:FindItem>`);
+    assert.equal(faultCode(bySubject), 'ErrorUnsupportedPathForSortGroup');
+  });
+
+  it('GetItem with IncludeMimeContent answers the item as a MIME message, before its ItemId; FindItem refuses it', () => {
+    const { call } = setup();
+    const from = '<t:From><t:Mailbox><t:Name>Bob "the builder"</t:Name><t:EmailAddress>bob@parley.test</t:EmailAddress></t:Mailbox></t:From>';
+    const id = idOf(call('alice@parley.test', save('inbox', 'IPM.Note', 'Grüße\r\nBcc: evil@example.com', from)).messages[0]!).get('Id')!;
+    const r = call('alice@parley.test', `<m:GetItem><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape><t:IncludeMimeContent>true</t:IncludeMimeContent></m:ItemShape><m:ItemIds><t:ItemId Id="${id}"/></m:ItemIds></m:GetItem>`);
+    const message = childElement(childElement(r.messages[0]!, M, 'Items')!, T, 'Message')!;
+    assert.deepEqual(message.children.map((c) => c.name), ['MimeContent', 'ItemId']);
+    const mime = Buffer.from(childText(message, T, 'MimeContent') ?? '', 'base64').toString('utf8');
+    const [head = '', body = ''] = mime.split('\r\n\r\n');
+    assert.match(head, /^From: "Bob \\"the builder\\"" <bob@parley\.test>$/m);
+    assert.match(head, /^Subject: =\?UTF-8\?B\?[A-Za-z0-9+/=]+\?=$/m, 'a subject with a line break is an encoded-word, not a new header');
+    assert.doesNotMatch(head, /^Bcc:/m);
+    assert.match(head, new RegExp(`^Message-ID: <${id.replace(/[-_]/g, '.')}@parley\\.test>$`, 'm'));
+    assert.match(head, /^Content-Type: text\/plain; charset=utf-8$/m);
+    assert.equal(Buffer.from(body, 'base64').toString('utf8'), 'hi');
+    const find = call('alice@parley.test', `<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape><t:IncludeMimeContent>true</t:IncludeMimeContent></m:ItemShape><m:ParentFolderIds>${folderIds('inbox')}</m:ParentFolderIds></m:FindItem>`);
+    assert.equal(faultCode(find), 'ErrorInvalidPropertyRequest');
+    // DavMail's IMAP APPEND sends the message as MIME: refused, not stored without its subject and body
+    const append = call('alice@parley.test', `<m:CreateItem MessageDisposition="SaveOnly"><m:SavedItemFolderId>${folderIds('sentitems')}</m:SavedItemFolderId><m:Items><t:Message><t:MimeContent>${Buffer.from('Subject: x\r\n\r\nhi').toString('base64')}</t:MimeContent></t:Message></m:Items></m:CreateItem>`);
+    assert.equal(codeOf(append.messages[0]), 'ErrorInvalidRequest');
   });
 });

@@ -58,7 +58,10 @@ describe('EWS HTTP route', () => {
 
   it('refuses other methods and content types, and oversized bodies while they arrive', async () => {
     const ok = { authorization: auth('alice', 'alice-pw') };
-    assert.equal((await fetch(url, { headers: ok })).status, 405);
+    assert.equal((await fetch(url, { method: 'PUT', headers: ok, body: 'x' })).status, 405);
+    const wsdlPut = await fetch(url.replace('Exchange.asmx', 'Services.wsdl'), { method: 'POST', headers: ok, body: envelope });
+    assert.equal(wsdlPut.status, 405);
+    assert.equal(wsdlPut.headers.get('allow'), 'GET, HEAD');
     assert.equal((await post(envelope, { ...ok, 'content-type': 'application/json' })).status, 415);
     const big = await post(envelope.replace('<m:GetFolder>', `<m:GetFolder><!--${'x'.repeat(100 * 1024)}-->`), ok);
     assert.equal(big.status, 413);
@@ -76,6 +79,53 @@ describe('EWS HTTP route', () => {
     assert.equal(deep.status, 500);
     assert.match(await deep.text(), /XML_TOO_DEEP/);
     assert.equal((await post(envelope, ok)).status, 200, 'still serving');
+  });
+});
+
+describe('EWS GET probes and the service description', () => {
+  const ok = { authorization: auth('alice', 'alice-pw') };
+  const base = () => url.slice(0, url.indexOf('/ews/'));
+  const probes = ['/EWS/Exchange.asmx', '/ews/exchange.asmx', '/Ews/EXCHANGE.ASMX', '/EWS/Exchange.asmx?wsdl', '/EWS/Exchange.asmx?WSDL', '/EWS/Services.wsdl', '/ews/services.wsdl'];
+
+  it('answers GET and HEAD without credentials 401 with the Basic challenge, in any case of the path', async () => {
+    for (const path of probes) {
+      for (const method of ['GET', 'HEAD']) {
+        const res = await fetch(base() + path, { method });
+        assert.equal(res.status, 401, `${method} ${path}`);
+        assert.equal(res.headers.get('www-authenticate'), 'Basic realm="parley.test", charset="UTF-8"');
+      }
+      assert.equal((await fetch(base() + path, { headers: { authorization: auth('alice', 'wrong') } })).status, 401);
+    }
+  });
+
+  it('answers GET with credentials 200 and a WSDL of the operations served, bound to the EWS URL; HEAD the same headers without a body', async () => {
+    for (const path of probes) {
+      const res = await fetch(base() + path, { headers: ok });
+      assert.equal(res.status, 200, path);
+      assert.equal(res.headers.get('content-type'), 'text/xml; charset=utf-8');
+      const wsdl = parseXml(await res.text());
+      const W = 'http://schemas.xmlsoap.org/wsdl/';
+      assert.equal(wsdl.name, 'definitions');
+      assert.equal(wsdl.ns, W);
+      const portType = childElement(wsdl, W, 'portType');
+      const ops = portType?.children.map((c) => c.attrs.get('name'));
+      for (const op of ['GetFolder', 'FindFolder', 'FindItem', 'GetItem', 'CreateItem', 'ConvertId']) assert.ok(ops?.includes(op), `${op} in ${ops?.join(',')}`);
+      const address = childElement(childElement(childElement(wsdl, W, 'service')!, W, 'port')!, 'http://schemas.xmlsoap.org/wsdl/soap/', 'address');
+      assert.equal(address?.attrs.get('location'), `http://127.0.0.1:${new URL(url).port}/EWS/Exchange.asmx`);
+      const head = await fetch(base() + path, { method: 'HEAD', headers: ok });
+      assert.equal(head.status, 200);
+      assert.equal(head.headers.get('content-length'), res.headers.get('content-length'));
+      assert.equal(await head.text(), '');
+    }
+  });
+
+  it('serves a POST without RequestServerVersion as one with it', async () => {
+    const withVersion = envelope.replace('<s:Body>', '<s:Header><t:RequestServerVersion Version="Exchange2010_SP2"/></s:Header><s:Body>');
+    for (const body of [envelope, withVersion]) {
+      const res = await post(body, ok);
+      assert.equal(res.status, 200);
+      assert.match(await res.text(), /ResponseClass="Success"/);
+    }
   });
 });
 

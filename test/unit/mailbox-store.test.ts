@@ -43,7 +43,8 @@ describe('mailbox store', () => {
     assert.deepEqual(ensureMailbox(db, 'sip:alice@parley.test'), a);
     const root = getDistinguishedFolder(db, a.id, 'msgfolderroot');
     const names = listFolders(db, a.id, root.id, false).map((f) => f.displayName);
-    assert.deepEqual(names, ['Conversation History', 'Deleted Items', 'Drafts', 'Inbox', 'Sent Items']);
+    assert.deepEqual(names, ['Calendar', 'Contacts', 'Conversation History', 'Deleted Items', 'Drafts', 'Inbox', 'Junk Email', 'Outbox', 'Sent Items']);
+    assert.equal(getDistinguishedFolder(db, a.id, 'calendar').folderClass, 'IPF.Appointment');
     assert.equal(getDistinguishedFolder(db, a.id, 'conversationhistory').distinguished, 'conversationhistory');
   });
 
@@ -55,7 +56,7 @@ describe('mailbox store', () => {
     createFolder(db, a.id, projects.id, 'Parley');
     assert.equal(codeOf(() => createFolder(db, a.id, inbox.id, 'projects')), 'FOLDER_EXISTS');
     const root = getDistinguishedFolder(db, a.id, 'msgfolderroot');
-    assert.equal(listFolders(db, a.id, root.id, true).length, 7);
+    assert.equal(listFolders(db, a.id, root.id, true).length, 11);
     assert.equal(getFolder(db, a.id, inbox.id).childFolderCount, 1);
   });
 

@@ -25,7 +25,8 @@ export type EwsResponseCode =
   | 'ErrorInvalidWatermark'
   | 'ErrorUnsupportedPathForSortGroup'
   | 'ErrorInternalServerError'
-  | 'ErrorQuotaExceeded';
+  | 'ErrorQuotaExceeded'
+  | 'ErrorUnsupportedTypeForConversion';
 
 /** An error an EWS operation answers with: per item as ResponseClass="Error", or as a SOAP Fault for the whole request. */
 export class EwsError extends ParleyError {

@@ -3,7 +3,10 @@
 import type { XmlElement } from '../../xml/index.ts';
 import { childElement, childElements, childText, escapeXmlText } from '../../xml/index.ts';
 import type { ItemRecord, Mailer, NewItem } from '../items.ts';
+import { itemToMime } from '../mime.ts';
 import { EwsError } from './codes.ts';
+import { extendedPropertiesXml, readExtendedFieldUri } from './extended.ts';
+import type { ExtendedRequest } from './extended.ts';
 import { readBaseShape } from './folder-ids.ts';
 import type { BaseShape } from './folder-ids.ts';
 import { T_NS } from './names.ts';
@@ -13,6 +16,10 @@ export interface ItemShape {
   base: BaseShape;
   bodyType: 'Best' | 'HTML' | 'Text';
   additional: Set<string>;
+  /** MAPI properties asked by PropertyTag */
+  extended: readonly ExtendedRequest[];
+  /** IncludeMimeContent: the item as an Internet message, base64, before the ItemId */
+  mime: boolean;
 }
 
 type Writer = (item: ItemRecord, shape: ItemShape) => string;
@@ -31,6 +38,8 @@ const PROPERTIES: ReadonlyArray<readonly [string, Writer]> = [
   ['item:DisplayCc', (i) => el('t:DisplayCc', display(i.cc))],
   ['item:DisplayTo', (i) => el('t:DisplayTo', display(i.to))],
   ['item:HasAttachments', () => el('t:HasAttachments', false)],
+  // t:ExtendedProperty comes here in ItemType's sequence; it is asked by tag, not by FieldURI
+  ['', (i, shape) => extendedPropertiesXml(shape.extended, (n) => itemProperty(i, n))],
   ['item:LastModifiedTime', (i) => el('t:LastModifiedTime', dateTime(i.updatedAt))],
   ['message:ToRecipients', (i) => (i.to.length === 0 ? '' : `<t:ToRecipients>${i.to.map(mailboxXml).join('')}</t:ToRecipients>`)],
   ['message:CcRecipients', (i) => (i.cc.length === 0 ? '' : `<t:CcRecipients>${i.cc.map(mailboxXml).join('')}</t:CcRecipients>`)],
@@ -39,7 +48,7 @@ const PROPERTIES: ReadonlyArray<readonly [string, Writer]> = [
   ['message:InternetMessageId', (i) => el('t:InternetMessageId', i.internetMessageId)],
   ['message:IsRead', (i) => el('t:IsRead', i.isRead)],
 ];
-const KNOWN = new Set(PROPERTIES.map(([uri]) => uri).concat('item:ItemId'));
+const KNOWN = new Set(PROPERTIES.map(([uri]) => uri).filter((uri) => uri !== '').concat('item:ItemId'));
 const DEFAULT = new Set(['item:ParentFolderId', 'item:ItemClass', 'item:Subject', 'item:Body', 'item:DateTimeReceived', 'item:Size', 'item:DateTimeSent', 'item:DateTimeCreated', 'item:DisplayCc', 'item:DisplayTo', 'item:HasAttachments', 'message:ToRecipients', 'message:From', 'message:IsRead']);
 
 /** m:ItemShape: BaseShape, BodyType, AdditionalProperties (FieldURI only). FindItem may not ask for the body. */
@@ -47,21 +56,31 @@ export function readItemShape(shape: XmlElement | undefined, forFind: boolean): 
   const base = readBaseShape(shape, 'm:ItemShape');
   const bodyType = shape && childText(shape, T_NS, 'BodyType')?.trim();
   const additional = new Set<string>();
+  const extended: ExtendedRequest[] = [];
   const extra = shape && childElement(shape, T_NS, 'AdditionalProperties');
   for (const p of extra?.children ?? []) {
+    const ext = readExtendedFieldUri(p);
+    if (ext !== undefined) extended.push(ext);
     const uri = p.attrs.get('FieldURI');
     if (p.ns !== T_NS || p.name !== 'FieldURI' || uri === undefined) continue; // extended/indexed properties: not kept by Parley
     if (!KNOWN.has(uri)) continue; // a valid property Parley does not keep is left out, as Exchange leaves out unset ones
     if (forFind && uri === 'item:Body') throw new EwsError('ErrorInvalidPropertyRequest', 'FindItem cannot return item:Body; use GetItem');
     additional.add(uri);
   }
-  return { base, bodyType: bodyType === 'HTML' || bodyType === 'Text' ? bodyType : 'Best', additional };
+  const includeMime = shape && childText(shape, T_NS, 'IncludeMimeContent')?.trim();
+  if (includeMime !== undefined && !['true', 'false', '1', '0'].includes(includeMime)) throw new EwsError('ErrorSchemaValidation', `t:IncludeMimeContent must be a boolean, not ${JSON.stringify(includeMime)}`);
+  const mime = includeMime === 'true' || includeMime === '1';
+  if (forFind && mime) throw new EwsError('ErrorInvalidPropertyRequest', 'FindItem cannot return the MIME content; use GetItem');
+  return { base, bodyType: bodyType === 'HTML' || bodyType === 'Text' ? bodyType : 'Best', additional, extended, mime };
 }
 
-export function itemXml(item: ItemRecord, shape: ItemShape, forFind = false): string {
-  let out = `<t:Message><t:ItemId${attr('Id', item.id)}${attr('ChangeKey', item.changeKey)}/>`;
+/** `domain` names the organisation in a Message-ID made for MIME content of an item that has none. */
+export function itemXml(item: ItemRecord, shape: ItemShape, forFind = false, domain = 'localhost'): string {
+  let out = '<t:Message>';
+  if (shape.mime) out += `<t:MimeContent CharacterSet="UTF-8">${itemToMime(item, domain).toString('base64')}</t:MimeContent>`;
+  out += `<t:ItemId${attr('Id', item.id)}${attr('ChangeKey', item.changeKey)}/>`;
   for (const [uri, write] of PROPERTIES) {
-    const wanted = shape.additional.has(uri) || shape.base === 'AllProperties' || (shape.base === 'Default' && DEFAULT.has(uri));
+    const wanted = uri === '' || shape.additional.has(uri) || shape.base === 'AllProperties' || (shape.base === 'Default' && DEFAULT.has(uri));
     if (!wanted || (forFind && uri === 'item:Body')) continue;
     out += write(item, shape);
   }
@@ -71,6 +90,42 @@ export function itemXml(item: ItemRecord, shape: ItemShape, forFind = false): st
 /** Only the id, as CreateItem and UpdateItem answer. */
 export function itemIdXml(item: ItemRecord): string {
   return `<t:Message><t:ItemId${attr('Id', item.id)}${attr('ChangeKey', item.changeKey)}/></t:Message>`;
+}
+
+// MAPI message properties ([MS-OXPROPS]) answered through t:ExtendedFieldURI
+const PR_SUBJECT = 0x0037;
+const PR_MESSAGE_CLASS = 0x001a;
+const PR_MESSAGE_SIZE = 0x0e08;
+/** the message's number in the store: IMAP gateways use it as the UID */
+const PR_INTERNET_ARTICLE_NUMBER = 0x0e23;
+const PR_LAST_MODIFICATION_TIME = 0x3008;
+const PR_CREATION_TIME = 0x3007;
+
+function itemProperty(i: ItemRecord, n: number) {
+  switch (n) {
+    case PR_MESSAGE_CLASS:
+      return { value: i.itemClass, type: 'String' } as const;
+    case PR_SUBJECT:
+      return { value: i.subject, type: 'String' } as const;
+    case PR_CLIENT_SUBMIT_TIME:
+      return i.sentAt === null ? undefined : ({ value: i.sentAt, type: 'SystemTime' } as const);
+    case PR_MESSAGE_DELIVERY_TIME:
+      return { value: i.receivedAt, type: 'SystemTime' } as const;
+    case PR_MESSAGE_FLAGS:
+      return { value: i.isRead ? MSGFLAG_READ : 0, type: 'Integer' } as const;
+    case PR_MESSAGE_SIZE:
+      return { value: i.size, type: 'Integer' } as const;
+    case PR_INTERNET_ARTICLE_NUMBER:
+      return { value: i.articleNumber, type: 'Integer' } as const;
+    case PR_INTERNET_MESSAGE_ID:
+      return i.internetMessageId === null ? undefined : ({ value: i.internetMessageId, type: 'String' } as const);
+    case PR_CREATION_TIME:
+      return { value: i.createdAt, type: 'SystemTime' } as const;
+    case PR_LAST_MODIFICATION_TIME:
+      return { value: i.updatedAt, type: 'SystemTime' } as const;
+    default:
+      return undefined;
+  }
 }
 
 function bodyXml(item: ItemRecord, shape: ItemShape): string {
@@ -97,6 +152,9 @@ export function readNewMessage(message: XmlElement, now: number): NewItem {
   if (message.ns !== T_NS || (message.name !== 'Message' && message.name !== 'Item')) {
     throw new EwsError('ErrorInvalidRequest', `Parley stores messages only; t:${message.name} is not supported`);
   }
+  // a message given as MIME (DavMail's IMAP APPEND, a client's "copy to Sent") would be stored
+  // without its subject and body if the other properties were read alone: refused instead
+  if (childElement(message, T_NS, 'MimeContent') !== undefined) throw new EwsError('ErrorInvalidRequest', 'Parley does not store messages given as t:MimeContent; give the message as properties (t:Subject, t:Body, t:From, t:ToRecipients)');
   const body = childElement(message, T_NS, 'Body');
   const bodyType = body?.attrs.get('BodyType');
   if (body !== undefined && bodyType !== 'HTML' && bodyType !== 'Text') throw new EwsError('ErrorSchemaValidation', 't:Body needs BodyType="HTML" or "Text"');

@@ -1,9 +1,12 @@
-// m:Restriction (EWS reference, Restriction): IsEqualTo, IsNotEqualTo, Contains, And, Or, Not, over
-// the FieldURIs Parley can search. Anything else is ErrorUnsupportedPathForQuery or a schema error.
+// m:Restriction (EWS reference, Restriction): IsEqualTo, IsNotEqualTo, Contains, Exists, And, Or,
+// Not, over the FieldURIs Parley can search, and the MAPI properties (t:ExtendedFieldURI with a
+// PropertyTag, named in a field table as `tag:0x3613`) that stand for them. Anything else is
+// ErrorUnsupportedPathForQuery or a schema error.
 import type { XmlElement } from '../../xml/index.ts';
 import { childElement } from '../../xml/index.ts';
 import type { ItemField, ItemFilter } from '../items.ts';
 import { EwsError } from './codes.ts';
+import { readExtendedFieldUri } from './extended.ts';
 import { T_NS } from './names.ts';
 
 const ITEM_FIELDS: Record<string, ItemField> = {
@@ -18,6 +21,8 @@ const ITEM_FIELDS: Record<string, ItemField> = {
 export type Restriction<F> =
   | { op: 'eq' | 'ne'; field: F; value: string }
   | { op: 'contains'; field: F; value: string }
+  /** t:Exists: whether the property is set */
+  | { op: 'exists'; field: F }
   | { op: 'and' | 'or'; filters: Restriction<F>[] }
   | { op: 'not'; filter: Restriction<F> };
 
@@ -41,6 +46,8 @@ function toItemFilter(r: Restriction<ItemField>): ItemFilter {
       return { op: r.op, field: r.field, value: r.field === 'isRead' ? r.value === 'true' || r.value === '1' : r.value };
     case 'contains':
       return r;
+    case 'exists':
+      throw new EwsError('ErrorUnsupportedPathForQuery', 'Parley does not support t:Exists on items');
     case 'and':
     case 'or':
       return { op: r.op, filters: r.filters.map(toItemFilter) };
@@ -77,14 +84,21 @@ function expression<F>(e: XmlElement, fields: Record<string, F>, depth: number):
       if (value === undefined) throw new EwsError('ErrorSchemaValidation', 't:Contains needs a t:Constant with a Value');
       return { op: 'contains', field, value };
     }
+    case 'Exists':
+      return { op: 'exists', field: fieldOf(e, fields) };
     default:
       throw new EwsError('ErrorUnsupportedPathForQuery', `Parley does not support the search expression t:${e.name}`);
   }
 }
 
+/** The name of a MAPI property in a field table: `tag:0x` and four lower-case hex digits. */
+export const tagField = (n: number): string => `tag:0x${n.toString(16).padStart(4, '0')}`;
+
 function fieldOf<F>(e: XmlElement, fields: Record<string, F>): F {
-  const uri = childElement(e, T_NS, 'FieldURI')?.attrs.get('FieldURI');
-  if (uri === undefined) throw new EwsError('ErrorUnsupportedPathForQuery', `t:${e.name} must compare a t:FieldURI (indexed and extended properties are not searchable in Parley)`);
+  const extended = childElement(e, T_NS, 'ExtendedFieldURI');
+  const tag = extended && readExtendedFieldUri(extended);
+  const uri = tag !== undefined ? tagField(tag.n) : childElement(e, T_NS, 'FieldURI')?.attrs.get('FieldURI');
+  if (uri === undefined) throw new EwsError('ErrorUnsupportedPathForQuery', `t:${e.name} must compare a t:FieldURI or a t:ExtendedFieldURI with a PropertyTag (indexed and named properties are not searchable in Parley)`);
   const field = Object.hasOwn(fields, uri) ? fields[uri] : undefined;
   if (field === undefined) throw new EwsError('ErrorUnsupportedPathForQuery', `Parley cannot search on ${uri}; it can search on ${Object.keys(fields).join(', ')}`);
   return field;

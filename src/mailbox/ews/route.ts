@@ -14,9 +14,13 @@ import { lastChange } from '../changes.ts';
 import { MailboxQuota } from '../quota.ts';
 import { routeFor } from '../smtp/outbound.ts';
 import type { SmtpRoutes } from '../smtp/outbound.ts';
+import type { ServerAuthority } from '../autodiscover.ts';
 import { EWS_OPERATIONS, answerEws, faultForUnreadable } from './service.ts';
+import { servicesWsdl } from './wsdl.ts';
 
 export const EWS_PATH = '/ews/exchange.asmx';
+/** Exchange serves its service description here too (clients such as DavMail accept either URL) */
+const WSDL_PATH = '/ews/services.wsdl';
 
 export interface EwsRouteOptions {
   db: Database;
@@ -25,6 +29,8 @@ export interface EwsRouteOptions {
   domain: string;
   /** the Server header, e.g. Parley/0.1.0 */
   product: string;
+  /** the host the WSDL's service address names (never the Host header as sent); default 127.0.0.1 and the local port */
+  names?: ServerAuthority;
   limits?: XmlLimits;
   /** accept Basic credentials over plain HTTP from other hosts than loopback (default false: TLS or a local proxy) */
   allowPlainHttp?: boolean;
@@ -54,13 +60,16 @@ export function createEwsRoute(opts: EwsRouteOptions): HttpRoute {
   return {
     handle(req, res, url) {
       // IIS, and so Exchange, matches paths case-insensitively; clients write /EWS/Exchange.asmx or /ews/exchange.asmx
-      if (url.pathname.toLowerCase() !== EWS_PATH) return false;
-      if (req.method !== 'POST') {
-        send(res, opts.product, 405, 'text/plain; charset=utf-8', 'EWS accepts POST only (SOAP 1.1)\n', { allow: 'POST' });
+      const path = url.pathname.toLowerCase();
+      if (path !== EWS_PATH && path !== WSDL_PATH) return false;
+      const probe = req.method === 'GET' || req.method === 'HEAD';
+      if (!probe && (req.method !== 'POST' || path === WSDL_PATH)) {
+        const allow = path === WSDL_PATH ? 'GET, HEAD' : 'GET, HEAD, POST';
+        send(res, opts.product, 405, 'text/plain; charset=utf-8', `${url.pathname} accepts ${allow}\n`, { allow });
         req.resume();
         return true;
       }
-      serve(req, res).catch((err: unknown) => {
+      (probe ? describe(req, res) : serve(req, res)).catch((err: unknown) => {
         if (req.destroyed && !res.headersSent && (err as NodeJS.ErrnoException).code !== undefined) {
           opts.logger.info({ err }, 'EWS client went away before the request was read');
           return;
@@ -73,19 +82,44 @@ export function createEwsRoute(opts: EwsRouteOptions): HttpRoute {
     },
   };
 
-  async function serve(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  /** The signed-in user's address, or undefined after answering 403, 401 (with the Basic challenge), 429 or 503. */
+  async function signedIn(req: http.IncomingMessage, res: http.ServerResponse): Promise<string | undefined> {
     if (!opts.allowPlainHttp && !isSecureOrLocal(req)) {
       req.resume();
-      return send(res, opts.product, 403, 'text/plain; charset=utf-8', 'EWS sends passwords: use HTTPS (plain HTTP is accepted on loopback only)\n');
+      send(res, opts.product, 403, 'text/plain; charset=utf-8', 'EWS sends passwords: use HTTPS (plain HTTP is accepted on loopback only)\n');
+      return undefined;
     }
-    const signedIn = await signIn.authenticate(req);
-    if (!signedIn.ok) {
-      req.resume();
-      if (signedIn.status !== 401) return answerSignInRefusal(res, opts.product, signedIn);
-      send(res, opts.product, 401, 'text/plain; charset=utf-8', 'EWS needs HTTP Basic authentication with your Parley address and password\n', challenge(opts.domain));
+    const outcome = await signIn.authenticate(req);
+    if (outcome.ok) return outcome.address;
+    req.resume();
+    if (outcome.status !== 401) answerSignInRefusal(res, opts.product, outcome);
+    else send(res, opts.product, 401, 'text/plain; charset=utf-8', 'EWS needs HTTP Basic authentication with your Parley address and password\n', challenge(opts.domain));
+    return undefined;
+  }
+
+  /**
+   * GET or HEAD of the EWS URL (with or without ?wsdl) or of Services.wsdl: the probe clients such
+   * as Evolution and DavMail send before they POST. Exchange answers it as it answers a POST
+   * without credentials (401 and the challenge), and with them 200 and its Services.wsdl.
+   */
+  async function describe(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const address = await signedIn(req, res);
+    if (address === undefined) return;
+    req.resume();
+    const secure = (req.socket as { encrypted?: boolean }).encrypted === true;
+    const base = opts.names?.baseFor({ host: req.headers.host, localAddress: req.socket.localAddress, secure }).base ?? `${secure ? 'https' : 'http'}://127.0.0.1:${req.socket.localPort ?? 80}`;
+    const body = servicesWsdl([...SUPPORTED], `${base}/EWS/Exchange.asmx`);
+    if (req.method === 'HEAD') {
+      res.writeHead(200, { 'content-type': 'text/xml; charset=utf-8', 'content-length': Buffer.byteLength(body), server: opts.product });
+      res.end();
       return;
     }
-    const address = signedIn.address;
+    send(res, opts.product, 200, 'text/xml; charset=utf-8', body);
+  }
+
+  async function serve(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const address = await signedIn(req, res);
+    if (address === undefined) return;
     const type = req.headers['content-type'] ?? 'text/xml';
     if (!/^(text\/xml|application\/soap\+xml|application\/xml)\b/i.test(type)) {
       req.resume();

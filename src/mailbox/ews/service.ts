@@ -11,6 +11,7 @@ import { faultEnvelope, readEnvelope, responseEnvelope } from './envelope.ts';
 import { ACCEPTED_VERSIONS, T_NS } from './names.ts';
 import type { EwsVersion } from './names.ts';
 import type { EwsOperation } from './operation.ts';
+import { convertIdOperation } from './operations/convert-id.ts';
 import { createFolderOperation } from './operations/create-folder.ts';
 import { createItemOperation } from './operations/create-item.ts';
 import { deleteFolderOperation } from './operations/delete-folder.ts';
@@ -41,6 +42,7 @@ export const EWS_OPERATIONS: readonly EwsOperation[] = [
   subscribeOperation,
   getEventsOperation,
   unsubscribeOperation,
+  convertIdOperation,
 ];
 
 export interface EwsServiceOptions {

@@ -4,7 +4,7 @@ import { childElement, childText } from '../../../xml/index.ts';
 import { createFolder } from '../../folders.ts';
 import { responseMessage } from '../batch.ts';
 import { EwsError } from '../codes.ts';
-import { folderXml, readFolderIds, resolveFolder } from '../folder-ids.ts';
+import { ID_ONLY_FOLDER, folderXml, readFolderIds, resolveFolder } from '../folder-ids.ts';
 import { M_NS, T_NS } from '../names.ts';
 import type { EwsOperation } from '../operation.ts';
 import { responseOf } from '../write.ts';
@@ -26,7 +26,7 @@ export const createFolderOperation: EwsOperation = {
           if (name === undefined) throw new EwsError('ErrorInvalidRequest', 'a folder needs a t:DisplayName');
           const folderClass = childText(f, T_NS, 'FolderClass')?.trim() || 'IPF.Note';
           const created = createFolder(ctx.db, ctx.mailbox.id, resolveFolder(ctx, parent).id, name, folderClass, ctx.now);
-          return `<m:Folders>${folderXml(created, 'IdOnly')}</m:Folders>`;
+          return `<m:Folders>${folderXml(created, ID_ONLY_FOLDER)}</m:Folders>`;
         }),
       ),
     );

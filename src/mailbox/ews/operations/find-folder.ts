@@ -5,16 +5,17 @@ import type { FolderRecord } from '../../folders.ts';
 import { listFolders } from '../../folders.ts';
 import { responseMessage } from '../batch.ts';
 import { EwsError } from '../codes.ts';
-import { folderXml, readBaseShape, readFolderIds, resolveFolder } from '../folder-ids.ts';
+import { folderXml, readFolderIds, readFolderShape, resolveFolder } from '../folder-ids.ts';
 import { M_NS } from '../names.ts';
 import type { EwsOperation } from '../operation.ts';
 import { readIndexedView, rootFolderAttrs, sliceOf } from '../paging.ts';
-import { readRestriction } from '../restriction.ts';
+import { readRestriction, tagField } from '../restriction.ts';
 import type { Restriction } from '../restriction.ts';
 import { responseOf } from '../write.ts';
 
 type FolderField = 'displayName' | 'folderClass';
-const FOLDER_FIELDS: Record<string, FolderField> = { 'folder:DisplayName': 'displayName', 'folder:FolderClass': 'folderClass' };
+// PR_DISPLAY_NAME and PR_CONTAINER_CLASS ([MS-OXPROPS]): DavMail lists mail folders by container class
+const FOLDER_FIELDS: Record<string, FolderField> = { 'folder:DisplayName': 'displayName', 'folder:FolderClass': 'folderClass', [tagField(0x3001)]: 'displayName', [tagField(0x3613)]: 'folderClass' };
 
 export const findFolderOperation: EwsOperation = {
   name: 'FindFolder',
@@ -24,7 +25,7 @@ export const findFolderOperation: EwsOperation = {
     if (traversal !== 'Shallow' && traversal !== 'Deep') {
       throw new EwsError('ErrorSchemaValidation', `FindFolder needs Traversal="Shallow" or "Deep" (Parley keeps no soft-deleted folders), not ${JSON.stringify(traversal ?? '')}`);
     }
-    const shape = readBaseShape(childElement(request, M_NS, 'FolderShape'), 'm:FolderShape');
+    const shape = readFolderShape(childElement(request, M_NS, 'FolderShape'));
     if (childElement(request, M_NS, 'FractionalPageFolderView')) throw new EwsError('ErrorInvalidRequest', 'Parley supports IndexedPageFolderView only');
     const view = readIndexedView(childElement(request, M_NS, 'IndexedPageFolderView'));
     const restriction = readRestriction(childElement(request, M_NS, 'Restriction'), FOLDER_FIELDS);
@@ -53,6 +54,8 @@ function matches(f: FolderRecord, r: Restriction<FolderField>): boolean {
       return f[r.field].toLowerCase() !== r.value.toLowerCase();
     case 'contains':
       return f[r.field].toLowerCase().includes(r.value.toLowerCase());
+    case 'exists':
+      return true; // every folder has a display name and a class
     case 'and':
       return r.filters.every((x) => matches(f, x));
     case 'or':

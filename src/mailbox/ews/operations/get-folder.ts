@@ -1,7 +1,7 @@
 // GetFolder (EWS reference, "GetFolder operation"): FolderShape, FolderIds; one response message per id.
 import { childElement } from '../../../xml/index.ts';
 import { responseMessage } from '../batch.ts';
-import { folderXml, readBaseShape, readFolderIds, resolveFolder } from '../folder-ids.ts';
+import { folderXml, readFolderIds, readFolderShape, resolveFolder } from '../folder-ids.ts';
 import { M_NS } from '../names.ts';
 import type { EwsOperation } from '../operation.ts';
 import { responseOf } from '../write.ts';
@@ -10,7 +10,7 @@ export const getFolderOperation: EwsOperation = {
   name: 'GetFolder',
   since: 'Exchange2007_SP1',
   handle(ctx, request) {
-    const shape = readBaseShape(childElement(request, M_NS, 'FolderShape'), 'm:FolderShape');
+    const shape = readFolderShape(childElement(request, M_NS, 'FolderShape'));
     const targets = readFolderIds(childElement(request, M_NS, 'FolderIds'), 'm:FolderIds');
     return responseOf(
       'GetFolder',

@@ -1,4 +1,4 @@
-// GetItem (EWS reference, "GetItem operation"): ItemShape (BaseShape, BodyType, AdditionalProperties), ItemIds.
+// GetItem (EWS reference, "GetItem operation"): ItemShape (BaseShape, IncludeMimeContent, BodyType, AdditionalProperties), ItemIds.
 import { childElement } from '../../../xml/index.ts';
 import { getItem } from '../../items.ts';
 import { responseMessage } from '../batch.ts';
@@ -16,7 +16,7 @@ export const getItemOperation: EwsOperation = {
     const ids = readItemIds(childElement(request, M_NS, 'ItemIds'), 'm:ItemIds');
     return responseOf(
       'GetItem',
-      ids.map((id) => responseMessage('GetItem', () => `<m:Items>${itemXml(getItem(ctx.db, ctx.mailbox.id, id.id), shape)}</m:Items>`)),
+      ids.map((id) => responseMessage('GetItem', () => `<m:Items>${itemXml(getItem(ctx.db, ctx.mailbox.id, id.id), shape, false, ctx.domain)}</m:Items>`)),
     );
   },
 };
