@@ -168,11 +168,10 @@ describe('blocking a watcher', () => {
     const get = await runCli(['admin', ...token, '--json', 'Get-CsPresenceBlock', '-Identity', `alice@${DOMAIN}`]);
     assert.equal(get.code, 0, get.stderr);
     assert.deepEqual((JSON.parse(get.stdout) as Array<{ Watcher: string }>).map((b) => b.Watcher), [`carol@${DOMAIN}`]);
-    const started = Date.now();
     const remove = await runCli(['admin', ...token, 'Remove-CsPresenceBlock', `alice@${DOMAIN}`, '-Watcher', `carol@${DOMAIN}`]);
     assert.equal(remove.code, 0, remove.stderr);
+    // the API tells the running server at once (under the 1-s database poll a CLI change waits for)
     assert.equal(basicOf(await inbox.next(900)), 'open');
-    assert.ok(Date.now() - started < 5000);
     await alice.unregister();
   });
 });
