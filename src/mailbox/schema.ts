@@ -123,5 +123,17 @@ UPDATE mailboxes SET
   size = (SELECT coalesce(sum(i.size), 0) FROM mail_items i WHERE i.mailbox_id = mailboxes.id AND i.soft_deleted = 0),
   deleted_size = (SELECT coalesce(sum(i.size), 0) FROM mail_items i WHERE i.mailbox_id = mailboxes.id AND i.soft_deleted = 1);`,
     },
+    {
+      // retention (retention.ts): the change log is compacted below a floor; a SyncState or
+      // watermark below it is refused (the client starts over), and the item index finds the
+      // Create rows a later Delete makes pointless
+      id: '008-change-log-floor',
+      up: `CREATE TABLE mail_changes_floor (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  seq INTEGER NOT NULL
+) STRICT;
+INSERT INTO mail_changes_floor (id, seq) VALUES (1, 0);
+CREATE INDEX mail_changes_item ON mail_changes (item_id, folder_id);`,
+    },
   ],
 };

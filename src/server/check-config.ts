@@ -6,6 +6,7 @@ import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
+import { describeRetention } from '../retention/index.ts';
 import { ConfigError, type ServerConfig } from './config.ts';
 
 /** Throws ConfigError naming the setting; returns the lines of a summary when all is well. */
@@ -24,6 +25,7 @@ export function checkStartup(config: Readonly<ServerConfig>, now: Date = new Dat
     `data dir: ${resolve(config.dataDir)}`,
     `mailboxes: ${describeMailboxes(config.mailboxes)}`,
     `connections: at most ${config.sip.connections.maxTotal} in all, ${config.sip.connections.maxPerSource} per source`,
+    ...describeRetention(config.retention).map((line) => `retention: ${line}`),
   ];
 }
 

@@ -15,7 +15,8 @@ import type { SipContext } from '../router/context.ts';
 import { createDispatcher } from '../router/dispatch.ts';
 import { messageHandler } from '../router/message.ts';
 import { optionsHandler } from '../router/options.ts';
-import { openDatabase, runMigrations } from '../storage/index.ts';
+import { databaseSize, openDatabase, runMigrations } from '../storage/index.ts';
+import { RetentionScheduler } from '../retention/index.ts';
 import { EMBEDDED, OFFLINE_MIGRATIONS, OfflineService, createMailboxRouting, spoolCounts, spoolerEndpoints } from '../offline/index.ts';
 import { createConversationsRoute } from '../conversations/index.ts';
 import { ServerMetrics } from '../observability/metrics.ts';
@@ -143,8 +144,14 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     spoolQuotaRefusals: () => offline.quota.refusals,
     mailboxQuotaRefusals: () => mailboxQuota.refusals,
     signIn: () => ({ ...lockouts.guard.counts, lockedNow: lockouts.guard.lockedNow() }),
+    database: () => databaseSize(db),
+    retention: () => retention.stats,
     now: Date.now,
   });
+
+  // Retention: delivered offline messages, trace, audit, the change log… purged in small batches
+  // on a connection of its own (src/retention), so SIP and the spool writer never wait long for it
+  const retention = new RetentionScheduler({ file: db.location() ?? '', policy: config.retention, logger: logger.child({ component: 'retention' }), lockoutWindowMs: lockout.window * 1000 });
 
   // SIGTERM: new requests are refused while those in flight are answered (close() below)
   const drain = new RequestDrain(config.shutdownTimeout);
@@ -206,6 +213,8 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     closers.push(closeOffline);
     lockouts.start();
     closers.push(() => lockouts.close());
+    retention.start();
+    closers.push(() => retention.close());
     const [tcp, udp] = await listenTcpAndUdp(config.listen, config.sipPort, limits, sink, guard);
     udpListeners.push(udp);
     const closeStreams = once(async () => {
