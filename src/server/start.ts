@@ -32,6 +32,7 @@ import { OwnNames } from './own-names.ts';
 import { OwnOrigins } from './origins.ts';
 import { SESSION_MIGRATIONS, WebSessions, createSessionRoute, sessionCaller } from '../session/index.ts';
 import { loadAdminToken, loadSecret } from './secrets.ts';
+import { lockDataDir } from './pid-lock.ts';
 import { createAdminRoute, serverCmdlets } from '../admin/index.ts';
 import { createConnectionGuard } from './connections.ts';
 import { createWebRoute, lazyWebBundle } from '../web/index.ts';
@@ -60,6 +61,14 @@ export interface RunningServer {
 
 export async function startServer(config: Readonly<ServerConfig>, logger: Logger): Promise<RunningServer> {
   const db = openDatabase(config.dataDir);
+  // parley.pid: `parley restore` and a second `serve` learn that this directory is in use
+  let unlock: () => void;
+  try {
+    unlock = lockDataDir(config.dataDir);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
   runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS, OFFLINE_MIGRATIONS, TRACE_MIGRATIONS, PRESENCE_MIGRATIONS, AUTH_MIGRATIONS, SESSION_MIGRATIONS]);
 
   // Sign-in protection (SIP digest and HTTP Basic alike): failed sign-ins lock out their source,
@@ -372,12 +381,14 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
         step = 'stopping the other services';
         for (const close of closers.reverse()) await close();
         db.close();
+        unlock();
         step = 'stopped';
       }),
     };
   } catch (err) {
     for (const close of closers.reverse()) await close();
     db.close();
+    unlock();
     throw err;
   }
 }

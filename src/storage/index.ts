@@ -5,3 +5,5 @@ export type { AppliedMigration, Migration, MigrationSet } from './migrations.ts'
 export { appliedMigrations, runMigrations } from './migrations.ts';
 export type { StorageErrorCode } from './errors.ts';
 export { StorageError } from './errors.ts';
+export type { DatabaseSummary } from './backup.ts';
+export { backupDatabase, checkParleyDatabase, restoreDatabase } from './backup.ts';
