@@ -35,7 +35,7 @@ export const DEFAULT_RETENTION: RetentionPolicy = {
   audit: 365 * DAY,
   changeLog: { minAge: 7 * DAY, maxAge: 90 * DAY },
   interval: 300,
-  batch: 500,
+  batch: 200,
 };
 
 const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: DAY };

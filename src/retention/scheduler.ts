@@ -1,26 +1,20 @@
-// The retention run: every `interval` seconds, each kind's purge in batches of `batch` rows, each
-// batch one short write transaction, with a pause between batches. It must never stall SIP:
-//  - it has its own connection with a short busy timeout (BUSY_TIMEOUT_MS): when the spool writer
-//    thread (or the CLI) holds the write lock, a batch gives up at once and is tried again after a
-//    pause, rather than holding the event loop for the default 5 s;
-//  - the pause between batches (PAUSE_MS) lets the event loop and the spool writer's group
-//    commits in; a batch of 500 rows is a few milliseconds.
-import { setTimeout as sleep } from 'node:timers/promises';
+// The retention scheduler: every `interval` seconds it asks the retention thread (purge-thread.ts)
+// for one run (run.ts) and keeps what the runs report for /metrics. The purge never runs on the
+// event loop that answers SIP: its batches and their commits (an fsync each, synchronous = FULL)
+// take tens of milliseconds, which the thread spends instead. Its connection's busy timeout is
+// short, so the spool writer's group commits wait at most for one batch.
+import { Worker } from 'node:worker_threads';
 import type { Logger } from '../observability/logger.ts';
-import type { Database } from '../storage/index.ts';
-import { openDatabaseFile, transaction } from '../storage/index.ts';
 import type { RetentionPolicy } from './policy.ts';
-import { OLDEST_KINDS, type OldestKind, PURGE_KINDS, type PurgeKind, oldestRows, purgesFor } from './purgers.ts';
+import type { ThreadReply, ThreadRequest } from './purge-thread.ts';
+import { OLDEST_KINDS, type OldestKind, PURGE_KINDS, type PurgeKind } from './purgers.ts';
+import type { RunResult } from './run.ts';
 
-export const BUSY_TIMEOUT_MS = 100;
-export const PAUSE_MS = 20;
-/** a batch that found the database locked this many times in a row ends the run (the next one continues) */
-const MAX_BUSY_IN_A_ROW = 50;
 /** the first run after start: soon, but after the start-up's own writes */
 const FIRST_RUN_MS = 5_000;
 
 export interface RetentionOptions {
-  /** the database file (a connection of its own is opened) */
+  /** the database file (the thread opens a connection of its own) */
   file: string;
   policy: RetentionPolicy;
   logger: Logger;
@@ -42,9 +36,10 @@ export class RetentionScheduler {
   readonly #purged = Object.fromEntries(PURGE_KINDS.map((k) => [k, 0])) as Record<PurgeKind, number>;
   #oldest = Object.fromEntries(OLDEST_KINDS.map((k) => [k, null])) as Record<OldestKind, number | null>;
   #runs = 0;
-  #db: Database | undefined;
+  #worker: Worker | undefined;
+  #exited: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
-  #running: Promise<void> | undefined;
+  #pending: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
   #stopped = false;
 
   constructor(opts: RetentionOptions) {
@@ -57,90 +52,66 @@ export class RetentionScheduler {
   }
 
   start(): void {
-    this.#db = openDatabaseFile(this.#opts.file, { busyTimeoutMs: BUSY_TIMEOUT_MS });
-    this.#refreshOldest();
+    const worker = new Worker(new URL('./purge-thread.ts', import.meta.url), { workerData: { file: this.#opts.file } });
+    // the server's sockets keep the process alive, never this thread
+    worker.unref();
+    worker.on('message', (reply: ThreadReply) => this.#finished(reply));
+    worker.on('error', (err: Error) => this.#opts.logger.error({ err }, 'the retention thread failed: %s', err.message));
+    this.#exited = new Promise((resolve) => worker.on('exit', () => {
+      this.#worker = undefined;
+      for (const p of this.#pending.splice(0)) p.reject(new Error('the retention thread ended'));
+      resolve();
+    }));
+    this.#worker = worker;
     this.#schedule(Math.min(FIRST_RUN_MS, this.#opts.policy.interval * 1000));
   }
 
-  /** One run now (tests and the timer); a run already going is joined, not doubled. */
+  /** One run now; resolves when the thread reports it (a run already going is joined, not doubled). */
   runOnce(): Promise<void> {
-    this.#running ??= this.#run().finally(() => {
-      this.#running = undefined;
+    const worker = this.#worker;
+    if (worker === undefined || this.#stopped) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      if (this.#pending.length === 0) worker.postMessage({ kind: 'run', request: { policy: this.#opts.policy, now: this.#now(), lockoutWindowMs: this.#opts.lockoutWindowMs } } satisfies ThreadRequest);
+      this.#pending.push({ resolve, reject });
     });
-    return this.#running;
   }
 
   async close(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#timer);
-    await this.#running;
-    this.#db?.close();
-    this.#db = undefined;
+    const worker = this.#worker;
+    if (worker === undefined) return;
+    worker.ref();
+    worker.postMessage({ kind: 'stop' } satisfies ThreadRequest);
+    await this.#exited;
   }
 
   #schedule(ms: number): void {
     if (this.#stopped) return;
     this.#timer = setTimeout(() => {
-      this.runOnce().then(
-        () => this.#schedule(this.#opts.policy.interval * 1000),
-        (err: unknown) => {
-          this.#opts.logger.error({ err }, 'retention run failed: %s', (err as Error).message);
-          this.#schedule(this.#opts.policy.interval * 1000);
-        },
-      );
+      const next = () => this.#schedule(this.#opts.policy.interval * 1000);
+      this.runOnce().then(next, next);
     }, ms);
     this.#timer.unref();
   }
 
-  async #run(): Promise<void> {
-    const db = this.#db;
-    if (db === undefined) return;
-    const { policy, logger } = this.#opts;
-    const started = this.#now();
-    const purges = purgesFor({ policy, now: started, lockoutWindowMs: this.#opts.lockoutWindowMs });
-    const counts: Partial<Record<PurgeKind, number>> = {};
-    for (const purge of purges) {
-      let busy = 0;
-      for (;;) {
-        if (this.#stopped) return;
-        let result;
-        try {
-          result = transaction(db, () => purge.batch(db, policy.batch));
-        } catch (err) {
-          if (!isBusy(err)) throw err;
-          if (++busy >= MAX_BUSY_IN_A_ROW) {
-            logger.warn({ kind: purge.kind }, 'retention: the database stayed locked; %s continues at the next run', purge.kind);
-            break;
-          }
-          await sleep(PAUSE_MS * 5);
-          continue;
-        }
-        busy = 0;
-        if (result.deleted > 0) {
-          this.#purged[purge.kind] += result.deleted;
-          counts[purge.kind] = (counts[purge.kind] ?? 0) + result.deleted;
-        }
-        await sleep(PAUSE_MS);
-        if (!result.more) break;
-      }
+  #finished(reply: ThreadReply): void {
+    const pending = this.#pending.splice(0);
+    if (reply.kind === 'failed') {
+      this.#opts.logger.error({ reason: reply.message }, 'retention run failed: %s', reply.message);
+      for (const p of pending) p.reject(new Error(reply.message));
+      return;
     }
+    this.#record(reply.result);
+    for (const p of pending) p.resolve();
+  }
+
+  #record(result: RunResult): void {
     this.#runs++;
-    this.#refreshOldest();
-    if (Object.keys(counts).length > 0) logger.info({ purged: counts, ms: this.#now() - started }, 'retention: purged %j', counts);
+    this.#oldest = result.oldest;
+    for (const [kind, n] of Object.entries(result.purged) as Array<[PurgeKind, number]>) this.#purged[kind] += n;
+    const { logger } = this.#opts;
+    if (Object.keys(result.purged).length > 0) logger.info({ purged: result.purged }, 'retention: purged %j', result.purged);
+    for (const kind of result.locked) logger.warn({ kind }, 'retention: the database stayed locked; %s continues at the next run', kind);
   }
-
-  #refreshOldest(): void {
-    if (this.#db === undefined) return;
-    try {
-      this.#oldest = oldestRows(this.#db);
-    } catch (err) {
-      if (!isBusy(err)) throw err;
-    }
-  }
-}
-
-function isBusy(err: unknown): boolean {
-  const e = err as { errcode?: number; message?: string };
-  // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes
-  return (typeof e?.errcode === 'number' && [5, 6].includes(e.errcode & 0xff)) || /database is locked|database table is locked/.test(e?.message ?? '');
 }

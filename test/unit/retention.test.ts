@@ -47,14 +47,14 @@ describe('retention policy', () => {
     assert.equal(formatDuration(61), '61s');
   });
 
-  it('has defaults: delivered 30 days, audit a year, change log 7 to 90 days, every 5 minutes in batches of 500', () => {
+  it('has defaults: delivered 30 days, audit a year, change log 7 to 90 days, every 5 minutes in batches of 200', () => {
     const c = loadConfig(undefined, {});
     assert.deepEqual(c.retention, DEFAULT_RETENTION);
     assert.deepEqual(describeRetention(c.retention), [
       'delivered offline messages (spool entries, messages, trace): 30d; waiting and failed entries: until delivered or an administrator acts',
       'audit log: 365d',
       'mailbox change log: at least 7d, then once every pull subscription read past it, at most 90d',
-      'purge: every 5m, 500 rows a statement',
+      'purge: every 5m, 200 rows a statement',
     ]);
   });
 
