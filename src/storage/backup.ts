@@ -53,9 +53,9 @@ export interface DatabaseSummary {
   capabilities: Record<string, number>;
 }
 
-/** Throws NOT_A_PARLEY_DATABASE unless `file` is an SQLite database that passes integrity_check and has Parley's migrations table. */
+/** Throws DATABASE_OPEN_FAILED when `file` is missing, NOT_A_PARLEY_DATABASE unless it is an SQLite database that passes integrity_check and has Parley's migrations table. */
 export function checkParleyDatabase(file: string): DatabaseSummary {
-  if (!existsSync(file)) throw new StorageError('NOT_A_PARLEY_DATABASE', `${file} does not exist`);
+  if (!existsSync(file)) throw new StorageError('DATABASE_OPEN_FAILED', `${file} does not exist`);
   let db: DatabaseSync;
   try {
     db = new DatabaseSync(file, { readOnly: true });
