@@ -10,6 +10,7 @@ import { ParleyError } from './errors.ts';
 import { createLogger, type LogLevel } from './observability/logger.ts';
 import { ConfigError, DEFAULT_CONFIG, loadConfig, type ConfigOverrides } from './server/config.ts';
 import { checkStartup } from './server/check-config.ts';
+import { runBackupCommand, runRestoreCommand } from './server/backup-cli.ts';
 import { PRODUCT, startServer } from './server/start.ts';
 import { createDemoUsers, demoLines, isNewDataDir, welcomeLines } from './server/demo.ts';
 import type { DigestAlgorithm } from './sip/index.ts';
@@ -50,6 +51,14 @@ Commands:
                          the terminal client: chat, contacts' presence, missed
                          conversations (server default tcp://127.0.0.1:5060;
                          parley chat --help)
+  backup --to FILE [--data-dir DIR | --config FILE] [--force]
+                         a consistent copy of the database while the server runs
+                         (SQLite's online backup; secrets/ is not in it); exits 0, 1
+                         (failed), 2 (usage) or 3 (FILE exists: --force replaces it)
+  restore FILE [--data-dir DIR | --config FILE] [--force]
+                         put a backup in place; refused (3) while a server runs on the
+                         data directory, or when it holds data without --force; 4: FILE
+                         is not a sound Parley database
   trace ID [--data-dir DIR]
                          every step of an offline message (spool entry id or SIP Call-ID)
   help                   this text
@@ -93,6 +102,10 @@ async function main(argv: string[]): Promise<number> {
       return runChatCommand(rest, { input: process.stdin, output: process.stdout, env: process.env, err: io.err });
     case 'trace':
       return runTraceCommand(rest, io, { dataDir: DEFAULT_CONFIG.dataDir });
+    case 'backup':
+      return runBackupCommand(rest, io, backupDefaults);
+    case 'restore':
+      return runRestoreCommand(rest, io, backupDefaults);
     case 'admin':
       return runAdminCommand(rest, io, { dataDir: DEFAULT_CONFIG.dataDir, domain: DEFAULT_CONFIG.domain });
     case 'version':
@@ -110,6 +123,9 @@ async function main(argv: string[]): Promise<number> {
       return 2;
   }
 }
+
+/** where backup and restore find the database: --data-dir, or --config's dataDir, or the default */
+const backupDefaults = { dataDir: DEFAULT_CONFIG.dataDir, dataDirOf: (file: string) => loadConfig(file, {}).dataDir };
 
 async function serve(args: string[]): Promise<number> {
   // --demo is serve's alone (check-config shares the rest of the options)

@@ -130,3 +130,16 @@ function stateOf(row: Row): LockoutState {
     lockouts: Number(row.lockouts),
   };
 }
+
+/**
+ * Rows of the sign-in guard that no longer mean anything, at most `limit` of each table (the
+ * retention sweep; the running guard forgets them in memory already, but a row written before a
+ * restart or by another process stays): counts whose lockout ended and whose window passed,
+ * sources not signed in from within `familiarMs`, clears older than the clear log keeps.
+ */
+export function purgeExpiredLockoutBatch(db: Database, now: number, windowMs: number, familiarMs: number, limit: number): number {
+  let deleted = Number(statement(db, 'DELETE FROM auth_lockouts WHERE (kind, key) IN (SELECT kind, key FROM auth_lockouts WHERE locked_until < ? AND last_failure < ? LIMIT ?)').run(now, now - windowMs, limit).changes);
+  deleted += Number(statement(db, 'DELETE FROM auth_familiar_sources WHERE (account, source) IN (SELECT account, source FROM auth_familiar_sources WHERE last_success < ? LIMIT ?)').run(now - familiarMs, limit).changes);
+  deleted += Number(statement(db, 'DELETE FROM auth_lockout_clears WHERE seq IN (SELECT seq FROM auth_lockout_clears WHERE at < ? LIMIT ?)').run(now - CLEAR_LOG_KEEP_MS, limit).changes);
+  return deleted;
+}

@@ -55,3 +55,12 @@ export function folderChangesSince(db: Database, folderId: string, after: number
 export function lastChange(db: Database): number {
   return (db.prepare('SELECT coalesce(max(seq), 0) AS n FROM mail_changes').get() as { n: number }).n;
 }
+
+/**
+ * The log is complete only after this position: retention (retention.ts) compacted what lies at or
+ * below it. A SyncState or watermark pointing below it cannot be served and is refused.
+ */
+export function changeFloor(db: Database): number {
+  const row = statement(db, 'SELECT seq FROM mail_changes_floor WHERE id = 1').get() as { seq: number } | undefined;
+  return row?.seq ?? 0;
+}

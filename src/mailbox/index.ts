@@ -32,3 +32,5 @@ export type { SmtpOutboundOptions, SmtpRoute, SmtpRoutes } from './smtp/outbound
 export { SmtpOutbound, queueExternal, routeFor } from './smtp/outbound.ts';
 export type { EwsVersion } from './ews/names.ts';
 export { ACCEPTED_VERSIONS as EWS_VERSIONS } from './ews/names.ts';
+export type { ChangeLogCutoffs } from './retention.ts';
+export { compactChangeLogBatch, oldestChange, purgeLapsedSubscriptions, purgeSentOutbox } from './retention.ts';

@@ -146,5 +146,17 @@ INSERT INTO mail_folders (id, mailbox_id, parent_id, distinguished, display_name
   FROM mail_folders r WHERE r.distinguished = 'msgfolderroot'
     AND NOT EXISTS (SELECT 1 FROM mail_folders x WHERE x.mailbox_id = r.mailbox_id AND (x.distinguished = 'contacts' OR (x.parent_id = r.id AND lower(x.display_name) = lower('Contacts'))));`,
     },
+    {
+      // retention (retention.ts): the change log is compacted below a floor; a SyncState or
+      // watermark below it is refused (the client starts over), and the item index finds the
+      // Create rows a later Delete makes pointless
+      id: '009-change-log-floor',
+      up: `CREATE TABLE mail_changes_floor (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  seq INTEGER NOT NULL
+) STRICT;
+INSERT INTO mail_changes_floor (id, seq) VALUES (1, 0);
+CREATE INDEX mail_changes_item ON mail_changes (item_id, folder_id);`,
+    },
   ],
 };

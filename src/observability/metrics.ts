@@ -42,6 +42,10 @@ export interface ServerState {
   mailboxQuotaRefusals(): Readonly<Record<string, number>>;
   /** the sign-in guard: failures and lockouts since the start, and what is locked now */
   signIn(): { failures: number; lockouts: { source: number; account: number }; lockedNow: { source: number; account: number } };
+  /** the database file: its size and the free pages in it, bytes */
+  database(): { bytes: number; freeBytes: number };
+  /** retention (src/retention): rows purged since the start per kind; when the oldest kept row of each kind was written (epoch ms, null: none) */
+  retention(): { purged: Readonly<Record<string, number>>; oldest: Readonly<Record<string, number | null>> };
   now(): number;
 }
 
@@ -249,6 +253,47 @@ export class ServerMetrics {
         signIn = undefined;
         this.set({ kind: 'source' }, lockedNow.source);
         this.set({ kind: 'account' }, lockedNow.account);
+      },
+    });
+    // one read of the database's size per scrape (three PRAGMAs), shared by its two gauges
+    let size: ReturnType<ServerState['database']> | undefined;
+    new Gauge({
+      name: 'parley_database_size_bytes',
+      help: 'Size of the database file (page_count × page_size), free pages included',
+      registers,
+      collect() {
+        size = state.database();
+        this.set(size.bytes);
+      },
+    });
+    new Gauge({
+      name: 'parley_database_free_bytes',
+      help: 'Free pages in the database file (freelist_count × page_size): reused by new rows, given back to the file system only by VACUUM',
+      registers,
+      collect() {
+        this.set((size ?? state.database()).freeBytes);
+        size = undefined;
+      },
+    });
+    new Gauge({
+      name: 'parley_retention_oldest_row_age_seconds',
+      help: 'Age of the oldest kept row per kind (delivered, failed spool entries; trace, audit, change_log rows) as of the last retention run; 0 when there is none',
+      labelNames: ['kind'] as const,
+      registers,
+      collect() {
+        this.reset();
+        const now = state.now();
+        for (const [kind, at] of Object.entries(state.retention().oldest)) this.set({ kind }, at === null ? 0 : Math.max(0, (now - at) / 1000));
+      },
+    });
+    new Counter({
+      name: 'parley_retention_purged_rows_total',
+      help: 'Rows the retention purge deleted since the start, per kind (delivered spool entries, trace, audit, change_log, mail_subscriptions, smtp_outbox, sessions, lockouts)',
+      labelNames: ['kind'] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const [kind, n] of Object.entries(state.retention().purged)) this.inc({ kind }, n);
       },
     });
   }

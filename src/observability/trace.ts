@@ -62,3 +62,45 @@ export function readTrace(db: Database, id: string): TraceEvent[] {
     .all(id) as Array<{ trace_id: string | null; call_id: string | null; at: number; step: string; detail: string }>;
   return rows.map((r) => ({ traceId: r.trace_id, callId: r.call_id, at: r.at, step: r.step, detail: JSON.parse(r.detail) as Record<string, unknown> }));
 }
+
+/** What one batch of the trace purge did: rows deleted, the last row looked at, and whether rows remain. */
+export interface TracePurge {
+  deleted: number;
+  lastSeq: number;
+  more: boolean;
+}
+
+/**
+ * Deletes trace rows recorded before `before` (epoch ms), looking at no more than `limit` rows after
+ * `afterSeq`, except those whose trace id `keep` names (an entry still waiting or failed: its
+ * story stays with it). Rows are looked at in order, so a run walks the table once, batch by batch.
+ */
+export function purgeTraceBatch(db: Database, before: number, afterSeq: number, limit: number, keep: (traceId: string) => boolean): TracePurge {
+  const rows = statement(db, 'SELECT seq, trace_id, at FROM trace_events WHERE seq > ? ORDER BY seq LIMIT ?').all(afterSeq, limit) as Array<{ seq: number; trace_id: string | null; at: number }>;
+  const remove = statement(db, 'DELETE FROM trace_events WHERE seq = ?');
+  let deleted = 0;
+  let lastSeq = afterSeq;
+  for (const row of rows) {
+    // seq follows time: the first row recorded after the cutoff ends the run
+    if (row.at >= before) return { deleted, lastSeq, more: false };
+    lastSeq = row.seq;
+    if (row.trace_id !== null && keep(row.trace_id)) continue;
+    remove.run(row.seq);
+    deleted++;
+  }
+  return { deleted, lastSeq, more: rows.length === limit };
+}
+
+/** Deletes every trace row of these trace ids (purged spool entries); returns how many. */
+export function deleteTraces(db: Database, traceIds: readonly string[]): number {
+  const remove = statement(db, 'DELETE FROM trace_events WHERE trace_id = ?');
+  let deleted = 0;
+  for (const id of traceIds) deleted += Number(remove.run(id).changes);
+  return deleted;
+}
+
+/** When the oldest trace row was recorded (epoch ms), null when there is none. */
+export function oldestTrace(db: Database): number | null {
+  const row = statement(db, 'SELECT at FROM trace_events ORDER BY seq LIMIT 1').get() as { at: number } | undefined;
+  return row?.at ?? null;
+}

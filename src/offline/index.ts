@@ -18,3 +18,4 @@ export { DEFAULT_SPOOL_QUOTA, QUOTA_REASONS, SpoolQuota } from './quota.ts';
 export type { DeliveryStats } from './worker.ts';
 export { escapeHtml, htmlToText, sanitizeHtml } from './html.ts';
 export { transcriptPreview } from './transcript.ts';
+export { oldestSpoolRows, purgeDeliveredBatch, purgeLooseTraceBatch } from './retention.ts';

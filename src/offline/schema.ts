@@ -68,5 +68,12 @@ CREATE TABLE spool_refusals (
 );
 `,
     },
+    {
+      // retention (retention.ts): delivered entries are purged oldest first, and /metrics shows the
+      // oldest kept one; a partial index holds only delivered entries, so the spool's hot path
+      // (waiting → delivering) does not maintain it
+      id: '003-delivered-index',
+      up: "CREATE INDEX spool_entries_delivered ON spool_entries (delivered_at) WHERE state = 'delivered';",
+    },
   ],
 };

@@ -5,6 +5,7 @@
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { CertificateError, readPair } from '../certs/index.ts';
+import { describeRetention } from '../retention/index.ts';
 import { ConfigError, type ServerConfig } from './config.ts';
 import { secretPath } from './secrets.ts';
 
@@ -26,6 +27,7 @@ export function checkStartup(config: Readonly<ServerConfig>, now: Date = new Dat
     `data dir: ${resolve(config.dataDir)}`,
     `mailboxes: ${describeMailboxes(config.mailboxes)}`,
     `connections: at most ${config.sip.connections.maxTotal} in all, ${config.sip.connections.maxPerSource} per source`,
+    ...describeRetention(config.retention).map((line) => `retention: ${line}`),
   ];
 }
 

@@ -18,6 +18,7 @@ import { DEFAULT_PUBLISH_EXPIRY, type ExpirySettings, MAX_PUBLISH_BODY } from '.
 import type { AcmeSettings } from '../certs/index.ts';
 import { isWildcardAddress } from '../sip/index.ts';
 import { formatAuthority, parseHostHeader } from './own-names.ts';
+import { DEFAULT_RETENTION, parseDuration, type RetentionPolicy } from '../retention/index.ts';
 import { formatOrigin, parseOrigin } from './origins.ts';
 
 export interface ServerConfig {
@@ -83,6 +84,8 @@ export interface ServerConfig {
   auth: AuthConfig;
   /** the web client's HTTP side (src/session) */
   web: WebConfig;
+  /** how long history is kept (delivered offline messages, trace, audit, the mailbox change log) and how it is purged (src/retention) */
+  retention: RetentionPolicy;
 }
 
 export interface WebConfig {
@@ -178,6 +181,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
     hashConcurrency: 2, hashQueue: 64, hashQueuePerSource: 4, credentialCache: 300, trustedProxies: [],
   },
   web: { allowedOrigins: [] },
+  retention: DEFAULT_RETENTION,
 };
 
 export class ConfigError extends ParleyError {
@@ -373,6 +377,19 @@ const countOrUnlimited: Check = (v, path) => {
   return v;
 };
 
+/** "30d", "12h", "90s", 45 (seconds) or "forever" */
+const duration: Check = (v, path) => {
+  const d = parseDuration(v);
+  if (d === undefined) throw new ConfigError(`${path} must be a duration such as "30d", "12h", "15m", "90s", a number of seconds, or "forever", not ${JSON.stringify(v)}`);
+  return d;
+};
+/** a duration that is not "forever" */
+const finiteDuration = (min: number, max: number): Check => (v, path) => {
+  const d = duration(v, path) as number | 'forever';
+  if (d === 'forever' || d < min || d > max) throw new ConfigError(`${path} must be a duration from ${min} s to ${max} s (such as "5m"), not ${JSON.stringify(v)}`);
+  return d;
+};
+
 /** `{ "min": 60, "max": 7200, "default": 3600 }` seconds, each optional, min ≤ default ≤ max once merged */
 const expiry = section({ min: positive(1, 86400), max: positive(1, 7 * 86400), default: positive(1, 7 * 86400) });
 
@@ -458,6 +475,13 @@ const SCHEMA = section({
       });
     },
   }),
+  retention: section({
+    delivered: duration,
+    audit: duration,
+    changeLog: section({ minAge: duration, maxAge: duration }),
+    interval: finiteDuration(1, 86400),
+    batch: count(1, 10_000),
+  }),
   // flag only: `--digest-algorithms MD5` sets sip.digestAlgorithms
   digestAlgorithms,
 });
@@ -496,6 +520,7 @@ export function loadConfig(file: string | undefined, flags: ConfigOverrides): Re
     events: { ...DEFAULT_CONFIG.events, ...(fromFile.events as object | undefined) },
     auth: authOf(fromFile.auth as Partial<AuthConfig> | undefined),
     web: { ...DEFAULT_CONFIG.web, ...(fromFile.web as Partial<WebConfig> | undefined) },
+    retention: retentionOf(fromFile.retention as Partial<RetentionPolicy> | undefined),
   };
   const { digestAlgorithms: algorithmsFlag, ...topFlags } = flags;
   const defined = Object.fromEntries(Object.entries(topFlags).filter(([, v]) => v !== undefined));
@@ -513,6 +538,8 @@ export function loadConfig(file: string | undefined, flags: ConfigOverrides): Re
   checkConnections(config);
   if (config.tls !== null && config.acme !== null) throw new ConfigError('set tls (your own PEM files) or acme (certificates from an ACME CA), not both');
   if (config.httpsPort !== null && config.tls === null && config.acme === null) throw new ConfigError('httpsPort needs a certificate: set tls (cert and key PEM files) or acme');
+  const { minAge, maxAge } = config.retention.changeLog;
+  if (maxAge !== 'forever' && (minAge === 'forever' || minAge > maxAge)) throw new ConfigError('retention.changeLog.minAge must not exceed retention.changeLog.maxAge');
   for (const [key, e] of Object.entries(config.presence)) {
     if (!(e.min <= e.default && e.default <= e.max)) throw new ConfigError(`presence.${key} must have min ≤ default ≤ max, not ${JSON.stringify(e)}`);
   }
@@ -557,6 +584,12 @@ function presenceOf(file: Partial<Record<keyof ServerConfig['presence'], Partial
     publishExpiry: { ...DEFAULT_CONFIG.presence.publishExpiry, ...file?.publishExpiry },
     subscribeExpiry: { ...DEFAULT_CONFIG.presence.subscribeExpiry, ...file?.subscribeExpiry },
   };
+}
+
+/** The retention section over its defaults, changeLog key by key. */
+function retentionOf(file: Partial<RetentionPolicy> | undefined): RetentionPolicy {
+  const d = DEFAULT_CONFIG.retention;
+  return { ...d, ...file, changeLog: { ...d.changeLog, ...file?.changeLog } };
 }
 
 /** The auth section over its defaults, the lockout sub-section key by key. */

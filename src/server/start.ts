@@ -16,7 +16,8 @@ import type { SipContext } from '../router/context.ts';
 import { createDispatcher } from '../router/dispatch.ts';
 import { messageHandler } from '../router/message.ts';
 import { optionsHandler } from '../router/options.ts';
-import { openDatabase, runMigrations } from '../storage/index.ts';
+import { databaseSize, openDatabase, runMigrations } from '../storage/index.ts';
+import { RetentionScheduler } from '../retention/index.ts';
 import { EMBEDDED, OFFLINE_MIGRATIONS, OfflineService, createMailboxRouting, spoolCounts, spoolerEndpoints } from '../offline/index.ts';
 import { createConversationsRoute } from '../conversations/index.ts';
 import { ServerMetrics } from '../observability/metrics.ts';
@@ -32,6 +33,7 @@ import { formatAuthority, OwnNames, parseHostHeader, type RequestPlace, webSocke
 import { OwnOrigins } from './origins.ts';
 import { SESSION_MIGRATIONS, WebSessions, createSessionRoute, sessionCaller } from '../session/index.ts';
 import { loadAdminToken, loadSecret, secretPath } from './secrets.ts';
+import { lockDataDir } from './pid-lock.ts';
 import { createAdminRoute, serverCmdlets } from '../admin/index.ts';
 import { createConnectionGuard } from './connections.ts';
 import { createWebRoute, lazyWebBundle } from '../web/index.ts';
@@ -66,6 +68,14 @@ export interface RunningServer {
 
 export async function startServer(config: Readonly<ServerConfig>, logger: Logger): Promise<RunningServer> {
   const db = openDatabase(config.dataDir);
+  // parley.pid: `parley restore` and a second `serve` learn that this directory is in use
+  let unlock: () => void;
+  try {
+    unlock = lockDataDir(config.dataDir);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
   runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS, OFFLINE_MIGRATIONS, TRACE_MIGRATIONS, PRESENCE_MIGRATIONS, AUTH_MIGRATIONS, SESSION_MIGRATIONS]);
 
   // Sign-in protection (SIP digest and HTTP Basic alike): failed sign-ins lock out their source,
@@ -156,8 +166,14 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     spoolQuotaRefusals: () => offline.quota.refusals,
     mailboxQuotaRefusals: () => mailboxQuota.refusals,
     signIn: () => ({ ...lockouts.guard.counts, lockedNow: lockouts.guard.lockedNow() }),
+    database: () => databaseSize(db),
+    retention: () => retention.stats,
     now: Date.now,
   });
+
+  // Retention: delivered offline messages, trace, audit, the change log… purged in small batches
+  // on a connection of its own (src/retention), so SIP and the spool writer never wait long for it
+  const retention = new RetentionScheduler({ file: db.location() ?? '', policy: config.retention, logger: logger.child({ component: 'retention' }), lockoutWindowMs: lockout.window * 1000 });
 
   // SIGTERM: new requests are refused while those in flight are answered (close() below)
   const drain = new RequestDrain(config.shutdownTimeout);
@@ -219,6 +235,8 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     closers.push(closeOffline);
     lockouts.start();
     closers.push(() => lockouts.close());
+    retention.start();
+    closers.push(() => retention.close());
     const [tcp, udp] = await listenTcpAndUdp(config.listen, config.sipPort, limits, sink, guard, advertise);
     udpListeners.push(udp);
     const closeStreams = once(async () => {
@@ -447,12 +465,14 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
         step = 'stopping the other services';
         for (const close of closers.reverse()) await close();
         db.close();
+        unlock();
         step = 'stopped';
       }),
     };
   } catch (err) {
     for (const close of closers.reverse()) await close();
     db.close();
+    unlock();
     throw err;
   }
 }

@@ -72,3 +72,8 @@ export function trimUserSessions(db: Database, address: string, keep: number): n
 export function countUserSessions(db: Database, address: string): number {
   return Number((statement(db, 'SELECT count(*) AS n FROM web_sessions WHERE address = ?').get(address) as { n: number }).n);
 }
+
+/** Like deleteExpiredSessions, at most `limit` rows (the retention sweep: a sign-in sweeps too, but only then). */
+export function purgeExpiredSessionBatch(db: Database, idleBefore: number, createdBefore: number, limit: number): number {
+  return Number(statement(db, 'DELETE FROM web_sessions WHERE token_hash IN (SELECT token_hash FROM web_sessions WHERE last_seen < ? OR created_at < ? LIMIT ?)').run(idleBefore, createdBefore, limit).changes);
+}

@@ -58,3 +58,14 @@ export function listAudit(db: Database, last?: number): AuditEntry[] {
     id: r.id, at: new Date(r.at), actor: r.actor, cmdlet: r.cmdlet, identity: r.identity, property: r.property, oldValue: r.old_value, newValue: r.new_value,
   }));
 }
+
+/** Deletes up to `limit` audit rows recorded before `before` (epoch ms), oldest first (retention.audit); returns how many. */
+export function purgeAuditBatch(db: Database, before: number, limit: number): number {
+  return Number(db.prepare('DELETE FROM admin_audit WHERE id IN (SELECT id FROM admin_audit WHERE at < ? ORDER BY id LIMIT ?)').run(before, limit).changes);
+}
+
+/** When the oldest audit row was recorded (epoch ms), null when there is none. */
+export function oldestAudit(db: Database): number | null {
+  const row = db.prepare('SELECT at FROM admin_audit ORDER BY id LIMIT 1').get() as { at: number } | undefined;
+  return row?.at ?? null;
+}

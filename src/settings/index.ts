@@ -1,6 +1,6 @@
 // What other capabilities may use of settings. Read settings only through effectiveSettings.
 export type { AuditEntry, ChangeContext } from './audit.ts';
-export { listAudit, recordAudit } from './audit.ts';
+export { listAudit, oldestAudit, purgeAuditBatch, recordAudit } from './audit.ts';
 export type { EffectiveSettings } from './effective.ts';
 export { effectiveSettings } from './effective.ts';
 export type { SettingsErrorCode } from './errors.ts';

@@ -180,3 +180,9 @@ function isThenable(value: unknown): boolean {
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
+
+/** The database file's size and what of it is free pages (bytes): /metrics, and what VACUUM would give back. */
+export function databaseSize(db: Database): { bytes: number; freeBytes: number } {
+  const row = statement(db, 'SELECT p.page_count AS pages, s.page_size AS size, f.freelist_count AS free FROM pragma_page_count p, pragma_page_size s, pragma_freelist_count f').get() as { pages: number; size: number; free: number };
+  return { bytes: row.pages * row.size, freeBytes: row.free * row.size };
+}

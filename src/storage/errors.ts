@@ -15,7 +15,13 @@ export type StorageErrorCode =
   /** an applied migration's SQL differs from the one in this build */
   | 'MIGRATION_CHANGED'
   /** the SQL of a pending migration failed; nothing of that run was applied */
-  | 'MIGRATION_FAILED';
+  | 'MIGRATION_FAILED'
+  /** `parley backup` could not write its copy */
+  | 'BACKUP_FAILED'
+  /** `parley restore` could not put the copy in place */
+  | 'RESTORE_FAILED'
+  /** the file given to `parley restore` is not a sound Parley database */
+  | 'NOT_A_PARLEY_DATABASE';
 
 export class StorageError extends ParleyError {
   declare readonly code: StorageErrorCode;

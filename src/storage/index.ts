@@ -1,7 +1,9 @@
 // What other capabilities may use of storage.
 export type { Database, OpenDatabaseOptions } from './database.ts';
-export { changeStamp, DATABASE_FILE, DEFAULT_BUSY_TIMEOUT_MS, openDatabase, openDatabaseFile, openMemoryDatabase, statement, transaction } from './database.ts';
+export { changeStamp, databaseSize, DATABASE_FILE, DEFAULT_BUSY_TIMEOUT_MS, openDatabase, openDatabaseFile, openMemoryDatabase, statement, transaction } from './database.ts';
 export type { AppliedMigration, Migration, MigrationSet } from './migrations.ts';
 export { appliedMigrations, runMigrations } from './migrations.ts';
 export type { StorageErrorCode } from './errors.ts';
 export { StorageError } from './errors.ts';
+export type { DatabaseSummary } from './backup.ts';
+export { backupDatabase, checkParleyDatabase, restoreDatabase } from './backup.ts';

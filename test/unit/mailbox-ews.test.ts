@@ -1,7 +1,7 @@
 // The EWS operations in-process: envelope in, envelope out, no sockets.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MAILBOX_MIGRATIONS, ensureMailbox, grantImpersonation, findItems, getDistinguishedFolder } from '../../src/mailbox/index.ts';
+import { MAILBOX_MIGRATIONS, compactChangeLogBatch, ensureMailbox, grantImpersonation, findItems, getDistinguishedFolder } from '../../src/mailbox/index.ts';
 import { answerEws } from '../../src/mailbox/ews/service.ts';
 import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
 import type { XmlElement } from '../../src/xml/index.ts';
@@ -166,6 +166,26 @@ describe('EWS operations in-process', () => {
 
     assert.equal(codeOf(sync('garbage')), 'ErrorInvalidSyncStateData');
     assert.equal(codeOf(sync(state, 2, 'drafts')), 'ErrorInvalidSyncStateData', 'a state is bound to its folder');
+  });
+
+  it('after the change log is compacted (retention), an older SyncState or watermark is refused and a full synchronisation still finds every item', () => {
+    const { db, call } = setup();
+    const alice = 'alice@parley.test';
+    const sync = (state: string) =>
+      call(alice, `<m:SyncFolderItems><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape><m:SyncFolderId>${folderIds('inbox')}</m:SyncFolderId>${state ? `<m:SyncState>${state}</m:SyncState>` : ''}<m:MaxChangesReturned>100</m:MaxChangesReturned></m:SyncFolderItems>`).messages[0]!;
+    const created = (m: XmlElement) => childElement(m, M, 'Changes')!.children.map((c) => `${c.name} ${childElement(childElement(c, T, 'Message')!, T, 'ItemId')!.attrs.get('Id')}`).sort();
+    const subscribed = call(alice, `<m:Subscribe><m:PullSubscriptionRequest><t:FolderIds>${folderIds('inbox')}</t:FolderIds><t:EventTypes><t:EventType>CreatedEvent</t:EventType></t:EventTypes><t:Timeout>1</t:Timeout></m:PullSubscriptionRequest></m:Subscribe>`).messages[0]!;
+    const watermark = childText(subscribed, M, 'Watermark')!;
+    const [kept, read, gone] = [0, 1, 2].map((i) => idOf(call(alice, save('inbox', 'IPM.Note', `n${i}`)).messages[0]!).get('Id')!);
+    const early = childText(sync(''), M, 'SyncState')!;
+    call(alice, `<m:UpdateItem ConflictResolution="AlwaysOverwrite"><m:ItemChanges><t:ItemChange><t:ItemId Id="${read}"/><t:Updates><t:SetItemField><t:FieldURI FieldURI="message:IsRead"/><t:Message><t:IsRead>true</t:IsRead></t:Message></t:SetItemField></t:Updates></t:ItemChange></m:ItemChanges></m:UpdateItem>`);
+    call(alice, `<m:DeleteItem DeleteType="HardDelete"><m:ItemIds><t:ItemId Id="${gone}"/></m:ItemIds></m:DeleteItem>`);
+    // everything is old and past maxAge: the subscription (which read nothing) ends with it
+    while (compactChangeLogBatch(db, { keepAfter: Number.MAX_SAFE_INTEGER, forceBefore: Number.MAX_SAFE_INTEGER, now: 0 }, 2).more);
+    assert.equal(codeOf(sync(early)), 'ErrorInvalidSyncStateData');
+    assert.deepEqual(created(sync('')), [`Create ${kept}`, `Create ${read}`].sort());
+    const poll = call(alice, `<m:GetEvents><m:SubscriptionId>${childText(subscribed, M, 'SubscriptionId')}</m:SubscriptionId><m:Watermark>${watermark}</m:Watermark></m:GetEvents>`).messages[0]!;
+    assert.equal(codeOf(poll), 'ErrorSubscriptionNotFound');
   });
 
   it('Subscribe / GetEvents / Unsubscribe: folder filter, owner only', () => {

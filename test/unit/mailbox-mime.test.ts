@@ -63,7 +63,7 @@ describe('items as MIME messages', () => {
 describe('migration 008: the distinguished folders EWS clients look up', () => {
   it('adds Junk Email, Outbox, Calendar and Contacts to mailboxes made before it, beside a user folder of such a name', () => {
     const db = openMemoryDatabase();
-    runMigrations(db, [{ ...MAILBOX_MIGRATIONS, migrations: MAILBOX_MIGRATIONS.migrations.filter((m) => m.id !== '008-more-distinguished-folders') }]);
+    runMigrations(db, [{ ...MAILBOX_MIGRATIONS, migrations: MAILBOX_MIGRATIONS.migrations.filter((m) => m.id < '008') }]);
     const a = ensureMailbox(db, 'alice@parley.test');
     const b = ensureMailbox(db, 'bob@parley.test');
     // as a mailbox made before 008 looked: without the four; bob has a folder of his own called Outbox

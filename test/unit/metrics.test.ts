@@ -70,6 +70,8 @@ const QUIET: ServerState = {
   spoolQuotaRefusals: () => ({ 'sender-bytes': 3, 'recipient-messages': 0 }),
   mailboxQuotaRefusals: () => ({ ProhibitSendQuota: 0, ProhibitSendReceiveQuota: 1, RecoverableItemsQuota: 0 }),
   signIn: () => ({ failures: 5, lockouts: { source: 1, account: 0 }, lockedNow: { source: 1, account: 0 } }),
+  database: () => ({ bytes: 40_960, freeBytes: 4_096 }),
+  retention: () => ({ purged: { delivered: 7, trace: 21 }, oldest: { delivered: 11_000, failed: null } }),
   now: () => 31_000,
 };
 
@@ -111,6 +113,11 @@ describe('ServerMetrics', () => {
     assert.equal(line(text, 'parley_sip_connections{transport="ws"}'), 1);
     assert.equal(line(text, 'parley_offline_spool_entries{state="delivered"}'), 3);
     assert.equal(line(text, 'parley_offline_spool_oldest_waiting_age_seconds'), 30);
+    assert.equal(line(text, 'parley_database_size_bytes'), 40_960);
+    assert.equal(line(text, 'parley_database_free_bytes'), 4_096);
+    assert.equal(line(text, 'parley_retention_purged_rows_total{kind="trace"}'), 21);
+    assert.equal(line(text, 'parley_retention_oldest_row_age_seconds{kind="delivered"}'), 20);
+    assert.equal(line(text, 'parley_retention_oldest_row_age_seconds{kind="failed"}'), 0);
     assert.equal(line(text, 'parley_subscriptions{package="presence"}'), 4);
     assert.equal(line(text, 'parley_subscription_limit_events_total{outcome="refused",limit="maxSubscriptionsPerWatcher"}'), 1);
     assert.equal(line(text, 'parley_subscription_limit_events_total{outcome="replaced",limit="maxSubscriptionsPerWatcherResource"}'), 2);

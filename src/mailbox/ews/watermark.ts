@@ -1,6 +1,6 @@
 // Watermarks of pull subscriptions: base64url of `w1.<log position>`, opaque to clients.
 import type { Database } from '../../storage/index.ts';
-import { lastChange } from '../changes.ts';
+import { changeFloor, lastChange } from '../changes.ts';
 import { EwsError } from './codes.ts';
 
 export function writeWatermark(position: number): string {
@@ -13,5 +13,6 @@ export function readWatermark(db: Database, text: string): number {
   if (version !== 'w1' || rest.length > 0 || !Number.isSafeInteger(position) || position < 0 || position > lastChange(db)) {
     throw new EwsError('ErrorInvalidWatermark', 'the watermark is not one Parley issued');
   }
+  if (position < changeFloor(db)) throw new EwsError('ErrorInvalidWatermark', 'the watermark is older than the change log Parley keeps (retention.changeLog); subscribe again');
   return position;
 }

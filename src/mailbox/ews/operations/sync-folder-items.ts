@@ -2,7 +2,7 @@
 // Ignore, MaxChangesReturned (1-512). Answers SyncState, IncludesLastItemInRange, then Changes with
 // t:Create, t:Update, t:Delete and t:ReadFlagChange in log order. The SyncState is bound to its folder.
 import { childElement, childText } from '../../../xml/index.ts';
-import { folderChangesSince, lastChange } from '../../changes.ts';
+import { changeFloor, folderChangesSince, lastChange } from '../../changes.ts';
 import type { FolderRecord } from '../../folders.ts';
 import { getItem } from '../../items.ts';
 import { MailboxError } from '../../errors.ts';
@@ -66,6 +66,8 @@ function readSyncState(ctx: EwsContext, folder: FolderRecord, text: string): num
   if (parts.length !== 3 || version !== 'v1' || folderId !== folder.id || !Number.isSafeInteger(position) || position < 0 || position > lastChange(ctx.db)) {
     throw new EwsError('ErrorInvalidSyncStateData', 'the SyncState is not one Parley issued for this folder; synchronise again without a SyncState');
   }
+  // a SyncState from before the compacted part of the log would miss what was compacted away
+  if (position > 0 && position < changeFloor(ctx.db)) throw new EwsError('ErrorInvalidSyncStateData', 'the SyncState is older than the change log Parley keeps (retention.changeLog); synchronise again without a SyncState');
   return position;
 }
 

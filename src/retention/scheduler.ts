@@ -1,0 +1,117 @@
+// The retention scheduler: every `interval` seconds it asks the retention thread (purge-thread.ts)
+// for one run (run.ts) and keeps what the runs report for /metrics. The purge never runs on the
+// event loop that answers SIP: its batches and their commits (an fsync each, synchronous = FULL)
+// take tens of milliseconds, which the thread spends instead. Its connection's busy timeout is
+// short, so the spool writer's group commits wait at most for one batch.
+import { Worker } from 'node:worker_threads';
+import type { Logger } from '../observability/logger.ts';
+import type { RetentionPolicy } from './policy.ts';
+import type { ThreadReply, ThreadRequest } from './purge-thread.ts';
+import { OLDEST_KINDS, type OldestKind, PURGE_KINDS, type PurgeKind } from './purgers.ts';
+import type { RunResult } from './run.ts';
+
+/** the first run after start: soon, but after the start-up's own writes */
+const FIRST_RUN_MS = 5_000;
+
+export interface RetentionOptions {
+  /** the database file (the thread opens a connection of its own) */
+  file: string;
+  policy: RetentionPolicy;
+  logger: Logger;
+  /** auth.lockout.window in ms */
+  lockoutWindowMs: number;
+  now?: () => number;
+}
+
+/** What /metrics reads: rows purged since the start per kind, the oldest kept row per kind (as of the last run). */
+export interface RetentionStats {
+  purged: Readonly<Record<PurgeKind, number>>;
+  oldest: Readonly<Record<OldestKind, number | null>>;
+  runs: number;
+}
+
+export class RetentionScheduler {
+  readonly #opts: RetentionOptions;
+  readonly #now: () => number;
+  readonly #purged = Object.fromEntries(PURGE_KINDS.map((k) => [k, 0])) as Record<PurgeKind, number>;
+  #oldest = Object.fromEntries(OLDEST_KINDS.map((k) => [k, null])) as Record<OldestKind, number | null>;
+  #runs = 0;
+  #worker: Worker | undefined;
+  #exited: Promise<void> | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #pending: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+  #stopped = false;
+
+  constructor(opts: RetentionOptions) {
+    this.#opts = opts;
+    this.#now = opts.now ?? Date.now;
+  }
+
+  get stats(): RetentionStats {
+    return { purged: { ...this.#purged }, oldest: { ...this.#oldest }, runs: this.#runs };
+  }
+
+  start(): void {
+    const worker = new Worker(new URL('./purge-thread.ts', import.meta.url), { workerData: { file: this.#opts.file } });
+    // the server's sockets keep the process alive, never this thread
+    worker.unref();
+    worker.on('message', (reply: ThreadReply) => this.#finished(reply));
+    worker.on('error', (err: Error) => this.#opts.logger.error({ err }, 'the retention thread failed: %s', err.message));
+    this.#exited = new Promise((resolve) => worker.on('exit', () => {
+      this.#worker = undefined;
+      for (const p of this.#pending.splice(0)) p.reject(new Error('the retention thread ended'));
+      resolve();
+    }));
+    this.#worker = worker;
+    this.#schedule(Math.min(FIRST_RUN_MS, this.#opts.policy.interval * 1000));
+  }
+
+  /** One run now; resolves when the thread reports it (a run already going is joined, not doubled). */
+  runOnce(): Promise<void> {
+    const worker = this.#worker;
+    if (worker === undefined || this.#stopped) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      if (this.#pending.length === 0) worker.postMessage({ kind: 'run', request: { policy: this.#opts.policy, now: this.#now(), lockoutWindowMs: this.#opts.lockoutWindowMs } } satisfies ThreadRequest);
+      this.#pending.push({ resolve, reject });
+    });
+  }
+
+  async close(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    const worker = this.#worker;
+    if (worker === undefined) return;
+    worker.ref();
+    worker.postMessage({ kind: 'stop' } satisfies ThreadRequest);
+    await this.#exited;
+  }
+
+  #schedule(ms: number): void {
+    if (this.#stopped) return;
+    this.#timer = setTimeout(() => {
+      const next = () => this.#schedule(this.#opts.policy.interval * 1000);
+      this.runOnce().then(next, next);
+    }, ms);
+    this.#timer.unref();
+  }
+
+  #finished(reply: ThreadReply): void {
+    const pending = this.#pending.splice(0);
+    if (reply.kind === 'failed') {
+      this.#opts.logger.error({ reason: reply.message }, 'retention run failed: %s', reply.message);
+      for (const p of pending) p.reject(new Error(reply.message));
+      return;
+    }
+    this.#record(reply.result);
+    for (const p of pending) p.resolve();
+  }
+
+  #record(result: RunResult): void {
+    this.#runs++;
+    this.#oldest = result.oldest;
+    for (const [kind, n] of Object.entries(result.purged) as Array<[PurgeKind, number]>) this.#purged[kind] += n;
+    const { logger } = this.#opts;
+    if (Object.keys(result.purged).length > 0) logger.info({ purged: result.purged }, 'retention: purged %j', result.purged);
+    for (const kind of result.locked) logger.warn({ kind }, 'retention: the database stayed locked; %s continues at the next run', kind);
+  }
+}
