@@ -202,6 +202,8 @@ const probeCallId = (bytes: Buffer): string => /^Call-ID: (.*)$/m.exec(bytes.toS
 
 function checkAnswer(c: Case, res: Answer, expected: number, transport: string): void {
   assert.equal(res.status, expected, `${c.name} (§${c.section}) over ${transport}: ${c.why}; got ${res.status} ${res.reason} ${res.header('warning') ?? ''}`);
+  // 405 is a proper final answer: it says what is allowed (RFC 3261 §8.2.1)
+  if (expected === 405) assert.match(res.header('allow') ?? '', /\bMESSAGE\b/, `${c.name}: a 405 carries Allow`);
   if (expected === 400 || expected === 505) {
     const warning = res.header('warning') ?? '';
     assert.match(warning, /^399 \S+ "/, `${c.name}: a 400 says what is wrong in a Warning`);
