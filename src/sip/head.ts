@@ -305,9 +305,10 @@ function toMessage(start: StartLine | null, isRequest: boolean, headers: Headers
  */
 function findBadChar(text: string, from: number): number {
   CONTROL.lastIndex = from;
-  let m = CONTROL.exec(text);
-  while (m !== null && isQuotedPair(text, m.index)) m = CONTROL.exec(text);
-  let bad = m === null ? text.length : m.index;
+  const m = CONTROL.exec(text);
+  // from the line of the first one on, one pass that knows the quoted strings (linear, however
+  // many escaped control characters a line holds)
+  let bad = m === null ? text.length : unquotedControl(text, text.lastIndexOf('\n', m.index) + 1);
   for (let i = text.indexOf('\r', from); i >= 0 && i < bad; i = text.indexOf('\r', i + 1)) {
     if (text.charCodeAt(i + 1) !== 10) bad = i;
   }
@@ -315,25 +316,27 @@ function findBadChar(text: string, from: number): number {
 }
 
 /**
- * Whether the character at i is the second of a quoted-pair inside a quoted string of its header
- * field: the line is read from its start (a folded field's quoted strings do not span lines in
- * practice; a quote left open at a line end only makes this answer false, so stricter).
+ * Index of the first control character from `from` (a line start) that is not the escaped
+ * character of a quoted-pair inside a quoted string, or the length. Quoted strings are followed
+ * within a line: a continuation line starts outside any (a quoted string across a fold is not seen
+ * as one, which is only stricter). CR and LF are never escaped (bare CRs are found by the caller).
  */
-function isQuotedPair(text: string, i: number): boolean {
-  if (text.charCodeAt(i - 1) !== 0x5c) return false;
+function unquotedControl(text: string, from: number): number {
   let inQuote = false;
-  for (let k = text.lastIndexOf('\n', i) + 1; k < i; k++) {
+  for (let k = from; k < text.length; k++) {
     const c = text.charCodeAt(k);
-    if (!inQuote) {
-      if (c === 0x22) inQuote = true;
-    } else if (c === 0x5c) {
-      if (k + 1 === i) return true;
-      k++;
-    } else if (c === 0x22) {
+    if (c === 0x0a) {
       inQuote = false;
+    } else if (c === 0x22) {
+      inQuote = !inQuote;
+    } else if (c === 0x5c) {
+      const d = text.charCodeAt(k + 1);
+      if (inQuote && d !== 0x0a && d !== 0x0d) k++;
+    } else if ((c < 0x20 && c !== 0x09 && c !== 0x0d) || c === 0x7f) {
+      return k;
     }
   }
-  return false;
+  return text.length;
 }
 
 /** A header field name as spelt on the wire (lower-cased), with what the parser needs to know of it. */

@@ -378,6 +378,9 @@ describe('parseMessage: malformed and adversarial input', () => {
     for (const v of ['"a\0b"', 'a\\\0b', '"a\\\\\0b"', '"a" \\\0']) {
       assert.match(fails(wire(request([`Subject: ${v}`])), E.BAD_CHARACTER).message, /line 8/);
     }
+    // a line of many of them is read in one pass (and is still a header like any other)
+    const many = `"${'\\\x01'.repeat(3000)}"`;
+    assert.equal(parseMessage(wire(request([`Subject: ${many}`]))).headers.get('subject'), many);
     // CR and LF can never be quoted (a bare CR would let parsers disagree on where a line ends)
     fails(wire(request(['Subject: "a\\\rb"'])), E.BAD_CHARACTER);
     // the first fault is the one reported, past an accepted quoted-pair
