@@ -4,6 +4,7 @@
 // message-uac.xml: an authenticated REGISTER, an authenticated MESSAGE with a short body, and the
 // 200 OK relayed back), it measures what the server does with one received datagram: parseMessage,
 // then headers.get('via') and parseVia of the top Via twice (stampReceived, the transaction key),
+// for a request checkRequest (From, To, Contact, other Vias, Request-URI: src/sip/validate.ts),
 // get('call-id'), get('cseq') + parseCSeq, get('to') + parseNameAddr + parseUri, get('from'),
 // getAll('authorization').
 //
@@ -13,7 +14,7 @@
 // batch during which a GC ran (the used size went down) is left out, and the median of the others
 // is reported. Numbers only, no assertions.
 
-import { parseCSeq, parseMessage, parseNameAddr, parseUri, parseVia } from '../src/sip/index.ts';
+import { checkRequest, parseCSeq, parseMessage, parseNameAddr, parseUri, parseVia } from '../src/sip/index.ts';
 import type { SipMessage } from '../src/sip/index.ts';
 import { parseArgs } from 'node:util';
 import v8 from 'node:v8';
@@ -74,6 +75,7 @@ function handle(data: Buffer): number {
   const h = msg.headers;
   const top = h.get('via') ?? '';
   const via1 = parseVia(top);
+  if (msg.kind === 'request') checkRequest(msg, via1); // the request syntax checked at the edge
   const via2 = parseVia(top);
   const callId = h.get('call-id') ?? '';
   const cseq = parseCSeq(h.get('cseq') ?? '');

@@ -5,16 +5,19 @@ import type { Logger } from 'pino';
 import type { LocationService } from '../registrar/location.ts';
 import type { RegistrationEvents } from '../registrar/events.ts';
 import type { SipContext } from '../router/context.ts';
-import { createResponse, parseCSeq, parseVia, serialize, SipParseError, stampReceived, warning } from '../sip/index.ts';
+import { checkRequest, createResponse, parseVia, serialize, SipParseError, stampReceived, warning } from '../sip/index.ts';
 import type { Flow, Headers, SipMessage, TransactionLayer, TransportSink } from '../sip/index.ts';
 
-const ROUTABLE = ['via', 'from', 'to', 'call-id', 'cseq'] as const;
-
-/** A response the client cannot match to its request (bad Via or CSeq) is not worth sending. */
-function matchable(headers: Headers): boolean {
+/**
+ * Whether a response to a malformed request can be sent: its top Via must be read (RFC 3261
+ * §18.2.2; the response carries it back). From, To, Call-ID and CSeq are copied when there, as
+ * RFC 4475 asks for a request that lacks them or whose CSeq overflows (§3.3.1, §3.1.2.4).
+ */
+function answerable(headers: Headers): boolean {
+  const via = headers.get('via');
+  if (via === undefined) return false;
   try {
-    parseVia(headers.get('via') ?? '');
-    parseCSeq(headers.get('cseq') ?? '');
+    parseVia(via);
     return true;
   } catch {
     return false;
@@ -36,8 +39,10 @@ export function createSipSink(opts: {
 
   const answerUnparsable = (error: SipParseError, flow: Flow): void => {
     const headers = error.headers;
-    if (!error.isRequest || !headers || !ROUTABLE.every((h) => headers.has(h)) || !matchable(headers)) {
-      logger.warn({ flow: flow.id, code: error.code, err: error.message }, 'unparsable message dropped: %s', error.message);
+    if (!error.isRequest || !headers || !answerable(headers)) {
+      // a response, or a request whose answer could not find its way: nothing to send (debug only,
+      // since anyone can send such bytes, as often as they like)
+      logger.debug({ flow: flow.id, code: error.code, err: error.message }, 'unparsable message dropped: %s', error.message);
       return;
     }
     // RFC 3261 §8.2: a malformed request still gets an answer, when the answer can find its way.
@@ -53,6 +58,7 @@ export function createSipSink(opts: {
       if (flow.reliable && !connections.has(flow.id)) connections.set(flow.id, flow);
       try {
         const topVia = message.kind === 'request' ? stampReceived(message, flow.remote) : undefined;
+        if (message.kind === 'request' && topVia !== undefined) checkRequest(message, topVia);
         if (!transactions.receive(message, flow, topVia)) logger.debug({ flow: flow.id, callId: message.headers.get('call-id') }, 'response matches no transaction; dropped');
       } catch (err) {
         if (err instanceof SipParseError) {

@@ -58,6 +58,8 @@ export const SIP_PARSE_ERRORS = {
   BAD_LIST: 'SIP_BAD_LIST',
   BAD_AUTH: 'SIP_BAD_AUTH',
   BAD_CONTENT_TYPE: 'SIP_BAD_CONTENT_TYPE',
+  /** a Date that is not an RFC 1123 date in GMT (RFC 3261 §20.17) */
+  BAD_DATE: 'SIP_BAD_DATE',
   /** the serializer refuses a message that would mis-frame on the wire (CR/LF in a value…) */
   CANNOT_SERIALIZE: 'SIP_CANNOT_SERIALIZE',
 } as const;

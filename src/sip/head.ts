@@ -35,7 +35,7 @@ const LIST_HEADERS: ReadonlySet<string> = new Set([
 const PLAIN = /[\t\n\x20-\x7e]*(?:\r\n[\t\n\x20-\x7e]*)*/y;
 const CONTROL = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/g;
 const NON_ASCII = /[\x80-\xff]/g;
-const REQUEST_LINE = /^(\S+)[ \t]+(\S+)[ \t]+(\S+)[ \t]*$/;
+const REQUEST_LINE = /^(\S+)([ \t]+)(\S+)([ \t]+)(\S+)([ \t]*)$/;
 const RESPONSE_LINE = /^(\S+)[ \t]+(\S+)(?:[ \t]+(.*))?$/;
 const VERSION = /^SIP\/[0-9]+\.[0-9]+$/i;
 const URI_SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*:[\x21-\x7e]+$/;
@@ -107,9 +107,14 @@ function parseStartLine(line: string): StartLine {
   }
   const m = REQUEST_LINE.exec(line);
   if (m === null) return fail(E.BAD_START_LINE, 'expected Method SP Request-URI SP SIP/2.0 (a request) or SIP/2.0 SP Status-Code (a response)');
+  // Request-Line = Method SP Request-URI SP SIP-Version CRLF: one SP each, nothing after the version
+  // (RFC 4475 §3.1.2.9 and §3.1.2.10 send more); the expression above reads such a line only to
+  // say precisely what is wrong with it.
+  if (m[2] !== ' ' || m[4] !== ' ') fail(E.BAD_START_LINE, 'Method, Request-URI and SIP-Version must be separated by exactly one SP');
+  if (m[6] !== '') fail(E.BAD_START_LINE, 'whitespace after the SIP version');
   const method = m[1] ?? '';
-  const uri = m[2] ?? '';
-  const version = m[3] ?? '';
+  const uri = m[3] ?? '';
+  const version = m[5] ?? '';
   if (!isToken(method)) fail(E.BAD_START_LINE, `method ${show(method)} is not a token`);
   if (!VERSION.test(version)) fail(E.BAD_START_LINE, `${show(version)} is not a SIP version`);
   if (version.toUpperCase() !== 'SIP/2.0') fail(E.BAD_VERSION, `SIP version ${version} is not supported (only SIP/2.0)`, 505);
@@ -292,15 +297,46 @@ function toMessage(start: StartLine | null, isRequest: boolean, headers: Headers
   return isRequest ? { kind: 'request', method: '', uri: '', headers, body: EMPTY } : { kind: 'response', status: 0, reason: '', headers, body: EMPTY };
 }
 
-/** Index of the first control character or bare CR (not part of CRLF) from `from`, or the length. */
+/**
+ * Index of the first control character or bare CR (not part of CRLF) from `from`, or the length. A
+ * control character escaped inside a quoted string (quoted-pair = "\" %x00-09 / %x0B-0C / %x0E-7F,
+ * RFC 3261 §25.1; RFC 4475 §3.1.1.2 sends \NUL, \BEL and \DEL in a display name) is valid and not
+ * counted; CR and LF never are. Only reached when the section is not all plain text.
+ */
 function findBadChar(text: string, from: number): number {
   CONTROL.lastIndex = from;
   const m = CONTROL.exec(text);
-  let bad = m === null ? text.length : m.index;
+  // from the line of the first one on, one pass that knows the quoted strings (linear, however
+  // many escaped control characters a line holds)
+  let bad = m === null ? text.length : unquotedControl(text, text.lastIndexOf('\n', m.index) + 1);
   for (let i = text.indexOf('\r', from); i >= 0 && i < bad; i = text.indexOf('\r', i + 1)) {
     if (text.charCodeAt(i + 1) !== 10) bad = i;
   }
   return bad;
+}
+
+/**
+ * Index of the first control character from `from` (a line start) that is not the escaped
+ * character of a quoted-pair inside a quoted string, or the length. Quoted strings are followed
+ * within a line: a continuation line starts outside any (a quoted string across a fold is not seen
+ * as one, which is only stricter). CR and LF are never escaped (bare CRs are found by the caller).
+ */
+function unquotedControl(text: string, from: number): number {
+  let inQuote = false;
+  for (let k = from; k < text.length; k++) {
+    const c = text.charCodeAt(k);
+    if (c === 0x0a) {
+      inQuote = false;
+    } else if (c === 0x22) {
+      inQuote = !inQuote;
+    } else if (c === 0x5c) {
+      const d = text.charCodeAt(k + 1);
+      if (inQuote && d !== 0x0a && d !== 0x0d) k++;
+    } else if ((c < 0x20 && c !== 0x09 && c !== 0x0d) || c === 0x7f) {
+      return k;
+    }
+  }
+  return text.length;
 }
 
 /** A header field name as spelt on the wire (lower-cased), with what the parser needs to know of it. */

@@ -8,6 +8,7 @@ export * from './errors.ts';
 export * from './limits.ts';
 export * from './grammar.ts';
 export { parseMessage } from './parser.ts';
+export { checkRequest, nameAddrFault } from './validate.ts';
 export { detach } from './chars.ts';
 export * from './framing.ts';
 export * from './serializer.ts';

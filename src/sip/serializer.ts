@@ -2,8 +2,8 @@
 // with its display spelling, a Content-Length that is always right for the body (any written by
 // the application is replaced), the empty line, the body. Header text is written as UTF-8.
 //
-// The serializer refuses (SIP_CANNOT_SERIALIZE) what would mis-frame on the wire: CR, LF or NUL in
-// a value, a header name or method that is not a token, a Request-URI with spaces, a bad status.
+// The serializer refuses (SIP_CANNOT_SERIALIZE) what would mis-frame on the wire: CR, LF or NUL (but
+// an escaped one) in a value, a header name or method that is not a token, a Request-URI with spaces, a bad status.
 
 import { isToken, show } from './chars.ts';
 import { SIP_PARSE_ERRORS, SipParseError } from './errors.ts';
@@ -11,7 +11,9 @@ import { displayHeaderName } from './message.ts';
 import type { SipMessage } from './message.ts';
 
 const E = SIP_PARSE_ERRORS;
-const UNSAFE = /[\r\n\0]/;
+// A NUL escaped as a quoted-pair ("\" NUL, RFC 3261 §25.1) is valid in a header value, and a response
+// copies From and To as received (RFC 4475 §3.1.1.2 sends one); any other NUL is refused.
+const UNSAFE = /[\r\n]|(?<!\\)\0/;
 const URI = /^[\x21-\x7e]+$/;
 
 /** Display spellings of the names seen, which are few; only valid names are remembered. */

@@ -87,9 +87,16 @@ describe('serialize', () => {
     assert.ok(out.includes(Buffer.from('Subject: Grüße ☃\r\n', 'utf8')));
   });
 
+  it('writes a NUL escaped as a quoted-pair, as a response copies it from a request (RFC 4475 §3.1.1.2)', () => {
+    const to = '"NUL:\\\0" <sip:x@y>';
+    const out = serialize(createRequest('MESSAGE', 'sip:x@y', headers([['to', to]])));
+    assert.ok(out.includes(Buffer.from(`To: ${to}\r\n`, 'latin1')));
+  });
+
   it('refuses what would mis-frame on the wire', () => {
     refuses(() => serialize(createRequest('MESSAGE', 'sip:x@y', headers([['subject', 'a\r\nInjected: yes']]))), /header subject value/);
     refuses(() => serialize(createRequest('MESSAGE', 'sip:x@y', headers([['subject', 'nul\0']]))), /CR, LF or NUL/);
+    refuses(() => serialize(createRequest('MESSAGE', 'sip:x@y', headers([['subject', '"a\\\r"']]))), /CR, LF or NUL/);
     refuses(() => serialize(createRequest('MESSAGE', 'sip:x@y', headers([['bad name', 'v']]))), /header name "bad name" is not a token/);
     refuses(() => serialize(createRequest('MES SAGE', 'sip:x@y')), /method/);
     refuses(() => serialize(createRequest('MESSAGE', 'sip:x y@z')), /Request-URI/);
