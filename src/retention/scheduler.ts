@@ -2,7 +2,9 @@
 // for one run (run.ts) and keeps what the runs report for /metrics. The purge never runs on the
 // event loop that answers SIP: its batches and their commits (an fsync each, synchronous = FULL)
 // take tens of milliseconds, which the thread spends instead. Its connection's busy timeout is
-// short, so the spool writer's group commits wait at most for one batch.
+// short, so the spool writer's group commits wait at most for one batch. The thread lives only for
+// a run: a V8 isolate with the capabilities' modules costs tens of MB, which an idle server (a run
+// every 5 minutes) should not hold; starting one costs about a tenth of a second of the other core.
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../observability/logger.ts';
 import type { RetentionPolicy } from './policy.ts';
@@ -10,8 +12,8 @@ import type { ThreadReply, ThreadRequest } from './purge-thread.ts';
 import { OLDEST_KINDS, type OldestKind, PURGE_KINDS, type PurgeKind } from './purgers.ts';
 import type { RunResult } from './run.ts';
 
-/** the first run after start: soon, but after the start-up's own writes */
-const FIRST_RUN_MS = 5_000;
+/** the first run after start: after the start-up and its first clients, not among them */
+const FIRST_RUN_MS = 60_000;
 
 export interface RetentionOptions {
   /** the database file (the thread opens a connection of its own) */
@@ -52,24 +54,13 @@ export class RetentionScheduler {
   }
 
   start(): void {
-    const worker = new Worker(new URL('./purge-thread.ts', import.meta.url), { workerData: { file: this.#opts.file } });
-    // the server's sockets keep the process alive, never this thread
-    worker.unref();
-    worker.on('message', (reply: ThreadReply) => this.#finished(reply));
-    worker.on('error', (err: Error) => this.#opts.logger.error({ err }, 'the retention thread failed: %s', err.message));
-    this.#exited = new Promise((resolve) => worker.on('exit', () => {
-      this.#worker = undefined;
-      for (const p of this.#pending.splice(0)) p.reject(new Error('the retention thread ended'));
-      resolve();
-    }));
-    this.#worker = worker;
     this.#schedule(Math.min(FIRST_RUN_MS, this.#opts.policy.interval * 1000));
   }
 
   /** One run now; resolves when the thread reports it (a run already going is joined, not doubled). */
   runOnce(): Promise<void> {
-    const worker = this.#worker;
-    if (worker === undefined || this.#stopped) return Promise.resolve();
+    if (this.#stopped) return Promise.resolve();
+    const worker = this.#worker ?? this.#spawn();
     return new Promise((resolve, reject) => {
       if (this.#pending.length === 0) worker.postMessage({ kind: 'run', request: { policy: this.#opts.policy, now: this.#now(), lockoutWindowMs: this.#opts.lockoutWindowMs } } satisfies ThreadRequest);
       this.#pending.push({ resolve, reject });
@@ -80,10 +71,38 @@ export class RetentionScheduler {
     this.#stopped = true;
     clearTimeout(this.#timer);
     const worker = this.#worker;
-    if (worker === undefined) return;
-    worker.ref();
-    worker.postMessage({ kind: 'stop' } satisfies ThreadRequest);
+    if (worker !== undefined) {
+      worker.ref();
+      worker.postMessage({ kind: 'stop' } satisfies ThreadRequest);
+    }
+    // a run's thread, or one let go after its run and still closing its connection
     await this.#exited;
+  }
+
+  /** The thread for one run; it ends once the run is reported (#finished). */
+  #spawn(): Worker {
+    const worker = new Worker(new URL('./purge-thread.ts', import.meta.url), { workerData: { file: this.#opts.file } });
+    // the server's sockets keep the process alive, never this thread
+    worker.unref();
+    worker.on('message', (reply: ThreadReply) => this.#finished(reply));
+    worker.on('error', (err: Error) => this.#opts.logger.error({ err }, 'the retention thread failed: %s', err.message));
+    this.#exited = new Promise((resolve) => worker.on('exit', () => {
+      if (this.#worker === worker) {
+        this.#worker = undefined;
+        for (const p of this.#pending.splice(0)) p.reject(new Error('the retention thread ended'));
+      }
+      resolve();
+    }));
+    this.#worker = worker;
+    return worker;
+  }
+
+  /** The run is reported: let its thread go (the next run starts another). */
+  #release(): void {
+    const worker = this.#worker;
+    if (worker === undefined) return;
+    this.#worker = undefined;
+    worker.postMessage({ kind: 'stop' } satisfies ThreadRequest);
   }
 
   #schedule(ms: number): void {
@@ -100,10 +119,12 @@ export class RetentionScheduler {
     if (reply.kind === 'failed') {
       this.#opts.logger.error({ reason: reply.message }, 'retention run failed: %s', reply.message);
       for (const p of pending) p.reject(new Error(reply.message));
+      this.#release();
       return;
     }
     this.#record(reply.result);
     for (const p of pending) p.resolve();
+    this.#release();
   }
 
   #record(result: RunResult): void {
