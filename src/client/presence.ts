@@ -14,7 +14,7 @@ import { parseUri } from '../sip/pure.ts';
 import { TypedEmitter } from './emitter.ts';
 import { ClientError } from './errors.ts';
 import { expiresHeader } from './event-headers.ts';
-import { RefreshTimer, SerialQueue } from './refresh.ts';
+import { intervalTooBriefRetry, RefreshTimer, SerialQueue } from './refresh.ts';
 import { warningTextOf } from './warning.ts';
 import { parseListNotify } from './rlmi.ts';
 import type { ClientSubscription, SubscribeOptions, SubscriptionNotify, SubscriptionTermination } from './subscription.ts';
@@ -264,14 +264,11 @@ export class PresencePublisher {
         this.#etag = null;
         continue;
       }
-      if (response.status === 423 && attempt < 3) {
-        // §6 step 5: 423 Interval Too Brief carries Min-Expires.
-        const min = expiresHeader(response.headers.get('min-expires'));
-        if (min !== undefined && min > expires) {
-          expires = min;
-          this.#requested = min;
-          continue;
-        }
+      const longer = intervalTooBriefRetry(response, expires, attempt);
+      if (longer !== undefined) {
+        expires = longer;
+        this.#requested = longer;
+        continue;
       }
       if (response.status < 200 || response.status >= 300) throw publishFailure(response);
       return this.#accepted(response, expires, document);

@@ -3,6 +3,8 @@
 // after another, so a refresh never crosses a call of the application (unregister, a new state).
 // No Node import: the browser bundle uses this file too.
 
+import { expiresHeader } from './event-headers.ts';
+
 /** When to refresh: half-way for short lifetimes, 30 s before expiry for long ones. */
 export function refreshDelayMs(expires: number): number {
   return Math.max(expires / 2, expires - 30) * 1000;
@@ -42,4 +44,15 @@ export class RefreshTimer {
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
   }
+}
+
+/**
+ * After a refused REGISTER, PUBLISH or SUBSCRIBE: the interval to try again with when the answer is
+ * 423 Interval Too Brief (RFC 3261 §10.2.8, RFC 3903 §6, RFC 6665 §4.1.2.1) and its Min-Expires is
+ * longer than what was asked; undefined otherwise, or once three tries were made.
+ */
+export function intervalTooBriefRetry(response: { status: number; headers: { get(name: string): string | undefined } }, expires: number, attempt: number): number | undefined {
+  if (response.status !== 423 || attempt >= 3) return undefined;
+  const min = expiresHeader(response.headers.get('min-expires'));
+  return min !== undefined && min > expires ? min : undefined;
 }

@@ -7,7 +7,7 @@ import { warningTextOf } from './warning.ts';
 import type { Headers, SipResponse } from '../sip/pure.ts';
 import { ClientError } from './errors.ts';
 import { newCallId } from './ids.ts';
-import { RefreshTimer, SerialQueue } from './refresh.ts';
+import { intervalTooBriefRetry, RefreshTimer, SerialQueue } from './refresh.ts';
 
 export interface Binding {
   /** the contact URI as the registrar wrote it */
@@ -128,14 +128,11 @@ export class Registration {
     let expires = this.#requested;
     for (let attempt = 0; ; attempt++) {
       const response = await this.#exchange(expires);
-      if (response.status === 423 && attempt < 3) {
-        // §10.2.8: 423 Interval Too Brief carries Min-Expires; retry with at least that.
-        const min = Number(response.headers.get('min-expires'));
-        if (Number.isInteger(min) && min > expires) {
-          expires = min;
-          this.#requested = min;
-          continue;
-        }
+      const longer = intervalTooBriefRetry(response, expires, attempt);
+      if (longer !== undefined) {
+        expires = longer;
+        this.#requested = longer;
+        continue;
       }
       if (response.status < 200 || response.status >= 300) throw this.#failure(response);
       const result = parseRegisterResult(response, this.#contactUri, expires);

@@ -15,7 +15,7 @@ import { TypedEmitter } from './emitter.ts';
 import { ClientError } from './errors.ts';
 import { eventType, expiresHeader, parseSubscriptionState } from './event-headers.ts';
 import type { SubscriptionState } from './event-headers.ts';
-import { RefreshTimer, SerialQueue, unref } from './refresh.ts';
+import { intervalTooBriefRetry, RefreshTimer, SerialQueue, unref } from './refresh.ts';
 import { nameAddr } from './requests.ts';
 
 export type { SubscriptionState } from './event-headers.ts';
@@ -266,14 +266,11 @@ export class ClientSubscription extends TypedEmitter<SubscriptionEvents> {
     let expires = this.#requested;
     for (let attempt = 0; ; attempt++) {
       const response = await this.#exchange(dialog, expires);
-      if (response.status === 423 && attempt < 3) {
-        // RFC 6665 §4.1.2.1 (RFC 3261 §10.2.8): 423 Interval Too Brief carries Min-Expires.
-        const min = expiresHeader(response.headers.get('min-expires'));
-        if (min !== undefined && min > expires) {
-          expires = min;
-          this.#requested = min;
-          continue;
-        }
+      const longer = intervalTooBriefRetry(response, expires, attempt);
+      if (longer !== undefined) {
+        expires = longer;
+        this.#requested = longer;
+        continue;
       }
       if (response.status < 200 || response.status >= 300) {
         const auth = response.status === 401 || response.status === 407;
