@@ -4,7 +4,7 @@
 // script, loads only its own style, and talks only to its own origin (HTTP and the SIP WebSocket).
 
 import type http from 'node:http';
-import { makeProblem } from '../admin/index.ts';
+import { answerProblem, HttpProblem } from '../http-json.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { HttpRoute } from '../server/http.ts';
 import type { WebAsset, WebBundle } from './build.ts';
@@ -120,9 +120,10 @@ function etagMatches(header: string | undefined, etag: string): boolean {
   return header.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag || tag.trim() === '*');
 }
 
+/** The problem JSON every user-facing route answers (src/http-json.ts), with the page's security headers. */
 function sendProblem(res: http.ServerResponse, status: number, code: string, detail: string, headers: Record<string, string>): void {
-  res.writeHead(status, { ...headers, 'content-type': 'application/problem+json', 'cache-control': 'no-store' });
-  res.end(JSON.stringify(makeProblem(status, code, detail)));
+  const { server, ...security } = headers;
+  answerProblem(res, server ?? '', new HttpProblem(status, code, detail), security);
 }
 
 /** esbuild's first error with its place (a BuildFailure has `errors`), else the message's first line. */

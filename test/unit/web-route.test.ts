@@ -71,7 +71,7 @@ describe('web route', () => {
   it('answers an unknown asset 404 and other methods 405, as problem JSON with a code; leaves other paths alone', async () => {
     const missing = await fetch(`${site.url}/assets/main-OLDHASH1.js`);
     assert.equal(missing.status, 404);
-    assert.equal(missing.headers.get('content-type'), 'application/problem+json');
+    assert.equal(missing.headers.get('content-type'), 'application/problem+json; charset=utf-8');
     assert.equal(((await missing.json()) as { code: string }).code, 'NOT_FOUND');
     const post = await fetch(`${site.url}/`, { method: 'POST' });
     assert.equal(post.status, 405);
