@@ -15,6 +15,10 @@ export interface ProvisioningSettings {
   OfflineImPickupDelay: string;
   /** a TimeSpan, e.g. `1.00:00:00` */
   OfflineImMaxAge: string;
+  /** a TimeSpan: a conversation ends after this long without a message (then it is written to Conversation History); absent from older servers */
+  ConversationIdleTimeout?: string;
+  /** a TimeSpan: a message that asked for a display notification and was not displayed within this becomes a Missed Conversation; `00:00:00`: never; absent from older servers */
+  UnreadMissedTimeout?: string;
   /** the EWS endpoint of the user's mailbox (http or https) */
   ewsUrl: string;
   /** which scope each setting came from (`Global`, `Site:Paris`, `Tag:NoArchive`…), when sent */
@@ -23,6 +27,8 @@ export interface ProvisioningSettings {
 
 const BOOLEANS = ['EnableOfflineIm', 'EnableIMAutoArchiving', 'DisableSavingIM'] as const;
 const TIMESPANS = ['OfflineImPickupDelay', 'OfflineImMaxAge'] as const;
+/** sent by servers that write Conversation History (issue 14); an older server leaves them out */
+const OPTIONAL_TIMESPANS = ['ConversationIdleTimeout', 'UnreadMissedTimeout'] as const;
 const TIMESPAN = /^-?(\d{1,8}\.)?\d{1,2}:\d{2}:\d{2}(\.\d{1,7})?$/;
 
 /** Parses the JSON body; throws ClientError INVALID_BODY when it is not JSON or lacks a field. */
@@ -40,6 +46,10 @@ export function parseProvisioning(body: string): ProvisioningSettings {
     const value = o[name];
     if (typeof value !== 'string' || !TIMESPAN.test(value)) throw invalid(`${name} is ${show(value)}, not a TimeSpan like "00:02:00"`);
   }
+  for (const name of OPTIONAL_TIMESPANS) {
+    const value = o[name];
+    if (value !== undefined && (typeof value !== 'string' || !TIMESPAN.test(value))) throw invalid(`${name} is ${show(value)}, not a TimeSpan like "00:10:00"`);
+  }
   const ewsUrl = o.ewsUrl;
   if (typeof ewsUrl !== 'string' || !isHttpUrl(ewsUrl)) throw invalid(`ewsUrl is ${show(ewsUrl)}, not an http or https URL`);
   const settings: ProvisioningSettings = {
@@ -50,6 +60,7 @@ export function parseProvisioning(body: string): ProvisioningSettings {
     OfflineImMaxAge: o.OfflineImMaxAge as string,
     ewsUrl,
   };
+  for (const name of OPTIONAL_TIMESPANS) if (typeof o[name] === 'string') settings[name] = o[name];
   const sources = o.sources;
   if (sources !== undefined) {
     if (typeof sources !== 'object' || sources === null || Array.isArray(sources) || !Object.values(sources).every((v) => typeof v === 'string')) {

@@ -35,6 +35,8 @@ export interface SipContext {
   events: { changed(packageName: string, resource: string): void };
   /** where a MESSAGE goes when no registration of its recipient takes it */
   offline: OfflineHandoff;
+  /** Conversation History (src/history implements it): told what became of each MESSAGE between users; absent: nothing is recorded */
+  history?: ConversationRecorder;
   now(): number;
   /** what /metrics counts (src/observability/metrics.ts implements it); absent: nothing is counted */
   stats?: SipStats;
@@ -56,6 +58,35 @@ export interface SipStats {
 }
 
 export type MessageOutcome = 'relayed' | 'stored' | 'refused';
+
+/**
+ * What the router tells Conversation History about a MESSAGE between two users, once its sender
+ * has the answer. It is called on the relay path: an implementation must only take note (queue
+ * it) and return; the recording happens later, off this path (its group commit).
+ */
+export interface ConversationRecorder {
+  record(message: RecordedMessage): void;
+}
+
+export interface RecordedMessage {
+  sender: string;
+  recipient: string;
+  callId: string;
+  /** the Content-Type header value, undefined when there is none */
+  contentType: string | undefined;
+  /** the body as received: owned by the recorder from now on, never changed */
+  body: Uint8Array;
+  /** when the router received it, ms since the epoch */
+  at: number;
+  /**
+   * relayed: a device of the recipient answered 2xx; spooled: kept for offline delivery (202) in
+   * spool entry `entryId`; undelivered: refused (480) because the recipient is offline and it
+   * could not be kept — typing notices and read reports to an offline user are (a `displayed`
+   * report still says the reader saw the message)
+   */
+  outcome: 'relayed' | 'spooled' | 'undelivered';
+  entryId?: string;
+}
 
 export interface MessagingSettings {
   /** largest MESSAGE body accepted, bytes (413 above) */

@@ -25,6 +25,7 @@ export const messageHandler: MethodHandler = {
 
     const sender = authenticateSender(ctx, incoming);
     if (sender === undefined) return;
+    const receivedAt = ctx.history === undefined ? 0 : ctx.now();
 
     if (request.body.length > ctx.messaging.maxBody) {
       reply(ctx, incoming, 413, { warning: `message body is ${request.body.length} bytes; the limit is ${ctx.messaging.maxBody}` });
@@ -55,7 +56,7 @@ export const messageHandler: MethodHandler = {
     }
     const bindings = await ctx.location.lookup(recipient, ctx.now());
     if (bindings.length === 0) {
-      await handOffline(ctx, incoming, sender, recipient, 'not signed in');
+      await handOffline(ctx, incoming, sender, recipient, 'not signed in', receivedAt);
       return;
     }
     // The recipient learns who really sent it: Parley's assertion, not the client's (RFC 3325 §5).
@@ -69,10 +70,12 @@ export const messageHandler: MethodHandler = {
       assertIdentity(outcome.response.headers, { address: recipient, displayName: ctx.displayName(recipient) });
       send(incoming, outcome.response);
       ctx.stats?.message('relayed');
+      // recorded after the answer went out: history never delays a relayed message
+      if (outcome.response.status < 300) recordFor(ctx, incoming, sender, recipient, receivedAt, 'relayed');
       return;
     }
     incoming.log.info({ from: sender, to: recipient, reasons: outcome.reasons }, 'no registration of %s took the message', recipient);
-    await handOffline(ctx, incoming, sender, recipient, `no registration took it: ${outcome.reasons.join('; ')}`);
+    await handOffline(ctx, incoming, sender, recipient, `no registration took it: ${outcome.reasons.join('; ')}`, receivedAt);
   },
 };
 
@@ -83,7 +86,7 @@ export const messageHandler: MethodHandler = {
  * refused and, when the pipeline knows when a retry can succeed (a rate), Retry-After
  * (RFC 3261 §20.33 allows it on 480).
  */
-async function handOffline(ctx: SipContext, incoming: Incoming, sender: string, recipient: string, why: string): Promise<void> {
+async function handOffline(ctx: SipContext, incoming: Incoming, sender: string, recipient: string, why: string, receivedAt: number): Promise<void> {
   const { request } = incoming;
   let decision;
   try {
@@ -105,11 +108,29 @@ async function handOffline(ctx: SipContext, incoming: Incoming, sender: string, 
     const headers: Array<[string, string]> = decision.retryAfter === undefined ? [] : [['Retry-After', String(decision.retryAfter)]];
     reply(ctx, incoming, 480, { headers, warning: decision.warning });
     ctx.stats?.message('refused');
+    recordFor(ctx, incoming, sender, recipient, receivedAt, 'undelivered');
     return;
   }
   incoming.log.info({ from: sender, to: recipient, entry: decision.entryId, message: decision.seq }, 'stored for offline delivery as %s', decision.entryId);
   ctx.stats?.message('stored');
   reply(ctx, incoming, 202, { warning: `${recipient} is offline; stored for delivery to their mailbox (spool entry ${decision.entryId})` });
+  recordFor(ctx, incoming, sender, recipient, receivedAt, 'spooled', decision.entryId);
+}
+
+/** Tells Conversation History (when there is one) what became of the message. */
+function recordFor(ctx: SipContext, incoming: Incoming, sender: string, recipient: string, at: number, outcome: 'relayed' | 'spooled' | 'undelivered', entryId?: string): void {
+  if (ctx.history === undefined) return;
+  const { request } = incoming;
+  ctx.history.record({
+    sender,
+    recipient,
+    callId: request.headers.get('call-id') ?? '',
+    contentType: request.headers.get('content-type'),
+    body: request.body,
+    at,
+    outcome,
+    ...(entryId !== undefined ? { entryId } : {}),
+  });
 }
 
 function safeMediaType(value: string): string | undefined {

@@ -17,6 +17,10 @@ export interface EffectiveSettings {
   readonly EnableOfflineIm: boolean;
   readonly OfflineImPickupDelaySeconds: number;
   readonly OfflineImMaxAgeSeconds: number;
+  /** a conversation ends after this long without a message (src/history) */
+  readonly ConversationIdleTimeoutSeconds: number;
+  /** a message asking for a display notification not displayed within this becomes missed; 0: never */
+  readonly UnreadMissedTimeoutSeconds: number;
   readonly EnableIMAutoArchiving: boolean;
   readonly DisableSavingIM: boolean;
   /** the Identity (`Global`, `Site:Redmond`, `Tag:Sales`) each group of values came from */
@@ -44,6 +48,8 @@ export function effectiveSettings(db: Database, address: string): EffectiveSetti
     EnableOfflineIm: im.values.EnableOfflineIm === true,
     OfflineImPickupDelaySeconds: Number(im.values.OfflineImPickupDelay),
     OfflineImMaxAgeSeconds: Number(im.values.OfflineImMaxAge),
+    ConversationIdleTimeoutSeconds: Number(im.values.ConversationIdleTimeout),
+    UnreadMissedTimeoutSeconds: Number(im.values.UnreadMissedTimeout),
     EnableIMAutoArchiving: policy.values.EnableIMAutoArchiving === true,
     DisableSavingIM: policy.values.DisableSavingIM === true,
     sources: { ImConfiguration: formatIdentity(im.identity), ClientPolicy: formatIdentity(policy.identity) },

@@ -54,6 +54,9 @@ export const IM_CONFIGURATION: SettingsKind = {
     { name: 'EnableOfflineIm', column: 'enable_offline_im', type: 'bool', defaultValue: true, description: 'messages to a user who is not signed in are kept and delivered later' },
     { name: 'OfflineImPickupDelay', column: 'offline_im_pickup_delay_s', type: 'timespan', defaultValue: 120, min: 0, max: 86400, description: 'how long an offline message waits before delivery to the mailbox' },
     { name: 'OfflineImMaxAge', column: 'offline_im_max_age_s', type: 'timespan', defaultValue: 86400, min: 60, max: 30 * 86400, description: 'how long delivery is retried before the entry is failed' },
+    // Conversation History (src/history): the classic client's 10-minute rule, and the toast nobody read
+    { name: 'ConversationIdleTimeout', column: 'conversation_idle_timeout_s', type: 'timespan', defaultValue: 600, min: 1, max: 86400, description: 'a conversation ends after this long without a message; then it is written to Conversation History' },
+    { name: 'UnreadMissedTimeout', column: 'unread_missed_timeout_s', type: 'timespan', defaultValue: 300, min: 0, max: 86400, description: 'a message that asked for a display notification and was not displayed within this becomes a Missed Conversation; 00:00:00 turns it off' },
   ],
 };
 

@@ -26,6 +26,8 @@ export interface ProvisioningDocument {
   DisableSavingIM: boolean;
   OfflineImPickupDelay: string;
   OfflineImMaxAge: string;
+  ConversationIdleTimeout: string;
+  UnreadMissedTimeout: string;
   /** where the client reads its mailbox (Missed Conversations) */
   ewsUrl: string;
   /** the Identity each group of values came from */
@@ -39,6 +41,8 @@ export function provisioningDocument(settings: EffectiveSettings, ewsUrl: string
     DisableSavingIM: settings.DisableSavingIM,
     OfflineImPickupDelay: formatTimeSpan(settings.OfflineImPickupDelaySeconds),
     OfflineImMaxAge: formatTimeSpan(settings.OfflineImMaxAgeSeconds),
+    ConversationIdleTimeout: formatTimeSpan(settings.ConversationIdleTimeoutSeconds),
+    UnreadMissedTimeout: formatTimeSpan(settings.UnreadMissedTimeoutSeconds),
     ewsUrl,
     sources: { ImConfiguration: settings.sources.ImConfiguration, ClientPolicy: settings.sources.ClientPolicy },
   };

@@ -11,8 +11,14 @@ import { SettingsError } from './errors.ts';
 import type { Identity, SettingsInstance, SettingsKind, SettingValue, SettingValues } from './model.ts';
 import { CLIENT_POLICY, GLOBAL, IM_CONFIGURATION, checkValue, defaultValues, displayValue, formatIdentity } from './model.ts';
 
-function tableSql(kind: SettingsKind): string {
-  const columns = kind.properties.map((p) => `  ${p.column} INTEGER NOT NULL`).join(',\n');
+/**
+ * The first migration's table, for the properties a kind had when it shipped: the migration's SQL
+ * must never change (its checksum is recorded), so properties added later come in migrations of
+ * their own (addedColumnsSql) and are left out here.
+ */
+function tableSql(kind: SettingsKind, shipped: readonly string[]): string {
+  const properties = kind.properties.filter((p) => shipped.includes(p.name));
+  const columns = properties.map((p) => `  ${p.column} INTEGER NOT NULL`).join(',\n');
   const scopes = kind.scopes.map((s) => `'${s}'`).join(', ');
   return `CREATE TABLE ${kind.table} (
   scope TEXT NOT NULL CHECK (scope IN (${scopes})),
@@ -20,7 +26,18 @@ function tableSql(kind: SettingsKind): string {
 ${columns},
   PRIMARY KEY (scope, name)
 ) STRICT;
-INSERT INTO ${kind.table} (scope, name, ${kind.properties.map((p) => p.column).join(', ')}) VALUES ('global', '', ${kind.properties.map((p) => Number(p.defaultValue)).join(', ')});`;
+INSERT INTO ${kind.table} (scope, name, ${properties.map((p) => p.column).join(', ')}) VALUES ('global', '', ${properties.map((p) => Number(p.defaultValue)).join(', ')});`;
+}
+
+/** Properties added after the first migration: a column each, every existing instance given the default. */
+function addedColumnsSql(kind: SettingsKind, names: readonly string[]): string {
+  return names
+    .map((name) => {
+      const p = kind.properties.find((q) => q.name === name);
+      if (p === undefined) throw new Error(`${kind.noun} has no property ${name}`);
+      return `ALTER TABLE ${kind.table} ADD COLUMN ${p.column} INTEGER NOT NULL DEFAULT ${Number(p.defaultValue)};`;
+    })
+    .join('\n');
 }
 
 /** Run after DIRECTORY_MIGRATIONS: the grants refer to users. */
@@ -29,14 +46,19 @@ export const SETTINGS_MIGRATIONS: MigrationSet = {
   migrations: [
     {
       id: '001-settings',
-      up: `${tableSql(IM_CONFIGURATION)}
-${tableSql(CLIENT_POLICY)}
+      up: `${tableSql(IM_CONFIGURATION, ['EnableOfflineIm', 'OfflineImPickupDelay', 'OfflineImMaxAge'])}
+${tableSql(CLIENT_POLICY, ['EnableIMAutoArchiving', 'DisableSavingIM'])}
 CREATE TABLE client_policy_grants (
   address TEXT NOT NULL PRIMARY KEY REFERENCES users(address) ON DELETE CASCADE,
   policy TEXT NOT NULL COLLATE NOCASE
 ) STRICT;
 CREATE INDEX client_policy_grants_policy ON client_policy_grants(policy);
 ${AUDIT_TABLE_SQL}`,
+    },
+    {
+      // Conversation History (src/history)
+      id: '002-conversation-timeouts',
+      up: addedColumnsSql(IM_CONFIGURATION, ['ConversationIdleTimeout', 'UnreadMissedTimeout']),
     },
   ],
 };
