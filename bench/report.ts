@@ -4,6 +4,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { DrainReport } from './drain.ts';
+import type { HistoryStore } from './history-store.ts';
 import type { PresenceFanoutResult } from './presence-fanout.ts';
 import type { CommitTotals } from './servers.ts';
 import type { StepResult } from './sipp-step.ts';
@@ -16,6 +17,8 @@ export interface StepRecord extends StepResult {
   passed: boolean;
   /** UDP datagrams dropped for full socket buffers during the step (machine-wide) */
   udpDrops: number;
+  /** the server's peak memory from its start to the end of this step, KiB (same measure as ServerRun.peakMemoryKb) */
+  peakMemoryKb?: number;
   /** Parley's offline-spool group commits during the step (scenario 3; maxima over the run so far) */
   commit?: CommitTotals;
 }
@@ -24,14 +27,41 @@ export interface ServerRun {
   steps: StepRecord[];
   /** KiB: Parley VmHWM; Kamailio sum of PSS over its processes, max of samples */
   peakMemoryKb: number;
+  /** Parley, scenario 2: what Conversation History kept, read at the end of the run */
+  historyStore?: HistoryStore;
 }
 
 export interface ScenarioReport {
   title: string;
+  /** what tells the Parley run from its variant ('history on'); rows then read "title, label" */
+  label?: string;
   parley?: ServerRun;
   kamailio?: ServerRun;
   /** why it was not measured */
   pending?: string;
+  /**
+   * The same scenario against Parley again under other settings (scenario 2: Conversation History
+   * off), on a fresh server: a row of its own beside the same Kamailio run, and a series of its own
+   * in the scenario's chart.
+   */
+  variant?: {
+    label: string;
+    parley?: ServerRun;
+    /** the variant was offered fewer rates than the scenario (the quick pass): its max rate is not comparable */
+    fewerSteps?: boolean;
+  };
+}
+
+const rowTitle = (s: ScenarioReport, label = s.label) => (label ? `${s.title}, ${label}` : s.title);
+
+/** Every run of a scenario with the server and row title it is reported under (Kamailio once). */
+export function runsOf(s: ScenarioReport): Array<{ server: 'Parley' | 'Kamailio'; title: string; run: ServerRun | undefined }> {
+  return [
+    { server: 'Parley', title: rowTitle(s), run: s.parley },
+    ...(s.variant ? [{ server: 'Parley' as const, title: rowTitle(s, s.variant.label), run: s.variant.parley }] : []),
+    // Kamailio has no Conversation History: its rows carry the bare title
+    { server: 'Kamailio', title: s.title, run: s.kamailio },
+  ];
 }
 
 export interface WsReport {
@@ -70,6 +100,111 @@ const best = (r: ServerRun | undefined): StepRecord | undefined => r?.steps.filt
 const f0 = (n: number | undefined) => (n === undefined || Number.isNaN(n) ? '–' : n.toFixed(0));
 const mib = (kb: number | undefined) => (kb === undefined ? '–' : `${(kb / 1024).toFixed(1)} MiB`);
 
+/** Issue 14's target: relay with Conversation History on at least this share of relay with it off. */
+export const HISTORY_TARGET = 0.9;
+
+/**
+ * Where a run's max rate lies, given its steps: at least its best passed step, below the next
+ * higher step it was offered (which failed), or unbounded when it passed the highest it was offered.
+ */
+function maxRateRange(r: ServerRun): { low: number; high: number } | undefined {
+  const b = best(r);
+  if (!b) return undefined;
+  const above = r.steps.map((st) => st.rate).filter((rate) => rate > b.rate);
+  return { low: b.rate, high: above.length > 0 ? Math.min(...above) : Infinity };
+}
+
+const roundRate = (n: number) => Math.max(100, Math.round(n / 100) * 100);
+
+export interface HistoryComparison {
+  on?: ServerRun;
+  off?: ServerRun;
+  kamailio?: ServerRun;
+  /**
+   * Max rate with history on / with it off, best passed step to best passed step, and the range the
+   * true ratio lies in given the steps (each max rate is below the next step, which failed; a run
+   * that passed its highest step has no upper end): the steps are 10-20 % apart near the top, as
+   * coarse as the target, so a range on both sides of it asks for finer steps.
+   */
+  maxRate?: { ratio: number; low: number; high: number };
+  /** the highest offered rate both runs passed, and what a message cost each there */
+  sameRate?: { rate: number; on: StepRecord; off: StepRecord; kamailio?: StepRecord; ratio: number };
+  /** the "off" run was offered fewer rates (the quick pass) */
+  fewerSteps: boolean;
+  /** one sentence: the ratio against the target */
+  verdict: string;
+}
+
+/** Successful messages per second of the server's CPU (1 core fully busy for 1 s) at a step. */
+export const perCpuSecond = (st: StepRecord): number => (st.cpu > 0 ? st.achieved / st.cpu : NaN);
+
+/** Scenario 2's history-on run against its history-off variant (and Kamailio's run), if both ran. */
+export function historyComparison(s: ScenarioReport | undefined): HistoryComparison | undefined {
+  const on = s?.parley;
+  const off = s?.variant?.parley;
+  if (!s || !on || !off) return undefined;
+  const bOn = best(on);
+  const bOff = best(off);
+  let maxRate: HistoryComparison['maxRate'];
+  const rOn = maxRateRange(on);
+  const rOff = maxRateRange(off);
+  if (rOn && rOff && !s.variant?.fewerSteps) maxRate = { ratio: rOn.low / rOff.low, low: rOn.low / rOff.high, high: rOn.high / rOff.low };
+  // the last passed step of a run at each rate (a retried step counts once)
+  const passedAt = (r: ServerRun | undefined) => new Map((r?.steps ?? []).filter((st) => st.passed).map((st) => [st.rate, st]));
+  const pOn = passedAt(on);
+  const pOff = passedAt(off);
+  const pK = passedAt(s.kamailio);
+  const common = [...pOn.keys()].filter((r) => pOff.has(r)).sort((a, b) => b - a)[0];
+  const sameRate = common === undefined ? undefined : { rate: common, on: pOn.get(common)!, off: pOff.get(common)!, kamailio: pK.get(common), ratio: perCpuSecond(pOn.get(common)!) / perCpuSecond(pOff.get(common)!) };
+  const target = `target ≥ ${HISTORY_TARGET}×`;
+  let verdict: string;
+  if (s.variant?.fewerSteps) {
+    const rates = [...new Set(off.steps.map((st) => st.rate))].join(', ');
+    verdict = `history off ran at ${rates}/s only, so there is no max-rate ratio; ${sameRate ? `at ${sameRate.rate}/s, messages per CPU-second on / off ${sameRate.ratio.toFixed(2)}×` : 'no rate passed by both'} (indicative: the full run decides the ${target})`;
+  } else if (!maxRate) verdict = `no max-rate ratio (${!bOn && !bOff ? 'neither run' : !bOn ? 'history on' : 'history off'} passed no step); ${target}`;
+  else {
+    verdict = `${maxRate.ratio.toFixed(2)}×, ${target}: ${maxRate.ratio >= HISTORY_TARGET ? 'met' : 'NOT met'}`;
+    if (maxRate.low < HISTORY_TARGET && maxRate.high > HISTORY_TARGET) {
+      // finer steps from the lower of the two max rates to the higher end of the two ranges decide
+      const from = Math.min(rOn!.low, rOff!.low);
+      const finite = [rOn!.high, rOff!.high].filter(Number.isFinite);
+      const to = finite.length === 2 ? Math.max(...finite) : Math.max(rOn!.low, rOff!.low) * 1.5;
+      const rates = [...new Set(Array.from({ length: 7 }, (_, i) => roundRate(from + ((to - from) * i) / 6)))];
+      const why = Number.isFinite(rOn!.high) || Number.isFinite(rOff!.high) ? `the true ratio lies in ${rangeText(maxRate)}, on both sides of the target` : 'both runs passed their highest step';
+      verdict += ` at these steps; ${why}, so more steps decide, e.g. \`npm run bench -- --scenarios 2 --servers parley --rates ${rates.join(',')}\``;
+    }
+  }
+  return { on, off, kamailio: s.kamailio, maxRate, sameRate, fewerSteps: s.variant?.fewerSteps === true, verdict };
+}
+
+const rangeText = (m: { low: number; high: number }) => (Number.isFinite(m.high) ? `${m.low.toFixed(2)}–${m.high.toFixed(2)}×` : m.low > 0 ? `≥ ${m.low.toFixed(2)}×` : 'unbounded either way');
+
+function historySection(rep: BenchReport, c: HistoryComparison): string[] {
+  const out: string[] = [];
+  const count = (n: number | undefined) => (n === undefined ? 'no table' : String(n));
+  const store = (r: ServerRun | undefined) => (r?.historyStore ? `${count(r.historyStore.conversations)} / ${count(r.historyStore.messages)}` : '–');
+  const dbSize = (r: ServerRun | undefined) => (r?.historyStore ? mib(r.historyStore.databaseBytes / 1024) : '–');
+  const [on, off, k] = [cell(c.on, rep.topRate), cell(c.off, rep.topRate), cell(c.kamailio, rep.topRate)];
+  const same = c.sameRate;
+  const atSame = (st: StepRecord | undefined) => (st ? `${(st.cpu * 100).toFixed(0)} %, ${f0(perCpuSecond(st))} msg per CPU-s, p50/p99 ${st.p50Ms} / ${st.p99Ms} ms, peak mem so far ${mib(st.peakMemoryKb)}` : '–');
+  const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined && b > 0 ? `${(a / b).toFixed(2)}×` : '–');
+  out.push('### MESSAGE relayed with Conversation History on and off (Parley)', '');
+  out.push(
+    `Scenario 2 against two fresh Parley servers, one after the other${c.fewerSteps ? ' (quick pass: the "off" run offers one step, which the "on" run offers too; they compare at that rate only)' : ', with the same steps'}: **history on** with \`EnableIMAutoArchiving\` True in the Global CsClientPolicy (every user: each relayed MESSAGE is recorded after its 200 is forwarded, in group commits of ≤ 10 ms on a worker thread of the same process, so on the same core; the bodies stay in \`history_messages\` until the conversation ends, ConversationIdleTimeout 10 min, longer than the run), **history off** with it False (nothing is recorded). Issue 14's target: relay with history at least ${HISTORY_TARGET}× relay without, on the max rate. The same-rate row is the finer measure: the highest rate both runs passed, with the server's CPU there and the messages it relays per CPU-second (1 core busy for 1 s), whose ratio is what history costs a message whatever the steps.`,
+    '',
+  );
+  out.push('| | history on | history off | on / off | Kamailio |', '|---|---|---|---|---|');
+  out.push(`| max rate | ${on[0]} | ${off[0]} | **${c.maxRate ? `${c.maxRate.ratio.toFixed(2)}×` : '–'}** (target ≥ ${HISTORY_TARGET}×)${c.maxRate ? `; ${rangeText(c.maxRate)} given the steps` : ''} | ${k[0]} |`);
+  out.push(`| p50 / p99 at max rate | ${on[1]} | ${off[1]} | | ${k[1]} |`);
+  out.push(`| CPU at max rate | ${on[2]} | ${off[2]} | | ${k[2]} |`);
+  out.push(same ? `| at ${same.rate}/s (highest rate both passed) | ${atSame(same.on)} | ${atSame(same.off)} | ${same.ratio.toFixed(2)}× (msg per CPU-s) | ${atSame(same.kamailio)} |` : '| same rate | no rate passed by both | | | |');
+  out.push(`| peak RSS (VmHWM over the run${c.fewerSteps ? ', each run its own steps' : ''}) | ${mib(c.on?.peakMemoryKb)} | ${mib(c.off?.peakMemoryKb)} | ${ratio(c.on?.peakMemoryKb, c.off?.peakMemoryKb)} | ${c.kamailio ? `${mib(c.kamailio.peakMemoryKb)} (PSS)` : '–'} |`);
+  out.push(`| history conversations / messages stored at the end | ${store(c.on)} | ${store(c.off)} | | |`);
+  out.push(`| parley.db + WAL at the end | ${dbSize(c.on)} | ${dbSize(c.off)} | | |`);
+  out.push('', `History on / off: ${c.verdict}.`, '');
+  return out;
+}
+
 function cell(r: ServerRun | undefined, topRate: number): [string, string, string, string] {
   const b = best(r);
   if (!r) return ['–', '–', '–', '–'];
@@ -84,7 +219,7 @@ function markdown(rep: BenchReport): string {
   out.push('## Machine', '', ...rep.machine.map((m) => `- ${m}`), '');
   out.push('## Method', '', rep.criteria, '');
   out.push('## Results', '');
-  out.push('Max rate = highest offered rate (calls/s) meeting the criteria, with the successful calls per second sipp measured at it; "≥" when it is the highest step offered (the ratio is then a bound). The ratio is Parley / Kamailio. Latency and CPU (share of one core) are at that rate.', '');
+  out.push('Max rate = highest offered rate (calls/s) meeting the criteria, with the successful calls per second sipp measured at it; "≥" when it is the highest step offered (the ratio is then a bound). The ratio is Parley / Kamailio. Scenario 2 runs against Parley twice, Conversation History on and off for every user (the comparison is below the table); Kamailio once. Latency and CPU (share of one core) are at that rate.', '');
   out.push('| scenario | Parley max rate | Kamailio max rate | ratio | Parley p50/p99 | Kamailio p50/p99 | Parley CPU | Kamailio CPU | Parley peak mem | Kamailio peak mem |');
   out.push('|---|---|---|---|---|---|---|---|---|---|');
   for (const s of rep.scenarios) {
@@ -92,15 +227,22 @@ function markdown(rep: BenchReport): string {
       out.push(`| ${s.title} | ${s.pending} | | | | | | | | |`);
       continue;
     }
-    const p = cell(s.parley, rep.topRate);
-    const k = cell(s.kamailio, rep.topRate);
-    const pb = best(s.parley);
-    const kb = best(s.kamailio);
-    const capped = pb?.rate === rep.topRate || kb?.rate === rep.topRate;
-    const ratio = pb && kb ? `${capped ? '≈' : ''}${(pb.rate / kb.rate).toFixed(2)}×` : '–';
-    out.push(`| ${s.title} | ${p[0]} | ${k[0]} | ${ratio} | ${p[1]} | ${k[1]} | ${p[2]} | ${k[2]} | ${p[3]} | ${k[3]} |`);
+    // the variant's row (history off) sits under the scenario's, against the same Kamailio run
+    const rows: Array<{ title: string; parley: ServerRun | undefined }> = [{ title: rowTitle(s), parley: s.parley }];
+    if (s.variant) rows.push({ title: rowTitle(s, s.variant.label), parley: s.variant.parley });
+    for (const { title, parley } of rows) {
+      const p = cell(parley, rep.topRate);
+      const k = cell(s.kamailio, rep.topRate);
+      const pb = best(parley);
+      const kb = best(s.kamailio);
+      const capped = pb?.rate === rep.topRate || kb?.rate === rep.topRate;
+      const ratio = pb && kb ? `${capped ? '≈' : ''}${(pb.rate / kb.rate).toFixed(2)}×` : '–';
+      out.push(`| ${title} | ${p[0]} | ${k[0]} | ${ratio} | ${p[1]} | ${k[1]} | ${p[2]} | ${k[2]} | ${p[3]} | ${k[3]} |`);
+    }
   }
   out.push('');
+  const history = historyComparison(rep.scenarios.find((x) => x.variant));
+  if (history) out.push(...historySection(rep, history));
   out.push('### Idle SIP-over-WebSocket registrations (Parley only)', '');
   out.push('| connections | registered | failed | RSS before | RSS at half | RSS after | per connection, all | per connection, second half |', '|---|---|---|---|---|---|---|---|');
   for (const w of rep.ws) {
@@ -152,15 +294,19 @@ function markdown(rep: BenchReport): string {
   }
   out.push('## Every step', '', '| scenario | server | offered/s | ok/s | calls | failed | p50 | p99 | CPU | other on core 0 | UDP drops | pass |', '|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const s of rep.scenarios) {
-    for (const [name, r] of [['Parley', s.parley], ['Kamailio', s.kamailio]] as const) {
+    for (const { server: name, title, run: r } of runsOf(s)) {
       for (const st of r?.steps ?? []) {
-        out.push(`| ${s.title} | ${name} | ${st.rate} | ${f0(st.achieved)} | ${st.calls} | ${st.failed} | ${st.p50Ms} ms | ${st.p99Ms} ms | ${(st.cpu * 100).toFixed(0)} % | ${st.otherCpu === undefined ? '–' : `${(st.otherCpu * 100).toFixed(0)} %`} | ${st.udpDrops} | ${st.passed ? 'yes' : 'no'} |`);
+        out.push(`| ${title} | ${name} | ${st.rate} | ${f0(st.achieved)} | ${st.calls} | ${st.failed} | ${st.p50Ms} ms | ${st.p99Ms} ms | ${(st.cpu * 100).toFixed(0)} % | ${st.otherCpu === undefined ? '–' : `${(st.otherCpu * 100).toFixed(0)} %`} | ${st.udpDrops} | ${st.passed ? 'yes' : 'no'} |`);
       }
     }
   }
   out.push('', '![throughput](throughput.svg)', '', '## Notes', '', ...rep.notes.map((n) => `- ${n}`), '');
   return out.join('\n');
 }
+
+const PARLEY_COLOUR = '#d9480f';
+const KAMAILIO_COLOUR = '#1c7ed6';
+const VARIANT_COLOUR = '#f59f00';
 
 function svg(rep: BenchReport): string {
   const measured = rep.scenarios.filter((s) => !s.pending);
@@ -170,7 +316,7 @@ function svg(rep: BenchReport): string {
   const parts: string[] = [];
   measured.forEach((s, i) => {
     const x0 = i * W;
-    const all = [...(s.parley?.steps ?? []), ...(s.kamailio?.steps ?? [])];
+    const all = [...(s.parley?.steps ?? []), ...(s.variant?.parley?.steps ?? []), ...(s.kamailio?.steps ?? [])];
     const maxX = Math.max(1, ...all.map((p) => p.rate));
     const maxY = Math.max(1, ...all.map((p) => p.achieved), maxX);
     const sx = (v: number) => x0 + pad.l + (v / maxX) * (W - pad.l - pad.r);
@@ -186,14 +332,19 @@ function svg(rep: BenchReport): string {
     }
     parts.push(`<text x="${x0 + W / 2}" y="${H - 12}" text-anchor="middle" font-size="11">offered calls/s</text>`);
     parts.push(`<text x="${x0 + 14}" y="${H / 2}" font-size="11" transform="rotate(-90 ${x0 + 14} ${H / 2})" text-anchor="middle">successful calls/s</text>`);
-    for (const [r, color] of [[s.parley, '#d9480f'], [s.kamailio, '#1c7ed6']] as const) {
+    // the variant (scenario 2, history off): Parley's colour, dashed
+    const series: Array<[ServerRun | undefined, string, string]> = [[s.parley, PARLEY_COLOUR, ''], [s.kamailio, KAMAILIO_COLOUR, ''], [s.variant?.parley, VARIANT_COLOUR, ' stroke-dasharray="6 3"']];
+    for (const [r, color, dash] of series) {
       const pts = (r?.steps ?? []).map((p) => `${sx(p.rate).toFixed(1)},${sy(p.achieved).toFixed(1)}`);
-      if (pts.length) parts.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${pts.join(' ')}"/>`);
+      if (pts.length) parts.push(`<polyline fill="none" stroke="${color}" stroke-width="2"${dash} points="${pts.join(' ')}"/>`);
       for (const p of r?.steps ?? []) parts.push(`<circle cx="${sx(p.rate).toFixed(1)}" cy="${sy(p.achieved).toFixed(1)}" r="3" fill="${p.passed ? color : '#fff'}" stroke="${color}"/>`);
     }
   });
   const width = Math.max(1, measured.length) * W;
-  parts.push(`<g font-size="11"><rect x="70" y="${pad.t - 8}" width="10" height="10" fill="#d9480f"/><text x="84" y="${pad.t + 1}">Parley</text><rect x="140" y="${pad.t - 8}" width="10" height="10" fill="#1c7ed6"/><text x="154" y="${pad.t + 1}">Kamailio</text><text x="220" y="${pad.t + 1}">hollow = step failed the criteria</text></g>`);
+  const variant = measured.find((s) => s.variant?.parley);
+  const parleyName = 'Parley';
+  const at = 140;
+  parts.push(`<g font-size="11"><rect x="70" y="${pad.t - 8}" width="10" height="10" fill="${PARLEY_COLOUR}"/><text x="84" y="${pad.t + 1}">${parleyName}</text><rect x="${at}" y="${pad.t - 8}" width="10" height="10" fill="${KAMAILIO_COLOUR}"/><text x="${at + 14}" y="${pad.t + 1}">Kamailio</text><text x="${at + 80}" y="${pad.t + 1}">hollow = step failed the criteria</text>${variant ? `<line x1="70" y1="${pad.t + 12}" x2="80" y2="${pad.t + 12}" stroke="${VARIANT_COLOUR}" stroke-width="2" stroke-dasharray="4 2"/><text x="84" y="${pad.t + 16}">Parley, ${variant.variant!.label} (${variant.title})</text>` : ''}</g>`);
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${H}" viewBox="0 0 ${width} ${H}" font-family="sans-serif">\n<rect width="100%" height="100%" fill="#fff"/>\n${parts.join('\n')}\n</svg>\n`;
 }
 

@@ -9,7 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { measureDrain } from './drain.ts';
 import type { DrainReport } from './drain.ts';
-import { writeReport } from './report.ts';
+import { readHistoryStore } from './history-store.ts';
+import { historyComparison, runsOf, writeReport } from './report.ts';
 import type { BenchReport, ScenarioReport, ServerRun, StepRecord, WsReport } from './report.ts';
 import { BENCH_DIR, LOAD_CORE, SERVER_CORE, cpuProfileDir, cpuSeconds, fdLimit, memoryKb, rssKb, startKamailio, startParley } from './servers.ts';
 import type { BenchServer, CommitTotals, KamailioOptions } from './servers.ts';
@@ -39,6 +40,15 @@ const RATES = option('rates')?.split(',').map(Number) ?? (quick ? [500, 1000, 20
 if (RATES.some((r) => !Number.isInteger(r) || r <= 0)) throw new Error(`--rates ${option('rates')}: expected positive whole calls/s, comma-separated`);
 const SERVERS = (option('servers') ?? 'parley,kamailio').split(',');
 if (SERVERS.some((name) => name !== 'parley' && name !== 'kamailio')) throw new Error(`--servers ${option('servers')}: expected parley, kamailio or both, comma-separated`);
+// Scenario 2 runs twice on Parley (issue 14): Conversation History on for every user
+// (EnableIMAutoArchiving True in the Global CsClientPolicy: the default, set anyway so that the run
+// does not rest on a default) and off for every user (False), each set with `parley admin` before
+// the server starts. The full run steps both through the same rates; the quick pass (the test
+// command's smoke run) gives the "off" run one step, 1,000/s, which the "on" run offers too and
+// this machine passes even while other work loads it, so the two compare at the same load and the
+// pass grows by seconds only. `--rates` replaces both.
+const HISTORY_OFF_RATES: readonly number[] = option('rates') === undefined && quick ? [1000] : RATES;
+const historyPolicy = (on: boolean): string[] => ['Set-CsClientPolicy', '-Identity', 'Global', '-EnableIMAutoArchiving', on ? '$True' : '$False'];
 // scenario 3 has finer steps around its target (5,000 accepted/s), up to the same top rate; it
 // starts low because Kamailio's msilo commits (fsyncs) each message on its own
 const OFFLINE_RATES = quick ? [100, 250, 500, 1000, 2000, 3000, 4000, 5000, 6000, 8000] : [100, 200, 400, 800, 1600, 2400, 3200, 4000, 5000, 6400, 8000, 12800];
@@ -86,10 +96,11 @@ function requireTools(): void {
 }
 
 /** Samples the server's memory every 200 ms until stopped; returns the maximum seen. */
-function sampleMemory(pid: number): { stop(): number } {
+function sampleMemory(pid: number): { peak(): number; stop(): number } {
   let peak = memoryKb(pid);
   const t = setInterval(() => (peak = Math.max(peak, memoryKb(pid))), 200);
   return {
+    peak: () => (peak = Math.max(peak, memoryKb(pid))),
     stop() {
       clearInterval(t);
       return Math.max(peak, memoryKb(pid));
@@ -152,7 +163,7 @@ async function stepUp(server: BenchServer, name: string, run: StepFn, rates: rea
     const passed = r.failureRatio < MAX_FAILURE_RATIO && r.p99Ms < MAX_P99_MS && r.achieved >= MIN_CARRIED * rate;
     const udpDrops = udpRcvbufErrors() - drops0;
     const commit = commitDelta(commit0, await server.commitStats?.());
-    steps.push({ ...r, cpu, otherCpu, passed, udpDrops, ...(commit ? { commit } : {}) });
+    steps.push({ ...r, cpu, otherCpu, passed, udpDrops, peakMemoryKb: mem.peak(), ...(commit ? { commit } : {}) });
     const batches = commit && commit.batches > 0 ? `, ${commit.batches} commits of ${(commit.items / commit.batches).toFixed(1)} on average` : '';
     log(`${server.name} ${name} offered ${rate}/s: ${r.successful}/${r.calls} ok, ${r.achieved.toFixed(0)} ok/s, p50 ${r.p50Ms} ms p99 ${r.p99Ms} ms, cpu ${(cpu * 100).toFixed(0)}% (other on core ${SERVER_CORE}: ${(otherCpu * 100).toFixed(0)}%), ${udpDrops} UDP drops${batches} ${passed ? 'pass' : 'FAIL'}`);
     if (r.errors) log(`sipp errors (start):\n${r.errors}`);
@@ -193,32 +204,48 @@ interface ServerResult {
 
 const callsFor = (rate: number) => Math.max(100, Math.round(rate * STEP_SEC));
 
-/** Scenarios 1 and 2, one server. */
-async function benchServer(start: Start): Promise<ServerResult> {
+/**
+ * Scenarios 1 and/or 2 on one server. `label` names the run in the log and in the error notes;
+ * `messageRates` replaces RATES for scenario 2 (the quick pass's history-off run).
+ */
+async function benchServer(start: Start, run: { register: boolean; message: boolean; label: string; messageRates?: readonly number[] }): Promise<ServerResult> {
+  const t0 = performance.now();
   const server = await start([...SIPP_USERS, RECEIVER]);
   try {
     const target = `127.0.0.1:${server.port}`;
     const injection = SIPP_USERS.map((u) => [u, PASSWORD]);
-    const register = ONLY.has('1')
+    const register = run.register
       ? await stepUp(server, 'REGISTER', (rate) =>
           runStep({ scenario: SCENARIO('register.xml'), target, domain: DOMAIN, rate, calls: callsFor(rate), injection }),
         )
       : undefined;
-    if (!ONLY.has('2')) return { register, errors: errorNote(server, 'scenarios 1-2') };
+    if (!run.message) return { register, errors: errorNote(server, run.label) };
     const receiver = await startReceiver({
       scenario: SCENARIO('message-uas.xml'), ooc: SCENARIO('message-uas-ooc.xml'), target, domain: DOMAIN,
       user: RECEIVER, password: PASSWORD, holdMs: 3_600_000,
     });
     try {
-      const message = await stepUp(server, 'MESSAGE', (rate) =>
-        runStep({ scenario: SCENARIO('message-uac.xml'), target, domain: DOMAIN, rate, calls: callsFor(rate), injection, keys: { to: RECEIVER }, authUri: `${RECEIVER}@${DOMAIN}` }),
+      const message = await stepUp(
+        server,
+        `MESSAGE (${run.label})`,
+        (rate) => runStep({ scenario: SCENARIO('message-uac.xml'), target, domain: DOMAIN, rate, calls: callsFor(rate), injection, keys: { to: RECEIVER }, authUri: `${RECEIVER}@${DOMAIN}` }),
+        run.messageRates,
       );
-      return { register, message, errors: errorNote(server, 'scenarios 1-2') };
+      // Parley: what Conversation History kept (read while the server still runs)
+      if (server.dataDir) {
+        // one commit window (≤ 10 ms) and a margin: the last messages' group commit lands first
+        await new Promise((r) => setTimeout(r, 200));
+        message.historyStore = readHistoryStore(server.dataDir);
+        const h = message.historyStore;
+        log(`${server.name} ${run.label}: history_conversations ${h.conversations ?? 'no table'}, history_messages ${h.messages ?? 'no table'}, database ${(h.databaseBytes / 2 ** 20).toFixed(1)} MiB`);
+      }
+      return { register, message, errors: errorNote(server, run.label) };
     } finally {
       await receiver.stop();
     }
   } finally {
     await server.stop();
+    log(`${server.name} ${run.label}: ${((performance.now() - t0) / 1000).toFixed(1)} s from start to stop`);
   }
 }
 
@@ -333,9 +360,14 @@ async function main(): Promise<void> {
   const machineBusy0 = busyCpuSeconds('cpu');
   const own0 = ownCpuSeconds();
   const none: ServerResult = { errors: [] };
+  const parley = ONLY.has('1') && SERVERS.includes('parley') ? await benchServer((users) => startParley(DOMAIN, users, PASSWORD, { label: 'sip' }), { register: true, message: false, label: 'scenario 1' }) : none;
+  // Scenario 2 on Parley twice, back to back, each on a fresh server (so that each peak RSS is its
+  // own): Conversation History on for every user, then off for every user.
+  const relay = ONLY.has('2') && SERVERS.includes('parley');
+  const parleyOn = relay ? await benchServer((users) => startParley(DOMAIN, users, PASSWORD, { label: 'relay-history-on', admin: [historyPolicy(true)] }), { register: false, message: true, label: 'history on' }) : none;
+  const parleyOff = relay ? await benchServer((users) => startParley(DOMAIN, users, PASSWORD, { label: 'relay-history-off', admin: [historyPolicy(false)] }), { register: false, message: true, label: 'history off', messageRates: HISTORY_OFF_RATES }) : none;
   const sip12 = ONLY.has('1') || ONLY.has('2');
-  const parley = sip12 && SERVERS.includes('parley') ? await benchServer((users) => startParley(DOMAIN, users, PASSWORD, { label: 'sip' })) : none;
-  const kamailio = sip12 && SERVERS.includes('kamailio') ? await benchServer((users) => startKamailio(DOMAIN, users, PASSWORD)) : none;
+  const kamailio = sip12 && SERVERS.includes('kamailio') ? await benchServer((users) => startKamailio(DOMAIN, users, PASSWORD), { register: ONLY.has('1'), message: ONLY.has('2'), label: 'scenarios 1-2' }) : none;
   const parleyOffline = ONLY.has('3') && SERVERS.includes('parley')
     ? await benchOffline((users) => startParley(DOMAIN, users, PASSWORD, { pickupDelay: OFFLINE_PICKUP_DELAY, commitStats: true, label: 'offline', config: OFFLINE_CONFIG }), true)
     : undefined;
@@ -350,15 +382,17 @@ async function main(): Promise<void> {
   const otherShare = Math.max(0, busyCpuSeconds('cpu') - machineBusy0 - (ownCpuSeconds() - own0)) / (wallSec * os.cpus().length);
   const scenarios: ScenarioReport[] = [
     ONLY.has('1') ? { title: '1. REGISTER + digest', parley: parley.register, kamailio: kamailio.register } : { title: '1. REGISTER + digest', pending: notRun },
-    ONLY.has('2') ? { title: '2. MESSAGE relayed', parley: parley.message, kamailio: kamailio.message } : { title: '2. MESSAGE relayed', pending: notRun },
+    ONLY.has('2')
+      ? { title: '2. MESSAGE relayed', label: 'history on', parley: parleyOn.message, kamailio: kamailio.message, variant: { label: 'history off', parley: parleyOff.message, fewerSteps: HISTORY_OFF_RATES !== RATES } }
+      : { title: '2. MESSAGE relayed', pending: notRun },
     ONLY.has('3') ? { title: '3. MESSAGE to offline user', parley: parleyOffline?.run, kamailio: kamailioOffline?.run } : { title: '3. MESSAGE to offline user', pending: notRun },
   ];
   // scenarios whose steps shared the server core with other work: their max rates are lower bounds
   const noisy: string[] = [];
   for (const sc of scenarios) {
-    for (const [name, r] of [['Parley', sc.parley], ['Kamailio', sc.kamailio]] as const) {
+    for (const { server, title, run: r } of runsOf(sc)) {
       const loaded = (r?.steps ?? []).filter((st) => (st.otherCpu ?? 0) > MAX_OTHER_CPU);
-      if (loaded.length > 0) noisy.push(`${sc.title} / ${name}: ${loaded.length} of ${r!.steps.length} steps, up to ${(Math.max(...loaded.map((st) => st.otherCpu ?? 0)) * 100).toFixed(0)} %`);
+      if (loaded.length > 0) noisy.push(`${title} / ${server}: ${loaded.length} of ${r!.steps.length} steps, up to ${(Math.max(...loaded.map((st) => st.otherCpu ?? 0)) * 100).toFixed(0)} %`);
     }
   }
   const report: BenchReport = {
@@ -370,6 +404,7 @@ async function main(): Promise<void> {
       `A step passes with under ${MAX_FAILURE_RATIO * 100}% failed calls (failed, timed out, or not finished) and p99 under ${MAX_P99_MS} ms.`,
       'Latency is the authenticated transaction (REGISTER + Authorization → 200; MESSAGE + Proxy-Authorization → 200 from the receiver, or → 202 for an offline recipient), from sipp -trace_rtt, whole milliseconds.',
       `A call is two transactions (challenge, then authenticated request). ${SIPP_USERS.length} users in both servers, one sipp receiver (bob) for MESSAGE.`,
+      `Scenario 2 runs against Parley twice, each time on a fresh server (scenario 1 has one of its own), one right after the other: Conversation History on for every user (\`parley admin Set-CsClientPolicy -Identity Global -EnableIMAutoArchiving $True\` before the start, the default) and off for every user (\`$False\`)${HISTORY_OFF_RATES === RATES ? ', same rates' : `, the "off" run at ${HISTORY_OFF_RATES.join(', ')} calls/s only`}. All MESSAGEs go from the 200 senders to bob: 200 conversations, none ending during the run.`,
       `Scenario 3 (MESSAGE to an offline user): a fresh server of each kind (empty spool, its own peak memory) with the ${SIPP_USERS.length} senders and ${OFFLINE_USERS.length} users who never register; the calls walk through all ${SIPP_USERS.length * OFFLINE_USERS.length} sender→recipient pairs, each step going on where the last stopped, so messages open separate spool entries until the pairs run out and then join them. Parley's pickup delay is set to 1 h (\`parley admin Set-CsImConfiguration -OfflineImPickupDelay 01:00:00\`): nothing is delivered during the steps, so acceptance and the drain (below) are measured apart. Parley's per-user offline quotas (\`offlineIm.senderQuota\`, \`offlineIm.recipientQuota\`) are set to unlimited: 200 senders at 5,000/s are 25 messages a second each, all undelivered; the quota checks (and the mailbox quota's lookups) still run on every message.`,
       'Scenario 3, what is on disk before the 202. Parley: the message, its spool entry and three trace rows are written in a group commit (offlineIm.commitWindowMs 2 ms, commitMaxBatch 512): one SQLite transaction per batch in WAL mode with synchronous=FULL, i.e. one fsync of the WAL per batch (plus the database file\'s when a checkpoint runs), written by a worker thread on its own connection (the same process, so on the same core here); the batch\'s 202s are sent after it. Kamailio: msilo m_store INSERTs one row per message through db_sqlite, each statement its own transaction; db_sqlite sets no PRAGMA, so SQLite\'s compiled default applies, synchronous=FULL (Debian\'s libsqlite3 3.40: DEFAULT_SYNCHRONOUS=2, DEFAULT_WAL_SYNCHRONOUS=2). The bench gives msilo its own file in WAL mode, one fdatasync of the WAL per message (strace); SQLite\'s default rollback journal would cost 4 fdatasyncs and a journal file created and unlinked per message.',
       `Scenario 3, Kamailio runs one UDP worker (children=${KAMAILIO_OFFLINE.children}): db_sqlite in Kamailio 5.6 sets no busy timeout, so with two workers m_store calls fail at once with "database is locked" (503): about half of them from 250 messages/s up in our tries; SQLite admits one writer at a time anyway. Its auth_db table is in another file, so the SELECTs of digest auth do not collide with the inserts.`,
@@ -392,6 +427,8 @@ async function main(): Promise<void> {
       'Scenario 2 counts a MESSAGE as successful when the receiver\'s 200 comes back; the single sipp receiver answers every MESSAGE on core 1 next to the sender.',
       ...(cpuProfileDir() ? [`**Profiled run** (BENCH_CPU_PROF=${cpuProfileDir()}): every Parley ran under node --cpu-prof, which costs throughput; do not quote these rates.`] : []),
       ...parley.errors,
+      ...parleyOn.errors,
+      ...parleyOff.errors,
       ...kamailio.errors,
       ...(parleyOffline?.errors ?? []),
       ...(kamailioOffline?.errors ?? []),
@@ -400,6 +437,8 @@ async function main(): Promise<void> {
       `Run took ${((Date.now() - t0) / 1000).toFixed(0)} s.`,
     ],
   };
+  const history = historyComparison(scenarios.find((sc) => sc.variant));
+  if (history) log(`MESSAGE relayed, history on / off: ${history.verdict}${history.sameRate && !history.fewerSteps ? `; at ${history.sameRate.rate}/s both passed, messages per CPU-second on / off ${history.sameRate.ratio.toFixed(2)}×` : ''}`);
   await writeReport(OUT_DIR, report);
   log(`wrote ${path.join(OUT_DIR, 'RESULTS.md')} and throughput.svg`);
 }

@@ -130,6 +130,8 @@ async function stopProc(p: Proc): Promise<void> {
 export interface ParleyOptions {
   /** OfflineImPickupDelay (d.hh:mm:ss), set with `parley admin Set-CsImConfiguration` before the start */
   pickupDelay?: string;
+  /** more cmdlets run with `parley admin --data-dir` before the start, e.g. ['Set-CsClientPolicy', '-Identity', 'Global', '-EnableIMAutoArchiving', '$False'] */
+  admin?: ReadonlyArray<readonly string[]>;
   /** count the offline spool's group commits (bench/commit-stats.ts; read them with commitStats()) */
   commitStats?: boolean;
   /** names the CPU profile when BENCH_CPU_PROF is set */
@@ -163,8 +165,10 @@ function nodeFlagsFromEnv(): string[] {
 export async function startParley(domain: string, users: readonly string[], password: string, opts: ParleyOptions = {}): Promise<BenchServer> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'parley-bench-'));
   await seedParley(dataDir, domain, users, password);
-  if (opts.pickupDelay !== undefined) {
-    execFileSync(process.execPath, [path.join(REPO_ROOT, 'src', 'cli.ts'), 'admin', '--data-dir', dataDir, 'Set-CsImConfiguration', '-OfflineImPickupDelay', opts.pickupDelay], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+  const cmdlets = [...(opts.pickupDelay !== undefined ? [['Set-CsImConfiguration', '-OfflineImPickupDelay', opts.pickupDelay]] : []), ...(opts.admin ?? [])];
+  for (const cmdlet of cmdlets) {
+    // a cmdlet that fails (exit code ≠ 0) throws here with its stderr: the run would measure the wrong settings
+    execFileSync(process.execPath, [path.join(REPO_ROOT, 'src', 'cli.ts'), 'admin', '--data-dir', dataDir, ...cmdlet], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
   }
   const port = await findFreePort();
   const httpPort = await findFreePort();
