@@ -6,15 +6,21 @@ import type { Database } from '../storage/index.ts';
 import { transaction } from '../storage/index.ts';
 import { OfflineError } from './errors.ts';
 import { entryMessages, getEntry, listEntries, purgeDelivered, purgeEntry, retryEntry, SPOOL_STATES } from './spool.ts';
-import type { EntryFilter, SpoolEntry, SpoolState } from './spool.ts';
+import type { EntryFilter, SpoolEntry, SpoolKind, SpoolState } from './spool.ts';
 import { messageText } from './transcript.ts';
 
 /** An entry as the administration shows it (times as ISO strings, messages as text). */
 export interface SpoolEntryView {
   id: string;
+  /** offline, unread (not displayed by a signed-in recipient) or history (one participant's record of a conversation) */
+  kind: SpoolKind;
   state: SpoolState;
+  /** a history entry's owner */
   sender: string;
+  /** a history entry's peer */
   recipient: string;
+  /** the conversation (cv-…) an unread or history entry came from */
+  conversationId: string | null;
   messages: number;
   /** the bodies of its messages, bytes (what the quotas count) */
   bytes: number;
@@ -31,16 +37,20 @@ export interface SpoolEntryView {
 }
 
 export interface SpoolEntryDetail extends SpoolEntryView {
-  transcript: Array<{ seq: number; receivedAt: string; callId: string; contentType: string; text: string }>;
+  transcript: Array<{ seq: number; sender: string; receivedAt: string; callId: string; contentType: string; text: string }>;
+  /** what a history entry's transcript adds after the messages */
+  notes: string[];
 }
 
 export function viewOf(e: SpoolEntry): SpoolEntryView {
   const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
   return {
     id: e.id,
+    kind: e.kind,
     state: e.state,
     sender: e.sender,
     recipient: e.recipient,
+    conversationId: e.conversationId,
     messages: e.messageCount,
     bytes: e.bytes,
     attempts: e.attempts,
@@ -71,8 +81,10 @@ export function showSpoolEntry(db: Database, id: string): SpoolEntryDetail {
   const entry = getEntry(db, id);
   return {
     ...viewOf(entry),
+    notes: entry.notes,
     transcript: entryMessages(db, id).map((m) => ({
       seq: m.seq,
+      sender: m.sender,
       receivedAt: new Date(m.receivedAt).toISOString(),
       callId: m.callId,
       contentType: m.contentType,

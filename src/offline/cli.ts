@@ -135,19 +135,20 @@ export async function runSpoolerCommand(args: string[], io: SpoolerCommandIo, de
       if (values.json) io.out(JSON.stringify(entries, null, 2));
       else if (entries.length === 0) io.out('the spool has no such entries');
       else {
-        const rows = [['ID', 'STATE', 'FROM', 'TO', 'MSGS', 'BYTES', 'TRIES', 'CREATED (UTC)', 'LAST ERROR']];
-        for (const e of entries) rows.push([e.id, e.state, e.sender, e.recipient, String(e.messages), formatBytes(e.bytes), String(e.attempts), e.createdAt.slice(0, 19).replace('T', ' '), oneLine(e.lastError ?? '-', 80)]);
+        const rows = [['ID', 'KIND', 'STATE', 'FROM', 'TO', 'MSGS', 'BYTES', 'TRIES', 'CREATED (UTC)', 'LAST ERROR']];
+        for (const e of entries) rows.push([e.id, e.kind, e.state, e.sender, e.recipient, String(e.messages), formatBytes(e.bytes), String(e.attempts), e.createdAt.slice(0, 19).replace('T', ' '), oneLine(e.lastError ?? '-', 80)]);
         table(io.out, rows);
       }
     } else if (name === 'show') {
       const detail = showSpoolEntry(db, id ?? '');
       if (values.json) io.out(JSON.stringify(detail, null, 2));
       else {
-        const { transcript, ...fields } = detail;
+        const { transcript, notes, ...fields } = detail;
         const width = Math.max(...Object.keys(fields).map((k) => k.length)) + 1;
         for (const [key, value] of Object.entries(fields)) io.out(`${`${key}:`.padEnd(width)} ${stripControls(String(value ?? '-'))}`);
         io.out('');
-        for (const m of transcript) io.out(`[${m.receivedAt}] #${m.seq} (${m.contentType}, Call-ID ${stripControls(m.callId)}): ${oneLine(m.text, 500)}`);
+        for (const m of transcript) io.out(`[${m.receivedAt}] #${m.seq} ${stripControls(m.sender)} (${m.contentType}, Call-ID ${stripControls(m.callId)}): ${oneLine(m.text, 500)}`);
+        for (const note of notes) io.out(`(${oneLine(note, 500)})`);
       }
     } else if (name === 'retry') {
       if (values.failed) {

@@ -10,10 +10,10 @@ export interface PairTally extends Tally {
   recipient: string;
 }
 
-/** What every sender→recipient pair has in the spool not yet delivered (waiting, delivering, failed). */
+/** What every sender→recipient pair has in the spool not yet delivered (waiting, delivering, failed); offline entries only, the quotas' kind. */
 export function undeliveredTotals(db: Database): PairTally[] {
   return db
-    .prepare("SELECT sender, recipient, sum(message_count) AS messages, sum(bytes) AS bytes FROM spool_entries WHERE state <> 'delivered' GROUP BY sender, recipient")
+    .prepare("SELECT sender, recipient, sum(message_count) AS messages, sum(bytes) AS bytes FROM spool_entries WHERE state <> 'delivered' AND kind = 'offline' GROUP BY sender, recipient")
     .all() as unknown as PairTally[];
 }
 

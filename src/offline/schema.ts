@@ -1,5 +1,6 @@
 // The History Spooler's tables: one row per spool entry (a conversation from one sender to one
-// offline recipient), and its messages in order.
+// offline recipient, or one participant's record of a conversation: see 004-kinds), and its
+// messages in order.
 import type { MigrationSet } from '../storage/index.ts';
 
 export const OFFLINE_MIGRATIONS: MigrationSet = {
@@ -74,6 +75,20 @@ CREATE TABLE spool_refusals (
       // (waiting → delivering) does not maintain it
       id: '003-delivered-index',
       up: "CREATE INDEX spool_entries_delivered ON spool_entries (delivered_at) WHERE state = 'delivered';",
+    },
+    {
+      // Conversation History (src/history) delivers through the spool too: an entry's kind says
+      // what it makes — offline: the recipient's Missed item and the sender's copy; unread: the
+      // same, for messages a signed-in recipient never displayed; history: one Conversation item
+      // for its owner (the entry's sender), both directions in it. A history entry's messages name
+      // their own sender; its notes are sentences the transcript adds after them (a JSON array).
+      id: '004-kinds',
+      up: `
+ALTER TABLE spool_entries ADD COLUMN kind TEXT NOT NULL DEFAULT 'offline' CHECK (kind IN ('offline', 'unread', 'history'));
+ALTER TABLE spool_entries ADD COLUMN conversation_id TEXT;
+ALTER TABLE spool_entries ADD COLUMN notes TEXT;
+ALTER TABLE spool_messages ADD COLUMN sender TEXT;
+`,
     },
   ],
 };

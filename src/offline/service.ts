@@ -84,7 +84,8 @@ export class OfflineService implements OfflineHandoff {
       ...opts,
       now: this.#now,
       onEntryDelivered: (entry) => {
-        this.quota.release(entry.sender, entry.recipient, { messages: entry.messageCount, bytes: entry.bytes });
+        // only offline entries were admitted against the quotas (accept())
+        if (entry.kind === 'offline') this.quota.release(entry.sender, entry.recipient, { messages: entry.messageCount, bytes: entry.bytes });
         opts.onEntryDelivered?.(entry);
       },
     });

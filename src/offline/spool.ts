@@ -6,6 +6,12 @@
 //                      └──── retry later ───┤──▶ failed ──admin retry──▶ waiting
 // A process that dies while an entry is `delivering` leaves it so; the next start puts it back to
 // `waiting` (delivery is idempotent, so delivering again is safe).
+//
+// Kinds (SPOOL_KINDS): `offline` entries hold messages to a recipient who was not signed in (the
+// only kind the quotas count); `unread` ones messages a signed-in recipient never displayed
+// (src/history makes them); both become the recipient's Missed Conversation and the sender's copy.
+// A `history` entry is one participant's record of a conversation (src/history): one
+// Conversation item for its owner, stored as the entry's sender, the peer as its recipient.
 
 import type { Database } from '../storage/index.ts';
 import { statement } from '../storage/index.ts';
@@ -16,10 +22,15 @@ import { randomBase32 } from '../random-id.ts';
 
 export const SPOOL_STATES = ['waiting', 'delivering', 'delivered', 'failed'] as const;
 export type SpoolState = (typeof SPOOL_STATES)[number];
+export const SPOOL_KINDS = ['offline', 'unread', 'history'] as const;
+export type SpoolKind = (typeof SPOOL_KINDS)[number];
 
 export interface SpoolEntry {
   id: string;
+  kind: SpoolKind;
+  /** a history entry's owner; the sender of an offline or unread entry's messages */
   sender: string;
+  /** a history entry's peer */
   recipient: string;
   state: SpoolState;
   createdAt: number;
@@ -35,10 +46,16 @@ export interface SpoolEntry {
   senderItemId: string | null;
   deliveredAt: number | null;
   failedAt: number | null;
+  /** the conversation (cv-…) a history or unread entry came from */
+  conversationId: string | null;
+  /** sentences a history entry's transcript adds after its messages */
+  notes: string[];
 }
 
 export interface SpooledMessage {
   seq: number;
+  /** who sent it: a history entry holds both directions */
+  sender: string;
   callId: string;
   receivedAt: number;
   contentType: string;
@@ -61,6 +78,28 @@ export interface SpoolRequest {
   why: string;
   /** for the trace: which settings let it through, `{ EnableOfflineIm: 'Global', … }` */
   gate: Record<string, string>;
+  /** default offline; a message joins only a waiting entry of its own kind */
+  kind?: 'offline' | 'unread';
+  /** when the pickup delay starts, default receivedAt (an unread message was received long before it is spooled) */
+  pickupFrom?: number;
+}
+
+/** One participant's record of a conversation (src/history), as spoolHistoryEntry takes it. */
+export interface HistoryEntryRequest {
+  /** whose Conversation History gets the item */
+  owner: string;
+  /** the other participant */
+  peer: string;
+  /** the conversation (cv-…): the Call-ID of the entry's trace rows, so its trace is found from the conversation's */
+  conversationId: string;
+  /** the entry is due at once */
+  createdAt: number;
+  /** delivery is retried until createdAt + maxAgeMs, then the entry is failed */
+  maxAgeMs: number;
+  /** in order, both directions */
+  messages: ReadonlyArray<{ sender: string; callId: string; receivedAt: number; contentType: string; body: Uint8Array }>;
+  /** sentences the transcript shows after the messages */
+  notes: readonly string[];
 }
 
 export interface SpoolReceipt {
@@ -84,29 +123,31 @@ export function newEntryId(): string {
 export function spoolMessages(db: Database, requests: readonly SpoolRequest[]): SpoolReceipt[] {
   const findOpen = statement(
     db,
-    "SELECT id, message_count, pickup_at FROM spool_entries WHERE sender = ? AND recipient = ? AND state = 'waiting' AND attempts = 0 AND pickup_at > ? ORDER BY created_at DESC LIMIT 1",
+    "SELECT id, message_count, pickup_at FROM spool_entries WHERE sender = ? AND recipient = ? AND state = 'waiting' AND attempts = 0 AND pickup_at > ? AND kind = ? ORDER BY created_at DESC LIMIT 1",
   );
   const insertEntry = statement(
     db,
-    "INSERT INTO spool_entries (id, sender, recipient, state, created_at, pickup_at, next_attempt_at, expires_at, message_count, bytes) VALUES (?, ?, ?, 'waiting', ?, ?, ?, ?, 1, ?)",
+    "INSERT INTO spool_entries (id, kind, sender, recipient, state, created_at, pickup_at, next_attempt_at, expires_at, message_count, bytes) VALUES (?, ?, ?, ?, 'waiting', ?, ?, ?, ?, 1, ?)",
   );
   const bump = statement(db, 'UPDATE spool_entries SET message_count = ?, bytes = bytes + ? WHERE id = ?');
   const insertMessage = statement(db, 'INSERT INTO spool_messages (entry_id, seq, call_id, received_at, content_type, body) VALUES (?, ?, ?, ?, ?, ?)');
   return requests.map((r) => {
-    const open = findOpen.get(r.sender, r.recipient, r.receivedAt) as { id: string; message_count: number; pickup_at: number } | undefined;
+    const kind = r.kind ?? 'offline';
+    const from = r.pickupFrom ?? r.receivedAt;
+    const open = findOpen.get(r.sender, r.recipient, from, kind) as { id: string; message_count: number; pickup_at: number } | undefined;
     let receipt: SpoolReceipt;
     if (open !== undefined) {
       receipt = { entryId: open.id, seq: open.message_count + 1, joined: true, pickupAt: open.pickup_at };
       bump.run(receipt.seq, r.body.byteLength, open.id);
     } else {
       const id = newEntryId();
-      const pickupAt = r.receivedAt + r.pickupDelayMs;
-      insertEntry.run(id, r.sender, r.recipient, r.receivedAt, pickupAt, pickupAt, r.receivedAt + r.maxAgeMs, r.body.byteLength);
+      const pickupAt = from + r.pickupDelayMs;
+      insertEntry.run(id, kind, r.sender, r.recipient, from, pickupAt, pickupAt, from + r.maxAgeMs, r.body.byteLength);
       receipt = { entryId: id, seq: 1, joined: false, pickupAt };
     }
     insertMessage.run(receipt.entryId, receipt.seq, r.callId, r.receivedAt, r.contentType, r.body);
     const step = (name: string, detail: Record<string, unknown>) => recordTrace(db, { traceId: receipt.entryId, callId: r.callId, at: r.receivedAt, step: name, detail });
-    step('received', { from: r.sender, to: r.recipient, why: r.why });
+    step('received', { from: r.sender, to: r.recipient, why: r.why, ...(kind === 'offline' ? {} : { kind }) });
     step('gated', { decision: 'accepted', ...r.gate });
     recordTrace(db, {
       traceId: receipt.entryId,
@@ -117,6 +158,29 @@ export function spoolMessages(db: Database, requests: readonly SpoolRequest[]): 
     });
     return receipt;
   });
+}
+
+/**
+ * Stores one participant's record of a conversation as a `history` entry, due at once (call inside
+ * the transaction that closes the conversation, so it is made once). Returns the entry id.
+ */
+export function spoolHistoryEntry(db: Database, r: HistoryEntryRequest): string {
+  const id = newEntryId();
+  const bytes = r.messages.reduce((sum, m) => sum + m.body.byteLength, 0);
+  statement(
+    db,
+    "INSERT INTO spool_entries (id, kind, sender, recipient, state, created_at, pickup_at, next_attempt_at, expires_at, message_count, bytes, conversation_id, notes) VALUES (?, 'history', ?, ?, 'waiting', ?, ?, ?, ?, ?, ?, ?, ?)",
+  ).run(id, r.owner, r.peer, r.createdAt, r.createdAt, r.createdAt, r.createdAt + r.maxAgeMs, r.messages.length, bytes, r.conversationId, JSON.stringify(r.notes));
+  const insertMessage = statement(db, 'INSERT INTO spool_messages (entry_id, seq, call_id, received_at, content_type, body, sender) VALUES (?, ?, ?, ?, ?, ?, ?)');
+  r.messages.forEach((m, i) => insertMessage.run(id, i + 1, m.callId, m.receivedAt, m.contentType, m.body, m.sender));
+  recordTrace(db, {
+    traceId: id,
+    callId: r.conversationId,
+    at: r.createdAt,
+    step: 'spooled',
+    detail: { kind: 'history', owner: r.owner, peer: r.peer, conversation: r.conversationId, messages: r.messages.length, bytes },
+  });
+  return id;
 }
 
 /** Moves up to `limit` due entries to `delivering` and returns them (one transaction: call inside one). */
@@ -138,14 +202,12 @@ export function nextDueAt(db: Database): number | undefined {
 }
 
 export function entryMessages(db: Database, entryId: string): SpooledMessage[] {
-  const rows = db.prepare('SELECT seq, call_id, received_at, content_type, body FROM spool_messages WHERE entry_id = ? ORDER BY seq').all(entryId) as Array<{
-    seq: number;
-    call_id: string;
-    received_at: number;
-    content_type: string;
-    body: Uint8Array;
-  }>;
-  return rows.map((r) => ({ seq: r.seq, callId: r.call_id, receivedAt: r.received_at, contentType: r.content_type, body: r.body }));
+  const rows = db
+    .prepare(
+      'SELECT m.seq, coalesce(m.sender, e.sender) AS sender, m.call_id, m.received_at, m.content_type, m.body FROM spool_messages m JOIN spool_entries e ON e.id = m.entry_id WHERE m.entry_id = ? ORDER BY m.seq',
+    )
+    .all(entryId) as Array<{ seq: number; sender: string; call_id: string; received_at: number; content_type: string; body: Uint8Array }>;
+  return rows.map((r) => ({ seq: r.seq, sender: r.sender, callId: r.call_id, receivedAt: r.received_at, contentType: r.content_type, body: r.body }));
 }
 
 export function recordItemIds(db: Database, entryId: string, ids: { recipientItemId?: string; senderItemId?: string }): void {
@@ -229,8 +291,8 @@ export function purgeEntry(db: Database, id: string, now: number, force = false)
     throw new OfflineError('ENTRY_STATE', `spool entry ${id} is still waiting for delivery; purging it drops ${entry.messageCount} message(s): add --force if that is what you want`);
   }
   db.prepare('DELETE FROM spool_entries WHERE id = ?').run(id);
-  if (entry.state !== 'delivered') recordRelease(db, { sender: entry.sender, recipient: entry.recipient, messages: entry.messageCount, bytes: entry.bytes });
-  recordTrace(db, { traceId: id, callId: null, at: now, step: 'purged', detail: { state: entry.state, messages: entry.messageCount, bytes: entry.bytes } });
+  if (entry.state !== 'delivered' && entry.kind === 'offline') recordRelease(db, { sender: entry.sender, recipient: entry.recipient, messages: entry.messageCount, bytes: entry.bytes });
+  recordTrace(db, { traceId: id, callId: null, at: now, step: 'purged', detail: { kind: entry.kind, state: entry.state, messages: entry.messageCount, bytes: entry.bytes } });
 }
 
 /** Deletes delivered entries delivered before `before`; returns how many. */
@@ -241,6 +303,9 @@ export function purgeDelivered(db: Database, before: number): number {
 
 interface EntryRow {
   id: string;
+  kind: SpoolKind;
+  conversation_id: string | null;
+  notes: string | null;
   sender: string;
   recipient: string;
   state: SpoolState;
@@ -261,6 +326,7 @@ interface EntryRow {
 function toEntry(r: EntryRow): SpoolEntry {
   return {
     id: r.id,
+    kind: r.kind,
     sender: r.sender,
     recipient: r.recipient,
     state: r.state,
@@ -276,7 +342,20 @@ function toEntry(r: EntryRow): SpoolEntry {
     senderItemId: r.sender_item_id,
     deliveredAt: r.delivered_at,
     failedAt: r.failed_at,
+    conversationId: r.conversation_id,
+    notes: notesOf(r.notes),
   };
+}
+
+/** A history entry's notes; anything but a JSON array of strings (a hand-edited row) reads as none. */
+function notesOf(text: string | null): string[] {
+  if (text === null) return [];
+  try {
+    const parsed: unknown = JSON.parse(text);
+    return Array.isArray(parsed) ? parsed.filter((n): n is string => typeof n === 'string') : [];
+  } catch {
+    return [];
+  }
 }
 
 /**

@@ -9,6 +9,8 @@ import { cpimDateTime, parseContentType, parseCpim } from '../sip/index.ts';
 import { cleanText, escapeHtml, htmlToText, sanitizeHtml } from './html.ts';
 
 export interface TranscriptMessage {
+  /** who wrote it; absent: the transcript's sender (an offline conversation has only the one) */
+  from?: TranscriptParty;
   /** when Parley received it */
   receivedAt: Date;
   /** SIP Content-Type header value as received, e.g. 'text/plain;charset=UTF-8', 'text/html', 'message/cpim' */
@@ -190,14 +192,26 @@ function partyName(p: TranscriptParty): string {
 
 const CELL = 'padding:2px 10px 2px 0;vertical-align:top';
 
-export function renderTranscript(input: { sender: TranscriptParty; recipient: TranscriptParty; messages: readonly TranscriptMessage[]; timeZone?: string /* IANA, default 'UTC' */ }): Transcript {
+/**
+ * `sender` and `recipient` name the two people of the conversation (the heading); each message is
+ * the sender's unless it names its own `from` (a conversation history holds both directions).
+ * `notes` are sentences of Parley's shown after the messages, set apart from them.
+ */
+export function renderTranscript(input: {
+  sender: TranscriptParty;
+  recipient: TranscriptParty;
+  messages: readonly TranscriptMessage[];
+  notes?: readonly string[];
+  timeZone?: string /* IANA, default 'UTC' */;
+}): Transcript {
   const sender = partyName(input.sender);
   const recipient = partyName(input.recipient);
   const time = clock(input.timeZone);
   const rows = (input.messages ?? []).map((m) => {
     const shown = showMessage(m);
-    return { shown, when: time.parts(shown.at ?? m.receivedAt) };
+    return { shown, speaker: m.from === undefined ? sender : partyName(m.from), when: time.parts(shown.at ?? m.receivedAt) };
   });
+  const notes = (input.notes ?? []).map((n) => cleanText(String(n)).replace(/\s+/g, ' ').trim()).filter((n) => n !== '');
   const days = new Set(rows.flatMap((r) => (r.when === undefined ? [] : [r.when.date])));
   const oneDay = days.size === 1 ? [...days][0] : undefined;
 
@@ -205,18 +219,19 @@ export function renderTranscript(input: { sender: TranscriptParty; recipient: Tr
   const zoneNote = `times in ${time.zone}`;
 
   const textLines = [`${heading} (${zoneNote})`, ''];
-  for (const { shown, when } of rows) {
+  for (const { shown, speaker, when } of rows) {
     const [first = '', ...rest] = shown.text.split('\n');
-    textLines.push(`[${when === undefined ? 'unknown time' : `${when.date} ${when.time}`}] ${sender}: ${first}`);
+    textLines.push(`[${when === undefined ? 'unknown time' : `${when.date} ${when.time}`}] ${speaker}: ${first}`);
     for (const line of rest) textLines.push(line === '' ? '' : INDENT + line);
   }
   if (rows.length === 0) textLines.push('(no messages)');
+  if (notes.length > 0) textLines.push('', ...notes);
 
-  const htmlRows = rows.map(({ shown, when }) => {
+  const htmlRows = rows.map(({ shown, speaker, when }) => {
     const stamp = when === undefined ? '--:--:--' : oneDay !== undefined ? when.time : `${when.date} ${when.time}`;
     return (
       `<tr><td style="${CELL};color:#666666;white-space:nowrap">${escapeHtml(stamp)}</td>` +
-      `<td style="${CELL};font-weight:bold;white-space:nowrap">${escapeHtml(sender)}</td>` +
+      `<td style="${CELL};font-weight:bold;white-space:nowrap">${escapeHtml(speaker)}</td>` +
       `<td style="${CELL}">${shown.html}</td></tr>`
     );
   });
@@ -224,6 +239,7 @@ export function renderTranscript(input: { sender: TranscriptParty; recipient: Tr
     '<html><head><meta charset="utf-8"></head><body>',
     `<p><strong>${escapeHtml(heading)}</strong><br>${escapeHtml(oneDay === undefined ? zoneNote : `${oneDay}, ${zoneNote}`)}</p>`,
     rows.length === 0 ? '<p><i>(no messages)</i></p>' : `<table style="border-collapse:collapse">\n${htmlRows.join('\n')}\n</table>`,
+    ...notes.map((n) => `<p><i>${escapeHtml(n)}</i></p>`),
     '</body></html>',
     '',
   ].join('\n');

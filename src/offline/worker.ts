@@ -1,6 +1,7 @@
 // The spool worker: after the pickup delay (the seed's two-minute timer) it delivers each spool
 // entry as one Missed Conversation in the recipient's Conversation History and one Conversation
-// item in the sender's, through the mailbox connector of each. Delivery is idempotent (the spool
+// item in the sender's, through the mailbox connector of each (a history entry: its owner's one
+// Conversation item). Delivery is idempotent (the spool
 // entry id is the items' InternetMessageId), so a retry after a crash or a timeout finds the item
 // the earlier attempt made. Transient failures are retried with bounded exponential back-off until
 // the entry's OfflineImMaxAge ends; then the entry is `failed`, with its reason, never dropped.
@@ -175,7 +176,10 @@ export class SpoolWorker {
     return entries.length;
   }
 
-  /** The items an entry still needs: the recipient's Missed Conversation and the sender's copy. */
+  /**
+   * The items an entry still needs: for an offline or unread entry the recipient's Missed
+   * Conversation and the sender's copy; for a history entry its owner's Conversation item.
+   */
   #deliveriesOf(entry: SpoolEntry): Delivery[] {
     const { db, domain } = this.#o;
     const messages = entryMessages(db, entry.id);
@@ -184,40 +188,42 @@ export class SpoolWorker {
     const transcript = renderTranscript({
       sender,
       recipient,
-      messages: messages.map((m) => ({ receivedAt: new Date(m.receivedAt), contentType: m.contentType, body: m.body })),
+      messages: messages.map((m) => ({ from: m.sender === entry.recipient ? recipient : sender, receivedAt: new Date(m.receivedAt), contentType: m.contentType, body: m.body })),
+      notes: entry.notes,
       timeZone: this.#o.timeZone,
     });
+    const mailer = (p: { name: string; address: string }) => ({ name: p.name || p.address, address: p.address });
     const common = {
       folder: 'conversationhistory' as const,
       internetMessageId: `<${entry.id}@${domain}>`,
-      from: { name: sender.name || sender.address, address: sender.address },
-      to: [{ name: recipient.name || recipient.address, address: recipient.address }],
+      from: mailer(sender),
+      to: [mailer(recipient)],
       bodyHtml: transcript.html,
       bodyText: transcript.text,
       sentAt: new Date(messages[0]?.receivedAt ?? entry.createdAt),
     };
     const out: Delivery[] = [];
+    if (entry.kind === 'history') {
+      // the owner's own record: From is whoever opened the conversation
+      const opener = messages[0]?.sender === entry.recipient ? recipient : sender;
+      const other = opener === sender ? recipient : sender;
+      if (entry.senderItemId === null) {
+        out.push(this.#delivery(entry, 'sender', { ...common, from: mailer(opener), to: [mailer(other)], mailbox: entry.sender, itemClass: CONVERSATION_CLASS, subject: `Conversation with ${recipient.name || recipient.address}`, isRead: true }));
+      }
+      return out;
+    }
     if (entry.recipientItemId === null) {
-      const { name, connector } = this.#o.routing.connectorFor(entry.recipient);
-      out.push({
-        entry,
-        role: 'recipient',
-        connectorName: name,
-        connector,
-        item: { ...common, mailbox: entry.recipient, itemClass: MISSED_CLASS, subject: `Missed conversation with ${sender.name || sender.address}`, isRead: false },
-      });
+      out.push(this.#delivery(entry, 'recipient', { ...common, mailbox: entry.recipient, itemClass: MISSED_CLASS, subject: `Missed conversation with ${sender.name || sender.address}`, isRead: false }));
     }
     if (entry.senderItemId === null) {
-      const { name, connector } = this.#o.routing.connectorFor(entry.sender);
-      out.push({
-        entry,
-        role: 'sender',
-        connectorName: name,
-        connector,
-        item: { ...common, mailbox: entry.sender, itemClass: CONVERSATION_CLASS, subject: `Conversation with ${recipient.name || recipient.address}`, isRead: true },
-      });
+      out.push(this.#delivery(entry, 'sender', { ...common, mailbox: entry.sender, itemClass: CONVERSATION_CLASS, subject: `Conversation with ${recipient.name || recipient.address}`, isRead: true }));
     }
     return out;
+  }
+
+  #delivery(entry: SpoolEntry, role: Delivery['role'], item: DeliveryItem): Delivery {
+    const { name, connector } = this.#o.routing.connectorFor(item.mailbox);
+    return { entry, role, connectorName: name, connector, item };
   }
 
   /** Hands the items to their connectors: a batch per connector, in parallel across connectors. */
@@ -250,11 +256,12 @@ export class SpoolWorker {
       ...(outcome.senderItemId !== undefined ? { senderItemId: outcome.senderItemId } : {}),
     });
     if (outcome.recipientItemId !== undefined) trace('delivered', { to: entry.recipient, mailbox: 'recipient', itemId: outcome.recipientItemId, created: outcome.recipientCreated === true });
-    if (outcome.senderItemId !== undefined) trace('delivered', { to: entry.sender, mailbox: 'sender', itemId: outcome.senderItemId });
+    if (outcome.senderItemId !== undefined) trace('delivered', { to: entry.sender, mailbox: entry.kind === 'history' ? 'owner' : 'sender', itemId: outcome.senderItemId });
     const error = outcome.error;
     if (error === undefined) {
       markDelivered(db, entry.id, now);
-      this.#o.logger.info({ entry: entry.id, from: entry.sender, to: entry.recipient, messages: entry.messageCount }, 'missed conversation %s delivered to %s', entry.id, entry.recipient);
+      if (entry.kind === 'history') this.#o.logger.info({ entry: entry.id, owner: entry.sender, peer: entry.recipient, conversation: entry.conversationId, messages: entry.messageCount }, 'conversation history %s delivered to %s', entry.id, entry.sender);
+      else this.#o.logger.info({ entry: entry.id, from: entry.sender, to: entry.recipient, messages: entry.messageCount }, 'missed conversation %s delivered to %s', entry.id, entry.recipient);
       return true;
     }
     const reason = `${error.role === 'render' ? '' : `${error.role} mailbox (${error.connector}): `}${error.message}`;

@@ -7,12 +7,12 @@ import pino from 'pino';
 import { DIRECTORY_MIGRATIONS } from '../../src/directory/index.ts';
 import type { DeliveryItem, DeliveryResult, MailboxConnector } from '../../src/mailbox/index.ts';
 import { CONVERSATION_CLASS, EmbeddedMailboxConnector, MAILBOX_MIGRATIONS, MISSED_CLASS, MailboxError, ensureMailbox, findItems, getDistinguishedFolder, missedConversationSummary } from '../../src/mailbox/index.ts';
-import { OFFLINE_MIGRATIONS, OfflineService, createMailboxRouting, getEntry, offlineGate } from '../../src/offline/index.ts';
+import { OFFLINE_MIGRATIONS, OfflineService, createMailboxRouting, getEntry, listEntries, offlineGate, spoolHistoryEntry, spoolMessages } from '../../src/offline/index.ts';
 import type { OfflineMessage, SpoolEntry } from '../../src/offline/index.ts';
 import { readTrace, TRACE_MIGRATIONS } from '../../src/observability/trace.ts';
 import { CLIENT_POLICY, GLOBAL, IM_CONFIGURATION, SETTINGS_MIGRATIONS, createInstance, effectiveSettings, grantClientPolicy, updateInstance } from '../../src/settings/index.ts';
 import type { Database } from '../../src/storage/index.ts';
-import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
+import { openMemoryDatabase, runMigrations, transaction } from '../../src/storage/index.ts';
 
 const change = { actor: 'test', cmdlet: 'test', now: () => 1 };
 const logger = pino({ level: 'silent' });
@@ -177,6 +177,92 @@ describe('OfflineService', () => {
     assert.equal(items('bob@parley.test').length, 1);
     assert.equal(items('alice@parley.test').length, 1);
     assert.ok(readTrace(db, entryId).some((s) => s.step === 'recovered'));
+  });
+});
+
+describe('the spool for Conversation History (kinds)', () => {
+  const text = (t: string) => new TextEncoder().encode(t);
+  const history = (owner: string, peer: string, notes: string[] = []) =>
+    transaction(db, () =>
+      spoolHistoryEntry(db, {
+        owner,
+        peer,
+        conversationId: 'cv-TEST',
+        createdAt: clock,
+        maxAgeMs: 86_400_000,
+        messages: [
+          { sender: 'alice@parley.test', callId: 'h1', receivedAt: T0 - 60_000, contentType: 'text/plain', body: text('are you there?') },
+          { sender: 'bob@parley.test', callId: 'h2', receivedAt: T0 - 50_000, contentType: 'text/html', body: text('<b>yes</b> <script>x()</script>') },
+          { sender: 'alice@parley.test', callId: 'h3', receivedAt: T0 - 40_000, contentType: 'text/plain', body: text('good') },
+        ],
+        notes,
+      }),
+    );
+
+  it('a history entry is due at once and makes one read Conversation item for its owner, both directions in order, with its notes', async () => {
+    const id = history('bob@parley.test', 'alice@parley.test', ['1 message Alice sent while you were offline is in your missed conversation.']);
+    assert.equal(await service.worker.runOnce(), 1);
+    assert.equal(items('alice@parley.test').length, 0, 'only the owner gets it');
+    const [item, ...more] = items('bob@parley.test');
+    assert.equal(more.length, 0);
+    assert.equal(item?.itemClass, CONVERSATION_CLASS);
+    assert.equal(item?.subject, 'Conversation with Alice Example');
+    assert.equal(item?.isRead, true);
+    assert.equal(item?.internetMessageId, `<${id}@parley.test>`);
+    assert.equal(item?.from?.address, 'alice@parley.test', 'From is whoever opened the conversation');
+    const lines = (item?.bodyText ?? '').split('\n');
+    assert.deepEqual(lines.filter((l) => l.startsWith('[')).map((l) => l.replace(/^\[[^\]]*\] /, '')), ['Alice Example: are you there?', 'Bob Example: yes', 'Alice Example: good']);
+    assert.ok(lines.includes('1 message Alice sent while you were offline is in your missed conversation.'));
+    assert.ok(!(item?.bodyHtml ?? '').includes('<script'), 'HTML is sanitised');
+    assert.match(item?.bodyHtml ?? '', /<i>1 message Alice sent/);
+    assert.deepEqual(delivered, [], 'no Missed item, so no message-summary change');
+    const entry = getEntry(db, id);
+    assert.equal(entry.state, 'delivered');
+    assert.equal(entry.kind, 'history');
+    assert.equal(entry.conversationId, 'cv-TEST');
+    assert.ok(readTrace(db, 'cv-TEST').some((s) => s.traceId === id && s.step === 'delivered'), 'the conversation id finds the entry');
+  });
+
+  it('a history entry delivered again (crash after the item was made) finds its item', async () => {
+    const id = history('alice@parley.test', 'bob@parley.test');
+    await service.worker.runOnce();
+    db.prepare("UPDATE spool_entries SET state = 'waiting', sender_item_id = NULL, next_attempt_at = ? WHERE id = ?").run(clock, id);
+    await service.worker.runOnce();
+    assert.equal(items('alice@parley.test').length, 1);
+    assert.equal(getEntry(db, id).state, 'delivered');
+  });
+
+  it('unread messages wait for their own pickup from when they are spooled, join only unread entries, and count in no quota', async () => {
+    const offline = await service.accept(message('offline one'));
+    assert.equal(offline.kind, 'spooled');
+    const unread = (t: string) => ({
+      sender: 'alice@parley.test',
+      recipient: 'bob@parley.test',
+      callId: `u-${t}`,
+      contentType: 'text/plain',
+      body: text(t),
+      receivedAt: T0 - 300_000,
+      pickupFrom: clock,
+      pickupDelayMs: 60_000,
+      maxAgeMs: 86_400_000,
+      why: 'not displayed',
+      gate: {},
+      kind: 'unread' as const,
+    });
+    const [a, b] = transaction(db, () => spoolMessages(db, [unread('u1'), unread('u2')]));
+    assert.equal(a?.entryId, b?.entryId, 'the second joins the first');
+    assert.notEqual(a?.entryId, offline.kind === 'spooled' ? offline.entryId : '', 'never joins an offline entry');
+    assert.equal(a?.pickupAt, clock + 60_000, 'the pickup delay counts from the spooling');
+    assert.deepEqual(listEntries(db).map((e) => e.kind).sort(), ['offline', 'unread']);
+    assert.deepEqual(service.quota.tallies().senders.get('alice@parley.test')?.messages, 1, 'the quota counts the offline message only');
+    clock += 60_000;
+    assert.equal(await service.worker.runOnce(), 1, 'the unread entry, before the offline one');
+    const missed = items('bob@parley.test').filter((i) => i.itemClass === MISSED_CLASS);
+    assert.equal(missed.length, 1);
+    assert.ok(missed[0]?.bodyText?.includes('u1') && missed[0]?.bodyText?.includes('u2'));
+    assert.equal(missed[0]?.isRead, false);
+    assert.equal(items('alice@parley.test').filter((i) => i.itemClass === CONVERSATION_CLASS).length, 1, 'and the sender copy, as offline');
+    assert.equal(service.quota.tallies().senders.get('alice@parley.test')?.messages, 1, 'delivering the unread entry released nothing: the offline message still holds its place');
   });
 });
 
