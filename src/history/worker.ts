@@ -143,7 +143,8 @@ export class HistoryWorker {
           contentType: m.contentType,
           body: m.body ?? new Uint8Array(),
           receivedAt: m.receivedAt,
-          pickupDelayMs: settings.OfflineImPickupDelaySeconds * 1000,
+          // at least 1 ms: with no pickup delay an entry is due at once and the next message would not join it (one item per group)
+          pickupDelayMs: Math.max(1, settings.OfflineImPickupDelaySeconds * 1000),
           maxAgeMs: settings.OfflineImMaxAgeSeconds * 1000,
           why: `not displayed within UnreadMissedTimeout (${settings.UnreadMissedTimeoutSeconds} s)`,
           gate: { EnableOfflineIm: settings.sources.ImConfiguration, EnableIMAutoArchiving: settings.sources.ClientPolicy },
