@@ -6,50 +6,17 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeEach, describe, it } from 'node:test';
-import pino from 'pino';
-import { DIRECTORY_MIGRATIONS } from '../../src/directory/index.ts';
 import { createSite, setUserSite } from '../../src/directory/sites.ts';
 import { classify } from '../../src/history/content.ts';
 import { writeHistoryBatch } from '../../src/history/commit.ts';
 import { HistoryRecorder } from '../../src/history/recorder.ts';
 import { conversationMessages, endForSignOut, listConversations } from '../../src/history/repository.ts';
-import { HISTORY_MIGRATIONS } from '../../src/history/schema.ts';
-import { readTrace, TRACE_MIGRATIONS } from '../../src/observability/trace.ts';
-import type { RecordedMessage } from '../../src/router/context.ts';
-import { CLIENT_POLICY, GLOBAL, IM_CONFIGURATION, SETTINGS_MIGRATIONS, createInstance, grantClientPolicy, updateInstance } from '../../src/settings/index.ts';
+import { readTrace } from '../../src/observability/trace.ts';
+import { CLIENT_POLICY, IM_CONFIGURATION, createInstance, grantClientPolicy } from '../../src/settings/index.ts';
 import type { Database } from '../../src/storage/index.ts';
-import { DATABASE_FILE, openDatabase, openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
+import { DATABASE_FILE, openDatabase, openMemoryDatabase } from '../../src/storage/index.ts';
+import { ALICE, BOB, T0, change, asking as cpimAsking, displayedReport, enc, logger, prepareHistoryDatabase as prepare, text } from './history-fixture.ts';
 
-const change = { actor: 'test', cmdlet: 'test', now: () => 1 };
-const logger = pino({ level: 'silent' });
-const T0 = Date.UTC(2026, 11, 6, 10, 0, 0);
-const ALICE = 'alice@parley.test';
-const BOB = 'bob@parley.test';
-const enc = (s: string) => new TextEncoder().encode(s);
-
-function prepare(db: Database): void {
-  runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, TRACE_MIGRATIONS, HISTORY_MIGRATIONS]);
-  for (const user of ['alice', 'bob', 'carol']) {
-    db.prepare("INSERT INTO users (address, display_name, password_hash, digest_realm, ha1_md5, ha1_sha256, created_at, updated_at) VALUES (?, ?, '-', 'parley.test', '-', '-', 0, 0)").run(`${user}@parley.test`, user);
-  }
-  // 60 s idle, 30 s to read a message that asks for a display notification
-  updateInstance(db, IM_CONFIGURATION, GLOBAL, { ConversationIdleTimeout: 60, UnreadMissedTimeout: 30 }, change);
-}
-
-const text = (body: string, at: number, over: Partial<RecordedMessage> = {}): RecordedMessage => ({
-  sender: ALICE,
-  recipient: BOB,
-  callId: `call-${at}`,
-  contentType: 'text/plain',
-  body: enc(body),
-  at,
-  outcome: 'relayed',
-  ...over,
-});
-
-const cpimAsking = (id: string, body: string) => `From: <sip:${ALICE}>\r\nTo: <sip:${BOB}>\r\nNS: imdn <urn:ietf:params:imdn>\r\nimdn.Message-ID: ${id}\r\nDateTime: 2026-12-06T10:00:00Z\r\nimdn.Disposition-Notification: display\r\n\r\nContent-Type: text/plain\r\n\r\n${body}`;
-const displayedReport = (id: string) =>
-  `From: <sip:${BOB}>\r\nTo: <sip:${ALICE}>\r\nNS: imdn <urn:ietf:params:imdn>\r\nimdn.Message-ID: r-${id}\r\nDateTime: 2026-12-06T10:00:01Z\r\n\r\nContent-Type: message/imdn+xml\r\nContent-Disposition: notification\r\n\r\n<?xml version="1.0"?><imdn xmlns="urn:ietf:params:xml:ns:imdn"><message-id>${id}</message-id><datetime>2026-12-06T10:00:01Z</datetime><display-notification><status><displayed/></status></display-notification></imdn>`;
 const typing = '<?xml version="1.0"?><isComposing xmlns="urn:ietf:params:xml:ns:im-iscomposing"><state>active</state></isComposing>';
 
 describe('what a recorded message is', () => {

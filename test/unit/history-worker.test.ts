@@ -3,25 +3,15 @@
 // per direction, sign-outs end conversations early.
 import assert from 'node:assert/strict';
 import { beforeEach, describe, it } from 'node:test';
-import pino from 'pino';
-import { DIRECTORY_MIGRATIONS } from '../../src/directory/index.ts';
 import { writeHistoryBatch } from '../../src/history/commit.ts';
 import { conversationMessages, listConversations } from '../../src/history/repository.ts';
-import { HISTORY_MIGRATIONS } from '../../src/history/schema.ts';
 import { HistoryWorker } from '../../src/history/worker.ts';
-import { readTrace, TRACE_MIGRATIONS } from '../../src/observability/trace.ts';
-import { OFFLINE_MIGRATIONS, entryMessages, getEntry, listEntries } from '../../src/offline/index.ts';
-import type { RecordedMessage } from '../../src/router/context.ts';
-import { CLIENT_POLICY, GLOBAL, IM_CONFIGURATION, SETTINGS_MIGRATIONS, createInstance, grantClientPolicy, updateInstance } from '../../src/settings/index.ts';
+import { readTrace } from '../../src/observability/trace.ts';
+import { entryMessages, getEntry, listEntries } from '../../src/offline/index.ts';
+import { CLIENT_POLICY, createInstance, grantClientPolicy } from '../../src/settings/index.ts';
 import type { Database } from '../../src/storage/index.ts';
-import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
-
-const change = { actor: 'test', cmdlet: 'test', now: () => 1 };
-const logger = pino({ level: 'silent' });
-const T0 = Date.UTC(2026, 11, 6, 10, 0, 0);
-const ALICE = 'alice@parley.test';
-const BOB = 'bob@parley.test';
-const enc = (s: string) => new TextEncoder().encode(s);
+import { openMemoryDatabase } from '../../src/storage/index.ts';
+import { ALICE, BOB, T0, asking, change, displayedReport, enc, logger, prepareHistoryDatabase, text } from './history-fixture.ts';
 
 let db: Database;
 let worker: HistoryWorker;
@@ -30,18 +20,12 @@ let clock: number;
 
 beforeEach(() => {
   db = openMemoryDatabase();
-  runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, TRACE_MIGRATIONS, OFFLINE_MIGRATIONS, HISTORY_MIGRATIONS]);
-  for (const [user, name] of [['alice', 'Alice Example'], ['bob', 'Bob Example']] as const) {
-    db.prepare("INSERT INTO users (address, display_name, password_hash, digest_realm, ha1_md5, ha1_sha256, created_at, updated_at) VALUES (?, ?, '-', 'parley.test', '-', '-', 0, 0)").run(`${user}@parley.test`, name);
-  }
-  updateInstance(db, IM_CONFIGURATION, GLOBAL, { ConversationIdleTimeout: 60, UnreadMissedTimeout: 30 }, change);
+  prepareHistoryDatabase(db);
   kicked = [];
   clock = T0;
   worker = new HistoryWorker({ db, logger, now: () => clock, displayName: (a) => (a === ALICE ? 'Alice Example' : 'Bob Example'), onSpooled: (at) => kicked.push(at) });
 });
 
-const text = (body: string, at: number, over: Partial<RecordedMessage> = {}): RecordedMessage => ({ sender: ALICE, recipient: BOB, callId: `call-${at}`, contentType: 'text/plain', body: enc(body), at, outcome: 'relayed', ...over });
-const asking = (id: string, body: string) => `From: <sip:${ALICE}>\r\nTo: <sip:${BOB}>\r\nNS: imdn <urn:ietf:params:imdn>\r\nimdn.Message-ID: ${id}\r\nDateTime: 2026-12-06T10:00:00Z\r\nimdn.Disposition-Notification: display\r\n\r\nContent-Type: text/plain\r\n\r\n${body}`;
 const entriesOf = (kind: string) => listEntries(db, {}).filter((e) => e.kind === kind);
 const bodies = (id: string) => entryMessages(db, id).map((m) => Buffer.from(m.body).toString());
 
@@ -92,8 +76,7 @@ describe('the history worker', () => {
 
   it('a displayed report in time: nothing missed, the message stays in the transcript', () => {
     writeHistoryBatch(db, [text('', T0, { contentType: 'message/cpim', body: enc(asking('m1', 'seen?')) })]);
-    const report = `From: <sip:${BOB}>\r\nTo: <sip:${ALICE}>\r\n\r\nContent-Type: message/imdn+xml\r\n\r\n<imdn xmlns="urn:ietf:params:xml:ns:imdn"><message-id>m1</message-id><display-notification><status><displayed/></status></display-notification></imdn>`;
-    writeHistoryBatch(db, [text('', T0 + 5, { sender: BOB, recipient: ALICE, contentType: 'message/cpim', body: enc(report) })]);
+      writeHistoryBatch(db, [text('', T0 + 5, { sender: BOB, recipient: ALICE, contentType: 'message/cpim', body: enc(displayedReport('m1')) })]);
     worker.round(T0 + 61_000);
     assert.equal(entriesOf('unread').length, 0);
     assert.equal(entriesOf('history').length, 2);
