@@ -83,6 +83,14 @@ function conversation(r: ConversationDbRow): ConversationRow {
   };
 }
 
+/** Whether a round has anything to do: an open conversation whose end has come, or a message due to be displayed. */
+export function hasDueWork(db: Database, now: number): boolean {
+  return (
+    statement(db, "SELECT 1 FROM history_conversations WHERE state = 'open' AND ends_at <= ? LIMIT 1").get(now) !== undefined ||
+    statement(db, 'SELECT 1 FROM history_messages WHERE display_due_at IS NOT NULL AND display_due_at <= ? LIMIT 1').get(now) !== undefined
+  );
+}
+
 /** Relayed messages asking for a display notification, unread when their time came: oldest first. */
 export function dueUnread(db: Database, now: number, limit: number): HistoryMessage[] {
   const rows = statement(db, `SELECT ${MESSAGE_COLUMNS} FROM history_messages WHERE display_due_at IS NOT NULL AND display_due_at <= ? AND displayed = 0 AND kind = 'relayed' ORDER BY display_due_at, conversation_id, seq LIMIT ?`).all(now, limit) as unknown as MessageDbRow[];

@@ -21,11 +21,13 @@ import type { Database } from '../storage/index.ts';
 import { transaction } from '../storage/index.ts';
 import { settingsOf } from './commit.ts';
 import type { ConversationRow, HistoryMessage } from './repository.ts';
-import { closable, conversationMessages, dueUnread, endForSignOut, forgetClosed, markClosed, markMissed, stopAwaitingDisplay } from './repository.ts';
+import { closable, conversationMessages, dueUnread, endForSignOut, forgetClosed, hasDueWork, markClosed, markMissed, stopAwaitingDisplay } from './repository.ts';
 
 /** How long closed conversations stay listed (`parley history list`), ms. */
 export const HISTORY_KEEP_CLOSED_MS = 7 * 24 * 3600 * 1000;
 const ROUND_LIMIT = 200;
+/** How often old closed conversations are forgotten, ms. */
+const FORGET_EVERY_MS = 60_000;
 
 export interface HistoryWorkerOptions {
   db: Database;
@@ -53,6 +55,7 @@ export class HistoryWorker {
   readonly #now: () => number;
   #timer: ReturnType<typeof setInterval> | undefined;
   readonly #signedOut = new Set<string>();
+  #forgotAt = -Infinity;
   readonly totals = { missed: 0, closed: 0, entries: 0, failedRounds: 0 };
 
   constructor(options: HistoryWorkerOptions) {
@@ -89,6 +92,10 @@ export class HistoryWorker {
 
   round(now: number): RoundResult {
     const { db } = this.#o;
+    // most rounds have nothing to do: a read, not a write transaction that would take the lock the recorder's and the spool's writers need
+    const forget = now - this.#forgotAt >= FORGET_EVERY_MS;
+    if (this.#signedOut.size === 0 && !forget && !hasDueWork(db, now)) return { missed: 0, closed: 0, entries: 0 };
+    if (forget) this.#forgotAt = now;
     let earliest = Infinity;
     const result = transaction(db, () => {
       const cache = new Map<string, EffectiveSettings | null>();
@@ -104,7 +111,7 @@ export class HistoryWorker {
         closed++;
       }
       if (entries > 0) earliest = Math.min(earliest, now);
-      forgetClosed(db, now - HISTORY_KEEP_CLOSED_MS, ROUND_LIMIT);
+      if (forget) forgetClosed(db, now - HISTORY_KEEP_CLOSED_MS, ROUND_LIMIT);
       return { missed, closed, entries };
     });
     this.totals.missed += result.missed;

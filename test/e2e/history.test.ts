@@ -106,6 +106,7 @@ interface HistoryRow {
   id: string;
   peer: string;
   state: string;
+  closeReason: string | null;
   messages: number;
   entries: Array<{ owner: string; entry: string }>;
 }
@@ -216,6 +217,9 @@ describe('Conversation History', () => {
     for (const [who, items] of Object.entries(all)) {
       for (const line of ['online one', 'online two, bye', 'offline three', 'offline four']) assert.equal(holding(items, line), 1, `${who}: "${line}" in exactly one item`);
     }
+    const conversations = await historyList('dave');
+    // (the offline messages may be in it too, when they were recorded before the sign-out was: they are only noted there)
+    assert.equal(conversations.find((c) => c.entries.length === 2)?.closeReason, 'signed-out', JSON.stringify(conversations));
     // nothing more comes (the sign-out closed the conversation once)
     await new Promise((r) => setTimeout(r, 2000));
     assert.equal((await itemsOf('dave')).length, 2);
