@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 import { runAdminCommand, runUserCommand } from './admin/index.ts';
 import { runChatCommand } from './chat/index.ts';
+import { runHistoryCommand } from './history/index.ts';
 import { runMailboxCommand } from './mailbox/index.ts';
 import { runSpoolerCommand } from './offline/cli.ts';
 import { runTraceCommand } from './observability/trace-cli.ts';
@@ -47,6 +48,9 @@ Commands:
           | quota [--user SIP-ADDRESS] [--config FILE]
                          the History Spooler: offline messages waiting, delivered or failed;
                          what each user has waiting, their mailbox, the refusals and the limits
+  history list --user SIP-ADDRESS [--json] [--data-dir DIR]
+                         Conversation History: the user's open conversations and those
+                         written lately (peer, state, times, messages, spool entries)
   chat --user ADDRESS [--server URL]
                          the terminal client: chat, contacts' presence, missed
                          conversations (server default tcp://127.0.0.1:5060;
@@ -60,7 +64,8 @@ Commands:
                          data directory, or when it holds data without --force; 4: FILE
                          is not a sound Parley database
   trace ID [--data-dir DIR]
-                         every step of an offline message (spool entry id or SIP Call-ID)
+                         every step of an offline message or a conversation (spool entry
+                         id, conversation id cv-… or SIP Call-ID)
   help                   this text
   version                the version
 `;
@@ -98,6 +103,8 @@ async function main(argv: string[]): Promise<number> {
           return { dataDir: c.dataDir, domain: c.domain, spool: { sender: c.offlineIm.senderQuota, recipient: c.offlineIm.recipientQuota }, mailbox: c.mailboxQuota };
         },
       });
+    case 'history':
+      return runHistoryCommand(rest, io, { dataDir: DEFAULT_CONFIG.dataDir, domain: DEFAULT_CONFIG.domain });
     case 'chat':
       return runChatCommand(rest, { input: process.stdin, output: process.stdout, env: process.env, err: io.err });
     case 'trace':

@@ -46,6 +46,8 @@ export interface ServerState {
   database(): { bytes: number; freeBytes: number };
   /** retention (src/retention): rows purged since the start per kind; when the oldest kept row of each kind was written (epoch ms, null: none) */
   retention(): { purged: Readonly<Record<string, number>>; oldest: Readonly<Record<string, number | null>> };
+  /** Conversation History (src/history) since the start; absent: no parley_history_* metrics */
+  history?(): { recorded: number; displayed: number; opened: number; closed: number; missed: number; entries: number; batches: number; failedBatches: number };
   now(): number;
 }
 
@@ -286,6 +288,29 @@ export class ServerMetrics {
         for (const [kind, at] of Object.entries(state.retention().oldest)) this.set({ kind }, at === null ? 0 : Math.max(0, (now - at) / 1000));
       },
     });
+    const history = state.history?.bind(state);
+    if (history !== undefined) {
+      // plain numbers the history service keeps, read at scrape time
+      type Counts = ReturnType<typeof history>;
+      const counter = (name: string, help: string, labelName: string | undefined, values: (c: Counts) => Record<string, number>) =>
+        new Counter({
+          name,
+          help,
+          labelNames: labelName === undefined ? [] : [labelName],
+          registers,
+          collect() {
+            this.reset();
+            for (const [label, n] of Object.entries(values(history()))) {
+              if (labelName === undefined) this.inc(n);
+              else this.inc({ [labelName]: label }, n);
+            }
+          },
+        });
+      counter('parley_history_messages_total', 'Conversation History: messages kept in a conversation (recorded), marked read by an IMDN displayed report (displayed), turned into a missed conversation when unread (missed)', 'event', (c) => ({ recorded: c.recorded, displayed: c.displayed, missed: c.missed }));
+      counter('parley_history_conversations_total', 'Conversation History: conversations opened and closed', 'event', (c) => ({ opened: c.opened, closed: c.closed }));
+      counter('parley_history_entries_total', 'Conversation History: spool entries made for Conversation History items (one per archiving participant of a closed conversation)', undefined, (c) => ({ all: c.entries }));
+      counter('parley_history_commit_batches_total', 'Conversation History: group commits of recorded messages, per outcome (failed: their messages are missing from history)', 'outcome', (c) => ({ ok: c.batches, failed: c.failedBatches }));
+    }
     new Counter({
       name: 'parley_retention_purged_rows_total',
       help: 'Rows the retention purge deleted since the start, per kind (delivered spool entries, trace, audit, change_log, mail_subscriptions, smtp_outbox, sessions, lockouts)',

@@ -1,4 +1,5 @@
-// `parley trace ID`: every recorded step of an offline message, by spool entry id or SIP Call-ID.
+// `parley trace ID`: every recorded step of an offline message or a conversation, by spool entry
+// id, conversation id (cv-…: its rows and those of the entries it made) or SIP Call-ID.
 // Exit codes: 0 shown, 1 nothing recorded under that id, 2 usage error.
 import { parseArgs } from 'node:util';
 import { ParleyError } from '../errors.ts';
@@ -13,12 +14,12 @@ export async function runTraceCommand(args: string[], io: { out(line: string): v
   try {
     ({ values, positionals } = parseArgs({ args, options: { 'data-dir': { type: 'string' }, json: { type: 'boolean' } }, allowPositionals: true, strict: true }));
   } catch (error) {
-    io.err(`parley trace: ${error instanceof Error ? error.message : String(error)}\nusage: parley trace ID [--json] [--data-dir DIR]   (ID: a spool entry id or a SIP Call-ID)`);
+    io.err(`parley trace: ${error instanceof Error ? error.message : String(error)}\nusage: parley trace ID [--json] [--data-dir DIR]   (ID: a spool entry id, a conversation id cv-… or a SIP Call-ID)`);
     return 2;
   }
   const [id] = positionals;
   if (id === undefined || positionals.length > 1) {
-    io.err('usage: parley trace ID [--json] [--data-dir DIR]   (ID: a spool entry id or a SIP Call-ID)');
+    io.err('usage: parley trace ID [--json] [--data-dir DIR]   (ID: a spool entry id, a conversation id cv-… or a SIP Call-ID)');
     return 2;
   }
   let db: Database | undefined;
@@ -27,7 +28,7 @@ export async function runTraceCommand(args: string[], io: { out(line: string): v
     runMigrations(db, [TRACE_MIGRATIONS]);
     const events = readTrace(db, id);
     if (events.length === 0) {
-      io.err(`parley trace: nothing is recorded under ${id}; give a spool entry id (parley spooler list) or the Call-ID of a message to an offline user`);
+      io.err(`parley trace: nothing is recorded under ${id}; give a spool entry id (parley spooler list), a conversation id (parley history list) or the Call-ID of a message to an offline user`);
       return 1;
     }
     if (values.json) {

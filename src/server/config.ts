@@ -48,6 +48,8 @@ export interface ServerConfig {
   messaging: { maxBody: number; deviceTimeout: number };
   /** the offline-IM pipeline's mechanics (its policy is in CsImConfiguration) */
   offlineIm: OfflineImConfig;
+  /** Conversation History's mechanics (its policy is EnableIMAutoArchiving, ConversationIdleTimeout, UnreadMissedTimeout) */
+  history: { commitWindowMs: number };
   /** where users' mailboxes are: embedded by default, or external EWS servers per domain or user */
   mailboxes: MailboxesConfig;
   /** limits of every embedded mailbox, bytes (Exchange's Set-Mailbox quotas; src/mailbox/quota.ts) */
@@ -169,6 +171,8 @@ export const DEFAULT_CONFIG: ServerConfig = {
     senderQuota: { ...DEFAULT_SPOOL_QUOTA.sender },
     recipientQuota: { ...DEFAULT_SPOOL_QUOTA.recipient },
   },
+  // a crash loses at most one window of recorded messages: 10 ms at most
+  history: { commitWindowMs: 10 },
   mailboxes: {},
   mailboxQuota: { ...DEFAULT_MAILBOX_QUOTA },
   sip: { t1: 500, t2: 4000, t4: 5000, nonceLifetime: 300, digestAlgorithms: ['SHA-256', 'MD5'], checkDigestUri: true, connections: CONNECTION_DEFAULTS, advertise: null },
@@ -448,6 +452,7 @@ const SCHEMA = section({
     senderQuota: section({ maxBytes: byteSize, maxMessages: countOrUnlimited, perMinute: countOrUnlimited }),
     recipientQuota: section({ maxBytes: byteSize, maxMessages: countOrUnlimited }),
   }),
+  history: section({ commitWindowMs: positive(1, 10) }),
   mailboxes,
   mailboxQuota: section({ issueWarningQuota: byteSize, prohibitSendQuota: byteSize, prohibitSendReceiveQuota: byteSize, recoverableItemsQuota: byteSize }),
   sip: section({ t1: positive(1, 10_000), t2: positive(1, 60_000), t4: positive(1, 60_000), nonceLifetime: positive(10, 86400), digestAlgorithms, checkDigestUri: flag, advertise, connections: section({
@@ -514,6 +519,7 @@ export function loadConfig(file: string | undefined, flags: ConfigOverrides): Re
     registrar: { ...DEFAULT_CONFIG.registrar, ...(fromFile.registrar as object | undefined) },
     messaging: { ...DEFAULT_CONFIG.messaging, ...(fromFile.messaging as object | undefined) },
     offlineIm: offlineImOf(fromFile.offlineIm as Partial<OfflineImConfig> | undefined),
+    history: { ...DEFAULT_CONFIG.history, ...(fromFile.history as object | undefined) },
     mailboxQuota: { ...DEFAULT_CONFIG.mailboxQuota, ...(fromFile.mailboxQuota as object | undefined) },
     sip: sipOf(fromFile.sip as Partial<ServerConfig['sip']> | undefined),
     presence: presenceOf(fromFile.presence as Partial<Record<keyof ServerConfig['presence'], Partial<ExpirySettings>>> | undefined),

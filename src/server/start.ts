@@ -20,6 +20,7 @@ import { databaseSize, openDatabase, runMigrations } from '../storage/index.ts';
 import { RetentionScheduler } from '../retention/index.ts';
 import { EMBEDDED, OFFLINE_MIGRATIONS, OfflineService, createMailboxRouting, spoolCounts, spoolerEndpoints } from '../offline/index.ts';
 import { createConversationsRoute } from '../conversations/index.ts';
+import { HISTORY_MIGRATIONS, HistoryService } from '../history/index.ts';
 import { ServerMetrics } from '../observability/metrics.ts';
 import { createMetricsRoute } from './metrics-route.ts';
 import { createReadyRoute, databaseWritable, type ReadinessCheck } from './readiness.ts';
@@ -76,7 +77,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     db.close();
     throw err;
   }
-  runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS, OFFLINE_MIGRATIONS, TRACE_MIGRATIONS, PRESENCE_MIGRATIONS, AUTH_MIGRATIONS, SESSION_MIGRATIONS]);
+  runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS, OFFLINE_MIGRATIONS, TRACE_MIGRATIONS, PRESENCE_MIGRATIONS, AUTH_MIGRATIONS, SESSION_MIGRATIONS, HISTORY_MIGRATIONS]);
 
   // Sign-in protection (SIP digest and HTTP Basic alike): failed sign-ins lock out their source,
   // then the account for unfamiliar sources; HTTP password checks wait in a fair, bounded queue.
@@ -155,6 +156,19 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     stats: { batch: (connector, succeeded, failed, seconds) => metrics.batch(connector, succeeded, failed, seconds) },
   });
 
+  // Conversation History: the router tells the recorder what became of each MESSAGE (after the
+  // answer went out; a group commit off the relay path); ended conversations and unread messages
+  // become spool entries, which the offline worker delivers
+  const history = new HistoryService({
+    db,
+    logger: logger.child({ component: 'history' }),
+    commitWindowMs: config.history.commitWindowMs,
+    displayName: (address) => findUser(address)?.displayName ?? '',
+    registrations,
+    bindings: async (aor) => (await location.lookup(aor, Date.now())).length,
+    onSpooled: (pickupAt) => offline.worker.kick(pickupAt),
+  });
+
   // /metrics: the counts the capabilities keep, read at scrape time, and the events counted as they happen
   const metrics = new ServerMetrics({
     registrations: () => location.countByTransport(Date.now()),
@@ -168,6 +182,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     signIn: () => ({ ...lockouts.guard.counts, lockedNow: lockouts.guard.lockedNow() }),
     database: () => databaseSize(db),
     retention: () => retention.stats,
+    history: () => history.counts(),
     now: Date.now,
   });
 
@@ -213,6 +228,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     messaging: config.messaging,
     events,
     offline,
+    history: history.recorder,
     now: Date.now,
     stats: metrics,
     drain,
@@ -233,6 +249,10 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     offline.start();
     const closeOffline = once(() => offline.close());
     closers.push(closeOffline);
+    // after the spool (its entries go there), stopped before it: what it recorded until the end gets committed
+    history.start();
+    const closeHistory = once(() => history.close());
+    closers.push(closeHistory);
     lockouts.start();
     closers.push(() => lockouts.close());
     retention.start();
@@ -454,6 +474,8 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
         secureWebsocket?.stopAccepting();
         step = `answering the SIP requests in flight (${drain.inFlight})`;
         if (!(await drain.idle(inFlightMs))) logger.warn({ inFlight: drain.inFlight }, '%d SIP requests still in flight after %d ms; stopping anyway', drain.inFlight, inFlightMs);
+        step = 'writing Conversation History\'s open group commit';
+        await closeHistory();
         step = 'writing the spool\'s open group commit';
         await closeOffline();
         step = 'closing WebSockets (1001)';

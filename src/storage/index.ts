@@ -7,3 +7,5 @@ export type { StorageErrorCode } from './errors.ts';
 export { StorageError } from './errors.ts';
 export type { DatabaseSummary } from './backup.ts';
 export { backupDatabase, checkParleyDatabase, restoreDatabase } from './backup.ts';
+export type { BatchWrite, BatchWriter, ThreadBatchWriterOptions } from './batch-writer.ts';
+export { loopBatchWriter, serveBatches, ThreadBatchWriter } from './batch-writer.ts';

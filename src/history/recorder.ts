@@ -1,0 +1,123 @@
+// The ConversationRecorder the router calls after each MESSAGE's answer went out (src/router/
+// context.ts). record() only pushes to an array: the relay path pays for nothing else. A group
+// commit writes what gathered at most every `commitWindowMs` (≤ 10 ms) in ONE transaction
+// (commit.ts), on a thread with its own connection when the database is a file, so the SQL and
+// the fsync stay off the thread that carries SIP. While a batch is being written, what arrives
+// waits for the next one, which starts as soon as that one is done.
+//
+// A crash loses what was recorded but not yet committed: at most the last window (and the batch
+// being written). That is the price of never slowing a relayed message; everything older is kept.
+
+import type { Logger } from '../observability/logger.ts';
+import type { ConversationRecorder, RecordedMessage } from '../router/context.ts';
+import type { BatchWriter, Database } from '../storage/index.ts';
+import { loopBatchWriter, ThreadBatchWriter } from '../storage/index.ts';
+import type { CommitSummary } from './commit.ts';
+import { writeHistoryBatch } from './commit.ts';
+
+/** The longest commit window: the most a crash may lose, ms. */
+export const MAX_COMMIT_WINDOW_MS = 10;
+
+export interface HistoryRecorderOptions {
+  db: Database;
+  logger: Logger;
+  /** how long the first message of a batch waits for company, ms (1..10) */
+  commitWindowMs: number;
+}
+
+/** What /metrics counts of the recorder. */
+export interface RecorderStats {
+  /** messages handed to record() */
+  received: number;
+  /** kept in a conversation, marked displayed, conversations opened (from the commits) */
+  recorded: number;
+  displayed: number;
+  opened: number;
+  /** batches committed, and those that failed (their messages are lost, logged) */
+  batches: number;
+  failedBatches: number;
+}
+
+export class HistoryRecorder implements ConversationRecorder {
+  readonly #o: HistoryRecorderOptions;
+  readonly #writer: BatchWriter<RecordedMessage, CommitSummary>;
+  readonly #windowMs: number;
+  #pending: RecordedMessage[] = [];
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #writing: Promise<void> | undefined;
+  readonly stats: RecorderStats = { received: 0, recorded: 0, displayed: 0, opened: 0, batches: 0, failedBatches: 0 };
+
+  constructor(options: HistoryRecorderOptions) {
+    this.#o = options;
+    this.#windowMs = Math.min(Math.max(options.commitWindowMs, 0), MAX_COMMIT_WINDOW_MS);
+    const file = options.db.location();
+    this.#writer = file !== null && file !== '' ? new ThreadBatchWriter({ file, entry: new URL('./recorder-thread.ts', import.meta.url), name: 'the history recorder' }) : loopBatchWriter(options.db, writeHistoryBatch);
+  }
+
+  /** false while its writer thread is down (a new one starts with the next batch) */
+  get running(): boolean {
+    return this.#writer.running;
+  }
+
+  record(message: RecordedMessage): void {
+    this.stats.received++;
+    this.#pending.push(message);
+    if (this.#timer === undefined && this.#writing === undefined) this.#timer = setTimeout(() => this.flush(), this.#windowMs);
+  }
+
+  /** Writes what is pending now, unless a batch is being written (then it follows that one). */
+  flush(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#writing !== undefined || this.#pending.length === 0) return;
+    // a body may be a view of a larger buffer (a datagram's): the thread is sent its own bytes only
+    const batch = this.#pending.map((m) => ({ ...m, body: new Uint8Array(m.body) }));
+    this.#pending = [];
+    let result: CommitSummary | Promise<CommitSummary>;
+    try {
+      result = this.#writer.write(batch);
+    } catch (err) {
+      this.#failed(err, batch.length);
+      this.flush();
+      return;
+    }
+    if (!(result instanceof Promise)) {
+      this.#done(result);
+      this.flush();
+      return;
+    }
+    this.#writing = result
+      .then(
+        (summary) => this.#done(summary),
+        (err: unknown) => this.#failed(err, batch.length),
+      )
+      .finally(() => {
+        this.#writing = undefined;
+        this.flush();
+      });
+  }
+
+  /** Writes what is pending now and resolves once it is committed (or failed). */
+  async settled(): Promise<void> {
+    this.flush();
+    while (this.#writing !== undefined) await this.#writing;
+  }
+
+  /** Writes what is pending and waits for it; then stops the writer. */
+  async close(): Promise<void> {
+    await this.settled();
+    await this.#writer.close();
+  }
+
+  #done(summary: CommitSummary): void {
+    this.stats.batches++;
+    this.stats.recorded += summary.recorded;
+    this.stats.displayed += summary.displayed;
+    this.stats.opened += summary.opened;
+  }
+
+  #failed(err: unknown, messages: number): void {
+    this.stats.failedBatches++;
+    this.#o.logger.error({ err, messages }, 'Conversation History could not record %d messages: they will be missing from the history items', messages);
+  }
+}

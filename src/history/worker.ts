@@ -1,0 +1,220 @@
+// The history worker: what Conversation History does once a conversation's time has come. A round
+// (at most every second, and at once after a sign-out) is ONE transaction on the main connection:
+//
+// 1. unread → missed: relayed messages whose display notification (RFC 5438) did not come back by
+//    their due time become, per conversation and direction, one 'unread' spool entry (the
+//    recipient's Missed Conversation and the sender's copy, exactly as offline IM), when the
+//    SENDER's offline gate allows it; they are then no longer part of the history item;
+// 2. close: open conversations whose end has passed and that await no display: each participant
+//    whose OWN EnableIMAutoArchiving is True gets a 'history' spool entry with the relayed messages
+//    (both directions, in order) and notes on what is in missed conversations instead.
+//
+// A restart finds open conversations in the database; closing is one transaction and spool
+// delivery is idempotent (the entry id is the item's InternetMessageId), so a crash never makes
+// two items of one conversation.
+
+import type { Logger } from '../observability/logger.ts';
+import { recordTrace } from '../observability/trace.ts';
+import { offlineGate, spoolHistoryEntry, spoolMessages } from '../offline/index.ts';
+import type { EffectiveSettings } from '../settings/index.ts';
+import type { Database } from '../storage/index.ts';
+import { transaction } from '../storage/index.ts';
+import { settingsOf } from './commit.ts';
+import type { ConversationRow, HistoryMessage } from './repository.ts';
+import { closable, conversationMessages, dueUnread, endForSignOut, forgetClosed, hasDueWork, markClosed, markMissed, stopAwaitingDisplay } from './repository.ts';
+
+/** How long closed conversations stay listed (`parley history list`), ms. */
+export const HISTORY_KEEP_CLOSED_MS = 7 * 24 * 3600 * 1000;
+const ROUND_LIMIT = 200;
+/** How often old closed conversations are forgotten, ms. */
+const FORGET_EVERY_MS = 60_000;
+
+export interface HistoryWorkerOptions {
+  db: Database;
+  logger: Logger;
+  /** a user's display name, or '' */
+  displayName(address: string): string;
+  now?: () => number;
+  /** how often a round runs, ms (at most 1000) */
+  pollMs?: number;
+  /** spool entries were made in the round just committed, the earliest due at `pickupAt` (kick the spool worker) */
+  onSpooled?(pickupAt: number): void;
+}
+
+/** What a round did. */
+export interface RoundResult {
+  /** unread messages turned missed, and the entries made for them */
+  missed: number;
+  /** conversations closed, and the history entries made for them */
+  closed: number;
+  entries: number;
+}
+
+export class HistoryWorker {
+  readonly #o: HistoryWorkerOptions;
+  readonly #now: () => number;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  readonly #signedOut = new Set<string>();
+  #forgotAt = -Infinity;
+  readonly totals = { missed: 0, closed: 0, entries: 0, failedRounds: 0 };
+
+  constructor(options: HistoryWorkerOptions) {
+    this.#o = options;
+    this.#now = options.now ?? Date.now;
+  }
+
+  start(): void {
+    this.#timer = setInterval(() => this.tick(), Math.min(this.#o.pollMs ?? 1000, 1000));
+    this.#timer.unref();
+    this.tick();
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** `address` signed out of every device: taken into account in a round now. */
+  signedOut(address: string): void {
+    this.#signedOut.add(address);
+    this.tick();
+  }
+
+  /** Runs a round, logging (not throwing) a failure: the next round tries again. */
+  tick(): void {
+    try {
+      this.round(this.#now());
+    } catch (err) {
+      this.totals.failedRounds++;
+      this.#o.logger.warn({ err }, 'Conversation History round failed; trying again in a second');
+    }
+  }
+
+  round(now: number): RoundResult {
+    const { db } = this.#o;
+    // most rounds have nothing to do: a read, not a write transaction that would take the lock the recorder's and the spool's writers need
+    const forget = now - this.#forgotAt >= FORGET_EVERY_MS;
+    if (this.#signedOut.size === 0 && !forget && !hasDueWork(db, now)) return { missed: 0, closed: 0, entries: 0 };
+    if (forget) this.#forgotAt = now;
+    let earliest = Infinity;
+    const result = transaction(db, () => {
+      const cache = new Map<string, EffectiveSettings | null>();
+      for (const address of this.#signedOut) {
+        for (const id of endForSignOut(db, address, now)) recordTrace(db, { traceId: id, callId: id, at: now, step: 'signed-out', detail: { who: address } });
+      }
+      this.#signedOut.clear();
+      const missed = this.#unread(db, now, cache, (at) => (earliest = Math.min(earliest, at)));
+      let closed = 0;
+      let entries = 0;
+      for (const c of closable(db, now, ROUND_LIMIT)) {
+        entries += this.#close(db, c, now, cache);
+        closed++;
+      }
+      if (entries > 0) earliest = Math.min(earliest, now);
+      if (forget) forgetClosed(db, now - HISTORY_KEEP_CLOSED_MS, ROUND_LIMIT);
+      return { missed, closed, entries };
+    });
+    this.totals.missed += result.missed;
+    this.totals.closed += result.closed;
+    this.totals.entries += result.entries;
+    if (earliest !== Infinity) this.#o.onSpooled?.(earliest);
+    return result;
+  }
+
+  /** Step 1: per conversation and direction, the unread messages in one 'unread' spool entry. */
+  #unread(db: Database, now: number, cache: Map<string, EffectiveSettings | null>, spooled: (pickupAt: number) => void): number {
+    const groups = new Map<string, HistoryMessage[]>();
+    for (const m of dueUnread(db, now, ROUND_LIMIT)) {
+      const key = `${m.conversationId} ${m.sender} ${m.recipient}`;
+      groups.set(key, [...(groups.get(key) ?? []), m]);
+    }
+    let count = 0;
+    for (const group of groups.values()) {
+      const first = group[0] as HistoryMessage;
+      const settings = settingsOf(db, cache, first.sender);
+      const gate = settings === null ? undefined : offlineGate(first.recipient, settings);
+      if (settings === null || gate === undefined || !gate.allowed) {
+        // the sender may not leave messages in mailboxes: the messages stay in the transcript
+        for (const m of group) stopAwaitingDisplay(db, m.conversationId, m.seq);
+        recordTrace(db, { traceId: first.conversationId, callId: first.callId, at: now, step: 'unread-kept', detail: { from: first.sender, to: first.recipient, messages: group.length, reason: gate !== undefined && !gate.allowed ? gate.warning : `${first.sender} is no longer a user` } });
+        continue;
+      }
+      const receipts = spoolMessages(
+        db,
+        group.map((m) => ({
+          kind: 'unread' as const,
+          pickupFrom: now,
+          sender: m.sender,
+          recipient: m.recipient,
+          callId: m.callId,
+          contentType: m.contentType,
+          body: m.body ?? new Uint8Array(),
+          receivedAt: m.receivedAt,
+          // at least 1 ms: with no pickup delay an entry is due at once and the next message would not join it (one item per group)
+          pickupDelayMs: Math.max(1, settings.OfflineImPickupDelaySeconds * 1000),
+          maxAgeMs: settings.OfflineImMaxAgeSeconds * 1000,
+          why: `not displayed within UnreadMissedTimeout (${settings.UnreadMissedTimeoutSeconds} s)`,
+          gate: { EnableOfflineIm: settings.sources.ImConfiguration, EnableIMAutoArchiving: settings.sources.ClientPolicy },
+        })),
+      );
+      const entryIds = new Set<string>();
+      group.forEach((m, i) => {
+        const r = receipts[i];
+        if (r === undefined) return;
+        markMissed(db, m.conversationId, m.seq, r.entryId);
+        entryIds.add(r.entryId);
+        spooled(r.pickupAt);
+      });
+      // under the entry's trace id with the conversation id as its Call-ID: `parley trace cv-…` follows into the entry
+      for (const entry of entryIds) recordTrace(db, { traceId: entry, callId: first.conversationId, at: now, step: 'missed-unread', detail: { from: first.sender, to: first.recipient, messages: group.filter((_, i) => receipts[i]?.entryId === entry).length } });
+      count += group.length;
+    }
+    return count;
+  }
+
+  /** Step 2: one 'history' entry per archiving participant; returns how many entries were made. */
+  #close(db: Database, c: ConversationRow, now: number, cache: Map<string, EffectiveSettings | null>): number {
+    const messages = conversationMessages(db, c.id);
+    const relayed = messages.filter((m) => m.kind === 'relayed' && m.body !== null);
+    const entries: Array<{ owner: string; entry: string }> = [];
+    if (relayed.length > 0) {
+      const notes = this.#notes(messages);
+      for (const [owner, peer] of [[c.userA, c.userB], [c.userB, c.userA]] as const) {
+        const settings = settingsOf(db, cache, owner);
+        if (settings === null || !settings.EnableIMAutoArchiving) continue;
+        const entry = spoolHistoryEntry(db, {
+          owner,
+          peer,
+          conversationId: c.id,
+          createdAt: now,
+          maxAgeMs: settings.OfflineImMaxAgeSeconds * 1000,
+          messages: relayed.map((m) => ({ sender: m.sender, callId: m.callId, receivedAt: m.receivedAt, contentType: m.contentType, body: m.body as Uint8Array })),
+          notes,
+        });
+        entries.push({ owner, entry });
+      }
+    }
+    const reason = c.closeReason ?? 'idle';
+    markClosed(db, c.id, now, reason, entries);
+    recordTrace(db, { traceId: c.id, callId: c.id, at: now, step: 'closed', detail: { reason, messages: messages.length, relayed: relayed.length, entries: entries.map((e) => `${e.owner}=${e.entry}`).join(' ') || 'none' } });
+    return entries.length;
+  }
+
+  /** "2 messages Alice sent while Bob was offline are in the missed conversation", per direction and kind. */
+  #notes(messages: readonly HistoryMessage[]): string[] {
+    const counts = new Map<string, { sender: string; recipient: string; kind: 'offline' | 'missed'; n: number }>();
+    for (const m of messages) {
+      if (m.kind === 'relayed') continue;
+      const key = `${m.kind} ${m.sender} ${m.recipient}`;
+      const c = counts.get(key) ?? { sender: m.sender, recipient: m.recipient, kind: m.kind, n: 0 };
+      c.n++;
+      counts.set(key, c);
+    }
+    const name = (address: string) => this.#o.displayName(address) || address;
+    return [...counts.values()].map((c) => {
+      const what = c.n === 1 ? `1 message ${name(c.sender)} sent` : `${c.n} messages ${name(c.sender)} sent`;
+      const why = c.kind === 'offline' ? `while ${name(c.recipient)} was offline` : `that ${name(c.recipient)} did not read`;
+      return `${what} ${why} ${c.n === 1 ? 'is' : 'are'} in the missed conversation`;
+    });
+  }
+}
