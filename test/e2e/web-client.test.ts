@@ -7,6 +7,7 @@
 // Screenshots go to test-artifacts/.
 
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { addContact, contactEntry, launchBrowser, newTab, openChat, openClient, screenshot, signIn, type OpenClient } from '../harness/browser.ts';
@@ -99,6 +100,26 @@ describe('web client: two people in two browsers', () => {
     await item.locator('.badge').waitFor({ state: 'detached' });
     assert.equal(await alice.page.title(), 'Parley');
     await openChat(alice.page, BOB);
+  });
+
+  it('offers Save conversation (a text file of the exchange) until Set-CsClientPolicy -DisableSavingIM $True hides it, without a reload', async () => {
+    await openChat(alice.page, BOB);
+    const save = alice.page.locator('.chat-header').getByRole('button', { name: 'Save conversation' });
+    await save.waitFor();
+    const [download] = await Promise.all([alice.page.waitForEvent('download'), save.click()]);
+    assert.match(download.suggestedFilename(), /^conversation-bob-at-parley\.test-\d{4}-\d\d-\d\d\.txt$/);
+    const path = await download.path();
+    const text = readFileSync(path, 'utf8');
+    assert.match(text, /^Conversation with Bob Brown\n\n\[[^\]]+\] You: Hello Bob\n\[[^\]]+\] Bob Brown: Hi Alice\n {4}two lines\n/);
+
+    // an administrator forbids saving: the open page learns it from its provisioning subscription
+    const off = await runCli(['admin', '--data-dir', server.dataDir, 'Set-CsClientPolicy', '-DisableSavingIM', '$True']);
+    assert.equal(off.code, 0, off.stderr);
+    await save.waitFor({ state: 'detached' });
+    await screenshot(alice.page, 'web-client-2b-no-save');
+    const on = await runCli(['admin', '--data-dir', server.dataDir, 'Set-CsClientPolicy', '-DisableSavingIM', '$False']);
+    assert.equal(on.code, 0, on.stderr);
+    await save.waitFor();
   });
 
   it('shows bob Busy with his note to alice', async () => {
