@@ -162,6 +162,9 @@ describe('parley admin cmdlets', () => {
     assert.equal(unreadTooLong.error, 'parley admin: UnreadMissedTimeout must be between 00:00:00 and 1.00:00:00');
     const help = await a.ok('--help');
     assert.match(help.text, /Set-CsImConfiguration .*\[-ConversationIdleTimeout <TimeSpan>\] \[-UnreadMissedTimeout <TimeSpan>\]/);
+    const described = await a.ok('Set-CsImConfiguration', '--help');
+    assert.match(described.text, /\n {2}-ConversationIdleTimeout: a conversation ends after this long without a message; then it is written to Conversation History\n/);
+    assert.match(described.text, /\n {2}-UnreadMissedTimeout: .*Missed Conversation; 00:00:00 turns it off/);
     const unknown = await a.run('Set-CsImConfiguration', '-IdleTimeout', '00:01:00');
     assert.match(unknown.error, /-ConversationIdleTimeout, -UnreadMissedTimeout$/);
 
