@@ -14,6 +14,8 @@ import type { ChatOptions } from './args.ts';
 import type { ChatCommand } from './commands.ts';
 import { clean, contactLines, HELP, incomingLines, missedItemLines, missedListLines, nameOf, outcomeText, outgoingLines, presenceLine, stateText } from './render.ts';
 import type { Style } from './render.ts';
+import { HeldMessages } from './unread.ts';
+import type { ReceivedText } from './unread.ts';
 
 export interface ChatScreen {
   /** shows lines above the prompt */
@@ -39,6 +41,8 @@ export class ChatSession {
   readonly #domain: string;
   #contacts: PresenceList | null = null;
   #current: string | null = null;
+  /** received messages of conversations not on screen: printed (and reported displayed) when opened */
+  readonly #held = new HeldMessages();
   #missed: MissedConversation[] | null = null;
   #mailbox: MailboxReader | null = null;
   #unreadMissed = -1;
@@ -129,11 +133,14 @@ export class ChatSession {
         case 'contacts':
           this.#screen.show(this.#contacts === null ? ['Contact presence is not available.'] : contactLines(this.#contacts.snapshot().values(), this.#screen.style()));
           return true;
-        case 'to':
-          this.#current = this.#addressOf(command.to);
+        case 'to': {
+          const to = this.#addressOf(command.to);
+          this.#current = to;
           this.#setPrompt();
-          this.#screen.show([`Now talking with ${this.#nameFor(this.#current)}.`]);
+          this.#screen.show([`Now talking with ${this.#nameFor(to)}.`]);
+          this.#showHeld(to);
           return true;
+        }
         case 'say':
           if (this.#current === null) {
             this.#notice('no current conversation: start one with /msg USER text');
@@ -146,6 +153,7 @@ export class ChatSession {
           if (to !== this.#current) {
             this.#current = to;
             this.#setPrompt();
+            this.#showHeld(to);
           }
           await this.#send(to, command.text);
           return true;
@@ -177,7 +185,8 @@ export class ChatSession {
   async #send(to: string, text: string): Promise<void> {
     const style = this.#screen.style();
     this.#screen.show(outgoingLines(this.#nameFor(to), text, new Date(), style));
-    const result = await this.#client.sendMessage(`sip:${to}`, text);
+    // asks for a display notification (RFC 5438): the server makes a message never displayed a missed conversation
+    const result = await this.#client.sendMessage(`sip:${to}`, text, { requestDisplayNotification: true });
     this.#screen.show([`        ${outcomeText(result)}`]);
   }
 
@@ -218,6 +227,7 @@ export class ChatSession {
       this.#current = from;
       this.#setPrompt();
       this.#screen.show([`Reply to ${this.#nameFor(from)} by typing; /to USER talks with someone else.`]);
+      this.#showHeld(from);
     }
   }
 
@@ -250,10 +260,37 @@ export class ChatSession {
     const from = message.assertedIdentity ?? { uri: message.from, displayName: message.fromDisplayName };
     const address = addressOfUri(from.uri).toLowerCase();
     const text = type === '' || type.startsWith('text/plain') ? message.text : type === 'text/html' ? htmlToText(message.text) : `[a message of type ${type} that this client cannot show]`;
-    this.#screen.show(incomingLines(nameOf(address, from.displayName ?? this.#contacts?.snapshot().get(address)?.displayName), text, new Date(), this.#screen.style()));
+    const received: ReceivedText = { from: address, name: nameOf(address, from.displayName ?? this.#contacts?.snapshot().get(address)?.displayName), text, at: new Date() };
+    if (message.displayNotificationRequested && message.imdnMessageId !== undefined) received.reportDisplayedAs = message.imdnMessageId;
     if (this.#current === null) {
       this.#current = address;
       this.#setPrompt();
+    }
+    if (address === this.#current) {
+      this.#print([received]);
+      return;
+    }
+    // another conversation: announced, not shown (and so not reported displayed) until it is opened
+    const waiting = this.#held.hold(received);
+    this.#screen.show([`New message from ${clean(received.name)} (${waiting} waiting): /to ${this.#shortName(address)} shows ${waiting === 1 ? 'it' : 'them'}.`]);
+  }
+
+  /** Prints the messages held for `address`, now that its conversation is on screen. */
+  #showHeld(address: string): void {
+    const held = this.#held.take(address);
+    if (held.length > 0) this.#print(held);
+  }
+
+  /** Prints received messages and reports each one that asked for it displayed (RFC 5438 §7.2.1.1). */
+  #print(messages: readonly ReceivedText[]): void {
+    const style = this.#screen.style();
+    this.#screen.show(messages.flatMap((m) => incomingLines(m.name, m.text, m.at, style)));
+    for (const m of messages) {
+      if (m.reportDisplayedAs === undefined) continue;
+      // best effort: a lost report only means the server may file the message as missed
+      this.#client.sendDisplayed(`sip:${m.from}`, m.reportDisplayedAs).catch((error: unknown) => {
+        if (!this.#closing) this.#notice(`could not tell ${m.name} the message was read: ${(error as Error).message}`);
+      });
     }
   }
 
@@ -275,8 +312,13 @@ export class ChatSession {
     return nameOf(address, this.#contacts?.snapshot().get(address)?.displayName);
   }
 
+  /** `bob@<our domain>` → `bob`; others as they are */
+  #shortName(address: string): string {
+    return address.endsWith(`@${this.#domain}`) ? address.slice(0, -this.#domain.length - 1) : address;
+  }
+
   #setPrompt(): void {
-    this.#screen.setPrompt(this.#current === null ? '> ' : `${this.#current.endsWith(`@${this.#domain}`) ? this.#current.slice(0, -this.#domain.length - 1) : this.#current}> `);
+    this.#screen.setPrompt(this.#current === null ? '> ' : `${this.#shortName(this.#current)}> `);
   }
 
   #notice(text: string): void {

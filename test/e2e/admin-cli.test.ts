@@ -17,7 +17,7 @@ describe('parley admin (the real CLI process)', () => {
     const get = await runCli(['admin', '--data-dir', dir, 'Get-CsImConfiguration']);
     assert.equal(get.code, 0, get.stderr);
     assert.match(get.stdout, /^Identity +: Global\nEnableOfflineIm +: False\n/);
-    assert.match(get.stdout, /OfflineImPickupDelay : 00:02:00\nOfflineImMaxAge +: 1\.00:00:00\n$/);
+    assert.match(get.stdout, /OfflineImPickupDelay +: 00:02:00\nOfflineImMaxAge +: 1\.00:00:00\nConversationIdleTimeout : 00:10:00\nUnreadMissedTimeout +: 00:05:00\n$/);
   });
 
   it('exits 2 with the closest cmdlet on a typo', async () => {

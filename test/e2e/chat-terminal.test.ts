@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { MailboxReader } from '../../src/client/index.ts';
-import type { IncomingMessage, PresenceInfo } from '../../src/client/index.ts';
+import type { DisplayedEvent, IncomingMessage, PresenceInfo } from '../../src/client/index.ts';
 import { arrivals, sdkClients } from '../harness/clients.ts';
 import { eventually } from '../harness/eventually.ts';
 import { REPO_ROOT, runCli, startServer, type RunningServer } from '../harness/server.ts';
@@ -74,19 +74,39 @@ describe('parley chat in a terminal', () => {
 
     // alice writes to bob; the outcome in words
     await terminal.type('/msg bob hello from the terminal');
-    assert.equal((await toBob.next(5000)).body, 'hello from the terminal');
+    const first = await toBob.next(5000);
+    assert.equal(first.text, 'hello from the terminal');
+    assert.equal(first.displayNotificationRequested, true, 'the terminal asks for a display notification (RFC 5438)');
     await terminal.waitFor(/you -> Bob Brown: hello from the terminal\n +delivered/);
     await terminal.waitFor('bob> ');
     // plain lines go to the current conversation
     await terminal.type('second line');
-    assert.equal((await toBob.next(5000)).body, 'second line');
+    assert.equal((await toBob.next(5000)).text, 'second line');
 
     // bob answers; a typing notification before it is not shown
     const typing = '<?xml version="1.0" encoding="UTF-8"?>\n<isComposing xmlns="urn:ietf:params:xml:ns:im-iscomposing"><state>active</state><refresh>60</refresh></isComposing>';
     assert.equal((await bob.sendMessage(`sip:alice@${DOMAIN}`, typing, { contentType: 'application/im-iscomposing+xml' })).status, 200);
-    assert.equal((await bob.sendMessage(`sip:alice@${DOMAIN}`, 'hi alice, in a meeting')).status, 200);
+    const readByAlice = arrivals<DisplayedEvent>((push) => bob.on('displayed', push), { what: 'displayed report to bob' });
+    const answer = await bob.sendMessage(`sip:alice@${DOMAIN}`, 'hi alice, in a meeting', { requestDisplayNotification: true });
+    assert.equal(answer.status, 200);
     screen = await terminal.waitFor(/\[\d\d:\d\d\] Bob Brown: hi alice, in a meeting/);
     assert.doesNotMatch(screen, /isComposing|im-iscomposing/);
+    // printed in the conversation on screen: alice's terminal reports it displayed
+    assert.equal((await readByAlice.next(5000)).imdnMessageId, answer.imdnMessageId);
+
+    // carol (signed in for a moment) writes while bob's conversation is on screen: announced, not
+    // shown, not reported; /to carol shows it and reports it displayed
+    const carolOnline = await people.connect('carol', { register: true });
+    const readByAliceForCarol = arrivals<DisplayedEvent>((push) => carolOnline.on('displayed', push), { what: 'displayed report to carol' });
+    const asked = await carolOnline.sendMessage(`sip:alice@${DOMAIN}`, 'lunch at noon?', { requestDisplayNotification: true });
+    assert.equal(asked.status, 200);
+    screen = await terminal.waitFor('New message from Carol Clark (1 waiting): /to carol shows it.');
+    assert.doesNotMatch(screen, /lunch at noon/);
+    await terminal.type('/to carol');
+    await terminal.waitFor(/Now talking with Carol Clark\.\n\[\d\d:\d\d\] Carol Clark: lunch at noon\?/);
+    assert.equal((await readByAliceForCarol.next(5000)).imdnMessageId, asked.imdnMessageId);
+    await carolOnline.unregister();
+    await carolOnline.close();
 
     // carol is offline: the message goes to her mailbox, and alice is told so in words
     await terminal.type('/msg carol are you there?');

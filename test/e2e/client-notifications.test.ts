@@ -61,7 +61,7 @@ describe('SDK: missed conversations end to end', () => {
     const provisioned = await settings.next();
     assert.deepEqual(provisioned, {
       EnableOfflineIm: true, EnableIMAutoArchiving: true, DisableSavingIM: false, OfflineImPickupDelay: '00:02:00', OfflineImMaxAge: '1.00:00:00',
-      ewsUrl, sources: { ImConfiguration: 'Global', ClientPolicy: 'Global' },
+      ConversationIdleTimeout: '00:10:00', UnreadMissedTimeout: '00:05:00', ewsUrl, sources: { ImConfiguration: 'Global', ClientPolicy: 'Global' },
     });
     assert.equal(bob.provisioning?.ewsUrl, ewsUrl);
 
@@ -99,6 +99,14 @@ describe('SDK: missed conversations end to end', () => {
     const on = await runCli(['admin', '--data-dir', server.dataDir, 'Set-CsImConfiguration', '-EnableOfflineIM', '$True']);
     assert.equal(on.code, 0, on.stderr);
     assert.equal((await settings.next(8000)).EnableOfflineIm, true);
+    // the Conversation History timeouts reach the SDK the same way
+    const timeouts = await runCli(['admin', '--data-dir', server.dataDir, 'Set-CsImConfiguration', '-ConversationIdleTimeout', '00:01:30', '-UnreadMissedTimeout', '00:00:00']);
+    assert.equal(timeouts.code, 0, timeouts.stderr);
+    const shortened = await settings.next(8000);
+    assert.deepEqual([shortened.ConversationIdleTimeout, shortened.UnreadMissedTimeout], ['00:01:30', '00:00:00']);
+    const back = await runCli(['admin', '--data-dir', server.dataDir, 'Set-CsImConfiguration', '-ConversationIdleTimeout', '00:10:00', '-UnreadMissedTimeout', '00:05:00']);
+    assert.equal(back.code, 0, back.stderr);
+    assert.equal((await settings.next(8000)).UnreadMissedTimeout, '00:05:00');
   });
 });
 

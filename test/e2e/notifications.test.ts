@@ -101,7 +101,7 @@ describe('vnd-parley-provisioning (in-band provisioning)', () => {
     assert.equal(first.headers.get('content-type'), 'application/vnd.parley.provisioning+json');
     assert.deepEqual(JSON.parse(first.body.toString('utf8')), {
       EnableOfflineIm: true, EnableIMAutoArchiving: true, DisableSavingIM: false, OfflineImPickupDelay: '00:02:00', OfflineImMaxAge: '1.00:00:00',
-      ewsUrl, sources: { ImConfiguration: 'Global', ClientPolicy: 'Global' },
+      ConversationIdleTimeout: '00:10:00', UnreadMissedTimeout: '00:05:00', ewsUrl, sources: { ImConfiguration: 'Global', ClientPolicy: 'Global' },
     });
 
     const off = await runCli(['admin', '--data-dir', server.dataDir, 'Set-CsImConfiguration', '-EnableOfflineIM', '$False']);

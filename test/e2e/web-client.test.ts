@@ -7,10 +7,12 @@
 // Screenshots go to test-artifacts/.
 
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { addContact, contactEntry, launchBrowser, newTab, openChat, openClient, screenshot, signIn, type OpenClient } from '../harness/browser.ts';
-import { sdkClients } from '../harness/clients.ts';
+import type { DisplayedEvent } from '../../src/client/index.ts';
+import { arrivals, sdkClients } from '../harness/clients.ts';
 import { runCli, startServer, type RunningServer } from '../harness/server.ts';
 
 const DOMAIN = 'parley.test';
@@ -90,15 +92,45 @@ describe('web client: two people in two browsers', () => {
 
   it('counts unread messages per conversation and in the tab title; Alt+Shift+Down opens the next unread', async () => {
     const carol = await sdk.connect('carol', { register: true });
-    for (const text of ['Carol here', 'are you free later?']) assert.equal((await carol.sendMessage(`sip:${ALICE}`, text)).status, 200);
+    const readByAlice = arrivals<DisplayedEvent>((push) => carol.on('displayed', push), { what: "alice's displayed report" });
+    const ids: string[] = [];
+    for (const text of ['Carol here', 'are you free later?']) {
+      const sent = await carol.sendMessage(`sip:${ALICE}`, text, { requestDisplayNotification: true });
+      assert.equal(sent.status, 200);
+      ids.push(sent.imdnMessageId ?? '');
+    }
     const item = alice.page.locator(`.chat-item[data-address="carol@${DOMAIN}"]`);
     await item.getByLabel('2 unread messages').waitFor();
     assert.equal(await alice.page.title(), '(2) Parley');
+    // alice is looking at bob's conversation: carol's messages are not on screen, so not reported displayed
+    assert.equal(readByAlice.queued, 0);
     await alice.page.keyboard.press('Alt+Shift+ArrowDown');
     await alice.page.getByRole('heading', { name: 'Carol Chen' }).waitFor();
+    // on screen now: both reported
+    assert.deepEqual([(await readByAlice.next(10_000)).imdnMessageId, (await readByAlice.next(10_000)).imdnMessageId].sort(), [...ids].sort());
     await item.locator('.badge').waitFor({ state: 'detached' });
     assert.equal(await alice.page.title(), 'Parley');
     await openChat(alice.page, BOB);
+  });
+
+  it('offers Save conversation (a text file of the exchange) until Set-CsClientPolicy -DisableSavingIM $True hides it, without a reload', async () => {
+    await openChat(alice.page, BOB);
+    const save = alice.page.locator('.chat-header').getByRole('button', { name: 'Save conversation' });
+    await save.waitFor();
+    const [download] = await Promise.all([alice.page.waitForEvent('download'), save.click()]);
+    assert.match(download.suggestedFilename(), /^conversation-bob-at-parley\.test-\d{4}-\d\d-\d\d\.txt$/);
+    const path = await download.path();
+    const text = readFileSync(path, 'utf8');
+    assert.match(text, /^Conversation with Bob Brown\n\n\[[^\]]+\] You: Hello Bob\n\[[^\]]+\] Bob Brown: Hi Alice\n {4}two lines\n/);
+
+    // an administrator forbids saving: the open page learns it from its provisioning subscription
+    const off = await runCli(['admin', '--data-dir', server.dataDir, 'Set-CsClientPolicy', '-DisableSavingIM', '$True']);
+    assert.equal(off.code, 0, off.stderr);
+    await save.waitFor({ state: 'detached' });
+    await screenshot(alice.page, 'web-client-2b-no-save');
+    const on = await runCli(['admin', '--data-dir', server.dataDir, 'Set-CsClientPolicy', '-DisableSavingIM', '$False']);
+    assert.equal(on.code, 0, on.stderr);
+    await save.waitFor();
   });
 
   it('shows bob Busy with his note to alice', async () => {

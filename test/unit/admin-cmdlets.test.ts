@@ -45,7 +45,14 @@ describe('parley admin cmdlets', () => {
     const set = await a.ok('Set-CsImConfiguration', '-EnableOfflineIM', '$False');
     assert.deepEqual(set.out, []);
     const get = await a.ok('Get-CsImConfiguration');
-    assert.deepEqual(get.out, ['Identity             : Global', 'EnableOfflineIm      : False', 'OfflineImPickupDelay : 00:02:00', 'OfflineImMaxAge      : 1.00:00:00']);
+    assert.deepEqual(get.out, [
+      'Identity                : Global',
+      'EnableOfflineIm         : False',
+      'OfflineImPickupDelay    : 00:02:00',
+      'OfflineImMaxAge         : 1.00:00:00',
+      'ConversationIdleTimeout : 00:10:00',
+      'UnreadMissedTimeout     : 00:05:00',
+    ]);
     const audit = await a.ok('--json', 'Get-CsAdminAudit');
     const entries = JSON.parse(audit.text) as Array<Record<string, unknown>>;
     assert.equal(entries.length, 1);
@@ -61,7 +68,7 @@ describe('parley admin cmdlets', () => {
     const a = admin();
     await a.ok('Set-CsImConfiguration', '-OfflineImPickupDelay', '00:10:00', '-EnableOfflineIm', '$false');
     await a.ok('Remove-CsImConfiguration', '-Identity', 'global');
-    assert.match((await a.ok('Get-CsImConfiguration', 'Global')).text, /EnableOfflineIm +: True\nOfflineImPickupDelay : 00:02:00/);
+    assert.match((await a.ok('Get-CsImConfiguration', 'Global')).text, /EnableOfflineIm +: True\nOfflineImPickupDelay +: 00:02:00/);
     const missing = await a.run('Remove-CsClientPolicy', 'Tag:Nobody');
     assert.equal(missing.code, 1);
     assert.match(missing.error, /there is no CsClientPolicy Tag:Nobody/);
@@ -77,7 +84,14 @@ describe('parley admin cmdlets', () => {
     const a = admin();
     await a.ok('New-CsSite', 'Redmond');
     const created = await a.ok('New-CsImConfiguration', '-Identity', 'site:redmond', '-OfflineImMaxAge', '02:00:00');
-    assert.deepEqual(created.out, ['Identity             : Site:Redmond', 'EnableOfflineIm      : True', 'OfflineImPickupDelay : 00:02:00', 'OfflineImMaxAge      : 02:00:00']);
+    assert.deepEqual(created.out, [
+      'Identity                : Site:Redmond',
+      'EnableOfflineIm         : True',
+      'OfflineImPickupDelay    : 00:02:00',
+      'OfflineImMaxAge         : 02:00:00',
+      'ConversationIdleTimeout : 00:10:00',
+      'UnreadMissedTimeout     : 00:05:00',
+    ]);
     assert.equal((await a.run('New-CsImConfiguration', 'Site:Redmond')).code, 1, 'exists already');
     await a.ok('New-CsClientPolicy', 'Sales', '-DisableSavingIM', '$True');
     const sites = await a.ok('--json', 'Get-CsImConfiguration', '-Filter', 'site:*');
@@ -134,6 +148,45 @@ describe('parley admin cmdlets', () => {
     assert.equal((await a.run('Enable-CsUser', 'erin', '-Password', 'pw', '-Site', 'Nowhere')).code, 1);
     assert.equal((await a.run('Get-CsUser', 'not an address')).code, 2);
     assert.deepEqual(JSON.parse((await a.ok('--json', 'Get-CsUser', '-Filter', 'd*')).text).map((u: { Identity: string }) => u.Identity), ['dave@parley.test']);
+  });
+
+  it('shows and sets ConversationIdleTimeout and UnreadMissedTimeout, refusing values out of range', async () => {
+    const a = admin();
+    const tooShort = await a.run('Set-CsImConfiguration', '-ConversationIdleTimeout', '00:00:00');
+    assert.equal(tooShort.code, 2);
+    assert.equal(tooShort.error, 'parley admin: ConversationIdleTimeout must be between 00:00:01 and 1.00:00:00');
+    const tooLong = await a.run('Set-CsImConfiguration', '-ConversationIdleTimeout', '1.00:00:01');
+    assert.equal(tooLong.error, 'parley admin: ConversationIdleTimeout must be between 00:00:01 and 1.00:00:00');
+    const unreadTooLong = await a.run('Set-CsImConfiguration', '-UnreadMissedTimeout', '1.00:00:01');
+    assert.equal(unreadTooLong.code, 2);
+    assert.equal(unreadTooLong.error, 'parley admin: UnreadMissedTimeout must be between 00:00:00 and 1.00:00:00');
+    const help = await a.ok('--help');
+    assert.match(help.text, /Set-CsImConfiguration .*\[-ConversationIdleTimeout <TimeSpan>\] \[-UnreadMissedTimeout <TimeSpan>\]/);
+    const described = await a.ok('Set-CsImConfiguration', '--help');
+    assert.match(described.text, /\n {2}-ConversationIdleTimeout: a conversation ends after this long without a message; then it is written to Conversation History\n/);
+    assert.match(described.text, /\n {2}-UnreadMissedTimeout: .*Missed Conversation; 00:00:00 turns it off/);
+    const unknown = await a.run('Set-CsImConfiguration', '-IdleTimeout', '00:01:00');
+    assert.match(unknown.error, /-ConversationIdleTimeout, -UnreadMissedTimeout$/);
+
+    // 00:00:00 turns missed-while-signed-in off; the idle timeout's minimum is one second
+    await a.ok('Set-CsImConfiguration', '-ConversationIdleTimeout', '00:00:01', '-UnreadMissedTimeout', '00:00:00');
+    const get = await a.ok('Get-CsImConfiguration');
+    assert.match(get.text, /\nConversationIdleTimeout : 00:00:01\nUnreadMissedTimeout +: 00:00:00$/);
+    await a.ok('Set-CsImConfiguration', '-ConversationIdleTimeout', '00:30:00', '-UnreadMissedTimeout', '00:01:30');
+    const json = JSON.parse((await a.ok('--json', 'Get-CsImConfiguration')).text) as Array<Record<string, unknown>>;
+    assert.equal(json[0]?.ConversationIdleTimeout, '00:30:00');
+    assert.equal(json[0]?.UnreadMissedTimeout, '00:01:30');
+    await a.ok('Enable-CsUser', 'frank', '-Password', 'pw');
+    const settings = a.db((db) => effectiveSettings(db, 'frank@parley.test'));
+    assert.equal(settings.ConversationIdleTimeoutSeconds, 1800);
+    assert.equal(settings.UnreadMissedTimeoutSeconds, 90);
+    const audit = JSON.parse((await a.ok('--json', 'Get-CsAdminAudit', '-Identity', 'Global')).text) as Array<Record<string, unknown>>;
+    assert.deepEqual(audit.map((e) => `${e.Property} ${e.OldValue} → ${e.NewValue}`).sort(), [
+      'ConversationIdleTimeout 00:00:01 → 00:30:00',
+      'ConversationIdleTimeout 00:10:00 → 00:00:01',
+      'UnreadMissedTimeout 00:00:00 → 00:01:30',
+      'UnreadMissedTimeout 00:05:00 → 00:00:00',
+    ]);
   });
 
   it('answers usage errors (unknown cmdlet or parameter, bad value) with exit code 2', async () => {

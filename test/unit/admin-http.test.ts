@@ -223,7 +223,9 @@ describe('admin API: cmdlets over HTTP', () => {
     assert.deepEqual(set.json, { cmdlet: 'Set-CsImConfiguration', results: [] });
     assert.equal(changes, 1);
     const get = await s.call('POST', '/admin/cmdlets/Get-CsImConfiguration');
-    assert.deepEqual(get.json?.results, [{ Identity: 'Global', EnableOfflineIm: false, OfflineImPickupDelay: '00:02:00', OfflineImMaxAge: '1.00:00:00' }]);
+    assert.deepEqual(get.json?.results, [{
+      Identity: 'Global', EnableOfflineIm: false, OfflineImPickupDelay: '00:02:00', OfflineImMaxAge: '1.00:00:00', ConversationIdleTimeout: '00:10:00', UnreadMissedTimeout: '00:05:00',
+    }]);
     assert.equal(changes, 1);
     const audit = await s.run('Get-CsAdminAudit', { Last: 1 });
     assert.deepEqual({ ...audit.json?.results[0], When: undefined }, {
@@ -241,7 +243,7 @@ describe('admin API: cmdlets over HTTP', () => {
     assert.equal(typo.json?.closest, 'Get-CsImConfiguration');
     const param = await s.run('Set-CsImConfiguration', { EnableOfflineIMM: false });
     assertProblem(param, 400, 'UNKNOWN_PARAMETER', /did you mean -EnableOfflineIm\?/);
-    assert.deepEqual(param.json?.validParameters, ['Identity', 'EnableOfflineIm', 'OfflineImPickupDelay', 'OfflineImMaxAge']);
+    assert.deepEqual(param.json?.validParameters, ['Identity', 'EnableOfflineIm', 'OfflineImPickupDelay', 'OfflineImMaxAge', 'ConversationIdleTimeout', 'UnreadMissedTimeout']);
     assertProblem(await s.run('Set-CsImConfiguration', { EnableOfflineIm: 'yes please' }), 400, 'BAD_VALUE', /-EnableOfflineIm takes a Boolean/);
     assertProblem(await s.run('Get-CsImConfiguration', { Identity: 'Site:Nowhere' }), 404, 'UNKNOWN_IDENTITY');
     assertProblem(await s.run('Get-CsUser', { Identity: 'nobody' }), 404, 'USER_NOT_FOUND');
@@ -251,6 +253,31 @@ describe('admin API: cmdlets over HTTP', () => {
     assertProblem(await s.run('New-CsSite', { Identity: 'Paris' }), 409, 'SITE_EXISTS');
     assert.equal((await s.run('Enable-CsUser', { Identity: 'alice', Password: 'pw', Site: 'Paris' })).status, 200);
     assertProblem(await s.run('Remove-CsSite', { Identity: 'Paris' }), 409, 'SITE_IN_USE', /still used by 1 user/);
+  });
+
+  it('shows and sets ConversationIdleTimeout and UnreadMissedTimeout; describes them; refuses values out of range', async () => {
+    let changes = 0;
+    const s = await serve({ onSettingsChanged: () => changes++ });
+    const described = await s.call('GET', '/admin/cmdlets/Set-CsImConfiguration');
+    const params = described.json?.parameters as Array<{ name: string; type: string; help: string }>;
+    const idle = params.find((p) => p.name === 'ConversationIdleTimeout');
+    const unread = params.find((p) => p.name === 'UnreadMissedTimeout');
+    assert.equal(idle?.type, 'timespan');
+    assert.match(idle?.help ?? '', /Conversation History/);
+    assert.equal(unread?.type, 'timespan');
+    assert.match(unread?.help ?? '', /00:00:00 turns it off/);
+
+    assertProblem(await s.run('Set-CsImConfiguration', { ConversationIdleTimeout: '00:00:00' }), 400, 'BAD_TIMESPAN', /^ConversationIdleTimeout must be between 00:00:01 and 1\.00:00:00$/);
+    assertProblem(await s.run('Set-CsImConfiguration', { UnreadMissedTimeout: '1.00:00:01' }), 400, 'BAD_TIMESPAN', /^UnreadMissedTimeout must be between 00:00:00 and 1\.00:00:00$/);
+    assertProblem(await s.run('Set-CsImConfiguration', { UnreadMissedTimeout: 'five minutes' }), 400, 'BAD_VALUE', /-UnreadMissedTimeout takes a TimeSpan/);
+    assert.equal(changes, 0);
+
+    const set = await s.run('Set-CsImConfiguration', { ConversationIdleTimeout: '00:00:05', UnreadMissedTimeout: '00:00:00' });
+    assert.equal(set.status, 200, set.text);
+    assert.equal(changes, 1);
+    const get = await s.run('Get-CsImConfiguration', { Identity: 'Global' });
+    assert.equal(get.json?.results[0].ConversationIdleTimeout, '00:00:05');
+    assert.equal(get.json?.results[0].UnreadMissedTimeout, '00:00:00');
   });
 
   it('refuses a body that is not JSON, too large, or of the wrong shape; never crashes', async () => {

@@ -28,6 +28,8 @@ describe('cmdlet parsing', () => {
   it('reads TimeSpans and names the parameter and type of a bad value', () => {
     assert.deepEqual(bind('Set-CsImConfiguration -OfflineImPickupDelay 00:05:00 -OfflineImMaxAge 2.00:00:00'), { OfflineImPickupDelay: 300, OfflineImMaxAge: 172800 });
     assert.throws(() => bind('Set-CsImConfiguration -OfflineImPickupDelay 5min'), adminError('BAD_VALUE', /-OfflineImPickupDelay takes a TimeSpan.*"5min"/));
+    assert.deepEqual(bind('Set-CsImConfiguration -ConversationIdleTimeout 00:10:00 -UnreadMissedTimeout 00:00:00'), { ConversationIdleTimeout: 600, UnreadMissedTimeout: 0 });
+    assert.throws(() => bind('Set-CsImConfiguration -UnreadMissedTimeout 5min'), adminError('BAD_VALUE', /-UnreadMissedTimeout takes a TimeSpan.*"5min"/));
     assert.throws(() => bind('Set-CsImConfiguration -EnableOfflineIm maybe'), adminError('BAD_VALUE', /-EnableOfflineIm takes a Boolean \(\$True or \$False\), not "maybe"/));
   });
 
@@ -52,7 +54,7 @@ describe('cmdlet parsing', () => {
   it('lists the valid parameters of an unknown one', () => {
     assert.throws(
       () => bind('Set-CsImConfiguration -EnableOfflineMessages $false'),
-      adminError('UNKNOWN_PARAMETER', /has no parameter -EnableOfflineMessages \(did you mean -EnableOfflineIm\?\); its parameters are -Identity, -EnableOfflineIm, -OfflineImPickupDelay, -OfflineImMaxAge$/),
+      adminError('UNKNOWN_PARAMETER', /has no parameter -EnableOfflineMessages \(did you mean -EnableOfflineIm\?\); its parameters are -Identity, -EnableOfflineIm, -OfflineImPickupDelay, -OfflineImMaxAge, -ConversationIdleTimeout, -UnreadMissedTimeout$/),
     );
   });
 

@@ -63,7 +63,14 @@ describe('parley admin --url (remote mode)', () => {
     assert.deepEqual(set.out, []);
     const remote = await s.remote('Get-CsImConfiguration');
     assert.equal(remote.code, 0, remote.error);
-    assert.deepEqual(remote.out, ['Identity             : Global', 'EnableOfflineIm      : False', 'OfflineImPickupDelay : 00:02:00', 'OfflineImMaxAge      : 1.00:00:00']);
+    assert.deepEqual(remote.out, [
+      'Identity                : Global',
+      'EnableOfflineIm         : False',
+      'OfflineImPickupDelay    : 00:02:00',
+      'OfflineImMaxAge         : 1.00:00:00',
+      'ConversationIdleTimeout : 00:10:00',
+      'UnreadMissedTimeout     : 00:05:00',
+    ]);
     assert.deepEqual(remote.out, (await s.local('Get-CsImConfiguration')).out);
 
     await s.remote('New-CsSite', 'Paris');

@@ -5,7 +5,10 @@ import { describe, it } from 'node:test';
 import { ChatUsageError, fallbackEwsUrl, parseChatArgs } from '../../src/chat/args.ts';
 import { parseCommand } from '../../src/chat/commands.ts';
 import { clean, contactLines, incomingLines, outcomeText, wrap } from '../../src/chat/render.ts';
+import { ChatSession } from '../../src/chat/session.ts';
+import { cpimWithDisplayRequest, readCpim } from '../../src/client/imdn.ts';
 import { Headers } from '../../src/sip/index.ts';
+import { AOR, FakeSipServer, incoming } from './fake-sip-server.ts';
 
 const style = { width: 80, color: false };
 
@@ -89,5 +92,86 @@ describe('parley chat screen text', () => {
     for (const line of lines) assert.ok(line.length <= 80, line);
     const contacts = contactLines([{ address: 'someone-with-a-long-name@a-long-domain.example', displayName: 'A Person With A Very Long Display Name Indeed', state: 'Busy', note: 'x'.repeat(80) }], style);
     for (const line of contacts) assert.ok(line.length <= 80, line);
+  });
+});
+
+describe('parley chat read reports (RFC 5438)', () => {
+  /** A session signed in to a scripted server that refuses the subscriptions (chatting works without them). */
+  async function signedIn() {
+    const peer = new FakeSipServer();
+    const shown: string[] = [];
+    const screen = { show: (lines: readonly string[]) => shown.push(...lines), setPrompt: () => undefined, style: () => style };
+    const session = new ChatSession({ address: 'alice@parley.local', server: 'tcp://127.0.0.1:5060' }, 'pw', screen, { connector: peer.connector, keepAliveIntervalMs: 0, autoReconnect: false });
+    const started = session.start();
+    const register = await peer.nextRequest('REGISTER');
+    peer.reply(register, 200, { contact: `${register.headers.get('contact')};expires=600` });
+    for (let i = 0; i < 3; i++) peer.reply(await peer.nextRequest('SUBSCRIBE'), 489);
+    await started;
+    return { peer, session, shown };
+  }
+  const fromBob = (text: string, id: string) =>
+    incoming('MESSAGE', cpimWithDisplayRequest({ from: 'sip:bob@parley.local', to: AOR }, text, 'text/plain;charset=utf-8', id, new Date()), { 'content-type': 'message/cpim' });
+  const fromCarol = (text: string, id: string) => {
+    const request = incoming('MESSAGE', cpimWithDisplayRequest({ from: 'sip:carol@parley.local', to: AOR }, text, 'text/plain;charset=utf-8', id, new Date()), { 'content-type': 'message/cpim' });
+    request.headers.set('from', '"Carol" <sip:carol@parley.local>;tag=c1');
+    return request;
+  };
+
+  it('asks for display notifications, reports displayed what it printed, and holds another conversation until it is opened', async () => {
+    const { peer, session, shown } = await signedIn();
+    try {
+      // sent messages ask for a display notification
+      const sending = session.run({ kind: 'msg', to: 'bob', text: 'hello bob' });
+      const sent = await peer.nextRequest('MESSAGE');
+      assert.equal(sent.headers.get('content-type'), 'message/cpim');
+      const cpim = readCpim(sent.body);
+      assert.ok(cpim?.kind === 'content' && cpim.displayNotificationRequested);
+      peer.reply(sent, 200);
+      await sending;
+
+      // bob's answer is in the conversation on screen: printed, and reported displayed to bob
+      peer.inject(fromBob('hi alice', 'b1'));
+      assert.equal((await peer.nextResponse()).status, 200);
+      const report = await peer.nextRequest('MESSAGE');
+      assert.equal(report.uri, 'sip:bob@parley.local');
+      assert.deepEqual(readCpim(report.body), { kind: 'notification', originalId: 'b1', displayed: true });
+      peer.reply(report, 200);
+      assert.ok(shown.some((l) => /\] Bob: hi alice$/.test(l)));
+
+      // carol writes while bob's conversation is on screen: announced, not printed, no report
+      peer.inject(fromCarol('are you there?', 'c1'));
+      assert.equal((await peer.nextResponse()).status, 200);
+      peer.inject(fromCarol('hello?', 'c2'));
+      assert.equal((await peer.nextResponse()).status, 200);
+      await peer.silent(100);
+      assert.deepEqual(peer.received, [], 'no displayed report for a message not shown');
+      assert.ok(!shown.some((l) => l.includes('are you there?')));
+      assert.ok(shown.includes('New message from Carol (2 waiting): /to carol shows them.'));
+
+      // opening carol's conversation prints both, in order, and reports each displayed
+      await session.run({ kind: 'to', to: 'carol' });
+      const printed = shown.filter((l) => /\] Carol: /.test(l));
+      assert.deepEqual(printed.map((l) => l.replace(/^\[\d\d:\d\d\] /, '')), ['Carol: are you there?', 'Carol: hello?']);
+      const ids: string[] = [];
+      for (let i = 0; i < 2; i++) {
+        const r = await peer.nextRequest('MESSAGE');
+        assert.equal(r.uri, 'sip:carol@parley.local');
+        const read = readCpim(r.body);
+        assert.ok(read?.kind === 'notification' && read.displayed);
+        ids.push(read.originalId);
+        peer.reply(r, 200);
+      }
+      assert.deepEqual(ids, ['c1', 'c2']);
+      // a plain message (no display request) is printed and not reported
+      peer.inject(incoming('MESSAGE', 'plain words', { 'content-type': 'text/plain', from: '"Carol" <sip:carol@parley.local>;tag=c2' }));
+      assert.equal((await peer.nextResponse()).status, 200);
+      await peer.silent(100);
+      assert.deepEqual(peer.received, []);
+      assert.ok(shown.some((l) => l.endsWith('Carol: plain words')));
+    } finally {
+      const stopping = session.stop();
+      peer.reply(await peer.nextRequest('REGISTER'), 200);
+      await stopping;
+    }
   });
 });

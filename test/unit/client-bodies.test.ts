@@ -68,6 +68,16 @@ describe('parseProvisioning', () => {
     assert.deepEqual(parseProvisioning(JSON.stringify(withoutSources)), withoutSources);
   });
 
+  it('reads the Conversation History timeouts when the server sends them, and does without them from an older one', () => {
+    const timeouts = { ConversationIdleTimeout: '00:10:00', UnreadMissedTimeout: '00:00:00' };
+    assert.deepEqual(parseProvisioning(JSON.stringify({ ...GOOD, ...timeouts })), { ...GOOD, ...timeouts });
+    const older = parseProvisioning(JSON.stringify(GOOD));
+    assert.equal('ConversationIdleTimeout' in older || 'UnreadMissedTimeout' in older, false);
+    for (const wrong of [{ ConversationIdleTimeout: 600 }, { UnreadMissedTimeout: 'five minutes' }, { UnreadMissedTimeout: null }]) {
+      assert.throws(() => parseProvisioning(JSON.stringify({ ...GOOD, ...wrong })), isInvalid, JSON.stringify(wrong));
+    }
+  });
+
   it('refuses what is not JSON, not an object, or has a field of the wrong type', () => {
     const bad = (change: Record<string, unknown>) => JSON.stringify({ ...GOOD, ...change });
     for (const body of [

@@ -99,6 +99,7 @@ describe('vnd-parley-provisioning', () => {
     assert.equal(
       pkg.body({ resource: BOB, flow: { local: { address: '127.0.0.1' } } }),
       '{"EnableOfflineIm":true,"EnableIMAutoArchiving":true,"DisableSavingIM":false,"OfflineImPickupDelay":"00:02:00","OfflineImMaxAge":"1.00:00:00",' +
+        '"ConversationIdleTimeout":"00:10:00","UnreadMissedTimeout":"00:05:00",' +
         `"ewsUrl":"${URL}","sources":{"ImConfiguration":"Global","ClientPolicy":"Global"}}`,
     );
     assert.equal(pkg.authorize(ctx, BOB, BOB), 'ok');
@@ -120,8 +121,13 @@ describe('vnd-parley-provisioning', () => {
     pkg.poll();
     assert.deepEqual(calls, ['vnd-parley-provisioning *'], 'once per change');
     assert.match(pkg.body({ resource: BOB, flow: { local: { address: '127.0.0.1' } } }), /"EnableOfflineIm":false/);
+    // the Conversation History timeouts travel the same way: a change is a NOTIFY with the new values
+    updateInstance(db, IM_CONFIGURATION, GLOBAL, { ConversationIdleTimeout: 90, UnreadMissedTimeout: 0 }, change);
+    pkg.poll();
+    assert.deepEqual(calls, ['vnd-parley-provisioning *', 'vnd-parley-provisioning *']);
+    assert.match(pkg.body({ resource: BOB, flow: { local: { address: '127.0.0.1' } } }), /"ConversationIdleTimeout":"00:01:30","UnreadMissedTimeout":"00:00:00"/);
     pkg.settingsChanged();
-    assert.equal(calls.length, 2);
+    assert.equal(calls.length, 3);
     pkg.close();
   });
 

@@ -39,6 +39,7 @@ describe('effectiveSettings', () => {
   it('a user with no site gets Global (or their tag policy)', () => {
     assert.deepEqual(effectiveSettings(db, 'nosite@parley.test'), {
       EnableOfflineIm: true, OfflineImPickupDelaySeconds: 300, OfflineImMaxAgeSeconds: 86400,
+      ConversationIdleTimeoutSeconds: 600, UnreadMissedTimeoutSeconds: 300,
       EnableIMAutoArchiving: true, DisableSavingIM: false,
       sources: { ImConfiguration: 'Global', ClientPolicy: 'Global' },
     });
@@ -52,6 +53,7 @@ describe('effectiveSettings', () => {
     const site = effectiveSettings(db, 'configured@parley.test');
     assert.deepEqual(site, {
       EnableOfflineIm: false, OfflineImPickupDelaySeconds: 120, OfflineImMaxAgeSeconds: 3600,
+      ConversationIdleTimeoutSeconds: 600, UnreadMissedTimeoutSeconds: 300,
       EnableIMAutoArchiving: true, DisableSavingIM: true,
       sources: { ImConfiguration: 'Site:Configured', ClientPolicy: 'Site:Configured' },
     });

@@ -13,6 +13,7 @@ import { en } from '../../src/web/app/i18n/en.ts';
 import { chooseLanguage, LANGUAGES, translator } from '../../src/web/app/i18n/index.ts';
 import { outcomeOf } from '../../src/web/app/outcome.ts';
 import { safeHref, textRuns } from '../../src/web/app/text.ts';
+import { transcriptFileName, transcriptText } from '../../src/web/app/transcript.ts';
 
 const APP = fileURLToPath(new URL('../../src/web/app/', import.meta.url));
 
@@ -128,5 +129,29 @@ describe('web client sources', () => {
     };
     walk(APP);
     assert.deepEqual(offenders, []);
+  });
+});
+
+describe('web client: Save conversation', () => {
+  it('writes a title, then each message with its time and speaker, further lines indented', () => {
+    const at = Date.UTC(2026, 11, 6, 21, 5, 9);
+    const text = transcriptText('Conversation with Bob Brown', [
+      { at, who: 'You', text: 'Hello Bob' },
+      { at: at + 60_000, who: 'Bob Brown', text: 'Hi Alice\r\ntwo lines' },
+    ], 'en-GB');
+    const lines = text.split('\n');
+    assert.equal(lines[0], 'Conversation with Bob Brown');
+    assert.equal(lines[1], '');
+    assert.match(lines[2] ?? '', /^\[06\/12\/2026, \d\d:05:09\] You: Hello Bob$/);
+    assert.match(lines[3] ?? '', /^\[06\/12\/2026, \d\d:06:09\] Bob Brown: Hi Alice$/);
+    assert.equal(lines[4], '    two lines');
+    assert.equal(lines[5], '');
+    assert.equal(lines.length, 6);
+  });
+
+  it('names the file after the peer and the day, with no character a file system refuses', () => {
+    const at = Date.UTC(2026, 11, 6, 12);
+    assert.equal(transcriptFileName('bob@parley.test', at), 'conversation-bob-at-parley.test-2026-12-06.txt');
+    assert.equal(transcriptFileName('a/b:c@x.y', at), 'conversation-a_b_c-at-x.y-2026-12-06.txt');
   });
 });

@@ -47,6 +47,12 @@ export class ParleyClient {
   readonly conversations = new Conversations();
   /** whether the user looks at the page (focused and visible), set by the page */
   readonly looking = signal(true);
+  /**
+   * Whether "Save conversation" is offered: the user's effective DisableSavingIM (CsClientPolicy)
+   * from the provisioning subscription, so an administrator's change reaches an open page by NOTIFY.
+   * Not offered until the settings are known; offered when the server sends none (an older one).
+   */
+  readonly savingAllowed = signal(false);
   notifier: Notifier | null = null;
 
   #ua: BrowserSipClient | null = null;
@@ -119,7 +125,7 @@ export class ParleyClient {
       this.connection.value = { state: 'connected' };
       this.phase.value = 'signed-in';
     });
-    await Promise.all([this.#publish(), this.#watch(ua, session), this.refreshContacts()]).catch((error: unknown) => {
+    await Promise.all([this.#publish(), this.#watch(ua, session), this.#watchSettings(ua), this.refreshContacts()]).catch((error: unknown) => {
       this.error.value = messageOf(error);
     });
   }
@@ -144,6 +150,7 @@ export class ParleyClient {
       this.contacts.value = new Map();
       this.conversations.clear();
       this.unreadMissed.value = 0;
+      this.savingAllowed.value = false;
       this.session.value = null;
       this.connection.value = { state: 'disconnected' };
       this.phase.value = 'signed-out';
@@ -309,6 +316,19 @@ export class ParleyClient {
     await ua.watchMessageSummary();
   }
 
+  /** The user's settings (RFC 6665 vnd-parley-provisioning): each NOTIFY, an administrator's change included. */
+  async #watchSettings(ua: BrowserSipClient): Promise<void> {
+    ua.on('provisioning', (settings) => {
+      this.savingAllowed.value = !settings.DisableSavingIM;
+    });
+    try {
+      await ua.watchProvisioning();
+    } catch {
+      // no provisioning from this server: nothing forbids saving
+      this.savingAllowed.value = true;
+    }
+  }
+
   #showContacts(): void {
     const contacts = new Map<string, Contact>();
     for (const member of this.#members) {
@@ -374,7 +394,7 @@ function isHtml(contentType: string | undefined): boolean {
   return /^\s*text\/html\s*(;|$)/i.test(contentType ?? '');
 }
 
-/** What a notification shows of an HTML message: its text, after the sanitiser, never markup. */
-function htmlText(html: string): string {
+/** What a notification (or a saved conversation) shows of an HTML message: its text, after the sanitiser, never markup. */
+export function htmlText(html: string): string {
   return new DOMParser().parseFromString(sanitizeHtml(html), 'text/html').body.textContent ?? '';
 }

@@ -50,6 +50,7 @@ export const en = {
   'chat.send': 'Send',
   'chat.typing': '{name} is typing…',
   'chat.log': 'Conversation with {name}',
+  'chat.save': 'Save conversation',
   'chat.you': 'You',
   'status.sending': 'Sending…',
   'status.queued': 'Waiting for the connection…',

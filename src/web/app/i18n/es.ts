@@ -50,6 +50,7 @@ export const es: Catalogue = {
   'chat.send': 'Enviar',
   'chat.typing': '{name} está escribiendo…',
   'chat.log': 'Conversación con {name}',
+  'chat.save': 'Guardar conversación',
   'chat.you': 'Usted',
   'status.sending': 'Enviando…',
   'status.queued': 'Esperando la conexión…',

@@ -6,8 +6,11 @@
 import { useSignal } from '@preact/signals';
 import { useEffect, useRef } from 'preact/hooks';
 import type { ChatMessage, Conversation } from '../conversations.ts';
+import { htmlText } from '../client.ts';
 import { useApp } from '../context.ts';
 import { formatTime, isoTime } from '../time.ts';
+import { download } from '../download.ts';
+import { transcriptFileName, transcriptText } from '../transcript.ts';
 import { MessageText } from './MessageText.tsx';
 import { PresenceText } from './Presence.tsx';
 
@@ -79,6 +82,12 @@ function ChatPane({ conversation }: { conversation: Conversation }) {
           <h2 id="chat-title">{name}</h2>
           {contact && <PresenceText state={contact.state} note={contact.note} />}
         </div>
+        {/* DisableSavingIM (CsClientPolicy): when True the client does not let the user save conversations */}
+        {client.savingAllowed.value && messages.length > 0 && (
+          <button type="button" class="save-conversation" onClick={() => saveConversation(conversation, name, t('chat.you'), t('chat.log', { name }), t.lang)}>
+            {t('chat.save')}
+          </button>
+        )}
       </header>
       <div class="messages" ref={logRef} role="log" aria-live="polite" aria-label={t('chat.log', { name })} tabIndex={0}>
         <ol class="message-list">
@@ -93,6 +102,14 @@ function ChatPane({ conversation }: { conversation: Conversation }) {
       <Composer conversation={conversation} name={name} />
     </section>
   );
+}
+
+/** Downloads what the conversation shows (sent messages that failed left out) as a text file. */
+function saveConversation(conversation: Conversation, name: string, you: string, title: string, lang: string): void {
+  const messages = conversation.messages.value
+    .filter((m) => m.direction === 'in' || m.status !== 'failed')
+    .map((m) => ({ at: m.at, who: m.direction === 'out' ? you : name, text: m.html === true ? htmlText(m.text) : m.text }));
+  download(transcriptFileName(conversation.address, Date.now()), transcriptText(title, messages, lang));
 }
 
 function MessageItem({ m, name, address }: { m: ChatMessage; name: string; address: string }) {
