@@ -15,7 +15,7 @@
 
 import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import type { Database, MigrationSet } from '../storage/index.ts';
-import { changeStamp, statement, transaction } from '../storage/index.ts';
+import { statement, transaction } from '../storage/index.ts';
 import { parseAddress } from './address.ts';
 import { DirectoryError } from './errors.ts';
 import { SITES_MIGRATION } from './sites.ts';
@@ -43,6 +43,18 @@ export const DIRECTORY_MIGRATIONS: MigrationSet = {
       // demo users (`parley serve --demo` on a new data directory): shown as such, removed like any
       id: '003-user-demo',
       up: 'ALTER TABLE users ADD COLUMN demo INTEGER NOT NULL DEFAULT 0 CHECK (demo IN (0, 1));',
+    },
+    {
+      // what cachedUserLookup watches: a number that moves with every change of a user row, by
+      // whichever connection or process makes it. The database's own change counter moved with
+      // every write of any table, so the spool's and Conversation History's writer threads emptied
+      // the cache a hundred times a second
+      id: '004-users-version',
+      up: `CREATE TABLE users_version (v INTEGER NOT NULL) STRICT;
+INSERT INTO users_version (v) VALUES (0);
+CREATE TRIGGER users_version_insert AFTER INSERT ON users BEGIN UPDATE users_version SET v = v + 1; END;
+CREATE TRIGGER users_version_update AFTER UPDATE ON users BEGIN UPDATE users_version SET v = v + 1; END;
+CREATE TRIGGER users_version_delete AFTER DELETE ON users BEGIN UPDATE users_version SET v = v + 1; END;`,
     },
   ],
 };
@@ -166,9 +178,9 @@ export function findUser(db: Database, address: string): UserRecord | undefined 
 /**
  * findUser with memory: the server looks users up several times per request (the sender's
  * credentials, the recipient's existence), always for the same few thousand addresses. Answers are
- * kept until the database changes (changeStamp), so a change by another process still counts
- * from the next request on. The stamp itself is read at most once per millisecond: lookups of
- * one request, and of the requests handled in the same millisecond, share one check.
+ * kept until a user row changes (users_version, moved by triggers), so a change by another process
+ * still counts from the next request on. The version itself is read at most once per millisecond:
+ * lookups of one request, and of the requests handled in the same millisecond, share one check.
  */
 export function cachedUserLookup(db: Database, maxEntries = 100_000, clock: () => number = () => performance.now()): (address: string) => UserRecord | undefined {
   let stamp = Number.NaN;
@@ -178,7 +190,7 @@ export function cachedUserLookup(db: Database, maxEntries = 100_000, clock: () =
     const at = clock();
     if (at - checkedAt >= 1) {
       checkedAt = at;
-      const now = changeStamp(db);
+      const now = (statement(db, 'SELECT v FROM users_version').get() as { v: number }).v;
       if (now !== stamp) {
         known.clear();
         stamp = now;

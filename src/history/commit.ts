@@ -19,7 +19,7 @@ import { recordTrace } from '../observability/trace.ts';
 import { randomBase32 } from '../random-id.ts';
 import type { RecordedMessage } from '../router/context.ts';
 import type { EffectiveSettings } from '../settings/index.ts';
-import { effectiveSettings } from '../settings/index.ts';
+import { effectiveSettings, lastAuditId } from '../settings/index.ts';
 import type { Database } from '../storage/index.ts';
 import { statement, transaction } from '../storage/index.ts';
 import { classify } from './content.ts';
@@ -53,10 +53,65 @@ export function settingsOf(db: Database, cache: Map<string, EffectiveSettings | 
   return s;
 }
 
+/**
+ * What the writer of one connection remembers between batches, so that a message costs two
+ * statements (the conversation's update and the message's insert), not eight:
+ * - the participants' settings, until the admin audit log moves (every change of settings, grants,
+ *   sites and users writes a row there: the provisioning package relies on the same rule); a user
+ *   not found is not remembered (one added outside the audit would otherwise stay unknown);
+ * - each pair's open conversation and its next seq. Only this writer adds messages; the worker may
+ *   close a conversation or end it early (a sign-out) on its own connection, so a remembered one is
+ *   used only while its row still says open and not ended (the update's WHERE checks it), and
+ *   looked up again otherwise.
+ */
+interface WriterMemory {
+  auditId: number;
+  settings: Map<string, EffectiveSettings>;
+  open: Map<string, { id: string; nextSeq: number }>;
+}
+
+/** Bounds of the memory: past these it is cleared (it is only a cache). */
+const MAX_REMEMBERED = 20_000;
+const memories = new WeakMap<Database, WriterMemory>();
+
+function memoryOf(db: Database): WriterMemory {
+  let memory = memories.get(db);
+  const auditId = lastAuditId(db);
+  if (memory === undefined || memory.auditId !== auditId || memory.settings.size > MAX_REMEMBERED) {
+    memory = { auditId, settings: new Map(), open: memory?.open ?? new Map() };
+    memories.set(db, memory);
+  }
+  if (memory.open.size > MAX_REMEMBERED) memory.open.clear();
+  return memory;
+}
+
+function rememberedSettings(db: Database, memory: WriterMemory, address: string): EffectiveSettings | null {
+  const known = memory.settings.get(address);
+  if (known !== undefined) return known;
+  let s: EffectiveSettings;
+  try {
+    s = effectiveSettings(db, address);
+  } catch {
+    return null;
+  }
+  memory.settings.set(address, s);
+  return s;
+}
+
 export function writeHistoryBatch(db: Database, messages: readonly RecordedMessage[]): CommitSummary {
+  try {
+    return writeBatch(db, messages);
+  } catch (err) {
+    // rolled back: what the memory learnt in the batch may name rows that are not there
+    memories.delete(db);
+    throw err;
+  }
+}
+
+function writeBatch(db: Database, messages: readonly RecordedMessage[]): CommitSummary {
   return transaction(db, () => {
     const summary: CommitSummary = { recorded: 0, displayed: 0, opened: 0 };
-    const cache = new Map<string, EffectiveSettings | null>();
+    const memory = memoryOf(db);
     const markDisplayed = statement(db, "UPDATE history_messages SET displayed = 1 WHERE imdn_message_id = ? AND recipient = ? AND sender = ? AND displayed = 0");
     for (const m of messages) {
       const content = classify(m.contentType, m.body);
@@ -66,40 +121,46 @@ export function writeHistoryBatch(db: Database, messages: readonly RecordedMessa
         continue;
       }
       if (m.outcome === 'undelivered') continue;
-      const sender = settingsOf(db, cache, m.sender);
-      const recipient = settingsOf(db, cache, m.recipient);
+      const sender = rememberedSettings(db, memory, m.sender);
+      const recipient = rememberedSettings(db, memory, m.recipient);
       if (sender === null || recipient === null) continue;
       const archived = sender.EnableIMAutoArchiving || recipient.EnableIMAutoArchiving;
       const tracked = m.outcome === 'relayed' && content.displayRequestId !== undefined && sender.UnreadMissedTimeoutSeconds > 0;
       if (!archived && !tracked) continue;
       const idleMs = Math.min(sender.ConversationIdleTimeoutSeconds, recipient.ConversationIdleTimeoutSeconds) * 1000;
-      const { id, opened } = conversationFor(db, m, idleMs);
+      const { id, opened, seq } = conversationFor(db, memory, m, idleMs);
       if (opened) summary.opened++;
-      addMessage(db, id, m, content.displayRequestId, tracked ? m.at + sender.UnreadMissedTimeoutSeconds * 1000 : null);
+      addMessage(db, id, seq, m, content.displayRequestId, tracked ? m.at + sender.UnreadMissedTimeoutSeconds * 1000 : null);
       summary.recorded++;
     }
     return summary;
   });
 }
 
-/** The pair's open conversation that `m` continues, or a new one; its end moves to m.at + idle. */
-function conversationFor(db: Database, m: RecordedMessage, idleMs: number): { id: string; opened: boolean } {
+/** The pair's open conversation that `m` continues, or a new one, and the message's seq in it; its end moves to m.at + idle. */
+function conversationFor(db: Database, memory: WriterMemory, m: RecordedMessage, idleMs: number): { id: string; opened: boolean; seq: number } {
   const [a, b] = m.sender < m.recipient ? [m.sender, m.recipient] : [m.recipient, m.sender];
-  const open = statement(db, "SELECT id, ends_at FROM history_conversations WHERE user_a = ? AND user_b = ? AND state = 'open' ORDER BY started_at DESC LIMIT 1").get(a, b) as { id: string; ends_at: number } | undefined;
+  const pair = `${a} ${b}`;
   const endsAt = m.at + idleMs;
-  if (open !== undefined && open.ends_at >= m.at) {
-    statement(db, 'UPDATE history_conversations SET last_at = max(last_at, ?), ends_at = max(ends_at, ?), message_count = message_count + 1 WHERE id = ?').run(m.at, endsAt, open.id);
-    return { id: open.id, opened: false };
+  // continues it only while the row is open and not ended before m: what the lookup below would find
+  const extend = statement(db, "UPDATE history_conversations SET last_at = max(last_at, ?), ends_at = max(ends_at, ?), message_count = message_count + 1 WHERE id = ? AND state = 'open' AND ends_at >= ?");
+  const known = memory.open.get(pair);
+  if (known !== undefined && Number(extend.run(m.at, endsAt, known.id, m.at).changes) === 1) return { id: known.id, opened: false, seq: known.nextSeq++ };
+  const open = statement(db, "SELECT id FROM history_conversations WHERE user_a = ? AND user_b = ? AND state = 'open' AND ends_at >= ? ORDER BY started_at DESC LIMIT 1").get(a, b, m.at) as { id: string } | undefined;
+  if (open !== undefined && Number(extend.run(m.at, endsAt, open.id, m.at).changes) === 1) {
+    const seq = (statement(db, 'SELECT coalesce(max(seq), 0) + 1 AS next FROM history_messages WHERE conversation_id = ?').get(open.id) as { next: number }).next;
+    memory.open.set(pair, { id: open.id, nextSeq: seq + 1 });
+    return { id: open.id, opened: false, seq };
   }
   // a conversation resumed after it ended is a new one (its own item); the ended one is closed by the worker
   const id = newConversationId();
   statement(db, "INSERT INTO history_conversations (id, user_a, user_b, state, started_at, last_at, ends_at, message_count) VALUES (?, ?, ?, 'open', ?, ?, ?, 1)").run(id, a, b, m.at, m.at, endsAt);
-  recordTrace(db, { traceId: id, callId: m.callId, at: m.at, step: 'opened', detail: { between: `${a} ${b}`, endsAt: new Date(endsAt).toISOString() } });
-  return { id, opened: true };
+  recordTrace(db, { traceId: id, callId: m.callId, at: m.at, step: 'opened', detail: { between: pair, endsAt: new Date(endsAt).toISOString() } });
+  memory.open.set(pair, { id, nextSeq: 2 });
+  return { id, opened: true, seq: 1 };
 }
 
-function addMessage(db: Database, conversationId: string, m: RecordedMessage, imdnMessageId: string | undefined, displayDueAt: number | null): void {
-  const seq = (statement(db, 'SELECT coalesce(max(seq), 0) + 1 AS next FROM history_messages WHERE conversation_id = ?').get(conversationId) as { next: number }).next;
+function addMessage(db: Database, conversationId: string, seq: number, m: RecordedMessage, imdnMessageId: string | undefined, displayDueAt: number | null): void {
   const offline = m.outcome === 'spooled';
   statement(
     db,
