@@ -10,7 +10,9 @@
 // - text relayed to a device: a message of the pair's open conversation (a new one when none is
 //   open, or the open one's end has passed); with a display request and the SENDER's
 //   UnreadMissedTimeout on, it is due to be displayed by then;
-// - text spooled for an offline recipient: noted (kind offline) for the transcript's note, no body;
+// - text spooled for an offline recipient: noted (kind offline, no body) in the pair's conversation
+//   when one is going on, for the transcript's note; alone it opens none (its Missed item and the
+//   sender's copy are its record, and the offline path is not to be slowed by history);
 // - text refused (480): nothing.
 // Every kept message pushes the conversation's end to its time + the shorter idle timeout of the two.
 // Nothing is kept for a pair where neither archives (EnableIMAutoArchiving) and no display is tracked.
@@ -109,18 +111,36 @@ export function writeHistoryBatch(db: Database, messages: readonly RecordedMessa
 }
 
 function writeBatch(db: Database, messages: readonly RecordedMessage[]): CommitSummary {
+  const summary: CommitSummary = { recorded: 0, displayed: 0, opened: 0 };
+  const memory = memoryOf(db);
+  // what needs a write, found first: a batch with nothing to write takes no write lock, which the
+  // spool's writer thread (offline messages, answered 202 only once committed) must not wait for
+  const work: Array<{ m: RecordedMessage; content: Exclude<ReturnType<typeof classify>, { kind: 'typing' }> }> = [];
+  /** pairs with a relayed message earlier in this batch */
+  const going = new Set<string>();
+  for (const m of messages) {
+    const content = classify(m.contentType, m.body);
+    if (content.kind === 'typing') continue;
+    if (content.kind === 'report') {
+      if (content.displayedId !== undefined) work.push({ m, content });
+      continue;
+    }
+    if (m.outcome === 'undelivered') continue;
+    // an offline message counts only in a conversation that is going on (for its transcript's
+    // note): alone, the Missed item and the sender's copy are its whole record
+    const pair = pairOf(m);
+    if (m.outcome === 'relayed') going.add(pair);
+    else if (!memory.open.has(pair) && !going.has(pair)) continue;
+    work.push({ m, content });
+  }
+  if (work.length === 0) return summary;
   return transaction(db, () => {
-    const summary: CommitSummary = { recorded: 0, displayed: 0, opened: 0 };
-    const memory = memoryOf(db);
     const markDisplayed = statement(db, "UPDATE history_messages SET displayed = 1 WHERE imdn_message_id = ? AND recipient = ? AND sender = ? AND displayed = 0");
-    for (const m of messages) {
-      const content = classify(m.contentType, m.body);
-      if (content.kind === 'typing') continue;
+    for (const { m, content } of work) {
       if (content.kind === 'report') {
         if (content.displayedId !== undefined) summary.displayed += Number(markDisplayed.run(content.displayedId, m.sender, m.recipient).changes);
         continue;
       }
-      if (m.outcome === 'undelivered') continue;
       const sender = rememberedSettings(db, memory, m.sender);
       const recipient = rememberedSettings(db, memory, m.recipient);
       if (sender === null || recipient === null) continue;
@@ -128,17 +148,25 @@ function writeBatch(db: Database, messages: readonly RecordedMessage[]): CommitS
       const tracked = m.outcome === 'relayed' && content.displayRequestId !== undefined && sender.UnreadMissedTimeoutSeconds > 0;
       if (!archived && !tracked) continue;
       const idleMs = Math.min(sender.ConversationIdleTimeoutSeconds, recipient.ConversationIdleTimeoutSeconds) * 1000;
-      const { id, opened, seq } = conversationFor(db, memory, m, idleMs);
-      if (opened) summary.opened++;
-      addMessage(db, id, seq, m, content.displayRequestId, tracked ? m.at + sender.UnreadMissedTimeoutSeconds * 1000 : null);
+      const conversation = conversationFor(db, memory, m, idleMs, m.outcome === 'relayed');
+      if (conversation === undefined) continue;
+      if (conversation.opened) summary.opened++;
+      addMessage(db, conversation.id, conversation.seq, m, content.displayRequestId, tracked ? m.at + sender.UnreadMissedTimeoutSeconds * 1000 : null);
       summary.recorded++;
     }
     return summary;
   });
 }
 
-/** The pair's open conversation that `m` continues, or a new one, and the message's seq in it; its end moves to m.at + idle. */
-function conversationFor(db: Database, memory: WriterMemory, m: RecordedMessage, idleMs: number): { id: string; opened: boolean; seq: number } {
+function pairOf(m: RecordedMessage): string {
+  return m.sender < m.recipient ? `${m.sender} ${m.recipient}` : `${m.recipient} ${m.sender}`;
+}
+
+/**
+ * The pair's open conversation that `m` continues, or a new one when `mayOpen`, and the message's
+ * seq in it; its end moves to m.at + idle. Undefined: none is open and none may be opened.
+ */
+function conversationFor(db: Database, memory: WriterMemory, m: RecordedMessage, idleMs: number, mayOpen: boolean): { id: string; opened: boolean; seq: number } | undefined {
   const [a, b] = m.sender < m.recipient ? [m.sender, m.recipient] : [m.recipient, m.sender];
   const pair = `${a} ${b}`;
   const endsAt = m.at + idleMs;
@@ -151,6 +179,10 @@ function conversationFor(db: Database, memory: WriterMemory, m: RecordedMessage,
     const seq = (statement(db, 'SELECT coalesce(max(seq), 0) + 1 AS next FROM history_messages WHERE conversation_id = ?').get(open.id) as { next: number }).next;
     memory.open.set(pair, { id: open.id, nextSeq: seq + 1 });
     return { id: open.id, opened: false, seq };
+  }
+  if (!mayOpen) {
+    memory.open.delete(pair);
+    return undefined;
   }
   // a conversation resumed after it ended is a new one (its own item); the ended one is closed by the worker
   const id = newConversationId();

@@ -85,6 +85,16 @@ describe('the group commit', () => {
     assert.deepEqual(conversationMessages(db, id).map((m) => [m.kind, m.body === null, m.spoolEntryId]), [['relayed', false, null], ['offline', true, 'sp-aaaaaaaaaaaaaaaa']]);
   });
 
+  it('an offline message alone opens no conversation (its Missed item and the copy are its record), and takes no write', () => {
+    const before = (db.prepare('SELECT total_changes() AS n').get() as { n: number }).n;
+    assert.equal(writeHistoryBatch(db, [text('offline only', T0, { outcome: 'spooled', entryId: 'sp-bbbbbbbbbbbbbbbb' })]).recorded, 0);
+    assert.equal((db.prepare('SELECT total_changes() AS n').get() as { n: number }).n, before);
+    assert.equal(listConversations(db, ALICE, 0).length, 0);
+    // once the two are talking, it is noted in their conversation
+    writeHistoryBatch(db, [text('online', T0 + 10)]);
+    assert.equal(writeHistoryBatch(db, [text('offline later', T0 + 20, { outcome: 'spooled', entryId: 'sp-cccccccccccccccc' })]).recorded, 1);
+  });
+
   it('keeps nothing for a pair where neither archives, unless a display is tracked', () => {
     createInstance(db, CLIENT_POLICY, { scope: 'tag', name: 'NoArchive' }, { EnableIMAutoArchiving: false }, change);
     grantClientPolicy(db, ALICE, 'NoArchive', change);
