@@ -13,6 +13,7 @@ import { userInfo } from 'node:os';
 import { AUTH_MIGRATIONS } from '../auth/index.ts';
 import { DIRECTORY_MIGRATIONS } from '../directory/index.ts';
 import { ParleyError } from '../errors.ts';
+import { FEDERATION_MIGRATIONS } from '../federation/index.ts';
 import { SETTINGS_MIGRATIONS } from '../settings/index.ts';
 import { PRESENCE_MIGRATIONS } from '../presence/index.ts';
 import type { Database } from '../storage/index.ts';
@@ -97,7 +98,7 @@ export async function runAdminCommand(args: string[], io: AdminIo, defaults: Adm
       output = await runRemote(target, cmdlet, bound);
     } else {
       db = openDatabase(dataDir ?? defaults.dataDir);
-      runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, PRESENCE_MIGRATIONS, AUTH_MIGRATIONS]);
+      runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, PRESENCE_MIGRATIONS, AUTH_MIGRATIONS, FEDERATION_MIGRATIONS]);
       output = await cmdlet.run({ db, domain: defaults.domain, actor: currentActor(), now: Date.now }, bound);
     }
     if (json) io.out(formatJson(output));

@@ -1,11 +1,14 @@
 // The cmdlets `parley admin` knows. Each is declared in its own module under cmdlets/; this list
 // is checked once, when it is built: a wrong declaration is a bug and fails every run and test.
 
+import { ACCESS_EDGE_CMDLETS } from './cmdlets/access-edge.ts';
 import { AUDIT_CMDLETS } from './cmdlets/audit.ts';
 import { authLockoutCmdlets } from './cmdlets/auth-lockout.ts';
 import type { LiveLockouts } from './cmdlets/auth-lockout.ts';
 import { CLIENT_POLICY_CMDLETS } from './cmdlets/client-policy.ts';
+import { EXTERNAL_ACCESS_POLICY_CMDLETS } from './cmdlets/external-access-policy.ts';
 import { IM_CONFIGURATION_CMDLETS } from './cmdlets/im-configuration.ts';
+import { PARTNER_DOMAIN_CMDLETS } from './cmdlets/partner-domains.ts';
 import { presenceCmdlets } from './cmdlets/presence.ts';
 import type { LivePresence } from './cmdlets/presence.ts';
 import { SITE_CMDLETS } from './cmdlets/site.ts';
@@ -20,6 +23,9 @@ export const CMDLETS: readonly CmdletSpec[] = checkCmdlets([
   ...AUDIT_CMDLETS,
   ...presenceCmdlets(),
   ...authLockoutCmdlets(),
+  ...EXTERNAL_ACCESS_POLICY_CMDLETS,
+  ...ACCESS_EDGE_CMDLETS,
+  ...PARTNER_DOMAIN_CMDLETS,
 ]);
 
 /** The cmdlets as the running server serves them (admin API): those that read live state get it. */

@@ -11,6 +11,7 @@ import { MessageSummaryPackage } from '../mailbox/index.ts';
 import { PRESENCE_MIGRATIONS, PresenceService, createPresenceRoute, databaseBlockList, databaseContactLists } from '../presence/index.ts';
 import { ProvisioningPackage, recordAudit } from '../settings/index.ts';
 import { SETTINGS_MIGRATIONS } from '../settings/index.ts';
+import { FEDERATION_MIGRATIONS } from '../federation/index.ts';
 import { createRegistrationEvents, MemoryLocationService, registerHandler } from '../registrar/index.ts';
 import type { SipContext } from '../router/context.ts';
 import { createDispatcher } from '../router/dispatch.ts';
@@ -77,7 +78,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     db.close();
     throw err;
   }
-  runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS, OFFLINE_MIGRATIONS, TRACE_MIGRATIONS, PRESENCE_MIGRATIONS, AUTH_MIGRATIONS, SESSION_MIGRATIONS, HISTORY_MIGRATIONS]);
+  runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS, OFFLINE_MIGRATIONS, TRACE_MIGRATIONS, PRESENCE_MIGRATIONS, AUTH_MIGRATIONS, SESSION_MIGRATIONS, HISTORY_MIGRATIONS, FEDERATION_MIGRATIONS]);
 
   // Sign-in protection (SIP digest and HTTP Basic alike): failed sign-ins lock out their source,
   // then the account for unfamiliar sources; HTTP password checks wait in a fair, bounded queue.

@@ -4,13 +4,14 @@
 //
 //   CsImConfiguration: the user's site instance if it exists, else Global.
 //   CsClientPolicy:    the Tag policy granted to the user, else the site's, else Global.
+//   CsExternalAccessPolicy: the same, with its own grants.
 // Whole instances apply (see model.ts): properties are not mixed across scopes.
 
 import { DirectoryError, parseAddress } from '../directory/index.ts';
 import type { Database } from '../storage/index.ts';
 import { statement } from '../storage/index.ts';
 import type { Identity, SettingsInstance, SettingsKind } from './model.ts';
-import { CLIENT_POLICY, GLOBAL, IM_CONFIGURATION, formatIdentity } from './model.ts';
+import { CLIENT_POLICY, EXTERNAL_ACCESS_POLICY, GLOBAL, IM_CONFIGURATION, formatIdentity } from './model.ts';
 import { getInstance, grantedPolicy, requireInstance } from './repository.ts';
 
 export interface EffectiveSettings {
@@ -23,10 +24,13 @@ export interface EffectiveSettings {
   readonly UnreadMissedTimeoutSeconds: number;
   readonly EnableIMAutoArchiving: boolean;
   readonly DisableSavingIM: boolean;
+  /** the user may talk to federated partners (when CsAccessEdgeConfiguration allows federation) */
+  readonly EnableFederationAccess: boolean;
   /** the Identity (`Global`, `Site:Redmond`, `Tag:Sales`) each group of values came from */
   readonly sources: {
     readonly ImConfiguration: string;
     readonly ClientPolicy: string;
+    readonly ExternalAccessPolicy: string;
   };
 }
 
@@ -39,11 +43,9 @@ export function effectiveSettings(db: Database, address: string): EffectiveSetti
   const user = statement(db, 'SELECT site FROM users WHERE address = ?').get(normalised) as { site: string | null } | undefined;
   if (user === undefined) throw new DirectoryError('USER_NOT_FOUND', `user ${normalised} does not exist`);
   const site: Identity | undefined = user.site === null ? undefined : { scope: 'site', name: user.site };
-  const tagName = grantedPolicy(db, normalised);
-  const tag: Identity | undefined = tagName === null ? undefined : { scope: 'tag', name: tagName };
-
   const im = firstOf(db, IM_CONFIGURATION, [site]);
-  const policy = firstOf(db, CLIENT_POLICY, [tag, site]);
+  const policy = firstOf(db, CLIENT_POLICY, [grantedTag(db, CLIENT_POLICY, normalised), site]);
+  const external = firstOf(db, EXTERNAL_ACCESS_POLICY, [grantedTag(db, EXTERNAL_ACCESS_POLICY, normalised), site]);
   return {
     EnableOfflineIm: im.values.EnableOfflineIm === true,
     OfflineImPickupDelaySeconds: Number(im.values.OfflineImPickupDelay),
@@ -52,8 +54,14 @@ export function effectiveSettings(db: Database, address: string): EffectiveSetti
     UnreadMissedTimeoutSeconds: Number(im.values.UnreadMissedTimeout),
     EnableIMAutoArchiving: policy.values.EnableIMAutoArchiving === true,
     DisableSavingIM: policy.values.DisableSavingIM === true,
-    sources: { ImConfiguration: formatIdentity(im.identity), ClientPolicy: formatIdentity(policy.identity) },
+    EnableFederationAccess: external.values.EnableFederationAccess === true,
+    sources: { ImConfiguration: formatIdentity(im.identity), ClientPolicy: formatIdentity(policy.identity), ExternalAccessPolicy: formatIdentity(external.identity) },
   };
+}
+
+function grantedTag(db: Database, kind: SettingsKind, address: string): Identity | undefined {
+  const name = grantedPolicy(db, address, kind);
+  return name === null ? undefined : { scope: 'tag', name };
 }
 
 function firstOf(db: Database, kind: SettingsKind, candidates: ReadonlyArray<Identity | undefined>): SettingsInstance {

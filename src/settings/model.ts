@@ -31,6 +31,11 @@ export interface SettingsKind {
   readonly table: string;
   readonly scopes: readonly Scope[];
   readonly properties: readonly PropertySpec[];
+  /**
+   * Per-user policies (those with Tag scopes): the table of Grant-<noun>'s grants (address →
+   * tag name), and the property name the audit log and Get-CsUser show for a grant.
+   */
+  readonly grants?: { readonly table: string; readonly property: string };
 }
 
 export interface Identity {
@@ -64,13 +69,26 @@ export const CLIENT_POLICY: SettingsKind = {
   noun: 'CsClientPolicy',
   table: 'client_policies',
   scopes: ['global', 'site', 'tag'],
+  grants: { table: 'client_policy_grants', property: 'ClientPolicy' },
   properties: [
     { name: 'EnableIMAutoArchiving', column: 'enable_im_auto_archiving', type: 'bool', defaultValue: true, description: 'clients archive conversations automatically' },
     { name: 'DisableSavingIM', column: 'disable_saving_im', type: 'bool', defaultValue: false, description: 'clients do not let the user save conversations' },
   ],
 };
 
-export const SETTINGS_KINDS: readonly SettingsKind[] = [IM_CONFIGURATION, CLIENT_POLICY];
+// Federation (issue 15): whether a user may talk to partner organisations' users at all; the
+// organisation-wide switches (CsAccessEdgeConfiguration) and the partner lists are in src/federation.
+export const EXTERNAL_ACCESS_POLICY: SettingsKind = {
+  noun: 'CsExternalAccessPolicy',
+  table: 'external_access_policies',
+  scopes: ['global', 'site', 'tag'],
+  grants: { table: 'external_access_policy_grants', property: 'ExternalAccessPolicy' },
+  properties: [
+    { name: 'EnableFederationAccess', column: 'enable_federation_access', type: 'bool', defaultValue: false, description: 'the user may exchange IM and presence with users of federated (partner) domains, when CsAccessEdgeConfiguration allows federation' },
+  ],
+};
+
+export const SETTINGS_KINDS: readonly SettingsKind[] = [IM_CONFIGURATION, CLIENT_POLICY, EXTERNAL_ACCESS_POLICY];
 
 export const GLOBAL: Identity = { scope: 'global', name: '' };
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;

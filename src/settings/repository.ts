@@ -9,7 +9,7 @@ import type { ChangeContext } from './audit.ts';
 import { AUDIT_TABLE_SQL, recordAudit } from './audit.ts';
 import { SettingsError } from './errors.ts';
 import type { Identity, SettingsInstance, SettingsKind, SettingValue, SettingValues } from './model.ts';
-import { CLIENT_POLICY, GLOBAL, IM_CONFIGURATION, checkValue, defaultValues, displayValue, formatIdentity } from './model.ts';
+import { CLIENT_POLICY, EXTERNAL_ACCESS_POLICY, GLOBAL, IM_CONFIGURATION, SETTINGS_KINDS, checkValue, defaultValues, displayValue, formatIdentity } from './model.ts';
 
 /**
  * The first migration's table, for the properties a kind had when it shipped: the migration's SQL
@@ -40,6 +40,15 @@ function addedColumnsSql(kind: SettingsKind, names: readonly string[]): string {
     .join('\n');
 }
 
+/** A per-user policy's grants (address → Tag name); 001 wrote client_policy_grants out by hand, the same shape. */
+function grantsTableSql(table: string): string {
+  return `CREATE TABLE ${table} (
+  address TEXT NOT NULL PRIMARY KEY REFERENCES users(address) ON DELETE CASCADE,
+  policy TEXT NOT NULL COLLATE NOCASE
+) STRICT;
+CREATE INDEX ${table}_policy ON ${table}(policy);`;
+}
+
 /** Run after DIRECTORY_MIGRATIONS: the grants refer to users. */
 export const SETTINGS_MIGRATIONS: MigrationSet = {
   capability: 'settings',
@@ -59,6 +68,12 @@ ${AUDIT_TABLE_SQL}`,
       // Conversation History (src/history)
       id: '002-conversation-timeouts',
       up: addedColumnsSql(IM_CONFIGURATION, ['ConversationIdleTimeout', 'UnreadMissedTimeout']),
+    },
+    {
+      // Federation (issue 15)
+      id: '003-external-access-policy',
+      up: `${tableSql(EXTERNAL_ACCESS_POLICY, ['EnableFederationAccess'])}
+${grantsTableSql('external_access_policy_grants')}`,
     },
   ],
 };
@@ -89,7 +104,7 @@ export function listInstances(db: Database, kind: SettingsKind): SettingsInstanc
 /** How many instances (of every kind) sit at a site: Remove-CsSite refuses while there are any. */
 export function countSiteInstances(db: Database, site: string): number {
   let n = 0;
-  for (const kind of [IM_CONFIGURATION, CLIENT_POLICY]) {
+  for (const kind of SETTINGS_KINDS) {
     const row = db.prepare(`SELECT count(*) AS n FROM ${kind.table} WHERE scope = 'site' AND name = ?`).get(site) as { n: number };
     n += Number(row.n);
   }
@@ -130,39 +145,45 @@ export function removeInstance(db: Database, kind: SettingsKind, identity: Ident
       writeValues(db, kind, current, defaultValues(kind), change);
       return;
     }
-    if (kind === CLIENT_POLICY && current.identity.scope === 'tag') {
-      const row = db.prepare('SELECT count(*) AS n FROM client_policy_grants WHERE policy = ?').get(current.identity.name) as { n: number };
+    if (kind.grants !== undefined && current.identity.scope === 'tag') {
+      const row = db.prepare(`SELECT count(*) AS n FROM ${kind.grants.table} WHERE policy = ?`).get(current.identity.name) as { n: number };
       const n = Number(row.n);
-      if (n > 0) throw new SettingsError('POLICY_IN_USE', `${kind.noun} ${formatIdentity(current.identity)} is granted to ${n} user${n === 1 ? '' : 's'}; grant them another with Grant-CsClientPolicy -Identity <user> -PolicyName $Null first`);
+      if (n > 0) throw new SettingsError('POLICY_IN_USE', `${kind.noun} ${formatIdentity(current.identity)} is granted to ${n} user${n === 1 ? '' : 's'}; grant them another with Grant-${kind.noun} -Identity <user> -PolicyName $Null first`);
     }
     db.prepare(`DELETE FROM ${kind.table} WHERE scope = ? AND name = ?`).run(current.identity.scope, current.identity.name);
     recordAudit(db, change, formatIdentity(current.identity), null, 'existed', 'removed');
   });
 }
 
-/** Grant-CsClientPolicy: the Tag policy (by name) a user gets, or none (null). */
-export function grantClientPolicy(db: Database, address: string, policy: string | null, change: ChangeContext): void {
+/** Grant-<noun> of a per-user policy: the Tag policy (by name) a user gets, or none (null). */
+export function grantPolicy(db: Database, kind: SettingsKind, address: string, policy: string | null, change: ChangeContext): void {
+  const grants = grantsOf(kind);
   const normalised = parseAddress(address).address;
   transaction(db, () => {
     if (db.prepare('SELECT 1 AS x FROM users WHERE address = ?').get(normalised) === undefined) {
       throw new DirectoryError('USER_NOT_FOUND', `user ${normalised} does not exist; see the users with Get-CsUser`);
     }
-    const before = grantedPolicy(db, normalised);
+    const before = grantedPolicy(db, normalised, kind);
     let after: string | null = null;
     if (policy === null) {
-      db.prepare('DELETE FROM client_policy_grants WHERE address = ?').run(normalised);
+      db.prepare(`DELETE FROM ${grants.table} WHERE address = ?`).run(normalised);
     } else {
-      const tag = requireInstance(db, CLIENT_POLICY, { scope: 'tag', name: policy }).identity.name;
-      db.prepare('INSERT INTO client_policy_grants (address, policy) VALUES (?, ?) ON CONFLICT (address) DO UPDATE SET policy = excluded.policy').run(normalised, tag);
+      const tag = requireInstance(db, kind, { scope: 'tag', name: policy }).identity.name;
+      db.prepare(`INSERT INTO ${grants.table} (address, policy) VALUES (?, ?) ON CONFLICT (address) DO UPDATE SET policy = excluded.policy`).run(normalised, tag);
       after = tag;
     }
-    if (before !== after) recordAudit(db, change, normalised, 'ClientPolicy', before === null ? null : `Tag:${before}`, after === null ? null : `Tag:${after}`);
+    if (before !== after) recordAudit(db, change, normalised, grants.property, before === null ? null : `Tag:${before}`, after === null ? null : `Tag:${after}`);
   });
 }
 
-/** The name of the Tag policy granted to a user, or null. */
-export function grantedPolicy(db: Database, address: string): string | null {
-  const row = statement(db, 'SELECT policy FROM client_policy_grants WHERE address = ?').get(address) as { policy: string } | undefined;
+/** Grant-CsClientPolicy (kept for its many callers). */
+export function grantClientPolicy(db: Database, address: string, policy: string | null, change: ChangeContext): void {
+  grantPolicy(db, CLIENT_POLICY, address, policy, change);
+}
+
+/** The name of the Tag policy of `kind` (CsClientPolicy when not given) granted to a user, or null. */
+export function grantedPolicy(db: Database, address: string, kind: SettingsKind = CLIENT_POLICY): string | null {
+  const row = statement(db, `SELECT policy FROM ${grantsOf(kind).table} WHERE address = ?`).get(address) as { policy: string } | undefined;
   return row?.policy ?? null;
 }
 
@@ -179,6 +200,11 @@ function writeValues(db: Database, kind: SettingsKind, current: SettingsInstance
     if (before !== after) recordAudit(db, change, text, p.name, displayValue(p, before), displayValue(p, after));
   }
   return { identity: current.identity, values: next };
+}
+
+function grantsOf(kind: SettingsKind): NonNullable<SettingsKind['grants']> {
+  if (kind.grants === undefined) throw new Error(`${kind.noun} is not granted to users`);
+  return kind.grants;
 }
 
 function checked(kind: SettingsKind, given: Partial<SettingValues>): Record<string, SettingValue> {

@@ -104,7 +104,7 @@ describe('parley admin cmdlets', () => {
     const user = await a.ok('Get-CsUser', 'sip:alice@parley.test');
     assert.match(user.text, /^Identity +: alice@parley\.test\nSipAddress +: sip:alice@parley\.test\nDisplayName +: Alice\nSite +: Site:Redmond\nClientPolicy : Tag:Sales\nWhenCreated +: \S+\nDemo +: False$/);
     const settings = a.db((db) => effectiveSettings(db, 'alice@parley.test'));
-    assert.deepEqual(settings.sources, { ImConfiguration: 'Site:Redmond', ClientPolicy: 'Tag:Sales' });
+    assert.deepEqual(settings.sources, { ImConfiguration: 'Site:Redmond', ClientPolicy: 'Tag:Sales', ExternalAccessPolicy: 'Global' });
     assert.equal(settings.OfflineImMaxAgeSeconds, 7200);
 
     const inUse = await a.run('Remove-CsClientPolicy', 'Tag:Sales');

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { DIRECTORY_MIGRATIONS, DirectoryError, addUser, createSite, setUserSite } from '../../src/directory/index.ts';
 import {
-  CLIENT_POLICY, GLOBAL, IM_CONFIGURATION, SETTINGS_MIGRATIONS, createInstance, effectiveSettings, grantClientPolicy, updateInstance,
+  CLIENT_POLICY, EXTERNAL_ACCESS_POLICY, GLOBAL, IM_CONFIGURATION, SETTINGS_MIGRATIONS, SettingsError, createInstance, effectiveSettings, grantClientPolicy, grantPolicy, grantedPolicy,
+  removeInstance, updateInstance,
 } from '../../src/settings/index.ts';
 import type { Database } from '../../src/storage/index.ts';
 import { openDatabase, openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
@@ -40,11 +41,11 @@ describe('effectiveSettings', () => {
     assert.deepEqual(effectiveSettings(db, 'nosite@parley.test'), {
       EnableOfflineIm: true, OfflineImPickupDelaySeconds: 300, OfflineImMaxAgeSeconds: 86400,
       ConversationIdleTimeoutSeconds: 600, UnreadMissedTimeoutSeconds: 300,
-      EnableIMAutoArchiving: true, DisableSavingIM: false,
-      sources: { ImConfiguration: 'Global', ClientPolicy: 'Global' },
+      EnableIMAutoArchiving: true, DisableSavingIM: false, EnableFederationAccess: false,
+      sources: { ImConfiguration: 'Global', ClientPolicy: 'Global', ExternalAccessPolicy: 'Global' },
     });
     const tagged = effectiveSettings(db, 'sip:NoSite-Tag@parley.test');
-    assert.deepEqual(tagged.sources, { ImConfiguration: 'Global', ClientPolicy: 'Tag:Sales' });
+    assert.deepEqual(tagged.sources, { ImConfiguration: 'Global', ClientPolicy: 'Tag:Sales', ExternalAccessPolicy: 'Global' });
     assert.equal(tagged.EnableIMAutoArchiving, false);
     assert.equal(tagged.DisableSavingIM, false, 'a tag instance holds all values: DisableSavingIM is its own default, not inherited');
   });
@@ -54,19 +55,19 @@ describe('effectiveSettings', () => {
     assert.deepEqual(site, {
       EnableOfflineIm: false, OfflineImPickupDelaySeconds: 120, OfflineImMaxAgeSeconds: 3600,
       ConversationIdleTimeoutSeconds: 600, UnreadMissedTimeoutSeconds: 300,
-      EnableIMAutoArchiving: true, DisableSavingIM: true,
-      sources: { ImConfiguration: 'Site:Configured', ClientPolicy: 'Site:Configured' },
+      EnableIMAutoArchiving: true, DisableSavingIM: true, EnableFederationAccess: false,
+      sources: { ImConfiguration: 'Site:Configured', ClientPolicy: 'Site:Configured', ExternalAccessPolicy: 'Global' },
     });
     const tagged = effectiveSettings(db, 'configured-tag@parley.test');
-    assert.deepEqual(tagged.sources, { ImConfiguration: 'Site:Configured', ClientPolicy: 'Tag:Sales' });
+    assert.deepEqual(tagged.sources, { ImConfiguration: 'Site:Configured', ClientPolicy: 'Tag:Sales', ExternalAccessPolicy: 'Global' });
     assert.equal(tagged.EnableIMAutoArchiving, false);
     assert.equal(tagged.DisableSavingIM, false);
     assert.equal(tagged.EnableOfflineIm, false);
   });
 
   it('a site without instances falls back to Global', () => {
-    assert.deepEqual(effectiveSettings(db, 'bare@parley.test').sources, { ImConfiguration: 'Global', ClientPolicy: 'Global' });
-    assert.deepEqual(effectiveSettings(db, 'bare-tag@parley.test').sources, { ImConfiguration: 'Global', ClientPolicy: 'Tag:Sales' });
+    assert.deepEqual(effectiveSettings(db, 'bare@parley.test').sources, { ImConfiguration: 'Global', ClientPolicy: 'Global', ExternalAccessPolicy: 'Global' });
+    assert.deepEqual(effectiveSettings(db, 'bare-tag@parley.test').sources, { ImConfiguration: 'Global', ClientPolicy: 'Tag:Sales', ExternalAccessPolicy: 'Global' });
   });
 
   it('sees a change at once, and a removed grant', () => {
@@ -85,7 +86,7 @@ describe('effectiveSettings', () => {
     const cli = openDatabase(dir);
     await addUser(cli, { address: 'carol@parley.test', password: 'pw' });
     try {
-      assert.deepEqual(effectiveSettings(server, 'carol@parley.test').sources, { ImConfiguration: 'Global', ClientPolicy: 'Global' });
+      assert.deepEqual(effectiveSettings(server, 'carol@parley.test').sources, { ImConfiguration: 'Global', ClientPolicy: 'Global', ExternalAccessPolicy: 'Global' });
       assert.equal(server.isTransaction, false, 'a read leaves no transaction (snapshot) open');
       createSite(cli, 'Remote');
       createInstance(cli, IM_CONFIGURATION, { scope: 'site', name: 'Remote' }, { EnableOfflineIm: false }, change);
@@ -93,7 +94,7 @@ describe('effectiveSettings', () => {
       setUserSite(cli, 'carol@parley.test', 'Remote');
       grantClientPolicy(cli, 'carol@parley.test', 'Remote', change);
       const moved = effectiveSettings(server, 'carol@parley.test');
-      assert.deepEqual(moved.sources, { ImConfiguration: 'Site:Remote', ClientPolicy: 'Tag:Remote' });
+      assert.deepEqual(moved.sources, { ImConfiguration: 'Site:Remote', ClientPolicy: 'Tag:Remote', ExternalAccessPolicy: 'Global' });
       assert.equal(moved.EnableOfflineIm, false);
       assert.equal(moved.DisableSavingIM, true);
       updateInstance(cli, IM_CONFIGURATION, { scope: 'site', name: 'Remote' }, { EnableOfflineIm: true }, change);
@@ -107,5 +108,36 @@ describe('effectiveSettings', () => {
 
   it('refuses an address with no user', () => {
     assert.throws(() => effectiveSettings(db, 'nobody@parley.test'), (e: unknown) => e instanceof DirectoryError && e.code === 'USER_NOT_FOUND');
+  });
+});
+
+describe('effectiveSettings: CsExternalAccessPolicy (issue 15)', () => {
+  it('resolves like CsClientPolicy (Tag granted, else site, else Global), with its own grants', async () => {
+    const d = openMemoryDatabase();
+    runMigrations(d, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS]);
+    createSite(d, 'Partners');
+    await addUser(d, { address: 'erin@parley.test', password: 'pw' });
+    assert.equal(effectiveSettings(d, 'erin@parley.test').EnableFederationAccess, false, 'off by default');
+    assert.equal(effectiveSettings(d, 'erin@parley.test').sources.ExternalAccessPolicy, 'Global');
+    createInstance(d, EXTERNAL_ACCESS_POLICY, { scope: 'site', name: 'Partners' }, { EnableFederationAccess: true }, change);
+    setUserSite(d, 'erin@parley.test', 'Partners');
+    assert.equal(effectiveSettings(d, 'erin@parley.test').EnableFederationAccess, true);
+    assert.equal(effectiveSettings(d, 'erin@parley.test').sources.ExternalAccessPolicy, 'Site:Partners');
+    createInstance(d, EXTERNAL_ACCESS_POLICY, { scope: 'tag', name: 'NoFederation' }, {}, change);
+    // a client policy grant of the same name is another grant: it changes nothing here
+    createInstance(d, CLIENT_POLICY, { scope: 'tag', name: 'NoFederation' }, {}, change);
+    grantClientPolicy(d, 'erin@parley.test', 'NoFederation', change);
+    assert.equal(effectiveSettings(d, 'erin@parley.test').sources.ExternalAccessPolicy, 'Site:Partners');
+    grantPolicy(d, EXTERNAL_ACCESS_POLICY, 'erin@parley.test', 'nofederation', change);
+    const tagged = effectiveSettings(d, 'erin@parley.test');
+    assert.equal(tagged.EnableFederationAccess, false);
+    assert.deepEqual(tagged.sources, { ImConfiguration: 'Global', ClientPolicy: 'Tag:NoFederation', ExternalAccessPolicy: 'Tag:NoFederation' });
+    assert.throws(() => removeInstance(d, EXTERNAL_ACCESS_POLICY, { scope: 'tag', name: 'NoFederation' }, change),
+      (e: SettingsError) => e.code === 'POLICY_IN_USE' && /Grant-CsExternalAccessPolicy -Identity <user> -PolicyName \$Null/.test(e.message));
+    grantPolicy(d, EXTERNAL_ACCESS_POLICY, 'erin@parley.test', null, change);
+    assert.equal(effectiveSettings(d, 'erin@parley.test').sources.ExternalAccessPolicy, 'Site:Partners');
+    assert.equal(grantedPolicy(d, 'erin@parley.test'), 'NoFederation', 'the client policy grant is untouched');
+    assert.throws(() => grantPolicy(d, IM_CONFIGURATION, 'erin@parley.test', 'x', change), /not granted to users/);
+    d.close();
   });
 });

@@ -15,7 +15,7 @@ describe('settings and sites migrations', () => {
     // a row as the foundation's code wrote it (today's addUser also writes the later columns)
     db.prepare("INSERT INTO users (address, display_name, password_hash, digest_realm, ha1_md5, ha1_sha256, created_at, updated_at) VALUES ('old@parley.test', NULL, 'h', 'parley.test', 'm', 's', 1, 1)").run();
     const applied = runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS]);
-    assert.deepEqual(applied.map((m) => `${m.capability}/${m.id}`), ['directory/002-sites', 'directory/003-user-demo', 'directory/004-users-version', 'settings/001-settings', 'settings/002-conversation-timeouts']);
+    assert.deepEqual(applied.map((m) => `${m.capability}/${m.id}`), ['directory/002-sites', 'directory/003-user-demo', 'directory/004-users-version', 'settings/001-settings', 'settings/002-conversation-timeouts', 'settings/003-external-access-policy']);
     assert.equal(userSite(db, 'old@parley.test'), null);
     assert.deepEqual(listUsers(db).map((u) => [u.address, u.demo]), [['old@parley.test', false]], 'an existing user is not a demo user');
     assert.equal(getInstance(db, CLIENT_POLICY, GLOBAL)?.values.EnableIMAutoArchiving, true);

@@ -1,8 +1,10 @@
-// Get-/Set-/New-/Remove- for a settings noun (CsImConfiguration, CsClientPolicy): the four
-// cmdlets are declared from the noun's properties, so the two nouns cannot drift apart.
+// Get-/Set-/New-/Remove- for a settings noun (CsImConfiguration, CsClientPolicy,
+// CsExternalAccessPolicy), and Grant- for the per-user policies: the cmdlets are declared from the
+// noun's properties, so the nouns cannot drift apart.
 
 import type { SettingsInstance, SettingsKind, SettingValue } from '../../settings/index.ts';
-import { GLOBAL, createInstance, formatIdentity, listInstances, parseIdentity, removeInstance, requireInstance, updateInstance } from '../../settings/index.ts';
+import { parseAddress } from '../../directory/index.ts';
+import { GLOBAL, createInstance, grantPolicy, formatIdentity, listInstances, parseIdentity, removeInstance, requireInstance, updateInstance } from '../../settings/index.ts';
 import { AdminError } from '../errors.ts';
 import { wildcard } from '../parse.ts';
 import type { BoundArgs, CmdletContext, CmdletSpec, OutputObject, ParameterSpec } from '../types.ts';
@@ -11,6 +13,7 @@ import { argString, timeSpan } from '../types.ts';
 export function settingsCmdlets(kind: SettingsKind): CmdletSpec[] {
   const properties: ParameterSpec[] = kind.properties.map((p) => ({ name: p.name, type: p.type, help: p.description }));
   const identityHelp = kind.scopes.includes('tag') ? 'Global, Site:<name> or Tag:<name>' : 'Global or Site:<name>';
+  const grant: CmdletSpec[] = kind.grants === undefined ? [] : [grantCmdlet(kind)];
   return [
     {
       name: `Get-${kind.noun}`,
@@ -58,7 +61,27 @@ export function settingsCmdlets(kind: SettingsKind): CmdletSpec[] {
         return [];
       },
     },
+    ...grant,
   ];
+}
+
+/** Grant-<noun> -Identity <user> -PolicyName <tag name>|$Null. */
+function grantCmdlet(kind: SettingsKind): CmdletSpec {
+  const name = `Grant-${kind.noun}`;
+  return {
+    name,
+    synopsis: `gives a user a per-user (Tag) ${kind.noun.replace(/^Cs/, '').replace(/([a-z])([A-Z])/g, '$1 $2').toLowerCase()}; -PolicyName $Null removes the grant`,
+    parameters: [
+      { name: 'Identity', type: 'string', position: 0, required: true, help: 'the SIP address of the user' },
+      { name: 'PolicyName', type: 'string', position: 1, required: true, nullable: true, help: 'the name of a Tag policy, or $Null' },
+    ],
+    run(ctx, args) {
+      const address = parseAddress(argString(args, 'Identity') ?? '', ctx.domain).address;
+      const policy = argString(args, 'PolicyName') ?? null;
+      grantPolicy(ctx.db, kind, address, policy === null ? null : policy.replace(/^tag:/i, ''), change(ctx, name));
+      return [];
+    },
+  };
 }
 
 export function change(ctx: CmdletContext, cmdlet: string) {

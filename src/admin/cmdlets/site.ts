@@ -51,7 +51,7 @@ export const SITE_CMDLETS: readonly CmdletSpec[] = [
         if (users > 0 || instances > 0) {
           const uses = [
             users > 0 ? `${users} user${users === 1 ? '' : 's'} (move them with Set-CsUser -Site)` : '',
-            instances > 0 ? `${instances} settings instance${instances === 1 ? '' : 's'} (remove them with Remove-CsImConfiguration / Remove-CsClientPolicy -Identity ${site.identity})` : '',
+            instances > 0 ? `${instances} settings instance${instances === 1 ? '' : 's'} (remove them with Remove-CsImConfiguration / Remove-CsClientPolicy / Remove-CsExternalAccessPolicy -Identity ${site.identity})` : '',
           ].filter((s) => s !== '');
           throw new DirectoryError('SITE_IN_USE', `the site ${site.name} is still used by ${uses.join(' and ')}`);
         }

@@ -1,0 +1,99 @@
+// Whether a local user may talk to a partner domain, and how the partner is reached: the two
+// questions the federation link (router, later) asks for every request across organisations.
+// Pure reads of the database, read on every call like effectiveSettings, so an administrator's
+// change applies at once.
+
+import { effectiveSettings } from '../settings/index.ts';
+import type { Database } from '../storage/index.ts';
+import type { HostPort } from './names.ts';
+import { formatHostPort, parseDomain } from './names.ts';
+import { findDomain, getAccessEdge } from './repository.ts';
+
+export type FederationRefusalCode =
+  /** CsAccessEdgeConfiguration AllowFederatedUsers is False */
+  | 'FEDERATION_DISABLED'
+  /** not a partner domain name at all (or this server's own domain) */
+  | 'BAD_DOMAIN'
+  /** the domain is a CsBlockedDomain */
+  | 'DOMAIN_BLOCKED'
+  /** not a CsAllowedDomain, and EnablePartnerDiscovery is False */
+  | 'DOMAIN_NOT_ALLOWED'
+  /** the user's effective CsExternalAccessPolicy has EnableFederationAccess False */
+  | 'USER_NOT_ENABLED';
+
+export type FederationDecision =
+  | { readonly allowed: true; readonly domain: string; readonly route: PartnerRoute }
+  | { readonly allowed: false; readonly code: FederationRefusalCode; readonly reason: string };
+
+export type PartnerRoute =
+  /** the allowed domain's ProxyFqdn */
+  | { readonly kind: 'proxy'; readonly target: HostPort }
+  /** -UseDefaultRouting: every partner through one host */
+  | { readonly kind: 'default-route'; readonly target: HostPort }
+  /** the partner's _sipfederationtls._tcp.<domain> record */
+  | { readonly kind: 'dns-srv'; readonly domain: string };
+
+export interface FederationQuestion {
+  /** the local user's address (throws DirectoryError USER_NOT_FOUND when there is no such user) */
+  readonly localUser: string;
+  /** the partner's domain, any case */
+  readonly partnerDomain: string;
+  /** this server's own domain, never a partner */
+  readonly ownDomain?: string;
+}
+
+/**
+ * The organisation's rules first (federation on, domain not blocked, allowed or discoverable),
+ * then the user's policy: the first rule that fails is the refusal, with the cmdlet that changes it.
+ */
+export function federationDecision(db: Database, q: FederationQuestion): FederationDecision {
+  let domain: string;
+  try {
+    domain = parseDomain(q.partnerDomain, q.ownDomain);
+  } catch (error) {
+    return refused('BAD_DOMAIN', (error as Error).message);
+  }
+  const edge = getAccessEdge(db);
+  if (!edge.AllowFederatedUsers) {
+    return refused('FEDERATION_DISABLED', 'federation is off (CsAccessEdgeConfiguration AllowFederatedUsers is False); turn it on with Set-CsAccessEdgeConfiguration -AllowFederatedUsers $True');
+  }
+  const listed = findDomain(db, domain);
+  if (listed?.list === 'blocked') {
+    return refused('DOMAIN_BLOCKED', `${domain} is a blocked domain; unblock it with Remove-CsBlockedDomain -Identity ${domain}`);
+  }
+  if (listed === undefined && !edge.EnablePartnerDiscovery) {
+    return refused('DOMAIN_NOT_ALLOWED', `${domain} is not an allowed domain and partner discovery is off; allow it with New-CsAllowedDomain -Identity ${domain}, or allow every unblocked domain with Set-CsAccessEdgeConfiguration -EnablePartnerDiscovery $True`);
+  }
+  const settings = effectiveSettings(db, q.localUser);
+  if (!settings.EnableFederationAccess) {
+    const source = settings.sources.ExternalAccessPolicy;
+    return refused('USER_NOT_ENABLED', `the CsExternalAccessPolicy that applies to ${q.localUser} (${source}) has EnableFederationAccess False; grant the user one that enables it with Grant-CsExternalAccessPolicy, or change it with Set-CsExternalAccessPolicy -Identity ${source} -EnableFederationAccess $True`);
+  }
+  return { allowed: true, domain, route: partnerRoute(db, domain) };
+}
+
+/** Where requests for `domain` go: its ProxyFqdn, else the default route, else its DNS SRV record. */
+export function partnerRoute(db: Database, domain: string): PartnerRoute {
+  const name = domain.trim().toLowerCase().replace(/\.$/, '');
+  const listed = findDomain(db, name);
+  if (listed?.list === 'allowed' && listed.proxyFqdn !== null) return { kind: 'proxy', target: listed.proxyFqdn };
+  const edge = getAccessEdge(db);
+  if (edge.DefaultRouteFqdn !== null) return { kind: 'default-route', target: edge.DefaultRouteFqdn };
+  return { kind: 'dns-srv', domain: name };
+}
+
+/** `sip.partner.example:5061 (ProxyFqdn)`, `DNS SRV _sipfederationtls._tcp.partner.example`. */
+export function describeRoute(route: PartnerRoute): string {
+  switch (route.kind) {
+    case 'proxy':
+      return `${formatHostPort(route.target)} (ProxyFqdn)`;
+    case 'default-route':
+      return `${formatHostPort(route.target)} (DefaultRouteFqdn)`;
+    case 'dns-srv':
+      return `DNS SRV _sipfederationtls._tcp.${route.domain}`;
+  }
+}
+
+function refused(code: FederationRefusalCode, reason: string): FederationDecision {
+  return { allowed: false, code, reason };
+}
