@@ -102,7 +102,7 @@ describe('parley admin cmdlets', () => {
     await a.ok('Enable-CsUser', '-Identity', 'alice', '-Password', 'secret', '-DisplayName', 'Alice', '-Site', 'Site:Redmond');
     await a.ok('Grant-CsClientPolicy', '-Identity', 'alice@parley.test', '-PolicyName', 'Sales');
     const user = await a.ok('Get-CsUser', 'sip:alice@parley.test');
-    assert.match(user.text, /^Identity +: alice@parley\.test\nSipAddress +: sip:alice@parley\.test\nDisplayName +: Alice\nSite +: Site:Redmond\nClientPolicy : Tag:Sales\nWhenCreated +: \S+\nDemo +: False$/);
+    assert.match(user.text, /^Identity +: alice@parley\.test\nSipAddress +: sip:alice@parley\.test\nDisplayName +: Alice\nSite +: Site:Redmond\nClientPolicy +: Tag:Sales\nExternalAccessPolicy :\nWhenCreated +: \S+\nDemo +: False$/);
     const settings = a.db((db) => effectiveSettings(db, 'alice@parley.test'));
     assert.deepEqual(settings.sources, { ImConfiguration: 'Site:Redmond', ClientPolicy: 'Tag:Sales', ExternalAccessPolicy: 'Global' });
     assert.equal(settings.OfflineImMaxAgeSeconds, 7200);

@@ -125,6 +125,7 @@ describe('federation cmdlets', () => {
     assert.match(String(user.Reason), /\(Global\) has EnableFederationAccess False/);
     await a.ok('New-CsExternalAccessPolicy', 'Tag:Federated', '-EnableFederationAccess', '$True');
     await a.ok('Grant-CsExternalAccessPolicy', 'alice', 'Federated');
+    assert.deepEqual((await a.ok('Get-CsUser', 'alice')).filter((l) => /Policy/.test(l)), ['ClientPolicy         :', 'ExternalAccessPolicy : Tag:Federated']);
     assert.deepEqual(await test(), { Identity: 'alice@parley.test', Domain: 'partner.example', Allowed: true, Code: null, Reason: null, Route: 'DNS SRV _sipfederationtls._tcp.partner.example' });
     const text = await a.ok('Test-CsFederationAccess', 'alice', 'partner.example');
     assert.deepEqual(text, ['Identity : alice@parley.test', 'Domain   : partner.example', 'Allowed  : True', 'Code     :', 'Reason   :', 'Route    : DNS SRV _sipfederationtls._tcp.partner.example']);

@@ -2,7 +2,7 @@
 // `alice` in the default domain). Passwords are never shown nor written to the audit log.
 import { DirectoryError, addUser, findUser, listUsers, parseAddress, removeUser, requireSite, setDisplayName, setPassword, setUserSite, userSite } from '../../directory/index.ts';
 import type { UserSummary } from '../../directory/index.ts';
-import { grantedPolicy, recordAudit } from '../../settings/index.ts';
+import { SETTINGS_KINDS, grantedPolicy, recordAudit } from '../../settings/index.ts';
 import type { Database } from '../../storage/index.ts';
 import { transaction } from '../../storage/index.ts';
 import { wildcard } from '../parse.ts';
@@ -119,13 +119,18 @@ function requireUser(db: Database, address: string): UserSummary {
 
 function outputOf(db: Database, user: UserSummary): OutputObject {
   const site = userSite(db, user.address);
-  const policy = grantedPolicy(db, user.address);
+  // one line per per-user policy (CsClientPolicy, CsExternalAccessPolicy), named as the audit log names its grants
+  const grants = SETTINGS_KINDS.flatMap((kind): Array<readonly [string, string | null]> => {
+    if (kind.grants === undefined) return [];
+    const policy = grantedPolicy(db, user.address, kind);
+    return [[kind.grants.property, policy === null ? null : `Tag:${policy}`]];
+  });
   return [
     ['Identity', user.address],
     ['SipAddress', `sip:${user.address}`],
     ['DisplayName', user.displayName],
     ['Site', site === null ? null : `Site:${site}`],
-    ['ClientPolicy', policy === null ? null : `Tag:${policy}`],
+    ...grants,
     ['WhenCreated', user.createdAt],
     ['Demo', user.demo],
   ];
