@@ -41,17 +41,20 @@ export function newConversationId(): string {
   return `cv-${randomBase32(10)}`;
 }
 
-/** A user's effective settings, null when they are no longer a user (removed meanwhile). */
-export function settingsOf(db: Database, cache: Map<string, EffectiveSettings | null>, address: string): EffectiveSettings | null {
-  let s = cache.get(address);
-  if (s === undefined) {
-    try {
-      s = effectiveSettings(db, address);
-    } catch {
-      s = null;
-    }
-    cache.set(address, s);
+/**
+ * A user's effective settings through `cache`, null when they are no longer a user (removed
+ * meanwhile). A miss is not remembered: a user added while the cache lives is found next time.
+ */
+export function settingsOf(db: Database, cache: Map<string, EffectiveSettings>, address: string): EffectiveSettings | null {
+  const known = cache.get(address);
+  if (known !== undefined) return known;
+  let s: EffectiveSettings;
+  try {
+    s = effectiveSettings(db, address);
+  } catch {
+    return null;
   }
+  cache.set(address, s);
   return s;
 }
 
@@ -59,8 +62,7 @@ export function settingsOf(db: Database, cache: Map<string, EffectiveSettings | 
  * What the writer of one connection remembers between batches, so that a message costs two
  * statements (the conversation's update and the message's insert), not eight:
  * - the participants' settings, until the admin audit log moves (every change of settings, grants,
- *   sites and users writes a row there: the provisioning package relies on the same rule); a user
- *   not found is not remembered (one added outside the audit would otherwise stay unknown);
+ *   sites and users writes a row there: the provisioning package relies on the same rule);
  * - each pair's open conversation and its next seq. Only this writer adds messages; the worker may
  *   close a conversation or end it early (a sign-out) on its own connection, so a remembered one is
  *   used only while its row still says open and not ended (the update's WHERE checks it), and
@@ -87,18 +89,6 @@ function memoryOf(db: Database): WriterMemory {
   return memory;
 }
 
-function rememberedSettings(db: Database, memory: WriterMemory, address: string): EffectiveSettings | null {
-  const known = memory.settings.get(address);
-  if (known !== undefined) return known;
-  let s: EffectiveSettings;
-  try {
-    s = effectiveSettings(db, address);
-  } catch {
-    return null;
-  }
-  memory.settings.set(address, s);
-  return s;
-}
 
 export function writeHistoryBatch(db: Database, messages: readonly RecordedMessage[]): CommitSummary {
   try {
@@ -141,8 +131,8 @@ function writeBatch(db: Database, messages: readonly RecordedMessage[]): CommitS
         if (content.displayedId !== undefined) summary.displayed += Number(markDisplayed.run(content.displayedId, m.sender, m.recipient).changes);
         continue;
       }
-      const sender = rememberedSettings(db, memory, m.sender);
-      const recipient = rememberedSettings(db, memory, m.recipient);
+      const sender = settingsOf(db, memory.settings, m.sender);
+      const recipient = settingsOf(db, memory.settings, m.recipient);
       if (sender === null || recipient === null) continue;
       const archived = sender.EnableIMAutoArchiving || recipient.EnableIMAutoArchiving;
       const tracked = m.outcome === 'relayed' && content.displayRequestId !== undefined && sender.UnreadMissedTimeoutSeconds > 0;

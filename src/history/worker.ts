@@ -98,7 +98,7 @@ export class HistoryWorker {
     if (forget) this.#forgotAt = now;
     let earliest = Infinity;
     const result = transaction(db, () => {
-      const cache = new Map<string, EffectiveSettings | null>();
+      const cache = new Map<string, EffectiveSettings>();
       for (const address of this.#signedOut) {
         for (const id of endForSignOut(db, address, now)) recordTrace(db, { traceId: id, callId: id, at: now, step: 'signed-out', detail: { who: address } });
       }
@@ -122,11 +122,13 @@ export class HistoryWorker {
   }
 
   /** Step 1: per conversation and direction, the unread messages in one 'unread' spool entry. */
-  #unread(db: Database, now: number, cache: Map<string, EffectiveSettings | null>, spooled: (pickupAt: number) => void): number {
+  #unread(db: Database, now: number, cache: Map<string, EffectiveSettings>, spooled: (pickupAt: number) => void): number {
     const groups = new Map<string, HistoryMessage[]>();
     for (const m of dueUnread(db, now, ROUND_LIMIT)) {
       const key = `${m.conversationId} ${m.sender} ${m.recipient}`;
-      groups.set(key, [...(groups.get(key) ?? []), m]);
+      const group = groups.get(key);
+      if (group === undefined) groups.set(key, [m]);
+      else group.push(m);
     }
     let count = 0;
     for (const group of groups.values()) {
@@ -173,7 +175,7 @@ export class HistoryWorker {
   }
 
   /** Step 2: one 'history' entry per archiving participant; returns how many entries were made. */
-  #close(db: Database, c: ConversationRow, now: number, cache: Map<string, EffectiveSettings | null>): number {
+  #close(db: Database, c: ConversationRow, now: number, cache: Map<string, EffectiveSettings>): number {
     const messages = conversationMessages(db, c.id);
     const relayed = messages.filter((m) => m.kind === 'relayed' && m.body !== null);
     const entries: Array<{ owner: string; entry: string }> = [];
