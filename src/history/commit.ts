@@ -74,6 +74,14 @@ interface WriterMemory {
   open: Map<string, { id: string; nextSeq: number }>;
 }
 
+/**
+ * The most messages one conversation (one history item) holds. Two people who never pause would
+ * otherwise keep one conversation open for ever, its bodies growing in the database and its item
+ * without bound (64 KiB a message at most, messaging.maxBody): past this the pair goes on in a new
+ * conversation, a new item.
+ */
+export const MAX_CONVERSATION_MESSAGES = 1000;
+
 /** Bounds of the memory: past these it is cleared (it is only a cache). */
 const MAX_REMEMBERED = 20_000;
 const memories = new WeakMap<Database, WriterMemory>();
@@ -161,7 +169,9 @@ function conversationFor(db: Database, memory: WriterMemory, m: RecordedMessage,
   const pair = `${a} ${b}`;
   const endsAt = m.at + idleMs;
   // continues it only while the row is open and not ended before m: what the lookup below would find
-  const extend = statement(db, "UPDATE history_conversations SET last_at = max(last_at, ?), ends_at = max(ends_at, ?), message_count = message_count + 1 WHERE id = ? AND state = 'open' AND ends_at >= ?");
+  // ... and while it holds fewer than MAX_CONVERSATION_MESSAGES: a full one is left to end (its
+  // item is written once it is idle) and the pair goes on in a new one
+  const extend = statement(db, `UPDATE history_conversations SET last_at = max(last_at, ?), ends_at = max(ends_at, ?), message_count = message_count + 1 WHERE id = ? AND state = 'open' AND ends_at >= ? AND message_count < ${MAX_CONVERSATION_MESSAGES}`);
   const known = memory.open.get(pair);
   if (known !== undefined && Number(extend.run(m.at, endsAt, known.id, m.at).changes) === 1) return { id: known.id, opened: false, seq: known.nextSeq++ };
   const open = statement(db, "SELECT id FROM history_conversations WHERE user_a = ? AND user_b = ? AND state = 'open' AND ends_at >= ? ORDER BY started_at DESC LIMIT 1").get(a, b, m.at) as { id: string } | undefined;

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { beforeEach, describe, it } from 'node:test';
 import { createSite, setUserSite } from '../../src/directory/sites.ts';
 import { classify } from '../../src/history/content.ts';
-import { writeHistoryBatch } from '../../src/history/commit.ts';
+import { MAX_CONVERSATION_MESSAGES, writeHistoryBatch } from '../../src/history/commit.ts';
 import { HistoryRecorder } from '../../src/history/recorder.ts';
 import { conversationMessages, endForSignOut, listConversations } from '../../src/history/repository.ts';
 import { readTrace } from '../../src/observability/trace.ts';
@@ -77,6 +77,14 @@ describe('the group commit', () => {
     assert.equal(summary.displayed, 1);
     assert.deepEqual(due().map((r) => r.displayed), [1, 0]);
     assert.equal(listConversations(db, ALICE, 0)[0]?.messageCount, 2, 'reports are not messages of the conversation');
+  });
+
+  it('a pair that never pauses goes on in a new conversation once one holds MAX_CONVERSATION_MESSAGES', () => {
+    const flood = Array.from({ length: MAX_CONVERSATION_MESSAGES + 5 }, (_, i) => text(`m${i}`, T0 + i));
+    assert.equal(writeHistoryBatch(db, flood).opened, 2);
+    const counts = listConversations(db, ALICE, 0).map((c) => c.messageCount).sort((a, b) => a - b);
+    assert.deepEqual(counts, [5, MAX_CONVERSATION_MESSAGES]);
+    assert.equal(writeHistoryBatch(db, [text('next', T0 + 2000)]).opened, 0, 'the new one goes on');
   });
 
   it('notes offline messages without their body; ignores refused ones', () => {
