@@ -29,6 +29,16 @@ export interface OfflineMessage {
   body: Uint8Array;
   /** for the trace: "not signed in", or each registration's failure */
   why: string;
+  /**
+   * What the entry becomes (issue 15, the reference document's rule for other organisations):
+   *   - `missed` (default): a Missed Conversation in the local recipient's mailbox;
+   *   - `email`: the recipient is a partner organisation's user (`dave@partner.example`): the
+   *     conversation goes as an ordinary e-mail from the sender's address through outbound SMTP,
+   *     and the sender's Conversation History copy as usual; the sender's settings decide;
+   *   - `inbox-note`: the sender is a partner's user: a plain IPM.Note in the local recipient's
+   *     Inbox ("Message from … while you were offline"), never a Missed Conversation.
+   */
+  delivery?: 'missed' | 'email' | 'inbox-note';
 }
 
 export type OfflineDecision =

@@ -42,7 +42,53 @@ export interface SipContext {
   stats?: SipStats;
   /** a stopping server's drain (src/router/drain.ts): counts the requests in flight, refuses new ones; absent: never drains */
   drain?: RequestDrain;
+  /** the federation link with partner organisations (src/federation implements it); absent: federation is not configured and other domains are refused */
+  federation?: FederationGate;
 }
+
+/**
+ * What the router needs to talk to partner organisations (issue 15). src/federation implements
+ * it: the administration's decision (CsAccessEdgeConfiguration, allowed/blocked domains, the
+ * user's CsExternalAccessPolicy), the mutual-TLS link and DNS. A request is a partner's when it
+ * came on a flow with `flow.partner` set; every other request is a local user's.
+ */
+export interface FederationGate {
+  /** host:port this server names itself by towards partners (its federation FQDN and port): Via sent-by, Record-Route */
+  readonly sentBy: string;
+  /**
+   * May local user `sender` send to a user of `domain`? null: yes. Else the refusal; the router
+   * answers 403 with its warning (the cmdlet that would change it included).
+   */
+  outboundRefusal(sender: string, domain: string): FederationRefusal | null;
+  /**
+   * May a request that came on partner flow `flow`, whose From names `fromDomain`, reach local
+   * user `recipient` (undefined: a request for no user, such as OPTIONS)? null: yes. Refused
+   * (403) when the flow's certificate was not verified for `fromDomain` (its SRV target or
+   * ProxyFqdn is not among the certificate's names), when `fromDomain` is this organisation's own
+   * domain, blocked or not allowed, when federation is off, and when the recipient's policy does
+   * not enable federation; a recipient who does not exist gets the same refusal text as one who
+   * is not enabled, so a partner cannot learn who exists. Asynchronous: may ask DNS.
+   */
+  inboundRefusal(flow: Flow, fromDomain: string, recipient: string | undefined): Promise<FederationRefusal | null>;
+  /**
+   * A connection to the proxy of partner `domain` (pooled: an open one is reused). Resolves with
+   * its flow, or why the partner cannot be reached: 503 when DNS names no server for it or every
+   * server refused or failed the TLS check, 480 when the servers did not answer in time; the
+   * router answers with that status and warning.
+   */
+  connect(domain: string): Promise<PartnerConnection>;
+}
+
+export interface FederationRefusal {
+  /** FEDERATION_DISABLED, DOMAIN_BLOCKED, DOMAIN_NOT_ALLOWED, USER_NOT_ENABLED, BAD_DOMAIN, PARTNER_NOT_VERIFIED (src/federation) */
+  readonly code: string;
+  /** for the Warning header: what was refused and why */
+  readonly warning: string;
+}
+
+export type PartnerConnection =
+  | { readonly ok: true; readonly flow: Flow }
+  | { readonly ok: false; readonly status: 480 | 503; readonly warning: string };
 
 /**
  * The router's events /metrics counts. Called once per request and per response: an

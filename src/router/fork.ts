@@ -4,7 +4,8 @@
 
 import type { Binding } from '../registrar/location.ts';
 import type { SipContext } from './context.ts';
-import { type Flow, newBranch, parseNameAddr, parseUri, sentBy, viaTransport } from '../sip/index.ts';
+import { namesUs } from './partner.ts';
+import { type Flow, newBranch, sentBy, viaTransport } from '../sip/index.ts';
 import type { SipRequest, SipResponse } from '../sip/index.ts';
 
 export type ForkOutcome =
@@ -92,20 +93,10 @@ function forwardedRequest(ctx: SipContext, request: SipRequest, binding: Binding
   headers.set('max-forwards', String((Number.isFinite(maxForwards) ? maxForwards : 70) - 1));
   // Credentials for our realm were consumed here (§22.3); a pre-loaded Route to us is used up (§16.4).
   headers.delete('proxy-authorization');
-  while (isOwnRoute(ctx, headers.get('route'))) headers.shift('route');
+  while (namesUs(ctx, headers.get('route'))) headers.shift('route');
   const branch = newBranch();
   headers.prepend('via', `SIP/2.0/${viaTransport(flow.protocol)} ${sentBy(flow)};branch=${branch}`);
   return { kind: 'request', method: request.method, uri: binding.contact, headers, body: request.body };
-}
-
-function isOwnRoute(ctx: SipContext, route: string | undefined): boolean {
-  if (route === undefined) return false;
-  try {
-    const host = parseUri(parseNameAddr(route).uri).host;
-    return host === ctx.domain || ctx.isOwnHost(host);
-  } catch {
-    return false;
-  }
 }
 
 /** §16.7 step 6, without the unavailable answers: 6xx first, else the lowest class, else none. */

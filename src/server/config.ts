@@ -88,6 +88,34 @@ export interface ServerConfig {
   web: WebConfig;
   /** how long history is kept (delivered offline messages, trace, audit, the mailbox change log) and how it is purged (src/retention) */
   retention: RetentionPolicy;
+  /**
+   * The federation link with partner organisations (src/federation): its own mutual-TLS port.
+   * null: off, and every other domain is refused (403) whatever CsAccessEdgeConfiguration says.
+   */
+  federation: FederationConfig | null;
+}
+
+/** `federation` in the config file. Who may talk to which partner is administration (CsAccessEdgeConfiguration…), not config. */
+export interface FederationConfig {
+  /**
+   * The name partners reach this server by: the target of the organisation's
+   * `_sipfederationtls._tcp.<domain>` SRV record (or the ProxyFqdn partners configure), a DNS name
+   * in the certificate. Via and Record-Route name it towards partners.
+   */
+  fqdn: string;
+  /** address the federation port listens on; default: `listen` */
+  listen: string | null;
+  /** default 5061 (as Skype for Business's Edge); 0: any free port */
+  port: number;
+  /** PEM files of this server's certificate towards partners (server and client alike), reloaded when they change */
+  cert: string;
+  key: string;
+  /** PEM bundle of the CAs partners' certificates must chain to; null: the system's CAs */
+  ca: string | null;
+  /** DNS servers for partners' SRV/A/AAAA records, `host` or `host:port`; []: the system resolver's servers */
+  dnsServers: string[];
+  /** seconds a connection to a partner may take (TCP and TLS handshake) before the partner counts as unreachable */
+  connectTimeout: number;
 }
 
 export interface WebConfig {
@@ -186,7 +214,10 @@ export const DEFAULT_CONFIG: ServerConfig = {
   },
   web: { allowedOrigins: [] },
   retention: DEFAULT_RETENTION,
+  federation: null,
 };
+
+export const FEDERATION_DEFAULTS: Omit<FederationConfig, 'fqdn' | 'cert' | 'key'> = { listen: null, port: 5061, ca: null, dnsServers: [], connectTimeout: 10 };
 
 export class ConfigError extends ParleyError {
   constructor(message: string) {
@@ -288,6 +319,29 @@ const smtpDomains: Check = (v, path) => {
 const tls: Check = (v, path) => {
   if (v === null) return null;
   return section({ cert: nonEmpty, key: nonEmpty }, true)(v, path);
+};
+
+/** `{ "fqdn": "sip.example.com", "cert": "…pem", "key": "…pem", "port": 5061, "ca": "…pem", "dnsServers": ["192.0.2.53"] }` */
+const federation: Check = (v, path) => {
+  if (v === null) return null;
+  const shape = {
+    fqdn: domainName,
+    listen: (l: unknown, p: string) => (l === null ? null : address(l, p)),
+    port,
+    cert: nonEmpty,
+    key: nonEmpty,
+    ca: (c: unknown, p: string) => (c === null ? null : nonEmpty(c, p)),
+    dnsServers: (d: unknown, p: string) => {
+      if (!Array.isArray(d) || d.length > 8 || !d.every((x) => typeof x === 'string' && /^(\[[0-9a-fA-F:.]+\]|[0-9a-fA-F:.]+)(:\d{1,5})?$/.test(x))) {
+        throw new ConfigError(`${p} must list up to 8 DNS servers as IP addresses with an optional port, such as ["192.0.2.53", "[2001:db8::53]:5353"], not ${JSON.stringify(d)}`);
+      }
+      return d;
+    },
+    connectTimeout: positive(1, 120),
+  };
+  const out = section(shape)(v, path) as Record<string, unknown>;
+  for (const key of ['fqdn', 'cert', 'key']) if (!(key in out)) throw new ConfigError(`${path}.${key} is required`);
+  return { ...FEDERATION_DEFAULTS, ...out };
 };
 
 /** `{ "directoryUrl": "https://…/directory", "domains": ["im.example.com"], "termsOfServiceAgreed": true, … }` */
@@ -432,6 +486,7 @@ const SCHEMA = section({
   dataDir: nonEmpty,
   tls,
   acme,
+  federation,
   logLevel,
   shutdownTimeout: positive(1, 600),
   registrar: section({
@@ -544,6 +599,10 @@ export function loadConfig(file: string | undefined, flags: ConfigOverrides): Re
   checkConnections(config);
   if (config.tls !== null && config.acme !== null) throw new ConfigError('set tls (your own PEM files) or acme (certificates from an ACME CA), not both');
   if (config.httpsPort !== null && config.tls === null && config.acme === null) throw new ConfigError('httpsPort needs a certificate: set tls (cert and key PEM files) or acme');
+  const fed = config.federation;
+  if (fed !== null && fed.port !== 0 && (fed.listen ?? config.listen) === config.listen && (config.tls !== null || config.acme !== null) && fed.port === config.sipsPort) {
+    throw new ConfigError(`federation.port ${fed.port} is also sipsPort, the users' SIP over TLS port, on ${config.listen}: give partners their own port or address (federation.port, federation.listen), or move sipsPort`);
+  }
   const { minAge, maxAge } = config.retention.changeLog;
   if (maxAge !== 'forever' && (minAge === 'forever' || minAge > maxAge)) throw new ConfigError('retention.changeLog.minAge must not exceed retention.changeLog.maxAge');
   for (const [key, e] of Object.entries(config.presence)) {

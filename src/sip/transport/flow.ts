@@ -22,6 +22,12 @@ export interface Flow {
   readonly advertised?: string;
   /** connection-oriented (TCP, TLS, WS): no retransmissions, bindings die with the connection */
   readonly reliable: boolean;
+  /**
+   * A partner organisation's connection (the federation link, mutual TLS): the DNS names of the
+   * certificate the peer presented, verified against the trusted CAs at the handshake. Absent on
+   * every flow of the organisation's own users and clients.
+   */
+  readonly partner?: PartnerPeer;
   /** false when the flow is closed and the bytes could not be handed to the socket */
   send(data: Buffer): boolean;
   readonly closed: boolean;
@@ -36,6 +42,14 @@ export interface Flow {
    * lasts until then, epoch ms; the idle timeout does not close the connection before.
    */
   keepOpenUntil?(epochMs: number): void;
+}
+
+/** Who is at the other end of a federation connection, as its certificate says. */
+export interface PartnerPeer {
+  /** the certificate's subject alternative DNS names (the subject CN when it has none), lower case */
+  readonly names: readonly string[];
+  /** for an outbound connection: the partner domain it was opened for (its SRV target or ProxyFqdn verified) */
+  readonly openedFor?: string;
 }
 
 /** The Via transport token for a flow (RFC 3261 §20.42, RFC 7118 §5). */
