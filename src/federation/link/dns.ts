@@ -4,6 +4,7 @@
 // servers (or the system's), over TCP when the answer was truncated (RFC 7766 §5), and caches.
 // Time and the wire are passed in: the cache and the answers' reading are testable without sockets.
 
+import { randomInt } from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { getServers } from 'node:dns';
@@ -126,7 +127,8 @@ export class CachingResolver implements PartnerDns {
   }
 
   async #ask(name: string, type: DnsType): Promise<DnsAnswer<unknown>> {
-    const id = Math.floor(Math.random() * 0x10000);
+    // unpredictable, so that an off-path sender cannot guess the answer it would have to forge
+    const id = randomInt(0x10000);
     const query = packet.encode({ type: 'query', id, flags: packet.RECURSION_DESIRED, questions: [{ type, name, class: 'IN' }] });
     const problems: string[] = [];
     let timedOut = 0;
