@@ -52,12 +52,12 @@ const QUOTED_SPECIALS_ALL = /[\\"]/g;
  * CLIENT_IDENTITY_HEADERS field and appends one P-Asserted-Identity. Changes `headers` in place.
  *
  * Privacy (RFC 3323, RFC 3325 §9.3): a request with `Privacy: id` asks that the asserted identity
- * not leave the trust domain. Every recipient Parley forwards to today is a user of the same
- * organisation, inside its trust domain, so the assertion stays (and the From address, which must
- * be the signed-in user's, names them anyway); the Privacy header itself is passed on.
- * FEDERATION: when requests leave for a partner domain, this is where the trust-domain boundary
- * goes — remove P-Asserted-Identity towards a domain outside the trust domain (always when the
- * request carries `Privacy: id`, §5), unless that partner is configured as trusted (Spec(T), §2.3).
+ * not leave the trust domain. Every recipient this is used for is a user of the same organisation,
+ * inside its trust domain, so the assertion stays (and the From address, which must be the
+ * signed-in user's, names them anyway); the Privacy header itself is passed on. The trust domain
+ * ends at the federation link (issue 15): what goes to a partner carries no identity headers at
+ * all (partner.ts, toPartner; message-partner.ts for answers), and what comes from a partner has
+ * its own removed and the From asserted at domain level (message-partner.ts).
  */
 export function assertIdentity(headers: Headers, identity: AssertedIdentity): void {
   // Most clients send none of these: look once, and delete (four scans) only when there is one.
@@ -109,7 +109,8 @@ export function preferredIdentityRefusal(headers: Headers, address: string): str
 
 /**
  * A message/cpim body (RFC 3862) carries a From of its own (§3.1), which a client may show as the
- * sender instead of the SIP one: it must name the authenticated user, as the SIP From must.
+ * sender instead of the SIP one: it must name the sender Parley established (the authenticated
+ * user, or a partner's user its certificate vouched for), as the SIP From must.
  * Returns why the request must be refused, or undefined when the body is CPIM whose From (if any)
  * is `address`. The URI may be `im:`, `pres:`, `sip:` or `sips:` (§3.1 and RFC 3860).
  */
@@ -129,5 +130,5 @@ export function cpimSenderRefusal(body: Uint8Array, address: string): string | u
     }
   }
   if (named === address) return undefined;
-  return `the CPIM From ${from.slice(0, 120)} is not ${address}: a message/cpim body must name its sender, the signed-in user`;
+  return `the CPIM From ${from.slice(0, 120)} is not ${address}: a message/cpim body must name its sender, the From of the SIP request`;
 }
