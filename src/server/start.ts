@@ -4,6 +4,7 @@
 import { AcmeCertificates, AcmeChallenges, CertificateKeeper } from '../certs/index.ts';
 import type http from 'node:http';
 import type { TLSSocket } from 'node:tls';
+import { X509Certificate } from 'node:crypto';
 import { AUTH_MIGRATIONS, Authenticator, BasicSignIn, FairQueue, LockoutKeeper, basicCaller } from '../auth/index.ts';
 import { cachedUserLookup, createDirectoryRoute, DIRECTORY_MIGRATIONS } from '../directory/index.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -429,6 +430,10 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     if (fed !== null) {
       const fedKeeper = new CertificateKeeper({ files: { cert: fed.cert, key: fed.key, certSetting: 'federation.cert', keySetting: 'federation.key' }, logger: certificateLogger.child({ listener: 'federation' }) });
       federationCertificates = fedKeeper;
+      // partners check that it names the host their SRV record or ProxyFqdn names (RFC 6125)
+      if (new X509Certificate(fedKeeper.current.cert).checkHost(fed.fqdn, { partialWildcards: false }) === undefined) {
+        logger.warn({ setting: 'federation.cert', fqdn: fed.fqdn, subject: fedKeeper.current.subject }, 'federation.cert does not name federation.fqdn %s (%s): partners will refuse this server', fed.fqdn, fedKeeper.current.subject);
+      }
       closers.push(() => fedKeeper.close());
       const fedLogger = logger.child({ component: 'federation' });
       // undefined: node's bundled CAs, the system's trust for partners' certificates
@@ -443,7 +448,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
         sink,
         guard,
         tls: withCa(fedKeeper.current),
-        advertise: `${fed.fqdn}`,
+        advertise: fed.fqdn,
         partners: {
           peerOf,
           // who and why, at info: a partner misconfigured (or a scanner) is not the server's fault

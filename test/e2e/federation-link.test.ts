@@ -137,6 +137,7 @@ before(async () => {
     `--srv-host=_sipfederationtls._tcp.org-x.test,sip.org-x.test,${fedB.port},10,0`,
     // org-s: the preferred server is silent, the next one is org-b's
     `--srv-host=_sipfederationtls._tcp.org-s.test,silent.org-s.test,${silentPort},10,0`,
+    `--srv-host=_sipfederationtls._tcp.org-s.test,${B.fqdn},${fedB.port},20,0`,
     `--srv-host=_sipfederationtls._tcp.org-t.test,silent.org-s.test,${silentPort},10,0`,
     `--host-record=${A.fqdn},${A.address}`,
     `--host-record=${B.fqdn},${B.address}`,
@@ -317,6 +318,15 @@ describe('federation link: connections to partners', () => {
     pool.close();
     assert.ok(!slow.ok && slow.status === 480, JSON.stringify(slow));
     assert.match(slow.warning, /no TLS handshake within 500 ms/);
+  });
+
+  it('moves on to the next SRV record when the first server does not answer', async () => {
+    const pool = orgAPool(500);
+    const c = await pool.connect('org-s.test', { kind: 'dns-srv', domain: 'org-s.test' });
+    pool.close();
+    assert.ok(c.ok, JSON.stringify(c));
+    assert.equal(c.flow.remote.port, fedB.port, 'the priority 20 server, after the silent priority 10 one');
+    assert.deepEqual(c.flow.partner, { names: [B.fqdn], openedFor: 'org-s.test' });
   });
 
   it('a server refuses our connection when our certificate is not from its trusted CA', async () => {

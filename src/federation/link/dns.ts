@@ -214,7 +214,7 @@ export const udpThenTcp: DnsWire = (query, server, timeoutMs, overTcp) =>
       socket.on('error', (err) => finish(err));
       socket.on('message', (msg, from) => {
         // only the server asked may answer (a spoofed datagram from elsewhere is ignored)
-        if (from.port === server.port && msg.length >= 2 && msg.readUInt16BE(0) === query.readUInt16BE(0)) finish(null, msg);
+        if (from.port === server.port && (from.address === server.host || !net.isIP(server.host)) && msg.length >= 2 && msg.readUInt16BE(0) === query.readUInt16BE(0)) finish(null, msg);
       });
       socket.send(query, server.port, server.host, (err) => {
         if (err) finish(err);

@@ -2,6 +2,7 @@
 // again on reload (SIGHUP); null in the config means node's bundled root CAs.
 
 import { readFileSync } from 'node:fs';
+import { ParleyError } from '../../errors.ts';
 import type { Logger } from '../../observability/logger.ts';
 
 export class PartnerCas {
@@ -13,7 +14,12 @@ export class PartnerCas {
   constructor(file: string | null, logger: Logger) {
     this.#file = file;
     this.#logger = logger;
-    this.#current = file === null ? undefined : readFileSync(file);
+    if (file === null) return;
+    try {
+      this.#current = readFileSync(file);
+    } catch (err) {
+      throw new ParleyError('FEDERATION_CA_UNREADABLE', `federation.ca: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
   }
 
   /** the bundle in use; undefined: the system's CAs */
