@@ -419,3 +419,14 @@ describe('migration offline/005 (the kinds of partner organisations)', () => {
     assert.deepEqual(indexes, ['spool_entries_delivered', 'spool_entries_due', 'spool_entries_open', 'spool_entries_recipient', 'spool_messages_call_id']);
   });
 });
+
+describe('without the SMTP routes (smtpRoutes not given to the pipeline)', () => {
+  it('spools and queues the e-mail; SmtpOutbound decides by its own routes', async () => {
+    const unrouted = new OfflineService(options({ smtpRoutes: undefined }));
+    const entryId = entryIdOf(await unrouted.accept(toPartner('hi', { recipient: 'erin@org-c.example' })));
+    clock += PICKUP;
+    await unrouted.worker.runOnce();
+    assert.equal(getEntry(db, entryId).state, 'delivered');
+    assert.deepEqual(dueOutbound(db, clock).map((m) => m.recipients), [['erin@org-c.example']]);
+  });
+});
