@@ -149,6 +149,8 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     logger: logger.child({ component: 'offline' }),
     domain: config.domain,
     routing: mailboxes,
+    // an e-mail to a partner's user (issue 15) is refused before the 202 when no route reaches its domain
+    smtpRoutes: config.smtpRoutes,
     displayName: (address) => findUser(address)?.displayName ?? '',
     retry: { baseMs: config.offlineIm.retryBase * 1000, maxMs: config.offlineIm.retryMax * 1000 },
     deliveryBatch: config.offlineIm.deliveryBatch,
