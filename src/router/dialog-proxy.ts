@@ -65,6 +65,8 @@ export class DialogProxy {
     if (dot <= 0) return undefined;
     const data = Buffer.from(token.slice(0, dot), 'base64url');
     const tag = Buffer.from(token.slice(dot + 1), 'base64url');
+    // one spelling per token: the decoder would skip stray characters
+    if (`${data.toString('base64url')}.${tag.toString('base64url')}` !== token) return undefined;
     const expected = this.#tag(data);
     if (tag.length !== expected.length || !timingSafeEqual(tag, expected)) return undefined;
     const [id, protocol, localAddress, localPort, remoteAddress, remotePort, user] = data.toString('utf8').split('\n');
