@@ -34,7 +34,7 @@ export interface FakeFlow extends Flow {
 
 /** The fake gate: partners' certificates name `sip.<domain>`; refusals as the test sets them. */
 export class FakeGate implements FederationGate {
-  readonly sentBy = FED;
+  readonly sentBy: string;
   /** domains (outbound and inbound) the decision refuses */
   readonly refusedDomains = new Set<string>();
   /** local users whose policy keeps them from partners */
@@ -46,7 +46,8 @@ export class FakeGate implements FederationGate {
   readonly #newFlow: (domain: string) => Flow;
   readonly #users: Set<string>;
 
-  constructor(newFlow: (domain: string) => Flow, users: Set<string>) {
+  constructor(newFlow: (domain: string) => Flow, users: Set<string>, sentBy = FED) {
+    this.sentBy = sentBy;
     this.#newFlow = newFlow;
     this.#users = users;
   }
@@ -71,7 +72,20 @@ export class FakeGate implements FederationGate {
   }
 }
 
-export function setup(opts: { federation?: boolean; blocked?: Array<[watcher: string, presentity: string]> } = {}) {
+export interface SetupOptions {
+  federation?: boolean;
+  blocked?: Array<[watcher: string, presentity: string]>;
+  /** the organisation's domain, default org-a.test; it names itself sip.<domain>:5061 to partners */
+  domain?: string;
+  /** user names of the organisation, default alice, bob, carol */
+  users?: string[];
+  /** the server's local address, default 127.0.0.1 */
+  address?: string;
+}
+
+export function setup(opts: SetupOptions = {}) {
+  const domain = opts.domain ?? DOMAIN;
+  const address = opts.address ?? '127.0.0.1';
   const clock = new ManualTimers();
   const sent: SentRequest[] = [];
   const transactions = {
@@ -85,8 +99,8 @@ export function setup(opts: { federation?: boolean; blocked?: Array<[watcher: st
   const makeFlow = (id: string, partner?: { names: string[]; openedFor?: string }, protocol: Flow['protocol'] = partner ? 'tls' : 'tcp'): FakeFlow => {
     const flow: FakeFlow = {
       id, protocol, reliable: true, closed: false, responses: [], keptOpenUntil: undefined,
-      local: { address: '127.0.0.1', port: partner ? 5061 : 5060 },
-      remote: { address: partner ? '127.0.0.2' : '127.0.0.1', port: port++ },
+      local: { address, port: partner ? 5061 : 5060 },
+      remote: { address: partner ? '192.0.2.1' : address, port: port++ },
       ...(partner ? { partner } : {}),
       send(data: Buffer) {
         flow.responses.push(parseMessage(data) as SipResponse);
@@ -100,8 +114,8 @@ export function setup(opts: { federation?: boolean; blocked?: Array<[watcher: st
     return flow;
   };
   let partnerFlows = 0;
-  const users = new Set(['alice', 'bob', 'carol'].map((u) => `${u}@${DOMAIN}`));
-  const gate = new FakeGate((domain) => makeFlow(`tls#out${++partnerFlows}`, { names: [`sip.${domain}`], openedFor: domain }), users);
+  const users = new Set((opts.users ?? ['alice', 'bob', 'carol']).map((u) => `${u}@${domain}`));
+  const gate = new FakeGate((to) => makeFlow(`tls#out${++partnerFlows}`, { names: [`sip.${to}`], openedFor: to }), users, `sip.${domain}:5061`);
   const blocked = new Set((opts.blocked ?? []).map(([w, p]) => `${w}\n${p}`));
   const presence = new PresenceService({ timers: clock, isBlocked: (w, p) => blocked.has(`${w}\n${p}`) });
   const summary = { name: 'message-summary', contentType: 'application/simple-message-summary', authorize: () => 'ok' as const, body: () => 'Messages-Waiting: no\r\n' };
@@ -111,8 +125,8 @@ export function setup(opts: { federation?: boolean; blocked?: Array<[watcher: st
   /** who digest authentication was asked for: never a partner */
   const authenticated: string[] = [];
   const ctx = {
-    domain: DOMAIN, product: 'Parley/test', logger, transactions, now: clock.now, registrations,
-    isOwnHost: (host: string) => ['sip.org-a.test', '127.0.0.1'].includes(host.toLowerCase()),
+    domain, product: 'Parley/test', logger, transactions, now: clock.now, registrations,
+    isOwnHost: (host: string) => [`sip.${domain}`, address].includes(host.toLowerCase()),
     resolveFlow: (ref: { id: string }) => flows.get(ref.id),
     userExists: (a: string) => users.has(a),
     displayName: () => null,
@@ -139,7 +153,12 @@ export function setup(opts: { federation?: boolean; blocked?: Array<[watcher: st
    */
   async function receive(flow: FakeFlow, lines: string[], body = ''): Promise<Incoming> {
     const text = [...lines, `Content-Length: ${Buffer.byteLength(body)}`, '', body].join('\r\n');
-    const request = parseMessage(Buffer.from(text)) as SipRequest;
+    return receiveRequest(flow, parseMessage(Buffer.from(text)) as SipRequest);
+  }
+
+  /** As receive(), for a request another server sent (through the wire and back, as over a connection). */
+  async function receiveRequest(flow: FakeFlow, sentRequest: SipRequest): Promise<Incoming> {
+    const request = parseMessage(serialize(sentRequest)) as SipRequest;
     const incoming: Incoming = { request, flow, tx: null, log: logger };
     const handler = byMethod.get(request.method);
     if (handler === undefined) throw new Error(`no handler for ${request.method}`);
@@ -168,7 +187,14 @@ export function setup(opts: { federation?: boolean; blocked?: Array<[watcher: st
     events.flowClosed(id);
   };
 
-  return { clock, ctx, events, presence, gate, sent, flows, makeFlow, receive, answer, closeFlow, online, users, blocked, authenticated };
+  /** Hands a response from elsewhere (another server's) to the transaction of request #i. */
+  function deliver(i: number, response: SipResponse): void {
+    const s = sent[i];
+    if (s === undefined) throw new Error(`no request #${i}`);
+    s.user.onFinal(parseMessage(serialize(response)) as SipResponse);
+  }
+
+  return { clock, ctx, events, presence, gate, sent, flows, makeFlow, receive, receiveRequest, answer, deliver, closeFlow, online, users, blocked, authenticated };
 }
 
 export const tagOf = (header: string | undefined): string | undefined => /tag=([^;>]+)/.exec(header ?? '')?.[1];
