@@ -207,6 +207,18 @@ describe('dialog proxy: a local user subscribes to a partner\'s user', () => {
     assert.equal(link.responses.at(-1)!.status, 403);
   });
 
+  it('knows its partner-side Route by the federation name even when isOwnHost does not list it', async () => {
+    const t = setup();
+    (t.ctx as { isOwnHost: (host: string) => boolean }).isOwnHost = (host) => host === '127.0.0.1';
+    const { client, partnerSide, clientSide } = await subscribed(t);
+    const link = t.makeFlow('tls#in1', { names: ['sip.org-b.test'] });
+    await t.receive(link, partnerNotify([partnerSide, clientSide]));
+    assert.equal(t.sent[1]!.flow, client);
+    assert.deepEqual(t.sent[1]!.request.headers.getAll('route'), []);
+    await t.receive(client, aliceSubscribe({ uri: DAVE_NOTIFIER, toTag: 'dave9', cseq: 2, routes: [clientSide, partnerSide, PARTNER_PROXY_RR] }));
+    assert.deepEqual(t.sent[2]!.request.headers.getAll('route'), [PARTNER_PROXY_RR], 'no Route back to ourselves: no loop');
+  });
+
   it('answers 483 when Max-Forwards is used up', async () => {
     const t = setup();
     const client = t.makeFlow('tcp#alice');
