@@ -5,7 +5,7 @@
 //
 //   const presence = new PresenceService({ blocks: databaseBlockList(db), contacts: databaseContactLists(db) });
 //   const events = new EventService({ packages: [presence, …] });
-//   const handlers = [..., ...presence.handlers, ...events.handlers];   // PUBLISH; SUBSCRIBE
+//   const handlers = [..., ...presence.handlers, ...events.handlers];   // PUBLISH; SUBSCRIBE, NOTIFY
 //   events.start(ctx);                                                 // starts presence too
 
 import type { Authorization, CancelTimer, EventNotifications, EventPackage, ExpirySettings, Subscription, Timers } from '../events/index.ts';
@@ -82,6 +82,8 @@ interface Running {
 
 export class PresenceService implements EventPackage {
   readonly name = PRESENCE_EVENT;
+  /** partners' users may watch local users, and local users partners' users (issue 15) */
+  readonly federated = true;
   readonly contentType = PIDF_TYPE;
   /** PUBLISH; SUBSCRIBE is the event service's */
   readonly handlers: readonly MethodHandler[];
@@ -139,6 +141,11 @@ export class PresenceService implements EventPackage {
   /**
    * RFC 3856 §6.6 authorization: users of the organisation may watch each other (the event
    * service has already refused other domains and unknown users); blocking shows Offline instead.
+   * A partner's user (issue 15) whom the federation gate admitted — federation allowed for their
+   * domain, the watched user's external access policy enabled — is a watcher like a local user
+   * who is not on the watched user's contact list: the policy has no rule for contacts, so both
+   * see the same document, and a block shows them Offline alike. The gate is the opt-in; a block
+   * is the user's own way to hide from one person, local or not.
    * A contact list is its owner's alone, and needs a subscriber that reads lists (RFC 4662 §4.1).
    */
   authorize(_ctx: SipContext, watcher: string, resource: string, request: SipRequest): Authorization {
