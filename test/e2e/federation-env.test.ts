@@ -8,7 +8,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import nodemailer from 'nodemailer';
-import { kamailioPorts, makeTestPki, opensslVerify, PKI_NAMES, startDns, startKamailio, startSmtpStandIn, tlsHandshake, type KamailioOrg, type TestDns, type TestPki } from './federation-env.ts';
+import { describeSippRun, runSipp, startSippUas } from '../harness/sipp.ts';
+import { rawRequest, udpExchange } from './raw-sip.ts';
+import { SIPP_UAC, SIPP_UAS, SIPP_UAS_OOC, kamailioPorts, makeTestPki, opensslVerify, PKI_NAMES, startDns, startKamailio, startSmtpStandIn, tlsHandshake, type KamailioOrg, type TestDns, type TestPki } from './federation-env.ts';
 
 const NET = 9;
 let dir: string;
@@ -58,6 +60,19 @@ describe('the federation test environment', () => {
     assert.equal(rogue.ok, false, 'a certificate from an untrusted CA');
     const none = await tlsHandshake(kamailio.federation, null, pki.ca, 'sip.org-c.test');
     assert.equal(none.ok, false, 'no client certificate');
+  });
+
+  it('registers org-c\'s users at Kamailio and delivers between them; a user not registered gets 480', async () => {
+    assert.ok(kamailio);
+    const target = `${kamailio.users.host}:${kamailio.users.port}`;
+    const erin = await startSippUas({ scenario: SIPP_UAS, oocScenario: SIPP_UAS_OOC, target, domain: 'org-c.test', injection: [['erin']], timeoutSec: 30 });
+    const frank = await runSipp({ scenario: SIPP_UAC, target, domain: 'org-c.test', injection: [['frank', 'erin', 'org-c.test', 'local-1']] });
+    assert.equal(frank.code, 0, describeSippRun(frank));
+    await erin.waitForLog('parley-message-received body=Hello from frank local-1');
+    const done = await erin.done;
+    assert.equal(done.code, 0, describeSippRun(done));
+    const offline = await udpExchange(kamailio.users, rawRequest('MESSAGE', 'sip:erin@org-c.test', { from: 'sip:frank@org-c.test', to: 'sip:erin@org-c.test', transport: 'UDP', body: 'hi' }));
+    assert.equal(offline?.status, 480, kamailio.logs().slice(-3000));
   });
 
   it('keeps the mail the SMTP stand-in receives', async () => {

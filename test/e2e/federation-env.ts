@@ -36,6 +36,10 @@ import { findFreePort } from '../harness/sipp.ts';
 
 export const TEST_DIR = path.join(REPO_ROOT, 'test', 'e2e');
 const KAMAILIO_CFG = path.join(TEST_DIR, 'federation-kamailio.cfg');
+/** sipp scenarios of org-c's users (Kamailio registers them without authentication) */
+export const SIPP_UAS = path.join(TEST_DIR, 'federation-sipp-uas.xml');
+export const SIPP_UAS_OOC = path.join(REPO_ROOT, 'test', 'interop', 'sipp', 'message-uas-ooc.xml');
+export const SIPP_UAC = path.join(TEST_DIR, 'federation-sipp-uac.xml');
 const DNSMASQ = existsSync('/usr/sbin/dnsmasq') ? '/usr/sbin/dnsmasq' : 'dnsmasq';
 const KAMAILIO = existsSync('/usr/sbin/kamailio') ? '/usr/sbin/kamailio' : 'kamailio';
 const KAMAILIO_MODULES = `/usr/lib/${os.arch() === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu/kamailio/modules`;
