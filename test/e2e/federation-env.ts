@@ -29,7 +29,9 @@ import path from 'node:path';
 import { promises as dnsPromises } from 'node:dns';
 import tls from 'node:tls';
 import { SMTPServer } from 'smtp-server';
+import type { IncomingMessage, SipClient } from '../../src/client/index.ts';
 import { StreamFramer } from '../../src/sip/framing.ts';
+import { arrivals, type Arrivals, type SdkClients } from '../harness/clients.ts';
 import type { SipResponse } from '../../src/sip/message.ts';
 import { REPO_ROOT, runCli, startServer, type HostPort, type RunningServer } from '../harness/server.ts';
 import { findFreePort } from '../harness/sipp.ts';
@@ -547,6 +549,28 @@ export function partnerConnection(to: HostPort, client: CertFiles, ca: string, s
       }),
     );
   });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clients
+
+/** A registered SDK client whose incoming MESSAGEs are answered 200 and queued. */
+export async function messageReceiver(clients: SdkClients, user: string, context?: () => string): Promise<{ client: SipClient; inbox: Arrivals<IncomingMessage> }> {
+  let push: (m: IncomingMessage) => void = () => {};
+  const inbox = arrivals<IncomingMessage>((p) => (push = p), { what: `a MESSAGE to ${user}`, timeoutMs: 15_000, context });
+  const client = await clients.connect(user, {
+    register: true,
+    onMessage: (m) => {
+      push(m);
+      return 200;
+    },
+  });
+  return { client, inbox };
+}
+
+/** `403 399 org-a.test "…"` and the servers' logs: an assertion's message. */
+export function outcome(r: { status: number; headers: { get(name: string): string | undefined } }, logs?: () => string): string {
+  return `${r.status} Warning: ${r.headers.get('warning') ?? '(none)'}${logs ? `\n${logs()}` : ''}`;
 }
 
 // ---------------------------------------------------------------------------------------------
