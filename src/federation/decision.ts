@@ -3,6 +3,7 @@
 // Pure reads of the database, read on every call like effectiveSettings, so an administrator's
 // change applies at once.
 
+import { DirectoryError } from '../directory/index.ts';
 import { effectiveSettings } from '../settings/index.ts';
 import type { Database } from '../storage/index.ts';
 import type { HostPort } from './names.ts';
@@ -18,8 +19,10 @@ export type FederationRefusalCode =
   | 'DOMAIN_BLOCKED'
   /** not a CsAllowedDomain, and EnablePartnerDiscovery is False */
   | 'DOMAIN_NOT_ALLOWED'
-  /** the user's effective CsExternalAccessPolicy has EnableFederationAccess False */
-  | 'USER_NOT_ENABLED';
+  /** the user's effective CsExternalAccessPolicy has EnableFederationAccess False (inbound: or there is no such user) */
+  | 'USER_NOT_ENABLED'
+  /** inbound: the partner connection's certificate was not verified for the From domain (src/federation/gate.ts) */
+  | 'PARTNER_NOT_VERIFIED';
 
 export type FederationDecision =
   | { readonly allowed: true; readonly domain: string; readonly route: PartnerRoute }
@@ -47,9 +50,49 @@ export interface FederationQuestion {
  * then the user's policy: the first rule that fails is the refusal, with the cmdlet that changes it.
  */
 export function federationDecision(db: Database, q: FederationQuestion): FederationDecision {
+  const organisation = organisationDecision(db, q.partnerDomain, q.ownDomain);
+  if (!organisation.allowed) return organisation;
+  const settings = effectiveSettings(db, q.localUser);
+  if (!settings.EnableFederationAccess) {
+    const source = settings.sources.ExternalAccessPolicy;
+    return refused('USER_NOT_ENABLED', `the CsExternalAccessPolicy that applies to ${q.localUser} (${source}) has EnableFederationAccess False; grant the user one that enables it with Grant-CsExternalAccessPolicy, or change it with Set-CsExternalAccessPolicy -Identity ${source} -EnableFederationAccess $True`);
+  }
+  return organisation;
+}
+
+export interface InboundQuestion {
+  /** the partner's domain (the From domain of its request), any case */
+  readonly partnerDomain: string;
+  /** the local recipient's address; undefined for a request to no user (OPTIONS) */
+  readonly recipient?: string | undefined;
+  readonly ownDomain?: string;
+}
+
+/**
+ * The same rules for a request a partner sends: the organisation's first, then the recipient's
+ * policy. A recipient who does not exist is refused exactly like one whose policy does not enable
+ * federation (same code, same text), so that a partner cannot learn who exists; neither text
+ * names a policy, which is this organisation's business.
+ */
+export function inboundDecision(db: Database, q: InboundQuestion): FederationDecision {
+  const organisation = organisationDecision(db, q.partnerDomain, q.ownDomain);
+  if (!organisation.allowed || q.recipient === undefined) return organisation;
+  let enabled = false;
+  try {
+    enabled = effectiveSettings(db, q.recipient).EnableFederationAccess;
+  } catch (error) {
+    // no such user, or not an address at all: the same answer as a user not enabled
+    if (!(error instanceof DirectoryError)) throw error;
+  }
+  if (!enabled) return refused('USER_NOT_ENABLED', `${q.recipient.slice(0, 200)} does not take requests from other organisations`);
+  return organisation;
+}
+
+/** The organisation's rules: federation on, a partner domain name, not blocked, allowed or discoverable. */
+function organisationDecision(db: Database, partnerDomain: string, ownDomain: string | undefined): FederationDecision {
   let domain: string;
   try {
-    domain = parseDomain(q.partnerDomain, q.ownDomain);
+    domain = parseDomain(partnerDomain, ownDomain);
   } catch (error) {
     return refused('BAD_DOMAIN', (error as Error).message);
   }
@@ -63,11 +106,6 @@ export function federationDecision(db: Database, q: FederationQuestion): Federat
   }
   if (listed === undefined && !edge.EnablePartnerDiscovery) {
     return refused('DOMAIN_NOT_ALLOWED', `${domain} is not an allowed domain and partner discovery is off; allow it with New-CsAllowedDomain -Identity ${domain}, or allow every unblocked domain with Set-CsAccessEdgeConfiguration -EnablePartnerDiscovery $True`);
-  }
-  const settings = effectiveSettings(db, q.localUser);
-  if (!settings.EnableFederationAccess) {
-    const source = settings.sources.ExternalAccessPolicy;
-    return refused('USER_NOT_ENABLED', `the CsExternalAccessPolicy that applies to ${q.localUser} (${source}) has EnableFederationAccess False; grant the user one that enables it with Grant-CsExternalAccessPolicy, or change it with Set-CsExternalAccessPolicy -Identity ${source} -EnableFederationAccess $True`);
   }
   return { allowed: true, domain, route: partnerRoute(db, domain) };
 }

@@ -6,13 +6,15 @@ import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { CertificateError, readPair } from '../certs/index.ts';
 import { describeRetention } from '../retention/index.ts';
-import { ConfigError, type ServerConfig } from './config.ts';
+import { X509Certificate } from 'node:crypto';
+import { ConfigError, type FederationConfig, type ServerConfig } from './config.ts';
 import { secretPath } from './secrets.ts';
 
 /** Throws ConfigError naming the setting; returns the lines of a summary when all is well. */
 export function checkStartup(config: Readonly<ServerConfig>, now: Date = new Date()): string[] {
   checkDataDir(config.dataDir);
   const tls = config.tls !== null ? checkTls(config.tls, now) : config.acme !== null ? checkAcme(config, now) : 'off';
+  const federation = config.federation === null ? 'off (other domains are refused)' : checkFederation(config.federation, config.listen, now);
   for (const [name, server] of Object.entries(config.mailboxes.servers ?? {})) {
     // the server reads it when it starts: an unreadable one would stop the start
     if (server.passwordFile !== undefined) readable(server.passwordFile, `mailboxes.servers.${name}.passwordFile`);
@@ -24,6 +26,7 @@ export function checkStartup(config: Readonly<ServerConfig>, now: Date = new Dat
     `sip.advertise: ${config.sip.advertise ?? 'not set (Via and Contact name the local address of each connection)'}`,
     `ports: sip ${config.sipPort} (UDP, TCP), sips ${config.tls === null && config.acme === null ? `${config.sipsPort} (unused: TLS off)` : `${config.sipsPort} (TLS)`}, http ${config.httpPort} (EWS, WebSocket, admin API), https ${config.httpsPort ?? 'off'}, smtp ${config.smtpPort ?? 'off'}`,
     `tls: ${tls}`,
+    `federation: ${federation}`,
     `data dir: ${resolve(config.dataDir)}`,
     `mailboxes: ${describeMailboxes(config.mailboxes)}`,
     `connections: at most ${config.sip.connections.maxTotal} in all, ${config.sip.connections.maxPerSource} per source`,
@@ -68,6 +71,37 @@ function checkTls(tls: { cert: string; key: string }, now: Date): string {
     throw err;
   }
   return `on (${pair.subject}; valid until ${pair.notAfter.toISOString()}; reloaded when the files change or on SIGHUP)`;
+}
+
+/**
+ * The federation pair as the TLS checks take it, and the partners' CA bundle: readable, with at
+ * least one certificate in it (an empty or garbled bundle would refuse every partner).
+ */
+function checkFederation(fed: Readonly<FederationConfig>, listen: string, now: Date): string {
+  let pair;
+  try {
+    pair = readPair({ cert: fed.cert, key: fed.key, certSetting: 'federation.cert', keySetting: 'federation.key' }, now);
+  } catch (err) {
+    if (err instanceof CertificateError) throw new ConfigError(err.message);
+    throw err;
+  }
+  // partners check that our certificate names the host their SRV record or ProxyFqdn names (RFC 6125)
+  if (new X509Certificate(pair.cert).checkHost(fed.fqdn, { wildcards: true, partialWildcards: false }) === undefined) {
+    throw new ConfigError(`federation.cert: the certificate in ${fed.cert} does not name federation.fqdn ${fed.fqdn} (${pair.subject}); partners would refuse it: use one whose subject alternative names include ${fed.fqdn}`);
+  }
+  let trust = "the system's CAs";
+  if (fed.ca !== null) {
+    const pems = readable(fed.ca, 'federation.ca').toString('utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+    try {
+      for (const pem of pems) new X509Certificate(pem);
+    } catch (err) {
+      throw new ConfigError(`federation.ca: ${fed.ca} holds a certificate that cannot be read: ${(err as Error).message}`);
+    }
+    if (pems.length === 0) throw new ConfigError(`federation.ca: ${fed.ca} holds no PEM certificate; partners' certificates could never be verified`);
+    trust = `${pems.length} CA certificate(s) from ${fed.ca}`;
+  }
+  const dns = fed.dnsServers.length === 0 ? 'the system resolver\'s servers' : fed.dnsServers.join(', ');
+  return `${fed.fqdn} on ${fed.listen ?? listen}:${fed.port} (mutual TLS; ${pair.subject}; valid until ${pair.notAfter.toISOString()}; partners verified against ${trust}; DNS ${dns})`;
 }
 
 /** ACME: the CA bundle readable, and what the stored certificate is (or that one is ordered at start). */

@@ -11,7 +11,8 @@ import { MessageSummaryPackage } from '../mailbox/index.ts';
 import { PRESENCE_MIGRATIONS, PresenceService, createPresenceRoute, databaseBlockList, databaseContactLists } from '../presence/index.ts';
 import { ProvisioningPackage, recordAudit } from '../settings/index.ts';
 import { SETTINGS_MIGRATIONS } from '../settings/index.ts';
-import { FEDERATION_MIGRATIONS } from '../federation/index.ts';
+import { CachingResolver, FEDERATION_MIGRATIONS, FederationLink, PartnerPool, certificateNames } from '../federation/index.ts';
+import { readFileSync } from 'node:fs';
 import { createRegistrationEvents, MemoryLocationService, registerHandler } from '../registrar/index.ts';
 import type { SipContext } from '../router/context.ts';
 import { createDispatcher } from '../router/dispatch.ts';
@@ -40,7 +41,7 @@ import { createAdminRoute, serverCmdlets } from '../admin/index.ts';
 import { createConnectionGuard } from './connections.ts';
 import { createWebRoute, lazyWebBundle } from '../web/index.ts';
 import { createSipSink } from './sip-service.ts';
-import { type ConnectionGuard, createWebSocketAcceptor, type Endpoint, type Flow, formatEndpoint, listenStream, listenUdp, NonceIssuer, type SipLimits, sipLimits, type StreamListener, TransactionLayer, type UdpListener } from '../sip/index.ts';
+import { type ConnectionGuard, connectStream, createWebSocketAcceptor, type Endpoint, type Flow, formatEndpoint, listenStream, listenUdp, NonceIssuer, type SipLimits, sipLimits, type StreamListener, TransactionLayer, type UdpListener } from '../sip/index.ts';
 
 export const PRODUCT = 'Parley/0.1.0';
 
@@ -49,6 +50,8 @@ export interface RunningServer {
   readonly tcp: Endpoint;
   readonly tls: Endpoint | null;
   readonly http: Endpoint;
+  /** the federation link's mutual-TLS port for partners (config federation); null when off */
+  readonly federation: Endpoint | null;
   /** HTTPS and WSS (config httpsPort); null when off */
   readonly https: Endpoint | null;
   readonly wsUrl: string;
@@ -191,11 +194,16 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   // on a connection of its own (src/retention), so SIP and the spool writer never wait long for it
   const retention = new RetentionScheduler({ file: db.location() ?? '', policy: config.retention, logger: logger.child({ component: 'retention' }), lockoutWindowMs: lockout.window * 1000 });
 
+  // the name partners reach this server by is one of its own (a Route naming it is for us)
+  const federationFqdn = config.federation?.fqdn.toLowerCase().replace(/\.$/, '');
   // SIGTERM: new requests are refused while those in flight are answered (close() below)
   const drain = new RequestDrain(config.shutdownTimeout);
   const ctx: SipContext = {
     domain: config.domain,
-    isOwnHost: (host) => host.toLowerCase().replace(/^\[|\]$/g, '') === advertisedHost || ownNames.isOwn(host),
+    isOwnHost: (host) => {
+      const name = host.toLowerCase().replace(/^\[|\]$/g, '');
+      return name === advertisedHost || name === federationFqdn || ownNames.isOwn(host);
+    },
     allow: handlers.map((h) => h.method),
     product: PRODUCT,
     logger,
@@ -263,11 +271,16 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     const closeStreams = once(async () => {
       await tcp.close();
       await tls?.close();
+      await federationListener?.close();
+      partnerPool?.close();
     });
     closers.push(once(() => udp.close()), closeStreams);
 
     // SIP over TLS and HTTPS start once the certificate is there (after HTTP: ACME's challenges)
     let tls: StreamListener | null = null;
+    let federationListener: StreamListener | null = null;
+    let partnerPool: PartnerPool | null = null;
+    let federationCertificates: CertificateKeeper | null = null;
     const tlsWanted = config.tls !== null || config.acme !== null;
     const challenges = config.acme === null ? null : new AcmeChallenges();
 
@@ -408,6 +421,57 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     }
     certificates?.watch();
     acmeCertificates?.start();
+
+    // The federation link (issue 15): partners' own mutual-TLS port, its own certificate (reloaded
+    // like the users' one), outbound connections to partners, and the gate the router asks.
+    const fed = config.federation;
+    if (fed !== null) {
+      const fedKeeper = new CertificateKeeper({ files: { cert: fed.cert, key: fed.key, certSetting: 'federation.cert', keySetting: 'federation.key' }, logger: certificateLogger.child({ listener: 'federation' }) });
+      federationCertificates = fedKeeper;
+      closers.push(() => fedKeeper.close());
+      // undefined: node's bundled CAs, the system's trust for partners' certificates
+      const ca = fed.ca === null ? undefined : readFileSync(fed.ca);
+      const fedLogger = logger.child({ component: 'federation' });
+      const peerOf = (socket: import('node:tls').TLSSocket) => ({ names: certificateNames(socket.getPeerCertificate()) });
+      const listener = await listenStream({
+        protocol: 'tls',
+        address: fed.listen ?? config.listen,
+        port: fed.port,
+        limits,
+        sink,
+        guard,
+        tls: { ...fedKeeper.secureContextOptions(), ...(ca === undefined ? {} : { ca }) },
+        advertise: `${fed.fqdn}`,
+        partners: {
+          peerOf,
+          // who and why, at info: a partner misconfigured (or a scanner) is not the server's fault
+          onRefused: (remote, reason, code) => fedLogger.info({ remote: formatEndpoint(remote), code }, 'federation handshake from %s refused: %s', formatEndpoint(remote), reason),
+        },
+      });
+      federationListener = listener;
+      // a new pair keeps the partners' CAs (setSecureContext replaces the whole context)
+      fedKeeper.attach({ setSecureContext: (options) => listener.setSecureContext({ ...options, ...(ca === undefined ? {} : { ca }) }) });
+      fedKeeper.watch();
+      checks.push(listenerBound('SIP', `federation ${formatEndpoint(listener.local)}`, () => listener.bound));
+      // one cache for both: the SRV records that route a request also verify the partner's certificate
+      const dns = new CachingResolver({ servers: fed.dnsServers });
+      const sentBy = `${fed.fqdn}:${listener.local.port}`;
+      const pool = new PartnerPool({
+        dns,
+        dial: (o) => connectStream({ ...o, timeoutMs: fed.connectTimeout * 1000, limits, sink, guard, advertise: sentBy }),
+        credentials: () => ({ cert: fedKeeper.current.cert, key: fedKeeper.current.key, ca }),
+        logger: fedLogger,
+      });
+      partnerPool = pool;
+      ctx.federation = new FederationLink({
+        db,
+        domain: config.domain,
+        sentBy,
+        dns,
+        pool,
+        logger: fedLogger,
+      });
+    }
     const httpsListener = https;
     const closeHttp = once(async () => {
       await httpListener.close();
@@ -448,11 +512,12 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     const readyLine =
       `Parley ready: domain=${config.domain} udp=${formatEndpoint(udp.local)} tcp=${formatEndpoint(tcp.local)} ` +
       `tls=${tls ? formatEndpoint(tls.local) : 'off'} http=${formatEndpoint(httpEndpoint)} https=${httpsEndpoint ? formatEndpoint(httpsEndpoint) : 'off'} ` +
-      `ws=${wsUrl} wss=${wssUrl} smtp=${smtp ? formatEndpoint(smtp) : 'off'}`;
+      `ws=${wsUrl} wss=${wssUrl} smtp=${smtp ? formatEndpoint(smtp) : 'off'} federation=${federationListener ? formatEndpoint(federationListener.local) : 'off'}`;
     return {
       udp: udp.local,
       tcp: tcp.local,
       tls: tls?.local ?? null,
+      federation: federationListener?.local ?? null,
       http: httpEndpoint,
       https: httpsEndpoint,
       wsUrl,
@@ -460,8 +525,9 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
       readyLine,
       stopStep: () => step,
       reloadCertificates: (reason) => {
-        if (certificates === null) logger.info({ reason }, '%s: no certificate to reload (TLS is off)', reason);
-        else certificates.reload(reason);
+        if (certificates === null && federationCertificates === null) logger.info({ reason }, '%s: no certificate to reload (TLS is off)', reason);
+        else certificates?.reload(reason);
+        federationCertificates?.reload(reason);
         // with ACME: renew now if due (an issued certificate reloads through the keeper)
         void acmeCertificates?.renewIfDue(reason);
       },
@@ -471,6 +537,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
         drain.start();
         tcp.stopAccepting();
         tls?.stopAccepting();
+        federationListener?.stopAccepting();
         websocket.stopAccepting();
         secureWebsocket?.stopAccepting();
         step = `answering the SIP requests in flight (${drain.inFlight})`;

@@ -12,7 +12,7 @@ export { deliverUnit, type TransportSink } from './transport/sink.ts';
 export { isRoutable, isWildcardAddress, localAddressFor, plainAddress, type InterfaceAddress } from './transport/address.ts';
 export { stampReceived } from './transport/received.ts';
 export { listenUdp, type UdpListener } from './transport/udp.ts';
-export { listenStream, type StreamListener } from './transport/stream.ts';
+export { connectStream, listenStream, type PartnerSide, type StreamConnectOptions, type StreamConnectResult, type StreamListener } from './transport/stream.ts';
 export { CONNECTION_GUARD_CODES, ConnectionGuard, DEFAULT_CONNECTION_LIMITS, GuardedConnection, sourceOf } from './transport/guard.ts';
 export type { ConnectionGuardCode, ConnectionGuardEvent, ConnectionLimits } from './transport/guard.ts';
 export { WebSocketMeter } from './transport/ws-meter.ts';

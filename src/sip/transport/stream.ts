@@ -3,7 +3,7 @@ import tls from 'node:tls';
 import { StreamFramer } from '../framing.ts';
 import type { SipLimits } from '../limits.ts';
 import { plainAddress } from './address.ts';
-import type { Endpoint, Flow } from './flow.ts';
+import type { Endpoint, Flow, PartnerPeer } from './flow.ts';
 import { advertisedFor, formatEndpoint } from './flow.ts';
 import { type ConnectionGuard, GuardedConnection } from './guard.ts';
 import type { TransportSink } from './sink.ts';
@@ -37,7 +37,44 @@ export interface StreamListenOptions {
   tls?: tls.SecureContextOptions;
   /** `sip.advertise`: the host[:port] Via and Contact name instead of the connection's local address */
   advertise?: string | undefined;
+  /**
+   * TLS only: the federation link's listener (mutual TLS). Every peer must present a certificate
+   * chaining to `tls.ca` (the system's CAs when absent): a handshake without one, or with one that
+   * does not verify, fails (the peer gets a TLS alert). Its flows carry `partner`, and count as
+   * trusted by the guard: the handshake authenticated them.
+   */
+  partners?: PartnerSide;
 }
+
+/** What the federation link tells the transport about partners' connections. */
+export interface PartnerSide {
+  /** who the verified certificate of a connection names (RFC 6125 names, lower case) */
+  peerOf(socket: tls.TLSSocket): PartnerPeer;
+  /** a handshake that failed (no certificate, one that does not verify, a timeout): for the log */
+  onRefused(remote: Endpoint, reason: string, code: string | undefined): void;
+}
+
+export interface StreamConnectOptions {
+  /** the address to connect to (resolved already) */
+  address: string;
+  port: number;
+  /** TLS: the certificate and key we present, the CAs, servername and checkServerIdentity */
+  tls: tls.ConnectionOptions;
+  /** ms for the TCP connection and the TLS handshake together */
+  timeoutMs: number;
+  limits: SipLimits;
+  sink: TransportSink;
+  guard: ConnectionGuard;
+  /** who the connection's verified certificate names, with the partner domain it was opened for */
+  peerOf(socket: tls.TLSSocket): PartnerPeer;
+  /** host:port Via and Contact name on this connection (the federation FQDN and port) */
+  advertise?: string | undefined;
+}
+
+/** Why an outbound connection failed: no answer in time, refused or unreachable, or the TLS checks. */
+export type StreamConnectResult =
+  | { readonly ok: true; readonly flow: Flow; close(): void }
+  | { readonly ok: false; readonly reason: 'timeout' | 'unreachable' | 'tls'; readonly message: string };
 
 let nextConnection = 0;
 
@@ -50,6 +87,7 @@ class StreamFlow extends GuardedConnection implements Flow {
   readonly advertised?: string;
   readonly reliable = true;
   readonly socket: net.Socket;
+  partner?: PartnerPeer;
 
   constructor(guard: ConnectionGuard, socket: net.Socket, protocol: 'tcp' | 'tls', local: Endpoint, remote: Endpoint, advertised: string | undefined) {
     super(guard);
@@ -99,48 +137,22 @@ export function listenStream(opts: StreamListenOptions): Promise<StreamListener>
 
   const onSocket = (socket: net.Socket): void => {
     sockets.add(socket);
-    socket.setNoDelay(true);
-    socket.setKeepAlive(true, 60_000);
-    const local: Endpoint = { address: plainAddress(socket.localAddress ?? ''), port: socket.localPort ?? 0 };
-    const flow = new StreamFlow(guard, socket, protocol, local, remoteOf(socket), advertisedFor(opts.advertise, local.port));
-    guard.track(flow);
-    const framer = new StreamFramer(opts.limits);
-    socket.on('data', (chunk: Buffer) => {
-      // After a fatal error the bytes are dropped unread, and keep nothing alive: the peer closes,
-      // or the idle timeout does.
-      if (framer.closed) return;
-      const events = framer.push(chunk);
-      for (const event of events) {
-        if (event.type === 'message') sink.onMessage(event.message, flow);
-        else if (event.type === 'ping') socket.write('\r\n');
-        else if (event.type === 'error') {
-          sink.onParseError(event.error, flow);
-          // Framing is lost: nothing after this point can be read as SIP. Half-closed rather than
-          // destroyed, so that unread bytes do not turn into a reset that loses the answer.
-          if (event.fatal) {
-            socket.end();
-            return;
-          }
-        }
-      }
-      guard.received(flow, framer.held, framer.midMessage, events.length > 0);
-    });
-    socket.on('error', () => socket.destroy());
-    socket.on('close', () => {
-      sockets.delete(socket);
-      guard.untrack(flow);
-      sink.onFlowClosed(flow);
-    });
+    const partner = opts.partners?.peerOf(socket as tls.TLSSocket);
+    carry(socket, { protocol, guard, sink, limits: opts.limits, advertise: opts.advertise, partner });
+    socket.on('close', () => sockets.delete(socket));
   };
 
   let server: net.Server;
   if (protocol === 'tls') {
     // A handshake that does not finish in time is a slow sender like any other.
-    server = tls.createServer({ ...opts.tls, handshakeTimeout: guard.limits.messageTimeoutMs }, onSocket);
+    // Partners: mutual TLS, the peer's certificate verified against the CAs at the handshake.
+    const mutual = opts.partners === undefined ? {} : { requestCert: true, rejectUnauthorized: true };
+    server = tls.createServer({ ...opts.tls, ...mutual, handshakeTimeout: guard.limits.messageTimeoutMs }, onSocket);
     server.on('connection', (socket: net.Socket) => admit(socket));
     // A TLS handshake failure is the peer's problem, never the process's.
     server.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => {
       if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') guard.handshakeTimedOut(remoteOf(socket));
+      opts.partners?.onRefused(remoteOf(socket), err.message, err.code);
       socket.destroy();
     });
   } else {
@@ -183,6 +195,85 @@ export function listenStream(opts: StreamListenOptions): Promise<StreamListener>
             else server.once('close', finish);
           }),
       });
+    });
+  });
+}
+
+/**
+ * Reads SIP from a connection and hands it to the sink, for accepted and opened connections alike:
+ * the flow, the framing, keep-alives, the guard's bookkeeping.
+ */
+function carry(
+  socket: net.Socket,
+  o: { protocol: 'tcp' | 'tls'; guard: ConnectionGuard; sink: TransportSink; limits: SipLimits; advertise: string | undefined; partner: PartnerPeer | undefined },
+): StreamFlow {
+  const { guard, sink } = o;
+  socket.setNoDelay(true);
+  socket.setKeepAlive(true, 60_000);
+  const local: Endpoint = { address: plainAddress(socket.localAddress ?? ''), port: socket.localPort ?? 0 };
+  const flow = new StreamFlow(guard, socket, o.protocol, local, remoteOf(socket), advertisedFor(o.advertise, local.port));
+  if (o.partner !== undefined) flow.partner = o.partner;
+  guard.track(flow);
+  // a partner's certificate is its authentication: its connection is not an anonymous one
+  if (o.partner !== undefined) guard.trust(flow);
+  const framer = new StreamFramer(o.limits);
+  socket.on('data', (chunk: Buffer) => {
+    // After a fatal error the bytes are dropped unread, and keep nothing alive: the peer closes,
+    // or the idle timeout does.
+    if (framer.closed) return;
+    const events = framer.push(chunk);
+    for (const event of events) {
+      if (event.type === 'message') sink.onMessage(event.message, flow);
+      else if (event.type === 'ping') socket.write('\r\n');
+      else if (event.type === 'error') {
+        sink.onParseError(event.error, flow);
+        // Framing is lost: nothing after this point can be read as SIP. Half-closed rather than
+        // destroyed, so that unread bytes do not turn into a reset that loses the answer.
+        if (event.fatal) {
+          socket.end();
+          return;
+        }
+      }
+    }
+    guard.received(flow, framer.held, framer.midMessage, events.length > 0);
+  });
+  socket.on('error', () => socket.destroy());
+  socket.on('close', () => {
+    guard.untrack(flow);
+    sink.onFlowClosed(flow);
+  });
+  return flow;
+}
+
+/**
+ * Opens a TLS connection to a partner's server (the federation link's outbound side) and carries
+ * SIP on it like an accepted one: what the partner sends, answers and requests alike, reaches the
+ * same sink. The guard watches it (idle timeout) but does not count it against the limits of
+ * accepted connections. Never rejects: a failure is a value saying why.
+ */
+export function connectStream(opts: StreamConnectOptions): Promise<StreamConnectResult> {
+  return new Promise((resolve) => {
+    let settled = false;
+    let connected = false;
+    const socket = tls.connect({ ...opts.tls, host: opts.address, port: opts.port });
+    const fail = (reason: 'timeout' | 'unreachable' | 'tls', message: string): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ ok: false, reason, message });
+    };
+    const timer = setTimeout(() => fail('timeout', `no ${connected ? 'TLS handshake' : 'TCP connection'} within ${opts.timeoutMs} ms`), opts.timeoutMs);
+    socket.once('connect', () => {
+      connected = true;
+    });
+    socket.on('error', (err: Error & { code?: string }) => fail(connected ? 'tls' : 'unreachable', connected ? `TLS: ${err.message}` : err.message));
+    socket.once('secureConnect', () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      const flow = carry(socket, { protocol: 'tls', guard: opts.guard, sink: opts.sink, limits: opts.limits, advertise: opts.advertise, partner: opts.peerOf(socket) });
+      resolve({ ok: true, flow, close: () => socket.end() });
     });
   });
 }
