@@ -16,6 +16,9 @@
 // - text refused (480): nothing.
 // Every kept message pushes the conversation's end to its time + the shorter idle timeout of the two.
 // Nothing is kept for a pair where neither archives (EnableIMAutoArchiving) and no display is tracked.
+// A conversation with a partner organisation's user (issue 15) is kept for the local participant
+// only, by their settings alone: the partner's user has none here, gets no item, and no display is
+// tracked (an unread message cannot become a Missed Conversation in a mailbox that is not here).
 
 import { recordTrace } from '../observability/trace.ts';
 import { randomBase32 } from '../random-id.ts';
@@ -139,13 +142,15 @@ function writeBatch(db: Database, messages: readonly RecordedMessage[]): CommitS
         if (content.displayedId !== undefined) summary.displayed += Number(markDisplayed.run(content.displayedId, m.sender, m.recipient).changes);
         continue;
       }
-      const sender = settingsOf(db, memory.settings, m.sender);
-      const recipient = settingsOf(db, memory.settings, m.recipient);
-      if (sender === null || recipient === null) continue;
-      const archived = sender.EnableIMAutoArchiving || recipient.EnableIMAutoArchiving;
-      const tracked = m.outcome === 'relayed' && content.displayRequestId !== undefined && sender.UnreadMissedTimeoutSeconds > 0;
+      const parties = partiesOf(db, memory.settings, m);
+      if (parties === undefined) continue;
+      const { sender, recipient } = parties;
+      const archived = (sender?.EnableIMAutoArchiving ?? false) || (recipient?.EnableIMAutoArchiving ?? false);
+      // a partner's user has no mailbox here to miss a message in, nor settings to time it by:
+      // display is tracked between local users only
+      const tracked = sender !== null && recipient !== null && m.outcome === 'relayed' && content.displayRequestId !== undefined && sender.UnreadMissedTimeoutSeconds > 0;
       if (!archived && !tracked) continue;
-      const idleMs = Math.min(sender.ConversationIdleTimeoutSeconds, recipient.ConversationIdleTimeoutSeconds) * 1000;
+      const idleMs = Math.min(sender?.ConversationIdleTimeoutSeconds ?? Infinity, recipient?.ConversationIdleTimeoutSeconds ?? Infinity) * 1000;
       const conversation = conversationFor(db, memory, m, idleMs, m.outcome === 'relayed');
       if (conversation === undefined) continue;
       if (conversation.opened) summary.opened++;
@@ -154,6 +159,31 @@ function writeBatch(db: Database, messages: readonly RecordedMessage[]): CommitS
     }
     return summary;
   });
+}
+
+/**
+ * The settings of a message's two participants; null for a partner organisation's user (issue 15:
+ * a conversation across organisations is kept for the local side only, by its settings alone).
+ * Undefined when the message is not to be kept: a participant of this server is no longer a user.
+ * A partner's user is told apart from a removed user by the domain: every user of this server is
+ * in its one domain, so the participant whose domain is not the other's, when the other is a user
+ * here, is a partner's.
+ */
+function partiesOf(db: Database, cache: Map<string, EffectiveSettings>, m: RecordedMessage): { sender: EffectiveSettings | null; recipient: EffectiveSettings | null } | undefined {
+  const sender = settingsOf(db, cache, m.sender);
+  const recipient = settingsOf(db, cache, m.recipient);
+  if (sender !== null && recipient !== null) return { sender, recipient };
+  if (sender === null && recipient === null) return undefined;
+  return acrossOrganisations(m.sender, m.recipient) ? { sender, recipient } : undefined;
+}
+
+/** Whether two addresses are in different domains: between a user here and a partner organisation's user. */
+export function acrossOrganisations(a: string, b: string): boolean {
+  return domainOf(a) !== domainOf(b);
+}
+
+function domainOf(address: string): string {
+  return address.slice(address.lastIndexOf('@') + 1).toLowerCase();
 }
 
 function pairOf(m: RecordedMessage): string {

@@ -19,7 +19,7 @@ import { offlineGate, spoolHistoryEntry, spoolMessages } from '../offline/index.
 import type { EffectiveSettings } from '../settings/index.ts';
 import type { Database } from '../storage/index.ts';
 import { transaction } from '../storage/index.ts';
-import { settingsOf } from './commit.ts';
+import { acrossOrganisations, settingsOf } from './commit.ts';
 import type { ConversationRow, HistoryMessage } from './repository.ts';
 import { closable, conversationMessages, dueUnread, endForSignOut, forgetClosed, hasDueWork, markClosed, markMissed, stopAwaitingDisplay } from './repository.ts';
 
@@ -134,11 +134,14 @@ export class HistoryWorker {
     for (const group of groups.values()) {
       const first = group[0] as HistoryMessage;
       const settings = settingsOf(db, cache, first.sender);
-      const gate = settings === null ? undefined : offlineGate(first.recipient, settings);
+      // a partner organisation's user on either side: the commit tracks no display there, and a
+      // message that was nevertheless due (a database from before) has no mailbox here to go to
+      const partner = acrossOrganisations(first.sender, first.recipient);
+      const gate = settings === null || partner ? undefined : offlineGate(first.recipient, settings);
       if (settings === null || gate === undefined || !gate.allowed) {
         // the sender may not leave messages in mailboxes: the messages stay in the transcript
         for (const m of group) stopAwaitingDisplay(db, m.conversationId, m.seq);
-        recordTrace(db, { traceId: first.conversationId, callId: first.callId, at: now, step: 'unread-kept', detail: { from: first.sender, to: first.recipient, messages: group.length, reason: gate !== undefined && !gate.allowed ? gate.warning : `${first.sender} is no longer a user` } });
+        recordTrace(db, { traceId: first.conversationId, callId: first.callId, at: now, step: 'unread-kept', detail: { from: first.sender, to: first.recipient, messages: group.length, reason: gate !== undefined && !gate.allowed ? gate.warning : partner ? 'a conversation with another organisation: no missed conversation' : `${first.sender} is no longer a user` } });
         continue;
       }
       const receipts = spoolMessages(
@@ -180,8 +183,9 @@ export class HistoryWorker {
     const relayed = messages.filter((m) => m.kind === 'relayed' && m.body !== null);
     const entries: Array<{ owner: string; entry: string }> = [];
     if (relayed.length > 0) {
-      const notes = this.#notes(messages);
+      const notes = this.#notes(messages, acrossOrganisations(c.userA, c.userB));
       for (const [owner, peer] of [[c.userA, c.userB], [c.userB, c.userA]] as const) {
+        // a partner organisation's user (no settings here) gets nothing: their history is their server's
         const settings = settingsOf(db, cache, owner);
         if (settings === null || !settings.EnableIMAutoArchiving) continue;
         const entry = spoolHistoryEntry(db, {
@@ -202,8 +206,12 @@ export class HistoryWorker {
     return entries.length;
   }
 
-  /** "2 messages Alice sent while Bob was offline are in the missed conversation", per direction and kind. */
-  #notes(messages: readonly HistoryMessage[]): string[] {
+  /**
+   * "2 messages Alice sent while Bob was offline are in the missed conversation", per direction and
+   * kind. With a partner organisation's user (`partner`), an offline message went as an e-mail
+   * (issue 15): to the partner's user from the local one, to the local user's Inbox the other way.
+   */
+  #notes(messages: readonly HistoryMessage[], partner: boolean): string[] {
     const counts = new Map<string, { sender: string; recipient: string; kind: 'offline' | 'missed'; n: number }>();
     for (const m of messages) {
       if (m.kind === 'relayed') continue;
@@ -216,6 +224,7 @@ export class HistoryWorker {
     return [...counts.values()].map((c) => {
       const what = c.n === 1 ? `1 message ${name(c.sender)} sent` : `${c.n} messages ${name(c.sender)} sent`;
       const why = c.kind === 'offline' ? `while ${name(c.recipient)} was offline` : `that ${name(c.recipient)} did not read`;
+      if (partner && c.kind === 'offline') return `${what} ${why} ${c.n === 1 ? 'was' : 'were'} sent to ${name(c.recipient)} as an e-mail`;
       return `${what} ${why} ${c.n === 1 ? 'is' : 'are'} in the missed conversation`;
     });
   }

@@ -109,7 +109,8 @@ export function preferredIdentityRefusal(headers: Headers, address: string): str
 
 /**
  * A message/cpim body (RFC 3862) carries a From of its own (§3.1), which a client may show as the
- * sender instead of the SIP one: it must name the authenticated user, as the SIP From must.
+ * sender instead of the SIP one: it must name the sender Parley established (the authenticated
+ * user, or a partner's user its certificate vouched for), as the SIP From must.
  * Returns why the request must be refused, or undefined when the body is CPIM whose From (if any)
  * is `address`. The URI may be `im:`, `pres:`, `sip:` or `sips:` (§3.1 and RFC 3860).
  */
@@ -129,5 +130,5 @@ export function cpimSenderRefusal(body: Uint8Array, address: string): string | u
     }
   }
   if (named === address) return undefined;
-  return `the CPIM From ${from.slice(0, 120)} is not ${address}: a message/cpim body must name its sender, the signed-in user`;
+  return `the CPIM From ${from.slice(0, 120)} is not ${address}: a message/cpim body must name its sender, the From of the SIP request`;
 }

@@ -6,6 +6,14 @@ import type { Incoming, MethodHandler, SipContext, SipStats } from './context.ts
 import { reply } from './reply.ts';
 import type { Flow, NonInviteServerTransaction, SipRequest } from '../sip/index.ts';
 
+/**
+ * What a partner organisation's connection (the federation link, issue 15) may ask of Parley:
+ * messages, presence subscriptions and their notifications, and what Parley serves. Registering
+ * devices and publishing presence are for this organisation's own users: a partner's users register
+ * and publish at their own server. (INVITE, ACK and CANCEL get the answers everyone gets.)
+ */
+export const PARTNER_METHODS: ReadonlySet<string> = new Set(['MESSAGE', 'SUBSCRIBE', 'NOTIFY', 'OPTIONS']);
+
 export function createDispatcher(ctx: SipContext, handlers: readonly MethodHandler[]) {
   const byMethod = new Map(handlers.map((h) => [h.method, h] as const));
 
@@ -21,6 +29,10 @@ export function createDispatcher(ctx: SipContext, handlers: readonly MethodHandl
     const drain = ctx.drain;
     if (drain?.draining) {
       reply(ctx, incoming, 503, { headers: [['Retry-After', String(drain.retryAfter)]], warning: 'the server is stopping; send this request to another server of the domain, or try again later' });
+      return;
+    }
+    if (flow.partner !== undefined && !PARTNER_METHODS.has(request.method) && byMethod.has(request.method)) {
+      reply(ctx, incoming, 403, { warning: `a partner organisation may not ${request.method} here: over the federation link ${ctx.domain} takes ${[...PARTNER_METHODS].join(', ')}` });
       return;
     }
     const handler = byMethod.get(request.method);

@@ -10,14 +10,23 @@ import type { SipUri } from '../sip/index.ts';
  * cannot be read, 403 when it names another domain (`refusal` says what Parley does instead).
  */
 export function localTarget(ctx: SipContext, incoming: Incoming, refusal: string): SipUri | undefined {
-  let target: SipUri;
+  const target = requestTarget(ctx, incoming);
+  return target === undefined ? undefined : servedHere(ctx, incoming, target, refusal);
+}
+
+/** The Request-URI, or undefined after answering 400 when it cannot be read. */
+export function requestTarget(ctx: SipContext, incoming: Incoming): SipUri | undefined {
   try {
-    target = parseUri(incoming.request.uri);
+    return parseUri(incoming.request.uri);
   } catch (err) {
     if (!(err instanceof SipParseError)) throw err;
     reply(ctx, incoming, 400, { warning: `Request-URI: ${err.message}` });
     return undefined;
   }
+}
+
+/** `target` when it names this domain; else undefined after answering 403 (`refusal` says what Parley does instead). */
+export function servedHere(ctx: SipContext, incoming: Incoming, target: SipUri, refusal: string): SipUri | undefined {
   if (target.host !== ctx.domain) {
     reply(ctx, incoming, 403, { warning: `${target.host} is not served here; ${refusal}` });
     return undefined;
@@ -37,6 +46,12 @@ export function addressOf(uri: SipUri): string {
  * address, or undefined after answering.
  */
 export function authenticateSender(ctx: SipContext, incoming: Incoming): string | undefined {
+  if (incoming.flow.partner !== undefined) {
+    // A partner's connection is authenticated by its certificate (router/partner.ts,
+    // authenticatePartner), never challenged: digest credentials are for this organisation's users.
+    reply(ctx, incoming, 403, { warning: `a partner organisation may not send ${incoming.request.method} as a user of ${ctx.domain}` });
+    return undefined;
+  }
   let from: SipUri;
   try {
     from = parseUri(parseNameAddr(incoming.request.headers.get('from') ?? '').uri);
@@ -46,8 +61,9 @@ export function authenticateSender(ctx: SipContext, incoming: Incoming): string 
     return undefined;
   }
   if (from.host !== ctx.domain) {
-    // Until federation exists, nobody outside the organisation can be told apart from a forger.
-    reply(ctx, incoming, 403, { warning: `senders from ${from.host} are not accepted: no federation with that domain` });
+    // A local client sends as a user of this domain only: a partner's users come over the
+    // federation link, where their organisation's certificate vouches for them.
+    reply(ctx, incoming, 403, { warning: `senders from ${from.host} are not accepted here: users of ${ctx.domain} send as themselves, and partner organisations' users come over the federation link` });
     return undefined;
   }
   const auth = ctx.auth.authenticate(incoming.request, 'proxy', incoming.flow.remote.address);

@@ -1,62 +1,47 @@
-// MESSAGE (RFC 3428): page-mode instant messages between the organisation's users.
+// MESSAGE (RFC 3428): page-mode instant messages between the organisation's users, and across the
+// federation link to and from partner organisations' users (message-partner.ts).
 
 import type { Incoming, MethodHandler, SipContext } from './context.ts';
-import { assertIdentity, cpimSenderRefusal } from './asserted-identity.ts';
+import { assertIdentity } from './asserted-identity.ts';
 import { forkRequest } from './fork.ts';
-import { addressOf, authenticateSender, localTarget } from './identity.ts';
+import { addressOf, authenticateSender, requestTarget, servedHere } from './identity.ts';
+import { bodyAccepted, maxForwardsSpent } from './message-checks.ts';
+import { handOffline, recordFor } from './message-offline.ts';
+import { receiveFromPartner, sendToPartnerUser } from './message-partner.ts';
+import { foreignDomain, fromPartner } from './partner.ts';
 import { reply, send } from './reply.ts';
-import { parseContentType, SipParseError } from '../sip/index.ts';
 
-/** Bodies Parley relays: plain and HTML text, CPIM-wrapped text (RFC 3862), is-composing (RFC 3994). */
-export const ACCEPTED_MESSAGE_TYPES = ['text/plain', 'text/html', 'message/cpim', 'application/im-iscomposing+xml'] as const;
+export { ACCEPTED_MESSAGE_TYPES } from './message-checks.ts';
 
 export const messageHandler: MethodHandler = {
   method: 'MESSAGE',
   async handle(ctx: SipContext, incoming: Incoming): Promise<void> {
-    const { request } = incoming;
-    // No open relay: Parley delivers only to its own domain (federation comes later).
-    const target = localTarget(ctx, incoming, `${ctx.domain} relays only to its own users`);
+    // a partner organisation's user, over the federation link: certificate, not digest
+    if (fromPartner(incoming)) return receiveFromPartner(ctx, incoming);
+    const uri = requestTarget(ctx, incoming);
+    if (uri === undefined) return;
+    // a partner organisation's user, when the federation link is configured
+    const partnerDomain = ctx.federation === undefined ? undefined : foreignDomain(ctx, uri);
+    if (partnerDomain !== undefined) return sendToPartnerUser(ctx, incoming, uri, partnerDomain);
+    // No open relay: without the link, Parley delivers only to its own domain.
+    const target = servedHere(ctx, incoming, uri, `${ctx.domain} relays only to its own users${ctx.federation === undefined ? ' (no federation link is configured)' : ''}`);
     if (target === undefined) return;
-    const maxForwards = request.headers.get('max-forwards');
-    if (maxForwards !== undefined && Number.parseInt(maxForwards, 10) <= 0) {
-      reply(ctx, incoming, 483, { warning: 'Max-Forwards reached 0' });
-      return;
-    }
+    if (maxForwardsSpent(ctx, incoming)) return;
 
     const sender = authenticateSender(ctx, incoming);
     if (sender === undefined) return;
     const receivedAt = ctx.history === undefined ? 0 : ctx.now();
-
-    if (request.body.length > ctx.messaging.maxBody) {
-      reply(ctx, incoming, 413, { warning: `message body is ${request.body.length} bytes; the limit is ${ctx.messaging.maxBody}` });
-      return;
-    }
-    const contentType = request.headers.get('content-type');
-    if (request.body.length > 0 || contentType !== undefined) {
-      const type = contentType === undefined ? undefined : safeMediaType(contentType);
-      if (type === undefined || !(ACCEPTED_MESSAGE_TYPES as readonly string[]).includes(type)) {
-        reply(ctx, incoming, 415, {
-          headers: [['Accept', ACCEPTED_MESSAGE_TYPES.join(', ')]],
-          warning: `content type ${contentType ?? '(none)'} is not relayed`,
-        });
-        return;
-      }
-      // a CPIM wrapper names a sender of its own, which some clients show: it must be the signed-in user
-      const refusal = type === 'message/cpim' ? cpimSenderRefusal(request.body, sender) : undefined;
-      if (refusal !== undefined) {
-        reply(ctx, incoming, 403, { warning: refusal });
-        return;
-      }
-    }
+    if (!bodyAccepted(ctx, incoming, sender)) return;
 
     const recipient = addressOf(target);
     if (!ctx.userExists(recipient)) {
       reply(ctx, incoming, 404, { warning: `no user ${recipient}` });
       return;
     }
+    const { request } = incoming;
     const bindings = await ctx.location.lookup(recipient, ctx.now());
     if (bindings.length === 0) {
-      await handOffline(ctx, incoming, sender, recipient, 'not signed in', receivedAt);
+      await handOffline(ctx, incoming, { sender, recipient, why: 'not signed in', receivedAt, delivery: 'missed' });
       return;
     }
     // The recipient learns who really sent it: Parley's assertion, not the client's (RFC 3325 §5).
@@ -75,70 +60,6 @@ export const messageHandler: MethodHandler = {
       return;
     }
     incoming.log.info({ from: sender, to: recipient, reasons: outcome.reasons }, 'no registration of %s took the message', recipient);
-    await handOffline(ctx, incoming, sender, recipient, `no registration took it: ${outcome.reasons.join('; ')}`, receivedAt);
+    await handOffline(ctx, incoming, { sender, recipient, why: `no registration took it: ${outcome.reasons.join('; ')}`, receivedAt, delivery: 'missed' });
   },
 };
-
-/**
- * The recipient is offline (RFC 3428 §7: 202 when the message is accepted but not yet delivered):
- * the offline-IM pipeline keeps it — on disk before the 202 — or says why not: 480 Temporarily
- * Unavailable, the recipient cannot take it now, with a Warning naming the setting or quota that
- * refused and, when the pipeline knows when a retry can succeed (a rate), Retry-After
- * (RFC 3261 §20.33 allows it on 480).
- */
-async function handOffline(ctx: SipContext, incoming: Incoming, sender: string, recipient: string, why: string, receivedAt: number): Promise<void> {
-  const { request } = incoming;
-  let decision;
-  try {
-    decision = await ctx.offline.accept({
-      sender,
-      recipient,
-      callId: request.headers.get('call-id') ?? '',
-      contentType: request.headers.get('content-type'),
-      body: request.body,
-      why,
-    });
-  } catch (err) {
-    // not on disk, so not accepted: the sender must know (a disk full, a locked database)
-    incoming.log.error({ err, from: sender, to: recipient }, 'could not store a message for offline delivery');
-    reply(ctx, incoming, 500, { warning: `${recipient} is offline and the message could not be stored for later; it was not accepted` });
-    return;
-  }
-  if (decision.kind === 'refused') {
-    const headers: Array<[string, string]> = decision.retryAfter === undefined ? [] : [['Retry-After', String(decision.retryAfter)]];
-    reply(ctx, incoming, 480, { headers, warning: decision.warning });
-    ctx.stats?.message('refused');
-    recordFor(ctx, incoming, sender, recipient, receivedAt, 'undelivered');
-    return;
-  }
-  incoming.log.info({ from: sender, to: recipient, entry: decision.entryId, message: decision.seq }, 'stored for offline delivery as %s', decision.entryId);
-  ctx.stats?.message('stored');
-  reply(ctx, incoming, 202, { warning: `${recipient} is offline; stored for delivery to their mailbox (spool entry ${decision.entryId})` });
-  recordFor(ctx, incoming, sender, recipient, receivedAt, 'spooled', decision.entryId);
-}
-
-/** Tells Conversation History (when there is one) what became of the message. */
-function recordFor(ctx: SipContext, incoming: Incoming, sender: string, recipient: string, at: number, outcome: 'relayed' | 'spooled' | 'undelivered', entryId?: string): void {
-  if (ctx.history === undefined) return;
-  const { request } = incoming;
-  ctx.history.record({
-    sender,
-    recipient,
-    callId: request.headers.get('call-id') ?? '',
-    contentType: request.headers.get('content-type'),
-    body: request.body,
-    at,
-    outcome,
-    ...(entryId !== undefined ? { entryId } : {}),
-  });
-}
-
-function safeMediaType(value: string): string | undefined {
-  try {
-    const ct = parseContentType(value);
-    return `${ct.type}/${ct.subtype}`;
-  } catch (err) {
-    if (err instanceof SipParseError) return undefined;
-    throw err;
-  }
-}
