@@ -1,6 +1,11 @@
 // How the offline-IM pipeline reaches a mailbox (ARCHITECTURE.md: "The offline pipeline knows
 // mailboxes only through a MailboxConnector"). The embedded store is one implementation; an
-// external EWS server and SMTP (for partners) are others.
+// external EWS server and SMTP (a partner organisation's user: smtp/partner-mail.ts) are others.
+//
+// What goes where (MISSION.md; issue 15): the IM classes (Missed, Conversation) only into
+// Conversation History; into the Inbox only a plain note — a partner's offline messages are
+// "Message from … while you were offline", never a Missed Conversation. Every connector checks an
+// item with deliveryItemError before it writes anything.
 
 import type { Database } from '../storage/index.ts';
 import { transaction } from '../storage/index.ts';
@@ -8,17 +13,23 @@ import { MailboxError } from './errors.ts';
 import { distinguishedFolderId, ensureMailbox } from './folders.ts';
 import { createItem, findItemByInternetMessageId } from './items.ts';
 import type { Mailer } from './items.ts';
-import { missedConversationSummary } from './missed.ts';
+import { CONVERSATION_CLASS, MISSED_CLASS, missedConversationSummary } from './missed.ts';
 import type { MissedSummary } from './missed.ts';
 import { MailboxQuota } from './quota.ts';
 import type { QuotaRefusal } from './quota.ts';
 import { mailboxSizeOf } from './usage.ts';
 
+/** A plain message: what the Inbox takes from the offline pipeline (a partner's offline messages). */
+export const NOTE_CLASS = 'IPM.Note';
+
+/** The item classes of instant messaging: Conversation History's, never the Inbox's. */
+const IM_CLASSES: ReadonlySet<string> = new Set([MISSED_CLASS, CONVERSATION_CLASS]);
+
 export interface DeliveryItem {
-  /** the recipient mailbox, `alice@parley.local` */
+  /** the recipient mailbox, `alice@parley.local` (a partner's connector: the partner user's address) */
   mailbox: string;
   folder: 'conversationhistory' | 'inbox';
-  /** `IPM.Note.Microsoft.Missed`, `IPM.Note.Microsoft.Conversation`, `IPM.Note` */
+  /** `IPM.Note.Microsoft.Missed` or `IPM.Note.Microsoft.Conversation` (Conversation History), `IPM.Note` (Inbox) */
   itemClass: string;
   /** the idempotence key: one id gives at most one item per mailbox */
   internetMessageId: string;
@@ -29,6 +40,20 @@ export interface DeliveryItem {
   bodyText: string;
   sentAt: Date;
   isRead: boolean;
+  /** the trace (spool entry id) that records what becomes of the item past the connector: an e-mail's SMTP attempts */
+  traceId?: string;
+}
+
+/** Why a connector must not deliver `item` (a permanent INVALID_REQUEST), or undefined when it may. */
+export function deliveryItemError(item: DeliveryItem): MailboxError | undefined {
+  if (item.internetMessageId.trim() === '') return new MailboxError('INVALID_REQUEST', 'a delivery needs an InternetMessageId (its idempotence key)');
+  if (item.folder === 'inbox' && item.itemClass !== NOTE_CLASS) {
+    return new MailboxError('INVALID_REQUEST', `the offline pipeline puts only plain notes (${NOTE_CLASS}) in an Inbox, not ${item.itemClass}`);
+  }
+  if (item.folder === 'conversationhistory' && !IM_CLASSES.has(item.itemClass)) {
+    return new MailboxError('INVALID_REQUEST', `Conversation History takes only ${[...IM_CLASSES].join(' and ')} items, not ${item.itemClass}`);
+  }
+  return undefined;
 }
 
 export interface DeliveryResult {
@@ -123,7 +148,8 @@ export class EmbeddedMailboxConnector implements MailboxConnector {
   #deliver(item: DeliveryItem): DeliveryResult {
     // the size changes now: the next checkQuota reads it again
     this.#sizes.delete(item.mailbox);
-    if (item.internetMessageId.trim() === '') throw new MailboxError('INVALID_REQUEST', 'a delivery needs an InternetMessageId (its idempotence key)');
+    const invalid = deliveryItemError(item);
+    if (invalid !== undefined) throw invalid;
     if (!this.#userExists(item.mailbox)) throw new MailboxError('MAILBOX_NOT_FOUND', `there is no user ${item.mailbox}, so no mailbox to deliver to`);
     const db = this.#db;
     return transaction(db, () => {

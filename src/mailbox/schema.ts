@@ -158,5 +158,15 @@ INSERT INTO mail_folders (id, mailbox_id, parent_id, distinguished, display_name
 INSERT INTO mail_changes_floor (id, seq) VALUES (1, 0);
 CREATE INDEX mail_changes_item ON mail_changes (item_id, folder_id);`,
     },
+    {
+      // mail queued by the offline spool for a partner organisation's user (issue 15): the
+      // delivery key (the spool entry's Message-ID) makes queueing idempotent — a spool entry
+      // delivered again after a crash finds the outbox entry it made — and the trace id lets the
+      // sender's trace (`parley trace sp-…`) show what SMTP did with it
+      id: '010-outbox-delivery-key',
+      up: `ALTER TABLE mail_outbox ADD COLUMN delivery_key TEXT;
+ALTER TABLE mail_outbox ADD COLUMN trace_id TEXT;
+CREATE UNIQUE INDEX mail_outbox_delivery_key ON mail_outbox (delivery_key) WHERE delivery_key IS NOT NULL;`,
+    },
   ],
 };

@@ -12,7 +12,7 @@ import { messageText } from './transcript.ts';
 /** An entry as the administration shows it (times as ISO strings, messages as text). */
 export interface SpoolEntryView {
   id: string;
-  /** offline, unread (not displayed by a signed-in recipient) or history (one participant's record of a conversation) */
+  /** offline, unread (not displayed by a signed-in recipient), history (one participant's record of a conversation), email (to a partner's user, by e-mail) or note (from a partner's user, to the Inbox) */
   kind: SpoolKind;
   state: SpoolState;
   /** a history entry's owner */
@@ -93,11 +93,12 @@ export function showSpoolEntry(db: Database, id: string): SpoolEntryDetail {
   };
 }
 
-/** Retries one entry now, with a fresh OfflineImMaxAge window of its sender. */
+/** Retries one entry now, with a fresh OfflineImMaxAge window of its sender (of a note: its recipient). */
 export function retrySpoolEntry(db: Database, id: string, now: number, actor: string): SpoolEntryView {
   return transaction(db, () => {
     const entry = getEntry(db, id);
-    const view = viewOf(retryEntry(db, id, now, maxAgeMsOf(db, entry.sender)));
+    // the local party's OfflineImMaxAge: a note's sender is a partner's user, with no settings here
+    const view = viewOf(retryEntry(db, id, now, maxAgeMsOf(db, entry.kind === 'note' ? entry.recipient : entry.sender)));
     recordTrace(db, { traceId: id, callId: null, at: now, step: 'admin', detail: { action: 'retry', by: actor } });
     return view;
   });

@@ -4,16 +4,17 @@
 import type { Database } from '../storage/index.ts';
 import { statement } from '../storage/index.ts';
 import type { QuotaReason, Tally } from './quota.ts';
+import { QUOTA_KINDS } from './quota.ts';
 
 export interface PairTally extends Tally {
   sender: string;
   recipient: string;
 }
 
-/** What every sender→recipient pair has in the spool not yet delivered (waiting, delivering, failed); offline entries only, the quotas' kind. */
+/** What every sender→recipient pair has in the spool not yet delivered (waiting, delivering, failed); of the quotas' kinds only (QUOTA_KINDS). */
 export function undeliveredTotals(db: Database): PairTally[] {
   return db
-    .prepare("SELECT sender, recipient, sum(message_count) AS messages, sum(bytes) AS bytes FROM spool_entries WHERE state <> 'delivered' AND kind = 'offline' GROUP BY sender, recipient")
+    .prepare(`SELECT sender, recipient, sum(message_count) AS messages, sum(bytes) AS bytes FROM spool_entries WHERE state <> 'delivered' AND kind IN (${QUOTA_KINDS.map((k) => `'${k}'`).join(', ')}) GROUP BY sender, recipient`)
     .all() as unknown as PairTally[];
 }
 

@@ -27,6 +27,15 @@
 // mailbox cannot be reached. A recipient takes from many senders: twice a sender's amounts. Worst
 // case the spool holds, per user, 10 MB as a sender and 20 MB as a recipient.
 import { formatBytes, UNLIMITED } from '../bytes.ts';
+import type { SpoolKind } from './spool.ts';
+
+/**
+ * The spool kinds the quotas count: messages someone left for a recipient who was not signed in —
+ * offline (local to local), email (a local sender to a partner's user), note (a partner's user to a
+ * local one), so neither a local sender nor a partner's can fill the disk or a mailbox through the
+ * spool. Unread and history entries record what was delivered once already: no quota admits them.
+ */
+export const QUOTA_KINDS: readonly SpoolKind[] = ['offline', 'email', 'note'];
 
 export interface SpoolQuotaLimits {
   sender: { maxBytes: number; maxMessages: number; perMinute: number };

@@ -90,5 +90,65 @@ ALTER TABLE spool_entries ADD COLUMN notes TEXT;
 ALTER TABLE spool_messages ADD COLUMN sender TEXT;
 `,
     },
+    {
+      // Partner organisations (issue 15): email — a local sender's conversation with a partner's
+      // user who was offline, sent as an ordinary e-mail (and the sender's copy); note — a
+      // partner's messages to an offline local user, a plain note in the recipient's Inbox. The
+      // kind's CHECK is part of the table, which SQLite cannot alter: both tables are rebuilt.
+      // With foreign keys on (they cannot be turned off inside the migration's transaction),
+      // dropping spool_entries first would cascade into spool_messages: the messages are copied to
+      // their new table first, the old child is dropped before its parent, and renaming the new
+      // parent rewrites the new child's REFERENCES (SQLite ≥ 3.26, legacy_alter_table off).
+      id: '005-partner-kinds',
+      up: `
+CREATE TABLE spool_entries_005 (
+  id TEXT PRIMARY KEY,
+  kind TEXT NOT NULL DEFAULT 'offline' CHECK (kind IN ('offline', 'unread', 'history', 'email', 'note')),
+  sender TEXT NOT NULL,
+  recipient TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('waiting', 'delivering', 'delivered', 'failed')),
+  created_at INTEGER NOT NULL,
+  -- the end of the pickup delay: messages of the same sender to the same recipient join until then
+  pickup_at INTEGER NOT NULL,
+  next_attempt_at INTEGER NOT NULL,
+  -- created_at + OfflineImMaxAge: a delivery still failing after it makes the entry failed
+  expires_at INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  message_count INTEGER NOT NULL DEFAULT 0,
+  bytes INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT,
+  -- the recipient's item; of an email entry, its outbox entry (mail_outbox)
+  recipient_item_id TEXT,
+  sender_item_id TEXT,
+  delivered_at INTEGER,
+  failed_at INTEGER,
+  conversation_id TEXT,
+  notes TEXT
+);
+INSERT INTO spool_entries_005 (id, kind, sender, recipient, state, created_at, pickup_at, next_attempt_at, expires_at, attempts, message_count, bytes, last_error, recipient_item_id, sender_item_id, delivered_at, failed_at, conversation_id, notes)
+  SELECT id, kind, sender, recipient, state, created_at, pickup_at, next_attempt_at, expires_at, attempts, message_count, bytes, last_error, recipient_item_id, sender_item_id, delivered_at, failed_at, conversation_id, notes FROM spool_entries;
+CREATE TABLE spool_messages_005 (
+  entry_id TEXT NOT NULL REFERENCES spool_entries_005 (id) ON DELETE CASCADE,
+  seq INTEGER NOT NULL,
+  call_id TEXT NOT NULL,
+  received_at INTEGER NOT NULL,
+  content_type TEXT NOT NULL,
+  body BLOB NOT NULL,
+  sender TEXT,
+  PRIMARY KEY (entry_id, seq)
+);
+INSERT INTO spool_messages_005 (entry_id, seq, call_id, received_at, content_type, body, sender)
+  SELECT entry_id, seq, call_id, received_at, content_type, body, sender FROM spool_messages;
+DROP TABLE spool_messages;
+DROP TABLE spool_entries;
+ALTER TABLE spool_entries_005 RENAME TO spool_entries;
+ALTER TABLE spool_messages_005 RENAME TO spool_messages;
+CREATE INDEX spool_entries_due ON spool_entries (state, next_attempt_at);
+CREATE INDEX spool_entries_open ON spool_entries (sender, recipient, state, pickup_at);
+CREATE INDEX spool_entries_recipient ON spool_entries (recipient, state);
+CREATE INDEX spool_entries_delivered ON spool_entries (delivered_at) WHERE state = 'delivered';
+CREATE INDEX spool_messages_call_id ON spool_messages (call_id);
+`,
+    },
   ],
 };

@@ -6,16 +6,19 @@
 //   offline.start();                    // recovers interrupted deliveries, loads the quotas, starts the worker
 //   closers.push(() => offline.close());
 
+import { routeFor } from '../mailbox/index.ts';
+import type { SmtpRoutes } from '../mailbox/index.ts';
 import { effectiveSettings } from '../settings/index.ts';
 import { transaction } from '../storage/index.ts';
 import { offlineGate } from './gate.ts';
 import { GroupCommit } from './group-commit.ts';
 import { noticeKind, noticeRefusal } from './notices.ts';
-import { DEFAULT_SPOOL_QUOTA, PerMinute, SpoolQuota } from './quota.ts';
+import { DEFAULT_SPOOL_QUOTA, PerMinute, QUOTA_KINDS, SpoolQuota } from './quota.ts';
 import type { MailboxCheck, QuotaReason, SpoolQuotaLimits } from './quota.ts';
 import { forgetReleases, lastRelease, releasesAfter, undeliveredTotals } from './quota-store.ts';
 import { loopSpoolWriter, ThreadSpoolWriter } from './spool-writer.ts';
 import type { SpoolJob, SpoolResult, SpoolWriter } from './spool-writer.ts';
+import type { MessageKind } from './spool.ts';
 import { SpoolWorker } from './worker.ts';
 import type { SpoolWorkerOptions } from './worker.ts';
 
@@ -61,6 +64,12 @@ export interface OfflineServiceOptions extends SpoolWorkerOptions {
   commitMaxBatch: number;
   /** per-sender and per-recipient limits of the spool (quota.ts); default DEFAULT_SPOOL_QUOTA */
   quota?: SpoolQuotaLimits;
+  /**
+   * The outbound SMTP routes (config smtpRoutes, as SmtpOutbound sends by them): a message to a
+   * partner's user whose domain has no route is refused at once rather than spooled for an e-mail
+   * that cannot leave. Default: none.
+   */
+  smtpRoutes?: SmtpRoutes;
 }
 
 /** How often the server looks for quota a purge by another process (`parley spooler purge`) gave back. */
@@ -94,8 +103,8 @@ export class OfflineService implements OfflineHandoff {
       ...opts,
       now: this.#now,
       onEntryDelivered: (entry) => {
-        // only offline entries were admitted against the quotas (accept())
-        if (entry.kind === 'offline') this.quota.release(entry.sender, entry.recipient, { messages: entry.messageCount, bytes: entry.bytes });
+        // only the quotas' kinds were admitted against them (accept())
+        if (QUOTA_KINDS.includes(entry.kind)) this.quota.release(entry.sender, entry.recipient, { messages: entry.messageCount, bytes: entry.bytes });
         opts.onEntryDelivered?.(entry);
       },
     });
@@ -143,16 +152,31 @@ export class OfflineService implements OfflineHandoff {
     if (notice !== undefined) return { kind: 'refused', warning: noticeRefusal(notice, m.recipient) };
     if (m.body.byteLength === 0) return { kind: 'refused', warning: `${m.recipient} is not signed in; an empty message is not kept for offline delivery` };
 
-    const settings = effectiveSettings(this.#o.db, m.sender);
-    const gate = offlineGate(m.recipient, settings);
+    const kind = kindOf(m.delivery);
+    // whose settings decide: the local party's (a partner's user has none here)
+    const party = kind === 'note' ? 'recipient' : 'sender';
+    const local = party === 'sender' ? m.sender : m.recipient;
+    const settings = effectiveSettings(this.#o.db, local);
+    const gate = offlineGate(m.recipient, settings, party);
     if (!gate.allowed) {
       // the refusal is traced too, in the next batch; the sender need not wait for that write
-      if (this.#traces(m.sender, now)) this.#record({ kind: 'trace', event: { traceId: null, callId: m.callId, at: now, step: 'gated', detail: { decision: 'refused', from: m.sender, to: m.recipient, setting: gate.setting, reason: gate.warning } } });
+      if (this.#traces(m.sender, now)) this.#record({ kind: 'trace', event: { traceId: null, callId: m.callId, at: now, step: 'gated', detail: { decision: 'refused', from: m.sender, to: m.recipient, ...(kind === 'offline' ? {} : { kind, settingsOf: local }), setting: gate.setting, reason: gate.warning } } });
       return { kind: 'refused', warning: gate.warning };
     }
-    // the quotas: checked and the message counted in one synchronous step, before the 202
+    if (kind === 'email') {
+      const domain = m.recipient.slice(m.recipient.lastIndexOf('@') + 1);
+      if (routeFor(this.#o.smtpRoutes ?? {}, domain) === undefined) {
+        const warning = `${m.recipient} is offline and the message cannot go by e-mail: this server has no outbound SMTP route for ${domain} (smtpRoutes: a domain route or a smarthost)`;
+        if (this.#traces(m.sender, now)) this.#record({ kind: 'trace', event: { traceId: null, callId: m.callId, at: now, step: 'gated', detail: { decision: 'refused', from: m.sender, to: m.recipient, kind, reason: warning } } });
+        return { kind: 'refused', warning };
+      }
+    }
+    // the quotas: checked and the message counted in one synchronous step, before the 202; a
+    // partner's user has no mailbox here to check (the e-mail's recipient, the note's sender)
     const bytes = m.body.byteLength;
-    const refused = this.quota.admit({ sender: m.sender, recipient: m.recipient, bytes, now }, this.#mailboxCheck);
+    const foreign = kind === 'email' ? m.recipient : kind === 'note' ? m.sender : undefined;
+    const mailboxCheck: MailboxCheck = foreign === undefined ? this.#mailboxCheck : (address, direction, pending) => (address === foreign ? undefined : this.#mailboxCheck(address, direction, pending));
+    const refused = this.quota.admit({ sender: m.sender, recipient: m.recipient, bytes, now }, mailboxCheck);
     if (refused !== undefined) {
       if (this.#o.logger.isLevelEnabled('debug')) this.#o.logger.debug({ callId: m.callId, from: m.sender, to: m.recipient, reason: refused.reason }, 'offline message refused: %s', refused.setting);
       this.#record({
@@ -176,7 +200,8 @@ export class OfflineService implements OfflineHandoff {
           pickupDelayMs: settings.OfflineImPickupDelaySeconds * 1000,
           maxAgeMs: settings.OfflineImMaxAgeSeconds * 1000,
           why: m.why,
-          gate: { EnableOfflineIm: settings.sources.ImConfiguration, EnableIMAutoArchiving: settings.sources.ClientPolicy },
+          gate: { EnableOfflineIm: settings.sources.ImConfiguration, EnableIMAutoArchiving: settings.sources.ClientPolicy, ...(party === 'recipient' ? { settingsOf: local } : {}) },
+          kind,
         },
       });
     } catch (err) {
@@ -216,5 +241,18 @@ export class OfflineService implements OfflineHandoff {
       this.quota.prune(this.#now());
       this.#traced.prune(this.#now());
     }
+  }
+}
+
+/** The spool kind of a hand-off's delivery. */
+function kindOf(delivery: OfflineMessage['delivery']): MessageKind {
+  switch (delivery) {
+    case 'email':
+      return 'email';
+    case 'inbox-note':
+      return 'note';
+    case 'missed':
+    case undefined:
+      return 'offline';
   }
 }

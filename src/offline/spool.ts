@@ -12,18 +12,25 @@
 // (src/history makes them); both become the recipient's Missed Conversation and the sender's copy.
 // A `history` entry is one participant's record of a conversation (src/history): one
 // Conversation item for its owner, stored as the entry's sender, the peer as its recipient.
+// Partner organisations (issue 15): an `email` entry holds a local sender's messages to a
+// partner's user who was offline: one ordinary e-mail to the partner address through outbound SMTP,
+// and the sender's copy; a `note` entry a partner's messages to an offline local user: one plain
+// IPM.Note in the recipient's Inbox, nothing else (the partner has no mailbox here).
 
 import type { Database } from '../storage/index.ts';
 import { statement } from '../storage/index.ts';
 import { recordTrace } from '../observability/trace.ts';
 import { OfflineError } from './errors.ts';
+import { QUOTA_KINDS } from './quota.ts';
 import { recordRelease } from './quota-store.ts';
 import { randomBase32 } from '../random-id.ts';
 
 export const SPOOL_STATES = ['waiting', 'delivering', 'delivered', 'failed'] as const;
 export type SpoolState = (typeof SPOOL_STATES)[number];
-export const SPOOL_KINDS = ['offline', 'unread', 'history'] as const;
+export const SPOOL_KINDS = ['offline', 'unread', 'history', 'email', 'note'] as const;
 export type SpoolKind = (typeof SPOOL_KINDS)[number];
+/** The kinds a message handed to the offline pipeline (OfflineHandoff.accept) becomes. */
+export type MessageKind = 'offline' | 'unread' | 'email' | 'note';
 
 export interface SpoolEntry {
   id: string;
@@ -79,7 +86,7 @@ export interface SpoolRequest {
   /** for the trace: which settings let it through, `{ EnableOfflineIm: 'Global', … }` */
   gate: Record<string, string>;
   /** default offline; a message joins only a waiting entry of its own kind */
-  kind?: 'offline' | 'unread';
+  kind?: MessageKind;
   /** when the pickup delay starts, default receivedAt (an unread message was received long before it is spooled) */
   pickupFrom?: number;
 }
@@ -291,7 +298,7 @@ export function purgeEntry(db: Database, id: string, now: number, force = false)
     throw new OfflineError('ENTRY_STATE', `spool entry ${id} is still waiting for delivery; purging it drops ${entry.messageCount} message(s): add --force if that is what you want`);
   }
   db.prepare('DELETE FROM spool_entries WHERE id = ?').run(id);
-  if (entry.state !== 'delivered' && entry.kind === 'offline') recordRelease(db, { sender: entry.sender, recipient: entry.recipient, messages: entry.messageCount, bytes: entry.bytes });
+  if (entry.state !== 'delivered' && QUOTA_KINDS.includes(entry.kind)) recordRelease(db, { sender: entry.sender, recipient: entry.recipient, messages: entry.messageCount, bytes: entry.bytes });
   recordTrace(db, { traceId: id, callId: null, at: now, step: 'purged', detail: { kind: entry.kind, state: entry.state, messages: entry.messageCount, bytes: entry.bytes } });
 }
 

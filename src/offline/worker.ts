@@ -1,15 +1,16 @@
 // The spool worker: after the pickup delay (the seed's two-minute timer) it delivers each spool
 // entry as one Missed Conversation in the recipient's Conversation History and one Conversation
 // item in the sender's, through the mailbox connector of each (a history entry: its owner's one
-// Conversation item). Delivery is idempotent (the spool
-// entry id is the items' InternetMessageId), so a retry after a crash or a timeout finds the item
-// the earlier attempt made. Transient failures are retried with bounded exponential back-off until
+// Conversation item; an email entry: one e-mail to the partner's user, queued for outbound SMTP,
+// and the sender's Conversation item; a note entry: one plain unread note in the recipient's
+// Inbox). Delivery is idempotent (the spool entry id is the items' InternetMessageId, and the
+// e-mail's Message-ID), so a retry after a crash or a timeout finds the item the earlier attempt made. Transient failures are retried with bounded exponential back-off until
 // the entry's OfflineImMaxAge ends; then the entry is `failed`, with its reason, never dropped.
 
 import type { Logger } from '../observability/logger.ts';
 import { recordTrace } from '../observability/trace.ts';
-import type { DeliveryItem, DeliveryOutcome, MailboxConnector } from '../mailbox/index.ts';
-import { CONVERSATION_CLASS, MailboxError, MISSED_CLASS } from '../mailbox/index.ts';
+import type { DeliveryItem, DeliveryOutcome, MailboxConnector, SmtpRoutes } from '../mailbox/index.ts';
+import { CONVERSATION_CLASS, MailboxError, MISSED_CLASS, NOTE_CLASS, PartnerMailConnector } from '../mailbox/index.ts';
 import type { Database } from '../storage/index.ts';
 import { transaction } from '../storage/index.ts';
 import type { MailboxRouting } from './connectors.ts';
@@ -32,6 +33,14 @@ export interface SpoolWorkerOptions {
   /** the SIP domain: the right-hand side of the items' InternetMessageId */
   domain: string;
   routing: MailboxRouting;
+  /**
+   * The outbound SMTP routes (config smtpRoutes, as SmtpOutbound sends by them): an email entry is
+   * queued only for a domain with a route, and the service refuses a message to a partner's user
+   * whose domain has none. Default: none.
+   */
+  smtpRoutes?: SmtpRoutes;
+  /** where email entries go; default: the outbox (PartnerMailConnector) over `db` and smtpRoutes */
+  partnerMail?: MailboxConnector;
   /** a user's display name, or '' */
   displayName(address: string): string;
   retry: RetryPolicy;
@@ -40,7 +49,7 @@ export interface SpoolWorkerOptions {
   /** IANA time zone of the transcript's times */
   timeZone: string;
   now?: () => number;
-  /** the recipient's Missed Conversation now exists (message-summary notifications hang here) */
+  /** the recipient's Missed Conversation now exists (message-summary notifications hang here; not called for email and note entries) */
   onDelivered?(entry: SpoolEntry): void;
   /** the entry is `delivered` (both items made, committed): what it held of the quotas is free */
   onEntryDelivered?(entry: SpoolEntry): void;
@@ -58,6 +67,9 @@ const PERMANENT = new Set(['REMOTE_REFUSED', 'MAILBOX_NOT_FOUND', 'INVALID_REQUE
 
 /** How often an idle worker looks for entries made due by another process (`parley spooler retry`). */
 const IDLE_POLL_MS = 1_000;
+
+/** The name of the partner mail connector in the trace and /metrics. */
+const PARTNER_MAIL = 'smtp';
 
 interface Delivery {
   entry: SpoolEntry;
@@ -78,6 +90,7 @@ interface EntryOutcome {
 export class SpoolWorker {
   readonly #o: SpoolWorkerOptions;
   readonly #now: () => number;
+  readonly #partnerMail: MailboxConnector;
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** when the armed timer fires */
   #timerAt = Infinity;
@@ -87,6 +100,7 @@ export class SpoolWorker {
   constructor(opts: SpoolWorkerOptions) {
     this.#o = opts;
     this.#now = opts.now ?? Date.now;
+    this.#partnerMail = opts.partnerMail ?? new PartnerMailConnector({ db: opts.db, routes: opts.smtpRoutes ?? {}, now: this.#now });
   }
 
   /** Puts entries a crash left `delivering` back in line, then starts the timer. */
@@ -169,7 +183,8 @@ export class SpoolWorker {
     const finished = this.#now();
     const delivered = transaction(db, () => entries.filter((entry) => this.#settle(entry, outcomes.get(entry.id) as EntryOutcome, finished)));
     for (const entry of entries) {
-      if ((outcomes.get(entry.id) as EntryOutcome).recipientItemId !== undefined) this.#o.onDelivered?.(entry);
+      // a Missed Conversation changes the message-summary counts; an e-mail or an Inbox note does not
+      if ((entry.kind === 'offline' || entry.kind === 'unread') && (outcomes.get(entry.id) as EntryOutcome).recipientItemId !== undefined) this.#o.onDelivered?.(entry);
     }
     for (const entry of delivered) this.#o.onEntryDelivered?.(entry);
     this.#o.logger.debug({ entries: entries.length, delivered: delivered.length, ms: finished - started }, 'spool round');
@@ -178,7 +193,9 @@ export class SpoolWorker {
 
   /**
    * The items an entry still needs: for an offline or unread entry the recipient's Missed
-   * Conversation and the sender's copy; for a history entry its owner's Conversation item.
+   * Conversation and the sender's copy; for a history entry its owner's Conversation item; for an
+   * email entry the e-mail to the partner's user and the sender's copy; for a note entry the
+   * recipient's Inbox note (its sender is a partner's user, with no mailbox here).
    */
   #deliveriesOf(entry: SpoolEntry): Delivery[] {
     const { db, domain } = this.#o;
@@ -189,7 +206,8 @@ export class SpoolWorker {
       sender,
       recipient,
       messages: messages.map((m) => ({ from: m.sender === entry.recipient ? recipient : sender, receivedAt: new Date(m.receivedAt), contentType: m.contentType, body: m.body })),
-      notes: entry.notes,
+      // an e-mail's transcript (and the sender's copy of it) says how it went
+      notes: entry.kind === 'email' ? [...entry.notes, `Sent by e-mail to ${entry.recipient}, who was offline.`] : entry.notes,
       timeZone: this.#o.timeZone,
     });
     const mailer = (p: { name: string; address: string }) => ({ name: p.name || p.address, address: p.address });
@@ -213,9 +231,21 @@ export class SpoolWorker {
       return out;
     }
     if (entry.recipientItemId === null) {
-      out.push(this.#delivery(entry, 'recipient', { ...common, mailbox: entry.recipient, itemClass: MISSED_CLASS, subject: `Missed conversation with ${sender.name || sender.address}`, isRead: false }));
+      const recipientItem = { ...common, mailbox: entry.recipient, isRead: false };
+      if (entry.kind === 'email') {
+        // an ordinary e-mail from the sender's address: its display name when known, no made-up one
+        const from = sender.name === '' ? { address: sender.address } : { name: sender.name, address: sender.address };
+        const to = recipient.name === '' ? { address: recipient.address } : { name: recipient.name, address: recipient.address };
+        const item: DeliveryItem = { ...recipientItem, folder: 'inbox', itemClass: NOTE_CLASS, from, to: [to], subject: `Conversation with ${sender.name || sender.address}`, traceId: entry.id };
+        out.push({ entry, role: 'recipient', connectorName: PARTNER_MAIL, connector: this.#partnerMail, item });
+      } else if (entry.kind === 'note') {
+        out.push(this.#delivery(entry, 'recipient', { ...recipientItem, folder: 'inbox', itemClass: NOTE_CLASS, subject: `Message from ${sender.name || sender.address} while you were offline` }));
+      } else {
+        out.push(this.#delivery(entry, 'recipient', { ...recipientItem, itemClass: MISSED_CLASS, subject: `Missed conversation with ${sender.name || sender.address}` }));
+      }
     }
-    if (entry.senderItemId === null) {
+    // a partner's user has no Conversation History here
+    if (entry.senderItemId === null && entry.kind !== 'note') {
       out.push(this.#delivery(entry, 'sender', { ...common, mailbox: entry.sender, itemClass: CONVERSATION_CLASS, subject: `Conversation with ${recipient.name || recipient.address}`, isRead: true }));
     }
     return out;
@@ -255,12 +285,17 @@ export class SpoolWorker {
       ...(outcome.recipientItemId !== undefined ? { recipientItemId: outcome.recipientItemId } : {}),
       ...(outcome.senderItemId !== undefined ? { senderItemId: outcome.senderItemId } : {}),
     });
-    if (outcome.recipientItemId !== undefined) trace('delivered', { to: entry.recipient, mailbox: 'recipient', itemId: outcome.recipientItemId, created: outcome.recipientCreated === true });
+    if (outcome.recipientItemId !== undefined) {
+      if (entry.kind === 'email') trace('delivered', { to: entry.recipient, kind: 'email', via: 'smtp outbox', outbox: outcome.recipientItemId, created: outcome.recipientCreated === true });
+      else trace('delivered', { to: entry.recipient, mailbox: 'recipient', ...(entry.kind === 'note' ? { kind: 'note', folder: 'inbox' } : {}), itemId: outcome.recipientItemId, created: outcome.recipientCreated === true });
+    }
     if (outcome.senderItemId !== undefined) trace('delivered', { to: entry.sender, mailbox: entry.kind === 'history' ? 'owner' : 'sender', itemId: outcome.senderItemId });
     const error = outcome.error;
     if (error === undefined) {
       markDelivered(db, entry.id, now);
       if (entry.kind === 'history') this.#o.logger.info({ entry: entry.id, owner: entry.sender, peer: entry.recipient, conversation: entry.conversationId, messages: entry.messageCount }, 'conversation history %s delivered to %s', entry.id, entry.sender);
+      else if (entry.kind === 'email') this.#o.logger.info({ entry: entry.id, from: entry.sender, to: entry.recipient, messages: entry.messageCount, outbox: entry.recipientItemId ?? outcome.recipientItemId }, 'offline conversation %s queued as e-mail to %s', entry.id, entry.recipient);
+      else if (entry.kind === 'note') this.#o.logger.info({ entry: entry.id, from: entry.sender, to: entry.recipient, messages: entry.messageCount }, 'offline messages %s delivered to the Inbox of %s', entry.id, entry.recipient);
       else this.#o.logger.info({ entry: entry.id, from: entry.sender, to: entry.recipient, messages: entry.messageCount }, 'missed conversation %s delivered to %s', entry.id, entry.recipient);
       return true;
     }

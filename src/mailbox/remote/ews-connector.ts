@@ -2,10 +2,13 @@
 // delivery is idempotent by InternetMessageId: FindItem first (message:InternetMessageId is
 // searchable), CreateItem SaveOnly only when nothing was found. The item is written with the MAPI
 // message flags of a received message (no MSGFLAG_UNSENT), so it is never a draft — the Skype for
-// Business failure where Drafts filled with copies. A service account delivers to every user with
-// ExchangeImpersonation (the ApplicationImpersonation right), or to one mailbox as a delegate.
+// Business failure where Drafts filled with copies. The same CreateItem puts a partner's offline
+// messages in the recipient's Inbox as a plain IPM.Note (folder inbox): FindItem looks there first.
+// A service account delivers to every user with ExchangeImpersonation (the ApplicationImpersonation
+// right), or to one mailbox as a delegate.
 // Limits: one delivery per id at a time (the spool guarantees it); two racing deliveries of one id
 // to a real Exchange could both create.
+import { deliveryItemError } from '../connector.ts';
 import type { DeliveryItem, DeliveryResult, MailboxConnector } from '../connector.ts';
 import { MailboxError } from '../errors.ts';
 import type { Mailer } from '../items.ts';
@@ -45,7 +48,8 @@ export class EwsMailboxConnector implements MailboxConnector {
   }
 
   async deliver(item: DeliveryItem): Promise<DeliveryResult> {
-    if (item.internetMessageId.trim() === '') throw new MailboxError('INVALID_REQUEST', 'a delivery needs an InternetMessageId (its idempotence key)');
+    const invalid = deliveryItemError(item);
+    if (invalid !== undefined) throw invalid;
     const folder = this.#folder(item);
     const found = await this.#call(
       item.mailbox,

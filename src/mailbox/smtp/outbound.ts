@@ -1,11 +1,15 @@
 // Outbound SMTP for recipients in other organisations: a worker that drains the durable outbox
 // (outbox.ts) through configured routes — a recipient domain's server, or a smarthost for all —
 // with nodemailer's SMTP client. 5xx answers fail the entry for good; anything else (no answer,
-// 4xx) is retried with exponential back-off until the maximum age.
+// 4xx) is retried with exponential back-off until the maximum age. An entry with a trace id (an
+// offline conversation e-mailed to a partner's user) has each attempt recorded in that trace.
+// Routes are configured: there is no MX lookup; a domain without a route goes to the smarthost, or
+// nowhere.
 import nodemailer from 'nodemailer';
 import type { Logger } from '../../observability/logger.ts';
 import type { Database } from '../../storage/index.ts';
-import { dueOutbound, enqueueOutbound, markOutboundAttemptFailed, markOutboundSent } from './outbox.ts';
+import { transaction } from '../../storage/index.ts';
+import { dueOutbound, enqueueOutbound, markOutboundAttemptFailed, markOutboundSent, traceOutbound } from './outbox.ts';
 import type { OutboundMessage, OutboxEntry } from './outbox.ts';
 
 export interface SmtpRoute {
@@ -98,7 +102,10 @@ export class SmtpOutbound {
     const domain = entry.recipients[0]?.split('@')[1] ?? '';
     const route = routeFor(o.routes, domain);
     if (route === undefined) {
-      markOutboundAttemptFailed(o.db, entry.id, `no SMTP route for ${domain}`, true, now(), now(), 0);
+      transaction(o.db, () => {
+        markOutboundAttemptFailed(o.db, entry.id, `no SMTP route for ${domain}`, true, now(), now(), 0);
+        traceOutbound(o.db, entry, now(), 'mail-failed', { reason: `no SMTP route for ${domain} (smtpRoutes)` });
+      });
       log.warn({ domain }, 'outbound mail to %s failed: no route', domain);
       return false;
     }
@@ -125,7 +132,10 @@ export class SmtpOutbound {
         messageId: m.messageId,
         date: new Date(m.date),
       });
-      markOutboundSent(o.db, entry.id, now());
+      transaction(o.db, () => {
+        markOutboundSent(o.db, entry.id, now());
+        traceOutbound(o.db, entry, now(), 'mail-sent', { to: entry.recipients, host: route.host, port: route.port, messageId: m.messageId });
+      });
       log.info({ recipients: entry.recipients, host: route.host }, 'outbound mail sent to %s', entry.recipients.join(', '));
       return true;
     } catch (err) {
@@ -133,7 +143,12 @@ export class SmtpOutbound {
       const permanent = code !== undefined && code >= 500;
       const delay = Math.min(o.maxDelayMs ?? 3_600_000, (o.baseDelayMs ?? 60_000) * 2 ** entry.attempts);
       const at = now();
-      const state = markOutboundAttemptFailed(o.db, entry.id, err instanceof Error ? err.message : String(err), permanent, at, at + delay, o.maxAgeMs ?? 2 * 86_400_000);
+      const reason = err instanceof Error ? err.message : String(err);
+      const state = transaction(o.db, () => {
+        const next = markOutboundAttemptFailed(o.db, entry.id, reason, permanent, at, at + delay, o.maxAgeMs ?? 2 * 86_400_000);
+        traceOutbound(o.db, entry, at, next === 'failed' ? 'mail-failed' : 'mail-retry', { reason, attempt: entry.attempts + 1, host: route.host, ...(next === 'failed' ? {} : { nextAttemptAt: new Date(at + delay).toISOString() }) });
+        return next;
+      });
       log.warn({ err, state, attempts: entry.attempts + 1 }, 'outbound mail attempt failed (%s)', state === 'failed' ? 'giving up' : 'will retry');
       return false;
     } finally {
