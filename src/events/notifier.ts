@@ -4,8 +4,9 @@
 
 import type { Logger } from 'pino';
 import type { FlowRef } from '../registrar/index.ts';
-import { createRequest, Headers, newBranch, sentBy, viaTransport } from '../sip/index.ts';
-import type { Flow, SipRequest, SipResponse, TransactionLayer } from '../sip/index.ts';
+import type { FederationGate } from '../router/context.ts';
+import { createRequest, Headers, newBranch, parseNameAddr, parseUri, sentBy, viaTransport } from '../sip/index.ts';
+import type { Flow, SipRequest, SipResponse, TransactionLayer, TransportProtocol } from '../sip/index.ts';
 import type { Subscription, TerminationReason } from './subscriptions.ts';
 
 /** A NOTIFY body and its Content-Type. */
@@ -31,6 +32,17 @@ export interface NotifierDeps {
   documentFor(sub: Subscription): Promise<EventDocument>;
   /** the subscription reached `terminated`: forget it */
   onEnded(sub: Subscription): void;
+  /** the federation link (ctx.federation): partners' subscriptions take it; absent: there are none */
+  federation?: Pick<FederationGate, 'sentBy' | 'connect'> | undefined;
+  /** a partner's subscription took a new connection of the link (its old one had closed) */
+  onFlowMoved?(sub: Subscription, flow: FlowRef): void;
+}
+
+/** How the notifier names itself in a NOTIFY's Via and Contact when not by its flow: towards partners. */
+export interface NotifierSelf {
+  /** host:port, ctx.federation.sentBy */
+  sentBy: string;
+  protocol: TransportProtocol;
 }
 
 export class Notifier {
@@ -93,14 +105,21 @@ export class Notifier {
       return;
     }
     this.#lastBody.set(sub.id, key);
-    const flow = this.#deps.resolveFlow(sub.flow);
-    if (flow === undefined || flow.closed) {
-      this.#deps.logger.info({ watcher: sub.watcher, event: sub.package, resource: sub.resource }, 'subscription of %s ended: its connection is gone', sub.watcher);
+    const flow = await this.#flowOf(sub);
+    if (flow === undefined) {
       this.#end(sub, 'deactivated');
       return;
     }
+    // connecting took a while: the subscription may have ended meanwhile (flowClosed, a sweep)
+    const stateNow: string = sub.state;
+    if (stateNow === 'terminated') {
+      this.#settled(sub);
+      return;
+    }
     const terminal = sub.state === 'terminating';
-    const request = buildNotify(sub, flow, document, this.#deps.now(), this.#deps.product);
+    const gate = this.#deps.federation;
+    const self: NotifierSelf | undefined = sub.partner === undefined || gate === undefined ? undefined : { sentBy: gate.sentBy, protocol: 'tls' };
+    const request = buildNotify(sub, flow, document, this.#deps.now(), this.#deps.product, self);
     const log = this.#deps.logger.child({ callId: sub.dialog.callId, watcher: sub.watcher, event: sub.package, resource: sub.resource });
     log.debug({ subscriptionState: request.headers.get('subscription-state') }, 'NOTIFY %s', sub.watcher);
     this.#deps.transactions.sendRequest(request, flow, {
@@ -133,6 +152,31 @@ export class Notifier {
     });
   }
 
+  /**
+   * The connection the subscription's NOTIFY takes. A local subscriber's is the one it subscribed
+   * (or refreshed) on: when that closed, nothing can reach it (undefined). A partner's subscription
+   * goes over the federation link, whose connections are pooled and closed when idle: a new one is
+   * opened to the watcher's organisation (ctx.federation.connect), undefined when it cannot be.
+   */
+  async #flowOf(sub: Subscription): Promise<Flow | undefined> {
+    const log = { watcher: sub.watcher, event: sub.package, resource: sub.resource };
+    const flow = this.#deps.resolveFlow(sub.flow);
+    if (flow !== undefined && !flow.closed) return flow;
+    const gate = this.#deps.federation;
+    if (sub.partner === undefined || gate === undefined) {
+      this.#deps.logger.info(log, 'subscription of %s ended: its connection is gone', sub.watcher);
+      return undefined;
+    }
+    const connection = await gate.connect(sub.partner);
+    if (!connection.ok) {
+      this.#deps.logger.info({ ...log, status: connection.status }, 'subscription of %s ended: %s cannot be reached: %s', sub.watcher, sub.partner, connection.warning);
+      return undefined;
+    }
+    const { id, protocol, local, remote } = connection.flow;
+    this.#deps.onFlowMoved?.(sub, { id, protocol, local, remote });
+    return connection.flow;
+  }
+
   /** The NOTIFY was answered: send the next one if the document changed meanwhile. */
   #settled(sub: Subscription): void {
     this.#inFlight.delete(sub.id);
@@ -151,25 +195,52 @@ export class Notifier {
   }
 }
 
-/** An in-dialog NOTIFY (RFC 3261 §12.2.1.1; RFC 6665 §8.2.1 Event, §8.2.3 Subscription-State). */
-export function buildNotify(sub: Subscription, flow: Flow, document: EventDocument, now: number, product: string): SipRequest {
+/**
+ * An in-dialog NOTIFY (RFC 3261 §12.2.1.1; RFC 6665 §8.2.1 Event, §8.2.3 Subscription-State):
+ * Request-URI the subscriber's Contact, Route the dialog's route set (the SUBSCRIBE's
+ * Record-Route: a partner's watcher is behind its organisation's proxy). `self`: how the notifier
+ * names itself in Via and Contact when not by `flow` (towards a partner: its federation name, TLS).
+ */
+export function buildNotify(sub: Subscription, flow: Flow, document: EventDocument, now: number, product: string, self?: NotifierSelf): SipRequest {
   const d = sub.dialog;
   const headers = new Headers();
   const branch = newBranch();
-  headers.append('via', `SIP/2.0/${viaTransport(flow.protocol)} ${sentBy(flow)};branch=${branch}`);
+  const via = self === undefined ? `${viaTransport(flow.protocol)} ${sentBy(flow)}` : `${viaTransport(self.protocol)} ${self.sentBy}`;
+  headers.append('via', `SIP/2.0/${via};branch=${branch}`);
   headers.append('max-forwards', '70');
-  for (const route of d.routeSet) headers.append('route', route);
+  const { uri, routes } = requestTarget(d.remoteTarget, d.routeSet);
+  for (const route of routes) headers.append('route', route);
   headers.append('from', d.localHeader);
   headers.append('to', d.remoteHeader);
   headers.append('call-id', d.callId);
   headers.append('cseq', `${sub.nextCSeq()} NOTIFY`);
-  headers.append('contact', notifierContact(flow));
+  headers.append('contact', self === undefined ? notifierContact(flow) : `<sip:${self.sentBy};transport=${self.protocol}>`);
   headers.append('event', sub.event);
   headers.append('subscription-state', sub.subscriptionState(now));
   headers.append('user-agent', product);
   for (const [name, value] of document.headers ?? []) headers.append(name, value);
   headers.append('content-type', document.contentType);
-  return createRequest('NOTIFY', d.remoteTarget, headers, Buffer.from(document.body, 'utf8'));
+  return createRequest('NOTIFY', uri, headers, Buffer.from(document.body, 'utf8'));
+}
+
+/**
+ * RFC 3261 §12.2.1.1: with an empty route set or a loose router first (`lr`), the Request-URI is
+ * the remote target and the Route the route set; a strict router first gets its URI as the
+ * Request-URI (without what §19.1.1 forbids there), and the remote target goes last in the Route.
+ */
+export function requestTarget(remoteTarget: string, routeSet: readonly string[]): { uri: string; routes: readonly string[] } {
+  const first = routeSet[0];
+  if (first === undefined) return { uri: remoteTarget, routes: routeSet };
+  let uri;
+  try {
+    uri = parseUri(parseNameAddr(first).uri);
+  } catch {
+    return { uri: remoteTarget, routes: routeSet };
+  }
+  if (uri.params.has('lr')) return { uri: remoteTarget, routes: routeSet };
+  // the table of §19.1.1: `method` and URI headers are not allowed in a Request-URI
+  const strict = parseNameAddr(first).uri.replace(/\?.*$/, '').replace(/;method=[^;]*/gi, '');
+  return { uri: strict, routes: [...routeSet.slice(1), `<${remoteTarget}>`] };
 }
 
 /** Where the subscriber sends in-dialog requests (a refresh, an unsubscribe): Parley itself. */

@@ -46,6 +46,12 @@ export interface EventPackage {
   readonly name: string;
   /** Content-Type of the NOTIFY bodies */
   readonly contentType: string;
+  /**
+   * Offered across organisations (issue 15): partners' watchers may subscribe, and local users'
+   * subscriptions to partners' users pass through. Default: local only (message-summary and
+   * provisioning describe this organisation's own mailboxes and settings).
+   */
+  readonly federated?: boolean;
   /** subscription durations; default DEFAULT_SUBSCRIBE_EXPIRY */
   readonly expiry?: ExpirySettings;
   /**
@@ -54,8 +60,9 @@ export interface EventPackage {
    */
   accepts?(accept: readonly string[]): boolean;
   /**
-   * May `watcher` (authenticated, `alice@parley.local`) subscribe to `resource`, an existing user
-   * of the organisation? RFC 6665 §4.2.1: "the notifier … MUST determine whether the
+   * May `watcher` (authenticated, `alice@parley.local`; in a federated package also a partner's
+   * user, `dave@partner.example`, whom the federation gate admitted) subscribe to `resource`, an
+   * existing user of the organisation? RFC 6665 §4.2.1: "the notifier … MUST determine whether the
    * authenticated subscriber is authorized to subscribe"; the framework answers a refusal.
    */
   authorize(ctx: SipContext, watcher: string, resource: string, request: SipRequest): Authorization | Promise<Authorization>;

@@ -8,6 +8,7 @@
 //   closers.push(() => events.close());
 
 import type { MethodHandler, SipContext } from '../router/context.ts';
+import { DialogProxy, dialogNotifyHandler } from '../router/dialog-proxy.ts';
 import { DEFAULT_SUBSCRIPTION_LIMITS } from './limits.ts';
 import type { SubscriptionLimits } from './limits.ts';
 import { Notifier } from './notifier.ts';
@@ -44,6 +45,10 @@ export class EventService implements EventNotifications {
   readonly handlers: readonly MethodHandler[];
   /** RFC 6665 §8.2.2 Allow-Events: `presence, message-summary, …` */
   readonly allowEvents: string;
+  /** Allow-Events towards partner organisations: the packages that are `federated` */
+  readonly federatedEvents: string;
+  /** subscriptions of local users to partners' users pass through it (src/router/dialog-proxy.ts) */
+  readonly proxy: DialogProxy;
   readonly #packages: ReadonlyMap<string, EventPackage>;
   readonly #expiry: ExpirySettings;
   readonly #limits: SubscriptionLimits;
@@ -60,11 +65,14 @@ export class EventService implements EventNotifications {
     }
     this.#packages = packages;
     this.allowEvents = [...packages.keys()].join(', ');
+    this.federatedEvents = [...packages.values()].filter((p) => p.federated === true).map((p) => p.name).join(', ');
     this.#expiry = opts.expiry ?? DEFAULT_SUBSCRIBE_EXPIRY;
     this.#limits = opts.limits ?? DEFAULT_SUBSCRIPTION_LIMITS;
     this.#userSweepMs = opts.userSweepMs ?? DEFAULT_USER_SWEEP_MS;
     this.#timers = opts.timers ?? NODE_TIMERS;
-    this.handlers = [subscribeHandler(this)];
+    this.proxy = new DialogProxy();
+    // NOTIFY: only the partner's, within a subscription of a local user that Parley record-routed
+    this.handlers = [subscribeHandler(this), dialogNotifyHandler(this.proxy)];
   }
 
   /** Connects to the server's context (NOTIFYs go out through its transactions), then starts the packages. */
@@ -89,6 +97,8 @@ export class EventService implements EventNotifications {
         return typeof body === 'string' ? { contentType: pkg.contentType, body } : body;
       },
       onEnded: (sub) => subscriptions.remove(sub),
+      federation: ctx.federation,
+      onFlowMoved: (sub, flow) => subscriptions.moveTo(sub, flow),
     });
     const cancelSweep = repeat(this.#timers, this.#userSweepMs, () => this.sweepRemovedUsers(), (err) => {
       ctx.logger.error({ err }, 'looking for subscriptions of removed users failed');
@@ -147,11 +157,13 @@ export class EventService implements EventNotifications {
   /**
    * A connection closed (TCP, TLS, WebSocket): the subscriptions whose NOTIFYs took it end now,
    * rather than at the next change or at expiry, so that they stop counting against the limits.
+   * Partners' subscriptions stay: the federation link closes idle connections and opens another
+   * one for the next NOTIFY (notifier.ts).
    */
   flowClosed(flowId: string): void {
     const running = this.#running;
     if (!running) return;
-    const gone = running.subscriptions.onFlow(flowId);
+    const gone = running.subscriptions.onFlow(flowId).filter((sub) => sub.partner === undefined);
     for (const sub of gone) running.notifier.abandon(sub);
     if (gone.length > 0) running.ctx.logger.info({ flow: flowId, subscriptions: gone.length }, '%d subscriptions ended: their connection closed', gone.length);
   }
@@ -167,6 +179,7 @@ export class EventService implements EventNotifications {
     if (!running) return;
     const { ctx, subscriptions } = running;
     for (const watcher of subscriptions.live.watchers()) {
+      if (this.#partnerWatcher(ctx, watcher)) continue;
       if (ctx.userExists(watcher)) continue;
       ctx.logger.info({ watcher }, 'subscriptions of %s ended: no such user any more', watcher);
       for (const sub of [...subscriptions.live.ofWatcher(watcher)]) this.terminate(sub, 'rejected');
@@ -177,6 +190,25 @@ export class EventService implements EventNotifications {
       ctx.logger.info({ resource, event: packageName }, '%s subscriptions to %s ended: it exists no more', packageName, resource);
       for (const sub of [...subscriptions.live.ofResource(packageName, resource)]) this.terminate(sub, 'noresource');
     }
+  }
+
+  /**
+   * A partner's watcher (a user of another organisation): not in the directory, so not swept as a
+   * removed user. Their subscriptions end (`rejected`) when the federation decision no longer lets
+   * the watched user talk to that organisation: federation turned off, the domain blocked or no
+   * longer allowed, the user's external access policy changed, or the user removed.
+   */
+  #partnerWatcher(ctx: SipContext, watcher: string): boolean {
+    const subs = [...(this.#running?.subscriptions.live.ofWatcher(watcher) ?? [])];
+    const partner = subs[0]?.partner;
+    if (partner === undefined) return false;
+    for (const sub of subs) {
+      const refusal = partnerRefusal(ctx, sub.resource, partner);
+      if (refusal === null) continue;
+      ctx.logger.info({ watcher, resource: sub.resource }, 'subscription of %s to %s ended: %s', watcher, sub.resource, refusal.warning);
+      this.terminate(sub, 'rejected');
+    }
+    return true;
   }
 
   close(): void {
@@ -197,6 +229,16 @@ export class EventService implements EventNotifications {
   #require(): Running {
     if (!this.#running) throw new Error('event service not started: call start(ctx)');
     return this.#running;
+  }
+}
+
+/** Why `resource` may no longer be watched from `partner`, or null; a decision that fails counts as a refusal. */
+function partnerRefusal(ctx: SipContext, resource: string, partner: string): { warning: string } | null {
+  if (ctx.federation === undefined) return { warning: 'federation is not configured' };
+  try {
+    return ctx.federation.outboundRefusal(resource, partner);
+  } catch (err) {
+    return { warning: err instanceof Error ? err.message : String(err) };
   }
 }
 

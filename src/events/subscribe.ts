@@ -1,10 +1,17 @@
 // SUBSCRIBE (RFC 6665 §4.2.1) for every event package: finds the package from the Event header,
 // then creates (within the limits of limits.ts), refreshes or ends a subscription, answers 200
 // with Expires, and sends a NOTIFY with the package's current document at once.
+//
+// Across organisations (issue 15), for the packages marked `federated` (presence): a partner's
+// watcher, on a connection of the federation link, subscribes to a local user without digest (the
+// gate admits it, src/router/partner.ts); a local user's SUBSCRIBE to a partner's user goes on
+// over the link, record-routed, and so do its refreshes (src/router/dialog-proxy.ts).
 
 import type { FlowRef } from '../registrar/index.ts';
 import type { Incoming, MethodHandler, SipContext } from '../router/context.ts';
+import type { DialogProxy } from '../router/dialog-proxy.ts';
 import { addressOf, authenticateSender } from '../router/identity.ts';
+import { authenticatePartner, foreignDomain, fromPartner } from '../router/partner.ts';
 import { reply, send } from '../router/reply.ts';
 import { createResponse, parseCSeq, parseNameAddr, parseUri, SipParseError } from '../sip/index.ts';
 import type { SipUri } from '../sip/index.ts';
@@ -27,6 +34,10 @@ export interface SubscribeDeps {
   packageOf(name: string): EventPackage | undefined;
   /** the Allow-Events value: every package served (RFC 6665 §8.2.2) */
   readonly allowEvents: string;
+  /** the Allow-Events value towards partners: the federated packages */
+  readonly federatedEvents: string;
+  /** forwards local users' subscriptions to partners' users, and their in-dialog requests */
+  readonly proxy: DialogProxy;
   expiryOf(pkg: EventPackage): ExpirySettings;
   readonly subscriptions: SubscriptionStore;
   readonly notifier: Notifier;
@@ -52,15 +63,45 @@ export function subscribeHandler(events: SubscribeDeps): MethodHandler {
         reply(ctx, incoming, 400, { warning: err.message });
         return;
       }
+      // A refresh or unsubscribe in a subscription to a partner's user: Parley only passes it on.
+      const token = events.proxy.tokenOf(ctx, request);
+      if (token !== undefined) {
+        await events.proxy.forwardInDialog(ctx, incoming, token, 'to-partner');
+        return;
+      }
       // RFC 6665 §4.2.1: "If the notifier does not understand the event package … it MUST
       // respond with a 489 (Bad Event)"; §8.2.2 Allow-Events lists the ones it does.
       const name = eventPackage(request.headers.get('event'));
       const pkg = name === undefined ? undefined : events.packageOf(name);
-      if (pkg === undefined) {
-        reply(ctx, incoming, 489, { headers: [['Allow-Events', events.allowEvents]], warning: `event package ${name ?? '(no Event header)'} is not served; these are: ${events.allowEvents}` });
+      const partner = fromPartner(incoming);
+      if (pkg === undefined || (partner && pkg.federated !== true)) {
+        const served = partner ? events.federatedEvents : events.allowEvents;
+        const why = pkg === undefined ? 'is not served' : `is served to ${ctx.domain}'s own users only`;
+        reply(ctx, incoming, 489, { headers: [['Allow-Events', served]], warning: `event package ${name ?? '(no Event header)'} ${why}; ${partner ? 'partners may subscribe to' : 'these are'}: ${served || 'none'}` });
         return;
       }
-      const watcher = authenticateSender(ctx, incoming);
+      const fromTag = from.params.get('tag') ?? '';
+      const toTag = to.params.get('tag');
+      const inDialog = toTag !== undefined && toTag !== null;
+      const found = inDialog ? events.subscriptions.get(dialogId(request.headers.get('call-id') ?? '', toTag, fromTag)) : undefined;
+      let watcher: string | undefined;
+      if (partner) {
+        // A partner's watcher: the certificate of the link is the authentication, the gate
+        // decides (the domain, and the watched user's external access policy). A partner
+        // subscribes to this organisation's users only: nothing is relayed to a third domain.
+        if (!inDialog && target.host !== ctx.domain) {
+          reply(ctx, incoming, 403, { warning: `${ctx.domain} relays nothing to ${target.host}: a partner may subscribe to users of ${ctx.domain} only` });
+          return;
+        }
+        watcher = (await authenticatePartner(ctx, incoming, inDialog ? found?.resource : addressOf(target).toLowerCase()))?.toLowerCase();
+      } else {
+        watcher = authenticateSender(ctx, incoming);
+        const domain = watcher === undefined || inDialog || ctx.federation === undefined ? undefined : foreignDomain(ctx, target);
+        if (watcher !== undefined && domain !== undefined && target.host !== ctx.domain) {
+          await subscribeToPartner(ctx, incoming, events, pkg, watcher, domain);
+          return;
+        }
+      }
       if (watcher === undefined) return;
       // RFC 6665 §4.2.1.1: the notifier may shorten the duration, never lengthen it, and answers
       // 423 with Min-Expires when it is too short; 0 is a fetch (§4.4.3).
@@ -89,12 +130,9 @@ export function subscribeHandler(events: SubscribeDeps): MethodHandler {
       }
       const flow: FlowRef = { id: incoming.flow.id, protocol: incoming.flow.protocol, local: incoming.flow.local, remote: incoming.flow.remote };
       const expiresAt = ctx.now() + expires * 1000;
-      const fromTag = from.params.get('tag') ?? '';
-      const toTag = to.params.get('tag');
 
-      if (toTag !== undefined && toTag !== null) {
+      if (inDialog) {
         // RFC 6665 §4.2.1.2 refresh (or unsubscribe) within the dialog.
-        const found = events.subscriptions.get(dialogId(request.headers.get('call-id') ?? '', toTag, fromTag));
         if (found === undefined || found.state !== 'active' || found.package !== pkg.name) {
           reply(ctx, incoming, 481, { warning: `no such ${pkg.name} subscription: it expired or was terminated` });
           return;
@@ -130,6 +168,8 @@ export function subscribeHandler(events: SubscribeDeps): MethodHandler {
         return;
       }
       const resource = addressOf(target).toLowerCase();
+      // (a partner never gets here for a user who does not exist: the gate refused it with the
+      // same words as for a user whose policy keeps them from partners)
       if (!(pkg.hasResource?.(ctx, resource) ?? ctx.userExists(resource))) {
         reply(ctx, incoming, 404, { warning: `no user ${resource}` });
         return;
@@ -190,6 +230,7 @@ export function subscribeHandler(events: SubscribeDeps): MethodHandler {
           routeSet: request.headers.getAll('record-route'),
           remoteCSeq: cseq,
         },
+        ...(partner ? { partner: watcher.slice(watcher.lastIndexOf('@') + 1) } : {}),
       });
       events.subscriptions.add(sub);
       keepFlowOpen(incoming, expires, expiresAt);
@@ -203,6 +244,24 @@ export function subscribeHandler(events: SubscribeDeps): MethodHandler {
 }
 
 /**
+ * A local user's new subscription to a partner's user: only federated packages leave the
+ * organisation, and only where the gate lets the user go (the same decision as for a MESSAGE).
+ */
+function subscribeToPartner(ctx: SipContext, incoming: Incoming, events: SubscribeDeps, pkg: EventPackage, watcher: string, domain: string): Promise<void> | void {
+  if (pkg.federated !== true) {
+    reply(ctx, incoming, 403, { warning: `${pkg.name} subscriptions stay within ${ctx.domain}; subscriptions to partner organisations: ${events.federatedEvents || 'none'}` });
+    return;
+  }
+  const refusal = ctx.federation?.outboundRefusal(watcher, domain) ?? null;
+  if (refusal !== null) {
+    incoming.log.info({ watcher, domain, code: refusal.code }, 'SUBSCRIBE to %s refused: %s', domain, refusal.warning);
+    reply(ctx, incoming, 403, { warning: refusal.warning });
+    return;
+  }
+  return events.proxy.forwardToPartner(ctx, incoming, watcher, domain);
+}
+
+/**
  * NOTIFYs go over the subscription's flow: its connection is kept open while the subscription
  * lasts (lengthened only: one that ends early leaves it to the idle timeout after its old expiry).
  */
@@ -210,11 +269,17 @@ function keepFlowOpen(incoming: Incoming, expires: number, expiresAt: number): v
   if (expires > 0) incoming.flow.keepOpenUntil?.(expiresAt);
 }
 
-/** RFC 6665 §4.2.1.1: 200 (not the deprecated 202) with Expires and the notifier's Contact. */
+/**
+ * RFC 6665 §4.2.1.1: 200 (not the deprecated 202) with Expires and the notifier's Contact; towards
+ * a partner the Contact names this server as partners know it (the federation name, TLS). RFC 3261
+ * §12.1.1: the UAS copies the Record-Route values into the answer (a partner's proxy puts one).
+ */
 function answer(ctx: SipContext, incoming: Incoming, expires: number) {
   const response = createResponse(incoming.request, 200);
+  for (const route of incoming.request.headers.getAll('record-route')) response.headers.append('record-route', route);
   response.headers.append('expires', String(expires));
-  response.headers.append('contact', notifierContact(incoming.flow));
+  const gate = ctx.federation;
+  response.headers.append('contact', incoming.flow.partner !== undefined && gate !== undefined ? `<sip:${gate.sentBy};transport=tls>` : notifierContact(incoming.flow));
   response.headers.append('server', ctx.product);
   send(incoming, response);
   incoming.log.debug({ status: 200, expires }, 'answered SUBSCRIBE with 200');

@@ -48,6 +48,12 @@ export interface SubscriptionInit {
   dialog: SubscriptionDialog;
   flow: FlowRef;
   expiresAt: number;
+  /**
+   * The watcher's organisation when it is a partner's (issue 15), `partner.example`: the NOTIFYs
+   * go over the federation link, and when its connection closed a new one is opened (the
+   * subscription does not end with the connection, which the link pools and may close when idle).
+   */
+  partner?: string;
 }
 
 export function dialogId(callId: string, localTag: string, remoteTag: string): string {
@@ -61,6 +67,8 @@ export class Subscription {
   readonly resource: string;
   readonly event: string;
   readonly dialog: SubscriptionDialog;
+  /** the watcher's partner organisation (SubscriptionInit.partner); undefined for the organisation's own users */
+  readonly partner: string | undefined;
   flow: FlowRef;
   expiresAt: number;
   #state: SubscriptionStateName = 'active';
@@ -78,6 +86,7 @@ export class Subscription {
     this.dialog = init.dialog;
     this.flow = init.flow;
     this.expiresAt = init.expiresAt;
+    this.partner = init.partner;
     this.id = dialogId(init.dialog.callId, init.dialog.localTag, init.dialog.remoteTag);
   }
 
@@ -197,6 +206,17 @@ export class SubscriptionStore {
       addTo(this.#byFlow, flow.id, sub);
     }
     this.#live.touch(sub);
+  }
+
+  /** A partner's subscription whose NOTIFYs now take another connection of the federation link. */
+  moveTo(sub: Subscription, flow: FlowRef): void {
+    if (sub.flow.id === flow.id) return;
+    const before = sub.flow.id;
+    sub.flow = flow;
+    if (this.#byId.get(sub.id) === sub) {
+      removeFrom(this.#byFlow, before, sub);
+      addTo(this.#byFlow, flow.id, sub);
+    }
   }
 
   /** active → terminating (Subscription.terminate): it counts no more against the limits. */

@@ -5,7 +5,7 @@
 //
 //   const presence = new PresenceService({ blocks: databaseBlockList(db), contacts: databaseContactLists(db) });
 //   const events = new EventService({ packages: [presence, …] });
-//   const handlers = [..., ...presence.handlers, ...events.handlers];   // PUBLISH; SUBSCRIBE
+//   const handlers = [..., ...presence.handlers, ...events.handlers];   // PUBLISH; SUBSCRIBE, NOTIFY
 //   events.start(ctx);                                                 // starts presence too
 
 import type { Authorization, CancelTimer, EventNotifications, EventPackage, ExpirySettings, Subscription, Timers } from '../events/index.ts';
@@ -82,6 +82,8 @@ interface Running {
 
 export class PresenceService implements EventPackage {
   readonly name = PRESENCE_EVENT;
+  /** partners' users may watch local users, and local users partners' users (issue 15) */
+  readonly federated = true;
   readonly contentType = PIDF_TYPE;
   /** PUBLISH; SUBSCRIBE is the event service's */
   readonly handlers: readonly MethodHandler[];
