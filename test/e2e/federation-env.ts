@@ -33,7 +33,7 @@ import type { IncomingMessage, SipClient } from '../../src/client/index.ts';
 import { StreamFramer } from '../../src/sip/framing.ts';
 import { arrivals, type Arrivals, type SdkClients } from '../harness/clients.ts';
 import type { SipResponse } from '../../src/sip/message.ts';
-import { REPO_ROOT, runCli, startServer, type HostPort, type RunningServer } from '../harness/server.ts';
+import { REPO_ROOT, startServer, type HostPort, type RunningServer } from '../harness/server.ts';
 import { findFreePort } from '../harness/sipp.ts';
 
 export const TEST_DIR = path.join(REPO_ROOT, 'test', 'e2e');
@@ -308,8 +308,13 @@ export interface ParleyOrg {
   /** the federation port's address and port (the A and SRV records name them) */
   federation: HostPort;
   server: RunningServer;
-  /** `parley admin … --data-dir`: stdout, throwing on a non-zero exit */
-  admin(...args: string[]): Promise<string>;
+  /**
+   * A cmdlet through the server's admin API (`POST /admin/cmdlets/<cmdlet>`, the bearer token of
+   * `<dataDir>/secrets/admin.token`): `admin('New-CsAllowedDomain', { Identity: 'org-b.test' })`.
+   * Resolves with the results; throws on any status but 200. (The same cmdlets through the
+   * `parley admin` process take a second or two each on a busy machine.)
+   */
+  admin(cmdlet: string, parameters: Record<string, unknown>): Promise<unknown[]>;
   stop(): Promise<void>;
 }
 
@@ -357,10 +362,16 @@ export async function startParleyOrg(spec: OrgSpec, net: number, index: number, 
     config,
     extraArgs: ['--listen', address],
   });
-  const admin = async (...args: string[]): Promise<string> => {
-    const r = await runCli(['admin', '--data-dir', server.dataDir, ...args]);
-    if (r.code !== 0) throw new Error(`parley admin ${args.join(' ')} (${spec.domain}) exited ${r.code}: ${r.stderr}${r.stdout}`);
-    return r.stdout;
+  const admin = async (cmdlet: string, parameters: Record<string, unknown>): Promise<unknown[]> => {
+    const token = readFileSync(path.join(server.dataDir, 'secrets', 'admin.token'), 'utf8').trim();
+    const res = await fetch(`http://${server.http.host}:${server.http.port}/admin/cmdlets/${cmdlet}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ parameters }),
+    });
+    const text = await res.text();
+    if (res.status !== 200) throw new Error(`${cmdlet} ${JSON.stringify(parameters)} at ${spec.domain}: ${res.status} ${text}`);
+    return (JSON.parse(text) as { results: unknown[] }).results;
   };
   let federation: HostPort;
   try {
@@ -377,10 +388,10 @@ export async function startParleyOrg(spec: OrgSpec, net: number, index: number, 
  * (Global), and offline messages picked up after 2 s.
  */
 export async function enableFederation(org: ParleyOrg, partners: string[]): Promise<void> {
-  await org.admin('Set-CsAccessEdgeConfiguration', '-AllowFederatedUsers', '$True');
-  for (const p of partners) await org.admin('New-CsAllowedDomain', '-Identity', p);
-  await org.admin('Set-CsExternalAccessPolicy', '-Identity', 'Global', '-EnableFederationAccess', '$True');
-  await org.admin('Set-CsImConfiguration', '-OfflineImPickupDelay', '00:00:02');
+  await org.admin('Set-CsAccessEdgeConfiguration', { AllowFederatedUsers: true });
+  for (const p of partners) await org.admin('New-CsAllowedDomain', { Identity: p });
+  await org.admin('Set-CsExternalAccessPolicy', { Identity: 'Global', EnableFederationAccess: true });
+  await org.admin('Set-CsImConfiguration', { OfflineImPickupDelay: '00:00:02' });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -621,12 +632,17 @@ export async function startFederationEnv(options: FederationEnvOptions): Promise
     stoppers.push(() => smtp.stop());
     const smtpRoutes = { domains: { 'org-c.test': { host: smtp.host, port: smtp.port } } };
 
+    // side by side: each start adds its users with the CLI first, a few seconds on a busy machine
+    const started = await Promise.allSettled(options.orgs.map((spec, i) => startParleyOrg(spec, net, ORG_INDEX[spec.domain] ?? i + 1, pki, dns, smtpRoutes)));
     const orgs: ParleyOrg[] = [];
-    for (const spec of options.orgs) {
-      const org = await startParleyOrg(spec, net, ORG_INDEX[spec.domain] ?? orgs.length + 1, pki, dns, smtpRoutes);
-      stoppers.push(() => org.stop());
-      orgs.push(org);
+    for (const r of started) {
+      if (r.status === 'fulfilled') {
+        stoppers.push(() => r.value.stop());
+        orgs.push(r.value);
+      }
     }
+    const failed = started.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
     const records: DnsRecords = { srv: [...(options.extraDns?.srv ?? [])], a: { ...options.extraDns?.a } };
     for (const org of orgs) {
       records.srv.push({ name: `_sipfederationtls._tcp.${org.domain}`, target: org.fqdn, port: org.federation.port });

@@ -112,7 +112,7 @@ describe('federation refusals', () => {
   });
 
   it('a partner server presenting a certificate for another name → 503 with a Warning for the sender', async () => {
-    await orgA.admin('New-CsAllowedDomain', '-Identity', D);
+    await orgA.admin('New-CsAllowedDomain', { Identity: D });
     const alice = await atA.connect('alice');
     const res = await alice.sendMessage(`sip:someone@${D}`, 'is this org-d?');
     assert.equal(res.status, 503, show(res));
@@ -122,19 +122,19 @@ describe('federation refusals', () => {
   it('a blocked domain → 403 both ways; not allowed (and no discovery) → 403 both ways', async () => {
     const alice = await atA.connect('alice');
     const d = await rawPartner(env.pki.leaf('sip.org-d.test'));
-    await orgA.admin('Remove-CsAllowedDomain', '-Identity', D);
-    await orgA.admin('New-CsBlockedDomain', '-Identity', D);
+    await orgA.admin('Remove-CsAllowedDomain', { Identity: D });
+    await orgA.admin('New-CsBlockedDomain', { Identity: D });
     assertRefused(await alice.sendMessage(`sip:someone@${D}`, 'hello?'), A, /org-d\.test is a blocked domain/);
     assertRefused(await d.exchange(message(`someone@${D}`, `alice@${A}`)), A, /blocked/);
 
-    await orgA.admin('Remove-CsBlockedDomain', '-Identity', D);
+    await orgA.admin('Remove-CsBlockedDomain', { Identity: D });
     assertRefused(await alice.sendMessage(`sip:someone@${D}`, 'hello?'), A, /org-d\.test is not an allowed domain/);
     assertRefused(await d.exchange(message(`someone@${D}`, `alice@${A}`)), A, /not an allowed domain/);
   });
 
   it('a user whose policy forbids federation: 403 for bob\'s messages out, and for dave\'s to him — the same answer as for nobody', async () => {
-    await orgA.admin('New-CsExternalAccessPolicy', '-Identity', 'Tag:NoFederation', '-EnableFederationAccess', '$False');
-    await orgA.admin('Grant-CsExternalAccessPolicy', '-Identity', `bob@${A}`, '-PolicyName', 'NoFederation');
+    await orgA.admin('New-CsExternalAccessPolicy', { Identity: 'Tag:NoFederation', EnableFederationAccess: false });
+    await orgA.admin('Grant-CsExternalAccessPolicy', { Identity: `bob@${A}`, PolicyName: 'NoFederation' });
     const bob = await atA.connect('bob');
     assertRefused(await bob.sendMessage(`sip:dave@${B}`, 'hi dave'), A, /EnableFederationAccess False/);
 
@@ -152,12 +152,12 @@ describe('federation refusals', () => {
   it('federation off: 403 both ways with a Warning naming the setting; on again: messages flow', async () => {
     const alice = await messageReceiver(atA, 'alice', logs);
     const dave = await messageReceiver(atB, 'dave', logs);
-    await orgA.admin('Set-CsAccessEdgeConfiguration', '-AllowFederatedUsers', '$False');
+    await orgA.admin('Set-CsAccessEdgeConfiguration', { AllowFederatedUsers: false });
     try {
       assertRefused(await alice.client.sendMessage(`sip:dave@${B}`, 'out'), A, /AllowFederatedUsers/);
       assertRefused(await dave.client.sendMessage(`sip:alice@${A}`, 'in'), A, /federation is off|AllowFederatedUsers/);
     } finally {
-      await orgA.admin('Set-CsAccessEdgeConfiguration', '-AllowFederatedUsers', '$True');
+      await orgA.admin('Set-CsAccessEdgeConfiguration', { AllowFederatedUsers: true });
     }
     const out = await alice.client.sendMessage(`sip:dave@${B}`, 'federation is back');
     assert.equal(out.status, 200, show(out));
