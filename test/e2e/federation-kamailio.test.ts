@@ -93,7 +93,10 @@ describe('federation with Kamailio as org-c.test', () => {
     assert.equal(env.smtp.received.length, 1, 'one e-mail');
     const show = await runCli(['spooler', 'show', entry, '--json', '--data-dir', orgA.server.dataDir]);
     assert.equal(show.code, 0, show.stderr);
-    assert.equal((JSON.parse(show.stdout) as { state: string }).state, 'delivered', show.stdout);
+    const detail = JSON.parse(show.stdout) as { state: string; kind: string; messages: number };
+    assert.equal(detail.state, 'delivered', show.stdout);
+    assert.equal(detail.kind, 'email', show.stdout);
+    assert.equal(detail.messages, 3, show.stdout);
 
     // alice keeps the usual Conversation History copy
     const service = new ExchangeService(ExchangeVersion.Exchange2013);

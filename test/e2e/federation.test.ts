@@ -11,6 +11,7 @@ import type { SipClient } from '../../src/client/index.ts';
 import type { SipRequest } from '../../src/sip/index.ts';
 import { notifications, sdkClients, type Arrivals } from '../harness/clients.ts';
 import { eventually } from '../harness/eventually.ts';
+import { runCli } from '../harness/server.ts';
 import { enableFederation, messageReceiver, outcome, startFederationEnv, type FederationEnv, type ParleyOrg } from './federation-env.ts';
 
 const { EmailMessage, ExchangeService, ExchangeVersion, ItemView, PropertySet, BasePropertySet, BodyType, Uri, WebCredentials, WellKnownFolderName } = ews;
@@ -176,6 +177,8 @@ describe('federation between two Parley organisations', () => {
     const dave = await atB.connect('dave');
     const sent = await dave.sendMessage(`sip:carol@${A}`, 'Carol, the contract is ready <for review> & signature');
     assert.equal(sent.status, 202, describe_(sent));
+    const entry = /sp-[a-z2-7]{16}/.exec(sent.headers.get('warning') ?? '')?.[0];
+    assert.ok(entry, `the Warning names the spool entry: ${describe_(sent)}`);
     const inbox = await eventually('a note in carol\'s Inbox', async () => {
       const items = await folderItems(orgA, 'carol', WellKnownFolderName.Inbox);
       return items.length > 0 ? items : undefined;
@@ -187,9 +190,15 @@ describe('federation between two Parley organisations', () => {
     assert.equal(note.isRead, false);
     assert.equal(note.from, `dave@${B}`);
     assert.match(note.body, /Carol, the contract is ready <for review> & signature/);
+    assert.match(note.internetMessageId ?? '', new RegExp(entry));
     // exactly once: nothing more arrives, nothing in Conversation History
     await new Promise((r) => setTimeout(r, 3000));
     assert.equal((await folderItems(orgA, 'carol', WellKnownFolderName.Inbox)).length, 1);
     assert.deepEqual(await folderItems(orgA, 'carol', WellKnownFolderName.ConversationHistory), []);
+    const show = await runCli(['spooler', 'show', entry, '--json', '--data-dir', orgA.server.dataDir]);
+    assert.equal(show.code, 0, show.stderr);
+    const detail = JSON.parse(show.stdout) as { state: string; kind: string };
+    assert.equal(detail.kind, 'note', show.stdout);
+    assert.equal(detail.state, 'delivered', show.stdout);
   });
 });
