@@ -445,7 +445,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
         partners: {
           peerOf,
           // who and why, at info: a partner misconfigured (or a scanner) is not the server's fault
-          onRefused: (remote, reason, code) => fedLogger.info({ remote: formatEndpoint(remote), code }, 'federation handshake from %s refused: %s', formatEndpoint(remote), reason),
+          onRefused: (remote, reason, code) => fedLogger.info({ remote: formatEndpoint(remote), code }, 'federation handshake from %s failed: %s', formatEndpoint(remote), reason),
         },
       });
       federationListener = listener;

@@ -118,26 +118,54 @@ function remoteOf(socket: net.Socket): Endpoint {
   return { address: plainAddress(socket.remoteAddress ?? ''), port: socket.remotePort ?? 0 };
 }
 
+/**
+ * The peer of a TLS socket whose handshake failed: by then the socket may be closed, and a closed
+ * socket no longer knows its peer; the TCP socket under it (node's `_parent`) asked for it when it
+ * was accepted (the guard's admit), and keeps the answer.
+ */
+function peerOf(socket: tls.TLSSocket): Endpoint {
+  const remote = remoteOf(socket);
+  if (remote.address !== '') return remote;
+  const parent = (socket as { _parent?: unknown })._parent;
+  return parent instanceof net.Socket ? remoteOf(parent) : remote;
+}
+
 /** SIP over TCP and TLS (RFC 3261 §18.3): Content-Length framing, CRLF keep-alives (RFC 5626 §3.5.1). */
 export function listenStream(opts: StreamListenOptions): Promise<StreamListener> {
   const { guard, sink, protocol } = opts;
   const sockets = new Set<net.Socket>();
 
+  // Partners: node refuses a certificate that does not chain to the CAs by closing the connection
+  // at the end of the handshake, with no event (a missing certificate is an OpenSSL alert, and a
+  // tlsClientError). A connection that closes with neither a handshake done nor an error reported
+  // is that refusal, and is logged as such. Keyed by the peer's address and port, unique while open.
+  const partners = opts.partners;
+  const settled = new Set<string>();
+  const handshakeEnded = (remote: Endpoint): void => {
+    const key = formatEndpoint(remote);
+    if (!settled.delete(key)) partners?.onRefused(remote, 'the connection closed at the end of the TLS handshake: its certificate does not chain to a trusted CA (or the peer left)', 'TLS_PEER_NOT_VERIFIED');
+  };
+
   // Limits are checked when the TCP connection is accepted, before a TLS handshake costs anything;
   // the count is released when that socket closes, whatever became of it.
   const admit = (socket: net.Socket): boolean => {
-    const source = guard.admit(protocol, remoteOf(socket));
+    const remote = remoteOf(socket);
+    const source = guard.admit(protocol, remote);
     if (source === null) {
       socket.destroy();
       return false;
     }
-    socket.once('close', () => guard.release(source));
+    socket.once('close', () => {
+      guard.release(source);
+      if (partners !== undefined) handshakeEnded(remote);
+    });
     return true;
   };
 
   const onSocket = (socket: net.Socket): void => {
+    if (partners !== undefined) settled.add(formatEndpoint(remoteOf(socket)));
     sockets.add(socket);
-    const partner = opts.partners?.peerOf(socket as tls.TLSSocket);
+    const partner = partners?.peerOf(socket as tls.TLSSocket);
     carry(socket, { protocol, guard, sink, limits: opts.limits, advertise: opts.advertise, partner });
     socket.on('close', () => sockets.delete(socket));
   };
@@ -146,13 +174,17 @@ export function listenStream(opts: StreamListenOptions): Promise<StreamListener>
   if (protocol === 'tls') {
     // A handshake that does not finish in time is a slow sender like any other.
     // Partners: mutual TLS, the peer's certificate verified against the CAs at the handshake.
-    const mutual = opts.partners === undefined ? {} : { requestCert: true, rejectUnauthorized: true };
+    const mutual = partners === undefined ? {} : { requestCert: true, rejectUnauthorized: true };
     server = tls.createServer({ ...opts.tls, ...mutual, handshakeTimeout: guard.limits.messageTimeoutMs }, onSocket);
     server.on('connection', (socket: net.Socket) => admit(socket));
     // A TLS handshake failure is the peer's problem, never the process's.
     server.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => {
-      if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') guard.handshakeTimedOut(remoteOf(socket));
-      opts.partners?.onRefused(remoteOf(socket), err.message, err.code);
+      const remote = peerOf(socket);
+      if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') guard.handshakeTimedOut(remote);
+      if (partners !== undefined) {
+        settled.add(formatEndpoint(remote));
+        partners.onRefused(remote, err.message, err.code);
+      }
       socket.destroy();
     });
   } else {
