@@ -52,12 +52,12 @@ const QUOTED_SPECIALS_ALL = /[\\"]/g;
  * CLIENT_IDENTITY_HEADERS field and appends one P-Asserted-Identity. Changes `headers` in place.
  *
  * Privacy (RFC 3323, RFC 3325 §9.3): a request with `Privacy: id` asks that the asserted identity
- * not leave the trust domain. Every recipient Parley forwards to today is a user of the same
- * organisation, inside its trust domain, so the assertion stays (and the From address, which must
- * be the signed-in user's, names them anyway); the Privacy header itself is passed on.
- * FEDERATION: when requests leave for a partner domain, this is where the trust-domain boundary
- * goes — remove P-Asserted-Identity towards a domain outside the trust domain (always when the
- * request carries `Privacy: id`, §5), unless that partner is configured as trusted (Spec(T), §2.3).
+ * not leave the trust domain. Every recipient this is used for is a user of the same organisation,
+ * inside its trust domain, so the assertion stays (and the From address, which must be the
+ * signed-in user's, names them anyway); the Privacy header itself is passed on. The trust domain
+ * ends at the federation link (issue 15): what goes to a partner carries no identity headers at
+ * all (partner.ts, toPartner; message-partner.ts for answers), and what comes from a partner has
+ * its own removed and the From asserted at domain level (message-partner.ts).
  */
 export function assertIdentity(headers: Headers, identity: AssertedIdentity): void {
   // Most clients send none of these: look once, and delete (four scans) only when there is one.
