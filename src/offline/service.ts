@@ -7,7 +7,6 @@
 //   closers.push(() => offline.close());
 
 import { routeFor } from '../mailbox/index.ts';
-import type { SmtpRoutes } from '../mailbox/index.ts';
 import { effectiveSettings } from '../settings/index.ts';
 import { transaction } from '../storage/index.ts';
 import { offlineGate } from './gate.ts';
@@ -64,12 +63,6 @@ export interface OfflineServiceOptions extends SpoolWorkerOptions {
   commitMaxBatch: number;
   /** per-sender and per-recipient limits of the spool (quota.ts); default DEFAULT_SPOOL_QUOTA */
   quota?: SpoolQuotaLimits;
-  /**
-   * The outbound SMTP routes (config smtpRoutes, as SmtpOutbound sends by them): a message to a
-   * partner's user whose domain has no route is refused at once rather than spooled for an e-mail
-   * that cannot leave. Default: none.
-   */
-  smtpRoutes?: SmtpRoutes;
 }
 
 /** How often the server looks for quota a purge by another process (`parley spooler purge`) gave back. */
@@ -165,7 +158,8 @@ export class OfflineService implements OfflineHandoff {
     }
     if (kind === 'email') {
       const domain = m.recipient.slice(m.recipient.lastIndexOf('@') + 1);
-      if (routeFor(this.#o.smtpRoutes ?? {}, domain) === undefined) {
+      // refused now rather than spooled for an e-mail that cannot leave (when the routes are known)
+      if (this.#o.smtpRoutes !== undefined && routeFor(this.#o.smtpRoutes, domain) === undefined) {
         const warning = `${m.recipient} is offline and the message cannot go by e-mail: this server has no outbound SMTP route for ${domain} (smtpRoutes: a domain route or a smarthost)`;
         if (this.#traces(m.sender, now)) this.#record({ kind: 'trace', event: { traceId: null, callId: m.callId, at: now, step: 'gated', detail: { decision: 'refused', from: m.sender, to: m.recipient, kind, reason: warning } } });
         return { kind: 'refused', warning };

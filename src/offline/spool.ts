@@ -161,7 +161,7 @@ export function spoolMessages(db: Database, requests: readonly SpoolRequest[]): 
       callId: r.callId,
       at: r.receivedAt,
       step: 'spooled',
-      detail: { from: r.sender, to: r.recipient, message: receipt.seq, joined: receipt.joined, pickupAt: new Date(receipt.pickupAt).toISOString(), bytes: r.body.byteLength },
+      detail: { from: r.sender, to: r.recipient, ...(kind === 'offline' ? {} : { kind }), message: receipt.seq, joined: receipt.joined, pickupAt: new Date(receipt.pickupAt).toISOString(), bytes: r.body.byteLength },
     });
     return receipt;
   });

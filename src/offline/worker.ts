@@ -34,9 +34,11 @@ export interface SpoolWorkerOptions {
   domain: string;
   routing: MailboxRouting;
   /**
-   * The outbound SMTP routes (config smtpRoutes, as SmtpOutbound sends by them): an email entry is
-   * queued only for a domain with a route, and the service refuses a message to a partner's user
-   * whose domain has none. Default: none.
+   * The outbound SMTP routes (config smtpRoutes, as SmtpOutbound sends by them): a message to a
+   * partner's user whose domain has no route is refused before its 202 (OfflineService.accept),
+   * and an email entry is queued only for a domain with a route (else it fails with the reason).
+   * Absent: not known here; every e-mail is queued, and SmtpOutbound fails one it has no route for
+   * (the entry's trace shows mail-failed).
    */
   smtpRoutes?: SmtpRoutes;
   /** where email entries go; default: the outbox (PartnerMailConnector) over `db` and smtpRoutes */
@@ -100,7 +102,7 @@ export class SpoolWorker {
   constructor(opts: SpoolWorkerOptions) {
     this.#o = opts;
     this.#now = opts.now ?? Date.now;
-    this.#partnerMail = opts.partnerMail ?? new PartnerMailConnector({ db: opts.db, routes: opts.smtpRoutes ?? {}, now: this.#now });
+    this.#partnerMail = opts.partnerMail ?? new PartnerMailConnector({ db: opts.db, ...(opts.smtpRoutes !== undefined ? { routes: opts.smtpRoutes } : {}), now: this.#now });
   }
 
   /** Puts entries a crash left `delivering` back in line, then starts the timer. */

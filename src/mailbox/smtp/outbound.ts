@@ -6,6 +6,7 @@
 // Routes are configured: there is no MX lookup; a domain without a route goes to the smarthost, or
 // nowhere.
 import nodemailer from 'nodemailer';
+import type { SendMailOptions } from 'nodemailer';
 import type { Logger } from '../../observability/logger.ts';
 import type { Database } from '../../storage/index.ts';
 import { transaction } from '../../storage/index.ts';
@@ -41,6 +42,25 @@ export function queueExternal(db: Database, sender: string, recipients: readonly
     byDomain.set(domain, [...(byDomain.get(domain) ?? []), r]);
   }
   return [...byDomain.values()].map((rcpts) => enqueueOutbound(db, sender, rcpts, message, now));
+}
+
+/**
+ * The message nodemailer writes for an entry (RFC 5322): both text and HTML make a
+ * multipart/alternative, plain text first (RFC 2046 §5.1.4: the richest part last).
+ */
+export function mailOf(entry: Pick<OutboxEntry, 'sender' | 'recipients' | 'message'>): SendMailOptions {
+  const m = entry.message;
+  return {
+    envelope: { from: entry.sender, to: entry.recipients },
+    from: { name: m.from.name ?? '', address: m.from.address },
+    to: m.to.map((x) => ({ name: x.name ?? '', address: x.address })),
+    cc: m.cc.map((x) => ({ name: x.name ?? '', address: x.address })),
+    subject: m.subject,
+    ...(m.html !== null ? { html: m.html } : {}),
+    ...(m.text !== null ? { text: m.text } : {}),
+    messageId: m.messageId,
+    date: new Date(m.date),
+  };
 }
 
 export interface SmtpOutboundOptions {
@@ -121,17 +141,7 @@ export class SmtpOutbound {
     });
     const m = entry.message;
     try {
-      await transport.sendMail({
-        envelope: { from: entry.sender, to: entry.recipients },
-        from: { name: m.from.name ?? '', address: m.from.address },
-        to: m.to.map((x) => ({ name: x.name ?? '', address: x.address })),
-        cc: m.cc.map((x) => ({ name: x.name ?? '', address: x.address })),
-        subject: m.subject,
-        ...(m.html !== null ? { html: m.html } : {}),
-        ...(m.text !== null ? { text: m.text } : {}),
-        messageId: m.messageId,
-        date: new Date(m.date),
-      });
+      await transport.sendMail(mailOf(entry));
       transaction(o.db, () => {
         markOutboundSent(o.db, entry.id, now());
         traceOutbound(o.db, entry, now(), 'mail-sent', { to: entry.recipients, host: route.host, port: route.port, messageId: m.messageId });

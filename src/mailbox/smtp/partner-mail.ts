@@ -18,8 +18,8 @@ import { enqueueOutboundOnce } from './outbox.ts';
 
 export interface PartnerMailOptions {
   db: Database;
-  /** the routes SmtpOutbound sends by: an e-mail no route can carry is refused, not queued */
-  routes: SmtpRoutes;
+  /** the routes SmtpOutbound sends by: an e-mail no route can carry is refused, not queued; absent: every e-mail is queued (SmtpOutbound fails what it cannot route) */
+  routes?: SmtpRoutes;
   now?: () => number;
 }
 
@@ -37,7 +37,7 @@ export class PartnerMailConnector implements MailboxConnector {
     if (item.itemClass !== NOTE_CLASS) throw new MailboxError('INVALID_REQUEST', `mail to another organisation is a plain ${NOTE_CLASS}, not ${item.itemClass}`);
     const rcpt = item.mailbox.toLowerCase();
     const domain = rcpt.slice(rcpt.lastIndexOf('@') + 1);
-    if (routeFor(this.#o.routes, domain) === undefined) {
+    if (this.#o.routes !== undefined && routeFor(this.#o.routes, domain) === undefined) {
       throw new MailboxError('REMOTE_REFUSED', `no outbound SMTP route for ${domain}: configure smtpRoutes (a route for ${domain} or a smarthost), then retry the entry`);
     }
     const queued = enqueueOutboundOnce(
