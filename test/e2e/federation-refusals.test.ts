@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { sdkClients } from '../harness/clients.ts';
+import { eventually } from '../harness/eventually.ts';
 import { rawRequest } from './raw-sip.ts';
 import {
   enableFederation, messageReceiver, outcome, partnerConnection, startFederationEnv, tlsHandshake,
@@ -96,6 +97,19 @@ describe('federation refusals', () => {
     assertRefused(third, A, /sip\.org-b\.test/);
   });
 
+  it('no open relay: org-b\'s connection may not send to a third domain, nor register or publish at org-a → 403 with a Warning', async () => {
+    const b = await rawPartner(env.pki.leaf('sip.org-b.test'));
+    const relay = await b.exchange(message(`dave@${B}`, `someone@${D}`, 'pass this on'));
+    assert.equal(relay.status, 403, show(relay));
+    assert.match(warningOf(relay), /^399 org-a\.test "/, show(relay));
+    const register = await b.exchange(rawRequest('REGISTER', `sip:${A}`, { from: `sip:dave@${B}`, to: `sip:dave@${B}`, transport: 'TLS', headers: ['Contact: <sip:dave@127.0.0.1;transport=tls>', 'Expires: 300'] }));
+    assert.equal(register.status, 403, show(register));
+    assert.match(warningOf(register), /^399 org-a\.test "/, show(register));
+    const publish = await b.exchange(rawRequest('PUBLISH', `sip:alice@${A}`, { from: `sip:dave@${B}`, to: `sip:alice@${A}`, transport: 'TLS', headers: ['Event: presence', 'Expires: 60', 'Content-Type: application/pidf+xml'], body: '<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:alice@org-a.test"/>' }));
+    assert.equal(publish.status, 403, show(publish));
+    assert.match(warningOf(publish), /^399 org-a\.test "/, show(publish));
+  });
+
   it('a certificate for another name → 403 naming it; another CA\'s certificate or none → refused at the handshake', async () => {
     const other = await rawPartner(env.pki.leaf('sip.other.test'));
     const res = await other.exchange(message(`dave@${B}`, `alice@${A}`));
@@ -106,6 +120,11 @@ describe('federation refusals', () => {
     assert.equal(rogue.ok, false, 'org-b\'s name from a CA nobody trusts');
     const none = await tlsHandshake(orgA.federation, null, env.pki.ca, orgA.fqdn);
     assert.equal(none.ok, false, 'no client certificate');
+    // the operator sees who was refused and why
+    await eventually('two refused handshakes in org-a\'s log', async () => {
+      const refused = orgA.server.logs().split('\n').filter((l) => /federation handshake from 127\.0\.0\.1:\d+ failed/.test(l));
+      return refused.length >= 2 ? refused : undefined;
+    }, 10_000);
     const good = await tlsHandshake(orgA.federation, env.pki.leaf('sip.org-b.test'), env.pki.ca, orgA.fqdn);
     assert.ok(good.ok, good.error);
     assert.equal(good.peerNames, 'DNS:sip.org-a.test');
