@@ -22,7 +22,7 @@
 // org-c's mail server. Each test file takes its own <net>, so files running side by side never meet.
 // Nothing here reaches a real network: every name is under .test and answered by our dnsmasq.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -112,8 +112,7 @@ function makeLeaf(dir: string, prefix: string, dns: string, ca: CertFiles, seria
   const files = { cert: path.join(dir, `${prefix}${dns}.pem`), key: path.join(dir, `${prefix}${dns}.key`) };
   const csr = path.join(dir, `${prefix}${dns}.csr`);
   const ext = path.join(dir, `${prefix}${dns}.ext`);
-  execFileSync('sh', ['-c', `printf '%s\\n' "$@" > "${ext}"`, 'sh', `subjectAltName=DNS:${dns}`, 'basicConstraints=CA:FALSE',
-    'keyUsage=critical,digitalSignature,keyAgreement', 'extendedKeyUsage=serverAuth,clientAuth']);
+  writeFileSync(ext, [`subjectAltName=DNS:${dns}`, 'basicConstraints=CA:FALSE', 'keyUsage=critical,digitalSignature,keyAgreement', 'extendedKeyUsage=serverAuth,clientAuth', ''].join('\n'));
   openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', `/CN=${dns}`, '-keyout', files.key, '-out', csr]);
   openssl(['x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-set_serial', String(serial), '-days', '2', '-extfile', ext, '-out', files.cert]);
   return files;
@@ -450,7 +449,7 @@ export async function startKamailio(dir: string, ports: KamailioPorts, pki: Test
   const cfg = path.join(dir, 'kamailio.cfg');
   await writeFile(cfg, readFileSync(KAMAILIO_CFG, 'utf8').replace(/%([A-Z_]+)%/g, (m, name: string) => values[name] ?? m));
   const runDir = path.join(dir, 'kamailio-run');
-  execFileSync('mkdir', ['-p', runDir]);
+  mkdirSync(runDir, { recursive: true });
   const child = spawn(KAMAILIO, ['-f', cfg, '-DD', '-E', '-Y', runDir, '-P', path.join(runDir, 'kamailio.pid'), '-m', '64', '-M', '8'], { stdio: ['ignore', 'pipe', 'pipe'] });
   track(child);
   let logText = '';
@@ -484,7 +483,12 @@ export interface HandshakeResult {
   error?: string;
 }
 
-/** One mutual-TLS handshake with `client`'s certificate; the server must chain to `ca` and name `servername`. */
+/**
+ * One mutual-TLS connection with `client`'s certificate (the server must chain to `ca` and name
+ * `servername`), proved by an OPTIONS answered over it. Under TLS 1.3 the server judges the client's
+ * certificate after the client's handshake is done, so a refusal shows as an alert on the first
+ * read, not as a failed connect: only an answer (any SIP response) counts as accepted.
+ */
 export function tlsHandshake(to: HostPort, client: CertFiles | null, ca: string, servername: string): Promise<HandshakeResult> {
   return new Promise((resolve) => {
     const socket = tls.connect({
@@ -493,25 +497,34 @@ export function tlsHandshake(to: HostPort, client: CertFiles | null, ca: string,
       servername,
       ca: readFileSync(ca),
       ...(client ? { cert: readFileSync(client.cert), key: readFileSync(client.key) } : {}),
-      checkServerIdentity: (host, cert) => tls.checkServerIdentity(host, cert),
     });
+    let settled = false;
     const done = (r: HandshakeResult) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
       socket.destroy();
       resolve(r);
     };
-    const timer = setTimeout(() => done({ ok: false, error: 'timeout' }), 5_000);
+    const timer = setTimeout(() => done({ ok: false, error: 'no answer within 10 s' }), 10_000);
+    const framer = new StreamFramer();
     socket.once('secureConnect', () => {
-      // TLS 1.3: the server's verdict on our certificate comes after the handshake; a refused
-      // client certificate shows as an alert on the first read, so wait a moment for one
-      socket.once('data', () => {});
-      setTimeout(() => {
-        if (!socket.destroyed) done({ ok: true, peerNames: socket.getPeerCertificate().subjectaltname });
-      }, 150);
+      // any answer will do, a refusal of the request included: it came over an accepted connection
+      socket.write(rawOptions(`sip:${servername}`, 'sip:probe@probe.test'));
+    });
+    socket.on('data', (chunk: Buffer) => {
+      for (const event of framer.push(chunk)) {
+        if (event.type === 'message' && event.message.kind === 'response') done({ ok: true, peerNames: socket.getPeerCertificate().subjectaltname });
+      }
     });
     socket.once('error', (err) => done({ ok: false, error: err.message }));
     socket.once('close', () => done({ ok: false, error: 'closed by the peer' }));
   });
+}
+
+function rawOptions(uri: string, from: string): string {
+  const id = Math.random().toString(36).slice(2);
+  return [`OPTIONS ${uri} SIP/2.0`, `Via: SIP/2.0/TLS 127.0.0.1:9;branch=z9hG4bK${id}`, 'Max-Forwards: 70', `From: <${from}>;tag=${id}`, `To: <${uri}>`, `Call-ID: ${id}@probe`, 'CSeq: 1 OPTIONS', 'Content-Length: 0', '', ''].join('\r\n');
 }
 
 export interface PartnerConnection {
