@@ -178,7 +178,22 @@ export interface TestDns {
   stop(): Promise<void>;
 }
 
+/** An actionable error when a system tool of these tests is missing. */
+function requireInstalled(file: string, pkg: string): void {
+  const found = file.startsWith('/') ? existsSync(file) : spawnSyncOk('sh', ['-c', `command -v ${file}`]);
+  if (!found) throw new Error(`${file} is not installed (Debian package ${pkg}): run scripts/install-test-deps.sh`);
+}
+function spawnSyncOk(cmd: string, args: string[]): boolean {
+  try {
+    execFileSync(cmd, args, { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export async function startDns(dir: string, host: string): Promise<TestDns> {
+  requireInstalled(DNSMASQ, 'dnsmasq-base');
   const port = await findFreePort(host);
   const conf = path.join(dir, 'dnsmasq.conf');
   let child: ChildProcess | null = null;
@@ -420,6 +435,8 @@ export async function kamailioPorts(net: number): Promise<KamailioPorts> {
 
 /** Starts Kamailio routing `partners` (domain → federation address) and waits until a mutual-TLS handshake succeeds. */
 export async function startKamailio(dir: string, ports: KamailioPorts, pki: TestPki, partners: Record<string, HostPort>): Promise<KamailioOrg> {
+  requireInstalled(KAMAILIO, 'kamailio');
+  requireInstalled(path.join(KAMAILIO_MODULES, 'tls.so'), 'kamailio-tls-modules');
   const { cert, key } = pki.leaf('sip.org-c.test');
   const tlsCfg = path.join(dir, 'kamailio-tls.cfg');
   const profile = (side: string) => [
