@@ -1,5 +1,5 @@
 // Federation with another SIP server end to end (issue 15): Kamailio (Debian, with its TLS module) as
-// the organisation org-c.test (test/e2e/federation-kamailio.cfg), its users erin and frank played by
+// the organisation org-c.test (test/e2e/federation/kamailio-org-c.cfg), its users erin and frank played by
 // sipp, and Parley as org-a.test; mutual TLS with certificates from a test CA, dnsmasq answering the
 // SRV records. IM both ways; erin offline (Kamailio answers 480): alice's messages go, once, as one
 // plain e-mail with a text and an HTML part to the SMTP server standing for org-c's mail server.
