@@ -80,11 +80,17 @@ export class FederationLink implements FederationGate {
     const cached = known.get(domain);
     if (cached !== undefined) return cached;
     const map = known;
-    const pending = this.#check(flow, domain).then((v) => {
-      // DNS failing now says nothing of the certificate: ask again next time
-      if (!v.verified && v.transient) map.delete(domain);
-      return v;
-    });
+    const pending = this.#check(flow, domain).then(
+      (v) => {
+        // DNS failing now says nothing of the certificate: ask again next time
+        if (!v.verified && v.transient) map.delete(domain);
+        return v;
+      },
+      (err: unknown) => {
+        map.delete(domain);
+        throw err;
+      },
+    );
     if (map.size >= MAX_DOMAINS_PER_FLOW) map.delete(map.keys().next().value as string);
     map.set(domain, pending);
     return pending;

@@ -3,6 +3,8 @@
 
 import { AcmeCertificates, AcmeChallenges, CertificateKeeper } from '../certs/index.ts';
 import type http from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import { X509Certificate } from 'node:crypto';
 import { AUTH_MIGRATIONS, Authenticator, BasicSignIn, FairQueue, LockoutKeeper, basicCaller } from '../auth/index.ts';
 import { cachedUserLookup, createDirectoryRoute, DIRECTORY_MIGRATIONS } from '../directory/index.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -11,8 +13,7 @@ import { MessageSummaryPackage } from '../mailbox/index.ts';
 import { PRESENCE_MIGRATIONS, PresenceService, createPresenceRoute, databaseBlockList, databaseContactLists } from '../presence/index.ts';
 import { ProvisioningPackage, recordAudit } from '../settings/index.ts';
 import { SETTINGS_MIGRATIONS } from '../settings/index.ts';
-import { CachingResolver, FEDERATION_MIGRATIONS, FederationLink, PartnerPool, certificateNames } from '../federation/index.ts';
-import { readFileSync } from 'node:fs';
+import { CachingResolver, FEDERATION_MIGRATIONS, FederationLink, PartnerCas, PartnerPool, certificateNames } from '../federation/index.ts';
 import { createRegistrationEvents, MemoryLocationService, registerHandler } from '../registrar/index.ts';
 import type { SipContext } from '../router/context.ts';
 import { createDispatcher } from '../router/dispatch.ts';
@@ -281,6 +282,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     let federationListener: StreamListener | null = null;
     let partnerPool: PartnerPool | null = null;
     let federationCertificates: CertificateKeeper | null = null;
+    let reloadPartnerCas: (reason: string) => void = () => {};
     const tlsWanted = config.tls !== null || config.acme !== null;
     const challenges = config.acme === null ? null : new AcmeChallenges();
 
@@ -428,11 +430,16 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     if (fed !== null) {
       const fedKeeper = new CertificateKeeper({ files: { cert: fed.cert, key: fed.key, certSetting: 'federation.cert', keySetting: 'federation.key' }, logger: certificateLogger.child({ listener: 'federation' }) });
       federationCertificates = fedKeeper;
+      // partners check that it names the host their SRV record or ProxyFqdn names (RFC 6125)
+      if (new X509Certificate(fedKeeper.current.cert).checkHost(fed.fqdn, { partialWildcards: false }) === undefined) {
+        logger.warn({ setting: 'federation.cert', fqdn: fed.fqdn, subject: fedKeeper.current.subject }, 'federation.cert does not name federation.fqdn %s (%s): partners will refuse this server', fed.fqdn, fedKeeper.current.subject);
+      }
       closers.push(() => fedKeeper.close());
-      // undefined: node's bundled CAs, the system's trust for partners' certificates
-      const ca = fed.ca === null ? undefined : readFileSync(fed.ca);
       const fedLogger = logger.child({ component: 'federation' });
-      const peerOf = (socket: import('node:tls').TLSSocket) => ({ names: certificateNames(socket.getPeerCertificate()) });
+      // undefined: node's bundled CAs, the system's trust for partners' certificates
+      const cas = new PartnerCas(fed.ca, fedLogger);
+      const withCa = ({ cert, key }: { cert: Buffer; key: Buffer }) => (cas.current === undefined ? { cert, key } : { cert, key, ca: cas.current });
+      const peerOf = (socket: TLSSocket) => ({ names: certificateNames(socket.getPeerCertificate()) });
       const listener = await listenStream({
         protocol: 'tls',
         address: fed.listen ?? config.listen,
@@ -440,8 +447,8 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
         limits,
         sink,
         guard,
-        tls: { ...fedKeeper.secureContextOptions(), ...(ca === undefined ? {} : { ca }) },
-        advertise: `${fed.fqdn}`,
+        tls: withCa(fedKeeper.current),
+        advertise: fed.fqdn,
         partners: {
           peerOf,
           // who and why, at info: a partner misconfigured (or a scanner) is not the server's fault
@@ -450,7 +457,10 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
       });
       federationListener = listener;
       // a new pair keeps the partners' CAs (setSecureContext replaces the whole context)
-      fedKeeper.attach({ setSecureContext: (options) => listener.setSecureContext({ ...options, ...(ca === undefined ? {} : { ca }) }) });
+      fedKeeper.attach({ setSecureContext: (options) => listener.setSecureContext(withCa(options as { cert: Buffer; key: Buffer })) });
+      reloadPartnerCas = (reason) => {
+        if (cas.reload(reason)) listener.setSecureContext(withCa(fedKeeper.current));
+      };
       fedKeeper.watch();
       checks.push(listenerBound('SIP', `federation ${formatEndpoint(listener.local)}`, () => listener.bound));
       // one cache for both: the SRV records that route a request also verify the partner's certificate
@@ -459,7 +469,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
       const pool = new PartnerPool({
         dns,
         dial: (o) => connectStream({ ...o, timeoutMs: fed.connectTimeout * 1000, limits, sink, guard, advertise: sentBy }),
-        credentials: () => ({ cert: fedKeeper.current.cert, key: fedKeeper.current.key, ca }),
+        credentials: () => ({ cert: fedKeeper.current.cert, key: fedKeeper.current.key, ca: cas.current }),
         logger: fedLogger,
       });
       partnerPool = pool;
@@ -528,6 +538,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
         if (certificates === null && federationCertificates === null) logger.info({ reason }, '%s: no certificate to reload (TLS is off)', reason);
         else certificates?.reload(reason);
         federationCertificates?.reload(reason);
+        reloadPartnerCas(reason);
         // with ACME: renew now if due (an issued certificate reloads through the keeper)
         void acmeCertificates?.renewIfDue(reason);
       },

@@ -21,11 +21,13 @@ import { createLogger } from '../../src/observability/logger.ts';
 import { ConnectionGuard, DEFAULT_CONNECTION_LIMITS, connectStream, sipLimits } from '../../src/sip/index.ts';
 import type { Flow, SipMessage, SipResponse, TransportSink } from '../../src/sip/index.ts';
 import { StreamFramer } from '../../src/sip/framing.ts';
+import { SipClient, type IncomingMessage } from '../../src/client/index.ts';
 import { runCli, startServer, type RunningServer } from '../harness/server.ts';
 import { rawRequest } from './raw-sip.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'parley-fedlink-'));
 const children: ChildProcess[] = [];
+const sipClients: SipClient[] = [];
 
 // ---- a throwaway PKI: the partners' CA, and a rogue one nobody trusts ----------------------------
 
@@ -119,7 +121,7 @@ before(async () => {
   certOther = makeLeaf(ca, 'other', ['sip.elsewhere.test'], '0c01');
   dnsPort = await freeUdpPort(DNS_ADDRESS);
   [orgA, orgB] = await Promise.all([
-    startServer({ domain: A.domain, users: [{ address: `alice@${A.domain}`, password: 'alice-pw-1' }], config: orgConfig(A, certA) }),
+    startServer({ domain: A.domain, users: [{ address: `alice@${A.domain}`, password: 'alice-pw-1' }, { address: `bob@${A.domain}`, password: 'bob-pw-1' }], config: orgConfig(A, certA) }),
     startServer({ domain: B.domain, users: [{ address: `dave@${B.domain}`, password: 'dave-pw-1' }], config: orgConfig(B, certB) }),
   ]);
   fedA = federationOf(orgA);
@@ -135,6 +137,7 @@ before(async () => {
     `--srv-host=_sipfederationtls._tcp.org-x.test,sip.org-x.test,${fedB.port},10,0`,
     // org-s: the preferred server is silent, the next one is org-b's
     `--srv-host=_sipfederationtls._tcp.org-s.test,silent.org-s.test,${silentPort},10,0`,
+    `--srv-host=_sipfederationtls._tcp.org-s.test,${B.fqdn},${fedB.port},20,0`,
     `--srv-host=_sipfederationtls._tcp.org-t.test,silent.org-s.test,${silentPort},10,0`,
     `--host-record=${A.fqdn},${A.address}`,
     `--host-record=${B.fqdn},${B.address}`,
@@ -144,6 +147,7 @@ before(async () => {
 });
 
 after(async () => {
+  await Promise.all(sipClients.map((c) => c.close().catch(() => {})));
   for (const c of children) c.kill('SIGTERM');
   silent?.close();
   await Promise.all([orgA?.stop(), orgB?.stop()]);
@@ -316,6 +320,15 @@ describe('federation link: connections to partners', () => {
     assert.match(slow.warning, /no TLS handshake within 500 ms/);
   });
 
+  it('moves on to the next SRV record when the first server does not answer', async () => {
+    const pool = orgAPool(500);
+    const c = await pool.connect('org-s.test', { kind: 'dns-srv', domain: 'org-s.test' });
+    pool.close();
+    assert.ok(c.ok, JSON.stringify(c));
+    assert.equal(c.flow.remote.port, fedB.port, 'the priority 20 server, after the silent priority 10 one');
+    assert.deepEqual(c.flow.partner, { names: [B.fqdn], openedFor: 'org-s.test' });
+  });
+
   it('a server refuses our connection when our certificate is not from its trusted CA', async () => {
     const guard = new ConnectionGuard(DEFAULT_CONNECTION_LIMITS, () => {});
     const pool = new PartnerPool({
@@ -336,6 +349,70 @@ describe('federation link: connections to partners', () => {
     }
     pool.close();
     await orgB.waitForLog(/federation handshake from 127\.0\.0\.\d+:\d+ failed: .*does not chain to a trusted CA/);
+  });
+});
+
+/** A cmdlet through the server's admin API. */
+async function admin(server: RunningServer, cmdlet: string, parameters: Record<string, unknown>): Promise<void> {
+  const token = readFileSync(path.join(server.dataDir, 'secrets', 'admin.token'), 'utf8').trim();
+  const res = await fetch(`http://${server.http.host}:${server.http.port}/admin/cmdlets/${cmdlet}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ parameters }),
+  });
+  assert.equal(res.status, 200, `${cmdlet}: ${await res.text()}`);
+}
+
+/** Federation on, `partner` allowed (by ProxyFqdn when given, else found by DNS SRV), `users` granted a policy that enables it. */
+async function federate(server: RunningServer, partner: string, proxyFqdn: string | undefined, users: string[]): Promise<void> {
+  await admin(server, 'Set-CsAccessEdgeConfiguration', { AllowFederatedUsers: true });
+  await admin(server, 'New-CsAllowedDomain', { Identity: partner, ...(proxyFqdn === undefined ? {} : { ProxyFqdn: proxyFqdn }) });
+  await admin(server, 'New-CsExternalAccessPolicy', { Identity: 'Tag:Federated', EnableFederationAccess: true });
+  for (const user of users) await admin(server, 'Grant-CsExternalAccessPolicy', { Identity: user, PolicyName: 'Federated' });
+}
+
+const message = (from: string, to: string, text: string) =>
+  rawRequest('MESSAGE', `sip:${to}`, { from: `sip:${from}`, to: `sip:${to}`, transport: 'TLS', headers: ['Content-Type: text/plain'], body: text });
+const warningOf = (o: Outcome) => (o.kind === 'answered' ? o.response.headers.get('warning') ?? '' : o.error);
+
+describe('federation link: requests across the link (the gate)', () => {
+  before(async () => {
+    // org-a reaches org-b by ProxyFqdn; org-b finds org-a by its SRV record
+    await federate(orgA, B.domain, `${B.fqdn}:${fedB.port}`, [`alice@${A.domain}`]);
+    await federate(orgB, A.domain, undefined, [`dave@${B.domain}`]);
+  });
+
+  it('carries a MESSAGE from alice@org-a to dave@org-b through both servers', async () => {
+    const alice = new SipClient({ server: `tcp://${orgA.tcp.host}:${orgA.tcp.port}`, aor: `sip:alice@${A.domain}`, password: 'alice-pw-1', keepAliveIntervalMs: 0 });
+    const dave = new SipClient({ server: `tcp://${orgB.tcp.host}:${orgB.tcp.port}`, aor: `sip:dave@${B.domain}`, password: 'dave-pw-1', keepAliveIntervalMs: 0 });
+    sipClients.push(alice, dave);
+    await alice.connect();
+    await dave.connect();
+    await dave.register({ expires: 300 });
+    const arrived = new Promise<IncomingMessage>((resolve) => dave.once('message', resolve));
+    const sent = await alice.sendMessage(`sip:dave@${B.domain}`, 'across the link');
+    assert.equal(sent.status, 200, `${sent.status} ${sent.headers.get('warning')}\n${orgA.logs().slice(-3000)}`);
+    assert.equal((await arrived).body, 'across the link');
+    await orgA.waitForLog(/connected to partner org-b\.test at sip\.org-b\.test:\d+ \(ProxyFqdn\)/);
+  });
+
+  it('refuses a From domain the connection\'s certificate was not verified for (403 PARTNER_NOT_VERIFIED)', async () => {
+    // org-b's certificate, claiming a user of org-c (whose DNS names no such server)
+    const spoof = await partnerExchange(fedA, A.fqdn, certB, message(`eve@org-c.test`, `alice@${A.domain}`, 'hello'));
+    assert.equal(spoof.kind === 'answered' && spoof.response.status, 403, JSON.stringify(spoof));
+    assert.match(warningOf(spoof), /certificate names sip\.org-b\.test, none of which is a server of org-c\.test/);
+    // a certificate for another name, claiming org-b (org-a expects its ProxyFqdn sip.org-b.test)
+    const other = await partnerExchange(fedA, A.fqdn, certOther, message(`dave@${B.domain}`, `alice@${A.domain}`, 'hello'));
+    assert.equal(other.kind === 'answered' && other.response.status, 403, JSON.stringify(other));
+    assert.match(warningOf(other), /names sip\.elsewhere\.test, none of which is a server of org-b\.test \(expected sip\.org-b\.test/);
+  });
+
+  it('answers a recipient without federation and one who does not exist alike', async () => {
+    const toBob = await partnerExchange(fedA, A.fqdn, certB, message(`dave@${B.domain}`, `bob@${A.domain}`, 'hi'));
+    const toNobody = await partnerExchange(fedA, A.fqdn, certB, message(`dave@${B.domain}`, `nobody@${A.domain}`, 'hi'));
+    assert.equal(toBob.kind === 'answered' && toBob.response.status, 403, JSON.stringify(toBob));
+    assert.equal(toNobody.kind === 'answered' && toNobody.response.status, 403, JSON.stringify(toNobody));
+    assert.equal(warningOf(toBob).replace('bob', 'X'), warningOf(toNobody).replace('nobody', 'X'));
   });
 });
 

@@ -4,6 +4,7 @@
 // servers (or the system's), over TCP when the answer was truncated (RFC 7766 §5), and caches.
 // Time and the wire are passed in: the cache and the answers' reading are testable without sockets.
 
+import { randomInt } from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { getServers } from 'node:dns';
@@ -126,7 +127,8 @@ export class CachingResolver implements PartnerDns {
   }
 
   async #ask(name: string, type: DnsType): Promise<DnsAnswer<unknown>> {
-    const id = Math.floor(Math.random() * 0x10000);
+    // unpredictable, so that an off-path sender cannot guess the answer it would have to forge
+    const id = randomInt(0x10000);
     const query = packet.encode({ type: 'query', id, flags: packet.RECURSION_DESIRED, questions: [{ type, name, class: 'IN' }] });
     const problems: string[] = [];
     let timedOut = 0;
@@ -212,7 +214,7 @@ export const udpThenTcp: DnsWire = (query, server, timeoutMs, overTcp) =>
       socket.on('error', (err) => finish(err));
       socket.on('message', (msg, from) => {
         // only the server asked may answer (a spoofed datagram from elsewhere is ignored)
-        if (from.port === server.port && msg.length >= 2 && msg.readUInt16BE(0) === query.readUInt16BE(0)) finish(null, msg);
+        if (from.port === server.port && (from.address === server.host || !net.isIP(server.host)) && msg.length >= 2 && msg.readUInt16BE(0) === query.readUInt16BE(0)) finish(null, msg);
       });
       socket.send(query, server.port, server.host, (err) => {
         if (err) finish(err);

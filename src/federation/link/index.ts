@@ -9,3 +9,4 @@ export { expectedHosts, FEDERATION_PORT, routeTargets, SRV_PREFIX, targetAddress
 export type { Target, Targets } from './targets.ts';
 export { PartnerPool, unreachable } from './pool.ts';
 export type { Dial, PoolOptions } from './pool.ts';
+export { PartnerCas } from './trust.ts';

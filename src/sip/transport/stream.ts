@@ -39,9 +39,10 @@ export interface StreamListenOptions {
   advertise?: string | undefined;
   /**
    * TLS only: the federation link's listener (mutual TLS). Every peer must present a certificate
-   * chaining to `tls.ca` (the system's CAs when absent): a handshake without one, or with one that
-   * does not verify, fails (the peer gets a TLS alert). Its flows carry `partner`, and count as
-   * trusted by the guard: the handshake authenticated them.
+   * chaining to `tls.ca` (the system's CAs when absent): a handshake without one fails with a TLS
+   * alert (certificate required); one whose certificate does not verify is closed as its handshake
+   * ends, before anything is read (node sends no alert for that). Its flows carry `partner`, and
+   * count as trusted by the guard: the handshake authenticated them.
    */
   partners?: PartnerSide;
 }
