@@ -56,7 +56,11 @@ export async function sendToPartnerUser(ctx: SipContext, incoming: Incoming, uri
   if (sender === undefined) return;
   const receivedAt = ctx.history === undefined ? 0 : ctx.now();
   if (!bodyAccepted(ctx, incoming, sender)) return;
-  const recipient = `${uri.user ?? ''}@${domain}`;
+  if (uri.user === null || uri.user === '') {
+    reply(ctx, incoming, 404, { warning: `sip:${domain} names no user: a message to another organisation goes to one of its users, sip:user@${domain}` });
+    return;
+  }
+  const recipient = `${uri.user}@${domain}`;
   const refusal = gate.outboundRefusal(sender, domain);
   if (refusal !== null) {
     incoming.log.info({ from: sender, to: recipient, code: refusal.code }, 'message to partner %s refused: %s', domain, refusal.warning);

@@ -155,6 +155,13 @@ describe('MESSAGE from a local user to a partner organisation\'s user', () => {
     assert.match(res?.headers.get('warning') ?? '', /org-b\.test asked for credentials \(407\)/);
   });
 
+  it('goes to a user of the partner, not to its domain (404)', async () => {
+    const t = setup(() => 'never');
+    const res = await handle(messageHandler, t.ctx, fromAlice('org-b.test'), client());
+    assert.equal(res?.status, 404);
+    assert.deepEqual(t.connected, []);
+  });
+
   it('a local client still cannot send as another domain', async () => {
     const t = setup(() => 'never');
     const forged = fromAlice(DAVE);
