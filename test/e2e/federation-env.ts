@@ -12,7 +12,8 @@
 //   it does not reload SRV records on SIGHUP);
 // - Parley organisations: `parley serve` with a `federation` block (mutual TLS with the test CA,
 //   dnsServers = the dnsmasq above), users added with `parley user add`, federation switched on with
-//   the cmdlets (Set-CsAccessEdgeConfiguration, New-CsAllowedDomain, Set-CsExternalAccessPolicy);
+//   the cmdlets through the server's admin API (enableFederation: Set-CsAccessEdgeConfiguration,
+//   New-CsAllowedDomain, Set-CsExternalAccessPolicy);
 // - Kamailio as org-c.test (federation/kamailio-org-c.cfg): a registrar for erin and frank, TLS towards the
 //   partners, 480 for a user who is not registered;
 // - an SMTP server standing for org-c's mail server, keeping what it receives.
