@@ -173,6 +173,43 @@ describe('federation between two Parley organisations', () => {
     while (daveSees.queued > 0) assert.equal(basicOf(await daveSees.next()), 'closed');
   });
 
+  it('a subscription across the link is refreshed and ended in its dialog, through both servers (its Record-Route set)', async () => {
+    const dave = await atB.connect('dave', { register: true });
+    const alice = await atA.connect('alice');
+    const seen = notifications(alice);
+    const callId = `fed-${Math.random().toString(36).slice(2)}`;
+    const fromTag = Math.random().toString(36).slice(2);
+    const headers = { Event: 'presence', Accept: PIDF };
+    const first = await alice.request('SUBSCRIBE', `sip:dave@${B}`, { contact: true, callId, fromTag, cseq: 1, headers: { ...headers, Expires: '600' } });
+    assert.ok(first.status === 200 || first.status === 202, describe_(first));
+    assert.equal(basicOf(await nextWithBasic(seen, 'open')), 'open');
+    // RFC 3261 §12.1.2: the route set is the Record-Route of the answer, reversed; the remote target its Contact
+    const routeSet = first.response.headers.getAll('record-route').flatMap((v) => v.split(/,(?=\s*<)/)).map((r) => r.trim()).reverse();
+    assert.ok(routeSet.length >= 2, `org-a and org-b record-route the dialog: ${routeSet.join(' | ')}`);
+    const remoteTarget = /<([^>]+)>/.exec(first.response.headers.get('contact') ?? '')?.[1] ?? '';
+    assert.match(remoteTarget, /^sips?:/, `a Contact in the answer: ${first.response.headers.get('contact')}`);
+    const to = `<sip:dave@${B}>;tag=${/;\s*tag=([^;\s]+)/.exec(first.response.headers.get('to') ?? '')?.[1] ?? ''}`;
+    const inDialog = (cseq: number, expires: string) =>
+      alice.request('SUBSCRIBE', remoteTarget, { contact: true, callId, fromTag, to, cseq, headers: { ...headers, Expires: expires, Route: routeSet.join(', ') } });
+
+    // the first SUBSCRIBE took CSeq 1 and 2 (a digest challenge at org-a); later ones count on from there
+    const refresh = await inDialog(10, '600');
+    assert.ok(refresh.status === 200 || refresh.status === 202, describe_(refresh));
+    const afterRefresh = await seen.next(15_000);
+    assert.match(afterRefresh.headers.get('subscription-state') ?? '', /^active/, 'a refresh brings a NOTIFY with the current state');
+    const end = await inDialog(11, '0');
+    assert.ok(end.status === 200 || end.status === 202, describe_(end));
+    for (;;) {
+      const n = await seen.next(15_000);
+      if (/^terminated/.test(n.headers.get('subscription-state') ?? '')) break;
+    }
+    // ended at org-b: dave's changes no longer reach alice
+    const busy = await dave.request('PUBLISH', `sip:dave@${B}`, { headers: { Event: 'presence', Expires: '600' }, body: pidf(`dave@${B}`, '<rpid:on-the-phone/>'), contentType: PIDF });
+    assert.equal(busy.status, 200, describe_(busy));
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal(seen.queued, 0, 'no NOTIFY after the subscription ended');
+  });
+
   it('dave writes to carol, who is offline: 202, then one plain note in her Inbox, nothing in Conversation History', async () => {
     const dave = await atB.connect('dave');
     const sent = await dave.sendMessage(`sip:carol@${A}`, 'Carol, the contract is ready <for review> & signature');
