@@ -2,7 +2,7 @@
 // package, the subscriptions and the notifier. Packages bring their documents (package.ts).
 //
 //   const events = new EventService({ packages: [presence, messageSummary, provisioning] });
-//   const handlers = [..., ...events.handlers];        // SUBSCRIBE
+//   const handlers = [..., ...events.handlers];        // SUBSCRIBE; NOTIFY (router/dialog-proxy.ts)
 //   const ctx = { ..., events };                        // others call ctx.events.changed(…)
 //   events.start(ctx);                                  // once ctx.transactions is set
 //   closers.push(() => events.close());

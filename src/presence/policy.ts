@@ -45,7 +45,7 @@ function notBlocked(owner: string, watcher: string): PresenceError {
 /** Adds a user of the organisation to `owner`'s contact list; USER_NOT_FOUND for anyone else. */
 export function addToContacts(db: Database, owner: string, member: string, now: number): { contact: Contact; created: boolean } {
   if (findUser(db, member) === undefined) {
-    throw new DirectoryError('USER_NOT_FOUND', `${member} is not a user of the organisation: a contact list holds users of this server (no federation yet)`);
+    throw new DirectoryError('USER_NOT_FOUND', `${member} is not a user of the organisation: a contact list holds users of this server (partners' users are watched by subscribing to them directly; lists with remote entries are not there yet)`);
   }
   const { contact, created } = addContact(db, owner, member, now);
   if (contact === undefined) throw listFull(CONTACT_LIST, owner);

@@ -141,6 +141,11 @@ export class PresenceService implements EventPackage {
   /**
    * RFC 3856 §6.6 authorization: users of the organisation may watch each other (the event
    * service has already refused other domains and unknown users); blocking shows Offline instead.
+   * A partner's user (issue 15) whom the federation gate admitted — federation allowed for their
+   * domain, the watched user's external access policy enabled — is a watcher like a local user
+   * who is not on the watched user's contact list: the policy has no rule for contacts, so both
+   * see the same document, and a block shows them Offline alike. The gate is the opt-in; a block
+   * is the user's own way to hide from one person, local or not.
    * A contact list is its owner's alone, and needs a subscriber that reads lists (RFC 4662 §4.1).
    */
   authorize(_ctx: SipContext, watcher: string, resource: string, request: SipRequest): Authorization {

@@ -65,6 +65,8 @@ export class DialogProxy {
     if (dot <= 0) return undefined;
     const data = Buffer.from(token.slice(0, dot), 'base64url');
     const tag = Buffer.from(token.slice(dot + 1), 'base64url');
+    // one spelling per token: the decoder would skip stray characters
+    if (`${data.toString('base64url')}.${tag.toString('base64url')}` !== token) return undefined;
     const expected = this.#tag(data);
     if (tag.length !== expected.length || !timingSafeEqual(tag, expected)) return undefined;
     const [id, protocol, localAddress, localPort, remoteAddress, remotePort, user] = data.toString('utf8').split('\n');
@@ -97,7 +99,7 @@ export class DialogProxy {
    */
   tokenOf(ctx: SipContext, request: SipRequest): FlowToken | undefined {
     for (const route of request.headers.getAll('route')) {
-      if (!namesUs(ctx, route)) return undefined;
+      if (!routeNamesUs(ctx, route)) return undefined;
       const user = routeUser(route);
       const token = user === undefined ? undefined : this.readToken(user);
       if (token !== undefined) return token;
@@ -204,7 +206,8 @@ export class DialogProxy {
       return;
     }
     if (!hopsLeft(ctx, incoming)) return;
-    // sendToPartner's copy drops the Routes naming us (toPartner); the partner's own stay
+    // the Routes naming us are used up (RFC 3261 §16.4); the partner's own stay
+    while (routeNamesUs(ctx, request.headers.get('route'))) request.headers.shift('route');
     relay(ctx, incoming, await sendToPartner(ctx, request, domain), domain);
   }
 }
@@ -258,8 +261,24 @@ function forwardedCopy(ctx: SipContext, request: SipRequest): SipRequest {
   const headers = request.headers.clone();
   const maxForwards = Number.parseInt(headers.get('max-forwards') ?? '70', 10);
   headers.set('max-forwards', String((Number.isFinite(maxForwards) ? maxForwards : 70) - 1));
-  while (namesUs(ctx, headers.get('route'))) headers.shift('route');
+  while (routeNamesUs(ctx, headers.get('route'))) headers.shift('route');
   return { kind: 'request', method: request.method, uri: request.uri, headers, body: request.body };
+}
+
+/**
+ * Whether a Route value names this server: one of its names (namesUs), or the name it gives
+ * partners (ctx.federation.sentBy), which the partner-side Record-Route carries.
+ */
+function routeNamesUs(ctx: SipContext, route: string | undefined): boolean {
+  if (route === undefined) return false;
+  if (namesUs(ctx, route)) return true;
+  const sentByHost = ctx.federation?.sentBy.replace(/:\d+$/, '').replace(/^\[|\]$/g, '').toLowerCase();
+  if (sentByHost === undefined) return false;
+  try {
+    return parseUri(parseNameAddr(route).uri).host === sentByHost;
+  } catch {
+    return false;
+  }
 }
 
 /** The user part of a Route value's URI, undefined when it has none or does not parse. */
