@@ -11,6 +11,10 @@
 #                                          DNS server (test/e2e/acme.test.ts)
 #   davmail (Debian package davmail)     - the EWS-to-IMAP gateway run against Parley (test/e2e/ews-davmail.test.ts);
 #                                          it brings a headless Java runtime (about 120 MB installed)
+#   dnsmasq (Debian package dnsmasq-base) - the DNS server answering the partners' SRV and A records
+#                                          (test/e2e/federation-*.test.ts); /usr/sbin/dnsmasq, no service started
+#   kamailio (Debian packages kamailio, kamailio-tls-modules) - a third organisation's SIP server with
+#                                          mutual TLS on its federation port (test/e2e/federation-*.test.ts)
 #
 # The prometheus package also holds the Prometheus server, and its postinst starts that daemon
 # (invoke-rc.d, failing the install when the start fails, as in a container without an init).
@@ -29,10 +33,23 @@ if [ "$(id -u)" != "0" ]; then
 fi
 
 missing_pkgs=()
+# a command, also in /usr/sbin (dnsmasq, kamailio), which a normal user's PATH may not hold
+have() {
+  command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]
+}
 need() {
   # need COMMAND PACKAGE
-  if command -v "$1" >/dev/null 2>&1; then
-    log "$1 present ($(command -v "$1"))"
+  if have "$1"; then
+    log "$1 present ($(command -v "$1" || echo "/usr/sbin/$1"))"
+  else
+    log "$1 missing, will install Debian package $2"
+    missing_pkgs+=("$2")
+  fi
+}
+need_file() {
+  # need_file FILE PACKAGE: a package with no command of its own (a Kamailio module)
+  if [ -e "$1" ] && dpkg -s "$2" >/dev/null 2>&1; then
+    log "$2 present ($1)"
   else
     log "$1 missing, will install Debian package $2"
     missing_pkgs+=("$2")
@@ -47,6 +64,11 @@ need chromium chromium
 need tmux tmux
 need pebble pebble
 need davmail davmail
+need dnsmasq dnsmasq-base
+need kamailio kamailio
+# the multiarch directory: x86_64-linux-gnu, aarch64-linux-gnu
+KAMAILIO_TLS=/usr/lib/$(uname -m)-linux-gnu/kamailio/modules/tls.so
+need_file "$KAMAILIO_TLS" kamailio-tls-modules
 
 if [ "${#missing_pkgs[@]}" -eq 0 ]; then
   log "nothing to install"
@@ -82,10 +104,14 @@ fi
 log "apt-get install ${missing_pkgs[*]}"
 retry $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -q "${apt_opts[@]}" install -y --no-install-recommends "${missing_pkgs[@]}"
 
-for c in sipp unshare ip promtool chromium tmux davmail; do
-  if ! command -v "$c" >/dev/null 2>&1; then
+for c in sipp unshare ip promtool chromium tmux davmail dnsmasq kamailio; do
+  if ! have "$c"; then
     log "$c still missing after install" >&2
     exit 1
   fi
 done
+if [ ! -e "$KAMAILIO_TLS" ]; then
+  log "$KAMAILIO_TLS still missing after install" >&2
+  exit 1
+fi
 log "done: $(sipp -v 2>&1 | grep -o 'v[0-9][0-9.]*[^ ]*' | head -n1 || true)"

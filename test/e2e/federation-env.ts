@@ -1,0 +1,135 @@
+// The federation test environment (issue 15): real parts only, on loopback addresses of their own.
+//
+//   const env = await startFederationEnv({ net: 1, orgs: [{ domain: 'org-a.test', users: ['alice'] }], kamailio: true });
+//   … env.org('org-a.test').server (a RunningServer), env.kamailio, env.smtp, env.dns …
+//   await env.stop();
+//
+// - a throwaway test CA made with openssl, and certificates from it for sip.org-a.test … sip.org-d.test
+//   and an unrelated name (sip.other.test); a second CA nobody trusts, with its own sip.org-b.test;
+// - dnsmasq on a high port of its own 127.x address, answering `_sipfederationtls._tcp.<domain>` SRV
+//   records and the A records of the proxies, written once the servers listen (their ports are
+//   chosen by the OS) and rewritten with `publish` (dnsmasq restarts on the same address and port:
+//   it does not reload SRV records on SIGHUP);
+// - Parley organisations: `parley serve` with a `federation` block (mutual TLS with the test CA,
+//   dnsServers = the dnsmasq above), users added with `parley user add`, federation switched on with
+//   the cmdlets through the server's admin API (enableFederation: Set-CsAccessEdgeConfiguration,
+//   New-CsAllowedDomain, Set-CsExternalAccessPolicy);
+// - Kamailio as org-c.test (federation/kamailio-org-c.cfg): a registrar for erin and frank, TLS towards the
+//   partners, 480 for a user who is not registered;
+// - an SMTP server standing for org-c's mail server, keeping what it receives.
+//
+// Addresses: 127.<net>.<org>.1 is an organisation's SIP and HTTP address, 127.<net>.<org>.2 its
+// federation address (the A record of sip.<domain>), 127.<net>.53.1 the DNS server, 127.<net>.3.25
+// org-c's mail server. Each test file takes its own <net>, so files running side by side never meet.
+// Nothing here reaches a real network: every name is under .test and answered by our dnsmasq.
+//
+// The parts live in test/e2e/federation/ (pki, dns, smtp, parley, kamailio, partner: a raw TLS
+// partner); this file starts them together and exports them all.
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { startDns, type DnsRecords, type TestDns } from './federation/dns.ts';
+import { kamailioPorts, startKamailio, type KamailioOrg } from './federation/kamailio.ts';
+import { startParleyOrg, type OrgSpec, type ParleyOrg } from './federation/parley.ts';
+import { makeTestPki, type TestPki } from './federation/pki.ts';
+import { trackDir, untrackDir } from './federation/processes.ts';
+import { startSmtpStandIn, type SmtpStandIn } from './federation/smtp.ts';
+
+export * from './federation/dns.ts';
+export * from './federation/kamailio.ts';
+export * from './federation/parley.ts';
+export * from './federation/partner.ts';
+export * from './federation/pki.ts';
+export * from './federation/smtp.ts';
+
+export interface FederationEnvOptions {
+  /** the second octet of every address of this environment (one per test file) */
+  net: number;
+  /** Parley organisations, in order: the first is 127.<net>.1.*, the second 127.<net>.2.* */
+  orgs: OrgSpec[];
+  /** Kamailio as org-c.test, and org-c's mail server */
+  kamailio?: boolean;
+  /** more DNS records (an org-d whose server is a raw TLS server, say) */
+  extraDns?: DnsRecords;
+}
+
+export interface FederationEnv {
+  dir: string;
+  pki: TestPki;
+  dns: TestDns;
+  /** org-c's mail server (smtpRoutes of every Parley org send org-c.test mail there) */
+  smtp: SmtpStandIn;
+  orgs: ParleyOrg[];
+  org(domain: string): ParleyOrg;
+  kamailio: KamailioOrg | null;
+  /** the records being served */
+  records: DnsRecords;
+  stop(): Promise<void>;
+}
+
+const ORG_INDEX: Record<string, number> = { 'org-a.test': 1, 'org-b.test': 2, 'org-c.test': 3, 'org-d.test': 4 };
+
+export async function startFederationEnv(options: FederationEnvOptions): Promise<FederationEnv> {
+  const { net } = options;
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'parley-federation-'));
+  trackDir(dir);
+  const stoppers: Array<() => Promise<void>> = [];
+  const stop = async () => {
+    for (const s of stoppers.reverse()) await s().catch(() => {});
+    await rm(dir, { recursive: true, force: true });
+    untrackDir(dir);
+  };
+  try {
+    const pki = makeTestPki(dir);
+    const dns = await startDns(dir, `127.${net}.53.1`);
+    stoppers.push(() => dns.stop());
+    const smtp = await startSmtpStandIn(`127.${net}.3.25`);
+    stoppers.push(() => smtp.stop());
+    const smtpRoutes = { domains: { 'org-c.test': { host: smtp.host, port: smtp.port } } };
+
+    // side by side: each start adds its users with the CLI first, a few seconds on a busy machine
+    const started = await Promise.allSettled(options.orgs.map((spec, i) => startParleyOrg(spec, net, ORG_INDEX[spec.domain] ?? i + 1, pki, dns, smtpRoutes)));
+    const orgs: ParleyOrg[] = [];
+    for (const r of started) {
+      if (r.status === 'fulfilled') {
+        stoppers.push(() => r.value.stop());
+        orgs.push(r.value);
+      }
+    }
+    const failed = started.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    const records: DnsRecords = { srv: [...(options.extraDns?.srv ?? [])], a: { ...options.extraDns?.a } };
+    for (const org of orgs) {
+      records.srv.push({ name: `_sipfederationtls._tcp.${org.domain}`, target: org.fqdn, port: org.federation.port });
+      records.a[org.fqdn] = org.federation.host;
+    }
+    let kamailio: KamailioOrg | null = null;
+    if (options.kamailio) {
+      const ports = await kamailioPorts(net);
+      records.srv.push({ name: '_sipfederationtls._tcp.org-c.test', target: 'sip.org-c.test', port: ports.federation.port });
+      records.a['sip.org-c.test'] = ports.federation.host;
+      kamailio = await startKamailio(dir, ports, pki, Object.fromEntries(orgs.map((o) => [o.domain, o.federation])));
+      const k = kamailio;
+      stoppers.push(() => k.stop());
+    }
+    await dns.publish(records);
+    return {
+      dir,
+      pki,
+      dns,
+      smtp,
+      orgs,
+      kamailio,
+      records,
+      org(domain) {
+        const o = orgs.find((x) => x.domain === domain);
+        if (!o) throw new Error(`no organisation ${domain} in this environment`);
+        return o;
+      },
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
