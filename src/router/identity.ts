@@ -34,6 +34,17 @@ export function servedHere(ctx: SipContext, incoming: Incoming, target: SipUri, 
   return target;
 }
 
+/** The From header's URI, or undefined after answering 400 when it cannot be read. */
+export function fromUri(ctx: SipContext, incoming: Incoming): SipUri | undefined {
+  try {
+    return parseUri(parseNameAddr(incoming.request.headers.get('from') ?? '').uri);
+  } catch (err) {
+    if (!(err instanceof SipParseError)) throw err;
+    reply(ctx, incoming, 400, { warning: `From header: ${err.message}` });
+    return undefined;
+  }
+}
+
 /** `user@host` of a SIP URI: how Parley names an address-of-record. */
 export function addressOf(uri: SipUri): string {
   return `${uri.user ?? ''}@${uri.host}`;
@@ -52,14 +63,8 @@ export function authenticateSender(ctx: SipContext, incoming: Incoming): string 
     reply(ctx, incoming, 403, { warning: `a partner organisation may not send ${incoming.request.method} as a user of ${ctx.domain}` });
     return undefined;
   }
-  let from: SipUri;
-  try {
-    from = parseUri(parseNameAddr(incoming.request.headers.get('from') ?? '').uri);
-  } catch (err) {
-    if (!(err instanceof SipParseError)) throw err;
-    reply(ctx, incoming, 400, { warning: `From header: ${err.message}` });
-    return undefined;
-  }
+  const from = fromUri(ctx, incoming);
+  if (from === undefined) return undefined;
   if (from.host !== ctx.domain) {
     // A local client sends as a user of this domain only: a partner's users come over the
     // federation link, where their organisation's certificate vouches for them.

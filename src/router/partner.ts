@@ -5,9 +5,9 @@
 
 import type { Incoming, SipContext } from './context.ts';
 import { CLIENT_IDENTITY_HEADERS } from './asserted-identity.ts';
-import { addressOf } from './identity.ts';
+import { addressOf, fromUri } from './identity.ts';
 import { reply } from './reply.ts';
-import { newBranch, parseNameAddr, parseUri, SipParseError } from '../sip/index.ts';
+import { newBranch, parseNameAddr, parseUri } from '../sip/index.ts';
 import type { SipRequest, SipResponse, SipUri } from '../sip/index.ts';
 
 /**
@@ -39,14 +39,8 @@ export async function authenticatePartner(ctx: SipContext, incoming: Incoming, r
     reply(ctx, incoming, 403, { warning: `${ctx.domain} has no federation link configured` });
     return undefined;
   }
-  let from: SipUri;
-  try {
-    from = parseUri(parseNameAddr(incoming.request.headers.get('from') ?? '').uri);
-  } catch (err) {
-    if (!(err instanceof SipParseError)) throw err;
-    reply(ctx, incoming, 400, { warning: `From header: ${err.message}` });
-    return undefined;
-  }
+  const from = fromUri(ctx, incoming);
+  if (from === undefined) return undefined;
   const domain = foreignDomain(ctx, from);
   if (domain === undefined) {
     reply(ctx, incoming, 403, { warning: `a partner's connection may not send as a user of ${ctx.domain}: the From address must be in the partner's own domain` });
