@@ -2,7 +2,7 @@
 // documents, who may subscribe to what, and the document a subscriber gets now. The framework does
 // the rest: SUBSCRIBE, dialogs, expiry, NOTIFY, refresh, unsubscribe and fetch.
 
-import type { SipContext } from '../router/context.ts';
+import type { Incoming, SipContext } from '../router/context.ts';
 import type { SipRequest } from '../sip/index.ts';
 import type { EventDocument } from './notifier.ts';
 import type { Subscription } from './subscriptions.ts';
@@ -77,6 +77,12 @@ export interface EventPackage {
    * package's `contentType`, or a whole document (another type, more header fields).
    */
   body(sub: Subscription): string | EventDocument | Promise<string | EventDocument>;
+  /**
+   * A NOTIFY that no record-routed dialog takes (router/dialog-proxy.ts): the package's own, when
+   * it subscribes to others itself (presence watching partners' users for contact lists, issue
+   * 15). Returns true when it was the package's and it answered; false leaves it to the next.
+   */
+  takeNotify?(ctx: SipContext, incoming: Incoming): boolean | Promise<boolean>;
   /** Called once by EventService.start: the package may watch its sources and call `events.changed()`. */
   start?(ctx: SipContext, events: EventNotifications): void;
   close?(): void;

@@ -7,7 +7,7 @@
 //   events.start(ctx);                                  // once ctx.transactions is set
 //   closers.push(() => events.close());
 
-import type { MethodHandler, SipContext } from '../router/context.ts';
+import type { Incoming, MethodHandler, SipContext } from '../router/context.ts';
 import { DialogProxy, dialogNotifyHandler } from '../router/dialog-proxy.ts';
 import { DEFAULT_SUBSCRIPTION_LIMITS } from './limits.ts';
 import type { SubscriptionLimits } from './limits.ts';
@@ -72,7 +72,8 @@ export class EventService implements EventNotifications {
     this.#timers = opts.timers ?? NODE_TIMERS;
     this.proxy = new DialogProxy();
     // NOTIFY: only the partner's, within a subscription of a local user that Parley record-routed
-    this.handlers = [subscribeHandler(this), dialogNotifyHandler(this.proxy)];
+    // and the NOTIFYs of the packages' own subscriptions (takeNotify)
+    this.handlers = [subscribeHandler(this), dialogNotifyHandler(this.proxy, (ctx, incoming) => this.#takeNotify(ctx, incoming))];
   }
 
   /** Connects to the server's context (NOTIFYs go out through its transactions), then starts the packages. */
@@ -209,6 +210,11 @@ export class EventService implements EventNotifications {
       this.terminate(sub, 'rejected');
     }
     return true;
+  }
+
+  async #takeNotify(ctx: SipContext, incoming: Incoming): Promise<boolean> {
+    for (const pkg of this.#packages.values()) if (pkg.takeNotify !== undefined && (await pkg.takeNotify(ctx, incoming))) return true;
+    return false;
   }
 
   close(): void {

@@ -11,6 +11,8 @@ export const PRESENCE_ERRORS = {
   SELF_BLOCK: 400,
   /** the member named is not on that user's contact list */
   NOT_A_CONTACT: 404,
+  /** a partner's user may not be on this user's list: the federation decision refused it (the message says why and which cmdlet changes it) */
+  PARTNER_REFUSED: 403,
   /** the contact list holds MAX_CONTACTS members already */
   CONTACT_LIST_FULL: 409,
   /** the user has blocked MAX_BLOCKS watchers already */

@@ -9,11 +9,12 @@
 //
 //   GET    /presence/contacts           → 200 {"uri": "sip:alice+contacts@parley.local", "contacts": [{"contact", "displayName", "since"}]}
 //   GET    /presence/contacts/{contact} → 200 {"contact", "displayName", "since"} | 404 NOT_A_CONTACT
-//   PUT    /presence/contacts/{contact} → 201 (200 when already there) | 404 USER_NOT_FOUND | 409 CONTACT_LIST_FULL
+//   PUT    /presence/contacts/{contact} → 201 (200 when already there) | 404 USER_NOT_FOUND | 403 PARTNER_REFUSED | 409 CONTACT_LIST_FULL
 //   DELETE /presence/contacts/{contact} → 204 | 404 NOT_A_CONTACT
 //
 // {watcher} and {contact} are `bob`, `bob@parley.local` or `sip:bob@parley.local` (percent-encoded
-// or not). A blocked watcher sees the user Offline, with no hint that they are blocked; the change
+// or not); a contact may be a partner's user (`dave@partner.example`, "remote": true) when the
+// federation decision lets the user reach that domain. A blocked watcher sees the user Offline, with no hint that they are blocked; the change
 // reaches their open subscriptions at once. The contact list is the resource list `uri` a client
 // subscribes to (RFC 4662, lists.ts); a change reaches those subscriptions at once too.
 
@@ -41,6 +42,11 @@ export interface PresenceRouteOptions {
   product: string;
   /** after a block was added or removed (PresenceService.blocksChanged) */
   onBlocksChanged?: () => void;
+  /**
+   * The federation decision (ctx.federation.outboundRefusal, issue 15): with it, partners' users
+   * may be contacts; absent: contacts are users of `domain` only.
+   */
+  outboundRefusal?: (sender: string, domain: string) => { code: string; warning: string } | null;
   /** after a user's contact list changed (PresenceService.contactsChanged) */
   onContactsChanged?: (owner: string) => void;
   /** accept Basic passwords over plain HTTP from other hosts than loopback (default false) */
@@ -108,7 +114,7 @@ export function createPresenceRoute(opts: PresenceRouteOptions): HttpRoute {
   function contacts(method: string, user: string, member: string): { status: number; body?: unknown } {
     switch (method) {
       case 'PUT': {
-        const { contact, created } = addToContacts(opts.db, user, member, now());
+        const { contact, created } = addToContacts(opts.db, user, member, now(), { domain: opts.domain, ...(opts.outboundRefusal === undefined ? {} : { outboundRefusal: opts.outboundRefusal }) });
         if (created) opts.onContactsChanged?.(user);
         return { status: created ? 201 : 200, body: contactJson(contact) };
       }
@@ -143,8 +149,8 @@ export function createPresenceRoute(opts: PresenceRouteOptions): HttpRoute {
   }
 }
 
-function contactJson(contact: Contact): { contact: string; displayName: string | null; since: string } {
-  return { contact: contact.member, displayName: contact.displayName, since: contact.since.toISOString() };
+function contactJson(contact: Contact): { contact: string; displayName: string | null; since: string; remote: boolean } {
+  return { contact: contact.member, displayName: contact.displayName, since: contact.since.toISOString(), remote: contact.remote };
 }
 
 function jsonOf(block: PresenceBlock): { watcher: string; since: string } {

@@ -12,9 +12,9 @@ export const MAX_CONTACTS = 1000;
 /** Blocked watchers per user: as many as a contact list holds. */
 export const MAX_BLOCKS = 1000;
 
-/** One kind of per-user list: its table (with an `owner` column), its maximum and its error. */
+/** One kind of per-user list: its tables (each with an `owner` column), its maximum and its error. */
 export interface ListLimit {
-  readonly table: 'presence_contacts' | 'presence_blocks';
+  readonly tables: ReadonlyArray<'presence_contacts' | 'presence_remote_contacts' | 'presence_blocks'>;
   readonly max: number;
   readonly code: 'CONTACT_LIST_FULL' | 'BLOCK_LIST_FULL';
   /** what the error calls the list and what it holds */
@@ -22,13 +22,14 @@ export interface ListLimit {
   readonly entries: string;
 }
 
-export const CONTACT_LIST: ListLimit = Object.freeze({ table: 'presence_contacts', max: MAX_CONTACTS, code: 'CONTACT_LIST_FULL', list: 'contact list', entries: 'contacts' });
-export const BLOCK_LIST: ListLimit = Object.freeze({ table: 'presence_blocks', max: MAX_BLOCKS, code: 'BLOCK_LIST_FULL', list: 'block list', entries: 'blocked watchers' });
+export const CONTACT_LIST: ListLimit = Object.freeze<ListLimit>({ tables: ['presence_contacts', 'presence_remote_contacts'], max: MAX_CONTACTS, code: 'CONTACT_LIST_FULL', list: 'contact list', entries: 'contacts' });
+export const BLOCK_LIST: ListLimit = Object.freeze<ListLimit>({ tables: ['presence_blocks'], max: MAX_BLOCKS, code: 'BLOCK_LIST_FULL', list: 'block list', entries: 'blocked watchers' });
 
 /** Whether `owner`'s list holds fewer entries than its maximum; call it in the transaction that adds. */
 export function hasRoom(db: Database, limit: ListLimit, owner: string): boolean {
-  const row = statement(db, `SELECT count(*) AS n FROM ${limit.table} WHERE owner = ?`).get(owner) as { n: number };
-  return Number(row.n) < limit.max;
+  let n = 0;
+  for (const table of limit.tables) n += Number((statement(db, `SELECT count(*) AS n FROM ${table} WHERE owner = ?`).get(owner) as { n: number }).n);
+  return n < limit.max;
 }
 
 /** The error of a full list: 409 with the list's code. */

@@ -25,8 +25,15 @@ export interface ListMember {
   uri: string;
   /** the display name, when there is one */
   name: string | null;
-  /** the member's PIDF document */
-  pidf: string;
+  /** the member's PIDF document; null while its state is not known (a partner's user, remote.ts) */
+  pidf: string | null;
+  /**
+   * RFC 4662 §5.2 instance state: `active` (default) with its PIDF part; `pending` while the
+   * back-end subscription to a partner's user has no state yet; `terminated` with a `reason`
+   * (`rejected`, `noresource`) when it was refused. Only an active instance with a PIDF has a part.
+   */
+  instance?: 'active' | 'pending' | 'terminated';
+  reason?: string;
 }
 
 export interface ListDocument {
@@ -47,15 +54,16 @@ function token(text: string): string {
  */
 export function buildListDocument(opts: { listUri: string; domain: string; version: number; seed: string; members: readonly ListMember[] }): ListDocument {
   const rlmiCid = `rlmi-${token(opts.seed)}@${opts.domain}`;
-  const parts = opts.members.map((m) => ({ ...m, cid: `${token(`${opts.seed}\n${m.uri}`)}@${opts.domain}`, id: token(m.uri) }));
+  const members = opts.members.map((m) => ({ ...m, cid: m.pidf === null ? null : `${token(`${opts.seed}\n${m.uri}`)}@${opts.domain}`, id: token(m.uri) }));
+  const parts = members.flatMap((m) => (m.pidf === null || m.cid === null ? [] : [{ cid: m.cid, pidf: m.pidf }]));
   const rlmi = (version: number) =>
     [
       '<?xml version="1.0" encoding="UTF-8"?>',
       `<list xmlns="${NS_RLMI}" uri="${escapeXmlAttr(opts.listUri)}" version="${version}" fullState="true">`,
-      ...parts.flatMap((p) => [
-        `  <resource uri="${escapeXmlAttr(p.uri)}">`,
-        ...(p.name === null || p.name === '' ? [] : [`    <name>${escapeXmlText(p.name)}</name>`]),
-        `    <instance id="${p.id}" state="active" cid="${p.cid}"/>`,
+      ...members.flatMap((m) => [
+        `  <resource uri="${escapeXmlAttr(m.uri)}">`,
+        ...(m.name === null || m.name === '' ? [] : [`    <name>${escapeXmlText(m.name)}</name>`]),
+        `    <instance id="${m.id}" state="${m.instance ?? 'active'}"${m.reason === undefined ? '' : ` reason="${escapeXmlAttr(m.reason)}"`}${m.cid === null ? '' : ` cid="${m.cid}"`}/>`,
         '  </resource>',
       ]),
       '</list>',

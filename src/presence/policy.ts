@@ -1,12 +1,13 @@
 // What users (HTTP, http.ts) and administrators (the Cs…PresenceBlock cmdlets) may ask of their
 // blocks and contact lists: the addresses checked and normalised, the rules applied (no blocking
-// oneself, contacts are users of the organisation), then the repositories (blocks.ts, contacts.ts).
+// oneself, contacts are users of the organisation or partners' users the owner may reach), then
+// the repositories (blocks.ts, contacts.ts).
 
 import { DirectoryError, findUser, parseAddress } from '../directory/index.ts';
 import type { Database } from '../storage/index.ts';
 import { addBlock, getBlock, removeBlock } from './blocks.ts';
 import type { PresenceBlock } from './blocks.ts';
-import { addContact, getContact, removeContact } from './contacts.ts';
+import { addContact, addRemoteContact, getContact, removeContact } from './contacts.ts';
 import type { Contact } from './contacts.ts';
 import { PresenceError } from './errors.ts';
 import { BLOCK_LIST, CONTACT_LIST, listFull } from './list-limits.ts';
@@ -42,12 +43,33 @@ function notBlocked(owner: string, watcher: string): PresenceError {
   return new PresenceError('NOT_BLOCKED', `${owner} has not blocked ${watcher}`);
 }
 
-/** Adds a user of the organisation to `owner`'s contact list; USER_NOT_FOUND for anyone else. */
-export function addToContacts(db: Database, owner: string, member: string, now: number): { contact: Contact; created: boolean } {
-  if (findUser(db, member) === undefined) {
-    throw new DirectoryError('USER_NOT_FOUND', `${member} is not a user of the organisation: a contact list holds users of this server (partners' users are watched by subscribing to them directly; lists with remote entries are not there yet)`);
+/**
+ * What the contact rules need of federation (issue 15): this organisation's domain, and the
+ * federation decision (the FederationGate's outboundRefusal; absent: federation is not configured).
+ */
+export interface ContactFederation {
+  domain: string;
+  outboundRefusal?: (sender: string, domain: string) => { code: string; warning: string } | null;
+}
+
+/**
+ * Adds a user of the organisation to `owner`'s contact list (USER_NOT_FOUND for an address of
+ * this domain that is no user), or a partner's user when the federation decision lets `owner`
+ * reach their domain (PARTNER_REFUSED with the decision's reason otherwise). Without `federation`
+ * every address is taken for this organisation's.
+ */
+export function addToContacts(db: Database, owner: string, member: string, now: number, federation?: ContactFederation): { contact: Contact; created: boolean } {
+  const memberDomain = member.slice(member.lastIndexOf('@') + 1);
+  const remote = federation !== undefined && memberDomain !== federation.domain;
+  if (remote) {
+    const refusal = federation.outboundRefusal === undefined
+      ? { code: 'FEDERATION_DISABLED', warning: `${member} is not a user of ${federation.domain}, and this server has no federation link configured (the "federation" key of its config)` }
+      : federation.outboundRefusal(owner, memberDomain);
+    if (refusal !== null) throw new PresenceError('PARTNER_REFUSED', `${member} cannot be on the contact list of ${owner}: ${refusal.warning} (${refusal.code})`);
+  } else if (findUser(db, member) === undefined) {
+    throw new DirectoryError('USER_NOT_FOUND', `${member} is not a user of the organisation: a contact list holds users of this server and, with federation, partners' users`);
   }
-  const { contact, created } = addContact(db, owner, member, now);
+  const { contact, created } = remote ? addRemoteContact(db, owner, member, now) : addContact(db, owner, member, now);
   if (contact === undefined) throw listFull(CONTACT_LIST, owner);
   return { contact, created };
 }

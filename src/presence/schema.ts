@@ -30,5 +30,18 @@ CREATE TABLE presence_block_changes (
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX presence_contacts_member ON presence_contacts(member);`,
     },
+    {
+      // Issue 15: a contact list may hold partners' users too. They are not in users, so they live
+      // in a table of their own (the members of presence_contacts keep their foreign key: a local
+      // member goes when the user goes); the list is the union of both (contacts.ts).
+      id: '003-remote-contacts',
+      up: `CREATE TABLE presence_remote_contacts (
+  owner TEXT NOT NULL REFERENCES users(address) ON DELETE CASCADE,
+  member TEXT NOT NULL CHECK (member = lower(member)),
+  display_name TEXT,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (owner, member)
+) STRICT, WITHOUT ROWID;`,
+    },
   ],
 };

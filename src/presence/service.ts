@@ -10,13 +10,16 @@
 
 import type { Authorization, CancelTimer, EventNotifications, EventPackage, ExpirySettings, Subscription, Timers } from '../events/index.ts';
 import { acceptsType, DEFAULT_SUBSCRIBE_EXPIRY, NODE_TIMERS, repeat } from '../events/index.ts';
-import type { MethodHandler, SipContext } from '../router/context.ts';
+import type { Incoming, MethodHandler, SipContext } from '../router/context.ts';
+import { authenticatePartner, fromPartner, sendToPartner } from '../router/partner.ts';
+import { reply } from '../router/reply.ts';
 import type { SipRequest } from '../sip/index.ts';
 import type { BlockList } from './blocks.ts';
 import type { ContactLists } from './contacts.ts';
 import { acceptsPidf, PRESENCE_EVENT } from './headers.ts';
 import { buildListDocument, EVENTLIST, hasOptionTag, listOwner, listResource, MULTIPART_RELATED, RLMI_TYPE } from './lists.ts';
-import type { ListDocument } from './lists.ts';
+import type { ListDocument, ListMember } from './lists.ts';
+import { RemoteWatcher } from './remote.ts';
 import { buildPidf, OFFLINE, PIDF_TYPE } from './pidf.ts';
 import type { PresenceState } from './pidf.ts';
 import { aggregate, DEFAULT_PUBLISH_EXPIRY, PublicationStore } from './publications.ts';
@@ -78,6 +81,8 @@ interface Running {
   /** the last block change seen */
   blockSeq: number;
   cancelPoll: CancelTimer;
+  /** the subscriptions to partners' users on contact lists (issue 15); absent without lists */
+  remote: RemoteWatcher | undefined;
 }
 
 export class PresenceService implements EventPackage {
@@ -124,7 +129,20 @@ export class PresenceService implements EventPackage {
     const cancelPoll = this.#blocks === undefined ? () => {} : repeat(this.#timers, this.#blockPollMs, () => this.blocksChanged(), (err) => {
       ctx.logger.error({ err }, 'reading the changes of presence blocks failed');
     });
-    this.#running = { ctx, events, publications, onRegistration, blockSeq: this.#blocks?.lastChange() ?? 0, cancelPoll };
+    const contacts = this.#contacts;
+    const remote = contacts === undefined ? undefined : new RemoteWatcher({
+      timers: this.#timers,
+      logger: ctx.logger.child({ component: 'presence-lists' }),
+      product: ctx.product,
+      // ctx.federation is read at each use: the link is wired after the event service starts
+      sentBy: () => ctx.federation?.sentBy,
+      send: (request, domain) => sendToPartner(ctx, request, domain),
+      refusal: (owner, domain) => (ctx.federation === undefined ? { code: 'FEDERATION_DISABLED', warning: `${ctx.domain} has no federation link configured` } : ctx.federation.outboundRefusal(owner, domain)),
+      watched: (owner) => events.watching(this.name, listResource(owner)).length > 0,
+      remoteMembers: (owner) => contacts.membersOf(owner).filter((c) => c.remote).map((c) => c.member),
+      changed: (owner) => events.changed(this.name, listResource(owner)),
+    });
+    this.#running = { ctx, events, publications, onRegistration, blockSeq: this.#blocks?.lastChange() ?? 0, cancelPoll, remote };
   }
 
   /** RFC 3856 §6.7: PIDF is the format every presence watcher must accept. */
@@ -169,8 +187,17 @@ export class PresenceService implements EventPackage {
   async body(sub: Subscription): Promise<string | ListDocument & { headers: Array<[string, string]> }> {
     const owner = this.#contacts === undefined ? undefined : listOwner(sub.resource);
     if (owner === undefined || this.#contacts === undefined) return buildPidf(`sip:${sub.resource}`, await this.visibleTo(sub.watcher, sub.resource));
+    const remote = this.#require().remote;
+    // a new list subscription starts the watching of its partners' users, an ending one stops it
+    remote?.sync(owner);
     const members = await Promise.all(
-      this.#contacts.membersOf(owner).map(async (c) => ({ uri: `sip:${c.member}`, name: c.displayName, pidf: buildPidf(`sip:${c.member}`, await this.visibleTo(owner, c.member)) })),
+      this.#contacts.membersOf(owner).map(async (c): Promise<ListMember> => {
+        const uri = `sip:${c.member}`;
+        if (!c.remote || remote === undefined) return { uri, name: c.displayName, pidf: buildPidf(uri, await this.visibleTo(owner, c.member)) };
+        // RFC 4662 §5.2: no state yet (pending) or none to be had (terminated): an instance without a part
+        const view = remote.view(owner, c.member);
+        return { uri, name: c.displayName, pidf: view.presence === undefined ? null : buildPidf(uri, view.presence), instance: view.instance, ...(view.reason === undefined ? {} : { reason: view.reason }) };
+      }),
     );
     // RFC 4662 §5.2: the version is 0 in the first NOTIFY and grows by one with each.
     const document = buildListDocument({ listUri: `sip:${sub.resource}`, domain: this.#require().ctx.domain, version: sub.notifiesSent, seed: sub.id, members });
@@ -236,9 +263,36 @@ export class PresenceService implements EventPackage {
     for (const owner of this.#contacts.listsWith(aor)) running.events.changed(this.name, listResource(owner));
   }
 
-  /** `owner`'s contact list changed: its subscriptions get the new list. */
+  /** `owner`'s contact list changed: its subscriptions get the new list, the partners' users on it are watched or no more. */
   contactsChanged(owner: string): void {
+    this.#running?.remote?.sync(owner);
     this.#running?.events.changed(this.name, listResource(owner));
+  }
+
+  /** The subscriptions to partners' users watched for `owner`'s contact list (inspection, tests). */
+  remoteSubscriptions(owner: string): Array<{ member: string; state: string }> {
+    return (this.#running?.remote?.subscriptionsOf(owner) ?? []).map((s) => ({ member: s.member, state: s.state }));
+  }
+
+  /**
+   * A NOTIFY of a subscription the list server made to a partner's user (remote.ts): only from a
+   * partner's connection, only within the exact dialog (Call-ID and our tag), only from the member
+   * that dialog watches, whose domain the connection's certificate was verified for.
+   */
+  async takeNotify(ctx: SipContext, incoming: Incoming): Promise<boolean> {
+    const remote = this.#running?.remote;
+    if (remote === undefined || !fromPartner(incoming)) return false;
+    const sub = remote.find(incoming.request);
+    if (sub === undefined) return false;
+    const sender = await authenticatePartner(ctx, incoming, sub.owner);
+    if (sender === undefined) return true;
+    if (sender.toLowerCase() !== sub.member) {
+      reply(ctx, incoming, 403, { warning: `this dialog watches ${sub.member}, not ${sender}` });
+      return true;
+    }
+    const { status, warning } = sub.notify(incoming.request);
+    reply(ctx, incoming, status, warning === undefined ? {} : { warning });
+    return true;
   }
 
   /**
@@ -259,6 +313,7 @@ export class PresenceService implements EventPackage {
     const running = this.#running;
     if (!running) return;
     running.cancelPoll();
+    running.remote?.close();
     running.ctx.registrations.off('changed', running.onRegistration);
     running.publications.close();
     this.#running = undefined;

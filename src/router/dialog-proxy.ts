@@ -213,15 +213,17 @@ export class DialogProxy {
 }
 
 /**
- * NOTIFY (RFC 6665 §4.1.3) reaches Parley only within a subscription of a local user to a
- * partner's user that Parley record-routed: it goes on to the subscriber's client. Parley is the
- * notifier of its own users and subscribes to nobody itself, so any other NOTIFY is refused.
+ * NOTIFY (RFC 6665 §4.1.3) reaches Parley within a subscription of a local user to a partner's
+ * user that Parley record-routed: it goes on to the subscriber's client. Parley itself subscribes
+ * only for contact lists with partners' users (src/presence/remote.ts): `subscriber` takes the
+ * NOTIFYs of those dialogs (true: taken and answered). Any other NOTIFY is refused (481).
  */
-export function dialogNotifyHandler(proxy: DialogProxy): MethodHandler {
+export function dialogNotifyHandler(proxy: DialogProxy, subscriber?: (ctx: SipContext, incoming: Incoming) => Promise<boolean>): MethodHandler {
   return {
     method: 'NOTIFY',
     async handle(ctx: SipContext, incoming: Incoming): Promise<void> {
       const token = proxy.tokenOf(ctx, incoming.request);
+      if (token === undefined && subscriber !== undefined && (await subscriber(ctx, incoming))) return;
       if (token === undefined) {
         reply(ctx, incoming, 481, { warning: `no subscription here takes this NOTIFY: ${ctx.domain} forwards NOTIFY only along the route of a subscription it record-routed` });
         return;

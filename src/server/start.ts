@@ -327,7 +327,9 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     routes.push(createEwsRoute({ db, logger, domain: config.domain, product: PRODUCT, names: ownNames, signIn, smtpRoutes: config.smtpRoutes, quota: mailboxQuota, onMailboxChanged: (address) => messageSummary.mailboxChanged(address), onRequest: (operation, fault) => metrics.ewsRequest(operation, fault) }));
     routes.push(createAutodiscoverRoute({ db, logger, domain: config.domain, product: PRODUCT, names: ownNames, signIn }));
     // a user's blocked watchers and contact list: /presence/blocked, /presence/contacts (HTTP Basic, as EWS)
-    routes.push(createPresenceRoute({ db, logger, domain: config.domain, product: PRODUCT, signIn, caller: sessionCaller({ sessions: webSessions, basic, isOwnOrigin, challenge: true }), onBlocksChanged: () => presence.blocksChanged(), onContactsChanged: (owner) => presence.contactsChanged(owner) }));
+    routes.push(createPresenceRoute({ db, logger, domain: config.domain, product: PRODUCT, signIn, caller: sessionCaller({ sessions: webSessions, basic, isOwnOrigin, challenge: true }), onBlocksChanged: () => presence.blocksChanged(), onContactsChanged: (owner) => presence.contactsChanged(owner),
+      // partners' users on contact lists (issue 15): the link is wired below, so it is read per request
+      outboundRefusal: (sender, domain) => (ctx.federation === undefined ? { code: 'FEDERATION_DISABLED', warning: `${config.domain} has no federation link configured (the "federation" key of its config)` } : ctx.federation.outboundRefusal(sender, domain)) }));
     // the web client's sign-in: /api/session (the session cookie)
     routes.push(createSessionRoute({ db, logger, domain: config.domain, product: PRODUCT, signIn, sessions: webSessions, isOwnOrigin, baseFor: (req, tls) => ownNames.baseFor(placeOf(req, tls)).base, trustedProxies: config.auth.trustedProxies }));
     // the organisation's address book for signed-in users: /api/directory
