@@ -55,19 +55,20 @@ export interface ContactFederation {
 /**
  * Adds a user of the organisation to `owner`'s contact list (USER_NOT_FOUND for an address of
  * this domain that is no user), or a partner's user when the federation decision lets `owner`
- * reach their domain (PARTNER_REFUSED with the decision's reason otherwise). Without `federation`
- * every address is taken for this organisation's.
+ * reach their domain (PARTNER_REFUSED with the decision's reason otherwise). Without
+ * `outboundRefusal` (no federation link) every address is taken for this organisation's.
  */
 export function addToContacts(db: Database, owner: string, member: string, now: number, federation?: ContactFederation): { contact: Contact; created: boolean } {
   const memberDomain = member.slice(member.lastIndexOf('@') + 1);
-  const remote = federation !== undefined && memberDomain !== federation.domain;
+  // without a federation link, every address is taken for one of this organisation's (as before issue 15)
+  const decide = federation?.outboundRefusal;
+  const remote = decide !== undefined && memberDomain !== federation?.domain;
   if (remote) {
-    const refusal = federation.outboundRefusal === undefined
-      ? { code: 'FEDERATION_DISABLED', warning: `${member} is not a user of ${federation.domain}, and this server has no federation link configured (the "federation" key of its config)` }
-      : federation.outboundRefusal(owner, memberDomain);
+    const refusal = decide(owner, memberDomain);
     if (refusal !== null) throw new PresenceError('PARTNER_REFUSED', `${member} cannot be on the contact list of ${owner}: ${refusal.warning} (${refusal.code})`);
   } else if (findUser(db, member) === undefined) {
-    throw new DirectoryError('USER_NOT_FOUND', `${member} is not a user of the organisation: a contact list holds users of this server and, with federation, partners' users`);
+    const why = federation === undefined || memberDomain === federation.domain ? '' : ` (partners' users may be on it once this server has a federation link: the "federation" key of its config)`;
+    throw new DirectoryError('USER_NOT_FOUND', `${member} is not a user of the organisation: a contact list holds users of this server${why}`);
   }
   const { contact, created } = remote ? addRemoteContact(db, owner, member, now) : addContact(db, owner, member, now);
   if (contact === undefined) throw listFull(CONTACT_LIST, owner);

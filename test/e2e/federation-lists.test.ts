@@ -4,11 +4,13 @@
 // alice, and each RLMI NOTIFY of her list carries dave's presence as org-b shows it to alice:
 // pending first, then his state, his changes, Offline once he blocks her. Removing him from the
 // list ends that back-end subscription (org-b's Get-CsUserPresence stops listing alice as a watcher).
+// In the web client, alice adds dave by typing his full address in the search and sees his state.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { SipClient } from '../../src/client/index.ts';
 import type { SipRequest } from '../../src/sip/index.ts';
 import { notifications, sdkClients, type Arrivals } from '../harness/clients.ts';
+import { contactEntry, launchBrowser, openClient, signIn } from '../harness/browser.ts';
 import { eventually } from '../harness/eventually.ts';
 import { enableFederation, outcome, startFederationEnv, type FederationEnv, type ParleyOrg } from './federation-env.ts';
 
@@ -198,5 +200,36 @@ describe('a partner\'s user on a contact list (RFC 4662 lists with remote entrie
     // alice's client ends its list subscription: org-a ends its subscription to dave
     await list.unsubscribe();
     await aliceWatchesDave(false);
+  });
+
+  it('in the web client, alice adds dave@org-b by his full address and sees his presence', async () => {
+    // dave off the list and alice unblocked, from the tests above
+    assert.equal((await api(orgA, 'alice', 'DELETE', `/presence/contacts/${encodeURIComponent(`dave@${B}`)}`)).status, 204);
+    assert.equal((await api(orgB, 'dave', 'DELETE', `/presence/blocked/${encodeURIComponent(`alice@${A}`)}`)).status, 204);
+    const dave = await atB.connect('dave', { register: true });
+    const busy = await dave.request('PUBLISH', `sip:dave@${B}`, { headers: { Event: 'presence', Expires: '600' }, body: pidf(`dave@${B}`, '<rpid:busy/>'), contentType: PIDF });
+    assert.equal(busy.status, 200, outcome(busy, logs));
+    const browser = await launchBrowser();
+    try {
+      const alice = await openClient(browser, orgA.server);
+      await signIn(alice.page, 'alice', 'alice-pw');
+      await alice.page.keyboard.press('Control+k');
+      const dialog = alice.page.getByRole('dialog', { name: 'Search the directory' });
+      await dialog.getByLabel('Name or address').fill(`dave@${B}`);
+      const result = dialog.locator(`li.result[data-address="dave@${B}"]`);
+      await result.getByText('At another organisation').waitFor();
+      await result.getByRole('button', { name: 'Add to contacts' }).click();
+      await result.getByText('In contacts').waitFor();
+      await alice.page.keyboard.press('Escape');
+      await contactEntry(alice.page, `dave@${B}`).getByText('Busy').waitFor();
+      // a domain alice may not reach: the server's reason, in the dialog
+      await alice.page.keyboard.press('Control+k');
+      await dialog.getByLabel('Name or address').fill('erin@org-c.test');
+      await dialog.locator('li.result[data-address="erin@org-c.test"]').getByRole('button', { name: 'Add to contacts' }).click();
+      await dialog.getByRole('alert').getByText(/org-c\.test/).waitFor();
+      assert.deepEqual(alice.problems, []);
+    } finally {
+      await browser.close();
+    }
   });
 });

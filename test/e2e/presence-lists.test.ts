@@ -91,7 +91,7 @@ describe('resource list subscriptions (RFC 4662)', () => {
     assert.equal((await contacts('PUT', 'alice', 'bob')).status, 201);
     const put = await contacts('PUT', 'alice', `sip:carol@${DOMAIN}`);
     assert.equal(put.status, 201);
-    assert.deepEqual(put.json, { contact: `carol@${DOMAIN}`, displayName: null, since: put.json?.since });
+    assert.deepEqual(put.json, { contact: `carol@${DOMAIN}`, displayName: null, since: put.json?.since, remote: false });
     assert.equal((await contacts('PUT', 'alice', 'carol')).status, 200);
     const list = await contacts('GET', 'alice');
     assert.equal(list.json?.uri, `sip:alice+contacts@${DOMAIN}`);

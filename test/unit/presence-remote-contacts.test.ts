@@ -33,10 +33,11 @@ describe('contact lists with partners\' users', () => {
     assert.deepEqual(listContacts(db, `alice@${D}`).map((c) => c.member), [`bob@${D}`]);
   });
 
-  it('refuses with the decision\'s reason (403 PARTNER_REFUSED), and without a link at all', async () => {
+  it('refuses with the decision\'s reason (403 PARTNER_REFUSED); without a link, other domains are no users (404)', async () => {
     const db = await database();
     assert.throws(() => addToContacts(db, `alice@${D}`, 'erin@org-c.test', T0, allowOrgB), (err: unknown) => err instanceof PresenceError && err.code === 'PARTNER_REFUSED' && err.httpStatus === 403 && /not an allowed domain.*DOMAIN_NOT_ALLOWED/.test(err.message));
-    assert.throws(() => addToContacts(db, `alice@${D}`, 'dave@org-b.test', T0, { domain: D }), (err: unknown) => err instanceof PresenceError && err.code === 'PARTNER_REFUSED' && /FEDERATION_DISABLED/.test(err.message));
+    // no federation link: an address of another domain is no user, as before issue 15
+    assert.throws(() => addToContacts(db, `alice@${D}`, 'dave@org-b.test', T0, { domain: D }), (err: unknown) => err instanceof DirectoryError && err.code === 'USER_NOT_FOUND' && /federation link/.test(err.message));
     assert.throws(() => addToContacts(db, `alice@${D}`, `ghost@${D}`, T0, allowOrgB), (err: unknown) => err instanceof DirectoryError && err.code === 'USER_NOT_FOUND');
     assert.deepEqual(listContacts(db, `alice@${D}`), []);
   });

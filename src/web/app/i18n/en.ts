@@ -37,6 +37,7 @@ export const en = {
   'search.title': 'Search the directory',
   'search.label': 'Name or address',
   'search.none': 'Nobody matches “{q}”.',
+  'search.partner': 'At another organisation',
   'search.close': 'Close search',
   'search.more': 'More results',
   'search.chat': 'Chat',

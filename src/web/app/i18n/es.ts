@@ -37,6 +37,7 @@ export const es: Catalogue = {
   'search.title': 'Buscar en el directorio',
   'search.label': 'Nombre o dirección',
   'search.none': 'Nadie coincide con «{q}».',
+  'search.partner': 'En otra organización',
   'search.close': 'Cerrar la búsqueda',
   'search.more': 'Más resultados',
   'search.chat': 'Conversar',

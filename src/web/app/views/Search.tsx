@@ -1,5 +1,7 @@
 // Directory search (Ctrl+K): a modal <dialog> (the browser keeps the focus in it, Escape closes
-// it), results paged by the server; each person can be chatted with or added to the contacts.
+// it), results paged by the server; each person can be chatted with or added to the contacts. An
+// address of another organisation typed in full (`dave@partner.example`) is offered too: with
+// federation, partners' users may be chatted with and be contacts (the server says when not).
 
 import { useSignal } from '@preact/signals';
 import { useEffect, useRef } from 'preact/hooks';
@@ -7,6 +9,12 @@ import { api, type DirectoryUser } from '../api.ts';
 import { useApp } from '../context.ts';
 
 const DEBOUNCE_MS = 250;
+
+/** `user@domain.tld` typed in full, lower case; undefined for anything else. */
+function fullAddress(text: string): string | undefined {
+  const address = text.trim().replace(/^sips?:/i, '').toLowerCase();
+  return /^[^@\s<>";]+@[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(address) ? address : undefined;
+}
 
 export function SearchDialog() {
   const { t, client, ui } = useApp();
@@ -59,6 +67,11 @@ export function SearchDialog() {
     close();
   };
   const own = client.session.value?.address;
+  // a partner's user: typed in full, of another domain than ours
+  const typed = fullAddress(q.value);
+  const partner: DirectoryUser | undefined =
+    typed !== undefined && !typed.endsWith(`@${client.session.value?.domain ?? ''}`) && !users.value.some((u) => u.address === typed) ? { address: typed, sipUri: `sip:${typed}`, displayName: '' } : undefined;
+  const shown = partner === undefined ? users.value : [...users.value, partner];
 
   return (
     <dialog ref={dialog} class="search-dialog" aria-labelledby="search-title" onClose={() => (ui.searchOpen.value = false)}
@@ -84,13 +97,13 @@ export function SearchDialog() {
         </p>
       )}
       <ul class="results" aria-live="polite">
-        {users.value.map((u) => {
+        {shown.map((u) => {
           const inContacts = client.contacts.value.has(u.address);
           return (
             <li key={u.address} class="result" data-address={u.address}>
               <div>
                 <span class="contact-name">{u.displayName || u.address}</span>
-                <span class="me-address">{u.address}</span>
+                <span class="me-address">{u === partner ? t('search.partner') : u.address}</span>
               </div>
               <div class="result-actions">
                 {u.address !== own && (
@@ -111,7 +124,7 @@ export function SearchDialog() {
           );
         })}
       </ul>
-      {users.value.length === 0 && q.value !== '' && !error.value && <p class="muted">{t('search.none', { q: q.value })}</p>}
+      {shown.length === 0 && q.value !== '' && !error.value && <p class="muted">{t('search.none', { q: q.value })}</p>}
       {users.value.length < total.value && (
         <button type="button" class="secondary" onClick={() => void more()}>
           {t('search.more')}
