@@ -269,11 +269,6 @@ export class PresenceService implements EventPackage {
     this.#running?.events.changed(this.name, listResource(owner));
   }
 
-  /** The subscriptions to partners' users watched for `owner`'s contact list (inspection, tests). */
-  remoteSubscriptions(owner: string): Array<{ member: string; state: string }> {
-    return (this.#running?.remote?.subscriptionsOf(owner) ?? []).map((s) => ({ member: s.member, state: s.state }));
-  }
-
   /**
    * A NOTIFY of a subscription the list server made to a partner's user (remote.ts): only from a
    * partner's connection, only within the exact dialog (Call-ID and our tag), only from the member
