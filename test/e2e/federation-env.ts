@@ -64,6 +64,11 @@ export interface FederationEnv {
   kamailio: KamailioOrg | null;
   /** the records being served */
   records: DnsRecords;
+  /**
+   * Serves `more` records besides those being served (names known only once the environment runs:
+   * another SRV record for an organisation's port, say) and waits until dnsmasq answers them.
+   */
+  publish(more: DnsRecords): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -125,6 +130,11 @@ export async function startFederationEnv(options: FederationEnvOptions): Promise
         const o = orgs.find((x) => x.domain === domain);
         if (!o) throw new Error(`no organisation ${domain} in this environment`);
         return o;
+      },
+      async publish(more) {
+        records.srv.push(...more.srv);
+        Object.assign(records.a, more.a);
+        await dns.publish(records);
       },
       stop,
     };
