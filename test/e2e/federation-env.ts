@@ -24,7 +24,9 @@
 // Nothing here reaches a real network: every name is under .test and answered by our dnsmasq.
 //
 // The parts live in test/e2e/federation/ (pki, dns, smtp, parley, kamailio, partner: a raw TLS
-// partner); this file starts them together and exports them all.
+// partner, and a partner server that never answers a handshake); this file starts them together and
+// exports them all. Records only known once it runs (an organisation's port behind another name)
+// are added with `env.publish`.
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
