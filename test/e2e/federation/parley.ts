@@ -70,7 +70,9 @@ export async function startParleyOrg(spec: OrgSpec, net: number, index: number, 
   const fqdn = `sip.${spec.domain}`;
   const { cert, key } = pki.leaf(fqdn);
   const config = {
-    federation: { fqdn, listen: fedAddress, port: 0, cert, key, ca: pki.ca, dnsServers: [dns.server], connectTimeout: 5 },
+    // the test's DNS for everything: the link's SRV records (federation.dnsServers left to it) and outbound mail's MX
+    dnsServers: [dns.server],
+    federation: { fqdn, listen: fedAddress, port: 0, cert, key, ca: pki.ca, connectTimeout: 5 },
     smtpRoutes,
     // a device that does not answer counts as offline after a second (default 10 s)
     messaging: { deviceTimeout: 1 },
