@@ -114,7 +114,7 @@ function describeSmtpRoutes(config: Readonly<ServerConfig>): string {
   const r = config.smtpRoutes;
   const parts = Object.entries(r.domains ?? {}).map(([domain, route]) => `${domain} to ${route.host}:${route.port}`);
   if (r.smarthost !== undefined) parts.push(`every other domain to the smarthost ${r.smarthost.host}:${r.smarthost.port}`);
-  else if (r.mx === false) parts.push('no other domain (smtpRoutes.mx is false)');
+  else if (r.mx === false) parts.push(parts.length === 0 ? 'off (no route, no smarthost, and smtpRoutes.mx is false)' : 'no other domain (smtpRoutes.mx is false)');
   else parts.push(`every other domain to its MX hosts on port 25 (DNS ${describeDns(config.dnsServers)})`);
   return parts.join('; ');
 }
