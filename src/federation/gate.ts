@@ -8,8 +8,8 @@ import type { Flow } from '../sip/index.ts';
 import type { Database } from '../storage/index.ts';
 import { federationDecision, inboundDecision, partnerRoute } from './decision.ts';
 import { matchingName } from './link/cert-names.ts';
-import type { PartnerDns } from './link/dns.ts';
 import { expectedHosts, SRV_PREFIX } from './link/targets.ts';
+import type { PartnerDns } from './link/targets.ts';
 import { parseDomain } from './names.ts';
 
 export interface GateOptions {

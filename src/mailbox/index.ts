@@ -30,8 +30,12 @@ export type { OutboundMessage, OutboundOrigin, OutboxEntry } from './smtp/outbox
 export { dueOutbound, getOutbound } from './smtp/outbox.ts';
 export type { PartnerMailOptions } from './smtp/partner-mail.ts';
 export { PartnerMailConnector } from './smtp/partner-mail.ts';
-export type { SmtpOutboundOptions, SmtpRoute, SmtpRoutes } from './smtp/outbound.ts';
-export { SmtpOutbound, queueExternal, routeFor } from './smtp/outbound.ts';
+export type { OutboundRoute, SmtpOutboundOptions, SmtpRoute, SmtpRoutes } from './smtp/outbound.ts';
+export { SmtpOutbound, noRouteReason, queueExternal, routeFor } from './smtp/outbound.ts';
+export type { Exchangers, MailDns, MailExchanger } from './smtp/mx.ts';
+export { mailExchangers, nullMx, orderMx, SMTP_PORT } from './smtp/mx.ts';
+export type { SmtpSend, SmtpServer } from './smtp/send.ts';
+export { nodemailerSend } from './smtp/send.ts';
 export type { EwsVersion } from './ews/names.ts';
 export { ACCEPTED_VERSIONS as EWS_VERSIONS } from './ews/names.ts';
 export type { ChangeLogCutoffs } from './retention.ts';

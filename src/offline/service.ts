@@ -6,7 +6,7 @@
 //   offline.start();                    // recovers interrupted deliveries, loads the quotas, starts the worker
 //   closers.push(() => offline.close());
 
-import { routeFor } from '../mailbox/index.ts';
+import { noRouteReason, routeFor } from '../mailbox/index.ts';
 import { effectiveSettings } from '../settings/index.ts';
 import { transaction } from '../storage/index.ts';
 import { offlineGate } from './gate.ts';
@@ -158,9 +158,12 @@ export class OfflineService implements OfflineHandoff {
     }
     if (kind === 'email') {
       const domain = m.recipient.slice(m.recipient.lastIndexOf('@') + 1);
-      // refused now rather than spooled for an e-mail that cannot leave (when the routes are known)
+      // refused now rather than spooled for an e-mail that cannot leave (when the routes are known).
+      // With MX routing (smtpRoutes.mx, on by default) every domain has a route: whether the DNS
+      // knows its mail exchangers is found when the e-mail is sent, and a domain that takes no mail
+      // fails the outbox entry then (the spool entry's trace shows mail-failed with the reason).
       if (this.#o.smtpRoutes !== undefined && routeFor(this.#o.smtpRoutes, domain) === undefined) {
-        const warning = `${m.recipient} is offline and the message cannot go by e-mail: this server has no outbound SMTP route for ${domain} (smtpRoutes: a domain route or a smarthost)`;
+        const warning = `${m.recipient} is offline and the message cannot go by e-mail: ${noRouteReason(domain)}`;
         if (this.#traces(m.sender, now)) this.#record({ kind: 'trace', event: { traceId: null, callId: m.callId, at: now, step: 'gated', detail: { decision: 'refused', from: m.sender, to: m.recipient, kind, reason: warning } } });
         return { kind: 'refused', warning };
       }

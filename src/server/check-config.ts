@@ -14,7 +14,7 @@ import { secretPath } from './secrets.ts';
 export function checkStartup(config: Readonly<ServerConfig>, now: Date = new Date()): string[] {
   checkDataDir(config.dataDir);
   const tls = config.tls !== null ? checkTls(config.tls, now) : config.acme !== null ? checkAcme(config, now) : 'off';
-  const federation = config.federation === null ? 'off (other domains are refused)' : checkFederation(config.federation, config.listen, now);
+  const federation = config.federation === null ? 'off (other domains are refused)' : checkFederation(config.federation, config.listen, config.dnsServers, now);
   for (const [name, server] of Object.entries(config.mailboxes.servers ?? {})) {
     // the server reads it when it starts: an unreadable one would stop the start
     if (server.passwordFile !== undefined) readable(server.passwordFile, `mailboxes.servers.${name}.passwordFile`);
@@ -27,6 +27,7 @@ export function checkStartup(config: Readonly<ServerConfig>, now: Date = new Dat
     `ports: sip ${config.sipPort} (UDP, TCP), sips ${config.tls === null && config.acme === null ? `${config.sipsPort} (unused: TLS off)` : `${config.sipsPort} (TLS)`}, http ${config.httpPort} (EWS, WebSocket, admin API), https ${config.httpsPort ?? 'off'}, smtp ${config.smtpPort ?? 'off'}`,
     `tls: ${tls}`,
     `federation: ${federation}`,
+    `outbound mail: ${describeSmtpRoutes(config)}`,
     `data dir: ${resolve(config.dataDir)}`,
     `mailboxes: ${describeMailboxes(config.mailboxes)}`,
     `connections: at most ${config.sip.connections.maxTotal} in all, ${config.sip.connections.maxPerSource} per source`,
@@ -77,7 +78,7 @@ function checkTls(tls: { cert: string; key: string }, now: Date): string {
  * The federation pair as the TLS checks take it, and the partners' CA bundle: readable, with at
  * least one certificate in it (an empty or garbled bundle would refuse every partner).
  */
-function checkFederation(fed: Readonly<FederationConfig>, listen: string, now: Date): string {
+function checkFederation(fed: Readonly<FederationConfig>, listen: string, dnsServers: readonly string[], now: Date): string {
   let pair;
   try {
     pair = readPair({ cert: fed.cert, key: fed.key, certSetting: 'federation.cert', keySetting: 'federation.key' }, now);
@@ -100,8 +101,22 @@ function checkFederation(fed: Readonly<FederationConfig>, listen: string, now: D
     if (pems.length === 0) throw new ConfigError(`federation.ca: ${fed.ca} holds no PEM certificate; partners' certificates could never be verified`);
     trust = `${pems.length} CA certificate(s) from ${fed.ca}`;
   }
-  const dns = fed.dnsServers.length === 0 ? 'the system resolver\'s servers' : fed.dnsServers.join(', ');
+  const dns = describeDns(fed.dnsServers.length > 0 ? fed.dnsServers : dnsServers);
   return `${fed.fqdn} on ${fed.listen ?? listen}:${fed.port} (mutual TLS; ${pair.subject}; valid until ${pair.notAfter.toISOString()}; partners verified against ${trust}; DNS ${dns})`;
+}
+
+function describeDns(servers: readonly string[]): string {
+  return servers.length === 0 ? 'the system resolver\'s servers' : servers.join(', ');
+}
+
+/** Where mail to other organisations goes: smtpRoutes, then the recipient domain's MX hosts. */
+function describeSmtpRoutes(config: Readonly<ServerConfig>): string {
+  const r = config.smtpRoutes;
+  const parts = Object.entries(r.domains ?? {}).map(([domain, route]) => `${domain} to ${route.host}:${route.port}`);
+  if (r.smarthost !== undefined) parts.push(`every other domain to the smarthost ${r.smarthost.host}:${r.smarthost.port}`);
+  else if (r.mx === false) parts.push(parts.length === 0 ? 'off (no route, no smarthost, and smtpRoutes.mx is false)' : 'no other domain (smtpRoutes.mx is false)');
+  else parts.push(`every other domain to its MX hosts on port 25 (DNS ${describeDns(config.dnsServers)})`);
+  return parts.join('; ');
 }
 
 /** ACME: the CA bundle readable, and what the stored certificate is (or that one is ordered at start). */

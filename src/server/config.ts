@@ -34,8 +34,16 @@ export interface ServerConfig {
   httpsPort: number | null;
   /** inbound SMTP for mail from other organisations; null: off */
   smtpPort: number | null;
-  /** where mail to other organisations goes: { domains: { 'partner.example': { host, port } }, smarthost: { host, port } } */
+  /**
+   * where mail to other organisations goes: { domains: { 'partner.example': { host, port } }, smarthost: { host, port }, mx: true };
+   * a domain without a route, when there is no smarthost, goes to its MX hosts on port 25 unless mx is false
+   */
   smtpRoutes: SmtpRoutes;
+  /**
+   * DNS servers the server asks (MX and A/AAAA of outbound mail; the federation link's SRV and
+   * A/AAAA unless federation.dnsServers names others), `host` or `host:port`; []: the system resolver's servers
+   */
+  dnsServers: string[];
   dataDir: string;
   /** PEM files; SIP over TLS runs only when both are set; reloaded when they change or on SIGHUP (src/certs) */
   tls: { cert: string; key: string } | null;
@@ -112,7 +120,7 @@ export interface FederationConfig {
   key: string;
   /** PEM bundle of the CAs partners' certificates must chain to; null: the system's CAs */
   ca: string | null;
-  /** DNS servers for partners' SRV/A/AAAA records, `host` or `host:port`; []: the system resolver's servers */
+  /** DNS servers for partners' SRV/A/AAAA records, `host` or `host:port`, when they are not the top-level dnsServers; []: the top-level dnsServers */
   dnsServers: string[];
   /** seconds a connection to a partner may take (TCP and TLS handshake) before the partner counts as unreachable */
   connectTimeout: number;
@@ -187,6 +195,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   httpsPort: null,
   smtpPort: null,
   smtpRoutes: {},
+  dnsServers: [],
   dataDir: './data',
   tls: null,
   acme: null,
@@ -321,6 +330,14 @@ const tls: Check = (v, path) => {
   return section({ cert: nonEmpty, key: nonEmpty }, true)(v, path);
 };
 
+/** `["192.0.2.53", "[2001:db8::53]:5353"]`: DNS servers by address (a name would need DNS to be found) */
+const dnsServers: Check = (d, p) => {
+  if (!Array.isArray(d) || d.length > 8 || !d.every((x) => typeof x === 'string' && /^(\[[0-9a-fA-F:.]+\]|[0-9a-fA-F:.]+)(:\d{1,5})?$/.test(x))) {
+    throw new ConfigError(`${p} must list up to 8 DNS servers as IP addresses with an optional port, such as ["192.0.2.53", "[2001:db8::53]:5353"], not ${JSON.stringify(d)}`);
+  }
+  return d;
+};
+
 /** `{ "fqdn": "sip.example.com", "cert": "…pem", "key": "…pem", "port": 5061, "ca": "…pem", "dnsServers": ["192.0.2.53"] }` */
 const federation: Check = (v, path) => {
   if (v === null) return null;
@@ -331,12 +348,7 @@ const federation: Check = (v, path) => {
     cert: nonEmpty,
     key: nonEmpty,
     ca: (c: unknown, p: string) => (c === null ? null : nonEmpty(c, p)),
-    dnsServers: (d: unknown, p: string) => {
-      if (!Array.isArray(d) || d.length > 8 || !d.every((x) => typeof x === 'string' && /^(\[[0-9a-fA-F:.]+\]|[0-9a-fA-F:.]+)(:\d{1,5})?$/.test(x))) {
-        throw new ConfigError(`${p} must list up to 8 DNS servers as IP addresses with an optional port, such as ["192.0.2.53", "[2001:db8::53]:5353"], not ${JSON.stringify(d)}`);
-      }
-      return d;
-    },
+    dnsServers,
     connectTimeout: positive(1, 120),
   };
   const out = section(shape)(v, path) as Record<string, unknown>;
@@ -482,7 +494,8 @@ const SCHEMA = section({
   httpPort: port,
   httpsPort: (v: unknown, path: string) => (v === null ? null : port(v, path)),
   smtpPort: (v: unknown, path: string) => (v === null ? null : port(v, path)),
-  smtpRoutes: section({ domains: smtpDomains, smarthost: smtpRoute }),
+  smtpRoutes: section({ domains: smtpDomains, smarthost: smtpRoute, mx: flag }),
+  dnsServers,
   dataDir: nonEmpty,
   tls,
   acme,

@@ -13,7 +13,8 @@ import { MessageSummaryPackage } from '../mailbox/index.ts';
 import { PRESENCE_MIGRATIONS, PresenceService, createPresenceRoute, databaseBlockList, databaseContactLists } from '../presence/index.ts';
 import { ProvisioningPackage, recordAudit } from '../settings/index.ts';
 import { SETTINGS_MIGRATIONS } from '../settings/index.ts';
-import { CachingResolver, FEDERATION_MIGRATIONS, FederationLink, PartnerCas, PartnerPool, certificateNames } from '../federation/index.ts';
+import { CachingResolver } from '../dns/index.ts';
+import { FEDERATION_MIGRATIONS, FederationLink, PartnerCas, PartnerPool, certificateNames } from '../federation/index.ts';
 import { createRegistrationEvents, MemoryLocationService, registerHandler } from '../registrar/index.ts';
 import type { SipContext } from '../router/context.ts';
 import { createDispatcher } from '../router/dispatch.ts';
@@ -131,6 +132,10 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   // The embedded mailboxes' quotas apply to EWS, SMTP and the offline spool alike.
   const mailboxQuota = new MailboxQuota(config.mailboxQuota);
   const mailboxes = createMailboxRouting(config.mailboxes, new EmbeddedMailboxConnector({ db, userExists, quota: mailboxQuota }));
+  // The DNS the server asks (config dnsServers, else the system's): the MX hosts of outbound mail,
+  // and the federation link's SRV records unless federation.dnsServers names other servers. One
+  // cache: answers are kept for their TTLs whoever asked.
+  const dns = new CachingResolver({ servers: config.dnsServers });
   const messageSummary = new MessageSummaryPackage({ summary: (address) => mailboxes.connectorFor(address).connector.missedSummary(address) });
   const provisioning = new ProvisioningPackage({ db, ewsUrl: (local) => `${ownNames.clientBase(advertisedHost ?? local)}/EWS/Exchange.asmx` });
   const events = new EventService({ packages: [presence, messageSummary, provisioning], limits: config.events });
@@ -149,7 +154,8 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     logger: logger.child({ component: 'offline' }),
     domain: config.domain,
     routing: mailboxes,
-    // an e-mail to a partner's user (issue 15) is refused before the 202 when no route reaches its domain
+    // an e-mail to a partner's user (issue 15) is refused before the 202 when no route reaches its
+    // domain: only with smtpRoutes.mx false (MX routing reaches every domain)
     smtpRoutes: config.smtpRoutes,
     displayName: (address) => findUser(address)?.displayName ?? '',
     retry: { baseMs: config.offlineIm.retryBase * 1000, maxMs: config.offlineIm.retryMax * 1000 },
@@ -468,10 +474,10 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
       fedKeeper.watch();
       checks.push(listenerBound('SIP', `federation ${formatEndpoint(listener.local)}`, () => listener.bound));
       // one cache for both: the SRV records that route a request also verify the partner's certificate
-      const dns = new CachingResolver({ servers: fed.dnsServers });
+      const partnerDns = fed.dnsServers.length > 0 ? new CachingResolver({ servers: fed.dnsServers }) : dns;
       const sentBy = `${fed.fqdn}:${listener.local.port}`;
       const pool = new PartnerPool({
-        dns,
+        dns: partnerDns,
         dial: (o) => connectStream({ ...o, timeoutMs: fed.connectTimeout * 1000, limits, sink, guard, advertise: sentBy }),
         credentials: () => ({ cert: fedKeeper.current.cert, key: fedKeeper.current.key, ca: cas.current }),
         logger: fedLogger,
@@ -481,7 +487,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
         db,
         domain: config.domain,
         sentBy,
-        dns,
+        dns: partnerDns,
         pool,
         logger: fedLogger,
       });
@@ -513,7 +519,8 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
       closers.push(() => listener.close());
       smtp = { address: listener.address, port: listener.port };
     }
-    const outbound = new SmtpOutbound({ db, logger, domain: config.domain, routes: config.smtpRoutes });
+    // mail to other organisations: by smtpRoutes, else to the recipient domain's MX hosts (RFC 5321 §5.1)
+    const outbound = new SmtpOutbound({ db, logger, domain: config.domain, routes: config.smtpRoutes, dns });
     outbound.start();
     closers.push(() => outbound.stop());
 

@@ -10,21 +10,25 @@
 //   records and the A records of the proxies, written once the servers listen (their ports are
 //   chosen by the OS) and rewritten with `publish` (dnsmasq restarts on the same address and port:
 //   it does not reload SRV records on SIGHUP);
-// - Parley organisations: `parley serve` with a `federation` block (mutual TLS with the test CA,
-//   dnsServers = the dnsmasq above), users added with `parley user add`, federation switched on with
-//   the cmdlets through the server's admin API (enableFederation: Set-CsAccessEdgeConfiguration,
-//   New-CsAllowedDomain, Set-CsExternalAccessPolicy);
+// - Parley organisations: `parley serve` with a `federation` block (mutual TLS with the test CA),
+//   dnsServers = the dnsmasq above, no smtpRoutes (mail goes by MX), users added with `parley user
+//   add`, federation switched on with the cmdlets through the server's admin API (enableFederation:
+//   Set-CsAccessEdgeConfiguration, New-CsAllowedDomain, Set-CsExternalAccessPolicy);
 // - Kamailio as org-c.test (federation/kamailio-org-c.cfg): a registrar for erin and frank, TLS towards the
 //   partners, 480 for a user who is not registered;
-// - an SMTP server standing for org-c's mail server, keeping what it receives.
+// - an SMTP server standing for org-c's mail server, keeping what it receives: port 25 of its own
+//   address, found through org-c.test's MX record (mail.org-c.test); it offers STARTTLS with a
+//   certificate nobody could verify for it (the rogue CA's, for another name), as MX hosts often do.
 //
 // Addresses: 127.<net>.<org>.1 is an organisation's SIP and HTTP address, 127.<net>.<org>.2 its
 // federation address (the A record of sip.<domain>), 127.<net>.53.1 the DNS server, 127.<net>.3.25
-// org-c's mail server. Each test file takes its own <net>, so files running side by side never meet.
+// org-c's mail server (the A record of mail.org-c.test). Each test file takes its own <net>, so files running side by side never meet.
 // Nothing here reaches a real network: every name is under .test and answered by our dnsmasq.
 //
 // The parts live in test/e2e/federation/ (pki, dns, smtp, parley, kamailio, partner: a raw TLS
-// partner); this file starts them together and exports them all.
+// partner, and a partner server that never answers a handshake); this file starts them together and
+// exports them all. Records only known once it runs (an organisation's port behind another name)
+// are added with `env.publish`.
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -57,13 +61,18 @@ export interface FederationEnv {
   dir: string;
   pki: TestPki;
   dns: TestDns;
-  /** org-c's mail server (smtpRoutes of every Parley org send org-c.test mail there) */
+  /** org-c's mail server (mail.org-c.test on port 25, org-c.test's MX: every Parley org sends org-c.test mail there) */
   smtp: SmtpStandIn;
   orgs: ParleyOrg[];
   org(domain: string): ParleyOrg;
   kamailio: KamailioOrg | null;
   /** the records being served */
   records: DnsRecords;
+  /**
+   * Serves `more` records besides those being served (names known only once the environment runs:
+   * another SRV record for an organisation's port, say) and waits until dnsmasq answers them.
+   */
+  publish(more: DnsRecords): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -83,9 +92,10 @@ export async function startFederationEnv(options: FederationEnvOptions): Promise
     const pki = makeTestPki(dir);
     const dns = await startDns(dir, `127.${net}.53.1`);
     stoppers.push(() => dns.stop());
-    const smtp = await startSmtpStandIn(`127.${net}.3.25`);
+    const smtp = await startSmtpStandIn(`127.${net}.3.25`, { port: 25, tls: pki.rogue });
     stoppers.push(() => smtp.stop());
-    const smtpRoutes = { domains: { 'org-c.test': { host: smtp.host, port: smtp.port } } };
+    // no route: the organisations find org-c's mail server by its MX record
+    const smtpRoutes = {};
 
     // side by side: each start adds its users with the CLI first, a few seconds on a busy machine
     const started = await Promise.allSettled(options.orgs.map((spec, i) => startParleyOrg(spec, net, ORG_INDEX[spec.domain] ?? i + 1, pki, dns, smtpRoutes)));
@@ -98,7 +108,11 @@ export async function startFederationEnv(options: FederationEnvOptions): Promise
     }
     const failed = started.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
-    const records: DnsRecords = { srv: [...(options.extraDns?.srv ?? [])], a: { ...options.extraDns?.a } };
+    const records: DnsRecords = {
+      srv: [...(options.extraDns?.srv ?? [])],
+      a: { ...options.extraDns?.a, 'mail.org-c.test': smtp.host },
+      mx: [{ name: 'org-c.test', exchange: 'mail.org-c.test', preference: 10 }, ...(options.extraDns?.mx ?? [])],
+    };
     for (const org of orgs) {
       records.srv.push({ name: `_sipfederationtls._tcp.${org.domain}`, target: org.fqdn, port: org.federation.port });
       records.a[org.fqdn] = org.federation.host;
@@ -125,6 +139,12 @@ export async function startFederationEnv(options: FederationEnvOptions): Promise
         const o = orgs.find((x) => x.domain === domain);
         if (!o) throw new Error(`no organisation ${domain} in this environment`);
         return o;
+      },
+      async publish(more) {
+        records.srv.push(...more.srv);
+        Object.assign(records.a, more.a);
+        records.mx = [...(records.mx ?? []), ...(more.mx ?? [])];
+        await dns.publish(records);
       },
       stop,
     };

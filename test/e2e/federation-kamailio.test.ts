@@ -2,7 +2,9 @@
 // the organisation org-c.test (test/e2e/federation/kamailio-org-c.cfg), its users erin and frank played by
 // sipp, and Parley as org-a.test; mutual TLS with certificates from a test CA, dnsmasq answering the
 // SRV records. IM both ways; erin offline (Kamailio answers 480): alice's messages go, once, as one
-// plain e-mail with a text and an HTML part to the SMTP server standing for org-c's mail server.
+// plain e-mail with a text and an HTML part to the SMTP server standing for org-c's mail server,
+// found through org-c.test's MX record (no smtpRoutes: RFC 5321 §5.1 MX routing, port 25, STARTTLS
+// with a certificate that cannot be verified — opportunistic, as to any MX host).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import ews from 'ews-javascript-api';
@@ -59,7 +61,7 @@ describe('federation with Kamailio as org-c.test', () => {
     assert.match(m.from, /^sip:frank@org-c\.test\b/);
   });
 
-  it('erin is offline (Kamailio answers 480): 202 with a Warning, then ONE plain e-mail with all of alice\'s messages at org-c\'s mail server', async () => {
+  it('erin is offline (Kamailio answers 480): 202 with a Warning, then ONE plain e-mail with all of alice\'s messages at org-c\'s mail server, found by MX', async () => {
     const alice = await atA.connect('alice');
     const texts = ['Erin, are you there?', 'The numbers are <below> & above', 'Call me back'];
     const warnings: string[] = [];
@@ -76,6 +78,8 @@ describe('federation with Kamailio as org-c.test', () => {
 
     const mail = await eventually('the e-mail at org-c\'s mail server', async () => (env.smtp.received.length > 0 ? env.smtp.received[0] : undefined), 30_000);
     assert.deepEqual(mail.to, [`erin@${C}`]);
+    assert.equal(mail.secure, true, 'STARTTLS, though the certificate names another host and comes from a CA nobody trusts');
+    assert.equal(env.smtp.port, 25);
     const parsed = await simpleParser(mail.raw);
     assert.equal(parsed.from?.value[0]?.address, `alice@${A}`);
     assert.deepEqual(parsed.to && !Array.isArray(parsed.to) ? parsed.to.value.map((t) => t.address) : [], [`erin@${C}`]);
@@ -97,6 +101,15 @@ describe('federation with Kamailio as org-c.test', () => {
     assert.equal(detail.state, 'delivered', show.stdout);
     assert.equal(detail.kind, 'email', show.stdout);
     assert.equal(detail.messages, 3, show.stdout);
+    // the entry's trace says where the e-mail went: org-c.test's MX host, not a configured route
+    const trace = await runCli(['trace', entry, '--json', '--data-dir', orgA.server.dataDir]);
+    assert.equal(trace.code, 0, trace.stderr);
+    const sent = (JSON.parse(trace.stdout) as Array<{ step: string; detail: Record<string, unknown> }>).find((s) => s.step === 'mail-sent');
+    assert.ok(sent, trace.stdout);
+    assert.equal(sent.detail.host, 'mail.org-c.test');
+    assert.equal(sent.detail.address, env.smtp.host);
+    assert.equal(sent.detail.port, 25);
+    assert.match(String(sent.detail.via), /\(MX 10\)$/);
 
     // alice keeps the usual Conversation History copy
     const service = new ExchangeService(ExchangeVersion.Exchange2013);

@@ -108,6 +108,17 @@ describe('SMTP settings', () => {
     assert.throws(() => loadConfig(file(JSON.stringify({ smtpRoutes: { smarthost: { host: 'x', port: 25, tls: true } } })), {}), /unknown setting config\.smtpRoutes\.smarthost\.tls/);
     assert.throws(() => loadConfig(file(JSON.stringify({ smtpRoutes: { domains: { 'Bad Domain': { host: 'x', port: 25 } } } })), {}), /must be a lower-case domain/);
   });
+
+  it('MX routing is on unless smtpRoutes.mx is false; dnsServers are addresses, [] the system resolver', () => {
+    const d = loadConfig(undefined, {});
+    assert.equal(d.smtpRoutes.mx, undefined, 'absent: on');
+    assert.deepEqual(d.dnsServers, [], 'the system resolver\'s servers');
+    const c = loadConfig(file(JSON.stringify({ smtpRoutes: { mx: false }, dnsServers: ['192.0.2.53', '[2001:db8::53]:5353'] })), {});
+    assert.equal(c.smtpRoutes.mx, false);
+    assert.deepEqual(c.dnsServers, ['192.0.2.53', '[2001:db8::53]:5353']);
+    assert.throws(() => loadConfig(file(JSON.stringify({ smtpRoutes: { mx: 'yes' } })), {}), /config\.smtpRoutes\.mx/);
+    assert.throws(() => loadConfig(file(JSON.stringify({ dnsServers: ['dns.example'] })), {}), /config\.dnsServers must list up to 8 DNS servers as IP addresses/);
+  });
 });
 
 describe('publicHosts setting', () => {

@@ -4,8 +4,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DIRECTORY_MIGRATIONS, addUser } from '../../src/directory/index.ts';
-import { DnsError, FEDERATION_MIGRATIONS, FederationLink, addDomain, inboundDecision, updateAccessEdge } from '../../src/federation/index.ts';
-import type { PartnerDns, PartnerRoute, SrvRecord } from '../../src/federation/index.ts';
+import { DnsError } from '../../src/dns/index.ts';
+import type { SrvRecord } from '../../src/dns/index.ts';
+import { FEDERATION_MIGRATIONS, FederationLink, addDomain, inboundDecision, updateAccessEdge } from '../../src/federation/index.ts';
+import type { PartnerDns, PartnerRoute } from '../../src/federation/index.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { EXTERNAL_ACCESS_POLICY, SETTINGS_MIGRATIONS, createInstance, grantPolicy } from '../../src/settings/index.ts';
 import type { Flow, PartnerPeer } from '../../src/sip/index.ts';

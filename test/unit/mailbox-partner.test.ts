@@ -89,15 +89,21 @@ describe('PartnerMailConnector', () => {
     assert.deepEqual(readTrace(db, 'sp-test1').map((s) => s.step), ['mail-queued']);
   });
 
-  it('refuses what is not a plain note, and a domain no route reaches (nothing queued)', async () => {
-    const connector = new PartnerMailConnector({ db, routes, now: () => T0 });
+  it('refuses what is not a plain note, and, with MX routing off, a domain no route reaches (nothing queued)', async () => {
+    const connector = new PartnerMailConnector({ db, routes: { ...routes, mx: false }, now: () => T0 });
     await assert.rejects(connector.deliver(email({ itemClass: MISSED_CLASS })), refused('INVALID_REQUEST'));
     await assert.rejects(connector.deliver(email({ internetMessageId: ' ' })), refused('INVALID_REQUEST'));
-    await assert.rejects(connector.deliver(email({ mailbox: 'erin@elsewhere.example' })), (e: unknown) => refused('REMOTE_REFUSED')(e) && /no outbound SMTP route for elsewhere\.example/.test((e as Error).message));
+    await assert.rejects(connector.deliver(email({ mailbox: 'erin@elsewhere.example' })), (e: unknown) => refused('REMOTE_REFUSED')(e) && /no outbound SMTP route for elsewhere\.example: .*smtpRoutes\.mx is false/.test((e as Error).message));
     assert.equal(dueOutbound(db, T0).length, 0);
     // the smarthost carries every domain
-    const viaSmarthost = new PartnerMailConnector({ db, routes: { smarthost: { host: '127.0.0.1', port: 2525 } }, now: () => T0 });
+    const viaSmarthost = new PartnerMailConnector({ db, routes: { smarthost: { host: '127.0.0.1', port: 2525 }, mx: false }, now: () => T0 });
     assert.equal((await viaSmarthost.deliver(email({ mailbox: 'erin@elsewhere.example' }))).created, true);
+  });
+
+  it('queues for any domain with MX routing (the default): its mail exchangers are looked up when it is sent', async () => {
+    const connector = new PartnerMailConnector({ db, routes, now: () => T0 });
+    assert.equal((await connector.deliver(email({ mailbox: 'erin@elsewhere.example' }))).created, true);
+    assert.deepEqual(dueOutbound(db, T0).map((e) => e.recipients), [['erin@elsewhere.example']]);
   });
 
   it('counts no Missed Conversations (a partner mailbox is not ours)', async () => {
@@ -129,13 +135,13 @@ describe('the e-mail SmtpOutbound writes for a queued entry', () => {
   it('a send that cannot leave (no route any more) fails the outbox entry, and the sender\'s trace says so', async () => {
     await new PartnerMailConnector({ db, routes, now: () => T0 }).deliver(email());
     // the routes changed since it was queued: SmtpOutbound decides without opening a connection
-    const outbound = new SmtpOutbound({ db, logger, domain: 'parley.test', routes: {}, now: () => T0 + 1000 });
+    const outbound = new SmtpOutbound({ db, logger, domain: 'parley.test', routes: { mx: false }, now: () => T0 + 1000 });
     assert.equal(await outbound.runOnce(), 0);
     const [entry] = db.prepare('SELECT id FROM mail_outbox').all() as Array<{ id: string }>;
     assert.equal(getOutbound(db, entry?.id ?? '')?.state, 'failed');
     const steps = readTrace(db, 'sp-test1');
     assert.deepEqual(steps.map((s) => s.step), ['mail-queued', 'mail-failed']);
-    assert.match(String(steps[1]?.detail.reason), /no SMTP route for partner\.example/);
+    assert.match(String(steps[1]?.detail.reason), /no outbound SMTP route for partner\.example/);
     assert.equal(steps[1]?.detail.outbox, entry?.id);
   });
 });

@@ -200,12 +200,15 @@ describe("to a partner's user who is offline: one e-mail", () => {
     assert.equal(refusals[0]?.detail.settingsOf, 'alice@parley.test');
   });
 
-  it('is refused at once when no SMTP route reaches the domain (a domain route or a smarthost)', async () => {
-    const refused = await service.accept(toPartner('hi', { recipient: 'erin@org-c.example' }));
+  it('with MX routing off, is refused at once when no SMTP route reaches the domain (a domain route or a smarthost)', async () => {
+    const noMx = new OfflineService(options({ smtpRoutes: { ...ROUTES, mx: false } }));
+    const refused = await noMx.accept(toPartner('hi', { recipient: 'erin@org-c.example' }));
     assert.equal(refused.kind, 'refused');
-    assert.match(refused.kind === 'refused' ? refused.warning : '', /no outbound SMTP route for org-c\.example \(smtpRoutes/);
-    const smarthost = new OfflineService(options({ smtpRoutes: { smarthost: { host: '127.0.0.1', port: 2525 } } }));
+    assert.match(refused.kind === 'refused' ? refused.warning : '', /no outbound SMTP route for org-c\.example: .*smtpRoutes\.mx is false/);
+    const smarthost = new OfflineService(options({ smtpRoutes: { smarthost: { host: '127.0.0.1', port: 2525 }, mx: false } }));
     assert.equal((await smarthost.accept(toPartner('hi', { recipient: 'erin@org-c.example' }))).kind, 'spooled');
+    // MX routing (the default) reaches every domain: its mail exchangers are looked up when the e-mail is sent
+    assert.equal((await service.accept(toPartner('hi', { recipient: 'erin@org-c.example' }))).kind, 'spooled');
   });
 
   it('a stop between queueing the e-mail and marking the entry delivered: the next start delivers again, and still ONE e-mail is queued', async () => {
@@ -260,7 +263,7 @@ describe("to a partner's user who is offline: one e-mail", () => {
   it('fails visibly (kept, with its reason) when the route is gone by delivery time', async () => {
     const entryId = entryIdOf(await service.accept(toPartner('hi')));
     clock += PICKUP;
-    const noRoute = new SpoolWorker(options({ smtpRoutes: {} }));
+    const noRoute = new SpoolWorker(options({ smtpRoutes: { mx: false } }));
     await noRoute.runOnce();
     const entry = getEntry(db, entryId);
     assert.equal(entry.state, 'failed');

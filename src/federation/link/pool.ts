@@ -7,8 +7,8 @@ import type { Logger } from '../../observability/logger.ts';
 import type { PartnerConnection } from '../../router/context.ts';
 import type { Flow, PartnerPeer, StreamConnectResult } from '../../sip/index.ts';
 import { checkPartnerIdentity, certificateNames } from './cert-names.ts';
-import type { PartnerDns } from './dns.ts';
 import { routeTargets, targetAddresses } from './targets.ts';
+import type { PartnerDns } from './targets.ts';
 import type { PartnerRoute } from '../decision.ts';
 
 /** Opens one TLS connection (src/sip connectStream with the server's sink and guard). */

@@ -1,13 +1,6 @@
 // The order in which a partner's servers are tried: RFC 2782's priority and weight. Pure: the
 // random numbers are passed in, so the order is testable.
-
-export interface SrvRecord {
-  readonly priority: number;
-  readonly weight: number;
-  readonly port: number;
-  /** lower case, no trailing dot; `.` (RFC 2782: "the service is decidedly not available") as '' */
-  readonly target: string;
-}
+import type { SrvRecord } from '../../dns/index.ts';
 
 /**
  * RFC 2782, "Usage rules": the lowest priority first; within one priority, repeatedly pick a record

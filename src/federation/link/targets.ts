@@ -4,9 +4,13 @@
 // 5061. The addresses of each host come from the same resolver (A, then AAAA).
 
 import { isIP } from 'node:net';
-import { DnsError, type PartnerDns } from './dns.ts';
+import { DnsError } from '../../dns/index.ts';
+import type { AddressLookup, SrvLookup } from '../../dns/index.ts';
 import { orderSrv, serviceRefused } from './srv.ts';
 import type { PartnerRoute } from '../decision.ts';
+
+/** The lookups the link makes (src/dns's CachingResolver answers them, with the TTLs' cache). */
+export type PartnerDns = SrvLookup & AddressLookup;
 
 export const FEDERATION_PORT = 5061;
 export const SRV_PREFIX = '_sipfederationtls._tcp.';

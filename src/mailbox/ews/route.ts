@@ -34,7 +34,7 @@ export interface EwsRouteOptions {
   limits?: XmlLimits;
   /** accept Basic credentials over plain HTTP from other hosts than loopback (default false: TLS or a local proxy) */
   allowPlainHttp?: boolean;
-  /** SMTP routes for mail sent to other organisations; none: such mail is refused */
+  /** SMTP routes for mail sent to other organisations; a domain with none goes to its MX hosts, or is refused when `mx` is false */
   smtpRoutes?: SmtpRoutes;
   /** the mailbox quotas (config mailboxQuota); default: DEFAULT_MAILBOX_QUOTA */
   quota?: MailboxQuota;

@@ -1,7 +1,7 @@
 // The MailboxConnector for a partner organisation's user (issue 15, the reference document's rule:
 // offline messages across organisations travel as plain e-mail). Delivering an item queues it as an
 // ordinary e-mail in the durable outbox (outbox.ts), which SmtpOutbound sends by the configured
-// routes (a domain's server, else the smarthost; there is no MX lookup). Idempotent like every
+// routes (a domain's server, else the smarthost, else the domain's MX hosts). Idempotent like every
 // connector: the item's InternetMessageId is the outbox entry's delivery key, so a delivery repeated
 // after a crash (queued, but the spool entry not yet marked delivered) finds the queued e-mail and
 // queues nothing. The SMTP sending itself is at least once, as SMTP is: a process stopped after the
@@ -12,13 +12,17 @@ import { NOTE_CLASS } from '../connector.ts';
 import { MailboxError } from '../errors.ts';
 import type { MissedSummary } from '../missed.ts';
 import type { Database } from '../../storage/index.ts';
-import { routeFor } from './outbound.ts';
+import { noRouteReason, routeFor } from './outbound.ts';
 import type { SmtpRoutes } from './outbound.ts';
 import { enqueueOutboundOnce } from './outbox.ts';
 
 export interface PartnerMailOptions {
   db: Database;
-  /** the routes SmtpOutbound sends by: an e-mail no route can carry is refused, not queued; absent: every e-mail is queued (SmtpOutbound fails what it cannot route) */
+  /**
+   * the routes SmtpOutbound sends by: an e-mail no route can carry (only with smtpRoutes.mx false:
+   * MX routing reaches every domain) is refused, not queued; absent: every e-mail is queued
+   * (SmtpOutbound fails what it cannot route, in the outbox and the entry's trace)
+   */
   routes?: SmtpRoutes;
   now?: () => number;
 }
@@ -38,7 +42,7 @@ export class PartnerMailConnector implements MailboxConnector {
     const rcpt = item.mailbox.toLowerCase();
     const domain = rcpt.slice(rcpt.lastIndexOf('@') + 1);
     if (this.#o.routes !== undefined && routeFor(this.#o.routes, domain) === undefined) {
-      throw new MailboxError('REMOTE_REFUSED', `no outbound SMTP route for ${domain}: configure smtpRoutes (a route for ${domain} or a smarthost), then retry the entry`);
+      throw new MailboxError('REMOTE_REFUSED', `${noRouteReason(domain)}; configure a route for ${domain}, a smarthost or MX routing, then retry the entry`);
     }
     const queued = enqueueOutboundOnce(
       this.#o.db,

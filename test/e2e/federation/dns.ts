@@ -1,5 +1,6 @@
-// dnsmasq answering the partners' _sipfederationtls._tcp SRV records and their proxies' A records, on
-// a high port of its own 127.x address; nothing is forwarded (every name under .test is ours).
+// dnsmasq answering the partners' _sipfederationtls._tcp SRV records and their proxies' A records,
+// and the MX records of their mail domains, on a high port of its own 127.x address; nothing is
+// forwarded (every name under .test is ours).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
@@ -19,10 +20,19 @@ export interface SrvRecord {
   weight?: number;
 }
 
+export interface MxRecord {
+  /** the mail domain: `org-c.test` */
+  name: string;
+  /** its mail exchanger: `mail.org-c.test` (with an A record) */
+  exchange: string;
+  preference?: number;
+}
+
 export interface DnsRecords {
   srv: SrvRecord[];
   /** host name → IPv4 address */
   a: Record<string, string>;
+  mx?: MxRecord[];
 }
 
 export interface TestDns {
@@ -69,6 +79,7 @@ export async function startDns(dir: string, host: string): Promise<TestDns> {
       `txt-record=generation.dns.test,${generation}`,
       ...records.srv.map((s) => `srv-host=${s.name},${s.target},${s.port},${s.priority ?? 0},${s.weight ?? 0}`),
       ...Object.entries(records.a).map(([name, address]) => `host-record=${name},${address}`),
+      ...(records.mx ?? []).map((m) => `mx-host=${m.name},${m.exchange},${m.preference ?? 10}`),
     ];
     await writeFile(conf, `${lines.join('\n')}\n`);
     if (child) await stopChild(child);

@@ -25,6 +25,8 @@ export interface ParleyOrg {
   address: string;
   /** the federation port's address and port (the A and SRV records name them) */
   federation: HostPort;
+  /** the config file `parley serve` was started with (its `federation` block, say, for `check-config`) */
+  config: Record<string, unknown>;
   server: RunningServer;
   /**
    * A cmdlet through the server's admin API (`POST /admin/cmdlets/<cmdlet>`, the bearer token of
@@ -68,7 +70,9 @@ export async function startParleyOrg(spec: OrgSpec, net: number, index: number, 
   const fqdn = `sip.${spec.domain}`;
   const { cert, key } = pki.leaf(fqdn);
   const config = {
-    federation: { fqdn, listen: fedAddress, port: 0, cert, key, ca: pki.ca, dnsServers: [dns.server], connectTimeout: 5 },
+    // the test's DNS for everything: the link's SRV records (federation.dnsServers left to it) and outbound mail's MX
+    dnsServers: [dns.server],
+    federation: { fqdn, listen: fedAddress, port: 0, cert, key, ca: pki.ca, connectTimeout: 5 },
     smtpRoutes,
     // a device that does not answer counts as offline after a second (default 10 s)
     messaging: { deviceTimeout: 1 },
@@ -98,17 +102,36 @@ export async function startParleyOrg(spec: OrgSpec, net: number, index: number, 
     await server.stop();
     throw err;
   }
-  return { domain: spec.domain, fqdn, address, federation, server, admin, stop: () => server.stop() };
+  return { domain: spec.domain, fqdn, address, federation, config, server, admin, stop: () => server.stop() };
+}
+
+export interface EnableFederationOptions {
+  /** partner domain → its ProxyFqdn (`sip.org-b.test:5061`): that partner is reached there, not through DNS SRV */
+  proxyFqdn?: Record<string, string>;
+  /**
+   * only these users (`alice@org-a.test`) get a policy enabling federation (Tag:Federated); the
+   * others keep the Global one, which does not. Default: every user (Global enables it).
+   */
+  users?: string[];
 }
 
 /**
- * Federation on, the partners allowed (found through DNS SRV), every user's policy enabling it
- * (Global), and offline messages picked up after 2 s.
+ * Federation on, the partners allowed (found through DNS SRV unless `proxyFqdn` names them), every
+ * user's policy enabling it (Global, or Tag:Federated for `users`), and offline messages picked up
+ * after 2 s.
  */
-export async function enableFederation(org: ParleyOrg, partners: string[]): Promise<void> {
+export async function enableFederation(org: ParleyOrg, partners: string[], options: EnableFederationOptions = {}): Promise<void> {
   await org.admin('Set-CsAccessEdgeConfiguration', { AllowFederatedUsers: true });
-  for (const p of partners) await org.admin('New-CsAllowedDomain', { Identity: p });
-  await org.admin('Set-CsExternalAccessPolicy', { Identity: 'Global', EnableFederationAccess: true });
+  for (const p of partners) {
+    const proxy = options.proxyFqdn?.[p];
+    await org.admin('New-CsAllowedDomain', { Identity: p, ...(proxy === undefined ? {} : { ProxyFqdn: proxy }) });
+  }
+  if (options.users === undefined) {
+    await org.admin('Set-CsExternalAccessPolicy', { Identity: 'Global', EnableFederationAccess: true });
+  } else {
+    await org.admin('New-CsExternalAccessPolicy', { Identity: 'Tag:Federated', EnableFederationAccess: true });
+    for (const user of options.users) await org.admin('Grant-CsExternalAccessPolicy', { Identity: user, PolicyName: 'Federated' });
+  }
   await org.admin('Set-CsImConfiguration', { OfflineImPickupDelay: '00:00:02' });
 }
 

@@ -1,5 +1,7 @@
-// A raw partner: a TLS client holding some certificate, for what no well-behaved partner sends.
+// A raw partner: a TLS client holding some certificate, for what no well-behaved partner sends; and a
+// partner server that never finishes a handshake.
 import { readFileSync } from 'node:fs';
+import net from 'node:net';
 import tls from 'node:tls';
 import { StreamFramer } from '../../../src/sip/framing.ts';
 import type { SipResponse } from '../../../src/sip/message.ts';
@@ -10,6 +12,8 @@ export interface HandshakeResult {
   ok: boolean;
   /** the peer certificate's SAN when ok */
   peerNames?: string;
+  /** the peer certificate's serial number (hex, as Node gives it) when ok */
+  serial?: string;
   error?: string;
 }
 
@@ -44,7 +48,10 @@ export function tlsHandshake(to: HostPort, client: CertFiles | null, ca: string,
     });
     socket.on('data', (chunk: Buffer) => {
       for (const event of framer.push(chunk)) {
-        if (event.type === 'message' && event.message.kind === 'response') done({ ok: true, peerNames: socket.getPeerCertificate().subjectaltname });
+        if (event.type === 'message' && event.message.kind === 'response') {
+          const peer = socket.getPeerCertificate();
+          done({ ok: true, peerNames: peer.subjectaltname, serial: peer.serialNumber });
+        }
       }
     });
     socket.once('error', (err) => done({ ok: false, error: err.message }));
@@ -103,4 +110,32 @@ export function partnerConnection(to: HostPort, client: CertFiles, ca: string, s
       }),
     );
   });
+}
+
+export interface SilentServer extends HostPort {
+  stop(): Promise<void>;
+}
+
+/** A partner's server that accepts TCP connections on `host` and never says a word of TLS (the SRV target that does not answer). */
+export async function startSilentServer(host: string): Promise<SilentServer> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((s) => {
+    sockets.add(s);
+    s.on('error', () => {});
+    s.once('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, host, () => resolve());
+  });
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    host,
+    port,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
 }

@@ -20,6 +20,11 @@ export interface TestPki {
   leaf(name: string): CertFiles;
   /** sip.org-b.test from the rogue CA */
   rogue: CertFiles;
+  /**
+   * Another certificate for `name` from the test CA, with serial `serial`, in files of its own: a
+   * renewal to put in place of a server's (`leaf(name)` is untouched).
+   */
+  issue(name: string, serial: number): CertFiles;
 }
 
 export const PKI_NAMES = ['sip.org-a.test', 'sip.org-b.test', 'sip.org-c.test', 'sip.org-d.test', 'sip.other.test'] as const;
@@ -57,6 +62,7 @@ export function makeTestPki(dir: string): TestPki {
     ca: ca.cert,
     rogueCa: rogueCa.cert,
     rogue,
+    issue: (name, serial) => makeLeaf(dir, `issued-${serial}-`, name, ca, serial),
     leaf(name) {
       const f = leaves.get(name);
       if (!f) throw new Error(`no test certificate for ${name}`);
