@@ -30,11 +30,13 @@
 // exports them all. Records only known once it runs (an organisation's port behind another name)
 // are added with `env.publish`.
 import { mkdtemp, rm } from 'node:fs/promises';
+import { after, before } from 'node:test';
 import os from 'node:os';
 import path from 'node:path';
 import { startDns, type DnsRecords, type TestDns } from './federation/dns.ts';
 import { kamailioPorts, startKamailio, type KamailioOrg } from './federation/kamailio.ts';
-import { startParleyOrg, type OrgSpec, type ParleyOrg } from './federation/parley.ts';
+import { enableFederation, startParleyOrg, type OrgSpec, type ParleyOrg } from './federation/parley.ts';
+import { sdkClients, type SdkClients } from '../harness/clients.ts';
 import { makeTestPki, type TestPki } from './federation/pki.ts';
 import { trackDir, untrackDir } from './federation/processes.ts';
 import { startSmtpStandIn, type SmtpStandIn } from './federation/smtp.ts';
@@ -153,3 +155,55 @@ export async function startFederationEnv(options: FederationEnvOptions): Promise
     throw err;
   }
 }
+
+/** org-a.test and org-b.test federated with each other, with SDK clients at each (federatedPair). */
+export interface FederatedPair {
+  readonly env: FederationEnv;
+  readonly orgA: ParleyOrg;
+  readonly orgB: ParleyOrg;
+  readonly atA: SdkClients;
+  readonly atB: SdkClients;
+  /** the end of both servers' logs, for an assertion's message */
+  logs(): string;
+}
+
+/**
+ * The setup the two-organisation files share: org-a.test (users `a`) and org-b.test (users `b`) on
+ * 127.<net>.*, federation allowed both ways, started before the file's tests and stopped after them
+ * (node:test hooks, so call it at the top of the file). The fields are there once `before` ran.
+ */
+export function federatedPair(net: number, users: { a: string[]; b: string[] }): FederatedPair {
+  let env: FederationEnv | undefined;
+  const need = (): FederationEnv => {
+    if (env === undefined) throw new Error('federatedPair: the environment is not started yet (use it inside a test)');
+    return env;
+  };
+  const pair: FederatedPair = {
+    get env() {
+      return need();
+    },
+    get orgA() {
+      return need().org(A);
+    },
+    get orgB() {
+      return need().org(B);
+    },
+    atA: sdkClients(() => pair.orgA.server, A, { requestTimeoutMs: 20_000 }),
+    atB: sdkClients(() => pair.orgB.server, B, { requestTimeoutMs: 20_000 }),
+    logs: () => `--- org-a ---\n${pair.orgA.server.logs().slice(-6000)}\n--- org-b ---\n${pair.orgB.server.logs().slice(-6000)}`,
+  };
+  before(async () => {
+    env = await startFederationEnv({ net, orgs: [{ domain: A, users: users.a }, { domain: B, users: users.b }] });
+    await enableFederation(env.org(A), [B]);
+    await enableFederation(env.org(B), [A]);
+  });
+  after(async () => {
+    await pair.atA.closeAll();
+    await pair.atB.closeAll();
+    await env?.stop();
+  });
+  return pair;
+}
+
+const A = 'org-a.test';
+const B = 'org-b.test';

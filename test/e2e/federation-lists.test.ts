@@ -6,39 +6,20 @@
 // list ends that back-end subscription (org-b's Get-CsUserPresence stops listing alice as a watcher).
 // In the web client, alice adds dave by typing his full address in the search and sees his state.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { SipClient } from '../../src/client/index.ts';
 import type { SipRequest } from '../../src/sip/index.ts';
-import { notifications, sdkClients, type Arrivals } from '../harness/clients.ts';
+import { notifications, type Arrivals } from '../harness/clients.ts';
 import { contactEntry, launchBrowser, openClient, signIn } from '../harness/browser.ts';
 import { eventually } from '../harness/eventually.ts';
-import { enableFederation, outcome, startFederationEnv, type FederationEnv, type ParleyOrg } from './federation-env.ts';
+import { federatedPair, outcome, type ParleyOrg } from './federation-env.ts';
 
 const A = 'org-a.test';
 const B = 'org-b.test';
 const PIDF = 'application/pidf+xml';
 const LIST_ACCEPT = 'multipart/related, application/rlmi+xml, application/pidf+xml';
-let env: FederationEnv;
-let orgA: ParleyOrg;
-let orgB: ParleyOrg;
-const atA = sdkClients(() => orgA.server, A, { requestTimeoutMs: 20_000 });
-const atB = sdkClients(() => orgB.server, B, { requestTimeoutMs: 20_000 });
+const pair = federatedPair(16, { a: ['alice', 'bob'], b: ['dave'] });
 
-before(async () => {
-  env = await startFederationEnv({ net: 16, orgs: [{ domain: A, users: ['alice', 'bob'] }, { domain: B, users: ['dave'] }] });
-  orgA = env.org(A);
-  orgB = env.org(B);
-  await enableFederation(orgA, [B]);
-  await enableFederation(orgB, [A]);
-});
-
-after(async () => {
-  await atA.closeAll();
-  await atB.closeAll();
-  await env?.stop();
-});
-
-const logs = () => `--- org-a ---\n${orgA.server.logs().slice(-6000)}\n--- org-b ---\n${orgB.server.logs().slice(-6000)}`;
 
 /** A user's own HTTP API at their server (HTTP Basic, loopback). */
 function api(org: ParleyOrg, user: string, method: string, path: string): Promise<Response> {
@@ -88,7 +69,7 @@ async function nextEntry(inbox: Arrivals<SipRequest>, member: string, want: (e: 
     try {
       n = await inbox.next(20_000);
     } catch (err) {
-      throw new Error(`no list NOTIFY showed ${member} ${what}; saw ${JSON.stringify(seen)}\n${logs()}`, { cause: err });
+      throw new Error(`no list NOTIFY showed ${member} ${what}; saw ${JSON.stringify(seen)}\n${pair.logs()}`, { cause: err });
     }
     const entry = entryOf(n, member);
     seen.push(JSON.stringify(entry));
@@ -102,19 +83,19 @@ async function watchList(c: SipClient) {
   const fromTag = Math.random().toString(36).slice(2);
   const headers = { Event: 'presence', Supported: 'eventlist', Accept: LIST_ACCEPT };
   const first = await c.request('SUBSCRIBE', `sip:alice+contacts@${A}`, { contact: true, callId, fromTag, cseq: 1, headers: { ...headers, Expires: '600' } });
-  assert.equal(first.status, 200, outcome(first, logs));
+  assert.equal(first.status, 200, outcome(first, pair.logs));
   const to = `<sip:alice+contacts@${A}>;tag=${/;\s*tag=([^;\s]+)/.exec(first.response.headers.get('to') ?? '')?.[1] ?? ''}`;
   return {
     async unsubscribe() {
       const end = await c.request('SUBSCRIBE', `sip:alice+contacts@${A}`, { contact: true, callId, fromTag, to, cseq: 10, headers: { ...headers, Expires: '0' } });
-      assert.equal(end.status, 200, outcome(end, logs));
+      assert.equal(end.status, 200, outcome(end, pair.logs));
     },
   };
 }
 
 /** Who watches dave at org-b (Get-CsUserPresence through the admin API). */
 async function watchersOfDave(): Promise<string> {
-  const [shown] = (await orgB.admin('Get-CsUserPresence', { Identity: `dave@${B}` })) as Array<Record<string, unknown>>;
+  const [shown] = (await pair.orgB.admin('Get-CsUserPresence', { Identity: `dave@${B}` })) as Array<Record<string, unknown>>;
   return JSON.stringify(shown?.Watchers ?? shown?.watchers ?? shown);
 }
 
@@ -127,29 +108,29 @@ async function aliceWatchesDave(yes: boolean): Promise<void> {
       return /alice@org-a\.test/.test(last) === yes ? true : undefined;
     });
   } catch (err) {
-    throw new Error(`${(err as Error).message}; dave's watchers: ${last}\n${logs()}`, { cause: err });
+    throw new Error(`${(err as Error).message}; dave's watchers: ${last}\n${pair.logs()}`, { cause: err });
   }
 }
 
 describe('a partner\'s user on a contact list (RFC 4662 lists with remote entries)', () => {
   it('alice may put dave@org-b on her list; a domain not allowed is refused with the reason', async () => {
-    const put = await api(orgA, 'alice', 'PUT', `/presence/contacts/${encodeURIComponent(`dave@${B}`)}`);
+    const put = await api(pair.orgA, 'alice', 'PUT', `/presence/contacts/${encodeURIComponent(`dave@${B}`)}`);
     assert.equal(put.status, 201, await put.clone().text());
     const json = (await put.json()) as { contact: string; remote: boolean };
     assert.equal(json.contact, `dave@${B}`);
     assert.equal(json.remote, true);
-    const refused = await api(orgA, 'alice', 'PUT', `/presence/contacts/${encodeURIComponent('erin@org-c.test')}`);
+    const refused = await api(pair.orgA, 'alice', 'PUT', `/presence/contacts/${encodeURIComponent('erin@org-c.test')}`);
     assert.equal(refused.status, 403);
     const problem = (await refused.json()) as { code: string; detail: string };
     assert.equal(problem.code, 'PARTNER_REFUSED');
     assert.match(problem.detail, /org-c\.test/);
-    const list = (await (await api(orgA, 'alice', 'GET', '/presence/contacts')).json()) as { contacts: Array<{ contact: string; remote: boolean }> };
+    const list = (await (await api(pair.orgA, 'alice', 'GET', '/presence/contacts')).json()) as { contacts: Array<{ contact: string; remote: boolean }> };
     assert.deepEqual(list.contacts.map((c) => [c.contact, c.remote]), [[`dave@${B}`, true]]);
   });
 
   it('her list subscription shows dave pending, then his presence; his changes and his block of alice reach her list; removing him ends the back-end subscription', async () => {
-    const dave = await atB.connect('dave', { register: true });
-    const aliceWatches = await atA.connect('alice');
+    const dave = await pair.atB.connect('dave', { register: true });
+    const aliceWatches = await pair.atA.connect('alice');
     const listSees = notifications(aliceWatches);
 
     const list = await watchList(aliceWatches);
@@ -167,17 +148,17 @@ describe('a partner\'s user on a contact list (RFC 4662 lists with remote entrie
 
     // dave's change reaches alice's list
     const busy = await dave.request('PUBLISH', `sip:dave@${B}`, { headers: { Event: 'presence', Expires: '600' }, body: pidf(`dave@${B}`, '<rpid:busy/>'), contentType: PIDF });
-    assert.equal(busy.status, 200, outcome(busy, logs));
+    assert.equal(busy.status, 200, outcome(busy, pair.logs));
     await nextEntry(listSees, `dave@${B}`, (e) => e.state === 'active' && (e.activities ?? '').includes('busy'), 'busy');
 
     // dave blocks alice at org-b: her list shows him Offline, though he is still signed in and busy
-    const block = await api(orgB, 'dave', 'PUT', `/presence/blocked/${encodeURIComponent(`alice@${A}`)}`);
+    const block = await api(pair.orgB, 'dave', 'PUT', `/presence/blocked/${encodeURIComponent(`alice@${A}`)}`);
     assert.equal(block.status, 201, await block.text());
     const hidden = await nextEntry(listSees, `dave@${B}`, (e) => e.state === 'active' && e.basic === 'closed', 'Offline');
     assert.doesNotMatch(hidden.activities ?? '', /busy/);
 
     // removing dave from the list: the list NOTIFY no longer has him, org-a unsubscribes at org-b
-    const removed = await api(orgA, 'alice', 'DELETE', `/presence/contacts/${encodeURIComponent(`dave@${B}`)}`);
+    const removed = await api(pair.orgA, 'alice', 'DELETE', `/presence/contacts/${encodeURIComponent(`dave@${B}`)}`);
     assert.equal(removed.status, 204);
     for (;;) {
       const n = await listSees.next(20_000);
@@ -188,11 +169,11 @@ describe('a partner\'s user on a contact list (RFC 4662 lists with remote entrie
   });
 
   it('the back-end subscription lasts only while the list is watched', async () => {
-    const put = await api(orgA, 'alice', 'PUT', `/presence/contacts/${encodeURIComponent(`dave@${B}`)}`);
+    const put = await api(pair.orgA, 'alice', 'PUT', `/presence/contacts/${encodeURIComponent(`dave@${B}`)}`);
     assert.equal(put.status, 201, await put.text());
     // nobody watches alice's list now: org-a does not watch dave
     assert.doesNotMatch(await watchersOfDave(), /alice@org-a\.test/);
-    const aliceWatches = await atA.connect('alice');
+    const aliceWatches = await pair.atA.connect('alice');
     const listSees = notifications(aliceWatches);
     const list = await watchList(aliceWatches);
     await nextEntry(listSees, `dave@${B}`, (e) => e.state === 'active', 'with a state');
@@ -204,14 +185,14 @@ describe('a partner\'s user on a contact list (RFC 4662 lists with remote entrie
 
   it('in the web client, alice adds dave@org-b by his full address and sees his presence', async () => {
     // dave off the list and alice unblocked, from the tests above
-    assert.equal((await api(orgA, 'alice', 'DELETE', `/presence/contacts/${encodeURIComponent(`dave@${B}`)}`)).status, 204);
-    assert.equal((await api(orgB, 'dave', 'DELETE', `/presence/blocked/${encodeURIComponent(`alice@${A}`)}`)).status, 204);
-    const dave = await atB.connect('dave', { register: true });
+    assert.equal((await api(pair.orgA, 'alice', 'DELETE', `/presence/contacts/${encodeURIComponent(`dave@${B}`)}`)).status, 204);
+    assert.equal((await api(pair.orgB, 'dave', 'DELETE', `/presence/blocked/${encodeURIComponent(`alice@${A}`)}`)).status, 204);
+    const dave = await pair.atB.connect('dave', { register: true });
     const busy = await dave.request('PUBLISH', `sip:dave@${B}`, { headers: { Event: 'presence', Expires: '600' }, body: pidf(`dave@${B}`, '<rpid:busy/>'), contentType: PIDF });
-    assert.equal(busy.status, 200, outcome(busy, logs));
+    assert.equal(busy.status, 200, outcome(busy, pair.logs));
     const browser = await launchBrowser();
     try {
-      const alice = await openClient(browser, orgA.server);
+      const alice = await openClient(browser, pair.orgA.server);
       await signIn(alice.page, 'alice', 'alice-pw');
       await alice.page.keyboard.press('Control+k');
       const dialog = alice.page.getByRole('dialog', { name: 'Search the directory' });

@@ -5,44 +5,24 @@
 // presence; dave blocked by alice sees her Offline; a message from dave to carol, who is offline,
 // becomes one plain note in her Inbox (read with ews-javascript-api), nothing in Conversation History.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import ews from 'ews-javascript-api';
 import type { SipClient } from '../../src/client/index.ts';
 import type { SipRequest } from '../../src/sip/index.ts';
-import { notifications, sdkClients, type Arrivals } from '../harness/clients.ts';
+import { notifications, type Arrivals } from '../harness/clients.ts';
 import { eventually } from '../harness/eventually.ts';
 import { runCli } from '../harness/server.ts';
-import { enableFederation, messageReceiver, outcome, startFederationEnv, type FederationEnv, type ParleyOrg } from './federation-env.ts';
+import { federatedPair, messageReceiver, outcome, type ParleyOrg } from './federation-env.ts';
 
 const { EmailMessage, ExchangeService, ExchangeVersion, ItemView, PropertySet, BasePropertySet, BodyType, Uri, WebCredentials, WellKnownFolderName } = ews;
 
 const A = 'org-a.test';
 const B = 'org-b.test';
 const PIDF = 'application/pidf+xml';
-let env: FederationEnv;
-let orgA: ParleyOrg;
-let orgB: ParleyOrg;
-const atA = sdkClients(() => orgA.server, A, { requestTimeoutMs: 20_000 });
-const atB = sdkClients(() => orgB.server, B, { requestTimeoutMs: 20_000 });
+const pair = federatedPair(11, { a: ['alice', 'carol'], b: ['dave'] });
 
-before(async () => {
-  env = await startFederationEnv({ net: 11, orgs: [{ domain: A, users: ['alice', 'carol'] }, { domain: B, users: ['dave'] }] });
-  orgA = env.org(A);
-  orgB = env.org(B);
-  await enableFederation(orgA, [B]);
-  await enableFederation(orgB, [A]);
-});
 
-after(async () => {
-  await atA.closeAll();
-  await atB.closeAll();
-  await env?.stop();
-});
-
-/** What both servers logged, for an assertion's message. */
-const logs = () => `--- org-a ---\n${orgA.server.logs().slice(-5000)}\n--- org-b ---\n${orgB.server.logs().slice(-5000)}`;
-
-const receiver = (clients: typeof atA, user: string) => messageReceiver(clients, user, logs);
+const receiver = (clients: typeof pair.atA, user: string) => messageReceiver(clients, user, pair.logs);
 
 function subscribe(c: SipClient, address: string) {
   return c.request('SUBSCRIBE', `sip:${address}`, { contact: true, headers: { Event: 'presence', Expires: '600', Accept: PIDF } });
@@ -58,7 +38,7 @@ function pidf(address: string, activities: string): string {
 
 const basicOf = (n: SipRequest) => /<basic>(\w+)<\/basic>/.exec(n.body.toString('utf8'))?.[1];
 const activitiesOf = (n: SipRequest) => /<rpid:activities>(.*?)<\/rpid:activities>/s.exec(n.body.toString('utf8'))?.[1] ?? '';
-const describe_ = (r: { status: number; headers: { get(name: string): string | undefined } }) => outcome(r, logs);
+const describe_ = (r: { status: number; headers: { get(name: string): string | undefined } }) => outcome(r, pair.logs);
 
 /** The next NOTIFY whose body shows `basic`, skipping others (an empty first NOTIFY, say). */
 async function nextWithBasic(inbox: Arrivals<SipRequest>, basic: string): Promise<SipRequest> {
@@ -90,16 +70,16 @@ async function folderItems(org: ParleyOrg, user: string, folder: number) {
 
 describe('federation between two Parley organisations', () => {
   it('the test DNS serves both organisations\' SRV records', async () => {
-    const r = env.dns.resolver();
+    const r = pair.env.dns.resolver();
     const srv = await r.resolveSrv(`_sipfederationtls._tcp.${B}`);
     assert.equal(srv[0]?.name, 'sip.org-b.test');
-    assert.equal(srv[0]?.port, orgB.federation.port);
-    assert.deepEqual(await r.resolve4('sip.org-a.test'), [orgA.federation.host]);
+    assert.equal(srv[0]?.port, pair.orgB.federation.port);
+    assert.deepEqual(await r.resolve4('sip.org-a.test'), [pair.orgA.federation.host]);
   });
 
   it('alice@org-a and dave@org-b chat both ways', async () => {
-    const dave = await receiver(atB, 'dave');
-    const alice = await receiver(atA, 'alice');
+    const dave = await receiver(pair.atB, 'dave');
+    const alice = await receiver(pair.atA, 'alice');
 
     const toDave = await alice.client.sendMessage(`sip:dave@${B}`, 'Hello dave, this is alice at org-a');
     assert.equal(toDave.status, 200, describe_(toDave));
@@ -124,10 +104,10 @@ describe('federation between two Parley organisations', () => {
 
   it('alice and dave see each other\'s presence across the link; dave blocked by alice sees her Offline', async () => {
     // both signed in (registered) devices
-    const alice = await atA.connect('alice', { register: true });
-    const dave = await atB.connect('dave', { register: true });
-    const aliceWatches = await atA.connect('alice');
-    const daveWatches = await atB.connect('dave');
+    const alice = await pair.atA.connect('alice', { register: true });
+    const dave = await pair.atB.connect('dave', { register: true });
+    const aliceWatches = await pair.atA.connect('alice');
+    const daveWatches = await pair.atB.connect('dave');
     const aliceSees = notifications(aliceWatches);
     const daveSees = notifications(daveWatches);
 
@@ -154,7 +134,7 @@ describe('federation between two Parley organisations', () => {
     }
 
     // alice blocks dave (as a user, over HTTP): he sees her Offline, though she is still signed in
-    const put = await fetch(`http://${orgA.server.http.host}:${orgA.server.http.port}/presence/blocked/${encodeURIComponent(`dave@${B}`)}`, {
+    const put = await fetch(`http://${pair.orgA.server.http.host}:${pair.orgA.server.http.port}/presence/blocked/${encodeURIComponent(`dave@${B}`)}`, {
       method: 'PUT',
       headers: { authorization: `Basic ${Buffer.from('alice:alice-pw').toString('base64')}` },
     });
@@ -162,7 +142,7 @@ describe('federation between two Parley organisations', () => {
     const hidden = await nextWithBasic(daveSees, 'closed');
     assert.doesNotMatch(hidden.body.toString('utf8'), /away|block/i);
     // a new subscription from dave shows her Offline too
-    const again = await atB.connect('dave');
+    const again = await pair.atB.connect('dave');
     const againSees = notifications(again);
     const resub = await subscribe(again, `alice@${A}`);
     assert.ok(resub.status === 200 || resub.status === 202, describe_(resub));
@@ -174,8 +154,8 @@ describe('federation between two Parley organisations', () => {
   });
 
   it('a subscription across the link is refreshed and ended in its dialog, through both servers (its Record-Route set)', async () => {
-    const dave = await atB.connect('dave', { register: true });
-    const alice = await atA.connect('alice');
+    const dave = await pair.atB.connect('dave', { register: true });
+    const alice = await pair.atA.connect('alice');
     const seen = notifications(alice);
     const callId = `fed-${Math.random().toString(36).slice(2)}`;
     const fromTag = Math.random().toString(36).slice(2);
@@ -211,13 +191,13 @@ describe('federation between two Parley organisations', () => {
   });
 
   it('dave writes to carol, who is offline: 202, then one plain note in her Inbox, nothing in Conversation History', async () => {
-    const dave = await atB.connect('dave');
+    const dave = await pair.atB.connect('dave');
     const sent = await dave.sendMessage(`sip:carol@${A}`, 'Carol, the contract is ready <for review> & signature');
     assert.equal(sent.status, 202, describe_(sent));
     const entry = /sp-[a-z2-7]{16}/.exec(sent.headers.get('warning') ?? '')?.[0];
     assert.ok(entry, `the Warning names the spool entry: ${describe_(sent)}`);
     const inbox = await eventually('a note in carol\'s Inbox', async () => {
-      const items = await folderItems(orgA, 'carol', WellKnownFolderName.Inbox);
+      const items = await folderItems(pair.orgA, 'carol', WellKnownFolderName.Inbox);
       return items.length > 0 ? items : undefined;
     }, 30_000);
     assert.equal(inbox.length, 1, JSON.stringify(inbox));
@@ -230,9 +210,9 @@ describe('federation between two Parley organisations', () => {
     assert.match(note.internetMessageId ?? '', new RegExp(entry));
     // exactly once: nothing more arrives, nothing in Conversation History
     await new Promise((r) => setTimeout(r, 3000));
-    assert.equal((await folderItems(orgA, 'carol', WellKnownFolderName.Inbox)).length, 1);
-    assert.deepEqual(await folderItems(orgA, 'carol', WellKnownFolderName.ConversationHistory), []);
-    const show = await runCli(['spooler', 'show', entry, '--json', '--data-dir', orgA.server.dataDir]);
+    assert.equal((await folderItems(pair.orgA, 'carol', WellKnownFolderName.Inbox)).length, 1);
+    assert.deepEqual(await folderItems(pair.orgA, 'carol', WellKnownFolderName.ConversationHistory), []);
+    const show = await runCli(['spooler', 'show', entry, '--json', '--data-dir', pair.orgA.server.dataDir]);
     assert.equal(show.code, 0, show.stderr);
     const detail = JSON.parse(show.stdout) as { state: string; kind: string };
     assert.equal(detail.kind, 'note', show.stdout);
