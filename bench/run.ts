@@ -1,4 +1,4 @@
-// `npm run bench` / `npm run bench -- --quick`: Parley and Kamailio side by side on this machine
+// `npm run bench` / `npm run bench -- --quick` / `-- --smoke`: Parley and Kamailio side by side on this machine
 // (issue 7). Each server runs alone, pinned to core 0; sipp runs on core 1. For each scenario
 // the offered rate steps up until a step fails the criteria; results go to bench/RESULTS.md and
 // bench/throughput.svg. Needs scripts/install-bench-deps.sh.
@@ -18,7 +18,11 @@ import { runStep, startReceiver } from './sipp-step.ts';
 import { openIdleRegistrations } from './ws-load.ts';
 import { runPresenceFanout } from './presence-fanout.ts';
 
-const quick = process.argv.includes('--quick');
+// --smoke (the test command's): every scenario, one short step at a low rate, no re-runs: proves
+// the harness and both servers work in well under a minute, and measures nothing to quote.
+// --quick: few, short steps up to saturation, for a first look. Neither writes bench/RESULTS.md unless asked (--out).
+const smoke = process.argv.includes('--smoke');
+const quick = smoke || process.argv.includes('--quick');
 /** The value after `--name` on the command line, if given. */
 function option(name: string): string | undefined {
   const at = process.argv.indexOf(`--${name}`);
@@ -36,7 +40,7 @@ const MIN_CARRIED = 0.95;
 const MAX_OTHER_CPU = 0.1;
 // `--rates 6400,8000` and `--step-sec 10` replace the steps of scenarios 1-2, `--servers parley` (or
 // kamailio) runs one server only (scenarios 1-3): for experiments, not for numbers to quote
-const RATES = option('rates')?.split(',').map(Number) ?? (quick ? [500, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 10000, 12000] : [200, 400, 800, 1600, 2400, 3200, 4000, 4800, 5600, 6400, 7200, 8000, 9600, 11200, 12800, 16000]);
+const RATES = option('rates')?.split(',').map(Number) ?? (smoke ? [500] : quick ? [500, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 10000, 12000] : [200, 400, 800, 1600, 2400, 3200, 4000, 4800, 5600, 6400, 7200, 8000, 9600, 11200, 12800, 16000]);
 if (RATES.some((r) => !Number.isInteger(r) || r <= 0)) throw new Error(`--rates ${option('rates')}: expected positive whole calls/s, comma-separated`);
 const SERVERS = (option('servers') ?? 'parley,kamailio').split(',');
 if (SERVERS.some((name) => name !== 'parley' && name !== 'kamailio')) throw new Error(`--servers ${option('servers')}: expected parley, kamailio or both, comma-separated`);
@@ -47,15 +51,15 @@ if (SERVERS.some((name) => name !== 'parley' && name !== 'kamailio')) throw new 
 // command's smoke run) gives the "off" run one step, 1,000/s, which the "on" run offers too and
 // this machine passes even while other work loads it, so the two compare at the same load and the
 // pass grows by seconds only. `--rates` replaces both.
-const HISTORY_OFF_RATES: readonly number[] = option('rates') === undefined && quick ? [1000] : RATES;
+const HISTORY_OFF_RATES: readonly number[] = option('rates') === undefined && quick && !smoke ? [1000] : RATES;
 const historyPolicy = (on: boolean): string[] => ['Set-CsClientPolicy', '-Identity', 'Global', '-EnableIMAutoArchiving', on ? '$True' : '$False'];
 // scenario 3 has finer steps around its target (5,000 accepted/s), up to the same top rate; it
 // starts low because Kamailio's msilo commits (fsyncs) each message on its own
-const OFFLINE_RATES = quick ? [100, 250, 500, 1000, 2000, 3000, 4000, 5000, 6000, 8000] : [100, 200, 400, 800, 1600, 2400, 3200, 4000, 5000, 6400, 8000, 12800];
-const STEP_SEC = Number(option('step-sec') ?? (quick ? 3 : 10));
+const OFFLINE_RATES = smoke ? [250] : quick ? [100, 250, 500, 1000, 2000, 3000, 4000, 5000, 6000, 8000] : [100, 200, 400, 800, 1600, 2400, 3200, 4000, 5000, 6400, 8000, 12800];
+const STEP_SEC = Number(option('step-sec') ?? (smoke ? 2 : quick ? 3 : 10));
 if (!(STEP_SEC > 0)) throw new Error(`--step-sec ${option('step-sec')}: expected a positive number of seconds`);
 // 18,000: the most this machine's open-files limit (20,000 per process) allows
-const WS_COUNTS = quick ? [4_000] : [10_000, 18_000, 50_000];
+const WS_COUNTS = smoke ? [1_000] : quick ? [4_000] : [10_000, 18_000, 50_000];
 const SIPP_USERS = Array.from({ length: 200 }, (_, i) => `user${String(i).padStart(3, '0')}`);
 const RECEIVER = 'bob';
 // Scenario 3: offline recipients (users that never register). The injection file pairs every
@@ -169,7 +173,7 @@ async function stepUp(server: BenchServer, name: string, run: StepFn, rates: rea
     if (r.errors) log(`sipp errors (start):\n${r.errors}`);
     // A step that failed while something else kept the server's core busy says little about the
     // server: run it again, once per scenario (both rows are reported).
-    if (!passed && otherCpu > MAX_OTHER_CPU && !retried) {
+    if (!passed && otherCpu > MAX_OTHER_CPU && !retried && !smoke) {
       retried = true;
       log(`other work took ${(otherCpu * 100).toFixed(0)}% of core ${SERVER_CORE} during that step: running it again`);
       i--;
@@ -284,7 +288,7 @@ async function benchOffline(start: Start, drain: boolean): Promise<OfflineResult
     if (drain) {
       // let the last step's retransmissions and transactions end: the drain then runs alone
       await new Promise((r) => setTimeout(r, 2_000));
-      report = await measureDrain(server, { timeoutMs: 300_000, stallMs: 15_000 });
+      report = await measureDrain(server, { timeoutMs: smoke ? 60_000 : 300_000, stallMs: 15_000 });
       log(`${server.name} drain: ${report.delivered}/${report.entries} entries (${report.messages} messages) delivered, ${report.items} mailbox items, ${report.entriesPerSec.toFixed(0)} entries/s, ${report.itemsPerSec.toFixed(0)} items/s over ${report.busySec.toFixed(1)} s, cpu ${(report.cpu * 100).toFixed(0)}%${report.incomplete ? `; ${report.incomplete}` : ''}`);
     }
     return { run, drain: report, errors: errorNote(server, 'scenario 3') };
@@ -375,7 +379,7 @@ async function main(): Promise<void> {
   const ws: WsReport[] = [];
   if (ONLY.has('ws')) for (const n of WS_COUNTS) ws.push(await benchWebSocket(n));
   // issue 6: one presentity with 1,000 watchers changes state (Parley only; SDK watchers over TCP)
-  const fanout = ONLY.has('fanout') ? await runPresenceFanout({ watchers: 1000, rounds: quick ? 3 : 10, log }) : undefined;
+  const fanout = ONLY.has('fanout') ? await runPresenceFanout({ watchers: smoke ? 200 : 1000, rounds: smoke ? 1 : quick ? 3 : 10, log }) : undefined;
   const notRun = 'not run (--scenarios)';
   // what the rest of the machine did meanwhile (another test run, a build): the numbers are only as good as the quiet
   const wallSec = (Date.now() - t0) / 1000;
@@ -397,6 +401,7 @@ async function main(): Promise<void> {
   }
   const report: BenchReport = {
     quick,
+    smoke,
     date: new Date().toISOString(),
     machine: machine(),
     criteria: [
@@ -423,7 +428,8 @@ async function main(): Promise<void> {
       'Durability in scenarios 1-2: Parley keeps users in SQLite (WAL, synchronous=FULL), written only by `user add`; registrations are in memory, nothing is fsynced per request. Kamailio: usrloc db_mode 0 (memory only); auth_db reads SQLite; REGISTER runs msilo\'s m_dump (a SELECT). Scenario 3: see Method. See bench/kamailio.cfg.',
       `Kamailio runs 2 UDP worker processes (children=2; ${KAMAILIO_OFFLINE.children} in scenario 3) plus its helpers, all on core 0; Parley is one Node process on core 0 (no cluster yet), whose offline-spool commits (and their fsyncs) run on a worker thread of it.`,
       'sipp (the sender and the receiver) shares core 1; when both servers saturate at the same offered rate, the load generator may be the limit.',
-      ...(quick ? ['Quick steps last 3 s: one GC pause or scheduler hiccup moves a p99, so the max rates can move by one step between runs; use the full run for numbers to quote.'] : []),
+      ...(smoke ? ['**Smoke run** (the test command\'s): one 2-s step per scenario at a low rate, no re-runs: it shows the harness and both servers work; its numbers say nothing about the servers\' limits.'] : []),
+      ...(quick && !smoke ? ['Quick steps last 3 s: one GC pause or scheduler hiccup moves a p99, so the max rates can move by one step between runs; use the full run for numbers to quote.'] : []),
       'Scenario 2 counts a MESSAGE as successful when the receiver\'s 200 comes back; the single sipp receiver answers every MESSAGE on core 1 next to the sender.',
       ...(cpuProfileDir() ? [`**Profiled run** (BENCH_CPU_PROF=${cpuProfileDir()}): every Parley ran under node --cpu-prof, which costs throughput; do not quote these rates.`] : []),
       ...parley.errors,
