@@ -2,7 +2,7 @@ import type { Incoming, MethodHandler, SipContext } from '../router/context.ts';
 import { reply } from '../router/reply.ts';
 import { refuseCredentials } from '../router/identity.ts';
 import type { Binding, FlowRef } from './location.ts';
-import { planRegistration } from './plan.ts';
+import { isRetransmission, planRegistration } from './plan.ts';
 import { parseNameAddr, parseUri, SipParseError } from '../sip/index.ts';
 import type { Flow } from '../sip/index.ts';
 
@@ -34,6 +34,9 @@ export const registerHandler: MethodHandler = {
 
     const auth = ctx.auth.authenticate(request, 'registrar', flow.remote.address);
     if (!auth.ok) {
+      // right credentials with a used nonce count: a replay, or a retransmission of a REGISTER
+      // answered statelessly (below), which gets the answer the first one got
+      if (auth.replayOf === aor && (await answerRetransmission(ctx, incoming, aor))) return;
       refuseCredentials(ctx, incoming, auth);
       return;
     }
@@ -63,9 +66,30 @@ export const registerHandler: MethodHandler = {
       ctx.registrations.emit('changed', aor);
       incoming.log.info({ aor, bindings: bindings.length, flow: flow.id }, 'registration of %s: %d binding(s)', aor, bindings.length);
     }
-    reply(ctx, incoming, 200, { headers: [...bindings.map((b) => ['Contact', contactValue(b, now)] as [string, string]), ['Date', new Date(now).toUTCString()]] });
+    // Timer J is not needed where a retransmission is recognised from the bindings (plan.ts): most
+    // REGISTERs, which would otherwise keep a transaction each for 32 s over UDP
+    reply(ctx, incoming, 200, { headers: bindingHeaders(bindings, now), stateless: plan.stateless });
   },
 };
+
+/**
+ * Answers a retransmission of a REGISTER whose 200 was sent statelessly: the same answer, the
+ * current bindings, and nothing changed. False when `incoming` is not one (a replay): the caller
+ * refuses it.
+ */
+async function answerRetransmission(ctx: SipContext, incoming: Incoming, aor: string): Promise<boolean> {
+  const now = ctx.now();
+  const current = await ctx.location.lookup(aor, now);
+  if (!isRetransmission({ request: incoming.request, current, now, settings: ctx.registrar })) return false;
+  if (ctx.logger.isLevelEnabled('debug')) incoming.log.debug({ aor }, 'retransmitted REGISTER of %s answered again', aor);
+  reply(ctx, incoming, 200, { headers: bindingHeaders(current, now), stateless: true });
+  return true;
+}
+
+/** §10.3 step 8: the 200's Contact for every current binding, and Date. */
+function bindingHeaders(bindings: readonly Binding[], now: number): Array<[string, string]> {
+  return [...bindings.map((b) => ['Contact', contactValue(b, now)] as [string, string]), ['Date', new Date(now).toUTCString()]];
+}
 
 /**
  * RFC 5626 §5.3: requests for a binding go back over the flow its REGISTER came on, so a

@@ -24,8 +24,9 @@ const ALLOWED: Readonly<Record<ServerState, readonly ServerState[]>> = {
 export interface RespondOptions {
   /**
    * End the transaction with this final response instead of keeping it for Timer J, so that a
-   * retransmitted request is handled anew. Only for answers that can be given again without harm,
-   * as a stateless server gives them: a digest challenge (a new nonce each time is fine).
+   * retransmitted request is handled anew. Only for answers the TU gives again to a retransmission,
+   * as a stateless server does (§8.2.7): a digest challenge (a new nonce each time is fine), a
+   * registrar's 200 that its bindings let it recognise a retransmission by (registrar/plan.ts).
    */
   stateless?: boolean;
 }
