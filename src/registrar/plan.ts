@@ -25,19 +25,13 @@ export const DEFAULT_REGISTRAR_SETTINGS: RegistrarSettings = {
 
 export type RegisterPlan =
   /**
-   * `stateless`: the 200 may be sent without keeping the transaction for Timer J, because a
-   * retransmission of this request arriving after it is recognised from the bindings it leaves
-   * (see `isRetransmission`) and gets the same answer. False for queries and removals, which leave
-   * nothing to recognise them by: those keep their transaction.
+   * `stateless`: the request only binds, so its 200 may be sent without keeping the transaction
+   * for Timer J: a retransmission, handed over again by the transaction layer (answerAgain), is
+   * answered again with the bindings, which it cannot change (handler.ts). Queries and removals
+   * keep their transaction (rare, and answered byte for byte as the RFC has it).
    */
   | { ok: true; changes: BindingChange[]; stateless: boolean }
   | { ok: false; status: number; warning: string; minExpires?: number };
-
-/**
- * How long after a REGISTER a retransmission of it can come: the client's Timer F, 64·T1 with
- * RFC 3261's default T1 of 500 ms (§17.1.2.2). A client transaction gives up after it.
- */
-export const RETRANSMISSION_WINDOW_MS = 64 * 500;
 
 export function planRegistration(input: {
   aor: string;
@@ -72,12 +66,28 @@ export function planRegistration(input: {
   }
 
   const changes: BindingChange[] = [];
-  // stateless only while every contact becomes a binding that outlives the client's retransmissions
   let stateless = true;
   for (const text of contacts) {
-    const asked = askedBinding(text, defaultExpires, settings);
-    if (!asked.ok) return asked;
-    const { contact, key, expires } = asked;
+    let contact: NameAddr;
+    let key: string;
+    try {
+      contact = parseNameAddr(text);
+      key = bindingKey(contact);
+    } catch (err) {
+      if (err instanceof SipParseError) return fail(400, `Contact "${text}": ${err.message}`);
+      throw err;
+    }
+    const expiresParam = contact.params.get('expires');
+    let expires = defaultExpires;
+    if (expiresParam !== undefined) {
+      const parsed = parseSeconds(expiresParam ?? '');
+      if (parsed === null) return fail(400, `Contact expires parameter "${expiresParam}" is not a number of seconds`);
+      expires = parsed;
+    }
+    if (expires > 0 && expires < settings.minExpires) {
+      return { ok: false, status: 423, warning: `expiry ${expires}s is shorter than the minimum ${settings.minExpires}s`, minExpires: settings.minExpires };
+    }
+    expires = Math.min(expires, settings.maxExpires);
 
     const existing = current.find((b) => b.key === key);
     if (existing && existing.callId === callId && existing.cseq >= cseq) {
@@ -88,7 +98,6 @@ export function planRegistration(input: {
       stateless = false;
       continue;
     }
-    if (expires * 1000 <= RETRANSMISSION_WINDOW_MS) stateless = false;
     const userAgent = request.headers.get('user-agent');
     // A binding lives as long as the registration: its strings are copied off the REGISTER's text,
     // which would otherwise stay in memory with it (~0.6 KiB per registration).
@@ -118,76 +127,9 @@ export function planRegistration(input: {
   const excess = remaining.size - settings.maxBindings;
   if (excess > 0) {
     const oldest = [...remaining.values()].sort((a, b) => a.registeredAt - b.registeredAt).slice(0, excess);
-    for (const b of oldest) {
-      changes.push({ type: 'remove', key: b.key });
-      // more contacts than the limit: some of the request's own give way, and could not be recognised
-      if (b.callId === callId && b.cseq === cseq) stateless = false;
-    }
+    for (const b of oldest) changes.push({ type: 'remove', key: b.key });
   }
   return { ok: true, changes, stateless };
-}
-
-/**
- * Whether `request` is a retransmission of the REGISTER that last wrote the current bindings, to be
- * answered with them and nothing changed (RFC 3261 §17.2.2: a retransmission gets the answer the
- * request got). A UA gives each new REGISTER of a Call-ID a higher CSeq (§10.2, §8.1.1.5), so a
- * request whose every Contact has a binding with its Call-ID and CSeq, written by a request that
- * asked the same expiry within a client's retransmission window, is that request again. The
- * caller must have proved that it carries the credentials the first one did (handler.ts): the
- * bindings alone are no proof of who sends it.
- */
-export function isRetransmission(input: { request: SipRequest; current: readonly Binding[]; now: number; settings: RegistrarSettings }): boolean {
-  const { request, current, now, settings } = input;
-  const callId = request.headers.get('call-id') ?? '';
-  const cseq = Number.parseInt((request.headers.get('cseq') ?? '').trim(), 10);
-  const contacts = request.headers.getAll('contact');
-  if (contacts.length === 0) return false;
-  let defaultExpires = settings.defaultExpires;
-  const headerExpires = request.headers.get('expires');
-  if (headerExpires !== undefined) {
-    const parsed = parseSeconds(headerExpires);
-    if (parsed === null) return false;
-    defaultExpires = parsed;
-  }
-  for (const text of contacts) {
-    if (text.trim() === '*') return false;
-    const asked = askedBinding(text, defaultExpires, settings);
-    if (!asked.ok || asked.expires === 0) return false;
-    const binding = current.find((b) => b.key === asked.key);
-    if (binding === undefined || binding.callId !== callId || binding.cseq !== cseq) return false;
-    // when the request that wrote it came: the expiry it asked is the one this asks
-    const writtenAt = binding.expiresAt - asked.expires * 1000;
-    if (now - writtenAt > RETRANSMISSION_WINDOW_MS || writtenAt > now) return false;
-  }
-  return true;
-}
-
-/** One Contact of a REGISTER: its binding key and the expiry it asks for (§10.3 step 6), or why it fails. */
-function askedBinding(
-  text: string,
-  defaultExpires: number,
-  settings: RegistrarSettings,
-): { ok: true; contact: NameAddr; key: string; expires: number } | { ok: false; status: number; warning: string; minExpires?: number } {
-  let contact: NameAddr;
-  let key: string;
-  try {
-    contact = parseNameAddr(text);
-    key = bindingKey(contact);
-  } catch (err) {
-    if (err instanceof SipParseError) return fail(400, `Contact "${text}": ${err.message}`);
-    throw err;
-  }
-  const expiresParam = contact.params.get('expires');
-  let expires = defaultExpires;
-  if (expiresParam !== undefined) {
-    const parsed = parseSeconds(expiresParam ?? '');
-    if (parsed === null) return fail(400, `Contact expires parameter "${expiresParam}" is not a number of seconds`);
-    expires = parsed;
-  }
-  if (expires > 0 && expires < settings.minExpires) {
-    return { ok: false, status: 423, warning: `expiry ${expires}s is shorter than the minimum ${settings.minExpires}s`, minExpires: settings.minExpires };
-  }
-  return { ok: true, contact, key, expires: Math.min(expires, settings.maxExpires) };
 }
 
 /**
@@ -215,6 +157,6 @@ function parseQ(value: string | null | undefined): number | null {
   return Number.isFinite(q) && q >= 0 && q <= 1 ? q : null;
 }
 
-function fail(status: number, warning: string): { ok: false; status: number; warning: string } {
+function fail(status: number, warning: string): RegisterPlan {
   return { ok: false, status, warning };
 }

@@ -2,12 +2,12 @@
 // registrar and digest authenticator in-process, a fake UDP flow in place of the socket. A
 // retransmission — the same bytes, same branch, same nonce count — that arrives after the 200 is
 // handled anew and must get the same answer and leave the same bindings (RFC 3261 §8.2.7, §17.2.2).
+// The transaction layer remembers for 64·T1 only that the request was answered; T1 is 10 ms here.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import pino from 'pino';
 import { Authenticator } from '../../src/auth/authenticator.ts';
 import { createRegistrationEvents, DEFAULT_REGISTRAR_SETTINGS, MemoryLocationService, registerHandler } from '../../src/registrar/index.ts';
-import { RETRANSMISSION_WINDOW_MS } from '../../src/registrar/plan.ts';
 import type { SipContext } from '../../src/router/context.ts';
 import { createDispatcher } from '../../src/router/dispatch.ts';
 import { answerChallenge, computeHa1, NonceIssuer, pickChallenge } from '../../src/sip/digest.ts';
@@ -109,10 +109,11 @@ describe('REGISTER answered without Timer J (RFC 3261 §17.2.2, §10.3)', () => 
     assert.equal(answer?.status, 200);
     assert.deepEqual(contacts(answer), ['<sip:alice@127.0.0.1:40000>;expires=600']);
     assert.deepEqual(t.layer.size, { server: 0, client: 0 }, 'no transaction kept for Timer J');
+    assert.equal(t.layer.answeredSize, 1, 'only the 200 is remembered, not the 401');
     const [binding] = await t.location.lookup(`alice@${D}`, t.now());
     assert.equal(t.changed.length, 1);
 
-    t.advance(2000); // Timer E has doubled a few times
+    t.advance(2000); // the registrar's clock: Timer E has doubled a few times
     const again = await t.send(text);
     assert.equal(again?.status, 200, 'the retransmission, same nonce count, is not refused as a replay');
     assert.deepEqual(contacts(again), ['<sip:alice@127.0.0.1:40000>;expires=598'], 'the same binding, 2 s older');
@@ -122,32 +123,48 @@ describe('REGISTER answered without Timer J (RFC 3261 §17.2.2, §10.3)', () => 
     t.layer.close();
   });
 
-  it('refuses a replay of the credentials with another Contact: 401 stale, nothing bound', async () => {
+  it('refuses a replay of the credentials in another transaction: 401 stale, nothing bound', async () => {
     const t = setup();
     const { text } = await t.registerWithDigest({ cseq: 2 });
-    const forged = text.replace('<sip:alice@127.0.0.1:40000>', '<sip:mallory@192.0.2.66:5060>');
+    const forged = text.replace('<sip:alice@127.0.0.1:40000>', '<sip:mallory@192.0.2.66:5060>').replace(/branch=[^\r]+/, 'branch=z9hG4bK-forged');
     const answer = await t.send(forged);
     assert.equal(answer?.status, 401);
     assert.match(answer?.headers.get('www-authenticate') ?? '', /stale=true/);
     assert.deepEqual((await t.location.lookup(`alice@${D}`, t.now())).map((b) => b.contact), ['sip:alice@127.0.0.1:40000']);
+    t.layer.close();
   });
 
-  it('refuses the same request after a client could still retransmit it (64·T1)', async () => {
+  it('changes nothing for a copy of the retransmission with another Contact: the answer lists the bindings as they are', async () => {
     const t = setup();
     const { text } = await t.registerWithDigest({ cseq: 2 });
-    t.advance(RETRANSMISSION_WINDOW_MS + 1000);
-    const answer = await t.send(text);
-    assert.equal(answer?.status, 401, 'a replay, not a retransmission');
+    const forged = text.replace('<sip:alice@127.0.0.1:40000>', '<sip:mallory@192.0.2.66:5060>');
+    const answer = await t.send(forged);
+    assert.equal(answer?.status, 200);
+    assert.deepEqual(contacts(answer), ['<sip:alice@127.0.0.1:40000>;expires=600']);
+    assert.deepEqual((await t.location.lookup(`alice@${D}`, t.now())).map((b) => b.contact), ['sip:alice@127.0.0.1:40000']);
+    t.layer.close();
   });
 
-  it('refuses the retransmission of a REGISTER a later one of the same Call-ID replaced', async () => {
+  it('refuses the same request once a client could no longer retransmit it (after 64·T1)', async () => {
+    const t = setup();
+    const { text } = await t.registerWithDigest({ cseq: 2 });
+    // remembered for one to two windows of 64·T1 (640 ms here)
+    await new Promise((r) => setTimeout(r, 2 * 64 * FAST.t1 + 100));
+    const answer = await t.send(text);
+    assert.equal(answer?.status, 401, 'a replay, not a retransmission');
+    t.layer.close();
+  });
+
+  it('answers the retransmission of a REGISTER a later one replaced with the bindings as they are now', async () => {
     const t = setup();
     const first = await t.registerWithDigest({ cseq: 2 });
-    const refresh = await t.send(t.register({ cseq: 3, authorization: t.credentials(first.challenge!, 2) }));
+    const refresh = await t.send(t.register({ cseq: 3, expires: 900, authorization: t.credentials(first.challenge!, 2) }));
     assert.equal(refresh?.status, 200);
     const late = await t.send(first.text);
-    assert.equal(late?.status, 401, 'the bindings no longer carry its CSeq');
-    assert.equal((await t.location.lookup(`alice@${D}`, t.now()))[0]?.cseq, 3);
+    assert.equal(late?.status, 200, 'the answer a kept transaction would have given');
+    assert.deepEqual(contacts(late), ['<sip:alice@127.0.0.1:40000>;expires=900']);
+    assert.equal((await t.location.lookup(`alice@${D}`, t.now()))[0]?.cseq, 3, 'the later REGISTER stands');
+    t.layer.close();
   });
 
   it('still refuses a new request (new nonce count) that reuses a CSeq: 400 (§10.3 step 7)', async () => {
