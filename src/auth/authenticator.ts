@@ -15,8 +15,13 @@ export interface DigestAccount {
 
 export type AuthOutcome =
   | { ok: true; address: string }
-  /** answer with `status`; `headers` carry the challenges when there are any */
-  | { ok: false; status: 401 | 407 | 403 | 400; warning: string; headers: Array<[string, string]> };
+  /**
+   * answer with `status`; `headers` carry the challenges when there are any. `replayOf`: the
+   * credentials were right, for this account's address, but their nonce count was used before — a
+   * replay, or a retransmission of the request that used it first, which only the handler can tell
+   * (the registrar does, from its bindings: handler.ts)
+   */
+  | { ok: false; status: 401 | 407 | 403 | 400; warning: string; headers: Array<[string, string]>; replayOf?: string };
 
 export interface AuthenticatorOptions {
   realm: string;
@@ -87,7 +92,10 @@ export class Authenticator {
       return { ok: true, address: account.address };
     }
     if (verdict.ok) return this.#failed(source, username, `authentication failed for "${username}": wrong user name or password`);
-    if (verdict.reason === 'stale') return this.#challenge(as, true, `${verdict.detail}; answer the new challenge`, source);
+    if (verdict.reason === 'stale') {
+      const challenge = this.#challenge(as, true, `${verdict.detail}; answer the new challenge`, source);
+      return verdict.replayed === true && account !== undefined ? { ...challenge, replayOf: account.address } : challenge;
+    }
     // A user who does not exist and a wrong password read alike, so the answer tells no one which
     // user names exist; both are guesses, counted by the guard. Malformed credentials are not.
     if (verdict.reason === 'unknown-user' || verdict.reason === 'bad-response') {
@@ -105,7 +113,7 @@ export class Authenticator {
   }
 
   /** A 401/407 with a nonce bound to the client's address (see NonceIssuer.issue). */
-  #challenge(as: 'registrar' | 'proxy', stale: boolean, warning: string, source: string | undefined): AuthOutcome {
+  #challenge(as: 'registrar' | 'proxy', stale: boolean, warning: string, source: string | undefined): AuthOutcome & { ok: false } {
     const name = as === 'registrar' ? 'WWW-Authenticate' : 'Proxy-Authenticate';
     const nonce = this.#opts.nonces.issue(source ?? '');
     const headers = challenges(this.#opts.realm, nonce, stale, { algorithms: this.#opts.algorithms }).map((c) => [name, formatAuthField(c)] as [string, string]);

@@ -34,6 +34,12 @@ export const registerHandler: MethodHandler = {
 
     const auth = ctx.auth.authenticate(request, 'registrar', flow.remote.address);
     if (!auth.ok) {
+      // right credentials with a used nonce count: a replay, or a retransmission of a REGISTER
+      // whose 200 was sent without keeping its transaction (below), which gets that answer again
+      if (auth.replayOf === aor && incoming.tx?.retransmission === true) {
+        await answerRetransmission(ctx, incoming, aor);
+        return;
+      }
       refuseCredentials(ctx, incoming, auth);
       return;
     }
@@ -63,9 +69,30 @@ export const registerHandler: MethodHandler = {
       ctx.registrations.emit('changed', aor);
       incoming.log.info({ aor, bindings: bindings.length, flow: flow.id }, 'registration of %s: %d binding(s)', aor, bindings.length);
     }
-    reply(ctx, incoming, 200, { headers: [...bindings.map((b) => ['Contact', contactValue(b, now)] as [string, string]), ['Date', new Date(now).toUTCString()]] });
+    // Most REGISTERs only bind: their transactions are not kept for Timer J (32 s over UDP, ~700
+    // bytes each), the transaction layer only remembers they were answered (answerAgain)
+    reply(ctx, incoming, 200, { headers: bindingHeaders(bindings, now), stateless: plan.stateless, answerAgain: plan.stateless });
   },
 };
+
+/**
+ * Answers a retransmission of a REGISTER whose 200 was sent without keeping its transaction: a 200
+ * with the current bindings, nothing changed (RFC 3261 §17.2.2: a retransmission changes nothing
+ * and gets the final answer again; §8.2.7). Its credentials were those of the first request, whose
+ * nonce count it repeats: the transaction layer's mark (a fingerprint of the Via branch and
+ * sent-by) and the repeated count together tell it from a replay with other credentials.
+ */
+async function answerRetransmission(ctx: SipContext, incoming: Incoming, aor: string): Promise<void> {
+  const now = ctx.now();
+  const current = await ctx.location.lookup(aor, now);
+  if (ctx.logger.isLevelEnabled('debug')) incoming.log.debug({ aor }, 'retransmitted REGISTER of %s answered again', aor);
+  reply(ctx, incoming, 200, { headers: bindingHeaders(current, now), stateless: true });
+}
+
+/** §10.3 step 8: the 200's Contact for every current binding, and Date. */
+function bindingHeaders(bindings: readonly Binding[], now: number): Array<[string, string]> {
+  return [...bindings.map((b) => ['Contact', contactValue(b, now)] as [string, string]), ['Date', new Date(now).toUTCString()]];
+}
 
 /**
  * RFC 5626 §5.3: requests for a binding go back over the flow its REGISTER came on, so a

@@ -24,7 +24,13 @@ export const DEFAULT_REGISTRAR_SETTINGS: RegistrarSettings = {
 };
 
 export type RegisterPlan =
-  | { ok: true; changes: BindingChange[] }
+  /**
+   * `stateless`: the request only binds, so its 200 may be sent without keeping the transaction
+   * for Timer J: a retransmission, handed over again by the transaction layer (answerAgain), is
+   * answered again with the bindings, which it cannot change (handler.ts). Queries and removals
+   * keep their transaction (rare, and answered byte for byte as the RFC has it).
+   */
+  | { ok: true; changes: BindingChange[]; stateless: boolean }
   | { ok: false; status: number; warning: string; minExpires?: number };
 
 export function planRegistration(input: {
@@ -48,7 +54,7 @@ export function planRegistration(input: {
   }
 
   // A REGISTER without Contact is a query: answer with the current bindings (§10.3 step 8).
-  if (contacts.length === 0) return { ok: true, changes: [] };
+  if (contacts.length === 0) return { ok: true, changes: [], stateless: false };
 
   // "*" removes every binding, and only with Expires: 0 and as the only Contact (§10.2.2).
   if (contacts.some((c) => c.trim() === '*')) {
@@ -56,10 +62,11 @@ export function planRegistration(input: {
     if (headerExpires === undefined || defaultExpires !== 0) return fail(400, 'Contact "*" requires "Expires: 0"');
     const stale = current.find((b) => b.callId === callId && b.cseq >= cseq);
     if (stale) return fail(400, `CSeq ${cseq} is not higher than ${stale.cseq} of the last REGISTER with this Call-ID`);
-    return { ok: true, changes: [{ type: 'remove-all' }] };
+    return { ok: true, changes: [{ type: 'remove-all' }], stateless: false };
   }
 
   const changes: BindingChange[] = [];
+  let stateless = true;
   for (const text of contacts) {
     let contact: NameAddr;
     let key: string;
@@ -88,6 +95,7 @@ export function planRegistration(input: {
     }
     if (expires === 0) {
       changes.push({ type: 'remove', key });
+      stateless = false;
       continue;
     }
     const userAgent = request.headers.get('user-agent');
@@ -121,7 +129,7 @@ export function planRegistration(input: {
     const oldest = [...remaining.values()].sort((a, b) => a.registeredAt - b.registeredAt).slice(0, excess);
     for (const b of oldest) changes.push({ type: 'remove', key: b.key });
   }
-  return { ok: true, changes };
+  return { ok: true, changes, stateless };
 }
 
 /**

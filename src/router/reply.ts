@@ -10,6 +10,8 @@ export interface ReplyOptions {
   body?: { type: string; content: string };
   /** end the transaction with this answer (no Timer J): only for answers harmless to give again, see RespondOptions */
   stateless?: boolean;
+  /** with `stateless`: a retransmission comes to the handler again, marked `tx.retransmission` (RespondOptions) */
+  answerAgain?: boolean;
 }
 
 /** Answers a request: through its transaction, or statelessly over its flow. */
@@ -22,17 +24,17 @@ export function reply(ctx: SipContext, incoming: Incoming, status: number, opts:
     response.headers.append('content-type', opts.body.type);
     response.body = Buffer.from(opts.body.content, 'utf8');
   }
-  send(incoming, response, opts.stateless === true);
+  send(incoming, response, opts.stateless === true, opts.answerAgain === true);
   const level = status >= 500 ? 'warn' : 'debug';
   if (ctx.logger.isLevelEnabled(level)) incoming.log[level]({ status, warning: opts.warning }, 'answered %s with %d', incoming.request.method, status);
   return response;
 }
 
 /** Sends a response built elsewhere (a relayed one) on the request's transaction or flow. */
-export function send(incoming: Incoming, response: SipResponse, stateless = false): void {
+export function send(incoming: Incoming, response: SipResponse, stateless = false, answerAgain = false): void {
   if (incoming.tx) {
     if (incoming.tx.answered) return;
-    incoming.tx.respond(response, { stateless });
+    incoming.tx.respond(response, { stateless, answerAgain });
   } else incoming.flow.send(serialize(response));
   incoming.stats?.response(incoming.request.method, response.status);
 }

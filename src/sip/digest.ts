@@ -393,7 +393,12 @@ export type DigestFailureReason =
 
 export type DigestVerification =
   | { ok: true; username: string; algorithm: DigestAlgorithm; uri: string }
-  | { ok: false; reason: DigestFailureReason; detail: string; username?: string };
+  /**
+   * `replayed`: the response was right but its nonce count had been used: a replay, or a
+   * retransmission of the request it was first used with (which a caller with a record of that
+   * request, a registrar, can tell apart)
+   */
+  | { ok: false; reason: DigestFailureReason; detail: string; username?: string; replayed?: true };
 
 export interface VerifyOptions {
   /** the request method (HA2 uses it) */
@@ -502,7 +507,7 @@ export function verifyCredentials(cred: AuthField, options: VerifyOptions): Dige
   if (state === 'stale') return fail('stale', 'the nonce has expired', user);
   if (nc !== undefined) {
     const verdict = nonces.acceptCount(user, nonce, Number.parseInt(nc, 16));
-    if (verdict === 'replayed') return fail('stale', `nonce count ${nc} was already used with this nonce`, user);
+    if (verdict === 'replayed') return { ok: false, reason: 'stale', detail: `nonce count ${nc} was already used with this nonce`, username: user, replayed: true };
     if (verdict === 'forgotten') return fail('stale', 'the nonce is no longer tracked; take a new one', user);
   }
   return { ok: true, username: user, algorithm, uri };

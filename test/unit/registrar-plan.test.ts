@@ -74,7 +74,7 @@ describe('REGISTER planning (RFC 3261 §10.3)', () => {
   });
 
   it('treats a REGISTER without Contact as a query', () => {
-    assert.deepEqual(plan(register([])), { ok: true, changes: [] });
+    assert.deepEqual(plan(register([])), { ok: true, changes: [], stateless: false });
   });
 
   it('matches bindings by +sip.instance when given (RFC 5626)', async () => {
@@ -95,6 +95,14 @@ describe('REGISTER planning (RFC 3261 §10.3)', () => {
     }
     const left = await location.lookup('alice@parley.test', NOW);
     assert.deepEqual(left.map((b) => b.contact).sort(), ['sip:alice@127.0.0.1:2', 'sip:alice@127.0.0.1:3']);
+  });
+
+  it('answers statelessly (no Timer J) only a REGISTER that binds', () => {
+    const stateless = (p: ReturnType<typeof plan>) => (p.ok ? p.stateless : null);
+    assert.equal(stateless(plan(register(['<sip:alice@127.0.0.1:1>', '<sip:alice@127.0.0.1:2>'], { expires: '600' }))), true);
+    assert.equal(stateless(plan(register(['<sip:alice@127.0.0.1:1>', '<sip:alice@127.0.0.1:2>;expires=0']))), false, 'a removal');
+    assert.equal(stateless(plan(register(['*'], { expires: '0' }))), false, 'remove all');
+    assert.equal(stateless(plan(register([]))), false, 'a query');
   });
 
   it('rejects a malformed Contact with 400', () => {

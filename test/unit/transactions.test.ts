@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Headers, type SipRequest, type SipResponse } from '../../src/sip/message.ts';
 import { createResponse } from '../../src/sip/response.ts';
+import { AnsweredRequests } from '../../src/sip/transaction/answered.ts';
 import { TransactionLayer } from '../../src/sip/transaction/layer.ts';
 import type { NonInviteServerTransaction } from '../../src/sip/transaction/server-non-invite.ts';
 import type { Flow } from '../../src/sip/transport/flow.ts';
@@ -93,6 +94,38 @@ describe('non-INVITE server transaction (RFC 3261 §17.2.2)', () => {
     layer.receive(request('REGISTER'), flow);
     assert.equal(seen.length, 2, 'the retransmission reached the TU again');
     assert.equal(flow.sent.length, 1, 'and the layer did not answer it by itself');
+    layer.close();
+  });
+
+  it('remembers an answerAgain answer for Timer J by its key only, and marks the retransmission for the TU', () => {
+    const seen: NonInviteServerTransaction[] = [];
+    const layer = new TransactionLayer(FAST, { onRequest: (_r, _f, tx) => tx && seen.push(tx) });
+    const flow = fakeFlow(false);
+    const req = request('REGISTER');
+    layer.receive(req, flow);
+    assert.equal(seen[0]?.retransmission, false);
+    seen[0]?.respond(createResponse(req, 200), { stateless: true, answerAgain: true });
+    assert.equal(seen[0]?.state, 'terminated');
+    assert.deepEqual([layer.size.server, layer.answeredSize], [0, 1], 'no transaction, one fingerprint');
+    layer.receive(request('REGISTER'), flow);
+    assert.equal(seen[1]?.retransmission, true, 'the same branch, sent-by and method');
+    layer.receive(request('REGISTER', 'z9hG4bK-other'), flow);
+    assert.equal(seen[2]?.retransmission, false, 'another branch is another request');
+    layer.receive(request('MESSAGE'), flow);
+    assert.equal(seen[3]?.retransmission, false, 'another method is another transaction');
+    layer.close();
+  });
+
+  it('remembers nothing over a reliable transport (no retransmissions) nor for a plain stateless answer', () => {
+    const seen: NonInviteServerTransaction[] = [];
+    const layer = new TransactionLayer(FAST, { onRequest: (_r, _f, tx) => tx && seen.push(tx) });
+    const tcp = fakeFlow(true);
+    layer.receive(request('REGISTER'), tcp);
+    seen[0]?.respond(createResponse(request('REGISTER'), 200), { stateless: true, answerAgain: true });
+    const udp = fakeFlow(false);
+    layer.receive(request('REGISTER', 'z9hG4bK-challenged'), udp);
+    seen[1]?.respond(createResponse(request('REGISTER'), 401), { stateless: true });
+    assert.equal(layer.answeredSize, 0);
     layer.close();
   });
 
@@ -214,6 +247,24 @@ describe('expiry queue (Timers J and K)', () => {
     queue.add(2);
     assert.deepEqual(queue.drain(), [1, 2]);
     assert.equal(queue.size, 0);
+  });
+});
+
+describe('answered requests (fingerprints for Timer J)', () => {
+  it('remembers a key for one to two windows, then forgets it', () => {
+    let now = 0;
+    const answered = new AnsweredRequests(1000, () => now);
+    answered.add('z9hG4bK-1|127.0.0.1:5060|REGISTER');
+    assert.equal(answered.has('z9hG4bK-1|127.0.0.1:5060|REGISTER'), true);
+    assert.equal(answered.has('z9hG4bK-2|127.0.0.1:5060|REGISTER'), false);
+    now = 1500; // one window on: in the previous generation
+    assert.equal(answered.has('z9hG4bK-1|127.0.0.1:5060|REGISTER'), true);
+    now = 2600; // two windows on
+    assert.equal(answered.has('z9hG4bK-1|127.0.0.1:5060|REGISTER'), false);
+    answered.add('z9hG4bK-3|127.0.0.1:5060|REGISTER');
+    now = 10_000; // idle for long: both generations dropped at once
+    assert.equal(answered.has('z9hG4bK-3|127.0.0.1:5060|REGISTER'), false);
+    assert.equal(answered.size, 0);
   });
 });
 

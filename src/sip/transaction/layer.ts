@@ -1,6 +1,7 @@
 import type { SipMessage, SipRequest, SipResponse, Via } from '../message.ts';
 import type { Flow } from '../transport/flow.ts';
 import { NonInviteClientTransaction, type ClientTransactionOwner, type ClientTransactionUser } from './client-non-invite.ts';
+import { AnsweredRequests } from './answered.ts';
 import { ExpiryQueue } from './expiry.ts';
 import { clientTransactionKey, serverTransactionKey } from './keys.ts';
 import { ResponseLog } from './response-log.ts';
@@ -22,6 +23,8 @@ export class TransactionLayer {
   readonly #timers: TimerSettings;
   readonly #user: TransactionUser;
   readonly #timerJ: ExpiryQueue<NonInviteServerTransaction>;
+  /** requests answered with `answerAgain`, for Timer J's time: fingerprints only (answered.ts) */
+  readonly #answered: AnsweredRequests;
   readonly #timerK: ExpiryQueue<NonInviteClientTransaction>;
   readonly #serverOwner: ServerTransactionOwner;
   readonly #clientOwner: ClientTransactionOwner;
@@ -30,10 +33,12 @@ export class TransactionLayer {
     this.#timers = timers;
     this.#user = user;
     this.#timerJ = new ExpiryQueue(64 * timers.t1, (tx) => tx.dispose());
+    this.#answered = new AnsweredRequests(64 * timers.t1);
     this.#timerK = new ExpiryQueue(timers.t4, (tx) => tx.dispose());
     this.#serverOwner = {
       responses: new ResponseLog(),
       awaitTimerJ: (tx) => this.#timerJ.add(tx),
+      answered: (tx) => this.#answered.add(tx.key),
       terminated: (tx) => {
         if (this.#server.get(tx.key) === tx) this.#server.delete(tx.key);
       },
@@ -63,7 +68,7 @@ export class TransactionLayer {
       existing.receiveRetransmission();
       return true;
     }
-    const tx = new NonInviteServerTransaction(key, flow, this.#serverOwner);
+    const tx = new NonInviteServerTransaction(key, flow, this.#serverOwner, !flow.reliable && this.#answered.has(key));
     this.#server.set(key, tx);
     this.#user.onRequest(message, flow, tx);
     return true;
@@ -82,7 +87,13 @@ export class TransactionLayer {
     return { server: this.#server.size, client: this.#client.size };
   }
 
+  /** requests answered with `answerAgain` still remembered (fingerprints) */
+  get answeredSize(): number {
+    return this.#answered.size;
+  }
+
   close(): void {
+    this.#answered.clear();
     this.#timerJ.drain();
     this.#timerK.drain();
     for (const tx of [...this.#server.values()]) tx.dispose();

@@ -24,10 +24,18 @@ const ALLOWED: Readonly<Record<ServerState, readonly ServerState[]>> = {
 export interface RespondOptions {
   /**
    * End the transaction with this final response instead of keeping it for Timer J, so that a
-   * retransmitted request is handled anew. Only for answers that can be given again without harm,
-   * as a stateless server gives them: a digest challenge (a new nonce each time is fine).
+   * retransmitted request is handled anew. Only for answers the TU gives again to a retransmission,
+   * as a stateless server does (§8.2.7): a digest challenge (a new nonce each time is fine), a
+   * registrar's 200 (with `answerAgain`).
    */
   stateless?: boolean;
+  /**
+   * With `stateless`, over an unreliable transport: for Timer J's time, a retransmission of the
+   * request is handed to the TU again marked as one (`retransmission`), for it to answer as it did,
+   * having kept nothing but a fingerprint of the key (answered.ts). For answers a TU can give again
+   * once it knows the request is a retransmission, but not from the request alone: a registrar's.
+   */
+  answerAgain?: boolean;
 }
 
 /** What the transaction layer does for a transaction at the end of its life. */
@@ -36,20 +44,29 @@ export interface ServerTransactionOwner {
   readonly responses: ResponseLog;
   /** a final response was sent over an unreliable flow: keep the transaction until Timer J */
   awaitTimerJ(tx: NonInviteServerTransaction): void;
+  /** a final response was sent with `answerAgain` over an unreliable flow: remember the request was answered */
+  answered(tx: NonInviteServerTransaction): void;
   terminated(tx: NonInviteServerTransaction): void;
 }
 
 export class NonInviteServerTransaction {
   readonly key: string;
   readonly flow: Flow;
+  /**
+   * The request is a retransmission of one whose transaction ended at a final response sent with
+   * `answerAgain` (or, once in 2^30, one whose key has the same fingerprint): the TU answers it as
+   * it answered that one.
+   */
+  readonly retransmission: boolean;
   #state: ServerState = 'trying';
   /** the last response sent, in the owner's response log */
   #lastResponse: KeptResponse | undefined;
   readonly #owner: ServerTransactionOwner;
 
-  constructor(key: string, flow: Flow, owner: ServerTransactionOwner) {
+  constructor(key: string, flow: Flow, owner: ServerTransactionOwner, retransmission = false) {
     this.key = key;
     this.flow = flow;
+    this.retransmission = retransmission;
     this.#owner = owner;
   }
 
@@ -76,6 +93,7 @@ export class NonInviteServerTransaction {
     if (!this.#send(bytes)) return;
     // Timer J absorbs retransmissions of the request; it is zero on reliable transports.
     if (this.flow.reliable || options.stateless === true) {
+      if (!this.flow.reliable && options.answerAgain === true) this.#owner.answered(this);
       this.#terminate();
       return;
     }
