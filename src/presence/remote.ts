@@ -11,25 +11,17 @@
 // final one of an ending subscription), when the list changes, and every SWEEP_MS (a list
 // subscription whose connection died, a decision changed by an administrator).
 
-import type { Logger } from 'pino';
-import type { CancelTimer, Timers } from '../events/index.ts';
+import type { CancelTimer } from '../events/index.ts';
 import { repeat } from '../events/index.ts';
-import type { PartnerOutcome } from '../router/partner.ts';
 import type { SipRequest } from '../sip/index.ts';
 import { headerTag, RemoteSubscription } from './remote-subscription.ts';
-import type { RemoteView } from './remote-subscription.ts';
+import type { RemoteSubscriptionDeps, RemoteView } from './remote-subscription.ts';
 
 /** How often every owner with back-end subscriptions is looked at again. */
 export const SWEEP_MS = 30_000;
 
-export interface RemoteWatcherDeps {
-  timers: Timers;
-  logger: Logger;
-  product: string;
-  /** ctx.federation?.sentBy: read when needed (the link is wired after presence starts) */
-  sentBy(): string | undefined;
-  /** sendToPartner */
-  send(request: SipRequest, domain: string): Promise<PartnerOutcome>;
+/** What each back-end subscription is given (sentBy is read when needed: the link is wired after presence starts), and: */
+export interface RemoteWatcherDeps extends Pick<RemoteSubscriptionDeps, 'timers' | 'logger' | 'product' | 'sentBy' | 'send'> {
   /** why `owner` may not reach `domain` (the federation decision), null when they may */
   refusal(owner: string, domain: string): { code: string; warning: string } | null;
   /** whether `owner` has an active subscription to their contact list */

@@ -207,3 +207,12 @@ export function federatedPair(net: number, users: { a: string[]; b: string[] }):
 
 const A = 'org-a.test';
 const B = 'org-b.test';
+
+/** A PIDF document an open device publishes with these RPID activities (`<rpid:busy/>`), for `address`. */
+export function pidf(address: string, activities: string): string {
+  return `<?xml version="1.0" encoding="UTF-8"?>
+<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model" xmlns:rpid="urn:ietf:params:xml:ns:pidf:rpid" entity="sip:${address}">
+  <tuple id="dev"><status><basic>open</basic></status></tuple>
+  <dm:person id="p"><rpid:activities>${activities}</rpid:activities></dm:person>
+</presence>`;
+}

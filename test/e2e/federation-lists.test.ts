@@ -12,7 +12,7 @@ import type { SipRequest } from '../../src/sip/index.ts';
 import { notifications, type Arrivals } from '../harness/clients.ts';
 import { contactEntry, launchBrowser, openClient, signIn } from '../harness/browser.ts';
 import { eventually } from '../harness/eventually.ts';
-import { federatedPair, outcome, type ParleyOrg } from './federation-env.ts';
+import { federatedPair, pidf, outcome, type ParleyOrg } from './federation-env.ts';
 
 const A = 'org-a.test';
 const B = 'org-b.test';
@@ -27,14 +27,6 @@ function api(org: ParleyOrg, user: string, method: string, path: string): Promis
     method,
     headers: { authorization: `Basic ${Buffer.from(`${user}:${user}-pw`).toString('base64')}` },
   });
-}
-
-function pidf(address: string, activities: string): string {
-  return `<?xml version="1.0" encoding="UTF-8"?>
-<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model" xmlns:rpid="urn:ietf:params:xml:ns:pidf:rpid" entity="sip:${address}">
-  <tuple id="dev"><status><basic>open</basic></status></tuple>
-  <dm:person id="p"><rpid:activities>${activities}</rpid:activities></dm:person>
-</presence>`;
 }
 
 interface Entry {
