@@ -110,6 +110,20 @@ describe('federation refusals', () => {
     assert.match(warningOf(publish), /^399 org-a\.test "/, show(publish));
   });
 
+  it('a partner announcing a body over the limit that never comes → 413 with a Warning at once; the link serves on', async () => {
+    const b = await rawPartner(env.pki.leaf('sip.org-b.test'));
+    // the head of a MESSAGE that claims 10 MB and sends none of it: refused once the head is read
+    const head = message(`dave@${B}`, `alice@${A}`, '').replace(/Content-Length: 0\r\n\r\n$/, 'Content-Length: 10000000\r\n\r\n');
+    assert.notEqual(head, message(`dave@${B}`, `alice@${A}`, ''), 'the Content-Length was replaced');
+    const res = await b.exchange(head);
+    assert.equal(res.status, 413, show(res));
+    assert.match(warningOf(res), /^399 org-a\.test "/, show(res));
+    const after = await rawPartner(env.pki.leaf('sip.org-b.test'));
+    const ok = await after.exchange(message(`dave@${B}`, `alice@${A}`, 'still served'));
+    assert.notEqual(ok.status, 413, show(ok));
+    assert.ok(ok.status < 500, show(ok));
+  });
+
   it('a certificate for another name → 403 naming it; another CA\'s certificate or none → refused at the handshake', async () => {
     const other = await rawPartner(env.pki.leaf('sip.other.test'));
     const res = await other.exchange(message(`dave@${B}`, `alice@${A}`));

@@ -11,29 +11,21 @@ import type { SipClient } from '../../src/client/index.ts';
 import type { SipRequest } from '../../src/sip/index.ts';
 import { notifications, type Arrivals } from '../harness/clients.ts';
 import { eventually } from '../harness/eventually.ts';
+import { startJsSipUser } from '../harness/jssip.ts';
 import { runCli } from '../harness/server.ts';
-import { federatedPair, messageReceiver, outcome, type ParleyOrg } from './federation-env.ts';
+import { federatedPair, pidf, messageReceiver, outcome, type ParleyOrg } from './federation-env.ts';
 
 const { EmailMessage, ExchangeService, ExchangeVersion, ItemView, PropertySet, BasePropertySet, BodyType, Uri, WebCredentials, WellKnownFolderName } = ews;
 
 const A = 'org-a.test';
 const B = 'org-b.test';
 const PIDF = 'application/pidf+xml';
-const pair = federatedPair(11, { a: ['alice', 'carol'], b: ['dave'] });
-
+const pair = federatedPair(11, { a: ['alice', 'carol', 'judy'], b: ['dave'] });
 
 const receiver = (clients: typeof pair.atA, user: string) => messageReceiver(clients, user, pair.logs);
 
 function subscribe(c: SipClient, address: string) {
   return c.request('SUBSCRIBE', `sip:${address}`, { contact: true, headers: { Event: 'presence', Expires: '600', Accept: PIDF } });
-}
-
-function pidf(address: string, activities: string): string {
-  return `<?xml version="1.0" encoding="UTF-8"?>
-<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model" xmlns:rpid="urn:ietf:params:xml:ns:pidf:rpid" entity="sip:${address}">
-  <tuple id="dev"><status><basic>open</basic></status></tuple>
-  <dm:person id="p"><rpid:activities>${activities}</rpid:activities></dm:person>
-</presence>`;
 }
 
 const basicOf = (n: SipRequest) => /<basic>(\w+)<\/basic>/.exec(n.body.toString('utf8'))?.[1];
@@ -75,6 +67,26 @@ describe('federation between two Parley organisations', () => {
     assert.equal(srv[0]?.name, 'sip.org-b.test');
     assert.equal(srv[0]?.port, pair.orgB.federation.port);
     assert.deepEqual(await r.resolve4('sip.org-a.test'), [pair.orgA.federation.host]);
+  });
+
+  it('judy@org-a on JsSIP (SIP over WebSocket) and dave@org-b chat both ways', async () => {
+    const dave = await receiver(pair.atB, 'dave');
+    const judy = await startJsSipUser({ wsUrl: pair.orgA.server.wsUrl, uri: `sip:judy@${A}`, password: 'judy-pw' });
+    try {
+      const sent = await judy.sendMessage(`sip:dave@${B}`, 'Hello dave, judy here, on JsSIP');
+      assert.equal(sent.status, 200, `${JSON.stringify(sent)}\n${pair.logs()}`);
+      const atDave = await dave.inbox.next();
+      assert.equal(atDave.text, 'Hello dave, judy here, on JsSIP');
+      assert.match(atDave.from, /^sip:judy@org-a\.test\b/);
+
+      const back = await dave.client.sendMessage(`sip:judy@${A}`, 'Hi judy, dave from org-b');
+      assert.equal(back.status, 200, describe_(back));
+      const atJudy = await judy.nextMessage(15_000);
+      assert.equal(atJudy.body, 'Hi judy, dave from org-b');
+      assert.match(atJudy.from, /^sip:dave@org-b\.test$/);
+    } finally {
+      await judy.stop();
+    }
   });
 
   it('alice@org-a and dave@org-b chat both ways', async () => {
