@@ -13,6 +13,8 @@
 #                                          it brings a headless Java runtime (about 120 MB installed)
 #   dnsmasq (Debian package dnsmasq-base) - the DNS server answering the partners' SRV and A records
 #                                          (test/e2e/federation-*.test.ts); /usr/sbin/dnsmasq, no service started
+#   postgresql, redis-server (Debian packages)  - the storage engine of clusters and their shared
+#                                          state; scripts/services.sh starts them (storage and cluster tests)
 #   kamailio (Debian packages kamailio, kamailio-tls-modules) - a third organisation's SIP server with
 #                                          mutual TLS on its federation port (test/e2e/federation-*.test.ts)
 #
@@ -66,6 +68,8 @@ need pebble pebble
 need davmail davmail
 need dnsmasq dnsmasq-base
 need kamailio kamailio
+need pg_ctlcluster postgresql
+need redis-server redis-server
 # the multiarch directory: x86_64-linux-gnu, aarch64-linux-gnu
 KAMAILIO_TLS=/usr/lib/$(uname -m)-linux-gnu/kamailio/modules/tls.so
 need_file "$KAMAILIO_TLS" kamailio-tls-modules
@@ -104,7 +108,7 @@ fi
 log "apt-get install ${missing_pkgs[*]}"
 retry $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -q "${apt_opts[@]}" install -y --no-install-recommends "${missing_pkgs[@]}"
 
-for c in sipp unshare ip promtool chromium tmux davmail dnsmasq kamailio; do
+for c in sipp unshare ip promtool chromium tmux davmail dnsmasq kamailio pg_ctlcluster redis-server; do
   if ! have "$c"; then
     log "$c still missing after install" >&2
     exit 1

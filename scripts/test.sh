@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-test-deps.sh
+bash scripts/services.sh
 
 echo "== type-check (tsc --noEmit; the web client's browser code with its own DOM/JSX config)"
 tsc --noEmit

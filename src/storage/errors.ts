@@ -8,6 +8,8 @@ export type StorageErrorCode =
   | 'DATABASE_OPEN_FAILED'
   /** a transaction callback returned a promise (DatabaseSync transactions are synchronous) */
   | 'ASYNC_TRANSACTION'
+  /** a transaction's handle was used after the transaction ended (a bug in the caller) */
+  | 'TRANSACTION_ENDED'
   /** a migration list in the code is itself wrong (duplicate or empty id): a bug, not an operator error */
   | 'MIGRATION_INVALID'
   /** the database holds migrations this build does not know (it was migrated by a newer Parley) */

@@ -2,7 +2,12 @@
 export type { Database, OpenDatabaseOptions } from './database.ts';
 export { changeStamp, databaseSize, DATABASE_FILE, DEFAULT_BUSY_TIMEOUT_MS, openDatabase, openDatabaseFile, openMemoryDatabase, statement, transaction } from './database.ts';
 export type { AppliedMigration, Migration, MigrationSet } from './migrations.ts';
-export { appliedMigrations, runMigrations } from './migrations.ts';
+export { appliedMigrations, listAppliedMigrations, migrate, migrationSql, runMigrations } from './migrations.ts';
+export type { Sql, SqlDatabase, SqlEngine, SqlRunResult, SqlValue, TransactionOptions } from './sql.ts';
+export { isUniqueViolation } from './sql.ts';
+export { SqliteSql, sqliteSql } from './sqlite-sql.ts';
+export type { PostgresOptions } from './postgres-sql.ts';
+export { openPostgres, PostgresSql, sqlState } from './postgres-sql.ts';
 export type { StorageErrorCode } from './errors.ts';
 export { StorageError } from './errors.ts';
 export type { DatabaseSummary } from './backup.ts';

@@ -2,7 +2,8 @@
 // repository) and hands it to `runMigrations` at start-up; the runner applies the ones not yet
 // recorded in `schema_migrations`. Safe to run on every start, and from several processes at once
 // (the server and `parley user add`): the whole run is one BEGIN IMMEDIATE transaction, so a second
-// process waits for the first, then finds everything applied.
+// process waits for the first, then finds everything applied. On PostgreSQL (`migrate`) the run
+// holds an advisory lock instead, so the nodes of a cluster that start together do the same.
 //
 // Rules for authors: append new migrations at the end of the list; never edit or remove one that
 // has shipped (the runner compares a checksum of its SQL); no statement that cannot run inside a
@@ -12,12 +13,16 @@ import { createHash } from 'node:crypto';
 import type { Database } from './database.ts';
 import { transaction } from './database.ts';
 import { StorageError } from './errors.ts';
+import type { Sql, SqlEngine } from './sql.ts';
 
 export interface Migration {
   /** stable and unique within its capability, e.g. `001-users` */
   readonly id: string;
-  /** SQL, one or more statements */
-  readonly up: string;
+  /**
+   * SQL, one or more statements: one text that both engines run, or each engine's own (DDL that
+   * differs: types, STRICT, triggers). The checksum is of the text the engine ran.
+   */
+  readonly up: string | { readonly sqlite: string; readonly postgres: string };
 }
 
 export interface MigrationSet {
@@ -33,7 +38,13 @@ export interface AppliedMigration {
   readonly appliedAt: Date;
 }
 
-const CREATE_TABLE = `CREATE TABLE IF NOT EXISTS schema_migrations (
+/** The text of a migration for an engine. */
+export function migrationSql(migration: Migration, engine: SqlEngine): string {
+  return typeof migration.up === 'string' ? migration.up : migration.up[engine];
+}
+
+const CREATE_TABLE: Record<SqlEngine, string> = {
+  sqlite: `CREATE TABLE IF NOT EXISTS schema_migrations (
   capability TEXT NOT NULL,
   seq INTEGER NOT NULL,
   id TEXT NOT NULL,
@@ -41,20 +52,77 @@ const CREATE_TABLE = `CREATE TABLE IF NOT EXISTS schema_migrations (
   applied_at INTEGER NOT NULL,
   PRIMARY KEY (capability, id),
   UNIQUE (capability, seq)
-)`;
+)`,
+  postgres: `CREATE TABLE IF NOT EXISTS schema_migrations (
+  capability TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  id TEXT NOT NULL,
+  checksum TEXT NOT NULL,
+  applied_at BIGINT NOT NULL,
+  PRIMARY KEY (capability, id),
+  UNIQUE (capability, seq)
+)`,
+};
+
+/** Any number, the same in every Parley: the advisory lock that keeps two processes' migrations apart on PostgreSQL. */
+const MIGRATION_LOCK = 0x7061726c; // "parl"
+
+interface RecordedRow {
+  seq: number;
+  id: string;
+  checksum: string;
+}
 
 /**
  * Applies the pending migrations of every set, in one transaction: either all of them are
  * applied or none is. Returns the ones this call applied (empty when the schema was current).
+ * Synchronous, on a node:sqlite connection: what the code not yet moved to `Sql` uses; `migrate`
+ * is the same on either engine.
  */
 export function runMigrations(db: Database, sets: readonly MigrationSet[], now: () => number = Date.now): AppliedMigration[] {
   validate(sets);
   return transaction(db, () => {
-    db.exec(CREATE_TABLE);
+    db.exec(CREATE_TABLE.sqlite);
     const applied: AppliedMigration[] = [];
-    for (const set of sets) applied.push(...applySet(db, set, now));
+    const recorded = db.prepare('SELECT seq, id, checksum FROM schema_migrations WHERE capability = ? ORDER BY seq');
+    const insert = db.prepare('INSERT INTO schema_migrations (capability, seq, id, checksum, applied_at) VALUES (?, ?, ?, ?, ?)');
+    for (const set of sets) {
+      for (const step of pendingOf(set, recorded.all(set.capability) as unknown as RecordedRow[], 'sqlite')) {
+        runStep(set, step, () => db.exec(step.sql));
+        const at = now();
+        insert.run(set.capability, step.seq, step.id, step.checksum, at);
+        applied.push({ capability: set.capability, id: step.id, appliedAt: new Date(at) });
+      }
+    }
     return applied;
   });
+}
+
+/**
+ * `runMigrations` on either engine. On PostgreSQL the run holds an advisory lock, so nodes that
+ * start together apply each migration once: the others wait, then find everything applied.
+ */
+export async function migrate(sql: Sql, sets: readonly MigrationSet[], now: () => number = Date.now): Promise<AppliedMigration[]> {
+  validate(sets);
+  // read committed: after waiting for the lock, the next statement sees what the holder committed
+  return sql.transaction(
+    async (tx) => {
+      if (tx.engine === 'postgres') await tx.get('SELECT pg_advisory_xact_lock(?) AS locked', [MIGRATION_LOCK]);
+      await tx.exec(CREATE_TABLE[tx.engine]);
+      const applied: AppliedMigration[] = [];
+      for (const set of sets) {
+        const recorded = await tx.all<RecordedRow>('SELECT seq, id, checksum FROM schema_migrations WHERE capability = ? ORDER BY seq', [set.capability]);
+        for (const step of pendingOf(set, recorded, tx.engine)) {
+          await runStepAsync(set, step, () => tx.exec(step.sql));
+          const at = now();
+          await tx.run('INSERT INTO schema_migrations (capability, seq, id, checksum, applied_at) VALUES (?, ?, ?, ?, ?)', [set.capability, step.seq, step.id, step.checksum, at]);
+          applied.push({ capability: set.capability, id: step.id, appliedAt: new Date(at) });
+        }
+      }
+      return applied;
+    },
+    { isolation: 'read committed' },
+  );
 }
 
 /** What the database records as applied, in order (for `parley doctor`-style reports and tests). */
@@ -65,11 +133,26 @@ export function appliedMigrations(db: Database): AppliedMigration[] {
   return rows.map((r) => ({ capability: r.capability, id: r.id, appliedAt: new Date(r.applied_at) }));
 }
 
-function applySet(db: Database, set: MigrationSet, now: () => number): AppliedMigration[] {
-  const recorded = db
-    .prepare('SELECT seq, id, checksum FROM schema_migrations WHERE capability = ? ORDER BY seq')
-    .all(set.capability) as Array<{ seq: number; id: string; checksum: string }>;
+/** `appliedMigrations` on either engine. */
+export async function listAppliedMigrations(sql: Sql): Promise<AppliedMigration[]> {
+  const exists =
+    sql.engine === 'postgres'
+      ? await sql.get<{ t: string | null }>("SELECT to_regclass('schema_migrations')::text AS t").then((r) => r?.t ?? undefined)
+      : await sql.get("SELECT 1 AS x FROM sqlite_schema WHERE type = 'table' AND name = 'schema_migrations'");
+  if (exists === undefined || exists === null) return [];
+  const rows = await sql.all<{ capability: string; id: string; applied_at: number }>('SELECT capability, id, applied_at FROM schema_migrations ORDER BY capability, seq');
+  return rows.map((r) => ({ capability: r.capability, id: r.id, appliedAt: new Date(Number(r.applied_at)) }));
+}
 
+interface PendingStep {
+  seq: number;
+  id: string;
+  sql: string;
+  checksum: string;
+}
+
+/** Checks what is recorded against the list and returns the migrations still to apply, in order. */
+function pendingOf(set: MigrationSet, recorded: readonly RecordedRow[], engine: SqlEngine): PendingStep[] {
   // What is recorded must be exactly the first N migrations of the list, unchanged.
   const known = new Set(set.migrations.map((m) => m.id));
   for (const row of recorded) {
@@ -79,30 +162,41 @@ function applySet(db: Database, set: MigrationSet, now: () => number): AppliedMi
   }
   recorded.forEach((row, index) => {
     const expected = set.migrations[index];
-    if (expected === undefined || expected.id !== row.id || row.seq !== index) {
+    if (expected === undefined || expected.id !== row.id || Number(row.seq) !== index) {
       throw new StorageError('MIGRATION_INVALID', `migration ${set.capability}/${expected?.id ?? '?'} sits before the already-applied ${set.capability}/${row.id}; new migrations must be appended at the end of the list`);
     }
-    if (checksum(expected.up) !== row.checksum) {
+    if (checksum(migrationSql(expected, engine)) !== row.checksum) {
       throw new StorageError('MIGRATION_CHANGED', `migration ${set.capability}/${row.id} was changed after it was applied; restore its original SQL and add a new migration for the change`);
     }
   });
-
-  const insert = db.prepare('INSERT INTO schema_migrations (capability, seq, id, checksum, applied_at) VALUES (?, ?, ?, ?, ?)');
-  const applied: AppliedMigration[] = [];
+  const steps: PendingStep[] = [];
   for (let seq = recorded.length; seq < set.migrations.length; seq++) {
-    const migration = set.migrations[seq];
-    if (migration === undefined) continue;
-    try {
-      db.exec(migration.up);
-    } catch (cause) {
-      const why = cause instanceof Error ? cause.message : String(cause);
-      throw new StorageError('MIGRATION_FAILED', `migration ${set.capability}/${migration.id} failed: ${why}; no migration of this run was applied`, { cause });
-    }
-    const at = now();
-    insert.run(set.capability, seq, migration.id, checksum(migration.up), at);
-    applied.push({ capability: set.capability, id: migration.id, appliedAt: new Date(at) });
+    const migration = set.migrations[seq] as Migration;
+    const sql = migrationSql(migration, engine);
+    steps.push({ seq, id: migration.id, sql, checksum: checksum(sql) });
   }
-  return applied;
+  return steps;
+}
+
+function runStep(set: MigrationSet, step: PendingStep, run: () => void): void {
+  try {
+    run();
+  } catch (cause) {
+    throw failed(set, step, cause);
+  }
+}
+
+async function runStepAsync(set: MigrationSet, step: PendingStep, run: () => Promise<void>): Promise<void> {
+  try {
+    await run();
+  } catch (cause) {
+    throw failed(set, step, cause);
+  }
+}
+
+function failed(set: MigrationSet, step: PendingStep, cause: unknown): StorageError {
+  const why = cause instanceof Error ? cause.message : String(cause);
+  return new StorageError('MIGRATION_FAILED', `migration ${set.capability}/${step.id} failed: ${why}; no migration of this run was applied`, { cause });
 }
 
 function validate(sets: readonly MigrationSet[]): void {
@@ -117,7 +211,8 @@ function validate(sets: readonly MigrationSet[]): void {
     capabilities.add(set.capability);
     const ids = new Set<string>();
     for (const m of set.migrations) {
-      if (m.id.trim() === '' || m.up.trim() === '') {
+      const texts = typeof m.up === 'string' ? [m.up] : [m.up.sqlite, m.up.postgres];
+      if (m.id.trim() === '' || texts.some((t) => t.trim() === '')) {
         throw new StorageError('MIGRATION_INVALID', `a migration of ${set.capability} has an empty id or empty SQL`);
       }
       if (ids.has(m.id)) throw new StorageError('MIGRATION_INVALID', `migration id ${set.capability}/${m.id} appears twice`);
