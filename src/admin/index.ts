@@ -17,7 +17,7 @@ import { FEDERATION_MIGRATIONS } from '../federation/index.ts';
 import { SETTINGS_MIGRATIONS } from '../settings/index.ts';
 import { PRESENCE_MIGRATIONS } from '../presence/index.ts';
 import type { Database } from '../storage/index.ts';
-import { openDatabase, runMigrations } from '../storage/index.ts';
+import { openDatabase, runMigrations, sqliteSql } from '../storage/index.ts';
 import { AdminError } from './errors.ts';
 import { formatJson, formatList } from './format.ts';
 import { bindArguments, findCmdlet, syntaxOf } from './parse.ts';
@@ -99,7 +99,7 @@ export async function runAdminCommand(args: string[], io: AdminIo, defaults: Adm
     } else {
       db = openDatabase(dataDir ?? defaults.dataDir);
       runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, PRESENCE_MIGRATIONS, AUTH_MIGRATIONS, FEDERATION_MIGRATIONS]);
-      output = await cmdlet.run({ db, domain: defaults.domain, actor: currentActor(), now: Date.now }, bound);
+      output = await cmdlet.run({ db, sql: sqliteSql(db), domain: defaults.domain, actor: currentActor(), now: Date.now }, bound);
     }
     if (json) io.out(formatJson(output));
     else for (const line of formatList(output)) io.out(line);

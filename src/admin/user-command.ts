@@ -10,7 +10,7 @@ import { DIRECTORY_MIGRATIONS, findUser, listUsers, parseAddress } from '../dire
 import { ParleyError } from '../errors.ts';
 import { SETTINGS_MIGRATIONS } from '../settings/index.ts';
 import type { Database } from '../storage/index.ts';
-import { openDatabase, runMigrations } from '../storage/index.ts';
+import { openDatabase, runMigrations, sqliteSql } from '../storage/index.ts';
 import { USER_CMDLETS } from './cmdlets/user.ts';
 import type { BoundArgs, CmdletContext } from './types.ts';
 
@@ -98,7 +98,7 @@ export async function runUserCommand(args: string[], io: CommandIo, defaults: Us
     const dataDir = parsed.dataDir ?? defaults.dataDir;
     db = openDatabase(dataDir);
     runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS]);
-    const ctx: CmdletContext = { db, domain: defaults.domain, actor: `cli:${userInfo().username}`, now: Date.now };
+    const ctx: CmdletContext = { db, sql: sqliteSql(db), domain: defaults.domain, actor: `cli:${userInfo().username}`, now: Date.now };
     switch (name) {
       case 'add': {
         await cmdlet('Enable-CsUser', ctx, { Identity: address, Password: parsed.password ?? '', ...(parsed.displayName !== undefined ? { DisplayName: parsed.displayName } : {}) });

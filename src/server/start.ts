@@ -20,7 +20,7 @@ import type { SipContext } from '../router/context.ts';
 import { createDispatcher } from '../router/dispatch.ts';
 import { messageHandler } from '../router/message.ts';
 import { optionsHandler } from '../router/options.ts';
-import { databaseSize, openDatabase, runMigrations } from '../storage/index.ts';
+import { databaseSize, openDatabase, runMigrations, sqliteSql } from '../storage/index.ts';
 import { RetentionScheduler } from '../retention/index.ts';
 import { EMBEDDED, OFFLINE_MIGRATIONS, OfflineService, createMailboxRouting, spoolCounts, spoolerEndpoints } from '../offline/index.ts';
 import { createConversationsRoute } from '../conversations/index.ts';
@@ -75,6 +75,9 @@ export interface RunningServer {
 
 export async function startServer(config: Readonly<ServerConfig>, logger: Logger): Promise<RunningServer> {
   const db = openDatabase(config.dataDir);
+  // The storage handle the repositories take (src/storage/sql.ts); `db` serves those not moved yet.
+  const sql = sqliteSql(db);
+  void sql; // until the first repository takes it (the helpers moving them are at work)
   // parley.pid: `parley restore` and a second `serve` learn that this directory is in use
   let unlock: () => void;
   try {

@@ -14,3 +14,5 @@ export type { DatabaseSummary } from './backup.ts';
 export { backupDatabase, checkParleyDatabase, restoreDatabase } from './backup.ts';
 export type { BatchWrite, BatchWriter, ThreadBatchWriterOptions } from './batch-writer.ts';
 export { loopBatchWriter, serveBatches, ThreadBatchWriter } from './batch-writer.ts';
+export type { VersionedCacheOptions } from './version-cache.ts';
+export { VersionedCache } from './version-cache.ts';

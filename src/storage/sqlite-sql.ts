@@ -135,7 +135,14 @@ export class SqliteSql extends SqliteHandle implements SqlDatabase {
   }
 }
 
-/** The `Sql` of a node:sqlite connection. */
+const handles = new WeakMap<Database, SqliteSql>();
+
+/**
+ * The `Sql` of a node:sqlite connection: always the same one for a connection, since it is the
+ * handle that keeps the connection's transactions one at a time.
+ */
 export function sqliteSql(db: Database): SqliteSql {
-  return new SqliteSql(db);
+  let sql = handles.get(db);
+  if (sql === undefined) handles.set(db, (sql = new SqliteSql(db)));
+  return sql;
 }

@@ -13,7 +13,7 @@ import { DIRECTORY_MIGRATIONS, addUser } from '../../src/directory/index.ts';
 import { MAX_BLOCKS, PRESENCE_MIGRATIONS } from '../../src/presence/index.ts';
 import { addBlock } from '../../src/presence/blocks.ts';
 import { SETTINGS_MIGRATIONS, listAudit } from '../../src/settings/index.ts';
-import { openDatabase, openMemoryDatabase, runMigrations, transaction } from '../../src/storage/index.ts';
+import { openDatabase, openMemoryDatabase, runMigrations, transaction, sqliteSql } from '../../src/storage/index.ts';
 
 const D = 'parley.test';
 const root = mkdtempSync(join(tmpdir(), 'parley-presence-admin-'));
@@ -155,7 +155,7 @@ describe('Get-CsUserPresence', () => {
     const cmdlets = serverCmdlets({ presence: live });
     assert.deepEqual(cmdlets.map((c) => c.name), CMDLETS.map((c) => c.name), 'the same cmdlets, in the same order');
     const get = cmdlets.find((c) => c.name === 'Get-CsUserPresence')!;
-    const ctx = { db, domain: D, actor: 'admin-api', now: () => now };
+    const ctx = { db, sql: sqliteSql(db), domain: D, actor: 'admin-api', now: () => now };
     const output = await get.run(ctx, { Identity: 'alice' });
     assert.deepEqual(formatList(output), [
       'Identity      : alice@parley.test',

@@ -4,7 +4,7 @@
 //   GET  /admin/cmdlets/{Cmdlet-Name}   → one of them
 //   POST /admin/cmdlets/{Cmdlet-Name}   {"parameters": {...}} → {"cmdlet": "Set-CsImConfiguration", "results": [{...}]}
 
-import type { Database } from '../../storage/index.ts';
+import type { Database, Sql } from '../../storage/index.ts';
 import { AdminError } from '../errors.ts';
 import { toJsonObjects } from '../format.ts';
 import { closestName, findCmdlet, syntaxOf } from '../parse.ts';
@@ -14,6 +14,7 @@ import { bindJsonParameters, parametersOf } from './validate.ts';
 
 export interface CmdletEndpointOptions {
   readonly db: Database;
+  readonly sql: Sql;
   readonly domain: string;
   readonly cmdlets: readonly CmdletSpec[];
   readonly now: () => number;
@@ -66,7 +67,7 @@ export function cmdletEndpoints(opts: CmdletEndpointOptions): AdminEndpoint[] {
           }
           throw error;
         }
-        const output = await cmdlet.run({ db: opts.db, domain: opts.domain, actor, now: opts.now }, bound);
+        const output = await cmdlet.run({ db: opts.db, sql: opts.sql, domain: opts.domain, actor, now: opts.now }, bound);
         logger.info({ cmdlet: cmdlet.name, parameters: Object.keys(bound), actor }, 'admin API ran %s', cmdlet.name);
         if (!cmdlet.name.startsWith('Get-')) opts.onChanged(cmdlet.name);
         return { cmdlet: cmdlet.name, results: toJsonObjects(output) };

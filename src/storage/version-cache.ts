@@ -1,0 +1,79 @@
+// Answers kept in memory until the data behind them changes, for the lookups the SIP path makes
+// on every request (users, settings, federation decisions). What changed is told by a version row
+// that triggers move with every write of the tables behind the cache, whichever process or node
+// writes: the cache reads that one row at most once per check interval and forgets everything
+// when it moved.
+//
+// The interval is the staleness allowed: 1 ms on SQLite (the read is a local page lookup, so a
+// change by `parley user add` counts from the next request on), 250 ms on PostgreSQL (a read is a
+// round trip; the many lookups of one burst share one check).
+
+import type { Sql } from './sql.ts';
+
+export interface VersionedCacheOptions {
+  /** entries kept before the cache starts over (default 100,000) */
+  readonly maxEntries?: number;
+  /** how long a version read stays good, in ms (default by engine: 1 on SQLite, 250 on PostgreSQL) */
+  readonly checkEveryMs?: number;
+  /** a monotonic clock in ms (tests) */
+  readonly clock?: () => number;
+}
+
+export class VersionedCache<V> {
+  readonly #sql: Sql;
+  readonly #versionQuery: string;
+  readonly #maxEntries: number;
+  readonly #checkEveryMs: number;
+  readonly #clock: () => number;
+  readonly #known = new Map<string, V>();
+  #version: unknown = undefined;
+  #checkedAt = Number.NEGATIVE_INFINITY;
+  #checking: Promise<void> | null = null;
+  /** moves whenever the entries are dropped, so a load begun before does not store a stale answer */
+  #generation = 0;
+
+  /** `versionQuery` reads one row with one column `v`, e.g. `SELECT v FROM users_version`. */
+  constructor(sql: Sql, versionQuery: string, options: VersionedCacheOptions = {}) {
+    this.#sql = sql;
+    this.#versionQuery = versionQuery;
+    this.#maxEntries = options.maxEntries ?? 100_000;
+    this.#checkEveryMs = options.checkEveryMs ?? (sql.engine === 'sqlite' ? 1 : 250);
+    this.#clock = options.clock ?? (() => performance.now());
+  }
+
+  /** The kept answer for `key`, or what `load` gives (kept unless the data changed meanwhile). */
+  async get(key: string, load: () => Promise<V>): Promise<V> {
+    if (this.#clock() - this.#checkedAt >= this.#checkEveryMs) await this.#check();
+    if (this.#known.has(key)) return this.#known.get(key) as V;
+    const generation = this.#generation;
+    const value = await load();
+    if (generation === this.#generation) {
+      if (this.#known.size >= this.#maxEntries) this.#known.clear();
+      this.#known.set(key, value);
+    }
+    return value;
+  }
+
+  /** Forgets every answer (after a write by this process that must count at once). */
+  clear(): void {
+    this.#known.clear();
+    this.#generation++;
+  }
+
+  #check(): Promise<void> {
+    this.#checking ??= (async () => {
+      try {
+        const row = await this.#sql.get<{ v: unknown }>(this.#versionQuery);
+        this.#checkedAt = this.#clock();
+        const version = row?.v;
+        if (version !== this.#version) {
+          this.#version = version;
+          this.clear();
+        }
+      } finally {
+        this.#checking = null;
+      }
+    })();
+    return this.#checking;
+  }
+}
