@@ -1,13 +1,16 @@
 // Whether a local user may talk to a partner domain, and how the partner is reached: the two
-// questions the federation link (router, later) asks for every request across organisations.
-// Pure reads of the database, read on every call like effectiveSettings, so an administrator's
-// change applies at once.
+// questions the federation link asks for every request across organisations. The organisation's
+// rules (CsAccessEdgeConfiguration, the allowed and blocked domains) are kept in a VersionedCache
+// by the router's gate, so a request does not wait for the database, and an administrator's
+// change (by any process or node) counts from the next version check on; the user's policy is
+// the settings capability's effective settings, which keeps its own cache.
 
 import { DirectoryError } from '../directory/index.ts';
-import { effectiveSettings } from '../settings/index.ts';
-import type { Database } from '../storage/index.ts';
+import type { Sql, VersionedCacheOptions } from '../storage/index.ts';
+import { VersionedCache } from '../storage/index.ts';
 import type { HostPort } from './names.ts';
 import { formatHostPort, parseDomain } from './names.ts';
+import { effectiveSettingsOf } from './pending-moves.ts';
 import { findDomain, getAccessEdge } from './repository.ts';
 
 export type FederationRefusalCode =
@@ -45,21 +48,6 @@ export interface FederationQuestion {
   readonly ownDomain?: string;
 }
 
-/**
- * The organisation's rules first (federation on, domain not blocked, allowed or discoverable),
- * then the user's policy: the first rule that fails is the refusal, with the cmdlet that changes it.
- */
-export function federationDecision(db: Database, q: FederationQuestion): FederationDecision {
-  const organisation = organisationDecision(db, q.partnerDomain, q.ownDomain);
-  if (!organisation.allowed) return organisation;
-  const settings = effectiveSettings(db, q.localUser);
-  if (!settings.EnableFederationAccess) {
-    const source = settings.sources.ExternalAccessPolicy;
-    return refused('USER_NOT_ENABLED', `the CsExternalAccessPolicy that applies to ${q.localUser} (${source}) has EnableFederationAccess False; grant the user one that enables it with Grant-CsExternalAccessPolicy, or change it with Set-CsExternalAccessPolicy -Identity ${source} -EnableFederationAccess $True`);
-  }
-  return organisation;
-}
-
 export interface InboundQuestion {
   /** the partner's domain (the From domain of its request), any case */
   readonly partnerDomain: string;
@@ -69,55 +57,117 @@ export interface InboundQuestion {
 }
 
 /**
- * The same rules for a request a partner sends: the organisation's first, then the recipient's
- * policy. A recipient who does not exist is refused exactly like one whose policy does not enable
- * federation (same code, same text), so that a partner cannot learn who exists; neither text
- * names a policy, which is this organisation's business.
+ * The decisions on one database. `cached`: the organisation's rules are kept until the
+ * federation tables change (the router's gate); without it every question reads the database
+ * (the cmdlets).
  */
-export function inboundDecision(db: Database, q: InboundQuestion): FederationDecision {
-  const organisation = organisationDecision(db, q.partnerDomain, q.ownDomain);
-  if (!organisation.allowed || q.recipient === undefined) return organisation;
-  let enabled = false;
-  try {
-    enabled = effectiveSettings(db, q.recipient).EnableFederationAccess;
-  } catch (error) {
-    // no such user, or not an address at all: the same answer as a user not enabled
-    if (!(error instanceof DirectoryError)) throw error;
+export class FederationRules {
+  readonly #sql: Sql;
+  readonly #decisions: VersionedCache<FederationDecision> | undefined;
+  readonly #routes: VersionedCache<PartnerRoute> | undefined;
+
+  constructor(sql: Sql, cache?: VersionedCacheOptions | false) {
+    this.#sql = sql;
+    if (cache !== undefined && cache !== false) {
+      this.#decisions = new VersionedCache(sql, VERSION_QUERY, cache);
+      this.#routes = new VersionedCache(sql, VERSION_QUERY, cache);
+    }
   }
-  if (!enabled) return refused('USER_NOT_ENABLED', `${q.recipient.slice(0, 200)} does not take requests from other organisations`);
-  return organisation;
+
+  /**
+   * The organisation's rules first (federation on, domain not blocked, allowed or discoverable),
+   * then the user's policy: the first rule that fails is the refusal, with the cmdlet that changes it.
+   */
+  async outbound(q: FederationQuestion): Promise<FederationDecision> {
+    const organisation = await this.organisation(q.partnerDomain, q.ownDomain);
+    if (!organisation.allowed) return organisation;
+    const settings = await effectiveSettingsOf(this.#sql, q.localUser);
+    if (!settings.EnableFederationAccess) {
+      const source = settings.sources.ExternalAccessPolicy;
+      return refused('USER_NOT_ENABLED', `the CsExternalAccessPolicy that applies to ${q.localUser} (${source}) has EnableFederationAccess False; grant the user one that enables it with Grant-CsExternalAccessPolicy, or change it with Set-CsExternalAccessPolicy -Identity ${source} -EnableFederationAccess $True`);
+    }
+    return organisation;
+  }
+
+  /**
+   * The same rules for a request a partner sends: the organisation's first, then the recipient's
+   * policy. A recipient who does not exist is refused exactly like one whose policy does not enable
+   * federation (same code, same text), so that a partner cannot learn who exists; neither text
+   * names a policy, which is this organisation's business.
+   */
+  async inbound(q: InboundQuestion): Promise<FederationDecision> {
+    const organisation = await this.organisation(q.partnerDomain, q.ownDomain);
+    if (!organisation.allowed || q.recipient === undefined) return organisation;
+    let enabled = false;
+    try {
+      enabled = (await effectiveSettingsOf(this.#sql, q.recipient)).EnableFederationAccess;
+    } catch (error) {
+      // no such user, or not an address at all: the same answer as a user not enabled
+      if (!(error instanceof DirectoryError)) throw error;
+    }
+    if (!enabled) return refused('USER_NOT_ENABLED', `${q.recipient.slice(0, 200)} does not take requests from other organisations`);
+    return organisation;
+  }
+
+  /** The organisation's rules: federation on, a partner domain name, not blocked, allowed or discoverable. */
+  organisation(partnerDomain: string, ownDomain: string | undefined): Promise<FederationDecision> {
+    if (this.#decisions === undefined) return this.#organisation(partnerDomain, ownDomain);
+    // the own domain is part of the question (it is no partner); a NUL cannot be in either name
+    return this.#decisions.get(`${partnerDomain}\0${ownDomain ?? ''}`, () => this.#organisation(partnerDomain, ownDomain));
+  }
+
+  /** Where requests for `domain` go: its ProxyFqdn, else the default route, else its DNS SRV record. */
+  route(domain: string): Promise<PartnerRoute> {
+    const name = domain.trim().toLowerCase().replace(/\.$/, '');
+    return this.#routes === undefined ? this.#route(name) : this.#routes.get(name, () => this.#route(name));
+  }
+
+  async #organisation(partnerDomain: string, ownDomain: string | undefined): Promise<FederationDecision> {
+    let domain: string;
+    try {
+      domain = parseDomain(partnerDomain, ownDomain);
+    } catch (error) {
+      return refused('BAD_DOMAIN', (error as Error).message);
+    }
+    const edge = await getAccessEdge(this.#sql);
+    if (!edge.AllowFederatedUsers) {
+      return refused('FEDERATION_DISABLED', 'federation is off (CsAccessEdgeConfiguration AllowFederatedUsers is False); turn it on with Set-CsAccessEdgeConfiguration -AllowFederatedUsers $True');
+    }
+    const listed = await findDomain(this.#sql, domain);
+    if (listed?.list === 'blocked') {
+      return refused('DOMAIN_BLOCKED', `${domain} is a blocked domain; unblock it with Remove-CsBlockedDomain -Identity ${domain}`);
+    }
+    if (listed === undefined && !edge.EnablePartnerDiscovery) {
+      return refused('DOMAIN_NOT_ALLOWED', `${domain} is not an allowed domain and partner discovery is off; allow it with New-CsAllowedDomain -Identity ${domain}, or allow every unblocked domain with Set-CsAccessEdgeConfiguration -EnablePartnerDiscovery $True`);
+    }
+    return { allowed: true, domain, route: await this.#route(domain) };
+  }
+
+  async #route(name: string): Promise<PartnerRoute> {
+    const listed = await findDomain(this.#sql, name);
+    if (listed?.list === 'allowed' && listed.proxyFqdn !== null) return { kind: 'proxy', target: listed.proxyFqdn };
+    const edge = await getAccessEdge(this.#sql);
+    if (edge.DefaultRouteFqdn !== null) return { kind: 'default-route', target: edge.DefaultRouteFqdn };
+    return { kind: 'dns-srv', domain: name };
+  }
 }
 
-/** The organisation's rules: federation on, a partner domain name, not blocked, allowed or discoverable. */
-function organisationDecision(db: Database, partnerDomain: string, ownDomain: string | undefined): FederationDecision {
-  let domain: string;
-  try {
-    domain = parseDomain(partnerDomain, ownDomain);
-  } catch (error) {
-    return refused('BAD_DOMAIN', (error as Error).message);
-  }
-  const edge = getAccessEdge(db);
-  if (!edge.AllowFederatedUsers) {
-    return refused('FEDERATION_DISABLED', 'federation is off (CsAccessEdgeConfiguration AllowFederatedUsers is False); turn it on with Set-CsAccessEdgeConfiguration -AllowFederatedUsers $True');
-  }
-  const listed = findDomain(db, domain);
-  if (listed?.list === 'blocked') {
-    return refused('DOMAIN_BLOCKED', `${domain} is a blocked domain; unblock it with Remove-CsBlockedDomain -Identity ${domain}`);
-  }
-  if (listed === undefined && !edge.EnablePartnerDiscovery) {
-    return refused('DOMAIN_NOT_ALLOWED', `${domain} is not an allowed domain and partner discovery is off; allow it with New-CsAllowedDomain -Identity ${domain}, or allow every unblocked domain with Set-CsAccessEdgeConfiguration -EnablePartnerDiscovery $True`);
-  }
-  return { allowed: true, domain, route: partnerRoute(db, domain) };
+/** The version row the federation tables' triggers move (schema.ts). */
+const VERSION_QUERY = 'SELECT v FROM federation_version';
+
+/** FederationRules.outbound, read from the database now. */
+export function federationDecision(sql: Sql, q: FederationQuestion): Promise<FederationDecision> {
+  return new FederationRules(sql).outbound(q);
 }
 
-/** Where requests for `domain` go: its ProxyFqdn, else the default route, else its DNS SRV record. */
-export function partnerRoute(db: Database, domain: string): PartnerRoute {
-  const name = domain.trim().toLowerCase().replace(/\.$/, '');
-  const listed = findDomain(db, name);
-  if (listed?.list === 'allowed' && listed.proxyFqdn !== null) return { kind: 'proxy', target: listed.proxyFqdn };
-  const edge = getAccessEdge(db);
-  if (edge.DefaultRouteFqdn !== null) return { kind: 'default-route', target: edge.DefaultRouteFqdn };
-  return { kind: 'dns-srv', domain: name };
+/** FederationRules.inbound, read from the database now. */
+export function inboundDecision(sql: Sql, q: InboundQuestion): Promise<FederationDecision> {
+  return new FederationRules(sql).inbound(q);
+}
+
+/** FederationRules.route, read from the database now. */
+export function partnerRoute(sql: Sql, domain: string): Promise<PartnerRoute> {
+  return new FederationRules(sql).route(domain);
 }
 
 /** `sip.partner.example:5061 (ProxyFqdn)`, `DNS SRV _sipfederationtls._tcp.partner.example`. */

@@ -5,23 +5,26 @@
 import type { Logger } from '../observability/logger.ts';
 import type { FederationGate, FederationRefusal, PartnerConnection } from '../router/context.ts';
 import type { Flow } from '../sip/index.ts';
-import type { Database } from '../storage/index.ts';
-import { federationDecision, inboundDecision, partnerRoute } from './decision.ts';
+import type { Sql, VersionedCacheOptions } from '../storage/index.ts';
+import type { PartnerRoute } from './decision.ts';
+import { FederationRules } from './decision.ts';
 import { matchingName } from './link/cert-names.ts';
 import { expectedHosts, SRV_PREFIX } from './link/targets.ts';
 import type { PartnerDns } from './link/targets.ts';
 import { parseDomain } from './names.ts';
 
 export interface GateOptions {
-  db: Database;
+  sql: Sql;
   /** this organisation's SIP domain */
   domain: string;
   /** host:port partners reach us by (federation.fqdn and the federation port) */
   sentBy: string;
   dns: PartnerDns;
   /** the outbound pool (link/pool.ts) */
-  pool: { connect(domain: string, route: ReturnType<typeof partnerRoute>): Promise<PartnerConnection> };
+  pool: { connect(domain: string, route: PartnerRoute): Promise<PartnerConnection> };
   logger: Logger;
+  /** how the organisation's rules are cached (tests: checkEveryMs 0 to see each change at once); default VersionedCache's */
+  cache?: VersionedCacheOptions;
 }
 
 type Verification = { verified: true; name: string } | { verified: false; warning: string; transient: boolean };
@@ -32,16 +35,18 @@ const MAX_DOMAINS_PER_FLOW = 32;
 export class FederationLink implements FederationGate {
   readonly sentBy: string;
   readonly #o: GateOptions;
+  readonly #rules: FederationRules;
   /** per partner connection, per domain: whether its certificate vouches for it (it cannot change while the connection lives) */
   readonly #verified = new WeakMap<Flow, Map<string, Promise<Verification>>>();
 
   constructor(opts: GateOptions) {
     this.#o = opts;
     this.sentBy = opts.sentBy;
+    this.#rules = new FederationRules(opts.sql, opts.cache ?? {});
   }
 
-  outboundRefusal(sender: string, domain: string): FederationRefusal | null {
-    const decision = federationDecision(this.#o.db, { localUser: sender, partnerDomain: domain, ownDomain: this.#o.domain });
+  async outboundRefusal(sender: string, domain: string): Promise<FederationRefusal | null> {
+    const decision = await this.#rules.outbound({ localUser: sender, partnerDomain: domain, ownDomain: this.#o.domain });
     return decision.allowed ? null : { code: decision.code, warning: decision.reason };
   }
 
@@ -51,24 +56,24 @@ export class FederationLink implements FederationGate {
    * answered first: no DNS question is worth asking for them.
    */
   async inboundRefusal(flow: Flow, fromDomain: string, recipient: string | undefined): Promise<FederationRefusal | null> {
-    const { db, domain: own } = this.#o;
-    const early = inboundDecision(db, { partnerDomain: fromDomain, ownDomain: own });
+    const own = this.#o.domain;
+    const early = await this.#rules.organisation(fromDomain, own);
     if (!early.allowed && (early.code === 'FEDERATION_DISABLED' || early.code === 'BAD_DOMAIN')) return { code: early.code, warning: early.reason };
     const domain = parseDomain(fromDomain, own);
     const verification = await this.#verify(flow, domain);
     if (!verification.verified) return { code: 'PARTNER_NOT_VERIFIED', warning: verification.warning };
-    const decision = inboundDecision(db, { partnerDomain: domain, ownDomain: own, recipient });
+    const decision = await this.#rules.inbound({ partnerDomain: domain, ownDomain: own, recipient });
     return decision.allowed ? null : { code: decision.code, warning: decision.reason };
   }
 
-  connect(domain: string): Promise<PartnerConnection> {
+  async connect(domain: string): Promise<PartnerConnection> {
     let name: string;
     try {
       name = parseDomain(domain, this.#o.domain);
     } catch (err) {
-      return Promise.resolve({ ok: false, status: 503, warning: (err as Error).message });
+      return { ok: false, status: 503, warning: (err as Error).message };
     }
-    return this.#o.pool.connect(name, partnerRoute(this.#o.db, name));
+    return this.#o.pool.connect(name, await this.#rules.route(name));
   }
 
   #verify(flow: Flow, domain: string): Promise<Verification> {
@@ -101,7 +106,7 @@ export class FederationLink implements FederationGate {
     if (peer === undefined) return { verified: false, warning: `this connection is not a partner connection (the federation port is ${this.sentBy})`, transient: false };
     // a connection we opened to the domain's server: verified for it when it was opened
     if (peer.openedFor === domain) return { verified: true, name: domain };
-    const route = partnerRoute(this.#o.db, domain);
+    const route = await this.#rules.route(domain);
     if (route.kind !== 'dns-srv') {
       const name = matchingName(peer.names, [route.target.host]);
       if (name !== undefined) return { verified: true, name };

@@ -3,7 +3,7 @@
 // gate the router asks (gate.ts) and the link's machinery (link/: DNS, certificates, connections).
 // Users' CsExternalAccessPolicy is in src/settings.
 export type { FederationDecision, FederationQuestion, FederationRefusalCode, InboundQuestion, PartnerRoute } from './decision.ts';
-export { describeRoute, federationDecision, inboundDecision, partnerRoute } from './decision.ts';
+export { describeRoute, federationDecision, FederationRules, inboundDecision, partnerRoute } from './decision.ts';
 export { FederationLink, type GateOptions } from './gate.ts';
 export * from './link/index.ts';
 export type { HostPort } from './names.ts';

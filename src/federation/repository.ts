@@ -1,11 +1,11 @@
-// Storage of CsAccessEdgeConfiguration and of the allowed and blocked partner domains. The only
-// place with federation SQL (the cluster issue moves it to PostgreSQL). Every write runs in one
-// transaction with its audit rows, as in src/settings.
+// Storage of CsAccessEdgeConfiguration and of the allowed and blocked partner domains, on either
+// engine. The only place with federation SQL. Every write runs in one transaction with its audit
+// rows, as in src/settings.
 
 import type { ChangeContext } from '../settings/index.ts';
-import { SettingsError, recordAudit } from '../settings/index.ts';
-import type { Database } from '../storage/index.ts';
-import { statement, transaction } from '../storage/index.ts';
+import { SettingsError } from '../settings/index.ts';
+import type { Sql } from '../storage/index.ts';
+import { auditIn } from './pending-moves.ts';
 import type { HostPort } from './names.ts';
 import { formatHostPort, parseHostPort } from './names.ts';
 
@@ -46,20 +46,22 @@ export const ACCESS_EDGE_IDENTITY = 'Global';
 const NOUN: Readonly<Record<DomainList, string>> = { allowed: 'CsAllowedDomain', blocked: 'CsBlockedDomain' };
 const MAX_COMMENT = 1024;
 
-export function getAccessEdge(db: Database): AccessEdgeConfiguration {
-  const row = statement(db, 'SELECT allow_federated_users, enable_partner_discovery, default_route_fqdn FROM access_edge_configuration WHERE id = 1').get() as
-    { allow_federated_users: number; enable_partner_discovery: number; default_route_fqdn: string | null };
+export async function getAccessEdge(sql: Sql): Promise<AccessEdgeConfiguration> {
+  const row = await sql.get<{ allow_federated_users: number; enable_partner_discovery: number; default_route_fqdn: string | null }>(
+    'SELECT allow_federated_users, enable_partner_discovery, default_route_fqdn FROM access_edge_configuration WHERE id = 1',
+  );
+  if (row === undefined) throw new SettingsError('UNKNOWN_IDENTITY', 'the Global CsAccessEdgeConfiguration row is missing from the database; restore it from a backup (the federation migration creates it)');
   return {
-    AllowFederatedUsers: row.allow_federated_users !== 0,
-    EnablePartnerDiscovery: row.enable_partner_discovery !== 0,
+    AllowFederatedUsers: Number(row.allow_federated_users) !== 0,
+    EnablePartnerDiscovery: Number(row.enable_partner_discovery) !== 0,
     DefaultRouteFqdn: row.default_route_fqdn === null ? null : parseHostPort(row.default_route_fqdn, 'DefaultRouteFqdn'),
   };
 }
 
 /** Set-CsAccessEdgeConfiguration: checks the result as a whole (default routing needs its host), audits what changes. */
-export function updateAccessEdge(db: Database, changes: AccessEdgeChanges, change: ChangeContext): AccessEdgeConfiguration {
-  return transaction(db, () => {
-    const current = getAccessEdge(db);
+export async function updateAccessEdge(sql: Sql, changes: AccessEdgeChanges, change: ChangeContext): Promise<AccessEdgeConfiguration> {
+  return sql.transaction(async (tx) => {
+    const current = await getAccessEdge(tx);
     const given = changes.DefaultRouteFqdn === undefined ? undefined : parseHostPort(changes.DefaultRouteFqdn, 'DefaultRouteFqdn');
     const useDefault = changes.UseDefaultRouting ?? current.DefaultRouteFqdn !== null;
     if (!useDefault && given !== undefined) {
@@ -72,11 +74,11 @@ export function updateAccessEdge(db: Database, changes: AccessEdgeChanges, chang
       EnablePartnerDiscovery: changes.EnablePartnerDiscovery ?? current.EnablePartnerDiscovery,
       DefaultRouteFqdn: route,
     };
-    db.prepare('UPDATE access_edge_configuration SET allow_federated_users = ?, enable_partner_discovery = ?, default_route_fqdn = ? WHERE id = 1')
-      .run(Number(next.AllowFederatedUsers), Number(next.EnablePartnerDiscovery), route === null ? null : formatHostPort(route));
+    await tx.run('UPDATE access_edge_configuration SET allow_federated_users = ?, enable_partner_discovery = ?, default_route_fqdn = ? WHERE id = 1',
+      [Number(next.AllowFederatedUsers), Number(next.EnablePartnerDiscovery), route === null ? null : formatHostPort(route)]);
     const before = accessEdgeValues(current);
     for (const [name, after] of Object.entries(accessEdgeValues(next))) {
-      if (before[name] !== after) recordAudit(db, change, ACCESS_EDGE_IDENTITY, name, before[name] ?? null, after);
+      if (before[name] !== after) await auditIn(tx, change, ACCESS_EDGE_IDENTITY, name, before[name] ?? null, after);
     }
     return next;
   });
@@ -94,74 +96,75 @@ export function accessEdgeValues(c: AccessEdgeConfiguration): Record<string, str
 }
 
 /** The domains of one list (or both), by name. */
-export function listDomains(db: Database, list?: DomainList): PartnerDomain[] {
-  const rows = (list === undefined
-    ? db.prepare('SELECT * FROM federation_domains ORDER BY domain').all()
-    : db.prepare('SELECT * FROM federation_domains WHERE list = ? ORDER BY domain').all(list)) as Row[];
+export async function listDomains(sql: Sql, list?: DomainList): Promise<PartnerDomain[]> {
+  const rows = list === undefined
+    ? await sql.all<Row>(`SELECT ${COLUMNS} FROM federation_domains ORDER BY domain`)
+    : await sql.all<Row>(`SELECT ${COLUMNS} FROM federation_domains WHERE list = ? ORDER BY domain`, [list]);
   return rows.map(domainOf);
 }
 
 /** A domain on either list, or undefined. `domain` as parseDomain returns it. */
-export function findDomain(db: Database, domain: string): PartnerDomain | undefined {
-  const row = statement(db, 'SELECT * FROM federation_domains WHERE domain = ?').get(domain) as Row | undefined;
+export async function findDomain(sql: Sql, domain: string): Promise<PartnerDomain | undefined> {
+  const row = await sql.get<Row>(`SELECT ${COLUMNS} FROM federation_domains WHERE domain = ?`, [domain]);
   return row === undefined ? undefined : domainOf(row);
 }
 
 /** The domain on `list`; UNKNOWN_IDENTITY otherwise (saying when it is on the other list). */
-export function requireDomain(db: Database, list: DomainList, domain: string): PartnerDomain {
-  const found = findDomain(db, domain);
+export async function requireDomain(sql: Sql, list: DomainList, domain: string): Promise<PartnerDomain> {
+  const found = await findDomain(sql, domain);
   if (found?.list === list) return found;
   const other = found === undefined ? '' : ` (it is on the ${found.list} list: see Get-${NOUN[found.list]})`;
   throw new SettingsError('UNKNOWN_IDENTITY', `there is no ${NOUN[list]} ${domain}${other}; see them with Get-${NOUN[list]}`);
 }
 
 /** New-CsAllowedDomain / New-CsBlockedDomain. A domain is on at most one list. */
-export function addDomain(db: Database, list: DomainList, domain: string, given: DomainChanges, change: ChangeContext): PartnerDomain {
-  return transaction(db, () => {
-    const found = findDomain(db, domain);
+export async function addDomain(sql: Sql, list: DomainList, domain: string, given: DomainChanges, change: ChangeContext): Promise<PartnerDomain> {
+  return sql.transaction(async (tx) => {
+    const found = await findDomain(tx, domain);
     if (found !== undefined) {
       throw new SettingsError('IDENTITY_EXISTS', found.list === list
         ? `${NOUN[list]} ${domain} already exists; change it with Set-${NOUN[list]}`
         : `${domain} is already on the ${found.list} list (${NOUN[found.list]}) and cannot be on both; remove it first with Remove-${NOUN[found.list]} -Identity ${domain}`);
     }
     const values = checked(list, given);
-    db.prepare('INSERT INTO federation_domains (domain, list, proxy_fqdn, comment, created_at) VALUES (?, ?, ?, ?, ?)')
-      .run(domain, list, values.proxyFqdn, values.comment, change.now());
-    recordAudit(db, change, domain, null, null, 'created');
-    if (values.proxyFqdn !== null) recordAudit(db, change, domain, 'ProxyFqdn', null, values.proxyFqdn);
-    if (values.comment !== null) recordAudit(db, change, domain, 'Comment', null, values.comment);
-    return requireDomain(db, list, domain);
+    await tx.run('INSERT INTO federation_domains (domain, list, proxy_fqdn, comment, created_at) VALUES (?, ?, ?, ?, ?)',
+      [domain, list, values.proxyFqdn, values.comment, change.now()]);
+    await auditIn(tx, change, domain, null, null, 'created');
+    if (values.proxyFqdn !== null) await auditIn(tx, change, domain, 'ProxyFqdn', null, values.proxyFqdn);
+    if (values.comment !== null) await auditIn(tx, change, domain, 'Comment', null, values.comment);
+    return requireDomain(tx, list, domain);
   });
 }
 
 /** Set-CsAllowedDomain / Set-CsBlockedDomain: the given properties; audits those that change. */
-export function updateDomain(db: Database, list: DomainList, domain: string, changes: DomainChanges, change: ChangeContext): PartnerDomain {
-  return transaction(db, () => {
-    const current = requireDomain(db, list, domain);
+export async function updateDomain(sql: Sql, list: DomainList, domain: string, changes: DomainChanges, change: ChangeContext): Promise<PartnerDomain> {
+  return sql.transaction(async (tx) => {
+    const current = await requireDomain(tx, list, domain);
     const before = { proxyFqdn: current.proxyFqdn === null ? null : formatHostPort(current.proxyFqdn), comment: current.comment };
     const given = checked(list, changes);
     const after = {
       proxyFqdn: changes.ProxyFqdn === undefined ? before.proxyFqdn : given.proxyFqdn,
       comment: changes.Comment === undefined ? before.comment : given.comment,
     };
-    db.prepare('UPDATE federation_domains SET proxy_fqdn = ?, comment = ? WHERE domain = ?').run(after.proxyFqdn, after.comment, domain);
-    if (before.proxyFqdn !== after.proxyFqdn) recordAudit(db, change, domain, 'ProxyFqdn', before.proxyFqdn, after.proxyFqdn);
-    if (before.comment !== after.comment) recordAudit(db, change, domain, 'Comment', before.comment, after.comment);
-    return requireDomain(db, list, domain);
+    await tx.run('UPDATE federation_domains SET proxy_fqdn = ?, comment = ? WHERE domain = ?', [after.proxyFqdn, after.comment, domain]);
+    if (before.proxyFqdn !== after.proxyFqdn) await auditIn(tx, change, domain, 'ProxyFqdn', before.proxyFqdn, after.proxyFqdn);
+    if (before.comment !== after.comment) await auditIn(tx, change, domain, 'Comment', before.comment, after.comment);
+    return requireDomain(tx, list, domain);
   });
 }
 
-export function removeDomain(db: Database, list: DomainList, domain: string, change: ChangeContext): void {
-  transaction(db, () => {
-    requireDomain(db, list, domain);
-    db.prepare('DELETE FROM federation_domains WHERE domain = ?').run(domain);
-    recordAudit(db, change, domain, null, 'existed', 'removed');
+export async function removeDomain(sql: Sql, list: DomainList, domain: string, change: ChangeContext): Promise<void> {
+  await sql.transaction(async (tx) => {
+    await requireDomain(tx, list, domain);
+    await tx.run('DELETE FROM federation_domains WHERE domain = ?', [domain]);
+    await auditIn(tx, change, domain, null, 'existed', 'removed');
   });
 }
 
 // ---------------------------------------------------------------------------------------------
 
 type Row = { domain: string; list: DomainList; proxy_fqdn: string | null; comment: string | null; created_at: number };
+const COLUMNS = 'domain, list, proxy_fqdn, comment, created_at';
 
 function domainOf(row: Row): PartnerDomain {
   return {
@@ -169,7 +172,7 @@ function domainOf(row: Row): PartnerDomain {
     list: row.list,
     proxyFqdn: row.proxy_fqdn === null ? null : parseHostPort(row.proxy_fqdn, 'ProxyFqdn'),
     comment: row.comment,
-    createdAt: new Date(row.created_at),
+    createdAt: new Date(Number(row.created_at)),
   };
 }
 

@@ -12,7 +12,7 @@ import { recordTrace } from '../observability/trace.ts';
 import type { DeliveryItem, DeliveryOutcome, MailboxConnector, SmtpRoutes } from '../mailbox/index.ts';
 import { CONVERSATION_CLASS, MailboxError, MISSED_CLASS, NOTE_CLASS, PartnerMailConnector } from '../mailbox/index.ts';
 import type { Database } from '../storage/index.ts';
-import { transaction } from '../storage/index.ts';
+import { sqliteSql, transaction } from '../storage/index.ts';
 import type { MailboxRouting } from './connectors.ts';
 import { claimDue, entryMessages, markDelivered, markFailed, nextDueAt, recordItemIds, recoverInterrupted, scheduleRetry } from './spool.ts';
 import type { SpoolEntry } from './spool.ts';
@@ -102,7 +102,7 @@ export class SpoolWorker {
   constructor(opts: SpoolWorkerOptions) {
     this.#o = opts;
     this.#now = opts.now ?? Date.now;
-    this.#partnerMail = opts.partnerMail ?? new PartnerMailConnector({ db: opts.db, ...(opts.smtpRoutes !== undefined ? { routes: opts.smtpRoutes } : {}), now: this.#now });
+    this.#partnerMail = opts.partnerMail ?? new PartnerMailConnector({ sql: sqliteSql(opts.db), ...(opts.smtpRoutes !== undefined ? { routes: opts.smtpRoutes } : {}), now: this.#now });
   }
 
   /** Puts entries a crash left `delivering` back in line, then starts the timer. */

@@ -46,7 +46,7 @@ export interface PresenceRouteOptions {
    * The federation decision (ctx.federation.outboundRefusal, issue 15): with it, partners' users
    * may be contacts; absent: contacts are users of `domain` only.
    */
-  outboundRefusal?: (sender: string, domain: string) => { code: string; warning: string } | null;
+  outboundRefusal?: (sender: string, domain: string) => Promise<{ code: string; warning: string } | null>;
   /** after a user's contact list changed (PresenceService.contactsChanged) */
   onContactsChanged?: (owner: string) => void;
   /** accept Basic passwords over plain HTTP from other hosts than loopback (default false) */
@@ -111,10 +111,14 @@ export function createPresenceRoute(opts: PresenceRouteOptions): HttpRoute {
     return collection === BLOCKED_PATH ? blocked(method, user, address) : contacts(method, user, address);
   }
 
-  function contacts(method: string, user: string, member: string): { status: number; body?: unknown } {
+  async function contacts(method: string, user: string, member: string): Promise<{ status: number; body?: unknown }> {
     switch (method) {
       case 'PUT': {
-        const { contact, created } = addToContacts(opts.db, user, member, now(), { domain: opts.domain, ...(opts.outboundRefusal === undefined ? {} : { outboundRefusal: opts.outboundRefusal }) });
+        // the federation decision is asynchronous (read from storage): asked first, its answer given to addToContacts
+        const decide = opts.outboundRefusal;
+        const memberDomain = member.slice(member.lastIndexOf('@') + 1);
+        const refusal = decide === undefined || memberDomain === opts.domain ? null : await decide(user, memberDomain);
+        const { contact, created } = addToContacts(opts.db, user, member, now(), { domain: opts.domain, ...(decide === undefined ? {} : { outboundRefusal: () => refusal }) });
         if (created) opts.onContactsChanged?.(user);
         return { status: created ? 201 : 200, body: contactJson(contact) };
       }

@@ -23,7 +23,7 @@ export const SWEEP_MS = 30_000;
 /** What each back-end subscription is given (sentBy is read when needed: the link is wired after presence starts), and: */
 export interface RemoteWatcherDeps extends Pick<RemoteSubscriptionDeps, 'timers' | 'logger' | 'product' | 'sentBy' | 'send'> {
   /** why `owner` may not reach `domain` (the federation decision), null when they may */
-  refusal(owner: string, domain: string): { code: string; warning: string } | null;
+  refusal(owner: string, domain: string): Promise<{ code: string; warning: string } | null>;
   /** whether `owner` has an active subscription to their contact list */
   watched(owner: string): boolean;
   /** the partners' users on `owner`'s list */
@@ -37,18 +37,41 @@ export class RemoteWatcher {
   readonly #deps: RemoteWatcherDeps;
   /** by owner, then by member */
   readonly #subs = new Map<string, Map<string, RemoteSubscription>>();
+  /** by owner: the members the federation decision refused at the owner's last sync (view() answers from it) */
+  readonly #refused = new Map<string, Set<string>>();
+  /** by owner: the sync under way; the next waits for it, so an older answer never undoes a newer one */
+  readonly #syncing = new Map<string, Promise<void>>();
   readonly #cancelSweep: CancelTimer;
 
   constructor(deps: RemoteWatcherDeps) {
     this.#deps = deps;
     this.#cancelSweep = repeat(deps.timers, deps.sweepMs ?? SWEEP_MS, () => {
-      for (const owner of [...this.#subs.keys()]) this.sync(owner);
+      for (const owner of [...this.#subs.keys()]) void this.sync(owner).catch((err: unknown) => deps.logger.error({ err, owner }, 'looking at the subscriptions to partners\' users of %s failed', owner));
     }, (err) => deps.logger.error({ err }, 'looking at the subscriptions to partners\' users failed'));
   }
 
-  /** Starts and ends `owner`'s back-end subscriptions so that they match what is wanted now. */
-  sync(owner: string): void {
-    const wanted = new Set(this.#deps.watched(owner) ? this.#deps.remoteMembers(owner).filter((m) => this.#refusal(owner, m) === null) : []);
+  /**
+   * Starts and ends `owner`'s back-end subscriptions so that they match what is wanted now (the
+   * federation decision is asked for each member). Syncs of one owner run one after the other.
+   */
+  sync(owner: string): Promise<void> {
+    const previous = this.#syncing.get(owner) ?? Promise.resolve();
+    const next = previous.then(() => this.#sync(owner));
+    this.#syncing.set(owner, next);
+    const forget = (): void => {
+      if (this.#syncing.get(owner) === next) this.#syncing.delete(owner);
+    };
+    next.then(forget, forget);
+    return next;
+  }
+
+  async #sync(owner: string): Promise<void> {
+    const members = this.#deps.remoteMembers(owner);
+    const refused = new Set<string>();
+    for (const member of members) if ((await this.#refusal(owner, member)) !== null) refused.add(member);
+    if (refused.size === 0) this.#refused.delete(owner);
+    else this.#refused.set(owner, refused);
+    const wanted = new Set(this.#deps.watched(owner) ? members.filter((m) => !refused.has(m)) : []);
     const mine = this.#subs.get(owner);
     for (const [member, sub] of mine ?? []) if (!wanted.has(member)) sub.end();
     for (const member of wanted) {
@@ -77,12 +100,13 @@ export class RemoteWatcher {
 
   /**
    * What `owner`'s list shows of partner's user `member`: the back-end subscription's view;
-   * `terminated;reason=rejected` when the federation decision refuses the domain; else pending.
+   * `terminated;reason=rejected` when the federation decision refused the domain at the owner's
+   * last sync; else pending.
    */
   view(owner: string, member: string): RemoteView {
     const sub = this.#subs.get(owner)?.get(member);
     if (sub !== undefined && sub.state !== 'ending' && sub.state !== 'ended') return sub.view;
-    if (this.#refusal(owner, member) !== null) return { instance: 'terminated', reason: 'rejected' };
+    if (this.#refused.get(owner)?.has(member) === true) return { instance: 'terminated', reason: 'rejected' };
     return { instance: 'pending' };
   }
 
@@ -107,6 +131,7 @@ export class RemoteWatcher {
   /** Unsubscribes everything (best effort: the server is stopping). */
   close(): void {
     this.#cancelSweep();
+    this.#refused.clear();
     for (const byMember of this.#subs.values()) for (const sub of byMember.values()) sub.end();
   }
 
@@ -117,10 +142,10 @@ export class RemoteWatcher {
     if (byMember.size === 0) this.#subs.delete(sub.owner);
   }
 
-  #refusal(owner: string, member: string): { code: string; warning: string } | null {
+  async #refusal(owner: string, member: string): Promise<{ code: string; warning: string } | null> {
     const domain = member.slice(member.lastIndexOf('@') + 1);
     try {
-      return this.#deps.refusal(owner, domain);
+      return await this.#deps.refusal(owner, domain);
     } catch (err) {
       return { code: 'DECISION_FAILED', warning: err instanceof Error ? err.message : String(err) };
     }

@@ -137,7 +137,7 @@ export class PresenceService implements EventPackage {
       // ctx.federation is read at each use: the link is wired after the event service starts
       sentBy: () => ctx.federation?.sentBy,
       send: (request, domain) => sendToPartner(ctx, request, domain),
-      refusal: (owner, domain) => (ctx.federation === undefined ? { code: 'FEDERATION_DISABLED', warning: `${ctx.domain} has no federation link configured` } : ctx.federation.outboundRefusal(owner, domain)),
+      refusal: (owner, domain) => (ctx.federation === undefined ? Promise.resolve({ code: 'FEDERATION_DISABLED', warning: `${ctx.domain} has no federation link configured` }) : ctx.federation.outboundRefusal(owner, domain)),
       watched: (owner) => events.watching(this.name, listResource(owner)).length > 0,
       remoteMembers: (owner) => contacts.membersOf(owner).filter((c) => c.remote).map((c) => c.member),
       changed: (owner) => events.changed(this.name, listResource(owner)),
@@ -189,7 +189,7 @@ export class PresenceService implements EventPackage {
     if (owner === undefined || this.#contacts === undefined) return buildPidf(`sip:${sub.resource}`, await this.visibleTo(sub.watcher, sub.resource));
     const remote = this.#require().remote;
     // a new list subscription starts the watching of its partners' users, an ending one stops it
-    remote?.sync(owner);
+    await remote?.sync(owner);
     const members = await Promise.all(
       this.#contacts.membersOf(owner).map(async (c): Promise<ListMember> => {
         const uri = `sip:${c.member}`;
@@ -265,8 +265,10 @@ export class PresenceService implements EventPackage {
 
   /** `owner`'s contact list changed: its subscriptions get the new list, the partners' users on it are watched or no more. */
   contactsChanged(owner: string): void {
-    this.#running?.remote?.sync(owner);
-    this.#running?.events.changed(this.name, listResource(owner));
+    const running = this.#running;
+    if (running === undefined) return;
+    void running.remote?.sync(owner).catch((err: unknown) => running.ctx.logger.error({ err, owner }, 'looking at the partners\' users on the contact list of %s failed', owner));
+    running.events.changed(this.name, listResource(owner));
   }
 
   /**

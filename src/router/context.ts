@@ -57,9 +57,10 @@ export interface FederationGate {
   readonly sentBy: string;
   /**
    * May local user `sender` send to a user of `domain`? null: yes. Else the refusal; the router
-   * answers 403 with its warning (the cmdlet that would change it included).
+   * answers 403 with its warning (the cmdlet that would change it included). Asynchronous: the
+   * decision is read from storage (kept in a cache, so a request seldom waits for it).
    */
-  outboundRefusal(sender: string, domain: string): FederationRefusal | null;
+  outboundRefusal(sender: string, domain: string): Promise<FederationRefusal | null>;
   /**
    * May a request that came on partner flow `flow`, whose From names `fromDomain`, reach local
    * user `recipient` (undefined: a request for no user, such as OPTIONS)? null: yes. Refused

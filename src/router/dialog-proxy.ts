@@ -200,7 +200,7 @@ export class DialogProxy {
       reply(ctx, incoming, 403, { warning: `the dialog's other end ${addressOf(to)} is not at a partner organisation reachable from ${ctx.domain}` });
       return;
     }
-    const refusal = gate.outboundRefusal(sender, domain);
+    const refusal = await gate.outboundRefusal(sender, domain);
     if (refusal !== null) {
       reply(ctx, incoming, 403, { warning: refusal.warning });
       return;

@@ -61,7 +61,7 @@ export async function sendToPartnerUser(ctx: SipContext, incoming: Incoming, uri
     return;
   }
   const recipient = `${uri.user}@${domain}`;
-  const refusal = gate.outboundRefusal(sender, domain);
+  const refusal = await gate.outboundRefusal(sender, domain);
   if (refusal !== null) {
     incoming.log.info({ from: sender, to: recipient, code: refusal.code }, 'message to partner %s refused: %s', domain, refusal.warning);
     reply(ctx, incoming, 403, { warning: refusal.warning });

@@ -338,7 +338,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     // a user's blocked watchers and contact list: /presence/blocked, /presence/contacts (HTTP Basic, as EWS)
     routes.push(createPresenceRoute({ db, logger, domain: config.domain, product: PRODUCT, signIn, caller: sessionCaller({ sessions: webSessions, basic, isOwnOrigin, challenge: true }), onBlocksChanged: () => presence.blocksChanged(), onContactsChanged: (owner) => presence.contactsChanged(owner),
       // partners' users on contact lists (issue 15): the link is wired below, so it is read per request
-      ...(config.federation === null ? {} : { outboundRefusal: (sender: string, domain: string) => (ctx.federation === undefined ? { code: 'FEDERATION_DISABLED', warning: `the federation link of ${config.domain} is not running` } : ctx.federation.outboundRefusal(sender, domain)) }) }));
+      ...(config.federation === null ? {} : { outboundRefusal: async (sender: string, domain: string) => (ctx.federation === undefined ? { code: 'FEDERATION_DISABLED', warning: `the federation link of ${config.domain} is not running` } : ctx.federation.outboundRefusal(sender, domain)) }) }));
     // the web client's sign-in: /api/session (the session cookie)
     routes.push(createSessionRoute({ db, logger, domain: config.domain, product: PRODUCT, signIn, sessions: webSessions, isOwnOrigin, baseFor: (req, tls) => ownNames.baseFor(placeOf(req, tls)).base, trustedProxies: config.auth.trustedProxies }));
     // the organisation's address book for signed-in users: /api/directory
@@ -487,7 +487,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
       });
       partnerPool = pool;
       ctx.federation = new FederationLink({
-        db,
+        sql,
         domain: config.domain,
         sentBy,
         dns: partnerDns,
@@ -518,12 +518,12 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
 
     let smtp: Endpoint | null = null;
     if (config.smtpPort !== null) {
-      const listener = await startSmtpInbound({ db, logger, domain: config.domain, userExists, address: config.listen, port: config.smtpPort, quota: mailboxQuota });
+      const listener = await startSmtpInbound({ sql, logger, domain: config.domain, userExists: async (a) => userExists(a), address: config.listen, port: config.smtpPort, quota: mailboxQuota });
       closers.push(() => listener.close());
       smtp = { address: listener.address, port: listener.port };
     }
     // mail to other organisations: by smtpRoutes, else to the recipient domain's MX hosts (RFC 5321 §5.1)
-    const outbound = new SmtpOutbound({ db, logger, domain: config.domain, routes: config.smtpRoutes, dns });
+    const outbound = new SmtpOutbound({ sql, logger, domain: config.domain, routes: config.smtpRoutes, dns });
     outbound.start();
     closers.push(() => outbound.stop());
 

@@ -1,24 +1,25 @@
 // Federation administration (issue 15): partner names, the repository, and the decision the
-// federation link will ask, on every branch.
+// federation link will ask, on every branch, on both engines; and the cache of the organisation's
+// rules the router's gate keeps, which sees every change of the federation tables.
 import assert from 'node:assert/strict';
-import { before, describe, it } from 'node:test';
+import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { DIRECTORY_MIGRATIONS, addUser } from '../../src/directory/index.ts';
 import {
-  FEDERATION_MIGRATIONS, addDomain, federationDecision, findDomain, getAccessEdge, listDomains, parseDomain, parseHostPort, partnerRoute, removeDomain, updateAccessEdge, updateDomain,
+  FEDERATION_MIGRATIONS, FederationRules, addDomain, federationDecision, findDomain, getAccessEdge, listDomains, parseDomain, parseHostPort, partnerRoute, removeDomain, updateAccessEdge, updateDomain,
 } from '../../src/federation/index.ts';
 import type { FederationDecision } from '../../src/federation/index.ts';
 import { EXTERNAL_ACCESS_POLICY, GLOBAL, SETTINGS_MIGRATIONS, SettingsError, createInstance, grantPolicy, listAudit, updateInstance } from '../../src/settings/index.ts';
-import type { Database } from '../../src/storage/index.ts';
-import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
+import type { SqlDatabase } from '../../src/storage/index.ts';
+import { migrate } from '../../src/storage/index.ts';
+import { closeTestPostgres, ENGINES } from '../harness/engines.ts';
+import { connectionOf, skipsFor } from './engine-readiness.ts';
 
 const change = { actor: 'test', cmdlet: 'test', now: () => 1000 };
 const code = (c: string) => (e: unknown) => e instanceof SettingsError && e.code === c;
+const SETS = [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, FEDERATION_MIGRATIONS];
+const skips = await skipsFor(SETS);
 
-function fresh(): Database {
-  const db = openMemoryDatabase();
-  runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, FEDERATION_MIGRATIONS]);
-  return db;
-}
+after(() => closeTestPostgres());
 
 describe('partner names', () => {
   it('lower-cases a DNS name and refuses what is not one, or the own domain', () => {
@@ -39,110 +40,171 @@ describe('partner names', () => {
   });
 });
 
-describe('federation repository', () => {
-  it('starts with federation off, no discovery, DNS SRV routing', () => {
-    assert.deepEqual(getAccessEdge(fresh()), { AllowFederatedUsers: false, EnablePartnerDiscovery: false, DefaultRouteFqdn: null });
+for (const engine of ENGINES) {
+  const skip = skips.get(engine.name) ?? false;
+
+  describe(`federation repository on ${engine.name}`, { skip }, () => {
+    let sql: SqlDatabase;
+    beforeEach(async () => {
+      sql = await engine.open();
+      await migrate(sql, SETS);
+    });
+    afterEach(() => sql.close());
+    const audit = () => listAudit(connectionOf(sql)).map((e) => [e.identity, e.property, e.oldValue, e.newValue]);
+
+    it('starts with federation off, no discovery, DNS SRV routing', async () => {
+      assert.deepEqual(await getAccessEdge(sql), { AllowFederatedUsers: false, EnablePartnerDiscovery: false, DefaultRouteFqdn: null });
+    });
+
+    it('switches routing and checks it as a whole, auditing each change', async () => {
+      await assert.rejects(updateAccessEdge(sql, { UseDefaultRouting: true }, change), /-UseDefaultRouting needs -DefaultRouteFqdn/);
+      await assert.rejects(updateAccessEdge(sql, { DefaultRouteFqdn: 'edge.example' }, change), /add -UseDefaultRouting/);
+      await updateAccessEdge(sql, { AllowFederatedUsers: true, UseDefaultRouting: true, DefaultRouteFqdn: 'Edge.Example:5061' }, change);
+      assert.deepEqual(await getAccessEdge(sql), { AllowFederatedUsers: true, EnablePartnerDiscovery: false, DefaultRouteFqdn: { host: 'edge.example', port: 5061 } });
+      await updateAccessEdge(sql, { DefaultRouteFqdn: 'edge2.example' }, change);
+      assert.deepEqual((await getAccessEdge(sql)).DefaultRouteFqdn, { host: 'edge2.example' }, 'a new host while default routing is on');
+      await updateAccessEdge(sql, { UseDefaultRouting: false }, change);
+      assert.equal((await getAccessEdge(sql)).DefaultRouteFqdn, null);
+      assert.deepEqual(audit(), [
+        ['Global', 'AllowFederatedUsers', 'False', 'True'],
+        ['Global', 'UseDnsSrvRouting', 'True', 'False'],
+        ['Global', 'UseDefaultRouting', 'False', 'True'],
+        ['Global', 'DefaultRouteFqdn', null, 'edge.example:5061'],
+        ['Global', 'DefaultRouteFqdn', 'edge.example:5061', 'edge2.example'],
+        ['Global', 'UseDnsSrvRouting', 'False', 'True'],
+        ['Global', 'UseDefaultRouting', 'True', 'False'],
+        ['Global', 'DefaultRouteFqdn', 'edge2.example', null],
+      ]);
+    });
+
+    it('keeps a domain on one list at most, naming the other list', async () => {
+      await addDomain(sql, 'allowed', 'partner.example', { ProxyFqdn: 'SIP.partner.example:5061', Comment: 'Contoso' }, change);
+      await assert.rejects(addDomain(sql, 'blocked', 'partner.example', {}, change), (e: unknown) => e instanceof SettingsError && e.code === 'IDENTITY_EXISTS' && /already on the allowed list \(CsAllowedDomain\).*Remove-CsAllowedDomain -Identity partner.example/.test(e.message));
+      await assert.rejects(addDomain(sql, 'allowed', 'partner.example', {}, change), /already exists; change it with Set-CsAllowedDomain/);
+      await assert.rejects(removeDomain(sql, 'blocked', 'partner.example', change), (e: unknown) => e instanceof SettingsError && e.code === 'UNKNOWN_IDENTITY' && /see Get-CsAllowedDomain/.test(e.message));
+      await assert.rejects(addDomain(sql, 'blocked', 'spam.example', { ProxyFqdn: 'x.example' }, change), /a blocked domain has no ProxyFqdn/);
+      await addDomain(sql, 'blocked', 'spam.example', {}, change);
+      assert.deepEqual((await listDomains(sql)).map((d) => [d.domain, d.list]), [['partner.example', 'allowed'], ['spam.example', 'blocked']]);
+      assert.deepEqual((await listDomains(sql, 'blocked')).map((d) => d.domain), ['spam.example']);
+      const changed = await updateDomain(sql, 'allowed', 'partner.example', { ProxyFqdn: null }, change);
+      assert.equal(changed.proxyFqdn, null);
+      assert.equal(changed.comment, 'Contoso', 'a property not given is kept');
+      assert.deepEqual(changed.createdAt, new Date(1000));
+      await removeDomain(sql, 'allowed', 'partner.example', change);
+      assert.equal(await findDomain(sql, 'partner.example'), undefined);
+      assert.deepEqual(audit(), [
+        ['partner.example', null, null, 'created'],
+        ['partner.example', 'ProxyFqdn', null, 'sip.partner.example:5061'],
+        ['partner.example', 'Comment', null, 'Contoso'],
+        ['spam.example', null, null, 'created'],
+        ['partner.example', 'ProxyFqdn', 'sip.partner.example:5061', null],
+        ['partner.example', null, 'existed', 'removed'],
+      ]);
+    });
   });
 
-  it('switches routing and checks it as a whole, auditing each change', () => {
-    const db = fresh();
-    assert.throws(() => updateAccessEdge(db, { UseDefaultRouting: true }, change), /-UseDefaultRouting needs -DefaultRouteFqdn/);
-    assert.throws(() => updateAccessEdge(db, { DefaultRouteFqdn: 'edge.example' }, change), /add -UseDefaultRouting/);
-    updateAccessEdge(db, { AllowFederatedUsers: true, UseDefaultRouting: true, DefaultRouteFqdn: 'Edge.Example:5061' }, change);
-    assert.deepEqual(getAccessEdge(db), { AllowFederatedUsers: true, EnablePartnerDiscovery: false, DefaultRouteFqdn: { host: 'edge.example', port: 5061 } });
-    updateAccessEdge(db, { DefaultRouteFqdn: 'edge2.example' }, change);
-    assert.deepEqual(getAccessEdge(db).DefaultRouteFqdn, { host: 'edge2.example' }, 'a new host while default routing is on');
-    updateAccessEdge(db, { UseDefaultRouting: false }, change);
-    assert.equal(getAccessEdge(db).DefaultRouteFqdn, null);
-    assert.deepEqual(listAudit(db).map((e) => [e.identity, e.property, e.oldValue, e.newValue]), [
-      ['Global', 'AllowFederatedUsers', 'False', 'True'],
-      ['Global', 'UseDnsSrvRouting', 'True', 'False'],
-      ['Global', 'UseDefaultRouting', 'False', 'True'],
-      ['Global', 'DefaultRouteFqdn', null, 'edge.example:5061'],
-      ['Global', 'DefaultRouteFqdn', 'edge.example:5061', 'edge2.example'],
-      ['Global', 'UseDnsSrvRouting', 'False', 'True'],
-      ['Global', 'UseDefaultRouting', 'True', 'False'],
-      ['Global', 'DefaultRouteFqdn', 'edge2.example', null],
-    ]);
+  describe(`federationDecision and partnerRoute on ${engine.name}`, { skip }, () => {
+    let sql: SqlDatabase;
+    before(async () => {
+      sql = await engine.open();
+      await migrate(sql, SETS);
+      const db = connectionOf(sql);
+      await addUser(db, { address: 'alice@parley.test', password: 'pw' });
+      await addUser(db, { address: 'bob@parley.test', password: 'pw' });
+      createInstance(db, EXTERNAL_ACCESS_POLICY, { scope: 'tag', name: 'Federated' }, { EnableFederationAccess: true }, change);
+      grantPolicy(db, EXTERNAL_ACCESS_POLICY, 'alice@parley.test', 'Federated', change);
+      await addDomain(sql, 'allowed', 'partner.example', { ProxyFqdn: 'sip.partner.example:5061' }, change);
+      await addDomain(sql, 'allowed', 'srv.example', {}, change);
+      await addDomain(sql, 'blocked', 'spam.example', {}, change);
+    });
+    after(() => sql.close());
+    const ask = (user: string, domain: string): Promise<FederationDecision> => federationDecision(sql, { localUser: user, partnerDomain: domain, ownDomain: 'parley.test' });
+    const refusal = (d: FederationDecision) => (d.allowed ? 'allowed' : d.code);
+
+    it('refuses everything while federation is off', async () => {
+      const d = await ask('alice@parley.test', 'partner.example');
+      assert.equal(refusal(d), 'FEDERATION_DISABLED');
+      assert.match(d.allowed ? '' : d.reason, /Set-CsAccessEdgeConfiguration -AllowFederatedUsers \$True/);
+    });
+
+    it('then decides by the domain lists, discovery and the user policy, in that order', async () => {
+      await updateAccessEdge(sql, { AllowFederatedUsers: true }, change);
+      assert.deepEqual(await ask('alice@parley.test', 'Partner.Example'), { allowed: true, domain: 'partner.example', route: { kind: 'proxy', target: { host: 'sip.partner.example', port: 5061 } } });
+      const blocked = await ask('alice@parley.test', 'spam.example');
+      assert.equal(refusal(blocked), 'DOMAIN_BLOCKED');
+      assert.match(blocked.allowed ? '' : blocked.reason, /Remove-CsBlockedDomain -Identity spam.example/);
+      const unknown = await ask('alice@parley.test', 'other.example');
+      assert.equal(refusal(unknown), 'DOMAIN_NOT_ALLOWED');
+      assert.match(unknown.allowed ? '' : unknown.reason, /New-CsAllowedDomain -Identity other.example.*-EnablePartnerDiscovery \$True/);
+      const bob = await ask('bob@parley.test', 'partner.example');
+      assert.equal(refusal(bob), 'USER_NOT_ENABLED');
+      assert.match(bob.allowed ? '' : bob.reason, /bob@parley.test \(Global\) has EnableFederationAccess False.*Set-CsExternalAccessPolicy -Identity Global -EnableFederationAccess \$True/);
+      assert.equal(refusal(await ask('alice@parley.test', 'parley.test')), 'BAD_DOMAIN');
+      assert.equal(refusal(await ask('alice@parley.test', 'not a domain')), 'BAD_DOMAIN');
+    });
+
+    it('with partner discovery, reaches unlisted domains but never blocked ones; a changed policy applies at once', async () => {
+      await updateAccessEdge(sql, { EnablePartnerDiscovery: true }, change);
+      assert.deepEqual(await ask('alice@parley.test', 'other.example'), { allowed: true, domain: 'other.example', route: { kind: 'dns-srv', domain: 'other.example' } });
+      assert.equal(refusal(await ask('alice@parley.test', 'spam.example')), 'DOMAIN_BLOCKED');
+      updateInstance(connectionOf(sql), EXTERNAL_ACCESS_POLICY, GLOBAL, { EnableFederationAccess: true }, change);
+      assert.equal(refusal(await ask('bob@parley.test', 'other.example')), 'allowed');
+      await assert.rejects(ask('nobody@parley.test', 'other.example'), /does not exist/);
+    });
+
+    it('routes by ProxyFqdn, else the default route, else DNS SRV', async () => {
+      assert.deepEqual(await partnerRoute(sql, 'srv.example'), { kind: 'dns-srv', domain: 'srv.example' });
+      await updateAccessEdge(sql, { UseDefaultRouting: true, DefaultRouteFqdn: 'edge.hosting.example' }, change);
+      assert.deepEqual(await partnerRoute(sql, 'srv.example'), { kind: 'default-route', target: { host: 'edge.hosting.example' } });
+      assert.deepEqual(await partnerRoute(sql, 'PARTNER.example'), { kind: 'proxy', target: { host: 'sip.partner.example', port: 5061 } });
+      await updateAccessEdge(sql, { UseDefaultRouting: false }, change);
+    });
   });
 
-  it('keeps a domain on one list at most, naming the other list', () => {
-    const db = fresh();
-    addDomain(db, 'allowed', 'partner.example', { ProxyFqdn: 'SIP.partner.example:5061', Comment: 'Contoso' }, change);
-    assert.throws(() => addDomain(db, 'blocked', 'partner.example', {}, change), (e: unknown) => e instanceof SettingsError && e.code === 'IDENTITY_EXISTS' && /already on the allowed list \(CsAllowedDomain\).*Remove-CsAllowedDomain -Identity partner.example/.test(e.message));
-    assert.throws(() => addDomain(db, 'allowed', 'partner.example', {}, change), /already exists; change it with Set-CsAllowedDomain/);
-    assert.throws(() => removeDomain(db, 'blocked', 'partner.example', change), (e: unknown) => e instanceof SettingsError && e.code === 'UNKNOWN_IDENTITY' && /see Get-CsAllowedDomain/.test(e.message));
-    assert.throws(() => addDomain(db, 'blocked', 'spam.example', { ProxyFqdn: 'x.example' }, change), /a blocked domain has no ProxyFqdn/);
-    addDomain(db, 'blocked', 'spam.example', {}, change);
-    assert.deepEqual(listDomains(db).map((d) => [d.domain, d.list]), [['partner.example', 'allowed'], ['spam.example', 'blocked']]);
-    assert.deepEqual(listDomains(db, 'blocked').map((d) => d.domain), ['spam.example']);
-    const changed = updateDomain(db, 'allowed', 'partner.example', { ProxyFqdn: null }, change);
-    assert.equal(changed.proxyFqdn, null);
-    assert.equal(changed.comment, 'Contoso', 'a property not given is kept');
-    removeDomain(db, 'allowed', 'partner.example', change);
-    assert.equal(findDomain(db, 'partner.example'), undefined);
-    assert.deepEqual(listAudit(db).map((e) => [e.identity, e.property, e.oldValue, e.newValue]), [
-      ['partner.example', null, null, 'created'],
-      ['partner.example', 'ProxyFqdn', null, 'sip.partner.example:5061'],
-      ['partner.example', 'Comment', null, 'Contoso'],
-      ['spam.example', null, null, 'created'],
-      ['partner.example', 'ProxyFqdn', 'sip.partner.example:5061', null],
-      ['partner.example', null, 'existed', 'removed'],
-    ]);
-  });
-});
+  // Only the federation tables: runs on both engines now. The tables are written straight, as
+  // another process or node would (`parley admin` elsewhere): the version row's triggers tell
+  // the cache, on each engine.
+  describe(`the organisation's rules, cached, on ${engine.name}`, () => {
+    let sql: SqlDatabase;
+    let rules: FederationRules;
+    before(async () => {
+      sql = await engine.open();
+      await migrate(sql, [FEDERATION_MIGRATIONS]);
+      // checked at every question: each change counts at once, so the test needs no waiting
+      rules = new FederationRules(sql, { checkEveryMs: 0 });
+    });
+    after(() => sql.close());
+    const refusal = async (domain: string) => {
+      const d = await rules.organisation(domain, 'parley.test');
+      return d.allowed ? 'allowed' : d.code;
+    };
 
-describe('federationDecision and partnerRoute', () => {
-  let db: Database;
-  before(async () => {
-    db = fresh();
-    await addUser(db, { address: 'alice@parley.test', password: 'pw' });
-    await addUser(db, { address: 'bob@parley.test', password: 'pw' });
-    createInstance(db, EXTERNAL_ACCESS_POLICY, { scope: 'tag', name: 'Federated' }, { EnableFederationAccess: true }, change);
-    grantPolicy(db, EXTERNAL_ACCESS_POLICY, 'alice@parley.test', 'Federated', change);
-    addDomain(db, 'allowed', 'partner.example', { ProxyFqdn: 'sip.partner.example:5061' }, change);
-    addDomain(db, 'allowed', 'srv.example', {}, change);
-    addDomain(db, 'blocked', 'spam.example', {}, change);
-  });
-  const ask = (user: string, domain: string): FederationDecision => federationDecision(db, { localUser: user, partnerDomain: domain, ownDomain: 'parley.test' });
-  const refusal = (d: FederationDecision) => (d.allowed ? 'allowed' : d.code);
+    it('answers from the tables, and again after every kind of write to them', async () => {
+      assert.equal(await refusal('partner.example'), 'FEDERATION_DISABLED');
+      await sql.run('UPDATE access_edge_configuration SET allow_federated_users = 1 WHERE id = 1');
+      assert.equal(await refusal('partner.example'), 'DOMAIN_NOT_ALLOWED', 'an UPDATE of the configuration');
+      await sql.run("INSERT INTO federation_domains (domain, list, proxy_fqdn, comment, created_at) VALUES ('partner.example', 'allowed', NULL, NULL, 1)");
+      assert.equal(await refusal('partner.example'), 'allowed', 'an INSERT of a domain');
+      assert.deepEqual(await rules.route('partner.example'), { kind: 'dns-srv', domain: 'partner.example' });
+      await sql.run("UPDATE federation_domains SET proxy_fqdn = 'sip.partner.example:5061' WHERE domain = 'partner.example'");
+      assert.deepEqual(await rules.route('Partner.Example.'), { kind: 'proxy', target: { host: 'sip.partner.example', port: 5061 } }, 'an UPDATE of a domain');
+      await sql.run("UPDATE federation_domains SET list = 'blocked', proxy_fqdn = NULL WHERE domain = 'partner.example'");
+      assert.equal(await refusal('partner.example'), 'DOMAIN_BLOCKED');
+      await sql.run("DELETE FROM federation_domains WHERE domain = 'partner.example'");
+      assert.equal(await refusal('partner.example'), 'DOMAIN_NOT_ALLOWED', 'a DELETE of a domain');
+      assert.equal(await refusal('parley.test'), 'BAD_DOMAIN', 'the own domain is no partner');
+    });
 
-  it('refuses everything while federation is off', () => {
-    const d = ask('alice@parley.test', 'partner.example');
-    assert.equal(refusal(d), 'FEDERATION_DISABLED');
-    assert.match(d.allowed ? '' : d.reason, /Set-CsAccessEdgeConfiguration -AllowFederatedUsers \$True/);
+    it('keeps answers while the version row stands still', async () => {
+      const kept = new FederationRules(sql, { checkEveryMs: 0 });
+      await sql.run('UPDATE access_edge_configuration SET enable_partner_discovery = 1 WHERE id = 1');
+      assert.equal((await kept.organisation('other.example', 'parley.test')).allowed, true);
+      // behind the triggers' back (a write the version row does not see), the kept answer stays:
+      // what the cache serves is exactly what the version row vouches for
+      await sql.exec('DROP TRIGGER federation_version_edge' + (sql.engine === 'postgres' ? ' ON access_edge_configuration' : ''));
+      await sql.run('UPDATE access_edge_configuration SET enable_partner_discovery = 0 WHERE id = 1');
+      assert.equal((await kept.organisation('other.example', 'parley.test')).allowed, true);
+      assert.equal((await new FederationRules(sql).organisation('other.example', 'parley.test')).allowed, false, 'uncached, the table is read');
+    });
   });
-
-  it('then decides by the domain lists, discovery and the user policy, in that order', () => {
-    updateAccessEdge(db, { AllowFederatedUsers: true }, change);
-    assert.deepEqual(ask('alice@parley.test', 'Partner.Example'), { allowed: true, domain: 'partner.example', route: { kind: 'proxy', target: { host: 'sip.partner.example', port: 5061 } } });
-    const blocked = ask('alice@parley.test', 'spam.example');
-    assert.equal(refusal(blocked), 'DOMAIN_BLOCKED');
-    assert.match(blocked.allowed ? '' : blocked.reason, /Remove-CsBlockedDomain -Identity spam.example/);
-    const unknown = ask('alice@parley.test', 'other.example');
-    assert.equal(refusal(unknown), 'DOMAIN_NOT_ALLOWED');
-    assert.match(unknown.allowed ? '' : unknown.reason, /New-CsAllowedDomain -Identity other.example.*-EnablePartnerDiscovery \$True/);
-    const bob = ask('bob@parley.test', 'partner.example');
-    assert.equal(refusal(bob), 'USER_NOT_ENABLED');
-    assert.match(bob.allowed ? '' : bob.reason, /bob@parley.test \(Global\) has EnableFederationAccess False.*Set-CsExternalAccessPolicy -Identity Global -EnableFederationAccess \$True/);
-    assert.equal(refusal(ask('alice@parley.test', 'parley.test')), 'BAD_DOMAIN');
-    assert.equal(refusal(ask('alice@parley.test', 'not a domain')), 'BAD_DOMAIN');
-  });
-
-  it('with partner discovery, reaches unlisted domains but never blocked ones; a changed policy applies at once', () => {
-    updateAccessEdge(db, { EnablePartnerDiscovery: true }, change);
-    assert.deepEqual(ask('alice@parley.test', 'other.example'), { allowed: true, domain: 'other.example', route: { kind: 'dns-srv', domain: 'other.example' } });
-    assert.equal(refusal(ask('alice@parley.test', 'spam.example')), 'DOMAIN_BLOCKED');
-    updateInstance(db, EXTERNAL_ACCESS_POLICY, GLOBAL, { EnableFederationAccess: true }, change);
-    assert.equal(refusal(ask('bob@parley.test', 'other.example')), 'allowed');
-    assert.throws(() => ask('nobody@parley.test', 'other.example'), /does not exist/);
-  });
-
-  it('routes by ProxyFqdn, else the default route, else DNS SRV', () => {
-    assert.deepEqual(partnerRoute(db, 'srv.example'), { kind: 'dns-srv', domain: 'srv.example' });
-    updateAccessEdge(db, { UseDefaultRouting: true, DefaultRouteFqdn: 'edge.hosting.example' }, change);
-    assert.deepEqual(partnerRoute(db, 'srv.example'), { kind: 'default-route', target: { host: 'edge.hosting.example' } });
-    assert.deepEqual(partnerRoute(db, 'PARTNER.example'), { kind: 'proxy', target: { host: 'sip.partner.example', port: 5061 } });
-    updateAccessEdge(db, { UseDefaultRouting: false }, change);
-  });
-});
+}

@@ -21,7 +21,7 @@ import { runTraceCommand } from '../../src/observability/trace-cli.ts';
 import { readTrace, TRACE_MIGRATIONS } from '../../src/observability/trace.ts';
 import { CLIENT_POLICY, GLOBAL, IM_CONFIGURATION, SETTINGS_MIGRATIONS, createInstance, grantClientPolicy, updateInstance } from '../../src/settings/index.ts';
 import type { Database } from '../../src/storage/index.ts';
-import { openDatabase, openMemoryDatabase, runMigrations, transaction } from '../../src/storage/index.ts';
+import { openDatabase, openMemoryDatabase, runMigrations, sqliteSql, transaction } from '../../src/storage/index.ts';
 
 const change = { actor: 'test', cmdlet: 'test', now: () => 1 };
 const logger = pino({ level: 'silent' });
@@ -151,7 +151,7 @@ describe("to a partner's user who is offline: one e-mail", () => {
     clock = T0 + PICKUP;
     assert.equal(await service.worker.runOnce(), 1);
 
-    const queued = dueOutbound(db, clock);
+    const queued = await dueOutbound(sqliteSql(db), clock);
     assert.equal(queued.length, 1, 'one e-mail');
     const mail = queued[0];
     assert.equal(mail?.sender, 'alice@parley.test');
@@ -214,12 +214,12 @@ describe("to a partner's user who is offline: one e-mail", () => {
   it('a stop between queueing the e-mail and marking the entry delivered: the next start delivers again, and still ONE e-mail is queued', async () => {
     const entryId = entryIdOf(await service.accept(toPartner('once')));
     clock += PICKUP;
-    const stopping = new StopsAfterDelivering(new PartnerMailConnector({ db, routes: ROUTES, now: () => clock }));
+    const stopping = new StopsAfterDelivering(new PartnerMailConnector({ sql: sqliteSql(db), routes: ROUTES, now: () => clock }));
     const first = new SpoolWorker(options({ partnerMail: stopping }));
     void first.runOnce();
     await stopping.made;
     // the "crash": the e-mail is in the outbox, the entry still delivering
-    assert.equal(dueOutbound(db, clock).length, 1);
+    assert.equal((await dueOutbound(sqliteSql(db), clock)).length, 1);
     assert.equal(getEntry(db, entryId).state, 'delivering');
 
     const restarted = new SpoolWorker(options());
@@ -229,7 +229,7 @@ describe("to a partner's user who is offline: one e-mail", () => {
     assert.equal(await restarted.runOnce(), 1);
     const entry = getEntry(db, entryId);
     assert.equal(entry.state, 'delivered');
-    const queued = dueOutbound(db, clock);
+    const queued = await dueOutbound(sqliteSql(db), clock);
     assert.equal(queued.length, 1, 'exactly one e-mail');
     assert.equal(entry.recipientItemId, queued[0]?.id);
     assert.equal(folder('alice@parley.test', 'conversationhistory').length, 1, 'one copy');
@@ -240,7 +240,7 @@ describe("to a partner's user who is offline: one e-mail", () => {
   });
 
   it('a failure is retried; a part already made is not made again', async () => {
-    const flaky = new Flaky(new PartnerMailConnector({ db, routes: ROUTES, now: () => clock }));
+    const flaky = new Flaky(new PartnerMailConnector({ sql: sqliteSql(db), routes: ROUTES, now: () => clock }));
     flaky.failWith = new MailboxError('REMOTE_UNAVAILABLE', 'the database is busy');
     const retrying = new OfflineService(options({ partnerMail: flaky }));
     const entryId = entryIdOf(await retrying.accept(toPartner('hi')));
@@ -255,7 +255,7 @@ describe("to a partner's user who is offline: one e-mail", () => {
     await retrying.worker.runOnce();
     entry = getEntry(db, entryId);
     assert.equal(entry.state, 'delivered');
-    assert.equal(dueOutbound(db, clock).length, 1);
+    assert.equal((await dueOutbound(sqliteSql(db), clock)).length, 1);
     assert.equal(folder('alice@parley.test', 'conversationhistory').length, 1);
     assert.ok(readTrace(db, entryId).some((s) => s.step === 'retry-scheduled'));
   });
@@ -268,7 +268,7 @@ describe("to a partner's user who is offline: one e-mail", () => {
     const entry = getEntry(db, entryId);
     assert.equal(entry.state, 'failed');
     assert.match(entry.lastError ?? '', /no outbound SMTP route for partner\.example/);
-    assert.equal(dueOutbound(db, clock).length, 0);
+    assert.equal((await dueOutbound(sqliteSql(db), clock)).length, 0);
   });
 });
 
@@ -302,7 +302,7 @@ describe('from a partner to an offline local user: one note in the Inbox', () =>
     assert.equal(entry.state, 'delivered');
     assert.equal(entry.senderItemId, null, 'the partner has no mailbox here');
     assert.deepEqual(service.quota.waitingFor('bob@parley.test'), { messages: 0, bytes: 0 });
-    assert.equal(dueOutbound(db, clock).length, 0, 'no e-mail');
+    assert.equal((await dueOutbound(sqliteSql(db), clock)).length, 0, 'no e-mail');
     const steps = readTrace(db, entryId);
     assert.deepEqual(steps.map((s) => s.step), ['received', 'gated', 'spooled', 'received', 'gated', 'spooled', 'picked-up', 'delivered']);
     assert.equal(steps[0]?.detail.kind, 'note');
@@ -430,6 +430,6 @@ describe('without the SMTP routes (smtpRoutes not given to the pipeline)', () =>
     clock += PICKUP;
     await unrouted.worker.runOnce();
     assert.equal(getEntry(db, entryId).state, 'delivered');
-    assert.deepEqual(dueOutbound(db, clock).map((m) => m.recipients), [['erin@org-c.example']]);
+    assert.deepEqual((await dueOutbound(sqliteSql(db), clock)).map((m) => m.recipients), [['erin@org-c.example']]);
   });
 });

@@ -52,7 +52,7 @@ export class FakeGate implements FederationGate {
     this.#users = users;
   }
 
-  outboundRefusal(sender: string, domain: string): FederationRefusal | null {
+  async outboundRefusal(sender: string, domain: string): Promise<FederationRefusal | null> {
     if (this.refusedDomains.has(domain)) return { code: 'DOMAIN_BLOCKED', warning: `${domain} is blocked (Remove-CsBlockedDomain ${domain})` };
     if (this.notEnabled.has(sender)) return { code: 'USER_NOT_ENABLED', warning: `${sender} may not talk to partners (EnableFederationAccess)` };
     return null;

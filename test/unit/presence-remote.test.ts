@@ -296,7 +296,7 @@ describe('remote watcher (the back-end subscriptions of every contact list)', ()
       product: 'Parley/test',
       sentBy: () => SENT_BY,
       send: fake.send,
-      refusal: (owner, domain) => (state.refused.has(`${owner} ${domain}`) ? { code: 'DOMAIN_BLOCKED', warning: `${domain} is blocked` } : null),
+      refusal: async (owner, domain) => (state.refused.has(`${owner} ${domain}`) ? { code: 'DOMAIN_BLOCKED', warning: `${domain} is blocked` } : null),
       watched: (owner) => state.watched.has(owner),
       remoteMembers: (owner) => state.members.get(owner) ?? [],
       changed: (owner) => void changed.push(owner),
@@ -308,19 +308,19 @@ describe('remote watcher (the back-end subscriptions of every contact list)', ()
   it('subscribes only while the owner watches the list, for members the decision allows, and ends when a member leaves', async () => {
     const state = { watched: new Set<string>(), members: new Map([[ALICE, [DAVE, 'erin@org-c.test']]]), refused: new Set([`${ALICE} org-c.test`]) };
     const { w, fake } = watcher(state);
-    w.sync(ALICE);
+    await w.sync(ALICE);
     assert.equal(fake.sent.length, 0, 'no list subscription: no back-end subscription');
     state.watched.add(ALICE);
-    w.sync(ALICE);
+    await w.sync(ALICE);
     assert.deepEqual(fake.sent.map((s) => s.request.uri), [`sip:${DAVE}`]);
     assert.deepEqual(w.view(ALICE, 'erin@org-c.test'), { instance: 'terminated', reason: 'rejected' });
     assert.deepEqual(w.view(ALICE, DAVE), { instance: 'pending' });
-    w.sync(ALICE);
+    await w.sync(ALICE);
     assert.equal(fake.sent.length, 1, 'one per owner and member');
     fake.sent[0]!.answer(accepted(fake.sent[0]!.request));
     await settle();
     state.members.set(ALICE, ['erin@org-c.test']);
-    w.sync(ALICE);
+    await w.sync(ALICE);
     assert.equal(fake.sent[1]?.request.headers.get('expires'), '0', 'dave left the list: unsubscribed');
   });
 
@@ -328,8 +328,8 @@ describe('remote watcher (the back-end subscriptions of every contact list)', ()
     const BOB = 'bob@org-a.test';
     const state = { watched: new Set([ALICE, BOB]), members: new Map([[ALICE, [DAVE]], [BOB, [DAVE]]]), refused: new Set<string>() };
     const { w, fake, changed } = watcher(state);
-    w.sync(ALICE);
-    w.sync(BOB);
+    await w.sync(ALICE);
+    await w.sync(BOB);
     const [forAlice, forBob] = fake.sent;
     assert.ok(forAlice && forBob);
     forAlice.answer(accepted(forAlice.request));
@@ -351,11 +351,12 @@ describe('remote watcher (the back-end subscriptions of every contact list)', ()
   it('the sweep ends the subscriptions of an owner who no longer watches the list, or whose decision changed', async () => {
     const state = { watched: new Set([ALICE]), members: new Map([[ALICE, [DAVE]]]), refused: new Set<string>() };
     const { w, fake, timers } = watcher(state);
-    w.sync(ALICE);
+    await w.sync(ALICE);
     fake.sent[0]!.answer(accepted(fake.sent[0]!.request));
     await settle();
     state.refused.add(`${ALICE} org-b.test`);
     timers.advance(30_000);
+    await settle();
     assert.equal(fake.sent[1]?.request.headers.get('expires'), '0');
     assert.deepEqual(w.view(ALICE, DAVE), { instance: 'terminated', reason: 'rejected' });
   });

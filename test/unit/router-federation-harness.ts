@@ -73,7 +73,7 @@ export function setup(answer: (sent: Sent) => Answer, o: HarnessOptions = {}) {
   const devices = new Map<string, Flow>();
   const gate: FederationGate = {
     sentBy: SENT_BY,
-    outboundRefusal: (_sender, domain) => o.outboundRefusals?.[domain] ?? null,
+    outboundRefusal: async (_sender, domain) => o.outboundRefusals?.[domain] ?? null,
     async inboundRefusal(flow, fromDomain, recipient) {
       inbound.push({ fromDomain, recipient });
       const names = flow.partner?.names ?? [];

@@ -16,9 +16,9 @@ export const ACCESS_EDGE_CMDLETS: readonly CmdletSpec[] = [
     name: `Get-${NOUN}`,
     synopsis: 'shows whether federation with partner domains is allowed, partner discovery, and how partners are reached',
     parameters: [IDENTITY],
-    run(ctx, args) {
+    async run(ctx, args) {
       checkIdentity(args);
-      return [outputOf(getAccessEdge(ctx.db))];
+      return [outputOf(await getAccessEdge(ctx.sql))];
     },
   },
   {
@@ -32,14 +32,14 @@ export const ACCESS_EDGE_CMDLETS: readonly CmdletSpec[] = [
       { name: 'UseDefaultRouting', type: 'switch', help: 'reach every partner through -DefaultRouteFqdn' },
       { name: 'DefaultRouteFqdn', type: 'string', help: 'host[:port] of the default route, with -UseDefaultRouting' },
     ],
-    run(ctx, args) {
+    async run(ctx, args) {
       checkIdentity(args);
       const dns = args.UseDnsSrvRouting;
       const dflt = args.UseDefaultRouting;
       if (dns === false || dflt === false) throw new SettingsError('BAD_VALUE', 'choose the routing with -UseDnsSrvRouting or -UseDefaultRouting (a switch set to $False chooses nothing)');
       if (dns === true && dflt === true) throw new SettingsError('BAD_VALUE', '-UseDnsSrvRouting and -UseDefaultRouting exclude each other; give one');
       const routeFqdn = argString(args, 'DefaultRouteFqdn');
-      updateAccessEdge(ctx.db, {
+      await updateAccessEdge(ctx.sql, {
         ...(typeof args.AllowFederatedUsers === 'boolean' ? { AllowFederatedUsers: args.AllowFederatedUsers } : {}),
         ...(typeof args.EnablePartnerDiscovery === 'boolean' ? { EnablePartnerDiscovery: args.EnablePartnerDiscovery } : {}),
         ...(dns === true ? { UseDefaultRouting: false } : dflt === true ? { UseDefaultRouting: true } : {}),

@@ -24,10 +24,10 @@ function domainCmdlets(list: DomainList): CmdletSpec[] {
       name: `Get-${noun}`,
       synopsis: `shows the ${list} domains (all, one -Identity, or those matching -Filter)`,
       parameters: [{ ...identity, required: false }, { name: 'Filter', type: 'string', help: 'wildcard on Identity, e.g. "*.example"' }],
-      run(ctx, args) {
+      async run(ctx, args) {
         const id = argString(args, 'Identity');
         const filter = argString(args, 'Filter');
-        const domains = id !== undefined ? [requireDomain(ctx.db, list, domainOf(ctx, id))] : listDomains(ctx.db, list);
+        const domains = id !== undefined ? [await requireDomain(ctx.sql, list, domainOf(ctx, id))] : await listDomains(ctx.sql, list);
         const pattern = filter === undefined ? undefined : wildcard(filter);
         return domains.filter((d) => pattern === undefined || pattern.test(d.domain)).map((d) => outputOf(d));
       },
@@ -36,16 +36,16 @@ function domainCmdlets(list: DomainList): CmdletSpec[] {
       name: `New-${noun}`,
       synopsis: `adds ${what}; a domain is on one list at most`,
       parameters: [identity, ...properties],
-      run(ctx, args) {
-        return [outputOf(addDomain(ctx.db, list, domainOf(ctx, argString(args, 'Identity') ?? ''), changesOf(args), change(ctx, `New-${noun}`)))];
+      async run(ctx, args) {
+        return [outputOf(await addDomain(ctx.sql, list, domainOf(ctx, argString(args, 'Identity') ?? ''), changesOf(args), change(ctx, `New-${noun}`)))];
       },
     },
     {
       name: `Set-${noun}`,
       synopsis: `changes ${list === 'allowed' ? 'the ProxyFqdn or Comment' : 'the Comment'} of ${what.replace(/ \(.*$/, '')}`,
       parameters: [identity, ...properties],
-      run(ctx, args) {
-        updateDomain(ctx.db, list, domainOf(ctx, argString(args, 'Identity') ?? ''), changesOf(args), change(ctx, `Set-${noun}`));
+      async run(ctx, args) {
+        await updateDomain(ctx.sql, list, domainOf(ctx, argString(args, 'Identity') ?? ''), changesOf(args), change(ctx, `Set-${noun}`));
         return [];
       },
     },
@@ -53,8 +53,8 @@ function domainCmdlets(list: DomainList): CmdletSpec[] {
       name: `Remove-${noun}`,
       synopsis: `removes ${what.replace(/ \(.*$/, '')}`,
       parameters: [identity],
-      run(ctx, args) {
-        removeDomain(ctx.db, list, domainOf(ctx, argString(args, 'Identity') ?? ''), change(ctx, `Remove-${noun}`));
+      async run(ctx, args) {
+        await removeDomain(ctx.sql, list, domainOf(ctx, argString(args, 'Identity') ?? ''), change(ctx, `Remove-${noun}`));
         return [];
       },
     },
@@ -68,9 +68,9 @@ const TEST: CmdletSpec = {
     { name: 'Identity', type: 'string', position: 0, required: true, help: 'the local user, e.g. alice@parley.local' },
     { name: 'Domain', type: 'string', position: 1, required: true, help: IDENTITY_HELP },
   ],
-  run(ctx, args) {
+  async run(ctx, args) {
     const user = parseAddress(argString(args, 'Identity') ?? '', ctx.domain).address;
-    const d = federationDecision(ctx.db, { localUser: user, partnerDomain: argString(args, 'Domain') ?? '', ownDomain: ctx.domain });
+    const d = await federationDecision(ctx.sql, { localUser: user, partnerDomain: argString(args, 'Domain') ?? '', ownDomain: ctx.domain });
     return [[
       ['Identity', user],
       ['Domain', d.allowed ? d.domain : (argString(args, 'Domain') ?? '').trim().toLowerCase()],

@@ -11,19 +11,19 @@ import type { AddressObject, ParsedMail } from 'mailparser';
 import { SMTPServer } from 'smtp-server';
 import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import type { Logger } from '../../observability/logger.ts';
-import type { Database } from '../../storage/index.ts';
-import { transaction } from '../../storage/index.ts';
+import type { Sql } from '../../storage/index.ts';
 import { ensureMailbox, getDistinguishedFolder } from '../folders.ts';
 import { createItem, findItemByInternetMessageId } from '../items.ts';
 import type { Mailer } from '../items.ts';
 import { MailboxError } from '../errors.ts';
 import { MailboxQuota } from '../quota.ts';
+import { connectionOf } from './pending-moves.ts';
 
 export interface SmtpInboundOptions {
-  db: Database;
+  sql: Sql;
   logger: Logger;
   domain: string;
-  userExists: (address: string) => boolean;
+  userExists: (address: string) => Promise<boolean>;
   address: string;
   port: number;
   /** the largest message accepted, announced with SIZE (RFC 1870); default 10 MiB */
@@ -54,22 +54,13 @@ export async function startSmtpInbound(opts: SmtpInboundOptions): Promise<SmtpLi
     logger: false,
     maxClients: 100,
     onRcptTo(address, session, callback) {
-      const rcpt = address.address.toLowerCase();
-      const at = rcpt.lastIndexOf('@');
-      if (at < 0 || rcpt.slice(at + 1) !== opts.domain.toLowerCase()) {
-        opts.logger.info({ rcpt, remote: session.remoteAddress }, 'SMTP relay to %s refused', rcpt);
-        return callback(smtpError(550, `5.7.1 <${rcpt}>: relaying denied; this server accepts mail for ${opts.domain} only`));
-      }
-      if (!opts.userExists(rcpt)) return callback(smtpError(550, `5.1.1 <${rcpt}>: no such user here`));
-      try {
-        quota.requireRoomToReceiveAt(opts.db, rcpt);
-      } catch (error) {
-        if (!(error instanceof MailboxError)) throw error;
-        // RFC 3463 X.2.2 mailbox full; 4xx: the sender's server tries again, and the owner may make room
-        opts.logger.info({ rcpt, remote: session.remoteAddress }, 'SMTP to %s refused: %s', rcpt, error.message);
-        return callback(smtpError(452, `4.2.2 <${rcpt}>: ${error.message}`));
-      }
-      callback();
+      recipientRefusal(address.address.toLowerCase(), session).then(
+        (refusal) => (refusal === null ? callback() : callback(refusal)),
+        (err: unknown) => {
+          opts.logger.error({ err }, 'SMTP recipient could not be checked');
+          callback(smtpError(451, '4.3.0 the recipient could not be checked; try again later'));
+        },
+      );
     },
     onData(stream, session, callback) {
       receive(stream, session).then(
@@ -84,6 +75,25 @@ export async function startSmtpInbound(opts: SmtpInboundOptions): Promise<SmtpLi
   });
   server.on('error', (err) => opts.logger.warn({ err }, 'SMTP connection error'));
 
+  /** Why RCPT TO `rcpt` is refused (an SMTP error), or null: it is taken. */
+  async function recipientRefusal(rcpt: string, session: SMTPServerSession): Promise<Error | null> {
+    const at = rcpt.lastIndexOf('@');
+    if (at < 0 || rcpt.slice(at + 1) !== opts.domain.toLowerCase()) {
+      opts.logger.info({ rcpt, remote: session.remoteAddress }, 'SMTP relay to %s refused', rcpt);
+      return smtpError(550, `5.7.1 <${rcpt}>: relaying denied; this server accepts mail for ${opts.domain} only`);
+    }
+    if (!(await opts.userExists(rcpt))) return smtpError(550, `5.1.1 <${rcpt}>: no such user here`);
+    try {
+      quota.requireRoomToReceiveAt(connectionOf(opts.sql), rcpt);
+    } catch (error) {
+      if (!(error instanceof MailboxError)) throw error;
+      // RFC 3463 X.2.2 mailbox full; 4xx: the sender's server tries again, and the owner may make room
+      opts.logger.info({ rcpt, remote: session.remoteAddress }, 'SMTP to %s refused: %s', rcpt, error.message);
+      return smtpError(452, `4.2.2 <${rcpt}>: ${error.message}`);
+    }
+    return null;
+  }
+
   async function receive(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<void> {
     const chunks: Buffer[] = [];
     for await (const chunk of stream) chunks.push(chunk as Buffer);
@@ -91,21 +101,22 @@ export async function startSmtpInbound(opts: SmtpInboundOptions): Promise<SmtpLi
     const mail = await simpleParser(Buffer.concat(chunks), { skipImageLinks: true, skipTextToHtml: true });
     const recipients = session.envelope.rcptTo.map((r) => r.address.toLowerCase());
     const messageId = mail.messageId?.trim() || `<${randomUUID()}@${opts.domain}>`;
-    const stored = store(mail, recipients, messageId);
+    const stored = await store(mail, recipients, messageId);
     opts.logger.info({ messageId, recipients, stored, remote: session.remoteAddress }, 'SMTP message %s stored for %d recipient(s)', messageId, stored);
   }
 
-  function store(mail: ParsedMail, recipients: string[], messageId: string): number {
+  function store(mail: ParsedMail, recipients: string[], messageId: string): Promise<number> {
     const at = now();
     const first = (a: AddressObject | AddressObject[] | undefined): Mailer[] =>
       (Array.isArray(a) ? a : a ? [a] : []).flatMap((o) => o.value).filter((v) => v.address).map((v) => ({ address: v.address ?? '', name: v.name || undefined }));
     const from = first(mail.from)[0] ?? null;
-    return transaction(opts.db, () => {
+    return opts.sql.transaction(async (tx) => {
+      const db = connectionOf(tx);
       let count = 0;
       for (const rcpt of new Set(recipients)) {
-        const mailbox = ensureMailbox(opts.db, rcpt, now);
-        if (findItemByInternetMessageId(opts.db, mailbox.id, messageId) !== undefined) continue;
-        createItem(opts.db, mailbox.id, getDistinguishedFolder(opts.db, mailbox.id, 'inbox').id, {
+        const mailbox = ensureMailbox(db, rcpt, now);
+        if (findItemByInternetMessageId(db, mailbox.id, messageId) !== undefined) continue;
+        createItem(db, mailbox.id, getDistinguishedFolder(db, mailbox.id, 'inbox').id, {
           itemClass: 'IPM.Note', // never an IM class from outside
           subject: mail.subject ?? '',
           bodyHtml: typeof mail.html === 'string' ? mail.html : null,

@@ -5,15 +5,16 @@
 // no mail (NXDOMAIN, a null MX), fail the entry for good; anything else (no answer, 4xx, the DNS not
 // answering) is retried with exponential back-off until the maximum age. An entry with a trace id
 // (an offline conversation e-mailed to a partner's user) has each attempt recorded in that trace.
+// Each entry is leased (outbox.ts) for its attempt, so that workers on several nodes never send
+// one entry twice, and one whose worker died is sent when its lease ends.
 import type { SendMailOptions } from 'nodemailer';
 import { CachingResolver } from '../../dns/index.ts';
 import type { Logger } from '../../observability/logger.ts';
-import type { Database } from '../../storage/index.ts';
-import { transaction } from '../../storage/index.ts';
+import type { Database, Sql } from '../../storage/index.ts';
 import { mailExchangers, SMTP_PORT } from './mx.ts';
 import type { MailDns } from './mx.ts';
-import { dueOutbound, enqueueOutbound, markOutboundAttemptFailed, markOutboundSent, traceOutbound } from './outbox.ts';
-import type { OutboundMessage, OutboxEntry } from './outbox.ts';
+import { enqueueOutboundOnConnection, leaseDueOutbound, markOutboundAttemptFailed, markOutboundSent, traceOutbound } from './outbox.ts';
+import type { LeasedEntry, OutboundMessage, OutboxEntry } from './outbox.ts';
 import { nodemailerSend } from './send.ts';
 import type { SmtpSend, SmtpServer } from './send.ts';
 
@@ -57,14 +58,18 @@ export function noRouteReason(domain: string): string {
 /** At most this many servers (MX hosts × addresses) are tried in one attempt. */
 const MAX_SERVERS_PER_ATTEMPT = 8;
 
-/** Queues a message for recipients outside the organisation: one outbox entry per recipient domain. */
+/**
+ * Queues a message for recipients outside the organisation: one outbox entry per recipient domain.
+ * Transitional: on the node:sqlite connection, inside the caller's transaction (the EWS
+ * CreateItem, still synchronous); it takes the caller's `Sql` transaction when that caller moves.
+ */
 export function queueExternal(db: Database, sender: string, recipients: readonly string[], message: OutboundMessage, now: number): string[] {
   const byDomain = new Map<string, string[]>();
   for (const r of new Set(recipients.map((a) => a.toLowerCase()))) {
     const domain = r.slice(r.lastIndexOf('@') + 1);
     byDomain.set(domain, [...(byDomain.get(domain) ?? []), r]);
   }
-  return [...byDomain.values()].map((rcpts) => enqueueOutbound(db, sender, rcpts, message, now));
+  return [...byDomain.values()].map((rcpts) => enqueueOutboundOnConnection(db, sender, rcpts, message, now));
 }
 
 /**
@@ -87,7 +92,7 @@ export function mailOf(entry: Pick<OutboxEntry, 'sender' | 'recipients' | 'messa
 }
 
 export interface SmtpOutboundOptions {
-  db: Database;
+  sql: Sql;
   logger: Logger;
   /** our name in EHLO */
   domain: string;
@@ -105,8 +110,15 @@ export interface SmtpOutboundOptions {
   baseDelayMs?: number;
   maxDelayMs?: number;
   timeoutMs?: number;
+  /** how long an entry is leased for one attempt; longer than an attempt can take (default 30 minutes) */
+  leaseMs?: number;
   now?: () => number;
 }
+
+/** Entries sent in one pass at most: the next pass goes on. */
+const ENTRIES_PER_PASS = 20;
+/** At most MAX_SERVERS_PER_ATTEMPT servers × nodemailer's 2 minutes of timeouts, and the DNS lookups: well within. */
+const DEFAULT_LEASE_MS = 30 * 60_000;
 
 export class SmtpOutbound {
   readonly #o: SmtpOutboundOptions;
@@ -141,7 +153,10 @@ export class SmtpOutbound {
   async #pass(): Promise<number> {
     const now = this.#o.now ?? Date.now;
     let sent = 0;
-    for (const entry of dueOutbound(this.#o.db, now())) {
+    // one entry leased at a time: a lease counts from its own attempt, not from the pass's start
+    for (let i = 0; i < ENTRIES_PER_PASS; i++) {
+      const [entry] = await leaseDueOutbound(this.#o.sql, now(), this.#o.leaseMs ?? DEFAULT_LEASE_MS, 1);
+      if (entry === undefined) break;
       if (await this.#send(entry, now)) sent++;
     }
     return sent;
@@ -174,13 +189,13 @@ export class SmtpOutbound {
     return { ok: true, servers: servers.slice(0, MAX_SERVERS_PER_ATTEMPT) };
   }
 
-  async #send(entry: OutboxEntry, now: () => number): Promise<boolean> {
+  async #send(entry: LeasedEntry, now: () => number): Promise<boolean> {
     const o = this.#o;
     const log = o.logger.child({ outbox: entry.id, messageId: entry.message.messageId });
     const domain = entry.recipients[0]?.split('@')[1] ?? '';
     const found = await this.#servers(domain);
     if (!found.ok) {
-      this.#failed(entry, now(), found.reason, found.permanent, { domain });
+      await this.#failed(entry, now(), found.reason, found.permanent, { domain });
       log.warn({ domain }, 'outbound mail to %s: %s', domain, found.reason);
       return false;
     }
@@ -200,31 +215,38 @@ export class SmtpOutbound {
           log.info({ err, server: server.label }, 'outbound mail: %s cannot be reached; trying the next server if any', server.label);
           continue;
         }
-        this.#failed(entry, now(), reason, code >= 500, { host: server.label });
+        await this.#failed(entry, now(), reason, code >= 500, { host: server.label });
         log.warn({ err, server: server.label, attempts: entry.attempts + 1 }, 'outbound mail refused by %s (%d)', server.label, code);
         return false;
       }
-      transaction(o.db, () => {
-        markOutboundSent(o.db, entry.id, now());
-        traceOutbound(o.db, entry, now(), 'mail-sent', { to: entry.recipients, host: server.servername ?? server.host, address: server.host, port: server.port, via: server.label, messageId: m.messageId });
+      const marked = await o.sql.transaction(async (tx) => {
+        if (!(await markOutboundSent(tx, entry, now()))) return false;
+        await traceOutbound(tx, entry, now(), 'mail-sent', { to: entry.recipients, host: server.servername ?? server.host, address: server.host, port: server.port, via: server.label, messageId: m.messageId });
+        return true;
       });
+      if (!marked) log.warn({ server: server.label }, 'outbound mail sent via %s after its lease ran out: another worker may send it too (same Message-ID, by which the receiving side can tell)', server.label);
       log.info({ recipients: entry.recipients, server: server.label }, 'outbound mail sent to %s via %s', entry.recipients.join(', '), server.label);
       return true;
     }
-    this.#failed(entry, now(), unreachable.join('; '), false, { host: found.servers.map((s) => s.label).join(', ') });
+    await this.#failed(entry, now(), unreachable.join('; '), false, { host: found.servers.map((s) => s.label).join(', ') });
     log.warn({ attempts: entry.attempts + 1 }, 'outbound mail: no server of %s could be reached', domain);
     return false;
   }
 
   /** A failed attempt: failed for good when permanent (or too old), else retried after the back-off; the trace says which. */
-  #failed(entry: OutboxEntry, at: number, reason: string, permanent: boolean, detail: Record<string, unknown>): void {
+  async #failed(entry: LeasedEntry, at: number, reason: string, permanent: boolean, detail: Record<string, unknown>): Promise<void> {
     const o = this.#o;
     const delay = Math.min(o.maxDelayMs ?? 3_600_000, (o.baseDelayMs ?? 60_000) * 2 ** entry.attempts);
-    const state = transaction(o.db, () => {
-      const next = markOutboundAttemptFailed(o.db, entry.id, reason, permanent, at, at + delay, o.maxAgeMs ?? 2 * 86_400_000);
-      traceOutbound(o.db, entry, at, next === 'failed' ? 'mail-failed' : 'mail-retry', { reason, attempt: entry.attempts + 1, ...detail, ...(next === 'failed' ? {} : { nextAttemptAt: new Date(at + delay).toISOString() }) });
+    const state = await o.sql.transaction(async (tx) => {
+      const next = await markOutboundAttemptFailed(tx, entry, reason, permanent, at, at + delay, o.maxAgeMs ?? 2 * 86_400_000);
+      if (next === undefined) return undefined;
+      await traceOutbound(tx, entry, at, next === 'failed' ? 'mail-failed' : 'mail-retry', { reason, attempt: entry.attempts + 1, ...detail, ...(next === 'failed' ? {} : { nextAttemptAt: new Date(at + delay).toISOString() }) });
       return next;
     });
+    if (state === undefined) {
+      o.logger.child({ outbox: entry.id }).warn('outbound mail attempt failed after its lease ran out: another worker has the entry now');
+      return;
+    }
     o.logger.child({ outbox: entry.id }).debug({ state, attempts: entry.attempts + 1 }, 'outbound mail attempt failed (%s)', state === 'failed' ? 'giving up' : 'will retry');
   }
 }

@@ -4,11 +4,18 @@
 // An entry may carry a delivery key: queueing with a key that is already queued returns the earlier
 // entry (the offline spool's e-mails to partners are queued exactly once, even when a delivery is
 // repeated after a crash), and a trace id: its sends are recorded in that trace.
-import { recordTrace } from '../../observability/trace.ts';
-import type { Database } from '../../storage/index.ts';
-import { statement, transaction } from '../../storage/index.ts';
+//
+// Sending (SmtpOutbound) leases the due entries first: one statement moves their next attempt to
+// the end of the lease and returns them, so that of several workers (the nodes of a cluster) each
+// entry goes to one; a worker that dies mid-send leaves an entry that is due again when its lease
+// ends (never lost). The lease's end is the lease's token: marking an entry sent or failed names
+// it, so a worker whose lease ran out and was taken by another changes nothing.
+import { ParleyError } from '../../errors.ts';
+import type { Database, Sql, SqlValue } from '../../storage/index.ts';
+import { statement } from '../../storage/index.ts';
 import { newId } from '../ids.ts';
 import type { Mailer } from '../items.ts';
+import { traceIn } from './pending-moves.ts';
 
 export interface OutboundMessage {
   from: Mailer;
@@ -38,6 +45,11 @@ export interface OutboxEntry {
   traceId: string | null;
 }
 
+/** An entry leased for one attempt (leaseDueOutbound): `leaseUntil` is its next_attempt_at while leased. */
+export interface LeasedEntry extends OutboxEntry {
+  leaseUntil: number;
+}
+
 /** What makes queueing idempotent and traced (both optional). */
 export interface OutboundOrigin {
   deliveryKey?: string;
@@ -64,63 +76,111 @@ const entryOf = (r: Row): OutboxEntry => ({
   recipients: JSON.parse(r.recipients_json) as string[],
   message: JSON.parse(r.message_json) as OutboundMessage,
   state: r.state,
-  attempts: r.attempts,
-  nextAttemptAt: r.next_attempt_at,
+  attempts: Number(r.attempts),
+  nextAttemptAt: Number(r.next_attempt_at),
   lastError: r.last_error,
-  createdAt: r.created_at,
+  createdAt: Number(r.created_at),
   deliveryKey: r.delivery_key,
   traceId: r.trace_id,
 });
 
-export function enqueueOutbound(db: Database, sender: string, recipients: string[], message: OutboundMessage, now: number, origin: OutboundOrigin = {}): string {
+const COLUMNS = 'id, sender, recipients_json, message_json, state, attempts, next_attempt_at, last_error, created_at, delivery_key, trace_id';
+
+/** The one INSERT of an entry, for either way of running it (see queueExternal in outbound.ts). */
+export function insertEntry(sender: string, recipients: readonly string[], message: OutboundMessage, now: number, origin: OutboundOrigin = {}): { id: string; text: string; params: SqlValue[] } {
   const id = newId();
-  db.prepare('INSERT INTO mail_outbox (id, sender, recipients_json, message_json, state, attempts, next_attempt_at, last_error, created_at, updated_at, delivery_key, trace_id) VALUES (?, ?, ?, ?, ?, 0, ?, NULL, ?, ?, ?, ?)').run(
-    id, sender, JSON.stringify(recipients), JSON.stringify(message), 'waiting', now, now, now, origin.deliveryKey ?? null, origin.traceId ?? null,
-  );
-  return id;
+  return {
+    id,
+    text: 'INSERT INTO mail_outbox (id, sender, recipients_json, message_json, state, attempts, next_attempt_at, last_error, created_at, updated_at, delivery_key, trace_id) VALUES (?, ?, ?, ?, \'waiting\', 0, ?, NULL, ?, ?, ?, ?)',
+    params: [id, sender, JSON.stringify(recipients), JSON.stringify(message), now, now, now, origin.deliveryKey ?? null, origin.traceId ?? null],
+  };
+}
+
+export async function enqueueOutbound(sql: Sql, sender: string, recipients: readonly string[], message: OutboundMessage, now: number, origin: OutboundOrigin = {}): Promise<string> {
+  const entry = insertEntry(sender, recipients, message, now, origin);
+  await sql.run(entry.text, entry.params);
+  return entry.id;
+}
+
+/**
+ * Transitional: enqueueOutbound on the node:sqlite connection, for queueExternal's caller (the
+ * EWS CreateItem, still synchronous inside its transaction). Goes when that caller moves to Sql.
+ */
+export function enqueueOutboundOnConnection(db: Database, sender: string, recipients: readonly string[], message: OutboundMessage, now: number): string {
+  const entry = insertEntry(sender, recipients, message, now);
+  statement(db, entry.text).run(...entry.params);
+  return entry.id;
 }
 
 /**
  * Queues the message once per delivery key: returns the entry queued earlier with `key` (created
- * false), or queues it now. One transaction: two calls with one key never both queue.
+ * false), or queues it now. The unique delivery key decides: two calls with one key never both
+ * queue, on either engine, even from two nodes at once.
  */
-export function enqueueOutboundOnce(db: Database, key: string, sender: string, recipients: string[], message: OutboundMessage, now: number, traceId?: string): { id: string; created: boolean } {
-  return transaction(db, () => {
-    const earlier = statement(db, 'SELECT id FROM mail_outbox WHERE delivery_key = ?').get(key) as { id: string } | undefined;
-    if (earlier !== undefined) return { id: earlier.id, created: false };
-    const id = enqueueOutbound(db, sender, recipients, message, now, { deliveryKey: key, ...(traceId !== undefined ? { traceId } : {}) });
-    if (traceId !== undefined) recordTrace(db, { traceId, callId: null, at: now, step: 'mail-queued', detail: { outbox: id, to: recipients, messageId: message.messageId } });
-    return { id, created: true };
+export async function enqueueOutboundOnce(sql: Sql, key: string, sender: string, recipients: readonly string[], message: OutboundMessage, now: number, traceId?: string): Promise<{ id: string; created: boolean }> {
+  return sql.transaction(async (tx) => {
+    const entry = insertEntry(sender, recipients, message, now, { deliveryKey: key, ...(traceId !== undefined ? { traceId } : {}) });
+    const inserted = await tx.get<{ id: string }>(`${entry.text} ON CONFLICT (delivery_key) WHERE delivery_key IS NOT NULL DO NOTHING RETURNING id`, entry.params);
+    if (inserted === undefined) {
+      const earlier = await tx.get<{ id: string }>('SELECT id FROM mail_outbox WHERE delivery_key = ?', [key]);
+      // removed between the two statements (retention of sent entries): the caller's retry queues it anew
+      if (earlier === undefined) throw new ParleyError('OUTBOX_ENTRY_VANISHED', `the outbox entry with delivery key ${key} was removed while being queued again; retry the delivery`);
+      return { id: earlier.id, created: false };
+    }
+    if (traceId !== undefined) await traceIn(tx, { traceId, callId: null, at: now, step: 'mail-queued', detail: { outbox: entry.id, to: recipients, messageId: message.messageId } });
+    return { id: entry.id, created: true };
   });
 }
 
-/** Waiting entries whose time has come, oldest first. */
-export function dueOutbound(db: Database, now: number, max = 20): OutboxEntry[] {
-  return (db.prepare("SELECT * FROM mail_outbox WHERE state = 'waiting' AND next_attempt_at <= ? ORDER BY next_attempt_at, created_at LIMIT ?").all(now, max) as unknown as Row[]).map(entryOf);
+/** Waiting entries whose time has come, oldest first (to look at; SmtpOutbound leases them instead). */
+export async function dueOutbound(sql: Sql, now: number, max = 20): Promise<OutboxEntry[]> {
+  const rows = await sql.all<Row>(`SELECT ${COLUMNS} FROM mail_outbox WHERE state = 'waiting' AND next_attempt_at <= ? ORDER BY next_attempt_at, created_at LIMIT ?`, [now, max]);
+  return rows.map(entryOf);
 }
 
-export function getOutbound(db: Database, id: string): OutboxEntry | undefined {
-  const row = db.prepare('SELECT * FROM mail_outbox WHERE id = ?').get(id) as Row | undefined;
+/**
+ * Leases up to `max` due entries until `now + leaseMs`, oldest first: no other worker takes them
+ * before the lease ends. One statement; on PostgreSQL the rows are locked as they are chosen and
+ * rows another worker is leasing are skipped (read committed: the statement sees their leases
+ * once committed, and never waits behind them).
+ */
+export async function leaseDueOutbound(sql: Sql, now: number, leaseMs: number, max = 20): Promise<LeasedEntry[]> {
+  const leaseUntil = now + leaseMs;
+  const lock = sql.engine === 'postgres' ? ' FOR UPDATE SKIP LOCKED' : '';
+  const rows = await sql.transaction(
+    (tx) => tx.all<Row>(
+      `UPDATE mail_outbox SET next_attempt_at = ?, updated_at = ? WHERE id IN (SELECT id FROM mail_outbox WHERE state = 'waiting' AND next_attempt_at <= ? ORDER BY next_attempt_at, created_at LIMIT ?${lock}) RETURNING ${COLUMNS}`,
+      [leaseUntil, now, now, max],
+    ),
+    { isolation: 'read committed' },
+  );
+  // RETURNING keeps no order: oldest first, as they were chosen
+  return rows.map((r) => ({ ...entryOf(r), leaseUntil })).sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id));
+}
+
+export async function getOutbound(sql: Sql, id: string): Promise<OutboxEntry | undefined> {
+  const row = await sql.get<Row>(`SELECT ${COLUMNS} FROM mail_outbox WHERE id = ?`, [id]);
   return row === undefined ? undefined : entryOf(row);
 }
 
-export function markOutboundSent(db: Database, id: string, now: number): void {
-  db.prepare("UPDATE mail_outbox SET state = 'sent', attempts = attempts + 1, last_error = NULL, updated_at = ? WHERE id = ?").run(now, id);
+/** The leased entry was sent; false (nothing changed) when its lease was lost to another worker. */
+export async function markOutboundSent(sql: Sql, entry: Pick<LeasedEntry, 'id' | 'leaseUntil'>, now: number): Promise<boolean> {
+  const done = await sql.run("UPDATE mail_outbox SET state = 'sent', attempts = attempts + 1, last_error = NULL, updated_at = ? WHERE id = ? AND state = 'waiting' AND next_attempt_at = ?", [now, entry.id, entry.leaseUntil]);
+  return done.changes > 0;
 }
 
 /** Records a step of an entry's sending in its trace, when it has one (an e-mail the offline spool queued). */
-export function traceOutbound(db: Database, entry: Pick<OutboxEntry, 'id' | 'traceId'>, now: number, step: string, detail: Record<string, unknown>): void {
+export async function traceOutbound(sql: Sql, entry: Pick<OutboxEntry, 'id' | 'traceId'>, now: number, step: string, detail: Record<string, unknown>): Promise<void> {
   if (entry.traceId === null) return;
-  recordTrace(db, { traceId: entry.traceId, callId: null, at: now, step, detail: { outbox: entry.id, ...detail } });
+  await traceIn(sql, { traceId: entry.traceId, callId: null, at: now, step, detail: { outbox: entry.id, ...detail } });
 }
 
-/** A failed attempt: retried after `retryAt`, or failed for good when `permanent` or past `maxAgeMs`. */
-export function markOutboundAttemptFailed(db: Database, id: string, error: string, permanent: boolean, now: number, retryAt: number, maxAgeMs: number): OutboxEntry['state'] {
-  return transaction(db, () => {
-    const entry = getOutbound(db, id);
-    if (entry === undefined) return 'failed';
-    const state = permanent || now - entry.createdAt >= maxAgeMs ? 'failed' : 'waiting';
-    db.prepare('UPDATE mail_outbox SET state = ?, attempts = attempts + 1, next_attempt_at = ?, last_error = ?, updated_at = ? WHERE id = ?').run(state, retryAt, error, now, id);
-    return state;
-  });
+/**
+ * A failed attempt of a leased entry: retried after `retryAt`, or failed for good when
+ * `permanent` or past `maxAgeMs`. Undefined (nothing changed) when the lease was lost.
+ */
+export async function markOutboundAttemptFailed(sql: Sql, entry: Pick<LeasedEntry, 'id' | 'leaseUntil' | 'createdAt'>, error: string, permanent: boolean, now: number, retryAt: number, maxAgeMs: number): Promise<OutboxEntry['state'] | undefined> {
+  const state = permanent || now - entry.createdAt >= maxAgeMs ? 'failed' : 'waiting';
+  const done = await sql.run("UPDATE mail_outbox SET state = ?, attempts = attempts + 1, next_attempt_at = ?, last_error = ?, updated_at = ? WHERE id = ? AND state = 'waiting' AND next_attempt_at = ?", [state, retryAt, error, now, entry.id, entry.leaseUntil]);
+  return done.changes > 0 ? state : undefined;
 }

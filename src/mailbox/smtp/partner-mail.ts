@@ -11,13 +11,13 @@ import type { DeliveryItem, DeliveryResult, MailboxConnector } from '../connecto
 import { NOTE_CLASS } from '../connector.ts';
 import { MailboxError } from '../errors.ts';
 import type { MissedSummary } from '../missed.ts';
-import type { Database } from '../../storage/index.ts';
+import type { Sql } from '../../storage/index.ts';
 import { noRouteReason, routeFor } from './outbound.ts';
 import type { SmtpRoutes } from './outbound.ts';
 import { enqueueOutboundOnce } from './outbox.ts';
 
 export interface PartnerMailOptions {
-  db: Database;
+  sql: Sql;
   /**
    * the routes SmtpOutbound sends by: an e-mail no route can carry (only with smtpRoutes.mx false:
    * MX routing reaches every domain) is refused, not queued; absent: every e-mail is queued
@@ -44,8 +44,8 @@ export class PartnerMailConnector implements MailboxConnector {
     if (this.#o.routes !== undefined && routeFor(this.#o.routes, domain) === undefined) {
       throw new MailboxError('REMOTE_REFUSED', `${noRouteReason(domain)}; configure a route for ${domain}, a smarthost or MX routing, then retry the entry`);
     }
-    const queued = enqueueOutboundOnce(
-      this.#o.db,
+    const queued = await enqueueOutboundOnce(
+      this.#o.sql,
       item.internetMessageId,
       item.from.address,
       [rcpt],
