@@ -57,9 +57,9 @@ export interface InboundQuestion {
 }
 
 /**
- * The decisions on one database. `cached`: the organisation's rules are kept until the
- * federation tables change (the router's gate); without it every question reads the database
- * (the cmdlets).
+ * The decisions on one database. With `cache` (the router's gate), the organisation's rules are
+ * kept in a VersionedCache until the federation tables change; without it every question reads
+ * the database (the cmdlets, which must show what is stored now).
  */
 export class FederationRules {
   readonly #sql: Sql;

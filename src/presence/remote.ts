@@ -56,7 +56,8 @@ export class RemoteWatcher {
    */
   sync(owner: string): Promise<void> {
     const previous = this.#syncing.get(owner) ?? Promise.resolve();
-    const next = previous.then(() => this.#sync(owner));
+    // after the one before, however it ended (its caller heard of its failure)
+    const next = previous.then(() => this.#sync(owner), () => this.#sync(owner));
     this.#syncing.set(owner, next);
     const forget = (): void => {
       if (this.#syncing.get(owner) === next) this.#syncing.delete(owner);
