@@ -12,11 +12,11 @@ export const AUDIT_CMDLETS: readonly CmdletSpec[] = [
       { name: 'Identity', type: 'string', position: 0, help: 'wildcard on the changed Identity, e.g. "site:*"' },
       { name: 'Last', type: 'int', help: 'only the newest N entries' },
     ],
-    run(ctx, args) {
+    async run(ctx, args) {
       const last = args.Last;
       const identity = argString(args, 'Identity');
       const pattern = identity === undefined ? undefined : wildcard(identity);
-      const entries = listAudit(ctx.db).filter((e) => pattern === undefined || pattern.test(e.identity));
+      const entries = (await listAudit(ctx.sql)).filter((e) => pattern === undefined || pattern.test(e.identity));
       return (typeof last === 'number' ? entries.slice(Math.max(0, entries.length - last)) : entries)
         .map((e) => [
           ['Identity', e.identity],
