@@ -16,12 +16,12 @@ import { bindArguments, findCmdlet } from '../../src/admin/parse.ts';
 import { DIRECTORY_MIGRATIONS, DirectoryError } from '../../src/directory/index.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { adminTokenPath, loadAdminToken } from '../../src/server/secrets.ts';
-import { SETTINGS_MIGRATIONS, SettingsError } from '../../src/settings/index.ts';
+import { SETTINGS_MIGRATIONS, SettingsError, effectiveSettings } from '../../src/settings/index.ts';
 import type { SqlDatabase } from '../../src/storage/index.ts';
 import { openDatabase, openMemoryDatabase, runMigrations, sqliteSql } from '../../src/storage/index.ts';
 import type { EngineUnderTest } from '../harness/engines.ts';
 import { ENGINES, closeTestPostgres } from '../harness/engines.ts';
-import { migrateSettings } from './settings-fixture.ts';
+import { addTestUser, migrateSettings } from './settings-fixture.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'parley-admin-http-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -258,6 +258,26 @@ for (const engine of ENGINES) describe(`admin API: cmdlets over HTTP on ${engine
     const failing = await serve({ onSettingsChanged: () => { throw new Error('listener broke'); } });
     assert.equal((await failing.run('New-CsClientPolicy', { Identity: 'Tag:Paris' })).status, 200);
     assert.equal((await failing.run('Get-CsClientPolicy', { Identity: 'tag:paris' })).json?.results[0].Identity, 'Tag:Paris');
+  });
+
+  it('creates, grants, refuses to remove while granted, and removes a tag policy; each change audited', async () => {
+    let changes = 0;
+    const s = await serve({ onSettingsChanged: () => changes++ });
+    await addTestUser(s.sql, 'erin@parley.test');
+    assert.equal((await s.run('New-CsExternalAccessPolicy', { Identity: 'Tag:Partners', EnableFederationAccess: true })).status, 200);
+    assert.equal((await s.run('Grant-CsExternalAccessPolicy', { Identity: 'erin', PolicyName: 'partners' })).status, 200);
+    assert.equal((await effectiveSettings(s.sql, 'erin@parley.test')).sources.ExternalAccessPolicy, 'Tag:Partners');
+    assertProblem(await s.run('Remove-CsExternalAccessPolicy', { Identity: 'Tag:Partners' }), 409, 'POLICY_IN_USE', /granted to 1 user/);
+    assert.equal((await s.run('Grant-CsExternalAccessPolicy', { Identity: 'erin', PolicyName: null })).status, 200);
+    assert.equal((await s.run('Remove-CsExternalAccessPolicy', { Identity: 'Tag:Partners' })).status, 200);
+    assert.equal((await effectiveSettings(s.sql, 'erin@parley.test')).sources.ExternalAccessPolicy, 'Global');
+    assertProblem(await s.run('Grant-CsExternalAccessPolicy', { Identity: 'nobody', PolicyName: null }), 404, 'USER_NOT_FOUND');
+    const audit = await s.run('Get-CsAdminAudit', { Identity: 'erin@*' });
+    assert.deepEqual(audit.json?.results.map((e: Record<string, unknown>) => [e.Property, e.OldValue, e.NewValue]), [
+      ['ExternalAccessPolicy', null, 'Tag:Partners'], ['ExternalAccessPolicy', 'Tag:Partners', null],
+    ]);
+    assert.deepEqual((await s.run('Get-CsAdminAudit', { Last: 1 })).json?.results.map((e: Record<string, unknown>) => [e.Identity, e.NewValue]), [['Tag:Partners', 'removed']]);
+    assert.equal(changes, 4, 'the listener hears of every change, not of a Get- or a refusal');
   });
 
   it('answers mistakes as problem JSON with the status of each', async () => {
