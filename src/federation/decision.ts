@@ -6,11 +6,11 @@
 // the settings capability's effective settings, which keeps its own cache.
 
 import { DirectoryError } from '../directory/index.ts';
+import { effectiveSettings } from '../settings/index.ts';
 import type { Sql, VersionedCacheOptions } from '../storage/index.ts';
 import { VersionedCache } from '../storage/index.ts';
 import type { HostPort } from './names.ts';
 import { formatHostPort, parseDomain } from './names.ts';
-import { effectiveSettingsOf } from './pending-moves.ts';
 import { findDomain, getAccessEdge } from './repository.ts';
 
 export type FederationRefusalCode =
@@ -81,7 +81,7 @@ export class FederationRules {
   async outbound(q: FederationQuestion): Promise<FederationDecision> {
     const organisation = await this.organisation(q.partnerDomain, q.ownDomain);
     if (!organisation.allowed) return organisation;
-    const settings = await effectiveSettingsOf(this.#sql, q.localUser);
+    const settings = await effectiveSettings(this.#sql, q.localUser);
     if (!settings.EnableFederationAccess) {
       const source = settings.sources.ExternalAccessPolicy;
       return refused('USER_NOT_ENABLED', `the CsExternalAccessPolicy that applies to ${q.localUser} (${source}) has EnableFederationAccess False; grant the user one that enables it with Grant-CsExternalAccessPolicy, or change it with Set-CsExternalAccessPolicy -Identity ${source} -EnableFederationAccess $True`);
@@ -100,7 +100,7 @@ export class FederationRules {
     if (!organisation.allowed || q.recipient === undefined) return organisation;
     let enabled = false;
     try {
-      enabled = (await effectiveSettingsOf(this.#sql, q.recipient)).EnableFederationAccess;
+      enabled = (await effectiveSettings(this.#sql, q.recipient)).EnableFederationAccess;
     } catch (error) {
       // no such user, or not an address at all: the same answer as a user not enabled
       if (!(error instanceof DirectoryError)) throw error;

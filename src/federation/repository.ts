@@ -3,9 +3,8 @@
 // rows, as in src/settings.
 
 import type { ChangeContext } from '../settings/index.ts';
-import { SettingsError } from '../settings/index.ts';
+import { SettingsError, recordAudit } from '../settings/index.ts';
 import type { Sql } from '../storage/index.ts';
-import { auditIn } from './pending-moves.ts';
 import type { HostPort } from './names.ts';
 import { formatHostPort, parseHostPort } from './names.ts';
 
@@ -78,7 +77,7 @@ export async function updateAccessEdge(sql: Sql, changes: AccessEdgeChanges, cha
       [Number(next.AllowFederatedUsers), Number(next.EnablePartnerDiscovery), route === null ? null : formatHostPort(route)]);
     const before = accessEdgeValues(current);
     for (const [name, after] of Object.entries(accessEdgeValues(next))) {
-      if (before[name] !== after) await auditIn(tx, change, ACCESS_EDGE_IDENTITY, name, before[name] ?? null, after);
+      if (before[name] !== after) await recordAudit(tx, change, ACCESS_EDGE_IDENTITY, name, before[name] ?? null, after);
     }
     return next;
   });
@@ -129,9 +128,9 @@ export async function addDomain(sql: Sql, list: DomainList, domain: string, give
     const values = checked(list, given);
     await tx.run('INSERT INTO federation_domains (domain, list, proxy_fqdn, comment, created_at) VALUES (?, ?, ?, ?, ?)',
       [domain, list, values.proxyFqdn, values.comment, change.now()]);
-    await auditIn(tx, change, domain, null, null, 'created');
-    if (values.proxyFqdn !== null) await auditIn(tx, change, domain, 'ProxyFqdn', null, values.proxyFqdn);
-    if (values.comment !== null) await auditIn(tx, change, domain, 'Comment', null, values.comment);
+    await recordAudit(tx, change, domain, null, null, 'created');
+    if (values.proxyFqdn !== null) await recordAudit(tx, change, domain, 'ProxyFqdn', null, values.proxyFqdn);
+    if (values.comment !== null) await recordAudit(tx, change, domain, 'Comment', null, values.comment);
     return requireDomain(tx, list, domain);
   });
 }
@@ -147,8 +146,8 @@ export async function updateDomain(sql: Sql, list: DomainList, domain: string, c
       comment: changes.Comment === undefined ? before.comment : given.comment,
     };
     await tx.run('UPDATE federation_domains SET proxy_fqdn = ?, comment = ? WHERE domain = ?', [after.proxyFqdn, after.comment, domain]);
-    if (before.proxyFqdn !== after.proxyFqdn) await auditIn(tx, change, domain, 'ProxyFqdn', before.proxyFqdn, after.proxyFqdn);
-    if (before.comment !== after.comment) await auditIn(tx, change, domain, 'Comment', before.comment, after.comment);
+    if (before.proxyFqdn !== after.proxyFqdn) await recordAudit(tx, change, domain, 'ProxyFqdn', before.proxyFqdn, after.proxyFqdn);
+    if (before.comment !== after.comment) await recordAudit(tx, change, domain, 'Comment', before.comment, after.comment);
     return requireDomain(tx, list, domain);
   });
 }
@@ -157,7 +156,7 @@ export async function removeDomain(sql: Sql, list: DomainList, domain: string, c
   await sql.transaction(async (tx) => {
     await requireDomain(tx, list, domain);
     await tx.run('DELETE FROM federation_domains WHERE domain = ?', [domain]);
-    await auditIn(tx, change, domain, null, 'existed', 'removed');
+    await recordAudit(tx, change, domain, null, 'existed', 'removed');
   });
 }
 

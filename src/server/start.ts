@@ -140,7 +140,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   // cache: answers are kept for their TTLs whoever asked.
   const dns = new CachingResolver({ servers: config.dnsServers });
   const messageSummary = new MessageSummaryPackage({ summary: (address) => mailboxes.connectorFor(address).connector.missedSummary(address) });
-  const provisioning = new ProvisioningPackage({ db, ewsUrl: (local) => `${ownNames.clientBase(advertisedHost ?? local)}/EWS/Exchange.asmx` });
+  const provisioning = new ProvisioningPackage({ sql, ewsUrl: (local) => `${ownNames.clientBase(advertisedHost ?? local)}/EWS/Exchange.asmx` });
   const events = new EventService({ packages: [presence, messageSummary, provisioning], limits: config.events });
   const handlers = [registerHandler, messageHandler, optionsHandler, ...presence.handlers, ...events.handlers];
   const location = new MemoryLocationService();
@@ -360,6 +360,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     routes.push(createMetricsRoute({ render: () => metrics.render(), token: adminToken, trustedProxies: config.auth.trustedProxies, product: PRODUCT, logger }));
     routes.push(
       createAdminRoute({
+        sql,
         db,
         logger,
         token: adminToken,

@@ -3,25 +3,21 @@
 // answer for unknown and not-enabled users, the outbound decision and connect's route. DNS is a table.
 import assert from 'node:assert/strict';
 import { after, afterEach, describe, it } from 'node:test';
-import { DIRECTORY_MIGRATIONS, addUser } from '../../src/directory/index.ts';
 import { DnsError } from '../../src/dns/index.ts';
 import type { SrvRecord } from '../../src/dns/index.ts';
 import { FEDERATION_MIGRATIONS, FederationLink, addDomain, inboundDecision, updateAccessEdge } from '../../src/federation/index.ts';
 import type { PartnerDns, PartnerRoute } from '../../src/federation/index.ts';
 import { createLogger } from '../../src/observability/logger.ts';
-import { EXTERNAL_ACCESS_POLICY, SETTINGS_MIGRATIONS, createInstance, grantPolicy } from '../../src/settings/index.ts';
+import { EXTERNAL_ACCESS_POLICY, createInstance, grantPolicy } from '../../src/settings/index.ts';
 import type { Flow, PartnerPeer } from '../../src/sip/index.ts';
 import type { SqlDatabase } from '../../src/storage/index.ts';
-import { migrate } from '../../src/storage/index.ts';
 import { closeTestPostgres, ENGINES } from '../harness/engines.ts';
 import type { EngineUnderTest } from '../harness/engines.ts';
-import { connectionOf, skipsFor } from './engine-readiness.ts';
+import { addTestUser, migrateSettings } from './settings-fixture.ts';
 
 const change = { actor: 'test', cmdlet: 'test', now: () => 1000 };
 const OWN = 'org-a.test';
 
-const SETS = [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, FEDERATION_MIGRATIONS];
-const skips = await skipsFor(SETS);
 after(() => closeTestPostgres());
 
 /** The databases a test opened, closed after it. */
@@ -33,12 +29,11 @@ afterEach(async () => {
 async function fresh(engine: EngineUnderTest): Promise<SqlDatabase> {
   const sql = await engine.open();
   opened.push(sql);
-  await migrate(sql, SETS);
-  const db = connectionOf(sql);
-  await addUser(db, { address: `alice@${OWN}`, password: 'pw-alice-1' });
-  await addUser(db, { address: `bob@${OWN}`, password: 'pw-bob-1' });
-  createInstance(db, EXTERNAL_ACCESS_POLICY, { scope: 'tag', name: 'Federated' }, { EnableFederationAccess: true }, change);
-  grantPolicy(db, EXTERNAL_ACCESS_POLICY, `alice@${OWN}`, 'Federated', change);
+  await migrateSettings(sql, [FEDERATION_MIGRATIONS]);
+  await addTestUser(sql, `alice@${OWN}`);
+  await addTestUser(sql, `bob@${OWN}`);
+  await createInstance(sql, EXTERNAL_ACCESS_POLICY, { scope: 'tag', name: 'Federated' }, { EnableFederationAccess: true }, change);
+  await grantPolicy(sql, EXTERNAL_ACCESS_POLICY, `alice@${OWN}`, 'Federated', change);
   await updateAccessEdge(sql, { AllowFederatedUsers: true }, change);
   return sql;
 }
@@ -71,9 +66,7 @@ const partnerFlow = (partner: PartnerPeer | undefined, id = 'tls:x'): Flow => ({
 const target = (host: string): SrvRecord => ({ priority: 0, weight: 0, port: 5061, target: host });
 
 for (const engine of ENGINES) {
-  const skip = skips.get(engine.name) ?? false;
-
-  describe(`federation gate: inbound, on ${engine.name}`, { skip }, () => {
+  describe(`federation gate: inbound, on ${engine.name}`, () => {
     it('verifies the certificate by ProxyFqdn, without asking DNS', async () => {
       const sql = await fresh(engine);
       await addDomain(sql, 'allowed', 'org-b.test', { ProxyFqdn: 'sip.org-b.test:5061' }, change);
@@ -155,7 +148,7 @@ for (const engine of ENGINES) {
     });
   });
 
-  describe(`federation gate: outbound, on ${engine.name}`, { skip }, () => {
+  describe(`federation gate: outbound, on ${engine.name}`, () => {
     it('refuses as federationDecision does, and connects by the route', async () => {
       const sql = await fresh(engine);
       await addDomain(sql, 'allowed', 'org-b.test', { ProxyFqdn: 'sip.org-b.test:5071' }, change);

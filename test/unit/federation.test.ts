@@ -3,21 +3,18 @@
 // rules the router's gate keeps, which sees every change of the federation tables.
 import assert from 'node:assert/strict';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
-import { DIRECTORY_MIGRATIONS, addUser } from '../../src/directory/index.ts';
 import {
   FEDERATION_MIGRATIONS, FederationRules, addDomain, federationDecision, findDomain, getAccessEdge, listDomains, parseDomain, parseHostPort, partnerRoute, removeDomain, updateAccessEdge, updateDomain,
 } from '../../src/federation/index.ts';
 import type { FederationDecision } from '../../src/federation/index.ts';
-import { EXTERNAL_ACCESS_POLICY, GLOBAL, SETTINGS_MIGRATIONS, SettingsError, createInstance, grantPolicy, listAudit, updateInstance } from '../../src/settings/index.ts';
+import { EXTERNAL_ACCESS_POLICY, GLOBAL, SettingsError, createInstance, grantPolicy, listAudit, updateInstance } from '../../src/settings/index.ts';
 import type { SqlDatabase } from '../../src/storage/index.ts';
 import { migrate } from '../../src/storage/index.ts';
 import { closeTestPostgres, ENGINES } from '../harness/engines.ts';
-import { connectionOf, skipsFor } from './engine-readiness.ts';
+import { addTestUser, migrateSettings } from './settings-fixture.ts';
 
 const change = { actor: 'test', cmdlet: 'test', now: () => 1000 };
 const code = (c: string) => (e: unknown) => e instanceof SettingsError && e.code === c;
-const SETS = [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, FEDERATION_MIGRATIONS];
-const skips = await skipsFor(SETS);
 
 after(() => closeTestPostgres());
 
@@ -41,16 +38,14 @@ describe('partner names', () => {
 });
 
 for (const engine of ENGINES) {
-  const skip = skips.get(engine.name) ?? false;
-
-  describe(`federation repository on ${engine.name}`, { skip }, () => {
+  describe(`federation repository on ${engine.name}`, () => {
     let sql: SqlDatabase;
     beforeEach(async () => {
       sql = await engine.open();
-      await migrate(sql, SETS);
+      await migrateSettings(sql, [FEDERATION_MIGRATIONS]);
     });
     afterEach(() => sql.close());
-    const audit = () => listAudit(connectionOf(sql)).map((e) => [e.identity, e.property, e.oldValue, e.newValue]);
+    const audit = async () => (await listAudit(sql)).map((e) => [e.identity, e.property, e.oldValue, e.newValue]);
 
     it('starts with federation off, no discovery, DNS SRV routing', async () => {
       assert.deepEqual(await getAccessEdge(sql), { AllowFederatedUsers: false, EnablePartnerDiscovery: false, DefaultRouteFqdn: null });
@@ -65,7 +60,7 @@ for (const engine of ENGINES) {
       assert.deepEqual((await getAccessEdge(sql)).DefaultRouteFqdn, { host: 'edge2.example' }, 'a new host while default routing is on');
       await updateAccessEdge(sql, { UseDefaultRouting: false }, change);
       assert.equal((await getAccessEdge(sql)).DefaultRouteFqdn, null);
-      assert.deepEqual(audit(), [
+      assert.deepEqual(await audit(), [
         ['Global', 'AllowFederatedUsers', 'False', 'True'],
         ['Global', 'UseDnsSrvRouting', 'True', 'False'],
         ['Global', 'UseDefaultRouting', 'False', 'True'],
@@ -92,7 +87,7 @@ for (const engine of ENGINES) {
       assert.deepEqual(changed.createdAt, new Date(1000));
       await removeDomain(sql, 'allowed', 'partner.example', change);
       assert.equal(await findDomain(sql, 'partner.example'), undefined);
-      assert.deepEqual(audit(), [
+      assert.deepEqual(await audit(), [
         ['partner.example', null, null, 'created'],
         ['partner.example', 'ProxyFqdn', null, 'sip.partner.example:5061'],
         ['partner.example', 'Comment', null, 'Contoso'],
@@ -103,16 +98,15 @@ for (const engine of ENGINES) {
     });
   });
 
-  describe(`federationDecision and partnerRoute on ${engine.name}`, { skip }, () => {
+  describe(`federationDecision and partnerRoute on ${engine.name}`, () => {
     let sql: SqlDatabase;
     before(async () => {
       sql = await engine.open();
-      await migrate(sql, SETS);
-      const db = connectionOf(sql);
-      await addUser(db, { address: 'alice@parley.test', password: 'pw' });
-      await addUser(db, { address: 'bob@parley.test', password: 'pw' });
-      createInstance(db, EXTERNAL_ACCESS_POLICY, { scope: 'tag', name: 'Federated' }, { EnableFederationAccess: true }, change);
-      grantPolicy(db, EXTERNAL_ACCESS_POLICY, 'alice@parley.test', 'Federated', change);
+      await migrateSettings(sql, [FEDERATION_MIGRATIONS]);
+      await addTestUser(sql, 'alice@parley.test');
+      await addTestUser(sql, 'bob@parley.test');
+      await createInstance(sql, EXTERNAL_ACCESS_POLICY, { scope: 'tag', name: 'Federated' }, { EnableFederationAccess: true }, change);
+      await grantPolicy(sql, EXTERNAL_ACCESS_POLICY, 'alice@parley.test', 'Federated', change);
       await addDomain(sql, 'allowed', 'partner.example', { ProxyFqdn: 'sip.partner.example:5061' }, change);
       await addDomain(sql, 'allowed', 'srv.example', {}, change);
       await addDomain(sql, 'blocked', 'spam.example', {}, change);
@@ -147,7 +141,7 @@ for (const engine of ENGINES) {
       await updateAccessEdge(sql, { EnablePartnerDiscovery: true }, change);
       assert.deepEqual(await ask('alice@parley.test', 'other.example'), { allowed: true, domain: 'other.example', route: { kind: 'dns-srv', domain: 'other.example' } });
       assert.equal(refusal(await ask('alice@parley.test', 'spam.example')), 'DOMAIN_BLOCKED');
-      updateInstance(connectionOf(sql), EXTERNAL_ACCESS_POLICY, GLOBAL, { EnableFederationAccess: true }, change);
+      await updateInstance(sql, EXTERNAL_ACCESS_POLICY, GLOBAL, { EnableFederationAccess: true }, change);
       assert.equal(refusal(await ask('bob@parley.test', 'other.example')), 'allowed');
       await assert.rejects(ask('nobody@parley.test', 'other.example'), /does not exist/);
     });
