@@ -2,10 +2,11 @@
 // connector that picks TCP, TLS or WebSocket from the server URL. The only client file that
 // imports Node modules.
 
+import { lookup } from 'node:dns/promises';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { ClientError } from './errors.ts';
-import type { ClientTransport, ServerAddress, TransportConnector } from './transport.ts';
+import type { ClientTransport, ServerAddress, ServerResolver, TransportConnector } from './transport.ts';
 import { connectWebSocket } from './transport-ws.ts';
 
 export interface NodeTransportOptions {
@@ -23,19 +24,35 @@ export function nodeConnector(options: NodeTransportOptions = {}): TransportConn
   };
 }
 
+/**
+ * A tcp:// or tls:// host name stands for every address DNS gives it (A and AAAA, in the order
+ * the system's resolver returns them): one configured name reaches each node of a cluster. An IP
+ * literal, and a WebSocket URL (the WebSocket API connects to the URL's host itself), stand for
+ * themselves.
+ */
+export const nodeResolver: ServerResolver = async (server) => {
+  if (server.scheme === 'ws' || server.scheme === 'wss' || net.isIP(server.host) !== 0) return [server];
+  const found = await lookup(server.host, { all: true });
+  const addresses = [...new Set(found.map((a) => a.address))];
+  return addresses.map((address) => ({ ...server, address }));
+};
+
 function connectStream(server: ServerAddress, options: NodeTransportOptions): Promise<ClientTransport> {
   return new Promise((resolve, reject) => {
     const secure = server.scheme === 'tls';
+    // a name DNS gave several addresses for: this one of them; the name still checks the certificate
+    const host = server.address ?? server.host;
+    const where = server.address === undefined ? server.url : `${server.url} (${server.address})`;
     const from = options.localAddress !== undefined ? { localAddress: options.localAddress } : {};
     const socket: net.Socket = secure
-      ? tls.connect({ host: server.host, port: server.port, ...from, servername: net.isIP(server.host) === 0 ? server.host : undefined, ...options.tls })
-      : net.connect({ host: server.host, port: server.port, ...from });
+      ? tls.connect({ host, port: server.port, ...from, servername: net.isIP(server.host) === 0 ? server.host : undefined, ...options.tls })
+      : net.connect({ host, port: server.port, ...from });
     socket.setNoDelay(true);
     let opened = false;
     let closed = false;
     let lastError: Error | undefined;
     const timer = setTimeout(() => {
-      socket.destroy(new ClientError('CONNECT_FAILED', `connecting to ${server.url} timed out`));
+      socket.destroy(new ClientError('CONNECT_FAILED', `connecting to ${where} timed out`));
     }, options.connectTimeoutMs ?? 10_000);
 
     socket.once(secure ? 'secureConnect' : 'connect', () => {
@@ -65,7 +82,7 @@ function connectStream(server: ServerAddress, options: NodeTransportOptions): Pr
       socket.on('close', () => {
         if (closed) return;
         closed = true;
-        transport.onClose?.(new ClientError('DISCONNECTED', `connection to ${server.url} closed${lastError ? `: ${lastError.message}` : ''}`, { cause: lastError }));
+        transport.onClose?.(new ClientError('DISCONNECTED', `connection to ${where} closed${lastError ? `: ${lastError.message}` : ''}`, { cause: lastError }));
       });
       resolve(transport);
     });
@@ -73,7 +90,7 @@ function connectStream(server: ServerAddress, options: NodeTransportOptions): Pr
       lastError = error;
       if (opened) return;
       clearTimeout(timer);
-      reject(error instanceof ClientError ? error : new ClientError('CONNECT_FAILED', `cannot connect to ${server.url}: ${error.message}`, { cause: error }));
+      reject(error instanceof ClientError ? error : new ClientError('CONNECT_FAILED', `cannot connect to ${where}: ${error.message}`, { cause: error }));
     });
   });
 }
