@@ -63,7 +63,10 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
   #transport: ClientTransport | null = null;
   /** the server #transport is connected to */
   #server: ServerAddress | null = null;
-  /** a server answered a CRLFCRLF ping on TCP/TLS (on WebSocket): its peers are expected to too */
+  /**
+   * a server answered a CRLFCRLF ping with a CRLF on TCP/TLS (#streamPongs), on WebSocket
+   * (#messagePongs): the nodes of a cluster run the same software, so every server is expected to
+   */
   #streamPongs = false;
   #messagePongs = false;
   #inbound: Inbound | null = null;
@@ -191,7 +194,7 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
         // any final response is the pong; a failure (the connection closing) is the teardown's
         this.#transact(options).then(() => keepAlive.pong(), () => undefined);
       },
-      failed: () => this.#fail(new ClientError('DISCONNECTED', `no answer from ${describe(server)} to a keep-alive within ${pongTimeoutMs} ms (RFC 5626 §4.4.1)`)),
+      failed: () => this.#fail(new ClientError('DISCONNECTED', `no answer from ${serverName(server)} to a keep-alive within ${pongTimeoutMs} ms (RFC 5626 §4.4.1)`)),
     });
     return keepAlive;
   }
@@ -210,7 +213,12 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
           }), r.cseq),
         {
           registered: (result) => this.emit('registered', result),
-          unregistered: (error) => this.emit('unregistered', error === undefined ? {} : { error }),
+          unregistered: (error) => {
+            this.emit('unregistered', error === undefined ? {} : { error });
+            // a refresh nobody answered: the flow failed (RFC 5626 §4.4), whatever the keep-alives
+            // know yet; with autoReconnect the next server is tried, and registered with
+            if (error?.code === 'TIMEOUT' && this.#reconnects && this.#transport === transport) this.#fail(error);
+          },
           error: (error) => this.emit('error', error),
         },
       );
@@ -565,7 +573,7 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
     this.#publisher?.stop();
     this.#typing.clear();
     const gone = new ClientError('DISCONNECTED', 'the connection closed', { cause: error });
-    const reconnect = !byUser && this.#options.autoReconnect !== undefined && this.#options.autoReconnect !== false && this.#reconnectAllowed;
+    const reconnect = !byUser && this.#reconnects;
     for (const subscription of this.#subscriptions) {
       // a live subscription waits for the new connection; the rest end here
       if (reconnect && subscription.suspend(gone)) continue;
@@ -629,6 +637,11 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
     this.#emitConnection({ state: 'connected' });
   }
 
+  /** whether a lost connection is restored now: autoReconnect, and no unregister() since the last register() */
+  get #reconnects(): boolean {
+    return this.#options.autoReconnect !== undefined && this.#options.autoReconnect !== false && this.#reconnectAllowed;
+  }
+
   #stopReconnecting(tell: boolean): void {
     this.#reconnector?.stop();
     this.#reconnector = null;
@@ -650,7 +663,7 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
 }
 
 /** A server for a message: its URL, and the address connected to when DNS gave several. */
-function describe(server: ServerAddress): string {
+function serverName(server: ServerAddress): string {
   return server.address === undefined ? server.url : `${server.url} (${server.address})`;
 }
 

@@ -249,6 +249,25 @@ describe('SipClient with several servers', () => {
     assert.equal(events.at(-1)?.server, A);
     assert.ok(events.some((e) => e.state === 'reconnecting' && e.server === A && e.error instanceof ClientError && e.error.code === 'TIMEOUT' && /REGISTER/.test(e.error.message)), JSON.stringify(events.map((e) => e.error?.message)));
   });
+
+  it('a registration refresh nobody answers drops the connection: the next server, registered with', async () => {
+    const { ua, peers, nextPeer, events, until } = make([A, B], { requestTimeoutMs: 60 });
+    const unregistered: Array<string | undefined> = [];
+    ua.on('unregistered', (e) => unregistered.push(e.error?.code));
+    await ua.connect();
+    const registered = ua.register({ expires: 1 });
+    await serveRegister(peers[0]!.peer, 1);
+    await registered;
+    const next = nextPeer();
+    await peers[0]!.peer.nextRequest('REGISTER', 2_000); // the refresh, half-way: unanswered
+    const { url, peer } = await next;
+    assert.equal(url, B);
+    assert.deepEqual(unregistered, ['TIMEOUT']);
+    await serveRegister(peer);
+    await until(() => events.at(-1)?.state === 'connected' && events.length > 1);
+    assert.equal(events.at(-1)?.server, B);
+    assert.equal(ua.registered, true);
+  });
 });
 
 describe('keep-alives that find a dead server', () => {
