@@ -1,21 +1,24 @@
 // Keep-alives that find a dead server within seconds (RFC 5626 §3.5.1, §4.4.1): a ping every
-// period, jittered to 80–100 % of it, and a failed flow when its answer does not come within the
-// pong timeout. What a ping is belongs to the user agent: a CRLFCRLF on TCP/TLS, answered by a CRLF
-// pong; over WebSocket, where the browser API has no ping, an OPTIONS request, answered by any
-// final response. A server that has never answered is tolerated unless `expectPong` (pings still
-// keep NAT bindings open): a CRLF keep-alive is optional for a server.
+// period, jittered to 80–100 % of it, and a failed flow when no answer comes within the pong
+// timeout. Two kinds of ping, on every transport: a CRLFCRLF, answered by a CRLF pong (RFC 5626
+// §4.4.1 on TCP/TLS; over WebSocket, where RFC 7118 defines no keep-alive, some servers answer it
+// too), and an OPTIONS request, answered by any final response (RFC 3261 §11: every server must).
+// The first ping of a connection is both; when the CRLF was answered the pings are CRLFCRLF alone
+// (no transaction for the server), else OPTIONS alone. So a server that pongs is never asked for
+// more than four bytes, and one that does not is still found dead from the first ping on. The I/O
+// is the user agent's.
 
 export const DEFAULT_KEEPALIVE_INTERVAL_MS = 5_000;
 export const DEFAULT_PONG_TIMEOUT_MS = 4_000;
 
 export interface KeepAliveOptions {
   intervalMs: number;
-  /** how long a ping may wait for its answer once the server is known to answer */
+  /** how long a ping may wait for its answer */
   pongTimeoutMs: number;
-  /** the server is known to answer pings (OPTIONS always is; a server that ponged before) */
-  expectPong: boolean;
-  /** sends one ping; a throw means the connection is going away (its close handler tears down) */
-  ping(): void;
+  /** sends CRLFCRLF; a throw means the connection is going away (its close handler tears down) */
+  sendCrlf(): void;
+  /** sends an OPTIONS; resolves on its final response, rejects when it could not complete */
+  sendOptions(): Promise<unknown>;
   /** no answer in time: the flow failed */
   failed(): void;
 }
@@ -24,20 +27,20 @@ export class KeepAlive {
   readonly #options: KeepAliveOptions;
   #timer: ReturnType<typeof setTimeout> | null = null;
   #pongTimer: ReturnType<typeof setTimeout> | null = null;
-  #pongSeen: boolean;
+  #pings = 0;
+  /** the server answered a CRLFCRLF with a CRLF on this connection */
+  #crlfAnswered = false;
   #stopped = false;
 
   constructor(options: KeepAliveOptions) {
     this.#options = options;
-    this.#pongSeen = options.expectPong;
     this.#schedule();
   }
 
-  /** The answer to a ping arrived. */
+  /** A CRLF pong arrived. */
   pong(): void {
-    this.#pongSeen = true;
-    if (this.#pongTimer !== null) clearTimeout(this.#pongTimer);
-    this.#pongTimer = null;
+    this.#crlfAnswered = true;
+    this.#answered();
   }
 
   stop(): void {
@@ -48,6 +51,11 @@ export class KeepAlive {
     this.#pongTimer = null;
   }
 
+  #answered(): void {
+    if (this.#pongTimer !== null) clearTimeout(this.#pongTimer);
+    this.#pongTimer = null;
+  }
+
   #schedule(): void {
     if (this.#stopped) return;
     this.#timer = unref(setTimeout(() => this.#ping(), this.#options.intervalMs * (0.8 + 0.2 * Math.random())));
@@ -55,12 +63,19 @@ export class KeepAlive {
 
   #ping(): void {
     this.#timer = null;
+    this.#pings += 1;
     try {
-      this.#options.ping();
+      if (this.#pings === 1 || this.#crlfAnswered) this.#options.sendCrlf();
+      if (!this.#crlfAnswered) {
+        this.#options.sendOptions().then(
+          () => this.#answered(),
+          () => undefined, // the connection closing: its teardown says so
+        );
+      }
     } catch {
       return; // the connection is going away; its close handler tears down
     }
-    if (this.#pongSeen && this.#pongTimer === null) {
+    if (this.#pongTimer === null) {
       this.#pongTimer = unref(setTimeout(() => {
         this.#pongTimer = null;
         if (!this.#stopped) this.#options.failed();

@@ -27,14 +27,15 @@ export interface SipClientOptions {
   /** Timer F (§17.1.2.2): 64 × T1 = 32 s by default */
   requestTimeoutMs?: number;
   /**
-   * Keep-alive period (RFC 5626 §3.5.1), 0 = off; default 5 s. On TCP/TLS a CRLFCRLF ping, answered
-   * by a CRLF pong; on WebSocket an OPTIONS request (a CRLF ping where the server was seen to pong).
+   * Keep-alive period (RFC 5626 §3.5.1), 0 = off; default 5 s. The first ping of a connection is a
+   * CRLFCRLF and an OPTIONS; then CRLFCRLF alone where the server answered it with a CRLF pong (TCP
+   * and TLS on Parley), else OPTIONS alone (WebSocket on Parley: the browser API has no ping).
    */
   keepAliveIntervalMs?: number;
   /**
    * A keep-alive unanswered this long means the server is gone: the connection is dropped (and,
    * with autoReconnect, the next server tried); default 4 s. With the default period a silent dead
-   * server is found within 9 s. On TCP/TLS it applies once the server has answered a CRLF ping.
+   * server is found within 9 s.
    */
   keepAlivePongTimeoutMs?: number;
   /** send credentials up front once a method has been challenged (§22.3); default true */

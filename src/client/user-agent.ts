@@ -63,12 +63,6 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
   #transport: ClientTransport | null = null;
   /** the server #transport is connected to */
   #server: ServerAddress | null = null;
-  /**
-   * a server answered a CRLFCRLF ping with a CRLF on TCP/TLS (#streamPongs), on WebSocket
-   * (#messagePongs): the nodes of a cluster run the same software, so every server is expected to
-   */
-  #streamPongs = false;
-  #messagePongs = false;
   #inbound: Inbound | null = null;
   #keepAlive: KeepAlive | null = null;
   #registration: Registration | null = null;
@@ -156,47 +150,30 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
     this.#inbound = new Inbound(transport.framing, {
       message: (message) => this.#dispatch(message),
       reply: (response) => this.#write(serialize(response)),
-      pong: () => {
-        if (transport.framing === 'stream') this.#streamPongs = true;
-        else this.#messagePongs = true;
-        this.#keepAlive?.pong();
-      },
+      pong: () => this.#keepAlive?.pong(),
       ping: () => this.#write('\r\n'),
       error: (error, fatal) => (fatal ? this.#fail(error) : this.emit('error', error)),
     });
     transport.onData = (data) => this.#inbound?.push(data);
     transport.onClose = (error) => this.#teardown(transport, error, false);
-    this.#keepAlive = this.#startKeepAlive(transport, server);
+    this.#keepAlive = this.#startKeepAlive(server);
   }
 
   /**
-   * RFC 5626 §4.4.1 keep-alives. On TCP/TLS a CRLFCRLF ping (the pong awaited once this client saw
-   * a server pong). On WebSocket the browser API has no ping, and RFC 7118 defines no keep-alive:
-   * an OPTIONS to the registrar (RFC 3261 §11: answered by every server, without credentials), its
-   * final response the pong; the first ping also sends a CRLFCRLF, and once a server answered one
-   * with a CRLF the pings are CRLFCRLF only, which costs a server much less than a transaction.
+   * RFC 5626 §4.4.1 keep-alives (keepalive.ts): CRLFCRLF where the server pongs, else an OPTIONS to
+   * the registrar (answered without credentials); on WebSocket too, whose browser API has no ping.
    */
-  #startKeepAlive(transport: ClientTransport, server: ServerAddress): KeepAlive | null {
+  #startKeepAlive(server: ServerAddress): KeepAlive | null {
     const intervalMs = this.#options.keepAliveIntervalMs ?? DEFAULT_KEEPALIVE_INTERVAL_MS;
     if (intervalMs <= 0) return null;
     const pongTimeoutMs = this.#options.keepAlivePongTimeoutMs ?? DEFAULT_PONG_TIMEOUT_MS;
-    const stream = transport.framing === 'stream';
-    let pings = 0;
-    const keepAlive: KeepAlive = new KeepAlive({
+    return new KeepAlive({
       intervalMs,
       pongTimeoutMs,
-      expectPong: stream ? this.#streamPongs : true,
-      ping: () => {
-        pings += 1;
-        if (stream || this.#messagePongs || pings === 1) this.#write('\r\n\r\n');
-        if (stream || this.#messagePongs) return;
-        const options = this.#build('OPTIONS', this.#registrar, { fromTag: newTag(), callId: newCallId(), cseq: 1 });
-        // any final response is the pong; a failure (the connection closing) is the teardown's
-        this.#transact(options).then(() => keepAlive.pong(), () => undefined);
-      },
+      sendCrlf: () => this.#write('\r\n\r\n'),
+      sendOptions: () => this.#transact(this.#build('OPTIONS', this.#registrar, { fromTag: newTag(), callId: newCallId(), cseq: 1 })),
       failed: () => this.#fail(new ClientError('DISCONNECTED', `no answer from ${serverName(server)} to a keep-alive within ${pongTimeoutMs} ms (RFC 5626 §4.4.1)`)),
     });
-    return keepAlive;
   }
 
   async register(options: { expires?: number } = {}): Promise<RegisterResult> {

@@ -137,8 +137,8 @@ describe('reconnection in rounds (reconnect.ts)', () => {
  * A SipClient over `urls`, each URL a FakeSipServer made anew for each connection, or refused
  * while listed in `down`; `connects` tells which URLs were tried, in order.
  */
-function cluster(urls: string[], options: { framing?: Framing; down?: Set<string>; pongs?: boolean } & Partial<ConstructorParameters<typeof SipClient>[0]> = {}) {
-  const { framing = 'stream', down = new Set<string>(), pongs = false, ...clientOptions } = options;
+function cluster(urls: string[], options: { framing?: Framing; down?: Set<string>; pongs?: boolean; answersOptions?: boolean } & Partial<ConstructorParameters<typeof SipClient>[0]> = {}) {
+  const { framing = 'stream', down = new Set<string>(), pongs = false, answersOptions = false, ...clientOptions } = options;
   const connects: string[] = [];
   const peers: Array<{ url: string; peer: FakeSipServer }> = [];
   const waiting: Array<(entry: { url: string; peer: FakeSipServer }) => void> = [];
@@ -151,6 +151,7 @@ function cluster(urls: string[], options: { framing?: Framing; down?: Set<string
       if (down.has(server.url)) throw new ClientError('CONNECT_FAILED', `cannot connect to ${server.url}: refused`);
       const peer = new FakeSipServer({ framing });
       peer.pongs = pongs;
+      peer.answersOptions = answersOptions;
       const entry = { url: server.url, peer };
       peers.push(entry);
       waiting.shift()?.(entry);
@@ -276,7 +277,7 @@ describe('keep-alives that find a dead server', () => {
     for (const ua of clients.splice(0)) await ua.close();
   });
 
-  it('on TCP: once a server ponged, an unanswered CRLF ping drops the connection and the next server is tried', async () => {
+  it('on TCP: CRLF pings answered keep the connection; unanswered, it is dropped and the next server tried', async () => {
     const c = cluster([A, B], { pongs: true, keepAliveIntervalMs: 20, keepAlivePongTimeoutMs: 40 });
     clients.push(c.ua);
     await c.ua.connect();
@@ -291,14 +292,24 @@ describe('keep-alives that find a dead server', () => {
     assert.ok(lost?.error instanceof ClientError && /no answer from tcp:\/\/10\.0\.0\.1:5060 to a keep-alive within 40 ms/.test(lost.error.message), lost?.error?.message);
   });
 
-  it('on TCP: a server never seen to pong is tolerated (pings still keep NAT bindings)', async () => {
-    const c = cluster([A, B], { keepAliveIntervalMs: 10, keepAlivePongTimeoutMs: 10 });
+  it('on TCP: a server that answers OPTIONS but never pongs is kept, on OPTIONS pings', async () => {
+    const c = cluster([A, B], { answersOptions: true, keepAliveIntervalMs: 10, keepAlivePongTimeoutMs: 30 });
     clients.push(c.ua);
     await c.ua.connect();
+    await new Promise((resolve) => setTimeout(resolve, 200));
     const peer = c.peers[0]!.peer;
-    await c.until(() => peer.pings >= 5);
+    assert.equal(peer.pings, 1, 'one CRLFCRLF, unanswered: OPTIONS from then on');
     assert.deepEqual(c.connects, [A]);
     assert.equal(c.ua.connected, true);
+  });
+
+  it('on TCP: a server that answers no keep-alive at all is left at the first ping', async () => {
+    const c = cluster([A, B], { keepAliveIntervalMs: 20, keepAlivePongTimeoutMs: 40 });
+    clients.push(c.ua);
+    await c.ua.connect();
+    const next = c.nextPeer();
+    assert.equal((await c.peers[0]!.peer.nextRequest('OPTIONS')).uri, 'sip:parley.local');
+    assert.equal((await next).url, B);
   });
 
   it('on WebSocket: OPTIONS pings answered keep it; unanswered, the next server is tried', async () => {

@@ -17,86 +17,103 @@ describe('KeepAlive', () => {
     }
   };
 
-  /** A keep-alive counting its pings and failures; `answer` decides whether a ping is answered. */
-  function keepAlive(options: Partial<KeepAliveOptions> & { answer?: () => boolean } = {}) {
-    const counts = { pings: 0, failed: 0 };
+  /**
+   * A keep-alive counting what it sends and its failures; `crlf` / `options` decide whether the
+   * server answers each kind (at once, on a microtask).
+   */
+  function keepAlive(answers: { crlf?: () => boolean; options?: () => boolean } = {}, overrides: Partial<KeepAliveOptions> = {}) {
+    const counts = { crlf: 0, options: 0, failed: 0 };
     const k: KeepAlive = new KeepAlive({
       intervalMs: 1_000,
       pongTimeoutMs: 500,
-      expectPong: false,
-      ping: () => {
-        counts.pings++;
-        if (options.answer?.() === true) queueMicrotask(() => k.pong());
+      sendCrlf: () => {
+        counts.crlf++;
+        if (answers.crlf?.() === true) queueMicrotask(() => k.pong());
+      },
+      sendOptions: () => {
+        counts.options++;
+        return answers.options?.() === true ? Promise.resolve() : new Promise(() => undefined);
       },
       failed: () => counts.failed++,
-      ...options,
+      ...overrides,
     });
     return { k, counts };
   }
 
-  it('pings every 80–100 % of the interval and tolerates a server that never pongs', async () => {
-    const { k, counts } = keepAlive();
-    mock.timers.tick(799);
-    assert.equal(counts.pings, 0, 'not before 80 % of the interval');
-    mock.timers.tick(201);
-    assert.equal(counts.pings, 1, 'by 100 % of it');
+  it('pings every 80–100 % of the interval; a server that pongs gets CRLFCRLF alone after the first ping', async () => {
+    const { k, counts } = keepAlive({ crlf: () => true });
+    await pass(799);
+    assert.equal(counts.crlf, 0, 'not before 80 % of the interval');
+    await pass(201);
+    assert.deepEqual(counts, { crlf: 1, options: 1, failed: 0 }, 'the first ping: both kinds');
     await pass(10_000);
-    assert.ok(counts.pings >= 10 && counts.pings <= 13, `pings: ${counts.pings}`);
+    assert.ok(counts.crlf >= 11 && counts.crlf <= 14, `pings: ${counts.crlf}`);
+    assert.equal(counts.options, 1, 'no OPTIONS once the CRLF was answered');
     assert.equal(counts.failed, 0);
     k.stop();
   });
 
-  it('declares the flow failed when a pong stops coming after one was seen', async () => {
-    let answer = true;
-    const { k, counts } = keepAlive({ answer: () => answer });
-    for (let i = 0; i < 5; i++) {
-      await pass(1_000);
-      await Promise.resolve(); // the pong's microtask
+  it('a server that answers OPTIONS but not CRLFCRLF gets OPTIONS alone after the first ping', async () => {
+    const { k, counts } = keepAlive({ options: () => true });
+    await pass(10_000);
+    assert.equal(counts.crlf, 1);
+    assert.ok(counts.options >= 10, `OPTIONS: ${counts.options}`);
+    assert.equal(counts.failed, 0);
+    k.stop();
+  });
+
+  it('declares the flow failed when answers stop coming, whichever kind they were', async () => {
+    for (const kind of ['crlf', 'options'] as const) {
+      let answer = true;
+      const { k, counts } = keepAlive({ [kind]: () => answer });
+      await pass(5_000);
+      assert.equal(counts.failed, 0, kind);
+      answer = false;
+      await pass(1_000 + 500);
+      assert.equal(counts.failed, 1, kind);
+      k.stop();
     }
-    assert.equal(counts.failed, 0);
-    answer = false;
-    await pass(1_000 + 500);
-    assert.equal(counts.failed, 1);
-    k.stop();
   });
 
-  it('with expectPong, the first unanswered ping fails the flow (a server known to answer: OPTIONS, or one that ponged before)', () => {
-    const { k, counts } = keepAlive({ expectPong: true });
-    mock.timers.tick(1_000);
-    assert.equal(counts.pings, 1);
-    mock.timers.tick(499);
-    assert.equal(counts.failed, 0);
-    mock.timers.tick(1);
+  it('a server that never answers fails at the first ping, after the pong timeout', async () => {
+    const { k, counts } = keepAlive();
+    await pass(1_000);
+    assert.deepEqual(counts, { crlf: 1, options: 1, failed: 0 }, 'pinged at 80–100 % of the interval');
+    await pass(500);
     assert.equal(counts.failed, 1);
     k.stop();
   });
 
   it('by default finds a silent dead server within the ~10 s the issue asks (one period, then the pong timeout)', async () => {
     assert.ok(DEFAULT_KEEPALIVE_INTERVAL_MS + DEFAULT_PONG_TIMEOUT_MS <= 10_000);
-    const { k, counts } = keepAlive({ intervalMs: DEFAULT_KEEPALIVE_INTERVAL_MS, pongTimeoutMs: DEFAULT_PONG_TIMEOUT_MS, expectPong: true });
+    let answer = true;
+    const { k, counts } = keepAlive({ crlf: () => answer }, { intervalMs: DEFAULT_KEEPALIVE_INTERVAL_MS, pongTimeoutMs: DEFAULT_PONG_TIMEOUT_MS });
+    await pass(3 * DEFAULT_KEEPALIVE_INTERVAL_MS);
+    answer = false; // the node dies just after a pong
+    const pingsBefore = counts.crlf;
     await pass(DEFAULT_KEEPALIVE_INTERVAL_MS + DEFAULT_PONG_TIMEOUT_MS);
+    assert.ok(counts.crlf > pingsBefore);
     assert.equal(counts.failed, 1);
     k.stop();
   });
 
   it('stops pinging after stop(), and a pending pong timer with it', async () => {
-    const { k, counts } = keepAlive({ expectPong: true });
-    mock.timers.tick(1_000);
+    const { k, counts } = keepAlive();
+    await pass(1_000);
     k.stop();
     await pass(10_000);
-    assert.deepEqual(counts, { pings: 1, failed: 0 });
+    assert.deepEqual(counts, { crlf: 1, options: 1, failed: 0 });
   });
 
   it('a ping that throws (the connection going away) ends the pings without failing the flow', async () => {
-    const { k, counts } = keepAlive({
-      expectPong: true,
-      ping: () => {
-        counts.pings++;
+    const { k, counts } = keepAlive({}, {
+      sendCrlf: () => {
+        counts.crlf++;
         throw new Error('closed');
       },
     });
     await pass(10_000);
-    assert.deepEqual(counts, { pings: 1, failed: 0 });
+    assert.deepEqual(counts, { crlf: 1, options: 0, failed: 0 });
     k.stop();
   });
 });

@@ -36,6 +36,8 @@ export class FakeSipServer {
   pings = 0;
   /** answer CRLFCRLF pings with a CRLF pong (RFC 5626 §4.4.1); default false */
   pongs = false;
+  /** answer OPTIONS (the keep-alive where CRLF gets no pong) with 200 at once, not handing them to the test; default false */
+  answersOptions = false;
   readonly #framer = new StreamFramer();
   readonly #waiters: Array<(message: SipMessage) => void> = [];
   readonly #framing: Framing;
@@ -83,6 +85,10 @@ export class FakeSipServer {
         }
       }
     for (const message of messages) {
+      if (this.answersOptions && message.kind === 'request' && message.method === 'OPTIONS') {
+        queueMicrotask(() => this.reply(message, 200));
+        continue;
+      }
       const waiter = this.#waiters.shift();
       if (waiter === undefined) this.received.push(message);
       else waiter(message);
