@@ -16,10 +16,10 @@ export interface NodeSipClientOptions extends SipClientOptions, NodeTransportOpt
 
 export class SipClient extends SipUserAgent {
   constructor(options: NodeSipClientOptions) {
-    super(options, options.connector ?? nodeConnector(options), nodeResolver);
+    super(options, options.connector ?? nodeConnector(options), nodeResolver());
   }
 }
 
 export * from './api.ts';
 export { nodeConnector, nodeResolver } from './transport-node.ts';
-export type { NodeTransportOptions } from './transport-node.ts';
+export type { NodeResolverOptions, NodeTransportOptions } from './transport-node.ts';

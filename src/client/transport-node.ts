@@ -24,18 +24,39 @@ export function nodeConnector(options: NodeTransportOptions = {}): TransportConn
   };
 }
 
+export interface NodeResolverOptions {
+  /** for the order of a name's addresses; default Math.random */
+  random?: () => number;
+  /** a name's addresses; default the system's resolver (getaddrinfo, as node:dns lookup) */
+  lookupAll?: (host: string) => Promise<ReadonlyArray<{ address: string }>>;
+}
+
 /**
- * A tcp:// or tls:// host name stands for every address DNS gives it (A and AAAA, in the order
- * the system's resolver returns them): one configured name reaches each node of a cluster. An IP
+ * A tcp:// or tls:// host name stands for every address DNS gives it (A and AAAA): one configured
+ * name reaches each node of a cluster. The addresses come in a random order, as DNS round robin
+ * intends: the system's resolver sorts them the same way for every client, which would send all
+ * the clients to one node first, and all the clients of a lost node to the same next one. An IP
  * literal, and a WebSocket URL (the WebSocket API connects to the URL's host itself), stand for
  * themselves.
  */
-export const nodeResolver: ServerResolver = async (server) => {
-  if (server.scheme === 'ws' || server.scheme === 'wss' || net.isIP(server.host) !== 0) return [server];
-  const found = await lookup(server.host, { all: true });
-  const addresses = [...new Set(found.map((a) => a.address))];
-  return addresses.map((address) => ({ ...server, address }));
-};
+export function nodeResolver(options: NodeResolverOptions = {}): ServerResolver {
+  const { random = Math.random, lookupAll = (host: string) => lookup(host, { all: true }) } = options;
+  return async (server) => {
+    if (server.scheme === 'ws' || server.scheme === 'wss' || net.isIP(server.host) !== 0) return [server];
+    const found = await lookupAll(server.host);
+    const addresses = shuffled([...new Set(found.map((a) => a.address))], random);
+    return addresses.map((address) => ({ ...server, address }));
+  };
+}
+
+/** Fisher–Yates. */
+function shuffled<T>(items: T[], random: () => number): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [items[i], items[j]] = [items[j] as T, items[i] as T];
+  }
+  return items;
+}
 
 function connectStream(server: ServerAddress, options: NodeTransportOptions): Promise<ClientTransport> {
   return new Promise((resolve, reject) => {

@@ -62,17 +62,49 @@ describe('the server list', () => {
   });
 
   it('in Node, a tcp:// name stands for its addresses (host kept for TLS), an IP literal and a WebSocket URL for themselves', async () => {
+    const resolve = nodeResolver();
     const literal = parseServerUrl('tcp://127.0.0.1:5060');
-    assert.deepEqual(await nodeResolver(literal), [literal]);
+    assert.deepEqual(await resolve(literal), [literal]);
     const ws = parseServerUrl('ws://localhost:8080/sip');
-    assert.deepEqual(await nodeResolver(ws), [ws]);
-    const named = await nodeResolver(parseServerUrl('tls://localhost:5061'));
+    assert.deepEqual(await resolve(ws), [ws]);
+    const named = await resolve(parseServerUrl('tls://localhost:5061'));
     assert.ok(named.length >= 1);
     for (const s of named) {
       assert.equal(s.host, 'localhost');
+      assert.equal(s.url, 'tls://localhost:5061');
       assert.match(s.address ?? '', /^(127\.|::1$)/);
     }
-    await assert.rejects(nodeResolver(parseServerUrl('tcp://no-such-host.invalid')));
+    await assert.rejects(resolve(parseServerUrl('tcp://no-such-host.invalid')));
+  });
+
+  it("puts a name's addresses in a random order (DNS round robin), so that clients spread over the nodes", async () => {
+    const server = parseServerUrl('tcp://pool.test:5060');
+    const lookupAll = async (host: string) => (host === 'pool.test' ? ['192.0.2.1', '192.0.2.2', '192.0.2.3', '192.0.2.1'].map((address) => ({ address })) : []);
+    const order = async (random: () => number) => (await nodeResolver({ random, lookupAll })(server)).map((s) => s.address);
+    assert.deepEqual(await order(() => 0.999), ['192.0.2.1', '192.0.2.2', '192.0.2.3'], 'each address once');
+    assert.deepEqual(await order(() => 0), ['192.0.2.2', '192.0.2.3', '192.0.2.1']);
+    const firsts = new Set<string | undefined>();
+    for (let i = 0; i < 60; i++) firsts.add((await order(Math.random))[0]);
+    assert.equal(firsts.size, 3, 'each node comes first for some clients');
+  });
+
+  it('a SipClient connects to an address of the name and says which one', async () => {
+    const peer = new FakeSipServer();
+    const seen: ServerAddress[] = [];
+    const ua = new SipClient({
+      server: 'tcp://localhost:5060', aor: AOR, password: 'pw', keepAliveIntervalMs: 0,
+      connector: async (server) => {
+        seen.push(server);
+        return peer.transport;
+      },
+    });
+    const events: ConnectionEvent[] = [];
+    ua.on('connection', (e) => events.push(e));
+    await ua.connect();
+    await ua.close();
+    assert.equal(seen[0]?.host, 'localhost');
+    assert.deepEqual(events[0], { state: 'connected', server: 'tcp://localhost:5060', address: seen[0]?.address });
+    assert.match(events[0]?.address ?? '', /^(127\.|::1$)/);
   });
 });
 
