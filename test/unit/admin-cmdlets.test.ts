@@ -6,7 +6,7 @@ import { after, describe, it } from 'node:test';
 import { runAdminCommand } from '../../src/admin/index.ts';
 import { verifyPassword } from '../../src/directory/index.ts';
 import { effectiveSettings } from '../../src/settings/index.ts';
-import { openDatabase } from '../../src/storage/index.ts';
+import { openDatabase, sqliteSql } from '../../src/storage/index.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'parley-admin-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -138,7 +138,9 @@ describe('parley admin cmdlets', () => {
     await a.ok('New-CsSite', 'Oslo');
     await a.ok('Enable-CsUser', 'dave@parley.test', '-Password', 'old-pw');
     await a.ok('Set-CsUser', 'dave', '-DisplayName', 'Dave', '-Site', 'Oslo', '-Password', 'new-pw');
-    assert.equal(await a.db((db) => verifyPassword(db, 'dave@parley.test', 'new-pw')), true);
+    const check = sqliteSql(openDatabase(a.dataDir));
+    assert.equal(await verifyPassword(check, 'dave@parley.test', 'new-pw'), true);
+    await check.close();
     const audit = await a.ok('Get-CsAdminAudit', '-Identity', 'dave@*', '-Last', '3');
     assert.match(audit.text, /Property : Password\nOldValue : \*\*\*\nNewValue : \*\*\*/);
     assert.match(audit.text, /Property : DisplayName\nOldValue :\nNewValue : Dave/);

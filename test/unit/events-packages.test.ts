@@ -8,7 +8,7 @@ import type { EventNotifications } from '../../src/events/index.ts';
 import { MAILBOX_MIGRATIONS, MISSED_CLASS, MessageSummaryPackage, buildMessageSummary, createItem, ensureMailbox, getDistinguishedFolder, missedConversationSummary } from '../../src/mailbox/index.ts';
 import type { SipContext } from '../../src/router/context.ts';
 import { GLOBAL, IM_CONFIGURATION, ProvisioningPackage, SETTINGS_MIGRATIONS, lastAuditId, updateInstance } from '../../src/settings/index.ts';
-import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
+import { openMemoryDatabase, runMigrations, sqliteSql } from '../../src/storage/index.ts';
 
 const BOB = 'bob@parley.test';
 const ctx = {} as SipContext;
@@ -17,7 +17,7 @@ const change = { actor: 'test', cmdlet: 'Set-CsImConfiguration', now: () => 1 };
 async function database() {
   const db = openMemoryDatabase();
   runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS]);
-  await addUser(db, { address: BOB, password: 'pw' });
+  await addUser(sqliteSql(db), { address: BOB, password: 'pw' });
   return db;
 }
 

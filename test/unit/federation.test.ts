@@ -9,7 +9,7 @@ import {
 import type { FederationDecision } from '../../src/federation/index.ts';
 import { EXTERNAL_ACCESS_POLICY, GLOBAL, SETTINGS_MIGRATIONS, SettingsError, createInstance, grantPolicy, listAudit, updateInstance } from '../../src/settings/index.ts';
 import type { Database } from '../../src/storage/index.ts';
-import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
+import { openMemoryDatabase, runMigrations, sqliteSql } from '../../src/storage/index.ts';
 
 const change = { actor: 'test', cmdlet: 'test', now: () => 1000 };
 const code = (c: string) => (e: unknown) => e instanceof SettingsError && e.code === c;
@@ -96,8 +96,8 @@ describe('federationDecision and partnerRoute', () => {
   let db: Database;
   before(async () => {
     db = fresh();
-    await addUser(db, { address: 'alice@parley.test', password: 'pw' });
-    await addUser(db, { address: 'bob@parley.test', password: 'pw' });
+    await addUser(sqliteSql(db), { address: 'alice@parley.test', password: 'pw' });
+    await addUser(sqliteSql(db), { address: 'bob@parley.test', password: 'pw' });
     createInstance(db, EXTERNAL_ACCESS_POLICY, { scope: 'tag', name: 'Federated' }, { EnableFederationAccess: true }, change);
     grantPolicy(db, EXTERNAL_ACCESS_POLICY, 'alice@parley.test', 'Federated', change);
     addDomain(db, 'allowed', 'partner.example', { ProxyFqdn: 'sip.partner.example:5061' }, change);

@@ -14,7 +14,7 @@ import { conversationMessages, endForSignOut, listConversations } from '../../sr
 import { readTrace } from '../../src/observability/trace.ts';
 import { CLIENT_POLICY, IM_CONFIGURATION, createInstance, grantClientPolicy } from '../../src/settings/index.ts';
 import type { Database } from '../../src/storage/index.ts';
-import { DATABASE_FILE, openDatabase, openMemoryDatabase } from '../../src/storage/index.ts';
+import { DATABASE_FILE, openDatabase, openMemoryDatabase, sqliteSql } from '../../src/storage/index.ts';
 import { ALICE, BOB, T0, change, asking as cpimAsking, displayedReport, enc, logger, prepareHistoryDatabase as prepare, text } from './history-fixture.ts';
 
 const typing = '<?xml version="1.0"?><isComposing xmlns="urn:ietf:params:xml:ns:im-iscomposing"><state>active</state></isComposing>';
@@ -56,10 +56,10 @@ describe('the group commit', () => {
     assert.ok(readTrace(db, first.id).some((e) => e.step === 'opened'));
   });
 
-  it('the shorter idle timeout of the two applies', () => {
-    createSite(db, 'short');
+  it('the shorter idle timeout of the two applies', async () => {
+    await createSite(sqliteSql(db), 'short');
     createInstance(db, IM_CONFIGURATION, { scope: 'site', name: 'short' }, { ConversationIdleTimeout: 5 }, change);
-    setUserSite(db, BOB, 'short');
+    await setUserSite(sqliteSql(db), BOB, 'short');
     writeHistoryBatch(db, [text('hi', T0)]);
     assert.equal(listConversations(db, ALICE, 0)[0]?.endsAt, T0 + 5000);
   });

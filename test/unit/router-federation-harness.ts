@@ -104,8 +104,8 @@ export function setup(answer: (sent: Sent) => Answer, o: HarnessOptions = {}) {
         return { ok: false, status: 407, headers: [['Proxy-Authenticate', 'Digest realm="parley.test", nonce="n"']], warning: 'credentials needed' };
       },
     },
-    userExists: (a: string) => USERS.has(a),
-    displayName: (a: string) => USERS.get(a) ?? null,
+    userExists: async (a: string) => USERS.has(a),
+    displayName: async (a: string) => USERS.get(a) ?? null,
     location: {
       async lookup(aor: string) {
         if (!(o.online ?? []).includes(aor)) return [];

@@ -9,7 +9,7 @@ import {
   removeInstance, updateInstance,
 } from '../../src/settings/index.ts';
 import type { Database } from '../../src/storage/index.ts';
-import { openDatabase, openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
+import { openDatabase, openMemoryDatabase, runMigrations, sqliteSql } from '../../src/storage/index.ts';
 
 const change = { actor: 'test', cmdlet: 'test', now: () => 1 };
 
@@ -19,8 +19,8 @@ let db: Database;
 before(async () => {
   db = openMemoryDatabase();
   runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS]);
-  createSite(db, 'Configured');
-  createSite(db, 'Bare');
+  await createSite(sqliteSql(db), 'Configured');
+  await createSite(sqliteSql(db), 'Bare');
   updateInstance(db, IM_CONFIGURATION, GLOBAL, { OfflineImPickupDelay: 300 }, change);
   createInstance(db, IM_CONFIGURATION, { scope: 'site', name: 'configured' }, { EnableOfflineIm: false, OfflineImMaxAge: 3600 }, change);
   createInstance(db, CLIENT_POLICY, { scope: 'site', name: 'Configured' }, { DisableSavingIM: true }, change);
@@ -30,8 +30,8 @@ before(async () => {
     ['configured', 'Configured', null], ['configured-tag', 'Configured', 'sales'],
     ['bare', 'Bare', null], ['bare-tag', 'Bare', 'Sales'],
   ] as const) {
-    await addUser(db, { address: `${user}@parley.test`, password: 'pw' });
-    if (site !== null) setUserSite(db, `${user}@parley.test`, site);
+    await addUser(sqliteSql(db), { address: `${user}@parley.test`, password: 'pw' });
+    if (site !== null) await setUserSite(sqliteSql(db), `${user}@parley.test`, site);
     if (tag !== null) grantClientPolicy(db, `${user}@parley.test`, tag, change);
   }
 });
@@ -84,14 +84,14 @@ describe('effectiveSettings', () => {
     const server = openDatabase(dir);
     runMigrations(server, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS]);
     const cli = openDatabase(dir);
-    await addUser(cli, { address: 'carol@parley.test', password: 'pw' });
+    await addUser(sqliteSql(cli), { address: 'carol@parley.test', password: 'pw' });
     try {
       assert.deepEqual(effectiveSettings(server, 'carol@parley.test').sources, { ImConfiguration: 'Global', ClientPolicy: 'Global', ExternalAccessPolicy: 'Global' });
       assert.equal(server.isTransaction, false, 'a read leaves no transaction (snapshot) open');
-      createSite(cli, 'Remote');
+      await createSite(sqliteSql(cli), 'Remote');
       createInstance(cli, IM_CONFIGURATION, { scope: 'site', name: 'Remote' }, { EnableOfflineIm: false }, change);
       createInstance(cli, CLIENT_POLICY, { scope: 'tag', name: 'Remote' }, { DisableSavingIM: true }, change);
-      setUserSite(cli, 'carol@parley.test', 'Remote');
+      await setUserSite(sqliteSql(cli), 'carol@parley.test', 'Remote');
       grantClientPolicy(cli, 'carol@parley.test', 'Remote', change);
       const moved = effectiveSettings(server, 'carol@parley.test');
       assert.deepEqual(moved.sources, { ImConfiguration: 'Site:Remote', ClientPolicy: 'Tag:Remote', ExternalAccessPolicy: 'Global' });
@@ -115,12 +115,12 @@ describe('effectiveSettings: CsExternalAccessPolicy (issue 15)', () => {
   it('resolves like CsClientPolicy (Tag granted, else site, else Global), with its own grants', async () => {
     const d = openMemoryDatabase();
     runMigrations(d, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS]);
-    createSite(d, 'Partners');
-    await addUser(d, { address: 'erin@parley.test', password: 'pw' });
+    await createSite(sqliteSql(d), 'Partners');
+    await addUser(sqliteSql(d), { address: 'erin@parley.test', password: 'pw' });
     assert.equal(effectiveSettings(d, 'erin@parley.test').EnableFederationAccess, false, 'off by default');
     assert.equal(effectiveSettings(d, 'erin@parley.test').sources.ExternalAccessPolicy, 'Global');
     createInstance(d, EXTERNAL_ACCESS_POLICY, { scope: 'site', name: 'Partners' }, { EnableFederationAccess: true }, change);
-    setUserSite(d, 'erin@parley.test', 'Partners');
+    await setUserSite(sqliteSql(d), 'erin@parley.test', 'Partners');
     assert.equal(effectiveSettings(d, 'erin@parley.test').EnableFederationAccess, true);
     assert.equal(effectiveSettings(d, 'erin@parley.test').sources.ExternalAccessPolicy, 'Site:Partners');
     createInstance(d, EXTERNAL_ACCESS_POLICY, { scope: 'tag', name: 'NoFederation' }, {}, change);
