@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { after, afterEach, beforeEach, describe, it } from 'node:test';
 import pino from 'pino';
 import { runAdminCommand } from '../../src/admin/index.ts';
-import { AUTH_MIGRATIONS, Authenticator, LockoutKeeper, SignInGuard, clearLockout, listLockouts, sourceKey } from '../../src/auth/index.ts';
+import { AUTH_MIGRATIONS, Authenticator, FAMILIAR_MS, LockoutKeeper, SignInGuard, clearLockout, listLockouts, purgeExpiredLockoutBatch, sourceKey } from '../../src/auth/index.ts';
+import { listFamiliarSources, saveGuardChanges } from '../../src/auth/lockout-store.ts';
 import type { LockoutPolicy, LockoutState, Refusal } from '../../src/auth/index.ts';
 import { httpSource } from '../../src/auth/source.ts';
 import { DIRECTORY_MIGRATIONS } from '../../src/directory/index.ts';
@@ -336,6 +337,24 @@ for (const engine of ENGINES) describe(`the lockout keeper on ${engine.name}`, (
     } finally {
       await keeper.close();
     }
+  });
+
+  it('keeps the later sign-in time of a familiar source, and the retention sweep purges what expired in batches', async () => {
+    const t = 1_800_000_000_000;
+    const familiar = (account: string, source: string, at: number) => ({ saved: [], removed: [], familiar: [{ account, source, at }] });
+    await saveGuardChanges(sql, familiar('alice@parley.test', '192.0.2.9', t), 0);
+    await saveGuardChanges(sql, familiar('alice@parley.test', '192.0.2.9', t - 1000), 0);
+    assert.deepEqual(await listFamiliarSources(sql, 0), [{ account: 'alice@parley.test', source: '192.0.2.9', at: t }], 'an older time does not move it back');
+    await saveGuardChanges(sql, familiar('bob@parley.test', '192.0.2.10', t - 40 * 86_400_000), 0);
+    const states = [1, 2, 3].map((i) => ({ kind: 'source' as const, key: `192.0.2.${i}`, failures: 1, lastFailure: t - 700 * S, lockedUntil: 0, lockouts: 0 }));
+    await saveGuardChanges(sql, { saved: [...states, { kind: 'account', key: 'carol@parley.test', failures: 3, lastFailure: t, lockedUntil: t + 60 * S, lockouts: 1 }], removed: [], familiar: [] }, 0);
+    await clearLockout(sql, 'source', '192.0.2.3', t - 11 * 60 * S);
+    // two stale counts and the old clear (the 3rd count went with the clear), one old familiar source
+    assert.equal(await purgeExpiredLockoutBatch(sql, t, POLICY.windowMs, FAMILIAR_MS, 1), 3, 'at most one row of each table');
+    assert.equal(await purgeExpiredLockoutBatch(sql, t, POLICY.windowMs, FAMILIAR_MS, 1), 1);
+    assert.equal(await purgeExpiredLockoutBatch(sql, t, POLICY.windowMs, FAMILIAR_MS, 1), 0);
+    assert.deepEqual((await listLockouts(sql)).map((l) => l.key), ['carol@parley.test'], 'a running lockout stays');
+    assert.deepEqual((await listFamiliarSources(sql, 0)).map((f) => f.account), ['alice@parley.test']);
   });
 
   it('keeps what it could not write for the next round', async () => {
