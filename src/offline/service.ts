@@ -8,7 +8,7 @@
 
 import { noRouteReason, routeFor } from '../mailbox/index.ts';
 import { effectiveSettings } from '../settings/index.ts';
-import { transaction } from '../storage/index.ts';
+import { sqliteSql, transaction } from '../storage/index.ts';
 import { offlineGate } from './gate.ts';
 import { GroupCommit } from './group-commit.ts';
 import { noticeKind, noticeRefusal } from './notices.ts';
@@ -149,7 +149,7 @@ export class OfflineService implements OfflineHandoff {
     // whose settings decide: the local party's (a partner's user has none here)
     const party = kind === 'note' ? 'recipient' : 'sender';
     const local = party === 'sender' ? m.sender : m.recipient;
-    const settings = effectiveSettings(this.#o.db, local);
+    const settings = await effectiveSettings(sqliteSql(this.#o.db), local);
     const gate = offlineGate(m.recipient, settings, party);
     if (!gate.allowed) {
       // the refusal is traced too, in the next batch; the sender need not wait for that write

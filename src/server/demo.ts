@@ -47,10 +47,10 @@ export async function createDemoUsers(dataDir: string, domain: string, now: () =
       made.push(user);
     }
     const change = { actor: 'system', cmdlet: 'parley serve --demo', now };
-    // the audit rows and contact lists are still written on the node:sqlite connection, inside this transaction
-    await sql.transaction(async () => {
+    // (the contact lists on the node:sqlite connection, inside this transaction on it, until presence has moved to Sql)
+    await sql.transaction(async (tx) => {
       for (const owner of made) {
-        recordAudit(db, change, owner.address, null, null, 'created (demo user)');
+        await recordAudit(tx, change, owner.address, null, null, 'created (demo user)');
         for (const other of made) if (other !== owner) addToContacts(db, owner.address, other.address, now());
       }
     });

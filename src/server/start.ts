@@ -96,8 +96,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     logger: logger.child({ component: 'sign-in' }),
     policy: { sourceThreshold: lockout.sourceThreshold, accountThreshold: lockout.accountThreshold, windowMs: lockout.window * 1000, durationMs: lockout.duration * 1000, maxDurationMs: lockout.maxDuration * 1000 },
     // the server locks, so the audit log names the system as who did it
-    // (on the node:sqlite connection, inside the keeper's transaction on it, until settings' audit takes the transaction's handle)
-    audit: (_tx, identity, property, oldValue, newValue) => recordAudit(db, { actor: 'system', cmdlet: 'sign-in guard', now: Date.now }, identity, property, oldValue, newValue),
+    audit: (tx, identity, property, oldValue, newValue) => recordAudit(tx, { actor: 'system', cmdlet: 'sign-in guard', now: Date.now }, identity, property, oldValue, newValue),
   });
   const signIn = new BasicSignIn({
     sql,
@@ -147,7 +146,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   // cache: answers are kept for their TTLs whoever asked.
   const dns = new CachingResolver({ servers: config.dnsServers });
   const messageSummary = new MessageSummaryPackage({ summary: (address) => mailboxes.connectorFor(address).connector.missedSummary(address) });
-  const provisioning = new ProvisioningPackage({ db, ewsUrl: (local) => `${ownNames.clientBase(advertisedHost ?? local)}/EWS/Exchange.asmx` });
+  const provisioning = new ProvisioningPackage({ sql, ewsUrl: (local) => `${ownNames.clientBase(advertisedHost ?? local)}/EWS/Exchange.asmx` });
   const events = new EventService({ packages: [presence, messageSummary, provisioning], limits: config.events });
   const handlers = [registerHandler, messageHandler, optionsHandler, ...presence.handlers, ...events.handlers];
   const location = new MemoryLocationService();
@@ -367,6 +366,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     routes.push(createMetricsRoute({ render: () => metrics.render(), token: adminToken, trustedProxies: config.auth.trustedProxies, product: PRODUCT, logger }));
     routes.push(
       createAdminRoute({
+        sql,
         db,
         logger,
         token: adminToken,

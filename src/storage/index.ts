@@ -16,3 +16,5 @@ export type { BatchWrite, BatchWriter, ThreadBatchWriterOptions } from './batch-
 export { loopBatchWriter, serveBatches, ThreadBatchWriter } from './batch-writer.ts';
 export type { VersionedCacheOptions } from './version-cache.ts';
 export { VersionedCache } from './version-cache.ts';
+export type { Storage, StorageLocation } from './open.ts';
+export { isPostgresUrl, openStorage } from './open.ts';

@@ -383,7 +383,7 @@ describe('Get-/Clear-CsAuthLockout', () => {
     const clock = clockAt(Date.now());
     const db = openDatabase(dir);
     const sql = sqliteSql(db);
-    const keeper = keeperOn(sql, clock, (_tx, identity, property, oldValue, newValue) => recordAudit(db, { actor: 'system', cmdlet: 'sign-in guard', now: clock.now }, identity, property, oldValue, newValue));
+    const keeper = keeperOn(sql, clock, (tx, identity, property, oldValue, newValue) => recordAudit(tx, { actor: 'system', cmdlet: 'sign-in guard', now: clock.now }, identity, property, oldValue, newValue));
     await keeper.start();
     failTimes(keeper.guard, 3, '192.0.2.7', 'alice@parley.test');
     failTimes(keeper.guard, 2, '2001:db8:1:2::5', 'alice@parley.test');

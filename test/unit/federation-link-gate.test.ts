@@ -22,8 +22,8 @@ async function fresh(): Promise<Database> {
   runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, FEDERATION_MIGRATIONS]);
   await addUser(sqliteSql(db), { address: `alice@${OWN}`, password: 'pw-alice-1' });
   await addUser(sqliteSql(db), { address: `bob@${OWN}`, password: 'pw-bob-1' });
-  createInstance(db, EXTERNAL_ACCESS_POLICY, { scope: 'tag', name: 'Federated' }, { EnableFederationAccess: true }, change);
-  grantPolicy(db, EXTERNAL_ACCESS_POLICY, `alice@${OWN}`, 'Federated', change);
+  await createInstance(sqliteSql(db), EXTERNAL_ACCESS_POLICY, { scope: 'tag', name: 'Federated' }, { EnableFederationAccess: true }, change);
+  await grantPolicy(sqliteSql(db), EXTERNAL_ACCESS_POLICY, `alice@${OWN}`, 'Federated', change);
   updateAccessEdge(db, { AllowFederatedUsers: true }, change);
   return db;
 }

@@ -35,9 +35,9 @@ describe('what a recorded message is', () => {
 
 describe('the group commit', () => {
   let db: Database;
-  beforeEach(() => {
+  beforeEach(async () => {
     db = openMemoryDatabase();
-    prepare(db);
+    await prepare(db);
   });
 
   it('keeps both directions in one conversation until the idle timeout, then opens a new one', () => {
@@ -58,7 +58,7 @@ describe('the group commit', () => {
 
   it('the shorter idle timeout of the two applies', async () => {
     await createSite(sqliteSql(db), 'short');
-    createInstance(db, IM_CONFIGURATION, { scope: 'site', name: 'short' }, { ConversationIdleTimeout: 5 }, change);
+    await createInstance(sqliteSql(db), IM_CONFIGURATION, { scope: 'site', name: 'short' }, { ConversationIdleTimeout: 5 }, change);
     await setUserSite(sqliteSql(db), BOB, 'short');
     writeHistoryBatch(db, [text('hi', T0)]);
     assert.equal(listConversations(db, ALICE, 0)[0]?.endsAt, T0 + 5000);
@@ -103,15 +103,15 @@ describe('the group commit', () => {
     assert.equal(writeHistoryBatch(db, [text('offline later', T0 + 20, { outcome: 'spooled', entryId: 'sp-cccccccccccccccc' })]).recorded, 1);
   });
 
-  it('keeps nothing for a pair where neither archives, unless a display is tracked', () => {
-    createInstance(db, CLIENT_POLICY, { scope: 'tag', name: 'NoArchive' }, { EnableIMAutoArchiving: false }, change);
-    grantClientPolicy(db, ALICE, 'NoArchive', change);
-    grantClientPolicy(db, BOB, 'NoArchive', change);
+  it('keeps nothing for a pair where neither archives, unless a display is tracked', async () => {
+    await createInstance(sqliteSql(db), CLIENT_POLICY, { scope: 'tag', name: 'NoArchive' }, { EnableIMAutoArchiving: false }, change);
+    await grantClientPolicy(sqliteSql(db), ALICE, 'NoArchive', change);
+    await grantClientPolicy(sqliteSql(db), BOB, 'NoArchive', change);
     assert.equal(writeHistoryBatch(db, [text('not kept', T0), text('offline, not kept', T0 + 1, { outcome: 'spooled', entryId: 'sp-x' })]).recorded, 0);
     assert.equal(listConversations(db, ALICE, 0).length, 0);
     assert.equal(writeHistoryBatch(db, [text('tracked', T0 + 2, { contentType: 'message/cpim', body: enc(cpimAsking('m9', 'tracked')) })]).recorded, 1);
     // one of the two archiving is enough
-    grantClientPolicy(db, BOB, null, change);
+    await grantClientPolicy(sqliteSql(db), BOB, null, change);
     assert.equal(writeHistoryBatch(db, [text('kept for bob', T0 + 3)]).recorded, 1);
   });
 
@@ -129,7 +129,7 @@ describe('the group commit', () => {
 describe('the recorder', () => {
   it('in the loop: record() only queues; the window\'s batch is committed at once', async () => {
     const db = openMemoryDatabase();
-    prepare(db);
+    await prepare(db);
     const recorder = new HistoryRecorder({ db, logger, commitWindowMs: 10 });
     recorder.record(text('one', T0));
     recorder.record(text('two', T0 + 1, { sender: BOB, recipient: ALICE }));
@@ -143,7 +143,7 @@ describe('the recorder', () => {
   it('in a thread (a database file): the same, on its own connection; a body that is a view of a larger buffer is stored alone', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'parley-history-recorder-'));
     const db = openDatabase(dir);
-    prepare(db);
+    await prepare(db);
     const recorder = new HistoryRecorder({ db, logger, commitWindowMs: 10 });
     assert.equal(db.location(), join(dir, DATABASE_FILE));
     const datagram = Buffer.from('MESSAGE …\r\n\r\nhi there');

@@ -10,7 +10,7 @@ import { HistoryWorker } from '../../src/history/worker.ts';
 import { entryMessages, getEntry, listEntries } from '../../src/offline/index.ts';
 import { CLIENT_POLICY, createInstance, grantClientPolicy } from '../../src/settings/index.ts';
 import type { Database } from '../../src/storage/index.ts';
-import { openMemoryDatabase } from '../../src/storage/index.ts';
+import { openMemoryDatabase, sqliteSql } from '../../src/storage/index.ts';
 import { ALICE, T0, asking, change, enc, logger, prepareHistoryDatabase, text } from './history-fixture.ts';
 
 const DAVE = 'dave@org-b.test';
@@ -18,9 +18,9 @@ const DAVE = 'dave@org-b.test';
 let db: Database;
 let worker: HistoryWorker;
 
-beforeEach(() => {
+beforeEach(async () => {
   db = openMemoryDatabase();
-  prepareHistoryDatabase(db);
+  await prepareHistoryDatabase(db);
   worker = new HistoryWorker({ db, logger, now: () => T0, displayName: (a) => (a === ALICE ? 'Alice Example' : '') });
 });
 
@@ -62,9 +62,9 @@ describe('Conversation History with a partner organisation\'s user', () => {
     assert.deepEqual(getEntry(db, entry.id).notes, [`1 message Alice Example sent while ${DAVE} was offline was sent to ${DAVE} as an e-mail`]);
   });
 
-  it('the local user\'s settings alone decide: one who does not archive keeps nothing', () => {
-    createInstance(db, CLIENT_POLICY, { scope: 'tag', name: 'NoArchive' }, { EnableIMAutoArchiving: false }, change);
-    grantClientPolicy(db, ALICE, 'NoArchive', change);
+  it('the local user\'s settings alone decide: one who does not archive keeps nothing', async () => {
+    await createInstance(sqliteSql(db), CLIENT_POLICY, { scope: 'tag', name: 'NoArchive' }, { EnableIMAutoArchiving: false }, change);
+    await grantClientPolicy(sqliteSql(db), ALICE, 'NoArchive', change);
     const summary = writeHistoryBatch(db, [text('hi dave', T0, { recipient: DAVE }), text('hi alice', T0 + 1, { sender: DAVE, recipient: ALICE })]);
     assert.deepEqual(summary, { recorded: 0, displayed: 0, opened: 0 });
   });

@@ -10,7 +10,7 @@ import { readTrace } from '../../src/observability/trace.ts';
 import { entryMessages, getEntry, listEntries } from '../../src/offline/index.ts';
 import { CLIENT_POLICY, createInstance, grantClientPolicy } from '../../src/settings/index.ts';
 import type { Database } from '../../src/storage/index.ts';
-import { openMemoryDatabase } from '../../src/storage/index.ts';
+import { openMemoryDatabase, sqliteSql } from '../../src/storage/index.ts';
 import { ALICE, BOB, T0, asking, change, displayedReport, enc, logger, prepareHistoryDatabase, text } from './history-fixture.ts';
 
 let db: Database;
@@ -18,9 +18,9 @@ let worker: HistoryWorker;
 let kicked: number[];
 let clock: number;
 
-beforeEach(() => {
+beforeEach(async () => {
   db = openMemoryDatabase();
-  prepareHistoryDatabase(db);
+  await prepareHistoryDatabase(db);
   kicked = [];
   clock = T0;
   worker = new HistoryWorker({ db, logger, now: () => clock, displayName: (a) => (a === ALICE ? 'Alice Example' : 'Bob Example'), onSpooled: (at) => kicked.push(at) });
@@ -49,9 +49,9 @@ describe('the history worker', () => {
     assert.deepEqual([...new Set(trace.map((e) => e.step))].sort(), ['closed', 'opened', 'spooled'], 'the conversation\'s rows and its entries\'');
   });
 
-  it('a participant who does not archive gets nothing; the other does', () => {
-    createInstance(db, CLIENT_POLICY, { scope: 'tag', name: 'NoArchive' }, { EnableIMAutoArchiving: false }, change);
-    grantClientPolicy(db, ALICE, 'NoArchive', change);
+  it('a participant who does not archive gets nothing; the other does', async () => {
+    await createInstance(sqliteSql(db), CLIENT_POLICY, { scope: 'tag', name: 'NoArchive' }, { EnableIMAutoArchiving: false }, change);
+    await grantClientPolicy(sqliteSql(db), ALICE, 'NoArchive', change);
     writeHistoryBatch(db, [text('hi', T0), text('yo', T0 + 1, { sender: BOB, recipient: ALICE })]);
     worker.round(T0 + 61_000);
     assert.deepEqual(entriesOf('history').map((e) => e.sender), [BOB]);

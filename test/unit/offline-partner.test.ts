@@ -21,7 +21,7 @@ import { runTraceCommand } from '../../src/observability/trace-cli.ts';
 import { readTrace, TRACE_MIGRATIONS } from '../../src/observability/trace.ts';
 import { CLIENT_POLICY, GLOBAL, IM_CONFIGURATION, SETTINGS_MIGRATIONS, createInstance, grantClientPolicy, updateInstance } from '../../src/settings/index.ts';
 import type { Database } from '../../src/storage/index.ts';
-import { openDatabase, openMemoryDatabase, runMigrations, transaction } from '../../src/storage/index.ts';
+import { openDatabase, openMemoryDatabase, runMigrations, transaction, sqliteSql } from '../../src/storage/index.ts';
 
 const change = { actor: 'test', cmdlet: 'test', now: () => 1 };
 const logger = pino({ level: 'silent' });
@@ -185,13 +185,13 @@ describe("to a partner's user who is offline: one e-mail", () => {
   });
 
   it("is gated by the SENDER's EnableOfflineIm and EnableIMAutoArchiving (the partner has no settings here)", async () => {
-    createInstance(db, CLIENT_POLICY, { scope: 'tag', name: 'NoArchive' }, { EnableIMAutoArchiving: false }, change);
-    grantClientPolicy(db, 'carol@parley.test', 'NoArchive', change);
+    await createInstance(sqliteSql(db), CLIENT_POLICY, { scope: 'tag', name: 'NoArchive' }, { EnableIMAutoArchiving: false }, change);
+    await grantClientPolicy(sqliteSql(db), 'carol@parley.test', 'NoArchive', change);
     const carol = await service.accept(toPartner('hi', { sender: 'carol@parley.test' }));
     assert.equal(carol.kind, 'refused');
     assert.match(carol.kind === 'refused' ? carol.warning : '', /EnableIMAutoArchiving is False in CsClientPolicy Tag:NoArchive/);
     assert.equal((await service.accept(toPartner('hi'))).kind, 'spooled');
-    updateInstance(db, IM_CONFIGURATION, GLOBAL, { EnableOfflineIm: false }, change);
+    await updateInstance(sqliteSql(db), IM_CONFIGURATION, GLOBAL, { EnableOfflineIm: false }, change);
     const off = await service.accept(toPartner('hi again'));
     assert.match(off.kind === 'refused' ? off.warning : '', /dave@partner\.example is offline and offline IM is off: EnableOfflineIm is False in CsImConfiguration Global/);
     await new Promise((r) => setImmediate(r));
@@ -311,14 +311,14 @@ describe('from a partner to an offline local user: one note in the Inbox', () =>
   });
 
   it("is gated by the local RECIPIENT's settings, in words that name no policy instance to the partner", async () => {
-    createInstance(db, CLIENT_POLICY, { scope: 'tag', name: 'NoArchive' }, { EnableIMAutoArchiving: false }, change);
-    grantClientPolicy(db, 'bob@parley.test', 'NoArchive', change);
+    await createInstance(sqliteSql(db), CLIENT_POLICY, { scope: 'tag', name: 'NoArchive' }, { EnableIMAutoArchiving: false }, change);
+    await grantClientPolicy(sqliteSql(db), 'bob@parley.test', 'NoArchive', change);
     const toBob = await service.accept(fromPartner('hi'));
     assert.equal(toBob.kind, 'refused');
     const warning = toBob.kind === 'refused' ? toBob.warning : '';
     assert.equal(warning, 'bob@parley.test is offline and does not take offline messages (EnableIMAutoArchiving is False for them)');
     assert.equal((await service.accept(fromPartner('hi', { recipient: 'carol@parley.test' }))).kind, 'spooled', 'another recipient is not affected');
-    updateInstance(db, IM_CONFIGURATION, GLOBAL, { EnableOfflineIm: false }, change);
+    await updateInstance(sqliteSql(db), IM_CONFIGURATION, GLOBAL, { EnableOfflineIm: false }, change);
     const off = await service.accept(fromPartner('hi', { recipient: 'carol@parley.test' }));
     assert.equal(off.kind === 'refused' ? off.warning : '', 'carol@parley.test is offline and does not take offline messages (EnableOfflineIm is False for them)');
   });

@@ -12,7 +12,7 @@ import type { OfflineMessage, SpoolEntry } from '../../src/offline/index.ts';
 import { readTrace, TRACE_MIGRATIONS } from '../../src/observability/trace.ts';
 import { CLIENT_POLICY, GLOBAL, IM_CONFIGURATION, SETTINGS_MIGRATIONS, createInstance, effectiveSettings, grantClientPolicy, updateInstance } from '../../src/settings/index.ts';
 import type { Database } from '../../src/storage/index.ts';
-import { openMemoryDatabase, runMigrations, transaction } from '../../src/storage/index.ts';
+import { openMemoryDatabase, runMigrations, transaction, sqliteSql } from '../../src/storage/index.ts';
 
 const change = { actor: 'test', cmdlet: 'test', now: () => 1 };
 const logger = pino({ level: 'silent' });
@@ -88,7 +88,7 @@ function items(address: string) {
 
 describe('the offline gate', () => {
   it('names the setting and the scope it came from', async () => {
-    updateInstance(db, IM_CONFIGURATION, GLOBAL, { EnableOfflineIm: false }, change);
+    await updateInstance(sqliteSql(db), IM_CONFIGURATION, GLOBAL, { EnableOfflineIm: false }, change);
     const gate = offlineGate('bob@parley.test', effectiveSettings(db, 'alice@parley.test'));
     assert.equal(gate.allowed, false);
     assert.match(gate.allowed ? '' : gate.warning, /EnableOfflineIm is False in CsImConfiguration Global/);
@@ -138,8 +138,8 @@ describe('OfflineService', () => {
   });
 
   it('refuses (480 material) when the sender may not: EnableOfflineIm, EnableIMAutoArchiving, typing, empty', async () => {
-    createInstance(db, CLIENT_POLICY, { scope: 'tag', name: 'NoArchive' }, { EnableIMAutoArchiving: false }, change);
-    grantClientPolicy(db, 'carol@parley.test', 'NoArchive', change);
+    await createInstance(sqliteSql(db), CLIENT_POLICY, { scope: 'tag', name: 'NoArchive' }, { EnableIMAutoArchiving: false }, change);
+    await grantClientPolicy(sqliteSql(db), 'carol@parley.test', 'NoArchive', change);
     const carol = await service.accept(message('hi', { sender: 'carol@parley.test' }));
     assert.equal(carol.kind, 'refused');
     assert.match(carol.kind === 'refused' ? carol.warning : '', /EnableIMAutoArchiving is False in CsClientPolicy Tag:NoArchive/);
@@ -155,7 +155,7 @@ describe('OfflineService', () => {
     assert.equal((await service.accept(message(cpim('text/plain', 'a real message'), { contentType: 'message/cpim' }))).kind, 'spooled', 'CPIM text is kept');
     const empty = await service.accept(message('', { body: new Uint8Array() }));
     assert.match(empty.kind === 'refused' ? empty.warning : '', /empty/);
-    updateInstance(db, IM_CONFIGURATION, GLOBAL, { EnableOfflineIm: false }, change);
+    await updateInstance(sqliteSql(db), IM_CONFIGURATION, GLOBAL, { EnableOfflineIm: false }, change);
     const off = await service.accept(message('hi'));
     assert.match(off.kind === 'refused' ? off.warning : '', /EnableOfflineIm is False/);
     await new Promise((r) => setImmediate(r));
@@ -285,7 +285,7 @@ describe('retries', () => {
   });
 
   it('an unreachable mailbox is retried with doubling, bounded waits, then delivered exactly once', async () => {
-    updateInstance(db, IM_CONFIGURATION, GLOBAL, { OfflineImPickupDelay: 0 }, change);
+    await updateInstance(sqliteSql(db), IM_CONFIGURATION, GLOBAL, { OfflineImPickupDelay: 0 }, change);
     const r = await failing.accept(message('x'));
     const id = r.kind === 'spooled' ? r.entryId : '';
     flaky.failWith = new MailboxError('REMOTE_UNAVAILABLE', 'connection refused');
@@ -306,7 +306,7 @@ describe('retries', () => {
   });
 
   it('still failing when OfflineImMaxAge ends: failed with its reason, kept; an administrator retry delivers it', async () => {
-    updateInstance(db, IM_CONFIGURATION, GLOBAL, { OfflineImPickupDelay: 0, OfflineImMaxAge: 60 }, change);
+    await updateInstance(sqliteSql(db), IM_CONFIGURATION, GLOBAL, { OfflineImPickupDelay: 0, OfflineImMaxAge: 60 }, change);
     const r = await failing.accept(message('x'));
     const id = r.kind === 'spooled' ? r.entryId : '';
     flaky.failWith = new MailboxError('REMOTE_UNAVAILABLE', 'HTTP 503');
@@ -327,7 +327,7 @@ describe('retries', () => {
   });
 
   it('a refusal retrying cannot cure fails at once', async () => {
-    updateInstance(db, IM_CONFIGURATION, GLOBAL, { OfflineImPickupDelay: 0 }, change);
+    await updateInstance(sqliteSql(db), IM_CONFIGURATION, GLOBAL, { OfflineImPickupDelay: 0 }, change);
     const r = await failing.accept(message('x'));
     flaky.failWith = new MailboxError('REMOTE_REFUSED', 'ErrorImpersonateUserDenied');
     await failing.worker.runOnce();

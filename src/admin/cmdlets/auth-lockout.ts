@@ -13,6 +13,7 @@ import { AuthError, clearLockout, listLockouts, lockoutIdentity, sourceKey } fro
 import type { LockoutKind, LockoutState } from '../../auth/index.ts';
 import { parseAddress } from '../../directory/index.ts';
 import { recordAudit } from '../../settings/index.ts';
+import type { Sql } from '../../storage/index.ts';
 import type { CmdletContext, CmdletSpec, OutputObject } from '../types.ts';
 import { argString } from '../types.ts';
 import { change } from './settings-nouns.ts';
@@ -64,7 +65,7 @@ export function authLockoutCmdlets(live?: LiveLockouts): CmdletSpec[] {
           const found: Array<LockoutState | undefined> = [];
           for (const t of targets) {
             const before = await clearLockout(tx, t.kind, t.key, now);
-            if (before !== undefined) audit(ctx, before, now);
+            if (before !== undefined) await audit(tx, ctx, before, now);
             found.push(before);
           }
           return found;
@@ -80,12 +81,12 @@ export function authLockoutCmdlets(live?: LiveLockouts): CmdletSpec[] {
 }
 
 /** One audit row per property the clear set back: LockedUntil (when locked), Failures, Lockouts. */
-function audit(ctx: CmdletContext, before: LockoutState, now: number): void {
+async function audit(tx: Sql, ctx: CmdletContext, before: LockoutState, now: number): Promise<void> {
   const who = change(ctx, 'Clear-CsAuthLockout');
   const identity = lockoutIdentity(before.kind, before.key);
-  if (before.lockedUntil > now) recordAudit(ctx.db, who, identity, 'LockedUntil', new Date(before.lockedUntil).toISOString(), null);
-  if (before.failures > 0) recordAudit(ctx.db, who, identity, 'Failures', String(before.failures), '0');
-  if (before.lockouts > 0) recordAudit(ctx.db, who, identity, 'Lockouts', String(before.lockouts), '0');
+  if (before.lockedUntil > now) await recordAudit(tx, who, identity, 'LockedUntil', new Date(before.lockedUntil).toISOString(), null);
+  if (before.failures > 0) await recordAudit(tx, who, identity, 'Failures', String(before.failures), '0');
+  if (before.lockouts > 0) await recordAudit(tx, who, identity, 'Lockouts', String(before.lockouts), '0');
 }
 
 function targetsOf(ctx: CmdletContext, identity: string | undefined, source: string | undefined): Array<{ kind: LockoutKind; key: string }> {

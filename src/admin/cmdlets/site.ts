@@ -35,7 +35,7 @@ export const SITE_CMDLETS: readonly CmdletSpec[] = [
     async run(ctx, args) {
       const site = await ctx.sql.transaction(async (tx) => {
         const created = await createSite(tx, parseSiteIdentity(argString(args, 'Identity') ?? ''), ctx.now);
-        recordAudit(ctx.db, change(ctx, 'New-CsSite'), created.identity, null, null, 'created');
+        await recordAudit(tx, change(ctx, 'New-CsSite'), created.identity, null, null, 'created');
         return created;
       });
       return [outputOf(site, 0)];
@@ -49,7 +49,7 @@ export const SITE_CMDLETS: readonly CmdletSpec[] = [
       await ctx.sql.transaction(async (tx) => {
         const site = await requireSite(tx, parseSiteIdentity(argString(args, 'Identity') ?? ''));
         const users = await countSiteUsers(tx, site.name);
-        const instances = countSiteInstances(ctx.db, site.name);
+        const instances = await countSiteInstances(tx, site.name);
         if (users > 0 || instances > 0) {
           const uses = [
             users > 0 ? `${users} user${users === 1 ? '' : 's'} (move them with Set-CsUser -Site)` : '',
@@ -58,7 +58,7 @@ export const SITE_CMDLETS: readonly CmdletSpec[] = [
           throw new DirectoryError('SITE_IN_USE', `the site ${site.name} is still used by ${uses.join(' and ')}`);
         }
         await removeSite(tx, site.name);
-        recordAudit(ctx.db, change(ctx, 'Remove-CsSite'), site.identity, null, 'existed', 'removed');
+        await recordAudit(tx, change(ctx, 'Remove-CsSite'), site.identity, null, 'existed', 'removed');
       });
       return [];
     },

@@ -47,9 +47,9 @@ export const USER_CMDLETS: readonly CmdletSpec[] = [
       const c = change(ctx, 'Enable-CsUser');
       await ctx.sql.transaction(async (tx) => {
         if (site !== undefined) await setUserSite(tx, address, stripSite(site), ctx.now);
-        recordAudit(ctx.db, c, address, null, null, 'created');
-        if (user.displayName !== null) recordAudit(ctx.db, c, address, 'DisplayName', null, user.displayName);
-        if (site !== undefined) recordAudit(ctx.db, c, address, 'Site', null, await userSite(tx, address));
+        await recordAudit(tx, c, address, null, null, 'created');
+        if (user.displayName !== null) await recordAudit(tx, c, address, 'DisplayName', null, user.displayName);
+        if (site !== undefined) await recordAudit(tx, c, address, 'Site', null, await userSite(tx, address));
       });
       return [await outputOf(ctx, await requireUser(ctx.sql, address))];
     },
@@ -70,20 +70,20 @@ export const USER_CMDLETS: readonly CmdletSpec[] = [
       const password = argString(args, 'Password');
       if (password !== undefined) {
         await setPassword(ctx.sql, address, password, ctx.now);
-        recordAudit(ctx.db, c, address, 'Password', '***', '***');
+        await recordAudit(ctx.sql, c, address, 'Password', '***', '***');
       }
       await ctx.sql.transaction(async (tx) => {
         if (args.DisplayName !== undefined) {
           await setDisplayName(tx, address, argString(args, 'DisplayName') ?? null, ctx.now);
           const after = (await requireUser(tx, address)).displayName;
-          if (after !== before.displayName) recordAudit(ctx.db, c, address, 'DisplayName', before.displayName, after);
+          if (after !== before.displayName) await recordAudit(tx, c, address, 'DisplayName', before.displayName, after);
         }
         if (args.Site !== undefined) {
           const oldSite = await userSite(tx, address);
           const site = argString(args, 'Site');
           await setUserSite(tx, address, site === undefined ? null : stripSite(site), ctx.now);
           const newSite = await userSite(tx, address);
-          if (newSite !== oldSite) recordAudit(ctx.db, c, address, 'Site', oldSite, newSite);
+          if (newSite !== oldSite) await recordAudit(tx, c, address, 'Site', oldSite, newSite);
         }
       });
       return [];
@@ -97,7 +97,7 @@ export const USER_CMDLETS: readonly CmdletSpec[] = [
       const address = addressOf(ctx, argString(args, 'Identity') ?? '');
       await ctx.sql.transaction(async (tx) => {
         await removeUser(tx, address);
-        recordAudit(ctx.db, change(ctx, 'Disable-CsUser'), address, null, 'existed', 'removed');
+        await recordAudit(tx, change(ctx, 'Disable-CsUser'), address, null, 'existed', 'removed');
       });
       return [];
     },
@@ -121,11 +121,12 @@ async function requireUser(sql: Sql, address: string): Promise<UserSummary> {
 async function outputOf(ctx: CmdletContext, user: UserSummary): Promise<OutputObject> {
   const site = await userSite(ctx.sql, user.address);
   // one line per per-user policy (CsClientPolicy, CsExternalAccessPolicy), named as the audit log names its grants
-  const grants = SETTINGS_KINDS.flatMap((kind): Array<readonly [string, string | null]> => {
-    if (kind.grants === undefined) return [];
-    const policy = grantedPolicy(ctx.db, user.address, kind);
-    return [[kind.grants.property, policy === null ? null : `Tag:${policy}`]];
-  });
+  const grants: Array<readonly [string, string | null]> = [];
+  for (const kind of SETTINGS_KINDS) {
+    if (kind.grants === undefined) continue;
+    const policy = await grantedPolicy(ctx.sql, user.address, kind);
+    grants.push([kind.grants.property, policy === null ? null : `Tag:${policy}`]);
+  }
   return [
     ['Identity', user.address],
     ['SipAddress', `sip:${user.address}`],
