@@ -101,9 +101,8 @@ export class EventService implements EventNotifications {
       federation: ctx.federation,
       onFlowMoved: (sub, flow) => subscriptions.moveTo(sub, flow),
     });
-    const cancelSweep = repeat(this.#timers, this.#userSweepMs, () => this.sweepRemovedUsers(), (err) => {
-      ctx.logger.error({ err }, 'looking for subscriptions of removed users failed');
-    });
+    const sweepFailed = (err: unknown): void => ctx.logger.error({ err }, 'looking for subscriptions of removed users failed');
+    const cancelSweep = repeat(this.#timers, this.#userSweepMs, () => void this.sweepRemovedUsers().catch(sweepFailed), sweepFailed);
     this.#running = { ctx, subscriptions, notifier, cancelSweep };
     for (const pkg of this.#packages.values()) pkg.start?.(ctx, this);
   }
@@ -175,19 +174,19 @@ export class EventService implements EventNotifications {
    * removed by another process (`parley admin --data-dir`), so this runs every userSweepMs; it
    * looks at each distinct watcher and resource once.
    */
-  sweepRemovedUsers(): void {
+  async sweepRemovedUsers(): Promise<void> {
     const running = this.#running;
     if (!running) return;
     const { ctx, subscriptions } = running;
-    for (const watcher of subscriptions.live.watchers()) {
+    for (const watcher of [...subscriptions.live.watchers()]) {
       if (this.#partnerWatcher(ctx, watcher)) continue;
-      if (ctx.userExists(watcher)) continue;
+      if (await ctx.userExists(watcher)) continue;
       ctx.logger.info({ watcher }, 'subscriptions of %s ended: no such user any more', watcher);
       for (const sub of [...subscriptions.live.ofWatcher(watcher)]) this.terminate(sub, 'rejected');
     }
-    for (const { packageName, resource } of subscriptions.live.resources()) {
+    for (const { packageName, resource } of [...subscriptions.live.resources()]) {
       const pkg = this.#package(packageName);
-      if (pkg.hasResource?.(ctx, resource) ?? ctx.userExists(resource)) continue;
+      if (await (pkg.hasResource?.(ctx, resource) ?? ctx.userExists(resource))) continue;
       ctx.logger.info({ resource, event: packageName }, '%s subscriptions to %s ended: it exists no more', packageName, resource);
       for (const sub of [...subscriptions.live.ofResource(packageName, resource)]) this.terminate(sub, 'noresource');
     }

@@ -20,8 +20,8 @@ const OWN = 'org-a.test';
 async function fresh(): Promise<Database> {
   const db = openMemoryDatabase();
   runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, FEDERATION_MIGRATIONS]);
-  await addUser(db, { address: `alice@${OWN}`, password: 'pw-alice-1' });
-  await addUser(db, { address: `bob@${OWN}`, password: 'pw-bob-1' });
+  await addUser(sqliteSql(db), { address: `alice@${OWN}`, password: 'pw-alice-1' });
+  await addUser(sqliteSql(db), { address: `bob@${OWN}`, password: 'pw-bob-1' });
   await createInstance(sqliteSql(db), EXTERNAL_ACCESS_POLICY, { scope: 'tag', name: 'Federated' }, { EnableFederationAccess: true }, change);
   await grantPolicy(sqliteSql(db), EXTERNAL_ACCESS_POLICY, `alice@${OWN}`, 'Federated', change);
   updateAccessEdge(db, { AllowFederatedUsers: true }, change);

@@ -96,8 +96,8 @@ describe('federationDecision and partnerRoute', () => {
   let db: Database;
   before(async () => {
     db = fresh();
-    await addUser(db, { address: 'alice@parley.test', password: 'pw' });
-    await addUser(db, { address: 'bob@parley.test', password: 'pw' });
+    await addUser(sqliteSql(db), { address: 'alice@parley.test', password: 'pw' });
+    await addUser(sqliteSql(db), { address: 'bob@parley.test', password: 'pw' });
     await createInstance(sqliteSql(db), EXTERNAL_ACCESS_POLICY, { scope: 'tag', name: 'Federated' }, { EnableFederationAccess: true }, change);
     await grantPolicy(sqliteSql(db), EXTERNAL_ACCESS_POLICY, 'alice@parley.test', 'Federated', change);
     addDomain(db, 'allowed', 'partner.example', { ProxyFqdn: 'sip.partner.example:5061' }, change);
