@@ -6,7 +6,7 @@ import type { Database, Migration, Sql } from '../storage/index.ts';
 import { isUniqueViolation, statement } from '../storage/index.ts';
 import { parseAddress } from './address.ts';
 import { DirectoryError } from './errors.ts';
-import { isSql } from './sql-handle.ts';
+import { isSql } from '../storage/index.ts';
 
 /** Appended to DIRECTORY_MIGRATIONS (after the shipped `001-users`, which stays as it is). */
 export const SITES_MIGRATION: Migration = {

@@ -19,7 +19,7 @@ import { isUniqueViolation, statement, VersionedCache } from '../storage/index.t
 import { parseAddress } from './address.ts';
 import { DirectoryError } from './errors.ts';
 import { SITES_MIGRATION } from './sites.ts';
-import { isSql } from './sql-handle.ts';
+import { isSql } from '../storage/index.ts';
 import { computeHa1 } from '../sip/index.ts';
 import type { DigestAlgorithm } from '../sip/index.ts';
 
