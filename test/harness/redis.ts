@@ -1,0 +1,133 @@
+// A real redis-server of the test's own, started and stopped by the test: the cluster tests never
+// use the machine's Redis on 127.0.0.1:6379, which the private network namespace of the e2e runs
+// cannot reach and which other runs share.
+//
+// It listens on a Unix socket in a temporary directory (works inside the namespace, no port to
+// pick), and on a loopback TCP port too when asked (for the redis:// form of the address). Nothing
+// is persisted (`--save '' --appendonly no`): a restart starts empty, as a lost Redis does.
+//
+//   const redis = await startRedis();
+//   after(() => redis.stop());
+//   … openRedis(redis.url) …
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createConnection, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface TestRedis {
+  /** `unix:///…/redis.sock` */
+  readonly url: string;
+  readonly socket: string;
+  /** the loopback TCP port, when started with `tcp: true` */
+  readonly port: number | null;
+  /** stops the server (nothing kept) and starts it again on the same socket and port */
+  restart(): Promise<void>;
+  /** stops the server; `start()` brings it back on the same socket and port */
+  halt(): Promise<void>;
+  start(): Promise<void>;
+  /** stops the server and removes its directory */
+  stop(): Promise<void>;
+}
+
+export interface TestRedisOptions {
+  /** also listen on a free loopback TCP port */
+  readonly tcp?: boolean;
+  /** `requirepass` */
+  readonly password?: string;
+}
+
+export async function startRedis(options: TestRedisOptions = {}): Promise<TestRedis> {
+  const dir = await mkdtemp(join(tmpdir(), 'parley-redis-'));
+  const socket = join(dir, 'redis.sock');
+  const port = options.tcp ? await freePort() : null;
+  const args = [
+    '--port', String(port ?? 0),
+    '--bind', '127.0.0.1',
+    '--unixsocket', socket,
+    '--unixsocketperm', '700',
+    '--save', '',
+    '--appendonly', 'no',
+    '--dir', dir,
+    '--daemonize', 'no',
+    '--loglevel', 'warning',
+    ...(options.password ? ['--requirepass', options.password] : []),
+  ];
+  let child: ChildProcess | null = null;
+
+  async function start(): Promise<void> {
+    if (child) return;
+    const proc = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    proc.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+    proc.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+    const exited = once(proc, 'exit').then(() => {
+      throw new Error(`redis-server exited at start: ${output.trim() || '(no output)'}`);
+    });
+    const spawnFailed = once(proc, 'error').then(([err]) => {
+      throw new Error(`redis-server could not be started (is the redis-server package installed?): ${(err as Error).message}`);
+    });
+    await Promise.race([waitForSocket(socket), exited, spawnFailed]);
+    exited.catch(() => undefined);
+    spawnFailed.catch(() => undefined);
+    child = proc;
+  }
+
+  async function halt(): Promise<void> {
+    const proc = child;
+    child = null;
+    if (!proc || proc.exitCode !== null) return;
+    const gone = once(proc, 'exit');
+    proc.kill('SIGKILL');
+    await gone;
+    await rm(socket, { force: true });
+  }
+
+  await start();
+  return {
+    url: `unix://${socket}`,
+    socket,
+    port,
+    start,
+    halt,
+    async restart() {
+      await halt();
+      await start();
+    },
+    async stop() {
+      await halt();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A port the OS says is free now (bound to port 0 and released); redis-server needs a number. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+/** Resolves once the socket accepts a connection and answers PING. */
+async function waitForSocket(path: string): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const c = createConnection(path);
+      c.once('error', () => resolve(false));
+      c.once('connect', () => c.write('PING\r\n'));
+      c.once('data', (d) => {
+        c.destroy();
+        resolve(d.toString().startsWith('+PONG') || d.toString().startsWith('-NOAUTH'));
+      });
+    });
+    if (ok) return;
+    if (attempt > 200) throw new Error(`redis-server did not answer on ${path}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
