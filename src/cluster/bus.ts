@@ -72,14 +72,8 @@ export class ClusterBus<Events extends Record<string, unknown> = Record<string, 
     // ioredis would subscribe again by itself, but without saying when it is done: done here
     client.options.autoResubscribe = false;
     client.on('messageBuffer', (channel: Buffer, message: Buffer) => this.#deliver(channel.toString(), message));
-    let first = true;
-    client.on('ready', () => {
-      if (first) {
-        first = false;
-        return;
-      }
-      void this.#resubscribe();
-    });
+    // the connection was ready before this listener: each 'ready' from now on follows a loss
+    client.on('ready', () => void this.#resubscribe());
   }
 
   get node(): string {
