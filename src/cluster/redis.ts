@@ -264,7 +264,8 @@ async function connect(address: RedisAddress, options: RedisConnectionOptions, c
   });
   try {
     await client.connect();
-    // the ready check answered; a wrong database number only shows in SELECT, which connect() ran
+    // ioredis selects the database while connecting but only reports a refusal as an event
+    if (address.db !== 0) await client.select(address.db);
     await client.ping();
   } catch (err) {
     client.disconnect();

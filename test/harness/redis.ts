@@ -12,8 +12,8 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { createConnection, createServer } from 'node:net';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createConnection, createServer, type NetConnectOpts } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -58,30 +58,13 @@ export async function startRedis(options: TestRedisOptions = {}): Promise<TestRe
   let child: ChildProcess | null = null;
 
   async function start(): Promise<void> {
-    if (child) return;
-    const proc = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    proc.stdout?.on('data', (d: Buffer) => (output += d.toString()));
-    proc.stderr?.on('data', (d: Buffer) => (output += d.toString()));
-    const exited = once(proc, 'exit').then(() => {
-      throw new Error(`redis-server exited at start: ${output.trim() || '(no output)'}`);
-    });
-    const spawnFailed = once(proc, 'error').then(([err]) => {
-      throw new Error(`redis-server could not be started (is the redis-server package installed?): ${(err as Error).message}`);
-    });
-    await Promise.race([waitForSocket(socket), exited, spawnFailed]);
-    exited.catch(() => undefined);
-    spawnFailed.catch(() => undefined);
-    child = proc;
+    child ??= await spawnRedis(args, { path: socket });
   }
 
   async function halt(): Promise<void> {
     const proc = child;
     child = null;
-    if (!proc || proc.exitCode !== null) return;
-    const gone = once(proc, 'exit');
-    proc.kill('SIGKILL');
-    await gone;
+    if (proc) await kill(proc);
     await rm(socket, { force: true });
   }
 
@@ -103,6 +86,62 @@ export async function startRedis(options: TestRedisOptions = {}): Promise<TestRe
   };
 }
 
+export interface TestSentinel {
+  /** the Sentinel's loopback port */
+  readonly port: number;
+  /** the name of the master it monitors */
+  readonly name: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * A Redis Sentinel on a free loopback port monitoring `master` (started with `tcp: true`: a
+ * Sentinel gives out the master's address as host and port) under `name`. Quorum 1, so it never
+ * needs another Sentinel.
+ */
+export async function startSentinel(master: TestRedis, name = 'parley-test'): Promise<TestSentinel> {
+  if (master.port === null) throw new Error('startSentinel: start the master with { tcp: true }');
+  const dir = await mkdtemp(join(tmpdir(), 'parley-sentinel-'));
+  const port = await freePort();
+  // a Sentinel rewrites its configuration file: it must be a file of its own
+  const config = join(dir, 'sentinel.conf');
+  await writeFile(config, [`port ${port}`, 'bind 127.0.0.1', `dir ${dir}`, `sentinel monitor ${name} 127.0.0.1 ${master.port} 1`, ''].join('\n'));
+  const proc = await spawnRedis([config, '--sentinel', '--loglevel', 'warning'], { host: '127.0.0.1', port });
+  return {
+    port,
+    name,
+    async stop() {
+      await kill(proc);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Starts redis-server with `args` and resolves once it answers PING at `at`. */
+async function spawnRedis(args: string[], at: NetConnectOpts): Promise<ChildProcess> {
+  const proc = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  proc.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+  proc.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = once(proc, 'exit').then(() => {
+    throw new Error(`redis-server exited at start: ${output.trim() || '(no output)'}`);
+  });
+  const spawnFailed = once(proc, 'error').then(([err]) => {
+    throw new Error(`redis-server could not be started (is the redis-server package installed?): ${(err as Error).message}`);
+  });
+  exited.catch(() => undefined);
+  spawnFailed.catch(() => undefined);
+  await Promise.race([waitForPong(at), exited, spawnFailed]);
+  return proc;
+}
+
+async function kill(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const gone = once(proc, 'exit');
+  proc.kill('SIGKILL');
+  await gone;
+}
+
 /** A port the OS says is free now (bound to port 0 and released); redis-server needs a number. */
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -114,11 +153,11 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** Resolves once the socket accepts a connection and answers PING. */
-async function waitForSocket(path: string): Promise<void> {
+/** Resolves once a connection to `at` answers PING (or asks for a password). */
+async function waitForPong(at: NetConnectOpts): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     const ok = await new Promise<boolean>((resolve) => {
-      const c = createConnection(path);
+      const c = createConnection(at);
       c.once('error', () => resolve(false));
       c.once('connect', () => c.write('PING\r\n'));
       c.once('data', (d) => {
@@ -127,7 +166,7 @@ async function waitForSocket(path: string): Promise<void> {
       });
     });
     if (ok) return;
-    if (attempt > 200) throw new Error(`redis-server did not answer on ${path}`);
+    if (attempt > 200) throw new Error(`redis-server did not answer at ${JSON.stringify(at)}`);
     await new Promise((r) => setTimeout(r, 25));
   }
 }
