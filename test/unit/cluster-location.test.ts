@@ -3,6 +3,7 @@
 // changes from two nodes at once, expiry by Redis itself, a Redis restart, state it did not write.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import pino from 'pino';
 import { ClusterError, openRedis, RedisLocationService, type RedisConnection } from '../../src/cluster/index.ts';
 import type { Binding } from '../../src/registrar/location.ts';
 import { MemoryLocationService } from '../../src/registrar/location.ts';
@@ -85,6 +86,14 @@ describe('Redis location service across nodes', () => {
     assert.deepEqual(all, Array.from({ length: 20 }, (_, i) => `u${i}@x`).sort());
   });
 
+  it('sweeps more addresses-of-record than one script takes at a time (batches of 500)', async () => {
+    const { a } = twoNodes();
+    await Promise.all(Array.from({ length: 1234 }, (_, i) => a.apply(`u${i}@x`, [put(unplaced(`u${i}@x`, 'k', 'udp-shared', NOW + 10))], NOW)));
+    await a.apply('stays@x', [put(unplaced('stays@x', 'k', 'udp-shared', NOW + 1000))], NOW);
+    assert.equal((await a.sweep(NOW + 10)).length, 1234);
+    assert.deepEqual((await a.removeFlow('udp-shared')).map((x) => x.aor), ['stays@x'], 'the flow index kept only the binding left');
+  });
+
   it('applies the REGISTERs of two nodes for one address-of-record at once without losing any (atomic per AoR)', async () => {
     const { a, b } = twoNodes();
     const writes = Array.from({ length: 60 }, (_, i) => (i % 2 ? a : b).apply('busy@x', [put(unplaced('busy@x', `k${i}`, `f${i}`))], NOW));
@@ -121,7 +130,9 @@ describe('Redis location service expiry by Redis', () => {
 describe('Redis location service and its Redis', () => {
   it('fails with CLUSTER_REDIS_UNAVAILABLE while Redis is down, and works again once it is back (empty: nothing persisted)', async () => {
     const own = await startRedis();
-    const connection = await openRedis(own.url, { commandRetries: 1 });
+    const logged: Array<{ level: number; msg: string }> = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void logged.push(JSON.parse(line) as { level: number; msg: string }) });
+    const connection = await openRedis(own.url, { commandRetries: 1, logger });
     try {
       const location = new RedisLocationService(connection, { node: 'node-a' });
       await location.apply('alice@x', [put(unplaced('alice@x', 'k1', 'f1'))], NOW);
@@ -143,6 +154,10 @@ describe('Redis location service and its Redis', () => {
         }
       });
       assert.deepEqual(stored.map((x) => x.key), ['k2'], 'the restarted Redis kept nothing: k1 is gone until its client registers again');
+      assert.deepEqual(logged.map((l) => [l.level, l.msg.replace(/unix:\/\/\S+/, 'ADDRESS')]), [
+        [40, 'connection to Redis at ADDRESS lost; reconnecting'],
+        [30, 'connection to Redis at ADDRESS restored'],
+      ], 'the loss told once, however many attempts, and the return');
       assert.deepEqual((await location.removeFlow('f1')).map((x) => x.key), ['k2']);
     } finally {
       await connection.close();
