@@ -229,7 +229,29 @@ export class RedisLocationService implements LocationService {
 
   /** The bindings over one of this node's flows (flow ids are only unique within a node). */
   async removeFlow(flowId: string): Promise<Binding[]> {
-    const texts = await this.#run(`dropping the bindings of flow ${flowId}`, () => this.#commands.parleyLocationRemoveFlow(this.#prefix, this.#node, flowId));
+    return this.#removeFlowOf(this.#node, flowId);
+  }
+
+  /**
+   * Drops every binding held by `node` (a node known to be gone: its connections went with it),
+   * flow by flow, each flow atomically. Its clients register again on another node.
+   */
+  async removeNode(node: string): Promise<Binding[]> {
+    checkNodeId(node);
+    const start = `${this.#prefix}loc:flow:${node}:`;
+    const pattern = `${start.replace(/[*?[\]\\]/g, '\\$&')}*`;
+    const removed: Binding[] = [];
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.#run(`finding the flows of node ${node}`, () => this.#redis.client.scan(cursor, 'MATCH', pattern, 'COUNT', 1000));
+      cursor = next;
+      for (const key of keys) removed.push(...(await this.#removeFlowOf(node, key.slice(start.length))));
+    } while (cursor !== '0');
+    return removed;
+  }
+
+  async #removeFlowOf(node: string, flowId: string): Promise<Binding[]> {
+    const texts = await this.#run(`dropping the bindings of flow ${flowId}`, () => this.#commands.parleyLocationRemoveFlow(this.#prefix, node, flowId));
     return texts.map((t) => this.#decode(t, `flow ${flowId}`));
   }
 

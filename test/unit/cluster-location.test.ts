@@ -78,6 +78,18 @@ describe('Redis location service across nodes', () => {
     assert.deepEqual((await a.removeFlow('tcp:1')).map((x) => x.key), ['phone']);
   });
 
+  it('drops every binding a node held once that node is gone, and only those', async () => {
+    const { a, b } = twoNodes();
+    await a.apply('alice@x', [put(unplaced('alice@x', 'phone', 'tcp:1')), put(unplaced('alice@x', 'tablet', 'ws:[*]?'))], NOW);
+    await a.apply('bob@x', [put(unplaced('bob@x', 'phone', 'udp:shared'))], NOW);
+    await b.apply('alice@x', [put(unplaced('alice@x', 'laptop', 'tcp:1'))], NOW);
+    const gone = await b.removeNode('node-a');
+    assert.deepEqual(gone.map((x) => `${x.aor} ${x.key}`).sort(), ['alice@x phone', 'alice@x tablet', 'bob@x phone']);
+    assert.deepEqual((await b.lookup('alice@x', NOW)).map((x) => x.key), ['laptop']);
+    assert.deepEqual(await b.lookup('bob@x', NOW), []);
+    assert.deepEqual(await b.removeNode('node-a'), []);
+  });
+
   it('reports each expired binding to one sweeping node only', async () => {
     const { a, b } = twoNodes();
     for (let i = 0; i < 20; i++) await (i % 2 ? a : b).apply(`u${i}@x`, [put(unplaced(`u${i}@x`, 'k', `f${i}`, NOW + 10))], NOW);
