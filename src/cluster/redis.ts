@@ -12,9 +12,10 @@
 //                                                    the master named `master`, as the Sentinels say
 //                                                    (user/password: the master's; Sentinels without one)
 // or as an object:
-//   { host, port?, db?, username?, password?, tls? }
+//   { host, port?, db?, username?, password?, tls?, tlsCa? }
 //   { path, db?, username?, password? }
-//   { sentinels: [{ host, port }…], name, db?, username?, password?, sentinelUsername?, sentinelPassword?, tls? }
+//   { sentinels: [{ host, port }…], name, db?, username?, password?, sentinelUsername?, sentinelPassword?, tls?, tlsCa? }
+// (tlsCa: a PEM file of the CAs to trust instead of the system's, for a Redis with a private CA)
 // Redis Cluster is not accepted yet: the location service's scripts touch keys of several slots.
 //
 // At start-up a Redis that cannot be reached is an error at once (CLUSTER_REDIS_UNREACHABLE, …);
@@ -22,6 +23,7 @@
 // fails after a few reconnection attempts (CLUSTER_REDIS_UNAVAILABLE) rather than waiting longer
 // than a SIP transaction would.
 
+import { readFileSync } from 'node:fs';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { ClusterError } from './errors.ts';
@@ -38,7 +40,14 @@ interface Credentials {
 }
 
 export type RedisAddress =
-  | (Credentials & { readonly kind: 'server'; readonly host: string; readonly port: number; readonly tls: boolean })
+  | (Credentials & {
+      readonly kind: 'server';
+      readonly host: string;
+      readonly port: number;
+      readonly tls: boolean;
+      /** PEM file of the CAs to trust for TLS instead of the system's (a private CA); null: the system's */
+      readonly tlsCa: string | null;
+    })
   | (Credentials & { readonly kind: 'socket'; readonly path: string })
   | (Credentials & {
       readonly kind: 'sentinel';
@@ -48,6 +57,7 @@ export type RedisAddress =
       readonly sentinelUsername: string | null;
       readonly sentinelPassword: string | null;
       readonly tls: boolean;
+      readonly tlsCa: string | null;
     });
 
 const DEFAULT_PORT = 6379;
@@ -84,7 +94,7 @@ function parseAddressText(text: string, where: string): RedisAddress {
     const port = url.port === '' ? DEFAULT_PORT : Number(url.port);
     if (url.search !== '') throw invalid(where, `takes no query (${url.search}); the database number is the path: ${scheme}://host:port/2`);
     const db = parseDb(url.pathname.replace(/^\//, ''), where);
-    return { kind: 'server', host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port, tls: scheme === 'rediss', ...credentials(db) };
+    return { kind: 'server', host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port, tls: scheme === 'rediss', tlsCa: null, ...credentials(db) };
   }
   if (scheme === 'unix' || scheme === 'redis+unix') {
     if (url.hostname !== '') throw invalid(where, `names a host (${url.hostname}) in a Unix socket address; write ${scheme}:///path/to/redis.sock (three slashes)`);
@@ -115,7 +125,7 @@ function parseSentinelText(text: string, where: string): RedisAddress {
   if (name === '') throw invalid(where, 'names no master; write redis-sentinel://host:port/master (the name the Sentinels monitor)');
   return {
     kind: 'sentinel', sentinels, name: decodeURIComponent(name), db: parseDb(db, where), username, password,
-    sentinelUsername: null, sentinelPassword: null, tls: false,
+    sentinelUsername: null, sentinelPassword: null, tls: false, tlsCa: null,
   };
 }
 
@@ -128,7 +138,7 @@ function parseHostPort(text: string, defaultPort: number, where: string): RedisE
 }
 
 function parseAddressObject(o: Record<string, unknown>, where: string): RedisAddress {
-  const known = new Set(['host', 'port', 'path', 'sentinels', 'name', 'db', 'username', 'password', 'sentinelUsername', 'sentinelPassword', 'tls']);
+  const known = new Set(['host', 'port', 'path', 'sentinels', 'name', 'db', 'username', 'password', 'sentinelUsername', 'sentinelPassword', 'tls', 'tlsCa']);
   for (const key of Object.keys(o)) if (!known.has(key)) throw invalid(where, `has an unknown field ${key} (known: ${[...known].join(', ')})`);
   const optionalText = (key: string): string | null => {
     const v = o[key];
@@ -140,13 +150,15 @@ function parseAddressObject(o: Record<string, unknown>, where: string): RedisAdd
   const credentials: Credentials = { db, username: optionalText('username'), password: optionalText('password') };
   if (o.tls !== undefined && typeof o.tls !== 'boolean') throw invalid(`${where}.tls`, 'must be true or false');
   const tls = o.tls === true;
+  const tlsCa = optionalText('tlsCa');
+  if (tlsCa !== null && !tls) throw invalid(`${where}.tlsCa`, 'goes with tls: true');
   const forms = ['host', 'path', 'sentinels'].filter((k) => o[k] !== undefined);
   if (forms.length !== 1) throw invalid(where, `must have exactly one of host (a server), path (a Unix socket) or sentinels (Sentinel), not ${forms.length === 0 ? 'none' : forms.join(' and ')}`);
   if (o.host !== undefined) {
     const host = optionalText('host') as string;
     const port = o.port === undefined ? DEFAULT_PORT : o.port;
     if (!Number.isInteger(port) || (port as number) < 1 || (port as number) > 65535) throw invalid(`${where}.port`, `must be a port number from 1 to 65535, not ${JSON.stringify(port)}`);
-    return { kind: 'server', host, port: port as number, tls, ...credentials };
+    return { kind: 'server', host, port: port as number, tls, tlsCa, ...credentials };
   }
   if (o.port !== undefined) throw invalid(`${where}.port`, 'goes with host only');
   if (o.path !== undefined) {
@@ -165,7 +177,7 @@ function parseAddressObject(o: Record<string, unknown>, where: string): RedisAdd
   });
   const name = optionalText('name');
   if (name === null) throw invalid(`${where}.name`, 'must name the master the Sentinels monitor');
-  return { kind: 'sentinel', sentinels, name, ...credentials, sentinelUsername: optionalText('sentinelUsername'), sentinelPassword: optionalText('sentinelPassword'), tls };
+  return { kind: 'sentinel', sentinels, name, ...credentials, sentinelUsername: optionalText('sentinelUsername'), sentinelPassword: optionalText('sentinelPassword'), tls, tlsCa };
 }
 
 function parseDb(value: unknown, where: string): number {
@@ -243,7 +255,7 @@ async function connect(address: RedisAddress, options: RedisConnectionOptions, c
   // without end, waiting a little longer each time up to 2 s.
   const retry = (times: number): number | null => (established ? Math.min(times * 100, 2000) : null);
   const client = new Redis({
-    ...clientOptions(address),
+    ...clientOptions(address, description),
     connectionName,
     lazyConnect: true,
     connectTimeout: options.connectTimeoutMs ?? 10_000,
@@ -284,18 +296,27 @@ async function connect(address: RedisAddress, options: RedisConnectionOptions, c
   };
 }
 
-function clientOptions(a: RedisAddress): RedisOptions {
+function clientOptions(a: RedisAddress, description: string): RedisOptions {
   const credentials: RedisOptions = { db: a.db, ...(a.username !== null ? { username: a.username } : {}), ...(a.password !== null ? { password: a.password } : {}) };
-  if (a.kind === 'server') return { host: a.host, port: a.port, ...(a.tls ? { tls: { servername: a.host } } : {}), ...credentials };
   if (a.kind === 'socket') return { path: a.path, ...credentials };
+  const ca = a.tlsCa === null ? {} : { ca: readCa(a.tlsCa, description) };
+  if (a.kind === 'server') return { host: a.host, port: a.port, ...(a.tls ? { tls: { servername: a.host, ...ca } } : {}), ...credentials };
   return {
     sentinels: a.sentinels.map((s) => ({ host: s.host, port: s.port })),
     name: a.name,
     ...(a.sentinelUsername !== null ? { sentinelUsername: a.sentinelUsername } : {}),
     ...(a.sentinelPassword !== null ? { sentinelPassword: a.sentinelPassword } : {}),
-    ...(a.tls ? { tls: {}, sentinelTLS: {}, enableTLSForSentinelMode: true } : {}),
+    ...(a.tls ? { tls: { ...ca }, sentinelTLS: { ...ca }, enableTLSForSentinelMode: true } : {}),
     ...credentials,
   };
+}
+
+function readCa(file: string, description: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (cause) {
+    throw new ClusterError('CLUSTER_REDIS_UNREACHABLE', `cannot read the CA file ${file} (tlsCa) for Redis at ${description}: ${(cause as Error).message}`, { cause });
+  }
 }
 
 function connectFailure(err: Error, address: RedisAddress, description: string): ClusterError {

@@ -10,7 +10,7 @@
 //   after(() => redis.stop());
 //   … openRedis(redis.url) …
 
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createConnection, createServer, type NetConnectOpts } from 'node:net';
@@ -23,6 +23,8 @@ export interface TestRedis {
   readonly socket: string;
   /** the loopback TCP port, when started with `tcp: true` */
   readonly port: number | null;
+  /** the loopback TLS port and the PEM file of its self-signed certificate (for localhost), when started with `tls: true` */
+  readonly tls: { readonly port: number; readonly ca: string } | null;
   /** stops the server (nothing kept) and starts it again on the same socket and port */
   restart(): Promise<void>;
   /** stops the server; `start()` brings it back on the same socket and port */
@@ -35,6 +37,8 @@ export interface TestRedis {
 export interface TestRedisOptions {
   /** also listen on a free loopback TCP port */
   readonly tcp?: boolean;
+  /** also listen with TLS on a free loopback port, with a self-signed certificate for localhost */
+  readonly tls?: boolean;
   /** `requirepass` */
   readonly password?: string;
 }
@@ -43,6 +47,7 @@ export async function startRedis(options: TestRedisOptions = {}): Promise<TestRe
   const dir = await mkdtemp(join(tmpdir(), 'parley-redis-'));
   const socket = join(dir, 'redis.sock');
   const port = options.tcp ? await freePort() : null;
+  const tls = options.tls ? { port: await freePort(), ca: selfSigned(dir) } : null;
   const args = [
     '--port', String(port ?? 0),
     '--bind', '127.0.0.1',
@@ -54,6 +59,7 @@ export async function startRedis(options: TestRedisOptions = {}): Promise<TestRe
     '--daemonize', 'no',
     '--loglevel', 'warning',
     ...(options.password ? ['--requirepass', options.password] : []),
+    ...(tls ? ['--tls-port', String(tls.port), '--tls-cert-file', tls.ca, '--tls-key-file', join(dir, 'key.pem'), '--tls-ca-cert-file', tls.ca, '--tls-auth-clients', 'no'] : []),
   ];
   let child: ChildProcess | null = null;
 
@@ -73,6 +79,7 @@ export async function startRedis(options: TestRedisOptions = {}): Promise<TestRe
     url: `unix://${socket}`,
     socket,
     port,
+    tls,
     start,
     halt,
     async restart() {
@@ -140,6 +147,16 @@ async function kill(proc: ChildProcess): Promise<void> {
   const gone = once(proc, 'exit');
   proc.kill('SIGKILL');
   await gone;
+}
+
+/** Writes a self-signed certificate for localhost and 127.0.0.1 (cert.pem, key.pem) in `dir`; returns the certificate's path. */
+function selfSigned(dir: string): string {
+  const cert = join(dir, 'cert.pem');
+  execFileSync('openssl', [
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2', '-subj', '/CN=localhost',
+    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', cert,
+  ], { stdio: 'ignore' });
+  return cert;
 }
 
 /** A port the OS says is free now (bound to port 0 and released); redis-server needs a number. */

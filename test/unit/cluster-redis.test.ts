@@ -22,9 +22,9 @@ function refused(fn: () => unknown, code: string, pattern: RegExp): void {
 
 describe('Redis address', () => {
   it('reads redis:// and rediss:// with their defaults, credentials and database', () => {
-    assert.deepEqual(parseRedisAddress('redis://cache.example'), { kind: 'server', host: 'cache.example', port: 6379, tls: false, db: 0, username: null, password: null });
-    assert.deepEqual(parseRedisAddress(`rediss://parley:${ENCODED}@cache.example:6380/3`), { kind: 'server', host: 'cache.example', port: 6380, tls: true, db: 3, username: 'parley', password: SECRET });
-    assert.deepEqual(parseRedisAddress('redis://:hunter2@[::1]:7000/'), { kind: 'server', host: '::1', port: 7000, tls: false, db: 0, username: null, password: 'hunter2' });
+    assert.deepEqual(parseRedisAddress('redis://cache.example'), { kind: 'server', host: 'cache.example', port: 6379, tls: false, tlsCa: null, db: 0, username: null, password: null });
+    assert.deepEqual(parseRedisAddress(`rediss://parley:${ENCODED}@cache.example:6380/3`), { kind: 'server', host: 'cache.example', port: 6380, tls: true, tlsCa: null, db: 3, username: 'parley', password: SECRET });
+    assert.deepEqual(parseRedisAddress('redis://:hunter2@[::1]:7000/'), { kind: 'server', host: '::1', port: 7000, tls: false, tlsCa: null, db: 0, username: null, password: 'hunter2' });
   });
 
   it('reads a Unix socket address, with a database', () => {
@@ -36,16 +36,16 @@ describe('Redis address', () => {
     assert.deepEqual(parseRedisAddress(`redis-sentinel://app:${ENCODED}@s1.example:26380,s2.example,[2001:db8::2]:5000/main/1`), {
       kind: 'sentinel',
       sentinels: [{ host: 's1.example', port: 26380 }, { host: 's2.example', port: 26379 }, { host: '2001:db8::2', port: 5000 }],
-      name: 'main', db: 1, username: 'app', password: SECRET, sentinelUsername: null, sentinelPassword: null, tls: false,
+      name: 'main', db: 1, username: 'app', password: SECRET, sentinelUsername: null, sentinelPassword: null, tls: false, tlsCa: null,
     });
   });
 
   it('reads the object forms', () => {
-    assert.deepEqual(parseRedisAddress({ host: '10.0.0.5', password: 'hunter2', tls: true }), { kind: 'server', host: '10.0.0.5', port: 6379, tls: true, db: 0, username: null, password: 'hunter2' });
+    assert.deepEqual(parseRedisAddress({ host: '10.0.0.5', password: 'hunter2', tls: true, tlsCa: '/etc/ca.pem' }), { kind: 'server', host: '10.0.0.5', port: 6379, tls: true, tlsCa: '/etc/ca.pem', db: 0, username: null, password: 'hunter2' });
     assert.deepEqual(parseRedisAddress({ path: '/run/redis.sock', db: 1 }), { kind: 'socket', path: '/run/redis.sock', db: 1, username: null, password: null });
     assert.deepEqual(parseRedisAddress({ sentinels: [{ host: 's1', port: 26379 }, 's2:26380'], name: 'main', sentinelPassword: 'hunter2' }), {
       kind: 'sentinel', sentinels: [{ host: 's1', port: 26379 }, { host: 's2', port: 26380 }], name: 'main', db: 0, username: null, password: null,
-      sentinelUsername: null, sentinelPassword: 'hunter2', tls: false,
+      sentinelUsername: null, sentinelPassword: 'hunter2', tls: false, tlsCa: null,
     });
   });
 
@@ -64,6 +64,7 @@ describe('Redis address', () => {
     refused(() => parseRedisAddress({ sentinels: [], name: 'm' }), 'CLUSTER_REDIS_ADDRESS_INVALID', /^redis\.sentinels must be a list/);
     refused(() => parseRedisAddress({ sentinels: ['s1'] }), 'CLUSTER_REDIS_ADDRESS_INVALID', /^redis\.name must name the master/);
     refused(() => parseRedisAddress({ host: 'h', pasword: 'hunter2' }), 'CLUSTER_REDIS_ADDRESS_INVALID', /unknown field pasword/);
+    refused(() => parseRedisAddress({ host: 'h', tlsCa: '/etc/ca.pem' }), 'CLUSTER_REDIS_ADDRESS_INVALID', /^redis\.tlsCa goes with tls: true/);
     refused(() => parseRedisAddress(6379, 'cluster.redis'), 'CLUSTER_REDIS_ADDRESS_INVALID', /^cluster\.redis must be a Redis address/);
   });
 
@@ -79,7 +80,7 @@ describe('Redis connection', () => {
   let redis: TestRedis;
   let locked: TestRedis;
   before(async () => {
-    redis = await startRedis({ tcp: true });
+    redis = await startRedis({ tcp: true, tls: true });
     locked = await startRedis({ password: SECRET });
   });
   after(async () => {
@@ -114,6 +115,19 @@ describe('Redis connection', () => {
     } finally {
       await db2.close();
     }
+  });
+
+  it('connects over TLS, trusting the CA given; refuses a certificate it cannot trust', async () => {
+    const tls = redis.tls!;
+    const c = await openRedis({ host: 'localhost', port: tls.port, tls: true, tlsCa: tls.ca });
+    try {
+      assert.equal(await c.client.ping(), 'PONG');
+      assert.equal(c.description, `rediss://localhost:${tls.port}`);
+    } finally {
+      await c.close();
+    }
+    await refusedAsync(openRedis(`rediss://localhost:${tls.port}`), 'CLUSTER_REDIS_UNREACHABLE', /cannot connect to Redis at rediss:\/\/localhost:\d+ \(.*self[- ]signed.*\); check that Redis runs there and listens on localhost with TLS/);
+    await refusedAsync(openRedis({ host: 'localhost', port: tls.port, tls: true, tlsCa: `${tls.ca}.missing` }), 'CLUSTER_REDIS_UNREACHABLE', /cannot read the CA file .*cert\.pem\.missing \(tlsCa\)/);
   });
 
   it('fails at once, with the address and what to check, when nothing listens', async () => {
