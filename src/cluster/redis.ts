@@ -1,8 +1,7 @@
 // The connection to a cluster's Redis, which holds what the nodes share for a short time (the
 // location service, the bus). Through ioredis: it speaks to a single server, a Sentinel-watched
-// master (and follows a failover) or a Redis Cluster, reconnects by itself and sends the commands
-// issued meanwhile once it is back, and runs Lua scripts by their digest (loading them again after
-// a restart emptied the script cache).
+// master (and follows a failover) or a Redis Cluster, reconnects by itself, and runs Lua scripts
+// by their digest (loading them again after a restart emptied the script cache).
 //
 // Addresses accepted (the `redis` setting), as text:
 //   redis://[user:password@]host[:port][/db]         a server (port 6379, database 0 by default)
@@ -265,14 +264,17 @@ async function connect(address: RedisAddress, options: RedisConnectionOptions, c
   });
   client.on('error', (err: Error) => {
     lastError = err;
-    if (established && !lost) {
-      lost = true;
-      log?.warn({ err: redactError(err, address), redis: description }, 'connection to Redis at %s lost; reconnecting', description);
-    }
+  });
+  // once per loss, however many attempts it takes (a close without an error is a loss too)
+  client.on('reconnecting', () => {
+    if (!established || lost) return;
+    lost = true;
+    log?.warn({ err: lastError === null ? undefined : redactError(lastError, address), redis: description }, 'connection to Redis at %s lost; reconnecting', description);
   });
   client.on('ready', () => {
     if (lost) log?.info({ redis: description }, 'connection to Redis at %s restored', description);
     lost = false;
+    lastError = null;
   });
   try {
     await client.connect();
