@@ -138,12 +138,21 @@ async function spawnRedis(args: string[], at: NetConnectOpts): Promise<ChildProc
   });
   exited.catch(() => undefined);
   spawnFailed.catch(() => undefined);
-  await Promise.race([waitForPong(at), exited, spawnFailed]);
+  // a test process that ends without stopping its servers (a crash, a timeout) takes them along
+  const orphaned = () => proc.kill('SIGKILL');
+  process.once('exit', orphaned);
+  proc.once('exit', () => process.removeListener('exit', orphaned));
+  try {
+    await Promise.race([waitForPong(at), exited, spawnFailed]);
+  } catch (err) {
+    await kill(proc);
+    throw err;
+  }
   return proc;
 }
 
 async function kill(proc: ChildProcess): Promise<void> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  if (proc.pid === undefined || proc.exitCode !== null || proc.signalCode !== null) return;
   const gone = once(proc, 'exit');
   proc.kill('SIGKILL');
   await gone;
