@@ -101,9 +101,7 @@ export class EventService implements EventNotifications {
       federation: ctx.federation,
       onFlowMoved: (sub, flow) => subscriptions.moveTo(sub, flow),
     });
-    const sweepFailed = (err: unknown): void => {
-      ctx.logger.error({ err }, 'looking for subscriptions of removed users failed');
-    };
+    const sweepFailed = (err: unknown): void => ctx.logger.error({ err }, 'looking for subscriptions of removed users failed');
     const cancelSweep = repeat(this.#timers, this.#userSweepMs, () => void this.sweepRemovedUsers().catch(sweepFailed), sweepFailed);
     this.#running = { ctx, subscriptions, notifier, cancelSweep };
     for (const pkg of this.#packages.values()) pkg.start?.(ctx, this);
@@ -182,13 +180,13 @@ export class EventService implements EventNotifications {
     const { ctx, subscriptions } = running;
     for (const watcher of [...subscriptions.live.watchers()]) {
       if (await this.#partnerWatcher(ctx, watcher)) continue;
-      if (ctx.userExists(watcher)) continue;
+      if (await ctx.userExists(watcher)) continue;
       ctx.logger.info({ watcher }, 'subscriptions of %s ended: no such user any more', watcher);
       for (const sub of [...subscriptions.live.ofWatcher(watcher)]) this.terminate(sub, 'rejected');
     }
-    for (const { packageName, resource } of subscriptions.live.resources()) {
+    for (const { packageName, resource } of [...subscriptions.live.resources()]) {
       const pkg = this.#package(packageName);
-      if (pkg.hasResource?.(ctx, resource) ?? ctx.userExists(resource)) continue;
+      if (await (pkg.hasResource?.(ctx, resource) ?? ctx.userExists(resource))) continue;
       ctx.logger.info({ resource, event: packageName }, '%s subscriptions to %s ended: it exists no more', packageName, resource);
       for (const sub of [...subscriptions.live.ofResource(packageName, resource)]) this.terminate(sub, 'noresource');
     }

@@ -95,7 +95,7 @@ export function subscribeHandler(events: SubscribeDeps): MethodHandler {
         }
         watcher = (await authenticatePartner(ctx, incoming, inDialog ? found?.resource : addressOf(target).toLowerCase()))?.toLowerCase();
       } else {
-        watcher = authenticateSender(ctx, incoming);
+        watcher = await authenticateSender(ctx, incoming);
         const domain = watcher === undefined || inDialog || ctx.federation === undefined ? undefined : foreignDomain(ctx, target);
         if (watcher !== undefined && domain !== undefined && target.host !== ctx.domain) {
           await subscribeToPartner(ctx, incoming, events, pkg, watcher, domain);
@@ -170,7 +170,7 @@ export function subscribeHandler(events: SubscribeDeps): MethodHandler {
       const resource = addressOf(target).toLowerCase();
       // (a partner never gets here for a user who does not exist: the gate refused it with the
       // same words as for a user whose policy keeps them from partners)
-      if (!(pkg.hasResource?.(ctx, resource) ?? ctx.userExists(resource))) {
+      if (!(await (pkg.hasResource?.(ctx, resource) ?? ctx.userExists(resource)))) {
         reply(ctx, incoming, 404, { warning: `no user ${resource}` });
         return;
       }

@@ -8,6 +8,7 @@ import { findUser } from '../directory/index.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { HttpRoute } from '../server/http.ts';
 import type { Database } from '../storage/index.ts';
+import { sqliteSql } from '../storage/index.ts';
 import { XmlError, XmlReader, childElement, childText, escapeXmlText } from '../xml/index.ts';
 import { answerGetUserSettings } from './autodiscover-soap.ts';
 import { BasicSignIn, answerSignInRefusal, basicChallenge as challenge, isSecureOrLocal } from '../auth/http-basic.ts';
@@ -49,7 +50,7 @@ export interface AutodiscoverRouteOptions {
 }
 
 export function createAutodiscoverRoute(opts: AutodiscoverRouteOptions): HttpRoute {
-  const signIn = opts.signIn ?? new BasicSignIn({ db: opts.db, domain: opts.domain });
+  const signIn = opts.signIn ?? new BasicSignIn({ sql: sqliteSql(opts.db), domain: opts.domain });
   return {
     handle(req, res, url) {
       const path = url.pathname.toLowerCase();

@@ -24,6 +24,7 @@ import { HttpProblem as Problem, INTERNAL_PROBLEM, answerJson, answerProblem, pr
 import type { Logger } from '../observability/logger.ts';
 import type { HttpRoute } from '../server/http.ts';
 import type { Database } from '../storage/index.ts';
+import { sqliteSql } from '../storage/index.ts';
 import { listBlocks } from './blocks.ts';
 import type { PresenceBlock } from './blocks.ts';
 import { addToContacts, blockWatcher, removeFromContacts, requireBlock, requireContact, unblockWatcher, watcherAddress } from './policy.ts';
@@ -60,7 +61,7 @@ export interface PresenceRouteOptions {
 
 export function createPresenceRoute(opts: PresenceRouteOptions): HttpRoute {
   const now = opts.now ?? Date.now;
-  const caller = opts.caller ?? basicCaller(opts.signIn ?? new BasicSignIn({ db: opts.db, domain: opts.domain }), opts.domain);
+  const caller = opts.caller ?? basicCaller(opts.signIn ?? new BasicSignIn({ sql: sqliteSql(opts.db), domain: opts.domain }), opts.domain);
   return {
     handle(req, res, url) {
       const collection = [BLOCKED_PATH, CONTACTS_PATH].find((p) => url.pathname === p || url.pathname.startsWith(`${p}/`));

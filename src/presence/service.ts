@@ -151,7 +151,7 @@ export class PresenceService implements EventPackage {
   }
 
   /** Users, and the contact list of each user (RFC 4662) when lists are on. */
-  hasResource(ctx: SipContext, resource: string): boolean {
+  hasResource(ctx: SipContext, resource: string): Promise<boolean> {
     const owner = this.#contacts === undefined ? undefined : listOwner(resource);
     return ctx.userExists(owner ?? resource);
   }

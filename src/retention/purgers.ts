@@ -1,10 +1,10 @@
 // What each kind of history is purged with: each capability owns its purge function (and its SQL);
 // this list only says which runs under which policy setting.
-import { FAMILIAR_MS, purgeExpiredLockoutBatch } from '../auth/index.ts';
+import { FAMILIAR_MS, purgeExpiredLockoutBatchSync } from '../auth/index.ts';
 import { compactChangeLogBatch, oldestChange, purgeLapsedSubscriptions, purgeSentOutbox } from '../mailbox/index.ts';
 import { oldestTrace } from '../observability/trace.ts';
 import { oldestSpoolRows, purgeDeliveredBatch, purgeLooseTraceBatch } from '../offline/index.ts';
-import { DEFAULT_IDLE_MS, DEFAULT_MAX_AGE_MS, purgeExpiredSessionBatch } from '../session/index.ts';
+import { DEFAULT_IDLE_MS, DEFAULT_MAX_AGE_MS, purgeExpiredSessionBatchSync } from '../session/index.ts';
 import { oldestAudit, purgeAuditBatch } from '../settings/index.ts';
 import type { Database } from '../storage/index.ts';
 import { cutoff, type RetentionPolicy } from './policy.ts';
@@ -63,8 +63,8 @@ export function purgesFor(ctx: PurgeContext): Purge[] {
     const forceBefore = cutoff(policy.changeLog.maxAge, now);
     purges.push({ kind: 'change_log', batch: (db, limit) => compactChangeLogBatch(db, { keepAfter, forceBefore, now }, limit) });
   }
-  purges.push({ kind: 'sessions', batch: (db, limit) => once(purgeExpiredSessionBatch(db, now - DEFAULT_IDLE_MS, now - DEFAULT_MAX_AGE_MS, limit), limit) });
-  purges.push({ kind: 'lockouts', batch: (db, limit) => once(purgeExpiredLockoutBatch(db, now, ctx.lockoutWindowMs, FAMILIAR_MS, limit), limit) });
+  purges.push({ kind: 'sessions', batch: (db, limit) => once(purgeExpiredSessionBatchSync(db, now - DEFAULT_IDLE_MS, now - DEFAULT_MAX_AGE_MS, limit), limit) });
+  purges.push({ kind: 'lockouts', batch: (db, limit) => once(purgeExpiredLockoutBatchSync(db, now, ctx.lockoutWindowMs, FAMILIAR_MS, limit), limit) });
   return purges;
 }
 

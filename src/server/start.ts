@@ -6,7 +6,7 @@ import type http from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { AUTH_MIGRATIONS, Authenticator, BasicSignIn, FairQueue, LockoutKeeper, basicCaller } from '../auth/index.ts';
-import { cachedUserLookup, createDirectoryRoute, DIRECTORY_MIGRATIONS } from '../directory/index.ts';
+import { cachedUserLookup, createDirectoryRoute, DIRECTORY_MIGRATIONS, findUser as findUserNow } from '../directory/index.ts';
 import type { Logger } from '../observability/logger.ts';
 import { EventService } from '../events/index.ts';
 import { MessageSummaryPackage } from '../mailbox/index.ts';
@@ -92,14 +92,14 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   // then the account for unfamiliar sources; HTTP password checks wait in a fair, bounded queue.
   const { lockout } = config.auth;
   const lockouts = new LockoutKeeper({
-    db,
+    sql,
     logger: logger.child({ component: 'sign-in' }),
     policy: { sourceThreshold: lockout.sourceThreshold, accountThreshold: lockout.accountThreshold, windowMs: lockout.window * 1000, durationMs: lockout.duration * 1000, maxDurationMs: lockout.maxDuration * 1000 },
     // the server locks, so the audit log names the system as who did it
-    audit: (identity, property, oldValue, newValue) => recordAudit(db, { actor: 'system', cmdlet: 'sign-in guard', now: Date.now }, identity, property, oldValue, newValue),
+    audit: (tx, identity, property, oldValue, newValue) => recordAudit(tx, { actor: 'system', cmdlet: 'sign-in guard', now: Date.now }, identity, property, oldValue, newValue),
   });
   const signIn = new BasicSignIn({
-    db,
+    sql,
     domain: config.domain,
     guard: lockouts.guard,
     queue: new FairQueue({ concurrency: config.auth.hashConcurrency, maxQueued: config.auth.hashQueue, maxPerSource: config.auth.hashQueuePerSource }),
@@ -122,19 +122,25 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   const ownOrigins = new OwnOrigins({ names: ownNames, httpPort: () => httpPort, httpsPort: () => httpsPort, allowed: [...config.web.allowedOrigins, ...(config.publicUrl === null ? [] : [config.publicUrl])] });
   const isOwnOrigin = (origin: string): boolean => ownOrigins.isOwn(origin);
   // Browser sessions (src/session), and who is calling an HTTP route: the session cookie or HTTP Basic
-  const webSessions = new WebSessions({ db });
+  const webSessions = new WebSessions({ sql });
   const basic = basicCaller(signIn, config.domain);
   const apiCaller = sessionCaller({ sessions: webSessions, basic, isOwnOrigin, challenge: false });
   // The event packages (RFC 6665): SUBSCRIBE and PUBLISH are part of Allow; the event service
   // starts the packages once the context exists. The EWS URL names the HTTP port, known once HTTP
   // listens; without publicUrl it names the sip.advertise host, else the address the subscriber reached.
   const presence = new PresenceService({ ...config.presence, blocks: databaseBlockList(db), contacts: databaseContactLists(db) });
-  const findUser = cachedUserLookup(db);
-  const userExists = (address: string): boolean => findUser(address) !== undefined;
+  const findUser = cachedUserLookup(sql);
+  const userExists = async (address: string): Promise<boolean> => (await findUser(address)) !== undefined;
+  const displayName = async (address: string): Promise<string | null> => (await findUser(address))?.displayName ?? null;
+  // Transitional: for the modules that still take synchronous lookups (mailbox, SMTP inbound, the
+  // offline worker, history, conversations), a direct read on the node:sqlite connection; each
+  // goes when its module takes the asynchronous form
+  const userExistsNow = (address: string): boolean => findUserNow(db, address) !== undefined;
+  const displayNameNow = (address: string): string | null => findUserNow(db, address)?.displayName ?? null;
   // Where each user's mailbox is: the embedded store, or an external EWS server (config.mailboxes).
   // The embedded mailboxes' quotas apply to EWS, SMTP and the offline spool alike.
   const mailboxQuota = new MailboxQuota(config.mailboxQuota);
-  const mailboxes = createMailboxRouting(config.mailboxes, new EmbeddedMailboxConnector({ db, userExists, quota: mailboxQuota }));
+  const mailboxes = createMailboxRouting(config.mailboxes, new EmbeddedMailboxConnector({ db, userExists: userExistsNow, quota: mailboxQuota }));
   // The DNS the server asks (config dnsServers, else the system's): the MX hosts of outbound mail,
   // and the federation link's SRV records unless federation.dnsServers names other servers. One
   // cache: answers are kept for their TTLs whoever asked.
@@ -160,7 +166,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     // an e-mail to a partner's user (issue 15) is refused before the 202 when no route reaches its
     // domain: only with smtpRoutes.mx false (MX routing reaches every domain)
     smtpRoutes: config.smtpRoutes,
-    displayName: (address) => findUser(address)?.displayName ?? '',
+    displayName: (address) => displayNameNow(address) ?? '',
     retry: { baseMs: config.offlineIm.retryBase * 1000, maxMs: config.offlineIm.retryMax * 1000 },
     deliveryBatch: config.offlineIm.deliveryBatch,
     commitWindowMs: config.offlineIm.commitWindowMs,
@@ -179,7 +185,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     db,
     logger: logger.child({ component: 'history' }),
     commitWindowMs: config.history.commitWindowMs,
-    displayName: (address) => findUser(address)?.displayName ?? '',
+    displayName: (address) => displayNameNow(address) ?? '',
     registrations,
     bindings: async (aor) => (await location.lookup(aor, Date.now())).length,
     onSpooled: (pickupAt) => offline.worker.kick(pickupAt),
@@ -225,8 +231,8 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
       checkDigestUri: config.sip.checkDigestUri,
       nonces: new NonceIssuer({ secret: loadSecret(config.dataDir, 'nonce.key'), lifetimeSeconds: config.sip.nonceLifetime }),
       guard: lockouts.guard,
-      findAccount(username) {
-        const user = findUser(`${username}@${config.domain}`);
+      async findAccount(username) {
+        const user = await findUser(`${username}@${config.domain}`);
         if (!user) return undefined;
         if (user.realm !== config.domain) {
           logger.warn({ user: user.address, realm: user.realm }, 'password of %s was set for realm %s; set it again for %s', user.address, user.realm, config.domain);
@@ -245,7 +251,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
       return socket?.flowTo(ref.remote);
     },
     userExists,
-    displayName: (address) => findUser(address)?.displayName ?? null,
+    displayName,
     messaging: config.messaging,
     events,
     offline,
@@ -274,7 +280,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     history.start();
     const closeHistory = once(() => history.close());
     closers.push(closeHistory);
-    lockouts.start();
+    await lockouts.start();
     closers.push(() => lockouts.close());
     retention.start();
     closers.push(() => retention.close());
@@ -340,9 +346,9 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
       // partners' users on contact lists (issue 15): the link is wired below, so it is read per request
       ...(config.federation === null ? {} : { outboundRefusal: async (sender: string, domain: string) => (ctx.federation === undefined ? { code: 'FEDERATION_DISABLED', warning: `the federation link of ${config.domain} is not running` } : ctx.federation.outboundRefusal(sender, domain)) }) }));
     // the web client's sign-in: /api/session (the session cookie)
-    routes.push(createSessionRoute({ db, logger, domain: config.domain, product: PRODUCT, signIn, sessions: webSessions, isOwnOrigin, baseFor: (req, tls) => ownNames.baseFor(placeOf(req, tls)).base, trustedProxies: config.auth.trustedProxies }));
+    routes.push(createSessionRoute({ sql, logger, domain: config.domain, product: PRODUCT, signIn, sessions: webSessions, isOwnOrigin, baseFor: (req, tls) => ownNames.baseFor(placeOf(req, tls)).base, trustedProxies: config.auth.trustedProxies }));
     // the organisation's address book for signed-in users: /api/directory
-    routes.push(createDirectoryRoute({ db, logger, product: PRODUCT, caller: apiCaller }));
+    routes.push(createDirectoryRoute({ sql, logger, product: PRODUCT, caller: apiCaller }));
     // Missed Conversations and Conversation History of the embedded mailbox: /api/conversations;
     // marking one read notifies the user's message-summary subscribers, as EWS does
     routes.push(
@@ -352,7 +358,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
         product: PRODUCT,
         caller: apiCaller,
         isExternal: (address) => mailboxes.connectorFor(address).name !== EMBEDDED,
-        displayName: (address) => findUser(address)?.displayName,
+        displayName: (address) => displayNameNow(address),
         onMailboxChanged: (address) => messageSummary.mailboxChanged(address),
       }),
     );
@@ -519,7 +525,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
 
     let smtp: Endpoint | null = null;
     if (config.smtpPort !== null) {
-      const listener = await startSmtpInbound({ sql, logger, domain: config.domain, userExists: async (a) => userExists(a), address: config.listen, port: config.smtpPort, quota: mailboxQuota });
+      const listener = await startSmtpInbound({ sql, logger, domain: config.domain, userExists, address: config.listen, port: config.smtpPort, quota: mailboxQuota });
       closers.push(() => listener.close());
       smtp = { address: listener.address, port: listener.port };
     }

@@ -3,7 +3,7 @@
 
 import type { Database, Sql } from '../storage/index.ts';
 import { statement } from '../storage/index.ts';
-import { isSql } from './transitional.ts';
+import { isSql } from '../storage/index.ts';
 
 /** Who is changing what; handed to every repository function that writes. */
 export interface ChangeContext {

@@ -16,7 +16,7 @@ import { statement, VersionedCache } from '../storage/index.ts';
 import type { Identity, InstanceRow, SettingsInstance, SettingsKind } from './model.ts';
 import { CLIENT_POLICY, EXTERNAL_ACCESS_POLICY, GLOBAL, IM_CONFIGURATION, formatIdentity, instanceOf } from './model.ts';
 import { SettingsError } from './errors.ts';
-import { isSql } from './transitional.ts';
+import { isSql } from '../storage/index.ts';
 
 export interface EffectiveSettings {
   readonly EnableOfflineIm: boolean;

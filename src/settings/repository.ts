@@ -14,7 +14,7 @@ import { forgetEffectiveSettings } from './effective.ts';
 import { SettingsError } from './errors.ts';
 import type { Identity, InstanceRow, SettingsInstance, SettingsKind, SettingValue, SettingValues } from './model.ts';
 import { CLIENT_POLICY, EXTERNAL_ACCESS_POLICY, IM_CONFIGURATION, SETTINGS_KINDS, checkValue, defaultValues, displayValue, formatIdentity, instanceOf } from './model.ts';
-import { isSql } from './transitional.ts';
+import { isSql } from '../storage/index.ts';
 
 /**
  * The first migration's table, for the properties a kind had when it shipped: the migration's SQL

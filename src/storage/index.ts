@@ -18,3 +18,4 @@ export type { VersionedCacheOptions } from './version-cache.ts';
 export { VersionedCache } from './version-cache.ts';
 export type { Storage, StorageLocation } from './open.ts';
 export { isPostgresUrl, openStorage } from './open.ts';
+export { isSql } from './transitional.ts';

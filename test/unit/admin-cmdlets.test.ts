@@ -148,7 +148,7 @@ describe('parley admin cmdlets', () => {
     await a.ok('New-CsSite', 'Oslo');
     await a.ok('Enable-CsUser', 'dave@parley.test', '-Password', 'old-pw');
     await a.ok('Set-CsUser', 'dave', '-DisplayName', 'Dave', '-Site', 'Oslo', '-Password', 'new-pw');
-    assert.equal(await a.db((db) => verifyPassword(db, 'dave@parley.test', 'new-pw')), true);
+    assert.equal(await a.sql((sql) => verifyPassword(sql, 'dave@parley.test', 'new-pw')), true);
     const audit = await a.ok('Get-CsAdminAudit', '-Identity', 'dave@*', '-Last', '3');
     assert.match(audit.text, /Property : Password\nOldValue : \*\*\*\nNewValue : \*\*\*/);
     assert.match(audit.text, /Property : DisplayName\nOldValue :\nNewValue : Dave/);

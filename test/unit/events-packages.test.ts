@@ -9,7 +9,7 @@ import { MAILBOX_MIGRATIONS, MISSED_CLASS, MessageSummaryPackage, buildMessageSu
 import type { SipContext } from '../../src/router/context.ts';
 import { GLOBAL, IM_CONFIGURATION, ProvisioningPackage, SETTINGS_MIGRATIONS, updateInstance } from '../../src/settings/index.ts';
 import type { SqlDatabase } from '../../src/storage/index.ts';
-import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
+import { openMemoryDatabase, runMigrations, sqliteSql } from '../../src/storage/index.ts';
 import { ENGINES, closeTestPostgres } from '../harness/engines.ts';
 import { addTestUser, openSettingsDatabase } from './settings-fixture.ts';
 
@@ -22,7 +22,7 @@ const change = { actor: 'test', cmdlet: 'Set-CsImConfiguration', now: () => 1 };
 async function database() {
   const db = openMemoryDatabase();
   runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS]);
-  await addUser(db, { address: BOB, password: 'pw' });
+  await addUser(sqliteSql(db), { address: BOB, password: 'pw' });
   return db;
 }
 

@@ -57,9 +57,9 @@ describe('the group commit', () => {
   });
 
   it('the shorter idle timeout of the two applies', async () => {
-    createSite(db, 'short');
+    await createSite(sqliteSql(db), 'short');
     await createInstance(sqliteSql(db), IM_CONFIGURATION, { scope: 'site', name: 'short' }, { ConversationIdleTimeout: 5 }, change);
-    setUserSite(db, BOB, 'short');
+    await setUserSite(sqliteSql(db), BOB, 'short');
     writeHistoryBatch(db, [text('hi', T0)]);
     assert.equal(listConversations(db, ALICE, 0)[0]?.endsAt, T0 + 5000);
   });

@@ -8,7 +8,7 @@ import pino from 'pino';
 import { DIRECTORY_MIGRATIONS, addUser } from '../../src/directory/index.ts';
 import { EwsMailboxConnector, MAILBOX_MIGRATIONS, MailboxError, MailboxQuota, createEwsRoute, ensureMailbox, findItems, getDistinguishedFolder, grantImpersonation, missedConversationSummary } from '../../src/mailbox/index.ts';
 import type { DeliveryItem } from '../../src/mailbox/index.ts';
-import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
+import { openMemoryDatabase, runMigrations, sqliteSql } from '../../src/storage/index.ts';
 
 const db = openMemoryDatabase();
 runMigrations(db, [DIRECTORY_MIGRATIONS, MAILBOX_MIGRATIONS]);
@@ -16,8 +16,8 @@ const route = createEwsRoute({ db, logger: pino({ level: 'silent' }), domain: 'p
 const server = http.createServer((req, res) => void route.handle(req, res, new URL(req.url ?? '/', 'http://localhost')));
 let url = '';
 before(async () => {
-  await addUser(db, { address: 'gateway@parley.test', password: 'gw-pw' });
-  await addUser(db, { address: 'bob@parley.test', password: 'bob-pw' });
+  await addUser(sqliteSql(db), { address: 'gateway@parley.test', password: 'gw-pw' });
+  await addUser(sqliteSql(db), { address: 'bob@parley.test', password: 'bob-pw' });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/EWS/Exchange.asmx`;
 });

@@ -10,7 +10,7 @@ import { MAILBOX_MIGRATIONS, createAutodiscoverRoute, createEwsRoute } from '../
 import { childElement, childText, parseXml } from '../../src/xml/index.ts';
 import { isSecureOrLocal } from '../../src/auth/http-basic.ts';
 import { OwnNames } from '../../src/server/own-names.ts';
-import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
+import { openMemoryDatabase, runMigrations, sqliteSql } from '../../src/storage/index.ts';
 
 const db = openMemoryDatabase();
 runMigrations(db, [DIRECTORY_MIGRATIONS, MAILBOX_MIGRATIONS]);
@@ -32,7 +32,7 @@ const server = http.createServer((req, res) => {
 });
 let url = '';
 before(async () => {
-  await addUser(db, { address: 'alice@parley.test', password: 'alice-pw' });
+  await addUser(sqliteSql(db), { address: 'alice@parley.test', password: 'alice-pw' });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/ews/Exchange.asmx`;
 });

@@ -12,7 +12,7 @@ import {
 import { addContact, removeContact } from '../../src/presence/contacts.ts';
 import { addToContacts, blockWatcher, unblockWatcher, watcherAddress } from '../../src/presence/policy.ts';
 import { MAX_BLOCKS, MAX_CONTACTS, PRESENCE_MIGRATIONS, PresenceError, PresenceService } from '../../src/presence/index.ts';
-import { transaction } from '../../src/storage/index.ts';
+import { sqliteSql, transaction } from '../../src/storage/index.ts';
 import type { Binding } from '../../src/registrar/index.ts';
 import type { SipContext } from '../../src/router/context.ts';
 import type { ClientTransactionUser, Flow, SipRequest, SipResponse } from '../../src/sip/index.ts';
@@ -26,7 +26,7 @@ const T0 = 1_700_000_000_000;
 async function database(...users: string[]): Promise<Database> {
   const db = openMemoryDatabase();
   runMigrations(db, [DIRECTORY_MIGRATIONS, PRESENCE_MIGRATIONS]);
-  for (const u of users) await addUser(db, { address: `${u}@${D}`, password: 'pw' });
+  for (const u of users) await addUser(sqliteSql(db), { address: `${u}@${D}`, password: 'pw' });
   return db;
 }
 
@@ -59,7 +59,7 @@ describe('presence blocks repository', () => {
     const db = await database('alice');
     assert.throws(() => addBlock(db, `ghost@${D}`, `alice@${D}`, T0), /FOREIGN KEY/);
     addBlock(db, `alice@${D}`, `bob@${D}`, T0);
-    removeUser(db, `alice@${D}`);
+    await removeUser(sqliteSql(db), `alice@${D}`);
     assert.deepEqual(listBlocks(db), []);
   });
 

@@ -24,7 +24,7 @@ async function admin(...users: string[]) {
   const dataDir = join(root, `data-${++dirs}`);
   const db = openDatabase(dataDir);
   runMigrations(db, [DIRECTORY_MIGRATIONS]);
-  for (const u of users) await addUser(db, { address: `${u}@${D}`, password: 'pw' });
+  for (const u of users) await addUser(sqliteSql(db), { address: `${u}@${D}`, password: 'pw' });
   db.close();
   return {
     dataDir,
@@ -133,7 +133,7 @@ describe('Get-CsUserPresence', () => {
   it('is served with the live presence by the server, and block changes reach it at once', async () => {
     const db = openMemoryDatabase();
     runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, PRESENCE_MIGRATIONS]);
-    await addUser(db, { address: `alice@${D}`, password: 'pw' });
+    await addUser(sqliteSql(db), { address: `alice@${D}`, password: 'pw' });
     const now = 1_700_000_000_000;
     let changes = 0;
     const live: LivePresence = {

@@ -15,7 +15,7 @@ import type { Binding } from '../../src/registrar/index.ts';
 import type { SipContext } from '../../src/router/context.ts';
 import { createResponseMessage, Headers } from '../../src/sip/index.ts';
 import type { ClientTransactionUser, Flow, SipRequest, SipResponse } from '../../src/sip/index.ts';
-import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
+import { openMemoryDatabase, runMigrations, sqliteSql } from '../../src/storage/index.ts';
 
 const D = 'parley.test';
 const T0 = 1_700_000_000_000;
@@ -89,7 +89,7 @@ describe('resource list URIs and documents', () => {
 async function database(...users: string[]) {
   const db = openMemoryDatabase();
   runMigrations(db, [DIRECTORY_MIGRATIONS, PRESENCE_MIGRATIONS]);
-  for (const u of users) await addUser(db, { address: `${u}@${D}`, password: 'pw', displayName: u === 'bob' ? 'Bob Builder' : null });
+  for (const u of users) await addUser(sqliteSql(db), { address: `${u}@${D}`, password: 'pw', displayName: u === 'bob' ? 'Bob Builder' : null });
   return db;
 }
 
@@ -106,7 +106,7 @@ describe('contact lists repository', () => {
     assert.throws(() => addToContacts(db, `alice@${D}`, `ghost@elsewhere.example`, T0), { code: 'USER_NOT_FOUND' });
     assert.equal(removeContact(db, `alice@${D}`, `carol@${D}`), true);
     assert.equal(removeContact(db, `alice@${D}`, `carol@${D}`), false);
-    removeUser(db, `bob@${D}`);
+    await removeUser(sqliteSql(db), `bob@${D}`);
     assert.deepEqual(listContacts(db, `alice@${D}`), []);
     assert.ok(MAX_CONTACTS >= 100);
   });

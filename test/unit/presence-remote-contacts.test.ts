@@ -6,7 +6,7 @@ import { DIRECTORY_MIGRATIONS, DirectoryError, addUser, removeUser } from '../..
 import { getContact, listContacts, MAX_CONTACTS, removeContact } from '../../src/presence/contacts.ts';
 import { PRESENCE_MIGRATIONS, PresenceError, databaseContactLists } from '../../src/presence/index.ts';
 import { addToContacts } from '../../src/presence/policy.ts';
-import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
+import { openMemoryDatabase, runMigrations, sqliteSql } from '../../src/storage/index.ts';
 
 const D = 'org-a.test';
 const T0 = 1_700_000_000_000;
@@ -15,7 +15,7 @@ const allowOrgB = { domain: D, outboundRefusal: (_sender: string, domain: string
 async function database() {
   const db = openMemoryDatabase();
   runMigrations(db, [DIRECTORY_MIGRATIONS, PRESENCE_MIGRATIONS]);
-  for (const u of ['alice', 'bob']) await addUser(db, { address: `${u}@${D}`, password: 'pw', displayName: u === 'bob' ? 'Bob Builder' : null });
+  for (const u of ['alice', 'bob']) await addUser(sqliteSql(db), { address: `${u}@${D}`, password: 'pw', displayName: u === 'bob' ? 'Bob Builder' : null });
   return db;
 }
 
@@ -46,7 +46,7 @@ describe('contact lists with partners\' users', () => {
     const db = await database();
     for (let i = 0; i < MAX_CONTACTS; i++) db.prepare('INSERT INTO presence_remote_contacts (owner, member, created_at) VALUES (?, ?, ?)').run(`bob@${D}`, `u${i}@org-b.test`, T0);
     assert.throws(() => addToContacts(db, `bob@${D}`, `alice@${D}`, T0, allowOrgB), (err: unknown) => err instanceof PresenceError && err.code === 'CONTACT_LIST_FULL');
-    await removeUser(db, `bob@${D}`);
+    await removeUser(sqliteSql(db), `bob@${D}`);
     assert.equal((db.prepare('SELECT count(*) AS n FROM presence_remote_contacts').get() as { n: number }).n, 0);
   });
 });

@@ -21,8 +21,8 @@ describe('settings and sites migrations on sqlite: an existing data directory', 
       'directory/002-sites', 'directory/003-user-demo', 'directory/004-users-version',
       'settings/001-settings', 'settings/002-conversation-timeouts', 'settings/003-external-access-policy', 'settings/004-settings-version',
     ]);
-    assert.equal(userSite(db, 'old@parley.test'), null);
-    assert.deepEqual(listUsers(db).map((u) => [u.address, u.demo]), [['old@parley.test', false]], 'an existing user is not a demo user');
+    assert.equal(await userSite(sqliteSql(db), 'old@parley.test'), null);
+    assert.deepEqual((await listUsers(sqliteSql(db))).map((u) => [u.address, u.demo]), [['old@parley.test', false]], 'an existing user is not a demo user');
     assert.equal((await getInstance(sqliteSql(db), CLIENT_POLICY, GLOBAL))?.values.EnableIMAutoArchiving, true);
     assert.deepEqual(await migrate(sqliteSql(db), [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS]), []);
     db.close();

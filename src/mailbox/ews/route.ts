@@ -8,6 +8,7 @@ import { send } from '../http-auth.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { HttpRoute } from '../../server/http.ts';
 import type { Database } from '../../storage/index.ts';
+import { sqliteSql } from '../../storage/index.ts';
 import { DEFAULT_XML_LIMITS, XmlError, XmlReader } from '../../xml/index.ts';
 import type { XmlLimits } from '../../xml/index.ts';
 import { lastChange } from '../changes.ts';
@@ -56,7 +57,7 @@ export function createEwsRoute(opts: EwsRouteOptions): HttpRoute {
   const canSendOutside = (address: string) => routeFor(routes, address.slice(address.lastIndexOf('@') + 1)) !== undefined;
   const service = { db: opts.db, domain: opts.domain, userExists, canSendOutside, now: opts.now ?? Date.now, quota: opts.quota ?? new MailboxQuota() };
   const limits = opts.limits ?? DEFAULT_XML_LIMITS;
-  const signIn = opts.signIn ?? new BasicSignIn({ db: opts.db, domain: opts.domain });
+  const signIn = opts.signIn ?? new BasicSignIn({ sql: sqliteSql(opts.db), domain: opts.domain });
   return {
     handle(req, res, url) {
       // IIS, and so Exchange, matches paths case-insensitively; clients write /EWS/Exchange.asmx or /ews/exchange.asmx
