@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { addUser, DIRECTORY_MIGRATIONS } from '../directory/index.ts';
 import { addToContacts, PRESENCE_MIGRATIONS } from '../presence/index.ts';
 import { recordAudit, SETTINGS_MIGRATIONS } from '../settings/index.ts';
-import { DATABASE_FILE, openDatabase, runMigrations, transaction } from '../storage/index.ts';
+import { DATABASE_FILE, openDatabase, runMigrations, sqliteSql } from '../storage/index.ts';
 import { randomBase32 } from '../random-id.ts';
 
 export const DEMO_PEOPLE = [
@@ -46,10 +46,13 @@ export async function createDemoUsers(dataDir: string, domain: string, now: () =
       made.push(user);
     }
     const change = { actor: 'system', cmdlet: 'parley serve --demo', now };
-    transaction(db, () => {
+    // the demo users were made just now: they are the users the contact lists may hold
+    const rules = { userExists: async (address: string) => made.some((u) => u.address === address) };
+    // db is the connection tx is a transaction of: the audit rows commit with the lists
+    await sqliteSql(db).transaction(async (tx) => {
       for (const owner of made) {
         recordAudit(db, change, owner.address, null, null, 'created (demo user)');
-        for (const other of made) if (other !== owner) addToContacts(db, owner.address, other.address, now());
+        for (const other of made) if (other !== owner) await addToContacts(tx, owner.address, other.address, now(), rules);
       }
     });
     return made;
