@@ -26,6 +26,7 @@ import type { HttpRoute } from '../server/http.ts';
 import type { Sql } from '../storage/index.ts';
 import { listBlocks } from './blocks.ts';
 import type { PresenceBlock } from './blocks.ts';
+import type { OutboundDecision } from './policy.ts';
 import { addToContacts, blockWatcher, removeFromContacts, requireBlock, requireContact, unblockWatcher, watcherAddress } from './policy.ts';
 import { listContacts } from './contacts.ts';
 import type { Contact } from './contacts.ts';
@@ -46,7 +47,7 @@ export interface PresenceRouteOptions {
    * The federation decision (ctx.federation.outboundRefusal, issue 15): with it, partners' users
    * may be contacts; absent: contacts are users of `domain` only.
    */
-  outboundRefusal?: (sender: string, domain: string) => { code: string; warning: string } | null | Promise<{ code: string; warning: string } | null>;
+  outboundRefusal?: OutboundDecision;
   /** whether an address is a user of the organisation (the directory): a contact of this domain must be one */
   userExists(address: string): Promise<boolean>;
   /** after a user's contact list changed (PresenceService.contactsChanged) */

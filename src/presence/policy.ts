@@ -49,7 +49,15 @@ function notBlocked(owner: string, watcher: string): PresenceError {
  */
 export interface ContactFederation {
   domain: string;
-  outboundRefusal?: (sender: string, domain: string) => { code: string; warning: string } | null | Promise<{ code: string; warning: string } | null>;
+  outboundRefusal?: OutboundDecision;
+}
+
+/** Why `sender` may not reach `domain`, null when they may: the federation gate's decision, now or once it is made. */
+export type OutboundDecision = (sender: string, domain: string) => Refusal | null | Promise<Refusal | null>;
+
+export interface Refusal {
+  code: string;
+  warning: string;
 }
 
 /** What the contact rules ask of the rest of the server. */

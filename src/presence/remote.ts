@@ -14,6 +14,7 @@
 import type { CancelTimer } from '../events/index.ts';
 import { repeat } from '../events/index.ts';
 import type { SipRequest } from '../sip/index.ts';
+import type { OutboundDecision, Refusal } from './policy.ts';
 import { headerTag, RemoteSubscription } from './remote-subscription.ts';
 import type { RemoteSubscriptionDeps, RemoteView } from './remote-subscription.ts';
 
@@ -23,7 +24,7 @@ export const SWEEP_MS = 30_000;
 /** What each back-end subscription is given (sentBy is read when needed: the link is wired after presence starts), and: */
 export interface RemoteWatcherDeps extends Pick<RemoteSubscriptionDeps, 'timers' | 'logger' | 'product' | 'sentBy' | 'send'> {
   /** why `owner` may not reach `domain` (the federation decision), null when they may */
-  refusal(owner: string, domain: string): Refusal | null | Promise<Refusal | null>;
+  refusal: OutboundDecision;
   /** whether `owner` has an active subscription to their contact list */
   watched(owner: string): boolean;
   /** the partners' users on `owner`'s list */
@@ -32,8 +33,6 @@ export interface RemoteWatcherDeps extends Pick<RemoteSubscriptionDeps, 'timers'
   changed(owner: string): void;
   sweepMs?: number;
 }
-
-type Refusal = { code: string; warning: string };
 
 export class RemoteWatcher {
   readonly #deps: RemoteWatcherDeps;

@@ -324,7 +324,9 @@ export class PresenceService implements EventPackage {
     // one read at a time: two would find the same changes
     running.blockPoll = running.blockPoll.then(async () => {
       if (this.#running !== running) return;
-      const changes = await blocks.changesSince(running.blockSeq ?? (await blocks.lastChange()));
+      // the first read of the log failed: start from now on
+      running.blockSeq ??= await blocks.lastChange();
+      const changes = await blocks.changesSince(running.blockSeq);
       if (changes.length === 0 || this.#running !== running) return;
       running.blockSeq = changes[changes.length - 1]?.seq ?? running.blockSeq;
       blocks.forget?.();
