@@ -61,6 +61,18 @@ describe(`presence blocks repository on ${engine.name}`, () => {
     assert.deepEqual(await listBlocks(db), []);
   });
 
+  it('blocks made at the same time are all logged, each number once', async () => {
+    const db = await database('alice', 'bob');
+    const watchers = ['w1', 'w2', 'w3', 'w4'].map((w) => `${w}@elsewhere.example`);
+    // on PostgreSQL these are concurrent transactions: conflicts are run again, the log's writers take turns
+    const results = await Promise.all(watchers.flatMap((w) => [addBlock(db, `alice@${D}`, w, T0), addBlock(db, `bob@${D}`, w, T0)]));
+    assert.ok(results.every((r) => r.created));
+    const changes = await blockChangesSince(db, 0);
+    assert.equal(changes.length, 8);
+    assert.equal(new Set(changes.map((c) => c.seq)).size, 8);
+    assert.deepEqual(changes.map((c) => `${c.owner} ${c.watcher}`).sort(), watchers.flatMap((w) => [`alice@${D} ${w}`, `bob@${D} ${w}`]).sort());
+  });
+
   it('prunes the change log but never reuses a number', async () => {
     const db = await database('alice');
     await addBlock(db, `alice@${D}`, `bob@${D}`, T0);
