@@ -11,6 +11,7 @@
 import type { Sql } from '../storage/index.ts';
 import { VersionedCache } from '../storage/index.ts';
 import { BLOCK_LIST, hasRoom } from './list-limits.ts';
+import { sharedLoads } from './shared-loads.ts';
 
 /** Changes older than this are pruned from the log: the server polls it every second or so. */
 export const BLOCK_LOG_KEEP_MS = 10 * 60_000;
@@ -124,7 +125,7 @@ export interface BlockList {
  */
 export function databaseBlockList(sql: Sql): BlockList {
   const blocked = new VersionedCache<ReadonlySet<string>>(sql, 'SELECT v FROM presence_version', { maxEntries: 10_000 });
-  const load = async (owner: string) => new Set((await sql.all<{ watcher: string }>('SELECT watcher FROM presence_blocks WHERE owner = ?', [owner])).map((r) => r.watcher));
+  const load = sharedLoads(async (owner: string) => new Set((await sql.all<{ watcher: string }>('SELECT watcher FROM presence_blocks WHERE owner = ?', [owner])).map((r) => r.watcher)));
   return {
     isBlocked: async (owner, watcher) => (await blocked.get(owner, () => load(owner))).has(watcher),
     lastChange: () => lastBlockChange(sql),

@@ -7,6 +7,7 @@
 import type { Sql } from '../storage/index.ts';
 import { VersionedCache } from '../storage/index.ts';
 import { CONTACT_LIST, hasRoom } from './list-limits.ts';
+import { sharedLoads } from './shared-loads.ts';
 
 export { MAX_CONTACTS } from './list-limits.ts';
 
@@ -105,9 +106,11 @@ export function databaseContactLists(sql: Sql): ContactLists {
   const version = 'SELECT CAST(p.v AS TEXT) || \'/\' || CAST(u.v AS TEXT) AS v FROM presence_version p, users_version u';
   const members = new VersionedCache<readonly Contact[]>(sql, version, { maxEntries: 10_000 });
   const owners = new VersionedCache<readonly string[]>(sql, version);
+  const loadMembers = sharedLoads((owner: string) => listContacts(sql, owner));
+  const loadOwners = sharedLoads((member: string) => listsWith(sql, member));
   return {
-    membersOf: (owner) => members.get(owner, () => listContacts(sql, owner)),
-    listsWith: (member) => owners.get(member, () => listsWith(sql, member)),
+    membersOf: (owner) => members.get(owner, () => loadMembers(owner)),
+    listsWith: (member) => owners.get(member, () => loadOwners(member)),
     forget: () => {
       members.clear();
       owners.clear();

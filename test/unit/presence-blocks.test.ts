@@ -15,7 +15,7 @@ import type { Binding } from '../../src/registrar/index.ts';
 import type { SipContext } from '../../src/router/context.ts';
 import type { ClientTransactionUser, Flow, SipRequest, SipResponse } from '../../src/sip/index.ts';
 import { createResponseMessage } from '../../src/sip/index.ts';
-import type { SqlDatabase } from '../../src/storage/index.ts';
+import type { Sql, SqlDatabase, SqlValue } from '../../src/storage/index.ts';
 import { closeTestPostgres, ENGINES } from '../harness/engines.ts';
 import { closePresenceDatabases, presenceDatabase, quiet, removeUserRow, until } from './presence-database.ts';
 
@@ -71,6 +71,34 @@ describe(`presence blocks repository on ${engine.name}`, () => {
     assert.equal(changes.length, 8);
     assert.equal(new Set(changes.map((c) => c.seq)).size, 8);
     assert.deepEqual(changes.map((c) => `${c.owner} ${c.watcher}`).sort(), watchers.flatMap((w) => [`alice@${D} ${w}`, `bob@${D} ${w}`]).sort());
+  });
+
+  it('a burst of asks for one owner\'s blocks (a NOTIFY fan-out) reads them once', async () => {
+    const db = await database('alice');
+    await addBlock(db, `alice@${D}`, `mallory@${D}`, T0);
+    const reads: string[] = [];
+    const counted: Sql = {
+      engine: db.engine,
+      inTransaction: false,
+      all<T>(query: string, params?: readonly SqlValue[]) {
+        reads.push(query);
+        return db.all<T>(query, params);
+      },
+      get: <T>(query: string, params?: readonly SqlValue[]) => db.get<T>(query, params),
+      run: (query, params) => db.run(query, params),
+      exec: (query) => db.exec(query),
+      transaction: (fn, options) => db.transaction(fn, options),
+    };
+    const blocks = databaseBlockList(counted);
+    const watchers = Array.from({ length: 20 }, (_, i) => i === 7 ? `mallory@${D}` : `w${i}@${D}`);
+    const burst = () => Promise.all(watchers.map((w) => blocks.isBlocked(`alice@${D}`, w)));
+    assert.deepEqual((await burst()).map((b, i) => (b ? i : -1)).filter((i) => i >= 0), [7]);
+    assert.equal(reads.length, 1, 'one read for the burst');
+    await burst();
+    assert.equal(reads.length, 1, 'kept');
+    blocks.forget?.();
+    await burst();
+    assert.equal(reads.length, 2, 'one read again after forget');
   });
 
   it('prunes the change log but never reuses a number', async () => {
