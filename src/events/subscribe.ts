@@ -247,12 +247,12 @@ export function subscribeHandler(events: SubscribeDeps): MethodHandler {
  * A local user's new subscription to a partner's user: only federated packages leave the
  * organisation, and only where the gate lets the user go (the same decision as for a MESSAGE).
  */
-function subscribeToPartner(ctx: SipContext, incoming: Incoming, events: SubscribeDeps, pkg: EventPackage, watcher: string, domain: string): Promise<void> | void {
+async function subscribeToPartner(ctx: SipContext, incoming: Incoming, events: SubscribeDeps, pkg: EventPackage, watcher: string, domain: string): Promise<void> {
   if (pkg.federated !== true) {
     reply(ctx, incoming, 403, { warning: `${pkg.name} subscriptions stay within ${ctx.domain}; subscriptions to partner organisations: ${events.federatedEvents || 'none'}` });
     return;
   }
-  const refusal = ctx.federation?.outboundRefusal(watcher, domain) ?? null;
+  const refusal = (await ctx.federation?.outboundRefusal(watcher, domain)) ?? null;
   if (refusal !== null) {
     incoming.log.info({ watcher, domain, code: refusal.code }, 'SUBSCRIBE to %s refused: %s', domain, refusal.warning);
     reply(ctx, incoming, 403, { warning: refusal.warning });

@@ -77,7 +77,6 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   const db = openDatabase(config.dataDir);
   // The storage handle the repositories take (src/storage/sql.ts); `db` serves those not moved yet.
   const sql = sqliteSql(db);
-  void sql; // until the first repository takes it (the helpers moving them are at work)
   // parley.pid: `parley restore` and a second `serve` learn that this directory is in use
   let unlock: () => void;
   try {
@@ -128,7 +127,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   // The event packages (RFC 6665): SUBSCRIBE and PUBLISH are part of Allow; the event service
   // starts the packages once the context exists. The EWS URL names the HTTP port, known once HTTP
   // listens; without publicUrl it names the sip.advertise host, else the address the subscriber reached.
-  const presence = new PresenceService({ ...config.presence, blocks: databaseBlockList(db), contacts: databaseContactLists(db) });
+  const presence = new PresenceService({ ...config.presence, blocks: databaseBlockList(sql), contacts: databaseContactLists(sql) });
   const findUser = cachedUserLookup(sql);
   const userExists = async (address: string): Promise<boolean> => (await findUser(address)) !== undefined;
   const displayName = async (address: string): Promise<string | null> => (await findUser(address))?.displayName ?? null;
@@ -342,7 +341,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     routes.push(createEwsRoute({ db, logger, domain: config.domain, product: PRODUCT, names: ownNames, signIn, smtpRoutes: config.smtpRoutes, quota: mailboxQuota, onMailboxChanged: (address) => messageSummary.mailboxChanged(address), onRequest: (operation, fault) => metrics.ewsRequest(operation, fault) }));
     routes.push(createAutodiscoverRoute({ db, logger, domain: config.domain, product: PRODUCT, names: ownNames, signIn }));
     // a user's blocked watchers and contact list: /presence/blocked, /presence/contacts (HTTP Basic, as EWS)
-    routes.push(createPresenceRoute({ db, logger, domain: config.domain, product: PRODUCT, signIn, caller: sessionCaller({ sessions: webSessions, basic, isOwnOrigin, challenge: true }), onBlocksChanged: () => presence.blocksChanged(), onContactsChanged: (owner) => presence.contactsChanged(owner),
+    routes.push(createPresenceRoute({ sql, logger, domain: config.domain, product: PRODUCT, userExists, caller: sessionCaller({ sessions: webSessions, basic, isOwnOrigin, challenge: true }), onBlocksChanged: () => void presence.blocksChanged(), onContactsChanged: (owner) => presence.contactsChanged(owner),
       // partners' users on contact lists (issue 15): the link is wired below, so it is read per request
       ...(config.federation === null ? {} : { outboundRefusal: (sender: string, domain: string) => (ctx.federation === undefined ? { code: 'FEDERATION_DISABLED', warning: `the federation link of ${config.domain} is not running` } : ctx.federation.outboundRefusal(sender, domain)) }) }));
     // the web client's sign-in: /api/session (the session cookie)
