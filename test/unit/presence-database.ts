@@ -10,27 +10,6 @@ import { migrate } from '../../src/storage/index.ts';
 import type { Sql, SqlDatabase } from '../../src/storage/index.ts';
 import type { EngineUnderTest } from '../harness/engines.ts';
 
-/**
- * Until the directory's migrations have PostgreSQL text of their own (the directory's move to
- * `Sql`), the part of its schema presence needs: the users table and its version row. Used only
- * on PostgreSQL while DIRECTORY_MIGRATIONS has none.
- */
-const POSTGRES_USERS = `CREATE TABLE users (
-  address TEXT NOT NULL PRIMARY KEY CHECK (address = lower(address)),
-  display_name TEXT,
-  password_hash TEXT NOT NULL,
-  digest_realm TEXT NOT NULL,
-  ha1_md5 TEXT NOT NULL,
-  ha1_sha256 TEXT NOT NULL,
-  created_at BIGINT NOT NULL,
-  updated_at BIGINT NOT NULL,
-  demo INTEGER NOT NULL DEFAULT 0 CHECK (demo IN (0, 1))
-);
-CREATE TABLE users_version (v BIGINT NOT NULL);
-INSERT INTO users_version (v) VALUES (0);
-CREATE FUNCTION users_version_bump() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN UPDATE users_version SET v = v + 1; RETURN NULL; END $$;
-CREATE TRIGGER users_version AFTER INSERT OR UPDATE OR DELETE ON users FOR EACH STATEMENT EXECUTE FUNCTION users_version_bump();`;
-
 const open = new Set<SqlDatabase>();
 
 /** Closes (on PostgreSQL: drops) every database presenceDatabase opened: a file's afterEach. */
@@ -47,21 +26,16 @@ export async function closePresenceDatabases(): Promise<void> {
 export async function presenceDatabase(engine: EngineUnderTest, users: ReadonlyArray<string | { address: string; displayName: string | null }> = []): Promise<SqlDatabase> {
   const sql = await engine.open();
   open.add(sql);
-  const directoryOnPostgres = typeof DIRECTORY_MIGRATIONS.migrations[0]?.up !== 'string';
-  if (sql.engine === 'sqlite' || directoryOnPostgres) await migrate(sql, [DIRECTORY_MIGRATIONS, PRESENCE_MIGRATIONS]);
-  else {
-    await sql.exec(POSTGRES_USERS);
-    await migrate(sql, [PRESENCE_MIGRATIONS]);
-  }
+  await migrate(sql, [DIRECTORY_MIGRATIONS, PRESENCE_MIGRATIONS]);
   for (const u of users) await addUserRow(sql, typeof u === 'string' ? { address: u, displayName: null } : u);
   return sql;
 }
 
-/** A user as a row (no password anyone could use). */
-export async function addUserRow(sql: Sql, user: { address: string; displayName: string | null }): Promise<void> {
+/** A user as a row (no password anyone could use), in a site when one is given. */
+export async function addUserRow(sql: Sql, user: { address: string; displayName: string | null; site?: string | null }): Promise<void> {
   await sql.run(
-    "INSERT INTO users (address, display_name, password_hash, digest_realm, ha1_md5, ha1_sha256, created_at, updated_at) VALUES (?, ?, '$none', ?, '', '', 0, 0)",
-    [user.address, user.displayName, user.address.slice(user.address.indexOf('@') + 1)],
+    "INSERT INTO users (address, display_name, password_hash, digest_realm, ha1_md5, ha1_sha256, created_at, updated_at, site) VALUES (?, ?, '$none', ?, '', '', 0, 0, ?)",
+    [user.address, user.displayName, user.address.slice(user.address.indexOf('@') + 1), user.site ?? null],
   );
 }
 
