@@ -77,7 +77,6 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   const db = openDatabase(config.dataDir);
   // The storage handle the repositories take (src/storage/sql.ts); `db` serves those not moved yet.
   const sql = sqliteSql(db);
-  void sql; // until the first repository takes it (the helpers moving them are at work)
   // parley.pid: `parley restore` and a second `serve` learn that this directory is in use
   let unlock: () => void;
   try {
@@ -134,7 +133,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   // Where each user's mailbox is: the embedded store, or an external EWS server (config.mailboxes).
   // The embedded mailboxes' quotas apply to EWS, SMTP and the offline spool alike.
   const mailboxQuota = new MailboxQuota(config.mailboxQuota);
-  const mailboxes = createMailboxRouting(config.mailboxes, new EmbeddedMailboxConnector({ db, userExists, quota: mailboxQuota }));
+  const mailboxes = createMailboxRouting(config.mailboxes, new EmbeddedMailboxConnector({ sql, userExists: async (a) => userExists(a), quota: mailboxQuota }));
   // The DNS the server asks (config dnsServers, else the system's): the MX hosts of outbound mail,
   // and the federation link's SRV records unless federation.dnsServers names other servers. One
   // cache: answers are kept for their TTLs whoever asked.
@@ -333,8 +332,8 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     const routes: HttpRoute[] = [createReadyRoute({ checks, draining: () => drain.draining, product: PRODUCT })];
     // ACME's HTTP-01 challenges: /.well-known/acme-challenge/<token>, plain HTTP (RFC 8555 §8.3)
     if (challenges !== null) routes.push(challenges);
-    routes.push(createEwsRoute({ db, logger, domain: config.domain, product: PRODUCT, names: ownNames, signIn, smtpRoutes: config.smtpRoutes, quota: mailboxQuota, onMailboxChanged: (address) => messageSummary.mailboxChanged(address), onRequest: (operation, fault) => metrics.ewsRequest(operation, fault) }));
-    routes.push(createAutodiscoverRoute({ db, logger, domain: config.domain, product: PRODUCT, names: ownNames, signIn }));
+    routes.push(createEwsRoute({ sql, userExists: async (a) => userExists(a), logger, domain: config.domain, product: PRODUCT, names: ownNames, signIn, smtpRoutes: config.smtpRoutes, quota: mailboxQuota, onMailboxChanged: (address) => messageSummary.mailboxChanged(address), onRequest: (operation, fault) => metrics.ewsRequest(operation, fault) }));
+    routes.push(createAutodiscoverRoute({ displayName: async (a) => findUser(a)?.displayName ?? null, logger, domain: config.domain, product: PRODUCT, names: ownNames, signIn }));
     // a user's blocked watchers and contact list: /presence/blocked, /presence/contacts (HTTP Basic, as EWS)
     routes.push(createPresenceRoute({ db, logger, domain: config.domain, product: PRODUCT, signIn, caller: sessionCaller({ sessions: webSessions, basic, isOwnOrigin, challenge: true }), onBlocksChanged: () => presence.blocksChanged(), onContactsChanged: (owner) => presence.contactsChanged(owner),
       // partners' users on contact lists (issue 15): the link is wired below, so it is read per request
@@ -347,12 +346,12 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     // marking one read notifies the user's message-summary subscribers, as EWS does
     routes.push(
       createConversationsRoute({
-        db,
+        sql,
         logger,
         product: PRODUCT,
         caller: apiCaller,
         isExternal: (address) => mailboxes.connectorFor(address).name !== EMBEDDED,
-        displayName: (address) => findUser(address)?.displayName,
+        displayName: async (address) => findUser(address)?.displayName ?? null,
         onMailboxChanged: (address) => messageSummary.mailboxChanged(address),
       }),
     );

@@ -10,11 +10,14 @@ import { MAILBOX_MIGRATIONS, createAutodiscoverRoute, createEwsRoute } from '../
 import { childElement, childText, parseXml } from '../../src/xml/index.ts';
 import { isSecureOrLocal } from '../../src/auth/http-basic.ts';
 import { OwnNames } from '../../src/server/own-names.ts';
-import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
+import { openMemoryDatabase, runMigrations, sqliteSql } from '../../src/storage/index.ts';
+import { BasicSignIn } from '../../src/auth/http-basic.ts';
+import { findUser } from '../../src/directory/index.ts';
 
 const db = openMemoryDatabase();
 runMigrations(db, [DIRECTORY_MIGRATIONS, MAILBOX_MIGRATIONS]);
-const route = createEwsRoute({ db, logger: pino({ level: 'silent' }), domain: 'parley.test', product: 'Parley/test', limits: { maxBytes: 64 * 1024, maxDepth: 32, maxElements: 1000 } });
+const signIn = new BasicSignIn({ db, domain: 'parley.test' });
+const route = createEwsRoute({ sql: sqliteSql(db), signIn, userExists: async (a) => findUser(db, a) !== undefined, logger: pino({ level: 'silent' }), domain: 'parley.test', product: 'Parley/test', limits: { maxBytes: 64 * 1024, maxDepth: 32, maxElements: 1000 } });
 // this machine, as the route sees it: a fixed host name and addresses, not the test runner's
 const names = new OwnNames({
   listen: '127.0.0.1', domain: 'parley.test', publicHosts: ['im.example.com'], httpPort: () => (server.address() as AddressInfo).port,
@@ -22,7 +25,7 @@ const names = new OwnNames({
 });
 const warnings: string[] = [];
 const logger = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) });
-const autodiscover = createAutodiscoverRoute({ db, logger, domain: 'parley.test', product: 'Parley/test', names });
+const autodiscover = createAutodiscoverRoute({ signIn, displayName: async (a) => findUser(db, a)?.displayName ?? null, logger, domain: 'parley.test', product: 'Parley/test', names });
 const server = http.createServer((req, res) => {
   const url = new URL(req.url ?? '/', 'http://localhost');
   if (!route.handle(req, res, url) && !autodiscover.handle(req, res, url)) {
