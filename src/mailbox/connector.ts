@@ -18,6 +18,7 @@ import type { MissedSummary } from './missed.ts';
 import { MailboxQuota } from './quota.ts';
 import type { QuotaRefusal } from './quota.ts';
 import { mailboxSizeOf } from './usage.ts';
+import { WRITE, lockMailbox } from './writes.ts';
 
 /** A plain message: what the Inbox takes from the offline pipeline (a partner's offline messages). */
 export const NOTE_CLASS = 'IPM.Note';
@@ -140,7 +141,7 @@ export class EmbeddedMailboxConnector implements MailboxConnector {
 
   async deliver(item: DeliveryItem): Promise<DeliveryResult> {
     await this.#admissible(item);
-    return this.#sql.transaction((tx) => this.#storeOnce(tx, item));
+    return this.#sql.transaction((tx) => this.#storeOnce(tx, item), WRITE);
   }
 
   /** One transaction (one fsync) for the whole batch; each item in its own savepoint, so one failure spoils no other. */
@@ -164,7 +165,7 @@ export class EmbeddedMailboxConnector implements MailboxConnector {
         }
       }
       return outcomes;
-    });
+    }, WRITE);
   }
 
   async missedSummary(mailbox: string): Promise<MissedSummary> {
@@ -199,6 +200,8 @@ export class EmbeddedMailboxConnector implements MailboxConnector {
 
   async #store(tx: Sql, item: DeliveryItem): Promise<DeliveryResult> {
     const mailbox = await ensureMailbox(tx, item.mailbox, this.#now);
+    // after the mailbox's other writers: a delivery of this id that committed meanwhile is found here
+    await lockMailbox(tx, mailbox.id);
     const earlier = await findItemByInternetMessageId(tx, mailbox.id, item.internetMessageId);
     if (earlier !== undefined) return { itemId: earlier.id, created: false };
     const created = await createItem(

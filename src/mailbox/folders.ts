@@ -6,6 +6,7 @@ import type { Sql } from '../storage/index.ts';
 import { MailboxError } from './errors.ts';
 import { isWellFormedId, newChangeKey, newId } from './ids.ts';
 import { folderTreeUsage, growMailbox } from './usage.ts';
+import { WRITE, writeMailbox } from './writes.ts';
 
 /** EWS DistinguishedFolderId names Parley keeps (EWS reference, DistinguishedFolderId). */
 export const DISTINGUISHED_FOLDERS = ['msgfolderroot', 'inbox', 'drafts', 'sentitems', 'deleteditems', 'conversationhistory', 'junkemail', 'outbox', 'calendar', 'contacts'] as const;
@@ -70,7 +71,7 @@ export async function ensureMailbox(sql: Sql, address: string, now: () => number
       if (name !== 'msgfolderroot') await tx.run(insert, [newId(), mailboxId, rootId, name, DISPLAY_NAMES[name], FOLDER_CLASSES[name] ?? 'IPF.Note', newChangeKey(), at]);
     }
     return { id: mailboxId, address: normalised };
-  });
+  }, WRITE);
 }
 
 export async function findMailbox(sql: Sql, address: string): Promise<Mailbox | undefined> {
@@ -165,7 +166,7 @@ export async function listFolders(sql: Sql, mailboxId: number, parentId: string,
 export async function createFolder(sql: Sql, mailboxId: number, parentId: string, displayName: string, folderClass = 'IPF.Note', now: () => number = Date.now): Promise<FolderRecord> {
   const name = displayName.trim();
   if (name === '' || name.length > 255) throw new MailboxError('INVALID_REQUEST', 'a folder needs a display name of 1 to 255 characters');
-  return sql.transaction(async (tx) => {
+  return writeMailbox(sql, mailboxId, async (tx) => {
     const parent = await getFolder(tx, mailboxId, parentId);
     const clash = await tx.get('SELECT 1 AS x FROM mail_folders WHERE parent_id = ? AND lower(display_name) = lower(?)', [parent.id, name]);
     if (clash !== undefined) throw new MailboxError('FOLDER_EXISTS', `a folder named ${JSON.stringify(name)} already exists there`);
@@ -180,7 +181,7 @@ export async function createFolder(sql: Sql, mailboxId: number, parentId: string
  * Deleted Items (MoveToDeletedItems). Distinguished folders cannot be deleted.
  */
 export async function deleteFolder(sql: Sql, mailboxId: number, folderId: string, mode: 'HardDelete' | 'SoftDelete' | 'MoveToDeletedItems'): Promise<void> {
-  await sql.transaction(async (tx) => {
+  await writeMailbox(sql, mailboxId, async (tx) => {
     const folder = await getFolder(tx, mailboxId, folderId);
     if (folder.distinguished !== null) throw new MailboxError('DISTINGUISHED_FOLDER', `${folder.displayName} is a distinguished folder and cannot be deleted`);
     const deleted = await getDistinguishedFolder(tx, mailboxId, 'deleteditems');

@@ -7,6 +7,7 @@ import { distinguishedFolderId, getFolder, requireFolderId } from './folders.ts'
 import { logChange } from './changes.ts';
 import { isWellFormedId, newChangeKey, newId } from './ids.ts';
 import { growMailbox } from './usage.ts';
+import { writeMailbox } from './writes.ts';
 
 export interface Mailer {
   address: string;
@@ -144,7 +145,7 @@ const mailers = (list: readonly Mailer[] | undefined): string => JSON.stringify(
 
 /** Creates an item in a folder of this mailbox. INVALID_REQUEST when the InternetMessageId is already used here. */
 export async function createItem(sql: Sql, mailboxId: number, folderId: string, item: NewItem, now: () => number = Date.now): Promise<ItemRecord> {
-  return sql.transaction(async (tx) => {
+  return writeMailbox(sql, mailboxId, async (tx) => {
     const folder = { id: await requireFolderId(tx, mailboxId, folderId) };
     const messageId = item.internetMessageId ?? null;
     if (messageId !== null && (await findItemByInternetMessageId(tx, mailboxId, messageId)) !== undefined) {
@@ -233,7 +234,7 @@ export interface ItemChanges {
 
 /** Applies the changes and gives the item a new ChangeKey. */
 export async function updateItem(sql: Sql, mailboxId: number, itemId: string, changes: ItemChanges, now: () => number = Date.now): Promise<ItemRecord> {
-  return sql.transaction(async (tx) => {
+  return writeMailbox(sql, mailboxId, async (tx) => {
     const item = await getItem(tx, mailboxId, itemId);
     const subject = changes.subject ?? item.subject;
     const isRead = changes.isRead ?? item.isRead;
@@ -255,7 +256,7 @@ export async function updateItem(sql: Sql, mailboxId: number, itemId: string, ch
  * through the transaction's handle it is given.
  */
 export async function deleteItem(sql: Sql, mailboxId: number, itemId: string, mode: DeleteMode, now: () => number = Date.now, beforeSoftDelete?: (tx: Sql) => Promise<void>): Promise<void> {
-  await sql.transaction(async (tx) => {
+  await writeMailbox(sql, mailboxId, async (tx) => {
     const item = await getItem(tx, mailboxId, itemId);
     const at = now();
     await logChange(tx, mailboxId, item.folderId, item.id, 'delete', at);
@@ -278,7 +279,7 @@ export async function deleteItem(sql: Sql, mailboxId: number, itemId: string, mo
 
 /** Moves the item to another folder of the same mailbox; it keeps its id and gets a new ChangeKey. */
 export async function moveItem(sql: Sql, mailboxId: number, itemId: string, folderId: string, now: () => number = Date.now): Promise<ItemRecord> {
-  return sql.transaction(async (tx) => {
+  return writeMailbox(sql, mailboxId, async (tx) => {
     const item = await getItem(tx, mailboxId, itemId);
     const folder = await requireFolderId(tx, mailboxId, folderId);
     if (folder === item.folderId) return item;

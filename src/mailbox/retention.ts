@@ -10,6 +10,7 @@
 // than miss a change (changes.ts: changeFloor).
 import type { Sql } from '../storage/index.ts';
 import { changeFloor } from './changes.ts';
+import { WRITE } from './writes.ts';
 
 /** Deletes up to `limit` pull subscriptions that lapsed before `now`; returns how many. */
 export async function purgeLapsedSubscriptions(sql: Sql, now: number, limit: number): Promise<number> {
@@ -35,6 +36,8 @@ export interface ChangeLogCutoffs {
  */
 export async function compactChangeLogBatch(sql: Sql, c: ChangeLogCutoffs, limit: number): Promise<{ deleted: number; more: boolean }> {
   return sql.transaction(async (tx) => {
+    // one compaction at a time, whichever node runs it (PostgreSQL; SQLite has one writer)
+    if (tx.engine === 'postgres') await tx.get('SELECT seq FROM mail_changes_floor WHERE id = 1 FOR UPDATE');
     const floor = await changeFloor(tx);
     // what every live pull subscription has read; a lapsed one holds nothing back
     const heldRow = await tx.get<{ p: number | null }>('SELECT min(position) AS p FROM mail_subscriptions WHERE expires_at >= ?', [c.now]);
@@ -64,7 +67,7 @@ export async function compactChangeLogBatch(sql: Sql, c: ChangeLogCutoffs, limit
     // a subscription the floor passed would miss events: it ends, as a lapsed one does
     await tx.run('DELETE FROM mail_subscriptions WHERE position < ?', [top]);
     return { deleted, more: !stopped && rows.length === limit };
-  });
+  }, WRITE);
 }
 
 /** When the oldest change-log row was written (epoch ms), null when the log is empty. */

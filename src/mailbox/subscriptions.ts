@@ -5,6 +5,7 @@ import type { ChangeKind } from './changes.ts';
 import { lastChange } from './changes.ts';
 import { MailboxError } from './errors.ts';
 import { newId } from './ids.ts';
+import { WRITE } from './writes.ts';
 
 export interface Subscription {
   id: string;
@@ -64,7 +65,7 @@ export async function pollSubscription(sql: Sql, sub: Subscription, from: number
       .map((r) => ({ seq: Number(r.seq), folderId: r.folder_id, itemId: r.item_id, kind: r.kind, at: Number(r.at) }));
     await tx.run('UPDATE mail_subscriptions SET position = ?, expires_at = ? WHERE id = ?', [position, now + sub.timeoutMinutes * 60_000, sub.id]);
     return { changes, more, position };
-  });
+  }, WRITE);
 }
 
 export async function removeSubscription(sql: Sql, mailboxId: number, id: string, now: number): Promise<void> {

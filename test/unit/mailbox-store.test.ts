@@ -112,6 +112,34 @@ for (const engine of ENGINES) describe(`mailbox store on ${engine.name}`, () => 
     assert.equal(await codeOf(() => getItem(sql, a.id, "1' OR 1=1 --")), 'ID_MALFORMED');
   });
 
+  it('numbers changes in commit order: a reader that follows the log misses none of many concurrent writers', async () => {
+    const sql = await fresh();
+    const boxes = [];
+    for (const name of ['a', 'b', 'c', 'd']) boxes.push(await ensureMailbox(sql, `${name}@parley.test`));
+    const inboxes = await Promise.all(boxes.map((b) => distinguishedFolderId(sql, b.id, 'inbox')));
+    const seen = new Set<number>();
+    let position = 0;
+    const follow = async () => {
+      for (const row of await sql.all<{ seq: number }>('SELECT seq FROM mail_changes WHERE seq > ? ORDER BY seq', [position])) {
+        seen.add(Number(row.seq));
+        position = Number(row.seq);
+      }
+    };
+    let writing = true;
+    const reader = (async () => {
+      while (writing) await follow();
+    })();
+    await Promise.all(boxes.map(async (box, i) => {
+      for (let n = 0; n < 10; n++) await createItem(sql, box.id, inboxes[i]!, { subject: `${i}.${n}` });
+    }));
+    writing = false;
+    await reader;
+    await follow();
+    const all = (await sql.all<{ seq: number }>('SELECT seq FROM mail_changes ORDER BY seq')).map((r) => Number(r.seq));
+    assert.equal(all.length, 40);
+    assert.deepEqual([...seen].sort((x, y) => x - y), all, 'every change was seen by the reader that moved past it');
+  });
+
   it('deletes hard, soft, and to Deleted Items', async () => {
     const sql = await fresh();
     const a = await ensureMailbox(sql, 'alice@parley.test');

@@ -18,6 +18,7 @@ import { createItem, findItemByInternetMessageId } from '../items.ts';
 import type { Mailer } from '../items.ts';
 import { MailboxError } from '../errors.ts';
 import { MailboxQuota } from '../quota.ts';
+import { WRITE } from '../writes.ts';
 
 export interface SmtpInboundOptions {
   db: Database;
@@ -127,7 +128,7 @@ export async function startSmtpInbound(opts: SmtpInboundOptions): Promise<SmtpLi
         count++;
       }
       return count;
-    });
+    }, WRITE);
   }
 
   await new Promise<void>((resolve, reject) => {

@@ -22,6 +22,7 @@ import { itemIdXml, readNewMessage } from '../item-xml.ts';
 import { M_NS } from '../names.ts';
 import type { EwsContext, EwsOperation } from '../operation.ts';
 import { responseOf } from '../write.ts';
+import { WRITE } from '../../writes.ts';
 
 type Disposition = 'SaveOnly' | 'SendOnly' | 'SendAndSaveCopy';
 
@@ -81,7 +82,7 @@ async function createOne(ctx: EwsContext, disposition: Disposition, saved: XmlEl
       await createItem(tx, mailbox.id, inbox, { ...sent, itemClass: 'IPM.Note', isRead: false, internetMessageId: null }, ctx.now);
     }
     if (copyFolder) await createItem(tx, ctx.mailbox.id, copyFolder.id, { ...sent, isRead: true, internetMessageId: messageId }, ctx.now);
-  });
+  }, WRITE);
   return '<m:Items/>';
 }
 
