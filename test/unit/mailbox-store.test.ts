@@ -9,6 +9,7 @@ import {
   deleteItem,
   distinguishedFolderId,
   ensureMailbox,
+  findConversations,
   findItems,
   getDistinguishedFolder,
   getFolder,
@@ -95,6 +96,23 @@ for (const engine of ENGINES) describe(`mailbox store on ${engine.name}`, () => 
     assert.equal(after.isRead, true);
     assert.equal((await findItems(sql, a.id, ch.id, { filter: { op: 'eq', field: 'isRead', value: false } })).total, 4);
     assert.equal((await getFolder(sql, a.id, ch.id)).unreadCount, 4);
+  });
+
+  it('searches Conversation History case-insensitively, taking % and _ literally, and compares missing values as unequal', async () => {
+    const sql = await fresh();
+    const a = await ensureMailbox(sql, 'alice@parley.test');
+    const ch = await distinguishedFolderId(sql, a.id, 'conversationhistory');
+    await createItem(sql, a.id, ch, { itemClass: 'IPM.Note.Microsoft.Missed', subject: 'Budget 100% done', bodyText: 'see you' });
+    await createItem(sql, a.id, ch, { itemClass: 'IPM.Note.Microsoft.Conversation', subject: 'lunch', bodyText: 'THE_PLAN is set', internetMessageId: '<x@y>' });
+    await createItem(sql, a.id, ch, { itemClass: 'IPM.Note.Microsoft.Conversation', subject: 'Budget 1000 done', bodyText: 'theXplan' });
+    const subjects = async (kind: 'missed' | 'history' | 'all', text: string) => (await findConversations(sql, 'alice@parley.test', { kind, text, offset: 0, max: 10 })).items.map((i) => i.subject).sort();
+    assert.deepEqual(await subjects('all', '100%'), ['Budget 100% done']);
+    assert.deepEqual(await subjects('all', 'the_plan'), ['lunch']);
+    assert.deepEqual(await subjects('all', 'BUDGET'), ['Budget 100% done', 'Budget 1000 done']);
+    assert.deepEqual(await subjects('history', 'budget'), ['Budget 1000 done']);
+    assert.deepEqual(await subjects('missed', ''), ['Budget 100% done']);
+    const noId = await findItems(sql, a.id, ch, { filter: { op: 'ne', field: 'internetMessageId', value: '<x@y>' } });
+    assert.equal(noId.total, 2, 'an item without an InternetMessageId is not equal to one');
   });
 
   it('never serves another mailbox and tells malformed ids apart', async () => {
