@@ -93,10 +93,11 @@ export interface MailboxConnector {
 }
 
 /**
- * How long checkQuota trusts a mailbox size it read: the spool asks twice per offline MESSAGE
- * (recipient and sender), and a lookup costs about 4 µs, 4 % of a core at 5,000 messages a second.
- * Deliveries through this connector refresh the size at once; EWS and SMTP writes are seen within
- * this time, which lets a mailbox take what arrives in that second past its quota at most.
+ * How long a mailbox size read by loadQuota is trusted: the spool asks twice per offline MESSAGE
+ * (recipient and sender); a lookup costs about 4 µs on SQLite (4 % of a core at 5,000 messages a
+ * second) and a round trip on PostgreSQL. Deliveries through this connector read the size again at
+ * the next check; EWS and SMTP writes (and other nodes' deliveries) are seen within this time,
+ * which lets a mailbox take what arrives in that second past its quota at most.
  */
 const SIZE_TTL_MS = 1_000;
 

@@ -20,12 +20,12 @@ export const createFolderOperation: EwsOperation = {
     return responseOf(
       'CreateFolder',
       await responseMessages('CreateFolder', folders.children, async (f) => {
-          if (f.ns !== T_NS || f.name !== 'Folder') throw new EwsError('ErrorInvalidRequest', `Parley creates mail folders (t:Folder) only, not t:${f.name}`);
-          const name = childText(f, T_NS, 'DisplayName');
-          if (name === undefined) throw new EwsError('ErrorInvalidRequest', 'a folder needs a t:DisplayName');
-          const folderClass = childText(f, T_NS, 'FolderClass')?.trim() || 'IPF.Note';
-          const created = await createFolder(ctx.sql, ctx.mailbox.id, (await resolveFolder(ctx, parent)).id, name, folderClass, ctx.now);
-          return `<m:Folders>${folderXml(created, ID_ONLY_FOLDER)}</m:Folders>`;
+        if (f.ns !== T_NS || f.name !== 'Folder') throw new EwsError('ErrorInvalidRequest', `Parley creates mail folders (t:Folder) only, not t:${f.name}`);
+        const name = childText(f, T_NS, 'DisplayName');
+        if (name === undefined) throw new EwsError('ErrorInvalidRequest', 'a folder needs a t:DisplayName');
+        const folderClass = childText(f, T_NS, 'FolderClass')?.trim() || 'IPF.Note';
+        const created = await createFolder(ctx.sql, ctx.mailbox.id, (await resolveFolder(ctx, parent)).id, name, folderClass, ctx.now);
+        return `<m:Folders>${folderXml(created, ID_ONLY_FOLDER)}</m:Folders>`;
       }),
     );
   },

@@ -33,11 +33,11 @@ export const findFolderOperation: EwsOperation = {
     return responseOf(
       'FindFolder',
       await responseMessages('FindFolder', parents, async (parent) => {
-          const all = await listFolders(ctx.sql, ctx.mailbox.id, (await resolveFolder(ctx, parent)).id, traversal === 'Deep');
-          const matching = restriction === undefined ? all : all.filter((f) => matches(f, restriction));
-          const { start, count } = sliceOf(view, matching.length);
-          const page = matching.slice(start, start + count);
-          return `<m:RootFolder${rootFolderAttrs(view, matching.length, start, count)}><t:Folders>${page.map((f) => folderXml(f, shape)).join('')}</t:Folders></m:RootFolder>`;
+        const all = await listFolders(ctx.sql, ctx.mailbox.id, (await resolveFolder(ctx, parent)).id, traversal === 'Deep');
+        const matching = restriction === undefined ? all : all.filter((f) => matches(f, restriction));
+        const { start, count } = sliceOf(view, matching.length);
+        const page = matching.slice(start, start + count);
+        return `<m:RootFolder${rootFolderAttrs(view, matching.length, start, count)}><t:Folders>${page.map((f) => folderXml(f, shape)).join('')}</t:Folders></m:RootFolder>`;
       }),
     );
   },

@@ -24,17 +24,17 @@ export const updateItemOperation: EwsOperation = {
     return responseOf(
       'UpdateItem',
       await responseMessages('UpdateItem', container.children, async (change) => {
-          if (change.ns !== T_NS || change.name !== 'ItemChange') throw new EwsError('ErrorSchemaValidation', `expected t:ItemChange, found ${change.name}`);
-          const idElement = childElement(change, T_NS, 'ItemId');
-          if (idElement === undefined) throw new EwsError('ErrorInvalidRequest', 'Parley updates items by t:ItemId only');
-          const ref = readItemId(idElement);
-          const changes = readChanges(childElement(change, T_NS, 'Updates'));
-          const current = await getItem(ctx.sql, ctx.mailbox.id, ref.id);
-          if (resolution === 'NeverOverwrite' && ref.changeKey !== undefined && ref.changeKey !== current.changeKey) {
-            throw new EwsError('ErrorIrresolvableConflict', 'the item changed since you read it (its ChangeKey differs); read it again');
-          }
-          const updated = await updateItem(ctx.sql, ctx.mailbox.id, ref.id, changes, ctx.now);
-          return `<m:Items>${itemIdXml(updated)}</m:Items><m:ConflictResults><t:Count>0</t:Count></m:ConflictResults>`;
+        if (change.ns !== T_NS || change.name !== 'ItemChange') throw new EwsError('ErrorSchemaValidation', `expected t:ItemChange, found ${change.name}`);
+        const idElement = childElement(change, T_NS, 'ItemId');
+        if (idElement === undefined) throw new EwsError('ErrorInvalidRequest', 'Parley updates items by t:ItemId only');
+        const ref = readItemId(idElement);
+        const changes = readChanges(childElement(change, T_NS, 'Updates'));
+        const current = await getItem(ctx.sql, ctx.mailbox.id, ref.id);
+        if (resolution === 'NeverOverwrite' && ref.changeKey !== undefined && ref.changeKey !== current.changeKey) {
+          throw new EwsError('ErrorIrresolvableConflict', 'the item changed since you read it (its ChangeKey differs); read it again');
+        }
+        const updated = await updateItem(ctx.sql, ctx.mailbox.id, ref.id, changes, ctx.now);
+        return `<m:Items>${itemIdXml(updated)}</m:Items><m:ConflictResults><t:Count>0</t:Count></m:ConflictResults>`;
       }),
     );
   },
