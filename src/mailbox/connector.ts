@@ -18,7 +18,7 @@ import type { MissedSummary } from './missed.ts';
 import { MailboxQuota } from './quota.ts';
 import type { QuotaRefusal } from './quota.ts';
 import { mailboxSizeOf } from './usage.ts';
-import { WRITE, lockMailbox } from './writes.ts';
+import { WRITE, lockChangeLog, lockMailbox } from './writes.ts';
 
 /** A plain message: what the Inbox takes from the offline pipeline (a partner's offline messages). */
 export const NOTE_CLASS = 'IPM.Note';
@@ -200,8 +200,9 @@ export class EmbeddedMailboxConnector implements MailboxConnector {
   }
 
   async #store(tx: Sql, item: DeliveryItem): Promise<DeliveryResult> {
+    // after the mailbox's other writers (writes.ts): a delivery of this id that committed meanwhile is found here
+    await lockChangeLog(tx);
     const mailbox = await ensureMailbox(tx, item.mailbox, this.#now);
-    // after the mailbox's other writers: a delivery of this id that committed meanwhile is found here
     await lockMailbox(tx, mailbox.id);
     const earlier = await findItemByInternetMessageId(tx, mailbox.id, item.internetMessageId);
     if (earlier !== undefined) return { itemId: earlier.id, created: false };

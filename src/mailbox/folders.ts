@@ -173,7 +173,7 @@ export async function createFolder(sql: Sql, mailboxId: number, parentId: string
     const id = newId();
     await tx.run('INSERT INTO mail_folders (id, mailbox_id, parent_id, distinguished, display_name, folder_class, change_key, created_at) VALUES (?, ?, ?, NULL, ?, ?, ?, ?)', [id, mailboxId, parent.id, name, folderClass, newChangeKey(), now()]);
     return getFolder(tx, mailboxId, id);
-  });
+  }, false);
 }
 
 /**
@@ -194,7 +194,7 @@ export async function deleteFolder(sql: Sql, mailboxId: number, folderId: string
     const freed = await folderTreeUsage(tx, folder.id);
     await growMailbox(tx, mailboxId, -freed.size, -freed.deletedSize);
     await tx.run('DELETE FROM mail_folders WHERE id = ?', [folder.id]); // items and subfolders cascade
-  });
+  }, false);
 }
 
 async function isUnder(sql: Sql, folderId: string, ancestorId: string): Promise<boolean> {

@@ -147,14 +147,21 @@ for (const engine of ENGINES) describe(`mailbox store on ${engine.name}`, () => 
     const reader = (async () => {
       while (writing) await follow();
     })();
+    // and batches of deliveries that make new mailboxes, in opposite orders
+    const note = (mailbox: string, n: number): DeliveryItem => ({
+      mailbox, folder: 'inbox', itemClass: 'IPM.Note', internetMessageId: `<${n}@batch>`, subject: 'note', from: { address: 'x@parley.test' }, to: [], bodyHtml: '', bodyText: 'hi', sentAt: new Date(0), isRead: false,
+    });
+    const connector = new EmbeddedMailboxConnector({ sql, userExists: async () => true });
+    const batches = [0, 1, 2, 3].map((k) => connector.deliverMany(k % 2 === 0 ? [note('e@parley.test', k), note('f@parley.test', k)] : [note('f@parley.test', k), note('e@parley.test', k)]));
     await Promise.all(boxes.map(async (box, i) => {
       for (let n = 0; n < 10; n++) await createItem(sql, box.id, inboxes[i]!, { subject: `${i}.${n}` });
     }));
+    for (const outcomes of await Promise.all(batches)) assert.deepEqual(outcomes.map((o) => o.ok), [true, true]);
     writing = false;
     await reader;
     await follow();
     const all = (await sql.all<{ seq: number }>('SELECT seq FROM mail_changes ORDER BY seq')).map((r) => Number(r.seq));
-    assert.equal(all.length, 40);
+    assert.equal(all.length, 48);
     assert.deepEqual([...seen].sort((x, y) => x - y), all, 'every change was seen by the reader that moved past it');
   });
 

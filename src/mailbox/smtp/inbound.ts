@@ -18,7 +18,7 @@ import { createItem, findItemByInternetMessageId } from '../items.ts';
 import type { Mailer } from '../items.ts';
 import { MailboxError } from '../errors.ts';
 import { MailboxQuota } from '../quota.ts';
-import { WRITE } from '../writes.ts';
+import { WRITE, lockChangeLog, lockMailbox } from '../writes.ts';
 
 export interface SmtpInboundOptions {
   db: Database;
@@ -109,7 +109,9 @@ export async function startSmtpInbound(opts: SmtpInboundOptions): Promise<SmtpLi
     return sql.transaction(async (tx) => {
       let count = 0;
       for (const rcpt of new Set(recipients)) {
+        await lockChangeLog(tx);
         const mailbox = await ensureMailbox(tx, rcpt, now);
+        await lockMailbox(tx, mailbox.id);
         if ((await findItemByInternetMessageId(tx, mailbox.id, messageId)) !== undefined) continue;
         await createItem(tx, mailbox.id, await distinguishedFolderId(tx, mailbox.id, 'inbox'), {
           itemClass: 'IPM.Note', // never an IM class from outside

@@ -22,7 +22,7 @@ import { itemIdXml, readNewMessage } from '../item-xml.ts';
 import { M_NS } from '../names.ts';
 import type { EwsContext, EwsOperation } from '../operation.ts';
 import { responseOf } from '../write.ts';
-import { WRITE } from '../../writes.ts';
+import { WRITE, lockChangeLog } from '../../writes.ts';
 
 type Disposition = 'SaveOnly' | 'SendOnly' | 'SendAndSaveCopy';
 
@@ -67,6 +67,8 @@ async function createOne(ctx: EwsContext, disposition: Disposition, saved: XmlEl
   const sent: NewItem = { ...item, from: sender, sentAt: now, receivedAt: now };
   const messageId = item.internetMessageId ?? `<${randomUUID()}@${ctx.domain}>`;
   await ctx.sql.transaction(async (tx) => {
+    // the locks in their order (writes.ts): it may make the recipients' mailboxes
+    await lockChangeLog(tx);
     const inTx = { ...ctx, sql: tx };
     await ctx.quota.requireRoomToSend(tx, ctx.mailbox);
     for (const address of new Set(local)) await ctx.quota.requireRoomToReceiveAt(tx, address);
