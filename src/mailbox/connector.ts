@@ -112,6 +112,8 @@ export class EmbeddedMailboxConnector implements MailboxConnector {
   readonly #quota: MailboxQuota;
   /** sizes read for checkQuota, and when (one entry per user at most) */
   readonly #sizes = new Map<string, { size: number; readAt: number }>();
+  /** deliveries begun or ended per mailbox: a size read while one was under way is not kept */
+  readonly #deliveries = new Map<string, number>();
 
   /** `userExists` guards against making mailboxes for addresses that are not users. */
   constructor(opts: { sql: Sql; userExists: (address: string) => Promise<boolean>; quota?: MailboxQuota; now?: () => number }) {
@@ -126,7 +128,15 @@ export class EmbeddedMailboxConnector implements MailboxConnector {
     for (const mailbox of new Set(mailboxes)) {
       const known = this.#sizes.get(mailbox);
       if (known !== undefined && now - known.readAt < SIZE_TTL_MS) continue;
-      this.#sizes.set(mailbox, { size: await mailboxSizeOf(this.#sql, mailbox), readAt: now });
+      for (let attempt = 1; ; attempt++) {
+        const before = this.#deliveries.get(mailbox);
+        const size = await mailboxSizeOf(this.#sql, mailbox);
+        // a delivery began or ended meanwhile: read again (a few times; then it is as stale as SIZE_TTL_MS allows)
+        if (before === this.#deliveries.get(mailbox) || attempt === 3) {
+          this.#sizes.set(mailbox, { size, readAt: now });
+          break;
+        }
+      }
     }
   }
 
@@ -141,14 +151,26 @@ export class EmbeddedMailboxConnector implements MailboxConnector {
   }
 
   async deliver(item: DeliveryItem): Promise<DeliveryResult> {
-    await this.#admissible(item);
-    return this.#sql.transaction((tx) => this.#storeOnce(tx, item), WRITE);
+    try {
+      await this.#admissible(item);
+      return await this.#sql.transaction((tx) => this.#storeOnce(tx, item), WRITE);
+    } finally {
+      this.#sizeChanged(item.mailbox);
+    }
   }
 
   /** One transaction (one fsync) for the whole batch; each item in its own savepoint, so one failure spoils no other. */
   async deliverMany(items: readonly DeliveryItem[]): Promise<DeliveryOutcome[]> {
     // the directory is asked before the transaction opens: nothing but this batch's work waits on it
     const refused = await Promise.all(items.map((item) => this.#admissible(item).then(() => undefined, (error: unknown) => ({ error }))));
+    try {
+      return await this.#deliverAll(items, refused);
+    } finally {
+      for (const item of items) this.#sizeChanged(item.mailbox);
+    }
+  }
+
+  #deliverAll(items: readonly DeliveryItem[], refused: ReadonlyArray<{ error: unknown } | undefined>): Promise<DeliveryOutcome[]> {
     return this.#sql.transaction(async (tx) => {
       const outcomes: DeliveryOutcome[] = [];
       for (const [index, item] of items.entries()) {
@@ -175,11 +197,16 @@ export class EmbeddedMailboxConnector implements MailboxConnector {
 
   /** Throws when the item must not be delivered: malformed, or no such user. */
   async #admissible(item: DeliveryItem): Promise<void> {
-    // the size changes now: the next checkQuota reads it again
-    this.#sizes.delete(item.mailbox);
+    this.#sizeChanged(item.mailbox);
     const invalid = deliveryItemError(item);
     if (invalid !== undefined) throw invalid;
     if (!(await this.#userExists(item.mailbox))) throw new MailboxError('MAILBOX_NOT_FOUND', `there is no user ${item.mailbox}, so no mailbox to deliver to`);
+  }
+
+  /** The mailbox's size changes (a delivery begins or has ended): the next loadQuota reads it again. */
+  #sizeChanged(mailbox: string): void {
+    this.#sizes.delete(mailbox);
+    this.#deliveries.set(mailbox, (this.#deliveries.get(mailbox) ?? 0) + 1);
   }
 
   /**
