@@ -139,7 +139,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   // Where each user's mailbox is: the embedded store, or an external EWS server (config.mailboxes).
   // The embedded mailboxes' quotas apply to EWS, SMTP and the offline spool alike.
   const mailboxQuota = new MailboxQuota(config.mailboxQuota);
-  const mailboxes = createMailboxRouting(config.mailboxes, new EmbeddedMailboxConnector({ db, userExists: userExistsNow, quota: mailboxQuota }));
+  const mailboxes = createMailboxRouting(config.mailboxes, new EmbeddedMailboxConnector({ sql, userExists, quota: mailboxQuota }));
   // The DNS the server asks (config dnsServers, else the system's): the MX hosts of outbound mail,
   // and the federation link's SRV records unless federation.dnsServers names other servers. One
   // cache: answers are kept for their TTLs whoever asked.
@@ -338,8 +338,8 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     const routes: HttpRoute[] = [createReadyRoute({ checks, draining: () => drain.draining, product: PRODUCT })];
     // ACME's HTTP-01 challenges: /.well-known/acme-challenge/<token>, plain HTTP (RFC 8555 §8.3)
     if (challenges !== null) routes.push(challenges);
-    routes.push(createEwsRoute({ db, logger, domain: config.domain, product: PRODUCT, names: ownNames, signIn, smtpRoutes: config.smtpRoutes, quota: mailboxQuota, onMailboxChanged: (address) => messageSummary.mailboxChanged(address), onRequest: (operation, fault) => metrics.ewsRequest(operation, fault) }));
-    routes.push(createAutodiscoverRoute({ db, logger, domain: config.domain, product: PRODUCT, names: ownNames, signIn }));
+    routes.push(createEwsRoute({ sql, userExists, logger, domain: config.domain, product: PRODUCT, names: ownNames, signIn, smtpRoutes: config.smtpRoutes, quota: mailboxQuota, onMailboxChanged: (address) => messageSummary.mailboxChanged(address), onRequest: (operation, fault) => metrics.ewsRequest(operation, fault) }));
+    routes.push(createAutodiscoverRoute({ displayName, logger, domain: config.domain, product: PRODUCT, names: ownNames, signIn }));
     // a user's blocked watchers and contact list: /presence/blocked, /presence/contacts (HTTP Basic, as EWS)
     routes.push(createPresenceRoute({ sql, logger, domain: config.domain, product: PRODUCT, userExists, caller: sessionCaller({ sessions: webSessions, basic, isOwnOrigin, challenge: true }), onBlocksChanged: () => void presence.blocksChanged(), onContactsChanged: (owner) => presence.contactsChanged(owner),
       // partners' users on contact lists (issue 15): the link is wired below, so it is read per request
@@ -352,12 +352,12 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     // marking one read notifies the user's message-summary subscribers, as EWS does
     routes.push(
       createConversationsRoute({
-        db,
+        sql,
         logger,
         product: PRODUCT,
         caller: apiCaller,
         isExternal: (address) => mailboxes.connectorFor(address).name !== EMBEDDED,
-        displayName: (address) => displayNameNow(address),
+        displayName,
         onMailboxChanged: (address) => messageSummary.mailboxChanged(address),
       }),
     );
