@@ -101,8 +101,9 @@ export class EventService implements EventNotifications {
       federation: ctx.federation,
       onFlowMoved: (sub, flow) => subscriptions.moveTo(sub, flow),
     });
-    const sweepFailed = (err: unknown): void => ctx.logger.error({ err }, 'looking for subscriptions of removed users failed');
-    const cancelSweep = repeat(this.#timers, this.#userSweepMs, () => void this.sweepRemovedUsers().catch(sweepFailed), sweepFailed);
+    const cancelSweep = repeat(this.#timers, this.#userSweepMs, () => this.sweepRemovedUsers(), (err) => {
+      ctx.logger.error({ err }, 'looking for subscriptions of removed users failed');
+    });
     this.#running = { ctx, subscriptions, notifier, cancelSweep };
     for (const pkg of this.#packages.values()) pkg.start?.(ctx, this);
   }
@@ -178,15 +179,18 @@ export class EventService implements EventNotifications {
     const running = this.#running;
     if (!running) return;
     const { ctx, subscriptions } = running;
+    // the lookups await (the directory, the federation decision): what was live when they began is looked at
     for (const watcher of [...subscriptions.live.watchers()]) {
       if (await this.#partnerWatcher(ctx, watcher)) continue;
       if (await ctx.userExists(watcher)) continue;
+      if (this.#running !== running) return;
       ctx.logger.info({ watcher }, 'subscriptions of %s ended: no such user any more', watcher);
       for (const sub of [...subscriptions.live.ofWatcher(watcher)]) this.terminate(sub, 'rejected');
     }
     for (const { packageName, resource } of [...subscriptions.live.resources()]) {
       const pkg = this.#package(packageName);
       if (await (pkg.hasResource?.(ctx, resource) ?? ctx.userExists(resource))) continue;
+      if (this.#running !== running) return;
       ctx.logger.info({ resource, event: packageName }, '%s subscriptions to %s ended: it exists no more', packageName, resource);
       for (const sub of [...subscriptions.live.ofResource(packageName, resource)]) this.terminate(sub, 'noresource');
     }
@@ -204,9 +208,7 @@ export class EventService implements EventNotifications {
     if (partner === undefined) return false;
     for (const sub of subs) {
       const refusal = await partnerRefusal(ctx, sub.resource, partner);
-      // the decision took a moment: the subscription may have ended meanwhile
-      if (sub.state !== 'active') continue;
-      if (refusal === null) continue;
+      if (refusal === null || this.#running === undefined) continue;
       ctx.logger.info({ watcher, resource: sub.resource }, 'subscription of %s to %s ended: %s', watcher, sub.resource, refusal.warning);
       this.terminate(sub, 'rejected');
     }

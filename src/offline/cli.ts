@@ -109,7 +109,7 @@ export async function runSpoolerCommand(args: string[], io: SpoolerCommandIo, de
     const actor = `cli:${process.env.USER ?? 'unknown'}`;
     if (name === 'quota') {
       const user = values.user === undefined ? undefined : parseAddress(values.user, domain).address;
-      const report = quotaReport(db, {
+      const report = await quotaReport(db, {
         spoolLimits: settings?.spool ?? DEFAULT_SPOOL_QUOTA,
         mailboxQuota: new MailboxQuota(settings?.mailbox ?? DEFAULT_MAILBOX_QUOTA),
         waiting: waitingFromDatabase(db),

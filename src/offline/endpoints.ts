@@ -28,7 +28,7 @@ export function spoolerEndpoints(db: Database, quotas: LiveQuotas, now: () => nu
     {
       method: 'GET',
       path: '/spool/quota',
-      handle: ({ query }) =>
+      handle: async ({ query }) =>
         quotaReport(db, {
           spoolLimits: quotas.spool.limits,
           mailboxQuota: quotas.mailbox,

@@ -7,6 +7,7 @@ import { formatBytes, UNLIMITED } from '../bytes.ts';
 import type { MailboxQuota, MailboxQuotaLimits, StorageLimitStatus } from '../mailbox/index.ts';
 import { mailboxUsages } from '../mailbox/index.ts';
 import type { Database } from '../storage/index.ts';
+import { sqliteSql } from '../storage/index.ts';
 import type { QuotaReason, SpoolQuotaLimits, Tally } from './quota.ts';
 import { listRefusals, undeliveredTotals } from './quota-store.ts';
 
@@ -60,9 +61,9 @@ export function waitingFromDatabase(db: Database): QuotaReportInput['waiting'] {
   return { senders, recipients };
 }
 
-export function quotaReport(db: Database, input: QuotaReportInput): QuotaReport {
+export async function quotaReport(db: Database, input: QuotaReportInput): Promise<QuotaReport> {
   const { mailboxQuota, waiting } = input;
-  const usage = new Map(mailboxUsages(db).map((u) => [u.address, u]));
+  const usage = new Map((await mailboxUsages(sqliteSql(db))).map((u) => [u.address, u]));
   const refusals = listRefusals(db, input.user);
   const addresses = new Set<string>();
   if (input.user !== undefined) addresses.add(input.user);

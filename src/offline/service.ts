@@ -173,6 +173,8 @@ export class OfflineService implements OfflineHandoff {
     const bytes = m.body.byteLength;
     const foreign = kind === 'email' ? m.recipient : kind === 'note' ? m.sender : undefined;
     const mailboxCheck: MailboxCheck = foreign === undefined ? this.#mailboxCheck : (address, direction, pending) => (address === foreign ? undefined : this.#mailboxCheck(address, direction, pending));
+    // the mailboxes' sizes are read first, so that the check and the count stay one synchronous step
+    await Promise.all([m.sender, m.recipient].filter((a) => a !== foreign).map((a) => this.#o.routing.connectorFor(a).connector.loadQuota?.([a])));
     const refused = this.quota.admit({ sender: m.sender, recipient: m.recipient, bytes, now }, mailboxCheck);
     if (refused !== undefined) {
       if (this.#o.logger.isLevelEnabled('debug')) this.#o.logger.debug({ callId: m.callId, from: m.sender, to: m.recipient, reason: refused.reason }, 'offline message refused: %s', refused.setting);

@@ -6,7 +6,8 @@ import { oldestTrace } from '../observability/trace.ts';
 import { oldestSpoolRows, purgeDeliveredBatch, purgeLooseTraceBatch } from '../offline/index.ts';
 import { DEFAULT_IDLE_MS, DEFAULT_MAX_AGE_MS, purgeExpiredSessionBatchSync } from '../session/index.ts';
 import { oldestAudit, purgeAuditBatch } from '../settings/index.ts';
-import type { Database } from '../storage/index.ts';
+import type { Database, Sql } from '../storage/index.ts';
+import { sqliteSql } from '../storage/index.ts';
 import { cutoff, type RetentionPolicy } from './policy.ts';
 
 /** The kinds in /metrics' `kind` label. */
@@ -17,10 +18,13 @@ export type PurgeKind = (typeof PURGE_KINDS)[number];
 export const OLDEST_KINDS = ['delivered', 'failed', 'trace', 'audit', 'change_log'] as const;
 export type OldestKind = (typeof OLDEST_KINDS)[number];
 
-/** One run of one kind: `batch` is called (each call inside its own short transaction) until it says no more. */
+/**
+ * One run of one kind: `batch` is called (each call inside its own short transaction) until it
+ * says no more. `tx` is that transaction's handle, for the purges moved to `Sql` (issue 16).
+ */
 export interface Purge {
   kind: PurgeKind;
-  batch(db: Database, limit: number): { deleted: number; more: boolean };
+  batch(db: Database, limit: number, tx: Sql): { deleted: number; more: boolean } | Promise<{ deleted: number; more: boolean }>;
 }
 
 export interface PurgeContext {
@@ -53,15 +57,15 @@ export function purgesFor(ctx: PurgeContext): Purge[] {
         return { deleted: r.deleted, more: r.more };
       },
     });
-    purges.push({ kind: 'smtp_outbox', batch: (db, limit) => once(purgeSentOutbox(db, delivered, limit), limit) });
+    purges.push({ kind: 'smtp_outbox', batch: async (_db, limit, tx) => once(await purgeSentOutbox(tx, delivered, limit), limit) });
   }
   const audit = cutoff(policy.audit, now);
   if (audit !== undefined) purges.push({ kind: 'audit', batch: (db, limit) => once(purgeAuditBatch(db, audit, limit), limit) });
-  purges.push({ kind: 'mail_subscriptions', batch: (db, limit) => once(purgeLapsedSubscriptions(db, now, limit), limit) });
+  purges.push({ kind: 'mail_subscriptions', batch: async (_db, limit, tx) => once(await purgeLapsedSubscriptions(tx, now, limit), limit) });
   const keepAfter = cutoff(policy.changeLog.minAge, now);
   if (keepAfter !== undefined) {
     const forceBefore = cutoff(policy.changeLog.maxAge, now);
-    purges.push({ kind: 'change_log', batch: (db, limit) => compactChangeLogBatch(db, { keepAfter, forceBefore, now }, limit) });
+    purges.push({ kind: 'change_log', batch: (_db, limit, tx) => compactChangeLogBatch(tx, { keepAfter, forceBefore, now }, limit) });
   }
   purges.push({ kind: 'sessions', batch: (db, limit) => once(purgeExpiredSessionBatchSync(db, now - DEFAULT_IDLE_MS, now - DEFAULT_MAX_AGE_MS, limit), limit) });
   purges.push({ kind: 'lockouts', batch: (db, limit) => once(purgeExpiredLockoutBatchSync(db, now, ctx.lockoutWindowMs, FAMILIAR_MS, limit), limit) });
@@ -69,9 +73,9 @@ export function purgesFor(ctx: PurgeContext): Purge[] {
 }
 
 /** When the oldest kept row of each kind was written (epoch ms; null: none). Each is one indexed read. */
-export function oldestRows(db: Database): Record<OldestKind, number | null> {
+export async function oldestRows(db: Database): Promise<Record<OldestKind, number | null>> {
   const spool = oldestSpoolRows(db);
-  return { delivered: spool.delivered, failed: spool.failed, trace: oldestTrace(db), audit: oldestAudit(db), change_log: oldestChange(db) };
+  return { delivered: spool.delivered, failed: spool.failed, trace: oldestTrace(db), audit: oldestAudit(db), change_log: await oldestChange(sqliteSql(db)) };
 }
 
 function once(deleted: number, limit: number): { deleted: number; more: boolean } {

@@ -4,7 +4,7 @@
 // its commit's fsync ever holds the event loop that answers SIP.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Database } from '../storage/index.ts';
-import { transaction } from '../storage/index.ts';
+import { sqliteSql } from '../storage/index.ts';
 import type { RetentionPolicy } from './policy.ts';
 import { type OldestKind, type PurgeKind, oldestRows, purgesFor } from './purgers.ts';
 
@@ -33,10 +33,10 @@ export async function runPurges(db: Database, request: RunRequest, stopped: () =
   for (const purge of purgesFor(request)) {
     let busy = 0;
     for (;;) {
-      if (stopped()) return { purged, oldest: oldestRows(db), locked };
+      if (stopped()) return { purged, oldest: await oldestRows(db), locked };
       let result;
       try {
-        result = transaction(db, () => purge.batch(db, request.policy.batch));
+        result = await sqliteSql(db).transaction(async (tx) => purge.batch(db, request.policy.batch, tx));
       } catch (err) {
         if (!isBusy(err)) throw err;
         if (++busy >= MAX_BUSY_IN_A_ROW) {
@@ -52,7 +52,7 @@ export async function runPurges(db: Database, request: RunRequest, stopped: () =
       await sleep(pauseMs);
     }
   }
-  return { purged, oldest: oldestRows(db), locked };
+  return { purged, oldest: await oldestRows(db), locked };
 }
 
 function isBusy(err: unknown): boolean {

@@ -47,11 +47,12 @@ export async function createDemoUsers(dataDir: string, domain: string, now: () =
       made.push(user);
     }
     const change = { actor: 'system', cmdlet: 'parley serve --demo', now };
-    // (the contact lists on the node:sqlite connection, inside this transaction on it, until presence has moved to Sql)
+    // the demo users were made just now: they are the users the contact lists may hold
+    const rules = { userExists: async (address: string) => made.some((u) => u.address === address) };
     await sql.transaction(async (tx) => {
       for (const owner of made) {
         await recordAudit(tx, change, owner.address, null, null, 'created (demo user)');
-        for (const other of made) if (other !== owner) addToContacts(db, owner.address, other.address, now());
+        for (const other of made) if (other !== owner) await addToContacts(tx, owner.address, other.address, now(), rules);
       }
     });
     return made;

@@ -77,7 +77,6 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   const db = openDatabase(config.dataDir);
   // The storage handle the repositories take (src/storage/sql.ts); `db` serves those not moved yet.
   const sql = sqliteSql(db);
-  void sql; // until the first repository takes it (the helpers moving them are at work)
   // parley.pid: `parley restore` and a second `serve` learn that this directory is in use
   let unlock: () => void;
   try {
@@ -128,19 +127,17 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   // The event packages (RFC 6665): SUBSCRIBE and PUBLISH are part of Allow; the event service
   // starts the packages once the context exists. The EWS URL names the HTTP port, known once HTTP
   // listens; without publicUrl it names the sip.advertise host, else the address the subscriber reached.
-  const presence = new PresenceService({ ...config.presence, blocks: databaseBlockList(db), contacts: databaseContactLists(db) });
+  const presence = new PresenceService({ ...config.presence, blocks: databaseBlockList(sql), contacts: databaseContactLists(sql) });
   const findUser = cachedUserLookup(sql);
   const userExists = async (address: string): Promise<boolean> => (await findUser(address)) !== undefined;
   const displayName = async (address: string): Promise<string | null> => (await findUser(address))?.displayName ?? null;
-  // Transitional: for the modules that still take synchronous lookups (mailbox, SMTP inbound, the
-  // offline worker, history, conversations), a direct read on the node:sqlite connection; each
-  // goes when its module takes the asynchronous form
-  const userExistsNow = (address: string): boolean => findUserNow(db, address) !== undefined;
+  // Transitional: for the modules that still take synchronous lookups, a direct read on the
+  // node:sqlite connection; each goes when its module takes the asynchronous form
   const displayNameNow = (address: string): string | null => findUserNow(db, address)?.displayName ?? null;
   // Where each user's mailbox is: the embedded store, or an external EWS server (config.mailboxes).
   // The embedded mailboxes' quotas apply to EWS, SMTP and the offline spool alike.
   const mailboxQuota = new MailboxQuota(config.mailboxQuota);
-  const mailboxes = createMailboxRouting(config.mailboxes, new EmbeddedMailboxConnector({ db, userExists: userExistsNow, quota: mailboxQuota }));
+  const mailboxes = createMailboxRouting(config.mailboxes, new EmbeddedMailboxConnector({ sql, userExists, quota: mailboxQuota }));
   // The DNS the server asks (config dnsServers, else the system's): the MX hosts of outbound mail,
   // and the federation link's SRV records unless federation.dnsServers names other servers. One
   // cache: answers are kept for their TTLs whoever asked.
@@ -339,10 +336,10 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     const routes: HttpRoute[] = [createReadyRoute({ checks, draining: () => drain.draining, product: PRODUCT })];
     // ACME's HTTP-01 challenges: /.well-known/acme-challenge/<token>, plain HTTP (RFC 8555 §8.3)
     if (challenges !== null) routes.push(challenges);
-    routes.push(createEwsRoute({ db, logger, domain: config.domain, product: PRODUCT, names: ownNames, signIn, smtpRoutes: config.smtpRoutes, quota: mailboxQuota, onMailboxChanged: (address) => messageSummary.mailboxChanged(address), onRequest: (operation, fault) => metrics.ewsRequest(operation, fault) }));
-    routes.push(createAutodiscoverRoute({ db, logger, domain: config.domain, product: PRODUCT, names: ownNames, signIn }));
+    routes.push(createEwsRoute({ sql, userExists, logger, domain: config.domain, product: PRODUCT, names: ownNames, signIn, smtpRoutes: config.smtpRoutes, quota: mailboxQuota, onMailboxChanged: (address) => messageSummary.mailboxChanged(address), onRequest: (operation, fault) => metrics.ewsRequest(operation, fault) }));
+    routes.push(createAutodiscoverRoute({ displayName, logger, domain: config.domain, product: PRODUCT, names: ownNames, signIn }));
     // a user's blocked watchers and contact list: /presence/blocked, /presence/contacts (HTTP Basic, as EWS)
-    routes.push(createPresenceRoute({ db, logger, domain: config.domain, product: PRODUCT, signIn, caller: sessionCaller({ sessions: webSessions, basic, isOwnOrigin, challenge: true }), onBlocksChanged: () => presence.blocksChanged(), onContactsChanged: (owner) => presence.contactsChanged(owner),
+    routes.push(createPresenceRoute({ sql, logger, domain: config.domain, product: PRODUCT, userExists, caller: sessionCaller({ sessions: webSessions, basic, isOwnOrigin, challenge: true }), onBlocksChanged: () => void presence.blocksChanged(), onContactsChanged: (owner) => presence.contactsChanged(owner),
       // partners' users on contact lists (issue 15): the link is wired below, so it is read per request
       ...(config.federation === null ? {} : { outboundRefusal: async (sender: string, domain: string) => (ctx.federation === undefined ? { code: 'FEDERATION_DISABLED', warning: `the federation link of ${config.domain} is not running` } : ctx.federation.outboundRefusal(sender, domain)) }) }));
     // the web client's sign-in: /api/session (the session cookie)
@@ -353,12 +350,12 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     // marking one read notifies the user's message-summary subscribers, as EWS does
     routes.push(
       createConversationsRoute({
-        db,
+        sql,
         logger,
         product: PRODUCT,
         caller: apiCaller,
         isExternal: (address) => mailboxes.connectorFor(address).name !== EMBEDDED,
-        displayName: (address) => displayNameNow(address),
+        displayName,
         onMailboxChanged: (address) => messageSummary.mailboxChanged(address),
       }),
     );

@@ -38,7 +38,7 @@ function recorder() {
 }
 
 describe('message-summary (RFC 3842)', () => {
-  it('writes the §5.2 body: status line, account, text-message new/old, CRLF line ends', () => {
+  it('writes the §5.2 body: status line, account, text-message new/old, CRLF line ends', async () => {
     assert.equal(
       buildMessageSummary('sip:bob@parley.local', { total: 5, unread: 2 }),
       'Messages-Waiting: yes\r\nMessage-Account: sip:bob@parley.local\r\nText-Message: 2/3\r\n',
@@ -52,16 +52,16 @@ describe('message-summary (RFC 3842)', () => {
 
   it("counts the user's unread and read Missed Conversations, nothing else", async () => {
     const db = await database();
-    const pkg = new MessageSummaryPackage({ summary: async (address) => missedConversationSummary(db, address) });
+    const pkg = new MessageSummaryPackage({ summary: async (address) => missedConversationSummary(sqliteSql(db), address) });
     assert.equal(pkg.name, 'message-summary');
     assert.equal(pkg.contentType, 'application/simple-message-summary');
     assert.equal(await pkg.body({ resource: BOB }), 'Messages-Waiting: no\r\nMessage-Account: sip:bob@parley.test\r\nText-Message: 0/0\r\n', 'no mailbox yet');
-    const mailbox = ensureMailbox(db, BOB);
-    const history = getDistinguishedFolder(db, mailbox.id, 'conversationhistory');
-    createItem(db, mailbox.id, history.id, { itemClass: MISSED_CLASS, subject: 'a', isRead: false });
-    createItem(db, mailbox.id, history.id, { itemClass: MISSED_CLASS, subject: 'b', isRead: true });
-    createItem(db, mailbox.id, history.id, { itemClass: 'IPM.Note.Microsoft.Conversation', subject: 'c', isRead: false });
-    createItem(db, mailbox.id, getDistinguishedFolder(db, mailbox.id, 'inbox').id, { itemClass: 'IPM.Note', subject: 'd', isRead: false });
+    const mailbox = await ensureMailbox(sqliteSql(db), BOB);
+    const history = await getDistinguishedFolder(sqliteSql(db), mailbox.id, 'conversationhistory');
+    await createItem(sqliteSql(db), mailbox.id, history.id, { itemClass: MISSED_CLASS, subject: 'a', isRead: false });
+    await createItem(sqliteSql(db), mailbox.id, history.id, { itemClass: MISSED_CLASS, subject: 'b', isRead: true });
+    await createItem(sqliteSql(db), mailbox.id, history.id, { itemClass: 'IPM.Note.Microsoft.Conversation', subject: 'c', isRead: false });
+    await createItem(sqliteSql(db), mailbox.id, (await getDistinguishedFolder(sqliteSql(db), mailbox.id, 'inbox')).id, { itemClass: 'IPM.Note', subject: 'd', isRead: false });
     assert.equal(await pkg.body({ resource: BOB }), 'Messages-Waiting: yes\r\nMessage-Account: sip:bob@parley.test\r\nText-Message: 1/1\r\n');
   });
 
@@ -76,7 +76,7 @@ describe('message-summary (RFC 3842)', () => {
 
   it('lets only the account owner subscribe, and forwards mailbox changes once started', async () => {
     const db = await database();
-    const pkg = new MessageSummaryPackage({ summary: async (address) => missedConversationSummary(db, address) });
+    const pkg = new MessageSummaryPackage({ summary: async (address) => missedConversationSummary(sqliteSql(db), address) });
     assert.equal(pkg.authorize(ctx, BOB, BOB), 'ok');
     const refused = pkg.authorize(ctx, 'alice@parley.test', BOB);
     assert.notEqual(refused, 'ok');

@@ -23,7 +23,7 @@ describe('parley mailbox', () => {
     runMigrations(db, [DIRECTORY_MIGRATIONS, MAILBOX_MIGRATIONS]);
     await addUser(sqliteSql(db), { address: 'bob@parley.test', password: 'bob-pw' });
     await addUser(sqliteSql(db), { address: 'dave@parley.test', password: 'dave-pw' });
-    const { itemId } = await new EmbeddedMailboxConnector({ db, userExists: () => true }).deliver({
+    const { itemId } = await new EmbeddedMailboxConnector({ sql: sqliteSql(db), userExists: async () => true }).deliver({
       mailbox: 'bob@parley.test', folder: 'conversationhistory', itemClass: 'IPM.Note.Microsoft.Missed', internetMessageId: '<1@p>',
       subject: 'Missed\u001b[31m conversation', from: { address: 'alice@parley.test' }, to: [{ address: 'bob@parley.test' }],
       bodyHtml: '<p>hi</p>', bodyText: 'alice: hi\nalice: are you there?', sentAt: new Date(0), isRead: false,

@@ -10,10 +10,10 @@ import { MAILBOX_MIGRATIONS, SmtpOutbound, dueOutbound, ensureMailbox, findItems
 import { enqueueOutbound, markOutboundAttemptFailed, markOutboundSent } from '../../src/mailbox/smtp/outbox.ts';
 import type { SmtpListener } from '../../src/mailbox/index.ts';
 import { answerEws } from '../../src/mailbox/ews/service.ts';
-import type { Database, SqlDatabase } from '../../src/storage/index.ts';
+import type { SqlDatabase } from '../../src/storage/index.ts';
 import { migrate } from '../../src/storage/index.ts';
 import { closeTestPostgres, ENGINES } from '../harness/engines.ts';
-import { connectionOf, skipsFor } from './engine-readiness.ts';
+import { skipsFor } from './engine-readiness.ts';
 import { parseXml } from '../../src/xml/index.ts';
 
 const logger = pino({ level: 'silent' });
@@ -26,9 +26,6 @@ for (const engine of ENGINES) {
   describe(`outbound SMTP on ${engine.name}`, { skip: skips.get(engine.name) ?? false }, () => {
     let oursSql: SqlDatabase;
     let theirsSql: SqlDatabase;
-    /** the mailbox store's connections (transitional: the store and EWS still take them) */
-    let ours: Database;
-    let theirs: Database;
     let partner: SmtpListener;
     let clock = 1_800_000_000_000;
     const now = () => clock;
@@ -37,8 +34,6 @@ for (const engine of ENGINES) {
       theirsSql = await engine.open();
       await migrate(oursSql, [MAILBOX_MIGRATIONS]);
       await migrate(theirsSql, [MAILBOX_MIGRATIONS]);
-      ours = connectionOf(oursSql);
-      theirs = connectionOf(theirsSql);
       partner = await startSmtpInbound({ sql: theirsSql, logger, domain: 'partner.example', userExists: async (a) => a === 'bob@partner.example', address: '127.0.0.1', port: 0 });
     });
     after(async () => {
@@ -47,20 +42,20 @@ for (const engine of ENGINES) {
       await theirsSql.close();
     });
 
-    const send = (to: string) => {
+    const send = async (to: string) => {
       const xml = `<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><s:Body><m:CreateItem MessageDisposition="SendAndSaveCopy"><m:Items><t:Message><t:Subject>Hello from Parley</t:Subject><t:Body BodyType="HTML">&lt;p&gt;hi&lt;/p&gt;</t:Body><t:ToRecipients><t:Mailbox><t:EmailAddress>${to}</t:EmailAddress></t:Mailbox></t:ToRecipients></t:Message></m:Items></m:CreateItem></s:Body></s:Envelope>`;
-      return answerEws({ db: ours, domain: 'parley.test', userExists: () => true, canSendOutside: (a) => !a.endsWith('@nowhere.example'), now }, 'alice@parley.test', parseXml(xml)).xml;
+      return (await answerEws({ sql: oursSql, domain: 'parley.test', userExists: async () => true, canSendOutside: (a) => !a.endsWith('@nowhere.example'), now }, 'alice@parley.test', parseXml(xml))).xml;
     };
 
     it('refuses recipients without a route before storing anything', async () => {
-      assert.match(send('carol@nowhere.example'), /ErrorInvalidRequest/);
+      assert.match(await send('carol@nowhere.example'), /ErrorInvalidRequest/);
       assert.equal((await dueOutbound(oursSql, clock)).length, 0);
     });
 
     it('queues, delivers to the partner, retries outages and fails refusals', async () => {
-      assert.match(send('bob@partner.example'), /NoError/);
-      assert.match(send('bob@down.example'), /NoError/);
-      assert.match(send('nobody@partner.example'), /NoError/);
+      assert.match(await send('bob@partner.example'), /NoError/);
+      assert.match(await send('bob@down.example'), /NoError/);
+      assert.match(await send('nobody@partner.example'), /NoError/);
       const queued = await dueOutbound(oursSql, clock);
       assert.equal(queued.length, 3);
       const worker = new SmtpOutbound({
@@ -69,8 +64,8 @@ for (const engine of ENGINES) {
       });
       assert.equal(await worker.runOnce(), 1);
 
-      const bob = ensureMailbox(theirs, 'bob@partner.example');
-      const inbox = findItems(theirs, bob.id, getDistinguishedFolder(theirs, bob.id, 'inbox').id);
+      const bob = await ensureMailbox(theirsSql, 'bob@partner.example');
+      const inbox = await findItems(theirsSql, bob.id, (await getDistinguishedFolder(theirsSql, bob.id, 'inbox')).id);
       assert.equal(inbox.total, 1);
       assert.equal(inbox.items[0]?.subject, 'Hello from Parley');
       assert.equal(inbox.items[0]?.from?.address, 'alice@parley.test');
@@ -89,8 +84,8 @@ for (const engine of ENGINES) {
       const gaveUp = (await getOutbound(oursSql, toDown!.id))!;
       assert.equal(gaveUp.state, 'failed');
       assert.equal(gaveUp.attempts, 2);
-      const alice = ensureMailbox(ours, 'alice@parley.test');
-      assert.equal(findItems(ours, alice.id, getDistinguishedFolder(ours, alice.id, 'sentitems').id).total, 3);
+      const alice = await ensureMailbox(oursSql, 'alice@parley.test');
+      assert.equal((await findItems(oursSql, alice.id, (await getDistinguishedFolder(oursSql, alice.id, 'sentitems')).id)).total, 3);
       await worker.stop();
     });
 

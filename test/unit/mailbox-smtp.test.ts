@@ -5,10 +5,10 @@ import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { MAILBOX_MIGRATIONS, MailboxQuota, createItem, ensureMailbox, findItems, getDistinguishedFolder, startSmtpInbound } from '../../src/mailbox/index.ts';
 import type { SmtpListener } from '../../src/mailbox/index.ts';
-import type { Database, SqlDatabase } from '../../src/storage/index.ts';
+import type { SqlDatabase } from '../../src/storage/index.ts';
 import { migrate } from '../../src/storage/index.ts';
 import { closeTestPostgres, ENGINES } from '../harness/engines.ts';
-import { connectionOf, skipsFor } from './engine-readiness.ts';
+import { skipsFor } from './engine-readiness.ts';
 
 const skips = await skipsFor([MAILBOX_MIGRATIONS]);
 after(() => closeTestPostgres());
@@ -19,13 +19,10 @@ const message = (id: string, extra = '') =>
 for (const engine of ENGINES) {
   describe(`inbound SMTP on ${engine.name}`, { skip: skips.get(engine.name) ?? false }, () => {
     let sql: SqlDatabase;
-    /** the mailbox store's connection (transitional: the store still takes it) */
-    let db: Database;
     let smtp: SmtpListener;
     before(async () => {
       sql = await engine.open();
       await migrate(sql, [MAILBOX_MIGRATIONS]);
-      db = connectionOf(sql);
       smtp = await startSmtpInbound({ sql, logger: pino({ level: 'silent' }), domain: 'parley.test', userExists: async (a) => a === 'bob@parley.test', address: '127.0.0.1', port: 0, maxBytes: 64 * 1024 });
     });
     after(async () => {
@@ -38,8 +35,8 @@ for (const engine of ENGINES) {
       const send = (id: string, extra = '') => dialogue('EHLO elsewhere.example', 'MAIL FROM:<eve@elsewhere.example>', 'RCPT TO:<bob@parley.test>', 'DATA', message(id, extra), 'QUIT');
       assert.deepEqual(await send('<1@elsewhere.example>', 'X-MS-Exchange-Organization-Class: IPM.Note.Microsoft.Missed\r\nContent-Class: IPM.Note.Microsoft.Missed\r\n'), [220, 250, 250, 250, 354, 250, 221]);
       assert.deepEqual(await send('<1@elsewhere.example>'), [220, 250, 250, 250, 354, 250, 221], 'a retransmission is accepted');
-      const bob = ensureMailbox(db, 'bob@parley.test');
-      const inbox = findItems(db, bob.id, getDistinguishedFolder(db, bob.id, 'inbox').id);
+      const bob = await ensureMailbox(sql, 'bob@parley.test');
+      const inbox = await findItems(sql, bob.id, (await getDistinguishedFolder(sql, bob.id, 'inbox')).id);
       assert.equal(inbox.total, 1);
       const [item] = inbox.items;
       assert.equal(item?.itemClass, 'IPM.Note');
@@ -47,7 +44,7 @@ for (const engine of ENGINES) {
       assert.equal(item?.from?.address, 'eve@elsewhere.example');
       assert.equal(item?.bodyText?.trim(), 'Hi Bob,\n.a dotted line');
       assert.equal(item?.sentAt, Date.parse('2026-01-01T10:00:00Z'));
-      assert.equal(findItems(db, bob.id, getDistinguishedFolder(db, bob.id, 'conversationhistory').id).total, 0);
+      assert.equal((await findItems(sql, bob.id, (await getDistinguishedFolder(sql, bob.id, 'conversationhistory')).id)).total, 0);
     });
 
     it('is never an open relay, refuses unknown users and oversized mail, and keeps serving', async () => {
@@ -63,15 +60,15 @@ for (const engine of ENGINES) {
       const users = ['dora@parley.test', 'fred@parley.test'];
       const small = await startSmtpInbound({ sql, logger: pino({ level: 'silent' }), domain: 'parley.test', userExists: async (a) => users.includes(a), address: '127.0.0.1', port: 0, quota });
       try {
-        const dora = ensureMailbox(db, 'dora@parley.test');
-        createItem(db, dora.id, getDistinguishedFolder(db, dora.id, 'inbox').id, { subject: 'full', bodyText: 'x'.repeat(4096) });
+        const dora = await ensureMailbox(sql, 'dora@parley.test');
+        await createItem(sql, dora.id, (await getDistinguishedFolder(sql, dora.id, 'inbox')).id, { subject: 'full', bodyText: 'x'.repeat(4096) });
         const codes = await smtpDialogue('127.0.0.1', small.port, 'EHLO x', 'MAIL FROM:<eve@elsewhere.example>', 'RCPT TO:<dora@parley.test>', 'RCPT TO:<fred@parley.test>', 'DATA', message('<q@elsewhere.example>'), 'QUIT');
         assert.deepEqual(codes, [220, 250, 250, 452, 250, 354, 250, 221]);
-        const inbox = (address: string) => {
-          const box = ensureMailbox(db, address);
-          return findItems(db, box.id, getDistinguishedFolder(db, box.id, 'inbox').id, { max: 0 }).total;
+        const inbox = async (address: string) => {
+          const box = await ensureMailbox(sql, address);
+          return (await findItems(sql, box.id, (await getDistinguishedFolder(sql, box.id, 'inbox')).id, { max: 0 })).total;
         };
-        assert.deepEqual([inbox('dora@parley.test'), inbox('fred@parley.test')], [1, 1]);
+        assert.deepEqual([await inbox('dora@parley.test'), await inbox('fred@parley.test')], [1, 1]);
         assert.equal(quota.refusals.ProhibitSendReceiveQuota, 1);
       } finally {
         await small.close();

@@ -57,7 +57,7 @@ function options(over: Partial<OfflineServiceOptions> = {}): OfflineServiceOptio
   };
 }
 
-beforeEach(() => {
+beforeEach(async () => {
   db = openMemoryDatabase();
   runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS, OFFLINE_MIGRATIONS, TRACE_MIGRATIONS]);
   for (const [user, name] of [['alice', 'Alice Example'], ['bob', 'Bob Example'], ['carol', 'Carol']] as const) {
@@ -65,7 +65,7 @@ beforeEach(() => {
   }
   clock = T0;
   missedNotified = [];
-  embedded = new EmbeddedMailboxConnector({ db, userExists: (a) => a.endsWith('@parley.test'), now: () => clock });
+  embedded = new EmbeddedMailboxConnector({ sql: sqliteSql(db), userExists: async (a) => a.endsWith('@parley.test'), now: () => clock });
   service = new OfflineService(options());
 });
 
@@ -91,9 +91,9 @@ const fromPartner = (text: string, over: Partial<OfflineMessage> = {}): OfflineM
   ...over,
 });
 
-function folder(address: string, name: 'inbox' | 'conversationhistory') {
-  const mailbox = ensureMailbox(db, address);
-  return findItems(db, mailbox.id, getDistinguishedFolder(db, mailbox.id, name).id, {}).items;
+async function folder(address: string, name: 'inbox' | 'conversationhistory') {
+  const mailbox = await ensureMailbox(sqliteSql(db), address);
+  return (await findItems(sqliteSql(db), mailbox.id, (await getDistinguishedFolder(sqliteSql(db), mailbox.id, name)).id, {})).items;
 }
 
 const entryIdOf = (d: Awaited<ReturnType<OfflineService['accept']>>): string => (d.kind === 'spooled' ? d.entryId : assert.fail(`not spooled: ${d.kind === 'refused' ? d.warning : ''}`));
@@ -165,7 +165,7 @@ describe("to a partner's user who is offline: one e-mail", () => {
     assert.match(mail?.message.html ?? '', /second &lt;b&gt;bold\?&lt;\/b&gt;/);
     assert.equal(mail?.message.date, T0);
 
-    const copy = folder('alice@parley.test', 'conversationhistory');
+    const copy = await folder('alice@parley.test', 'conversationhistory');
     assert.equal(copy.length, 1);
     assert.equal(copy[0]?.itemClass, CONVERSATION_CLASS);
     assert.equal(copy[0]?.subject, 'Conversation with dave@partner.example');
@@ -232,7 +232,7 @@ describe("to a partner's user who is offline: one e-mail", () => {
     const queued = await dueOutbound(sqliteSql(db), clock);
     assert.equal(queued.length, 1, 'exactly one e-mail');
     assert.equal(entry.recipientItemId, queued[0]?.id);
-    assert.equal(folder('alice@parley.test', 'conversationhistory').length, 1, 'one copy');
+    assert.equal((await folder('alice@parley.test', 'conversationhistory')).length, 1, 'one copy');
     const steps = readTrace(db, entryId);
     assert.ok(steps.some((s) => s.step === 'recovered'));
     assert.deepEqual(steps.filter((s) => s.step === 'mail-queued').length, 1);
@@ -256,7 +256,7 @@ describe("to a partner's user who is offline: one e-mail", () => {
     entry = getEntry(db, entryId);
     assert.equal(entry.state, 'delivered');
     assert.equal((await dueOutbound(sqliteSql(db), clock)).length, 1);
-    assert.equal(folder('alice@parley.test', 'conversationhistory').length, 1);
+    assert.equal((await folder('alice@parley.test', 'conversationhistory')).length, 1);
     assert.ok(readTrace(db, entryId).some((s) => s.step === 'retry-scheduled'));
   });
 
@@ -285,7 +285,7 @@ describe('from a partner to an offline local user: one note in the Inbox', () =>
     clock = T0 + PICKUP;
     assert.equal(await service.worker.runOnce(), 1);
 
-    const inbox = folder('bob@parley.test', 'inbox');
+    const inbox = await folder('bob@parley.test', 'inbox');
     assert.equal(inbox.length, 1);
     const note = inbox[0];
     assert.equal(note?.itemClass, NOTE_CLASS);
@@ -295,8 +295,8 @@ describe('from a partner to an offline local user: one note in the Inbox', () =>
     assert.deepEqual(note?.from, { name: DAVE, address: DAVE });
     assert.match(note?.bodyText ?? '', /dave@partner\.example: are you there\?\n[\s\S]*dave@partner\.example: call me\n/);
     assert.match(note?.bodyHtml ?? '', /call me/);
-    assert.equal(folder('bob@parley.test', 'conversationhistory').length, 0, 'nothing in Conversation History');
-    assert.deepEqual(missedConversationSummary(db, 'bob@parley.test'), { total: 0, unread: 0 }, 'not counted as Missed');
+    assert.equal((await folder('bob@parley.test', 'conversationhistory')).length, 0, 'nothing in Conversation History');
+    assert.deepEqual(await missedConversationSummary(sqliteSql(db), 'bob@parley.test'), { total: 0, unread: 0 }, 'not counted as Missed');
     assert.equal(missedNotified.length, 0);
     const entry = getEntry(db, entryId);
     assert.equal(entry.state, 'delivered');
@@ -330,7 +330,7 @@ describe('from a partner to an offline local user: one note in the Inbox', () =>
     const first = new SpoolWorker(options({ routing: createMailboxRouting({}, stopping) }));
     void first.runOnce();
     await stopping.made;
-    assert.equal(folder('bob@parley.test', 'inbox').length, 1);
+    assert.equal((await folder('bob@parley.test', 'inbox')).length, 1);
     assert.equal(getEntry(db, entryId).state, 'delivering');
 
     const restarted = new SpoolWorker(options());
@@ -338,7 +338,7 @@ describe('from a partner to an offline local user: one note in the Inbox', () =>
     await restarted.close();
     assert.equal(await restarted.runOnce(), 1);
     assert.equal(getEntry(db, entryId).state, 'delivered');
-    assert.equal(folder('bob@parley.test', 'inbox').length, 1, 'exactly one note');
+    assert.equal((await folder('bob@parley.test', 'inbox')).length, 1, 'exactly one note');
     assert.equal(readTrace(db, entryId).find((s) => s.step === 'delivered')?.detail.created, false);
   });
 });
@@ -368,7 +368,7 @@ describe('quotas: email and note entries count as offline ones', () => {
 
 describe('administration shows the kinds', () => {
   let dir: string;
-  beforeEach(() => {
+  beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), 'parley-offline-partner-'));
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
@@ -401,7 +401,7 @@ describe('administration shows the kinds', () => {
 });
 
 describe('migration offline/005 (the kinds of partner organisations)', () => {
-  it('keeps every entry and message of a spool made before it, with the messages still cascading from their entry', () => {
+  it('keeps every entry and message of a spool made before it, with the messages still cascading from their entry', async () => {
     const old = openMemoryDatabase();
     runMigrations(old, [{ ...OFFLINE_MIGRATIONS, migrations: OFFLINE_MIGRATIONS.migrations.filter((m) => m.id < '005') }]);
     old.exec(`INSERT INTO spool_entries (id, kind, sender, recipient, state, created_at, pickup_at, next_attempt_at, expires_at, attempts, message_count, bytes, last_error, conversation_id, notes)

@@ -12,7 +12,7 @@ import type { OfflineMessage, SpoolEntry } from '../../src/offline/index.ts';
 import { readTrace, TRACE_MIGRATIONS } from '../../src/observability/trace.ts';
 import { CLIENT_POLICY, GLOBAL, IM_CONFIGURATION, SETTINGS_MIGRATIONS, createInstance, effectiveSettings, grantClientPolicy, updateInstance } from '../../src/settings/index.ts';
 import type { Database } from '../../src/storage/index.ts';
-import { openMemoryDatabase, runMigrations, transaction, sqliteSql } from '../../src/storage/index.ts';
+import { openMemoryDatabase, runMigrations, sqliteSql, transaction } from '../../src/storage/index.ts';
 
 const change = { actor: 'test', cmdlet: 'test', now: () => 1 };
 const logger = pino({ level: 'silent' });
@@ -52,7 +52,7 @@ beforeEach(async () => {
   }
   clock = T0;
   delivered = [];
-  const embedded = new EmbeddedMailboxConnector({ db, userExists: () => true, now: () => clock });
+  const embedded = new EmbeddedMailboxConnector({ sql: sqliteSql(db), userExists: async () => true, now: () => clock });
   flaky = new FlakyConnector(embedded);
   service = new OfflineService({
     db,
@@ -80,10 +80,10 @@ const message = (text: string, over: Partial<OfflineMessage> = {}): OfflineMessa
   ...over,
 });
 
-function items(address: string) {
-  const mailbox = ensureMailbox(db, address);
-  const folder = getDistinguishedFolder(db, mailbox.id, 'conversationhistory');
-  return findItems(db, mailbox.id, folder.id, {}).items;
+async function items(address: string) {
+  const mailbox = await ensureMailbox(sqliteSql(db), address);
+  const folder = await getDistinguishedFolder(sqliteSql(db), mailbox.id, 'conversationhistory');
+  return (await findItems(sqliteSql(db), mailbox.id, folder.id, {})).items;
 }
 
 describe('the offline gate', () => {
@@ -111,7 +111,7 @@ describe('OfflineService', () => {
     clock = T0 + 120_000;
     assert.equal(await service.worker.runOnce(), 1);
 
-    const missed = items('bob@parley.test');
+    const missed = await items('bob@parley.test');
     assert.equal(missed.length, 1);
     const item = missed[0];
     assert.equal(item?.itemClass, MISSED_CLASS);
@@ -123,16 +123,16 @@ describe('OfflineService', () => {
     assert.ok(text.indexOf('first') < text.indexOf('second') && text.indexOf('second') < text.indexOf('third'), text);
     assert.ok(!(item?.bodyHtml ?? '').includes('<b>bold?</b>'), 'plain text is escaped, never injected');
 
-    const copy = items('alice@parley.test');
+    const copy = await items('alice@parley.test');
     assert.equal(copy.length, 1);
     assert.equal(copy[0]?.itemClass, CONVERSATION_CLASS);
     assert.equal(copy[0]?.subject, 'Conversation with Bob Example');
-    assert.equal(items('bob@parley.test').filter((i) => i.itemClass === CONVERSATION_CLASS).length, 0);
+    assert.equal((await items('bob@parley.test')).filter((i) => i.itemClass === CONVERSATION_CLASS).length, 0);
 
     const entry = getEntry(db, entryId ?? '');
     assert.equal(entry.state, 'delivered');
     assert.equal(entry.recipientItemId, item?.id);
-    assert.deepEqual(missedConversationSummary(db, 'bob@parley.test'), { total: 1, unread: 1 });
+    assert.deepEqual(await missedConversationSummary(sqliteSql(db), 'bob@parley.test'), { total: 1, unread: 1 });
     assert.deepEqual(delivered.map((e) => e.id), [entryId]);
     assert.deepEqual(readTrace(db, entryId ?? '').map((s) => s.step), ['received', 'gated', 'spooled', 'received', 'gated', 'spooled', 'received', 'gated', 'spooled', 'picked-up', 'delivered', 'delivered']);
   });
@@ -174,8 +174,8 @@ describe('OfflineService', () => {
     assert.equal(getEntry(db, entryId).state, 'waiting');
     await service.worker.runOnce();
     assert.equal(getEntry(db, entryId).state, 'delivered');
-    assert.equal(items('bob@parley.test').length, 1);
-    assert.equal(items('alice@parley.test').length, 1);
+    assert.equal((await items('bob@parley.test')).length, 1);
+    assert.equal((await items('alice@parley.test')).length, 1);
     assert.ok(readTrace(db, entryId).some((s) => s.step === 'recovered'));
   });
 });
@@ -202,8 +202,8 @@ describe('the spool for Conversation History (kinds)', () => {
   it('a history entry is due at once and makes one read Conversation item for its owner, both directions in order, with its notes', async () => {
     const id = history('bob@parley.test', 'alice@parley.test', ['1 message Alice sent while you were offline is in your missed conversation.']);
     assert.equal(await service.worker.runOnce(), 1);
-    assert.equal(items('alice@parley.test').length, 0, 'only the owner gets it');
-    const [item, ...more] = items('bob@parley.test');
+    assert.equal((await items('alice@parley.test')).length, 0, 'only the owner gets it');
+    const [item, ...more] = await items('bob@parley.test');
     assert.equal(more.length, 0);
     assert.equal(item?.itemClass, CONVERSATION_CLASS);
     assert.equal(item?.subject, 'Conversation with Alice Example');
@@ -228,7 +228,7 @@ describe('the spool for Conversation History (kinds)', () => {
     await service.worker.runOnce();
     db.prepare("UPDATE spool_entries SET state = 'waiting', sender_item_id = NULL, next_attempt_at = ? WHERE id = ?").run(clock, id);
     await service.worker.runOnce();
-    assert.equal(items('alice@parley.test').length, 1);
+    assert.equal((await items('alice@parley.test')).length, 1);
     assert.equal(getEntry(db, id).state, 'delivered');
   });
 
@@ -257,18 +257,18 @@ describe('the spool for Conversation History (kinds)', () => {
     assert.deepEqual(service.quota.tallies().senders.get('alice@parley.test')?.messages, 1, 'the quota counts the offline message only');
     clock += 60_000;
     assert.equal(await service.worker.runOnce(), 1, 'the unread entry, before the offline one');
-    const missed = items('bob@parley.test').filter((i) => i.itemClass === MISSED_CLASS);
+    const missed = (await items('bob@parley.test')).filter((i) => i.itemClass === MISSED_CLASS);
     assert.equal(missed.length, 1);
     assert.ok(missed[0]?.bodyText?.includes('u1') && missed[0]?.bodyText?.includes('u2'));
     assert.equal(missed[0]?.isRead, false);
-    assert.equal(items('alice@parley.test').filter((i) => i.itemClass === CONVERSATION_CLASS).length, 1, 'and the sender copy, as offline');
+    assert.equal((await items('alice@parley.test')).filter((i) => i.itemClass === CONVERSATION_CLASS).length, 1, 'and the sender copy, as offline');
     assert.equal(service.quota.tallies().senders.get('alice@parley.test')?.messages, 1, 'delivering the unread entry released nothing: the offline message still holds its place');
   });
 });
 
 describe('retries', () => {
   let failing: OfflineService;
-  beforeEach(() => {
+  beforeEach(async () => {
     failing = new OfflineService({
       db,
       logger,
@@ -302,7 +302,7 @@ describe('retries', () => {
     flaky.failWith = undefined;
     await failing.worker.runOnce();
     assert.equal(getEntry(db, id).state, 'delivered');
-    assert.equal(items('bob@parley.test').length, 1);
+    assert.equal((await items('bob@parley.test')).length, 1);
   });
 
   it('still failing when OfflineImMaxAge ends: failed with its reason, kept; an administrator retry delivers it', async () => {
@@ -323,7 +323,7 @@ describe('retries', () => {
     retrySpoolEntry(db, id, clock, 'test');
     await failing.worker.runOnce();
     assert.equal(getEntry(db, id).state, 'delivered');
-    assert.equal(items('bob@parley.test').length, 1);
+    assert.equal((await items('bob@parley.test')).length, 1);
   });
 
   it('a refusal retrying cannot cure fails at once', async () => {

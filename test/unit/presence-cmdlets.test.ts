@@ -13,7 +13,7 @@ import { DIRECTORY_MIGRATIONS, addUser } from '../../src/directory/index.ts';
 import { MAX_BLOCKS, PRESENCE_MIGRATIONS } from '../../src/presence/index.ts';
 import { addBlock } from '../../src/presence/blocks.ts';
 import { SETTINGS_MIGRATIONS, listAudit } from '../../src/settings/index.ts';
-import { openDatabase, openMemoryDatabase, runMigrations, transaction, sqliteSql } from '../../src/storage/index.ts';
+import { openDatabase, openMemoryDatabase, runMigrations, sqliteSql } from '../../src/storage/index.ts';
 
 const D = 'parley.test';
 const root = mkdtempSync(join(tmpdir(), 'parley-presence-admin-'));
@@ -92,8 +92,8 @@ describe('Cs…PresenceBlock cmdlets', () => {
     const db = openDatabase(a.dataDir);
     try {
       runMigrations(db, [DIRECTORY_MIGRATIONS, PRESENCE_MIGRATIONS]);
-      transaction(db, () => {
-        for (let i = 0; i < MAX_BLOCKS; i++) addBlock(db, `alice@${D}`, `w${i}@elsewhere.example`, Date.now());
+      await sqliteSql(db).transaction(async (tx) => {
+        for (let i = 0; i < MAX_BLOCKS; i++) await addBlock(tx, `alice@${D}`, `w${i}@elsewhere.example`, Date.now());
       });
     } finally {
       db.close();

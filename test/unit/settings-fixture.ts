@@ -7,41 +7,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DIRECTORY_MIGRATIONS } from '../../src/directory/index.ts';
 import { SETTINGS_MIGRATIONS } from '../../src/settings/index.ts';
-import type { MigrationSet, Sql, SqlDatabase, SqlEngine } from '../../src/storage/index.ts';
-import { migrate, migrationSql, openDatabase, openPostgres, sqliteSql } from '../../src/storage/index.ts';
+import type { MigrationSet, Sql, SqlDatabase } from '../../src/storage/index.ts';
+import { migrate, openDatabase, openPostgres, sqliteSql } from '../../src/storage/index.ts';
 import type { EngineUnderTest } from '../harness/engines.ts';
+import { addUserRow } from './presence-database.ts';
 import { freshPostgresDatabase } from '../harness/engines.ts';
 
 export const change = { actor: 'test', cmdlet: 'test', now: () => 1 };
 
-/**
- * The directory's migrations, or on PostgreSQL a stand-in of its users and sites tables while
- * those migrations are SQLite's only (issue 16: the directory moves on its own branch; once its
- * 001-users has PostgreSQL text, the real ones run and this stand-in is dead).
- */
-export function directoryMigrations(engine: SqlEngine): MigrationSet {
-  const first = DIRECTORY_MIGRATIONS.migrations[0];
-  if (engine === 'sqlite' || first === undefined || !migrationSql(first, 'postgres').includes('STRICT')) return DIRECTORY_MIGRATIONS;
-  return {
-    capability: 'directory',
-    migrations: [
-      {
-        id: 'stand-in',
-        up: `CREATE TABLE users (
-  address TEXT NOT NULL PRIMARY KEY CHECK (address = lower(address)),
-  display_name TEXT, password_hash TEXT NOT NULL, digest_realm TEXT NOT NULL, ha1_md5 TEXT NOT NULL, ha1_sha256 TEXT NOT NULL,
-  created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, demo BIGINT NOT NULL DEFAULT 0
-);
-CREATE TABLE sites (name TEXT NOT NULL PRIMARY KEY, created_at BIGINT NOT NULL);
-CREATE UNIQUE INDEX sites_lower_name ON sites (lower(name));
-ALTER TABLE users ADD COLUMN site TEXT REFERENCES sites(name) ON DELETE RESTRICT;`,
-      },
-    ],
-  };
-}
-
 export async function migrateSettings(sql: Sql, more: readonly MigrationSet[] = []): Promise<void> {
-  await migrate(sql, [directoryMigrations(sql.engine), SETTINGS_MIGRATIONS, ...more]);
+  await migrate(sql, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, ...more]);
 }
 
 /** A fresh database of `engine` with the directory's and settings' tables. */
@@ -51,8 +26,9 @@ export async function openSettingsDatabase(engine: EngineUnderTest): Promise<Sql
   return sql;
 }
 
+/** A user as a row, in a site or none (no password anyone could use). */
 export async function addTestUser(sql: Sql, address: string, site: string | null = null): Promise<void> {
-  await sql.run("INSERT INTO users (address, display_name, password_hash, digest_realm, ha1_md5, ha1_sha256, created_at, updated_at, site) VALUES (?, NULL, '-', 'parley.test', '-', '-', 0, 0, ?)", [address, site]);
+  await addUserRow(sql, { address, displayName: null, site });
 }
 
 export async function addTestSite(sql: Sql, name: string): Promise<void> {

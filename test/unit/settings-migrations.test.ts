@@ -4,7 +4,7 @@ import { DIRECTORY_MIGRATIONS, listUsers, userSite } from '../../src/directory/i
 import { CLIENT_POLICY, GLOBAL, IM_CONFIGURATION, SETTINGS_MIGRATIONS, createInstance, getInstance, grantedPolicy, grantClientPolicy, updateInstance } from '../../src/settings/index.ts';
 import { migrate, openMemoryDatabase, runMigrations, sqliteSql } from '../../src/storage/index.ts';
 import { ENGINES, closeTestPostgres } from '../harness/engines.ts';
-import { addTestSite, addTestUser, change, directoryMigrations, openSettingsDatabase, setTestUserSite } from './settings-fixture.ts';
+import { addTestSite, addTestUser, change, openSettingsDatabase, setTestUserSite } from './settings-fixture.ts';
 
 after(closeTestPostgres);
 
@@ -42,9 +42,9 @@ for (const engine of ENGINES) {
     it('apply once; a second run finds nothing to do', async () => {
       const sql = await engine.open();
       try {
-        const applied = await migrate(sql, [directoryMigrations(sql.engine), SETTINGS_MIGRATIONS]);
+        const applied = await migrate(sql, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS]);
         assert.deepEqual(applied.filter((m) => m.capability === 'settings').map((m) => m.id), ['001-settings', '002-conversation-timeouts', '003-external-access-policy', '004-settings-version']);
-        assert.deepEqual(await migrate(sql, [directoryMigrations(sql.engine), SETTINGS_MIGRATIONS]), []);
+        assert.deepEqual(await migrate(sql, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS]), []);
         assert.deepEqual((await getInstance(sql, IM_CONFIGURATION, GLOBAL))?.values, {
           EnableOfflineIm: true, OfflineImPickupDelay: 120, OfflineImMaxAge: 86400, ConversationIdleTimeout: 600, UnreadMissedTimeout: 300,
         });

@@ -12,12 +12,12 @@ import { SMTPServer } from 'smtp-server';
 import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import type { Logger } from '../../observability/logger.ts';
 import type { Sql } from '../../storage/index.ts';
-import { ensureMailbox, getDistinguishedFolder } from '../folders.ts';
+import { distinguishedFolderId, ensureMailbox } from '../folders.ts';
 import { createItem, findItemByInternetMessageId } from '../items.ts';
 import type { Mailer } from '../items.ts';
 import { MailboxError } from '../errors.ts';
 import { MailboxQuota } from '../quota.ts';
-import { connectionOf } from './pending-moves.ts';
+import { WRITE, lockChangeLog, lockMailbox } from '../writes.ts';
 
 export interface SmtpInboundOptions {
   sql: Sql;
@@ -44,6 +44,7 @@ const smtpError = (code: number, text: string) => Object.assign(new Error(text),
 export async function startSmtpInbound(opts: SmtpInboundOptions): Promise<SmtpListener> {
   const maxBytes = opts.maxBytes ?? 10 * 1024 * 1024;
   const now = opts.now ?? Date.now;
+  const sql = opts.sql;
   const quota = opts.quota ?? new MailboxQuota();
   const server = new SMTPServer({
     name: opts.domain,
@@ -84,7 +85,7 @@ export async function startSmtpInbound(opts: SmtpInboundOptions): Promise<SmtpLi
     }
     if (!(await opts.userExists(rcpt))) return smtpError(550, `5.1.1 <${rcpt}>: no such user here`);
     try {
-      quota.requireRoomToReceiveAt(connectionOf(opts.sql), rcpt);
+      await quota.requireRoomToReceiveAt(sql, rcpt);
     } catch (error) {
       if (!(error instanceof MailboxError)) throw error;
       // RFC 3463 X.2.2 mailbox full; 4xx: the sender's server tries again, and the owner may make room
@@ -105,18 +106,19 @@ export async function startSmtpInbound(opts: SmtpInboundOptions): Promise<SmtpLi
     opts.logger.info({ messageId, recipients, stored, remote: session.remoteAddress }, 'SMTP message %s stored for %d recipient(s)', messageId, stored);
   }
 
-  function store(mail: ParsedMail, recipients: string[], messageId: string): Promise<number> {
+  async function store(mail: ParsedMail, recipients: string[], messageId: string): Promise<number> {
     const at = now();
     const first = (a: AddressObject | AddressObject[] | undefined): Mailer[] =>
       (Array.isArray(a) ? a : a ? [a] : []).flatMap((o) => o.value).filter((v) => v.address).map((v) => ({ address: v.address ?? '', name: v.name || undefined }));
     const from = first(mail.from)[0] ?? null;
-    return opts.sql.transaction(async (tx) => {
-      const db = connectionOf(tx);
+    return sql.transaction(async (tx) => {
       let count = 0;
       for (const rcpt of new Set(recipients)) {
-        const mailbox = ensureMailbox(db, rcpt, now);
-        if (findItemByInternetMessageId(db, mailbox.id, messageId) !== undefined) continue;
-        createItem(db, mailbox.id, getDistinguishedFolder(db, mailbox.id, 'inbox').id, {
+        await lockChangeLog(tx);
+        const mailbox = await ensureMailbox(tx, rcpt, now);
+        await lockMailbox(tx, mailbox.id);
+        if ((await findItemByInternetMessageId(tx, mailbox.id, messageId)) !== undefined) continue;
+        await createItem(tx, mailbox.id, await distinguishedFolderId(tx, mailbox.id, 'inbox'), {
           itemClass: 'IPM.Note', // never an IM class from outside
           subject: mail.subject ?? '',
           bodyHtml: typeof mail.html === 'string' ? mail.html : null,
@@ -133,7 +135,7 @@ export async function startSmtpInbound(opts: SmtpInboundOptions): Promise<SmtpLi
         count++;
       }
       return count;
-    });
+    }, WRITE);
   }
 
   await new Promise<void>((resolve, reject) => {

@@ -10,10 +10,10 @@
 import type { SendMailOptions } from 'nodemailer';
 import { CachingResolver } from '../../dns/index.ts';
 import type { Logger } from '../../observability/logger.ts';
-import type { Database, Sql } from '../../storage/index.ts';
+import type { Sql } from '../../storage/index.ts';
 import { mailExchangers, SMTP_PORT } from './mx.ts';
 import type { MailDns } from './mx.ts';
-import { enqueueOutboundOnConnection, leaseDueOutbound, markOutboundAttemptFailed, markOutboundSent, traceOutbound } from './outbox.ts';
+import { enqueueOutbound, leaseDueOutbound, markOutboundAttemptFailed, markOutboundSent, traceOutbound } from './outbox.ts';
 import type { LeasedEntry, OutboundMessage, OutboxEntry } from './outbox.ts';
 import { nodemailerSend } from './send.ts';
 import type { SmtpSend, SmtpServer } from './send.ts';
@@ -58,18 +58,16 @@ export function noRouteReason(domain: string): string {
 /** At most this many servers (MX hosts × addresses) are tried in one attempt. */
 const MAX_SERVERS_PER_ATTEMPT = 8;
 
-/**
- * Queues a message for recipients outside the organisation: one outbox entry per recipient domain.
- * Transitional: on the node:sqlite connection, inside the caller's transaction (the EWS
- * CreateItem, still synchronous); it takes the caller's `Sql` transaction when that caller moves.
- */
-export function queueExternal(db: Database, sender: string, recipients: readonly string[], message: OutboundMessage, now: number): string[] {
+/** Queues a message for recipients outside the organisation: one outbox entry per recipient domain. */
+export async function queueExternal(sql: Sql, sender: string, recipients: readonly string[], message: OutboundMessage, now: number): Promise<string[]> {
   const byDomain = new Map<string, string[]>();
   for (const r of new Set(recipients.map((a) => a.toLowerCase()))) {
     const domain = r.slice(r.lastIndexOf('@') + 1);
     byDomain.set(domain, [...(byDomain.get(domain) ?? []), r]);
   }
-  return [...byDomain.values()].map((rcpts) => enqueueOutboundOnConnection(db, sender, rcpts, message, now));
+  const ids: string[] = [];
+  for (const rcpts of byDomain.values()) ids.push(await enqueueOutbound(sql, sender, rcpts, message, now));
+  return ids;
 }
 
 /**

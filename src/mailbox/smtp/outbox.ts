@@ -11,8 +11,7 @@
 // ends (never lost). The lease's end is the lease's token: marking an entry sent or failed names
 // it, so a worker whose lease ran out and was taken by another changes nothing.
 import { ParleyError } from '../../errors.ts';
-import type { Database, Sql, SqlValue } from '../../storage/index.ts';
-import { statement } from '../../storage/index.ts';
+import type { Sql, SqlValue } from '../../storage/index.ts';
 import { newId } from '../ids.ts';
 import type { Mailer } from '../items.ts';
 import { traceIn } from './pending-moves.ts';
@@ -86,8 +85,8 @@ const entryOf = (r: Row): OutboxEntry => ({
 
 const COLUMNS = 'id, sender, recipients_json, message_json, state, attempts, next_attempt_at, last_error, created_at, delivery_key, trace_id';
 
-/** The one INSERT of an entry, for either way of running it (see queueExternal in outbound.ts). */
-export function insertEntry(sender: string, recipients: readonly string[], message: OutboundMessage, now: number, origin: OutboundOrigin = {}): { id: string; text: string; params: SqlValue[] } {
+/** The INSERT of a new entry (enqueueOutbound; enqueueOutboundOnce adds its ON CONFLICT). */
+function insertEntry(sender: string, recipients: readonly string[], message: OutboundMessage, now: number, origin: OutboundOrigin = {}): { id: string; text: string; params: SqlValue[] } {
   const id = newId();
   return {
     id,
@@ -99,16 +98,6 @@ export function insertEntry(sender: string, recipients: readonly string[], messa
 export async function enqueueOutbound(sql: Sql, sender: string, recipients: readonly string[], message: OutboundMessage, now: number, origin: OutboundOrigin = {}): Promise<string> {
   const entry = insertEntry(sender, recipients, message, now, origin);
   await sql.run(entry.text, entry.params);
-  return entry.id;
-}
-
-/**
- * Transitional: enqueueOutbound on the node:sqlite connection, for queueExternal's caller (the
- * EWS CreateItem, still synchronous inside its transaction). Goes when that caller moves to Sql.
- */
-export function enqueueOutboundOnConnection(db: Database, sender: string, recipients: readonly string[], message: OutboundMessage, now: number): string {
-  const entry = insertEntry(sender, recipients, message, now);
-  statement(db, entry.text).run(...entry.params);
   return entry.id;
 }
 
