@@ -175,15 +175,21 @@ describe('non-INVITE server transaction (RFC 3261 §17.2.2)', () => {
 });
 
 describe('non-INVITE client transaction (RFC 3261 §17.1.2)', () => {
-  it('retransmits with Timer E doubling to T2, then times out with Timer F', async () => {
+  it('retransmits with Timer E doubling to T2, then times out with Timer F', (t) => {
+    // the timers' own clock, so the count does not depend on how loaded the machine is
+    t.mock.timers.enable({ apis: ['setTimeout'] });
     const layer = new TransactionLayer(FAST, { onRequest: () => {} });
     const flow = fakeFlow(false);
     let timedOut = false;
     layer.sendRequest(request(), flow, { onFinal: () => assert.fail('no response was sent'), onTimeout: () => (timedOut = true), onTransportError: () => assert.fail() });
-    await sleep(64 * FAST.t1 + 40);
-    assert.ok(timedOut);
-    // E fires at 10, 30, 70, 110, …, 630 ms: 1 send + retransmissions spaced by at most T2.
-    assert.ok(flow.sent.length >= 15 && flow.sent.length <= 19, `sent ${flow.sent.length} copies`);
+    // a millisecond at a time: a timer set while one fires runs in a later tick
+    for (let ms = 1; ms < 64 * FAST.t1; ms++) t.mock.timers.tick(1);
+    assert.equal(timedOut, false);
+    // E fires at 10, 30, 70, then every T2 = 40 ms: 110, 150, …, 630; the first send and 17 copies
+    assert.equal(flow.sent.length, 18);
+    t.mock.timers.tick(1);
+    assert.ok(timedOut, 'Timer F at 64·T1');
+    assert.equal(flow.sent.length, 18);
     assert.equal(layer.size.client, 0);
   });
 
