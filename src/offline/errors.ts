@@ -8,6 +8,8 @@ export const OFFLINE_ERROR_STATUS = {
   ENTRY_STATE: 409,
   /** a filter or argument is not valid (unknown state, bad date) */
   BAD_REQUEST: 400,
+  /** a step that still needs the node:sqlite connection ran on PostgreSQL (transitional: see unmoved.ts) */
+  NOT_ON_THIS_ENGINE: 501,
 } as const;
 
 export type OfflineErrorCode = keyof typeof OFFLINE_ERROR_STATUS;
