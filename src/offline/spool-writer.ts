@@ -14,7 +14,7 @@
 import type { TraceEvent } from '../observability/trace.ts';
 import { recordTrace } from '../observability/trace.ts';
 import type { BatchWriter, Sql } from '../storage/index.ts';
-import { openBatchWriter } from '../storage/index.ts';
+import { openBatchWriter, ThreadBatchWriter } from '../storage/index.ts';
 import { recordRefusal } from './quota-store.ts';
 import type { RefusalRecord } from './quota-store.ts';
 import { spoolMessages } from './spool.ts';
@@ -53,6 +53,8 @@ export function writeBatch(sql: Sql, jobs: readonly SpoolJob[]): Promise<SpoolRe
   });
 }
 
+const THREAD = { entry: new URL('./spool-writer-thread.ts', import.meta.url), name: 'the spool writer' };
+
 /**
  * The spool's writer for `sql`: a thread on its own connection with a SQLite file
  * (spool-writer-thread.ts); the event loop otherwise. If the thread cannot open the database or
@@ -60,7 +62,15 @@ export function writeBatch(sql: Sql, jobs: readonly SpoolJob[]): Promise<SpoolRe
  * 500: nothing is acknowledged that is not on disk), and the next write starts a new thread.
  */
 export function openSpoolWriter(sql: Sql): SpoolWriter {
-  const writer = openBatchWriter(sql, writeBatch, { entry: new URL('./spool-writer-thread.ts', import.meta.url), name: 'the spool writer' });
+  return sendingOwnBytes(openBatchWriter(sql, writeBatch, THREAD));
+}
+
+/** The thread's writer for a SQLite file named directly (a file that may not exist yet: tests). */
+export function threadSpoolWriter(file: string): SpoolWriter {
+  return sendingOwnBytes(new ThreadBatchWriter({ file, ...THREAD }));
+}
+
+function sendingOwnBytes(writer: SpoolWriter): SpoolWriter {
   return {
     get running() {
       return writer.running;

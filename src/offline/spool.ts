@@ -199,14 +199,18 @@ export interface Lease {
  * are locked with SKIP LOCKED, so workers on other nodes pass over them rather than wait).
  */
 export async function claimDue(sql: Sql, now: number, limit: number, lease: Lease): Promise<SpoolEntry[]> {
-  const lock = sql.engine === 'postgres' ? ' FOR UPDATE SKIP LOCKED' : '';
-  const rows = await sql.all<EntryRow>(
-    `UPDATE spool_entries SET state = 'delivering', attempts = attempts + 1, lease_owner = ?, lease_until = ?
-     WHERE id IN (SELECT id FROM spool_entries WHERE (state = 'waiting' AND next_attempt_at <= ?) OR (state = 'delivering' AND lease_until <= ?) ORDER BY next_attempt_at LIMIT ?${lock})
-       AND (state = 'waiting' OR (state = 'delivering' AND lease_until <= ?))
-     RETURNING *`,
-    [lease.owner, now + lease.ms, now, now, limit, now],
-  );
+  const due = "(state = 'waiting' AND next_attempt_at <= ?) OR (state = 'delivering' AND lease_until <= ?)";
+  const take = "state = 'delivering', attempts = attempts + 1, lease_owner = ?, lease_until = ?";
+  // PostgreSQL: the entries are picked (and locked) once in a CTE; a `WHERE id IN (SELECT … LIMIT
+  // … FOR UPDATE SKIP LOCKED)` may be evaluated more than once and take more than `limit`
+  const rows =
+    sql.engine === 'postgres'
+      ? await sql.all<EntryRow>(
+          `WITH picked AS (SELECT id FROM spool_entries WHERE ${due} ORDER BY next_attempt_at LIMIT ? FOR UPDATE SKIP LOCKED)
+           UPDATE spool_entries e SET ${take} FROM picked WHERE e.id = picked.id RETURNING e.*`,
+          [now, now, limit, lease.owner, now + lease.ms],
+        )
+      : await sql.all<EntryRow>(`UPDATE spool_entries SET ${take} WHERE id IN (SELECT id FROM spool_entries WHERE ${due} ORDER BY next_attempt_at LIMIT ?) RETURNING *`, [lease.owner, now + lease.ms, now, now, limit]);
   return rows.map(toEntry).sort((a, b) => a.nextAttemptAt - b.nextAttemptAt || (a.id < b.id ? -1 : 1));
 }
 
