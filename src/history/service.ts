@@ -79,7 +79,7 @@ export class HistoryService {
         if (n > 0) return;
         // what the recorder holds of this conversation goes in first (≤ one window)
         await this.recorder.settled();
-        this.worker.signedOut(aor);
+        await this.worker.signedOut(aor);
       },
       (err: unknown) => this.#o.logger.warn({ err, aor }, 'could not read the bindings of %s for Conversation History', aor),
     );

@@ -58,6 +58,7 @@ export class HistoryWorker {
   /** the round in progress; `#again`: another was asked for meanwhile */
   #round: Promise<void> | undefined;
   #again = false;
+  #closed = false;
   readonly totals = { missed: 0, closed: 0, entries: 0, failedRounds: 0 };
 
   constructor(options: HistoryWorkerOptions) {
@@ -66,35 +67,38 @@ export class HistoryWorker {
   }
 
   start(): void {
-    this.#timer = setInterval(() => this.tick(), Math.min(this.#o.pollMs ?? 1000, 1000));
+    this.#timer = setInterval(() => void this.tick(), Math.min(this.#o.pollMs ?? 1000, 1000));
     this.#timer.unref();
-    this.tick();
+    void this.tick();
   }
 
   /** Stops the rounds; resolves once the one in progress has ended. */
   async close(): Promise<void> {
     clearInterval(this.#timer);
     this.#timer = undefined;
-    this.#again = false;
+    this.#closed = true;
     await this.#round;
   }
 
-  /** `address` signed out of every device: taken into account in a round now. */
-  signedOut(address: string): void {
+  /** `address` signed out of every device: taken into account in a round now (resolved once it has run). */
+  signedOut(address: string): Promise<void> {
     this.#signedOut.add(address);
-    this.tick();
+    return this.tick();
   }
 
   /**
    * Runs a round, logging (not throwing) a failure: the next round tries again. One round at a
-   * time: asked for while one runs, another follows it.
+   * time: asked for while one runs, another follows it. Resolves once the round asked for has run.
    */
-  tick(): void {
-    if (this.#round !== undefined) {
+  tick(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    const running = this.#round;
+    if (running !== undefined) {
       this.#again = true;
-      return;
+      // the round that follows starts as the running one ends
+      return running.then(() => this.#round);
     }
-    this.#round = this.round(this.#now())
+    const round = (this.#round = this.round(this.#now())
       .then(
         () => undefined,
         (err: unknown) => {
@@ -104,11 +108,12 @@ export class HistoryWorker {
       )
       .finally(() => {
         this.#round = undefined;
-        if (this.#again && this.#timer !== undefined) {
+        if (this.#again) {
           this.#again = false;
-          this.tick();
+          void this.tick();
         }
-      });
+      }));
+    return round;
   }
 
   async round(now: number): Promise<RoundResult> {
