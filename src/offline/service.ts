@@ -86,6 +86,7 @@ export class OfflineService implements OfflineHandoff {
   readonly #traced = new PerMinute(REFUSALS_TRACED_PER_MINUTE);
   #releasesSeen = 0;
   #releasePoll: ReturnType<typeof setInterval> | undefined;
+  #closed = false;
 
   constructor(opts: OfflineServiceOptions) {
     this.#o = opts;
@@ -120,6 +121,8 @@ export class OfflineService implements OfflineHandoff {
       await forgetReleases(tx, seen);
       return { totals, seen };
     });
+    // closed while the totals were read: nothing to start
+    if (this.#closed) return;
     this.quota.load(totals);
     this.#releasesSeen = seen;
     this.#releasePoll = setInterval(() => void this.applyReleases(), RELEASE_POLL_MS);
@@ -134,6 +137,7 @@ export class OfflineService implements OfflineHandoff {
 
   /** Commits the open group commit (its senders get their 202s), waits for the writer's last batch, stops the worker. */
   async close(): Promise<void> {
+    this.#closed = true;
     clearInterval(this.#releasePoll);
     await this.#commits.close();
     await this.#writer.close();

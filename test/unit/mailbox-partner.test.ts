@@ -32,7 +32,7 @@ import { mailOf } from '../../src/mailbox/smtp/outbound.ts';
 import { DIRECTORY_MIGRATIONS } from '../../src/directory/index.ts';
 import { readTrace, TRACE_MIGRATIONS } from '../../src/observability/trace.ts';
 import type { Database } from '../../src/storage/index.ts';
-import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
+import { openMemoryDatabase, runMigrations, sqliteSql } from '../../src/storage/index.ts';
 import { parseXml } from '../../src/xml/index.ts';
 
 const logger = pino({ level: 'silent' });
@@ -86,7 +86,7 @@ describe('PartnerMailConnector', () => {
       messageId: '<sp-test1@parley.test>',
       date: T0,
     });
-    assert.deepEqual(readTrace(db, 'sp-test1').map((s) => s.step), ['mail-queued']);
+    assert.deepEqual((await readTrace(sqliteSql(db), 'sp-test1')).map((s) => s.step), ['mail-queued']);
   });
 
   it('refuses what is not a plain note, and, with MX routing off, a domain no route reaches (nothing queued)', async () => {
@@ -139,7 +139,7 @@ describe('the e-mail SmtpOutbound writes for a queued entry', () => {
     assert.equal(await outbound.runOnce(), 0);
     const [entry] = db.prepare('SELECT id FROM mail_outbox').all() as Array<{ id: string }>;
     assert.equal(getOutbound(db, entry?.id ?? '')?.state, 'failed');
-    const steps = readTrace(db, 'sp-test1');
+    const steps = await readTrace(sqliteSql(db), 'sp-test1');
     assert.deepEqual(steps.map((s) => s.step), ['mail-queued', 'mail-failed']);
     assert.match(String(steps[1]?.detail.reason), /no outbound SMTP route for partner\.example/);
     assert.equal(steps[1]?.detail.outbox, entry?.id);
