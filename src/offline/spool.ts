@@ -138,24 +138,31 @@ export async function spoolMessages(sql: Sql, requests: readonly SpoolRequest[])
       "SELECT id, message_count, pickup_at FROM spool_entries WHERE sender = ? AND recipient = ? AND state = 'waiting' AND attempts = 0 AND pickup_at > ? AND kind = ? ORDER BY created_at DESC LIMIT 1",
       [r.sender, r.recipient, from, kind],
     );
+    const writes: Array<Promise<unknown>> = [];
     let receipt: SpoolReceipt;
     if (open !== undefined) {
       receipt = { entryId: open.id, seq: open.message_count + 1, joined: true, pickupAt: open.pickup_at };
-      await sql.run('UPDATE spool_entries SET message_count = ?, bytes = bytes + ? WHERE id = ?', [receipt.seq, r.body.byteLength, open.id]);
+      writes.push(sql.run('UPDATE spool_entries SET message_count = ?, bytes = bytes + ? WHERE id = ?', [receipt.seq, r.body.byteLength, open.id]));
     } else {
       const id = newEntryId();
       const pickupAt = from + r.pickupDelayMs;
-      await sql.run(
-        "INSERT INTO spool_entries (id, kind, sender, recipient, state, created_at, pickup_at, next_attempt_at, expires_at, message_count, bytes) VALUES (?, ?, ?, ?, 'waiting', ?, ?, ?, ?, 1, ?)",
-        [id, kind, r.sender, r.recipient, from, pickupAt, pickupAt, from + r.maxAgeMs, r.body.byteLength],
+      writes.push(
+        sql.run(
+          "INSERT INTO spool_entries (id, kind, sender, recipient, state, created_at, pickup_at, next_attempt_at, expires_at, message_count, bytes) VALUES (?, ?, ?, ?, 'waiting', ?, ?, ?, ?, 1, ?)",
+          [id, kind, r.sender, r.recipient, from, pickupAt, pickupAt, from + r.maxAgeMs, r.body.byteLength],
+        ),
       );
       receipt = { entryId: id, seq: 1, joined: false, pickupAt };
     }
-    await sql.run('INSERT INTO spool_messages (entry_id, seq, call_id, received_at, content_type, body) VALUES (?, ?, ?, ?, ?, ?)', [receipt.entryId, receipt.seq, r.callId, r.receivedAt, r.contentType, r.body]);
+    // issued together, in order: on PostgreSQL they travel pipelined, one round trip, not five
     const step = (name: string, detail: Record<string, unknown>) => recordTrace(sql, { traceId: receipt.entryId, callId: r.callId, at: r.receivedAt, step: name, detail });
-    await step('received', { from: r.sender, to: r.recipient, why: r.why, ...(kind === 'offline' ? {} : { kind }) });
-    await step('gated', { decision: 'accepted', ...r.gate });
-    await step('spooled', { from: r.sender, to: r.recipient, ...(kind === 'offline' ? {} : { kind }), message: receipt.seq, joined: receipt.joined, pickupAt: new Date(receipt.pickupAt).toISOString(), bytes: r.body.byteLength });
+    writes.push(
+      sql.run('INSERT INTO spool_messages (entry_id, seq, call_id, received_at, content_type, body) VALUES (?, ?, ?, ?, ?, ?)', [receipt.entryId, receipt.seq, r.callId, r.receivedAt, r.contentType, r.body]),
+      step('received', { from: r.sender, to: r.recipient, why: r.why, ...(kind === 'offline' ? {} : { kind }) }),
+      step('gated', { decision: 'accepted', ...r.gate }),
+      step('spooled', { from: r.sender, to: r.recipient, ...(kind === 'offline' ? {} : { kind }), message: receipt.seq, joined: receipt.joined, pickupAt: new Date(receipt.pickupAt).toISOString(), bytes: r.body.byteLength }),
+    );
+    await Promise.all(writes);
     receipts.push(receipt);
   }
   return receipts;
@@ -168,13 +175,14 @@ export async function spoolMessages(sql: Sql, requests: readonly SpoolRequest[])
 export async function spoolHistoryEntry(sql: Sql, r: HistoryEntryRequest): Promise<string> {
   const id = newEntryId();
   const bytes = r.messages.reduce((sum, m) => sum + m.body.byteLength, 0);
-  await sql.run(
-    "INSERT INTO spool_entries (id, kind, sender, recipient, state, created_at, pickup_at, next_attempt_at, expires_at, message_count, bytes, conversation_id, notes) VALUES (?, 'history', ?, ?, 'waiting', ?, ?, ?, ?, ?, ?, ?, ?)",
-    [id, r.owner, r.peer, r.createdAt, r.createdAt, r.createdAt, r.createdAt + r.maxAgeMs, r.messages.length, bytes, r.conversationId, JSON.stringify(r.notes)],
-  );
-  for (const [i, m] of r.messages.entries()) {
-    await sql.run('INSERT INTO spool_messages (entry_id, seq, call_id, received_at, content_type, body, sender) VALUES (?, ?, ?, ?, ?, ?, ?)', [id, i + 1, m.callId, m.receivedAt, m.contentType, m.body, m.sender]);
-  }
+  // issued together, in order (pipelined on PostgreSQL)
+  await Promise.all([
+    sql.run(
+      "INSERT INTO spool_entries (id, kind, sender, recipient, state, created_at, pickup_at, next_attempt_at, expires_at, message_count, bytes, conversation_id, notes) VALUES (?, 'history', ?, ?, 'waiting', ?, ?, ?, ?, ?, ?, ?, ?)",
+      [id, r.owner, r.peer, r.createdAt, r.createdAt, r.createdAt, r.createdAt + r.maxAgeMs, r.messages.length, bytes, r.conversationId, JSON.stringify(r.notes)],
+    ),
+    ...r.messages.map((m, i) => sql.run('INSERT INTO spool_messages (entry_id, seq, call_id, received_at, content_type, body, sender) VALUES (?, ?, ?, ?, ?, ?, ?)', [id, i + 1, m.callId, m.receivedAt, m.contentType, m.body, m.sender])),
+  ]);
   await recordTrace(sql, {
     traceId: id,
     callId: r.conversationId,
