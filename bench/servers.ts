@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { DIRECTORY_MIGRATIONS, addUser } from '../src/directory/users.ts';
 import type { GroupCommitStats } from '../src/offline/group-commit.ts';
 import { computeHa1 } from '../src/sip/index.ts';
-import { openDatabase, runMigrations, transaction } from '../src/storage/index.ts';
+import { openDatabase, runMigrations, sqliteSql, transaction } from '../src/storage/index.ts';
 import { findFreePort } from '../test/harness/sipp.ts';
 
 export const BENCH_DIR: string = path.dirname(fileURLToPath(import.meta.url));
@@ -46,7 +46,7 @@ export async function seedParley(dataDir: string, domain: string, users: readonl
     runMigrations(db, [DIRECTORY_MIGRATIONS]);
     const [first, ...rest] = users;
     if (first === undefined) return;
-    await addUser(db, { address: `${first}@${domain}`, password });
+    await addUser(sqliteSql(db), { address: `${first}@${domain}`, password });
     const row = db.prepare('SELECT * FROM users WHERE address = ?').get(`${first}@${domain}`) as Record<string, string | number>;
     const insert = db.prepare(
       'INSERT INTO users (address, display_name, password_hash, digest_realm, ha1_md5, ha1_sha256, created_at, updated_at) VALUES (?, NULL, ?, ?, ?, ?, ?, ?)',

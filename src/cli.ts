@@ -19,13 +19,14 @@ import type { DigestAlgorithm } from './sip/index.ts';
 const USAGE = `Usage: parley <command> [options]
 
 Commands:
-  serve [--config FILE] [--data-dir DIR] [--domain DOMAIN] [--listen ADDR]
+  serve [--config FILE] [--data-dir DIR] [--database postgres://…] [--domain DOMAIN] [--listen ADDR]
         [--sip-port N] [--sips-port N] [--http-port N] [--https-port N]
         [--log-level LEVEL] [--digest-algorithms SHA-256,MD5] [--public-url URL] [--demo]
                          run the server (SIP over UDP, TCP, TLS and WebSocket; the web
                          client at http://HOST:HTTP-PORT/); --demo: on a new data
                          directory, make three demo users and print their passwords;
                          --public-url: the URL clients reach the server at (publicUrl);
+                         --database: PostgreSQL instead of SQLite in the data directory;
                          SIGHUP reloads the TLS certificate and key files
   check-config [--config FILE] [the options of serve]
                          check the configuration as serve would load it, and the files it
@@ -210,6 +211,7 @@ function configFromArgs(command: string, args: string[]): ReturnType<typeof load
       options: {
         config: { type: 'string' },
         'data-dir': { type: 'string' },
+        database: { type: 'string' },
         domain: { type: 'string' },
         listen: { type: 'string' },
         'sip-port': { type: 'string' },
@@ -229,6 +231,7 @@ function configFromArgs(command: string, args: string[]): ReturnType<typeof load
   try {
     const flags: ConfigOverrides = {
       dataDir: values['data-dir'],
+      database: values.database,
       domain: values.domain,
       listen: values.listen,
       sipPort: portFlag(values['sip-port'], '--sip-port'),

@@ -2,7 +2,8 @@
 // the cmdlet-style administration of Parley, after Skype for Business's PowerShell cmdlets.
 //
 // Local mode (--data-dir): acts on the SQLite database in the data directory, which is safe while
-// the server runs (WAL; the server reads settings through effectiveSettings on every use).
+// the server runs (WAL; the server sees a change of settings from its next request on, through
+// the settings version that effectiveSettings' cache watches).
 // Remote mode (--url): binds the arguments here, with the same parser, and runs the cmdlet on the
 // server through the admin HTTP API (http/), which runs the same handlers; see remote.ts.
 //
@@ -16,8 +17,8 @@ import { ParleyError } from '../errors.ts';
 import { FEDERATION_MIGRATIONS } from '../federation/index.ts';
 import { SETTINGS_MIGRATIONS } from '../settings/index.ts';
 import { PRESENCE_MIGRATIONS } from '../presence/index.ts';
-import type { Database } from '../storage/index.ts';
-import { openDatabase, runMigrations, sqliteSql } from '../storage/index.ts';
+import type { Storage } from '../storage/index.ts';
+import { migrate, openStorage } from '../storage/index.ts';
 import { AdminError } from './errors.ts';
 import { formatJson, formatList } from './format.ts';
 import { bindArguments, findCmdlet, syntaxOf } from './parse.ts';
@@ -82,7 +83,7 @@ export async function runAdminCommand(args: string[], io: AdminIo, defaults: Adm
     return 2;
   }
 
-  let db: Database | undefined;
+  let storage: Storage | undefined;
   try {
     const cmdlet = findCmdlet(CMDLETS, name);
     if (help) {
@@ -97,9 +98,12 @@ export async function runAdminCommand(args: string[], io: AdminIo, defaults: Adm
       const target = { url: parseServerUrl(url), token: resolveToken(token, tokenFile, defaults.env ?? process.env) };
       output = await runRemote(target, cmdlet, bound);
     } else {
-      db = openDatabase(dataDir ?? defaults.dataDir);
-      runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, PRESENCE_MIGRATIONS, AUTH_MIGRATIONS, FEDERATION_MIGRATIONS]);
-      output = await cmdlet.run({ db, sql: sqliteSql(db), domain: defaults.domain, actor: currentActor(), now: Date.now }, bound);
+      storage = await openStorage({ dataDir: dataDir ?? defaults.dataDir, database: null });
+      const { sql, sqlite: db } = storage;
+      await migrate(sql, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, PRESENCE_MIGRATIONS, AUTH_MIGRATIONS, FEDERATION_MIGRATIONS]);
+      // db: the node:sqlite connection the cmdlets not yet moved to `sql` use (always there on SQLite)
+      if (db === null) throw new Error('the data directory opened without its SQLite connection');
+      output = await cmdlet.run({ db, sql, domain: defaults.domain, actor: currentActor(), now: Date.now }, bound);
     }
     if (json) io.out(formatJson(output));
     else for (const line of formatList(output)) io.out(line);
@@ -113,7 +117,7 @@ export async function runAdminCommand(args: string[], io: AdminIo, defaults: Adm
     io.err(`parley admin: ${error.message}`);
     return isUsageError(error) ? 2 : 1;
   } finally {
-    db?.close();
+    await storage?.sql.close();
   }
 }
 

@@ -9,8 +9,8 @@ import { parseArgs } from 'node:util';
 import { DIRECTORY_MIGRATIONS, findUser, listUsers, parseAddress } from '../directory/index.ts';
 import { ParleyError } from '../errors.ts';
 import { SETTINGS_MIGRATIONS } from '../settings/index.ts';
-import type { Database } from '../storage/index.ts';
-import { openDatabase, runMigrations, sqliteSql } from '../storage/index.ts';
+import type { Database, Sql } from '../storage/index.ts';
+import { migrate, openDatabase, sqliteSql } from '../storage/index.ts';
 import { USER_CMDLETS } from './cmdlets/user.ts';
 import type { BoundArgs, CmdletContext } from './types.ts';
 
@@ -97,12 +97,13 @@ export async function runUserCommand(args: string[], io: CommandIo, defaults: Us
     const address = wantsAddress ? parseAddress(parsed.positionals[0] ?? '', defaults.domain).address : '';
     const dataDir = parsed.dataDir ?? defaults.dataDir;
     db = openDatabase(dataDir);
-    runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS]);
-    const ctx: CmdletContext = { db, sql: sqliteSql(db), domain: defaults.domain, actor: `cli:${userInfo().username}`, now: Date.now };
+    const sql = sqliteSql(db);
+    await migrate(sql, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS]);
+    const ctx: CmdletContext = { db, sql, domain: defaults.domain, actor: `cli:${userInfo().username}`, now: Date.now };
     switch (name) {
       case 'add': {
         await cmdlet('Enable-CsUser', ctx, { Identity: address, Password: parsed.password ?? '', ...(parsed.displayName !== undefined ? { DisplayName: parsed.displayName } : {}) });
-        const user = findUser(db, address);
+        const user = await findUser(sql, address);
         io.out(`added ${address}; SIP clients sign in with digest username "${user?.user ?? ''}" in realm "${user?.domain ?? ''}"`);
         break;
       }
@@ -115,7 +116,7 @@ export async function runUserCommand(args: string[], io: CommandIo, defaults: Us
         io.out(`removed ${address}`);
         break;
       case 'list':
-        printTable(io.out, db, dataDir);
+        await printTable(io.out, sql, dataDir);
         break;
     }
     return 0;
@@ -140,8 +141,8 @@ function parse(name: Subcommand, args: string[]): Parsed {
   return { positionals, password: v.password, displayName: v['display-name'], dataDir: v['data-dir'] };
 }
 
-function printTable(out: (line: string) => void, db: Database, dataDir: string): void {
-  const users = listUsers(db);
+async function printTable(out: (line: string) => void, sql: Sql, dataDir: string): Promise<void> {
+  const users = await listUsers(sql);
   if (users.length === 0) {
     out(`no users in ${dataDir}; add one with: ${USAGE.add}`);
     return;

@@ -30,8 +30,8 @@ export interface AuthenticatorOptions {
   algorithms: readonly DigestAlgorithm[];
   /** compare the digest uri with the Request-URI (sip.checkDigestUri); default true */
   checkDigestUri?: boolean;
-  /** the account for a digest username in this realm, read fresh on every request */
-  findAccount(username: string): DigestAccount | undefined;
+  /** the account for a digest username in this realm (the server's is cachedUserLookup: a kept answer costs no query) */
+  findAccount(username: string): Promise<DigestAccount | undefined>;
   /**
    * Counts failed sign-ins and refuses locked-out sources and accounts (lockout.ts). A refusal is
    * `403 Forbidden` with the reason and the wait in the Warning: RFC 3261 has no "too many
@@ -51,7 +51,7 @@ export class Authenticator {
   }
 
   /** `source`: the IP address the request came from (its flow's remote address), for the guard. */
-  authenticate(request: SipRequest, as: 'registrar' | 'proxy', source?: string): AuthOutcome {
+  async authenticate(request: SipRequest, as: 'registrar' | 'proxy', source?: string): Promise<AuthOutcome> {
     const header = as === 'registrar' ? 'authorization' : 'proxy-authorization';
     const realm = this.#opts.realm;
     let credentials;
@@ -69,13 +69,15 @@ export class Authenticator {
     if (locked) return { ok: false, status: 403, warning: locked.message, headers: [] };
     if (!credentials) return this.#challenge(as, false, 'authentication required', source);
 
+    // read before the (synchronous) check; `account` is set only when the check asked for it
+    const found = await this.#opts.findAccount(username);
     let account: DigestAccount | undefined;
     const verdict = verifyCredentials(credentials, {
       method: request.method,
       requestUri: request.uri,
       checkUri: this.#opts.checkDigestUri !== false,
       ha1For: (algorithm) => {
-        account = this.#opts.findAccount(username);
+        account = found;
         return account?.ha1[algorithm];
       },
       expectedRealm: realm,

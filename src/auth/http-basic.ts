@@ -16,7 +16,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import type http from 'node:http';
 import { findUser, passwordStamp, verifyPassword } from '../directory/index.ts';
 import { HttpProblem, type CallerOutcome } from '../http-json.ts';
-import type { Database } from '../storage/index.ts';
+import type { Sql } from '../storage/index.ts';
 import { FairQueue } from './hash-queue.ts';
 import type { Refusal, SignInGuard } from './lockout.ts';
 import { httpSource, isLoopbackAddress, plainAddress, sourceKey } from './source.ts';
@@ -31,7 +31,7 @@ export type BasicOutcome =
 export type SignInRefusal = Extract<BasicOutcome, { status: 429 | 503 }>;
 
 export interface BasicSignInOptions {
-  db: Database;
+  sql: Sql;
   /** the organisation's domain: `alice` signs in as alice@domain */
   domain: string;
   /** counts failures and refuses locked-out sources and accounts; none: nothing is counted */
@@ -94,7 +94,7 @@ export class BasicSignIn {
     const { address, password } = credentials;
 
     // the stored password's stamp, read once: a remembered sign-in counts only while it is unchanged
-    const stamp = passwordStamp(this.#opts.db, address);
+    const stamp = await passwordStamp(this.#opts.sql, address);
     const cacheKey = this.#cacheMs > 0 ? createHmac('sha256', this.#cacheKey).update(`${address}\0${password}`).digest('base64') : '';
     const hit = this.#cacheMs > 0 ? this.#verified.get(cacheKey) : undefined;
     if (hit !== undefined) {
@@ -108,7 +108,7 @@ export class BasicSignIn {
     const admission = await this.#queue.run(sourceKey(source), async () => {
       // a lockout may have started while this job waited: it costs no hash then
       const late = guard?.check(source, address);
-      return late ?? (await verifyPassword(this.#opts.db, address, password));
+      return late ?? (await verifyPassword(this.#opts.sql, address, password));
     });
     if (!admission.admitted) {
       const detail = admission.reason === 'source'
@@ -122,7 +122,7 @@ export class BasicSignIn {
       guard?.failed(source, address);
       return { ok: false, status: 401 };
     }
-    const user = findUser(this.#opts.db, address);
+    const user = await findUser(this.#opts.sql, address);
     if (user === undefined) return { ok: false, status: 401 }; // removed meanwhile
     guard?.succeeded(user.address, source);
     if (this.#cacheMs > 0 && stamp !== undefined) this.#remember(cacheKey, { address: user.address, stamp, expires: this.#now() + this.#cacheMs });

@@ -11,8 +11,7 @@
 // per-request check reads memory only.
 
 import type { Logger } from '../observability/logger.ts';
-import type { Database } from '../storage/index.ts';
-import { transaction } from '../storage/index.ts';
+import type { Sql } from '../storage/index.ts';
 import { FAMILIAR_MS, SignInGuard } from './lockout.ts';
 import type { LockoutKind, LockoutPolicy, LockoutState } from './lockout.ts';
 import { lastLockoutClear, listFamiliarSources, listLockouts, lockoutClearsSince, saveGuardChanges } from './lockout-store.ts';
@@ -22,14 +21,14 @@ const SWEEP_EVERY_MS = 60_000;
 export const MAX_AUDITS_PER_FLUSH = 100;
 
 export interface LockoutKeeperOptions {
-  db: Database;
+  sql: Sql;
   policy: LockoutPolicy;
   logger: Logger;
   /**
-   * Writes the audit row of a change the server made itself (a lockout that starts), inside the
-   * keeper's transaction; the server binds settings' recordAudit with Who = system.
+   * Writes the audit row of a change the server made itself (a lockout that starts) through `tx`,
+   * the keeper's transaction; the server binds settings' recordAudit with Who = system.
    */
-  audit: (identity: string, property: string, oldValue: string | null, newValue: string | null) => void;
+  audit: (tx: Sql, identity: string, property: string, oldValue: string | null, newValue: string | null) => Promise<void> | void;
   pollMs?: number;
   now?: () => number;
 }
@@ -46,6 +45,8 @@ export class LockoutKeeper {
   #clearSeq = 0;
   #lastSweep = 0;
   #timer: NodeJS.Timeout | undefined;
+  /** the round under way: rounds never overlap, and close() waits for it */
+  #round: Promise<void> | null = null;
   /** lockouts started since the last flush, to audit */
   #started: LockoutState[] = [];
 
@@ -56,19 +57,26 @@ export class LockoutKeeper {
   }
 
   /** Loads what the database holds and starts polling for clears. */
-  start(): void {
+  async start(): Promise<void> {
     const now = this.#now();
-    this.guard.load(listLockouts(this.#opts.db), listFamiliarSources(this.#opts.db, now - FAMILIAR_MS));
-    this.#clearSeq = lastLockoutClear(this.#opts.db);
+    this.guard.load(await listLockouts(this.#opts.sql), await listFamiliarSources(this.#opts.sql, now - FAMILIAR_MS));
+    this.#clearSeq = await lastLockoutClear(this.#opts.sql);
     this.#lastSweep = now;
-    this.#timer = setInterval(() => this.tick(), this.#opts.pollMs ?? DEFAULT_LOCKOUT_POLL_MS);
+    this.#timer = setInterval(() => void this.tick(), this.#opts.pollMs ?? DEFAULT_LOCKOUT_POLL_MS);
     this.#timer.unref();
   }
 
-  /** One round: clears made elsewhere, then what changed here is written. */
-  tick(): void {
+  /** One round: clears made elsewhere, then what changed here is written. A round under way is not started twice. */
+  tick(): Promise<void> {
+    this.#round ??= this.#tick().finally(() => {
+      this.#round = null;
+    });
+    return this.#round;
+  }
+
+  async #tick(): Promise<void> {
     try {
-      const clears = lockoutClearsSince(this.#opts.db, this.#clearSeq);
+      const clears = await lockoutClearsSince(this.#opts.sql, this.#clearSeq);
       for (const c of clears) {
         this.#clearSeq = c.seq;
         if (this.guard.clear(c.kind, c.key)) this.#opts.logger.info({ kind: c.kind, key: c.key }, 'sign-in lockout of %s cleared by an administrator', lockoutIdentity(c.kind, c.key));
@@ -78,25 +86,27 @@ export class LockoutKeeper {
         this.#lastSweep = now;
         this.guard.sweep();
       }
-      this.flush();
+      await this.flush();
     } catch (err) {
       this.#opts.logger.error({ err }, 'keeping the sign-in lockouts in the database failed');
     }
   }
 
   /** Writes what changed: counts, familiar sources, lockouts and their audit rows (Get-CsAuthLockout through the admin API calls this first). */
-  flush(): void {
+  async flush(): Promise<void> {
     const changes = this.guard.takeChanges();
     const started = this.#started;
     this.#started = [];
+    if (changes.saved.length === 0 && changes.removed.length === 0 && changes.familiar.length === 0 && started.length === 0) return;
     try {
-      transaction(this.#opts.db, () => {
-        saveGuardChanges(this.#opts.db, changes, this.#now() - FAMILIAR_MS);
+      // only database work inside: PostgreSQL may run it again on a serialisation conflict
+      await this.#opts.sql.transaction(async (tx) => {
+        await saveGuardChanges(tx, changes, this.#now() - FAMILIAR_MS);
         for (const state of started.slice(0, MAX_AUDITS_PER_FLUSH)) {
-          this.#opts.audit(lockoutIdentity(state.kind, state.key), 'LockedUntil', null, new Date(state.lockedUntil).toISOString());
+          await this.#opts.audit(tx, lockoutIdentity(state.kind, state.key), 'LockedUntil', null, new Date(state.lockedUntil).toISOString());
         }
         const more = started.length - MAX_AUDITS_PER_FLUSH;
-        if (more > 0) this.#opts.audit('*', 'LockedUntil', null, `${more} more lockouts within a second; see Get-CsAuthLockout -Locked`);
+        if (more > 0) await this.#opts.audit(tx, '*', 'LockedUntil', null, `${more} more lockouts within a second; see Get-CsAuthLockout -Locked`);
       });
     } catch (err) {
       // written with the next round (the states are still in the guard, the audits are kept)
@@ -111,11 +121,12 @@ export class LockoutKeeper {
     this.guard.clear(kind, key);
   }
 
-  close(): void {
+  async close(): Promise<void> {
     clearInterval(this.#timer);
     this.#timer = undefined;
+    await this.#round;
     try {
-      this.flush();
+      await this.flush();
     } catch (err) {
       this.#opts.logger.error({ err }, 'writing the sign-in counts at shutdown failed');
     }

@@ -18,8 +18,8 @@ export type { FetchLike, ListOptions, MailboxItem, MailboxReaderOptions, Mailer,
 export { htmlToText, MISSED_CONVERSATION_CLASS } from './ews-soap.ts';
 export { CLIENT_ERROR_CODES, ClientError } from './errors.ts';
 export type { ClientErrorCode } from './errors.ts';
-export { parseServerUrl } from './transport.ts';
-export type { ClientTransport, ServerAddress, ServerScheme, TransportConnector } from './transport.ts';
+export { parseServerList, parseServerUrl } from './transport.ts';
+export type { ClientTransport, ServerAddress, ServerResolver, ServerScheme, TransportConnector } from './transport.ts';
 export { connectWebSocket } from './transport-ws.ts';
 export type { WebSocketOptions } from './transport-ws.ts';
 export { addressOfUri, DEFAULT_PUBLISH_EXPIRES, LIST_ACCEPT, listResource, PRESENCE_EVENT, PRESENCE_STATES, PresenceList, PresencePublisher, presenceStateNamed } from './presence.ts';

@@ -6,23 +6,27 @@
 import { ClientError } from './errors.ts';
 import { connectWebSocket } from './transport-ws.ts';
 import type { WebSocketOptions } from './transport-ws.ts';
-import { parseServerUrl } from './transport.ts';
+import { parseServerList } from './transport.ts';
 import type { TransportConnector } from './transport.ts';
 import type { SipClientOptions } from './types.ts';
 import { SipUserAgent } from './user-agent.ts';
 
 export interface BrowserSipClientOptions extends SipClientOptions, WebSocketOptions {
-  /** `ws://host:port/sip` or `wss://…` (a page served over https needs wss) */
-  server: string;
+  /**
+   * `ws://host:port/sip` or `wss://…` (a page served over https needs wss), or several: tried in
+   * order, round robin after a loss (no DNS lookup here: a browser cannot resolve a name itself)
+   */
+  server: string | readonly string[];
   /** a custom connection factory instead of the browser's WebSocket (tests) */
   connector?: TransportConnector;
 }
 
 export class BrowserSipClient extends SipUserAgent {
   constructor(options: BrowserSipClientOptions) {
-    const scheme = parseServerUrl(options.server).scheme;
-    if (options.connector === undefined && scheme !== 'ws' && scheme !== 'wss') {
-      throw new ClientError('INVALID_ARGUMENT', `a browser reaches SIP over WebSocket only: server must be ws:// or wss://, not ${scheme}://`);
+    for (const { scheme } of parseServerList(options.server)) {
+      if (options.connector === undefined && scheme !== 'ws' && scheme !== 'wss') {
+        throw new ClientError('INVALID_ARGUMENT', `a browser reaches SIP over WebSocket only: server must be ws:// or wss://, not ${scheme}://`);
+      }
     }
     super(options, options.connector ?? ((server) => connectWebSocket(server, options)));
   }

@@ -40,8 +40,14 @@ export class Inbound {
   }
 
   #frame(data: Buffer): void {
-    // Some WebSocket peers send bare CRLFs as keep-alives; they carry no message.
-    if (data.every((b) => b === 0x0d || b === 0x0a || b === 0x20)) return;
+    // Line ends alone carry no message: RFC 5626's keep-alives read for WebSocket, as some servers
+    // do (a CRLFCRLF ping, a CRLF pong); other blank frames are dropped.
+    if (data.every((b) => b === 0x0d || b === 0x0a || b === 0x20)) {
+      const text = data.toString('latin1');
+      if (text === '\r\n') this.#handlers.pong();
+      else if (text === '\r\n\r\n') this.#handlers.ping();
+      return;
+    }
     let message: SipMessage;
     try {
       message = parseMessage(data);

@@ -4,7 +4,7 @@
 // BrowserSipClient over the browser's WebSocket instead of SipClient.
 
 import type { NodeTransportOptions } from './transport-node.ts';
-import { nodeConnector } from './transport-node.ts';
+import { nodeConnector, nodeResolver } from './transport-node.ts';
 import type { TransportConnector } from './transport.ts';
 import { SipUserAgent } from './user-agent.ts';
 import type { SipClientOptions } from './types.ts';
@@ -16,10 +16,10 @@ export interface NodeSipClientOptions extends SipClientOptions, NodeTransportOpt
 
 export class SipClient extends SipUserAgent {
   constructor(options: NodeSipClientOptions) {
-    super(options, options.connector ?? nodeConnector(options));
+    super(options, options.connector ?? nodeConnector(options), nodeResolver());
   }
 }
 
 export * from './api.ts';
-export { nodeConnector } from './transport-node.ts';
-export type { NodeTransportOptions } from './transport-node.ts';
+export { nodeConnector, nodeResolver } from './transport-node.ts';
+export type { NodeResolverOptions, NodeTransportOptions } from './transport-node.ts';

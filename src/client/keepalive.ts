@@ -1,31 +1,46 @@
-// CRLF keep-alive on stream transports (RFC 5626 §3.5.1, §4.4.1): a CRLFCRLF ping every period,
-// jittered to 80–100 % of it; the server answers with a CRLF pong. A server that never pongs is
-// tolerated (pings still keep NAT bindings open); once one pong was seen, a missing pong within
-// 10 s means the flow failed.
+// Keep-alives that find a dead server within seconds (RFC 5626 §3.5.1, §4.4.1): a ping every
+// period, jittered to 80–100 % of it, and a failed flow when no answer comes within the pong
+// timeout. Two kinds of ping, on every transport: a CRLFCRLF, answered by a CRLF pong (RFC 5626
+// §4.4.1 on TCP/TLS; over WebSocket, where RFC 7118 defines no keep-alive, some servers answer it
+// too), and an OPTIONS request, answered by any final response (RFC 3261 §11: every server must).
+// The first ping of a connection is both; when the CRLF was answered the pings are CRLFCRLF alone
+// (no transaction for the server), else OPTIONS alone. So a server that pongs is never asked for
+// more than four bytes, and one that does not is still found dead from the first ping on. The I/O
+// is the user agent's.
+
+export const DEFAULT_KEEPALIVE_INTERVAL_MS = 5_000;
+export const DEFAULT_PONG_TIMEOUT_MS = 4_000;
+
+export interface KeepAliveOptions {
+  intervalMs: number;
+  /** how long a ping may wait for its answer */
+  pongTimeoutMs: number;
+  /** sends CRLFCRLF; a throw means the connection is going away (its close handler tears down) */
+  sendCrlf(): void;
+  /** sends an OPTIONS; resolves on its final response, rejects when it could not complete */
+  sendOptions(): Promise<unknown>;
+  /** no answer in time: the flow failed */
+  failed(): void;
+}
 
 export class KeepAlive {
-  readonly #intervalMs: number;
-  readonly #pongTimeoutMs: number;
-  readonly #sendPing: () => void;
-  readonly #onFailed: () => void;
+  readonly #options: KeepAliveOptions;
   #timer: ReturnType<typeof setTimeout> | null = null;
   #pongTimer: ReturnType<typeof setTimeout> | null = null;
-  #pongSeen = false;
+  #pings = 0;
+  /** the server answered a CRLFCRLF with a CRLF on this connection */
+  #crlfAnswered = false;
   #stopped = false;
 
-  constructor(intervalMs: number, sendPing: () => void, onFailed: () => void, pongTimeoutMs = 10_000) {
-    this.#intervalMs = intervalMs;
-    this.#sendPing = sendPing;
-    this.#onFailed = onFailed;
-    this.#pongTimeoutMs = pongTimeoutMs;
+  constructor(options: KeepAliveOptions) {
+    this.#options = options;
     this.#schedule();
   }
 
   /** A CRLF pong arrived. */
   pong(): void {
-    this.#pongSeen = true;
-    if (this.#pongTimer !== null) clearTimeout(this.#pongTimer);
-    this.#pongTimer = null;
+    this.#crlfAnswered = true;
+    this.#answered();
   }
 
   stop(): void {
@@ -36,23 +51,35 @@ export class KeepAlive {
     this.#pongTimer = null;
   }
 
+  #answered(): void {
+    if (this.#pongTimer !== null) clearTimeout(this.#pongTimer);
+    this.#pongTimer = null;
+  }
+
   #schedule(): void {
     if (this.#stopped) return;
-    this.#timer = unref(setTimeout(() => this.#ping(), this.#intervalMs * (0.8 + 0.2 * Math.random())));
+    this.#timer = unref(setTimeout(() => this.#ping(), this.#options.intervalMs * (0.8 + 0.2 * Math.random())));
   }
 
   #ping(): void {
     this.#timer = null;
+    this.#pings += 1;
     try {
-      this.#sendPing();
+      if (this.#pings === 1 || this.#crlfAnswered) this.#options.sendCrlf();
+      if (!this.#crlfAnswered) {
+        this.#options.sendOptions().then(
+          () => this.#answered(),
+          () => undefined, // the connection closing: its teardown says so
+        );
+      }
     } catch {
       return; // the connection is going away; its close handler tears down
     }
-    if (this.#pongSeen && this.#pongTimer === null) {
+    if (this.#pongTimer === null) {
       this.#pongTimer = unref(setTimeout(() => {
         this.#pongTimer = null;
-        if (!this.#stopped) this.#onFailed();
-      }, this.#pongTimeoutMs));
+        if (!this.#stopped) this.#options.failed();
+      }, this.#options.pongTimeoutMs));
     }
     this.#schedule();
   }

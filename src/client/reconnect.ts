@@ -1,7 +1,10 @@
 // Reconnection after a lost connection: exponential back-off (1 s doubling to 30 s by default)
 // with ±20 % jitter, so that the clients of a restarted server do not all come back in the same
-// instant. The user agent lends `attempt` (connect, register again, re-subscribe) and hears each
-// step through `event`. No I/O of its own besides one timer.
+// instant. With several servers the attempts go in rounds: within a round each failed attempt is
+// followed at once by one at the next server; the back-off is between rounds (a dead node must not
+// hold its clients back from the live ones). The user agent lends `attempt` (connect to the next
+// server, register again, re-subscribe) and hears each step through `event`. No I/O of its own
+// besides one timer.
 
 import type { ConnectionEvent, ReconnectPolicy } from './types.ts';
 
@@ -18,6 +21,8 @@ export function backoffDelayMs(attempt: number, policy: Required<ReconnectPolicy
 export interface ReconnectDeps {
   /** one attempt: resolves once connected and restored; rejects when it failed (another attempt follows) */
   attempt(): Promise<void>;
+  /** how many attempts a round makes (the number of servers); default 1 */
+  roundSize?(): number;
   event(event: ConnectionEvent): void;
   random?: () => number;
 }
@@ -26,6 +31,10 @@ export class Reconnector {
   readonly #policy: Required<ReconnectPolicy>;
   readonly #deps: ReconnectDeps;
   #attempt = 0;
+  /** the round under way (1-based; 0: none), which sets the back-off */
+  #round = 0;
+  /** attempts made in this round */
+  #tried = 0;
   #timer: ReturnType<typeof setTimeout> | null = null;
   #stopped = false;
 
@@ -39,12 +48,21 @@ export class Reconnector {
     return this.#timer !== null || this.#attempt > 0;
   }
 
-  /** The connection was lost (or an attempt failed): the next attempt after the back-off. */
+  /**
+   * The connection was lost (or an attempt failed): the next attempt, after the back-off when a
+   * round begins, at once within a round.
+   */
   schedule(error?: Error): void {
     if (this.#stopped || this.#timer !== null) return;
+    let delayMs = 0;
+    if (this.#round === 0 || this.#tried >= Math.max(1, this.#deps.roundSize?.() ?? 1)) {
+      this.#round += 1;
+      this.#tried = 0;
+      delayMs = backoffDelayMs(this.#round, this.#policy, this.#deps.random);
+    }
+    this.#tried += 1;
     this.#attempt += 1;
     const attempt = this.#attempt;
-    const delayMs = backoffDelayMs(attempt, this.#policy, this.#deps.random);
     this.#deps.event({ state: 'reconnecting', attempt, delayMs, ...(error === undefined ? {} : { error }) });
     this.#timer = setTimeout(() => {
       this.#timer = null;
@@ -52,7 +70,7 @@ export class Reconnector {
       this.#deps.attempt().then(
         () => {
           // (lost again while restoring: that loss scheduled the next attempt, counting on)
-          if (this.#timer === null) this.#attempt = 0;
+          if (this.#timer === null) this.#reset();
         },
         (cause: unknown) => this.schedule(cause instanceof Error ? cause : new Error(String(cause))),
       );
@@ -64,6 +82,12 @@ export class Reconnector {
     this.#stopped = true;
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
+    this.#reset();
+  }
+
+  #reset(): void {
     this.#attempt = 0;
+    this.#round = 0;
+    this.#tried = 0;
   }
 }

@@ -2,10 +2,11 @@
 // connector that picks TCP, TLS or WebSocket from the server URL. The only client file that
 // imports Node modules.
 
+import { lookup } from 'node:dns/promises';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { ClientError } from './errors.ts';
-import type { ClientTransport, ServerAddress, TransportConnector } from './transport.ts';
+import type { ClientTransport, ServerAddress, ServerResolver, TransportConnector } from './transport.ts';
 import { connectWebSocket } from './transport-ws.ts';
 
 export interface NodeTransportOptions {
@@ -23,19 +24,56 @@ export function nodeConnector(options: NodeTransportOptions = {}): TransportConn
   };
 }
 
+export interface NodeResolverOptions {
+  /** for the order of a name's addresses; default Math.random */
+  random?: () => number;
+  /** a name's addresses; default the system's resolver (getaddrinfo, as node:dns lookup) */
+  lookupAll?: (host: string) => Promise<ReadonlyArray<{ address: string }>>;
+}
+
+/**
+ * A tcp:// or tls:// host name stands for every address DNS gives it (A and AAAA): one configured
+ * name reaches each node of a cluster. The addresses come in a random order, as DNS round robin
+ * intends: the system's resolver sorts them the same way for every client, which would send all
+ * the clients to one node first, and all the clients of a lost node to the same next one. An IP
+ * literal, and a WebSocket URL (the WebSocket API connects to the URL's host itself), stand for
+ * themselves.
+ */
+export function nodeResolver(options: NodeResolverOptions = {}): ServerResolver {
+  const { random = Math.random, lookupAll = (host: string) => lookup(host, { all: true }) } = options;
+  return async (server) => {
+    if (server.scheme === 'ws' || server.scheme === 'wss' || net.isIP(server.host) !== 0) return [server];
+    const found = await lookupAll(server.host);
+    const addresses = shuffled([...new Set(found.map((a) => a.address))], random);
+    return addresses.map((address) => ({ ...server, address }));
+  };
+}
+
+/** Fisher–Yates. */
+function shuffled<T>(items: T[], random: () => number): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [items[i], items[j]] = [items[j] as T, items[i] as T];
+  }
+  return items;
+}
+
 function connectStream(server: ServerAddress, options: NodeTransportOptions): Promise<ClientTransport> {
   return new Promise((resolve, reject) => {
     const secure = server.scheme === 'tls';
+    // a name DNS gave several addresses for: this one of them; the name still checks the certificate
+    const host = server.address ?? server.host;
+    const where = server.address === undefined ? server.url : `${server.url} (${server.address})`;
     const from = options.localAddress !== undefined ? { localAddress: options.localAddress } : {};
     const socket: net.Socket = secure
-      ? tls.connect({ host: server.host, port: server.port, ...from, servername: net.isIP(server.host) === 0 ? server.host : undefined, ...options.tls })
-      : net.connect({ host: server.host, port: server.port, ...from });
+      ? tls.connect({ host, port: server.port, ...from, servername: net.isIP(server.host) === 0 ? server.host : undefined, ...options.tls })
+      : net.connect({ host, port: server.port, ...from });
     socket.setNoDelay(true);
     let opened = false;
     let closed = false;
     let lastError: Error | undefined;
     const timer = setTimeout(() => {
-      socket.destroy(new ClientError('CONNECT_FAILED', `connecting to ${server.url} timed out`));
+      socket.destroy(new ClientError('CONNECT_FAILED', `connecting to ${where} timed out`));
     }, options.connectTimeoutMs ?? 10_000);
 
     socket.once(secure ? 'secureConnect' : 'connect', () => {
@@ -65,7 +103,7 @@ function connectStream(server: ServerAddress, options: NodeTransportOptions): Pr
       socket.on('close', () => {
         if (closed) return;
         closed = true;
-        transport.onClose?.(new ClientError('DISCONNECTED', `connection to ${server.url} closed${lastError ? `: ${lastError.message}` : ''}`, { cause: lastError }));
+        transport.onClose?.(new ClientError('DISCONNECTED', `connection to ${where} closed${lastError ? `: ${lastError.message}` : ''}`, { cause: lastError }));
       });
       resolve(transport);
     });
@@ -73,7 +111,7 @@ function connectStream(server: ServerAddress, options: NodeTransportOptions): Pr
       lastError = error;
       if (opened) return;
       clearTimeout(timer);
-      reject(error instanceof ClientError ? error : new ClientError('CONNECT_FAILED', `cannot connect to ${server.url}: ${error.message}`, { cause: error }));
+      reject(error instanceof ClientError ? error : new ClientError('CONNECT_FAILED', `cannot connect to ${where}: ${error.message}`, { cause: error }));
     });
   });
 }

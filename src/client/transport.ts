@@ -12,6 +12,11 @@ export interface ServerAddress {
   port: number;
   /** the URL as given (for ws/wss the WebSocket URL, path included) */
   url: string;
+  /**
+   * the IP address to connect to when `host` is a name that DNS gave several addresses for (tcp://
+   * and tls:// in Node): `host` stays the name, for TLS's server name and certificate check
+   */
+  address?: string;
 }
 
 export interface ClientTransport {
@@ -38,7 +43,21 @@ export interface ClientTransport {
 
 export type TransportConnector = (server: ServerAddress) => Promise<ClientTransport>;
 
+/**
+ * The addresses one configured server stands for: a host name with several A/AAAA records is as
+ * many servers (each with `address` set); anything else is itself. Node only (a browser cannot
+ * resolve names); a failed lookup rejects, and the server is then tried as given.
+ */
+export type ServerResolver = (server: ServerAddress) => Promise<ServerAddress[]>;
+
 const DEFAULT_PORTS: Readonly<Record<ServerScheme, number>> = { tcp: 5060, tls: 5061, ws: 80, wss: 443 };
+
+/** The `server` option, one URL or several, parsed: INVALID_ARGUMENT for an empty list or a bad URL. */
+export function parseServerList(server: string | readonly string[]): ServerAddress[] {
+  const urls = typeof server === 'string' ? [server] : server;
+  if (urls.length === 0) throw new ClientError('INVALID_ARGUMENT', 'server lists no address: give at least one URL');
+  return urls.map(parseServerUrl);
+}
 
 /** Parses `tcp://host:port`, `tls://host:port`, `ws://host:port/path`, `wss://…`. */
 export function parseServerUrl(url: string): ServerAddress {

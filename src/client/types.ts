@@ -9,8 +9,12 @@ import type { ProvisioningSettings } from './provisioning.ts';
 import type { RegisterResult } from './registration.ts';
 
 export interface SipClientOptions {
-  /** `tcp://host:port`, `tls://host:port`, `ws://host:port/path` or `wss://…` */
-  server: string;
+  /**
+   * `tcp://host:port`, `tls://host:port`, `ws://host:port/path` or `wss://…`; or several (the
+   * nodes of a cluster), tried in order and round robin after a loss. In Node a tcp:// or tls://
+   * host name with several A/AAAA records counts as several servers.
+   */
+  server: string | readonly string[];
   /** address of record, e.g. `sip:alice@parley.local` */
   aor: string;
   /** digest username; default: the user part of the AOR */
@@ -22,8 +26,18 @@ export interface SipClientOptions {
   registrar?: string;
   /** Timer F (§17.1.2.2): 64 × T1 = 32 s by default */
   requestTimeoutMs?: number;
-  /** CRLFCRLF keep-alive period on TCP/TLS (RFC 5626 §3.5.1), 0 = off; default 30 s */
+  /**
+   * Keep-alive period (RFC 5626 §3.5.1), 0 = off; default 5 s. The first ping of a connection is a
+   * CRLFCRLF and an OPTIONS; then CRLFCRLF alone where the server answered it with a CRLF pong (TCP
+   * and TLS on Parley), else OPTIONS alone (WebSocket on Parley: the browser API has no ping).
+   */
   keepAliveIntervalMs?: number;
+  /**
+   * A keep-alive unanswered this long means the server is gone: the connection is dropped (and,
+   * with autoReconnect, the next server tried); default 4 s. With the default period a silent dead
+   * server is found within 9 s.
+   */
+  keepAlivePongTimeoutMs?: number;
   /** send credentials up front once a method has been challenged (§22.3); default true */
   preemptiveAuth?: boolean;
   /** decides the status for an incoming MESSAGE (default 200); `message` fires only for 2xx */
@@ -35,7 +49,9 @@ export interface SipClientOptions {
   /**
    * After the connection is lost (not after close()): reconnect with back-off, register again
    * if registered, and re-subscribe every live subscription; `connection` events tell the state.
-   * true: 1 s doubling to 30 s, with jitter. Default false.
+   * true: 1 s doubling to 30 s, with jitter. Default false. With several servers each attempt goes
+   * to the next one (the first to the one after the server lost), and the back-off is between
+   * rounds through all of them.
    */
   autoReconnect?: boolean | ReconnectPolicy;
 }
@@ -60,6 +76,13 @@ export interface ConnectionEvent {
   delayMs?: number;
   /** why the connection was lost, or why the last attempt failed */
   error?: Error;
+  /**
+   * the server, as configured (its URL): 'connected': the one connected to; 'reconnecting': the one
+   * attempt `attempt` goes to; 'disconnected': the one lost (absent after close())
+   */
+  server?: string;
+  /** with `server` a host name with several DNS records: the address of it connected to */
+  address?: string;
 }
 
 /** RFC 3994 isComposing from a peer */

@@ -7,7 +7,8 @@
 // reader uses the platform's fetch, and src/xml's saxes is pure JavaScript).
 // Instant messaging on top: CPIM-wrapped messages asking for RFC 5438 display notifications, the
 // notifications both ways, RFC 3994 typing indications both ways; and, with autoReconnect, a
-// lost connection comes back with back-off, registration and subscriptions restored.
+// lost connection comes back with back-off, registration and subscriptions restored, at the next
+// of the configured servers (servers.ts): keep-alives find a silent dead server within seconds.
 
 import { parseUri, serialize } from '../sip/pure.ts';
 import type { SipMessage, SipRequest, SipResponse } from '../sip/pure.ts';
@@ -19,7 +20,7 @@ import { CPIM_TYPE, cpimWithDisplayRequest, displayNotification } from './imdn.t
 import { ComposingTracker, IS_COMPOSING_TYPE, isComposingBody } from './is-composing.ts';
 import { Inbound } from './inbound.ts';
 import { defaultAnswer, missingHeader, readIncoming, senderAddress } from './incoming.ts';
-import { KeepAlive } from './keepalive.ts';
+import { DEFAULT_KEEPALIVE_INTERVAL_MS, DEFAULT_PONG_TIMEOUT_MS, KeepAlive } from './keepalive.ts';
 import { MailboxReader } from './mailbox.ts';
 import type { ListOptions, MissedConversation } from './mailbox.ts';
 import { MESSAGE_SUMMARY_EVENT, MESSAGE_SUMMARY_TYPE, parseMessageSummary } from './message-summary.ts';
@@ -33,12 +34,13 @@ import { buildRequest, buildResponse, contactUriFor, nameAddr, transactionKey } 
 import { dialogIdsOf } from './dialog.ts';
 import { ClientSubscription } from './subscription.ts';
 import type { SubscribeOptions } from './subscription.ts';
-import { parseServerUrl } from './transport.ts';
+import { ServerRotation } from './servers.ts';
+import { parseServerList } from './transport.ts';
 import { warningText } from './warning.ts';
 import { PresenceList, PresencePublisher, presenceSubscribeOptions, PRESENCE_EVENT, REMOVE_WAIT_MS } from './presence.ts';
 import type { PublishPresence, PublishResult } from './presence.ts';
 import { deliverBodies } from './watch.ts';
-import type { ClientTransport, ServerAddress, TransportConnector } from './transport.ts';
+import type { ClientTransport, ServerAddress, ServerResolver, TransportConnector } from './transport.ts';
 
 interface Pending {
   resolve: (response: SipResponse) => void;
@@ -49,7 +51,7 @@ interface Pending {
 export class SipUserAgent extends TypedEmitter<SipClientEvents> {
   readonly aor: string;
   readonly #options: SipClientOptions;
-  readonly #server: ServerAddress;
+  readonly #servers: ServerRotation;
   readonly #connector: TransportConnector;
   readonly #user: string;
   /** the address without scheme, `alice@parley.local`: the EWS user name */
@@ -59,6 +61,8 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
   readonly #pending = new Map<string, Pending>();
   readonly #registerTag = newTag();
   #transport: ClientTransport | null = null;
+  /** the server #transport is connected to */
+  #server: ServerAddress | null = null;
   #inbound: Inbound | null = null;
   #keepAlive: KeepAlive | null = null;
   #registration: Registration | null = null;
@@ -75,11 +79,12 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
   #reconnectAllowed = true;
   readonly #typing = new ComposingTracker((from, active) => this.emit('typing', { from, active }));
 
-  constructor(options: SipClientOptions, connector: TransportConnector) {
+  /** `resolve`: what a configured server's host name stands for (Node: its DNS records); none in browsers */
+  constructor(options: SipClientOptions, connector: TransportConnector, resolve: ServerResolver | null = null) {
     super();
     this.#options = options;
     this.#connector = connector;
-    this.#server = parseServerUrl(options.server);
+    this.#servers = new ServerRotation(parseServerList(options.server), resolve);
     let aor;
     try {
       aor = parseUri(options.aor);
@@ -102,17 +107,46 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
     return this.#registration?.active ?? false;
   }
 
+  /**
+   * Connects to the first server that accepts, trying each configured one once, in order (from the
+   * one after the last that failed); rejects with the failures when none does.
+   */
   async connect(): Promise<void> {
     if (this.#transport !== null) throw new ClientError('INVALID_ARGUMENT', 'already connected');
     if (this.#reconnector !== null) throw new ClientError('INVALID_ARGUMENT', 'reconnecting already (autoReconnect); wait for the connection event or close() first');
-    await this.#open();
+    const failures: Error[] = [];
+    for (;;) {
+      try {
+        await this.#open();
+        break;
+      } catch (error) {
+        failures.push(error instanceof Error ? error : new Error(String(error)));
+        if (failures.length < this.#servers.size) continue;
+        if (failures.length === 1) throw failures[0];
+        throw new ClientError('CONNECT_FAILED', `cannot connect to any of the ${failures.length} servers: ${failures.map((e) => e.message).join('; ')}`, { cause: failures.at(-1) });
+      }
+    }
     this.#lost = false;
     this.#emitConnection({ state: 'connected' });
   }
 
+  /** The server connected to now, as configured (its URL), or null. */
+  get server(): string | null {
+    return this.#server?.url ?? null;
+  }
+
+  /** Connects to the server whose turn it is; a failure passes the turn to the next one. */
   async #open(): Promise<void> {
-    const transport = await this.#connector(this.#server);
+    const server = await this.#servers.take();
+    let transport: ClientTransport;
+    try {
+      transport = await this.#connector(server);
+    } catch (error) {
+      this.#servers.advance();
+      throw error;
+    }
     this.#transport = transport;
+    this.#server = server;
     this.#inbound = new Inbound(transport.framing, {
       message: (message) => this.#dispatch(message),
       reply: (response) => this.#write(serialize(response)),
@@ -122,10 +156,24 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
     });
     transport.onData = (data) => this.#inbound?.push(data);
     transport.onClose = (error) => this.#teardown(transport, error, false);
-    const interval = this.#options.keepAliveIntervalMs ?? 30_000;
-    if (transport.framing === 'stream' && interval > 0) {
-      this.#keepAlive = new KeepAlive(interval, () => this.#write('\r\n\r\n'), () => this.#fail(new ClientError('DISCONNECTED', 'no keep-alive pong within 10 s (RFC 5626 §4.4.1)')));
-    }
+    this.#keepAlive = this.#startKeepAlive(server);
+  }
+
+  /**
+   * RFC 5626 §4.4.1 keep-alives (keepalive.ts): CRLFCRLF where the server pongs, else an OPTIONS to
+   * the registrar (answered without credentials); on WebSocket too, whose browser API has no ping.
+   */
+  #startKeepAlive(server: ServerAddress): KeepAlive | null {
+    const intervalMs = this.#options.keepAliveIntervalMs ?? DEFAULT_KEEPALIVE_INTERVAL_MS;
+    if (intervalMs <= 0) return null;
+    const pongTimeoutMs = this.#options.keepAlivePongTimeoutMs ?? DEFAULT_PONG_TIMEOUT_MS;
+    return new KeepAlive({
+      intervalMs,
+      pongTimeoutMs,
+      sendCrlf: () => this.#write('\r\n\r\n'),
+      sendOptions: () => this.#transact(this.#build('OPTIONS', this.#registrar, { fromTag: newTag(), callId: newCallId(), cseq: 1 })),
+      failed: () => this.#fail(new ClientError('DISCONNECTED', `no answer from ${serverName(server)} to a keep-alive within ${pongTimeoutMs} ms (RFC 5626 §4.4.1)`)),
+    });
   }
 
   async register(options: { expires?: number } = {}): Promise<RegisterResult> {
@@ -142,7 +190,12 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
           }), r.cseq),
         {
           registered: (result) => this.emit('registered', result),
-          unregistered: (error) => this.emit('unregistered', error === undefined ? {} : { error }),
+          unregistered: (error) => {
+            this.emit('unregistered', error === undefined ? {} : { error });
+            // a refresh nobody answered: the flow failed (RFC 5626 §4.4), whatever the keep-alives
+            // know yet; with autoReconnect the next server is tried, and registered with
+            if (error?.code === 'TIMEOUT' && this.#reconnects && this.#transport === transport) this.#fail(error);
+          },
           error: (error) => this.emit('error', error),
         },
       );
@@ -485,6 +538,10 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
   #teardown(transport: ClientTransport, error: Error | undefined, byUser: boolean): void {
     if (this.#transport !== transport) return;
     this.#transport = null;
+    const server = this.#server;
+    this.#server = null;
+    // lost, not closed: the next attempt goes to the next server
+    if (!byUser) this.#servers.advance();
     this.#inbound = null;
     this.#keepAlive?.stop();
     this.#keepAlive = null;
@@ -493,7 +550,7 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
     this.#publisher?.stop();
     this.#typing.clear();
     const gone = new ClientError('DISCONNECTED', 'the connection closed', { cause: error });
-    const reconnect = !byUser && this.#options.autoReconnect !== undefined && this.#options.autoReconnect !== false && this.#reconnectAllowed;
+    const reconnect = !byUser && this.#reconnects;
     for (const subscription of this.#subscriptions) {
       // a live subscription waits for the new connection; the rest end here
       if (reconnect && subscription.suspend(gone)) continue;
@@ -508,12 +565,13 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
     this.#lost = !byUser;
     this.emit('disconnected', error === undefined ? {} : { error });
     if (!reconnect) {
-      this.#emitConnection({ state: 'disconnected', ...(error === undefined ? {} : { error }) });
+      this.#emitConnection({ state: 'disconnected', ...(error === undefined ? {} : { error }), ...(byUser || server === null ? {} : { server: server.url }) });
       return;
     }
     this.#reconnector ??= new Reconnector(typeof this.#options.autoReconnect === 'object' ? this.#options.autoReconnect : {}, {
       attempt: () => this.#restore(),
-      event: (event) => this.#emitConnection(event),
+      roundSize: () => this.#servers.size,
+      event: (event) => this.#emitConnection({ ...event, server: this.#servers.upcoming.url }),
     });
     this.#reconnector.schedule(error ?? gone);
   }
@@ -538,6 +596,11 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
       } catch (error) {
         // lost again meanwhile: that teardown scheduled the next attempt already
         if (this.#transport !== transport) return;
+        if (error instanceof ClientError && error.code === 'TIMEOUT') {
+          // a server that takes connections but does not answer (stopped, overloaded): the next one
+          this.#fail(error);
+          return;
+        }
         // refused (credentials changed, user removed): connected but not registered; the app decides
         this.emit('error', error instanceof Error ? error : new Error(String(error)));
       }
@@ -551,6 +614,11 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
     this.#emitConnection({ state: 'connected' });
   }
 
+  /** whether a lost connection is restored now: autoReconnect, and no unregister() since the last register() */
+  get #reconnects(): boolean {
+    return this.#options.autoReconnect !== undefined && this.#options.autoReconnect !== false && this.#reconnectAllowed;
+  }
+
   #stopReconnecting(tell: boolean): void {
     this.#reconnector?.stop();
     this.#reconnector = null;
@@ -562,8 +630,18 @@ export class SipUserAgent extends TypedEmitter<SipClientEvents> {
   }
 
   #emitConnection(event: ConnectionEvent): void {
+    const server = this.#server;
+    if (event.state === 'connected' && server !== null) {
+      this.emit('connection', { ...event, server: server.url, ...(server.address === undefined ? {} : { address: server.address }) });
+      return;
+    }
     this.emit('connection', event);
   }
+}
+
+/** A server for a message: its URL, and the address connected to when DNS gave several. */
+function serverName(server: ServerAddress): string {
+  return server.address === undefined ? server.url : `${server.url} (${server.address})`;
 }
 
 /** `bob@parley.local` → `sip:bob@parley.local`; a URI with a scheme is kept as it is. */

@@ -13,11 +13,11 @@
 import type http from 'node:http';
 import { checkContentType, discardBody } from '../admin/http/body.ts';
 import { HttpProblem, INTERNAL_PROBLEM, answerJson, answerProblem, pageParams, problemOf, type HttpCaller } from '../http-json.ts';
-import { MailboxError, findConversations, findMailbox, getDistinguishedFolder, getItem, missedConversationSummary, updateItem, type ConversationKind, type ItemRecord } from '../mailbox/index.ts';
+import { MailboxError, distinguishedFolderId, findConversations, findMailbox, getItem, missedConversationSummary, updateItem, type ConversationKind, type ItemRecord } from '../mailbox/index.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { HttpRoute } from '../server/http.ts';
-import type { Database } from '../storage/index.ts';
-import { detailOf, summaryOf } from './view.ts';
+import type { Sql } from '../storage/index.ts';
+import { detailOf, otherPartyAddress, summaryOf } from './view.ts';
 
 export const CONVERSATIONS_PATH = '/api/conversations';
 export const MAX_PAGE_SIZE = 50;
@@ -26,7 +26,7 @@ const MAX_QUERY = 256;
 const KINDS: readonly ConversationKind[] = ['missed', 'history', 'all'];
 
 export interface ConversationsRouteOptions {
-  db: Database;
+  sql: Sql;
   logger: Logger;
   product: string;
   /** who is calling (src/session: the browser session or HTTP Basic) */
@@ -34,7 +34,7 @@ export interface ConversationsRouteOptions {
   /** true when the user's mailbox is not the embedded one (config mailboxes) */
   isExternal(address: string): boolean;
   /** the directory's display name of a person, if any */
-  displayName(address: string): string | null | undefined;
+  displayName(address: string): Promise<string | null>;
   /** after an item was marked read (the EWS route's onMailboxChanged: message-summary NOTIFY); must not throw */
   onMailboxChanged?: (address: string) => void;
   now?: () => number;
@@ -78,12 +78,12 @@ export function createConversationsRoute(opts: ConversationsRouteOptions): HttpR
     if (opts.isExternal(user)) {
       throw new HttpProblem(409, 'MAILBOX_EXTERNAL', 'your mailbox is on your organisation\'s Exchange server, not in Parley: read your conversations there (Outlook, or EWS)');
     }
-    if (id === undefined) return { status: 200, body: list(user, url.searchParams) };
-    const item = conversationItem(user, decodeId(id));
-    if (action === undefined) return { status: 200, body: detailOf(item, user, opts.displayName) };
+    if (id === undefined) return { status: 200, body: await list(user, url.searchParams) };
+    const item = await conversationItem(user, decodeId(id));
+    if (action === undefined) return { status: 200, body: detailOf(item, user, await namesOf([item], user)) };
     // the same change as EWS UpdateItem message:IsRead (items.ts updateItem), then its notification
     if (!item.isRead) {
-      updateItem(opts.db, item.mailboxId, item.id, { isRead: true }, now);
+      await updateItem(opts.sql, item.mailboxId, item.id, { isRead: true }, now);
       try {
         opts.onMailboxChanged?.(user);
       } catch (err) {
@@ -93,36 +93,47 @@ export function createConversationsRoute(opts: ConversationsRouteOptions): HttpR
     return { status: 204 };
   }
 
-  function list(user: string, query: URLSearchParams) {
+  async function list(user: string, query: URLSearchParams) {
     const kindText = query.get('kind') ?? 'all';
     const kind = KINDS.find((k) => k === kindText);
     if (kind === undefined) throw new HttpProblem(400, 'BAD_QUERY', `kind must be one of ${KINDS.join(', ')}, not ${JSON.stringify(kindText.slice(0, 40))}`);
     const q = query.get('q') ?? '';
     if (q.length > MAX_QUERY) throw new HttpProblem(400, 'BAD_QUERY', `q has ${q.length} characters; at most ${MAX_QUERY} are searched for`);
     const { page, pageSize, offset } = pageParams(query, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
-    const found = findConversations(opts.db, user, { kind, text: q, offset, max: pageSize });
+    const found = await findConversations(opts.sql, user, { kind, text: q, offset, max: pageSize });
+    const names = await namesOf(found.items, user);
     return {
-      items: found.items.map((item) => summaryOf(item, user, opts.displayName)),
+      items: found.items.map((item) => summaryOf(item, user, names)),
       page,
       pageSize,
       total: found.total,
-      unreadMissed: missedConversationSummary(opts.db, user).unread,
+      unreadMissed: (await missedConversationSummary(opts.sql, user)).unread,
     };
   }
 
+  /** The directory's display names of the people the items are with, asked once each, for the pure views. */
+  async function namesOf(items: readonly ItemRecord[], user: string): Promise<(address: string) => string | null> {
+    const names = new Map<string, string | null>();
+    for (const item of items) {
+      const address = otherPartyAddress(item, user);
+      if (address !== '' && !names.has(address)) names.set(address, await opts.displayName(address));
+    }
+    return (address) => names.get(address) ?? null;
+  }
+
   /** The user's item in Conversation History; anything else (another's, elsewhere, malformed) is 404. */
-  function conversationItem(user: string, id: string): ItemRecord {
-    const mailbox = findMailbox(opts.db, user);
+  async function conversationItem(user: string, id: string): Promise<ItemRecord> {
+    const mailbox = await findMailbox(opts.sql, user);
     if (mailbox === undefined) throw notFound();
     let item: ItemRecord;
     try {
-      item = getItem(opts.db, mailbox.id, id);
+      item = await getItem(opts.sql, mailbox.id, id);
     } catch (error) {
       // another mailbox's item is not told apart from none: ids are not probed
       if (error instanceof MailboxError && ['ID_MALFORMED', 'ITEM_NOT_FOUND', 'ACCESS_DENIED'].includes(error.code)) throw notFound();
       throw error;
     }
-    if (item.folderId !== getDistinguishedFolder(opts.db, mailbox.id, 'conversationhistory').id) throw notFound();
+    if (item.folderId !== (await distinguishedFolderId(opts.sql, mailbox.id, 'conversationhistory'))) throw notFound();
     return item;
   }
 }

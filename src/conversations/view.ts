@@ -30,13 +30,18 @@ function otherParty(item: ItemRecord, owner: string): Mailer | undefined {
   return item.to.find((m) => m.address.toLowerCase() !== owner) ?? item.from ?? undefined;
 }
 
+/** The address (lower case, '' when none) whose display name summaryOf asks for. */
+export function otherPartyAddress(item: ItemRecord, owner: string): string {
+  return (otherParty(item, owner)?.address ?? '').toLowerCase();
+}
+
 /**
  * `displayName`: the directory's, when it knows the person; else the name the item carries, unless
  * that is only the address again (transcripts name a person without a display name by address).
  */
 export function summaryOf(item: ItemRecord, owner: string, displayName: (address: string) => string | null | undefined): ConversationSummary {
   const other = otherParty(item, owner);
-  const address = (other?.address ?? '').toLowerCase();
+  const address = otherPartyAddress(item, owner);
   const named = other?.name !== undefined && other.name !== '' && other.name.toLowerCase() !== address ? other.name : null;
   return {
     id: item.id,

@@ -13,7 +13,7 @@ import type http from 'node:http';
 import { answerJson, answerProblem, HttpProblem, INTERNAL_PROBLEM, pageParams, problemOf, type HttpCaller } from '../http-json.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { HttpRoute } from '../server/http.ts';
-import type { Database } from '../storage/index.ts';
+import type { Sql } from '../storage/index.ts';
 import { searchUsers } from './users.ts';
 
 export const DIRECTORY_PATH = '/api/directory';
@@ -23,7 +23,7 @@ const DEFAULT_PAGE_SIZE = 20;
 const MAX_QUERY = 256;
 
 export interface DirectoryRouteOptions {
-  db: Database;
+  sql: Sql;
   logger: Logger;
   product: string;
   /** who is calling (src/session: the browser session or HTTP Basic) */
@@ -55,7 +55,7 @@ export function createDirectoryRoute(opts: DirectoryRouteOptions): HttpRoute {
     const q = query.get('q') ?? '';
     if (q.length > MAX_QUERY) throw new HttpProblem(400, 'BAD_QUERY', `q has ${q.length} characters; at most ${MAX_QUERY} are searched for`);
     const { page, pageSize, offset } = pageParams(query, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
-    const { users, total } = searchUsers(opts.db, q, offset, pageSize);
+    const { users, total } = await searchUsers(opts.sql, q, offset, pageSize);
     return {
       users: users.map((u) => ({ address: u.address, sipUri: `sip:${u.address}`, displayName: u.displayName })),
       page,

@@ -2,20 +2,31 @@
 // belongs to one site or to none (then only Global applies). Names compare case-insensitively,
 // as in Skype for Business, and keep the case they were created with.
 
-import type { Database, Migration } from '../storage/index.ts';
-import { statement, transaction } from '../storage/index.ts';
+import type { Database, Migration, Sql } from '../storage/index.ts';
+import { isUniqueViolation, statement } from '../storage/index.ts';
 import { parseAddress } from './address.ts';
 import { DirectoryError } from './errors.ts';
+import { isSql } from '../storage/index.ts';
 
 /** Appended to DIRECTORY_MIGRATIONS (after the shipped `001-users`, which stays as it is). */
 export const SITES_MIGRATION: Migration = {
   id: '002-sites',
-  up: `CREATE TABLE sites (
+  up: {
+    sqlite: `CREATE TABLE sites (
   name TEXT NOT NULL PRIMARY KEY COLLATE NOCASE,
   created_at INTEGER NOT NULL
 ) STRICT;
 ALTER TABLE users ADD COLUMN site TEXT REFERENCES sites(name) ON DELETE RESTRICT;
 CREATE INDEX users_site ON users(site);`,
+    // no COLLATE NOCASE: the names are ASCII, unique in any case through lower(name), and looked up by it
+    postgres: `CREATE TABLE sites (
+  name TEXT NOT NULL PRIMARY KEY,
+  created_at BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX sites_name_any_case ON sites (lower(name));
+ALTER TABLE users ADD COLUMN site TEXT REFERENCES sites(name) ON DELETE RESTRICT;
+CREATE INDEX users_site ON users(site);`,
+  },
 };
 
 export interface Site {
@@ -38,69 +49,89 @@ export function parseSiteIdentity(text: string): string {
   return name;
 }
 
-export function listSites(db: Database): Site[] {
-  const rows = db.prepare('SELECT name, created_at FROM sites ORDER BY name COLLATE NOCASE').all() as Array<{ name: string; created_at: number }>;
+export async function listSites(sql: Sql): Promise<Site[]> {
+  const rows = await sql.all<SiteRow>('SELECT name, created_at FROM sites ORDER BY lower(name), name');
   return rows.map(siteOf);
 }
 
-/** The site with that name (any case), or undefined. */
-export function findSite(db: Database, name: string): Site | undefined {
-  const row = statement(db, 'SELECT name, created_at FROM sites WHERE name = ?').get(name) as { name: string; created_at: number } | undefined;
-  return row === undefined ? undefined : siteOf(row);
+/**
+ * The site with that name (any case), or undefined. Transitional: given a node:sqlite Database it
+ * answers synchronously, for settings' repository until it has moved to Sql.
+ */
+export function findSite(sql: Sql, name: string): Promise<Site | undefined>;
+export function findSite(db: Database, name: string): Site | undefined;
+export function findSite(handle: Sql | Database, name: string): Promise<Site | undefined> | Site | undefined {
+  if (!isSql(handle)) return siteOrNot(statement(handle, SITE_BY_NAME).get(name) as SiteRow | undefined);
+  return handle.get<SiteRow>(SITE_BY_NAME, [name]).then(siteOrNot);
 }
 
-export function requireSite(db: Database, name: string): Site {
-  const site = findSite(db, name);
+export async function requireSite(sql: Sql, name: string): Promise<Site> {
+  const site = await findSite(sql, name);
   if (site === undefined) throw new DirectoryError('SITE_NOT_FOUND', `there is no site ${name}; see the sites with Get-CsSite, or create it with New-CsSite -Identity Site:${name}`);
   return site;
 }
 
-export function createSite(db: Database, name: string, now: () => number = Date.now): Site {
+export async function createSite(sql: Sql, name: string, now: () => number = Date.now): Promise<Site> {
   const checked = parseSiteIdentity(name);
-  return transaction(db, () => {
-    if (findSite(db, checked) !== undefined) throw new DirectoryError('SITE_EXISTS', `the site ${checked} already exists`);
-    const at = now();
-    db.prepare('INSERT INTO sites (name, created_at) VALUES (?, ?)').run(checked, at);
-    return siteOf({ name: checked, created_at: at });
-  });
+  const at = now();
+  try {
+    await sql.run('INSERT INTO sites (name, created_at) VALUES (?, ?)', [checked, at]);
+  } catch (error) {
+    // the same name in any case (COLLATE NOCASE on SQLite, the unique lower(name) on PostgreSQL)
+    if (isUniqueViolation(error)) throw new DirectoryError('SITE_EXISTS', `the site ${checked} already exists`);
+    throw error;
+  }
+  return siteOf({ name: checked, created_at: at });
 }
 
 /** How many users belong to the site. */
-export function countSiteUsers(db: Database, name: string): number {
-  const row = db.prepare('SELECT count(*) AS n FROM users WHERE site = ?').get(name) as { n: number };
-  return Number(row.n);
+export async function countSiteUsers(sql: Sql, name: string): Promise<number> {
+  const row = await sql.get<{ n: number }>('SELECT count(*) AS n FROM users WHERE site = ?', [name]);
+  return Number(row?.n ?? 0);
 }
 
 /** Removes a site no user belongs to; SITE_IN_USE names how many do. */
-export function removeSite(db: Database, name: string): void {
-  transaction(db, () => {
-    const site = requireSite(db, name);
-    const users = countSiteUsers(db, site.name);
+export async function removeSite(sql: Sql, name: string): Promise<void> {
+  await sql.transaction(async (tx) => {
+    const site = await requireSite(tx, name);
+    const users = await countSiteUsers(tx, site.name);
     if (users > 0) {
       throw new DirectoryError('SITE_IN_USE', `the site ${site.name} is still used by ${users} user${users === 1 ? '' : 's'}; move them with Set-CsUser -Site <other site or $Null> first`);
     }
-    db.prepare('DELETE FROM sites WHERE name = ?').run(site.name);
+    await tx.run('DELETE FROM sites WHERE name = ?', [site.name]);
   });
 }
 
 /** The site name of a user (null when none); USER_NOT_FOUND when there is no such user. */
-export function userSite(db: Database, address: string): string | null {
+export async function userSite(sql: Sql, address: string): Promise<string | null> {
   const normalised = parseAddress(address).address;
-  const row = statement(db, 'SELECT site FROM users WHERE address = ?').get(normalised) as { site: string | null } | undefined;
+  const row = await sql.get<{ site: string | null }>('SELECT site FROM users WHERE address = ?', [normalised]);
   if (row === undefined) throw new DirectoryError('USER_NOT_FOUND', `user ${normalised} does not exist; see the users with Get-CsUser`);
   return row.site;
 }
 
 /** Moves a user to a site (by name, any case) or to none (null). */
-export function setUserSite(db: Database, address: string, site: string | null, now: () => number = Date.now): void {
+export async function setUserSite(sql: Sql, address: string, site: string | null, now: () => number = Date.now): Promise<void> {
   const normalised = parseAddress(address).address;
-  transaction(db, () => {
-    const stored = site === null ? null : requireSite(db, site).name;
-    const result = db.prepare('UPDATE users SET site = ?, updated_at = ? WHERE address = ?').run(stored, now(), normalised);
-    if (Number(result.changes) === 0) throw new DirectoryError('USER_NOT_FOUND', `user ${normalised} does not exist; see the users with Get-CsUser`);
+  await sql.transaction(async (tx) => {
+    const stored = site === null ? null : (await requireSite(tx, site)).name;
+    const result = await tx.run('UPDATE users SET site = ?, updated_at = ? WHERE address = ?', [stored, now(), normalised]);
+    if (result.changes === 0) throw new DirectoryError('USER_NOT_FOUND', `user ${normalised} does not exist; see the users with Get-CsUser`);
   });
 }
 
-function siteOf(row: { name: string; created_at: number }): Site {
-  return { name: row.name, identity: `Site:${row.name}`, createdAt: new Date(row.created_at) };
+interface SiteRow {
+  name: string;
+  created_at: number;
+}
+
+// lower(name) on both engines: SQLite's column compares without case too, PostgreSQL's does not
+const SITE_BY_NAME = 'SELECT name, created_at FROM sites WHERE lower(name) = lower(?)';
+
+function siteOrNot(row: SiteRow | undefined): Site | undefined {
+  return row === undefined ? undefined : siteOf(row);
+}
+
+function siteOf(row: SiteRow): Site {
+  return { name: row.name, identity: `Site:${row.name}`, createdAt: new Date(Number(row.created_at)) };
 }

@@ -1,6 +1,6 @@
-// Users: the SIP accounts of the organisation. Repository functions take the Database first; the
-// server calls findUser on every authentication, so a user added or changed by another process
-// (`parley user add` while the server runs) counts from the next request on.
+// Users: the SIP accounts of the organisation. Repository functions take the Sql handle first; the
+// server looks users up on every authentication (cachedUserLookup), so a user added or changed by
+// another process or node (`parley user add` while the server runs) counts from the next request on.
 //
 // Credentials. The password itself is never stored. We keep
 //  - a salted scrypt hash (for HTTP Basic, e.g. EWS), parameters stored with it in PHC form
@@ -14,11 +14,12 @@
 // would buy nothing: N=2^15, r=8, p=1 (32 MiB, ~80 ms) keeps `user add` and Basic auth quick.
 
 import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
-import type { Database, MigrationSet } from '../storage/index.ts';
-import { statement, transaction } from '../storage/index.ts';
+import type { Database, MigrationSet, Sql, VersionedCacheOptions } from '../storage/index.ts';
+import { isUniqueViolation, statement, VersionedCache } from '../storage/index.ts';
 import { parseAddress } from './address.ts';
 import { DirectoryError } from './errors.ts';
 import { SITES_MIGRATION } from './sites.ts';
+import { isSql } from '../storage/index.ts';
 import { computeHa1 } from '../sip/index.ts';
 import type { DigestAlgorithm } from '../sip/index.ts';
 
@@ -27,7 +28,8 @@ export const DIRECTORY_MIGRATIONS: MigrationSet = {
   migrations: [
     {
       id: '001-users',
-      up: `CREATE TABLE users (
+      up: {
+        sqlite: `CREATE TABLE users (
   address TEXT NOT NULL PRIMARY KEY CHECK (address = lower(address)),
   display_name TEXT,
   password_hash TEXT NOT NULL,
@@ -37,12 +39,26 @@ export const DIRECTORY_MIGRATIONS: MigrationSet = {
   created_at INTEGER NOT NULL,
   updated_at INTEGER NOT NULL
 ) STRICT;`,
+        postgres: `CREATE TABLE users (
+  address TEXT NOT NULL PRIMARY KEY CHECK (address = lower(address)),
+  display_name TEXT,
+  password_hash TEXT NOT NULL,
+  digest_realm TEXT NOT NULL,
+  ha1_md5 TEXT NOT NULL,
+  ha1_sha256 TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL
+);`,
+      },
     },
     SITES_MIGRATION,
     {
       // demo users (`parley serve --demo` on a new data directory): shown as such, removed like any
       id: '003-user-demo',
-      up: 'ALTER TABLE users ADD COLUMN demo INTEGER NOT NULL DEFAULT 0 CHECK (demo IN (0, 1));',
+      up: {
+        sqlite: 'ALTER TABLE users ADD COLUMN demo INTEGER NOT NULL DEFAULT 0 CHECK (demo IN (0, 1));',
+        postgres: 'ALTER TABLE users ADD COLUMN demo BIGINT NOT NULL DEFAULT 0 CHECK (demo IN (0, 1));',
+      },
     },
     {
       // what cachedUserLookup watches: a number that moves with every change of a user row, by
@@ -50,11 +66,25 @@ export const DIRECTORY_MIGRATIONS: MigrationSet = {
       // every write of any table, so the spool's and Conversation History's writer threads emptied
       // the cache a hundred times a second
       id: '004-users-version',
-      up: `CREATE TABLE users_version (v INTEGER NOT NULL) STRICT;
+      up: {
+        sqlite: `CREATE TABLE users_version (v INTEGER NOT NULL) STRICT;
 INSERT INTO users_version (v) VALUES (0);
 CREATE TRIGGER users_version_insert AFTER INSERT ON users BEGIN UPDATE users_version SET v = v + 1; END;
 CREATE TRIGGER users_version_update AFTER UPDATE ON users BEGIN UPDATE users_version SET v = v + 1; END;
 CREATE TRIGGER users_version_delete AFTER DELETE ON users BEGIN UPDATE users_version SET v = v + 1; END;`,
+        // one row per change, as SQLite's row triggers: every node's cache sees the same moves
+        postgres: `CREATE TABLE users_version (v BIGINT NOT NULL);
+INSERT INTO users_version (v) VALUES (0);
+CREATE FUNCTION users_version_bump() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE users_version SET v = v + 1;
+  RETURN NULL;
+END;
+$$;
+CREATE TRIGGER users_version_insert AFTER INSERT ON users FOR EACH ROW EXECUTE FUNCTION users_version_bump();
+CREATE TRIGGER users_version_update AFTER UPDATE ON users FOR EACH ROW EXECUTE FUNCTION users_version_bump();
+CREATE TRIGGER users_version_delete AFTER DELETE ON users FOR EACH ROW EXECUTE FUNCTION users_version_bump();`,
+      },
     },
   ],
 };
@@ -101,106 +131,112 @@ interface UserRow {
   demo: number;
 }
 
-export async function addUser(db: Database, input: NewUser, now: () => number = Date.now): Promise<UserSummary> {
+export async function addUser(sql: Sql, input: NewUser, now: () => number = Date.now): Promise<UserSummary> {
   const { address, user, domain } = parseAddress(input.address);
   const displayName = checkDisplayName(input.displayName);
   checkPassword(input.password);
-  // fail fast, before spending the hashing time; checked again inside the write transaction
-  if (rowOf(db, address) !== undefined) throw new DirectoryError('USER_EXISTS', `user ${address} already exists`);
+  // fail fast, before spending the hashing time; the primary key decides in the end
+  if ((await rowOf(sql, address)) !== undefined) throw exists(address);
   const secrets = await credentialsFor(user, domain, input.password);
   const at = now();
-  transaction(db, () => {
-    if (rowOf(db, address) !== undefined) throw new DirectoryError('USER_EXISTS', `user ${address} already exists`);
-    db.prepare(
+  try {
+    await sql.run(
       'INSERT INTO users (address, display_name, password_hash, digest_realm, ha1_md5, ha1_sha256, created_at, updated_at, demo) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
-    ).run(address, displayName, secrets.passwordHash, secrets.realm, secrets.ha1.MD5, secrets.ha1['SHA-256'], at, at, input.demo === true ? 1 : 0);
-  });
+      [address, displayName, secrets.passwordHash, secrets.realm, secrets.ha1.MD5, secrets.ha1['SHA-256'], at, at, input.demo === true ? 1 : 0],
+    );
+  } catch (error) {
+    // added by someone else while we were hashing
+    if (isUniqueViolation(error)) throw exists(address);
+    throw error;
+  }
   return { address, user, domain, displayName, createdAt: new Date(at), demo: input.demo === true };
 }
 
-export function removeUser(db: Database, address: string): void {
+export async function removeUser(sql: Sql, address: string): Promise<void> {
   const parsed = parseAddress(address);
-  const result = db.prepare('DELETE FROM users WHERE address = ?').run(parsed.address);
-  if (Number(result.changes) === 0) throw notFound(parsed.address);
+  const result = await sql.run('DELETE FROM users WHERE address = ?', [parsed.address]);
+  if (result.changes === 0) throw notFound(parsed.address);
 }
 
-export async function setPassword(db: Database, address: string, password: string, now: () => number = Date.now): Promise<void> {
+export async function setPassword(sql: Sql, address: string, password: string, now: () => number = Date.now): Promise<void> {
   const { address: normalised, user, domain } = parseAddress(address);
   checkPassword(password);
-  if (rowOf(db, normalised) === undefined) throw notFound(normalised);
+  if ((await rowOf(sql, normalised)) === undefined) throw notFound(normalised);
   const secrets = await credentialsFor(user, domain, password);
-  const result = db
-    .prepare('UPDATE users SET password_hash = ?, digest_realm = ?, ha1_md5 = ?, ha1_sha256 = ?, updated_at = ? WHERE address = ?')
-    .run(secrets.passwordHash, secrets.realm, secrets.ha1.MD5, secrets.ha1['SHA-256'], now(), normalised);
+  const result = await sql.run('UPDATE users SET password_hash = ?, digest_realm = ?, ha1_md5 = ?, ha1_sha256 = ?, updated_at = ? WHERE address = ?', [
+    secrets.passwordHash,
+    secrets.realm,
+    secrets.ha1.MD5,
+    secrets.ha1['SHA-256'],
+    now(),
+    normalised,
+  ]);
   // removed by someone else while we were hashing
-  if (Number(result.changes) === 0) throw notFound(normalised);
+  if (result.changes === 0) throw notFound(normalised);
 }
 
 /** Sets or clears (null or blank) the display name. */
-export function setDisplayName(db: Database, address: string, displayName: string | null, now: () => number = Date.now): void {
+export async function setDisplayName(sql: Sql, address: string, displayName: string | null, now: () => number = Date.now): Promise<void> {
   const normalised = parseAddress(address).address;
   const name = checkDisplayName(displayName);
-  const result = db.prepare('UPDATE users SET display_name = ?, updated_at = ? WHERE address = ?').run(name, now(), normalised);
-  if (Number(result.changes) === 0) throw notFound(normalised);
+  const result = await sql.run('UPDATE users SET display_name = ?, updated_at = ? WHERE address = ?', [name, now(), normalised]);
+  if (result.changes === 0) throw notFound(normalised);
 }
 
-export function listUsers(db: Database): UserSummary[] {
-  const rows = db.prepare('SELECT address, display_name, created_at, demo FROM users ORDER BY address').all() as Array<Pick<UserRow, 'address' | 'display_name' | 'created_at' | 'demo'>>;
+export async function listUsers(sql: Sql): Promise<UserSummary[]> {
+  const rows = await sql.all<SummaryRow>('SELECT address, display_name, created_at, demo FROM users ORDER BY address');
   return rows.map((row) => summaryOf(row));
 }
 
 /**
  * The users whose address or display name contains `text` (case-insensitive; ASCII letters fold,
- * as SQLite's lower() does), ordered by display name (the address when there is none), one page.
- * Empty text: everyone. Never more than a summary: no password data leaves this function.
+ * as lower() does on both engines), ordered by display name (the address when there is none), one
+ * page. Empty text: everyone. Never more than a summary: no password data leaves this function.
  */
-export function searchUsers(db: Database, text: string, offset: number, limit: number): { users: UserSummary[]; total: number } {
+export async function searchUsers(sql: Sql, text: string, offset: number, limit: number): Promise<{ users: UserSummary[]; total: number }> {
   const needle = text.trim().toLowerCase();
-  const where = needle === '' ? '' : 'WHERE instr(address, ?) > 0 OR instr(lower(coalesce(display_name, \'\')), ?) > 0';
-  const params = needle === '' ? [] : [needle, needle];
-  const total = Number((statement(db, `SELECT count(*) AS n FROM users ${where}`).get(...params) as { n: number }).n);
-  const rows = statement(db, `SELECT address, display_name, created_at, demo FROM users ${where} ORDER BY lower(coalesce(display_name, address)), address LIMIT ? OFFSET ?`)
-    .all(...params, limit, offset) as Array<Pick<UserRow, 'address' | 'display_name' | 'created_at' | 'demo'>>;
+  // LIKE with its wildcards escaped: instr() is SQLite's alone
+  const where = needle === '' ? '' : "WHERE address LIKE ? ESCAPE '\\' OR lower(coalesce(display_name, '')) LIKE ? ESCAPE '\\'";
+  const pattern = `%${needle.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+  const params = needle === '' ? [] : [pattern, pattern];
+  const total = Number((await sql.get<{ n: number }>(`SELECT count(*) AS n FROM users ${where}`, params))?.n ?? 0);
+  const rows = await sql.all<SummaryRow>(`SELECT address, display_name, created_at, demo FROM users ${where} ORDER BY lower(coalesce(display_name, address)), address LIMIT ? OFFSET ?`, [
+    ...params,
+    limit,
+    offset,
+  ]);
   return { users: rows.map((row) => summaryOf(row)), total };
 }
 
 /**
  * The user with that address (`alice@parley.local`, `sip:alice@parley.local`, any case), or
  * undefined, also when the text is not a valid address: this serves lookups from the wire.
+ *
+ * Transitional: given a node:sqlite Database instead of an Sql handle, it answers synchronously,
+ * for the modules not yet moved to Sql (presence, mailbox, the presence cmdlets); that form goes
+ * when their last call has moved.
  */
-export function findUser(db: Database, address: string): UserRecord | undefined {
+export function findUser(sql: Sql, address: string): Promise<UserRecord | undefined>;
+export function findUser(db: Database, address: string): UserRecord | undefined;
+export function findUser(handle: Sql | Database, address: string): Promise<UserRecord | undefined> | UserRecord | undefined {
   const normalised = lenientAddress(address);
-  const row = normalised === undefined ? undefined : rowOf(db, normalised);
-  if (row === undefined) return undefined;
-  return { ...summaryOf(row), realm: row.digest_realm, ha1: { MD5: row.ha1_md5, 'SHA-256': row.ha1_sha256 } };
+  if (!isSql(handle)) return normalised === undefined ? undefined : recordOf(statement(handle, USER_BY_ADDRESS).get(normalised) as UserRow | undefined);
+  return normalised === undefined ? Promise.resolve(undefined) : rowOf(handle, normalised).then(recordOf);
 }
+
+/** A user lookup for the SIP path: see cachedUserLookup. */
+export type UserLookup = (address: string) => Promise<UserRecord | undefined>;
 
 /**
  * findUser with memory: the server looks users up several times per request (the sender's
  * credentials, the recipient's existence), always for the same few thousand addresses. Answers are
- * kept until a user row changes (users_version, moved by triggers), so a change by another process
- * still counts from the next request on. The version itself is read at most once per millisecond:
- * lookups of one request, and of the requests handled in the same millisecond, share one check.
+ * kept until a user row changes (users_version, moved by triggers on either engine), so a change
+ * by another process or node still counts: from the next request on SQLite, within a quarter
+ * second on PostgreSQL (VersionedCache). A kept answer costs no query.
  */
-export function cachedUserLookup(db: Database, maxEntries = 100_000, clock: () => number = () => performance.now()): (address: string) => UserRecord | undefined {
-  let stamp = Number.NaN;
-  let checkedAt = Number.NEGATIVE_INFINITY;
-  const known = new Map<string, UserRecord | null>();
-  return (address) => {
-    const at = clock();
-    if (at - checkedAt >= 1) {
-      checkedAt = at;
-      const now = (statement(db, 'SELECT v FROM users_version').get() as { v: number }).v;
-      if (now !== stamp) {
-        known.clear();
-        stamp = now;
-      }
-    }
-    if (known.size >= maxEntries) known.clear();
-    let found = known.get(address);
-    if (found === undefined) known.set(address, (found = findUser(db, address) ?? null));
-    return found ?? undefined;
-  };
+export function cachedUserLookup(sql: Sql, options: VersionedCacheOptions = {}): UserLookup {
+  const cache = new VersionedCache<UserRecord | null>(sql, 'SELECT v FROM users_version', options);
+  return async (address) => (await cache.get(address, async () => (await findUser(sql, address)) ?? null)) ?? undefined;
 }
 
 /**
@@ -208,9 +244,9 @@ export function cachedUserLookup(db: Database, maxEntries = 100_000, clock: () =
  * libuv thread pool instead of blocking the server for ~80 ms. An unknown user costs the same
  * time as a wrong password, so the answer time does not tell which users exist.
  */
-export async function verifyPassword(db: Database, address: string, password: string): Promise<boolean> {
+export async function verifyPassword(sql: Sql, address: string, password: string): Promise<boolean> {
   const normalised = lenientAddress(address);
-  const row = normalised === undefined ? undefined : rowOf(db, normalised);
+  const row = normalised === undefined ? undefined : await rowOf(sql, normalised);
   if (row === undefined) {
     await hashPassword(password, randomBytes(SCRYPT_PARAMS.saltLength), SCRYPT_PARAMS);
     return false;
@@ -224,9 +260,9 @@ export async function verifyPassword(db: Database, address: string, password: st
  * What changes whenever the user's password is set (the stored hash, salt included), or undefined
  * for no such user: a cache of verified passwords stays valid while this stays the same.
  */
-export function passwordStamp(db: Database, address: string): string | undefined {
+export async function passwordStamp(sql: Sql, address: string): Promise<string | undefined> {
   const normalised = lenientAddress(address);
-  return normalised === undefined ? undefined : rowOf(db, normalised)?.password_hash;
+  return normalised === undefined ? undefined : (await rowOf(sql, normalised))?.password_hash;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -240,23 +276,33 @@ function lenientAddress(text: string): string | undefined {
   }
 }
 
-// Every authentication reads the user, so the statement is prepared once per connection; the row
-// itself is read fresh each time.
-function rowOf(db: Database, address: string): UserRow | undefined {
-  return statement(db, 'SELECT address, display_name, password_hash, digest_realm, ha1_md5, ha1_sha256, created_at, demo FROM users WHERE address = ?')
-    .get(address) as UserRow | undefined;
+const USER_BY_ADDRESS = 'SELECT address, display_name, password_hash, digest_realm, ha1_md5, ha1_sha256, created_at, demo FROM users WHERE address = ?';
+
+function rowOf(sql: Sql, address: string): Promise<UserRow | undefined> {
+  return sql.get<UserRow>(USER_BY_ADDRESS, [address]);
 }
 
-function summaryOf(row: Pick<UserRow, 'address' | 'display_name' | 'created_at' | 'demo'>): UserSummary {
+function recordOf(row: UserRow | undefined): UserRecord | undefined {
+  if (row === undefined) return undefined;
+  return { ...summaryOf(row), realm: row.digest_realm, ha1: { MD5: row.ha1_md5, 'SHA-256': row.ha1_sha256 } };
+}
+
+type SummaryRow = Pick<UserRow, 'address' | 'display_name' | 'created_at' | 'demo'>;
+
+function summaryOf(row: SummaryRow): UserSummary {
   const at = row.address.lastIndexOf('@');
   return {
     address: row.address,
     user: row.address.slice(0, at),
     domain: row.address.slice(at + 1),
     displayName: row.display_name,
-    createdAt: new Date(row.created_at),
-    demo: row.demo === 1,
+    createdAt: new Date(Number(row.created_at)),
+    demo: Number(row.demo) === 1,
   };
+}
+
+function exists(address: string): DirectoryError {
+  return new DirectoryError('USER_EXISTS', `user ${address} already exists`);
 }
 
 function notFound(address: string): DirectoryError {

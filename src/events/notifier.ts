@@ -53,6 +53,8 @@ export class Notifier {
   readonly #again = new Map<string, boolean>();
   /** the last document each dialog was sent: a change that changes nothing sends nothing */
   readonly #lastBody = new Map<string, string>();
+  /** NOTIFYs being prepared: their documents read, their flows found */
+  readonly #preparing = new Set<Promise<void>>();
 
   constructor(deps: NotifierDeps) {
     this.#deps = deps;
@@ -74,10 +76,18 @@ export class Notifier {
       return;
     }
     this.#inFlight.add(sub.id);
-    this.#send(sub, onlyIfChanged).catch((err: unknown) => {
-      this.#deps.logger.error({ err, watcher: sub.watcher, event: sub.package, resource: sub.resource }, 'NOTIFY to %s failed', sub.watcher);
-      this.#end(sub, 'deactivated');
-    });
+    const preparing: Promise<void> = this.#send(sub, onlyIfChanged)
+      .catch((err: unknown) => {
+        this.#deps.logger.error({ err, watcher: sub.watcher, event: sub.package, resource: sub.resource }, 'NOTIFY to %s failed', sub.watcher);
+        this.#end(sub, 'deactivated');
+      })
+      .finally(() => this.#preparing.delete(preparing));
+    this.#preparing.add(preparing);
+  }
+
+  /** Resolves when no NOTIFY is being prepared: each one due is sent, or found unchanged (tests). */
+  async prepared(): Promise<void> {
+    while (this.#preparing.size > 0) await Promise.all(this.#preparing);
   }
 
   /**

@@ -71,7 +71,7 @@ export interface EventPackage {
    * Default: it is a user of the organisation. A package may serve other resources, such as
    * resource lists (RFC 4662).
    */
-  hasResource?(ctx: SipContext, resource: string): boolean;
+  hasResource?(ctx: SipContext, resource: string): boolean | Promise<boolean>;
   /**
    * The document the subscriber sees now (RFC 6665 §4.2.2: "the current state"): a body of the
    * package's `contentType`, or a whole document (another type, more header fields).

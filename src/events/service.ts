@@ -175,19 +175,22 @@ export class EventService implements EventNotifications {
    * removed by another process (`parley admin --data-dir`), so this runs every userSweepMs; it
    * looks at each distinct watcher and resource once.
    */
-  sweepRemovedUsers(): void {
+  async sweepRemovedUsers(): Promise<void> {
     const running = this.#running;
     if (!running) return;
     const { ctx, subscriptions } = running;
-    for (const watcher of subscriptions.live.watchers()) {
-      if (this.#partnerWatcher(ctx, watcher)) continue;
-      if (ctx.userExists(watcher)) continue;
+    // the lookups await (the directory, the federation decision): what was live when they began is looked at
+    for (const watcher of [...subscriptions.live.watchers()]) {
+      if (await this.#partnerWatcher(ctx, watcher)) continue;
+      if (await ctx.userExists(watcher)) continue;
+      if (this.#running !== running) return;
       ctx.logger.info({ watcher }, 'subscriptions of %s ended: no such user any more', watcher);
       for (const sub of [...subscriptions.live.ofWatcher(watcher)]) this.terminate(sub, 'rejected');
     }
-    for (const { packageName, resource } of subscriptions.live.resources()) {
+    for (const { packageName, resource } of [...subscriptions.live.resources()]) {
       const pkg = this.#package(packageName);
-      if (pkg.hasResource?.(ctx, resource) ?? ctx.userExists(resource)) continue;
+      if (await (pkg.hasResource?.(ctx, resource) ?? ctx.userExists(resource))) continue;
+      if (this.#running !== running) return;
       ctx.logger.info({ resource, event: packageName }, '%s subscriptions to %s ended: it exists no more', packageName, resource);
       for (const sub of [...subscriptions.live.ofResource(packageName, resource)]) this.terminate(sub, 'noresource');
     }
@@ -199,13 +202,13 @@ export class EventService implements EventNotifications {
    * the watched user talk to that organisation: federation turned off, the domain blocked or no
    * longer allowed, the user's external access policy changed, or the user removed.
    */
-  #partnerWatcher(ctx: SipContext, watcher: string): boolean {
+  async #partnerWatcher(ctx: SipContext, watcher: string): Promise<boolean> {
     const subs = [...(this.#running?.subscriptions.live.ofWatcher(watcher) ?? [])];
     const partner = subs[0]?.partner;
     if (partner === undefined) return false;
     for (const sub of subs) {
-      const refusal = partnerRefusal(ctx, sub.resource, partner);
-      if (refusal === null) continue;
+      const refusal = await partnerRefusal(ctx, sub.resource, partner);
+      if (refusal === null || this.#running === undefined) continue;
       ctx.logger.info({ watcher, resource: sub.resource }, 'subscription of %s to %s ended: %s', watcher, sub.resource, refusal.warning);
       this.terminate(sub, 'rejected');
     }
@@ -239,10 +242,10 @@ export class EventService implements EventNotifications {
 }
 
 /** Why `resource` may no longer be watched from `partner`, or null; a decision that fails counts as a refusal. */
-function partnerRefusal(ctx: SipContext, resource: string, partner: string): { warning: string } | null {
+async function partnerRefusal(ctx: SipContext, resource: string, partner: string): Promise<{ warning: string } | null> {
   if (ctx.federation === undefined) return { warning: 'federation is not configured' };
   try {
-    return ctx.federation.outboundRefusal(resource, partner);
+    return await ctx.federation.outboundRefusal(resource, partner);
   } catch (err) {
     return { warning: err instanceof Error ? err.message : String(err) };
   }

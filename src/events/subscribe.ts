@@ -95,7 +95,7 @@ export function subscribeHandler(events: SubscribeDeps): MethodHandler {
         }
         watcher = (await authenticatePartner(ctx, incoming, inDialog ? found?.resource : addressOf(target).toLowerCase()))?.toLowerCase();
       } else {
-        watcher = authenticateSender(ctx, incoming);
+        watcher = await authenticateSender(ctx, incoming);
         const domain = watcher === undefined || inDialog || ctx.federation === undefined ? undefined : foreignDomain(ctx, target);
         if (watcher !== undefined && domain !== undefined && target.host !== ctx.domain) {
           await subscribeToPartner(ctx, incoming, events, pkg, watcher, domain);
@@ -170,7 +170,7 @@ export function subscribeHandler(events: SubscribeDeps): MethodHandler {
       const resource = addressOf(target).toLowerCase();
       // (a partner never gets here for a user who does not exist: the gate refused it with the
       // same words as for a user whose policy keeps them from partners)
-      if (!(pkg.hasResource?.(ctx, resource) ?? ctx.userExists(resource))) {
+      if (!(await (pkg.hasResource?.(ctx, resource) ?? ctx.userExists(resource)))) {
         reply(ctx, incoming, 404, { warning: `no user ${resource}` });
         return;
       }
@@ -247,12 +247,12 @@ export function subscribeHandler(events: SubscribeDeps): MethodHandler {
  * A local user's new subscription to a partner's user: only federated packages leave the
  * organisation, and only where the gate lets the user go (the same decision as for a MESSAGE).
  */
-function subscribeToPartner(ctx: SipContext, incoming: Incoming, events: SubscribeDeps, pkg: EventPackage, watcher: string, domain: string): Promise<void> | void {
+async function subscribeToPartner(ctx: SipContext, incoming: Incoming, events: SubscribeDeps, pkg: EventPackage, watcher: string, domain: string): Promise<void> {
   if (pkg.federated !== true) {
     reply(ctx, incoming, 403, { warning: `${pkg.name} subscriptions stay within ${ctx.domain}; subscriptions to partner organisations: ${events.federatedEvents || 'none'}` });
     return;
   }
-  const refusal = ctx.federation?.outboundRefusal(watcher, domain) ?? null;
+  const refusal = (await ctx.federation?.outboundRefusal(watcher, domain)) ?? null;
   if (refusal !== null) {
     incoming.log.info({ watcher, domain, code: refusal.code }, 'SUBSCRIBE to %s refused: %s', domain, refusal.warning);
     reply(ctx, incoming, 403, { warning: refusal.warning });

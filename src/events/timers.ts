@@ -8,19 +8,33 @@ export interface Timers {
 }
 
 /**
- * Runs `fn` every `ms` milliseconds until the returned function is called. What `fn` throws goes
- * to `onError`, and the next run comes all the same.
+ * Runs `fn` every `ms` milliseconds until the returned function is called. What `fn` throws (or
+ * its promise rejects with) goes to `onError`, and the next run comes all the same; a run that
+ * comes while the previous one's promise is still pending (a slow database) is skipped.
  */
-export function repeat(timers: Timers, ms: number, fn: () => void, onError: (err: unknown) => void): CancelTimer {
+export function repeat(timers: Timers, ms: number, fn: () => void | Promise<void>, onError: (err: unknown) => void): CancelTimer {
   let stopped = false;
+  let running = false;
   let cancel: CancelTimer = () => {};
   const arm = (): void => {
     cancel = timers.set(ms, () => {
       if (stopped) return;
-      try {
-        fn();
-      } catch (err) {
-        onError(err);
+      if (!running) {
+        try {
+          const result = fn();
+          if (result !== undefined) {
+            running = true;
+            result.then(
+              () => void (running = false),
+              (err: unknown) => {
+                running = false;
+                onError(err);
+              },
+            );
+          }
+        } catch (err) {
+          onError(err);
+        }
       }
       if (!stopped) arm();
     });

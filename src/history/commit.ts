@@ -26,7 +26,6 @@ import { randomBase32 } from '../random-id.ts';
 import type { RecordedMessage } from '../router/context.ts';
 import type { EffectiveSettings } from '../settings/index.ts';
 import { effectiveSettings, lastAuditId } from '../settings/index.ts';
-import { unmovedDb } from '../offline/index.ts';
 import type { Sql } from '../storage/index.ts';
 import { classify } from './content.ts';
 
@@ -54,7 +53,7 @@ export async function settingsOf(sql: Sql, cache: Map<string, EffectiveSettings>
   if (known !== undefined) return known;
   let s: EffectiveSettings;
   try {
-    s = await effectiveSettings(unmovedDb(sql, 'Conversation History (effective settings)'), address);
+    s = await effectiveSettings(sql, address);
   } catch {
     return null;
   }
@@ -92,7 +91,7 @@ const memories = new WeakMap<Sql, WriterMemory>();
 
 async function memoryOf(sql: Sql): Promise<WriterMemory> {
   let memory = memories.get(sql);
-  const auditId = await lastAuditId(unmovedDb(sql, 'Conversation History (the audit log)'));
+  const auditId = await lastAuditId(sql);
   if (memory === undefined || memory.auditId !== auditId || memory.settings.size > MAX_REMEMBERED) {
     memory = { auditId, settings: new Map(), open: memory?.open ?? new Map() };
     memories.set(sql, memory);

@@ -4,13 +4,12 @@
 // learns only about their own address (anything else is error 500 "address cannot be found").
 import { randomUUID } from 'node:crypto';
 import type http from 'node:http';
-import { findUser } from '../directory/index.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { HttpRoute } from '../server/http.ts';
-import type { Database } from '../storage/index.ts';
 import { XmlError, XmlReader, childElement, childText, escapeXmlText } from '../xml/index.ts';
 import { answerGetUserSettings } from './autodiscover-soap.ts';
-import { BasicSignIn, answerSignInRefusal, basicChallenge as challenge, isSecureOrLocal } from '../auth/http-basic.ts';
+import type { BasicSignIn } from '../auth/http-basic.ts';
+import { answerSignInRefusal, basicChallenge as challenge, isSecureOrLocal } from '../auth/http-basic.ts';
 import { send } from './http-auth.ts';
 
 const REQUEST_NS = 'http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006';
@@ -34,8 +33,9 @@ export interface ServerAuthority {
 }
 
 export interface AutodiscoverRouteOptions {
-  db: Database;
   logger: Logger;
+  /** the directory's display name of a user, if it has one */
+  displayName: (address: string) => Promise<string | null>;
   domain: string;
   product: string;
   /** the host the announced EWS URL names */
@@ -44,12 +44,12 @@ export interface AutodiscoverRouteOptions {
   ewsUrl?: string;
   /** accept Basic credentials over plain HTTP from other hosts than loopback (default false) */
   allowPlainHttp?: boolean;
-  /** the server's HTTP sign-in (lockouts, fair hashing queue); default one of its own without lockouts */
-  signIn?: BasicSignIn;
+  /** the server's HTTP sign-in (lockouts, fair hashing queue) */
+  signIn: BasicSignIn;
 }
 
 export function createAutodiscoverRoute(opts: AutodiscoverRouteOptions): HttpRoute {
-  const signIn = opts.signIn ?? new BasicSignIn({ db: opts.db, domain: opts.domain });
+  const signIn = opts.signIn;
   return {
     handle(req, res, url) {
       const path = url.pathname.toLowerCase();
@@ -103,7 +103,8 @@ export function createAutodiscoverRoute(opts: AutodiscoverRouteOptions): HttpRou
     try {
       const reader = new XmlReader({ ...LIMITS, maxElements: 256 });
       for await (const chunk of req) reader.write(chunk as Buffer);
-      answer = answerGetUserSettings(reader.end(), { user, displayName: findUser(opts.db, user)?.displayName ?? user, ewsUrl: ewsUrlFor(baseFor(req, user)) });
+      const request = reader.end();
+      answer = answerGetUserSettings(request, { user, displayName: (await opts.displayName(user)) ?? user, ewsUrl: ewsUrlFor(baseFor(req, user)) });
     } catch (error) {
       if (!(error instanceof XmlError)) throw error;
       req.destroy();
@@ -135,7 +136,7 @@ export function createAutodiscoverRoute(opts: AutodiscoverRouteOptions): HttpRou
       opts.logger.info({ user, asked }, 'autodiscover: %s asked about %s', user, asked);
       return void send(res, opts.product, 200, 'text/xml; charset=utf-8', errorXml(500, 'The e-mail address cannot be found.'));
     }
-    const record = findUser(opts.db, user);
+    const displayName = (await opts.displayName(user)) ?? user;
     const base = baseFor(req, user);
     const host = new URL(base).host;
     const ewsUrl = ewsUrlFor(base);
@@ -146,7 +147,7 @@ export function createAutodiscoverRoute(opts: AutodiscoverRouteOptions): HttpRou
       200,
       'text/xml; charset=utf-8',
       `<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="${RESPONSE_NS}"><Response xmlns="${OUTLOOK_NS}">` +
-        `<User><DisplayName>${escapeXmlText(record?.displayName ?? user)}</DisplayName><AutoDiscoverSMTPAddress>${escapeXmlText(user)}</AutoDiscoverSMTPAddress></User>` +
+        `<User><DisplayName>${escapeXmlText(displayName)}</DisplayName><AutoDiscoverSMTPAddress>${escapeXmlText(user)}</AutoDiscoverSMTPAddress></User>` +
         `<Account><AccountType>email</AccountType><Action>settings</Action>${protocol('EXCH')}${protocol('EXPR')}</Account></Response></Autodiscover>`,
     );
   }

@@ -1,13 +1,17 @@
 // The change log of each folder (mail_changes), and the net changes since a point in it, as
 // SyncFolderItems reports them: an item created and deleted inside the window is not reported; one
 // created inside it is a Create whatever happened next; only read-flag changes are a ReadFlagChange.
-import type { Database } from '../storage/index.ts';
-import { statement } from '../storage/index.ts';
+//
+// Positions (seq) grow in commit order on both engines, so that a reader who has seen position N
+// never later finds a change below N appear: SQLite has one writer; on PostgreSQL a trigger takes
+// each seq from one counter row (migration 002), whose row lock keeps the writers of the log in
+// line until they commit (a sequence would not: numbers taken in one order commit in another).
+import type { Sql } from '../storage/index.ts';
 
 export type ChangeKind = 'create' | 'update' | 'read' | 'delete';
 
-export function logChange(db: Database, mailboxId: number, folderId: string, itemId: string, kind: ChangeKind, at: number): void {
-  statement(db, 'INSERT INTO mail_changes (mailbox_id, folder_id, item_id, kind, at) VALUES (?, ?, ?, ?, ?)').run(mailboxId, folderId, itemId, kind, at);
+export async function logChange(sql: Sql, mailboxId: number, folderId: string, itemId: string, kind: ChangeKind, at: number): Promise<void> {
+  await sql.run('INSERT INTO mail_changes (mailbox_id, folder_id, item_id, kind, at) VALUES (?, ?, ?, ?, ?)', [mailboxId, folderId, itemId, kind, at]);
 }
 
 export interface NetChange {
@@ -24,8 +28,8 @@ export interface ChangeWindow {
 }
 
 /** Net changes of the folder after log position `after`, at most `max` items, skipping `ignore`d ones. */
-export function folderChangesSince(db: Database, folderId: string, after: number, max: number, ignore: ReadonlySet<string> = new Set()): ChangeWindow {
-  const rows = db.prepare('SELECT seq, item_id, kind FROM mail_changes WHERE folder_id = ? AND seq > ? ORDER BY seq').all(folderId, after) as Array<{ seq: number; item_id: string; kind: ChangeKind }>;
+export async function folderChangesSince(sql: Sql, folderId: string, after: number, max: number, ignore: ReadonlySet<string> = new Set()): Promise<ChangeWindow> {
+  const rows = await sql.all<{ seq: number; item_id: string; kind: ChangeKind }>('SELECT seq, item_id, kind FROM mail_changes WHERE folder_id = ? AND seq > ? ORDER BY seq', [folderId, after]);
   const perItem = new Map<string, { created: boolean; onlyRead: boolean; last: ChangeKind }>();
   let last = after;
   let more = false;
@@ -39,7 +43,7 @@ export function folderChangesSince(db: Database, folderId: string, after: number
     if (row.kind !== 'read') state.onlyRead = false;
     state.last = row.kind;
     perItem.set(row.item_id, state);
-    last = row.seq;
+    last = Number(row.seq);
   }
   const changes: NetChange[] = [];
   for (const [itemId, s] of perItem) {
@@ -52,15 +56,15 @@ export function folderChangesSince(db: Database, folderId: string, after: number
 }
 
 /** The newest log position (0 for an empty log). */
-export function lastChange(db: Database): number {
-  return (db.prepare('SELECT coalesce(max(seq), 0) AS n FROM mail_changes').get() as { n: number }).n;
+export async function lastChange(sql: Sql): Promise<number> {
+  return Number((await sql.get<{ n: number }>('SELECT coalesce(max(seq), 0) AS n FROM mail_changes'))?.n ?? 0);
 }
 
 /**
  * The log is complete only after this position: retention (retention.ts) compacted what lies at or
  * below it. A SyncState or watermark pointing below it cannot be served and is refused.
  */
-export function changeFloor(db: Database): number {
-  const row = statement(db, 'SELECT seq FROM mail_changes_floor WHERE id = 1').get() as { seq: number } | undefined;
-  return row?.seq ?? 0;
+export async function changeFloor(sql: Sql): Promise<number> {
+  const row = await sql.get<{ seq: number }>('SELECT seq FROM mail_changes_floor WHERE id = 1');
+  return Number(row?.seq ?? 0);
 }

@@ -8,8 +8,8 @@
 import { parseArgs } from 'node:util';
 import { DIRECTORY_MIGRATIONS, findUser, parseAddress } from '../directory/index.ts';
 import { ParleyError } from '../errors.ts';
-import type { Database } from '../storage/index.ts';
-import { openDatabase, runMigrations } from '../storage/index.ts';
+import type { Database, Sql } from '../storage/index.ts';
+import { migrate, openDatabase, sqliteSql } from '../storage/index.ts';
 import { MailboxError } from './errors.ts';
 import { ensureMailbox, getDistinguishedFolder, getFolder, isDistinguishedFolder, listFolders } from './folders.ts';
 import type { FolderRecord, Mailbox } from './folders.ts';
@@ -50,17 +50,18 @@ export async function runMailboxCommand(args: string[], io: MailboxCommandIo, de
   let db: Database | undefined;
   try {
     db = openDatabase(parsed.dataDir ?? defaults.dataDir);
-    runMigrations(db, [DIRECTORY_MIGRATIONS, MAILBOX_MIGRATIONS]);
-    if (name === 'show') show(io, db, parsed.positionals[0] ?? '');
-    else if (name === 'impersonation') impersonation(io, db, parsed.positionals, defaults.domain);
+    const sql = sqliteSql(db);
+    await migrate(sql, [DIRECTORY_MIGRATIONS, MAILBOX_MIGRATIONS]);
+    if (name === 'show') await show(io, sql, parsed.positionals[0] ?? '');
+    else if (name === 'impersonation') await impersonation(io, sql, parsed.positionals, defaults.domain);
     else {
       const address = parseAddress(parsed.positionals[0] ?? '', defaults.domain).address;
       // Every user has a mailbox: made here if nothing (a delivery, an EWS sign-in) made it yet.
       if (findUser(db, address) === undefined) throw new MailboxError('MAILBOX_NOT_FOUND', `no user ${address}, so no mailbox`);
-      const mailbox = ensureMailbox(db, address);
+      const mailbox = await ensureMailbox(sql, address);
       const folder = parsed.positionals[1];
-      if (folder === undefined) listTree(io, db, mailbox);
-      else listItems(io, db, mailbox, folder);
+      if (folder === undefined) await listTree(io, sql, mailbox);
+      else await listItems(io, sql, mailbox, folder);
     }
     return 0;
   } catch (error) {
@@ -72,17 +73,17 @@ export async function runMailboxCommand(args: string[], io: MailboxCommandIo, de
   }
 }
 
-function impersonation(io: MailboxCommandIo, db: Database, [action, target]: string[], domain: string): void {
+async function impersonation(io: MailboxCommandIo, sql: Sql, [action, target]: string[], domain: string): Promise<void> {
   if (action === 'list') {
-    const all = listImpersonators(db);
+    const all = await listImpersonators(sql);
     io.out(all.length === 0 ? 'no account may impersonate users' : all.join('\n'));
     return;
   }
   const address = parseAddress(target ?? '', domain).address;
   if (action === 'grant') {
-    grantImpersonation(db, address);
+    await grantImpersonation(sql, address);
     io.out(`${address} may now act as any local user through EWS ExchangeImpersonation`);
-  } else io.out(revokeImpersonation(db, address) ? `${address} may no longer impersonate users` : `${address} did not have the impersonation right`);
+  } else io.out((await revokeImpersonation(sql, address)) ? `${address} may no longer impersonate users` : `${address} did not have the impersonation right`);
 }
 
 function usage(io: MailboxCommandIo, name: string | undefined, why: string): number {
@@ -91,11 +92,11 @@ function usage(io: MailboxCommandIo, name: string | undefined, why: string): num
   return 2;
 }
 
-function listTree(io: MailboxCommandIo, db: Database, mailbox: Mailbox): void {
-  const root = getDistinguishedFolder(db, mailbox.id, 'msgfolderroot');
+async function listTree(io: MailboxCommandIo, sql: Sql, mailbox: Mailbox): Promise<void> {
+  const root = await getDistinguishedFolder(sql, mailbox.id, 'msgfolderroot');
   const depth = new Map<string, number>([[root.id, 0]]);
   const rows = [['FOLDER', 'ITEMS', 'UNREAD', 'ID']];
-  for (const f of listFolders(db, mailbox.id, root.id, true)) {
+  for (const f of await listFolders(sql, mailbox.id, root.id, true)) {
     const d = (depth.get(f.parentId ?? '') ?? 0) + 1;
     depth.set(f.id, d);
     rows.push([`${'  '.repeat(d - 1)}${f.displayName}${f.distinguished ? ` (${f.distinguished})` : ''}`, String(f.totalCount), String(f.unreadCount), f.id]);
@@ -103,19 +104,19 @@ function listTree(io: MailboxCommandIo, db: Database, mailbox: Mailbox): void {
   printTable(io.out, rows);
 }
 
-function resolve(db: Database, mailbox: Mailbox, text: string): FolderRecord {
+async function resolve(sql: Sql, mailbox: Mailbox, text: string): Promise<FolderRecord> {
   const lower = text.toLowerCase();
-  if (isDistinguishedFolder(lower)) return getDistinguishedFolder(db, mailbox.id, lower);
-  const root = getDistinguishedFolder(db, mailbox.id, 'msgfolderroot');
-  const named = listFolders(db, mailbox.id, root.id, true).filter((f) => f.displayName.toLowerCase() === text.toLowerCase());
+  if (isDistinguishedFolder(lower)) return getDistinguishedFolder(sql, mailbox.id, lower);
+  const root = await getDistinguishedFolder(sql, mailbox.id, 'msgfolderroot');
+  const named = (await listFolders(sql, mailbox.id, root.id, true)).filter((f) => f.displayName.toLowerCase() === text.toLowerCase());
   if (named.length === 1 && named[0]) return named[0];
   if (named.length > 1) throw new MailboxError('INVALID_REQUEST', `${named.length} folders are named ${JSON.stringify(text)}; give the folder id (see parley mailbox ls ${mailbox.address})`);
-  return getFolder(db, mailbox.id, text);
+  return getFolder(sql, mailbox.id, text);
 }
 
-function listItems(io: MailboxCommandIo, db: Database, mailbox: Mailbox, text: string): void {
-  const folder = resolve(db, mailbox, text);
-  const page = findItems(db, mailbox.id, folder.id, { max: 1000 });
+async function listItems(io: MailboxCommandIo, sql: Sql, mailbox: Mailbox, text: string): Promise<void> {
+  const folder = await resolve(sql, mailbox, text);
+  const page = await findItems(sql, mailbox.id, folder.id, { max: 1000 });
   if (page.total === 0) return io.out(`${folder.displayName} of ${mailbox.address} is empty`);
   const rows = [['RECEIVED (UTC)', 'READ', 'CLASS', 'FROM', 'SUBJECT', 'ID']];
   for (const i of page.items) rows.push([new Date(i.receivedAt).toISOString().slice(0, 19).replace('T', ' '), i.isRead ? 'yes' : 'no', i.itemClass, i.from?.address ?? '-', oneLine(i.subject, 60), i.id]);
@@ -123,13 +124,13 @@ function listItems(io: MailboxCommandIo, db: Database, mailbox: Mailbox, text: s
   if (page.total > page.items.length) io.out(`(${page.items.length} of ${page.total} items shown, newest first)`);
 }
 
-function show(io: MailboxCommandIo, db: Database, id: string): void {
-  const found = getItemAnyMailbox(db, id);
+async function show(io: MailboxCommandIo, sql: Sql, id: string): Promise<void> {
+  const found = await getItemAnyMailbox(sql, id);
   if (found === undefined) throw new MailboxError('ITEM_NOT_FOUND', `no item has the id ${JSON.stringify(id)}`);
   const { item, address, softDeleted } = found;
   const date = (ms: number | null) => (ms === null ? '-' : new Date(ms).toISOString());
   io.out(`Mailbox:           ${address}${softDeleted ? ' (soft-deleted)' : ''}`);
-  io.out(`Folder:            ${getFolder(db, item.mailboxId, item.folderId).displayName}`);
+  io.out(`Folder:            ${(await getFolder(sql, item.mailboxId, item.folderId)).displayName}`);
   io.out(`ItemClass:         ${item.itemClass}`);
   io.out(`Subject:           ${oneLine(item.subject, 200)}`);
   io.out(`From:              ${item.from?.address ?? '-'}`);

@@ -7,10 +7,10 @@
 // "Message from … while you were offline", never a Missed Conversation. Every connector checks an
 // item with deliveryItemError before it writes anything.
 
-import type { Database } from '../storage/index.ts';
-import { transaction } from '../storage/index.ts';
+import type { Sql } from '../storage/index.ts';
+import { isUniqueViolation } from '../storage/index.ts';
 import { MailboxError } from './errors.ts';
-import { distinguishedFolderId, ensureMailbox } from './folders.ts';
+import { distinguishedFolderId, ensureMailbox, findMailbox } from './folders.ts';
 import { createItem, findItemByInternetMessageId } from './items.ts';
 import type { Mailer } from './items.ts';
 import { CONVERSATION_CLASS, MISSED_CLASS, missedConversationSummary } from './missed.ts';
@@ -18,6 +18,7 @@ import type { MissedSummary } from './missed.ts';
 import { MailboxQuota } from './quota.ts';
 import type { QuotaRefusal } from './quota.ts';
 import { mailboxSizeOf } from './usage.ts';
+import { WRITE, lockChangeLog, lockMailbox } from './writes.ts';
 
 /** A plain message: what the Inbox takes from the offline pipeline (a partner's offline messages). */
 export const NOTE_CLASS = 'IPM.Note';
@@ -79,17 +80,24 @@ export interface MailboxConnector {
   /**
    * Whether the mailbox may take more — to receive: below its ProhibitSendReceiveQuota; its owner
    * to send: below ProhibitSendQuota — counting `pendingBytes` that are on their way to it but not
-   * in it yet. Synchronous and cheap: the offline spool asks before each 202. Absent (or
-   * undefined) when the connector cannot tell: a remote Exchange applies its own quotas.
+   * in it yet. Synchronous and cheap: the offline spool asks before each 202, in the one step that
+   * also counts the message, from the sizes `loadQuota` read. Absent (or undefined) when the
+   * connector cannot tell: a remote Exchange applies its own quotas.
    */
   checkQuota?(mailbox: string, direction: 'send' | 'receive', pendingBytes: number): QuotaRefusal | undefined;
+  /**
+   * Reads the sizes checkQuota answers from (unless read within the last second): the spool awaits
+   * it before checkQuota. A mailbox checked without it counts as empty until its size has been read.
+   */
+  loadQuota?(mailboxes: readonly string[]): Promise<void>;
 }
 
 /**
- * How long checkQuota trusts a mailbox size it read: the spool asks twice per offline MESSAGE
- * (recipient and sender), and a lookup costs about 4 µs, 4 % of a core at 5,000 messages a second.
- * Deliveries through this connector refresh the size at once; EWS and SMTP writes are seen within
- * this time, which lets a mailbox take what arrives in that second past its quota at most.
+ * How long a mailbox size read by loadQuota is trusted: the spool asks twice per offline MESSAGE
+ * (recipient and sender); a lookup costs about 4 µs on SQLite (4 % of a core at 5,000 messages a
+ * second) and a round trip on PostgreSQL. Deliveries through this connector read the size again at
+ * the next check; EWS and SMTP writes (and other nodes' deliveries) are seen within this time,
+ * which lets a mailbox take what arrives in that second past its quota at most.
  */
 const SIZE_TTL_MS = 1_000;
 
@@ -98,84 +106,158 @@ const SIZE_TTL_MS = 1_000;
  * was admitted against the quota when the spool accepted it (checkQuota), and must not be lost.
  */
 export class EmbeddedMailboxConnector implements MailboxConnector {
-  readonly #db: Database;
+  readonly #sql: Sql;
   readonly #now: () => number;
-  readonly #userExists: (address: string) => boolean;
+  readonly #userExists: (address: string) => Promise<boolean>;
   readonly #quota: MailboxQuota;
-  /** sizes read by checkQuota, and when (one entry per user at most) */
+  /** sizes read for checkQuota, and when (one entry per user at most) */
   readonly #sizes = new Map<string, { size: number; readAt: number }>();
+  /** deliveries begun or ended per mailbox: a size read while one was under way is not kept */
+  readonly #deliveries = new Map<string, number>();
 
   /** `userExists` guards against making mailboxes for addresses that are not users. */
-  constructor(opts: { db: Database; userExists: (address: string) => boolean; quota?: MailboxQuota; now?: () => number }) {
-    this.#db = opts.db;
+  constructor(opts: { sql: Sql; userExists: (address: string) => Promise<boolean>; quota?: MailboxQuota; now?: () => number }) {
+    this.#sql = opts.sql;
     this.#userExists = opts.userExists;
     this.#quota = opts.quota ?? new MailboxQuota();
     this.#now = opts.now ?? Date.now;
   }
 
-  checkQuota(mailbox: string, direction: 'send' | 'receive', pendingBytes: number): QuotaRefusal | undefined {
+  async loadQuota(mailboxes: readonly string[]): Promise<void> {
     const now = Date.now();
-    let known = this.#sizes.get(mailbox);
-    if (known === undefined || now - known.readAt >= SIZE_TTL_MS) {
-      known = { size: mailboxSizeOf(this.#db, mailbox), readAt: now };
-      this.#sizes.set(mailbox, known);
+    for (const mailbox of new Set(mailboxes)) {
+      const known = this.#sizes.get(mailbox);
+      if (known !== undefined && now - known.readAt < SIZE_TTL_MS) continue;
+      for (let attempt = 1; ; attempt++) {
+        const before = this.#deliveries.get(mailbox);
+        const size = await mailboxSizeOf(this.#sql, mailbox);
+        // a delivery began or ended meanwhile: read again (a few times; then it is as stale as SIZE_TTL_MS allows)
+        if (before === this.#deliveries.get(mailbox) || attempt === 3) {
+          this.#sizes.set(mailbox, { size, readAt: now });
+          break;
+        }
+      }
     }
-    const size = known.size + pendingBytes;
+  }
+
+  checkQuota(mailbox: string, direction: 'send' | 'receive', pendingBytes: number): QuotaRefusal | undefined {
+    const known = this.#sizes.get(mailbox);
+    if (known === undefined || Date.now() - known.readAt >= SIZE_TTL_MS) {
+      // not loaded (the caller did not await loadQuota): read it for the next check
+      this.loadQuota([mailbox]).catch(() => this.#sizes.delete(mailbox));
+    }
+    const size = (known?.size ?? 0) + pendingBytes;
     return direction === 'receive' ? this.#quota.checkReceive(mailbox, size) : this.#quota.checkSend(mailbox, size);
   }
 
   async deliver(item: DeliveryItem): Promise<DeliveryResult> {
-    return this.#deliver(item);
+    try {
+      await this.#admissible(item);
+      return await this.#sql.transaction((tx) => this.#storeOnce(tx, item), WRITE);
+    } finally {
+      this.#sizeChanged(item.mailbox);
+    }
   }
 
   /** One transaction (one fsync) for the whole batch; each item in its own savepoint, so one failure spoils no other. */
   async deliverMany(items: readonly DeliveryItem[]): Promise<DeliveryOutcome[]> {
-    return transaction(this.#db, () =>
-      items.map((item): DeliveryOutcome => {
-        try {
-          return { ok: true, result: this.#deliver(item) };
-        } catch (error) {
-          return { ok: false, error };
+    // the directory is asked before the transaction opens: nothing but this batch's work waits on it
+    const refused = await Promise.all(items.map((item) => this.#admissible(item).then(() => undefined, (error: unknown) => ({ error }))));
+    try {
+      return await this.#deliverAll(items, refused);
+    } finally {
+      for (const item of items) this.#sizeChanged(item.mailbox);
+    }
+  }
+
+  #deliverAll(items: readonly DeliveryItem[], refused: ReadonlyArray<{ error: unknown } | undefined>): Promise<DeliveryOutcome[]> {
+    return this.#sql.transaction(async (tx) => {
+      const outcomes: DeliveryOutcome[] = [];
+      for (const [index, item] of items.entries()) {
+        const refusal = refused[index];
+        if (refusal !== undefined) {
+          outcomes.push({ ok: false, error: refusal.error });
+          continue;
         }
-      }),
-    );
+        try {
+          outcomes.push({ ok: true, result: await this.#storeOnce(tx, item) });
+        } catch (error) {
+          // PostgreSQL: the whole transaction lost a conflict and runs again; not this item's failure
+          if (isSerializationFailure(error)) throw error;
+          outcomes.push({ ok: false, error });
+        }
+      }
+      return outcomes;
+    }, WRITE);
   }
 
   async missedSummary(mailbox: string): Promise<MissedSummary> {
-    return missedConversationSummary(this.#db, mailbox);
+    return missedConversationSummary(this.#sql, mailbox);
   }
 
-  #deliver(item: DeliveryItem): DeliveryResult {
-    // the size changes now: the next checkQuota reads it again
-    this.#sizes.delete(item.mailbox);
+  /** Throws when the item must not be delivered: malformed, or no such user. */
+  async #admissible(item: DeliveryItem): Promise<void> {
+    this.#sizeChanged(item.mailbox);
     const invalid = deliveryItemError(item);
     if (invalid !== undefined) throw invalid;
-    if (!this.#userExists(item.mailbox)) throw new MailboxError('MAILBOX_NOT_FOUND', `there is no user ${item.mailbox}, so no mailbox to deliver to`);
-    const db = this.#db;
-    return transaction(db, () => {
-      const mailbox = ensureMailbox(db, item.mailbox, this.#now);
-      const earlier = findItemByInternetMessageId(db, mailbox.id, item.internetMessageId);
-      if (earlier !== undefined) return { itemId: earlier.id, created: false };
-      const created = createItem(
-        db,
-        mailbox.id,
-        distinguishedFolderId(db, mailbox.id, item.folder),
-        {
-          itemClass: item.itemClass,
-          subject: item.subject,
-          bodyHtml: item.bodyHtml,
-          bodyText: item.bodyText,
-          from: item.from,
-          to: item.to,
-          sentAt: item.sentAt.getTime(),
-          receivedAt: this.#now(),
-          isRead: item.isRead,
-          internetMessageId: item.internetMessageId,
-          conversationTopic: item.subject,
-        },
-        this.#now,
-      );
-      return { itemId: created.id, created: true };
-    });
+    if (!(await this.#userExists(item.mailbox))) throw new MailboxError('MAILBOX_NOT_FOUND', `there is no user ${item.mailbox}, so no mailbox to deliver to`);
   }
+
+  /** The mailbox's size changes (a delivery begins or has ended): the next loadQuota reads it again. */
+  #sizeChanged(mailbox: string): void {
+    this.#sizes.delete(mailbox);
+    this.#deliveries.set(mailbox, (this.#deliveries.get(mailbox) ?? 0) + 1);
+  }
+
+  /**
+   * Stores the item unless its InternetMessageId already made one: exactly once, also when
+   * another node delivers the same spool entry at the same moment (the unique index on the id
+   * refuses the second; it then finds the first).
+   */
+  async #storeOnce(tx: Sql, item: DeliveryItem): Promise<DeliveryResult> {
+    try {
+      return await tx.transaction((sp) => this.#store(sp, item));
+    } catch (error) {
+      if (!isUniqueViolation(error)) throw error;
+      const mailbox = await findMailbox(tx, item.mailbox);
+      const earlier = mailbox && (await findItemByInternetMessageId(tx, mailbox.id, item.internetMessageId));
+      if (earlier === undefined) throw error;
+      return { itemId: earlier.id, created: false };
+    }
+  }
+
+  async #store(tx: Sql, item: DeliveryItem): Promise<DeliveryResult> {
+    // after the mailbox's other writers (writes.ts): a delivery of this id that committed meanwhile is found here
+    await lockChangeLog(tx);
+    const mailbox = await ensureMailbox(tx, item.mailbox, this.#now);
+    await lockMailbox(tx, mailbox.id);
+    const earlier = await findItemByInternetMessageId(tx, mailbox.id, item.internetMessageId);
+    if (earlier !== undefined) return { itemId: earlier.id, created: false };
+    const created = await createItem(
+      tx,
+      mailbox.id,
+      await distinguishedFolderId(tx, mailbox.id, item.folder),
+      {
+        itemClass: item.itemClass,
+        subject: item.subject,
+        bodyHtml: item.bodyHtml,
+        bodyText: item.bodyText,
+        from: item.from,
+        to: item.to,
+        sentAt: item.sentAt.getTime(),
+        receivedAt: this.#now(),
+        isRead: item.isRead,
+        internetMessageId: item.internetMessageId,
+        conversationTopic: item.subject,
+      },
+      this.#now,
+    );
+    return { itemId: created.id, created: true };
+  }
+}
+
+/** PostgreSQL's serialization failure or deadlock: the engine runs the transaction again. */
+function isSerializationFailure(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === '40001' || code === '40P01';
 }

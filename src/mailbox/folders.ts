@@ -2,11 +2,11 @@
 // users may add folders under any folder. All lookups are scoped to one mailbox.
 
 import { parseAddress } from '../directory/index.ts';
-import type { Database } from '../storage/index.ts';
-import { statement, transaction } from '../storage/index.ts';
+import type { Sql } from '../storage/index.ts';
 import { MailboxError } from './errors.ts';
 import { isWellFormedId, newChangeKey, newId } from './ids.ts';
 import { folderTreeUsage, growMailbox } from './usage.ts';
+import { WRITE, writeMailbox } from './writes.ts';
 
 /** EWS DistinguishedFolderId names Parley keeps (EWS reference, DistinguishedFolderId). */
 export const DISTINGUISHED_FOLDERS = ['msgfolderroot', 'inbox', 'drafts', 'sentitems', 'deleteditems', 'conversationhistory', 'junkemail', 'outbox', 'calendar', 'contacts'] as const;
@@ -54,29 +54,29 @@ export function isDistinguishedFolder(name: string): name is DistinguishedFolder
 }
 
 /** The user's mailbox, created with its distinguished folders when it does not exist yet. */
-export function ensureMailbox(db: Database, address: string, now: () => number = Date.now): Mailbox {
+export async function ensureMailbox(sql: Sql, address: string, now: () => number = Date.now): Promise<Mailbox> {
   const normalised = parseAddress(address).address;
-  const existing = findMailbox(db, normalised);
+  const existing = await findMailbox(sql, normalised);
   if (existing) return existing;
-  return transaction(db, () => {
-    const again = findMailbox(db, normalised);
-    if (again) return again;
+  return sql.transaction(async (tx) => {
     const at = now();
-    const result = db.prepare('INSERT INTO mailboxes (address, created_at) VALUES (?, ?)').run(normalised, at);
-    const mailboxId = Number(result.lastInsertRowid);
+    // a concurrent first use (another delivery, another node) may have made it meanwhile
+    const made = await tx.get<{ id: number }>('INSERT INTO mailboxes (address, created_at) VALUES (?, ?) ON CONFLICT (address) DO NOTHING RETURNING id', [normalised, at]);
+    if (made === undefined) return (await findMailbox(tx, normalised)) as Mailbox;
+    const mailboxId = Number(made.id);
     const rootId = newId();
-    const insert = db.prepare('INSERT INTO mail_folders (id, mailbox_id, parent_id, distinguished, display_name, folder_class, change_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
-    insert.run(rootId, mailboxId, null, 'msgfolderroot', DISPLAY_NAMES.msgfolderroot, 'IPF.Note', newChangeKey(), at);
+    const insert = 'INSERT INTO mail_folders (id, mailbox_id, parent_id, distinguished, display_name, folder_class, change_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)';
+    await tx.run(insert, [rootId, mailboxId, null, 'msgfolderroot', DISPLAY_NAMES.msgfolderroot, 'IPF.Note', newChangeKey(), at]);
     for (const name of DISTINGUISHED_FOLDERS) {
-      if (name !== 'msgfolderroot') insert.run(newId(), mailboxId, rootId, name, DISPLAY_NAMES[name], FOLDER_CLASSES[name] ?? 'IPF.Note', newChangeKey(), at);
+      if (name !== 'msgfolderroot') await tx.run(insert, [newId(), mailboxId, rootId, name, DISPLAY_NAMES[name], FOLDER_CLASSES[name] ?? 'IPF.Note', newChangeKey(), at]);
     }
     return { id: mailboxId, address: normalised };
-  });
+  }, WRITE);
 }
 
-export function findMailbox(db: Database, address: string): Mailbox | undefined {
-  const row = statement(db, 'SELECT id, address FROM mailboxes WHERE address = ?').get(address.toLowerCase()) as { id: number; address: string } | undefined;
-  return row === undefined ? undefined : { id: row.id, address: row.address };
+export async function findMailbox(sql: Sql, address: string): Promise<Mailbox | undefined> {
+  const row = await sql.get<{ id: number; address: string }>('SELECT id, address FROM mailboxes WHERE address = ?', [address.toLowerCase()]);
+  return row === undefined ? undefined : { id: Number(row.id), address: row.address };
 }
 
 const FOLDER_COLUMNS = `f.id, f.change_key, f.mailbox_id, f.parent_id, f.distinguished, f.display_name, f.folder_class,
@@ -103,24 +103,24 @@ function folderOf(row: FolderRow): FolderRecord {
   return {
     id: row.id,
     changeKey: row.change_key,
-    mailboxId: row.mailbox_id,
+    mailboxId: Number(row.mailbox_id),
     parentId: row.parent_id,
     distinguished: row.distinguished !== null && isDistinguishedFolder(row.distinguished) ? row.distinguished : null,
     displayName: row.display_name,
     folderClass: row.folder_class,
-    totalCount: row.total,
-    unreadCount: row.unread,
-    childFolderCount: row.children,
-    lastModifiedAt: row.changed_at,
+    totalCount: Number(row.total),
+    unreadCount: Number(row.unread),
+    childFolderCount: Number(row.children),
+    lastModifiedAt: Number(row.changed_at),
   };
 }
 
 /** A folder of this mailbox by id; ID_MALFORMED, ACCESS_DENIED (another mailbox's) or FOLDER_NOT_FOUND. */
-export function getFolder(db: Database, mailboxId: number, folderId: string): FolderRecord {
+export async function getFolder(sql: Sql, mailboxId: number, folderId: string): Promise<FolderRecord> {
   if (!isWellFormedId(folderId)) throw new MailboxError('ID_MALFORMED', 'the folder id is malformed');
-  const row = db.prepare(`SELECT ${FOLDER_COLUMNS} FROM mail_folders f WHERE f.id = ?`).get(folderId) as FolderRow | undefined;
+  const row = await sql.get<FolderRow>(`SELECT ${FOLDER_COLUMNS} FROM mail_folders f WHERE f.id = ?`, [folderId]);
   if (row === undefined) throw new MailboxError('FOLDER_NOT_FOUND', 'no folder has that id');
-  if (row.mailbox_id !== mailboxId) throw new MailboxError('ACCESS_DENIED', 'the folder belongs to another mailbox');
+  if (Number(row.mailbox_id) !== mailboxId) throw new MailboxError('ACCESS_DENIED', 'the folder belongs to another mailbox');
   return folderOf(row);
 }
 
@@ -128,80 +128,79 @@ export function getFolder(db: Database, mailboxId: number, folderId: string): Fo
  * The id of a folder of this mailbox, checked as getFolder checks it but without counting its
  * items: what a write into the folder needs (delivery makes thousands a second).
  */
-export function requireFolderId(db: Database, mailboxId: number, folderId: string): string {
+export async function requireFolderId(sql: Sql, mailboxId: number, folderId: string): Promise<string> {
   if (!isWellFormedId(folderId)) throw new MailboxError('ID_MALFORMED', 'the folder id is malformed');
-  const row = statement(db, 'SELECT mailbox_id FROM mail_folders WHERE id = ?').get(folderId) as { mailbox_id: number } | undefined;
+  const row = await sql.get<{ mailbox_id: number }>('SELECT mailbox_id FROM mail_folders WHERE id = ?', [folderId]);
   if (row === undefined) throw new MailboxError('FOLDER_NOT_FOUND', 'no folder has that id');
-  if (row.mailbox_id !== mailboxId) throw new MailboxError('ACCESS_DENIED', 'the folder belongs to another mailbox');
+  if (Number(row.mailbox_id) !== mailboxId) throw new MailboxError('ACCESS_DENIED', 'the folder belongs to another mailbox');
   return folderId;
 }
 
 /** The id of a distinguished folder, without counting its items. */
-export function distinguishedFolderId(db: Database, mailboxId: number, name: DistinguishedFolder): string {
-  const row = statement(db, 'SELECT id FROM mail_folders WHERE mailbox_id = ? AND distinguished = ?').get(mailboxId, name) as { id: string } | undefined;
+export async function distinguishedFolderId(sql: Sql, mailboxId: number, name: DistinguishedFolder): Promise<string> {
+  const row = await sql.get<{ id: string }>('SELECT id FROM mail_folders WHERE mailbox_id = ? AND distinguished = ?', [mailboxId, name]);
   if (row === undefined) throw new MailboxError('FOLDER_NOT_FOUND', `the mailbox has no ${name} folder`);
   return row.id;
 }
 
-export function getDistinguishedFolder(db: Database, mailboxId: number, name: DistinguishedFolder): FolderRecord {
-  const row = db.prepare(`SELECT ${FOLDER_COLUMNS} FROM mail_folders f WHERE f.mailbox_id = ? AND f.distinguished = ?`).get(mailboxId, name) as FolderRow | undefined;
+export async function getDistinguishedFolder(sql: Sql, mailboxId: number, name: DistinguishedFolder): Promise<FolderRecord> {
+  const row = await sql.get<FolderRow>(`SELECT ${FOLDER_COLUMNS} FROM mail_folders f WHERE f.mailbox_id = ? AND f.distinguished = ?`, [mailboxId, name]);
   if (row === undefined) throw new MailboxError('FOLDER_NOT_FOUND', `the mailbox has no ${name} folder`);
   return folderOf(row);
 }
 
 /** The folders under `parentId`: its children (shallow) or all descendants (deep), by display name. */
-export function listFolders(db: Database, mailboxId: number, parentId: string, deep: boolean): FolderRecord[] {
-  const parent = getFolder(db, mailboxId, parentId);
-  const children = (id: string) => db.prepare(`SELECT ${FOLDER_COLUMNS} FROM mail_folders f WHERE f.parent_id = ? ORDER BY lower(f.display_name)`).all(id) as unknown as FolderRow[];
+export async function listFolders(sql: Sql, mailboxId: number, parentId: string, deep: boolean): Promise<FolderRecord[]> {
+  const parent = await getFolder(sql, mailboxId, parentId);
   const out: FolderRecord[] = [];
-  const walk = (id: string) => {
-    for (const row of children(id)) {
+  const walk = async (id: string): Promise<void> => {
+    for (const row of await sql.all<FolderRow>(`SELECT ${FOLDER_COLUMNS} FROM mail_folders f WHERE f.parent_id = ? ORDER BY lower(f.display_name)`, [id])) {
       out.push(folderOf(row));
-      if (deep) walk(row.id);
+      if (deep) await walk(row.id);
     }
   };
-  walk(parent.id);
+  await walk(parent.id);
   return out;
 }
 
-export function createFolder(db: Database, mailboxId: number, parentId: string, displayName: string, folderClass = 'IPF.Note', now: () => number = Date.now): FolderRecord {
+export async function createFolder(sql: Sql, mailboxId: number, parentId: string, displayName: string, folderClass = 'IPF.Note', now: () => number = Date.now): Promise<FolderRecord> {
   const name = displayName.trim();
   if (name === '' || name.length > 255) throw new MailboxError('INVALID_REQUEST', 'a folder needs a display name of 1 to 255 characters');
-  return transaction(db, () => {
-    const parent = getFolder(db, mailboxId, parentId);
-    const clash = db.prepare('SELECT 1 AS x FROM mail_folders WHERE parent_id = ? AND lower(display_name) = lower(?)').get(parent.id, name);
+  return writeMailbox(sql, mailboxId, async (tx) => {
+    const parent = await getFolder(tx, mailboxId, parentId);
+    const clash = await tx.get('SELECT 1 AS x FROM mail_folders WHERE parent_id = ? AND lower(display_name) = lower(?)', [parent.id, name]);
     if (clash !== undefined) throw new MailboxError('FOLDER_EXISTS', `a folder named ${JSON.stringify(name)} already exists there`);
     const id = newId();
-    db.prepare('INSERT INTO mail_folders (id, mailbox_id, parent_id, distinguished, display_name, folder_class, change_key, created_at) VALUES (?, ?, ?, NULL, ?, ?, ?, ?)').run(id, mailboxId, parent.id, name, folderClass, newChangeKey(), now());
-    return getFolder(db, mailboxId, id);
-  });
+    await tx.run('INSERT INTO mail_folders (id, mailbox_id, parent_id, distinguished, display_name, folder_class, change_key, created_at) VALUES (?, ?, ?, NULL, ?, ?, ?, ?)', [id, mailboxId, parent.id, name, folderClass, newChangeKey(), now()]);
+    return getFolder(tx, mailboxId, id);
+  }, false);
 }
 
 /**
  * Deletes a user folder with everything under it (HardDelete, SoftDelete), or moves it under
  * Deleted Items (MoveToDeletedItems). Distinguished folders cannot be deleted.
  */
-export function deleteFolder(db: Database, mailboxId: number, folderId: string, mode: 'HardDelete' | 'SoftDelete' | 'MoveToDeletedItems'): void {
-  transaction(db, () => {
-    const folder = getFolder(db, mailboxId, folderId);
+export async function deleteFolder(sql: Sql, mailboxId: number, folderId: string, mode: 'HardDelete' | 'SoftDelete' | 'MoveToDeletedItems'): Promise<void> {
+  await writeMailbox(sql, mailboxId, async (tx) => {
+    const folder = await getFolder(tx, mailboxId, folderId);
     if (folder.distinguished !== null) throw new MailboxError('DISTINGUISHED_FOLDER', `${folder.displayName} is a distinguished folder and cannot be deleted`);
-    const deleted = getDistinguishedFolder(db, mailboxId, 'deleteditems');
-    if (mode === 'MoveToDeletedItems' && !isUnder(db, folder.id, deleted.id)) {
-      const clash = db.prepare('SELECT 1 AS x FROM mail_folders WHERE parent_id = ? AND lower(display_name) = lower(?)').get(deleted.id, folder.displayName);
+    const deleted = await getDistinguishedFolder(tx, mailboxId, 'deleteditems');
+    if (mode === 'MoveToDeletedItems' && !(await isUnder(tx, folder.id, deleted.id))) {
+      const clash = await tx.get('SELECT 1 AS x FROM mail_folders WHERE parent_id = ? AND lower(display_name) = lower(?)', [deleted.id, folder.displayName]);
       if (clash !== undefined) throw new MailboxError('FOLDER_EXISTS', `Deleted Items already holds a folder named ${JSON.stringify(folder.displayName)}`);
-      db.prepare('UPDATE mail_folders SET parent_id = ?, change_key = ? WHERE id = ?').run(deleted.id, newChangeKey(), folder.id);
+      await tx.run('UPDATE mail_folders SET parent_id = ?, change_key = ? WHERE id = ?', [deleted.id, newChangeKey(), folder.id]);
       return;
     }
-    const freed = folderTreeUsage(db, folder.id);
-    growMailbox(db, mailboxId, -freed.size, -freed.deletedSize);
-    db.prepare('DELETE FROM mail_folders WHERE id = ?').run(folder.id); // items and subfolders cascade
-  });
+    const freed = await folderTreeUsage(tx, folder.id);
+    await growMailbox(tx, mailboxId, -freed.size, -freed.deletedSize);
+    await tx.run('DELETE FROM mail_folders WHERE id = ?', [folder.id]); // items and subfolders cascade
+  }, false);
 }
 
-function isUnder(db: Database, folderId: string, ancestorId: string): boolean {
+async function isUnder(sql: Sql, folderId: string, ancestorId: string): Promise<boolean> {
   let current: string | null = folderId;
   for (let hops = 0; current !== null && hops < 256; hops++) {
-    const row = db.prepare('SELECT parent_id FROM mail_folders WHERE id = ?').get(current) as { parent_id: string | null } | undefined;
+    const row: { parent_id: string | null } | undefined = await sql.get<{ parent_id: string | null }>('SELECT parent_id FROM mail_folders WHERE id = ?', [current]);
     current = row?.parent_id ?? null;
     if (current === ancestorId) return true;
   }

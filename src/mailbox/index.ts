@@ -3,7 +3,7 @@ export type { MailboxErrorCode } from './errors.ts';
 export { MailboxError } from './errors.ts';
 export { MAILBOX_MIGRATIONS } from './schema.ts';
 export type { DistinguishedFolder, FolderRecord, Mailbox } from './folders.ts';
-export { DISTINGUISHED_FOLDERS, createFolder, deleteFolder, ensureMailbox, findMailbox, getDistinguishedFolder, getFolder, isDistinguishedFolder, listFolders } from './folders.ts';
+export { DISTINGUISHED_FOLDERS, createFolder, deleteFolder, distinguishedFolderId, ensureMailbox, findMailbox, getDistinguishedFolder, getFolder, isDistinguishedFolder, listFolders } from './folders.ts';
 export type { DeleteMode, ItemChanges, ItemField, ItemFilter, ItemPage, ItemQuery, ItemRecord, Mailer, NewItem } from './items.ts';
 export { createItem, deleteItem, findItemByInternetMessageId, findItems, getItem, getItemAnyMailbox, moveItem, updateItem } from './items.ts';
 export type { DeliveryItem, DeliveryOutcome, DeliveryResult, MailboxConnector } from './connector.ts';

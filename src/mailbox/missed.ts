@@ -1,7 +1,7 @@
 // "Missed Conversations": the view of the IPM.Note.Microsoft.Missed items of Conversation History
 // (MISSION.md). The registrar's message-summary notification (RFC 3842) reads its counts here.
-import type { Database } from '../storage/index.ts';
-import { findMailbox, getDistinguishedFolder } from './folders.ts';
+import type { Sql } from '../storage/index.ts';
+import { distinguishedFolderId, findMailbox } from './folders.ts';
 import { findItems } from './items.ts';
 import type { ItemFilter, ItemPage } from './items.ts';
 
@@ -14,22 +14,22 @@ export interface MissedSummary {
 }
 
 /** Counts of the user's missed conversations; zeros when the user has no mailbox yet. */
-export function missedConversationSummary(db: Database, address: string): MissedSummary {
-  const mailbox = findMailbox(db, address);
+export async function missedConversationSummary(sql: Sql, address: string): Promise<MissedSummary> {
+  const mailbox = await findMailbox(sql, address);
   if (mailbox === undefined) return { total: 0, unread: 0 };
-  const folder = getDistinguishedFolder(db, mailbox.id, 'conversationhistory');
+  const folder = await distinguishedFolderId(sql, mailbox.id, 'conversationhistory');
   const ofClass = { op: 'eq', field: 'itemClass', value: MISSED_CLASS } as const;
-  const total = findItems(db, mailbox.id, folder.id, { filter: ofClass, max: 0 }).total;
-  const unread = findItems(db, mailbox.id, folder.id, { filter: { op: 'and', filters: [ofClass, { op: 'eq', field: 'isRead', value: false }] }, max: 0 }).total;
+  const total = (await findItems(sql, mailbox.id, folder, { filter: ofClass, max: 0 })).total;
+  const unread = (await findItems(sql, mailbox.id, folder, { filter: { op: 'and', filters: [ofClass, { op: 'eq', field: 'isRead', value: false }] }, max: 0 })).total;
   return { total, unread };
 }
 
 /** The missed conversations, newest first. */
-export function listMissedConversations(db: Database, address: string, offset = 0, max = 50): ItemPage {
-  const mailbox = findMailbox(db, address);
+export async function listMissedConversations(sql: Sql, address: string, offset = 0, max = 50): Promise<ItemPage> {
+  const mailbox = await findMailbox(sql, address);
   if (mailbox === undefined) return { items: [], total: 0 };
-  const folder = getDistinguishedFolder(db, mailbox.id, 'conversationhistory');
-  return findItems(db, mailbox.id, folder.id, { filter: { op: 'eq', field: 'itemClass', value: MISSED_CLASS }, offset, max });
+  const folder = await distinguishedFolderId(sql, mailbox.id, 'conversationhistory');
+  return findItems(sql, mailbox.id, folder, { filter: { op: 'eq', field: 'itemClass', value: MISSED_CLASS }, offset, max });
 }
 
 /** Which items of Conversation History: the missed ones, the others (saved conversations, sent copies), or all. */
@@ -38,15 +38,15 @@ export type ConversationKind = 'missed' | 'history' | 'all';
 /**
  * The items of the user's Conversation History, newest first, one page: of a kind, and with `text`
  * (when not empty) in the subject or the plain-text body, case-insensitively (ASCII letters fold,
- * as SQLite's lower() does). Empty when the user has no mailbox yet.
+ * as SQLite's lower() does; PostgreSQL folds every letter). Empty when the user has no mailbox yet.
  */
-export function findConversations(db: Database, address: string, query: { kind: ConversationKind; text?: string; offset: number; max: number }): ItemPage {
-  const mailbox = findMailbox(db, address);
+export async function findConversations(sql: Sql, address: string, query: { kind: ConversationKind; text?: string; offset: number; max: number }): Promise<ItemPage> {
+  const mailbox = await findMailbox(sql, address);
   if (mailbox === undefined) return { items: [], total: 0 };
-  const folder = getDistinguishedFolder(db, mailbox.id, 'conversationhistory');
+  const folder = await distinguishedFolderId(sql, mailbox.id, 'conversationhistory');
   const filters: ItemFilter[] = [];
   if (query.kind !== 'all') filters.push({ op: query.kind === 'missed' ? 'eq' : 'ne', field: 'itemClass', value: MISSED_CLASS });
   const text = query.text?.trim() ?? '';
   if (text !== '') filters.push({ op: 'or', filters: [{ op: 'contains', field: 'subject', value: text }, { op: 'contains', field: 'bodyText', value: text }] });
-  return findItems(db, mailbox.id, folder.id, { filter: { op: 'and', filters }, order: 'desc', offset: query.offset, max: query.max });
+  return findItems(sql, mailbox.id, folder, { filter: { op: 'and', filters }, order: 'desc', offset: query.offset, max: query.max });
 }

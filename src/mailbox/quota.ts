@@ -21,7 +21,7 @@
 // RecoverableItemsQuota is 30 GB, purged after 14 days; Parley never purges soft-deleted items,
 // so they are held to the mailbox's own size.
 import { formatBytes } from '../bytes.ts';
-import type { Database } from '../storage/index.ts';
+import type { Sql } from '../storage/index.ts';
 import { MailboxError } from './errors.ts';
 import type { Mailbox } from './folders.ts';
 import { mailboxSizeOf, mailboxUsage } from './usage.ts';
@@ -101,24 +101,24 @@ export class MailboxQuota {
   }
 
   /** Throws QUOTA_EXCEEDED (counted) when this mailbox may not receive: call inside the write's transaction. */
-  requireRoomToReceive(db: Database, mailbox: Mailbox): void {
-    this.#require(this.checkReceive(mailbox.address, mailboxUsage(db, mailbox.id).size));
+  async requireRoomToReceive(sql: Sql, mailbox: Mailbox): Promise<void> {
+    this.#require(this.checkReceive(mailbox.address, (await mailboxUsage(sql, mailbox.id)).size));
   }
 
   /** The same, for a mailbox known by address (0 bytes when it does not exist yet). */
-  requireRoomToReceiveAt(db: Database, address: string): void {
-    this.#require(this.checkReceive(address, mailboxSizeOf(db, address)));
+  async requireRoomToReceiveAt(sql: Sql, address: string): Promise<void> {
+    this.#require(this.checkReceive(address, await mailboxSizeOf(sql, address)));
   }
 
   /** Throws QUOTA_EXCEEDED (counted) when the owner of this mailbox may not send. */
-  requireRoomToSend(db: Database, mailbox: Mailbox): void {
-    this.#require(this.checkSend(mailbox.address, mailboxUsage(db, mailbox.id).size));
+  async requireRoomToSend(sql: Sql, mailbox: Mailbox): Promise<void> {
+    this.#require(this.checkSend(mailbox.address, (await mailboxUsage(sql, mailbox.id)).size));
   }
 
   /** Throws QUOTA_EXCEEDED (counted) when soft-deleted items already fill RecoverableItemsQuota. */
-  requireRoomToSoftDelete(db: Database, mailbox: Mailbox): void {
+  async requireRoomToSoftDelete(sql: Sql, mailbox: Mailbox): Promise<void> {
     const address = mailbox.address;
-    const deleted = mailboxUsage(db, mailbox.id).deletedSize;
+    const deleted = (await mailboxUsage(sql, mailbox.id)).deletedSize;
     const quota = this.limits.recoverableItemsQuota;
     if (deleted < quota) return;
     this.#require(refusal('RecoverableItemsQuota', address, deleted, quota, `the soft-deleted items of ${address} fill ${formatBytes(deleted)}, at or above RecoverableItemsQuota of ${formatBytes(quota)} (mailboxQuota.recoverableItemsQuota); delete with HardDelete instead`));

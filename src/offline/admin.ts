@@ -7,7 +7,6 @@ import { OfflineError } from './errors.ts';
 import { entryMessages, getEntry, listEntries, purgeDelivered, purgeEntry, retryEntry, SPOOL_STATES } from './spool.ts';
 import type { EntryFilter, SpoolEntry, SpoolKind, SpoolState } from './spool.ts';
 import { messageText } from './transcript.ts';
-import { unmovedDb } from './unmoved.ts';
 
 /** An entry as the administration shows it (times as ISO strings, messages as text). */
 export interface SpoolEntryView {
@@ -124,7 +123,7 @@ export async function purgeDeliveredBefore(sql: Sql, before: Date): Promise<numb
 /** The sender's OfflineImMaxAge; the default's day when the sender no longer exists. */
 async function maxAgeMsOf(sql: Sql, sender: string): Promise<number> {
   try {
-    return (await effectiveSettings(unmovedDb(sql, 'the effective settings'), sender)).OfflineImMaxAgeSeconds * 1000;
+    return (await effectiveSettings(sql, sender)).OfflineImMaxAgeSeconds * 1000;
   } catch {
     return 86_400_000;
   }

@@ -28,7 +28,7 @@ export function spoolerEndpoints(sql: Sql, quotas: LiveQuotas, now: () => number
     {
       method: 'GET',
       path: '/spool/quota',
-      handle: ({ query }) =>
+      handle: async ({ query }) =>
         quotaReport(sql, {
           spoolLimits: quotas.spool.limits,
           mailboxQuota: quotas.mailbox,

@@ -19,4 +19,3 @@ export type { DeliveryStats } from './worker.ts';
 export { escapeHtml, htmlToText, sanitizeHtml } from './html.ts';
 export { transcriptPreview } from './transcript.ts';
 export { oldestSpoolRows, purgeDeliveredBatch, purgeLooseTraceBatch } from './retention.ts';
-export { unmovedDb } from './unmoved.ts';

@@ -9,7 +9,6 @@ import { mailboxUsages } from '../mailbox/index.ts';
 import type { Sql } from '../storage/index.ts';
 import type { QuotaReason, SpoolQuotaLimits, Tally } from './quota.ts';
 import { listRefusals, undeliveredTotals } from './quota-store.ts';
-import { unmovedDb } from './unmoved.ts';
 
 /** A limit as JSON writes it: a number, or "unlimited" (JSON has no Infinity). */
 export type LimitValue = number | 'unlimited';
@@ -63,7 +62,7 @@ export async function waitingFromDatabase(sql: Sql): Promise<QuotaReportInput['w
 
 export async function quotaReport(sql: Sql, input: QuotaReportInput): Promise<QuotaReport> {
   const { mailboxQuota, waiting } = input;
-  const usage = new Map((await mailboxUsages(unmovedDb(sql, 'the mailboxes\' sizes'))).map((u) => [u.address, u]));
+  const usage = new Map((await mailboxUsages(sql)).map((u) => [u.address, u]));
   const refusals = await listRefusals(sql, input.user);
   const addresses = new Set<string>();
   if (input.user !== undefined) addresses.add(input.user);

@@ -17,7 +17,6 @@ import { forgetReleases, lastRelease, releasesAfter, undeliveredTotals } from '.
 import { openSpoolWriter } from './spool-writer.ts';
 import type { SpoolJob, SpoolResult, SpoolWriter } from './spool-writer.ts';
 import type { MessageKind } from './spool.ts';
-import { unmovedDb } from './unmoved.ts';
 import { SpoolWorker } from './worker.ts';
 import type { SpoolWorkerOptions } from './worker.ts';
 
@@ -154,7 +153,7 @@ export class OfflineService implements OfflineHandoff {
     // whose settings decide: the local party's (a partner's user has none here)
     const party = kind === 'note' ? 'recipient' : 'sender';
     const local = party === 'sender' ? m.sender : m.recipient;
-    const settings = await effectiveSettings(unmovedDb(this.#o.sql, 'the offline gate (effective settings)'), local);
+    const settings = await effectiveSettings(this.#o.sql, local);
     const gate = offlineGate(m.recipient, settings, party);
     if (!gate.allowed) {
       // the refusal is traced too, in the next batch; the sender need not wait for that write
@@ -178,6 +177,8 @@ export class OfflineService implements OfflineHandoff {
     const bytes = m.body.byteLength;
     const foreign = kind === 'email' ? m.recipient : kind === 'note' ? m.sender : undefined;
     const mailboxCheck: MailboxCheck = foreign === undefined ? this.#mailboxCheck : (address, direction, pending) => (address === foreign ? undefined : this.#mailboxCheck(address, direction, pending));
+    // the mailboxes' sizes are read first, so that the check and the count stay one synchronous step
+    await Promise.all([m.sender, m.recipient].filter((a) => a !== foreign).map((a) => this.#o.routing.connectorFor(a).connector.loadQuota?.([a])));
     const refused = this.quota.admit({ sender: m.sender, recipient: m.recipient, bytes, now }, mailboxCheck);
     if (refused !== undefined) {
       if (this.#o.logger.isLevelEnabled('debug')) this.#o.logger.debug({ callId: m.callId, from: m.sender, to: m.recipient, reason: refused.reason }, 'offline message refused: %s', refused.setting);

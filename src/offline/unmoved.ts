@@ -1,8 +1,7 @@
-// Transitional (issue 16, first stage): the spool, history and retention are on `Sql`, but some
-// functions of other capabilities they call (settings, the mailbox store, the SMTP outbox, the
-// purges of sessions and lockouts) still take the node:sqlite connection until their own move
-// lands. `unmovedDb(sql)` is that connection on SQLite, and a precise error on PostgreSQL. When the
-// last of them has moved, every `unmovedDb(sql)` becomes `sql` and this file goes.
+// Transitional (issue 16, first stage): the spool is on `Sql`, but the SMTP outbox it hands e-mail
+// to partner organisations to (PartnerMailConnector, src/mailbox/smtp) still takes the node:sqlite
+// connection until its own move lands. `unmovedDb(sql)` is that connection on SQLite, and a precise
+// error on PostgreSQL. Once it has moved, `unmovedDb(sql)` becomes `sql` and this file goes.
 import type { Database, Sql } from '../storage/index.ts';
 import { OfflineError } from './errors.ts';
 

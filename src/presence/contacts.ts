@@ -4,9 +4,10 @@
 // (remote.ts). The SQL lives here (the tables in schema.ts): local members in presence_contacts
 // (a foreign key to users), remote ones in presence_remote_contacts; a list is the union.
 
-import type { Database } from '../storage/index.ts';
-import { transaction } from '../storage/index.ts';
+import type { Sql } from '../storage/index.ts';
+import { VersionedCache } from '../storage/index.ts';
 import { CONTACT_LIST, hasRoom } from './list-limits.ts';
+import { sharedLoads } from './shared-loads.ts';
 
 export { MAX_CONTACTS } from './list-limits.ts';
 
@@ -33,14 +34,12 @@ UNION ALL SELECT member, display_name, created_at, 1 AS remote FROM presence_rem
 ORDER BY member`;
 
 /** The members of `owner`'s list, by address. */
-export function listContacts(db: Database, owner: string): Contact[] {
-  return (db.prepare(MEMBERS_SQL).all(owner, owner) as unknown as Row[]).map(contactOf);
+export async function listContacts(sql: Sql, owner: string): Promise<Contact[]> {
+  return (await sql.all<Row>(MEMBERS_SQL, [owner, owner])).map(contactOf);
 }
 
-export function getContact(db: Database, owner: string, member: string): Contact | undefined {
-  const row = db
-    .prepare(`SELECT * FROM (${MEMBERS_SQL}) WHERE member = ?`)
-    .get(owner, owner, member) as Row | undefined;
+export async function getContact(sql: Sql, owner: string, member: string): Promise<Contact | undefined> {
+  const row = await sql.get<Row>(`SELECT * FROM (${MEMBERS_SQL}) AS m WHERE member = ?`, [owner, owner, member]);
   return row === undefined ? undefined : contactOf(row);
 }
 
@@ -48,42 +47,40 @@ export function getContact(db: Database, owner: string, member: string): Contact
  * Adds `member` (a user: the foreign key refuses others) to `owner`'s list. Returns the contact,
  * whether it is new, and `full` when the list already holds MAX_CONTACTS (nothing added).
  */
-export function addContact(db: Database, owner: string, member: string, now: number): { contact?: Contact; created: boolean; full: boolean } {
-  return transaction(db, () => {
-    const existing = getContact(db, owner, member);
-    if (existing !== undefined) return { contact: existing, created: false, full: false };
-    if (!hasRoom(db, CONTACT_LIST, owner)) return { created: false, full: true };
-    db.prepare('INSERT INTO presence_contacts (owner, member, created_at) VALUES (?, ?, ?)').run(owner, member, now);
-    return { contact: getContact(db, owner, member), created: true, full: false };
-  });
+export function addContact(sql: Sql, owner: string, member: string, now: number): Promise<{ contact?: Contact; created: boolean; full: boolean }> {
+  return addMember(sql, owner, member, 'INSERT INTO presence_contacts (owner, member, created_at) VALUES (?, ?, ?)', now);
 }
 
 /**
  * Adds partner's user `member` (`dave@partner.example`, lower case; the caller checked the
  * federation decision) to `owner`'s list, as addContact does for users.
  */
-export function addRemoteContact(db: Database, owner: string, member: string, now: number): { contact?: Contact; created: boolean; full: boolean } {
-  return transaction(db, () => {
-    const existing = getContact(db, owner, member);
+export function addRemoteContact(sql: Sql, owner: string, member: string, now: number): Promise<{ contact?: Contact; created: boolean; full: boolean }> {
+  return addMember(sql, owner, member, 'INSERT INTO presence_remote_contacts (owner, member, display_name, created_at) VALUES (?, ?, NULL, ?)', now);
+}
+
+function addMember(sql: Sql, owner: string, member: string, insert: string, now: number): Promise<{ contact?: Contact; created: boolean; full: boolean }> {
+  return sql.transaction(async (tx) => {
+    const existing = await getContact(tx, owner, member);
     if (existing !== undefined) return { contact: existing, created: false, full: false };
-    if (!hasRoom(db, CONTACT_LIST, owner)) return { created: false, full: true };
-    db.prepare('INSERT INTO presence_remote_contacts (owner, member, display_name, created_at) VALUES (?, ?, NULL, ?)').run(owner, member, now);
-    return { contact: getContact(db, owner, member), created: true, full: false };
+    if (!(await hasRoom(tx, CONTACT_LIST, owner))) return { created: false, full: true };
+    await tx.run(insert, [owner, member, now]);
+    return { contact: await getContact(tx, owner, member), created: true, full: false };
   });
 }
 
 /** false when `member` was not on `owner`'s list. */
-export function removeContact(db: Database, owner: string, member: string): boolean {
-  return transaction(db, () => {
-    const local = Number(db.prepare('DELETE FROM presence_contacts WHERE owner = ? AND member = ?').run(owner, member).changes);
-    const remote = Number(db.prepare('DELETE FROM presence_remote_contacts WHERE owner = ? AND member = ?').run(owner, member).changes);
+export function removeContact(sql: Sql, owner: string, member: string): Promise<boolean> {
+  return sql.transaction(async (tx) => {
+    const local = (await tx.run('DELETE FROM presence_contacts WHERE owner = ? AND member = ?', [owner, member])).changes;
+    const remote = (await tx.run('DELETE FROM presence_remote_contacts WHERE owner = ? AND member = ?', [owner, member])).changes;
     return local + remote > 0;
   });
 }
 
 /** The owners of the lists `member` (a user of the organisation) is on. */
-export function listsWith(db: Database, member: string): string[] {
-  return (db.prepare('SELECT owner FROM presence_contacts WHERE member = ?').all(member) as Array<{ owner: string }>).map((r) => r.owner);
+export async function listsWith(sql: Sql, member: string): Promise<string[]> {
+  return (await sql.all<{ owner: string }>('SELECT owner FROM presence_contacts WHERE member = ?', [member])).map((r) => r.owner);
 }
 
 function contactOf(row: Row): Contact {
@@ -92,16 +89,31 @@ function contactOf(row: Row): Contact {
 
 /** What the presence service reads of the lists (a seam: tests pass their own). */
 export interface ContactLists {
-  membersOf(owner: string): Contact[];
+  membersOf(owner: string): Promise<readonly Contact[]>;
   /** the owners of the lists `member` is on */
-  listsWith(member: string): string[];
+  listsWith(member: string): Promise<readonly string[]>;
+  /** a list changed (by this process): what is kept in memory goes */
+  forget?(): void;
 }
 
-export function databaseContactLists(db: Database): ContactLists {
-  const members = db.prepare(MEMBERS_SQL);
-  const owners = db.prepare('SELECT owner FROM presence_contacts WHERE member = ?');
+/**
+ * The lists of the database, read for every NOTIFY of a list and every change of a member's
+ * presence: kept in memory until a list or a user changes (presence_version, users_version: a
+ * member's display name is part of the list), so a burst of NOTIFYs does not wait for the database.
+ */
+export function databaseContactLists(sql: Sql): ContactLists {
+  // both version rows in one value, so either moving drops what is kept
+  const version = 'SELECT CAST(p.v AS TEXT) || \'/\' || CAST(u.v AS TEXT) AS v FROM presence_version p, users_version u';
+  const members = new VersionedCache<readonly Contact[]>(sql, version, { maxEntries: 10_000 });
+  const owners = new VersionedCache<readonly string[]>(sql, version);
+  const loadMembers = sharedLoads((owner: string) => listContacts(sql, owner));
+  const loadOwners = sharedLoads((member: string) => listsWith(sql, member));
   return {
-    membersOf: (owner) => (members.all(owner, owner) as unknown as Row[]).map(contactOf),
-    listsWith: (member) => (owners.all(member) as Array<{ owner: string }>).map((r) => r.owner),
+    membersOf: (owner) => members.get(owner, () => loadMembers(owner)),
+    listsWith: (member) => owners.get(member, () => loadOwners(member)),
+    forget: () => {
+      members.clear();
+      owners.clear();
+    },
   };
 }

@@ -19,13 +19,14 @@
 // subscribes to (RFC 4662, lists.ts); a change reaches those subscriptions at once too.
 
 import type http from 'node:http';
-import { BasicSignIn, basicCaller, isSecureOrLocal } from '../auth/http-basic.ts';
+import { isSecureOrLocal } from '../auth/http-basic.ts';
 import { HttpProblem as Problem, INTERNAL_PROBLEM, answerJson, answerProblem, problemOf, type HttpCaller } from '../http-json.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { HttpRoute } from '../server/http.ts';
-import type { Database } from '../storage/index.ts';
+import type { Sql } from '../storage/index.ts';
 import { listBlocks } from './blocks.ts';
 import type { PresenceBlock } from './blocks.ts';
+import type { OutboundDecision } from './policy.ts';
 import { addToContacts, blockWatcher, removeFromContacts, requireBlock, requireContact, unblockWatcher, watcherAddress } from './policy.ts';
 import { listContacts } from './contacts.ts';
 import type { Contact } from './contacts.ts';
@@ -35,7 +36,7 @@ export const BLOCKED_PATH = '/presence/blocked';
 export const CONTACTS_PATH = '/presence/contacts';
 
 export interface PresenceRouteOptions {
-  db: Database;
+  sql: Sql;
   logger: Logger;
   domain: string;
   /** the Server header */
@@ -46,21 +47,21 @@ export interface PresenceRouteOptions {
    * The federation decision (ctx.federation.outboundRefusal, issue 15): with it, partners' users
    * may be contacts; absent: contacts are users of `domain` only.
    */
-  outboundRefusal?: (sender: string, domain: string) => { code: string; warning: string } | null;
+  outboundRefusal?: OutboundDecision;
+  /** whether an address is a user of the organisation (the directory): a contact of this domain must be one */
+  userExists(address: string): Promise<boolean>;
   /** after a user's contact list changed (PresenceService.contactsChanged) */
   onContactsChanged?: (owner: string) => void;
   /** accept Basic passwords over plain HTTP from other hosts than loopback (default false) */
   allowPlainHttp?: boolean;
-  /** the server's HTTP sign-in (lockouts, fair hashing queue); default one of its own without lockouts */
-  signIn?: BasicSignIn;
-  /** who is calling: the server's (a browser session or HTTP Basic, src/session); default HTTP Basic through signIn */
-  caller?: HttpCaller;
+  /** who is calling: the server's (a browser session or HTTP Basic through its sign-in, src/session) */
+  caller: HttpCaller;
   now?: () => number;
 }
 
 export function createPresenceRoute(opts: PresenceRouteOptions): HttpRoute {
   const now = opts.now ?? Date.now;
-  const caller = opts.caller ?? basicCaller(opts.signIn ?? new BasicSignIn({ db: opts.db, domain: opts.domain }), opts.domain);
+  const caller = opts.caller;
   return {
     handle(req, res, url) {
       const collection = [BLOCKED_PATH, CONTACTS_PATH].find((p) => url.pathname === p || url.pathname.startsWith(`${p}/`));
@@ -94,8 +95,8 @@ export function createPresenceRoute(opts: PresenceRouteOptions): HttpRoute {
     const item = collection === BLOCKED_PATH ? '{watcher}' : '{contact}';
     if (rest === '') {
       if (method !== 'GET' && method !== 'HEAD') throw new Problem(405, 'METHOD_NOT_ALLOWED', `${collection} accepts GET, not ${method}`, { allow: 'GET' });
-      if (collection === BLOCKED_PATH) return { status: 200, body: { blocked: listBlocks(opts.db, user).map(jsonOf) } };
-      return { status: 200, body: { uri: `sip:${listResource(user)}`, contacts: listContacts(opts.db, user).map(contactJson) } };
+      if (collection === BLOCKED_PATH) return { status: 200, body: { blocked: (await listBlocks(opts.sql, user)).map(jsonOf) } };
+      return { status: 200, body: { uri: `sip:${listResource(user)}`, contacts: (await listContacts(opts.sql, user)).map(contactJson) } };
     }
     if (rest.includes('/')) throw new Problem(404, 'NOT_FOUND', `nothing is served at ${url.pathname}; use ${collection}/${item}`);
     let text: string;
@@ -111,29 +112,30 @@ export function createPresenceRoute(opts: PresenceRouteOptions): HttpRoute {
     return collection === BLOCKED_PATH ? blocked(method, user, address) : contacts(method, user, address);
   }
 
-  function contacts(method: string, user: string, member: string): { status: number; body?: unknown } {
+  async function contacts(method: string, user: string, member: string): Promise<{ status: number; body?: unknown }> {
     switch (method) {
       case 'PUT': {
-        const { contact, created } = addToContacts(opts.db, user, member, now(), { domain: opts.domain, ...(opts.outboundRefusal === undefined ? {} : { outboundRefusal: opts.outboundRefusal }) });
+        const federation = { domain: opts.domain, ...(opts.outboundRefusal === undefined ? {} : { outboundRefusal: opts.outboundRefusal }) };
+        const { contact, created } = await addToContacts(opts.sql, user, member, now(), { userExists: opts.userExists, federation });
         if (created) opts.onContactsChanged?.(user);
         return { status: created ? 201 : 200, body: contactJson(contact) };
       }
       case 'DELETE':
-        removeFromContacts(opts.db, user, member);
+        await removeFromContacts(opts.sql, user, member);
         opts.onContactsChanged?.(user);
         return { status: 204 };
       default:
-        return { status: 200, body: contactJson(requireContact(opts.db, user, member)) };
+        return { status: 200, body: contactJson(await requireContact(opts.sql, user, member)) };
     }
   }
 
-  function blocked(method: string, user: string, watcher: string): { status: number; body?: unknown } {
+  async function blocked(method: string, user: string, watcher: string): Promise<{ status: number; body?: unknown }> {
     switch (method) {
       case 'GET':
       case 'HEAD':
-        return { status: 200, body: jsonOf(requireBlock(opts.db, user, watcher)) };
+        return { status: 200, body: jsonOf(await requireBlock(opts.sql, user, watcher)) };
       case 'PUT': {
-        const { block, created } = blockWatcher(opts.db, user, watcher, now());
+        const { block, created } = await blockWatcher(opts.sql, user, watcher, now());
         if (created) {
           opts.logger.info({ user, watcher }, '%s blocked %s', user, watcher);
           opts.onBlocksChanged?.();
@@ -141,7 +143,7 @@ export function createPresenceRoute(opts: PresenceRouteOptions): HttpRoute {
         return { status: created ? 201 : 200, body: jsonOf(block) };
       }
       default:
-        unblockWatcher(opts.db, user, watcher, now());
+        await unblockWatcher(opts.sql, user, watcher, now());
         opts.logger.info({ user, watcher }, '%s unblocked %s', user, watcher);
         opts.onBlocksChanged?.();
         return { status: 204 };

@@ -3,8 +3,7 @@
 // NOTIFY of every member's document), and one user must not grow the database without end. The
 // count is taken in the transaction that adds; a full list is refused with 409 and a code of its own.
 
-import type { Database } from '../storage/index.ts';
-import { statement } from '../storage/index.ts';
+import type { Sql } from '../storage/index.ts';
 import { PresenceError } from './errors.ts';
 
 /** Contacts per list: a list is one NOTIFY of every member's document. */
@@ -26,9 +25,9 @@ export const CONTACT_LIST: ListLimit = Object.freeze<ListLimit>({ tables: ['pres
 export const BLOCK_LIST: ListLimit = Object.freeze<ListLimit>({ tables: ['presence_blocks'], max: MAX_BLOCKS, code: 'BLOCK_LIST_FULL', list: 'block list', entries: 'blocked watchers' });
 
 /** Whether `owner`'s list holds fewer entries than its maximum; call it in the transaction that adds. */
-export function hasRoom(db: Database, limit: ListLimit, owner: string): boolean {
+export async function hasRoom(tx: Sql, limit: ListLimit, owner: string): Promise<boolean> {
   let n = 0;
-  for (const table of limit.tables) n += Number((statement(db, `SELECT count(*) AS n FROM ${table} WHERE owner = ?`).get(owner) as { n: number }).n);
+  for (const table of limit.tables) n += Number((await tx.get<{ n: number }>(`SELECT count(*) AS n FROM ${table} WHERE owner = ?`, [owner]))?.n ?? 0);
   return n < limit.max;
 }
 

@@ -20,7 +20,7 @@ export const MAX_PUBLISH_BODY = 64 * 1024;
 export function publishHandler(presence: PresenceService): MethodHandler {
   return {
     method: 'PUBLISH',
-    handle(ctx: SipContext, incoming: Incoming): void {
+    async handle(ctx: SipContext, incoming: Incoming): Promise<void> {
       const { request } = incoming;
       // Step 1: "The ESC inspects the Request-URI to determine whether this request is targeted
       // to a resource for which the ESC is responsible".
@@ -34,7 +34,7 @@ export function publishHandler(presence: PresenceService): MethodHandler {
         return;
       }
       // Step 3: "The ESC … MUST authenticate and authorize the EPA": a user publishes only their own presence.
-      const sender = authenticateSender(ctx, incoming);
+      const sender = await authenticateSender(ctx, incoming);
       if (sender === undefined) return;
       const aor = addressOf(target);
       if (aor !== sender) {

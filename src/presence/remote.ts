@@ -14,6 +14,7 @@
 import type { CancelTimer } from '../events/index.ts';
 import { repeat } from '../events/index.ts';
 import type { SipRequest } from '../sip/index.ts';
+import type { OutboundDecision, Refusal } from './policy.ts';
 import { headerTag, RemoteSubscription } from './remote-subscription.ts';
 import type { RemoteSubscriptionDeps, RemoteView } from './remote-subscription.ts';
 
@@ -23,11 +24,11 @@ export const SWEEP_MS = 30_000;
 /** What each back-end subscription is given (sentBy is read when needed: the link is wired after presence starts), and: */
 export interface RemoteWatcherDeps extends Pick<RemoteSubscriptionDeps, 'timers' | 'logger' | 'product' | 'sentBy' | 'send'> {
   /** why `owner` may not reach `domain` (the federation decision), null when they may */
-  refusal(owner: string, domain: string): { code: string; warning: string } | null;
+  refusal: OutboundDecision;
   /** whether `owner` has an active subscription to their contact list */
   watched(owner: string): boolean;
   /** the partners' users on `owner`'s list */
-  remoteMembers(owner: string): string[];
+  remoteMembers(owner: string): Promise<readonly string[]>;
   /** what `owner`'s list shows changed: NOTIFY its subscriptions */
   changed(owner: string): void;
   sweepMs?: number;
@@ -38,17 +39,39 @@ export class RemoteWatcher {
   /** by owner, then by member */
   readonly #subs = new Map<string, Map<string, RemoteSubscription>>();
   readonly #cancelSweep: CancelTimer;
+  /** each owner's sync in progress: the next waits for it, so an older answer never undoes a newer one */
+  readonly #syncing = new Map<string, Promise<void>>();
+  #closed = false;
 
   constructor(deps: RemoteWatcherDeps) {
     this.#deps = deps;
-    this.#cancelSweep = repeat(deps.timers, deps.sweepMs ?? SWEEP_MS, () => {
-      for (const owner of [...this.#subs.keys()]) this.sync(owner);
+    this.#cancelSweep = repeat(deps.timers, deps.sweepMs ?? SWEEP_MS, async () => {
+      await Promise.all([...this.#subs.keys()].map((owner) => this.sync(owner)));
     }, (err) => deps.logger.error({ err }, 'looking at the subscriptions to partners\' users failed'));
   }
 
-  /** Starts and ends `owner`'s back-end subscriptions so that they match what is wanted now. */
-  sync(owner: string): void {
-    const wanted = new Set(this.#deps.watched(owner) ? this.#deps.remoteMembers(owner).filter((m) => this.#refusal(owner, m) === null) : []);
+  /**
+   * Starts and ends `owner`'s back-end subscriptions so that they match what is wanted now.
+   * Resolves when done; never rejects (a failure is logged, the sweep tries again).
+   */
+  sync(owner: string): Promise<void> {
+    const previous = this.#syncing.get(owner) ?? Promise.resolve();
+    const next = previous.then(() => this.#sync(owner)).catch((err: unknown) => {
+      this.#deps.logger.error({ err, owner }, 'looking at the subscriptions to partners\' users of %s failed', owner);
+    });
+    this.#syncing.set(owner, next);
+    void next.then(() => {
+      if (this.#syncing.get(owner) === next) this.#syncing.delete(owner);
+    });
+    return next;
+  }
+
+  async #sync(owner: string): Promise<void> {
+    const members = this.#deps.watched(owner) ? await this.#deps.remoteMembers(owner) : [];
+    const decisions = await Promise.all(members.map(async (m) => ((await this.#refusal(owner, m)) === null ? [m] : [])));
+    // what is watched may have changed while the members were read: ask again, now that nothing awaits
+    if (this.#closed) return;
+    const wanted = new Set(this.#deps.watched(owner) ? decisions.flat() : []);
     const mine = this.#subs.get(owner);
     for (const [member, sub] of mine ?? []) if (!wanted.has(member)) sub.end();
     for (const member of wanted) {
@@ -79,10 +102,10 @@ export class RemoteWatcher {
    * What `owner`'s list shows of partner's user `member`: the back-end subscription's view;
    * `terminated;reason=rejected` when the federation decision refuses the domain; else pending.
    */
-  view(owner: string, member: string): RemoteView {
+  async view(owner: string, member: string): Promise<RemoteView> {
     const sub = this.#subs.get(owner)?.get(member);
     if (sub !== undefined && sub.state !== 'ending' && sub.state !== 'ended') return sub.view;
-    if (this.#refusal(owner, member) !== null) return { instance: 'terminated', reason: 'rejected' };
+    if ((await this.#refusal(owner, member)) !== null) return { instance: 'terminated', reason: 'rejected' };
     return { instance: 'pending' };
   }
 
@@ -106,6 +129,7 @@ export class RemoteWatcher {
 
   /** Unsubscribes everything (best effort: the server is stopping). */
   close(): void {
+    this.#closed = true;
     this.#cancelSweep();
     for (const byMember of this.#subs.values()) for (const sub of byMember.values()) sub.end();
   }
@@ -117,10 +141,10 @@ export class RemoteWatcher {
     if (byMember.size === 0) this.#subs.delete(sub.owner);
   }
 
-  #refusal(owner: string, member: string): { code: string; warning: string } | null {
+  async #refusal(owner: string, member: string): Promise<Refusal | null> {
     const domain = member.slice(member.lastIndexOf('@') + 1);
     try {
-      return this.#deps.refusal(owner, domain);
+      return await this.#deps.refusal(owner, domain);
     } catch (err) {
       return { code: 'DECISION_FAILED', warning: err instanceof Error ? err.message : String(err) };
     }

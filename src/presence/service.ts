@@ -3,7 +3,7 @@
 // registration is Offline) through `ctx.registrations`; blocked watchers see Offline (blocks.ts);
 // each user's contact list is a resource list (RFC 4662, lists.ts) its owner may subscribe to.
 //
-//   const presence = new PresenceService({ blocks: databaseBlockList(db), contacts: databaseContactLists(db) });
+//   const presence = new PresenceService({ blocks: databaseBlockList(sql), contacts: databaseContactLists(sql) });
 //   const events = new EventService({ packages: [presence, …] });
 //   const handlers = [..., ...presence.handlers, ...events.handlers];   // PUBLISH; SUBSCRIBE, NOTIFY
 //   events.start(ctx);                                                 // starts presence too
@@ -36,8 +36,9 @@ export interface PresenceOptions {
   subscribeExpiry?: ExpirySettings;
   timers?: Timers;
   /**
-   * The blocked watchers (issue 6), read for every NOTIFY; its change log is polled every
-   * `blockPollMs` so that changes made elsewhere reach the watchers' subscriptions.
+   * The blocked watchers (issue 6), read for every NOTIFY (databaseBlockList keeps them in memory);
+   * its change log is polled every `blockPollMs` so that changes made elsewhere reach the watchers'
+   * subscriptions.
    */
   blocks?: BlockList;
   blockPollMs?: number;
@@ -78,8 +79,10 @@ interface Running {
   events: EventNotifications;
   publications: PublicationStore;
   onRegistration: (aor: string) => void;
-  /** the last block change seen */
-  blockSeq: number;
+  /** the last block change seen; set once the first read of the log answers */
+  blockSeq: number | undefined;
+  /** the block changes being read (each read waits for the one before) */
+  blockPoll: Promise<void>;
   cancelPoll: CancelTimer;
   /** the subscriptions to partners' users on contact lists (issue 15); absent without lists */
   remote: RemoteWatcher | undefined;
@@ -101,6 +104,8 @@ export class PresenceService implements EventPackage {
   readonly #blockPollMs: number;
   readonly #contacts: ContactLists | undefined;
   #running: Running | undefined;
+  /** work started by a change and not awaited by its caller (list lookups, back-end subscriptions) */
+  readonly #background = new Set<Promise<void>>();
 
   constructor(opts: PresenceOptions = {}) {
     this.publishExpiry = opts.publishExpiry ?? DEFAULT_PUBLISH_EXPIRY;
@@ -139,10 +144,19 @@ export class PresenceService implements EventPackage {
       send: (request, domain) => sendToPartner(ctx, request, domain),
       refusal: (owner, domain) => (ctx.federation === undefined ? { code: 'FEDERATION_DISABLED', warning: `${ctx.domain} has no federation link configured` } : ctx.federation.outboundRefusal(owner, domain)),
       watched: (owner) => events.watching(this.name, listResource(owner)).length > 0,
-      remoteMembers: (owner) => contacts.membersOf(owner).filter((c) => c.remote).map((c) => c.member),
+      remoteMembers: async (owner) => (await contacts.membersOf(owner)).filter((c) => c.remote).map((c) => c.member),
       changed: (owner) => events.changed(this.name, listResource(owner)),
     });
-    this.#running = { ctx, events, publications, onRegistration, blockSeq: this.#blocks?.lastChange() ?? 0, cancelPoll, remote };
+    const running: Running = { ctx, events, publications, onRegistration, blockSeq: undefined, blockPoll: Promise.resolve(), cancelPoll, remote };
+    this.#running = running;
+    // where the poll of the block changes starts: the log as it is now
+    const blocks = this.#blocks;
+    if (blocks !== undefined) {
+      running.blockPoll = blocks.lastChange().then(
+        (seq) => void (running.blockSeq ??= seq),
+        (err: unknown) => ctx.logger.error({ err }, 'reading the changes of presence blocks failed'),
+      );
+    }
   }
 
   /** RFC 3856 §6.7: PIDF is the format every presence watcher must accept. */
@@ -151,7 +165,7 @@ export class PresenceService implements EventPackage {
   }
 
   /** Users, and the contact list of each user (RFC 4662) when lists are on. */
-  hasResource(ctx: SipContext, resource: string): boolean {
+  async hasResource(ctx: SipContext, resource: string): Promise<boolean> {
     const owner = this.#contacts === undefined ? undefined : listOwner(resource);
     return ctx.userExists(owner ?? resource);
   }
@@ -189,13 +203,13 @@ export class PresenceService implements EventPackage {
     if (owner === undefined || this.#contacts === undefined) return buildPidf(`sip:${sub.resource}`, await this.visibleTo(sub.watcher, sub.resource));
     const remote = this.#require().remote;
     // a new list subscription starts the watching of its partners' users, an ending one stops it
-    remote?.sync(owner);
+    if (remote !== undefined) this.#inBackground(remote.sync(owner));
     const members = await Promise.all(
-      this.#contacts.membersOf(owner).map(async (c): Promise<ListMember> => {
+      (await this.#contacts.membersOf(owner)).map(async (c): Promise<ListMember> => {
         const uri = `sip:${c.member}`;
         if (!c.remote || remote === undefined) return { uri, name: c.displayName, pidf: buildPidf(uri, await this.visibleTo(owner, c.member)) };
         // RFC 4662 §5.2: no state yet (pending) or none to be had (terminated): an instance without a part
-        const view = remote.view(owner, c.member);
+        const view = await remote.view(owner, c.member);
         return { uri, name: c.displayName, pidf: view.presence === undefined ? null : buildPidf(uri, view.presence), instance: view.instance, ...(view.reason === undefined ? {} : { reason: view.reason }) };
       }),
     );
@@ -237,7 +251,7 @@ export class PresenceService implements EventPackage {
     const devices = publications.details(aor);
     const subs = [
       ...events.watching(this.name, aor),
-      ...(this.#contacts?.listsWith(aor) ?? []).flatMap((owner) => events.watching(this.name, listResource(owner))),
+      ...((await this.#contacts?.listsWith(aor)) ?? []).flatMap((owner) => events.watching(this.name, listResource(owner))),
     ];
     const watchers = await Promise.all(
       subs.map(async (s) => ({ watcher: s.watcher, blocked: await this.#isBlocked(s.watcher, aor), expiresAt: s.expiresAt, viaList: s.resource !== aor })),
@@ -259,14 +273,22 @@ export class PresenceService implements EventPackage {
     const running = this.#running;
     if (running === undefined) return;
     running.events.changed(this.name, aor);
-    if (this.#contacts === undefined) return;
-    for (const owner of this.#contacts.listsWith(aor)) running.events.changed(this.name, listResource(owner));
+    const contacts = this.#contacts;
+    if (contacts === undefined) return;
+    this.#inBackground(
+      contacts.listsWith(aor).then((owners) => {
+        for (const owner of owners) running.events.changed(this.name, listResource(owner));
+      }),
+    );
   }
 
   /** `owner`'s contact list changed: its subscriptions get the new list, the partners' users on it are watched or no more. */
   contactsChanged(owner: string): void {
-    this.#running?.remote?.sync(owner);
-    this.#running?.events.changed(this.name, listResource(owner));
+    this.#contacts?.forget?.();
+    const running = this.#running;
+    if (running === undefined) return;
+    if (running.remote !== undefined) this.#inBackground(running.remote.sync(owner));
+    running.events.changed(this.name, listResource(owner));
   }
 
   /**
@@ -295,13 +317,28 @@ export class PresenceService implements EventPackage {
    * watchers of each owner whose document changed get a NOTIFY — the newly blocked one sees
    * Offline, the unblocked one the real state — and nobody else hears of it.
    */
-  blocksChanged(): void {
+  blocksChanged(): Promise<void> {
     const running = this.#running;
-    if (running === undefined || this.#blocks === undefined) return;
-    const changes = this.#blocks.changesSince(running.blockSeq);
-    if (changes.length === 0) return;
-    running.blockSeq = changes[changes.length - 1]?.seq ?? running.blockSeq;
-    for (const owner of new Set(changes.map((c) => c.owner))) this.changed(owner);
+    const blocks = this.#blocks;
+    if (running === undefined || blocks === undefined) return Promise.resolve();
+    // one read at a time: two would find the same changes
+    running.blockPoll = running.blockPoll.then(async () => {
+      if (this.#running !== running) return;
+      // the first read of the log failed: start from now on
+      running.blockSeq ??= await blocks.lastChange();
+      const changes = await blocks.changesSince(running.blockSeq);
+      if (changes.length === 0 || this.#running !== running) return;
+      running.blockSeq = changes[changes.length - 1]?.seq ?? running.blockSeq;
+      blocks.forget?.();
+      for (const owner of new Set(changes.map((c) => c.owner))) this.changed(owner);
+    }).catch((err: unknown) => running.ctx.logger.error({ err }, 'reading the changes of presence blocks failed'));
+    return running.blockPoll;
+  }
+
+  /** Resolves when the work that changes started in the background is done (tests; a clean stop). */
+  async settled(): Promise<void> {
+    while (this.#background.size > 0) await Promise.all(this.#background);
+    await this.#running?.blockPoll;
   }
 
   close(): void {
@@ -312,6 +349,15 @@ export class PresenceService implements EventPackage {
     running.ctx.registrations.off('changed', running.onRegistration);
     running.publications.close();
     this.#running = undefined;
+  }
+
+  /** Work nobody awaits: kept until done, its failure logged. */
+  #inBackground(work: Promise<void>): void {
+    const logger = this.#running?.ctx.logger;
+    const tracked: Promise<void> = work
+      .catch((err: unknown) => logger?.error({ err }, 'presence: updating the watchers failed'))
+      .finally(() => this.#background.delete(tracked));
+    this.#background.add(tracked);
   }
 
   #require(): Running {

@@ -32,7 +32,7 @@ export const registerHandler: MethodHandler = {
       return;
     }
 
-    const auth = ctx.auth.authenticate(request, 'registrar', flow.remote.address);
+    const auth = await ctx.auth.authenticate(request, 'registrar', flow.remote.address);
     if (!auth.ok) {
       // right credentials with a used nonce count: a replay, or a retransmission of a REGISTER
       // whose 200 was sent without keeping its transaction (below), which gets that answer again

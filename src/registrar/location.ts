@@ -9,6 +9,11 @@ export interface FlowRef {
   protocol: TransportProtocol;
   local: Endpoint;
   remote: Endpoint;
+  /**
+   * the cluster node that holds the connection (its node id); absent on a single process. A
+   * request for this binding that arrives on another node is forwarded to this one.
+   */
+  node?: string;
 }
 
 export interface Binding {
@@ -34,6 +39,10 @@ export type BindingChange =
   | { type: 'remove'; key: string }
   | { type: 'remove-all' };
 
+/**
+ * Bindings keep their order within an address-of-record (a binding put again moves to the end);
+ * what removeFlow and sweep return across several addresses-of-record comes in no set order.
+ */
 export interface LocationService {
   /** the unexpired bindings of an address-of-record */
   lookup(aor: string, now: number): Promise<Binding[]>;

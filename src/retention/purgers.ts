@@ -1,11 +1,10 @@
 // What each kind of history is purged with: each capability owns its purge function (and its SQL);
 // this list only says which runs under which policy setting. Every batch gets the handle of its own
-// transaction. (Transitional: the purges of capabilities not yet on `Sql` get the SQLite connection
-// through unmovedDb; once they move, each `unmovedDb(tx, …)` is `tx`.)
+// transaction.
 import { FAMILIAR_MS, purgeExpiredLockoutBatch } from '../auth/index.ts';
 import { compactChangeLogBatch, oldestChange, purgeLapsedSubscriptions, purgeSentOutbox } from '../mailbox/index.ts';
 import { oldestTrace } from '../observability/trace.ts';
-import { oldestSpoolRows, purgeDeliveredBatch, purgeLooseTraceBatch, unmovedDb } from '../offline/index.ts';
+import { oldestSpoolRows, purgeDeliveredBatch, purgeLooseTraceBatch } from '../offline/index.ts';
 import { DEFAULT_IDLE_MS, DEFAULT_MAX_AGE_MS, purgeExpiredSessionBatch } from '../session/index.ts';
 import { oldestAudit, purgeAuditBatch } from '../settings/index.ts';
 import type { Sql } from '../storage/index.ts';
@@ -19,7 +18,7 @@ export type PurgeKind = (typeof PURGE_KINDS)[number];
 export const OLDEST_KINDS = ['delivered', 'failed', 'trace', 'audit', 'change_log'] as const;
 export type OldestKind = (typeof OLDEST_KINDS)[number];
 
-/** One run of one kind: `batch` is called (each call inside its own short transaction) until it says no more. */
+/** One run of one kind: `batch` is called (each call inside its own short transaction, `tx`) until it says no more. */
 export interface Purge {
   kind: PurgeKind;
   batch(tx: Sql, limit: number): Promise<{ deleted: number; more: boolean }>;
@@ -55,25 +54,25 @@ export function purgesFor(ctx: PurgeContext): Purge[] {
         return { deleted: r.deleted, more: r.more };
       },
     });
-    purges.push({ kind: 'smtp_outbox', batch: async (tx, limit) => once(await purgeSentOutbox(unmovedDb(tx, 'the SMTP outbox purge'), delivered, limit), limit) });
+    purges.push({ kind: 'smtp_outbox', batch: async (tx, limit) => once(await purgeSentOutbox(tx, delivered, limit), limit) });
   }
   const audit = cutoff(policy.audit, now);
-  if (audit !== undefined) purges.push({ kind: 'audit', batch: async (tx, limit) => once(await purgeAuditBatch(unmovedDb(tx, 'the audit log purge'), audit, limit), limit) });
-  purges.push({ kind: 'mail_subscriptions', batch: async (tx, limit) => once(await purgeLapsedSubscriptions(unmovedDb(tx, 'the mail subscriptions purge'), now, limit), limit) });
+  if (audit !== undefined) purges.push({ kind: 'audit', batch: async (tx, limit) => once(await purgeAuditBatch(tx, audit, limit), limit) });
+  purges.push({ kind: 'mail_subscriptions', batch: async (tx, limit) => once(await purgeLapsedSubscriptions(tx, now, limit), limit) });
   const keepAfter = cutoff(policy.changeLog.minAge, now);
   if (keepAfter !== undefined) {
     const forceBefore = cutoff(policy.changeLog.maxAge, now);
-    purges.push({ kind: 'change_log', batch: async (tx, limit) => compactChangeLogBatch(unmovedDb(tx, 'the change log purge'), { keepAfter, forceBefore, now }, limit) });
+    purges.push({ kind: 'change_log', batch: async (tx, limit) => compactChangeLogBatch(tx, { keepAfter, forceBefore, now }, limit) });
   }
-  purges.push({ kind: 'sessions', batch: async (tx, limit) => once(await purgeExpiredSessionBatch(unmovedDb(tx, 'the web sessions purge'), now - DEFAULT_IDLE_MS, now - DEFAULT_MAX_AGE_MS, limit), limit) });
-  purges.push({ kind: 'lockouts', batch: async (tx, limit) => once(await purgeExpiredLockoutBatch(unmovedDb(tx, 'the sign-in lockouts purge'), now, ctx.lockoutWindowMs, FAMILIAR_MS, limit), limit) });
+  purges.push({ kind: 'sessions', batch: async (tx, limit) => once(await purgeExpiredSessionBatch(tx, now - DEFAULT_IDLE_MS, now - DEFAULT_MAX_AGE_MS, limit), limit) });
+  purges.push({ kind: 'lockouts', batch: async (tx, limit) => once(await purgeExpiredLockoutBatch(tx, now, ctx.lockoutWindowMs, FAMILIAR_MS, limit), limit) });
   return purges;
 }
 
 /** When the oldest kept row of each kind was written (epoch ms; null: none). Each is one indexed read. */
 export async function oldestRows(sql: Sql): Promise<Record<OldestKind, number | null>> {
   const spool = await oldestSpoolRows(sql);
-  return { delivered: spool.delivered, failed: spool.failed, trace: await oldestTrace(sql), audit: await oldestAudit(unmovedDb(sql, 'the audit log')), change_log: await oldestChange(unmovedDb(sql, 'the change log')) };
+  return { delivered: spool.delivered, failed: spool.failed, trace: await oldestTrace(sql), audit: await oldestAudit(sql), change_log: await oldestChange(sql) };
 }
 
 function once(deleted: number, limit: number): { deleted: number; more: boolean } {

@@ -26,10 +26,10 @@ export interface SipContext {
   transactions: TransactionLayer;
   /** a live flow for a binding's flow reference, or undefined when it is gone */
   resolveFlow(ref: FlowRef): Flow | undefined;
-  /** true when the address (`bob@parley.local`) is a user of this organisation */
-  userExists(address: string): boolean;
+  /** true when the address (`bob@parley.local`) is a user of this organisation (a kept answer costs no query) */
+  userExists(address: string): Promise<boolean>;
   /** the directory's display name of a user (`Alice Liddell`), null when they have none or are unknown */
-  displayName(address: string): string | null;
+  displayName(address: string): Promise<string | null>;
   messaging: MessagingSettings;
   /** RFC 6665 notifications (src/events): `events.changed('message-summary', 'bob@parley.local')` NOTIFYs that resource's subscribers whose document changed */
   events: { changed(packageName: string, resource: string): void };

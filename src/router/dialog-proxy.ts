@@ -180,7 +180,7 @@ export class DialogProxy {
 
   async #toPartner(ctx: SipContext, incoming: Incoming, token: FlowToken): Promise<void> {
     const { request } = incoming;
-    const sender = authenticateSender(ctx, incoming);
+    const sender = await authenticateSender(ctx, incoming);
     if (sender === undefined) return;
     if (sender !== token.user) {
       reply(ctx, incoming, 403, { warning: `${sender} may not send within the dialog of ${token.user}` });

@@ -56,7 +56,7 @@ export function addressOf(uri: SipUri): string {
  * P-Preferred-Identity (RFC 3325 §6) must name the authenticated user. Returns the sender's
  * address, or undefined after answering.
  */
-export function authenticateSender(ctx: SipContext, incoming: Incoming): string | undefined {
+export async function authenticateSender(ctx: SipContext, incoming: Incoming): Promise<string | undefined> {
   if (incoming.flow.partner !== undefined) {
     // A partner's connection is authenticated by its certificate (router/partner.ts,
     // authenticatePartner), never challenged: digest credentials are for this organisation's users.
@@ -71,7 +71,7 @@ export function authenticateSender(ctx: SipContext, incoming: Incoming): string 
     reply(ctx, incoming, 403, { warning: `senders from ${from.host} are not accepted here: users of ${ctx.domain} send as themselves, and partner organisations' users come over the federation link` });
     return undefined;
   }
-  const auth = ctx.auth.authenticate(incoming.request, 'proxy', incoming.flow.remote.address);
+  const auth = await ctx.auth.authenticate(incoming.request, 'proxy', incoming.flow.remote.address);
   if (!auth.ok) {
     refuseCredentials(ctx, incoming, auth);
     return undefined;

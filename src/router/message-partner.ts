@@ -52,7 +52,7 @@ export async function sendToPartnerUser(ctx: SipContext, incoming: Incoming, uri
   const gate = ctx.federation;
   if (gate === undefined) throw new Error('sendToPartnerUser needs ctx.federation');
   if (maxForwardsSpent(ctx, incoming)) return;
-  const sender = authenticateSender(ctx, incoming);
+  const sender = await authenticateSender(ctx, incoming);
   if (sender === undefined) return;
   const receivedAt = ctx.history === undefined ? 0 : ctx.now();
   if (!bodyAccepted(ctx, incoming, sender)) return;
@@ -152,7 +152,7 @@ export async function receiveFromPartner(ctx: SipContext, incoming: Incoming): P
   if (sender === undefined) return;
   const receivedAt = ctx.history === undefined ? 0 : ctx.now();
   if (!bodyAccepted(ctx, incoming, sender)) return;
-  if (!ctx.userExists(recipient)) {
+  if (!(await ctx.userExists(recipient))) {
     // removed since the gate looked: the same answer a partner gets for anyone it may not reach
     reply(ctx, incoming, 403, { warning: `${recipient} may not receive messages from other organisations` });
     return;

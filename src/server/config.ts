@@ -20,6 +20,7 @@ import { isWildcardAddress } from '../sip/index.ts';
 import { formatAuthority, parseHostHeader } from './own-names.ts';
 import { DEFAULT_RETENTION, parseDuration, type RetentionPolicy } from '../retention/index.ts';
 import { formatOrigin, parseOrigin } from './origins.ts';
+import { isPostgresUrl } from '../storage/index.ts';
 
 export interface ServerConfig {
   domain: string;
@@ -45,6 +46,11 @@ export interface ServerConfig {
    */
   dnsServers: string[];
   dataDir: string;
+  /**
+   * null: the SQLite file in dataDir (one process). `postgres://user@host:port/db`: PostgreSQL, the
+   * shared state of a cluster's nodes (a password is better in PGPASSWORD or ~/.pgpass than here).
+   */
+  database: string | null;
   /** PEM files; SIP over TLS runs only when both are set; reloaded when they change or on SIGHUP (src/certs) */
   tls: { cert: string; key: string } | null;
   /** certificates from an ACME CA (HTTP-01 on the HTTP port), kept in `<dataDir>/secrets/`; instead of tls; null: off */
@@ -197,6 +203,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   smtpRoutes: {},
   dnsServers: [],
   dataDir: './data',
+  database: null,
   tls: null,
   acme: null,
   logLevel: 'info',
@@ -497,6 +504,11 @@ const SCHEMA = section({
   smtpRoutes: section({ domains: smtpDomains, smarthost: smtpRoute, mx: flag }),
   dnsServers,
   dataDir: nonEmpty,
+  database: (v: unknown, path: string) => {
+    if (v === null) return null;
+    if (typeof v !== 'string' || !isPostgresUrl(v)) throw new ConfigError(`${path} must be a PostgreSQL address such as "postgres://parley@db.example.com/parley", or null for SQLite in dataDir; not ${JSON.stringify(v)}`);
+    return v;
+  },
   tls,
   acme,
   federation,
@@ -559,7 +571,7 @@ const SCHEMA = section({
   digestAlgorithms,
 });
 
-export type ConfigOverrides = Partial<Pick<ServerConfig, 'domain' | 'listen' | 'sipPort' | 'sipsPort' | 'httpPort' | 'httpsPort' | 'smtpPort' | 'dataDir' | 'logLevel' | 'publicUrl'>> & {
+export type ConfigOverrides = Partial<Pick<ServerConfig, 'domain' | 'listen' | 'sipPort' | 'sipsPort' | 'httpPort' | 'httpsPort' | 'smtpPort' | 'dataDir' | 'database' | 'logLevel' | 'publicUrl'>> & {
   digestAlgorithms?: DigestAlgorithm[];
 };
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { addUser, DIRECTORY_MIGRATIONS } from '../directory/index.ts';
 import { addToContacts, PRESENCE_MIGRATIONS } from '../presence/index.ts';
 import { recordAudit, SETTINGS_MIGRATIONS } from '../settings/index.ts';
-import { DATABASE_FILE, openDatabase, runMigrations, transaction } from '../storage/index.ts';
+import { DATABASE_FILE, migrate, openDatabase, sqliteSql } from '../storage/index.ts';
 import { randomBase32 } from '../random-id.ts';
 
 export const DEMO_PEOPLE = [
@@ -37,24 +37,27 @@ export function randomPassword(): string {
 /** Creates the demo users (through a connection of its own: the server may hold another). */
 export async function createDemoUsers(dataDir: string, domain: string, now: () => number = Date.now): Promise<DemoUser[]> {
   const db = openDatabase(dataDir);
+  const sql = sqliteSql(db);
   try {
-    runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, PRESENCE_MIGRATIONS]);
+    await migrate(sql, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, PRESENCE_MIGRATIONS]);
     const made: DemoUser[] = [];
     for (const person of DEMO_PEOPLE) {
       const user = { address: `${person.user}@${domain}`, displayName: person.displayName, password: randomPassword() };
-      await addUser(db, { ...user, demo: true }, now);
+      await addUser(sql, { ...user, demo: true }, now);
       made.push(user);
     }
     const change = { actor: 'system', cmdlet: 'parley serve --demo', now };
-    transaction(db, () => {
+    // the demo users were made just now: they are the users the contact lists may hold
+    const rules = { userExists: async (address: string) => made.some((u) => u.address === address) };
+    await sql.transaction(async (tx) => {
       for (const owner of made) {
-        recordAudit(db, change, owner.address, null, null, 'created (demo user)');
-        for (const other of made) if (other !== owner) addToContacts(db, owner.address, other.address, now());
+        await recordAudit(tx, change, owner.address, null, null, 'created (demo user)');
+        for (const other of made) if (other !== owner) await addToContacts(tx, owner.address, other.address, now(), rules);
       }
     });
     return made;
   } finally {
-    db.close();
+    await sql.close();
   }
 }
 

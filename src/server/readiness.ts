@@ -6,7 +6,7 @@
 
 import type http from 'node:http';
 import { makeProblem } from '../admin/index.ts';
-import { statement, type Database } from '../storage/index.ts';
+import { statement, type Database, type Sql } from '../storage/index.ts';
 import type { HttpRoute } from './http.ts';
 
 export const READY_PATH = '/ready';
@@ -14,7 +14,7 @@ export const READY_PATH = '/ready';
 /** One thing readiness depends on: `probe` returns null when it is fine, else why it is not. */
 export interface ReadinessCheck {
   readonly name: string;
-  probe(): string | null;
+  probe(): string | null | Promise<string | null>;
 }
 
 export interface ReadinessResult {
@@ -32,21 +32,23 @@ export type ReadinessReport =
  * 200 when all pass and the server is not draining; 503 DRAINING while it stops (whatever the
  * checks say: a load balancer must take the node out), 503 NOT_READY with each failure otherwise.
  */
-export function readinessReport(checks: readonly ReadinessCheck[], draining: boolean): ReadinessReport {
-  return reportOf(runChecks(checks), draining);
+export async function readinessReport(checks: readonly ReadinessCheck[], draining: boolean): Promise<ReadinessReport> {
+  return reportOf(await runChecks(checks), draining);
 }
 
 /** Every check's result; a check that throws has failed, with its message. */
-function runChecks(checks: readonly ReadinessCheck[]): ReadinessResult[] {
-  return checks.map((c) => {
-    let reason: string | null;
-    try {
-      reason = c.probe();
-    } catch (err) {
-      reason = `${c.name} check failed: ${err instanceof Error ? err.message : String(err)}`;
-    }
-    return reason === null ? { name: c.name, ok: true } : { name: c.name, ok: false, reason };
-  });
+function runChecks(checks: readonly ReadinessCheck[]): Promise<ReadinessResult[]> {
+  return Promise.all(
+    checks.map(async (c): Promise<ReadinessResult> => {
+      let reason: string | null;
+      try {
+        reason = await c.probe();
+      } catch (err) {
+        reason = `${c.name} check failed: ${err instanceof Error ? err.message : String(err)}`;
+      }
+      return reason === null ? { name: c.name, ok: true } : { name: c.name, ok: false, reason };
+    }),
+  );
 }
 
 /** How long the checks' results answer /ready before they are run again, ms. */
@@ -58,8 +60,9 @@ export const CHECKS_TTL_MS = 1000;
  * SIP, so a flood of /ready requests must not turn into a flood of probes. A load balancer asks
  * every few seconds; an answer up to a second old serves it.
  */
-export function cachedChecks(checks: readonly ReadinessCheck[], ttlMs = CHECKS_TTL_MS, now: () => number = Date.now): () => ReadinessResult[] {
-  let last: { at: number; results: ReadinessResult[] } | undefined;
+export function cachedChecks(checks: readonly ReadinessCheck[], ttlMs = CHECKS_TTL_MS, now: () => number = Date.now): () => Promise<ReadinessResult[]> {
+  // the promise is kept, so the requests that come while a probe runs share it
+  let last: { at: number; results: Promise<ReadinessResult[]> } | undefined;
   return () => {
     const t = now();
     if (last === undefined || t - last.at >= ttlMs) last = { at: t, results: runChecks(checks) };
@@ -129,13 +132,46 @@ export function createReadyRoute(opts: ReadyRouteOptions): HttpRoute {
         res.end(`${body}\n`);
         return true;
       }
-      // draining is read each time: a stopping server is taken out at once
-      const report = reportOf(results(), opts.draining());
-      const body = `${JSON.stringify(report.body)}\n`;
-      const type = report.status === 200 ? 'application/json; charset=utf-8' : 'application/problem+json; charset=utf-8';
-      res.writeHead(report.status, { ...base, 'content-type': type, 'content-length': Buffer.byteLength(body) });
-      res.end(req.method === 'HEAD' ? undefined : body);
+      void results().then((checked) => {
+        // draining is read each time: a stopping server is taken out at once
+        const report = reportOf(checked, opts.draining());
+        const body = `${JSON.stringify(report.body)}\n`;
+        const type = report.status === 200 ? 'application/json; charset=utf-8' : 'application/problem+json; charset=utf-8';
+        res.writeHead(report.status, { ...base, 'content-type': type, 'content-length': Buffer.byteLength(body) });
+        res.end(req.method === 'HEAD' ? undefined : body);
+      });
       return true;
+    },
+  };
+}
+
+/** How long the PostgreSQL probe may take before it calls the database unwritable, ms. */
+export const PROBE_TIMEOUT_MS = 1000;
+
+/**
+ * The same probe on PostgreSQL: a write statement in a transaction that is rolled back, limited by
+ * a statement and lock timeout, so a read-only replica (after a fail-over that went wrong), a
+ * server that refuses connections or a table locked for good shows here.
+ */
+export function postgresWritable(sql: Sql): ReadinessCheck {
+  const undo = new Error('probe done');
+  return {
+    name: 'database',
+    async probe() {
+      try {
+        await sql.transaction(
+          async (tx) => {
+            await tx.exec(`SET LOCAL statement_timeout = ${PROBE_TIMEOUT_MS}; SET LOCAL lock_timeout = ${PROBE_TIMEOUT_MS}`);
+            await tx.run('DELETE FROM schema_migrations WHERE 1 = 0');
+            throw undo;
+          },
+          { isolation: 'read committed' },
+        );
+        return null;
+      } catch (err) {
+        if (err === undo) return null;
+        return `database is not writable: ${err instanceof Error ? err.message : String(err)}`;
+      }
     },
   };
 }

@@ -6,7 +6,7 @@ import type http from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { AUTH_MIGRATIONS, Authenticator, BasicSignIn, FairQueue, LockoutKeeper, basicCaller } from '../auth/index.ts';
-import { cachedUserLookup, createDirectoryRoute, DIRECTORY_MIGRATIONS } from '../directory/index.ts';
+import { cachedUserLookup, createDirectoryRoute, DIRECTORY_MIGRATIONS, findUser as findUserNow } from '../directory/index.ts';
 import type { Logger } from '../observability/logger.ts';
 import { EventService } from '../events/index.ts';
 import { MessageSummaryPackage } from '../mailbox/index.ts';
@@ -77,7 +77,6 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   const db = openDatabase(config.dataDir);
   // The storage handle the repositories take (src/storage/sql.ts); `db` serves those not moved yet.
   const sql = sqliteSql(db);
-  void sql; // until the first repository takes it (the helpers moving them are at work)
   // parley.pid: `parley restore` and a second `serve` learn that this directory is in use
   let unlock: () => void;
   try {
@@ -92,14 +91,14 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   // then the account for unfamiliar sources; HTTP password checks wait in a fair, bounded queue.
   const { lockout } = config.auth;
   const lockouts = new LockoutKeeper({
-    db,
+    sql,
     logger: logger.child({ component: 'sign-in' }),
     policy: { sourceThreshold: lockout.sourceThreshold, accountThreshold: lockout.accountThreshold, windowMs: lockout.window * 1000, durationMs: lockout.duration * 1000, maxDurationMs: lockout.maxDuration * 1000 },
     // the server locks, so the audit log names the system as who did it
-    audit: (identity, property, oldValue, newValue) => recordAudit(db, { actor: 'system', cmdlet: 'sign-in guard', now: Date.now }, identity, property, oldValue, newValue),
+    audit: (tx, identity, property, oldValue, newValue) => recordAudit(tx, { actor: 'system', cmdlet: 'sign-in guard', now: Date.now }, identity, property, oldValue, newValue),
   });
   const signIn = new BasicSignIn({
-    db,
+    sql,
     domain: config.domain,
     guard: lockouts.guard,
     queue: new FairQueue({ concurrency: config.auth.hashConcurrency, maxQueued: config.auth.hashQueue, maxPerSource: config.auth.hashQueuePerSource }),
@@ -122,25 +121,30 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   const ownOrigins = new OwnOrigins({ names: ownNames, httpPort: () => httpPort, httpsPort: () => httpsPort, allowed: [...config.web.allowedOrigins, ...(config.publicUrl === null ? [] : [config.publicUrl])] });
   const isOwnOrigin = (origin: string): boolean => ownOrigins.isOwn(origin);
   // Browser sessions (src/session), and who is calling an HTTP route: the session cookie or HTTP Basic
-  const webSessions = new WebSessions({ db });
+  const webSessions = new WebSessions({ sql });
   const basic = basicCaller(signIn, config.domain);
   const apiCaller = sessionCaller({ sessions: webSessions, basic, isOwnOrigin, challenge: false });
   // The event packages (RFC 6665): SUBSCRIBE and PUBLISH are part of Allow; the event service
   // starts the packages once the context exists. The EWS URL names the HTTP port, known once HTTP
   // listens; without publicUrl it names the sip.advertise host, else the address the subscriber reached.
-  const presence = new PresenceService({ ...config.presence, blocks: databaseBlockList(db), contacts: databaseContactLists(db) });
-  const findUser = cachedUserLookup(db);
-  const userExists = (address: string): boolean => findUser(address) !== undefined;
+  const presence = new PresenceService({ ...config.presence, blocks: databaseBlockList(sql), contacts: databaseContactLists(sql) });
+  const findUser = cachedUserLookup(sql);
+  const userExists = async (address: string): Promise<boolean> => (await findUser(address)) !== undefined;
+  const displayName = async (address: string): Promise<string | null> => (await findUser(address))?.displayName ?? null;
+  // Transitional: for the modules that still take synchronous lookups (mailbox, SMTP inbound, the
+  // offline worker, history, conversations), a direct read on the node:sqlite connection; each
+  // goes when its module takes the asynchronous form
+  const userExistsNow = (address: string): boolean => findUserNow(db, address) !== undefined;
   // Where each user's mailbox is: the embedded store, or an external EWS server (config.mailboxes).
   // The embedded mailboxes' quotas apply to EWS, SMTP and the offline spool alike.
   const mailboxQuota = new MailboxQuota(config.mailboxQuota);
-  const mailboxes = createMailboxRouting(config.mailboxes, new EmbeddedMailboxConnector({ db, userExists, quota: mailboxQuota }));
+  const mailboxes = createMailboxRouting(config.mailboxes, new EmbeddedMailboxConnector({ sql, userExists, quota: mailboxQuota }));
   // The DNS the server asks (config dnsServers, else the system's): the MX hosts of outbound mail,
   // and the federation link's SRV records unless federation.dnsServers names other servers. One
   // cache: answers are kept for their TTLs whoever asked.
   const dns = new CachingResolver({ servers: config.dnsServers });
   const messageSummary = new MessageSummaryPackage({ summary: (address) => mailboxes.connectorFor(address).connector.missedSummary(address) });
-  const provisioning = new ProvisioningPackage({ db, ewsUrl: (local) => `${ownNames.clientBase(advertisedHost ?? local)}/EWS/Exchange.asmx` });
+  const provisioning = new ProvisioningPackage({ sql, ewsUrl: (local) => `${ownNames.clientBase(advertisedHost ?? local)}/EWS/Exchange.asmx` });
   const events = new EventService({ packages: [presence, messageSummary, provisioning], limits: config.events });
   const handlers = [registerHandler, messageHandler, optionsHandler, ...presence.handlers, ...events.handlers];
   const location = new MemoryLocationService();
@@ -160,7 +164,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     // an e-mail to a partner's user (issue 15) is refused before the 202 when no route reaches its
     // domain: only with smtpRoutes.mx false (MX routing reaches every domain)
     smtpRoutes: config.smtpRoutes,
-    displayName: async (address) => findUser(address)?.displayName ?? null,
+    displayName,
     retry: { baseMs: config.offlineIm.retryBase * 1000, maxMs: config.offlineIm.retryMax * 1000 },
     deliveryBatch: config.offlineIm.deliveryBatch,
     commitWindowMs: config.offlineIm.commitWindowMs,
@@ -179,7 +183,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     sql,
     logger: logger.child({ component: 'history' }),
     commitWindowMs: config.history.commitWindowMs,
-    displayName: async (address) => findUser(address)?.displayName ?? null,
+    displayName,
     registrations,
     bindings: async (aor) => (await location.lookup(aor, Date.now())).length,
     onSpooled: (pickupAt) => offline.worker.kick(pickupAt),
@@ -225,8 +229,8 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
       checkDigestUri: config.sip.checkDigestUri,
       nonces: new NonceIssuer({ secret: loadSecret(config.dataDir, 'nonce.key'), lifetimeSeconds: config.sip.nonceLifetime }),
       guard: lockouts.guard,
-      findAccount(username) {
-        const user = findUser(`${username}@${config.domain}`);
+      async findAccount(username) {
+        const user = await findUser(`${username}@${config.domain}`);
         if (!user) return undefined;
         if (user.realm !== config.domain) {
           logger.warn({ user: user.address, realm: user.realm }, 'password of %s was set for realm %s; set it again for %s', user.address, user.realm, config.domain);
@@ -245,7 +249,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
       return socket?.flowTo(ref.remote);
     },
     userExists,
-    displayName: (address) => findUser(address)?.displayName ?? null,
+    displayName,
     messaging: config.messaging,
     events,
     offline,
@@ -274,7 +278,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     history.start();
     const closeHistory = once(() => history.close());
     closers.push(closeHistory);
-    lockouts.start();
+    await lockouts.start();
     closers.push(() => lockouts.close());
     retention.start();
     closers.push(() => retention.close());
@@ -333,26 +337,26 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     const routes: HttpRoute[] = [createReadyRoute({ checks, draining: () => drain.draining, product: PRODUCT })];
     // ACME's HTTP-01 challenges: /.well-known/acme-challenge/<token>, plain HTTP (RFC 8555 §8.3)
     if (challenges !== null) routes.push(challenges);
-    routes.push(createEwsRoute({ db, logger, domain: config.domain, product: PRODUCT, names: ownNames, signIn, smtpRoutes: config.smtpRoutes, quota: mailboxQuota, onMailboxChanged: (address) => messageSummary.mailboxChanged(address), onRequest: (operation, fault) => metrics.ewsRequest(operation, fault) }));
-    routes.push(createAutodiscoverRoute({ db, logger, domain: config.domain, product: PRODUCT, names: ownNames, signIn }));
+    routes.push(createEwsRoute({ sql, userExists, logger, domain: config.domain, product: PRODUCT, names: ownNames, signIn, smtpRoutes: config.smtpRoutes, quota: mailboxQuota, onMailboxChanged: (address) => messageSummary.mailboxChanged(address), onRequest: (operation, fault) => metrics.ewsRequest(operation, fault) }));
+    routes.push(createAutodiscoverRoute({ displayName, logger, domain: config.domain, product: PRODUCT, names: ownNames, signIn }));
     // a user's blocked watchers and contact list: /presence/blocked, /presence/contacts (HTTP Basic, as EWS)
-    routes.push(createPresenceRoute({ db, logger, domain: config.domain, product: PRODUCT, signIn, caller: sessionCaller({ sessions: webSessions, basic, isOwnOrigin, challenge: true }), onBlocksChanged: () => presence.blocksChanged(), onContactsChanged: (owner) => presence.contactsChanged(owner),
+    routes.push(createPresenceRoute({ sql, logger, domain: config.domain, product: PRODUCT, userExists, caller: sessionCaller({ sessions: webSessions, basic, isOwnOrigin, challenge: true }), onBlocksChanged: () => void presence.blocksChanged(), onContactsChanged: (owner) => presence.contactsChanged(owner),
       // partners' users on contact lists (issue 15): the link is wired below, so it is read per request
       ...(config.federation === null ? {} : { outboundRefusal: (sender: string, domain: string) => (ctx.federation === undefined ? { code: 'FEDERATION_DISABLED', warning: `the federation link of ${config.domain} is not running` } : ctx.federation.outboundRefusal(sender, domain)) }) }));
     // the web client's sign-in: /api/session (the session cookie)
-    routes.push(createSessionRoute({ db, logger, domain: config.domain, product: PRODUCT, signIn, sessions: webSessions, isOwnOrigin, baseFor: (req, tls) => ownNames.baseFor(placeOf(req, tls)).base, trustedProxies: config.auth.trustedProxies }));
+    routes.push(createSessionRoute({ sql, logger, domain: config.domain, product: PRODUCT, signIn, sessions: webSessions, isOwnOrigin, baseFor: (req, tls) => ownNames.baseFor(placeOf(req, tls)).base, trustedProxies: config.auth.trustedProxies }));
     // the organisation's address book for signed-in users: /api/directory
-    routes.push(createDirectoryRoute({ db, logger, product: PRODUCT, caller: apiCaller }));
+    routes.push(createDirectoryRoute({ sql, logger, product: PRODUCT, caller: apiCaller }));
     // Missed Conversations and Conversation History of the embedded mailbox: /api/conversations;
     // marking one read notifies the user's message-summary subscribers, as EWS does
     routes.push(
       createConversationsRoute({
-        db,
+        sql,
         logger,
         product: PRODUCT,
         caller: apiCaller,
         isExternal: (address) => mailboxes.connectorFor(address).name !== EMBEDDED,
-        displayName: (address) => findUser(address)?.displayName,
+        displayName,
         onMailboxChanged: (address) => messageSummary.mailboxChanged(address),
       }),
     );
@@ -360,6 +364,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     routes.push(createMetricsRoute({ render: () => metrics.render(), token: adminToken, trustedProxies: config.auth.trustedProxies, product: PRODUCT, logger }));
     routes.push(
       createAdminRoute({
+        sql,
         db,
         logger,
         token: adminToken,
@@ -518,7 +523,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
 
     let smtp: Endpoint | null = null;
     if (config.smtpPort !== null) {
-      const listener = await startSmtpInbound({ db, logger, domain: config.domain, userExists, address: config.listen, port: config.smtpPort, quota: mailboxQuota });
+      const listener = await startSmtpInbound({ db, logger, domain: config.domain, userExists: userExistsNow, address: config.listen, port: config.smtpPort, quota: mailboxQuota });
       closers.push(() => listener.close());
       smtp = { address: listener.address, port: listener.port };
     }

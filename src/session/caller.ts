@@ -51,7 +51,7 @@ export function sessionCaller(opts: SessionCallerOptions): HttpCaller {
       if (opts.challenge) return opts.basic(req, { challenge: true });
       return refuse(401, 'NO_SESSION', ENDED.unknown);
     }
-    const session = opts.sessions.check(token);
+    const session = await opts.sessions.check(token);
     if (!session.ok) return refuse(401, 'NO_SESSION', ENDED[session.reason]);
     const origin = originProblem(req, opts.isOwnOrigin);
     if (origin !== undefined) return { ok: false, problem: origin };

@@ -21,7 +21,7 @@ import { HttpProblem, INTERNAL_PROBLEM, answerJson, answerProblem, problemOf } f
 import type { Logger } from '../observability/logger.ts';
 import { listResource } from '../presence/index.ts';
 import type { HttpRoute } from '../server/http.ts';
-import type { Database } from '../storage/index.ts';
+import type { Sql } from '../storage/index.ts';
 import { originProblem } from './caller.ts';
 import { clearedCookie, readCookie, sessionCookie } from './cookie.ts';
 import type { WebSessions } from './sessions.ts';
@@ -31,7 +31,7 @@ export const SESSION_PATH = '/api/session';
 export const MAX_SIGN_IN_BYTES = 4096;
 
 export interface SessionRouteOptions {
-  db: Database;
+  sql: Sql;
   logger: Logger;
   domain: string;
   product: string;
@@ -93,9 +93,9 @@ export function createSessionRoute(opts: SessionRouteOptions): HttpRoute {
       case 'HEAD': {
         discardBody(req);
         const token = readCookie(req.headers.cookie);
-        const session = token === undefined ? undefined : opts.sessions.check(token);
+        const session = token === undefined ? undefined : await opts.sessions.check(token);
         if (session === undefined || !session.ok) throw new HttpProblem(401, 'NO_SESSION', 'you are not signed in (or your session ended); sign in with POST /api/session');
-        return answerJson(res, opts.product, 200, infoOf(session.address, req, tls));
+        return answerJson(res, opts.product, 200, await infoOf(session.address, req, tls));
       }
       case 'DELETE': {
         discardBody(req);
@@ -103,7 +103,7 @@ export function createSessionRoute(opts: SessionRouteOptions): HttpRoute {
         if (token !== undefined) {
           const refused = originProblem(req, opts.isOwnOrigin);
           if (refused !== undefined) throw refused;
-          opts.sessions.close(token);
+          await opts.sessions.close(token);
         }
         return answerJson(res, opts.product, 204, undefined, { 'set-cookie': clearedCookie(tls) });
       }
@@ -124,13 +124,13 @@ export function createSessionRoute(opts: SessionRouteOptions): HttpRoute {
       throw new HttpProblem(403, 'SIGN_IN_FAILED', 'the user name or password is wrong');
     }
     if (!outcome.ok) throw new HttpProblem(outcome.status, outcome.code, outcome.detail, { 'retry-after': String(outcome.retryAfterSeconds) });
-    const token = opts.sessions.open(outcome.address);
+    const token = await opts.sessions.open(outcome.address);
     opts.logger.info({ user: outcome.address }, 'web sign-in of %s', outcome.address);
-    answerJson(res, opts.product, 201, infoOf(outcome.address, req, tls), { 'set-cookie': sessionCookie(token, tls) });
+    answerJson(res, opts.product, 201, await infoOf(outcome.address, req, tls), { 'set-cookie': sessionCookie(token, tls) });
   }
 
-  function infoOf(address: string, req: http.IncomingMessage, tls: boolean): SessionInfo {
-    const user = findUser(opts.db, address);
+  async function infoOf(address: string, req: http.IncomingMessage, tls: boolean): Promise<SessionInfo> {
+    const user = await findUser(opts.sql, address);
     const base = opts.baseFor(req, tls);
     return {
       address,

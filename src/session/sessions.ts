@@ -8,7 +8,7 @@
 
 import { createHash, randomBytes } from 'node:crypto';
 import { passwordStamp } from '../directory/index.ts';
-import type { Database } from '../storage/index.ts';
+import type { Sql } from '../storage/index.ts';
 import { deleteExpiredSessions, deleteSession, findSession, insertSession, touchSession, trimUserSessions } from './store.ts';
 
 export const DEFAULT_IDLE_MS = 12 * 3600_000;
@@ -20,7 +20,7 @@ export const MAX_SESSIONS_PER_USER = 50;
 const SWEEP_MS = 60_000;
 
 export interface WebSessionsOptions {
-  db: Database;
+  sql: Sql;
   idleMs?: number;
   maxAgeMs?: number;
   now?: () => number;
@@ -32,65 +32,65 @@ export type SessionEnd = 'unknown' | 'idle' | 'expired' | 'password-changed' | '
 export type SessionCheck = { ok: true; address: string } | { ok: false; reason: SessionEnd };
 
 export class WebSessions {
-  readonly #db: Database;
+  readonly #sql: Sql;
   readonly #idleMs: number;
   readonly #maxAgeMs: number;
   readonly #now: () => number;
   #sweptAt = Number.NEGATIVE_INFINITY;
 
   constructor(opts: WebSessionsOptions) {
-    this.#db = opts.db;
+    this.#sql = opts.sql;
     this.#idleMs = opts.idleMs ?? DEFAULT_IDLE_MS;
     this.#maxAgeMs = opts.maxAgeMs ?? DEFAULT_MAX_AGE_MS;
     this.#now = opts.now ?? Date.now;
   }
 
   /** A new session for a user whose password was just checked: its token (for the cookie only). */
-  open(address: string): string {
+  async open(address: string): Promise<string> {
     const at = this.#now();
-    this.#sweep(at);
-    const stamp = passwordStamp(this.#db, address);
+    await this.#sweep(at);
+    const stamp = await passwordStamp(this.#sql, address);
     if (stamp === undefined) throw new Error(`user ${address} does not exist`);
     // 256 bits from the CSPRNG: guessing one is hopeless, so the lookup needs no rate limit
     const token = randomBytes(32).toString('base64url');
-    insertSession(this.#db, { tokenHash: tokenHash(token), address, passwordStamp: stampOf(stamp), createdAt: at, lastSeen: at });
-    trimUserSessions(this.#db, address, MAX_SESSIONS_PER_USER);
+    await insertSession(this.#sql, { tokenHash: tokenHash(token), address, passwordStamp: stampOf(stamp), createdAt: at, lastSeen: at });
+    await trimUserSessions(this.#sql, address, MAX_SESSIONS_PER_USER);
     return token;
   }
 
   /** The user a token signs in, or why it does not; an ended session is deleted on the way. */
-  check(token: string): SessionCheck {
+  async check(token: string): Promise<SessionCheck> {
     const hash = tokenHash(token);
-    const session = findSession(this.#db, hash);
+    const session = await findSession(this.#sql, hash);
     if (session === undefined) return { ok: false, reason: 'unknown' };
     const at = this.#now();
-    const end = this.#endOf(session, at);
+    const end = await this.#endOf(session, at);
     if (end !== undefined) {
-      deleteSession(this.#db, hash);
+      await deleteSession(this.#sql, hash);
       return { ok: false, reason: end };
     }
-    if (at - session.lastSeen >= IDLE_WRITE_MS) touchSession(this.#db, hash, at);
+    if (at - session.lastSeen >= IDLE_WRITE_MS) await touchSession(this.#sql, hash, at);
     return { ok: true, address: session.address };
   }
 
   /** Ends the session (sign-out); a token that names none is fine. */
-  close(token: string): void {
-    deleteSession(this.#db, tokenHash(token));
+  async close(token: string): Promise<void> {
+    await deleteSession(this.#sql, tokenHash(token));
   }
 
-  #endOf(session: { address: string; passwordStamp: string; createdAt: number; lastSeen: number }, at: number): SessionEnd | undefined {
+  async #endOf(session: { address: string; passwordStamp: string; createdAt: number; lastSeen: number }, at: number): Promise<SessionEnd | undefined> {
     if (at - session.createdAt >= this.#maxAgeMs) return 'expired';
     if (at - session.lastSeen >= this.#idleMs) return 'idle';
-    const stamp = passwordStamp(this.#db, session.address);
+    const stamp = await passwordStamp(this.#sql, session.address);
     if (stamp === undefined) return 'user-removed';
     if (stampOf(stamp) !== session.passwordStamp) return 'password-changed';
     return undefined;
   }
 
-  #sweep(at: number): void {
+  async #sweep(at: number): Promise<void> {
     if (at - this.#sweptAt < SWEEP_MS) return;
     this.#sweptAt = at;
-    deleteExpiredSessions(this.#db, at - this.#idleMs, at - this.#maxAgeMs);
+    await deleteExpiredSessions(this.#sql, at - this.#idleMs, at - this.#maxAgeMs);
   }
 }
 

@@ -3,7 +3,7 @@
 // the user's password as it was at sign-in (a hash of the stored password hash, never the hash
 // itself): a new password ends the user's sessions, and removing the user deletes them.
 
-import type { Database, MigrationSet } from '../storage/index.ts';
+import type { Database, MigrationSet, Sql } from '../storage/index.ts';
 import { statement } from '../storage/index.ts';
 
 export const SESSION_MIGRATIONS: MigrationSet = {
@@ -11,7 +11,8 @@ export const SESSION_MIGRATIONS: MigrationSet = {
   migrations: [
     {
       id: '001-web-sessions',
-      up: `CREATE TABLE web_sessions (
+      up: {
+        sqlite: `CREATE TABLE web_sessions (
   token_hash TEXT NOT NULL PRIMARY KEY,
   address TEXT NOT NULL REFERENCES users (address) ON DELETE CASCADE,
   password_stamp TEXT NOT NULL,
@@ -19,6 +20,15 @@ export const SESSION_MIGRATIONS: MigrationSet = {
   last_seen INTEGER NOT NULL
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX web_sessions_by_address ON web_sessions (address, created_at);`,
+        postgres: `CREATE TABLE web_sessions (
+  token_hash TEXT NOT NULL PRIMARY KEY,
+  address TEXT NOT NULL REFERENCES users (address) ON DELETE CASCADE,
+  password_stamp TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  last_seen BIGINT NOT NULL
+);
+CREATE INDEX web_sessions_by_address ON web_sessions (address, created_at);`,
+      },
     },
   ],
 };
@@ -39,41 +49,53 @@ interface Row {
   last_seen: number;
 }
 
-export function insertSession(db: Database, s: StoredSession): void {
-  statement(db, 'INSERT INTO web_sessions (token_hash, address, password_stamp, created_at, last_seen) VALUES (?, ?, ?, ?, ?)').run(s.tokenHash, s.address, s.passwordStamp, s.createdAt, s.lastSeen);
+export async function insertSession(sql: Sql, s: StoredSession): Promise<void> {
+  await sql.run('INSERT INTO web_sessions (token_hash, address, password_stamp, created_at, last_seen) VALUES (?, ?, ?, ?, ?)', [s.tokenHash, s.address, s.passwordStamp, s.createdAt, s.lastSeen]);
 }
 
-export function findSession(db: Database, tokenHash: string): StoredSession | undefined {
-  const row = statement(db, 'SELECT token_hash, address, password_stamp, created_at, last_seen FROM web_sessions WHERE token_hash = ?').get(tokenHash) as Row | undefined;
+export async function findSession(sql: Sql, tokenHash: string): Promise<StoredSession | undefined> {
+  const row = await sql.get<Row>('SELECT token_hash, address, password_stamp, created_at, last_seen FROM web_sessions WHERE token_hash = ?', [tokenHash]);
   return row === undefined ? undefined : { tokenHash: row.token_hash, address: row.address, passwordStamp: row.password_stamp, createdAt: Number(row.created_at), lastSeen: Number(row.last_seen) };
 }
 
 /** Records a use of the session (the idle expiry slides from here). */
-export function touchSession(db: Database, tokenHash: string, at: number): void {
-  statement(db, 'UPDATE web_sessions SET last_seen = ? WHERE token_hash = ?').run(at, tokenHash);
+export async function touchSession(sql: Sql, tokenHash: string, at: number): Promise<void> {
+  await sql.run('UPDATE web_sessions SET last_seen = ? WHERE token_hash = ?', [at, tokenHash]);
 }
 
-export function deleteSession(db: Database, tokenHash: string): void {
-  statement(db, 'DELETE FROM web_sessions WHERE token_hash = ?').run(tokenHash);
+export async function deleteSession(sql: Sql, tokenHash: string): Promise<void> {
+  await sql.run('DELETE FROM web_sessions WHERE token_hash = ?', [tokenHash]);
 }
 
 /** Deletes the sessions unused since `idleBefore` or made before `createdBefore`; returns how many. */
-export function deleteExpiredSessions(db: Database, idleBefore: number, createdBefore: number): number {
-  return Number(statement(db, 'DELETE FROM web_sessions WHERE last_seen < ? OR created_at < ?').run(idleBefore, createdBefore).changes);
+export async function deleteExpiredSessions(sql: Sql, idleBefore: number, createdBefore: number): Promise<number> {
+  return (await sql.run('DELETE FROM web_sessions WHERE last_seen < ? OR created_at < ?', [idleBefore, createdBefore])).changes;
 }
 
 /** Keeps the user's `keep` newest sessions and deletes the others; returns how many went. */
-export function trimUserSessions(db: Database, address: string, keep: number): number {
-  return Number(
-    statement(db, 'DELETE FROM web_sessions WHERE address = ? AND token_hash NOT IN (SELECT token_hash FROM web_sessions WHERE address = ? ORDER BY created_at DESC, token_hash LIMIT ?)').run(address, address, keep).changes,
+export async function trimUserSessions(sql: Sql, address: string, keep: number): Promise<number> {
+  const result = await sql.run(
+    'DELETE FROM web_sessions WHERE address = ? AND token_hash NOT IN (SELECT token_hash FROM web_sessions WHERE address = ? ORDER BY created_at DESC, token_hash LIMIT ?)',
+    [address, address, keep],
   );
+  return result.changes;
 }
 
-export function countUserSessions(db: Database, address: string): number {
-  return Number((statement(db, 'SELECT count(*) AS n FROM web_sessions WHERE address = ?').get(address) as { n: number }).n);
+export async function countUserSessions(sql: Sql, address: string): Promise<number> {
+  return Number((await sql.get<{ n: number }>('SELECT count(*) AS n FROM web_sessions WHERE address = ?', [address]))?.n ?? 0);
 }
+
+const PURGE_EXPIRED_BATCH = 'DELETE FROM web_sessions WHERE token_hash IN (SELECT token_hash FROM web_sessions WHERE last_seen < ? OR created_at < ? LIMIT ?)';
 
 /** Like deleteExpiredSessions, at most `limit` rows (the retention sweep: a sign-in sweeps too, but only then). */
-export function purgeExpiredSessionBatch(db: Database, idleBefore: number, createdBefore: number, limit: number): number {
-  return Number(statement(db, 'DELETE FROM web_sessions WHERE token_hash IN (SELECT token_hash FROM web_sessions WHERE last_seen < ? OR created_at < ? LIMIT ?)').run(idleBefore, createdBefore, limit).changes);
+export async function purgeExpiredSessionBatch(sql: Sql, idleBefore: number, createdBefore: number, limit: number): Promise<number> {
+  return (await sql.run(PURGE_EXPIRED_BATCH, [idleBefore, createdBefore, limit])).changes;
+}
+
+/**
+ * purgeExpiredSessionBatch on a node:sqlite connection of its own. Transitional: for the retention
+ * scheduler until it has moved to Sql; goes then.
+ */
+export function purgeExpiredSessionBatchSync(db: Database, idleBefore: number, createdBefore: number, limit: number): number {
+  return Number(statement(db, PURGE_EXPIRED_BATCH).run(idleBefore, createdBefore, limit).changes);
 }

@@ -1,6 +1,6 @@
 // What other capabilities may use of settings. Read settings only through effectiveSettings.
 export type { AuditEntry, ChangeContext } from './audit.ts';
-export { listAudit, oldestAudit, purgeAuditBatch, recordAudit } from './audit.ts';
+export { lastAuditId, listAudit, oldestAudit, purgeAuditBatch, recordAudit } from './audit.ts';
 export type { EffectiveSettings } from './effective.ts';
 export { effectiveSettings } from './effective.ts';
 export type { SettingsErrorCode } from './errors.ts';
@@ -11,4 +11,4 @@ export {
   SETTINGS_MIGRATIONS, countSiteInstances, createInstance, getInstance, grantClientPolicy, grantPolicy, grantedPolicy, listInstances, removeInstance, requireInstance, updateInstance,
 } from './repository.ts';
 export { formatTimeSpan, parseTimeSpan } from './timespan.ts';
-export { PROVISIONING_EVENT, PROVISIONING_TYPE, ProvisioningPackage, lastAuditId, provisioningDocument, type ProvisioningDocument, type ProvisioningOptions } from './provisioning.ts';
+export { PROVISIONING_EVENT, PROVISIONING_TYPE, ProvisioningPackage, provisioningDocument, type ProvisioningDocument, type ProvisioningOptions } from './provisioning.ts';

@@ -141,3 +141,13 @@ export function displayValue(property: PropertySpec, value: SettingValue): strin
   if (property.type === 'bool') return value === true ? 'True' : 'False';
   return formatTimeSpan(Number(value));
 }
+
+/** A row of a kind's table (scope, name and a column per property). */
+export type InstanceRow = Record<string, string | number>;
+
+export function instanceOf(kind: SettingsKind, row: InstanceRow): SettingsInstance {
+  const identity: Identity = row.scope === 'global' ? GLOBAL : { scope: row.scope as Identity['scope'], name: String(row.name) };
+  const values: Record<string, SettingValue> = {};
+  for (const p of kind.properties) values[p.name] = p.type === 'bool' ? Number(row[p.column]) !== 0 : Number(row[p.column]);
+  return { identity, values };
+}

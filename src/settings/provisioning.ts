@@ -2,15 +2,16 @@
 // client subscribes to its own account and gets its effective settings as JSON; when an
 // administrator changes settings, subscribers whose settings changed get a new NOTIFY.
 //
-// Administrators change settings from another process too (`parley admin` writes the database
-// directly), so the package polls the audit log's newest id (every change writes an audit row,
-// audit.ts) about once a second; an in-process change (the admin HTTP API) calls
-// settingsChanged() instead of waiting. Either way every subscriber's document is rebuilt and the
-// event service sends only those that differ from what the subscriber last got.
+// Administrators change settings from another process or node too (`parley admin` writes the
+// database directly), so the package polls settings_version (moved by triggers with every write
+// of what effectiveSettings reads, see effective.ts) about once a second; an in-process change
+// (the admin HTTP API) calls settingsChanged() instead of waiting. Either way every subscriber's
+// document is rebuilt and the event service sends only those that differ from what the
+// subscriber last got.
 
 import type { Authorization, EventNotifications, EventPackage } from '../events/index.ts';
 import type { SipContext } from '../router/context.ts';
-import type { Database } from '../storage/index.ts';
+import type { Sql } from '../storage/index.ts';
 import { effectiveSettings } from './effective.ts';
 import type { EffectiveSettings } from './effective.ts';
 import { formatTimeSpan } from './timespan.ts';
@@ -48,35 +49,38 @@ export function provisioningDocument(settings: EffectiveSettings, ewsUrl: string
   };
 }
 
-/** The newest audit row's id, 0 when none: cheap (the primary key's last entry). */
-export function lastAuditId(db: Database): number {
-  return (db.prepare('SELECT coalesce(max(id), 0) AS id FROM admin_audit').get() as { id: number }).id;
+/** The version of everything effectiveSettings reads; it moves with every change. */
+async function settingsVersion(sql: Sql): Promise<number> {
+  const row = await sql.get<{ v: number }>('SELECT v FROM settings_version');
+  return Number(row?.v ?? 0);
 }
 
 export interface ProvisioningOptions {
-  db: Database;
+  sql: Sql;
   /**
    * the EWS URL a subscriber is given, for the local address of the flow its subscription came on
    * (the address it reached the server at); a function, as the HTTP port is known only once it listens
    */
   ewsUrl: (localAddress: string) => string;
-  /** how often the audit log is polled, ms; 0: never (default 1000) */
+  /** how often settings_version is polled, ms; 0: never (default 1000) */
   pollMs?: number;
 }
 
 export class ProvisioningPackage implements EventPackage {
   readonly name = PROVISIONING_EVENT;
   readonly contentType = PROVISIONING_TYPE;
-  readonly #db: Database;
+  readonly #sql: Sql;
   readonly #ewsUrl: (localAddress: string) => string;
   readonly #pollMs: number;
   #events: EventNotifications | undefined;
   #ctx: SipContext | undefined;
-  #lastAudit = 0;
+  /** the version the subscribers' documents were last built at; undefined until first read */
+  #version: number | undefined;
+  #polling = false;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(opts: ProvisioningOptions) {
-    this.#db = opts.db;
+    this.#sql = opts.sql;
     this.#ewsUrl = opts.ewsUrl;
     this.#pollMs = opts.pollMs ?? DEFAULT_PROVISIONING_POLL_MS;
   }
@@ -84,9 +88,9 @@ export class ProvisioningPackage implements EventPackage {
   start(ctx: SipContext, events: EventNotifications): void {
     this.#ctx = ctx;
     this.#events = events;
-    this.#lastAudit = lastAuditId(this.#db);
+    void this.poll();
     if (this.#pollMs > 0) {
-      this.#timer = setInterval(() => this.poll(), this.#pollMs);
+      this.#timer = setInterval(() => void this.poll(), this.#pollMs);
       this.#timer.unref();
     }
   }
@@ -97,25 +101,28 @@ export class ProvisioningPackage implements EventPackage {
     return { status: 403, warning: `${watcher} may not read the settings of ${resource}: subscribe to your own account` };
   }
 
-  body(sub: { resource: string; flow: { local: { address: string } } }): string {
-    return JSON.stringify(provisioningDocument(effectiveSettings(this.#db, sub.resource), this.#ewsUrl(sub.flow.local.address)));
+  async body(sub: { resource: string; flow: { local: { address: string } } }): Promise<string> {
+    return JSON.stringify(provisioningDocument(await effectiveSettings(this.#sql, sub.resource), this.#ewsUrl(sub.flow.local.address)));
   }
 
   /** Settings changed (the admin HTTP API calls this): every subscriber whose document changed gets a NOTIFY. */
   settingsChanged(): void {
-    this.#lastAudit = lastAuditId(this.#db);
     this.#events?.changedAll(this.name);
   }
 
-  /** One look at the audit log: a new row means settings may have changed. */
-  poll(): void {
+  /** One look at settings_version: when it moved, settings may have changed. */
+  async poll(): Promise<void> {
+    if (this.#polling) return;
+    this.#polling = true;
     try {
-      const last = lastAuditId(this.#db);
-      if (last === this.#lastAudit) return;
-      this.#lastAudit = last;
-      this.#events?.changedAll(this.name);
+      const version = await settingsVersion(this.#sql);
+      const before = this.#version;
+      this.#version = version;
+      if (before !== undefined && version !== before) this.#events?.changedAll(this.name);
     } catch (err) {
-      this.#ctx?.logger.error({ err }, 'reading the admin audit log for provisioning failed');
+      this.#ctx?.logger.error({ err }, 'reading the settings version for provisioning failed');
+    } finally {
+      this.#polling = false;
     }
   }
 

@@ -5,6 +5,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { startServer, type RunningServer } from '../harness/server.ts';
+import { eventually } from '../harness/eventually.ts';
 import { rawRequest, tcpExchange, udpExchange } from './raw-sip.ts';
 
 const DOMAIN = 'parley.test';
@@ -105,5 +106,24 @@ describe('hostile input', () => {
     });
     assert.equal(outcome, 'refused');
     await alive();
+  });
+
+  it('answers a CRLFCRLF keep-alive frame over WebSocket with a CRLF pong, and a lone CRLF with nothing (RFC 5626 §3.5.1)', async () => {
+    const ws = new WebSocket(server.wsUrl, 'sip');
+    const frames: string[] = [];
+    ws.onmessage = (e) => frames.push(String(e.data));
+    await new Promise<void>((resolve, reject) => {
+      ws.onopen = () => resolve();
+      ws.onerror = () => reject(new Error('WebSocket did not open'));
+    });
+    ws.send('\r\n');
+    ws.send('\r\n\r\n');
+    await eventually('the pong', async () => (frames.length > 0 ? true : undefined), 5000);
+    // an OPTIONS after both: its answer comes after anything the two keep-alives caused
+    ws.send(`OPTIONS sip:parley.test SIP/2.0\r\nVia: SIP/2.0/WS ka.invalid;branch=z9hG4bK-ka1\r\nMax-Forwards: 70\r\nFrom: <sip:ka@parley.test>;tag=k1\r\nTo: <sip:parley.test>\r\nCall-ID: ka-1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n`);
+    await eventually('the OPTIONS answer', async () => (frames.length > 1 ? true : undefined), 5000);
+    assert.equal(frames[0], '\r\n', 'one pong, for the ping');
+    assert.match(frames[1] ?? '', /^SIP\/2\.0 200 /, 'then the OPTIONS answer: the lone CRLF was answered with nothing');
+    ws.close();
   });
 });

@@ -46,7 +46,7 @@ describe('SDK autoReconnect', () => {
       ua.on('error', () => undefined);
       watch.set(user, entry);
       await ua.connect();
-      assert.deepEqual(await entry.connection.next(), { state: 'connected' });
+      assert.deepEqual(await entry.connection.next(), { state: 'connected', server: url });
       await ua.register({ expires: 300 });
       await ua.watchMessageSummary();
       await entry.summaries.next();

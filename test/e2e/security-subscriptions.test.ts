@@ -15,7 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import type { SipClient } from '../../src/client/index.ts';
 import { addBlock } from '../../src/presence/blocks.ts';
 import { MAX_BLOCKS } from '../../src/presence/index.ts';
-import { openDatabase, transaction } from '../../src/storage/index.ts';
+import { openDatabase, sqliteSql } from '../../src/storage/index.ts';
 import type { SipRequest } from '../../src/sip/index.ts';
 import { eventually } from '../harness/eventually.ts';
 import { notifications, sdkClients } from '../harness/clients.ts';
@@ -160,8 +160,8 @@ describe('block list limit (issue 18, finding 8b)', () => {
     // MAX_BLOCKS - 1 blocks written straight to the database (1,000 PUTs would each verify a password)
     const db = openDatabase(server.dataDir);
     try {
-      transaction(db, () => {
-        for (let i = 1; i < MAX_BLOCKS; i++) addBlock(db, `alice@${DOMAIN}`, `w${i}@elsewhere.example`, Date.now());
+      await sqliteSql(db).transaction(async (tx) => {
+        for (let i = 1; i < MAX_BLOCKS; i++) await addBlock(tx, `alice@${DOMAIN}`, `w${i}@elsewhere.example`, Date.now());
       });
     } finally {
       db.close();

@@ -6,7 +6,8 @@ import { after, describe, it } from 'node:test';
 import { runAdminCommand } from '../../src/admin/index.ts';
 import { verifyPassword } from '../../src/directory/index.ts';
 import { effectiveSettings } from '../../src/settings/index.ts';
-import { openDatabase } from '../../src/storage/index.ts';
+import type { Sql } from '../../src/storage/index.ts';
+import { openDatabase, sqliteSql } from '../../src/storage/index.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'parley-admin-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -34,6 +35,15 @@ function admin() {
         return fn(db);
       } finally {
         db.close();
+      }
+    },
+    /** What the server would read, on its own connection to the data directory. */
+    async sql<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+      const sql = sqliteSql(openDatabase(dataDir));
+      try {
+        return await fn(sql);
+      } finally {
+        await sql.close();
       }
     },
   };
@@ -103,7 +113,7 @@ describe('parley admin cmdlets', () => {
     await a.ok('Grant-CsClientPolicy', '-Identity', 'alice@parley.test', '-PolicyName', 'Sales');
     const user = await a.ok('Get-CsUser', 'sip:alice@parley.test');
     assert.match(user.text, /^Identity +: alice@parley\.test\nSipAddress +: sip:alice@parley\.test\nDisplayName +: Alice\nSite +: Site:Redmond\nClientPolicy +: Tag:Sales\nExternalAccessPolicy :\nWhenCreated +: \S+\nDemo +: False$/);
-    const settings = a.db((db) => effectiveSettings(db, 'alice@parley.test'));
+    const settings = await a.sql((sql) => effectiveSettings(sql, 'alice@parley.test'));
     assert.deepEqual(settings.sources, { ImConfiguration: 'Site:Redmond', ClientPolicy: 'Tag:Sales', ExternalAccessPolicy: 'Global' });
     assert.equal(settings.OfflineImMaxAgeSeconds, 7200);
 
@@ -112,7 +122,7 @@ describe('parley admin cmdlets', () => {
     assert.match(inUse.error, /granted to 1 user/);
     await a.ok('Grant-CsClientPolicy', 'alice', '-PolicyName', '$Null');
     await a.ok('Remove-CsClientPolicy', 'Tag:Sales');
-    assert.equal(a.db((db) => effectiveSettings(db, 'alice@parley.test')).sources.ClientPolicy, 'Global');
+    assert.equal((await a.sql((sql) => effectiveSettings(sql, 'alice@parley.test'))).sources.ClientPolicy, 'Global');
   });
 
   it('refuses to remove a site still in use, naming how many users and instances use it', async () => {
@@ -138,7 +148,7 @@ describe('parley admin cmdlets', () => {
     await a.ok('New-CsSite', 'Oslo');
     await a.ok('Enable-CsUser', 'dave@parley.test', '-Password', 'old-pw');
     await a.ok('Set-CsUser', 'dave', '-DisplayName', 'Dave', '-Site', 'Oslo', '-Password', 'new-pw');
-    assert.equal(await a.db((db) => verifyPassword(db, 'dave@parley.test', 'new-pw')), true);
+    assert.equal(await a.sql((sql) => verifyPassword(sql, 'dave@parley.test', 'new-pw')), true);
     const audit = await a.ok('Get-CsAdminAudit', '-Identity', 'dave@*', '-Last', '3');
     assert.match(audit.text, /Property : Password\nOldValue : \*\*\*\nNewValue : \*\*\*/);
     assert.match(audit.text, /Property : DisplayName\nOldValue :\nNewValue : Dave/);
@@ -177,7 +187,7 @@ describe('parley admin cmdlets', () => {
     assert.equal(json[0]?.ConversationIdleTimeout, '00:30:00');
     assert.equal(json[0]?.UnreadMissedTimeout, '00:01:30');
     await a.ok('Enable-CsUser', 'frank', '-Password', 'pw');
-    const settings = a.db((db) => effectiveSettings(db, 'frank@parley.test'));
+    const settings = await a.sql((sql) => effectiveSettings(sql, 'frank@parley.test'));
     assert.equal(settings.ConversationIdleTimeoutSeconds, 1800);
     assert.equal(settings.UnreadMissedTimeoutSeconds, 90);
     const audit = JSON.parse((await a.ok('--json', 'Get-CsAdminAudit', '-Identity', 'Global')).text) as Array<Record<string, unknown>>;

@@ -16,21 +16,41 @@ import { bindArguments, findCmdlet } from '../../src/admin/parse.ts';
 import { DIRECTORY_MIGRATIONS, DirectoryError } from '../../src/directory/index.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { adminTokenPath, loadAdminToken } from '../../src/server/secrets.ts';
-import { SETTINGS_MIGRATIONS, SettingsError } from '../../src/settings/index.ts';
-import { openDatabase, runMigrations } from '../../src/storage/index.ts';
+import { SETTINGS_MIGRATIONS, SettingsError, effectiveSettings } from '../../src/settings/index.ts';
+import type { SqlDatabase } from '../../src/storage/index.ts';
+import { openDatabase, openMemoryDatabase, runMigrations, sqliteSql } from '../../src/storage/index.ts';
+import type { EngineUnderTest } from '../harness/engines.ts';
+import { ENGINES, closeTestPostgres } from '../harness/engines.ts';
+import { addTestUser, migrateSettings } from './settings-fixture.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'parley-admin-http-'));
 after(() => rmSync(root, { recursive: true, force: true }));
+after(closeTestPostgres);
 let dirs = 0;
 const TOKEN = 'test-token-0123456789abcdefghijklmnopqrstuvw';
 const cmdlet = (name: string) => findCmdlet(CMDLETS, name);
 
-/** The admin route on a real HTTP listener (port 0), against a fresh database. */
-async function serve(options: Partial<AdminRouteOptions> = {}) {
-  const dataDir = join(root, `data-${++dirs}`);
-  const db = openDatabase(dataDir);
-  runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS]);
-  const route = createAdminRoute({ db, logger: createLogger('silent'), token: TOKEN, domain: 'parley.test', product: 'Parley/test', ...options });
+const serve = (options: Partial<AdminRouteOptions> = {}) => serveOn(options);
+
+/**
+ * The admin route on a real HTTP listener (port 0), against a fresh database of `engine` (default
+ * SQLite in a data directory). On PostgreSQL the cmdlets not yet moved to `sql` (the directory's)
+ * act on a SQLite database of their own until they move (issue 16).
+ */
+async function serveOn(options: Partial<AdminRouteOptions> = {}, engine?: EngineUnderTest) {
+  let db;
+  let sql: SqlDatabase;
+  if (engine === undefined || engine.name === 'sqlite') {
+    db = openDatabase(join(root, `data-${++dirs}`));
+    runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS]);
+    sql = sqliteSql(db);
+  } else {
+    db = openMemoryDatabase();
+    runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS]);
+    sql = await engine.open();
+    await migrateSettings(sql);
+  }
+  const route = createAdminRoute({ sql, db, logger: createLogger('silent'), token: TOKEN, domain: 'parley.test', product: 'Parley/test', ...options });
   const server = http.createServer((req, res) => {
     if (!route.handle(req, res, new URL(req.url ?? '/', 'http://localhost'))) {
       res.writeHead(418);
@@ -42,10 +62,12 @@ async function serve(options: Partial<AdminRouteOptions> = {}) {
   after(async () => {
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
-    db.close();
+    await sql.close();
+    if (db.isOpen) db.close();
   });
   return {
     db,
+    sql,
     route,
     base,
     async call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
@@ -187,7 +209,7 @@ describe('admin API: the token', () => {
     const big = await s.call('POST', '/admin/cmdlets/Get-CsSite', 'x'.repeat(200_000), { authorization: 'Bearer nope-nope-nope-nope-nope' });
     assertProblem(big, 401, 'UNAUTHORIZED');
     assert.equal((await s.call('GET', '/admin/cmdlets', undefined, { authorization: `bearer ${TOKEN}` })).status, 200);
-    assert.throws(() => createAdminRoute({ db: s.db, logger: createLogger('silent'), token: 'short', domain: 'x', product: 'x' }), /too short/);
+    assert.throws(() => createAdminRoute({ sql: s.sql, db: s.db, logger: createLogger('silent'), token: 'short', domain: 'x', product: 'x' }), /too short/);
   });
 
   it('is refused over plain HTTP from another host than loopback', () => {
@@ -200,7 +222,8 @@ describe('admin API: the token', () => {
   });
 });
 
-describe('admin API: cmdlets over HTTP', () => {
+for (const engine of ENGINES) describe(`admin API: cmdlets over HTTP on ${engine.name}`, () => {
+  const serve = (options: Partial<AdminRouteOptions> = {}) => serveOn(options, engine);
   it('lists the cmdlets with their parameters', async () => {
     const s = await serve();
     const list = await s.call('GET', '/admin/cmdlets');
@@ -233,7 +256,28 @@ describe('admin API: cmdlets over HTTP', () => {
     });
     // the route's listener failing does not fail the change
     const failing = await serve({ onSettingsChanged: () => { throw new Error('listener broke'); } });
-    assert.equal((await failing.run('New-CsSite', { Identity: 'Paris' })).status, 200);
+    assert.equal((await failing.run('New-CsClientPolicy', { Identity: 'Tag:Paris' })).status, 200);
+    assert.equal((await failing.run('Get-CsClientPolicy', { Identity: 'tag:paris' })).json?.results[0].Identity, 'Tag:Paris');
+  });
+
+  it('creates, grants, refuses to remove while granted, and removes a tag policy; each change audited', async () => {
+    let changes = 0;
+    const s = await serve({ onSettingsChanged: () => changes++ });
+    await addTestUser(s.sql, 'erin@parley.test');
+    assert.equal((await s.run('New-CsExternalAccessPolicy', { Identity: 'Tag:Partners', EnableFederationAccess: true })).status, 200);
+    assert.equal((await s.run('Grant-CsExternalAccessPolicy', { Identity: 'erin', PolicyName: 'partners' })).status, 200);
+    assert.equal((await effectiveSettings(s.sql, 'erin@parley.test')).sources.ExternalAccessPolicy, 'Tag:Partners');
+    assertProblem(await s.run('Remove-CsExternalAccessPolicy', { Identity: 'Tag:Partners' }), 409, 'POLICY_IN_USE', /granted to 1 user/);
+    assert.equal((await s.run('Grant-CsExternalAccessPolicy', { Identity: 'erin', PolicyName: null })).status, 200);
+    assert.equal((await s.run('Remove-CsExternalAccessPolicy', { Identity: 'Tag:Partners' })).status, 200);
+    assert.equal((await effectiveSettings(s.sql, 'erin@parley.test')).sources.ExternalAccessPolicy, 'Global');
+    assertProblem(await s.run('Grant-CsExternalAccessPolicy', { Identity: 'nobody', PolicyName: null }), 404, 'USER_NOT_FOUND');
+    const audit = await s.run('Get-CsAdminAudit', { Identity: 'erin@*' });
+    assert.deepEqual(audit.json?.results.map((e: Record<string, unknown>) => [e.Property, e.OldValue, e.NewValue]), [
+      ['ExternalAccessPolicy', null, 'Tag:Partners'], ['ExternalAccessPolicy', 'Tag:Partners', null],
+    ]);
+    assert.deepEqual((await s.run('Get-CsAdminAudit', { Last: 1 })).json?.results.map((e: Record<string, unknown>) => [e.Identity, e.NewValue]), [['Tag:Partners', 'removed']]);
+    assert.equal(changes, 4, 'the listener hears of every change, not of a Get- or a refusal');
   });
 
   it('answers mistakes as problem JSON with the status of each', async () => {

@@ -12,7 +12,7 @@ import { makeProblem } from '../../src/admin/http/problem.ts';
 import { DIRECTORY_MIGRATIONS } from '../../src/directory/index.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { SETTINGS_MIGRATIONS } from '../../src/settings/index.ts';
-import { openDatabase, runMigrations } from '../../src/storage/index.ts';
+import { openDatabase, runMigrations, sqliteSql } from '../../src/storage/index.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'parley-admin-remote-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -26,7 +26,7 @@ async function setup() {
   const dataDir = join(root, `data-${++dirs}`);
   const db = openDatabase(dataDir);
   runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS]);
-  const route = createAdminRoute({ db, logger: createLogger('silent'), token: TOKEN, domain: 'parley.test', product: 'Parley/test' });
+  const route = createAdminRoute({ sql: sqliteSql(db), db, logger: createLogger('silent'), token: TOKEN, domain: 'parley.test', product: 'Parley/test' });
   const server = http.createServer((req, res) => {
     if (!route.handle(req, res, new URL(req.url ?? '/', 'http://localhost'))) {
       res.writeHead(404, { 'content-type': 'text/plain' });

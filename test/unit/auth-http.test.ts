@@ -3,10 +3,12 @@
 // the cache of verified passwords and what invalidates it.
 import assert from 'node:assert/strict';
 import type http from 'node:http';
-import { describe, it } from 'node:test';
+import { after, afterEach, beforeEach, describe, it } from 'node:test';
 import { BasicSignIn, FairQueue, SignInGuard } from '../../src/auth/index.ts';
 import { DIRECTORY_MIGRATIONS, addUser, removeUser, setPassword } from '../../src/directory/index.ts';
-import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
+import { migrate } from '../../src/storage/index.ts';
+import type { SqlDatabase } from '../../src/storage/index.ts';
+import { closeTestPostgres, ENGINES } from '../harness/engines.ts';
 
 /** A job that runs until the test settles it, recording when it started. */
 function controlled(log: string[], name: string) {
@@ -88,19 +90,26 @@ class CountingQueue extends FairQueue {
   }
 }
 
-async function signInSetup(opts: { cacheMs?: number; trustedProxies?: string[] } = {}) {
-  const db = openMemoryDatabase();
-  runMigrations(db, [DIRECTORY_MIGRATIONS]);
-  await addUser(db, { address: 'alice@parley.test', password: 'alice-pw' });
-  const guard = new SignInGuard({ sourceThreshold: 3, accountThreshold: 100, windowMs: 600_000, durationMs: 60_000, maxDurationMs: 600_000 });
-  const queue = new CountingQueue({ concurrency: 2, maxQueued: 16, maxPerSource: 4 });
-  const signIn = new BasicSignIn({ db, domain: 'parley.test', guard, queue, ...opts });
-  return { db, guard, queue, signIn };
-}
+after(() => closeTestPostgres());
 
-describe('HTTP Basic sign-in', () => {
+for (const engine of ENGINES) describe(`HTTP Basic sign-in on ${engine.name}`, () => {
+  let db: SqlDatabase;
+  beforeEach(async () => {
+    db = await engine.open();
+    await migrate(db, [DIRECTORY_MIGRATIONS]);
+    await addUser(db, { address: 'alice@parley.test', password: 'alice-pw' });
+  });
+  afterEach(() => db.close());
+
+  function signInSetup(opts: { cacheMs?: number; trustedProxies?: string[] } = {}) {
+    const guard = new SignInGuard({ sourceThreshold: 3, accountThreshold: 100, windowMs: 600_000, durationMs: 60_000, maxDurationMs: 600_000 });
+    const queue = new CountingQueue({ concurrency: 2, maxQueued: 16, maxPerSource: 4 });
+    const signIn = new BasicSignIn({ sql: db, domain: 'parley.test', guard, queue, ...opts });
+    return { guard, queue, signIn };
+  }
+
   it('counts wrong passwords and unknown users alike, then refuses the source before hashing, the right password too', async () => {
-    const { signIn, queue } = await signInSetup();
+    const { signIn, queue } = signInSetup();
     assert.deepEqual(await signIn.authenticate(request('192.0.2.7', 'alice', 'wrong')), { ok: false, status: 401 });
     assert.deepEqual(await signIn.authenticate(request('192.0.2.7', 'nobody', 'x')), { ok: false, status: 401 });
     assert.deepEqual(await signIn.authenticate(request('192.0.2.7')), { ok: false, status: 401 }, 'no credentials: not a failure');
@@ -115,8 +124,8 @@ describe('HTTP Basic sign-in', () => {
 
   it('remembers a verified password until it changes, the user goes, or the time is up', async () => {
     let now = 1_800_000_000_000;
-    const { db, queue } = await signInSetup();
-    const clocked = new BasicSignIn({ db, domain: 'parley.test', queue, cacheMs: 60_000, now: () => now });
+    const { queue } = signInSetup();
+    const clocked = new BasicSignIn({ sql: db, domain: 'parley.test', queue, cacheMs: 60_000, now: () => now });
     const alice = () => clocked.authenticate(request('192.0.2.8', 'alice', 'alice-pw'));
     assert.equal((await alice()).ok, true);
     assert.equal((await alice()).ok, true);
@@ -132,12 +141,12 @@ describe('HTTP Basic sign-in', () => {
     now += 60_001;
     assert.equal((await clocked.authenticate(request('192.0.2.8', 'alice', 'new-pw'))).ok, true);
     assert.equal(queue.hashes, before + 1, 'checked again once the time was up');
-    removeUser(db, 'alice@parley.test');
+    await removeUser(db, 'alice@parley.test');
     assert.equal((await clocked.authenticate(request('192.0.2.8', 'alice', 'new-pw'))).ok, false, 'a removed user');
   });
 
   it('counts the client a trusted proxy names, and the peer otherwise', async () => {
-    const { signIn, guard } = await signInSetup({ trustedProxies: ['127.0.0.1'] });
+    const { signIn, guard } = signInSetup({ trustedProxies: ['127.0.0.1'] });
     for (let i = 0; i < 3; i++) await signIn.authenticate(request('127.0.0.1', 'alice', 'wrong', { 'x-forwarded-for': '203.0.113.9' }));
     assert.equal(guard.check('203.0.113.9')?.kind, 'source');
     assert.equal(guard.check('127.0.0.1'), undefined, 'the proxy itself is not locked out');

@@ -4,10 +4,11 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { after, afterEach, beforeEach, describe, it } from 'node:test';
 import pino from 'pino';
 import { runAdminCommand } from '../../src/admin/index.ts';
-import { AUTH_MIGRATIONS, Authenticator, LockoutKeeper, SignInGuard, clearLockout, listLockouts, sourceKey } from '../../src/auth/index.ts';
+import { AUTH_MIGRATIONS, Authenticator, FAMILIAR_MS, LockoutKeeper, SignInGuard, clearLockout, listLockouts, purgeExpiredLockoutBatch, sourceKey } from '../../src/auth/index.ts';
+import { listFamiliarSources, saveGuardChanges } from '../../src/auth/lockout-store.ts';
 import type { LockoutPolicy, LockoutState, Refusal } from '../../src/auth/index.ts';
 import { httpSource } from '../../src/auth/source.ts';
 import { DIRECTORY_MIGRATIONS } from '../../src/directory/index.ts';
@@ -15,7 +16,9 @@ import { ConfigError, loadConfig } from '../../src/server/config.ts';
 import { SETTINGS_MIGRATIONS, listAudit, recordAudit } from '../../src/settings/index.ts';
 import { NonceIssuer, answerChallenge, challenges, computeHa1, formatAuthField, parseMessage } from '../../src/sip/index.ts';
 import type { SipRequest } from '../../src/sip/index.ts';
-import { openDatabase, runMigrations } from '../../src/storage/index.ts';
+import { migrate, openDatabase, runMigrations, sqliteSql } from '../../src/storage/index.ts';
+import type { MigrationSet, Sql, SqlDatabase } from '../../src/storage/index.ts';
+import { closeTestPostgres, ENGINES } from '../harness/engines.ts';
 
 const S = 1000;
 const POLICY: LockoutPolicy = { sourceThreshold: 3, accountThreshold: 5, windowMs: 600 * S, durationMs: 60 * S, maxDurationMs: 300 * S };
@@ -200,7 +203,7 @@ describe('SIP digest with the guard', () => {
   const nonces = new NonceIssuer({ secret: Buffer.alloc(32, 7), lifetimeSeconds: 60, now: () => now });
   const { guard } = guardWith();
   const ha1 = { MD5: computeHa1('MD5', 'alice', realm, 'alice-pw'), 'SHA-256': computeHa1('SHA-256', 'alice', realm, 'alice-pw') };
-  const auth = new Authenticator({ realm, nonces, algorithms: ['SHA-256', 'MD5'], findAccount: (u) => (u === 'alice' ? { address: 'alice@parley.test', ha1 } : undefined), guard });
+  const auth = new Authenticator({ realm, nonces, algorithms: ['SHA-256', 'MD5'], findAccount: async (u) => (u === 'alice' ? { address: 'alice@parley.test', ha1 } : undefined), guard });
   const register = (authorization?: string): SipRequest =>
     parseMessage(Buffer.from(
       [
@@ -215,26 +218,26 @@ describe('SIP digest with the guard', () => {
     return formatAuthField(answerChallenge(challenge, { username: user, password, method: 'REGISTER', uri: `sip:${realm}` }));
   };
 
-  it('counts wrong passwords and unknown users, not challenges nor stale nonces, and refuses a locked source with 403', () => {
-    for (let i = 0; i < 5; i++) assert.equal(auth.authenticate(register(), 'registrar', '192.0.2.7').ok, false, 'a challenge');
+  it('counts wrong passwords and unknown users, not challenges nor stale nonces, and refuses a locked source with 403', async () => {
+    for (let i = 0; i < 5; i++) assert.equal((await auth.authenticate(register(), 'registrar', '192.0.2.7')).ok, false, 'a challenge');
     const stale = answer('alice', 'alice-pw');
     now += 61_000;
-    const staleOutcome = auth.authenticate(register(stale), 'registrar', '192.0.2.7');
+    const staleOutcome = (await auth.authenticate(register(stale), 'registrar', '192.0.2.7'));
     assert.ok(!staleOutcome.ok && staleOutcome.status === 401, 'stale: challenged again');
-    const borrowed = auth.authenticate(register(answer('alice', 'a guess', '192.0.2.99')), 'registrar', '192.0.2.7');
+    const borrowed = (await auth.authenticate(register(answer('alice', 'a guess', '192.0.2.99')), 'registrar', '192.0.2.7'));
     assert.ok(!borrowed.ok && borrowed.status === 401, "another address's nonce: challenged again, the password not even looked at");
     assert.equal(guard.entries().length, 0, 'neither a challenge, a stale nonce nor a borrowed one is a failure');
 
-    const wrong = auth.authenticate(register(answer('alice', 'guess')), 'registrar', '192.0.2.7');
+    const wrong = (await auth.authenticate(register(answer('alice', 'guess')), 'registrar', '192.0.2.7'));
     assert.ok(!wrong.ok && wrong.status === 403 && /authentication failed/.test(wrong.warning));
-    auth.authenticate(register(answer('nobody', 'guess')), 'registrar', '192.0.2.7');
+    (await auth.authenticate(register(answer('nobody', 'guess')), 'registrar', '192.0.2.7'));
     assert.equal(guard.check('192.0.2.7'), undefined);
-    auth.authenticate(register(answer('alice', 'guess 2')), 'registrar', '192.0.2.7');
-    const locked = auth.authenticate(register(answer('alice', 'alice-pw')), 'registrar', '192.0.2.7');
+    (await auth.authenticate(register(answer('alice', 'guess 2')), 'registrar', '192.0.2.7'));
+    const locked = (await auth.authenticate(register(answer('alice', 'alice-pw')), 'registrar', '192.0.2.7'));
     assert.deepEqual(locked, { ok: false, status: 403, warning: 'too many failed sign-ins from 192.0.2.7; try again in 60 s', headers: [] });
-    const unchallenged = auth.authenticate(register(), 'registrar', '192.0.2.7');
+    const unchallenged = (await auth.authenticate(register(), 'registrar', '192.0.2.7'));
     assert.ok(!unchallenged.ok && unchallenged.status === 403, 'no challenge for a locked source either');
-    assert.deepEqual(auth.authenticate(register(answer('alice', 'alice-pw', '192.0.2.8')), 'registrar', '192.0.2.8'), { ok: true, address: 'alice@parley.test' });
+    assert.deepEqual((await auth.authenticate(register(answer('alice', 'alice-pw', '192.0.2.8')), 'registrar', '192.0.2.8')), { ok: true, address: 'alice@parley.test' });
     assert.deepEqual(guard.familiarSources('alice@parley.test').map((f) => f.source), ['192.0.2.8']);
   });
 });
@@ -263,69 +266,107 @@ function dataDir(): string {
   return dir;
 }
 
-function keeperOn(dir: string, clock = clockAt()) {
-  const db = openDatabase(dir);
-  const keeper = new LockoutKeeper({
-    db,
+/** Where the keeper's audit rows go in these tests: a table of their own, written through the keeper's transaction. */
+const TEST_AUDIT: MigrationSet = { capability: 'test-audit', migrations: [{ id: '001', up: 'CREATE TABLE test_audit (identity TEXT NOT NULL, property TEXT NOT NULL, new_value TEXT)' }] };
+
+function keeperOn(sql: Sql, clock = clockAt(), audit?: ConstructorParameters<typeof LockoutKeeper>[0]['audit']) {
+  return new LockoutKeeper({
+    sql,
     policy: POLICY,
     logger: pino({ level: 'silent' }),
-    audit: (identity, property, oldValue, newValue) => recordAudit(db, { actor: 'system', cmdlet: 'sign-in guard', now: clock.now }, identity, property, oldValue, newValue),
+    audit: audit ?? (async (tx, identity, property, _old, newValue) => void (await tx.run('INSERT INTO test_audit (identity, property, new_value) VALUES (?, ?, ?)', [identity, property, newValue]))),
     pollMs: 60_000, // the test calls tick() itself
     now: clock.now,
   });
-  return { db, keeper, clock };
 }
 
-describe('the lockout keeper', () => {
-  it('audits at most 100 lockouts one by one per round, and counts the rest in one row', () => {
-    const { db, keeper } = keeperOn(dataDir());
-    keeper.start();
+const audited = async (sql: Sql) =>
+  (await sql.all<{ identity: string; property: string; new_value: string | null }>('SELECT identity, property, new_value FROM test_audit')).map((r) => ({ identity: r.identity, property: r.property, new_value: r.new_value }));
+
+after(() => closeTestPostgres());
+
+for (const engine of ENGINES) describe(`the lockout keeper on ${engine.name}`, () => {
+  let sql: SqlDatabase;
+  beforeEach(async () => {
+    sql = await engine.open();
+    await migrate(sql, [AUTH_MIGRATIONS, TEST_AUDIT]);
+  });
+  afterEach(() => sql.close());
+
+  it('audits at most 100 lockouts one by one per round, and counts the rest in one row', async () => {
+    const keeper = keeperOn(sql);
+    await keeper.start();
     for (let i = 0; i < 105; i++) failTimes(keeper.guard, 3, `192.0.2.${i}`);
-    keeper.tick();
-    const audit = listAudit(db);
+    await keeper.tick();
+    const audit = await audited(sql);
     assert.equal(audit.length, 101);
-    assert.deepEqual([audit[100]?.identity, audit[100]?.newValue], ['*', '5 more lockouts within a second; see Get-CsAuthLockout -Locked']);
-    assert.equal(listLockouts(db).length, 105);
-    keeper.close();
-    db.close();
+    assert.deepEqual([audit[100]?.identity, audit[100]?.new_value], ['*', '5 more lockouts within a second; see Get-CsAuthLockout -Locked']);
+    assert.equal((await listLockouts(sql)).length, 105);
+    await keeper.close();
   });
 
-  it('writes counts and lockouts with their audit rows each round; keeps them over a restart; hears of clears by other processes', () => {
-    const dir = dataDir();
-    const { db, keeper, clock } = keeperOn(dir);
-    keeper.start();
+  it('writes counts, familiar sources and lockouts with their audit rows each round; keeps them over a restart; hears of clears by other processes', async () => {
+    const clock = clockAt();
+    const keeper = keeperOn(sql, clock);
+    await keeper.start();
     try {
       failTimes(keeper.guard, 3, '192.0.2.7');
       keeper.guard.failed('192.0.2.8');
-      assert.deepEqual(listLockouts(db), [], 'written by the round, not by the request');
-      keeper.tick();
-      assert.deepEqual(listLockouts(db).map((s) => `${s.key} ${s.failures} ${s.lockedUntil}`), [`192.0.2.7 3 ${clock.now() + 60 * S}`, '192.0.2.8 1 0']);
-      const audit = listAudit(db);
-      assert.deepEqual(audit.map((e) => [e.actor, e.cmdlet, e.identity, e.property, e.oldValue, e.newValue]), [
-        ['system', 'sign-in guard', 'Source:192.0.2.7', 'LockedUntil', null, new Date(clock.now() + 60 * S).toISOString()],
-      ]);
-      keeper.tick();
-      assert.equal(listAudit(db).length, 1, 'audited once');
+      keeper.guard.succeeded('alice@parley.test', '192.0.2.9');
+      assert.deepEqual(await listLockouts(sql), [], 'written by the round, not by the request');
+      await keeper.tick();
+      assert.deepEqual((await listLockouts(sql)).map((s) => `${s.key} ${s.failures} ${s.lockedUntil}`), [`192.0.2.7 3 ${clock.now() + 60 * S}`, '192.0.2.8 1 0']);
+      assert.deepEqual(await audited(sql), [{ identity: 'Source:192.0.2.7', property: 'LockedUntil', new_value: new Date(clock.now() + 60 * S).toISOString() }]);
+      await keeper.tick();
+      assert.equal((await audited(sql)).length, 1, 'audited once');
 
-      // a restart: the new keeper still refuses the locked source
-      keeper.close();
-      const restarted = keeperOn(dir, clock);
-      restarted.keeper.start();
-      assert.equal(restarted.keeper.guard.check('192.0.2.7')?.kind, 'source');
-      // cleared by another process (another connection): the next tick forgets it
-      const other = openDatabase(dir);
-      assert.equal(clearLockout(other, 'source', '192.0.2.7', clock.now())?.failures, 3);
-      other.close();
-      assert.equal(restarted.keeper.guard.check('192.0.2.7')?.kind, 'source', 'not before the tick');
-      restarted.keeper.tick();
-      assert.equal(restarted.keeper.guard.check('192.0.2.7'), undefined);
-      assert.deepEqual(listLockouts(restarted.db).map((s) => s.key), ['192.0.2.8']);
-      restarted.keeper.close();
-      restarted.db.close();
+      // a restart: the new keeper still refuses the locked source and knows the familiar one
+      await keeper.close();
+      const restarted = keeperOn(sql, clock);
+      await restarted.start();
+      assert.equal(restarted.guard.check('192.0.2.7')?.kind, 'source');
+      assert.deepEqual(restarted.guard.familiarSources('alice@parley.test').map((f) => f.source), ['192.0.2.9']);
+      // cleared by another process (written to the clear log only): the next tick forgets it
+      assert.equal((await clearLockout(sql, 'source', '192.0.2.7', clock.now()))?.failures, 3);
+      assert.equal(restarted.guard.check('192.0.2.7')?.kind, 'source', 'not before the tick');
+      await restarted.tick();
+      assert.equal(restarted.guard.check('192.0.2.7'), undefined);
+      assert.deepEqual((await listLockouts(sql)).map((s) => s.key), ['192.0.2.8']);
+      assert.equal(await clearLockout(sql, 'source', '192.0.2.7', clock.now()), undefined, 'nothing left to clear');
+      await restarted.close();
     } finally {
-      keeper.close();
-      db.close();
+      await keeper.close();
     }
+  });
+
+  it('keeps the later sign-in time of a familiar source, and the retention sweep purges what expired in batches', async () => {
+    const t = 1_800_000_000_000;
+    const familiar = (account: string, source: string, at: number) => ({ saved: [], removed: [], familiar: [{ account, source, at }] });
+    await saveGuardChanges(sql, familiar('alice@parley.test', '192.0.2.9', t), 0);
+    await saveGuardChanges(sql, familiar('alice@parley.test', '192.0.2.9', t - 1000), 0);
+    assert.deepEqual(await listFamiliarSources(sql, 0), [{ account: 'alice@parley.test', source: '192.0.2.9', at: t }], 'an older time does not move it back');
+    await saveGuardChanges(sql, familiar('bob@parley.test', '192.0.2.10', t - 40 * 86_400_000), 0);
+    const states = [1, 2, 3].map((i) => ({ kind: 'source' as const, key: `192.0.2.${i}`, failures: 1, lastFailure: t - 700 * S, lockedUntil: 0, lockouts: 0 }));
+    await saveGuardChanges(sql, { saved: [...states, { kind: 'account', key: 'carol@parley.test', failures: 3, lastFailure: t, lockedUntil: t + 60 * S, lockouts: 1 }], removed: [], familiar: [] }, 0);
+    await clearLockout(sql, 'source', '192.0.2.3', t - 11 * 60 * S);
+    // two stale counts and the old clear (the 3rd count went with the clear), one old familiar source
+    assert.equal(await purgeExpiredLockoutBatch(sql, t, POLICY.windowMs, FAMILIAR_MS, 1), 3, 'at most one row of each table');
+    assert.equal(await purgeExpiredLockoutBatch(sql, t, POLICY.windowMs, FAMILIAR_MS, 1), 1);
+    assert.equal(await purgeExpiredLockoutBatch(sql, t, POLICY.windowMs, FAMILIAR_MS, 1), 0);
+    assert.deepEqual((await listLockouts(sql)).map((l) => l.key), ['carol@parley.test'], 'a running lockout stays');
+    assert.deepEqual((await listFamiliarSources(sql, 0)).map((f) => f.account), ['alice@parley.test']);
+  });
+
+  it('keeps what it could not write for the next round', async () => {
+    const keeper = keeperOn(sql, clockAt(), async () => {
+      throw new Error('the audit log is unavailable');
+    });
+    await keeper.start();
+    failTimes(keeper.guard, 3, '192.0.2.7');
+    await assert.rejects(keeper.flush(), /the audit log is unavailable/);
+    assert.deepEqual(await listLockouts(sql), [], 'the transaction was rolled back');
+    await keeper.close(); // logs the failure again, does not throw
+    assert.deepEqual(await listLockouts(sql), []);
   });
 });
 
@@ -340,12 +381,14 @@ describe('Get-/Clear-CsAuthLockout', () => {
   it('lists what the guard recorded, clears it with an audit row per property, and says what is wrong', async () => {
     const dir = dataDir();
     const clock = clockAt(Date.now());
-    const { db, keeper } = keeperOn(dir, clock);
-    keeper.start();
+    const db = openDatabase(dir);
+    const sql = sqliteSql(db);
+    const keeper = keeperOn(sql, clock, (tx, identity, property, oldValue, newValue) => recordAudit(tx, { actor: 'system', cmdlet: 'sign-in guard', now: clock.now }, identity, property, oldValue, newValue));
+    await keeper.start();
     failTimes(keeper.guard, 3, '192.0.2.7', 'alice@parley.test');
     failTimes(keeper.guard, 2, '2001:db8:1:2::5', 'alice@parley.test');
-    keeper.close();
-    db.close();
+    await keeper.close();
+    await sql.close();
 
     const all = JSON.parse((await admin(dir, '--json', 'Get-CsAuthLockout')).text) as Array<Record<string, unknown>>;
     assert.deepEqual(all.map((r) => [r.Identity, r.Source, r.Failures, r.LockedUntil !== null, r.Lockouts]), [

@@ -2,14 +2,16 @@
 // answers, and against Parley's EWS service in-process through a fetch stand-in.
 
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { MailboxReader } from '../../src/client/index.ts';
 import type { FetchLike } from '../../src/client/index.ts';
 import { ClientError } from '../../src/client/errors.ts';
 import { htmlToText } from '../../src/client/ews-soap.ts';
 import { MAILBOX_MIGRATIONS } from '../../src/mailbox/index.ts';
 import { answerEws } from '../../src/mailbox/ews/service.ts';
-import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
+import type { Sql } from '../../src/storage/index.ts';
+import { migrate } from '../../src/storage/index.ts';
+import { ENGINES, closeTestPostgres } from '../harness/engines.ts';
 import { childElement, childText, parseXml } from '../../src/xml/index.ts';
 import type { XmlElement } from '../../src/xml/index.ts';
 
@@ -129,14 +131,13 @@ describe('MailboxReader requests and answers', () => {
 });
 
 /** Parley's EWS service in-process: the reader's requests go to answerEws as the Basic user. */
-function parleyEws() {
-  const db = openMemoryDatabase();
-  runMigrations(db, [MAILBOX_MIGRATIONS]);
+async function parleyEws(sql: Sql) {
+  await migrate(sql, [MAILBOX_MIGRATIONS]);
   let t = 1_700_000_000_000;
-  const opts = { db, domain: 'parley.test', userExists: (a: string) => a === 'alice@parley.test', now: () => (t += 1000) };
+  const opts = { sql, domain: 'parley.test', userExists: async (a: string) => a === 'alice@parley.test', now: () => (t += 1000) };
   const fetch: FetchLike = async (_url, init) => {
     const credentials = Buffer.from(init.headers.authorization?.replace(/^Basic /, '') ?? '', 'base64').toString('utf8');
-    const answer = answerEws(opts, credentials.slice(0, credentials.indexOf(':')), parseXml(init.body));
+    const answer = await answerEws(opts, credentials.slice(0, credentials.indexOf(':')), parseXml(init.body));
     return { status: answer.status, text: async () => answer.xml };
   };
   const save = (itemClass: string, subject: string, body: string) =>
@@ -151,9 +152,12 @@ function parleyEws() {
   return { fetch, save };
 }
 
-describe("MailboxReader against Parley's EWS service in-process", () => {
-  it('lists, reads and marks read the missed conversations only', async () => {
-    const ews = parleyEws();
+after(closeTestPostgres);
+for (const engine of ENGINES) describe(`MailboxReader against Parley's EWS service in-process on ${engine.name}`, () => {
+  it('lists, reads and marks read the missed conversations only', async (t) => {
+    const sql = await engine.open();
+    t.after(() => sql.close());
+    const ews = await parleyEws(sql);
     await ews.save('IPM.Note.Microsoft.Missed', 'first', '&lt;p&gt;one&lt;/p&gt;');
     await ews.save('IPM.Note.Microsoft.Conversation', 'saved', 'x');
     await ews.save('IPM.Note.Microsoft.Missed', 'second', '&lt;p&gt;two &amp;amp; more&lt;/p&gt;');

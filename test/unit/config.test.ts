@@ -33,6 +33,13 @@ describe('server configuration', () => {
     assert.equal(c.registrar.maxExpires, DEFAULT_CONFIG.registrar.maxExpires);
   });
 
+  it('keeps state in SQLite unless database names PostgreSQL, from the file or --database', () => {
+    assert.equal(loadConfig(undefined, {}).database, null);
+    assert.equal(loadConfig(file('{"database": "postgres://parley@db.example.com/parley"}'), {}).database, 'postgres://parley@db.example.com/parley');
+    assert.equal(loadConfig(undefined, { database: 'postgresql:///parley?host=/var/run/postgresql' }).database, 'postgresql:///parley?host=/var/run/postgresql');
+    assert.throws(() => loadConfig(file('{"database": "mysql://db/parley"}'), {}), /config\.database must be a PostgreSQL address such as "postgres:\/\/parley@db\.example\.com\/parley", or null for SQLite/);
+  });
+
   it('is frozen after start-up', () => {
     const c = loadConfig(undefined, {});
     assert.throws(() => {

@@ -126,6 +126,20 @@ describe('repeating timer', () => {
     clock.advance(5000);
     assert.equal(runs.length, 3);
   });
+
+  it('skips the runs that come while an asynchronous run is pending; its rejection goes to onError', async () => {
+    const clock = new ManualTimers();
+    const runs: Array<{ finish(error?: Error): void }> = [];
+    const errors: unknown[] = [];
+    repeat(clock, 1000, () => new Promise<void>((resolve, reject) => runs.push({ finish: (error) => (error === undefined ? resolve() : reject(error)) })), (err) => errors.push(err));
+    clock.advance(3000);
+    assert.equal(runs.length, 1, 'the first run is still pending (a slow database): no second one beside it');
+    runs[0]!.finish(new Error('the database went away'));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(errors.map((e) => (e as Error).message), ['the database went away']);
+    clock.advance(1000);
+    assert.equal(runs.length, 2, 'the next run comes all the same');
+  });
 });
 
 describe('notifier (RFC 6665 §4.2.2)', () => {

@@ -34,6 +34,10 @@ export class FakeSipServer {
   /** everything the UA wrote, as text */
   readonly wire: string[] = [];
   pings = 0;
+  /** answer CRLFCRLF pings with a CRLF pong (RFC 5626 §4.4.1); default false */
+  pongs = false;
+  /** answer OPTIONS (the keep-alive where CRLF gets no pong) with 200 at once, not handing them to the test; default false */
+  answersOptions = false;
   readonly #framer = new StreamFramer();
   readonly #waiters: Array<(message: SipMessage) => void> = [];
   readonly #framing: Framing;
@@ -66,13 +70,25 @@ export class FakeSipServer {
   #receive(data: Buffer): void {
     this.wire.push(data.toString());
     const messages: SipMessage[] = [];
-    if (this.#framing === 'message') messages.push(parseMessage(data));
-    else
+    if (this.#framing === 'message') {
+      // a CRLFCRLF frame is a keep-alive ping (RFC 5626 read for WebSocket), answered when pongs are on
+      if (data.toString('latin1') === '\r\n\r\n') {
+        this.pings++;
+        if (this.pongs) queueMicrotask(() => this.inject('\r\n'));
+      } else messages.push(parseMessage(data));
+    } else
       for (const event of this.#framer.push(data)) {
         if (event.type === 'message') messages.push(event.message);
-        else if (event.type === 'ping') this.pings++;
+        else if (event.type === 'ping') {
+          this.pings++;
+          if (this.pongs) queueMicrotask(() => this.inject('\r\n'));
+        }
       }
     for (const message of messages) {
+      if (this.answersOptions && message.kind === 'request' && message.method === 'OPTIONS') {
+        queueMicrotask(() => this.reply(message, 200));
+        continue;
+      }
       const waiter = this.#waiters.shift();
       if (waiter === undefined) this.received.push(message);
       else waiter(message);

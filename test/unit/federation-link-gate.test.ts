@@ -12,7 +12,7 @@ import { createLogger } from '../../src/observability/logger.ts';
 import { EXTERNAL_ACCESS_POLICY, SETTINGS_MIGRATIONS, createInstance, grantPolicy } from '../../src/settings/index.ts';
 import type { Flow, PartnerPeer } from '../../src/sip/index.ts';
 import type { Database } from '../../src/storage/index.ts';
-import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
+import { openMemoryDatabase, runMigrations, sqliteSql } from '../../src/storage/index.ts';
 
 const change = { actor: 'test', cmdlet: 'test', now: () => 1000 };
 const OWN = 'org-a.test';
@@ -20,10 +20,10 @@ const OWN = 'org-a.test';
 async function fresh(): Promise<Database> {
   const db = openMemoryDatabase();
   runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, FEDERATION_MIGRATIONS]);
-  await addUser(db, { address: `alice@${OWN}`, password: 'pw-alice-1' });
-  await addUser(db, { address: `bob@${OWN}`, password: 'pw-bob-1' });
-  createInstance(db, EXTERNAL_ACCESS_POLICY, { scope: 'tag', name: 'Federated' }, { EnableFederationAccess: true }, change);
-  grantPolicy(db, EXTERNAL_ACCESS_POLICY, `alice@${OWN}`, 'Federated', change);
+  await addUser(sqliteSql(db), { address: `alice@${OWN}`, password: 'pw-alice-1' });
+  await addUser(sqliteSql(db), { address: `bob@${OWN}`, password: 'pw-bob-1' });
+  await createInstance(sqliteSql(db), EXTERNAL_ACCESS_POLICY, { scope: 'tag', name: 'Federated' }, { EnableFederationAccess: true }, change);
+  await grantPolicy(sqliteSql(db), EXTERNAL_ACCESS_POLICY, `alice@${OWN}`, 'Federated', change);
   updateAccessEdge(db, { AllowFederatedUsers: true }, change);
   return db;
 }

@@ -9,7 +9,7 @@ import {
 import type { FederationDecision } from '../../src/federation/index.ts';
 import { EXTERNAL_ACCESS_POLICY, GLOBAL, SETTINGS_MIGRATIONS, SettingsError, createInstance, grantPolicy, listAudit, updateInstance } from '../../src/settings/index.ts';
 import type { Database } from '../../src/storage/index.ts';
-import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
+import { openMemoryDatabase, runMigrations, sqliteSql } from '../../src/storage/index.ts';
 
 const change = { actor: 'test', cmdlet: 'test', now: () => 1000 };
 const code = (c: string) => (e: unknown) => e instanceof SettingsError && e.code === c;
@@ -96,10 +96,10 @@ describe('federationDecision and partnerRoute', () => {
   let db: Database;
   before(async () => {
     db = fresh();
-    await addUser(db, { address: 'alice@parley.test', password: 'pw' });
-    await addUser(db, { address: 'bob@parley.test', password: 'pw' });
-    createInstance(db, EXTERNAL_ACCESS_POLICY, { scope: 'tag', name: 'Federated' }, { EnableFederationAccess: true }, change);
-    grantPolicy(db, EXTERNAL_ACCESS_POLICY, 'alice@parley.test', 'Federated', change);
+    await addUser(sqliteSql(db), { address: 'alice@parley.test', password: 'pw' });
+    await addUser(sqliteSql(db), { address: 'bob@parley.test', password: 'pw' });
+    await createInstance(sqliteSql(db), EXTERNAL_ACCESS_POLICY, { scope: 'tag', name: 'Federated' }, { EnableFederationAccess: true }, change);
+    await grantPolicy(sqliteSql(db), EXTERNAL_ACCESS_POLICY, 'alice@parley.test', 'Federated', change);
     addDomain(db, 'allowed', 'partner.example', { ProxyFqdn: 'sip.partner.example:5061' }, change);
     addDomain(db, 'allowed', 'srv.example', {}, change);
     addDomain(db, 'blocked', 'spam.example', {}, change);
@@ -129,11 +129,11 @@ describe('federationDecision and partnerRoute', () => {
     assert.equal(refusal(ask('alice@parley.test', 'not a domain')), 'BAD_DOMAIN');
   });
 
-  it('with partner discovery, reaches unlisted domains but never blocked ones; a changed policy applies at once', () => {
+  it('with partner discovery, reaches unlisted domains but never blocked ones; a changed policy applies at once', async () => {
     updateAccessEdge(db, { EnablePartnerDiscovery: true }, change);
     assert.deepEqual(ask('alice@parley.test', 'other.example'), { allowed: true, domain: 'other.example', route: { kind: 'dns-srv', domain: 'other.example' } });
     assert.equal(refusal(ask('alice@parley.test', 'spam.example')), 'DOMAIN_BLOCKED');
-    updateInstance(db, EXTERNAL_ACCESS_POLICY, GLOBAL, { EnableFederationAccess: true }, change);
+    await updateInstance(sqliteSql(db), EXTERNAL_ACCESS_POLICY, GLOBAL, { EnableFederationAccess: true }, change);
     assert.equal(refusal(ask('bob@parley.test', 'other.example')), 'allowed');
     assert.throws(() => ask('nobody@parley.test', 'other.example'), /does not exist/);
   });

@@ -36,10 +36,10 @@ describe('what a recorded message is', () => {
 describe('the group commit', () => {
   let db: Database;
   let sql: SqlDatabase;
-  beforeEach(() => {
+  beforeEach(async () => {
     db = openMemoryDatabase();
     sql = sqliteSql(db);
-    prepare(db);
+    await prepare(db);
   });
 
   it('keeps both directions in one conversation until the idle timeout, then opens a new one', async () => {
@@ -59,9 +59,9 @@ describe('the group commit', () => {
   });
 
   it('the shorter idle timeout of the two applies', async () => {
-    createSite(db, 'short');
-    createInstance(db, IM_CONFIGURATION, { scope: 'site', name: 'short' }, { ConversationIdleTimeout: 5 }, change);
-    setUserSite(db, BOB, 'short');
+    await createSite(sql, 'short');
+    await createInstance(sql, IM_CONFIGURATION, { scope: 'site', name: 'short' }, { ConversationIdleTimeout: 5 }, change);
+    await setUserSite(sql, BOB, 'short');
     await writeHistoryBatch(sql, [text('hi', T0)]);
     assert.equal((await listConversations(sql, ALICE, 0))[0]?.endsAt, T0 + 5000);
   });
@@ -106,14 +106,14 @@ describe('the group commit', () => {
   });
 
   it('keeps nothing for a pair where neither archives, unless a display is tracked', async () => {
-    createInstance(db, CLIENT_POLICY, { scope: 'tag', name: 'NoArchive' }, { EnableIMAutoArchiving: false }, change);
-    grantClientPolicy(db, ALICE, 'NoArchive', change);
-    grantClientPolicy(db, BOB, 'NoArchive', change);
+    await createInstance(sql, CLIENT_POLICY, { scope: 'tag', name: 'NoArchive' }, { EnableIMAutoArchiving: false }, change);
+    await grantClientPolicy(sql, ALICE, 'NoArchive', change);
+    await grantClientPolicy(sql, BOB, 'NoArchive', change);
     assert.equal((await writeHistoryBatch(sql, [text('not kept', T0), text('offline, not kept', T0 + 1, { outcome: 'spooled', entryId: 'sp-x' })])).recorded, 0);
     assert.equal((await listConversations(sql, ALICE, 0)).length, 0);
     assert.equal((await writeHistoryBatch(sql, [text('tracked', T0 + 2, { contentType: 'message/cpim', body: enc(cpimAsking('m9', 'tracked')) })])).recorded, 1);
     // one of the two archiving is enough
-    grantClientPolicy(db, BOB, null, change);
+    await grantClientPolicy(sql, BOB, null, change);
     assert.equal((await writeHistoryBatch(sql, [text('kept for bob', T0 + 3)])).recorded, 1);
   });
 
@@ -132,7 +132,7 @@ describe('the recorder', () => {
   it('in the loop: record() only queues; the window\'s batch is committed at once', async () => {
     const db = openMemoryDatabase();
     const sql = sqliteSql(db);
-    prepare(db);
+    await prepare(db);
     const recorder = new HistoryRecorder({ sql, logger, commitWindowMs: 10 });
     recorder.record(text('one', T0));
     recorder.record(text('two', T0 + 1, { sender: BOB, recipient: ALICE }));
@@ -147,7 +147,7 @@ describe('the recorder', () => {
     const dir = mkdtempSync(join(tmpdir(), 'parley-history-recorder-'));
     const db = openDatabase(dir);
     const sql = sqliteSql(db);
-    prepare(db);
+    await prepare(db);
     const recorder = new HistoryRecorder({ sql, logger, commitWindowMs: 10 });
     assert.equal(db.location(), join(dir, DATABASE_FILE));
     const datagram = Buffer.from('MESSAGE …\r\n\r\nhi there');

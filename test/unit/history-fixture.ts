@@ -8,7 +8,7 @@ import { OFFLINE_MIGRATIONS } from '../../src/offline/index.ts';
 import type { RecordedMessage } from '../../src/router/context.ts';
 import { GLOBAL, IM_CONFIGURATION, SETTINGS_MIGRATIONS, updateInstance } from '../../src/settings/index.ts';
 import type { Database } from '../../src/storage/index.ts';
-import { runMigrations } from '../../src/storage/index.ts';
+import { runMigrations, sqliteSql } from '../../src/storage/index.ts';
 
 export const change = { actor: 'test', cmdlet: 'test', now: () => 1 };
 export const logger = pino({ level: 'silent' });
@@ -18,12 +18,12 @@ export const BOB = 'bob@parley.test';
 export const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 
 /** The tables, alice, bob and carol (display names "Alice Example"…), a 60 s idle timeout and 30 s to read a message. */
-export function prepareHistoryDatabase(db: Database): void {
+export async function prepareHistoryDatabase(db: Database): Promise<void> {
   runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, TRACE_MIGRATIONS, OFFLINE_MIGRATIONS, HISTORY_MIGRATIONS]);
   for (const user of ['alice', 'bob', 'carol']) {
     db.prepare("INSERT INTO users (address, display_name, password_hash, digest_realm, ha1_md5, ha1_sha256, created_at, updated_at) VALUES (?, ?, '-', 'parley.test', '-', '-', 0, 0)").run(`${user}@parley.test`, `${user[0]?.toUpperCase()}${user.slice(1)} Example`);
   }
-  updateInstance(db, IM_CONFIGURATION, GLOBAL, { ConversationIdleTimeout: 60, UnreadMissedTimeout: 30 }, change);
+  await updateInstance(sqliteSql(db), IM_CONFIGURATION, GLOBAL, { ConversationIdleTimeout: 60, UnreadMissedTimeout: 30 }, change);
 }
 
 /** A text MESSAGE alice → bob relayed at `at`, unless `over` says otherwise. */

@@ -19,10 +19,10 @@ let db: Database;
 let sql: SqlDatabase;
 let worker: HistoryWorker;
 
-beforeEach(() => {
+beforeEach(async () => {
   db = openMemoryDatabase();
   sql = sqliteSql(db);
-  prepareHistoryDatabase(db);
+  await prepareHistoryDatabase(db);
   worker = new HistoryWorker({ sql, logger, now: () => T0, displayName: async (a) => (a === ALICE ? 'Alice Example' : '') });
 });
 
@@ -65,8 +65,8 @@ describe('Conversation History with a partner organisation\'s user', () => {
   });
 
   it('the local user\'s settings alone decide: one who does not archive keeps nothing', async () => {
-    createInstance(db, CLIENT_POLICY, { scope: 'tag', name: 'NoArchive' }, { EnableIMAutoArchiving: false }, change);
-    grantClientPolicy(db, ALICE, 'NoArchive', change);
+    await createInstance(sql, CLIENT_POLICY, { scope: 'tag', name: 'NoArchive' }, { EnableIMAutoArchiving: false }, change);
+    await grantClientPolicy(sql, ALICE, 'NoArchive', change);
     const summary = await writeHistoryBatch(sql, [text('hi dave', T0, { recipient: DAVE }), text('hi alice', T0 + 1, { sender: DAVE, recipient: ALICE })]);
     assert.deepEqual(summary, { recorded: 0, displayed: 0, opened: 0 });
   });

@@ -19,10 +19,10 @@ let worker: HistoryWorker;
 let kicked: number[];
 let clock: number;
 
-beforeEach(() => {
+beforeEach(async () => {
   db = openMemoryDatabase();
   sql = sqliteSql(db);
-  prepareHistoryDatabase(db);
+  await prepareHistoryDatabase(db);
   kicked = [];
   clock = T0;
   worker = new HistoryWorker({ sql, logger, now: () => clock, displayName: async (a) => (a === ALICE ? 'Alice Example' : 'Bob Example'), onSpooled: (at) => kicked.push(at) });
@@ -52,8 +52,8 @@ describe('the history worker', () => {
   });
 
   it('a participant who does not archive gets nothing; the other does', async () => {
-    createInstance(db, CLIENT_POLICY, { scope: 'tag', name: 'NoArchive' }, { EnableIMAutoArchiving: false }, change);
-    grantClientPolicy(db, ALICE, 'NoArchive', change);
+    await createInstance(sql, CLIENT_POLICY, { scope: 'tag', name: 'NoArchive' }, { EnableIMAutoArchiving: false }, change);
+    await grantClientPolicy(sql, ALICE, 'NoArchive', change);
     await writeHistoryBatch(sql, [text('hi', T0), text('yo', T0 + 1, { sender: BOB, recipient: ALICE })]);
     await worker.round(T0 + 61_000);
     assert.deepEqual((await entriesOf('history')).map((e) => e.sender), [BOB]);

@@ -3,13 +3,14 @@
 // e2e test cannot produce on a data directory, as the tests run as root), the count of requests
 // in flight, and the dispatcher's 503 to new requests while the server stops.
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import pino from 'pino';
 import { createDispatcher } from '../../src/router/dispatch.ts';
 import type { MethodHandler, SipContext } from '../../src/router/context.ts';
 import { RequestDrain } from '../../src/router/drain.ts';
-import { cachedChecks, databaseWritable, readinessReport, type ReadinessCheck } from '../../src/server/readiness.ts';
-import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
+import { cachedChecks, databaseWritable, postgresWritable, readinessReport, type ReadinessCheck } from '../../src/server/readiness.ts';
+import { migrate, openMemoryDatabase, openPostgres, runMigrations } from '../../src/storage/index.ts';
+import { closeTestPostgres, freshPostgresDatabase } from '../harness/engines.ts';
 import { parseMessage } from '../../src/sip/index.ts';
 import type { Flow, SipRequest, SipResponse } from '../../src/sip/index.ts';
 
@@ -17,14 +18,14 @@ const ok = (name: string): ReadinessCheck => ({ name, probe: () => null });
 const failing = (name: string, reason: string): ReadinessCheck => ({ name, probe: () => reason });
 
 describe('readinessReport', () => {
-  it('200 with every check when all pass', () => {
-    const r = readinessReport([ok('database'), ok('spool writer')], false);
+  it('200 with every check when all pass', async () => {
+    const r = await readinessReport([ok('database'), ok('spool writer')], false);
     assert.equal(r.status, 200);
     assert.deepEqual(r.body, { status: 'ready', checks: [{ name: 'database', ok: true }, { name: 'spool writer', ok: true }] });
   });
 
-  it('503 NOT_READY naming each failure and its reason; a check that throws has failed', () => {
-    const r = readinessReport([ok('database'), failing('spool writer', 'spool writer thread is not running'), { name: 'SIP tcp 127.0.0.1:5060', probe: () => { throw new Error('boom'); } }], false);
+  it('503 NOT_READY naming each failure and its reason; a check that throws has failed', async () => {
+    const r = await readinessReport([ok('database'), failing('spool writer', 'spool writer thread is not running'), { name: 'SIP tcp 127.0.0.1:5060', probe: () => { throw new Error('boom'); } }], false);
     assert.equal(r.status, 503);
     assert.equal(r.body.status, 503);
     assert.ok('code' in r.body && r.body.code === 'NOT_READY');
@@ -33,8 +34,8 @@ describe('readinessReport', () => {
     assert.deepEqual(r.body.checks.map((c) => c.ok), [true, false, false]);
   });
 
-  it('503 DRAINING while stopping, even when every check passes', () => {
-    const r = readinessReport([ok('database')], true);
+  it('503 DRAINING while stopping, even when every check passes', async () => {
+    const r = await readinessReport([ok('database')], true);
     assert.equal(r.status, 503);
     assert.ok('code' in r.body && r.body.code === 'DRAINING');
     assert.deepEqual(r.body.checks, [{ name: 'database', ok: true }]);
@@ -42,14 +43,14 @@ describe('readinessReport', () => {
 });
 
 describe('cachedChecks', () => {
-  it('runs the probes at most once a second however often /ready is asked', () => {
+  it('runs the probes at most once a second however often /ready is asked', async () => {
     let now = 1_000_000;
     let probes = 0;
     const results = cachedChecks([{ name: 'database', probe: () => (++probes > 1 ? 'database is not writable: x' : null) }], 1000, () => now);
-    for (let i = 0; i < 1000; i++) assert.deepEqual(results(), [{ name: 'database', ok: true }]);
+    for (let i = 0; i < 1000; i++) assert.deepEqual(await results(), [{ name: 'database', ok: true }]);
     assert.equal(probes, 1, 'a flood of requests is one probe');
     now += 1000;
-    assert.deepEqual(results(), [{ name: 'database', ok: false, reason: 'database is not writable: x' }], 'a second later the checks run again');
+    assert.deepEqual(await results(), [{ name: 'database', ok: false, reason: 'database is not writable: x' }], 'a second later the checks run again');
     assert.equal(probes, 2);
   });
 });
@@ -84,6 +85,24 @@ describe('databaseWritable', () => {
     const db = database();
     db.close();
     assert.equal(databaseWritable(db).probe(), 'database is closed');
+  });
+});
+
+describe('postgresWritable', () => {
+  after(() => closeTestPostgres());
+
+  it('passes on a writable database and leaves nothing behind; fails with PostgreSQL\'s reason on a read-only one', async () => {
+    const fresh = await freshPostgresDatabase();
+    const sql = await openPostgres(fresh.url, { max: 1 });
+    await migrate(sql, []);
+    assert.equal(await postgresWritable(sql).probe(), null);
+    assert.equal((await sql.get<{ n: number }>('SELECT count(*) AS n FROM schema_migrations'))?.n, 0);
+    await sql.exec(`ALTER DATABASE ${fresh.name} SET default_transaction_read_only = on`);
+    await sql.close();
+    const readOnly = await openPostgres(fresh.url, { max: 1 });
+    assert.match((await postgresWritable(readOnly).probe()) ?? '', /^database is not writable: cannot execute DELETE in a read-only transaction/);
+    await readOnly.close();
+    await fresh.drop();
   });
 });
 

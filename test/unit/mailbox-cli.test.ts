@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { addUser, DIRECTORY_MIGRATIONS } from '../../src/directory/index.ts';
 import { EmbeddedMailboxConnector, MAILBOX_MIGRATIONS, runMailboxCommand } from '../../src/mailbox/index.ts';
-import { openDatabase, runMigrations } from '../../src/storage/index.ts';
+import { openDatabase, runMigrations, sqliteSql } from '../../src/storage/index.ts';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'parley-mailbox-cli-'));
 after(() => rmSync(dataDir, { recursive: true, force: true }));
@@ -21,9 +21,9 @@ describe('parley mailbox', () => {
   it('lists folders and items and shows one item', async () => {
     const db = openDatabase(dataDir);
     runMigrations(db, [DIRECTORY_MIGRATIONS, MAILBOX_MIGRATIONS]);
-    await addUser(db, { address: 'bob@parley.test', password: 'bob-pw' });
-    await addUser(db, { address: 'dave@parley.test', password: 'dave-pw' });
-    const { itemId } = await new EmbeddedMailboxConnector({ db, userExists: () => true }).deliver({
+    await addUser(sqliteSql(db), { address: 'bob@parley.test', password: 'bob-pw' });
+    await addUser(sqliteSql(db), { address: 'dave@parley.test', password: 'dave-pw' });
+    const { itemId } = await new EmbeddedMailboxConnector({ sql: sqliteSql(db), userExists: async () => true }).deliver({
       mailbox: 'bob@parley.test', folder: 'conversationhistory', itemClass: 'IPM.Note.Microsoft.Missed', internetMessageId: '<1@p>',
       subject: 'Missed\u001b[31m conversation', from: { address: 'alice@parley.test' }, to: [{ address: 'bob@parley.test' }],
       bodyHtml: '<p>hi</p>', bodyText: 'alice: hi\nalice: are you there?', sentAt: new Date(0), isRead: false,

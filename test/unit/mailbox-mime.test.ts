@@ -1,10 +1,13 @@
 // Items as Internet messages (src/mailbox/mime.ts), and migration 008's folders for existing mailboxes.
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import type { ItemRecord } from '../../src/mailbox/items.ts';
 import { MAILBOX_MIGRATIONS, ensureMailbox, getDistinguishedFolder, listFolders } from '../../src/mailbox/index.ts';
 import { itemToMime, rfc5322Date, unstructured } from '../../src/mailbox/mime.ts';
-import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
+import { migrate } from '../../src/storage/index.ts';
+import { ENGINES, closeTestPostgres } from '../harness/engines.ts';
+
+after(closeTestPostgres);
 
 function item(over: Partial<ItemRecord>): ItemRecord {
   return {
@@ -60,22 +63,26 @@ describe('items as MIME messages', () => {
   });
 });
 
-describe('migration 008: the distinguished folders EWS clients look up', () => {
-  it('adds Junk Email, Outbox, Calendar and Contacts to mailboxes made before it, beside a user folder of such a name', () => {
-    const db = openMemoryDatabase();
-    runMigrations(db, [{ ...MAILBOX_MIGRATIONS, migrations: MAILBOX_MIGRATIONS.migrations.filter((m) => m.id < '008') }]);
-    const a = ensureMailbox(db, 'alice@parley.test');
-    const b = ensureMailbox(db, 'bob@parley.test');
-    // as a mailbox made before 008 looked: without the four; bob has a folder of his own called Outbox
-    db.prepare("DELETE FROM mail_folders WHERE distinguished IN ('junkemail', 'outbox', 'calendar', 'contacts')").run();
-    db.prepare("INSERT INTO mail_folders (id, mailbox_id, parent_id, distinguished, display_name, folder_class, change_key, created_at) VALUES ('BBBBBBBBBBBBBBBBBBBBBB', ?, ?, NULL, 'outbox', 'IPF.Note', 'k', 0)").run(b.id, getDistinguishedFolder(db, b.id, 'msgfolderroot').id);
-    runMigrations(db, [MAILBOX_MIGRATIONS]);
-    const calendar = getDistinguishedFolder(db, a.id, 'calendar');
-    assert.match(calendar.id, /^[0-9a-f]{22}$/);
-    assert.equal(calendar.folderClass, 'IPF.Appointment');
-    assert.equal(getDistinguishedFolder(db, a.id, 'contacts').folderClass, 'IPF.Contact');
-    const names = (id: number) => listFolders(db, id, getDistinguishedFolder(db, id, 'msgfolderroot').id, false).map((f) => `${f.displayName}${f.distinguished ? '' : ' (own)'}`);
-    assert.deepEqual(names(a.id), ['Calendar', 'Contacts', 'Conversation History', 'Deleted Items', 'Drafts', 'Inbox', 'Junk Email', 'Outbox', 'Sent Items']);
-    assert.deepEqual(names(b.id), ['Calendar', 'Contacts', 'Conversation History', 'Deleted Items', 'Drafts', 'Inbox', 'Junk Email', 'outbox (own)', 'Sent Items']);
+for (const engine of ENGINES) describe(`migration 008 on ${engine.name}: the distinguished folders EWS clients look up`, () => {
+  it('adds Junk Email, Outbox, Calendar and Contacts to mailboxes made before it, beside a user folder of such a name', async () => {
+    const sql = await engine.open();
+    try {
+      await migrate(sql, [{ ...MAILBOX_MIGRATIONS, migrations: MAILBOX_MIGRATIONS.migrations.filter((m) => m.id < '008') }]);
+      const a = await ensureMailbox(sql, 'alice@parley.test');
+      const b = await ensureMailbox(sql, 'bob@parley.test');
+      // as a mailbox made before 008 looked: without the four; bob has a folder of his own called Outbox
+      await sql.run("DELETE FROM mail_folders WHERE distinguished IN ('junkemail', 'outbox', 'calendar', 'contacts')");
+      await sql.run("INSERT INTO mail_folders (id, mailbox_id, parent_id, distinguished, display_name, folder_class, change_key, created_at) VALUES ('BBBBBBBBBBBBBBBBBBBBBB', ?, ?, NULL, 'outbox', 'IPF.Note', 'k', 0)", [b.id, (await getDistinguishedFolder(sql, b.id, 'msgfolderroot')).id]);
+      await migrate(sql, [MAILBOX_MIGRATIONS]);
+      const calendar = await getDistinguishedFolder(sql, a.id, 'calendar');
+      assert.match(calendar.id, /^[0-9a-f]{22}$/);
+      assert.equal(calendar.folderClass, 'IPF.Appointment');
+      assert.equal((await getDistinguishedFolder(sql, a.id, 'contacts')).folderClass, 'IPF.Contact');
+      const names = async (id: number) => (await listFolders(sql, id, (await getDistinguishedFolder(sql, id, 'msgfolderroot')).id, false)).map((f) => `${f.displayName}${f.distinguished ? '' : ' (own)'}`);
+      assert.deepEqual(await names(a.id), ['Calendar', 'Contacts', 'Conversation History', 'Deleted Items', 'Drafts', 'Inbox', 'Junk Email', 'Outbox', 'Sent Items']);
+      assert.deepEqual(await names(b.id), ['Calendar', 'Contacts', 'Conversation History', 'Deleted Items', 'Drafts', 'Inbox', 'Junk Email', 'outbox (own)', 'Sent Items']);
+    } finally {
+      await sql.close();
+    }
   });
 });

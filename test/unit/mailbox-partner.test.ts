@@ -4,7 +4,7 @@
 // rule every connector keeps — an Inbox takes only a plain IPM.Note, Conversation History only the
 // IM classes — for the embedded store and for EWS (Parley's own EWS answering in process: no socket).
 import assert from 'node:assert/strict';
-import { beforeEach, describe, it } from 'node:test';
+import { after, afterEach, beforeEach, describe, it } from 'node:test';
 import nodemailer from 'nodemailer';
 import { simpleParser } from 'mailparser';
 import pino from 'pino';
@@ -31,15 +31,16 @@ import { answerEws } from '../../src/mailbox/ews/service.ts';
 import { mailOf } from '../../src/mailbox/smtp/outbound.ts';
 import { DIRECTORY_MIGRATIONS } from '../../src/directory/index.ts';
 import { readTrace, TRACE_MIGRATIONS } from '../../src/observability/trace.ts';
-import type { Database } from '../../src/storage/index.ts';
-import { openMemoryDatabase, runMigrations, sqliteSql } from '../../src/storage/index.ts';
+import type { Database, Sql, SqlDatabase } from '../../src/storage/index.ts';
+import { migrate, openMemoryDatabase, runMigrations, sqliteSql } from '../../src/storage/index.ts';
+import { closeTestPostgres, ENGINES } from '../harness/engines.ts';
 import { parseXml } from '../../src/xml/index.ts';
 
 const logger = pino({ level: 'silent' });
 const T0 = Date.UTC(2026, 11, 7, 9, 0, 0);
 let db: Database;
 
-beforeEach(() => {
+beforeEach(async () => {
   db = openMemoryDatabase();
   runMigrations(db, [DIRECTORY_MIGRATIONS, MAILBOX_MIGRATIONS, TRACE_MIGRATIONS]);
 });
@@ -161,43 +162,50 @@ const note = (over: Partial<DeliveryItem> = {}): DeliveryItem => ({
   ...over,
 });
 
-function folderItems(address: string, folder: 'inbox' | 'conversationhistory') {
-  const mailbox = ensureMailbox(db, address);
-  return findItems(db, mailbox.id, getDistinguishedFolder(db, mailbox.id, folder).id).items;
+async function folderItems(sql: Sql, address: string, folder: 'inbox' | 'conversationhistory') {
+  const mailbox = await ensureMailbox(sql, address);
+  return (await findItems(sql, mailbox.id, (await getDistinguishedFolder(sql, mailbox.id, folder)).id)).items;
 }
 
-describe('a plain note in the Inbox, through each mailbox connector', () => {
+after(closeTestPostgres);
+for (const engine of ENGINES) describe(`a plain note in the Inbox, through each mailbox connector, on ${engine.name}`, () => {
+  let sql: SqlDatabase;
+  beforeEach(async () => {
+    sql = await engine.open();
+    await migrate(sql, [MAILBOX_MIGRATIONS]);
+  });
+  afterEach(() => sql.close());
+
   it('embedded: one unread IPM.Note per InternetMessageId, nothing in Conversation History, not counted as Missed', async () => {
-    const connector = new EmbeddedMailboxConnector({ db, userExists: () => true, now: () => T0 });
+    const connector = new EmbeddedMailboxConnector({ sql: sql, userExists: async () => true, now: () => T0 });
     const first = await connector.deliver(note());
     assert.deepEqual(await connector.deliver(note()), { itemId: first.itemId, created: false });
-    const inbox = folderItems('bob@parley.test', 'inbox');
+    const inbox = await folderItems(sql, 'bob@parley.test', 'inbox');
     assert.equal(inbox.length, 1);
     assert.equal(inbox[0]?.itemClass, NOTE_CLASS);
     assert.equal(inbox[0]?.isRead, false);
     assert.equal(inbox[0]?.internetMessageId, '<sp-note1@parley.test>');
-    assert.equal(folderItems('bob@parley.test', 'conversationhistory').length, 0);
-    assert.deepEqual(missedConversationSummary(db, 'bob@parley.test'), { total: 0, unread: 0 });
+    assert.equal((await folderItems(sql, 'bob@parley.test', 'conversationhistory')).length, 0);
+    assert.deepEqual(await missedConversationSummary(sql, 'bob@parley.test'), { total: 0, unread: 0 });
     assert.deepEqual(await connector.missedSummary('bob@parley.test'), { total: 0, unread: 0 });
   });
 
   it('embedded: refuses an IM class in the Inbox and a plain note in Conversation History, writing nothing', async () => {
-    const connector = new EmbeddedMailboxConnector({ db, userExists: () => true, now: () => T0 });
+    const connector = new EmbeddedMailboxConnector({ sql: sql, userExists: async () => true, now: () => T0 });
     await assert.rejects(connector.deliver(note({ itemClass: MISSED_CLASS })), refused('INVALID_REQUEST'));
     await assert.rejects(connector.deliver(note({ itemClass: CONVERSATION_CLASS })), refused('INVALID_REQUEST'));
     await assert.rejects(connector.deliver(note({ folder: 'conversationhistory' })), refused('INVALID_REQUEST'));
-    assert.equal(folderItems('bob@parley.test', 'inbox').length, 0);
-    assert.equal(folderItems('bob@parley.test', 'conversationhistory').length, 0);
+    assert.equal((await folderItems(sql, 'bob@parley.test', 'inbox')).length, 0);
+    assert.equal((await folderItems(sql, 'bob@parley.test', 'conversationhistory')).length, 0);
   });
 
   it('EWS: FindItem in the Inbox first, CreateItem there once; the note is a received plain note', async () => {
-    db.prepare("INSERT INTO users (address, display_name, password_hash, digest_realm, ha1_md5, ha1_sha256, created_at, updated_at) VALUES ('bob@parley.test', 'Bob', '-', 'parley.test', '-', '-', 0, 0)").run();
-    grantImpersonation(db, 'gateway@parley.test');
+    await grantImpersonation(sql, 'gateway@parley.test');
     const operations: string[] = [];
     // Parley's own EWS, answered in process: the request the connector would send to Exchange
     const fetchInProcess = (async (_url: string | URL | Request, init?: RequestInit) => {
       const root = parseXml(String(init?.body));
-      const answer = answerEws({ db, domain: 'parley.test', userExists: (a) => a === 'bob@parley.test', now: () => T0 }, 'gateway@parley.test', root);
+      const answer = await answerEws({ sql: sql, domain: 'parley.test', userExists: async (a) => a === 'bob@parley.test', now: () => T0 }, 'gateway@parley.test', root);
       operations.push(`${answer.operation}:${/DistinguishedFolderId Id="(\w+)"/.exec(String(init?.body))?.[1] ?? '-'}`);
       return new Response(answer.xml, { status: answer.status, headers: { 'content-type': 'text/xml; charset=utf-8' } });
     }) as typeof fetch;
@@ -206,13 +214,13 @@ describe('a plain note in the Inbox, through each mailbox connector', () => {
     assert.equal(first.created, true);
     assert.deepEqual(await connector.deliver(note()), { itemId: first.itemId, created: false });
     assert.deepEqual(operations, ['FindItem:inbox', 'CreateItem:inbox', 'FindItem:inbox']);
-    const inbox = folderItems('bob@parley.test', 'inbox');
+    const inbox = await folderItems(sql, 'bob@parley.test', 'inbox');
     assert.equal(inbox.length, 1);
     assert.equal(inbox[0]?.itemClass, NOTE_CLASS);
     assert.equal(inbox[0]?.subject, 'Message from Dave Partner while you were offline');
     assert.equal(inbox[0]?.isRead, false);
     assert.equal(inbox[0]?.internetMessageId, '<sp-note1@parley.test>');
-    assert.equal(folderItems('bob@parley.test', 'conversationhistory').length, 0);
+    assert.equal((await folderItems(sql, 'bob@parley.test', 'conversationhistory')).length, 0);
     assert.deepEqual(await connector.missedSummary('bob@parley.test'), { total: 0, unread: 0 });
     // the same rule before any request: an IM class never goes to an Inbox
     const before = operations.length;

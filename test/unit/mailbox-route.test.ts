@@ -10,11 +10,18 @@ import { MAILBOX_MIGRATIONS, createAutodiscoverRoute, createEwsRoute } from '../
 import { childElement, childText, parseXml } from '../../src/xml/index.ts';
 import { isSecureOrLocal } from '../../src/auth/http-basic.ts';
 import { OwnNames } from '../../src/server/own-names.ts';
-import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
+import type { HttpRoute } from '../../src/server/http.ts';
+import type { SqlDatabase } from '../../src/storage/index.ts';
+import { migrate, openMemoryDatabase, runMigrations, sqliteSql } from '../../src/storage/index.ts';
+import { ENGINES, closeTestPostgres } from '../harness/engines.ts';
+import { BasicSignIn } from '../../src/auth/http-basic.ts';
+import { findUser } from '../../src/directory/index.ts';
 
+// the users in a SQLite directory; the mailboxes on the engine of the describe that runs
 const db = openMemoryDatabase();
-runMigrations(db, [DIRECTORY_MIGRATIONS, MAILBOX_MIGRATIONS]);
-const route = createEwsRoute({ db, logger: pino({ level: 'silent' }), domain: 'parley.test', product: 'Parley/test', limits: { maxBytes: 64 * 1024, maxDepth: 32, maxElements: 1000 } });
+runMigrations(db, [DIRECTORY_MIGRATIONS]);
+const signIn = new BasicSignIn({ db, domain: 'parley.test' });
+let route: HttpRoute | undefined;
 // this machine, as the route sees it: a fixed host name and addresses, not the test runner's
 const names = new OwnNames({
   listen: '127.0.0.1', domain: 'parley.test', publicHosts: ['im.example.com'], httpPort: () => (server.address() as AddressInfo).port,
@@ -22,25 +29,36 @@ const names = new OwnNames({
 });
 const warnings: string[] = [];
 const logger = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) });
-const autodiscover = createAutodiscoverRoute({ db, logger, domain: 'parley.test', product: 'Parley/test', names });
+const autodiscover = createAutodiscoverRoute({ signIn, displayName: async (a) => findUser(db, a)?.displayName ?? null, logger, domain: 'parley.test', product: 'Parley/test', names });
 const server = http.createServer((req, res) => {
   const url = new URL(req.url ?? '/', 'http://localhost');
-  if (!route.handle(req, res, url) && !autodiscover.handle(req, res, url)) {
+  if (!route?.handle(req, res, url) && !autodiscover.handle(req, res, url)) {
     res.writeHead(404);
     res.end();
   }
 });
 let url = '';
 before(async () => {
-  await addUser(db, { address: 'alice@parley.test', password: 'alice-pw' });
+  await addUser(sqliteSql(db), { address: 'alice@parley.test', password: 'alice-pw' });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/ews/Exchange.asmx`;
 });
 after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+after(closeTestPostgres);
 
 const auth = (user: string, pw: string) => `Basic ${Buffer.from(`${user}:${pw}`).toString('base64')}`;
 const envelope = `<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><s:Body><m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape><m:FolderIds><t:DistinguishedFolderId Id="conversationhistory"/></m:FolderIds></m:GetFolder></s:Body></s:Envelope>`;
 const post = (body: string, headers: Record<string, string> = {}) => fetch(url, { method: 'POST', headers: { 'content-type': 'text/xml', ...headers }, body });
+
+for (const engine of ENGINES) describe(`EWS and autodiscover routes, mailboxes on ${engine.name}`, () => {
+  let sql: SqlDatabase;
+  before(async () => {
+    sql = await engine.open();
+    await migrate(sql, [MAILBOX_MIGRATIONS]);
+    route = createEwsRoute({ sql, signIn, userExists: async (a) => findUser(db, a) !== undefined, logger: pino({ level: 'silent' }), domain: 'parley.test', product: 'Parley/test', limits: { maxBytes: 64 * 1024, maxDepth: 32, maxElements: 1000 } });
+    warnings.length = 0;
+  });
+  after(() => sql.close());
 
 describe('EWS HTTP route', () => {
   it('serves only with the right Basic credentials, accepting alice, alice@domain and DOMAIN\\alice', async () => {
@@ -201,4 +219,5 @@ describe('autodiscover (POX)', () => {
     assert.match(await (await ask('bob@parley.test')).text(), /<ErrorCode>500<\/ErrorCode>/);
     assert.equal((await ask('alice@parley.test', 'nobody')).status, 401);
   });
+});
 });

@@ -7,7 +7,7 @@ import pino from 'pino';
 import { MAILBOX_MIGRATIONS, SmtpOutbound, dueOutbound, ensureMailbox, findItems, getDistinguishedFolder, getOutbound, startSmtpInbound } from '../../src/mailbox/index.ts';
 import type { SmtpListener } from '../../src/mailbox/index.ts';
 import { answerEws } from '../../src/mailbox/ews/service.ts';
-import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
+import { openMemoryDatabase, runMigrations, sqliteSql } from '../../src/storage/index.ts';
 import { parseXml } from '../../src/xml/index.ts';
 
 const logger = pino({ level: 'silent' });
@@ -23,21 +23,21 @@ before(async () => {
 });
 after(() => partner.close());
 
-const send = (to: string) => {
+const send = async (to: string) => {
   const xml = `<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><s:Body><m:CreateItem MessageDisposition="SendAndSaveCopy"><m:Items><t:Message><t:Subject>Hello from Parley</t:Subject><t:Body BodyType="HTML">&lt;p&gt;hi&lt;/p&gt;</t:Body><t:ToRecipients><t:Mailbox><t:EmailAddress>${to}</t:EmailAddress></t:Mailbox></t:ToRecipients></t:Message></m:Items></m:CreateItem></s:Body></s:Envelope>`;
-  return answerEws({ db: ours, domain: 'parley.test', userExists: () => true, canSendOutside: (a) => !a.endsWith('@nowhere.example'), now }, 'alice@parley.test', parseXml(xml)).xml;
+  return (await answerEws({ sql: sqliteSql(ours), domain: 'parley.test', userExists: async () => true, canSendOutside: (a) => !a.endsWith('@nowhere.example'), now }, 'alice@parley.test', parseXml(xml))).xml;
 };
 
 describe('outbound SMTP', () => {
-  it('refuses recipients without a route before storing anything', () => {
-    assert.match(send('carol@nowhere.example'), /ErrorInvalidRequest/);
+  it('refuses recipients without a route before storing anything', async () => {
+    assert.match(await send('carol@nowhere.example'), /ErrorInvalidRequest/);
     assert.equal(dueOutbound(ours, clock).length, 0);
   });
 
   it('queues, delivers to the partner, retries outages and fails refusals', async () => {
-    assert.match(send('bob@partner.example'), /NoError/);
-    assert.match(send('bob@down.example'), /NoError/);
-    assert.match(send('nobody@partner.example'), /NoError/);
+    assert.match(await send('bob@partner.example'), /NoError/);
+    assert.match(await send('bob@down.example'), /NoError/);
+    assert.match(await send('nobody@partner.example'), /NoError/);
     const queued = dueOutbound(ours, clock);
     assert.equal(queued.length, 3);
     const worker = new SmtpOutbound({
@@ -46,8 +46,8 @@ describe('outbound SMTP', () => {
     });
     assert.equal(await worker.runOnce(), 1);
 
-    const bob = ensureMailbox(theirs, 'bob@partner.example');
-    const inbox = findItems(theirs, bob.id, getDistinguishedFolder(theirs, bob.id, 'inbox').id);
+    const bob = await ensureMailbox(sqliteSql(theirs), 'bob@partner.example');
+    const inbox = await findItems(sqliteSql(theirs), bob.id, (await getDistinguishedFolder(sqliteSql(theirs), bob.id, 'inbox')).id);
     assert.equal(inbox.total, 1);
     assert.equal(inbox.items[0]?.subject, 'Hello from Parley');
     assert.equal(inbox.items[0]?.from?.address, 'alice@parley.test');
@@ -66,8 +66,8 @@ describe('outbound SMTP', () => {
     const gaveUp = getOutbound(ours, toDown!.id)!;
     assert.equal(gaveUp.state, 'failed');
     assert.equal(gaveUp.attempts, 2);
-    const alice = ensureMailbox(ours, 'alice@parley.test');
-    assert.equal(findItems(ours, alice.id, getDistinguishedFolder(ours, alice.id, 'sentitems').id).total, 3);
+    const alice = await ensureMailbox(sqliteSql(ours), 'alice@parley.test');
+    assert.equal((await findItems(sqliteSql(ours), alice.id, (await getDistinguishedFolder(sqliteSql(ours), alice.id, 'sentitems')).id)).total, 3);
     await worker.stop();
   });
 });

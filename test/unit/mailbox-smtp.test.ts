@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { MAILBOX_MIGRATIONS, MailboxQuota, createItem, ensureMailbox, findItems, getDistinguishedFolder, startSmtpInbound } from '../../src/mailbox/index.ts';
 import type { SmtpListener } from '../../src/mailbox/index.ts';
-import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
+import { openMemoryDatabase, runMigrations, sqliteSql } from '../../src/storage/index.ts';
 
 const db = openMemoryDatabase();
 runMigrations(db, [MAILBOX_MIGRATIONS]);
@@ -24,8 +24,8 @@ describe('inbound SMTP', () => {
     const send = (id: string, extra = '') => dialogue('EHLO elsewhere.example', 'MAIL FROM:<eve@elsewhere.example>', 'RCPT TO:<bob@parley.test>', 'DATA', message(id, extra), 'QUIT');
     assert.deepEqual(await send('<1@elsewhere.example>', 'X-MS-Exchange-Organization-Class: IPM.Note.Microsoft.Missed\r\nContent-Class: IPM.Note.Microsoft.Missed\r\n'), [220, 250, 250, 250, 354, 250, 221]);
     assert.deepEqual(await send('<1@elsewhere.example>'), [220, 250, 250, 250, 354, 250, 221], 'a retransmission is accepted');
-    const bob = ensureMailbox(db, 'bob@parley.test');
-    const inbox = findItems(db, bob.id, getDistinguishedFolder(db, bob.id, 'inbox').id);
+    const bob = await ensureMailbox(sqliteSql(db), 'bob@parley.test');
+    const inbox = await findItems(sqliteSql(db), bob.id, (await getDistinguishedFolder(sqliteSql(db), bob.id, 'inbox')).id);
     assert.equal(inbox.total, 1);
     const [item] = inbox.items;
     assert.equal(item?.itemClass, 'IPM.Note');
@@ -33,7 +33,7 @@ describe('inbound SMTP', () => {
     assert.equal(item?.from?.address, 'eve@elsewhere.example');
     assert.equal(item?.bodyText?.trim(), 'Hi Bob,\n.a dotted line');
     assert.equal(item?.sentAt, Date.parse('2026-01-01T10:00:00Z'));
-    assert.equal(findItems(db, bob.id, getDistinguishedFolder(db, bob.id, 'conversationhistory').id).total, 0);
+    assert.equal((await findItems(sqliteSql(db), bob.id, (await getDistinguishedFolder(sqliteSql(db), bob.id, 'conversationhistory')).id)).total, 0);
   });
 
   it('is never an open relay, refuses unknown users and oversized mail, and keeps serving', async () => {
@@ -49,15 +49,15 @@ describe('inbound SMTP', () => {
     const users = ['dora@parley.test', 'fred@parley.test'];
     const small = await startSmtpInbound({ db, logger: pino({ level: 'silent' }), domain: 'parley.test', userExists: (a) => users.includes(a), address: '127.0.0.1', port: 0, quota });
     try {
-      const dora = ensureMailbox(db, 'dora@parley.test');
-      createItem(db, dora.id, getDistinguishedFolder(db, dora.id, 'inbox').id, { subject: 'full', bodyText: 'x'.repeat(4096) });
+      const dora = await ensureMailbox(sqliteSql(db), 'dora@parley.test');
+      await createItem(sqliteSql(db), dora.id, (await getDistinguishedFolder(sqliteSql(db), dora.id, 'inbox')).id, { subject: 'full', bodyText: 'x'.repeat(4096) });
       const codes = await smtpDialogue('127.0.0.1', small.port, 'EHLO x', 'MAIL FROM:<eve@elsewhere.example>', 'RCPT TO:<dora@parley.test>', 'RCPT TO:<fred@parley.test>', 'DATA', message('<q@elsewhere.example>'), 'QUIT');
       assert.deepEqual(codes, [220, 250, 250, 452, 250, 354, 250, 221]);
-      const inbox = (address: string) => {
-        const box = ensureMailbox(db, address);
-        return findItems(db, box.id, getDistinguishedFolder(db, box.id, 'inbox').id, { max: 0 }).total;
+      const inbox = async (address: string) => {
+        const box = await ensureMailbox(sqliteSql(db), address);
+        return (await findItems(sqliteSql(db), box.id, (await getDistinguishedFolder(sqliteSql(db), box.id, 'inbox')).id, { max: 0 })).total;
       };
-      assert.deepEqual([inbox('dora@parley.test'), inbox('fred@parley.test')], [1, 1]);
+      assert.deepEqual([await inbox('dora@parley.test'), await inbox('fred@parley.test')], [1, 1]);
       assert.equal(quota.refusals.ProhibitSendReceiveQuota, 1);
     } finally {
       await small.close();

@@ -58,7 +58,7 @@ function options(over: Partial<OfflineServiceOptions> = {}): OfflineServiceOptio
   };
 }
 
-beforeEach(() => {
+beforeEach(async () => {
   db = openMemoryDatabase();
   sql = sqliteSql(db);
   runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS, OFFLINE_MIGRATIONS, TRACE_MIGRATIONS]);
@@ -67,7 +67,7 @@ beforeEach(() => {
   }
   clock = T0;
   missedNotified = [];
-  embedded = new EmbeddedMailboxConnector({ db, userExists: (a) => a.endsWith('@parley.test'), now: () => clock });
+  embedded = new EmbeddedMailboxConnector({ sql: sqliteSql(db), userExists: async (a) => a.endsWith('@parley.test'), now: () => clock });
   service = new OfflineService(options());
 });
 
@@ -93,9 +93,9 @@ const fromPartner = (text: string, over: Partial<OfflineMessage> = {}): OfflineM
   ...over,
 });
 
-function folder(address: string, name: 'inbox' | 'conversationhistory') {
-  const mailbox = ensureMailbox(db, address);
-  return findItems(db, mailbox.id, getDistinguishedFolder(db, mailbox.id, name).id, {}).items;
+async function folder(address: string, name: 'inbox' | 'conversationhistory') {
+  const mailbox = await ensureMailbox(sqliteSql(db), address);
+  return (await findItems(sqliteSql(db), mailbox.id, (await getDistinguishedFolder(sqliteSql(db), mailbox.id, name)).id, {})).items;
 }
 
 const entryIdOf = (d: Awaited<ReturnType<OfflineService['accept']>>): string => (d.kind === 'spooled' ? d.entryId : assert.fail(`not spooled: ${d.kind === 'refused' ? d.warning : ''}`));
@@ -167,7 +167,7 @@ describe("to a partner's user who is offline: one e-mail", () => {
     assert.match(mail?.message.html ?? '', /second &lt;b&gt;bold\?&lt;\/b&gt;/);
     assert.equal(mail?.message.date, T0);
 
-    const copy = folder('alice@parley.test', 'conversationhistory');
+    const copy = await folder('alice@parley.test', 'conversationhistory');
     assert.equal(copy.length, 1);
     assert.equal(copy[0]?.itemClass, CONVERSATION_CLASS);
     assert.equal(copy[0]?.subject, 'Conversation with dave@partner.example');
@@ -187,13 +187,13 @@ describe("to a partner's user who is offline: one e-mail", () => {
   });
 
   it("is gated by the SENDER's EnableOfflineIm and EnableIMAutoArchiving (the partner has no settings here)", async () => {
-    createInstance(db, CLIENT_POLICY, { scope: 'tag', name: 'NoArchive' }, { EnableIMAutoArchiving: false }, change);
-    grantClientPolicy(db, 'carol@parley.test', 'NoArchive', change);
+    await createInstance(sqliteSql(db), CLIENT_POLICY, { scope: 'tag', name: 'NoArchive' }, { EnableIMAutoArchiving: false }, change);
+    await grantClientPolicy(sqliteSql(db), 'carol@parley.test', 'NoArchive', change);
     const carol = await service.accept(toPartner('hi', { sender: 'carol@parley.test' }));
     assert.equal(carol.kind, 'refused');
     assert.match(carol.kind === 'refused' ? carol.warning : '', /EnableIMAutoArchiving is False in CsClientPolicy Tag:NoArchive/);
     assert.equal((await service.accept(toPartner('hi'))).kind, 'spooled');
-    updateInstance(db, IM_CONFIGURATION, GLOBAL, { EnableOfflineIm: false }, change);
+    await updateInstance(sqliteSql(db), IM_CONFIGURATION, GLOBAL, { EnableOfflineIm: false }, change);
     const off = await service.accept(toPartner('hi again'));
     assert.match(off.kind === 'refused' ? off.warning : '', /dave@partner\.example is offline and offline IM is off: EnableOfflineIm is False in CsImConfiguration Global/);
     await new Promise((r) => setImmediate(r));
@@ -234,7 +234,7 @@ describe("to a partner's user who is offline: one e-mail", () => {
     const queued = dueOutbound(db, clock);
     assert.equal(queued.length, 1, 'exactly one e-mail');
     assert.equal(entry.recipientItemId, queued[0]?.id);
-    assert.equal(folder('alice@parley.test', 'conversationhistory').length, 1, 'one copy');
+    assert.equal((await folder('alice@parley.test', 'conversationhistory')).length, 1, 'one copy');
     const steps = await readTrace(sql, entryId);
     assert.ok(steps.some((s) => s.step === 'recovered'));
     assert.deepEqual(steps.filter((s) => s.step === 'mail-queued').length, 1);
@@ -258,7 +258,7 @@ describe("to a partner's user who is offline: one e-mail", () => {
     entry = await getEntry(sql, entryId);
     assert.equal(entry.state, 'delivered');
     assert.equal(dueOutbound(db, clock).length, 1);
-    assert.equal(folder('alice@parley.test', 'conversationhistory').length, 1);
+    assert.equal((await folder('alice@parley.test', 'conversationhistory')).length, 1);
     assert.ok((await readTrace(sql, entryId)).some((s) => s.step === 'retry-scheduled'));
   });
 
@@ -287,7 +287,7 @@ describe('from a partner to an offline local user: one note in the Inbox', () =>
     clock = T0 + PICKUP;
     assert.equal(await service.worker.runOnce(), 1);
 
-    const inbox = folder('bob@parley.test', 'inbox');
+    const inbox = await folder('bob@parley.test', 'inbox');
     assert.equal(inbox.length, 1);
     const note = inbox[0];
     assert.equal(note?.itemClass, NOTE_CLASS);
@@ -297,8 +297,8 @@ describe('from a partner to an offline local user: one note in the Inbox', () =>
     assert.deepEqual(note?.from, { name: DAVE, address: DAVE });
     assert.match(note?.bodyText ?? '', /dave@partner\.example: are you there\?\n[\s\S]*dave@partner\.example: call me\n/);
     assert.match(note?.bodyHtml ?? '', /call me/);
-    assert.equal(folder('bob@parley.test', 'conversationhistory').length, 0, 'nothing in Conversation History');
-    assert.deepEqual(missedConversationSummary(db, 'bob@parley.test'), { total: 0, unread: 0 }, 'not counted as Missed');
+    assert.equal((await folder('bob@parley.test', 'conversationhistory')).length, 0, 'nothing in Conversation History');
+    assert.deepEqual(await missedConversationSummary(sqliteSql(db), 'bob@parley.test'), { total: 0, unread: 0 }, 'not counted as Missed');
     assert.equal(missedNotified.length, 0);
     const entry = await getEntry(sql, entryId);
     assert.equal(entry.state, 'delivered');
@@ -313,14 +313,14 @@ describe('from a partner to an offline local user: one note in the Inbox', () =>
   });
 
   it("is gated by the local RECIPIENT's settings, in words that name no policy instance to the partner", async () => {
-    createInstance(db, CLIENT_POLICY, { scope: 'tag', name: 'NoArchive' }, { EnableIMAutoArchiving: false }, change);
-    grantClientPolicy(db, 'bob@parley.test', 'NoArchive', change);
+    await createInstance(sqliteSql(db), CLIENT_POLICY, { scope: 'tag', name: 'NoArchive' }, { EnableIMAutoArchiving: false }, change);
+    await grantClientPolicy(sqliteSql(db), 'bob@parley.test', 'NoArchive', change);
     const toBob = await service.accept(fromPartner('hi'));
     assert.equal(toBob.kind, 'refused');
     const warning = toBob.kind === 'refused' ? toBob.warning : '';
     assert.equal(warning, 'bob@parley.test is offline and does not take offline messages (EnableIMAutoArchiving is False for them)');
     assert.equal((await service.accept(fromPartner('hi', { recipient: 'carol@parley.test' }))).kind, 'spooled', 'another recipient is not affected');
-    updateInstance(db, IM_CONFIGURATION, GLOBAL, { EnableOfflineIm: false }, change);
+    await updateInstance(sqliteSql(db), IM_CONFIGURATION, GLOBAL, { EnableOfflineIm: false }, change);
     const off = await service.accept(fromPartner('hi', { recipient: 'carol@parley.test' }));
     assert.equal(off.kind === 'refused' ? off.warning : '', 'carol@parley.test is offline and does not take offline messages (EnableOfflineIm is False for them)');
   });
@@ -332,7 +332,7 @@ describe('from a partner to an offline local user: one note in the Inbox', () =>
     const first = new SpoolWorker(options({ routing: createMailboxRouting({}, stopping) }));
     void first.runOnce();
     await stopping.made;
-    assert.equal(folder('bob@parley.test', 'inbox').length, 1);
+    assert.equal((await folder('bob@parley.test', 'inbox')).length, 1);
     assert.equal((await getEntry(sql, entryId)).state, 'delivering');
 
     const restarted = new SpoolWorker(options());
@@ -340,7 +340,7 @@ describe('from a partner to an offline local user: one note in the Inbox', () =>
     await restarted.close();
     assert.equal(await restarted.runOnce(), 1);
     assert.equal((await getEntry(sql, entryId)).state, 'delivered');
-    assert.equal(folder('bob@parley.test', 'inbox').length, 1, 'exactly one note');
+    assert.equal((await folder('bob@parley.test', 'inbox')).length, 1, 'exactly one note');
     assert.equal((await readTrace(sql, entryId)).find((s) => s.step === 'delivered')?.detail.created, false);
   });
 });
@@ -370,7 +370,7 @@ describe('quotas: email and note entries count as offline ones', () => {
 
 describe('administration shows the kinds', () => {
   let dir: string;
-  beforeEach(() => {
+  beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), 'parley-offline-partner-'));
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));

@@ -50,7 +50,7 @@ describe('SpoolQuota', () => {
     assert.equal(q.admit(m('eve', 'carol', 2 * KB))?.reason, 'recipient-bytes');
   });
 
-  it('the rate: a burst of perMinute, then one every 60/perMinute s, with the wait to tell', () => {
+  it('the rate: a burst of perMinute, then one every 60/perMinute s, with the wait to tell', async () => {
     const q = new SpoolQuota(limits({ perMinute: 6 }));
     for (let i = 0; i < 6; i++) assert.equal(q.admit(m('alice', 'bob', 10, 1000)), undefined);
     const fast = q.admit(m('alice', 'bob', 10, 1000));
@@ -83,7 +83,7 @@ describe('SpoolQuota', () => {
     assert.equal(q.admit(m('alice', 'carol', 10), check)?.reason, 'sender-mailbox');
   });
 
-  it('loads what the spool holds at start-up', () => {
+  it('loads what the spool holds at start-up', async () => {
     const q = new SpoolQuota(limits({ maxBytes: 1000 }));
     q.load([
       { sender: 'alice@parley.test', recipient: 'bob@parley.test', messages: 2, bytes: 600 },
@@ -103,7 +103,7 @@ describe('OfflineService with quotas', () => {
   let sql: SqlDatabase;
   let clock: number;
 
-  beforeEach(() => {
+  beforeEach(async () => {
     db = openMemoryDatabase();
     sql = sqliteSql(db);
     runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS, OFFLINE_MIGRATIONS, TRACE_MIGRATIONS]);
@@ -114,7 +114,7 @@ describe('OfflineService with quotas', () => {
   });
 
   function service(spool: SpoolQuotaLimits, mailbox = new MailboxQuota(), commitWindowMs = 0): OfflineService {
-    const embedded = new EmbeddedMailboxConnector({ db, userExists: () => true, quota: mailbox, now: () => clock });
+    const embedded = new EmbeddedMailboxConnector({ sql: sqliteSql(db), userExists: async () => true, quota: mailbox, now: () => clock });
     return new OfflineService({
       sql, logger, domain: 'parley.test', routing: createMailboxRouting({}, embedded), displayName: async () => null,
       retry: { baseMs: 1000, maxMs: 8000 }, deliveryBatch: 16, commitWindowMs, commitMaxBatch: 100, timeZone: 'UTC', now: () => clock, quota: spool,
@@ -203,7 +203,7 @@ describe('OfflineService with quotas', () => {
       assert.match(full?.kind === 'refused' ? full.warning : '', /^offline message refused: bob@parley\.test's mailbox is full: 180 KB, at or above its ProhibitSendReceiveQuota of 150 KB \(mailboxQuota\.prohibitSendReceiveQuota\)/);
       clock += 121_000;
       await offline.worker.runOnce();
-      const bob = mailboxUsage(db, ensureMailbox(db, 'bob@parley.test').id).size;
+      const bob = (await mailboxUsage(sqliteSql(db), (await ensureMailbox(sqliteSql(db), 'bob@parley.test')).id)).size;
       assert.ok(bob >= 180 * KB, `all three accepted messages are in bob's mailbox (${bob} bytes), past the quota`);
       const refused = await offline.accept(message(9, { sender: 'carol@parley.test' }));
       assert.equal(refused.kind === 'refused' ? refused.quota : refused.kind, 'recipient-mailbox', 'a full mailbox receives nothing more, from anyone');

@@ -53,7 +53,7 @@ beforeEach(async () => {
   }
   clock = T0;
   delivered = [];
-  const embedded = new EmbeddedMailboxConnector({ db, userExists: () => true, now: () => clock });
+  const embedded = new EmbeddedMailboxConnector({ sql: sqliteSql(db), userExists: async () => true, now: () => clock });
   flaky = new FlakyConnector(embedded);
   sql = sqliteSql(db);
   service = new OfflineService({
@@ -82,15 +82,15 @@ const message = (text: string, over: Partial<OfflineMessage> = {}): OfflineMessa
   ...over,
 });
 
-function items(address: string) {
-  const mailbox = ensureMailbox(db, address);
-  const folder = getDistinguishedFolder(db, mailbox.id, 'conversationhistory');
-  return findItems(db, mailbox.id, folder.id, {}).items;
+async function items(address: string) {
+  const mailbox = await ensureMailbox(sqliteSql(db), address);
+  const folder = await getDistinguishedFolder(sqliteSql(db), mailbox.id, 'conversationhistory');
+  return (await findItems(sqliteSql(db), mailbox.id, folder.id, {})).items;
 }
 
 describe('the offline gate', () => {
   it('names the setting and the scope it came from', async () => {
-    updateInstance(db, IM_CONFIGURATION, GLOBAL, { EnableOfflineIm: false }, change);
+    await updateInstance(sqliteSql(db), IM_CONFIGURATION, GLOBAL, { EnableOfflineIm: false }, change);
     const gate = offlineGate('bob@parley.test', effectiveSettings(db, 'alice@parley.test'));
     assert.equal(gate.allowed, false);
     assert.match(gate.allowed ? '' : gate.warning, /EnableOfflineIm is False in CsImConfiguration Global/);
@@ -113,7 +113,7 @@ describe('OfflineService', () => {
     clock = T0 + 120_000;
     assert.equal(await service.worker.runOnce(), 1);
 
-    const missed = items('bob@parley.test');
+    const missed = await items('bob@parley.test');
     assert.equal(missed.length, 1);
     const item = missed[0];
     assert.equal(item?.itemClass, MISSED_CLASS);
@@ -125,23 +125,23 @@ describe('OfflineService', () => {
     assert.ok(text.indexOf('first') < text.indexOf('second') && text.indexOf('second') < text.indexOf('third'), text);
     assert.ok(!(item?.bodyHtml ?? '').includes('<b>bold?</b>'), 'plain text is escaped, never injected');
 
-    const copy = items('alice@parley.test');
+    const copy = await items('alice@parley.test');
     assert.equal(copy.length, 1);
     assert.equal(copy[0]?.itemClass, CONVERSATION_CLASS);
     assert.equal(copy[0]?.subject, 'Conversation with Bob Example');
-    assert.equal(items('bob@parley.test').filter((i) => i.itemClass === CONVERSATION_CLASS).length, 0);
+    assert.equal((await items('bob@parley.test')).filter((i) => i.itemClass === CONVERSATION_CLASS).length, 0);
 
     const entry = await getEntry(sql, entryId ?? '');
     assert.equal(entry.state, 'delivered');
     assert.equal(entry.recipientItemId, item?.id);
-    assert.deepEqual(missedConversationSummary(db, 'bob@parley.test'), { total: 1, unread: 1 });
+    assert.deepEqual(await missedConversationSummary(sqliteSql(db), 'bob@parley.test'), { total: 1, unread: 1 });
     assert.deepEqual(delivered.map((e) => e.id), [entryId]);
     assert.deepEqual((await readTrace(sql, entryId ?? '')).map((s) => s.step), ['received', 'gated', 'spooled', 'received', 'gated', 'spooled', 'received', 'gated', 'spooled', 'picked-up', 'delivered', 'delivered']);
   });
 
   it('refuses (480 material) when the sender may not: EnableOfflineIm, EnableIMAutoArchiving, typing, empty', async () => {
-    createInstance(db, CLIENT_POLICY, { scope: 'tag', name: 'NoArchive' }, { EnableIMAutoArchiving: false }, change);
-    grantClientPolicy(db, 'carol@parley.test', 'NoArchive', change);
+    await createInstance(sqliteSql(db), CLIENT_POLICY, { scope: 'tag', name: 'NoArchive' }, { EnableIMAutoArchiving: false }, change);
+    await grantClientPolicy(sqliteSql(db), 'carol@parley.test', 'NoArchive', change);
     const carol = await service.accept(message('hi', { sender: 'carol@parley.test' }));
     assert.equal(carol.kind, 'refused');
     assert.match(carol.kind === 'refused' ? carol.warning : '', /EnableIMAutoArchiving is False in CsClientPolicy Tag:NoArchive/);
@@ -157,7 +157,7 @@ describe('OfflineService', () => {
     assert.equal((await service.accept(message(cpim('text/plain', 'a real message'), { contentType: 'message/cpim' }))).kind, 'spooled', 'CPIM text is kept');
     const empty = await service.accept(message('', { body: new Uint8Array() }));
     assert.match(empty.kind === 'refused' ? empty.warning : '', /empty/);
-    updateInstance(db, IM_CONFIGURATION, GLOBAL, { EnableOfflineIm: false }, change);
+    await updateInstance(sqliteSql(db), IM_CONFIGURATION, GLOBAL, { EnableOfflineIm: false }, change);
     const off = await service.accept(message('hi'));
     assert.match(off.kind === 'refused' ? off.warning : '', /EnableOfflineIm is False/);
     await new Promise((r) => setImmediate(r));
@@ -176,8 +176,8 @@ describe('OfflineService', () => {
     assert.equal((await getEntry(sql, entryId)).state, 'waiting');
     await service.worker.runOnce();
     assert.equal((await getEntry(sql, entryId)).state, 'delivered');
-    assert.equal(items('bob@parley.test').length, 1);
-    assert.equal(items('alice@parley.test').length, 1);
+    assert.equal((await items('bob@parley.test')).length, 1);
+    assert.equal((await items('alice@parley.test')).length, 1);
     assert.ok((await readTrace(sql, entryId)).some((s) => s.step === 'recovered'));
   });
 });
@@ -204,8 +204,8 @@ describe('the spool for Conversation History (kinds)', () => {
   it('a history entry is due at once and makes one read Conversation item for its owner, both directions in order, with its notes', async () => {
     const id = await history('bob@parley.test', 'alice@parley.test', ['1 message Alice sent while you were offline is in your missed conversation.']);
     assert.equal(await service.worker.runOnce(), 1);
-    assert.equal(items('alice@parley.test').length, 0, 'only the owner gets it');
-    const [item, ...more] = items('bob@parley.test');
+    assert.equal((await items('alice@parley.test')).length, 0, 'only the owner gets it');
+    const [item, ...more] = await items('bob@parley.test');
     assert.equal(more.length, 0);
     assert.equal(item?.itemClass, CONVERSATION_CLASS);
     assert.equal(item?.subject, 'Conversation with Alice Example');
@@ -230,7 +230,7 @@ describe('the spool for Conversation History (kinds)', () => {
     await service.worker.runOnce();
     db.prepare("UPDATE spool_entries SET state = 'waiting', sender_item_id = NULL, next_attempt_at = ? WHERE id = ?").run(clock, id);
     await service.worker.runOnce();
-    assert.equal(items('alice@parley.test').length, 1);
+    assert.equal((await items('alice@parley.test')).length, 1);
     assert.equal((await getEntry(sql, id)).state, 'delivered');
   });
 
@@ -259,18 +259,18 @@ describe('the spool for Conversation History (kinds)', () => {
     assert.deepEqual(service.quota.tallies().senders.get('alice@parley.test')?.messages, 1, 'the quota counts the offline message only');
     clock += 60_000;
     assert.equal(await service.worker.runOnce(), 1, 'the unread entry, before the offline one');
-    const missed = items('bob@parley.test').filter((i) => i.itemClass === MISSED_CLASS);
+    const missed = (await items('bob@parley.test')).filter((i) => i.itemClass === MISSED_CLASS);
     assert.equal(missed.length, 1);
     assert.ok(missed[0]?.bodyText?.includes('u1') && missed[0]?.bodyText?.includes('u2'));
     assert.equal(missed[0]?.isRead, false);
-    assert.equal(items('alice@parley.test').filter((i) => i.itemClass === CONVERSATION_CLASS).length, 1, 'and the sender copy, as offline');
+    assert.equal((await items('alice@parley.test')).filter((i) => i.itemClass === CONVERSATION_CLASS).length, 1, 'and the sender copy, as offline');
     assert.equal(service.quota.tallies().senders.get('alice@parley.test')?.messages, 1, 'delivering the unread entry released nothing: the offline message still holds its place');
   });
 });
 
 describe('retries', () => {
   let failing: OfflineService;
-  beforeEach(() => {
+  beforeEach(async () => {
     failing = new OfflineService({
       sql,
       logger,
@@ -287,7 +287,7 @@ describe('retries', () => {
   });
 
   it('an unreachable mailbox is retried with doubling, bounded waits, then delivered exactly once', async () => {
-    updateInstance(db, IM_CONFIGURATION, GLOBAL, { OfflineImPickupDelay: 0 }, change);
+    await updateInstance(sqliteSql(db), IM_CONFIGURATION, GLOBAL, { OfflineImPickupDelay: 0 }, change);
     const r = await failing.accept(message('x'));
     const id = r.kind === 'spooled' ? r.entryId : '';
     flaky.failWith = new MailboxError('REMOTE_UNAVAILABLE', 'connection refused');
@@ -304,11 +304,11 @@ describe('retries', () => {
     flaky.failWith = undefined;
     await failing.worker.runOnce();
     assert.equal((await getEntry(sql, id)).state, 'delivered');
-    assert.equal(items('bob@parley.test').length, 1);
+    assert.equal((await items('bob@parley.test')).length, 1);
   });
 
   it('still failing when OfflineImMaxAge ends: failed with its reason, kept; an administrator retry delivers it', async () => {
-    updateInstance(db, IM_CONFIGURATION, GLOBAL, { OfflineImPickupDelay: 0, OfflineImMaxAge: 60 }, change);
+    await updateInstance(sqliteSql(db), IM_CONFIGURATION, GLOBAL, { OfflineImPickupDelay: 0, OfflineImMaxAge: 60 }, change);
     const r = await failing.accept(message('x'));
     const id = r.kind === 'spooled' ? r.entryId : '';
     flaky.failWith = new MailboxError('REMOTE_UNAVAILABLE', 'HTTP 503');
@@ -325,11 +325,11 @@ describe('retries', () => {
     await retrySpoolEntry(sql, id, clock, 'test');
     await failing.worker.runOnce();
     assert.equal((await getEntry(sql, id)).state, 'delivered');
-    assert.equal(items('bob@parley.test').length, 1);
+    assert.equal((await items('bob@parley.test')).length, 1);
   });
 
   it('a refusal retrying cannot cure fails at once', async () => {
-    updateInstance(db, IM_CONFIGURATION, GLOBAL, { OfflineImPickupDelay: 0 }, change);
+    await updateInstance(sqliteSql(db), IM_CONFIGURATION, GLOBAL, { OfflineImPickupDelay: 0 }, change);
     const r = await failing.accept(message('x'));
     flaky.failWith = new MailboxError('REMOTE_REFUSED', 'ErrorImpersonateUserDenied');
     await failing.worker.runOnce();

@@ -13,7 +13,7 @@ import { DIRECTORY_MIGRATIONS, addUser } from '../../src/directory/index.ts';
 import { MAX_BLOCKS, PRESENCE_MIGRATIONS } from '../../src/presence/index.ts';
 import { addBlock } from '../../src/presence/blocks.ts';
 import { SETTINGS_MIGRATIONS, listAudit } from '../../src/settings/index.ts';
-import { openDatabase, openMemoryDatabase, runMigrations, transaction, sqliteSql } from '../../src/storage/index.ts';
+import { openDatabase, openMemoryDatabase, runMigrations, sqliteSql } from '../../src/storage/index.ts';
 
 const D = 'parley.test';
 const root = mkdtempSync(join(tmpdir(), 'parley-presence-admin-'));
@@ -24,7 +24,7 @@ async function admin(...users: string[]) {
   const dataDir = join(root, `data-${++dirs}`);
   const db = openDatabase(dataDir);
   runMigrations(db, [DIRECTORY_MIGRATIONS]);
-  for (const u of users) await addUser(db, { address: `${u}@${D}`, password: 'pw' });
+  for (const u of users) await addUser(sqliteSql(db), { address: `${u}@${D}`, password: 'pw' });
   db.close();
   return {
     dataDir,
@@ -92,8 +92,8 @@ describe('Cs…PresenceBlock cmdlets', () => {
     const db = openDatabase(a.dataDir);
     try {
       runMigrations(db, [DIRECTORY_MIGRATIONS, PRESENCE_MIGRATIONS]);
-      transaction(db, () => {
-        for (let i = 0; i < MAX_BLOCKS; i++) addBlock(db, `alice@${D}`, `w${i}@elsewhere.example`, Date.now());
+      await sqliteSql(db).transaction(async (tx) => {
+        for (let i = 0; i < MAX_BLOCKS; i++) await addBlock(tx, `alice@${D}`, `w${i}@elsewhere.example`, Date.now());
       });
     } finally {
       db.close();
@@ -133,7 +133,7 @@ describe('Get-CsUserPresence', () => {
   it('is served with the live presence by the server, and block changes reach it at once', async () => {
     const db = openMemoryDatabase();
     runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, PRESENCE_MIGRATIONS]);
-    await addUser(db, { address: `alice@${D}`, password: 'pw' });
+    await addUser(sqliteSql(db), { address: `alice@${D}`, password: 'pw' });
     const now = 1_700_000_000_000;
     let changes = 0;
     const live: LivePresence = {

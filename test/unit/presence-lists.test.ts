@@ -2,20 +2,21 @@
 // contact-list repository, and the presence package serving a user's contact list.
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
-import { describe, it } from 'node:test';
+import { after, afterEach, describe, it } from 'node:test';
 import pino from 'pino';
-import { DIRECTORY_MIGRATIONS, addUser, removeUser } from '../../src/directory/index.ts';
 import { EventService, ManualTimers, Subscription } from '../../src/events/index.ts';
 import { addContact, listContacts, listsWith, MAX_CONTACTS, removeContact } from '../../src/presence/contacts.ts';
 import { buildListDocument, hasOptionTag, listOwner, listResource } from '../../src/presence/lists.ts';
-import { buildPidf, databaseBlockList, databaseContactLists, OFFLINE, PRESENCE_MIGRATIONS, PresenceService } from '../../src/presence/index.ts';
+import { buildPidf, databaseBlockList, databaseContactLists, OFFLINE, PresenceService } from '../../src/presence/index.ts';
 import { addToContacts } from '../../src/presence/policy.ts';
 import { addBlock } from '../../src/presence/blocks.ts';
 import type { Binding } from '../../src/registrar/index.ts';
 import type { SipContext } from '../../src/router/context.ts';
 import { createResponseMessage, Headers } from '../../src/sip/index.ts';
 import type { ClientTransactionUser, Flow, SipRequest, SipResponse } from '../../src/sip/index.ts';
-import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
+import { closeTestPostgres, ENGINES } from '../harness/engines.ts';
+import type { EngineUnderTest } from '../harness/engines.ts';
+import { closePresenceDatabases, presenceDatabase, quiet, removeUserRow, until } from './presence-database.ts';
 
 const D = 'parley.test';
 const T0 = 1_700_000_000_000;
@@ -86,36 +87,52 @@ describe('resource list URIs and documents', () => {
   });
 });
 
-async function database(...users: string[]) {
-  const db = openMemoryDatabase();
-  runMigrations(db, [DIRECTORY_MIGRATIONS, PRESENCE_MIGRATIONS]);
-  for (const u of users) await addUser(db, { address: `${u}@${D}`, password: 'pw', displayName: u === 'bob' ? 'Bob Builder' : null });
-  return db;
+afterEach(closePresenceDatabases);
+after(closeTestPostgres);
+
+function database(engine: EngineUnderTest, ...users: string[]) {
+  return presenceDatabase(engine, users.map((u) => ({ address: `${u}@${D}`, displayName: u === 'bob' ? 'Bob Builder' : null })));
 }
 
-describe('contact lists repository', () => {
+for (const engine of ENGINES) {
+describe(`contact lists repository on ${engine.name}`, () => {
   it('adds users of the organisation, lists them with display names, and forgets removed users', async () => {
-    const db = await database('alice', 'bob', 'carol');
-    assert.equal(addContact(db, `alice@${D}`, `bob@${D}`, T0).created, true);
-    assert.equal(addContact(db, `alice@${D}`, `bob@${D}`, T0 + 1).created, false);
-    addContact(db, `alice@${D}`, `carol@${D}`, T0);
-    addContact(db, `carol@${D}`, `bob@${D}`, T0);
-    assert.deepEqual(listContacts(db, `alice@${D}`).map((c) => [c.member, c.displayName]), [[`bob@${D}`, 'Bob Builder'], [`carol@${D}`, null]]);
-    assert.deepEqual(listsWith(db, `bob@${D}`).sort(), [`alice@${D}`, `carol@${D}`]);
-    assert.throws(() => addContact(db, `alice@${D}`, `ghost@${D}`, T0), /FOREIGN KEY/);
-    assert.throws(() => addToContacts(db, `alice@${D}`, `ghost@elsewhere.example`, T0), { code: 'USER_NOT_FOUND' });
-    assert.equal(removeContact(db, `alice@${D}`, `carol@${D}`), true);
-    assert.equal(removeContact(db, `alice@${D}`, `carol@${D}`), false);
-    removeUser(db, `bob@${D}`);
-    assert.deepEqual(listContacts(db, `alice@${D}`), []);
+    const db = await database(engine, 'alice', 'bob', 'carol');
+    const users = { userExists: async (a: string) => [`alice@${D}`, `bob@${D}`, `carol@${D}`].includes(a) };
+    assert.equal((await addContact(db, `alice@${D}`, `bob@${D}`, T0)).created, true);
+    assert.equal((await addContact(db, `alice@${D}`, `bob@${D}`, T0 + 1)).created, false);
+    await addContact(db, `alice@${D}`, `carol@${D}`, T0);
+    await addContact(db, `carol@${D}`, `bob@${D}`, T0);
+    assert.deepEqual((await listContacts(db, `alice@${D}`)).map((c) => [c.member, c.displayName]), [[`bob@${D}`, 'Bob Builder'], [`carol@${D}`, null]]);
+    assert.deepEqual((await listsWith(db, `bob@${D}`)).sort(), [`alice@${D}`, `carol@${D}`]);
+    await assert.rejects(addContact(db, `alice@${D}`, `ghost@${D}`, T0), /foreign key/i);
+    await assert.rejects(addToContacts(db, `alice@${D}`, `ghost@elsewhere.example`, T0, users), { code: 'USER_NOT_FOUND' });
+    assert.equal(await removeContact(db, `alice@${D}`, `carol@${D}`), true);
+    assert.equal(await removeContact(db, `alice@${D}`, `carol@${D}`), false);
+    await removeUserRow(db, `bob@${D}`);
+    assert.deepEqual(await listContacts(db, `alice@${D}`), []);
     assert.ok(MAX_CONTACTS >= 100);
+  });
+
+  it('keeps lists in memory until a list or a user changes', async () => {
+    const db = await database(engine, 'alice', 'bob');
+    const lists = databaseContactLists(db);
+    await addContact(db, `alice@${D}`, `bob@${D}`, T0);
+    assert.deepEqual((await lists.membersOf(`alice@${D}`)).map((c) => c.displayName), ['Bob Builder']);
+    assert.deepEqual(await lists.listsWith(`bob@${D}`), [`alice@${D}`]);
+    // a member's display name is part of the list: a user's change drops what is kept too
+    await db.run('UPDATE users SET display_name = ? WHERE address = ?', ['Robert', `bob@${D}`]);
+    await until(async () => (await lists.membersOf(`alice@${D}`))[0]?.displayName === 'Robert', 'the new display name');
+    await removeContact(db, `alice@${D}`, `bob@${D}`);
+    lists.forget?.();
+    assert.deepEqual(await lists.membersOf(`alice@${D}`), []);
+    assert.deepEqual(await lists.listsWith(`bob@${D}`), []);
   });
 });
 
-describe('the presence package serving contact lists', () => {
+describe(`the presence package serving contact lists on ${engine.name}`, () => {
   const logger = pino({ level: 'silent' });
   const FLOW = { id: 'tcp#1', protocol: 'tcp' as const, local: { address: '127.0.0.1', port: 5060 }, remote: { address: '127.0.0.1', port: 40000 } };
-  const tick = () => new Promise((r) => setImmediate(r));
 
   function request(headers: Record<string, string>): SipRequest {
     const h = new Headers();
@@ -124,9 +141,9 @@ describe('the presence package serving contact lists', () => {
   }
 
   async function setup() {
-    const db = await database('alice', 'bob', 'carol');
-    addContact(db, `alice@${D}`, `bob@${D}`, T0);
-    addContact(db, `alice@${D}`, `carol@${D}`, T0);
+    const db = await database(engine, 'alice', 'bob', 'carol');
+    await addContact(db, `alice@${D}`, `bob@${D}`, T0);
+    await addContact(db, `alice@${D}`, `carol@${D}`, T0);
     const clock = new ManualTimers(T0);
     const sent: Array<{ request: SipRequest; user: ClientTransactionUser }> = [];
     let registered = new Set<string>();
@@ -167,9 +184,9 @@ describe('the presence package serving contact lists', () => {
 
   it('authorizes only the owner, with Supported: eventlist (421 with Require) and an Accept that reads lists (406)', async () => {
     const { ctx, presence, events } = await setup();
-    assert.equal(presence.hasResource(ctx, `alice+contacts@${D}`), true);
-    assert.equal(presence.hasResource(ctx, `ghost+contacts@${D}`), false);
-    assert.equal(presence.hasResource(ctx, `bob@${D}`), true);
+    assert.equal(await presence.hasResource(ctx, `alice+contacts@${D}`), true);
+    assert.equal(await presence.hasResource(ctx, `ghost+contacts@${D}`), false);
+    assert.equal(await presence.hasResource(ctx, `bob@${D}`), true);
     const listAccept = 'multipart/related, application/rlmi+xml, application/pidf+xml';
     assert.equal(presence.authorize(ctx, `alice@${D}`, `alice+contacts@${D}`, request({ supported: 'eventlist', accept: listAccept })), 'ok');
     assert.equal(presence.authorize(ctx, `alice@${D}`, `alice+contacts@${D}`, request({ supported: 'eventlist' })), 'ok', 'no Accept: the defaults');
@@ -186,7 +203,7 @@ describe('the presence package serving contact lists', () => {
   it("NOTIFYs the whole list, version by version, when a member changes or the list does; blocks apply", async () => {
     const { db, presence, events, sub, sent, answer, shown, registrations, setRegistered } = await setup();
     events.notifier.notify(sub);
-    await tick();
+    await quiet(presence, events);
     assert.equal(sent[0]?.request.headers.get('require'), 'eventlist');
     assert.equal(sent[0]?.request.headers.get('event'), 'presence');
     assert.deepEqual(shown(sent[0]!.request), { version: 0, states: ['bob:closed', 'carol:closed'] });
@@ -194,22 +211,22 @@ describe('the presence package serving contact lists', () => {
 
     setRegistered(['bob']);
     registrations.emit('changed', `bob@${D}`);
-    await tick();
+    await quiet(presence, events);
     assert.deepEqual(shown(sent[0]!.request), { version: 1, states: ['bob:open', 'carol:closed'] });
     answer();
     registrations.emit('changed', `bob@${D}`);
-    await tick();
+    await quiet(presence, events);
     assert.equal(sent.length, 0, 'nothing changed: no NOTIFY, and no version spent');
 
-    removeContact(db, `alice@${D}`, `carol@${D}`);
+    await removeContact(db, `alice@${D}`, `carol@${D}`);
     presence.contactsChanged(`alice@${D}`);
-    await tick();
+    await quiet(presence, events);
     assert.deepEqual(shown(sent[0]!.request), { version: 2, states: ['bob:open'] });
     answer();
 
-    addBlock(db, `bob@${D}`, `alice@${D}`, T0);
-    presence.blocksChanged();
-    await tick();
+    await addBlock(db, `bob@${D}`, `alice@${D}`, T0);
+    await presence.blocksChanged();
+    await quiet(presence, events);
     assert.deepEqual(shown(sent[0]!.request), { version: 3, states: ['bob:closed'] }, 'bob blocked alice: her list shows him Offline');
     answer();
 
@@ -218,8 +235,9 @@ describe('the presence package serving contact lists', () => {
 
     // a refresh sends the state again, with the next version
     events.notifier.notify(sub);
-    await tick();
+    await quiet(presence, events);
     assert.equal(shown(sent[0]!.request).version, 4);
     events.close();
   });
 });
+}

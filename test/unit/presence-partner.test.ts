@@ -185,10 +185,10 @@ describe('presence across organisations: a partner subscribes', () => {
     const t = setup();
     await t.receive(partnerFlow(t), partnerSubscribe());
     t.answer(0);
-    t.events.sweepRemovedUsers();
+    await t.events.sweepRemovedUsers();
     assert.equal(t.sent.length, 1, 'dave is no user here, and still a welcome watcher');
     t.gate.notEnabled.add(`alice@${DOMAIN}`);
-    t.events.sweepRemovedUsers();
+    await t.events.sweepRemovedUsers();
     await tick();
     assert.equal(t.sent[1]!.request.headers.get('subscription-state'), 'terminated;reason=rejected');
     t.answer(1);

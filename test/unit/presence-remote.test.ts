@@ -298,7 +298,7 @@ describe('remote watcher (the back-end subscriptions of every contact list)', ()
       send: fake.send,
       refusal: (owner, domain) => (state.refused.has(`${owner} ${domain}`) ? { code: 'DOMAIN_BLOCKED', warning: `${domain} is blocked` } : null),
       watched: (owner) => state.watched.has(owner),
-      remoteMembers: (owner) => state.members.get(owner) ?? [],
+      remoteMembers: async (owner) => state.members.get(owner) ?? [],
       changed: (owner) => void changed.push(owner),
       sweepMs: 30_000,
     });
@@ -308,19 +308,19 @@ describe('remote watcher (the back-end subscriptions of every contact list)', ()
   it('subscribes only while the owner watches the list, for members the decision allows, and ends when a member leaves', async () => {
     const state = { watched: new Set<string>(), members: new Map([[ALICE, [DAVE, 'erin@org-c.test']]]), refused: new Set([`${ALICE} org-c.test`]) };
     const { w, fake } = watcher(state);
-    w.sync(ALICE);
+    await w.sync(ALICE);
     assert.equal(fake.sent.length, 0, 'no list subscription: no back-end subscription');
     state.watched.add(ALICE);
-    w.sync(ALICE);
+    await w.sync(ALICE);
     assert.deepEqual(fake.sent.map((s) => s.request.uri), [`sip:${DAVE}`]);
-    assert.deepEqual(w.view(ALICE, 'erin@org-c.test'), { instance: 'terminated', reason: 'rejected' });
-    assert.deepEqual(w.view(ALICE, DAVE), { instance: 'pending' });
-    w.sync(ALICE);
+    assert.deepEqual(await w.view(ALICE, 'erin@org-c.test'), { instance: 'terminated', reason: 'rejected' });
+    assert.deepEqual(await w.view(ALICE, DAVE), { instance: 'pending' });
+    await w.sync(ALICE);
     assert.equal(fake.sent.length, 1, 'one per owner and member');
     fake.sent[0]!.answer(accepted(fake.sent[0]!.request));
     await settle();
     state.members.set(ALICE, ['erin@org-c.test']);
-    w.sync(ALICE);
+    await w.sync(ALICE);
     assert.equal(fake.sent[1]?.request.headers.get('expires'), '0', 'dave left the list: unsubscribed');
   });
 
@@ -328,8 +328,7 @@ describe('remote watcher (the back-end subscriptions of every contact list)', ()
     const BOB = 'bob@org-a.test';
     const state = { watched: new Set([ALICE, BOB]), members: new Map([[ALICE, [DAVE]], [BOB, [DAVE]]]), refused: new Set<string>() };
     const { w, fake, changed } = watcher(state);
-    w.sync(ALICE);
-    w.sync(BOB);
+    await Promise.all([w.sync(ALICE), w.sync(BOB)]);
     const [forAlice, forBob] = fake.sent;
     assert.ok(forAlice && forBob);
     forAlice.answer(accepted(forAlice.request));
@@ -340,8 +339,8 @@ describe('remote watcher (the back-end subscriptions of every contact list)', ()
     assert.equal(sub?.owner, ALICE);
     sub.notify(notify);
     assert.deepEqual(changed, [ALICE]);
-    assert.equal(w.view(ALICE, DAVE).presence?.state, 'Busy');
-    assert.deepEqual(w.view(BOB, DAVE), { instance: 'pending' });
+    assert.equal((await w.view(ALICE, DAVE)).presence?.state, 'Busy');
+    assert.deepEqual(await w.view(BOB, DAVE), { instance: 'pending' });
     // alice's Call-ID with another tag, or bob's tag with alice's Call-ID: nobody's
     const forged = notifyFor(forAlice.request, 'active', { state: 'Away' });
     forged.headers.set('to', forBob.request.headers.get('from') ?? '');
@@ -351,13 +350,14 @@ describe('remote watcher (the back-end subscriptions of every contact list)', ()
   it('the sweep ends the subscriptions of an owner who no longer watches the list, or whose decision changed', async () => {
     const state = { watched: new Set([ALICE]), members: new Map([[ALICE, [DAVE]]]), refused: new Set<string>() };
     const { w, fake, timers } = watcher(state);
-    w.sync(ALICE);
+    await w.sync(ALICE);
     fake.sent[0]!.answer(accepted(fake.sent[0]!.request));
     await settle();
     state.refused.add(`${ALICE} org-b.test`);
     timers.advance(30_000);
+    await settle();
     assert.equal(fake.sent[1]?.request.headers.get('expires'), '0');
-    assert.deepEqual(w.view(ALICE, DAVE), { instance: 'terminated', reason: 'rejected' });
+    assert.deepEqual(await w.view(ALICE, DAVE), { instance: 'terminated', reason: 'rejected' });
   });
 });
 

@@ -111,37 +111,4 @@ describe('REGISTER planning (RFC 3261 §10.3)', () => {
   });
 });
 
-describe('memory location service', () => {
-  it('drops the bindings of a closed flow and expired bindings', async () => {
-    const location = new MemoryLocationService();
-    const b = (key: string, flowId: string, expiresAt: number): Binding => ({
-      aor: 'alice@parley.test', contact: `sip:${key}`, key, callId: 'c', cseq: 1, expiresAt, registeredAt: NOW, q: null, userAgent: null, flow: { ...FLOW, id: flowId },
-    });
-    await location.apply('alice@parley.test', [{ type: 'put', binding: b('a', 'f1', NOW + 1000) }, { type: 'put', binding: b('b', 'f2', NOW + 10) }], NOW);
-    assert.equal((await location.removeFlow('f1')).length, 1);
-    assert.equal((await location.sweep(NOW + 10)).length, 1);
-    assert.deepEqual(await location.lookup('alice@parley.test', NOW), []);
-  });
-});
-
-describe('memory location service flow index', () => {
-  it('finds the bindings of a flow across addresses-of-record, and forgets flows no binding uses', async () => {
-    const location = new MemoryLocationService();
-    const mk = (aor: string, key: string, flowId: string): Binding => ({
-      aor, contact: `sip:${key}`, key, callId: 'c', cseq: 1, expiresAt: NOW + 1000, registeredAt: NOW, q: null, userAgent: null, flow: { ...FLOW, id: flowId },
-    });
-    await location.apply('a@x', [{ type: 'put', binding: mk('a@x', 'k1', 'f1') }], NOW);
-    await location.apply('b@x', [{ type: 'put', binding: mk('b@x', 'k2', 'f1') }, { type: 'put', binding: mk('b@x', 'k3', 'f2') }], NOW);
-    // Re-registering k1 over another flow moves it off f1.
-    await location.apply('a@x', [{ type: 'put', binding: mk('a@x', 'k1', 'f3') }], NOW);
-    const gone = await location.removeFlow('f1');
-    assert.deepEqual(gone.map((b) => b.key), ['k2']);
-    assert.deepEqual((await location.lookup('a@x', NOW)).map((b) => b.flow.id), ['f3']);
-    assert.deepEqual((await location.lookup('b@x', NOW)).map((b) => b.key), ['k3']);
-    assert.deepEqual(await location.removeFlow('f1'), []);
-    // a refresh over the same flow keeps it indexed
-    await location.apply('a@x', [{ type: 'put', binding: mk('a@x', 'k1', 'f3') }], NOW + 1);
-    assert.deepEqual((await location.removeFlow('f3')).map((b) => b.key), ['k1']);
-    assert.deepEqual(await location.lookup('a@x', NOW + 1), []);
-  });
-});
+// The location service itself: registrar-location.test.ts (the same tests on memory and Redis).

@@ -27,7 +27,7 @@ function setup() {
     realm: D,
     nonces,
     algorithms: ['SHA-256', 'MD5'],
-    findAccount: (username) =>
+    findAccount: async (username) =>
       username === 'alice' ? { address: `alice@${D}`, ha1: { MD5: computeHa1('MD5', 'alice', D, PASSWORD), 'SHA-256': computeHa1('SHA-256', 'alice', D, PASSWORD) } } : undefined,
   });
   const location = new MemoryLocationService();

@@ -24,7 +24,7 @@ import { closeTestPostgres, ENGINES } from '../harness/engines.ts';
 const DAY = 86_400_000;
 const NOW = Date.UTC(2026, 11, 6);
 const dirs: string[] = [];
-after(() => {
+after(async () => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 after(() => closeTestPostgres());
@@ -36,7 +36,7 @@ function tempDir(): string {
 }
 
 describe('retention policy', () => {
-  it('reads durations in seconds, s, m, h, d and "forever", and writes them back', () => {
+  it('reads durations in seconds, s, m, h, d and "forever", and writes them back', async () => {
     assert.equal(parseDuration('30d'), 30 * 86400);
     assert.equal(parseDuration('12h'), 43200);
     assert.equal(parseDuration('15m'), 900);
@@ -49,7 +49,7 @@ describe('retention policy', () => {
     assert.equal(formatDuration(61), '61s');
   });
 
-  it('has defaults: delivered 30 days, audit a year, change log 7 to 90 days, every 5 minutes in batches of 200', () => {
+  it('has defaults: delivered 30 days, audit a year, change log 7 to 90 days, every 5 minutes in batches of 200', async () => {
     const c = loadConfig(undefined, {});
     assert.deepEqual(c.retention, DEFAULT_RETENTION);
     assert.deepEqual(describeRetention(c.retention), [
@@ -60,7 +60,7 @@ describe('retention policy', () => {
     ]);
   });
 
-  it('takes a config file key by key and names the setting at fault', () => {
+  it('takes a config file key by key and names the setting at fault', async () => {
     const dir = tempDir();
     const file = path.join(dir, 'c.json');
     writeFileSync(file, JSON.stringify({ retention: { delivered: '7d', audit: 'forever', changeLog: { minAge: '1h' }, batch: 100 } }));
@@ -197,14 +197,14 @@ describe('retention purges', () => {
     await runAt(file, NOW);
     const rows = () => (db.prepare('SELECT seq, item_id, kind FROM mail_changes ORDER BY seq').all() as Array<{ seq: number; item_id: string; kind: string }>).map((r) => `${r.seq} ${r.item_id} ${r.kind}`);
     assert.deepEqual(rows(), ['1 kept create', '5 late create', '6 late update', '7 new create']);
-    assert.equal(changeFloor(db), 4);
+    assert.equal(await changeFloor(sqliteSql(db)), 4);
     assert.deepEqual(ids(db, 'SELECT id AS v FROM mail_subscriptions'), ['live']);
 
     // past maxAge the log goes even though the subscription has not read it; the subscription ends
     await runAt(file, NOW + 85 * DAY);
     // (once that subscription ended, nothing holds the rest back: the floor reaches the end)
     assert.deepEqual(rows(), ['1 kept create', '5 late create', '7 new create']);
-    assert.equal(changeFloor(db), 7);
+    assert.equal(await changeFloor(sqliteSql(db)), 7);
     assert.deepEqual(ids(db, 'SELECT id AS v FROM mail_subscriptions'), []);
     db.close();
   });

@@ -98,14 +98,14 @@ export function setup(answer: (sent: Sent) => Answer, o: HarnessOptions = {}) {
     messaging: { maxBody: 65536, deviceTimeout: 10 },
     auth: {
       // the digest check of a local user: alice when the request carries credentials, else a challenge
-      authenticate(request: SipRequest) {
+      async authenticate(request: SipRequest) {
         authCalls++;
         if (request.headers.has('proxy-authorization')) return { ok: true, address: ALICE };
         return { ok: false, status: 407, headers: [['Proxy-Authenticate', 'Digest realm="parley.test", nonce="n"']], warning: 'credentials needed' };
       },
     },
-    userExists: (a: string) => USERS.has(a),
-    displayName: (a: string) => USERS.get(a) ?? null,
+    userExists: async (a: string) => USERS.has(a),
+    displayName: async (a: string) => USERS.get(a) ?? null,
     location: {
       async lookup(aor: string) {
         if (!(o.online ?? []).includes(aor)) return [];

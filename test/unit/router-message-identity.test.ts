@@ -29,8 +29,8 @@ function setup(answer: (forwarded: SipRequest) => SipResponse) {
     domain: D, product: 'Parley/test', logger, now: Date.now, isOwnHost: (host: string) => host === '127.0.0.1',
     messaging: { maxBody: 65536, deviceTimeout: 10 },
     auth: { authenticate: () => ({ ok: true, address: `alice@${D}` }) },
-    userExists: (a: string) => NAMES.has(a),
-    displayName: (a: string) => NAMES.get(a) ?? null,
+    userExists: async (a: string) => NAMES.has(a),
+    displayName: async (a: string) => NAMES.get(a) ?? null,
     location: { lookup: async (aor: string) => [{ aor, contact: `sip:bob@127.0.0.1:40001;transport=tcp`, flow: FLOW_REF } as unknown as Binding] },
     resolveFlow: () => flow([]),
     transactions: {

@@ -6,7 +6,7 @@ import { after, describe, it } from 'node:test';
 import { runUserCommand } from '../../src/admin/index.ts';
 import { findUser, verifyPassword } from '../../src/directory/index.ts';
 import { listAudit } from '../../src/settings/index.ts';
-import { openDatabase } from '../../src/storage/index.ts';
+import { openDatabase, sqliteSql } from '../../src/storage/index.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'parley-user-cli-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -65,7 +65,7 @@ describe('parley user', () => {
     assert.equal(passwd.code, 0, passwd.all);
     assert.deepEqual(passwd.out, ['changed the password of alice@parley.local']);
     const db = openDatabase(dataDir);
-    assert.equal(await verifyPassword(db, 'alice@parley.local', 'looking-glass'), true);
+    assert.equal(await verifyPassword(sqliteSql(db), 'alice@parley.local', 'looking-glass'), true);
     db.close();
 
     const remove = await run('remove', 'ALICE@parley.local');

@@ -7,6 +7,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
+import { webSocketServers } from '../../src/web/app/api.ts';
 import { Conversations } from '../../src/web/app/conversations.ts';
 import { AWAY_AFTER_MS, autoState, INACTIVE_AFTER_MS } from '../../src/web/app/idle.ts';
 import { en } from '../../src/web/app/i18n/en.ts';
@@ -112,6 +113,22 @@ describe('web client conversations', () => {
     assert.equal(c.nextUnread(1), 'a@x');
     assert.equal(c.nextUnread(-1), 'c@x');
     assert.equal(c.get('a@x')?.typing.value, false);
+  });
+});
+
+describe('web client: the SIP servers of a session', () => {
+  const one = 'wss://a.example/sip';
+  it('is the one webSocketUrl without a list (a single server), or with an empty one', () => {
+    assert.deepEqual(webSocketServers({ webSocketUrl: one }), [one]);
+    assert.deepEqual(webSocketServers({ webSocketUrl: one, webSocketUrls: [] }), [one]);
+  });
+
+  it('is every node of a cluster, from the one that served the page on, each once, strings only', () => {
+    const [b, c] = ['wss://b.example/sip', 'wss://c.example/sip'];
+    assert.deepEqual(webSocketServers({ webSocketUrl: b, webSocketUrls: [one, b, c] }), [b, c, one]);
+    assert.deepEqual(webSocketServers({ webSocketUrl: one, webSocketUrls: [b, c] }), [b, c]);
+    const odd = [one, one, 42, '', null, c] as unknown as string[];
+    assert.deepEqual(webSocketServers({ webSocketUrl: one, webSocketUrls: odd }), [one, c]);
   });
 });
 

@@ -2,12 +2,14 @@
 // origins (src/server/origins.ts), paging parameters (src/http-json.ts), and the session store's
 // rules (src/session/sessions.ts) on an in-memory database with a clock the test moves.
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { after, afterEach, beforeEach, describe, it } from 'node:test';
 import { DIRECTORY_MIGRATIONS, addUser, removeUser, setPassword } from '../../src/directory/index.ts';
 import { HttpProblem, pageParams } from '../../src/http-json.ts';
 import { OwnOrigins, formatOrigin, parseOrigin } from '../../src/server/origins.ts';
-import { IDLE_WRITE_MS, MAX_SESSIONS_PER_USER, SESSION_MIGRATIONS, WebSessions, clearedCookie, readCookie, sessionCookie, tokenHash } from '../../src/session/index.ts';
-import { openMemoryDatabase, runMigrations } from '../../src/storage/index.ts';
+import { IDLE_WRITE_MS, MAX_SESSIONS_PER_USER, SESSION_MIGRATIONS, WebSessions, clearedCookie, purgeExpiredSessionBatch, readCookie, sessionCookie, tokenHash } from '../../src/session/index.ts';
+import { migrate } from '../../src/storage/index.ts';
+import type { SqlDatabase } from '../../src/storage/index.ts';
+import { closeTestPostgres, ENGINES } from '../harness/engines.ts';
 
 const TOKEN = 'A'.repeat(21) + '_-' + 'z'.repeat(20);
 
@@ -76,74 +78,94 @@ describe('paging parameters', () => {
   });
 });
 
-describe('web sessions', () => {
-  async function setup() {
-    const db = openMemoryDatabase();
-    runMigrations(db, [DIRECTORY_MIGRATIONS, SESSION_MIGRATIONS]);
+after(() => closeTestPostgres());
+
+for (const engine of ENGINES) describe(`web sessions on ${engine.name}`, () => {
+  let db: SqlDatabase;
+  beforeEach(async () => {
+    db = await engine.open();
+    await migrate(db, [DIRECTORY_MIGRATIONS, SESSION_MIGRATIONS]);
     await addUser(db, { address: 'alice@parley.local', password: 'alice-pw' });
+  });
+  afterEach(() => db.close());
+
+  function setup() {
     let now = 1_000_000;
-    const sessions = new WebSessions({ db, idleMs: 10 * IDLE_WRITE_MS, maxAgeMs: 100 * IDLE_WRITE_MS, now: () => now });
-    return { db, sessions, advance: (ms: number) => (now += ms) };
+    const sessions = new WebSessions({ sql: db, idleMs: 10 * IDLE_WRITE_MS, maxAgeMs: 100 * IDLE_WRITE_MS, now: () => now });
+    return { sessions, advance: (ms: number) => (now += ms) };
   }
-  const lastSeen = (db: ReturnType<typeof openMemoryDatabase>, token: string) => (db.prepare('SELECT last_seen FROM web_sessions WHERE token_hash = ?').get(tokenHash(token)) as { last_seen: number }).last_seen;
+  const lastSeen = async (token: string) => Number((await db.get<{ last_seen: number }>('SELECT last_seen FROM web_sessions WHERE token_hash = ?', [tokenHash(token)]))?.last_seen);
 
   it('stores only the token hash; slides the idle expiry, writing at most once a minute', async () => {
-    const { db, sessions, advance } = await setup();
-    const token = sessions.open('alice@parley.local');
+    const { sessions, advance } = setup();
+    const token = await sessions.open('alice@parley.local');
     assert.match(token, /^[A-Za-z0-9_-]{43}$/);
-    const stored = db.prepare('SELECT * FROM web_sessions').all() as Array<Record<string, unknown>>;
+    const stored = await db.all('SELECT * FROM web_sessions');
     assert.equal(stored.length, 1);
     assert.ok(!JSON.stringify(stored).includes(token));
     assert.ok(!JSON.stringify(stored).includes('scrypt'), 'not the password hash itself');
-    const opened = lastSeen(db, token);
+    const opened = await lastSeen(token);
     advance(IDLE_WRITE_MS - 1);
-    assert.deepEqual(sessions.check(token), { ok: true, address: 'alice@parley.local' });
-    assert.equal(lastSeen(db, token), opened, 'not written within the minute');
+    assert.deepEqual(await sessions.check(token), { ok: true, address: 'alice@parley.local' });
+    assert.equal(await lastSeen(token), opened, 'not written within the minute');
     advance(1);
-    sessions.check(token);
-    assert.equal(lastSeen(db, token), opened + IDLE_WRITE_MS);
+    await sessions.check(token);
+    assert.equal(await lastSeen(token), opened + IDLE_WRITE_MS);
     // used every 9 minutes, it lives past the 10-minute idle limit
     for (let i = 0; i < 5; i++) {
       advance(9 * IDLE_WRITE_MS);
-      assert.equal(sessions.check(token).ok, true);
+      assert.equal((await sessions.check(token)).ok, true);
     }
     advance(10 * IDLE_WRITE_MS);
-    assert.deepEqual(sessions.check(token), { ok: false, reason: 'idle' });
-    assert.deepEqual(sessions.check(token), { ok: false, reason: 'unknown' }, 'deleted once found ended');
+    assert.deepEqual(await sessions.check(token), { ok: false, reason: 'idle' });
+    assert.deepEqual(await sessions.check(token), { ok: false, reason: 'unknown' }, 'deleted once found ended');
   });
 
   it('ends at the maximum age however used, on a new password, on removal, and on sign-out', async () => {
-    const { db, sessions, advance } = await setup();
-    const old = sessions.open('alice@parley.local');
+    const { sessions, advance } = setup();
+    const old = await sessions.open('alice@parley.local');
     for (let i = 0; i < 11; i++) {
       advance(9 * IDLE_WRITE_MS);
-      assert.equal(sessions.check(old).ok, true);
+      assert.equal((await sessions.check(old)).ok, true);
     }
     advance(2 * IDLE_WRITE_MS);
-    assert.deepEqual(sessions.check(old), { ok: false, reason: 'expired' });
+    assert.deepEqual(await sessions.check(old), { ok: false, reason: 'expired' });
 
-    const before = sessions.open('alice@parley.local');
+    const before = await sessions.open('alice@parley.local');
     await setPassword(db, 'alice@parley.local', 'new-pw');
-    assert.deepEqual(sessions.check(before), { ok: false, reason: 'password-changed' });
-    const after = sessions.open('alice@parley.local');
-    assert.equal(sessions.check(after).ok, true);
-    sessions.close(after);
-    assert.deepEqual(sessions.check(after), { ok: false, reason: 'unknown' });
-    const last = sessions.open('alice@parley.local');
-    removeUser(db, 'alice@parley.local');
-    assert.equal(sessions.check(last).ok, false);
-    assert.equal((db.prepare('SELECT count(*) AS n FROM web_sessions').get() as { n: number }).n, 0, 'removing the user removed its sessions');
+    assert.deepEqual(await sessions.check(before), { ok: false, reason: 'password-changed' });
+    const after = await sessions.open('alice@parley.local');
+    assert.equal((await sessions.check(after)).ok, true);
+    await sessions.close(after);
+    assert.deepEqual(await sessions.check(after), { ok: false, reason: 'unknown' });
+    const last = await sessions.open('alice@parley.local');
+    await removeUser(db, 'alice@parley.local');
+    assert.equal((await sessions.check(last)).ok, false);
+    assert.equal(Number((await db.get<{ n: number }>('SELECT count(*) AS n FROM web_sessions'))?.n), 0, 'removing the user removed its sessions');
   });
 
   it(`keeps at most ${MAX_SESSIONS_PER_USER} sessions per user, the newest`, async () => {
-    const { sessions, advance } = await setup();
+    const { sessions, advance } = setup();
     const tokens: string[] = [];
     for (let i = 0; i <= MAX_SESSIONS_PER_USER; i++) {
-      tokens.push(sessions.open('alice@parley.local'));
+      tokens.push(await sessions.open('alice@parley.local'));
       advance(1);
     }
-    assert.equal(sessions.check(tokens[0] as string).ok, false);
-    assert.equal(sessions.check(tokens[1] as string).ok, true);
-    assert.equal(sessions.check(tokens.at(-1) as string).ok, true);
+    assert.equal((await sessions.check(tokens[0] as string)).ok, false);
+    assert.equal((await sessions.check(tokens[1] as string)).ok, true);
+    assert.equal((await sessions.check(tokens.at(-1) as string)).ok, true);
+  });
+
+  it('the retention sweep deletes ended sessions in batches', async () => {
+    const { sessions, advance } = setup();
+    const tokens = [await sessions.open('alice@parley.local'), await sessions.open('alice@parley.local'), await sessions.open('alice@parley.local')];
+    advance(5 * IDLE_WRITE_MS);
+    const kept = await sessions.open('alice@parley.local');
+    advance(6 * IDLE_WRITE_MS);
+    const now = 1_000_000 + 11 * IDLE_WRITE_MS;
+    const purge = () => purgeExpiredSessionBatch(db, now - 10 * IDLE_WRITE_MS, now - 100 * IDLE_WRITE_MS, 2);
+    assert.deepEqual([await purge(), await purge(), await purge()], [2, 1, 0]);
+    assert.equal((await sessions.check(kept)).ok, true);
+    for (const t of tokens) assert.deepEqual(await sessions.check(t), { ok: false, reason: 'unknown' });
   });
 });

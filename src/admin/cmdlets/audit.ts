@@ -12,12 +12,14 @@ export const AUDIT_CMDLETS: readonly CmdletSpec[] = [
       { name: 'Identity', type: 'string', position: 0, help: 'wildcard on the changed Identity, e.g. "site:*"' },
       { name: 'Last', type: 'int', help: 'only the newest N entries' },
     ],
-    run(ctx, args) {
+    async run(ctx, args) {
       const last = args.Last;
       const identity = argString(args, 'Identity');
       const pattern = identity === undefined ? undefined : wildcard(identity);
-      const entries = listAudit(ctx.db).filter((e) => pattern === undefined || pattern.test(e.identity));
-      return (typeof last === 'number' ? entries.slice(Math.max(0, entries.length - last)) : entries)
+      const newest = typeof last === 'number' ? last : undefined;
+      // without a filter the database keeps only the newest N; with one, they are the newest N that match
+      const entries = (await listAudit(ctx.sql, pattern === undefined ? newest : undefined)).filter((e) => pattern === undefined || pattern.test(e.identity));
+      return (newest === undefined ? entries : entries.slice(Math.max(0, entries.length - newest)))
         .map((e) => [
           ['Identity', e.identity],
           ['When', e.at],

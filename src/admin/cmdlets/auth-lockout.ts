@@ -13,7 +13,7 @@ import { AuthError, clearLockout, listLockouts, lockoutIdentity, sourceKey } fro
 import type { LockoutKind, LockoutState } from '../../auth/index.ts';
 import { parseAddress } from '../../directory/index.ts';
 import { recordAudit } from '../../settings/index.ts';
-import { transaction } from '../../storage/index.ts';
+import type { Sql } from '../../storage/index.ts';
 import type { CmdletContext, CmdletSpec, OutputObject } from '../types.ts';
 import { argString } from '../types.ts';
 import { change } from './settings-nouns.ts';
@@ -21,7 +21,7 @@ import { change } from './settings-nouns.ts';
 /** What the running server lends these cmdlets (LockoutKeeper). */
 export interface LiveLockouts {
   /** writes the latest counts before Get reads them */
-  flush(): void;
+  flush(): Promise<void>;
   /** a clear was made in this process: the guard forgets at once */
   cleared(kind: LockoutKind, key: string): void;
 }
@@ -40,11 +40,11 @@ export function authLockoutCmdlets(live?: LiveLockouts): CmdletSpec[] {
         { name: 'Source', type: 'string', help: SOURCE_HELP },
         { name: 'Locked', type: 'switch', help: 'only those locked out now' },
       ],
-      run(ctx, args) {
-        live?.flush();
+      async run(ctx, args) {
+        await live?.flush();
         const targets = targetsOf(ctx, argString(args, 'Identity'), argString(args, 'Source'));
         const now = ctx.now();
-        return listLockouts(ctx.db)
+        return (await listLockouts(ctx.sql))
           .filter((s) => targets.length === 0 || targets.some((t) => t.kind === s.kind && t.key === s.key))
           .filter((s) => args.Locked !== true || s.lockedUntil > now)
           .map((s) => outputOf(s, now));
@@ -57,17 +57,19 @@ export function authLockoutCmdlets(live?: LiveLockouts): CmdletSpec[] {
         { name: 'Identity', type: 'string', position: 0, help: IDENTITY_HELP },
         { name: 'Source', type: 'string', help: SOURCE_HELP },
       ],
-      run(ctx, args) {
+      async run(ctx, args) {
         const targets = targetsOf(ctx, argString(args, 'Identity'), argString(args, 'Source'));
         if (targets.length === 0) throw new AuthError('MISSING_TARGET', 'Clear-CsAuthLockout needs -Identity (an account) or -Source (an address); see them with Get-CsAuthLockout');
         const now = ctx.now();
-        const cleared = transaction(ctx.db, () =>
-          targets.map((t) => {
-            const before = clearLockout(ctx.db, t.kind, t.key, now);
-            if (before !== undefined) audit(ctx, before, now);
-            return before;
-          }),
-        );
+        const cleared = await ctx.sql.transaction(async (tx) => {
+          const found: Array<LockoutState | undefined> = [];
+          for (const t of targets) {
+            const before = await clearLockout(tx, t.kind, t.key, now);
+            if (before !== undefined) await audit(tx, ctx, before, now);
+            found.push(before);
+          }
+          return found;
+        });
         for (const t of targets) live?.cleared(t.kind, t.key);
         if (cleared.every((c) => c === undefined)) {
           throw new AuthError('NOT_LOCKED', `no failed sign-ins are recorded for ${targets.map((t) => t.key).join(' or ')}; see Get-CsAuthLockout`);
@@ -79,12 +81,12 @@ export function authLockoutCmdlets(live?: LiveLockouts): CmdletSpec[] {
 }
 
 /** One audit row per property the clear set back: LockedUntil (when locked), Failures, Lockouts. */
-function audit(ctx: CmdletContext, before: LockoutState, now: number): void {
+async function audit(tx: Sql, ctx: CmdletContext, before: LockoutState, now: number): Promise<void> {
   const who = change(ctx, 'Clear-CsAuthLockout');
   const identity = lockoutIdentity(before.kind, before.key);
-  if (before.lockedUntil > now) recordAudit(ctx.db, who, identity, 'LockedUntil', new Date(before.lockedUntil).toISOString(), null);
-  if (before.failures > 0) recordAudit(ctx.db, who, identity, 'Failures', String(before.failures), '0');
-  if (before.lockouts > 0) recordAudit(ctx.db, who, identity, 'Lockouts', String(before.lockouts), '0');
+  if (before.lockedUntil > now) await recordAudit(tx, who, identity, 'LockedUntil', new Date(before.lockedUntil).toISOString(), null);
+  if (before.failures > 0) await recordAudit(tx, who, identity, 'Failures', String(before.failures), '0');
+  if (before.lockouts > 0) await recordAudit(tx, who, identity, 'Lockouts', String(before.lockouts), '0');
 }
 
 function targetsOf(ctx: CmdletContext, identity: string | undefined, source: string | undefined): Array<{ kind: LockoutKind; key: string }> {

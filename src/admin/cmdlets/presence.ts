@@ -17,8 +17,6 @@ import { blockWatcher, listBlocks, MAX_BLOCKS, unblockWatcher, watcherAddress } 
 import type { PresenceBlock, PresenceInspection } from '../../presence/index.ts';
 import { PresenceError } from '../../presence/index.ts';
 import { recordAudit } from '../../settings/index.ts';
-import type { Database } from '../../storage/index.ts';
-import { transaction } from '../../storage/index.ts';
 import type { CmdletContext, CmdletSpec, OutputObject } from '../types.ts';
 import { argString } from '../types.ts';
 import { change } from './settings-nouns.ts';
@@ -46,12 +44,12 @@ export function presenceCmdlets(live?: LivePresence): CmdletSpec[] {
         { name: 'Identity', type: 'string', position: 0, help: `${IDENTITY_HELP}; all users when left out` },
         { name: 'Watcher', type: 'string', help: 'only blocks of this watcher' },
       ],
-      run(ctx, args) {
+      async run(ctx, args) {
         const identity = argString(args, 'Identity');
-        const owner = identity === undefined ? undefined : requireUser(ctx.db, userAddress(ctx, identity));
+        const owner = identity === undefined ? undefined : await requireUser(ctx, userAddress(ctx, identity));
         const watcherText = argString(args, 'Watcher');
         const watcher = watcherText === undefined ? undefined : watcherAddress(watcherText, ctx.domain);
-        return listBlocks(ctx.db, owner).filter((b) => watcher === undefined || b.watcher === watcher).map(outputOf);
+        return (await listBlocks(ctx.sql, owner)).filter((b) => watcher === undefined || b.watcher === watcher).map(outputOf);
       },
     },
     {
@@ -61,11 +59,12 @@ export function presenceCmdlets(live?: LivePresence): CmdletSpec[] {
         { name: 'Identity', type: 'string', position: 0, required: true, help: IDENTITY_HELP },
         { name: 'Watcher', type: 'string', required: true, help: WATCHER_HELP },
       ],
-      run(ctx, args) {
-        const owner = requireUser(ctx.db, userAddress(ctx, argString(args, 'Identity') ?? ''));
+      async run(ctx, args) {
+        const owner = await requireUser(ctx, userAddress(ctx, argString(args, 'Identity') ?? ''));
         const watcher = watcherAddress(argString(args, 'Watcher') ?? '', ctx.domain);
-        const block = transaction(ctx.db, () => {
-          const { block, created } = blockWatcher(ctx.db, owner, watcher, ctx.now());
+        const block = await ctx.sql.transaction(async (tx) => {
+          const { block, created } = await blockWatcher(tx, owner, watcher, ctx.now());
+          // ctx.db is the connection tx is a transaction of: the audit row commits with the block
           if (created) recordAudit(ctx.db, change(ctx, 'Add-CsPresenceBlock'), owner, AUDIT_PROPERTY, null, watcher);
           return block;
         });
@@ -80,11 +79,11 @@ export function presenceCmdlets(live?: LivePresence): CmdletSpec[] {
         { name: 'Identity', type: 'string', position: 0, required: true, help: IDENTITY_HELP },
         { name: 'Watcher', type: 'string', required: true, help: WATCHER_HELP },
       ],
-      run(ctx, args) {
-        const owner = requireUser(ctx.db, userAddress(ctx, argString(args, 'Identity') ?? ''));
+      async run(ctx, args) {
+        const owner = await requireUser(ctx, userAddress(ctx, argString(args, 'Identity') ?? ''));
         const watcher = watcherAddress(argString(args, 'Watcher') ?? '', ctx.domain);
-        transaction(ctx.db, () => {
-          unblockWatcher(ctx.db, owner, watcher, ctx.now());
+        await ctx.sql.transaction(async (tx) => {
+          await unblockWatcher(tx, owner, watcher, ctx.now());
           recordAudit(ctx.db, change(ctx, 'Remove-CsPresenceBlock'), owner, AUDIT_PROPERTY, watcher, null);
         });
         live?.blocksChanged();
@@ -102,7 +101,7 @@ export function presenceCmdlets(live?: LivePresence): CmdletSpec[] {
             'Get-CsUserPresence needs the running server (registrations and publications live in its memory): use --url http://HOST:HTTP-PORT --token-file DATA-DIR/secrets/admin.token',
           );
         }
-        const owner = requireUser(ctx.db, userAddress(ctx, argString(args, 'Identity') ?? ''));
+        const owner = await requireUser(ctx, userAddress(ctx, argString(args, 'Identity') ?? ''));
         return [inspectionOutput(await live.inspect(owner), ctx.now())];
       },
     },
@@ -113,8 +112,8 @@ function userAddress(ctx: CmdletContext, text: string): string {
   return parseAddress(text, ctx.domain).address;
 }
 
-function requireUser(db: Database, address: string): string {
-  if (findUser(db, address) === undefined) throw new DirectoryError('USER_NOT_FOUND', `user ${address} does not exist; see the users with Get-CsUser`);
+async function requireUser(ctx: CmdletContext, address: string): Promise<string> {
+  if ((await findUser(ctx.db, address)) === undefined) throw new DirectoryError('USER_NOT_FOUND', `user ${address} does not exist; see the users with Get-CsUser`);
   return address;
 }
 

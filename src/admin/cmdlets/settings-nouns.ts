@@ -22,13 +22,13 @@ export function settingsCmdlets(kind: SettingsKind): CmdletSpec[] {
         { name: 'Identity', type: 'string', position: 0, help: identityHelp },
         { name: 'Filter', type: 'string', help: 'wildcard on Identity' },
       ],
-      run(ctx, args) {
+      async run(ctx, args) {
         const identity = argString(args, 'Identity');
         const filter = argString(args, 'Filter');
         if (identity !== undefined && filter !== undefined) throw new AdminError('BAD_SYNTAX', `Get-${kind.noun}: give -Identity or -Filter, not both`);
-        if (identity !== undefined) return [outputOf(kind, requireInstance(ctx.db, kind, parseIdentity(kind, identity)))];
+        if (identity !== undefined) return [outputOf(kind, await requireInstance(ctx.sql, kind, parseIdentity(kind, identity)))];
         const pattern = filter === undefined ? undefined : wildcard(filter);
-        return listInstances(ctx.db, kind)
+        return (await listInstances(ctx.sql, kind))
           .filter((i) => pattern === undefined || pattern.test(formatIdentity(i.identity)))
           .map((i) => outputOf(kind, i));
       },
@@ -37,9 +37,9 @@ export function settingsCmdlets(kind: SettingsKind): CmdletSpec[] {
       name: `Set-${kind.noun}`,
       synopsis: `changes properties of a ${kind.noun} (Global when -Identity is not given)`,
       parameters: [{ name: 'Identity', type: 'string', position: 0, help: identityHelp }, ...properties],
-      run(ctx, args) {
+      async run(ctx, args) {
         const identity = identityOf(kind, args) ?? GLOBAL;
-        updateInstance(ctx.db, kind, identity, valuesOf(kind, args), change(ctx, `Set-${kind.noun}`));
+        await updateInstance(ctx.sql, kind, identity, valuesOf(kind, args), change(ctx, `Set-${kind.noun}`));
         return [];
       },
     },
@@ -47,17 +47,17 @@ export function settingsCmdlets(kind: SettingsKind): CmdletSpec[] {
       name: `New-${kind.noun}`,
       synopsis: `creates a ${kind.noun} at a site or tag, with every property (defaults for those not given)`,
       parameters: [{ name: 'Identity', type: 'string', position: 0, required: true, help: identityHelp }, ...properties],
-      run(ctx, args) {
+      async run(ctx, args) {
         const identity = identityOf(kind, args) ?? GLOBAL;
-        return [outputOf(kind, createInstance(ctx.db, kind, identity, valuesOf(kind, args), change(ctx, `New-${kind.noun}`)))];
+        return [outputOf(kind, await createInstance(ctx.sql, kind, identity, valuesOf(kind, args), change(ctx, `New-${kind.noun}`)))];
       },
     },
     {
       name: `Remove-${kind.noun}`,
       synopsis: `removes a site or tag ${kind.noun}; on Global, resets it to the defaults`,
       parameters: [{ name: 'Identity', type: 'string', position: 0, required: true, help: identityHelp }],
-      run(ctx, args) {
-        removeInstance(ctx.db, kind, identityOf(kind, args) ?? GLOBAL, change(ctx, `Remove-${kind.noun}`));
+      async run(ctx, args) {
+        await removeInstance(ctx.sql, kind, identityOf(kind, args) ?? GLOBAL, change(ctx, `Remove-${kind.noun}`));
         return [];
       },
     },
@@ -75,10 +75,10 @@ function grantCmdlet(kind: SettingsKind): CmdletSpec {
       { name: 'Identity', type: 'string', position: 0, required: true, help: 'the SIP address of the user' },
       { name: 'PolicyName', type: 'string', position: 1, required: true, nullable: true, help: 'the name of a Tag policy, or $Null' },
     ],
-    run(ctx, args) {
+    async run(ctx, args) {
       const address = parseAddress(argString(args, 'Identity') ?? '', ctx.domain).address;
       const policy = argString(args, 'PolicyName') ?? null;
-      grantPolicy(ctx.db, kind, address, policy === null ? null : policy.replace(/^tag:/i, ''), change(ctx, name));
+      await grantPolicy(ctx.sql, kind, address, policy === null ? null : policy.replace(/^tag:/i, ''), change(ctx, name));
       return [];
     },
   };

@@ -2,7 +2,6 @@
 import { DirectoryError, countSiteUsers, createSite, listSites, parseSiteIdentity, removeSite, requireSite } from '../../directory/index.ts';
 import type { Site } from '../../directory/index.ts';
 import { countSiteInstances, recordAudit } from '../../settings/index.ts';
-import { transaction } from '../../storage/index.ts';
 import { wildcard } from '../parse.ts';
 import type { CmdletSpec, OutputObject } from '../types.ts';
 import { argString } from '../types.ts';
@@ -18,22 +17,25 @@ export const SITE_CMDLETS: readonly CmdletSpec[] = [
       { name: 'Identity', type: 'string', position: 0, help: IDENTITY_HELP },
       { name: 'Filter', type: 'string', help: 'wildcard on Identity, e.g. "site:red*"' },
     ],
-    run(ctx, args) {
+    async run(ctx, args) {
       const identity = argString(args, 'Identity');
       const filter = argString(args, 'Filter');
-      const sites = identity !== undefined ? [requireSite(ctx.db, parseSiteIdentity(identity))] : listSites(ctx.db);
+      const sites = identity !== undefined ? [await requireSite(ctx.sql, parseSiteIdentity(identity))] : await listSites(ctx.sql);
       const pattern = filter === undefined ? undefined : wildcard(filter);
-      return sites.filter((s) => pattern === undefined || pattern.test(s.identity)).map((s) => outputOf(s, countSiteUsers(ctx.db, s.name)));
+      const shown = sites.filter((s) => pattern === undefined || pattern.test(s.identity));
+      const output: OutputObject[] = [];
+      for (const s of shown) output.push(outputOf(s, await countSiteUsers(ctx.sql, s.name)));
+      return output;
     },
   },
   {
     name: 'New-CsSite',
     synopsis: 'creates a site',
     parameters: [{ name: 'Identity', type: 'string', position: 0, required: true, help: IDENTITY_HELP }],
-    run(ctx, args) {
-      const site = transaction(ctx.db, () => {
-        const created = createSite(ctx.db, parseSiteIdentity(argString(args, 'Identity') ?? ''), ctx.now);
-        recordAudit(ctx.db, change(ctx, 'New-CsSite'), created.identity, null, null, 'created');
+    async run(ctx, args) {
+      const site = await ctx.sql.transaction(async (tx) => {
+        const created = await createSite(tx, parseSiteIdentity(argString(args, 'Identity') ?? ''), ctx.now);
+        await recordAudit(tx, change(ctx, 'New-CsSite'), created.identity, null, null, 'created');
         return created;
       });
       return [outputOf(site, 0)];
@@ -43,11 +45,11 @@ export const SITE_CMDLETS: readonly CmdletSpec[] = [
     name: 'Remove-CsSite',
     synopsis: 'removes a site no user and no settings instance uses',
     parameters: [{ name: 'Identity', type: 'string', position: 0, required: true, help: IDENTITY_HELP }],
-    run(ctx, args) {
-      transaction(ctx.db, () => {
-        const site = requireSite(ctx.db, parseSiteIdentity(argString(args, 'Identity') ?? ''));
-        const users = countSiteUsers(ctx.db, site.name);
-        const instances = countSiteInstances(ctx.db, site.name);
+    async run(ctx, args) {
+      await ctx.sql.transaction(async (tx) => {
+        const site = await requireSite(tx, parseSiteIdentity(argString(args, 'Identity') ?? ''));
+        const users = await countSiteUsers(tx, site.name);
+        const instances = await countSiteInstances(tx, site.name);
         if (users > 0 || instances > 0) {
           const uses = [
             users > 0 ? `${users} user${users === 1 ? '' : 's'} (move them with Set-CsUser -Site)` : '',
@@ -55,8 +57,8 @@ export const SITE_CMDLETS: readonly CmdletSpec[] = [
           ].filter((s) => s !== '');
           throw new DirectoryError('SITE_IN_USE', `the site ${site.name} is still used by ${uses.join(' and ')}`);
         }
-        removeSite(ctx.db, site.name);
-        recordAudit(ctx.db, change(ctx, 'Remove-CsSite'), site.identity, null, 'existed', 'removed');
+        await removeSite(tx, site.name);
+        await recordAudit(tx, change(ctx, 'Remove-CsSite'), site.identity, null, 'existed', 'removed');
       });
       return [];
     },

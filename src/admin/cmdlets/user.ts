@@ -3,8 +3,7 @@
 import { DirectoryError, addUser, findUser, listUsers, parseAddress, removeUser, requireSite, setDisplayName, setPassword, setUserSite, userSite } from '../../directory/index.ts';
 import type { UserSummary } from '../../directory/index.ts';
 import { SETTINGS_KINDS, grantedPolicy, recordAudit } from '../../settings/index.ts';
-import type { Database } from '../../storage/index.ts';
-import { transaction } from '../../storage/index.ts';
+import type { Sql } from '../../storage/index.ts';
 import { wildcard } from '../parse.ts';
 import type { CmdletContext, CmdletSpec, OutputObject } from '../types.ts';
 import { argString } from '../types.ts';
@@ -20,12 +19,14 @@ export const USER_CMDLETS: readonly CmdletSpec[] = [
       { name: 'Identity', type: 'string', position: 0, help: IDENTITY_HELP },
       { name: 'Filter', type: 'string', help: 'wildcard on the address, e.g. "*@parley.local"' },
     ],
-    run(ctx, args) {
+    async run(ctx, args) {
       const identity = argString(args, 'Identity');
       const filter = argString(args, 'Filter');
-      const users = identity !== undefined ? [requireUser(ctx.db, addressOf(ctx, identity))] : listUsers(ctx.db);
+      const users = identity !== undefined ? [await requireUser(ctx.sql, addressOf(ctx, identity))] : await listUsers(ctx.sql);
       const pattern = filter === undefined ? undefined : wildcard(filter);
-      return users.filter((u) => pattern === undefined || pattern.test(u.address)).map((u) => outputOf(ctx.db, u));
+      const output: OutputObject[] = [];
+      for (const u of users) if (pattern === undefined || pattern.test(u.address)) output.push(await outputOf(ctx, u));
+      return output;
     },
   },
   {
@@ -40,17 +41,17 @@ export const USER_CMDLETS: readonly CmdletSpec[] = [
     async run(ctx, args) {
       const address = addressOf(ctx, argString(args, 'Identity') ?? '');
       const site = argString(args, 'Site');
-      if (site !== undefined) requireSite(ctx.db, stripSite(site));
+      if (site !== undefined) await requireSite(ctx.sql, stripSite(site));
       const displayName = argString(args, 'DisplayName') ?? null;
-      const user = await addUser(ctx.db, { address, password: argString(args, 'Password') ?? '', displayName }, ctx.now);
+      const user = await addUser(ctx.sql, { address, password: argString(args, 'Password') ?? '', displayName }, ctx.now);
       const c = change(ctx, 'Enable-CsUser');
-      transaction(ctx.db, () => {
-        if (site !== undefined) setUserSite(ctx.db, address, stripSite(site), ctx.now);
-        recordAudit(ctx.db, c, address, null, null, 'created');
-        if (user.displayName !== null) recordAudit(ctx.db, c, address, 'DisplayName', null, user.displayName);
-        if (site !== undefined) recordAudit(ctx.db, c, address, 'Site', null, userSite(ctx.db, address));
+      await ctx.sql.transaction(async (tx) => {
+        if (site !== undefined) await setUserSite(tx, address, stripSite(site), ctx.now);
+        await recordAudit(tx, c, address, null, null, 'created');
+        if (user.displayName !== null) await recordAudit(tx, c, address, 'DisplayName', null, user.displayName);
+        if (site !== undefined) await recordAudit(tx, c, address, 'Site', null, await userSite(tx, address));
       });
-      return [outputOf(ctx.db, requireUser(ctx.db, address))];
+      return [await outputOf(ctx, await requireUser(ctx.sql, address))];
     },
   },
   {
@@ -64,25 +65,25 @@ export const USER_CMDLETS: readonly CmdletSpec[] = [
     ],
     async run(ctx, args) {
       const address = addressOf(ctx, argString(args, 'Identity') ?? '');
-      const before = requireUser(ctx.db, address);
+      const before = await requireUser(ctx.sql, address);
       const c = change(ctx, 'Set-CsUser');
       const password = argString(args, 'Password');
       if (password !== undefined) {
-        await setPassword(ctx.db, address, password, ctx.now);
-        recordAudit(ctx.db, c, address, 'Password', '***', '***');
+        await setPassword(ctx.sql, address, password, ctx.now);
+        await recordAudit(ctx.sql, c, address, 'Password', '***', '***');
       }
-      transaction(ctx.db, () => {
+      await ctx.sql.transaction(async (tx) => {
         if (args.DisplayName !== undefined) {
-          setDisplayName(ctx.db, address, argString(args, 'DisplayName') ?? null, ctx.now);
-          const after = requireUser(ctx.db, address).displayName;
-          if (after !== before.displayName) recordAudit(ctx.db, c, address, 'DisplayName', before.displayName, after);
+          await setDisplayName(tx, address, argString(args, 'DisplayName') ?? null, ctx.now);
+          const after = (await requireUser(tx, address)).displayName;
+          if (after !== before.displayName) await recordAudit(tx, c, address, 'DisplayName', before.displayName, after);
         }
         if (args.Site !== undefined) {
-          const oldSite = userSite(ctx.db, address);
+          const oldSite = await userSite(tx, address);
           const site = argString(args, 'Site');
-          setUserSite(ctx.db, address, site === undefined ? null : stripSite(site), ctx.now);
-          const newSite = userSite(ctx.db, address);
-          if (newSite !== oldSite) recordAudit(ctx.db, c, address, 'Site', oldSite, newSite);
+          await setUserSite(tx, address, site === undefined ? null : stripSite(site), ctx.now);
+          const newSite = await userSite(tx, address);
+          if (newSite !== oldSite) await recordAudit(tx, c, address, 'Site', oldSite, newSite);
         }
       });
       return [];
@@ -92,11 +93,11 @@ export const USER_CMDLETS: readonly CmdletSpec[] = [
     name: 'Disable-CsUser',
     synopsis: 'removes a user (and the policy granted to them)',
     parameters: [{ name: 'Identity', type: 'string', position: 0, required: true, help: IDENTITY_HELP }],
-    run(ctx, args) {
+    async run(ctx, args) {
       const address = addressOf(ctx, argString(args, 'Identity') ?? '');
-      transaction(ctx.db, () => {
-        removeUser(ctx.db, address);
-        recordAudit(ctx.db, change(ctx, 'Disable-CsUser'), address, null, 'existed', 'removed');
+      await ctx.sql.transaction(async (tx) => {
+        await removeUser(tx, address);
+        await recordAudit(tx, change(ctx, 'Disable-CsUser'), address, null, 'existed', 'removed');
       });
       return [];
     },
@@ -111,20 +112,21 @@ function stripSite(text: string): string {
   return text.trim().replace(/^site:/i, '');
 }
 
-function requireUser(db: Database, address: string): UserSummary {
-  const user = findUser(db, address);
+async function requireUser(sql: Sql, address: string): Promise<UserSummary> {
+  const user = await findUser(sql, address);
   if (user === undefined) throw new DirectoryError('USER_NOT_FOUND', `user ${address} does not exist; see the users with Get-CsUser`);
   return user;
 }
 
-function outputOf(db: Database, user: UserSummary): OutputObject {
-  const site = userSite(db, user.address);
+async function outputOf(ctx: CmdletContext, user: UserSummary): Promise<OutputObject> {
+  const site = await userSite(ctx.sql, user.address);
   // one line per per-user policy (CsClientPolicy, CsExternalAccessPolicy), named as the audit log names its grants
-  const grants = SETTINGS_KINDS.flatMap((kind): Array<readonly [string, string | null]> => {
-    if (kind.grants === undefined) return [];
-    const policy = grantedPolicy(db, user.address, kind);
-    return [[kind.grants.property, policy === null ? null : `Tag:${policy}`]];
-  });
+  const grants: Array<readonly [string, string | null]> = [];
+  for (const kind of SETTINGS_KINDS) {
+    if (kind.grants === undefined) continue;
+    const policy = await grantedPolicy(ctx.sql, user.address, kind);
+    grants.push([kind.grants.property, policy === null ? null : `Tag:${policy}`]);
+  }
   return [
     ['Identity', user.address],
     ['SipAddress', `sip:${user.address}`],

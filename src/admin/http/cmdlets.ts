@@ -13,6 +13,7 @@ import type { AdminEndpoint } from './endpoints.ts';
 import { bindJsonParameters, parametersOf } from './validate.ts';
 
 export interface CmdletEndpointOptions {
+  /** the node:sqlite connection, for the cmdlets not yet moved to `sql` (going away) */
   readonly db: Database;
   readonly sql: Sql;
   readonly domain: string;

@@ -31,15 +31,15 @@ export function readFolderId(c: XmlElement): FolderTarget {
 }
 
 /** The folder of the caller's mailbox; throws MailboxError/EwsError answered per item. */
-export function resolveFolder(ctx: EwsContext, target: FolderTarget): FolderRecord {
-  if (target.kind === 'id') return getFolder(ctx.db, ctx.mailbox.id, target.id);
+export async function resolveFolder(ctx: EwsContext, target: FolderTarget): Promise<FolderRecord> {
+  if (target.kind === 'id') return getFolder(ctx.sql, ctx.mailbox.id, target.id);
   if (target.mailbox !== undefined && target.mailbox.replace(/^(smtp|sip):/i, '').toLowerCase() !== ctx.mailbox.address) {
     throw new EwsError('ErrorAccessDenied', `you may open only your own mailbox (${ctx.mailbox.address})`);
   }
   // `root` (the non-IPM root) is served by the top of the information store: Parley keeps no hidden folders
   const name = target.name === 'root' ? 'msgfolderroot' : target.name;
   if (!isDistinguishedFolder(name)) throw new MailboxError('FOLDER_NOT_FOUND', `the mailbox has no ${JSON.stringify(target.name)} folder`);
-  return getDistinguishedFolder(ctx.db, ctx.mailbox.id, name);
+  return getDistinguishedFolder(ctx.sql, ctx.mailbox.id, name);
 }
 
 export type BaseShape = 'IdOnly' | 'Default' | 'AllProperties';

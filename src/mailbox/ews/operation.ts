@@ -1,4 +1,4 @@
-import type { Database } from '../../storage/index.ts';
+import type { Sql } from '../../storage/index.ts';
 import type { XmlElement } from '../../xml/index.ts';
 import type { Mailbox } from '../folders.ts';
 import type { MailboxQuota } from '../quota.ts';
@@ -6,14 +6,14 @@ import type { EwsVersion } from './names.ts';
 
 /** What an operation runs with: the authenticated user's own mailbox, nothing else. */
 export interface EwsContext {
-  readonly db: Database;
+  readonly sql: Sql;
   readonly mailbox: Mailbox;
   readonly version: EwsVersion;
   readonly now: () => number;
   /** the organisation's SIP/mail domain: recipients there are local */
   readonly domain: string;
   /** whether a local user exists (for delivering sent mail to local recipients) */
-  readonly userExists: (address: string) => boolean;
+  readonly userExists: (address: string) => Promise<boolean>;
   /** whether mail to this outside address can be queued for SMTP (a route exists) */
   readonly canSendOutside: (address: string) => boolean;
   /** the mailbox quotas: what may still be sent, received and soft-deleted */
@@ -29,5 +29,5 @@ export interface EwsContext {
 export interface EwsOperation {
   readonly name: string;
   readonly since: EwsVersion;
-  handle(ctx: EwsContext, request: XmlElement): string;
+  handle(ctx: EwsContext, request: XmlElement): Promise<string>;
 }

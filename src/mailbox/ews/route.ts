@@ -2,12 +2,12 @@
 // password. The body is read through the XML reader as it arrives, so the size, depth and element
 // limits apply before the request is held whole.
 import type http from 'node:http';
-import { findUser } from '../../directory/index.ts';
-import { BasicSignIn, answerSignInRefusal, basicChallenge as challenge, isSecureOrLocal } from '../../auth/http-basic.ts';
+import type { BasicSignIn } from '../../auth/http-basic.ts';
+import { answerSignInRefusal, basicChallenge as challenge, isSecureOrLocal } from '../../auth/http-basic.ts';
 import { send } from '../http-auth.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { HttpRoute } from '../../server/http.ts';
-import type { Database } from '../../storage/index.ts';
+import type { Sql } from '../../storage/index.ts';
 import { DEFAULT_XML_LIMITS, XmlError, XmlReader } from '../../xml/index.ts';
 import type { XmlLimits } from '../../xml/index.ts';
 import { lastChange } from '../changes.ts';
@@ -23,8 +23,10 @@ export const EWS_PATH = '/ews/exchange.asmx';
 const WSDL_PATH = '/ews/services.wsdl';
 
 export interface EwsRouteOptions {
-  db: Database;
+  sql: Sql;
   logger: Logger;
+  /** whether a local user exists (the recipients of mail sent, the target of impersonation) */
+  userExists: (address: string) => Promise<boolean>;
   /** the organisation's domain: `alice` logs in as alice@domain */
   domain: string;
   /** the Server header, e.g. Parley/0.1.0 */
@@ -39,8 +41,8 @@ export interface EwsRouteOptions {
   /** the mailbox quotas (config mailboxQuota); default: DEFAULT_MAILBOX_QUOTA */
   quota?: MailboxQuota;
   now?: () => number;
-  /** the server's HTTP sign-in (lockouts, fair hashing queue); default one of its own without lockouts */
-  signIn?: BasicSignIn;
+  /** the server's HTTP sign-in (lockouts, fair hashing queue) */
+  signIn: BasicSignIn;
   /** after a request changed items of a mailbox (created, updated, read, moved, deleted): the mailbox's address; must not throw */
   onMailboxChanged?: (address: string) => void;
   /** counts each answered request for /metrics: a supported operation's name or `unsupported`, and whether it was a fault; must not throw */
@@ -51,12 +53,11 @@ const SUPPORTED: ReadonlySet<string> = new Set(EWS_OPERATIONS.map((o) => o.name)
 
 /** The HttpRoute (src/server/http.ts) that serves EWS. */
 export function createEwsRoute(opts: EwsRouteOptions): HttpRoute {
-  const userExists = (address: string) => findUser(opts.db, address) !== undefined;
   const routes = opts.smtpRoutes ?? {};
   const canSendOutside = (address: string) => routeFor(routes, address.slice(address.lastIndexOf('@') + 1)) !== undefined;
-  const service = { db: opts.db, domain: opts.domain, userExists, canSendOutside, now: opts.now ?? Date.now, quota: opts.quota ?? new MailboxQuota() };
+  const service = { sql: opts.sql, domain: opts.domain, userExists: opts.userExists, canSendOutside, now: opts.now ?? Date.now, quota: opts.quota ?? new MailboxQuota() };
   const limits = opts.limits ?? DEFAULT_XML_LIMITS;
-  const signIn = opts.signIn ?? new BasicSignIn({ db: opts.db, domain: opts.domain });
+  const signIn = opts.signIn;
   return {
     handle(req, res, url) {
       // IIS, and so Exchange, matches paths case-insensitively; clients write /EWS/Exchange.asmx or /ews/exchange.asmx
@@ -133,13 +134,13 @@ export function createEwsRoute(opts: EwsRouteOptions): HttpRoute {
     try {
       for await (const chunk of req) reader.write(chunk as Buffer);
       const root = reader.end();
-      const before = lastChange(opts.db);
-      const answer = answerEws(service, address, root);
+      const before = await lastChange(opts.sql);
+      const answer = await answerEws(service, address, root);
       opts.logger.info({ user: address, mailbox: answer.mailbox, operation: answer.operation, status: answer.status, fault: answer.fault }, 'EWS %s for %s', answer.operation ?? '?', address);
       send(res, opts.product, answer.status, 'text/xml; charset=utf-8', answer.xml);
       // the element name is the client's: only the operations served become labels
       opts.onRequest?.(answer.operation !== undefined && SUPPORTED.has(answer.operation) ? answer.operation : 'unsupported', answer.fault !== undefined);
-      if (answer.mailbox !== undefined && opts.onMailboxChanged !== undefined && lastChange(opts.db) !== before) opts.onMailboxChanged(answer.mailbox);
+      if (answer.mailbox !== undefined && opts.onMailboxChanged !== undefined && (await lastChange(opts.sql)) !== before) opts.onMailboxChanged(answer.mailbox);
     } catch (error) {
       if (!(error instanceof XmlError)) throw error;
       if (error.code === 'XML_TOO_LARGE') return tooLarge(req, res, address);

@@ -1,6 +1,6 @@
 // The EWS service without HTTP: a parsed envelope and an authenticated user in, a SOAP response out.
 // Tests drive it in-process; route.ts puts it on the HTTP port.
-import type { Database } from '../../storage/index.ts';
+import type { Sql } from '../../storage/index.ts';
 import type { XmlElement } from '../../xml/index.ts';
 import { childElement, childText } from '../../xml/index.ts';
 import { canImpersonate } from '../impersonation.ts';
@@ -46,10 +46,10 @@ export const EWS_OPERATIONS: readonly EwsOperation[] = [
 ];
 
 export interface EwsServiceOptions {
-  db: Database;
+  sql: Sql;
   /** the organisation's domain: recipients there are local */
   domain: string;
-  userExists: (address: string) => boolean;
+  userExists: (address: string) => Promise<boolean>;
   /** whether outside mail can be queued for SMTP; default: never */
   canSendOutside?: (address: string) => boolean;
   /** the mailbox quotas (and their refusal counters); default: DEFAULT_MAILBOX_QUOTA, counted apart per call */
@@ -71,22 +71,22 @@ export interface EwsAnswer {
 }
 
 /** Answers one request of the authenticated user `address` (the user's mailbox is made on first use). */
-export function answerEws(opts: EwsServiceOptions, address: string, root: XmlElement): EwsAnswer {
+export async function answerEws(opts: EwsServiceOptions, address: string, root: XmlElement): Promise<EwsAnswer> {
   let version: EwsVersion = 'Exchange2016';
   let operation: string | undefined;
   try {
     const request = readEnvelope(root);
     version = request.version;
     operation = request.operation.name;
-    const actingAs = request.impersonation === undefined ? address : impersonated(opts, address, request.impersonation);
+    const actingAs = request.impersonation === undefined ? address : await impersonated(opts, address, request.impersonation);
     const op = (opts.operations ?? EWS_OPERATIONS).find((o) => o.name === request.operation.name);
     if (op === undefined) throw new EwsError('ErrorInvalidRequest', `Parley does not support the EWS operation ${request.operation.name}`);
     if (ACCEPTED_VERSIONS.indexOf(op.since) > ACCEPTED_VERSIONS.indexOf(version)) {
       throw new EwsError('ErrorInvalidServerVersion', `${op.name} needs RequestServerVersion ${op.since} or later`);
     }
     const ctx = {
-      db: opts.db,
-      mailbox: ensureMailbox(opts.db, actingAs, opts.now),
+      sql: opts.sql,
+      mailbox: await ensureMailbox(opts.sql, actingAs, opts.now),
       version,
       now: opts.now ?? Date.now,
       domain: opts.domain,
@@ -94,7 +94,7 @@ export function answerEws(opts: EwsServiceOptions, address: string, root: XmlEle
       canSendOutside: opts.canSendOutside ?? (() => false),
       quota: opts.quota ?? new MailboxQuota(),
     };
-    return { status: 200, xml: responseEnvelope(version, op.handle(ctx, request.operation)), operation, fault: undefined, mailbox: actingAs };
+    return { status: 200, xml: responseEnvelope(version, await op.handle(ctx, request.operation)), operation, fault: undefined, mailbox: actingAs };
   } catch (error) {
     if (!(error instanceof EwsError)) throw error;
     return { status: 500, xml: faultEnvelope(version, error.code, error.message), operation, fault: error.code, mailbox: undefined };
@@ -110,12 +110,12 @@ export function faultForUnreadable(code: 'ErrorSchemaValidation' | 'ErrorInvalid
  * ExchangeImpersonation/ConnectingSID (EWS reference): PrimarySmtpAddress, SmtpAddress or
  * PrincipalName of a local user. Only accounts given the right may use it; SID is not supported.
  */
-function impersonated(opts: EwsServiceOptions, caller: string, header: XmlElement): string {
-  if (!canImpersonate(opts.db, caller)) throw new EwsError('ErrorImpersonationDenied', `${caller} does not have the right to impersonate other accounts`);
+async function impersonated(opts: EwsServiceOptions, caller: string, header: XmlElement): Promise<string> {
+  if (!(await canImpersonate(opts.sql, caller))) throw new EwsError('ErrorImpersonationDenied', `${caller} does not have the right to impersonate other accounts`);
   const sid = childElement(header, T_NS, 'ConnectingSID');
   const target = sid && (childText(sid, T_NS, 'PrimarySmtpAddress') ?? childText(sid, T_NS, 'SmtpAddress') ?? childText(sid, T_NS, 'PrincipalName'));
   if (target === undefined || target.trim() === '') throw new EwsError('ErrorInvalidRequest', 'ExchangeImpersonation needs t:ConnectingSID with t:PrimarySmtpAddress, t:SmtpAddress or t:PrincipalName');
   const address = target.trim().replace(/^(smtp|sip):/i, '').toLowerCase();
-  if (!opts.userExists(address)) throw new EwsError('ErrorNonExistentMailbox', `there is no user ${address} to impersonate`);
+  if (!(await opts.userExists(address))) throw new EwsError('ErrorNonExistentMailbox', `there is no user ${address} to impersonate`);
   return address;
 }

@@ -12,12 +12,13 @@ import { SMTPServer } from 'smtp-server';
 import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import type { Logger } from '../../observability/logger.ts';
 import type { Database } from '../../storage/index.ts';
-import { transaction } from '../../storage/index.ts';
-import { ensureMailbox, getDistinguishedFolder } from '../folders.ts';
+import { sqliteSql } from '../../storage/index.ts';
+import { distinguishedFolderId, ensureMailbox } from '../folders.ts';
 import { createItem, findItemByInternetMessageId } from '../items.ts';
 import type { Mailer } from '../items.ts';
 import { MailboxError } from '../errors.ts';
 import { MailboxQuota } from '../quota.ts';
+import { WRITE, lockChangeLog, lockMailbox } from '../writes.ts';
 
 export interface SmtpInboundOptions {
   db: Database;
@@ -44,6 +45,8 @@ const smtpError = (code: number, text: string) => Object.assign(new Error(text),
 export async function startSmtpInbound(opts: SmtpInboundOptions): Promise<SmtpListener> {
   const maxBytes = opts.maxBytes ?? 10 * 1024 * 1024;
   const now = opts.now ?? Date.now;
+  // transitional (issue 16): the mailbox store's functions take the Sql handle of the connection
+  const sql = sqliteSql(opts.db);
   const quota = opts.quota ?? new MailboxQuota();
   const server = new SMTPServer({
     name: opts.domain,
@@ -61,15 +64,18 @@ export async function startSmtpInbound(opts: SmtpInboundOptions): Promise<SmtpLi
         return callback(smtpError(550, `5.7.1 <${rcpt}>: relaying denied; this server accepts mail for ${opts.domain} only`));
       }
       if (!opts.userExists(rcpt)) return callback(smtpError(550, `5.1.1 <${rcpt}>: no such user here`));
-      try {
-        quota.requireRoomToReceiveAt(opts.db, rcpt);
-      } catch (error) {
-        if (!(error instanceof MailboxError)) throw error;
-        // RFC 3463 X.2.2 mailbox full; 4xx: the sender's server tries again, and the owner may make room
-        opts.logger.info({ rcpt, remote: session.remoteAddress }, 'SMTP to %s refused: %s', rcpt, error.message);
-        return callback(smtpError(452, `4.2.2 <${rcpt}>: ${error.message}`));
-      }
-      callback();
+      quota.requireRoomToReceiveAt(sql, rcpt).then(
+        () => callback(),
+        (error: unknown) => {
+          if (!(error instanceof MailboxError)) {
+            opts.logger.error({ err: error, rcpt }, 'SMTP: the quota of %s could not be read', rcpt);
+            return callback(smtpError(451, '4.3.0 the mailbox could not be checked; try again later'));
+          }
+          // RFC 3463 X.2.2 mailbox full; 4xx: the sender's server tries again, and the owner may make room
+          opts.logger.info({ rcpt, remote: session.remoteAddress }, 'SMTP to %s refused: %s', rcpt, error.message);
+          callback(smtpError(452, `4.2.2 <${rcpt}>: ${error.message}`));
+        },
+      );
     },
     onData(stream, session, callback) {
       receive(stream, session).then(
@@ -91,21 +97,23 @@ export async function startSmtpInbound(opts: SmtpInboundOptions): Promise<SmtpLi
     const mail = await simpleParser(Buffer.concat(chunks), { skipImageLinks: true, skipTextToHtml: true });
     const recipients = session.envelope.rcptTo.map((r) => r.address.toLowerCase());
     const messageId = mail.messageId?.trim() || `<${randomUUID()}@${opts.domain}>`;
-    const stored = store(mail, recipients, messageId);
+    const stored = await store(mail, recipients, messageId);
     opts.logger.info({ messageId, recipients, stored, remote: session.remoteAddress }, 'SMTP message %s stored for %d recipient(s)', messageId, stored);
   }
 
-  function store(mail: ParsedMail, recipients: string[], messageId: string): number {
+  async function store(mail: ParsedMail, recipients: string[], messageId: string): Promise<number> {
     const at = now();
     const first = (a: AddressObject | AddressObject[] | undefined): Mailer[] =>
       (Array.isArray(a) ? a : a ? [a] : []).flatMap((o) => o.value).filter((v) => v.address).map((v) => ({ address: v.address ?? '', name: v.name || undefined }));
     const from = first(mail.from)[0] ?? null;
-    return transaction(opts.db, () => {
+    return sql.transaction(async (tx) => {
       let count = 0;
       for (const rcpt of new Set(recipients)) {
-        const mailbox = ensureMailbox(opts.db, rcpt, now);
-        if (findItemByInternetMessageId(opts.db, mailbox.id, messageId) !== undefined) continue;
-        createItem(opts.db, mailbox.id, getDistinguishedFolder(opts.db, mailbox.id, 'inbox').id, {
+        await lockChangeLog(tx);
+        const mailbox = await ensureMailbox(tx, rcpt, now);
+        await lockMailbox(tx, mailbox.id);
+        if ((await findItemByInternetMessageId(tx, mailbox.id, messageId)) !== undefined) continue;
+        await createItem(tx, mailbox.id, await distinguishedFolderId(tx, mailbox.id, 'inbox'), {
           itemClass: 'IPM.Note', // never an IM class from outside
           subject: mail.subject ?? '',
           bodyHtml: typeof mail.html === 'string' ? mail.html : null,
@@ -122,7 +130,7 @@ export async function startSmtpInbound(opts: SmtpInboundOptions): Promise<SmtpLi
         count++;
       }
       return count;
-    });
+    }, WRITE);
   }
 
   await new Promise<void>((resolve, reject) => {

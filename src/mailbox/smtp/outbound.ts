@@ -8,7 +8,7 @@
 import type { SendMailOptions } from 'nodemailer';
 import { CachingResolver } from '../../dns/index.ts';
 import type { Logger } from '../../observability/logger.ts';
-import type { Database } from '../../storage/index.ts';
+import type { Database, Sql } from '../../storage/index.ts';
 import { transaction } from '../../storage/index.ts';
 import { mailExchangers, SMTP_PORT } from './mx.ts';
 import type { MailDns } from './mx.ts';
@@ -58,13 +58,15 @@ export function noRouteReason(domain: string): string {
 const MAX_SERVERS_PER_ATTEMPT = 8;
 
 /** Queues a message for recipients outside the organisation: one outbox entry per recipient domain. */
-export function queueExternal(db: Database, sender: string, recipients: readonly string[], message: OutboundMessage, now: number): string[] {
+export async function queueExternal(sql: Sql, sender: string, recipients: readonly string[], message: OutboundMessage, now: number): Promise<string[]> {
   const byDomain = new Map<string, string[]>();
   for (const r of new Set(recipients.map((a) => a.toLowerCase()))) {
     const domain = r.slice(r.lastIndexOf('@') + 1);
     byDomain.set(domain, [...(byDomain.get(domain) ?? []), r]);
   }
-  return [...byDomain.values()].map((rcpts) => enqueueOutbound(db, sender, rcpts, message, now));
+  const ids: string[] = [];
+  for (const rcpts of byDomain.values()) ids.push(await enqueueOutbound(sql, sender, rcpts, message, now));
+  return ids;
 }
 
 /**

@@ -5,8 +5,8 @@
 // entry (the offline spool's e-mails to partners are queued exactly once, even when a delivery is
 // repeated after a crash), and a trace id: its sends are recorded in that trace.
 import { recordTrace } from '../../observability/trace.ts';
-import type { Database } from '../../storage/index.ts';
-import { statement, transaction } from '../../storage/index.ts';
+import type { Database, Sql } from '../../storage/index.ts';
+import { sqliteSql, statement, transaction } from '../../storage/index.ts';
 import { newId } from '../ids.ts';
 import type { Mailer } from '../items.ts';
 
@@ -72,11 +72,11 @@ const entryOf = (r: Row): OutboxEntry => ({
   traceId: r.trace_id,
 });
 
-export function enqueueOutbound(db: Database, sender: string, recipients: string[], message: OutboundMessage, now: number, origin: OutboundOrigin = {}): string {
+export async function enqueueOutbound(sql: Sql, sender: string, recipients: string[], message: OutboundMessage, now: number, origin: OutboundOrigin = {}): Promise<string> {
   const id = newId();
-  db.prepare('INSERT INTO mail_outbox (id, sender, recipients_json, message_json, state, attempts, next_attempt_at, last_error, created_at, updated_at, delivery_key, trace_id) VALUES (?, ?, ?, ?, ?, 0, ?, NULL, ?, ?, ?, ?)').run(
+  await sql.run('INSERT INTO mail_outbox (id, sender, recipients_json, message_json, state, attempts, next_attempt_at, last_error, created_at, updated_at, delivery_key, trace_id) VALUES (?, ?, ?, ?, ?, 0, ?, NULL, ?, ?, ?, ?)', [
     id, sender, JSON.stringify(recipients), JSON.stringify(message), 'waiting', now, now, now, origin.deliveryKey ?? null, origin.traceId ?? null,
-  );
+  ]);
   return id;
 }
 
@@ -84,11 +84,12 @@ export function enqueueOutbound(db: Database, sender: string, recipients: string
  * Queues the message once per delivery key: returns the entry queued earlier with `key` (created
  * false), or queues it now. One transaction: two calls with one key never both queue.
  */
-export function enqueueOutboundOnce(db: Database, key: string, sender: string, recipients: string[], message: OutboundMessage, now: number, traceId?: string): { id: string; created: boolean } {
-  return transaction(db, () => {
+export async function enqueueOutboundOnce(db: Database, key: string, sender: string, recipients: string[], message: OutboundMessage, now: number, traceId?: string): Promise<{ id: string; created: boolean }> {
+  // transitional (issue 16): the trace is still written through the node:sqlite connection, inside the same transaction
+  return sqliteSql(db).transaction(async (tx) => {
     const earlier = statement(db, 'SELECT id FROM mail_outbox WHERE delivery_key = ?').get(key) as { id: string } | undefined;
     if (earlier !== undefined) return { id: earlier.id, created: false };
-    const id = enqueueOutbound(db, sender, recipients, message, now, { deliveryKey: key, ...(traceId !== undefined ? { traceId } : {}) });
+    const id = await enqueueOutbound(tx, sender, recipients, message, now, { deliveryKey: key, ...(traceId !== undefined ? { traceId } : {}) });
     if (traceId !== undefined) recordTrace(db, { traceId, callId: null, at: now, step: 'mail-queued', detail: { outbox: id, to: recipients, messageId: message.messageId } });
     return { id, created: true };
   });

@@ -44,7 +44,7 @@ export class PartnerMailConnector implements MailboxConnector {
     if (this.#o.routes !== undefined && routeFor(this.#o.routes, domain) === undefined) {
       throw new MailboxError('REMOTE_REFUSED', `${noRouteReason(domain)}; configure a route for ${domain}, a smarthost or MX routing, then retry the entry`);
     }
-    const queued = enqueueOutboundOnce(
+    const queued = await enqueueOutboundOnce(
       this.#o.db,
       item.internetMessageId,
       item.from.address,

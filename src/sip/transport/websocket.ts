@@ -10,6 +10,9 @@ import { type ConnectionGuard, GuardedConnection } from './guard.ts';
 import { deliverUnit, type TransportSink } from './sink.ts';
 import { WebSocketMeter } from './ws-meter.ts';
 
+const PING = Buffer.from('\r\n\r\n');
+const PONG = Buffer.from('\r\n');
+
 export interface WebSocketAcceptor {
   /** hands an HTTP upgrade request to SIP; false when the path is not ours */
   handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): boolean;
@@ -140,6 +143,14 @@ export function createWebSocketAcceptor(opts: {
     // a message the library still reads from a connection the guard has just closed is dropped
     if (flow === null || flow.ended) return;
     const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
+    // RFC 5626 §3.5.1 keep-alives in their own frames, as a client that cannot see TCP sends
+    // them: a CRLFCRLF ping gets a CRLF pong (clients find a dead node by the missing pong), a
+    // lone CRLF (a pong, or a bare keep-alive) carries nothing
+    if (bytes.length === 4 && bytes.equals(PING)) {
+      this.send('\r\n');
+      return;
+    }
+    if (bytes.length === 2 && bytes.equals(PONG)) return;
     deliverUnit(bytes, flow, limits, sink);
   }
   function onError(this: WebSocket): void {

@@ -10,8 +10,28 @@ export interface SessionInfo {
   authUser: string;
   domain: string;
   webSocketUrl: string;
+  /**
+   * every node's SIP-over-WebSocket URL when the server runs as a cluster (webSocketUrl among
+   * them, usually first): the client moves to the next when its connection is lost; absent or
+   * empty on a single server
+   */
+  webSocketUrls?: string[];
   contactListUri: string;
   demo: boolean;
+}
+
+/**
+ * The WebSocket URLs to reach SIP at, tried in this order and round robin after a loss: every
+ * node's (webSocketUrls) when the server is a cluster, from webSocketUrl on when it is among them
+ * (the node that served the page first); else the one webSocketUrl. Entries that are not
+ * non-empty strings are ignored (the JSON is the server's, read defensively).
+ */
+export function webSocketServers(session: Pick<SessionInfo, 'webSocketUrl' | 'webSocketUrls'>): string[] {
+  const listed: unknown[] = Array.isArray(session.webSocketUrls) ? session.webSocketUrls : [];
+  const urls = [...new Set(listed.filter((u): u is string => typeof u === 'string' && u !== ''))];
+  const own = urls.indexOf(session.webSocketUrl);
+  if (urls.length === 0) return [session.webSocketUrl];
+  return own <= 0 ? urls : [...urls.slice(own), ...urls.slice(0, own)];
 }
 
 export interface DirectoryUser {

@@ -6,7 +6,7 @@
 import { batch, signal } from '@preact/signals';
 import { BrowserSipClient } from '../../client/browser.ts';
 import type { ConnectionEvent, DisplayedEvent, IncomingMessage, PresenceInfo, PresenceList, TypingEvent } from '../../client/browser.ts';
-import { api, type ContactEntry, type SessionInfo } from './api.ts';
+import { api, webSocketServers, type ContactEntry, type SessionInfo } from './api.ts';
 import { Conversations, newLocalId, type ChatMessage } from './conversations.ts';
 import { autoState } from './idle.ts';
 import { outcomeOf } from './outcome.ts';
@@ -98,7 +98,7 @@ export class ParleyClient {
     }
     this.session.value = session;
     const ua = new BrowserSipClient({
-      server: session.webSocketUrl,
+      server: webSocketServers(session),
       aor: session.sipUri,
       username: session.authUser,
       password,

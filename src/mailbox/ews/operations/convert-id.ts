@@ -6,10 +6,10 @@
 // Store ids (EntryId, HexEntryId, StoreId, OwaId) and public folder ids do not exist in Parley:
 // each such source id is answered ErrorUnsupportedTypeForConversion.
 import { MailboxError } from '../../errors.ts';
-import { getFolder } from '../../folders.ts';
+import { requireFolderId } from '../../folders.ts';
 import { getItem } from '../../items.ts';
 import { childElement } from '../../../xml/index.ts';
-import { responseMessage } from '../batch.ts';
+import { responseMessages } from '../batch.ts';
 import { EwsError } from '../codes.ts';
 import { M_NS, T_NS } from '../names.ts';
 import type { EwsContext, EwsOperation } from '../operation.ts';
@@ -25,16 +25,13 @@ type Source = { kind: 'alternate'; format: string; id: string } | { kind: 'publi
 export const convertIdOperation: EwsOperation = {
   name: 'ConvertId',
   since: 'Exchange2007_SP1',
-  handle(ctx, request) {
+  async handle(ctx, request) {
     const destination = request.attrs.get('DestinationFormat') ?? '';
     if (!FORMATS.has(destination)) throw new EwsError('ErrorSchemaValidation', `DestinationFormat must be one of ${[...FORMATS].join(', ')}, not ${JSON.stringify(destination)}`);
     const container = childElement(request, M_NS, 'SourceIds');
     if (container === undefined || container.children.length === 0) throw new EwsError('ErrorSchemaValidation', 'm:SourceIds must hold at least one t:AlternateId');
     const sources = container.children.map(readSource);
-    return responseOf(
-      'ConvertId',
-      sources.map((source) => responseMessage('ConvertId', () => converted(ctx, source, destination))),
-    );
+    return responseOf('ConvertId', await responseMessages('ConvertId', sources, (source) => converted(ctx, source, destination)));
   },
 };
 
@@ -50,20 +47,20 @@ function readSource(c: { ns: string; name: string; attrs: ReadonlyMap<string, st
   throw new EwsError('ErrorSchemaValidation', `m:SourceIds holds t:AlternateId, t:AlternatePublicFolderId or t:AlternatePublicFolderItemId, not ${c.name}`);
 }
 
-function converted(ctx: EwsContext, source: Source, destination: string): string {
+async function converted(ctx: EwsContext, source: Source, destination: string): Promise<string> {
   if (source.kind === 'public') throw new EwsError('ErrorUnsupportedTypeForConversion', `Parley has no public folders (t:${source.name})`);
   if (!OWN_FORMATS.has(source.format)) throw new EwsError('ErrorUnsupportedTypeForConversion', `Parley converts EwsId and EwsLegacyId ids only, not ${source.format}`);
   if (!OWN_FORMATS.has(destination)) throw new EwsError('ErrorUnsupportedTypeForConversion', `Parley converts to EwsId or EwsLegacyId only, not ${destination}`);
-  requireOwnId(ctx, source.id);
+  await requireOwnId(ctx, source.id);
   return `<m:AlternateId xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="t:AlternateIdType"${attr('Format', destination)}${attr('Id', source.id)}${attr('Mailbox', ctx.mailbox.address)}/>`;
 }
 
 /** The id names a folder or an item of the caller's mailbox; otherwise the store's error (not found, another mailbox's, malformed). */
-function requireOwnId(ctx: EwsContext, id: string): void {
+async function requireOwnId(ctx: EwsContext, id: string): Promise<void> {
   try {
-    getFolder(ctx.db, ctx.mailbox.id, id);
+    await requireFolderId(ctx.sql, ctx.mailbox.id, id);
   } catch (error) {
     if (!(error instanceof MailboxError) || error.code !== 'FOLDER_NOT_FOUND') throw error;
-    getItem(ctx.db, ctx.mailbox.id, id);
+    await getItem(ctx.sql, ctx.mailbox.id, id);
   }
 }

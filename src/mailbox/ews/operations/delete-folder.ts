@@ -2,7 +2,7 @@
 // A distinguished folder answers ErrorDeleteDistinguishedFolder.
 import { childElement } from '../../../xml/index.ts';
 import { deleteFolder } from '../../folders.ts';
-import { responseMessage } from '../batch.ts';
+import { responseMessages } from '../batch.ts';
 import { EwsError } from '../codes.ts';
 import { readFolderIds, resolveFolder } from '../folder-ids.ts';
 import { M_NS } from '../names.ts';
@@ -12,7 +12,7 @@ import { responseOf } from '../write.ts';
 export const deleteFolderOperation: EwsOperation = {
   name: 'DeleteFolder',
   since: 'Exchange2007_SP1',
-  handle(ctx, request) {
+  async handle(ctx, request) {
     const mode = request.attrs.get('DeleteType');
     if (mode !== 'HardDelete' && mode !== 'SoftDelete' && mode !== 'MoveToDeletedItems') {
       throw new EwsError('ErrorSchemaValidation', `DeleteFolder needs DeleteType HardDelete, SoftDelete or MoveToDeletedItems, not ${JSON.stringify(mode ?? '')}`);
@@ -20,12 +20,10 @@ export const deleteFolderOperation: EwsOperation = {
     const targets = readFolderIds(childElement(request, M_NS, 'FolderIds'), 'm:FolderIds');
     return responseOf(
       'DeleteFolder',
-      targets.map((target) =>
-        responseMessage('DeleteFolder', () => {
-          deleteFolder(ctx.db, ctx.mailbox.id, resolveFolder(ctx, target).id, mode);
-          return '';
-        }),
-      ),
+      await responseMessages('DeleteFolder', targets, async (target) => {
+        await deleteFolder(ctx.sql, ctx.mailbox.id, (await resolveFolder(ctx, target)).id, mode);
+        return '';
+      }),
     );
   },
 };

@@ -2,7 +2,7 @@
 // MoveToDeletedItems, ItemIds. SendMeetingCancellations / AffectedTaskOccurrences do not apply to messages.
 import { childElement } from '../../../xml/index.ts';
 import { deleteItem } from '../../items.ts';
-import { responseMessage } from '../batch.ts';
+import { responseMessages } from '../batch.ts';
 import { EwsError } from '../codes.ts';
 import { readItemIds } from '../item-ids.ts';
 import { M_NS } from '../names.ts';
@@ -12,7 +12,7 @@ import { responseOf } from '../write.ts';
 export const deleteItemOperation: EwsOperation = {
   name: 'DeleteItem',
   since: 'Exchange2007_SP1',
-  handle(ctx, request) {
+  async handle(ctx, request) {
     const mode = request.attrs.get('DeleteType');
     if (mode !== 'HardDelete' && mode !== 'SoftDelete' && mode !== 'MoveToDeletedItems') {
       throw new EwsError('ErrorSchemaValidation', `DeleteItem needs DeleteType HardDelete, SoftDelete or MoveToDeletedItems, not ${JSON.stringify(mode ?? '')}`);
@@ -20,12 +20,10 @@ export const deleteItemOperation: EwsOperation = {
     const ids = readItemIds(childElement(request, M_NS, 'ItemIds'), 'm:ItemIds');
     return responseOf(
       'DeleteItem',
-      ids.map((id) =>
-        responseMessage('DeleteItem', () => {
-          deleteItem(ctx.db, ctx.mailbox.id, id.id, mode, ctx.now, () => ctx.quota.requireRoomToSoftDelete(ctx.db, ctx.mailbox));
-          return '';
-        }),
-      ),
+      await responseMessages('DeleteItem', ids, async (id) => {
+        await deleteItem(ctx.sql, ctx.mailbox.id, id.id, mode, ctx.now, (tx) => ctx.quota.requireRoomToSoftDelete(tx, ctx.mailbox));
+        return '';
+      }),
     );
   },
 };

@@ -3,7 +3,7 @@
 import { childElement } from '../../../xml/index.ts';
 import type { FolderRecord } from '../../folders.ts';
 import { listFolders } from '../../folders.ts';
-import { responseMessage } from '../batch.ts';
+import { responseMessages } from '../batch.ts';
 import { EwsError } from '../codes.ts';
 import { folderXml, readFolderIds, readFolderShape, resolveFolder } from '../folder-ids.ts';
 import { M_NS } from '../names.ts';
@@ -20,7 +20,7 @@ const FOLDER_FIELDS: Record<string, FolderField> = { 'folder:DisplayName': 'disp
 export const findFolderOperation: EwsOperation = {
   name: 'FindFolder',
   since: 'Exchange2007_SP1',
-  handle(ctx, request) {
+  async handle(ctx, request) {
     const traversal = request.attrs.get('Traversal');
     if (traversal !== 'Shallow' && traversal !== 'Deep') {
       throw new EwsError('ErrorSchemaValidation', `FindFolder needs Traversal="Shallow" or "Deep" (Parley keeps no soft-deleted folders), not ${JSON.stringify(traversal ?? '')}`);
@@ -32,15 +32,13 @@ export const findFolderOperation: EwsOperation = {
     const parents = readFolderIds(childElement(request, M_NS, 'ParentFolderIds'), 'm:ParentFolderIds');
     return responseOf(
       'FindFolder',
-      parents.map((parent) =>
-        responseMessage('FindFolder', () => {
-          const all = listFolders(ctx.db, ctx.mailbox.id, resolveFolder(ctx, parent).id, traversal === 'Deep');
-          const matching = restriction === undefined ? all : all.filter((f) => matches(f, restriction));
-          const { start, count } = sliceOf(view, matching.length);
-          const page = matching.slice(start, start + count);
-          return `<m:RootFolder${rootFolderAttrs(view, matching.length, start, count)}><t:Folders>${page.map((f) => folderXml(f, shape)).join('')}</t:Folders></m:RootFolder>`;
-        }),
-      ),
+      await responseMessages('FindFolder', parents, async (parent) => {
+        const all = await listFolders(ctx.sql, ctx.mailbox.id, (await resolveFolder(ctx, parent)).id, traversal === 'Deep');
+        const matching = restriction === undefined ? all : all.filter((f) => matches(f, restriction));
+        const { start, count } = sliceOf(view, matching.length);
+        const page = matching.slice(start, start + count);
+        return `<m:RootFolder${rootFolderAttrs(view, matching.length, start, count)}><t:Folders>${page.map((f) => folderXml(f, shape)).join('')}</t:Folders></m:RootFolder>`;
+      }),
     );
   },
 };

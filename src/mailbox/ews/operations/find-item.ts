@@ -4,7 +4,7 @@
 import type { XmlElement } from '../../../xml/index.ts';
 import { childElement } from '../../../xml/index.ts';
 import { findItems } from '../../items.ts';
-import { responseMessage } from '../batch.ts';
+import { responseMessages } from '../batch.ts';
 import { EwsError } from '../codes.ts';
 import { readFolderIds, resolveFolder } from '../folder-ids.ts';
 import { readExtendedFieldUri } from '../extended.ts';
@@ -18,7 +18,7 @@ import { responseOf } from '../write.ts';
 export const findItemOperation: EwsOperation = {
   name: 'FindItem',
   since: 'Exchange2007_SP1',
-  handle(ctx, request) {
+  async handle(ctx, request) {
     const traversal = request.attrs.get('Traversal');
     if (traversal !== 'Shallow') throw new EwsError('ErrorInvalidRequest', `Parley's FindItem supports Traversal="Shallow" only, not ${JSON.stringify(traversal ?? '')}`);
     const shape = readItemShape(childElement(request, M_NS, 'ItemShape'), true);
@@ -31,15 +31,13 @@ export const findItemOperation: EwsOperation = {
     const parents = readFolderIds(childElement(request, M_NS, 'ParentFolderIds'), 'm:ParentFolderIds');
     return responseOf(
       'FindItem',
-      parents.map((parent) =>
-        responseMessage('FindItem', () => {
-          const folder = resolveFolder(ctx, parent);
-          const { total } = findItems(ctx.db, ctx.mailbox.id, folder.id, { filter, order, max: 0 });
-          const { start, count } = sliceOf(view, total);
-          const page = count === 0 ? [] : findItems(ctx.db, ctx.mailbox.id, folder.id, { filter, order, sort, offset: start, max: count }).items;
-          return `<m:RootFolder${rootFolderAttrs(view, total, start, page.length)}><t:Items>${page.map((i) => itemXml(i, shape, true)).join('')}</t:Items></m:RootFolder>`;
-        }),
-      ),
+      await responseMessages('FindItem', parents, async (parent) => {
+        const folder = await resolveFolder(ctx, parent);
+        const { total } = await findItems(ctx.sql, ctx.mailbox.id, folder.id, { filter, order, max: 0 });
+        const { start, count } = sliceOf(view, total);
+        const page = count === 0 ? [] : (await findItems(ctx.sql, ctx.mailbox.id, folder.id, { filter, order, sort, offset: start, max: count })).items;
+        return `<m:RootFolder${rootFolderAttrs(view, total, start, page.length)}><t:Items>${page.map((i) => itemXml(i, shape, true)).join('')}</t:Items></m:RootFolder>`;
+      }),
     );
   },
 };

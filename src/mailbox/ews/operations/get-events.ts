@@ -2,7 +2,7 @@
 // Answers one Notification: SubscriptionId, PreviousWatermark, MoreEvents, then the events (each
 // with Watermark, TimeStamp, ItemId, ParentFolderId), or one StatusEvent when nothing happened.
 import { childText } from '../../../xml/index.ts';
-import { getDistinguishedFolder } from '../../folders.ts';
+import { distinguishedFolderId } from '../../folders.ts';
 import { getSubscription, pollSubscription } from '../../subscriptions.ts';
 import type { LoggedChange } from '../../subscriptions.ts';
 import { responseMessage } from '../batch.ts';
@@ -17,17 +17,17 @@ const MAX_EVENTS = 50;
 export const getEventsOperation: EwsOperation = {
   name: 'GetEvents',
   since: 'Exchange2007_SP1',
-  handle(ctx, request) {
+  async handle(ctx, request) {
     const id = childText(request, M_NS, 'SubscriptionId')?.trim();
     const watermark = childText(request, M_NS, 'Watermark');
     if (!id || watermark === undefined) throw new EwsError('ErrorSchemaValidation', 'GetEvents needs m:SubscriptionId and m:Watermark');
     return responseOf('GetEvents', [
-      responseMessage('GetEvents', () => {
+      await responseMessage('GetEvents', async () => {
         const now = ctx.now();
-        const sub = getSubscription(ctx.db, ctx.mailbox.id, id, now);
-        const from = readWatermark(ctx.db, watermark);
-        const { changes, more, position } = pollSubscription(ctx.db, sub, from, MAX_EVENTS, now);
-        const inbox = getDistinguishedFolder(ctx.db, ctx.mailbox.id, 'inbox').id;
+        const sub = await getSubscription(ctx.sql, ctx.mailbox.id, id, now);
+        const from = await readWatermark(ctx.sql, watermark);
+        const { changes, more, position } = await pollSubscription(ctx.sql, sub, from, MAX_EVENTS, now);
+        const inbox = await distinguishedFolderId(ctx.sql, ctx.mailbox.id, 'inbox');
         const wanted = new Set(sub.eventTypes);
         const events = changes.flatMap((c) => eventsOf(c, inbox).filter((name) => wanted.has(name)).map((name) => eventXml(name, c)));
         const body = events.length > 0 ? events.join('') : `<t:StatusEvent>${el('t:Watermark', writeWatermark(position))}</t:StatusEvent>`;

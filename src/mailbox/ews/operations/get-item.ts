@@ -1,7 +1,7 @@
 // GetItem (EWS reference, "GetItem operation"): ItemShape (BaseShape, IncludeMimeContent, BodyType, AdditionalProperties), ItemIds.
 import { childElement } from '../../../xml/index.ts';
 import { getItem } from '../../items.ts';
-import { responseMessage } from '../batch.ts';
+import { responseMessages } from '../batch.ts';
 import { itemXml, readItemShape } from '../item-xml.ts';
 import { readItemIds } from '../item-ids.ts';
 import { M_NS } from '../names.ts';
@@ -11,12 +11,12 @@ import { responseOf } from '../write.ts';
 export const getItemOperation: EwsOperation = {
   name: 'GetItem',
   since: 'Exchange2007_SP1',
-  handle(ctx, request) {
+  async handle(ctx, request) {
     const shape = readItemShape(childElement(request, M_NS, 'ItemShape'), false);
     const ids = readItemIds(childElement(request, M_NS, 'ItemIds'), 'm:ItemIds');
     return responseOf(
       'GetItem',
-      ids.map((id) => responseMessage('GetItem', () => `<m:Items>${itemXml(getItem(ctx.db, ctx.mailbox.id, id.id), shape, false, ctx.domain)}</m:Items>`)),
+      await responseMessages('GetItem', ids, async (id) => `<m:Items>${itemXml(await getItem(ctx.sql, ctx.mailbox.id, id.id), shape, false, ctx.domain)}</m:Items>`),
     );
   },
 };

@@ -16,7 +16,7 @@ export const EVENT_TYPES = ['NewMailEvent', 'CreatedEvent', 'DeletedEvent', 'Mod
 export const subscribeOperation: EwsOperation = {
   name: 'Subscribe',
   since: 'Exchange2007_SP1',
-  handle(ctx, request) {
+  async handle(ctx, request) {
     const pull = childElement(request, M_NS, 'PullSubscriptionRequest');
     if (pull === undefined) throw new EwsError('ErrorInvalidRequest', 'Parley supports pull subscriptions (m:PullSubscriptionRequest) only');
     const all = pull.attrs.get('SubscribeToAllFolders') === 'true';
@@ -30,10 +30,11 @@ export const subscribeOperation: EwsOperation = {
     if (!(timeout >= 1 && timeout <= 1440)) throw new EwsError('ErrorSchemaValidation', `t:Timeout must be 1 to 1440 minutes, not ${JSON.stringify(timeoutText)}`);
     const watermark = childText(pull, T_NS, 'Watermark');
     return responseOf('Subscribe', [
-      responseMessage('Subscribe', () => {
-        const folders = targets.map((t) => resolveFolder(ctx, t).id);
-        const start = watermark === undefined ? undefined : readWatermark(ctx.db, watermark);
-        const sub = createSubscription(ctx.db, ctx.mailbox.id, folders, types, timeout, start, ctx.now());
+      await responseMessage('Subscribe', async () => {
+        const folders: string[] = [];
+        for (const t of targets) folders.push((await resolveFolder(ctx, t)).id);
+        const start = watermark === undefined ? undefined : await readWatermark(ctx.sql, watermark);
+        const sub = await createSubscription(ctx.sql, ctx.mailbox.id, folders, types, timeout, start, ctx.now());
         return `${el('m:SubscriptionId', sub.id)}${el('m:Watermark', writeWatermark(sub.position))}`;
       }),
     ]);

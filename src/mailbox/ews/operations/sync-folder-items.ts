@@ -18,7 +18,7 @@ import { attr, el, responseOf } from '../write.ts';
 export const syncFolderItemsOperation: EwsOperation = {
   name: 'SyncFolderItems',
   since: 'Exchange2007_SP1',
-  handle(ctx, request) {
+  async handle(ctx, request) {
     const shape = readItemShape(childElement(request, M_NS, 'ItemShape'), true);
     const [target, ...more] = readFolderIds(childElement(request, M_NS, 'SyncFolderId'), 'm:SyncFolderId');
     if (target === undefined || more.length > 0) throw new EwsError('ErrorSchemaValidation', 'm:SyncFolderId must name one folder');
@@ -29,21 +29,22 @@ export const syncFolderItemsOperation: EwsOperation = {
     const ignore = new Set(ignoreElement === undefined || ignoreElement.children.length === 0 ? [] : readItemIds(ignoreElement, 'm:Ignore').map((i) => i.id));
     const state = childText(request, M_NS, 'SyncState')?.trim() ?? '';
     return responseOf('SyncFolderItems', [
-      responseMessage('SyncFolderItems', () => {
-        const folder = resolveFolder(ctx, target);
-        const window = folderChangesSince(ctx.db, folder.id, readSyncState(ctx, folder, state), max, ignore);
-        const changes = window.changes.map((c) => changeXml(ctx, c.kind, c.itemId, shape)).join('');
+      await responseMessage('SyncFolderItems', async () => {
+        const folder = await resolveFolder(ctx, target);
+        const window = await folderChangesSince(ctx.sql, folder.id, await readSyncState(ctx, folder, state), max, ignore);
+        let changes = '';
+        for (const c of window.changes) changes += await changeXml(ctx, c.kind, c.itemId, shape);
         return `${el('m:SyncState', writeSyncState(folder, window.last))}${el('m:IncludesLastItemInRange', !window.more)}<m:Changes>${changes}</m:Changes>`;
       }),
     ]);
   },
 };
 
-function changeXml(ctx: EwsContext, kind: string, itemId: string, shape: ReturnType<typeof readItemShape>): string {
+async function changeXml(ctx: EwsContext, kind: string, itemId: string, shape: ReturnType<typeof readItemShape>): Promise<string> {
   if (kind === 'delete') return `<t:Delete><t:ItemId${attr('Id', itemId)}/></t:Delete>`;
   let item;
   try {
-    item = getItem(ctx.db, ctx.mailbox.id, itemId);
+    item = await getItem(ctx.sql, ctx.mailbox.id, itemId);
   } catch (error) {
     if (error instanceof MailboxError && error.code === 'ITEM_NOT_FOUND') return ''; // gone since; its Delete follows in a later window
     throw error;
@@ -58,16 +59,16 @@ function writeSyncState(folder: FolderRecord, last: number): string {
   return Buffer.from(`v1.${folder.id}.${last}`).toString('base64url');
 }
 
-function readSyncState(ctx: EwsContext, folder: FolderRecord, text: string): number {
+async function readSyncState(ctx: EwsContext, folder: FolderRecord, text: string): Promise<number> {
   if (text === '') return 0;
   const parts = Buffer.from(text, 'base64url').toString('utf8').split('.');
   const [version, folderId, seq] = parts;
   const position = Number(seq);
-  if (parts.length !== 3 || version !== 'v1' || folderId !== folder.id || !Number.isSafeInteger(position) || position < 0 || position > lastChange(ctx.db)) {
+  if (parts.length !== 3 || version !== 'v1' || folderId !== folder.id || !Number.isSafeInteger(position) || position < 0 || position > (await lastChange(ctx.sql))) {
     throw new EwsError('ErrorInvalidSyncStateData', 'the SyncState is not one Parley issued for this folder; synchronise again without a SyncState');
   }
   // a SyncState from before the compacted part of the log would miss what was compacted away
-  if (position > 0 && position < changeFloor(ctx.db)) throw new EwsError('ErrorInvalidSyncStateData', 'the SyncState is older than the change log Parley keeps (retention.changeLog); synchronise again without a SyncState');
+  if (position > 0 && position < (await changeFloor(ctx.sql))) throw new EwsError('ErrorInvalidSyncStateData', 'the SyncState is older than the change log Parley keeps (retention.changeLog); synchronise again without a SyncState');
   return position;
 }
 

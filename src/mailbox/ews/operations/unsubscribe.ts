@@ -10,12 +10,12 @@ import { responseOf } from '../write.ts';
 export const unsubscribeOperation: EwsOperation = {
   name: 'Unsubscribe',
   since: 'Exchange2007_SP1',
-  handle(ctx, request) {
+  async handle(ctx, request) {
     const id = childText(request, M_NS, 'SubscriptionId')?.trim();
     if (!id) throw new EwsError('ErrorSchemaValidation', 'Unsubscribe needs m:SubscriptionId');
     return responseOf('Unsubscribe', [
-      responseMessage('Unsubscribe', () => {
-        removeSubscription(ctx.db, ctx.mailbox.id, id, ctx.now());
+      await responseMessage('Unsubscribe', async () => {
+        await removeSubscription(ctx.sql, ctx.mailbox.id, id, ctx.now());
         return '';
       }),
     ]);

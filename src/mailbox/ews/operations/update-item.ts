@@ -5,7 +5,7 @@ import type { XmlElement } from '../../../xml/index.ts';
 import { childElement, childText } from '../../../xml/index.ts';
 import { getItem, updateItem } from '../../items.ts';
 import type { ItemChanges } from '../../items.ts';
-import { responseMessage } from '../batch.ts';
+import { responseMessages } from '../batch.ts';
 import { EwsError } from '../codes.ts';
 import { itemIdXml } from '../item-xml.ts';
 import { readItemId } from '../item-ids.ts';
@@ -16,28 +16,26 @@ import { responseOf } from '../write.ts';
 export const updateItemOperation: EwsOperation = {
   name: 'UpdateItem',
   since: 'Exchange2007_SP1',
-  handle(ctx, request) {
+  async handle(ctx, request) {
     const resolution = request.attrs.get('ConflictResolution') ?? 'AutoResolve';
     if (!['NeverOverwrite', 'AutoResolve', 'AlwaysOverwrite'].includes(resolution)) throw new EwsError('ErrorSchemaValidation', `ConflictResolution ${JSON.stringify(resolution)} is not valid`);
     const container = childElement(request, M_NS, 'ItemChanges');
     if (container === undefined || container.children.length === 0) throw new EwsError('ErrorSchemaValidation', 'm:ItemChanges must hold at least one t:ItemChange');
     return responseOf(
       'UpdateItem',
-      container.children.map((change) =>
-        responseMessage('UpdateItem', () => {
-          if (change.ns !== T_NS || change.name !== 'ItemChange') throw new EwsError('ErrorSchemaValidation', `expected t:ItemChange, found ${change.name}`);
-          const idElement = childElement(change, T_NS, 'ItemId');
-          if (idElement === undefined) throw new EwsError('ErrorInvalidRequest', 'Parley updates items by t:ItemId only');
-          const ref = readItemId(idElement);
-          const changes = readChanges(childElement(change, T_NS, 'Updates'));
-          const current = getItem(ctx.db, ctx.mailbox.id, ref.id);
-          if (resolution === 'NeverOverwrite' && ref.changeKey !== undefined && ref.changeKey !== current.changeKey) {
-            throw new EwsError('ErrorIrresolvableConflict', 'the item changed since you read it (its ChangeKey differs); read it again');
-          }
-          const updated = updateItem(ctx.db, ctx.mailbox.id, ref.id, changes, ctx.now);
-          return `<m:Items>${itemIdXml(updated)}</m:Items><m:ConflictResults><t:Count>0</t:Count></m:ConflictResults>`;
-        }),
-      ),
+      await responseMessages('UpdateItem', container.children, async (change) => {
+        if (change.ns !== T_NS || change.name !== 'ItemChange') throw new EwsError('ErrorSchemaValidation', `expected t:ItemChange, found ${change.name}`);
+        const idElement = childElement(change, T_NS, 'ItemId');
+        if (idElement === undefined) throw new EwsError('ErrorInvalidRequest', 'Parley updates items by t:ItemId only');
+        const ref = readItemId(idElement);
+        const changes = readChanges(childElement(change, T_NS, 'Updates'));
+        const current = await getItem(ctx.sql, ctx.mailbox.id, ref.id);
+        if (resolution === 'NeverOverwrite' && ref.changeKey !== undefined && ref.changeKey !== current.changeKey) {
+          throw new EwsError('ErrorIrresolvableConflict', 'the item changed since you read it (its ChangeKey differs); read it again');
+        }
+        const updated = await updateItem(ctx.sql, ctx.mailbox.id, ref.id, changes, ctx.now);
+        return `<m:Items>${itemIdXml(updated)}</m:Items><m:ConflictResults><t:Count>0</t:Count></m:ConflictResults>`;
+      }),
     );
   },
 };

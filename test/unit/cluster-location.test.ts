@@ -1,0 +1,195 @@
+// What the cluster's location service does beyond the behaviour every location service shares
+// (registrar-location.test.ts): two nodes on one Redis, the node a binding is held by, atomic
+// changes from two nodes at once, expiry by Redis itself, a Redis restart, state it did not write.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import pino from 'pino';
+import { ClusterError, openRedis, RedisLocationService, type RedisConnection } from '../../src/cluster/index.ts';
+import type { Binding } from '../../src/registrar/location.ts';
+import { MemoryLocationService } from '../../src/registrar/location.ts';
+import { eventually } from '../harness/eventually.ts';
+import { startRedis, type TestRedis } from '../harness/redis.ts';
+import { binding, NOW } from './registrar-location-suite.ts';
+
+let redis: TestRedis;
+let nodeA: RedisConnection;
+let nodeB: RedisConnection;
+before(async () => {
+  redis = await startRedis();
+  // two connections: two nodes
+  nodeA = await openRedis(redis.url, { connectionName: 'parley:node-a' });
+  nodeB = await openRedis(redis.url, { connectionName: 'parley:node-b' });
+});
+after(async () => {
+  await nodeA?.close();
+  await nodeB?.close();
+  await redis?.stop();
+});
+
+let prefixes = 0;
+/** node-a and node-b sharing one Redis under a fresh prefix */
+function twoNodes(options: { expiryGraceMs?: number } = {}) {
+  const prefix = `cl${++prefixes}:`;
+  return {
+    prefix,
+    a: new RedisLocationService(nodeA, { node: 'node-a', prefix, ...options }),
+    b: new RedisLocationService(nodeB, { node: 'node-b', prefix, ...options }),
+  };
+}
+
+/** a binding as a REGISTER on some node makes it: no node named */
+function unplaced(aor: string, key: string, flowId: string, expiresAt = NOW + 1000): Binding {
+  const b = binding(aor, key, flowId, expiresAt);
+  delete b.flow.node;
+  return b;
+}
+
+const put = (b: Binding) => ({ type: 'put' as const, binding: b });
+
+describe('Redis location service across nodes', () => {
+  it('records the node that applied a binding, unless the binding names one; the memory service records none', async () => {
+    const { a } = twoNodes();
+    const [held] = await a.apply('alice@x', [put(unplaced('alice@x', 'k1', 'f1'))], NOW);
+    assert.equal(held?.flow.node, 'node-a');
+    const named = binding('bob@x', 'k2', 'f2');
+    named.flow.node = 'node-c';
+    assert.equal((await a.apply('bob@x', [put(named)], NOW))[0]?.flow.node, 'node-c');
+    const memory = new MemoryLocationService();
+    assert.equal((await memory.apply('alice@x', [put(unplaced('alice@x', 'k1', 'f1'))], NOW))[0]?.flow.node, undefined);
+  });
+
+  it('shows each node the bindings of the other, with the node that holds each flow', async () => {
+    const { a, b } = twoNodes();
+    await a.apply('alice@x', [put(unplaced('alice@x', 'phone', 'tcp:1'))], NOW);
+    await b.apply('alice@x', [put(unplaced('alice@x', 'laptop', 'tcp:1'))], NOW);
+    const seen = (list: Binding[]) => list.map((x) => `${x.key}@${x.flow.node}`);
+    assert.deepEqual(seen(await a.lookup('alice@x', NOW)), ['phone@node-a', 'laptop@node-b']);
+    assert.deepEqual(seen(await b.lookup('alice@x', NOW)), ['phone@node-a', 'laptop@node-b']);
+    assert.deepEqual([...(await b.countByTransport(NOW))], [['tcp', 2]], 'counted for the whole cluster');
+  });
+
+  it('drops on a closed flow only the bindings of that node: flow ids are unique within a node only', async () => {
+    const { a, b } = twoNodes();
+    await a.apply('alice@x', [put(unplaced('alice@x', 'phone', 'tcp:1'))], NOW);
+    await b.apply('alice@x', [put(unplaced('alice@x', 'laptop', 'tcp:1'))], NOW);
+    assert.deepEqual((await b.removeFlow('tcp:1')).map((x) => x.key), ['laptop']);
+    assert.deepEqual((await a.lookup('alice@x', NOW)).map((x) => x.key), ['phone']);
+    assert.deepEqual(await b.removeFlow('tcp:1'), []);
+    assert.deepEqual((await a.removeFlow('tcp:1')).map((x) => x.key), ['phone']);
+  });
+
+  it('drops every binding a node held once that node is gone, and only those', async () => {
+    const { a, b } = twoNodes();
+    await a.apply('alice@x', [put(unplaced('alice@x', 'phone', 'tcp:1')), put(unplaced('alice@x', 'tablet', 'ws:[*]?'))], NOW);
+    await a.apply('bob@x', [put(unplaced('bob@x', 'phone', 'udp:shared'))], NOW);
+    await b.apply('alice@x', [put(unplaced('alice@x', 'laptop', 'tcp:1'))], NOW);
+    const gone = await b.removeNode('node-a');
+    assert.deepEqual(gone.map((x) => `${x.aor} ${x.key}`).sort(), ['alice@x phone', 'alice@x tablet', 'bob@x phone']);
+    assert.deepEqual((await b.lookup('alice@x', NOW)).map((x) => x.key), ['laptop']);
+    assert.deepEqual(await b.lookup('bob@x', NOW), []);
+    assert.deepEqual(await b.removeNode('node-a'), []);
+  });
+
+  it('reports each expired binding to one sweeping node only', async () => {
+    const { a, b } = twoNodes();
+    for (let i = 0; i < 20; i++) await (i % 2 ? a : b).apply(`u${i}@x`, [put(unplaced(`u${i}@x`, 'k', `f${i}`, NOW + 10))], NOW);
+    const [fromA, fromB] = await Promise.all([a.sweep(NOW + 10), b.sweep(NOW + 10)]);
+    const all = [...fromA, ...fromB].map((x) => x.aor).sort();
+    assert.deepEqual(all, Array.from({ length: 20 }, (_, i) => `u${i}@x`).sort());
+  });
+
+  it('sweeps more addresses-of-record than one script takes at a time (batches of 500)', async () => {
+    const { a } = twoNodes();
+    await Promise.all(Array.from({ length: 1234 }, (_, i) => a.apply(`u${i}@x`, [put(unplaced(`u${i}@x`, 'k', 'udp-shared', NOW + 10))], NOW)));
+    await a.apply('stays@x', [put(unplaced('stays@x', 'k', 'udp-shared', NOW + 1000))], NOW);
+    assert.equal((await a.sweep(NOW + 10)).length, 1234);
+    assert.deepEqual((await a.removeFlow('udp-shared')).map((x) => x.aor), ['stays@x'], 'the flow index kept only the binding left');
+  });
+
+  it('applies the REGISTERs of two nodes for one address-of-record at once without losing any (atomic per AoR)', async () => {
+    const { a, b } = twoNodes();
+    const writes = Array.from({ length: 60 }, (_, i) => (i % 2 ? a : b).apply('busy@x', [put(unplaced('busy@x', `k${i}`, `f${i}`))], NOW));
+    await Promise.all(writes);
+    const keys = (await a.lookup('busy@x', NOW)).map((x) => x.key).sort();
+    assert.deepEqual(keys, Array.from({ length: 60 }, (_, i) => `k${i}`).sort());
+  });
+});
+
+describe('Redis location service expiry by Redis', () => {
+  it('lets Redis keep an address-of-record until its longest binding plus the grace', async () => {
+    const { a, prefix } = twoNodes({ expiryGraceMs: 60_000 });
+    await a.apply('alice@x', [put(unplaced('alice@x', 'short', 'f1', NOW + 30_000)), put(unplaced('alice@x', 'long', 'f2', NOW + 600_000))], NOW);
+    const ttl = await nodeA.client.pttl(`${prefix}loc:aor:alice@x`);
+    assert.ok(ttl > 30_000 + 60_000 && ttl <= 600_000 + 60_000, `TTL ${ttl} ms: the longest binding's 600 s and 60 s of grace`);
+    const flowTtl = await nodeA.client.pttl(`${prefix}loc:flow:node-a:f2`);
+    assert.ok(flowTtl > 30_000 + 60_000 && flowTtl <= 600_000 + 60_000, `flow index TTL ${flowTtl} ms`);
+  });
+
+  it('forgets an address-of-record and its flow index once Redis expires them, though no node swept', async () => {
+    const { a, b, prefix } = twoNodes({ expiryGraceMs: 0 });
+    const now = Date.now(); // Redis expires on its own clock: this test's bindings live on real time
+    await a.apply('alice@x', [put(unplaced('alice@x', 'k1', 'f1', now + 300))], now);
+    assert.equal((await b.lookup('alice@x', now)).length, 1);
+    await eventually('Redis to expire the address-of-record', async () => ((await nodeA.client.exists(`${prefix}loc:aor:alice@x`)) === 0 ? true : undefined), 10_000);
+    assert.deepEqual(await b.lookup('alice@x', now), [], 'gone even for a clock that says it is not expired yet');
+    assert.equal(await nodeA.client.exists(`${prefix}loc:flow:node-a:f1`), 0, 'the flow index expired with it');
+    assert.deepEqual(await a.removeFlow('f1'), []);
+    assert.deepEqual(await a.sweep(now + 1000), [], 'what Redis expired is not reported again');
+    assert.deepEqual([...(await a.countByTransport(now))], [], 'nor counted');
+  });
+});
+
+describe('Redis location service and its Redis', () => {
+  it('fails with CLUSTER_REDIS_UNAVAILABLE while Redis is down, and works again once it is back (empty: nothing persisted)', async () => {
+    const own = await startRedis();
+    const logged: Array<{ level: number; msg: string }> = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void logged.push(JSON.parse(line) as { level: number; msg: string }) });
+    const connection = await openRedis(own.url, { commandRetries: 1, logger });
+    try {
+      const location = new RedisLocationService(connection, { node: 'node-a' });
+      await location.apply('alice@x', [put(unplaced('alice@x', 'k1', 'f1'))], NOW);
+      await own.halt();
+      await assert.rejects(location.lookup('alice@x', NOW), (err: unknown) => {
+        assert.ok(err instanceof ClusterError);
+        assert.equal(err.code, 'CLUSTER_REDIS_UNAVAILABLE');
+        assert.match(err.message, /looking up the bindings of alice@x: Redis at unix:\/\/.*redis\.sock is not reachable now/);
+        return true;
+      });
+      await own.start();
+      // the scripts are gone with the restarted server's script cache: loaded again by the client
+      const stored = await eventually('the location service to work again', async () => {
+        try {
+          return await location.apply('alice@x', [put(unplaced('alice@x', 'k2', 'f1'))], NOW);
+        } catch (err) {
+          if (err instanceof ClusterError && err.code === 'CLUSTER_REDIS_UNAVAILABLE') return undefined;
+          throw err;
+        }
+      });
+      assert.deepEqual(stored.map((x) => x.key), ['k2'], 'the restarted Redis kept nothing: k1 is gone until its client registers again');
+      assert.deepEqual(logged.map((l) => [l.level, l.msg.replace(/unix:\/\/\S+/, 'ADDRESS')]), [
+        [40, 'connection to Redis at ADDRESS lost; reconnecting'],
+        [30, 'connection to Redis at ADDRESS restored'],
+      ], 'the loss told once, however many attempts, and the return');
+      assert.deepEqual((await location.removeFlow('f1')).map((x) => x.key), ['k2']);
+    } finally {
+      await connection.close();
+      await own.stop();
+    }
+  });
+
+  it('refuses state it did not write with CLUSTER_STATE_CORRUPT', async () => {
+    const { a, prefix } = twoNodes();
+    await nodeA.client.set(`${prefix}loc:aor:alice@x`, 'not json');
+    await assert.rejects(a.lookup('alice@x', NOW), { code: 'CLUSTER_STATE_CORRUPT' });
+    await nodeA.client.set(`${prefix}loc:aor:bob@x`, JSON.stringify([JSON.stringify({ key: 'k' })]));
+    await assert.rejects(a.lookup('bob@x', NOW), { code: 'CLUSTER_STATE_CORRUPT' });
+    await nodeA.client.hset(`${prefix}loc:aor:carol@x`, 'k', 'v');
+    await assert.rejects(a.lookup('carol@x', NOW), (err: unknown) => err instanceof ClusterError && err.code === 'CLUSTER_STATE_CORRUPT' && /another program/.test(err.message));
+  });
+
+  it('refuses a node id that cannot be part of a key', () => {
+    for (const node of ['', 'a:b', 'a b', 'x'.repeat(65)]) {
+      assert.throws(() => new RedisLocationService(nodeA, { node }), { code: 'CLUSTER_NODE_ID_INVALID' }, JSON.stringify(node));
+    }
+  });
+});
