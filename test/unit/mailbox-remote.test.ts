@@ -16,7 +16,7 @@ import { ENGINES, closeTestPostgres } from '../harness/engines.ts';
 
 const directory = openMemoryDatabase();
 runMigrations(directory, [DIRECTORY_MIGRATIONS]);
-const signIn = new BasicSignIn({ db: directory, domain: 'parley.test' });
+const signIn = new BasicSignIn({ sql: sqliteSql(directory), domain: 'parley.test' });
 const userExists = async (a: string) => findUser(directory, a) !== undefined;
 before(async () => {
   await addUser(sqliteSql(directory), { address: 'gateway@parley.test', password: 'gw-pw' });

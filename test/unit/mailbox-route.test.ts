@@ -20,7 +20,7 @@ import { findUser } from '../../src/directory/index.ts';
 // the users in a SQLite directory; the mailboxes on the engine of the describe that runs
 const db = openMemoryDatabase();
 runMigrations(db, [DIRECTORY_MIGRATIONS]);
-const signIn = new BasicSignIn({ db, domain: 'parley.test' });
+const signIn = new BasicSignIn({ sql: sqliteSql(db), domain: 'parley.test' });
 let route: HttpRoute | undefined;
 // this machine, as the route sees it: a fixed host name and addresses, not the test runner's
 const names = new OwnNames({
