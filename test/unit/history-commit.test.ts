@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeEach, describe, it } from 'node:test';
+import { after, afterEach, beforeEach, describe, it } from 'node:test';
 import { createSite, setUserSite } from '../../src/directory/sites.ts';
 import { classify } from '../../src/history/content.ts';
 import { MAX_CONVERSATION_MESSAGES, writeHistoryBatch } from '../../src/history/commit.ts';
@@ -13,8 +13,9 @@ import { HistoryRecorder } from '../../src/history/recorder.ts';
 import { conversationMessages, endForSignOut, listConversations } from '../../src/history/repository.ts';
 import { readTrace } from '../../src/observability/trace.ts';
 import { CLIENT_POLICY, IM_CONFIGURATION, createInstance, grantClientPolicy } from '../../src/settings/index.ts';
-import type { Database, SqlDatabase } from '../../src/storage/index.ts';
-import { DATABASE_FILE, openDatabase, openMemoryDatabase, sqliteSql } from '../../src/storage/index.ts';
+import type { Sql, SqlDatabase } from '../../src/storage/index.ts';
+import { DATABASE_FILE, openDatabase, sqliteSql } from '../../src/storage/index.ts';
+import { closeTestPostgres, ENGINES } from '../harness/engines.ts';
 import { ALICE, BOB, T0, change, asking as cpimAsking, displayedReport, enc, logger, prepareHistoryDatabase as prepare, text } from './history-fixture.ts';
 
 const typing = '<?xml version="1.0"?><isComposing xmlns="urn:ietf:params:xml:ns:im-iscomposing"><state>active</state></isComposing>';
@@ -33,14 +34,16 @@ describe('what a recorded message is', () => {
   });
 });
 
+after(() => closeTestPostgres());
+
+for (const engine of ENGINES) describe(`on ${engine.name}`, () => {
 describe('the group commit', () => {
-  let db: Database;
   let sql: SqlDatabase;
   beforeEach(async () => {
-    db = openMemoryDatabase();
-    sql = sqliteSql(db);
-    await prepare(db);
+    sql = await engine.open();
+    await prepare(sql);
   });
+  afterEach(() => sql.close());
 
   it('keeps both directions in one conversation until the idle timeout, then opens a new one', async () => {
     const summary = await writeHistoryBatch(sql, [text('hi bob', T0), text('typing…', T0 + 1, { contentType: 'application/im-iscomposing+xml', body: enc(typing) }), text('hi alice', T0 + 2000, { sender: BOB, recipient: ALICE })]);
@@ -69,15 +72,15 @@ describe('the group commit', () => {
   it('marks messages displayed from the reader\'s report, even one refused (480) because the sender went offline', async () => {
     await writeHistoryBatch(sql, [text('read me', T0, { contentType: 'message/cpim', body: enc(cpimAsking('m1', 'read me')) }), text('and me', T0 + 1, { contentType: 'message/cpim', body: enc(cpimAsking('m2', 'and me')) })]);
     const id = (await listConversations(sql, ALICE, 0))[0]?.id ?? '';
-    const due = () => db.prepare('SELECT imdn_message_id AS id, display_due_at AS due, displayed FROM history_messages WHERE conversation_id = ? ORDER BY seq').all(id);
-    assert.deepEqual(due().map((r) => ({ ...r })), [{ id: 'm1', due: T0 + 30_000, displayed: 0 }, { id: 'm2', due: T0 + 1 + 30_000, displayed: 0 }]);
+    const due = () => sql.all<{ id: string; due: number; displayed: number }>('SELECT imdn_message_id AS id, display_due_at AS due, displayed FROM history_messages WHERE conversation_id = ? ORDER BY seq', [id]);
+    assert.deepEqual((await due()).map((r) => ({ ...r })), [{ id: 'm1', due: T0 + 30_000, displayed: 0 }, { id: 'm2', due: T0 + 1 + 30_000, displayed: 0 }]);
     // a report from someone else does not count; bob's does
     const summary = (await writeHistoryBatch(sql, [
       text('', T0 + 5, { sender: 'carol@parley.test', recipient: ALICE, contentType: 'message/cpim', body: enc(displayedReport('m1')) }),
       text('', T0 + 6, { sender: BOB, recipient: ALICE, contentType: 'message/cpim', body: enc(displayedReport('m1')), outcome: 'undelivered' }),
     ]));
     assert.equal(summary.displayed, 1);
-    assert.deepEqual(due().map((r) => r.displayed), [1, 0]);
+    assert.deepEqual((await due()).map((r) => r.displayed), [1, 0]);
     assert.equal((await listConversations(sql, ALICE, 0))[0]?.messageCount, 2, 'reports are not messages of the conversation');
   });
 
@@ -96,9 +99,17 @@ describe('the group commit', () => {
   });
 
   it('an offline message alone opens no conversation (its Missed item and the copy are its record), and takes no write', async () => {
-    const before = (db.prepare('SELECT total_changes() AS n').get() as { n: number }).n;
-    assert.equal((await writeHistoryBatch(sql, [text('offline only', T0, { outcome: 'spooled', entryId: 'sp-bbbbbbbbbbbbbbbb' })])).recorded, 0);
-    assert.equal((db.prepare('SELECT total_changes() AS n').get() as { n: number }).n, before);
+    // the handle, counting the transactions opened on it
+    let transactions = 0;
+    const watched = new Proxy(sql, {
+      get(target, name) {
+        if (name === 'transaction') transactions++;
+        const value: unknown = Reflect.get(target, name);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    }) as Sql;
+    assert.equal((await writeHistoryBatch(watched, [text('offline only', T0, { outcome: 'spooled', entryId: 'sp-bbbbbbbbbbbbbbbb' })])).recorded, 0);
+    assert.equal(transactions, 0, 'no transaction, no write lock');
     assert.equal((await listConversations(sql, ALICE, 0)).length, 0);
     // once the two are talking, it is noted in their conversation
     await writeHistoryBatch(sql, [text('online', T0 + 10)]);
@@ -124,15 +135,14 @@ describe('the group commit', () => {
     const after = (await listConversations(sql, BOB, 0))[0];
     assert.equal(after?.endsAt, T0 + 1000);
     assert.equal(after?.closeReason, 'signed-out');
-    assert.equal((db.prepare('SELECT display_due_at AS due FROM history_messages').get() as { due: number }).due, T0 + 1000);
+    assert.equal((await sql.get<{ due: number }>('SELECT display_due_at AS due FROM history_messages'))?.due, T0 + 1000);
   });
 });
 
 describe('the recorder', () => {
   it('in the loop: record() only queues; the window\'s batch is committed at once', async () => {
-    const db = openMemoryDatabase();
-    const sql = sqliteSql(db);
-    await prepare(db);
+    const sql = await engine.open();
+    await prepare(sql);
     const recorder = new HistoryRecorder({ sql, logger, commitWindowMs: 10 });
     recorder.record(text('one', T0));
     recorder.record(text('two', T0 + 1, { sender: BOB, recipient: ALICE }));
@@ -141,13 +151,17 @@ describe('the recorder', () => {
     assert.equal((await listConversations(sql, ALICE, 0))[0]?.messageCount, 2);
     assert.deepEqual({ batches: recorder.stats.batches, recorded: recorder.stats.recorded }, { batches: 1, recorded: 2 });
     await recorder.close();
+    await sql.close();
   });
+});
+});
 
+describe('the recorder on SQLite', () => {
   it('in a thread (a database file): the same, on its own connection; a body that is a view of a larger buffer is stored alone', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'parley-history-recorder-'));
     const db = openDatabase(dir);
     const sql = sqliteSql(db);
-    await prepare(db);
+    await prepare(sql);
     const recorder = new HistoryRecorder({ sql, logger, commitWindowMs: 10 });
     assert.equal(db.location(), join(dir, DATABASE_FILE));
     const datagram = Buffer.from('MESSAGE …\r\n\r\nhi there');

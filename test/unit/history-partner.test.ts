@@ -3,28 +3,30 @@
 // mailbox) gets nothing, is never looked up in a way that throws, and no display is tracked for
 // them. In-memory database, hand-driven clock.
 import assert from 'node:assert/strict';
-import { beforeEach, describe, it } from 'node:test';
+import { after, afterEach, beforeEach, describe, it } from 'node:test';
 import { acrossOrganisations, writeHistoryBatch } from '../../src/history/commit.ts';
 import { listConversations } from '../../src/history/repository.ts';
 import { HistoryWorker } from '../../src/history/worker.ts';
 import { entryMessages, getEntry, listEntries } from '../../src/offline/index.ts';
 import { CLIENT_POLICY, createInstance, grantClientPolicy } from '../../src/settings/index.ts';
-import type { Database, SqlDatabase } from '../../src/storage/index.ts';
-import { openMemoryDatabase, sqliteSql } from '../../src/storage/index.ts';
+import type { SqlDatabase } from '../../src/storage/index.ts';
+import { closeTestPostgres, ENGINES } from '../harness/engines.ts';
 import { ALICE, T0, asking, change, enc, logger, prepareHistoryDatabase, text } from './history-fixture.ts';
 
 const DAVE = 'dave@org-b.test';
 
-let db: Database;
+after(() => closeTestPostgres());
+
+for (const engine of ENGINES) describe(`on ${engine.name}`, () => {
 let sql: SqlDatabase;
 let worker: HistoryWorker;
 
 beforeEach(async () => {
-  db = openMemoryDatabase();
-  sql = sqliteSql(db);
-  await prepareHistoryDatabase(db);
+  sql = await engine.open();
+  await prepareHistoryDatabase(sql);
   worker = new HistoryWorker({ sql, logger, now: () => T0, displayName: async (a) => (a === ALICE ? 'Alice Example' : '') });
 });
+afterEach(() => sql.close());
 
 const entriesOf = async (kind: string) => (await listEntries(sql, {})).filter((e) => e.kind === kind);
 const bodies = async (id: string) => (await entryMessages(sql, id)).map((m) => Buffer.from(m.body).toString());
@@ -45,7 +47,7 @@ describe('Conversation History with a partner organisation\'s user', () => {
   it('tracks no display for a partner: no unread entry, ever', async () => {
     await writeHistoryBatch(sql, [text('read me', T0, { recipient: DAVE, contentType: 'message/cpim', body: enc(asking('m1', 'read me')) })]);
     const [c] = await listConversations(sql, ALICE, 0);
-    const due = db.prepare('SELECT display_due_at AS due FROM history_messages WHERE conversation_id = ?').all(c?.id ?? '');
+    const due = await sql.all<{ due: number | null }>('SELECT display_due_at AS due FROM history_messages WHERE conversation_id = ?', [c?.id ?? '']);
     assert.deepEqual(due.map((r) => r.due), [null]);
     assert.deepEqual((await worker.round(T0 + 31_000)), { missed: 0, closed: 0, entries: 0 }, 'past UnreadMissedTimeout (30 s), before the idle end');
     await worker.round(T0 + 61_000);
@@ -77,4 +79,5 @@ describe('Conversation History with a partner organisation\'s user', () => {
     assert.equal(acrossOrganisations('gone@parley.test', ALICE), false);
     assert.equal(acrossOrganisations(DAVE, ALICE), true);
   });
+});
 });

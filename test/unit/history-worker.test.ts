@@ -2,31 +2,33 @@
 // one 'history' spool entry per archiving participant (once), unread messages one 'unread' entry
 // per direction, sign-outs end conversations early.
 import assert from 'node:assert/strict';
-import { beforeEach, describe, it } from 'node:test';
+import { after, afterEach, beforeEach, describe, it } from 'node:test';
 import { writeHistoryBatch } from '../../src/history/commit.ts';
 import { conversationMessages, listConversations } from '../../src/history/repository.ts';
 import { HistoryWorker } from '../../src/history/worker.ts';
 import { readTrace } from '../../src/observability/trace.ts';
 import { entryMessages, getEntry, listEntries } from '../../src/offline/index.ts';
 import { CLIENT_POLICY, createInstance, grantClientPolicy } from '../../src/settings/index.ts';
-import type { Database, SqlDatabase } from '../../src/storage/index.ts';
-import { openMemoryDatabase, sqliteSql } from '../../src/storage/index.ts';
+import type { SqlDatabase } from '../../src/storage/index.ts';
+import { closeTestPostgres, ENGINES } from '../harness/engines.ts';
 import { ALICE, BOB, T0, asking, change, displayedReport, enc, logger, prepareHistoryDatabase, text } from './history-fixture.ts';
 
-let db: Database;
+after(() => closeTestPostgres());
+
+for (const engine of ENGINES) describe(`on ${engine.name}`, () => {
 let sql: SqlDatabase;
 let worker: HistoryWorker;
 let kicked: number[];
 let clock: number;
 
 beforeEach(async () => {
-  db = openMemoryDatabase();
-  sql = sqliteSql(db);
-  await prepareHistoryDatabase(db);
+  sql = await engine.open();
+  await prepareHistoryDatabase(sql);
   kicked = [];
   clock = T0;
   worker = new HistoryWorker({ sql, logger, now: () => clock, displayName: async (a) => (a === ALICE ? 'Alice Example' : 'Bob Example'), onSpooled: (at) => kicked.push(at) });
 });
+afterEach(() => sql.close());
 
 const entriesOf = async (kind: string) => (await listEntries(sql, {})).filter((e) => e.kind === kind);
 const bodies = async (id: string) => (await entryMessages(sql, id)).map((m) => Buffer.from(m.body).toString());
@@ -94,4 +96,5 @@ describe('the history worker', () => {
     assert.equal((await entriesOf('history')).length, 4);
     assert.deepEqual((await listConversations(sql, ALICE, 0)).map((c) => c.closeReason).sort(), ['idle', 'signed-out']);
   });
+});
 });
