@@ -2,7 +2,7 @@
 // retries and failure, on an in-memory database with a hand-driven clock. A failing connector
 // wraps the embedded one to play an unreachable or refusing mailbox server.
 import assert from 'node:assert/strict';
-import { beforeEach, describe, it } from 'node:test';
+import { after, afterEach, beforeEach, describe, it } from 'node:test';
 import pino from 'pino';
 import { DIRECTORY_MIGRATIONS } from '../../src/directory/index.ts';
 import type { DeliveryItem, DeliveryResult, MailboxConnector } from '../../src/mailbox/index.ts';
@@ -11,14 +11,18 @@ import { OFFLINE_MIGRATIONS, OfflineService, createMailboxRouting, getEntry, lis
 import type { OfflineMessage, SpoolEntry } from '../../src/offline/index.ts';
 import { readTrace, TRACE_MIGRATIONS } from '../../src/observability/trace.ts';
 import { CLIENT_POLICY, GLOBAL, IM_CONFIGURATION, SETTINGS_MIGRATIONS, createInstance, effectiveSettings, grantClientPolicy, updateInstance } from '../../src/settings/index.ts';
-import type { Database, SqlDatabase } from '../../src/storage/index.ts';
-import { openMemoryDatabase, runMigrations, sqliteSql } from '../../src/storage/index.ts';
+import type { SqlDatabase } from '../../src/storage/index.ts';
+import { migrate } from '../../src/storage/index.ts';
+import { closeTestPostgres, ENGINES } from '../harness/engines.ts';
+import { addUserRow } from './presence-database.ts';
 
 const change = { actor: 'test', cmdlet: 'test', now: () => 1 };
 const logger = pino({ level: 'silent' });
 const T0 = Date.UTC(2026, 10, 25, 10, 0, 0);
 
-let db: Database;
+after(() => closeTestPostgres());
+
+for (const engine of ENGINES) describe(`on ${engine.name}`, () => {
 let sql: SqlDatabase;
 let clock: number;
 let delivered: SpoolEntry[];
@@ -45,23 +49,20 @@ let flaky: FlakyConnector;
 let service: OfflineService;
 
 beforeEach(async () => {
-  db = openMemoryDatabase();
-  runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS, OFFLINE_MIGRATIONS, TRACE_MIGRATIONS]);
-  for (const [user, name] of [['alice', 'Alice Example'], ['bob', 'Bob Example'], ['carol', 'Carol']] as const) {
-    // scrypt is slow on purpose (addUser): these users need no password, so insert them directly
-    db.prepare("INSERT INTO users (address, display_name, password_hash, digest_realm, ha1_md5, ha1_sha256, created_at, updated_at) VALUES (?, ?, '-', 'parley.test', '-', '-', 0, 0)").run(`${user}@parley.test`, name);
-  }
+  sql = await engine.open();
+  await migrate(sql, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS, OFFLINE_MIGRATIONS, TRACE_MIGRATIONS]);
+  // scrypt is slow on purpose (addUser): these users need no password, so they are written as rows
+  for (const [user, name] of [['alice', 'Alice Example'], ['bob', 'Bob Example'], ['carol', 'Carol']] as const) await addUserRow(sql, { address: `${user}@parley.test`, displayName: name });
   clock = T0;
   delivered = [];
-  const embedded = new EmbeddedMailboxConnector({ sql: sqliteSql(db), userExists: async () => true, now: () => clock });
+  const embedded = new EmbeddedMailboxConnector({ sql, userExists: async () => true, now: () => clock });
   flaky = new FlakyConnector(embedded);
-  sql = sqliteSql(db);
   service = new OfflineService({
     sql,
     logger,
     domain: 'parley.test',
     routing: createMailboxRouting({ servers: {}, users: {} }, embedded),
-    displayName: async (a) => (db.prepare('SELECT display_name AS n FROM users WHERE address = ?').get(a) as { n: string | null } | undefined)?.n ?? null,
+    displayName: async (a) => (await sql.get<{ n: string | null }>('SELECT display_name AS n FROM users WHERE address = ?', [a]))?.n ?? null,
     retry: { baseMs: 1000, maxMs: 8000 },
     deliveryBatch: 16,
     commitWindowMs: 0,
@@ -70,6 +71,10 @@ beforeEach(async () => {
     now: () => clock,
     onDelivered: (e) => delivered.push(e),
   });
+});
+afterEach(async () => {
+  await service.close();
+  await sql.close();
 });
 
 const message = (text: string, over: Partial<OfflineMessage> = {}): OfflineMessage => ({
@@ -83,15 +88,15 @@ const message = (text: string, over: Partial<OfflineMessage> = {}): OfflineMessa
 });
 
 async function items(address: string) {
-  const mailbox = await ensureMailbox(sqliteSql(db), address);
-  const folder = await getDistinguishedFolder(sqliteSql(db), mailbox.id, 'conversationhistory');
-  return (await findItems(sqliteSql(db), mailbox.id, folder.id, {})).items;
+  const mailbox = await ensureMailbox(sql, address);
+  const folder = await getDistinguishedFolder(sql, mailbox.id, 'conversationhistory');
+  return (await findItems(sql, mailbox.id, folder.id, {})).items;
 }
 
 describe('the offline gate', () => {
   it('names the setting and the scope it came from', async () => {
-    await updateInstance(sqliteSql(db), IM_CONFIGURATION, GLOBAL, { EnableOfflineIm: false }, change);
-    const gate = offlineGate('bob@parley.test', effectiveSettings(db, 'alice@parley.test'));
+    await updateInstance(sql, IM_CONFIGURATION, GLOBAL, { EnableOfflineIm: false }, change);
+    const gate = offlineGate('bob@parley.test', await effectiveSettings(sql, 'alice@parley.test'));
     assert.equal(gate.allowed, false);
     assert.match(gate.allowed ? '' : gate.warning, /EnableOfflineIm is False in CsImConfiguration Global/);
   });
@@ -134,14 +139,14 @@ describe('OfflineService', () => {
     const entry = await getEntry(sql, entryId ?? '');
     assert.equal(entry.state, 'delivered');
     assert.equal(entry.recipientItemId, item?.id);
-    assert.deepEqual(await missedConversationSummary(sqliteSql(db), 'bob@parley.test'), { total: 1, unread: 1 });
+    assert.deepEqual(await missedConversationSummary(sql, 'bob@parley.test'), { total: 1, unread: 1 });
     assert.deepEqual(delivered.map((e) => e.id), [entryId]);
     assert.deepEqual((await readTrace(sql, entryId ?? '')).map((s) => s.step), ['received', 'gated', 'spooled', 'received', 'gated', 'spooled', 'received', 'gated', 'spooled', 'picked-up', 'delivered', 'delivered']);
   });
 
   it('refuses (480 material) when the sender may not: EnableOfflineIm, EnableIMAutoArchiving, typing, empty', async () => {
-    await createInstance(sqliteSql(db), CLIENT_POLICY, { scope: 'tag', name: 'NoArchive' }, { EnableIMAutoArchiving: false }, change);
-    await grantClientPolicy(sqliteSql(db), 'carol@parley.test', 'NoArchive', change);
+    await createInstance(sql, CLIENT_POLICY, { scope: 'tag', name: 'NoArchive' }, { EnableIMAutoArchiving: false }, change);
+    await grantClientPolicy(sql, 'carol@parley.test', 'NoArchive', change);
     const carol = await service.accept(message('hi', { sender: 'carol@parley.test' }));
     assert.equal(carol.kind, 'refused');
     assert.match(carol.kind === 'refused' ? carol.warning : '', /EnableIMAutoArchiving is False in CsClientPolicy Tag:NoArchive/);
@@ -157,10 +162,11 @@ describe('OfflineService', () => {
     assert.equal((await service.accept(message(cpim('text/plain', 'a real message'), { contentType: 'message/cpim' }))).kind, 'spooled', 'CPIM text is kept');
     const empty = await service.accept(message('', { body: new Uint8Array() }));
     assert.match(empty.kind === 'refused' ? empty.warning : '', /empty/);
-    await updateInstance(sqliteSql(db), IM_CONFIGURATION, GLOBAL, { EnableOfflineIm: false }, change);
+    await updateInstance(sql, IM_CONFIGURATION, GLOBAL, { EnableOfflineIm: false }, change);
     const off = await service.accept(message('hi'));
     assert.match(off.kind === 'refused' ? off.warning : '', /EnableOfflineIm is False/);
-    await new Promise((r) => setImmediate(r));
+    // the refusals' trace rows go with the next batch: closing commits it
+    await service.close();
     assert.equal((await readTrace(sql, 'c-hi')).filter((s) => s.step === 'gated' && s.detail.decision === 'refused').length, 2);
   });
 
@@ -170,7 +176,7 @@ describe('OfflineService', () => {
     clock += 120_000;
     await service.worker.runOnce();
     // play the crash: the items exist, but the entry is back to `delivering` as if never settled
-    db.prepare("UPDATE spool_entries SET state = 'delivering', recipient_item_id = NULL, sender_item_id = NULL WHERE id = ?").run(entryId);
+    await sql.run("UPDATE spool_entries SET state = 'delivering', recipient_item_id = NULL, sender_item_id = NULL WHERE id = ?", [entryId]);
     await service.worker.start();
     await service.worker.close();
     assert.equal((await getEntry(sql, entryId)).state, 'waiting');
@@ -228,7 +234,7 @@ describe('the spool for Conversation History (kinds)', () => {
   it('a history entry delivered again (crash after the item was made) finds its item', async () => {
     const id = await history('alice@parley.test', 'bob@parley.test');
     await service.worker.runOnce();
-    db.prepare("UPDATE spool_entries SET state = 'waiting', sender_item_id = NULL, next_attempt_at = ? WHERE id = ?").run(clock, id);
+    await sql.run("UPDATE spool_entries SET state = 'waiting', sender_item_id = NULL, next_attempt_at = ? WHERE id = ?", [clock, id]);
     await service.worker.runOnce();
     assert.equal((await items('alice@parley.test')).length, 1);
     assert.equal((await getEntry(sql, id)).state, 'delivered');
@@ -287,7 +293,7 @@ describe('retries', () => {
   });
 
   it('an unreachable mailbox is retried with doubling, bounded waits, then delivered exactly once', async () => {
-    await updateInstance(sqliteSql(db), IM_CONFIGURATION, GLOBAL, { OfflineImPickupDelay: 0 }, change);
+    await updateInstance(sql, IM_CONFIGURATION, GLOBAL, { OfflineImPickupDelay: 0 }, change);
     const r = await failing.accept(message('x'));
     const id = r.kind === 'spooled' ? r.entryId : '';
     flaky.failWith = new MailboxError('REMOTE_UNAVAILABLE', 'connection refused');
@@ -308,7 +314,7 @@ describe('retries', () => {
   });
 
   it('still failing when OfflineImMaxAge ends: failed with its reason, kept; an administrator retry delivers it', async () => {
-    await updateInstance(sqliteSql(db), IM_CONFIGURATION, GLOBAL, { OfflineImPickupDelay: 0, OfflineImMaxAge: 60 }, change);
+    await updateInstance(sql, IM_CONFIGURATION, GLOBAL, { OfflineImPickupDelay: 0, OfflineImMaxAge: 60 }, change);
     const r = await failing.accept(message('x'));
     const id = r.kind === 'spooled' ? r.entryId : '';
     flaky.failWith = new MailboxError('REMOTE_UNAVAILABLE', 'HTTP 503');
@@ -329,7 +335,7 @@ describe('retries', () => {
   });
 
   it('a refusal retrying cannot cure fails at once', async () => {
-    await updateInstance(sqliteSql(db), IM_CONFIGURATION, GLOBAL, { OfflineImPickupDelay: 0 }, change);
+    await updateInstance(sql, IM_CONFIGURATION, GLOBAL, { OfflineImPickupDelay: 0 }, change);
     const r = await failing.accept(message('x'));
     flaky.failWith = new MailboxError('REMOTE_REFUSED', 'ErrorImpersonateUserDenied');
     await failing.worker.runOnce();
@@ -337,4 +343,5 @@ describe('retries', () => {
     assert.equal(e.state, 'failed');
     assert.match(e.lastError ?? '', /ErrorImpersonateUserDenied/);
   });
+});
 });
