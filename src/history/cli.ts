@@ -5,8 +5,8 @@
 import { parseArgs } from 'node:util';
 import { DIRECTORY_MIGRATIONS, parseAddress } from '../directory/index.ts';
 import { ParleyError } from '../errors.ts';
-import type { Database } from '../storage/index.ts';
-import { openDatabase, runMigrations } from '../storage/index.ts';
+import type { SqlDatabase } from '../storage/index.ts';
+import { migrate, openDatabase, sqliteSql } from '../storage/index.ts';
 import { stripControls, table } from '../terminal.ts';
 import { listConversations } from './repository.ts';
 import { HISTORY_MIGRATIONS } from './schema.ts';
@@ -28,12 +28,12 @@ export async function runHistoryCommand(args: string[], io: { out(line: string):
     return usage(io, error instanceof Error ? error.message : String(error));
   }
   if (values.user === undefined) return usage(io, '--user is required: whose conversations to list');
-  let db: Database | undefined;
+  let sql: SqlDatabase | undefined;
   try {
     const user = parseAddress(values.user, defaults.domain).address;
-    db = openDatabase(values['data-dir'] ?? defaults.dataDir);
-    runMigrations(db, [DIRECTORY_MIGRATIONS, HISTORY_MIGRATIONS]);
-    const rows = listConversations(db, user, now() - HISTORY_KEEP_CLOSED_MS).map((c) => ({
+    sql = sqliteSql(openDatabase(values['data-dir'] ?? defaults.dataDir));
+    await migrate(sql, [DIRECTORY_MIGRATIONS, HISTORY_MIGRATIONS]);
+    const rows = (await listConversations(sql, user, now() - HISTORY_KEEP_CLOSED_MS)).map((c) => ({
       id: c.id,
       peer: c.userA === user ? c.userB : c.userA,
       state: c.state,
@@ -59,7 +59,7 @@ export async function runHistoryCommand(args: string[], io: { out(line: string):
     io.err(`parley history list: ${error.message}`);
     return 1;
   } finally {
-    db?.close();
+    await sql?.close();
   }
 }
 

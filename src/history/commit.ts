@@ -1,7 +1,8 @@
 // One group commit of Conversation History: the messages the router told the recorder of in the
-// last window, in ONE transaction (its COMMIT is the batch's only fsync). It runs in the recorder's
-// thread with a connection of its own when the database is a file (recorder-thread.ts), in the loop
-// otherwise; so it reads what it needs (the participants' settings) itself.
+// last window, in ONE transaction (its COMMIT is the batch's only durable write). It runs in the
+// recorder's thread with a connection of its own when the database is a SQLite file
+// (recorder-thread.ts), from the loop otherwise (PostgreSQL, memory); so it reads what it needs (the
+// participants' settings) itself, on the handle it is given.
 //
 // Per message, in order of arrival:
 // - a typing notice: dropped;
@@ -25,8 +26,7 @@ import { randomBase32 } from '../random-id.ts';
 import type { RecordedMessage } from '../router/context.ts';
 import type { EffectiveSettings } from '../settings/index.ts';
 import { effectiveSettings, lastAuditId } from '../settings/index.ts';
-import type { Database } from '../storage/index.ts';
-import { statement, transaction } from '../storage/index.ts';
+import type { Sql } from '../storage/index.ts';
 import { classify } from './content.ts';
 
 /** What one batch did (for /metrics). */
@@ -48,12 +48,12 @@ export function newConversationId(): string {
  * A user's effective settings through `cache`, null when they are no longer a user (removed
  * meanwhile). A miss is not remembered: a user added while the cache lives is found next time.
  */
-export function settingsOf(db: Database, cache: Map<string, EffectiveSettings>, address: string): EffectiveSettings | null {
+export async function settingsOf(sql: Sql, cache: Map<string, EffectiveSettings>, address: string): Promise<EffectiveSettings | null> {
   const known = cache.get(address);
   if (known !== undefined) return known;
   let s: EffectiveSettings;
   try {
-    s = effectiveSettings(db, address);
+    s = await effectiveSettings(sql, address);
   } catch {
     return null;
   }
@@ -87,33 +87,32 @@ export const MAX_CONVERSATION_MESSAGES = 1000;
 
 /** Bounds of the memory: past these it is cleared (it is only a cache). */
 const MAX_REMEMBERED = 20_000;
-const memories = new WeakMap<Database, WriterMemory>();
+const memories = new WeakMap<Sql, WriterMemory>();
 
-function memoryOf(db: Database): WriterMemory {
-  let memory = memories.get(db);
-  const auditId = lastAuditId(db);
+async function memoryOf(sql: Sql): Promise<WriterMemory> {
+  let memory = memories.get(sql);
+  const auditId = await lastAuditId(sql);
   if (memory === undefined || memory.auditId !== auditId || memory.settings.size > MAX_REMEMBERED) {
     memory = { auditId, settings: new Map(), open: memory?.open ?? new Map() };
-    memories.set(db, memory);
+    memories.set(sql, memory);
   }
   if (memory.open.size > MAX_REMEMBERED) memory.open.clear();
   return memory;
 }
 
 
-export function writeHistoryBatch(db: Database, messages: readonly RecordedMessage[]): CommitSummary {
+export async function writeHistoryBatch(sql: Sql, messages: readonly RecordedMessage[]): Promise<CommitSummary> {
   try {
-    return writeBatch(db, messages);
+    return await writeBatch(sql, messages);
   } catch (err) {
     // rolled back: what the memory learnt in the batch may name rows that are not there
-    memories.delete(db);
+    memories.delete(sql);
     throw err;
   }
 }
 
-function writeBatch(db: Database, messages: readonly RecordedMessage[]): CommitSummary {
-  const summary: CommitSummary = { recorded: 0, displayed: 0, opened: 0 };
-  const memory = memoryOf(db);
+async function writeBatch(sql: Sql, messages: readonly RecordedMessage[]): Promise<CommitSummary> {
+  const memory = await memoryOf(sql);
   // what needs a write, found first: a batch with nothing to write takes no write lock, which the
   // spool's writer thread (offline messages, answered 202 only once committed) must not wait for
   const work: Array<{ m: RecordedMessage; content: Exclude<ReturnType<typeof classify>, { kind: 'typing' }> }> = [];
@@ -134,15 +133,16 @@ function writeBatch(db: Database, messages: readonly RecordedMessage[]): CommitS
     else if (!memory.open.has(pair) && !going.has(pair)) continue;
     work.push({ m, content });
   }
-  if (work.length === 0) return summary;
-  return transaction(db, () => {
-    const markDisplayed = statement(db, "UPDATE history_messages SET displayed = 1 WHERE imdn_message_id = ? AND recipient = ? AND sender = ? AND displayed = 0");
+  if (work.length === 0) return { recorded: 0, displayed: 0, opened: 0 };
+  // on PostgreSQL a transaction that lost a serialization conflict runs again: the summary is made inside
+  return sql.transaction(async (tx) => {
+    const summary: CommitSummary = { recorded: 0, displayed: 0, opened: 0 };
     for (const { m, content } of work) {
       if (content.kind === 'report') {
-        if (content.displayedId !== undefined) summary.displayed += Number(markDisplayed.run(content.displayedId, m.sender, m.recipient).changes);
+        if (content.displayedId !== undefined) summary.displayed += (await tx.run('UPDATE history_messages SET displayed = 1 WHERE imdn_message_id = ? AND recipient = ? AND sender = ? AND displayed = 0', [content.displayedId, m.sender, m.recipient])).changes;
         continue;
       }
-      const parties = partiesOf(db, memory.settings, m);
+      const parties = await partiesOf(tx, memory.settings, m);
       if (parties === undefined) continue;
       const { sender, recipient } = parties;
       const archived = (sender?.EnableIMAutoArchiving ?? false) || (recipient?.EnableIMAutoArchiving ?? false);
@@ -151,10 +151,10 @@ function writeBatch(db: Database, messages: readonly RecordedMessage[]): CommitS
       const tracked = sender !== null && recipient !== null && m.outcome === 'relayed' && content.displayRequestId !== undefined && sender.UnreadMissedTimeoutSeconds > 0;
       if (!archived && !tracked) continue;
       const idleMs = Math.min(sender?.ConversationIdleTimeoutSeconds ?? Infinity, recipient?.ConversationIdleTimeoutSeconds ?? Infinity) * 1000;
-      const conversation = conversationFor(db, memory, m, idleMs, m.outcome === 'relayed');
+      const conversation = await conversationFor(tx, memory, m, idleMs, m.outcome === 'relayed');
       if (conversation === undefined) continue;
       if (conversation.opened) summary.opened++;
-      addMessage(db, conversation.id, conversation.seq, m, content.displayRequestId, tracked ? m.at + sender.UnreadMissedTimeoutSeconds * 1000 : null);
+      await addMessage(tx, conversation.id, conversation.seq, m, content.displayRequestId, tracked ? m.at + sender.UnreadMissedTimeoutSeconds * 1000 : null);
       summary.recorded++;
     }
     return summary;
@@ -169,9 +169,9 @@ function writeBatch(db: Database, messages: readonly RecordedMessage[]): CommitS
  * in its one domain, so the participant whose domain is not the other's, when the other is a user
  * here, is a partner's.
  */
-function partiesOf(db: Database, cache: Map<string, EffectiveSettings>, m: RecordedMessage): { sender: EffectiveSettings | null; recipient: EffectiveSettings | null } | undefined {
-  const sender = settingsOf(db, cache, m.sender);
-  const recipient = settingsOf(db, cache, m.recipient);
+async function partiesOf(sql: Sql, cache: Map<string, EffectiveSettings>, m: RecordedMessage): Promise<{ sender: EffectiveSettings | null; recipient: EffectiveSettings | null } | undefined> {
+  const sender = await settingsOf(sql, cache, m.sender);
+  const recipient = await settingsOf(sql, cache, m.recipient);
   if (sender !== null && recipient !== null) return { sender, recipient };
   if (sender === null && recipient === null) return undefined;
   return acrossOrganisations(m.sender, m.recipient) ? { sender, recipient } : undefined;
@@ -194,19 +194,22 @@ function pairOf(m: RecordedMessage): string {
  * The pair's open conversation that `m` continues, or a new one when `mayOpen`, and the message's
  * seq in it; its end moves to m.at + idle. Undefined: none is open and none may be opened.
  */
-function conversationFor(db: Database, memory: WriterMemory, m: RecordedMessage, idleMs: number, mayOpen: boolean): { id: string; opened: boolean; seq: number } | undefined {
+async function conversationFor(sql: Sql, memory: WriterMemory, m: RecordedMessage, idleMs: number, mayOpen: boolean): Promise<{ id: string; opened: boolean; seq: number } | undefined> {
   const [a, b] = m.sender < m.recipient ? [m.sender, m.recipient] : [m.recipient, m.sender];
   const pair = `${a} ${b}`;
   const endsAt = m.at + idleMs;
   // continues it only while the row is open and not ended before m: what the lookup below would find
   // ... and while it holds fewer than MAX_CONVERSATION_MESSAGES: a full one is left to end (its
   // item is written once it is idle) and the pair goes on in a new one
-  const extend = statement(db, `UPDATE history_conversations SET last_at = max(last_at, ?), ends_at = max(ends_at, ?), message_count = message_count + 1 WHERE id = ? AND state = 'open' AND ends_at >= ? AND message_count < ${MAX_CONVERSATION_MESSAGES}`);
+  // the larger of two values: max() of two arguments on SQLite, greatest() on PostgreSQL
+  const larger = sql.engine === 'postgres' ? 'greatest' : 'max';
+  const extend = async (id: string) =>
+    (await sql.run(`UPDATE history_conversations SET last_at = ${larger}(last_at, ?), ends_at = ${larger}(ends_at, ?), message_count = message_count + 1 WHERE id = ? AND state = 'open' AND ends_at >= ? AND message_count < ${MAX_CONVERSATION_MESSAGES}`, [m.at, endsAt, id, m.at])).changes === 1;
   const known = memory.open.get(pair);
-  if (known !== undefined && Number(extend.run(m.at, endsAt, known.id, m.at).changes) === 1) return { id: known.id, opened: false, seq: known.nextSeq++ };
-  const open = statement(db, "SELECT id FROM history_conversations WHERE user_a = ? AND user_b = ? AND state = 'open' AND ends_at >= ? ORDER BY started_at DESC LIMIT 1").get(a, b, m.at) as { id: string } | undefined;
-  if (open !== undefined && Number(extend.run(m.at, endsAt, open.id, m.at).changes) === 1) {
-    const seq = (statement(db, 'SELECT coalesce(max(seq), 0) + 1 AS next FROM history_messages WHERE conversation_id = ?').get(open.id) as { next: number }).next;
+  if (known !== undefined && (await extend(known.id))) return { id: known.id, opened: false, seq: known.nextSeq++ };
+  const open = await sql.get<{ id: string }>("SELECT id FROM history_conversations WHERE user_a = ? AND user_b = ? AND state = 'open' AND ends_at >= ? ORDER BY started_at DESC LIMIT 1", [a, b, m.at]);
+  if (open !== undefined && (await extend(open.id))) {
+    const seq = (await sql.get<{ next: number }>('SELECT coalesce(max(seq), 0) + 1 AS next FROM history_messages WHERE conversation_id = ?', [open.id]))?.next ?? 1;
     memory.open.set(pair, { id: open.id, nextSeq: seq + 1 });
     return { id: open.id, opened: false, seq };
   }
@@ -216,16 +219,16 @@ function conversationFor(db: Database, memory: WriterMemory, m: RecordedMessage,
   }
   // a conversation resumed after it ended is a new one (its own item); the ended one is closed by the worker
   const id = newConversationId();
-  statement(db, "INSERT INTO history_conversations (id, user_a, user_b, state, started_at, last_at, ends_at, message_count) VALUES (?, ?, ?, 'open', ?, ?, ?, 1)").run(id, a, b, m.at, m.at, endsAt);
-  recordTrace(db, { traceId: id, callId: m.callId, at: m.at, step: 'opened', detail: { between: pair, endsAt: new Date(endsAt).toISOString() } });
+  await sql.run("INSERT INTO history_conversations (id, user_a, user_b, state, started_at, last_at, ends_at, message_count) VALUES (?, ?, ?, 'open', ?, ?, ?, 1)", [id, a, b, m.at, m.at, endsAt]);
+  await recordTrace(sql, { traceId: id, callId: m.callId, at: m.at, step: 'opened', detail: { between: pair, endsAt: new Date(endsAt).toISOString() } });
   memory.open.set(pair, { id, nextSeq: 2 });
   return { id, opened: true, seq: 1 };
 }
 
-function addMessage(db: Database, conversationId: string, seq: number, m: RecordedMessage, imdnMessageId: string | undefined, displayDueAt: number | null): void {
+async function addMessage(sql: Sql, conversationId: string, seq: number, m: RecordedMessage, imdnMessageId: string | undefined, displayDueAt: number | null): Promise<void> {
   const offline = m.outcome === 'spooled';
-  statement(
-    db,
+  await sql.run(
     'INSERT INTO history_messages (conversation_id, seq, sender, recipient, call_id, received_at, content_type, body, kind, spool_entry_id, imdn_message_id, display_due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-  ).run(conversationId, seq, m.sender, m.recipient, m.callId, m.at, m.contentType ?? 'text/plain', offline ? null : m.body, offline ? 'offline' : 'relayed', m.entryId ?? null, imdnMessageId ?? null, displayDueAt);
+    [conversationId, seq, m.sender, m.recipient, m.callId, m.at, m.contentType ?? 'text/plain', offline ? null : m.body, offline ? 'offline' : 'relayed', m.entryId ?? null, imdnMessageId ?? null, displayDueAt],
+  );
 }

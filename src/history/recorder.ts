@@ -1,8 +1,8 @@
 // The ConversationRecorder the router calls after each MESSAGE's answer went out (src/router/
 // context.ts). record() only pushes to an array: the relay path pays for nothing else. A group
 // commit writes what gathered at most every `commitWindowMs` (≤ 10 ms) in ONE transaction
-// (commit.ts), on a thread with its own connection when the database is a file, so the SQL and
-// the fsync stay off the thread that carries SIP. While a batch is being written, what arrives
+// (commit.ts), on a thread with its own connection when the database is a SQLite file, so the SQL
+// and the fsync stay off the thread that carries SIP (on PostgreSQL, from the loop on the pool). While a batch is being written, what arrives
 // waits for the next one, which starts as soon as that one is done.
 //
 // A crash loses what was recorded but not yet committed: at most the last window (and the batch
@@ -10,8 +10,8 @@
 
 import type { Logger } from '../observability/logger.ts';
 import type { ConversationRecorder, RecordedMessage } from '../router/context.ts';
-import type { BatchWriter, Database } from '../storage/index.ts';
-import { loopBatchWriter, ThreadBatchWriter } from '../storage/index.ts';
+import type { BatchWriter, Sql } from '../storage/index.ts';
+import { openBatchWriter } from '../storage/index.ts';
 import type { CommitSummary } from './commit.ts';
 import { writeHistoryBatch } from './commit.ts';
 
@@ -19,7 +19,7 @@ import { writeHistoryBatch } from './commit.ts';
 export const MAX_COMMIT_WINDOW_MS = 10;
 
 export interface HistoryRecorderOptions {
-  db: Database;
+  sql: Sql;
   logger: Logger;
   /** how long the first message of a batch waits for company, ms (1..10) */
   commitWindowMs: number;
@@ -50,8 +50,7 @@ export class HistoryRecorder implements ConversationRecorder {
   constructor(options: HistoryRecorderOptions) {
     this.#o = options;
     this.#windowMs = Math.min(Math.max(options.commitWindowMs, 0), MAX_COMMIT_WINDOW_MS);
-    const file = options.db.location();
-    this.#writer = file !== null && file !== '' ? new ThreadBatchWriter({ file, entry: new URL('./recorder-thread.ts', import.meta.url), name: 'the history recorder' }) : loopBatchWriter(options.db, writeHistoryBatch);
+    this.#writer = openBatchWriter(options.sql, writeHistoryBatch, { entry: new URL('./recorder-thread.ts', import.meta.url), name: 'the history recorder' });
   }
 
   /** false while its writer thread is down (a new one starts with the next batch) */
@@ -73,20 +72,8 @@ export class HistoryRecorder implements ConversationRecorder {
     // a body may be a view of a larger buffer (a datagram's): the thread is sent its own bytes only
     const batch = this.#pending.map((m) => ({ ...m, body: new Uint8Array(m.body) }));
     this.#pending = [];
-    let result: CommitSummary | Promise<CommitSummary>;
-    try {
-      result = this.#writer.write(batch);
-    } catch (err) {
-      this.#failed(err, batch.length);
-      this.flush();
-      return;
-    }
-    if (!(result instanceof Promise)) {
-      this.#done(result);
-      this.flush();
-      return;
-    }
-    this.#writing = result
+    this.#writing = this.#writer
+      .write(batch)
       .then(
         (summary) => this.#done(summary),
         (err: unknown) => this.#failed(err, batch.length),

@@ -1,9 +1,8 @@
 // Conversation History's reads and writes outside the group commit (commit.ts): what the worker
 // turns into spool entries, sign-outs, and what `parley history list` shows. Protocol code never
-// sees SQL; these take the Database first, like the other repositories.
+// sees SQL; these take the Sql handle first (a transaction's inside one), like the other repositories.
 
-import type { Database } from '../storage/index.ts';
-import { statement } from '../storage/index.ts';
+import type { Sql } from '../storage/index.ts';
 
 export type HistoryMessageKind = 'relayed' | 'offline' | 'missed';
 
@@ -84,77 +83,74 @@ function conversation(r: ConversationDbRow): ConversationRow {
 }
 
 /** Whether a round has anything to do: an open conversation whose end has come, or a message due to be displayed. */
-export function hasDueWork(db: Database, now: number): boolean {
+export async function hasDueWork(sql: Sql, now: number): Promise<boolean> {
   return (
-    statement(db, "SELECT 1 FROM history_conversations WHERE state = 'open' AND ends_at <= ? LIMIT 1").get(now) !== undefined ||
-    statement(db, 'SELECT 1 FROM history_messages WHERE display_due_at IS NOT NULL AND display_due_at <= ? LIMIT 1').get(now) !== undefined
+    (await sql.get("SELECT 1 AS x FROM history_conversations WHERE state = 'open' AND ends_at <= ? LIMIT 1", [now])) !== undefined ||
+    (await sql.get('SELECT 1 AS x FROM history_messages WHERE display_due_at IS NOT NULL AND display_due_at <= ? LIMIT 1', [now])) !== undefined
   );
 }
 
 /** Relayed messages asking for a display notification, unread when their time came: oldest first. */
-export function dueUnread(db: Database, now: number, limit: number): HistoryMessage[] {
-  const rows = statement(db, `SELECT ${MESSAGE_COLUMNS} FROM history_messages WHERE display_due_at IS NOT NULL AND display_due_at <= ? AND displayed = 0 AND kind = 'relayed' ORDER BY display_due_at, conversation_id, seq LIMIT ?`).all(now, limit) as unknown as MessageDbRow[];
+export async function dueUnread(sql: Sql, now: number, limit: number): Promise<HistoryMessage[]> {
+  const rows = await sql.all<MessageDbRow>(`SELECT ${MESSAGE_COLUMNS} FROM history_messages WHERE display_due_at IS NOT NULL AND display_due_at <= ? AND displayed = 0 AND kind = 'relayed' ORDER BY display_due_at, conversation_id, seq LIMIT ?`, [now, limit]);
   return rows.map(message);
 }
 
 /** The message went to the spool as part of a missed conversation: no longer in the history item. */
-export function markMissed(db: Database, conversationId: string, seq: number, entryId: string): void {
-  statement(db, "UPDATE history_messages SET kind = 'missed', spool_entry_id = ?, display_due_at = NULL, body = NULL WHERE conversation_id = ? AND seq = ?").run(entryId, conversationId, seq);
+export async function markMissed(sql: Sql, conversationId: string, seq: number, entryId: string): Promise<void> {
+  await sql.run("UPDATE history_messages SET kind = 'missed', spool_entry_id = ?, display_due_at = NULL, body = NULL WHERE conversation_id = ? AND seq = ?", [entryId, conversationId, seq]);
 }
 
 /** No display is awaited any more (the sender may not have offline IM): it stays in the history item. */
-export function stopAwaitingDisplay(db: Database, conversationId: string, seq: number): void {
-  statement(db, 'UPDATE history_messages SET display_due_at = NULL WHERE conversation_id = ? AND seq = ?').run(conversationId, seq);
+export async function stopAwaitingDisplay(sql: Sql, conversationId: string, seq: number): Promise<void> {
+  await sql.run('UPDATE history_messages SET display_due_at = NULL WHERE conversation_id = ? AND seq = ?', [conversationId, seq]);
 }
 
 /** Open conversations whose end has come and none of whose messages still awaits its display. */
-export function closable(db: Database, now: number, limit: number): ConversationRow[] {
-  const rows = statement(
-    db,
+export async function closable(sql: Sql, now: number, limit: number): Promise<ConversationRow[]> {
+  const rows = await sql.all<ConversationDbRow>(
     `SELECT * FROM history_conversations c WHERE state = 'open' AND ends_at <= ?
        AND NOT EXISTS (SELECT 1 FROM history_messages m WHERE m.conversation_id = c.id AND m.kind = 'relayed' AND m.displayed = 0 AND m.display_due_at IS NOT NULL)
      ORDER BY ends_at LIMIT ?`,
-  ).all(now, limit) as unknown as ConversationDbRow[];
+    [now, limit],
+  );
   return rows.map(conversation);
 }
 
-export function conversationMessages(db: Database, conversationId: string): HistoryMessage[] {
-  const rows = statement(db, `SELECT ${MESSAGE_COLUMNS} FROM history_messages WHERE conversation_id = ? ORDER BY seq`).all(conversationId) as unknown as MessageDbRow[];
+export async function conversationMessages(sql: Sql, conversationId: string): Promise<HistoryMessage[]> {
+  const rows = await sql.all<MessageDbRow>(`SELECT ${MESSAGE_COLUMNS} FROM history_messages WHERE conversation_id = ? ORDER BY seq`, [conversationId]);
   return rows.map(message);
 }
 
 /** Closed, with the spool entries made; the bodies go (the entries carry them on). */
-export function markClosed(db: Database, id: string, now: number, reason: string, entries: ReadonlyArray<{ owner: string; entry: string }>): void {
-  statement(db, "UPDATE history_conversations SET state = 'closed', closed_at = ?, close_reason = coalesce(close_reason, ?), entries = ? WHERE id = ?").run(now, reason, JSON.stringify(entries), id);
-  statement(db, 'UPDATE history_messages SET body = NULL WHERE conversation_id = ?').run(id);
+export async function markClosed(sql: Sql, id: string, now: number, reason: string, entries: ReadonlyArray<{ owner: string; entry: string }>): Promise<void> {
+  await sql.run("UPDATE history_conversations SET state = 'closed', closed_at = ?, close_reason = coalesce(close_reason, ?), entries = ? WHERE id = ?", [now, reason, JSON.stringify(entries), id]);
+  await sql.run('UPDATE history_messages SET body = NULL WHERE conversation_id = ?', [id]);
 }
 
 /**
  * `address` signed out of every device: their open conversations end now, and the messages to them
  * still awaiting display are due now. Returns the conversations ended.
  */
-export function endForSignOut(db: Database, address: string, now: number): string[] {
-  const ended = statement(db, "SELECT id FROM history_conversations WHERE state = 'open' AND (user_a = ? OR user_b = ?) AND ends_at > ?").all(address, address, now) as Array<{ id: string }>;
-  const end = statement(db, "UPDATE history_conversations SET ends_at = ?, close_reason = 'signed-out' WHERE id = ?");
-  for (const { id } of ended) end.run(now, id);
-  statement(db, "UPDATE history_messages SET display_due_at = ? WHERE recipient = ? AND kind = 'relayed' AND displayed = 0 AND display_due_at > ?").run(now, address, now);
+export async function endForSignOut(sql: Sql, address: string, now: number): Promise<string[]> {
+  const ended = await sql.all<{ id: string }>("SELECT id FROM history_conversations WHERE state = 'open' AND (user_a = ? OR user_b = ?) AND ends_at > ?", [address, address, now]);
+  for (const { id } of ended) await sql.run("UPDATE history_conversations SET ends_at = ?, close_reason = 'signed-out' WHERE id = ?", [now, id]);
+  await sql.run("UPDATE history_messages SET display_due_at = ? WHERE recipient = ? AND kind = 'relayed' AND displayed = 0 AND display_due_at > ?", [now, address, now]);
   return ended.map((r) => r.id);
 }
 
 /** A user's open conversations and those closed since `since`, newest first. */
-export function listConversations(db: Database, address: string, since: number, limit = 200): ConversationRow[] {
-  const rows = statement(db, "SELECT * FROM history_conversations WHERE (user_a = ? OR user_b = ?) AND (state = 'open' OR closed_at >= ?) ORDER BY started_at DESC LIMIT ?").all(address, address, since, limit) as unknown as ConversationDbRow[];
+export async function listConversations(sql: Sql, address: string, since: number, limit = 200): Promise<ConversationRow[]> {
+  const rows = await sql.all<ConversationDbRow>("SELECT * FROM history_conversations WHERE (user_a = ? OR user_b = ?) AND (state = 'open' OR closed_at >= ?) ORDER BY started_at DESC LIMIT ?", [address, address, since, limit]);
   return rows.map(conversation);
 }
 
 /** Forgets conversations closed before `before` (a batch); returns how many. */
-export function forgetClosed(db: Database, before: number, limit: number): number {
-  const ids = statement(db, "SELECT id FROM history_conversations WHERE state = 'closed' AND closed_at < ? LIMIT ?").all(before, limit) as Array<{ id: string }>;
-  const messages = statement(db, 'DELETE FROM history_messages WHERE conversation_id = ?');
-  const conversations = statement(db, 'DELETE FROM history_conversations WHERE id = ?');
+export async function forgetClosed(sql: Sql, before: number, limit: number): Promise<number> {
+  const ids = await sql.all<{ id: string }>("SELECT id FROM history_conversations WHERE state = 'closed' AND closed_at < ? LIMIT ?", [before, limit]);
   for (const { id } of ids) {
-    messages.run(id);
-    conversations.run(id);
+    await sql.run('DELETE FROM history_messages WHERE conversation_id = ?', [id]);
+    await sql.run('DELETE FROM history_conversations WHERE id = ?', [id]);
   }
   return ids.length;
 }

@@ -10,7 +10,8 @@ export const HISTORY_MIGRATIONS: MigrationSet = {
   migrations: [
     {
       id: '001-conversations',
-      up: `
+      up: {
+        sqlite: `
 CREATE TABLE history_conversations (
   id TEXT PRIMARY KEY,
   -- the participants, user_a < user_b
@@ -52,6 +53,42 @@ CREATE TABLE history_messages (
 CREATE INDEX history_messages_due ON history_messages (display_due_at) WHERE display_due_at IS NOT NULL;
 CREATE INDEX history_messages_imdn ON history_messages (imdn_message_id) WHERE imdn_message_id IS NOT NULL;
 `,
+        postgres: `
+CREATE TABLE history_conversations (
+  id TEXT PRIMARY KEY,
+  user_a TEXT NOT NULL,
+  user_b TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('open', 'closed')),
+  started_at BIGINT NOT NULL,
+  last_at BIGINT NOT NULL,
+  ends_at BIGINT NOT NULL,
+  closed_at BIGINT,
+  close_reason TEXT,
+  message_count BIGINT NOT NULL DEFAULT 0,
+  entries TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX history_conversations_pair ON history_conversations (user_a, user_b, state);
+CREATE INDEX history_conversations_open ON history_conversations (state, ends_at);
+CREATE TABLE history_messages (
+  conversation_id TEXT NOT NULL,
+  seq BIGINT NOT NULL,
+  sender TEXT NOT NULL,
+  recipient TEXT NOT NULL,
+  call_id TEXT NOT NULL,
+  received_at BIGINT NOT NULL,
+  content_type TEXT NOT NULL,
+  body BYTEA,
+  kind TEXT NOT NULL CHECK (kind IN ('relayed', 'offline', 'missed')),
+  spool_entry_id TEXT,
+  imdn_message_id TEXT,
+  display_due_at BIGINT,
+  displayed BIGINT NOT NULL DEFAULT 0,
+  PRIMARY KEY (conversation_id, seq)
+);
+CREATE INDEX history_messages_due ON history_messages (display_due_at) WHERE display_due_at IS NOT NULL;
+CREATE INDEX history_messages_imdn ON history_messages (imdn_message_id) WHERE imdn_message_id IS NOT NULL;
+`,
+      },
     },
   ],
 };

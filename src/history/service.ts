@@ -2,24 +2,24 @@
 // the worker that turns ended conversations and unread messages into spool entries, and the
 // sign-outs that end conversations early.
 //
-//   const history = new HistoryService({ db, logger, commitWindowMs, displayName, registrations, … });
+//   const history = new HistoryService({ sql, logger, commitWindowMs, displayName, registrations, … });
 //   ctx.history = history.recorder;
 //   history.start();                     // after offline.start(): its entries go to that spool
 //   await history.close();               // after the SIP requests in flight were answered, before offline.close()
 
 import type { Logger } from '../observability/logger.ts';
 import type { RegistrationEvents } from '../registrar/events.ts';
-import type { Database } from '../storage/index.ts';
+import type { Sql } from '../storage/index.ts';
 import { HistoryRecorder } from './recorder.ts';
 import { HistoryWorker } from './worker.ts';
 
 export interface HistoryServiceOptions {
-  db: Database;
+  sql: Sql;
   logger: Logger;
   /** group commit window, ms (at most 10) */
   commitWindowMs: number;
-  /** a user's display name, or '' */
-  displayName(address: string): string;
+  /** a user's display name; null or '' when there is none */
+  displayName(address: string): Promise<string | null>;
   /** told of every change of a user's bindings */
   registrations: RegistrationEvents;
   /** how many live bindings `aor` has now */
@@ -50,8 +50,8 @@ export class HistoryService {
 
   constructor(options: HistoryServiceOptions) {
     this.#o = options;
-    this.recorder = new HistoryRecorder({ db: options.db, logger: options.logger, commitWindowMs: options.commitWindowMs });
-    this.worker = new HistoryWorker({ db: options.db, logger: options.logger, displayName: options.displayName, onSpooled: options.onSpooled, ...(options.now ? { now: options.now } : {}) });
+    this.recorder = new HistoryRecorder({ sql: options.sql, logger: options.logger, commitWindowMs: options.commitWindowMs });
+    this.worker = new HistoryWorker({ sql: options.sql, logger: options.logger, displayName: options.displayName, onSpooled: options.onSpooled, ...(options.now ? { now: options.now } : {}) });
   }
 
   start(): void {
@@ -62,7 +62,7 @@ export class HistoryService {
   /** Commits what was recorded, stops the worker (open conversations wait in the database for the next start). */
   async close(): Promise<void> {
     this.#o.registrations.off('changed', this.#onChanged);
-    this.worker.close();
+    await this.worker.close();
     await this.recorder.close();
   }
 
@@ -79,7 +79,7 @@ export class HistoryService {
         if (n > 0) return;
         // what the recorder holds of this conversation goes in first (≤ one window)
         await this.recorder.settled();
-        this.worker.signedOut(aor);
+        await this.worker.signedOut(aor);
       },
       (err: unknown) => this.#o.logger.warn({ err, aor }, 'could not read the bindings of %s for Conversation History', aor),
     );

@@ -31,7 +31,7 @@ export interface ServerState {
   /** open SIP connections per stream transport (tcp, tls, ws) */
   connections(): ReadonlyMap<string, number>;
   /** spool entries per state; when the oldest waiting entry was created (epoch ms), null when none waits */
-  spool(): { byState: Readonly<Record<string, number>>; oldestWaitingCreatedAt: number | null };
+  spool(): Promise<{ byState: Readonly<Record<string, number>>; oldestWaitingCreatedAt: number | null }>;
   /** live subscriptions per event package */
   subscriptions(): ReadonlyMap<string, number>;
   /** since the start: SUBSCRIBEs refused per limit, and subscriptions replaced by a newer one */
@@ -153,25 +153,26 @@ export class ServerMetrics {
         for (const [transport, n] of state.connections()) this.set({ transport }, n);
       },
     });
-    // one read of the spool per scrape, shared by its two gauges
+    // one read of the spool per scrape, shared by its two gauges (collected side by side)
     let spool: ReturnType<ServerState['spool']> | undefined;
     new Gauge({
       name: 'parley_offline_spool_entries',
       help: 'Offline-IM spool entries now, per state (waiting, delivering, delivered, failed)',
       labelNames: ['state'] as const,
       registers,
-      collect() {
+      async collect() {
         spool = state.spool();
-        for (const [s, n] of Object.entries(spool.byState)) this.set({ state: s }, n);
+        for (const [s, n] of Object.entries((await spool).byState)) this.set({ state: s }, n);
       },
     });
     new Gauge({
       name: 'parley_offline_spool_oldest_waiting_age_seconds',
       help: 'Age of the oldest waiting spool entry (0 when none waits)',
       registers,
-      collect() {
-        const at = (spool ?? state.spool()).oldestWaitingCreatedAt;
+      async collect() {
+        const read = spool ?? state.spool();
         spool = undefined;
+        const at = (await read).oldestWaitingCreatedAt;
         this.set(at === null ? 0 : Math.max(0, (state.now() - at) / 1000));
       },
     });

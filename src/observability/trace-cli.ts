@@ -3,8 +3,8 @@
 // Exit codes: 0 shown, 1 nothing recorded under that id, 2 usage error.
 import { parseArgs } from 'node:util';
 import { ParleyError } from '../errors.ts';
-import { openDatabase, runMigrations } from '../storage/index.ts';
-import type { Database } from '../storage/index.ts';
+import { migrate, openDatabase, sqliteSql } from '../storage/index.ts';
+import type { SqlDatabase } from '../storage/index.ts';
 import { stripControls } from '../terminal.ts';
 import { readTrace, TRACE_MIGRATIONS } from './trace.ts';
 
@@ -22,11 +22,11 @@ export async function runTraceCommand(args: string[], io: { out(line: string): v
     io.err('usage: parley trace ID [--json] [--data-dir DIR]   (ID: a spool entry id, a conversation id cv-… or a SIP Call-ID)');
     return 2;
   }
-  let db: Database | undefined;
+  let sql: SqlDatabase | undefined;
   try {
-    db = openDatabase(values['data-dir'] ?? defaults.dataDir);
-    runMigrations(db, [TRACE_MIGRATIONS]);
-    const events = readTrace(db, id);
+    sql = sqliteSql(openDatabase(values['data-dir'] ?? defaults.dataDir));
+    await migrate(sql, [TRACE_MIGRATIONS]);
+    const events = await readTrace(sql, id);
     if (events.length === 0) {
       io.err(`parley trace: nothing is recorded under ${id}; give a spool entry id (parley spooler list), a conversation id (parley history list) or the Call-ID of a message to an offline user`);
       return 1;
@@ -45,6 +45,6 @@ export async function runTraceCommand(args: string[], io: { out(line: string): v
     io.err(`parley trace: ${error.message}`);
     return 1;
   } finally {
-    db?.close();
+    await sql?.close();
   }
 }

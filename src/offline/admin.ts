@@ -2,8 +2,7 @@
 // the admin API's /admin/spool endpoints, so both behave the same.
 import { recordTrace } from '../observability/trace.ts';
 import { effectiveSettings } from '../settings/index.ts';
-import type { Database } from '../storage/index.ts';
-import { transaction } from '../storage/index.ts';
+import type { Sql } from '../storage/index.ts';
 import { OfflineError } from './errors.ts';
 import { entryMessages, getEntry, listEntries, purgeDelivered, purgeEntry, retryEntry, SPOOL_STATES } from './spool.ts';
 import type { EntryFilter, SpoolEntry, SpoolKind, SpoolState } from './spool.ts';
@@ -73,16 +72,16 @@ export function parseState(value: string | undefined): SpoolState | undefined {
   return lower as SpoolState;
 }
 
-export function listSpool(db: Database, filter: EntryFilter): SpoolEntryView[] {
-  return listEntries(db, filter).map(viewOf);
+export async function listSpool(sql: Sql, filter: EntryFilter): Promise<SpoolEntryView[]> {
+  return (await listEntries(sql, filter)).map(viewOf);
 }
 
-export function showSpoolEntry(db: Database, id: string): SpoolEntryDetail {
-  const entry = getEntry(db, id);
+export async function showSpoolEntry(sql: Sql, id: string): Promise<SpoolEntryDetail> {
+  const entry = await getEntry(sql, id);
   return {
     ...viewOf(entry),
     notes: entry.notes,
-    transcript: entryMessages(db, id).map((m) => ({
+    transcript: (await entryMessages(sql, id)).map((m) => ({
       seq: m.seq,
       sender: m.sender,
       receivedAt: new Date(m.receivedAt).toISOString(),
@@ -94,34 +93,37 @@ export function showSpoolEntry(db: Database, id: string): SpoolEntryDetail {
 }
 
 /** Retries one entry now, with a fresh OfflineImMaxAge window of its sender (of a note: its recipient). */
-export function retrySpoolEntry(db: Database, id: string, now: number, actor: string): SpoolEntryView {
-  return transaction(db, () => {
-    const entry = getEntry(db, id);
-    // the local party's OfflineImMaxAge: a note's sender is a partner's user, with no settings here
-    const view = viewOf(retryEntry(db, id, now, maxAgeMsOf(db, entry.kind === 'note' ? entry.recipient : entry.sender)));
-    recordTrace(db, { traceId: id, callId: null, at: now, step: 'admin', detail: { action: 'retry', by: actor } });
+export async function retrySpoolEntry(sql: Sql, id: string, now: number, actor: string): Promise<SpoolEntryView> {
+  const entry = await getEntry(sql, id);
+  // the local party's OfflineImMaxAge: a note's sender is a partner's user, with no settings here
+  const maxAgeMs = await maxAgeMsOf(sql, entry.kind === 'note' ? entry.recipient : entry.sender);
+  return sql.transaction(async (tx) => {
+    const view = viewOf(await retryEntry(tx, id, now, maxAgeMs));
+    await recordTrace(tx, { traceId: id, callId: null, at: now, step: 'admin', detail: { action: 'retry', by: actor } });
     return view;
   });
 }
 
 /** Retries every failed entry; returns their ids. */
-export function retryFailed(db: Database, now: number, actor: string): string[] {
-  return transaction(db, () => listEntries(db, { state: 'failed', limit: 1_000_000 }).map((e) => retrySpoolEntry(db, e.id, now, actor).id));
+export async function retryFailed(sql: Sql, now: number, actor: string): Promise<string[]> {
+  const ids: string[] = [];
+  for (const e of await listEntries(sql, { state: 'failed', limit: 1_000_000 })) ids.push((await retrySpoolEntry(sql, e.id, now, actor)).id);
+  return ids;
 }
 
-export function purgeSpoolEntry(db: Database, id: string, now: number, force: boolean): void {
-  transaction(db, () => purgeEntry(db, id, now, force));
+export async function purgeSpoolEntry(sql: Sql, id: string, now: number, force: boolean): Promise<void> {
+  await sql.transaction((tx) => purgeEntry(tx, id, now, force));
 }
 
-export function purgeDeliveredBefore(db: Database, before: Date): number {
+export async function purgeDeliveredBefore(sql: Sql, before: Date): Promise<number> {
   if (Number.isNaN(before.getTime())) throw new OfflineError('BAD_REQUEST', 'the date is not valid; write it like 2026-11-25 or 2026-11-25T10:00:00Z');
-  return transaction(db, () => purgeDelivered(db, before.getTime()));
+  return purgeDelivered(sql, before.getTime());
 }
 
 /** The sender's OfflineImMaxAge; the default's day when the sender no longer exists. */
-function maxAgeMsOf(db: Database, sender: string): number {
+async function maxAgeMsOf(sql: Sql, sender: string): Promise<number> {
   try {
-    return effectiveSettings(db, sender).OfflineImMaxAgeSeconds * 1000;
+    return (await effectiveSettings(sql, sender)).OfflineImMaxAgeSeconds * 1000;
   } catch {
     return 86_400_000;
   }

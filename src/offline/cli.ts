@@ -15,8 +15,8 @@ import { DEFAULT_MAILBOX_QUOTA, MAILBOX_MIGRATIONS, MailboxQuota } from '../mail
 import { formatBytes } from '../bytes.ts';
 import { TRACE_MIGRATIONS } from '../observability/trace.ts';
 import { SETTINGS_MIGRATIONS } from '../settings/index.ts';
-import type { Database } from '../storage/index.ts';
-import { openDatabase, runMigrations } from '../storage/index.ts';
+import type { SqlDatabase } from '../storage/index.ts';
+import { migrate, openDatabase, sqliteSql } from '../storage/index.ts';
 import { oneLine, stripControls, table } from '../terminal.ts';
 import { listSpool, parseState, purgeDeliveredBefore, purgeSpoolEntry, retryFailed, retrySpoolEntry, showSpoolEntry } from './admin.ts';
 import { OFFLINE_MIGRATIONS } from './schema.ts';
@@ -99,20 +99,20 @@ export async function runSpoolerCommand(args: string[], io: SpoolerCommandIo, de
     if (!Number.isInteger(limit) || limit < 1) return usage(io, name, `--limit must be a positive whole number, not ${values.limit}`);
   }
 
-  let db: Database | undefined;
+  let sql: SqlDatabase | undefined;
   try {
     const settings = values.config === undefined ? undefined : defaults.readConfig?.(values.config);
     if (values.config !== undefined && settings === undefined) return usage(io, name, '--config is not available here');
     const domain = settings?.domain ?? defaults.domain;
-    db = openDatabase(values['data-dir'] ?? settings?.dataDir ?? defaults.dataDir);
-    runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS, OFFLINE_MIGRATIONS, TRACE_MIGRATIONS]);
+    sql = sqliteSql(openDatabase(values['data-dir'] ?? settings?.dataDir ?? defaults.dataDir));
+    await migrate(sql, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS, OFFLINE_MIGRATIONS, TRACE_MIGRATIONS]);
     const actor = `cli:${process.env.USER ?? 'unknown'}`;
     if (name === 'quota') {
       const user = values.user === undefined ? undefined : parseAddress(values.user, domain).address;
-      const report = await quotaReport(db, {
+      const report = await quotaReport(sql, {
         spoolLimits: settings?.spool ?? DEFAULT_SPOOL_QUOTA,
         mailboxQuota: new MailboxQuota(settings?.mailbox ?? DEFAULT_MAILBOX_QUOTA),
-        waiting: waitingFromDatabase(db),
+        waiting: await waitingFromDatabase(sql),
         user,
       });
       if (values.json) io.out(JSON.stringify(report, null, 2));
@@ -131,7 +131,7 @@ export async function runSpoolerCommand(args: string[], io: SpoolerCommandIo, de
     if (name === 'list') {
       const user = values.user === undefined ? undefined : parseAddress(values.user, domain).address;
       const state = parseState(values.state);
-      const entries = listSpool(db, { ...(user ? { user } : {}), ...(state ? { state } : {}), ...(limit ? { limit } : {}) });
+      const entries = await listSpool(sql, { ...(user ? { user } : {}), ...(state ? { state } : {}), ...(limit ? { limit } : {}) });
       if (values.json) io.out(JSON.stringify(entries, null, 2));
       else if (entries.length === 0) io.out('the spool has no such entries');
       else {
@@ -140,7 +140,7 @@ export async function runSpoolerCommand(args: string[], io: SpoolerCommandIo, de
         table(io.out, rows);
       }
     } else if (name === 'show') {
-      const detail = showSpoolEntry(db, id ?? '');
+      const detail = await showSpoolEntry(sql, id ?? '');
       if (values.json) io.out(JSON.stringify(detail, null, 2));
       else {
         const { transcript, notes, ...fields } = detail;
@@ -152,17 +152,17 @@ export async function runSpoolerCommand(args: string[], io: SpoolerCommandIo, de
       }
     } else if (name === 'retry') {
       if (values.failed) {
-        const ids = retryFailed(db, now(), actor);
+        const ids = await retryFailed(sql, now(), actor);
         io.out(ids.length === 0 ? 'no failed entries' : `${ids.length} failed entries will be delivered again: ${ids.join(', ')}`);
       } else {
-        const entry = retrySpoolEntry(db, id ?? '', now(), actor);
+        const entry = await retrySpoolEntry(sql, id ?? '', now(), actor);
         io.out(`${entry.id} will be delivered again now (it expires at ${entry.expiresAt})`);
       }
     } else if (values['delivered-before'] !== undefined) {
-      const count = purgeDeliveredBefore(db, new Date(values['delivered-before']));
+      const count = await purgeDeliveredBefore(sql, new Date(values['delivered-before']));
       io.out(`${count} delivered entries purged`);
     } else {
-      purgeSpoolEntry(db, id ?? '', now(), values.force === true);
+      await purgeSpoolEntry(sql, id ?? '', now(), values.force === true);
       io.out(`${id} purged`);
     }
     return 0;
@@ -171,7 +171,7 @@ export async function runSpoolerCommand(args: string[], io: SpoolerCommandIo, de
     io.err(`parley spooler ${name}: ${error.message}`);
     return 1;
   } finally {
-    db?.close();
+    await sql?.close();
   }
 }
 

@@ -10,7 +10,7 @@
 //                                               refusals, the limits, and the refusals since start
 import type { AdminEndpoint } from '../admin/index.ts';
 import type { MailboxQuota } from '../mailbox/index.ts';
-import type { Database } from '../storage/index.ts';
+import type { Sql } from '../storage/index.ts';
 import { listSpool, parseState, purgeDeliveredBefore, purgeSpoolEntry, retryFailed, retrySpoolEntry, showSpoolEntry } from './admin.ts';
 import { OfflineError } from './errors.ts';
 import type { SpoolQuota } from './quota.ts';
@@ -22,14 +22,14 @@ export interface LiveQuotas {
   mailbox: MailboxQuota;
 }
 
-export function spoolerEndpoints(db: Database, quotas: LiveQuotas, now: () => number = Date.now): AdminEndpoint[] {
+export function spoolerEndpoints(sql: Sql, quotas: LiveQuotas, now: () => number = Date.now): AdminEndpoint[] {
   const address = (user: string | null) => (user === null || user === '' ? undefined : user.replace(/^sips?:/i, '').toLowerCase());
   return [
     {
       method: 'GET',
       path: '/spool/quota',
       handle: async ({ query }) =>
-        quotaReport(db, {
+        quotaReport(sql, {
           spoolLimits: quotas.spool.limits,
           mailboxQuota: quotas.mailbox,
           waiting: quotas.spool.tallies(),
@@ -40,34 +40,34 @@ export function spoolerEndpoints(db: Database, quotas: LiveQuotas, now: () => nu
     {
       method: 'GET',
       path: '/spool',
-      handle({ query }) {
+      async handle({ query }) {
         const user = query.get('user') ?? undefined;
         const state = parseState(query.get('state') ?? undefined);
         const limitText = query.get('limit');
         const limit = limitText === null ? undefined : Number(limitText);
         if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) throw new OfflineError('BAD_REQUEST', `limit must be a positive whole number, not ${limitText}`);
         const who = address(user ?? null);
-        return { entries: listSpool(db, { ...(who ? { user: who } : {}), ...(state ? { state } : {}), ...(limit ? { limit } : {}) }) };
+        return { entries: await listSpool(sql, { ...(who ? { user: who } : {}), ...(state ? { state } : {}), ...(limit ? { limit } : {}) }) };
       },
     },
-    { method: 'GET', path: '/spool/:id', handle: ({ params }) => showSpoolEntry(db, params.id ?? '') },
-    { method: 'POST', path: '/spool/:id/retry', handle: ({ params, actor }) => retrySpoolEntry(db, params.id ?? '', now(), actor) },
-    { method: 'POST', path: '/spool/retry-failed', handle: ({ actor }) => ({ retried: retryFailed(db, now(), actor) }) },
+    { method: 'GET', path: '/spool/:id', handle: ({ params }) => showSpoolEntry(sql, params.id ?? '') },
+    { method: 'POST', path: '/spool/:id/retry', handle: ({ params, actor }) => retrySpoolEntry(sql, params.id ?? '', now(), actor) },
+    { method: 'POST', path: '/spool/retry-failed', handle: async ({ actor }) => ({ retried: await retryFailed(sql, now(), actor) }) },
     {
       method: 'DELETE',
       path: '/spool/:id',
-      handle({ params, query }) {
-        purgeSpoolEntry(db, params.id ?? '', now(), query.get('force') === 'true');
+      async handle({ params, query }) {
+        await purgeSpoolEntry(sql, params.id ?? '', now(), query.get('force') === 'true');
         return undefined;
       },
     },
     {
       method: 'POST',
       path: '/spool/purge',
-      handle({ body }) {
+      async handle({ body }) {
         const before = (body as { deliveredBefore?: unknown } | undefined)?.deliveredBefore;
         if (typeof before !== 'string') throw new OfflineError('BAD_REQUEST', 'the body must be {"deliveredBefore": "<date>"}, e.g. {"deliveredBefore": "2026-11-01"}');
-        return { purged: purgeDeliveredBefore(db, new Date(before)) };
+        return { purged: await purgeDeliveredBefore(sql, new Date(before)) };
       },
     },
   ];

@@ -6,8 +6,7 @@
 import { formatBytes, UNLIMITED } from '../bytes.ts';
 import type { MailboxQuota, MailboxQuotaLimits, StorageLimitStatus } from '../mailbox/index.ts';
 import { mailboxUsages } from '../mailbox/index.ts';
-import type { Database } from '../storage/index.ts';
-import { sqliteSql } from '../storage/index.ts';
+import type { Sql } from '../storage/index.ts';
 import type { QuotaReason, SpoolQuotaLimits, Tally } from './quota.ts';
 import { listRefusals, undeliveredTotals } from './quota-store.ts';
 
@@ -47,24 +46,24 @@ export interface QuotaReportInput {
 }
 
 /** The undelivered tallies per sender and per recipient, as the database holds them. */
-export function waitingFromDatabase(db: Database): QuotaReportInput['waiting'] {
+export async function waitingFromDatabase(sql: Sql): Promise<QuotaReportInput['waiting']> {
   const senders = new Map<string, Tally>();
   const recipients = new Map<string, Tally>();
   const add = (map: Map<string, Tally>, key: string, t: Tally) => {
     const sum = map.get(key) ?? { messages: 0, bytes: 0 };
     map.set(key, { messages: sum.messages + t.messages, bytes: sum.bytes + t.bytes });
   };
-  for (const row of undeliveredTotals(db)) {
+  for (const row of await undeliveredTotals(sql)) {
     add(senders, row.sender, row);
     add(recipients, row.recipient, row);
   }
   return { senders, recipients };
 }
 
-export async function quotaReport(db: Database, input: QuotaReportInput): Promise<QuotaReport> {
+export async function quotaReport(sql: Sql, input: QuotaReportInput): Promise<QuotaReport> {
   const { mailboxQuota, waiting } = input;
-  const usage = new Map((await mailboxUsages(sqliteSql(db))).map((u) => [u.address, u]));
-  const refusals = listRefusals(db, input.user);
+  const usage = new Map((await mailboxUsages(sql)).map((u) => [u.address, u]));
+  const refusals = await listRefusals(sql, input.user);
   const addresses = new Set<string>();
   if (input.user !== undefined) addresses.add(input.user);
   else {

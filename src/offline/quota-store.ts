@@ -1,8 +1,7 @@
 // The quotas' repository (quota.ts keeps the tallies in memory; these are what the database holds
 // for them): what is undelivered per sender and recipient, what purges gave back, and the refusals
 // per user and reason.
-import type { Database } from '../storage/index.ts';
-import { statement } from '../storage/index.ts';
+import type { Sql } from '../storage/index.ts';
 import type { QuotaReason, Tally } from './quota.ts';
 import { QUOTA_KINDS } from './quota.ts';
 
@@ -12,15 +11,16 @@ export interface PairTally extends Tally {
 }
 
 /** What every sender→recipient pair has in the spool not yet delivered (waiting, delivering, failed); of the quotas' kinds only (QUOTA_KINDS). */
-export function undeliveredTotals(db: Database): PairTally[] {
-  return db
-    .prepare(`SELECT sender, recipient, sum(message_count) AS messages, sum(bytes) AS bytes FROM spool_entries WHERE state <> 'delivered' AND kind IN (${QUOTA_KINDS.map((k) => `'${k}'`).join(', ')}) GROUP BY sender, recipient`)
-    .all() as unknown as PairTally[];
+export async function undeliveredTotals(sql: Sql): Promise<PairTally[]> {
+  // sum() of a BIGINT is NUMERIC on PostgreSQL: cast back to an integer
+  return sql.all<PairTally>(
+    `SELECT sender, recipient, CAST(sum(message_count) AS BIGINT) AS messages, CAST(sum(bytes) AS BIGINT) AS bytes FROM spool_entries WHERE state <> 'delivered' AND kind IN (${QUOTA_KINDS.map((k) => `'${k}'`).join(', ')}) GROUP BY sender, recipient`,
+  );
 }
 
 /** A purged undelivered entry gave back its messages: the running server reads this (releasesAfter). */
-export function recordRelease(db: Database, entry: PairTally): void {
-  statement(db, 'INSERT INTO spool_releases (sender, recipient, messages, bytes) VALUES (?, ?, ?, ?)').run(entry.sender, entry.recipient, entry.messages, entry.bytes);
+export async function recordRelease(sql: Sql, entry: PairTally): Promise<void> {
+  await sql.run('INSERT INTO spool_releases (sender, recipient, messages, bytes) VALUES (?, ?, ?, ?)', [entry.sender, entry.recipient, entry.messages, entry.bytes]);
 }
 
 export interface Release extends PairTally {
@@ -28,18 +28,18 @@ export interface Release extends PairTally {
 }
 
 /** The releases recorded after position `after`, oldest first. */
-export function releasesAfter(db: Database, after: number): Release[] {
-  return statement(db, 'SELECT seq, sender, recipient, messages, bytes FROM spool_releases WHERE seq > ? ORDER BY seq').all(after) as unknown as Release[];
+export async function releasesAfter(sql: Sql, after: number): Promise<Release[]> {
+  return sql.all<Release>('SELECT seq, sender, recipient, messages, bytes FROM spool_releases WHERE seq > ? ORDER BY seq', [after]);
 }
 
 /** The newest release's position (0 when none). */
-export function lastRelease(db: Database): number {
-  return (statement(db, 'SELECT coalesce(max(seq), 0) AS seq FROM spool_releases').get() as { seq: number }).seq;
+export async function lastRelease(sql: Sql): Promise<number> {
+  return (await sql.get<{ seq: number }>('SELECT coalesce(max(seq), 0) AS seq FROM spool_releases'))?.seq ?? 0;
 }
 
 /** Drops releases up to `upTo`: the server has applied them. */
-export function forgetReleases(db: Database, upTo: number): void {
-  statement(db, 'DELETE FROM spool_releases WHERE seq <= ?').run(upTo);
+export async function forgetReleases(sql: Sql, upTo: number): Promise<void> {
+  await sql.run('DELETE FROM spool_releases WHERE seq <= ?', [upTo]);
 }
 
 export interface RefusalRecord {
@@ -61,18 +61,17 @@ export interface RefusalCount {
   lastWarning: string;
 }
 
-export function recordRefusal(db: Database, r: RefusalRecord): void {
-  statement(
-    db,
+export async function recordRefusal(sql: Sql, r: RefusalRecord): Promise<void> {
+  await sql.run(
     `INSERT INTO spool_refusals (address, reason, count, last_at, last_peer, last_warning) VALUES (?, ?, 1, ?, ?, ?)
      ON CONFLICT (address, reason) DO UPDATE SET count = spool_refusals.count + 1, last_at = excluded.last_at, last_peer = excluded.last_peer, last_warning = excluded.last_warning`,
-  ).run(r.address, r.reason, r.at, r.peer, r.warning);
+    [r.address, r.reason, r.at, r.peer, r.warning],
+  );
 }
 
 /** The refusals so far, per user and reason, most recent first; of one user when `address` is given. */
-export function listRefusals(db: Database, address?: string): RefusalCount[] {
-  const rows = (address === undefined
-    ? db.prepare('SELECT * FROM spool_refusals ORDER BY last_at DESC').all()
-    : db.prepare('SELECT * FROM spool_refusals WHERE address = ? ORDER BY last_at DESC').all(address)) as Array<{ address: string; reason: QuotaReason; count: number; last_at: number; last_peer: string; last_warning: string }>;
+export async function listRefusals(sql: Sql, address?: string): Promise<RefusalCount[]> {
+  type Row = { address: string; reason: QuotaReason; count: number; last_at: number; last_peer: string; last_warning: string };
+  const rows = address === undefined ? await sql.all<Row>('SELECT * FROM spool_refusals ORDER BY last_at DESC') : await sql.all<Row>('SELECT * FROM spool_refusals WHERE address = ? ORDER BY last_at DESC', [address]);
   return rows.map((r) => ({ address: r.address, reason: r.reason, count: r.count, lastAt: r.last_at, lastPeer: r.last_peer, lastWarning: r.last_warning }));
 }

@@ -1,21 +1,20 @@
 // The offline-IM pipeline of one server: the router hands it a MESSAGE whose recipient is offline
 // (OfflineHandoff); it gates, spools durably (group commit) and answers; the worker delivers later.
 //
-//   const offline = new OfflineService({ db, logger, domain, routing, … });
+//   const offline = new OfflineService({ sql, logger, domain, routing, … });
 //   ctx.offline = offline;              // the router's hand-off
-//   offline.start();                    // recovers interrupted deliveries, loads the quotas, starts the worker
+//   await offline.start();              // recovers interrupted deliveries, loads the quotas, starts the worker
 //   closers.push(() => offline.close());
 
 import { noRouteReason, routeFor } from '../mailbox/index.ts';
 import { effectiveSettings } from '../settings/index.ts';
-import { sqliteSql, transaction } from '../storage/index.ts';
 import { offlineGate } from './gate.ts';
 import { GroupCommit } from './group-commit.ts';
 import { noticeKind, noticeRefusal } from './notices.ts';
 import { DEFAULT_SPOOL_QUOTA, PerMinute, QUOTA_KINDS, SpoolQuota } from './quota.ts';
 import type { MailboxCheck, QuotaReason, SpoolQuotaLimits } from './quota.ts';
 import { forgetReleases, lastRelease, releasesAfter, undeliveredTotals } from './quota-store.ts';
-import { loopSpoolWriter, ThreadSpoolWriter } from './spool-writer.ts';
+import { openSpoolWriter } from './spool-writer.ts';
 import type { SpoolJob, SpoolResult, SpoolWriter } from './spool-writer.ts';
 import type { MessageKind } from './spool.ts';
 import { SpoolWorker } from './worker.ts';
@@ -86,6 +85,7 @@ export class OfflineService implements OfflineHandoff {
   readonly #traced = new PerMinute(REFUSALS_TRACED_PER_MINUTE);
   #releasesSeen = 0;
   #releasePoll: ReturnType<typeof setInterval> | undefined;
+  #closed = false;
 
   constructor(opts: OfflineServiceOptions) {
     this.#o = opts;
@@ -102,9 +102,8 @@ export class OfflineService implements OfflineHandoff {
       },
     });
     this.#mailboxCheck = (address, direction, pending) => opts.routing.connectorFor(address).connector.checkQuota?.(address, direction, pending);
-    // a database in a file is written by a thread of its own (spool-writer.ts); in memory, in the loop
-    const file = opts.db.location();
-    this.#writer = file !== null && file !== '' ? new ThreadSpoolWriter(file) : loopSpoolWriter(opts.db);
+    // a SQLite file is written by a thread of its own (spool-writer.ts); PostgreSQL and memory, from the loop
+    this.#writer = openSpoolWriter(opts.sql);
     this.#commits = new GroupCommit<SpoolJob, SpoolResult>({
       windowMs: opts.commitWindowMs,
       maxBatch: opts.commitMaxBatch,
@@ -113,17 +112,21 @@ export class OfflineService implements OfflineHandoff {
   }
 
   /** Loads the quotas' tallies from the spool, then starts the worker. */
-  start(): void {
-    const { db } = this.#o;
-    transaction(db, () => {
-      this.quota.load(undeliveredTotals(db));
+  async start(): Promise<void> {
+    const { totals, seen } = await this.#o.sql.transaction(async (tx) => {
+      const totals = await undeliveredTotals(tx);
       // purges recorded before now are in the totals already
-      this.#releasesSeen = lastRelease(db);
-      forgetReleases(db, this.#releasesSeen);
+      const seen = await lastRelease(tx);
+      await forgetReleases(tx, seen);
+      return { totals, seen };
     });
-    this.#releasePoll = setInterval(() => this.applyReleases(), RELEASE_POLL_MS);
+    // closed while the totals were read: nothing to start
+    if (this.#closed) return;
+    this.quota.load(totals);
+    this.#releasesSeen = seen;
+    this.#releasePoll = setInterval(() => void this.applyReleases(), RELEASE_POLL_MS);
     this.#releasePoll.unref();
-    this.worker.start();
+    await this.worker.start();
   }
 
   /** Whether the spool writer (its thread, with the database in a file) is running (readiness). */
@@ -133,6 +136,7 @@ export class OfflineService implements OfflineHandoff {
 
   /** Commits the open group commit (its senders get their 202s), waits for the writer's last batch, stops the worker. */
   async close(): Promise<void> {
+    this.#closed = true;
     clearInterval(this.#releasePoll);
     await this.#commits.close();
     await this.#writer.close();
@@ -149,7 +153,7 @@ export class OfflineService implements OfflineHandoff {
     // whose settings decide: the local party's (a partner's user has none here)
     const party = kind === 'note' ? 'recipient' : 'sender';
     const local = party === 'sender' ? m.sender : m.recipient;
-    const settings = await effectiveSettings(sqliteSql(this.#o.db), local);
+    const settings = await effectiveSettings(this.#o.sql, local);
     const gate = offlineGate(m.recipient, settings, party);
     if (!gate.allowed) {
       // the refusal is traced too, in the next batch; the sender need not wait for that write
@@ -226,10 +230,9 @@ export class OfflineService implements OfflineHandoff {
   }
 
   /** Gives back what purges (by this process or `parley spooler purge` in another) freed; runs every second. */
-  applyReleases(): void {
-    const { db } = this.#o;
+  async applyReleases(): Promise<void> {
     try {
-      const releases = releasesAfter(db, this.#releasesSeen);
+      const releases = await releasesAfter(this.#o.sql, this.#releasesSeen);
       if (releases.length === 0) return;
       for (const r of releases) this.quota.release(r.sender, r.recipient, r);
       // kept until the next start forgets them: deleting here would contend with the spool writer for the lock

@@ -1,18 +1,20 @@
 // Where the group commit's batches are written: the spool entries, their messages and trace rows of
-// one batch in one SQLite transaction, whose COMMIT is the fsync a 202 waits for.
+// one batch in one transaction, whose COMMIT is the durable write a 202 waits for.
 //
-// With the database in a file, a worker thread with its own connection writes them (the batch
-// writer of src/storage, shared with Conversation History): the SQL and the fsync (2-4 ms a batch at
-// 5,000 messages a second, 40 % of the event loop when it ran there) leave the thread that carries
-// SIP, and on a machine with a second core they run on it. Both connections
-// take the write lock with BEGIN IMMEDIATE, so a batch and the spool worker's pickup (waiting →
-// delivering) never interleave: a message joins an entry only while it is still waiting.
-// An in-memory database (tests) cannot be shared with a thread: its batches are written in the loop.
+// On SQLite with the database in a file, a worker thread with its own connection writes them (the
+// batch writer of src/storage, shared with Conversation History): the SQL and the fsync (2-4 ms a
+// batch at 5,000 messages a second, 40 % of the event loop when it ran there) leave the thread that
+// carries SIP, and on a machine with a second core they run on it. Both connections take the write
+// lock with BEGIN IMMEDIATE, so a batch and the spool worker's pickup (waiting → delivering) never
+// interleave: a message joins an entry only while it is still waiting. On PostgreSQL the batch is
+// written from the event loop on the pool (the server does the fsync); its transaction is
+// serializable, so a batch that raced a pickup of the entry it joins is run again and opens a new one.
+// An in-memory SQLite database (tests) cannot be shared with a thread: its batches are written in the loop.
 
 import type { TraceEvent } from '../observability/trace.ts';
 import { recordTrace } from '../observability/trace.ts';
-import type { BatchWriter, Database } from '../storage/index.ts';
-import { loopBatchWriter, ThreadBatchWriter, transaction } from '../storage/index.ts';
+import type { BatchWriter, Sql } from '../storage/index.ts';
+import { openBatchWriter, ThreadBatchWriter } from '../storage/index.ts';
 import { recordRefusal } from './quota-store.ts';
 import type { RefusalRecord } from './quota-store.ts';
 import { spoolMessages } from './spool.ts';
@@ -31,49 +33,50 @@ export type SpoolResult = SpoolReceipt | null;
 export type SpoolWriter = BatchWriter<SpoolJob, SpoolResult[]>;
 
 /** One batch, inside one transaction: the spool writes in arrival order, then the traces. */
-export function writeBatch(db: Database, jobs: readonly SpoolJob[]): SpoolResult[] {
-  return transaction(db, () => {
+export function writeBatch(sql: Sql, jobs: readonly SpoolJob[]): Promise<SpoolResult[]> {
+  return sql.transaction(async (tx) => {
     const requests: SpoolRequest[] = [];
     for (const job of jobs) if (job.kind === 'spool') requests.push(job.request);
-    const receipts = spoolMessages(db, requests);
+    const receipts = await spoolMessages(tx, requests);
     let next = 0;
-    return jobs.map((job) => {
-      if (job.kind === 'spool') return receipts[next++] as SpoolReceipt;
-      if (job.event !== undefined) recordTrace(db, job.event);
-      if (job.kind === 'refused') recordRefusal(db, job.refusal);
-      return null;
-    });
+    const results: SpoolResult[] = [];
+    for (const job of jobs) {
+      if (job.kind === 'spool') {
+        results.push(receipts[next++] as SpoolReceipt);
+        continue;
+      }
+      if (job.event !== undefined) await recordTrace(tx, job.event);
+      if (job.kind === 'refused') await recordRefusal(tx, job.refusal);
+      results.push(null);
+    }
+    return results;
   });
 }
 
-/** Writes on the caller's connection, in the event loop (an in-memory database). */
-export function loopSpoolWriter(db: Database): SpoolWriter {
-  return loopBatchWriter(db, writeBatch);
-}
+const THREAD = { entry: new URL('./spool-writer-thread.ts', import.meta.url), name: 'the spool writer' };
 
 /**
- * Writes in a worker thread on its own connection to `file` (spool-writer-thread.ts, through the
- * generic ThreadBatchWriter of src/storage). If the thread cannot open the database or dies, the
- * batches waiting on it are refused with the reason (the router answers those senders 500: nothing
- * is acknowledged that is not on disk), and the next write starts a new thread.
+ * The spool's writer for `sql`: a thread on its own connection with a SQLite file
+ * (spool-writer-thread.ts); the event loop otherwise. If the thread cannot open the database or
+ * dies, the batches waiting on it are refused with the reason (the router answers those senders
+ * 500: nothing is acknowledged that is not on disk), and the next write starts a new thread.
  */
-export class ThreadSpoolWriter implements SpoolWriter {
-  readonly #writer: ThreadBatchWriter<SpoolJob, SpoolResult[]>;
+export function openSpoolWriter(sql: Sql): SpoolWriter {
+  return sendingOwnBytes(openBatchWriter(sql, writeBatch, THREAD));
+}
 
-  constructor(file: string) {
-    this.#writer = new ThreadBatchWriter({ file, entry: new URL('./spool-writer-thread.ts', import.meta.url), name: 'the spool writer' });
-  }
+/** The thread's writer for a SQLite file named directly (a file that may not exist yet: tests). */
+export function threadSpoolWriter(file: string): SpoolWriter {
+  return sendingOwnBytes(new ThreadBatchWriter({ file, ...THREAD }));
+}
 
-  get running(): boolean {
-    return this.#writer.running;
-  }
-
-  write(jobs: readonly SpoolJob[]): Promise<SpoolResult[]> {
+function sendingOwnBytes(writer: SpoolWriter): SpoolWriter {
+  return {
+    get running() {
+      return writer.running;
+    },
     // a body may be a view of a larger buffer (a datagram's): send its own bytes, not the whole buffer
-    return this.#writer.write(jobs.map((job) => (job.kind === 'spool' ? { kind: job.kind, request: { ...job.request, body: new Uint8Array(job.request.body) } } : job)));
-  }
-
-  close(): Promise<void> {
-    return this.#writer.close();
-  }
+    write: (jobs) => writer.write(jobs.map((job) => (job.kind === 'spool' ? { kind: job.kind, request: { ...job.request, body: new Uint8Array(job.request.body) } } : job))),
+    close: () => writer.close(),
+  };
 }

@@ -4,8 +4,11 @@
 // An entry's life:  waiting ──pickup──▶ delivering ──▶ delivered
 //                      ▲                    │
 //                      └──── retry later ───┤──▶ failed ──admin retry──▶ waiting
-// A process that dies while an entry is `delivering` leaves it so; the next start puts it back to
-// `waiting` (delivery is idempotent, so delivering again is safe).
+// A worker takes an entry with a lease (lease_owner, lease_until): an entry is delivered by the one
+// worker that holds it, and one whose worker died while delivering is taken again by any worker once
+// the lease has ended (on SQLite, where one process owns the file, at once on the next start).
+// Delivery is idempotent (the entry id keys the items), so delivering again is safe; an outcome is
+// recorded only by the worker still holding the lease.
 //
 // Kinds (SPOOL_KINDS): `offline` entries hold messages to a recipient who was not signed in (the
 // only kind the quotas count); `unread` ones messages a signed-in recipient never displayed
@@ -17,8 +20,7 @@
 // and the sender's copy; a `note` entry a partner's messages to an offline local user: one plain
 // IPM.Note in the recipient's Inbox, nothing else (the partner has no mailbox here).
 
-import type { Database } from '../storage/index.ts';
-import { statement } from '../storage/index.ts';
+import type { Sql } from '../storage/index.ts';
 import { recordTrace } from '../observability/trace.ts';
 import { OfflineError } from './errors.ts';
 import { QUOTA_KINDS } from './quota.ts';
@@ -127,60 +129,61 @@ export function newEntryId(): string {
  * waiting entry of the same sender and recipient whose pickup delay has not ended, otherwise it
  * opens a new entry. Each step goes to the trace in the same transaction.
  */
-export function spoolMessages(db: Database, requests: readonly SpoolRequest[]): SpoolReceipt[] {
-  const findOpen = statement(
-    db,
-    "SELECT id, message_count, pickup_at FROM spool_entries WHERE sender = ? AND recipient = ? AND state = 'waiting' AND attempts = 0 AND pickup_at > ? AND kind = ? ORDER BY created_at DESC LIMIT 1",
-  );
-  const insertEntry = statement(
-    db,
-    "INSERT INTO spool_entries (id, kind, sender, recipient, state, created_at, pickup_at, next_attempt_at, expires_at, message_count, bytes) VALUES (?, ?, ?, ?, 'waiting', ?, ?, ?, ?, 1, ?)",
-  );
-  const bump = statement(db, 'UPDATE spool_entries SET message_count = ?, bytes = bytes + ? WHERE id = ?');
-  const insertMessage = statement(db, 'INSERT INTO spool_messages (entry_id, seq, call_id, received_at, content_type, body) VALUES (?, ?, ?, ?, ?, ?)');
-  return requests.map((r) => {
+export async function spoolMessages(sql: Sql, requests: readonly SpoolRequest[]): Promise<SpoolReceipt[]> {
+  const receipts: SpoolReceipt[] = [];
+  for (const r of requests) {
     const kind = r.kind ?? 'offline';
     const from = r.pickupFrom ?? r.receivedAt;
-    const open = findOpen.get(r.sender, r.recipient, from, kind) as { id: string; message_count: number; pickup_at: number } | undefined;
+    const open = await sql.get<{ id: string; message_count: number; pickup_at: number }>(
+      "SELECT id, message_count, pickup_at FROM spool_entries WHERE sender = ? AND recipient = ? AND state = 'waiting' AND attempts = 0 AND pickup_at > ? AND kind = ? ORDER BY created_at DESC LIMIT 1",
+      [r.sender, r.recipient, from, kind],
+    );
+    const writes: Array<Promise<unknown>> = [];
     let receipt: SpoolReceipt;
     if (open !== undefined) {
       receipt = { entryId: open.id, seq: open.message_count + 1, joined: true, pickupAt: open.pickup_at };
-      bump.run(receipt.seq, r.body.byteLength, open.id);
+      writes.push(sql.run('UPDATE spool_entries SET message_count = ?, bytes = bytes + ? WHERE id = ?', [receipt.seq, r.body.byteLength, open.id]));
     } else {
       const id = newEntryId();
       const pickupAt = from + r.pickupDelayMs;
-      insertEntry.run(id, kind, r.sender, r.recipient, from, pickupAt, pickupAt, from + r.maxAgeMs, r.body.byteLength);
+      writes.push(
+        sql.run(
+          "INSERT INTO spool_entries (id, kind, sender, recipient, state, created_at, pickup_at, next_attempt_at, expires_at, message_count, bytes) VALUES (?, ?, ?, ?, 'waiting', ?, ?, ?, ?, 1, ?)",
+          [id, kind, r.sender, r.recipient, from, pickupAt, pickupAt, from + r.maxAgeMs, r.body.byteLength],
+        ),
+      );
       receipt = { entryId: id, seq: 1, joined: false, pickupAt };
     }
-    insertMessage.run(receipt.entryId, receipt.seq, r.callId, r.receivedAt, r.contentType, r.body);
-    const step = (name: string, detail: Record<string, unknown>) => recordTrace(db, { traceId: receipt.entryId, callId: r.callId, at: r.receivedAt, step: name, detail });
-    step('received', { from: r.sender, to: r.recipient, why: r.why, ...(kind === 'offline' ? {} : { kind }) });
-    step('gated', { decision: 'accepted', ...r.gate });
-    recordTrace(db, {
-      traceId: receipt.entryId,
-      callId: r.callId,
-      at: r.receivedAt,
-      step: 'spooled',
-      detail: { from: r.sender, to: r.recipient, ...(kind === 'offline' ? {} : { kind }), message: receipt.seq, joined: receipt.joined, pickupAt: new Date(receipt.pickupAt).toISOString(), bytes: r.body.byteLength },
-    });
-    return receipt;
-  });
+    // issued together, in order: on PostgreSQL they travel pipelined, one round trip, not five
+    const step = (name: string, detail: Record<string, unknown>) => recordTrace(sql, { traceId: receipt.entryId, callId: r.callId, at: r.receivedAt, step: name, detail });
+    writes.push(
+      sql.run('INSERT INTO spool_messages (entry_id, seq, call_id, received_at, content_type, body) VALUES (?, ?, ?, ?, ?, ?)', [receipt.entryId, receipt.seq, r.callId, r.receivedAt, r.contentType, r.body]),
+      step('received', { from: r.sender, to: r.recipient, why: r.why, ...(kind === 'offline' ? {} : { kind }) }),
+      step('gated', { decision: 'accepted', ...r.gate }),
+      step('spooled', { from: r.sender, to: r.recipient, ...(kind === 'offline' ? {} : { kind }), message: receipt.seq, joined: receipt.joined, pickupAt: new Date(receipt.pickupAt).toISOString(), bytes: r.body.byteLength }),
+    );
+    await Promise.all(writes);
+    receipts.push(receipt);
+  }
+  return receipts;
 }
 
 /**
  * Stores one participant's record of a conversation as a `history` entry, due at once (call inside
  * the transaction that closes the conversation, so it is made once). Returns the entry id.
  */
-export function spoolHistoryEntry(db: Database, r: HistoryEntryRequest): string {
+export async function spoolHistoryEntry(sql: Sql, r: HistoryEntryRequest): Promise<string> {
   const id = newEntryId();
   const bytes = r.messages.reduce((sum, m) => sum + m.body.byteLength, 0);
-  statement(
-    db,
-    "INSERT INTO spool_entries (id, kind, sender, recipient, state, created_at, pickup_at, next_attempt_at, expires_at, message_count, bytes, conversation_id, notes) VALUES (?, 'history', ?, ?, 'waiting', ?, ?, ?, ?, ?, ?, ?, ?)",
-  ).run(id, r.owner, r.peer, r.createdAt, r.createdAt, r.createdAt, r.createdAt + r.maxAgeMs, r.messages.length, bytes, r.conversationId, JSON.stringify(r.notes));
-  const insertMessage = statement(db, 'INSERT INTO spool_messages (entry_id, seq, call_id, received_at, content_type, body, sender) VALUES (?, ?, ?, ?, ?, ?, ?)');
-  r.messages.forEach((m, i) => insertMessage.run(id, i + 1, m.callId, m.receivedAt, m.contentType, m.body, m.sender));
-  recordTrace(db, {
+  // issued together, in order (pipelined on PostgreSQL)
+  await Promise.all([
+    sql.run(
+      "INSERT INTO spool_entries (id, kind, sender, recipient, state, created_at, pickup_at, next_attempt_at, expires_at, message_count, bytes, conversation_id, notes) VALUES (?, 'history', ?, ?, 'waiting', ?, ?, ?, ?, ?, ?, ?, ?)",
+      [id, r.owner, r.peer, r.createdAt, r.createdAt, r.createdAt, r.createdAt + r.maxAgeMs, r.messages.length, bytes, r.conversationId, JSON.stringify(r.notes)],
+    ),
+    ...r.messages.map((m, i) => sql.run('INSERT INTO spool_messages (entry_id, seq, call_id, received_at, content_type, body, sender) VALUES (?, ?, ?, ?, ?, ?, ?)', [id, i + 1, m.callId, m.receivedAt, m.contentType, m.body, m.sender])),
+  ]);
+  await recordTrace(sql, {
     traceId: id,
     callId: r.conversationId,
     at: r.createdAt,
@@ -190,55 +193,96 @@ export function spoolHistoryEntry(db: Database, r: HistoryEntryRequest): string 
   return id;
 }
 
-/** Moves up to `limit` due entries to `delivering` and returns them (one transaction: call inside one). */
-export function claimDue(db: Database, now: number, limit: number): SpoolEntry[] {
-  const rows = db
-    .prepare("SELECT * FROM spool_entries WHERE state = 'waiting' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?")
-    .all(now, limit) as unknown as EntryRow[];
-  const mark = db.prepare("UPDATE spool_entries SET state = 'delivering', attempts = attempts + 1 WHERE id = ? AND state = 'waiting'");
-  return rows.map((row) => {
-    mark.run(row.id);
-    return { ...toEntry(row), state: 'delivering', attempts: row.attempts + 1 };
-  });
+/** Who takes entries, and for how long: a delivery round must end within `ms`, or another worker may take its entries. */
+export interface Lease {
+  /** the worker, unique among the live ones (a node's name and a random part) */
+  owner: string;
+  ms: number;
+}
+
+/**
+ * Takes up to `limit` entries, oldest due first: waiting ones that are due, and delivering ones
+ * whose lease has ended (their worker died); each is `delivering` under `lease` from now on, its
+ * attempts counted. Call inside a transaction (on PostgreSQL a 'read committed' one: the entries
+ * are locked with SKIP LOCKED, so workers on other nodes pass over them rather than wait).
+ */
+export async function claimDue(sql: Sql, now: number, limit: number, lease: Lease): Promise<SpoolEntry[]> {
+  const due = "(state = 'waiting' AND next_attempt_at <= ?) OR (state = 'delivering' AND lease_until <= ?)";
+  const take = "state = 'delivering', attempts = attempts + 1, lease_owner = ?, lease_until = ?";
+  // PostgreSQL: the entries are picked (and locked) once in a CTE; a `WHERE id IN (SELECT … LIMIT
+  // … FOR UPDATE SKIP LOCKED)` may be evaluated more than once and take more than `limit`
+  const rows =
+    sql.engine === 'postgres'
+      ? await sql.all<EntryRow>(
+          `WITH picked AS (SELECT id FROM spool_entries WHERE ${due} ORDER BY next_attempt_at LIMIT ? FOR UPDATE SKIP LOCKED)
+           UPDATE spool_entries e SET ${take} FROM picked WHERE e.id = picked.id RETURNING e.*`,
+          [now, now, limit, lease.owner, now + lease.ms],
+        )
+      : await sql.all<EntryRow>(`UPDATE spool_entries SET ${take} WHERE id IN (SELECT id FROM spool_entries WHERE ${due} ORDER BY next_attempt_at LIMIT ?) RETURNING *`, [lease.owner, now + lease.ms, now, now, limit]);
+  return rows.map(toEntry).sort((a, b) => a.nextAttemptAt - b.nextAttemptAt || (a.id < b.id ? -1 : 1));
 }
 
 /** When the next waiting entry falls due, or undefined when none waits. */
-export function nextDueAt(db: Database): number | undefined {
-  const row = statement(db, "SELECT MIN(next_attempt_at) AS due FROM spool_entries WHERE state = 'waiting'").get() as { due: number | null };
-  return row.due ?? undefined;
+export async function nextDueAt(sql: Sql): Promise<number | undefined> {
+  const row = await sql.get<{ due: number | null }>("SELECT MIN(next_attempt_at) AS due FROM spool_entries WHERE state = 'waiting'");
+  return row?.due ?? undefined;
 }
 
-export function entryMessages(db: Database, entryId: string): SpooledMessage[] {
-  const rows = db
-    .prepare(
-      'SELECT m.seq, coalesce(m.sender, e.sender) AS sender, m.call_id, m.received_at, m.content_type, m.body FROM spool_messages m JOIN spool_entries e ON e.id = m.entry_id WHERE m.entry_id = ? ORDER BY m.seq',
-    )
-    .all(entryId) as Array<{ seq: number; sender: string; call_id: string; received_at: number; content_type: string; body: Uint8Array }>;
+export async function entryMessages(sql: Sql, entryId: string): Promise<SpooledMessage[]> {
+  const rows = await sql.all<{ seq: number; sender: string; call_id: string; received_at: number; content_type: string; body: Uint8Array }>(
+    'SELECT m.seq, coalesce(m.sender, e.sender) AS sender, m.call_id, m.received_at, m.content_type, m.body FROM spool_messages m JOIN spool_entries e ON e.id = m.entry_id WHERE m.entry_id = ? ORDER BY m.seq',
+    [entryId],
+  );
   return rows.map((r) => ({ seq: r.seq, sender: r.sender, callId: r.call_id, receivedAt: r.received_at, contentType: r.content_type, body: r.body }));
 }
 
-export function recordItemIds(db: Database, entryId: string, ids: { recipientItemId?: string; senderItemId?: string }): void {
-  if (ids.recipientItemId !== undefined) db.prepare('UPDATE spool_entries SET recipient_item_id = ? WHERE id = ?').run(ids.recipientItemId, entryId);
-  if (ids.senderItemId !== undefined) db.prepare('UPDATE spool_entries SET sender_item_id = ? WHERE id = ?').run(ids.senderItemId, entryId);
+/**
+ * The condition an outcome is written under: the entry is still `delivering` under this worker's
+ * lease (another worker took it after the lease ended: that one records the outcome). Without an
+ * owner (administration, tests) the entry's state is not checked.
+ */
+function leaseHeld(owner: string | undefined): { where: string; params: string[] } {
+  return owner === undefined ? { where: '', params: [] } : { where: " AND state = 'delivering' AND lease_owner = ?", params: [owner] };
 }
 
-export function markDelivered(db: Database, entryId: string, now: number): void {
-  db.prepare("UPDATE spool_entries SET state = 'delivered', delivered_at = ?, last_error = NULL WHERE id = ?").run(now, entryId);
+export async function recordItemIds(sql: Sql, entryId: string, ids: { recipientItemId?: string; senderItemId?: string }): Promise<void> {
+  if (ids.recipientItemId !== undefined) await sql.run('UPDATE spool_entries SET recipient_item_id = ? WHERE id = ?', [ids.recipientItemId, entryId]);
+  if (ids.senderItemId !== undefined) await sql.run('UPDATE spool_entries SET sender_item_id = ? WHERE id = ?', [ids.senderItemId, entryId]);
 }
 
-export function scheduleRetry(db: Database, entryId: string, at: number, reason: string): void {
-  db.prepare("UPDATE spool_entries SET state = 'waiting', next_attempt_at = ?, last_error = ? WHERE id = ?").run(at, reason, entryId);
+/** Delivered; false when `leaseOwner` no longer holds the entry (nothing written). */
+export async function markDelivered(sql: Sql, entryId: string, now: number, leaseOwner?: string): Promise<boolean> {
+  const held = leaseHeld(leaseOwner);
+  const r = await sql.run(`UPDATE spool_entries SET state = 'delivered', delivered_at = ?, last_error = NULL, lease_owner = NULL, lease_until = NULL WHERE id = ?${held.where}`, [now, entryId, ...held.params]);
+  return r.changes === 1;
 }
 
-export function markFailed(db: Database, entryId: string, now: number, reason: string): void {
-  db.prepare("UPDATE spool_entries SET state = 'failed', failed_at = ?, last_error = ? WHERE id = ?").run(now, reason, entryId);
+/** Waiting again, due at `at`; false when `leaseOwner` no longer holds the entry (nothing written). */
+export async function scheduleRetry(sql: Sql, entryId: string, at: number, reason: string, leaseOwner?: string): Promise<boolean> {
+  const held = leaseHeld(leaseOwner);
+  const r = await sql.run(`UPDATE spool_entries SET state = 'waiting', next_attempt_at = ?, last_error = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?${held.where}`, [at, reason, entryId, ...held.params]);
+  return r.changes === 1;
 }
 
-/** After a crash: entries left `delivering` go back to `waiting`, due now. Returns their ids. */
-export function recoverInterrupted(db: Database, now: number): string[] {
-  const rows = db.prepare("SELECT id FROM spool_entries WHERE state = 'delivering'").all() as Array<{ id: string }>;
-  db.prepare("UPDATE spool_entries SET state = 'waiting', next_attempt_at = ? WHERE state = 'delivering'").run(now);
-  return rows.map((r) => r.id);
+/** Failed, waiting for an administrator; false when `leaseOwner` no longer holds the entry (nothing written). */
+export async function markFailed(sql: Sql, entryId: string, now: number, reason: string, leaseOwner?: string): Promise<boolean> {
+  const held = leaseHeld(leaseOwner);
+  const r = await sql.run(`UPDATE spool_entries SET state = 'failed', failed_at = ?, last_error = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?${held.where}`, [now, reason, entryId, ...held.params]);
+  return r.changes === 1;
+}
+
+/**
+ * Entries left `delivering` whose lease ended before `leasedUntil` (or that have none) go back to
+ * `waiting`, due now. Returns their ids. On SQLite, where one process owns the database, a start
+ * passes Infinity: whatever was being delivered was this process's own before it stopped.
+ */
+export async function recoverInterrupted(sql: Sql, now: number, leasedUntil = Number.MAX_SAFE_INTEGER): Promise<string[]> {
+  const until = Math.min(leasedUntil, Number.MAX_SAFE_INTEGER);
+  const rows = await sql.all<{ id: string }>(
+    "UPDATE spool_entries SET state = 'waiting', next_attempt_at = ?, lease_owner = NULL, lease_until = NULL WHERE state = 'delivering' AND (lease_until IS NULL OR lease_until <= ?) RETURNING id",
+    [now, until],
+  );
+  return rows.map((r) => r.id).sort();
 }
 
 // ---- administration ---------------------------------------------------------------------------
@@ -250,7 +294,7 @@ export interface EntryFilter {
   limit?: number;
 }
 
-export function listEntries(db: Database, filter: EntryFilter = {}): SpoolEntry[] {
+export async function listEntries(sql: Sql, filter: EntryFilter = {}): Promise<SpoolEntry[]> {
   const where: string[] = [];
   const args: Array<string | number> = [];
   if (filter.user !== undefined) {
@@ -263,49 +307,50 @@ export function listEntries(db: Database, filter: EntryFilter = {}): SpoolEntry[
     args.push(filter.state);
   }
   args.push(filter.limit ?? 1000);
-  const sql = `SELECT * FROM spool_entries ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id LIMIT ?`;
-  return (db.prepare(sql).all(...args) as unknown as EntryRow[]).map(toEntry);
+  const text = `SELECT * FROM spool_entries ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id LIMIT ?`;
+  return (await sql.all<EntryRow>(text, args)).map(toEntry);
 }
 
-export function getEntry(db: Database, id: string): SpoolEntry {
-  const row = db.prepare('SELECT * FROM spool_entries WHERE id = ?').get(id) as EntryRow | undefined;
+export async function getEntry(sql: Sql, id: string): Promise<SpoolEntry> {
+  const row = await sql.get<EntryRow>('SELECT * FROM spool_entries WHERE id = ?', [id]);
   if (row === undefined) throw new OfflineError('ENTRY_NOT_FOUND', `there is no spool entry ${id}; parley spooler list shows the entries`);
   return toEntry(row);
 }
 
 /**
  * A failed entry is tried again now, with a fresh OfflineImMaxAge window (`maxAgeMs`). Entries
- * waiting for a retry are moved forward too; delivered and delivering ones are refused.
+ * waiting for a retry are moved forward too; delivered and delivering ones are refused. Call inside
+ * a transaction (the state read and the update belong together).
  */
-export function retryEntry(db: Database, id: string, now: number, maxAgeMs: number): SpoolEntry {
-  const entry = getEntry(db, id);
+export async function retryEntry(sql: Sql, id: string, now: number, maxAgeMs: number): Promise<SpoolEntry> {
+  const entry = await getEntry(sql, id);
   if (entry.state === 'delivered' || entry.state === 'delivering') {
     throw new OfflineError('ENTRY_STATE', `spool entry ${id} is ${entry.state}; only failed or waiting entries can be retried`);
   }
-  db.prepare("UPDATE spool_entries SET state = 'waiting', next_attempt_at = ?, expires_at = MAX(expires_at, ?), failed_at = NULL WHERE id = ?").run(now, now + maxAgeMs, id);
-  recordTrace(db, { traceId: id, callId: null, at: now, step: 'retry-requested', detail: { previousState: entry.state, lastError: entry.lastError } });
-  return getEntry(db, id);
+  await sql.run("UPDATE spool_entries SET state = 'waiting', next_attempt_at = ?, expires_at = ?, failed_at = NULL WHERE id = ?", [now, Math.max(entry.expiresAt, now + maxAgeMs), id]);
+  await recordTrace(sql, { traceId: id, callId: null, at: now, step: 'retry-requested', detail: { previousState: entry.state, lastError: entry.lastError } });
+  return getEntry(sql, id);
 }
 
 /**
  * Deletes one entry and its messages. An undelivered one only with `force`: that drops messages,
  * and what they held of the quotas is given back (recordRelease: the server may be another process).
+ * Call inside a transaction.
  */
-export function purgeEntry(db: Database, id: string, now: number, force = false): void {
-  const entry = getEntry(db, id);
+export async function purgeEntry(sql: Sql, id: string, now: number, force = false): Promise<void> {
+  const entry = await getEntry(sql, id);
   if (entry.state === 'delivering') throw new OfflineError('ENTRY_STATE', `spool entry ${id} is being delivered right now; try again in a moment`);
   if (entry.state === 'waiting' && !force) {
     throw new OfflineError('ENTRY_STATE', `spool entry ${id} is still waiting for delivery; purging it drops ${entry.messageCount} message(s): add --force if that is what you want`);
   }
-  db.prepare('DELETE FROM spool_entries WHERE id = ?').run(id);
-  if (entry.state !== 'delivered' && QUOTA_KINDS.includes(entry.kind)) recordRelease(db, { sender: entry.sender, recipient: entry.recipient, messages: entry.messageCount, bytes: entry.bytes });
-  recordTrace(db, { traceId: id, callId: null, at: now, step: 'purged', detail: { kind: entry.kind, state: entry.state, messages: entry.messageCount, bytes: entry.bytes } });
+  await sql.run('DELETE FROM spool_entries WHERE id = ?', [id]);
+  if (entry.state !== 'delivered' && QUOTA_KINDS.includes(entry.kind)) await recordRelease(sql, { sender: entry.sender, recipient: entry.recipient, messages: entry.messageCount, bytes: entry.bytes });
+  await recordTrace(sql, { traceId: id, callId: null, at: now, step: 'purged', detail: { kind: entry.kind, state: entry.state, messages: entry.messageCount, bytes: entry.bytes } });
 }
 
 /** Deletes delivered entries delivered before `before`; returns how many. */
-export function purgeDelivered(db: Database, before: number): number {
-  const result = db.prepare("DELETE FROM spool_entries WHERE state = 'delivered' AND delivered_at < ?").run(before);
-  return Number(result.changes);
+export async function purgeDelivered(sql: Sql, before: number): Promise<number> {
+  return (await sql.run("DELETE FROM spool_entries WHERE state = 'delivered' AND delivered_at < ?", [before])).changes;
 }
 
 interface EntryRow {
@@ -369,10 +414,10 @@ function notesOf(text: string | null): string[] {
  * Entries per state and when the oldest waiting one was created (null: none waits), for /metrics.
  * The count runs over the (state, next_attempt_at) index; a scrape, not a request path.
  */
-export function spoolCounts(db: Database): { byState: Record<SpoolState, number>; oldestWaitingCreatedAt: number | null } {
+export async function spoolCounts(sql: Sql): Promise<{ byState: Record<SpoolState, number>; oldestWaitingCreatedAt: number | null }> {
   const byState = Object.fromEntries(SPOOL_STATES.map((s) => [s, 0])) as Record<SpoolState, number>;
-  const rows = statement(db, 'SELECT state, COUNT(*) AS n FROM spool_entries GROUP BY state').all() as Array<{ state: SpoolState; n: number }>;
-  for (const r of rows) byState[r.state] = r.n;
-  const oldest = statement(db, "SELECT MIN(created_at) AS at FROM spool_entries WHERE state = 'waiting'").get() as { at: number | null };
-  return { byState, oldestWaitingCreatedAt: oldest.at };
+  const rows = await sql.all<{ state: SpoolState; n: number }>('SELECT state, COUNT(*) AS n FROM spool_entries GROUP BY state');
+  for (const r of rows) byState[r.state] = Number(r.n);
+  const oldest = await sql.get<{ at: number | null }>("SELECT MIN(created_at) AS at FROM spool_entries WHERE state = 'waiting'");
+  return { byState, oldestWaitingCreatedAt: oldest?.at ?? null };
 }

@@ -6,16 +6,20 @@
 // Inbox). Delivery is idempotent (the spool entry id is the items' InternetMessageId, and the
 // e-mail's Message-ID), so a retry after a crash or a timeout finds the item the earlier attempt made. Transient failures are retried with bounded exponential back-off until
 // the entry's OfflineImMaxAge ends; then the entry is `failed`, with its reason, never dropped.
+// Entries are taken with a lease (spool.ts, claimDue): on PostgreSQL the workers of every node take
+// due entries side by side, none waiting for another, and one that dies mid-round leaves its
+// entries to the others once the lease ends.
 
 import type { Logger } from '../observability/logger.ts';
 import { recordTrace } from '../observability/trace.ts';
 import type { DeliveryItem, DeliveryOutcome, MailboxConnector, SmtpRoutes } from '../mailbox/index.ts';
 import { CONVERSATION_CLASS, MailboxError, MISSED_CLASS, NOTE_CLASS, PartnerMailConnector } from '../mailbox/index.ts';
-import type { Database } from '../storage/index.ts';
-import { sqliteSql, transaction } from '../storage/index.ts';
+import { hostname } from 'node:os';
+import { randomBase32 } from '../random-id.ts';
+import type { Sql } from '../storage/index.ts';
 import type { MailboxRouting } from './connectors.ts';
 import { claimDue, entryMessages, markDelivered, markFailed, nextDueAt, recordItemIds, recoverInterrupted, scheduleRetry } from './spool.ts';
-import type { SpoolEntry } from './spool.ts';
+import type { Lease, SpoolEntry } from './spool.ts';
 import { renderTranscript } from './transcript.ts';
 
 export interface RetryPolicy {
@@ -28,7 +32,7 @@ export interface RetryPolicy {
 export const DEFAULT_RETRY: RetryPolicy = { baseMs: 5_000, maxMs: 300_000 };
 
 export interface SpoolWorkerOptions {
-  db: Database;
+  sql: Sql;
   logger: Logger;
   /** the SIP domain: the right-hand side of the items' InternetMessageId */
   domain: string;
@@ -41,13 +45,19 @@ export interface SpoolWorkerOptions {
    * (the entry's trace shows mail-failed).
    */
   smtpRoutes?: SmtpRoutes;
-  /** where email entries go; default: the outbox (PartnerMailConnector) over `db` and smtpRoutes */
+  /** where email entries go; default: the outbox (PartnerMailConnector) over the database and smtpRoutes */
   partnerMail?: MailboxConnector;
-  /** a user's display name, or '' */
-  displayName(address: string): string;
+  /** a user's display name; null or '' when there is none */
+  displayName(address: string): Promise<string | null>;
   retry: RetryPolicy;
   /** entries taken per round */
   deliveryBatch: number;
+  /**
+   * how long a round may hold the entries it took, ms (default DEFAULT_LEASE_MS): past it, another
+   * worker may take them again (the items are found, not made twice), so it must exceed the longest
+   * delivery the connectors allow
+   */
+  leaseMs?: number;
   /** IANA time zone of the transcript's times */
   timeZone: string;
   now?: () => number;
@@ -66,6 +76,9 @@ export interface DeliveryStats {
 
 /** Errors that retrying will not cure: the entry fails at once and waits for an administrator. */
 const PERMANENT = new Set(['REMOTE_REFUSED', 'MAILBOX_NOT_FOUND', 'INVALID_REQUEST', 'ACCESS_DENIED', 'FOLDER_NOT_FOUND']);
+
+/** The default lease of a round's entries, ms. */
+export const DEFAULT_LEASE_MS = 120_000;
 
 /** How often an idle worker looks for entries made due by another process (`parley spooler retry`). */
 const IDLE_POLL_MS = 1_000;
@@ -92,7 +105,9 @@ interface EntryOutcome {
 export class SpoolWorker {
   readonly #o: SpoolWorkerOptions;
   readonly #now: () => number;
-  readonly #partnerMail: MailboxConnector;
+  #partnerMail: MailboxConnector | undefined;
+  /** this worker's leases: unique among the workers of every node */
+  readonly #lease: Lease;
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** when the armed timer fires */
   #timerAt = Infinity;
@@ -102,16 +117,27 @@ export class SpoolWorker {
   constructor(opts: SpoolWorkerOptions) {
     this.#o = opts;
     this.#now = opts.now ?? Date.now;
-    this.#partnerMail = opts.partnerMail ?? new PartnerMailConnector({ sql: sqliteSql(opts.db), ...(opts.smtpRoutes !== undefined ? { routes: opts.smtpRoutes } : {}), now: this.#now });
+    this.#partnerMail = opts.partnerMail;
+    this.#lease = { owner: `${hostname()}/${process.pid}/${randomBase32(5)}`, ms: opts.leaseMs ?? DEFAULT_LEASE_MS };
   }
 
-  /** Puts entries a crash left `delivering` back in line, then starts the timer. */
-  start(): void {
-    const { db, logger } = this.#o;
+  /** The outbox's connector, made when an email entry first needs it. */
+  #partnerMailConnector(): MailboxConnector {
+    this.#partnerMail ??= new PartnerMailConnector({ sql: this.#o.sql, ...(this.#o.smtpRoutes !== undefined ? { routes: this.#o.smtpRoutes } : {}), now: this.#now });
+    return this.#partnerMail;
+  }
+
+  /**
+   * Puts entries a stop left `delivering` back in line, then starts the timer. On SQLite one process
+   * owns the database: all of them were its own. On PostgreSQL, only those whose lease has ended:
+   * the others belong to live workers of other nodes.
+   */
+  async start(): Promise<void> {
+    const { sql, logger } = this.#o;
     const now = this.#now();
-    const recovered = transaction(db, () => {
-      const ids = recoverInterrupted(db, now);
-      for (const id of ids) recordTrace(db, { traceId: id, callId: null, at: now, step: 'recovered', detail: { why: 'the server stopped while delivering it; delivering again (idempotent)' } });
+    const recovered = await sql.transaction(async (tx) => {
+      const ids = await recoverInterrupted(tx, now, tx.engine === 'sqlite' ? Number.MAX_SAFE_INTEGER : now);
+      for (const id of ids) await recordTrace(tx, { traceId: id, callId: null, at: now, step: 'recovered', detail: { why: 'the server stopped while delivering it; delivering again (idempotent)' } });
       return ids;
     });
     if (recovered.length > 0) logger.warn({ entries: recovered }, '%d spool entries were interrupted by a stop; delivering them again', recovered.length);
@@ -136,8 +162,16 @@ export class SpoolWorker {
 
   #schedule(): void {
     if (this.#closed) return;
-    const due = nextDueAt(this.#o.db);
-    this.#arm(due === undefined ? IDLE_POLL_MS : Math.min(IDLE_POLL_MS, Math.max(0, due - this.#now())));
+    nextDueAt(this.#o.sql).then(
+      (due) => {
+        if (this.#closed || this.#round !== undefined) return;
+        this.#arm(due === undefined ? IDLE_POLL_MS : Math.min(IDLE_POLL_MS, Math.max(0, due - this.#now())));
+      },
+      (err: unknown) => {
+        this.#o.logger.error({ err }, 'could not read when the next spool entry is due; looking again shortly');
+        if (!this.#closed && this.#round === undefined) this.#arm(IDLE_POLL_MS);
+      },
+    );
   }
 
   #arm(wait: number): void {
@@ -162,20 +196,24 @@ export class SpoolWorker {
 
   /** One round: claims up to deliveryBatch due entries, delivers them, records the outcomes. Returns how many. */
   async runOnce(): Promise<number> {
-    const { db } = this.#o;
+    const { sql } = this.#o;
     const started = this.#now();
-    const entries = transaction(db, () => {
-      const claimed = claimDue(db, started, this.#o.deliveryBatch);
-      for (const e of claimed) recordTrace(db, { traceId: e.id, callId: null, at: started, step: 'picked-up', detail: { attempt: e.attempts, messages: e.messageCount } });
-      return claimed;
-    });
+    // read committed: the entries are locked by SKIP LOCKED on PostgreSQL, not serialised
+    const entries = await sql.transaction(
+      async (tx) => {
+        const claimed = await claimDue(tx, started, this.#o.deliveryBatch, this.#lease);
+        for (const e of claimed) await recordTrace(tx, { traceId: e.id, callId: null, at: started, step: 'picked-up', detail: { attempt: e.attempts, messages: e.messageCount } });
+        return claimed;
+      },
+      { isolation: 'read committed' },
+    );
     if (entries.length === 0) return 0;
 
     const outcomes = new Map<string, EntryOutcome>(entries.map((e) => [e.id, {}]));
     const deliveries: Delivery[] = [];
     for (const entry of entries) {
       try {
-        deliveries.push(...this.#deliveriesOf(entry));
+        deliveries.push(...(await this.#deliveriesOf(entry)));
       } catch (err) {
         // a bug or corrupt entry: fail it visibly rather than retry forever
         (outcomes.get(entry.id) as EntryOutcome).error = { message: `cannot build the items: ${messageOf(err)}`, permanent: true, role: 'render', connector: '-' };
@@ -183,11 +221,28 @@ export class SpoolWorker {
     }
     await this.#deliverAll(deliveries, outcomes);
     const finished = this.#now();
-    const delivered = transaction(db, () => entries.filter((entry) => this.#settle(entry, outcomes.get(entry.id) as EntryOutcome, finished)));
-    for (const entry of entries) {
+    // each outcome is written under this worker's lease only (read committed: every row written is
+    // one it holds); what is logged and told is done once the transaction is committed
+    const settled = await sql.transaction(
+      async (tx) => {
+        const results: Settled[] = [];
+        for (const entry of entries) results.push(await this.#settle(tx, entry, outcomes.get(entry.id) as EntryOutcome, finished));
+        return results;
+      },
+      { isolation: 'read committed' },
+    );
+    const delivered: SpoolEntry[] = [];
+    entries.forEach((entry, i) => {
+      const result = settled[i] as Settled;
+      if (result.lost) {
+        this.#o.logger.warn({ entry: entry.id, lease: this.#lease.owner }, 'spool entry %s was taken by another worker after this one\'s lease ended; its outcome is theirs to record', entry.id);
+        return;
+      }
+      result.log();
+      if (result.delivered) delivered.push(entry);
       // a Missed Conversation changes the message-summary counts; an e-mail or an Inbox note does not
       if ((entry.kind === 'offline' || entry.kind === 'unread') && (outcomes.get(entry.id) as EntryOutcome).recipientItemId !== undefined) this.#o.onDelivered?.(entry);
-    }
+    });
     for (const entry of delivered) this.#o.onEntryDelivered?.(entry);
     this.#o.logger.debug({ entries: entries.length, delivered: delivered.length, ms: finished - started }, 'spool round');
     return entries.length;
@@ -199,11 +254,11 @@ export class SpoolWorker {
    * email entry the e-mail to the partner's user and the sender's copy; for a note entry the
    * recipient's Inbox note (its sender is a partner's user, with no mailbox here).
    */
-  #deliveriesOf(entry: SpoolEntry): Delivery[] {
-    const { db, domain } = this.#o;
-    const messages = entryMessages(db, entry.id);
-    const sender = { name: this.#o.displayName(entry.sender), address: entry.sender };
-    const recipient = { name: this.#o.displayName(entry.recipient), address: entry.recipient };
+  async #deliveriesOf(entry: SpoolEntry): Promise<Delivery[]> {
+    const { sql, domain } = this.#o;
+    const messages = await entryMessages(sql, entry.id);
+    const sender = { name: (await this.#o.displayName(entry.sender)) ?? '', address: entry.sender };
+    const recipient = { name: (await this.#o.displayName(entry.recipient)) ?? '', address: entry.recipient };
     const transcript = renderTranscript({
       sender,
       recipient,
@@ -239,7 +294,7 @@ export class SpoolWorker {
         const from = sender.name === '' ? { address: sender.address } : { name: sender.name, address: sender.address };
         const to = recipient.name === '' ? { address: recipient.address } : { name: recipient.name, address: recipient.address };
         const item: DeliveryItem = { ...recipientItem, folder: 'inbox', itemClass: NOTE_CLASS, from, to: [to], subject: `Conversation with ${sender.name || sender.address}`, traceId: entry.id };
-        out.push({ entry, role: 'recipient', connectorName: PARTNER_MAIL, connector: this.#partnerMail, item });
+        out.push({ entry, role: 'recipient', connectorName: PARTNER_MAIL, connector: this.#partnerMailConnector(), item });
       } else if (entry.kind === 'note') {
         out.push(this.#delivery(entry, 'recipient', { ...recipientItem, folder: 'inbox', itemClass: NOTE_CLASS, subject: `Message from ${sender.name || sender.address} while you were offline` }));
       } else {
@@ -279,43 +334,57 @@ export class SpoolWorker {
     );
   }
 
-  /** Writes an entry's outcome; true when it is now delivered. Runs inside the round's transaction. */
-  #settle(entry: SpoolEntry, outcome: EntryOutcome, now: number): boolean {
-    const { db, retry } = this.#o;
-    const trace = (step: string, detail: Record<string, unknown>) => recordTrace(db, { traceId: entry.id, callId: null, at: now, step, detail });
-    recordItemIds(db, entry.id, {
+  /**
+   * Writes an entry's outcome, inside the round's transaction, if this worker still holds its
+   * lease; what is to be logged is returned, to be done once it is committed.
+   */
+  async #settle(tx: Sql, entry: SpoolEntry, outcome: EntryOutcome, now: number): Promise<Settled> {
+    const { retry, logger } = this.#o;
+    const owner = this.#lease.owner;
+    const error = outcome.error;
+    const reason = error === undefined ? '' : `${error.role === 'render' ? '' : `${error.role} mailbox (${error.connector}): `}${error.message}`;
+    const failed = error !== undefined && (error.permanent || now >= entry.expiresAt);
+    const why = error?.permanent === true ? reason : `still failing when OfflineImMaxAge ended, after ${entry.attempts} attempts: ${reason}`;
+    const retryAt = Math.min(now + Math.min(retry.maxMs, retry.baseMs * 2 ** Math.min(30, entry.attempts - 1)), entry.expiresAt);
+    // the state first: written only while this worker holds the lease
+    const held = error === undefined ? await markDelivered(tx, entry.id, now, owner) : failed ? await markFailed(tx, entry.id, now, why, owner) : await scheduleRetry(tx, entry.id, retryAt, reason, owner);
+    if (!held) return { lost: true, delivered: false, log: () => undefined };
+    const trace = (step: string, detail: Record<string, unknown>) => recordTrace(tx, { traceId: entry.id, callId: null, at: now, step, detail });
+    await recordItemIds(tx, entry.id, {
       ...(outcome.recipientItemId !== undefined ? { recipientItemId: outcome.recipientItemId } : {}),
       ...(outcome.senderItemId !== undefined ? { senderItemId: outcome.senderItemId } : {}),
     });
     if (outcome.recipientItemId !== undefined) {
-      if (entry.kind === 'email') trace('delivered', { to: entry.recipient, kind: 'email', via: 'smtp outbox', outbox: outcome.recipientItemId, created: outcome.recipientCreated === true });
-      else trace('delivered', { to: entry.recipient, mailbox: 'recipient', ...(entry.kind === 'note' ? { kind: 'note', folder: 'inbox' } : {}), itemId: outcome.recipientItemId, created: outcome.recipientCreated === true });
+      if (entry.kind === 'email') await trace('delivered', { to: entry.recipient, kind: 'email', via: 'smtp outbox', outbox: outcome.recipientItemId, created: outcome.recipientCreated === true });
+      else await trace('delivered', { to: entry.recipient, mailbox: 'recipient', ...(entry.kind === 'note' ? { kind: 'note', folder: 'inbox' } : {}), itemId: outcome.recipientItemId, created: outcome.recipientCreated === true });
     }
-    if (outcome.senderItemId !== undefined) trace('delivered', { to: entry.sender, mailbox: entry.kind === 'history' ? 'owner' : 'sender', itemId: outcome.senderItemId });
-    const error = outcome.error;
+    if (outcome.senderItemId !== undefined) await trace('delivered', { to: entry.sender, mailbox: entry.kind === 'history' ? 'owner' : 'sender', itemId: outcome.senderItemId });
     if (error === undefined) {
-      markDelivered(db, entry.id, now);
-      if (entry.kind === 'history') this.#o.logger.info({ entry: entry.id, owner: entry.sender, peer: entry.recipient, conversation: entry.conversationId, messages: entry.messageCount }, 'conversation history %s delivered to %s', entry.id, entry.sender);
-      else if (entry.kind === 'email') this.#o.logger.info({ entry: entry.id, from: entry.sender, to: entry.recipient, messages: entry.messageCount, outbox: entry.recipientItemId ?? outcome.recipientItemId }, 'offline conversation %s queued as e-mail to %s', entry.id, entry.recipient);
-      else if (entry.kind === 'note') this.#o.logger.info({ entry: entry.id, from: entry.sender, to: entry.recipient, messages: entry.messageCount }, 'offline messages %s delivered to the Inbox of %s', entry.id, entry.recipient);
-      else this.#o.logger.info({ entry: entry.id, from: entry.sender, to: entry.recipient, messages: entry.messageCount }, 'missed conversation %s delivered to %s', entry.id, entry.recipient);
-      return true;
+      return {
+        lost: false,
+        delivered: true,
+        log: () => {
+          if (entry.kind === 'history') logger.info({ entry: entry.id, owner: entry.sender, peer: entry.recipient, conversation: entry.conversationId, messages: entry.messageCount }, 'conversation history %s delivered to %s', entry.id, entry.sender);
+          else if (entry.kind === 'email') logger.info({ entry: entry.id, from: entry.sender, to: entry.recipient, messages: entry.messageCount, outbox: entry.recipientItemId ?? outcome.recipientItemId }, 'offline conversation %s queued as e-mail to %s', entry.id, entry.recipient);
+          else if (entry.kind === 'note') logger.info({ entry: entry.id, from: entry.sender, to: entry.recipient, messages: entry.messageCount }, 'offline messages %s delivered to the Inbox of %s', entry.id, entry.recipient);
+          else logger.info({ entry: entry.id, from: entry.sender, to: entry.recipient, messages: entry.messageCount }, 'missed conversation %s delivered to %s', entry.id, entry.recipient);
+        },
+      };
     }
-    const reason = `${error.role === 'render' ? '' : `${error.role} mailbox (${error.connector}): `}${error.message}`;
-    if (error.permanent || now >= entry.expiresAt) {
-      const why = error.permanent ? reason : `still failing when OfflineImMaxAge ended, after ${entry.attempts} attempts: ${reason}`;
-      markFailed(db, entry.id, now, why);
-      trace('failed', { reason: why, attempts: entry.attempts });
-      this.#o.logger.warn({ entry: entry.id, from: entry.sender, to: entry.recipient, reason: why }, 'spool entry %s failed: %s', entry.id, why);
-      return false;
+    if (failed) {
+      await trace('failed', { reason: why, attempts: entry.attempts });
+      return { lost: false, delivered: false, log: () => logger.warn({ entry: entry.id, from: entry.sender, to: entry.recipient, reason: why }, 'spool entry %s failed: %s', entry.id, why) };
     }
-    const wait = Math.min(retry.maxMs, retry.baseMs * 2 ** Math.min(30, entry.attempts - 1));
-    const at = Math.min(now + wait, entry.expiresAt);
-    scheduleRetry(db, entry.id, at, reason);
-    trace('retry-scheduled', { reason, attempt: entry.attempts, nextAttemptAt: new Date(at).toISOString() });
-    this.#o.logger.info({ entry: entry.id, reason, nextAttemptAt: at }, 'delivery of spool entry %s failed; retrying in %d s', entry.id, Math.round((at - now) / 1000));
-    return false;
+    await trace('retry-scheduled', { reason, attempt: entry.attempts, nextAttemptAt: new Date(retryAt).toISOString() });
+    return { lost: false, delivered: false, log: () => logger.info({ entry: entry.id, reason, nextAttemptAt: retryAt }, 'delivery of spool entry %s failed; retrying in %d s', entry.id, Math.round((retryAt - now) / 1000)) };
   }
+}
+
+/** What settling an entry did: nothing when another worker holds it now (`lost`), else what to log once committed. */
+interface Settled {
+  lost: boolean;
+  delivered: boolean;
+  log(): void;
 }
 
 async function deliverBatch(connector: MailboxConnector, items: readonly DeliveryItem[]): Promise<DeliveryOutcome[]> {

@@ -1,10 +1,10 @@
 // One retention run: each kind's purge in batches of `policy.batch` rows, each batch one short
 // write transaction, with a pause between batches so the spool writer's group commits get the
-// write lock in between. It runs in the retention thread (purge-thread.ts), so neither a batch nor
-// its commit's fsync ever holds the event loop that answers SIP.
+// write lock in between. On SQLite it runs in the retention thread (purge-thread.ts), so neither a
+// batch nor its commit's fsync ever holds the event loop that answers SIP; on PostgreSQL from the
+// loop, on the pool (the server does the work).
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Database } from '../storage/index.ts';
-import { sqliteSql } from '../storage/index.ts';
+import type { Sql } from '../storage/index.ts';
 import type { RetentionPolicy } from './policy.ts';
 import { type OldestKind, type PurgeKind, oldestRows, purgesFor } from './purgers.ts';
 
@@ -27,16 +27,16 @@ export interface RunResult {
   locked: PurgeKind[];
 }
 
-export async function runPurges(db: Database, request: RunRequest, stopped: () => boolean = () => false, pauseMs = PAUSE_MS): Promise<RunResult> {
+export async function runPurges(sql: Sql, request: RunRequest, stopped: () => boolean = () => false, pauseMs = PAUSE_MS): Promise<RunResult> {
   const purged: Partial<Record<PurgeKind, number>> = {};
   const locked: PurgeKind[] = [];
   for (const purge of purgesFor(request)) {
     let busy = 0;
     for (;;) {
-      if (stopped()) return { purged, oldest: await oldestRows(db), locked };
+      if (stopped()) return { purged, oldest: await oldestRows(sql), locked };
       let result;
       try {
-        result = await sqliteSql(db).transaction(async (tx) => purge.batch(db, request.policy.batch, tx));
+        result = await sql.transaction((tx) => purge.batch(tx, request.policy.batch));
       } catch (err) {
         if (!isBusy(err)) throw err;
         if (++busy >= MAX_BUSY_IN_A_ROW) {
@@ -52,7 +52,7 @@ export async function runPurges(db: Database, request: RunRequest, stopped: () =
       await sleep(pauseMs);
     }
   }
-  return { purged, oldest: await oldestRows(db), locked };
+  return { purged, oldest: await oldestRows(sql), locked };
 }
 
 function isBusy(err: unknown): boolean {

@@ -5,19 +5,24 @@
 // short, so the spool writer's group commits wait at most for one batch. The thread lives only for
 // a run: a V8 isolate with the capabilities' modules costs tens of MB, which an idle server (a run
 // every 5 minutes) should not hold; starting one costs about a tenth of a second of the other core.
+// That is SQLite with a file; on PostgreSQL (and an in-memory SQLite database) a run is made from
+// the event loop on the process's handle: the database server does the work, not this process.
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../observability/logger.ts';
+import type { Sql } from '../storage/index.ts';
+import { sqliteFileOf } from '../storage/index.ts';
 import type { RetentionPolicy } from './policy.ts';
 import type { ThreadReply, ThreadRequest } from './purge-thread.ts';
 import { OLDEST_KINDS, type OldestKind, PURGE_KINDS, type PurgeKind } from './purgers.ts';
-import type { RunResult } from './run.ts';
+import type { RunRequest, RunResult } from './run.ts';
+import { runPurges } from './run.ts';
 
 /** the first run after start: after the start-up and its first clients, not among them */
 const FIRST_RUN_MS = 60_000;
 
 export interface RetentionOptions {
-  /** the database file (the thread opens a connection of its own) */
-  file: string;
+  /** the database (with a SQLite file, the thread opens a connection of its own to it) */
+  sql: Sql;
   policy: RetentionPolicy;
   logger: Logger;
   /** auth.lockout.window in ms */
@@ -42,6 +47,8 @@ export class RetentionScheduler {
   #exited: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #pending: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+  /** a run from the loop (no thread), while it goes */
+  #loopRun: Promise<void> | undefined;
   #stopped = false;
 
   constructor(opts: RetentionOptions) {
@@ -60,11 +67,26 @@ export class RetentionScheduler {
   /** One run now; resolves when the thread reports it (a run already going is joined, not doubled). */
   runOnce(): Promise<void> {
     if (this.#stopped) return Promise.resolve();
-    const worker = this.#worker ?? this.#spawn();
+    const file = sqliteFileOf(this.#opts.sql);
+    if (file === undefined) return (this.#loopRun ??= this.#runInLoop().finally(() => (this.#loopRun = undefined)));
+    const worker = this.#worker ?? this.#spawn(file);
     return new Promise((resolve, reject) => {
-      if (this.#pending.length === 0) worker.postMessage({ kind: 'run', request: { policy: this.#opts.policy, now: this.#now(), lockoutWindowMs: this.#opts.lockoutWindowMs } } satisfies ThreadRequest);
+      if (this.#pending.length === 0) worker.postMessage({ kind: 'run', request: this.#request() } satisfies ThreadRequest);
       this.#pending.push({ resolve, reject });
     });
+  }
+
+  #request(): RunRequest {
+    return { policy: this.#opts.policy, now: this.#now(), lockoutWindowMs: this.#opts.lockoutWindowMs };
+  }
+
+  async #runInLoop(): Promise<void> {
+    try {
+      this.#record(await runPurges(this.#opts.sql, this.#request(), () => this.#stopped));
+    } catch (err) {
+      this.#opts.logger.error({ err }, 'retention run failed: %s', err instanceof Error ? err.message : String(err));
+      throw err;
+    }
   }
 
   async close(): Promise<void> {
@@ -75,13 +97,14 @@ export class RetentionScheduler {
       worker.ref();
       worker.postMessage({ kind: 'stop' } satisfies ThreadRequest);
     }
-    // a run's thread, or one let go after its run and still closing its connection
+    // a run's thread, or one let go after its run and still closing its connection; or a run from the loop
     await this.#exited;
+    await this.#loopRun?.catch(() => undefined);
   }
 
   /** The thread for one run; it ends once the run is reported (#finished). */
-  #spawn(): Worker {
-    const worker = new Worker(new URL('./purge-thread.ts', import.meta.url), { workerData: { file: this.#opts.file } });
+  #spawn(file: string): Worker {
+    const worker = new Worker(new URL('./purge-thread.ts', import.meta.url), { workerData: { file } });
     // the server's sockets keep the process alive, never this thread
     worker.unref();
     worker.on('message', (reply: ThreadReply) => this.#finished(reply));

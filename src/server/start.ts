@@ -6,7 +6,7 @@ import type http from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { AUTH_MIGRATIONS, Authenticator, BasicSignIn, FairQueue, LockoutKeeper, basicCaller } from '../auth/index.ts';
-import { cachedUserLookup, createDirectoryRoute, DIRECTORY_MIGRATIONS, findUser as findUserNow } from '../directory/index.ts';
+import { cachedUserLookup, createDirectoryRoute, DIRECTORY_MIGRATIONS } from '../directory/index.ts';
 import type { Logger } from '../observability/logger.ts';
 import { EventService } from '../events/index.ts';
 import { MessageSummaryPackage } from '../mailbox/index.ts';
@@ -131,9 +131,6 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   const findUser = cachedUserLookup(sql);
   const userExists = async (address: string): Promise<boolean> => (await findUser(address)) !== undefined;
   const displayName = async (address: string): Promise<string | null> => (await findUser(address))?.displayName ?? null;
-  // Transitional: for the modules that still take synchronous lookups, a direct read on the
-  // node:sqlite connection; each goes when its module takes the asynchronous form
-  const displayNameNow = (address: string): string | null => findUserNow(db, address)?.displayName ?? null;
   // Where each user's mailbox is: the embedded store, or an external EWS server (config.mailboxes).
   // The embedded mailboxes' quotas apply to EWS, SMTP and the offline spool alike.
   const mailboxQuota = new MailboxQuota(config.mailboxQuota);
@@ -156,14 +153,14 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
 
   // The offline-IM pipeline: the router hands it what no registration took; its worker delivers.
   const offline = new OfflineService({
-    db,
+    sql,
     logger: logger.child({ component: 'offline' }),
     domain: config.domain,
     routing: mailboxes,
     // an e-mail to a partner's user (issue 15) is refused before the 202 when no route reaches its
     // domain: only with smtpRoutes.mx false (MX routing reaches every domain)
     smtpRoutes: config.smtpRoutes,
-    displayName: (address) => displayNameNow(address) ?? '',
+    displayName,
     retry: { baseMs: config.offlineIm.retryBase * 1000, maxMs: config.offlineIm.retryMax * 1000 },
     deliveryBatch: config.offlineIm.deliveryBatch,
     commitWindowMs: config.offlineIm.commitWindowMs,
@@ -179,10 +176,10 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   // answer went out; a group commit off the relay path); ended conversations and unread messages
   // become spool entries, which the offline worker delivers
   const history = new HistoryService({
-    db,
+    sql,
     logger: logger.child({ component: 'history' }),
     commitWindowMs: config.history.commitWindowMs,
-    displayName: (address) => displayNameNow(address) ?? '',
+    displayName,
     registrations,
     bindings: async (aor) => (await location.lookup(aor, Date.now())).length,
     onSpooled: (pickupAt) => offline.worker.kick(pickupAt),
@@ -193,7 +190,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     registrations: () => location.countByTransport(Date.now()),
     // the guard watches every stream connection from its accept on (the flows map only once a message came)
     connections: () => guard.countByProtocol(),
-    spool: () => spoolCounts(db),
+    spool: () => spoolCounts(sql),
     subscriptions: () => events.subscriptions.live.countByPackage(),
     subscriptionAdmissions: () => events.subscriptions.live.admissions,
     spoolQuotaRefusals: () => offline.quota.refusals,
@@ -207,7 +204,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
 
   // Retention: delivered offline messages, trace, audit, the change log… purged in small batches
   // on a connection of its own (src/retention), so SIP and the spool writer never wait long for it
-  const retention = new RetentionScheduler({ file: db.location() ?? '', policy: config.retention, logger: logger.child({ component: 'retention' }), lockoutWindowMs: lockout.window * 1000 });
+  const retention = new RetentionScheduler({ sql, policy: config.retention, logger: logger.child({ component: 'retention' }), lockoutWindowMs: lockout.window * 1000 });
 
   // the name partners reach this server by is one of its own (a Route naming it is for us)
   const federationFqdn = config.federation?.fqdn.toLowerCase().replace(/\.$/, '');
@@ -270,7 +267,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   closers.push(() => guard.stop());
   try {
     // started first, stopped last: what the transports accepted until the end gets committed
-    offline.start();
+    await offline.start();
     const closeOffline = once(() => offline.close());
     closers.push(closeOffline);
     // after the spool (its entries go there), stopped before it: what it recorded until the end gets committed
@@ -369,7 +366,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
         token: adminToken,
         domain: config.domain,
         product: PRODUCT,
-        endpoints: [...spoolerEndpoints(db, { spool: offline.quota, mailbox: mailboxQuota }), traceEndpoint(db)],
+        endpoints: [...spoolerEndpoints(sql, { spool: offline.quota, mailbox: mailboxQuota }), traceEndpoint(sql)],
         // Get-CsUserPresence reads the live presence; block changes NOTIFY the watcher at once; lockout
         // clears reach the sign-in guard at once
         cmdlets: serverCmdlets({ presence, lockouts }),

@@ -1,35 +1,39 @@
-// A batch writer: what a group commit hands its batches to. Each batch is written in one SQLite
-// transaction by a capability's `write(db, jobs)`; its COMMIT is the one fsync the batch costs.
+// A batch writer: what a group commit hands its batches to. Each batch is written in one
+// transaction by a capability's `write(sql, jobs)`; its COMMIT is the one durable write the batch
+// costs (an fsync on SQLite; on PostgreSQL the server's WAL flush, synchronous_commit on).
 //
-// With the database in a file, a worker thread with its own connection writes them: the SQL and
-// the fsync leave the thread that carries SIP, and on a machine with a second core they run on it.
-// The thread is a small entry file of the capability that calls `serveBatches(write)` (the
-// function must be importable in the thread: no state of the main thread). An in-memory database
-// (tests) cannot be shared with a thread: its batches are written in the loop.
+// On SQLite with the database in a file, a worker thread with its own connection writes them: the
+// SQL and the fsync leave the thread that carries SIP, and on a machine with a second core they run
+// on it. The thread is a small entry file of the capability that calls `serveBatches(write)` (the
+// function must be importable in the thread: no state of the main thread); it hands `write` its
+// connection as a `Sql` (sqliteSql). An in-memory SQLite database (tests) cannot be shared with a
+// thread, and PostgreSQL has no local fsync to move off the loop: their batches are written from
+// the event loop, on the process's handle (PostgreSQL's pool, asynchronously).
 //
 // The offline spool (src/offline/spool-writer.ts) and Conversation History (src/history) share it.
 
 import { parentPort, Worker, workerData } from 'node:worker_threads';
-import type { Database } from './database.ts';
 import { openDatabaseFile } from './database.ts';
+import type { Sql } from './sql.ts';
+import { sqliteSql } from './sqlite-sql.ts';
 
 /** Writes one batch of jobs in one transaction and returns what the caller needs of it. */
-export type BatchWrite<J, R> = (db: Database, jobs: readonly J[]) => R;
+export type BatchWrite<J, R> = (sql: Sql, jobs: readonly J[]) => Promise<R>;
 
 export interface BatchWriter<J, R> {
-  /** Writes the batch in one transaction; resolves once it is committed (on disk). */
-  write(jobs: readonly J[]): R | Promise<R>;
+  /** Writes the batch in one transaction; resolves once it is committed (durably). */
+  write(jobs: readonly J[]): Promise<R>;
   /** Stops writing; the caller has awaited every write it started. */
   close(): Promise<void>;
   /** false once closed, or while its thread is down (a new one starts with the next write) */
   readonly running: boolean;
 }
 
-/** Writes on the caller's connection, in the event loop (an in-memory database). */
-export function loopBatchWriter<J, R>(db: Database, write: BatchWrite<J, R>): BatchWriter<J, R> {
+/** Writes on the given handle, from the event loop (an in-memory SQLite database, or PostgreSQL). */
+export function loopBatchWriter<J, R>(sql: Sql, write: BatchWrite<J, R>): BatchWriter<J, R> {
   let running = true;
   return {
-    write: (jobs) => write(db, jobs),
+    write: (jobs) => (running ? write(sql, jobs) : Promise.reject(new Error('the batch writer is closed: the server is stopping'))),
     close: async () => {
       running = false;
     },
@@ -37,6 +41,32 @@ export function loopBatchWriter<J, R>(db: Database, write: BatchWrite<J, R>): Ba
       return running;
     },
   };
+}
+
+/**
+ * The database file a thread of its own may open for `sql`: a top-level SQLite handle on a file.
+ * Undefined for PostgreSQL, an in-memory database, or a transaction's handle.
+ */
+export function sqliteFileOf(sql: Sql): string | undefined {
+  if (sql.engine !== 'sqlite' || sql.inTransaction) return undefined;
+  const location = (sql as { location?: unknown }).location;
+  return typeof location === 'string' && location !== '' && location !== ':memory:' ? location : undefined;
+}
+
+export interface BatchWriterThread {
+  /** the thread's entry file (it calls serveBatches with the same write function) */
+  entry: URL;
+  /** who writes, for error messages: "the spool writer" */
+  name: string;
+}
+
+/**
+ * The batch writer for `sql`: a thread with its own connection when it is a SQLite file (see the
+ * header), else the event loop on `sql` itself.
+ */
+export function openBatchWriter<J, R>(sql: Sql, write: BatchWrite<J, R>, thread: BatchWriterThread): BatchWriter<J, R> {
+  const file = sqliteFileOf(sql);
+  return file === undefined ? loopBatchWriter(sql, write) : new ThreadBatchWriter<J, R>({ file, ...thread });
 }
 
 /** What the thread is sent: a batch to write, or the request to close its connection and end. */
@@ -56,13 +86,9 @@ interface WriterThread<R> {
   exited: Promise<void>;
 }
 
-export interface ThreadBatchWriterOptions {
+export interface ThreadBatchWriterOptions extends BatchWriterThread {
   /** the database file the thread opens its own connection to */
   file: string;
-  /** the thread's entry file (it calls serveBatches) */
-  entry: URL;
-  /** who writes, for error messages: "the spool writer" */
-  name: string;
 }
 
 /**
@@ -137,25 +163,29 @@ export class ThreadBatchWriter<J, R> implements BatchWriter<J, R> {
 
 /**
  * The thread's side: opens its own connection to the file the writer named, writes each batch it
- * is sent with `write`, answers the result (or the error). Call it at the top of a thread entry file.
+ * is sent with `write` (one at a time: the handle queues transactions), answers the result (or the
+ * error). Call it at the top of a thread entry file.
  */
 export function serveBatches<J, R>(write: BatchWrite<J, R>): void {
   const port = parentPort;
   if (port === null) throw new Error('serveBatches runs in a worker thread started by a ThreadBatchWriter');
-  const db = openDatabaseFile((workerData as { file: string }).file);
+  const sql = sqliteSql(openDatabaseFile((workerData as { file: string }).file));
+  let last: Promise<unknown> = Promise.resolve();
   port.on('message', (request: ThreadRequest<J>) => {
     if (request.kind === 'close') {
-      db.close();
-      port.close();
+      // after the batches already sent
+      void last.then(async () => {
+        await sql.close();
+        port.close();
+      });
       return;
     }
-    let reply: ThreadReply<R>;
-    try {
-      reply = { id: request.id, result: write(db, request.jobs) };
-    } catch (err) {
-      const code = (err as { code?: unknown }).code;
-      reply = { id: request.id, error: { message: err instanceof Error ? err.message : String(err), ...(typeof code === 'string' ? { code } : {}) } };
-    }
-    port.postMessage(reply);
+    last = write(sql, request.jobs).then(
+      (result) => port.postMessage({ id: request.id, result } satisfies ThreadReply<R>),
+      (err: unknown) => {
+        const code = (err as { code?: unknown } | null)?.code;
+        port.postMessage({ id: request.id, error: { message: err instanceof Error ? err.message : String(err), ...(typeof code === 'string' ? { code } : {}) } } satisfies ThreadReply<R>);
+      },
+    );
   });
 }

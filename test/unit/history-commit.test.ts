@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeEach, describe, it } from 'node:test';
+import { after, afterEach, beforeEach, describe, it } from 'node:test';
 import { createSite, setUserSite } from '../../src/directory/sites.ts';
 import { classify } from '../../src/history/content.ts';
 import { MAX_CONVERSATION_MESSAGES, writeHistoryBatch } from '../../src/history/commit.ts';
@@ -13,14 +13,15 @@ import { HistoryRecorder } from '../../src/history/recorder.ts';
 import { conversationMessages, endForSignOut, listConversations } from '../../src/history/repository.ts';
 import { readTrace } from '../../src/observability/trace.ts';
 import { CLIENT_POLICY, IM_CONFIGURATION, createInstance, grantClientPolicy } from '../../src/settings/index.ts';
-import type { Database } from '../../src/storage/index.ts';
-import { DATABASE_FILE, openDatabase, openMemoryDatabase, sqliteSql } from '../../src/storage/index.ts';
+import type { Sql, SqlDatabase } from '../../src/storage/index.ts';
+import { DATABASE_FILE, openDatabase, sqliteSql } from '../../src/storage/index.ts';
+import { closeTestPostgres, ENGINES } from '../harness/engines.ts';
 import { ALICE, BOB, T0, change, asking as cpimAsking, displayedReport, enc, logger, prepareHistoryDatabase as prepare, text } from './history-fixture.ts';
 
 const typing = '<?xml version="1.0"?><isComposing xmlns="urn:ietf:params:xml:ns:im-iscomposing"><state>active</state></isComposing>';
 
 describe('what a recorded message is', () => {
-  it('tells typing, displayed reports, text and display requests apart (bare or in CPIM)', () => {
+  it('tells typing, displayed reports, text and display requests apart (bare or in CPIM)', async () => {
     assert.deepEqual(classify('application/im-iscomposing+xml', enc(typing)), { kind: 'typing' });
     assert.deepEqual(classify('message/cpim', enc(`From: <sip:${ALICE}>\r\n\r\nContent-Type: application/im-iscomposing+xml\r\n\r\n${typing}`)), { kind: 'typing' });
     assert.deepEqual(classify('message/cpim', enc(displayedReport('m1'))), { kind: 'report', displayedId: 'm1' });
@@ -33,126 +34,143 @@ describe('what a recorded message is', () => {
   });
 });
 
-describe('the group commit', () => {
-  let db: Database;
-  beforeEach(async () => {
-    db = openMemoryDatabase();
-    await prepare(db);
-  });
+after(() => closeTestPostgres());
 
-  it('keeps both directions in one conversation until the idle timeout, then opens a new one', () => {
-    const summary = writeHistoryBatch(db, [text('hi bob', T0), text('typing…', T0 + 1, { contentType: 'application/im-iscomposing+xml', body: enc(typing) }), text('hi alice', T0 + 2000, { sender: BOB, recipient: ALICE })]);
+for (const engine of ENGINES) describe(`on ${engine.name}`, () => {
+describe('the group commit', () => {
+  let sql: SqlDatabase;
+  beforeEach(async () => {
+    sql = await engine.open();
+    await prepare(sql);
+  });
+  afterEach(() => sql.close());
+
+  it('keeps both directions in one conversation until the idle timeout, then opens a new one', async () => {
+    const summary = await writeHistoryBatch(sql, [text('hi bob', T0), text('typing…', T0 + 1, { contentType: 'application/im-iscomposing+xml', body: enc(typing) }), text('hi alice', T0 + 2000, { sender: BOB, recipient: ALICE })]);
     assert.deepEqual(summary, { recorded: 2, displayed: 0, opened: 1 });
-    const [first] = listConversations(db, ALICE, 0);
+    const [first] = await listConversations(sql, ALICE, 0);
     assert.ok(first);
     assert.equal(first.state, 'open');
     assert.equal(first.endsAt, T0 + 2000 + 60_000);
-    assert.deepEqual(conversationMessages(db, first.id).map((m) => [m.sender, Buffer.from(m.body ?? []).toString()]), [[ALICE, 'hi bob'], [BOB, 'hi alice']]);
+    assert.deepEqual((await conversationMessages(sql, first.id)).map((m) => [m.sender, Buffer.from(m.body ?? []).toString()]), [[ALICE, 'hi bob'], [BOB, 'hi alice']]);
     // after the idle timeout, a message opens a new conversation (the old one waits for the worker)
-    writeHistoryBatch(db, [text('back again', T0 + 2000 + 60_001)]);
-    const list = listConversations(db, BOB, 0);
+    await writeHistoryBatch(sql, [text('back again', T0 + 2000 + 60_001)]);
+    const list = await listConversations(sql, BOB, 0);
     assert.equal(list.length, 2);
     assert.notEqual(list[0]?.id, first.id);
-    assert.ok(readTrace(db, first.id).some((e) => e.step === 'opened'));
+    assert.ok((await readTrace(sql, first.id)).some((e) => e.step === 'opened'));
   });
 
   it('the shorter idle timeout of the two applies', async () => {
-    await createSite(sqliteSql(db), 'short');
-    await createInstance(sqliteSql(db), IM_CONFIGURATION, { scope: 'site', name: 'short' }, { ConversationIdleTimeout: 5 }, change);
-    await setUserSite(sqliteSql(db), BOB, 'short');
-    writeHistoryBatch(db, [text('hi', T0)]);
-    assert.equal(listConversations(db, ALICE, 0)[0]?.endsAt, T0 + 5000);
+    await createSite(sql, 'short');
+    await createInstance(sql, IM_CONFIGURATION, { scope: 'site', name: 'short' }, { ConversationIdleTimeout: 5 }, change);
+    await setUserSite(sql, BOB, 'short');
+    await writeHistoryBatch(sql, [text('hi', T0)]);
+    assert.equal((await listConversations(sql, ALICE, 0))[0]?.endsAt, T0 + 5000);
   });
 
-  it('marks messages displayed from the reader\'s report, even one refused (480) because the sender went offline', () => {
-    writeHistoryBatch(db, [text('read me', T0, { contentType: 'message/cpim', body: enc(cpimAsking('m1', 'read me')) }), text('and me', T0 + 1, { contentType: 'message/cpim', body: enc(cpimAsking('m2', 'and me')) })]);
-    const id = listConversations(db, ALICE, 0)[0]?.id ?? '';
-    const due = () => db.prepare('SELECT imdn_message_id AS id, display_due_at AS due, displayed FROM history_messages WHERE conversation_id = ? ORDER BY seq').all(id);
-    assert.deepEqual(due().map((r) => ({ ...r })), [{ id: 'm1', due: T0 + 30_000, displayed: 0 }, { id: 'm2', due: T0 + 1 + 30_000, displayed: 0 }]);
+  it('marks messages displayed from the reader\'s report, even one refused (480) because the sender went offline', async () => {
+    await writeHistoryBatch(sql, [text('read me', T0, { contentType: 'message/cpim', body: enc(cpimAsking('m1', 'read me')) }), text('and me', T0 + 1, { contentType: 'message/cpim', body: enc(cpimAsking('m2', 'and me')) })]);
+    const id = (await listConversations(sql, ALICE, 0))[0]?.id ?? '';
+    const due = () => sql.all<{ id: string; due: number; displayed: number }>('SELECT imdn_message_id AS id, display_due_at AS due, displayed FROM history_messages WHERE conversation_id = ? ORDER BY seq', [id]);
+    assert.deepEqual((await due()).map((r) => ({ ...r })), [{ id: 'm1', due: T0 + 30_000, displayed: 0 }, { id: 'm2', due: T0 + 1 + 30_000, displayed: 0 }]);
     // a report from someone else does not count; bob's does
-    const summary = writeHistoryBatch(db, [
+    const summary = (await writeHistoryBatch(sql, [
       text('', T0 + 5, { sender: 'carol@parley.test', recipient: ALICE, contentType: 'message/cpim', body: enc(displayedReport('m1')) }),
       text('', T0 + 6, { sender: BOB, recipient: ALICE, contentType: 'message/cpim', body: enc(displayedReport('m1')), outcome: 'undelivered' }),
-    ]);
+    ]));
     assert.equal(summary.displayed, 1);
-    assert.deepEqual(due().map((r) => r.displayed), [1, 0]);
-    assert.equal(listConversations(db, ALICE, 0)[0]?.messageCount, 2, 'reports are not messages of the conversation');
+    assert.deepEqual((await due()).map((r) => r.displayed), [1, 0]);
+    assert.equal((await listConversations(sql, ALICE, 0))[0]?.messageCount, 2, 'reports are not messages of the conversation');
   });
 
-  it('a pair that never pauses goes on in a new conversation once one holds MAX_CONVERSATION_MESSAGES', () => {
+  it('a pair that never pauses goes on in a new conversation once one holds MAX_CONVERSATION_MESSAGES', async () => {
     const flood = Array.from({ length: MAX_CONVERSATION_MESSAGES + 5 }, (_, i) => text(`m${i}`, T0 + i));
-    assert.equal(writeHistoryBatch(db, flood).opened, 2);
-    const counts = listConversations(db, ALICE, 0).map((c) => c.messageCount).sort((a, b) => a - b);
+    assert.equal((await writeHistoryBatch(sql, flood)).opened, 2);
+    const counts = (await listConversations(sql, ALICE, 0)).map((c) => c.messageCount).sort((a, b) => a - b);
     assert.deepEqual(counts, [5, MAX_CONVERSATION_MESSAGES]);
-    assert.equal(writeHistoryBatch(db, [text('next', T0 + 2000)]).opened, 0, 'the new one goes on');
+    assert.equal((await writeHistoryBatch(sql, [text('next', T0 + 2000)])).opened, 0, 'the new one goes on');
   });
 
-  it('notes offline messages without their body; ignores refused ones', () => {
-    writeHistoryBatch(db, [text('online', T0), text('offline', T0 + 10, { outcome: 'spooled', entryId: 'sp-aaaaaaaaaaaaaaaa' }), text('refused', T0 + 20, { outcome: 'undelivered' })]);
-    const id = listConversations(db, ALICE, 0)[0]?.id ?? '';
-    assert.deepEqual(conversationMessages(db, id).map((m) => [m.kind, m.body === null, m.spoolEntryId]), [['relayed', false, null], ['offline', true, 'sp-aaaaaaaaaaaaaaaa']]);
+  it('notes offline messages without their body; ignores refused ones', async () => {
+    await writeHistoryBatch(sql, [text('online', T0), text('offline', T0 + 10, { outcome: 'spooled', entryId: 'sp-aaaaaaaaaaaaaaaa' }), text('refused', T0 + 20, { outcome: 'undelivered' })]);
+    const id = (await listConversations(sql, ALICE, 0))[0]?.id ?? '';
+    assert.deepEqual((await conversationMessages(sql, id)).map((m) => [m.kind, m.body === null, m.spoolEntryId]), [['relayed', false, null], ['offline', true, 'sp-aaaaaaaaaaaaaaaa']]);
   });
 
-  it('an offline message alone opens no conversation (its Missed item and the copy are its record), and takes no write', () => {
-    const before = (db.prepare('SELECT total_changes() AS n').get() as { n: number }).n;
-    assert.equal(writeHistoryBatch(db, [text('offline only', T0, { outcome: 'spooled', entryId: 'sp-bbbbbbbbbbbbbbbb' })]).recorded, 0);
-    assert.equal((db.prepare('SELECT total_changes() AS n').get() as { n: number }).n, before);
-    assert.equal(listConversations(db, ALICE, 0).length, 0);
+  it('an offline message alone opens no conversation (its Missed item and the copy are its record), and takes no write', async () => {
+    // the handle, counting the transactions opened on it
+    let transactions = 0;
+    const watched = new Proxy(sql, {
+      get(target, name) {
+        if (name === 'transaction') transactions++;
+        const value: unknown = Reflect.get(target, name);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    }) as Sql;
+    assert.equal((await writeHistoryBatch(watched, [text('offline only', T0, { outcome: 'spooled', entryId: 'sp-bbbbbbbbbbbbbbbb' })])).recorded, 0);
+    assert.equal(transactions, 0, 'no transaction, no write lock');
+    assert.equal((await listConversations(sql, ALICE, 0)).length, 0);
     // once the two are talking, it is noted in their conversation
-    writeHistoryBatch(db, [text('online', T0 + 10)]);
-    assert.equal(writeHistoryBatch(db, [text('offline later', T0 + 20, { outcome: 'spooled', entryId: 'sp-cccccccccccccccc' })]).recorded, 1);
+    await writeHistoryBatch(sql, [text('online', T0 + 10)]);
+    assert.equal((await writeHistoryBatch(sql, [text('offline later', T0 + 20, { outcome: 'spooled', entryId: 'sp-cccccccccccccccc' })])).recorded, 1);
   });
 
   it('keeps nothing for a pair where neither archives, unless a display is tracked', async () => {
-    await createInstance(sqliteSql(db), CLIENT_POLICY, { scope: 'tag', name: 'NoArchive' }, { EnableIMAutoArchiving: false }, change);
-    await grantClientPolicy(sqliteSql(db), ALICE, 'NoArchive', change);
-    await grantClientPolicy(sqliteSql(db), BOB, 'NoArchive', change);
-    assert.equal(writeHistoryBatch(db, [text('not kept', T0), text('offline, not kept', T0 + 1, { outcome: 'spooled', entryId: 'sp-x' })]).recorded, 0);
-    assert.equal(listConversations(db, ALICE, 0).length, 0);
-    assert.equal(writeHistoryBatch(db, [text('tracked', T0 + 2, { contentType: 'message/cpim', body: enc(cpimAsking('m9', 'tracked')) })]).recorded, 1);
+    await createInstance(sql, CLIENT_POLICY, { scope: 'tag', name: 'NoArchive' }, { EnableIMAutoArchiving: false }, change);
+    await grantClientPolicy(sql, ALICE, 'NoArchive', change);
+    await grantClientPolicy(sql, BOB, 'NoArchive', change);
+    assert.equal((await writeHistoryBatch(sql, [text('not kept', T0), text('offline, not kept', T0 + 1, { outcome: 'spooled', entryId: 'sp-x' })])).recorded, 0);
+    assert.equal((await listConversations(sql, ALICE, 0)).length, 0);
+    assert.equal((await writeHistoryBatch(sql, [text('tracked', T0 + 2, { contentType: 'message/cpim', body: enc(cpimAsking('m9', 'tracked')) })])).recorded, 1);
     // one of the two archiving is enough
-    await grantClientPolicy(sqliteSql(db), BOB, null, change);
-    assert.equal(writeHistoryBatch(db, [text('kept for bob', T0 + 3)]).recorded, 1);
+    await grantClientPolicy(sql, BOB, null, change);
+    assert.equal((await writeHistoryBatch(sql, [text('kept for bob', T0 + 3)])).recorded, 1);
   });
 
-  it('a sign-out ends the user\'s open conversations now and makes their unread messages due', () => {
-    writeHistoryBatch(db, [text('hi', T0, { contentType: 'message/cpim', body: enc(cpimAsking('m1', 'hi')) })]);
-    const [c] = listConversations(db, BOB, 0);
-    assert.deepEqual(endForSignOut(db, BOB, T0 + 1000), [c?.id]);
-    const after = listConversations(db, BOB, 0)[0];
+  it('a sign-out ends the user\'s open conversations now and makes their unread messages due', async () => {
+    await writeHistoryBatch(sql, [text('hi', T0, { contentType: 'message/cpim', body: enc(cpimAsking('m1', 'hi')) })]);
+    const [c] = await listConversations(sql, BOB, 0);
+    assert.deepEqual((await endForSignOut(sql, BOB, T0 + 1000)), [c?.id]);
+    const after = (await listConversations(sql, BOB, 0))[0];
     assert.equal(after?.endsAt, T0 + 1000);
     assert.equal(after?.closeReason, 'signed-out');
-    assert.equal((db.prepare('SELECT display_due_at AS due FROM history_messages').get() as { due: number }).due, T0 + 1000);
+    assert.equal((await sql.get<{ due: number }>('SELECT display_due_at AS due FROM history_messages'))?.due, T0 + 1000);
   });
 });
 
 describe('the recorder', () => {
   it('in the loop: record() only queues; the window\'s batch is committed at once', async () => {
-    const db = openMemoryDatabase();
-    await prepare(db);
-    const recorder = new HistoryRecorder({ db, logger, commitWindowMs: 10 });
+    const sql = await engine.open();
+    await prepare(sql);
+    const recorder = new HistoryRecorder({ sql, logger, commitWindowMs: 10 });
     recorder.record(text('one', T0));
     recorder.record(text('two', T0 + 1, { sender: BOB, recipient: ALICE }));
-    assert.equal(listConversations(db, ALICE, 0).length, 0, 'nothing written on the relay path');
+    assert.equal((await listConversations(sql, ALICE, 0)).length, 0, 'nothing written on the relay path');
     await recorder.settled();
-    assert.equal(listConversations(db, ALICE, 0)[0]?.messageCount, 2);
+    assert.equal((await listConversations(sql, ALICE, 0))[0]?.messageCount, 2);
     assert.deepEqual({ batches: recorder.stats.batches, recorded: recorder.stats.recorded }, { batches: 1, recorded: 2 });
     await recorder.close();
+    await sql.close();
   });
+});
+});
 
+describe('the recorder on SQLite', () => {
   it('in a thread (a database file): the same, on its own connection; a body that is a view of a larger buffer is stored alone', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'parley-history-recorder-'));
     const db = openDatabase(dir);
-    await prepare(db);
-    const recorder = new HistoryRecorder({ db, logger, commitWindowMs: 10 });
+    const sql = sqliteSql(db);
+    await prepare(sql);
+    const recorder = new HistoryRecorder({ sql, logger, commitWindowMs: 10 });
     assert.equal(db.location(), join(dir, DATABASE_FILE));
     const datagram = Buffer.from('MESSAGE …\r\n\r\nhi there');
     recorder.record(text('', T0, { body: datagram.subarray(datagram.length - 8) }));
     for (let i = 1; i <= 50; i++) recorder.record(text(`m${i}`, T0 + i));
     await recorder.settled();
-    const [c] = listConversations(db, ALICE, 0);
+    const [c] = await listConversations(sql, ALICE, 0);
     assert.equal(c?.messageCount, 51);
-    assert.equal(Buffer.from(conversationMessages(db, c?.id ?? '')[0]?.body ?? []).toString(), 'hi there');
+    assert.equal(Buffer.from((await conversationMessages(sql, c?.id ?? ''))[0]?.body ?? []).toString(), 'hi there');
     await recorder.close();
     db.close();
   });

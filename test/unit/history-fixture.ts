@@ -1,5 +1,5 @@
-// What the Conversation History unit tests share: a database with two or three users (no password:
-// inserted directly, scrypt is slow on purpose), the clock, and recorded messages.
+// What the Conversation History unit tests share: a database on either engine with two or three
+// users (no password: inserted directly, scrypt is slow on purpose), the clock, and recorded messages.
 import pino from 'pino';
 import { DIRECTORY_MIGRATIONS } from '../../src/directory/index.ts';
 import { HISTORY_MIGRATIONS } from '../../src/history/schema.ts';
@@ -7,8 +7,9 @@ import { TRACE_MIGRATIONS } from '../../src/observability/trace.ts';
 import { OFFLINE_MIGRATIONS } from '../../src/offline/index.ts';
 import type { RecordedMessage } from '../../src/router/context.ts';
 import { GLOBAL, IM_CONFIGURATION, SETTINGS_MIGRATIONS, updateInstance } from '../../src/settings/index.ts';
-import type { Database } from '../../src/storage/index.ts';
-import { runMigrations, sqliteSql } from '../../src/storage/index.ts';
+import type { Sql } from '../../src/storage/index.ts';
+import { migrate } from '../../src/storage/index.ts';
+import { addUserRow } from './presence-database.ts';
 
 export const change = { actor: 'test', cmdlet: 'test', now: () => 1 };
 export const logger = pino({ level: 'silent' });
@@ -18,12 +19,10 @@ export const BOB = 'bob@parley.test';
 export const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 
 /** The tables, alice, bob and carol (display names "Alice Example"…), a 60 s idle timeout and 30 s to read a message. */
-export async function prepareHistoryDatabase(db: Database): Promise<void> {
-  runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, TRACE_MIGRATIONS, OFFLINE_MIGRATIONS, HISTORY_MIGRATIONS]);
-  for (const user of ['alice', 'bob', 'carol']) {
-    db.prepare("INSERT INTO users (address, display_name, password_hash, digest_realm, ha1_md5, ha1_sha256, created_at, updated_at) VALUES (?, ?, '-', 'parley.test', '-', '-', 0, 0)").run(`${user}@parley.test`, `${user[0]?.toUpperCase()}${user.slice(1)} Example`);
-  }
-  await updateInstance(sqliteSql(db), IM_CONFIGURATION, GLOBAL, { ConversationIdleTimeout: 60, UnreadMissedTimeout: 30 }, change);
+export async function prepareHistoryDatabase(sql: Sql): Promise<void> {
+  await migrate(sql, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, TRACE_MIGRATIONS, OFFLINE_MIGRATIONS, HISTORY_MIGRATIONS]);
+  for (const user of ['alice', 'bob', 'carol']) await addUserRow(sql, { address: `${user}@parley.test`, displayName: `${user[0]?.toUpperCase()}${user.slice(1)} Example` });
+  await updateInstance(sql, IM_CONFIGURATION, GLOBAL, { ConversationIdleTimeout: 60, UnreadMissedTimeout: 30 }, change);
 }
 
 /** A text MESSAGE alice → bob relayed at `at`, unless `over` says otherwise. */

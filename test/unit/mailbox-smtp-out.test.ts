@@ -13,17 +13,15 @@ import { answerEws } from '../../src/mailbox/ews/service.ts';
 import type { SqlDatabase } from '../../src/storage/index.ts';
 import { migrate } from '../../src/storage/index.ts';
 import { closeTestPostgres, ENGINES } from '../harness/engines.ts';
-import { skipsFor } from './engine-readiness.ts';
 import { parseXml } from '../../src/xml/index.ts';
 
 const logger = pino({ level: 'silent' });
-const skips = await skipsFor([MAILBOX_MIGRATIONS]);
 after(() => closeTestPostgres());
 
 const message = { from: { address: 'alice@parley.test' }, to: [{ address: 'bob@partner.example' }], cc: [], subject: 'hi', html: null, text: 'hi', messageId: '<m@parley.test>', date: 0 };
 
 for (const engine of ENGINES) {
-  describe(`outbound SMTP on ${engine.name}`, { skip: skips.get(engine.name) ?? false }, () => {
+  describe(`outbound SMTP on ${engine.name}`, () => {
     let oursSql: SqlDatabase;
     let theirsSql: SqlDatabase;
     let partner: SmtpListener;

@@ -8,16 +8,14 @@ import type { SmtpListener } from '../../src/mailbox/index.ts';
 import type { SqlDatabase } from '../../src/storage/index.ts';
 import { migrate } from '../../src/storage/index.ts';
 import { closeTestPostgres, ENGINES } from '../harness/engines.ts';
-import { skipsFor } from './engine-readiness.ts';
 
-const skips = await skipsFor([MAILBOX_MIGRATIONS]);
 after(() => closeTestPostgres());
 
 const message = (id: string, extra = '') =>
   `From: Eve <eve@elsewhere.example>\r\nTo: bob@parley.test\r\nSubject: Hello Bob\r\nMessage-ID: ${id}\r\nDate: Thu, 01 Jan 2026 10:00:00 +0000\r\n${extra}Content-Type: text/plain\r\n\r\nHi Bob,\r\n..a dotted line\r\n.`;
 
 for (const engine of ENGINES) {
-  describe(`inbound SMTP on ${engine.name}`, { skip: skips.get(engine.name) ?? false }, () => {
+  describe(`inbound SMTP on ${engine.name}`, () => {
     let sql: SqlDatabase;
     let smtp: SmtpListener;
     before(async () => {

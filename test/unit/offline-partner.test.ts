@@ -20,8 +20,8 @@ import { runSpoolerCommand } from '../../src/offline/cli.ts';
 import { runTraceCommand } from '../../src/observability/trace-cli.ts';
 import { readTrace, TRACE_MIGRATIONS } from '../../src/observability/trace.ts';
 import { CLIENT_POLICY, GLOBAL, IM_CONFIGURATION, SETTINGS_MIGRATIONS, createInstance, grantClientPolicy, updateInstance } from '../../src/settings/index.ts';
-import type { Database } from '../../src/storage/index.ts';
-import { openDatabase, openMemoryDatabase, runMigrations, sqliteSql, transaction } from '../../src/storage/index.ts';
+import type { Database, SqlDatabase } from '../../src/storage/index.ts';
+import { openDatabase, openMemoryDatabase, runMigrations, sqliteSql } from '../../src/storage/index.ts';
 
 const change = { actor: 'test', cmdlet: 'test', now: () => 1 };
 const logger = pino({ level: 'silent' });
@@ -31,16 +31,17 @@ const DAVE = 'dave@partner.example';
 const ROUTES = { domains: { 'partner.example': { host: '127.0.0.1', port: 2525 } } };
 
 let db: Database;
+let sql: SqlDatabase;
 let clock: number;
 let embedded: EmbeddedMailboxConnector;
 let missedNotified: SpoolEntry[];
 let service: OfflineService;
 
-const displayName = (a: string) => (db.prepare('SELECT display_name AS n FROM users WHERE address = ?').get(a) as { n: string | null } | undefined)?.n ?? '';
+const displayName = async (a: string) => (db.prepare('SELECT display_name AS n FROM users WHERE address = ?').get(a) as { n: string | null } | undefined)?.n ?? null;
 
 function options(over: Partial<OfflineServiceOptions> = {}): OfflineServiceOptions {
   return {
-    db,
+    sql,
     logger,
     domain: 'parley.test',
     routing: createMailboxRouting({ servers: {}, users: {} }, embedded),
@@ -59,6 +60,7 @@ function options(over: Partial<OfflineServiceOptions> = {}): OfflineServiceOptio
 
 beforeEach(async () => {
   db = openMemoryDatabase();
+  sql = sqliteSql(db);
   runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS, OFFLINE_MIGRATIONS, TRACE_MIGRATIONS]);
   for (const [user, name] of [['alice', 'Alice Example'], ['bob', 'Bob Example'], ['carol', 'Carol']] as const) {
     db.prepare("INSERT INTO users (address, display_name, password_hash, digest_realm, ha1_md5, ha1_sha256, created_at, updated_at) VALUES (?, ?, '-', 'parley.test', '-', '-', 0, 0)").run(`${user}@parley.test`, name);
@@ -146,7 +148,7 @@ describe("to a partner's user who is offline: one e-mail", () => {
     }
     assert.equal(new Set(ids).size, 1, 'one entry');
     const entryId = ids[0] ?? '';
-    assert.equal(getEntry(db, entryId).kind, 'email');
+    assert.equal((await getEntry(sql, entryId)).kind, 'email');
     assert.equal(await service.worker.runOnce(), 0, 'nothing before the pickup delay');
     clock = T0 + PICKUP;
     assert.equal(await service.worker.runOnce(), 1);
@@ -171,13 +173,13 @@ describe("to a partner's user who is offline: one e-mail", () => {
     assert.equal(copy[0]?.subject, 'Conversation with dave@partner.example');
     assert.equal(copy[0]?.isRead, true);
 
-    const entry = getEntry(db, entryId);
+    const entry = await getEntry(sql, entryId);
     assert.equal(entry.state, 'delivered');
     assert.equal(entry.recipientItemId, mail?.id, 'the entry names its outbox entry');
     assert.equal(missedNotified.length, 0, 'no Missed Conversation changed');
     assert.deepEqual(service.quota.waitingFrom('alice@parley.test'), { messages: 0, bytes: 0 }, 'the quota is given back');
 
-    const steps = readTrace(db, entryId);
+    const steps = await readTrace(sql, entryId);
     assert.deepEqual(steps.map((s) => s.step), ['received', 'gated', 'spooled', 'received', 'gated', 'spooled', 'received', 'gated', 'spooled', 'picked-up', 'mail-queued', 'delivered', 'delivered']);
     assert.equal(steps[0]?.detail.kind, 'email');
     assert.equal(steps[2]?.detail.kind, 'email');
@@ -195,7 +197,7 @@ describe("to a partner's user who is offline: one e-mail", () => {
     const off = await service.accept(toPartner('hi again'));
     assert.match(off.kind === 'refused' ? off.warning : '', /dave@partner\.example is offline and offline IM is off: EnableOfflineIm is False in CsImConfiguration Global/);
     await new Promise((r) => setImmediate(r));
-    const refusals = readTrace(db, 'c-hi again').filter((s) => s.step === 'gated');
+    const refusals = (await readTrace(sql, 'c-hi again')).filter((s) => s.step === 'gated');
     assert.equal(refusals[0]?.detail.kind, 'email');
     assert.equal(refusals[0]?.detail.settingsOf, 'alice@parley.test');
   });
@@ -220,20 +222,20 @@ describe("to a partner's user who is offline: one e-mail", () => {
     await stopping.made;
     // the "crash": the e-mail is in the outbox, the entry still delivering
     assert.equal((await dueOutbound(sqliteSql(db), clock)).length, 1);
-    assert.equal(getEntry(db, entryId).state, 'delivering');
+    assert.equal((await getEntry(sql, entryId)).state, 'delivering');
 
     const restarted = new SpoolWorker(options());
-    restarted.start();
+    await restarted.start();
     await restarted.close();
-    assert.equal(getEntry(db, entryId).state, 'waiting');
+    assert.equal((await getEntry(sql, entryId)).state, 'waiting');
     assert.equal(await restarted.runOnce(), 1);
-    const entry = getEntry(db, entryId);
+    const entry = await getEntry(sql, entryId);
     assert.equal(entry.state, 'delivered');
     const queued = await dueOutbound(sqliteSql(db), clock);
     assert.equal(queued.length, 1, 'exactly one e-mail');
     assert.equal(entry.recipientItemId, queued[0]?.id);
     assert.equal((await folder('alice@parley.test', 'conversationhistory')).length, 1, 'one copy');
-    const steps = readTrace(db, entryId);
+    const steps = await readTrace(sql, entryId);
     assert.ok(steps.some((s) => s.step === 'recovered'));
     assert.deepEqual(steps.filter((s) => s.step === 'mail-queued').length, 1);
     assert.equal(steps.find((s) => s.step === 'delivered' && s.detail.kind === 'email')?.detail.created, false, 'the second delivery found the queued e-mail');
@@ -246,18 +248,18 @@ describe("to a partner's user who is offline: one e-mail", () => {
     const entryId = entryIdOf(await retrying.accept(toPartner('hi')));
     clock += PICKUP;
     await retrying.worker.runOnce();
-    let entry = getEntry(db, entryId);
+    let entry = await getEntry(sql, entryId);
     assert.equal(entry.state, 'waiting');
     assert.match(entry.lastError ?? '', /recipient mailbox \(smtp\): the database is busy/);
     assert.notEqual(entry.senderItemId, null, "the sender's copy was made");
     flaky.failWith = undefined;
     clock = entry.nextAttemptAt;
     await retrying.worker.runOnce();
-    entry = getEntry(db, entryId);
+    entry = await getEntry(sql, entryId);
     assert.equal(entry.state, 'delivered');
     assert.equal((await dueOutbound(sqliteSql(db), clock)).length, 1);
     assert.equal((await folder('alice@parley.test', 'conversationhistory')).length, 1);
-    assert.ok(readTrace(db, entryId).some((s) => s.step === 'retry-scheduled'));
+    assert.ok((await readTrace(sql, entryId)).some((s) => s.step === 'retry-scheduled'));
   });
 
   it('fails visibly (kept, with its reason) when the route is gone by delivery time', async () => {
@@ -265,7 +267,7 @@ describe("to a partner's user who is offline: one e-mail", () => {
     clock += PICKUP;
     const noRoute = new SpoolWorker(options({ smtpRoutes: { mx: false } }));
     await noRoute.runOnce();
-    const entry = getEntry(db, entryId);
+    const entry = await getEntry(sql, entryId);
     assert.equal(entry.state, 'failed');
     assert.match(entry.lastError ?? '', /no outbound SMTP route for partner\.example/);
     assert.equal((await dueOutbound(sqliteSql(db), clock)).length, 0);
@@ -281,7 +283,7 @@ describe('from a partner to an offline local user: one note in the Inbox', () =>
     }
     assert.equal(new Set(ids).size, 1);
     const entryId = ids[0] ?? '';
-    assert.equal(getEntry(db, entryId).kind, 'note');
+    assert.equal((await getEntry(sql, entryId)).kind, 'note');
     clock = T0 + PICKUP;
     assert.equal(await service.worker.runOnce(), 1);
 
@@ -298,12 +300,12 @@ describe('from a partner to an offline local user: one note in the Inbox', () =>
     assert.equal((await folder('bob@parley.test', 'conversationhistory')).length, 0, 'nothing in Conversation History');
     assert.deepEqual(await missedConversationSummary(sqliteSql(db), 'bob@parley.test'), { total: 0, unread: 0 }, 'not counted as Missed');
     assert.equal(missedNotified.length, 0);
-    const entry = getEntry(db, entryId);
+    const entry = await getEntry(sql, entryId);
     assert.equal(entry.state, 'delivered');
     assert.equal(entry.senderItemId, null, 'the partner has no mailbox here');
     assert.deepEqual(service.quota.waitingFor('bob@parley.test'), { messages: 0, bytes: 0 });
     assert.equal((await dueOutbound(sqliteSql(db), clock)).length, 0, 'no e-mail');
-    const steps = readTrace(db, entryId);
+    const steps = await readTrace(sql, entryId);
     assert.deepEqual(steps.map((s) => s.step), ['received', 'gated', 'spooled', 'received', 'gated', 'spooled', 'picked-up', 'delivered']);
     assert.equal(steps[0]?.detail.kind, 'note');
     assert.equal(steps[1]?.detail.settingsOf, 'bob@parley.test');
@@ -331,15 +333,15 @@ describe('from a partner to an offline local user: one note in the Inbox', () =>
     void first.runOnce();
     await stopping.made;
     assert.equal((await folder('bob@parley.test', 'inbox')).length, 1);
-    assert.equal(getEntry(db, entryId).state, 'delivering');
+    assert.equal((await getEntry(sql, entryId)).state, 'delivering');
 
     const restarted = new SpoolWorker(options());
-    restarted.start();
+    await restarted.start();
     await restarted.close();
     assert.equal(await restarted.runOnce(), 1);
-    assert.equal(getEntry(db, entryId).state, 'delivered');
+    assert.equal((await getEntry(sql, entryId)).state, 'delivered');
     assert.equal((await folder('bob@parley.test', 'inbox')).length, 1, 'exactly one note');
-    assert.equal(readTrace(db, entryId).find((s) => s.step === 'delivered')?.detail.created, false);
+    assert.equal((await readTrace(sql, entryId)).find((s) => s.step === 'delivered')?.detail.created, false);
   });
 });
 
@@ -358,7 +360,7 @@ describe('quotas: email and note entries count as offline ones', () => {
     assert.equal(fourth.kind === 'refused' ? fourth.quota : '', 'recipient-messages');
 
     const restarted = new OfflineService(options());
-    restarted.start();
+    await restarted.start();
     await restarted.close();
     assert.equal(restarted.quota.waitingFrom('alice@parley.test').messages, 2);
     assert.equal(restarted.quota.waitingFor(DAVE).messages, 2);
@@ -377,8 +379,8 @@ describe('administration shows the kinds', () => {
     const file = openDatabase(dir);
     runMigrations(file, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS, OFFLINE_MIGRATIONS, TRACE_MIGRATIONS]);
     const request = { callId: 'c-1', contentType: 'text/plain', body: new TextEncoder().encode('hello'), receivedAt: T0, pickupDelayMs: PICKUP, maxAgeMs: 86_400_000, why: 'offline', gate: { EnableOfflineIm: 'Global', EnableIMAutoArchiving: 'Global' } };
-    const [email, note] = transaction(file, () =>
-      spoolMessages(file, [
+    const [email, note] = await sqliteSql(file).transaction((tx) =>
+      spoolMessages(tx, [
         { ...request, sender: 'alice@parley.test', recipient: DAVE, kind: 'email' },
         { ...request, callId: 'c-2', sender: DAVE, recipient: 'bob@parley.test', kind: 'note' },
       ]),
@@ -409,9 +411,9 @@ describe('migration offline/005 (the kinds of partner organisations)', () => {
              ('sp-old2', 'history', 'bob@parley.test', 'alice@parley.test', 'delivered', 1, 1, 1, 9, 1, 1, 2, NULL, 'cv-2', '[]')`);
     old.exec("INSERT INTO spool_messages (entry_id, seq, call_id, received_at, content_type, body, sender) VALUES ('sp-old1', 1, 'c1', 1, 'text/plain', x'6869', NULL), ('sp-old2', 1, 'c2', 1, 'text/plain', x'6869', 'alice@parley.test')");
     runMigrations(old, [OFFLINE_MIGRATIONS]);
-    const one = getEntry(old, 'sp-old1');
+    const one = await getEntry(sqliteSql(old), 'sp-old1');
     assert.deepEqual([one.kind, one.state, one.attempts, one.lastError, one.conversationId, one.notes, one.bytes], ['unread', 'failed', 5, 'why', 'cv-1', ['a note'], 2]);
-    assert.equal(getEntry(old, 'sp-old2').kind, 'history');
+    assert.equal((await getEntry(sqliteSql(old), 'sp-old2')).kind, 'history');
     assert.equal((old.prepare('SELECT count(*) AS n FROM spool_messages').get() as { n: number }).n, 2);
     old.exec("INSERT INTO spool_entries (id, kind, sender, recipient, state, created_at, pickup_at, next_attempt_at, expires_at) VALUES ('sp-new', 'email', 'a', 'b', 'waiting', 1, 1, 1, 1)");
     assert.throws(() => old.exec("INSERT INTO spool_entries (id, kind, sender, recipient, state, created_at, pickup_at, next_attempt_at, expires_at) VALUES ('sp-bad', 'fax', 'a', 'b', 'waiting', 1, 1, 1, 1)"), /CHECK constraint/);
@@ -429,7 +431,7 @@ describe('without the SMTP routes (smtpRoutes not given to the pipeline)', () =>
     const entryId = entryIdOf(await unrouted.accept(toPartner('hi', { recipient: 'erin@org-c.example' })));
     clock += PICKUP;
     await unrouted.worker.runOnce();
-    assert.equal(getEntry(db, entryId).state, 'delivered');
+    assert.equal((await getEntry(sql, entryId)).state, 'delivered');
     assert.deepEqual((await dueOutbound(sqliteSql(db), clock)).map((m) => m.recipients), [['erin@org-c.example']]);
   });
 });

@@ -2,7 +2,7 @@
 // retries and failure, on an in-memory database with a hand-driven clock. A failing connector
 // wraps the embedded one to play an unreachable or refusing mailbox server.
 import assert from 'node:assert/strict';
-import { beforeEach, describe, it } from 'node:test';
+import { after, afterEach, beforeEach, describe, it } from 'node:test';
 import pino from 'pino';
 import { DIRECTORY_MIGRATIONS } from '../../src/directory/index.ts';
 import type { DeliveryItem, DeliveryResult, MailboxConnector } from '../../src/mailbox/index.ts';
@@ -11,14 +11,19 @@ import { OFFLINE_MIGRATIONS, OfflineService, createMailboxRouting, getEntry, lis
 import type { OfflineMessage, SpoolEntry } from '../../src/offline/index.ts';
 import { readTrace, TRACE_MIGRATIONS } from '../../src/observability/trace.ts';
 import { CLIENT_POLICY, GLOBAL, IM_CONFIGURATION, SETTINGS_MIGRATIONS, createInstance, effectiveSettings, grantClientPolicy, updateInstance } from '../../src/settings/index.ts';
-import type { Database } from '../../src/storage/index.ts';
-import { openMemoryDatabase, runMigrations, sqliteSql, transaction } from '../../src/storage/index.ts';
+import type { SqlDatabase } from '../../src/storage/index.ts';
+import { migrate } from '../../src/storage/index.ts';
+import { closeTestPostgres, ENGINES } from '../harness/engines.ts';
+import { addUserRow } from './presence-database.ts';
 
 const change = { actor: 'test', cmdlet: 'test', now: () => 1 };
 const logger = pino({ level: 'silent' });
 const T0 = Date.UTC(2026, 10, 25, 10, 0, 0);
 
-let db: Database;
+after(() => closeTestPostgres());
+
+for (const engine of ENGINES) describe(`on ${engine.name}`, () => {
+let sql: SqlDatabase;
 let clock: number;
 let delivered: SpoolEntry[];
 
@@ -44,22 +49,20 @@ let flaky: FlakyConnector;
 let service: OfflineService;
 
 beforeEach(async () => {
-  db = openMemoryDatabase();
-  runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS, OFFLINE_MIGRATIONS, TRACE_MIGRATIONS]);
-  for (const [user, name] of [['alice', 'Alice Example'], ['bob', 'Bob Example'], ['carol', 'Carol']] as const) {
-    // scrypt is slow on purpose (addUser): these users need no password, so insert them directly
-    db.prepare("INSERT INTO users (address, display_name, password_hash, digest_realm, ha1_md5, ha1_sha256, created_at, updated_at) VALUES (?, ?, '-', 'parley.test', '-', '-', 0, 0)").run(`${user}@parley.test`, name);
-  }
+  sql = await engine.open();
+  await migrate(sql, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS, OFFLINE_MIGRATIONS, TRACE_MIGRATIONS]);
+  // scrypt is slow on purpose (addUser): these users need no password, so they are written as rows
+  for (const [user, name] of [['alice', 'Alice Example'], ['bob', 'Bob Example'], ['carol', 'Carol']] as const) await addUserRow(sql, { address: `${user}@parley.test`, displayName: name });
   clock = T0;
   delivered = [];
-  const embedded = new EmbeddedMailboxConnector({ sql: sqliteSql(db), userExists: async () => true, now: () => clock });
+  const embedded = new EmbeddedMailboxConnector({ sql, userExists: async () => true, now: () => clock });
   flaky = new FlakyConnector(embedded);
   service = new OfflineService({
-    db,
+    sql,
     logger,
     domain: 'parley.test',
     routing: createMailboxRouting({ servers: {}, users: {} }, embedded),
-    displayName: (a) => (db.prepare('SELECT display_name AS n FROM users WHERE address = ?').get(a) as { n: string | null } | undefined)?.n ?? '',
+    displayName: async (a) => (await sql.get<{ n: string | null }>('SELECT display_name AS n FROM users WHERE address = ?', [a]))?.n ?? null,
     retry: { baseMs: 1000, maxMs: 8000 },
     deliveryBatch: 16,
     commitWindowMs: 0,
@@ -68,6 +71,10 @@ beforeEach(async () => {
     now: () => clock,
     onDelivered: (e) => delivered.push(e),
   });
+});
+afterEach(async () => {
+  await service.close();
+  await sql.close();
 });
 
 const message = (text: string, over: Partial<OfflineMessage> = {}): OfflineMessage => ({
@@ -81,15 +88,15 @@ const message = (text: string, over: Partial<OfflineMessage> = {}): OfflineMessa
 });
 
 async function items(address: string) {
-  const mailbox = await ensureMailbox(sqliteSql(db), address);
-  const folder = await getDistinguishedFolder(sqliteSql(db), mailbox.id, 'conversationhistory');
-  return (await findItems(sqliteSql(db), mailbox.id, folder.id, {})).items;
+  const mailbox = await ensureMailbox(sql, address);
+  const folder = await getDistinguishedFolder(sql, mailbox.id, 'conversationhistory');
+  return (await findItems(sql, mailbox.id, folder.id, {})).items;
 }
 
 describe('the offline gate', () => {
   it('names the setting and the scope it came from', async () => {
-    await updateInstance(sqliteSql(db), IM_CONFIGURATION, GLOBAL, { EnableOfflineIm: false }, change);
-    const gate = offlineGate('bob@parley.test', effectiveSettings(db, 'alice@parley.test'));
+    await updateInstance(sql, IM_CONFIGURATION, GLOBAL, { EnableOfflineIm: false }, change);
+    const gate = offlineGate('bob@parley.test', await effectiveSettings(sql, 'alice@parley.test'));
     assert.equal(gate.allowed, false);
     assert.match(gate.allowed ? '' : gate.warning, /EnableOfflineIm is False in CsImConfiguration Global/);
   });
@@ -129,17 +136,17 @@ describe('OfflineService', () => {
     assert.equal(copy[0]?.subject, 'Conversation with Bob Example');
     assert.equal((await items('bob@parley.test')).filter((i) => i.itemClass === CONVERSATION_CLASS).length, 0);
 
-    const entry = getEntry(db, entryId ?? '');
+    const entry = await getEntry(sql, entryId ?? '');
     assert.equal(entry.state, 'delivered');
     assert.equal(entry.recipientItemId, item?.id);
-    assert.deepEqual(await missedConversationSummary(sqliteSql(db), 'bob@parley.test'), { total: 1, unread: 1 });
+    assert.deepEqual(await missedConversationSummary(sql, 'bob@parley.test'), { total: 1, unread: 1 });
     assert.deepEqual(delivered.map((e) => e.id), [entryId]);
-    assert.deepEqual(readTrace(db, entryId ?? '').map((s) => s.step), ['received', 'gated', 'spooled', 'received', 'gated', 'spooled', 'received', 'gated', 'spooled', 'picked-up', 'delivered', 'delivered']);
+    assert.deepEqual((await readTrace(sql, entryId ?? '')).map((s) => s.step), ['received', 'gated', 'spooled', 'received', 'gated', 'spooled', 'received', 'gated', 'spooled', 'picked-up', 'delivered', 'delivered']);
   });
 
   it('refuses (480 material) when the sender may not: EnableOfflineIm, EnableIMAutoArchiving, typing, empty', async () => {
-    await createInstance(sqliteSql(db), CLIENT_POLICY, { scope: 'tag', name: 'NoArchive' }, { EnableIMAutoArchiving: false }, change);
-    await grantClientPolicy(sqliteSql(db), 'carol@parley.test', 'NoArchive', change);
+    await createInstance(sql, CLIENT_POLICY, { scope: 'tag', name: 'NoArchive' }, { EnableIMAutoArchiving: false }, change);
+    await grantClientPolicy(sql, 'carol@parley.test', 'NoArchive', change);
     const carol = await service.accept(message('hi', { sender: 'carol@parley.test' }));
     assert.equal(carol.kind, 'refused');
     assert.match(carol.kind === 'refused' ? carol.warning : '', /EnableIMAutoArchiving is False in CsClientPolicy Tag:NoArchive/);
@@ -155,11 +162,12 @@ describe('OfflineService', () => {
     assert.equal((await service.accept(message(cpim('text/plain', 'a real message'), { contentType: 'message/cpim' }))).kind, 'spooled', 'CPIM text is kept');
     const empty = await service.accept(message('', { body: new Uint8Array() }));
     assert.match(empty.kind === 'refused' ? empty.warning : '', /empty/);
-    await updateInstance(sqliteSql(db), IM_CONFIGURATION, GLOBAL, { EnableOfflineIm: false }, change);
+    await updateInstance(sql, IM_CONFIGURATION, GLOBAL, { EnableOfflineIm: false }, change);
     const off = await service.accept(message('hi'));
     assert.match(off.kind === 'refused' ? off.warning : '', /EnableOfflineIm is False/);
-    await new Promise((r) => setImmediate(r));
-    assert.equal(readTrace(db, 'c-hi').filter((s) => s.step === 'gated' && s.detail.decision === 'refused').length, 2);
+    // the refusals' trace rows go with the next batch: closing commits it
+    await service.close();
+    assert.equal((await readTrace(sql, 'c-hi')).filter((s) => s.step === 'gated' && s.detail.decision === 'refused').length, 2);
   });
 
   it('a delivery interrupted after the item was made (crash) is delivered again without a second item', async () => {
@@ -168,23 +176,23 @@ describe('OfflineService', () => {
     clock += 120_000;
     await service.worker.runOnce();
     // play the crash: the items exist, but the entry is back to `delivering` as if never settled
-    db.prepare("UPDATE spool_entries SET state = 'delivering', recipient_item_id = NULL, sender_item_id = NULL WHERE id = ?").run(entryId);
-    service.worker.start();
+    await sql.run("UPDATE spool_entries SET state = 'delivering', recipient_item_id = NULL, sender_item_id = NULL WHERE id = ?", [entryId]);
+    await service.worker.start();
     await service.worker.close();
-    assert.equal(getEntry(db, entryId).state, 'waiting');
+    assert.equal((await getEntry(sql, entryId)).state, 'waiting');
     await service.worker.runOnce();
-    assert.equal(getEntry(db, entryId).state, 'delivered');
+    assert.equal((await getEntry(sql, entryId)).state, 'delivered');
     assert.equal((await items('bob@parley.test')).length, 1);
     assert.equal((await items('alice@parley.test')).length, 1);
-    assert.ok(readTrace(db, entryId).some((s) => s.step === 'recovered'));
+    assert.ok((await readTrace(sql, entryId)).some((s) => s.step === 'recovered'));
   });
 });
 
 describe('the spool for Conversation History (kinds)', () => {
   const text = (t: string) => new TextEncoder().encode(t);
   const history = (owner: string, peer: string, notes: string[] = []) =>
-    transaction(db, () =>
-      spoolHistoryEntry(db, {
+    sql.transaction((tx) =>
+      spoolHistoryEntry(tx, {
         owner,
         peer,
         conversationId: 'cv-TEST',
@@ -200,7 +208,7 @@ describe('the spool for Conversation History (kinds)', () => {
     );
 
   it('a history entry is due at once and makes one read Conversation item for its owner, both directions in order, with its notes', async () => {
-    const id = history('bob@parley.test', 'alice@parley.test', ['1 message Alice sent while you were offline is in your missed conversation.']);
+    const id = await history('bob@parley.test', 'alice@parley.test', ['1 message Alice sent while you were offline is in your missed conversation.']);
     assert.equal(await service.worker.runOnce(), 1);
     assert.equal((await items('alice@parley.test')).length, 0, 'only the owner gets it');
     const [item, ...more] = await items('bob@parley.test');
@@ -216,20 +224,20 @@ describe('the spool for Conversation History (kinds)', () => {
     assert.ok(!(item?.bodyHtml ?? '').includes('<script'), 'HTML is sanitised');
     assert.match(item?.bodyHtml ?? '', /<i>1 message Alice sent/);
     assert.deepEqual(delivered, [], 'no Missed item, so no message-summary change');
-    const entry = getEntry(db, id);
+    const entry = await getEntry(sql, id);
     assert.equal(entry.state, 'delivered');
     assert.equal(entry.kind, 'history');
     assert.equal(entry.conversationId, 'cv-TEST');
-    assert.ok(readTrace(db, 'cv-TEST').some((s) => s.traceId === id && s.step === 'delivered'), 'the conversation id finds the entry');
+    assert.ok((await readTrace(sql, 'cv-TEST')).some((s) => s.traceId === id && s.step === 'delivered'), 'the conversation id finds the entry');
   });
 
   it('a history entry delivered again (crash after the item was made) finds its item', async () => {
-    const id = history('alice@parley.test', 'bob@parley.test');
+    const id = await history('alice@parley.test', 'bob@parley.test');
     await service.worker.runOnce();
-    db.prepare("UPDATE spool_entries SET state = 'waiting', sender_item_id = NULL, next_attempt_at = ? WHERE id = ?").run(clock, id);
+    await sql.run("UPDATE spool_entries SET state = 'waiting', sender_item_id = NULL, next_attempt_at = ? WHERE id = ?", [clock, id]);
     await service.worker.runOnce();
     assert.equal((await items('alice@parley.test')).length, 1);
-    assert.equal(getEntry(db, id).state, 'delivered');
+    assert.equal((await getEntry(sql, id)).state, 'delivered');
   });
 
   it('unread messages wait for their own pickup from when they are spooled, join only unread entries, and count in no quota', async () => {
@@ -249,11 +257,11 @@ describe('the spool for Conversation History (kinds)', () => {
       gate: {},
       kind: 'unread' as const,
     });
-    const [a, b] = transaction(db, () => spoolMessages(db, [unread('u1'), unread('u2')]));
+    const [a, b] = await sql.transaction((tx) => spoolMessages(tx, [unread('u1'), unread('u2')]));
     assert.equal(a?.entryId, b?.entryId, 'the second joins the first');
     assert.notEqual(a?.entryId, offline.kind === 'spooled' ? offline.entryId : '', 'never joins an offline entry');
     assert.equal(a?.pickupAt, clock + 60_000, 'the pickup delay counts from the spooling');
-    assert.deepEqual(listEntries(db).map((e) => e.kind).sort(), ['offline', 'unread']);
+    assert.deepEqual((await listEntries(sql)).map((e) => e.kind).sort(), ['offline', 'unread']);
     assert.deepEqual(service.quota.tallies().senders.get('alice@parley.test')?.messages, 1, 'the quota counts the offline message only');
     clock += 60_000;
     assert.equal(await service.worker.runOnce(), 1, 'the unread entry, before the offline one');
@@ -270,11 +278,11 @@ describe('retries', () => {
   let failing: OfflineService;
   beforeEach(async () => {
     failing = new OfflineService({
-      db,
+      sql,
       logger,
       domain: 'parley.test',
       routing: { connectorFor: () => ({ name: 'exchange', connector: flaky }) },
-      displayName: () => '',
+      displayName: async () => null,
       retry: { baseMs: 1000, maxMs: 4000 },
       deliveryBatch: 16,
       commitWindowMs: 0,
@@ -285,14 +293,14 @@ describe('retries', () => {
   });
 
   it('an unreachable mailbox is retried with doubling, bounded waits, then delivered exactly once', async () => {
-    await updateInstance(sqliteSql(db), IM_CONFIGURATION, GLOBAL, { OfflineImPickupDelay: 0 }, change);
+    await updateInstance(sql, IM_CONFIGURATION, GLOBAL, { OfflineImPickupDelay: 0 }, change);
     const r = await failing.accept(message('x'));
     const id = r.kind === 'spooled' ? r.entryId : '';
     flaky.failWith = new MailboxError('REMOTE_UNAVAILABLE', 'connection refused');
     const waits: number[] = [];
     for (let i = 0; i < 5; i++) {
       await failing.worker.runOnce();
-      const e = getEntry(db, id);
+      const e = await getEntry(sql, id);
       assert.equal(e.state, 'waiting');
       assert.match(e.lastError ?? '', /recipient mailbox \(exchange\): connection refused/);
       waits.push(e.nextAttemptAt - clock);
@@ -301,38 +309,39 @@ describe('retries', () => {
     assert.deepEqual(waits, [1000, 2000, 4000, 4000, 4000]);
     flaky.failWith = undefined;
     await failing.worker.runOnce();
-    assert.equal(getEntry(db, id).state, 'delivered');
+    assert.equal((await getEntry(sql, id)).state, 'delivered');
     assert.equal((await items('bob@parley.test')).length, 1);
   });
 
   it('still failing when OfflineImMaxAge ends: failed with its reason, kept; an administrator retry delivers it', async () => {
-    await updateInstance(sqliteSql(db), IM_CONFIGURATION, GLOBAL, { OfflineImPickupDelay: 0, OfflineImMaxAge: 60 }, change);
+    await updateInstance(sql, IM_CONFIGURATION, GLOBAL, { OfflineImPickupDelay: 0, OfflineImMaxAge: 60 }, change);
     const r = await failing.accept(message('x'));
     const id = r.kind === 'spooled' ? r.entryId : '';
     flaky.failWith = new MailboxError('REMOTE_UNAVAILABLE', 'HTTP 503');
-    for (let i = 0; i < 100 && getEntry(db, id).state === 'waiting'; i++) {
+    for (let i = 0; i < 100 && (await getEntry(sql, id)).state === 'waiting'; i++) {
       await failing.worker.runOnce();
-      clock = Math.max(clock, getEntry(db, id).nextAttemptAt);
+      clock = Math.max(clock, (await getEntry(sql, id)).nextAttemptAt);
     }
-    const failed = getEntry(db, id);
+    const failed = await getEntry(sql, id);
     assert.equal(failed.state, 'failed');
     assert.match(failed.lastError ?? '', /still failing when OfflineImMaxAge ended, after \d+ attempts: .*HTTP 503/);
     assert.ok(clock <= T0 + 60_000, 'the last attempt is at the end of the max age, not after');
     flaky.failWith = undefined;
     const { retrySpoolEntry } = await import('../../src/offline/admin.ts');
-    retrySpoolEntry(db, id, clock, 'test');
+    await retrySpoolEntry(sql, id, clock, 'test');
     await failing.worker.runOnce();
-    assert.equal(getEntry(db, id).state, 'delivered');
+    assert.equal((await getEntry(sql, id)).state, 'delivered');
     assert.equal((await items('bob@parley.test')).length, 1);
   });
 
   it('a refusal retrying cannot cure fails at once', async () => {
-    await updateInstance(sqliteSql(db), IM_CONFIGURATION, GLOBAL, { OfflineImPickupDelay: 0 }, change);
+    await updateInstance(sql, IM_CONFIGURATION, GLOBAL, { OfflineImPickupDelay: 0 }, change);
     const r = await failing.accept(message('x'));
     flaky.failWith = new MailboxError('REMOTE_REFUSED', 'ErrorImpersonateUserDenied');
     await failing.worker.runOnce();
-    const e = getEntry(db, r.kind === 'spooled' ? r.entryId : '');
+    const e = await getEntry(sql, r.kind === 'spooled' ? r.entryId : '');
     assert.equal(e.state, 'failed');
     assert.match(e.lastError ?? '', /ErrorImpersonateUserDenied/);
   });
+});
 });

@@ -12,13 +12,14 @@ import { MAILBOX_MIGRATIONS } from '../../src/mailbox/index.ts';
 import { changeFloor } from '../../src/mailbox/changes.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { TRACE_MIGRATIONS } from '../../src/observability/trace.ts';
-import { OFFLINE_MIGRATIONS } from '../../src/offline/index.ts';
+import { OFFLINE_MIGRATIONS, oldestSpoolRows, purgeDeliveredBatch, purgeLooseTraceBatch } from '../../src/offline/index.ts';
 import { PRESENCE_MIGRATIONS } from '../../src/presence/index.ts';
 import { DEFAULT_RETENTION, RetentionScheduler, describeRetention, formatDuration, parseDuration, type RetentionPolicy } from '../../src/retention/index.ts';
 import { loadConfig } from '../../src/server/config.ts';
 import { SESSION_MIGRATIONS } from '../../src/session/index.ts';
 import { SETTINGS_MIGRATIONS } from '../../src/settings/index.ts';
-import { type Database, openDatabase, runMigrations, sqliteSql } from '../../src/storage/index.ts';
+import { type Database, migrate, openDatabase, runMigrations, type Sql, sqliteSql } from '../../src/storage/index.ts';
+import { closeTestPostgres, ENGINES } from '../harness/engines.ts';
 
 const DAY = 86_400_000;
 const NOW = Date.UTC(2026, 11, 6);
@@ -26,6 +27,7 @@ const dirs: string[] = [];
 after(async () => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
+after(() => closeTestPostgres());
 
 function tempDir(): string {
   const d = mkdtempSync(path.join(os.tmpdir(), 'parley-retention-'));
@@ -93,11 +95,51 @@ function entry(db: Database, id: string, state: string, at: number): void {
 const ids = (db: Database, sql: string): string[] => (db.prepare(sql).all() as Array<{ v: string }>).map((r) => String(r.v));
 
 async function runAt(file: string, now: number, policy: Partial<RetentionPolicy> = {}): Promise<RetentionScheduler> {
-  const r = new RetentionScheduler({ file, policy: { ...DEFAULT_RETENTION, batch: 2, ...policy }, logger: createLogger('silent'), lockoutWindowMs: 900_000, now: () => now });
+  // a handle on the file: the scheduler runs the purge in its thread, on a connection of its own
+  const sql = sqliteSql(openDatabase(path.dirname(file)));
+  const r = new RetentionScheduler({ sql, policy: { ...DEFAULT_RETENTION, batch: 2, ...policy }, logger: createLogger('silent'), lockoutWindowMs: 900_000, now: () => now });
   r.start();
   await r.runOnce();
   await r.close();
+  await sql.close();
   return r;
+}
+
+for (const engine of ENGINES) {
+  describe(`spool and trace retention on ${engine.name}`, () => {
+    const at = (sql: Sql, id: string, state: string, when: number) =>
+      sql.transaction(async (tx) => {
+        await tx.run(
+          `INSERT INTO spool_entries (id, sender, recipient, state, created_at, pickup_at, next_attempt_at, expires_at, message_count, delivered_at, failed_at) VALUES (?, 'a@x', 'b@x', ?, ?, ?, ?, ?, 1, ?, ?)`,
+          [id, state, when, when, when, when + DAY, state === 'delivered' ? when : null, state === 'failed' ? when : null],
+        );
+        await tx.run("INSERT INTO spool_messages (entry_id, seq, call_id, received_at, content_type, body) VALUES (?, 0, ?, ?, 'text/plain', ?)", [id, `call-${id}`, when, Buffer.from('hi')]);
+        for (const step of ['received', 'spooled', state]) await tx.run("INSERT INTO trace_events (trace_id, call_id, at, step, detail) VALUES (?, ?, ?, ?, '{}')", [id, `call-${id}`, when, step]);
+      });
+
+    it('delivered entries past the cutoff go in batches with their messages and trace rows; loose trace rows by a cursor; the oldest kept rows', async () => {
+      const sql = await engine.open();
+      await migrate(sql, [OFFLINE_MIGRATIONS, TRACE_MIGRATIONS]);
+      await sql.run("INSERT INTO trace_events (trace_id, call_id, at, step, detail) VALUES (NULL, 'refused-old', ?, 'refused', '{}')", [NOW - 41 * DAY]);
+      for (let i = 0; i < 3; i++) await at(sql, `old-${i}`, 'delivered', NOW - 40 * DAY + i);
+      await at(sql, 'failed', 'failed', NOW - 300 * DAY);
+      await at(sql, 'recent', 'delivered', NOW - 2 * DAY);
+      const cutoff = NOW - 30 * DAY;
+      assert.deepEqual(await sql.transaction((tx) => purgeDeliveredBatch(tx, cutoff, 2)), { entries: 2, traces: 6 });
+      assert.deepEqual(await sql.transaction((tx) => purgeDeliveredBatch(tx, cutoff, 2)), { entries: 1, traces: 3 });
+      assert.deepEqual(await sql.transaction((tx) => purgeDeliveredBatch(tx, cutoff, 2)), { entries: 0, traces: 0 });
+      const first = await sql.transaction((tx) => purgeLooseTraceBatch(tx, cutoff, 0, 2));
+      assert.equal(first.deleted, 1, 'the refusal, no entry of its own');
+      assert.equal(first.more, true);
+      const second = await sql.transaction((tx) => purgeLooseTraceBatch(tx, cutoff, first.lastSeq, 100));
+      assert.deepEqual([second.deleted, second.more], [0, false], 'the failed entry\'s rows stay with it');
+      const left = await sql.all<{ id: string }>('SELECT id FROM spool_entries ORDER BY id');
+      assert.deepEqual(left.map((r) => r.id), ['failed', 'recent']);
+      assert.equal((await sql.get<{ n: number }>('SELECT count(*) AS n FROM spool_messages'))?.n, 2);
+      assert.deepEqual(await oldestSpoolRows(sql), { delivered: NOW - 2 * DAY, failed: NOW - 300 * DAY });
+      await sql.close();
+    });
+  });
 }
 
 describe('retention purges', () => {

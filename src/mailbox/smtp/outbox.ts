@@ -14,7 +14,7 @@ import { ParleyError } from '../../errors.ts';
 import type { Sql, SqlValue } from '../../storage/index.ts';
 import { newId } from '../ids.ts';
 import type { Mailer } from '../items.ts';
-import { traceIn } from './pending-moves.ts';
+import { recordTrace } from '../../observability/trace.ts';
 
 export interface OutboundMessage {
   from: Mailer;
@@ -116,7 +116,7 @@ export async function enqueueOutboundOnce(sql: Sql, key: string, sender: string,
       if (earlier === undefined) throw new ParleyError('OUTBOX_ENTRY_VANISHED', `the outbox entry with delivery key ${key} was removed while being queued again; retry the delivery`);
       return { id: earlier.id, created: false };
     }
-    if (traceId !== undefined) await traceIn(tx, { traceId, callId: null, at: now, step: 'mail-queued', detail: { outbox: entry.id, to: recipients, messageId: message.messageId } });
+    if (traceId !== undefined) await recordTrace(tx, { traceId, callId: null, at: now, step: 'mail-queued', detail: { outbox: entry.id, to: recipients, messageId: message.messageId } });
     return { id: entry.id, created: true };
   });
 }
@@ -161,7 +161,7 @@ export async function markOutboundSent(sql: Sql, entry: Pick<LeasedEntry, 'id' |
 /** Records a step of an entry's sending in its trace, when it has one (an e-mail the offline spool queued). */
 export async function traceOutbound(sql: Sql, entry: Pick<OutboxEntry, 'id' | 'traceId'>, now: number, step: string, detail: Record<string, unknown>): Promise<void> {
   if (entry.traceId === null) return;
-  await traceIn(sql, { traceId: entry.traceId, callId: null, at: now, step, detail: { outbox: entry.id, ...detail } });
+  await recordTrace(sql, { traceId: entry.traceId, callId: null, at: now, step, detail: { outbox: entry.id, ...detail } });
 }
 
 /**
