@@ -101,7 +101,7 @@ async function main(argv: string[]): Promise<number> {
         // `parley spooler quota --config FILE`: the limits (and data dir, domain) the server runs with
         readConfig(file) {
           const c = loadConfig(file, {});
-          return { dataDir: c.dataDir, domain: c.domain, spool: { sender: c.offlineIm.senderQuota, recipient: c.offlineIm.recipientQuota }, mailbox: c.mailboxQuota };
+          return { dataDir: c.dataDir, database: c.database, domain: c.domain, spool: { sender: c.offlineIm.senderQuota, recipient: c.offlineIm.recipientQuota }, mailbox: c.mailboxQuota };
         },
       });
     case 'history':

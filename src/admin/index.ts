@@ -1,14 +1,15 @@
-// `parley admin [--data-dir DIR | --url URL --token-file FILE] [--json] <Cmdlet> [-Param Value]...`:
+// `parley admin [--data-dir DIR | --database URL | --url URL --token-file FILE] [--json] <Cmdlet> [-Param Value]...`:
 // the cmdlet-style administration of Parley, after Skype for Business's PowerShell cmdlets.
 //
-// Local mode (--data-dir): acts on the SQLite database in the data directory, which is safe while
-// the server runs (WAL; the server sees a change of settings from its next request on, through
-// the settings version that effectiveSettings' cache watches).
+// Local mode (--data-dir, or --database postgres://… for a cluster's PostgreSQL): acts on the
+// database itself, which is safe while servers run (SQLite's WAL; a transaction on PostgreSQL); the
+// servers see a change of settings from their next request on, through the settings version that
+// effectiveSettings' cache watches.
 // Remote mode (--url): binds the arguments here, with the same parser, and runs the cmdlet on the
 // server through the admin HTTP API (http/), which runs the same handlers; see remote.ts.
 //
 // Exit codes: 0 done; 2 usage (unknown cmdlet or parameter, missing or bad value); 1 the
-// operation failed (unknown identity, a site in use, the server cannot be reached…).
+// operation failed (unknown identity, a site in use, the server or database cannot be reached…).
 
 import { userInfo } from 'node:os';
 import { AUTH_MIGRATIONS } from '../auth/index.ts';
@@ -18,7 +19,7 @@ import { FEDERATION_MIGRATIONS } from '../federation/index.ts';
 import { SETTINGS_MIGRATIONS } from '../settings/index.ts';
 import { PRESENCE_MIGRATIONS } from '../presence/index.ts';
 import type { Storage } from '../storage/index.ts';
-import { migrate, openStorage } from '../storage/index.ts';
+import { chooseStorage, migrate, openStorage } from '../storage/index.ts';
 import { AdminError } from './errors.ts';
 import { formatJson, formatList } from './format.ts';
 import { bindArguments, findCmdlet, syntaxOf } from './parse.ts';
@@ -49,6 +50,7 @@ export type { AdminApiErrorCode, AdminEndpoint, AdminEndpointRequest, AdminMetho
 
 export async function runAdminCommand(args: string[], io: AdminIo, defaults: AdminDefaults): Promise<number> {
   let dataDir: string | undefined;
+  let database: string | undefined;
   let url: string | undefined;
   let token: string | undefined;
   let tokenFile: string | undefined;
@@ -57,20 +59,23 @@ export async function runAdminCommand(args: string[], io: AdminIo, defaults: Adm
   const rest: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i] ?? '';
-    const option = /^(--data-dir|--url|--token|--token-file)(?:=(.*))?$/s.exec(arg);
+    const option = /^(--data-dir|--database|--url|--token|--token-file)(?:=(.*))?$/s.exec(arg);
     if (arg === '--json') json = true;
     else if (arg === '--help' || arg === '-h' || arg === '-?') help = true;
     else if (option !== null) {
       const value = option[2] ?? args[++i];
       if (value === undefined || value === '') return usageError(io, `${option[1]} needs a value`);
       if (option[1] === '--data-dir') dataDir = value;
+      else if (option[1] === '--database') database = value;
       else if (option[1] === '--url') url = value;
       else if (option[1] === '--token') token = value;
       else tokenFile = value;
-    } else if (arg.startsWith('--')) return usageError(io, `unknown option ${arg}; the options are --data-dir DIR, --url URL, --token-file FILE, --token TOKEN and --json`);
+    } else if (arg.startsWith('--')) return usageError(io, `unknown option ${arg}; the options are --data-dir DIR, --database URL, --url URL, --token-file FILE, --token TOKEN and --json`);
     else rest.push(arg);
   }
-  if (url !== undefined && dataDir !== undefined) return usageError(io, 'give --data-dir (act on the data directory) or --url (through the server), not both');
+  if (url !== undefined && (dataDir !== undefined || database !== undefined)) return usageError(io, `give ${dataDir !== undefined ? '--data-dir (act on the data directory)' : '--database (act on the database)'} or --url (through the server), not both`);
+  const where = chooseStorage({ dataDir, database }, { dataDir: defaults.dataDir, database: null });
+  if (typeof where === 'string') return usageError(io, where);
   if (url === undefined && (token !== undefined || tokenFile !== undefined)) return usageError(io, '--token and --token-file go with --url');
   const [name, ...params] = rest;
   if (name === undefined) {
@@ -98,12 +103,10 @@ export async function runAdminCommand(args: string[], io: AdminIo, defaults: Adm
       const target = { url: parseServerUrl(url), token: resolveToken(token, tokenFile, defaults.env ?? process.env) };
       output = await runRemote(target, cmdlet, bound);
     } else {
-      storage = await openStorage({ dataDir: dataDir ?? defaults.dataDir, database: null });
-      const { sql, sqlite: db } = storage;
+      storage = await openStorage(where, { applicationName: 'parley-admin', max: 2 });
+      const { sql } = storage;
       await migrate(sql, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, PRESENCE_MIGRATIONS, AUTH_MIGRATIONS, FEDERATION_MIGRATIONS]);
-      // db: the node:sqlite connection the cmdlets not yet moved to `sql` use (always there on SQLite)
-      if (db === null) throw new Error('the data directory opened without its SQLite connection');
-      output = await cmdlet.run({ db, sql, domain: defaults.domain, actor: currentActor(), now: Date.now }, bound);
+      output = await cmdlet.run({ sql, domain: defaults.domain, actor: currentActor(), now: Date.now }, bound);
     }
     if (json) io.out(formatJson(output));
     else for (const line of formatList(output)) io.out(line);
@@ -142,12 +145,13 @@ function currentActor(): string {
 }
 
 function usage(write: (line: string) => void, defaults: AdminDefaults): void {
-  write('usage: parley admin [--data-dir DIR] [--json] <Cmdlet> [-Parameter Value]...');
+  write('usage: parley admin [--data-dir DIR | --database postgres://…] [--json] <Cmdlet> [-Parameter Value]...');
   write('       parley admin --url URL --token-file FILE [--json] <Cmdlet> [-Parameter Value]...');
   write('cmdlets:');
   for (const cmdlet of CMDLETS) write(`  ${syntaxOf(cmdlet)}`);
   write('Names are case-insensitive. Values: $True, $False, $Null (quote them in a Unix shell: \'$False\'), TimeSpans as 00:02:00.');
-  write(`DIR defaults to ${defaults.dataDir}; user addresses without a domain are in ${defaults.domain}.`);
+  write(`DIR defaults to ${defaults.dataDir}; --database acts on a PostgreSQL database (a cluster's) instead;`);
+  write(`user addresses without a domain are in ${defaults.domain}.`);
   write('--url runs the cmdlet on a running server through its admin API (its HTTP port, e.g. http://127.0.0.1:8080),');
   write('with the admin token the server made in DIR/secrets/admin.token: pass the file with --token-file FILE');
   write(`(recommended), or the token in ${TOKEN_ENV}; --token TOKEN works too but shows it to other local users.`);

@@ -1,6 +1,6 @@
 // What a cmdlet module declares, and what its handler gets and returns.
 
-import type { Database, Sql } from '../storage/index.ts';
+import type { Sql } from '../storage/index.ts';
 
 /** `switch` takes no value (`-Force`); the others take one. */
 export type ParameterType = 'string' | 'bool' | 'timespan' | 'int' | 'switch';
@@ -24,8 +24,6 @@ export type ArgValue = string | boolean | number | null;
 export type BoundArgs = Readonly<Record<string, ArgValue | undefined>>;
 
 export interface CmdletContext {
-  /** the node:sqlite connection, for the repositories not yet moved to `sql` (going away) */
-  readonly db: Database;
   /** the storage handle on either engine (src/storage/sql.ts) */
   readonly sql: Sql;
   /** the domain of a user address written without one */

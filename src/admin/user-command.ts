@@ -1,7 +1,8 @@
 // `parley user …`: the short form of the user cmdlets, kept for habit and scripts. add, passwd and
 // remove run Enable-CsUser, Set-CsUser -Password and Disable-CsUser themselves, so they are
 // checked and audited exactly as the cmdlets are; only the argument syntax and the output differ.
-// Safe while the server runs (WAL; the server reads users on every authentication).
+// Safe while servers run (SQLite's WAL, or a transaction on PostgreSQL with --database; a server
+// reads users on every authentication).
 // Exit codes: 0 done, 1 the operation failed (the message says why), 2 usage error.
 
 import { userInfo } from 'node:os';
@@ -9,8 +10,8 @@ import { parseArgs } from 'node:util';
 import { DIRECTORY_MIGRATIONS, findUser, listUsers, parseAddress } from '../directory/index.ts';
 import { ParleyError } from '../errors.ts';
 import { SETTINGS_MIGRATIONS } from '../settings/index.ts';
-import type { Database, Sql } from '../storage/index.ts';
-import { migrate, openDatabase, sqliteSql } from '../storage/index.ts';
+import type { Sql, SqlDatabase } from '../storage/index.ts';
+import { chooseStorage, describeStorage, migrate, openStorage } from '../storage/index.ts';
 import { USER_CMDLETS } from './cmdlets/user.ts';
 import type { BoundArgs, CmdletContext } from './types.ts';
 
@@ -25,18 +26,20 @@ export interface UserCommandDefaults {
   domain: string;
 }
 
+const WHERE = '[--data-dir DIR | --database postgres://…]';
 const USAGE: Readonly<Record<string, string>> = {
-  add: 'parley user add SIP-ADDRESS --password PW [--display-name NAME] [--data-dir DIR]',
-  list: 'parley user list [--data-dir DIR]',
-  remove: 'parley user remove SIP-ADDRESS [--data-dir DIR]',
-  passwd: 'parley user passwd SIP-ADDRESS --password PW [--data-dir DIR]',
+  add: `parley user add SIP-ADDRESS --password PW [--display-name NAME] ${WHERE}`,
+  list: `parley user list ${WHERE}`,
+  remove: `parley user remove SIP-ADDRESS ${WHERE}`,
+  passwd: `parley user passwd SIP-ADDRESS --password PW ${WHERE}`,
 };
 
+const STORAGE = { 'data-dir': { type: 'string' }, database: { type: 'string' } } as const;
 const OPTIONS = {
-  add: { password: { type: 'string' }, 'display-name': { type: 'string' }, 'data-dir': { type: 'string' } },
-  list: { 'data-dir': { type: 'string' } },
-  remove: { 'data-dir': { type: 'string' } },
-  passwd: { password: { type: 'string' }, 'data-dir': { type: 'string' } },
+  add: { password: { type: 'string' }, 'display-name': { type: 'string' }, ...STORAGE },
+  list: { ...STORAGE },
+  remove: { ...STORAGE },
+  passwd: { password: { type: 'string' }, ...STORAGE },
 } as const;
 
 type Subcommand = keyof typeof OPTIONS;
@@ -46,6 +49,7 @@ interface Parsed {
   password: string | undefined;
   displayName: string | undefined;
   dataDir: string | undefined;
+  database: string | undefined;
 }
 
 export async function runUserCommand(args: string[], io: CommandIo, defaults: UserCommandDefaults): Promise<number> {
@@ -86,20 +90,19 @@ export async function runUserCommand(args: string[], io: CommandIo, defaults: Us
       : (name === 'add' || name === 'passwd') && parsed.password === undefined
         ? 'missing --password PW'
         : undefined;
-  if (usageError !== undefined) {
-    io.err(`parley user ${name}: ${usageError}`);
+  const where = chooseStorage(parsed, { dataDir: defaults.dataDir, database: null });
+  if (usageError !== undefined || typeof where === 'string') {
+    io.err(`parley user ${name}: ${usageError ?? where}`);
     io.err(`usage: ${USAGE[name]}`);
     return 2;
   }
 
-  let db: Database | undefined;
+  let sql: SqlDatabase | undefined;
   try {
     const address = wantsAddress ? parseAddress(parsed.positionals[0] ?? '', defaults.domain).address : '';
-    const dataDir = parsed.dataDir ?? defaults.dataDir;
-    db = openDatabase(dataDir);
-    const sql = sqliteSql(db);
+    sql = (await openStorage(where, { applicationName: 'parley-user', max: 2 })).sql;
     await migrate(sql, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS]);
-    const ctx: CmdletContext = { db, sql, domain: defaults.domain, actor: `cli:${userInfo().username}`, now: Date.now };
+    const ctx: CmdletContext = { sql, domain: defaults.domain, actor: `cli:${userInfo().username}`, now: Date.now };
     switch (name) {
       case 'add': {
         await cmdlet('Enable-CsUser', ctx, { Identity: address, Password: parsed.password ?? '', ...(parsed.displayName !== undefined ? { DisplayName: parsed.displayName } : {}) });
@@ -116,7 +119,7 @@ export async function runUserCommand(args: string[], io: CommandIo, defaults: Us
         io.out(`removed ${address}`);
         break;
       case 'list':
-        await printTable(io.out, sql, dataDir);
+        await printTable(io.out, sql, describeStorage(where));
         break;
     }
     return 0;
@@ -125,7 +128,7 @@ export async function runUserCommand(args: string[], io: CommandIo, defaults: Us
     io.err(`parley user ${name}: ${scrub(error.message, rest)}`);
     return 1;
   } finally {
-    db?.close();
+    await sql?.close();
   }
 }
 
@@ -137,14 +140,14 @@ async function cmdlet(name: string, ctx: CmdletContext, args: BoundArgs): Promis
 
 function parse(name: Subcommand, args: string[]): Parsed {
   const { values, positionals } = parseArgs({ args, options: OPTIONS[name], allowPositionals: true, strict: true });
-  const v = values as { password?: string; 'display-name'?: string; 'data-dir'?: string };
-  return { positionals, password: v.password, displayName: v['display-name'], dataDir: v['data-dir'] };
+  const v = values as { password?: string; 'display-name'?: string; 'data-dir'?: string; database?: string };
+  return { positionals, password: v.password, displayName: v['display-name'], dataDir: v['data-dir'], database: v.database };
 }
 
-async function printTable(out: (line: string) => void, sql: Sql, dataDir: string): Promise<void> {
+async function printTable(out: (line: string) => void, sql: Sql, where: string): Promise<void> {
   const users = await listUsers(sql);
   if (users.length === 0) {
-    out(`no users in ${dataDir}; add one with: ${USAGE.add}`);
+    out(`no users in ${where}; add one with: ${USAGE.add}`);
     return;
   }
   // the DEMO column only where there are demo users (`parley serve --demo`): remove them when done
@@ -161,7 +164,7 @@ function usage(write: (line: string) => void, defaults: UserCommandDefaults): vo
   write('usage:');
   for (const line of Object.values(USAGE)) write(`  ${line}`);
   write(`SIP-ADDRESS is alice@${defaults.domain}, sip:alice@${defaults.domain}, or alice (in the default domain ${defaults.domain}).`);
-  write(`DIR defaults to ${defaults.dataDir}.`);
+  write(`DIR defaults to ${defaults.dataDir}; --database acts on a PostgreSQL database (a cluster's) instead.`);
 }
 
 function isSubcommand(name: string): name is Subcommand {

@@ -12,5 +12,5 @@ export type { FamiliarSource, GuardChanges, LockoutKind, LockoutPolicy, LockoutS
 export { FAMILIAR_MS, MAX_FAMILIAR, SignInGuard } from './lockout.ts';
 export type { LockoutKeeperOptions } from './lockout-keeper.ts';
 export { LockoutKeeper, lockoutIdentity } from './lockout-keeper.ts';
-export { AUTH_MIGRATIONS, clearLockout, getLockout, listLockouts, purgeExpiredLockoutBatch, purgeExpiredLockoutBatchSync } from './lockout-store.ts';
+export { AUTH_MIGRATIONS, clearLockout, getLockout, listLockouts, purgeExpiredLockoutBatch } from './lockout-store.ts';
 export { httpSource, isLoopbackAddress, plainAddress, sourceKey } from './source.ts';

@@ -4,8 +4,7 @@
 // it within a second; through the admin API at once). The server writes here only on failures,
 // lockouts and first sign-ins from a new address, never on the per-request check.
 
-import type { Database, MigrationSet, Sql } from '../storage/index.ts';
-import { statement } from '../storage/index.ts';
+import type { MigrationSet, Sql } from '../storage/index.ts';
 import type { FamiliarSource, GuardChanges, LockoutKind, LockoutState } from './lockout.ts';
 
 /** Clears older than this leave the log: the server polls it every second. */
@@ -184,15 +183,5 @@ function purgeParams(now: number, windowMs: number, familiarMs: number, limit: n
 export async function purgeExpiredLockoutBatch(sql: Sql, now: number, windowMs: number, familiarMs: number, limit: number): Promise<number> {
   let deleted = 0;
   for (const [text, params] of purgeParams(now, windowMs, familiarMs, limit)) deleted += (await sql.run(text, params)).changes;
-  return deleted;
-}
-
-/**
- * purgeExpiredLockoutBatch on a node:sqlite connection of its own. Transitional: for the
- * retention scheduler until it has moved to Sql; goes then.
- */
-export function purgeExpiredLockoutBatchSync(db: Database, now: number, windowMs: number, familiarMs: number, limit: number): number {
-  let deleted = 0;
-  for (const [text, params] of purgeParams(now, windowMs, familiarMs, limit)) deleted += Number(statement(db, text).run(...params).changes);
   return deleted;
 }

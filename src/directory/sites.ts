@@ -2,11 +2,10 @@
 // belongs to one site or to none (then only Global applies). Names compare case-insensitively,
 // as in Skype for Business, and keep the case they were created with.
 
-import type { Database, Migration, Sql } from '../storage/index.ts';
-import { isUniqueViolation, statement } from '../storage/index.ts';
+import type { Migration, Sql } from '../storage/index.ts';
+import { isUniqueViolation } from '../storage/index.ts';
 import { parseAddress } from './address.ts';
 import { DirectoryError } from './errors.ts';
-import { isSql } from '../storage/index.ts';
 
 /** Appended to DIRECTORY_MIGRATIONS (after the shipped `001-users`, which stays as it is). */
 export const SITES_MIGRATION: Migration = {
@@ -54,15 +53,9 @@ export async function listSites(sql: Sql): Promise<Site[]> {
   return rows.map(siteOf);
 }
 
-/**
- * The site with that name (any case), or undefined. Transitional: given a node:sqlite Database it
- * answers synchronously, for settings' repository until it has moved to Sql.
- */
-export function findSite(sql: Sql, name: string): Promise<Site | undefined>;
-export function findSite(db: Database, name: string): Site | undefined;
-export function findSite(handle: Sql | Database, name: string): Promise<Site | undefined> | Site | undefined {
-  if (!isSql(handle)) return siteOrNot(statement(handle, SITE_BY_NAME).get(name) as SiteRow | undefined);
-  return handle.get<SiteRow>(SITE_BY_NAME, [name]).then(siteOrNot);
+/** The site with that name (any case), or undefined. */
+export async function findSite(sql: Sql, name: string): Promise<Site | undefined> {
+  return siteOrNot(await sql.get<SiteRow>(SITE_BY_NAME, [name]));
 }
 
 export async function requireSite(sql: Sql, name: string): Promise<Site> {

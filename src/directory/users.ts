@@ -14,12 +14,11 @@
 // would buy nothing: N=2^15, r=8, p=1 (32 MiB, ~80 ms) keeps `user add` and Basic auth quick.
 
 import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
-import type { Database, MigrationSet, Sql, VersionedCacheOptions } from '../storage/index.ts';
-import { isUniqueViolation, statement, VersionedCache } from '../storage/index.ts';
+import type { MigrationSet, Sql, VersionedCacheOptions } from '../storage/index.ts';
+import { isUniqueViolation, VersionedCache } from '../storage/index.ts';
 import { parseAddress } from './address.ts';
 import { DirectoryError } from './errors.ts';
 import { SITES_MIGRATION } from './sites.ts';
-import { isSql } from '../storage/index.ts';
 import { computeHa1 } from '../sip/index.ts';
 import type { DigestAlgorithm } from '../sip/index.ts';
 
@@ -211,17 +210,10 @@ export async function searchUsers(sql: Sql, text: string, offset: number, limit:
 /**
  * The user with that address (`alice@parley.local`, `sip:alice@parley.local`, any case), or
  * undefined, also when the text is not a valid address: this serves lookups from the wire.
- *
- * Transitional: given a node:sqlite Database instead of an Sql handle, it answers synchronously,
- * for the modules not yet moved to Sql (presence, mailbox, the presence cmdlets); that form goes
- * when their last call has moved.
  */
-export function findUser(sql: Sql, address: string): Promise<UserRecord | undefined>;
-export function findUser(db: Database, address: string): UserRecord | undefined;
-export function findUser(handle: Sql | Database, address: string): Promise<UserRecord | undefined> | UserRecord | undefined {
+export async function findUser(sql: Sql, address: string): Promise<UserRecord | undefined> {
   const normalised = lenientAddress(address);
-  if (!isSql(handle)) return normalised === undefined ? undefined : recordOf(statement(handle, USER_BY_ADDRESS).get(normalised) as UserRow | undefined);
-  return normalised === undefined ? Promise.resolve(undefined) : rowOf(handle, normalised).then(recordOf);
+  return normalised === undefined ? undefined : recordOf(await rowOf(sql, normalised));
 }
 
 /** A user lookup for the SIP path: see cachedUserLookup. */

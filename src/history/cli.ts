@@ -1,18 +1,19 @@
 // `parley history list --user ADDRESS [--json]`: a user's open conversations and those written to
 // their Conversation History lately (HISTORY_KEEP_CLOSED_MS), with the spool entries each made
-// (`parley trace cv-…` / `parley spooler show sp-…` follow them). Safe while the server runs (WAL).
+// (`parley trace cv-…` / `parley spooler show sp-…` follow them), from --data-dir DIR or --database
+// postgres://…. Safe while servers run (SQLite's WAL; PostgreSQL).
 // Exit codes: 0 shown, 1 the operation failed, 2 usage error.
 import { parseArgs } from 'node:util';
 import { DIRECTORY_MIGRATIONS, parseAddress } from '../directory/index.ts';
 import { ParleyError } from '../errors.ts';
 import type { SqlDatabase } from '../storage/index.ts';
-import { migrate, openDatabase, sqliteSql } from '../storage/index.ts';
+import { chooseStorage, migrate, openStorage } from '../storage/index.ts';
 import { stripControls, table } from '../terminal.ts';
 import { listConversations } from './repository.ts';
 import { HISTORY_MIGRATIONS } from './schema.ts';
 import { HISTORY_KEEP_CLOSED_MS } from './worker.ts';
 
-const USAGE = 'usage: parley history list --user SIP-ADDRESS [--json] [--data-dir DIR]';
+const USAGE = 'usage: parley history list --user SIP-ADDRESS [--json] [--data-dir DIR | --database postgres://…]';
 
 export async function runHistoryCommand(args: string[], io: { out(line: string): void; err(line: string): void }, defaults: { dataDir: string; domain: string }, now: () => number = Date.now): Promise<number> {
   const [name, ...rest] = args;
@@ -21,17 +22,19 @@ export async function runHistoryCommand(args: string[], io: { out(line: string):
     return name === undefined ? 2 : 0;
   }
   if (name !== 'list') return usage(io, `unknown command "${name}"; the command is list`);
-  let values: { user?: string; json?: boolean; 'data-dir'?: string };
+  let values: { user?: string; json?: boolean; 'data-dir'?: string; database?: string };
   try {
-    ({ values } = parseArgs({ args: rest, options: { user: { type: 'string' }, json: { type: 'boolean' }, 'data-dir': { type: 'string' } }, allowPositionals: false, strict: true }));
+    ({ values } = parseArgs({ args: rest, options: { user: { type: 'string' }, json: { type: 'boolean' }, 'data-dir': { type: 'string' }, database: { type: 'string' } }, allowPositionals: false, strict: true }));
   } catch (error) {
     return usage(io, error instanceof Error ? error.message : String(error));
   }
   if (values.user === undefined) return usage(io, '--user is required: whose conversations to list');
+  const where = chooseStorage({ dataDir: values['data-dir'], database: values.database }, { dataDir: defaults.dataDir, database: null });
+  if (typeof where === 'string') return usage(io, where);
   let sql: SqlDatabase | undefined;
   try {
     const user = parseAddress(values.user, defaults.domain).address;
-    sql = sqliteSql(openDatabase(values['data-dir'] ?? defaults.dataDir));
+    sql = (await openStorage(where, { applicationName: 'parley-history', max: 2 })).sql;
     await migrate(sql, [DIRECTORY_MIGRATIONS, HISTORY_MIGRATIONS]);
     const rows = (await listConversations(sql, user, now() - HISTORY_KEEP_CLOSED_MS)).map((c) => ({
       id: c.id,

@@ -1,5 +1,6 @@
-// `parley mailbox …`: what an administrator sees of the embedded mailboxes. Read-only; safe while
-// the server runs (WAL). Exit codes: 0 done, 1 the operation failed (the message says why), 2 usage error.
+// `parley mailbox …`: what an administrator sees of the embedded mailboxes, in --data-dir DIR (SQLite
+// there) or --database postgres://… (a cluster's PostgreSQL). Safe while servers run
+// (SQLite's WAL; PostgreSQL). Exit codes: 0 done, 1 the operation failed (the message says why), 2 usage error.
 //   parley mailbox ls SIP-ADDRESS            the folders, with item and unread counts
 //   parley mailbox ls SIP-ADDRESS FOLDER     the items of a folder (distinguished name, display name or id)
 //   parley mailbox show ITEM-ID              one item, with its body as text
@@ -8,8 +9,8 @@
 import { parseArgs } from 'node:util';
 import { DIRECTORY_MIGRATIONS, findUser, parseAddress } from '../directory/index.ts';
 import { ParleyError } from '../errors.ts';
-import type { Database, Sql } from '../storage/index.ts';
-import { migrate, openDatabase, sqliteSql } from '../storage/index.ts';
+import type { Sql, SqlDatabase } from '../storage/index.ts';
+import { chooseStorage, migrate, openStorage } from '../storage/index.ts';
 import { MailboxError } from './errors.ts';
 import { ensureMailbox, getDistinguishedFolder, getFolder, isDistinguishedFolder, listFolders } from './folders.ts';
 import type { FolderRecord, Mailbox } from './folders.ts';
@@ -23,7 +24,8 @@ export interface MailboxCommandIo {
   err: (line: string) => void;
 }
 
-const USAGE = ['parley mailbox ls SIP-ADDRESS [FOLDER] [--data-dir DIR]', 'parley mailbox show ITEM-ID [--data-dir DIR]', 'parley mailbox impersonation grant|revoke SIP-ADDRESS [--data-dir DIR]', 'parley mailbox impersonation list [--data-dir DIR]'];
+const WHERE = '[--data-dir DIR | --database postgres://…]';
+const USAGE = [`parley mailbox ls SIP-ADDRESS [FOLDER] ${WHERE}`, `parley mailbox show ITEM-ID ${WHERE}`, `parley mailbox impersonation grant|revoke SIP-ADDRESS ${WHERE}`, `parley mailbox impersonation list ${WHERE}`];
 
 export async function runMailboxCommand(args: string[], io: MailboxCommandIo, defaults: { dataDir: string; domain: string }): Promise<number> {
   const [name, ...rest] = args;
@@ -31,10 +33,10 @@ export async function runMailboxCommand(args: string[], io: MailboxCommandIo, de
     for (const u of USAGE) io.out(`usage: ${u}`);
     return 0;
   }
-  let parsed: { positionals: string[]; dataDir: string | undefined };
+  let parsed: { positionals: string[]; dataDir: string | undefined; database: string | undefined };
   try {
-    const { values, positionals } = parseArgs({ args: rest, options: { 'data-dir': { type: 'string' } }, allowPositionals: true, strict: true });
-    parsed = { positionals, dataDir: values['data-dir'] };
+    const { values, positionals } = parseArgs({ args: rest, options: { 'data-dir': { type: 'string' }, database: { type: 'string' } }, allowPositionals: true, strict: true });
+    parsed = { positionals, dataDir: values['data-dir'], database: values.database };
   } catch (error) {
     return usage(io, name, error instanceof Error ? error.message : String(error));
   }
@@ -46,18 +48,19 @@ export async function runMailboxCommand(args: string[], io: MailboxCommandIo, de
     if (!((action === 'list' && count === 1) || ((action === 'grant' || action === 'revoke') && count === 2))) return usage(io, name, 'expected grant SIP-ADDRESS, revoke SIP-ADDRESS or list');
   }
   if (name !== 'ls' && name !== 'show' && name !== 'impersonation') return usage(io, name, name === undefined ? 'missing command' : `unknown command "${name}"`);
+  const where = chooseStorage(parsed, { dataDir: defaults.dataDir, database: null });
+  if (typeof where === 'string') return usage(io, name, where);
 
-  let db: Database | undefined;
+  let sql: SqlDatabase | undefined;
   try {
-    db = openDatabase(parsed.dataDir ?? defaults.dataDir);
-    const sql = sqliteSql(db);
+    sql = (await openStorage(where, { applicationName: 'parley-mailbox', max: 2 })).sql;
     await migrate(sql, [DIRECTORY_MIGRATIONS, MAILBOX_MIGRATIONS]);
     if (name === 'show') await show(io, sql, parsed.positionals[0] ?? '');
     else if (name === 'impersonation') await impersonation(io, sql, parsed.positionals, defaults.domain);
     else {
       const address = parseAddress(parsed.positionals[0] ?? '', defaults.domain).address;
       // Every user has a mailbox: made here if nothing (a delivery, an EWS sign-in) made it yet.
-      if (findUser(db, address) === undefined) throw new MailboxError('MAILBOX_NOT_FOUND', `no user ${address}, so no mailbox`);
+      if ((await findUser(sql, address)) === undefined) throw new MailboxError('MAILBOX_NOT_FOUND', `no user ${address}, so no mailbox`);
       const mailbox = await ensureMailbox(sql, address);
       const folder = parsed.positionals[1];
       if (folder === undefined) await listTree(io, sql, mailbox);
@@ -69,7 +72,7 @@ export async function runMailboxCommand(args: string[], io: MailboxCommandIo, de
     io.err(`parley mailbox ${name}: ${error.message}`);
     return 1;
   } finally {
-    db?.close();
+    await sql?.close();
   }
 }
 

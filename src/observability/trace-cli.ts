@@ -1,30 +1,38 @@
 // `parley trace ID`: every recorded step of an offline message or a conversation, by spool entry
-// id, conversation id (cv-…: its rows and those of the entries it made) or SIP Call-ID.
+// id, conversation id (cv-…: its rows and those of the entries it made) or SIP Call-ID, from
+// --data-dir DIR (SQLite there) or --database postgres://… (a cluster's PostgreSQL).
 // Exit codes: 0 shown, 1 nothing recorded under that id, 2 usage error.
 import { parseArgs } from 'node:util';
 import { ParleyError } from '../errors.ts';
-import { migrate, openDatabase, sqliteSql } from '../storage/index.ts';
+import { chooseStorage, migrate, openStorage } from '../storage/index.ts';
 import type { SqlDatabase } from '../storage/index.ts';
 import { stripControls } from '../terminal.ts';
 import { readTrace, TRACE_MIGRATIONS } from './trace.ts';
 
+const USAGE = 'usage: parley trace ID [--json] [--data-dir DIR | --database postgres://…]   (ID: a spool entry id, a conversation id cv-… or a SIP Call-ID)';
+
 export async function runTraceCommand(args: string[], io: { out(line: string): void; err(line: string): void }, defaults: { dataDir: string }): Promise<number> {
-  let values: { 'data-dir'?: string; json?: boolean };
+  let values: { 'data-dir'?: string; database?: string; json?: boolean };
   let positionals: string[];
   try {
-    ({ values, positionals } = parseArgs({ args, options: { 'data-dir': { type: 'string' }, json: { type: 'boolean' } }, allowPositionals: true, strict: true }));
+    ({ values, positionals } = parseArgs({ args, options: { 'data-dir': { type: 'string' }, database: { type: 'string' }, json: { type: 'boolean' } }, allowPositionals: true, strict: true }));
   } catch (error) {
-    io.err(`parley trace: ${error instanceof Error ? error.message : String(error)}\nusage: parley trace ID [--json] [--data-dir DIR]   (ID: a spool entry id, a conversation id cv-… or a SIP Call-ID)`);
+    io.err(`parley trace: ${error instanceof Error ? error.message : String(error)}\n${USAGE}`);
     return 2;
   }
   const [id] = positionals;
   if (id === undefined || positionals.length > 1) {
-    io.err('usage: parley trace ID [--json] [--data-dir DIR]   (ID: a spool entry id, a conversation id cv-… or a SIP Call-ID)');
+    io.err(USAGE);
+    return 2;
+  }
+  const where = chooseStorage({ dataDir: values['data-dir'], database: values.database }, { dataDir: defaults.dataDir, database: null });
+  if (typeof where === 'string') {
+    io.err(`parley trace: ${where}\n${USAGE}`);
     return 2;
   }
   let sql: SqlDatabase | undefined;
   try {
-    sql = sqliteSql(openDatabase(values['data-dir'] ?? defaults.dataDir));
+    sql = (await openStorage(where, { applicationName: 'parley-trace', max: 2 })).sql;
     await migrate(sql, [TRACE_MIGRATIONS]);
     const events = await readTrace(sql, id);
     if (events.length === 0) {

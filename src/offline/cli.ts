@@ -1,6 +1,8 @@
 // `parley spooler …`: the History Spooler (the seed's per-user "History Spooler" folder, kept in
-// the server). Safe while the server runs (WAL): a retried entry is picked up by the running
-// server's worker within a second. Exit codes: 0 done, 1 the operation failed, 2 usage error.
+// the server). Safe while servers run (SQLite's WAL; transactions on PostgreSQL): a retried entry is
+// picked up by a running server's worker within a second. Each command acts on --data-dir DIR (SQLite
+// there), --database postgres://… (a cluster's PostgreSQL), or what --config FILE names.
+// Exit codes: 0 done, 1 the operation failed, 2 usage error.
 //   parley spooler list [--user SIP-ADDRESS] [--state waiting|delivering|delivered|failed] [--limit N]
 //   parley spooler show ID
 //   parley spooler retry ID | --failed
@@ -16,7 +18,7 @@ import { formatBytes } from '../bytes.ts';
 import { TRACE_MIGRATIONS } from '../observability/trace.ts';
 import { SETTINGS_MIGRATIONS } from '../settings/index.ts';
 import type { SqlDatabase } from '../storage/index.ts';
-import { migrate, openDatabase, sqliteSql } from '../storage/index.ts';
+import { chooseStorage, migrate, openStorage } from '../storage/index.ts';
 import { oneLine, stripControls, table } from '../terminal.ts';
 import { listSpool, parseState, purgeDeliveredBefore, purgeSpoolEntry, retryFailed, retrySpoolEntry, showSpoolEntry } from './admin.ts';
 import { OFFLINE_MIGRATIONS } from './schema.ts';
@@ -32,6 +34,8 @@ export interface SpoolerCommandIo {
 /** What `--config FILE` gives `parley spooler quota` (the caller reads the file: the server's configuration is above this folder). */
 export interface SpoolerSettings {
   dataDir: string;
+  /** the PostgreSQL address the server uses, or null for SQLite in dataDir */
+  database: string | null;
   domain: string;
   spool: SpoolQuotaLimits;
   mailbox: MailboxQuotaLimits;
@@ -44,16 +48,18 @@ export interface SpoolerDefaults {
   readConfig?: (file: string) => SpoolerSettings;
 }
 
+const WHERE = '[--data-dir DIR | --database postgres://… | --config FILE]';
 const USAGE = [
-  'parley spooler list [--user SIP-ADDRESS] [--state waiting|delivering|delivered|failed] [--limit N] [--json] [--data-dir DIR]',
-  'parley spooler show ID [--json] [--data-dir DIR]',
-  'parley spooler retry ID | --failed [--data-dir DIR]',
-  'parley spooler purge ID [--force] | --delivered-before DATE [--data-dir DIR]',
-  'parley spooler quota [--user SIP-ADDRESS] [--config FILE] [--json] [--data-dir DIR]',
+  `parley spooler list [--user SIP-ADDRESS] [--state waiting|delivering|delivered|failed] [--limit N] [--json] ${WHERE}`,
+  `parley spooler show ID [--json] ${WHERE}`,
+  `parley spooler retry ID | --failed ${WHERE}`,
+  `parley spooler purge ID [--force] | --delivered-before DATE ${WHERE}`,
+  `parley spooler quota [--user SIP-ADDRESS] [--json] ${WHERE}   (the limits of --config FILE, or the defaults)`,
 ];
 
 const OPTIONS = {
   'data-dir': { type: 'string' },
+  database: { type: 'string' },
   user: { type: 'string' },
   state: { type: 'string' },
   limit: { type: 'string' },
@@ -78,12 +84,13 @@ export async function runSpoolerCommand(args: string[], io: SpoolerCommandIo, de
     return usage(io, name, error instanceof Error ? error.message : String(error));
   }
   const id = positionals[0];
+  const where: ReadonlyArray<keyof typeof OPTIONS> = ['data-dir', 'database', 'config'];
   const allowed: Record<string, ReadonlyArray<keyof typeof OPTIONS>> = {
-    list: ['data-dir', 'user', 'state', 'limit', 'json'],
-    show: ['data-dir', 'json'],
-    retry: ['data-dir', 'failed'],
-    purge: ['data-dir', 'force', 'delivered-before'],
-    quota: ['data-dir', 'user', 'config', 'json'],
+    list: [...where, 'user', 'state', 'limit', 'json'],
+    show: [...where, 'json'],
+    retry: [...where, 'failed'],
+    purge: [...where, 'force', 'delivered-before'],
+    quota: [...where, 'user', 'json'],
   };
   const known = allowed[name];
   if (known === undefined) return usage(io, name, `unknown command "${name}"; the commands are list, show, retry, purge, quota`);
@@ -104,7 +111,10 @@ export async function runSpoolerCommand(args: string[], io: SpoolerCommandIo, de
     const settings = values.config === undefined ? undefined : defaults.readConfig?.(values.config);
     if (values.config !== undefined && settings === undefined) return usage(io, name, '--config is not available here');
     const domain = settings?.domain ?? defaults.domain;
-    sql = sqliteSql(openDatabase(values['data-dir'] ?? settings?.dataDir ?? defaults.dataDir));
+    // --data-dir and --database name the storage themselves, before the config file's choice
+    const storage = chooseStorage({ dataDir: values['data-dir'], database: values.database }, { dataDir: settings?.dataDir ?? defaults.dataDir, database: settings?.database ?? null });
+    if (typeof storage === 'string') return usage(io, name, storage);
+    sql = (await openStorage(storage, { applicationName: 'parley-spooler', max: 2 })).sql;
     await migrate(sql, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS, OFFLINE_MIGRATIONS, TRACE_MIGRATIONS]);
     const actor = `cli:${process.env.USER ?? 'unknown'}`;
     if (name === 'quota') {

@@ -361,7 +361,6 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     routes.push(
       createAdminRoute({
         sql,
-        db,
         logger,
         token: adminToken,
         domain: config.domain,

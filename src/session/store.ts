@@ -3,8 +3,7 @@
 // the user's password as it was at sign-in (a hash of the stored password hash, never the hash
 // itself): a new password ends the user's sessions, and removing the user deletes them.
 
-import type { Database, MigrationSet, Sql } from '../storage/index.ts';
-import { statement } from '../storage/index.ts';
+import type { MigrationSet, Sql } from '../storage/index.ts';
 
 export const SESSION_MIGRATIONS: MigrationSet = {
   capability: 'session',
@@ -90,12 +89,4 @@ const PURGE_EXPIRED_BATCH = 'DELETE FROM web_sessions WHERE token_hash IN (SELEC
 /** Like deleteExpiredSessions, at most `limit` rows (the retention sweep: a sign-in sweeps too, but only then). */
 export async function purgeExpiredSessionBatch(sql: Sql, idleBefore: number, createdBefore: number, limit: number): Promise<number> {
   return (await sql.run(PURGE_EXPIRED_BATCH, [idleBefore, createdBefore, limit])).changes;
-}
-
-/**
- * purgeExpiredSessionBatch on a node:sqlite connection of its own. Transitional: for the retention
- * scheduler until it has moved to Sql; goes then.
- */
-export function purgeExpiredSessionBatchSync(db: Database, idleBefore: number, createdBefore: number, limit: number): number {
-  return Number(statement(db, PURGE_EXPIRED_BATCH).run(idleBefore, createdBefore, limit).changes);
 }

@@ -1,9 +1,7 @@
 // The audit log: every change an administrator makes, one row per changed property, written in
 // the same transaction as the change.
 
-import type { Database, Sql } from '../storage/index.ts';
-import { statement } from '../storage/index.ts';
-import { isSql } from '../storage/index.ts';
+import type { Sql } from '../storage/index.ts';
 
 /** Who is changing what; handed to every repository function that writes. */
 export interface ChangeContext {
@@ -68,51 +66,31 @@ interface AuditRow {
 }
 
 /** Records one change; pass the transaction's handle so the row commits with the change. */
-export function recordAudit(sql: Sql, change: ChangeContext, identity: string, property: string | null, oldValue: string | null, newValue: string | null): Promise<void>;
-/** Transitional: on the node:sqlite connection, for callers not moved to `Sql` yet. */
-export function recordAudit(db: Database, change: ChangeContext, identity: string, property: string | null, oldValue: string | null, newValue: string | null): void;
-export function recordAudit(on: Sql | Database, change: ChangeContext, identity: string, property: string | null, oldValue: string | null, newValue: string | null): Promise<void> | void {
-  const params = [change.now(), change.actor, change.cmdlet, identity, property, oldValue, newValue];
-  if (isSql(on)) return on.run(INSERT, params).then(() => undefined);
-  statement(on, INSERT).run(...params);
+export async function recordAudit(sql: Sql, change: ChangeContext, identity: string, property: string | null, oldValue: string | null, newValue: string | null): Promise<void> {
+  await sql.run(INSERT, [change.now(), change.actor, change.cmdlet, identity, property, oldValue, newValue]);
 }
 
 /** The newest `last` entries (all when undefined), oldest first. */
-export function listAudit(sql: Sql, last?: number): Promise<AuditEntry[]>;
-/** Transitional: on the node:sqlite connection. */
-export function listAudit(db: Database, last?: number): AuditEntry[];
-export function listAudit(on: Sql | Database, last?: number): Promise<AuditEntry[]> | AuditEntry[] {
-  const [text, params] = last === undefined ? [ALL, []] : [NEWEST, [last]];
-  if (isSql(on)) return on.all<AuditRow>(text, params).then((rows) => rows.map(entryOf));
-  return (statement(on, text).all(...params) as unknown as AuditRow[]).map(entryOf);
+export async function listAudit(sql: Sql, last?: number): Promise<AuditEntry[]> {
+  const rows = last === undefined ? await sql.all<AuditRow>(ALL) : await sql.all<AuditRow>(NEWEST, [last]);
+  return rows.map(entryOf);
 }
 
 /** Deletes up to `limit` audit rows recorded before `before` (epoch ms), oldest first (retention.audit); returns how many. */
-export function purgeAuditBatch(sql: Sql, before: number, limit: number): Promise<number>;
-/** Transitional: on the node:sqlite connection. */
-export function purgeAuditBatch(db: Database, before: number, limit: number): number;
-export function purgeAuditBatch(on: Sql | Database, before: number, limit: number): Promise<number> | number {
-  if (isSql(on)) return on.run(PURGE, [before, limit]).then((r) => r.changes);
-  return Number(statement(on, PURGE).run(before, limit).changes);
+export async function purgeAuditBatch(sql: Sql, before: number, limit: number): Promise<number> {
+  return (await sql.run(PURGE, [before, limit])).changes;
 }
 
 /** When the oldest audit row was recorded (epoch ms), null when there is none. */
-export function oldestAudit(sql: Sql): Promise<number | null>;
-/** Transitional: on the node:sqlite connection. */
-export function oldestAudit(db: Database): number | null;
-export function oldestAudit(on: Sql | Database): Promise<number | null> | number | null {
-  const at = (row: { at: number } | undefined) => (row === undefined ? null : Number(row.at));
-  if (isSql(on)) return on.get<{ at: number }>(OLDEST).then(at);
-  return at(statement(on, OLDEST).get() as { at: number } | undefined);
+export async function oldestAudit(sql: Sql): Promise<number | null> {
+  const row = await sql.get<{ at: number }>(OLDEST);
+  return row === undefined ? null : Number(row.at);
 }
 
 /** The newest audit row's id, 0 when none: cheap (the primary key's last entry). */
-export function lastAuditId(sql: Sql): Promise<number>;
-/** Transitional: on the node:sqlite connection. */
-export function lastAuditId(db: Database): number;
-export function lastAuditId(on: Sql | Database): Promise<number> | number {
-  if (isSql(on)) return on.get<{ id: number }>(LAST_ID).then((row) => Number(row?.id ?? 0));
-  return Number((statement(on, LAST_ID).get() as { id: number }).id);
+export async function lastAuditId(sql: Sql): Promise<number> {
+  const row = await sql.get<{ id: number }>(LAST_ID);
+  return Number(row?.id ?? 0);
 }
 
 function entryOf(r: AuditRow): AuditEntry {

@@ -11,12 +11,11 @@
 // counts from the next request on SQLite and within 250 ms on PostgreSQL (VersionedCache).
 
 import { DirectoryError, parseAddress } from '../directory/index.ts';
-import type { Database, Sql } from '../storage/index.ts';
-import { statement, VersionedCache } from '../storage/index.ts';
+import type { Sql } from '../storage/index.ts';
+import { VersionedCache } from '../storage/index.ts';
 import type { Identity, InstanceRow, SettingsInstance, SettingsKind } from './model.ts';
 import { CLIENT_POLICY, EXTERNAL_ACCESS_POLICY, GLOBAL, IM_CONFIGURATION, formatIdentity, instanceOf } from './model.ts';
 import { SettingsError } from './errors.ts';
-import { isSql } from '../storage/index.ts';
 
 export interface EffectiveSettings {
   readonly EnableOfflineIm: boolean;
@@ -67,17 +66,13 @@ const caches = new WeakMap<Sql, VersionedCache<EffectiveSettings>>();
  * The settings that apply to `address` (`alice@parley.local`, `sip:…`, any case). Throws
  * DirectoryError USER_NOT_FOUND for an address with no user: settings of a non-user are a bug.
  */
-export function effectiveSettings(sql: Sql, address: string): Promise<EffectiveSettings>;
-/** Transitional: read at once on the node:sqlite connection (no cache), for synchronous callers not moved yet. */
-export function effectiveSettings(db: Database, address: string): EffectiveSettings;
-export function effectiveSettings(on: Sql | Database, address: string): Promise<EffectiveSettings> | EffectiveSettings {
+export function effectiveSettings(sql: Sql, address: string): Promise<EffectiveSettings> {
   const normalised = parseAddress(address).address;
-  if (!isSql(on)) return readNow(on, normalised);
   // inside a transaction: what the transaction sees, not what the cache kept
-  if (on.inTransaction) return read(on, normalised);
-  let cache = caches.get(on);
-  if (cache === undefined) caches.set(on, (cache = new VersionedCache(on, 'SELECT v FROM settings_version')));
-  return cache.get(normalised, () => read(on, normalised));
+  if (sql.inTransaction) return read(sql, normalised);
+  let cache = caches.get(sql);
+  if (cache === undefined) caches.set(sql, (cache = new VersionedCache(sql, 'SELECT v FROM settings_version')));
+  return cache.get(normalised, () => read(sql, normalised));
 }
 
 /** Forgets the answers kept for `sql` (after this process changed settings through it). */
@@ -90,12 +85,6 @@ async function read(sql: Sql, address: string): Promise<EffectiveSettings> {
   if (user === undefined) throw noUser(address);
   const rows = await Promise.all(KINDS.map((kind) => sql.all<InstanceRow>(candidatesSql(kind), candidateParams(kind, user))));
   return resolve(user, rows);
-}
-
-function readNow(db: Database, address: string): EffectiveSettings {
-  const user = statement(db, USER_SQL).get(address) as UserRow | undefined;
-  if (user === undefined) throw noUser(address);
-  return resolve(user, KINDS.map((kind) => statement(db, candidatesSql(kind)).all(...candidateParams(kind, user)) as InstanceRow[]));
 }
 
 function resolve(user: UserRow, [imRows, policyRows, externalRows]: ReadonlyArray<readonly InstanceRow[]>): EffectiveSettings {

@@ -6,15 +6,14 @@
 // every lookup by name compares lower() of both sides, which means the same on either engine.
 
 import { DirectoryError, parseAddress } from '../directory/index.ts';
-import type { Database, MigrationSet, Sql, SqlEngine } from '../storage/index.ts';
-import { isUniqueViolation, statement } from '../storage/index.ts';
+import type { MigrationSet, Sql, SqlEngine } from '../storage/index.ts';
+import { isUniqueViolation } from '../storage/index.ts';
 import type { ChangeContext } from './audit.ts';
 import { AUDIT_TABLE_POSTGRES, AUDIT_TABLE_SQL, recordAudit } from './audit.ts';
 import { forgetEffectiveSettings } from './effective.ts';
 import { SettingsError } from './errors.ts';
 import type { Identity, InstanceRow, SettingsInstance, SettingsKind, SettingValue, SettingValues } from './model.ts';
 import { CLIENT_POLICY, EXTERNAL_ACCESS_POLICY, IM_CONFIGURATION, SETTINGS_KINDS, checkValue, defaultValues, displayValue, formatIdentity, instanceOf } from './model.ts';
-import { isSql } from '../storage/index.ts';
 
 /**
  * The first migration's table, for the properties a kind had when it shipped: the migration's SQL
@@ -171,14 +170,9 @@ export async function listInstances(sql: Sql, kind: SettingsKind): Promise<Setti
 const COUNT_AT_SITE = SETTINGS_KINDS.map((kind) => `(SELECT count(*) FROM ${kind.table} WHERE scope = 'site' AND lower(name) = lower(?))`).join(' + ');
 
 /** How many instances (of every kind) sit at a site: Remove-CsSite refuses while there are any. */
-export function countSiteInstances(sql: Sql, site: string): Promise<number>;
-/** Transitional: on the node:sqlite connection. */
-export function countSiteInstances(db: Database, site: string): number;
-export function countSiteInstances(on: Sql | Database, site: string): Promise<number> | number {
-  const text = `SELECT ${COUNT_AT_SITE} AS n`;
-  const params = SETTINGS_KINDS.map(() => site);
-  if (isSql(on)) return on.get<{ n: number }>(text, params).then((row) => Number(row?.n ?? 0));
-  return Number((statement(on, text).get(...params) as { n: number }).n);
+export async function countSiteInstances(sql: Sql, site: string): Promise<number> {
+  const row = await sql.get<{ n: number }>(`SELECT ${COUNT_AT_SITE} AS n`, SETTINGS_KINDS.map(() => site));
+  return Number(row?.n ?? 0);
 }
 
 /** New-Cs…: an instance holding every property, the defaults for those not given. */
@@ -260,14 +254,9 @@ export function grantClientPolicy(sql: Sql, address: string, policy: string | nu
 }
 
 /** The name of the Tag policy of `kind` (CsClientPolicy when not given) granted to a user, or null. */
-export function grantedPolicy(sql: Sql, address: string, kind?: SettingsKind): Promise<string | null>;
-/** Transitional: on the node:sqlite connection. */
-export function grantedPolicy(db: Database, address: string, kind?: SettingsKind): string | null;
-export function grantedPolicy(on: Sql | Database, address: string, kind: SettingsKind = CLIENT_POLICY): Promise<string | null> | string | null {
-  const text = `SELECT policy FROM ${grantsOf(kind).table} WHERE address = ?`;
-  const policy = (row: { policy: string } | undefined) => row?.policy ?? null;
-  if (isSql(on)) return on.get<{ policy: string }>(text, [address]).then(policy);
-  return policy(statement(on, text).get(address) as { policy: string } | undefined);
+export async function grantedPolicy(sql: Sql, address: string, kind: SettingsKind = CLIENT_POLICY): Promise<string | null> {
+  const row = await sql.get<{ policy: string }>(`SELECT policy FROM ${grantsOf(kind).table} WHERE address = ?`, [address]);
+  return row?.policy ?? null;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -16,6 +16,5 @@ export type { BatchWrite, BatchWriter, BatchWriterThread, ThreadBatchWriterOptio
 export { loopBatchWriter, openBatchWriter, serveBatches, sqliteFileOf, ThreadBatchWriter } from './batch-writer.ts';
 export type { VersionedCacheOptions } from './version-cache.ts';
 export { VersionedCache } from './version-cache.ts';
-export type { Storage, StorageLocation } from './open.ts';
-export { isPostgresUrl, openStorage } from './open.ts';
-export { isSql } from './transitional.ts';
+export type { Storage, StorageFlags, StorageLocation } from './open.ts';
+export { chooseStorage, describeStorage, isPostgresUrl, openStorage } from './open.ts';

@@ -4,7 +4,7 @@
 
 import type { Database } from './database.ts';
 import { openDatabase } from './database.ts';
-import { openPostgres } from './postgres-sql.ts';
+import { openPostgres, redactUrl } from './postgres-sql.ts';
 import type { SqlDatabase } from './sql.ts';
 import { sqliteSql } from './sqlite-sql.ts';
 import { StorageError } from './errors.ts';
@@ -34,4 +34,32 @@ export async function openStorage(where: StorageLocation, options: { application
   }
   if (!isPostgresUrl(where.database)) throw new StorageError('DATABASE_OPEN_FAILED', `database must be a PostgreSQL address such as postgres://parley@db.example.com/parley (leave it out for SQLite in the data directory)`);
   return { sql: await openPostgres(where.database, options), sqlite: null };
+}
+
+/** What a command-line tool was told about its storage: `--data-dir DIR`, `--database URL`, each or neither. */
+export interface StorageFlags {
+  readonly dataDir?: string | undefined;
+  readonly database?: string | undefined;
+}
+
+/**
+ * Where a command-line tool acts: `--database URL` (PostgreSQL) or `--data-dir DIR` (SQLite there),
+ * else `fallback` (a config file's choice, or the default data directory). A string is the usage
+ * error to show (exit 2): both flags at once, or a database address that is not PostgreSQL's.
+ */
+export function chooseStorage(flags: StorageFlags, fallback: StorageLocation): StorageLocation | string {
+  if (flags.dataDir !== undefined && flags.database !== undefined) {
+    return 'give --data-dir DIR (SQLite in that directory) or --database postgres://… (PostgreSQL), not both';
+  }
+  if (flags.database !== undefined) {
+    if (!isPostgresUrl(flags.database)) return '--database must be a PostgreSQL address such as postgres://parley@db.example.com/parley (postgres:// or postgresql://)';
+    return { dataDir: fallback.dataDir, database: flags.database };
+  }
+  if (flags.dataDir !== undefined) return { dataDir: flags.dataDir, database: null };
+  return fallback;
+}
+
+/** Where a message may say the storage is: the data directory, or the database address without its password. */
+export function describeStorage(where: StorageLocation): string {
+  return where.database === null ? where.dataDir : redactUrl(where.database);
 }

@@ -142,7 +142,7 @@ export class PostgresSql extends PostgresHandle implements SqlDatabase {
  * for a Unix socket) and checks that it answers.
  */
 export async function openPostgres(url: string, options: PostgresOptions = {}): Promise<PostgresSql> {
-  const location = redact(url);
+  const location = redactUrl(url);
   let client: Client;
   try {
     client = postgres(url, {
@@ -174,7 +174,7 @@ export function sqlState(error: unknown): string | undefined {
 }
 
 /** The URL without its password. */
-function redact(url: string): string {
+export function redactUrl(url: string): string {
   try {
     const u = new URL(url);
     if (u.password !== '') u.password = '***';

@@ -1,57 +1,61 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir, userInfo } from 'node:os';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { after, describe, it } from 'node:test';
 import { runAdminCommand } from '../../src/admin/index.ts';
 import { verifyPassword } from '../../src/directory/index.ts';
 import { effectiveSettings } from '../../src/settings/index.ts';
 import type { Sql } from '../../src/storage/index.ts';
-import { openDatabase, sqliteSql } from '../../src/storage/index.ts';
+import type { CliEngine, CliStorage } from '../harness/cli-storage.ts';
+import { CLI_ENGINES, UNREACHABLE_POSTGRES, withStore } from '../harness/cli-storage.ts';
+import { closeTestPostgres } from '../harness/engines.ts';
 
-const root = mkdtempSync(join(tmpdir(), 'parley-admin-'));
-after(() => rmSync(root, { recursive: true, force: true }));
-let dirs = 0;
+after(closeTestPostgres);
 
-/** A fresh data directory and a `parley admin …` runner capturing its output. */
-function admin() {
-  const dataDir = join(root, `data-${++dirs}`);
+/** `parley admin` runners on storage of their own: `--data-dir DIR` on SQLite, `--database URL` on PostgreSQL. */
+function adminOn(engine: CliEngine) {
+  const stores: CliStorage[] = [];
+  after(async () => {
+    for (const store of stores) await store.drop();
+  });
+  return async () => {
+    const store = await engine.fresh();
+    stores.push(store);
+    return admin(store);
+  };
+}
+
+/** A `parley admin …` runner capturing its output, on `store` (also where none is named: `runNamed`). */
+function admin(store: CliStorage) {
   return {
-    dataDir,
+    store,
     async run(...args: string[]) {
-      const out: string[] = [];
-      const err: string[] = [];
-      const code = await runAdminCommand(args, { out: (l) => out.push(l), err: (l) => err.push(l) }, { dataDir, domain: 'parley.test' });
-      return { code, out, err, text: out.join('\n'), error: err.join('\n') };
+      return runAdmin([...store.args, ...args], store.dataDir);
     },
     async ok(...args: string[]) {
       const r = await this.run(...args);
       assert.equal(r.code, 0, `${args.join(' ')} → ${r.code}: ${r.error}`);
       return r;
     },
-    db<T>(fn: (db: ReturnType<typeof openDatabase>) => T): T {
-      const db = openDatabase(dataDir);
-      try {
-        return fn(db);
-      } finally {
-        db.close();
-      }
-    },
-    /** What the server would read, on its own connection to the data directory. */
-    async sql<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
-      const sql = sqliteSql(openDatabase(dataDir));
-      try {
-        return await fn(sql);
-      } finally {
-        await sql.close();
-      }
+    /** What the server would read, on its own connection to the same storage. */
+    sql<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+      return withStore(store, fn);
     },
   };
 }
 
-describe('parley admin cmdlets', () => {
+async function runAdmin(args: string[], dataDir: string) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await runAdminCommand(args, { out: (l) => out.push(l), err: (l) => err.push(l) }, { dataDir, domain: 'parley.test' });
+  return { code, out, err, text: out.join('\n'), error: err.join('\n') };
+}
+
+for (const engine of CLI_ENGINES) describe(`parley admin cmdlets on ${engine.name}`, () => {
+  const fresh = adminOn(engine);
+
   it("runs the seed's two commands and audits the change with old and new values", async () => {
-    const a = admin();
+    const a = await fresh();
     const set = await a.ok('Set-CsImConfiguration', '-EnableOfflineIM', '$False');
     assert.deepEqual(set.out, []);
     const get = await a.ok('Get-CsImConfiguration');
@@ -75,7 +79,7 @@ describe('parley admin cmdlets', () => {
   });
 
   it('resets Global to the defaults on Remove, and refuses to remove an unknown identity', async () => {
-    const a = admin();
+    const a = await fresh();
     await a.ok('Set-CsImConfiguration', '-OfflineImPickupDelay', '00:10:00', '-EnableOfflineIm', '$false');
     await a.ok('Remove-CsImConfiguration', '-Identity', 'global');
     assert.match((await a.ok('Get-CsImConfiguration', 'Global')).text, /EnableOfflineIm +: True\nOfflineImPickupDelay +: 00:02:00/);
@@ -91,7 +95,7 @@ describe('parley admin cmdlets', () => {
   });
 
   it('creates site and tag instances with every value, filters them, and grants policies', async () => {
-    const a = admin();
+    const a = await fresh();
     await a.ok('New-CsSite', 'Redmond');
     const created = await a.ok('New-CsImConfiguration', '-Identity', 'site:redmond', '-OfflineImMaxAge', '02:00:00');
     assert.deepEqual(created.out, [
@@ -126,7 +130,7 @@ describe('parley admin cmdlets', () => {
   });
 
   it('refuses to remove a site still in use, naming how many users and instances use it', async () => {
-    const a = admin();
+    const a = await fresh();
     await a.ok('New-CsSite', '-Identity', 'Site:Paris');
     await a.ok('Enable-CsUser', 'bob', '-Password', 'pw', '-Site', 'Paris');
     await a.ok('Enable-CsUser', 'carol', '-Password', 'pw', '-Site', 'paris');
@@ -144,7 +148,7 @@ describe('parley admin cmdlets', () => {
   });
 
   it('changes users and audits each change, never the password', async () => {
-    const a = admin();
+    const a = await fresh();
     await a.ok('New-CsSite', 'Oslo');
     await a.ok('Enable-CsUser', 'dave@parley.test', '-Password', 'old-pw');
     await a.ok('Set-CsUser', 'dave', '-DisplayName', 'Dave', '-Site', 'Oslo', '-Password', 'new-pw');
@@ -161,7 +165,7 @@ describe('parley admin cmdlets', () => {
   });
 
   it('shows and sets ConversationIdleTimeout and UnreadMissedTimeout, refusing values out of range', async () => {
-    const a = admin();
+    const a = await fresh();
     const tooShort = await a.run('Set-CsImConfiguration', '-ConversationIdleTimeout', '00:00:00');
     assert.equal(tooShort.code, 2);
     assert.equal(tooShort.error, 'parley admin: ConversationIdleTimeout must be between 00:00:01 and 1.00:00:00');
@@ -200,7 +204,7 @@ describe('parley admin cmdlets', () => {
   });
 
   it('answers usage errors (unknown cmdlet or parameter, bad value) with exit code 2', async () => {
-    const a = admin();
+    const a = await fresh();
     const unknown = await a.run('Get-CsImConfig');
     assert.equal(unknown.code, 2);
     assert.match(unknown.error, /did you mean Get-CsImConfiguration\?/);
@@ -214,5 +218,42 @@ describe('parley admin cmdlets', () => {
     const help = await a.run('--help');
     assert.equal(help.code, 0);
     assert.match(help.text, /Grant-CsClientPolicy \[-Identity\] <String> \[-PolicyName\] <String>/);
+  });
+
+  it('acts on the storage it is given, and makes nothing in the data directory on PostgreSQL', async () => {
+    const a = await fresh();
+    await a.ok('New-CsSite', 'Lima');
+    assert.match((await a.ok('Get-CsSite')).text, /Identity +: Site:Lima/);
+    if (a.store.database === null) {
+      // without --data-dir: the default data directory (the same one here)
+      assert.deepEqual((await runAdmin(['Get-CsSite'], a.store.dataDir)).out, (await a.ok('Get-CsSite')).out);
+    } else assert.equal(existsSync(a.store.dataDir), false);
+  });
+});
+
+describe('parley admin: --data-dir or --database', () => {
+  const dataDir = '/nonexistent/parley-admin-default';
+
+  it('refuses both at once, a --database that is not PostgreSQL, and either with --url (exit 2)', async () => {
+    const both = await runAdmin(['--data-dir', '/tmp/x', '--database', 'postgres://localhost/parley', 'Get-CsSite'], dataDir);
+    assert.equal(both.code, 2);
+    assert.equal(both.error, 'parley admin: give --data-dir DIR (SQLite in that directory) or --database postgres://… (PostgreSQL), not both');
+    const notPostgres = await runAdmin(['--database', 'mysql://root:pw@localhost/parley', 'Get-CsSite'], dataDir);
+    assert.equal(notPostgres.code, 2);
+    assert.match(notPostgres.error, /--database must be a PostgreSQL address such as postgres:\/\//);
+    assert.doesNotMatch(notPostgres.error, /pw/);
+    const remote = await runAdmin(['--database', 'postgres://localhost/parley', '--url', 'http://127.0.0.1:1', 'Get-CsSite'], dataDir);
+    assert.equal(remote.code, 2);
+    assert.equal(remote.error, 'parley admin: give --database (act on the database) or --url (through the server), not both');
+    assert.equal((await runAdmin(['--database'], dataDir)).code, 2, 'a value is needed');
+    assert.match((await runAdmin(['--help'], dataDir)).text, /usage: parley admin \[--data-dir DIR \| --database postgres:\/\/…\]/);
+  });
+
+  it('answers a PostgreSQL it cannot reach with exit 1 and the reason, never the password', async () => {
+    const r = await runAdmin(['--database', UNREACHABLE_POSTGRES, 'Get-CsSite'], dataDir);
+    assert.equal(r.code, 1);
+    assert.match(r.error, /^parley admin: cannot connect to PostgreSQL at postgres:\/\/parley:\*\*\*@127\.0\.0\.1:1\/parley: /);
+    assert.doesNotMatch(r.error, /s3cret-pw/);
+    assert.deepEqual(r.out, []);
   });
 });

@@ -13,12 +13,12 @@ import { EndpointTable } from '../../src/admin/http/endpoints.ts';
 import { problemOf } from '../../src/admin/http/problem.ts';
 import { parametersOf } from '../../src/admin/http/validate.ts';
 import { bindArguments, findCmdlet } from '../../src/admin/parse.ts';
-import { DIRECTORY_MIGRATIONS, DirectoryError } from '../../src/directory/index.ts';
+import { DirectoryError } from '../../src/directory/index.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { adminTokenPath, loadAdminToken } from '../../src/server/secrets.ts';
-import { SETTINGS_MIGRATIONS, SettingsError, effectiveSettings } from '../../src/settings/index.ts';
+import { SettingsError, effectiveSettings } from '../../src/settings/index.ts';
 import type { SqlDatabase } from '../../src/storage/index.ts';
-import { openDatabase, openMemoryDatabase, runMigrations, sqliteSql } from '../../src/storage/index.ts';
+import { openDatabase, sqliteSql } from '../../src/storage/index.ts';
 import type { EngineUnderTest } from '../harness/engines.ts';
 import { ENGINES, closeTestPostgres } from '../harness/engines.ts';
 import { addTestUser, migrateSettings } from './settings-fixture.ts';
@@ -34,23 +34,12 @@ const serve = (options: Partial<AdminRouteOptions> = {}) => serveOn(options);
 
 /**
  * The admin route on a real HTTP listener (port 0), against a fresh database of `engine` (default
- * SQLite in a data directory). On PostgreSQL the cmdlets not yet moved to `sql` (the directory's)
- * act on a SQLite database of their own until they move (issue 16).
+ * SQLite in a data directory).
  */
 async function serveOn(options: Partial<AdminRouteOptions> = {}, engine?: EngineUnderTest) {
-  let db;
-  let sql: SqlDatabase;
-  if (engine === undefined || engine.name === 'sqlite') {
-    db = openDatabase(join(root, `data-${++dirs}`));
-    runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS]);
-    sql = sqliteSql(db);
-  } else {
-    db = openMemoryDatabase();
-    runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS]);
-    sql = await engine.open();
-    await migrateSettings(sql);
-  }
-  const route = createAdminRoute({ sql, db, logger: createLogger('silent'), token: TOKEN, domain: 'parley.test', product: 'Parley/test', ...options });
+  const sql: SqlDatabase = engine === undefined ? sqliteSql(openDatabase(join(root, `data-${++dirs}`))) : await engine.open();
+  await migrateSettings(sql);
+  const route = createAdminRoute({ sql, logger: createLogger('silent'), token: TOKEN, domain: 'parley.test', product: 'Parley/test', ...options });
   const server = http.createServer((req, res) => {
     if (!route.handle(req, res, new URL(req.url ?? '/', 'http://localhost'))) {
       res.writeHead(418);
@@ -63,10 +52,8 @@ async function serveOn(options: Partial<AdminRouteOptions> = {}, engine?: Engine
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await sql.close();
-    if (db.isOpen) db.close();
   });
   return {
-    db,
     sql,
     route,
     base,
@@ -209,7 +196,7 @@ describe('admin API: the token', () => {
     const big = await s.call('POST', '/admin/cmdlets/Get-CsSite', 'x'.repeat(200_000), { authorization: 'Bearer nope-nope-nope-nope-nope' });
     assertProblem(big, 401, 'UNAUTHORIZED');
     assert.equal((await s.call('GET', '/admin/cmdlets', undefined, { authorization: `bearer ${TOKEN}` })).status, 200);
-    assert.throws(() => createAdminRoute({ sql: s.sql, db: s.db, logger: createLogger('silent'), token: 'short', domain: 'x', product: 'x' }), /too short/);
+    assert.throws(() => createAdminRoute({ sql: s.sql, logger: createLogger('silent'), token: 'short', domain: 'x', product: 'x' }), /too short/);
   });
 
   it('is refused over plain HTTP from another host than loopback', () => {

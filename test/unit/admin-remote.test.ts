@@ -12,21 +12,25 @@ import { makeProblem } from '../../src/admin/http/problem.ts';
 import { DIRECTORY_MIGRATIONS } from '../../src/directory/index.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { SETTINGS_MIGRATIONS } from '../../src/settings/index.ts';
-import { openDatabase, runMigrations, sqliteSql } from '../../src/storage/index.ts';
+import { migrate } from '../../src/storage/index.ts';
+import type { CliEngine } from '../harness/cli-storage.ts';
+import { CLI_ENGINES } from '../harness/cli-storage.ts';
+import { closeTestPostgres } from '../harness/engines.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'parley-admin-remote-'));
 after(() => rmSync(root, { recursive: true, force: true }));
+after(closeTestPostgres);
 const TOKEN = 'remote-token-0123456789abcdefghijklmnopqrstu';
 const tokenFile = join(root, 'admin.token');
 writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
-let dirs = 0;
 
-/** A server with the admin route on port 0, and `parley admin` runners for both modes against the same data. */
-async function setup() {
-  const dataDir = join(root, `data-${++dirs}`);
-  const db = openDatabase(dataDir);
-  runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS]);
-  const route = createAdminRoute({ sql: sqliteSql(db), db, logger: createLogger('silent'), token: TOKEN, domain: 'parley.test', product: 'Parley/test' });
+/** A server with the admin route on port 0, and `parley admin` runners for both modes against the same storage. */
+async function setup(engine: CliEngine) {
+  const store = await engine.fresh();
+  const dataDir = store.dataDir;
+  const sql = await store.open();
+  await migrate(sql, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS]);
+  const route = createAdminRoute({ sql, logger: createLogger('silent'), token: TOKEN, domain: 'parley.test', product: 'Parley/test' });
   const server = http.createServer((req, res) => {
     if (!route.handle(req, res, new URL(req.url ?? '/', 'http://localhost'))) {
       res.writeHead(404, { 'content-type': 'text/plain' });
@@ -38,7 +42,8 @@ async function setup() {
   after(async () => {
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
-    db.close();
+    await sql.close();
+    await store.drop();
   });
   const run = async (args: string[], env: NodeJS.ProcessEnv = {}) => {
     const out: string[] = [];
@@ -48,16 +53,17 @@ async function setup() {
   };
   return {
     url,
-    dataDir,
+    /** --data-dir DIR or --database URL */
+    storage: store.args,
     run,
     remote: (...args: string[]) => run(['--url', url, '--token-file', tokenFile, ...args]),
-    local: (...args: string[]) => run(['--data-dir', dataDir, ...args]),
+    local: (...args: string[]) => run([...store.args, ...args]),
   };
 }
 
-describe('parley admin --url (remote mode)', () => {
+for (const engine of CLI_ENGINES) describe(`parley admin --url (remote mode), the server on ${engine.name}`, () => {
   it("runs the seed's two commands through the API and prints what local mode prints", async () => {
-    const s = await setup();
+    const s = await setup(engine);
     const set = await s.remote('Set-CsImConfiguration', '-EnableOfflineIM', '$False');
     assert.equal(set.code, 0, set.error);
     assert.deepEqual(set.out, []);
@@ -89,7 +95,7 @@ describe('parley admin --url (remote mode)', () => {
   });
 
   it('gives the messages and exit codes of local mode', async () => {
-    const s = await setup();
+    const s = await setup(engine);
     for (const args of [
       ['Get-CsImConfigration'], // unknown cmdlet: found before any request
       ['Set-CsImConfiguration', '-Bogus', '1'],
@@ -113,7 +119,7 @@ describe('parley admin --url (remote mode)', () => {
   });
 
   it('takes the token from --token, --token-file or PARLEY_ADMIN_TOKEN, and says when it is refused', async () => {
-    const s = await setup();
+    const s = await setup(engine);
     assert.equal((await s.run(['--url', s.url, '--token', TOKEN, 'Get-CsSite'])).code, 0);
     assert.equal((await s.run([`--url=${s.url}`, `--token=${TOKEN}`, 'Get-CsSite'])).code, 0);
     assert.equal((await s.run(['--url', s.url, 'Get-CsSite'], { PARLEY_ADMIN_TOKEN: TOKEN })).code, 0);
@@ -131,9 +137,9 @@ describe('parley admin --url (remote mode)', () => {
   });
 
   it('refuses mixed or incomplete options with exit 2', async () => {
-    const s = await setup();
+    const s = await setup(engine);
     for (const [args, message] of [
-      [['--url', s.url, '--data-dir', s.dataDir, 'Get-CsSite'], /not both/],
+      [['--url', s.url, ...s.storage, 'Get-CsSite'], /not both/],
       [['--token-file', tokenFile, 'Get-CsSite'], /go with --url/],
       [['--url'], /--url needs a value/],
       [['--url', 'ftp://x', '--token', TOKEN, 'Get-CsSite'], /only http/],
@@ -150,7 +156,7 @@ describe('parley admin --url (remote mode)', () => {
   });
 
   it('says clearly when the server cannot be reached, or is not Parley', async () => {
-    const s = await setup();
+    const s = await setup(engine);
     const closed = http.createServer();
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
     const port = (closed.address() as AddressInfo).port;

@@ -16,8 +16,10 @@ import { ConfigError, loadConfig } from '../../src/server/config.ts';
 import { SETTINGS_MIGRATIONS, listAudit, recordAudit } from '../../src/settings/index.ts';
 import { NonceIssuer, answerChallenge, challenges, computeHa1, formatAuthField, parseMessage } from '../../src/sip/index.ts';
 import type { SipRequest } from '../../src/sip/index.ts';
-import { migrate, openDatabase, runMigrations, sqliteSql } from '../../src/storage/index.ts';
+import { migrate } from '../../src/storage/index.ts';
 import type { MigrationSet, Sql, SqlDatabase } from '../../src/storage/index.ts';
+import type { CliStorage } from '../harness/cli-storage.ts';
+import { CLI_ENGINES, withStore } from '../harness/cli-storage.ts';
 import { closeTestPostgres, ENGINES } from '../harness/engines.ts';
 
 const S = 1000;
@@ -254,18 +256,6 @@ describe('the source of an HTTP request', () => {
   });
 });
 
-const root = mkdtempSync(join(tmpdir(), 'parley-lockout-'));
-after(() => rmSync(root, { recursive: true, force: true }));
-let dirs = 0;
-
-function dataDir(): string {
-  const dir = join(root, `data-${++dirs}`);
-  const db = openDatabase(dir);
-  runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, AUTH_MIGRATIONS]);
-  db.close();
-  return dir;
-}
-
 /** Where the keeper's audit rows go in these tests: a table of their own, written through the keeper's transaction. */
 const TEST_AUDIT: MigrationSet = { capability: 'test-audit', migrations: [{ id: '001', up: 'CREATE TABLE test_audit (identity TEXT NOT NULL, property TEXT NOT NULL, new_value TEXT)' }] };
 
@@ -370,19 +360,25 @@ for (const engine of ENGINES) describe(`the lockout keeper on ${engine.name}`, (
   });
 });
 
-async function admin(dir: string, ...args: string[]) {
+/** `parley admin` on the storage `store` names (--data-dir DIR or --database URL). */
+async function admin(store: CliStorage, ...args: string[]) {
   const out: string[] = [];
   const err: string[] = [];
-  const code = await runAdminCommand(args, { out: (l) => out.push(l), err: (l) => err.push(l) }, { dataDir: dir, domain: 'parley.test' });
+  const code = await runAdminCommand([...store.args, ...args], { out: (l) => out.push(l), err: (l) => err.push(l) }, { dataDir: store.dataDir, domain: 'parley.test' });
   return { code, text: out.join('\n'), error: err.join('\n') };
 }
 
-describe('Get-/Clear-CsAuthLockout', () => {
+for (const engine of CLI_ENGINES) describe(`Get-/Clear-CsAuthLockout on ${engine.name}`, () => {
+  let dir: CliStorage;
+  beforeEach(async () => {
+    dir = await engine.fresh();
+  });
+  afterEach(() => dir.drop());
+
   it('lists what the guard recorded, clears it with an audit row per property, and says what is wrong', async () => {
-    const dir = dataDir();
     const clock = clockAt(Date.now());
-    const db = openDatabase(dir);
-    const sql = sqliteSql(db);
+    const sql = await dir.open();
+    await migrate(sql, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, AUTH_MIGRATIONS]);
     const keeper = keeperOn(sql, clock, (tx, identity, property, oldValue, newValue) => recordAudit(tx, { actor: 'system', cmdlet: 'sign-in guard', now: clock.now }, identity, property, oldValue, newValue));
     await keeper.start();
     failTimes(keeper.guard, 3, '192.0.2.7', 'alice@parley.test');
@@ -405,9 +401,7 @@ describe('Get-/Clear-CsAuthLockout', () => {
     const cleared = await admin(dir, 'Clear-CsAuthLockout', 'alice', '-Source', '192.0.2.7');
     assert.equal(cleared.code, 0, cleared.error);
     assert.equal((await admin(dir, '--json', 'Get-CsAuthLockout')).text, '[]');
-    const check = openDatabase(dir);
-    const audit = listAudit(check).filter((e) => e.cmdlet === 'Clear-CsAuthLockout');
-    check.close();
+    const audit = (await withStore(dir, (check) => listAudit(check))).filter((e) => e.cmdlet === 'Clear-CsAuthLockout');
     assert.deepEqual(audit.map((e) => `${e.identity} ${e.property} ${e.oldValue === null ? '-' : /Z$/.test(e.oldValue) ? 'time' : e.oldValue} ${e.newValue ?? '-'}`), [
       'Source:2001:db8:1:2::/64 Failures 2 0',
       'alice@parley.test LockedUntil time -',
@@ -428,6 +422,10 @@ describe('Get-/Clear-CsAuthLockout', () => {
     assert.match(bad.error, /-Source "example\.org" is not an IP address/);
   });
 });
+
+const root = mkdtempSync(join(tmpdir(), 'parley-lockout-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+let dirs = 0;
 
 describe('auth settings', () => {
   const configFile = (content: unknown) => {

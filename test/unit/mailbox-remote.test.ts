@@ -17,7 +17,7 @@ import { ENGINES, closeTestPostgres } from '../harness/engines.ts';
 const directory = openMemoryDatabase();
 runMigrations(directory, [DIRECTORY_MIGRATIONS]);
 const signIn = new BasicSignIn({ sql: sqliteSql(directory), domain: 'parley.test' });
-const userExists = async (a: string) => findUser(directory, a) !== undefined;
+const userExists = async (a: string) => (await findUser(sqliteSql(directory), a)) !== undefined;
 before(async () => {
   await addUser(sqliteSql(directory), { address: 'gateway@parley.test', password: 'gw-pw' });
   await addUser(sqliteSql(directory), { address: 'bob@parley.test', password: 'bob-pw' });

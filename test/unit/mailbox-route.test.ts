@@ -29,7 +29,7 @@ const names = new OwnNames({
 });
 const warnings: string[] = [];
 const logger = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) });
-const autodiscover = createAutodiscoverRoute({ signIn, displayName: async (a) => findUser(db, a)?.displayName ?? null, logger, domain: 'parley.test', product: 'Parley/test', names });
+const autodiscover = createAutodiscoverRoute({ signIn, displayName: async (a) => (await findUser(sqliteSql(db), a))?.displayName ?? null, logger, domain: 'parley.test', product: 'Parley/test', names });
 const server = http.createServer((req, res) => {
   const url = new URL(req.url ?? '/', 'http://localhost');
   if (!route?.handle(req, res, url) && !autodiscover.handle(req, res, url)) {
@@ -55,7 +55,7 @@ for (const engine of ENGINES) describe(`EWS and autodiscover routes, mailboxes o
   before(async () => {
     sql = await engine.open();
     await migrate(sql, [MAILBOX_MIGRATIONS]);
-    route = createEwsRoute({ sql, signIn, userExists: async (a) => findUser(db, a) !== undefined, logger: pino({ level: 'silent' }), domain: 'parley.test', product: 'Parley/test', limits: { maxBytes: 64 * 1024, maxDepth: 32, maxElements: 1000 } });
+    route = createEwsRoute({ sql, signIn, userExists: async (a) => (await findUser(sqliteSql(db), a)) !== undefined, logger: pino({ level: 'silent' }), domain: 'parley.test', product: 'Parley/test', limits: { maxBytes: 64 * 1024, maxDepth: 32, maxElements: 1000 } });
     warnings.length = 0;
   });
   after(() => sql.close());

@@ -1,9 +1,6 @@
 // The presence cmdlets: Get-/Add-/Remove-CsPresenceBlock on a data directory, and
 // Get-CsUserPresence, which only the running server (with its live presence) can answer.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { CMDLETS, runAdminCommand, serverCmdlets } from '../../src/admin/index.ts';
 import type { LivePresence } from '../../src/admin/index.ts';
@@ -13,31 +10,42 @@ import { DIRECTORY_MIGRATIONS, addUser } from '../../src/directory/index.ts';
 import { MAX_BLOCKS, PRESENCE_MIGRATIONS } from '../../src/presence/index.ts';
 import { addBlock } from '../../src/presence/blocks.ts';
 import { SETTINGS_MIGRATIONS, listAudit } from '../../src/settings/index.ts';
-import { openDatabase, openMemoryDatabase, runMigrations, sqliteSql } from '../../src/storage/index.ts';
+import { migrate, openMemoryDatabase, sqliteSql } from '../../src/storage/index.ts';
+import type { CliEngine, CliStorage } from '../harness/cli-storage.ts';
+import { CLI_ENGINES, withStore } from '../harness/cli-storage.ts';
+import { closeTestPostgres } from '../harness/engines.ts';
 
 const D = 'parley.test';
-const root = mkdtempSync(join(tmpdir(), 'parley-presence-admin-'));
-after(() => rmSync(root, { recursive: true, force: true }));
-let dirs = 0;
+after(closeTestPostgres);
 
-async function admin(...users: string[]) {
-  const dataDir = join(root, `data-${++dirs}`);
-  const db = openDatabase(dataDir);
-  runMigrations(db, [DIRECTORY_MIGRATIONS]);
-  for (const u of users) await addUser(sqliteSql(db), { address: `${u}@${D}`, password: 'pw' });
-  db.close();
-  return {
-    dataDir,
-    async run(...args: string[]) {
-      const out: string[] = [];
-      const err: string[] = [];
-      const code = await runAdminCommand(args, { out: (l) => out.push(l), err: (l) => err.push(l) }, { dataDir, domain: D });
-      return { code, out, text: out.join('\n'), error: err.join('\n') };
-    },
+/** `parley admin` on fresh storage of `engine` (--data-dir DIR or --database URL) holding `users`. */
+function adminOn(engine: CliEngine) {
+  const stores: CliStorage[] = [];
+  after(async () => {
+    for (const store of stores) await store.drop();
+  });
+  return async (...users: string[]) => {
+    const store = await engine.fresh();
+    stores.push(store);
+    await withStore(store, async (sql) => {
+      await migrate(sql, [DIRECTORY_MIGRATIONS]);
+      for (const u of users) await addUser(sql, { address: `${u}@${D}`, password: 'pw' });
+    });
+    return {
+      store,
+      async run(...args: string[]) {
+        const out: string[] = [];
+        const err: string[] = [];
+        const code = await runAdminCommand([...store.args, ...args], { out: (l) => out.push(l), err: (l) => err.push(l) }, { dataDir: store.dataDir, domain: D });
+        return { code, out, text: out.join('\n'), error: err.join('\n') };
+      },
+    };
   };
 }
 
-describe('Cs…PresenceBlock cmdlets', () => {
+for (const engine of CLI_ENGINES) describe(`Cs…PresenceBlock cmdlets on ${engine.name}`, () => {
+  const admin = adminOn(engine);
+
   it('adds, shows and removes blocks, audited; blocking twice is harmless', async () => {
     const a = await admin('alice', 'bob');
     const added = await a.run('Add-CsPresenceBlock', '-Identity', 'alice', '-Watcher', 'sip:Mallory@parley.test');
@@ -60,18 +68,13 @@ describe('Cs…PresenceBlock cmdlets', () => {
     assert.equal(again.code, 1);
     assert.match(again.error, /alice@parley\.test has not blocked mallory@parley\.test/);
 
-    const db = openDatabase(a.dataDir);
-    try {
-      const audit = listAudit(db).map((e) => [e.cmdlet, e.identity, e.property, e.oldValue, e.newValue]);
-      assert.deepEqual(audit, [
-        ['Add-CsPresenceBlock', 'alice@parley.test', 'BlockedWatcher', null, 'mallory@parley.test'],
-        ['Add-CsPresenceBlock', 'bob@parley.test', 'BlockedWatcher', null, 'mallory@parley.test'],
-        ['Add-CsPresenceBlock', 'alice@parley.test', 'BlockedWatcher', null, 'eve@elsewhere.example'],
-        ['Remove-CsPresenceBlock', 'alice@parley.test', 'BlockedWatcher', 'mallory@parley.test', null],
-      ]);
-    } finally {
-      db.close();
-    }
+    const audit = (await withStore(a.store, (sql) => listAudit(sql))).map((e) => [e.cmdlet, e.identity, e.property, e.oldValue, e.newValue]);
+    assert.deepEqual(audit, [
+      ['Add-CsPresenceBlock', 'alice@parley.test', 'BlockedWatcher', null, 'mallory@parley.test'],
+      ['Add-CsPresenceBlock', 'bob@parley.test', 'BlockedWatcher', null, 'mallory@parley.test'],
+      ['Add-CsPresenceBlock', 'alice@parley.test', 'BlockedWatcher', null, 'eve@elsewhere.example'],
+      ['Remove-CsPresenceBlock', 'alice@parley.test', 'BlockedWatcher', 'mallory@parley.test', null],
+    ]);
   });
 
   it('refuses an unknown user (1), a block of oneself, a bad address and a missing watcher (2)', async () => {
@@ -89,27 +92,20 @@ describe('Cs…PresenceBlock cmdlets', () => {
 
   it(`refuses a block past ${MAX_BLOCKS} (exit 1), saying why, and audits nothing`, async () => {
     const a = await admin('alice');
-    const db = openDatabase(a.dataDir);
-    try {
-      runMigrations(db, [DIRECTORY_MIGRATIONS, PRESENCE_MIGRATIONS]);
-      await sqliteSql(db).transaction(async (tx) => {
+    await withStore(a.store, async (sql) => {
+      await migrate(sql, [DIRECTORY_MIGRATIONS, PRESENCE_MIGRATIONS]);
+      await sql.transaction(async (tx) => {
         for (let i = 0; i < MAX_BLOCKS; i++) await addBlock(tx, `alice@${D}`, `w${i}@elsewhere.example`, Date.now());
       });
-    } finally {
-      db.close();
-    }
+    });
     const full = await a.run('Add-CsPresenceBlock', 'alice', '-Watcher', 'mallory');
     assert.equal(full.code, 1);
     assert.equal(full.error, `parley admin: the block list of alice@${D} holds ${MAX_BLOCKS} blocked watchers already; remove some first`);
     assert.equal((await a.run('Add-CsPresenceBlock', 'alice', '-Watcher', 'w7@elsewhere.example')).code, 0, 'one already blocked still answers');
     assert.equal((await a.run('Remove-CsPresenceBlock', 'alice', '-Watcher', 'w7@elsewhere.example')).code, 0);
     assert.equal((await a.run('Add-CsPresenceBlock', 'alice', '-Watcher', 'mallory')).code, 0, 'room again');
-    const check = openDatabase(a.dataDir);
-    try {
-      assert.deepEqual(listAudit(check).map((e) => `${e.cmdlet} ${e.newValue ?? e.oldValue}`), ['Remove-CsPresenceBlock w7@elsewhere.example', 'Add-CsPresenceBlock mallory@parley.test']);
-    } finally {
-      check.close();
-    }
+    const audit = await withStore(a.store, (sql) => listAudit(sql));
+    assert.deepEqual(audit.map((e) => `${e.cmdlet} ${e.newValue ?? e.oldValue}`), ['Remove-CsPresenceBlock w7@elsewhere.example', 'Add-CsPresenceBlock mallory@parley.test']);
   });
 
   it("says in its help that it is Parley's own cmdlet", async () => {
@@ -123,6 +119,8 @@ describe('Cs…PresenceBlock cmdlets', () => {
 });
 
 describe('Get-CsUserPresence', () => {
+  const admin = adminOn(CLI_ENGINES[0]!);
+
   it('needs the running server: in local mode it says to use --url', async () => {
     const a = await admin('alice');
     const r = await a.run('Get-CsUserPresence', '-Identity', 'alice');
@@ -132,7 +130,7 @@ describe('Get-CsUserPresence', () => {
 
   it('is served with the live presence by the server, and block changes reach it at once', async () => {
     const db = openMemoryDatabase();
-    runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, PRESENCE_MIGRATIONS]);
+    await migrate(sqliteSql(db), [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, PRESENCE_MIGRATIONS]);
     await addUser(sqliteSql(db), { address: `alice@${D}`, password: 'pw' });
     const now = 1_700_000_000_000;
     let changes = 0;
@@ -155,7 +153,7 @@ describe('Get-CsUserPresence', () => {
     const cmdlets = serverCmdlets({ presence: live });
     assert.deepEqual(cmdlets.map((c) => c.name), CMDLETS.map((c) => c.name), 'the same cmdlets, in the same order');
     const get = cmdlets.find((c) => c.name === 'Get-CsUserPresence')!;
-    const ctx = { db, sql: sqliteSql(db), domain: D, actor: 'admin-api', now: () => now };
+    const ctx = { sql: sqliteSql(db), domain: D, actor: 'admin-api', now: () => now };
     const output = await get.run(ctx, { Identity: 'alice' });
     assert.deepEqual(formatList(output), [
       'Identity      : alice@parley.test',

@@ -64,8 +64,8 @@ export function presenceCmdlets(live?: LivePresence): CmdletSpec[] {
         const watcher = watcherAddress(argString(args, 'Watcher') ?? '', ctx.domain);
         const block = await ctx.sql.transaction(async (tx) => {
           const { block, created } = await blockWatcher(tx, owner, watcher, ctx.now());
-          // ctx.db is the connection tx is a transaction of: the audit row commits with the block
-          if (created) recordAudit(ctx.db, change(ctx, 'Add-CsPresenceBlock'), owner, AUDIT_PROPERTY, null, watcher);
+          // in the transaction: the audit row commits with the block
+          if (created) await recordAudit(tx, change(ctx, 'Add-CsPresenceBlock'), owner, AUDIT_PROPERTY, null, watcher);
           return block;
         });
         live?.blocksChanged();
@@ -84,7 +84,7 @@ export function presenceCmdlets(live?: LivePresence): CmdletSpec[] {
         const watcher = watcherAddress(argString(args, 'Watcher') ?? '', ctx.domain);
         await ctx.sql.transaction(async (tx) => {
           await unblockWatcher(tx, owner, watcher, ctx.now());
-          recordAudit(ctx.db, change(ctx, 'Remove-CsPresenceBlock'), owner, AUDIT_PROPERTY, watcher, null);
+          await recordAudit(tx, change(ctx, 'Remove-CsPresenceBlock'), owner, AUDIT_PROPERTY, watcher, null);
         });
         live?.blocksChanged();
         return [];
@@ -113,7 +113,7 @@ function userAddress(ctx: CmdletContext, text: string): string {
 }
 
 async function requireUser(ctx: CmdletContext, address: string): Promise<string> {
-  if ((await findUser(ctx.db, address)) === undefined) throw new DirectoryError('USER_NOT_FOUND', `user ${address} does not exist; see the users with Get-CsUser`);
+  if ((await findUser(ctx.sql, address)) === undefined) throw new DirectoryError('USER_NOT_FOUND', `user ${address} does not exist; see the users with Get-CsUser`);
   return address;
 }
 

@@ -4,7 +4,7 @@
 //   GET  /admin/cmdlets/{Cmdlet-Name}   → one of them
 //   POST /admin/cmdlets/{Cmdlet-Name}   {"parameters": {...}} → {"cmdlet": "Set-CsImConfiguration", "results": [{...}]}
 
-import type { Database, Sql } from '../../storage/index.ts';
+import type { Sql } from '../../storage/index.ts';
 import { AdminError } from '../errors.ts';
 import { toJsonObjects } from '../format.ts';
 import { closestName, findCmdlet, syntaxOf } from '../parse.ts';
@@ -13,8 +13,6 @@ import type { AdminEndpoint } from './endpoints.ts';
 import { bindJsonParameters, parametersOf } from './validate.ts';
 
 export interface CmdletEndpointOptions {
-  /** the node:sqlite connection, for the cmdlets not yet moved to `sql` (going away) */
-  readonly db: Database;
   readonly sql: Sql;
   readonly domain: string;
   readonly cmdlets: readonly CmdletSpec[];
@@ -68,7 +66,7 @@ export function cmdletEndpoints(opts: CmdletEndpointOptions): AdminEndpoint[] {
           }
           throw error;
         }
-        const output = await cmdlet.run({ db: opts.db, sql: opts.sql, domain: opts.domain, actor, now: opts.now }, bound);
+        const output = await cmdlet.run({ sql: opts.sql, domain: opts.domain, actor, now: opts.now }, bound);
         logger.info({ cmdlet: cmdlet.name, parameters: Object.keys(bound), actor }, 'admin API ran %s', cmdlet.name);
         if (!cmdlet.name.startsWith('Get-')) opts.onChanged(cmdlet.name);
         return { cmdlet: cmdlet.name, results: toJsonObjects(output) };

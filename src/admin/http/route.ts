@@ -5,7 +5,7 @@
 import type http from 'node:http';
 import type { Logger } from '../../observability/logger.ts';
 import type { HttpRoute } from '../../server/http.ts';
-import type { Database, Sql } from '../../storage/index.ts';
+import type { Sql } from '../../storage/index.ts';
 import { CMDLETS } from '../registry.ts';
 import type { CmdletSpec } from '../types.ts';
 import { isSecureOrLocal } from '../../auth/http-basic.ts';
@@ -22,8 +22,6 @@ export const ADMIN_PATH = '/admin';
 export interface AdminRouteOptions {
   /** the storage the cmdlets act on, on either engine */
   sql: Sql;
-  /** the node:sqlite connection, for the cmdlets not yet moved to `sql` (going away) */
-  db: Database;
   logger: Logger;
   /** the bearer token every request must carry (loadAdminToken in src/server/secrets.ts) */
   token: string;
@@ -63,7 +61,7 @@ export function createAdminRoute(opts: AdminRouteOptions): AdminRoute {
       opts.logger.error({ err, cmdlet }, 'a listener of settings changes failed after %s', cmdlet);
     }
   };
-  for (const e of cmdletEndpoints({ db: opts.db, sql: opts.sql, domain: opts.domain, cmdlets: opts.cmdlets ?? CMDLETS, now: opts.now ?? Date.now, onChanged })) table.add(e);
+  for (const e of cmdletEndpoints({ sql: opts.sql, domain: opts.domain, cmdlets: opts.cmdlets ?? CMDLETS, now: opts.now ?? Date.now, onChanged })) table.add(e);
   for (const e of opts.endpoints ?? []) table.add(e);
   let requests = 0;
 
