@@ -32,24 +32,26 @@ Commands:
                          check the configuration as serve would load it, and the files it
                          names (TLS certificate and key, data directory), without starting;
                          exits 0 ("configuration OK" and a summary) or 2 (what is wrong)
-  user add SIP-ADDRESS --password PW [--display-name NAME] [--data-dir DIR]
-  user list [--data-dir DIR]
-  user remove SIP-ADDRESS [--data-dir DIR]
-  user passwd SIP-ADDRESS --password PW [--data-dir DIR]
+  user add SIP-ADDRESS --password PW [--display-name NAME] [--data-dir DIR | --database postgres://…]
+  user list [--data-dir DIR | --database postgres://…]
+  user remove SIP-ADDRESS [--data-dir DIR | --database postgres://…]
+  user passwd SIP-ADDRESS --password PW [--data-dir DIR | --database postgres://…]
                          manage accounts (works while the server runs)
-  admin [--data-dir DIR] [--json] <Cmdlet> [-Param Value]...
+  admin [--data-dir DIR | --database postgres://…] [--json] <Cmdlet> [-Param Value]...
   admin --url URL --token-file FILE [--json] <Cmdlet> [-Param Value]...
                          Skype for Business-style cmdlets (parley admin --help); --url runs
                          them through a running server's admin API, with the token in
                          DIR/secrets/admin.token
   mailbox ls SIP-ADDRESS [FOLDER] | show ITEM-ID | impersonation grant|revoke|list
+          [--data-dir DIR | --database postgres://…]
                          the embedded mailboxes (parley mailbox help)
   spooler list [--user SIP-ADDRESS] [--state STATE] | show ID | retry ID|--failed
-          | purge ID [--force]|--delivered-before DATE   [--data-dir DIR]
-          | quota [--user SIP-ADDRESS] [--config FILE]
+          | purge ID [--force]|--delivered-before DATE | quota [--user SIP-ADDRESS]
+          [--data-dir DIR | --database postgres://… | --config FILE]
                          the History Spooler: offline messages waiting, delivered or failed;
                          what each user has waiting, their mailbox, the refusals and the limits
-  history list --user SIP-ADDRESS [--json] [--data-dir DIR]
+                         (those of --config FILE, which also names the storage)
+  history list --user SIP-ADDRESS [--json] [--data-dir DIR | --database postgres://…]
                          Conversation History: the user's open conversations and those
                          written lately (peer, state, times, messages, spool entries)
   chat --user ADDRESS [--server URL]
@@ -59,16 +61,21 @@ Commands:
   backup --to FILE [--data-dir DIR | --config FILE] [--force]
                          a consistent copy of the database while the server runs
                          (SQLite's online backup; secrets/ is not in it); exits 0, 1
-                         (failed), 2 (usage) or 3 (FILE exists: --force replaces it)
+                         (failed), 2 (usage) or 3 (FILE exists: --force replaces it);
+                         a PostgreSQL database: pg_dump and pg_restore instead
   restore FILE [--data-dir DIR | --config FILE] [--force]
                          put a backup in place; refused (3) while a server runs on the
                          data directory, or when it holds data without --force; 4: FILE
                          is not a sound Parley database
-  trace ID [--data-dir DIR]
+  trace ID [--data-dir DIR | --database postgres://…]
                          every step of an offline message or a conversation (spool entry
                          id, conversation id cv-… or SIP Call-ID)
   help                   this text
   version                the version
+
+--database postgres://… names a PostgreSQL database (a cluster's shared state) instead of the
+SQLite file in the data directory, for serve and for user, admin, mailbox, spooler, history
+and trace; backup and restore are SQLite's (on PostgreSQL: pg_dump and pg_restore).
 `;
 
 const io = {
@@ -132,8 +139,14 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-/** where backup and restore find the database: --data-dir, or --config's dataDir, or the default */
-const backupDefaults = { dataDir: DEFAULT_CONFIG.dataDir, dataDirOf: (file: string) => loadConfig(file, {}).dataDir };
+/** where backup and restore find the database: --data-dir, or --config's dataDir (refused when it names a PostgreSQL database), or the default */
+const backupDefaults = {
+  dataDir: DEFAULT_CONFIG.dataDir,
+  storageOf(file: string) {
+    const { dataDir, database } = loadConfig(file, {});
+    return { dataDir, database };
+  },
+};
 
 async function serve(args: string[]): Promise<number> {
   // --demo is serve's alone (check-config shares the rest of the options)

@@ -1,5 +1,7 @@
 // `parley backup --to FILE` and `parley restore FILE`: the database through SQLite's online backup
-// (src/storage/backup.ts), while the server runs; the restore only where no server runs.
+// (src/storage/backup.ts), while the server runs; the restore only where no server runs. A
+// PostgreSQL database (a config's `database`, or --database) is refused (exit 1) with the way to do
+// it there: PostgreSQL's own pg_dump and pg_restore, which know its files, roles and versions.
 //
 // Exit codes: 0 done; 1 failed (no database to back up, a write error); 2 usage; 3 refused (FILE
 // exists, a server runs on the data directory, or it holds data, without --force); 4 (restore) the
@@ -13,7 +15,8 @@ import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ParleyError } from '../errors.ts';
-import { backupDatabase, DATABASE_FILE, restoreDatabase, checkParleyDatabase, StorageError } from '../storage/index.ts';
+import type { StorageLocation } from '../storage/index.ts';
+import { backupDatabase, chooseStorage, DATABASE_FILE, describeStorage, restoreDatabase, checkParleyDatabase, StorageError } from '../storage/index.ts';
 import { runningServer } from './pid-lock.ts';
 
 export interface BackupIo {
@@ -23,8 +26,8 @@ export interface BackupIo {
 
 export interface BackupDefaults {
   dataDir: string;
-  /** the data directory a config file names (`--config FILE`) */
-  dataDirOf(configFile: string): string;
+  /** the data directory and database a config file names (`--config FILE`) */
+  storageOf(configFile: string): StorageLocation;
 }
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, refused: 3, notParley: 4 } as const;
@@ -40,7 +43,7 @@ export async function runBackupCommand(args: string[], io: BackupIo, defaults: B
     io.err(`parley backup: --to FILE is required\n\n${BACKUP_USAGE}`);
     return EXIT.usage;
   }
-  const dataDir = dataDirOf(parsed.values, defaults, io);
+  const dataDir = dataDirOf('backup', parsed.values, defaults, io);
   if (typeof dataDir === 'number') return dataDir;
   const target = resolve(to);
   if (existsSync(target) && parsed.values.force !== true) {
@@ -70,7 +73,7 @@ export async function runRestoreCommand(args: string[], io: BackupIo, defaults: 
     io.err(`parley restore: name one backup FILE\n\n${BACKUP_USAGE}`);
     return EXIT.usage;
   }
-  const dataDir = dataDirOf(parsed.values, defaults, io);
+  const dataDir = dataDirOf('restore', parsed.values, defaults, io);
   if (typeof dataDir === 'number') return dataDir;
   const pid = runningServer(dataDir);
   if (pid !== undefined) {
@@ -103,24 +106,41 @@ export async function runRestoreCommand(args: string[], io: BackupIo, defaults: 
 
 function parse(command: string, args: string[], io: BackupIo, positionals: boolean) {
   try {
-    return parseArgs({ args, strict: true, allowPositionals: positionals, options: { to: { type: 'string' }, 'data-dir': { type: 'string' }, config: { type: 'string' }, force: { type: 'boolean' } } });
+    return parseArgs({ args, strict: true, allowPositionals: positionals, options: { to: { type: 'string' }, 'data-dir': { type: 'string' }, config: { type: 'string' }, database: { type: 'string' }, force: { type: 'boolean' } } });
   } catch (err) {
     io.err(`parley ${command}: ${(err as Error).message}\n\n${BACKUP_USAGE}`);
     return EXIT.usage;
   }
 }
 
-/** --data-dir, or the dataDir of --config's file, or the default; an exit code when they cannot be read. */
-function dataDirOf(values: { 'data-dir'?: string; config?: string }, defaults: BackupDefaults, io: BackupIo): string | number {
+/**
+ * --data-dir, or the dataDir of --config's file, or the default; an exit code when they cannot be
+ * read, or when the database is PostgreSQL's (--database, or the config's `database`).
+ */
+function dataDirOf(command: 'backup' | 'restore', values: { 'data-dir'?: string; config?: string; database?: string }, defaults: BackupDefaults, io: BackupIo): string | number {
   if (values['data-dir'] !== undefined && values.config !== undefined) {
     io.err('parley: give --data-dir or --config, not both');
     return EXIT.usage;
   }
-  if (values.config === undefined) return values['data-dir'] ?? defaults.dataDir;
-  try {
-    return defaults.dataDirOf(values.config);
-  } catch (err) {
-    io.err(`parley: ${(err as Error).message}`);
+  let where = chooseStorage({ dataDir: values['data-dir'], database: values.database }, { dataDir: defaults.dataDir, database: null });
+  if (typeof where === 'string') {
+    io.err(`parley ${command}: ${where}`);
     return EXIT.usage;
   }
+  if (values.config !== undefined) {
+    try {
+      where = defaults.storageOf(values.config);
+    } catch (err) {
+      io.err(`parley: ${(err as Error).message}`);
+      return EXIT.usage;
+    }
+  }
+  if (where.database === null) return where.dataDir;
+  const source = values.config === undefined ? describeStorage(where) : `${describeStorage(where)} (the database of ${values.config})`;
+  io.err(
+    command === 'backup'
+      ? `parley backup: ${source} is a PostgreSQL database, which parley backup (a copy of the SQLite file of a data directory) cannot copy; back it up with PostgreSQL's own tools: pg_dump --format=custom --file=FILE DATABASE-URL`
+      : `parley restore: ${source} is a PostgreSQL database, which parley restore (the SQLite file of a data directory) cannot fill; restore it with PostgreSQL's own tools: pg_restore --dbname=DATABASE-URL FILE (a pg_dump --format=custom backup)`,
+  );
+  return EXIT.failed;
 }

@@ -1,22 +1,25 @@
-// The federation cmdlets through runAdminCommand (as `parley admin --data-dir` runs them):
-// parsing, `Name : Value` and --json output, exit codes, the audit log.
+// The federation cmdlets through runAdminCommand (as `parley admin --data-dir` or `--database`
+// runs them): parsing, `Name : Value` and --json output, exit codes, the audit log.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { runAdminCommand } from '../../src/admin/index.ts';
+import type { CliStorage } from '../harness/cli-storage.ts';
+import { CLI_ENGINES } from '../harness/cli-storage.ts';
+import { closeTestPostgres } from '../harness/engines.ts';
 
-const root = mkdtempSync(join(tmpdir(), 'parley-fedadmin-'));
-after(() => rmSync(root, { recursive: true, force: true }));
-let dirs = 0;
+after(closeTestPostgres);
+const stores: CliStorage[] = [];
+after(async () => {
+  for (const store of stores) await store.drop();
+});
 
-function admin() {
-  const dataDir = join(root, `data-${++dirs}`);
+/** `parley admin` on `store` (--data-dir DIR or --database URL before the cmdlet). */
+function admin(store: CliStorage) {
+  stores.push(store);
   const run = async (...args: string[]) => {
     const out: string[] = [];
     const err: string[] = [];
-    const code = await runAdminCommand(args, { out: (l) => out.push(l), err: (l) => err.push(l) }, { dataDir, domain: 'parley.test' });
+    const code = await runAdminCommand([...store.args, ...args], { out: (l) => out.push(l), err: (l) => err.push(l) }, { dataDir: store.dataDir, domain: 'parley.test' });
     return { code, out, error: err.join('\n') };
   };
   return {
@@ -34,9 +37,9 @@ function admin() {
   };
 }
 
-describe('federation cmdlets', () => {
+for (const engine of CLI_ENGINES) describe(`federation cmdlets on ${engine.name}`, () => {
   it('Get-/Set-CsAccessEdgeConfiguration: defaults, routing switches, audited', async () => {
-    const a = admin();
+    const a = admin(await engine.fresh());
     assert.deepEqual(await a.ok('Get-CsAccessEdgeConfiguration'), [
       'Identity               : Global',
       'AllowFederatedUsers    : False',
@@ -68,7 +71,7 @@ describe('federation cmdlets', () => {
   });
 
   it('New-/Set-/Get-/Remove-CsAllowedDomain and -CsBlockedDomain, one list per domain', async () => {
-    const a = admin();
+    const a = admin(await engine.fresh());
     const created = await a.ok('New-CsAllowedDomain', 'Partner.Example', '-ProxyFqdn', 'sip.partner.example:5061', '-Comment', 'Contoso, asked by Bob');
     assert.equal(created.length, 5);
     assert.deepEqual(created.slice(0, 4), [
@@ -109,7 +112,7 @@ describe('federation cmdlets', () => {
   });
 
   it('CsExternalAccessPolicy with Grant-, and Test-CsFederationAccess on every refusal', async () => {
-    const a = admin();
+    const a = admin(await engine.fresh());
     await a.ok('Enable-CsUser', 'alice', '-Password', 'pw-alice-1');
     assert.deepEqual(await a.ok('Get-CsExternalAccessPolicy'), ['Identity               : Global', 'EnableFederationAccess : False']);
     const test = async () => JSON.parse((await a.ok('--json', 'Test-CsFederationAccess', 'alice', 'partner.example')).join('\n'))[0] as Record<string, unknown>;

@@ -6,10 +6,7 @@
 // when the process stops between making the item and marking the entry delivered), and shown by
 // `parley spooler` and `parley trace`.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, beforeEach, describe, it } from 'node:test';
+import { after, afterEach, beforeEach, describe, it } from 'node:test';
 import pino from 'pino';
 import { DIRECTORY_MIGRATIONS } from '../../src/directory/index.ts';
 import type { DeliveryItem, DeliveryResult, MailboxConnector } from '../../src/mailbox/index.ts';
@@ -21,7 +18,10 @@ import { runTraceCommand } from '../../src/observability/trace-cli.ts';
 import { readTrace, TRACE_MIGRATIONS } from '../../src/observability/trace.ts';
 import { CLIENT_POLICY, GLOBAL, IM_CONFIGURATION, SETTINGS_MIGRATIONS, createInstance, grantClientPolicy, updateInstance } from '../../src/settings/index.ts';
 import type { Database, SqlDatabase } from '../../src/storage/index.ts';
-import { openDatabase, openMemoryDatabase, runMigrations, sqliteSql } from '../../src/storage/index.ts';
+import { migrate, openMemoryDatabase, runMigrations, sqliteSql } from '../../src/storage/index.ts';
+import type { CliStorage } from '../harness/cli-storage.ts';
+import { CLI_ENGINES, withStore } from '../harness/cli-storage.ts';
+import { closeTestPostgres } from '../harness/engines.ts';
 
 const change = { actor: 'test', cmdlet: 'test', now: () => 1 };
 const logger = pino({ level: 'silent' });
@@ -29,6 +29,7 @@ const T0 = Date.UTC(2026, 11, 7, 10, 0, 0);
 const PICKUP = 120_000;
 const DAVE = 'dave@partner.example';
 const ROUTES = { domains: { 'partner.example': { host: '127.0.0.1', port: 2525 } } };
+after(closeTestPostgres);
 
 let db: Database;
 let sql: SqlDatabase;
@@ -368,35 +369,36 @@ describe('quotas: email and note entries count as offline ones', () => {
   });
 });
 
-describe('administration shows the kinds', () => {
-  let dir: string;
+for (const engine of CLI_ENGINES) describe(`administration shows the kinds, on ${engine.name}`, () => {
+  let store: CliStorage;
   beforeEach(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'parley-offline-partner-'));
+    store = await engine.fresh();
   });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  afterEach(() => store.drop());
 
   it('parley spooler list and show name kind email and note; parley trace shows the steps with kind', async () => {
-    const file = openDatabase(dir);
-    runMigrations(file, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS, OFFLINE_MIGRATIONS, TRACE_MIGRATIONS]);
     const request = { callId: 'c-1', contentType: 'text/plain', body: new TextEncoder().encode('hello'), receivedAt: T0, pickupDelayMs: PICKUP, maxAgeMs: 86_400_000, why: 'offline', gate: { EnableOfflineIm: 'Global', EnableIMAutoArchiving: 'Global' } };
-    const [email, note] = await sqliteSql(file).transaction((tx) =>
-      spoolMessages(tx, [
-        { ...request, sender: 'alice@parley.test', recipient: DAVE, kind: 'email' },
-        { ...request, callId: 'c-2', sender: DAVE, recipient: 'bob@parley.test', kind: 'note' },
-      ]),
-    );
-    file.close();
+    const [email, note] = await withStore(store, async (file) => {
+      await migrate(file, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS, OFFLINE_MIGRATIONS, TRACE_MIGRATIONS]);
+      return file.transaction((tx) =>
+        spoolMessages(tx, [
+          { ...request, sender: 'alice@parley.test', recipient: DAVE, kind: 'email' },
+          { ...request, callId: 'c-2', sender: DAVE, recipient: 'bob@parley.test', kind: 'note' },
+        ]),
+      );
+    });
     const out: string[] = [];
     const io = { out: (l: string) => out.push(l), err: (l: string) => out.push(`ERR ${l}`) };
-    assert.equal(await runSpoolerCommand(['list', '--data-dir', dir], io, { dataDir: dir, domain: 'parley.test' }), 0);
+    const defaults = { dataDir: store.dataDir, domain: 'parley.test' };
+    assert.equal(await runSpoolerCommand(['list', ...store.args], io, defaults), 0);
     const row = (id: string) => out.find((l) => l.startsWith(id)) ?? '';
     assert.match(row(email?.entryId ?? '-'), /^sp-\w+\s+email\s+waiting\s+alice@parley\.test\s+dave@partner\.example/);
     assert.match(row(note?.entryId ?? '-'), /^sp-\w+\s+note\s+waiting\s+dave@partner\.example\s+bob@parley\.test/);
     out.length = 0;
-    assert.equal(await runSpoolerCommand(['show', email?.entryId ?? '', '--data-dir', dir], io, { dataDir: dir, domain: 'parley.test' }), 0);
+    assert.equal(await runSpoolerCommand(['show', email?.entryId ?? '', ...store.args], io, defaults), 0);
     assert.ok(out.some((l) => /^kind:\s+email$/.test(l)), out.join('\n'));
     out.length = 0;
-    assert.equal(await runTraceCommand([note?.entryId ?? '', '--data-dir', dir], io, { dataDir: dir }), 0);
+    assert.equal(await runTraceCommand([note?.entryId ?? '', ...store.args], io, defaults), 0);
     assert.match(out[0] ?? '', /received\s+call-id=c-2 from=dave@partner\.example to=bob@parley\.test why=offline kind=note/);
     assert.match(out[2] ?? '', /spooled\s+.*kind=note/);
   });
