@@ -42,7 +42,6 @@ const T0 = Date.UTC(2026, 11, 7, 9, 0, 0);
 const SETS = [DIRECTORY_MIGRATIONS, MAILBOX_MIGRATIONS, TRACE_MIGRATIONS];
 after(() => closeTestPostgres());
 let sql: SqlDatabase;
-/** the connection of the functions not yet on Sql (transitional: the mailbox store, the trace) */
 
 const email = (over: Partial<DeliveryItem> = {}): DeliveryItem => ({
   mailbox: 'dave@partner.example',

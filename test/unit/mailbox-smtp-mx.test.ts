@@ -128,7 +128,6 @@ describe('the mail exchangers of a domain', () => {
 for (const engine of ENGINES) {
   describe(`SmtpOutbound by MX on ${engine.name}`, () => {
     let sql: SqlDatabase;
-    /** the trace's connection (transitional: readTrace still takes it) */
     let clock: number;
     beforeEach(async () => {
       sql = await engine.open();
