@@ -7,7 +7,7 @@ export type { Sql, SqlDatabase, SqlEngine, SqlRunResult, SqlValue, TransactionOp
 export { isUniqueViolation } from './sql.ts';
 export { SqliteSql, sqliteSql } from './sqlite-sql.ts';
 export type { PostgresOptions } from './postgres-sql.ts';
-export { openPostgres, PostgresSql, sqlState } from './postgres-sql.ts';
+export { openPostgres, PostgresSql, postgresSize, sqlState } from './postgres-sql.ts';
 export type { StorageErrorCode } from './errors.ts';
 export { StorageError } from './errors.ts';
 export type { DatabaseSummary } from './backup.ts';

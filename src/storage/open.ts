@@ -3,7 +3,7 @@
 // and every CLI open it here, so the choice is made in one place.
 
 import type { Database } from './database.ts';
-import { openDatabase } from './database.ts';
+import { ensureDataDir, openDatabase } from './database.ts';
 import { openPostgres } from './postgres-sql.ts';
 import type { SqlDatabase } from './sql.ts';
 import { sqliteSql } from './sqlite-sql.ts';
@@ -33,5 +33,7 @@ export async function openStorage(where: StorageLocation, options: { application
     return { sql: sqliteSql(db), sqlite: db };
   }
   if (!isPostgresUrl(where.database)) throw new StorageError('DATABASE_OPEN_FAILED', `database must be a PostgreSQL address such as postgres://parley@db.example.com/parley (leave it out for SQLite in the data directory)`);
+  // the data directory still holds the secrets (admin token, ACME account) and the pid file
+  ensureDataDir(where.dataDir);
   return { sql: await openPostgres(where.database, options), sqlite: null };
 }
