@@ -19,6 +19,14 @@ if ! pg_isready -q -h /var/run/postgresql; then
 fi
 pg_isready -h /var/run/postgresql >/dev/null || { log "PostgreSQL does not answer on /var/run/postgresql" >&2; exit 1; }
 log "PostgreSQL ready ($(psql -h /var/run/postgresql -U postgres -d postgres -Atc 'SHOW server_version' 2>/dev/null || echo 'as postgres: no access; set PARLEY_TEST_POSTGRES'))"
+# the databases a test process left behind when it was killed (each test drops its own when it
+# ends): parley_test_<pid>_<random>, dropped once that process is gone
+for db in $(psql -h /var/run/postgresql -U postgres -d postgres -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'parley\_test\_%'" 2>/dev/null); do
+  pid=$(echo "$db" | cut -d_ -f3)
+  if ! kill -0 "$pid" 2>/dev/null; then
+    psql -h /var/run/postgresql -U postgres -d postgres -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+  fi
+done
 
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   log "starting Redis on 127.0.0.1:6379"

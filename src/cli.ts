@@ -153,8 +153,9 @@ async function serve(args: string[]): Promise<number> {
   const demo = args.includes('--demo');
   const config = configFromArgs('serve', args.filter((a) => a !== '--demo'));
   if (typeof config === 'number') return config;
-  // asked before the server opens (and so creates) the database: an existing directory is never touched
-  const fresh = demo && isNewDataDir(config.dataDir);
+  // asked before the server opens (and so creates) the database: an existing directory is never
+  // touched; a PostgreSQL database is looked at by createDemoUsers (demo users only when it has no user)
+  const fresh = demo && (config.database !== null || isNewDataDir(config.dataDir));
   const logger = createLogger(config.logLevel);
   let server;
   try {
@@ -169,7 +170,7 @@ async function serve(args: string[]): Promise<number> {
   let demoUsers: Awaited<ReturnType<typeof createDemoUsers>> = [];
   if (fresh) {
     try {
-      demoUsers = await createDemoUsers(config.dataDir, config.domain);
+      demoUsers = await createDemoUsers(config, config.domain);
     } catch (err) {
       io.err(`parley serve: could not make the demo users: ${(err as Error).message}`);
     }

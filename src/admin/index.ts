@@ -103,7 +103,7 @@ export async function runAdminCommand(args: string[], io: AdminIo, defaults: Adm
       const target = { url: parseServerUrl(url), token: resolveToken(token, tokenFile, defaults.env ?? process.env) };
       output = await runRemote(target, cmdlet, bound);
     } else {
-      storage = await openStorage(where, { applicationName: 'parley-admin', max: 2 });
+      storage = await openStorage(where, { applicationName: 'parley-admin', max: 2, ensureDataDir: false });
       const { sql } = storage;
       await migrate(sql, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, PRESENCE_MIGRATIONS, AUTH_MIGRATIONS, FEDERATION_MIGRATIONS]);
       output = await cmdlet.run({ sql, domain: defaults.domain, actor: currentActor(), now: Date.now }, bound);

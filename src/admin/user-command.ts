@@ -100,7 +100,7 @@ export async function runUserCommand(args: string[], io: CommandIo, defaults: Us
   let sql: SqlDatabase | undefined;
   try {
     const address = wantsAddress ? parseAddress(parsed.positionals[0] ?? '', defaults.domain).address : '';
-    sql = (await openStorage(where, { applicationName: 'parley-user', max: 2 })).sql;
+    sql = (await openStorage(where, { applicationName: 'parley-user', max: 2, ensureDataDir: false })).sql;
     await migrate(sql, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS]);
     const ctx: CmdletContext = { sql, domain: defaults.domain, actor: `cli:${userInfo().username}`, now: Date.now };
     switch (name) {

@@ -34,7 +34,7 @@ export async function runHistoryCommand(args: string[], io: { out(line: string):
   let sql: SqlDatabase | undefined;
   try {
     const user = parseAddress(values.user, defaults.domain).address;
-    sql = (await openStorage(where, { applicationName: 'parley-history', max: 2 })).sql;
+    sql = (await openStorage(where, { applicationName: 'parley-history', max: 2, ensureDataDir: false })).sql;
     await migrate(sql, [DIRECTORY_MIGRATIONS, HISTORY_MIGRATIONS]);
     const rows = (await listConversations(sql, user, now() - HISTORY_KEEP_CLOSED_MS)).map((c) => ({
       id: c.id,

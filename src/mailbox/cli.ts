@@ -53,7 +53,7 @@ export async function runMailboxCommand(args: string[], io: MailboxCommandIo, de
 
   let sql: SqlDatabase | undefined;
   try {
-    sql = (await openStorage(where, { applicationName: 'parley-mailbox', max: 2 })).sql;
+    sql = (await openStorage(where, { applicationName: 'parley-mailbox', max: 2, ensureDataDir: false })).sql;
     await migrate(sql, [DIRECTORY_MIGRATIONS, MAILBOX_MIGRATIONS]);
     if (name === 'show') await show(io, sql, parsed.positionals[0] ?? '');
     else if (name === 'impersonation') await impersonation(io, sql, parsed.positionals, defaults.domain);

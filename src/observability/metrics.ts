@@ -42,8 +42,8 @@ export interface ServerState {
   mailboxQuotaRefusals(): Readonly<Record<string, number>>;
   /** the sign-in guard: failures and lockouts since the start, and what is locked now */
   signIn(): { failures: number; lockouts: { source: number; account: number }; lockedNow: { source: number; account: number } };
-  /** the database file: its size and the free pages in it, bytes */
-  database(): { bytes: number; freeBytes: number };
+  /** the database: its size and (SQLite) the free pages in it, bytes */
+  database(): Promise<{ bytes: number; freeBytes: number | null }>;
   /** retention (src/retention): rows purged since the start per kind; when the oldest kept row of each kind was written (epoch ms, null: none) */
   retention(): { purged: Readonly<Record<string, number>>; oldest: Readonly<Record<string, number | null>> };
   /** Conversation History (src/history) since the start; absent: no parley_history_* metrics */
@@ -258,24 +258,25 @@ export class ServerMetrics {
         this.set({ kind: 'account' }, lockedNow.account);
       },
     });
-    // one read of the database's size per scrape (three PRAGMAs), shared by its two gauges
+    // one read of the database's size per scrape, shared by its two gauges
     let size: ReturnType<ServerState['database']> | undefined;
     new Gauge({
       name: 'parley_database_size_bytes',
-      help: 'Size of the database file (page_count × page_size), free pages included',
+      help: 'Size of the database: the SQLite file (page_count × page_size, free pages included), or pg_database_size on PostgreSQL',
       registers,
-      collect() {
+      async collect() {
         size = state.database();
-        this.set(size.bytes);
+        this.set((await size).bytes);
       },
     });
     new Gauge({
       name: 'parley_database_free_bytes',
-      help: 'Free pages in the database file (freelist_count × page_size): reused by new rows, given back to the file system only by VACUUM',
+      help: 'Free pages in the SQLite file (freelist_count × page_size): reused by new rows, given back to the file system only by VACUUM; 0 on PostgreSQL, which keeps its free space itself (autovacuum)',
       registers,
-      collect() {
-        this.set((size ?? state.database()).freeBytes);
+      async collect() {
+        const read = size ?? state.database();
         size = undefined;
+        this.set((await read).freeBytes ?? 0);
       },
     });
     new Gauge({

@@ -32,7 +32,7 @@ export async function runTraceCommand(args: string[], io: { out(line: string): v
   }
   let sql: SqlDatabase | undefined;
   try {
-    sql = (await openStorage(where, { applicationName: 'parley-trace', max: 2 })).sql;
+    sql = (await openStorage(where, { applicationName: 'parley-trace', max: 2, ensureDataDir: false })).sql;
     await migrate(sql, [TRACE_MIGRATIONS]);
     const events = await readTrace(sql, id);
     if (events.length === 0) {

@@ -114,7 +114,7 @@ export async function runSpoolerCommand(args: string[], io: SpoolerCommandIo, de
     // --data-dir and --database name the storage themselves, before the config file's choice
     const storage = chooseStorage({ dataDir: values['data-dir'], database: values.database }, { dataDir: settings?.dataDir ?? defaults.dataDir, database: settings?.database ?? null });
     if (typeof storage === 'string') return usage(io, name, storage);
-    sql = (await openStorage(storage, { applicationName: 'parley-spooler', max: 2 })).sql;
+    sql = (await openStorage(storage, { applicationName: 'parley-spooler', max: 2, ensureDataDir: false })).sql;
     await migrate(sql, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS, OFFLINE_MIGRATIONS, TRACE_MIGRATIONS]);
     const actor = `cli:${process.env.USER ?? 'unknown'}`;
     if (name === 'quota') {

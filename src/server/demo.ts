@@ -1,5 +1,5 @@
 // Demo users for a first start (`parley serve --demo`, what `npm start` runs): on a data directory
-// that had no database before this start, three users of the domain with random passwords, each in
+// that had no database before this start (on PostgreSQL: a database with no user yet), three users of the domain with random passwords, each in
 // the others' contact lists so presence shows at once, marked demo in the directory (Get-CsUser
 // `Demo : True`; `parley user remove` deletes them like anyone). Never on an existing directory,
 // never with a well-known password: the passwords are printed once and kept nowhere else.
@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { addUser, DIRECTORY_MIGRATIONS } from '../directory/index.ts';
 import { addToContacts, PRESENCE_MIGRATIONS } from '../presence/index.ts';
 import { recordAudit, SETTINGS_MIGRATIONS } from '../settings/index.ts';
-import { DATABASE_FILE, migrate, openDatabase, sqliteSql } from '../storage/index.ts';
+import type { StorageLocation } from '../storage/index.ts';
+import { DATABASE_FILE, migrate, openStorage } from '../storage/index.ts';
 import { randomBase32 } from '../random-id.ts';
 
 export const DEMO_PEOPLE = [
@@ -34,12 +35,16 @@ export function randomPassword(): string {
   return randomBase32(10);
 }
 
-/** Creates the demo users (through a connection of its own: the server may hold another). */
-export async function createDemoUsers(dataDir: string, domain: string, now: () => number = Date.now): Promise<DemoUser[]> {
-  const db = openDatabase(dataDir);
-  const sql = sqliteSql(db);
+/**
+ * Creates the demo users (through a connection of its own: the server may hold another). On
+ * PostgreSQL, only when the database has no user yet (none when it has: an organisation's database
+ * is never given demo users); on SQLite the caller asked isNewDataDir before the server started.
+ */
+export async function createDemoUsers(where: StorageLocation, domain: string, now: () => number = Date.now): Promise<DemoUser[]> {
+  const { sql } = await openStorage(where);
   try {
     await migrate(sql, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, PRESENCE_MIGRATIONS]);
+    if (sql.engine === 'postgres' && Number((await sql.get<{ n: number }>('SELECT count(*) AS n FROM users'))?.n) > 0) return [];
     const made: DemoUser[] = [];
     for (const person of DEMO_PEOPLE) {
       const user = { address: `${person.user}@${domain}`, displayName: person.displayName, password: randomPassword() };

@@ -20,14 +20,14 @@ import type { SipContext } from '../router/context.ts';
 import { createDispatcher } from '../router/dispatch.ts';
 import { messageHandler } from '../router/message.ts';
 import { optionsHandler } from '../router/options.ts';
-import { databaseSize, openDatabase, runMigrations, sqliteSql } from '../storage/index.ts';
+import { databaseSize, migrate, openStorage, postgresSize } from '../storage/index.ts';
 import { RetentionScheduler } from '../retention/index.ts';
 import { EMBEDDED, OFFLINE_MIGRATIONS, OfflineService, createMailboxRouting, spoolCounts, spoolerEndpoints } from '../offline/index.ts';
 import { createConversationsRoute } from '../conversations/index.ts';
 import { HISTORY_MIGRATIONS, HistoryService } from '../history/index.ts';
 import { ServerMetrics } from '../observability/metrics.ts';
 import { createMetricsRoute } from './metrics-route.ts';
-import { createReadyRoute, databaseWritable, type ReadinessCheck } from './readiness.ts';
+import { createReadyRoute, databaseWritable, postgresWritable, type ReadinessCheck } from './readiness.ts';
 import { RequestDrain } from '../router/drain.ts';
 import { TRACE_MIGRATIONS } from '../observability/trace.ts';
 import { traceEndpoint } from '../observability/trace-endpoint.ts';
@@ -74,18 +74,25 @@ export interface RunningServer {
 }
 
 export async function startServer(config: Readonly<ServerConfig>, logger: Logger): Promise<RunningServer> {
-  const db = openDatabase(config.dataDir);
-  // The storage handle the repositories take (src/storage/sql.ts); `db` serves those not moved yet.
-  const sql = sqliteSql(db);
+  // The durable state: SQLite in the data directory, or PostgreSQL when `database` names one (the
+  // data directory then keeps the secrets and the pid file only)
+  const storage = await openStorage({ dataDir: config.dataDir, database: config.database });
+  const { sql } = storage;
   // parley.pid: `parley restore` and a second `serve` learn that this directory is in use
   let unlock: () => void;
   try {
     unlock = lockDataDir(config.dataDir);
   } catch (err) {
-    db.close();
+    await sql.close();
     throw err;
   }
-  runMigrations(db, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS, OFFLINE_MIGRATIONS, TRACE_MIGRATIONS, PRESENCE_MIGRATIONS, AUTH_MIGRATIONS, SESSION_MIGRATIONS, HISTORY_MIGRATIONS, FEDERATION_MIGRATIONS]);
+  try {
+    await migrate(sql, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS, OFFLINE_MIGRATIONS, TRACE_MIGRATIONS, PRESENCE_MIGRATIONS, AUTH_MIGRATIONS, SESSION_MIGRATIONS, HISTORY_MIGRATIONS, FEDERATION_MIGRATIONS]);
+  } catch (err) {
+    unlock();
+    await sql.close();
+    throw err;
+  }
 
   // Sign-in protection (SIP digest and HTTP Basic alike): failed sign-ins lock out their source,
   // then the account for unfamiliar sources; HTTP password checks wait in a fair, bounded queue.
@@ -196,7 +203,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     spoolQuotaRefusals: () => offline.quota.refusals,
     mailboxQuotaRefusals: () => mailboxQuota.refusals,
     signIn: () => ({ ...lockouts.guard.counts, lockedNow: lockouts.guard.lockedNow() }),
-    database: () => databaseSize(db),
+    database: async () => (storage.sqlite !== null ? databaseSize(storage.sqlite) : { bytes: await postgresSize(sql), freeBytes: null }),
     retention: () => retention.stats,
     history: () => history.counts(),
     now: Date.now,
@@ -322,7 +329,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     let http: HttpListener | undefined;
     const listenerBound = (kind: 'SIP', where: string, bound: () => boolean): ReadinessCheck => ({ name: `${kind} ${where}`, probe: () => (bound() ? null : `${kind} listener ${where} is not bound`) });
     const checks: ReadinessCheck[] = [
-      databaseWritable(db),
+      storage.sqlite !== null ? databaseWritable(storage.sqlite) : postgresWritable(sql),
       { name: 'spool writer', probe: () => (offline.writerRunning ? null : 'spool writer thread is not running') },
       listenerBound('SIP', `udp ${formatEndpoint(udp.local)}`, () => udp.bound),
       listenerBound('SIP', `tcp ${formatEndpoint(tcp.local)}`, () => tcp.bound),
@@ -579,14 +586,14 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
         await closeHttp();
         step = 'stopping the other services';
         for (const close of closers.reverse()) await close();
-        db.close();
+        await sql.close();
         unlock();
         step = 'stopped';
       }),
     };
   } catch (err) {
     for (const close of closers.reverse()) await close();
-    db.close();
+    await sql.close();
     unlock();
     throw err;
   }

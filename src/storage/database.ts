@@ -94,7 +94,8 @@ function configure(db: DatabaseSync, onDisk: boolean, busyTimeoutMs: number): vo
   db.exec('PRAGMA foreign_keys = ON');
 }
 
-function ensureDataDir(dataDir: string): void {
+/** Creates the data directory (owner-only) unless it exists; refuses a path that is not a directory. */
+export function ensureDataDir(dataDir: string): void {
   let existing: ReturnType<typeof statSync>;
   try {
     existing = statSync(dataDir, { throwIfNoEntry: false });

@@ -7,7 +7,7 @@ export type { Sql, SqlDatabase, SqlEngine, SqlRunResult, SqlValue, TransactionOp
 export { isUniqueViolation } from './sql.ts';
 export { SqliteSql, sqliteSql } from './sqlite-sql.ts';
 export type { PostgresOptions } from './postgres-sql.ts';
-export { openPostgres, PostgresSql, sqlState } from './postgres-sql.ts';
+export { openPostgres, PostgresSql, postgresSize, sqlState } from './postgres-sql.ts';
 export type { StorageErrorCode } from './errors.ts';
 export { StorageError } from './errors.ts';
 export type { DatabaseSummary } from './backup.ts';
@@ -16,5 +16,5 @@ export type { BatchWrite, BatchWriter, BatchWriterThread, ThreadBatchWriterOptio
 export { loopBatchWriter, openBatchWriter, serveBatches, sqliteFileOf, ThreadBatchWriter } from './batch-writer.ts';
 export type { VersionedCacheOptions } from './version-cache.ts';
 export { VersionedCache } from './version-cache.ts';
-export type { Storage, StorageFlags, StorageLocation } from './open.ts';
+export type { OpenStorageOptions, Storage, StorageFlags, StorageLocation } from './open.ts';
 export { chooseStorage, describeStorage, isPostgresUrl, openStorage } from './open.ts';

@@ -3,7 +3,7 @@
 // and every CLI open it here, so the choice is made in one place.
 
 import type { Database } from './database.ts';
-import { openDatabase } from './database.ts';
+import { ensureDataDir, openDatabase } from './database.ts';
 import { openPostgres, redactUrl } from './postgres-sql.ts';
 import type { SqlDatabase } from './sql.ts';
 import { sqliteSql } from './sqlite-sql.ts';
@@ -27,13 +27,27 @@ export function isPostgresUrl(text: string): boolean {
   return /^postgres(?:ql)?:\/\//i.test(text);
 }
 
-export async function openStorage(where: StorageLocation, options: { applicationName?: string; max?: number } = {}): Promise<Storage> {
+export interface OpenStorageOptions {
+  /** shown in pg_stat_activity */
+  readonly applicationName?: string;
+  /** PostgreSQL connections in the pool */
+  readonly max?: number;
+  /**
+   * On PostgreSQL, make the data directory too (default true): the server keeps its secrets and pid
+   * file there. The command-line tools need nothing of it there and leave it alone.
+   */
+  readonly ensureDataDir?: boolean;
+}
+
+export async function openStorage(where: StorageLocation, options: OpenStorageOptions = {}): Promise<Storage> {
   if (where.database === null) {
     const db = openDatabase(where.dataDir);
     return { sql: sqliteSql(db), sqlite: db };
   }
   if (!isPostgresUrl(where.database)) throw new StorageError('DATABASE_OPEN_FAILED', `database must be a PostgreSQL address such as postgres://parley@db.example.com/parley (leave it out for SQLite in the data directory)`);
-  return { sql: await openPostgres(where.database, options), sqlite: null };
+  // the data directory still holds the secrets (admin token, ACME account) and the pid file
+  if (options.ensureDataDir !== false) ensureDataDir(where.dataDir);
+  return { sql: await openPostgres(where.database, { applicationName: options.applicationName, max: options.max }), sqlite: null };
 }
 
 /** What a command-line tool was told about its storage: `--data-dir DIR`, `--database URL`, each or neither. */

@@ -29,6 +29,8 @@ export interface PostgresOptions {
   readonly connectTimeoutSeconds?: number;
   /** shown in pg_stat_activity */
   readonly applicationName?: string;
+  /** seconds an unused connection stays open (default: for good) */
+  readonly idleTimeoutSeconds?: number;
 }
 
 const numbered = new Map<string, string>();
@@ -148,6 +150,7 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
     client = postgres(url, {
       max: options.max ?? 10,
       connect_timeout: options.connectTimeoutSeconds ?? 10,
+      ...(options.idleTimeoutSeconds === undefined ? {} : { idle_timeout: options.idleTimeoutSeconds }),
       prepare: true,
       onnotice: () => undefined,
       connection: { application_name: options.applicationName ?? 'parley', synchronous_commit: 'on' },
@@ -186,4 +189,10 @@ export function redactUrl(url: string): string {
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** The size of the connected database, bytes (pg_database_size), for /metrics. */
+export async function postgresSize(sql: Sql): Promise<number> {
+  const row = await sql.get<{ bytes: number }>('SELECT pg_database_size(current_database()) AS bytes');
+  return Number(row?.bytes ?? 0);
 }

@@ -58,7 +58,7 @@ describe('the admin HTTP API of a running server', () => {
     assert.equal(get.code, 0, get.stderr);
     assert.match(get.stdout, /^Identity +: Global\nEnableOfflineIm +: False\n/);
     // the same data as local mode sees
-    const local = await runCli(['admin', '--data-dir', server.dataDir, 'Get-CsImConfiguration']);
+    const local = await runCli(['admin', ...server.storageArgs, 'Get-CsImConfiguration']);
     assert.equal(local.stdout, get.stdout);
 
     const audit = await remote('--json', 'Get-CsAdminAudit', '-Last', '1');

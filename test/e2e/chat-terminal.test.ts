@@ -28,7 +28,7 @@ before(async () => {
       { address: `carol@${DOMAIN}`, password: 'carol-pw', displayName: 'Carol Clark' },
     ],
   });
-  const r = await runCli(['admin', '--data-dir', server.dataDir, 'Set-CsImConfiguration', '-OfflineImPickupDelay', '00:00:01']);
+  const r = await runCli(['admin', ...server.storageArgs, 'Set-CsImConfiguration', '-OfflineImPickupDelay', '00:00:01']);
   assert.equal(r.code, 0, r.stderr);
   for (const contact of ['bob', 'carol']) {
     const res = await fetch(`http://${server.http.host}:${server.http.port}/presence/contacts/${contact}`, { method: 'PUT', headers: { authorization: `Basic ${Buffer.from('alice:alice-pw').toString('base64')}` } });

@@ -20,7 +20,7 @@ const people = sdkClients(() => server, DOMAIN, { register: true });
 
 before(async () => {
   server = await startServer({ domain: DOMAIN, users: ['alice', 'bob', 'carol', 'dave', 'erin'].map((u) => ({ address: `${u}@${DOMAIN}`, password: `${u}-pw` })) });
-  const r = await runCli(['admin', '--data-dir', server.dataDir, 'Set-CsImConfiguration', '-OfflineImPickupDelay', '00:00:01']);
+  const r = await runCli(['admin', ...server.storageArgs, 'Set-CsImConfiguration', '-OfflineImPickupDelay', '00:00:01']);
   assert.equal(r.code, 0, r.stderr);
 });
 

@@ -91,20 +91,20 @@ describe('SDK: missed conversations end to end', () => {
     const settings = events<ProvisioningSettings>((push) => carol.on('provisioning', push));
     await carol.watchProvisioning();
     assert.equal((await settings.next()).EnableOfflineIm, true);
-    const off = await runCli(['admin', '--data-dir', server.dataDir, 'Set-CsImConfiguration', '-EnableOfflineIM', '$False']);
+    const off = await runCli(['admin', ...server.storageArgs, 'Set-CsImConfiguration', '-EnableOfflineIM', '$False']);
     assert.equal(off.code, 0, off.stderr);
     const changed = await settings.next(8000);
     assert.equal(changed.EnableOfflineIm, false);
     assert.equal(carol.provisioning?.EnableOfflineIm, false);
-    const on = await runCli(['admin', '--data-dir', server.dataDir, 'Set-CsImConfiguration', '-EnableOfflineIM', '$True']);
+    const on = await runCli(['admin', ...server.storageArgs, 'Set-CsImConfiguration', '-EnableOfflineIM', '$True']);
     assert.equal(on.code, 0, on.stderr);
     assert.equal((await settings.next(8000)).EnableOfflineIm, true);
     // the Conversation History timeouts reach the SDK the same way
-    const timeouts = await runCli(['admin', '--data-dir', server.dataDir, 'Set-CsImConfiguration', '-ConversationIdleTimeout', '00:01:30', '-UnreadMissedTimeout', '00:00:00']);
+    const timeouts = await runCli(['admin', ...server.storageArgs, 'Set-CsImConfiguration', '-ConversationIdleTimeout', '00:01:30', '-UnreadMissedTimeout', '00:00:00']);
     assert.equal(timeouts.code, 0, timeouts.stderr);
     const shortened = await settings.next(8000);
     assert.deepEqual([shortened.ConversationIdleTimeout, shortened.UnreadMissedTimeout], ['00:01:30', '00:00:00']);
-    const back = await runCli(['admin', '--data-dir', server.dataDir, 'Set-CsImConfiguration', '-ConversationIdleTimeout', '00:10:00', '-UnreadMissedTimeout', '00:05:00']);
+    const back = await runCli(['admin', ...server.storageArgs, 'Set-CsImConfiguration', '-ConversationIdleTimeout', '00:10:00', '-UnreadMissedTimeout', '00:05:00']);
     assert.equal(back.code, 0, back.stderr);
     assert.equal((await settings.next(8000)).UnreadMissedTimeout, '00:05:00');
   });

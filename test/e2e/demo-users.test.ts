@@ -68,10 +68,10 @@ describe('demo users on a first start', () => {
     assert.equal(((await signIn.json()) as { demo: boolean }).demo, true);
 
     // marked demo for the administrator
-    const shown = await runCli(['admin', '--data-dir', first.dataDir, 'Get-CsUser', `alice@${DOMAIN}`]);
+    const shown = await runCli(['admin', ...first.storageArgs, 'Get-CsUser', `alice@${DOMAIN}`]);
     assert.equal(shown.code, 0, shown.stderr);
     assert.match(shown.stdout, /^Demo +: True$/m);
-    const listed = await runCli(['user', 'list', '--data-dir', first.dataDir]);
+    const listed = await runCli(['user', 'list', ...first.storageArgs]);
     assert.match(listed.stdout, /^ADDRESS\s+DISPLAY NAME\s+CREATED\s+DEMO$/m);
     assert.match(listed.stdout, /^alice@parley\.test\s+Alice Adams\s+.+UTC\s+yes$/m);
 
@@ -81,14 +81,14 @@ describe('demo users on a first start', () => {
     await first.kill('SIGTERM');
     const second = await start({ dataDir: first.dataDir, extraArgs: ['--demo'] });
     assert.doesNotMatch(second.logs(), /Demo users|password [a-z2-7]{16}/);
-    const again = await runCli(['user', 'list', '--data-dir', first.dataDir]);
+    const again = await runCli(['user', 'list', ...first.storageArgs]);
     assert.equal(again.stdout, listed.stdout, 'the same three users, unchanged');
     await register(second, demo[1]!.address, demo[1]!.password);
 
     // a demo user is removed like any other
-    const removed = await runCli(['user', 'remove', `carol@${DOMAIN}`, '--data-dir', first.dataDir]);
+    const removed = await runCli(['user', 'remove', `carol@${DOMAIN}`, ...first.storageArgs]);
     assert.equal(removed.code, 0, removed.stderr);
-    const after = await runCli(['user', 'list', '--data-dir', first.dataDir]);
+    const after = await runCli(['user', 'list', ...first.storageArgs]);
     assert.doesNotMatch(after.stdout, /carol@/);
   });
 
@@ -96,7 +96,7 @@ describe('demo users on a first start', () => {
     const server = await start();
     assert.match(server.logs(), /^Open http:\/\/127\.0\.0\.1:\d+\/ in a browser/m);
     assert.doesNotMatch(server.logs(), /Demo users/);
-    const listed = await runCli(['user', 'list', '--data-dir', server.dataDir]);
+    const listed = await runCli(['user', 'list', ...server.storageArgs]);
     assert.equal(listed.code, 0, listed.stderr);
     assert.match(listed.stdout, /^no users in /);
   });

@@ -27,7 +27,7 @@ before(async () => {
     ],
   });
   ewsUrl = `http://${server.http.host}:${server.http.port}/EWS/Exchange.asmx`;
-  const r = await runCli(['admin', '--data-dir', server.dataDir, 'Set-CsImConfiguration', '-OfflineImPickupDelay', '00:00:01']);
+  const r = await runCli(['admin', ...server.storageArgs, 'Set-CsImConfiguration', '-OfflineImPickupDelay', '00:00:01']);
   assert.equal(r.code, 0, r.stderr);
   gateway = await startDavMail(ewsUrl);
 });
@@ -64,7 +64,7 @@ describe('DavMail in front of Parley', () => {
     const sent = await alice.sendMessage(`sip:bob@${DOMAIN}`, 'Are you there? It is about <the report> & the budget');
     assert.equal(sent.status, 202, `${sent.status} ${sent.headers.get('warning')}`);
     await eventually('the missed conversation in bob\'s mailbox', async () => {
-      const r = await runCli(['mailbox', 'ls', `bob@${DOMAIN}`, 'Conversation History', '--data-dir', server.dataDir]);
+      const r = await runCli(['mailbox', 'ls', `bob@${DOMAIN}`, 'Conversation History', ...server.storageArgs]);
       return /Missed conversation with Alice Example/.test(r.stdout) ? true : undefined;
     }, 20_000);
 

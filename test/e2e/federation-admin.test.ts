@@ -19,7 +19,7 @@ before(async () => {
 });
 after(() => server?.stop());
 
-const local = (...args: string[]) => runCli(['admin', '--data-dir', server.dataDir, ...args]);
+const local = (...args: string[]) => runCli(['admin', ...server.storageArgs, ...args]);
 const remote = (...args: string[]) => runCli(['admin', '--url', base, '--token-file', tokenFile, ...args]);
 
 async function api(cmdlet: string, parameters: Record<string, unknown>) {

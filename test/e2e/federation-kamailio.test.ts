@@ -95,14 +95,14 @@ describe('federation with Kamailio as org-c.test', () => {
     // exactly once: nothing more comes; the spooler shows the entry delivered
     await new Promise((r) => setTimeout(r, 4000));
     assert.equal(env.smtp.received.length, 1, 'one e-mail');
-    const show = await runCli(['spooler', 'show', entry, '--json', '--data-dir', orgA.server.dataDir]);
+    const show = await runCli(['spooler', 'show', entry, '--json', ...orgA.server.storageArgs]);
     assert.equal(show.code, 0, show.stderr);
     const detail = JSON.parse(show.stdout) as { state: string; kind: string; messages: number };
     assert.equal(detail.state, 'delivered', show.stdout);
     assert.equal(detail.kind, 'email', show.stdout);
     assert.equal(detail.messages, 3, show.stdout);
     // the entry's trace says where the e-mail went: org-c.test's MX host, not a configured route
-    const trace = await runCli(['trace', entry, '--json', '--data-dir', orgA.server.dataDir]);
+    const trace = await runCli(['trace', entry, '--json', ...orgA.server.storageArgs]);
     assert.equal(trace.code, 0, trace.stderr);
     const sent = (JSON.parse(trace.stdout) as Array<{ step: string; detail: Record<string, unknown> }>).find((s) => s.step === 'mail-sent');
     assert.ok(sent, trace.stdout);

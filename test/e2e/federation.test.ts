@@ -224,7 +224,7 @@ describe('federation between two Parley organisations', () => {
     await new Promise((r) => setTimeout(r, 3000));
     assert.equal((await folderItems(pair.orgA, 'carol', WellKnownFolderName.Inbox)).length, 1);
     assert.deepEqual(await folderItems(pair.orgA, 'carol', WellKnownFolderName.ConversationHistory), []);
-    const show = await runCli(['spooler', 'show', entry, '--json', '--data-dir', pair.orgA.server.dataDir]);
+    const show = await runCli(['spooler', 'show', entry, '--json', ...pair.orgA.server.storageArgs]);
     assert.equal(show.code, 0, show.stderr);
     const detail = JSON.parse(show.stdout) as { state: string; kind: string };
     assert.equal(detail.kind, 'note', show.stdout);

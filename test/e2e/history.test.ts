@@ -25,12 +25,15 @@ const address = (user: string) => `${user}@${DOMAIN}`;
 
 let server: RunningServer;
 let dataDir = '';
+/** where the CLI finds the server's state (its data directory, or its PostgreSQL database) */
+let storage: string[] = [];
 const people = sdkClients(() => server, DOMAIN, { register: true });
 const jssip: JsSipUser[] = [];
 
 before(async () => {
   server = await startServer({ domain: DOMAIN, users: USERS.map((u) => ({ address: address(u), password: `${u}-pw`, displayName: name(u) })) });
   dataDir = server.dataDir;
+  storage = server.storageArgs;
   // short enough for a test, long enough for a loaded machine to exchange a few messages within it
   await admin('Set-CsImConfiguration', '-ConversationIdleTimeout', '00:00:04', '-UnreadMissedTimeout', '00:00:03', '-OfflineImPickupDelay', '00:00:01');
 });
@@ -42,7 +45,7 @@ after(async () => {
 });
 
 async function admin(...args: string[]): Promise<void> {
-  const r = await runCli(['admin', '--data-dir', dataDir, ...args]);
+  const r = await runCli(['admin', ...storage, ...args]);
   assert.equal(r.code, 0, r.stderr);
 }
 
@@ -84,7 +87,7 @@ async function waitForItems(user: string, itemClass: string, count: number, time
       return last.length >= count ? last : undefined;
     }, timeoutMs);
   } catch (err) {
-    const list = await runCli(['history', 'list', '--user', address(user), '--data-dir', dataDir]);
+    const list = await runCli(['history', 'list', '--user', address(user), ...storage]);
     throw new Error(`${(err as Error).message}\nitems: ${JSON.stringify(last.map((i) => i.subject))}\n${list.stdout}${list.stderr}\n${server.logs().slice(-3000)}`);
   }
 }
@@ -112,7 +115,7 @@ interface HistoryRow {
 }
 
 async function historyList(user: string): Promise<HistoryRow[]> {
-  const r = await runCli(['history', 'list', '--user', address(user), '--json', '--data-dir', dataDir]);
+  const r = await runCli(['history', 'list', '--user', address(user), '--json', ...storage]);
   assert.equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout) as HistoryRow[];
 }
@@ -159,7 +162,7 @@ describe('Conversation History', () => {
     assert.equal(conversation?.messages, 4);
     assert.deepEqual(conversation?.entries.map((e) => e.owner).sort(), [address('alice'), address('bob')]);
     // `parley trace cv-…` follows the conversation into its entries
-    const trace = await runCli(['trace', conversation?.id ?? '', '--data-dir', dataDir]);
+    const trace = await runCli(['trace', conversation?.id ?? '', ...storage]);
     assert.equal(trace.code, 0, trace.stderr);
     assert.match(trace.stdout, /opened/);
     assert.match(trace.stdout, /closed/);

@@ -24,7 +24,7 @@ before(async () => {
     ],
   });
   // offline messages are delivered at once in this suite
-  const pickup = await runCli(['admin', '--data-dir', server.dataDir, 'Set-CsImConfiguration', '-OfflineImPickupDelay', '00:00:00']);
+  const pickup = await runCli(['admin', ...server.storageArgs, 'Set-CsImConfiguration', '-OfflineImPickupDelay', '00:00:00']);
   assert.equal(pickup.code, 0, pickup.stderr);
 });
 
@@ -114,7 +114,7 @@ describe('JsSIP learns of a missed conversation (RFC 3842 message-summary)', () 
     const sent = await alice.sendMessage(`sip:dave@${DOMAIN}`, 'call me back');
     assert.equal(sent.status, 202, JSON.stringify(sent));
     await eventually('the missed conversation delivered', async () => {
-      const r = await runCli(['spooler', 'list', '--user', `dave@${DOMAIN}`, '--state', 'delivered', '--json', '--data-dir', server.dataDir]);
+      const r = await runCli(['spooler', 'list', '--user', `dave@${DOMAIN}`, '--state', 'delivered', '--json', ...server.storageArgs]);
       return (JSON.parse(r.stdout) as unknown[]).length > 0 ? true : undefined;
     });
     const dave = await user('dave', 'dave-pw');

@@ -115,12 +115,12 @@ describe('SIGTERM drains', () => {
     // the same data directory, restarted: every 202 is there (a message stored whose 202 was lost
     // with the connection may be there too: the spool may hold more, never less)
     const again = await serve(s.dataDir);
-    const list = await runCli(['spooler', 'list', '--user', `alice@${DOMAIN}`, '--limit', '1000', '--json', '--data-dir', s.dataDir]);
+    const list = await runCli(['spooler', 'list', '--user', `alice@${DOMAIN}`, '--limit', '1000', '--json', ...s.storageArgs]);
     assert.equal(list.code, 0, list.stderr);
     const entries = (JSON.parse(list.stdout) as Array<{ id: string; sender: string; recipient: string }>).filter((e) => e.sender === `alice@${DOMAIN}` && e.recipient === `bob@${DOMAIN}`);
     const stored = new Set<string>();
     for (const e of entries) {
-      const show = await runCli(['spooler', 'show', e.id, '--json', '--data-dir', s.dataDir]);
+      const show = await runCli(['spooler', 'show', e.id, '--json', ...s.storageArgs]);
       assert.equal(show.code, 0, show.stderr);
       for (const m of (JSON.parse(show.stdout) as { transcript: Array<{ text: string }> }).transcript) stored.add(m.text);
     }

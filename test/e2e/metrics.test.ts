@@ -35,7 +35,7 @@ after(async () => {
 });
 
 async function admin(...args: string[]): Promise<string> {
-  const r = await runCli(['admin', '--data-dir', server.dataDir, ...args]);
+  const r = await runCli(['admin', ...server.storageArgs, ...args]);
   assert.equal(r.code, 0, `parley admin ${args.join(' ')}: ${r.stderr}`);
   return r.stdout;
 }
@@ -130,8 +130,8 @@ describe('/metrics', () => {
   it('a delivery to the embedded mailbox counts as an attempt of that connector, with its latency', async () => {
     await admin('Set-CsImConfiguration', '-OfflineImPickupDelay', '00:00:01');
     // the pickup time of an entry is fixed when it is made; bring the waiting one forward
-    const list = await runCli(['spooler', 'list', '--state', 'waiting', '--json', '--data-dir', server.dataDir]);
-    for (const e of JSON.parse(list.stdout) as Array<{ id: string }>) assert.equal((await runCli(['spooler', 'retry', e.id, '--data-dir', server.dataDir])).code, 0);
+    const list = await runCli(['spooler', 'list', '--state', 'waiting', '--json', ...server.storageArgs]);
+    for (const e of JSON.parse(list.stdout) as Array<{ id: string }>) assert.equal((await runCli(['spooler', 'retry', e.id, ...server.storageArgs])).code, 0);
     const all = await eventually('the entry delivered', async () => {
       const found = samples(await (await scrape()).text());
       return found.get('parley_offline_spool_entries{state="delivered"}') === 1 ? found : undefined;

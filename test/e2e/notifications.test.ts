@@ -104,17 +104,17 @@ describe('vnd-parley-provisioning (in-band provisioning)', () => {
       ConversationIdleTimeout: '00:10:00', UnreadMissedTimeout: '00:05:00', ewsUrl, sources: { ImConfiguration: 'Global', ClientPolicy: 'Global' },
     });
 
-    const off = await runCli(['admin', '--data-dir', server.dataDir, 'Set-CsImConfiguration', '-EnableOfflineIM', '$False']);
+    const off = await runCli(['admin', ...server.storageArgs, 'Set-CsImConfiguration', '-EnableOfflineIM', '$False']);
     assert.equal(off.code, 0, off.stderr);
     const second = JSON.parse((await inbox.next(5000)).body.toString('utf8')) as Record<string, unknown>;
     assert.equal(second.EnableOfflineIm, false);
     assert.equal(second.EnableIMAutoArchiving, true);
 
     // A change that does not touch carol's settings sends nothing: the next NOTIFY is the next real change.
-    const site = await runCli(['admin', '--data-dir', server.dataDir, 'New-CsSite', '-Identity', 'Paris']);
+    const site = await runCli(['admin', ...server.storageArgs, 'New-CsSite', '-Identity', 'Paris']);
     assert.equal(site.code, 0, site.stderr);
     await new Promise((r) => setTimeout(r, 1500));
-    const archive = await runCli(['admin', '--data-dir', server.dataDir, 'Set-CsClientPolicy', '-EnableIMAutoArchiving', '$False']);
+    const archive = await runCli(['admin', ...server.storageArgs, 'Set-CsClientPolicy', '-EnableIMAutoArchiving', '$False']);
     assert.equal(archive.code, 0, archive.stderr);
     const third = JSON.parse((await inbox.next(5000)).body.toString('utf8')) as Record<string, unknown>;
     assert.deepEqual([third.EnableOfflineIm, third.EnableIMAutoArchiving], [false, false]);

@@ -25,6 +25,8 @@ let proxyUrl = '';
 let configPath = '';
 let main: RunningServer;
 let dataDir = '';
+/** where the CLI finds the server's state (its data directory, or its PostgreSQL database) */
+let storage: string[] = [];
 const people = sdkClients(() => main, DOMAIN, { requestTimeoutMs: 10_000 });
 
 before(async () => {
@@ -35,7 +37,7 @@ before(async () => {
       { address: `svc@${DOMAIN}`, password: 'svc-pw' },
     ],
   });
-  const grant = await runCli(['mailbox', 'impersonation', 'grant', `svc@${DOMAIN}`, '--data-dir', exchange.dataDir]);
+  const grant = await runCli(['mailbox', 'impersonation', 'grant', `svc@${DOMAIN}`, ...exchange.storageArgs]);
   assert.equal(grant.code, 0, grant.stderr);
 
   proxy = http.createServer((req, res) => {
@@ -86,6 +88,7 @@ before(async () => {
     extraArgs: ['--config', configPath],
   });
   dataDir = main.dataDir;
+  storage = main.storageArgs;
   await admin('Set-CsImConfiguration', '-OfflineImPickupDelay', '00:00:01');
 });
 
@@ -102,12 +105,12 @@ async function restart(): Promise<void> {
 }
 
 async function admin(...args: string[]): Promise<void> {
-  const r = await runCli(['admin', '--data-dir', dataDir, ...args]);
+  const r = await runCli(['admin', ...storage, ...args]);
   assert.equal(r.code, 0, r.stderr);
 }
 
 async function spooler(...args: string[]) {
-  return runCli(['spooler', ...args, '--data-dir', dataDir]);
+  return runCli(['spooler', ...args, ...storage]);
 }
 
 async function entry(id: string): Promise<{ state: string; attempts: number; lastError: string | null }> {
@@ -129,16 +132,16 @@ async function sendToBob(text: string): Promise<string> {
 
 /** Bob's Missed Conversations at the Exchange with this entry's InternetMessageId (with what to read when it is not 1). */
 async function missedAtExchange(entryId: string): Promise<number> {
-  const r = await runCli(['mailbox', 'ls', `bob@${DOMAIN}`, 'conversationhistory', '--data-dir', exchange.dataDir]);
+  const r = await runCli(['mailbox', 'ls', `bob@${DOMAIN}`, 'conversationhistory', ...exchange.storageArgs]);
   assert.equal(r.code, 0, r.stderr);
   const ids = r.stdout.split('\n').filter((l) => l.includes(MISSED)).map((l) => l.trim().split(/\s+/).at(-1) ?? '');
   let count = 0;
   for (const id of ids) {
-    const show = await runCli(['mailbox', 'show', id, '--data-dir', exchange.dataDir]);
+    const show = await runCli(['mailbox', 'show', id, ...exchange.storageArgs]);
     if (show.stdout.includes(`<${entryId}@${DOMAIN}>`)) count++;
   }
   if (count !== 1) {
-    const trace = await runCli(['trace', entryId, '--data-dir', dataDir]);
+    const trace = await runCli(['trace', entryId, ...storage]);
     process.stderr.write(`--- ${entryId}: ${count} items at the Exchange\n${r.stdout}\n--- trace\n${trace.stdout}${trace.stderr}\n`);
   }
   return count;
@@ -180,7 +183,7 @@ describe('offline IM to an external EWS server', () => {
 
   it('a refusal (impersonation revoked) fails at once with the reason; after the fix, spooler retry delivers it', async () => {
     mode = 'up';
-    assert.equal((await runCli(['mailbox', 'impersonation', 'revoke', `svc@${DOMAIN}`, '--data-dir', exchange.dataDir])).code, 0);
+    assert.equal((await runCli(['mailbox', 'impersonation', 'revoke', `svc@${DOMAIN}`, ...exchange.storageArgs])).code, 0);
     const id = await sendToBob('while the service account may not act for bob');
     const failed = await eventually('failed', async () => {
       const e = await entry(id);
@@ -189,7 +192,7 @@ describe('offline IM to an external EWS server', () => {
     assert.match(failed.lastError ?? '', /Impersonat/);
     const list = await spooler('list', '--state', 'failed', '--json');
     assert.ok((JSON.parse(list.stdout) as Array<{ id: string }>).some((e) => e.id === id));
-    assert.equal((await runCli(['mailbox', 'impersonation', 'grant', `svc@${DOMAIN}`, '--data-dir', exchange.dataDir])).code, 0);
+    assert.equal((await runCli(['mailbox', 'impersonation', 'grant', `svc@${DOMAIN}`, ...exchange.storageArgs])).code, 0);
     const retry = await spooler('retry', id);
     assert.equal(retry.code, 0, retry.stderr);
     await delivered(id);
@@ -248,7 +251,7 @@ describe('crash safety (SIGKILL)', () => {
     await restart();
     await delivered(id);
     assert.equal(await missedAtExchange(id), 1, 'the retry found the item the interrupted delivery made');
-    const trace = await runCli(['trace', id, '--data-dir', dataDir]);
+    const trace = await runCli(['trace', id, ...storage]);
     assert.match(trace.stdout, /recovered/);
     assert.match(trace.stdout, /created=false|"created":false/);
   });

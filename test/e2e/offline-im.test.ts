@@ -44,13 +44,13 @@ function configFile(content: object): string {
 }
 
 async function admin(...args: string[]): Promise<string> {
-  const r = await runCli(['admin', '--data-dir', server.dataDir, ...args]);
+  const r = await runCli(['admin', ...server.storageArgs, ...args]);
   assert.equal(r.code, 0, `parley admin ${args.join(' ')}: ${r.stderr}`);
   return r.stdout;
 }
 
 async function cli(...args: string[]) {
-  return runCli([...args, '--data-dir', server.dataDir]);
+  return runCli([...args, ...server.storageArgs]);
 }
 
 function mailbox(user: string): InstanceType<typeof ExchangeService> {

@@ -96,7 +96,7 @@ describe('Get-CsUserPresence', () => {
   });
 
   it('in local mode, says it needs the running server (exit 2); an unknown user is exit 1', async () => {
-    const local = await runCli(['admin', '--data-dir', server.dataDir, 'Get-CsUserPresence', '-Identity', `bob@${DOMAIN}`]);
+    const local = await runCli(['admin', ...server.storageArgs, 'Get-CsUserPresence', '-Identity', `bob@${DOMAIN}`]);
     assert.equal(local.code, 2);
     assert.match(local.stderr, /needs the running server.*use --url/);
     const unknown = await remote('Get-CsUserPresence', 'nobody');

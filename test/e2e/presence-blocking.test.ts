@@ -159,7 +159,7 @@ describe('blocking a watcher', () => {
     assert.equal((await subscribe(carol, 'alice')).status, 200);
     assert.equal(basicOf(await inbox.next()), 'open');
 
-    const add = await runCli(['admin', '--data-dir', server.dataDir, 'Add-CsPresenceBlock', '-Identity', `alice@${DOMAIN}`, '-Watcher', `carol@${DOMAIN}`]);
+    const add = await runCli(['admin', ...server.storageArgs, 'Add-CsPresenceBlock', '-Identity', `alice@${DOMAIN}`, '-Watcher', `carol@${DOMAIN}`]);
     assert.equal(add.code, 0, add.stderr);
     assert.match(add.stdout, /Watcher\s+: carol@parley\.test/);
     assert.equal(basicOf(await inbox.next(3000)), 'closed');

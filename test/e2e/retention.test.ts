@@ -34,7 +34,7 @@ before(async () => {
       retention: { delivered: '6s', audit: '3s', interval: 1, batch: 2 },
     },
   });
-  const r = await runCli(['admin', '--data-dir', main.dataDir, 'Set-CsImConfiguration', '-OfflineImPickupDelay', '00:00:01']);
+  const r = await runCli(['admin', ...main.storageArgs, 'Set-CsImConfiguration', '-OfflineImPickupDelay', '00:00:01']);
   assert.equal(r.code, 0, r.stderr);
 });
 
@@ -51,7 +51,7 @@ interface Entry {
 }
 
 async function entry(id: string): Promise<Entry | undefined> {
-  const r = await runCli(['spooler', 'show', id, '--json', '--data-dir', main.dataDir]);
+  const r = await runCli(['spooler', 'show', id, '--json', ...main.storageArgs]);
   return r.code === 0 ? (JSON.parse(r.stdout) as Entry) : undefined;
 }
 
@@ -83,7 +83,7 @@ describe('retention', () => {
     // delivered, with its trace (read at once: it is purged some seconds later)
     const deliveredTrace = await eventually('bob\'s entry delivered', async () => {
       if ((await entry(deliveredId))?.state !== 'delivered') return undefined;
-      return (await runCli(['trace', deliveredId, '--data-dir', main.dataDir])).stdout;
+      return (await runCli(['trace', deliveredId, ...main.storageArgs])).stdout;
     });
     assert.match(deliveredTrace, /delivered/);
     await eventually('carol\'s entry failed', async () => ((await entry(failedId))?.state === 'failed' ? true : undefined));
@@ -97,7 +97,7 @@ describe('retention', () => {
     })();
 
     await eventually('the delivered entry purged', async () => ((await entry(deliveredId)) === undefined ? true : undefined), 30_000);
-    const trace = await runCli(['trace', deliveredId, '--data-dir', main.dataDir]);
+    const trace = await runCli(['trace', deliveredId, ...main.storageArgs]);
     assert.equal(trace.code, 1, `no trace rows are left: ${trace.stdout}`);
     const purged = await eventually('audit rows purged', async () => {
       const text = await metrics();
@@ -113,8 +113,8 @@ describe('retention', () => {
     assert.ok((waiting?.attempts ?? 0) >= 1);
     assert.equal(failed?.state, 'failed');
     for (const e of [waiting, failed]) assert.ok(Date.now() - Date.parse(e?.createdAt ?? '') > 6000, `${e?.createdAt} is older than the 6 s retention`);
-    assert.match((await runCli(['trace', failedId, '--data-dir', main.dataDir])).stdout, /failed/);
-    assert.match((await runCli(['trace', waitingId, '--data-dir', main.dataDir])).stdout, /retry|attempt/i);
+    assert.match((await runCli(['trace', failedId, ...main.storageArgs])).stdout, /failed/);
+    assert.match((await runCli(['trace', waitingId, ...main.storageArgs])).stdout, /retry|attempt/i);
 
     assert.ok(statuses.length > 0);
     assert.deepEqual(statuses.filter((s) => s !== 202), [], 'every MESSAGE during the purge answered 202');

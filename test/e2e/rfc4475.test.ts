@@ -299,10 +299,17 @@ describe('RFC 4475 torture messages over TCP, a connection each', () => {
       if (data.indexOf('\r\n\r\n') < 0) data = Buffer.concat([data, Buffer.from('\r\n')]);
       await converse([data], async (inbox, write, closed) => {
         if (expected !== 'none') {
-          const res = await inbox.next(c.name);
+          const answers = [await inbox.next(c.name)];
+          if (c.tcpMore) {
+            write(c.tcpMore.write);
+            for (let i = 0; i < c.tcpMore.statuses.length; i++) answers.push(await inbox.next(`${c.name}, continued`));
+          }
+          // answers to different requests on one connection come as each is ready, not in the order
+          // the requests came (RFC 3261 orders no transaction after another): matched by status
+          const res = answers.find((a) => a.status === expected) ?? (answers[0] as (typeof answers)[number]);
           checkAnswer({ ...c, warning: c.name === 'baddn' ? /display name/ : c.warning }, res, expected, 'TCP');
-        }
-        if (c.tcpMore) {
+          assert.deepEqual(answers.filter((a) => a !== res).map((a) => a.status).sort(), [...(c.tcpMore?.statuses ?? [])].sort(), `${c.name}: ${c.why}`);
+        } else if (c.tcpMore) {
           write(c.tcpMore.write);
           for (const s of c.tcpMore.statuses) assert.equal((await inbox.next(`${c.name}, continued`)).status, s, `${c.name}: ${c.why}`);
         }

@@ -131,7 +131,7 @@ describe('finding 6: identity headers the sender wrote never reach the recipient
   });
 
   it("offline: the Missed Conversation names the authenticated sender, whatever the headers and the CPIM body claimed", async () => {
-    const admin = await runCli(['admin', '--data-dir', server.dataDir, 'Set-CsImConfiguration', '-OfflineImPickupDelay', '00:00:01']);
+    const admin = await runCli(['admin', ...server.storageArgs, 'Set-CsImConfiguration', '-OfflineImPickupDelay', '00:00:01']);
     assert.equal(admin.code, 0, admin.stderr);
     const alice = await people.connect('alice');
     // a CPIM From naming someone else is refused outright (403)

@@ -50,7 +50,7 @@ after(async () => {
 });
 
 async function admin(...args: string[]): Promise<string> {
-  const r = await runCli(['admin', '--data-dir', server.dataDir, ...args]);
+  const r = await runCli(['admin', ...server.storageArgs, ...args]);
   assert.equal(r.code, 0, `parley admin ${args.join(' ')}: ${r.stderr}`);
   return r.stdout;
 }
@@ -96,10 +96,10 @@ describe('offline spool and mailbox quotas', () => {
   });
 
   it('the refusal is in the trace, by Call-ID, with its reason; the spooler lists what waits', async () => {
-    const trace = await runCli(['trace', refusedCallId, '--data-dir', server.dataDir]);
+    const trace = await runCli(['trace', refusedCallId, ...server.storageArgs]);
     assert.equal(trace.code, 0, trace.stderr);
     assert.match(trace.stdout, /\brefused\b.*quota=sender-bytes .*setting=offlineIm\.senderQuota\.maxBytes/);
-    const list = await runCli(['spooler', 'list', '--user', `alice@${DOMAIN}`, '--state', 'waiting', '--data-dir', server.dataDir]);
+    const list = await runCli(['spooler', 'list', '--user', `alice@${DOMAIN}`, '--state', 'waiting', ...server.storageArgs]);
     assert.equal(list.code, 0, list.stderr);
     assert.match(list.stdout, /BYTES/);
     assert.match(list.stdout, /waiting\s+alice@parley\.test\s+bob@parley\.test\s+10\s+600 KB/);
@@ -108,9 +108,9 @@ describe('offline spool and mailbox quotas', () => {
   it('every 202\'d message ends in the mailbox; the full mailbox then refuses offline IM from anyone, naming mailboxQuota.prohibitSendReceiveQuota', async () => {
     await admin('Set-CsImConfiguration', '-OfflineImPickupDelay', '00:00:01');
     // the pickup time of an entry is fixed when it is made; bring the waiting ones forward
-    const list = await runCli(['spooler', 'list', '--state', 'waiting', '--json', '--data-dir', server.dataDir]);
+    const list = await runCli(['spooler', 'list', '--state', 'waiting', '--json', ...server.storageArgs]);
     for (const e of JSON.parse(list.stdout) as Array<{ id: string }>) {
-      const r = await runCli(['spooler', 'retry', e.id, '--data-dir', server.dataDir]);
+      const r = await runCli(['spooler', 'retry', e.id, ...server.storageArgs]);
       assert.equal(r.code, 0, r.stderr);
     }
     const bob = mailbox('bob');
@@ -182,7 +182,7 @@ describe('offline spool and mailbox quotas', () => {
   });
 
   it('parley spooler quota and GET /admin/spool/quota show what waits, the mailboxes, the refusals and the limits', async () => {
-    const cli = await runCli(['spooler', 'quota', '--config', configPath, '--data-dir', server.dataDir]);
+    const cli = await runCli(['spooler', 'quota', '--config', configPath, ...server.storageArgs]);
     assert.equal(cli.code, 0, cli.stderr);
     assert.match(cli.stdout, new RegExp(`limits \\(from ${configPath.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\)`));
     assert.match(cli.stdout, /offlineIm\.senderQuota\s+600 KB, 100 messages undelivered; 20 a minute/);
@@ -191,7 +191,7 @@ describe('offline spool and mailbox quotas', () => {
     assert.match(cli.stdout, /^alice@parley\.test sender-bytes: 2 refused, the last at .* \(with erin@parley\.test\): offline message refused: alice@parley\.test has 600 KB waiting/m);
     assert.match(cli.stdout, /^mallory@parley\.test sender-rate: 1 refused/m);
 
-    const json = await runCli(['spooler', 'quota', '--user', `alice@${DOMAIN}`, '--json', '--data-dir', server.dataDir]);
+    const json = await runCli(['spooler', 'quota', '--user', `alice@${DOMAIN}`, '--json', ...server.storageArgs]);
     assert.equal(json.code, 0, json.stderr);
     const alice = (JSON.parse(json.stdout) as { users: Array<{ address: string; refusals: Array<{ reason: string; count: number }> }> }).users;
     assert.deepEqual(alice.map((u) => u.address), [`alice@${DOMAIN}`]);

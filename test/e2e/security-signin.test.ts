@@ -155,7 +155,7 @@ async function tcpPeer(local: string): Promise<Exchange> {
 // ---------------------------------------------------------------------------------------------
 // The administrator
 
-const admin = (...args: string[]) => runCli(['admin', '--data-dir', server.dataDir, '--json', ...args]);
+const admin = (...args: string[]) => runCli(['admin', ...server.storageArgs, '--json', ...args]);
 const remoteAdmin = (...args: string[]) =>
   runCli(['admin', '--url', `http://${server.http.host}:${server.http.port}`, '--token-file', path.join(server.dataDir, 'secrets', 'admin.token'), '--json', ...args]);
 

@@ -177,7 +177,7 @@ describe('block list limit (issue 18, finding 8b)', () => {
     assert.equal((await blocked('alice', 'w5@elsewhere.example')).status, 200, 'one already blocked still answers');
     assert.equal((await blocked('bob', 'dave')).status, 201, 'another user blocks on');
 
-    const local = await runCli(['admin', '--data-dir', server.dataDir, 'Add-CsPresenceBlock', `alice@${DOMAIN}`, '-Watcher', `dave@${DOMAIN}`]);
+    const local = await runCli(['admin', ...server.storageArgs, 'Add-CsPresenceBlock', `alice@${DOMAIN}`, '-Watcher', `dave@${DOMAIN}`]);
     assert.equal(local.code, 1);
     assert.equal(local.stderr.trim(), `parley admin: the block list of alice@${DOMAIN} holds ${MAX_BLOCKS} blocked watchers already; remove some first`);
     const api = await runCli(['admin', '--url', `http://${server.http.host}:${server.http.port}`, '--token-file', path.join(server.dataDir, 'secrets', 'admin.token'), 'Add-CsPresenceBlock', `alice@${DOMAIN}`, '-Watcher', `dave@${DOMAIN}`]);

@@ -162,7 +162,7 @@ describe('SIP.js over WebSocket, digest with qop=auth required', () => {
     assert.equal(sent.status, 202, JSON.stringify(sent));
     const entry = /spool entry (sp-[a-z0-9]+)/.exec(sent.warning ?? '')?.[1];
     assert.ok(entry, `the Warning names the spool entry: ${sent.warning}`);
-    const list = await runCli(['spooler', 'list', '--user', `carol@${DOMAIN}`, '--json', '--data-dir', server.dataDir]);
+    const list = await runCli(['spooler', 'list', '--user', `carol@${DOMAIN}`, '--json', ...server.storageArgs]);
     assert.equal(list.code, 0, list.stderr);
     const ids = (JSON.parse(list.stdout) as Array<{ id: string }>).map((e) => e.id);
     assert.deepEqual(ids, [entry]);

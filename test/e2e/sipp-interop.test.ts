@@ -129,7 +129,7 @@ for (const t of TRANSPORTS) {
       assert.equal(r.stats?.successfulCalls, 1, explain(r));
       const entry = /^Warning: 399 parley\.test ".*spool entry (sp-[a-z2-7]{16})/m.exec(r.messages)?.[1];
       assert.ok(entry, `a 202 naming its spool entry:\n${explain(r)}`);
-      const show = await runCli(['spooler', 'show', entry, '--json', '--data-dir', server.dataDir]);
+      const show = await runCli(['spooler', 'show', entry, '--json', ...server.storageArgs]);
       assert.equal(show.code, 0, show.stderr);
       const detail = JSON.parse(show.stdout) as { sender: string; recipient: string; transcript: Array<{ text: string }> };
       assert.equal(detail.sender, `${from.user}@${DOMAIN}`);

@@ -28,7 +28,7 @@ before(async () => {
     },
   });
   base = `http://${server.http.host}:${server.http.port}`;
-  const delay = await runCli(['admin', '--data-dir', server.dataDir, 'Set-CsImConfiguration', '-OfflineImPickupDelay', '00:00:01']);
+  const delay = await runCli(['admin', ...server.storageArgs, 'Set-CsImConfiguration', '-OfflineImPickupDelay', '00:00:01']);
   assert.equal(delay.code, 0, delay.stderr);
 });
 after(async () => {

@@ -215,7 +215,7 @@ describe('GET and DELETE /api/session', () => {
   it('a new password ends the sessions made with the old one; removing the user ends theirs', async () => {
     const { cookie } = await signIn('erin', 'erin-pw');
     assert.equal((await call('/api/session', { cookie, origin: null })).status, 200);
-    const passwd = await runCli(['user', 'passwd', `erin@${DOMAIN}`, '--password', 'erin-new', '--data-dir', server.dataDir]);
+    const passwd = await runCli(['user', 'passwd', `erin@${DOMAIN}`, '--password', 'erin-new', ...server.storageArgs]);
     assert.equal(passwd.code, 0, passwd.stderr);
     const ended = await call('/api/directory', { cookie, origin: null });
     assert.equal(ended.status, 401);
@@ -224,7 +224,7 @@ describe('GET and DELETE /api/session', () => {
 
     const again = await signIn('erin', 'erin-new');
     assert.equal((await call('/api/session', { cookie: again.cookie, origin: null })).status, 200);
-    const removed = await runCli(['user', 'remove', `erin@${DOMAIN}`, '--data-dir', server.dataDir]);
+    const removed = await runCli(['user', 'remove', `erin@${DOMAIN}`, ...server.storageArgs]);
     assert.equal(removed.code, 0, removed.stderr);
     const gone = await call('/api/session', { cookie: again.cookie, origin: null });
     assert.equal(gone.status, 401);

@@ -34,7 +34,7 @@ before(async () => {
     ],
   });
   // the offline messages become a missed conversation 2 s after the last one (default 2 min)
-  const pickup = await runCli(['admin', '--data-dir', server.dataDir, 'Set-CsImConfiguration', '-OfflineImPickupDelay', '00:00:02']);
+  const pickup = await runCli(['admin', ...server.storageArgs, 'Set-CsImConfiguration', '-OfflineImPickupDelay', '00:00:02']);
   assert.equal(pickup.code, 0, pickup.stderr);
   await addContact(server, { user: 'bob', password: 'bob-pw' }, 'alice');
   browser = await launchBrowser();
@@ -124,11 +124,11 @@ describe('web client: two people in two browsers', () => {
     assert.match(text, /^Conversation with Bob Brown\n\n\[[^\]]+\] You: Hello Bob\n\[[^\]]+\] Bob Brown: Hi Alice\n {4}two lines\n/);
 
     // an administrator forbids saving: the open page learns it from its provisioning subscription
-    const off = await runCli(['admin', '--data-dir', server.dataDir, 'Set-CsClientPolicy', '-DisableSavingIM', '$True']);
+    const off = await runCli(['admin', ...server.storageArgs, 'Set-CsClientPolicy', '-DisableSavingIM', '$True']);
     assert.equal(off.code, 0, off.stderr);
     await save.waitFor({ state: 'detached' });
     await screenshot(alice.page, 'web-client-2b-no-save');
-    const on = await runCli(['admin', '--data-dir', server.dataDir, 'Set-CsClientPolicy', '-DisableSavingIM', '$False']);
+    const on = await runCli(['admin', ...server.storageArgs, 'Set-CsClientPolicy', '-DisableSavingIM', '$False']);
     assert.equal(on.code, 0, on.stderr);
     await save.waitFor();
   });

@@ -38,7 +38,7 @@ before(async () => {
       { address: `dave@${DOMAIN}`, password: 'dave-pw', displayName: 'Dave Diaz' },
     ],
   });
-  const pickup = await runCli(['admin', '--data-dir', server.dataDir, 'Set-CsImConfiguration', '-OfflineImPickupDelay', '00:00:01']);
+  const pickup = await runCli(['admin', ...server.storageArgs, 'Set-CsImConfiguration', '-OfflineImPickupDelay', '00:00:01']);
   assert.equal(pickup.code, 0, pickup.stderr);
   await addContact(server, { user: 'alice', password: 'alice-pw' }, 'carol');
   browser = await launchBrowser();

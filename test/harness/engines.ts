@@ -54,7 +54,8 @@ let admin: PostgresSql | undefined;
  * recognisable (`parley_test_…`), and the way to drop it.
  */
 export async function freshPostgresDatabase(): Promise<{ url: string; name: string; drop(): Promise<void> }> {
-  admin ??= await openPostgres(POSTGRES_ADMIN_URL, { max: 2, applicationName: 'parley-tests' });
+  // idle connections close themselves: a test process that forgets closeTestPostgres still ends
+  admin ??= await openPostgres(POSTGRES_ADMIN_URL, { max: 2, applicationName: 'parley-tests', idleTimeoutSeconds: 2 });
   const name = `parley_test_${process.pid}_${randomBytes(4).toString('hex')}`;
   await admin.exec(`CREATE DATABASE ${name}`);
   const url = new URL(POSTGRES_ADMIN_URL);

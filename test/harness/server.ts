@@ -8,8 +8,12 @@
 //   Parley ready: domain=parley.test udp=127.0.0.1:40001 tcp=127.0.0.1:40001 tls=off http=127.0.0.1:40002 ws=ws://127.0.0.1:40002/sip
 // Other stdout lines are pino JSON logs; they are kept for logs().
 //
-// Only node: built-ins. The CLI runs under the same Node binary as the tests (process.execPath).
+// The CLI runs under the same Node binary as the tests (process.execPath).
 // PARLEY_TEST_CLI=/path/to/cli.ts points the harness at another entry point (default src/cli.ts).
+// PARLEY_TEST_DATABASE=postgres runs every server on PostgreSQL (a fresh database per data
+// directory, kept across restarts on it, dropped with it), and its CLI commands with
+// `--database`: `server.storageArgs` are the arguments a test gives the CLI to reach the
+// server's database.
 
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -18,6 +22,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freshPostgresDatabase } from './engines.ts';
 
 export const REPO_ROOT: string = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const DEFAULT_DOMAIN = 'parley.test';
@@ -82,6 +87,8 @@ export interface ServerExit {
 
 export interface RunningServer extends ReadyInfo {
   dataDir: string;
+  /** `--data-dir DIR`, or `--database URL` when the server runs on PostgreSQL: where CLI commands find its state */
+  storageArgs: string[];
   readyLine: string;
   pid: number;
   /** everything the server wrote so far, stdout and stderr interleaved as received */
@@ -161,15 +168,34 @@ export function runCli(args: readonly string[], opts: RunCliOptions = {}): Promi
   });
 }
 
-function userAddArgs(user: TestUser, dataDir: string): string[] {
+/** The engine the servers run on: PARLEY_TEST_DATABASE=postgres, else SQLite in the data directory. */
+export const TEST_DATABASE: 'sqlite' | 'postgres' = process.env.PARLEY_TEST_DATABASE === 'postgres' ? 'postgres' : 'sqlite';
+
+/** data directory → its PostgreSQL database, so a restart on the same directory finds its state */
+const databases = new Map<string, { url: string; drop(): Promise<void> }>();
+
+async function storageOf(dataDir: string): Promise<string[]> {
+  if (TEST_DATABASE === 'sqlite') return ['--data-dir', dataDir];
+  let db = databases.get(dataDir);
+  if (db === undefined) databases.set(dataDir, (db = await freshPostgresDatabase()));
+  return ['--database', db.url];
+}
+
+async function dropDatabaseOf(dataDir: string): Promise<void> {
+  const db = databases.get(dataDir);
+  databases.delete(dataDir);
+  await db?.drop();
+}
+
+function userAddArgs(user: TestUser, storageArgs: readonly string[]): string[] {
   const args = ['user', 'add', user.address, '--password', user.password];
   if (user.displayName !== undefined) args.push('--display-name', user.displayName);
-  args.push('--data-dir', dataDir);
+  args.push(...storageArgs);
   return args;
 }
 
-async function addUserVia(user: TestUser, dataDir: string, opts: RunCliOptions): Promise<void> {
-  const r = await runCli(userAddArgs(user, dataDir), opts);
+async function addUserVia(user: TestUser, storageArgs: readonly string[], opts: RunCliOptions): Promise<void> {
+  const r = await runCli(userAddArgs(user, storageArgs), opts);
   if (r.code !== 0) {
     throw new Error(
       `parley user add ${user.address} exited ${r.code}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`,
@@ -233,10 +259,12 @@ export async function startServer(opts: StartServerOptions = {}): Promise<Runnin
     if (!ownsDir) return;
     await rm(dataDir, { recursive: true, force: true });
     dirs.delete(dataDir);
+    await dropDatabaseOf(dataDir);
   };
+  const storageArgs = await storageOf(dataDir);
 
   try {
-    for (const user of opts.users ?? []) await addUserVia(user, dataDir, cliOpts);
+    for (const user of opts.users ?? []) await addUserVia(user, storageArgs, cliOpts);
   } catch (err) {
     await cleanup();
     throw err;
@@ -253,6 +281,7 @@ export async function startServer(opts: StartServerOptions = {}): Promise<Runnin
     'serve',
     '--data-dir',
     dataDir,
+    ...(TEST_DATABASE === 'postgres' ? storageArgs : []),
     '--domain',
     domain,
     '--listen',
@@ -385,6 +414,7 @@ export async function startServer(opts: StartServerOptions = {}): Promise<Runnin
   return {
     ...info,
     dataDir,
+    storageArgs,
     readyLine,
     pid: child.pid ?? -1,
     logs: () => logText,
@@ -405,7 +435,7 @@ export async function startServer(opts: StartServerOptions = {}): Promise<Runnin
         lineWaiters.add(waiter);
       });
     },
-    addUser: (user: TestUser) => addUserVia(user, dataDir, cliOpts),
+    addUser: (user: TestUser) => addUserVia(user, storageArgs, cliOpts),
     exitStatus: () => exit,
     stop,
     async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<ServerExit> {

@@ -70,7 +70,7 @@ const QUIET: ServerState = {
   spoolQuotaRefusals: () => ({ 'sender-bytes': 3, 'recipient-messages': 0 }),
   mailboxQuotaRefusals: () => ({ ProhibitSendQuota: 0, ProhibitSendReceiveQuota: 1, RecoverableItemsQuota: 0 }),
   signIn: () => ({ failures: 5, lockouts: { source: 1, account: 0 }, lockedNow: { source: 1, account: 0 } }),
-  database: () => ({ bytes: 40_960, freeBytes: 4_096 }),
+  database: async () => ({ bytes: 40_960, freeBytes: 4_096 }),
   retention: () => ({ purged: { delivered: 7, trace: 21 }, oldest: { delivered: 11_000, failed: null } }),
   now: () => 31_000,
 };

@@ -8,6 +8,9 @@ import { advertisedFor, formatEndpoint } from './flow.ts';
 import { type ConnectionGuard, GuardedConnection } from './guard.ts';
 import type { TransportSink } from './sink.ts';
 
+/** How long a connection whose framing is lost stays open for the answers to what came before. */
+const FRAMING_LOST_GRACE_MS = 1000;
+
 export interface StreamListener {
   readonly local: Endpoint;
   /** whether the listening socket is still bound (readiness) */
@@ -261,9 +264,11 @@ function carry(
       else if (event.type === 'error') {
         sink.onParseError(event.error, flow);
         // Framing is lost: nothing after this point can be read as SIP. Half-closed rather than
-        // destroyed, so that unread bytes do not turn into a reset that loses the answer.
+        // destroyed, so that unread bytes do not turn into a reset that loses the answer; and a
+        // moment later, so that the requests read before the bad bytes, whose handlers may still
+        // be asking the database, get their answers out first.
         if (event.fatal) {
-          socket.end();
+          setTimeout(() => socket.end(), FRAMING_LOST_GRACE_MS).unref();
           return;
         }
       }
