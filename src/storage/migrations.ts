@@ -76,8 +76,8 @@ interface RecordedRow {
 /**
  * Applies the pending migrations of every set, in one transaction: either all of them are
  * applied or none is. Returns the ones this call applied (empty when the schema was current).
- * Synchronous, on a node:sqlite connection: what the code not yet moved to `Sql` uses; `migrate`
- * is the same on either engine.
+ * Synchronous, on a node:sqlite connection, for the tools that hold one (tests that build a
+ * SQLite database by hand, the bench's seeding); `migrate` is the same on either engine.
  */
 export function runMigrations(db: Database, sets: readonly MigrationSet[], now: () => number = Date.now): AppliedMigration[] {
   validate(sets);
