@@ -15,11 +15,10 @@ import { after, before, describe, it } from 'node:test';
 import type { SipClient } from '../../src/client/index.ts';
 import { addBlock } from '../../src/presence/blocks.ts';
 import { MAX_BLOCKS } from '../../src/presence/index.ts';
-import { openDatabase, sqliteSql } from '../../src/storage/index.ts';
 import type { SipRequest } from '../../src/sip/index.ts';
 import { eventually } from '../harness/eventually.ts';
 import { notifications, sdkClients } from '../harness/clients.ts';
-import { runCli, startServer, type RunningServer } from '../harness/server.ts';
+import { openServerStorage, runCli, startServer, type RunningServer } from '../harness/server.ts';
 import { rawRequest, tcpExchange } from './raw-sip.ts';
 
 const DOMAIN = 'parley.test';
@@ -158,13 +157,13 @@ describe('block list limit (issue 18, finding 8b)', () => {
 
   it(`refuses block ${MAX_BLOCKS + 1} with 409 BLOCK_LIST_FULL over HTTP and in Add-CsPresenceBlock; others block on`, async () => {
     // MAX_BLOCKS - 1 blocks written straight to the database (1,000 PUTs would each verify a password)
-    const db = openDatabase(server.dataDir);
+    const sql = await openServerStorage(server);
     try {
-      await sqliteSql(db).transaction(async (tx) => {
+      await sql.transaction(async (tx) => {
         for (let i = 1; i < MAX_BLOCKS; i++) await addBlock(tx, `alice@${DOMAIN}`, `w${i}@elsewhere.example`, Date.now());
       });
     } finally {
-      db.close();
+      await sql.close();
     }
     assert.equal((await blocked('alice', 'mallory@elsewhere.example')).status, 201, `block ${MAX_BLOCKS}`);
     const full = await blocked('alice', 'dave');

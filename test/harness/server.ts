@@ -23,6 +23,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freshPostgresDatabase } from './engines.ts';
+import { openStorage, type SqlDatabase } from '../../src/storage/index.ts';
 
 export const REPO_ROOT: string = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const DEFAULT_DOMAIN = 'parley.test';
@@ -443,4 +444,14 @@ export async function startServer(opts: StartServerOptions = {}): Promise<Runnin
       return exited;
     },
   };
+}
+
+/**
+ * A connection to the server's own storage (its SQLite file, or its PostgreSQL database), for a
+ * test that writes or reads state directly; the caller closes it.
+ */
+export async function openServerStorage(server: RunningServer): Promise<SqlDatabase> {
+  const at = server.storageArgs.indexOf('--database');
+  const database = at < 0 ? null : (server.storageArgs[at + 1] ?? null);
+  return (await openStorage({ dataDir: server.dataDir, database })).sql;
 }
