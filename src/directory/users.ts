@@ -77,6 +77,7 @@ INSERT INTO users_version (v) VALUES (0);
 CREATE FUNCTION users_version_bump() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   UPDATE users_version SET v = v + 1;
+  PERFORM pg_notify('parley_version', 'users_version');
   RETURN NULL;
 END;
 $$;

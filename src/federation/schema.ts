@@ -59,6 +59,7 @@ INSERT INTO federation_version (v) VALUES (0);
 CREATE FUNCTION federation_version_bump() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   UPDATE federation_version SET v = v + 1;
+  PERFORM pg_notify('parley_version', 'federation_version');
   RETURN NULL;
 END
 $$;

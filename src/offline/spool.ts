@@ -276,11 +276,12 @@ export async function markFailed(sql: Sql, entryId: string, now: number, reason:
  * `waiting`, due now. Returns their ids. On SQLite, where one process owns the database, a start
  * passes Infinity: whatever was being delivered was this process's own before it stopped.
  */
-export async function recoverInterrupted(sql: Sql, now: number, leasedUntil = Number.MAX_SAFE_INTEGER): Promise<string[]> {
+export async function recoverInterrupted(sql: Sql, now: number, leasedUntil = Number.MAX_SAFE_INTEGER, ownerPrefix: string | null = null): Promise<string[]> {
   const until = Math.min(leasedUntil, Number.MAX_SAFE_INTEGER);
+  // `ownerPrefix`: the leases of this node's earlier runs (it stopped: nobody holds them any more)
   const rows = await sql.all<{ id: string }>(
-    "UPDATE spool_entries SET state = 'waiting', next_attempt_at = ?, lease_owner = NULL, lease_until = NULL WHERE state = 'delivering' AND (lease_until IS NULL OR lease_until <= ?) RETURNING id",
-    [now, until],
+    "UPDATE spool_entries SET state = 'waiting', next_attempt_at = ?, lease_owner = NULL, lease_until = NULL WHERE state = 'delivering' AND (lease_until IS NULL OR lease_until <= ? OR (? > 0 AND substr(lease_owner, 1, ?) = ?)) RETURNING id",
+    [now, until, ownerPrefix?.length ?? 0, ownerPrefix?.length ?? 0, ownerPrefix ?? ''],
   );
   return rows.map((r) => r.id).sort();
 }

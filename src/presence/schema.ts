@@ -46,7 +46,7 @@ const SQLITE_VERSION = [
 const PG_VERSION = [
   'CREATE TABLE presence_version (v BIGINT NOT NULL);',
   'INSERT INTO presence_version (v) VALUES (0);',
-  'CREATE FUNCTION presence_version_bump() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN UPDATE presence_version SET v = v + 1; RETURN NULL; END $$;',
+  "CREATE FUNCTION presence_version_bump() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN UPDATE presence_version SET v = v + 1; PERFORM pg_notify('parley_version', 'presence_version'); RETURN NULL; END $$;",
   ...VERSIONED.map((table) => `CREATE TRIGGER ${table}_version AFTER INSERT OR UPDATE OR DELETE ON ${table} FOR EACH STATEMENT EXECUTE FUNCTION presence_version_bump();`),
 ].join('\n');
 

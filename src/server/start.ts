@@ -1,6 +1,8 @@
 // `parley serve`: one process runs the organisation. This module builds the parts and connects
 // them; each part lives in its capability's folder.
 
+import { hostname } from 'node:os';
+import { resolve as resolvePath } from 'node:path';
 import { AcmeCertificates, AcmeChallenges, CertificateKeeper } from '../certs/index.ts';
 import type http from 'node:http';
 import type { TLSSocket } from 'node:tls';
@@ -161,6 +163,8 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   // The offline-IM pipeline: the router hands it what no registration took; its worker delivers.
   const offline = new OfflineService({
     sql,
+    // the same across restarts, and one per node (each has its own data directory)
+    node: `${hostname()}:${resolvePath(config.dataDir)}`,
     logger: logger.child({ component: 'offline' }),
     domain: config.domain,
     routing: mailboxes,

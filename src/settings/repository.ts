@@ -83,7 +83,7 @@ function versionSql(engine: SqlEngine): string {
     return [
       'CREATE TABLE settings_version (v BIGINT NOT NULL);',
       'INSERT INTO settings_version (v) VALUES (0);',
-      'CREATE FUNCTION settings_version_bump() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN UPDATE settings_version SET v = v + 1; RETURN NULL; END $$;',
+      "CREATE FUNCTION settings_version_bump() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN UPDATE settings_version SET v = v + 1; PERFORM pg_notify('parley_version', 'settings_version'); RETURN NULL; END $$;",
       ...SETTINGS_TABLES.map((t) => `CREATE TRIGGER settings_version_${t} AFTER INSERT OR UPDATE OR DELETE ON ${t} FOR EACH STATEMENT EXECUTE FUNCTION settings_version_bump();`),
       'CREATE TRIGGER settings_version_users AFTER INSERT OR DELETE OR UPDATE OF site ON users FOR EACH STATEMENT EXECUTE FUNCTION settings_version_bump();',
     ].join('\n');

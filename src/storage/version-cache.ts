@@ -6,9 +6,41 @@
 //
 // The interval is the staleness allowed: 1 ms on SQLite (the read is a local page lookup, so a
 // change by `parley user add` counts from the next request on), 250 ms on PostgreSQL (a read is a
-// round trip; the many lookups of one burst share one check).
+// round trip; the many lookups of one burst share one check). On PostgreSQL the triggers also
+// NOTIFY `parley_version` with the version table's name at commit: a cache on the server's
+// top-level handle listens, and reads the version again on its next lookup, so a change made by
+// another process or node counts within milliseconds; the interval stays as the backstop for a
+// lost LISTEN connection.
 
+import { PostgresSql } from './postgres-sql.ts';
 import type { Sql } from './sql.ts';
+
+/** The channel the version triggers NOTIFY on, with the version table's name as the payload. */
+export const VERSION_CHANNEL = 'parley_version';
+
+/** Per PostgreSQL connection pool: version table → the caches that watch it (one LISTEN per pool). */
+const watchers = new WeakMap<PostgresSql, Map<string, Set<WeakRef<VersionedCache<unknown>>>>>();
+
+function watch(sql: PostgresSql, table: string, cache: VersionedCache<unknown>): void {
+  let tables = watchers.get(sql);
+  if (tables === undefined) {
+    watchers.set(sql, (tables = new Map()));
+    const known = tables;
+    // a failed LISTEN leaves the interval to do the work
+    sql
+      .listen(VERSION_CHANNEL, (payload) => {
+        for (const ref of known.get(payload) ?? []) {
+          const c = ref.deref();
+          if (c === undefined) known.get(payload)?.delete(ref);
+          else c.stale();
+        }
+      })
+      .catch(() => undefined);
+  }
+  let set = tables.get(table);
+  if (set === undefined) tables.set(table, (set = new Set()));
+  set.add(new WeakRef(cache));
+}
 
 export interface VersionedCacheOptions {
   /** entries kept before the cache starts over (default 100,000) */
@@ -39,6 +71,13 @@ export class VersionedCache<V> {
     this.#maxEntries = options.maxEntries ?? 100_000;
     this.#checkEveryMs = options.checkEveryMs ?? (sql.engine === 'sqlite' ? 1 : 250);
     this.#clock = options.clock ?? (() => performance.now());
+    const table = /\bFROM\s+([a-z_][a-z0-9_]*)/i.exec(versionQuery)?.[1];
+    if (sql instanceof PostgresSql && table !== undefined) watch(sql, table, this as VersionedCache<unknown>);
+  }
+
+  /** The data changed (a NOTIFY said so): the version is read again on the next lookup. */
+  stale(): void {
+    this.#checkedAt = Number.NEGATIVE_INFINITY;
   }
 
   /** The kept answer for `key`, or what `load` gives (kept unless the data changed meanwhile). */

@@ -127,6 +127,16 @@ describe('spool entries', () => {
     assert.equal((await getEntry(db, b?.entryId ?? '')).nextAttemptAt, 20_000_000);
   });
 
+  it('a node that restarts takes back its own leases at once and leaves live ones of other nodes', async () => {
+    const [mine] = await spool(req());
+    const [theirs] = await spool(req({ recipient: 'carol@parley.test' }));
+    await claimDue(db, 10_000_000, 1, { owner: 'host-a:-data/4242/abcde', ms: 10 * MIN });
+    await claimDue(db, 10_000_000, 1, { owner: 'host-b:-data/777/fghij', ms: 10 * MIN });
+    assert.deepEqual(await recoverInterrupted(db, 10_000_001, 10_000_001, 'host-a:-data/'), [mine?.entryId]);
+    assert.equal((await getEntry(db, theirs?.entryId ?? '')).state, 'delivering', 'the other node still holds its lease');
+    assert.deepEqual(await recoverInterrupted(db, 10_000_002, 10_000_002, 'host-a:-data/'), [], 'nothing of this node is left');
+  });
+
   it('records received, gated and spooled under the entry id, findable by Call-ID', async () => {
     const [a] = await spool(req({ callId: 'abc@client' }));
     const steps = await readTrace(db, a?.entryId ?? '');

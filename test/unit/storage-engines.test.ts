@@ -4,9 +4,9 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, beforeEach, describe, it } from 'node:test';
 import type { MigrationSet, SqlDatabase } from '../../src/storage/index.ts';
-import { isUniqueViolation, listAppliedMigrations, migrate, StorageError } from '../../src/storage/index.ts';
+import { isUniqueViolation, listAppliedMigrations, migrate, openPostgres, StorageError, VersionedCache } from '../../src/storage/index.ts';
 import { numberPlaceholders } from '../../src/storage/sql.ts';
-import { closeTestPostgres, ENGINES } from '../harness/engines.ts';
+import { closeTestPostgres, ENGINES, freshPostgresDatabase } from '../harness/engines.ts';
 
 const TABLE: MigrationSet = {
   capability: 'sample',
@@ -115,3 +115,35 @@ for (const engine of ENGINES) {
     });
   });
 }
+
+describe('VersionedCache on PostgreSQL', { skip: ENGINES.some((e) => e.name === 'postgres') ? false : 'PostgreSQL is not among PARLEY_TEST_ENGINES' }, () => {
+  it('reads the version again as soon as another connection\'s change is NOTIFYed, long before its check interval', async () => {
+    const fresh = await freshPostgresDatabase();
+    const node = await openPostgres(fresh.url, { max: 2 });
+    const other = await openPostgres(fresh.url, { max: 1 });
+    try {
+      await node.exec(`CREATE TABLE names (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE names_version (v BIGINT NOT NULL); INSERT INTO names_version VALUES (0);
+CREATE FUNCTION names_bump() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN UPDATE names_version SET v = v + 1; PERFORM pg_notify('parley_version', 'names_version'); RETURN NULL; END $$;
+CREATE TRIGGER names_bump AFTER INSERT OR UPDATE OR DELETE ON names FOR EACH STATEMENT EXECUTE FUNCTION names_bump();
+INSERT INTO names VALUES ('a', 'first');`);
+      // an hour between checks: only the notification can make the cache look again
+      const cache = new VersionedCache<string | undefined>(node, 'SELECT v FROM names_version', { checkEveryMs: 3_600_000 });
+      const lookup = () => cache.get('a', async () => (await node.get<{ v: string }>('SELECT v FROM names WHERE k = ?', ['a']))?.v);
+      assert.equal(await lookup(), 'first');
+      await new Promise((r) => setTimeout(r, 200)); // the LISTEN is in place
+      await other.run('UPDATE names SET v = ? WHERE k = ?', ['second', 'a']);
+      const deadline = Date.now() + 10_000;
+      let seen = await lookup();
+      while (seen !== 'second' && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 10));
+        seen = await lookup();
+      }
+      assert.equal(seen, 'second');
+    } finally {
+      await other.close();
+      await node.close();
+      await fresh.drop();
+    }
+  });
+});
