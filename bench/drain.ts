@@ -2,15 +2,17 @@
 // embedded mailbox. Scenario 3 runs with a long pickup delay, so its entries are all still
 // waiting; this moves every waiting entry's next attempt to now (as if the pickup delay had ended
 // for all of them at once: the backlog after an outage, or a burst reaching its pickup time) and
-// then polls <dataDir>/parley.db on a read-only connection until no entry is waiting or being
-// delivered. The worker wakes within its idle poll (1 s) and delivers in rounds of
+// then polls <dataDir>/parley.db on a read-only connection (or, for Parley on PostgreSQL, its
+// database on a connection of its own) until no entry is waiting or being delivered. The worker wakes within its idle poll (1 s) and delivers in rounds of
 // offlineIm.deliveryBatch entries; each delivered entry makes two mailbox items (the recipient's
 // Missed Conversation and the sender's Conversation).
 
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
+import { openPostgres, sqliteSql } from '../src/storage/index.ts';
+import type { Sql } from '../src/storage/index.ts';
 import type { BenchServer } from './servers.ts';
-import { cpuSeconds } from './servers.ts';
+import { cpuSeconds, postgresCpu } from './servers.ts';
 
 export interface DrainReport {
   /** entries waiting when the drain started, and the messages in them */
@@ -31,44 +33,92 @@ export interface DrainReport {
   halves: [number, number];
   /** server CPU over the busy interval (1.0 = one core) */
   cpu: number;
+  /** Parley on PostgreSQL, over the busy interval (1.0 = one core): the whole PostgreSQL server, and Parley's own backends */
+  postgresCpu?: { server: number; database: number };
   /** set when the spool did not empty in time */
   incomplete?: string;
 }
 
 const POLL_MS = 100;
 
-export async function measureDrain(server: BenchServer, opts: { timeoutMs: number; stallMs: number }): Promise<DrainReport> {
+/** The spool's counters in one statement (both engines). */
+const COUNTS = `SELECT
+  (SELECT count(*) FROM spool_entries WHERE state = 'delivered') AS delivered,
+  (SELECT count(*) FROM spool_entries WHERE state = 'failed') AS failed,
+  (SELECT count(*) FROM spool_entries WHERE state IN ('waiting', 'delivering')) AS open,
+  (SELECT count(*) FROM mail_items) AS items`;
+
+interface Counts {
+  delivered: number;
+  failed: number;
+  open: number;
+  items: number;
+}
+
+async function counts(sql: Sql): Promise<Counts> {
+  const row = (await sql.get<Record<keyof Counts, number | bigint | string>>(COUNTS))!;
+  return { delivered: Number(row.delivered), failed: Number(row.failed), open: Number(row.open), items: Number(row.items) };
+}
+
+/**
+ * The server's spool: on SQLite a read-write connection (to make the entries due, closed at once)
+ * and a read-only one to poll; on PostgreSQL one connection for both.
+ */
+async function openSpool(server: BenchServer): Promise<{ writer: Sql; reader(): Sql; close(): Promise<void> }> {
+  if (server.postgres) {
+    const sql = await openPostgres(server.postgres.url, { max: 1, applicationName: 'parley-bench-drain' });
+    return { writer: sql, reader: () => sql, close: () => sql.close() };
+  }
   if (!server.dataDir) throw new Error('the drain needs the server data directory');
   const file = path.join(server.dataDir, 'parley.db');
-  const count = (db: DatabaseSync, sql: string): number => Number((db.prepare(sql).get() as { n: number | bigint }).n);
   const rw = new DatabaseSync(file, { timeout: 10_000 });
   let ro: DatabaseSync | undefined;
+  return {
+    writer: sqliteSql(rw),
+    reader() {
+      if (rw.isOpen) rw.close();
+      ro ??= new DatabaseSync(file, { readOnly: true, timeout: 10_000 });
+      return sqliteSql(ro);
+    },
+    async close() {
+      if (rw.isOpen) rw.close();
+      ro?.close();
+    },
+  };
+}
+
+export async function measureDrain(server: BenchServer, opts: { timeoutMs: number; stallMs: number }): Promise<DrainReport> {
+  const count = async (sql: Sql, text: string): Promise<number> => Number((await sql.get<{ n: number | bigint | string }>(text))!.n);
+  const spool = await openSpool(server);
+  const pgCpu = () => (server.postgres ? postgresCpu(server.postgres.name) : undefined);
   try {
-    const entries = count(rw, "SELECT count(*) AS n FROM spool_entries WHERE state = 'waiting'");
-    const messages = count(rw, "SELECT count(*) AS n FROM spool_messages m JOIN spool_entries e ON e.id = m.entry_id WHERE e.state = 'waiting'");
-    const delivered0 = count(rw, "SELECT count(*) AS n FROM spool_entries WHERE state = 'delivered'");
-    const failed0 = count(rw, "SELECT count(*) AS n FROM spool_entries WHERE state = 'failed'");
-    const items0 = count(rw, 'SELECT count(*) AS n FROM mail_items');
-    ro = new DatabaseSync(file, { readOnly: true, timeout: 10_000 });
+    const rw = spool.writer;
+    const entries = await count(rw, "SELECT count(*) AS n FROM spool_entries WHERE state = 'waiting'");
+    const messages = await count(rw, "SELECT count(*) AS n FROM spool_messages m JOIN spool_entries e ON e.id = m.entry_id WHERE e.state = 'waiting'");
+    const base = await counts(rw);
     const t0 = performance.now();
-    rw.prepare("UPDATE spool_entries SET next_attempt_at = ? WHERE state = 'waiting'").run(Date.now());
-    rw.close();
-    const sample = () => ({
-      t: performance.now(),
-      cpu: cpuSeconds(server.pid),
-      delivered: count(ro!, "SELECT count(*) AS n FROM spool_entries WHERE state = 'delivered'") - delivered0,
-      failed: count(ro!, "SELECT count(*) AS n FROM spool_entries WHERE state = 'failed'") - failed0,
-      open: count(ro!, "SELECT count(*) AS n FROM spool_entries WHERE state IN ('waiting', 'delivering')"),
-      items: count(ro!, 'SELECT count(*) AS n FROM mail_items') - items0,
-    });
-    let first: ReturnType<typeof sample> | undefined;
-    let last = sample();
+    await rw.run("UPDATE spool_entries SET next_attempt_at = ? WHERE state = 'waiting'", [Date.now()]);
+    const ro = spool.reader();
+    const sample = async () => {
+      const c = await counts(ro);
+      return {
+        t: performance.now(),
+        cpu: cpuSeconds(server.pid),
+        pg: pgCpu(),
+        delivered: c.delivered - base.delivered,
+        failed: c.failed - base.failed,
+        open: c.open,
+        items: c.items - base.items,
+      };
+    };
+    let first: Awaited<ReturnType<typeof sample>> | undefined;
+    let last = await sample();
     const samples = [last];
     let lastProgress = last.t;
     let incomplete: string | undefined;
     while (last.open > 0) {
       await new Promise((r) => setTimeout(r, POLL_MS));
-      const s = sample();
+      const s = await sample();
       if (s.delivered + s.failed > last.delivered + last.failed) lastProgress = s.t;
       if (first === undefined && s.delivered + s.failed > 0) first = last; // the sample before the first delivery
       last = s;
@@ -87,6 +137,7 @@ export async function measureDrain(server: BenchServer, opts: { timeoutMs: numbe
     // the sample where half of the entries were delivered splits the busy interval
     const mid = samples.find((x) => x.t >= from.t && x.delivered >= (from.delivered + last.delivered) / 2) ?? last;
     const rate = (a: typeof last, b: typeof last) => (b.t > a.t ? ((b.delivered - a.delivered) * 1000) / (b.t - a.t) : 0);
+    const pg = from.pg && last.pg ? { server: (last.pg.server - from.pg.server) / busySec, database: (last.pg.database - from.pg.database) / busySec } : undefined;
     return {
       entries,
       messages,
@@ -99,10 +150,10 @@ export async function measureDrain(server: BenchServer, opts: { timeoutMs: numbe
       itemsPerSec: (last.items - from.items) / busySec,
       halves: [rate(from, mid), rate(mid, last)],
       cpu: (last.cpu - from.cpu) / busySec,
+      ...(pg ? { postgresCpu: pg } : {}),
       ...(incomplete ? { incomplete } : {}),
     };
   } finally {
-    if (rw.isOpen) rw.close();
-    ro?.close();
+    await spool.close();
   }
 }

@@ -12,8 +12,9 @@ import type { DrainReport } from './drain.ts';
 import { readHistoryStore } from './history-store.ts';
 import { historyComparison, runsOf, writeReport } from './report.ts';
 import type { BenchReport, ScenarioReport, ServerRun, StepRecord, WsReport } from './report.ts';
-import { BENCH_DIR, LOAD_CORE, SERVER_CORE, cpuProfileDir, cpuSeconds, fdLimit, memoryKb, rssKb, startKamailio, startParley } from './servers.ts';
-import type { BenchServer, CommitTotals, KamailioOptions } from './servers.ts';
+import { BENCH_DIR, LOAD_CORE, SERVER_CORE, cpuProfileDir, cpuSeconds, fdLimit, memoryKb, postgresCpu, rssKb, startKamailio, startParley } from './servers.ts';
+import type { BenchServer, CommitTotals, KamailioOptions, ParleyOptions } from './servers.ts';
+import { closeTestPostgres } from '../test/harness/engines.ts';
 import { runStep, startReceiver } from './sipp-step.ts';
 import { openIdleRegistrations } from './ws-load.ts';
 import { runPresenceFanout } from './presence-fanout.ts';
@@ -84,6 +85,15 @@ const OFFLINE_CONFIG = {
 };
 // Kamailio in scenario 3: one UDP worker and the msilo file in WAL mode (why: the Method text in main()).
 const KAMAILIO_OFFLINE: KamailioOptions = { children: 1, siloJournal: 'wal' };
+// `--database postgres`: Parley (scenarios 1-3 and ws) keeps its state in a fresh database of the
+// machine's PostgreSQL server instead of SQLite in its data directory (bench/servers.ts); the
+// presence fan-out starts its own server, on SQLite either way.
+const DATABASE = ((name: string): 'sqlite' | 'postgres' => {
+  if (name !== 'sqlite' && name !== 'postgres') throw new Error(`--database ${name}: expected sqlite (the default) or postgres`);
+  return name;
+})(option('database') ?? 'sqlite');
+const ENGINE: ParleyOptions = { database: DATABASE };
+const ON_POSTGRES = DATABASE === 'postgres';
 // `--scenarios 1,2,3,ws,fanout` runs only those (default: all); the others are reported as not run
 const ONLY = new Set((option('scenarios') ?? '1,2,3,ws,fanout').split(',').map((x) => x.trim()));
 const SCENARIO = (f: string) => path.join(BENCH_DIR, 'sipp', f);
@@ -156,20 +166,24 @@ async function stepUp(server: BenchServer, name: string, run: StepFn, rates: rea
     const rate = rates[i]!;
     const commit0 = await server.commitStats?.();
     const cpu0 = cpuSeconds(server.pid);
+    const pg0 = server.postgres ? postgresCpu(server.postgres.name) : undefined;
     const core0 = busyCpuSeconds(`cpu${SERVER_CORE}`);
     const drops0 = udpRcvbufErrors();
     const t0 = performance.now();
     const r = await run(rate);
     const wall = (performance.now() - t0) / 1000;
     const cpu = (cpuSeconds(server.pid) - cpu0) / wall;
+    const pg1 = server.postgres ? postgresCpu(server.postgres.name) : undefined;
+    const pgCpu = pg0 && pg1 ? { server: (pg1.server - pg0.server) / wall, database: (pg1.database - pg0.database) / wall } : undefined;
     // the server's core did other work too: kernel (network softirqs) and any process not pinned away
     const otherCpu = Math.max(0, (busyCpuSeconds(`cpu${SERVER_CORE}`) - core0) / wall - cpu);
     const passed = r.failureRatio < MAX_FAILURE_RATIO && r.p99Ms < MAX_P99_MS && r.achieved >= MIN_CARRIED * rate;
     const udpDrops = udpRcvbufErrors() - drops0;
     const commit = commitDelta(commit0, await server.commitStats?.());
-    steps.push({ ...r, cpu, otherCpu, passed, udpDrops, peakMemoryKb: mem.peak(), ...(commit ? { commit } : {}) });
+    steps.push({ ...r, cpu, otherCpu, passed, udpDrops, peakMemoryKb: mem.peak(), ...(commit ? { commit } : {}), ...(pgCpu ? { postgresCpu: pgCpu } : {}) });
     const batches = commit && commit.batches > 0 ? `, ${commit.batches} commits of ${(commit.items / commit.batches).toFixed(1)} on average` : '';
-    log(`${server.name} ${name} offered ${rate}/s: ${r.successful}/${r.calls} ok, ${r.achieved.toFixed(0)} ok/s, p50 ${r.p50Ms} ms p99 ${r.p99Ms} ms, cpu ${(cpu * 100).toFixed(0)}% (other on core ${SERVER_CORE}: ${(otherCpu * 100).toFixed(0)}%), ${udpDrops} UDP drops${batches} ${passed ? 'pass' : 'FAIL'}`);
+    const pgText = pgCpu ? ` + PostgreSQL ${(pgCpu.server * 100).toFixed(0)}% (its backends for Parley ${(pgCpu.database * 100).toFixed(0)}%)` : '';
+    log(`${server.name} ${name} offered ${rate}/s: ${r.successful}/${r.calls} ok, ${r.achieved.toFixed(0)} ok/s, p50 ${r.p50Ms} ms p99 ${r.p99Ms} ms, cpu ${(cpu * 100).toFixed(0)}%${pgText} (other on core ${SERVER_CORE}: ${(otherCpu * 100).toFixed(0)}%), ${udpDrops} UDP drops${batches} ${passed ? 'pass' : 'FAIL'}`);
     if (r.errors) log(`sipp errors (start):\n${r.errors}`);
     // A step that failed while something else kept the server's core busy says little about the
     // server: run it again, once per scenario (both rows are reported).
@@ -236,7 +250,7 @@ async function benchServer(start: Start, run: { register: boolean; message: bool
         run.messageRates,
       );
       // Parley: what Conversation History kept (read while the server still runs)
-      if (server.dataDir) {
+      if (server.dataDir && !server.postgres) {
         // one commit window (≤ 10 ms) and a margin: the last messages' group commit lands first
         await new Promise((r) => setTimeout(r, 200));
         message.historyStore = readHistoryStore(server.dataDir);
@@ -289,7 +303,8 @@ async function benchOffline(start: Start, drain: boolean): Promise<OfflineResult
       // let the last step's retransmissions and transactions end: the drain then runs alone
       await new Promise((r) => setTimeout(r, 2_000));
       report = await measureDrain(server, { timeoutMs: smoke ? 60_000 : 300_000, stallMs: 15_000 });
-      log(`${server.name} drain: ${report.delivered}/${report.entries} entries (${report.messages} messages) delivered, ${report.items} mailbox items, ${report.entriesPerSec.toFixed(0)} entries/s, ${report.itemsPerSec.toFixed(0)} items/s over ${report.busySec.toFixed(1)} s, cpu ${(report.cpu * 100).toFixed(0)}%${report.incomplete ? `; ${report.incomplete}` : ''}`);
+      const pgText = report.postgresCpu ? ` + PostgreSQL ${(report.postgresCpu.server * 100).toFixed(0)}% (its backends for Parley ${(report.postgresCpu.database * 100).toFixed(0)}%)` : '';
+      log(`${server.name} drain: ${report.delivered}/${report.entries} entries (${report.messages} messages) delivered, ${report.items} mailbox items, ${report.entriesPerSec.toFixed(0)} entries/s, ${report.itemsPerSec.toFixed(0)} items/s over ${report.busySec.toFixed(1)} s, cpu ${(report.cpu * 100).toFixed(0)}%${pgText}${report.incomplete ? `; ${report.incomplete}` : ''}`);
     }
     return { run, drain: report, errors: errorNote(server, 'scenario 3') };
   } finally {
@@ -302,7 +317,7 @@ async function benchWebSocket(count: number): Promise<WsReport> {
   // the server and this client each hold one descriptor per connection
   if (count + 1_000 > limit) return { count, skipped: `open-files limit is ${limit} (ulimit -n); raise it to at least ${count + 1_000}` };
   const wsUsers = Array.from({ length: Math.ceil(count / 10) }, (_, i) => `ws${String(i).padStart(5, '0')}`);
-  const server = await startParley(DOMAIN, wsUsers, PASSWORD);
+  const server = await startParley(DOMAIN, wsUsers, PASSWORD, ENGINE);
   try {
     if (!server.wsUrl) throw new Error('Parley printed no ws= URL');
     await new Promise((r) => setTimeout(r, 1_000));
@@ -354,7 +369,7 @@ function machine(): string[] {
   ];
 }
 
-const DRAIN_METHOD = 'After scenario 3\'s steps (pickup delay 1 h, so every entry is still waiting), the bench sets every waiting entry\'s next attempt to now, as if the pickup delay had ended for all of them at once (a backlog, e.g. after an outage), and polls `<dataDir>/parley.db` read-only every 100 ms until no entry is waiting or delivering. Parley\'s worker wakes within its 1 s idle poll and delivers rounds of `offlineIm.deliveryBatch` (64) entries; each entry becomes two mailbox items (the recipient\'s Missed Conversation and the sender\'s Conversation, each with the transcript of all its messages). Rates are over the busy interval, from the last sample before the first delivery to the first sample with the spool empty; the pairs are separate sender→recipient conversations, so entries/s counts separate Missed Conversations.';
+const DRAIN_METHOD = 'After scenario 3\'s steps (pickup delay 1 h, so every entry is still waiting), the bench sets every waiting entry\'s next attempt to now, as if the pickup delay had ended for all of them at once (a backlog, e.g. after an outage), and polls `<dataDir>/parley.db` read-only (on PostgreSQL: Parley\'s database, on a connection of its own) every 100 ms until no entry is waiting or delivering. Parley\'s worker wakes within its 1 s idle poll and delivers rounds of `offlineIm.deliveryBatch` (64) entries; each entry becomes two mailbox items (the recipient\'s Missed Conversation and the sender\'s Conversation, each with the transcript of all its messages). Rates are over the busy interval, from the last sample before the first delivery to the first sample with the spool empty; the pairs are separate sender→recipient conversations, so entries/s counts separate Missed Conversations.';
 
 async function main(): Promise<void> {
   requireTools();
@@ -363,17 +378,19 @@ async function main(): Promise<void> {
   const t0 = Date.now();
   const machineBusy0 = busyCpuSeconds('cpu');
   const own0 = ownCpuSeconds();
+  // the PostgreSQL server's CPU over the whole run (Parley on PostgreSQL); '' matches no database
+  const pgRun0 = ON_POSTGRES ? postgresCpu('') : undefined;
   const none: ServerResult = { errors: [] };
-  const parley = ONLY.has('1') && SERVERS.includes('parley') ? await benchServer((users) => startParley(DOMAIN, users, PASSWORD, { label: 'sip' }), { register: true, message: false, label: 'scenario 1' }) : none;
+  const parley = ONLY.has('1') && SERVERS.includes('parley') ? await benchServer((users) => startParley(DOMAIN, users, PASSWORD, { ...ENGINE, label: 'sip' }), { register: true, message: false, label: 'scenario 1' }) : none;
   // Scenario 2 on Parley twice, back to back, each on a fresh server (so that each peak RSS is its
   // own): Conversation History on for every user, then off for every user.
   const relay = ONLY.has('2') && SERVERS.includes('parley');
-  const parleyOn = relay ? await benchServer((users) => startParley(DOMAIN, users, PASSWORD, { label: 'relay-history-on', admin: [historyPolicy(true)] }), { register: false, message: true, label: 'history on' }) : none;
-  const parleyOff = relay ? await benchServer((users) => startParley(DOMAIN, users, PASSWORD, { label: 'relay-history-off', admin: [historyPolicy(false)] }), { register: false, message: true, label: 'history off', messageRates: HISTORY_OFF_RATES }) : none;
+  const parleyOn = relay ? await benchServer((users) => startParley(DOMAIN, users, PASSWORD, { ...ENGINE, label: 'relay-history-on', admin: [historyPolicy(true)] }), { register: false, message: true, label: 'history on' }) : none;
+  const parleyOff = relay ? await benchServer((users) => startParley(DOMAIN, users, PASSWORD, { ...ENGINE, label: 'relay-history-off', admin: [historyPolicy(false)] }), { register: false, message: true, label: 'history off', messageRates: HISTORY_OFF_RATES }) : none;
   const sip12 = ONLY.has('1') || ONLY.has('2');
   const kamailio = sip12 && SERVERS.includes('kamailio') ? await benchServer((users) => startKamailio(DOMAIN, users, PASSWORD), { register: ONLY.has('1'), message: ONLY.has('2'), label: 'scenarios 1-2' }) : none;
   const parleyOffline = ONLY.has('3') && SERVERS.includes('parley')
-    ? await benchOffline((users) => startParley(DOMAIN, users, PASSWORD, { pickupDelay: OFFLINE_PICKUP_DELAY, commitStats: true, label: 'offline', config: OFFLINE_CONFIG }), true)
+    ? await benchOffline((users) => startParley(DOMAIN, users, PASSWORD, { ...ENGINE, pickupDelay: OFFLINE_PICKUP_DELAY, commitStats: true, label: 'offline', config: OFFLINE_CONFIG }), true)
     : undefined;
   const kamailioOffline = ONLY.has('3') && SERVERS.includes('kamailio') ? await benchOffline((users) => startKamailio(DOMAIN, users, PASSWORD, KAMAILIO_OFFLINE), false) : undefined;
   const ws: WsReport[] = [];
@@ -384,12 +401,16 @@ async function main(): Promise<void> {
   // what the rest of the machine did meanwhile (another test run, a build): the numbers are only as good as the quiet
   const wallSec = (Date.now() - t0) / 1000;
   const otherShare = Math.max(0, busyCpuSeconds('cpu') - machineBusy0 - (ownCpuSeconds() - own0)) / (wallSec * os.cpus().length);
+  const pgRun1 = ON_POSTGRES ? postgresCpu('') : undefined;
+  const pgRunSec = pgRun0 && pgRun1 ? pgRun1.server - pgRun0.server : undefined;
+  // the rows of Parley's runs name the engine when it is not the default
+  const onEngine = ON_POSTGRES ? { label: 'Parley on PostgreSQL' } : {};
   const scenarios: ScenarioReport[] = [
-    ONLY.has('1') ? { title: '1. REGISTER + digest', parley: parley.register, kamailio: kamailio.register } : { title: '1. REGISTER + digest', pending: notRun },
+    ONLY.has('1') ? { title: '1. REGISTER + digest', ...onEngine, parley: parley.register, kamailio: kamailio.register } : { title: '1. REGISTER + digest', pending: notRun },
     ONLY.has('2')
-      ? { title: '2. MESSAGE relayed', label: 'history on', parley: parleyOn.message, kamailio: kamailio.message, variant: { label: 'history off', parley: parleyOff.message, fewerSteps: HISTORY_OFF_RATES !== RATES } }
+      ? { title: '2. MESSAGE relayed', label: `history on${ON_POSTGRES ? ', Parley on PostgreSQL' : ''}`, parley: parleyOn.message, kamailio: kamailio.message, variant: { label: `history off${ON_POSTGRES ? ', Parley on PostgreSQL' : ''}`, parley: parleyOff.message, fewerSteps: HISTORY_OFF_RATES !== RATES } }
       : { title: '2. MESSAGE relayed', pending: notRun },
-    ONLY.has('3') ? { title: '3. MESSAGE to offline user', parley: parleyOffline?.run, kamailio: kamailioOffline?.run } : { title: '3. MESSAGE to offline user', pending: notRun },
+    ONLY.has('3') ? { title: '3. MESSAGE to offline user', ...onEngine, parley: parleyOffline?.run, kamailio: kamailioOffline?.run } : { title: '3. MESSAGE to offline user', pending: notRun },
   ];
   // scenarios whose steps shared the server core with other work: their max rates are lower bounds
   const noisy: string[] = [];
@@ -402,6 +423,7 @@ async function main(): Promise<void> {
   const report: BenchReport = {
     quick,
     smoke,
+    parleyDatabase: DATABASE,
     date: new Date().toISOString(),
     machine: machine(),
     criteria: [
@@ -411,6 +433,9 @@ async function main(): Promise<void> {
       `A call is two transactions (challenge, then authenticated request). ${SIPP_USERS.length} users in both servers, one sipp receiver (bob) for MESSAGE.`,
       `Scenario 2 runs against Parley twice, each time on a fresh server (scenario 1 has one of its own), one right after the other: Conversation History on for every user (\`parley admin Set-CsClientPolicy -Identity Global -EnableIMAutoArchiving $True\` before the start, the default) and off for every user (\`$False\`)${HISTORY_OFF_RATES === RATES ? ', same rates' : `, the "off" run at ${HISTORY_OFF_RATES.join(', ')} calls/s only`}. All MESSAGEs go from the 200 senders to bob: 200 conversations, none ending during the run.`,
       `Scenario 3 (MESSAGE to an offline user): a fresh server of each kind (empty spool, its own peak memory) with the ${SIPP_USERS.length} senders and ${OFFLINE_USERS.length} users who never register; the calls walk through all ${SIPP_USERS.length * OFFLINE_USERS.length} sender→recipient pairs, each step going on where the last stopped, so messages open separate spool entries until the pairs run out and then join them. Parley's pickup delay is set to 1 h (\`parley admin Set-CsImConfiguration -OfflineImPickupDelay 01:00:00\`): nothing is delivered during the steps, so acceptance and the drain (below) are measured apart. Parley's per-user offline quotas (\`offlineIm.senderQuota\`, \`offlineIm.recipientQuota\`) are set to unlimited: 200 senders at 5,000/s are 25 messages a second each, all undelivered; the quota checks (and the mailbox quota's lookups) still run on every message.`,
+      ...(ON_POSTGRES
+        ? ['Scenario 3 with `--database postgres`, what is durable before the 202: the same group commit (offlineIm.commitWindowMs 2 ms, commitMaxBatch 512), each batch one PostgreSQL transaction (SERIALIZABLE, run again on a conflict) with synchronous_commit on, i.e. the PostgreSQL server flushes its WAL (fdatasync, wal_sync_method) before the COMMIT returns; on PostgreSQL the spool writer runs on Parley\'s event loop over its connection pool (10 connections) instead of a worker thread, and the SQL crosses a Unix socket. The PostgreSQL server (15, the machine\'s, default settings: fsync on, full_page_writes on, commit_delay 0) runs outside the bench, unpinned, and serves other clients too. The paragraph below describes SQLite, for Parley\'s default and for Kamailio.']
+        : []),
       'Scenario 3, what is on disk before the 202. Parley: the message, its spool entry and three trace rows are written in a group commit (offlineIm.commitWindowMs 2 ms, commitMaxBatch 512): one SQLite transaction per batch in WAL mode with synchronous=FULL, i.e. one fsync of the WAL per batch (plus the database file\'s when a checkpoint runs), written by a worker thread on its own connection (the same process, so on the same core here); the batch\'s 202s are sent after it. Kamailio: msilo m_store INSERTs one row per message through db_sqlite, each statement its own transaction; db_sqlite sets no PRAGMA, so SQLite\'s compiled default applies, synchronous=FULL (Debian\'s libsqlite3 3.40: DEFAULT_SYNCHRONOUS=2, DEFAULT_WAL_SYNCHRONOUS=2). The bench gives msilo its own file in WAL mode, one fdatasync of the WAL per message (strace); SQLite\'s default rollback journal would cost 4 fdatasyncs and a journal file created and unlinked per message.',
       `Scenario 3, Kamailio runs one UDP worker (children=${KAMAILIO_OFFLINE.children}): db_sqlite in Kamailio 5.6 sets no busy timeout, so with two workers m_store calls fail at once with "database is locked" (503): about half of them from 250 messages/s up in our tries; SQLite admits one writer at a time anyway. Its auth_db table is in another file, so the SELECTs of digest auth do not collide with the inserts.`,
       `Other load: the server core's busy time (/proc/stat) that was not the server's, over the step (kernel network work included). A step that failed with more than ${MAX_OTHER_CPU * 100} % of it is run again, once per scenario; both rows are in "Every step".`,
@@ -440,12 +465,16 @@ async function main(): Promise<void> {
       ...(kamailioOffline?.errors ?? []),
       `Other load: processes outside the bench (and the kernel) used ${(otherShare * 100).toFixed(0)} % of the machine's CPU during the run${otherShare > 0.1 ? ' — **the machine was not quiet; treat the rates as lower bounds and run again when it is**' : ''}.`,
       ...(noisy.length > 0 ? [`Other work took more than ${MAX_OTHER_CPU * 100} % of the server core during some steps (see "other on core ${SERVER_CORE}" in Every step): ${noisy.join('; ')}. Those max rates are lower bounds.`] : []),
+      ...(pgRunSec !== undefined ? [`PostgreSQL (not pinned; every postgres process, other clients' work included) used ${pgRunSec.toFixed(1)} CPU-s over the run, ${((pgRunSec / wallSec) * 100).toFixed(0)} % of one core on average; per step in "Every step" (+ PostgreSQL).`] : []),
+      ...(ON_POSTGRES ? [`Parley on PostgreSQL: "other on core ${SERVER_CORE}" includes PostgreSQL's own work when the scheduler put it on that core (it is not pinned), so a step that failed with much of it is run again as for any other load.`] : []),
+      ...(ON_POSTGRES ? ['Parley on PostgreSQL: its settings (the pickup delay, the client policies) are written in-process by the settings repository on the bench\'s fresh database (bench/servers.ts applySettingsCmdlet: the cmdlet\'s arguments bound by the admin parser), because `parley admin` acts on a data directory\'s SQLite file only; the presence fan-out runs on SQLite either way.'] : []),
       `Run took ${((Date.now() - t0) / 1000).toFixed(0)} s.`,
     ],
   };
   const history = historyComparison(scenarios.find((sc) => sc.variant));
   if (history) log(`MESSAGE relayed, history on / off: ${history.verdict}${history.sameRate && !history.fewerSteps ? `; at ${history.sameRate.rate}/s both passed, messages per CPU-second on / off ${history.sameRate.ratio.toFixed(2)}×` : ''}`);
   await writeReport(OUT_DIR, report);
+  await closeTestPostgres();
   log(`wrote ${path.join(OUT_DIR, 'RESULTS.md')} and throughput.svg`);
 }
 

@@ -5,6 +5,12 @@
 // too slow for thousands of users. Every bench user has the same password, so the bench adds the
 // first user through the directory API and copies its scrypt hash to the others, with each user's
 // own digest HA1s (the only credential SIP digest reads).
+//
+// `startParley(…, { database: 'postgres' })` runs Parley on a fresh database of the machine's
+// PostgreSQL server (test/harness/engines.ts: the tests' server, through its Unix socket, which the
+// bench's network namespace reaches too), seeded the same way, dropped when the server stops.
+// PostgreSQL is not started by the bench and is NOT pinned to the server's core: postgresCpu()
+// reads what its processes used, to report beside the server's own CPU.
 
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -14,10 +20,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { fileURLToPath } from 'node:url';
+import { CMDLETS } from '../src/admin/index.ts';
+import { bindArguments, findCmdlet } from '../src/admin/parse.ts';
 import { DIRECTORY_MIGRATIONS, addUser } from '../src/directory/users.ts';
 import type { GroupCommitStats } from '../src/offline/group-commit.ts';
+import { GLOBAL, SETTINGS_KINDS, SETTINGS_MIGRATIONS, parseIdentity, updateInstance } from '../src/settings/index.ts';
+import type { SettingValue } from '../src/settings/index.ts';
 import { computeHa1 } from '../src/sip/index.ts';
-import { openDatabase, runMigrations, sqliteSql, transaction } from '../src/storage/index.ts';
+import { migrate, openDatabase, openPostgres, sqliteSql } from '../src/storage/index.ts';
+import type { Sql } from '../src/storage/index.ts';
+import { freshPostgresDatabase } from '../test/harness/engines.ts';
 import { findFreePort } from '../test/harness/sipp.ts';
 
 export const BENCH_DIR: string = path.dirname(fileURLToPath(import.meta.url));
@@ -31,8 +43,10 @@ export interface BenchServer {
   port: number;
   /** ws://… (Parley only) */
   wsUrl?: string;
-  /** the data directory, <dataDir>/parley.db (Parley only) */
+  /** the data directory, <dataDir>/parley.db (Parley only; on PostgreSQL it holds the secrets only) */
   dataDir?: string;
+  /** Parley on PostgreSQL: its database (address and name); the spool is read there, not in dataDir */
+  postgres?: { url: string; name: string };
   /** group-commit totals so far (Parley started with commitStats) */
   commitStats?(): Promise<CommitTotals | undefined>;
   pid: number;
@@ -40,25 +54,42 @@ export interface BenchServer {
   output(): string;
 }
 
-export async function seedParley(dataDir: string, domain: string, users: readonly string[], password: string): Promise<void> {
-  const db = openDatabase(dataDir);
-  try {
-    runMigrations(db, [DIRECTORY_MIGRATIONS]);
-    const [first, ...rest] = users;
-    if (first === undefined) return;
-    await addUser(sqliteSql(db), { address: `${first}@${domain}`, password });
-    const row = db.prepare('SELECT * FROM users WHERE address = ?').get(`${first}@${domain}`) as Record<string, string | number>;
-    const insert = db.prepare(
-      'INSERT INTO users (address, display_name, password_hash, digest_realm, ha1_md5, ha1_sha256, created_at, updated_at) VALUES (?, NULL, ?, ?, ?, ?, ?, ?)',
-    );
-    transaction(db, () => {
-      for (const u of rest) {
-        insert.run(`${u}@${domain}`, row.password_hash!, domain, computeHa1('MD5', u, domain, password), computeHa1('SHA-256', u, domain, password), row.created_at!, row.created_at!);
-      }
-    });
-  } finally {
-    db.close();
+/** The bench users in Parley's directory, on either engine (`sql` is migrated here). */
+export async function seedParley(sql: Sql, domain: string, users: readonly string[], password: string): Promise<void> {
+  await migrate(sql, [DIRECTORY_MIGRATIONS]);
+  const [first, ...rest] = users;
+  if (first === undefined) return;
+  await addUser(sql, { address: `${first}@${domain}`, password });
+  const row = (await sql.get<{ password_hash: string; created_at: number }>('SELECT password_hash, created_at FROM users WHERE address = ?', [`${first}@${domain}`]))!;
+  await sql.transaction(async (tx) => {
+    for (const u of rest) {
+      await tx.run(
+        'INSERT INTO users (address, display_name, password_hash, digest_realm, ha1_md5, ha1_sha256, created_at, updated_at) VALUES (?, NULL, ?, ?, ?, ?, ?, ?)',
+        [`${u}@${domain}`, row.password_hash, domain, computeHa1('MD5', u, domain, password), computeHa1('SHA-256', u, domain, password), row.created_at, row.created_at],
+      );
+    }
+  });
+}
+
+/**
+ * A `Set-<settings noun>` cmdlet (Set-CsImConfiguration, Set-CsClientPolicy…) applied in-process on
+ * `sql`, for Parley on PostgreSQL: `parley admin` acts on the data directory's SQLite file only
+ * (it has no --database yet). The arguments are bound by the admin parser, the change is written
+ * by the settings repository the cmdlet calls, audit row included; other cmdlets are refused.
+ */
+export async function applySettingsCmdlet(sql: Sql, words: readonly string[]): Promise<void> {
+  const [name = '', ...params] = words;
+  const kind = SETTINGS_KINDS.find((k) => `set-${k.noun}`.toLowerCase() === name.toLowerCase());
+  if (kind === undefined) throw new Error(`${name}: on PostgreSQL the bench applies only Set-${SETTINGS_KINDS.map((k) => k.noun).join('/Set-')} (parley admin has no --database)`);
+  const bound = bindArguments(findCmdlet(CMDLETS, name), params);
+  const values: Record<string, SettingValue> = {};
+  for (const p of kind.properties) {
+    const v = bound[p.name];
+    if (typeof v === 'boolean' || typeof v === 'number') values[p.name] = v;
   }
+  const identity = typeof bound.Identity === 'string' ? parseIdentity(kind, bound.Identity) : GLOBAL;
+  await migrate(sql, [SETTINGS_MIGRATIONS]);
+  await updateInstance(sql, kind, identity, values, { actor: 'bench', cmdlet: `Set-${kind.noun}`, now: Date.now });
 }
 
 /**
@@ -138,6 +169,8 @@ export interface ParleyOptions {
   label?: string;
   /** written as the server's config file (`parley serve --config`) */
   config?: Record<string, unknown>;
+  /** where Parley keeps its state: SQLite in the data directory (the default) or a fresh PostgreSQL database */
+  database?: 'sqlite' | 'postgres';
 }
 
 /** Group-commit totals that bench/commit-stats.ts reports (see there). */
@@ -164,11 +197,28 @@ function nodeFlagsFromEnv(): string[] {
 
 export async function startParley(domain: string, users: readonly string[], password: string, opts: ParleyOptions = {}): Promise<BenchServer> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'parley-bench-'));
-  await seedParley(dataDir, domain, users, password);
   const cmdlets = [...(opts.pickupDelay !== undefined ? [['Set-CsImConfiguration', '-OfflineImPickupDelay', opts.pickupDelay]] : []), ...(opts.admin ?? [])];
-  for (const cmdlet of cmdlets) {
-    // a cmdlet that fails (exit code ≠ 0) throws here with its stderr: the run would measure the wrong settings
-    execFileSync(process.execPath, [path.join(REPO_ROOT, 'src', 'cli.ts'), 'admin', '--data-dir', dataDir, ...cmdlet], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+  let postgres: { url: string; name: string; drop(): Promise<void> } | undefined;
+  if (opts.database === 'postgres') {
+    postgres = await freshPostgresDatabase();
+    const sql = await openPostgres(postgres.url, { max: 2 });
+    try {
+      await seedParley(sql, domain, users, password);
+      for (const cmdlet of cmdlets) await applySettingsCmdlet(sql, cmdlet);
+    } finally {
+      await sql.close();
+    }
+  } else {
+    const db = openDatabase(dataDir);
+    try {
+      await seedParley(sqliteSql(db), domain, users, password);
+    } finally {
+      db.close();
+    }
+    for (const cmdlet of cmdlets) {
+      // a cmdlet that fails (exit code ≠ 0) throws here with its stderr: the run would measure the wrong settings
+      execFileSync(process.execPath, [path.join(REPO_ROOT, 'src', 'cli.ts'), 'admin', '--data-dir', dataDir, ...cmdlet], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    }
   }
   const port = await findFreePort();
   const httpPort = await findFreePort();
@@ -180,18 +230,25 @@ export async function startParley(domain: string, users: readonly string[], pass
     nodeFlags.push('--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-name', `parley-${opts.label ?? 'server'}-${Date.now()}.cpuprofile`);
   }
   const args = [...nodeFlags, path.join(REPO_ROOT, 'src', 'cli.ts'), 'serve', '--data-dir', dataDir, '--domain', domain, '--listen', '127.0.0.1', '--sip-port', String(port), '--http-port', String(httpPort), '--digest-algorithms', 'MD5', '--log-level', 'warn'];
+  if (postgres) args.push('--database', postgres.url);
   if (opts.config) {
     const file = path.join(dataDir, 'bench-config.json');
     await writeFile(file, JSON.stringify(opts.config));
     args.push('--config', file);
   }
   const p = launch(process.execPath, args, REPO_ROOT);
-  await waitFor(p, (o) => o.includes('Parley ready:'), 'Parley');
-  const ws = /ws=(\S+)/.exec(p.output())?.[1];
   const stop = async () => {
     await stopProc(p);
+    await postgres?.drop();
     await rm(dataDir, { recursive: true, force: true });
   };
+  try {
+    await waitFor(p, (o) => o.includes('Parley ready:'), 'Parley');
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  const ws = /ws=(\S+)/.exec(p.output())?.[1];
   let asked = 0;
   const commitStats = async (): Promise<CommitTotals | undefined> => {
     if (!opts.commitStats) return undefined;
@@ -206,7 +263,7 @@ export async function startParley(domain: string, users: readonly string[], pass
       await new Promise((r) => setTimeout(r, 20));
     }
   };
-  return { name: 'Parley', port, wsUrl: ws, pid: p.child.pid!, dataDir, stop, output: p.output, commitStats };
+  return { name: 'Parley', port, wsUrl: ws, pid: p.child.pid!, dataDir, ...(postgres ? { postgres: { url: postgres.url, name: postgres.name } } : {}), stop, output: p.output, commitStats };
 }
 
 export interface KamailioOptions {
@@ -274,12 +331,13 @@ function readdirSyncSafe(dir: string): string[] {
   return readdirSync(dir);
 }
 
-function readStat(pid: number): { ppid: number; ticks: number } | undefined {
+function readStat(pid: number): { ppid: number; comm: string; ticks: number; childTicks: number } | undefined {
   try {
     const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // fields after the ")" of comm: state ppid ... utime(14) stime(15), 1-based over the whole line
+    // fields after the ")" of comm: state ppid ... utime(14) stime(15) cutime(16) cstime(17), 1-based over the whole line
     const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return { ppid: Number(rest[1]), ticks: Number(rest[11]) + Number(rest[12]) };
+    const comm = text.slice(text.indexOf('(') + 1, text.lastIndexOf(')'));
+    return { ppid: Number(rest[1]), comm, ticks: Number(rest[11]) + Number(rest[12]), childTicks: Number(rest[13]) + Number(rest[14]) };
   } catch {
     return undefined;
   }
@@ -290,6 +348,37 @@ export function cpuSeconds(root: number): number {
   let ticks = 0;
   for (const pid of procTree(root)) ticks += readStat(pid)?.ticks ?? 0;
   return ticks / 100;
+}
+
+/**
+ * CPU seconds the machine's PostgreSQL server has used so far (it is not the bench's child and not
+ * pinned to a core): `server` is every postgres process, live ones' user + system time plus what
+ * the postmaster collected from the backends that ended (other clients' work included, e.g.
+ * another test run's); `database` only the live backends connected to the named database (their
+ * command line names it), i.e. Parley's own connections. Compare two readings; undefined when no
+ * postgres process is visible.
+ */
+export function postgresCpu(database: string): { server: number; database: number } | undefined {
+  let server = 0;
+  let own = 0;
+  let seen = false;
+  for (const e of readdirSyncSafe('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    const stat = readStat(Number(e));
+    if (stat?.comm !== 'postgres') continue;
+    seen = true;
+    server += stat.ticks;
+    // the postmaster: its parent is not a postgres process; its children's times arrive as they end
+    if (readStat(stat.ppid)?.comm !== 'postgres') server += stat.childTicks;
+    let cmdline = '';
+    try {
+      cmdline = readFileSync(`/proc/${e}/cmdline`, 'utf8');
+    } catch {
+      continue;
+    }
+    if (cmdline.split(' ').includes(database)) own += stat.ticks;
+  }
+  return seen ? { server: server / 100, database: own / 100 } : undefined;
 }
 
 function statusKb(pid: number, field: string): number {
