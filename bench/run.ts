@@ -467,7 +467,7 @@ async function main(): Promise<void> {
       ...(noisy.length > 0 ? [`Other work took more than ${MAX_OTHER_CPU * 100} % of the server core during some steps (see "other on core ${SERVER_CORE}" in Every step): ${noisy.join('; ')}. Those max rates are lower bounds.`] : []),
       ...(pgRunSec !== undefined ? [`PostgreSQL (not pinned; every postgres process, other clients' work included) used ${pgRunSec.toFixed(1)} CPU-s over the run, ${((pgRunSec / wallSec) * 100).toFixed(0)} % of one core on average; per step in "Every step" (+ PostgreSQL).`] : []),
       ...(ON_POSTGRES ? [`Parley on PostgreSQL: "other on core ${SERVER_CORE}" includes PostgreSQL's own work when the scheduler put it on that core (it is not pinned), so a step that failed with much of it is run again as for any other load.`] : []),
-      ...(ON_POSTGRES ? ['Parley on PostgreSQL: its settings (the pickup delay, the client policies) are written in-process by the settings repository on the bench\'s fresh database (bench/servers.ts applySettingsCmdlet: the cmdlet\'s arguments bound by the admin parser), because `parley admin` acts on a data directory\'s SQLite file only; the presence fan-out runs on SQLite either way.'] : []),
+      ...(ON_POSTGRES ? ['Parley on PostgreSQL: a fresh database per server, its settings (the pickup delay, the client policies) set with `parley admin --database`; the presence fan-out runs on SQLite either way.'] : []),
       `Run took ${((Date.now() - t0) / 1000).toFixed(0)} s.`,
     ],
   };

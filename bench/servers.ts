@@ -20,12 +20,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { fileURLToPath } from 'node:url';
-import { CMDLETS } from '../src/admin/index.ts';
-import { bindArguments, findCmdlet } from '../src/admin/parse.ts';
 import { DIRECTORY_MIGRATIONS, addUser } from '../src/directory/users.ts';
 import type { GroupCommitStats } from '../src/offline/group-commit.ts';
-import { GLOBAL, SETTINGS_KINDS, SETTINGS_MIGRATIONS, parseIdentity, updateInstance } from '../src/settings/index.ts';
-import type { SettingValue } from '../src/settings/index.ts';
 import { computeHa1 } from '../src/sip/index.ts';
 import { migrate, openDatabase, openPostgres, sqliteSql } from '../src/storage/index.ts';
 import type { Sql } from '../src/storage/index.ts';
@@ -69,27 +65,6 @@ export async function seedParley(sql: Sql, domain: string, users: readonly strin
       );
     }
   });
-}
-
-/**
- * A `Set-<settings noun>` cmdlet (Set-CsImConfiguration, Set-CsClientPolicy…) applied in-process on
- * `sql`, for Parley on PostgreSQL: `parley admin` acts on the data directory's SQLite file only
- * (it has no --database yet). The arguments are bound by the admin parser, the change is written
- * by the settings repository the cmdlet calls, audit row included; other cmdlets are refused.
- */
-export async function applySettingsCmdlet(sql: Sql, words: readonly string[]): Promise<void> {
-  const [name = '', ...params] = words;
-  const kind = SETTINGS_KINDS.find((k) => `set-${k.noun}`.toLowerCase() === name.toLowerCase());
-  if (kind === undefined) throw new Error(`${name}: on PostgreSQL the bench applies only Set-${SETTINGS_KINDS.map((k) => k.noun).join('/Set-')} (parley admin has no --database)`);
-  const bound = bindArguments(findCmdlet(CMDLETS, name), params);
-  const values: Record<string, SettingValue> = {};
-  for (const p of kind.properties) {
-    const v = bound[p.name];
-    if (typeof v === 'boolean' || typeof v === 'number') values[p.name] = v;
-  }
-  const identity = typeof bound.Identity === 'string' ? parseIdentity(kind, bound.Identity) : GLOBAL;
-  await migrate(sql, [SETTINGS_MIGRATIONS]);
-  await updateInstance(sql, kind, identity, values, { actor: 'bench', cmdlet: `Set-${kind.noun}`, now: Date.now });
 }
 
 /**
@@ -204,7 +179,6 @@ export async function startParley(domain: string, users: readonly string[], pass
     const sql = await openPostgres(postgres.url, { max: 2 });
     try {
       await seedParley(sql, domain, users, password);
-      for (const cmdlet of cmdlets) await applySettingsCmdlet(sql, cmdlet);
     } finally {
       await sql.close();
     }
@@ -215,10 +189,11 @@ export async function startParley(domain: string, users: readonly string[], pass
     } finally {
       db.close();
     }
-    for (const cmdlet of cmdlets) {
-      // a cmdlet that fails (exit code ≠ 0) throws here with its stderr: the run would measure the wrong settings
-      execFileSync(process.execPath, [path.join(REPO_ROOT, 'src', 'cli.ts'), 'admin', '--data-dir', dataDir, ...cmdlet], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
-    }
+  }
+  const storage = postgres === undefined ? ['--data-dir', dataDir] : ['--database', postgres.url];
+  for (const cmdlet of cmdlets) {
+    // a cmdlet that fails (exit code ≠ 0) throws here with its stderr: the run would measure the wrong settings
+    execFileSync(process.execPath, [path.join(REPO_ROOT, 'src', 'cli.ts'), 'admin', ...storage, ...cmdlet], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
   }
   const port = await findFreePort();
   const httpPort = await findFreePort();
