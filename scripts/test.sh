@@ -13,7 +13,8 @@ tsc --noEmit
 tsc --noEmit -p src/web/app
 
 echo "== unit tests"
-node --test --test-reporter=spec 'test/unit/**/*.test.ts'
+# two files at a time: the PostgreSQL half of the storage suites mostly waits on the server
+node --test --test-reporter=spec --test-concurrency=2 'test/unit/**/*.test.ts'
 
 echo "== end-to-end and interop tests (private network namespace, loopback only)"
 bash scripts/netns-run.sh node --test --test-reporter=spec --test-concurrency=2 'test/e2e/**/*.test.ts'
