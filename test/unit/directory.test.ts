@@ -318,7 +318,9 @@ for (const engine of ENGINES) describe(`users on ${engine.name}`, () => {
       await setDisplayName(other, 'carol@parley.local', 'Carol');
       assert.equal((await lookup('carol@parley.local'))?.displayName, 'Carol', 'an update of another column');
       await removeUser(server, 'carol@parley.local');
-      assert.ok(await cached('carol@parley.local'), 'within the check interval the answer is the kept one');
+      // on SQLite the check interval alone decides; on PostgreSQL the trigger's NOTIFY may make the
+      // cache look again before it ends (storage-engines.test.ts tests that)
+      if (engine.name === 'sqlite') assert.ok(await cached('carol@parley.local'), 'within the check interval the answer is the kept one');
       assert.equal(await lookup('carol@parley.local'), undefined, 'a user removed through the same connection');
     } finally {
       await close();
