@@ -22,7 +22,7 @@ import type { SipContext } from '../router/context.ts';
 import { createDispatcher } from '../router/dispatch.ts';
 import { messageHandler } from '../router/message.ts';
 import { optionsHandler } from '../router/options.ts';
-import { databaseSize, migrate, openStorage, postgresSize } from '../storage/index.ts';
+import { databaseSize, migrate, openStorage, postgresSize, staleVersionedCaches } from '../storage/index.ts';
 import { RetentionScheduler } from '../retention/index.ts';
 import { EMBEDDED, OFFLINE_MIGRATIONS, OfflineService, createMailboxRouting, spoolCounts, spoolerEndpoints } from '../offline/index.ts';
 import { createConversationsRoute } from '../conversations/index.ts';
@@ -381,7 +381,11 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
         // clears reach the sign-in guard at once
         cmdlets: serverCmdlets({ presence, lockouts }),
         // clients subscribed to their provisioning hear of the change at once
-        onSettingsChanged: () => provisioning.settingsChanged(),
+        onSettingsChanged: () => {
+          // what this process wrote counts at once, before the version triggers' NOTIFY comes back
+          staleVersionedCaches(sql);
+          provisioning.settingsChanged();
+        },
       }),
     );
     // the web client at / (built by esbuild at the first request); its CSP lets it connect only to this server's own names

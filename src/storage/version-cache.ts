@@ -21,6 +21,16 @@ export const VERSION_CHANNEL = 'parley_version';
 /** Per PostgreSQL connection pool: version table → the caches that watch it (one LISTEN per pool). */
 const watchers = new WeakMap<PostgresSql, Map<string, Set<WeakRef<VersionedCache<unknown>>>>>();
 
+/**
+ * Every cache on this PostgreSQL pool looks again at its next lookup: after a write this process
+ * made (an admin API cmdlet), which must count at once, before the trigger's NOTIFY comes back.
+ * Nothing to do on SQLite, whose caches look every millisecond.
+ */
+export function staleVersionedCaches(sql: Sql): void {
+  if (!(sql instanceof PostgresSql)) return;
+  for (const set of watchers.get(sql)?.values() ?? []) for (const ref of set) ref.deref()?.stale();
+}
+
 function watch(sql: PostgresSql, table: string, cache: VersionedCache<unknown>): void {
   let tables = watchers.get(sql);
   if (tables === undefined) {
