@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SqlDatabase, SqlEngine } from '../../src/storage/index.ts';
 import { openDatabase, openPostgres, sqliteSql } from '../../src/storage/index.ts';
+import { after } from 'node:test';
 import { ENGINES, freshPostgresDatabase } from './engines.ts';
 
 export interface CliStorage {
@@ -91,3 +92,16 @@ export async function withStore<T>(store: CliStorage, fn: (sql: SqlDatabase) => 
 
 /** A PostgreSQL address nothing answers at (a closed port), with a password the tools must not show. */
 export const UNREACHABLE_POSTGRES = 'postgres://parley:s3cret-pw@127.0.0.1:1/parley';
+
+/** Fresh storage of `engine` on each call, every one dropped after the enclosing describe (or file). */
+export function storesOf(engine: CliEngine): () => Promise<CliStorage> {
+  const stores: CliStorage[] = [];
+  after(async () => {
+    for (const store of stores) await store.drop();
+  });
+  return async () => {
+    const store = await engine.fresh();
+    stores.push(store);
+    return store;
+  };
+}

@@ -49,13 +49,19 @@ export const ENGINES: readonly EngineUnderTest[] = [sqlite, postgres].filter((e)
 
 let admin: PostgresSql | undefined;
 
+async function adminConnection(): Promise<PostgresSql> {
+  // idle connections close themselves: a test process that forgets closeTestPostgres still ends
+  admin ??= await openPostgres(POSTGRES_ADMIN_URL, { max: 2, applicationName: 'parley-tests', idleTimeoutSeconds: 2 });
+  return admin;
+}
+
 /**
  * A new database on the test PostgreSQL server, named so that a crashed run's leftovers are
  * recognisable (`parley_test_…`), and the way to drop it.
  */
 export async function freshPostgresDatabase(): Promise<{ url: string; name: string; drop(): Promise<void> }> {
+  const admin = await adminConnection();
   // idle connections close themselves: a test process that forgets closeTestPostgres still ends
-  admin ??= await openPostgres(POSTGRES_ADMIN_URL, { max: 2, applicationName: 'parley-tests', idleTimeoutSeconds: 2 });
   const name = `parley_test_${process.pid}_${randomBytes(4).toString('hex')}`;
   await admin.exec(`CREATE DATABASE ${name}`);
   const url = new URL(POSTGRES_ADMIN_URL);
@@ -63,8 +69,10 @@ export async function freshPostgresDatabase(): Promise<{ url: string; name: stri
   return {
     url: url.toString(),
     name,
+    // through the administrative connection as it is then: a file's hooks may have closed the one
+    // that made the database (closeTestPostgres before the drops), and the database must go anyway
     drop: async () => {
-      await admin?.exec(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await (await adminConnection()).exec(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     },
   };
 }

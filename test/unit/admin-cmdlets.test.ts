@@ -7,22 +7,15 @@ import { verifyPassword } from '../../src/directory/index.ts';
 import { effectiveSettings } from '../../src/settings/index.ts';
 import type { Sql } from '../../src/storage/index.ts';
 import type { CliEngine, CliStorage } from '../harness/cli-storage.ts';
-import { CLI_ENGINES, UNREACHABLE_POSTGRES, withStore } from '../harness/cli-storage.ts';
+import { CLI_ENGINES, storesOf, UNREACHABLE_POSTGRES, withStore } from '../harness/cli-storage.ts';
 import { closeTestPostgres } from '../harness/engines.ts';
 
 after(closeTestPostgres);
 
 /** `parley admin` runners on storage of their own: `--data-dir DIR` on SQLite, `--database URL` on PostgreSQL. */
 function adminOn(engine: CliEngine) {
-  const stores: CliStorage[] = [];
-  after(async () => {
-    for (const store of stores) await store.drop();
-  });
-  return async () => {
-    const store = await engine.fresh();
-    stores.push(store);
-    return admin(store);
-  };
+  const fresh = storesOf(engine);
+  return async () => admin(await fresh());
 }
 
 /** A `parley admin …` runner capturing its output, on `store` (also where none is named: `runNamed`). */

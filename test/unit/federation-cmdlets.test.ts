@@ -4,18 +4,12 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { runAdminCommand } from '../../src/admin/index.ts';
 import type { CliStorage } from '../harness/cli-storage.ts';
-import { CLI_ENGINES } from '../harness/cli-storage.ts';
+import { CLI_ENGINES, storesOf } from '../harness/cli-storage.ts';
 import { closeTestPostgres } from '../harness/engines.ts';
 
 after(closeTestPostgres);
-const stores: CliStorage[] = [];
-after(async () => {
-  for (const store of stores) await store.drop();
-});
-
 /** `parley admin` on `store` (--data-dir DIR or --database URL before the cmdlet). */
 function admin(store: CliStorage) {
-  stores.push(store);
   const run = async (...args: string[]) => {
     const out: string[] = [];
     const err: string[] = [];
@@ -38,8 +32,9 @@ function admin(store: CliStorage) {
 }
 
 for (const engine of CLI_ENGINES) describe(`federation cmdlets on ${engine.name}`, () => {
+  const fresh = storesOf(engine);
   it('Get-/Set-CsAccessEdgeConfiguration: defaults, routing switches, audited', async () => {
-    const a = admin(await engine.fresh());
+    const a = admin(await fresh());
     assert.deepEqual(await a.ok('Get-CsAccessEdgeConfiguration'), [
       'Identity               : Global',
       'AllowFederatedUsers    : False',
@@ -71,7 +66,7 @@ for (const engine of CLI_ENGINES) describe(`federation cmdlets on ${engine.name}
   });
 
   it('New-/Set-/Get-/Remove-CsAllowedDomain and -CsBlockedDomain, one list per domain', async () => {
-    const a = admin(await engine.fresh());
+    const a = admin(await fresh());
     const created = await a.ok('New-CsAllowedDomain', 'Partner.Example', '-ProxyFqdn', 'sip.partner.example:5061', '-Comment', 'Contoso, asked by Bob');
     assert.equal(created.length, 5);
     assert.deepEqual(created.slice(0, 4), [
@@ -112,7 +107,7 @@ for (const engine of CLI_ENGINES) describe(`federation cmdlets on ${engine.name}
   });
 
   it('CsExternalAccessPolicy with Grant-, and Test-CsFederationAccess on every refusal', async () => {
-    const a = admin(await engine.fresh());
+    const a = admin(await fresh());
     await a.ok('Enable-CsUser', 'alice', '-Password', 'pw-alice-1');
     assert.deepEqual(await a.ok('Get-CsExternalAccessPolicy'), ['Identity               : Global', 'EnableFederationAccess : False']);
     const test = async () => JSON.parse((await a.ok('--json', 'Test-CsFederationAccess', 'alice', 'partner.example')).join('\n'))[0] as Record<string, unknown>;

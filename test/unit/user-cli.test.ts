@@ -6,8 +6,8 @@ import { after, describe, it } from 'node:test';
 import { runUserCommand } from '../../src/admin/index.ts';
 import { findUser, verifyPassword } from '../../src/directory/index.ts';
 import { listAudit } from '../../src/settings/index.ts';
-import type { CliEngine, CliStorage } from '../harness/cli-storage.ts';
-import { CLI_ENGINES, UNREACHABLE_POSTGRES, withStore } from '../harness/cli-storage.ts';
+import type { CliStorage } from '../harness/cli-storage.ts';
+import { CLI_ENGINES, storesOf, UNREACHABLE_POSTGRES, withStore } from '../harness/cli-storage.ts';
 import { closeTestPostgres } from '../harness/engines.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'parley-user-cli-'));
@@ -27,18 +27,6 @@ function cli(store?: CliStorage) {
   return { defaults, bare, run: (...args: string[]) => bare(...args, ...(store?.args ?? [])) };
 }
 
-/** Fresh storage of `engine` for each test, dropped after the describe. */
-function storesOf(engine: CliEngine) {
-  const stores: CliStorage[] = [];
-  after(async () => {
-    for (const store of stores) await store.drop();
-  });
-  return async () => {
-    const store = await engine.fresh();
-    stores.push(store);
-    return store;
-  };
-}
 
 for (const engine of CLI_ENGINES) describe(`parley user on ${engine.name}`, () => {
   const fresh = storesOf(engine);
