@@ -17,6 +17,9 @@
 #                                          state; scripts/services.sh starts them (storage and cluster tests)
 #   kamailio (Debian packages kamailio, kamailio-tls-modules) - a third organisation's SIP server with
 #                                          mutual TLS on its federation port (test/e2e/federation-*.test.ts)
+#   dovecot (Debian packages dovecot-core, dovecot-imapd) - the IMAP server the IMAP mailbox connector is
+#                                          tested against (test/unit/imap-*.test.ts, test/e2e/imap*.test.ts);
+#                                          /usr/sbin/dovecot, started by each test with its own config, no service
 #
 # The prometheus package also holds the Prometheus server, and its postinst starts that daemon
 # (invoke-rc.d, failing the install when the start fails, as in a container without an init).
@@ -70,6 +73,7 @@ need dnsmasq dnsmasq-base
 need kamailio kamailio
 need pg_ctlcluster postgresql
 need redis-server redis-server
+need dovecot dovecot-imapd
 # the multiarch directory: x86_64-linux-gnu, aarch64-linux-gnu
 KAMAILIO_TLS=/usr/lib/$(uname -m)-linux-gnu/kamailio/modules/tls.so
 need_file "$KAMAILIO_TLS" kamailio-tls-modules
@@ -108,7 +112,7 @@ fi
 log "apt-get install ${missing_pkgs[*]}"
 retry $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -q "${apt_opts[@]}" install -y --no-install-recommends "${missing_pkgs[@]}"
 
-for c in sipp unshare ip promtool chromium tmux davmail dnsmasq kamailio pg_ctlcluster redis-server; do
+for c in sipp unshare ip promtool chromium tmux davmail dnsmasq kamailio pg_ctlcluster redis-server dovecot; do
   if ! have "$c"; then
     log "$c still missing after install" >&2
     exit 1

@@ -66,6 +66,13 @@ export interface DeliveryResult {
 /** The result of one delivery of a batch: batches fail item by item. */
 export type DeliveryOutcome = { ok: true; result: DeliveryResult } | { ok: false; error: unknown };
 
+/** One step of `parley mailbox test`: what was checked, whether it passed, and in words an administrator can act on. */
+export interface ConnectorCheck {
+  readonly step: 'sign-in' | 'mailbox' | 'folder' | 'write';
+  readonly ok: boolean;
+  readonly detail: string;
+}
+
 export interface MailboxConnector {
   /**
    * Stores the item in the recipient's mailbox, idempotently: a second call with the same
@@ -77,6 +84,8 @@ export interface MailboxConnector {
   deliverMany?(items: readonly DeliveryItem[]): Promise<DeliveryOutcome[]>;
   /** How many Missed Conversations the mailbox holds, and how many are unread (for RFC 3842 message-summary). */
   missedSummary(mailbox: string): Promise<MissedSummary>;
+  /** `parley mailbox test`: signs in, finds the mailbox and the folder, and checks the right to write, without leaving anything behind; stops at the first failing step */
+  check?(mailbox: string): Promise<ConnectorCheck[]>;
   /**
    * Whether the mailbox may take more — to receive: below its ProhibitSendReceiveQuota; its owner
    * to send: below ProhibitSendQuota — counting `pendingBytes` that are on their way to it but not
