@@ -9,6 +9,8 @@ import { describeRetention } from '../retention/index.ts';
 import { X509Certificate } from 'node:crypto';
 import { ConfigError, type FederationConfig, type ServerConfig } from './config.ts';
 import { secretPath } from './secrets.ts';
+import { DEFAULT_IMAP_FOLDER } from '../mailbox/index.ts';
+import type { ImapServerConfig } from '../offline/index.ts';
 
 /** Throws ConfigError naming the setting; returns the lines of a summary when all is well. */
 export function checkStartup(config: Readonly<ServerConfig>, now: Date = new Date()): string[] {
@@ -18,6 +20,7 @@ export function checkStartup(config: Readonly<ServerConfig>, now: Date = new Dat
   for (const [name, server] of Object.entries(config.mailboxes.servers ?? {})) {
     // the server reads it when it starts: an unreadable one would stop the start
     if (server.passwordFile !== undefined) readable(server.passwordFile, `mailboxes.servers.${name}.passwordFile`);
+    if (server.kind === 'imap') checkImapFiles(server, `mailboxes.servers.${name}`);
   }
   return [
     `domain: ${config.domain}`,
@@ -90,17 +93,7 @@ function checkFederation(fed: Readonly<FederationConfig>, listen: string, dnsSer
   if (new X509Certificate(pair.cert).checkHost(fed.fqdn, { wildcards: true, partialWildcards: false }) === undefined) {
     throw new ConfigError(`federation.cert: the certificate in ${fed.cert} does not name federation.fqdn ${fed.fqdn} (${pair.subject}); partners would refuse it: use one whose subject alternative names include ${fed.fqdn}`);
   }
-  let trust = "the system's CAs";
-  if (fed.ca !== null) {
-    const pems = readable(fed.ca, 'federation.ca').toString('utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-    try {
-      for (const pem of pems) new X509Certificate(pem);
-    } catch (err) {
-      throw new ConfigError(`federation.ca: ${fed.ca} holds a certificate that cannot be read: ${(err as Error).message}`);
-    }
-    if (pems.length === 0) throw new ConfigError(`federation.ca: ${fed.ca} holds no PEM certificate; partners' certificates could never be verified`);
-    trust = `${pems.length} CA certificate(s) from ${fed.ca}`;
-  }
+  const trust = fed.ca === null ? "the system's CAs" : `${caCertificates(fed.ca, 'federation.ca', "partners' certificates")} CA certificate(s) from ${fed.ca}`;
   const dns = describeDns(fed.dnsServers.length > 0 ? fed.dnsServers : dnsServers);
   return `${fed.fqdn} on ${fed.listen ?? listen}:${fed.port} (mutual TLS; ${pair.subject}; valid until ${pair.notAfter.toISOString()}; partners verified against ${trust}; DNS ${dns})`;
 }
@@ -134,6 +127,36 @@ function checkAcme(config: Readonly<ServerConfig>, now: Date): string {
   return `ACME from ${acme.directoryUrl} for ${acme.domains.join(', ')}; ${stored}`;
 }
 
+/** How many certificates a CA bundle holds: readable, at least one, each one readable (else nothing it should verify ever would be). */
+function caCertificates(file: string, setting: string, verifies: string): number {
+  const pems = readable(file, setting).toString('utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  try {
+    for (const pem of pems) new X509Certificate(pem);
+  } catch (err) {
+    throw new ConfigError(`${setting}: ${file} holds a certificate that cannot be read: ${(err as Error).message}`);
+  }
+  if (pems.length === 0) throw new ConfigError(`${setting}: ${file} holds no PEM certificate; ${verifies} could never be verified`);
+  return pems.length;
+}
+
+/** An IMAP mailbox server's files: the per-user credentials (a JSON object of address → password or { username, password }) and its CA. */
+function checkImapFiles(server: ImapServerConfig, setting: string): void {
+  if (server.ca !== undefined) caCertificates(server.ca, `${setting}.ca`, "the IMAP server's certificate");
+  if (server.credentialsFile === undefined) return;
+  const file = server.credentialsFile;
+  let given: unknown;
+  try {
+    given = JSON.parse(readable(file, `${setting}.credentialsFile`).toString('utf8'));
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError(`${setting}.credentialsFile: ${file} is not JSON: ${(err as Error).message}`);
+  }
+  const usable = (c: unknown) => (typeof c === 'string' && c !== '') || (typeof c === 'object' && c !== null && typeof (c as { username?: unknown }).username === 'string' && typeof (c as { password?: unknown }).password === 'string');
+  if (typeof given !== 'object' || given === null || Array.isArray(given) || !Object.values(given).every(usable)) {
+    throw new ConfigError(`${setting}.credentialsFile: ${file} must be a JSON object of mailbox address → password (or { "username": …, "password": … })`);
+  }
+}
+
 function readable(file: string, setting: string): Buffer {
   try {
     return readFileSync(file);
@@ -143,6 +166,6 @@ function readable(file: string, setting: string): Buffer {
 }
 
 function describeMailboxes(m: ServerConfig['mailboxes']): string {
-  const servers = Object.keys(m.servers ?? {});
-  return servers.length === 0 ? 'embedded' : `embedded and EWS servers ${servers.join(', ')}`;
+  const servers = Object.entries(m.servers ?? {}).map(([name, server]) => (server.kind === 'imap' ? `${name} (IMAP ${server.url}, ${server.signIn ?? 'master'} sign-in, folder "${server.folder ?? DEFAULT_IMAP_FOLDER}")` : `${name} (EWS)`));
+  return servers.length === 0 ? 'embedded' : `embedded and mailbox servers ${servers.join(', ')}`;
 }

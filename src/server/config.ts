@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { parseByteSize, UNLIMITED } from '../bytes.ts';
 import type { MailboxQuotaLimits, SmtpRoutes } from '../mailbox/index.ts';
-import { DEFAULT_MAILBOX_QUOTA, EWS_VERSIONS } from '../mailbox/index.ts';
+import { DEFAULT_MAILBOX_QUOTA, EWS_VERSIONS, imapEndpointError } from '../mailbox/index.ts';
 import type { MailboxesConfig, SpoolQuotaLimits } from '../offline/index.ts';
 import { DEFAULT_SPOOL_QUOTA } from '../offline/index.ts';
 import { ParleyError } from '../errors.ts';
@@ -397,6 +397,7 @@ const timeZone: Check = (v, path) => {
 const httpUrl = text(/^https?:\/\/[^\s/]+(\/\S*)?$/, 'an http:// or https:// URL');
 const ewsServer: Check = (v, path) => {
   const server = section({
+    kind: text(/^ews$/, 'ews'),
     url: httpUrl,
     username: text(/./, 'the service account name'),
     password: text(/./, 'a non-empty password'),
@@ -412,8 +413,60 @@ const ewsServer: Check = (v, path) => {
   if (('password' in server) === ('passwordFile' in server)) throw new ConfigError(`${path} needs exactly one of password and passwordFile`);
   return server;
 };
+/** one of a mailbox's secrets: exactly one of `key` (inline) and `keyFile` */
+function oneSecret(server: Record<string, unknown>, path: string, key: string): void {
+  if ((key in server) === (`${key}File` in server)) throw new ConfigError(`${path} needs exactly one of ${key} and ${key}File`);
+}
+/** `{ "kind": "imap", "url": "imaps://mail.example.com", "username": "parley", "passwordFile": "…" }` (src/offline/connectors.ts ImapServerConfig) */
+const imapServer: Check = (v, path) => {
+  const server = section({
+    kind: text(/^imap$/, 'imap'),
+    url: text(/./, 'an imaps:// or imap:// URL'),
+    starttls: flag,
+    signIn: text(/^(master|authzid|per-user)$/, 'master, authzid or per-user'),
+    username: text(/./, 'the master or admin account name'),
+    password: text(/./, 'a non-empty password'),
+    passwordFile: nonEmpty,
+    masterSeparator: text(/^[^\s]{1,8}$/, "the separator of Dovecot's auth_master_user_separator, such as *"),
+    credentials: mapOf((c, p) => {
+      if (typeof c === 'string' && c !== '') return c;
+      return section({ username: text(/./, 'the login name'), password: text(/./, 'a non-empty password') }, true)(c, p);
+    }, 'mailbox address'),
+    credentialsFile: nonEmpty,
+    folder: text(/^[^\r\n]{1,200}$/, 'a folder name such as "Conversation History"'),
+    ca: nonEmpty,
+    timeout: positive(1, 600),
+    maxConnections: count(1, 1000),
+  })(v, path) as Record<string, unknown>;
+  if (!('url' in server)) throw new ConfigError(`${path} needs url`);
+  const invalid = imapEndpointError(server.url as string, server.starttls as boolean | undefined);
+  if (invalid !== undefined) throw new ConfigError(`${path}.url: ${invalid}`);
+  const signIn = server.signIn ?? 'master';
+  if (signIn === 'per-user') {
+    oneSecret(server, path, 'credentials');
+    for (const key of ['username', 'password', 'passwordFile', 'masterSeparator']) if (key in server) throw new ConfigError(`${path}.${key} is for a master or authzid sign-in, not signIn per-user (which uses credentials or credentialsFile)`);
+  } else {
+    if (!('username' in server)) throw new ConfigError(`${path} needs username (the ${signIn === 'master' ? 'master user' : 'account that acts for each mailbox'})`);
+    oneSecret(server, path, 'password');
+    if ('credentials' in server || 'credentialsFile' in server) throw new ConfigError(`${path}.credentials and credentialsFile are for signIn per-user, not ${signIn}`);
+    if ('masterSeparator' in server && signIn !== 'master') throw new ConfigError(`${path}.masterSeparator is for signIn master only`);
+  }
+  return server;
+};
+/** `mailboxes.servers.NAME`: by its kind (default ews, so configs from before kinds keep working) */
+const mailboxServer: Check = (v, path) => {
+  const kind = typeof v === 'object' && v !== null && 'kind' in v ? (v as { kind: unknown }).kind : 'ews';
+  switch (kind) {
+    case 'ews':
+      return ewsServer(v, path);
+    case 'imap':
+      return imapServer(v, path);
+    default:
+      throw new ConfigError(`${path}.kind must be one of ews, graph, imap, not ${JSON.stringify(kind)}`);
+  }
+};
 const mailboxes: Check = (v, path) => {
-  const out = section({ servers: mapOf(ewsServer, 'server name'), domains: mapOf(text(/./, 'a server name'), 'domain'), users: mapOf(text(/./, 'a server name'), 'user address') })(v, path) as MailboxesConfig;
+  const out = section({ servers: mapOf(mailboxServer, 'server name'), domains: mapOf(text(/./, 'a server name'), 'domain'), users: mapOf(text(/./, 'a server name'), 'user address') })(v, path) as MailboxesConfig;
   const known = new Set(['embedded', ...Object.keys(out.servers ?? {})]);
   for (const [kind, map] of [['domains', out.domains], ['users', out.users]] as const) {
     for (const [key, name] of Object.entries(map ?? {})) {

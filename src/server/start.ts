@@ -277,6 +277,8 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   guard.start();
   closers.push(() => guard.stop());
   try {
+    // closed after the spool (closers run in reverse): the connections IMAP connectors keep
+    closers.push(() => mailboxes.close());
     // started first, stopped last: what the transports accepted until the end gets committed
     await offline.start();
     const closeOffline = once(() => offline.close());

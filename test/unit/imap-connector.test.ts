@@ -14,7 +14,8 @@ import type { Dovecot } from '../harness/dovecot.ts';
 
 const DOMAIN = 'example.test';
 const FOLDER = 'Conversation History';
-const USERS = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank'].map((name) => ({ address: `${name}@${DOMAIN}`, password: `${name}-pw` }));
+const [ALICE, BOB, CAROL, DAVE, ERIN, FRANK] = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank'].map((name) => `${name}@${DOMAIN}`) as [string, string, string, string, string, string];
+const USERS = [ALICE, BOB, CAROL, DAVE, ERIN, FRANK].map((address) => ({ address, password: `${address.split('@')[0]}-pw` }));
 const MASTER = { username: 'parley', password: 'master-pw' };
 const skip = dovecotInstalled() ? false : 'dovecot is not installed (scripts/install-test-deps.sh)';
 
@@ -87,14 +88,14 @@ describe('IMAP mailbox connector against Dovecot', { skip }, () => {
 
   it('delivers the Missed item unread and the copy read into Conversation History, created and subscribed, class in Content-Class, Message-ID the entry id, text and HTML', async () => {
     const imap = connector();
-    const missed = item(USERS[0].address);
-    const copy = item(USERS[0].address, { itemClass: 'IPM.Note.Microsoft.Conversation', isRead: true, subject: 'Conversation with Zoë' });
+    const missed = item(ALICE);
+    const copy = item(ALICE, { itemClass: 'IPM.Note.Microsoft.Conversation', isRead: true, subject: 'Conversation with Zoë' });
     const first = await imap.deliver(missed);
     assert.equal(first.created, true);
     assert.match(first.itemId, /^Conversation History\/\d+\/1$/);
     assert.equal((await imap.deliver(copy)).created, true);
 
-    const messages = await messagesOf(dovecot, USERS[0].address);
+    const messages = await messagesOf(dovecot, ALICE);
     assert.equal(messages.length, 2);
     const [unread, read] = messages;
     assert.equal(unread?.flags.has('\\Seen'), false, 'the Missed item is unread');
@@ -107,7 +108,7 @@ describe('IMAP mailbox connector against Dovecot', { skip }, () => {
     assert.equal(parsed.html, '<p>Hello <b>there</b></p>');
     assert.equal(parsed.date?.toISOString(), '2026-12-01T10:00:00.000Z');
 
-    const user = new ImapFlow({ host: '127.0.0.1', port: dovecot.port, secure: false, doSTARTTLS: false, auth: { user: USERS[0].address, pass: USERS[0].password }, logger: false });
+    const user = new ImapFlow({ host: '127.0.0.1', port: dovecot.port, secure: false, doSTARTTLS: false, auth: { user: ALICE, pass: 'alice-pw' }, logger: false });
     await user.connect();
     const folder = (await user.list()).find((f) => f.path === FOLDER);
     await user.logout();
@@ -115,39 +116,39 @@ describe('IMAP mailbox connector against Dovecot', { skip }, () => {
   });
 
   it('puts a partner note in INBOX, unread', async () => {
-    const note = item(USERS[5].address, { folder: 'inbox', itemClass: 'IPM.Note', subject: 'Message from eve while you were offline' });
+    const note = item(FRANK, { folder: 'inbox', itemClass: 'IPM.Note', subject: 'Message from eve while you were offline' });
     assert.equal((await connector().deliver(note)).created, true);
-    const inbox = await messagesOf(dovecot, USERS[5].address, 'INBOX');
+    const inbox = await messagesOf(dovecot, FRANK, 'INBOX');
     assert.equal(withMessageId(inbox, note.internetMessageId), 1);
     assert.equal(inbox[0]?.flags.has('\\Seen'), false);
   });
 
   it('finds a repeat by its Message-ID and makes no second message, on one kept connection', async () => {
     const imap = connector();
-    const one = item(USERS[1].address);
+    const one = item(BOB);
     const first = await imap.deliver(one);
     const again = await imap.deliver(one);
     assert.deepEqual(again, { itemId: first.itemId, created: false });
     // another id whose Message-ID contains the first one's text is another message
-    const longer = item(USERS[1].address, { internetMessageId: one.internetMessageId.replace('<', '<x') });
+    const longer = item(BOB, { internetMessageId: one.internetMessageId.replace('<', '<x') });
     assert.equal((await imap.deliver(longer)).created, true);
-    const logins = dovecot.log().split('\n').filter((l) => l.includes(`Login: user=<${USERS[1].address}>`));
+    const logins = dovecot.log().split('\n').filter((l) => l.includes(`Login: user=<${BOB}>`));
     assert.equal(logins.length, 1, `three deliveries, one sign-in:\n${logins.join('\n')}`);
-    assert.equal(withMessageId(await messagesOf(dovecot, USERS[1].address), one.internetMessageId), 1);
+    assert.equal(withMessageId(await messagesOf(dovecot, BOB), one.internetMessageId), 1);
   });
 
   it('delivers exactly once when the APPEND answer is lost on the way back', async () => {
     const relay = await startImapRelay(dovecot.port);
     try {
       const imap = connector({ url: relay.url });
-      const one = item(USERS[2].address);
+      const one = item(CAROL);
       const cut = relay.cutNextAppendAnswer();
       const error = await refusal(imap.deliver(one));
       await cut;
       assert.equal(error.code, 'REMOTE_UNAVAILABLE', error.message);
-      assert.equal(withMessageId(await messagesOf(dovecot, USERS[2].address), one.internetMessageId), 1, 'the server stored it');
+      assert.equal(withMessageId(await messagesOf(dovecot, CAROL), one.internetMessageId), 1, 'the server stored it');
       assert.equal((await imap.deliver(one)).created, false, 'the retry finds it');
-      assert.equal(withMessageId(await messagesOf(dovecot, USERS[2].address), one.internetMessageId), 1);
+      assert.equal(withMessageId(await messagesOf(dovecot, CAROL), one.internetMessageId), 1);
     } finally {
       await relay.close();
     }
@@ -155,17 +156,17 @@ describe('IMAP mailbox connector against Dovecot', { skip }, () => {
 
   it('after a Dovecot restart between two attempts, the repeat finds the message (a kept connection is replaced)', async () => {
     const imap = connector();
-    const one = item(USERS[3].address);
+    const one = item(DAVE);
     assert.equal((await imap.deliver(one)).created, true);
     await dovecot.stop();
     await dovecot.start();
     assert.equal((await imap.deliver(one)).created, false);
-    assert.equal(withMessageId(await messagesOf(dovecot, USERS[3].address), one.internetMessageId), 1);
+    assert.equal(withMessageId(await messagesOf(dovecot, DAVE), one.internetMessageId), 1);
   });
 
   it('a stopped Dovecot is REMOTE_UNAVAILABLE (retried), and the delivery succeeds once it is back', async () => {
     const imap = connector();
-    const one = item(USERS[4].address);
+    const one = item(ERIN);
     await dovecot.stop();
     try {
       const error = await refusal(imap.deliver(one));
@@ -177,22 +178,22 @@ describe('IMAP mailbox connector against Dovecot', { skip }, () => {
       await dovecot.start();
     }
     assert.equal((await imap.deliver(one)).created, true);
-    assert.equal(withMessageId(await messagesOf(dovecot, USERS[4].address), one.internetMessageId), 1);
+    assert.equal(withMessageId(await messagesOf(dovecot, ERIN), one.internetMessageId), 1);
   });
 
   it('a wrong password is REMOTE_REFUSED at once, saying the credentials were refused', async () => {
     const imap = connector({ signIn: { method: 'master', username: MASTER.username, password: 'wrong' } });
-    const error = await refusal(imap.deliver(item(USERS[0].address)));
+    const error = await refusal(imap.deliver(item(ALICE)));
     assert.equal(error.code, 'REMOTE_REFUSED');
     assert.match(error.message, /refused the credentials \(signing in as master user parley for alice@example\.test\).*AUTHENTICATIONFAILED/);
-    const checks = await imap.check(USERS[0].address);
+    const checks = await imap.check(ALICE);
     assert.deepEqual(checks.map((c) => [c.step, c.ok]), [['sign-in', false]]);
     assert.match(checks[0]?.detail ?? '', /check the user name and password/);
   });
 
   it('signs in with SASL PLAIN and an authorization identity; an unknown mailbox is REMOTE_REFUSED naming why', async () => {
     const imap = connector({ signIn: { method: 'authzid', ...MASTER } });
-    const one = item(USERS[0].address, { itemClass: 'IPM.Note.Microsoft.Conversation', isRead: true });
+    const one = item(ALICE, { itemClass: 'IPM.Note.Microsoft.Conversation', isRead: true });
     assert.equal((await imap.deliver(one)).created, true);
     const error = await refusal(imap.deliver(item(`nobody@${DOMAIN}`)));
     assert.equal(error.code, 'REMOTE_REFUSED');
@@ -203,17 +204,17 @@ describe('IMAP mailbox connector against Dovecot', { skip }, () => {
 
   it('signs in with per-user credentials; a user without any is REMOTE_REFUSED', async () => {
     const own = new Map(USERS.map((u) => [u.address, { username: u.address, password: u.password }]));
-    own.delete(USERS[5].address);
+    own.delete(FRANK);
     const imap = connector({ signIn: { method: 'per-user', credentials: (m) => own.get(m) } });
-    assert.equal((await imap.deliver(item(USERS[1].address))).created, true);
-    const error = await refusal(imap.deliver(item(USERS[5].address)));
+    assert.equal((await imap.deliver(item(BOB))).created, true);
+    const error = await refusal(imap.deliver(item(FRANK)));
     assert.equal(error.code, 'REMOTE_REFUSED');
     assert.match(error.message, /no IMAP credentials for frank@example\.test/);
   });
 
   it('counts Missed Conversations and the unread ones by SEARCH in the folder; a mailbox without the folder has none', async () => {
     const imap = connector({ folder: 'Missed Test' });
-    const mailbox = USERS[2].address;
+    const mailbox = CAROL;
     assert.deepEqual(await imap.missedSummary(mailbox), { total: 0, unread: 0 });
     await imap.deliver(item(mailbox));
     await imap.deliver(item(mailbox));
@@ -224,7 +225,7 @@ describe('IMAP mailbox connector against Dovecot', { skip }, () => {
 
   it('mailbox test: every step passes and the test message is gone', async () => {
     const imap = connector({ folder: 'Check Test' });
-    const mailbox = USERS[3].address;
+    const mailbox = DAVE;
     const checks = await imap.check(mailbox);
     assert.deepEqual(checks.map((c) => [c.step, c.ok]), [['sign-in', true], ['mailbox', true], ['folder', true], ['write', true]], JSON.stringify(checks));
     assert.match(checks[2]?.detail ?? '', /was missing and is now created and subscribed/);
@@ -235,7 +236,7 @@ describe('IMAP mailbox connector against Dovecot', { skip }, () => {
   });
 
   it('refuses an item it must not write (no InternetMessageId) before connecting', async () => {
-    const error = await refusal(connector().deliver(item(USERS[0].address, { internetMessageId: ' ' })));
+    const error = await refusal(connector().deliver(item(ALICE, { internetMessageId: ' ' })));
     assert.equal(error.code, 'INVALID_REQUEST');
   });
 });
@@ -257,7 +258,7 @@ describe('IMAP mailbox connector: rights (ACL) and TLS', { skip }, () => {
   });
 
   it('a folder the account may not write to (ACL without insert) is REMOTE_REFUSED naming the right; mailbox test fails at write', async () => {
-    const mailbox = USERS[0].address;
+    const mailbox = ALICE;
     const imap = connector();
     assert.equal((await imap.deliver(item(mailbox))).created, true);
     // the owner (whose rights a master user gets: acl_user = %u) may look and read, not insert
@@ -273,10 +274,10 @@ describe('IMAP mailbox connector: rights (ACL) and TLS', { skip }, () => {
   it('STARTTLS and imaps:// with the CA given work; without it the certificate is refused with what to do', async () => {
     const ca = (await import('node:fs')).readFileSync(dovecot.caFile ?? '');
     const starttls = connector({ starttls: true, ca });
-    assert.equal((await starttls.deliver(item(USERS[1].address))).created, true);
+    assert.equal((await starttls.deliver(item(BOB))).created, true);
     const imaps = connector({ url: `imaps://127.0.0.1:${dovecot.imapsPort}`, ca });
-    assert.equal((await imaps.deliver(item(USERS[1].address))).created, true);
-    const untrusted = await refusal(connector({ url: `imaps://127.0.0.1:${dovecot.imapsPort}` }).deliver(item(USERS[1].address)));
+    assert.equal((await imaps.deliver(item(BOB))).created, true);
+    const untrusted = await refusal(connector({ url: `imaps://127.0.0.1:${dovecot.imapsPort}` }).deliver(item(BOB)));
     assert.equal(untrusted.code, 'REMOTE_REFUSED', untrusted.message);
     assert.match(untrusted.message, /cannot be trusted .*give the CA/);
   });
@@ -284,7 +285,7 @@ describe('IMAP mailbox connector: rights (ACL) and TLS', { skip }, () => {
   it('a server that offers no STARTTLS is refused when STARTTLS is required', async () => {
     const plain = await startDovecot({ users: USERS, masters: [MASTER] });
     try {
-      const error = await refusal(connector({ url: plain.url, starttls: true }).deliver(item(USERS[1].address)));
+      const error = await refusal(connector({ url: plain.url, starttls: true }).deliver(item(BOB)));
       assert.equal(error.code, 'REMOTE_REFUSED', error.message);
       assert.match(error.message, /does not offer STARTTLS/);
     } finally {
