@@ -133,6 +133,18 @@ describe('offline IM to mailboxes on an IMAP server (Dovecot)', { skip }, () => 
     assert.equal((await folderOf(`bob@${DOMAIN}`)).filter((m) => m.messageId === `<${id}@${DOMAIN}>`).length, 1);
   });
 
+  it('bob, signing in, learns of his Missed Conversations through message-summary counted at Dovecot (RFC 3842)', async () => {
+    const unread = (await folderOf(`bob@${DOMAIN}`)).filter((m) => m.contentClass === 'IPM.Note.Microsoft.Missed' && !m.seen).length;
+    assert.equal(unread, 2, 'the two earlier tests left two unread Missed Conversations');
+    const bob = await people.connect('bob', { register: true });
+    const summary = new Promise<{ waiting: boolean; textMessages: { new: number; old: number } }>((resolve) => bob.once('message-summary', resolve));
+    await bob.watchMessageSummary();
+    const first = await summary;
+    assert.equal(first.waiting, true);
+    assert.equal(first.textMessages.new, 2);
+    await bob.close();
+  });
+
   it('a password Dovecot refuses fails the delivery at once, with the reason', async () => {
     const id = await sendTo(`carol@${DOMAIN}`, 'to a mailbox Parley cannot sign in to');
     const failed = await eventually('failed', async () => {

@@ -135,6 +135,10 @@ describe('IMAP mailbox connector against Dovecot', { skip }, () => {
     const logins = dovecot.log().split('\n').filter((l) => l.includes(`Login: user=<${BOB}>`));
     assert.equal(logins.length, 1, `three deliveries, one sign-in:\n${logins.join('\n')}`);
     assert.equal(withMessageId(await messagesOf(dovecot, BOB), one.internetMessageId), 1);
+    // an id given without angle brackets (written with them) is found again too
+    const bare = item(BOB, { internetMessageId: 'bare-id-1@parley.test' });
+    assert.equal((await imap.deliver(bare)).created, true);
+    assert.equal((await imap.deliver(bare)).created, false);
   });
 
   it('delivers exactly once when the APPEND answer is lost on the way back', async () => {

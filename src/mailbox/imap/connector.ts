@@ -234,8 +234,10 @@ async function findByMessageId(client: ImapFlow, id: string): Promise<number | u
   const uids = await client.search({ header: { 'Message-ID': id } }, { uid: true });
   if (uids === false || uids === undefined) throw new MailboxError('REMOTE_UNAVAILABLE', 'the server refused the SEARCH');
   if (uids.length === 0) return undefined;
+  // the message says `<id>` even where the id was given without brackets (MailComposer adds them)
+  const bare = (value: string | undefined) => value?.trim().replace(/^<(.*)>$/, '$1');
   for await (const m of client.fetch(uids.join(','), { uid: true, envelope: true }, { uid: true })) {
-    if (m.envelope?.messageId === id) return m.uid;
+    if (bare(m.envelope?.messageId) === bare(id)) return m.uid;
   }
   return undefined;
 }
