@@ -28,7 +28,7 @@ export interface DavMail {
 }
 
 /** A port the OS says is free now (DavMail takes its port from its properties file). */
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const server = net.createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as net.AddressInfo;

@@ -18,6 +18,8 @@ import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync,
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+// Dovecot takes its ports from its configuration (0 would mean "no listener"): ports free now
+import { freePort } from './davmail.ts';
 
 export const DOVECOT = '/usr/sbin/dovecot';
 const DOVEADM = '/usr/bin/doveadm';
@@ -60,15 +62,6 @@ export interface Dovecot {
 
 export function dovecotInstalled(): boolean {
   return existsSync(DOVECOT);
-}
-
-/** A port the OS says is free now (Dovecot takes its port from its configuration; 0 would mean "no listener"). */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 export async function startDovecot(opts: StartDovecotOptions): Promise<Dovecot> {

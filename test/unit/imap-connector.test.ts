@@ -69,22 +69,33 @@ async function refusal(promise: Promise<unknown>): Promise<MailboxError> {
   return error;
 }
 
-describe('IMAP mailbox connector against Dovecot', { skip }, () => {
-  let dovecot: Dovecot;
+/** A Dovecot for the describe that calls it, and connectors to it (master sign-in unless told), all closed after. */
+function dovecotFixture(opts: { acl?: boolean; tls?: boolean } = {}): { readonly dovecot: Dovecot; connector: (o?: Partial<ImapConnectorOptions>) => ImapMailboxConnector } {
+  let dovecot: Dovecot | undefined;
   const connectors: ImapMailboxConnector[] = [];
-  const connector = (o: Partial<ImapConnectorOptions> = {}) => {
-    const c = new ImapMailboxConnector({ url: dovecot.url, signIn: { method: 'master', ...MASTER }, timeoutMs: 5_000, ...o });
-    connectors.push(c);
-    return c;
-  };
-
   before(async () => {
-    dovecot = await startDovecot({ users: USERS, masters: [MASTER] });
+    dovecot = await startDovecot({ users: USERS, masters: [MASTER], ...opts });
   });
   after(async () => {
     await Promise.all(connectors.map((c) => c.close()));
     await dovecot?.destroy();
   });
+  return {
+    get dovecot() {
+      assert.ok(dovecot, 'Dovecot is started');
+      return dovecot;
+    },
+    connector(o = {}) {
+      const c = new ImapMailboxConnector({ url: this.dovecot.url, signIn: { method: 'master', ...MASTER }, timeoutMs: 5_000, ...o });
+      connectors.push(c);
+      return c;
+    },
+  };
+}
+
+describe('IMAP mailbox connector against Dovecot', { skip }, () => {
+  const fixture = dovecotFixture();
+  const connector = (o?: Partial<ImapConnectorOptions>) => fixture.connector(o);
 
   it('delivers the Missed item unread and the copy read into Conversation History, created and subscribed, class in Content-Class, Message-ID the entry id, text and HTML', async () => {
     const imap = connector();
@@ -95,7 +106,7 @@ describe('IMAP mailbox connector against Dovecot', { skip }, () => {
     assert.match(first.itemId, /^Conversation History\/\d+\/1$/);
     assert.equal((await imap.deliver(copy)).created, true);
 
-    const messages = await messagesOf(dovecot, ALICE);
+    const messages = await messagesOf(fixture.dovecot, ALICE);
     assert.equal(messages.length, 2);
     const [unread, read] = messages;
     assert.equal(unread?.flags.has('\\Seen'), false, 'the Missed item is unread');
@@ -108,7 +119,7 @@ describe('IMAP mailbox connector against Dovecot', { skip }, () => {
     assert.equal(parsed.html, '<p>Hello <b>there</b></p>');
     assert.equal(parsed.date?.toISOString(), '2026-12-01T10:00:00.000Z');
 
-    const user = new ImapFlow({ host: '127.0.0.1', port: dovecot.port, secure: false, doSTARTTLS: false, auth: { user: ALICE, pass: 'alice-pw' }, logger: false });
+    const user = new ImapFlow({ host: '127.0.0.1', port: fixture.dovecot.port, secure: false, doSTARTTLS: false, auth: { user: ALICE, pass: 'alice-pw' }, logger: false });
     await user.connect();
     const folder = (await user.list()).find((f) => f.path === FOLDER);
     await user.logout();
@@ -118,7 +129,7 @@ describe('IMAP mailbox connector against Dovecot', { skip }, () => {
   it('puts a partner note in INBOX, unread', async () => {
     const note = item(FRANK, { folder: 'inbox', itemClass: 'IPM.Note', subject: 'Message from eve while you were offline' });
     assert.equal((await connector().deliver(note)).created, true);
-    const inbox = await messagesOf(dovecot, FRANK, 'INBOX');
+    const inbox = await messagesOf(fixture.dovecot, FRANK, 'INBOX');
     assert.equal(withMessageId(inbox, note.internetMessageId), 1);
     assert.equal(inbox[0]?.flags.has('\\Seen'), false);
   });
@@ -132,9 +143,9 @@ describe('IMAP mailbox connector against Dovecot', { skip }, () => {
     // another id whose Message-ID contains the first one's text is another message
     const longer = item(BOB, { internetMessageId: one.internetMessageId.replace('<', '<x') });
     assert.equal((await imap.deliver(longer)).created, true);
-    const logins = dovecot.log().split('\n').filter((l) => l.includes(`Login: user=<${BOB}>`));
+    const logins = fixture.dovecot.log().split('\n').filter((l) => l.includes(`Login: user=<${BOB}>`));
     assert.equal(logins.length, 1, `three deliveries, one sign-in:\n${logins.join('\n')}`);
-    assert.equal(withMessageId(await messagesOf(dovecot, BOB), one.internetMessageId), 1);
+    assert.equal(withMessageId(await messagesOf(fixture.dovecot, BOB), one.internetMessageId), 1);
     // an id given without angle brackets (written with them) is found again too
     const bare = item(BOB, { internetMessageId: 'bare-id-1@parley.test' });
     assert.equal((await imap.deliver(bare)).created, true);
@@ -142,7 +153,7 @@ describe('IMAP mailbox connector against Dovecot', { skip }, () => {
   });
 
   it('delivers exactly once when the APPEND answer is lost on the way back', async () => {
-    const relay = await startImapRelay(dovecot.port);
+    const relay = await startImapRelay(fixture.dovecot.port);
     try {
       const imap = connector({ url: relay.url });
       const one = item(CAROL);
@@ -150,9 +161,9 @@ describe('IMAP mailbox connector against Dovecot', { skip }, () => {
       const error = await refusal(imap.deliver(one));
       await cut;
       assert.equal(error.code, 'REMOTE_UNAVAILABLE', error.message);
-      assert.equal(withMessageId(await messagesOf(dovecot, CAROL), one.internetMessageId), 1, 'the server stored it');
+      assert.equal(withMessageId(await messagesOf(fixture.dovecot, CAROL), one.internetMessageId), 1, 'the server stored it');
       assert.equal((await imap.deliver(one)).created, false, 'the retry finds it');
-      assert.equal(withMessageId(await messagesOf(dovecot, CAROL), one.internetMessageId), 1);
+      assert.equal(withMessageId(await messagesOf(fixture.dovecot, CAROL), one.internetMessageId), 1);
     } finally {
       await relay.close();
     }
@@ -162,16 +173,16 @@ describe('IMAP mailbox connector against Dovecot', { skip }, () => {
     const imap = connector();
     const one = item(DAVE);
     assert.equal((await imap.deliver(one)).created, true);
-    await dovecot.stop();
-    await dovecot.start();
+    await fixture.dovecot.stop();
+    await fixture.dovecot.start();
     assert.equal((await imap.deliver(one)).created, false);
-    assert.equal(withMessageId(await messagesOf(dovecot, DAVE), one.internetMessageId), 1);
+    assert.equal(withMessageId(await messagesOf(fixture.dovecot, DAVE), one.internetMessageId), 1);
   });
 
   it('a stopped Dovecot is REMOTE_UNAVAILABLE (retried), and the delivery succeeds once it is back', async () => {
     const imap = connector();
     const one = item(ERIN);
-    await dovecot.stop();
+    await fixture.dovecot.stop();
     try {
       const error = await refusal(imap.deliver(one));
       assert.equal(error.code, 'REMOTE_UNAVAILABLE');
@@ -179,10 +190,10 @@ describe('IMAP mailbox connector against Dovecot', { skip }, () => {
       const again = await refusal(imap.missedSummary(one.mailbox));
       assert.equal(again.code, 'REMOTE_UNAVAILABLE');
     } finally {
-      await dovecot.start();
+      await fixture.dovecot.start();
     }
     assert.equal((await imap.deliver(one)).created, true);
-    assert.equal(withMessageId(await messagesOf(dovecot, ERIN), one.internetMessageId), 1);
+    assert.equal(withMessageId(await messagesOf(fixture.dovecot, ERIN), one.internetMessageId), 1);
   });
 
   it('a wrong password is REMOTE_REFUSED at once, saying the credentials were refused', async () => {
@@ -234,7 +245,7 @@ describe('IMAP mailbox connector against Dovecot', { skip }, () => {
     assert.deepEqual(checks.map((c) => [c.step, c.ok]), [['sign-in', true], ['mailbox', true], ['folder', true], ['write', true]], JSON.stringify(checks));
     assert.match(checks[2]?.detail ?? '', /was missing and is now created and subscribed/);
     assert.match(checks[3]?.detail ?? '', /removed it \(UID EXPUNGE\)/);
-    assert.deepEqual(await messagesOf(dovecot, mailbox, 'Check Test'), []);
+    assert.deepEqual(await messagesOf(fixture.dovecot, mailbox, 'Check Test'), []);
     const second = await imap.check(mailbox);
     assert.match(second[2]?.detail ?? '', /the folder "Check Test" exists/);
   });
@@ -246,27 +257,15 @@ describe('IMAP mailbox connector against Dovecot', { skip }, () => {
 });
 
 describe('IMAP mailbox connector: rights (ACL) and TLS', { skip }, () => {
-  let dovecot: Dovecot;
-  const connectors: ImapMailboxConnector[] = [];
-  const connector = (o: Partial<ImapConnectorOptions> = {}) => {
-    const c = new ImapMailboxConnector({ url: dovecot.url, signIn: { method: 'master', ...MASTER }, timeoutMs: 5_000, ...o });
-    connectors.push(c);
-    return c;
-  };
-  before(async () => {
-    dovecot = await startDovecot({ users: USERS, masters: [MASTER], acl: true, tls: true });
-  });
-  after(async () => {
-    await Promise.all(connectors.map((c) => c.close()));
-    await dovecot?.destroy();
-  });
+  const fixture = dovecotFixture({ acl: true, tls: true });
+  const connector = (o?: Partial<ImapConnectorOptions>) => fixture.connector(o);
 
   it('a folder the account may not write to (ACL without insert) is REMOTE_REFUSED naming the right; mailbox test fails at write', async () => {
     const mailbox = ALICE;
     const imap = connector();
     assert.equal((await imap.deliver(item(mailbox))).created, true);
     // the owner (whose rights a master user gets: acl_user = %u) may look and read, not insert
-    dovecot.doveadm(['acl', 'set', '-u', mailbox, FOLDER, 'owner', 'lookup', 'read']);
+    fixture.dovecot.doveadm(['acl', 'set', '-u', mailbox, FOLDER, 'owner', 'lookup', 'read']);
     const fresh = connector();
     const error = await refusal(fresh.deliver(item(mailbox)));
     assert.equal(error.code, 'REMOTE_REFUSED', error.message);
@@ -276,12 +275,12 @@ describe('IMAP mailbox connector: rights (ACL) and TLS', { skip }, () => {
   });
 
   it('STARTTLS and imaps:// with the CA given work; without it the certificate is refused with what to do', async () => {
-    const ca = (await import('node:fs')).readFileSync(dovecot.caFile ?? '');
+    const ca = (await import('node:fs')).readFileSync(fixture.dovecot.caFile ?? '');
     const starttls = connector({ starttls: true, ca });
     assert.equal((await starttls.deliver(item(BOB))).created, true);
-    const imaps = connector({ url: `imaps://127.0.0.1:${dovecot.imapsPort}`, ca });
+    const imaps = connector({ url: `imaps://127.0.0.1:${fixture.dovecot.imapsPort}`, ca });
     assert.equal((await imaps.deliver(item(BOB))).created, true);
-    const untrusted = await refusal(connector({ url: `imaps://127.0.0.1:${dovecot.imapsPort}` }).deliver(item(BOB)));
+    const untrusted = await refusal(connector({ url: `imaps://127.0.0.1:${fixture.dovecot.imapsPort}` }).deliver(item(BOB)));
     assert.equal(untrusted.code, 'REMOTE_REFUSED', untrusted.message);
     assert.match(untrusted.message, /cannot be trusted .*give the CA/);
   });
