@@ -173,6 +173,8 @@ export class ImapMailboxConnector implements MailboxConnector {
         });
       });
     } catch (error) {
+      // a MailboxError already says what failed (a step, or no credentials for the mailbox)
+      if (error instanceof MailboxError) throw error;
       if (signedIn) throw imapError(error, `work for ${mailbox}`, this.#server);
       throw imapError(error, `signing in as ${loginFor(this.#signIn, mailbox).describe}`, this.#server);
     }
