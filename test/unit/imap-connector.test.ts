@@ -10,6 +10,7 @@ import type { DeliveryItem } from '../../src/mailbox/index.ts';
 import { ImapMailboxConnector, MailboxError } from '../../src/mailbox/index.ts';
 import type { ImapConnectorOptions } from '../../src/mailbox/index.ts';
 import { dovecotInstalled, startDovecot, startImapRelay } from '../harness/dovecot.ts';
+import { eventually } from '../harness/eventually.ts';
 import type { Dovecot } from '../harness/dovecot.ts';
 
 const DOMAIN = 'example.test';
@@ -150,6 +151,15 @@ describe('IMAP mailbox connector against Dovecot', { skip }, () => {
     const bare = item(BOB, { internetMessageId: 'bare-id-1@parley.test' });
     assert.equal((await imap.deliver(bare)).created, true);
     assert.equal((await imap.deliver(bare)).created, false);
+  });
+
+  it('keeps at most maxConnections idle connections: the least recently used one logs out', async () => {
+    const imap = connector({ maxConnections: 1, idleMs: 60_000 });
+    const loggedOut = () => fixture.dovecot.log().split('\n').filter((l) => l.includes(`imap(${ERIN})`) && l.includes('Logged out')).length;
+    await imap.deliver(item(ERIN));
+    const before = loggedOut();
+    await imap.deliver(item(FRANK));
+    await eventually(`${ERIN}'s kept connection logged out`, async () => (loggedOut() > before ? true : undefined), 5_000);
   });
 
   it('delivers exactly once when the APPEND answer is lost on the way back', async () => {
