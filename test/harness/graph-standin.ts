@@ -69,8 +69,8 @@ export interface Fault {
   status?: number;
   code?: string;
   retryAfter?: string;
-  /** create the message, then drop the connection: the answer never reaches Parley (a timeout) */
-  dropAfterCreate?: boolean;
+  /** create the message, then lose the answer: drop the connection, or hold it unanswered until the client times out */
+  loseAnswer?: 'drop' | 'hold';
 }
 
 export interface GraphStandIn {
@@ -274,7 +274,7 @@ export async function startGraphStandIn(opts: { app: StandInApp; tenantId?: stri
     const mailbox = upn.toLowerCase();
     const kind = req.method === 'POST' && messages === 'messages' && more.length === 0 ? 'create' : req.method === 'GET' && messages === 'messages' ? 'list' : 'other';
     const fault = faults.find((f) => f.match === 'any' || f.match === kind);
-    if (fault !== undefined && !fault.dropAfterCreate) {
+    if (fault !== undefined && fault.loseAnswer === undefined) {
       fault.times = (fault.times ?? 1) - 1;
       if (fault.times <= 0) faults.splice(faults.indexOf(fault), 1);
       const status = fault.status ?? 503;
@@ -332,12 +332,13 @@ export async function startGraphStandIn(opts: { app: StandInApp; tenantId?: stri
       isDraft: flags === undefined || (Number(flags) & MSGFLAG_UNSENT) !== 0,
     };
     store.push(stored);
-    const drop = faults.find((f) => f.dropAfterCreate === true && (f.match === 'create' || f.match === 'any'));
-    if (drop !== undefined) {
-      drop.times = (drop.times ?? 1) - 1;
-      if (drop.times <= 0) faults.splice(faults.indexOf(drop), 1);
+    const lose = faults.find((f) => f.loseAnswer !== undefined && (f.match === 'create' || f.match === 'any'));
+    if (lose !== undefined) {
+      lose.times = (lose.times ?? 1) - 1;
+      if (lose.times <= 0) faults.splice(faults.indexOf(lose), 1);
       record.status = -1;
-      res.socket?.destroy();
+      // held: no answer ever (close() ends the connection)
+      if (lose.loseAnswer === 'drop') res.socket?.destroy();
       return;
     }
     send(201, { '@odata.context': `${origin}/v1.0/$metadata#users('${upn}')/mailFolders('${folder}')/messages/$entity`, '@odata.etag': `W/"${b64url(randomBytes(8))}"`, id, createdDateTime: new Date().toISOString(), isDraft: stored.isDraft, isRead: stored.isRead, parentFolderId: `folder-${folder}`, ...body, singleValueExtendedProperties: undefined });

@@ -130,10 +130,19 @@ describe('GraphMailboxConnector against the Graph stand-in', () => {
   it('a create whose answer is lost (the connection drops): the retry finds the item, exactly once', async () => {
     const c = connector();
     const one = item();
-    standIn.fault({ match: 'create', dropAfterCreate: true });
+    standIn.fault({ match: 'create', loseAnswer: 'drop' });
     await assert.rejects(c.deliver(one), code('REMOTE_UNAVAILABLE', /cannot reach Graph/));
     const again = await c.deliver(one);
     assert.equal(again.created, false);
+    assert.equal(standIn.messages(BOB).filter((m) => m.json.internetMessageId === one.internetMessageId).length, 1);
+  });
+
+  it('a create that times out: REMOTE_UNAVAILABLE; the retry finds the item, exactly once', async () => {
+    const c = connector({ timeoutMs: 500 });
+    const one = item();
+    standIn.fault({ match: 'create', loseAnswer: 'hold' });
+    await assert.rejects(c.deliver(one), code('REMOTE_UNAVAILABLE', /cannot reach Graph.*(timeout|aborted)/i));
+    assert.equal((await c.deliver(one)).created, false);
     assert.equal(standIn.messages(BOB).filter((m) => m.json.internetMessageId === one.internetMessageId).length, 1);
   });
 
