@@ -50,7 +50,8 @@ export class GraphSignIn {
 
   /** An access token for Graph: the cached one while it lasts, a new one when `fresh` (Graph said it expired). */
   token(fresh = false): Promise<string> {
-    if (this.#pending !== undefined) return this.#pending;
+    // a fresh token is asked for on its own: one under way may be the cached token Graph refused
+    if (this.#pending !== undefined && !fresh) return this.#pending;
     const pending = this.#acquire(fresh).finally(() => {
       if (this.#pending === pending) this.#pending = undefined;
     });
