@@ -93,7 +93,7 @@ function connectorOf(server: MailboxServerConfig): MailboxConnector {
         timeoutMs,
       });
     }
-    default: {
+    case 'ews': {
       const e = server as EwsServerConfig;
       return new EwsMailboxConnector({
         url: e.url,

@@ -9,7 +9,8 @@ describe('Graph request shapes', () => {
   it('the scope is the Graph resource with /.default; the mailbox is named by its address in the path', () => {
     assert.equal(graphScope('https://graph.microsoft.com/v1.0'), 'https://graph.microsoft.com/.default');
     assert.equal(graphScope('https://graph.microsoft.us/v1.0/'), 'https://graph.microsoft.us/.default');
-    assert.equal(folderPath('o\'neil@parley.test', 'conversationhistory'), "/users/o'neil%40parley.test/mailFolders/conversationhistory");
+    assert.equal(folderPath('o\'neil@parley.test', 'conversationhistory'), "/users/o'neil@parley.test/mailFolders/conversationhistory");
+    assert.equal(folderPath('a#b/c@parley.test', 'inbox'), '/users/a%23b%2Fc@parley.test/mailFolders/inbox');
   });
 
   it('$filter literals double single quotes; the count asks for @odata.count and one id', () => {

@@ -14,7 +14,7 @@ import { deliveryItemError } from '../connector.ts';
 import type { ConnectorCheck, DeliveryItem, DeliveryResult, MailboxConnector } from '../connector.ts';
 import { MailboxError } from '../errors.ts';
 import type { MissedSummary } from '../missed.ts';
-import { DEFAULT_AUTHORITY_HOST, DEFAULT_GRAPH_URL, classifyGraphError, findByInternetMessageIdQuery, folderPath, graphFailure, graphScope, messageJson, missedCountQuery, parseGraphError, retryAfterMs } from './requests.ts';
+import { DEFAULT_AUTHORITY_HOST, DEFAULT_GRAPH_URL, classifyGraphError, findByInternetMessageIdQuery, folderPath, graphFailure, graphScope, messageJson, missedCountQuery, parseGraphError, retryAfterMs, userPath } from './requests.ts';
 import { GraphSignIn } from './sign-in.ts';
 import type { GraphCredential } from './sign-in.ts';
 
@@ -130,7 +130,7 @@ export class GraphMailboxConnector implements MailboxConnector {
         run: async () => {
           const created = await this.#request(mailbox, 'POST', `${conversationHistory}/messages`, { subject: TEST_SUBJECT, body: { contentType: 'text', content: 'Written by parley mailbox test to check the right to write; deleted at once.' } });
           if (typeof created.id !== 'string') throw new MailboxError('REMOTE_UNAVAILABLE', 'Graph created the test message but returned no id');
-          await this.#request(mailbox, 'POST', `/users/${encodeURIComponent(mailbox)}/messages/${encodeURIComponent(created.id)}/permanentDelete`);
+          await this.#request(mailbox, 'POST', `${userPath(mailbox)}/messages/${encodeURIComponent(created.id)}/permanentDelete`);
           return 'created a message in Conversation History and deleted it for good (permanentDelete)';
         },
       },

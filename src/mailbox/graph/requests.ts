@@ -28,9 +28,14 @@ export function graphScope(graphUrl: string): string {
   return `${new URL(graphUrl).origin}/.default`;
 }
 
-/** `/users/{userPrincipalName}/mailFolders/{well-known name}`: the mailbox is named by its address. */
+/** `/users/{userPrincipalName}`: the mailbox named by its address, `@` as it is (a path may hold it, and Graph's examples write it so). */
+export function userPath(mailbox: string): string {
+  return `/users/${encodeURIComponent(mailbox).replaceAll('%40', '@')}`;
+}
+
+/** `/users/{userPrincipalName}/mailFolders/{well-known name}` */
 export function folderPath(mailbox: string, folder: string): string {
-  return `/users/${encodeURIComponent(mailbox)}/mailFolders/${encodeURIComponent(folder)}`;
+  return `${userPath(mailbox)}/mailFolders/${encodeURIComponent(folder)}`;
 }
 
 /** An OData string literal: single quotes doubled (an InternetMessageId may hold one). */
