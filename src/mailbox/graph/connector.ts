@@ -5,8 +5,8 @@
 // (PR_MESSAGE_CLASS) in the well-known folder conversationhistory (a partner's note: inbox).
 // Throttling: a Retry-After is honoured before this connector sends anything more to Graph; a
 // wait up to maxRetryWaitMs is waited out inside the delivery (the lookup runs again first),
-// a longer one fails the attempt (REMOTE_UNAVAILABLE) and the spool's back-off takes over, never
-// sooner than Graph asked: the next attempt waits for what is left.
+// a longer one fails the attempt (REMOTE_UNAVAILABLE with retryAt) and the spool schedules its next
+// attempt no sooner than Graph asked.
 // Limits: one delivery per id at a time (the spool guarantees it).
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runChecks } from '../checks.ts';
@@ -157,7 +157,7 @@ export class GraphMailboxConnector implements MailboxConnector {
   /** One Graph request (after a Retry-After has passed); a new token and once more when Graph says the token expired. */
   async #request(mailbox: string, method: 'GET' | 'POST', path: string, body?: object): Promise<Json> {
     const wait = this.#notBefore - this.#now();
-    if (wait > this.#maxWait()) throw new MailboxError('REMOTE_UNAVAILABLE', `Graph throttles this app until ${new Date(this.#notBefore).toISOString()} (its Retry-After); nothing is sent before`);
+    if (wait > this.#maxWait()) throw new MailboxError('REMOTE_UNAVAILABLE', `Graph throttles this app until ${new Date(this.#notBefore).toISOString()} (its Retry-After); nothing is sent before`, { retryAt: this.#notBefore });
     if (wait > 0) await sleep(wait);
     for (let fresh = false; ; fresh = true) {
       const token = await this.#signIn.token(fresh);
@@ -186,7 +186,7 @@ export class GraphMailboxConnector implements MailboxConnector {
       if (after !== undefined) this.#notBefore = Math.max(this.#notBefore, this.#now() + after);
       if (classifyGraphError(error) === 'token' && !fresh) continue;
       const failure = graphFailure(error, { mailbox, clientId: this.#o.clientId, graphUrl: this.#graphUrl });
-      if (after !== undefined && failure.code === 'REMOTE_UNAVAILABLE') throw new MailboxError('REMOTE_UNAVAILABLE', `${failure.message}; Retry-After ${Math.ceil(after / 1000)} s honoured`);
+      if (after !== undefined && failure.code === 'REMOTE_UNAVAILABLE') throw new MailboxError('REMOTE_UNAVAILABLE', `${failure.message}; Retry-After ${Math.ceil(after / 1000)} s honoured`, { retryAt: this.#notBefore });
       throw failure;
     }
   }
