@@ -1,12 +1,14 @@
 // Which mailbox connector holds a user's mailbox: the embedded store by default, or an external
-// EWS server (Exchange or compatible) or IMAP server configured per domain or per user
-// (ARCHITECTURE.md: the pipeline knows mailboxes only through MailboxConnector).
+// server configured per domain or per user — an Exchange (or compatible) through EWS, Exchange
+// Online through Microsoft Graph, or an IMAP server (ARCHITECTURE.md: the pipeline knows mailboxes
+// only through MailboxConnector).
 import { readFileSync } from 'node:fs';
-import type { EwsVersion, ImapSignIn, MailboxConnector } from '../mailbox/index.ts';
-import { EwsMailboxConnector, ImapMailboxConnector } from '../mailbox/index.ts';
+import type { EwsVersion, GraphCredential, ImapSignIn, MailboxConnector } from '../mailbox/index.ts';
+import { EwsMailboxConnector, GraphMailboxConnector, ImapMailboxConnector } from '../mailbox/index.ts';
 
 /** An external EWS server as the configuration names it. */
 export interface EwsServerConfig {
+  /** absent in configs from before there were other kinds */
   kind?: 'ews';
   /** https://mail.example.com/EWS/Exchange.asmx */
   url: string;
@@ -18,6 +20,27 @@ export interface EwsServerConfig {
   /** impersonation (default; the account needs the ApplicationImpersonation right) or delegate */
   access?: 'impersonation' | 'delegate';
   version?: EwsVersion;
+  /** per request, seconds (default 30) */
+  timeout?: number;
+}
+
+/** Exchange Online through Microsoft Graph, as the configuration names it: an app registration and its credential. */
+export interface GraphServerConfig {
+  kind: 'graph';
+  /** the directory (tenant) id */
+  tenantId: string;
+  /** the application (client) id */
+  clientId: string;
+  /** a client secret (inline or in a file), or a certificate (PEM file) with its private key (inline or in a file) */
+  clientSecret?: string;
+  clientSecretFile?: string;
+  certificateFile?: string;
+  privateKey?: string;
+  privateKeyFile?: string;
+  /** default https://graph.microsoft.com/v1.0 (a national cloud's Graph, or a test stand-in) */
+  graphUrl?: string;
+  /** default https://login.microsoftonline.com */
+  authorityHost?: string;
   /** per request, seconds (default 30) */
   timeout?: number;
 }
@@ -55,11 +78,12 @@ export interface ImapServerConfig {
 
 export type ImapCredential = string | { username: string; password: string };
 
-export type MailboxServerConfig = EwsServerConfig | ImapServerConfig;
+export type MailboxServerConfig = EwsServerConfig | GraphServerConfig | ImapServerConfig;
 
 /**
  * `mailboxes` in the config file:
- * `{ "servers": { "exchange": { "url": …, "username": …, "passwordFile": … } },
+ * `{ "servers": { "exchange": { "url": …, "username": …, "passwordFile": … },
+ *                 "online": { "kind": "graph", "tenantId": …, "clientId": …, "clientSecretFile": … } },
  *    "domains": { "parley.local": "exchange" }, "users": { "bob@parley.local": "embedded" } }`
  * A user entry wins over a domain entry; anything unnamed uses the embedded mailbox.
  */
@@ -76,64 +100,49 @@ export interface MailboxRouting {
   connectorFor(address: string): { name: string; connector: MailboxConnector };
 }
 
-/** The routing the server builds from its config, which owns its connectors. */
-export interface ConfiguredMailboxRouting extends MailboxRouting {
-  /** closes the connections the connectors keep (IMAP), once nothing delivers any more */
-  close(): Promise<void>;
+/** The name of the mailbox server that holds `address`'s mailbox (EMBEDDED when none is configured for it). */
+export function mailboxServerOf(config: MailboxesConfig, address: string): string {
+  return config.users?.[address] ?? config.domains?.[address.slice(address.lastIndexOf('@') + 1)] ?? EMBEDDED;
 }
 
-export function createMailboxRouting(config: MailboxesConfig, embedded: MailboxConnector): ConfiguredMailboxRouting {
-  const connectors = new Map<string, MailboxConnector>([[EMBEDDED, embedded]]);
-  const kept: ImapMailboxConnector[] = [];
-  for (const [name, server] of Object.entries(config.servers ?? {})) {
-    switch (server.kind) {
-      case 'imap': {
-        const imap = imapConnector(server);
-        kept.push(imap);
-        connectors.set(name, imap);
-        break;
-      }
-      case undefined:
-      case 'ews':
-        connectors.set(
-          name,
-          new EwsMailboxConnector({
-            url: server.url,
-            username: server.username,
-            password: secret(server.password, server.passwordFile),
-            access: server.access ?? 'impersonation',
-            ...(server.version !== undefined ? { version: server.version } : {}),
-            timeoutMs: (server.timeout ?? 30) * 1000,
-          }),
-        );
-        break;
-    }
-  }
-  const pick = (name: string): { name: string; connector: MailboxConnector } => {
-    const connector = connectors.get(name);
-    // config validation guarantees the names exist; this is the last line of defence
-    if (connector === undefined) throw new Error(`mailbox server ${name} is not configured`);
-    return { name, connector };
-  };
-  return {
-    close: async () => {
-      await Promise.all(kept.map((c) => c.close()));
-    },
-    connectorFor(address) {
-      const user = config.users?.[address];
-      if (user !== undefined) return pick(user);
-      const domain = config.domains?.[address.slice(address.lastIndexOf('@') + 1)];
-      return pick(domain ?? EMBEDDED);
-    },
-  };
-}
-
-/** A secret given inline or as a file (its content, trimmed). */
+/** A secret given inline or in a file (the file's content, trimmed of its final newline). */
 function secret(inline: string | undefined, file: string | undefined): string {
   return inline ?? (file !== undefined ? readFileSync(file, 'utf8').trim() : '');
 }
 
-function imapConnector(server: ImapServerConfig): ImapMailboxConnector {
+function connectorOf(server: MailboxServerConfig): MailboxConnector {
+  const timeoutMs = (server.timeout ?? 30) * 1000;
+  switch (server.kind ?? 'ews') {
+    case 'graph': {
+      const g = server as GraphServerConfig;
+      const credential: GraphCredential =
+        g.certificateFile !== undefined ? { certificate: readFileSync(g.certificateFile, 'utf8'), privateKey: secret(g.privateKey, g.privateKeyFile) } : { clientSecret: secret(g.clientSecret, g.clientSecretFile) };
+      return new GraphMailboxConnector({
+        tenantId: g.tenantId,
+        clientId: g.clientId,
+        credential,
+        ...(g.graphUrl !== undefined ? { graphUrl: g.graphUrl } : {}),
+        ...(g.authorityHost !== undefined ? { authorityHost: g.authorityHost } : {}),
+        timeoutMs,
+      });
+    }
+    case 'imap':
+      return imapConnector(server as ImapServerConfig, timeoutMs);
+    case 'ews': {
+      const e = server as EwsServerConfig;
+      return new EwsMailboxConnector({
+        url: e.url,
+        username: e.username,
+        password: secret(e.password, e.passwordFile),
+        access: e.access ?? 'impersonation',
+        ...(e.version !== undefined ? { version: e.version } : {}),
+        timeoutMs,
+      });
+    }
+  }
+}
+
+function imapConnector(server: ImapServerConfig, timeoutMs: number): ImapMailboxConnector {
   const method = server.signIn ?? 'master';
   let signIn: ImapSignIn;
   if (method === 'per-user') {
@@ -151,7 +160,30 @@ function imapConnector(server: ImapServerConfig): ImapMailboxConnector {
     signIn,
     ...(server.folder !== undefined ? { folder: server.folder } : {}),
     ...(server.ca !== undefined ? { ca: readFileSync(server.ca) } : {}),
-    timeoutMs: (server.timeout ?? 30) * 1000,
+    timeoutMs,
     ...(server.maxConnections !== undefined ? { maxConnections: server.maxConnections } : {}),
   });
+}
+
+/** The routing the server builds from its config, which owns its connectors. */
+export interface ConfiguredMailboxRouting extends MailboxRouting {
+  /** closes the connections the connectors keep (IMAP), once nothing delivers any more */
+  close(): Promise<void>;
+}
+
+export function createMailboxRouting(config: MailboxesConfig, embedded: MailboxConnector): ConfiguredMailboxRouting {
+  const connectors = new Map<string, MailboxConnector>([[EMBEDDED, embedded]]);
+  for (const [name, server] of Object.entries(config.servers ?? {})) connectors.set(name, connectorOf(server));
+  return {
+    close: async () => {
+      await Promise.all([...connectors.values()].map((c) => (c instanceof ImapMailboxConnector ? c.close() : undefined)));
+    },
+    connectorFor(address) {
+      const name = mailboxServerOf(config, address);
+      const connector = connectors.get(name);
+      // config validation guarantees the names exist; this is the last line of defence
+      if (connector === undefined) throw new Error(`mailbox server ${name} is not configured`);
+      return { name, connector };
+    },
+  };
 }

@@ -186,6 +186,11 @@ export interface OfflineImConfig {
   retryMax: number;
   /** IANA time zone of the times in transcripts */
   timeZone: string;
+  /**
+   * seconds a worker holds the spool entries it takes: a node that dies while delivering leaves them
+   * to another node once this has passed (the mailbox item's id keeps the delivery exactly once)
+   */
+  deliveryLease: number;
   /** what one sender may have undelivered in the spool, and leave a minute (src/offline/quota.ts) */
   senderQuota: SpoolQuotaLimits['sender'];
   /** what one recipient may have undelivered in the spool */
@@ -211,7 +216,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   registrar: DEFAULT_REGISTRAR_SETTINGS,
   messaging: { maxBody: 64 * 1024, deviceTimeout: 10 },
   offlineIm: {
-    commitWindowMs: 2, commitMaxBatch: 512, deliveryBatch: 64, retryBase: 5, retryMax: 300, timeZone: 'UTC',
+    commitWindowMs: 2, commitMaxBatch: 512, deliveryBatch: 64, retryBase: 5, retryMax: 300, timeZone: 'UTC', deliveryLease: 120,
     senderQuota: { ...DEFAULT_SPOOL_QUOTA.sender },
     recipientQuota: { ...DEFAULT_SPOOL_QUOTA.recipient },
   },
@@ -453,7 +458,32 @@ const imapServer: Check = (v, path) => {
   }
   return server;
 };
-/** `mailboxes.servers.NAME`: by its kind (default ews, so configs from before kinds keep working) */
+/** Exchange Online through Microsoft Graph: an app registration signing in with a client secret or a certificate */
+const graphServer: Check = (v, path) => {
+  const server = section({
+    kind: text(/^graph$/, 'graph'),
+    tenantId: text(/^[A-Za-z0-9][A-Za-z0-9.-]*$/, 'the directory (tenant) id, a GUID, or a verified domain of the tenant'),
+    clientId: text(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/, "the application (client) id of the app registration, a GUID"),
+    clientSecret: text(/./, 'a non-empty client secret (its value, not its id)'),
+    clientSecretFile: nonEmpty,
+    certificateFile: nonEmpty,
+    privateKey: text(/-----BEGIN [A-Z ]*PRIVATE KEY-----/, 'a PEM private key'),
+    privateKeyFile: nonEmpty,
+    graphUrl: text(/^https:\/\/[^\s/]+(\/\S*)?$/, 'an https:// URL such as https://graph.microsoft.com/v1.0'),
+    authorityHost: text(/^https:\/\/[^\s/]+\/?$/, 'an https:// origin such as https://login.microsoftonline.com'),
+    timeout: positive(1, 600),
+  })(v, path) as Record<string, unknown>;
+  if (!('tenantId' in server) || !('clientId' in server)) throw new ConfigError(`${path} needs tenantId and clientId`);
+  const secrets = ['clientSecret', 'clientSecretFile'].filter((k) => k in server).length;
+  const keys = ['privateKey', 'privateKeyFile'].filter((k) => k in server).length;
+  const certificate = 'certificateFile' in server || keys > 0;
+  if (secrets + (certificate ? 1 : 0) !== 1 || secrets > 1 || keys > 1) {
+    throw new ConfigError(`${path} needs exactly one credential: clientSecret or clientSecretFile, or certificateFile with privateKey or privateKeyFile`);
+  }
+  if (certificate && (!('certificateFile' in server) || keys !== 1)) throw new ConfigError(`${path}: a certificate credential needs certificateFile and one of privateKey and privateKeyFile`);
+  return server;
+};
+/** `mailboxes.servers.NAME`: which kind of mailbox server (`kind`, default ews: configs from before it keep working) */
 const mailboxServer: Check = (v, path) => {
   const kind = typeof v === 'object' && v !== null && 'kind' in v ? (v as { kind: unknown }).kind : 'ews';
   switch (kind) {
@@ -461,8 +491,10 @@ const mailboxServer: Check = (v, path) => {
       return ewsServer(v, path);
     case 'imap':
       return imapServer(v, path);
+    case 'graph':
+      return graphServer(v, path);
     default:
-      throw new ConfigError(`${path}.kind must be one of ews, graph, imap, not ${JSON.stringify(kind)}`);
+      throw new ConfigError(`${path}.kind must be ews (an Exchange server through EWS, the default), graph (Exchange Online through Microsoft Graph) or imap (an IMAP server), not ${JSON.stringify(kind)}`);
   }
 };
 const mailboxes: Check = (v, path) => {
@@ -582,6 +614,7 @@ const SCHEMA = section({
     retryBase: positive(0.01, 3600),
     retryMax: positive(0.01, 86400),
     timeZone,
+    deliveryLease: positive(1, 3600),
     senderQuota: section({ maxBytes: byteSize, maxMessages: countOrUnlimited, perMinute: countOrUnlimited }),
     recipientQuota: section({ maxBytes: byteSize, maxMessages: countOrUnlimited }),
   }),

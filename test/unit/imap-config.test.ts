@@ -36,7 +36,7 @@ describe('IMAP mailbox servers in the config', () => {
     assert.throws(() => load({ ...master, url: 'imap://mail.example.com', starttls: false }), /mailboxes\.servers\.mail\.url: imap:\/\/mail\.example\.com is not a loopback address, so the connection must be protected: use imaps:\/\/ or leave starttls on/);
     assert.throws(() => load({ ...master, url: 'https://mail.example.com' }), /must start with imaps:\/\/ \(TLS\) or imap:\/\/ \(STARTTLS\)/);
     assert.throws(() => load({ ...master, url: 'imaps://u:p@mail.example.com/INBOX' }), /credentials and the folder are separate settings/);
-    assert.throws(() => load({ ...master, kind: 'pop3' }), /mailboxes\.servers\.mail\.kind must be one of ews, graph, imap, not "pop3"/);
+    assert.throws(() => load({ ...master, kind: 'pop3' }), /mailboxes\.servers\.mail\.kind must be ews .* graph .* or imap \(an IMAP server\), not "pop3"/);
     assert.throws(() => load({ kind: 'imap', url: 'imaps://mail.example.com', password: 'pw' }), /needs username \(the master user\)/);
     assert.throws(() => load({ ...master, passwordFile: '/etc/parley/imap.pw' }), /needs exactly one of password and passwordFile/);
     assert.throws(() => load({ kind: 'imap', url: 'imaps://mail.example.com', signIn: 'per-user' }), /needs exactly one of credentials and credentialsFile/);
@@ -49,7 +49,7 @@ describe('IMAP mailbox servers in the config', () => {
   it('check-config reads the credentials file and the CA, and says what is wrong with them', () => {
     const creds = file('creds.json', JSON.stringify({ 'alice@parley.test': 'a-pw' }));
     const perUser = { kind: 'imap', url: 'imaps://mail.example.com', signIn: 'per-user', credentialsFile: creds };
-    assert.match(checkStartup(load(perUser)).join('\n'), /mailboxes: embedded and mailbox servers mail \(IMAP imaps:\/\/mail\.example\.com, per-user sign-in, folder "Conversation History"\)/);
+    assert.match(checkStartup(load(perUser)).join('\n'), /mailboxes: embedded and mail \(IMAP\)/);
     assert.throws(() => checkStartup(load({ ...perUser, credentialsFile: file('bad.json', '["x"]') })), /credentialsFile: .* must be a JSON object of mailbox address → password/);
     assert.throws(() => checkStartup(load({ ...perUser, credentialsFile: file('garbled.json', '{') })), /credentialsFile: .* is not JSON/);
     assert.throws(() => checkStartup(load({ ...perUser, credentialsFile: path.join(dir, 'missing.json') })), /credentialsFile: cannot read .*ENOENT/);
