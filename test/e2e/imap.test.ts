@@ -4,6 +4,9 @@
 // "Conversation History" at Dovecot and one read copy in the sender's, read back over IMAP; a
 // stopped Dovecot is retried until it is back; a refused password fails the entry with its reason.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ImapFlow } from 'imapflow';
 import { sdkClients } from '../harness/clients.ts';
@@ -24,6 +27,7 @@ const skip = dovecotInstalled() ? false : 'dovecot is not installed (scripts/ins
 
 let dovecot: Dovecot;
 let server: RunningServer;
+let mailboxes: object;
 const people = sdkClients(() => server, DOMAIN, { requestTimeoutMs: 10_000 });
 
 /** What an IMAP client of `address` (signed in with the user's own Dovecot password) sees in the folder. */
@@ -75,22 +79,16 @@ async function sendTo(recipient: string, text: string): Promise<string> {
 describe('offline IM to mailboxes on an IMAP server (Dovecot)', { skip }, () => {
   before(async () => {
     dovecot = await startDovecot({ users: USERS, masters: [MASTER] });
-    server = await startServer({
-      domain: DOMAIN,
-      users: USERS,
-      config: {
-        mailboxes: {
-          servers: {
-            dovecot: { kind: 'imap', url: dovecot.url, username: MASTER.username, password: MASTER.password, timeout: 3 },
-            // carol's mailbox is signed in to with a password Dovecot refuses
-            wrong: { kind: 'imap', url: dovecot.url, username: MASTER.username, password: 'not-the-password', timeout: 3 },
-          },
-          domains: { [DOMAIN]: 'dovecot' },
-          users: { [`carol@${DOMAIN}`]: 'wrong' },
-        },
-        offlineIm: { retryBase: 0.2, retryMax: 1 },
+    mailboxes = {
+      servers: {
+        dovecot: { kind: 'imap', url: dovecot.url, username: MASTER.username, password: MASTER.password, timeout: 3 },
+        // carol's mailbox is signed in to with a password Dovecot refuses
+        wrong: { kind: 'imap', url: dovecot.url, username: MASTER.username, password: 'not-the-password', timeout: 3 },
       },
-    });
+      domains: { [DOMAIN]: 'dovecot' },
+      users: { [`carol@${DOMAIN}`]: 'wrong' },
+    };
+    server = await startServer({ domain: DOMAIN, users: USERS, config: { mailboxes, offlineIm: { retryBase: 0.2, retryMax: 1 } } });
     const r = await runCli(['admin', ...server.storageArgs, 'Set-CsImConfiguration', '-OfflineImPickupDelay', '00:00:01']);
     assert.equal(r.code, 0, r.stderr);
   });
@@ -154,5 +152,24 @@ describe('offline IM to mailboxes on an IMAP server (Dovecot)', { skip }, () => 
     assert.match(failed.lastError ?? '', /refused the credentials \(signing in as master user parley for carol@parley\.test\)/);
     assert.equal(failed.attempts, 1, 'not retried');
     assert.deepEqual(await folderOf(`carol@${DOMAIN}`), []);
+  });
+
+  it('parley mailbox test: four steps pass for bob and leave nothing behind; the refused password fails at sign-in (exit 1)', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'parley-imap-mailbox-test-'));
+    try {
+      const config = path.join(dir, 'parley.json');
+      writeFileSync(config, JSON.stringify({ domain: DOMAIN, dataDir: path.join(dir, 'data'), mailboxes }));
+      const before = (await folderOf(`bob@${DOMAIN}`)).length;
+      const ok = await runCli(['mailbox', 'test', `bob@${DOMAIN}`, '--config', config]);
+      assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+      assert.deepEqual(ok.stdout.split('\n').filter((l) => /^(ok|FAIL) /.test(l)).map((l) => l.split(/\s+/).slice(0, 2).join(' ')), ['ok sign-in', 'ok mailbox', 'ok folder', 'ok write']);
+      assert.match(ok.stdout, /APPENDed a test message to "Conversation History" and removed it \(UID EXPUNGE\)/);
+      assert.equal((await folderOf(`bob@${DOMAIN}`)).length, before, 'the test message is gone');
+      const refused = await runCli(['mailbox', 'test', `carol@${DOMAIN}`, '--config', config]);
+      assert.equal(refused.code, 1, refused.stdout + refused.stderr);
+      assert.match(refused.stdout, /FAIL\s+sign-in.*refused the credentials/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
