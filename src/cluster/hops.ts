@@ -17,12 +17,12 @@ type Connected = { readonly ok: true; readonly flow: Flow; readonly address: str
 export class ClusterHopPool implements ClusterHops {
   readonly node: string;
   readonly #key: Uint8Array;
-  readonly #registry: Pick<NodeRegistry, 'isAlive' | 'sipAddress'>;
+  readonly #registry: Pick<NodeRegistry, 'find'>;
   readonly #dial: HopDial;
   /** node → its connection, or the one being opened (callers at the same moment share it) */
   readonly #pool = new Map<string, Promise<Connected>>();
 
-  constructor(options: { node: string; key: Uint8Array; registry: Pick<NodeRegistry, 'isAlive' | 'sipAddress'>; dial: HopDial }) {
+  constructor(options: { node: string; key: Uint8Array; registry: Pick<NodeRegistry, 'find'>; dial: HopDial }) {
     this.node = options.node;
     this.#key = options.key;
     this.#registry = options.registry;
@@ -30,7 +30,7 @@ export class ClusterHopPool implements ClusterHops {
   }
 
   async connect(node: string): Promise<Connected> {
-    const address = this.#registry.sipAddress(node);
+    const address = await this.#registry.find(node);
     if (address === undefined) return { ok: false, why: `node ${node}, which holds this registration, is down (it has not announced itself lately)` };
     const pooled = this.#pool.get(node);
     if (pooled !== undefined) {

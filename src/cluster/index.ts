@@ -16,3 +16,5 @@ export { ClusterHopPool } from './hops.ts';
 export { CLUSTER_MIGRATIONS, clusterSecret } from './secrets.ts';
 export type { ClusterEvents, LocalEvents, SharedEvents } from './events.ts';
 export { shareEvents } from './events.ts';
+export type { ClusterMember } from './node.ts';
+export { joinCluster } from './node.ts';

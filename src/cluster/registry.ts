@@ -33,6 +33,9 @@ export interface NodeRegistryOptions {
   readonly everyMs?: number;
   /** a node stopped announcing; called on one node only, the one that noticed first */
   readonly onGone?: (node: string) => void;
+  /** a node appeared, or disappeared, in this node's view (every node is told; for the log) */
+  readonly onJoined?: (node: string) => void;
+  readonly onLeft?: (node: string) => void;
   /** a round that failed (Redis away): the last read stays in use meanwhile */
   readonly onError?: (err: Error) => void;
 }
@@ -44,9 +47,13 @@ export class NodeRegistry {
   readonly #ttlMs: number;
   readonly #onGone: (node: string) => void;
   readonly #onError: (err: Error) => void;
+  readonly #onJoined: (node: string) => void;
+  readonly #onLeft: (node: string) => void;
   #alive = new Map<string, NodeAnnouncement>();
   #timer: NodeJS.Timeout | undefined;
   #round: Promise<void> | undefined;
+  /** when the last round began (Date.now()) */
+  #lastRound = 0;
 
   /** Announces this node and reads the others once before it resolves; then every `everyMs`. */
   static async start(redis: RedisConnection, options: NodeRegistryOptions): Promise<NodeRegistry> {
@@ -67,6 +74,8 @@ export class NodeRegistry {
     this.#ttlMs = options.ttlMs ?? 10_000;
     this.#onGone = options.onGone ?? (() => undefined);
     this.#onError = options.onError ?? (() => undefined);
+    this.#onJoined = options.onJoined ?? (() => undefined);
+    this.#onLeft = options.onLeft ?? (() => undefined);
     this.#alive.set(this.#self.node, this.#self);
   }
 
@@ -82,6 +91,17 @@ export class NodeRegistry {
   /** host:port of a live node's SIP TCP listener; undefined: not alive */
   sipAddress(node: string): string | undefined {
     return this.#alive.get(node)?.sip;
+  }
+
+  /**
+   * sipAddress, but a node not known alive is looked for in Redis once more (at most once a
+   * second): a node that started since the last round is found at once, a dead one costs little
+   */
+  async find(node: string): Promise<string | undefined> {
+    const known = this.sipAddress(node);
+    if (known !== undefined || Date.now() - this.#lastRound < 1_000) return known;
+    await this.refresh().catch((err: unknown) => this.#onError(err as Error));
+    return this.sipAddress(node);
   }
 
   /** every live node's WebSocket URLs, this node's first */
@@ -104,6 +124,7 @@ export class NodeRegistry {
   }
 
   async #refresh(): Promise<void> {
+    this.#lastRound = Date.now();
     const client = this.#redis.client;
     const setKey = `${this.#prefix}nodes`;
     let ids: string[];
@@ -125,7 +146,10 @@ export class NodeRegistry {
       if (text === null || text === undefined) gone.push(id);
       else alive.set(id, parseAnnouncement(id, text));
     });
+    const before = this.#alive;
     this.#alive = alive;
+    for (const id of alive.keys()) if (!before.has(id)) this.#onJoined(id);
+    for (const id of before.keys()) if (!alive.has(id)) this.#onLeft(id);
     for (const id of gone) {
       const removed = await client.srem(setKey, id).catch(() => 0);
       if (removed === 1) this.#onGone(id);
