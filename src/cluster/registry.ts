@@ -52,8 +52,8 @@ export class NodeRegistry {
   #alive = new Map<string, NodeAnnouncement>();
   #timer: NodeJS.Timeout | undefined;
   #round: Promise<void> | undefined;
-  /** when the last round began (Date.now()) */
-  #lastRound = 0;
+  /** node → when find() last looked for it in Redis in vain (Date.now()) */
+  readonly #missed = new Map<string, number>();
 
   /** Announces this node and reads the others once before it resolves; then every `everyMs`. */
   static async start(redis: RedisConnection, options: NodeRegistryOptions): Promise<NodeRegistry> {
@@ -95,11 +95,16 @@ export class NodeRegistry {
 
   /**
    * sipAddress, but a node not known alive is looked for in Redis once more (at most once a
-   * second): a node that started since the last round is found at once, a dead one costs little
+   * second per node): a node that started since the last round is found at once, a dead one costs little
    */
   async find(node: string): Promise<string | undefined> {
     const known = this.sipAddress(node);
-    if (known !== undefined || Date.now() - this.#lastRound < 1_000) return known;
+    if (known !== undefined) return known;
+    const now = Date.now();
+    if (now - (this.#missed.get(node) ?? 0) < 1_000) return undefined;
+    // a bound on what unknown names can hold here (a node id comes from Redis, not from clients)
+    if (this.#missed.size > 1_000) this.#missed.clear();
+    this.#missed.set(node, now);
     await this.refresh().catch((err: unknown) => this.#onError(err as Error));
     return this.sipAddress(node);
   }
@@ -124,7 +129,6 @@ export class NodeRegistry {
   }
 
   async #refresh(): Promise<void> {
-    this.#lastRound = Date.now();
     const client = this.#redis.client;
     const setKey = `${this.#prefix}nodes`;
     let ids: string[];

@@ -107,6 +107,20 @@ describe('a cluster of three nodes', () => {
     assert.equal(basic(await inbox.next(5_000)), 'closed');
   });
 
+  it('the web client is given every live node\'s WebSocket URL, its own first, and its page may connect to them (CSP)', async () => {
+    const node = cluster.nodes[0]!;
+    const base = `http://${node.http.host}:${node.http.port}`;
+    const response = await fetch(`${base}/api/session`, { method: 'POST', headers: { origin: base, 'content-type': 'application/json' }, body: JSON.stringify({ user: 'alice', password: 'alice-pw' }) });
+    assert.equal(response.status, 201);
+    const session = (await response.json()) as { webSocketUrl: string; webSocketUrls?: string[] };
+    assert.equal(session.webSocketUrl, node.wsUrl);
+    assert.deepEqual(session.webSocketUrls, [node.wsUrl, cluster.nodes[1]!.wsUrl, cluster.nodes[2]!.wsUrl]);
+    const page = await fetch(`${base}/`, { headers: { host: `${node.http.host}:${node.http.port}` } });
+    await page.arrayBuffer();
+    const csp = page.headers.get('content-security-policy') ?? '';
+    for (const other of cluster.nodes.slice(1)) assert.ok(csp.includes(`ws://${new URL(other.wsUrl).host}`), csp);
+  });
+
   it('a MESSAGE for a user whose only registration is on a killed node is answered 202 (kept offline)', async () => {
     const frank = await registeredAt(0, 'frank');
     await registeredAt(2, 'erin');

@@ -9,7 +9,8 @@
 //   await cluster.waitForNodeGone(0, 'node-2')         node 0 no longer counts node-2 as alive
 //
 // Users are added once, to the shared database, before the nodes start. The nodes announce
-// themselves every 3 s with a 10 s TTL (src/cluster/registry.ts).
+// themselves every 3 s with a 10 s TTL (src/cluster/registry.ts); startCluster resolves once every
+// node has seen every other one (its log says `cluster node node-<j> joined`).
 
 import { runCli, startServer, type RunningServer, type StartServerOptions, type TestUser } from './server.ts';
 import { freshPostgresDatabase } from './engines.ts';
@@ -71,6 +72,10 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<T
           extraArgs: ['--database', db.url, '--cluster', nodeId(i), '--redis', redis.url, ...(options.extraArgs ?? [])],
         }),
       );
+    }
+    // ready when every node counts every other one alive (each reads the registry every 3 s)
+    for (let i = 0; i < count; i++) {
+      for (let j = 0; j < count; j++) if (j !== i) await nodes[i]!.waitForLog(new RegExp(`"cluster node ${nodeId(j)} joined"`), 15_000);
     }
   } catch (err) {
     await stop();
