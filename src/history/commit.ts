@@ -66,15 +66,18 @@ export async function settingsOf(sql: Sql, cache: Map<string, EffectiveSettings>
  * statements (the conversation's update and the message's insert), not eight:
  * - the participants' settings, until the admin audit log moves (every change of settings, grants,
  *   sites and users writes a row there: the provisioning package relies on the same rule);
- * - each pair's open conversation and its next seq. Only this writer adds messages; the worker may
- *   close a conversation or end it early (a sign-out) on its own connection, so a remembered one is
- *   used only while its row still says open and not ended (the update's WHERE checks it), and
- *   looked up again otherwise.
+ * - each pair's open conversation. The worker may close a conversation or end it early (a sign-out)
+ *   on its own connection, so a remembered one is used only while its row still says open and not
+ *   ended (the update's WHERE checks it), and looked up again otherwise. The writers of other nodes
+ *   (a cluster) add messages to the same conversation: a message's seq is the conversation's count
+ *   as that update leaves it (the row is locked until the batch commits), never a number one writer
+ *   keeps; two writers opening one pair's conversation at once conflict (SERIALIZABLE) and the loser
+ *   runs again, finding the winner's.
  */
 interface WriterMemory {
   auditId: number;
   settings: Map<string, EffectiveSettings>;
-  open: Map<string, { id: string; nextSeq: number }>;
+  open: Map<string, string>;
 }
 
 /**
@@ -203,15 +206,17 @@ async function conversationFor(sql: Sql, memory: WriterMemory, m: RecordedMessag
   // item is written once it is idle) and the pair goes on in a new one
   // the larger of two values: max() of two arguments on SQLite, greatest() on PostgreSQL
   const larger = sql.engine === 'postgres' ? 'greatest' : 'max';
+  // the message's seq: the count this update makes (undefined: not continued)
   const extend = async (id: string) =>
-    (await sql.run(`UPDATE history_conversations SET last_at = ${larger}(last_at, ?), ends_at = ${larger}(ends_at, ?), message_count = message_count + 1 WHERE id = ? AND state = 'open' AND ends_at >= ? AND message_count < ${MAX_CONVERSATION_MESSAGES}`, [m.at, endsAt, id, m.at])).changes === 1;
+    (await sql.get<{ seq: number }>(`UPDATE history_conversations SET last_at = ${larger}(last_at, ?), ends_at = ${larger}(ends_at, ?), message_count = message_count + 1 WHERE id = ? AND state = 'open' AND ends_at >= ? AND message_count < ${MAX_CONVERSATION_MESSAGES} RETURNING message_count AS seq`, [m.at, endsAt, id, m.at]))?.seq;
   const known = memory.open.get(pair);
-  if (known !== undefined && (await extend(known.id))) return { id: known.id, opened: false, seq: known.nextSeq++ };
+  const continued = known === undefined ? undefined : await extend(known);
+  if (known !== undefined && continued !== undefined) return { id: known, opened: false, seq: continued };
   const open = await sql.get<{ id: string }>("SELECT id FROM history_conversations WHERE user_a = ? AND user_b = ? AND state = 'open' AND ends_at >= ? ORDER BY started_at DESC LIMIT 1", [a, b, m.at]);
-  if (open !== undefined && (await extend(open.id))) {
-    const seq = (await sql.get<{ next: number }>('SELECT coalesce(max(seq), 0) + 1 AS next FROM history_messages WHERE conversation_id = ?', [open.id]))?.next ?? 1;
-    memory.open.set(pair, { id: open.id, nextSeq: seq + 1 });
-    return { id: open.id, opened: false, seq };
+  const found = open === undefined ? undefined : await extend(open.id);
+  if (open !== undefined && found !== undefined) {
+    memory.open.set(pair, open.id);
+    return { id: open.id, opened: false, seq: found };
   }
   if (!mayOpen) {
     memory.open.delete(pair);
@@ -221,7 +226,7 @@ async function conversationFor(sql: Sql, memory: WriterMemory, m: RecordedMessag
   const id = newConversationId();
   await sql.run("INSERT INTO history_conversations (id, user_a, user_b, state, started_at, last_at, ends_at, message_count) VALUES (?, ?, ?, 'open', ?, ?, ?, 1)", [id, a, b, m.at, m.at, endsAt]);
   await recordTrace(sql, { traceId: id, callId: m.callId, at: m.at, step: 'opened', detail: { between: pair, endsAt: new Date(endsAt).toISOString() } });
-  memory.open.set(pair, { id, nextSeq: 2 });
+  memory.open.set(pair, id);
   return { id, opened: true, seq: 1 };
 }
 

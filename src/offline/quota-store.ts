@@ -20,7 +20,20 @@ export async function undeliveredTotals(sql: Sql): Promise<PairTally[]> {
 
 /** A purged undelivered entry gave back its messages: the running server reads this (releasesAfter). */
 export async function recordRelease(sql: Sql, entry: PairTally): Promise<void> {
-  await sql.run('INSERT INTO spool_releases (sender, recipient, messages, bytes) VALUES (?, ?, ?, ?)', [entry.sender, entry.recipient, entry.messages, entry.bytes]);
+  // PostgreSQL hands out identities at INSERT, not at COMMIT: two purges committing in the other
+  // order would let the server read past the lower seq before it is visible, and never apply it.
+  // Purges take this self-conflicting lock until they commit, so seq order is commit order. (SQLite
+  // has one writer at a time already.) Inside the caller's transaction, this is a savepoint and the
+  // lock lasts until the caller commits.
+  const insert = (tx: Sql) => tx.run('INSERT INTO spool_releases (sender, recipient, messages, bytes) VALUES (?, ?, ?, ?)', [entry.sender, entry.recipient, entry.messages, entry.bytes]);
+  if (sql.engine !== 'postgres') {
+    await insert(sql);
+    return;
+  }
+  await sql.transaction(async (tx) => {
+    await tx.exec('LOCK TABLE spool_releases IN SHARE ROW EXCLUSIVE MODE');
+    await insert(tx);
+  });
 }
 
 export interface Release extends PairTally {

@@ -62,6 +62,12 @@ export interface OfflineServiceOptions extends SpoolWorkerOptions {
   commitMaxBatch: number;
   /** per-sender and per-recipient limits of the spool (quota.ts); default DEFAULT_SPOOL_QUOTA */
   quota?: SpoolQuotaLimits;
+  /**
+   * Other servers accept into and deliver from the same spool (the nodes of a cluster). A node's
+   * counting then misses what the others admit and counts deliveries of what it never admitted, so
+   * the tallies are read again from the spool every second instead (see reconcile()).
+   */
+  shared?: boolean;
 }
 
 /** How often the server looks for quota a purge by another process (`parley spooler purge`) gave back. */
@@ -84,6 +90,8 @@ export class OfflineService implements OfflineHandoff {
   readonly #mailboxCheck: MailboxCheck;
   readonly #traced = new PerMinute(REFUSALS_TRACED_PER_MINUTE);
   #releasesSeen = 0;
+  /** admitted and not committed yet (shared spool): counted on top of what the spool holds */
+  readonly #uncommitted = new Set<{ sender: string; recipient: string; messages: number; bytes: number }>();
   #releasePoll: ReturnType<typeof setInterval> | undefined;
   #closed = false;
 
@@ -124,7 +132,7 @@ export class OfflineService implements OfflineHandoff {
     if (this.#closed) return;
     this.quota.load(totals);
     this.#releasesSeen = seen;
-    this.#releasePoll = setInterval(() => void this.applyReleases(), RELEASE_POLL_MS);
+    this.#releasePoll = setInterval(() => void (this.#o.shared === true ? this.reconcile() : this.applyReleases()), RELEASE_POLL_MS);
     this.#releasePoll.unref();
     await this.worker.start();
   }
@@ -190,6 +198,8 @@ export class OfflineService implements OfflineHandoff {
       return { kind: 'refused', warning: refused.warning, quota: refused.reason, ...(refused.retryAfter !== undefined ? { retryAfter: refused.retryAfter } : {}) };
     }
     let receipt;
+    const admitted = { sender: m.sender, recipient: m.recipient, messages: 1, bytes };
+    if (this.#o.shared === true) this.#uncommitted.add(admitted);
     try {
       receipt = await this.#commits.submit({
         kind: 'spool',
@@ -211,6 +221,8 @@ export class OfflineService implements OfflineHandoff {
       // not stored (the router answers 500): it holds nothing
       this.quota.release(m.sender, m.recipient, { messages: 1, bytes });
       throw err;
+    } finally {
+      this.#uncommitted.delete(admitted);
     }
     if (receipt === null) throw new Error('the spool returned no receipt for a stored message');
     this.worker.kick(receipt.pickupAt);
@@ -227,6 +239,27 @@ export class OfflineService implements OfflineHandoff {
   /** A refusal's trace row (and count), written with the next batch; the sender does not wait for it. */
   #record(job: SpoolJob): void {
     this.#commits.submit(job).catch((err: unknown) => this.#o.logger.warn({ err }, 'could not record a refusal in the trace'));
+  }
+
+  /**
+   * A shared spool's tallies, read again (every second): what the spool holds undelivered, plus what
+   * this node admitted and has not committed yet. What another node admitted counts within a second
+   * of its commit, so the nodes together may pass a limit by what they admit in that second (and a
+   * message committed while the totals were read is missing from them until the next read); purges
+   * need no release records, the totals have them. Costs one grouped scan of the undelivered
+   * entries per node and second.
+   */
+  async reconcile(): Promise<void> {
+    try {
+      const totals = await undeliveredTotals(this.#o.sql);
+      if (this.#closed) return;
+      this.quota.load([...totals, ...this.#uncommitted]);
+    } catch (err) {
+      this.#o.logger.warn({ err }, 'could not read the spool\'s totals for the quotas; trying again in a second');
+    } finally {
+      this.quota.prune(this.#now());
+      this.#traced.prune(this.#now());
+    }
   }
 
   /** Gives back what purges (by this process or `parley spooler purge` in another) freed; runs every second. */

@@ -205,6 +205,11 @@ export interface OfflineImConfig {
   retryMax: number;
   /** IANA time zone of the times in transcripts */
   timeZone: string;
+  /**
+   * seconds a worker holds the spool entries it takes: a node that dies while delivering leaves them
+   * to another node once this has passed (the mailbox item's id keeps the delivery exactly once)
+   */
+  deliveryLease: number;
   /** what one sender may have undelivered in the spool, and leave a minute (src/offline/quota.ts) */
   senderQuota: SpoolQuotaLimits['sender'];
   /** what one recipient may have undelivered in the spool */
@@ -230,7 +235,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   registrar: DEFAULT_REGISTRAR_SETTINGS,
   messaging: { maxBody: 64 * 1024, deviceTimeout: 10 },
   offlineIm: {
-    commitWindowMs: 2, commitMaxBatch: 512, deliveryBatch: 64, retryBase: 5, retryMax: 300, timeZone: 'UTC',
+    commitWindowMs: 2, commitMaxBatch: 512, deliveryBatch: 64, retryBase: 5, retryMax: 300, timeZone: 'UTC', deliveryLease: 120,
     senderQuota: { ...DEFAULT_SPOOL_QUOTA.sender },
     recipientQuota: { ...DEFAULT_SPOOL_QUOTA.recipient },
   },
@@ -580,6 +585,7 @@ const SCHEMA = section({
     retryBase: positive(0.01, 3600),
     retryMax: positive(0.01, 86400),
     timeZone,
+    deliveryLease: positive(1, 3600),
     senderQuota: section({ maxBytes: byteSize, maxMessages: countOrUnlimited, perMinute: countOrUnlimited }),
     recipientQuota: section({ maxBytes: byteSize, maxMessages: countOrUnlimited }),
   }),

@@ -203,6 +203,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     displayName,
     retry: { baseMs: config.offlineIm.retryBase * 1000, maxMs: config.offlineIm.retryMax * 1000 },
     deliveryBatch: config.offlineIm.deliveryBatch,
+    leaseMs: config.offlineIm.deliveryLease * 1000,
     commitWindowMs: config.offlineIm.commitWindowMs,
     commitMaxBatch: config.offlineIm.commitMaxBatch,
     timeZone: config.offlineIm.timeZone,

@@ -45,6 +45,19 @@ describe('the group commit', () => {
   });
   afterEach(() => sql.close());
 
+  it('writers of several nodes (a cluster) add to one conversation without colliding on its message numbers', async () => {
+    // another node's writer: the same database through another handle, so with a memory of its own
+    const otherNode: Sql = { engine: sql.engine, get inTransaction() { return sql.inTransaction; }, all: (q, p) => sql.all(q, p), get: (q, p) => sql.get(q, p), run: (q, p) => sql.run(q, p), exec: (q) => sql.exec(q), transaction: (fn, o) => sql.transaction(fn, o) };
+    await writeHistoryBatch(sql, [text('one', T0)]);
+    await writeHistoryBatch(otherNode, [text('two', T0 + 1000, { sender: BOB, recipient: ALICE })]);
+    // this node remembers the conversation it opened; its next message must not take number 2 again
+    await writeHistoryBatch(sql, [text('three', T0 + 2000)]);
+    await writeHistoryBatch(otherNode, [text('four', T0 + 3000, { sender: BOB, recipient: ALICE })]);
+    const conversations = await listConversations(sql, ALICE, 0);
+    assert.equal(conversations.length, 1, 'one conversation for the pair');
+    assert.deepEqual((await conversationMessages(sql, conversations[0]?.id ?? '')).map((m) => Buffer.from(m.body ?? []).toString()), ['one', 'two', 'three', 'four']);
+  });
+
   it('keeps both directions in one conversation until the idle timeout, then opens a new one', async () => {
     const summary = await writeHistoryBatch(sql, [text('hi bob', T0), text('typing…', T0 + 1, { contentType: 'application/im-iscomposing+xml', body: enc(typing) }), text('hi alice', T0 + 2000, { sender: BOB, recipient: ALICE })]);
     assert.deepEqual(summary, { recorded: 2, displayed: 0, opened: 1 });

@@ -108,3 +108,66 @@ for (const engine of ENGINES) {
     });
   });
 }
+
+// The nodes of a cluster share one spool: each admits messages and any may deliver them. Their
+// quota tallies must follow the spool, not each node's own counting (shared: true).
+for (const engine of ENGINES) {
+  describe(`a spool shared by two servers on ${engine.name}`, () => {
+    let sql: SqlDatabase;
+    let clock: number;
+    const nodes: OfflineService[] = [];
+
+    const node = (name: string): OfflineService =>
+      new OfflineService({
+        sql,
+        logger,
+        node: name,
+        domain: 'parley.test',
+        routing: createMailboxRouting({ servers: {}, users: {} }, new EmbeddedMailboxConnector({ sql, userExists: async () => true, now: () => clock })),
+        displayName: async () => null,
+        retry: { baseMs: 1000, maxMs: 8000 },
+        deliveryBatch: 16,
+        commitWindowMs: 2,
+        commitMaxBatch: 100,
+        timeZone: 'UTC',
+        // a limit of two waiting messages per recipient, whichever node admitted them
+        quota: { sender: { maxMessages: 100, maxBytes: 1_000_000, perMinute: 1000 }, recipient: { maxMessages: 2, maxBytes: 1_000_000 } },
+        shared: true,
+        now: () => clock,
+      });
+
+    beforeEach(async () => {
+      sql = await engine.open();
+      await migrate(sql, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS, OFFLINE_MIGRATIONS, TRACE_MIGRATIONS, HISTORY_MIGRATIONS]);
+      await addUserRow(sql, { address: ALICE, displayName: 'Alice Example' });
+      await addUserRow(sql, { address: BOB, displayName: 'Bob Example' });
+      clock = T0;
+      nodes.push(node('node-a'), node('node-b'));
+      for (const n of nodes) await n.start();
+    });
+    afterEach(async () => {
+      for (const n of nodes.splice(0)) await n.close();
+      await sql.close();
+    });
+
+    it('what one node admits counts on the other, and what the other delivers frees it on both', async () => {
+      const [a, b] = nodes as [OfflineService, OfflineService];
+      const send = (via: OfflineService, text: string) => via.accept({ sender: ALICE, recipient: BOB, callId: `c-${text}`, contentType: 'text/plain', body: enc(text), why: 'not signed in' });
+      assert.equal((await send(a, 'one')).kind, 'spooled');
+      assert.equal((await send(a, 'two')).kind, 'spooled');
+      // node b has not admitted anything itself; once it reads the spool it holds bob's two
+      await b.reconcile();
+      assert.deepEqual(b.quota.waitingFor(BOB), { messages: 2, bytes: 6 });
+      const refused = await send(b, 'three');
+      assert.equal(refused.kind === 'refused' ? refused.quota : refused.kind, 'recipient-messages');
+      // node b's worker delivers what node a admitted
+      clock = T0 + 120_000;
+      assert.equal(await b.worker.runOnce(), 1);
+      assert.equal(await a.worker.runOnce(), 0, 'delivered once, by one node');
+      await a.reconcile();
+      await b.reconcile();
+      for (const n of [a, b]) assert.deepEqual(n.quota.waitingFor(BOB), { messages: 0, bytes: 0 }, 'free again on both nodes');
+      assert.equal((await send(a, 'four')).kind, 'spooled');
+    });
+  });
+}
