@@ -5,6 +5,8 @@
 // refused; a user whose only registration is on a killed node gets messages offline (202).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { IncomingMessage, SipClient } from '../../src/client/index.ts';
 import { signHopToken } from '../../src/cluster/index.ts';
@@ -12,6 +14,7 @@ import { parseMessage } from '../../src/sip/parser.ts';
 import type { SipRequest } from '../../src/sip/index.ts';
 import { arrivals, notifications, sdkClients } from '../harness/clients.ts';
 import { startCluster, type TestCluster } from '../harness/cluster.ts';
+import { runCli } from '../harness/server.ts';
 import { closeTestPostgres } from '../harness/engines.ts';
 import { startSipJsUser, type SipJsUser } from '../harness/sipjs.ts';
 import { rawRequest, tcpExchange } from './raw-sip.ts';
@@ -119,6 +122,27 @@ describe('a cluster of three nodes', () => {
     await page.arrayBuffer();
     const csp = page.headers.get('content-security-policy') ?? '';
     for (const other of cluster.nodes.slice(1)) assert.ok(csp.includes(`ws://${new URL(other.wsUrl).host}`), csp);
+  });
+
+  it('settings changed through one node\'s admin API, or by parley admin --database, reach provisioning subscribers on another node', async () => {
+    const carol = await registeredAt(1, 'carol');
+    const inbox = notifications(carol);
+    const sub = await carol.request('SUBSCRIBE', `sip:carol@${DOMAIN}`, { contact: true, headers: { Event: 'vnd-parley-provisioning', Expires: '600' } });
+    assert.equal(sub.status, 200);
+    const settings = async () => JSON.parse((await inbox.next(5_000)).body.toString('utf8')) as { EnableOfflineIm: boolean };
+    assert.equal((await settings()).EnableOfflineIm, true);
+
+    const node = cluster.nodes[0]!;
+    const token = (await readFile(path.join(node.dataDir, 'secrets', 'admin.token'), 'utf8')).trim();
+    const set = await fetch(`http://${node.http.host}:${node.http.port}/admin/cmdlets/Set-CsImConfiguration`, {
+      method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ parameters: { Identity: 'Global', EnableOfflineIm: false } }),
+    });
+    assert.equal(set.status, 200, await set.text());
+    assert.equal((await settings()).EnableOfflineIm, false);
+
+    const back = await runCli(['admin', '--database', cluster.database, 'Set-CsImConfiguration', '-EnableOfflineIM', '$True']);
+    assert.equal(back.code, 0, back.stderr);
+    assert.equal((await settings()).EnableOfflineIm, true);
   });
 
   it('a MESSAGE for a user whose only registration is on a killed node is answered 202 (kept offline)', async () => {
