@@ -11,6 +11,8 @@ import { after, before, describe, it } from 'node:test';
 import type { IncomingMessage, SipClient } from '../../src/client/index.ts';
 import { signHopToken } from '../../src/cluster/index.ts';
 import { parseMessage } from '../../src/sip/parser.ts';
+import { answerChallenge, pickChallenge } from '../../src/sip/digest.ts';
+import { formatAuthField, parseAuthField } from '../../src/sip/auth-field.ts';
 import type { SipRequest } from '../../src/sip/index.ts';
 import { arrivals, notifications, sdkClients } from '../harness/clients.ts';
 import { startCluster, type TestCluster } from '../harness/cluster.ts';
@@ -20,7 +22,7 @@ import { startSipJsUser, type SipJsUser } from '../harness/sipjs.ts';
 import { rawRequest, tcpExchange } from './raw-sip.ts';
 
 const DOMAIN = 'parley.test';
-const USERS = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank'];
+const USERS = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace'];
 let cluster: TestCluster;
 let nodeOf = 0;
 /** SDK clients of node `nodeOf` at the time of each connect */
@@ -94,6 +96,18 @@ describe('a cluster of three nodes', () => {
     const answer = await tcpExchange(target, unsigned.replace('Max-Forwards: 70\r\n', `Max-Forwards: 70\r\n${route(forged)}\r\n`));
     assert.equal(answer.status, 403);
     assert.match(answer.headers.get('warning') ?? '', /does not verify/);
+  });
+
+  it('a digest challenge of one node is answered at another (the nonce key is the cluster\'s)', async () => {
+    const register = (extra: string[]) => rawRequest('REGISTER', `sip:${DOMAIN}`, { from: `sip:grace@${DOMAIN}`, to: `sip:grace@${DOMAIN}`, headers: ['Contact: <sip:grace@127.0.0.1:9;transport=tcp>', 'Expires: 60', ...extra] });
+    const at = (i: number) => ({ host: cluster.nodes[i]!.tcp.host, port: cluster.nodes[i]!.tcp.port });
+    const challenged = await tcpExchange(at(0), register([]));
+    assert.equal(challenged.status, 401);
+    const challenge = pickChallenge(challenged.headers.getAll('www-authenticate').map(parseAuthField));
+    assert.ok(challenge);
+    const credentials = answerChallenge(challenge, { username: 'grace', password: 'grace-pw', method: 'REGISTER', uri: `sip:${DOMAIN}` });
+    const answered = await tcpExchange(at(1), register([`Authorization: ${formatAuthField(credentials, 'credentials')}`]));
+    assert.equal(answered.status, 200, `${answered.status} ${answered.headers.get('warning') ?? ''}`);
   });
 
   it('presence follows registrations on another node: a watcher on node 0 sees dave come online and go offline on node 2', async () => {
