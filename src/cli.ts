@@ -11,6 +11,7 @@ import { ParleyError } from './errors.ts';
 import { createLogger, type LogLevel } from './observability/logger.ts';
 import { ConfigError, DEFAULT_CONFIG, loadConfig, type ConfigOverrides } from './server/config.ts';
 import { checkStartup } from './server/check-config.ts';
+import { openMailboxConnector } from './server/mailbox-test.ts';
 import { runBackupCommand, runRestoreCommand } from './server/backup-cli.ts';
 import { PRODUCT, startServer } from './server/start.ts';
 import { createDemoUsers, demoLines, isNewDataDir, welcomeLines } from './server/demo.ts';
@@ -48,6 +49,9 @@ Commands:
   mailbox ls SIP-ADDRESS [FOLDER] | show ITEM-ID | impersonation grant|revoke|list
           [--data-dir DIR | --database postgres://…]
                          the embedded mailboxes (parley mailbox help)
+  mailbox test SIP-ADDRESS [--config FILE]
+                         whether the user's mailbox connector (embedded, EWS, Graph) can sign in,
+                         find the mailbox and Conversation History, and write there
   spooler list [--user SIP-ADDRESS] [--state STATE] | show ID | retry ID|--failed
           | purge ID [--force]|--delivered-before DATE | quota [--user SIP-ADDRESS]
           [--data-dir DIR | --database postgres://… | --config FILE]
@@ -101,7 +105,7 @@ async function main(argv: string[]): Promise<number> {
     case 'check-config':
       return checkConfig(rest);
     case 'mailbox':
-      return runMailboxCommand(rest, io, { dataDir: DEFAULT_CONFIG.dataDir, domain: DEFAULT_CONFIG.domain });
+      return runMailboxCommand(rest, io, { dataDir: DEFAULT_CONFIG.dataDir, domain: DEFAULT_CONFIG.domain, openConnector: openMailboxConnector });
     case 'user':
       return runUserCommand(rest, io, { dataDir: DEFAULT_CONFIG.dataDir, domain: DEFAULT_CONFIG.domain });
     case 'spooler':

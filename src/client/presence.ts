@@ -207,9 +207,9 @@ export class PresencePublisher {
     this.#deps = deps;
   }
 
-  /** The state last published, while the publication lives. */
+  /** The state last published, while the publication lives (not known while the connection is gone). */
   get current(): PresenceState | null {
-    return this.#etag === null ? null : this.#document;
+    return this.#etag === null || this.#lapsed ? null : this.#document;
   }
 
   /** Publishes (or replaces, §4.4 with SIP-If-Match) the state; rejects with PUBLISH_FAILED on a non-2xx. */
@@ -239,11 +239,15 @@ export class PresencePublisher {
     }).catch(() => undefined);
   }
 
-  /** The connection is gone: the publication lapses on the server; forget its entity-tag (restore() publishes it anew). */
+  /**
+   * The connection is gone. The publication does not go with it: the server (every node of a
+   * cluster) keeps it until it expires. So its entity-tag is kept, and restore() modifies that
+   * publication (SIP-If-Match, §4.4) rather than making a second one that could outrank the user's
+   * next state for up to an hour; a 412 (it expired meanwhile) publishes anew.
+   */
   stop(): void {
     this.#cancelRefresh();
     this.#lapsed = this.#etag !== null;
-    this.#etag = null;
   }
 
   /** After a reconnection: publishes again what was live when stop() came; null when nothing was. */

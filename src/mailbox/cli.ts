@@ -6,11 +6,16 @@
 //   parley mailbox show ITEM-ID              one item, with its body as text
 //   parley mailbox impersonation grant|revoke SIP-ADDRESS, impersonation list
 //                                            who may use EWS ExchangeImpersonation (an offline-IM gateway's account)
+//   parley mailbox test SIP-ADDRESS [--config FILE]
+//                                            whether the connector that holds the user's mailbox (embedded, EWS,
+//                                            Graph… per the config's mailboxes) can sign in, find the mailbox and
+//                                            Conversation History, and write there; exit 1 when a step fails
 import { parseArgs } from 'node:util';
 import { DIRECTORY_MIGRATIONS, findUser, parseAddress } from '../directory/index.ts';
 import { ParleyError } from '../errors.ts';
 import type { Sql, SqlDatabase } from '../storage/index.ts';
 import { chooseStorage, migrate, openStorage } from '../storage/index.ts';
+import type { MailboxConnector } from './connector.ts';
 import { MailboxError } from './errors.ts';
 import { ensureMailbox, getDistinguishedFolder, getFolder, isDistinguishedFolder, listFolders } from './folders.ts';
 import type { FolderRecord, Mailbox } from './folders.ts';
@@ -24,15 +29,33 @@ export interface MailboxCommandIo {
   err: (line: string) => void;
 }
 
-const WHERE = '[--data-dir DIR | --database postgres://…]';
-const USAGE = [`parley mailbox ls SIP-ADDRESS [FOLDER] ${WHERE}`, `parley mailbox show ITEM-ID ${WHERE}`, `parley mailbox impersonation grant|revoke SIP-ADDRESS ${WHERE}`, `parley mailbox impersonation list ${WHERE}`];
+/** The connector `parley mailbox test` checks: the one the config routes the address to. */
+export interface TestedConnector {
+  /** the address as the directory writes it */
+  address: string;
+  /** the mailbox server's name in the config (embedded, or a mailboxes.servers key) */
+  name: string;
+  connector: MailboxConnector;
+  close(): Promise<void>;
+}
 
-export async function runMailboxCommand(args: string[], io: MailboxCommandIo, defaults: { dataDir: string; domain: string }): Promise<number> {
+export interface MailboxCommandDefaults {
+  dataDir: string;
+  domain: string;
+  /** the connector the config file (the defaults without one) routes an address to (src/server/mailbox-test.ts) */
+  openConnector?: (configFile: string | undefined, address: string) => Promise<TestedConnector>;
+}
+
+const WHERE = '[--data-dir DIR | --database postgres://…]';
+const USAGE = [`parley mailbox test SIP-ADDRESS [--config FILE]`, `parley mailbox ls SIP-ADDRESS [FOLDER] ${WHERE}`, `parley mailbox show ITEM-ID ${WHERE}`, `parley mailbox impersonation grant|revoke SIP-ADDRESS ${WHERE}`, `parley mailbox impersonation list ${WHERE}`];
+
+export async function runMailboxCommand(args: string[], io: MailboxCommandIo, defaults: MailboxCommandDefaults): Promise<number> {
   const [name, ...rest] = args;
   if (name === 'help' || name === '--help' || name === '-h') {
     for (const u of USAGE) io.out(`usage: ${u}`);
     return 0;
   }
+  if (name === 'test') return testConnector(rest, io, defaults);
   let parsed: { positionals: string[]; dataDir: string | undefined; database: string | undefined };
   try {
     const { values, positionals } = parseArgs({ args: rest, options: { 'data-dir': { type: 'string' }, database: { type: 'string' } }, allowPositionals: true, strict: true });
@@ -146,4 +169,38 @@ async function show(io: MailboxCommandIo, sql: Sql, id: string): Promise<void> {
   io.out(`Size:              ${item.size}`);
   io.out('');
   for (const line of (item.bodyText ?? item.bodyHtml ?? '').split('\n')) io.out(strip(line));
+}
+
+/** `parley mailbox test`: one line per step of the connector's check; 0 when all passed, 1 when one failed, 2 on usage errors. */
+async function testConnector(args: string[], io: MailboxCommandIo, defaults: MailboxCommandDefaults): Promise<number> {
+  let configFile: string | undefined;
+  let address: string;
+  try {
+    const { values, positionals } = parseArgs({ args, options: { config: { type: 'string' } }, allowPositionals: true, strict: true });
+    if (positionals.length !== 1) return usage(io, 'test', 'expected one SIP-ADDRESS');
+    configFile = values.config;
+    address = positionals[0] ?? '';
+  } catch (error) {
+    return usage(io, 'test', error instanceof Error ? error.message : String(error));
+  }
+  if (defaults.openConnector === undefined) return usage(io, 'test', 'not available in this build');
+  let tested: TestedConnector | undefined;
+  try {
+    tested = await defaults.openConnector(configFile, address);
+    const { connector } = tested;
+    if (connector.check === undefined) {
+      io.err(`parley mailbox test: the ${tested.name} connector of ${tested.address} has no check`);
+      return 1;
+    }
+    io.out(`${tested.address}: mailbox server ${tested.name}`);
+    const steps = await connector.check(tested.address);
+    for (const s of steps) io.out(`${s.ok ? 'ok  ' : 'FAIL'} ${s.step.padEnd(8)} ${strip(s.detail)}`);
+    return steps.length > 0 && steps.every((s) => s.ok) ? 0 : 1;
+  } catch (error) {
+    if (!(error instanceof ParleyError)) throw error;
+    io.err(`parley mailbox test: ${error.message}`);
+    return 1;
+  } finally {
+    await tested?.close();
+  }
 }

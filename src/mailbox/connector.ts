@@ -9,6 +9,7 @@
 
 import type { Sql } from '../storage/index.ts';
 import { isUniqueViolation } from '../storage/index.ts';
+import { runChecks } from './checks.ts';
 import { MailboxError } from './errors.ts';
 import { distinguishedFolderId, ensureMailbox, findMailbox } from './folders.ts';
 import { createItem, findItemByInternetMessageId } from './items.ts';
@@ -66,6 +67,13 @@ export interface DeliveryResult {
 /** The result of one delivery of a batch: batches fail item by item. */
 export type DeliveryOutcome = { ok: true; result: DeliveryResult } | { ok: false; error: unknown };
 
+/** One step of `parley mailbox test`: what was checked, whether it passed, and in words an administrator can act on. */
+export interface ConnectorCheck {
+  readonly step: 'sign-in' | 'mailbox' | 'folder' | 'write';
+  readonly ok: boolean;
+  readonly detail: string;
+}
+
 export interface MailboxConnector {
   /**
    * Stores the item in the recipient's mailbox, idempotently: a second call with the same
@@ -77,6 +85,8 @@ export interface MailboxConnector {
   deliverMany?(items: readonly DeliveryItem[]): Promise<DeliveryOutcome[]>;
   /** How many Missed Conversations the mailbox holds, and how many are unread (for RFC 3842 message-summary). */
   missedSummary(mailbox: string): Promise<MissedSummary>;
+  /** `parley mailbox test`: signs in, finds the mailbox and the folder, and checks the right to write, without leaving anything behind; stops at the first failing step */
+  check?(mailbox: string): Promise<ConnectorCheck[]>;
   /**
    * Whether the mailbox may take more — to receive: below its ProhibitSendReceiveQuota; its owner
    * to send: below ProhibitSendQuota — counting `pendingBytes` that are on their way to it but not
@@ -193,6 +203,51 @@ export class EmbeddedMailboxConnector implements MailboxConnector {
 
   async missedSummary(mailbox: string): Promise<MissedSummary> {
     return missedConversationSummary(this.#sql, mailbox);
+  }
+
+  /**
+   * sign-in: none (Parley's own database); mailbox: a user of the directory; folder: its
+   * Conversation History (made with the mailbox at the first delivery); write: a write transaction
+   * on the mailbox, rolled back, so nothing is left behind.
+   */
+  async check(mailbox: string): Promise<ConnectorCheck[]> {
+    return runChecks([
+      { step: 'sign-in', run: async () => `the embedded store is Parley's own database (${this.#sql.engine}): no sign-in` },
+      {
+        step: 'mailbox',
+        run: async () => {
+          if (!(await this.#userExists(mailbox))) throw new MailboxError('MAILBOX_NOT_FOUND', `there is no user ${mailbox}, so no mailbox: add the user (parley user add ${mailbox}) or route the address to another mailbox server in the config's mailboxes`);
+          return `${mailbox} is a user, so has a mailbox here`;
+        },
+      },
+      {
+        step: 'folder',
+        run: async () => {
+          const found = await findMailbox(this.#sql, mailbox);
+          if (found === undefined) return 'the mailbox and its Conversation History are made at the first delivery';
+          await distinguishedFolderId(this.#sql, found.id, 'conversationhistory');
+          return 'found Conversation History (conversationhistory)';
+        },
+      },
+      {
+        step: 'write',
+        run: async () => {
+          const rolledBack = new Error('rolled back');
+          try {
+            await this.#sql.transaction(async (tx) => {
+              await lockChangeLog(tx);
+              const made = await ensureMailbox(tx, mailbox, this.#now);
+              await lockMailbox(tx, made.id);
+              await tx.run('UPDATE mailboxes SET created_at = created_at WHERE id = ?', [made.id]);
+              throw rolledBack;
+            }, WRITE);
+          } catch (error) {
+            if (error !== rolledBack) throw error;
+          }
+          return 'the database takes writes to the mailbox (checked in a transaction that was rolled back)';
+        },
+      },
+    ]);
   }
 
   /** Throws when the item must not be delivered: malformed, or no such user. */

@@ -29,8 +29,14 @@ export type MailboxErrorCode =
 
 export class MailboxError extends ParleyError {
   declare readonly code: MailboxErrorCode;
+  /**
+   * A remote server said when to come back (HTTP Retry-After, RFC 9110 §10.2.3): epoch ms before
+   * which another attempt is pointless. The spool's next attempt waits at least until then.
+   */
+  readonly retryAt: number | undefined;
 
-  constructor(code: MailboxErrorCode, message: string, options?: ErrorOptions) {
+  constructor(code: MailboxErrorCode, message: string, options?: ErrorOptions & { retryAt?: number }) {
     super(code, message, options);
+    this.retryAt = options?.retryAt;
   }
 }

@@ -345,7 +345,7 @@ export class ServerMetrics {
   // offline's DeliveryStats
 
   batch(connector: string, succeeded: number, failed: number, seconds: number): void {
-    // connectors are the configuration's (embedded, an EWS server's name): a bounded set
+    // connectors are the configuration's (embedded, a mailboxes.servers name: EWS, Graph or IMAP): a bounded set
     if (succeeded > 0) this.#deliveries.inc({ connector, outcome: 'ok' }, succeeded);
     if (failed > 0) this.#deliveries.inc({ connector, outcome: 'failed' }, failed);
     this.#deliveryDuration.observe({ connector }, seconds);

@@ -1,6 +1,6 @@
 // The offline-IM pipeline (MISSION.md, "Offline IM, precisely"): what other capabilities may use.
-export type { EwsServerConfig, MailboxesConfig, MailboxRouting } from './connectors.ts';
-export { EMBEDDED, createMailboxRouting } from './connectors.ts';
+export type { EwsServerConfig, GraphServerConfig, MailboxServerConfig, MailboxesConfig, MailboxRouting } from './connectors.ts';
+export { EMBEDDED, createMailboxRouting, mailboxServerOf } from './connectors.ts';
 export type { OfflineErrorCode } from './errors.ts';
 export { OFFLINE_ERROR_STATUS, OfflineError } from './errors.ts';
 export type { GateDecision } from './gate.ts';

@@ -105,7 +105,8 @@ interface EntryOutcome {
   recipientCreated?: boolean;
   senderItemId?: string;
   /** the first failure of the entry's deliveries */
-  error?: { message: string; permanent: boolean; role: string; connector: string };
+  /** retryAt: the earliest next attempt a remote server asked for (Retry-After), epoch ms */
+  error?: { message: string; permanent: boolean; role: string; connector: string; retryAt?: number };
 }
 
 export class SpoolWorker {
@@ -352,7 +353,9 @@ export class SpoolWorker {
     const reason = error === undefined ? '' : `${error.role === 'render' ? '' : `${error.role} mailbox (${error.connector}): `}${error.message}`;
     const failed = error !== undefined && (error.permanent || now >= entry.expiresAt);
     const why = error?.permanent === true ? reason : `still failing when OfflineImMaxAge ended, after ${entry.attempts} attempts: ${reason}`;
-    const retryAt = Math.min(now + Math.min(retry.maxMs, retry.baseMs * 2 ** Math.min(30, entry.attempts - 1)), entry.expiresAt);
+    // the back-off, or later when the mailbox server asked for that (Retry-After), never past the entry's end
+    const backoff = now + Math.min(retry.maxMs, retry.baseMs * 2 ** Math.min(30, entry.attempts - 1));
+    const retryAt = Math.min(Math.max(backoff, error?.retryAt ?? 0), entry.expiresAt);
     // the state first: written only while this worker holds the lease
     const held = error === undefined ? await markDelivered(tx, entry.id, now, owner) : failed ? await markFailed(tx, entry.id, now, why, owner) : await scheduleRetry(tx, entry.id, retryAt, reason, owner);
     if (!held) return { lost: true, delivered: false, log: () => undefined };
@@ -416,7 +419,8 @@ function record(outcome: EntryOutcome, d: Delivery, result: DeliveryOutcome): vo
   }
   if (outcome.error !== undefined) return;
   const permanent = result.error instanceof MailboxError && PERMANENT.has(result.error.code);
-  outcome.error = { message: messageOf(result.error), permanent, role: d.role, connector: d.connectorName };
+  const retryAt = result.error instanceof MailboxError ? result.error.retryAt : undefined;
+  outcome.error = { message: messageOf(result.error), permanent, role: d.role, connector: d.connectorName, ...(retryAt !== undefined ? { retryAt } : {}) };
 }
 
 function messageOf(error: unknown): string {

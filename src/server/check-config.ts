@@ -17,8 +17,9 @@ export function checkStartup(config: Readonly<ServerConfig>, now: Date = new Dat
   const tls = config.tls !== null ? checkTls(config.tls, now) : config.acme !== null ? checkAcme(config, now) : 'off';
   const federation = config.federation === null ? 'off (other domains are refused)' : checkFederation(config.federation, config.listen, config.dnsServers, now);
   for (const [name, server] of Object.entries(config.mailboxes.servers ?? {})) {
-    // the server reads it when it starts: an unreadable one would stop the start
-    if (server.passwordFile !== undefined) readable(server.passwordFile, `mailboxes.servers.${name}.passwordFile`);
+    // the server reads them when it starts: an unreadable one would stop the start
+    for (const [setting, file] of Object.entries(server)) if (setting.endsWith('File') && typeof file === 'string') readable(file, `mailboxes.servers.${name}.${setting}`);
+    if (server.kind === 'graph' && server.certificateFile !== undefined) checkGraphCertificate(server.certificateFile, `mailboxes.servers.${name}.certificateFile`, now);
   }
   return [
     `domain: ${config.domain}`,
@@ -144,9 +145,23 @@ function readable(file: string, setting: string): Buffer {
   }
 }
 
+/** The Graph app's certificate: one Microsoft Entra ID can take (readable PEM, valid now). */
+function checkGraphCertificate(file: string, setting: string, now: Date): void {
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(readable(file, setting));
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError(`${setting}: ${file} holds no certificate that can be read: ${(err as Error).message}`);
+  }
+  if (now < cert.validFromDate || now > cert.validToDate) throw new ConfigError(`${setting}: the certificate in ${file} is valid from ${cert.validFromDate.toISOString()} to ${cert.validToDate.toISOString()}, not now; Microsoft Entra ID would refuse the sign-in`);
+}
+
+const KIND_NAMES = { ews: 'EWS', graph: 'Microsoft Graph' } as const;
+
 function describeMailboxes(m: ServerConfig['mailboxes']): string {
-  const servers = Object.keys(m.servers ?? {});
-  return servers.length === 0 ? 'embedded' : `embedded and EWS servers ${servers.join(', ')}`;
+  const servers = Object.entries(m.servers ?? {}).map(([name, s]) => `${name} (${KIND_NAMES[s.kind ?? 'ews'] ?? s.kind})`);
+  return servers.length === 0 ? 'embedded' : `embedded and ${servers.join(', ')}`;
 }
 
 /** The cluster block in a line: off, or the node, its Redis (no password) and where the other nodes reach it. */

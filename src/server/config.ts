@@ -422,6 +422,7 @@ const timeZone: Check = (v, path) => {
 const httpUrl = text(/^https?:\/\/[^\s/]+(\/\S*)?$/, 'an http:// or https:// URL');
 const ewsServer: Check = (v, path) => {
   const server = section({
+    kind: text(/^ews$/, 'ews'),
     url: httpUrl,
     username: text(/./, 'the service account name'),
     password: text(/./, 'a non-empty password'),
@@ -437,8 +438,45 @@ const ewsServer: Check = (v, path) => {
   if (('password' in server) === ('passwordFile' in server)) throw new ConfigError(`${path} needs exactly one of password and passwordFile`);
   return server;
 };
+/** Exchange Online through Microsoft Graph: an app registration signing in with a client secret or a certificate */
+const graphServer: Check = (v, path) => {
+  const server = section({
+    kind: text(/^graph$/, 'graph'),
+    tenantId: text(/^[A-Za-z0-9][A-Za-z0-9.-]*$/, 'the directory (tenant) id, a GUID, or a verified domain of the tenant'),
+    clientId: text(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/, "the application (client) id of the app registration, a GUID"),
+    clientSecret: text(/./, 'a non-empty client secret (its value, not its id)'),
+    clientSecretFile: nonEmpty,
+    certificateFile: nonEmpty,
+    privateKey: text(/-----BEGIN [A-Z ]*PRIVATE KEY-----/, 'a PEM private key'),
+    privateKeyFile: nonEmpty,
+    graphUrl: text(/^https:\/\/[^\s/]+(\/\S*)?$/, 'an https:// URL such as https://graph.microsoft.com/v1.0'),
+    authorityHost: text(/^https:\/\/[^\s/]+\/?$/, 'an https:// origin such as https://login.microsoftonline.com'),
+    timeout: positive(1, 600),
+  })(v, path) as Record<string, unknown>;
+  if (!('tenantId' in server) || !('clientId' in server)) throw new ConfigError(`${path} needs tenantId and clientId`);
+  const secrets = ['clientSecret', 'clientSecretFile'].filter((k) => k in server).length;
+  const keys = ['privateKey', 'privateKeyFile'].filter((k) => k in server).length;
+  const certificate = 'certificateFile' in server || keys > 0;
+  if (secrets + (certificate ? 1 : 0) !== 1 || secrets > 1 || keys > 1) {
+    throw new ConfigError(`${path} needs exactly one credential: clientSecret or clientSecretFile, or certificateFile with privateKey or privateKeyFile`);
+  }
+  if (certificate && (!('certificateFile' in server) || keys !== 1)) throw new ConfigError(`${path}: a certificate credential needs certificateFile and one of privateKey and privateKeyFile`);
+  return server;
+};
+/** `mailboxes.servers.NAME`: which kind of mailbox server (`kind`, default ews: configs from before it keep working) */
+const mailboxServer: Check = (v, path) => {
+  const kind = typeof v === 'object' && v !== null && 'kind' in v ? (v as { kind: unknown }).kind : 'ews';
+  switch (kind) {
+    case 'ews':
+      return ewsServer(v, path);
+    case 'graph':
+      return graphServer(v, path);
+    default:
+      throw new ConfigError(`${path}.kind must be ews (an Exchange server through EWS, the default), graph (Exchange Online through Microsoft Graph) or imap (an IMAP server), not ${JSON.stringify(kind)}`);
+  }
+};
 const mailboxes: Check = (v, path) => {
-  const out = section({ servers: mapOf(ewsServer, 'server name'), domains: mapOf(text(/./, 'a server name'), 'domain'), users: mapOf(text(/./, 'a server name'), 'user address') })(v, path) as MailboxesConfig;
+  const out = section({ servers: mapOf(mailboxServer, 'server name'), domains: mapOf(text(/./, 'a server name'), 'domain'), users: mapOf(text(/./, 'a server name'), 'user address') })(v, path) as MailboxesConfig;
   const known = new Set(['embedded', ...Object.keys(out.servers ?? {})]);
   for (const [kind, map] of [['domains', out.domains], ['users', out.users]] as const) {
     for (const [key, name] of Object.entries(map ?? {})) {

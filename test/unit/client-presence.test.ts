@@ -156,7 +156,7 @@ describe('PresencePublisher (RFC 3903 §4)', () => {
     publisher.stop();
   });
 
-  it('publishes the lapsed state anew after a reconnection (restore), and nothing when none was live', async () => {
+  it('after a reconnection (restore) modifies the publication the server kept, and nothing when none was live', async () => {
     const s = scripted([
       { status: 200, headers: { 'SIP-ETag': 'e1', Expires: '600' } },
       { status: 200, headers: { 'SIP-ETag': 'e2', Expires: '600' } },
@@ -164,11 +164,26 @@ describe('PresencePublisher (RFC 3903 §4)', () => {
     const publisher = new PresencePublisher({ request: s.request, aor, error: () => {} });
     assert.equal(publisher.restore(), null, 'nothing published yet');
     await publisher.publish({ state: 'Busy', note: 'call' }, 600);
-    publisher.stop(); // the connection went
+    publisher.stop(); // the connection went; the server keeps the publication until it expires
     assert.equal(publisher.current, null);
     assert.equal((await publisher.restore())?.etag, 'e2');
-    assert.deepEqual([s.sent[1]!.headers['sip-if-match'], parsePidf(s.sent[1]!.body!, aor)], [undefined, { state: 'Busy', note: 'call' }], 'an initial PUBLISH: the old entity-tag died with the connection');
+    assert.deepEqual([s.sent[1]!.headers['sip-if-match'], parsePidf(s.sent[1]!.body!, aor)], ['e1', { state: 'Busy', note: 'call' }], 'the kept publication is modified (RFC 3903 §4.4), not doubled');
+    assert.deepEqual(publisher.current, { state: 'Busy', note: 'call' });
     assert.equal(publisher.restore(), null, 'once');
+    publisher.stop();
+  });
+
+  it('publishes anew after a reconnection when the kept publication expired meanwhile (412)', async () => {
+    const s = scripted([
+      { status: 200, headers: { 'SIP-ETag': 'e1', Expires: '600' } },
+      { status: 412 },
+      { status: 200, headers: { 'SIP-ETag': 'e3', Expires: '600' } },
+    ]);
+    const publisher = new PresencePublisher({ request: s.request, aor, error: () => {} });
+    await publisher.publish({ state: 'Away' }, 600);
+    publisher.stop();
+    assert.equal((await publisher.restore())?.etag, 'e3');
+    assert.deepEqual(s.sent.map((r) => r.headers['sip-if-match']), [undefined, 'e1', undefined]);
     publisher.stop();
   });
 

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { after, afterEach, beforeEach, describe, it } from 'node:test';
 import pino from 'pino';
 import type { DeliveryItem, DeliveryResult, MailboxConnector, MissedSummary } from '../../src/mailbox/index.ts';
+import { MailboxError } from '../../src/mailbox/index.ts';
 import { OFFLINE_MIGRATIONS, SpoolWorker, getEntry } from '../../src/offline/index.ts';
 import type { SpoolEntry, SpoolWorkerOptions } from '../../src/offline/index.ts';
 import { spoolMessages } from '../../src/offline/spool.ts';
@@ -97,6 +98,34 @@ for (const engine of ENGINES) {
       assert.deepEqual(done.map((e) => e.id), [receipt?.entryId]);
       assert.deepEqual((await readTrace(sql, receipt?.entryId ?? '')).map((s) => s.step), ['received', 'gated', 'spooled', 'picked-up', 'delivered', 'delivered']);
       assert.equal(await w.runOnce(), 0);
+    });
+
+    it('a mailbox server that says when to come back (Retry-After) is not tried before then, nor past the entry\'s end', async () => {
+      const [receipt] = await spool(req('bob@parley.test'));
+      const entryId = receipt?.entryId ?? '';
+      // throttled for 10 minutes: longer than the back-off (1 s), shorter than OfflineImMaxAge
+      let throttledUntil = T0 + 11 * MIN;
+      const throttled: MailboxConnector = {
+        deliver: async (item) => {
+          if (clock < throttledUntil) throw new MailboxError('REMOTE_UNAVAILABLE', 'throttled', { retryAt: throttledUntil });
+          return mailboxes.deliver(item);
+        },
+        missedSummary: async () => ({ total: 0, unread: 0 }),
+      };
+      const w = worker({ routing: { connectorFor: () => ({ name: 'throttled', connector: throttled }) } });
+      clock = T0 + MIN;
+      assert.equal(await w.runOnce(), 1);
+      assert.equal((await getEntry(sql, entryId)).nextAttemptAt, T0 + 11 * MIN, 'the next attempt waits for the Retry-After, not the 1 s back-off');
+      clock = T0 + 11 * MIN;
+      assert.equal(await w.runOnce(), 1);
+      assert.equal((await getEntry(sql, entryId)).state, 'delivered');
+      // a Retry-After past the entry's end does not keep it beyond OfflineImMaxAge
+      const [late] = await spool(req('carol@parley.test', { receivedAt: clock }));
+      throttledUntil = clock + 48 * 60 * MIN;
+      clock += MIN;
+      await w.runOnce();
+      const entry = await getEntry(sql, late?.entryId ?? '');
+      assert.equal(entry.nextAttemptAt, entry.expiresAt);
     });
 
     it('two workers side by side (two nodes) deliver every entry, each once', async () => {

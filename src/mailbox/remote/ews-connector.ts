@@ -9,7 +9,8 @@
 // Limits: one delivery per id at a time (the spool guarantees it); two racing deliveries of one id
 // to a real Exchange could both create.
 import { deliveryItemError } from '../connector.ts';
-import type { DeliveryItem, DeliveryResult, MailboxConnector } from '../connector.ts';
+import { runChecks } from '../checks.ts';
+import type { ConnectorCheck, DeliveryItem, DeliveryResult, MailboxConnector } from '../connector.ts';
 import { MailboxError } from '../errors.ts';
 import type { Mailer } from '../items.ts';
 import { MISSED_CLASS } from '../missed.ts';
@@ -84,7 +85,57 @@ export class EwsMailboxConnector implements MailboxConnector {
     return { total, unread: unreadCount };
   }
 
-  #folder(item: Pick<DeliveryItem, 'mailbox' | 'folder'>): string {
+  /**
+   * sign-in and mailbox: a GetFolder of the mailbox's root as the recipient (impersonation) —
+   * HTTP 401/403 is the account's credentials, an EWS error the right to act for the mailbox or
+   * the mailbox itself; folder: a GetFolder of conversationhistory; write: a CreateItem there
+   * (SaveOnly) and at once a DeleteItem HardDelete of it, so nothing is left behind.
+   */
+  async check(mailbox: string): Promise<ConnectorCheck[]> {
+    const getFolder = (name: string) => this.#call(mailbox, `<m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape><m:FolderIds>${this.#folder({ mailbox, folder: name })}</m:FolderIds></m:GetFolder>`);
+    const right = this.#opts.access === 'delegate' ? `${this.#opts.username} needs full access (or folder permissions) to that mailbox` : `${this.#opts.username} needs the ApplicationImpersonation right (Exchange: New-ManagementRoleAssignment -Role ApplicationImpersonation; Parley: parley mailbox impersonation grant)`;
+    let root: Promise<unknown> | undefined;
+    return runChecks([
+      {
+        step: 'sign-in',
+        run: async () => {
+          root = getFolder('msgfolderroot').catch((error: unknown) => error);
+          const answer = await root;
+          if (answer instanceof MailboxError && /refused the credentials/.test(answer.message)) throw new MailboxError('REMOTE_REFUSED', `${answer.message}: check username and password (or passwordFile)`);
+          if (answer instanceof MailboxError && /cannot reach|without a usable SOAP body/.test(answer.message)) throw answer;
+          return `${this.#opts.url} accepted the credentials of ${this.#opts.username}`;
+        },
+      },
+      {
+        step: 'mailbox',
+        run: async () => {
+          const answer = await root;
+          if (answer instanceof Error) throw new MailboxError('REMOTE_REFUSED', `${answer.message}: ${right}, and ${mailbox} must have a mailbox on that server`);
+          return `opened the mailbox of ${mailbox} (${this.#opts.access === 'delegate' ? 'as a delegate' : 'ExchangeImpersonation'})`;
+        },
+      },
+      {
+        step: 'folder',
+        run: async () => {
+          await getFolder('conversationhistory');
+          return 'found Conversation History (conversationhistory)';
+        },
+      },
+      {
+        step: 'write',
+        run: async () => {
+          const folder = this.#folder({ mailbox, folder: 'conversationhistory' });
+          const created = await this.#call(mailbox, `<m:CreateItem MessageDisposition="SaveOnly"><m:SavedItemFolderId>${folder}</m:SavedItemFolderId><m:Items><t:Message>${el('t:ItemClass', 'IPM.Note')}${el('t:Subject', 'Parley mailbox test (deleted at once)')}</t:Message></m:Items></m:CreateItem>`);
+          const id = firstItemId(childElement(created, M_NS, 'Items'));
+          if (id === undefined) throw new MailboxError('REMOTE_UNAVAILABLE', 'the EWS server created the test item but returned no ItemId');
+          await this.#call(mailbox, `<m:DeleteItem DeleteType="HardDelete"><m:ItemIds><t:ItemId${attr('Id', id)}/></m:ItemIds></m:DeleteItem>`);
+          return 'created an item in Conversation History and deleted it for good (DeleteItem HardDelete)';
+        },
+      },
+    ]);
+  }
+
+  #folder(item: { mailbox: string; folder: string }): string {
     const mailbox = this.#opts.access === 'delegate' ? `<t:Mailbox>${el('t:EmailAddress', item.mailbox)}</t:Mailbox>` : '';
     return `<t:DistinguishedFolderId${attr('Id', item.folder)}>${mailbox}</t:DistinguishedFolderId>`;
   }
