@@ -2,6 +2,8 @@
 // (RFC 3903): publications and the document watchers get, tied to the registrar (a user with no
 // registration is Offline) through `ctx.registrations`; blocked watchers see Offline (blocks.ts);
 // each user's contact list is a resource list (RFC 4662, lists.ts) its owner may subscribe to.
+// In a cluster (`shared`), the publications are every node's (shared-publications.ts); the
+// subscriptions stay with the node whose connection carries them.
 //
 //   const presence = new PresenceService({ blocks: databaseBlockList(sql), contacts: databaseContactLists(sql) });
 //   const events = new EventService({ packages: [presence, …] });

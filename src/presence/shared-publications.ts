@@ -14,12 +14,12 @@
 // computation for when that publication ends, so its watchers hear of the expiry from their own
 // node. Nodes with no watchers of the AoR do nothing.
 
+import { randomBytes } from 'node:crypto';
 import type { CancelTimer, Timers } from '../events/index.ts';
 import type { PresenceState } from './pidf.ts';
 import { DEFAULT_PUBLISH_EXPIRY, planPublish } from './publications.ts';
 import type { ExpirySettings, PublicationDetails, Publications, PublishOutcome, PublishRequest } from './publications.ts';
 import { sharedLoads } from './shared-loads.ts';
-import { randomBytes } from 'node:crypto';
 
 /** One device's publication as every node sees it. */
 export interface SharedPublication {
