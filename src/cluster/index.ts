@@ -18,3 +18,5 @@ export type { ClusterEvents, LocalEvents, SharedEvents } from './events.ts';
 export { shareEvents } from './events.ts';
 export type { ClusterMember } from './node.ts';
 export { joinCluster } from './node.ts';
+export type { PresenceBusEvents, RedisPublicationsOptions } from './presence.ts';
+export { PRESENCE_CHANGED, RedisPublications } from './presence.ts';

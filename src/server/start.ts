@@ -19,7 +19,7 @@ import { CachingResolver } from '../dns/index.ts';
 import { FEDERATION_MIGRATIONS, FederationLink, PartnerCas, PartnerPool, certificateNames } from '../federation/index.ts';
 import { createRegistrationEvents, MemoryLocationService, registerHandler } from '../registrar/index.ts';
 import type { Binding } from '../registrar/location.ts';
-import { ClusterHopPool, type ClusterMember, joinCluster, NodeRegistry, shareEvents } from '../cluster/index.ts';
+import { ClusterHopPool, type ClusterMember, joinCluster, NodeRegistry, RedisPublications, shareEvents } from '../cluster/index.ts';
 import type { SipContext } from '../router/context.ts';
 import { createDispatcher } from '../router/dispatch.ts';
 import { messageHandler } from '../router/message.ts';
@@ -152,7 +152,13 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   // The event packages (RFC 6665): SUBSCRIBE and PUBLISH are part of Allow; the event service
   // starts the packages once the context exists. The EWS URL names the HTTP port, known once HTTP
   // listens; without publicUrl it names the sip.advertise host, else the address the subscriber reached.
-  const presence = new PresenceService({ ...config.presence, blocks: databaseBlockList(sql), contacts: databaseContactLists(sql) });
+  const presence = new PresenceService({
+    ...config.presence,
+    blocks: databaseBlockList(sql),
+    contacts: databaseContactLists(sql),
+    // cluster mode: the publications of every node, in Redis; changes told over the bus
+    ...(cluster === null ? {} : { shared: new RedisPublications(cluster.redis, cluster.bus, { node: cluster.node, onError: (err) => logger.warn({ err }, 'presence: %s', err.message) }) }),
+  });
   const findUser = cachedUserLookup(sql);
   const userExists = async (address: string): Promise<boolean> => (await findUser(address)) !== undefined;
   const displayName = async (address: string): Promise<string | null> => (await findUser(address))?.displayName ?? null;
