@@ -200,6 +200,8 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     sql,
     // the same across restarts, and one per node (each has its own data directory)
     node: `${hostname()}:${resolvePath(config.dataDir)}`,
+    // the nodes of a cluster admit into and deliver from one spool: the quotas follow the spool
+    shared: cluster !== null,
     logger: logger.child({ component: 'offline' }),
     domain: config.domain,
     routing: mailboxes,
