@@ -23,11 +23,14 @@ Commands:
   serve [--config FILE] [--data-dir DIR] [--database postgres://…] [--domain DOMAIN] [--listen ADDR]
         [--sip-port N] [--sips-port N] [--http-port N] [--https-port N]
         [--log-level LEVEL] [--digest-algorithms SHA-256,MD5] [--public-url URL] [--demo]
+        [--cluster NODE-ID --redis URL]
                          run the server (SIP over UDP, TCP, TLS and WebSocket; the web
                          client at http://HOST:HTTP-PORT/); --demo: on a new data
                          directory, make three demo users and print their passwords;
                          --public-url: the URL clients reach the server at (publicUrl);
                          --database: PostgreSQL instead of SQLite in the data directory;
+                         --cluster NODE-ID --redis URL: run as one node of a cluster (the
+                         config's cluster block; needs --database postgres://…);
                          SIGHUP reloads the TLS certificate and key files
   check-config [--config FILE] [the options of serve]
                          check the configuration as serve would load it, and the files it
@@ -240,6 +243,8 @@ function configFromArgs(command: string, args: string[]): ReturnType<typeof load
         'log-level': { type: 'string' },
         'digest-algorithms': { type: 'string' },
         'public-url': { type: 'string' },
+        cluster: { type: 'string' },
+        redis: { type: 'string' },
       },
     }));
   } catch (err) {
@@ -259,6 +264,8 @@ function configFromArgs(command: string, args: string[]): ReturnType<typeof load
       smtpPort: portFlag(values['smtp-port'], '--smtp-port'),
       logLevel: values['log-level'] as LogLevel | undefined,
       publicUrl: values['public-url'],
+      clusterNode: values.cluster,
+      redis: values.redis,
       digestAlgorithms: values['digest-algorithms']?.split(',').map((a) => a.trim()) as DigestAlgorithm[] | undefined,
     };
     return loadConfig(values.config, flags);

@@ -26,8 +26,8 @@ const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx', '6xx'] as const;
 
 /** What the running server keeps and /metrics reads at scrape time (start.ts supplies it). */
 export interface ServerState {
-  /** registration bindings per transport (udp, tcp, tls, ws) */
-  registrations(): ReadonlyMap<string, number>;
+  /** registration bindings per transport (udp, tcp, tls, ws); asynchronous in a cluster (Redis: every node's) */
+  registrations(): ReadonlyMap<string, number> | Promise<ReadonlyMap<string, number>>;
   /** open SIP connections per stream transport (tcp, tls, ws) */
   connections(): ReadonlyMap<string, number>;
   /** spool entries per state; when the oldest waiting entry was created (epoch ms), null when none waits */
@@ -136,10 +136,11 @@ export class ServerMetrics {
       help: 'Registration bindings now, per transport',
       labelNames: ['transport'] as const,
       registers,
-      collect() {
+      async collect() {
+        const counts = await state.registrations();
         this.reset();
         for (const transport of ['udp', 'tcp', 'tls', 'ws']) this.set({ transport }, 0);
-        for (const [transport, n] of state.registrations()) this.set({ transport }, n);
+        for (const [transport, n] of counts) this.set({ transport }, n);
       },
     });
     new Gauge({

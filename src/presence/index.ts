@@ -5,6 +5,7 @@ export { DEFAULT_BLOCK_POLL_MS, PresenceService, type PresenceInspection, type P
 export { MAX_PUBLISH_BODY, publishHandler } from './publish.ts';
 export { buildPidf, parsePidf, PIDF_TYPE, PRESENCE_STATES, OFFLINE, type PresenceState, type PresenceStateName } from './pidf.ts';
 export { aggregate, DEFAULT_PUBLISH_EXPIRY, type ExpirySettings, type PublicationDetails } from './publications.ts';
+export type { SharedPublication, SharedPublications, SharedPublicationsListener } from './shared-publications.ts';
 export { PRESENCE_EVENT } from './headers.ts';
 export { PRESENCE_ERRORS, PresenceError, type PresenceErrorCode } from './errors.ts';
 export { PRESENCE_MIGRATIONS } from './schema.ts';

@@ -32,13 +32,29 @@ export type PublishOutcome =
   /** 412 Conditional Request Failed (§6 step 4) */
   | { kind: 'unknown-etag' }
   /** 400: an initial publication needs a body (§6 step 6), a removal needs SIP-If-Match */
-  | { kind: 'invalid'; reason: string };
+  | { kind: 'invalid'; reason: string }
+  /** 503: the store the nodes of a cluster share cannot be reached now (never in one process) */
+  | { kind: 'unavailable'; reason: string };
 
 /** One device's publication as an administrator sees it. */
 export interface PublicationDetails extends PresenceState {
   /** epoch milliseconds */
   updatedAt: number;
   expiresAt: number;
+}
+
+/**
+ * The compositor's publications as the presence service uses them: kept in this process
+ * (PublicationStore, answering at once) or shared by the nodes of a cluster
+ * (SharedPublicationStore, answering once the shared store has).
+ */
+export interface Publications {
+  publish(req: PublishRequest): PublishOutcome | Promise<PublishOutcome>;
+  /** the live publications of an AOR, the most recently changed first */
+  of(aor: string): PresenceState[] | Promise<PresenceState[]>;
+  /** the same with their times (for administrators) */
+  details(aor: string): PublicationDetails[] | Promise<PublicationDetails[]>;
+  close(): void;
 }
 
 /** The life of one publication: active until removed or expired; nothing happens after. */
@@ -63,7 +79,7 @@ export interface PublicationStoreOptions {
   newEtag?: () => string;
 }
 
-export class PublicationStore {
+export class PublicationStore implements Publications {
   readonly #byEtag = new Map<string, Publication>();
   readonly #byAor = new Map<string, Set<Publication>>();
   readonly #opts: PublicationStoreOptions;
@@ -84,29 +100,17 @@ export class PublicationStore {
       existing = this.#byEtag.get(req.ifMatch.trim());
       if (existing === undefined || existing.aor !== req.aor || existing.state !== 'active') return { kind: 'unknown-etag' };
     }
-    // Step 5: the expiration value; 0 removes the publication (§4.5).
-    const requested = req.expires ?? this.#settings.default;
-    if (requested === 0) {
-      if (existing === undefined) return { kind: 'invalid', reason: 'Expires: 0 removes a publication named by SIP-If-Match; there is none' };
-      this.#remove(existing);
+    const plan = planPublish(req, existing?.presence, this.#settings);
+    if (plan.kind === 'refused') return plan.outcome;
+    if (plan.kind === 'remove') {
+      this.#remove(existing!);
       return { kind: 'removed' };
     }
-    if (requested < this.#settings.min) return { kind: 'too-brief', minExpires: this.#settings.min };
-    const expires = Math.min(requested, this.#settings.max);
-
-    if (existing === undefined) {
-      // Step 6: "If the request has no SIP-If-Match header field, … the request MUST contain a body".
-      if (req.document === undefined) return { kind: 'invalid', reason: 'an initial PUBLISH needs a PIDF body (RFC 3903 §6 step 6)' };
-      const publication = this.#store(req.aor, req.document, expires);
-      this.#opts.onChange(req.aor);
-      return { kind: 'published', etag: publication.etag, expires, change: 'initial' };
-    }
     // Step 8: a new entity-tag for every successful refresh or modification (§4.1: the old one is gone).
-    this.#forget(existing);
-    const changed = req.document !== undefined && (req.document.state !== existing.presence.state || req.document.note !== existing.presence.note);
-    const publication = this.#store(req.aor, req.document ?? existing.presence, expires, req.document === undefined ? existing.updatedAt : undefined);
-    if (changed) this.#opts.onChange(req.aor);
-    return { kind: 'published', etag: publication.etag, expires, change: req.document === undefined ? 'refresh' : 'modify' };
+    if (existing !== undefined) this.#forget(existing);
+    const publication = this.#store(req.aor, plan.presence, plan.expires, plan.change === 'refresh' ? existing?.updatedAt : undefined);
+    if (plan.changed) this.#opts.onChange(req.aor);
+    return { kind: 'published', etag: publication.etag, expires: plan.expires, change: plan.change };
   }
 
   /** The live publications of an AOR, the most recently changed first. */
@@ -180,6 +184,37 @@ export class PublicationStore {
     set?.delete(publication);
     if (set?.size === 0) this.#byAor.delete(publication.aor);
   }
+}
+
+/** What RFC 3903 §6 steps 5 to 8 make of a request, once step 4 found the publication SIP-If-Match names (or there is none). */
+export type PublishPlan =
+  | { kind: 'refused'; outcome: PublishOutcome }
+  | { kind: 'remove' }
+  /** store `presence` for `expires` seconds under a new entity-tag; a refresh keeps the old updatedAt; `changed`: what watchers see may have */
+  | { kind: 'store'; presence: PresenceState; expires: number; change: 'initial' | 'refresh' | 'modify'; changed: boolean };
+
+/**
+ * Steps 5 to 8 of RFC 3903 §6, the same wherever the publications are kept (this process, or
+ * shared by the nodes of a cluster: shared-publications.ts). `existing`: the document of the
+ * publication SIP-If-Match named, found live.
+ */
+export function planPublish(req: PublishRequest, existing: PresenceState | undefined, settings: ExpirySettings): PublishPlan {
+  // Step 5: the expiration value; 0 removes the publication (§4.5).
+  const requested = req.expires ?? settings.default;
+  if (requested === 0) {
+    if (existing === undefined) return { kind: 'refused', outcome: { kind: 'invalid', reason: 'Expires: 0 removes a publication named by SIP-If-Match; there is none' } };
+    return { kind: 'remove' };
+  }
+  if (requested < settings.min) return { kind: 'refused', outcome: { kind: 'too-brief', minExpires: settings.min } };
+  const expires = Math.min(requested, settings.max);
+  if (existing === undefined) {
+    // Step 6: "If the request has no SIP-If-Match header field, … the request MUST contain a body".
+    if (req.document === undefined) return { kind: 'refused', outcome: { kind: 'invalid', reason: 'an initial PUBLISH needs a PIDF body (RFC 3903 §6 step 6)' } };
+    return { kind: 'store', presence: req.document, expires, change: 'initial', changed: true };
+  }
+  if (req.document === undefined) return { kind: 'store', presence: existing, expires, change: 'refresh', changed: false };
+  const changed = req.document.state !== existing.state || req.document.note !== existing.note;
+  return { kind: 'store', presence: req.document, expires, change: 'modify', changed };
 }
 
 /**

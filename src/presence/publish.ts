@@ -1,5 +1,6 @@
 // PUBLISH for `presence` (RFC 3903 §6): a user publishes the presence of one of their devices.
-// Parley is the event state compositor; the publications are kept by PublicationStore.
+// Parley is the event state compositor; the publications are kept by PublicationStore (one
+// process) or SharedPublicationStore (the nodes of a cluster).
 
 import type { Incoming, MethodHandler, SipContext } from '../router/context.ts';
 import { addressOf, authenticateSender, localTarget } from '../router/identity.ts';
@@ -70,7 +71,7 @@ export function publishHandler(presence: PresenceService): MethodHandler {
       }
 
       const ifMatch = request.headers.get('sip-if-match');
-      const outcome = presence.publications.publish({ aor, ifMatch, expires, document });
+      const outcome = await presence.publications.publish({ aor, ifMatch, expires, document });
       switch (outcome.kind) {
         case 'published':
           // Step 8: "the ESC MUST include an Expires header field … and a SIP-ETag header field".
@@ -88,6 +89,10 @@ export function publishHandler(presence: PresenceService): MethodHandler {
           return;
         case 'invalid':
           reply(ctx, incoming, 400, { warning: outcome.reason });
+          return;
+        case 'unavailable':
+          // RFC 3261 §21.5.4: a client that knows another server of the domain tries it; this one may work again soon
+          reply(ctx, incoming, 503, { headers: [['Retry-After', '5']], warning: outcome.reason });
           return;
       }
     },

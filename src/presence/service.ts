@@ -2,6 +2,8 @@
 // (RFC 3903): publications and the document watchers get, tied to the registrar (a user with no
 // registration is Offline) through `ctx.registrations`; blocked watchers see Offline (blocks.ts);
 // each user's contact list is a resource list (RFC 4662, lists.ts) its owner may subscribe to.
+// In a cluster (`shared`), the publications are every node's (shared-publications.ts); the
+// subscriptions stay with the node whose connection carries them.
 //
 //   const presence = new PresenceService({ blocks: databaseBlockList(sql), contacts: databaseContactLists(sql) });
 //   const events = new EventService({ packages: [presence, …] });
@@ -23,7 +25,9 @@ import { RemoteWatcher } from './remote.ts';
 import { buildPidf, OFFLINE, PIDF_TYPE } from './pidf.ts';
 import type { PresenceState } from './pidf.ts';
 import { aggregate, DEFAULT_PUBLISH_EXPIRY, PublicationStore } from './publications.ts';
-import type { PublicationDetails } from './publications.ts';
+import type { PublicationDetails, Publications } from './publications.ts';
+import { SharedPublicationStore } from './shared-publications.ts';
+import type { SharedPublications } from './shared-publications.ts';
 import { publishHandler } from './publish.ts';
 
 /** How often the server looks for blocks changed by another process (`parley admin --data-dir`). */
@@ -52,9 +56,15 @@ export interface PresenceOptions {
    * `watcher`, who then sees Offline. Default: nobody is blocked.
    */
   isBlocked?: (watcher: string, presentity: string) => boolean | Promise<boolean>;
+  /**
+   * The publications of every node of a cluster (issue 16, src/cluster/presence.ts): with it,
+   * PUBLISH stores there, watchers here see every node's publications, and changes made on other
+   * nodes reach them. Without it, the publications are this process's (PublicationStore).
+   */
+  shared?: SharedPublications;
 }
 
-/** What `Get-CsUserPresence` shows: the live state of one user in this server process. */
+/** What `Get-CsUserPresence` shows: the live state of one user (publications: of every node of a cluster; watchers: of this node). */
 export interface PresenceInspection extends PresenceState {
   aor: string;
   registrations: Array<{ contact: string; transport: string; userAgent: string | null; expiresAt: number }>;
@@ -77,7 +87,7 @@ export interface PresenceSnapshot extends PresenceState {
 interface Running {
   ctx: SipContext;
   events: EventNotifications;
-  publications: PublicationStore;
+  publications: Publications;
   onRegistration: (aor: string) => void;
   /** the last block change seen; set once the first read of the log answers */
   blockSeq: number | undefined;
@@ -103,6 +113,7 @@ export class PresenceService implements EventPackage {
   readonly #blocks: BlockList | undefined;
   readonly #blockPollMs: number;
   readonly #contacts: ContactLists | undefined;
+  readonly #shared: SharedPublications | undefined;
   #running: Running | undefined;
   /** work started by a change and not awaited by its caller (list lookups, back-end subscriptions) */
   readonly #background = new Set<Promise<void>>();
@@ -115,6 +126,7 @@ export class PresenceService implements EventPackage {
     this.#blocks = blocks;
     this.#blockPollMs = opts.blockPollMs ?? DEFAULT_BLOCK_POLL_MS;
     this.#contacts = opts.contacts;
+    this.#shared = opts.shared;
     this.#isBlocked = blocks !== undefined ? (watcher, presentity) => blocks.isBlocked(presentity, watcher) : (opts.isBlocked ?? (() => false));
     this.handlers = [publishHandler(this)];
   }
@@ -122,12 +134,19 @@ export class PresenceService implements EventPackage {
   /** Called by the event service's start(ctx). */
   start(ctx: SipContext, events: EventNotifications): void {
     if (this.#running) throw new Error('presence service already started');
-    const publications = new PublicationStore({
-      settings: this.publishExpiry,
-      timers: this.#timers,
-      now: ctx.now,
-      onChange: (aor) => this.changed(aor),
-    });
+    const shared = this.#shared;
+    const publications: Publications = shared === undefined
+      ? new PublicationStore({ settings: this.publishExpiry, timers: this.#timers, now: ctx.now, onChange: (aor) => this.changed(aor) })
+      : new SharedPublicationStore({
+        shared,
+        settings: this.publishExpiry,
+        timers: this.#timers,
+        now: ctx.now,
+        onChange: (aor) => this.changed(aor),
+        // the link to the other nodes was lost: every watcher's document is computed again
+        onMissed: () => events.changedAll(this.name),
+        onError: (err, doing) => ctx.logger.error({ err }, 'presence: %s failed', doing),
+      });
     const onRegistration = (aor: string): void => this.changed(aor);
     ctx.registrations.on('changed', onRegistration);
     // blocks changed by another process (`parley admin --data-dir`) are found by polling their log
@@ -149,6 +168,7 @@ export class PresenceService implements EventPackage {
     });
     const running: Running = { ctx, events, publications, onRegistration, blockSeq: undefined, blockPoll: Promise.resolve(), cancelPoll, remote };
     this.#running = running;
+    if (publications instanceof SharedPublicationStore) this.#inBackground(publications.listening());
     // where the poll of the block changes starts: the log as it is now
     const blocks = this.#blocks;
     if (blocks !== undefined) {
@@ -219,7 +239,7 @@ export class PresenceService implements EventPackage {
     return { ...document, headers: [['Require', EVENTLIST]] };
   }
 
-  get publications(): PublicationStore {
+  get publications(): Publications {
     return this.#require().publications;
   }
 
@@ -227,14 +247,14 @@ export class PresenceService implements EventPackage {
   async stateOf(aor: string): Promise<PresenceState> {
     const { ctx, publications } = this.#require();
     const bindings = await ctx.location.lookup(aor, ctx.now());
-    return aggregate(bindings.length > 0, publications.of(aor));
+    return aggregate(bindings.length > 0, await publications.of(aor));
   }
 
   /** A summary of a user's presence (counts); `Get-CsUserPresence` shows inspect(). */
   async snapshot(aor: string): Promise<PresenceSnapshot> {
     const { ctx, events, publications } = this.#require();
     const registrations = (await ctx.location.lookup(aor, ctx.now())).length;
-    const devices = publications.of(aor);
+    const devices = await publications.of(aor);
     return { aor, ...aggregate(registrations > 0, devices), registrations, publications: devices.length, watchers: events.watching(this.name, aor).map((s) => s.watcher) };
   }
 
@@ -248,7 +268,7 @@ export class PresenceService implements EventPackage {
   async inspect(aor: string): Promise<PresenceInspection> {
     const { ctx, events, publications } = this.#require();
     const bindings = await ctx.location.lookup(aor, ctx.now());
-    const devices = publications.details(aor);
+    const devices = await publications.details(aor);
     const subs = [
       ...events.watching(this.name, aor),
       ...((await this.#contacts?.listsWith(aor)) ?? []).flatMap((owner) => events.watching(this.name, listResource(owner))),

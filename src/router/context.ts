@@ -44,6 +44,27 @@ export interface SipContext {
   drain?: RequestDrain;
   /** the federation link with partner organisations (src/federation implements it); absent: federation is not configured and other domains are refused */
   federation?: FederationGate;
+  /** the other nodes of a cluster (src/cluster implements it); absent: one process, every flow is local */
+  cluster?: ClusterHops;
+}
+
+/**
+ * What the router needs to reach a flow held by another node of a cluster (issue 16): a pooled
+ * connection to that node, and a token naming the flow that only the cluster's nodes can make.
+ * The relaying itself (Route, Via, the answer's way back) is the router's (hop.ts).
+ */
+export interface ClusterHops {
+  /** this node's id: bindings whose flow names another node are relayed there */
+  readonly node: string;
+  /**
+   * A connection to node `node`'s SIP TCP listener (one per node, reused) and the host:port it is
+   * reached at; or why not: the node is not alive (no connection is tried then), or it refused.
+   */
+  connect(node: string): Promise<{ readonly ok: true; readonly flow: Flow; readonly address: string } | { readonly ok: false; readonly why: string }>;
+  /** the token naming `flow` for this request (bound to its Call-ID and CSeq), signed with the cluster key */
+  sign(flow: FlowRef, request: SipRequest): string;
+  /** the flow a token names when a node of this cluster signed it for this request; null: forged, altered or another request's */
+  verify(token: string, request: SipRequest): FlowRef | null;
 }
 
 /**

@@ -4,6 +4,7 @@
 import type { Logger } from 'pino';
 import type { Incoming, MethodHandler, SipContext, SipStats } from './context.ts';
 import { reply } from './reply.ts';
+import { hopToken, relayHop } from './hop.ts';
 import type { Flow, NonInviteServerTransaction, SipRequest } from '../sip/index.ts';
 
 /**
@@ -29,6 +30,14 @@ export function createDispatcher(ctx: SipContext, handlers: readonly MethodHandl
     const drain = ctx.drain;
     if (drain?.draining) {
       reply(ctx, incoming, 503, { headers: [['Retry-After', String(drain.retryAfter)]], warning: 'the server is stopping; send this request to another server of the domain, or try again later' });
+      return;
+    }
+    // A request another node of the cluster relayed: its signature is checked before anything else,
+    // and it is neither challenged nor routed again (the sending node did both; hop.ts)
+    const hop = hopToken(request);
+    if (hop !== undefined) {
+      const relayed = relayHop(ctx, incoming, hop);
+      if (relayed) drain?.track(relayed);
       return;
     }
     if (flow.partner !== undefined && !PARTNER_METHODS.has(request.method) && byMethod.has(request.method)) {

@@ -5,6 +5,7 @@
 import type { Binding } from '../registrar/location.ts';
 import type { SipContext } from './context.ts';
 import { namesUs } from './partner.ts';
+import { remoteNode, routeOverHop } from './hop.ts';
 import { type Flow, newBranch, sentBy, viaTransport } from '../sip/index.ts';
 import type { SipRequest, SipResponse } from '../sip/index.ts';
 
@@ -52,13 +53,8 @@ export function forkRequest(ctx: SipContext, request: SipRequest, bindings: read
       settle();
     };
 
-    for (const binding of bindings) {
-      const flow = ctx.resolveFlow(binding.flow);
-      if (!flow || flow.closed) {
-        branchFailed(binding, 'connection closed');
-        continue;
-      }
-      const branch = forwardedRequest(ctx, request, binding, flow);
+    const sendBranch = (binding: Binding, flow: Flow, branch: SipRequest): void => {
+      if (done) return;
       ctx.transactions.sendRequest(branch, flow, {
         onFinal(response) {
           if (done) return;
@@ -70,7 +66,7 @@ export function forkRequest(ctx: SipContext, request: SipRequest, bindings: read
             resolve({ kind: 'answered', response });
             return;
           }
-          if (UNAVAILABLE.has(response.status)) reasons.push(`${binding.contact}: ${response.status} ${response.reason}`);
+          if (UNAVAILABLE.has(response.status)) reasons.push(`${binding.contact}: ${response.status} ${response.reason}${warningOf(response)}`);
           else {
             response.headers.shift('via');
             finals.push(response);
@@ -81,6 +77,27 @@ export function forkRequest(ctx: SipContext, request: SipRequest, bindings: read
         onTimeout: () => branchFailed(binding, 'no answer (timeout)'),
         onTransportError: () => branchFailed(binding, 'transport error'),
       });
+    };
+
+    for (const binding of bindings) {
+      // a flow another node of the cluster holds: relayed there (hop.ts)
+      const node = remoteNode(ctx, binding);
+      if (node !== undefined && ctx.cluster !== undefined) {
+        const cluster = ctx.cluster;
+        void cluster.connect(node).then((hop) => {
+          if (!hop.ok) return branchFailed(binding, hop.why);
+          const branch = forwardedRequest(ctx, request, binding, hop.flow);
+          routeOverHop(cluster, branch, binding.flow, hop.address);
+          sendBranch(binding, hop.flow, branch);
+        });
+        continue;
+      }
+      const flow = ctx.resolveFlow(binding.flow);
+      if (!flow || flow.closed) {
+        branchFailed(binding, 'connection closed');
+        continue;
+      }
+      sendBranch(binding, flow, forwardedRequest(ctx, request, binding, flow));
     }
     settle();
   });
@@ -104,4 +121,10 @@ function bestRefusal(finals: readonly SipResponse[]): SipResponse | undefined {
   const global = finals.find((r) => r.status >= 600);
   if (global) return global;
   return [...finals].sort((a, b) => Math.floor(a.status / 100) - Math.floor(b.status / 100))[0];
+}
+
+/** `: <warning text>` of an answer that has one (a node's 480 says why), else '' */
+function warningOf(response: SipResponse): string {
+  const warning = response.headers.get('warning');
+  return warning === undefined ? '' : ` (${warning})`;
 }

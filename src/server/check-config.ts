@@ -9,6 +9,7 @@ import { describeRetention } from '../retention/index.ts';
 import { X509Certificate } from 'node:crypto';
 import { ConfigError, type FederationConfig, type ServerConfig } from './config.ts';
 import { secretPath } from './secrets.ts';
+import { describeAddress, parseRedisAddress } from '../cluster/index.ts';
 import type { ImapServerConfig } from '../offline/index.ts';
 
 /** Throws ConfigError naming the setting; returns the lines of a summary when all is well. */
@@ -30,6 +31,7 @@ export function checkStartup(config: Readonly<ServerConfig>, now: Date = new Dat
     `ports: sip ${config.sipPort} (UDP, TCP), sips ${config.tls === null && config.acme === null ? `${config.sipsPort} (unused: TLS off)` : `${config.sipsPort} (TLS)`}, http ${config.httpPort} (EWS, WebSocket, admin API), https ${config.httpsPort ?? 'off'}, smtp ${config.smtpPort ?? 'off'}`,
     `tls: ${tls}`,
     `federation: ${federation}`,
+    `cluster: ${describeCluster(config)}`,
     `outbound mail: ${describeSmtpRoutes(config)}`,
     `data dir: ${resolve(config.dataDir)}`,
     `mailboxes: ${describeMailboxes(config.mailboxes)}`,
@@ -182,4 +184,12 @@ const KIND_NAMES = { ews: 'EWS', graph: 'Microsoft Graph', imap: 'IMAP' } as con
 function describeMailboxes(m: ServerConfig['mailboxes']): string {
   const servers = Object.entries(m.servers ?? {}).map(([name, s]) => `${name} (${KIND_NAMES[s.kind ?? 'ews'] ?? s.kind})`);
   return servers.length === 0 ? 'embedded' : `embedded and ${servers.join(', ')}`;
+}
+
+/** The cluster block in a line: off, or the node, its Redis (no password) and where the other nodes reach it. */
+function describeCluster(config: Readonly<ServerConfig>): string {
+  const c = config.cluster;
+  if (c === null) return 'off (one process)';
+  const reach = c.sipAddress ?? `${config.sip.advertise === null ? config.listen : config.sip.advertise.replace(/:\d+$/, '')}:${config.sipPort} (sip.advertise or listen, and sipPort)`;
+  return `node ${c.nodeId}, Redis ${describeAddress(parseRedisAddress(c.redis, 'cluster.redis'))}, other nodes relay to ${reach}`;
 }

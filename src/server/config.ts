@@ -21,6 +21,7 @@ import { formatAuthority, parseHostHeader } from './own-names.ts';
 import { DEFAULT_RETENTION, parseDuration, type RetentionPolicy } from '../retention/index.ts';
 import { formatOrigin, parseOrigin } from './origins.ts';
 import { isPostgresUrl } from '../storage/index.ts';
+import { checkNodeId, ClusterError, parseRedisAddress } from '../cluster/index.ts';
 
 export interface ServerConfig {
   domain: string;
@@ -107,6 +108,24 @@ export interface ServerConfig {
    * null: off, and every other domain is refused (403) whatever CsAccessEdgeConfiguration says.
    */
   federation: FederationConfig | null;
+  /**
+   * Cluster mode (issue 16): this process is one node of several sharing `database` (PostgreSQL,
+   * required) and Redis (location, node registry, events between nodes). null: one process.
+   */
+  cluster: ClusterConfig | null;
+}
+
+/** `cluster` in the config file, or `--cluster NODE-ID --redis URL`. */
+export interface ClusterConfig {
+  /** this node's name among the nodes: letters, digits, `._-`, unique in the cluster (part of Redis keys) */
+  nodeId: string;
+  /** Redis: `redis://…`, `rediss://…`, `unix:///…`, `redis-sentinel://…`, or the object form (src/cluster/redis.ts) */
+  redis: string | Record<string, unknown>;
+  /**
+   * host:port the other nodes reach this node's SIP TCP listener at (relayed requests); null:
+   * sip.advertise's host, else the listen address, with the SIP port
+   */
+  sipAddress: string | null;
 }
 
 /** `federation` in the config file. Who may talk to which partner is administration (CsAccessEdgeConfiguration…), not config. */
@@ -236,6 +255,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   web: { allowedOrigins: [] },
   retention: DEFAULT_RETENTION,
   federation: null,
+  cluster: null,
 };
 
 export const FEDERATION_DEFAULTS: Omit<FederationConfig, 'fqdn' | 'cert' | 'key'> = { listen: null, port: 5061, ca: null, dnsServers: [], connectTimeout: 10 };
@@ -555,6 +575,37 @@ const finiteDuration = (min: number, max: number): Check => (v, path) => {
 /** `{ "min": 60, "max": 7200, "default": 3600 }` seconds, each optional, min ≤ default ≤ max once merged */
 const expiry = section({ min: positive(1, 86400), max: positive(1, 7 * 86400), default: positive(1, 7 * 86400) });
 
+/** `cluster.nodeId`: checked as the cluster checks it (a part of Redis keys) */
+const clusterNodeId: Check = (v, path) => {
+  if (typeof v !== 'string') throw new ConfigError(`${path} must be a text such as "node-a", not ${JSON.stringify(v)}`);
+  try {
+    checkNodeId(v);
+  } catch (err) {
+    if (err instanceof ClusterError) throw new ConfigError(`${path}: ${err.message}`);
+    throw err;
+  }
+  return v;
+};
+/** `cluster.redis`: an address openRedis understands, checked now so a typo stops the start, not the first REGISTER */
+const redisAddress: Check = (v, path) => {
+  try {
+    parseRedisAddress(v as string | object, path);
+  } catch (err) {
+    if (err instanceof ClusterError) throw new ConfigError(err.message);
+    throw err;
+  }
+  return v;
+};
+/** `cluster.sipAddress`: host:port, a port required (the other nodes connect there) */
+const clusterSipAddress: Check = (v, path) => {
+  if (v === null) return null;
+  const parsed = typeof v === 'string' ? parseHostHeader(v) : undefined;
+  if (parsed === undefined || parsed.port === null || isWildcardAddress(parsed.host)) {
+    throw new ConfigError(`${path} must be the host:port the other nodes reach this node's SIP TCP listener at (such as "10.0.0.5:5060"), not ${JSON.stringify(v)}`);
+  }
+  return formatAuthority(parsed.host, parsed.port);
+};
+
 function mapOf(check: Check, keyName: string): Check {
   return (v, path) => {
     if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(`${path} must be an object of ${keyName} → value`);
@@ -653,12 +704,17 @@ const SCHEMA = section({
     interval: finiteDuration(1, 86400),
     batch: count(1, 10_000),
   }),
+  cluster: (v: unknown, path: string) => (v === null ? null : section({ nodeId: clusterNodeId, redis: redisAddress, sipAddress: clusterSipAddress })(v, path)),
   // flag only: `--digest-algorithms MD5` sets sip.digestAlgorithms
   digestAlgorithms,
 });
 
 export type ConfigOverrides = Partial<Pick<ServerConfig, 'domain' | 'listen' | 'sipPort' | 'sipsPort' | 'httpPort' | 'httpsPort' | 'smtpPort' | 'dataDir' | 'database' | 'logLevel' | 'publicUrl'>> & {
   digestAlgorithms?: DigestAlgorithm[];
+  /** `--cluster NODE-ID`: cluster.nodeId (over the file's) */
+  clusterNode?: string;
+  /** `--redis URL`: cluster.redis (over the file's) */
+  redis?: string;
 };
 
 /** The effective configuration: defaults < config file < flags. Throws ConfigError. */
@@ -694,11 +750,12 @@ export function loadConfig(file: string | undefined, flags: ConfigOverrides): Re
     web: { ...DEFAULT_CONFIG.web, ...(fromFile.web as Partial<WebConfig> | undefined) },
     retention: retentionOf(fromFile.retention as Partial<RetentionPolicy> | undefined),
   };
-  const { digestAlgorithms: algorithmsFlag, ...topFlags } = flags;
+  const { digestAlgorithms: algorithmsFlag, clusterNode, redis, ...topFlags } = flags;
   const defined = Object.fromEntries(Object.entries(topFlags).filter(([, v]) => v !== undefined));
   // the flags as validated: some settings are normalised (publicUrl to its origin)
   const { digestAlgorithms: _checked, ...checkedFlags } = SCHEMA(algorithmsFlag === undefined ? defined : { ...defined, digestAlgorithms: algorithmsFlag }, 'flag') as Record<string, unknown>;
   const config = { ...merged, ...checkedFlags } as ServerConfig;
+  config.cluster = clusterOf(merged.cluster, clusterNode, redis);
   if (algorithmsFlag !== undefined) config.sip = { ...config.sip, digestAlgorithms: algorithmsFlag };
   if (config.registrar.minExpires > config.registrar.maxExpires) throw new ConfigError('registrar.minExpires must not exceed registrar.maxExpires');
   if (config.offlineIm.retryBase > config.offlineIm.retryMax) throw new ConfigError('offlineIm.retryBase must not exceed offlineIm.retryMax');
@@ -722,7 +779,23 @@ export function loadConfig(file: string | undefined, flags: ConfigOverrides): Re
   for (const wider of ['maxSubscriptionsPerWatcher', 'maxSubscriptionsPerResource'] as const) {
     if (config.events.maxSubscriptionsPerWatcherResource > config.events[wider]) throw new ConfigError(`events.maxSubscriptionsPerWatcherResource must not exceed events.${wider}`);
   }
+  if (config.cluster !== null && config.database === null) {
+    throw new ConfigError(`cluster mode needs database: postgres://… (the nodes share their durable state there; SQLite in one node's data directory cannot be shared), for node ${config.cluster.nodeId}`);
+  }
   return deepFreeze(config);
+}
+
+/**
+ * The cluster block: the file's, with `--cluster NODE-ID` and `--redis URL` over it. Either flag
+ * alone makes one with the other from the file; both are then required.
+ */
+function clusterOf(file: Partial<ClusterConfig> | null, nodeFlag: string | undefined, redisFlag: string | undefined): ClusterConfig | null {
+  if (file === null && nodeFlag === undefined && redisFlag === undefined) return null;
+  const nodeId = nodeFlag === undefined ? file?.nodeId : (clusterNodeId(nodeFlag, '--cluster') as string);
+  const redis = redisFlag === undefined ? file?.redis : (redisAddress(redisFlag, '--redis') as string);
+  if (nodeId === undefined) throw new ConfigError('cluster mode needs this node\'s id: cluster.nodeId in the config file, or --cluster NODE-ID');
+  if (redis === undefined) throw new ConfigError(`cluster mode needs the Redis the nodes share, for node ${nodeId}: cluster.redis in the config file, or --redis redis://host:port`);
+  return { nodeId, redis, sipAddress: file?.sipAddress ?? null };
 }
 
 /** offlineIm over its defaults, its quota sections key by key. */

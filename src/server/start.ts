@@ -18,6 +18,8 @@ import { SETTINGS_MIGRATIONS } from '../settings/index.ts';
 import { CachingResolver } from '../dns/index.ts';
 import { FEDERATION_MIGRATIONS, FederationLink, PartnerCas, PartnerPool, certificateNames } from '../federation/index.ts';
 import { createRegistrationEvents, MemoryLocationService, registerHandler } from '../registrar/index.ts';
+import type { Binding } from '../registrar/location.ts';
+import { ClusterHopPool, type ClusterMember, joinCluster, NodeRegistry, RedisPublications, shareEvents } from '../cluster/index.ts';
 import type { SipContext } from '../router/context.ts';
 import { createDispatcher } from '../router/dispatch.ts';
 import { messageHandler } from '../router/message.ts';
@@ -45,9 +47,11 @@ import { createAdminRoute, serverCmdlets } from '../admin/index.ts';
 import { createConnectionGuard } from './connections.ts';
 import { createWebRoute, lazyWebBundle } from '../web/index.ts';
 import { createSipSink } from './sip-service.ts';
-import { type ConnectionGuard, connectStream, createWebSocketAcceptor, type Endpoint, type Flow, formatEndpoint, listenStream, listenUdp, NonceIssuer, type SipLimits, sipLimits, type StreamListener, TransactionLayer, type UdpListener } from '../sip/index.ts';
+import { isWildcardAddress, type ConnectionGuard, connectStream, createWebSocketAcceptor, type Endpoint, type Flow, formatEndpoint, listenStream, listenUdp, NonceIssuer, type SipLimits, sipLimits, type StreamListener, TransactionLayer, type UdpListener } from '../sip/index.ts';
 
 export const PRODUCT = 'Parley/0.1.0';
+/** how long a connection to another node of the cluster may take before that node counts as unreachable, ms */
+const HOP_CONNECT_TIMEOUT_MS = 3_000;
 
 export interface RunningServer {
   readonly udp: Endpoint;
@@ -95,6 +99,18 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     await sql.close();
     throw err;
   }
+  // Cluster mode (issue 16): the secrets every node shares (PostgreSQL), Redis for the location
+  // service, the node registry and the bus. Not opened at all on a single process.
+  let cluster: ClusterMember | null = null;
+  if (config.cluster !== null) {
+    try {
+      cluster = await joinCluster({ nodeId: config.cluster.nodeId, redis: config.cluster.redis, sql, logger: logger.child({ component: 'cluster', node: config.cluster.nodeId }) });
+    } catch (err) {
+      unlock();
+      await sql.close();
+      throw err;
+    }
+  }
 
   // Sign-in protection (SIP digest and HTTP Basic alike): failed sign-ins lock out their source,
   // then the account for unfamiliar sources; HTTP password checks wait in a fair, bounded queue.
@@ -136,7 +152,13 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   // The event packages (RFC 6665): SUBSCRIBE and PUBLISH are part of Allow; the event service
   // starts the packages once the context exists. The EWS URL names the HTTP port, known once HTTP
   // listens; without publicUrl it names the sip.advertise host, else the address the subscriber reached.
-  const presence = new PresenceService({ ...config.presence, blocks: databaseBlockList(sql), contacts: databaseContactLists(sql) });
+  const presence = new PresenceService({
+    ...config.presence,
+    blocks: databaseBlockList(sql),
+    contacts: databaseContactLists(sql),
+    // cluster mode: the publications of every node, in Redis; changes told over the bus
+    ...(cluster === null ? {} : { shared: new RedisPublications(cluster.redis, cluster.bus, { node: cluster.node, onError: (err) => logger.warn({ err }, 'presence: %s', err.message) }) }),
+  });
   const findUser = cachedUserLookup(sql);
   const userExists = async (address: string): Promise<boolean> => (await findUser(address)) !== undefined;
   const displayName = async (address: string): Promise<string | null> => (await findUser(address))?.displayName ?? null;
@@ -149,11 +171,24 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   // cache: answers are kept for their TTLs whoever asked.
   const dns = new CachingResolver({ servers: config.dnsServers });
   const messageSummary = new MessageSummaryPackage({ summary: (address) => mailboxes.connectorFor(address).connector.missedSummary(address) });
+  // a mailbox changed, settings changed: this node's subscribers, and in a cluster every node's (shareEvents below)
+  let mailboxChanged = (address: string): void => messageSummary.mailboxChanged(address);
+  const settingsChangedHere = (): void => {
+    // what this process wrote counts at once, before the version triggers' NOTIFY comes back
+    staleVersionedCaches(sql);
+    provisioning.settingsChanged();
+  };
+  let settingsChanged = settingsChangedHere;
   const provisioning = new ProvisioningPackage({ sql, ewsUrl: (local) => `${ownNames.clientBase(advertisedHost ?? local)}/EWS/Exchange.asmx` });
   const events = new EventService({ packages: [presence, messageSummary, provisioning], limits: config.events });
   const handlers = [registerHandler, messageHandler, optionsHandler, ...presence.handlers, ...events.handlers];
-  const location = new MemoryLocationService();
+  const location = cluster?.location ?? new MemoryLocationService();
   const registrations = createRegistrationEvents();
+  /** bindings dropped at once (a closed connection, expiry, a dead node): logged, and presence and history told */
+  const announceGone = (gone: readonly Binding[], why: string): void => {
+    for (const b of gone) logger.info({ aor: b.aor, flow: b.flow.id }, 'binding of %s dropped: %s', b.aor, why);
+    for (const aor of new Set(gone.map((b) => b.aor))) registrations.emit('changed', aor);
+  };
   const connections = new Map<string, Flow>();
   const udpListeners: UdpListener[] = [];
   // The framing reads no body larger than the largest any method accepts: a longer one would be
@@ -165,6 +200,8 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     sql,
     // the same across restarts, and one per node (each has its own data directory)
     node: `${hostname()}:${resolvePath(config.dataDir)}`,
+    // the nodes of a cluster admit into and deliver from one spool: the quotas follow the spool
+    shared: cluster !== null,
     logger: logger.child({ component: 'offline' }),
     domain: config.domain,
     routing: mailboxes,
@@ -180,7 +217,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     timeZone: config.offlineIm.timeZone,
     quota: { sender: config.offlineIm.senderQuota, recipient: config.offlineIm.recipientQuota },
     // RFC 3842: the recipient's subscribed clients learn of the new Missed Conversation
-    onDelivered: (entry) => messageSummary.mailboxChanged(entry.recipient),
+    onDelivered: (entry) => mailboxChanged(entry.recipient),
     stats: { batch: (connector, succeeded, failed, seconds) => metrics.batch(connector, succeeded, failed, seconds) },
   });
 
@@ -235,7 +272,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
       realm: config.domain,
       algorithms: config.sip.digestAlgorithms,
       checkDigestUri: config.sip.checkDigestUri,
-      nonces: new NonceIssuer({ secret: loadSecret(config.dataDir, 'nonce.key'), lifetimeSeconds: config.sip.nonceLifetime }),
+      nonces: new NonceIssuer({ secret: cluster?.nonceKey ?? loadSecret(config.dataDir, 'nonce.key'), lifetimeSeconds: config.sip.nonceLifetime }),
       guard: lockouts.guard,
       async findAccount(username) {
         const user = await findUser(`${username}@${config.domain}`);
@@ -273,11 +310,38 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   const sink = createSipSink({ logger, transactions, location, registrations, connections, ctx, events });
 
   const closers: Array<() => Promise<void> | void> = [];
+  // the cluster's parts close last: the bindings of this node's connections are dropped from Redis
+  // until then (clusterClosers, below)
+  const clusterClosers: Array<() => Promise<void> | void> = [];
+  // the live nodes (cluster mode), once this node's listeners are known
+  let registry: NodeRegistry | null = null;
+  if (cluster !== null) {
+    const member = cluster;
+    closers.push(async () => {
+      for (const close of clusterClosers.reverse()) await close();
+      await member.close();
+    });
+  }
   // Limits and timeouts of every SIP connection (TCP, TLS, WebSocket), counted together.
   const guard = createConnectionGuard(config.sip.connections, logger, (code) => metrics.connectionEvent(code));
   guard.start();
   closers.push(() => guard.stop());
   try {
+    if (cluster !== null) {
+      const member = cluster;
+      const shared = await shareEvents(member.bus, {
+        registrations,
+        mailboxChanged: (address) => messageSummary.mailboxChanged(address),
+        settingsChanged: settingsChangedHere,
+        watchedAors: () => events.subscriptions.ofPackage(presence.name).map((sub) => sub.resource),
+        onError: (err) => logger.warn({ err }, 'publishing on the cluster bus failed: the other nodes miss that event (%s)', err.message),
+      });
+      mailboxChanged = shared.mailboxChanged;
+      settingsChanged = shared.settingsChanged;
+      clusterClosers.push(() => shared.close());
+      // the bindings a previous life of this node left (a crash): their connections are gone
+      announceGone(await member.location.removeNode(member.node), 'this node restarted');
+    }
     // closed after the spool (closers run in reverse): the connections IMAP connectors keep
     closers.push(() => mailboxes.close());
     // started first, stopped last: what the transports accepted until the end gets committed
@@ -347,14 +411,16 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     const routes: HttpRoute[] = [createReadyRoute({ checks, draining: () => drain.draining, product: PRODUCT })];
     // ACME's HTTP-01 challenges: /.well-known/acme-challenge/<token>, plain HTTP (RFC 8555 §8.3)
     if (challenges !== null) routes.push(challenges);
-    routes.push(createEwsRoute({ sql, userExists, logger, domain: config.domain, product: PRODUCT, names: ownNames, signIn, smtpRoutes: config.smtpRoutes, quota: mailboxQuota, onMailboxChanged: (address) => messageSummary.mailboxChanged(address), onRequest: (operation, fault) => metrics.ewsRequest(operation, fault) }));
+    routes.push(createEwsRoute({ sql, userExists, logger, domain: config.domain, product: PRODUCT, names: ownNames, signIn, smtpRoutes: config.smtpRoutes, quota: mailboxQuota, onMailboxChanged: (address) => mailboxChanged(address), onRequest: (operation, fault) => metrics.ewsRequest(operation, fault) }));
     routes.push(createAutodiscoverRoute({ displayName, logger, domain: config.domain, product: PRODUCT, names: ownNames, signIn }));
     // a user's blocked watchers and contact list: /presence/blocked, /presence/contacts (HTTP Basic, as EWS)
     routes.push(createPresenceRoute({ sql, logger, domain: config.domain, product: PRODUCT, userExists, caller: sessionCaller({ sessions: webSessions, basic, isOwnOrigin, challenge: true }), onBlocksChanged: () => void presence.blocksChanged(), onContactsChanged: (owner) => presence.contactsChanged(owner),
       // partners' users on contact lists (issue 15): the link is wired below, so it is read per request
       ...(config.federation === null ? {} : { outboundRefusal: (sender: string, domain: string) => (ctx.federation === undefined ? { code: 'FEDERATION_DISABLED', warning: `the federation link of ${config.domain} is not running` } : ctx.federation.outboundRefusal(sender, domain)) }) }));
     // the web client's sign-in: /api/session (the session cookie)
-    routes.push(createSessionRoute({ sql, logger, domain: config.domain, product: PRODUCT, signIn, sessions: webSessions, isOwnOrigin, baseFor: (req, tls) => ownNames.baseFor(placeOf(req, tls)).base, trustedProxies: config.auth.trustedProxies }));
+    routes.push(createSessionRoute({ sql, logger, domain: config.domain, product: PRODUCT, signIn, sessions: webSessions, isOwnOrigin, baseFor: (req, tls) => ownNames.baseFor(placeOf(req, tls)).base, trustedProxies: config.auth.trustedProxies,
+      // in a cluster: every live node's, so the web client can move to another when this one fails
+      ...(cluster === null ? {} : { clusterWebSocketUrls: () => registry?.webSocketUrls() ?? [] }) }));
     // the organisation's address book for signed-in users: /api/directory
     routes.push(createDirectoryRoute({ sql, logger, product: PRODUCT, caller: apiCaller }));
     // Missed Conversations and Conversation History of the embedded mailbox: /api/conversations;
@@ -367,7 +433,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
         caller: apiCaller,
         isExternal: (address) => mailboxes.connectorFor(address).name !== EMBEDDED,
         displayName,
-        onMailboxChanged: (address) => messageSummary.mailboxChanged(address),
+        onMailboxChanged: (address) => mailboxChanged(address),
       }),
     );
     const adminToken = loadAdminToken(config.dataDir);
@@ -384,15 +450,11 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
         // clears reach the sign-in guard at once
         cmdlets: serverCmdlets({ presence, lockouts }),
         // clients subscribed to their provisioning hear of the change at once
-        onSettingsChanged: () => {
-          // what this process wrote counts at once, before the version triggers' NOTIFY comes back
-          staleVersionedCaches(sql);
-          provisioning.settingsChanged();
-        },
+        onSettingsChanged: () => settingsChanged(),
       }),
     );
     // the web client at / (built by esbuild at the first request); its CSP lets it connect only to this server's own names
-    routes.push(createWebRoute({ bundle: lazyWebBundle(), logger: logger.child({ component: 'web' }), product: PRODUCT, ownAuthorities: (req) => webSocketAuthorities(ownNames, placeOf(req, false)) }));
+    routes.push(createWebRoute({ bundle: lazyWebBundle(), logger: logger.child({ component: 'web' }), product: PRODUCT, ownAuthorities: (req) => [...webSocketAuthorities(ownNames, placeOf(req, false)), ...clusterAuthorities(registry)] }));
     // A WebSocket upgrade request is held to the SIP message timeout, like the messages after it
     // (never longer than Node's default for HTTP).
     http = await listenHttp({
@@ -522,10 +584,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
 
     const sweep = setInterval(() => {
       location.sweep(Date.now()).then(
-        (gone) => {
-          for (const b of gone) logger.info({ aor: b.aor }, 'binding of %s expired', b.aor);
-          for (const aor of new Set(gone.map((b) => b.aor))) registrations.emit('changed', aor);
-        },
+        (gone) => announceGone(gone, 'expired'),
         (err: unknown) => logger.error({ err }, 'sweeping expired bindings failed'),
       );
     }, 30_000);
@@ -533,6 +592,44 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
     closers.push(() => clearInterval(sweep));
     closers.push(() => transactions.close());
     closers.push(() => events.close());
+
+    // The cluster: this node announced to the others (where they relay to, its WebSocket URLs for
+    // the web client), the others' announcements read, and the hop pool the router relays through
+    if (cluster !== null) {
+      const member = cluster;
+      const reachHost = advertisedHost ?? (isWildcardAddress(config.listen) ? ownNames.usableHost() ?? config.listen : config.listen);
+      const sipAddress = config.cluster?.sipAddress ?? formatAuthority(reachHost, tcp.local.port);
+      const ownWebSockets = [`${webSocketBase(ownNames.clientBase(advertisedHost))}/sip`];
+      if (https !== null) ownWebSockets.push(`wss://${formatAuthority(advertisedHost ?? ownNames.usableHost() ?? 'localhost', https.port)}/sip`);
+      const nodes = await NodeRegistry.start(member.redis, {
+        self: { node: member.node, sip: sipAddress, webSocketUrls: ownWebSockets },
+        onGone: (node) => {
+          logger.warn({ node }, 'cluster node %s stopped announcing itself: this node drops its registrations', node);
+          member.location.removeNode(node).then(
+            (gone) => announceGone(gone, `node ${node} is down`),
+            (err: unknown) => logger.error({ err, node }, 'dropping the registrations of node %s failed', node),
+          );
+        },
+        onJoined: (node) => logger.info({ node }, 'cluster node %s joined', node),
+        onLeft: (node) => logger.warn({ node }, 'cluster node %s left (withdrawn, or silent for 10 s): its registrations count as unreachable', node),
+        onError: (err) => logger.warn({ err }, 'cluster registry: %s', err.message),
+      });
+      registry = nodes;
+      const pool = new ClusterHopPool({
+        node: member.node,
+        key: member.hopKey,
+        registry: nodes,
+        dial: (host, port) => connectStream({ address: host, port, tls: null, timeoutMs: HOP_CONNECT_TIMEOUT_MS, limits, sink, guard, advertise }),
+      });
+      ctx.cluster = pool;
+      // withdrawn first (the others stop relaying here), then this node's bindings dropped: its connections close with it
+      clusterClosers.push(async () => {
+        await pool.close();
+        announceGone(await member.location.removeNode(member.node), 'this node stopped');
+      });
+      clusterClosers.push(() => nodes.close());
+      logger.info({ node: member.node, sip: sipAddress, nodes: nodes.nodes() }, 'cluster node %s joined (relayed requests reach it at %s); live nodes: %s', member.node, sipAddress, nodes.nodes().join(', '));
+    }
 
     let smtp: Endpoint | null = null;
     if (config.smtpPort !== null) {
@@ -640,6 +737,11 @@ function webSocketAuthorities(names: OwnNames, place: RequestPlace): string[] {
   const asked = place.host === undefined ? undefined : parseHostHeader(place.host);
   const page = asked !== undefined && names.isOwn(asked.host) ? formatAuthority(asked.host, asked.port) : undefined;
   return page === undefined || page === given ? [given] : [given, page];
+}
+
+/** The host[:port]s of the other live nodes' WebSocket URLs (the web client may fail over to them); none on one process. */
+function clusterAuthorities(registry: NodeRegistry | null): string[] {
+  return registry === null ? [] : registry.webSocketUrls().map((url) => new URL(url).host);
 }
 
 /** A closer that runs once: the drain calls some early, the list of closers calls them again. */

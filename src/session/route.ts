@@ -49,6 +49,8 @@ export interface SessionRouteOptions {
   trustedProxies?: readonly string[];
   /** accept passwords over plain HTTP from other hosts than loopback (default false) */
   allowPlainHttp?: boolean;
+  /** in a cluster: every live node's SIP WebSocket URLs (the web client moves to the next when one fails); absent: one server */
+  clusterWebSocketUrls?: () => string[];
 }
 
 /** What the web client needs to know of the signed-in user. */
@@ -60,6 +62,8 @@ export interface SessionInfo {
   authUser: string;
   domain: string;
   webSocketUrl: string;
+  /** in a cluster: every live node's SIP WebSocket URLs, webSocketUrl among them; absent on one server */
+  webSocketUrls?: string[];
   /** the resource list of the user's contacts (RFC 4662) */
   contactListUri: string;
   demo: boolean;
@@ -139,10 +143,16 @@ export function createSessionRoute(opts: SessionRouteOptions): HttpRoute {
       authUser: address.slice(0, address.lastIndexOf('@')),
       domain: address.slice(address.lastIndexOf('@') + 1),
       webSocketUrl: `${base.replace(/^http/, 'ws')}/sip`,
+      ...(opts.clusterWebSocketUrls === undefined ? {} : { webSocketUrls: clusterUrls(`${base.replace(/^http/, 'ws')}/sip`, opts.clusterWebSocketUrls()) }),
       contactListUri: `sip:${listResource(address)}`,
       demo: user?.demo ?? false,
     };
   }
+}
+
+/** The cluster's WebSocket URLs with the one this request reached first (the page's own node). */
+function clusterUrls(own: string, all: readonly string[]): string[] {
+  return [own, ...all.filter((u) => u !== own)];
 }
 
 /** The user name and password of a sign-in body; 400 MISSING_FIELD naming what is missing. */

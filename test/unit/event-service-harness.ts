@@ -1,11 +1,12 @@
 // The event service in-process for unit tests: SUBSCRIBE through the handler with a fake context
 // (no sockets), a test package, and a fake transaction layer that records the NOTIFYs; the test
-// answers them. Used by events-service.test.ts and events-limits.test.ts.
+// answers them. Used by events-service.test.ts, events-limits.test.ts and cluster-presence.test.ts
+// (two of these as two nodes, with one clock).
 import pino from 'pino';
 import { EventService } from '../../src/events/index.ts';
 import type { Authorization, EventPackage, SubscriptionLimits, Subscription } from '../../src/events/index.ts';
 import { ManualTimers } from '../../src/events/timers.ts';
-import type { Incoming, SipContext } from '../../src/router/context.ts';
+import type { Incoming, MethodHandler, SipContext } from '../../src/router/context.ts';
 import type { ClientTransactionUser, Flow, SipRequest, SipResponse } from '../../src/sip/index.ts';
 import { createResponseMessage, parseMessage } from '../../src/sip/index.ts';
 
@@ -40,10 +41,21 @@ export interface SubscribeOptions {
   toTag?: string;
   /** the connection it arrives on (default tcp#1); NOTIFYs take it */
   flow?: string;
+  /** more header lines, e.g. `Supported: eventlist` */
+  headers?: string[];
 }
 
-export function setup(packages: EventPackage[] = [testPackage()], opts: { limits?: SubscriptionLimits; users?: string[] } = {}) {
-  const clock = new ManualTimers();
+export interface SetupOptions {
+  limits?: SubscriptionLimits;
+  users?: string[];
+  /** the clock (default: one of its own); nodes of a cluster share one */
+  clock?: ManualTimers;
+  /** more of the context: what the packages read of it (`registrations`, `location` for presence) */
+  context?: Record<string, unknown>;
+}
+
+export function setup(packages: EventPackage[] = [testPackage()], opts: SetupOptions = {}) {
+  const clock = opts.clock ?? new ManualTimers();
   const notifies: Array<{ request: SipRequest; user: ClientTransactionUser }> = [];
   const transactions = {
     sendRequest(request: SipRequest, _flow: Flow, user: ClientTransactionUser) {
@@ -76,10 +88,21 @@ export function setup(packages: EventPackage[] = [testPackage()], opts: { limits
     // the watcher is whoever the From header names: authentication is tested elsewhere
     auth: { authenticate: (r: SipRequest) => ({ ok: true, address: /<sip:([^>]+)>/.exec(r.headers.get('from') ?? '')?.[1] }) },
     events,
+    ...opts.context,
   } as unknown as SipContext;
   events.start(ctx);
   const [handler] = events.handlers;
   let cseq = 1;
+  /** `lines` (a request without its blank line) through `via`, as if it came on connection `flow`; the response it got */
+  async function send(via: MethodHandler, lines: string[], flow = 'tcp#1', body = '') {
+    const text = [...lines, `Content-Length: ${Buffer.byteLength(body)}`, '', body].join('\r\n');
+    const request = parseMessage(Buffer.from(text)) as SipRequest;
+    const incoming: Incoming = { request, flow: flowOf(flow), tx: null, log: logger };
+    const before = responses.length;
+    await via.handle(ctx, incoming);
+    await tick();
+    return responses.length > before ? responses.at(-1)! : undefined;
+  }
   async function subscribe(o: SubscribeOptions) {
     const from = o.from ?? 'alice';
     const to = o.to ?? `bob@${DOMAIN}`;
@@ -95,12 +118,9 @@ export function setup(packages: EventPackage[] = [testPackage()], opts: { limits
       ...(o.event === null ? [] : [`Event: ${o.event ?? 'x-test'}`]),
       ...(o.expires === undefined ? [] : [`Expires: ${o.expires}`]),
       ...(o.accept === undefined ? [] : [`Accept: ${o.accept}`]),
-      'Content-Length: 0', '', '',
+      ...(o.headers ?? []),
     ];
-    const request = parseMessage(Buffer.from(lines.join('\r\n'))) as SipRequest;
-    const incoming: Incoming = { request, flow: flowOf(o.flow ?? 'tcp#1'), tx: null, log: logger };
-    await handler!.handle(ctx, incoming);
-    await tick();
+    await send(handler!, lines, o.flow);
     return responses.at(-1)!;
   }
   const answer = (i: number, status = 200) => notifies[i]!.user.onFinal(createResponseMessage(status, 'x') as SipResponse);
@@ -117,5 +137,5 @@ export function setup(packages: EventPackage[] = [testPackage()], opts: { limits
     flows.delete(id);
     events.flowClosed(id);
   };
-  return { clock, events, notifies, responses, subscribe, answer, answerAll, tagOf, users, closeFlow };
+  return { clock, ctx, events, notifies, responses, send, subscribe, answer, answerAll, tagOf, users, closeFlow };
 }

@@ -62,15 +62,18 @@ export interface StreamConnectOptions {
   /** the address to connect to (resolved already) */
   address: string;
   port: number;
-  /** TLS: the certificate and key we present, the CAs, servername and checkServerIdentity */
-  tls: tls.ConnectionOptions;
+  /**
+   * TLS: the certificate and key we present, the CAs, servername and checkServerIdentity; null:
+   * plain TCP (between the nodes of a cluster, on their own network)
+   */
+  tls: tls.ConnectionOptions | null;
   /** ms for the TCP connection and the TLS handshake together */
   timeoutMs: number;
   limits: SipLimits;
   sink: TransportSink;
   guard: ConnectionGuard;
-  /** who the connection's verified certificate names, with the partner domain it was opened for */
-  peerOf(socket: tls.TLSSocket): PartnerPeer;
+  /** TLS: who the connection's verified certificate names, with the partner domain it was opened for */
+  peerOf?(socket: tls.TLSSocket): PartnerPeer;
   /** host:port Via and Contact name on this connection (the federation FQDN and port) */
   advertise?: string | undefined;
 }
@@ -284,16 +287,18 @@ function carry(
 }
 
 /**
- * Opens a TLS connection to a partner's server (the federation link's outbound side) and carries
- * SIP on it like an accepted one: what the partner sends, answers and requests alike, reaches the
- * same sink. The guard watches it (idle timeout) but does not count it against the limits of
- * accepted connections. Never rejects: a failure is a value saying why.
+ * Opens a TLS connection to a partner's server (the federation link's outbound side), or a plain
+ * TCP one to another node of a cluster (`tls: null`), and carries SIP on it like an accepted one:
+ * what the peer sends, answers and requests alike, reaches the same sink. The guard watches it
+ * (idle timeout) but does not count it against the limits of accepted connections. Never
+ * rejects: a failure is a value saying why.
  */
 export function connectStream(opts: StreamConnectOptions): Promise<StreamConnectResult> {
   return new Promise((resolve) => {
     let settled = false;
     let connected = false;
-    const socket = tls.connect({ ...opts.tls, host: opts.address, port: opts.port });
+    const secure = opts.tls !== null;
+    const socket = opts.tls !== null ? tls.connect({ ...opts.tls, host: opts.address, port: opts.port }) : net.connect({ host: opts.address, port: opts.port });
     const fail = (reason: 'timeout' | 'unreachable' | 'tls', message: string): void => {
       if (settled) return;
       settled = true;
@@ -306,11 +311,12 @@ export function connectStream(opts: StreamConnectOptions): Promise<StreamConnect
       connected = true;
     });
     socket.on('error', (err: Error & { code?: string }) => fail(connected ? 'tls' : 'unreachable', connected ? `TLS: ${err.message}` : err.message));
-    socket.once('secureConnect', () => {
+    socket.once(secure ? 'secureConnect' : 'connect', () => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      const flow = carry(socket, { protocol: 'tls', guard: opts.guard, sink: opts.sink, limits: opts.limits, advertise: opts.advertise, partner: opts.peerOf(socket) });
+      const partner = secure ? opts.peerOf?.(socket as tls.TLSSocket) : undefined;
+      const flow = carry(socket, { protocol: secure ? 'tls' : 'tcp', guard: opts.guard, sink: opts.sink, limits: opts.limits, advertise: opts.advertise, partner });
       resolve({ ok: true, flow, close: () => socket.end() });
     });
   });

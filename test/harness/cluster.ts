@@ -1,0 +1,97 @@
+// A cluster of real `parley serve` processes for end-to-end tests (issue 16): one fresh PostgreSQL
+// database and one private Redis (test/harness/redis.ts) shared by N nodes, each with its own data
+// directory, started with `--cluster node-<i> --redis … --database …` on 127.0.0.1 and any free ports.
+//
+//   const cluster = await startCluster({ nodes: 3, users: [{ address: 'alice@parley.test', password: 'pw' }] });
+//   after(() => cluster.stop());
+//   cluster.nodes[0].tcp, cluster.nodes[1].wsUrl …    (test/harness/server.ts's RunningServer)
+//   await cluster.kill(2);                             SIGKILL: node-2's announcement expires in Redis
+//   await cluster.waitForNodeGone(0, 'node-2')         node 0 no longer counts node-2 as alive
+//
+// Users are added once, to the shared database, before the nodes start. The nodes announce
+// themselves every 3 s with a 10 s TTL (src/cluster/registry.ts); startCluster resolves once every
+// node has seen every other one (its log says `cluster node node-<j> joined`).
+
+import { runCli, startServer, type RunningServer, type StartServerOptions, type TestUser } from './server.ts';
+import { freshPostgresDatabase } from './engines.ts';
+import { startRedis, type TestRedis } from './redis.ts';
+
+export interface StartClusterOptions {
+  /** how many nodes (default 3) */
+  readonly nodes?: number;
+  /** added to the shared database before the nodes start */
+  readonly users?: readonly TestUser[];
+  readonly domain?: string;
+  /** a config file's content for every node (the cluster settings come as flags) */
+  readonly config?: object;
+  /** more `serve` arguments for every node */
+  readonly extraArgs?: readonly string[];
+  readonly env?: StartServerOptions['env'];
+}
+
+export interface TestCluster {
+  /** node i runs as `node-<i>`; a killed node stays in the list (its exitStatus() says so) */
+  readonly nodes: RunningServer[];
+  /** `postgres://…` of the shared database */
+  readonly database: string;
+  readonly redis: TestRedis;
+  /** the node id of node i: `node-<i>` */
+  nodeId(i: number): string;
+  /** SIGKILL (or `signal`) to node i; its data directory stays */
+  kill(i: number, signal?: NodeJS.Signals): Promise<void>;
+  /** resolves once node i's log says `node` left the cluster (it withdrew, or stopped announcing itself) */
+  waitForNodeGone(i: number, node: string, timeoutMs?: number): Promise<void>;
+  /** stops every node, Redis, and drops the database */
+  stop(): Promise<void>;
+}
+
+export async function startCluster(options: StartClusterOptions = {}): Promise<TestCluster> {
+  const count = options.nodes ?? 3;
+  const db = await freshPostgresDatabase();
+  const redis = await startRedis();
+  const nodes: RunningServer[] = [];
+  const nodeId = (i: number): string => `node-${i}`;
+  const stop = async (): Promise<void> => {
+    await Promise.all(nodes.map((n) => n.stop()));
+    await redis.stop();
+    await db.drop();
+  };
+  try {
+    for (const user of options.users ?? []) {
+      const r = await runCli(['user', 'add', user.address, '--password', user.password, ...(user.displayName === undefined ? [] : ['--display-name', user.displayName]), '--database', db.url]);
+      if (r.code !== 0) throw new Error(`parley user add ${user.address} exited ${r.code}: ${r.stderr}`);
+    }
+    // one after the other: the first creates the schema and the shared secrets
+    for (let i = 0; i < count; i++) {
+      nodes.push(
+        await startServer({
+          ...(options.domain === undefined ? {} : { domain: options.domain }),
+          ...(options.config === undefined ? {} : { config: options.config }),
+          ...(options.env === undefined ? {} : { env: options.env }),
+          // after the harness's own --database (PARLEY_TEST_DATABASE=postgres): the last one counts
+          extraArgs: ['--database', db.url, '--cluster', nodeId(i), '--redis', redis.url, ...(options.extraArgs ?? [])],
+        }),
+      );
+    }
+    // ready when every node counts every other one alive (each reads the registry every 3 s)
+    for (let i = 0; i < count; i++) {
+      for (let j = 0; j < count; j++) if (j !== i) await nodes[i]!.waitForLog(new RegExp(`"cluster node ${nodeId(j)} joined"`), 15_000);
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return {
+    nodes,
+    database: db.url,
+    redis,
+    nodeId,
+    async kill(i, signal = 'SIGKILL') {
+      await nodes[i]?.kill(signal);
+    },
+    async waitForNodeGone(i, node, timeoutMs = 30_000) {
+      await nodes[i]?.waitForLog(new RegExp(`cluster node ${node} left`), timeoutMs);
+    },
+    stop,
+  };
+}
