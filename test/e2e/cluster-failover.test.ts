@@ -12,7 +12,6 @@
 // soon (cluster-spool.test.ts kills a node in the middle of its deliveries on purpose).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import ews from 'ews-javascript-api';
 import { Redis } from 'ioredis';
 import { SipClient, type ConnectionEvent, type IncomingMessage, type RegisterResult } from '../../src/client/index.ts';
 import { openPostgres, type PostgresSql } from '../../src/storage/index.ts';
@@ -20,10 +19,9 @@ import { arrivals, sdkClients, type Arrivals } from '../harness/clients.ts';
 import { startCluster, type TestCluster } from '../harness/cluster.ts';
 import { closeTestPostgres } from '../harness/engines.ts';
 import { eventually } from '../harness/eventually.ts';
+import { conversationHistory, MISSED_CLASS, spoolEntryOf } from '../harness/ews-read.ts';
 import { runCli, type RunningServer } from '../harness/server.ts';
 import { describeSippRun, runSipp, SCENARIOS, SIPP_SERVER_ARGS, type SippResult } from '../harness/sipp.ts';
-
-const { BasePropertySet, BodyType, EmailMessage, ExchangeService, ExchangeVersion, ItemSchema, ItemView, PropertySet, SearchFilter, Uri, WebCredentials, WellKnownFolderName, EmailMessageSchema } = ews;
 
 const DOMAIN = 'parley.test';
 const NODES = 3;
@@ -158,28 +156,13 @@ interface Missed {
   calls: number[];
 }
 
-/** Every Missed Conversation in `user`'s Conversation History, read through EWS at `node`. */
+/** Every Missed Conversation of `user`, read through EWS at `node`. */
 async function missedConversations(node: RunningServer, user: string): Promise<Missed[]> {
-  const service = new ExchangeService(ExchangeVersion.Exchange2013);
-  service.Credentials = new WebCredentials(`${user}@${DOMAIN}`, `${user}-pw`);
-  service.Url = new Uri(`http://${node.http.host}:${node.http.port}/EWS/Exchange.asmx`);
-  const filter = new SearchFilter.IsEqualTo(ItemSchema.ItemClass, 'IPM.Note.Microsoft.Missed');
-  const found: InstanceType<typeof EmailMessage>[] = [];
-  const view = new ItemView(50, 0);
-  for (;;) {
-    const page = await service.FindItems(WellKnownFolderName.ConversationHistory, filter, view);
-    found.push(...(page.Items as InstanceType<typeof EmailMessage>[]));
-    if (!page.MoreAvailable) break;
-    view.Offset = page.NextPageOffset ?? view.Offset + page.Items.length;
-  }
-  if (found.length === 0) return [];
-  const properties = new PropertySet(BasePropertySet.IdOnly, [ItemSchema.Body, EmailMessageSchema.InternetMessageId]);
-  properties.RequestedBodyType = BodyType.Text;
-  await service.LoadPropertiesForItems(found, properties);
-  return found.map((m) => {
-    const entry = /^<(sp-[a-z2-7]+)@/.exec(m.InternetMessageId)?.[1];
-    assert.ok(entry !== undefined, `a Missed Conversation of ${user} whose InternetMessageId is not a spool entry's: ${m.InternetMessageId}`);
-    return { entry, calls: [...m.Body.Text.matchAll(/Offline hello from sipp (\d+)/g)].map((x) => Number(x[1])) };
+  const items = await conversationHistory(node, `${user}@${DOMAIN}`, `${user}-pw`, MISSED_CLASS);
+  return items.map((item) => {
+    const entry = spoolEntryOf(item);
+    assert.ok(entry !== undefined, `a Missed Conversation of ${user} whose InternetMessageId is not a spool entry's: ${item.internetMessageId}`);
+    return { entry, calls: [...item.text.matchAll(/Offline hello from sipp (\d+)/g)].map((x) => Number(x[1])) };
   });
 }
 
