@@ -122,6 +122,7 @@ describe('a node killed while its spool worker is delivering', () => {
     // for a moment the dying node is the only worker; every entry falls due at once
     process.kill(survivorNode.pid, 'SIGSTOP');
     let held: string[];
+    let killedAt = 0;
     try {
       const now = Date.now();
       await db.transaction(async (tx) => {
@@ -136,6 +137,7 @@ describe('a node killed while its spool worker is delivering', () => {
         if (p.made > 0 || (p.held > 0 && p.waiting === 0)) break;
         if (Date.now() > end) assert.fail(`no entry delivering under a lease of ${victim}: ${JSON.stringify(await spoolStates())}\n${cluster.nodes[VICTIM]!.logs().slice(-3000)}`);
       }
+      killedAt = Date.now();
       await cluster.kill(VICTIM);
       // what the dead node held when it died: nobody else can have taken it yet
       held = await heldBy(victimNode);
@@ -159,16 +161,18 @@ describe('a node killed while its spool worker is delivering', () => {
 
     // the takeover, in the trace of each entry the dead node held: its worker took it, then the other node's
     let foundMade = 0;
+    let takenAt = 0;
     for (const id of held) {
       const steps = await readTrace(db, id);
       const pickups = steps.filter((s) => s.step === 'picked-up').map((s) => String(s.detail.worker));
+      takenAt = Math.max(takenAt, steps.filter((s) => s.step === 'picked-up').at(-1)?.at ?? 0);
       assert.equal(pickups.length, 2, `${id}: picked up twice\n${JSON.stringify(steps)}`);
       assert.ok(pickups[0]!.includes(workerOf(victimNode)) && pickups[1]!.includes(workerOf(survivorNode)), `${id}: taken by ${pickups.join(', then ')}`);
       const delivered = steps.filter((s) => s.step === 'delivered');
       assert.equal(delivered.length, 2, `${id}: the recipient's and the sender's item, recorded once each\n${JSON.stringify(steps)}`);
       if (delivered.some((s) => s.detail.mailbox === 'recipient' && s.detail.created === false)) foundMade++;
     }
-    t.diagnostic(`${ids.length} entries; ${held.length} held by ${victim} when it died; of these, ${foundMade} had their Missed Conversation made already (found, not made again)`);
+    t.diagnostic(`${ids.length} entries; ${held.length} held by ${victim} when it died; of these, ${foundMade} had their Missed Conversation made already (found, not made again); the last of them taken again ${takenAt - killedAt} ms after the kill (lease ${LEASE_S} s)`);
 
     // EWS: one Missed Conversation per entry for each recipient, one copy per entry for each sender, none twice
     for (const recipient of RECIPIENTS) {
