@@ -210,7 +210,7 @@ export class SpoolWorker {
     const entries = await sql.transaction(
       async (tx) => {
         const claimed = await claimDue(tx, started, this.#o.deliveryBatch, this.#lease);
-        for (const e of claimed) await recordTrace(tx, { traceId: e.id, callId: null, at: started, step: 'picked-up', detail: { attempt: e.attempts, messages: e.messageCount } });
+        for (const e of claimed) await recordTrace(tx, { traceId: e.id, callId: null, at: started, step: 'picked-up', detail: { attempt: e.attempts, messages: e.messageCount, worker: this.#lease.owner } });
         return claimed;
       },
       { isolation: 'read committed' },

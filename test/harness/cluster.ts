@@ -8,13 +8,34 @@
 //   await cluster.kill(2);                             SIGKILL: node-2's announcement expires in Redis
 //   await cluster.waitForNodeGone(0, 'node-2')         node 0 no longer counts node-2 as alive
 //
-// Users are added once, to the shared database, before the nodes start. The nodes announce
-// themselves every 3 s with a 10 s TTL (src/cluster/registry.ts); startCluster resolves once every
-// node has seen every other one (its log says `cluster node node-<j> joined`).
+// Users are added once, to the shared database, through the first node's admin API before the
+// other nodes start. The nodes announce themselves every 3 s with a 10 s TTL
+// (src/cluster/registry.ts); startCluster resolves once every node has seen every other one (its
+// log says `cluster node node-<j> joined`).
 
-import { runCli, startServer, type RunningServer, type StartServerOptions, type TestUser } from './server.ts';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { startServer, type RunningServer, type StartServerOptions, type TestUser } from './server.ts';
 import { freshPostgresDatabase } from './engines.ts';
 import { startRedis, type TestRedis } from './redis.ts';
+
+/** Enable-CsUser requests sent side by side while a cluster's users are added */
+const USER_ADDS_AT_ONCE = 4;
+
+/** Adds `users` to the shared database through `node`'s admin API (the cmdlet the CLI's `user add` runs). */
+async function addUsers(node: RunningServer, users: readonly TestUser[]): Promise<void> {
+  const token = (await readFile(path.join(node.dataDir, 'secrets', 'admin.token'), 'utf8')).trim();
+  const add = async (user: TestUser): Promise<void> => {
+    const parameters = { Identity: user.address, Password: user.password, ...(user.displayName === undefined ? {} : { DisplayName: user.displayName }) };
+    const r = await fetch(`http://${node.http.host}:${node.http.port}/admin/cmdlets/Enable-CsUser`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ parameters }),
+    });
+    if (r.status !== 200) throw new Error(`Enable-CsUser ${user.address} answered ${r.status}: ${await r.text()}`);
+  };
+  for (let i = 0; i < users.length; i += USER_ADDS_AT_ONCE) await Promise.all(users.slice(i, i + USER_ADDS_AT_ONCE).map(add));
+}
 
 export interface StartClusterOptions {
   /** how many nodes (default 3) */
@@ -57,12 +78,11 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<T
     await db.drop();
   };
   try {
-    for (const user of options.users ?? []) {
-      const r = await runCli(['user', 'add', user.address, '--password', user.password, ...(user.displayName === undefined ? [] : ['--display-name', user.displayName]), '--database', db.url]);
-      if (r.code !== 0) throw new Error(`parley user add ${user.address} exited ${r.code}: ${r.stderr}`);
-    }
     // one after the other: the first creates the schema and the shared secrets
     for (let i = 0; i < count; i++) {
+      // the users, once the first node runs: through its admin API (Enable-CsUser), a few at a
+      // time (a `parley user add` each would cost a process start, seconds on a busy machine)
+      if (i === 1) await addUsers(nodes[0]!, options.users ?? []);
       nodes.push(
         await startServer({
           ...(options.domain === undefined ? {} : { domain: options.domain }),
@@ -81,6 +101,7 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<T
     await stop();
     throw err;
   }
+  if (count === 1) await addUsers(nodes[0]!, options.users ?? []);
   return {
     nodes,
     database: db.url,
