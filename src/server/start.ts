@@ -198,8 +198,8 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   // The offline-IM pipeline: the router hands it what no registration took; its worker delivers.
   const offline = new OfflineService({
     sql,
-    // the same across restarts, and one per node (each has its own data directory)
-    node: `${hostname()}:${resolvePath(config.dataDir)}`,
+    // the same across restarts, and one per node: a cluster's node id, else host and data directory
+    node: config.cluster?.nodeId ?? `${hostname()}:${resolvePath(config.dataDir)}`,
     // the nodes of a cluster admit into and deliver from one spool: the quotas follow the spool
     shared: cluster !== null,
     logger: logger.child({ component: 'offline' }),
