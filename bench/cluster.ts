@@ -22,7 +22,8 @@ import path from 'node:path';
 import { openPostgres } from '../src/storage/index.ts';
 import { freshPostgresDatabase } from '../test/harness/engines.ts';
 import { startRedis, type TestRedis } from '../test/harness/redis.ts';
-import type { ClusterWsReport, ServerRun } from './report.ts';
+import { probeRelayLatency } from './cluster-probe.ts';
+import type { ClusterWsReport, ProbeReport, ServerRun } from './report.ts';
 import { BENCH_DIR, fdLimit, rssKb, seedParley, startParley } from './servers.ts';
 import type { BenchServer, StepTarget } from './servers.ts';
 import { mean, percentile, runStep, startReceiver } from './sipp-step.ts';
@@ -36,6 +37,13 @@ export interface BenchCluster {
   redisPid: number;
   /** CPU and memory: the nodes summed; Redis's CPU beside */
   target: StepTarget;
+  /**
+   * Date.now() by which every node has read every other's announcement in its registry's periodic
+   * round (every 3 s, src/cluster/registry.ts). Before it, a node that has not seen the other yet
+   * answers a MESSAGE for a user there as for an offline user (202, spooled): its registry looks a
+   * missing node up at most once a second, and requests arriving meanwhile find it missing.
+   */
+  settledAt: number;
   stop(): Promise<void>;
 }
 
@@ -84,7 +92,7 @@ export async function startBenchCluster(domain: string, users: readonly string[]
     for (const r of rest) if (r.status === 'fulfilled') nodes.push(r.value);
     const failed = rest.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
-    return { nodes, database, redis, redisPid, target: { name: 'Parley', pids: nodes.map((n) => n.pid), postgres: database, redisPid }, stop };
+    return { nodes, database, redis, redisPid, target: { name: 'Parley', pids: nodes.map((n) => n.pid), postgres: database, redisPid }, settledAt: Date.now() + 3_500, stop };
   } catch (err) {
     await stop();
     throw err;
@@ -165,10 +173,16 @@ export interface SplitSipOptions {
   callsFor(rate: number): number;
   scenario(file: string): string;
   stepUp: StepUp;
+  /** MESSAGEs of the latency probe after the steps (bench/cluster-probe.ts), one at a time */
+  probeCount: number;  /** a cluster: the MESSAGE steps wait until then (BenchCluster.settledAt) */
+  settledAt?: number;
 }
 
-/** REGISTER, then MESSAGE, each stepped up with two sipp senders side by side (see the top). */
-export async function benchSplitSip(o: SplitSipOptions): Promise<{ register: ServerRun; message: ServerRun }> {
+/**
+ * REGISTER, then MESSAGE, each stepped up with two sipp senders side by side (see the top); then
+ * the latency probe: the first sender's MESSAGEs to the first receiver, one at a time.
+ */
+export async function benchSplitSip(o: SplitSipOptions): Promise<{ register: ServerRun; message: ServerRun; probe: ProbeReport }> {
   const node = (k: number) => o.nodes[k % o.nodes.length]!;
   const at = (k: number) => `127.0.0.1:${node(k).port}`;
   const half = Math.ceil(o.senders.length / 2);
@@ -183,9 +197,13 @@ export async function benchSplitSip(o: SplitSipOptions): Promise<{ register: Ser
     for (const k of [0, 1]) {
       receivers.push(await startReceiver({ scenario: o.scenario('message-uas.xml'), ooc: o.scenario('message-uas-ooc.xml'), target: at(k + 1), domain: o.domain, user: o.receivers[k]!, password: o.password, holdMs: 3_600_000 }));
     }
+    await new Promise((r) => setTimeout(r, Math.max(0, (o.settledAt ?? 0) - Date.now())));
     const message = await o.stepUp(o.target, `MESSAGE (${o.label})`, (rate) =>
       split(rate, (k, r) => ({ scenario: o.scenario('message-uac.xml'), target: at(k), domain: o.domain, rate: r, calls: o.callsFor(r), injection: groups[k]!, keys: { to: o.receivers[k]! }, authUri: `${o.receivers[k]!}@${o.domain}` })), o.rates);
-    return { register, message };
+    const probed = await probeRelayLatency({ host: '127.0.0.1', port: node(0).port, domain: o.domain, from: o.senders[0]!, password: o.password, to: o.receivers[0], count: o.probeCount, gapMs: 5 });
+    const us = probed.samplesUs;
+    const probe: ProbeReport = { samples: us.length, failed: probed.failed, p50Us: percentile(us, 50), p90Us: percentile(us, 90), p99Us: percentile(us, 99), meanUs: mean(us), ...(probed.firstError ? { firstError: probed.firstError } : {}) };
+    return { register, message, probe };
   } finally {
     for (const r of receivers) await r.stop();
   }

@@ -95,14 +95,25 @@ export interface ClusterWsReport {
   skipped?: string;
 }
 
+/** bench/cluster-probe.ts: authenticated MESSAGE → 200, one at a time, microseconds */
+export interface ProbeReport {
+  samples: number;
+  failed: number;
+  p50Us: number;
+  p90Us: number;
+  p99Us: number;
+  meanUs: number;
+  firstError?: string;
+}
+
 /** Issue 16: a cluster of Parley nodes against one node, both on PostgreSQL (bench/cluster.ts). */
 export interface ClusterReport {
   /** how the nodes, sipp, Redis and PostgreSQL were placed on the cores, and what that means */
   placement: string;
   /** the method, one paragraph */
   method: string;
-  cluster?: { register?: ServerRun; message?: ServerRun };
-  single?: { register?: ServerRun; message?: ServerRun };
+  cluster?: { register?: ServerRun; message?: ServerRun; probe?: ProbeReport };
+  single?: { register?: ServerRun; message?: ServerRun; probe?: ProbeReport };
   ws: ClusterWsReport[];
   /** why the SIP part was not run */
   pending?: string;
@@ -394,6 +405,21 @@ function clusterSection(c: ClusterReport, topRate: number): string[] {
         out.push(`| ${r} | ${a.p50Ms} / ${a.p99Ms} / ${ms(a.meanMs)} | ${b.p50Ms} / ${b.p99Ms} / ${ms(b.meanMs)} | ${signedMs(b.p50Ms - a.p50Ms)} / ${signedMs(b.p99Ms - a.p99Ms)} / ${signedMs((b.meanMs ?? NaN) - (a.meanMs ?? NaN))} | ${cpuText(a)} | ${cpuText(b)} | ${perMsg(a)} → ${perMsg(b)} | ${a.passed && b.passed ? 'yes' : 'no'} |`);
       }
       out.push('');
+    }
+    const [p1, p2] = [c.single?.probe, c.cluster?.probe];
+    if (p1 && p2) {
+      const us = (n: number) => (Number.isNaN(n) ? '–' : `${(n / 1000).toFixed(3)} ms`);
+      const added = (a: number, b: number) => (Number.isNaN(a) || Number.isNaN(b) ? '–' : `${b >= a ? '+' : ''}${((b - a) / 1000).toFixed(3)} ms`);
+      out.push(
+        `The hop alone, finer than sipp's milliseconds (bench/cluster-probe.ts, after the steps, the sipp receivers still registered): one sender, one MESSAGE at a time, ${p1.samples + p1.failed} of them 5 ms apart, each timed from the authenticated MESSAGE to the receiver's 200 (performance.now(), on core 1 beside the idle sipp processes).`,
+        '',
+        '| | MESSAGEs answered 200 | failed | p50 | p90 | p99 | mean |',
+        '|---|---|---|---|---|---|---|',
+        `| one node | ${p1.samples} | ${p1.failed}${p1.firstError ? ` (${p1.firstError})` : ''} | ${us(p1.p50Us)} | ${us(p1.p90Us)} | ${us(p1.p99Us)} | ${us(p1.meanUs)} |`,
+        `| cluster, over a hop | ${p2.samples} | ${p2.failed}${p2.firstError ? ` (${p2.firstError})` : ''} | ${us(p2.p50Us)} | ${us(p2.p90Us)} | ${us(p2.p99Us)} | ${us(p2.meanUs)} |`,
+        `| added by the hop | | | ${added(p1.p50Us, p2.p50Us)} | ${added(p1.p90Us, p2.p90Us)} | ${added(p1.p99Us, p2.p99Us)} | ${added(p1.meanUs, p2.meanUs)} |`,
+        '',
+      );
     }
     out.push('Every step:', '', '| run | offered/s | ok/s | calls | failed | p50 | p99 | mean | CPU | other on core 0 | UDP drops | pass |', '|---|---|---|---|---|---|---|---|---|---|---|---|');
     for (const [title, r] of [['one node, REGISTER', c.single?.register], ['cluster, REGISTER', c.cluster?.register], ['one node, MESSAGE', c.single?.message], ['cluster, MESSAGE', c.cluster?.message]] as const) {

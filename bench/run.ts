@@ -377,7 +377,7 @@ async function benchCluster(): Promise<{ report: ClusterReport; errors: string[]
   const errors: string[] = [];
   // the smoke pass: 1-s steps (100 calls per sender), to keep the test command's pass short
   const calls = (rate: number) => (smoke ? 100 : callsFor(rate));
-  const common = { domain: DOMAIN, password: PASSWORD, senders: SIPP_USERS, receivers: CLUSTER_RECEIVERS, rates: CLUSTER_RATES, callsFor: calls, scenario: SCENARIO, stepUp };
+  const common = { domain: DOMAIN, password: PASSWORD, senders: SIPP_USERS, receivers: CLUSTER_RECEIVERS, rates: CLUSTER_RATES, callsFor: calls, scenario: SCENARIO, stepUp, probeCount: smoke ? 20 : 1_000 };
   let single: ClusterReport['single'];
   let cluster: ClusterReport['cluster'];
   if (ONLY.has('cluster')) {
@@ -385,7 +385,9 @@ async function benchCluster(): Promise<{ report: ClusterReport; errors: string[]
     const one = await startParley(DOMAIN, users, PASSWORD, { database: 'postgres', label: 'cluster-one-node' });
     log(`cluster scenario: one node up in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     try {
-      single = await benchSplitSip({ ...common, label: 'one node', nodes: [one], target: targetOf(one) });
+      const r = await benchSplitSip({ ...common, label: 'one node', nodes: [one], target: targetOf(one) });
+      log(`cluster scenario, one node: probe p50 ${(r.probe.p50Us / 1000).toFixed(3)} ms, p99 ${(r.probe.p99Us / 1000).toFixed(3)} ms over ${r.probe.samples} (${r.probe.failed} failed)`);
+      single = r;
       errors.push(...errorNote(one, 'cluster scenario, one node'));
     } finally {
       await one.stop();
@@ -394,7 +396,9 @@ async function benchCluster(): Promise<{ report: ClusterReport; errors: string[]
     const c = await startBenchCluster(DOMAIN, users, PASSWORD, { nodes: 2, cores: CLUSTER_CORES });
     log(`cluster scenario: 2 nodes up in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     try {
-      cluster = await benchSplitSip({ ...common, label: '2-node cluster', nodes: c.nodes, target: c.target });
+      const r = await benchSplitSip({ ...common, label: '2-node cluster', nodes: c.nodes, target: c.target, settledAt: c.settledAt });
+      log(`cluster scenario, cluster: probe p50 ${(r.probe.p50Us / 1000).toFixed(3)} ms, p99 ${(r.probe.p99Us / 1000).toFixed(3)} ms over ${r.probe.samples} (${r.probe.failed} failed)`);
+      cluster = r;
       c.nodes.forEach((n, i) => errors.push(...errorNote(n, `cluster scenario, node-${i}`)));
     } finally {
       await c.stop();
