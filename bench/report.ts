@@ -23,6 +23,8 @@ export interface StepRecord extends StepResult {
   commit?: CommitTotals;
   /** Parley on PostgreSQL: CPU of the PostgreSQL server (not pinned) and of Parley's backends in it, over the step (1.0 = one core) */
   postgresCpu?: { server: number; database: number };
+  /** a cluster's Redis (its private redis-server, on the load core): CPU over the step, same unit */
+  redisCpu?: number;
 }
 
 export interface ServerRun {
@@ -80,6 +82,43 @@ export interface WsReport {
   skipped?: string;
 }
 
+/** Idle WebSocket registrations spread over a cluster's nodes (bench/cluster.ts). */
+export interface ClusterWsReport {
+  count: number;
+  /** seconds from the first connection to the last child's report */
+  setupSec?: number;
+  nodes: Array<{ node: string; core: string; registered: number; failed: number; rssBeforeKb: number; rssAfterKb: number }>;
+  firstError?: string;
+  /** Redis INFO memory (used_memory, used_memory_rss) and DBSIZE, before and after the registrations */
+  redisBefore?: { usedBytes: number; rssBytes: number; keys: number };
+  redisAfter?: { usedBytes: number; rssBytes: number; keys: number };
+  skipped?: string;
+}
+
+/** bench/cluster-probe.ts: authenticated MESSAGE → 200, one at a time, microseconds */
+export interface ProbeReport {
+  samples: number;
+  failed: number;
+  p50Us: number;
+  p90Us: number;
+  p99Us: number;
+  meanUs: number;
+  firstError?: string;
+}
+
+/** Issue 16: a cluster of Parley nodes against one node, both on PostgreSQL (bench/cluster.ts). */
+export interface ClusterReport {
+  /** how the nodes, sipp, Redis and PostgreSQL were placed on the cores, and what that means */
+  placement: string;
+  /** the method, one paragraph */
+  method: string;
+  cluster?: { register?: ServerRun; message?: ServerRun; probe?: ProbeReport };
+  single?: { register?: ServerRun; message?: ServerRun; probe?: ProbeReport };
+  ws: ClusterWsReport[];
+  /** why the SIP part was not run */
+  pending?: string;
+}
+
 export interface BenchReport {
   quick: boolean;
   /** the test command's smoke run (--smoke): one short step per scenario */
@@ -99,6 +138,8 @@ export interface BenchReport {
   drainMethod?: string;
   /** presence fan-out: one state change to N watchers */
   fanout?: PresenceFanoutResult;
+  /** the cluster scenarios (issue 16) */
+  cluster?: ClusterReport;
   notes: string[];
 }
 
@@ -107,8 +148,8 @@ const f0 = (n: number | undefined) => (n === undefined || Number.isNaN(n) ? '–
 const mib = (kb: number | undefined) => (kb === undefined ? '–' : `${(kb / 1024).toFixed(1)} MiB`);
 /** the server's CPU at a step, and PostgreSQL's beside it when Parley ran there */
 // PostgreSQL: Parley's own backends, then the whole server (other clients of it included)
-const cpuText = (st: { cpu: number; postgresCpu?: { server: number; database: number } }) =>
-  `${(st.cpu * 100).toFixed(0)} %${st.postgresCpu ? ` + PostgreSQL ${(st.postgresCpu.database * 100).toFixed(0)} % (whole server ${(st.postgresCpu.server * 100).toFixed(0)} %)` : ''}`;
+const cpuText = (st: { cpu: number; postgresCpu?: { server: number; database: number }; redisCpu?: number }) =>
+  `${(st.cpu * 100).toFixed(0)} %${st.postgresCpu ? ` + PostgreSQL ${(st.postgresCpu.database * 100).toFixed(0)} % (whole server ${(st.postgresCpu.server * 100).toFixed(0)} %)` : ''}${st.redisCpu === undefined ? '' : ` + Redis ${(st.redisCpu * 100).toFixed(0)} %`}`;
 
 /** Issue 14's target: relay with Conversation History on at least this share of relay with it off. */
 export const HISTORY_TARGET = 0.9;
@@ -315,6 +356,7 @@ function markdown(rep: BenchReport): string {
     if (d.incomplete) out.push('', `**Incomplete:** ${d.incomplete}.`);
     out.push('');
   }
+  if (rep.cluster) out.push(...clusterSection(rep.cluster, rep.topRate));
   out.push('## Every step', '', '| scenario | server | offered/s | ok/s | calls | failed | p50 | p99 | CPU | other on core 0 | UDP drops | pass |', '|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const s of rep.scenarios) {
     for (const { server: name, title, run: r } of runsOf(s)) {
@@ -325,6 +367,88 @@ function markdown(rep: BenchReport): string {
   }
   out.push('', '![throughput](throughput.svg)', '', '## Notes', '', ...rep.notes.map((n) => `- ${n}`), '');
   return out.join('\n');
+}
+
+/** The last step at each offered rate (a retried step counts once). */
+const lastAt = (r: ServerRun | undefined) => new Map((r?.steps ?? []).map((st) => [st.rate, st]));
+const ms = (n: number | undefined) => (n === undefined || Number.isNaN(n) ? '–' : `${n.toFixed(2)} ms`);
+const signedMs = (n: number) => (Number.isNaN(n) ? '–' : `${n >= 0 ? '+' : ''}${Number.isInteger(n) ? n : n.toFixed(2)} ms`);
+
+function clusterSection(c: ClusterReport, topRate: number): string[] {
+  const out: string[] = ['## Cluster (issue 16)', '', c.method, '', c.placement, ''];
+  if (c.pending) out.push(`MESSAGE and REGISTER through the cluster: ${c.pending}.`, '');
+  else {
+    out.push('| scenario | one node: max rate | 2-node cluster: max rate | cluster / one node | one node p50/p99 | cluster p50/p99 | one node CPU | cluster CPU (both nodes) | one node peak mem | cluster peak mem (both nodes) |', '|---|---|---|---|---|---|---|---|---|---|');
+    for (const [title, one, two] of [['REGISTER + digest', c.single?.register, c.cluster?.register], ['MESSAGE relayed (cluster: every one over a hop)', c.single?.message, c.cluster?.message]] as const) {
+      const a = cell(one, topRate);
+      const b = cell(two, topRate);
+      const ba = best(one);
+      const bb = best(two);
+      out.push(`| ${title} | ${a[0]} | ${b[0]} | ${ba && bb ? `${(bb.rate / ba.rate).toFixed(2)}×` : '–'} | ${a[1]} | ${b[1]} | ${a[2]} | ${b[2]} | ${a[3]} | ${b[3]} |`);
+    }
+    out.push('');
+    // the hop: the same offered rate on both, latency and CPU side by side
+    const one = lastAt(c.single?.message);
+    const two = lastAt(c.cluster?.message);
+    const rates = [...one.keys()].filter((r) => two.has(r)).sort((a, b) => a - b);
+    if (rates.length > 0) {
+      out.push(
+        'What the hop costs a relayed MESSAGE: the same offered rate through one node and through the cluster (every MESSAGE received by one node and delivered by the other), response times of the authenticated MESSAGE as sipp measured them (whole milliseconds per sample; the mean resolves what p50 cannot). CPU per message: the server processes\' CPU (both nodes for the cluster) over the messages carried.',
+        '',
+        '| offered/s | one node p50 / p99 / mean | cluster p50 / p99 / mean | added p50 / p99 / mean | one node CPU | cluster CPU | CPU per message, one node → cluster | both passed |',
+        '|---|---|---|---|---|---|---|---|',
+      );
+      for (const r of rates) {
+        const a = one.get(r)!;
+        const b = two.get(r)!;
+        const perMsg = (st: StepRecord) => (st.achieved > 0 ? `${((st.cpu / st.achieved) * 1e6).toFixed(0)} µs` : '–');
+        out.push(`| ${r} | ${a.p50Ms} / ${a.p99Ms} / ${ms(a.meanMs)} | ${b.p50Ms} / ${b.p99Ms} / ${ms(b.meanMs)} | ${signedMs(b.p50Ms - a.p50Ms)} / ${signedMs(b.p99Ms - a.p99Ms)} / ${signedMs((b.meanMs ?? NaN) - (a.meanMs ?? NaN))} | ${cpuText(a)} | ${cpuText(b)} | ${perMsg(a)} → ${perMsg(b)} | ${a.passed && b.passed ? 'yes' : 'no'} |`);
+      }
+      out.push('');
+    }
+    const [p1, p2] = [c.single?.probe, c.cluster?.probe];
+    if (p1 && p2) {
+      const us = (n: number) => (Number.isNaN(n) ? '–' : `${(n / 1000).toFixed(3)} ms`);
+      const added = (a: number, b: number) => (Number.isNaN(a) || Number.isNaN(b) ? '–' : `${b >= a ? '+' : ''}${((b - a) / 1000).toFixed(3)} ms`);
+      out.push(
+        `The hop alone, finer than sipp's milliseconds (bench/cluster-probe.ts, after the steps, the sipp receivers still registered): one sender, one MESSAGE at a time, ${p1.samples + p1.failed} of them 5 ms apart, each timed from the authenticated MESSAGE to the receiver's 200 (performance.now(), on core 1 beside the idle sipp processes).`,
+        '',
+        '| | MESSAGEs answered 200 | failed | p50 | p90 | p99 | mean |',
+        '|---|---|---|---|---|---|---|',
+        `| one node | ${p1.samples} | ${p1.failed}${p1.firstError ? ` (${p1.firstError})` : ''} | ${us(p1.p50Us)} | ${us(p1.p90Us)} | ${us(p1.p99Us)} | ${us(p1.meanUs)} |`,
+        `| cluster, over a hop | ${p2.samples} | ${p2.failed}${p2.firstError ? ` (${p2.firstError})` : ''} | ${us(p2.p50Us)} | ${us(p2.p90Us)} | ${us(p2.p99Us)} | ${us(p2.meanUs)} |`,
+        `| added by the hop | | | ${added(p1.p50Us, p2.p50Us)} | ${added(p1.p90Us, p2.p90Us)} | ${added(p1.p99Us, p2.p99Us)} | ${added(p1.meanUs, p2.meanUs)} |`,
+        '',
+      );
+    }
+    out.push('Every step:', '', '| run | offered/s | ok/s | calls | failed | p50 | p99 | mean | CPU | other on core 0 | UDP drops | pass |', '|---|---|---|---|---|---|---|---|---|---|---|---|');
+    for (const [title, r] of [['one node, REGISTER', c.single?.register], ['cluster, REGISTER', c.cluster?.register], ['one node, MESSAGE', c.single?.message], ['cluster, MESSAGE', c.cluster?.message]] as const) {
+      for (const st of r?.steps ?? []) {
+        out.push(`| ${title} | ${st.rate} | ${f0(st.achieved)} | ${st.calls} | ${st.failed} | ${st.p50Ms} ms | ${st.p99Ms} ms | ${ms(st.meanMs)} | ${cpuText(st)} | ${st.otherCpu === undefined ? '–' : `${(st.otherCpu * 100).toFixed(0)} %`} | ${st.udpDrops} | ${st.passed ? 'yes' : 'no'} |`);
+      }
+    }
+    out.push('');
+  }
+  for (const w of c.ws) {
+    out.push(`### ${w.count} idle WebSocket registrations across ${w.nodes.length || 'the'} nodes`, '');
+    if (w.skipped) {
+      out.push(`Not run: ${w.skipped}.`, '');
+      continue;
+    }
+    const kib = (kb: number, n: number) => (n > 0 ? `${(kb / n).toFixed(1)} KiB` : '–');
+    out.push('| node | core | registered | failed | RSS before | RSS after | per registration |', '|---|---|---|---|---|---|---|');
+    for (const n of w.nodes) out.push(`| ${n.node} | ${n.core} | ${n.registered} | ${n.failed} | ${mib(n.rssBeforeKb)} | ${mib(n.rssAfterKb)} | ${kib(n.rssAfterKb - n.rssBeforeKb, n.registered)} |`);
+    const registered = w.nodes.reduce((s, n) => s + n.registered, 0);
+    const before = w.nodes.reduce((s, n) => s + n.rssBeforeKb, 0);
+    const after = w.nodes.reduce((s, n) => s + n.rssAfterKb, 0);
+    out.push(`| all | | ${registered} | ${w.nodes.reduce((s, n) => s + n.failed, 0)}${w.firstError ? ` (${w.firstError})` : ''} | ${mib(before)} | ${mib(after)} | ${kib(after - before, registered)} |`);
+    if (w.redisBefore && w.redisAfter) {
+      const grew = w.redisAfter.usedBytes - w.redisBefore.usedBytes;
+      out.push(`| Redis | | keys ${w.redisBefore.keys} → ${w.redisAfter.keys} | | used_memory ${mib(w.redisBefore.usedBytes / 1024)} (RSS ${mib(w.redisBefore.rssBytes / 1024)}) | used_memory ${mib(w.redisAfter.usedBytes / 1024)} (RSS ${mib(w.redisAfter.rssBytes / 1024)}) | ${registered > 0 ? `${(grew / registered).toFixed(0)} B` : '–'} |`);
+    }
+    out.push('', `All ${registered} registered in ${w.setupSec?.toFixed(1) ?? '–'} s (REGISTER, 401, REGISTER with MD5 digest, 200 on each connection; 100 set up at once per load generator).`, '');
+  }
+  return out;
 }
 
 const PARLEY_COLOUR = '#d9480f';

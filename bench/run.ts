@@ -11,13 +11,14 @@ import { measureDrain } from './drain.ts';
 import type { DrainReport } from './drain.ts';
 import { readHistoryStore } from './history-store.ts';
 import { historyComparison, runsOf, writeReport } from './report.ts';
-import type { BenchReport, ScenarioReport, ServerRun, StepRecord, WsReport } from './report.ts';
+import type { BenchReport, ClusterReport, ScenarioReport, ServerRun, StepRecord, WsReport } from './report.ts';
 import { BENCH_DIR, LOAD_CORE, SERVER_CORE, cpuProfileDir, cpuSeconds, fdLimit, memoryKb, postgresCpu, rssKb, startKamailio, startParley } from './servers.ts';
-import type { BenchServer, CommitTotals, KamailioOptions, ParleyOptions } from './servers.ts';
+import type { BenchServer, CommitTotals, KamailioOptions, ParleyOptions, StepTarget } from './servers.ts';
 import { closeTestPostgres } from '../test/harness/engines.ts';
 import { runStep, startReceiver } from './sipp-step.ts';
 import { openIdleRegistrations } from './ws-load.ts';
 import { runPresenceFanout } from './presence-fanout.ts';
+import { benchClusterWebSocket, benchSplitSip, startBenchCluster } from './cluster.ts';
 
 // --smoke (the test command's): every scenario, one short step at a low rate, no re-runs: proves
 // the harness and both servers work in well under a minute, and measures nothing to quote.
@@ -94,8 +95,20 @@ const DATABASE = ((name: string): 'sqlite' | 'postgres' => {
 })(option('database') ?? 'sqlite');
 const ENGINE: ParleyOptions = { database: DATABASE };
 const ON_POSTGRES = DATABASE === 'postgres';
-// `--scenarios 1,2,3,ws,fanout` runs only those (default: all); the others are reported as not run
-const ONLY = new Set((option('scenarios') ?? '1,2,3,ws,fanout').split(',').map((x) => x.trim()));
+// `--scenarios 1,2,3,ws,fanout,cluster,cluster-ws` runs only those (default: all); the others are reported as not run
+const ONLY = new Set((option('scenarios') ?? '1,2,3,ws,fanout,cluster,cluster-ws').split(',').map((x) => x.trim()));
+// Issue 16 (bench/cluster.ts). `cluster`: REGISTER and MESSAGE relayed through a 2-node cluster
+// against one node, both on PostgreSQL, with the same two sipp senders; `cluster-ws`: idle
+// WebSocket registrations spread over 3 nodes. `--cluster-cores 0,1` pins node i to the i-th core
+// of the list (default: every node on the servers' core, beside nothing but each other).
+const CLUSTER_CORES = (option('cluster-cores') ?? SERVER_CORE).split(',').map((x) => x.trim());
+if (CLUSTER_CORES.some((c) => !/^\d+$/.test(c) || Number(c) >= os.cpus().length)) throw new Error(`--cluster-cores ${option('cluster-cores')}: expected core numbers below ${os.cpus().length}, comma-separated`);
+const CLUSTER_RATES = option('rates') !== undefined ? RATES : smoke ? [200] : quick ? [400, 800, 1600, 2400, 3200] : [200, 400, 800, 1200, 1600, 2000, 2400, 3200, 4000, 4800];
+// 50,000 at once: about 16,700 per node, under the 20,000 open files a process may have here
+const CLUSTER_WS_COUNTS = smoke ? [300] : quick ? [6_000] : [50_000];
+const CLUSTER_WS_NODES = 3;
+/** the two receivers of the cluster's MESSAGE steps, one registered on each node */
+const CLUSTER_RECEIVERS = ['bob', 'carol'] as const;
 const SCENARIO = (f: string) => path.join(BENCH_DIR, 'sipp', f);
 const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
 
@@ -109,15 +122,16 @@ function requireTools(): void {
   }
 }
 
-/** Samples the server's memory every 200 ms until stopped; returns the maximum seen. */
-function sampleMemory(pid: number): { peak(): number; stop(): number } {
-  let peak = memoryKb(pid);
-  const t = setInterval(() => (peak = Math.max(peak, memoryKb(pid))), 200);
+/** Samples the server's memory (the sum over a cluster's nodes) every 200 ms until stopped; returns the maximum seen. */
+function sampleMemory(pids: readonly number[]): { peak(): number; stop(): number } {
+  const now = () => pids.reduce((sum, pid) => sum + memoryKb(pid), 0);
+  let peak = now();
+  const t = setInterval(() => (peak = Math.max(peak, now())), 200);
   return {
-    peak: () => (peak = Math.max(peak, memoryKb(pid))),
+    peak: () => (peak = Math.max(peak, now())),
     stop() {
       clearInterval(t);
-      return Math.max(peak, memoryKb(pid));
+      return Math.max(peak, now());
     },
   };
 }
@@ -157,22 +171,27 @@ function commitDelta(a: CommitTotals | undefined, b: CommitTotals | undefined): 
   return { batches: b.batches - a.batches, items: b.items - a.items, maxBatch: b.maxBatch, commitMs: b.commitMs - a.commitMs, maxCommitMs: b.maxCommitMs, sizes };
 }
 
-async function stepUp(server: BenchServer, name: string, run: StepFn, rates: readonly number[] = RATES): Promise<ServerRun> {
-  const mem = sampleMemory(server.pid);
+const targetOf = (server: BenchServer): StepTarget => ({ name: server.name, pids: [server.pid], postgres: server.postgres, commitStats: server.commitStats });
+
+async function stepUp(server: StepTarget, name: string, run: StepFn, rates: readonly number[] = RATES): Promise<ServerRun> {
+  const serverCpu = () => server.pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+  const mem = sampleMemory(server.pids);
   const steps: StepRecord[] = [];
   let failedBefore = false;
   let retried = false;
   for (let i = 0; i < rates.length; i++) {
     const rate = rates[i]!;
     const commit0 = await server.commitStats?.();
-    const cpu0 = cpuSeconds(server.pid);
+    const cpu0 = serverCpu();
+    const redis0 = server.redisPid === undefined ? undefined : cpuSeconds(server.redisPid);
     const pg0 = server.postgres ? postgresCpu(server.postgres.name) : undefined;
     const core0 = busyCpuSeconds(`cpu${SERVER_CORE}`);
     const drops0 = udpRcvbufErrors();
     const t0 = performance.now();
     const r = await run(rate);
     const wall = (performance.now() - t0) / 1000;
-    const cpu = (cpuSeconds(server.pid) - cpu0) / wall;
+    const cpu = (serverCpu() - cpu0) / wall;
+    const redisCpu = redis0 === undefined ? undefined : (cpuSeconds(server.redisPid!) - redis0) / wall;
     const pg1 = server.postgres ? postgresCpu(server.postgres.name) : undefined;
     const pgCpu = pg0 && pg1 ? { server: (pg1.server - pg0.server) / wall, database: (pg1.database - pg0.database) / wall } : undefined;
     // the server's core did other work too: kernel (network softirqs) and any process not pinned away
@@ -180,10 +199,11 @@ async function stepUp(server: BenchServer, name: string, run: StepFn, rates: rea
     const passed = r.failureRatio < MAX_FAILURE_RATIO && r.p99Ms < MAX_P99_MS && r.achieved >= MIN_CARRIED * rate;
     const udpDrops = udpRcvbufErrors() - drops0;
     const commit = commitDelta(commit0, await server.commitStats?.());
-    steps.push({ ...r, cpu, otherCpu, passed, udpDrops, peakMemoryKb: mem.peak(), ...(commit ? { commit } : {}), ...(pgCpu ? { postgresCpu: pgCpu } : {}) });
+    steps.push({ ...r, cpu, otherCpu, passed, udpDrops, peakMemoryKb: mem.peak(), ...(commit ? { commit } : {}), ...(pgCpu ? { postgresCpu: pgCpu } : {}), ...(redisCpu === undefined ? {} : { redisCpu }) });
     const batches = commit && commit.batches > 0 ? `, ${commit.batches} commits of ${(commit.items / commit.batches).toFixed(1)} on average` : '';
     const pgText = pgCpu ? ` + PostgreSQL ${(pgCpu.server * 100).toFixed(0)}% (its backends for Parley ${(pgCpu.database * 100).toFixed(0)}%)` : '';
-    log(`${server.name} ${name} offered ${rate}/s: ${r.successful}/${r.calls} ok, ${r.achieved.toFixed(0)} ok/s, p50 ${r.p50Ms} ms p99 ${r.p99Ms} ms, cpu ${(cpu * 100).toFixed(0)}%${pgText} (other on core ${SERVER_CORE}: ${(otherCpu * 100).toFixed(0)}%), ${udpDrops} UDP drops${batches} ${passed ? 'pass' : 'FAIL'}`);
+    const redisText = redisCpu === undefined ? '' : ` + Redis ${(redisCpu * 100).toFixed(0)}%`;
+    log(`${server.name} ${name} offered ${rate}/s: ${r.successful}/${r.calls} ok, ${r.achieved.toFixed(0)} ok/s, p50 ${r.p50Ms} ms p99 ${r.p99Ms} ms, cpu ${(cpu * 100).toFixed(0)}%${pgText}${redisText} (other on core ${SERVER_CORE}: ${(otherCpu * 100).toFixed(0)}%), ${udpDrops} UDP drops${batches} ${passed ? 'pass' : 'FAIL'}`);
     if (r.errors) log(`sipp errors (start):\n${r.errors}`);
     // A step that failed while something else kept the server's core busy says little about the
     // server: run it again, once per scenario (both rows are reported).
@@ -233,7 +253,7 @@ async function benchServer(start: Start, run: { register: boolean; message: bool
     const target = `127.0.0.1:${server.port}`;
     const injection = SIPP_USERS.map((u) => [u, PASSWORD]);
     const register = run.register
-      ? await stepUp(server, 'REGISTER', (rate) =>
+      ? await stepUp(targetOf(server), 'REGISTER', (rate) =>
           runStep({ scenario: SCENARIO('register.xml'), target, domain: DOMAIN, rate, calls: callsFor(rate), injection }),
         )
       : undefined;
@@ -244,7 +264,7 @@ async function benchServer(start: Start, run: { register: boolean; message: bool
     });
     try {
       const message = await stepUp(
-        server,
+        targetOf(server),
         `MESSAGE (${run.label})`,
         (rate) => runStep({ scenario: SCENARIO('message-uac.xml'), target, domain: DOMAIN, rate, calls: callsFor(rate), injection, keys: { to: RECEIVER }, authUri: `${RECEIVER}@${DOMAIN}` }),
         run.messageRates,
@@ -287,7 +307,7 @@ async function benchOffline(start: Start, drain: boolean): Promise<OfflineResult
     }
     let offset = 0;
     const run = await stepUp(
-      server,
+      targetOf(server),
       'offline MESSAGE',
       (rate) => {
         // each step goes on with the pairs where the last one stopped (sipp reads the file from the top)
@@ -351,6 +371,50 @@ async function benchWebSocket(count: number): Promise<WsReport> {
   }
 }
 
+/** Issue 16: the cluster against one node (`cluster`), and idle WebSocket registrations over three nodes (`cluster-ws`). */
+async function benchCluster(): Promise<{ report: ClusterReport; errors: string[] }> {
+  const users = [...SIPP_USERS, ...CLUSTER_RECEIVERS];
+  const errors: string[] = [];
+  // the smoke pass: 1-s steps (100 calls per sender), to keep the test command's pass short
+  const calls = (rate: number) => (smoke ? 100 : callsFor(rate));
+  const common = { domain: DOMAIN, password: PASSWORD, senders: SIPP_USERS, receivers: CLUSTER_RECEIVERS, rates: CLUSTER_RATES, callsFor: calls, scenario: SCENARIO, stepUp, probeCount: smoke ? 20 : 1_000 };
+  let single: ClusterReport['single'];
+  let cluster: ClusterReport['cluster'];
+  if (ONLY.has('cluster')) {
+    let t0 = performance.now();
+    const one = await startParley(DOMAIN, users, PASSWORD, { database: 'postgres', label: 'cluster-one-node' });
+    log(`cluster scenario: one node up in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    try {
+      const r = await benchSplitSip({ ...common, label: 'one node', nodes: [one], target: targetOf(one) });
+      log(`cluster scenario, one node: probe p50 ${(r.probe.p50Us / 1000).toFixed(3)} ms, p99 ${(r.probe.p99Us / 1000).toFixed(3)} ms over ${r.probe.samples} (${r.probe.failed} failed)`);
+      single = r;
+      errors.push(...errorNote(one, 'cluster scenario, one node'));
+    } finally {
+      await one.stop();
+    }
+    t0 = performance.now();
+    const c = await startBenchCluster(DOMAIN, users, PASSWORD, { nodes: 2, cores: CLUSTER_CORES });
+    log(`cluster scenario: 2 nodes up in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    try {
+      const r = await benchSplitSip({ ...common, label: '2-node cluster', nodes: c.nodes, target: c.target, settledAt: c.settledAt });
+      log(`cluster scenario, cluster: probe p50 ${(r.probe.p50Us / 1000).toFixed(3)} ms, p99 ${(r.probe.p99Us / 1000).toFixed(3)} ms over ${r.probe.samples} (${r.probe.failed} failed)`);
+      cluster = r;
+      c.nodes.forEach((n, i) => errors.push(...errorNote(n, `cluster scenario, node-${i}`)));
+    } finally {
+      await c.stop();
+    }
+  }
+  const ws = [];
+  if (ONLY.has('cluster-ws')) for (const n of CLUSTER_WS_COUNTS) ws.push(await benchClusterWebSocket(n, { nodes: CLUSTER_WS_NODES, cores: CLUSTER_CORES, domain: DOMAIN, password: PASSWORD, log, settleMs: smoke ? 250 : 1_000 }));
+  const cores = [...new Set(CLUSTER_CORES)];
+  const shared = cores.length === 1 && cores[0] === SERVER_CORE;
+  const placement = shared
+    ? `Placement: this machine has ${os.cpus().length} cores. Every Parley process (the one node, and both nodes of the cluster, and the three of the WebSocket run) is pinned to core ${SERVER_CORE}; sipp (both senders and both receivers), the WebSocket load generators, the bench process and the cluster's redis-server run on core ${LOAD_CORE}; the machine's PostgreSQL is not pinned and runs where the scheduler puts it. So the cluster here has the CPU of one node: the comparison measures what clustering costs (the Redis location service, the hop between nodes, two processes sharing a core), not what a second machine adds; on separate machines each node would have a core of its own, and the one-node max rate is the better guess of what each node carries. Redis shares core ${LOAD_CORE} with sipp: where sipp is busy, Redis answers later.`
+    : `Placement (\`--cluster-cores ${CLUSTER_CORES.join(',')}\`): node i of the cluster pinned to core ${CLUSTER_CORES.join(' / ')} (the list, in turn), the one node to core ${SERVER_CORE}; sipp, the load generators, the bench and redis-server on core ${LOAD_CORE}, beside any node placed there; PostgreSQL not pinned. "Other on core ${SERVER_CORE}" counts every node's CPU as its own wherever it ran, so it reads low.`;
+  const method = `Both on PostgreSQL (the machine's PostgreSQL 15, a fresh database per run, synchronous_commit on), the same Parley build and settings (Conversation History on, the default). **One node**: \`parley serve --database postgres://…\`, a single process. **Cluster**: two \`parley serve --cluster node-<i> --redis unix://… --database postgres://…\` on one database and one redis-server of the bench's own (a Unix socket, nothing persisted, as test/harness/redis.ts starts it). Both get the same load from two sipp senders side by side, each at half the offered rate, with ${SIPP_USERS.length / 2} of the ${SIPP_USERS.length} senders each; sender k sends to node k (one node: both to it). REGISTER: each sender registers its own users. MESSAGE: two sipp receivers, ${CLUSTER_RECEIVERS[0]} registered on node 1 takes sender 0's MESSAGEs, ${CLUSTER_RECEIVERS[1]} registered on node 0 takes sender 1's, so in the cluster every relayed MESSAGE is received by one node, found in Redis, and forwarded to the other node over their TCP connection, and the 200 comes back the same way; on one node the same traffic takes no hop. The two senders' response times are pooled per step, and the step rules are those of scenarios 1-2 (steps of ${smoke ? '100 calls per sender, 1 s' : `${STEP_SEC} s`} at ${CLUSTER_RATES.join(', ')} calls/s in all, a step passes with under ${MAX_FAILURE_RATIO * 100} % failures, p99 under ${MAX_P99_MS} ms and ${MIN_CARRIED * 100} % of the offered rate carried). CPU: the node processes' (summed for the cluster) + PostgreSQL (Parley's backends; the whole server in brackets) + Redis. Idle WebSocket registrations: a fresh cluster of ${CLUSTER_WS_NODES} nodes, one user per registration (all seeded in the database before the start), each node's share opened by a load-generator process of its own (a process may hold ${fdLimit()} open files here); RSS (VmRSS) of each node ${smoke ? '0.25 s' : '1 s'} after the start and ${smoke ? '0.5 s' : '2 s'} after the last registration, Redis's INFO memory (used_memory: what its data set allocated; used_memory_rss) and DBSIZE at the same moments.`;
+  return { report: { placement, method, ...(single ? { single } : {}), ...(cluster ? { cluster } : {}), ws, ...(ONLY.has('cluster') ? {} : { pending: 'not run (--scenarios)' }) }, errors };
+}
+
 function machine(): string[] {
   const cpus = os.cpus();
   let kamailio = 'unknown';
@@ -373,6 +437,8 @@ const DRAIN_METHOD = 'After scenario 3\'s steps (pickup delay 1 h, so every entr
 
 async function main(): Promise<void> {
   requireTools();
+  // every process the bench starts (servers, sipp, Redis, load generators) adds an exit listener that kills it
+  process.setMaxListeners(64);
   // keep this process (memory sampling, the WebSocket client) off the servers' core
   execFileSync('taskset', ['-a', '-p', '-c', LOAD_CORE, String(process.pid)], { stdio: 'ignore' });
   const t0 = Date.now();
@@ -397,6 +463,7 @@ async function main(): Promise<void> {
   if (ONLY.has('ws')) for (const n of WS_COUNTS) ws.push(await benchWebSocket(n));
   // issue 6: one presentity with 1,000 watchers changes state (Parley only; SDK watchers over TCP)
   const fanout = ONLY.has('fanout') ? await runPresenceFanout({ watchers: smoke ? 200 : 1000, rounds: smoke ? 1 : quick ? 3 : 10, log }) : undefined;
+  const clusterRun = ONLY.has('cluster') || ONLY.has('cluster-ws') ? await benchCluster() : undefined;
   const notRun = 'not run (--scenarios)';
   // what the rest of the machine did meanwhile (another test run, a build): the numbers are only as good as the quiet
   const wallSec = (Date.now() - t0) / 1000;
@@ -449,6 +516,7 @@ async function main(): Promise<void> {
     ws,
     ...(parleyOffline?.drain ? { drain: parleyOffline.drain, drainMethod: DRAIN_METHOD } : {}),
     ...(fanout ? { fanout } : {}),
+    ...(clusterRun ? { cluster: clusterRun.report } : {}),
     notes: [
       'Durability in scenarios 1-2: Parley keeps users in SQLite (WAL, synchronous=FULL), written only by `user add`; registrations are in memory, nothing is fsynced per request. Kamailio: usrloc db_mode 0 (memory only); auth_db reads SQLite; REGISTER runs msilo\'s m_dump (a SELECT). Scenario 3: see Method. See bench/kamailio.cfg.',
       `Kamailio runs 2 UDP worker processes (children=2; ${KAMAILIO_OFFLINE.children} in scenario 3) plus its helpers, all on core 0; Parley is one Node process on core 0 (no cluster yet), whose offline-spool commits (and their fsyncs) run on a worker thread of it.`,
@@ -463,6 +531,7 @@ async function main(): Promise<void> {
       ...kamailio.errors,
       ...(parleyOffline?.errors ?? []),
       ...(kamailioOffline?.errors ?? []),
+      ...(clusterRun?.errors ?? []),
       `Other load: processes outside the bench (and the kernel) used ${(otherShare * 100).toFixed(0)} % of the machine's CPU during the run${otherShare > 0.1 ? ' — **the machine was not quiet; treat the rates as lower bounds and run again when it is**' : ''}.`,
       ...(noisy.length > 0 ? [`Other work took more than ${MAX_OTHER_CPU * 100} % of the server core during some steps (see "other on core ${SERVER_CORE}" in Every step): ${noisy.join('; ')}. Those max rates are lower bounds.`] : []),
       ...(pgRunSec !== undefined ? [`PostgreSQL (not pinned; every postgres process, other clients' work included) used ${pgRunSec.toFixed(1)} CPU-s over the run, ${((pgRunSec / wallSec) * 100).toFixed(0)} % of one core on average; per step in "Every step" (+ PostgreSQL).`] : []),

@@ -50,6 +50,19 @@ export interface BenchServer {
   output(): string;
 }
 
+/**
+ * What a step measures (bench/run.ts stepUp): one server, or the nodes of a cluster
+ * (bench/cluster.ts), whose CPU and memory are summed; `redisPid`: a cluster's Redis, whose CPU is
+ * reported beside.
+ */
+export interface StepTarget {
+  name: string;
+  pids: readonly number[];
+  postgres?: BenchServer['postgres'];
+  commitStats?: BenchServer['commitStats'];
+  redisPid?: number;
+}
+
 /** The bench users in Parley's directory, on either engine (`sql` is migrated here). */
 export async function seedParley(sql: Sql, domain: string, users: readonly string[], password: string): Promise<void> {
   await migrate(sql, [DIRECTORY_MIGRATIONS]);
@@ -101,10 +114,10 @@ interface Proc {
   exited: Promise<void>;
 }
 
-function launch(cmd: string, args: string[], cwd: string): Proc {
+function launch(cmd: string, args: string[], cwd: string, core = SERVER_CORE): Proc {
   // taskset pins the server to one core. The file-descriptor limit is inherited: raise it
   // before the bench (`ulimit -n`); fdLimit() reports it and the WebSocket scenario stays under it.
-  const child = spawn('taskset', ['-c', SERVER_CORE, cmd, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('taskset', ['-c', core, cmd, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const add = (d: string) => {
     out += d;
@@ -146,6 +159,13 @@ export interface ParleyOptions {
   config?: Record<string, unknown>;
   /** where Parley keeps its state: SQLite in the data directory (the default) or a fresh PostgreSQL database */
   database?: 'sqlite' | 'postgres';
+  /**
+   * a cluster node (bench/cluster.ts): its id, the Redis the nodes share, and their PostgreSQL
+   * database, which the caller made and seeded (this server neither seeds nor drops it; `database` is ignored)
+   */
+  cluster?: { node: string; redis: string; database: { url: string; name: string } };
+  /** the core the server is pinned to (default SERVER_CORE) */
+  core?: string;
 }
 
 /** Group-commit totals that bench/commit-stats.ts reports (see there). */
@@ -174,7 +194,10 @@ export async function startParley(domain: string, users: readonly string[], pass
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'parley-bench-'));
   const cmdlets = [...(opts.pickupDelay !== undefined ? [['Set-CsImConfiguration', '-OfflineImPickupDelay', opts.pickupDelay]] : []), ...(opts.admin ?? [])];
   let postgres: { url: string; name: string; drop(): Promise<void> } | undefined;
-  if (opts.database === 'postgres') {
+  if (opts.cluster) {
+    // the cluster's database: seeded and dropped by its owner
+    postgres = { ...opts.cluster.database, drop: async () => {} };
+  } else if (opts.database === 'postgres') {
     postgres = await freshPostgresDatabase();
     const sql = await openPostgres(postgres.url, { max: 2 });
     try {
@@ -206,12 +229,13 @@ export async function startParley(domain: string, users: readonly string[], pass
   }
   const args = [...nodeFlags, path.join(REPO_ROOT, 'src', 'cli.ts'), 'serve', '--data-dir', dataDir, '--domain', domain, '--listen', '127.0.0.1', '--sip-port', String(port), '--http-port', String(httpPort), '--digest-algorithms', 'MD5', '--log-level', 'warn'];
   if (postgres) args.push('--database', postgres.url);
+  if (opts.cluster) args.push('--cluster', opts.cluster.node, '--redis', opts.cluster.redis);
   if (opts.config) {
     const file = path.join(dataDir, 'bench-config.json');
     await writeFile(file, JSON.stringify(opts.config));
     args.push('--config', file);
   }
-  const p = launch(process.execPath, args, REPO_ROOT);
+  const p = launch(process.execPath, args, REPO_ROOT, opts.core);
   const stop = async () => {
     await stopProc(p);
     await postgres?.drop();

@@ -24,6 +24,8 @@ export interface StepOptions {
   keys?: Readonly<Record<string, string>>;
   /** sipp's digest uri, the same for every request (default: the domain, REGISTER's Request-URI) */
   authUri?: string;
+  /** return every measured response time (StepResult.times), to merge steps run side by side (bench/cluster.ts) */
+  keepTimes?: boolean;
 }
 
 export interface StepResult {
@@ -36,6 +38,10 @@ export interface StepResult {
   failureRatio: number;
   p50Ms: number;
   p99Ms: number;
+  /** the mean response time: sipp measures whole milliseconds, and the mean resolves what p50 cannot */
+  meanMs?: number;
+  /** every measured response time, sorted (with keepTimes) */
+  times?: readonly number[];
   samples: number;
   elapsedSec: number;
   exitCode: number | null;
@@ -56,6 +62,10 @@ export function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return NaN;
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
   return sorted[i]!;
+}
+
+export function mean(values: readonly number[]): number {
+  return values.length === 0 ? NaN : values.reduce((sum, v) => sum + v, 0) / values.length;
 }
 
 export async function runStep(opts: StepOptions): Promise<StepResult> {
@@ -106,6 +116,8 @@ export async function runStep(opts: StepOptions): Promise<StepResult> {
       failureRatio: (opts.calls - successful) / opts.calls,
       p50Ms: percentile(times, 50),
       p99Ms: percentile(times, 99),
+      meanMs: mean(times),
+      ...(opts.keepTimes ? { times } : {}),
       samples: times.length,
       elapsedSec,
       exitCode,
