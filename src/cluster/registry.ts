@@ -54,6 +54,8 @@ export class NodeRegistry {
   #round: Promise<void> | undefined;
   /** node → when find() last looked for it in Redis in vain (Date.now()) */
   readonly #missed = new Map<string, number>();
+  /** node → its lookup in Redis under way (find) */
+  readonly #looking = new Map<string, Promise<string | undefined>>();
 
   /** Announces this node and reads the others once before it resolves; then every `everyMs`. */
   static async start(redis: RedisConnection, options: NodeRegistryOptions): Promise<NodeRegistry> {
@@ -100,13 +102,21 @@ export class NodeRegistry {
   async find(node: string): Promise<string | undefined> {
     const known = this.sipAddress(node);
     if (known !== undefined) return known;
+    // a lookup of this node under way: its answer is this request's too (a node that has just
+    // joined is not "down" for the requests that arrive while it is being looked for)
+    const looking = this.#looking.get(node);
+    if (looking !== undefined) return looking;
     const now = Date.now();
     if (now - (this.#missed.get(node) ?? 0) < 1_000) return undefined;
     // a bound on what unknown names can hold here (a node id comes from Redis, not from clients)
     if (this.#missed.size > 1_000) this.#missed.clear();
     this.#missed.set(node, now);
-    await this.refresh().catch((err: unknown) => this.#onError(err as Error));
-    return this.sipAddress(node);
+    const lookup = this.refresh()
+      .catch((err: unknown) => this.#onError(err as Error))
+      .then(() => this.sipAddress(node))
+      .finally(() => this.#looking.delete(node));
+    this.#looking.set(node, lookup);
+    return lookup;
   }
 
   /** every live node's WebSocket URLs, this node's first */
