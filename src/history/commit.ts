@@ -71,8 +71,8 @@ export async function settingsOf(sql: Sql, cache: Map<string, EffectiveSettings>
  *   ended (the update's WHERE checks it), and looked up again otherwise. The writers of other nodes
  *   (a cluster) add messages to the same conversation: a message's seq is the conversation's count
  *   as that update leaves it (the row is locked until the batch commits), never a number one writer
- *   keeps; two writers opening one pair's conversation at once conflict (SERIALIZABLE) and the loser
- *   runs again, finding the winner's.
+ *   keeps; a pair's writers take turns (a lock per pair, writeBatch), so the second finds the
+ *   conversation the first opened.
  */
 interface WriterMemory {
   auditId: number;
@@ -137,8 +137,17 @@ async function writeBatch(sql: Sql, messages: readonly RecordedMessage[]): Promi
     work.push({ m, content });
   }
   if (work.length === 0) return { recorded: 0, displayed: 0, opened: 0 };
-  // on PostgreSQL a transaction that lost a serialization conflict runs again: the summary is made inside
+  // READ COMMITTED, each pair's writers one at a time: under SERIALIZABLE, batches of other pairs
+  // (other nodes' writers, the worker) conflicted through PostgreSQL's coarse predicate locks until
+  // the retries ran out and the batch was lost, and the predicate locks of a large batch ran out of
+  // shared memory. What must not interleave is one pair's conversation being found or opened: a lock
+  // per pair (taken in one order, so two batches cannot deadlock) keeps it to one writer at a time,
+  // and the conversation's update re-checks its row (open, not ended) after waiting for it.
   return sql.transaction(async (tx) => {
+    if (tx.engine === 'postgres') {
+      const pairs = [...new Set(work.filter(({ content }) => content.kind !== 'report').map(({ m }) => pairOf(m)))].sort();
+      for (const pair of pairs) await tx.get('SELECT pg_advisory_xact_lock(?, hashtext(?)) AS locked', [HISTORY_PAIR_LOCK, pair]);
+    }
     const summary: CommitSummary = { recorded: 0, displayed: 0, opened: 0 };
     for (const { m, content } of work) {
       if (content.kind === 'report') {
@@ -161,8 +170,11 @@ async function writeBatch(sql: Sql, messages: readonly RecordedMessage[]): Promi
       summary.recorded++;
     }
     return summary;
-  });
+  }, { isolation: 'read committed' });
 }
+
+/** The first key of the pair locks (PostgreSQL's two-key advisory locks): Conversation History's. */
+const HISTORY_PAIR_LOCK = 0x4869;
 
 /**
  * The settings of a message's two participants; null for a partner organisation's user (issue 15:
