@@ -7,7 +7,8 @@
 //   loc:aor:<aor>               the AoR's bindings in order: a JSON array of each binding's JSON text
 //   loc:flow:<node>:<flow id>   the AoRs with a binding over that node's flow (removeFlow)
 //   loc:due                     sorted set: AoR → its earliest expiry (sweep)
-//   loc:transport:<protocol>    sorted set: `<aor>\n<key>` → expiry (countByTransport, for /metrics)
+//   loc:transport:<protocol>    sorted set: `<aor>\n<key>` → expiry (countClusterByTransport, for /metrics)
+//   loc:held:<node>:<protocol>  the same, of the bindings whose flow that node holds (countByTransport)
 //
 // Expiry, two ways on purpose. Each binding carries its expiresAt and every read filters by it,
 // as the memory service does. The sweep finds expired bindings through `loc:due` and hands them
@@ -54,6 +55,7 @@ local prefix = ARGV[1]
 local function aorKey(aor) return prefix .. 'loc:aor:' .. aor end
 local function flowKey(node, id) return prefix .. 'loc:flow:' .. node .. ':' .. id end
 local function transportKey(protocol) return prefix .. 'loc:transport:' .. protocol end
+local function heldKey(node, protocol) return prefix .. 'loc:held:' .. node .. ':' .. protocol end
 local dueKey = prefix .. 'loc:due'
 
 -- a binding: its JSON text as Parley wrote it, and the fields the scripts need
@@ -87,6 +89,7 @@ local function store(aor, before, after, now, grace)
     end
     if not stays then redis.call('SREM', flowKey(b.node, b.flowId), aor) end
     redis.call('ZREM', transportKey(b.protocol), aor .. '\\n' .. b.key)
+    redis.call('ZREM', heldKey(b.node, b.protocol), aor .. '\\n' .. b.key)
   end
   if #after == 0 then
     redis.call('DEL', aorKey(aor))
@@ -98,6 +101,7 @@ local function store(aor, before, after, now, grace)
     if earliest == nil or a.expiresAt < earliest then earliest = a.expiresAt end
     if latest == nil or a.expiresAt > latest then latest = a.expiresAt end
     redis.call('ZADD', transportKey(a.protocol), a.expiresAt, aor .. '\\n' .. a.key)
+    redis.call('ZADD', heldKey(a.node, a.protocol), a.expiresAt, aor .. '\\n' .. a.key)
     local flow = flowKey(a.node, a.flowId)
     redis.call('SADD', flow, aor)
     if now then
@@ -289,16 +293,32 @@ export class RedisLocationService implements LocationService {
     }
     // entries of AoRs Redis expired by itself (none swept them in time) are dropped here
     const pipeline = this.#redis.client.pipeline();
-    for (const protocol of Object.keys(TRANSPORTS)) pipeline.zremrangebyscore(`${this.#prefix}loc:transport:${protocol}`, '-inf', now);
+    for (const protocol of Object.keys(TRANSPORTS)) {
+      pipeline.zremrangebyscore(`${this.#prefix}loc:transport:${protocol}`, '-inf', now);
+      // each node prunes its own (a node gone for good has no one to read them)
+      pipeline.zremrangebyscore(`${this.#prefix}loc:held:${this.#node}:${protocol}`, '-inf', now);
+    }
     await this.#run('sweeping expired bindings', () => pipeline.exec());
     return removed;
   }
 
-  /** Unexpired bindings per transport, of every node (a count per transport: cheap enough for /metrics). */
-  async countByTransport(now: number): Promise<Map<string, number>> {
+  /**
+   * Unexpired bindings per transport whose flow this node holds (what /metrics of this node shows:
+   * the nodes' figures add up to the cluster's). A count per transport: cheap enough for a scrape.
+   */
+  countByTransport(now: number): Promise<Map<string, number>> {
+    return this.#count(now, (protocol) => `${this.#prefix}loc:held:${this.#node}:${protocol}`);
+  }
+
+  /** Unexpired bindings per transport of every node: the same figure on each node. */
+  countClusterByTransport(now: number): Promise<Map<string, number>> {
+    return this.#count(now, (protocol) => `${this.#prefix}loc:transport:${protocol}`);
+  }
+
+  async #count(now: number, keyOf: (protocol: string) => string): Promise<Map<string, number>> {
     const protocols = Object.keys(TRANSPORTS);
     const pipeline = this.#redis.client.pipeline();
-    for (const protocol of protocols) pipeline.zcount(`${this.#prefix}loc:transport:${protocol}`, `(${now}`, '+inf');
+    for (const protocol of protocols) pipeline.zcount(keyOf(protocol), `(${now}`, '+inf');
     const results = await this.#run('counting bindings', () => pipeline.exec());
     const counts = new Map<string, number>();
     protocols.forEach((protocol, i) => {

@@ -236,7 +236,9 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
 
   // /metrics: the counts the capabilities keep, read at scrape time, and the events counted as they happen
   const metrics = new ServerMetrics({
+    // in a cluster: the bindings over this node's connections, and the whole cluster's apart
     registrations: () => location.countByTransport(Date.now()),
+    ...(cluster === null ? {} : { clusterRegistrations: () => cluster.location.countClusterByTransport(Date.now()) }),
     // the guard watches every stream connection from its accept on (the flows map only once a message came)
     connections: () => guard.countByProtocol(),
     spool: () => spoolCounts(sql),

@@ -85,7 +85,25 @@ describe('Redis location service across nodes', () => {
     const seen = (list: Binding[]) => list.map((x) => `${x.key}@${x.flow.node}`);
     assert.deepEqual(seen(await a.lookup('alice@x', NOW)), ['phone@node-a', 'laptop@node-b']);
     assert.deepEqual(seen(await b.lookup('alice@x', NOW)), ['phone@node-a', 'laptop@node-b']);
-    assert.deepEqual([...(await b.countByTransport(NOW))], [['tcp', 2]], 'counted for the whole cluster');
+    assert.deepEqual([...(await b.countClusterByTransport(NOW))], [['tcp', 2]], 'counted for the whole cluster');
+  });
+
+  it('counts per node the bindings whose flow it holds, which add up to the cluster count (parley_registrations per node)', async () => {
+    const { a, b } = twoNodes();
+    const over = (protocol: 'tcp' | 'ws', flowId: string) => ({ flow: { id: flowId, protocol, local: { address: '127.0.0.1', port: 5060 }, remote: { address: '127.0.0.1', port: 40000 } } });
+    await a.apply('alice@x', [put(unplaced('alice@x', 'phone', 'tcp:1')), put({ ...binding('alice@x', 'web', 'ws:1', NOW + 1000, over('ws', 'ws:1')), flow: { ...over('ws', 'ws:1').flow } })], NOW);
+    await b.apply('bob@x', [put(unplaced('bob@x', 'phone', 'tcp:1'))], NOW);
+    await b.apply('carol@x', [put(unplaced('carol@x', 'phone', 'tcp:2', NOW + 10))], NOW);
+    // a binding of alice moves from node a to node b: counted at node b only
+    await b.apply('alice@x', [put(unplaced('alice@x', 'phone', 'tcp:3'))], NOW);
+    assert.deepEqual(Object.fromEntries(await a.countByTransport(NOW)), { ws: 1 });
+    assert.deepEqual(Object.fromEntries(await b.countByTransport(NOW)), { tcp: 3 });
+    assert.deepEqual(Object.fromEntries(await a.countClusterByTransport(NOW)), { tcp: 3, ws: 1 });
+    // expired and swept, and dropped with a closed flow: counted nowhere
+    await b.sweep(NOW + 10);
+    await b.removeFlow('tcp:1');
+    assert.deepEqual(Object.fromEntries(await b.countByTransport(NOW + 10)), { tcp: 1 });
+    assert.deepEqual(Object.fromEntries(await b.countClusterByTransport(NOW + 10)), { tcp: 1, ws: 1 });
   });
 
   it('drops on a closed flow only the bindings of that node: flow ids are unique within a node only', async () => {
