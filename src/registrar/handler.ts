@@ -59,7 +59,16 @@ export const registerHandler: MethodHandler = {
       reply(ctx, incoming, applied.status, { headers, warning: applied.warning });
       return;
     }
-    const { current, bindings, plan } = applied;
+    const { current, plan } = applied;
+    let { bindings } = applied;
+    // The connection closed while this REGISTER was being handled: its close dropped the flow's
+    // bindings (sip-service.ts) before these were stored, so they are dropped again here; else
+    // they would outlive the connection until they expire, and requests for the AoR would try them.
+    if (flow.reliable && flow.closed) {
+      const gone = await ctx.location.removeFlow(flow.id);
+      bindings = bindings.filter((b) => !gone.some((g) => g.key === b.key && g.flow.id === b.flow.id));
+      incoming.log.info({ aor, flow: flow.id }, 'registration of %s over a connection that closed meanwhile: its bindings dropped', aor);
+    }
     if (flow.keepOpenUntil !== undefined) keepFlowOpen(flow, bindings);
     // A refresh (the same contacts, later expiry) changes nothing anyone watches; it is also most of
     // a registrar's traffic, so it is logged at debug level only.
