@@ -100,7 +100,10 @@ export class EventService implements EventNotifications {
         return typeof body === 'string' ? { contentType: pkg.contentType, body } : body;
       },
       onEnded: (sub) => subscriptions.remove(sub),
-      federation: ctx.federation,
+      // read when a NOTIFY needs it: the server sets ctx.federation once its listeners run, after start()
+      get federation() {
+        return ctx.federation;
+      },
       onFlowMoved: (sub, flow) => subscriptions.moveTo(sub, flow),
     });
     const cancelSweep = repeat(this.#timers, this.#userSweepMs, () => this.sweepRemovedUsers(), (err) => {
