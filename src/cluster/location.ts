@@ -7,7 +7,8 @@
 //   loc:aor:<aor>               the AoR's bindings in order: a JSON array of each binding's JSON text
 //   loc:flow:<node>:<flow id>   the AoRs with a binding over that node's flow (removeFlow)
 //   loc:due                     sorted set: AoR → its earliest expiry (sweep)
-//   loc:transport:<protocol>    sorted set: `<aor>\n<key>` → expiry (countByTransport, for /metrics)
+//   loc:transport:<protocol>    sorted set: `<aor>\n<key>` → expiry (countClusterByTransport, for /metrics)
+//   loc:held:<node>:<protocol>  the same, of the bindings whose flow that node holds (countByTransport)
 //
 // Expiry, two ways on purpose. Each binding carries its expiresAt and every read filters by it,
 // as the memory service does. The sweep finds expired bindings through `loc:due` and hands them
@@ -17,15 +18,15 @@
 // (every node down for a while). TTLs are computed from the caller's `now`, never from clocks
 // compared across machines.
 //
-// Atomicity: apply, removeFlow and each sweep batch are one Lua script each (atomic in Redis, one
-// round trip; ioredis runs them by digest and loads them again after a Redis restart). A binding's
+// Atomicity: apply (with applyIf's check of the bindings it was planned from), removeFlow and each
+// sweep batch are one Lua script each (atomic in Redis, one round trip; ioredis runs them by digest and loads them again after a Redis restart). A binding's
 // JSON is stored as Parley wrote it; the scripts only read a few fields of it.
 //
 // Needs a single Redis (or a Sentinel-watched master): the scripts touch keys of several hash
 // slots, which Redis Cluster refuses.
 
 import type { Redis } from 'ioredis';
-import type { Binding, BindingChange, LocationService } from '../registrar/location.ts';
+import { type Binding, type BindingChange, bindingVersions, type LocationService } from '../registrar/location.ts';
 import type { TransportProtocol } from '../sip/index.ts';
 import { checkNodeId, ClusterError } from './errors.ts';
 import { commandFailure, type RedisConnection } from './redis.ts';
@@ -54,12 +55,13 @@ local prefix = ARGV[1]
 local function aorKey(aor) return prefix .. 'loc:aor:' .. aor end
 local function flowKey(node, id) return prefix .. 'loc:flow:' .. node .. ':' .. id end
 local function transportKey(protocol) return prefix .. 'loc:transport:' .. protocol end
+local function heldKey(node, protocol) return prefix .. 'loc:held:' .. node .. ':' .. protocol end
 local dueKey = prefix .. 'loc:due'
 
 -- a binding: its JSON text as Parley wrote it, and the fields the scripts need
 local function parse(text)
   local b = cjson.decode(text)
-  return { text = text, key = b.key, expiresAt = b.expiresAt, flowId = b.flow.id, node = b.flow.node or '', protocol = b.flow.protocol }
+  return { text = text, key = b.key, callId = b.callId, cseq = b.cseq, expiresAt = b.expiresAt, flowId = b.flow.id, node = b.flow.node or '', protocol = b.flow.protocol }
 end
 
 local function load(aor)
@@ -87,6 +89,7 @@ local function store(aor, before, after, now, grace)
     end
     if not stays then redis.call('SREM', flowKey(b.node, b.flowId), aor) end
     redis.call('ZREM', transportKey(b.protocol), aor .. '\\n' .. b.key)
+    redis.call('ZREM', heldKey(b.node, b.protocol), aor .. '\\n' .. b.key)
   end
   if #after == 0 then
     redis.call('DEL', aorKey(aor))
@@ -98,6 +101,7 @@ local function store(aor, before, after, now, grace)
     if earliest == nil or a.expiresAt < earliest then earliest = a.expiresAt end
     if latest == nil or a.expiresAt > latest then latest = a.expiresAt end
     redis.call('ZADD', transportKey(a.protocol), a.expiresAt, aor .. '\\n' .. a.key)
+    redis.call('ZADD', heldKey(a.node, a.protocol), a.expiresAt, aor .. '\\n' .. a.key)
     local flow = flowKey(a.node, a.flowId)
     redis.call('SADD', flow, aor)
     if now then
@@ -115,13 +119,23 @@ local function store(aor, before, after, now, grace)
 end
 `;
 
-// ARGV: prefix, aor, now, grace, changes as JSON [['put', key, text] | ['remove', key] | ['remove-all']]
+// ARGV: prefix, aor, now, grace, changes as JSON [['put', key, text] | ['remove', key] | ['remove-all']],
+// and the versions the changes were planned from as JSON [[key, callId, cseq, expiresAt], …] or ''
+// (no condition). Returns false (nil: nothing applied) when the unexpired bindings differ from them.
 const APPLY = `${PRELUDE}
 local aor, now, grace = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local before = load(aor)
 local list = {}
 for _, b in ipairs(before) do
   if b.expiresAt > now then list[#list + 1] = b end
+end
+if ARGV[6] ~= '' then
+  local basis = cjson.decode(ARGV[6])
+  if #basis ~= #list then return false end
+  for i, v in ipairs(basis) do
+    local b = list[i]
+    if b.key ~= v[1] or b.callId ~= v[2] or b.cseq ~= v[3] or b.expiresAt ~= v[4] then return false end
+  end
 end
 for _, change in ipairs(cjson.decode(ARGV[5])) do
   if change[1] == 'remove-all' then
@@ -173,7 +187,7 @@ return { #aors, removed }
 `;
 
 interface LocationCommands {
-  parleyLocationApply(prefix: string, aor: string, now: number, grace: number, changes: string): Promise<string[]>;
+  parleyLocationApply(prefix: string, aor: string, now: number, grace: number, changes: string, basis: string): Promise<string[] | null>;
   parleyLocationRemoveFlow(prefix: string, node: string, flowId: string): Promise<string[]>;
   parleyLocationSweep(prefix: string, now: number, batch: number): Promise<[number, string[]]>;
 }
@@ -217,13 +231,24 @@ export class RedisLocationService implements LocationService {
 
   /** The bindings put here without a node are held by this node: the one whose flow the REGISTER came on. */
   async apply(aor: string, changes: readonly BindingChange[], now: number): Promise<Binding[]> {
+    return (await this.#apply(aor, null, changes, now)) as Binding[];
+  }
+
+  /** apply in the same script, which first compares the AoR's bindings with `basis` (atomic: no other node's apply runs in between). */
+  async applyIf(aor: string, basis: readonly Binding[], changes: readonly BindingChange[], now: number): Promise<Binding[] | null> {
+    return this.#apply(aor, basis, changes, now);
+  }
+
+  async #apply(aor: string, basis: readonly Binding[] | null, changes: readonly BindingChange[], now: number): Promise<Binding[] | null> {
     const wire = changes.map((change) => {
       if (change.type === 'remove-all') return ['remove-all'];
       if (change.type === 'remove') return ['remove', change.key];
       const binding = change.binding.flow.node === undefined ? { ...change.binding, flow: { ...change.binding.flow, node: this.#node } } : change.binding;
       return ['put', binding.key, JSON.stringify(binding)];
     });
-    const texts = await this.#run(`storing the bindings of ${aor}`, () => this.#commands.parleyLocationApply(this.#prefix, aor, now, this.#grace, JSON.stringify(wire)));
+    const condition = basis === null ? '' : JSON.stringify(bindingVersions(basis));
+    const texts = await this.#run(`storing the bindings of ${aor}`, () => this.#commands.parleyLocationApply(this.#prefix, aor, now, this.#grace, JSON.stringify(wire), condition));
+    if (texts === null) return null;
     return texts.map((t) => this.#decode(t, aor));
   }
 
@@ -268,16 +293,32 @@ export class RedisLocationService implements LocationService {
     }
     // entries of AoRs Redis expired by itself (none swept them in time) are dropped here
     const pipeline = this.#redis.client.pipeline();
-    for (const protocol of Object.keys(TRANSPORTS)) pipeline.zremrangebyscore(`${this.#prefix}loc:transport:${protocol}`, '-inf', now);
+    for (const protocol of Object.keys(TRANSPORTS)) {
+      pipeline.zremrangebyscore(`${this.#prefix}loc:transport:${protocol}`, '-inf', now);
+      // each node prunes its own (a node gone for good has no one to read them)
+      pipeline.zremrangebyscore(`${this.#prefix}loc:held:${this.#node}:${protocol}`, '-inf', now);
+    }
     await this.#run('sweeping expired bindings', () => pipeline.exec());
     return removed;
   }
 
-  /** Unexpired bindings per transport, of every node (a count per transport: cheap enough for /metrics). */
-  async countByTransport(now: number): Promise<Map<string, number>> {
+  /**
+   * Unexpired bindings per transport whose flow this node holds (what /metrics of this node shows:
+   * the nodes' figures add up to the cluster's). A count per transport: cheap enough for a scrape.
+   */
+  countByTransport(now: number): Promise<Map<string, number>> {
+    return this.#count(now, (protocol) => `${this.#prefix}loc:held:${this.#node}:${protocol}`);
+  }
+
+  /** Unexpired bindings per transport of every node: the same figure on each node. */
+  countClusterByTransport(now: number): Promise<Map<string, number>> {
+    return this.#count(now, (protocol) => `${this.#prefix}loc:transport:${protocol}`);
+  }
+
+  async #count(now: number, keyOf: (protocol: string) => string): Promise<Map<string, number>> {
     const protocols = Object.keys(TRANSPORTS);
     const pipeline = this.#redis.client.pipeline();
-    for (const protocol of protocols) pipeline.zcount(`${this.#prefix}loc:transport:${protocol}`, `(${now}`, '+inf');
+    for (const protocol of protocols) pipeline.zcount(keyOf(protocol), `(${now}`, '+inf');
     const results = await this.#run('counting bindings', () => pipeline.exec());
     const counts = new Map<string, number>();
     protocols.forEach((protocol, i) => {

@@ -20,6 +20,8 @@ export interface ClusterMember {
   readonly nonceKey: Buffer;
   /** the key of hop tokens, the same on every node */
   readonly hopKey: Buffer;
+  /** the key of the dialog proxy's flow tokens (router/dialog-proxy.ts): a token one node put in a Record-Route is read by every node */
+  readonly dialogKey: Buffer;
   /** closes the bus and the Redis connection */
   close(): Promise<void>;
 }
@@ -29,6 +31,7 @@ export async function joinCluster(options: { nodeId: string; redis: string | obj
   await migrate(sql, [CLUSTER_MIGRATIONS]);
   const nonceKey = await clusterSecret(sql, 'nonce.key');
   const hopKey = await clusterSecret(sql, 'hop.key');
+  const dialogKey = await clusterSecret(sql, 'dialog.key');
   const redis = await openRedis(options.redis, { connectionName: `parley:${node}`, logger: logger.child({ component: 'redis' }) });
   let bus: ClusterBus<ClusterEvents>;
   try {
@@ -44,6 +47,7 @@ export async function joinCluster(options: { nodeId: string; redis: string | obj
     bus,
     nonceKey,
     hopKey,
+    dialogKey,
     async close() {
       await bus.close();
       await redis.close();

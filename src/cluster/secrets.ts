@@ -1,6 +1,7 @@
 // The secrets every node of a cluster must share, kept in PostgreSQL (the one durable store the
 // nodes share; Redis may lose everything at a restart): the digest nonce key, so a challenge from
-// node A is answered at node B after a failover, and the cluster key that signs hop tokens. The
+// node A is answered at node B after a failover, the cluster key that signs hop tokens, and the key
+// of the dialog proxy's flow tokens (a partner's in-dialog request may reach any node). The
 // first node to start makes each one (insert if absent); every other node, now or later, reads the
 // same. No file to copy between machines, no manual step. Only cluster mode creates the table: a
 // single process keeps its nonce key in its data directory as before.

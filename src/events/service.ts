@@ -31,6 +31,8 @@ export interface EventServiceOptions {
   limits?: SubscriptionLimits;
   /** default DEFAULT_USER_SWEEP_MS */
   userSweepMs?: number;
+  /** the key of the dialog proxy's flow tokens, the same on every node of a cluster; absent: a random one (one process) */
+  dialogKey?: Uint8Array;
   timers?: Timers;
 }
 
@@ -70,7 +72,7 @@ export class EventService implements EventNotifications {
     this.#limits = opts.limits ?? DEFAULT_SUBSCRIPTION_LIMITS;
     this.#userSweepMs = opts.userSweepMs ?? DEFAULT_USER_SWEEP_MS;
     this.#timers = opts.timers ?? NODE_TIMERS;
-    this.proxy = new DialogProxy();
+    this.proxy = new DialogProxy(opts.dialogKey);
     // NOTIFY: only the partner's, within a subscription of a local user that Parley record-routed
     // and the NOTIFYs of the packages' own subscriptions (takeNotify)
     this.handlers = [subscribeHandler(this), dialogNotifyHandler(this.proxy, (ctx, incoming) => this.#takeNotify(ctx, incoming))];
@@ -98,7 +100,10 @@ export class EventService implements EventNotifications {
         return typeof body === 'string' ? { contentType: pkg.contentType, body } : body;
       },
       onEnded: (sub) => subscriptions.remove(sub),
-      federation: ctx.federation,
+      // read when a NOTIFY needs it: the server sets ctx.federation once its listeners run, after start()
+      get federation() {
+        return ctx.federation;
+      },
       onFlowMoved: (sub, flow) => subscriptions.moveTo(sub, flow),
     });
     const cancelSweep = repeat(this.#timers, this.#userSweepMs, () => this.sweepRemovedUsers(), (err) => {

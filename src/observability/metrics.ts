@@ -26,8 +26,10 @@ const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx', '6xx'] as const;
 
 /** What the running server keeps and /metrics reads at scrape time (start.ts supplies it). */
 export interface ServerState {
-  /** registration bindings per transport (udp, tcp, tls, ws); asynchronous in a cluster (Redis: every node's) */
+  /** registration bindings per transport (udp, tcp, tls, ws) over this node's connections; asynchronous in a cluster (Redis) */
   registrations(): ReadonlyMap<string, number> | Promise<ReadonlyMap<string, number>>;
+  /** cluster mode only: the bindings of every node per transport; absent: no parley_cluster_registrations */
+  clusterRegistrations?(): Promise<ReadonlyMap<string, number>>;
   /** open SIP connections per stream transport (tcp, tls, ws) */
   connections(): ReadonlyMap<string, number>;
   /** spool entries per state; when the oldest waiting entry was created (epoch ms), null when none waits */
@@ -131,18 +133,23 @@ export class ServerMetrics {
     this.#ews = new Counter({ name: 'parley_ews_requests_total', help: 'EWS requests answered, per operation (unsupported: an operation Parley does not serve) and outcome (ok or fault)', labelNames: ['operation', 'outcome'] as const, registers });
 
     // Read at scrape time from what the capabilities keep.
-    new Gauge({
-      name: 'parley_registrations',
-      help: 'Registration bindings now, per transport',
-      labelNames: ['transport'] as const,
-      registers,
-      async collect() {
-        const counts = await state.registrations();
-        this.reset();
-        for (const transport of ['udp', 'tcp', 'tls', 'ws']) this.set({ transport }, 0);
-        for (const [transport, n] of counts) this.set({ transport }, n);
-      },
-    });
+    const registrationGauge = (name: string, help: string, read: () => ReadonlyMap<string, number> | Promise<ReadonlyMap<string, number>>): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['transport'] as const,
+        registers,
+        async collect() {
+          const counts = await read();
+          this.reset();
+          for (const transport of ['udp', 'tcp', 'tls', 'ws']) this.set({ transport }, 0);
+          for (const [transport, n] of counts) this.set({ transport }, n);
+        },
+      });
+    };
+    registrationGauge('parley_registrations', "Registration bindings now, per transport; in a cluster, those whose connection this node holds (the nodes' figures add up)", () => state.registrations());
+    const cluster = state.clusterRegistrations?.bind(state);
+    if (cluster !== undefined) registrationGauge('parley_cluster_registrations', 'Registration bindings now of every node of the cluster, per transport (the same figure on each node: do not add them up)', cluster);
     new Gauge({
       name: 'parley_sip_connections',
       help: 'Open SIP connections now, per transport',

@@ -1,10 +1,10 @@
 import type { Incoming, MethodHandler, SipContext } from '../router/context.ts';
 import { reply } from '../router/reply.ts';
 import { refuseCredentials } from '../router/identity.ts';
-import type { Binding, FlowRef } from './location.ts';
-import { planRegistration } from './plan.ts';
+import type { Binding, FlowRef, LocationService } from './location.ts';
+import { planRegistration, type RegistrarSettings } from './plan.ts';
 import { parseNameAddr, parseUri, SipParseError } from '../sip/index.ts';
-import type { Flow } from '../sip/index.ts';
+import type { Flow, SipRequest } from '../sip/index.ts';
 
 /** REGISTER (RFC 3261 §10.3): Parley is the registrar of its one domain. */
 export const registerHandler: MethodHandler = {
@@ -52,14 +52,23 @@ export const registerHandler: MethodHandler = {
 
     const now = ctx.now();
     const ref: FlowRef = { id: flow.id, protocol: flow.protocol, local: flow.local, remote: flow.remote };
-    const current = await ctx.location.lookup(aor, now);
-    const plan = planRegistration({ aor, request, flow: ref, current, now, settings: ctx.registrar });
-    if (!plan.ok) {
-      const headers: Array<[string, string]> = plan.minExpires ? [['Min-Expires', String(plan.minExpires)]] : [];
-      reply(ctx, incoming, plan.status, { headers, warning: plan.warning });
+    const applied = await planAndApply(ctx.location, ctx.registrar, { aor, request, flow: ref, now });
+    if (!applied.ok) {
+      const headers: Array<[string, string]> = applied.minExpires ? [['Min-Expires', String(applied.minExpires)]] : [];
+      if (applied.retryAfter !== undefined) headers.push(['Retry-After', String(applied.retryAfter)]);
+      reply(ctx, incoming, applied.status, { headers, warning: applied.warning });
       return;
     }
-    const bindings = await ctx.location.apply(aor, plan.changes, now);
+    const { current, plan } = applied;
+    let { bindings } = applied;
+    // The connection closed while this REGISTER was being handled: its close dropped the flow's
+    // bindings (sip-service.ts) before these were stored, so they are dropped again here; else
+    // they would outlive the connection until they expire, and requests for the AoR would try them.
+    if (flow.reliable && flow.closed) {
+      const gone = await ctx.location.removeFlow(flow.id);
+      bindings = bindings.filter((b) => !gone.some((g) => g.key === b.key && g.flow.id === b.flow.id));
+      incoming.log.info({ aor, flow: flow.id }, 'registration of %s over a connection that closed meanwhile: its bindings dropped', aor);
+    }
     if (flow.keepOpenUntil !== undefined) keepFlowOpen(flow, bindings);
     // A refresh (the same contacts, later expiry) changes nothing anyone watches; it is also most of
     // a registrar's traffic, so it is logged at debug level only.
@@ -74,6 +83,32 @@ export const registerHandler: MethodHandler = {
     reply(ctx, incoming, 200, { headers: bindingHeaders(bindings, now), stateless: plan.stateless, answerAgain: plan.stateless });
   },
 };
+
+/** Plans made from a lookup that another REGISTER overtook before they were applied, at most. */
+const PLAN_ATTEMPTS = 5;
+
+export type Applied =
+  | { ok: true; current: Binding[]; bindings: Binding[]; plan: { stateless: boolean } }
+  | { ok: false; status: number; warning: string; minExpires?: number; retryAfter?: number };
+
+/**
+ * §10.3 steps 6–7 against the bindings as they are when the changes land: the plan is applied only
+ * if the AoR's bindings are still those it was made from (applyIf), else planned again from a new
+ * lookup. Two REGISTERs of one AoR at two nodes (or between two awaits here) thus keep CSeq order
+ * per Call-ID and maxBindings as if they had come one after the other.
+ */
+export async function planAndApply(location: LocationService, settings: RegistrarSettings, input: { aor: string; request: SipRequest; flow: FlowRef; now: number }): Promise<Applied> {
+  const { aor, now } = input;
+  for (let attempt = 0; attempt < PLAN_ATTEMPTS; attempt++) {
+    const current = await location.lookup(aor, now);
+    const plan = planRegistration({ ...input, current, settings });
+    if (!plan.ok) return plan;
+    const bindings = await location.applyIf(aor, current, plan.changes, now);
+    if (bindings !== null) return { ok: true, current, bindings, plan };
+  }
+  // each conflict was another REGISTER of this AoR succeeding: this one is for the client to retry
+  return { ok: false, status: 500, retryAfter: 1, warning: `the registrations of ${aor} kept changing while this REGISTER was applied (${PLAN_ATTEMPTS} tries); send it again` };
+}
 
 /**
  * Answers a retransmission of a REGISTER whose 200 was sent without keeping its transaction: a 200

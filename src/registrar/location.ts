@@ -48,10 +48,32 @@ export interface LocationService {
   lookup(aor: string, now: number): Promise<Binding[]>;
   /** applies the changes of one REGISTER at once and returns the bindings that remain */
   apply(aor: string, changes: readonly BindingChange[], now: number): Promise<Binding[]>;
+  /**
+   * apply, only if the address-of-record's unexpired bindings are still `basis` (what lookup gave
+   * the plan: the same keys in the same order, each with the same Call-ID, CSeq and expiry); null
+   * when another REGISTER changed them meanwhile, nothing applied. The registrar plans (CSeq order
+   * per Call-ID, RFC 3261 §10.3 step 7; maxBindings) from a lookup: on another node, or between
+   * two awaits, a second REGISTER of the same AoR may apply in between, so it plans again.
+   */
+  applyIf(aor: string, basis: readonly Binding[], changes: readonly BindingChange[], now: number): Promise<Binding[] | null>;
   /** drops every binding that was made over a flow (the connection closed) */
   removeFlow(flowId: string): Promise<Binding[]>;
   /** drops expired bindings; returns them */
   sweep(now: number): Promise<Binding[]>;
+}
+
+/** What a conditional apply compares (applyIf): the fields a REGISTER's plan depends on, binding by binding. */
+export type BindingVersion = readonly [key: string, callId: string, cseq: number, expiresAt: number];
+
+export function bindingVersions(bindings: readonly Binding[]): BindingVersion[] {
+  return bindings.map((b) => [b.key, b.callId, b.cseq, b.expiresAt] as const);
+}
+
+function sameVersion(current: readonly Binding[], basis: readonly Binding[]): boolean {
+  return current.length === basis.length && current.every((b, i) => {
+    const o = basis[i] as Binding;
+    return b.key === o.key && b.callId === o.callId && b.cseq === o.cseq && b.expiresAt === o.expiresAt;
+  });
 }
 
 /** The single-process location service. */
@@ -72,8 +94,17 @@ export class MemoryLocationService implements LocationService {
   }
 
   async apply(aor: string, changes: readonly BindingChange[], now: number): Promise<Binding[]> {
+    return this.#apply(aor, null, changes, now) as Binding[];
+  }
+
+  async applyIf(aor: string, basis: readonly Binding[], changes: readonly BindingChange[], now: number): Promise<Binding[] | null> {
+    return this.#apply(aor, basis, changes, now);
+  }
+
+  #apply(aor: string, basis: readonly Binding[] | null, changes: readonly BindingChange[], now: number): Binding[] | null {
     const before = this.#byAor.get(aor) ?? [];
     let list = before.filter((b) => b.expiresAt > now);
+    if (basis !== null && !sameVersion(list, basis)) return null;
     for (const change of changes) {
       if (change.type === 'remove-all') list = [];
       else if (change.type === 'remove') list = list.filter((b) => b.key !== change.key);

@@ -14,6 +14,14 @@
 // subscriber is on. A token is tied to the local user it was made for and signed with a key of
 // this process (an HMAC): a partner can neither forge one nor use alice's to reach bob.
 //
+// In a cluster (issue 16) the key is the cluster's (PostgreSQL's cluster_secrets, like the nonce
+// and hop keys) and the token names the node that holds the client's connection: the partner's
+// request may reach any node (the partner-side Record-Route names the cluster's federation name),
+// and a node that does not hold the flow relays the request to the one that does, over the
+// cluster's hop (router/hop.ts), which sends it to the client and returns the answer.
+//
+//   partner ──NOTIFY──▶ node A (token: node B's flow) ──hop (Route parley-hop)──▶ node B ──▶ client
+//
 // Rules: nothing is relayed between two partner connections (a partner's request goes only to a
 // local client, and only along a token); a local client reaches a partner only as the
 // authenticated user it is, and only where the gate lets that user go (outboundRefusal).
@@ -25,6 +33,7 @@ import { CLIENT_IDENTITY_HEADERS } from './asserted-identity.ts';
 import { addressOf, authenticateSender } from './identity.ts';
 import { authenticatePartner, foreignDomain, fromPartner, namesUs, sendToPartner } from './partner.ts';
 import { reply, send } from './reply.ts';
+import { routeOverHop } from './hop.ts';
 import { newBranch, parseNameAddr, parseUri, SipParseError, sentBy, viaTransport } from '../sip/index.ts';
 import type { Flow, SipRequest, SipResponse, SipUri } from '../sip/index.ts';
 
@@ -36,6 +45,7 @@ export type ProxyDirection = 'to-client' | 'to-partner';
 
 /** What a flow token says: the client's connection and the local user it was made for. */
 export interface FlowToken {
+  /** with `node` when a node of a cluster made it: the node that holds the connection */
   flow: FlowRef;
   /** `alice@parley.local` */
   user: string;
@@ -45,16 +55,19 @@ export interface FlowToken {
 const TAG_BYTES = 12;
 
 export class DialogProxy {
-  readonly #key: Buffer;
+  readonly #key: Uint8Array;
 
-  /** `key`: the HMAC key of the flow tokens; a fresh random one by default (connections die with the process anyway). */
-  constructor(key: Buffer = randomBytes(32)) {
+  /**
+   * `key`: the HMAC key of the flow tokens; a fresh random one by default (one process: its
+   * connections die with it anyway). A cluster's nodes share one (every node reads every token).
+   */
+  constructor(key: Uint8Array = randomBytes(32)) {
     this.#key = key;
   }
 
-  /** A token naming the client's connection `flow` for local user `user` (base64url, fits a URI user part). */
+  /** A token naming the client's connection `flow` (and its node, if any) for local user `user` (base64url, fits a URI user part). */
   flowToken(flow: FlowRef, user: string): string {
-    const text = [flow.id, flow.protocol, flow.local.address, flow.local.port, flow.remote.address, flow.remote.port, user].join('\n');
+    const text = [flow.id, flow.protocol, flow.local.address, flow.local.port, flow.remote.address, flow.remote.port, user, flow.node ?? ''].join('\n');
     const data = Buffer.from(text, 'utf8');
     return `${data.toString('base64url')}.${this.#tag(data).toString('base64url')}`;
   }
@@ -69,12 +82,11 @@ export class DialogProxy {
     if (`${data.toString('base64url')}.${tag.toString('base64url')}` !== token) return undefined;
     const expected = this.#tag(data);
     if (tag.length !== expected.length || !timingSafeEqual(tag, expected)) return undefined;
-    const [id, protocol, localAddress, localPort, remoteAddress, remotePort, user] = data.toString('utf8').split('\n');
+    const [id, protocol, localAddress, localPort, remoteAddress, remotePort, user, node] = data.toString('utf8').split('\n');
     if (id === undefined || user === undefined || remotePort === undefined) return undefined;
-    return {
-      flow: { id, protocol: protocol as FlowRef['protocol'], local: { address: localAddress ?? '', port: Number(localPort) }, remote: { address: remoteAddress ?? '', port: Number(remotePort) } },
-      user,
-    };
+    const flow: FlowRef = { id, protocol: protocol as FlowRef['protocol'], local: { address: localAddress ?? '', port: Number(localPort) }, remote: { address: remoteAddress ?? '', port: Number(remotePort) } };
+    if (node !== undefined && node !== '') flow.node = node;
+    return { flow, user };
   }
 
   #tag(data: Buffer): Buffer {
@@ -89,22 +101,36 @@ export class DialogProxy {
     const gate = ctx.federation;
     if (gate === undefined) throw new Error('recordRoutes needs ctx.federation');
     const ref: FlowRef = { id: flow.id, protocol: flow.protocol, local: flow.local, remote: flow.remote };
+    if (ctx.cluster !== undefined) ref.node = ctx.cluster.node;
     return [`<sip:${gate.sentBy};transport=tls;lr>`, `<sip:${this.flowToken(ref, user)}@${sentBy(flow)};transport=${flow.protocol};lr>`];
   }
 
   /**
    * The flow token of a request in a dialog this server record-routed: the Routes at the top that
-   * name this server, one of which carries a token of ours. Undefined for every other request (a
-   * local subscription's refresh, which has no such Route).
+   * name this server, one of which carries a token of ours (in a cluster, the Route with the token
+   * may name another node: the one holding the flow). Undefined for every other request (a local
+   * subscription's refresh, which has no such Route).
    */
   tokenOf(ctx: SipContext, request: SipRequest): FlowToken | undefined {
     for (const route of request.headers.getAll('route')) {
-      if (!routeNamesUs(ctx, route)) return undefined;
-      const user = routeUser(route);
-      const token = user === undefined ? undefined : this.readToken(user);
+      const token = this.#routeToken(ctx, route);
       if (token !== undefined) return token;
+      if (!routeNamesUs(ctx, route)) return undefined;
     }
     return undefined;
+  }
+
+  /** The token of a Route value of ours: one naming this server, or (cluster) another node of it. */
+  #routeToken(ctx: SipContext, route: string): FlowToken | undefined {
+    const user = routeUser(route);
+    const token = user === undefined ? undefined : this.readToken(user);
+    if (token === undefined) return undefined;
+    return token.flow.node !== undefined || routeNamesUs(ctx, route) ? token : undefined;
+  }
+
+  /** Whether a Route value is used up here (RFC 3261 §16.4): it names this server, or carries a token of ours. */
+  #ours(ctx: SipContext, route: string | undefined): boolean {
+    return route !== undefined && (routeNamesUs(ctx, route) || this.#routeToken(ctx, route) !== undefined);
   }
 
   /**
@@ -153,6 +179,24 @@ export class DialogProxy {
       return;
     }
     if (!hopsLeft(ctx, incoming)) return;
+    const forwarded = forwardedCopy(request, (route) => this.#ours(ctx, route));
+    // what a partner asserts about itself is not ours to pass on (RFC 3325 §5: outside the trust domain)
+    for (const name of CLIENT_IDENTITY_HEADERS) forwarded.headers.delete(name);
+    // the client's connection is on another node of the cluster: relayed there (hop.ts)
+    const node = token.flow.node;
+    const cluster = ctx.cluster;
+    if (cluster !== undefined && node !== undefined && node !== cluster.node) {
+      const hop = await cluster.connect(node);
+      if (!hop.ok) {
+        incoming.log.info({ from: sender, to: recipient, node }, '%s from %s not forwarded: %s', request.method, sender, hop.why);
+        reply(ctx, incoming, FLOW_FAILED, { reason: 'Flow Failed', warning: `the connection of ${recipient} is unreachable: ${hop.why}` });
+        return;
+      }
+      forwarded.headers.prepend('via', `SIP/2.0/${viaTransport(hop.flow.protocol)} ${sentBy(hop.flow)};branch=${newBranch()}`);
+      routeOverHop(cluster, forwarded, token.flow, hop.address);
+      sendOn(ctx, incoming, forwarded, hop.flow, recipient);
+      return;
+    }
     const flow = ctx.resolveFlow(token.flow);
     if (flow === undefined || flow.closed) {
       incoming.log.info({ from: sender, to: recipient }, '%s from %s not forwarded: the connection of %s is gone', request.method, sender, recipient);
@@ -164,18 +208,8 @@ export class DialogProxy {
       reply(ctx, incoming, 403, { warning: `${ctx.domain} relays nothing from one partner organisation to another` });
       return;
     }
-    const forwarded = forwardedCopy(ctx, request);
-    // what a partner asserts about itself is not ours to pass on (RFC 3325 §5: outside the trust domain)
-    for (const name of CLIENT_IDENTITY_HEADERS) forwarded.headers.delete(name);
     forwarded.headers.prepend('via', `SIP/2.0/${viaTransport(flow.protocol)} ${sentBy(flow)};branch=${newBranch()}`);
-    ctx.transactions.sendRequest(forwarded, flow, {
-      onFinal(response: SipResponse) {
-        response.headers.shift('via');
-        send(incoming, response);
-      },
-      onTimeout: () => reply(ctx, incoming, 408, { warning: `${recipient} did not answer the ${request.method} in time` }),
-      onTransportError: () => reply(ctx, incoming, FLOW_FAILED, { reason: 'Flow Failed', warning: `the connection of ${recipient} closed before it answered` }),
-    });
+    sendOn(ctx, incoming, forwarded, flow, recipient);
   }
 
   async #toPartner(ctx: SipContext, incoming: Incoming, token: FlowToken): Promise<void> {
@@ -207,7 +241,7 @@ export class DialogProxy {
     }
     if (!hopsLeft(ctx, incoming)) return;
     // the Routes naming us are used up (RFC 3261 §16.4); the partner's own stay
-    while (routeNamesUs(ctx, request.headers.get('route'))) request.headers.shift('route');
+    while (this.#ours(ctx, request.headers.get('route'))) request.headers.shift('route');
     relay(ctx, incoming, await sendToPartner(ctx, request, domain), domain);
   }
 }
@@ -258,13 +292,25 @@ function hopsLeft(ctx: SipContext, incoming: Incoming): boolean {
   return true;
 }
 
-/** RFC 3261 §16.6 for a request towards a client: Max-Forwards one less, the Routes naming us used up (§16.4). */
-function forwardedCopy(ctx: SipContext, request: SipRequest): SipRequest {
+/** RFC 3261 §16.6 for a request towards a client: Max-Forwards one less, the Routes of ours (`ours`) used up (§16.4). */
+function forwardedCopy(request: SipRequest, ours: (route: string | undefined) => boolean): SipRequest {
   const headers = request.headers.clone();
   const maxForwards = Number.parseInt(headers.get('max-forwards') ?? '70', 10);
   headers.set('max-forwards', String((Number.isFinite(maxForwards) ? maxForwards : 70) - 1));
-  while (routeNamesUs(ctx, headers.get('route'))) headers.shift('route');
+  while (ours(headers.get('route'))) headers.shift('route');
   return { kind: 'request', method: request.method, uri: request.uri, headers, body: request.body };
+}
+
+/** Sends `forwarded` (its Via ours) over `flow`, the client's or a hop to its node; the answer goes back to the partner. */
+function sendOn(ctx: SipContext, incoming: Incoming, forwarded: SipRequest, flow: Flow, recipient: string): void {
+  ctx.transactions.sendRequest(forwarded, flow, {
+    onFinal(response: SipResponse) {
+      response.headers.shift('via');
+      send(incoming, response);
+    },
+    onTimeout: () => reply(ctx, incoming, 408, { warning: `${recipient} did not answer the ${forwarded.method} in time` }),
+    onTransportError: () => reply(ctx, incoming, FLOW_FAILED, { reason: 'Flow Failed', warning: `the connection of ${recipient} closed before it answered` }),
+  });
 }
 
 /**

@@ -180,7 +180,8 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   };
   let settingsChanged = settingsChangedHere;
   const provisioning = new ProvisioningPackage({ sql, ewsUrl: (local) => `${ownNames.clientBase(advertisedHost ?? local)}/EWS/Exchange.asmx` });
-  const events = new EventService({ packages: [presence, messageSummary, provisioning], limits: config.events });
+  // in a cluster, the dialog proxy's flow tokens are signed with the cluster's key: any node reads them
+  const events = new EventService({ packages: [presence, messageSummary, provisioning], limits: config.events, ...(cluster === null ? {} : { dialogKey: cluster.dialogKey }) });
   const handlers = [registerHandler, messageHandler, optionsHandler, ...presence.handlers, ...events.handlers];
   const location = cluster?.location ?? new MemoryLocationService();
   const registrations = createRegistrationEvents();
@@ -236,7 +237,9 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
 
   // /metrics: the counts the capabilities keep, read at scrape time, and the events counted as they happen
   const metrics = new ServerMetrics({
+    // in a cluster: the bindings over this node's connections, and the whole cluster's apart
     registrations: () => location.countByTransport(Date.now()),
+    ...(cluster === null ? {} : { clusterRegistrations: () => cluster.location.countClusterByTransport(Date.now()) }),
     // the guard watches every stream connection from its accept on (the flows map only once a message came)
     connections: () => guard.countByProtocol(),
     spool: () => spoolCounts(sql),

@@ -10,6 +10,10 @@ import { MemoryLocationService } from '../../src/registrar/location.ts';
 import { eventually } from '../harness/eventually.ts';
 import { startRedis, type TestRedis } from '../harness/redis.ts';
 import { binding, NOW } from './registrar-location-suite.ts';
+import { planAndApply } from '../../src/registrar/handler.ts';
+import { DEFAULT_REGISTRAR_SETTINGS, planRegistration } from '../../src/registrar/plan.ts';
+import type { FlowRef } from '../../src/registrar/location.ts';
+import { Headers, type SipRequest } from '../../src/sip/message.ts';
 
 let redis: TestRedis;
 let nodeA: RedisConnection;
@@ -46,6 +50,22 @@ function unplaced(aor: string, key: string, flowId: string, expiresAt = NOW + 10
 
 const put = (b: Binding) => ({ type: 'put' as const, binding: b });
 
+const FLOW_A: FlowRef = { id: 'tcp#1', protocol: 'tcp', local: { address: '127.0.0.1', port: 5060 }, remote: { address: '192.0.2.1', port: 40000 } };
+const FLOW_B: FlowRef = { ...FLOW_A, id: 'tcp#7' };
+
+/** A REGISTER of alice with one Contact. */
+function register(contact: string, callId: string, cseq: number): SipRequest {
+  const headers = new Headers([
+    { name: 'via', value: 'SIP/2.0/TCP 192.0.2.1:40000;branch=z9hG4bK1' },
+    { name: 'from', value: '<sip:alice@parley.test>;tag=1' },
+    { name: 'to', value: '<sip:alice@parley.test>' },
+    { name: 'call-id', value: callId },
+    { name: 'cseq', value: `${cseq} REGISTER` },
+    { name: 'contact', value: contact },
+  ]);
+  return { kind: 'request', method: 'REGISTER', uri: 'sip:parley.test', headers, body: Buffer.alloc(0) };
+}
+
 describe('Redis location service across nodes', () => {
   it('records the node that applied a binding, unless the binding names one; the memory service records none', async () => {
     const { a } = twoNodes();
@@ -65,7 +85,25 @@ describe('Redis location service across nodes', () => {
     const seen = (list: Binding[]) => list.map((x) => `${x.key}@${x.flow.node}`);
     assert.deepEqual(seen(await a.lookup('alice@x', NOW)), ['phone@node-a', 'laptop@node-b']);
     assert.deepEqual(seen(await b.lookup('alice@x', NOW)), ['phone@node-a', 'laptop@node-b']);
-    assert.deepEqual([...(await b.countByTransport(NOW))], [['tcp', 2]], 'counted for the whole cluster');
+    assert.deepEqual([...(await b.countClusterByTransport(NOW))], [['tcp', 2]], 'counted for the whole cluster');
+  });
+
+  it('counts per node the bindings whose flow it holds, which add up to the cluster count (parley_registrations per node)', async () => {
+    const { a, b } = twoNodes();
+    const over = (protocol: 'tcp' | 'ws', flowId: string) => ({ flow: { id: flowId, protocol, local: { address: '127.0.0.1', port: 5060 }, remote: { address: '127.0.0.1', port: 40000 } } });
+    await a.apply('alice@x', [put(unplaced('alice@x', 'phone', 'tcp:1')), put({ ...binding('alice@x', 'web', 'ws:1', NOW + 1000, over('ws', 'ws:1')), flow: { ...over('ws', 'ws:1').flow } })], NOW);
+    await b.apply('bob@x', [put(unplaced('bob@x', 'phone', 'tcp:1'))], NOW);
+    await b.apply('carol@x', [put(unplaced('carol@x', 'phone', 'tcp:2', NOW + 10))], NOW);
+    // a binding of alice moves from node a to node b: counted at node b only
+    await b.apply('alice@x', [put(unplaced('alice@x', 'phone', 'tcp:3'))], NOW);
+    assert.deepEqual(Object.fromEntries(await a.countByTransport(NOW)), { ws: 1 });
+    assert.deepEqual(Object.fromEntries(await b.countByTransport(NOW)), { tcp: 3 });
+    assert.deepEqual(Object.fromEntries(await a.countClusterByTransport(NOW)), { tcp: 3, ws: 1 });
+    // expired and swept, and dropped with a closed flow: counted nowhere
+    await b.sweep(NOW + 10);
+    await b.removeFlow('tcp:1');
+    assert.deepEqual(Object.fromEntries(await b.countByTransport(NOW + 10)), { tcp: 1 });
+    assert.deepEqual(Object.fromEntries(await b.countClusterByTransport(NOW + 10)), { tcp: 1, ws: 1 });
   });
 
   it('drops on a closed flow only the bindings of that node: flow ids are unique within a node only', async () => {
@@ -112,6 +150,41 @@ describe('Redis location service across nodes', () => {
     await Promise.all(writes);
     const keys = (await a.lookup('busy@x', NOW)).map((x) => x.key).sort();
     assert.deepEqual(keys, Array.from({ length: 60 }, (_, i) => `k${i}`).sort());
+  });
+
+  it('two nodes planning REGISTERs of one AoR from the same lookup: the second applies nothing and plans again (CSeq order, RFC 3261 §10.3 step 7)', async () => {
+    const { a, b } = twoNodes();
+    const aor = 'alice@parley.test';
+    const newer = register('<sip:alice@192.0.2.1:5060;transport=tcp>', 'reg-1', 2);
+    const older = register('<sip:alice@192.0.2.1:5060;transport=tcp>', 'reg-1', 1);
+    // both nodes looked up the AoR (no bindings) and planned; node a's changes land first
+    const basis = await b.lookup(aor, NOW);
+    const planB = planRegistration({ aor, request: older, flow: FLOW_B, current: basis, now: NOW, settings: DEFAULT_REGISTRAR_SETTINGS });
+    assert.ok(planB.ok);
+    assert.ok((await planAndApply(a, DEFAULT_REGISTRAR_SETTINGS, { aor, request: newer, flow: FLOW_A, now: NOW })).ok);
+    assert.equal(await b.applyIf(aor, basis, planB.changes, NOW), null, "node b's plan was made from bindings that changed");
+    // planned again, the older CSeq is refused instead of overwriting the newer binding
+    const again = await planAndApply(b, DEFAULT_REGISTRAR_SETTINGS, { aor, request: older, flow: FLOW_B, now: NOW });
+    assert.equal(again.ok ? 200 : again.status, 400);
+    assert.deepEqual((await b.lookup(aor, NOW)).map((x) => [x.cseq, x.flow.node]), [[2, 'node-a']]);
+  });
+
+  it('REGISTERs of one AoR at two nodes at once keep CSeq order per Call-ID and maxBindings', async () => {
+    const { a, b } = twoNodes();
+    const aor = 'alice@parley.test';
+    const settings = { ...DEFAULT_REGISTRAR_SETTINGS, maxBindings: 3 };
+    // one Call-ID, CSeq 1…20, sent to both nodes at once: each either applies, or is refused (400:
+    // a higher CSeq came first; 500: overtaken five times). No lower CSeq overwrites a higher one
+    // that was answered 200: the binding ends at the highest CSeq applied.
+    const refreshes = Array.from({ length: 20 }, (_, i) => planAndApply(i % 2 ? a : b, settings, { aor, request: register('<sip:alice@192.0.2.1:5060;transport=tcp>', 'reg-1', i + 1), flow: i % 2 ? FLOW_A : FLOW_B, now: NOW }));
+    const outcomes = await Promise.all(refreshes);
+    const appliedCseqs = outcomes.flatMap((o, i) => (o.ok ? [i + 1] : []));
+    assert.ok(appliedCseqs.length > 0);
+    for (const o of outcomes) assert.ok(o.ok || o.status === 400 || o.status === 500, JSON.stringify(o));
+    assert.deepEqual((await a.lookup(aor, NOW)).map((x) => x.cseq), [Math.max(...appliedCseqs)]);
+    // twelve devices registering at once through both nodes: never more than maxBindings
+    await Promise.all(Array.from({ length: 12 }, (_, i) => planAndApply(i % 2 ? a : b, settings, { aor, request: register(`<sip:alice@192.0.2.${i + 10}:5060;transport=tcp>`, `dev-${i}`, 1), flow: i % 2 ? FLOW_A : FLOW_B, now: NOW + 1 })));
+    assert.equal((await a.lookup(aor, NOW + 1)).length, 3);
   });
 });
 

@@ -5,7 +5,11 @@
 // (presence-partner-harness.ts); no sockets.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { randomBytes } from 'node:crypto';
+import { ClusterHopPool, verifyHopToken } from '../../src/cluster/index.ts';
 import { DialogProxy } from '../../src/router/dialog-proxy.ts';
+import { hopToken, relayHop, HOP_PARAM } from '../../src/router/hop.ts';
+import type { Incoming } from '../../src/router/context.ts';
 import { branch, DOMAIN, FED, PARTNER, setup, tick } from './presence-partner-harness.ts';
 import type { FakeFlow } from './presence-partner-harness.ts';
 
@@ -228,6 +232,102 @@ describe('dialog proxy: a local user subscribes to a partner\'s user', () => {
   });
 });
 
+/**
+ * Two nodes of a cluster (node-a, node-b) as two harnesses sharing the dialog key and the hop key,
+ * each with a real hop pool whose connection to the other node is a fake flow; node-b's own
+ * addresses differ from node-a's (10.0.0.2), as on two machines.
+ */
+function twoNodes() {
+  const dialogKey = randomBytes(32);
+  const hopKey = randomBytes(32);
+  const a = setup({ dialogKey });
+  const b = setup({ dialogKey, address: '10.0.0.2' });
+  const addresses: Record<string, string> = { 'node-a': '127.0.0.1:5060', 'node-b': '10.0.0.2:5060' };
+  const down = new Set<string>();
+  const pool = (t: ReturnType<typeof setup>, node: string) =>
+    new ClusterHopPool({
+      node,
+      key: hopKey,
+      registry: { find: async (n: string) => (down.has(n) ? undefined : addresses[n]) },
+      dial: async (host: string) => ({ ok: true as const, flow: t.makeFlow(`tcp#hop-to-${host}`), close() {} }),
+    });
+  (a.ctx as { cluster?: unknown }).cluster = pool(a, 'node-a');
+  (b.ctx as { cluster?: unknown }).cluster = pool(b, 'node-b');
+  return { a, b, hopKey, down };
+}
+
+describe('dialog proxy in a cluster: the partner\'s request reaches a node that does not hold the client\'s connection', () => {
+  it('puts the node in the token; another node relays the NOTIFY over the hop to it, which sends it to the client; the answer goes back the same way', async () => {
+    const { a, b, hopKey } = twoNodes();
+    // alice subscribes through node-b, which holds her connection
+    const { client, partnerSide, clientSide } = await subscribed(b);
+    const token = /<sip:([^@]+)@/.exec(clientSide)?.[1] ?? '';
+    assert.equal(b.events.proxy.readToken(token)?.flow.node, 'node-b', 'the token names the node');
+    assert.equal(a.events.proxy.readToken(token)?.flow.id, client.id, 'every node reads it: the cluster\'s key');
+    assert.match(clientSide, /@10\.0\.0\.2:5060;/, 'the client-side Route names node-b, a host node-a does not call its own');
+
+    // the partner's NOTIFY reaches node-a
+    const link = a.makeFlow('tls#in1', { names: ['sip.org-b.test'] });
+    await a.receive(link, partnerNotify([partnerSide, clientSide]), '<presence/>');
+    const hopped = a.sent[0]!;
+    assert.equal(hopped.flow.id, 'tcp#hop-to-10.0.0.2', 'sent over the hop to node-b');
+    const routes = hopped.request.headers.getAll('route');
+    assert.equal(routes.length, 1, 'the partner-side and client-side Routes are used up; the hop Route only');
+    assert.match(routes[0]!, new RegExp(`^<sip:10\\.0\\.0\\.2:5060;transport=tcp;lr;${HOP_PARAM}=`));
+    assert.equal(verifyHopToken(hopKey, hopToken(hopped.request)!, hopped.request)?.id, client.id, 'signed with the cluster key for alice\'s flow');
+    assert.equal(hopped.request.headers.get('p-asserted-identity'), undefined, 'a partner\'s assertion is not passed on');
+    assert.equal(hopped.request.headers.getAll('via').length, 2);
+
+    // node-b takes the hop (as its dispatcher does) and sends the NOTIFY on to alice
+    const fromA = b.makeFlow('tcp#from-node-a');
+    const incoming: Incoming = { request: hopped.request, flow: fromA, tx: null, log: a.ctx.logger };
+    const relayed = relayHop(b.ctx, incoming, hopToken(hopped.request)!);
+    const toAlice = b.sent.at(-1)!;
+    assert.equal(toAlice.flow, client);
+    assert.equal(toAlice.request.method, 'NOTIFY');
+    assert.deepEqual(toAlice.request.headers.getAll('route'), [], 'alice gets no Route');
+    assert.equal(toAlice.request.headers.getAll('via').length, 3);
+    assert.equal(toAlice.request.body.toString(), '<presence/>');
+    b.answer(b.sent.length - 1, 200);
+    await relayed;
+    const backAtA = fromA.responses.at(-1)!;
+    assert.equal(backAtA.status, 200);
+    a.deliver(0, backAtA);
+    assert.equal(link.responses.at(-1)!.status, 200);
+    assert.equal(link.responses.at(-1)!.headers.getAll('via').length, 1, 'the partner gets its answer with its own Via only');
+  });
+
+  it('answers the partner 430 when the node holding the connection is down, and node-b 480 when the connection closed there', async () => {
+    const { a, b, down } = twoNodes();
+    const { partnerSide, clientSide } = await subscribed(b);
+    const link = a.makeFlow('tls#in1', { names: ['sip.org-b.test'] });
+    down.add('node-b');
+    await a.receive(link, partnerNotify([partnerSide, clientSide]));
+    assert.equal(link.responses.at(-1)!.status, 430);
+    assert.match(link.responses.at(-1)!.headers.get('warning') ?? '', /alice@org-a\.test is unreachable: node node-b, which holds this registration, is down/);
+    down.clear();
+    b.closeFlow('tcp#alice');
+    await a.receive(link, partnerNotify([partnerSide, clientSide]));
+    const hopped = a.sent.at(-1)!;
+    const fromA = b.makeFlow('tcp#from-node-a');
+    await relayHop(b.ctx, { request: hopped.request, flow: fromA, tx: null, log: a.ctx.logger }, hopToken(hopped.request)!);
+    assert.equal(fromA.responses.at(-1)!.status, 480);
+    a.deliver(a.sent.length - 1, fromA.responses.at(-1)!);
+    assert.equal(link.responses.at(-1)!.status, 480);
+    assert.match(link.responses.at(-1)!.headers.get('warning') ?? '', /closed on node node-b/);
+  });
+
+  it('on one process, a token Route naming another host is not ours (481), and a token names no node', async () => {
+    const t = setup();
+    const { partnerSide, clientSide } = await subscribed(t);
+    const token = /<sip:([^@]+)@/.exec(clientSide)?.[1] ?? '';
+    assert.equal(t.events.proxy.readToken(token)?.flow.node, undefined);
+    const link = t.makeFlow('tls#in1', { names: ['sip.org-b.test'] });
+    await t.receive(link, partnerNotify([partnerSide, clientSide.replace('127.0.0.1', '10.9.9.9')]));
+    assert.equal(link.responses.at(-1)!.status, 481);
+  });
+});
+
 describe('dialog proxy: flow tokens', () => {
   const flow = { id: 'ws#17', protocol: 'ws' as const, local: { address: '::1', port: 8080 }, remote: { address: '::1', port: 51000 } };
 
@@ -243,6 +343,12 @@ describe('dialog proxy: flow tokens', () => {
     assert.equal(proxy.readToken(data), undefined);
     assert.equal(proxy.readToken(`${token}x`), undefined, 'one spelling only: no stray characters');
     assert.equal(new DialogProxy().readToken(token), undefined, 'another process\'s key');
+  });
+
+  it('names the node holding the flow when made in a cluster; proxies with the same key read each other\'s', () => {
+    const key = randomBytes(32);
+    const token = new DialogProxy(key).flowToken({ ...flow, node: 'node-2' }, `alice@${DOMAIN}`);
+    assert.deepEqual(new DialogProxy(key).readToken(token), { flow: { ...flow, node: 'node-2' }, user: `alice@${DOMAIN}` });
   });
 });
 

@@ -102,6 +102,15 @@ describe('ServerMetrics', () => {
     assert.equal(line(text, 'parley_sip_messages_total{outcome="relayed"}'), 0);
   });
 
+  it('in a cluster, reports this node\'s bindings as parley_registrations and every node\'s as parley_cluster_registrations', async () => {
+    const metrics = new ServerMetrics({ ...QUIET, clusterRegistrations: async () => new Map([['tcp', 5], ['ws', 3]]) });
+    const text = await metrics.render();
+    assert.equal(line(text, 'parley_registrations{transport="tcp"}'), 2);
+    assert.equal(line(text, 'parley_cluster_registrations{transport="tcp"}'), 5);
+    assert.equal(line(text, 'parley_cluster_registrations{transport="ws"}'), 3);
+    assert.equal(line(text, 'parley_cluster_registrations{transport="udp"}'), 0);
+  });
+
   it('reads what the capabilities keep at scrape time', async () => {
     const metrics = new ServerMetrics(QUIET);
     metrics.batch('embedded', 2, 1, 0.02);
@@ -131,6 +140,7 @@ describe('ServerMetrics', () => {
     assert.equal(line(text, 'parley_offline_delivery_duration_seconds_count{connector="embedded"}'), 1);
     assert.equal(line(text, 'parley_ews_requests_total{operation="FindItem",outcome="ok"}'), 1);
     assert.equal(line(text, 'parley_sip_connection_guard_events_total{code="SIP_CONNECTION_SOURCE_LIMIT"}'), 1);
+    assert.doesNotMatch(text, /parley_cluster_registrations/, 'one process: no cluster gauge');
     // a second scrape reads the same, not twice as much
     assert.equal(line(await metrics.render(), 'parley_offline_quota_refusals_total{reason="sender-bytes"}'), 3);
   });

@@ -81,6 +81,8 @@ export interface SetupOptions {
   users?: string[];
   /** the server's local address, default 127.0.0.1 */
   address?: string;
+  /** the dialog proxy's key (a cluster's nodes share one); default a random one */
+  dialogKey?: Uint8Array;
 }
 
 export function setup(opts: SetupOptions = {}) {
@@ -119,7 +121,7 @@ export function setup(opts: SetupOptions = {}) {
   const blocked = new Set((opts.blocked ?? []).map(([w, p]) => `${w}\n${p}`));
   const presence = new PresenceService({ timers: clock, isBlocked: (w, p) => blocked.has(`${w}\n${p}`) });
   const summary = { name: 'message-summary', contentType: 'application/simple-message-summary', authorize: () => 'ok' as const, body: () => 'Messages-Waiting: no\r\n' };
-  const events = new EventService({ packages: [presence, summary], timers: clock });
+  const events = new EventService({ packages: [presence, summary], timers: clock, ...(opts.dialogKey === undefined ? {} : { dialogKey: opts.dialogKey }) });
   const online = new Set<string>();
   const registrations = new EventEmitter<{ changed: [aor: string] }>();
   /** who digest authentication was asked for: never a partner */

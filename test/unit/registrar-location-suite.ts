@@ -70,6 +70,22 @@ export function locationBehaviour(impl: LocationImplementation): void {
       assert.deepEqual(await location.lookup('alice@x', NOW), []);
     });
 
+    it('applies a conditional change only against the bindings it was planned from (applyIf); otherwise nothing', async () => {
+      const location = await impl.open();
+      const a = binding('alice@x', 'k1', 'f1');
+      assert.deepEqual(await location.applyIf('alice@x', [], [put(a)], NOW), [a], 'planned from no bindings, and there are none');
+      const basis = await location.lookup('alice@x', NOW);
+      // another REGISTER lands first: the same key, a higher CSeq
+      const newer = binding('alice@x', 'k1', 'f1', NOW + 2000, { cseq: 2 });
+      assert.deepEqual(await location.applyIf('alice@x', basis, [put(newer)], NOW), [newer]);
+      const stale = binding('alice@x', 'k2', 'f1', NOW + 2000);
+      assert.equal(await location.applyIf('alice@x', basis, [put(stale)], NOW), null, 'planned from bindings that changed');
+      assert.equal(await location.applyIf('alice@x', [], [{ type: 'remove-all' }], NOW), null, 'planned from no bindings, but there is one');
+      assert.deepEqual(await location.lookup('alice@x', NOW), [newer], 'a refused change changed nothing');
+      // expired bindings are not part of what a plan sees
+      assert.deepEqual(await location.applyIf('alice@x', [], [put(stale)], NOW + 2000), [stale]);
+    });
+
     it('shows only unexpired bindings: one expiring at `now` is gone', async () => {
       const location = await impl.open();
       await location.apply('alice@x', [put(binding('alice@x', 'k1', 'f1', NOW + 10)), put(binding('alice@x', 'k2', 'f1', NOW + 20))], NOW);

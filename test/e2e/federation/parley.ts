@@ -64,6 +64,21 @@ async function federationEndpoint(server: RunningServer, address: string): Promi
   }
 }
 
+/** ParleyOrg.admin of a running server: a cmdlet through its admin API. */
+export function adminOf(server: RunningServer): ParleyOrg['admin'] {
+  return async (cmdlet, parameters) => {
+    const token = readFileSync(path.join(server.dataDir, 'secrets', 'admin.token'), 'utf8').trim();
+    const res = await fetch(`http://${server.http.host}:${server.http.port}/admin/cmdlets/${cmdlet}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ parameters }),
+    });
+    const text = await res.text();
+    if (res.status !== 200) throw new Error(`${cmdlet} ${JSON.stringify(parameters)} at ${server.domain}: ${res.status} ${text}`);
+    return (JSON.parse(text) as { results: unknown[] }).results;
+  };
+}
+
 export async function startParleyOrg(spec: OrgSpec, net: number, index: number, pki: TestPki, dns: TestDns, smtpRoutes: Record<string, unknown>): Promise<ParleyOrg> {
   const address = `127.${net}.${index}.1`;
   const fedAddress = `127.${net}.${index}.2`;
@@ -84,17 +99,7 @@ export async function startParleyOrg(spec: OrgSpec, net: number, index: number, 
     config,
     extraArgs: ['--listen', address],
   });
-  const admin = async (cmdlet: string, parameters: Record<string, unknown>): Promise<unknown[]> => {
-    const token = readFileSync(path.join(server.dataDir, 'secrets', 'admin.token'), 'utf8').trim();
-    const res = await fetch(`http://${server.http.host}:${server.http.port}/admin/cmdlets/${cmdlet}`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ parameters }),
-    });
-    const text = await res.text();
-    if (res.status !== 200) throw new Error(`${cmdlet} ${JSON.stringify(parameters)} at ${spec.domain}: ${res.status} ${text}`);
-    return (JSON.parse(text) as { results: unknown[] }).results;
-  };
+  const admin = adminOf(server);
   let federation: HostPort;
   try {
     federation = await federationEndpoint(server, fedAddress);
