@@ -196,12 +196,27 @@ function userAddArgs(user: TestUser, storageArgs: readonly string[]): string[] {
 }
 
 async function addUserVia(user: TestUser, storageArgs: readonly string[], opts: RunCliOptions): Promise<void> {
-  const r = await runCli(userAddArgs(user, storageArgs), opts);
+  // the CLI's own `parley user add` code, run in this process: a process per user (hundreds per
+  // suite, each compiling the CLI again) was much of the suite's CPU. Another entry point or
+  // environment still gets its own process.
+  const r = opts.cli === undefined && process.env.PARLEY_TEST_CLI === undefined && opts.env === undefined
+    ? await runUserCommandHere(userAddArgs(user, storageArgs))
+    : await runCli(userAddArgs(user, storageArgs), opts);
   if (r.code !== 0) {
     throw new Error(
       `parley user add ${user.address} exited ${r.code}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`,
     );
   }
+}
+
+/** `parley user …` in this process, with the CLI's defaults; what it printed, as runCli gives it. */
+async function runUserCommandHere(args: readonly string[]): Promise<CliResult> {
+  const [{ runUserCommand }, { DEFAULT_CONFIG }] = await Promise.all([import('../../src/admin/index.ts'), import('../../src/server/config.ts')]);
+  let stdout = '';
+  let stderr = '';
+  const io = { out: (line: string) => void (stdout += `${line}\n`), err: (line: string) => void (stderr += `${line}\n`) };
+  const code = await runUserCommand([...args.slice(1)], io, { dataDir: DEFAULT_CONFIG.dataDir, domain: DEFAULT_CONFIG.domain });
+  return { code, stdout, stderr };
 }
 
 function parseHostPort(text: string, what: string): HostPort {
