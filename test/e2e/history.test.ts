@@ -9,10 +9,11 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import ews from 'ews-javascript-api';
 import type { IncomingMessage, SipClient } from '../../src/client/index.ts';
+import { runHistoryCommand } from '../../src/history/index.ts';
 import { arrivals, sdkClients } from '../harness/clients.ts';
 import { eventually } from '../harness/eventually.ts';
 import { startJsSipUser, type JsSipUser } from '../harness/jssip.ts';
-import { runCli, startServer, type RunningServer } from '../harness/server.ts';
+import { runCli, runCommandHere, startServer, type RunningServer } from '../harness/server.ts';
 
 const { BasePropertySet, EmailMessage, ExchangeService, ExchangeVersion, ItemView, PropertySet, Uri, WebCredentials, WellKnownFolderName } = ews;
 
@@ -115,7 +116,9 @@ interface HistoryRow {
 }
 
 async function historyList(user: string): Promise<HistoryRow[]> {
-  const r = await runCli(['history', 'list', '--user', address(user), '--json', ...storage]);
+  // the command's code in this process: the SIGKILL test polls it to catch a conversation open,
+  // which a process start per poll (seconds on a loaded machine) could miss within the 4 s idle timeout
+  const r = await runCommandHere(runHistoryCommand, ['list', '--user', address(user), '--json', ...storage]);
   assert.equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout) as HistoryRow[];
 }

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { sdkClients } from '../harness/clients.ts';
 import { eventually } from '../harness/eventually.ts';
-import { runCli, startServer, type RunningServer } from '../harness/server.ts';
+import { openServerStorage, runCli, startServer, type RunningServer } from '../harness/server.ts';
 
 const DOMAIN = 'parley.test';
 const MISSED = 'IPM.Note.Microsoft.Missed';
@@ -113,10 +113,19 @@ async function spooler(...args: string[]) {
   return runCli(['spooler', ...args, ...storage]);
 }
 
-async function entry(id: string): Promise<{ state: string; attempts: number; lastError: string | null }> {
+/** what `parley spooler show --json` says of an entry (the fields these tests read) */
+interface EntryView {
+  state: string;
+  attempts: number;
+  lastError: string | null;
+  createdAt: string;
+  expiresAt: string;
+}
+
+async function entry(id: string): Promise<EntryView> {
   const r = await spooler('show', id, '--json');
   assert.equal(r.code, 0, r.stderr);
-  return JSON.parse(r.stdout) as { state: string; attempts: number; lastError: string | null };
+  return JSON.parse(r.stdout) as EntryView;
 }
 
 /** Alice (on the main server) writes to offline bob; returns the spool entry id from the 202. */
@@ -199,15 +208,29 @@ describe('offline IM to an external EWS server', () => {
     assert.equal(await missedAtExchange(id), 1);
   });
 
-  it('down past OfflineImMaxAge: failed with its reason, kept; parley spooler retry --failed delivers it', { timeout: 120_000 }, async () => {
+  it('down past OfflineImMaxAge: failed with its reason, kept; parley spooler retry --failed delivers it', async () => {
     await admin('Set-CsImConfiguration', '-OfflineImMaxAge', '00:01:00');
     try {
       mode = 'down';
       const id = await sendToBob('Exchange is down for good');
+      // retried within its window, which the setting made (the shortest it allows: a minute)
+      const retrying = await eventually('two failed attempts', async () => {
+        const e = await entry(id);
+        return e.attempts >= 2 && e.state === 'waiting' ? e : undefined;
+      });
+      assert.equal(Date.parse(retrying.expiresAt) - Date.parse(retrying.createdAt), 60_000, 'the entry expires OfflineImMaxAge after it was accepted');
+      // the minute passes: the window's end is moved to now in the server's storage rather than
+      // waited for (a minute per engine); the worker's next attempt finds it ended
+      const sql = await openServerStorage(main);
+      try {
+        await sql.run('UPDATE spool_entries SET expires_at = ? WHERE id = ?', [Date.now(), id]);
+      } finally {
+        await sql.close();
+      }
       const failed = await eventually('failed after the max age', async () => {
         const e = await entry(id);
         return e.state === 'failed' ? e : undefined;
-      }, 90_000);
+      });
       assert.match(failed.lastError ?? '', /still failing when OfflineImMaxAge ended, after \d+ attempts: recipient mailbox \(exchange\): cannot reach/);
       mode = 'up';
       const retry = await spooler('retry', '--failed');

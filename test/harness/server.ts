@@ -196,12 +196,37 @@ function userAddArgs(user: TestUser, storageArgs: readonly string[]): string[] {
 }
 
 async function addUserVia(user: TestUser, storageArgs: readonly string[], opts: RunCliOptions): Promise<void> {
-  const r = await runCli(userAddArgs(user, storageArgs), opts);
+  // the CLI's own `parley user add` code, run in this process: a process per user (hundreds per
+  // suite, each compiling the CLI again) was much of the suite's CPU. Another entry point or
+  // environment still gets its own process.
+  const args = userAddArgs(user, storageArgs);
+  const r = opts.cli === undefined && process.env.PARLEY_TEST_CLI === undefined && opts.env === undefined
+    ? await runCommandHere((await import('../../src/admin/index.ts')).runUserCommand, args.slice(1))
+    : await runCli(args, opts);
   if (r.code !== 0) {
     throw new Error(
       `parley user add ${user.address} exited ${r.code}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`,
     );
   }
+}
+
+/** A `parley` command's own function: `runUserCommand`, `runHistoryCommand`… (the words after the command's name, an output, the CLI's defaults). */
+export type CommandFunction = (args: string[], io: { out(line: string): void; err(line: string): void }, defaults: { dataDir: string; domain: string }) => Promise<number>;
+
+/**
+ * Runs a `parley` command's code in this process, with the CLI's defaults, and gives what a CLI
+ * process would have printed: `runCommandHere(runHistoryCommand, ['list', '--json', ...storageArgs])`.
+ * The same code without a process start (which compiles the CLI again): for a test that polls a
+ * command, or a helper that runs one many times. What the CLI process adds (its argument routing,
+ * exit codes from thrown errors) is tested through runCli.
+ */
+export async function runCommandHere(command: CommandFunction, args: readonly string[]): Promise<CliResult> {
+  const { DEFAULT_CONFIG } = await import('../../src/server/config.ts');
+  let stdout = '';
+  let stderr = '';
+  const io = { out: (line: string) => void (stdout += `${line}\n`), err: (line: string) => void (stderr += `${line}\n`) };
+  const code = await command([...args], io, { dataDir: DEFAULT_CONFIG.dataDir, domain: DEFAULT_CONFIG.domain });
+  return { code, stdout, stderr };
 }
 
 function parseHostPort(text: string, what: string): HostPort {
