@@ -28,6 +28,15 @@ const change = { actor: 'test', cmdlet: 'test', now: () => 1 };
 const logger = pino({ level: 'silent' });
 const enc = (s: string) => new TextEncoder().encode(s);
 
+/** A database on `engine` with every table the pipeline uses, and alice and bob. */
+async function preparedDatabase(engine: (typeof ENGINES)[number]): Promise<SqlDatabase> {
+  const sql = await engine.open();
+  await migrate(sql, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS, OFFLINE_MIGRATIONS, TRACE_MIGRATIONS, HISTORY_MIGRATIONS]);
+  await addUserRow(sql, { address: ALICE, displayName: 'Alice Example' });
+  await addUserRow(sql, { address: BOB, displayName: 'Bob Example' });
+  return sql;
+}
+
 for (const engine of ENGINES) {
   describe(`offline IM and Conversation History on ${engine.name}`, () => {
     let sql: SqlDatabase;
@@ -37,10 +46,7 @@ for (const engine of ENGINES) {
     const displayName = async (a: string) => (await sql.get<{ n: string | null }>('SELECT display_name AS n FROM users WHERE address = ?', [a]))?.n ?? null;
 
     beforeEach(async () => {
-      sql = await engine.open();
-      await migrate(sql, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS, OFFLINE_MIGRATIONS, TRACE_MIGRATIONS, HISTORY_MIGRATIONS]);
-      await addUserRow(sql, { address: ALICE, displayName: 'Alice Example' });
-      await addUserRow(sql, { address: BOB, displayName: 'Bob Example' });
+      sql = await preparedDatabase(engine);
       clock = T0;
       embedded = new EmbeddedMailboxConnector({ sql, userExists: async () => true, now: () => clock });
       service = new OfflineService({
@@ -137,10 +143,7 @@ for (const engine of ENGINES) {
       });
 
     beforeEach(async () => {
-      sql = await engine.open();
-      await migrate(sql, [DIRECTORY_MIGRATIONS, SETTINGS_MIGRATIONS, MAILBOX_MIGRATIONS, OFFLINE_MIGRATIONS, TRACE_MIGRATIONS, HISTORY_MIGRATIONS]);
-      await addUserRow(sql, { address: ALICE, displayName: 'Alice Example' });
-      await addUserRow(sql, { address: BOB, displayName: 'Bob Example' });
+      sql = await preparedDatabase(engine);
       clock = T0;
       nodes.push(node('node-a'), node('node-b'));
       for (const n of nodes) await n.start();
