@@ -8,9 +8,10 @@
 // `onResubscribed` listeners, which should assume they missed something (drop a whole cache,
 // reread a state) rather than wait for the next message.
 
-import type { Redis } from 'ioredis';
+import { randomUUID } from 'node:crypto';
+import { Cluster, Redis } from 'ioredis';
 import { checkNodeId, ClusterError } from './errors.ts';
-import { commandFailure, type RedisConnection } from './redis.ts';
+import { commandFailure, KEY_PREFIX, type RedisConnection } from './redis.ts';
 
 /** What a handler learns besides the payload. */
 export interface BusDelivery {
@@ -26,7 +27,7 @@ export type BusHandler<P> = (payload: P, delivery: BusDelivery) => void;
 export interface ClusterBusOptions {
   /** this node's id, carried in every message */
   readonly node: string;
-  /** channel prefix (default `parley:`) */
+  /** channel prefix (default `{parley}:`, KEY_PREFIX: a hash tag, so that in a Redis Cluster all of them share one slot) */
   readonly prefix?: string;
   /**
    * told of what goes wrong without a caller to throw to: a message no Parley node sent
@@ -35,13 +36,31 @@ export interface ClusterBusOptions {
   readonly onError?: (err: Error) => void;
 }
 
+/** how often a bus on a Redis Cluster sends itself a probe */
+const PROBE_INTERVAL_MS = 1_000;
+/** a probe unheard this long: the subscription was lost (a few probes, not one slow answer) */
+const PROBE_MISSED_MS = 3_000;
+
+/** A bus's probe of its own subscription, on a Redis Cluster (see the constructor). */
+interface BusProbe {
+  readonly channel: string;
+  readonly timer: NodeJS.Timeout;
+  /** when a probe was last heard */
+  heardAt: number;
+  /** probes went unheard: the next one heard tells the onResubscribed listeners */
+  missing: boolean;
+  /** a new subscriber connection is being opened */
+  replacing: boolean;
+}
+
 /**
  * `Events` maps each topic to its payload's type, e.g.
  * `ClusterBus<{ 'settings.changed': { scope: string } }>`.
  */
 export class ClusterBus<Events extends Record<string, unknown> = Record<string, unknown>> {
   readonly #publisher: RedisConnection;
-  readonly #subscriber: RedisConnection;
+  /** replaced on a Redis Cluster when its subscription is lost for good (see #sendProbe) */
+  #subscriber: RedisConnection;
   readonly #node: string;
   readonly #prefix: string;
   readonly #onError: (err: Error) => void;
@@ -51,6 +70,8 @@ export class ClusterBus<Events extends Record<string, unknown> = Record<string, 
   readonly #subscribing = new Map<string, Promise<void>>();
   readonly #resubscribed = new Set<() => void>();
   #closed = false;
+  /** on a Redis Cluster: this bus's own probe channel, when its probe was last heard, whether it is missing */
+  readonly #probe: BusProbe | null = null;
 
   /**
    * Opens the bus's own subscriber connection (a subscribed connection can do nothing else) beside
@@ -66,21 +87,76 @@ export class ClusterBus<Events extends Record<string, unknown> = Record<string, 
     this.#publisher = publisher;
     this.#subscriber = subscriber;
     this.#node = options.node;
-    this.#prefix = options.prefix ?? 'parley:';
+    this.#prefix = options.prefix ?? KEY_PREFIX;
     this.#onError = options.onError ?? (() => undefined);
-    const client: Redis = subscriber.client;
+    this.#listen(subscriber.client);
+    // A Redis Cluster client subscribes through one node of its choice and, when that node is lost,
+    // tries another by itself, saying nothing, and may end up subscribed nowhere (ioredis 5.x):
+    // what is published then is lost unseen. So the bus sends itself a probe every second on a
+    // channel of its own. Probes unheard for a while: the bus opens a new subscriber connection and
+    // subscribes there; probes heard again after a gap: it tells the onResubscribed listeners, as
+    // after a lost connection to one Redis.
+    if (subscriber.client instanceof Cluster) {
+      const channel = `${this.#prefix}bus-probe:${this.#node}:${randomUUID()}`;
+      const timer = setInterval(() => this.#sendProbe(), PROBE_INTERVAL_MS);
+      timer.unref();
+      this.#probe = { channel, timer, heardAt: Date.now(), missing: false, replacing: false };
+      subscriber.client.subscribe(channel).catch((err: unknown) => this.#onError(commandFailure(err, this.#subscriber, 'subscribing to the bus probe')));
+    }
+  }
+
+  #listen(client: Redis | Cluster): void {
     // ioredis would subscribe again by itself, but without saying when it is done: done here
-    client.options.autoResubscribe = false;
+    if (client instanceof Redis) client.options.autoResubscribe = false;
     client.on('messageBuffer', (channel: Buffer, message: Buffer) => this.#deliver(channel.toString(), message));
     // the connection was ready before this listener: each 'ready' from now on follows a loss
     client.on('ready', () => void this.#resubscribe());
+  }
+
+  #sendProbe(): void {
+    const probe = this.#probe;
+    if (probe === null || this.#closed) return;
+    const silence = Date.now() - probe.heardAt;
+    if (silence > PROBE_MISSED_MS) probe.missing = true;
+    if (silence > PROBE_MISSED_MS && !probe.replacing) void this.#replaceSubscriber(probe);
+    // a PUBLISH that fails (the cluster is changing) is a probe unheard, nothing more
+    this.#publisher.client.publish(probe.channel, '').catch(() => undefined);
+  }
+
+  /** A new subscriber connection in place of one whose subscription was lost; the old one is dropped. */
+  async #replaceSubscriber(probe: BusProbe): Promise<void> {
+    probe.replacing = true;
+    try {
+      const fresh = await this.#publisher.duplicate('bus');
+      if (this.#closed) {
+        fresh.client.disconnect();
+        return;
+      }
+      const old = this.#subscriber;
+      this.#subscriber = fresh;
+      this.#subscribing.clear();
+      this.#listen(fresh.client);
+      old.client.disconnect();
+      // not awaited: the client may wait without end on a node that is gone (the next round replaces it)
+      fresh.client.subscribe(...this.#handlers.keys(), probe.channel).catch(() => undefined);
+      // a new chance: the probes should be heard again within PROBE_MISSED_MS
+      probe.heardAt = Date.now();
+    } catch (err) {
+      this.#onError(commandFailure(err, this.#subscriber, 'opening a new subscriber connection for the cluster bus'));
+    } finally {
+      probe.replacing = false;
+    }
   }
 
   get node(): string {
     return this.#node;
   }
 
-  /** Sends `payload` to every node subscribed to `topic` (this one included); resolves to how many connections got it. */
+  /**
+   * Sends `payload` to every node subscribed to `topic` (this one included); resolves to how many
+   * connections got it (in a Redis Cluster: how many on the node that took the PUBLISH, which
+   * passes it on to the others; their subscribers are not counted).
+   */
   async publish<T extends keyof Events & string>(topic: T, payload: Events[T]): Promise<number> {
     let text: string;
     try {
@@ -137,6 +213,7 @@ export class ClusterBus<Events extends Record<string, unknown> = Record<string, 
     this.#handlers.clear();
     this.#subscribing.clear();
     this.#resubscribed.clear();
+    if (this.#probe !== null) clearInterval(this.#probe.timer);
     await this.#subscriber.close();
   }
 
@@ -145,7 +222,7 @@ export class ClusterBus<Events extends Record<string, unknown> = Record<string, 
   }
 
   async #resubscribe(): Promise<void> {
-    const channels = [...this.#handlers.keys()];
+    const channels = [...this.#handlers.keys(), ...(this.#probe === null ? [] : [this.#probe.channel])];
     try {
       if (channels.length > 0) await this.#subscriber.client.subscribe(...channels);
     } catch (err) {
@@ -163,6 +240,15 @@ export class ClusterBus<Events extends Record<string, unknown> = Record<string, 
   }
 
   #deliver(channel: string, message: Buffer): void {
+    const probe = this.#probe;
+    if (probe !== null && channel === probe.channel) {
+      probe.heardAt = Date.now();
+      if (probe.missing) {
+        probe.missing = false;
+        void this.#resubscribe();
+      }
+      return;
+    }
     const handlers = this.#handlers.get(channel);
     if (!handlers || handlers.size === 0) return;
     const topic = channel.slice(`${this.#prefix}bus:`.length);
