@@ -38,4 +38,4 @@ if [ -z "${NODE_COMPILE_CACHE:-}" ]; then
   export NODE_COMPILE_CACHE
 fi
 
-PARLEY_TEST_DATABASE=$engine bash scripts/netns-run.sh node --test --test-reporter=spec --test-concurrency=2 --test-timeout=600000 --test-force-exit "$@"
+PARLEY_TEST_DATABASE=$engine bash scripts/netns-run.sh node --test --test-reporter=spec --test-concurrency=2 --test-timeout=600000 "$@"

@@ -60,7 +60,7 @@ export interface Arrivals<T> {
 export interface ArrivalsOptions {
   /** what arrives, for the timeout's message */
   what?: string;
-  /** how long `next()` waits by default; 3000 ms */
+  /** how long `next()` waits by default; 10 000 ms: a generous bound (the tests run four files at once on two cores), waited out only when something is missing */
   timeoutMs?: number;
   /** more to say when `next()` times out (server logs, say) */
   context?: () => string;
@@ -68,7 +68,7 @@ export interface ArrivalsOptions {
 
 /** Collects what `listen` pushes (call it with a listener: `(push) => ua.on('event', push)`). */
 export function arrivals<T>(listen: (push: (value: T) => void) => void, options: ArrivalsOptions = {}): Arrivals<T> {
-  const { what = 'event', timeoutMs: defaultTimeoutMs = 3000, context } = options;
+  const { what = 'event', timeoutMs: defaultTimeoutMs = 10_000, context } = options;
   const queue: T[] = [];
   const waiting: Array<(value: T) => void> = [];
   listen((value) => {

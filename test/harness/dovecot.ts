@@ -167,7 +167,10 @@ export async function startDovecot(opts: StartDovecotOptions): Promise<Dovecot> 
     c.kill('SIGTERM');
     await exited;
     child = undefined;
-    // the login processes end with the master; a port still in use would fail the next start
+    // The master's children (auth, imap-login, imap) outlive it for a while and go on serving the
+    // connections they hold: a "stopped" Dovecot would still take an APPEND on a kept connection.
+    // They carry the instance name in their titles: ended here, so stopped means stopped.
+    await endInstanceProcesses(`dovecot-parley-test-${path.basename(dir)}/`);
   };
   await start();
   return {
@@ -271,4 +274,26 @@ export async function startImapRelay(target: number): Promise<ImapRelay> {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** Ends the processes whose title starts with `title` (SIGTERM, then SIGKILL after 2 s). */
+async function endInstanceProcesses(title: string): Promise<void> {
+  const pids = (): number[] =>
+    execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' })
+      .split('\n')
+      .map((line) => line.trim().match(/^(\d+) (.*)$/))
+      .filter((m): m is RegExpMatchArray => m !== null && (m[2] ?? '').startsWith(title))
+      .map((m) => Number(m[1]));
+  const signal = (sig: NodeJS.Signals) => {
+    for (const pid of pids()) {
+      try {
+        process.kill(pid, sig);
+      } catch {
+        // gone meanwhile
+      }
+    }
+  };
+  signal('SIGTERM');
+  for (const end = Date.now() + 2_000; pids().length > 0 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 50));
+  signal('SIGKILL');
 }
