@@ -6,10 +6,11 @@
 // Pub/sub delivers at most once: a node that is disconnected misses what is published meanwhile.
 // The bus subscribes again by itself once the connection is back and then calls the
 // `onResubscribed` listeners, which should assume they missed something (drop a whole cache,
-// reread a state) rather than wait for the next message.
+// reread a state) rather than wait for the next message. On a Redis Cluster the bus subscribes
+// through a plain connection to one node (PUBLISH reaches every node) and, that node lost, through
+// another, calling the same listeners.
 
-import { randomUUID } from 'node:crypto';
-import { Cluster, Redis } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
 import { checkNodeId, ClusterError } from './errors.ts';
 import { commandFailure, KEY_PREFIX, type RedisConnection } from './redis.ts';
 
@@ -36,22 +37,11 @@ export interface ClusterBusOptions {
   readonly onError?: (err: Error) => void;
 }
 
-/** how often a bus on a Redis Cluster sends itself a probe */
-const PROBE_INTERVAL_MS = 1_000;
-/** a probe unheard this long: the subscription was lost (a few probes, not one slow answer) */
-const PROBE_MISSED_MS = 3_000;
+/** PUBLISH from the node that owns KEYS[1]'s slot (see publish) */
+const PUBLISH_SCRIPT = "return redis.call('PUBLISH', ARGV[1], ARGV[2])";
 
-/** A bus's probe of its own subscription, on a Redis Cluster (see the constructor). */
-interface BusProbe {
-  readonly channel: string;
-  readonly timer: NodeJS.Timeout;
-  /** when a probe was last heard */
-  heardAt: number;
-  /** probes went unheard: the next one heard tells the onResubscribed listeners */
-  missing: boolean;
-  /** a new subscriber connection is being opened */
-  replacing: boolean;
-}
+/** a bus on a Redis Cluster that found no node to subscribe through tries again after this long */
+const NODE_RETRY_MS = 500;
 
 /**
  * `Events` maps each topic to its payload's type, e.g.
@@ -59,7 +49,7 @@ interface BusProbe {
  */
 export class ClusterBus<Events extends Record<string, unknown> = Record<string, unknown>> {
   readonly #publisher: RedisConnection;
-  /** replaced on a Redis Cluster when its subscription is lost for good (see #sendProbe) */
+  /** on a Redis Cluster, a connection to one node, replaced when that node is lost (see #moveSubscriber) */
   #subscriber: RedisConnection;
   readonly #node: string;
   readonly #prefix: string;
@@ -70,8 +60,6 @@ export class ClusterBus<Events extends Record<string, unknown> = Record<string, 
   readonly #subscribing = new Map<string, Promise<void>>();
   readonly #resubscribed = new Set<() => void>();
   #closed = false;
-  /** on a Redis Cluster: this bus's own probe channel, when its probe was last heard, whether it is missing */
-  readonly #probe: BusProbe | null = null;
 
   /**
    * Opens the bus's own subscriber connection (a subscribed connection can do nothing else) beside
@@ -79,7 +67,11 @@ export class ClusterBus<Events extends Record<string, unknown> = Record<string, 
    */
   static async open<E extends Record<string, unknown> = Record<string, unknown>>(redis: RedisConnection, options: ClusterBusOptions): Promise<ClusterBus<E>> {
     checkNodeId(options.node);
-    const subscriber = await redis.duplicate('bus');
+    // On a Redis Cluster, a plain connection to one node rather than through the Cluster client:
+    // PUBLISH reaches every node's subscribers, and the Cluster client would move its subscription
+    // to another node by itself, saying nothing, when that node is lost (ioredis 5.x) - what is
+    // published meanwhile would be lost unseen, and onResubscribed never called.
+    const subscriber = redis.address.kind === 'cluster' ? await redis.openNode('bus') : await redis.duplicate('bus');
     return new ClusterBus<E>(redis, subscriber, options);
   }
 
@@ -89,62 +81,47 @@ export class ClusterBus<Events extends Record<string, unknown> = Record<string, 
     this.#node = options.node;
     this.#prefix = options.prefix ?? KEY_PREFIX;
     this.#onError = options.onError ?? (() => undefined);
-    this.#listen(subscriber.client);
-    // A Redis Cluster client subscribes through one node of its choice and, when that node is lost,
-    // tries another by itself, saying nothing, and may end up subscribed nowhere (ioredis 5.x):
-    // what is published then is lost unseen. So the bus sends itself a probe every second on a
-    // channel of its own. Probes unheard for a while: the bus opens a new subscriber connection and
-    // subscribes there; probes heard again after a gap: it tells the onResubscribed listeners, as
-    // after a lost connection to one Redis.
-    if (subscriber.client instanceof Cluster) {
-      const channel = `${this.#prefix}bus-probe:${this.#node}:${randomUUID()}`;
-      const timer = setInterval(() => this.#sendProbe(), PROBE_INTERVAL_MS);
-      timer.unref();
-      this.#probe = { channel, timer, heardAt: Date.now(), missing: false, replacing: false };
-      subscriber.client.subscribe(channel).catch((err: unknown) => this.#onError(commandFailure(err, this.#subscriber, 'subscribing to the bus probe')));
-    }
+    this.#listen(subscriber);
   }
 
-  #listen(client: Redis | Cluster): void {
+  #listen(subscriber: RedisConnection): void {
+    const client = subscriber.client as Redis;
     // ioredis would subscribe again by itself, but without saying when it is done: done here
-    if (client instanceof Redis) client.options.autoResubscribe = false;
+    client.options.autoResubscribe = false;
     client.on('messageBuffer', (channel: Buffer, message: Buffer) => this.#deliver(channel.toString(), message));
     // the connection was ready before this listener: each 'ready' from now on follows a loss
     client.on('ready', () => void this.#resubscribe());
+    // only a connection to one node of a Redis Cluster gives up (openNode); one to a single Redis
+    // or a Sentinel-watched master reconnects without end and ends only when closed
+    client.on('end', () => {
+      if (!this.#closed && this.#subscriber === subscriber) void this.#moveSubscriber(subscriber);
+    });
   }
 
-  #sendProbe(): void {
-    const probe = this.#probe;
-    if (probe === null || this.#closed) return;
-    const silence = Date.now() - probe.heardAt;
-    if (silence > PROBE_MISSED_MS) probe.missing = true;
-    if (silence > PROBE_MISSED_MS && !probe.replacing) void this.#replaceSubscriber(probe);
-    // a PUBLISH that fails (the cluster is changing) is a probe unheard, nothing more
-    this.#publisher.client.publish(probe.channel, '').catch(() => undefined);
-  }
-
-  /** A new subscriber connection in place of one whose subscription was lost; the old one is dropped. */
-  async #replaceSubscriber(probe: BusProbe): Promise<void> {
-    probe.replacing = true;
-    try {
-      const fresh = await this.#publisher.duplicate('bus');
+  /** On a Redis Cluster: subscribes through another node once the connection to `lost`'s node has ended. */
+  async #moveSubscriber(lost: RedisConnection): Promise<void> {
+    const node = lost.address.kind === 'server' ? `${lost.address.host}:${lost.address.port}` : '';
+    let told = false;
+    while (!this.#closed) {
+      let fresh: RedisConnection;
+      try {
+        fresh = await this.#publisher.openNode('bus', new Set([node]));
+      } catch (err) {
+        // once per move, not every round: the operator learns the bus is deaf until a node answers
+        if (!told) this.#onError(commandFailure(err, this.#publisher, 'subscribing to the cluster bus through another node of the Redis Cluster'));
+        told = true;
+        await new Promise((resolve) => setTimeout(resolve, NODE_RETRY_MS).unref());
+        continue;
+      }
       if (this.#closed) {
         fresh.client.disconnect();
         return;
       }
-      const old = this.#subscriber;
       this.#subscriber = fresh;
       this.#subscribing.clear();
-      this.#listen(fresh.client);
-      old.client.disconnect();
-      // not awaited: the client may wait without end on a node that is gone (the next round replaces it)
-      fresh.client.subscribe(...this.#handlers.keys(), probe.channel).catch(() => undefined);
-      // a new chance: the probes should be heard again within PROBE_MISSED_MS
-      probe.heardAt = Date.now();
-    } catch (err) {
-      this.#onError(commandFailure(err, this.#subscriber, 'opening a new subscriber connection for the cluster bus'));
-    } finally {
-      probe.replacing = false;
+      this.#listen(fresh);
+      await this.#resubscribe();
+      return;
     }
   }
 
@@ -165,7 +142,18 @@ export class ClusterBus<Events extends Record<string, unknown> = Record<string, 
       throw new ClusterError('CLUSTER_BUS_PAYLOAD_INVALID', `the payload for ${topic} cannot be sent as JSON (${(cause as Error).message})`, { cause });
     }
     try {
-      return await this.#publisher.client.publish(this.#channel(topic), text);
+      const client = this.#publisher.client;
+      if (!(client instanceof Cluster)) return await client.publish(this.#channel(topic), text);
+      // A Redis Cluster client sends a PUBLISH (it names no key) to any node, a different one each
+      // time, and messages taken by different nodes may reach a subscriber in another order. A
+      // script naming a key of the prefix's slot runs on that slot's master, always the same one:
+      // one node's messages arrive in the order it sent them. That master lost (and no replica in
+      // its place yet), any node still passes the message on: out of order rather than not at all.
+      try {
+        return (await client.eval(PUBLISH_SCRIPT, 1, `${this.#prefix}bus`, this.#channel(topic), text)) as number;
+      } catch {
+        return await client.publish(this.#channel(topic), text);
+      }
     } catch (err) {
       throw commandFailure(err, this.#publisher, `publishing ${topic} on the cluster bus`);
     }
@@ -213,7 +201,6 @@ export class ClusterBus<Events extends Record<string, unknown> = Record<string, 
     this.#handlers.clear();
     this.#subscribing.clear();
     this.#resubscribed.clear();
-    if (this.#probe !== null) clearInterval(this.#probe.timer);
     await this.#subscriber.close();
   }
 
@@ -222,7 +209,7 @@ export class ClusterBus<Events extends Record<string, unknown> = Record<string, 
   }
 
   async #resubscribe(): Promise<void> {
-    const channels = [...this.#handlers.keys(), ...(this.#probe === null ? [] : [this.#probe.channel])];
+    const channels = [...this.#handlers.keys()];
     try {
       if (channels.length > 0) await this.#subscriber.client.subscribe(...channels);
     } catch (err) {
@@ -240,15 +227,6 @@ export class ClusterBus<Events extends Record<string, unknown> = Record<string, 
   }
 
   #deliver(channel: string, message: Buffer): void {
-    const probe = this.#probe;
-    if (probe !== null && channel === probe.channel) {
-      probe.heardAt = Date.now();
-      if (probe.missing) {
-        probe.missing = false;
-        void this.#resubscribe();
-      }
-      return;
-    }
     const handlers = this.#handlers.get(channel);
     if (!handlers || handlers.size === 0) return;
     const topic = channel.slice(`${this.#prefix}bus:`.length);

@@ -274,6 +274,13 @@ export interface RedisConnection {
   readonly description: string;
   /** another connection to the same Redis with the same settings (a subscriber needs its own) */
   duplicate(role: string): Promise<RedisConnection>;
+  /**
+   * For a Redis Cluster: a plain connection to one of its nodes, with the same credentials and TLS,
+   * which gives up (ends) after a few failed reconnection attempts instead of retrying without end,
+   * so that its user can move to another node (the bus's subscriber: PUBLISH reaches every node).
+   * `avoid` names nodes (`host:port`) to try last. Throws the last node's failure if none answers.
+   */
+  openNode(role: string, avoid?: ReadonlySet<string>): Promise<RedisConnection>;
   close(): Promise<void>;
 }
 
@@ -292,15 +299,19 @@ function isAddress(config: unknown): config is RedisAddress {
   return kind === 'server' || kind === 'socket' || kind === 'sentinel' || kind === 'cluster';
 }
 
-async function connect(address: RedisAddress, options: RedisConnectionOptions, connectionName: string): Promise<RedisConnection> {
+/** reconnection attempts of a connection to one node of a Redis Cluster before it ends (see openNode) */
+const NODE_RETRIES = 3;
+
+async function connect(address: RedisAddress, options: RedisConnectionOptions, connectionName: string, giveUpAfter = Infinity): Promise<RedisConnection> {
   const description = describeAddress(address);
   const log = options.logger;
   let established = false;
   let lastError: Error | null = null;
   let lost = false;
   // Before the first connection, give up at once (the operator wants to know now); after it, retry
-  // without end, waiting a little longer each time up to 2 s.
-  const retry = (times: number): number | null => (established ? Math.min(times * 100, 2000) : null);
+  // without end (a connection to one node of a Redis Cluster: giveUpAfter times, then it ends),
+  // waiting a little longer each time up to 2 s.
+  const retry = (times: number): number | null => (established && times <= giveUpAfter ? Math.min(times * 100, 2000) : null);
   const common = { connectionName, connectTimeout: options.connectTimeoutMs ?? 10_000, maxRetriesPerRequest: options.commandRetries ?? 2 };
   const client = address.kind === 'cluster'
     ? new Cluster(address.nodes.map((n) => ({ host: n.host, port: n.port })), { ...clusterOptions(address, description, common), lazyConnect: true, clusterRetryStrategy: retry })
@@ -334,11 +345,31 @@ async function connect(address: RedisAddress, options: RedisConnectionOptions, c
     address,
     description,
     duplicate: (role) => connect(address, options, `${connectionName}:${role}`),
+    openNode: (role, avoid) => openNode(address, client, options, `${connectionName}:${role}`, avoid ?? new Set()),
     async close() {
       established = false;
       await client.quit().catch(() => client.disconnect());
     },
   };
+}
+
+async function openNode(address: RedisAddress, client: Redis | Cluster, options: RedisConnectionOptions, connectionName: string, avoid: ReadonlySet<string>): Promise<RedisConnection> {
+  if (address.kind !== 'cluster') return connect(address, options, connectionName);
+  // the masters the client knows now, then the configured addresses (the layout may have changed)
+  const known = client instanceof Cluster ? client.nodes('master').map((n) => ({ host: n.options.host ?? '', port: n.options.port ?? DEFAULT_PORT })) : [];
+  const byName = new Map<string, RedisEndpoint>();
+  for (const n of [...known, ...address.nodes]) if (n.host !== '') byName.set(`${n.host}:${n.port}`, n);
+  const order = [...byName.entries()].sort(([a], [b]) => Number(avoid.has(a)) - Number(avoid.has(b)));
+  let failure: unknown = new ClusterError('CLUSTER_REDIS_UNREACHABLE', `no node of the Redis Cluster at ${describeAddress(address)} is known`);
+  for (const [, node] of order) {
+    const one: RedisAddress = { kind: 'server', host: node.host, port: node.port, tls: address.tls, tlsCa: address.tlsCa, db: 0, username: address.username, password: address.password };
+    try {
+      return await connect(one, options, connectionName, NODE_RETRIES);
+    } catch (err) {
+      failure = err;
+    }
+  }
+  throw failure;
 }
 
 function clusterOptions(a: RedisAddress & { kind: 'cluster' }, description: string, common: RedisOptions): ClusterOptions {
