@@ -3,7 +3,7 @@
 export type { ClusterErrorCode } from './errors.ts';
 export { checkNodeId, ClusterError } from './errors.ts';
 export type { RedisAddress, RedisConnection, RedisConnectionOptions, RedisEndpoint } from './redis.ts';
-export { describeAddress, openRedis, parseRedisAddress } from './redis.ts';
+export { describeAddress, KEY_PREFIX, openRedis, parseRedisAddress, scanKeys } from './redis.ts';
 export type { RedisLocationOptions } from './location.ts';
 export { RedisLocationService } from './location.ts';
 export type { BusDelivery, BusHandler, ClusterBusOptions } from './bus.ts';

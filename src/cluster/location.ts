@@ -3,7 +3,7 @@
 // forwarded there. The same semantics as MemoryLocationService, call for call (test/unit/
 // registrar-location.test.ts runs one behaviour suite on both).
 //
-// Keys (under a prefix, `parley:` by default):
+// Keys (under a prefix, `{parley}:` by default (KEY_PREFIX)):
 //   loc:aor:<aor>               the AoR's bindings in order: a JSON array of each binding's JSON text
 //   loc:flow:<node>:<flow id>   the AoRs with a binding over that node's flow (removeFlow)
 //   loc:due                     sorted set: AoR → its earliest expiry (sweep)
@@ -22,14 +22,15 @@
 // sweep batch are one Lua script each (atomic in Redis, one round trip; ioredis runs them by digest and loads them again after a Redis restart). A binding's
 // JSON is stored as Parley wrote it; the scripts only read a few fields of it.
 //
-// Needs a single Redis (or a Sentinel-watched master): the scripts touch keys of several hash
-// slots, which Redis Cluster refuses.
+// In a Redis Cluster the prefix's hash tag puts every key here in one slot, so the scripts may
+// touch several of them; each script names one of them (loc:due) as its KEYS[1], which is how the
+// client sends it to the master of that slot.
 
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { type Binding, type BindingChange, bindingVersions, type LocationService } from '../registrar/location.ts';
 import type { TransportProtocol } from '../sip/index.ts';
 import { checkNodeId, ClusterError } from './errors.ts';
-import { commandFailure, type RedisConnection } from './redis.ts';
+import { commandFailure, KEY_PREFIX, type RedisConnection, scanKeys } from './redis.ts';
 
 /** every transport a binding may be made over (a record, so a new protocol cannot be forgotten here) */
 const TRANSPORTS: Record<TransportProtocol, true> = { udp: true, tcp: true, tls: true, ws: true, wss: true };
@@ -40,7 +41,7 @@ const SWEEP_BATCH = 500;
 export interface RedisLocationOptions {
   /** this node's id: bindings applied here without a node are held by this node */
   readonly node: string;
-  /** key prefix (default `parley:`) */
+  /** key prefix (default `{parley}:`, KEY_PREFIX: a hash tag, so that in a Redis Cluster all of them share one slot) */
   readonly prefix?: string;
   /**
    * milliseconds Redis keeps an AoR after its longest binding expired (default 120 000): longer
@@ -49,7 +50,8 @@ export interface RedisLocationOptions {
   readonly expiryGraceMs?: number;
 }
 
-// Shared by the scripts. ARGV[1] is always the key prefix.
+// Shared by the scripts. KEYS[1] is the prefix's loc:due (only to route the script to its slot);
+// ARGV[1] is always the key prefix.
 const PRELUDE = `
 local prefix = ARGV[1]
 local function aorKey(aor) return prefix .. 'loc:aor:' .. aor end
@@ -187,20 +189,20 @@ return { #aors, removed }
 `;
 
 interface LocationCommands {
-  parleyLocationApply(prefix: string, aor: string, now: number, grace: number, changes: string, basis: string): Promise<string[] | null>;
-  parleyLocationRemoveFlow(prefix: string, node: string, flowId: string): Promise<string[]>;
-  parleyLocationSweep(prefix: string, now: number, batch: number): Promise<[number, string[]]>;
+  parleyLocationApply(slotKey: string, prefix: string, aor: string, now: number, grace: number, changes: string, basis: string): Promise<string[] | null>;
+  parleyLocationRemoveFlow(slotKey: string, prefix: string, node: string, flowId: string): Promise<string[]>;
+  parleyLocationSweep(slotKey: string, prefix: string, now: number, batch: number): Promise<[number, string[]]>;
 }
 
 /** Defines the scripts on a client once (ioredis keeps them per client). */
-function commands(client: Redis): LocationCommands {
-  const c = client as Redis & Partial<LocationCommands>;
+function commands(client: Redis | Cluster): LocationCommands {
+  const c = client as (Redis | Cluster) & Partial<LocationCommands>;
   if (c.parleyLocationApply === undefined) {
-    client.defineCommand('parleyLocationApply', { numberOfKeys: 0, lua: APPLY });
-    client.defineCommand('parleyLocationRemoveFlow', { numberOfKeys: 0, lua: REMOVE_FLOW });
-    client.defineCommand('parleyLocationSweep', { numberOfKeys: 0, lua: SWEEP });
+    client.defineCommand('parleyLocationApply', { numberOfKeys: 1, lua: APPLY });
+    client.defineCommand('parleyLocationRemoveFlow', { numberOfKeys: 1, lua: REMOVE_FLOW });
+    client.defineCommand('parleyLocationSweep', { numberOfKeys: 1, lua: SWEEP });
   }
-  return c as Redis & LocationCommands;
+  return c as (Redis | Cluster) & LocationCommands;
 }
 
 export class RedisLocationService implements LocationService {
@@ -209,14 +211,17 @@ export class RedisLocationService implements LocationService {
   readonly #node: string;
   readonly #prefix: string;
   readonly #grace: number;
+  /** the key a script names in KEYS[1] (see PRELUDE) */
+  readonly #slotKey: string;
 
   constructor(redis: RedisConnection, options: RedisLocationOptions) {
     checkNodeId(options.node);
     this.#redis = redis;
     this.#commands = commands(redis.client);
     this.#node = options.node;
-    this.#prefix = options.prefix ?? 'parley:';
+    this.#prefix = options.prefix ?? KEY_PREFIX;
     this.#grace = options.expiryGraceMs ?? 120_000;
+    this.#slotKey = `${this.#prefix}loc:due`;
   }
 
   get node(): string {
@@ -247,7 +252,7 @@ export class RedisLocationService implements LocationService {
       return ['put', binding.key, JSON.stringify(binding)];
     });
     const condition = basis === null ? '' : JSON.stringify(bindingVersions(basis));
-    const texts = await this.#run(`storing the bindings of ${aor}`, () => this.#commands.parleyLocationApply(this.#prefix, aor, now, this.#grace, JSON.stringify(wire), condition));
+    const texts = await this.#run(`storing the bindings of ${aor}`, () => this.#commands.parleyLocationApply(this.#slotKey, this.#prefix, aor, now, this.#grace, JSON.stringify(wire), condition));
     if (texts === null) return null;
     return texts.map((t) => this.#decode(t, aor));
   }
@@ -266,17 +271,13 @@ export class RedisLocationService implements LocationService {
     const start = `${this.#prefix}loc:flow:${node}:`;
     const pattern = `${start.replace(/[*?[\]\\]/g, '\\$&')}*`;
     const removed: Binding[] = [];
-    let cursor = '0';
-    do {
-      const [next, keys] = await this.#run(`finding the flows of node ${node}`, () => this.#redis.client.scan(cursor, 'MATCH', pattern, 'COUNT', 1000));
-      cursor = next;
-      for (const key of keys) removed.push(...(await this.#removeFlowOf(node, key.slice(start.length))));
-    } while (cursor !== '0');
+    const keys = await this.#run(`finding the flows of node ${node}`, () => scanKeys(this.#redis, pattern));
+    for (const key of keys) removed.push(...(await this.#removeFlowOf(node, key.slice(start.length))));
     return removed;
   }
 
   async #removeFlowOf(node: string, flowId: string): Promise<Binding[]> {
-    const texts = await this.#run(`dropping the bindings of flow ${flowId}`, () => this.#commands.parleyLocationRemoveFlow(this.#prefix, node, flowId));
+    const texts = await this.#run(`dropping the bindings of flow ${flowId}`, () => this.#commands.parleyLocationRemoveFlow(this.#slotKey, this.#prefix, node, flowId));
     return texts.map((t) => this.#decode(t, `flow ${flowId}`));
   }
 
@@ -287,7 +288,7 @@ export class RedisLocationService implements LocationService {
   async sweep(now: number): Promise<Binding[]> {
     const removed: Binding[] = [];
     for (;;) {
-      const [looked, texts] = await this.#run('sweeping expired bindings', () => this.#commands.parleyLocationSweep(this.#prefix, now, SWEEP_BATCH));
+      const [looked, texts] = await this.#run('sweeping expired bindings', () => this.#commands.parleyLocationSweep(this.#slotKey, this.#prefix, now, SWEEP_BATCH));
       for (const t of texts) removed.push(this.#decode(t, 'sweep'));
       if (looked < SWEEP_BATCH) break;
     }

@@ -1,7 +1,7 @@
 // The presence publications of a cluster (RFC 3903, issue 16) in Redis, and their changes on the
 // cluster bus: what src/presence/shared-publications.ts needs (SharedPublications).
 //
-// Keys (under a prefix, `parley:` by default):
+// Keys (under a prefix, `{parley}:` by default (KEY_PREFIX)):
 //   pres:<aor>   hash: entity-tag → the publication's JSON text as Parley wrote it (with the node
 //                that took it, for operators)
 // Bus topic `presence.changed` `{ aor }`: sent by the node that changed what watchers see (a new
@@ -17,12 +17,12 @@
 // Atomicity: add and replace are one Lua script each, so two nodes refreshing one entity-tag at
 // once cannot both win (the loser answers 412). One key per script: fits Redis Cluster too.
 
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { SharedPublication, SharedPublications, SharedPublicationsListener } from '../presence/index.ts';
 import { PRESENCE_STATES } from '../presence/index.ts';
 import type { ClusterBus } from './bus.ts';
 import { checkNodeId, ClusterError } from './errors.ts';
-import { commandFailure, type RedisConnection } from './redis.ts';
+import { commandFailure, KEY_PREFIX, type RedisConnection } from './redis.ts';
 
 /** The bus topics of presence, with their payloads (for the bus's type: `ClusterBus<PresenceBusEvents & …>`). */
 export interface PresenceBusEvents extends Record<string, unknown> {
@@ -34,7 +34,7 @@ export const PRESENCE_CHANGED = 'presence.changed';
 export interface RedisPublicationsOptions {
   /** this node's id, written beside each publication it takes */
   readonly node: string;
-  /** key prefix (default `parley:`) */
+  /** key prefix (default `{parley}:`, KEY_PREFIX: a hash tag, so that in a Redis Cluster all of them share one slot) */
   readonly prefix?: string;
   /** milliseconds Redis keeps an AoR's publications after the longest one ended (default 120 000) */
   readonly expiryGraceMs?: number;
@@ -91,13 +91,13 @@ interface PublicationCommands {
 }
 
 /** Defines the scripts on a client once (ioredis keeps them per client, and loads them again after a Redis restart). */
-function commands(client: Redis): PublicationCommands {
-  const c = client as Redis & Partial<PublicationCommands>;
+function commands(client: Redis | Cluster): PublicationCommands {
+  const c = client as (Redis | Cluster) & Partial<PublicationCommands>;
   if (c.parleyPresenceAdd === undefined) {
     client.defineCommand('parleyPresenceAdd', { numberOfKeys: 1, lua: ADD });
     client.defineCommand('parleyPresenceReplace', { numberOfKeys: 1, lua: REPLACE });
   }
-  return c as Redis & PublicationCommands;
+  return c as (Redis | Cluster) & PublicationCommands;
 }
 
 const STATES: ReadonlySet<string> = new Set(PRESENCE_STATES);
@@ -123,7 +123,7 @@ export class RedisPublications implements SharedPublications {
     // the same class whatever its type parameter: an untyped bus carries presence's topic as well
     this.#bus = bus as ClusterBus<PresenceBusEvents>;
     this.#node = options.node;
-    this.#prefix = options.prefix ?? 'parley:';
+    this.#prefix = options.prefix ?? KEY_PREFIX;
     this.#grace = options.expiryGraceMs ?? 120_000;
     this.#onError = options.onError ?? (() => undefined);
   }

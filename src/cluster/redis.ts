@@ -14,8 +14,16 @@
 //   { host, port?, db?, username?, password?, tls?, tlsCa? }
 //   { path, db?, username?, password? }
 //   { sentinels: [{ host, port }…], name, db?, username?, password?, sentinelUsername?, sentinelPassword?, tls?, tlsCa? }
+//   redis-cluster://[user:password@]host:port[,host:port…]
+//                                                    a Redis Cluster, found from any of these nodes
+//                                                    (database 0 only: a cluster has no other)
+//   { cluster: [{ host, port } | "host:port"…], username?, password?, tls?, tlsCa? }
 // (tlsCa: a PEM file of the CAs to trust instead of the system's, for a Redis with a private CA)
-// Redis Cluster is not accepted yet: the location service's scripts touch keys of several slots.
+//
+// In a Redis Cluster every key Parley writes carries the hash tag of its prefix (`{parley}:` by
+// default, KEY_PREFIX), so all of them live in ONE hash slot: the Lua scripts stay atomic and
+// legal there, and the cluster gives the availability of that slot's master through its replicas,
+// not a spreading of Parley's keys over the masters.
 //
 // At start-up a Redis that cannot be reached is an error at once (CLUSTER_REDIS_UNREACHABLE, …);
 // once connected, the client reconnects without end, and a command issued while Redis is away
@@ -23,9 +31,15 @@
 // than a SIP transaction would.
 
 import { readFileSync } from 'node:fs';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { ClusterError } from './errors.ts';
+
+/**
+ * The default prefix of every key and channel Parley uses in Redis. The braces are a hash tag:
+ * in a Redis Cluster every key under it hashes to one slot (a single Redis ignores them).
+ */
+export const KEY_PREFIX = '{parley}:';
 
 export interface RedisEndpoint {
   readonly host: string;
@@ -57,12 +71,20 @@ export type RedisAddress =
       readonly sentinelPassword: string | null;
       readonly tls: boolean;
       readonly tlsCa: string | null;
+    })
+  | (Credentials & {
+      readonly kind: 'cluster';
+      /** nodes to learn the cluster's layout from (any of them will do) */
+      readonly nodes: readonly RedisEndpoint[];
+      readonly db: 0;
+      readonly tls: boolean;
+      readonly tlsCa: string | null;
     });
 
 const DEFAULT_PORT = 6379;
 const DEFAULT_SENTINEL_PORT = 26379;
 const FORMS =
-  'redis://[user:password@]host[:port][/db], rediss://… (TLS), unix:///path/to/redis.sock[?db=N] or redis-sentinel://host:port[,host:port…]/master[/db]';
+  'redis://[user:password@]host[:port][/db], rediss://… (TLS), unix:///path/to/redis.sock[?db=N], redis-sentinel://host:port[,host:port…]/master[/db] or redis-cluster://host:port[,host:port…]';
 
 /**
  * Reads the `redis` setting (text or object, see the top of this file). `where` names the setting
@@ -71,12 +93,13 @@ const FORMS =
 export function parseRedisAddress(config: unknown, where = 'redis'): RedisAddress {
   if (typeof config === 'string') return parseAddressText(config, where);
   if (config !== null && typeof config === 'object' && !Array.isArray(config)) return parseAddressObject(config as Record<string, unknown>, where);
-  throw invalid(where, `must be a Redis address such as ${FORMS}, or an object { host, port } / { path } / { sentinels, name }`);
+  throw invalid(where, `must be a Redis address such as ${FORMS}, or an object { host, port } / { path } / { sentinels, name } / { cluster }`);
 }
 
 function parseAddressText(text: string, where: string): RedisAddress {
   const scheme = /^([a-z+-]+):\/\//i.exec(text)?.[1]?.toLowerCase();
   if (scheme === 'redis-sentinel') return parseSentinelText(text, where);
+  if (scheme === 'redis-cluster') return parseClusterText(text, where);
   let url: URL;
   try {
     url = new URL(text);
@@ -111,14 +134,7 @@ function parseSentinelText(text: string, where: string): RedisAddress {
   const match = /^redis-sentinel:\/\/(?:([^@/]*)@)?([^/]*)\/([^/?#]*)(?:\/([^/?#]*))?$/i.exec(text);
   if (!match) throw invalid(where, `is not a Sentinel address: write redis-sentinel://host:port[,host:port…]/master[/db] (${redactText(text)})`);
   const [, userinfo, hosts = '', name = '', db = ''] = match;
-  let username: string | null = null;
-  let password: string | null = null;
-  if (userinfo !== undefined) {
-    const colon = userinfo.indexOf(':');
-    const user = colon < 0 ? userinfo : userinfo.slice(0, colon);
-    username = user === '' ? null : decodeURIComponent(user);
-    password = colon < 0 ? null : decodeURIComponent(userinfo.slice(colon + 1));
-  }
+  const { username, password } = parseUserinfo(userinfo);
   if (hosts === '') throw invalid(where, 'names no Sentinel; write redis-sentinel://host:port[,host:port…]/master');
   const sentinels = hosts.split(',').map((h) => parseHostPort(h, DEFAULT_SENTINEL_PORT, where));
   if (name === '') throw invalid(where, 'names no master; write redis-sentinel://host:port/master (the name the Sentinels monitor)');
@@ -126,6 +142,24 @@ function parseSentinelText(text: string, where: string): RedisAddress {
     kind: 'sentinel', sentinels, name: decodeURIComponent(name), db: parseDb(db, where), username, password,
     sentinelUsername: null, sentinelPassword: null, tls: false, tlsCa: null,
   };
+}
+
+/** `redis-cluster://[user:password@]host:port[,host:port…]` (no database: a cluster has only 0). */
+function parseClusterText(text: string, where: string): RedisAddress {
+  const match = /^redis-cluster:\/\/(?:([^@/]*)@)?([^/?#]*)(\/?.*)$/i.exec(text);
+  if (!match) throw invalid(where, `is not a Redis Cluster address: write redis-cluster://host:port[,host:port…] (${redactText(text)})`);
+  const [, userinfo, hosts = '', rest = ''] = match;
+  if (rest !== '' && rest !== '/') throw invalid(where, `has something after the nodes (${rest}); a Redis Cluster has only database 0: write redis-cluster://host:port[,host:port…]`);
+  if (hosts === '') throw invalid(where, 'names no node; write redis-cluster://host:port[,host:port…]');
+  const nodes = hosts.split(',').map((h) => parseHostPort(h, DEFAULT_PORT, where));
+  return { kind: 'cluster', nodes, db: 0, ...parseUserinfo(userinfo), tls: false, tlsCa: null };
+}
+
+function parseUserinfo(userinfo: string | undefined): { username: string | null; password: string | null } {
+  if (userinfo === undefined) return { username: null, password: null };
+  const colon = userinfo.indexOf(':');
+  const user = colon < 0 ? userinfo : userinfo.slice(0, colon);
+  return { username: user === '' ? null : decodeURIComponent(user), password: colon < 0 ? null : decodeURIComponent(userinfo.slice(colon + 1)) };
 }
 
 function parseHostPort(text: string, defaultPort: number, where: string): RedisEndpoint {
@@ -137,7 +171,7 @@ function parseHostPort(text: string, defaultPort: number, where: string): RedisE
 }
 
 function parseAddressObject(o: Record<string, unknown>, where: string): RedisAddress {
-  const known = new Set(['host', 'port', 'path', 'sentinels', 'name', 'db', 'username', 'password', 'sentinelUsername', 'sentinelPassword', 'tls', 'tlsCa']);
+  const known = new Set(['host', 'port', 'path', 'sentinels', 'cluster', 'name', 'db', 'username', 'password', 'sentinelUsername', 'sentinelPassword', 'tls', 'tlsCa']);
   for (const key of Object.keys(o)) if (!known.has(key)) throw invalid(where, `has an unknown field ${key} (known: ${[...known].join(', ')})`);
   const optionalText = (key: string): string | null => {
     const v = o[key];
@@ -151,8 +185,8 @@ function parseAddressObject(o: Record<string, unknown>, where: string): RedisAdd
   const tls = o.tls === true;
   const tlsCa = optionalText('tlsCa');
   if (tlsCa !== null && !tls) throw invalid(`${where}.tlsCa`, 'goes with tls: true');
-  const forms = ['host', 'path', 'sentinels'].filter((k) => o[k] !== undefined);
-  if (forms.length !== 1) throw invalid(where, `must have exactly one of host (a server), path (a Unix socket) or sentinels (Sentinel), not ${forms.length === 0 ? 'none' : forms.join(' and ')}`);
+  const forms = ['host', 'path', 'sentinels', 'cluster'].filter((k) => o[k] !== undefined);
+  if (forms.length !== 1) throw invalid(where, `must have exactly one of host (a server), path (a Unix socket), sentinels (Sentinel) or cluster (Redis Cluster), not ${forms.length === 0 ? 'none' : forms.join(' and ')}`);
   if (o.host !== undefined) {
     const host = optionalText('host') as string;
     const port = o.port === undefined ? DEFAULT_PORT : o.port;
@@ -164,19 +198,30 @@ function parseAddressObject(o: Record<string, unknown>, where: string): RedisAdd
     if (tls) throw invalid(`${where}.tls`, 'does not apply to a Unix socket');
     return { kind: 'socket', path: optionalText('path') as string, ...credentials };
   }
-  if (!Array.isArray(o.sentinels) || o.sentinels.length === 0) throw invalid(`${where}.sentinels`, 'must be a list of { host, port } (at least one)');
-  const sentinels = o.sentinels.map((s: unknown, i): RedisEndpoint => {
-    const path = `${where}.sentinels[${i}]`;
-    if (typeof s === 'string') return parseHostPort(s, DEFAULT_SENTINEL_PORT, path);
-    const e = s as { host?: unknown; port?: unknown } | null;
-    if (e === null || typeof e !== 'object' || typeof e.host !== 'string' || e.host === '') throw invalid(path, 'must be { host, port } or "host:port"');
-    const port = e.port ?? DEFAULT_SENTINEL_PORT;
-    if (!Number.isInteger(port) || (port as number) < 1 || (port as number) > 65535) throw invalid(`${path}.port`, `must be a port number from 1 to 65535, not ${JSON.stringify(port)}`);
-    return { host: e.host, port: port as number };
-  });
+  if (o.cluster !== undefined) {
+    if (credentials.db !== 0) throw invalid(`${where}.db`, 'must be 0 (or left out) for a Redis Cluster, which has no other database');
+    for (const key of ['name', 'sentinelUsername', 'sentinelPassword']) if (o[key] !== undefined) throw invalid(`${where}.${key}`, 'goes with sentinels only');
+    const nodes = parseEndpoints(o.cluster, `${where}.cluster`, DEFAULT_PORT);
+    return { kind: 'cluster', nodes, ...credentials, db: 0, tls, tlsCa };
+  }
+  const sentinels = parseEndpoints(o.sentinels, `${where}.sentinels`, DEFAULT_SENTINEL_PORT);
   const name = optionalText('name');
   if (name === null) throw invalid(`${where}.name`, 'must name the master the Sentinels monitor');
   return { kind: 'sentinel', sentinels, name, ...credentials, sentinelUsername: optionalText('sentinelUsername'), sentinelPassword: optionalText('sentinelPassword'), tls, tlsCa };
+}
+
+/** A list of `{ host, port }` or `"host:port"`, at least one. */
+function parseEndpoints(list: unknown, where: string, defaultPort: number): RedisEndpoint[] {
+  if (!Array.isArray(list) || list.length === 0) throw invalid(where, 'must be a list of { host, port } (at least one)');
+  return list.map((s: unknown, i): RedisEndpoint => {
+    const path = `${where}[${i}]`;
+    if (typeof s === 'string') return parseHostPort(s, defaultPort, path);
+    const e = s as { host?: unknown; port?: unknown } | null;
+    if (e === null || typeof e !== 'object' || typeof e.host !== 'string' || e.host === '') throw invalid(path, 'must be { host, port } or "host:port"');
+    const port = e.port ?? defaultPort;
+    if (!Number.isInteger(port) || (port as number) < 1 || (port as number) > 65535) throw invalid(`${path}.port`, `must be a port number from 1 to 65535, not ${JSON.stringify(port)}`);
+    return { host: e.host, port: port as number };
+  });
 }
 
 function parseDb(value: unknown, where: string): number {
@@ -196,7 +241,9 @@ export function describeAddress(a: RedisAddress): string {
   const db = a.db === 0 ? '' : `/${a.db}`;
   if (a.kind === 'server') return `${a.tls ? 'rediss' : 'redis'}://${user}${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}${db}`;
   if (a.kind === 'socket') return `unix://${user === '' ? '' : user}${a.path}${a.db === 0 ? '' : `?db=${a.db}`}`;
-  return `redis-sentinel://${user}${a.sentinels.map((s) => `${s.host.includes(':') ? `[${s.host}]` : s.host}:${s.port}`).join(',')}/${a.name}${db}`;
+  const hosts = (list: readonly RedisEndpoint[]): string => list.map((s) => `${s.host.includes(':') ? `[${s.host}]` : s.host}:${s.port}`).join(',');
+  if (a.kind === 'cluster') return `redis-cluster://${user}${hosts(a.nodes)}${a.tls ? ' (TLS)' : ''}`;
+  return `redis-sentinel://${user}${hosts(a.sentinels)}/${a.name}${db}`;
 }
 
 /** A text that did not parse, with anything between `:` and `@` after the scheme hidden. */
@@ -220,12 +267,20 @@ export interface RedisConnectionOptions {
 
 /** An open connection, its address for messages, and the way to open a second one (subscribers). */
 export interface RedisConnection {
-  readonly client: Redis;
+  /** a Redis Cluster client for a redis-cluster address (it routes each command to its slot's master) */
+  readonly client: Redis | Cluster;
   readonly address: RedisAddress;
   /** the address without its password */
   readonly description: string;
   /** another connection to the same Redis with the same settings (a subscriber needs its own) */
   duplicate(role: string): Promise<RedisConnection>;
+  /**
+   * For a Redis Cluster: a plain connection to one of its nodes, with the same credentials and TLS,
+   * which gives up (ends) after a few failed reconnection attempts instead of retrying without end,
+   * so that its user can move to another node (the bus's subscriber: PUBLISH reaches every node).
+   * `avoid` names nodes (`host:port`) to try last. Throws the last node's failure if none answers.
+   */
+  openNode(role: string, avoid?: ReadonlySet<string>): Promise<RedisConnection>;
   close(): Promise<void>;
 }
 
@@ -241,27 +296,26 @@ export async function openRedis(config: RedisAddress | string | object, options:
 
 function isAddress(config: unknown): config is RedisAddress {
   const kind = (config as { kind?: unknown } | null)?.kind;
-  return kind === 'server' || kind === 'socket' || kind === 'sentinel';
+  return kind === 'server' || kind === 'socket' || kind === 'sentinel' || kind === 'cluster';
 }
 
-async function connect(address: RedisAddress, options: RedisConnectionOptions, connectionName: string): Promise<RedisConnection> {
+/** reconnection attempts of a connection to one node of a Redis Cluster before it ends (see openNode) */
+const NODE_RETRIES = 3;
+
+async function connect(address: RedisAddress, options: RedisConnectionOptions, connectionName: string, giveUpAfter = Infinity): Promise<RedisConnection> {
   const description = describeAddress(address);
   const log = options.logger;
   let established = false;
   let lastError: Error | null = null;
   let lost = false;
   // Before the first connection, give up at once (the operator wants to know now); after it, retry
-  // without end, waiting a little longer each time up to 2 s.
-  const retry = (times: number): number | null => (established ? Math.min(times * 100, 2000) : null);
-  const client = new Redis({
-    ...clientOptions(address, description),
-    connectionName,
-    lazyConnect: true,
-    connectTimeout: options.connectTimeoutMs ?? 10_000,
-    maxRetriesPerRequest: options.commandRetries ?? 2,
-    retryStrategy: retry,
-    sentinelRetryStrategy: retry,
-  });
+  // without end (a connection to one node of a Redis Cluster: giveUpAfter times, then it ends),
+  // waiting a little longer each time up to 2 s.
+  const retry = (times: number): number | null => (established && times <= giveUpAfter ? Math.min(times * 100, 2000) : null);
+  const common = { connectionName, connectTimeout: options.connectTimeoutMs ?? 10_000, maxRetriesPerRequest: options.commandRetries ?? 2 };
+  const client = address.kind === 'cluster'
+    ? new Cluster(address.nodes.map((n) => ({ host: n.host, port: n.port })), { ...clusterOptions(address, description, common), lazyConnect: true, clusterRetryStrategy: retry })
+    : new Redis({ ...clientOptions(address, description), ...common, lazyConnect: true, retryStrategy: retry, sentinelRetryStrategy: retry });
   client.on('error', (err: Error) => {
     lastError = err;
   });
@@ -291,6 +345,7 @@ async function connect(address: RedisAddress, options: RedisConnectionOptions, c
     address,
     description,
     duplicate: (role) => connect(address, options, `${connectionName}:${role}`),
+    openNode: (role, avoid) => openNode(address, client, options, `${connectionName}:${role}`, avoid ?? new Set()),
     async close() {
       established = false;
       await client.quit().catch(() => client.disconnect());
@@ -298,7 +353,41 @@ async function connect(address: RedisAddress, options: RedisConnectionOptions, c
   };
 }
 
-function clientOptions(a: RedisAddress, description: string): RedisOptions {
+async function openNode(address: RedisAddress, client: Redis | Cluster, options: RedisConnectionOptions, connectionName: string, avoid: ReadonlySet<string>): Promise<RedisConnection> {
+  if (address.kind !== 'cluster') return connect(address, options, connectionName);
+  // the masters the client knows now, then the configured addresses (the layout may have changed)
+  const known = client instanceof Cluster ? client.nodes('master').map((n) => ({ host: n.options.host ?? '', port: n.options.port ?? DEFAULT_PORT })) : [];
+  const byName = new Map<string, RedisEndpoint>();
+  for (const n of [...known, ...address.nodes]) if (n.host !== '') byName.set(`${n.host}:${n.port}`, n);
+  const order = [...byName.entries()].sort(([a], [b]) => Number(avoid.has(a)) - Number(avoid.has(b)));
+  let failure: unknown = new ClusterError('CLUSTER_REDIS_UNREACHABLE', `no node of the Redis Cluster at ${describeAddress(address)} is known`);
+  for (const [, node] of order) {
+    const one: RedisAddress = { kind: 'server', host: node.host, port: node.port, tls: address.tls, tlsCa: address.tlsCa, db: 0, username: address.username, password: address.password };
+    try {
+      return await connect(one, options, connectionName, NODE_RETRIES);
+    } catch (err) {
+      failure = err;
+    }
+  }
+  throw failure;
+}
+
+function clusterOptions(a: RedisAddress & { kind: 'cluster' }, description: string, common: RedisOptions): ClusterOptions {
+  const ca = a.tlsCa === null ? {} : { ca: readCa(a.tlsCa, description) };
+  return {
+    redisOptions: {
+      ...common,
+      ...(a.username !== null ? { username: a.username } : {}),
+      ...(a.password !== null ? { password: a.password } : {}),
+      ...(a.tls ? { tls: { ...ca } } : {}),
+    },
+    // the same bound on a command's wait as a single server's: an error rather than no answer
+    retryDelayOnClusterDown: 100,
+    retryDelayOnFailover: 100,
+  };
+}
+
+function clientOptions(a: RedisAddress & { kind: 'server' | 'socket' | 'sentinel' }, description: string): RedisOptions {
   const credentials: RedisOptions = { db: a.db, ...(a.username !== null ? { username: a.username } : {}), ...(a.password !== null ? { password: a.password } : {}) };
   if (a.kind === 'socket') return { path: a.path, ...credentials };
   const ca = a.tlsCa === null ? {} : { ca: readCa(a.tlsCa, description) };
@@ -322,7 +411,9 @@ function readCa(file: string, description: string): Buffer {
 }
 
 function connectFailure(err: Error, address: RedisAddress, description: string): ClusterError {
-  const reason = redactError(err, address).message;
+  // a Redis Cluster client says only that no node gave it the slots; the last node's error says why
+  const lastNodeError = (err as { lastNodeError?: unknown }).lastNodeError;
+  const reason = lastNodeError instanceof Error ? `${redactError(err, address).message.replace(/\.$/, '')}: ${redactError(lastNodeError, address).message}` : redactError(err, address).message;
   if (/WRONGPASS|NOAUTH|invalid password|invalid username-password/i.test(reason)) {
     const given = address.password === null ? 'no password was given; set one in the address or the password field' : 'check the user name and password';
     return new ClusterError('CLUSTER_REDIS_AUTH_FAILED', `Redis at ${description} refused the credentials (${reason}): ${given}`, { cause: err });
@@ -330,9 +421,14 @@ function connectFailure(err: Error, address: RedisAddress, description: string):
   if (/DB index is out of range|invalid DB index/i.test(reason)) {
     return new ClusterError('CLUSTER_REDIS_REFUSED', `Redis at ${description} has no database ${address.db} (${reason}): use a number below its "databases" setting`, { cause: err });
   }
+  if (/cluster support disabled/i.test(reason)) {
+    return new ClusterError('CLUSTER_REDIS_REFUSED', `Redis at ${description} is not a Redis Cluster (${reason}): write its address as redis://host:port`, { cause: err });
+  }
   const where = address.kind === 'sentinel'
     ? `check that the Sentinels run at those addresses and monitor a master named ${address.name}`
-    : address.kind === 'socket'
+    : address.kind === 'cluster'
+      ? 'check that the Redis Cluster runs at those addresses (cluster_state:ok in CLUSTER INFO) and that no firewall is in the way'
+      : address.kind === 'socket'
       ? 'check that Redis runs and listens on that socket (unixsocket) and that this user may open it'
       : `check that Redis runs there and listens on ${address.host}${address.tls ? ' with TLS' : ''}, and that no firewall is in the way`;
   return new ClusterError('CLUSTER_REDIS_UNREACHABLE', `cannot connect to Redis at ${description} (${reason}); ${where}`, { cause: err });
@@ -345,6 +441,25 @@ function redactError(err: Error, address: RedisAddress): Error {
   let message = err.message;
   for (const s of secrets) message = message.split(s).join('***');
   return Object.assign(new Error(message), { code: (err as { code?: unknown }).code });
+}
+
+/**
+ * Every key matching `pattern` (SCAN: never blocks Redis as KEYS would). In a Redis Cluster, SCAN
+ * sees one node's keys only: each master is scanned (Parley's keys are all on one of them).
+ */
+export async function scanKeys(connection: Pick<RedisConnection, 'client'>, pattern: string): Promise<string[]> {
+  const client = connection.client;
+  const servers = client instanceof Cluster ? client.nodes('master') : [client];
+  const keys: string[] = [];
+  for (const server of servers) {
+    let cursor = '0';
+    do {
+      const [next, found] = await server.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      keys.push(...found);
+    } while (cursor !== '0');
+  }
+  return keys;
 }
 
 /**

@@ -11,7 +11,7 @@
 // What a request needs (isAlive, sipAddress) is answered from memory, from the last read.
 
 import { ClusterError, checkNodeId } from './errors.ts';
-import { commandFailure, type RedisConnection } from './redis.ts';
+import { commandFailure, KEY_PREFIX, type RedisConnection } from './redis.ts';
 
 export interface NodeAnnouncement {
   /** the node's id */
@@ -25,7 +25,7 @@ export interface NodeAnnouncement {
 export interface NodeRegistryOptions {
   /** what this node announces */
   readonly self: NodeAnnouncement;
-  /** key prefix (default `parley:`) */
+  /** key prefix (default `{parley}:`, KEY_PREFIX: a hash tag, so that in a Redis Cluster all of them share one slot) */
   readonly prefix?: string;
   /** how long an announcement lives, ms (default 10 000) */
   readonly ttlMs?: number;
@@ -72,7 +72,7 @@ export class NodeRegistry {
   private constructor(redis: RedisConnection, options: NodeRegistryOptions) {
     this.#redis = redis;
     this.#self = options.self;
-    this.#prefix = options.prefix ?? 'parley:';
+    this.#prefix = options.prefix ?? KEY_PREFIX;
     this.#ttlMs = options.ttlMs ?? 10_000;
     this.#onGone = options.onGone ?? (() => undefined);
     this.#onError = options.onError ?? (() => undefined);

@@ -62,7 +62,7 @@ describe('a cluster of two nodes: relaying to a connection that is gone', () => 
     // closes. A client whose write waits holds up its later reads too (one connection, in order):
     // the pause starts just after node 0 announced itself (its key's TTL is fresh), so node 0
     // writes nothing before its lookup of bob (its next announcement is 3 s away).
-    await eventually('node 0 to announce itself', async () => ((await redis.client.pttl('parley:node:node-0')) > 9_700 ? true : undefined), 5_000);
+    await eventually('node 0 to announce itself', async () => ((await redis.client.pttl('{parley}:node:node-0')) > 9_700 ? true : undefined), 5_000);
     await redis.client.call('CLIENT', 'PAUSE', '2000', 'WRITE');
     // (nothing here may ask node 1 anything that reads Redis: its connection waits behind the write)
     await bob.close();

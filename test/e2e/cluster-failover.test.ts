@@ -17,7 +17,7 @@ import { Redis } from 'ioredis';
 import { SipClient, type ConnectionEvent, type IncomingMessage, type RegisterResult } from '../../src/client/index.ts';
 import { openPostgres, type PostgresSql } from '../../src/storage/index.ts';
 import { arrivals, sdkClients, type Arrivals } from '../harness/clients.ts';
-import { startCluster, type TestCluster } from '../harness/cluster.ts';
+import { singleRedis, startCluster, type TestCluster } from '../harness/cluster.ts';
 import { closeTestPostgres } from '../harness/engines.ts';
 import { eventually } from '../harness/eventually.ts';
 import { conversationHistory, MISSED_CLASS, spoolEntryOf } from '../harness/ews-read.ts';
@@ -61,7 +61,7 @@ before(async () => {
   const pickup = await runCli(['admin', '--database', cluster.database, 'Set-CsImConfiguration', '-OfflineImPickupDelay', '00:00:01']);
   assert.equal(pickup.code, 0, pickup.stderr);
   db = await openPostgres(cluster.database, { max: 2, applicationName: 'cluster-failover-test', idleTimeoutSeconds: 2 });
-  redis = new Redis({ path: cluster.redis.socket, lazyConnect: true, maxRetriesPerRequest: 1 });
+  redis = new Redis({ path: singleRedis(cluster).socket, lazyConnect: true, maxRetriesPerRequest: 1 });
   await redis.connect();
 });
 
@@ -111,7 +111,7 @@ async function mobileClient(user: string, urls: string[]): Promise<Watched> {
 
 /** The nodes holding `user`'s live bindings, as the location service in Redis has them. */
 async function bindingNodes(user: string): Promise<string[]> {
-  const keys = await redis.keys(`parley:loc:aor:*${user}@${DOMAIN}`);
+  const keys = await redis.keys(`{parley}:loc:aor:*${user}@${DOMAIN}`);
   const nodes: string[] = [];
   for (const key of keys) {
     const raw = await redis.get(key);

@@ -17,7 +17,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startServer, type RunningServer, type StartServerOptions, type TestUser } from './server.ts';
 import { freshPostgresDatabase } from './engines.ts';
-import { startRedis, type TestRedis } from './redis.ts';
+import { startRedis, startRedisCluster, type TestRedis, type TestRedisCluster } from './redis.ts';
 
 /** Enable-CsUser requests sent side by side while a cluster's users are added */
 const USER_ADDS_AT_ONCE = 4;
@@ -48,6 +48,8 @@ export interface StartClusterOptions {
   /** more `serve` arguments for every node */
   readonly extraArgs?: readonly string[];
   readonly env?: StartServerOptions['env'];
+  /** the nodes share a Redis Cluster of three masters (redis-cluster://…) instead of one Redis */
+  readonly redisCluster?: boolean;
 }
 
 export interface TestCluster {
@@ -55,7 +57,8 @@ export interface TestCluster {
   readonly nodes: RunningServer[];
   /** `postgres://…` of the shared database */
   readonly database: string;
-  readonly redis: TestRedis;
+  /** one Redis, or a Redis Cluster when started with `redisCluster: true` (singleRedis() for the first) */
+  readonly redis: TestRedis | TestRedisCluster;
   /** the node id of node i: `node-<i>` */
   nodeId(i: number): string;
   /** SIGKILL (or `signal`) to node i; its data directory stays */
@@ -69,7 +72,7 @@ export interface TestCluster {
 export async function startCluster(options: StartClusterOptions = {}): Promise<TestCluster> {
   const count = options.nodes ?? 3;
   const db = await freshPostgresDatabase();
-  const redis = await startRedis();
+  const redis = options.redisCluster ? await startRedisCluster() : await startRedis();
   const nodes: RunningServer[] = [];
   const nodeId = (i: number): string => `node-${i}`;
   const stop = async (): Promise<void> => {
@@ -115,4 +118,10 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<T
     },
     stop,
   };
+}
+
+/** The cluster's Redis, which a test of one Redis (its socket, a restart) needs to be a single server. */
+export function singleRedis(cluster: TestCluster): TestRedis {
+  if (!('socket' in cluster.redis)) throw new Error('this cluster shares a Redis Cluster, not one Redis');
+  return cluster.redis;
 }

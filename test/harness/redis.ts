@@ -10,11 +10,12 @@
 //   after(() => redis.stop());
 //   … openRedis(redis.url) …
 
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createConnection, createServer, type NetConnectOpts } from 'node:net';
 import { tmpdir } from 'node:os';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 
 export interface TestRedis {
@@ -195,4 +196,84 @@ async function waitForPong(at: NetConnectOpts): Promise<void> {
     if (attempt > 200) throw new Error(`redis-server did not answer at ${JSON.stringify(at)}`);
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+export interface TestRedisCluster {
+  /** `redis-cluster://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3` */
+  readonly url: string;
+  /** the masters' loopback ports */
+  readonly ports: readonly number[];
+  /** SIGKILL to the master on `port` (its slots are lost: the others go on serving theirs) */
+  kill(port: number): Promise<void>;
+  /** stops every node and removes their directory */
+  stop(): Promise<void>;
+}
+
+/**
+ * A Redis Cluster of three masters (no replicas) on free loopback ports: cluster mode needs TCP
+ * (its own bus between the nodes, on a second port each). Slots are spread over the three; resolves once every node says cluster_state:ok.
+ */
+export async function startRedisCluster(masters = 3): Promise<TestRedisCluster> {
+  const dir = await mkdtemp(join(tmpdir(), 'parley-redis-cluster-'));
+  const ports: number[] = [];
+  const busPorts: number[] = [];
+  const procs: ChildProcess[] = [];
+  const stop = async () => {
+    await Promise.all(procs.map(kill));
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    for (let i = 0; i < masters; i++) {
+      const port = await freePort();
+      const busPort = await freePort();
+      ports.push(port);
+      busPorts.push(busPort);
+      procs.push(await spawnRedis([
+        '--port', String(port),
+        '--bind', '127.0.0.1',
+        '--cluster-enabled', 'yes',
+        '--cluster-port', String(busPort),
+        '--cluster-config-file', join(dir, `nodes-${port}.conf`),
+        '--cluster-node-timeout', '2000',
+        // a master lost (kill()) leaves the others serving their slots
+        '--cluster-require-full-coverage', 'no',
+        '--save', '',
+        '--appendonly', 'no',
+        '--dir', dir,
+        '--daemonize', 'no',
+        '--loglevel', 'warning',
+      ], { host: '127.0.0.1', port }));
+    }
+    // what `redis-cli --cluster create` does, without its one-second waits: each master takes an
+    // equal range of the 16384 slots, and the first one meets the others
+    const per = Math.ceil(16384 / masters);
+    for (const [i, port] of ports.entries()) {
+      await execFileText('redis-cli', ['-p', String(port), 'cluster', 'addslotsrange', String(i * per), String(Math.min(16383, (i + 1) * per - 1))]);
+      if (i > 0) await execFileText('redis-cli', ['-p', String(ports[0]), 'cluster', 'meet', '127.0.0.1', String(port), String(busPorts[i])]);
+    }
+    for (const port of ports) {
+      for (let attempt = 0; !(await execFileText('redis-cli', ['-p', String(port), 'cluster', 'info'])).includes('cluster_state:ok'); attempt++) {
+        if (attempt > 200) throw new Error(`the Redis Cluster node on port ${port} did not reach cluster_state:ok`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return {
+    url: `redis-cluster://${ports.map((p) => `127.0.0.1:${p}`).join(',')}`,
+    ports,
+    stop,
+    async kill(port) {
+      const proc = procs[ports.indexOf(port)];
+      if (proc === undefined) throw new Error(`no Redis Cluster node on port ${port}`);
+      await kill(proc);
+    },
+  };
+}
+
+async function execFileText(command: string, args: string[]): Promise<string> {
+  const { stdout } = await promisify(execFile)(command, args);
+  return stdout;
 }

@@ -29,6 +29,8 @@ describe('cluster configuration', () => {
     assert.deepEqual(c.cluster, { nodeId: 'node-a', redis: 'redis://10.0.0.9:6379', sipAddress: null });
     const withAddress = loadConfig(file({ database: PG, cluster: { nodeId: 'a', redis: { host: '10.0.0.9' }, sipAddress: '10.0.0.5:5060' } }), {});
     assert.deepEqual(withAddress.cluster, { nodeId: 'a', redis: { host: '10.0.0.9' }, sipAddress: '10.0.0.5:5060' });
+    const onRedisCluster = loadConfig(file({ database: PG, cluster: { nodeId: 'a', redis: 'redis-cluster://10.0.0.9:7000,10.0.0.10:7000' } }), {});
+    assert.equal(onRedisCluster.cluster?.redis, 'redis-cluster://10.0.0.9:7000,10.0.0.10:7000');
   });
 
   it('comes from --cluster NODE-ID --redis URL, over the file', () => {

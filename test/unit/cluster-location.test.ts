@@ -8,36 +8,54 @@ import { ClusterError, openRedis, RedisLocationService, type RedisConnection } f
 import type { Binding } from '../../src/registrar/location.ts';
 import { MemoryLocationService } from '../../src/registrar/location.ts';
 import { eventually } from '../harness/eventually.ts';
-import { startRedis, type TestRedis } from '../harness/redis.ts';
+import { startRedis, startRedisCluster, type TestRedis, type TestRedisCluster } from '../harness/redis.ts';
 import { binding, NOW } from './registrar-location-suite.ts';
 import { planAndApply } from '../../src/registrar/handler.ts';
 import { DEFAULT_REGISTRAR_SETTINGS, planRegistration } from '../../src/registrar/plan.ts';
 import type { FlowRef } from '../../src/registrar/location.ts';
 import { Headers, type SipRequest } from '../../src/sip/message.ts';
 
+/** two connections: two nodes; on a Redis Cluster, keys need a prefix with a hash tag (as Parley's own) */
+interface TwoConnections {
+  readonly a: RedisConnection;
+  readonly b: RedisConnection;
+  readonly cluster: boolean;
+}
+
 let redis: TestRedis;
+let redisCluster: TestRedisCluster;
 let nodeA: RedisConnection;
 let nodeB: RedisConnection;
+let single: TwoConnections;
+let clustered: TwoConnections;
 before(async () => {
-  redis = await startRedis();
-  // two connections: two nodes
+  [redis, redisCluster] = await Promise.all([startRedis(), startRedisCluster()]);
   nodeA = await openRedis(redis.url, { connectionName: 'parley:node-a' });
   nodeB = await openRedis(redis.url, { connectionName: 'parley:node-b' });
+  single = { a: nodeA, b: nodeB, cluster: false };
+  clustered = {
+    a: await openRedis(redisCluster.url, { connectionName: 'parley:node-a' }),
+    b: await openRedis(redisCluster.url, { connectionName: 'parley:node-b' }),
+    cluster: true,
+  };
 });
 after(async () => {
   await nodeA?.close();
   await nodeB?.close();
+  await clustered?.a.close();
+  await clustered?.b.close();
   await redis?.stop();
+  await redisCluster?.stop();
 });
 
 let prefixes = 0;
-/** node-a and node-b sharing one Redis under a fresh prefix */
-function twoNodes(options: { expiryGraceMs?: number } = {}) {
-  const prefix = `cl${++prefixes}:`;
+/** node-a and node-b sharing one Redis (or one Redis Cluster) under a fresh prefix */
+function twoNodes(options: { expiryGraceMs?: number } = {}, on: TwoConnections = single) {
+  const prefix = on.cluster ? `{cl${++prefixes}}:` : `cl${++prefixes}:`;
   return {
     prefix,
-    a: new RedisLocationService(nodeA, { node: 'node-a', prefix, ...options }),
-    b: new RedisLocationService(nodeB, { node: 'node-b', prefix, ...options }),
+    a: new RedisLocationService(on.a, { node: 'node-a', prefix, ...options }),
+    b: new RedisLocationService(on.b, { node: 'node-b', prefix, ...options }),
   };
 }
 
@@ -66,9 +84,10 @@ function register(contact: string, callId: string, cseq: number): SipRequest {
   return { kind: 'request', method: 'REGISTER', uri: 'sip:parley.test', headers, body: Buffer.alloc(0) };
 }
 
-describe('Redis location service across nodes', () => {
+// on one Redis, and on a Redis Cluster of three masters: each prefix's slot on one of them
+for (const engine of [{ name: 'one Redis', on: () => single }, { name: 'a Redis Cluster', on: () => clustered }]) describe(`Redis location service across nodes, on ${engine.name}`, () => {
   it('records the node that applied a binding, unless the binding names one; the memory service records none', async () => {
-    const { a } = twoNodes();
+    const { a } = twoNodes({}, engine.on());
     const [held] = await a.apply('alice@x', [put(unplaced('alice@x', 'k1', 'f1'))], NOW);
     assert.equal(held?.flow.node, 'node-a');
     const named = binding('bob@x', 'k2', 'f2');
@@ -79,7 +98,7 @@ describe('Redis location service across nodes', () => {
   });
 
   it('shows each node the bindings of the other, with the node that holds each flow', async () => {
-    const { a, b } = twoNodes();
+    const { a, b } = twoNodes({}, engine.on());
     await a.apply('alice@x', [put(unplaced('alice@x', 'phone', 'tcp:1'))], NOW);
     await b.apply('alice@x', [put(unplaced('alice@x', 'laptop', 'tcp:1'))], NOW);
     const seen = (list: Binding[]) => list.map((x) => `${x.key}@${x.flow.node}`);
@@ -89,7 +108,7 @@ describe('Redis location service across nodes', () => {
   });
 
   it('counts per node the bindings whose flow it holds, which add up to the cluster count (parley_registrations per node)', async () => {
-    const { a, b } = twoNodes();
+    const { a, b } = twoNodes({}, engine.on());
     const over = (protocol: 'tcp' | 'ws', flowId: string) => ({ flow: { id: flowId, protocol, local: { address: '127.0.0.1', port: 5060 }, remote: { address: '127.0.0.1', port: 40000 } } });
     await a.apply('alice@x', [put(unplaced('alice@x', 'phone', 'tcp:1')), put({ ...binding('alice@x', 'web', 'ws:1', NOW + 1000, over('ws', 'ws:1')), flow: { ...over('ws', 'ws:1').flow } })], NOW);
     await b.apply('bob@x', [put(unplaced('bob@x', 'phone', 'tcp:1'))], NOW);
@@ -107,7 +126,7 @@ describe('Redis location service across nodes', () => {
   });
 
   it('drops on a closed flow only the bindings of that node: flow ids are unique within a node only', async () => {
-    const { a, b } = twoNodes();
+    const { a, b } = twoNodes({}, engine.on());
     await a.apply('alice@x', [put(unplaced('alice@x', 'phone', 'tcp:1'))], NOW);
     await b.apply('alice@x', [put(unplaced('alice@x', 'laptop', 'tcp:1'))], NOW);
     assert.deepEqual((await b.removeFlow('tcp:1')).map((x) => x.key), ['laptop']);
@@ -117,7 +136,7 @@ describe('Redis location service across nodes', () => {
   });
 
   it('drops every binding a node held once that node is gone, and only those', async () => {
-    const { a, b } = twoNodes();
+    const { a, b } = twoNodes({}, engine.on());
     await a.apply('alice@x', [put(unplaced('alice@x', 'phone', 'tcp:1')), put(unplaced('alice@x', 'tablet', 'ws:[*]?'))], NOW);
     await a.apply('bob@x', [put(unplaced('bob@x', 'phone', 'udp:shared'))], NOW);
     await b.apply('alice@x', [put(unplaced('alice@x', 'laptop', 'tcp:1'))], NOW);
@@ -129,7 +148,7 @@ describe('Redis location service across nodes', () => {
   });
 
   it('reports each expired binding to one sweeping node only', async () => {
-    const { a, b } = twoNodes();
+    const { a, b } = twoNodes({}, engine.on());
     for (let i = 0; i < 20; i++) await (i % 2 ? a : b).apply(`u${i}@x`, [put(unplaced(`u${i}@x`, 'k', `f${i}`, NOW + 10))], NOW);
     const [fromA, fromB] = await Promise.all([a.sweep(NOW + 10), b.sweep(NOW + 10)]);
     const all = [...fromA, ...fromB].map((x) => x.aor).sort();
@@ -137,7 +156,7 @@ describe('Redis location service across nodes', () => {
   });
 
   it('sweeps more addresses-of-record than one script takes at a time (batches of 500)', async () => {
-    const { a } = twoNodes();
+    const { a } = twoNodes({}, engine.on());
     await Promise.all(Array.from({ length: 1234 }, (_, i) => a.apply(`u${i}@x`, [put(unplaced(`u${i}@x`, 'k', 'udp-shared', NOW + 10))], NOW)));
     await a.apply('stays@x', [put(unplaced('stays@x', 'k', 'udp-shared', NOW + 1000))], NOW);
     assert.equal((await a.sweep(NOW + 10)).length, 1234);
@@ -145,7 +164,7 @@ describe('Redis location service across nodes', () => {
   });
 
   it('applies the REGISTERs of two nodes for one address-of-record at once without losing any (atomic per AoR)', async () => {
-    const { a, b } = twoNodes();
+    const { a, b } = twoNodes({}, engine.on());
     const writes = Array.from({ length: 60 }, (_, i) => (i % 2 ? a : b).apply('busy@x', [put(unplaced('busy@x', `k${i}`, `f${i}`))], NOW));
     await Promise.all(writes);
     const keys = (await a.lookup('busy@x', NOW)).map((x) => x.key).sort();
@@ -153,7 +172,7 @@ describe('Redis location service across nodes', () => {
   });
 
   it('two nodes planning REGISTERs of one AoR from the same lookup: the second applies nothing and plans again (CSeq order, RFC 3261 §10.3 step 7)', async () => {
-    const { a, b } = twoNodes();
+    const { a, b } = twoNodes({}, engine.on());
     const aor = 'alice@parley.test';
     const newer = register('<sip:alice@192.0.2.1:5060;transport=tcp>', 'reg-1', 2);
     const older = register('<sip:alice@192.0.2.1:5060;transport=tcp>', 'reg-1', 1);
@@ -170,7 +189,7 @@ describe('Redis location service across nodes', () => {
   });
 
   it('REGISTERs of one AoR at two nodes at once keep CSeq order per Call-ID and maxBindings', async () => {
-    const { a, b } = twoNodes();
+    const { a, b } = twoNodes({}, engine.on());
     const aor = 'alice@parley.test';
     const settings = { ...DEFAULT_REGISTRAR_SETTINGS, maxBindings: 3 };
     // one Call-ID, CSeq 1…20, sent to both nodes at once: each either applies, or is refused (400:

@@ -14,7 +14,7 @@ import type { ContactLists, SharedPublications } from '../../src/presence/index.
 import type { Binding } from '../../src/registrar/index.ts';
 import type { SipRequest } from '../../src/sip/index.ts';
 import { eventually } from '../harness/eventually.ts';
-import { startRedis, type TestRedis } from '../harness/redis.ts';
+import { startRedis, startRedisCluster, type TestRedis, type TestRedisCluster } from '../harness/redis.ts';
 import { DOMAIN, setup } from './event-service-harness.ts';
 import { quiet, until } from './presence-database.ts';
 
@@ -23,11 +23,15 @@ const BOB = `bob@${DOMAIN}`;
 const PIDF_ACCEPT = 'application/pidf+xml';
 
 let redis: TestRedis;
+let redisCluster: TestRedisCluster;
 let prefixes = 0;
 before(async () => {
-  redis = await startRedis();
+  [redis, redisCluster] = await Promise.all([startRedis(), startRedisCluster()]);
 });
-after(() => redis?.stop());
+after(async () => {
+  await redis?.stop();
+  await redisCluster?.stop();
+});
 
 interface NodeOptions {
   contacts?: ContactLists;
@@ -55,8 +59,9 @@ function counted(shared: SharedPublications) {
  * Two nodes on one Redis under a fresh prefix, one clock. `registered`: the AoRs with a binding,
  * the same for both nodes (the cluster's location service is shared).
  */
-async function cluster(options: NodeOptions = {}, on: TestRedis = redis) {
-  const prefix = `pr${++prefixes}:`;
+async function cluster(options: NodeOptions = {}, on: { url: string } = redis) {
+  // a hash tag, as Parley's own prefix: all keys in one slot on a Redis Cluster too
+  const prefix = `{pr${++prefixes}}:`;
   const clock = new ManualTimers(T0);
   const registered = new Set([BOB]);
   const closers: Array<() => Promise<void>> = [];
@@ -114,7 +119,7 @@ async function cluster(options: NodeOptions = {}, on: TestRedis = redis) {
 }
 
 /** Runs `test` on a fresh cluster, closed after. */
-async function inCluster(test: (c: Awaited<ReturnType<typeof cluster>>) => Promise<void>, options: NodeOptions = {}, on: TestRedis = redis): Promise<void> {
+async function inCluster(test: (c: Awaited<ReturnType<typeof cluster>>) => Promise<void>, options: NodeOptions = {}, on: { url: string } = redis): Promise<void> {
   const c = await cluster(options, on);
   try {
     await test(c);
@@ -134,7 +139,8 @@ async function settle(...nodes: Array<{ presence: PresenceService; events: Param
 }
 
 describe('presence across the nodes of a cluster', () => {
-  it('a watcher on node A gets the NOTIFY of a publication made on node B, with the document of every node', async () => {
+  // on one Redis, and on a Redis Cluster: the bus across its nodes, the store on its slot's master
+  for (const on of [{ name: 'one Redis', redis: () => redis }, { name: 'a Redis Cluster', redis: () => redisCluster }]) it(`a watcher on node A gets the NOTIFY of a publication made on node B, with the document of every node (${on.name})`, async () => {
     await inCluster(async ({ a, b }) => {
     assert.equal((await a.subscribe(watchBob)).status, 200);
     assert.deepEqual(await a.notified(0), { state: 'Available', note: '' }, 'registered, nothing published');
@@ -158,7 +164,7 @@ describe('presence across the nodes of a cluster', () => {
     }
     assert.deepEqual((await b.presence.snapshot(BOB)).publications, 2);
     assert.deepEqual((await a.presence.inspect(BOB)).watchers.map((w) => w.watcher), [`alice@${DOMAIN}`], 'watchers are the node\'s own');
-    });
+    }, {}, on.redis());
   });
 
   it('refreshes, modifies and removes with SIP-If-Match through the other node (entity-tags are the cluster\'s); a stale tag gets 412', async () => {
@@ -351,59 +357,65 @@ describe('presence across the nodes of a cluster', () => {
   });
 });
 
-describe('the Redis store of publications', () => {
-  it('refuses what Parley did not write (CLUSTER_STATE_CORRUPT) and reports a presence.changed message that names no AoR', async () => {
-    const prefix = `pr${++prefixes}:`;
-    const connection = await openRedis(redis.url);
-    const errors: Error[] = [];
-    const bus = await ClusterBus.open(connection, { node: 'node-a', prefix });
-    const other = await ClusterBus.open(connection, { node: 'node-b', prefix });
-    const store = new RedisPublications(connection, bus, { node: 'node-a', prefix, onError: (e) => errors.push(e) });
-    const heard: string[] = [];
-    const stop = await store.listen({ changed: (aor) => heard.push(aor), missed: () => undefined });
-    try {
-      await connection.client.hset(`${prefix}pres:${BOB}`, 'e1', '{"etag":"e1"}');
-      await assert.rejects(store.of(BOB, T0), { code: 'CLUSTER_STATE_CORRUPT', message: /not one Parley wrote \(under pr\d+:pres:\)/ });
-      await connection.client.hset(`${prefix}pres:${BOB}`, 'e1', JSON.stringify({ etag: 'e1', aor: BOB, presence: { state: 'Sleepy', note: '' }, updatedAt: T0, expiresAt: T0 + 1000 }));
-      await assert.rejects(store.get(BOB, 'e1', T0), { code: 'CLUSTER_STATE_CORRUPT' }, 'a state Parley does not know');
+// The store on one Redis and on a Redis Cluster (a prefix with a hash tag there, as Parley's own).
+const STORES = [
+  { name: 'one Redis', url: () => redis.url, prefix: (n: number) => `pr${n}:` },
+  { name: 'a Redis Cluster', url: () => redisCluster.url, prefix: (n: number) => `{pr${n}}:` },
+];
 
-      // one publishing connection, one subscriber: delivered in this order
-      await store.announce(`dave@${DOMAIN}`);
-      await other.publish('presence.changed', { nobody: true });
-      await other.publish('presence.changed', { aor: `carol@${DOMAIN}` });
-      await until(() => heard.length === 1, 'the valid message');
-      assert.deepEqual(heard, [`carol@${DOMAIN}`], 'its own announcement is not heard back');
-      assert.equal(errors.length, 1);
-      assert.equal((errors[0] as { code?: string }).code, 'CLUSTER_BUS_MESSAGE_INVALID');
-      assert.match(errors[0]!.message, /presence\.changed message from node node-b names no AoR/);
-    } finally {
-      await stop();
-      await bus.close();
-      await other.close();
-      await connection.close();
-    }
-  });
+for (const engine of STORES) describe(`the Redis store of publications on ${engine.name}`, () => {
+    it('refuses what Parley did not write (CLUSTER_STATE_CORRUPT) and reports a presence.changed message that names no AoR', async () => {
+      const prefix = engine.prefix(++prefixes);
+      const connection = await openRedis(engine.url());
+      const errors: Error[] = [];
+      const bus = await ClusterBus.open(connection, { node: 'node-a', prefix });
+      const other = await ClusterBus.open(connection, { node: 'node-b', prefix });
+      const store = new RedisPublications(connection, bus, { node: 'node-a', prefix, onError: (e) => errors.push(e) });
+      const heard: string[] = [];
+      const stop = await store.listen({ changed: (aor) => heard.push(aor), missed: () => undefined });
+      try {
+        await connection.client.hset(`${prefix}pres:${BOB}`, 'e1', '{"etag":"e1"}');
+        await assert.rejects(store.of(BOB, T0), { code: 'CLUSTER_STATE_CORRUPT', message: /not one Parley wrote \(under \{?pr\d+\}?:pres:\)/ });
+        await connection.client.hset(`${prefix}pres:${BOB}`, 'e1', JSON.stringify({ etag: 'e1', aor: BOB, presence: { state: 'Sleepy', note: '' }, updatedAt: T0, expiresAt: T0 + 1000 }));
+        await assert.rejects(store.get(BOB, 'e1', T0), { code: 'CLUSTER_STATE_CORRUPT' }, 'a state Parley does not know');
 
-  it('keeps a publication until its expiresAt for every reader, and frees its entity-tag after', async () => {
-    const prefix = `pr${++prefixes}:`;
-    const connection = await openRedis(redis.url);
-    const bus = await ClusterBus.open(connection, { node: 'node-a', prefix });
-    const store = new RedisPublications(connection, bus, { node: 'node-a', prefix });
-    try {
-      const p = { etag: 'e1', aor: BOB, presence: { state: 'Busy' as const, note: 'x' }, updatedAt: T0, expiresAt: T0 + 60_000 };
-      assert.equal(await store.add(p, T0), true);
-      assert.equal(await store.add({ ...p, presence: { state: 'Away', note: '' } }, T0), false, 'a live entity-tag is taken');
-      assert.deepEqual(await store.get(BOB, 'e1', T0 + 59_999), p);
-      assert.equal(await store.get(BOB, 'e1', T0 + 60_000), undefined);
-      assert.deepEqual(await store.of(BOB, T0 + 60_000), []);
-      assert.equal(await store.replace(BOB, 'e1', { ...p, etag: 'e2' }, T0 + 60_000), 'gone', 'an expired publication cannot be refreshed');
-      assert.equal(await store.add({ ...p, expiresAt: T0 + 120_000 }, T0 + 60_000), true, 'its entity-tag is free again');
-      assert.equal(await store.replace(BOB, 'e1', { ...p, etag: 'e1' }, T0 + 60_000), 'taken');
-      assert.equal(await store.replace(BOB, 'e1', undefined, T0 + 60_000), 'replaced');
-      assert.equal(await connection.client.exists(`${prefix}pres:${BOB}`), 0, 'no publication left: no key left');
-    } finally {
-      await bus.close();
-      await connection.close();
-    }
-  });
+        // one publishing connection, one subscriber: delivered in this order
+        await store.announce(`dave@${DOMAIN}`);
+        await other.publish('presence.changed', { nobody: true });
+        await other.publish('presence.changed', { aor: `carol@${DOMAIN}` });
+        await until(() => heard.length === 1, 'the valid message');
+        assert.deepEqual(heard, [`carol@${DOMAIN}`], 'its own announcement is not heard back');
+        assert.equal(errors.length, 1);
+        assert.equal((errors[0] as { code?: string }).code, 'CLUSTER_BUS_MESSAGE_INVALID');
+        assert.match(errors[0]!.message, /presence\.changed message from node node-b names no AoR/);
+      } finally {
+        await stop();
+        await bus.close();
+        await other.close();
+        await connection.close();
+      }
+    });
+
+    it('keeps a publication until its expiresAt for every reader, and frees its entity-tag after', async () => {
+      const prefix = engine.prefix(++prefixes);
+      const connection = await openRedis(engine.url());
+      const bus = await ClusterBus.open(connection, { node: 'node-a', prefix });
+      const store = new RedisPublications(connection, bus, { node: 'node-a', prefix });
+      try {
+        const p = { etag: 'e1', aor: BOB, presence: { state: 'Busy' as const, note: 'x' }, updatedAt: T0, expiresAt: T0 + 60_000 };
+        assert.equal(await store.add(p, T0), true);
+        assert.equal(await store.add({ ...p, presence: { state: 'Away', note: '' } }, T0), false, 'a live entity-tag is taken');
+        assert.deepEqual(await store.get(BOB, 'e1', T0 + 59_999), p);
+        assert.equal(await store.get(BOB, 'e1', T0 + 60_000), undefined);
+        assert.deepEqual(await store.of(BOB, T0 + 60_000), []);
+        assert.equal(await store.replace(BOB, 'e1', { ...p, etag: 'e2' }, T0 + 60_000), 'gone', 'an expired publication cannot be refreshed');
+        assert.equal(await store.add({ ...p, expiresAt: T0 + 120_000 }, T0 + 60_000), true, 'its entity-tag is free again');
+        assert.equal(await store.replace(BOB, 'e1', { ...p, etag: 'e1' }, T0 + 60_000), 'taken');
+        assert.equal(await store.replace(BOB, 'e1', undefined, T0 + 60_000), 'replaced');
+        assert.equal(await connection.client.exists(`${prefix}pres:${BOB}`), 0, 'no publication left: no key left');
+      } finally {
+        await bus.close();
+        await connection.close();
+      }
+    });
 });

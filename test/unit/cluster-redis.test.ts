@@ -3,8 +3,8 @@
 // socket, a loopback port, a Sentinel), including the failures an operator meets first.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ClusterError, describeAddress, openRedis, parseRedisAddress } from '../../src/cluster/index.ts';
-import { startRedis, startSentinel, type TestRedis } from '../harness/redis.ts';
+import { ClusterError, describeAddress, KEY_PREFIX, openRedis, parseRedisAddress, scanKeys } from '../../src/cluster/index.ts';
+import { startRedis, startRedisCluster, startSentinel, type TestRedis } from '../harness/redis.ts';
 
 const SECRET = 's3cr:et@/x';
 const ENCODED = encodeURIComponent(SECRET);
@@ -40,12 +40,23 @@ describe('Redis address', () => {
     });
   });
 
+  it('reads a Redis Cluster address with several nodes, default port 6379, and no database', () => {
+    assert.deepEqual(parseRedisAddress(`redis-cluster://app:${ENCODED}@n1.example:7000,n2.example,[2001:db8::3]:7002`), {
+      kind: 'cluster', nodes: [{ host: 'n1.example', port: 7000 }, { host: 'n2.example', port: 6379 }, { host: '2001:db8::3', port: 7002 }],
+      db: 0, username: 'app', password: SECRET, tls: false, tlsCa: null,
+    });
+    assert.deepEqual(parseRedisAddress('redis-cluster://n1:7000/'), { kind: 'cluster', nodes: [{ host: 'n1', port: 7000 }], db: 0, username: null, password: null, tls: false, tlsCa: null });
+  });
+
   it('reads the object forms', () => {
     assert.deepEqual(parseRedisAddress({ host: '10.0.0.5', password: 'hunter2', tls: true, tlsCa: '/etc/ca.pem' }), { kind: 'server', host: '10.0.0.5', port: 6379, tls: true, tlsCa: '/etc/ca.pem', db: 0, username: null, password: 'hunter2' });
     assert.deepEqual(parseRedisAddress({ path: '/run/redis.sock', db: 1 }), { kind: 'socket', path: '/run/redis.sock', db: 1, username: null, password: null });
     assert.deepEqual(parseRedisAddress({ sentinels: [{ host: 's1', port: 26379 }, 's2:26380'], name: 'main', sentinelPassword: 'hunter2' }), {
       kind: 'sentinel', sentinels: [{ host: 's1', port: 26379 }, { host: 's2', port: 26380 }], name: 'main', db: 0, username: null, password: null,
       sentinelUsername: null, sentinelPassword: 'hunter2', tls: false, tlsCa: null,
+    });
+    assert.deepEqual(parseRedisAddress({ cluster: ['n1:7000', { host: 'n2' }], password: 'hunter2', tls: true }), {
+      kind: 'cluster', nodes: [{ host: 'n1', port: 7000 }, { host: 'n2', port: 6379 }], db: 0, username: null, password: 'hunter2', tls: true, tlsCa: null,
     });
   });
 
@@ -65,6 +76,13 @@ describe('Redis address', () => {
     refused(() => parseRedisAddress({ sentinels: ['s1'] }), 'CLUSTER_REDIS_ADDRESS_INVALID', /^redis\.name must name the master/);
     refused(() => parseRedisAddress({ host: 'h', pasword: 'hunter2' }), 'CLUSTER_REDIS_ADDRESS_INVALID', /unknown field pasword/);
     refused(() => parseRedisAddress({ host: 'h', tlsCa: '/etc/ca.pem' }), 'CLUSTER_REDIS_ADDRESS_INVALID', /^redis\.tlsCa goes with tls: true/);
+    refused(() => parseRedisAddress(`redis-cluster://u:${ENCODED}@n1:7000/1`), 'CLUSTER_REDIS_ADDRESS_INVALID', /has something after the nodes \(\/1\); a Redis Cluster has only database 0/);
+    refused(() => parseRedisAddress(`redis-cluster://u:${ENCODED}@`), 'CLUSTER_REDIS_ADDRESS_INVALID', /names no node; write redis-cluster:\/\/host:port/);
+    refused(() => parseRedisAddress('redis-cluster://n1:70000'), 'CLUSTER_REDIS_ADDRESS_INVALID', /port out of range/);
+    refused(() => parseRedisAddress({ cluster: [], password: 'hunter2' }), 'CLUSTER_REDIS_ADDRESS_INVALID', /^redis\.cluster must be a list/);
+    refused(() => parseRedisAddress({ cluster: ['n1'], db: 2 }), 'CLUSTER_REDIS_ADDRESS_INVALID', /^redis\.db must be 0 \(or left out\) for a Redis Cluster/);
+    refused(() => parseRedisAddress({ cluster: ['n1'], name: 'main' }), 'CLUSTER_REDIS_ADDRESS_INVALID', /^redis\.name goes with sentinels only/);
+    refused(() => parseRedisAddress({ cluster: ['n1'], sentinels: ['s1'] }), 'CLUSTER_REDIS_ADDRESS_INVALID', /not sentinels and cluster/);
     refused(() => parseRedisAddress(6379, 'cluster.redis'), 'CLUSTER_REDIS_ADDRESS_INVALID', /^cluster\.redis must be a Redis address/);
   });
 
@@ -72,6 +90,8 @@ describe('Redis address', () => {
     assert.equal(describeAddress(parseRedisAddress(`rediss://parley:${ENCODED}@cache.example:6380/3`)), 'rediss://parley:***@cache.example:6380/3');
     assert.equal(describeAddress(parseRedisAddress(`redis-sentinel://:${ENCODED}@s1,s2:1/main`)), 'redis-sentinel://:***@s1:26379,s2:1/main');
     assert.equal(describeAddress(parseRedisAddress('redis://[::1]')), 'redis://[::1]:6379');
+    assert.equal(describeAddress(parseRedisAddress(`redis-cluster://app:${ENCODED}@n1:7000,[::1]`)), 'redis-cluster://app:***@n1:7000,[::1]:6379');
+    assert.equal(describeAddress(parseRedisAddress({ cluster: ['n1:7000'], tls: true })), 'redis-cluster://n1:7000 (TLS)');
     assert.equal(describeAddress(parseRedisAddress('unix:///run/r.sock?db=4')), 'unix:///run/r.sock?db=4');
   });
 });
@@ -153,6 +173,33 @@ describe('Redis connection', () => {
 
   it('says when the database number does not exist', async () => {
     await refusedAsync(openRedis(`${redis.url}?db=99`), 'CLUSTER_REDIS_REFUSED', /has no database 99 .*: use a number below its "databases" setting/);
+  });
+
+  it('connects to a Redis Cluster and finds Parley\'s keys on the master of their slot; says when nothing listens or the server is no cluster', async () => {
+    const cluster = await startRedisCluster();
+    try {
+      const c = await openRedis(cluster.url);
+      try {
+        assert.equal(c.description, cluster.url);
+        await c.client.set(`${KEY_PREFIX}probe`, 'yes');
+        await c.client.set('{elsewhere}:probe', 'no');
+        // SCAN on a cluster sees one node's keys: scanKeys asks every master
+        assert.deepEqual(await scanKeys(c, `${KEY_PREFIX}*`), [`${KEY_PREFIX}probe`]);
+        let held = 0;
+        for (const port of cluster.ports) {
+          const master = await openRedis(`redis://127.0.0.1:${port}`);
+          held += await master.client.dbsize();
+          await master.close();
+        }
+        assert.equal(held, 2, 'each key on one master only');
+      } finally {
+        await c.close();
+      }
+    } finally {
+      await cluster.stop();
+    }
+    await refusedAsync(openRedis('redis-cluster://127.0.0.1:1'), 'CLUSTER_REDIS_UNREACHABLE', /^cannot connect to Redis at redis-cluster:\/\/127\.0\.0\.1:1 \(.*\); check that the Redis Cluster runs at those addresses/);
+    await refusedAsync(openRedis(`redis-cluster://127.0.0.1:${redis.port}`), 'CLUSTER_REDIS_REFUSED', /is not a Redis Cluster \(.*cluster support disabled\): write its address as redis:\/\/host:port/);
   });
 
   it('finds the master through a Sentinel, and says when a Sentinel does not know the master', async () => {
