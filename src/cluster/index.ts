@@ -10,7 +10,7 @@ export type { BusDelivery, BusHandler, ClusterBusOptions } from './bus.ts';
 export { ClusterBus } from './bus.ts';
 export type { NodeAnnouncement, NodeRegistryOptions } from './registry.ts';
 export { NodeRegistry } from './registry.ts';
-export { signHopToken, verifyHopToken } from './hop-token.ts';
+export { HOP_TOKEN_LIFETIME_S, hopMac, signHopToken, verifyHopToken } from './hop-token.ts';
 export type { HopDial } from './hops.ts';
 export { ClusterHopPool } from './hops.ts';
 export { CLUSTER_MIGRATIONS, clusterSecret } from './secrets.ts';
