@@ -8,7 +8,7 @@
 import tls from 'node:tls';
 import { StreamFramer } from '../src/sip/framing.ts';
 import { DEFAULT_SIP_LIMITS } from '../src/sip/limits.ts';
-import { type IdleLoadOptions, openIdle, sourceAddress, type WsLoadResult } from './ws-load.ts';
+import { type IdleLoadOptions, openIdle, sourceAddress, wireLink, type WsLoadResult } from './ws-load.ts';
 
 export interface TlsLoadOptions extends IdleLoadOptions {
   host: string;
@@ -25,26 +25,12 @@ export function openIdleTlsRegistrations(opts: TlsLoadOptions): Promise<WsLoadRe
     const options: tls.ConnectionOptions & { localAddress: string } = { host: opts.host, port: opts.port, ca: opts.ca, localAddress: sourceAddress(i), ...named };
     const socket = tls.connect(options);
     const framer = new StreamFramer(DEFAULT_SIP_LIMITS);
-    const onData = (chunk: Buffer) => {
+    const settle = wireLink(socket, 'secureConnect', 'data', (chunk) => {
       for (const event of framer.push(chunk)) {
         if (event.type === 'message') events.message(event.message);
         else if (event.type === 'error') events.error(new Error(`unreadable SIP from the server: ${event.error.message}`));
       }
-    };
-    const onError = (err: Error) => events.error(err);
-    socket.once('secureConnect', () => events.open());
-    socket.on('data', onData);
-    socket.on('error', onError);
-    return {
-      send: (text) => socket.write(text),
-      terminate: () => socket.destroy(),
-      settle: () => {
-        socket.removeListener('data', onData);
-        socket.removeListener('error', onError);
-        socket.on('error', () => {});
-        // the server sends nothing more; whatever comes is read and dropped
-        socket.resume();
-      },
-    };
+    }, events);
+    return { send: (text) => socket.write(text), terminate: () => socket.destroy(), settle };
   });
 }

@@ -10,6 +10,7 @@
 // not the limit.
 
 import { randomBytes } from 'node:crypto';
+import type { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
 import { answerChallenge, formatAuthField, parseAuthField, parseMessage, pickChallenge, type SipMessage } from '../src/sip/index.ts';
 
@@ -145,29 +146,35 @@ export async function openIdle(opts: IdleLoadOptions, transport: 'WS' | 'TLS', d
   };
 }
 
+/**
+ * Wires a dialed connection to the dialog: `openEvent` opens it, each `readEvent` goes to `read`,
+ * an error fails it. Returns settle(): the reader and the error listener come off, and later
+ * errors (the server going away at the end) are swallowed.
+ */
+export function wireLink(emitter: EventEmitter, openEvent: string, readEvent: string, read: (chunk: Buffer) => void, events: IdleLinkEvents): () => void {
+  const onError = (err: Error) => events.error(err);
+  const onRead = (chunk: Buffer) => {
+    try {
+      read(chunk);
+    } catch (err) {
+      events.error(err instanceof Error ? err : new Error(String(err)));
+    }
+  };
+  emitter.once(openEvent, () => events.open());
+  emitter.on(readEvent, onRead);
+  emitter.on('error', onError);
+  return () => {
+    emitter.removeListener(readEvent, onRead);
+    emitter.removeListener('error', onError);
+    emitter.on('error', () => {});
+  };
+}
+
 function dialWebSocket(url: string): IdleDialer {
   return (i, events) => {
     const ws = new WebSocket(url, 'sip', { localAddress: sourceAddress(i), perMessageDeflate: false });
-    const onError = (err: Error) => events.error(err);
-    const onMessage = (data: Buffer) => {
-      try {
-        events.message(parseMessage(Buffer.from(data)));
-      } catch (err) {
-        events.error(err instanceof Error ? err : new Error(String(err)));
-      }
-    };
-    ws.once('error', onError);
-    ws.once('open', () => events.open());
-    ws.on('message', onMessage);
-    return {
-      send: (text) => ws.send(text),
-      terminate: () => ws.terminate(),
-      settle: () => {
-        ws.removeListener('message', onMessage);
-        ws.removeListener('error', onError);
-        ws.on('error', () => {});
-      },
-    };
+    const settle = wireLink(ws, 'open', 'message', (data) => events.message(parseMessage(Buffer.from(data))), events);
+    return { send: (text) => ws.send(text), terminate: () => ws.terminate(), settle };
   };
 }
 
