@@ -47,7 +47,19 @@ export function listenUdp(opts: { address: string; port: number; limits: SipLimi
       // A UDP flow is only a peer's address, so one object per peer serves every datagram (and the
       // transactions that keep it); the cache is simply emptied when it grows large.
       const flows = new Map<string, Flow>();
+      // the peer of the last datagram: a burst from one peer (a proxy, a gateway) finds its flow
+      // without a key built and looked up per datagram
+      let lastAddress = '';
+      let lastPort = -1;
+      let lastFlow: Flow | undefined;
       const flowTo = (remote: Endpoint): Flow => {
+        if (remote.port === lastPort && remote.address === lastAddress && lastFlow !== undefined) return lastFlow;
+        lastFlow = cachedFlow(remote);
+        lastAddress = remote.address;
+        lastPort = remote.port;
+        return lastFlow;
+      };
+      const cachedFlow = (remote: Endpoint): Flow => {
         const address = plainAddress(remote.address);
         const key = `${address}|${remote.port}`;
         let flow = flows.get(key);
@@ -103,6 +115,6 @@ function literalAddress(address: string, _options: unknown, callback: (err: Node
 }
 
 function isKeepAlive(data: Buffer): boolean {
-  for (const byte of data) if (byte !== 0x0d && byte !== 0x0a) return false;
+  for (let i = 0; i < data.length; i++) if (data[i] !== 0x0d && data[i] !== 0x0a) return false;
   return true;
 }
