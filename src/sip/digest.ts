@@ -168,6 +168,9 @@ export class NonceIssuer {
   readonly #outer = Buffer.alloc(HMAC_BLOCK_BYTES + MAC_BYTES);
   /** #inner's first bytes for each length of the source address: the view to hash, made once */
   readonly #innerViews = Array.from({ length: MAX_SOURCE_BYTES + 1 }, (_, n) => this.#inner.subarray(0, HMAC_BLOCK_BYTES + TIMESTAMP_BYTES + RANDOM_BYTES + n));
+  /** the last nonce check() found ours, and its issue time: acceptCount need not decode it again */
+  #checked = '';
+  #checkedIssuedAt = 0;
   /** the nonce being issued or checked (one at a time: all of it is synchronous) */
   readonly #nonce = Buffer.alloc(NONCE_BYTES);
   /** digest user name → the nonces they used */
@@ -218,6 +221,8 @@ export class NonceIssuer {
   check(nonce: string, source = ''): NonceState {
     const issuedAt = this.#issuedAt(nonce, source);
     if (issuedAt === undefined) return 'invalid';
+    this.#checked = nonce;
+    this.#checkedIssuedAt = issuedAt;
     const age = this.#now() - issuedAt;
     if (age < -CLOCK_SKEW_MS) return 'invalid';
     return age > this.lifetimeSeconds * 1000 ? 'stale' : 'valid';
@@ -257,7 +262,8 @@ export class NonceIssuer {
       return verdict ? 'accepted' : 'replayed';
     }
 
-    const issuedAt = timestampOf(nonce) ?? -Infinity;
+    // usually the nonce check() has just read (verifyCredentials checks, then counts)
+    const issuedAt = (nonce === this.#checked ? this.#checkedIssuedAt : timestampOf(nonce)) ?? -Infinity;
     if (issuedAt <= this.#floor || (tracked !== undefined && issuedAt <= tracked.floor)) return 'forgotten';
     if (tracked === undefined) {
       tracked = { counts: new Map(), floor: -Infinity };
@@ -452,6 +458,8 @@ export interface VerifyOptions {
 /** A stand-in HA1 for a user who does not exist, so that a wrong user costs what a wrong password does. */
 const NO_USER_HA1: Readonly<Record<DigestAlgorithm, string>> = { MD5: '0'.repeat(32), 'SHA-256': '0'.repeat(64) };
 
+const REQUIRED_CREDENTIALS = ['username', 'realm', 'nonce', 'uri', 'response'] as const;
+
 /** Checks an Authorization / Proxy-Authorization value against the request (RFC 3261 §22.4). */
 export function verifyCredentials(cred: AuthField, options: VerifyOptions): DigestVerification {
   const fail = (reason: DigestFailureReason, detail: string, username?: string): DigestVerification =>
@@ -460,7 +468,7 @@ export function verifyCredentials(cred: AuthField, options: VerifyOptions): Dige
   if (cred.scheme.toLowerCase() !== 'digest') return fail('malformed', `scheme ${cred.scheme} is not Digest`);
   const p = cred.params;
   const username = p.get('username');
-  for (const name of ['username', 'realm', 'nonce', 'uri', 'response'] as const) {
+  for (const name of REQUIRED_CREDENTIALS) {
     if (!p.has(name)) return fail('malformed', `the credentials lack the ${name} parameter`, username);
   }
   const realm = p.get('realm') ?? '';
