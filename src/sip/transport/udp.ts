@@ -103,13 +103,19 @@ export function listenUdp(opts: { address: string; port: number; limits: SipLimi
   });
 }
 
+let lastLookup = '';
+let lastFamily = 0;
+
 /**
  * The socket's name lookup. Parley sends over UDP only to addresses datagrams came from, never to
  * a name, so the lookup is the identity and answers at once: the default (dns.lookup) would put
  * every send off to the next tick. A name here is a bug, and fails loudly.
  */
 function literalAddress(address: string, _options: unknown, callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void): void {
-  const family = isIP(address);
+  // most sends go where the last one went (answers to a busy peer): its family is known
+  const family = address === lastLookup ? lastFamily : isIP(address);
+  lastLookup = address;
+  lastFamily = family;
   if (family === 0) throw new TypeError(`UDP send to "${address}": only IP addresses are sent to, names are not resolved`);
   callback(null, address, family);
 }
