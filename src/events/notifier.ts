@@ -6,7 +6,8 @@ import type { Logger } from 'pino';
 import type { FlowRef } from '../registrar/index.ts';
 import type { FederationGate } from '../router/context.ts';
 import { createRequest, Headers, newBranch, parseNameAddr, parseUri, sentBy, viaTransport } from '../sip/index.ts';
-import type { Flow, SipRequest, SipResponse, TransactionLayer, TransportProtocol } from '../sip/index.ts';
+import type { ClientTransactionUser, Flow, SipRequest, SipResponse, TransactionLayer, TransportProtocol } from '../sip/index.ts';
+import type { DocumentViews } from './package.ts';
 import type { Subscription, TerminationReason } from './subscriptions.ts';
 
 /** A NOTIFY body and its Content-Type. */
@@ -54,10 +55,42 @@ export class Notifier {
   /** the last document each dialog was sent: a change that changes nothing sends nothing */
   readonly #lastBody = new Map<string, string>();
   /** NOTIFYs being prepared: their documents read, their flows found */
-  readonly #preparing = new Set<Promise<void>>();
+  #preparing = 0;
+  /** prepared() callers waiting for #preparing to reach 0 */
+  #idle: Array<() => void> = [];
+  /** what a NOTIFY's transaction reports, shared by all (one small object per NOTIFY, not four closures) */
+  readonly #outcomes: NotifyOutcomes;
 
   constructor(deps: NotifierDeps) {
     this.#deps = deps;
+    this.#outcomes = {
+      answered: (sub, terminal, response) => {
+        // §4.2.2: "If the NOTIFY request fails due to an error response, and the subscription
+        // was installed using a soft-state mechanism (such as SUBSCRIBE), the notifier MUST
+        // remove the corresponding subscription." (481 included.)
+        if (response.status >= 300) {
+          this.#deps.logger.info({ ...logFields(sub), status: response.status }, 'NOTIFY answered %d: subscription ended', response.status);
+          this.#end(sub, 'deactivated');
+          return;
+        }
+        if (terminal) {
+          this.#end(sub);
+          return;
+        }
+        this.#settled(sub);
+      },
+      timedOut: (sub) => {
+        // §4.2.2: "If the NOTIFY request fails due to a timeout condition, and the subscription
+        // was installed using a soft-state mechanism (such as SUBSCRIBE), the notifier SHOULD
+        // remove the subscription."
+        this.#deps.logger.info(logFields(sub), 'NOTIFY timed out: subscription ended');
+        this.#end(sub, 'timeout');
+      },
+      unsendable: (sub) => {
+        this.#deps.logger.info(logFields(sub), 'NOTIFY could not be sent: subscription ended');
+        this.#end(sub, 'deactivated');
+      },
+    };
   }
 
   /**
@@ -67,27 +100,24 @@ export class Notifier {
    *
    * `onlyIfChanged`: a change of the resource that leaves the document as the subscriber last saw
    * it sends nothing. The first NOTIFY, a refresh's and the final one always go (RFC 6665
-   * §4.2.1.2, §4.2.2).
+   * §4.2.1.2, §4.2.2). `views`: the documents of the resource for all its subscribers, built once
+   * for a fan-out (EventPackage.views); without, the package's body() for this one. A NOTIFY held
+   * back behind one in flight reads the document again when it goes.
    */
-  notify(sub: Subscription, onlyIfChanged = false): void {
+  notify(sub: Subscription, onlyIfChanged = false, views?: Promise<DocumentViews>): void {
     if (sub.state === 'terminated') return;
     if (this.#inFlight.has(sub.id)) {
       this.#again.set(sub.id, (this.#again.get(sub.id) ?? false) || !onlyIfChanged);
       return;
     }
     this.#inFlight.add(sub.id);
-    const preparing: Promise<void> = this.#send(sub, onlyIfChanged)
-      .catch((err: unknown) => {
-        this.#deps.logger.error({ err, watcher: sub.watcher, event: sub.package, resource: sub.resource }, 'NOTIFY to %s failed', sub.watcher);
-        this.#end(sub, 'deactivated');
-      })
-      .finally(() => this.#preparing.delete(preparing));
-    this.#preparing.add(preparing);
+    this.#preparing++;
+    void this.#send(sub, onlyIfChanged, views);
   }
 
   /** Resolves when no NOTIFY is being prepared: each one due is sent, or found unchanged (tests). */
   async prepared(): Promise<void> {
-    while (this.#preparing.size > 0) await Promise.all(this.#preparing);
+    while (this.#preparing > 0) await new Promise<void>((resolve) => this.#idle.push(resolve));
   }
 
   /**
@@ -103,8 +133,24 @@ export class Notifier {
     return this.#inFlight.size;
   }
 
-  async #send(sub: Subscription, onlyIfChanged: boolean): Promise<void> {
-    const document = await this.#deps.documentFor(sub);
+  /** Prepares and sends one NOTIFY; never rejects (a failure ends the subscription). */
+  async #send(sub: Subscription, onlyIfChanged: boolean, views: Promise<DocumentViews> | undefined): Promise<void> {
+    try {
+      await this.#prepare(sub, onlyIfChanged, views);
+    } catch (err) {
+      this.#deps.logger.error({ err, watcher: sub.watcher, event: sub.package, resource: sub.resource }, 'NOTIFY to %s failed', sub.watcher);
+      this.#end(sub, 'deactivated');
+    } finally {
+      if (--this.#preparing === 0 && this.#idle.length > 0) {
+        const idle = this.#idle;
+        this.#idle = [];
+        for (const wake of idle) wake();
+      }
+    }
+  }
+
+  async #prepare(sub: Subscription, onlyIfChanged: boolean, views: Promise<DocumentViews> | undefined): Promise<void> {
+    const document = views === undefined ? await this.#deps.documentFor(sub) : await (await views)(sub);
     if (sub.state === 'terminated') {
       this.#settled(sub);
       return;
@@ -115,7 +161,9 @@ export class Notifier {
       return;
     }
     this.#lastBody.set(sub.id, key);
-    const flow = await this.#flowOf(sub);
+    // a local subscriber's flow is at hand; only a partner's may need a connection opened (an await)
+    const local = this.#deps.resolveFlow(sub.flow);
+    const flow = local !== undefined && !local.closed ? local : await this.#flowOf(sub);
     if (flow === undefined) {
       this.#end(sub, 'deactivated');
       return;
@@ -130,36 +178,8 @@ export class Notifier {
     const gate = this.#deps.federation;
     const self: NotifierSelf | undefined = sub.partner === undefined || gate === undefined ? undefined : { sentBy: gate.sentBy, protocol: 'tls' };
     const request = buildNotify(sub, flow, document, this.#deps.now(), this.#deps.product, self);
-    const log = this.#deps.logger.child({ callId: sub.dialog.callId, watcher: sub.watcher, event: sub.package, resource: sub.resource });
-    log.debug({ subscriptionState: request.headers.get('subscription-state') }, 'NOTIFY %s', sub.watcher);
-    this.#deps.transactions.sendRequest(request, flow, {
-      onFinal: (response: SipResponse) => {
-        // §4.2.2: "If the NOTIFY request fails due to an error response, and the subscription
-        // was installed using a soft-state mechanism (such as SUBSCRIBE), the notifier MUST
-        // remove the corresponding subscription." (481 included.)
-        if (response.status >= 300) {
-          log.info({ status: response.status }, 'NOTIFY answered %d: subscription ended', response.status);
-          this.#end(sub, 'deactivated');
-          return;
-        }
-        if (terminal) {
-          this.#end(sub);
-          return;
-        }
-        this.#settled(sub);
-      },
-      onTimeout: () => {
-        // §4.2.2: "If the NOTIFY request fails due to a timeout condition, and the subscription
-        // was installed using a soft-state mechanism (such as SUBSCRIBE), the notifier SHOULD
-        // remove the subscription."
-        log.info('NOTIFY timed out: subscription ended');
-        this.#end(sub, 'timeout');
-      },
-      onTransportError: () => {
-        log.info('NOTIFY could not be sent: subscription ended');
-        this.#end(sub, 'deactivated');
-      },
-    });
+    if (this.#deps.logger.isLevelEnabled('debug')) this.#deps.logger.debug({ ...logFields(sub), subscriptionState: request.headers.get('subscription-state') }, 'NOTIFY %s', sub.watcher);
+    this.#deps.transactions.sendRequest(request, flow, new NotifyTransactionUser(this.#outcomes, sub, terminal));
   }
 
   /**
@@ -205,6 +225,43 @@ export class Notifier {
   }
 }
 
+/** What the transaction of a NOTIFY tells the notifier (Notifier's constructor makes the one object). */
+interface NotifyOutcomes {
+  answered(sub: Subscription, terminal: boolean, response: SipResponse): void;
+  timedOut(sub: Subscription): void;
+  unsendable(sub: Subscription): void;
+}
+
+/** The transaction user of one NOTIFY: which subscription, and whether it was the final NOTIFY. */
+class NotifyTransactionUser implements ClientTransactionUser {
+  readonly #outcomes: NotifyOutcomes;
+  readonly #sub: Subscription;
+  readonly #terminal: boolean;
+
+  constructor(outcomes: NotifyOutcomes, sub: Subscription, terminal: boolean) {
+    this.#outcomes = outcomes;
+    this.#sub = sub;
+    this.#terminal = terminal;
+  }
+
+  onFinal(response: SipResponse): void {
+    this.#outcomes.answered(this.#sub, this.#terminal, response);
+  }
+
+  onTimeout(): void {
+    this.#outcomes.timedOut(this.#sub);
+  }
+
+  onTransportError(): void {
+    this.#outcomes.unsendable(this.#sub);
+  }
+}
+
+/** What the log says of a subscription's NOTIFY: made only when a line is written. */
+function logFields(sub: Subscription): Record<string, string> {
+  return { callId: sub.dialog.callId, watcher: sub.watcher, event: sub.package, resource: sub.resource };
+}
+
 /**
  * An in-dialog NOTIFY (RFC 3261 §12.2.1.1; RFC 6665 §8.2.1 Event, §8.2.3 Subscription-State):
  * Request-URI the subscriber's Contact, Route the dialog's route set (the SUBSCRIBE's
@@ -230,7 +287,19 @@ export function buildNotify(sub: Subscription, flow: Flow, document: EventDocume
   headers.append('user-agent', product);
   for (const [name, value] of document.headers ?? []) headers.append(name, value);
   headers.append('content-type', document.contentType);
-  return createRequest('NOTIFY', uri, headers, Buffer.from(document.body, 'utf8'));
+  return createRequest('NOTIFY', uri, headers, bodyBytes(document));
+}
+
+/** The bytes of each document, encoded once however many NOTIFYs carry it (a fan-out's views are shared objects). */
+const encoded = new WeakMap<EventDocument, Buffer>();
+
+function bodyBytes(document: EventDocument): Buffer {
+  let bytes = encoded.get(document);
+  if (bytes === undefined) {
+    bytes = Buffer.from(document.body, 'utf8');
+    encoded.set(document, bytes);
+  }
+  return bytes;
 }
 
 /**
