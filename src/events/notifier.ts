@@ -46,6 +46,13 @@ export interface NotifierSelf {
   protocol: TransportProtocol;
 }
 
+/**
+ * NOTIFYs of one fan-out started in one turn of the event loop (notifyAll). At some 30 µs each,
+ * 1,000 hold the loop for some 30 ms: other traffic waits no longer than that, and the last of
+ * 10,000 watchers waits for the 200s of the others only ten times.
+ */
+export const FANOUT_SLICE = 1000;
+
 export class Notifier {
   readonly #deps: NotifierDeps;
   /** dialogs with a NOTIFY awaiting its final response */
@@ -56,6 +63,8 @@ export class Notifier {
   readonly #lastBody = new Map<string, string>();
   /** NOTIFYs being prepared: their documents read, their flows found */
   #preparing = 0;
+  /** the fan-out of each resource whose slices are still going out (notifyAll) */
+  readonly #fanouts = new Map<string, object>();
   /** prepared() callers waiting for #preparing to reach 0 */
   #idle: Array<() => void> = [];
   /** what a NOTIFY's transaction reports, shared by all (one small object per NOTIFY, not four closures) */
@@ -115,6 +124,40 @@ export class Notifier {
     void this.#send(sub, onlyIfChanged, views);
   }
 
+  /**
+   * A change of one resource (`key`) reaches its subscribers in slices of FANOUT_SLICE NOTIFYs, one
+   * slice per turn of the event loop: a fan-out to 10,000 watchers does not hold up everything
+   * else (REGISTERs, MESSAGEs, the 200s to these NOTIFYs) for as long as it takes, and a slice is
+   * big enough that the last watchers do not wait for much else. A newer change of the same
+   * resource takes over: its fan-out covers every subscriber with the newer views, so the slices
+   * of the older one left are dropped.
+   */
+  notifyAll(key: string, subs: readonly Subscription[], views?: Promise<DocumentViews>): void {
+    const fanout = {};
+    this.#fanouts.set(key, fanout);
+    let next = 0;
+    const slice = (): void => {
+      const end = Math.min(subs.length, next + FANOUT_SLICE);
+      for (; next < end; next++) this.notify(subs[next] as Subscription, true, views);
+      if (next >= subs.length) {
+        if (this.#fanouts.get(key) === fanout) this.#fanouts.delete(key);
+        return;
+      }
+      // counted as being prepared, so that prepared() waits for the slices still to come
+      this.#preparing++;
+      setImmediate(() => {
+        if (this.#fanouts.get(key) === fanout) slice();
+        this.#donePreparing();
+      });
+    };
+    slice();
+  }
+
+  /** The service stops: the slices of fan-outs still to go are dropped. */
+  close(): void {
+    this.#fanouts.clear();
+  }
+
   /** Resolves when no NOTIFY is being prepared: each one due is sent, or found unchanged (tests). */
   async prepared(): Promise<void> {
     while (this.#preparing > 0) await new Promise<void>((resolve) => this.#idle.push(resolve));
@@ -141,12 +184,15 @@ export class Notifier {
       this.#deps.logger.error({ err, watcher: sub.watcher, event: sub.package, resource: sub.resource }, 'NOTIFY to %s failed', sub.watcher);
       this.#end(sub, 'deactivated');
     } finally {
-      if (--this.#preparing === 0 && this.#idle.length > 0) {
-        const idle = this.#idle;
-        this.#idle = [];
-        for (const wake of idle) wake();
-      }
+      this.#donePreparing();
     }
+  }
+
+  #donePreparing(): void {
+    if (--this.#preparing > 0 || this.#idle.length === 0) return;
+    const idle = this.#idle;
+    this.#idle = [];
+    for (const wake of idle) wake();
   }
 
   async #prepare(sub: Subscription, onlyIfChanged: boolean, views: Promise<DocumentViews> | undefined): Promise<void> {

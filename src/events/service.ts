@@ -146,7 +146,7 @@ export class EventService implements EventNotifications {
     const views = pkg.views?.(address);
     // a failure reaches each NOTIFY that waits for the views (it is logged there); none may wait
     views?.catch(() => {});
-    for (const sub of subs) running.notifier.notify(sub, true, views);
+    running.notifier.notifyAll(`${packageName}\n${address}`, subs, views);
   }
 
   changedAll(packageName: string): void {
@@ -236,6 +236,7 @@ export class EventService implements EventNotifications {
     const running = this.#running;
     if (!running) return;
     running.cancelSweep();
+    running.notifier.close();
     for (const pkg of this.#packages.values()) pkg.close?.();
     running.subscriptions.close();
     this.#running = undefined;
