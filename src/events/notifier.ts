@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import type { FlowRef } from '../registrar/index.ts';
 import type { FederationGate } from '../router/context.ts';
-import { createRequest, Headers, newBranch, parseNameAddr, parseUri, sentBy, viaTransport } from '../sip/index.ts';
+import { newBranch, parseMessage, parseNameAddr, parseUri, sentBy, viaTransport } from '../sip/index.ts';
 import type { ClientTransactionUser, Flow, SipRequest, SipResponse, TransactionLayer, TransportProtocol } from '../sip/index.ts';
 import type { DocumentViews } from './package.ts';
 import type { Subscription, TerminationReason } from './subscriptions.ts';
@@ -26,7 +26,8 @@ export interface EventDocument {
 export interface NotifierDeps {
   product: string;
   logger: Logger;
-  transactions: Pick<TransactionLayer, 'sendRequest'>;
+  /** sendPrepared when the layer has it (the server's); tests' layers may take only messages */
+  transactions: Pick<TransactionLayer, 'sendRequest'> & Partial<Pick<TransactionLayer, 'sendPrepared'>>;
   resolveFlow(ref: FlowRef): Flow | undefined;
   now(): number;
   /** the document the subscriber may see now (from the subscription's package) */
@@ -63,6 +64,8 @@ export class Notifier {
   readonly #lastBody = new Map<string, string>();
   /** NOTIFYs being prepared: their documents read, their flows found */
   #preparing = 0;
+  /** each subscription's NOTIFY template: gone with the subscription */
+  readonly #templates = new WeakMap<Subscription, NotifyTemplate>();
   /** the fan-out of each resource whose slices are still going out (notifyAll) */
   readonly #fanouts = new Map<string, object>();
   /** prepared() callers waiting for #preparing to reach 0 */
@@ -223,9 +226,23 @@ export class Notifier {
     const terminal = sub.state === 'terminating';
     const gate = this.#deps.federation;
     const self: NotifierSelf | undefined = sub.partner === undefined || gate === undefined ? undefined : { sentBy: gate.sentBy, protocol: 'tls' };
-    const request = buildNotify(sub, flow, document, this.#deps.now(), this.#deps.product, self);
-    if (this.#deps.logger.isLevelEnabled('debug')) this.#deps.logger.debug({ ...logFields(sub), subscriptionState: request.headers.get('subscription-state') }, 'NOTIFY %s', sub.watcher);
-    this.#deps.transactions.sendRequest(request, flow, new NotifyTransactionUser(this.#outcomes, sub, terminal));
+    const branch = newBranch();
+    const subscriptionState = sub.subscriptionState(this.#deps.now());
+    const bytes = fillNotify(this.#templateOf(sub, flow, self), branch, sub.nextCSeq(), subscriptionState, document);
+    if (this.#deps.logger.isLevelEnabled('debug')) this.#deps.logger.debug({ ...logFields(sub), subscriptionState }, 'NOTIFY %s', sub.watcher);
+    const user = new NotifyTransactionUser(this.#outcomes, sub, terminal);
+    const transactions = this.#deps.transactions;
+    if (transactions.sendPrepared !== undefined) transactions.sendPrepared(notifyKey(branch), bytes, flow, user);
+    else transactions.sendRequest(parseMessage(bytes) as SipRequest, flow, user);
+  }
+
+  /** The subscription's NOTIFY template, made again when its target, flow or name towards a partner changed. */
+  #templateOf(sub: Subscription, flow: Flow, self: NotifierSelf | undefined): NotifyTemplate {
+    const kept = this.#templates.get(sub);
+    if (kept !== undefined && kept.remoteTarget === sub.dialog.remoteTarget && kept.flowId === flow.id && kept.selfSentBy === self?.sentBy) return kept;
+    const template = notifyTemplate(sub, flow, this.#deps.product, self);
+    this.#templates.set(sub, template);
+    return template;
   }
 
   /**
@@ -309,31 +326,85 @@ function logFields(sub: Subscription): Record<string, string> {
 }
 
 /**
- * An in-dialog NOTIFY (RFC 3261 §12.2.1.1; RFC 6665 §8.2.1 Event, §8.2.3 Subscription-State):
- * Request-URI the subscriber's Contact, Route the dialog's route set (the SUBSCRIBE's
- * Record-Route: a partner's watcher is behind its organisation's proxy). `self`: how the notifier
- * names itself in Via and Contact when not by `flow` (towards a partner: its federation name, TLS).
+ * What a subscription's NOTIFYs share from one to the next: the dialog's (RFC 3261 §12.2.1.1) and
+ * the notifier's header fields, serialised once. Each NOTIFY fills in only its Via branch, CSeq,
+ * Subscription-State and document (fillNotify). Remade when what it was made from changes: a
+ * refresh may bring a new remote target or flow, a partner's subscription a new connection.
+ */
+export interface NotifyTemplate {
+  readonly remoteTarget: string;
+  readonly flowId: string;
+  readonly selfSentBy: string | undefined;
+  /** `NOTIFY <uri> SIP/2.0` and the Via up to its branch */
+  readonly start: string;
+  /** the end of the Via line, then Max-Forwards, Route, From, To, Call-ID */
+  readonly dialog: string;
+  /** after CSeq: Contact, Event */
+  readonly contact: string;
+  /** after Subscription-State: User-Agent */
+  readonly userAgent: string;
+}
+
+/** What the serializer refuses in a header value (src/sip/serializer.ts), and in a Request-URI. */
+const UNSAFE_VALUE = /[\r\n\0]/;
+const WIRE_URI = /^[\x21-\x7e]+$/;
+
+/**
+ * An in-dialog NOTIFY's template (RFC 3261 §12.2.1.1; RFC 6665 §8.2.1 Event): Request-URI the
+ * subscriber's Contact, Route the dialog's route set (the SUBSCRIBE's Record-Route: a partner's
+ * watcher is behind its organisation's proxy). `self`: how the notifier names itself in Via and
+ * Contact when not by `flow` (towards a partner: its federation name, TLS). Throws on a value
+ * that cannot go on the wire, as the serializer does.
+ */
+export function notifyTemplate(sub: Subscription, flow: Flow, product: string, self?: NotifierSelf): NotifyTemplate {
+  const d = sub.dialog;
+  const via = self === undefined ? `${viaTransport(flow.protocol)} ${sentBy(flow)}` : `${viaTransport(self.protocol)} ${self.sentBy}`;
+  const { uri, routes } = requestTarget(d.remoteTarget, d.routeSet);
+  if (!WIRE_URI.test(uri)) throw new Error(`NOTIFY Request-URI ${JSON.stringify(uri.slice(0, 80))} cannot be sent`);
+  const contact = self === undefined ? notifierContact(flow) : `<sip:${self.sentBy};transport=${self.protocol}>`;
+  const values = [via, d.localHeader, d.remoteHeader, d.callId, contact, sub.event, product, ...routes];
+  const unsafe = values.find((value) => UNSAFE_VALUE.test(value));
+  if (unsafe !== undefined) throw new Error(`NOTIFY header value ${JSON.stringify(unsafe.slice(0, 80))} has CR, LF or NUL`);
+  // the order of buildNotify's messages before templates, kept to the byte
+  return {
+    remoteTarget: d.remoteTarget,
+    flowId: flow.id,
+    selfSentBy: self?.sentBy,
+    start: `NOTIFY ${uri} SIP/2.0\r\nVia: SIP/2.0/${via};branch=`,
+    dialog: `\r\nMax-Forwards: 70\r\n${routes.map((route) => `Route: ${route}\r\n`).join('')}From: ${d.localHeader}\r\nTo: ${d.remoteHeader}\r\nCall-ID: ${d.callId}\r\n`,
+    contact: `Contact: ${contact}\r\nEvent: ${sub.event}\r\n`,
+    userAgent: `User-Agent: ${product}\r\n`,
+  };
+}
+
+/** One NOTIFY's bytes (RFC 6665 §8.2.3 Subscription-State): the template with this NOTIFY's own fields and document. */
+export function fillNotify(template: NotifyTemplate, branch: string, cseq: number, subscriptionState: string, document: EventDocument): Buffer {
+  let head = template.start + branch + template.dialog + 'CSeq: ' + String(cseq) + ' NOTIFY\r\n' + template.contact + 'Subscription-State: ' + subscriptionState + '\r\n' + template.userAgent;
+  for (const [name, value] of document.headers ?? []) {
+    if (UNSAFE_VALUE.test(name) || UNSAFE_VALUE.test(value)) throw new Error(`NOTIFY header ${JSON.stringify(name.slice(0, 40))} has CR, LF or NUL`);
+    head += name + ': ' + value + '\r\n';
+  }
+  const body = bodyBytes(document);
+  head += 'Content-Type: ' + document.contentType + '\r\nContent-Length: ' + String(body.length) + '\r\n\r\n';
+  const headLength = Buffer.byteLength(head, 'utf8');
+  const out = Buffer.allocUnsafe(headLength + body.length);
+  out.write(head, 0, 'utf8');
+  body.copy(out, headLength);
+  return out;
+}
+
+/** The client transaction key of a NOTIFY with this branch: what clientTransactionKey gives for it (§17.1.3). */
+export function notifyKey(branch: string): string {
+  return `${branch}|NOTIFY`;
+}
+
+/**
+ * An in-dialog NOTIFY as a message (tests, and transaction layers that take only messages): the
+ * bytes fillNotify makes, parsed. Takes the next CSeq of the subscription.
  */
 export function buildNotify(sub: Subscription, flow: Flow, document: EventDocument, now: number, product: string, self?: NotifierSelf): SipRequest {
-  const d = sub.dialog;
-  const headers = new Headers();
-  const branch = newBranch();
-  const via = self === undefined ? `${viaTransport(flow.protocol)} ${sentBy(flow)}` : `${viaTransport(self.protocol)} ${self.sentBy}`;
-  headers.append('via', `SIP/2.0/${via};branch=${branch}`);
-  headers.append('max-forwards', '70');
-  const { uri, routes } = requestTarget(d.remoteTarget, d.routeSet);
-  for (const route of routes) headers.append('route', route);
-  headers.append('from', d.localHeader);
-  headers.append('to', d.remoteHeader);
-  headers.append('call-id', d.callId);
-  headers.append('cseq', `${sub.nextCSeq()} NOTIFY`);
-  headers.append('contact', self === undefined ? notifierContact(flow) : `<sip:${self.sentBy};transport=${self.protocol}>`);
-  headers.append('event', sub.event);
-  headers.append('subscription-state', sub.subscriptionState(now));
-  headers.append('user-agent', product);
-  for (const [name, value] of document.headers ?? []) headers.append(name, value);
-  headers.append('content-type', document.contentType);
-  return createRequest('NOTIFY', uri, headers, bodyBytes(document));
+  const bytes = fillNotify(notifyTemplate(sub, flow, product, self), newBranch(), sub.nextCSeq(), sub.subscriptionState(now), document);
+  return parseMessage(bytes) as SipRequest;
 }
 
 /** The bytes of each document, encoded once however many NOTIFYs carry it (a fan-out's views are shared objects). */

@@ -65,13 +65,14 @@ export class NonInviteClientTransaction implements Expiring {
   #user: ClientTransactionUser;
   readonly #owner: ClientTransactionOwner;
 
-  constructor(key: string, request: SipRequest, flow: Flow, timers: TimerSettings, user: ClientTransactionUser, owner: ClientTransactionOwner) {
+  /** `request`: the message, or its bytes when the sender serialised it (TransactionLayer.sendPrepared) */
+  constructor(key: string, request: SipRequest | Buffer, flow: Flow, timers: TimerSettings, user: ClientTransactionUser, owner: ClientTransactionOwner) {
     this.key = key;
     this.flow = flow;
     this.#timers = timers;
     this.#user = user;
     this.#owner = owner;
-    this.#bytes = serialize(request);
+    this.#bytes = Buffer.isBuffer(request) ? request : serialize(request);
     this.#interval = timers.t1;
   }
 
