@@ -34,6 +34,13 @@ describe('spool entry ids', () => {
     assert.equal(ids.size, 1000);
     for (const id of ids) assert.match(id, /^sp-[a-z2-7]{16}$/);
   });
+
+  it('ids made later sort after earlier ones (the indexes keyed by them take them in order), within a millisecond too', () => {
+    const at = Date.UTC(2026, 11, 7, 9, 30);
+    const ids = [newEntryId(at - 1), newEntryId(at), newEntryId(at), newEntryId(at), newEntryId(at + 1), newEntryId(at + 32), newEntryId(at + 86_400_000 * 365 * 50)];
+    assert.deepEqual([...ids].sort(), ids);
+    assert.equal(new Set(ids).size, ids.length);
+  });
 });
 
 for (const engine of ENGINES) describe(`the spool on ${engine.name}`, () => {
