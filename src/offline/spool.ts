@@ -173,33 +173,36 @@ function sortable(value: number, width: number): string {
  * waiting entry of the same sender and recipient whose pickup delay has not ended, otherwise it
  * opens a new entry. Each step goes to the trace in the same transaction.
  *
- * The entries are written message by message (a later message of the batch may join an entry an
- * earlier one opened); the messages' rows and their trace rows, which nothing in the batch reads,
- * after them, many to a statement (insertRows): a message costs two statements, not six.
+ * The batch's open entries are read first, all pairs in one statement per 32 (on PostgreSQL one
+ * round trip, not one per message); which entry each message joins, or that it opens one (which
+ * later messages of the batch may join), is decided from them in order. Then every write is
+ * issued without waiting (pipelined on PostgreSQL): an entry's INSERT or UPDATE per message, and
+ * the messages' rows and trace rows many to a statement (insertRows): a message costs about one
+ * statement, not six.
  */
 export async function spoolMessages(sql: Sql, requests: readonly SpoolRequest[]): Promise<SpoolReceipt[]> {
   const receipts: SpoolReceipt[] = [];
   const messages: SqlValue[][] = [];
   const steps: TraceEvent[] = [];
   const writes: Array<Promise<unknown>> = [];
-  // not awaited one by one: issued in order, each is done before the next statement runs (the
-  // next message's SELECT sees the entry), and on PostgreSQL they travel pipelined with it
+  // not awaited one by one: issued in order, and on PostgreSQL pipelined
   const write = (p: Promise<unknown>): void => {
     // a failure is thrown by the Promise.all below, not reported as unhandled meanwhile
     p.catch(() => undefined);
     writes.push(p);
   };
+  const open = await openEntries(sql, requests);
   for (const r of requests) {
     const kind = r.kind ?? 'offline';
     const from = r.pickupFrom ?? r.receivedAt;
-    const open = await sql.get<{ id: string; message_count: number; pickup_at: number }>(
-      "SELECT id, message_count, pickup_at FROM spool_entries WHERE sender = ? AND recipient = ? AND state = 'waiting' AND attempts = 0 AND pickup_at > ? AND kind = ? ORDER BY created_at DESC LIMIT 1",
-      [r.sender, r.recipient, from, kind],
-    );
+    const candidates = open.get(pairKey(r.sender, r.recipient, kind)) ?? [];
+    // the newest entry of the pair whose pickup delay has not ended when this message came
+    const joinable = candidates.find((c) => c.pickup_at > from);
     let receipt: SpoolReceipt;
-    if (open !== undefined) {
-      receipt = { entryId: open.id, seq: open.message_count + 1, joined: true, pickupAt: open.pickup_at };
-      write(sql.run('UPDATE spool_entries SET message_count = ?, bytes = bytes + ? WHERE id = ?', [receipt.seq, r.body.byteLength, open.id]));
+    if (joinable !== undefined) {
+      joinable.message_count++;
+      receipt = { entryId: joinable.id, seq: joinable.message_count, joined: true, pickupAt: joinable.pickup_at };
+      write(sql.run('UPDATE spool_entries SET message_count = ?, bytes = bytes + ? WHERE id = ?', [receipt.seq, r.body.byteLength, joinable.id]));
     } else {
       const id = newEntryId();
       const pickupAt = from + r.pickupDelayMs;
@@ -210,6 +213,11 @@ export async function spoolMessages(sql: Sql, requests: readonly SpoolRequest[])
         ),
       );
       receipt = { entryId: id, seq: 1, joined: false, pickupAt };
+      // later messages of the batch may join it: kept among the pair's entries, newest first
+      const made: OpenEntry = { id, message_count: 1, pickup_at: pickupAt, created_at: from };
+      const before = candidates.findIndex((c) => c.created_at <= from);
+      candidates.splice(before === -1 ? candidates.length : before, 0, made);
+      open.set(pairKey(r.sender, r.recipient, kind), candidates);
     }
     messages.push([receipt.entryId, receipt.seq, r.callId, r.receivedAt, r.contentType, r.body]);
     const step = (name: string, detail: Record<string, unknown>): TraceEvent => ({ traceId: receipt.entryId, callId: r.callId, at: r.receivedAt, step: name, detail });
@@ -224,6 +232,55 @@ export async function spoolMessages(sql: Sql, requests: readonly SpoolRequest[])
   write(recordTraces(sql, steps));
   await Promise.all(writes);
   return receipts;
+}
+
+interface OpenEntry {
+  id: string;
+  message_count: number;
+  pickup_at: number;
+  created_at: number;
+}
+
+const pairKey = (sender: string, recipient: string, kind: string): string => `${kind} ${sender} ${recipient}`;
+/** distinct pairs looked up per statement */
+const PAIRS_PER_LOOKUP = 32;
+
+/**
+ * The waiting entries messages of `requests` may join (same sender, recipient and kind, not
+ * picked up, pickup delay not ended when the batch's earliest message came), per pair, newest first.
+ */
+async function openEntries(sql: Sql, requests: readonly SpoolRequest[]): Promise<Map<string, OpenEntry[]>> {
+  const pairs = new Map<string, [string, string, string]>();
+  let from = Number.POSITIVE_INFINITY;
+  for (const r of requests) {
+    const kind = r.kind ?? 'offline';
+    pairs.set(pairKey(r.sender, r.recipient, kind), [r.sender, r.recipient, kind]);
+    from = Math.min(from, r.pickupFrom ?? r.receivedAt);
+  }
+  const all = [...pairs.values()];
+  const lookups: Array<Promise<Array<OpenEntry & { sender: string; recipient: string; kind: string }>>> = [];
+  for (let at = 0; at < all.length; at += PAIRS_PER_LOOKUP) {
+    const chunk = all.slice(at, at + PAIRS_PER_LOOKUP);
+    // a row-value IN, not ORs: SQLite searches spool_entries_open once per pair either way, but
+    // past a few ORed pairs it guesses a scan of every waiting entry is cheaper
+    const pairsList = chunk.map(() => '(?, ?, ?)').join(', ');
+    lookups.push(
+      sql.all(
+        `SELECT id, sender, recipient, kind, message_count, pickup_at, created_at FROM spool_entries WHERE (sender, recipient, kind) IN (VALUES ${pairsList}) AND state = 'waiting' AND attempts = 0 AND pickup_at > ?`,
+        [...chunk.flat(), from],
+      ),
+    );
+  }
+  const open = new Map<string, OpenEntry[]>();
+  for (const rows of await Promise.all(lookups)) {
+    for (const row of rows.sort((a, b) => Number(b.created_at) - Number(a.created_at))) {
+      const key = pairKey(row.sender, row.recipient, row.kind);
+      const list = open.get(key) ?? [];
+      list.push({ id: row.id, message_count: Number(row.message_count), pickup_at: Number(row.pickup_at), created_at: Number(row.created_at) });
+      open.set(key, list);
+    }
+  }
+  return open;
 }
 
 /**
