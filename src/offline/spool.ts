@@ -173,7 +173,7 @@ function sortable(value: number, width: number): string {
  * waiting entry of the same sender and recipient whose pickup delay has not ended, otherwise it
  * opens a new entry. Each step goes to the trace in the same transaction.
  *
- * The batch's open entries are read first, all pairs in one statement per 32 (on PostgreSQL one
+ * The batch's open entries are read first, one SELECT per pair, all at once (on PostgreSQL one
  * round trip, not one per message); which entry each message joins, or that it opens one (which
  * later messages of the batch may join), is decided from them in order. Then every write is
  * issued without waiting (pipelined on PostgreSQL): an entry's INSERT or UPDATE per message, and
@@ -242,44 +242,37 @@ interface OpenEntry {
 }
 
 const pairKey = (sender: string, recipient: string, kind: string): string => `${kind} ${sender} ${recipient}`;
-/** distinct pairs looked up per statement */
-const PAIRS_PER_LOOKUP = 32;
-
 /**
  * The waiting entries messages of `requests` may join (same sender, recipient and kind, not
- * picked up, pickup delay not ended when the batch's earliest message came), per pair, newest first.
+ * picked up, pickup delay not ended when the pair's earliest message of the batch came), per
+ * pair, newest first. One SELECT per pair, all issued at once (pipelined on PostgreSQL, one round
+ * trip): each searches spool_entries_open. (One statement for many pairs, a row-value IN or ORed
+ * pairs, lets the planners guess wrong: SQLite past a few ORed pairs, PostgreSQL without fresh
+ * statistics, scan every waiting entry instead.)
  */
 async function openEntries(sql: Sql, requests: readonly SpoolRequest[]): Promise<Map<string, OpenEntry[]>> {
-  const pairs = new Map<string, [string, string, string]>();
-  let from = Number.POSITIVE_INFINITY;
+  const pairs = new Map<string, { sender: string; recipient: string; kind: string; from: number }>();
   for (const r of requests) {
     const kind = r.kind ?? 'offline';
-    pairs.set(pairKey(r.sender, r.recipient, kind), [r.sender, r.recipient, kind]);
-    from = Math.min(from, r.pickupFrom ?? r.receivedAt);
+    const from = r.pickupFrom ?? r.receivedAt;
+    const key = pairKey(r.sender, r.recipient, kind);
+    const pair = pairs.get(key);
+    if (pair === undefined) pairs.set(key, { sender: r.sender, recipient: r.recipient, kind, from });
+    else pair.from = Math.min(pair.from, from);
   }
-  const all = [...pairs.values()];
-  const lookups: Array<Promise<Array<OpenEntry & { sender: string; recipient: string; kind: string }>>> = [];
-  for (let at = 0; at < all.length; at += PAIRS_PER_LOOKUP) {
-    const chunk = all.slice(at, at + PAIRS_PER_LOOKUP);
-    // a row-value IN, not ORs: SQLite searches spool_entries_open once per pair either way, but
-    // past a few ORed pairs it guesses a scan of every waiting entry is cheaper
-    const pairsList = chunk.map(() => '(?, ?, ?)').join(', ');
-    lookups.push(
-      sql.all(
-        `SELECT id, sender, recipient, kind, message_count, pickup_at, created_at FROM spool_entries WHERE (sender, recipient, kind) IN (VALUES ${pairsList}) AND state = 'waiting' AND attempts = 0 AND pickup_at > ?`,
-        [...chunk.flat(), from],
+  const keys = [...pairs.keys()];
+  const found = await Promise.all(
+    [...pairs.values()].map((p) =>
+      sql.all<{ id: string; message_count: number; pickup_at: number; created_at: number }>(
+        "SELECT id, message_count, pickup_at, created_at FROM spool_entries WHERE sender = ? AND recipient = ? AND state = 'waiting' AND attempts = 0 AND pickup_at > ? AND kind = ? ORDER BY created_at DESC",
+        [p.sender, p.recipient, p.from, p.kind],
       ),
-    );
-  }
+    ),
+  );
   const open = new Map<string, OpenEntry[]>();
-  for (const rows of await Promise.all(lookups)) {
-    for (const row of rows.sort((a, b) => Number(b.created_at) - Number(a.created_at))) {
-      const key = pairKey(row.sender, row.recipient, row.kind);
-      const list = open.get(key) ?? [];
-      list.push({ id: row.id, message_count: Number(row.message_count), pickup_at: Number(row.pickup_at), created_at: Number(row.created_at) });
-      open.set(key, list);
-    }
-  }
+  found.forEach((rows, i) => {
+    if (rows.length > 0) open.set(keys[i] as string, rows.map((row) => ({ id: row.id, message_count: Number(row.message_count), pickup_at: Number(row.pickup_at), created_at: Number(row.created_at) })));
+  });
   return open;
 }
 
