@@ -2,7 +2,8 @@
 // retried, failed) recorded under one id — the spool entry id — and linked to the SIP Call-ID, so
 // `parley trace <id>` tells an administrator what happened without reading the whole log. It is
 // what the seed's ETL client log was for, kept in the server.
-import type { Sql } from '../storage/index.ts';
+import type { Sql, SqlValue } from '../storage/index.ts';
+import { insertRows } from '../storage/index.ts';
 import type { MigrationSet } from '../storage/index.ts';
 
 export const TRACE_MIGRATIONS: MigrationSet = {
@@ -53,7 +54,16 @@ const INSERT = 'INSERT INTO trace_events (trace_id, call_id, at, step, detail) V
 
 /** Appends one step. Call it inside the transaction that makes the step true, so both or neither persist. */
 export async function recordTrace(sql: Sql, event: TraceEvent): Promise<void> {
-  await sql.run(INSERT, [event.traceId, event.callId, event.at, event.step, JSON.stringify(event.detail)]);
+  await sql.run(INSERT, traceRow(event));
+}
+
+/** Appends steps in order, several to a statement (a batch's); the same rule as recordTrace. */
+export async function recordTraces(sql: Sql, events: readonly TraceEvent[]): Promise<void> {
+  await insertRows(sql, 'INSERT INTO trace_events (trace_id, call_id, at, step, detail)', events.map(traceRow));
+}
+
+function traceRow(event: TraceEvent): SqlValue[] {
+  return [event.traceId, event.callId, event.at, event.step, JSON.stringify(event.detail)];
 }
 
 /**

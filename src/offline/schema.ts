@@ -237,5 +237,11 @@ ALTER TABLE spool_entries ADD COLUMN lease_until BIGINT;
 `,
       },
     },
+    {
+      // Nothing looks messages up by Call-ID (the trace does, in trace_events), and a client's
+      // Call-IDs are random: the index cost every spooled message a write to a page of its own.
+      id: '007-no-message-call-id-index',
+      up: 'DROP INDEX IF EXISTS spool_messages_call_id;',
+    },
   ],
 };

@@ -4,7 +4,7 @@ export { changeStamp, databaseSize, DATABASE_FILE, DEFAULT_BUSY_TIMEOUT_MS, open
 export type { AppliedMigration, Migration, MigrationSet } from './migrations.ts';
 export { appliedMigrations, listAppliedMigrations, migrate, migrationSql, runMigrations } from './migrations.ts';
 export type { Sql, SqlDatabase, SqlEngine, SqlRunResult, SqlValue, TransactionOptions } from './sql.ts';
-export { isUniqueViolation } from './sql.ts';
+export { insertRows, isUniqueViolation } from './sql.ts';
 export { SqliteSql, sqliteSql } from './sqlite-sql.ts';
 export type { PostgresOptions } from './postgres-sql.ts';
 export { openPostgres, PostgresSql, postgresSize, sqlState } from './postgres-sql.ts';

@@ -114,3 +114,30 @@ export function isUniqueViolation(error: unknown): boolean {
   // SQLite extended result codes: SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE
   return e.errcode === 1555 || e.errcode === 2067;
 }
+
+/** Rows per statement of insertRows: few statement texts to keep prepared, few statements per batch. */
+const ROWS_PER_INSERT = 32;
+const insertTexts = new Map<string, string>();
+
+/**
+ * Inserts `rows` in order with multi-row `INSERT … VALUES (…), (…)` statements of up to
+ * ROWS_PER_INSERT rows: a batch of many small rows costs a few statements instead of one each
+ * (a statement's fixed cost is most of a small row's on SQLite, a round trip's worth of protocol on
+ * PostgreSQL). `head` is `INSERT INTO table (columns)`; each row has one value per column.
+ */
+export async function insertRows(sql: Sql, head: string, rows: ReadonlyArray<readonly SqlValue[]>): Promise<void> {
+  const writes: Array<Promise<unknown>> = [];
+  for (let at = 0; at < rows.length; at += ROWS_PER_INSERT) {
+    const chunk = rows.slice(at, at + ROWS_PER_INSERT);
+    const width = chunk[0]?.length ?? 0;
+    const key = `${head}\u0000${width}\u0000${chunk.length}`;
+    let text = insertTexts.get(key);
+    if (text === undefined) {
+      const tuple = `(${Array.from({ length: width }, () => '?').join(', ')})`;
+      insertTexts.set(key, (text = `${head} VALUES ${Array.from({ length: chunk.length }, () => tuple).join(', ')}`));
+    }
+    // issued together, in order (pipelined on PostgreSQL)
+    writes.push(sql.run(text, chunk.flat()));
+  }
+  await Promise.all(writes);
+}

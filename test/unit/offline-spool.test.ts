@@ -34,6 +34,13 @@ describe('spool entry ids', () => {
     assert.equal(ids.size, 1000);
     for (const id of ids) assert.match(id, /^sp-[a-z2-7]{16}$/);
   });
+
+  it('ids made later sort after earlier ones (the indexes keyed by them take them in order), within a millisecond too', () => {
+    const at = Date.UTC(2026, 11, 7, 9, 30);
+    const ids = [newEntryId(at - 1), newEntryId(at), newEntryId(at), newEntryId(at), newEntryId(at + 1), newEntryId(at + 32), newEntryId(at + 86_400_000 * 365 * 50)];
+    assert.deepEqual([...ids].sort(), ids);
+    assert.equal(new Set(ids).size, ids.length);
+  });
 });
 
 for (const engine of ENGINES) describe(`the spool on ${engine.name}`, () => {
@@ -57,6 +64,21 @@ describe('spool entries', () => {
     const entry = await getEntry(db, a?.entryId ?? '');
     assert.equal(entry.messageCount, 3);
     assert.deepEqual((await entryMessages(db, entry.id)).map((m) => new TextDecoder().decode(m.body)), ['hello', 'hello', 'third']);
+  });
+
+  it('one batch of several pairs: each message joins its own pair\'s entry (one made by an earlier batch, or earlier in the batch), in order, its trace rows in order', async () => {
+    const [earlier] = await spool(req());
+    const carol = { recipient: 'carol@parley.test' };
+    const batch = await spool(req({ receivedAt: 1_000_100 }), req({ ...carol, receivedAt: 1_000_200 }), req({ receivedAt: 1_000_300 }), req({ ...carol, receivedAt: 1_000_400 }), req({ receivedAt: 1_000_000 + 2 * MIN }));
+    assert.deepEqual(batch.map((r) => r.seq), [2, 1, 3, 2, 1]);
+    assert.deepEqual(batch.map((r) => r.joined), [true, false, true, true, false]);
+    assert.equal(batch[0]?.entryId, earlier?.entryId);
+    assert.equal(batch[2]?.entryId, earlier?.entryId);
+    assert.equal(batch[3]?.entryId, batch[1]?.entryId);
+    assert.equal(new Set(batch.map((r) => r.entryId)).size, 3);
+    assert.equal((await getEntry(db, earlier?.entryId ?? '')).messageCount, 3);
+    assert.deepEqual((await entryMessages(db, batch[1]?.entryId ?? '')).map((m) => m.receivedAt), [1_000_200, 1_000_400]);
+    assert.deepEqual((await readTrace(db, batch[1]?.entryId ?? '')).map((e) => [e.step, e.at]), [['received', 1_000_200], ['gated', 1_000_200], ['spooled', 1_000_200], ['received', 1_000_400], ['gated', 1_000_400], ['spooled', 1_000_400]]);
   });
 
   it('a message after pickup time, another recipient or another sender opens a new entry', async () => {
