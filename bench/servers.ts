@@ -36,7 +36,10 @@ const KAMAILIO_SQL = '/usr/share/kamailio/db_sqlite';
 
 export interface BenchServer {
   name: 'Parley' | 'Kamailio';
+  /** UDP, and TCP on the same number */
   port: number;
+  /** the TLS listener's port (started with `tls`) */
+  tlsPort?: number;
   /** ws://… (Parley only) */
   wsUrl?: string;
   /** the data directory, <dataDir>/parley.db (Parley only; on PostgreSQL it holds the secrets only) */
@@ -166,6 +169,8 @@ export interface ParleyOptions {
   cluster?: { node: string; redis: string; database: { url: string; name: string } };
   /** the core the server is pinned to (default SERVER_CORE) */
   core?: string;
+  /** a TLS listener (config `tls` and `sipsPort`) with this certificate and key (PEM files) */
+  tls?: { cert: string; key: string };
 }
 
 /** Group-commit totals that bench/commit-stats.ts reports (see there). */
@@ -230,9 +235,10 @@ export async function startParley(domain: string, users: readonly string[], pass
   const args = [...nodeFlags, path.join(REPO_ROOT, 'src', 'cli.ts'), 'serve', '--data-dir', dataDir, '--domain', domain, '--listen', '127.0.0.1', '--sip-port', String(port), '--http-port', String(httpPort), '--digest-algorithms', 'MD5', '--log-level', 'warn'];
   if (postgres) args.push('--database', postgres.url);
   if (opts.cluster) args.push('--cluster', opts.cluster.node, '--redis', opts.cluster.redis);
-  if (opts.config) {
+  const config = opts.tls ? { ...opts.config, tls: { cert: opts.tls.cert, key: opts.tls.key }, sipsPort: 0 } : opts.config;
+  if (config) {
     const file = path.join(dataDir, 'bench-config.json');
-    await writeFile(file, JSON.stringify(opts.config));
+    await writeFile(file, JSON.stringify(config));
     args.push('--config', file);
   }
   const p = launch(process.execPath, args, REPO_ROOT, opts.core);
@@ -248,6 +254,11 @@ export async function startParley(domain: string, users: readonly string[], pass
     throw error;
   }
   const ws = /ws=(\S+)/.exec(p.output())?.[1];
+  const tlsPort = opts.tls ? Number(/ tls=\S+:(\d+) /.exec(p.output())?.[1]) : undefined;
+  if (tlsPort !== undefined && !(tlsPort > 0)) {
+    await stop();
+    throw new Error(`Parley's ready line names no TLS port: ${p.output().slice(-2000)}`);
+  }
   let asked = 0;
   const commitStats = async (): Promise<CommitTotals | undefined> => {
     if (!opts.commitStats) return undefined;
@@ -262,7 +273,7 @@ export async function startParley(domain: string, users: readonly string[], pass
       await new Promise((r) => setTimeout(r, 20));
     }
   };
-  return { name: 'Parley', port, wsUrl: ws, pid: p.child.pid!, dataDir, ...(postgres ? { postgres: { url: postgres.url, name: postgres.name } } : {}), stop, output: p.output, commitStats };
+  return { name: 'Parley', port, ...(tlsPort ? { tlsPort } : {}), wsUrl: ws, pid: p.child.pid!, dataDir, ...(postgres ? { postgres: { url: postgres.url, name: postgres.name } } : {}), stop, output: p.output, commitStats };
 }
 
 export interface KamailioOptions {
@@ -270,6 +281,8 @@ export interface KamailioOptions {
   children?: number;
   /** the msilo database's journal: SQLite's default rollback journal (`delete`) or `wal` */
   siloJournal?: 'delete' | 'wal';
+  /** listen on TCP too (kamailio.cfg's WITH_TCP), and on TLS with this certificate (WITH_TLS) */
+  stream?: { tls?: { cert: string; key: string } };
 }
 
 export async function startKamailio(domain: string, users: readonly string[], password: string, opts: KamailioOptions = {}): Promise<BenchServer> {
@@ -278,20 +291,27 @@ export async function startKamailio(domain: string, users: readonly string[], pa
   const silo = path.join(dir, 'silo.db');
   await seedKamailio(db, silo, domain, users, password, opts.siloJournal);
   const port = await findFreePort();
-  const cfg = (await readFile(path.join(BENCH_DIR, 'kamailio.cfg'), 'utf8')).replaceAll('__PORT__', String(port)).replaceAll('__DB__', db).replaceAll('__SILO_DB__', silo).replaceAll('__DOMAIN__', domain).replace(/^children=\d+$/m, `children=${opts.children ?? 2}`);
+  const tls = opts.stream?.tls;
+  const tlsPort = tls ? await findFreePort() : undefined;
+  const cfg = (await readFile(path.join(BENCH_DIR, 'kamailio.cfg'), 'utf8'))
+    .replaceAll('__PORT__', String(port)).replaceAll('__DB__', db).replaceAll('__SILO_DB__', silo).replaceAll('__DOMAIN__', domain)
+    .replaceAll('__TLS_PORT__', String(tlsPort ?? 0)).replaceAll('__TLS_CERT__', tls?.cert ?? '').replaceAll('__TLS_KEY__', tls?.key ?? '')
+    .replace(/^children=\d+$/m, `children=${opts.children ?? 2}`);
   const cfgFile = path.join(dir, 'kamailio.cfg');
   await writeFile(cfgFile, cfg);
   // -DD: no daemon, stay in the foreground; -E: log to stderr; -m/-M: shared/private memory in
   // MB. tm keeps each transaction in shm until its wait timer ends: 64 MB ran out at 2000
   // MESSAGE/s and 256 MB at 8000/s. Only touched pages count in the memory we report.
-  const p = launch('kamailio', ['-f', cfgFile, '-DD', '-E', '-m', '1024', '-M', '16', '-Y', dir], dir);
+  // -A: the cfg's #!ifdef blocks for the stream transports
+  const defines = opts.stream ? ['-A', 'WITH_TCP', ...(tls ? ['-A', 'WITH_TLS'] : [])] : [];
+  const p = launch('kamailio', ['-f', cfgFile, '-DD', '-E', '-m', '1024', '-M', '16', '-Y', dir, ...defines], dir);
   await waitFor(p, () => procTree(p.child.pid!).length > 3, 'Kamailio');
   await new Promise((r) => setTimeout(r, 500));
   const stop = async () => {
     await stopProc(p);
     await rm(dir, { recursive: true, force: true });
   };
-  return { name: 'Kamailio', port, pid: p.child.pid!, stop, output: p.output };
+  return { name: 'Kamailio', port, ...(tlsPort ? { tlsPort } : {}), pid: p.child.pid!, stop, output: p.output };
 }
 
 /** The soft limit on open files this process (and so each server) has. */

@@ -24,6 +24,11 @@ export interface StepOptions {
   keys?: Readonly<Record<string, string>>;
   /** sipp's digest uri, the same for every request (default: the domain, REGISTER's Request-URI) */
   authUri?: string;
+  /**
+   * `tcp`: one TCP connection per call (sipp -t tn) up to `connections` at once (-max_socket),
+   * after which sipp spreads the calls over the connections it has; the default is UDP, one socket
+   */
+  stream?: { connections: number };
   /** return every measured response time (StepResult.times), to merge steps run side by side (bench/cluster.ts) */
   keepTimes?: boolean;
 }
@@ -68,6 +73,10 @@ export function mean(values: readonly number[]): number {
   return values.length === 0 ? NaN : values.reduce((sum, v) => sum + v, 0) / values.length;
 }
 
+function transportArgs(stream: StepOptions['stream']): string[] {
+  return stream ? ['-t', 'tn', '-max_socket', String(stream.connections)] : ['-t', 'u1'];
+}
+
 export async function runStep(opts: StepOptions): Promise<StepResult> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'bench-sipp-'));
   try {
@@ -79,7 +88,7 @@ export async function runStep(opts: StepOptions): Promise<StepResult> {
     const sendSec = opts.calls / opts.rate;
     const timeoutSec = Math.ceil(sendSec + 15);
     const args = [
-      '-c', LOAD_CORE, 'sipp', opts.target, '-sf', opts.scenario, '-t', 'u1', '-i', '127.0.0.1', '-p', String(localPort),
+      '-c', LOAD_CORE, 'sipp', opts.target, '-sf', opts.scenario, ...transportArgs(opts.stream), '-i', '127.0.0.1', '-p', String(localPort),
       '-m', String(opts.calls), '-r', String(opts.rate), '-rp', '1000', '-nostdin', '-timeout', `${timeoutSec}s`,
       // a call with no answer for 5 s fails instead of retransmitting for ever
       '-recv_timeout', '5000', '-default_behaviors', 'all,-bye', '-inf', csv,
