@@ -519,7 +519,7 @@ function machine(): string[] {
   return [
     `${cpus.length} cores (${cpus[0]?.model ?? 'unknown CPU'}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ${distro}, kernel ${os.release()}`,
     `Node ${process.version} (Parley), ${kamailio}, sipp ${sipp}`,
-    `servers pinned to core ${SERVER_CORE} (taskset), sipp and the bench process to core ${LOAD_CORE}; everything on 127.0.0.1 over UDP; open-files limit ${fdLimit()}`,
+    `servers pinned to core ${SERVER_CORE} (taskset), sipp and the bench process to core ${LOAD_CORE}; everything on 127.0.0.1 (UDP; TCP and TLS in scenarios 4-7, TLS through stunnel on core ${LOAD_CORE}); open-files limit ${fdLimit()}`,
   ];
 }
 
@@ -549,27 +549,37 @@ async function main(): Promise<void> {
     ? await benchOffline((users) => startParley(DOMAIN, users, PASSWORD, { ...ENGINE, pickupDelay: OFFLINE_PICKUP_DELAY, commitStats: true, label: 'offline', config: OFFLINE_CONFIG }), true)
     : undefined;
   const kamailioOffline = ONLY.has('3') && SERVERS.includes('kamailio') ? await benchOffline((users) => startKamailio(DOMAIN, users, PASSWORD, KAMAILIO_OFFLINE), false) : undefined;
-  // scenarios 4-7: one certificate for both servers; in the smoke run both servers at once (it measures nothing)
+  // scenarios 4-7: one certificate for both servers. The smoke run (which measures nothing) runs
+  // both servers' at once, beside the WebSocket, fan-out and cluster parts, to stay under a minute.
+  type Streams = Awaited<ReturnType<typeof benchStreams>>;
   const transports = (['tcp', 'tls'] as const).filter((t) => ONLY.has(t));
-  const cert = transports.length > 0 ? await makeBenchCertificate(DOMAIN) : undefined;
-  const noStreams = { runs: { tcp: {}, tls: {} }, errors: [] };
-  let parleyStreams: Awaited<ReturnType<typeof benchStreams>> = noStreams;
-  let kamailioStreams: Awaited<ReturnType<typeof benchStreams>> = noStreams;
-  try {
-    if (cert) {
+  const runStreams = async (): Promise<{ parley?: Streams; kamailio?: Streams }> => {
+    if (transports.length === 0) return {};
+    const cert = await makeBenchCertificate(DOMAIN);
+    try {
       const kinds = (['parley', 'kamailio'] as const).filter((k) => SERVERS.includes(k));
       const bench = (k: 'parley' | 'kamailio') => benchStreams(k, cert, transports);
-      const results = smoke ? await Promise.all(kinds.map(bench)) : await kinds.reduce<Promise<Array<Awaited<ReturnType<typeof benchStreams>>>>>(async (acc, k) => [...(await acc), await bench(k)], Promise.resolve([]));
-      kinds.forEach((k, i) => (k === 'parley' ? (parleyStreams = results[i]!) : (kamailioStreams = results[i]!)));
+      const out: { parley?: Streams; kamailio?: Streams } = {};
+      if (smoke) (await Promise.all(kinds.map(bench))).forEach((r, i) => (out[kinds[i]!] = r));
+      else for (const k of kinds) out[k] = await bench(k);
+      return out;
+    } finally {
+      await cert.remove();
     }
-  } finally {
-    await cert?.remove();
-  }
+  };
+  const streamsTask = runStreams();
+  // a failure is reported when awaited, below
+  streamsTask.catch(() => {});
+  if (!smoke) await streamsTask;
   const ws: WsReport[] = [];
   if (ONLY.has('ws')) for (const n of WS_COUNTS) ws.push(await benchWebSocket(n));
   // issue 6: one presentity with 1,000 watchers changes state (Parley only; SDK watchers over TCP)
   const fanout = ONLY.has('fanout') ? await runPresenceFanout({ watchers: smoke ? 200 : 1000, rounds: smoke ? 1 : quick ? 3 : 10, log }) : undefined;
   const clusterRun = ONLY.has('cluster') || ONLY.has('cluster-ws') ? await benchCluster() : undefined;
+  const streams = await streamsTask;
+  const noStreams: Streams = { runs: { tcp: {}, tls: {} }, errors: [] };
+  const parleyStreams = streams.parley ?? noStreams;
+  const kamailioStreams = streams.kamailio ?? noStreams;
   const notRun = 'not run (--scenarios)';
   // what the rest of the machine did meanwhile (another test run, a build): the numbers are only as good as the quiet
   const wallSec = (Date.now() - t0) / 1000;
@@ -608,8 +618,9 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     machine: machine(),
     criteria: [
-      `Each step offers a fixed rate for ${STEP_SEC} s (at least 100 calls) with sipp over UDP; rates ${RATES.join(', ')} calls/s (scenario 3: ${OFFLINE_RATES.join(', ')}), stopping after two failed steps in a row or one that fell below 90 % of the offered rate.`,
+      `Each step offers a fixed rate for ${STEP_SEC} s (at least 100 calls) with sipp, over UDP in scenarios 1-3; rates ${RATES.join(', ')} calls/s (scenario 3: ${OFFLINE_RATES.join(', ')}), stopping after two failed steps in a row or one that fell below 90 % of the offered rate.`,
       `A step passes with under ${MAX_FAILURE_RATIO * 100}% failed calls (failed, timed out, or not finished) and p99 under ${MAX_P99_MS} ms.`,
+      `Scenarios 4-7 (issue 20): scenarios 1 and 2 with the senders over TCP and over TLS, the same scenario files (bench/sipp/*.xml; \`[transport]\` fills the Via), users and step rules, each on a fresh server. sipp \`-t tn -max_socket ${STREAM_CONNECTIONS}\`: each of the first ${STREAM_CONNECTIONS.toLocaleString('en')} calls of a step opens its own connection, later calls spread over those ${STREAM_CONNECTIONS.toLocaleString('en')} (a step that has fewer calls opens fewer); every step opens them anew (a new sipp), so its first ${STREAM_CONNECTIONS.toLocaleString('en')} calls pay for the connection setup (and the TLS handshake) in the server's CPU. The MESSAGE receiver registers and receives over UDP in every scenario. TLS: Debian's sipp is built without OpenSSL (\`sipp -t ln\` exits with "To use a TLS transport you must compile SIPp with OpenSSL"), so sipp speaks TCP to stunnel (Debian's stunnel4, client mode, on core 1 with sipp), which opens one TLS connection to the server per TCP connection (TLS 1.3 as negotiated, TCP_NODELAY both sides) and verifies the server's certificate; both servers use the same throwaway certificate (ECDSA P-256, signed by a CA the bench makes with openssl in a temp dir) and ask no client certificate. Kamailio: \`-A WITH_TCP\` / \`-A WITH_TLS\` in bench/kamailio.cfg (tcp_children=2, tcp_max_connections=4096, the tls module; see the file). Parley: its TCP listener on the SIP port, its TLS listener (config \`tls\`, \`sipsPort\`).`,
       'Latency is the authenticated transaction (REGISTER + Authorization → 200; MESSAGE + Proxy-Authorization → 200 from the receiver, or → 202 for an offline recipient), from sipp -trace_rtt, whole milliseconds.',
       `A call is two transactions (challenge, then authenticated request). ${SIPP_USERS.length} users in both servers, one sipp receiver (bob) for MESSAGE.`,
       `Scenario 2 runs against Parley twice, each time on a fresh server (scenario 1 has one of its own), one right after the other: Conversation History on for every user (\`parley admin Set-CsClientPolicy -Identity Global -EnableIMAutoArchiving $True\` before the start, the default) and off for every user (\`$False\`)${HISTORY_OFF_RATES === RATES ? ', same rates' : `, the "off" run at ${HISTORY_OFF_RATES.join(', ')} calls/s only`}. All MESSAGEs go from the 200 senders to bob: 200 conversations, none ending during the run.`,
@@ -635,7 +646,7 @@ async function main(): Promise<void> {
       'Durability in scenarios 1-2: Parley keeps users in SQLite (WAL, synchronous=FULL), written only by `user add`; registrations are in memory, nothing is fsynced per request. Kamailio: usrloc db_mode 0 (memory only); auth_db reads SQLite; REGISTER runs msilo\'s m_dump (a SELECT). Scenario 3: see Method. See bench/kamailio.cfg.',
       `Kamailio runs 2 UDP worker processes (children=2; ${KAMAILIO_OFFLINE.children} in scenario 3) plus its helpers, all on core 0; Parley is one Node process on core 0 (no cluster yet), whose offline-spool commits (and their fsyncs) run on a worker thread of it.`,
       'sipp (the sender and the receiver) shares core 1; when both servers saturate at the same offered rate, the load generator may be the limit.',
-      ...(smoke ? ['**Smoke run** (the test command\'s): one 2-s step per scenario at a low rate, no re-runs: it shows the harness and both servers work; its numbers say nothing about the servers\' limits.'] : []),
+      ...(smoke ? ['**Smoke run** (the test command\'s): one 2-s step per scenario at a low rate, no re-runs, no held check; scenarios 4-7 run on one server of each kind (all four on it), both at once and beside the WebSocket, fan-out and cluster parts: it shows the harness and both servers work; its numbers say nothing about the servers\' limits.'] : []),
       ...(quick && !smoke ? ['Quick steps last 3 s: one GC pause or scheduler hiccup moves a p99, so the max rates can move by one step between runs; use the full run for numbers to quote.'] : []),
       'Scenario 2 counts a MESSAGE as successful when the receiver\'s 200 comes back; the single sipp receiver answers every MESSAGE on core 1 next to the sender.',
       ...(cpuProfileDir() ? [`**Profiled run** (BENCH_CPU_PROF=${cpuProfileDir()}): every Parley ran under node --cpu-prof, which costs throughput; do not quote these rates.`] : []),
