@@ -223,8 +223,6 @@ export async function startParley(domain: string, users: readonly string[], pass
     // a cmdlet that fails (exit code ≠ 0) throws here with its stderr: the run would measure the wrong settings
     execFileSync(process.execPath, [path.join(REPO_ROOT, 'src', 'cli.ts'), 'admin', ...storage, ...cmdlet], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
   }
-  const port = await findFreePort();
-  const httpPort = await findFreePort();
   const nodeFlags = nodeFlagsFromEnv();
   if (opts.commitStats) nodeFlags.push('--import', path.join(BENCH_DIR, 'commit-stats.ts'));
   const profDir = cpuProfileDir();
@@ -232,27 +230,43 @@ export async function startParley(domain: string, users: readonly string[], pass
     await mkdir(profDir, { recursive: true });
     nodeFlags.push('--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-name', `parley-${opts.label ?? 'server'}-${Date.now()}.cpuprofile`);
   }
-  const args = [...nodeFlags, path.join(REPO_ROOT, 'src', 'cli.ts'), 'serve', '--data-dir', dataDir, '--domain', domain, '--listen', '127.0.0.1', '--sip-port', String(port), '--http-port', String(httpPort), '--digest-algorithms', 'MD5', '--log-level', 'warn'];
-  if (postgres) args.push('--database', postgres.url);
-  if (opts.cluster) args.push('--cluster', opts.cluster.node, '--redis', opts.cluster.redis);
   const config = opts.tls ? { ...opts.config, tls: { cert: opts.tls.cert, key: opts.tls.key }, sipsPort: 0 } : opts.config;
+  const configArgs: string[] = [];
   if (config) {
     const file = path.join(dataDir, 'bench-config.json');
     await writeFile(file, JSON.stringify(config));
-    args.push('--config', file);
+    configArgs.push('--config', file);
   }
-  const p = launch(process.execPath, args, REPO_ROOT, opts.core);
-  const stop = async () => {
-    await stopProc(p);
+  const clean = async () => {
     await postgres?.drop();
     await rm(dataDir, { recursive: true, force: true });
   };
-  try {
-    await waitFor(p, (o) => o.includes('Parley ready:'), 'Parley');
-  } catch (error) {
-    await stop();
-    throw error;
+  // A port found free can be taken before the server binds it (the ephemeral ports of the last
+  // step's thousand connections, in TIME_WAIT or not yet closed): then new ports, up to three tries.
+  let p: Proc | undefined;
+  let port = 0;
+  for (let attempt = 1; p === undefined; attempt++) {
+    port = await findFreePort();
+    const httpPort = await findFreePort();
+    const args = [...nodeFlags, path.join(REPO_ROOT, 'src', 'cli.ts'), 'serve', '--data-dir', dataDir, '--domain', domain, '--listen', '127.0.0.1', '--sip-port', String(port), '--http-port', String(httpPort), '--digest-algorithms', 'MD5', '--log-level', 'warn', ...configArgs];
+    if (postgres) args.push('--database', postgres.url);
+    if (opts.cluster) args.push('--cluster', opts.cluster.node, '--redis', opts.cluster.redis);
+    const tried = launch(process.execPath, args, REPO_ROOT, opts.core);
+    try {
+      await waitFor(tried, (o) => o.includes('Parley ready:'), 'Parley');
+      p = tried;
+    } catch (error) {
+      await stopProc(tried);
+      if (attempt < 3 && tried.output().includes('EADDRINUSE')) continue;
+      await clean();
+      throw error;
+    }
   }
+  const proc = p;
+  const stop = async () => {
+    await stopProc(proc);
+    await clean();
+  };
   const ws = /ws=(\S+)/.exec(p.output())?.[1];
   const tlsPort = opts.tls ? Number(/ tls=\S+:(\d+) /.exec(p.output())?.[1]) : undefined;
   if (tlsPort !== undefined && !(tlsPort > 0)) {
