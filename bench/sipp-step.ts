@@ -25,8 +25,9 @@ export interface StepOptions {
   /** sipp's digest uri, the same for every request (default: the domain, REGISTER's Request-URI) */
   authUri?: string;
   /**
-   * `tcp`: one TCP connection per call (sipp -t tn) up to `connections` at once (-max_socket),
-   * after which sipp spreads the calls over the connections it has; the default is UDP, one socket
+   * TCP, one connection per call, closed when the call ends (sipp -t tn), at most `connections`
+   * open at once (-max_socket: past it sipp shares sockets between calls, which fails with broken
+   * pipes); the default is UDP, one socket
    */
   stream?: { connections: number };
   /** return every measured response time (StepResult.times), to merge steps run side by side (bench/cluster.ts) */

@@ -5,11 +5,11 @@
 // Debian's sipp (sip-tester 3.6.1, `sipp -v` says "SIPp v3.6.1-SCTP-PCAP-RTPSTREAM", no "TLS") is
 // built without OpenSSL: `sipp -t ln` exits with "To use a TLS transport you must compile SIPp with
 // OpenSSL", and Debian's source archive for it cannot be fetched here to rebuild it. So sipp speaks
-// TCP (`-t tn`, one connection per call up to -max_socket) to stunnel (Debian's stunnel4) in client
-// mode on the load core, which opens one TLS connection to the server for each TCP connection it
-// accepts and verifies the server's certificate against the bench CA: the server terminates
-// 1,000 real TLS connections (handshakes, record encryption), the same for both servers; the
-// client side's TLS work is stunnel's, on core 1 beside sipp. sipp's Via says TCP, the hop it
+// TCP (`-t tn`, one connection per call, at most -max_socket open) to stunnel (Debian's stunnel4)
+// in client mode on the load core, which opens one TLS connection to the server for each TCP
+// connection it accepts and verifies the server's certificate against the bench CA: the server
+// does the real TLS work (a full handshake per call, record encryption), the same for both
+// servers; the client side's TLS work is stunnel's, on core 1 beside sipp. sipp's Via says TCP, the hop it
 // knows; both servers answer over the connection a request came on.
 
 import { execFileSync, spawn } from 'node:child_process';
