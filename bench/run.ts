@@ -67,6 +67,8 @@ const STEP_SEC = Number(option('step-sec') ?? (smoke ? 2 : quick ? 3 : 10));
 if (!(STEP_SEC > 0)) throw new Error(`--step-sec ${option('step-sec')}: expected a positive number of seconds`);
 // 18,000: the most this machine's open-files limit (20,000 per process) allows
 const WS_COUNTS = smoke ? [1_000] : quick ? [4_000] : [10_000, 18_000, 50_000];
+// how long RSS settles after the registrations (half that after the start); the smoke run's RSS is not quoted
+const WS_SETTLE_MS = smoke ? 500 : 2_000;
 const SIPP_USERS = Array.from({ length: 200 }, (_, i) => `user${String(i).padStart(3, '0')}`);
 const RECEIVER = 'bob';
 // Scenario 3: offline recipients (users that never register). The injection file pairs every
@@ -415,8 +417,9 @@ async function benchOffline(start: Start, drain: boolean): Promise<OfflineResult
     );
     let report: DrainReport | undefined;
     if (drain) {
-      // let the last step's retransmissions and transactions end: the drain then runs alone
-      await new Promise((r) => setTimeout(r, 2_000));
+      // let the last step's retransmissions and transactions end: the drain then runs alone (the
+      // smoke run's one step at 250/s ends sooner, and its drain is not quoted)
+      await new Promise((r) => setTimeout(r, smoke ? 500 : 2_000));
       report = await measureDrain(server, { timeoutMs: smoke ? 60_000 : 300_000, stallMs: 15_000 });
       const pgText = report.postgresCpu ? ` + PostgreSQL ${(report.postgresCpu.server * 100).toFixed(0)}% (its backends for Parley ${(report.postgresCpu.database * 100).toFixed(0)}%)` : '';
       log(`${server.name} drain: ${report.delivered}/${report.entries} entries (${report.messages} messages) delivered, ${report.items} mailbox items, ${report.entriesPerSec.toFixed(0)} entries/s, ${report.itemsPerSec.toFixed(0)} items/s over ${report.busySec.toFixed(1)} s, cpu ${(report.cpu * 100).toFixed(0)}%${pgText}${report.incomplete ? `; ${report.incomplete}` : ''}`);
@@ -435,17 +438,17 @@ async function benchWebSocket(count: number): Promise<WsReport> {
   const server = await startParley(DOMAIN, wsUsers, PASSWORD, ENGINE);
   try {
     if (!server.wsUrl) throw new Error('Parley printed no ws= URL');
-    await new Promise((r) => setTimeout(r, 1_000));
+    await new Promise((r) => setTimeout(r, WS_SETTLE_MS / 2));
     const rssBeforeKb = rssKb(server.pid);
     // Two halves: the first also pays for one-time growth (the JS heap's young generation grows to
     // its full size under this load and keeps it), the second shows what one more connection costs.
     const half = Math.floor(count / 2);
     const load = { url: server.wsUrl, domain: DOMAIN, users: wsUsers, password: PASSWORD };
     const firstHalf = await openIdleRegistrations({ ...load, count: half });
-    await new Promise((r) => setTimeout(r, 2_000));
+    await new Promise((r) => setTimeout(r, WS_SETTLE_MS));
     const rssHalfKb = rssKb(server.pid);
     const secondHalf = await openIdleRegistrations({ ...load, count: count - half, first: half });
-    await new Promise((r) => setTimeout(r, 2_000));
+    await new Promise((r) => setTimeout(r, WS_SETTLE_MS));
     const rssAfterKb = rssKb(server.pid);
     const registered = firstHalf.registered + secondHalf.registered;
     log(`Parley WS: ${registered} registered, ${firstHalf.failed + secondHalf.failed} failed, RSS ${rssBeforeKb} -> ${rssHalfKb} -> ${rssAfterKb} KiB`);
@@ -651,7 +654,7 @@ async function main(): Promise<void> {
       'Durability in scenarios 1-2: Parley keeps users in SQLite (WAL, synchronous=FULL), written only by `user add`; registrations are in memory, nothing is fsynced per request. Kamailio: usrloc db_mode 0 (memory only); auth_db reads SQLite; REGISTER runs msilo\'s m_dump (a SELECT). Scenario 3: see Method. See bench/kamailio.cfg.',
       `Kamailio runs 2 UDP worker processes (children=2; ${KAMAILIO_OFFLINE.children} in scenario 3) plus its helpers, all on core 0; Parley is one Node process on core 0 (no cluster yet), whose offline-spool commits (and their fsyncs) run on a worker thread of it.`,
       'sipp (the sender and the receiver) shares core 1; when both servers saturate at the same offered rate, the load generator may be the limit.',
-      ...(smoke ? ['**Smoke run** (the test command\'s): one 2-s step per scenario at a low rate (1 s in scenarios 4-7), no re-runs, no held check; scenarios 4-7 run on one server of each kind (all four on it), both at once and beside the WebSocket, fan-out and cluster parts: it shows the harness and both servers work; its numbers say nothing about the servers\' limits.'] : []),
+      ...(smoke ? ['**Smoke run** (the test command\'s): one 2-s step per scenario at a low rate (1 s in scenarios 4-7), no re-runs, no held check, shorter settling times before the RSS readings and the drain; scenarios 4-7 run on one server of each kind (all four on it), both at once and beside the WebSocket, fan-out and cluster parts: it shows the harness and both servers work; its numbers say nothing about the servers\' limits.'] : []),
       ...(quick && !smoke ? ['Quick steps last 3 s: one GC pause or scheduler hiccup moves a p99, so the max rates can move by one step between runs; use the full run for numbers to quote.'] : []),
       'Scenario 2 counts a MESSAGE as successful when the receiver\'s 200 comes back; the single sipp receiver answers every MESSAGE on core 1 next to the sender.',
       ...(cpuProfileDir() ? [`**Profiled run** (BENCH_CPU_PROF=${cpuProfileDir()}): every Parley ran under node --cpu-prof, which costs throughput; do not quote these rates.`] : []),
