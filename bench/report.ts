@@ -144,6 +144,8 @@ export interface BenchReport {
   topRate: number;
   scenarios: ScenarioReport[];
   ws: WsReport[];
+  /** idle SIP-over-TLS registrations (scenario tls-idle) */
+  tlsIdle?: WsReport[];
   /** Parley's spool drain after scenario 3 */
   drain?: DrainReport;
   /** how the drain was measured, one paragraph */
@@ -339,19 +341,8 @@ function markdown(rep: BenchReport): string {
   const history = historyComparison(rep.scenarios.find((x) => x.variant));
   if (history) out.push(...historySection(rep, history));
   out.push(...heldSection(rep));
-  out.push('### Idle SIP-over-WebSocket registrations (Parley only)', '');
-  out.push('| connections | registered | failed | RSS before | RSS at half | RSS after | per connection, all | per connection, second half |', '|---|---|---|---|---|---|---|---|');
-  for (const w of rep.ws) {
-    if (w.skipped) {
-      out.push(`| ${w.count} | not run: ${w.skipped} | | | | | | |`);
-      continue;
-    }
-    const per = (from: number | undefined, to: number | undefined, n: number | undefined) => (from !== undefined && to !== undefined && n ? `${((to - from) / n).toFixed(1)} KiB` : '–');
-    out.push(
-      `| ${w.count} | ${w.registered} | ${w.failed}${w.firstError ? ` (${w.firstError})` : ''} | ${mib(w.rssBeforeKb)} | ${mib(w.rssHalfKb)} | ${mib(w.rssAfterKb)} | ${per(w.rssBeforeKb, w.rssAfterKb, w.registered)} | ${per(w.rssHalfKb, w.rssAfterKb, w.secondHalf)} |`,
-    );
-  }
-  out.push('');
+  out.push(...idleSection('Idle SIP-over-WebSocket registrations (Parley only)', rep.ws));
+  if (rep.tlsIdle && rep.tlsIdle.length > 0) out.push(...idleSection('Idle SIP-over-TLS registrations (Parley only)', rep.tlsIdle));
   const offline = rep.scenarios.find((x) => x.title.startsWith('3.'));
   const commits = (offline?.parley?.steps ?? []).filter((st) => st.commit && st.commit.batches > 0);
   if (commits.length > 0) {
@@ -539,4 +530,22 @@ export async function writeReport(dir: string, rep: BenchReport): Promise<void> 
   await mkdir(dir, { recursive: true });
   await writeFile(path.join(dir, 'RESULTS.md'), markdown(rep));
   await writeFile(path.join(dir, 'throughput.svg'), svg(rep));
+}
+
+/** The table of idle registrations over one transport: RSS before, at half and after, per connection. */
+function idleSection(title: string, runs: readonly WsReport[]): string[] {
+  const out = [`### ${title}`, ''];
+  out.push('| connections | registered | failed | RSS before | RSS at half | RSS after | per connection, all | per connection, second half |', '|---|---|---|---|---|---|---|---|');
+  for (const w of runs) {
+    if (w.skipped) {
+      out.push(`| ${w.count} | not run: ${w.skipped} | | | | | | |`);
+      continue;
+    }
+    const per = (from: number | undefined, to: number | undefined, n: number | undefined) => (from !== undefined && to !== undefined && n ? `${((to - from) / n).toFixed(1)} KiB` : '–');
+    out.push(
+      `| ${w.count} | ${w.registered} | ${w.failed}${w.firstError ? ` (${w.firstError})` : ''} | ${mib(w.rssBeforeKb)} | ${mib(w.rssHalfKb)} | ${mib(w.rssAfterKb)} | ${per(w.rssBeforeKb, w.rssAfterKb, w.registered)} | ${per(w.rssHalfKb, w.rssAfterKb, w.secondHalf)} |`,
+    );
+  }
+  out.push('');
+  return out;
 }

@@ -4,7 +4,7 @@
 // bench/throughput.svg. Needs scripts/install-bench-deps.sh.
 
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { measureDrain } from './drain.ts';
@@ -18,7 +18,9 @@ import { closeTestPostgres } from '../test/harness/engines.ts';
 import { runStep, startReceiver } from './sipp-step.ts';
 import { makeBenchCertificate, startTlsRelay } from './tls.ts';
 import type { BenchCertificate } from './tls.ts';
-import { openIdleRegistrations } from './ws-load.ts';
+import { openIdleRegistrations, type WsLoadResult } from './ws-load.ts';
+import { openIdleTlsRegistrations } from './tls-load.ts';
+import { makeCertificates } from '../test/harness/dovecot.ts';
 import { runPresenceFanout } from './presence-fanout.ts';
 import { benchClusterWebSocket, benchSplitSip, startBenchCluster } from './cluster.ts';
 
@@ -69,6 +71,8 @@ if (!(STEP_SEC > 0)) throw new Error(`--step-sec ${option('step-sec')}: expected
 const WS_COUNTS = smoke ? [1_000] : quick ? [4_000] : [10_000, 18_000, 50_000];
 // how long RSS settles after the registrations (half that after the start); the smoke run's RSS is not quoted
 const WS_SETTLE_MS = smoke ? 500 : 2_000;
+// `--idle-counts 10000,18000`: the connection counts of the ws and tls-idle scenarios instead
+const IDLE_COUNTS = option('idle-counts')?.split(',').map(Number);
 const SIPP_USERS = Array.from({ length: 200 }, (_, i) => `user${String(i).padStart(3, '0')}`);
 const RECEIVER = 'bob';
 // Scenario 3: offline recipients (users that never register). The injection file pairs every
@@ -102,8 +106,8 @@ const DATABASE = ((name: string): 'sqlite' | 'postgres' => {
 })(option('database') ?? 'sqlite');
 const ENGINE: ParleyOptions = { database: DATABASE };
 const ON_POSTGRES = DATABASE === 'postgres';
-// `--scenarios 1,2,3,tcp,tls,ws,fanout,cluster,cluster-ws` runs only those (tcp: scenarios 4-5, tls: 6-7) (default: all); the others are reported as not run
-const ONLY = new Set((option('scenarios') ?? '1,2,3,tcp,tls,ws,fanout,cluster,cluster-ws').split(',').map((x) => x.trim()));
+// `--scenarios 1,2,3,tcp,tls,ws,tls-idle,fanout,cluster,cluster-ws` runs only those (tcp: scenarios 4-5, tls: 6-7; default: all); the others are reported as not run
+const ONLY = new Set((option('scenarios') ?? '1,2,3,tcp,tls,ws,tls-idle,fanout,cluster,cluster-ws').split(',').map((x) => x.trim()));
 // Issue 16 (bench/cluster.ts). `cluster`: REGISTER and MESSAGE relayed through a 2-node cluster
 // against one node, both on PostgreSQL, with the same two sipp senders; `cluster-ws`: idle
 // WebSocket registrations spread over 3 nodes. `--cluster-cores 0,1` pins node i to the i-th core
@@ -430,28 +434,66 @@ async function benchOffline(start: Start, drain: boolean): Promise<OfflineResult
   }
 }
 
-async function benchWebSocket(count: number): Promise<WsReport> {
+/** Scenario ws: idle SIP-over-WebSocket registrations. */
+function benchWebSocket(count: number): Promise<WsReport> {
+  return benchIdle(count, 'ws', {}, (server, load) => {
+    if (!server.wsUrl) throw new Error('Parley printed no ws= URL');
+    return openIdleRegistrations({ ...load, url: server.wsUrl });
+  });
+}
+
+/** Scenario tls-idle: idle SIP-over-TLS registrations on Parley's sips port (a certificate of the bench's own CA). */
+async function benchTlsIdle(count: number): Promise<WsReport> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'parley-bench-tls-'));
+  try {
+    const caFile = makeCertificates(dir);
+    const ca = readFileSync(caFile);
+    const config = { tls: { cert: path.join(dir, 'server.crt'), key: path.join(dir, 'server.key') }, sipsPort: 0 };
+    return await benchIdle(count, 'tls', config, (server, load) => {
+      const listening = /\btls=(\S+):(\d+)\s/.exec(server.output());
+      if (!listening) throw new Error('Parley printed no tls= address');
+      return openIdleTlsRegistrations({ ...load, host: listening[1]!, port: Number(listening[2]), ca });
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Idle registrations over one transport: a fresh Parley, RSS before, after the first half of the
+ * connections registered and after the second half.
+ */
+async function benchIdle(
+  count: number,
+  label: string,
+  config: Record<string, unknown>,
+  open: (server: BenchServer, load: { domain: string; users: string[]; password: string; count: number; first?: number }) => Promise<WsLoadResult>,
+): Promise<WsReport> {
   const limit = fdLimit();
   // the server and this client each hold one descriptor per connection
   if (count + 1_000 > limit) return { count, skipped: `open-files limit is ${limit} (ulimit -n); raise it to at least ${count + 1_000}` };
-  const wsUsers = Array.from({ length: Math.ceil(count / 10) }, (_, i) => `ws${String(i).padStart(5, '0')}`);
-  const server = await startParley(DOMAIN, wsUsers, PASSWORD, ENGINE);
+  const users = Array.from({ length: Math.ceil(count / 10) }, (_, i) => `${label}${String(i).padStart(5, '0')}`);
+  const server = await startParley(DOMAIN, users, PASSWORD, { ...ENGINE, label: `idle-${label}`, config });
   try {
-    if (!server.wsUrl) throw new Error('Parley printed no ws= URL');
     await new Promise((r) => setTimeout(r, WS_SETTLE_MS / 2));
     const rssBeforeKb = rssKb(server.pid);
     // Two halves: the first also pays for one-time growth (the JS heap's young generation grows to
     // its full size under this load and keeps it), the second shows what one more connection costs.
     const half = Math.floor(count / 2);
-    const load = { url: server.wsUrl, domain: DOMAIN, users: wsUsers, password: PASSWORD };
-    const firstHalf = await openIdleRegistrations({ ...load, count: half });
+    const load = { domain: DOMAIN, users, password: PASSWORD };
+    const firstHalf = await open(server, { ...load, count: half });
     await new Promise((r) => setTimeout(r, WS_SETTLE_MS));
     const rssHalfKb = rssKb(server.pid);
-    const secondHalf = await openIdleRegistrations({ ...load, count: count - half, first: half });
+    const secondHalf = await open(server, { ...load, count: count - half, first: half });
     await new Promise((r) => setTimeout(r, WS_SETTLE_MS));
     const rssAfterKb = rssKb(server.pid);
     const registered = firstHalf.registered + secondHalf.registered;
-    log(`Parley WS: ${registered} registered, ${firstHalf.failed + secondHalf.failed} failed, RSS ${rssBeforeKb} -> ${rssHalfKb} -> ${rssAfterKb} KiB`);
+    log(`Parley ${label}: ${registered} registered, ${firstHalf.failed + secondHalf.failed} failed, RSS ${rssBeforeKb} -> ${rssHalfKb} -> ${rssAfterKb} KiB`);
+    if (process.env.BENCH_IDLE_HOLD_MS) {
+      // to take a heap snapshot of the server with every connection open (BENCH_NODE_FLAGS=--heapsnapshot-signal=SIGUSR2)
+      log(`holding the connections ${process.env.BENCH_IDLE_HOLD_MS} ms (server pid ${server.pid})`);
+      await new Promise((r) => setTimeout(r, Number(process.env.BENCH_IDLE_HOLD_MS)));
+    }
     await firstHalf.close();
     await secondHalf.close();
     return {
@@ -558,7 +600,7 @@ async function main(): Promise<void> {
     : undefined;
   const kamailioOffline = ONLY.has('3') && SERVERS.includes('kamailio') ? await benchOffline((users) => startKamailio(DOMAIN, users, PASSWORD, KAMAILIO_OFFLINE), false) : undefined;
   // scenarios 4-7: one certificate for both servers. The smoke run (which measures nothing) runs
-  // both servers' at once, beside the WebSocket, fan-out and cluster parts, to stay under a minute.
+  // both servers' at once, beside the idle-registration, fan-out and cluster parts, to stay under a minute.
   type Streams = Awaited<ReturnType<typeof benchStreams>>;
   const transports = (['tcp', 'tls'] as const).filter((t) => ONLY.has(t));
   const runStreams = async (): Promise<{ parley?: Streams; kamailio?: Streams }> => {
@@ -580,7 +622,9 @@ async function main(): Promise<void> {
   streamsTask.catch(() => {});
   if (!smoke) await streamsTask;
   const ws: WsReport[] = [];
-  if (ONLY.has('ws')) for (const n of WS_COUNTS) ws.push(await benchWebSocket(n));
+  if (ONLY.has('ws')) for (const n of IDLE_COUNTS ?? WS_COUNTS) ws.push(await benchWebSocket(n));
+  const tlsIdle: WsReport[] = [];
+  if (ONLY.has('tls-idle')) for (const n of IDLE_COUNTS ?? WS_COUNTS) tlsIdle.push(await benchTlsIdle(n));
   // issue 6: one presentity with 1,000 watchers changes state (Parley only; SDK watchers over TCP)
   const fanout = ONLY.has('fanout') ? await runPresenceFanout({ watchers: smoke ? 200 : 1000, rounds: smoke ? 1 : quick ? 3 : 10, log }) : undefined;
   const clusterRun = ONLY.has('cluster') || ONLY.has('cluster-ws') ? await benchCluster() : undefined;
@@ -643,10 +687,12 @@ async function main(): Promise<void> {
       'CPU: utime+stime from /proc of the server (all Kamailio processes) over the step wall time; 100 % = one core. Time blocked in fsync is not CPU.',
       'Peak memory: over the whole scenario, overloaded last steps included. Parley VmHWM (one process); Kamailio the sum of PSS over its processes (shared memory counted once, only touched pages of its 1024 MB shm pool), highest sample every 200 ms.',
       'Idle WebSocket registrations: a fresh Parley; RSS (VmRSS) 1 s after start, 2 s after the first N/2 connections registered (REGISTER, 401, REGISTER with MD5 digest, 200), and 2 s after the other N/2. "All" divides the whole growth by N; it includes one-time growth, mostly the JS heap\'s young generation, which grows to its full size (here 2 × 64 MiB) under the load of registering and keeps it, so it reads high for small N. "Second half" divides the growth over the second half by N/2: what one more connection costs.',
+      'Idle TLS registrations (tls-idle): the same over TLS to Parley\'s sips port (a P-256 certificate of a CA the bench makes; TLS 1.3, a full handshake per connection, no session resumption), SIP framed by Content-Length.',
     ].join('\n'),
     topRate: RATES[RATES.length - 1]!,
     scenarios,
     ws,
+    tlsIdle,
     ...(parleyOffline?.drain ? { drain: parleyOffline.drain, drainMethod: DRAIN_METHOD } : {}),
     ...(fanout ? { fanout } : {}),
     ...(clusterRun ? { cluster: clusterRun.report } : {}),
@@ -654,7 +700,7 @@ async function main(): Promise<void> {
       'Durability in scenarios 1-2: Parley keeps users in SQLite (WAL, synchronous=FULL), written only by `user add`; registrations are in memory, nothing is fsynced per request. Kamailio: usrloc db_mode 0 (memory only); auth_db reads SQLite; REGISTER runs msilo\'s m_dump (a SELECT). Scenario 3: see Method. See bench/kamailio.cfg.',
       `Kamailio runs 2 UDP worker processes (children=2; ${KAMAILIO_OFFLINE.children} in scenario 3) plus its helpers, all on core 0; Parley is one Node process on core 0 (no cluster yet), whose offline-spool commits (and their fsyncs) run on a worker thread of it.`,
       'sipp (the sender and the receiver) shares core 1; when both servers saturate at the same offered rate, the load generator may be the limit.',
-      ...(smoke ? ['**Smoke run** (the test command\'s): one 2-s step per scenario at a low rate (1 s in scenarios 4-7), no re-runs, no held check, shorter settling times before the RSS readings and the drain; scenarios 4-7 run on one server of each kind (all four on it), both at once and beside the WebSocket, fan-out and cluster parts: it shows the harness and both servers work; its numbers say nothing about the servers\' limits.'] : []),
+      ...(smoke ? ['**Smoke run** (the test command\'s): one 2-s step per scenario at a low rate (1 s in scenarios 4-7), no re-runs, no held check, shorter settling times before the RSS readings and the drain; scenarios 4-7 run on one server of each kind (all four on it), both at once and beside the idle-registration (WebSocket, TLS), fan-out and cluster parts: it shows the harness and both servers work; its numbers say nothing about the servers\' limits.'] : []),
       ...(quick && !smoke ? ['Quick steps last 3 s: one GC pause or scheduler hiccup moves a p99, so the max rates can move by one step between runs; use the full run for numbers to quote.'] : []),
       'Scenario 2 counts a MESSAGE as successful when the receiver\'s 200 comes back; the single sipp receiver answers every MESSAGE on core 1 next to the sender.',
       ...(cpuProfileDir() ? [`**Profiled run** (BENCH_CPU_PROF=${cpuProfileDir()}): every Parley ran under node --cpu-prof, which costs throughput; do not quote these rates.`] : []),

@@ -43,11 +43,25 @@ export interface AuthenticatorOptions {
   guard?: SignInGuard;
 }
 
+/** Stands for the nonce in a challenge made once as a template (a nonce is base64url: never this). */
+const NONCE_MARK = '\x01';
+
 export class Authenticator {
   readonly #opts: AuthenticatorOptions;
+  /**
+   * The challenges' text around the nonce, one pair per offered algorithm, without and with
+   * stale=true: only the nonce changes from one challenge to the next, so the rest is written once.
+   */
+  readonly #challenges: Record<'fresh' | 'stale', ReadonlyArray<readonly [string, string]>>;
 
   constructor(opts: AuthenticatorOptions) {
     this.#opts = opts;
+    const template = (stale: boolean) =>
+      challenges(opts.realm, NONCE_MARK, stale, { algorithms: opts.algorithms }).map((c) => {
+        const [before = '', after = ''] = formatAuthField(c).split(NONCE_MARK);
+        return [before, after] as const;
+      });
+    this.#challenges = { fresh: template(false), stale: template(true) };
   }
 
   /** `source`: the IP address the request came from (its flow's remote address), for the guard. */
@@ -118,7 +132,7 @@ export class Authenticator {
   #challenge(as: 'registrar' | 'proxy', stale: boolean, warning: string, source: string | undefined): AuthOutcome & { ok: false } {
     const name = as === 'registrar' ? 'WWW-Authenticate' : 'Proxy-Authenticate';
     const nonce = this.#opts.nonces.issue(source ?? '');
-    const headers = challenges(this.#opts.realm, nonce, stale, { algorithms: this.#opts.algorithms }).map((c) => [name, formatAuthField(c)] as [string, string]);
+    const headers = this.#challenges[stale ? 'stale' : 'fresh'].map(([before, after]) => [name, before + nonce + after] as [string, string]);
     return { ok: false, status: as === 'registrar' ? 401 : 407, warning, headers };
   }
 }

@@ -117,13 +117,14 @@ export function cseqOf(message: SipMessage): number | null {
  * §8.2.6.2: a response copies Via (all of them, in order), From, Call-ID and CSeq, and To with a
  * tag added when the request had none (a UAS answering MESSAGE must tag it).
  */
-export function buildResponse(request: SipRequest, status: number, reason?: string, extra: Readonly<Record<string, string>> = {}, toTag: string = newTag()): SipResponse {
+export function buildResponse(request: SipRequest, status: number, reason?: string, extra: Readonly<Record<string, string>> = {}, toTag?: string): SipResponse {
   const headers = new Headers();
   for (const via of request.headers.getAll('via')) headers.append('via', via);
   const from = request.headers.get('from');
   if (from !== undefined) headers.append('from', from);
   const to = request.headers.get('to');
-  if (to !== undefined) headers.append('to', status > 100 && !hasTag(to) ? `${to};tag=${toTag}` : to);
+  // the tag is drawn only when needed: an in-dialog request (a NOTIFY) has one, and crypto costs
+  if (to !== undefined) headers.append('to', status > 100 && !hasTag(to) ? `${to};tag=${toTag ?? newTag()}` : to);
   for (const name of ['call-id', 'cseq'] as const) {
     const value = request.headers.get(name);
     if (value !== undefined) headers.append(name, value);

@@ -5,8 +5,9 @@
 import type { Logger } from 'pino';
 import type { FlowRef } from '../registrar/index.ts';
 import type { FederationGate } from '../router/context.ts';
-import { createRequest, Headers, newBranch, parseNameAddr, parseUri, sentBy, viaTransport } from '../sip/index.ts';
-import type { Flow, SipRequest, SipResponse, TransactionLayer, TransportProtocol } from '../sip/index.ts';
+import { newBranch, parseMessage, parseNameAddr, parseUri, sentBy, viaTransport } from '../sip/index.ts';
+import type { ClientTransactionUser, Flow, SipRequest, SipResponse, TransactionLayer, TransportProtocol } from '../sip/index.ts';
+import type { DocumentViews } from './package.ts';
 import type { Subscription, TerminationReason } from './subscriptions.ts';
 
 /** A NOTIFY body and its Content-Type. */
@@ -25,7 +26,8 @@ export interface EventDocument {
 export interface NotifierDeps {
   product: string;
   logger: Logger;
-  transactions: Pick<TransactionLayer, 'sendRequest'>;
+  /** sendPrepared when the layer has it (the server's); tests' layers may take only messages */
+  transactions: Pick<TransactionLayer, 'sendRequest'> & Partial<Pick<TransactionLayer, 'sendPrepared'>>;
   resolveFlow(ref: FlowRef): Flow | undefined;
   now(): number;
   /** the document the subscriber may see now (from the subscription's package) */
@@ -45,6 +47,13 @@ export interface NotifierSelf {
   protocol: TransportProtocol;
 }
 
+/**
+ * NOTIFYs of one fan-out started in one turn of the event loop (notifyAll). At some 30 µs each,
+ * 1,000 hold the loop for some 30 ms: other traffic waits no longer than that, and the last of
+ * 10,000 watchers waits for the 200s of the others only ten times.
+ */
+export const FANOUT_SLICE = 1000;
+
 export class Notifier {
   readonly #deps: NotifierDeps;
   /** dialogs with a NOTIFY awaiting its final response */
@@ -54,10 +63,46 @@ export class Notifier {
   /** the last document each dialog was sent: a change that changes nothing sends nothing */
   readonly #lastBody = new Map<string, string>();
   /** NOTIFYs being prepared: their documents read, their flows found */
-  readonly #preparing = new Set<Promise<void>>();
+  #preparing = 0;
+  /** each subscription's NOTIFY template: gone with the subscription */
+  readonly #templates = new WeakMap<Subscription, NotifyTemplate>();
+  /** the fan-out of each resource whose slices are still going out (notifyAll) */
+  readonly #fanouts = new Map<string, object>();
+  /** prepared() callers waiting for #preparing to reach 0 */
+  #idle: Array<() => void> = [];
+  /** what a NOTIFY's transaction reports, shared by all (one small object per NOTIFY, not four closures) */
+  readonly #outcomes: NotifyOutcomes;
 
   constructor(deps: NotifierDeps) {
     this.#deps = deps;
+    this.#outcomes = {
+      answered: (sub, terminal, response) => {
+        // §4.2.2: "If the NOTIFY request fails due to an error response, and the subscription
+        // was installed using a soft-state mechanism (such as SUBSCRIBE), the notifier MUST
+        // remove the corresponding subscription." (481 included.)
+        if (response.status >= 300) {
+          this.#deps.logger.info({ ...logFields(sub), status: response.status }, 'NOTIFY answered %d: subscription ended', response.status);
+          this.#end(sub, 'deactivated');
+          return;
+        }
+        if (terminal) {
+          this.#end(sub);
+          return;
+        }
+        this.#settled(sub);
+      },
+      timedOut: (sub) => {
+        // §4.2.2: "If the NOTIFY request fails due to a timeout condition, and the subscription
+        // was installed using a soft-state mechanism (such as SUBSCRIBE), the notifier SHOULD
+        // remove the subscription."
+        this.#deps.logger.info(logFields(sub), 'NOTIFY timed out: subscription ended');
+        this.#end(sub, 'timeout');
+      },
+      unsendable: (sub) => {
+        this.#deps.logger.info(logFields(sub), 'NOTIFY could not be sent: subscription ended');
+        this.#end(sub, 'deactivated');
+      },
+    };
   }
 
   /**
@@ -67,27 +112,58 @@ export class Notifier {
    *
    * `onlyIfChanged`: a change of the resource that leaves the document as the subscriber last saw
    * it sends nothing. The first NOTIFY, a refresh's and the final one always go (RFC 6665
-   * §4.2.1.2, §4.2.2).
+   * §4.2.1.2, §4.2.2). `views`: the documents of the resource for all its subscribers, built once
+   * for a fan-out (EventPackage.views); without, the package's body() for this one. A NOTIFY held
+   * back behind one in flight reads the document again when it goes.
    */
-  notify(sub: Subscription, onlyIfChanged = false): void {
+  notify(sub: Subscription, onlyIfChanged = false, views?: Promise<DocumentViews>): void {
     if (sub.state === 'terminated') return;
     if (this.#inFlight.has(sub.id)) {
       this.#again.set(sub.id, (this.#again.get(sub.id) ?? false) || !onlyIfChanged);
       return;
     }
     this.#inFlight.add(sub.id);
-    const preparing: Promise<void> = this.#send(sub, onlyIfChanged)
-      .catch((err: unknown) => {
-        this.#deps.logger.error({ err, watcher: sub.watcher, event: sub.package, resource: sub.resource }, 'NOTIFY to %s failed', sub.watcher);
-        this.#end(sub, 'deactivated');
-      })
-      .finally(() => this.#preparing.delete(preparing));
-    this.#preparing.add(preparing);
+    this.#preparing++;
+    void this.#send(sub, onlyIfChanged, views);
+  }
+
+  /**
+   * A change of one resource (`key`) reaches its subscribers in slices of FANOUT_SLICE NOTIFYs, one
+   * slice per turn of the event loop: a fan-out to 10,000 watchers does not hold up everything
+   * else (REGISTERs, MESSAGEs, the 200s to these NOTIFYs) for as long as it takes, and a slice is
+   * big enough that the last watchers do not wait for much else. A newer change of the same
+   * resource takes over: its fan-out covers every subscriber with the newer views, so the slices
+   * of the older one left are dropped.
+   */
+  notifyAll(key: string, subs: readonly Subscription[], views?: Promise<DocumentViews>): void {
+    const fanout = {};
+    this.#fanouts.set(key, fanout);
+    let next = 0;
+    const slice = (): void => {
+      const end = Math.min(subs.length, next + FANOUT_SLICE);
+      for (; next < end; next++) this.notify(subs[next] as Subscription, true, views);
+      if (next >= subs.length) {
+        if (this.#fanouts.get(key) === fanout) this.#fanouts.delete(key);
+        return;
+      }
+      // counted as being prepared, so that prepared() waits for the slices still to come
+      this.#preparing++;
+      setImmediate(() => {
+        if (this.#fanouts.get(key) === fanout) slice();
+        this.#donePreparing();
+      });
+    };
+    slice();
+  }
+
+  /** The service stops: the slices of fan-outs still to go are dropped. */
+  close(): void {
+    this.#fanouts.clear();
   }
 
   /** Resolves when no NOTIFY is being prepared: each one due is sent, or found unchanged (tests). */
   async prepared(): Promise<void> {
-    while (this.#preparing.size > 0) await Promise.all(this.#preparing);
+    while (this.#preparing > 0) await new Promise<void>((resolve) => this.#idle.push(resolve));
   }
 
   /**
@@ -103,8 +179,27 @@ export class Notifier {
     return this.#inFlight.size;
   }
 
-  async #send(sub: Subscription, onlyIfChanged: boolean): Promise<void> {
-    const document = await this.#deps.documentFor(sub);
+  /** Prepares and sends one NOTIFY; never rejects (a failure ends the subscription). */
+  async #send(sub: Subscription, onlyIfChanged: boolean, views: Promise<DocumentViews> | undefined): Promise<void> {
+    try {
+      await this.#prepare(sub, onlyIfChanged, views);
+    } catch (err) {
+      this.#deps.logger.error({ err, watcher: sub.watcher, event: sub.package, resource: sub.resource }, 'NOTIFY to %s failed', sub.watcher);
+      this.#end(sub, 'deactivated');
+    } finally {
+      this.#donePreparing();
+    }
+  }
+
+  #donePreparing(): void {
+    if (--this.#preparing > 0 || this.#idle.length === 0) return;
+    const idle = this.#idle;
+    this.#idle = [];
+    for (const wake of idle) wake();
+  }
+
+  async #prepare(sub: Subscription, onlyIfChanged: boolean, views: Promise<DocumentViews> | undefined): Promise<void> {
+    const document = views === undefined ? await this.#deps.documentFor(sub) : await (await views)(sub);
     if (sub.state === 'terminated') {
       this.#settled(sub);
       return;
@@ -115,7 +210,9 @@ export class Notifier {
       return;
     }
     this.#lastBody.set(sub.id, key);
-    const flow = await this.#flowOf(sub);
+    // a local subscriber's flow is at hand; only a partner's may need a connection opened (an await)
+    const local = this.#deps.resolveFlow(sub.flow);
+    const flow = local !== undefined && !local.closed ? local : await this.#flowOf(sub);
     if (flow === undefined) {
       this.#end(sub, 'deactivated');
       return;
@@ -129,37 +226,23 @@ export class Notifier {
     const terminal = sub.state === 'terminating';
     const gate = this.#deps.federation;
     const self: NotifierSelf | undefined = sub.partner === undefined || gate === undefined ? undefined : { sentBy: gate.sentBy, protocol: 'tls' };
-    const request = buildNotify(sub, flow, document, this.#deps.now(), this.#deps.product, self);
-    const log = this.#deps.logger.child({ callId: sub.dialog.callId, watcher: sub.watcher, event: sub.package, resource: sub.resource });
-    log.debug({ subscriptionState: request.headers.get('subscription-state') }, 'NOTIFY %s', sub.watcher);
-    this.#deps.transactions.sendRequest(request, flow, {
-      onFinal: (response: SipResponse) => {
-        // §4.2.2: "If the NOTIFY request fails due to an error response, and the subscription
-        // was installed using a soft-state mechanism (such as SUBSCRIBE), the notifier MUST
-        // remove the corresponding subscription." (481 included.)
-        if (response.status >= 300) {
-          log.info({ status: response.status }, 'NOTIFY answered %d: subscription ended', response.status);
-          this.#end(sub, 'deactivated');
-          return;
-        }
-        if (terminal) {
-          this.#end(sub);
-          return;
-        }
-        this.#settled(sub);
-      },
-      onTimeout: () => {
-        // §4.2.2: "If the NOTIFY request fails due to a timeout condition, and the subscription
-        // was installed using a soft-state mechanism (such as SUBSCRIBE), the notifier SHOULD
-        // remove the subscription."
-        log.info('NOTIFY timed out: subscription ended');
-        this.#end(sub, 'timeout');
-      },
-      onTransportError: () => {
-        log.info('NOTIFY could not be sent: subscription ended');
-        this.#end(sub, 'deactivated');
-      },
-    });
+    const branch = newBranch();
+    const subscriptionState = sub.subscriptionState(this.#deps.now());
+    const bytes = fillNotify(this.#templateOf(sub, flow, self), branch, sub.nextCSeq(), subscriptionState, document);
+    if (this.#deps.logger.isLevelEnabled('debug')) this.#deps.logger.debug({ ...logFields(sub), subscriptionState }, 'NOTIFY %s', sub.watcher);
+    const user = new NotifyTransactionUser(this.#outcomes, sub, terminal);
+    const transactions = this.#deps.transactions;
+    if (transactions.sendPrepared !== undefined) transactions.sendPrepared(notifyKey(branch), bytes, flow, user);
+    else transactions.sendRequest(parseMessage(bytes) as SipRequest, flow, user);
+  }
+
+  /** The subscription's NOTIFY template, made again when its target, flow or name towards a partner changed. */
+  #templateOf(sub: Subscription, flow: Flow, self: NotifierSelf | undefined): NotifyTemplate {
+    const kept = this.#templates.get(sub);
+    if (kept !== undefined && kept.remoteTarget === sub.dialog.remoteTarget && kept.flowId === flow.id && kept.selfSentBy === self?.sentBy) return kept;
+    const template = notifyTemplate(sub, flow, this.#deps.product, self);
+    this.#templates.set(sub, template);
+    return template;
   }
 
   /**
@@ -205,32 +288,131 @@ export class Notifier {
   }
 }
 
+/** What the transaction of a NOTIFY tells the notifier (Notifier's constructor makes the one object). */
+interface NotifyOutcomes {
+  answered(sub: Subscription, terminal: boolean, response: SipResponse): void;
+  timedOut(sub: Subscription): void;
+  unsendable(sub: Subscription): void;
+}
+
+/** The transaction user of one NOTIFY: which subscription, and whether it was the final NOTIFY. */
+class NotifyTransactionUser implements ClientTransactionUser {
+  readonly #outcomes: NotifyOutcomes;
+  readonly #sub: Subscription;
+  readonly #terminal: boolean;
+
+  constructor(outcomes: NotifyOutcomes, sub: Subscription, terminal: boolean) {
+    this.#outcomes = outcomes;
+    this.#sub = sub;
+    this.#terminal = terminal;
+  }
+
+  onFinal(response: SipResponse): void {
+    this.#outcomes.answered(this.#sub, this.#terminal, response);
+  }
+
+  onTimeout(): void {
+    this.#outcomes.timedOut(this.#sub);
+  }
+
+  onTransportError(): void {
+    this.#outcomes.unsendable(this.#sub);
+  }
+}
+
+/** What the log says of a subscription's NOTIFY: made only when a line is written. */
+function logFields(sub: Subscription): Record<string, string> {
+  return { callId: sub.dialog.callId, watcher: sub.watcher, event: sub.package, resource: sub.resource };
+}
+
 /**
- * An in-dialog NOTIFY (RFC 3261 §12.2.1.1; RFC 6665 §8.2.1 Event, §8.2.3 Subscription-State):
- * Request-URI the subscriber's Contact, Route the dialog's route set (the SUBSCRIBE's
- * Record-Route: a partner's watcher is behind its organisation's proxy). `self`: how the notifier
- * names itself in Via and Contact when not by `flow` (towards a partner: its federation name, TLS).
+ * What a subscription's NOTIFYs share from one to the next: the dialog's (RFC 3261 §12.2.1.1) and
+ * the notifier's header fields, serialised once. Each NOTIFY fills in only its Via branch, CSeq,
+ * Subscription-State and document (fillNotify). Remade when what it was made from changes: a
+ * refresh may bring a new remote target or flow, a partner's subscription a new connection.
+ */
+export interface NotifyTemplate {
+  readonly remoteTarget: string;
+  readonly flowId: string;
+  readonly selfSentBy: string | undefined;
+  /** `NOTIFY <uri> SIP/2.0` and the Via up to its branch */
+  readonly start: string;
+  /** the end of the Via line, then Max-Forwards, Route, From, To, Call-ID */
+  readonly dialog: string;
+  /** after CSeq: Contact, Event */
+  readonly contact: string;
+  /** after Subscription-State: User-Agent */
+  readonly userAgent: string;
+}
+
+/** What the serializer refuses in a header value (src/sip/serializer.ts), and in a Request-URI. */
+const UNSAFE_VALUE = /[\r\n\0]/;
+const WIRE_URI = /^[\x21-\x7e]+$/;
+
+/**
+ * An in-dialog NOTIFY's template (RFC 3261 §12.2.1.1; RFC 6665 §8.2.1 Event): Request-URI the
+ * subscriber's Contact, Route the dialog's route set (the SUBSCRIBE's Record-Route: a partner's
+ * watcher is behind its organisation's proxy). `self`: how the notifier names itself in Via and
+ * Contact when not by `flow` (towards a partner: its federation name, TLS). Throws on a value
+ * that cannot go on the wire, as the serializer does.
+ */
+export function notifyTemplate(sub: Subscription, flow: Flow, product: string, self?: NotifierSelf): NotifyTemplate {
+  const d = sub.dialog;
+  const via = self === undefined ? `${viaTransport(flow.protocol)} ${sentBy(flow)}` : `${viaTransport(self.protocol)} ${self.sentBy}`;
+  const { uri, routes } = requestTarget(d.remoteTarget, d.routeSet);
+  if (!WIRE_URI.test(uri)) throw new Error(`NOTIFY Request-URI ${JSON.stringify(uri.slice(0, 80))} cannot be sent`);
+  const contact = self === undefined ? notifierContact(flow) : `<sip:${self.sentBy};transport=${self.protocol}>`;
+  const values = [via, d.localHeader, d.remoteHeader, d.callId, contact, sub.event, product, ...routes];
+  const unsafe = values.find((value) => UNSAFE_VALUE.test(value));
+  if (unsafe !== undefined) throw new Error(`NOTIFY header value ${JSON.stringify(unsafe.slice(0, 80))} has CR, LF or NUL`);
+  // the order of buildNotify's messages before templates, kept to the byte
+  return {
+    remoteTarget: d.remoteTarget,
+    flowId: flow.id,
+    selfSentBy: self?.sentBy,
+    start: `NOTIFY ${uri} SIP/2.0\r\nVia: SIP/2.0/${via};branch=`,
+    dialog: `\r\nMax-Forwards: 70\r\n${routes.map((route) => `Route: ${route}\r\n`).join('')}From: ${d.localHeader}\r\nTo: ${d.remoteHeader}\r\nCall-ID: ${d.callId}\r\n`,
+    contact: `Contact: ${contact}\r\nEvent: ${sub.event}\r\n`,
+    userAgent: `User-Agent: ${product}\r\n`,
+  };
+}
+
+/** One NOTIFY's bytes (RFC 6665 §8.2.3 Subscription-State): the template with this NOTIFY's own fields and document. */
+export function fillNotify(template: NotifyTemplate, branch: string, cseq: number, subscriptionState: string, document: EventDocument): Buffer {
+  let head = template.start + branch + template.dialog + 'CSeq: ' + String(cseq) + ' NOTIFY\r\n' + template.contact + 'Subscription-State: ' + subscriptionState + '\r\n' + template.userAgent;
+  for (const [name, value] of document.headers ?? []) {
+    if (UNSAFE_VALUE.test(name) || UNSAFE_VALUE.test(value)) throw new Error(`NOTIFY header ${JSON.stringify(name.slice(0, 40))} has CR, LF or NUL`);
+    head += name + ': ' + value + '\r\n';
+  }
+  head += 'Content-Type: ' + document.contentType + '\r\nContent-Length: ' + String(bodyLength(document)) + '\r\n\r\n';
+  // one encoding of the whole message: a 1 KiB PIDF NOTIFY costs no more than copying the body in
+  return Buffer.from(head + document.body, 'utf8');
+}
+
+/** The client transaction key of a NOTIFY with this branch: what clientTransactionKey gives for it (§17.1.3). */
+export function notifyKey(branch: string): string {
+  return `${branch}|NOTIFY`;
+}
+
+/**
+ * An in-dialog NOTIFY as a message (tests, and transaction layers that take only messages): the
+ * bytes fillNotify makes, parsed. Takes the next CSeq of the subscription.
  */
 export function buildNotify(sub: Subscription, flow: Flow, document: EventDocument, now: number, product: string, self?: NotifierSelf): SipRequest {
-  const d = sub.dialog;
-  const headers = new Headers();
-  const branch = newBranch();
-  const via = self === undefined ? `${viaTransport(flow.protocol)} ${sentBy(flow)}` : `${viaTransport(self.protocol)} ${self.sentBy}`;
-  headers.append('via', `SIP/2.0/${via};branch=${branch}`);
-  headers.append('max-forwards', '70');
-  const { uri, routes } = requestTarget(d.remoteTarget, d.routeSet);
-  for (const route of routes) headers.append('route', route);
-  headers.append('from', d.localHeader);
-  headers.append('to', d.remoteHeader);
-  headers.append('call-id', d.callId);
-  headers.append('cseq', `${sub.nextCSeq()} NOTIFY`);
-  headers.append('contact', self === undefined ? notifierContact(flow) : `<sip:${self.sentBy};transport=${self.protocol}>`);
-  headers.append('event', sub.event);
-  headers.append('subscription-state', sub.subscriptionState(now));
-  headers.append('user-agent', product);
-  for (const [name, value] of document.headers ?? []) headers.append(name, value);
-  headers.append('content-type', document.contentType);
-  return createRequest('NOTIFY', uri, headers, Buffer.from(document.body, 'utf8'));
+  const bytes = fillNotify(notifyTemplate(sub, flow, product, self), newBranch(), sub.nextCSeq(), sub.subscriptionState(now), document);
+  return parseMessage(bytes) as SipRequest;
+}
+
+/** The length in bytes of each document, counted once however many NOTIFYs carry it (a fan-out's views are shared objects). */
+const lengths = new WeakMap<EventDocument, number>();
+
+function bodyLength(document: EventDocument): number {
+  let length = lengths.get(document);
+  if (length === undefined) {
+    length = Buffer.byteLength(document.body, 'utf8');
+    lengths.set(document, length);
+  }
+  return length;
 }
 
 /**

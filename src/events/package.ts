@@ -28,6 +28,9 @@ export const DEFAULT_SUBSCRIBE_EXPIRY: ExpirySettings = Object.freeze({ min: 60,
  */
 export type Authorization = 'ok' | { status: number; warning: string; headers?: ReadonlyArray<readonly [string, string]> };
 
+/** The document each subscriber of one resource sees now (EventPackage.views). */
+export type DocumentViews = (sub: Subscription) => EventDocument | Promise<EventDocument>;
+
 /** What the framework offers the packages (and the rest of the server, as `ctx.events`). */
 export interface EventNotifications {
   /**
@@ -77,6 +80,13 @@ export interface EventPackage {
    * package's `contentType`, or a whole document (another type, more header fields).
    */
   body(sub: Subscription): string | EventDocument | Promise<string | EventDocument>;
+  /**
+   * The documents of one resource (`bob@parley.local`) for all its subscribers at once, when a
+   * change reaches many of them (presence: one PUBLISH, thousands of watchers): what they share is
+   * read and built once, and each subscriber gets one of the few distinct views, the same
+   * EventDocument object for all who see the same. Undefined (or absent): body() per subscriber.
+   */
+  views?(resource: string): Promise<DocumentViews> | undefined;
   /**
    * A NOTIFY that no record-routed dialog takes (router/dialog-proxy.ts): the package's own, when
    * it subscribes to others itself (presence watching partners' users for contact lists, issue

@@ -136,10 +136,17 @@ export class EventService implements EventNotifications {
    * an unknown package is a bug and throws.
    */
   changed(packageName: string, resource: string): void {
-    this.#package(packageName);
+    const pkg = this.#package(packageName);
     const running = this.#running;
     if (!running) return;
-    for (const sub of running.subscriptions.watching(packageName, addressOf(resource))) running.notifier.notify(sub, true);
+    const address = addressOf(resource);
+    const subs = running.subscriptions.watching(packageName, address);
+    if (subs.length === 0) return;
+    // one change, many watchers: the package reads its state once and builds each distinct document once
+    const views = pkg.views?.(address);
+    // a failure reaches each NOTIFY that waits for the views (it is logged there); none may wait
+    views?.catch(() => {});
+    running.notifier.notifyAll(`${packageName}\n${address}`, subs, views);
   }
 
   changedAll(packageName: string): void {
@@ -229,6 +236,7 @@ export class EventService implements EventNotifications {
     const running = this.#running;
     if (!running) return;
     running.cancelSweep();
+    running.notifier.close();
     for (const pkg of this.#packages.values()) pkg.close?.();
     running.subscriptions.close();
     this.#running = undefined;

@@ -110,6 +110,8 @@ function blockOf(row: Row): PresenceBlock {
 export interface BlockList {
   /** true when `owner` has blocked `watcher` (both `user@domain`, lower case) */
   isBlocked(owner: string, watcher: string): Promise<boolean>;
+  /** the watchers `owner` has blocked, read once for a NOTIFY to each of their watchers; absent: isBlocked() per watcher */
+  blockedBy?(owner: string): Promise<ReadonlySet<string>>;
   /** the newest change's number */
   lastChange(): Promise<number>;
   changesSince(seq: number): Promise<BlockChange[]>;
@@ -128,6 +130,7 @@ export function databaseBlockList(sql: Sql): BlockList {
   const load = sharedLoads(async (owner: string) => new Set((await sql.all<{ watcher: string }>('SELECT watcher FROM presence_blocks WHERE owner = ?', [owner])).map((r) => r.watcher)));
   return {
     isBlocked: async (owner, watcher) => (await blocked.get(owner, () => load(owner))).has(watcher),
+    blockedBy: (owner) => blocked.get(owner, () => load(owner)),
     lastChange: () => lastBlockChange(sql),
     changesSince: (seq) => blockChangesSince(sql, seq),
     forget: () => blocked.clear(),

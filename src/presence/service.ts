@@ -10,7 +10,7 @@
 //   const handlers = [..., ...presence.handlers, ...events.handlers];   // PUBLISH; SUBSCRIBE, NOTIFY
 //   events.start(ctx);                                                 // starts presence too
 
-import type { Authorization, CancelTimer, EventNotifications, EventPackage, ExpirySettings, Subscription, Timers } from '../events/index.ts';
+import type { Authorization, CancelTimer, DocumentViews, EventDocument, EventNotifications, EventPackage, ExpirySettings, Subscription, Timers } from '../events/index.ts';
 import { acceptsType, DEFAULT_SUBSCRIBE_EXPIRY, NODE_TIMERS, repeat } from '../events/index.ts';
 import type { Incoming, MethodHandler, SipContext } from '../router/context.ts';
 import { authenticatePartner, fromPartner, sendToPartner } from '../router/partner.ts';
@@ -237,6 +237,26 @@ export class PresenceService implements EventPackage {
     const document = buildListDocument({ listUri: `sip:${sub.resource}`, domain: this.#require().ctx.domain, version: sub.notifiesSent, seed: sub.id, members });
     // RFC 4662 §4.5: NOTIFYs of a list subscription carry "Require: eventlist".
     return { ...document, headers: [['Require', EVENTLIST]] };
+  }
+
+  /**
+   * The documents of a presentity for all its watchers at once (a fan-out, EventPackage.views): its
+   * state is read once and the PIDF built once per view — what everyone sees, and Offline for the
+   * watchers it has blocked (exactly what a really offline user's watchers get). Contact lists
+   * differ per subscription (RFC 4662 version): body() builds theirs.
+   */
+  views(resource: string): Promise<DocumentViews> | undefined {
+    if (this.#contacts !== undefined && listOwner(resource) !== undefined) return undefined;
+    return this.#views(resource);
+  }
+
+  async #views(resource: string): Promise<DocumentViews> {
+    const entity = `sip:${resource}`;
+    const [state, blocked] = await Promise.all([this.stateOf(resource), this.#blocks?.blockedBy?.(resource)]);
+    const visible: EventDocument = { contentType: PIDF_TYPE, body: buildPidf(entity, state) };
+    const offline: EventDocument = state.state === OFFLINE.state && state.note === OFFLINE.note ? visible : { contentType: PIDF_TYPE, body: buildPidf(entity, OFFLINE) };
+    if (blocked !== undefined) return (sub) => (blocked.has(sub.watcher) ? offline : visible);
+    return async (sub) => ((await this.#isBlocked(sub.watcher, resource)) ? offline : visible);
   }
 
   get publications(): Publications {

@@ -126,7 +126,21 @@ async function answerRetransmission(ctx: SipContext, incoming: Incoming, aor: st
 
 /** §10.3 step 8: the 200's Contact for every current binding, and Date. */
 function bindingHeaders(bindings: readonly Binding[], now: number): Array<[string, string]> {
-  return [...bindings.map((b) => ['Contact', contactValue(b, now)] as [string, string]), ['Date', new Date(now).toUTCString()]];
+  const headers = bindings.map((b) => ['Contact', contactValue(b, now)] as [string, string]);
+  headers.push(['Date', httpDate(now)]);
+  return headers;
+}
+
+/** The Date value (RFC 1123 form, whole seconds), written once per second: formatting a date costs more than a REGISTER's other headers together. */
+let dateSecond = Number.NaN;
+let dateText = '';
+function httpDate(now: number): string {
+  const second = Math.floor(now / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateText = new Date(second * 1000).toUTCString();
+  }
+  return dateText;
 }
 
 /**

@@ -47,7 +47,8 @@ import { createAdminRoute, serverCmdlets } from '../admin/index.ts';
 import { createConnectionGuard } from './connections.ts';
 import { createWebRoute, lazyWebBundle } from '../web/index.ts';
 import { createSipSink } from './sip-service.ts';
-import { isWildcardAddress, type ConnectionGuard, connectStream, createWebSocketAcceptor, type Endpoint, type Flow, formatEndpoint, listenStream, listenUdp, NonceIssuer, type SipLimits, sipLimits, type StreamListener, TransactionLayer, type UdpListener } from '../sip/index.ts';
+
+import { isWildcardAddress, type ConnectionGuard, connectStream, createWebSocketAcceptor, type Endpoint, type Flow, formatEndpoint, listenStream, listenUdp, NonceIssuer, type SipLimits, sipLimits, type StreamListener, TransactionLayer, type UdpListener, warmSipPaths } from '../sip/index.ts';
 
 export const PRODUCT = 'Parley/0.1.0';
 /** how long a connection to another node of the cluster may take before that node counts as unreachable, ms */
@@ -195,6 +196,8 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   // The framing reads no body larger than the largest any method accepts: a longer one would be
   // refused once read anyway, so it is refused (413) before it is held.
   const limits: SipLimits = sipLimits({ maxBody: largestBody(config) });
+  // before any socket opens: the first requests find the parser and the digest check compiled
+  warmSipPaths(limits);
 
   // The offline-IM pipeline: the router hands it what no registration took; its worker delivers.
   const offline = new OfflineService({

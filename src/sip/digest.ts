@@ -10,7 +10,7 @@
 // and without qop (RFC 2069 compatibility, RFC 2617 §3.2.2.1):
 //   response = H(HA1 ":" nonce ":" HA2)
 
-import { hash as oneShotHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash as oneShotHash, randomBytes } from 'node:crypto';
 import { ParleyError } from '../errors.ts';
 import { detach } from './chars.ts';
 import { fillRandom } from './random.ts';
@@ -166,6 +166,13 @@ export class NonceIssuer {
    */
   readonly #inner = Buffer.alloc(HMAC_BLOCK_BYTES + TIMESTAMP_BYTES + RANDOM_BYTES + MAX_SOURCE_BYTES);
   readonly #outer = Buffer.alloc(HMAC_BLOCK_BYTES + MAC_BYTES);
+  /** #inner's first bytes for each length of the source address: the view to hash, made once */
+  readonly #innerViews = Array.from({ length: MAX_SOURCE_BYTES + 1 }, (_, n) => this.#inner.subarray(0, HMAC_BLOCK_BYTES + TIMESTAMP_BYTES + RANDOM_BYTES + n));
+  /** the last nonce check() found ours, and its issue time: acceptCount need not decode it again */
+  #checked = '';
+  #checkedIssuedAt = 0;
+  /** the nonce being issued or checked (one at a time: all of it is synchronous) */
+  readonly #nonce = Buffer.alloc(NONCE_BYTES);
   /** digest user name → the nonces they used */
   #users = new Map<string, UserNonces>();
   #tracked = 0;
@@ -200,13 +207,13 @@ export class NonceIssuer {
    * its own nonces are neither checked nor counted against that address (see verifyCredentials).
    */
   issue(source = ''): string {
-    const nonce = Buffer.allocUnsafe(NONCE_BYTES);
+    const nonce = this.#nonce;
     // the timestamp as a 64-bit big-endian count of milliseconds, written in two halves
     const ms = Math.max(0, Math.floor(this.#now()));
     nonce.writeUInt32BE(Math.floor(ms / 2 ** 32), 0);
     nonce.writeUInt32BE(ms % 2 ** 32, 4);
     fillRandom(nonce, TIMESTAMP_BYTES, RANDOM_BYTES);
-    this.#mac(nonce, source).copy(nonce, TIMESTAMP_BYTES + RANDOM_BYTES);
+    nonce.write(this.#mac(nonce, source), TIMESTAMP_BYTES + RANDOM_BYTES, MAC_BYTES, 'latin1');
     return nonce.toString('base64url');
   }
 
@@ -214,6 +221,8 @@ export class NonceIssuer {
   check(nonce: string, source = ''): NonceState {
     const issuedAt = this.#issuedAt(nonce, source);
     if (issuedAt === undefined) return 'invalid';
+    this.#checked = nonce;
+    this.#checkedIssuedAt = issuedAt;
     const age = this.#now() - issuedAt;
     if (age < -CLOCK_SKEW_MS) return 'invalid';
     return age > this.lifetimeSeconds * 1000 ? 'stale' : 'valid';
@@ -253,7 +262,8 @@ export class NonceIssuer {
       return verdict ? 'accepted' : 'replayed';
     }
 
-    const issuedAt = timestampOf(nonce) ?? -Infinity;
+    // usually the nonce check() has just read (verifyCredentials checks, then counts)
+    const issuedAt = (nonce === this.#checked ? this.#checkedIssuedAt : timestampOf(nonce)) ?? -Infinity;
     if (issuedAt <= this.#floor || (tracked !== undefined && issuedAt <= tracked.floor)) return 'forgotten';
     if (tracked === undefined) {
       tracked = { counts: new Map(), floor: -Infinity };
@@ -304,29 +314,41 @@ export class NonceIssuer {
 
   /** The issue time (ms) written in a nonce we issued to `source`; undefined when it is not. */
   #issuedAt(nonce: string, source: string): number | undefined {
-    if (!NONCE_PATTERN.test(nonce)) return undefined;
-    const raw = Buffer.from(nonce, 'base64url');
-    if (raw.length !== NONCE_BYTES) return undefined;
-    if (!timingSafeEqual(this.#mac(raw, source), raw.subarray(TIMESTAMP_BYTES + RANDOM_BYTES))) return undefined;
+    const raw = this.#nonce;
+    if (!decodeNonce(nonce, raw)) return undefined;
+    const mac = this.#mac(raw, source);
+    if (!sameSecret(mac, raw.toString('latin1', TIMESTAMP_BYTES + RANDOM_BYTES, NONCE_BYTES))) return undefined;
     return raw.readUInt32BE(0) * 2 ** 32 + raw.readUInt32BE(4);
   }
 
-  /** HMAC-SHA256 of the nonce's head (timestamp and random bytes, the first bytes of `nonce`) and the source it is for */
-  #mac(nonce: Buffer, source: string): Buffer {
+  /**
+   * HMAC-SHA256 of the nonce's head (timestamp and random bytes, the first bytes of `nonce`) and
+   * the source it is for, as latin1 text (one char per byte): a digest written to text costs less
+   * than one returned in a new Buffer.
+   */
+  #mac(nonce: Buffer, source: string): string {
     nonce.copy(this.#inner, HMAC_BLOCK_BYTES, 0, TIMESTAMP_BYTES + RANDOM_BYTES);
     // an IPv4 client reached through a dual-stack socket is written ::ffff:a.b.c.d there: one address
     const address = source.startsWith('::ffff:') ? source.slice(7) : source;
-    const end = HMAC_BLOCK_BYTES + TIMESTAMP_BYTES + RANDOM_BYTES + this.#inner.write(address, HMAC_BLOCK_BYTES + TIMESTAMP_BYTES + RANDOM_BYTES, MAX_SOURCE_BYTES, 'latin1');
-    oneShotHash('sha256', this.#inner.subarray(0, end), 'buffer').copy(this.#outer, HMAC_BLOCK_BYTES);
-    return oneShotHash('sha256', this.#outer, 'buffer');
+    const length = this.#inner.write(address, HMAC_BLOCK_BYTES + TIMESTAMP_BYTES + RANDOM_BYTES, MAX_SOURCE_BYTES, 'latin1');
+    this.#outer.write(oneShotHash('sha256', this.#innerViews[length] as Buffer, 'binary'), HMAC_BLOCK_BYTES, MAC_BYTES, 'latin1');
+    return oneShotHash('sha256', this.#outer, 'binary');
   }
 }
 
+/**
+ * Decodes a nonce's text into `raw` (NONCE_BYTES long); false when it has not a nonce's shape.
+ * Into a kept buffer, since a nonce is decoded for every authenticated request.
+ */
+function decodeNonce(nonce: string, raw: Buffer): boolean {
+  return NONCE_PATTERN.test(nonce) && raw.write(nonce, 0, NONCE_BYTES, 'base64url') === NONCE_BYTES;
+}
+
+const timestampBytes = Buffer.alloc(NONCE_BYTES);
+
 /** The issue time (ms) written in a nonce, its MAC unchecked; undefined when it has not a nonce's shape. */
 function timestampOf(nonce: string): number | undefined {
-  if (!NONCE_PATTERN.test(nonce)) return undefined;
-  const raw = Buffer.from(nonce, 'base64url');
-  return raw.length === NONCE_BYTES ? raw.readUInt32BE(0) * 2 ** 32 + raw.readUInt32BE(4) : undefined;
+  return decodeNonce(nonce, timestampBytes) ? timestampBytes.readUInt32BE(0) * 2 ** 32 + timestampBytes.readUInt32BE(4) : undefined;
 }
 
 /**
@@ -436,6 +458,8 @@ export interface VerifyOptions {
 /** A stand-in HA1 for a user who does not exist, so that a wrong user costs what a wrong password does. */
 const NO_USER_HA1: Readonly<Record<DigestAlgorithm, string>> = { MD5: '0'.repeat(32), 'SHA-256': '0'.repeat(64) };
 
+const REQUIRED_CREDENTIALS = ['username', 'realm', 'nonce', 'uri', 'response'] as const;
+
 /** Checks an Authorization / Proxy-Authorization value against the request (RFC 3261 §22.4). */
 export function verifyCredentials(cred: AuthField, options: VerifyOptions): DigestVerification {
   const fail = (reason: DigestFailureReason, detail: string, username?: string): DigestVerification =>
@@ -444,7 +468,7 @@ export function verifyCredentials(cred: AuthField, options: VerifyOptions): Dige
   if (cred.scheme.toLowerCase() !== 'digest') return fail('malformed', `scheme ${cred.scheme} is not Digest`);
   const p = cred.params;
   const username = p.get('username');
-  for (const name of ['username', 'realm', 'nonce', 'uri', 'response'] as const) {
+  for (const name of REQUIRED_CREDENTIALS) {
     if (!p.has(name)) return fail('malformed', `the credentials lack the ${name} parameter`, username);
   }
   const realm = p.get('realm') ?? '';
@@ -497,7 +521,7 @@ export function verifyCredentials(cred: AuthField, options: VerifyOptions): Dige
       : { algorithm, ha1, method: options.method, uri, nonce, qop: 'auth', nc: nc ?? '', cnonce: cnonce ?? '' },
   );
   if (known === undefined) return fail('unknown-user', `no user ${user} in realm ${realm}`, user);
-  if (!timingSafeEqual(Buffer.from(expected, 'latin1'), Buffer.from(response, 'latin1'))) {
+  if (!sameSecret(expected, response)) {
     return fail('bad-response', 'the response does not match the password', user);
   }
 
@@ -511,6 +535,14 @@ export function verifyCredentials(cred: AuthField, options: VerifyOptions): Dige
     if (verdict === 'forgotten') return fail('stale', 'the nonce is no longer tracked; take a new one', user);
   }
   return { ok: true, username: user, algorithm, uri };
+}
+
+/** Whether two texts of the same length are equal, compared in full whatever differs (as timingSafeEqual does). */
+function sameSecret(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
 }
 
 /** The digest uri names the Request-URI: the same text, or the same URI by RFC 3261 §19.1.4. */

@@ -17,3 +17,4 @@ export { CONNECTION_GUARD_CODES, ConnectionGuard, DEFAULT_CONNECTION_LIMITS, Gua
 export type { ConnectionGuardCode, ConnectionGuardEvent, ConnectionLimits } from './transport/guard.ts';
 export { WebSocketMeter } from './transport/ws-meter.ts';
 export { createWebSocketAcceptor, type WebSocketAcceptor } from './transport/websocket.ts';
+export { warmSipPaths } from './warm.ts';

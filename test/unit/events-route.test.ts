@@ -3,10 +3,11 @@
 // towards a partner, and a local subscription's NOTIFY unchanged to the byte. Pure.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { buildNotify, requestTarget } from '../../src/events/notifier.ts';
+import { buildNotify, fillNotify, notifyKey, notifyTemplate, requestTarget } from '../../src/events/notifier.ts';
+import { clientTransactionKey } from '../../src/sip/transaction/keys.ts';
 import { Subscription } from '../../src/events/index.ts';
 import type { Flow } from '../../src/sip/index.ts';
-import { serialize } from '../../src/sip/index.ts';
+import { parseMessage, serialize } from '../../src/sip/index.ts';
 
 const FLOW = { id: 'tcp#1', protocol: 'tcp', local: { address: '127.0.0.1', port: 5060 }, remote: { address: '127.0.0.1', port: 40000 }, reliable: true, closed: false, send: () => true } as Flow;
 
@@ -45,6 +46,25 @@ describe('NOTIFY routing', () => {
       '',
       'hello',
     ].join('\r\n'));
+  });
+
+  it('a template filled in is the NOTIFY buildNotify makes, and its key is the one the response will find (§17.1.3)', () => {
+    const sub = subscription(['<sip:edge.org-b.test;lr>']);
+    const template = notifyTemplate(sub, FLOW, 'Parley/test');
+    const bytes = fillNotify(template, 'z9hG4bK-fan1', 7, 'active;expires=60', { ...DOC, headers: [['Require', 'eventlist']] });
+    const parsed = parseMessage(bytes);
+    assert.equal(clientTransactionKey(parsed), notifyKey('z9hG4bK-fan1'));
+    assert.equal(parsed.headers.get('cseq'), '7 NOTIFY');
+    assert.equal(parsed.headers.get('require'), 'eventlist');
+    assert.deepEqual(parsed.headers.getAll('route'), ['<sip:edge.org-b.test;lr>']);
+    assert.equal(parsed.body.toString(), 'hello');
+    // the same dialog, any NOTIFY: only branch, CSeq and Subscription-State differ
+    const other = fillNotify(template, 'z9hG4bK-fan2', 8, 'active;expires=59', DOC).toString();
+    assert.equal(other.replace('fan2', 'fan1').replace('8 NOTIFY', '7 NOTIFY').replace('expires=59', 'expires=60'), bytes.toString().replace('Require: eventlist\r\n', ''));
+    assert.throws(() => notifyTemplate(subscription([], 'sip:alice@host\r\nX: y'), FLOW, 'Parley/test'), /cannot be sent/);
+    const injected = subscription([]);
+    injected.dialog.remoteHeader = '<sip:alice@parley.test>;tag=cli\r\nX: y';
+    assert.throws(() => notifyTemplate(injected, FLOW, 'Parley/test'), /CR, LF or NUL/);
   });
 
   it('sends to the remote target along the route set (loose routers), naming itself as partners know it', () => {

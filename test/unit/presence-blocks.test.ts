@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { after, afterEach, describe, it } from 'node:test';
 import pino from 'pino';
-import { EventService, ManualTimers, Subscription } from '../../src/events/index.ts';
+import { EventService, FANOUT_SLICE, ManualTimers, Subscription } from '../../src/events/index.ts';
 import {
   BLOCK_LOG_KEEP_MS, addBlock, blockChangesSince, databaseBlockList, getBlock, isBlocked, lastBlockChange, listBlocks, removeBlock,
 } from '../../src/presence/blocks.ts';
@@ -234,6 +234,56 @@ describe(`presence service with blocks on ${engine.name}`, () => {
     await presence.blocksChanged();
     await quiet(presence, events);
     assert.deepEqual(sent.map((s) => [toOf(s.request), basicOf(s.request)]), [[`mallory@${D}`, 'open']]);
+    events.close();
+  });
+
+  it('a fan-out to more watchers than one slice reads the state once and gives every watcher its view, in CSeq order', async () => {
+    const db = await database('bob');
+    const clock = new ManualTimers(T0);
+    const sent: Array<{ request: SipRequest; user: ClientTransactionUser }> = [];
+    let bindings: Binding[] = [];
+    let lookups = 0;
+    const ctx = {
+      domain: D, product: 'Parley/test', logger, now: clock.now,
+      registrations: new EventEmitter<{ changed: [aor: string] }>(),
+      transactions: { sendRequest: (request: SipRequest, _flow: Flow, user: ClientTransactionUser) => void sent.push({ request, user }) },
+      resolveFlow: () => ({ ...FLOW, reliable: true, closed: false, send: () => true }),
+      location: { lookup: async () => (lookups++, bindings) },
+    } as unknown as SipContext;
+    const presence = new PresenceService({ timers: clock, blocks: databaseBlockList(db), blockPollMs: 1000 });
+    const events = new EventService({ packages: [presence], timers: clock });
+    events.start(ctx);
+    const n = 2 * FANOUT_SLICE + 7;
+    const subs = Array.from({ length: n }, (_, i) => subscription(`w${i}@${D}`, i));
+    for (const sub of subs) events.subscriptions.add(sub);
+    for (const i of [3, FANOUT_SLICE + 1, n - 1]) await blockWatcher(db, `bob@${D}`, `w${i}@${D}`, T0);
+    // the first NOTIFY of each (bob is offline), answered
+    for (const sub of subs) events.notifier.notify(sub);
+    await quiet(presence, events);
+    assert.equal(sent.length, n);
+    for (const s of sent.splice(0)) s.user.onFinal(createResponseMessage(200, 'OK') as SipResponse);
+
+    // bob registers: one change, every watcher but the blocked ones hears of it
+    bindings = [{ aor: `bob@${D}`, contact: `sip:bob@127.0.0.1:1`, userAgent: 'phone', expiresAt: T0 + 300_000, flow: FLOW } as Binding];
+    lookups = 0;
+    ctx.registrations.emit('changed', `bob@${D}`);
+    await quiet(presence, events);
+    assert.equal(lookups, 1, 'the presentity\'s state is read once for the fan-out');
+    const basicOf = (r: SipRequest) => /<basic>(\w+)<\/basic>/.exec(r.body.toString())?.[1];
+    assert.equal(sent.length, n - 3, 'the blocked watchers still see Offline: nothing changed for them');
+    assert.ok(sent.every((s) => basicOf(s.request) === 'open' && s.request.headers.get('cseq') === '2 NOTIFY'));
+    assert.deepEqual(sent.filter((s) => /w(3|1001|2006)@/.test(s.request.headers.get('to') ?? '')), []);
+    assert.equal(new Set(sent.map((s) => s.request.headers.get('call-id'))).size, n - 3, 'one NOTIFY per watcher');
+
+    // a change while those are unanswered: folded, sent once each is answered, CSeq 3
+    bindings = [];
+    ctx.registrations.emit('changed', `bob@${D}`);
+    await quiet(presence, events);
+    assert.equal(sent.length, n - 3, 'one NOTIFY in flight per dialog');
+    for (const s of sent.splice(0)) s.user.onFinal(createResponseMessage(200, 'OK') as SipResponse);
+    await quiet(presence, events);
+    assert.equal(sent.length, n - 3);
+    assert.ok(sent.every((s) => basicOf(s.request) === 'closed' && s.request.headers.get('cseq') === '3 NOTIFY'));
     events.close();
   });
 

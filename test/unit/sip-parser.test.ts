@@ -12,6 +12,7 @@ import {
   parseVia,
   serialize,
   sipLimits,
+  warmSipPaths,
 } from '../../src/sip/index.ts';
 import type { SipMessage, SipRequest, SipResponse } from '../../src/sip/index.ts';
 import { prng } from './prng.ts';
@@ -570,5 +571,19 @@ describe('random mutations (seeded)', () => {
         at += n;
       }
     }
+  });
+});
+
+describe('warmSipPaths (run at start, before the sockets open)', () => {
+  it('runs through with the default limits, and stops without failing when the limits are tighter than its requests', () => {
+    assert.equal(warmSipPaths(DEFAULT_SIP_LIMITS, 3), true);
+    assert.equal(warmSipPaths(sipLimits({ maxHeaderLine: 100 }), 3), false);
+  });
+
+  it('leaves the parser reading real messages as before', () => {
+    warmSipPaths(DEFAULT_SIP_LIMITS, 3);
+    const m = parseMessage(Buffer.from('OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:c@d>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n', 'latin1'));
+    assert.equal(m.kind, 'request');
+    assert.equal(m.headers.get('cseq'), '1 OPTIONS');
   });
 });

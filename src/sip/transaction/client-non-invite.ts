@@ -2,6 +2,8 @@ import type { SipRequest, SipResponse } from '../message.ts';
 import { serialize } from '../serializer.ts';
 import type { Flow } from '../transport/flow.ts';
 import type { TimerSettings } from './timers.ts';
+import { DeadlineWheel } from './deadline-wheel.ts';
+import type { Expiring, Slot } from './deadline-wheel.ts';
 
 // RFC 3261 §17.1.2, Figure 6: the non-INVITE client transaction.
 //
@@ -39,7 +41,16 @@ export interface ClientTransactionOwner {
   terminated(tx: NonInviteClientTransaction): void;
 }
 
-export class NonInviteClientTransaction {
+/** Timer F over reliable flows, one wheel per duration (64·T1) for every transaction (deadline-wheel.ts) */
+const timerFWheels = new Map<number, DeadlineWheel<NonInviteClientTransaction>>();
+
+function timerFWheel(ms: number): DeadlineWheel<NonInviteClientTransaction> {
+  let wheel = timerFWheels.get(ms);
+  if (wheel === undefined) timerFWheels.set(ms, (wheel = new DeadlineWheel(ms)));
+  return wheel;
+}
+
+export class NonInviteClientTransaction implements Expiring {
   readonly key: string;
   readonly flow: Flow;
   #state: ClientState = 'trying';
@@ -48,17 +59,20 @@ export class NonInviteClientTransaction {
   #interval: number;
   #timerE: NodeJS.Timeout | undefined;
   #timerF: NodeJS.Timeout | undefined;
+  /** Timer F's place on the wheel, over a reliable flow */
+  #timerFSlot: Slot<NonInviteClientTransaction> | undefined;
   readonly #timers: TimerSettings;
   #user: ClientTransactionUser;
   readonly #owner: ClientTransactionOwner;
 
-  constructor(key: string, request: SipRequest, flow: Flow, timers: TimerSettings, user: ClientTransactionUser, owner: ClientTransactionOwner) {
+  /** `request`: the message, or its bytes when the sender serialised it (TransactionLayer.sendPrepared) */
+  constructor(key: string, request: SipRequest | Buffer, flow: Flow, timers: TimerSettings, user: ClientTransactionUser, owner: ClientTransactionOwner) {
     this.key = key;
     this.flow = flow;
     this.#timers = timers;
     this.#user = user;
     this.#owner = owner;
-    this.#bytes = serialize(request);
+    this.#bytes = Buffer.isBuffer(request) ? request : serialize(request);
     this.#interval = timers.t1;
   }
 
@@ -72,8 +86,15 @@ export class NonInviteClientTransaction {
       return;
     }
     // Timer E retransmits only over unreliable transports (§17.1.2.1).
-    if (!this.flow.reliable) this.#timerE = setTimeout(() => this.#retransmit(), this.#interval);
-    this.#timerF = setTimeout(() => this.#fail(() => this.#user.onTimeout()), 64 * this.#timers.t1);
+    if (!this.flow.reliable) {
+      this.#timerE = setTimeout(() => this.#retransmit(), this.#interval);
+      this.#timerF = setTimeout(() => this.expire(), 64 * this.#timers.t1);
+    } else this.#timerFSlot = timerFWheel(64 * this.#timers.t1).add(this);
+  }
+
+  /** Timer F fired: no final response in 64·T1. */
+  expire(): void {
+    this.#fail(() => this.#user.onTimeout());
   }
 
   receiveResponse(response: SipResponse): void {
@@ -129,6 +150,8 @@ export class NonInviteClientTransaction {
     clearTimeout(this.#timerF);
     this.#timerE = undefined;
     this.#timerF = undefined;
+    if (this.#timerFSlot !== undefined) timerFWheel(64 * this.#timers.t1).cancel(this.#timerFSlot, this);
+    this.#timerFSlot = undefined;
   }
 
   #transition(to: ClientState): void {

@@ -83,6 +83,18 @@ export class TransactionLayer {
     return tx;
   }
 
+  /**
+   * A request serialised by its sender with its client transaction key (what clientTransactionKey
+   * gives for it): a presence fan-out fills a NOTIFY template per watcher (src/events/notifier.ts)
+   * rather than building, serialising and parsing again 10,000 of them.
+   */
+  sendPrepared(key: string, bytes: Buffer, flow: Flow, user: ClientTransactionUser): NonInviteClientTransaction {
+    const tx = new NonInviteClientTransaction(key, bytes, flow, this.#timers, user, this.#clientOwner);
+    this.#client.set(key, tx);
+    tx.start();
+    return tx;
+  }
+
   get size(): { server: number; client: number } {
     return { server: this.#server.size, client: this.#client.size };
   }

@@ -47,7 +47,19 @@ export function listenUdp(opts: { address: string; port: number; limits: SipLimi
       // A UDP flow is only a peer's address, so one object per peer serves every datagram (and the
       // transactions that keep it); the cache is simply emptied when it grows large.
       const flows = new Map<string, Flow>();
+      // the peer of the last datagram: a burst from one peer (a proxy, a gateway) finds its flow
+      // without a key built and looked up per datagram
+      let lastAddress = '';
+      let lastPort = -1;
+      let lastFlow: Flow | undefined;
       const flowTo = (remote: Endpoint): Flow => {
+        if (remote.port === lastPort && remote.address === lastAddress && lastFlow !== undefined) return lastFlow;
+        lastFlow = cachedFlow(remote);
+        lastAddress = remote.address;
+        lastPort = remote.port;
+        return lastFlow;
+      };
+      const cachedFlow = (remote: Endpoint): Flow => {
         const address = plainAddress(remote.address);
         const key = `${address}|${remote.port}`;
         let flow = flows.get(key);
@@ -91,18 +103,24 @@ export function listenUdp(opts: { address: string; port: number; limits: SipLimi
   });
 }
 
+let lastLookup = '';
+let lastFamily = 0;
+
 /**
  * The socket's name lookup. Parley sends over UDP only to addresses datagrams came from, never to
  * a name, so the lookup is the identity and answers at once: the default (dns.lookup) would put
  * every send off to the next tick. A name here is a bug, and fails loudly.
  */
 function literalAddress(address: string, _options: unknown, callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void): void {
-  const family = isIP(address);
+  // most sends go where the last one went (answers to a busy peer): its family is known
+  const family = address === lastLookup ? lastFamily : isIP(address);
+  lastLookup = address;
+  lastFamily = family;
   if (family === 0) throw new TypeError(`UDP send to "${address}": only IP addresses are sent to, names are not resolved`);
   callback(null, address, family);
 }
 
 function isKeepAlive(data: Buffer): boolean {
-  for (const byte of data) if (byte !== 0x0d && byte !== 0x0a) return false;
+  for (let i = 0; i < data.length; i++) if (data[i] !== 0x0d && data[i] !== 0x0a) return false;
   return true;
 }
