@@ -27,8 +27,18 @@ export interface StepRecord extends StepResult {
   redisCpu?: number;
 }
 
+/** Issue 20's held check: one long step at HOLD_SHARE of the run's highest passing rate (`ofRate`). */
+export interface HeldStep extends StepRecord {
+  ofRate: number;
+}
+
+/** what the held check's p99 must stay under (issue 20) */
+export const HOLD_TARGET_P99_MS = 20;
+
 export interface ServerRun {
   steps: StepRecord[];
+  /** the held check (full runs), after the steps */
+  held?: HeldStep;
   /** KiB: Parley VmHWM; Kamailio sum of PSS over its processes, max of samples */
   peakMemoryKb: number;
   /** Parley, scenario 2: what Conversation History kept, read at the end of the run */
@@ -43,6 +53,8 @@ export interface ScenarioReport {
   kamailio?: ServerRun;
   /** why it was not measured */
   pending?: string;
+  /** why Kamailio's figures are not comparable (no ratio is given) */
+  noRatio?: string;
   /**
    * The same scenario against Parley again under other settings (scenario 2: Conversation History
    * off), on a fresh server: a row of its own beside the same Kamailio run, and a series of its own
@@ -258,6 +270,30 @@ function historySection(rep: BenchReport, c: HistoryComparison): string[] {
   return out;
 }
 
+/** The held check's rows (full runs): 80 % of each run's max rate for 60 s, p99 against the target. */
+function heldSection(rep: BenchReport): string[] {
+  const rows: string[] = [];
+  for (const s of rep.scenarios) {
+    for (const { server, title, run } of runsOf(s)) {
+      const h = run?.held;
+      if (!h) continue;
+      const secs = Math.round(h.calls / h.rate);
+      rows.push(`| ${title} | ${server} | ${h.rate} (80 % of ${h.ofRate}) for ${secs} s | ${f0(h.achieved)} | ${h.calls} | ${h.failed} | ${h.p50Ms} / **${h.p99Ms}** ms | ${h.p99Ms <= HOLD_TARGET_P99_MS ? 'yes' : 'NO'} | ${cpuText(h)} | ${h.otherCpu === undefined ? '–' : `${(h.otherCpu * 100).toFixed(0)} %`} | ${mib(run!.peakMemoryKb)} |`);
+    }
+  }
+  if (rows.length === 0) return [];
+  return [
+    '### p99 held at 80 % of the max rate for 60 s',
+    '',
+    `After its steps, each run offers 80 % of its highest passing rate for 60 s, on the same server (issue 20's target: p99 ≤ ${HOLD_TARGET_P99_MS} ms in every run). Full runs only.`,
+    '',
+    `| scenario | server | offered/s | ok/s | calls | failed | p50 / p99 | p99 ≤ ${HOLD_TARGET_P99_MS} ms | CPU | other on core 0 | peak mem (whole run) |`,
+    '|---|---|---|---|---|---|---|---|---|---|---|',
+    ...rows,
+    '',
+  ];
+}
+
 function cell(r: ServerRun | undefined, topRate: number): [string, string, string, string] {
   const b = best(r);
   if (!r) return ['–', '–', '–', '–'];
@@ -297,13 +333,14 @@ function markdown(rep: BenchReport): string {
       const pb = best(parley);
       const kb = best(s.kamailio);
       const capped = pb?.rate === rep.topRate || kb?.rate === rep.topRate;
-      const ratio = pb && kb ? `${capped ? '≈' : ''}${(pb.rate / kb.rate).toFixed(2)}×` : '–';
+      const ratio = s.noRatio ? `none: ${s.noRatio}` : pb && kb ? `${capped ? '≈' : ''}${(pb.rate / kb.rate).toFixed(2)}×` : '–';
       out.push(`| ${title} | ${p[0]} | ${k[0]} | ${ratio} | ${p[1]} | ${k[1]} | ${p[2]} | ${k[2]} | ${p[3]} | ${k[3]} |`);
     }
   }
   out.push('');
   const history = historyComparison(rep.scenarios.find((x) => x.variant));
   if (history) out.push(...historySection(rep, history));
+  out.push(...heldSection(rep));
   out.push(...idleSection('Idle SIP-over-WebSocket registrations (Parley only)', rep.ws));
   if (rep.tlsIdle && rep.tlsIdle.length > 0) out.push(...idleSection('Idle SIP-over-TLS registrations (Parley only)', rep.tlsIdle));
   const offline = rep.scenarios.find((x) => x.title.startsWith('3.'));
@@ -452,24 +489,26 @@ function svg(rep: BenchReport): string {
   const H = 320;
   const pad = { l: 60, r: 20, t: 40, b: 50 };
   const parts: string[] = [];
+  const PER_ROW = 4;
   measured.forEach((s, i) => {
-    const x0 = i * W;
+    const x0 = (i % PER_ROW) * W;
+    const y0 = Math.floor(i / PER_ROW) * H;
     const all = [...(s.parley?.steps ?? []), ...(s.variant?.parley?.steps ?? []), ...(s.kamailio?.steps ?? [])];
     const maxX = Math.max(1, ...all.map((p) => p.rate));
     const maxY = Math.max(1, ...all.map((p) => p.achieved), maxX);
     const sx = (v: number) => x0 + pad.l + (v / maxX) * (W - pad.l - pad.r);
-    const sy = (v: number) => H - pad.b - (v / maxY) * (H - pad.t - pad.b);
-    parts.push(`<text x="${x0 + W / 2}" y="20" text-anchor="middle" font-size="14">${s.title}</text>`);
+    const sy = (v: number) => y0 + H - pad.b - (v / maxY) * (H - pad.t - pad.b);
+    parts.push(`<text x="${x0 + W / 2}" y="${y0 + 20}" text-anchor="middle" font-size="12">${s.title}</text>`);
     parts.push(`<line x1="${sx(0)}" y1="${sy(0)}" x2="${sx(maxX)}" y2="${sy(0)}" stroke="#000"/><line x1="${sx(0)}" y1="${sy(0)}" x2="${sx(0)}" y2="${sy(maxY)}" stroke="#000"/>`);
     parts.push(`<line x1="${sx(0)}" y1="${sy(0)}" x2="${sx(maxX)}" y2="${sy(maxX)}" stroke="#bbb" stroke-dasharray="4 4"/>`);
     for (let k = 0; k <= 4; k++) {
       const vx = (maxX * k) / 4;
       const vy = (maxY * k) / 4;
-      parts.push(`<text x="${sx(vx)}" y="${H - pad.b + 16}" text-anchor="middle" font-size="10">${vx.toFixed(0)}</text>`);
+      parts.push(`<text x="${sx(vx)}" y="${y0 + H - pad.b + 16}" text-anchor="middle" font-size="10">${vx.toFixed(0)}</text>`);
       parts.push(`<text x="${sx(0) - 6}" y="${sy(vy) + 3}" text-anchor="end" font-size="10">${vy.toFixed(0)}</text>`);
     }
-    parts.push(`<text x="${x0 + W / 2}" y="${H - 12}" text-anchor="middle" font-size="11">offered calls/s</text>`);
-    parts.push(`<text x="${x0 + 14}" y="${H / 2}" font-size="11" transform="rotate(-90 ${x0 + 14} ${H / 2})" text-anchor="middle">successful calls/s</text>`);
+    parts.push(`<text x="${x0 + W / 2}" y="${y0 + H - 12}" text-anchor="middle" font-size="11">offered calls/s</text>`);
+    parts.push(`<text x="${x0 + 14}" y="${y0 + H / 2}" font-size="11" transform="rotate(-90 ${x0 + 14} ${y0 + H / 2})" text-anchor="middle">successful calls/s</text>`);
     // the variant (scenario 2, history off): Parley's colour, dashed
     const series: Array<[ServerRun | undefined, string, string]> = [[s.parley, PARLEY_COLOUR, ''], [s.kamailio, KAMAILIO_COLOUR, ''], [s.variant?.parley, VARIANT_COLOUR, ' stroke-dasharray="6 3"']];
     for (const [r, color, dash] of series) {
@@ -478,12 +517,13 @@ function svg(rep: BenchReport): string {
       for (const p of r?.steps ?? []) parts.push(`<circle cx="${sx(p.rate).toFixed(1)}" cy="${sy(p.achieved).toFixed(1)}" r="3" fill="${p.passed ? color : '#fff'}" stroke="${color}"/>`);
     }
   });
-  const width = Math.max(1, measured.length) * W;
+  const width = Math.max(1, Math.min(PER_ROW, measured.length)) * W;
+  const height = Math.max(1, Math.ceil(measured.length / PER_ROW)) * H;
   const variant = measured.find((s) => s.variant?.parley);
   const parleyName = 'Parley';
   const at = 140;
   parts.push(`<g font-size="11"><rect x="70" y="${pad.t - 8}" width="10" height="10" fill="${PARLEY_COLOUR}"/><text x="84" y="${pad.t + 1}">${parleyName}</text><rect x="${at}" y="${pad.t - 8}" width="10" height="10" fill="${KAMAILIO_COLOUR}"/><text x="${at + 14}" y="${pad.t + 1}">Kamailio</text><text x="${at + 80}" y="${pad.t + 1}">hollow = step failed the criteria</text>${variant ? `<line x1="70" y1="${pad.t + 12}" x2="80" y2="${pad.t + 12}" stroke="${VARIANT_COLOUR}" stroke-width="2" stroke-dasharray="4 2"/><text x="84" y="${pad.t + 16}">Parley, ${variant.variant!.label} (${variant.title})</text>` : ''}</g>`);
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${H}" viewBox="0 0 ${width} ${H}" font-family="sans-serif">\n<rect width="100%" height="100%" fill="#fff"/>\n${parts.join('\n')}\n</svg>\n`;
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif">\n<rect width="100%" height="100%" fill="#fff"/>\n${parts.join('\n')}\n</svg>\n`;
 }
 
 export async function writeReport(dir: string, rep: BenchReport): Promise<void> {

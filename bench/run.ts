@@ -11,11 +11,13 @@ import { measureDrain } from './drain.ts';
 import type { DrainReport } from './drain.ts';
 import { readHistoryStore } from './history-store.ts';
 import { historyComparison, runsOf, writeReport } from './report.ts';
-import type { BenchReport, ClusterReport, ScenarioReport, ServerRun, StepRecord, WsReport } from './report.ts';
+import type { BenchReport, ClusterReport, HeldStep, ScenarioReport, ServerRun, StepRecord, WsReport } from './report.ts';
 import { BENCH_DIR, LOAD_CORE, SERVER_CORE, cpuProfileDir, cpuSeconds, fdLimit, memoryKb, postgresCpu, rssKb, startKamailio, startParley } from './servers.ts';
 import type { BenchServer, CommitTotals, KamailioOptions, ParleyOptions, StepTarget } from './servers.ts';
 import { closeTestPostgres } from '../test/harness/engines.ts';
 import { runStep, startReceiver } from './sipp-step.ts';
+import { makeBenchCertificate, startTlsRelay } from './tls.ts';
+import type { BenchCertificate } from './tls.ts';
 import { openIdleRegistrations, type WsLoadResult } from './ws-load.ts';
 import { openIdleTlsRegistrations } from './tls-load.ts';
 import { makeCertificates } from '../test/harness/dovecot.ts';
@@ -42,6 +44,9 @@ const MAX_P99_MS = 50;
 const MIN_CARRIED = 0.95;
 /** a failed step is run again (once per scenario) when other work took more than this share of the server's core */
 const MAX_OTHER_CPU = 0.1;
+// Issue 20's held check (full runs only): 80 % of each scenario's max passing rate for 60 s, p99 ≤ 20 ms
+const HOLD_SHARE = 0.8;
+const HOLD_SEC = 60;
 // `--rates 6400,8000` and `--step-sec 10` replace the steps of scenarios 1-2, `--servers parley` (or
 // kamailio) runs one server only (scenarios 1-3): for experiments, not for numbers to quote
 const RATES = option('rates')?.split(',').map(Number) ?? (smoke ? [500] : quick ? [500, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 10000, 12000] : [200, 400, 800, 1600, 2400, 3200, 4000, 4800, 5600, 6400, 7200, 8000, 9600, 11200, 12800, 16000]);
@@ -64,6 +69,8 @@ const STEP_SEC = Number(option('step-sec') ?? (smoke ? 2 : quick ? 3 : 10));
 if (!(STEP_SEC > 0)) throw new Error(`--step-sec ${option('step-sec')}: expected a positive number of seconds`);
 // 18,000: the most this machine's open-files limit (20,000 per process) allows
 const WS_COUNTS = smoke ? [1_000] : quick ? [4_000] : [10_000, 18_000, 50_000];
+// how long RSS settles after the registrations (half that after the start); the smoke run's RSS is not quoted
+const WS_SETTLE_MS = smoke ? 500 : 2_000;
 // `--idle-counts 10000,18000`: the connection counts of the ws and tls-idle scenarios instead
 const IDLE_COUNTS = option('idle-counts')?.split(',').map(Number);
 const SIPP_USERS = Array.from({ length: 200 }, (_, i) => `user${String(i).padStart(3, '0')}`);
@@ -99,8 +106,8 @@ const DATABASE = ((name: string): 'sqlite' | 'postgres' => {
 })(option('database') ?? 'sqlite');
 const ENGINE: ParleyOptions = { database: DATABASE };
 const ON_POSTGRES = DATABASE === 'postgres';
-// `--scenarios 1,2,3,ws,fanout,cluster,cluster-ws` runs only those (default: all); the others are reported as not run
-const ONLY = new Set((option('scenarios') ?? '1,2,3,ws,tls-idle,fanout,cluster,cluster-ws').split(',').map((x) => x.trim()));
+// `--scenarios 1,2,3,tcp,tls,ws,tls-idle,fanout,cluster,cluster-ws` runs only those (tcp: scenarios 4-5, tls: 6-7; default: all); the others are reported as not run
+const ONLY = new Set((option('scenarios') ?? '1,2,3,tcp,tls,ws,tls-idle,fanout,cluster,cluster-ws').split(',').map((x) => x.trim()));
 // Issue 16 (bench/cluster.ts). `cluster`: REGISTER and MESSAGE relayed through a 2-node cluster
 // against one node, both on PostgreSQL, with the same two sipp senders; `cluster-ws`: idle
 // WebSocket registrations spread over 3 nodes. `--cluster-cores 0,1` pins node i to the i-th core
@@ -164,7 +171,8 @@ function ownCpuSeconds(): number {
   return (Number(rest[11]) + Number(rest[12]) + Number(rest[13]) + Number(rest[14])) / 100;
 }
 
-type StepFn = (rate: number) => ReturnType<typeof runStep>;
+/** one step at `rate`; `calls` replaces callsFor(rate) (the held step's 60 s) */
+type StepFn = (rate: number, calls?: number) => ReturnType<typeof runStep>;
 
 /** What happened between two readings of the group-commit totals. */
 function commitDelta(a: CommitTotals | undefined, b: CommitTotals | undefined): CommitTotals | undefined {
@@ -177,38 +185,49 @@ function commitDelta(a: CommitTotals | undefined, b: CommitTotals | undefined): 
 
 const targetOf = (server: BenchServer): StepTarget => ({ name: server.name, pids: [server.pid], postgres: server.postgres, commitStats: server.commitStats });
 
-async function stepUp(server: StepTarget, name: string, run: StepFn, rates: readonly number[] = RATES): Promise<ServerRun> {
+/** One step at `rate` against `server`, with what the server and its core did meanwhile. */
+async function measureStep(server: StepTarget, name: string, rate: number, run: () => ReturnType<typeof runStep>, peakMemoryKb: () => number): Promise<StepRecord> {
   const serverCpu = () => server.pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+  const commit0 = await server.commitStats?.();
+  const cpu0 = serverCpu();
+  const redis0 = server.redisPid === undefined ? undefined : cpuSeconds(server.redisPid);
+  const pg0 = server.postgres ? postgresCpu(server.postgres.name) : undefined;
+  const core0 = busyCpuSeconds(`cpu${SERVER_CORE}`);
+  const drops0 = udpRcvbufErrors();
+  const t0 = performance.now();
+  const r = await run();
+  const wall = (performance.now() - t0) / 1000;
+  const cpu = (serverCpu() - cpu0) / wall;
+  const redisCpu = redis0 === undefined ? undefined : (cpuSeconds(server.redisPid!) - redis0) / wall;
+  const pg1 = server.postgres ? postgresCpu(server.postgres.name) : undefined;
+  const pgCpu = pg0 && pg1 ? { server: (pg1.server - pg0.server) / wall, database: (pg1.database - pg0.database) / wall } : undefined;
+  // the server's core did other work too: kernel (network softirqs) and any process not pinned away
+  const otherCpu = Math.max(0, (busyCpuSeconds(`cpu${SERVER_CORE}`) - core0) / wall - cpu);
+  const passed = r.failureRatio < MAX_FAILURE_RATIO && r.p99Ms < MAX_P99_MS && r.achieved >= MIN_CARRIED * rate;
+  const udpDrops = udpRcvbufErrors() - drops0;
+  const commit = commitDelta(commit0, await server.commitStats?.());
+  const batches = commit && commit.batches > 0 ? `, ${commit.batches} commits of ${(commit.items / commit.batches).toFixed(1)} on average` : '';
+  const pgText = pgCpu ? ` + PostgreSQL ${(pgCpu.server * 100).toFixed(0)}% (its backends for Parley ${(pgCpu.database * 100).toFixed(0)}%)` : '';
+  const redisText = redisCpu === undefined ? '' : ` + Redis ${(redisCpu * 100).toFixed(0)}%`;
+  log(`${server.name} ${name} offered ${rate}/s: ${r.successful}/${r.calls} ok, ${r.achieved.toFixed(0)} ok/s, p50 ${r.p50Ms} ms p99 ${r.p99Ms} ms, cpu ${(cpu * 100).toFixed(0)}%${pgText}${redisText} (other on core ${SERVER_CORE}: ${(otherCpu * 100).toFixed(0)}%), ${udpDrops} UDP drops${batches} ${passed ? 'pass' : 'FAIL'}`);
+  if (r.errors) log(`sipp errors (start):\n${r.errors}`);
+  return { ...r, cpu, otherCpu, passed, udpDrops, peakMemoryKb: peakMemoryKb(), ...(commit ? { commit } : {}), ...(pgCpu ? { postgresCpu: pgCpu } : {}), ...(redisCpu === undefined ? {} : { redisCpu }) };
+}
+
+/**
+ * Steps the rate up (see the top) and, with `hold` in a full run, then holds 80 % of the highest
+ * rate that passed for HOLD_SEC (issue 20: p99 ≤ HOLD_TARGET_P99_MS there, in every run).
+ */
+async function stepUp(server: StepTarget, name: string, run: StepFn, rates: readonly number[] = RATES, hold = false): Promise<ServerRun> {
   const mem = sampleMemory(server.pids);
   const steps: StepRecord[] = [];
   let failedBefore = false;
   let retried = false;
   for (let i = 0; i < rates.length; i++) {
     const rate = rates[i]!;
-    const commit0 = await server.commitStats?.();
-    const cpu0 = serverCpu();
-    const redis0 = server.redisPid === undefined ? undefined : cpuSeconds(server.redisPid);
-    const pg0 = server.postgres ? postgresCpu(server.postgres.name) : undefined;
-    const core0 = busyCpuSeconds(`cpu${SERVER_CORE}`);
-    const drops0 = udpRcvbufErrors();
-    const t0 = performance.now();
-    const r = await run(rate);
-    const wall = (performance.now() - t0) / 1000;
-    const cpu = (serverCpu() - cpu0) / wall;
-    const redisCpu = redis0 === undefined ? undefined : (cpuSeconds(server.redisPid!) - redis0) / wall;
-    const pg1 = server.postgres ? postgresCpu(server.postgres.name) : undefined;
-    const pgCpu = pg0 && pg1 ? { server: (pg1.server - pg0.server) / wall, database: (pg1.database - pg0.database) / wall } : undefined;
-    // the server's core did other work too: kernel (network softirqs) and any process not pinned away
-    const otherCpu = Math.max(0, (busyCpuSeconds(`cpu${SERVER_CORE}`) - core0) / wall - cpu);
-    const passed = r.failureRatio < MAX_FAILURE_RATIO && r.p99Ms < MAX_P99_MS && r.achieved >= MIN_CARRIED * rate;
-    const udpDrops = udpRcvbufErrors() - drops0;
-    const commit = commitDelta(commit0, await server.commitStats?.());
-    steps.push({ ...r, cpu, otherCpu, passed, udpDrops, peakMemoryKb: mem.peak(), ...(commit ? { commit } : {}), ...(pgCpu ? { postgresCpu: pgCpu } : {}), ...(redisCpu === undefined ? {} : { redisCpu }) });
-    const batches = commit && commit.batches > 0 ? `, ${commit.batches} commits of ${(commit.items / commit.batches).toFixed(1)} on average` : '';
-    const pgText = pgCpu ? ` + PostgreSQL ${(pgCpu.server * 100).toFixed(0)}% (its backends for Parley ${(pgCpu.database * 100).toFixed(0)}%)` : '';
-    const redisText = redisCpu === undefined ? '' : ` + Redis ${(redisCpu * 100).toFixed(0)}%`;
-    log(`${server.name} ${name} offered ${rate}/s: ${r.successful}/${r.calls} ok, ${r.achieved.toFixed(0)} ok/s, p50 ${r.p50Ms} ms p99 ${r.p99Ms} ms, cpu ${(cpu * 100).toFixed(0)}%${pgText}${redisText} (other on core ${SERVER_CORE}: ${(otherCpu * 100).toFixed(0)}%), ${udpDrops} UDP drops${batches} ${passed ? 'pass' : 'FAIL'}`);
-    if (r.errors) log(`sipp errors (start):\n${r.errors}`);
+    const step = await measureStep(server, name, rate, () => run(rate), mem.peak);
+    steps.push(step);
+    const { passed, otherCpu = 0, achieved } = step;
     // A step that failed while something else kept the server's core busy says little about the
     // server: run it again, once per scenario (both rows are reported).
     if (!passed && otherCpu > MAX_OTHER_CPU && !retried && !smoke) {
@@ -220,13 +239,21 @@ async function stepUp(server: StepTarget, name: string, run: StepFn, rates: read
     }
     // A failed step that still carried the offered rate is likely a latency hiccup (GC, a noisy
     // neighbour): one more step decides. Two failures in a row, or a saturated step, end the run.
-    const saturated = r.achieved < 0.9 * rate;
+    const saturated = achieved < 0.9 * rate;
     if (!passed && (saturated || failedBefore)) break;
     failedBefore = !passed;
     // let retransmissions and transactions of the step drain
-    await new Promise((res) => setTimeout(res, 500));
+    await new Promise((res) => setTimeout(res, smoke ? 200 : 500));
   }
-  return { steps, peakMemoryKb: mem.stop() };
+  const top = steps.filter((st) => st.passed).at(-1);
+  let held: HeldStep | undefined;
+  if (hold && !quick && top) {
+    const rate = Math.round(HOLD_SHARE * top.rate);
+    await new Promise((res) => setTimeout(res, 2_000));
+    const step = await measureStep(server, `${name} held ${HOLD_SEC} s at ${HOLD_SHARE * 100} % of ${top.rate}/s`, rate, () => run(rate, Math.round(rate * HOLD_SEC)), mem.peak);
+    held = { ...step, ofRate: top.rate };
+  }
+  return { steps, peakMemoryKb: mem.stop(), ...(held ? { held } : {}) };
 }
 
 type Start = (users: readonly string[]) => Promise<BenchServer>;
@@ -257,8 +284,9 @@ async function benchServer(start: Start, run: { register: boolean; message: bool
     const target = `127.0.0.1:${server.port}`;
     const injection = SIPP_USERS.map((u) => [u, PASSWORD]);
     const register = run.register
-      ? await stepUp(targetOf(server), 'REGISTER', (rate) =>
-          runStep({ scenario: SCENARIO('register.xml'), target, domain: DOMAIN, rate, calls: callsFor(rate), injection }),
+      ? await stepUp(targetOf(server), 'REGISTER', (rate, calls) =>
+          runStep({ scenario: SCENARIO('register.xml'), target, domain: DOMAIN, rate, calls: calls ?? callsFor(rate), injection }),
+          RATES, true,
         )
       : undefined;
     if (!run.message) return { register, errors: errorNote(server, run.label) };
@@ -270,8 +298,9 @@ async function benchServer(start: Start, run: { register: boolean; message: bool
       const message = await stepUp(
         targetOf(server),
         `MESSAGE (${run.label})`,
-        (rate) => runStep({ scenario: SCENARIO('message-uac.xml'), target, domain: DOMAIN, rate, calls: callsFor(rate), injection, keys: { to: RECEIVER }, authUri: `${RECEIVER}@${DOMAIN}` }),
-        run.messageRates,
+        (rate, calls) => runStep({ scenario: SCENARIO('message-uac.xml'), target, domain: DOMAIN, rate, calls: calls ?? callsFor(rate), injection, keys: { to: RECEIVER }, authUri: `${RECEIVER}@${DOMAIN}` }),
+        run.messageRates ?? RATES,
+        run.messageRates === undefined,
       );
       // Parley: what Conversation History kept (read while the server still runs)
       if (server.dataDir && !server.postgres) {
@@ -289,6 +318,73 @@ async function benchServer(start: Start, run: { register: boolean; message: bool
     await server.stop();
     log(`${server.name} ${run.label}: ${((performance.now() - t0) / 1000).toFixed(1)} s from start to stop`);
   }
+}
+
+// Scenarios 4-7 (issue 20): REGISTER and MESSAGE with the senders over TCP and TLS, the same
+// scenario files, users and step rules as over UDP. sipp -t tn opens one connection per call and
+// closes it when the call ends (each call pays a TCP connect, over TLS a handshake too);
+// -max_socket 1000 caps how many are open at once. Past the cap sipp shares sockets between calls,
+// which fails (broken pipes) against both servers: a step that gets there fails, as a server that
+// keeps a thousand calls waiting would anyway. TLS: sipp here has none (bench/tls.ts), so stunnel on
+// the load core turns each of sipp's TCP connections into a TLS one to the server. The MESSAGE
+// receiver stays on UDP.
+const STREAM_CONNECTIONS = 1_000;
+/** the smoke run's stream steps: 200 calls (0.4 s at 500/s), each its own connection (and TLS handshake) */
+const streamCalls = (rate: number) => (smoke ? 200 : callsFor(rate));
+type Transport = 'tcp' | 'tls';
+type StreamScenario = 'register' | 'message';
+type StreamRuns = Record<Transport, { register?: ServerRun; message?: ServerRun }>;
+const TRANSPORT_NAME: Record<Transport, string> = { tcp: 'TCP', tls: 'TLS' };
+/**
+ * Which (transport, scenario) pairs share a server: a fresh server for each (its own peak memory),
+ * except in the smoke run, where one server of each kind takes all four (one start instead of four).
+ */
+const STREAM_GROUPS = (transports: readonly Transport[]): Array<Array<[Transport, StreamScenario]>> => {
+  const pairs = transports.flatMap((t) => (['register', 'message'] as const).map((sc): [Transport, StreamScenario] => [t, sc]));
+  return smoke ? [pairs] : pairs.map((pair) => [pair]);
+};
+
+/** Scenarios 4-7 on one kind of server: each group of STREAM_GROUPS on a server of its own. */
+async function benchStreams(kind: 'parley' | 'kamailio', cert: BenchCertificate, transports: readonly Transport[]): Promise<{ runs: StreamRuns; errors: string[] }> {
+  const runs: StreamRuns = { tcp: {}, tls: {} };
+  const errors: string[] = [];
+  const users = [...SIPP_USERS, RECEIVER];
+  const injection = SIPP_USERS.map((u) => [u, PASSWORD]);
+  for (const group of STREAM_GROUPS(transports)) {
+    const tls = group.some(([t]) => t === 'tls') ? { cert: cert.cert, key: cert.key } : undefined;
+    const label = group.map(([t, sc]) => `${t} ${sc}`).join(', ');
+    const t0 = performance.now();
+    const server = kind === 'parley'
+      ? await startParley(DOMAIN, users, PASSWORD, { ...ENGINE, label: `stream-${group.map(([t, sc]) => `${t}-${sc}`).join('-')}`, ...(tls ? { tls } : {}) })
+      : await startKamailio(DOMAIN, users, PASSWORD, { stream: tls ? { tls } : {} });
+    let receiver: Awaited<ReturnType<typeof startReceiver>> | undefined;
+    try {
+      for (const [transport, scenario] of group) {
+        const relay = transport === 'tls' ? await startTlsRelay(`127.0.0.1:${server.tlsPort}`, cert.ca, DOMAIN) : undefined;
+        try {
+          const target = `127.0.0.1:${relay ? relay.port : server.port}`;
+          const stream = { connections: STREAM_CONNECTIONS };
+          const name = `${scenario === 'register' ? 'REGISTER' : 'MESSAGE'} over ${TRANSPORT_NAME[transport]}`;
+          if (scenario === 'register') {
+            runs[transport].register = await stepUp(targetOf(server), name, (rate, calls) =>
+              runStep({ scenario: SCENARIO('register.xml'), target, domain: DOMAIN, rate, calls: calls ?? streamCalls(rate), injection, stream }), RATES, true);
+          } else {
+            receiver ??= await startReceiver({ scenario: SCENARIO('message-uas.xml'), ooc: SCENARIO('message-uas-ooc.xml'), target: `127.0.0.1:${server.port}`, domain: DOMAIN, user: RECEIVER, password: PASSWORD, holdMs: 3_600_000 });
+            runs[transport].message = await stepUp(targetOf(server), name, (rate, calls) =>
+              runStep({ scenario: SCENARIO('message-uac.xml'), target, domain: DOMAIN, rate, calls: calls ?? streamCalls(rate), injection, keys: { to: RECEIVER }, authUri: `${RECEIVER}@${DOMAIN}`, stream }), RATES, true);
+          }
+        } finally {
+          await relay?.stop();
+        }
+      }
+      errors.push(...errorNote(server, label));
+    } finally {
+      await receiver?.stop();
+      await server.stop();
+      log(`${server.name} ${label}: ${((performance.now() - t0) / 1000).toFixed(1)} s from start to stop`);
+    }
+  }
+  return { runs, errors };
 }
 
 interface OfflineResult {
@@ -313,19 +409,21 @@ async function benchOffline(start: Start, drain: boolean): Promise<OfflineResult
     const run = await stepUp(
       targetOf(server),
       'offline MESSAGE',
-      (rate) => {
+      (rate, held) => {
         // each step goes on with the pairs where the last one stopped (sipp reads the file from the top)
         const injection = [...pairs.slice(offset), ...pairs.slice(0, offset)];
-        const calls = callsFor(rate);
+        const calls = held ?? callsFor(rate);
         offset = (offset + calls) % pairs.length;
         return runStep({ scenario: path.join(BENCH_DIR, '..', 'test', 'interop', 'sipp', 'message-offline-uac.xml'), target, domain: DOMAIN, rate, calls, injection });
       },
       OFFLINE_RATES,
+      true,
     );
     let report: DrainReport | undefined;
     if (drain) {
-      // let the last step's retransmissions and transactions end: the drain then runs alone
-      await new Promise((r) => setTimeout(r, 2_000));
+      // let the last step's retransmissions and transactions end: the drain then runs alone (the
+      // smoke run's one step at 250/s ends sooner, and its drain is not quoted)
+      await new Promise((r) => setTimeout(r, smoke ? 500 : 2_000));
       report = await measureDrain(server, { timeoutMs: smoke ? 60_000 : 300_000, stallMs: 15_000 });
       const pgText = report.postgresCpu ? ` + PostgreSQL ${(report.postgresCpu.server * 100).toFixed(0)}% (its backends for Parley ${(report.postgresCpu.database * 100).toFixed(0)}%)` : '';
       log(`${server.name} drain: ${report.delivered}/${report.entries} entries (${report.messages} messages) delivered, ${report.items} mailbox items, ${report.entriesPerSec.toFixed(0)} entries/s, ${report.itemsPerSec.toFixed(0)} items/s over ${report.busySec.toFixed(1)} s, cpu ${(report.cpu * 100).toFixed(0)}%${pgText}${report.incomplete ? `; ${report.incomplete}` : ''}`);
@@ -377,17 +475,17 @@ async function benchIdle(
   const users = Array.from({ length: Math.ceil(count / 10) }, (_, i) => `${label}${String(i).padStart(5, '0')}`);
   const server = await startParley(DOMAIN, users, PASSWORD, { ...ENGINE, label: `idle-${label}`, config });
   try {
-    await new Promise((r) => setTimeout(r, 1_000));
+    await new Promise((r) => setTimeout(r, WS_SETTLE_MS / 2));
     const rssBeforeKb = rssKb(server.pid);
     // Two halves: the first also pays for one-time growth (the JS heap's young generation grows to
     // its full size under this load and keeps it), the second shows what one more connection costs.
     const half = Math.floor(count / 2);
     const load = { domain: DOMAIN, users, password: PASSWORD };
     const firstHalf = await open(server, { ...load, count: half });
-    await new Promise((r) => setTimeout(r, 2_000));
+    await new Promise((r) => setTimeout(r, WS_SETTLE_MS));
     const rssHalfKb = rssKb(server.pid);
     const secondHalf = await open(server, { ...load, count: count - half, first: half });
-    await new Promise((r) => setTimeout(r, 2_000));
+    await new Promise((r) => setTimeout(r, WS_SETTLE_MS));
     const rssAfterKb = rssKb(server.pid);
     const registered = firstHalf.registered + secondHalf.registered;
     log(`Parley ${label}: ${registered} registered, ${firstHalf.failed + secondHalf.failed} failed, RSS ${rssBeforeKb} -> ${rssHalfKb} -> ${rssAfterKb} KiB`);
@@ -471,7 +569,7 @@ function machine(): string[] {
   return [
     `${cpus.length} cores (${cpus[0]?.model ?? 'unknown CPU'}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ${distro}, kernel ${os.release()}`,
     `Node ${process.version} (Parley), ${kamailio}, sipp ${sipp}`,
-    `servers pinned to core ${SERVER_CORE} (taskset), sipp and the bench process to core ${LOAD_CORE}; everything on 127.0.0.1 over UDP; open-files limit ${fdLimit()}`,
+    `servers pinned to core ${SERVER_CORE} (taskset), sipp and the bench process to core ${LOAD_CORE}; everything on 127.0.0.1 (UDP; TCP and TLS in scenarios 4-7, TLS through stunnel on core ${LOAD_CORE}); open-files limit ${fdLimit()}`,
   ];
 }
 
@@ -501,6 +599,28 @@ async function main(): Promise<void> {
     ? await benchOffline((users) => startParley(DOMAIN, users, PASSWORD, { ...ENGINE, pickupDelay: OFFLINE_PICKUP_DELAY, commitStats: true, label: 'offline', config: OFFLINE_CONFIG }), true)
     : undefined;
   const kamailioOffline = ONLY.has('3') && SERVERS.includes('kamailio') ? await benchOffline((users) => startKamailio(DOMAIN, users, PASSWORD, KAMAILIO_OFFLINE), false) : undefined;
+  // scenarios 4-7: one certificate for both servers. The smoke run (which measures nothing) runs
+  // both servers' at once, beside the idle-registration, fan-out and cluster parts, to stay under a minute.
+  type Streams = Awaited<ReturnType<typeof benchStreams>>;
+  const transports = (['tcp', 'tls'] as const).filter((t) => ONLY.has(t));
+  const runStreams = async (): Promise<{ parley?: Streams; kamailio?: Streams }> => {
+    if (transports.length === 0) return {};
+    const cert = await makeBenchCertificate(DOMAIN);
+    try {
+      const kinds = (['parley', 'kamailio'] as const).filter((k) => SERVERS.includes(k));
+      const bench = (k: 'parley' | 'kamailio') => benchStreams(k, cert, transports);
+      const out: { parley?: Streams; kamailio?: Streams } = {};
+      if (smoke) (await Promise.all(kinds.map(bench))).forEach((r, i) => (out[kinds[i]!] = r));
+      else for (const k of kinds) out[k] = await bench(k);
+      return out;
+    } finally {
+      await cert.remove();
+    }
+  };
+  const streamsTask = runStreams();
+  // a failure is reported when awaited, below
+  streamsTask.catch(() => {});
+  if (!smoke) await streamsTask;
   const ws: WsReport[] = [];
   if (ONLY.has('ws')) for (const n of IDLE_COUNTS ?? WS_COUNTS) ws.push(await benchWebSocket(n));
   const tlsIdle: WsReport[] = [];
@@ -508,6 +628,10 @@ async function main(): Promise<void> {
   // issue 6: one presentity with 1,000 watchers changes state (Parley only; SDK watchers over TCP)
   const fanout = ONLY.has('fanout') ? await runPresenceFanout({ watchers: smoke ? 200 : 1000, rounds: smoke ? 1 : quick ? 3 : 10, log }) : undefined;
   const clusterRun = ONLY.has('cluster') || ONLY.has('cluster-ws') ? await benchCluster() : undefined;
+  const streams = await streamsTask;
+  const noStreams: Streams = { runs: { tcp: {}, tls: {} }, errors: [] };
+  const parleyStreams = streams.parley ?? noStreams;
+  const kamailioStreams = streams.kamailio ?? noStreams;
   const notRun = 'not run (--scenarios)';
   // what the rest of the machine did meanwhile (another test run, a build): the numbers are only as good as the quiet
   const wallSec = (Date.now() - t0) / 1000;
@@ -522,6 +646,14 @@ async function main(): Promise<void> {
       ? { title: '2. MESSAGE relayed', label: `history on${ON_POSTGRES ? ', Parley on PostgreSQL' : ''}`, parley: parleyOn.message, kamailio: kamailio.message, variant: { label: `history off${ON_POSTGRES ? ', Parley on PostgreSQL' : ''}`, parley: parleyOff.message, fewerSteps: HISTORY_OFF_RATES !== RATES } }
       : { title: '2. MESSAGE relayed', pending: notRun },
     ONLY.has('3') ? { title: '3. MESSAGE to offline user', ...onEngine, parley: parleyOffline?.run, kamailio: kamailioOffline?.run } : { title: '3. MESSAGE to offline user', pending: notRun },
+    ...(['tcp', 'tls'] as const).flatMap((t, i): ScenarioReport[] => {
+      const titles = [`${4 + 2 * i}. REGISTER + digest over ${TRANSPORT_NAME[t]}, a connection per call`, `${5 + 2 * i}. MESSAGE relayed over ${TRANSPORT_NAME[t]}, a connection per call`];
+      if (!ONLY.has(t)) return titles.map((title) => ({ title, pending: notRun }));
+      return [
+        { title: titles[0]!, ...onEngine, parley: parleyStreams.runs[t].register, kamailio: kamailioStreams.runs[t].register },
+        { title: titles[1]!, ...onEngine, parley: parleyStreams.runs[t].message, kamailio: kamailioStreams.runs[t].message },
+      ];
+    }),
   ];
   // scenarios whose steps shared the server core with other work: their max rates are lower bounds
   const noisy: string[] = [];
@@ -538,8 +670,9 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     machine: machine(),
     criteria: [
-      `Each step offers a fixed rate for ${STEP_SEC} s (at least 100 calls) with sipp over UDP; rates ${RATES.join(', ')} calls/s (scenario 3: ${OFFLINE_RATES.join(', ')}), stopping after two failed steps in a row or one that fell below 90 % of the offered rate.`,
+      `Each step offers a fixed rate for ${STEP_SEC} s (at least 100 calls) with sipp, over UDP in scenarios 1-3; rates ${RATES.join(', ')} calls/s (scenario 3: ${OFFLINE_RATES.join(', ')}), stopping after two failed steps in a row or one that fell below 90 % of the offered rate.`,
       `A step passes with under ${MAX_FAILURE_RATIO * 100}% failed calls (failed, timed out, or not finished) and p99 under ${MAX_P99_MS} ms.`,
+      `Scenarios 4-7 (issue 20): scenarios 1 and 2 with the senders over TCP and over TLS, the same scenario files (bench/sipp/*.xml; \`[transport]\` fills the Via), users and step rules, each on a fresh server. sipp \`-t tn -max_socket ${STREAM_CONNECTIONS}\`: sipp opens one connection per call and closes it when the call ends, so every call pays for a TCP connection (and over TLS a full handshake: no session resumption) in the server's CPU, and up to ${STREAM_CONNECTIONS.toLocaleString('en')} are open at once (how many depends on how long calls take: few on a server that answers in a millisecond, hundreds on one that lags); past ${STREAM_CONNECTIONS.toLocaleString('en')} sipp shares sockets between calls, which fails with broken pipes against both servers, so such a step fails. This is connection churn, not ${STREAM_CONNECTIONS.toLocaleString('en')} long-lived client connections (sipp's scenarios would have to loop within one call for that). The MESSAGE receiver registers and receives over UDP in every scenario. TLS: Debian's sipp is built without OpenSSL (\`sipp -t ln\` exits with "To use a TLS transport you must compile SIPp with OpenSSL"), so sipp speaks TCP to stunnel (Debian's stunnel4, client mode, on core 1 with sipp), which opens one TLS connection to the server per TCP connection (TLS 1.3 as negotiated, TCP_NODELAY both sides) and verifies the server's certificate; both servers use the same throwaway certificate (ECDSA P-256, signed by a CA the bench makes with openssl in a temp dir) and ask no client certificate. Kamailio: \`-A WITH_TCP\` / \`-A WITH_TLS\` in bench/kamailio.cfg (tcp_children=2, tcp_max_connections=4096, the tls module; see the file). Parley: its TCP listener on the SIP port, its TLS listener (config \`tls\`, \`sipsPort\`).`,
       'Latency is the authenticated transaction (REGISTER + Authorization → 200; MESSAGE + Proxy-Authorization → 200 from the receiver, or → 202 for an offline recipient), from sipp -trace_rtt, whole milliseconds.',
       `A call is two transactions (challenge, then authenticated request). ${SIPP_USERS.length} users in both servers, one sipp receiver (bob) for MESSAGE.`,
       `Scenario 2 runs against Parley twice, each time on a fresh server (scenario 1 has one of its own), one right after the other: Conversation History on for every user (\`parley admin Set-CsClientPolicy -Identity Global -EnableIMAutoArchiving $True\` before the start, the default) and off for every user (\`$False\`)${HISTORY_OFF_RATES === RATES ? ', same rates' : `, the "off" run at ${HISTORY_OFF_RATES.join(', ')} calls/s only`}. All MESSAGEs go from the 200 senders to bob: 200 conversations, none ending during the run.`,
@@ -567,7 +700,7 @@ async function main(): Promise<void> {
       'Durability in scenarios 1-2: Parley keeps users in SQLite (WAL, synchronous=FULL), written only by `user add`; registrations are in memory, nothing is fsynced per request. Kamailio: usrloc db_mode 0 (memory only); auth_db reads SQLite; REGISTER runs msilo\'s m_dump (a SELECT). Scenario 3: see Method. See bench/kamailio.cfg.',
       `Kamailio runs 2 UDP worker processes (children=2; ${KAMAILIO_OFFLINE.children} in scenario 3) plus its helpers, all on core 0; Parley is one Node process on core 0 (no cluster yet), whose offline-spool commits (and their fsyncs) run on a worker thread of it.`,
       'sipp (the sender and the receiver) shares core 1; when both servers saturate at the same offered rate, the load generator may be the limit.',
-      ...(smoke ? ['**Smoke run** (the test command\'s): one 2-s step per scenario at a low rate, no re-runs: it shows the harness and both servers work; its numbers say nothing about the servers\' limits.'] : []),
+      ...(smoke ? ['**Smoke run** (the test command\'s): one 2-s step per scenario at a low rate (200 calls in scenarios 4-7), no re-runs, no held check, shorter settling times before the RSS readings and the drain; scenarios 4-7 run on one server of each kind (all four on it), both at once and beside the idle-registration (WebSocket, TLS), fan-out and cluster parts: it shows the harness and both servers work; its numbers say nothing about the servers\' limits.'] : []),
       ...(quick && !smoke ? ['Quick steps last 3 s: one GC pause or scheduler hiccup moves a p99, so the max rates can move by one step between runs; use the full run for numbers to quote.'] : []),
       'Scenario 2 counts a MESSAGE as successful when the receiver\'s 200 comes back; the single sipp receiver answers every MESSAGE on core 1 next to the sender.',
       ...(cpuProfileDir() ? [`**Profiled run** (BENCH_CPU_PROF=${cpuProfileDir()}): every Parley ran under node --cpu-prof, which costs throughput; do not quote these rates.`] : []),
@@ -578,6 +711,8 @@ async function main(): Promise<void> {
       ...(parleyOffline?.errors ?? []),
       ...(kamailioOffline?.errors ?? []),
       ...(clusterRun?.errors ?? []),
+      ...parleyStreams.errors,
+      ...kamailioStreams.errors,
       `Other load: processes outside the bench (and the kernel) used ${(otherShare * 100).toFixed(0)} % of the machine's CPU during the run${otherShare > 0.1 ? ' — **the machine was not quiet; treat the rates as lower bounds and run again when it is**' : ''}.`,
       ...(noisy.length > 0 ? [`Other work took more than ${MAX_OTHER_CPU * 100} % of the server core during some steps (see "other on core ${SERVER_CORE}" in Every step): ${noisy.join('; ')}. Those max rates are lower bounds.`] : []),
       ...(pgRunSec !== undefined ? [`PostgreSQL (not pinned; every postgres process, other clients' work included) used ${pgRunSec.toFixed(1)} CPU-s over the run, ${((pgRunSec / wallSec) * 100).toFixed(0)} % of one core on average; per step in "Every step" (+ PostgreSQL).`] : []),

@@ -36,7 +36,10 @@ const KAMAILIO_SQL = '/usr/share/kamailio/db_sqlite';
 
 export interface BenchServer {
   name: 'Parley' | 'Kamailio';
+  /** UDP, and TCP on the same number */
   port: number;
+  /** the TLS listener's port (started with `tls`) */
+  tlsPort?: number;
   /** ws://… (Parley only) */
   wsUrl?: string;
   /** the data directory, <dataDir>/parley.db (Parley only; on PostgreSQL it holds the secrets only) */
@@ -166,6 +169,8 @@ export interface ParleyOptions {
   cluster?: { node: string; redis: string; database: { url: string; name: string } };
   /** the core the server is pinned to (default SERVER_CORE) */
   core?: string;
+  /** a TLS listener (config `tls` and `sipsPort`) with this certificate and key (PEM files) */
+  tls?: { cert: string; key: string };
 }
 
 /** Group-commit totals that bench/commit-stats.ts reports (see there). */
@@ -218,8 +223,6 @@ export async function startParley(domain: string, users: readonly string[], pass
     // a cmdlet that fails (exit code ≠ 0) throws here with its stderr: the run would measure the wrong settings
     execFileSync(process.execPath, [path.join(REPO_ROOT, 'src', 'cli.ts'), 'admin', ...storage, ...cmdlet], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
   }
-  const port = await findFreePort();
-  const httpPort = await findFreePort();
   const nodeFlags = nodeFlagsFromEnv();
   if (opts.commitStats) nodeFlags.push('--import', path.join(BENCH_DIR, 'commit-stats.ts'));
   const profDir = cpuProfileDir();
@@ -227,27 +230,49 @@ export async function startParley(domain: string, users: readonly string[], pass
     await mkdir(profDir, { recursive: true });
     nodeFlags.push('--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-name', `parley-${opts.label ?? 'server'}-${Date.now()}.cpuprofile`);
   }
-  const args = [...nodeFlags, path.join(REPO_ROOT, 'src', 'cli.ts'), 'serve', '--data-dir', dataDir, '--domain', domain, '--listen', '127.0.0.1', '--sip-port', String(port), '--http-port', String(httpPort), '--digest-algorithms', 'MD5', '--log-level', 'warn'];
-  if (postgres) args.push('--database', postgres.url);
-  if (opts.cluster) args.push('--cluster', opts.cluster.node, '--redis', opts.cluster.redis);
-  if (opts.config) {
+  const config = opts.tls ? { ...opts.config, tls: { cert: opts.tls.cert, key: opts.tls.key }, sipsPort: 0 } : opts.config;
+  const configArgs: string[] = [];
+  if (config) {
     const file = path.join(dataDir, 'bench-config.json');
-    await writeFile(file, JSON.stringify(opts.config));
-    args.push('--config', file);
+    await writeFile(file, JSON.stringify(config));
+    configArgs.push('--config', file);
   }
-  const p = launch(process.execPath, args, REPO_ROOT, opts.core);
-  const stop = async () => {
-    await stopProc(p);
+  const clean = async () => {
     await postgres?.drop();
     await rm(dataDir, { recursive: true, force: true });
   };
-  try {
-    await waitFor(p, (o) => o.includes('Parley ready:'), 'Parley');
-  } catch (error) {
-    await stop();
-    throw error;
+  // A port found free can be taken before the server binds it (the ephemeral ports of the last
+  // step's thousand connections, in TIME_WAIT or not yet closed): then new ports, up to three tries.
+  let p: Proc | undefined;
+  let port = 0;
+  for (let attempt = 1; p === undefined; attempt++) {
+    port = await findFreePort();
+    const httpPort = await findFreePort();
+    const args = [...nodeFlags, path.join(REPO_ROOT, 'src', 'cli.ts'), 'serve', '--data-dir', dataDir, '--domain', domain, '--listen', '127.0.0.1', '--sip-port', String(port), '--http-port', String(httpPort), '--digest-algorithms', 'MD5', '--log-level', 'warn', ...configArgs];
+    if (postgres) args.push('--database', postgres.url);
+    if (opts.cluster) args.push('--cluster', opts.cluster.node, '--redis', opts.cluster.redis);
+    const tried = launch(process.execPath, args, REPO_ROOT, opts.core);
+    try {
+      await waitFor(tried, (o) => o.includes('Parley ready:'), 'Parley');
+      p = tried;
+    } catch (error) {
+      await stopProc(tried);
+      if (attempt < 3 && tried.output().includes('EADDRINUSE')) continue;
+      await clean();
+      throw error;
+    }
   }
+  const proc = p;
+  const stop = async () => {
+    await stopProc(proc);
+    await clean();
+  };
   const ws = /ws=(\S+)/.exec(p.output())?.[1];
+  const tlsPort = opts.tls ? Number(/ tls=\S+:(\d+) /.exec(p.output())?.[1]) : undefined;
+  if (tlsPort !== undefined && !(tlsPort > 0)) {
+    await stop();
+    throw new Error(`Parley's ready line names no TLS port: ${p.output().slice(-2000)}`);
+  }
   let asked = 0;
   const commitStats = async (): Promise<CommitTotals | undefined> => {
     if (!opts.commitStats) return undefined;
@@ -262,7 +287,7 @@ export async function startParley(domain: string, users: readonly string[], pass
       await new Promise((r) => setTimeout(r, 20));
     }
   };
-  return { name: 'Parley', port, wsUrl: ws, pid: p.child.pid!, dataDir, ...(postgres ? { postgres: { url: postgres.url, name: postgres.name } } : {}), stop, output: p.output, commitStats };
+  return { name: 'Parley', port, ...(tlsPort ? { tlsPort } : {}), wsUrl: ws, pid: p.child.pid!, dataDir, ...(postgres ? { postgres: { url: postgres.url, name: postgres.name } } : {}), stop, output: p.output, commitStats };
 }
 
 export interface KamailioOptions {
@@ -270,6 +295,8 @@ export interface KamailioOptions {
   children?: number;
   /** the msilo database's journal: SQLite's default rollback journal (`delete`) or `wal` */
   siloJournal?: 'delete' | 'wal';
+  /** listen on TCP too (kamailio.cfg's WITH_TCP), and on TLS with this certificate (WITH_TLS) */
+  stream?: { tls?: { cert: string; key: string } };
 }
 
 export async function startKamailio(domain: string, users: readonly string[], password: string, opts: KamailioOptions = {}): Promise<BenchServer> {
@@ -278,20 +305,27 @@ export async function startKamailio(domain: string, users: readonly string[], pa
   const silo = path.join(dir, 'silo.db');
   await seedKamailio(db, silo, domain, users, password, opts.siloJournal);
   const port = await findFreePort();
-  const cfg = (await readFile(path.join(BENCH_DIR, 'kamailio.cfg'), 'utf8')).replaceAll('__PORT__', String(port)).replaceAll('__DB__', db).replaceAll('__SILO_DB__', silo).replaceAll('__DOMAIN__', domain).replace(/^children=\d+$/m, `children=${opts.children ?? 2}`);
+  const tls = opts.stream?.tls;
+  const tlsPort = tls ? await findFreePort() : undefined;
+  const cfg = (await readFile(path.join(BENCH_DIR, 'kamailio.cfg'), 'utf8'))
+    .replaceAll('__PORT__', String(port)).replaceAll('__DB__', db).replaceAll('__SILO_DB__', silo).replaceAll('__DOMAIN__', domain)
+    .replaceAll('__TLS_PORT__', String(tlsPort ?? 0)).replaceAll('__TLS_CERT__', tls?.cert ?? '').replaceAll('__TLS_KEY__', tls?.key ?? '')
+    .replace(/^children=\d+$/m, `children=${opts.children ?? 2}`);
   const cfgFile = path.join(dir, 'kamailio.cfg');
   await writeFile(cfgFile, cfg);
   // -DD: no daemon, stay in the foreground; -E: log to stderr; -m/-M: shared/private memory in
   // MB. tm keeps each transaction in shm until its wait timer ends: 64 MB ran out at 2000
   // MESSAGE/s and 256 MB at 8000/s. Only touched pages count in the memory we report.
-  const p = launch('kamailio', ['-f', cfgFile, '-DD', '-E', '-m', '1024', '-M', '16', '-Y', dir], dir);
+  // -A: the cfg's #!ifdef blocks for the stream transports
+  const defines = opts.stream ? ['-A', 'WITH_TCP', ...(tls ? ['-A', 'WITH_TLS'] : [])] : [];
+  const p = launch('kamailio', ['-f', cfgFile, '-DD', '-E', '-m', '1024', '-M', '16', '-Y', dir, ...defines], dir);
   await waitFor(p, () => procTree(p.child.pid!).length > 3, 'Kamailio');
   await new Promise((r) => setTimeout(r, 500));
   const stop = async () => {
     await stopProc(p);
     await rm(dir, { recursive: true, force: true });
   };
-  return { name: 'Kamailio', port, pid: p.child.pid!, stop, output: p.output };
+  return { name: 'Kamailio', port, ...(tlsPort ? { tlsPort } : {}), pid: p.child.pid!, stop, output: p.output };
 }
 
 /** The soft limit on open files this process (and so each server) has. */

@@ -24,6 +24,12 @@ export interface StepOptions {
   keys?: Readonly<Record<string, string>>;
   /** sipp's digest uri, the same for every request (default: the domain, REGISTER's Request-URI) */
   authUri?: string;
+  /**
+   * TCP, one connection per call, closed when the call ends (sipp -t tn), at most `connections`
+   * open at once (-max_socket: past it sipp shares sockets between calls, which fails with broken
+   * pipes); the default is UDP, one socket
+   */
+  stream?: { connections: number };
   /** return every measured response time (StepResult.times), to merge steps run side by side (bench/cluster.ts) */
   keepTimes?: boolean;
 }
@@ -68,6 +74,18 @@ export function mean(values: readonly number[]): number {
   return values.length === 0 ? NaN : values.reduce((sum, v) => sum + v, 0) / values.length;
 }
 
+/**
+ * The port in REGISTER's Contact over TCP and TLS (register.xml's [contact_port]): a call's own
+ * connection has a local port of its own, and a Contact that changed with it would add a binding
+ * per call (Kamailio refuses the 17th of an address with 503, max_contacts 16) where a client
+ * registering again keeps its Contact and refreshes its binding.
+ */
+const STREAM_CONTACT_PORT = 5060;
+
+function transportArgs(stream: StepOptions['stream']): string[] {
+  return stream ? ['-t', 'tn', '-max_socket', String(stream.connections)] : ['-t', 'u1'];
+}
+
 export async function runStep(opts: StepOptions): Promise<StepResult> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'bench-sipp-'));
   try {
@@ -79,11 +97,11 @@ export async function runStep(opts: StepOptions): Promise<StepResult> {
     const sendSec = opts.calls / opts.rate;
     const timeoutSec = Math.ceil(sendSec + 15);
     const args = [
-      '-c', LOAD_CORE, 'sipp', opts.target, '-sf', opts.scenario, '-t', 'u1', '-i', '127.0.0.1', '-p', String(localPort),
+      '-c', LOAD_CORE, 'sipp', opts.target, '-sf', opts.scenario, ...transportArgs(opts.stream), '-i', '127.0.0.1', '-p', String(localPort),
       '-m', String(opts.calls), '-r', String(opts.rate), '-rp', '1000', '-nostdin', '-timeout', `${timeoutSec}s`,
       // a call with no answer for 5 s fails instead of retransmitting for ever
       '-recv_timeout', '5000', '-default_behaviors', 'all,-bye', '-inf', csv,
-      '-key', 'domain', opts.domain, '-auth_uri', opts.authUri ?? opts.domain,
+      '-key', 'domain', opts.domain, '-auth_uri', opts.authUri ?? opts.domain, '-key', 'contact_port', String(opts.stream ? STREAM_CONTACT_PORT : localPort),
       '-trace_stat', '-stf', stat, '-fd', '1', '-trace_rtt', '-rtt_freq', '1',
       '-trace_err', '-error_file', errFile,
     ];

@@ -2,13 +2,19 @@
 # Installs what `npm run bench` needs besides the test tools:
 #   kamailio                 - the reference SIP server (Debian 12: 5.6.x)
 #   kamailio-sqlite-modules  - db_sqlite, for auth_db and msilo on SQLite
+#   kamailio-tls-modules     - Kamailio's tls module (scenarios 6-7, SIP over TLS)
+#   stunnel4                 - the TLS client side of scenarios 6-7: Debian's sipp is built without
+#                              OpenSSL (`sipp -t ln` refuses), so sipp speaks TCP to stunnel, which
+#                              opens a TLS connection to the server per TCP connection (bench/tls.ts)
+#   openssl                  - makes the bench's throwaway CA and server certificate
 #   sip-tester               - sipp, the load generator
 #   sqlite3                  - not required by the bench (it uses node:sqlite), handy to inspect
 #   util-linux               - taskset, prlimit
 # Idempotent: installs only what is missing. The bench runs its own Kamailio in the foreground
 # with bench/kamailio.cfg on a free loopback port; the system service the package ships must not
 # run: the install is done with a policy-rc.d that forbids starting services, and the service is
-# then stopped and disabled in case it was started anyway.
+# then stopped and disabled in case it was started anyway (stunnel4's service starts nothing
+# without a config in /etc/stunnel; the bench runs its own in the foreground).
 set -euo pipefail
 
 log() { printf 'install-bench-deps: %s\n' "$*"; }
@@ -18,7 +24,7 @@ if [ "$(id -u)" != "0" ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"
 
 missing=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
-for p in kamailio kamailio-sqlite-modules sip-tester util-linux; do
+for p in kamailio kamailio-sqlite-modules kamailio-tls-modules sip-tester stunnel4 openssl util-linux; do
   if have_pkg "$p"; then log "$p present"; else log "$p missing"; missing+=("$p"); fi
 done
 
@@ -55,7 +61,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 stop_system_kamailio
-for c in kamailio sipp taskset prlimit; do
+for c in kamailio sipp stunnel openssl taskset prlimit; do
   command -v "$c" >/dev/null 2>&1 || { log "$c still missing" >&2; exit 1; }
 done
-log "done: $(kamailio -v 2>/dev/null | head -n1), sipp $(sipp -v 2>&1 | grep -o 'v[0-9][0-9.]*' | head -n1 || true)"
+[ -f /usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so ] || { log "Kamailio's tls module (tls.so) still missing" >&2; exit 1; }
+log "done: $(kamailio -v 2>/dev/null | head -n1), sipp $(sipp -v 2>&1 | grep -o 'v[0-9][0-9.]*' | head -n1 || true), $(stunnel -version 2>&1 | grep -o 'stunnel [0-9][0-9.]*' | head -n1 || true)"
