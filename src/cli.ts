@@ -1,4 +1,6 @@
 // The `parley` command. Each subcommand lives with its capability; this file only dispatches.
+// first: the young generation's size is set before the other modules allocate (young-generation.ts)
+import './server/young-generation.ts';
 
 import { parseArgs } from 'node:util';
 import { runAdminCommand, runUserCommand } from './admin/index.ts';
