@@ -285,6 +285,9 @@ export interface RedisConnection {
   close(): Promise<void>;
 }
 
+/** ioredis's clients, once the first connection is opened */
+let ioredis: { Cluster: typeof Cluster; Redis: typeof Redis } | undefined;
+
 /**
  * Connects to Redis and checks that it answers. Throws ClusterError: CLUSTER_REDIS_UNREACHABLE,
  * CLUSTER_REDIS_AUTH_FAILED or CLUSTER_REDIS_REFUSED, with the address (never the password) and
@@ -292,6 +295,10 @@ export interface RedisConnection {
  */
 export async function openRedis(config: RedisAddress | string | object, options: RedisConnectionOptions = {}): Promise<RedisConnection> {
   const address = isAddress(config) ? config : parseRedisAddress(config);
+  if (ioredis === undefined) {
+    const { Cluster, Redis } = await import('ioredis');
+    ioredis = { Cluster, Redis };
+  }
   return connect(address, options, options.connectionName ?? 'parley');
 }
 
@@ -313,7 +320,8 @@ async function connect(address: RedisAddress, options: RedisConnectionOptions, c
   // without end (a connection to one node of a Redis Cluster: giveUpAfter times, then it ends),
   // waiting a little longer each time up to 2 s.
   const retry = (times: number): number | null => (established && times <= giveUpAfter ? Math.min(times * 100, 2000) : null);
-  const { Cluster, Redis } = await import('ioredis');
+  // loaded by openRedis, through which every connection starts: nothing here waits for it
+  const { Cluster, Redis } = ioredis as NonNullable<typeof ioredis>;
   const common = { connectionName, connectTimeout: options.connectTimeoutMs ?? 10_000, maxRetriesPerRequest: options.commandRetries ?? 2 };
   const client = address.kind === 'cluster'
     ? new Cluster(address.nodes.map((n) => ({ host: n.host, port: n.port })), { ...clusterOptions(address, description, common), lazyConnect: true, clusterRetryStrategy: retry })
