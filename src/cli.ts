@@ -1,18 +1,15 @@
 // The `parley` command. Each subcommand lives with its capability; this file only dispatches.
+// first: the young generation's size is set before the other modules allocate (young-generation.ts)
+import './server/young-generation.ts';
 
 import { parseArgs } from 'node:util';
 import { runAdminCommand, runUserCommand } from './admin/index.ts';
-import { runChatCommand } from './chat/index.ts';
 import { runHistoryCommand } from './history/index.ts';
 import { runMailboxCommand } from './mailbox/index.ts';
-import { runSpoolerCommand } from './offline/cli.ts';
-import { runTraceCommand } from './observability/trace-cli.ts';
 import { ParleyError } from './errors.ts';
 import { createLogger, type LogLevel } from './observability/logger.ts';
 import { ConfigError, DEFAULT_CONFIG, loadConfig, type ConfigOverrides } from './server/config.ts';
-import { checkStartup } from './server/check-config.ts';
 import { openMailboxConnector } from './server/mailbox-test.ts';
-import { runBackupCommand, runRestoreCommand } from './server/backup-cli.ts';
 import { PRODUCT, startServer } from './server/start.ts';
 import { createDemoUsers, demoLines, isNewDataDir, welcomeLines } from './server/demo.ts';
 import type { DigestAlgorithm } from './sip/index.ts';
@@ -97,6 +94,8 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   throw err;
 });
 
+// The commands a server does not run are imported when run: `serve` keeps only what it uses in
+// memory (the chat client, the spooler's, trace's and backup's commands are not loaded by it).
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
@@ -109,7 +108,7 @@ async function main(argv: string[]): Promise<number> {
     case 'user':
       return runUserCommand(rest, io, { dataDir: DEFAULT_CONFIG.dataDir, domain: DEFAULT_CONFIG.domain });
     case 'spooler':
-      return runSpoolerCommand(rest, io, {
+      return (await import('./offline/cli.ts')).runSpoolerCommand(rest, io, {
         dataDir: DEFAULT_CONFIG.dataDir,
         domain: DEFAULT_CONFIG.domain,
         // `parley spooler quota --config FILE`: the limits (and data dir, domain) the server runs with
@@ -121,13 +120,13 @@ async function main(argv: string[]): Promise<number> {
     case 'history':
       return runHistoryCommand(rest, io, { dataDir: DEFAULT_CONFIG.dataDir, domain: DEFAULT_CONFIG.domain });
     case 'chat':
-      return runChatCommand(rest, { input: process.stdin, output: process.stdout, env: process.env, err: io.err });
+      return (await import('./chat/index.ts')).runChatCommand(rest, { input: process.stdin, output: process.stdout, env: process.env, err: io.err });
     case 'trace':
-      return runTraceCommand(rest, io, { dataDir: DEFAULT_CONFIG.dataDir });
+      return (await import('./observability/trace-cli.ts')).runTraceCommand(rest, io, { dataDir: DEFAULT_CONFIG.dataDir });
     case 'backup':
-      return runBackupCommand(rest, io, backupDefaults);
+      return (await import('./server/backup-cli.ts')).runBackupCommand(rest, io, backupDefaults);
     case 'restore':
-      return runRestoreCommand(rest, io, backupDefaults);
+      return (await import('./server/backup-cli.ts')).runRestoreCommand(rest, io, backupDefaults);
     case 'admin':
       return runAdminCommand(rest, io, { dataDir: DEFAULT_CONFIG.dataDir, domain: DEFAULT_CONFIG.domain });
     case 'version':
@@ -279,10 +278,11 @@ function configFromArgs(command: string, args: string[]): ReturnType<typeof load
 }
 
 /** `parley check-config`: the configuration as `serve` would load it, and the files it names, without starting. */
-function checkConfig(args: string[]): number {
+async function checkConfig(args: string[]): Promise<number> {
   const config = configFromArgs('check-config', args);
   if (typeof config === 'number') return config;
   try {
+    const { checkStartup } = await import('./server/check-config.ts');
     const summary = checkStartup(config);
     io.out('configuration OK');
     for (const line of summary) io.out(`  ${line}`);

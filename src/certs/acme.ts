@@ -10,7 +10,9 @@ import { Agent } from 'node:https';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type http from 'node:http';
 import path from 'node:path';
-import * as acme from 'acme-client';
+// acme-client (and node-forge, its x509 and asn1 libraries) is loaded by the first order: ~36 MB of
+// RSS a server without ACME never needs
+const loadAcme = () => import('acme-client');
 import type { Logger } from '../observability/logger.ts';
 import { ParleyError } from '../errors.ts';
 import { type CertificatePair, CertificateError, checkPair, readPair } from './pair.ts';
@@ -204,6 +206,7 @@ export class AcmeCertificates {
   /** One order: account, a fresh key and CSR, HTTP-01 for every name, then the files written. */
   async #order(): Promise<void> {
     const s = this.#settings;
+    const acme = await loadAcme();
     if (s.caBundle !== undefined) {
       // acme-client talks through its own axios instance: the private CA is trusted there only
       acme.axios.defaults.httpsAgent = new Agent({ ca: readFileSync(s.caBundle) });
@@ -239,7 +242,7 @@ export class AcmeCertificates {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
-    const key = await acme.crypto.createPrivateEcdsaKey('P-256');
+    const key = await (await loadAcme()).crypto.createPrivateEcdsaKey('P-256');
     writeOwnerOnly(this.#files.accountKey, key);
     this.#logger.info({ file: this.#files.accountKey }, 'new ACME account key written to %s', this.#files.accountKey);
     return key;

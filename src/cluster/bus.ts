@@ -10,9 +10,9 @@
 // through a plain connection to one node (PUBLISH reaches every node) and, that node lost, through
 // another, calling the same listeners.
 
-import { Cluster, type Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { checkNodeId, ClusterError } from './errors.ts';
-import { commandFailure, KEY_PREFIX, type RedisConnection } from './redis.ts';
+import { commandFailure, isRedisCluster, KEY_PREFIX, type RedisConnection } from './redis.ts';
 
 /** What a handler learns besides the payload. */
 export interface BusDelivery {
@@ -143,7 +143,7 @@ export class ClusterBus<Events extends Record<string, unknown> = Record<string, 
     }
     try {
       const client = this.#publisher.client;
-      if (!(client instanceof Cluster)) return await client.publish(this.#channel(topic), text);
+      if (!isRedisCluster(client)) return await client.publish(this.#channel(topic), text);
       // A Redis Cluster client sends a PUBLISH (it names no key) to any node, a different one each
       // time, and messages taken by different nodes may reach a subscriber in another order. A
       // script naming a key of the prefix's slot runs on that slot's master, always the same one:

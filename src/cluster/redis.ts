@@ -31,7 +31,8 @@
 // than a SIP transaction would.
 
 import { readFileSync } from 'node:fs';
-import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+// ioredis is loaded by the first connection: a single process (no cluster) never loads it (memory)
+import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { ClusterError } from './errors.ts';
 
@@ -284,6 +285,9 @@ export interface RedisConnection {
   close(): Promise<void>;
 }
 
+/** ioredis's clients, once the first connection is opened */
+let ioredis: { Cluster: typeof Cluster; Redis: typeof Redis } | undefined;
+
 /**
  * Connects to Redis and checks that it answers. Throws ClusterError: CLUSTER_REDIS_UNREACHABLE,
  * CLUSTER_REDIS_AUTH_FAILED or CLUSTER_REDIS_REFUSED, with the address (never the password) and
@@ -291,6 +295,10 @@ export interface RedisConnection {
  */
 export async function openRedis(config: RedisAddress | string | object, options: RedisConnectionOptions = {}): Promise<RedisConnection> {
   const address = isAddress(config) ? config : parseRedisAddress(config);
+  if (ioredis === undefined) {
+    const { Cluster, Redis } = await import('ioredis');
+    ioredis = { Cluster, Redis };
+  }
   return connect(address, options, options.connectionName ?? 'parley');
 }
 
@@ -312,6 +320,8 @@ async function connect(address: RedisAddress, options: RedisConnectionOptions, c
   // without end (a connection to one node of a Redis Cluster: giveUpAfter times, then it ends),
   // waiting a little longer each time up to 2 s.
   const retry = (times: number): number | null => (established && times <= giveUpAfter ? Math.min(times * 100, 2000) : null);
+  // loaded by openRedis, through which every connection starts: nothing here waits for it
+  const { Cluster, Redis } = ioredis as NonNullable<typeof ioredis>;
   const common = { connectionName, connectTimeout: options.connectTimeoutMs ?? 10_000, maxRetriesPerRequest: options.commandRetries ?? 2 };
   const client = address.kind === 'cluster'
     ? new Cluster(address.nodes.map((n) => ({ host: n.host, port: n.port })), { ...clusterOptions(address, description, common), lazyConnect: true, clusterRetryStrategy: retry })
@@ -356,7 +366,7 @@ async function connect(address: RedisAddress, options: RedisConnectionOptions, c
 async function openNode(address: RedisAddress, client: Redis | Cluster, options: RedisConnectionOptions, connectionName: string, avoid: ReadonlySet<string>): Promise<RedisConnection> {
   if (address.kind !== 'cluster') return connect(address, options, connectionName);
   // the masters the client knows now, then the configured addresses (the layout may have changed)
-  const known = client instanceof Cluster ? client.nodes('master').map((n) => ({ host: n.options.host ?? '', port: n.options.port ?? DEFAULT_PORT })) : [];
+  const known = isRedisCluster(client) ? client.nodes('master').map((n) => ({ host: n.options.host ?? '', port: n.options.port ?? DEFAULT_PORT })) : [];
   const byName = new Map<string, RedisEndpoint>();
   for (const n of [...known, ...address.nodes]) if (n.host !== '') byName.set(`${n.host}:${n.port}`, n);
   const order = [...byName.entries()].sort(([a], [b]) => Number(avoid.has(a)) - Number(avoid.has(b)));
@@ -443,13 +453,18 @@ function redactError(err: Error, address: RedisAddress): Error {
   return Object.assign(new Error(message), { code: (err as { code?: unknown }).code });
 }
 
+/** A Redis Cluster client (not `instanceof Cluster`: that would load ioredis where no connection is made). */
+export function isRedisCluster(client: Redis | Cluster): client is Cluster {
+  return client.isCluster;
+}
+
 /**
  * Every key matching `pattern` (SCAN: never blocks Redis as KEYS would). In a Redis Cluster, SCAN
  * sees one node's keys only: each master is scanned (Parley's keys are all on one of them).
  */
 export async function scanKeys(connection: Pick<RedisConnection, 'client'>, pattern: string): Promise<string[]> {
   const client = connection.client;
-  const servers = client instanceof Cluster ? client.nodes('master') : [client];
+  const servers = isRedisCluster(client) ? client.nodes('master') : [client];
   const keys: string[] = [];
   for (const server of servers) {
     let cursor = '0';

@@ -4,18 +4,23 @@
 //
 // On SQLite with the database in a file, a worker thread with its own connection writes them: the
 // SQL and the fsync leave the thread that carries SIP, and on a machine with a second core they run
-// on it. The thread is a small entry file of the capability that calls `serveBatches(write)` (the
-// function must be importable in the thread: no state of the main thread); it hands `write` its
+// on it. One thread per file serves all its writers (see startThread). A writer names a small
+// entry file of its capability that calls `serveBatches(write)` (the function must be importable
+// in the thread: no state of the main thread); the thread imports it and hands `write` its
 // connection as a `Sql` (sqliteSql). An in-memory SQLite database (tests) cannot be shared with a
 // thread, and PostgreSQL has no local fsync to move off the loop: their batches are written from
 // the event loop, on the process's handle (PostgreSQL's pool, asynchronously).
 //
-// The offline spool (src/offline/spool-writer.ts) and Conversation History (src/history) share it.
+// The offline spool (src/offline/spool-writer.ts) and Conversation History (src/history) share it,
+// and the thread.
 
 import { parentPort, Worker, workerData } from 'node:worker_threads';
 import { openDatabaseFile } from './database.ts';
 import type { Sql } from './sql.ts';
 import { sqliteSql } from './sqlite-sql.ts';
+
+/** a writer thread's young generation (semi-spaces and all), MiB: see ThreadBatchWriter#start */
+const WRITER_YOUNG_GENERATION_MB = 6;
 
 /** Writes one batch of jobs in one transaction and returns what the caller needs of it. */
 export type BatchWrite<J, R> = (sql: Sql, jobs: readonly J[]) => Promise<R>;
@@ -69,21 +74,9 @@ export function openBatchWriter<J, R>(sql: Sql, write: BatchWrite<J, R>, thread:
   return file === undefined ? loopBatchWriter(sql, write) : new ThreadBatchWriter<J, R>({ file, ...thread });
 }
 
-/** What the thread is sent: a batch to write, or the request to close its connection and end. */
-type ThreadRequest<J> = { kind: 'write'; id: number; jobs: readonly J[] } | { kind: 'close' };
-/** What it answers for a batch. */
-type ThreadReply<R> = { id: number; result: R } | { id: number; error: { message: string; code?: string } };
-
 interface Waiting<R> {
   resolve(result: R): void;
   reject(error: Error): void;
-}
-
-/** One thread and the batches it has not answered yet. */
-interface WriterThread<R> {
-  worker: Worker;
-  waiting: Map<number, Waiting<R>>;
-  exited: Promise<void>;
 }
 
 export interface ThreadBatchWriterOptions extends BatchWriterThread {
@@ -91,101 +84,211 @@ export interface ThreadBatchWriterOptions extends BatchWriterThread {
   file: string;
 }
 
+/** What a writer thread is sent: a writer joins (naming its entry file), writes a batch, or leaves. */
+type ThreadRequest<J> = { kind: 'open'; writer: number; entry: string } | { kind: 'write'; writer: number; id: number; jobs: readonly J[] } | { kind: 'close'; writer: number };
+/** What it answers: a batch's result or error, or that a writer has left (its batches all answered). */
+type ThreadReply<R> = { writer: number; id: number; result: R } | { writer: number; id: number; error: { message: string; code?: string } } | { writer: number; closed: true };
+
+/** A writer's side of a thread: what the thread tells it. */
+interface ThreadMember<R> {
+  reply(reply: ThreadReply<R>): void;
+  /** the thread failed or ended: every batch waiting is refused, and the writer is let go of it */
+  fail(error: Error): void;
+}
+
+/** One thread per database file and its writers. */
+interface WriterThread {
+  readonly file: string;
+  readonly worker: Worker;
+  readonly members: Map<number, ThreadMember<never>>;
+  readonly exited: Promise<void>;
+  nextWriter: number;
+  /** writers whose close is under way (the thread is kept referenced meanwhile) */
+  closing: number;
+}
+
+// One thread serves every writer of a file (the spool's and Conversation History's): a thread is
+// an isolate of its own, ~30 MiB of RSS at rest (heap, the type stripper, Node's bootstrap) before
+// it writes anything. The writers share its connection, whose transactions queue (sqlite-sql.ts):
+// SQLite lets one of them write at a time anyway. (Issue 20, memory.)
+const threads = new Map<string, WriterThread>();
+
+function startThread(file: string): WriterThread {
+  // The thread gets V8's default young generation otherwise (up to 3 × 32 MiB here, sized for the
+  // main thread's traffic), which it grows under load and keeps: a batch's garbage is a few
+  // hundred small objects, and a few MiB collect it as well.
+  const worker = new Worker(new URL('./writer-thread.ts', import.meta.url), { workerData: { file }, resourceLimits: { maxYoungGenerationSizeMb: WRITER_YOUNG_GENERATION_MB } });
+  // a running server is kept alive by its sockets; the thread alone must not keep a process alive
+  worker.unref();
+  const members = new Map<number, ThreadMember<never>>();
+  let failure: Error | undefined;
+  const fail = (error: Error): void => {
+    failure ??= error;
+    if (threads.get(file) === thread) threads.delete(file);
+    for (const member of [...members.values()]) member.fail(failure);
+    members.clear();
+  };
+  worker.on('message', (reply: ThreadReply<never>) => members.get(reply.writer)?.reply(reply));
+  worker.on('error', (err: Error) => fail(err));
+  const exited = new Promise<void>((resolve) => {
+    worker.on('exit', (code) => {
+      fail(new Error(`ended (exit code ${code})`));
+      resolve();
+    });
+  });
+  const thread: WriterThread = { file, worker, members, exited, nextWriter: 1, closing: 0 };
+  threads.set(file, thread);
+  return thread;
+}
+
 /**
- * Writes in a worker thread on its own connection. If the thread cannot open the database or dies,
- * the batches waiting on it are refused with the reason, and the next write starts a new thread.
+ * Writes in a worker thread on its own connection (one thread per file, shared by its writers). If
+ * the thread cannot open the database or dies, the batches waiting on it are refused with the
+ * reason, and the next write starts a new thread.
  */
 export class ThreadBatchWriter<J, R> implements BatchWriter<J, R> {
   readonly #o: ThreadBatchWriterOptions;
-  #thread: WriterThread<R> | undefined;
+  /** the thread and this writer's number in it; undefined while it has none */
+  #joined: { thread: WriterThread; writer: number } | undefined;
+  readonly #waiting = new Map<number, Waiting<R>>();
   #nextId = 1;
   #closed = false;
+  /** settles when the thread has answered this writer's close */
+  #left: (() => void) | undefined;
 
   constructor(options: ThreadBatchWriterOptions) {
     this.#o = options;
-    this.#thread = this.#start();
+    this.#joined = this.#join();
   }
 
   get running(): boolean {
-    return !this.#closed && this.#thread !== undefined;
+    return !this.#closed && this.#joined !== undefined;
   }
 
   write(jobs: readonly J[]): Promise<R> {
     if (this.#closed) return Promise.reject(new Error(`${this.#o.name} is closed: the server is stopping`));
-    const thread = (this.#thread ??= this.#start());
+    const { thread, writer } = (this.#joined ??= this.#join());
     const id = this.#nextId++;
     return new Promise<R>((resolve, reject) => {
-      thread.waiting.set(id, { resolve, reject });
-      thread.worker.postMessage({ kind: 'write', id, jobs } satisfies ThreadRequest<J>);
+      this.#waiting.set(id, { resolve, reject });
+      thread.worker.postMessage({ kind: 'write', writer, id, jobs } satisfies ThreadRequest<J>);
     });
   }
 
   async close(): Promise<void> {
     this.#closed = true;
-    const thread = this.#thread;
-    if (thread === undefined) return;
-    // kept alive until the thread has closed its connection
-    thread.worker.ref();
-    thread.worker.postMessage({ kind: 'close' } satisfies ThreadRequest<J>);
-    await thread.exited;
+    const joined = this.#joined;
+    if (joined === undefined) return;
+    const { thread, writer } = joined;
+    const left = new Promise<void>((resolve) => (this.#left = resolve));
+    // kept alive until the thread has answered the batches already sent (and ended, after the last writer)
+    if (thread.closing++ === 0) thread.worker.ref();
+    thread.worker.postMessage({ kind: 'close', writer } satisfies ThreadRequest<J>);
+    // every writer leaving: the thread ends once they have left; new writers of the file start another
+    if (thread.closing === thread.members.size && threads.get(thread.file) === thread) threads.delete(thread.file);
+    await left;
+    if (thread.members.size === 0) await thread.exited;
+    else if (--thread.closing === 0) thread.worker.unref();
   }
 
-  #start(): WriterThread<R> {
-    const { name } = this.#o;
-    const worker = new Worker(this.#o.entry, { workerData: { file: this.#o.file } });
-    // a running server is kept alive by its sockets; the thread alone must not keep a process alive
-    worker.unref();
-    const waiting = new Map<number, Waiting<R>>();
-    let failure: Error | undefined;
-    const fail = (error: Error): void => {
-      failure ??= error;
-      for (const w of waiting.values()) w.reject(failure);
-      waiting.clear();
+  #join(): { thread: WriterThread; writer: number } {
+    const thread = threads.get(this.#o.file) ?? startThread(this.#o.file);
+    const writer = thread.nextWriter++;
+    const member: ThreadMember<R> = {
+      reply: (reply) => {
+        if ('closed' in reply) {
+          thread.members.delete(writer);
+          this.#joined = undefined;
+          this.#left?.();
+          return;
+        }
+        const w = this.#waiting.get(reply.id);
+        if (w === undefined) return;
+        this.#waiting.delete(reply.id);
+        if ('result' in reply) w.resolve(reply.result);
+        else w.reject(Object.assign(new Error(reply.error.message), reply.error.code !== undefined ? { code: reply.error.code } : {}));
+      },
+      fail: (error) => {
+        const refused = new Error(`${this.#o.name} thread failed: ${error.message}`, { cause: error });
+        for (const w of this.#waiting.values()) w.reject(refused);
+        this.#waiting.clear();
+        if (this.#joined?.thread === thread) this.#joined = undefined;
+        this.#left?.();
+      },
     };
-    worker.on('message', (reply: ThreadReply<R>) => {
-      const w = waiting.get(reply.id);
-      if (w === undefined) return;
-      waiting.delete(reply.id);
-      if ('result' in reply) w.resolve(reply.result);
-      else w.reject(Object.assign(new Error(reply.error.message), reply.error.code !== undefined ? { code: reply.error.code } : {}));
-    });
-    worker.on('error', (err: Error) => fail(new Error(`${name} thread failed: ${err.message}`, { cause: err })));
-    const exited = new Promise<void>((resolve) => {
-      worker.on('exit', (code) => {
-        fail(new Error(`${name} thread ended (exit code ${code})`));
-        if (this.#thread?.worker === worker) this.#thread = undefined;
-        resolve();
-      });
-    });
-    return { worker, waiting, exited };
+    thread.members.set(writer, member as ThreadMember<never>);
+    thread.worker.postMessage({ kind: 'open', writer, entry: this.#o.entry.href } satisfies ThreadRequest<J>);
+    return { thread, writer };
   }
 }
 
+/** In a writer thread: the write function the entry file being imported gave serveBatches. */
+let served: BatchWrite<unknown, unknown> | undefined;
+
 /**
- * The thread's side: opens its own connection to the file the writer named, writes each batch it
- * is sent with `write` (one at a time: the handle queues transactions), answers the result (or the
- * error). Call it at the top of a thread entry file.
+ * Called at the top of a writer's entry file: `write` is what the thread runs for that writer's
+ * batches (the thread imports the entry file when the writer joins it).
  */
 export function serveBatches<J, R>(write: BatchWrite<J, R>): void {
+  if (parentPort === null) throw new Error('serveBatches runs in a worker thread started by a ThreadBatchWriter');
+  served = write as BatchWrite<unknown, unknown>;
+}
+
+/**
+ * The thread's side (writer-thread.ts): opens its own connection to the file, imports each
+ * writer's entry file, writes each batch it is sent (one at a time per writer; the connection
+ * queues the writers' transactions), answers the result (or the error), and ends with the last writer.
+ */
+export function hostBatchWriters(): void {
   const port = parentPort;
-  if (port === null) throw new Error('serveBatches runs in a worker thread started by a ThreadBatchWriter');
+  if (port === null) throw new Error('hostBatchWriters runs in a worker thread started by a ThreadBatchWriter');
   const sql = sqliteSql(openDatabaseFile((workerData as { file: string }).file));
-  let last: Promise<unknown> = Promise.resolve();
-  port.on('message', (request: ThreadRequest<J>) => {
+  /** each entry file's write function, imported one at a time: serveBatches says which is whose */
+  const entries = new Map<string, Promise<BatchWrite<unknown, unknown>>>();
+  let importing: Promise<unknown> = Promise.resolve();
+  const load = (entry: string): Promise<BatchWrite<unknown, unknown>> => {
+    let write = entries.get(entry);
+    if (write === undefined) {
+      write = importing.then(async () => {
+        served = undefined;
+        await import(entry);
+        if (served === undefined) throw new Error(`${entry} does not call serveBatches`);
+        return served;
+      });
+      importing = write.catch(() => {});
+      entries.set(entry, write);
+    }
+    return write;
+  };
+  /** the writers that joined: their write function and their last batch */
+  const writers = new Map<number, { write: Promise<BatchWrite<unknown, unknown>>; last: Promise<unknown> }>();
+  port.on('message', (request: ThreadRequest<unknown>) => {
+    if (request.kind === 'open') {
+      writers.set(request.writer, { write: load(request.entry), last: Promise.resolve() });
+      return;
+    }
+    const w = writers.get(request.writer);
+    if (w === undefined) return;
     if (request.kind === 'close') {
       // after the batches already sent
-      void last.then(async () => {
+      void w.last.then(async () => {
+        writers.delete(request.writer);
+        port.postMessage({ writer: request.writer, closed: true } satisfies ThreadReply<unknown>);
+        if (writers.size > 0) return;
         await sql.close();
         port.close();
       });
       return;
     }
-    last = write(sql, request.jobs).then(
-      (result) => port.postMessage({ id: request.id, result } satisfies ThreadReply<R>),
-      (err: unknown) => {
-        const code = (err as { code?: unknown } | null)?.code;
-        port.postMessage({ id: request.id, error: { message: err instanceof Error ? err.message : String(err), ...(typeof code === 'string' ? { code } : {}) } } satisfies ThreadReply<R>);
-      },
-    );
+    const { writer, id, jobs } = request;
+    w.last = w.last
+      .then(async () => (await w.write)(sql, jobs))
+      .then(
+        (result) => port.postMessage({ writer, id, result } satisfies ThreadReply<unknown>),
+        (err: unknown) => {
+          const code = (err as { code?: unknown } | null)?.code;
+          port.postMessage({ writer, id, error: { message: err instanceof Error ? err.message : String(err), ...(typeof code === 'string' ? { code } : {}) } } satisfies ThreadReply<unknown>);
+        },
+      );
   });
 }

@@ -7,7 +7,8 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { build, type BuildOptions, type Metafile } from 'esbuild';
+// esbuild is loaded by the first build: a server whose web client nobody opens never loads it
+import type { BuildOptions, Metafile } from 'esbuild';
 import { browserBuildOptions } from '../client/browser-build.ts';
 
 /** One file of the bundle, served under /assets/ with its content hash in the name. */
@@ -59,6 +60,7 @@ export async function buildWebBundle(): Promise<WebBundle> {
     // the app's licences are in the one LEGAL file, named from the script
     legalComments: 'linked',
   };
+  const { build } = await import('esbuild');
   const result = await build(options);
   const assets = new Map<string, WebAsset>();
   let script: WebAsset | undefined;

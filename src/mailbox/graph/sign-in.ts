@@ -6,8 +6,7 @@
 // reads the tenant's OpenID configuration from that host, as the Microsoft identity platform
 // documents it (and the test stand-in serves it).
 import { X509Certificate } from 'node:crypto';
-import { AuthError, ConfidentialClientApplication, ServerError } from '@azure/msal-node';
-import type { Configuration, INetworkModule, NetworkRequestOptions, NetworkResponse } from '@azure/msal-node';
+import type { ConfidentialClientApplication, Configuration, INetworkModule, NetworkRequestOptions, NetworkResponse } from '@azure/msal-node';
 import { MailboxError } from '../errors.ts';
 
 export type GraphCredential = { clientSecret: string } | { certificate: string; privateKey: string };
@@ -28,7 +27,9 @@ export interface SignInOptions {
 const REFUSED_OAUTH = new Set(['invalid_request', 'invalid_client', 'invalid_grant', 'unauthorized_client', 'unsupported_grant_type', 'invalid_scope', 'invalid_resource', 'access_denied']);
 
 export class GraphSignIn {
-  readonly #app: ConfidentialClientApplication;
+  readonly #config: Configuration;
+  /** made at the first sign-in: msal (~30 MB of RSS) is loaded only by a server with a Graph mailbox that delivers */
+  #app: ConfidentialClientApplication | undefined;
   readonly #o: SignInOptions;
   /** the sign-in under way: deliveries that start together share it (msal would ask once per caller until one is cached) */
   #pending: Promise<string> | undefined;
@@ -45,7 +46,7 @@ export class GraphSignIn {
       },
       system: { networkClient: fetchNetworkClient(opts.fetch, opts.timeoutMs) },
     };
-    this.#app = new ConfidentialClientApplication(config);
+    this.#config = config;
   }
 
   /** An access token for Graph: the cached one while it lasts, a new one when `fresh` (Graph said it expired). */
@@ -60,11 +61,13 @@ export class GraphSignIn {
   }
 
   async #acquire(fresh: boolean): Promise<string> {
+    const msal = await import('@azure/msal-node');
     let result;
     try {
+      this.#app ??= new msal.ConfidentialClientApplication(this.#config);
       result = await this.#app.acquireTokenByClientCredential({ scopes: [this.#o.scope], ...(fresh ? { skipCache: true } : {}) });
     } catch (cause) {
-      throw signInFailure(cause, this.#o);
+      throw signInFailure(cause, this.#o, msal);
     }
     if (result === null || result.accessToken === '') throw new MailboxError('REMOTE_UNAVAILABLE', `Microsoft Entra ID at ${this.#o.authorityHost} answered the sign-in of ${this.#o.clientId} without an access token`);
     return result.accessToken;
@@ -82,7 +85,7 @@ function certificateCredential(c: { certificate: string; privateKey: string }): 
   return { thumbprintSha256: cert.fingerprint256.replaceAll(':', '').toLowerCase(), privateKey: c.privateKey, x5c: c.certificate };
 }
 
-function signInFailure(cause: unknown, o: SignInOptions): MailboxError {
+function signInFailure(cause: unknown, o: SignInOptions, { AuthError, ServerError }: typeof import('@azure/msal-node')): MailboxError {
   const where = `Microsoft Entra ID (${o.authorityHost}, tenant ${o.tenantId})`;
   if (cause instanceof ServerError) {
     const said = `${cause.errorCode}${cause.errorMessage !== '' ? `: ${cause.errorMessage.split('\n')[0] ?? ''}` : ''}`;

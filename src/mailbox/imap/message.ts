@@ -5,16 +5,18 @@
 // of the Microsoft family copy to the item's PidNameContentClass: [MS-OXCMAIL] 2.2.3.2.15; a mail
 // client shows it with the headers), the header Parley's own count of Missed Conversations searches
 // (SEARCH HEADER Content-Class, imap/connector.ts).
-import MailComposer from 'nodemailer/lib/mail-composer/index.js';
+import type MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import type { DeliveryItem } from '../connector.ts';
 import type { Mailer } from '../items.ts';
 
 /** The header that carries the item class (IPM.Note.Microsoft.Missed, …Conversation, IPM.Note). */
 export const CLASS_HEADER = 'Content-Class';
 
-export function itemMessage(item: DeliveryItem): Promise<Buffer> {
+export async function itemMessage(item: DeliveryItem): Promise<Buffer> {
+  // loaded by the first item written: only IMAP mailboxes need it (memory)
+  const { default: Composer }: { default: typeof MailComposer } = await import('nodemailer/lib/mail-composer/index.js');
   const address = (m: Mailer) => (m.name !== undefined && m.name !== '' ? { name: m.name, address: m.address } : m.address);
-  const composer = new MailComposer({
+  const composer = new Composer({
     from: address(item.from),
     to: item.to.map(address),
     subject: item.subject,

@@ -7,8 +7,7 @@
 // the server, or stays idle for `idleMs` is dropped; beyond `maxConnections` the least recently
 // used idle ones are closed (busy ones are never interrupted: the count may exceed the limit while
 // more mailboxes than that are written at once).
-import { ImapFlow } from 'imapflow';
-import type { ImapFlowOptions } from 'imapflow';
+import type { ImapFlow, ImapFlowOptions } from 'imapflow';
 import type { ImapEndpoint } from './endpoint.ts';
 
 /** How the connection for one mailbox signs in. */
@@ -125,7 +124,9 @@ export class ImapSessions {
       socketTimeout: timeoutMs,
       clientInfo: { name: 'Parley' },
     };
-    const client = new ImapFlow(options);
+    // loaded by the first connection: a server without IMAP mailboxes never loads it (memory)
+    const { ImapFlow: Client } = await import('imapflow');
+    const client = new Client(options);
     // an unhandled 'error' event would end the process; a failed connection is simply dropped
     client.on('error', () => this.#drop(s, client));
     client.on('close', () => this.#drop(s, client));

@@ -6,9 +6,7 @@
 // (same Message-ID) is stored once per mailbox.
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { simpleParser } from 'mailparser';
 import type { AddressObject, ParsedMail } from 'mailparser';
-import { SMTPServer } from 'smtp-server';
 import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import type { Logger } from '../../observability/logger.ts';
 import type { Sql } from '../../storage/index.ts';
@@ -46,6 +44,8 @@ export async function startSmtpInbound(opts: SmtpInboundOptions): Promise<SmtpLi
   const now = opts.now ?? Date.now;
   const sql = opts.sql;
   const quota = opts.quota ?? new MailboxQuota();
+  // loaded here: a server with smtp off never loads them (memory)
+  const [{ SMTPServer }, { simpleParser }] = await Promise.all([import('smtp-server'), import('mailparser')]);
   const server = new SMTPServer({
     name: opts.domain,
     banner: 'Parley ESMTP',

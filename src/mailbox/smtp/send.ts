@@ -1,7 +1,6 @@
 // One message to one SMTP server: the socket edge of outbound mail (nodemailer's SMTP client, one
 // connection per message). SmtpOutbound decides which servers and in what order; tests pass a fake
 // SmtpSend and open no socket.
-import nodemailer from 'nodemailer';
 import type { SendMailOptions } from 'nodemailer';
 
 /** One SMTP server an attempt connects to. */
@@ -30,6 +29,8 @@ export type SmtpSend = (server: SmtpServer, mail: SendMailOptions, o: { name: st
 
 /** The real sender: nodemailer's SMTP client, one connection per message. */
 export const nodemailerSend: SmtpSend = async (server, mail, o) => {
+  // loaded by the first message sent: a server that sends no mail never loads it (memory)
+  const { default: nodemailer } = await import('nodemailer');
   const transport = nodemailer.createTransport({
     host: server.host,
     port: server.port,
