@@ -69,8 +69,10 @@ export class HistoryRecorder implements ConversationRecorder {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     if (this.#writing !== undefined || this.#pending.length === 0) return;
-    // a body may be a view of a larger buffer (a datagram's): the thread is sent its own bytes only
-    const batch = this.#pending.map((m) => ({ ...m, body: new Uint8Array(m.body) }));
+    // a body may be a view of a larger buffer (a datagram's): the thread is sent its own bytes only.
+    // The messages are the recorder's (record()): their bodies are swapped, not the objects copied.
+    const batch = this.#pending;
+    for (const m of batch) if (m.body.byteLength !== m.body.buffer.byteLength) m.body = new Uint8Array(m.body);
     this.#pending = [];
     this.#writing = this.#writer
       .write(batch)
