@@ -12,8 +12,10 @@ import type { Logger } from '../observability/logger.ts';
 import type { ConversationRecorder, RecordedMessage } from '../router/context.ts';
 import type { BatchWriter, Sql } from '../storage/index.ts';
 import { openBatchWriter } from '../storage/index.ts';
+import { effectiveSettings } from '../settings/index.ts';
 import type { CommitSummary } from './commit.ts';
 import { writeHistoryBatch } from './commit.ts';
+import { classify } from './content.ts';
 
 /** The longest commit window: the most a crash may lose, ms. */
 export const MAX_COMMIT_WINDOW_MS = 10;
@@ -69,19 +71,63 @@ export class HistoryRecorder implements ConversationRecorder {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     if (this.#writing !== undefined || this.#pending.length === 0) return;
-    // a body may be a view of a larger buffer (a datagram's): the thread is sent its own bytes only
-    const batch = this.#pending.map((m) => ({ ...m, body: new Uint8Array(m.body) }));
+    const batch = this.#pending;
     this.#pending = [];
-    this.#writing = this.#writer
-      .write(batch)
-      .then(
-        (summary) => this.#done(summary),
-        (err: unknown) => this.#failed(err, batch.length),
-      )
-      .finally(() => {
-        this.#writing = undefined;
-        this.flush();
-      });
+    this.#writing = this.#write(batch).finally(() => {
+      this.#writing = undefined;
+      this.flush();
+    });
+  }
+
+  async #write(batch: RecordedMessage[]): Promise<void> {
+    const kept = await this.#worthWriting(batch);
+    if (kept.length === 0) return;
+    // a body may be a view of a larger buffer (a datagram's): the thread is sent its own bytes only.
+    // The messages are the recorder's (record()): their bodies are swapped, not the objects copied.
+    for (const m of kept) if (m.body.byteLength !== m.body.buffer.byteLength) m.body = new Uint8Array(m.body);
+    let summary: CommitSummary;
+    try {
+      summary = await this.#writer.write(kept);
+    } catch (err) {
+      this.#failed(err, kept.length);
+      return;
+    }
+    this.#done(summary);
+  }
+
+  /**
+   * The messages the commit could keep. Plain text between two users of whom neither archives
+   * (EnableIMAutoArchiving off) is dropped by the commit anyway (commit.ts: nothing is kept for such
+   * a pair, and no display is tracked without a display request): it is left out here, on the
+   * settings cache, rather than sent to the writer's thread to be read, classified and dropped
+   * there. Anything else (typing notices, reports, display requests, a partner's user, settings
+   * that cannot be read) goes to the commit, which decides as before.
+   */
+  async #worthWriting(batch: RecordedMessage[]): Promise<RecordedMessage[]> {
+    const kept: RecordedMessage[] = [];
+    const archives = new Map<string, boolean | undefined>();
+    for (const m of batch) {
+      const content = classify(m.contentType, m.body);
+      if (content.kind === 'text' && content.displayRequestId === undefined) {
+        const sender = await this.#archives(archives, m.sender);
+        if (sender === false && (await this.#archives(archives, m.recipient)) === false) continue;
+      }
+      kept.push(m);
+    }
+    return kept;
+  }
+
+  /** Whether `address` archives its conversations; undefined when its settings cannot be read (not a user here). */
+  async #archives(known: Map<string, boolean | undefined>, address: string): Promise<boolean | undefined> {
+    if (known.has(address)) return known.get(address);
+    let archives: boolean | undefined;
+    try {
+      archives = (await effectiveSettings(this.#o.sql, address)).EnableIMAutoArchiving;
+    } catch {
+      archives = undefined;
+    }
+    known.set(address, archives);
+    return archives;
   }
 
   /** Writes what is pending now and resolves once it is committed (or failed). */

@@ -6,7 +6,7 @@ import type { Binding } from '../registrar/location.ts';
 import type { SipContext } from './context.ts';
 import { namesUs } from './partner.ts';
 import { remoteNode, routeOverHop } from './hop.ts';
-import { type Flow, newBranch, sentBy, viaTransport } from '../sip/index.ts';
+import { type ClientTransactionUser, DeadlineWheel, type Expiring, type Flow, Headers, type HeaderField, newBranch, sentBy, type Slot, viaTransport } from '../sip/index.ts';
 import type { SipRequest, SipResponse } from '../sip/index.ts';
 
 export type ForkOutcome =
@@ -20,100 +20,199 @@ const UNAVAILABLE = new Set([408, 480, 503]);
 /**
  * Forwards `request` to every binding at once. `timeoutMs` bounds the wait for the devices: when it
  * ends, the branches still unanswered count as "no answer" (a late answer is then ignored; a
- * non-INVITE request cannot be cancelled, RFC 3261 §9.1).
+ * non-INVITE request cannot be cancelled, RFC 3261 §9.1). The bound is kept on a wheel shared by
+ * every fork of that duration (it may end up to 1/64 of it late): a setTimeout and its clearTimeout
+ * per relayed message cost more than the rest of the fork.
  */
 export function forkRequest(ctx: SipContext, request: SipRequest, bindings: readonly Binding[], timeoutMs?: number): Promise<ForkOutcome> {
-  return new Promise((resolve) => {
-    const reasons: string[] = [];
-    const finals: SipResponse[] = [];
-    const unanswered = new Set<Binding>(bindings);
-    let pending = bindings.length;
-    let done = false;
-    const timer =
-      timeoutMs === undefined
-        ? undefined
-        : setTimeout(() => {
-            for (const binding of unanswered) reasons.push(`${binding.contact}: no answer within ${Math.round(timeoutMs / 1000)} s`);
-            pending = 0;
-            settle();
-          }, timeoutMs);
+  return new Promise((resolve) => new Fork(ctx, request, bindings, timeoutMs, resolve).start());
+}
 
-    const settle = (): void => {
-      if (done || pending > 0) return;
-      done = true;
-      clearTimeout(timer);
-      const refusal = bestRefusal(finals);
-      resolve(refusal ? { kind: 'answered', response: refusal } : { kind: 'unreachable', reasons });
-    };
-    const branchFailed = (binding: Binding, why: string): void => {
-      if (done) return;
-      unanswered.delete(binding);
-      reasons.push(`${binding.contact}: ${why}`);
-      pending--;
-      settle();
-    };
+/** Device timeouts, one wheel per duration (deviceTimeout is one setting: in practice one wheel). */
+const deviceWheels = new Map<number, DeadlineWheel<Fork>>();
 
-    const sendBranch = (binding: Binding, flow: Flow, branch: SipRequest): void => {
-      if (done) return;
-      ctx.transactions.sendRequest(branch, flow, {
-        onFinal(response) {
-          if (done) return;
-          unanswered.delete(binding);
-          if (response.status < 300) {
-            done = true;
-            clearTimeout(timer);
-            response.headers.shift('via');
-            resolve({ kind: 'answered', response });
-            return;
-          }
-          if (UNAVAILABLE.has(response.status)) reasons.push(`${binding.contact}: ${response.status} ${response.reason}${warningOf(response)}`);
-          else {
-            response.headers.shift('via');
-            finals.push(response);
-          }
-          pending--;
-          settle();
-        },
-        onTimeout: () => branchFailed(binding, 'no answer (timeout)'),
-        onTransportError: () => branchFailed(binding, 'transport error'),
-      });
-    };
+function deviceWheel(ms: number): DeadlineWheel<Fork> {
+  let wheel = deviceWheels.get(ms);
+  if (wheel === undefined) deviceWheels.set(ms, (wheel = new DeadlineWheel(ms)));
+  return wheel;
+}
 
-    for (const binding of bindings) {
+/** One forked request: its branches, what they answered, and the wait for them. */
+class Fork implements Expiring {
+  readonly #ctx: SipContext;
+  readonly #request: SipRequest;
+  readonly #bindings: readonly Binding[];
+  readonly #timeoutMs: number | undefined;
+  readonly #resolve: (outcome: ForkOutcome) => void;
+  readonly #reasons: string[] = [];
+  readonly #finals: SipResponse[] = [];
+  readonly #branches: Branch[] = [];
+  #pending: number;
+  #done = false;
+  #slot: Slot<Fork> | undefined;
+
+  constructor(ctx: SipContext, request: SipRequest, bindings: readonly Binding[], timeoutMs: number | undefined, resolve: (outcome: ForkOutcome) => void) {
+    this.#ctx = ctx;
+    this.#request = request;
+    this.#bindings = bindings;
+    this.#timeoutMs = timeoutMs;
+    this.#resolve = resolve;
+    this.#pending = bindings.length;
+  }
+
+  start(): void {
+    if (this.#timeoutMs !== undefined) this.#slot = deviceWheel(this.#timeoutMs).add(this);
+    const ctx = this.#ctx;
+    for (const binding of this.#bindings) {
+      const branch = new Branch(this, binding);
+      this.#branches.push(branch);
       // a flow another node of the cluster holds: relayed there (hop.ts)
       const node = remoteNode(ctx, binding);
       if (node !== undefined && ctx.cluster !== undefined) {
         const cluster = ctx.cluster;
         void cluster.connect(node).then((hop) => {
-          if (!hop.ok) return branchFailed(binding, hop.why);
-          const branch = forwardedRequest(ctx, request, binding, hop.flow);
-          routeOverHop(cluster, branch, binding.flow, hop.address);
-          sendBranch(binding, hop.flow, branch);
+          if (!hop.ok) return branch.failed(hop.why);
+          const forwarded = forwardedRequest(ctx, this.#request, binding, hop.flow);
+          routeOverHop(cluster, forwarded, binding.flow, hop.address);
+          this.#send(branch, hop.flow, forwarded);
         });
         continue;
       }
       const flow = ctx.resolveFlow(binding.flow);
       if (!flow || flow.closed) {
-        branchFailed(binding, 'connection closed');
+        branch.failed('connection closed');
         continue;
       }
-      sendBranch(binding, flow, forwardedRequest(ctx, request, binding, flow));
+      this.#send(branch, flow, forwardedRequest(ctx, this.#request, binding, flow));
     }
-    settle();
-  });
+    this.#settle();
+  }
+
+  get done(): boolean {
+    return this.#done;
+  }
+
+  /** The device timeout: the branches still unanswered count as no answer. */
+  expire(): void {
+    this.#slot = undefined;
+    if (this.#done) return;
+    const seconds = Math.round((this.#timeoutMs ?? 0) / 1000);
+    for (const branch of this.#branches) if (!branch.answered) this.#reasons.push(`${branch.binding.contact}: no answer within ${seconds} s`);
+    this.#pending = 0;
+    this.#settle();
+  }
+
+  /** A branch's final answer. */
+  final(branch: Branch, response: SipResponse): void {
+    if (response.status < 300) {
+      response.headers.shift('via');
+      this.#finish({ kind: 'answered', response });
+      return;
+    }
+    if (UNAVAILABLE.has(response.status)) this.#reasons.push(`${branch.binding.contact}: ${response.status} ${response.reason}${warningOf(response)}`);
+    else {
+      response.headers.shift('via');
+      this.#finals.push(response);
+    }
+    this.#pending--;
+    this.#settle();
+  }
+
+  /** A branch that could not take the request: why. */
+  failed(branch: Branch, why: string): void {
+    this.#reasons.push(`${branch.binding.contact}: ${why}`);
+    this.#pending--;
+    this.#settle();
+  }
+
+  #send(branch: Branch, flow: Flow, forwarded: SipRequest): void {
+    if (this.#done) return;
+    this.#ctx.transactions.sendRequest(forwarded, flow, branch);
+  }
+
+  #settle(): void {
+    if (this.#done || this.#pending > 0) return;
+    const refusal = bestRefusal(this.#finals);
+    this.#finish(refusal ? { kind: 'answered', response: refusal } : { kind: 'unreachable', reasons: this.#reasons });
+  }
+
+  #finish(outcome: ForkOutcome): void {
+    this.#done = true;
+    if (this.#slot !== undefined) deviceWheel(this.#timeoutMs as number).cancel(this.#slot, this);
+    this.#slot = undefined;
+    this.#resolve(outcome);
+  }
 }
 
-/** The copy of `request` sent to one binding (§16.6). */
+/** One binding's branch: the client transaction's user (one object per branch, no closures). */
+class Branch implements ClientTransactionUser {
+  readonly #fork: Fork;
+  readonly binding: Binding;
+  answered = false;
+
+  constructor(fork: Fork, binding: Binding) {
+    this.#fork = fork;
+    this.binding = binding;
+  }
+
+  onFinal(response: SipResponse): void {
+    if (this.#fork.done) return;
+    this.answered = true;
+    this.#fork.final(this, response);
+  }
+
+  onTimeout(): void {
+    this.failed('no answer (timeout)');
+  }
+
+  onTransportError(): void {
+    this.failed('transport error');
+  }
+
+  failed(why: string): void {
+    if (this.#fork.done || this.answered) return;
+    this.answered = true;
+    this.#fork.failed(this, why);
+  }
+}
+
+/**
+ * The copy of `request` sent to one binding (§16.6): Max-Forwards one less, the credentials for our
+ * realm consumed here (§22.3), a pre-loaded Route to us used up (§16.4), our Via on top. One pass
+ * over the fields: the received request is not cloned and then searched once per change.
+ */
 function forwardedRequest(ctx: SipContext, request: SipRequest, binding: Binding, flow: Flow): SipRequest {
-  const headers = request.headers.clone();
-  const maxForwards = Number.parseInt(headers.get('max-forwards') ?? '70', 10);
-  headers.set('max-forwards', String((Number.isFinite(maxForwards) ? maxForwards : 70) - 1));
-  // Credentials for our realm were consumed here (§22.3); a pre-loaded Route to us is used up (§16.4).
-  headers.delete('proxy-authorization');
-  while (namesUs(ctx, headers.get('route'))) headers.shift('route');
-  const branch = newBranch();
-  headers.prepend('via', `SIP/2.0/${viaTransport(flow.protocol)} ${sentBy(flow)};branch=${branch}`);
+  const fields: HeaderField[] = [];
+  const via: HeaderField = { name: 'via', value: `SIP/2.0/${viaTransport(flow.protocol)} ${sentBy(flow)};branch=${newBranch()}` };
+  let viaPlaced = false;
+  let maxForwardsPlaced = false;
+  let routed = false;
+  for (const f of request.headers) {
+    const name = f.name;
+    if (name === 'proxy-authorization') continue;
+    if (name === 'max-forwards') {
+      if (maxForwardsPlaced) continue;
+      maxForwardsPlaced = true;
+      fields.push({ name, value: decremented(f.value) });
+      continue;
+    }
+    if (name === 'via' && !viaPlaced) {
+      viaPlaced = true;
+      fields.push(via);
+    } else if (name === 'route') routed = true;
+    fields.push({ name, value: f.value });
+  }
+  if (!viaPlaced) fields.push(via);
+  if (!maxForwardsPlaced) fields.push({ name: 'max-forwards', value: decremented('70') });
+  const headers = Headers.fromCanonical(fields);
+  if (routed) while (namesUs(ctx, headers.get('route'))) headers.shift('route');
   return { kind: 'request', method: request.method, uri: binding.contact, headers, body: request.body };
+}
+
+/** A Max-Forwards value one less (70 when it is not a number). */
+function decremented(value: string): string {
+  const maxForwards = Number.parseInt(value, 10);
+  return String((Number.isFinite(maxForwards) ? maxForwards : 70) - 1);
 }
 
 /** §16.7 step 6, without the unavailable answers: 6xx first, else the lowest class, else none. */

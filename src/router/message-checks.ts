@@ -49,12 +49,25 @@ export function bodyAccepted(ctx: SipContext, incoming: Incoming, sender: string
   return true;
 }
 
+/**
+ * The media types of the Content-Type values seen, parsed once each: clients send the same few
+ * values ("text/plain;charset=UTF-8") with every message. Bounded: past the bound, values are parsed
+ * every time (a sender inventing a value per message fills nothing).
+ */
+const mediaTypes = new Map<string, string | null>();
+const MAX_MEDIA_TYPES = 256;
+
 function safeMediaType(value: string): string | undefined {
+  const known = mediaTypes.get(value);
+  if (known !== undefined) return known ?? undefined;
+  let type: string | null;
   try {
     const ct = parseContentType(value);
-    return `${ct.type}/${ct.subtype}`;
+    type = `${ct.type}/${ct.subtype}`;
   } catch (err) {
-    if (err instanceof SipParseError) return undefined;
-    throw err;
+    if (!(err instanceof SipParseError)) throw err;
+    type = null;
   }
+  if (mediaTypes.size < MAX_MEDIA_TYPES) mediaTypes.set(value, type);
+  return type ?? undefined;
 }

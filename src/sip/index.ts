@@ -7,6 +7,7 @@ export { MAGIC_COOKIE, newBranch } from './transaction/keys.ts';
 export { TransactionLayer, type TransactionUser } from './transaction/layer.ts';
 export type { NonInviteServerTransaction } from './transaction/server-non-invite.ts';
 export type { ClientTransactionUser, NonInviteClientTransaction } from './transaction/client-non-invite.ts';
+export { DeadlineWheel, type Expiring, type Slot } from './transaction/deadline-wheel.ts';
 export * from './transport/flow.ts';
 export { deliverUnit, type TransportSink } from './transport/sink.ts';
 export { isRoutable, isWildcardAddress, localAddressFor, plainAddress, type InterfaceAddress } from './transport/address.ts';

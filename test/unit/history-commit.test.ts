@@ -166,6 +166,30 @@ describe('the recorder', () => {
     await recorder.close();
     await sql.close();
   });
+
+  it('sends the commit no plain text between two users of whom neither archives; a display request, a report or one archiving party still goes', async () => {
+    const sql = await engine.open();
+    await prepare(sql);
+    await createInstance(sql, CLIENT_POLICY, { scope: 'tag', name: 'NoArchive' }, { EnableIMAutoArchiving: false }, change);
+    await grantClientPolicy(sql, ALICE, 'NoArchive', change);
+    await grantClientPolicy(sql, BOB, 'NoArchive', change);
+    const recorder = new HistoryRecorder({ sql, logger, commitWindowMs: 10 });
+    recorder.record(text('not kept', T0));
+    recorder.record(text('offline, not kept', T0 + 1, { outcome: 'spooled', entryId: 'sp-x' }));
+    await recorder.settled();
+    assert.deepEqual({ received: recorder.stats.received, batches: recorder.stats.batches }, { received: 2, batches: 0 }, 'no batch for what the commit would drop');
+    recorder.record(text('tracked', T0 + 2, { contentType: 'message/cpim', body: enc(cpimAsking('m9', 'tracked')) }));
+    recorder.record(text('not kept either', T0 + 3));
+    await recorder.settled();
+    assert.deepEqual({ batches: recorder.stats.batches, recorded: recorder.stats.recorded }, { batches: 1, recorded: 1 });
+    // one of the two archiving is enough (the settings cache sees the change)
+    await grantClientPolicy(sql, BOB, null, change);
+    recorder.record(text('kept for bob', T0 + 4));
+    await recorder.settled();
+    assert.deepEqual({ batches: recorder.stats.batches, recorded: recorder.stats.recorded }, { batches: 2, recorded: 2 });
+    await recorder.close();
+    await sql.close();
+  });
 });
 });
 
