@@ -15,7 +15,7 @@ import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { answerChallenge, formatAuthField, parseAuthField, parseMessage, pickChallenge } from '../src/sip/index.ts';
 import { readHead, scanContentLength } from '../src/sip/head.ts';
-import { sourceAddress } from './ws-load.ts';
+import { sourceAddress, wireLink } from './ws-load.ts';
 
 export interface WatcherSetOptions {
   host: string;
@@ -43,7 +43,7 @@ const COPIED = /^(?:via|v|from|f|to|t|call-id|i|cseq)[ \t]*:/i;
 const MAX_HEAD = 16 * 1024;
 
 /** The 200 (or 405) to a request whose header section is `head`: the §8.2.6.2 lines copied. */
-function answer(head: string, status: string): string {
+export function answer(head: string, status: string): string {
   let out = `SIP/2.0 ${status}${CRLF}`;
   let at = head.indexOf(CRLF) + 2;
   while (at < head.length) {
@@ -61,7 +61,7 @@ function answer(head: string, status: string): string {
  * reads); `onMessage` gets the buffer, where the message starts, its header text, and where its
  * body starts and ends.
  */
-function framer(onMessage: (data: Buffer, start: number, head: string, body: number, end: number) => void): (chunk: Buffer) => void {
+export function framer(onMessage: (data: Buffer, start: number, head: string, body: number, end: number) => void): (chunk: Buffer) => void {
   let pending: Buffer | null = null;
   return (chunk) => {
     const data = pending === null ? chunk : Buffer.concat([pending, chunk]);
@@ -182,7 +182,7 @@ export class WatcherSet {
         if ((res.status === 401 || res.status === 407) && !subscribed) {
           const proxy = res.status === 407;
           const challenge = pickChallenge(res.headers.getAll(proxy ? 'Proxy-Authenticate' : 'WWW-Authenticate').map((v) => parseAuthField(v)));
-          if (!challenge || res.headers.get('cseq')?.startsWith('1 ') !== true) return settle(new Error(`SUBSCRIBE answered ${res.status} without a usable challenge`));
+          if (!challenge || res.headers.get('cseq')?.startsWith('1 ') !== true) return settle(new Error(`SUBSCRIBE answered ${res.status} with no challenge to answer (or again)`));
           const credentials = answerChallenge(challenge, { username: user, password: o.password, method: 'SUBSCRIBE', uri: target });
           subscribe(2, { header: proxy ? 'Proxy-Authorization' : 'Authorization', value: formatAuthField(credentials, 'credentials') });
         } else if (res.status === 200 || res.status === 202) {
@@ -191,9 +191,8 @@ export class WatcherSet {
         } else settle(new Error(`SUBSCRIBE answered ${res.status} ${res.reason}`));
       };
       socket.setNoDelay(true);
-      socket.once('connect', () => subscribe(1));
-      socket.on('error', (err) => settle(err));
-      socket.on('data', framer((data, start, head, body, end) => {
+      // a framing error or a socket error fails the watcher: during setup the run, later its round
+      const read = framer((data, start, head, body, end) => {
         if (head.startsWith('SIP/2.0 ')) return onResponse(data.subarray(start, end));
         const notify = head.startsWith('NOTIFY ');
         socket.write(answer(head, notify ? '200 OK' : '405 Method Not Allowed'));
@@ -209,7 +208,8 @@ export class WatcherSet {
           this.#arrivals[index] = monotonicMs();
           if (++this.#arrived === this.size) this.#onAll?.();
         }
-      }));
+      });
+      wireLink(socket, 'connect', 'data', read, { open: () => subscribe(1), error: (err) => settle(err), message: () => {} });
     });
   }
 }

@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { SipClient } from '../src/client/index.ts';
 import { monotonicMs, type WatcherCommand, type WatcherReport, type WatcherSetOptions } from './fanout-watchers.ts';
-import { LOAD_CORE, startParley } from './servers.ts';
+import { cpuProfileDir, LOAD_CORE, startParley } from './servers.ts';
 
 export interface PresenceFanoutOptions {
   /** default 1000 */
@@ -34,7 +34,7 @@ export interface PresenceFanoutOptions {
   log?: (line: string) => void;
   /** give up on a round after this long; default 60 s */
   roundTimeoutMs?: number;
-  /** processes the watchers are spread over, all on the load core; default 2 */
+  /** processes the watchers are spread over, all on the load core; default 1 (a second one on the same core cost more CPU per NOTIFY, not less) */
   watcherProcesses?: number;
 }
 
@@ -91,7 +91,7 @@ const STATES: ReadonlyArray<{ name: string; activities: string }> = [
 ];
 /** subscriptions set up at once */
 const SETUP_CONCURRENCY = 50;
-const DEFAULT_WATCHER_PROCESSES = 2;
+const DEFAULT_WATCHER_PROCESSES = 1;
 
 function pidf(note: string, activities: string): string {
   return `<?xml version="1.0" encoding="UTF-8"?>
@@ -143,8 +143,11 @@ class WatcherProcess {
   readonly child: ChildProcess;
   #waiting: Array<{ type: WatcherReport['type']; resolve: (r: WatcherReport) => void; reject: (e: Error) => void }> = [];
 
-  constructor() {
-    this.child = fork(fileURLToPath(new URL('./fanout-watchers.ts', import.meta.url)), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  constructor(label: string) {
+    // BENCH_CPU_PROF=DIR profiles the watchers too (DIR/fanout-watchers-<label>-<time>.cpuprofile)
+    const profDir = cpuProfileDir();
+    const execArgv = [...process.execArgv, ...(profDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-name', `fanout-watchers-${label}-${Date.now()}.cpuprofile`])];
+    this.child = fork(fileURLToPath(new URL('./fanout-watchers.ts', import.meta.url)), [], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     this.child.on('message', (report: WatcherReport) => {
       const w = this.#waiting.shift();
       if (w === undefined) return;
@@ -178,7 +181,8 @@ class WatcherProcess {
 
   close(): void {
     if (this.child.connected) this.child.send({ type: 'close' } satisfies WatcherCommand);
-    setTimeout(() => this.child.kill(), 1000).unref();
+    // time to write a CPU profile; it exits by itself once its sockets are closed
+    setTimeout(() => this.child.kill(), 5000).unref();
   }
 }
 
@@ -194,7 +198,7 @@ export async function runPresenceFanout(opts: PresenceFanoutOptions = {}): Promi
   const server = await startParley(DOMAIN, [BOSS, ...watcherNames], PASSWORD);
   const boss = new SipClient({ server: `tcp://127.0.0.1:${server.port}`, aor: `sip:${BOSS}@${DOMAIN}`, password: PASSWORD, requestTimeoutMs: 32_000, keepAliveIntervalMs: 0 });
   // the watcher processes inherit this process's core (fork keeps the CPU affinity)
-  const watchers = Array.from({ length: procs }, () => new WatcherProcess());
+  const watchers = Array.from({ length: procs }, (_, p) => new WatcherProcess(String(p + 1)));
   try {
     await boss.connect();
     await boss.register({ expires: 3600 });
