@@ -15,7 +15,7 @@ import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { answerChallenge, formatAuthField, parseAuthField, parseMessage, pickChallenge } from '../src/sip/index.ts';
 import { readHead, scanContentLength } from '../src/sip/head.ts';
-import { sourceAddress, wireLink } from './ws-load.ts';
+import { sourceAddress } from './ws-load.ts';
 
 export interface WatcherSetOptions {
   host: string;
@@ -82,14 +82,19 @@ export function framer(onMessage: (data: Buffer, start: number, head: string, bo
       onMessage(data, pos, head.text, head.body, end);
       pos = end;
     }
-    // the rest waits for the next read (copied: a small piece must not pin the whole read buffer)
-    pending = pos === 0 ? data : Buffer.from(data.subarray(pos));
+    // the rest waits for the next read, copied: the read buffer is used again for the next read
+    pending = Buffer.from(data.subarray(pos));
   };
 }
 
 export class WatcherSet {
   readonly #opts: WatcherSetOptions;
   readonly #sockets: net.Socket[] = [];
+  /**
+   * Every socket of the set reads into this one buffer (net's `onread`: no stream, no allocation
+   * per read); each read is consumed before the next, and the framer copies what it keeps.
+   */
+  readonly #readBuffer = Buffer.allocUnsafe(64 * 1024);
   #marker: Buffer | null = null;
   /** arrival time of the current round's NOTIFY per watcher, 0 while not arrived */
   #arrivals: Float64Array;
@@ -144,7 +149,16 @@ export class WatcherSet {
     const callId = rand(10);
     const tag = rand(4);
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: o.host, port: o.port, localAddress: sourceAddress((o.first ?? 0) + index) });
+      // a framing error or a socket error fails the watcher: during setup the run, later its round
+      const onread = { buffer: this.#readBuffer, callback: (bytes: number, buffer: Uint8Array) => {
+        try {
+          read(Buffer.from(buffer.buffer, buffer.byteOffset, bytes));
+        } catch (err) {
+          settle(err instanceof Error ? err : new Error(String(err)));
+        }
+        return true;
+      } };
+      const socket = net.connect({ host: o.host, port: o.port, localAddress: sourceAddress((o.first ?? 0) + index), onread });
       this.#sockets.push(socket);
       let subscribed = false;
       let notified = false;
@@ -191,9 +205,8 @@ export class WatcherSet {
         } else settle(new Error(`SUBSCRIBE answered ${res.status} ${res.reason}`));
       };
       socket.setNoDelay(true);
-      // a framing error or a socket error fails the watcher: during setup the run, later its round
       const read = framer((data, start, head, body, end) => {
-        if (head.startsWith('SIP/2.0 ')) return onResponse(data.subarray(start, end));
+        if (head.startsWith('SIP/2.0 ')) return onResponse(Buffer.from(data.subarray(start, end)));
         const notify = head.startsWith('NOTIFY ');
         socket.write(answer(head, notify ? '200 OK' : '405 Method Not Allowed'));
         if (!notify) return;
@@ -209,7 +222,8 @@ export class WatcherSet {
           if (++this.#arrived === this.size) this.#onAll?.();
         }
       });
-      wireLink(socket, 'connect', 'data', read, { open: () => subscribe(1), error: (err) => settle(err), message: () => {} });
+      socket.once('connect', () => subscribe(1));
+      socket.on('error', (err) => settle(err));
     });
   }
 }
