@@ -175,6 +175,7 @@ class WatcherProcess {
   round(note: string, timeoutMs: number): { armed: Promise<WatcherReport>; done: Promise<number[]> } {
     const armed = this.#next('armed');
     const done = this.#next('round').then((report) => (report.type === 'round' ? report.arrivals : []));
+    done.catch(() => {}); // awaited after the PUBLISH is sent; a failure before that is not unhandled
     this.child.send({ type: 'round', note, timeoutMs } satisfies WatcherCommand);
     return { armed, done };
   }
