@@ -1,29 +1,33 @@
-// Presence fan-out (issue 6, "Performance"): one user with N watchers (1,000 by default) changes
-// state; how many NOTIFYs per second does Parley send, and how long until the last watcher has its
-// NOTIFY?
+// Presence fan-out (issue 6, "Performance"; issue 20's target: one PUBLISH to 10,000 watchers,
+// the last NOTIFY within 200 ms): one user with N watchers (1,000 by default) changes state; how
+// many NOTIFYs per second does Parley send, and how long until the last watcher has its NOTIFY?
 //
-//   node bench/presence-fanout.ts [--watchers 1000] [--rounds 5] [--json]
+//   node bench/presence-fanout.ts [--watchers 1000] [--rounds 5] [--watcher-procs 1] [--json]
 //
 // Parley runs as bench/servers.ts starts it (its own process pinned to core 0, `--log-level warn`,
-// MD5 digest, users seeded with one scrypt hash). This process is pinned to core 1 and runs the
-// SDK (src/client SipClient over TCP): N watchers, each on its own TCP connection as real clients
-// are, each with one presence subscription to the boss, answering every NOTIFY with 200. The boss
-// (registered over TCP) then PUBLISHes a new state per round — Busy, Away, Do Not Disturb, Be Right
-// Back, Available, each with a note naming the round — and the round ends when every watcher has
-// received the NOTIFY showing it. One warm-up round is not counted.
+// MD5 digest, users seeded with one scrypt hash). This process is pinned to core 1; the boss is an
+// SDK client (src/client SipClient over TCP) registered there. The N watchers run in forked
+// processes on the same core (bench/fanout-watchers.ts), each on its own TCP connection as real
+// clients are, each with one presence subscription to the boss, and receive as cheaply as a sipp
+// UAS does: Content-Length framing, a byte search for the round's note, a 200 copied from the
+// NOTIFY's lines — so that the figure is the server's, not the SDK's parsing. The boss then
+// PUBLISHes a new state per round — Busy, Away, Do Not Disturb, Be Right Back, Available, each
+// with a note naming the round — and the round ends when every watcher has received the NOTIFY
+// showing it. One warm-up round is not counted.
 //
-// Per round: lastNotifyMs = from sending the PUBLISH to the last watcher's NOTIFY (as the SDK hands
-// it over, parsed); notifiesPerSecond = N / lastNotifyMs. The result gives the median round, and
-// the best and the worst.
+// Per round: lastNotifyMs = from sending the PUBLISH to the last watcher's NOTIFY (read from its
+// socket); notifiesPerSecond = N / lastNotifyMs. The result gives the median round, and the best
+// and the worst, and the CPU per NOTIFY of the server and of the watchers over the rounds (/proc):
+// on a busy machine the times mean little, the CPU per NOTIFY still does.
 
-import { execFileSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { SipClient } from '../src/client/index.ts';
-import type { SipRequest } from '../src/sip/index.ts';
-import { LOAD_CORE, startParley } from './servers.ts';
+import { monotonicMs, type WatcherCommand, type WatcherReport, type WatcherSetOptions } from './fanout-watchers.ts';
+import { cpuProfileDir, LOAD_CORE, startParley } from './servers.ts';
 
 export interface PresenceFanoutOptions {
   /** default 1000 */
@@ -34,6 +38,8 @@ export interface PresenceFanoutOptions {
   log?: (line: string) => void;
   /** give up on a round after this long; default 60 s */
   roundTimeoutMs?: number;
+  /** processes the watchers are spread over, all on the load core; default 1 (a second one on the same core cost more CPU per NOTIFY, not less) */
+  watcherProcesses?: number;
 }
 
 export interface FanoutRound {
@@ -64,8 +70,14 @@ export interface PresenceFanoutResult {
   setupMs: number;
   /** CPU seconds of the server process during the measured rounds, from /proc */
   serverCpuSeconds: number | null;
-  /** CPU seconds of this process (the N watchers' SDK clients) during the measured rounds */
+  /** CPU seconds of the watcher processes during the measured rounds, from /proc */
   loadCpuSeconds: number;
+  /** serverCpuSeconds per NOTIFY sent (its 200 included), microseconds */
+  serverCpuPerNotifyUs: number | null;
+  /** loadCpuSeconds per NOTIFY received and answered, microseconds */
+  loadCpuPerNotifyUs: number;
+  /** processes the watchers were spread over (all on the load core) */
+  watcherProcesses: number;
   /** resident memory of the server with every subscription, MiB */
   serverRssMiB: number | null;
 }
@@ -83,6 +95,7 @@ const STATES: ReadonlyArray<{ name: string; activities: string }> = [
 ];
 /** subscriptions set up at once */
 const SETUP_CONCURRENCY = 50;
+const DEFAULT_WATCHER_PROCESSES = 1;
 
 function pidf(note: string, activities: string): string {
   return `<?xml version="1.0" encoding="UTF-8"?>
@@ -122,14 +135,6 @@ function rssMiB(pid: number): number | null {
   }
 }
 
-/** Runs `task` over `items`, `limit` at a time. */
-async function inBatches<T>(items: readonly T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await task(items[next++] as T);
-  }));
-}
-
 function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor((sorted.length - 1) / 2)] ?? 0;
@@ -137,96 +142,108 @@ function median(values: readonly number[]): number {
 
 const round1 = (x: number) => Math.round(x * 10) / 10;
 
+/** One forked watcher process (bench/fanout-watchers.ts) and its next reports. */
+class WatcherProcess {
+  readonly child: ChildProcess;
+  #waiting: Array<{ type: WatcherReport['type']; resolve: (r: WatcherReport) => void; reject: (e: Error) => void }> = [];
+
+  constructor(label: string) {
+    // BENCH_CPU_PROF=DIR profiles the watchers too (DIR/fanout-watchers-<label>-<time>.cpuprofile)
+    const profDir = cpuProfileDir();
+    const execArgv = [...process.execArgv, ...(profDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-name', `fanout-watchers-${label}-${Date.now()}.cpuprofile`])];
+    this.child = fork(fileURLToPath(new URL('./fanout-watchers.ts', import.meta.url)), [], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.child.on('message', (report: WatcherReport) => {
+      const w = this.#waiting.shift();
+      if (w === undefined) return;
+      if (report.type === 'error') w.reject(new Error(`watcher process: ${report.message}`));
+      else if (report.type !== w.type) w.reject(new Error(`watcher process said ${report.type}, expected ${w.type}`));
+      else w.resolve(report);
+    });
+    this.child.on('exit', (code) => {
+      for (const w of this.#waiting.splice(0)) w.reject(new Error(`watcher process ended (${code})`));
+    });
+  }
+
+  /** Sets up the watchers; resolves once every one is subscribed. */
+  open(options: WatcherSetOptions): Promise<WatcherReport> {
+    const opened = this.#next('opened');
+    this.child.send({ type: 'open', options } satisfies WatcherCommand);
+    return opened;
+  }
+
+  /** Starts a round: `armed` once the watchers know its note, `done` with their arrival times. */
+  round(note: string, timeoutMs: number): { armed: Promise<WatcherReport>; done: Promise<number[]> } {
+    const armed = this.#next('armed');
+    const done = this.#next('round').then((report) => (report.type === 'round' ? report.arrivals : []));
+    done.catch(() => {}); // awaited after the PUBLISH is sent; a failure before that is not unhandled
+    this.child.send({ type: 'round', note, timeoutMs } satisfies WatcherCommand);
+    return { armed, done };
+  }
+
+  #next(type: WatcherReport['type']): Promise<WatcherReport> {
+    return new Promise((resolve, reject) => this.#waiting.push({ type, resolve, reject }));
+  }
+
+  close(): void {
+    if (this.child.connected) this.child.send({ type: 'close' } satisfies WatcherCommand);
+    // time to write a CPU profile; it exits by itself once its sockets are closed
+    setTimeout(() => this.child.kill(), 5000).unref();
+  }
+}
+
 export async function runPresenceFanout(opts: PresenceFanoutOptions = {}): Promise<PresenceFanoutResult> {
   const n = opts.watchers ?? 1000;
   const rounds = opts.rounds ?? 5;
+  const procs = Math.max(1, Math.min(opts.watcherProcesses ?? DEFAULT_WATCHER_PROCESSES, n));
   const log = opts.log ?? (() => {});
   const roundTimeoutMs = opts.roundTimeoutMs ?? 60_000;
   pinSelf();
   const watcherNames = Array.from({ length: n }, (_, i) => `w${String(i + 1).padStart(5, '0')}`);
   log(`starting Parley with ${n + 1} users`);
   const server = await startParley(DOMAIN, [BOSS, ...watcherNames], PASSWORD);
-  const clients: SipClient[] = [];
-  // source addresses rotate over 127.0.0.1-127.0.0.8, as in ws-load.ts: 10,000 watchers from one
-  // address would pass Parley's connections-per-source limit (sip.connections.maxPerSource, 3,000)
-  const client = (user: string) => {
-    const localAddress = `127.0.0.${1 + (clients.length % 8)}`;
-    const c = new SipClient({ server: `tcp://127.0.0.1:${server.port}`, localAddress, aor: `sip:${user}@${DOMAIN}`, password: PASSWORD, requestTimeoutMs: 32_000, keepAliveIntervalMs: 0 });
-    clients.push(c);
-    return c;
-  };
+  const boss = new SipClient({ server: `tcp://127.0.0.1:${server.port}`, aor: `sip:${BOSS}@${DOMAIN}`, password: PASSWORD, requestTimeoutMs: 32_000, keepAliveIntervalMs: 0 });
+  // the watcher processes inherit this process's core (fork keeps the CPU affinity)
+  const watchers = Array.from({ length: procs }, (_, p) => new WatcherProcess(String(p + 1)));
   try {
-    const boss = client(BOSS);
     await boss.connect();
     await boss.register({ expires: 3600 });
 
-    // What each watcher waits for in the current round: the note of the round in a NOTIFY.
-    let expected = '';
-    let onArrival: ((index: number, at: number) => void) | undefined;
     const setupStart = performance.now();
-    const firstNotify: Array<Promise<void>> = [];
-    await inBatches(watcherNames.map((name, index) => ({ name, index })), SETUP_CONCURRENCY, async ({ name, index }) => {
-      const c = client(name);
-      let first: (() => void) | undefined;
-      firstNotify[index] = new Promise<void>((resolve) => (first = resolve));
-      c.on('request', (request: SipRequest) => {
-        if (request.method !== 'NOTIFY') {
-          c.respond(request, 405);
-          return;
-        }
-        const at = performance.now();
-        c.respond(request, 200);
-        if (first !== undefined) {
-          first();
-          first = undefined;
-        }
-        if (expected !== '' && request.body.includes(expected)) onArrival?.(index, at);
-      });
-      await c.connect();
-      const res = await c.request('SUBSCRIBE', `sip:${BOSS}@${DOMAIN}`, { contact: true, headers: { Event: 'presence', Expires: '3600', Accept: PIDF } });
-      if (res.status !== 200) throw new Error(`SUBSCRIBE of ${name} answered ${res.status} ${res.reason}`);
-    });
-    await Promise.all(firstNotify);
+    const share = Math.ceil(n / procs);
+    await Promise.all(watchers.map((w, p) => {
+      const first = p * share;
+      const options: WatcherSetOptions = { host: '127.0.0.1', port: server.port, domain: DOMAIN, password: PASSWORD, presentity: BOSS, users: watcherNames.slice(first, first + share), first, parallel: Math.ceil(SETUP_CONCURRENCY / procs) };
+      return w.open(options);
+    }));
     const setupMs = performance.now() - setupStart;
-    log(`${n} watchers subscribed in ${Math.round(setupMs)} ms`);
+    log(`${n} watchers subscribed in ${Math.round(setupMs)} ms (${procs} watcher process${procs === 1 ? '' : 'es'})`);
     const serverRssMiB = rssMiB(server.pid);
 
+    const watcherCpu = () => watchers.reduce((sum, w) => sum + (cpuSeconds(w.child.pid ?? 0) ?? 0), 0);
     const perRound: FanoutRound[] = [];
     let cpuBefore: number | null = null;
-    let loadBefore = process.cpuUsage();
+    let loadBefore = 0;
     let etag: string | undefined;
     for (let r = 0; r <= rounds; r++) {
       if (r === 1) {
         cpuBefore = cpuSeconds(server.pid);
-        loadBefore = process.cpuUsage();
+        loadBefore = watcherCpu();
       }
       const state = STATES[r % STATES.length]!;
       const note = `round ${r} ${state.name}`;
-      const times = new Array<number>(n).fill(0);
-      let got = 0;
-      const done = new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`round ${r}: only ${got} of ${n} watchers had their NOTIFY after ${roundTimeoutMs} ms`)), roundTimeoutMs);
-        onArrival = (index, at) => {
-          if (times[index] !== 0) return;
-          times[index] = at;
-          if (++got === n) {
-            clearTimeout(timer);
-            resolve();
-          }
-        };
-      });
-      expected = `<note>${note}</note>`;
-      const sent = performance.now();
+      const asked = watchers.map((w) => w.round(`<note>${note}</note>`, roundTimeoutMs));
+      await Promise.all(asked.map((a) => a.armed));
+      const sent = monotonicMs();
       // one publication, modified each round (RFC 3903 §4.4: SIP-If-Match with the last entity-tag)
       const headers: Record<string, string> = { Event: 'presence', Expires: '3600', ...(etag === undefined ? {} : { 'SIP-If-Match': etag }) };
       const published = boss.request('PUBLISH', `sip:${BOSS}@${DOMAIN}`, { headers, body: pidf(note, state.activities), contentType: PIDF })
         .then((res) => {
           if (res.status !== 200) throw new Error(`PUBLISH answered ${res.status} ${res.reason}`);
           etag = res.headers.get('sip-etag');
-          return performance.now() - sent;
+          return monotonicMs() - sent;
         });
-      const [publishMs] = await Promise.all([published, done]);
-      const offsets = times.map((t) => t - sent).sort((a, b) => a - b);
+      const [publishMs, reports] = await Promise.all([published, Promise.all(asked.map((a) => a.done))]);
+      const offsets = reports.flat().map((t) => t - sent).sort((a, b) => a - b);
       const lastNotifyMs = offsets[offsets.length - 1] ?? 0;
       const round: FanoutRound = {
         state: state.name,
@@ -242,9 +259,10 @@ export async function runPresenceFanout(opts: PresenceFanoutOptions = {}): Promi
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
     const cpuAfter = cpuSeconds(server.pid);
-    const load = process.cpuUsage(loadBefore);
+    const loadCpu = watcherCpu() - loadBefore;
     const byLast = [...perRound].sort((a, b) => a.lastNotifyMs - b.lastNotifyMs);
     const mid = byLast[Math.floor((byLast.length - 1) / 2)]!;
+    const perNotifyUs = (seconds: number) => Math.round((seconds / (n * rounds)) * 1e7) / 10;
     return {
       watchers: n,
       rounds,
@@ -257,23 +275,28 @@ export async function runPresenceFanout(opts: PresenceFanoutOptions = {}): Promi
       perRound,
       setupMs: Math.round(setupMs),
       serverCpuSeconds: cpuBefore === null || cpuAfter === null ? null : round1(cpuAfter - cpuBefore),
-      loadCpuSeconds: round1((load.user + load.system) / 1e6),
+      loadCpuSeconds: round1(loadCpu),
+      serverCpuPerNotifyUs: cpuBefore === null || cpuAfter === null ? null : perNotifyUs(cpuAfter - cpuBefore),
+      loadCpuPerNotifyUs: perNotifyUs(loadCpu),
+      watcherProcesses: procs,
       serverRssMiB,
     };
   } finally {
-    await Promise.all(clients.map((c) => c.close().catch(() => {})));
+    for (const w of watchers) w.close();
+    await boss.close().catch(() => {});
     await server.stop();
   }
 }
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { watchers: { type: 'string' }, rounds: { type: 'string' }, json: { type: 'boolean' } },
+    options: { watchers: { type: 'string' }, rounds: { type: 'string' }, 'watcher-procs': { type: 'string' }, json: { type: 'boolean' } },
     strict: true,
   });
   const result = await runPresenceFanout({
     watchers: values.watchers === undefined ? undefined : Number(values.watchers),
     rounds: values.rounds === undefined ? undefined : Number(values.rounds),
+    watcherProcesses: values['watcher-procs'] === undefined ? undefined : Number(values['watcher-procs']),
     log: values.json ? undefined : (line) => process.stderr.write(`${line}\n`),
   });
   if (values.json) {
@@ -285,7 +308,8 @@ async function main(): Promise<void> {
       `  NOTIFYs per second:       ${result.notifiesPerSecond}\n` +
       `  last watcher's NOTIFY:    ${result.lastNotifyMs} ms after the PUBLISH (best ${result.best.lastNotifyMs}, worst ${result.worst.lastNotifyMs})\n` +
       `  first / median watcher:   ${result.firstNotifyMs} / ${result.medianNotifyMs} ms\n` +
-      `  setup (subscribe all):    ${result.setupMs} ms; server RSS ${result.serverRssMiB ?? '?'} MiB, CPU ${result.serverCpuSeconds ?? '?'} s over the rounds (watchers' process: ${result.loadCpuSeconds} s)\n`,
+      `  setup (subscribe all):    ${result.setupMs} ms; server RSS ${result.serverRssMiB ?? '?'} MiB, CPU ${result.serverCpuSeconds ?? '?'} s over the rounds\n` +
+      `  CPU per NOTIFY:           server ${result.serverCpuPerNotifyUs ?? '?'} us, watchers ${result.loadCpuPerNotifyUs} us (${result.watcherProcesses} process${result.watcherProcesses === 1 ? '' : 'es'}, ${result.loadCpuSeconds} s)\n`,
   );
 }
 
