@@ -367,11 +367,11 @@ function markdown(rep: BenchReport): string {
     out.push(
       '### Presence fan-out (Parley only)',
       '',
-      `One user with ${f.watchers} watchers (each an SDK client with its own TCP connection, on core 1) PUBLISHes a new state; every watcher gets a NOTIFY. Median of ${f.rounds} rounds after a warm-up; times from the PUBLISH.`,
+      `One user with ${f.watchers} watchers (each its own TCP connection with one presence subscription; the watchers are raw clients in ${f.watcherProcesses === 1 ? 'a process' : `${f.watcherProcesses} processes`} on core 1 that answer like a sipp UAS: framing by Content-Length, a 200 copying the NOTIFY's Via, From, To, Call-ID and CSeq, no full parse) PUBLISHes a new state; every watcher gets a NOTIFY. Median of ${f.rounds} rounds after a warm-up; times from the PUBLISH to the NOTIFY's arrival. CPU per NOTIFY from /proc over the rounds (the server's includes reading the watcher's 200): where the watchers' is well under the server's, the times are the server's.`,
       '',
-      '| watchers | NOTIFYs/s | first / median / last watcher | best / worst last watcher | subscribing all | server CPU over the rounds | server RSS |',
-      '|---|---|---|---|---|---|---|',
-      `| ${f.watchers} | ${f0(f.notifiesPerSecond)} | ${f0(f.firstNotifyMs)} / ${f0(f.medianNotifyMs)} / ${f0(f.lastNotifyMs)} ms | ${f0(f.best.lastNotifyMs)} / ${f0(f.worst.lastNotifyMs)} ms | ${f0(f.setupMs)} ms | ${f.serverCpuSeconds === null ? '–' : `${f.serverCpuSeconds.toFixed(2)} s`} | ${f.serverRssMiB === null ? '–' : `${f.serverRssMiB.toFixed(1)} MiB`} |`,
+      '| watchers | NOTIFYs/s | first / median / last watcher | best / worst last watcher | subscribing all | server CPU over the rounds | server CPU per NOTIFY | watchers\' CPU per NOTIFY | server RSS |',
+      '|---|---|---|---|---|---|---|---|---|',
+      `| ${f.watchers} | ${f0(f.notifiesPerSecond)} | ${f0(f.firstNotifyMs)} / ${f0(f.medianNotifyMs)} / ${f0(f.lastNotifyMs)} ms | ${f0(f.best.lastNotifyMs)} / ${f0(f.worst.lastNotifyMs)} ms | ${f0(f.setupMs)} ms | ${f.serverCpuSeconds === null ? '–' : `${f.serverCpuSeconds.toFixed(2)} s`} | ${f.serverCpuPerNotifyUs === null ? '–' : `${f0(f.serverCpuPerNotifyUs)} µs`} | ${f0(f.loadCpuPerNotifyUs)} µs | ${f.serverRssMiB === null ? '–' : `${f.serverRssMiB.toFixed(1)} MiB`} |`,
       '',
     );
   }

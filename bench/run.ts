@@ -626,7 +626,7 @@ async function main(): Promise<void> {
   const tlsIdle: WsReport[] = [];
   if (ONLY.has('tls-idle')) for (const n of IDLE_COUNTS ?? WS_COUNTS) tlsIdle.push(await benchTlsIdle(n));
   // issue 6: one presentity with 1,000 watchers changes state (Parley only; SDK watchers over TCP)
-  const fanout = ONLY.has('fanout') ? await runPresenceFanout({ watchers: smoke ? 200 : 1000, rounds: smoke ? 1 : quick ? 3 : 10, log }) : undefined;
+  const fanout = ONLY.has('fanout') ? await runPresenceFanout({ watchers: smoke ? 200 : quick ? 1000 : 10_000, rounds: smoke ? 1 : quick ? 3 : 10, log }) : undefined;
   const clusterRun = ONLY.has('cluster') || ONLY.has('cluster-ws') ? await benchCluster() : undefined;
   const streams = await streamsTask;
   const noStreams: Streams = { runs: { tcp: {}, tls: {} }, errors: [] };
