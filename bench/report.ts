@@ -530,6 +530,8 @@ export async function writeReport(dir: string, rep: BenchReport): Promise<void> 
   await mkdir(dir, { recursive: true });
   await writeFile(path.join(dir, 'RESULTS.md'), markdown(rep));
   await writeFile(path.join(dir, 'throughput.svg'), svg(rep));
+  // the report's data, so that runs of different scenarios can be put together (bench/merge-reports.ts)
+  await writeFile(path.join(dir, 'report.json'), `${JSON.stringify(rep, null, 1)}\n`);
 }
 
 /** The table of idle registrations over one transport: RSS before, at half and after, per connection. */
