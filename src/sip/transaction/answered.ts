@@ -58,7 +58,7 @@ export class AnsweredRequests {
 }
 
 /** FNV-1a over the key's UTF-16 code units, cut to 30 bits: a small integer V8 keeps unboxed. */
-function fingerprint(key: string): number {
+export function fingerprint(key: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
   return h & 0x3fffffff;
