@@ -93,7 +93,7 @@ describe('non-INVITE server transaction (RFC 3261 §17.2.2)', () => {
       if (other !== undefined) pair = [other, key];
       else seen.set(f, key);
     }
-    const kept = new CompletedTransactions(60_000, 1000, () => 0);
+    const kept = new CompletedTransactions(60_000, 1000, 60_000, () => 0);
     const big = Buffer.alloc(200_000, 0x62);
     kept.add(pair[0], Buffer.from('first'));
     kept.add(pair[1], Buffer.from('second'));
@@ -110,7 +110,7 @@ describe('non-INVITE server transaction (RFC 3261 §17.2.2)', () => {
   it('drops completed transactions a bucket at a time, and their chunks with the last bucket in them', async () => {
     const { CompletedTransactions } = await import('../../src/sip/transaction/completed.ts');
     let clock = 0;
-    const kept = new CompletedTransactions(20, 10, () => clock);
+    const kept = new CompletedTransactions(20, 10, 20, () => clock);
     const response = Buffer.alloc(1000, 0x61);
     for (let i = 0; i < 200; i++) kept.add(`z9hG4bK-a${i}|h:1|MESSAGE`, response); // bucket 0, opened at 0
     clock = 10;
@@ -129,6 +129,43 @@ describe('non-INVITE server transaction (RFC 3261 §17.2.2)', () => {
     kept.add('z9hG4bK-c|h:1|MESSAGE', response); // chunks freed whole are used again
     assert.deepEqual(kept.response('z9hG4bK-c|h:1|MESSAGE'), response);
     kept.clear();
+  });
+
+  it('with responses kept shorter than Timer J, absorbs a late retransmission unanswered until Timer J', async () => {
+    const { CompletedTransactions } = await import('../../src/sip/transaction/completed.ts');
+    let clock = 0;
+    const kept = new CompletedTransactions(40, 10, 10, () => clock);
+    kept.add('z9hG4bK-1|h:1|MESSAGE', Buffer.from('200'));
+    assert.equal(kept.response('z9hG4bK-1|h:1|MESSAGE')?.toString(), '200');
+    clock = 20; // responses due at 0 + 10 + 10
+    await sleep(40);
+    assert.equal(kept.chunks, 0, 'the response is gone');
+    assert.equal(kept.response('z9hG4bK-1|h:1|MESSAGE'), 'absorbed');
+    assert.equal(kept.response('z9hG4bK-2|h:1|MESSAGE'), undefined, 'another key is a new request');
+    assert.equal(kept.size, 1);
+    clock = 50; // the transaction is due at 0 + 40 + 10
+    await sleep(40);
+    assert.equal(kept.response('z9hG4bK-1|h:1|MESSAGE'), undefined);
+    assert.equal(kept.size, 0);
+  });
+
+  it('through the layer: a retransmission after the kept response is absorbed, not handed to the TU', async () => {
+    let requests = 0;
+    let tx: NonInviteServerTransaction | null = null;
+    const layer = new TransactionLayer({ ...FAST, completedResponse: 2 * FAST.t1 }, { onRequest: (_r, _f, t) => ((tx = t), requests++) });
+    const flow = fakeFlow(false);
+    const req = request();
+    layer.receive(req, flow);
+    (tx as unknown as NonInviteServerTransaction).respond(createResponse(req, 200));
+    layer.receive(request(), flow);
+    assert.deepEqual([requests, flow.sent.length], [1, 2], 'answered again while the response is kept');
+    await sleep(4 * FAST.t1 + 30);
+    layer.receive(request(), flow);
+    assert.deepEqual([requests, flow.sent.length], [1, 2], 'absorbed: neither answered nor handed to the TU');
+    await sleep(64 * FAST.t1 + 30);
+    layer.receive(request(), flow);
+    assert.equal(requests, 2, 'after Timer J a new request');
+    layer.close();
   });
 
   it('terminates at once over a reliable transport (Timer J = 0)', () => {

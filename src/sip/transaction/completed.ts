@@ -15,6 +15,14 @@
 //
 // Keys of different transactions may share a fingerprint: the record keeps the key, which is
 // compared before answering, and records of one bucket with the same fingerprint are chained.
+//
+// RFC 3261 wants the response kept through Timer J, and so it is by default. `responseMs` may keep
+// it for less (Kamailio's tm keeps a completed transaction 5 s): the bucket's chunks are freed
+// then, and until Timer J the bucket keeps the fingerprint and a second, independent 30-bit hash
+// of each key (~40 bytes of heap, no bytes off the heap), so that a late retransmission is still
+// absorbed — not answered, but not taken for a new request either. Two keys match both hashes
+// one time in 2^60: a new request taken for a retransmission and dropped, which its sender
+// retransmits into the same mistake until Timer J; at 200,000 kept, once in ~10^13 requests.
 
 import { fingerprint } from './answered.ts';
 import { ExpiryQueue } from './expiry.ts';
@@ -24,8 +32,10 @@ const CHUNK_BYTES = 256 * 1024;
 const OWN_CHUNK_ABOVE = CHUNK_BYTES / 8;
 /** empty chunks kept for reuse; more are left to the garbage collector */
 const SPARE_CHUNKS = 16;
-/** record: previous record with the same fingerprint in the bucket (a location, or -1), key length, response length */
-const HEADER_BYTES = 16;
+/** record: previous record with the same fingerprint in the bucket (a location, or -1), key length, response length, second hash */
+const HEADER_BYTES = 20;
+/** in a bucket's `absorbed`: fingerprints shared by keys of the bucket, which absorb whatever has them */
+const ANY = -1;
 
 interface Chunk {
   readonly bytes: Buffer;
@@ -37,7 +47,9 @@ interface Bucket {
   readonly id: number;
   readonly opened: number;
   /** fingerprint of a key → location of its record (the last one, when several share it) */
-  readonly records: Map<number, number>;
+  records: Map<number, number>;
+  /** once the responses are freed: fingerprint of a key → its second hash (or ANY) */
+  absorbed: Map<number, number> | undefined;
   /** records in it (several may share a fingerprint) */
   count: number;
 }
@@ -46,6 +58,8 @@ export class CompletedTransactions {
   readonly #bucketMs: number;
   readonly #now: () => number;
   readonly #expiry: ExpiryQueue<Bucket>;
+  /** frees the responses of a bucket before it expires, when they are kept for less than Timer J */
+  readonly #responseExpiry: ExpiryQueue<Bucket> | undefined;
   /** newest last */
   #buckets: Bucket[] = [];
   /** chunks in the order they were opened; the first is number #firstChunk */
@@ -59,11 +73,15 @@ export class CompletedTransactions {
   #nextBucket = 0;
   #size = 0;
 
-  /** Records live from `keepMs` to `keepMs` plus one bucket (`bucketMs`). */
-  constructor(keepMs: number, bucketMs: number, now: () => number = () => performance.now()) {
+  /**
+   * Transactions are kept from `keepMs` to `keepMs` plus one bucket (`bucketMs`); their responses
+   * from `responseMs` (at most `keepMs`) to that plus one bucket.
+   */
+  constructor(keepMs: number, bucketMs: number, responseMs = keepMs, now: () => number = () => performance.now()) {
     this.#bucketMs = bucketMs;
     this.#now = now;
     this.#expiry = new ExpiryQueue(keepMs + bucketMs, (bucket) => this.#drop(bucket), now);
+    if (responseMs < keepMs) this.#responseExpiry = new ExpiryQueue(responseMs + bucketMs, (bucket) => this.#freeResponses(bucket), now);
   }
 
   /** completed transactions kept */
@@ -86,6 +104,7 @@ export class CompletedTransactions {
     chunk.bytes.writeDoubleLE(bucket.records.get(f) ?? -1, offset);
     chunk.bytes.writeUInt32LE(keyLength, offset + 8);
     chunk.bytes.writeUInt32LE(response.length, offset + 12);
+    chunk.bytes.writeUInt32LE(secondHash(key), offset + 16);
     chunk.bytes.write(key, offset + HEADER_BYTES, keyLength, 'utf8');
     response.copy(chunk.bytes, offset + HEADER_BYTES + keyLength);
     bucket.records.set(f, seq * CHUNK_BYTES + offset);
@@ -95,13 +114,20 @@ export class CompletedTransactions {
 
   /**
    * The final response of the completed transaction `key`, if it is kept: a copy, since the socket
-   * may still hold the bytes when the chunk is used again.
+   * may still hold the bytes when the chunk is used again. 'absorbed' when the transaction is kept
+   * but its response no longer is; undefined when `key` is no completed transaction.
    */
-  response(key: string): Buffer | undefined {
+  response(key: string): Buffer | 'absorbed' | undefined {
     if (this.#size === 0) return undefined;
     const f = fingerprint(key);
     for (let b = this.#buckets.length - 1; b >= 0; b--) {
-      let at = (this.#buckets[b] as Bucket).records.get(f);
+      const bucket = this.#buckets[b] as Bucket;
+      if (bucket.absorbed !== undefined) {
+        const h = bucket.absorbed.get(f);
+        if (h !== undefined && (h === ANY || h === secondHash(key))) return 'absorbed';
+        continue;
+      }
+      let at = bucket.records.get(f);
       while (at !== undefined && at >= 0) {
         const chunk = (this.#chunks[Math.floor(at / CHUNK_BYTES) - this.#firstChunk] as Chunk).bytes;
         const offset = at % CHUNK_BYTES;
@@ -118,6 +144,7 @@ export class CompletedTransactions {
 
   clear(): void {
     this.#expiry.drain();
+    this.#responseExpiry?.drain();
     this.#buckets = [];
     this.#firstChunk += this.#chunks.length;
     this.#chunks = [];
@@ -129,9 +156,10 @@ export class CompletedTransactions {
     const now = this.#now();
     const last = this.#buckets[this.#buckets.length - 1];
     if (last !== undefined && now - last.opened < this.#bucketMs) return last;
-    const bucket: Bucket = { id: this.#nextBucket++, opened: now, records: new Map(), count: 0 };
+    const bucket: Bucket = { id: this.#nextBucket++, opened: now, records: new Map(), absorbed: undefined, count: 0 };
     this.#buckets.push(bucket);
     this.#expiry.add(bucket);
+    this.#responseExpiry?.add(bucket);
     return bucket;
   }
 
@@ -160,8 +188,27 @@ export class CompletedTransactions {
     // buckets expire in the order they were opened
     this.#buckets.shift();
     this.#size -= bucket.count;
+    this.#freeChunks(bucket.id);
+  }
+
+  /** The bucket's responses go; the second hash of each key stays in their place. */
+  #freeResponses(bucket: Bucket): void {
+    const absorbed = new Map<number, number>();
+    for (const [f, first] of bucket.records) {
+      const chunk = (this.#chunks[Math.floor(first / CHUNK_BYTES) - this.#firstChunk] as Chunk).bytes;
+      const offset = first % CHUNK_BYTES;
+      // several keys share the fingerprint (a chain): rare enough to absorb whatever has it
+      absorbed.set(f, chunk.readDoubleLE(offset) >= 0 ? ANY : chunk.readUInt32LE(offset + 16));
+    }
+    bucket.absorbed = absorbed;
+    bucket.records = new Map();
+    this.#freeChunks(bucket.id);
+  }
+
+  /** Frees the chunks whose records all belong to buckets up to `bucketId`. */
+  #freeChunks(bucketId: number): void {
     let freed = 0;
-    while (freed < this.#chunks.length && (this.#chunks[freed] as Chunk).lastBucket <= bucket.id) {
+    while (freed < this.#chunks.length && (this.#chunks[freed] as Chunk).lastBucket <= bucketId) {
       const chunk = this.#chunks[freed] as Chunk;
       if (chunk === this.#current) this.#current = undefined;
       if (chunk.bytes.length === CHUNK_BYTES && this.#spare.length < SPARE_CHUNKS) this.#spare.push(chunk.bytes);
@@ -172,4 +219,11 @@ export class CompletedTransactions {
       this.#firstChunk += freed;
     }
   }
+}
+
+/** A hash of the key independent of its fingerprint (FNV-1a with another basis, from the last code unit), 30 bits. */
+function secondHash(key: string): number {
+  let h = 0x2c9277b5;
+  for (let i = key.length - 1; i >= 0; i--) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  return h & 0x3fffffff;
 }

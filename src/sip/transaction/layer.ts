@@ -34,7 +34,8 @@ export class TransactionLayer {
   constructor(timers: TimerSettings, user: TransactionUser) {
     this.#timers = timers;
     this.#user = user;
-    this.#completed = new CompletedTransactions(64 * timers.t1, 2 * timers.t1);
+    const timerJ = 64 * timers.t1;
+    this.#completed = new CompletedTransactions(timerJ, 2 * timers.t1, Math.min(timers.completedResponse ?? timerJ, timerJ));
     this.#answered = new AnsweredRequests(64 * timers.t1);
     this.#timerK = new ExpiryQueue(timers.t4, (tx) => tx.dispose());
     this.#serverOwner = {
@@ -77,7 +78,7 @@ export class TransactionLayer {
       // §17.2.2: in the completed state a retransmission gets the final response again
       const response = this.#completed.response(key);
       if (response !== undefined) {
-        flow.send(response);
+        if (response !== 'absorbed') flow.send(response);
         return true;
       }
     }
