@@ -36,6 +36,15 @@ const SPARE_CHUNKS = 16;
 const HEADER_BYTES = 20;
 /** in a bucket's `absorbed`: fingerprints shared by keys of the bucket, which absorb whatever has them */
 const ANY = -1;
+/**
+ * A request that is no retransmission (nearly all) would look in every bucket's Map (~2 µs for 34
+ * buckets of 6,000): a count of the kept fingerprints by their low bits answers most at once (at
+ * 200,000 kept, 9 in 10 find a zero). 2 MiB, one byte a slot.
+ */
+const FILTER_BITS = 21;
+const FILTER_MASK = (1 << FILTER_BITS) - 1;
+/** a slot this full is left so: it only makes a lookup look further */
+const STUCK = 255;
 
 interface Chunk {
   readonly bytes: Buffer;
@@ -72,6 +81,8 @@ export class CompletedTransactions {
   readonly #spare: Buffer[] = [];
   #nextBucket = 0;
   #size = 0;
+  /** how many buckets hold each fingerprint, by its low bits; allocated at the first record */
+  #filter: Uint8Array | undefined;
 
   /**
    * Transactions are kept from `keepMs` to `keepMs` plus one bucket (`bucketMs`); their responses
@@ -101,7 +112,13 @@ export class CompletedTransactions {
     const length = HEADER_BYTES + keyLength + response.length;
     const [chunk, seq, offset] = this.#space(length, bucket.id);
     const f = fingerprint(key);
-    chunk.bytes.writeDoubleLE(bucket.records.get(f) ?? -1, offset);
+    const previous = bucket.records.get(f);
+    if (previous === undefined) {
+      const filter = (this.#filter ??= new Uint8Array(1 << FILTER_BITS));
+      const slot = f & FILTER_MASK;
+      if (filter[slot] !== STUCK) (filter[slot] as number)++;
+    }
+    chunk.bytes.writeDoubleLE(previous ?? -1, offset);
     chunk.bytes.writeUInt32LE(keyLength, offset + 8);
     chunk.bytes.writeUInt32LE(response.length, offset + 12);
     chunk.bytes.writeUInt32LE(secondHash(key), offset + 16);
@@ -120,6 +137,7 @@ export class CompletedTransactions {
   response(key: string): Buffer | 'absorbed' | undefined {
     if (this.#size === 0) return undefined;
     const f = fingerprint(key);
+    if (this.#filter?.[f & FILTER_MASK] === 0) return undefined;
     for (let b = this.#buckets.length - 1; b >= 0; b--) {
       const bucket = this.#buckets[b] as Bucket;
       if (bucket.absorbed !== undefined) {
@@ -146,6 +164,7 @@ export class CompletedTransactions {
     this.#expiry.drain();
     this.#responseExpiry?.drain();
     this.#buckets = [];
+    this.#filter = undefined;
     this.#firstChunk += this.#chunks.length;
     this.#chunks = [];
     this.#current = undefined;
@@ -188,6 +207,11 @@ export class CompletedTransactions {
     // buckets expire in the order they were opened
     this.#buckets.shift();
     this.#size -= bucket.count;
+    const filter = this.#filter as Uint8Array;
+    for (const f of (bucket.absorbed ?? bucket.records).keys()) {
+      const slot = f & FILTER_MASK;
+      if (filter[slot] !== STUCK) (filter[slot] as number)--;
+    }
     this.#freeChunks(bucket.id);
   }
 
