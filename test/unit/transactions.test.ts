@@ -53,9 +53,10 @@ describe('non-INVITE server transaction (RFC 3261 §17.2.2)', () => {
     layer.close();
   });
 
-  it('answers a retransmission with the last response in completed, then terminates after Timer J', async () => {
+  it('answers a retransmission with the last response in completed, then handles it as new after Timer J', async () => {
     let tx: NonInviteServerTransaction | null = null;
-    const layer = new TransactionLayer(FAST, { onRequest: (_r, _f, t) => (tx = t) });
+    let requests = 0;
+    const layer = new TransactionLayer(FAST, { onRequest: (_r, _f, t) => ((tx = t), requests++) });
     const flow = fakeFlow(false);
     const req = request();
     layer.receive(req, flow);
@@ -68,9 +69,103 @@ describe('non-INVITE server transaction (RFC 3261 §17.2.2)', () => {
     assert.equal(flow.sent.length, 2);
     assert.equal(flow.sent[0], flow.sent[1]);
     assert.match(flow.sent[1] ?? '', /délivré à Zoë ✓/);
-    await sleep(64 * FAST.t1 + 30);
-    assert.equal((tx as NonInviteServerTransaction).state, 'terminated');
+    assert.equal(requests, 1, 'the retransmission did not reach the TU');
+    assert.equal(layer.size.server, 1, 'kept for Timer J');
+    // Timer J is 64·T1; the layer keeps a completed transaction up to 2·T1 longer (completed.ts)
+    await sleep(66 * FAST.t1 + 30);
     assert.equal(layer.size.server, 0);
+    layer.receive(request(), flow);
+    assert.equal(requests, 2, 'after Timer J the same request is a new one for the TU');
+    assert.equal(flow.sent.length, 2, 'and the layer did not answer it by itself');
+    layer.close();
+  });
+
+  it('tells apart completed transactions whose keys share a fingerprint, and keeps big responses', async () => {
+    const { CompletedTransactions } = await import('../../src/sip/transaction/completed.ts');
+    const { fingerprint } = await import('../../src/sip/transaction/answered.ts');
+    // two keys with one fingerprint: FNV-1a over 30 bits, found by search among short suffixes
+    const seen = new Map<number, string>();
+    let pair: [string, string] | undefined;
+    for (let i = 0; pair === undefined; i++) {
+      const key = `z9hG4bK-${i}|10.0.0.1:5060|MESSAGE`;
+      const f = fingerprint(key);
+      const other = seen.get(f);
+      if (other !== undefined) pair = [other, key];
+      else seen.set(f, key);
+    }
+    const kept = new CompletedTransactions(60_000, 1000, 60_000, () => 0);
+    const big = Buffer.alloc(200_000, 0x62);
+    kept.add(pair[0], Buffer.from('first'));
+    kept.add(pair[1], Buffer.from('second'));
+    kept.add('z9hG4bK-big|10.0.0.1:5060|MESSAGE', big);
+    assert.equal(kept.response(pair[0])?.toString(), 'first');
+    assert.equal(kept.response(pair[1])?.toString(), 'second');
+    assert.deepEqual(kept.response('z9hG4bK-big|10.0.0.1:5060|MESSAGE'), big);
+    assert.equal(kept.response('z9hG4bK-none|10.0.0.1:5060|MESSAGE'), undefined);
+    assert.equal(kept.size, 3);
+    kept.clear();
+    assert.equal(kept.response(pair[0]), undefined);
+  });
+
+  it('drops completed transactions a bucket at a time, and their chunks with the last bucket in them', async () => {
+    const { CompletedTransactions } = await import('../../src/sip/transaction/completed.ts');
+    let clock = 0;
+    const kept = new CompletedTransactions(20, 10, 20, () => clock);
+    const response = Buffer.alloc(1000, 0x61);
+    for (let i = 0; i < 200; i++) kept.add(`z9hG4bK-a${i}|h:1|MESSAGE`, response); // bucket 0, opened at 0
+    clock = 10;
+    for (let i = 0; i < 200; i++) kept.add(`z9hG4bK-b${i}|h:1|MESSAGE`, response); // bucket 1, opened at 10
+    assert.equal(kept.size, 400);
+    assert.equal(kept.chunks, 2, 'one chunk shared by both buckets, a second for bucket 1');
+    clock = 30; // bucket 0 is due (0 + 20 + 10), bucket 1 is not
+    await sleep(50);
+    assert.equal(kept.size, 200);
+    assert.equal(kept.response('z9hG4bK-a0|h:1|MESSAGE'), undefined);
+    assert.deepEqual(kept.response('z9hG4bK-b199|h:1|MESSAGE'), response);
+    assert.equal(kept.chunks, 2, 'the shared chunk stays while bucket 1 has records in it');
+    clock = 40;
+    await sleep(50);
+    assert.deepEqual([kept.size, kept.chunks], [0, 0]);
+    kept.add('z9hG4bK-c|h:1|MESSAGE', response); // chunks freed whole are used again
+    assert.deepEqual(kept.response('z9hG4bK-c|h:1|MESSAGE'), response);
+    kept.clear();
+  });
+
+  it('with responses kept shorter than Timer J, absorbs a late retransmission unanswered until Timer J', async () => {
+    const { CompletedTransactions } = await import('../../src/sip/transaction/completed.ts');
+    let clock = 0;
+    const kept = new CompletedTransactions(40, 10, 10, () => clock);
+    kept.add('z9hG4bK-1|h:1|MESSAGE', Buffer.from('200'));
+    assert.equal(kept.response('z9hG4bK-1|h:1|MESSAGE')?.toString(), '200');
+    clock = 20; // responses due at 0 + 10 + 10
+    await sleep(40);
+    assert.equal(kept.chunks, 0, 'the response is gone');
+    assert.equal(kept.response('z9hG4bK-1|h:1|MESSAGE'), 'absorbed');
+    assert.equal(kept.response('z9hG4bK-2|h:1|MESSAGE'), undefined, 'another key is a new request');
+    assert.equal(kept.size, 1);
+    clock = 50; // the transaction is due at 0 + 40 + 10
+    await sleep(40);
+    assert.equal(kept.response('z9hG4bK-1|h:1|MESSAGE'), undefined);
+    assert.equal(kept.size, 0);
+  });
+
+  it('through the layer: a retransmission after the kept response is absorbed, not handed to the TU', async () => {
+    let requests = 0;
+    let tx: NonInviteServerTransaction | null = null;
+    const layer = new TransactionLayer({ ...FAST, completedResponse: 2 * FAST.t1 }, { onRequest: (_r, _f, t) => ((tx = t), requests++) });
+    const flow = fakeFlow(false);
+    const req = request();
+    layer.receive(req, flow);
+    (tx as unknown as NonInviteServerTransaction).respond(createResponse(req, 200));
+    layer.receive(request(), flow);
+    assert.deepEqual([requests, flow.sent.length], [1, 2], 'answered again while the response is kept');
+    await sleep(4 * FAST.t1 + 30);
+    layer.receive(request(), flow);
+    assert.deepEqual([requests, flow.sent.length], [1, 2], 'absorbed: neither answered nor handed to the TU');
+    await sleep(64 * FAST.t1 + 30);
+    layer.receive(request(), flow);
+    assert.equal(requests, 2, 'after Timer J a new request');
+    layer.close();
   });
 
   it('terminates at once over a reliable transport (Timer J = 0)', () => {
@@ -129,7 +224,7 @@ describe('non-INVITE server transaction (RFC 3261 §17.2.2)', () => {
     layer.close();
   });
 
-  it('keeps many completed transactions on one Timer J queue and ends them in order', async () => {
+  it('keeps many completed transactions until Timer J, each answering its own retransmission', async () => {
     const seen: NonInviteServerTransaction[] = [];
     const layer = new TransactionLayer(FAST, { onRequest: (_r, _f, tx) => tx && seen.push(tx) });
     const flow = fakeFlow(false);
@@ -139,9 +234,12 @@ describe('non-INVITE server transaction (RFC 3261 §17.2.2)', () => {
       seen[i]?.respond(createResponse(req, 200));
     }
     assert.equal(layer.size.server, 50);
-    await sleep(64 * FAST.t1 + 30);
+    for (const i of [49, 0, 17]) layer.receive(request('MESSAGE', `z9hG4bK-many-${i}`), flow);
+    assert.equal(seen.length, 50, 'no retransmission reached the TU');
+    assert.deepEqual(flow.sent.slice(50), [flow.sent[49], flow.sent[0], flow.sent[17]]);
+    await sleep(66 * FAST.t1 + 30);
     assert.equal(layer.size.server, 0);
-    assert.ok(seen.every((tx) => tx.state === 'terminated'));
+    layer.close();
   });
 
   it('refuses a second final response', () => {

@@ -1,5 +1,6 @@
-// Timers J and K have one fixed duration each (64·T1 and T4), so the transactions waiting on one of
-// them end in the order they started waiting. A FIFO served by a single timer replaces a timer per
+// Timers J and K have one fixed duration each (64·T1 and T4), so what waits on one of them (the
+// buckets of completed server transactions, completed.ts; client transactions) ends in the order
+// it started waiting. A FIFO served by a single timer replaces a timer per
 // transaction: at thousands of requests a second, those timers and what they kept alive for 32 s
 // were most of the heap, and the garbage collector's pauses then dropped UDP datagrams.
 

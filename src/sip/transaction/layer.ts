@@ -2,6 +2,7 @@ import type { SipMessage, SipRequest, SipResponse, Via } from '../message.ts';
 import type { Flow } from '../transport/flow.ts';
 import { NonInviteClientTransaction, type ClientTransactionOwner, type ClientTransactionUser } from './client-non-invite.ts';
 import { AnsweredRequests } from './answered.ts';
+import { CompletedTransactions } from './completed.ts';
 import { ExpiryQueue } from './expiry.ts';
 import { clientTransactionKey, serverTransactionKey } from './keys.ts';
 import { ResponseLog } from './response-log.ts';
@@ -22,7 +23,8 @@ export class TransactionLayer {
   readonly #client = new Map<string, NonInviteClientTransaction>();
   readonly #timers: TimerSettings;
   readonly #user: TransactionUser;
-  readonly #timerJ: ExpiryQueue<NonInviteServerTransaction>;
+  /** completed over UDP, until Timer J: key and final response only (completed.ts) */
+  readonly #completed: CompletedTransactions;
   /** requests answered with `answerAgain`, for Timer J's time: fingerprints only (answered.ts) */
   readonly #answered: AnsweredRequests;
   readonly #timerK: ExpiryQueue<NonInviteClientTransaction>;
@@ -32,12 +34,16 @@ export class TransactionLayer {
   constructor(timers: TimerSettings, user: TransactionUser) {
     this.#timers = timers;
     this.#user = user;
-    this.#timerJ = new ExpiryQueue(64 * timers.t1, (tx) => tx.dispose());
+    const timerJ = 64 * timers.t1;
+    this.#completed = new CompletedTransactions(timerJ, 2 * timers.t1, Math.min(timers.completedResponse ?? timerJ, timerJ));
     this.#answered = new AnsweredRequests(64 * timers.t1);
     this.#timerK = new ExpiryQueue(timers.t4, (tx) => tx.dispose());
     this.#serverOwner = {
       responses: new ResponseLog(),
-      awaitTimerJ: (tx) => this.#timerJ.add(tx),
+      completed: (tx, response) => {
+        if (this.#server.get(tx.key) === tx) this.#server.delete(tx.key);
+        this.#completed.add(tx.key, response);
+      },
       answered: (tx) => this.#answered.add(tx.key),
       terminated: (tx) => {
         if (this.#server.get(tx.key) === tx) this.#server.delete(tx.key);
@@ -68,6 +74,14 @@ export class TransactionLayer {
       existing.receiveRetransmission();
       return true;
     }
+    if (!flow.reliable) {
+      // §17.2.2: in the completed state a retransmission gets the final response again
+      const response = this.#completed.response(key);
+      if (response !== undefined) {
+        if (response !== 'absorbed') flow.send(response);
+        return true;
+      }
+    }
     const tx = new NonInviteServerTransaction(key, flow, this.#serverOwner, !flow.reliable && this.#answered.has(key));
     this.#server.set(key, tx);
     this.#user.onRequest(message, flow, tx);
@@ -95,8 +109,9 @@ export class TransactionLayer {
     return tx;
   }
 
+  /** transactions kept: `server` counts those completed, waiting for Timer J */
   get size(): { server: number; client: number } {
-    return { server: this.#server.size, client: this.#client.size };
+    return { server: this.#server.size + this.#completed.size, client: this.#client.size };
   }
 
   /** requests answered with `answerAgain` still remembered (fingerprints) */
@@ -106,7 +121,7 @@ export class TransactionLayer {
 
   close(): void {
     this.#answered.clear();
-    this.#timerJ.drain();
+    this.#completed.clear();
     this.#timerK.drain();
     for (const tx of [...this.#server.values()]) tx.dispose();
     for (const tx of [...this.#client.values()]) tx.dispose();

@@ -1,5 +1,6 @@
-// The responses transactions keep to answer retransmitted requests: over UDP a final response is
-// kept through Timer J (32 s). At thousands of transactions a second those responses were most of
+// The provisional responses transactions keep to answer retransmitted requests (a final one is
+// kept by the layer, see completed.ts; this log was first written for those, hence the figures).
+// Over UDP a final response is kept through Timer J (32 s). At thousands of transactions a second those responses were most of
 // the JS heap (a ~500-byte string each): the garbage collector copied each one twice on its way to
 // the old generation, and the old generation grew by hundreds of MB, whose collections set the p99
 // latency. Here they are copied into 1 MiB chunks outside the JS heap, one after another. Timer J

@@ -9,9 +9,10 @@ import type { KeptResponse, ResponseLog } from './response-log.ts';
 //      \--------------final--------------/
 //
 // The transaction keeps only what it needs: the request goes to the TU and is not held here, and
-// the last response sent is kept, to answer retransmissions, in the transaction layer's response
-// log, outside the JS heap (see response-log.ts). Timer J is the transaction layer's too (one queue
-// for all, see expiry.ts).
+// a provisional response is kept, to answer retransmissions, in the transaction layer's response
+// log, outside the JS heap (see response-log.ts). Once completed over UDP the object is let go:
+// the layer keeps the key and the final response until Timer J (completed.ts), and answers
+// retransmissions from them; the object the TU may still hold stays 'completed'.
 export type ServerState = 'trying' | 'proceeding' | 'completed' | 'terminated';
 
 const ALLOWED: Readonly<Record<ServerState, readonly ServerState[]>> = {
@@ -42,8 +43,11 @@ export interface RespondOptions {
 export interface ServerTransactionOwner {
   /** where the last response sent is kept */
   readonly responses: ResponseLog;
-  /** a final response was sent over an unreliable flow: keep the transaction until Timer J */
-  awaitTimerJ(tx: NonInviteServerTransaction): void;
+  /**
+   * A final response was sent over an unreliable flow: the owner answers retransmissions with it
+   * until Timer J, without the transaction object (completed.ts), which stays 'completed'.
+   */
+  completed(tx: NonInviteServerTransaction, response: Buffer): void;
   /** a final response was sent with `answerAgain` over an unreliable flow: remember the request was answered */
   answered(tx: NonInviteServerTransaction): void;
   terminated(tx: NonInviteServerTransaction): void;
@@ -97,8 +101,8 @@ export class NonInviteServerTransaction {
       this.#terminate();
       return;
     }
-    this.#keep(bytes);
-    this.#owner.awaitTimerJ(this);
+    this.#forget();
+    this.#owner.completed(this, bytes);
   }
 
   /** A retransmission of the request: answered with the last response, if any (§17.2.2). */

@@ -6,6 +6,12 @@ export interface TimerSettings {
   t2: number;
   /** maximum time a message stays in the network, default 5 s */
   t4: number;
+  /**
+   * How long a non-INVITE server transaction completed over UDP keeps its final response to answer
+   * retransmitted requests; Timer J (64·T1) when not given, as RFC 3261 §17.2.2 has it. Shorter, a
+   * retransmission that comes after it is absorbed unanswered until Timer J (completed.ts).
+   */
+  completedResponse?: number;
 }
 
 export const DEFAULT_TIMERS: TimerSettings = { t1: 500, t2: 4000, t4: 5000 };
