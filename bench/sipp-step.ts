@@ -75,12 +75,14 @@ export function mean(values: readonly number[]): number {
 }
 
 /**
- * The port in REGISTER's Contact over TCP and TLS (register.xml's [contact_port]): a call's own
- * connection has a local port of its own, and a Contact that changed with it would add a binding
- * per call (Kamailio refuses the 17th of an address with 503, max_contacts 16) where a client
- * registering again keeps its Contact and refreshes its binding.
+ * The port in REGISTER's Contact (register.xml's [contact_port]), the same on every transport and
+ * in every step: over TCP and TLS a call's own connection has a local port of its own, and over UDP
+ * each step's sipp has one; a Contact that changed with it would add a binding per call or per step
+ * (Kamailio refuses the 17th of an address with 503, max_contacts 16: after 16 steps its held step
+ * failed every call) where a client registering again keeps its Contact and refreshes its binding.
+ * Nothing is sent to these Contacts: the MESSAGE receivers register on their own.
  */
-const STREAM_CONTACT_PORT = 5060;
+const CONTACT_PORT = 5060;
 
 function transportArgs(stream: StepOptions['stream']): string[] {
   return stream ? ['-t', 'tn', '-max_socket', String(stream.connections)] : ['-t', 'u1'];
@@ -101,7 +103,7 @@ export async function runStep(opts: StepOptions): Promise<StepResult> {
       '-m', String(opts.calls), '-r', String(opts.rate), '-rp', '1000', '-nostdin', '-timeout', `${timeoutSec}s`,
       // a call with no answer for 5 s fails instead of retransmitting for ever
       '-recv_timeout', '5000', '-default_behaviors', 'all,-bye', '-inf', csv,
-      '-key', 'domain', opts.domain, '-auth_uri', opts.authUri ?? opts.domain, '-key', 'contact_port', String(opts.stream ? STREAM_CONTACT_PORT : localPort),
+      '-key', 'domain', opts.domain, '-auth_uri', opts.authUri ?? opts.domain, '-key', 'contact_port', String(CONTACT_PORT),
       '-trace_stat', '-stf', stat, '-fd', '1', '-trace_rtt', '-rtt_freq', '1',
       '-trace_err', '-error_file', errFile,
     ];
