@@ -4,7 +4,7 @@
 // bench/throughput.svg. Needs scripts/install-bench-deps.sh.
 
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { measureDrain } from './drain.ts';
@@ -329,6 +329,28 @@ async function benchServer(start: Start, run: { register: boolean; message: bool
 // the load core turns each of sipp's TCP connections into a TLS one to the server. The MESSAGE
 // receiver stays on UDP.
 const STREAM_CONNECTIONS = 1_000;
+
+/**
+ * A connection per call leaves each closed one in TIME_WAIT on sipp's side for 60 s: at 1,600 calls/s
+ * the namespace's default ephemeral ports (32768-60999) ran out within a step ("no port free" for
+ * the next step's sipp, and calls that could not connect while the server sat idle). Inside the
+ * bench's own network namespace (scripts/netns-run.sh sets PARLEY_NETNS_PRIVATE) the whole port range is opened and TIME_WAIT
+ * ports may be reused for new outgoing connections (tcp_tw_reuse; TCP timestamps tell the old
+ * connection's segments apart); the machine's own settings are never touched: outside a private
+ * namespace nothing is changed.
+ */
+function openEphemeralPorts(): void {
+  if (process.env.PARLEY_NETNS_PRIVATE !== '1') {
+    log('stream scenarios: not in a private network namespace, so the ephemeral port range and tcp_tw_reuse are left as they are');
+    return;
+  }
+  writeFileSync('/proc/sys/net/ipv4/ip_local_port_range', '1024 65535\n');
+  writeFileSync('/proc/sys/net/ipv4/tcp_tw_reuse', '1\n');
+  // sipp binds each call's socket before connecting, which tcp_tw_reuse does not help: past this
+  // many TIME_WAIT sockets the kernel drops new ones at once (the namespace's own table), so ports
+  // come free again; on loopback no stray segment of an old connection can arrive late
+  writeFileSync('/proc/sys/net/ipv4/tcp_max_tw_buckets', '4096\n');
+}
 /** the smoke run's stream steps: 200 calls (0.4 s at 500/s), each its own connection (and TLS handshake) */
 const streamCalls = (rate: number) => (smoke ? 200 : callsFor(rate));
 type Transport = 'tcp' | 'tls';
@@ -605,6 +627,7 @@ async function main(): Promise<void> {
   const transports = (['tcp', 'tls'] as const).filter((t) => ONLY.has(t));
   const runStreams = async (): Promise<{ parley?: Streams; kamailio?: Streams }> => {
     if (transports.length === 0) return {};
+    openEphemeralPorts();
     const cert = await makeBenchCertificate(DOMAIN);
     try {
       const kinds = (['parley', 'kamailio'] as const).filter((k) => SERVERS.includes(k));

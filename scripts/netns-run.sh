@@ -39,6 +39,8 @@ if [ -n "$others" ]; then
   echo "netns-run: unexpected interfaces in the namespace: $others" >&2
   exit 1
 fi
+# tells the command it is in a namespace of its own (the bench may then change its sysctls)
+export PARLEY_NETNS_PRIVATE=1
 exec "$@"
 '
 
