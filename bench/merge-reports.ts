@@ -5,7 +5,7 @@
 // Each `node bench/run.ts --scenarios … --out DIR` writes DIR/report.json beside its RESULTS.md. A
 // full run takes most of an hour; run in parts (say scenarios 1-3, then the stream transports, then
 // the idle and fan-out ones), each on a quiet machine, and merged here, the parts can be redone one at
-// a time. The scenarios come in the order given; a scenario that several reports have is taken from
+// a time. The scenarios come in the order given; a scenario that several reports measured is taken from
 // the last of them (a re-run replaces the earlier one); the same for the one-off sections (idle
 // registrations, fan-out, drain, cluster). The machine lines and the date are the last report's,
 // and a note lists the parts with their dates.
@@ -27,9 +27,15 @@ if (parts.some((p) => p.rep.quick || p.rep.smoke)) {
   process.exit(2);
 }
 
-const key = (s: ScenarioReport): string => `${s.title}\u0000${s.label ?? ''}`;
+// by title: a run that did not measure a scenario still lists it ("not run"), which fills a gap
+// but never replaces a measured one
 const scenarios = new Map<string, ScenarioReport>();
-for (const { rep } of parts) for (const s of rep.scenarios) scenarios.set(key(s), s);
+for (const { rep } of parts) {
+  for (const s of rep.scenarios) {
+    if (s.pending && scenarios.has(s.title)) continue;
+    scenarios.set(s.title, s);
+  }
+}
 const last = parts.at(-1)!.rep;
 const lastWith = <K extends keyof BenchReport>(k: K): BenchReport[K] | undefined => parts.map((p) => p.rep[k]).filter((v) => v !== undefined && !(Array.isArray(v) && v.length === 0)).at(-1);
 
