@@ -4,7 +4,7 @@
 // bench/throughput.svg. Needs scripts/install-bench-deps.sh.
 
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { measureDrain } from './drain.ts';
@@ -20,7 +20,6 @@ import { makeBenchCertificate, startTlsRelay } from './tls.ts';
 import type { BenchCertificate } from './tls.ts';
 import { openIdleRegistrations, type WsLoadResult } from './ws-load.ts';
 import { openIdleTlsRegistrations } from './tls-load.ts';
-import { makeCertificates } from '../test/harness/dovecot.ts';
 import { runPresenceFanout } from './presence-fanout.ts';
 import { benchClusterWebSocket, benchSplitSip, startBenchCluster } from './cluster.ts';
 
@@ -466,18 +465,17 @@ function benchWebSocket(count: number): Promise<WsReport> {
 
 /** Scenario tls-idle: idle SIP-over-TLS registrations on Parley's sips port (a certificate of the bench's own CA). */
 async function benchTlsIdle(count: number): Promise<WsReport> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'parley-bench-tls-'));
+  const cert = await makeBenchCertificate(DOMAIN);
   try {
-    const caFile = makeCertificates(dir);
-    const ca = readFileSync(caFile);
-    const config = { tls: { cert: path.join(dir, 'server.crt'), key: path.join(dir, 'server.key') }, sipsPort: 0 };
+    const ca = readFileSync(cert.ca);
+    const config = { tls: { cert: cert.cert, key: cert.key }, sipsPort: 0 };
     return await benchIdle(count, 'tls', config, (server, load) => {
       const listening = /\btls=(\S+):(\d+)\s/.exec(server.output());
       if (!listening) throw new Error('Parley printed no tls= address');
       return openIdleTlsRegistrations({ ...load, host: listening[1]!, port: Number(listening[2]), ca });
     });
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    await cert.remove();
   }
 }
 

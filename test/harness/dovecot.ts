@@ -210,7 +210,7 @@ function greets(port: number): Promise<boolean> {
 }
 
 /** A CA and a server certificate for 127.0.0.1 and localhost signed by it; returns the CA file. */
-export function makeCertificates(dir: string): string {
+function makeCertificates(dir: string): string {
   const file = (name: string) => path.join(dir, name);
   const openssl = (args: string[]) => {
     const r = spawnSync('openssl', args, { encoding: 'utf8' });
