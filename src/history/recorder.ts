@@ -109,8 +109,10 @@ export class HistoryRecorder implements ConversationRecorder {
     for (const m of batch) {
       const content = classify(m.contentType, m.body);
       if (content.kind === 'text' && content.displayRequestId === undefined) {
-        const sender = await this.#archives(archives, m.sender);
-        if (sender === false && (await this.#archives(archives, m.recipient)) === false) continue;
+        // either party archiving keeps it: the one this batch already looked up is asked first (a
+        // user many write to, say), so that the other is looked up only when it decides
+        const [first, second] = archives.has(m.recipient) ? [m.recipient, m.sender] : [m.sender, m.recipient];
+        if ((await this.#archives(archives, first)) === false && (await this.#archives(archives, second)) === false) continue;
       }
       kept.push(m);
     }
