@@ -3,19 +3,23 @@
 // --batch messages. Prints CPU µs per message (this thread only: the commit runs here, as it does in
 // the writer thread) and what serializing a batch for the thread costs (v8.serialize, which
 // postMessage uses).
-//   node bench/history-commit-micro.ts [--batch 48] [--batches 400] [--against FILE.ts]
+//   node bench/history-commit-micro.ts [--batch 48] [--batches 400] [--against FILE.ts] [--postgres]
+// `--postgres` writes to fresh databases on the machine's PostgreSQL (the tests'), from this thread
+// as the server does there: the figures then also give the wall time per batch (round trips), and
+// the CPU is Node's only (PostgreSQL's own is not counted).
 // `--against` names another module exporting writeHistoryBatch (a copy of an earlier commit.ts):
 // both run on databases of their own, taking turns run by run, so that on a shared machine each
 // suffers the same disturbance; the least and the median of the runs are given for each.
-import { mkdtempSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { serialize } from 'node:v8';
 import { writeHistoryBatch } from '../src/history/commit.ts';
 import type { RecordedMessage } from '../src/router/context.ts';
-import type { Sql } from '../src/storage/index.ts';
-import { DATABASE_FILE, openDatabase, sqliteSql } from '../src/storage/index.ts';
+import type { Sql, SqlDatabase } from '../src/storage/index.ts';
+import { DATABASE_FILE, openDatabase, openPostgres, sqliteSql } from '../src/storage/index.ts';
+import { closeTestPostgres, freshPostgresDatabase } from '../test/harness/engines.ts';
 import { prepareHistoryDatabase } from '../test/unit/history-fixture.ts';
 import { addUserRow } from '../test/unit/presence-database.ts';
 
@@ -43,13 +47,15 @@ const batch = (): RecordedMessage[] =>
     return { sender: `user${String(i % SENDERS).padStart(3, '0')}@parley.test`, recipient: 'bob@parley.test', callId: `${i}-bench@10.0.0.2`, contentType: 'text/plain', body, at: t0 + Math.floor(i / 5), outcome: 'relayed' };
   });
 
+const POSTGRES = process.argv.includes('--postgres');
 const runs = await Promise.all(
   variants.map(async (v) => {
     const dir = mkdtempSync(join(tmpdir(), 'history-micro-'));
-    const sql = sqliteSql(openDatabase(dir));
+    const fresh = POSTGRES ? await freshPostgresDatabase() : undefined;
+    const sql: SqlDatabase = fresh === undefined ? sqliteSql(openDatabase(dir)) : await openPostgres(fresh.url, { max: 4 });
     await prepareHistoryDatabase(sql);
     for (let i = 0; i < SENDERS; i++) await addUserRow(sql, { address: `user${String(i).padStart(3, '0')}@parley.test`, displayName: null });
-    return { ...v, sql, file: join(dir, DATABASE_FILE), us: [] as number[] };
+    return { ...v, sql, dir, fresh, file: join(dir, DATABASE_FILE), us: [] as number[], wallMs: [] as number[] };
   }),
 );
 const batches = Array.from({ length: BATCHES + 10 }, batch);
@@ -64,7 +70,9 @@ for (let at = 10; at < batches.length; at += RUN) {
   clones.push((c.user + c.system) / (part.length * BATCH));
   for (const r of runs) {
     const w0 = process.cpuUsage();
+    const t0 = performance.now();
     for (const b of part) await r.write(r.sql, b);
+    r.wallMs.push((performance.now() - t0) / part.length);
     const w = process.cpuUsage(w0);
     r.us.push((w.user + w.system) / (part.length * BATCH));
   }
@@ -72,7 +80,7 @@ for (let at = 10; at < batches.length; at += RUN) {
 // the WAL frames (pages) a batch writes: the file grows by one frame per page per commit while
 // no checkpoint resets it
 const frames: Record<string, number> = {};
-for (const r of runs) {
+for (const r of POSTGRES ? [] : runs) {
   await r.sql.exec('PRAGMA wal_checkpoint(TRUNCATE)');
   await r.sql.exec('PRAGMA wal_autocheckpoint = 0');
   const part = Array.from({ length: 50 }, batch);
@@ -83,4 +91,10 @@ for (const r of runs) {
 const sorted = (xs: number[]): number[] => [...xs].sort((a, b) => a - b);
 const median = (xs: number[]): number => sorted(xs)[Math.floor(xs.length / 2)] ?? Number.NaN;
 const round = (x: number | undefined): number => Math.round((x ?? Number.NaN) * 10) / 10;
-console.log(JSON.stringify({ batch: BATCH, messages: BATCH * BATCHES, serializeUsPerMessage: round(sorted(clones)[0]), ...Object.fromEntries(runs.map((r) => [r.name, { usPerMessageLeast: round(sorted(r.us)[0]), usPerMessageMedian: round(median(r.us)), walFramesPerBatch: round(frames[r.name]) }])) }));
+console.log(JSON.stringify({ batch: BATCH, messages: BATCH * BATCHES, serializeUsPerMessage: round(sorted(clones)[0]), ...Object.fromEntries(runs.map((r) => [r.name, { usPerMessageLeast: round(sorted(r.us)[0]), usPerMessageMedian: round(median(r.us)), msPerBatchMedian: round(median(r.wallMs)), ...(POSTGRES ? {} : { walFramesPerBatch: round(frames[r.name]) }) }])) }));
+for (const r of runs) {
+  await r.sql.close();
+  await r.fresh?.drop();
+  rmSync(r.dir, { recursive: true, force: true });
+}
+await closeTestPostgres();
