@@ -204,6 +204,22 @@ describe('the recorder', () => {
     await sql.close();
   });
 
+  it('in the loop: what is recorded while a batch is written goes in the next batch, which settled() writes without waiting for the window', async () => {
+    const sql = await engine.open();
+    await prepare(sql);
+    const recorder = new HistoryRecorder({ sql, logger, commitWindowMs: 10 });
+    recorder.record(text('one', T0));
+    recorder.flush();
+    recorder.record(text('two', T0 + 1, { sender: BOB, recipient: ALICE }));
+    recorder.record(text('three', T0 + 2));
+    await recorder.settled();
+    const [conversation] = await listConversations(sql, ALICE, 0);
+    assert.deepEqual((await conversationMessages(sql, conversation?.id ?? '')).map((m) => Buffer.from(m.body ?? []).toString()), ['one', 'two', 'three']);
+    assert.deepEqual({ batches: recorder.stats.batches, recorded: recorder.stats.recorded }, { batches: 2, recorded: 3 });
+    await recorder.close();
+    await sql.close();
+  });
+
   it('sends the commit no plain text between two users of whom neither archives; a display request, a report or one archiving party still goes', async () => {
     const sql = await engine.open();
     await prepare(sql);
