@@ -26,7 +26,8 @@ import { randomBase32 } from '../random-id.ts';
 import type { RecordedMessage } from '../router/context.ts';
 import type { EffectiveSettings } from '../settings/index.ts';
 import { effectiveSettings, lastAuditId } from '../settings/index.ts';
-import type { Sql } from '../storage/index.ts';
+import type { Sql, SqlValue } from '../storage/index.ts';
+import { insertRows } from '../storage/index.ts';
 import { classify } from './content.ts';
 
 /** What one batch did (for /metrics). */
@@ -149,28 +150,157 @@ async function writeBatch(sql: Sql, messages: readonly RecordedMessage[]): Promi
       for (const pair of pairs) await tx.get('SELECT pg_advisory_xact_lock(?, hashtext(?)) AS locked', [HISTORY_PAIR_LOCK, pair]);
     }
     const summary: CommitSummary = { recorded: 0, displayed: 0, opened: 0 };
+    // the messages up to the next report (or the end), written together: a report may name a
+    // message of the batch, so the messages before it are in their table when it is applied
+    let run: Planned[] = [];
     for (const { m, content } of work) {
       if (content.kind === 'report') {
+        await writeMessages(tx, memory, run, summary);
+        run = [];
         if (content.displayedId !== undefined) summary.displayed += (await tx.run('UPDATE history_messages SET displayed = 1 WHERE imdn_message_id = ? AND recipient = ? AND sender = ? AND displayed = 0', [content.displayedId, m.sender, m.recipient])).changes;
         continue;
       }
-      const parties = await partiesOf(tx, memory.settings, m);
-      if (parties === undefined) continue;
-      const { sender, recipient } = parties;
-      const archived = (sender?.EnableIMAutoArchiving ?? false) || (recipient?.EnableIMAutoArchiving ?? false);
-      // a partner's user has no mailbox here to miss a message in, nor settings to time it by:
-      // display is tracked between local users only
-      const tracked = sender !== null && recipient !== null && m.outcome === 'relayed' && content.displayRequestId !== undefined && sender.UnreadMissedTimeoutSeconds > 0;
-      if (!archived && !tracked) continue;
-      const idleMs = Math.min(sender?.ConversationIdleTimeoutSeconds ?? Infinity, recipient?.ConversationIdleTimeoutSeconds ?? Infinity) * 1000;
-      const conversation = await conversationFor(tx, memory, m, idleMs, m.outcome === 'relayed');
-      if (conversation === undefined) continue;
-      if (conversation.opened) summary.opened++;
-      await addMessage(tx, conversation.id, conversation.seq, m, content.displayRequestId, tracked ? m.at + sender.UnreadMissedTimeoutSeconds * 1000 : null);
-      summary.recorded++;
+      const planned = await planMessage(tx, memory.settings, m, content.displayRequestId);
+      if (planned !== undefined) run.push(planned);
     }
+    await writeMessages(tx, memory, run, summary);
     return summary;
   }, { isolation: 'read committed' });
+}
+
+/** A message to keep, with what its rows need. */
+interface Planned {
+  m: RecordedMessage;
+  pair: string;
+  /** the shorter ConversationIdleTimeout of the two, ms */
+  idleMs: number;
+  imdnMessageId: string | undefined;
+  displayDueAt: number | null;
+}
+
+/** Whether and how `m` is kept, by its participants' settings; undefined: it is not. */
+async function planMessage(sql: Sql, cache: Map<string, EffectiveSettings>, m: RecordedMessage, displayRequestId: string | undefined): Promise<Planned | undefined> {
+  const parties = await partiesOf(sql, cache, m);
+  if (parties === undefined) return undefined;
+  const { sender, recipient } = parties;
+  const archived = (sender?.EnableIMAutoArchiving ?? false) || (recipient?.EnableIMAutoArchiving ?? false);
+  // a partner's user has no mailbox here to miss a message in, nor settings to time it by:
+  // display is tracked between local users only
+  const tracked = sender !== null && recipient !== null && m.outcome === 'relayed' && displayRequestId !== undefined && sender.UnreadMissedTimeoutSeconds > 0;
+  if (!archived && !tracked) return undefined;
+  const idleMs = Math.min(sender?.ConversationIdleTimeoutSeconds ?? Infinity, recipient?.ConversationIdleTimeoutSeconds ?? Infinity) * 1000;
+  return { m, pair: pairOf(m), idleMs, imdnMessageId: displayRequestId, displayDueAt: tracked ? m.at + sender.UnreadMissedTimeoutSeconds * 1000 : null };
+}
+
+/**
+ * Writes a run of planned messages in order of arrival: each joins its pair's conversation (or
+ * opens one) and gets its seq there, then their rows go in, many to a statement (insertRows).
+ *
+ * The pairs whose open conversation this writer knows (nearly all, once a conversation is going)
+ * are continued many to a statement (continueKnown): one UPDATE moves each conversation by all of
+ * its messages in the run, where the messages one at a time would each need an UPDATE. It does
+ * exactly what they would: a pair's messages continue it only if the first finds it open, not ended
+ * and with room for all of them, and each later one comes before the end the earlier ones set
+ * (else the pair's messages go one at a time, conversationFor, which may end it and open another).
+ */
+async function writeMessages(sql: Sql, memory: WriterMemory, run: readonly Planned[], summary: CommitSummary): Promise<void> {
+  if (run.length === 0) return;
+  const placed: Array<{ id: string; seq: number } | undefined> = new Array(run.length);
+  const groups = new Map<string, KnownGroup>();
+  const unsure = new Set<string>();
+  run.forEach((p, i) => {
+    const id = memory.open.get(p.pair);
+    if (id === undefined) return;
+    const g = groups.get(p.pair);
+    if (g === undefined) {
+      groups.set(p.pair, { id, firstAt: p.m.at, lastAt: p.m.at, endsAt: p.m.at + p.idleMs, indexes: [i] });
+      return;
+    }
+    if (p.m.at > g.endsAt) unsure.add(p.pair);
+    g.lastAt = Math.max(g.lastAt, p.m.at);
+    g.endsAt = Math.max(g.endsAt, p.m.at + p.idleMs);
+    g.indexes.push(i);
+  });
+  for (const pair of unsure) groups.delete(pair);
+  const counts = await continueKnown(sql, [...groups.values()]);
+  for (const g of groups.values()) {
+    const count = counts.get(g.id);
+    if (count === undefined) continue;
+    g.indexes.forEach((index, k) => (placed[index] = { id: g.id, seq: count - g.indexes.length + 1 + k }));
+  }
+  const rows: SqlValue[][] = [];
+  for (let i = 0; i < run.length; i++) {
+    const p = run[i] as Planned;
+    let at = placed[i];
+    if (at === undefined) {
+      const conversation = await conversationFor(sql, memory, p.m, p.idleMs, p.m.outcome === 'relayed');
+      if (conversation === undefined) continue;
+      if (conversation.opened) summary.opened++;
+      at = conversation;
+    }
+    rows.push(messageRow(at.id, at.seq, p.m, p.imdnMessageId, p.displayDueAt));
+    summary.recorded++;
+  }
+  // multi-row statements on SQLite: OR ROLLBACK (a failure ends the transaction, which the batch
+  // does anyway) spares SQLite the statement journal a multi-row statement otherwise keeps, in case
+  // it fails half-way: that journal spilled to a temporary file at every batch
+  await insertRows(sql, sql.engine === 'sqlite' ? MESSAGE_INSERT_SQLITE : MESSAGE_INSERT, rows);
+}
+
+/** A pair's messages of a run that may continue the open conversation this writer knows. */
+interface KnownGroup {
+  id: string;
+  /** the first message's time: the conversation must not have ended before it */
+  firstAt: number;
+  lastAt: number;
+  /** the end the messages set: the latest of their times + the idle timeout */
+  endsAt: number;
+  /** their places in the run, in order */
+  indexes: number[];
+}
+
+/** Conversations per statement of continueKnown. */
+const CONTINUE_PER_STATEMENT = 32;
+const continueTexts = new Map<string, string>();
+
+/**
+ * Moves each group's conversation by its messages, if it is open, has not ended before the first
+ * and has room for them all; returns the message count each continued one now has, by id.
+ */
+async function continueKnown(sql: Sql, groups: readonly KnownGroup[]): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  const pending: Array<Promise<Array<{ id: string; message_count: number | string }>>> = [];
+  for (let at = 0; at < groups.length; at += CONTINUE_PER_STATEMENT) {
+    const chunk = groups.slice(at, at + CONTINUE_PER_STATEMENT);
+    const params: SqlValue[] = [];
+    for (const g of chunk) params.push(g.id, g.firstAt, g.lastAt, g.endsAt, g.indexes.length);
+    // issued together (pipelined on PostgreSQL)
+    const p = sql.all<{ id: string; message_count: number | string }>(continueText(sql.engine, chunk.length), params);
+    p.catch(() => undefined);
+    pending.push(p);
+  }
+  for (const rows of await Promise.all(pending)) for (const r of rows) counts.set(r.id, Number(r.message_count));
+  return counts;
+}
+
+/**
+ * The statement continuing `n` conversations: the larger of two values is max() of two arguments
+ * on SQLite, greatest() on PostgreSQL; the values are cast so that PostgreSQL knows their types.
+ * OR ROLLBACK on SQLite: see writeMessages.
+ */
+function continueText(engine: Sql['engine'], n: number): string {
+  const key = `${engine} ${n}`;
+  let text = continueTexts.get(key);
+  if (text === undefined) {
+    const larger = engine === 'postgres' ? 'greatest' : 'max';
+    const tuple = '(CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT))';
+    text = `WITH v (v_id, v_first_at, v_last_at, v_ends_at, v_n) AS (VALUES ${Array.from({ length: n }, () => tuple).join(', ')})
+UPDATE${engine === 'sqlite' ? ' OR ROLLBACK' : ''} history_conversations SET last_at = ${larger}(last_at, v_last_at), ends_at = ${larger}(ends_at, v_ends_at), message_count = message_count + v_n
+FROM v WHERE id = v_id AND state = 'open' AND ends_at >= v_first_at AND message_count + v_n <= ${MAX_CONVERSATION_MESSAGES}
+RETURNING id, message_count`;
+    continueTexts.set(key, text);
+  }
+  return text;
 }
 
 /** The first key of the pair locks (PostgreSQL's two-key advisory locks): Conversation History's. */
@@ -216,11 +346,11 @@ async function conversationFor(sql: Sql, memory: WriterMemory, m: RecordedMessag
   // continues it only while the row is open and not ended before m: what the lookup below would find
   // ... and while it holds fewer than MAX_CONVERSATION_MESSAGES: a full one is left to end (its
   // item is written once it is idle) and the pair goes on in a new one
-  // the larger of two values: max() of two arguments on SQLite, greatest() on PostgreSQL
-  const larger = sql.engine === 'postgres' ? 'greatest' : 'max';
   // the message's seq: the count this update makes (undefined: not continued)
-  const extend = async (id: string) =>
-    (await sql.get<{ seq: number }>(`UPDATE history_conversations SET last_at = ${larger}(last_at, ?), ends_at = ${larger}(ends_at, ?), message_count = message_count + 1 WHERE id = ? AND state = 'open' AND ends_at >= ? AND message_count < ${MAX_CONVERSATION_MESSAGES} RETURNING message_count AS seq`, [m.at, endsAt, id, m.at]))?.seq;
+  const extend = async (id: string) => {
+    const row = await sql.get<{ seq: number | string }>(EXTEND[sql.engine], [m.at, endsAt, id, m.at]);
+    return row === undefined ? undefined : Number(row.seq);
+  };
   const known = memory.open.get(pair);
   const continued = known === undefined ? undefined : await extend(known);
   if (known !== undefined && continued !== undefined) return { id: known, opened: false, seq: continued };
@@ -242,10 +372,26 @@ async function conversationFor(sql: Sql, memory: WriterMemory, m: RecordedMessag
   return { id, opened: true, seq: 1 };
 }
 
-async function addMessage(sql: Sql, conversationId: string, seq: number, m: RecordedMessage, imdnMessageId: string | undefined, displayDueAt: number | null): Promise<void> {
+/**
+ * One message continuing a conversation. The larger of two values: max() of two arguments on
+ * SQLite, greatest() on PostgreSQL. (Texts made once: a statement's text is its cache key, hashed
+ * at each call when it is a new string.)
+ */
+const EXTEND: Record<Sql['engine'], string> = {
+  sqlite: extendText('max'),
+  postgres: extendText('greatest'),
+};
+
+function extendText(larger: string): string {
+  return `UPDATE history_conversations SET last_at = ${larger}(last_at, ?), ends_at = ${larger}(ends_at, ?), message_count = message_count + 1 WHERE id = ? AND state = 'open' AND ends_at >= ? AND message_count < ${MAX_CONVERSATION_MESSAGES} RETURNING message_count AS seq`;
+}
+
+const MESSAGE_INSERT = 'INSERT INTO history_messages (conversation_id, seq, sender, recipient, call_id, received_at, content_type, body, kind, spool_entry_id, imdn_message_id, display_due_at)';
+
+const MESSAGE_INSERT_SQLITE = `INSERT OR ROLLBACK${MESSAGE_INSERT.slice('INSERT'.length)}`;
+
+/** A message's row, in MESSAGE_INSERT's columns. */
+function messageRow(conversationId: string, seq: number, m: RecordedMessage, imdnMessageId: string | undefined, displayDueAt: number | null): SqlValue[] {
   const offline = m.outcome === 'spooled';
-  await sql.run(
-    'INSERT INTO history_messages (conversation_id, seq, sender, recipient, call_id, received_at, content_type, body, kind, spool_entry_id, imdn_message_id, display_due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-    [conversationId, seq, m.sender, m.recipient, m.callId, m.at, m.contentType ?? 'text/plain', offline ? null : m.body, offline ? 'offline' : 'relayed', m.entryId ?? null, imdnMessageId ?? null, displayDueAt],
-  );
+  return [conversationId, seq, m.sender, m.recipient, m.callId, m.at, m.contentType ?? 'text/plain', offline ? null : m.body, offline ? 'offline' : 'relayed', m.entryId ?? null, imdnMessageId ?? null, displayDueAt];
 }

@@ -3,7 +3,11 @@
 // commit writes what gathered at most every `commitWindowMs` (≤ 10 ms) in ONE transaction
 // (commit.ts), on a thread with its own connection when the database is a SQLite file, so the SQL
 // and the fsync stay off the thread that carries SIP (on PostgreSQL, from the loop on the pool). While a batch is being written, what arrives
-// waits for the next one, which starts as soon as that one is done.
+// waits for the next one, which starts once that one is done and its first message has waited the
+// window: a batch's fixed costs (the transaction, its fsync, the hand-offs to the thread and back,
+// each waking a thread) are shared by all the window gathers, however fast the writer is. (Started
+// as soon as the last was done, batches got smaller the faster the writer wrote: 17 messages at
+// 4,800/s where the window gathers 48.)
 //
 // A crash loses what was recorded but not yet committed: at most the last window (and the batch
 // being written). That is the price of never slowing a relayed message; everything older is kept.
@@ -45,6 +49,8 @@ export class HistoryRecorder implements ConversationRecorder {
   readonly #writer: BatchWriter<RecordedMessage, CommitSummary>;
   readonly #windowMs: number;
   #pending: RecordedMessage[] = [];
+  /** when the first of #pending was recorded (performance.now()) */
+  #firstAt = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #writing: Promise<void> | undefined;
   readonly stats: RecorderStats = { received: 0, recorded: 0, displayed: 0, opened: 0, batches: 0, failedBatches: 0 };
@@ -62,6 +68,7 @@ export class HistoryRecorder implements ConversationRecorder {
 
   record(message: RecordedMessage): void {
     this.stats.received++;
+    if (this.#pending.length === 0) this.#firstAt = performance.now();
     this.#pending.push(message);
     if (this.#timer === undefined && this.#writing === undefined) this.#timer = setTimeout(() => this.flush(), this.#windowMs);
   }
@@ -75,8 +82,14 @@ export class HistoryRecorder implements ConversationRecorder {
     this.#pending = [];
     this.#writing = this.#write(batch).finally(() => {
       this.#writing = undefined;
-      this.flush();
+      this.#next();
     });
+  }
+
+  /** After a batch: what gathered meanwhile is written once its first message has waited the window (at once if it has). */
+  #next(): void {
+    if (this.#pending.length === 0 || this.#timer !== undefined) return;
+    this.#timer = setTimeout(() => this.flush(), Math.max(0, this.#firstAt + this.#windowMs - performance.now()));
   }
 
   async #write(batch: RecordedMessage[]): Promise<void> {
@@ -109,8 +122,10 @@ export class HistoryRecorder implements ConversationRecorder {
     for (const m of batch) {
       const content = classify(m.contentType, m.body);
       if (content.kind === 'text' && content.displayRequestId === undefined) {
-        const sender = await this.#archives(archives, m.sender);
-        if (sender === false && (await this.#archives(archives, m.recipient)) === false) continue;
+        // either party archiving keeps it: the one this batch already looked up is asked first (a
+        // user many write to, say), so that the other is looked up only when it decides
+        const [first, second] = archives.has(m.recipient) ? [m.recipient, m.sender] : [m.sender, m.recipient];
+        if ((await this.#archives(archives, first)) === false && (await this.#archives(archives, second)) === false) continue;
       }
       kept.push(m);
     }
@@ -132,8 +147,11 @@ export class HistoryRecorder implements ConversationRecorder {
 
   /** Writes what is pending now and resolves once it is committed (or failed). */
   async settled(): Promise<void> {
-    this.flush();
-    while (this.#writing !== undefined) await this.#writing;
+    for (;;) {
+      this.flush();
+      if (this.#writing === undefined) return;
+      await this.#writing;
+    }
   }
 
   /** Writes what is pending and waits for it; then stops the writer. */

@@ -28,8 +28,12 @@ export interface SipContext {
   resolveFlow(ref: FlowRef): Flow | undefined;
   /** true when the address (`bob@parley.local`) is a user of this organisation (a kept answer costs no query) */
   userExists(address: string): Promise<boolean>;
-  /** the directory's display name of a user (`Alice Liddell`), null when they have none or are unknown */
-  displayName(address: string): Promise<string | null>;
+  /**
+   * The directory's entry of a user of this organisation (`bob@parley.local`), undefined when there
+   * is none (a kept answer costs no query): a handler looks a user up once per request, for whether
+   * they exist and their display name both.
+   */
+  user(address: string): Promise<SipUser | undefined>;
   messaging: MessagingSettings;
   /** RFC 6665 notifications (src/events): `events.changed('message-summary', 'bob@parley.local')` NOTIFYs that resource's subscribers whose document changed */
   events: { changed(packageName: string, resource: string): void };
@@ -46,6 +50,12 @@ export interface SipContext {
   federation?: FederationGate;
   /** the other nodes of a cluster (src/cluster implements it); absent: one process, every flow is local */
   cluster?: ClusterHops;
+}
+
+/** What the router uses of a user's directory entry. */
+export interface SipUser {
+  /** `Alice Liddell`; null when they have none */
+  readonly displayName: string | null;
 }
 
 /**

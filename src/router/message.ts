@@ -34,7 +34,8 @@ export const messageHandler: MethodHandler = {
     if (!bodyAccepted(ctx, incoming, sender)) return;
 
     const recipient = addressOf(target);
-    if (!(await ctx.userExists(recipient))) {
+    const recipientUser = await ctx.user(recipient);
+    if (recipientUser === undefined) {
       reply(ctx, incoming, 404, { warning: `no user ${recipient}` });
       return;
     }
@@ -46,13 +47,13 @@ export const messageHandler: MethodHandler = {
     }
     // The recipient learns who really sent it: Parley's assertion, not the client's (RFC 3325 §5).
     // The request is the handler's own from here on; changing it in place spares a copy per message.
-    assertIdentity(request.headers, { address: sender, displayName: await ctx.displayName(sender) });
+    assertIdentity(request.headers, { address: sender, displayName: (await ctx.user(sender))?.displayName ?? null });
     const outcome = await forkRequest(ctx, request, bindings, ctx.messaging.deviceTimeout * 1000);
     if (outcome.kind === 'answered') {
       if (ctx.logger.isLevelEnabled('debug')) incoming.log.debug({ from: sender, to: recipient, status: outcome.response.status }, 'message relayed');
       // The same the other way (RFC 3325 §9.1 allows the header in responses): the answer came over
       // a registration of the recipient, authenticated when it was made, so that is who answered.
-      assertIdentity(outcome.response.headers, { address: recipient, displayName: await ctx.displayName(recipient) });
+      assertIdentity(outcome.response.headers, { address: recipient, displayName: recipientUser.displayName });
       send(incoming, outcome.response);
       ctx.stats?.message('relayed');
       // recorded after the answer went out: history never delays a relayed message

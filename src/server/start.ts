@@ -300,7 +300,7 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
       return socket?.flowTo(ref.remote);
     },
     userExists,
-    displayName,
+    user: findUser,
     messaging: config.messaging,
     events,
     offline,

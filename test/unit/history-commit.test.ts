@@ -105,6 +105,43 @@ describe('the group commit', () => {
     assert.equal((await writeHistoryBatch(sql, [text('next', T0 + 2000)])).opened, 0, 'the new one goes on');
   });
 
+  it('a batch continuing conversations the writer knows: each pair\'s messages in order, its end and count moved by all of them; one ending within the batch, or filling up, goes on in a new one', async () => {
+    const CAROL = 'carol@parley.test';
+    await writeHistoryBatch(sql, [text('open ab', T0), text('open ac', T0 + 1, { recipient: CAROL })]);
+    const ids = async (address: string) => (await listConversations(sql, address, 0)).map((c) => c.id);
+    const [ab] = await ids(BOB);
+    const [ac] = await ids(CAROL);
+    assert.ok(ab !== undefined && ac !== undefined);
+    // seq and text (a CPIM body's last line)
+    const bodies = async (id: string) => (await conversationMessages(sql, id)).map((m) => `${m.seq} ${Buffer.from(m.body ?? []).toString().split('\n').at(-1)}`);
+    // both known: interleaved, both directions, a displayed report between them
+    const summary = await writeHistoryBatch(sql, [
+      text('ab 2', T0 + 10),
+      text('ac 2', T0 + 11, { sender: CAROL, recipient: ALICE }),
+      text('ab 3', T0 + 12, { sender: BOB, recipient: ALICE, contentType: 'message/cpim', body: enc(cpimAsking('m3', 'ab 3').replace(`From: <sip:${ALICE}>\r\nTo: <sip:${BOB}>`, `From: <sip:${BOB}>\r\nTo: <sip:${ALICE}>`)) }),
+      text('', T0 + 13, { sender: ALICE, recipient: BOB, contentType: 'message/cpim', body: enc(displayedReport('m3')) }),
+      text('ab 4', T0 + 14),
+    ]);
+    assert.deepEqual(summary, { recorded: 4, displayed: 1, opened: 0 });
+    assert.deepEqual(await bodies(ab), ['1 open ab', '2 ab 2', '3 ab 3', '4 ab 4']);
+    assert.deepEqual(await bodies(ac), ['1 open ac', '2 ac 2']);
+    const conversation = (await listConversations(sql, BOB, 0))[0];
+    assert.deepEqual([conversation?.messageCount, conversation?.lastAt, conversation?.endsAt], [4, T0 + 14, T0 + 14 + 60_000]);
+    // alice-carol's end passes between two messages of one batch: the later one opens a new conversation
+    assert.equal((await writeHistoryBatch(sql, [text('ac 3', T0 + 20, { recipient: CAROL }), text('ac later', T0 + 20 + 60_001, { recipient: CAROL })])).opened, 1);
+    assert.deepEqual(await bodies(ac), ['1 open ac', '2 ac 2', '3 ac 3']);
+    const [newer] = await ids(CAROL);
+    assert.ok(newer !== undefined && newer !== ac);
+    assert.deepEqual(await bodies(newer), ['1 ac later']);
+    // alice-bob fills up within a batch: the messages that fit stay, the rest open the next one
+    await sql.run('UPDATE history_conversations SET message_count = ? WHERE id = ?', [MAX_CONVERSATION_MESSAGES - 2, ab]);
+    assert.equal((await writeHistoryBatch(sql, [text('x', T0 + 30), text('y', T0 + 31), text('z', T0 + 32)])).opened, 1);
+    assert.deepEqual((await bodies(ab)).slice(-2), [`${MAX_CONVERSATION_MESSAGES - 1} x`, `${MAX_CONVERSATION_MESSAGES} y`]);
+    const next = (await ids(BOB)).find((id) => id !== ab);
+    assert.ok(next !== undefined);
+    assert.deepEqual(await bodies(next), ['1 z']);
+  });
+
   it('notes offline messages without their body; ignores refused ones', async () => {
     await writeHistoryBatch(sql, [text('online', T0), text('offline', T0 + 10, { outcome: 'spooled', entryId: 'sp-aaaaaaaaaaaaaaaa' }), text('refused', T0 + 20, { outcome: 'undelivered' })]);
     const id = (await listConversations(sql, ALICE, 0))[0]?.id ?? '';
@@ -163,6 +200,22 @@ describe('the recorder', () => {
     await recorder.settled();
     assert.equal((await listConversations(sql, ALICE, 0))[0]?.messageCount, 2);
     assert.deepEqual({ batches: recorder.stats.batches, recorded: recorder.stats.recorded }, { batches: 1, recorded: 2 });
+    await recorder.close();
+    await sql.close();
+  });
+
+  it('in the loop: what is recorded while a batch is written goes in the next batch, which settled() writes without waiting for the window', async () => {
+    const sql = await engine.open();
+    await prepare(sql);
+    const recorder = new HistoryRecorder({ sql, logger, commitWindowMs: 10 });
+    recorder.record(text('one', T0));
+    recorder.flush();
+    recorder.record(text('two', T0 + 1, { sender: BOB, recipient: ALICE }));
+    recorder.record(text('three', T0 + 2));
+    await recorder.settled();
+    const [conversation] = await listConversations(sql, ALICE, 0);
+    assert.deepEqual((await conversationMessages(sql, conversation?.id ?? '')).map((m) => Buffer.from(m.body ?? []).toString()), ['one', 'two', 'three']);
+    assert.deepEqual({ batches: recorder.stats.batches, recorded: recorder.stats.recorded }, { batches: 2, recorded: 3 });
     await recorder.close();
     await sql.close();
   });

@@ -105,7 +105,7 @@ export function setup(answer: (sent: Sent) => Answer, o: HarnessOptions = {}) {
       },
     },
     userExists: async (a: string) => USERS.has(a),
-    displayName: async (a: string) => USERS.get(a) ?? null,
+    user: async (a: string) => (USERS.has(a) ? { displayName: USERS.get(a) ?? null } : undefined),
     location: {
       async lookup(aor: string) {
         if (!(o.online ?? []).includes(aor)) return [];

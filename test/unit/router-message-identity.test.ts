@@ -30,7 +30,7 @@ function setup(answer: (forwarded: SipRequest) => SipResponse) {
     messaging: { maxBody: 65536, deviceTimeout: 10 },
     auth: { authenticate: () => ({ ok: true, address: `alice@${D}` }) },
     userExists: async (a: string) => NAMES.has(a),
-    displayName: async (a: string) => NAMES.get(a) ?? null,
+    user: async (a: string) => (NAMES.has(a) ? { displayName: NAMES.get(a) ?? null } : undefined),
     location: { lookup: async (aor: string) => [{ aor, contact: `sip:bob@127.0.0.1:40001;transport=tcp`, flow: FLOW_REF } as unknown as Binding] },
     resolveFlow: () => flow([]),
     transactions: {

@@ -1,0 +1,125 @@
+// Scenario 2's call in one process, without sockets: MESSAGE -> 407 -> MESSAGE with
+// Proxy-Authorization -> forwarded to bob's UDP binding -> bob's 200 -> the 200 relayed back,
+// through the transaction layer, the dispatcher, digest and the router, one call at a time, with
+// Conversation History's recorder on a SQLite file (its writer thread, as the server runs it) or
+// off. Prints the CPU per call of the main thread (process.threadCpuUsage) and of the other
+// threads (the writer, and V8's helpers), least and median of the rounds. On a shared machine
+// compare runs taken one after the other, several times; the figures are not the bench's (no
+// UDP system calls, users found in a Map, no metrics).
+//   node bench/message-relay-inproc.ts on|off [calls per round, 10000] [rounds, 3]
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { Authenticator } from '../src/auth/authenticator.ts';
+import { HistoryRecorder } from '../src/history/recorder.ts';
+import { createRegistrationEvents, DEFAULT_REGISTRAR_SETTINGS, MemoryLocationService, registerHandler } from '../src/registrar/index.ts';
+import type { SipContext, SipUser } from '../src/router/context.ts';
+import { createDispatcher } from '../src/router/dispatch.ts';
+import { messageHandler } from '../src/router/message.ts';
+import { computeHa1, NonceIssuer } from '../src/sip/digest.ts';
+import type { Flow } from '../src/sip/index.ts';
+import { parseMessage } from '../src/sip/index.ts';
+import { TransactionLayer } from '../src/sip/transaction/layer.ts';
+import { stampReceived } from '../src/sip/transport/received.ts';
+import { openDatabase, sqliteSql } from '../src/storage/index.ts';
+import { prepareHistoryDatabase } from '../test/unit/history-fixture.ts';
+import { addUserRow } from '../test/unit/presence-database.ts';
+
+const history = process.argv[2] !== 'off';
+const CALLS = Number(process.argv[3] ?? 10_000);
+const ROUNDS = Number(process.argv[4] ?? 3);
+const D = 'bench.test';
+const PASSWORD = 'bench-secret';
+const logger = pino({ level: 'warn' });
+const users = Array.from({ length: 200 }, (_, i) => `user${String(i).padStart(3, '0')}`);
+const accounts = new Map([...users, 'bob'].map((u) => [u, { address: `${u}@${D}`, ha1: { MD5: computeHa1('MD5', u, D, PASSWORD), 'SHA-256': computeHa1('SHA-256', u, D, PASSWORD) } }]));
+const dir = mkdtempSync(path.join(tmpdir(), 'message-relay-'));
+const sql = sqliteSql(openDatabase(dir));
+await prepareHistoryDatabase(sql);
+for (const u of [...users, 'bob']) await addUserRow(sql, { address: `${u}@${D}`, displayName: u === 'bob' ? 'Bob Example' : null });
+const recorder = history ? new HistoryRecorder({ sql, logger, commitWindowMs: 10 }) : undefined;
+const user = async (address: string): Promise<SipUser | undefined> => (accounts.has(address.slice(0, address.indexOf('@'))) ? { displayName: address.startsWith('bob@') ? 'Bob Example' : null } : undefined);
+
+let toSender = '';
+let toBob = '';
+const flowTo = (port: number, sink: (text: string) => void): Flow =>
+  ({ id: `udp:127.0.0.1:${port}`, protocol: 'udp', reliable: false, closed: false, local: { address: '127.0.0.1', port: 5060 }, remote: { address: '127.0.0.1', port }, send: (b: Buffer) => (sink(b.toString('latin1')), true) }) as unknown as Flow;
+const senderFlow = flowTo(40000, (s) => (toSender = s));
+const bobFlow = flowTo(40001, (s) => (toBob = s));
+const ctx = {
+  domain: D, product: 'Parley/bench', allow: ['REGISTER', 'MESSAGE'], logger, now: Date.now,
+  auth: new Authenticator({ realm: D, nonces: new NonceIssuer({ secret: Buffer.alloc(32, 3) }), algorithms: ['MD5'], checkDigestUri: false, findAccount: async (u: string) => accounts.get(u) }),
+  location: new MemoryLocationService(), registrations: createRegistrationEvents(), registrar: DEFAULT_REGISTRAR_SETTINGS,
+  isOwnHost: (host: string) => host === D || host === '127.0.0.1',
+  resolveFlow: (ref: { remote: { port: number } }) => (ref.remote.port === 40001 ? bobFlow : senderFlow),
+  userExists: async (address: string) => (await user(address)) !== undefined,
+  user,
+  messaging: { maxBody: 65_536, deviceTimeout: 30 },
+  events: { changed: () => undefined },
+  offline: { accept: () => Promise.reject(new Error('bob is online: nothing goes offline')) },
+  history: recorder,
+} as unknown as SipContext;
+const layer = new TransactionLayer({ t1: 500, t2: 4000, t4: 5000 }, { onRequest: createDispatcher(ctx, [registerHandler, messageHandler]) });
+ctx.transactions = layer;
+
+const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
+const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+function receive(text: string, flow: Flow): void {
+  const m = parseMessage(Buffer.from(text, 'latin1'));
+  layer.receive(m, flow, m.kind === 'request' ? stampReceived(m, flow.remote) : undefined);
+}
+const digest = (u: string, nonce: string, method: string, uri: string): string =>
+  `Digest username="${u}", realm="${D}", uri="${uri}", nonce="${nonce}", response="${md5(`${accounts.get(u)?.ha1.MD5}:${nonce}:00000001:abcdef:auth:${md5(`${method}:${uri}`)}`)}", algorithm=MD5, cnonce="abcdef", qop=auth, nc=00000001`;
+const nonceIn = (text: string): string => /nonce="([^"]+)"/.exec(text)?.[1] ?? '';
+
+// bob registers over his flow
+const register = (cseq: number, authz?: string): string =>
+  `REGISTER sip:${D} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:40001;branch=z9hG4bK-bob-${cseq};rport\r\nFrom: <sip:bob@${D}>;tag=bobreg\r\nTo: <sip:bob@${D}>\r\nCall-ID: bob-reg@127.0.0.1\r\nCSeq: ${cseq} REGISTER\r\nContact: <sip:bob@127.0.0.1:40001;transport=UDP>\r\n${authz ? `Authorization: ${authz}\r\n` : ''}Expires: 3600\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n`;
+receive(register(1), bobFlow);
+await turn();
+receive(register(2, digest('bob', nonceIn(toBob), 'REGISTER', `sip:${D}`)), bobFlow);
+await turn();
+if (!toBob.startsWith('SIP/2.0 200')) throw new Error(`bob could not register: ${toBob}`);
+
+const body = 'Hello from the bench 12345';
+const message = (i: number, cseq: number, authz?: string): string =>
+  `MESSAGE sip:bob@${D} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:40000;branch=z9hG4bK-${i}-${cseq};rport\r\nFrom: <sip:${users[i % 200]}@${D}>;tag=${i}msg\r\nTo: <sip:bob@${D}>\r\nCall-ID: ${i}-m@127.0.0.1\r\nCSeq: ${cseq} MESSAGE\r\n${authz ? `Proxy-Authorization: ${authz}\r\n` : ''}Max-Forwards: 70\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+let calls = 0;
+async function call(): Promise<void> {
+  const i = calls++;
+  receive(message(i, 1), senderFlow);
+  await turn();
+  receive(message(i, 2, digest(users[i % 200] as string, nonceIn(toSender), 'MESSAGE', `sip:bob@${D}`)), senderFlow);
+  await turn();
+  // bob answers the forwarded MESSAGE
+  if (!toBob.startsWith('MESSAGE')) throw new Error(`not forwarded: ${toSender.slice(0, 200)}`);
+  const lines = toBob.split('\r\n');
+  const headers = (name: string): string[] => lines.filter((l) => l.toLowerCase().startsWith(`${name}:`));
+  receive(`SIP/2.0 200 OK\r\n${headers('via').join('\r\n')}\r\n${headers('from')[0]}\r\n${headers('to')[0]};tag=bob${i}\r\n${headers('call-id')[0]}\r\n${headers('cseq')[0]}\r\nContent-Length: 0\r\n\r\n`, bobFlow);
+  await turn();
+  if (!toSender.startsWith('SIP/2.0 200')) throw new Error(`no 200 relayed: ${toSender.slice(0, 300)}`);
+}
+
+for (let i = 0; i < 3000; i++) await call();
+await recorder?.settled();
+const main: number[] = [];
+const others: number[] = [];
+for (let r = 0; r < ROUNDS; r++) {
+  const m0 = process.threadCpuUsage();
+  const a0 = process.cpuUsage();
+  for (let i = 0; i < CALLS; i++) await call();
+  await recorder?.settled();
+  const m = process.threadCpuUsage(m0);
+  const a = process.cpuUsage(a0);
+  main.push((m.user + m.system) / CALLS);
+  others.push((a.user + a.system - m.user - m.system) / CALLS);
+}
+const sorted = (xs: number[]): number[] => [...xs].sort((x, y) => x - y);
+const summary = (xs: number[]): string => `least ${sorted(xs)[0]?.toFixed(1)}, median ${sorted(xs)[Math.floor(xs.length / 2)]?.toFixed(1)} us/call`;
+console.log(`history ${history ? 'on' : 'off'}: main thread ${summary(main)}; other threads ${summary(others)}${recorder ? `; ${recorder.stats.batches} batches, ${recorder.stats.recorded} messages recorded` : ''}`);
+await recorder?.close();
+layer.close();
+await sql.close();
+rmSync(dir, { recursive: true, force: true });
