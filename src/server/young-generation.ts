@@ -1,6 +1,3 @@
-// The heap's shape under load: the young generation's size, and how far the old one grows between
-// collections (below).
-//
 // The young generation's size. V8 grows it (two semi-spaces a scavenge copies live objects between)
 // up to 2 × 32 MiB on this kind of machine when much survives a scavenge, and keeps it: for
 // Parley under load, 64-128 MiB of RSS and scavenges of 10-100 ms (hundreds on a busy core: the
@@ -22,12 +19,8 @@ import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 /** one semi-space's capacity held, bytes */
 const SEMI_SPACE_BYTES = 8 * 1024 * 1024;
 
-/** true when Node was given the V8 flag `name` (command line or NODE_OPTIONS): it is left to rule */
-function givenToNode(name: string): boolean {
-  return [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((flag) => flag.startsWith(name));
-}
-
-if (!givenToNode('--max-semi-space-size')) {
+const given = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((flag) => flag.startsWith('--max-semi-space-size'));
+if (!given) {
   let factor = 2; // V8's default
   const hold = (): void => {
     // a semi-space's capacity: what is used of it and what is left (new_space's size counts both
@@ -41,18 +34,4 @@ if (!givenToNode('--max-semi-space-size')) {
   };
   hold();
   new PerformanceObserver(hold).observe({ entryTypes: ['gc'] });
-}
-
-// The old generation. After each mark-compact V8 lets the old generation grow to its live size
-// times a factor it picks from how fast it marks against how fast the program allocates: for
-// Parley, 4 (its largest), as marking 25-30 MiB of live objects is quick. What grows it between
-// collections is what scavenges promoted and is dead by the next mark-compact (requests that
-// were in flight at a scavenge): ~0.4 KB per REGISTER call, 3 MB/s at 8,000 calls/s, so the old
-// generation reached ~100 MiB of RSS before V8 collected it (issue 20: peak RSS 267 MiB). At 1.5
-// it is collected at ~40 MiB: at 8,000/s a mark-compact every few seconds, each a ~10 ms pause
-// and some incremental marking, instead of one every ~20 s. `--heap-growing-percent` given to
-// Node wins.
-const OLD_GENERATION_GROWTH_PERCENT = 50;
-if (!givenToNode('--heap-growing-percent')) {
-  setFlagsFromString(`--heap-growing-percent=${OLD_GENERATION_GROWTH_PERCENT}`);
 }
