@@ -71,7 +71,7 @@ interface Chunk {
   /** the last bucket with a record in it: the chunk is freed when that bucket is dropped */
   lastBucket: number;
   /** kind (method and status code) → the record kept whole that records of that kind are encoded against */
-  references: Map<string, { offset: number; reference: DeltaReference }> | undefined;
+  references: Map<number, { offset: number; reference: DeltaReference }> | undefined;
 }
 
 interface Bucket {
@@ -296,9 +296,14 @@ export class CompletedTransactions {
   }
 }
 
-/** What a record's reference is chosen by: the key's method (its last field) and the response's status code. */
-function kindOf(key: string, response: Buffer): string {
-  return `${key.slice(key.lastIndexOf('|') + 1)} ${response.toString('latin1', 8, 11)}`;
+/**
+ * What a record's reference is chosen by: the key's method (its last field) and the response's
+ * status code, as a number (two kinds may share one: a poorer reference, not a wrong answer).
+ */
+function kindOf(key: string, response: Buffer): number {
+  let h = 0;
+  for (let i = key.lastIndexOf('|') + 1; i < key.length; i++) h = Math.imul(h, 31) + key.charCodeAt(i);
+  return Math.imul(h, 1000) + ((response[8] ?? 0) << 16) + ((response[9] ?? 0) << 8) + (response[10] ?? 0);
 }
 
 /** The key and response of the record at `offset` in `chunk` (decoded against its reference, or a view of the bytes kept whole). */

@@ -51,6 +51,7 @@ export function maxDeltaLength(length: number): number {
 export function encodeDelta(input: Uint8Array, ref: DeltaReference, out: Uint8Array, at: number): number {
   const r = ref.bytes;
   const rLength = r.length;
+  const seen = ref.seen;
   let o = at;
   /** where the pending literals start in `input` */
   let literals = 0;
@@ -62,19 +63,21 @@ export function encodeDelta(input: Uint8Array, ref: DeltaReference, out: Uint8Ar
     let from = 0;
     const limit = Math.min(MAX_MATCH, input.length - i);
     // where the last copy left off: fields come in the same order
-    if (next < rLength) {
-      let n = 0;
-      while (n < limit && next + n < rLength && r[next + n] === input[i + n]) n++;
+    if (r[next] === input[i]) {
+      const most = Math.min(limit, rLength - next);
+      let n = 1;
+      while (n < most && r[next + n] === input[i + n]) n++;
       if (n >= MIN_MATCH) {
         best = n;
         from = next;
       }
     }
     if (best < limit) {
-      const p = (ref.seen[hash4(input, i)] as number) - 1;
+      const p = (seen[hash4(input, i)] as number) - 1;
       if (p >= 0 && p !== from) {
+        const most = Math.min(limit, rLength - p);
         let n = 0;
-        while (n < limit && p + n < rLength && r[p + n] === input[i + n]) n++;
+        while (n < most && r[p + n] === input[i + n]) n++;
         if (n > best && n >= MIN_MATCH) {
           best = n;
           from = p;
