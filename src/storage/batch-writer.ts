@@ -18,6 +18,7 @@ import { parentPort, Worker, workerData } from 'node:worker_threads';
 import { openDatabaseFile } from './database.ts';
 import type { Sql } from './sql.ts';
 import { sqliteSql } from './sqlite-sql.ts';
+import { strippedModules, THREAD_LOADER } from './thread-modules.ts';
 
 /** a writer thread's young generation (semi-spaces and all), MiB: see ThreadBatchWriter#start */
 const WRITER_YOUNG_GENERATION_MB = 6;
@@ -85,7 +86,7 @@ export interface ThreadBatchWriterOptions extends BatchWriterThread {
 }
 
 /** What a writer thread is sent: a writer joins (naming its entry file), writes a batch, or leaves. */
-type ThreadRequest<J> = { kind: 'open'; writer: number; entry: string } | { kind: 'write'; writer: number; id: number; jobs: readonly J[] } | { kind: 'close'; writer: number };
+type ThreadRequest<J> = { kind: 'open'; writer: number; entry: string; modules: Map<string, string> } | { kind: 'write'; writer: number; id: number; jobs: readonly J[] } | { kind: 'close'; writer: number };
 /** What it answers: a batch's result or error, or that a writer has left (its batches all answered). */
 type ThreadReply<R> = { writer: number; id: number; result: R } | { writer: number; id: number; error: { message: string; code?: string } } | { writer: number; closed: true };
 
@@ -105,6 +106,8 @@ interface WriterThread {
   nextWriter: number;
   /** writers whose close is under way (the thread is kept referenced meanwhile) */
   closing: number;
+  /** the modules stripped for it (thread-modules.ts) */
+  readonly stripped: Set<string>;
 }
 
 // One thread serves every writer of a file (the spool's and Conversation History's): a thread is
@@ -117,7 +120,18 @@ function startThread(file: string): WriterThread {
   // The thread gets V8's default young generation otherwise (up to 3 × 32 MiB here, sized for the
   // main thread's traffic), which it grows under load and keeps: a batch's garbage is a few
   // hundred small objects, and a few MiB collect it as well.
-  const worker = new Worker(new URL('./writer-thread.ts', import.meta.url), { workerData: { file }, resourceLimits: { maxYoungGenerationSizeMb: WRITER_YOUNG_GENERATION_MB } });
+  // Its modules come stripped of their types (thread-modules.ts), and it preloads nothing: --import
+  // and --require are for the main thread (the bench's commit-stats.ts, say, would load the
+  // spool's modules and Node's type stripper into the thread; bin/parley's strip-types.mjs is the
+  // thread loader's job there).
+  const main = new URL('./writer-thread.ts', import.meta.url).href;
+  const stripped = new Set<string>();
+  const worker = new Worker(THREAD_LOADER, {
+    eval: true,
+    workerData: { file, main, modules: strippedModules(main, stripped) },
+    execArgv: threadOptions(process.execArgv),
+    resourceLimits: { maxYoungGenerationSizeMb: WRITER_YOUNG_GENERATION_MB },
+  });
   // a running server is kept alive by its sockets; the thread alone must not keep a process alive
   worker.unref();
   const members = new Map<number, ThreadMember<never>>();
@@ -136,7 +150,7 @@ function startThread(file: string): WriterThread {
       resolve();
     });
   });
-  const thread: WriterThread = { file, worker, members, exited, nextWriter: 1, closing: 0 };
+  const thread: WriterThread = { file, worker, members, exited, nextWriter: 1, closing: 0, stripped };
   threads.set(file, thread);
   return thread;
 }
@@ -217,9 +231,42 @@ export class ThreadBatchWriter<J, R> implements BatchWriter<J, R> {
       },
     };
     thread.members.set(writer, member as ThreadMember<never>);
-    thread.worker.postMessage({ kind: 'open', writer, entry: this.#o.entry.href } satisfies ThreadRequest<J>);
+    const entry = this.#o.entry.href;
+    thread.worker.postMessage({ kind: 'open', writer, entry, modules: strippedModules(entry, thread.stripped) } satisfies ThreadRequest<J>);
     return { thread, writer };
   }
+}
+
+/** Node's options a writer thread is given, with `--name value` (not `--name=value`) taking the next one. */
+const THREAD_OPTIONS = new Map([
+  // profiles (a thread writes its own file; given the main thread's name, it would write over it)
+  ['--cpu-prof', false],
+  ['--cpu-prof-dir', true],
+  ['--cpu-prof-interval', true],
+  ['--heap-prof', false],
+  ['--heap-prof-dir', true],
+  ['--heap-prof-interval', true],
+  // what errors and warnings look like
+  ['--enable-source-maps', false],
+  ['--disable-warning', true],
+  ['--no-warnings', false],
+  ['--trace-warnings', false],
+]);
+
+/**
+ * The options of Node's command line a writer thread gets: the diagnostics, not the preloads
+ * (`--import`, `--require`: the main thread's), nor what a thread may not be given (per process).
+ */
+function threadOptions(options: readonly string[]): string[] {
+  const kept: string[] = [];
+  for (let i = 0; i < options.length; i++) {
+    const option = options[i] as string;
+    const takesValue = THREAD_OPTIONS.get(option.split('=')[0] as string);
+    if (takesValue === undefined) continue;
+    kept.push(option);
+    if (takesValue && !option.includes('=') && i + 1 < options.length) kept.push(options[++i] as string);
+  }
+  return kept;
 }
 
 /** In a writer thread: the write function the entry file being imported gave serveBatches. */
@@ -264,6 +311,9 @@ export function hostBatchWriters(): void {
   const writers = new Map<number, { write: Promise<BatchWrite<unknown, unknown>>; last: Promise<unknown> }>();
   port.on('message', (request: ThreadRequest<unknown>) => {
     if (request.kind === 'open') {
+      // for the thread's loader (THREAD_LOADER), before the entry is imported
+      const modules = (workerData as { modules: Map<string, string> }).modules;
+      for (const [url, js] of request.modules) modules.set(url, js);
       writers.set(request.writer, { write: load(request.entry), last: Promise.resolve() });
       return;
     }

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { Headers, type SipRequest, type SipResponse } from '../../src/sip/message.ts';
 import { createResponse } from '../../src/sip/response.ts';
@@ -111,23 +112,24 @@ describe('non-INVITE server transaction (RFC 3261 §17.2.2)', () => {
     const { CompletedTransactions } = await import('../../src/sip/transaction/completed.ts');
     let clock = 0;
     const kept = new CompletedTransactions(20, 10, 20, () => clock);
-    const response = Buffer.alloc(1000, 0x61);
-    for (let i = 0; i < 200; i++) kept.add(`z9hG4bK-a${i}|h:1|MESSAGE`, response); // bucket 0, opened at 0
+    // random responses, each its own: nothing for delta-codec.ts to share, each record takes its 1,000 bytes
+    const responses = Array.from({ length: 400 }, () => randomBytes(1000));
+    for (let i = 0; i < 200; i++) kept.add(`z9hG4bK-a${i}|h:1|MESSAGE`, responses[i]!); // bucket 0, opened at 0
     clock = 10;
-    for (let i = 0; i < 200; i++) kept.add(`z9hG4bK-b${i}|h:1|MESSAGE`, response); // bucket 1, opened at 10
+    for (let i = 0; i < 200; i++) kept.add(`z9hG4bK-b${i}|h:1|MESSAGE`, responses[200 + i]!); // bucket 1, opened at 10
     assert.equal(kept.size, 400);
     assert.equal(kept.chunks, 2, 'one chunk shared by both buckets, a second for bucket 1');
     clock = 30; // bucket 0 is due (0 + 20 + 10), bucket 1 is not
     await sleep(50);
     assert.equal(kept.size, 200);
     assert.equal(kept.response('z9hG4bK-a0|h:1|MESSAGE'), undefined);
-    assert.deepEqual(kept.response('z9hG4bK-b199|h:1|MESSAGE'), response);
+    assert.deepEqual(kept.response('z9hG4bK-b199|h:1|MESSAGE'), responses[399]);
     assert.equal(kept.chunks, 2, 'the shared chunk stays while bucket 1 has records in it');
     clock = 40;
     await sleep(50);
     assert.deepEqual([kept.size, kept.chunks], [0, 0]);
-    kept.add('z9hG4bK-c|h:1|MESSAGE', response); // chunks freed whole are used again
-    assert.deepEqual(kept.response('z9hG4bK-c|h:1|MESSAGE'), response);
+    kept.add('z9hG4bK-c|h:1|MESSAGE', responses[0]!); // chunks freed whole are used again
+    assert.deepEqual(kept.response('z9hG4bK-c|h:1|MESSAGE'), responses[0]);
     kept.clear();
   });
 
