@@ -116,15 +116,33 @@ export class Notifier {
    * for a fan-out (EventPackage.views); without, the package's body() for this one. A NOTIFY held
    * back behind one in flight reads the document again when it goes.
    */
-  notify(sub: Subscription, onlyIfChanged = false, views?: Promise<DocumentViews>): void {
+  notify(sub: Subscription, onlyIfChanged = false, views?: DocumentViews | Promise<DocumentViews>): void {
     if (sub.state === 'terminated') return;
     if (this.#inFlight.has(sub.id)) {
       this.#again.set(sub.id, (this.#again.get(sub.id) ?? false) || !onlyIfChanged);
       return;
     }
     this.#inFlight.add(sub.id);
+    if (typeof views === 'function') {
+      // a fan-out's views are at hand: a document given at once goes out at once, without an
+      // async function and its awaits per NOTIFY (10,000 of them)
+      let document: EventDocument | Promise<EventDocument>;
+      try {
+        document = views(sub);
+        if (!(document instanceof Promise)) {
+          this.#deliver(sub, onlyIfChanged, document)?.catch((err: unknown) => this.#failed(sub, err));
+          return;
+        }
+      } catch (err) {
+        this.#failed(sub, err);
+        return;
+      }
+      this.#preparing++;
+      void this.#send(sub, onlyIfChanged, document);
+      return;
+    }
     this.#preparing++;
-    void this.#send(sub, onlyIfChanged, views);
+    void this.#send(sub, onlyIfChanged, views === undefined ? undefined : views.then((view) => view(sub)));
   }
 
   /**
@@ -138,6 +156,25 @@ export class Notifier {
   notifyAll(key: string, subs: readonly Subscription[], views?: Promise<DocumentViews>): void {
     const fanout = {};
     this.#fanouts.set(key, fanout);
+    if (views === undefined) {
+      this.#slices(key, fanout, subs, undefined);
+      return;
+    }
+    // the views are awaited once for the whole fan-out, not once per NOTIFY; their failure reaches
+    // each NOTIFY, which logs it and ends its subscription (as documentFor's would)
+    this.#preparing++;
+    views.then(
+      (view) => {
+        if (this.#fanouts.get(key) === fanout) this.#slices(key, fanout, subs, view);
+      },
+      () => {
+        if (this.#fanouts.get(key) === fanout) this.#slices(key, fanout, subs, views);
+      },
+    ).finally(() => this.#donePreparing());
+  }
+
+  /** The NOTIFYs of one fan-out, FANOUT_SLICE of them per turn of the event loop (notifyAll). */
+  #slices(key: string, fanout: object, subs: readonly Subscription[], views: DocumentViews | Promise<DocumentViews> | undefined): void {
     let next = 0;
     const slice = (): void => {
       const end = Math.min(subs.length, next + FANOUT_SLICE);
@@ -180,15 +217,20 @@ export class Notifier {
   }
 
   /** Prepares and sends one NOTIFY; never rejects (a failure ends the subscription). */
-  async #send(sub: Subscription, onlyIfChanged: boolean, views: Promise<DocumentViews> | undefined): Promise<void> {
+  async #send(sub: Subscription, onlyIfChanged: boolean, document: Promise<EventDocument> | undefined): Promise<void> {
     try {
-      await this.#prepare(sub, onlyIfChanged, views);
+      await this.#deliver(sub, onlyIfChanged, await (document ?? this.#deps.documentFor(sub)));
     } catch (err) {
-      this.#deps.logger.error({ err, watcher: sub.watcher, event: sub.package, resource: sub.resource }, 'NOTIFY to %s failed', sub.watcher);
-      this.#end(sub, 'deactivated');
+      this.#failed(sub, err);
     } finally {
       this.#donePreparing();
     }
+  }
+
+  /** A NOTIFY could not be prepared or sent: logged, and its subscription ends. */
+  #failed(sub: Subscription, err: unknown): void {
+    this.#deps.logger.error({ err, watcher: sub.watcher, event: sub.package, resource: sub.resource }, 'NOTIFY to %s failed', sub.watcher);
+    this.#end(sub, 'deactivated');
   }
 
   #donePreparing(): void {
@@ -198,31 +240,44 @@ export class Notifier {
     for (const wake of idle) wake();
   }
 
-  async #prepare(sub: Subscription, onlyIfChanged: boolean, views: Promise<DocumentViews> | undefined): Promise<void> {
-    const document = views === undefined ? await this.#deps.documentFor(sub) : await (await views)(sub);
+  /**
+   * Sends the document unless the subscription ended or already has it. Synchronous (undefined)
+   * over the subscriber's own flow; a promise only when a partner's connection must be opened.
+   * Throws when the NOTIFY cannot be made.
+   */
+  #deliver(sub: Subscription, onlyIfChanged: boolean, document: EventDocument): Promise<void> | undefined {
     if (sub.state === 'terminated') {
       this.#settled(sub);
-      return;
+      return undefined;
     }
     const key = document.key ?? document.body;
     if (onlyIfChanged && sub.state === 'active' && this.#lastBody.get(sub.id) === key) {
       this.#settled(sub);
-      return;
+      return undefined;
     }
     this.#lastBody.set(sub.id, key);
     // a local subscriber's flow is at hand; only a partner's may need a connection opened (an await)
     const local = this.#deps.resolveFlow(sub.flow);
-    const flow = local !== undefined && !local.closed ? local : await this.#flowOf(sub);
-    if (flow === undefined) {
-      this.#end(sub, 'deactivated');
-      return;
+    if (local !== undefined && !local.closed) {
+      this.#sendOn(sub, local, document);
+      return undefined;
     }
-    // connecting took a while: the subscription may have ended meanwhile (flowClosed, a sweep)
-    const stateNow: string = sub.state;
-    if (stateNow === 'terminated') {
-      this.#settled(sub);
-      return;
-    }
+    return this.#flowOf(sub).then((flow) => {
+      if (flow === undefined) {
+        this.#end(sub, 'deactivated');
+        return;
+      }
+      // connecting took a while: the subscription may have ended meanwhile (flowClosed, a sweep)
+      if (sub.state === 'terminated') {
+        this.#settled(sub);
+        return;
+      }
+      this.#sendOn(sub, flow, document);
+    });
+  }
+
+  /** Fills the subscription's template and sends the NOTIFY in a client transaction. */
+  #sendOn(sub: Subscription, flow: Flow, document: EventDocument): void {
     const terminal = sub.state === 'terminating';
     const gate = this.#deps.federation;
     const self: NotifierSelf | undefined = sub.partner === undefined || gate === undefined ? undefined : { sentBy: gate.sentBy, protocol: 'tls' };
