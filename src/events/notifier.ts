@@ -283,12 +283,12 @@ export class Notifier {
     const self: NotifierSelf | undefined = sub.partner === undefined || gate === undefined ? undefined : { sentBy: gate.sentBy, protocol: 'tls' };
     const branch = newBranch();
     const subscriptionState = sub.subscriptionState(this.#deps.now());
-    const bytes = fillNotify(this.#templateOf(sub, flow, self), branch, sub.nextCSeq(), subscriptionState, document);
+    const text = fillNotify(this.#templateOf(sub, flow, self), branch, sub.nextCSeq(), subscriptionState, document);
     if (this.#deps.logger.isLevelEnabled('debug')) this.#deps.logger.debug({ ...logFields(sub), subscriptionState }, 'NOTIFY %s', sub.watcher);
     const user = new NotifyTransactionUser(this.#outcomes, sub, terminal);
     const transactions = this.#deps.transactions;
-    if (transactions.sendPrepared !== undefined) transactions.sendPrepared(notifyKey(branch), bytes, flow, user);
-    else transactions.sendRequest(parseMessage(bytes) as SipRequest, flow, user);
+    if (transactions.sendPrepared !== undefined) transactions.sendPrepared(notifyKey(branch), text, flow, user);
+    else transactions.sendRequest(parseMessage(Buffer.from(text, 'utf8')) as SipRequest, flow, user);
   }
 
   /** The subscription's NOTIFY template, made again when its target, flow or name towards a partner changed. */
@@ -432,16 +432,19 @@ export function notifyTemplate(sub: Subscription, flow: Flow, product: string, s
   };
 }
 
-/** One NOTIFY's bytes (RFC 6665 §8.2.3 Subscription-State): the template with this NOTIFY's own fields and document. */
-export function fillNotify(template: NotifyTemplate, branch: string, cseq: number, subscriptionState: string, document: EventDocument): Buffer {
+/**
+ * One NOTIFY's text, to be sent as UTF-8 (RFC 6665 §8.2.3 Subscription-State): the template with
+ * this NOTIFY's own fields and document. Text, not bytes: a TCP or TLS socket encodes it as it
+ * writes it (Flow.sendText), with no Buffer made per NOTIFY.
+ */
+export function fillNotify(template: NotifyTemplate, branch: string, cseq: number, subscriptionState: string, document: EventDocument): string {
   let head = template.start + branch + template.dialog + 'CSeq: ' + String(cseq) + ' NOTIFY\r\n' + template.contact + 'Subscription-State: ' + subscriptionState + '\r\n' + template.userAgent;
   for (const [name, value] of document.headers ?? []) {
     if (UNSAFE_VALUE.test(name) || UNSAFE_VALUE.test(value)) throw new Error(`NOTIFY header ${JSON.stringify(name.slice(0, 40))} has CR, LF or NUL`);
     head += name + ': ' + value + '\r\n';
   }
   head += 'Content-Type: ' + document.contentType + '\r\nContent-Length: ' + String(bodyLength(document)) + '\r\n\r\n';
-  // one encoding of the whole message: a 1 KiB PIDF NOTIFY costs no more than copying the body in
-  return Buffer.from(head + document.body, 'utf8');
+  return head + document.body;
 }
 
 /** The client transaction key of a NOTIFY with this branch: what clientTransactionKey gives for it (§17.1.3). */
@@ -451,11 +454,11 @@ export function notifyKey(branch: string): string {
 
 /**
  * An in-dialog NOTIFY as a message (tests, and transaction layers that take only messages): the
- * bytes fillNotify makes, parsed. Takes the next CSeq of the subscription.
+ * text fillNotify makes, parsed. Takes the next CSeq of the subscription.
  */
 export function buildNotify(sub: Subscription, flow: Flow, document: EventDocument, now: number, product: string, self?: NotifierSelf): SipRequest {
-  const bytes = fillNotify(notifyTemplate(sub, flow, product, self), newBranch(), sub.nextCSeq(), sub.subscriptionState(now), document);
-  return parseMessage(bytes) as SipRequest;
+  const text = fillNotify(notifyTemplate(sub, flow, product, self), newBranch(), sub.nextCSeq(), sub.subscriptionState(now), document);
+  return parseMessage(Buffer.from(text, 'utf8')) as SipRequest;
 }
 
 /** The length in bytes of each document, counted once however many NOTIFYs carry it (a fan-out's views are shared objects). */
