@@ -56,16 +56,16 @@ export const FANOUT_SLICE = 1000;
 
 export class Notifier {
   readonly #deps: NotifierDeps;
+  /**
+   * What the notifier keeps of each subscription (in flight, changed again, last document,
+   * template), gone with the subscription: one look-up per NOTIFY and one per answer, where a
+   * map per item cost five and two (a fan-out makes 10,000 of each)
+   */
+  readonly #dialogs = new WeakMap<Subscription, DialogNotifies>();
   /** dialogs with a NOTIFY awaiting its final response */
-  readonly #inFlight = new Set<string>();
-  /** dialogs that changed again meanwhile: true when that NOTIFY must go even if nothing changed */
-  readonly #again = new Map<string, boolean>();
-  /** the last document each dialog was sent: a change that changes nothing sends nothing */
-  readonly #lastBody = new Map<string, string>();
+  #inFlight = 0;
   /** NOTIFYs being prepared: their documents read, their flows found */
   #preparing = 0;
-  /** each subscription's NOTIFY template: gone with the subscription */
-  readonly #templates = new WeakMap<Subscription, NotifyTemplate>();
   /** the fan-out of each resource whose slices are still going out (notifyAll) */
   readonly #fanouts = new Map<string, object>();
   /** prepared() callers waiting for #preparing to reach 0 */
@@ -76,7 +76,8 @@ export class Notifier {
   constructor(deps: NotifierDeps) {
     this.#deps = deps;
     this.#outcomes = {
-      answered: (sub, terminal, response) => {
+      answered: (dialog, terminal, response) => {
+        const sub = dialog.sub;
         // §4.2.2: "If the NOTIFY request fails due to an error response, and the subscription
         // was installed using a soft-state mechanism (such as SUBSCRIBE), the notifier MUST
         // remove the corresponding subscription." (481 included.)
@@ -89,16 +90,16 @@ export class Notifier {
           this.#end(sub);
           return;
         }
-        this.#settled(sub);
+        this.#settled(dialog);
       },
-      timedOut: (sub) => {
+      timedOut: ({ sub }) => {
         // §4.2.2: "If the NOTIFY request fails due to a timeout condition, and the subscription
         // was installed using a soft-state mechanism (such as SUBSCRIBE), the notifier SHOULD
         // remove the subscription."
         this.#deps.logger.info(logFields(sub), 'NOTIFY timed out: subscription ended');
         this.#end(sub, 'timeout');
       },
-      unsendable: (sub) => {
+      unsendable: ({ sub }) => {
         this.#deps.logger.info(logFields(sub), 'NOTIFY could not be sent: subscription ended');
         this.#end(sub, 'deactivated');
       },
@@ -118,11 +119,14 @@ export class Notifier {
    */
   notify(sub: Subscription, onlyIfChanged = false, views?: DocumentViews | Promise<DocumentViews>): void {
     if (sub.state === 'terminated') return;
-    if (this.#inFlight.has(sub.id)) {
-      this.#again.set(sub.id, (this.#again.get(sub.id) ?? false) || !onlyIfChanged);
+    let dialog = this.#dialogs.get(sub);
+    if (dialog === undefined) this.#dialogs.set(sub, (dialog = new DialogNotifies(sub)));
+    if (dialog.inFlight) {
+      dialog.again = (dialog.again ?? false) || !onlyIfChanged;
       return;
     }
-    this.#inFlight.add(sub.id);
+    dialog.inFlight = true;
+    this.#inFlight++;
     if (typeof views === 'function') {
       // a fan-out's views are at hand: a document given at once goes out at once, without an
       // async function and its awaits per NOTIFY (10,000 of them)
@@ -130,7 +134,7 @@ export class Notifier {
       try {
         document = views(sub);
         if (!(document instanceof Promise)) {
-          this.#deliver(sub, onlyIfChanged, document)?.catch((err: unknown) => this.#failed(sub, err));
+          this.#deliver(dialog, onlyIfChanged, document)?.catch((err: unknown) => this.#failed(sub, err));
           return;
         }
       } catch (err) {
@@ -138,11 +142,11 @@ export class Notifier {
         return;
       }
       this.#preparing++;
-      void this.#send(sub, onlyIfChanged, document);
+      void this.#send(dialog, onlyIfChanged, document);
       return;
     }
     this.#preparing++;
-    void this.#send(sub, onlyIfChanged, views === undefined ? undefined : views.then((view) => view(sub)));
+    void this.#send(dialog, onlyIfChanged, views === undefined ? undefined : views.then((view) => view(sub)));
   }
 
   /**
@@ -213,15 +217,15 @@ export class Notifier {
   }
 
   get pending(): number {
-    return this.#inFlight.size;
+    return this.#inFlight;
   }
 
   /** Prepares and sends one NOTIFY; never rejects (a failure ends the subscription). */
-  async #send(sub: Subscription, onlyIfChanged: boolean, document: Promise<EventDocument> | undefined): Promise<void> {
+  async #send(dialog: DialogNotifies, onlyIfChanged: boolean, document: Promise<EventDocument> | undefined): Promise<void> {
     try {
-      await this.#deliver(sub, onlyIfChanged, await (document ?? this.#deps.documentFor(sub)));
+      await this.#deliver(dialog, onlyIfChanged, await (document ?? this.#deps.documentFor(dialog.sub)));
     } catch (err) {
-      this.#failed(sub, err);
+      this.#failed(dialog.sub, err);
     } finally {
       this.#donePreparing();
     }
@@ -245,21 +249,22 @@ export class Notifier {
    * over the subscriber's own flow; a promise only when a partner's connection must be opened.
    * Throws when the NOTIFY cannot be made.
    */
-  #deliver(sub: Subscription, onlyIfChanged: boolean, document: EventDocument): Promise<void> | undefined {
+  #deliver(dialog: DialogNotifies, onlyIfChanged: boolean, document: EventDocument): Promise<void> | undefined {
+    const sub = dialog.sub;
     if (sub.state === 'terminated') {
-      this.#settled(sub);
+      this.#settled(dialog);
       return undefined;
     }
     const key = document.key ?? document.body;
-    if (onlyIfChanged && sub.state === 'active' && this.#lastBody.get(sub.id) === key) {
-      this.#settled(sub);
+    if (onlyIfChanged && sub.state === 'active' && dialog.lastKey === key) {
+      this.#settled(dialog);
       return undefined;
     }
-    this.#lastBody.set(sub.id, key);
+    dialog.lastKey = key;
     // a local subscriber's flow is at hand; only a partner's may need a connection opened (an await)
     const local = this.#deps.resolveFlow(sub.flow);
     if (local !== undefined && !local.closed) {
-      this.#sendOn(sub, local, document);
+      this.#sendOn(dialog, local, document);
       return undefined;
     }
     return this.#flowOf(sub).then((flow) => {
@@ -269,35 +274,35 @@ export class Notifier {
       }
       // connecting took a while: the subscription may have ended meanwhile (flowClosed, a sweep)
       if (sub.state === 'terminated') {
-        this.#settled(sub);
+        this.#settled(dialog);
         return;
       }
-      this.#sendOn(sub, flow, document);
+      this.#sendOn(dialog, flow, document);
     });
   }
 
   /** Fills the subscription's template and sends the NOTIFY in a client transaction. */
-  #sendOn(sub: Subscription, flow: Flow, document: EventDocument): void {
+  #sendOn(dialog: DialogNotifies, flow: Flow, document: EventDocument): void {
+    const sub = dialog.sub;
     const terminal = sub.state === 'terminating';
     const gate = this.#deps.federation;
     const self: NotifierSelf | undefined = sub.partner === undefined || gate === undefined ? undefined : { sentBy: gate.sentBy, protocol: 'tls' };
     const branch = newBranch();
     const subscriptionState = sub.subscriptionState(this.#deps.now());
-    const text = fillNotify(this.#templateOf(sub, flow, self), branch, sub.nextCSeq(), subscriptionState, document);
+    const text = fillNotify(this.#templateOf(dialog, flow, self), branch, sub.nextCSeq(), subscriptionState, document);
     if (this.#deps.logger.isLevelEnabled('debug')) this.#deps.logger.debug({ ...logFields(sub), subscriptionState }, 'NOTIFY %s', sub.watcher);
-    const user = new NotifyTransactionUser(this.#outcomes, sub, terminal);
+    const user = new NotifyTransactionUser(this.#outcomes, dialog, terminal);
     const transactions = this.#deps.transactions;
     if (transactions.sendPrepared !== undefined) transactions.sendPrepared(notifyKey(branch), text, flow, user);
     else transactions.sendRequest(parseMessage(Buffer.from(text, 'utf8')) as SipRequest, flow, user);
   }
 
   /** The subscription's NOTIFY template, made again when its target, flow or name towards a partner changed. */
-  #templateOf(sub: Subscription, flow: Flow, self: NotifierSelf | undefined): NotifyTemplate {
-    const kept = this.#templates.get(sub);
+  #templateOf(dialog: DialogNotifies, flow: Flow, self: NotifierSelf | undefined): NotifyTemplate {
+    const sub = dialog.sub;
+    const kept = dialog.template;
     if (kept !== undefined && kept.remoteTarget === sub.dialog.remoteTarget && kept.flowId === flow.id && kept.selfSentBy === self?.sentBy) return kept;
-    const template = notifyTemplate(sub, flow, this.#deps.product, self);
-    this.#templates.set(sub, template);
-    return template;
+    return (dialog.template = notifyTemplate(sub, flow, this.#deps.product, self));
   }
 
   /**
@@ -326,52 +331,74 @@ export class Notifier {
   }
 
   /** The NOTIFY was answered: send the next one if the document changed meanwhile. */
-  #settled(sub: Subscription): void {
-    this.#inFlight.delete(sub.id);
-    const again = this.#again.get(sub.id);
+  #settled(dialog: DialogNotifies): void {
+    if (dialog.inFlight) this.#inFlight--;
+    dialog.inFlight = false;
+    const again = dialog.again;
     if (again === undefined) return;
-    this.#again.delete(sub.id);
-    this.notify(sub, !again);
+    dialog.again = undefined;
+    this.notify(dialog.sub, !again);
   }
 
   #end(sub: Subscription, reason?: TerminationReason): void {
-    this.#inFlight.delete(sub.id);
-    this.#again.delete(sub.id);
-    this.#lastBody.delete(sub.id);
+    const dialog = this.#dialogs.get(sub);
+    if (dialog !== undefined) {
+      // a transaction still out may report later: it finds nothing in flight, nothing to send again
+      if (dialog.inFlight) this.#inFlight--;
+      dialog.inFlight = false;
+      dialog.again = undefined;
+      this.#dialogs.delete(sub);
+    }
     if (sub.state !== 'terminated') sub.end(reason);
     this.#deps.onEnded(sub);
   }
 }
 
+/** What the notifier keeps of one subscription (Notifier.#dialogs). */
+class DialogNotifies {
+  readonly sub: Subscription;
+  /** a NOTIFY awaits its final response */
+  inFlight = false;
+  /** it changed again meanwhile: true when that NOTIFY must go even if nothing changed */
+  again: boolean | undefined = undefined;
+  /** what the last document sent compares by: a change that changes nothing sends nothing */
+  lastKey: string | undefined = undefined;
+  template: NotifyTemplate | undefined = undefined;
+
+  constructor(sub: Subscription) {
+    this.sub = sub;
+  }
+}
+
 /** What the transaction of a NOTIFY tells the notifier (Notifier's constructor makes the one object). */
 interface NotifyOutcomes {
-  answered(sub: Subscription, terminal: boolean, response: SipResponse): void;
-  timedOut(sub: Subscription): void;
-  unsendable(sub: Subscription): void;
+  answered(dialog: DialogNotifies, terminal: boolean, response: SipResponse): void;
+  timedOut(dialog: DialogNotifies): void;
+  unsendable(dialog: DialogNotifies): void;
 }
 
 /** The transaction user of one NOTIFY: which subscription, and whether it was the final NOTIFY. */
 class NotifyTransactionUser implements ClientTransactionUser {
   readonly #outcomes: NotifyOutcomes;
-  readonly #sub: Subscription;
+  readonly #dialog: DialogNotifies;
   readonly #terminal: boolean;
 
-  constructor(outcomes: NotifyOutcomes, sub: Subscription, terminal: boolean) {
+  constructor(outcomes: NotifyOutcomes, dialog: DialogNotifies, terminal: boolean) {
     this.#outcomes = outcomes;
-    this.#sub = sub;
+    this.#dialog = dialog;
     this.#terminal = terminal;
   }
 
   onFinal(response: SipResponse): void {
-    this.#outcomes.answered(this.#sub, this.#terminal, response);
+    this.#outcomes.answered(this.#dialog, this.#terminal, response);
   }
 
   onTimeout(): void {
-    this.#outcomes.timedOut(this.#sub);
+    this.#outcomes.timedOut(this.#dialog);
   }
 
   onTransportError(): void {
-    this.#outcomes.unsendable(this.#sub);
+    this.#outcomes.unsendable(this.#dialog);
   }
 }
 
