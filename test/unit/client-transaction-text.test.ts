@@ -8,31 +8,16 @@ import type { Flow } from '../../src/sip/transport/flow.ts';
 const FAST = { t1: 10, t2: 40, t4: 50 };
 const TEXT = 'NOTIFY sip:w@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bK-t1\r\nSubject: Café\r\nContent-Length: 0\r\n\r\n';
 
+/** Records what it is given, bytes or text; `withText`: it takes text too, as TCP and TLS flows do. */
 function fakeFlow(reliable: boolean, withText: boolean): Flow & { sent: Array<Buffer | string>; fail: boolean } {
-  const flow = {
-    id: reliable ? 'tcp:test#1' : 'udp:test',
-    protocol: reliable ? ('tcp' as const) : ('udp' as const),
-    local: { address: '127.0.0.1', port: 5060 },
-    remote: { address: '127.0.0.1', port: 40000 },
-    reliable,
-    closed: false,
-    sent: [] as Array<Buffer | string>,
-    fail: false,
-    send(bytes: Buffer): boolean {
-      if (flow.fail) return false;
-      flow.sent.push(bytes);
-      return true;
-    },
-    ...(withText
-      ? {
-        sendText(text: string): boolean {
-          if (flow.fail) return false;
-          flow.sent.push(text);
-          return true;
-        },
-      }
-      : {}),
+  const sent: Array<Buffer | string> = [];
+  const take = (data: Buffer | string): boolean => {
+    if (flow.fail) return false;
+    sent.push(data);
+    return true;
   };
+  const endpoint = { address: '127.0.0.1', port: 5060 };
+  const flow = { id: `${reliable ? 'tcp' : 'udp'}:text`, protocol: reliable ? ('tcp' as const) : ('udp' as const), local: endpoint, remote: endpoint, reliable, closed: false, sent, fail: false, send: take, ...(withText ? { sendText: take } : {}) };
   return flow;
 }
 
