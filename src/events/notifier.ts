@@ -56,16 +56,16 @@ export const FANOUT_SLICE = 1000;
 
 export class Notifier {
   readonly #deps: NotifierDeps;
+  /**
+   * What the notifier keeps of each subscription (in flight, changed again, last document,
+   * template), gone with the subscription: one look-up per NOTIFY and one per answer, where a
+   * map per item cost five and two (a fan-out makes 10,000 of each)
+   */
+  readonly #dialogs = new WeakMap<Subscription, DialogNotifies>();
   /** dialogs with a NOTIFY awaiting its final response */
-  readonly #inFlight = new Set<string>();
-  /** dialogs that changed again meanwhile: true when that NOTIFY must go even if nothing changed */
-  readonly #again = new Map<string, boolean>();
-  /** the last document each dialog was sent: a change that changes nothing sends nothing */
-  readonly #lastBody = new Map<string, string>();
+  #inFlight = 0;
   /** NOTIFYs being prepared: their documents read, their flows found */
   #preparing = 0;
-  /** each subscription's NOTIFY template: gone with the subscription */
-  readonly #templates = new WeakMap<Subscription, NotifyTemplate>();
   /** the fan-out of each resource whose slices are still going out (notifyAll) */
   readonly #fanouts = new Map<string, object>();
   /** prepared() callers waiting for #preparing to reach 0 */
@@ -76,7 +76,8 @@ export class Notifier {
   constructor(deps: NotifierDeps) {
     this.#deps = deps;
     this.#outcomes = {
-      answered: (sub, terminal, response) => {
+      answered: (dialog, terminal, response) => {
+        const sub = dialog.sub;
         // §4.2.2: "If the NOTIFY request fails due to an error response, and the subscription
         // was installed using a soft-state mechanism (such as SUBSCRIBE), the notifier MUST
         // remove the corresponding subscription." (481 included.)
@@ -89,16 +90,16 @@ export class Notifier {
           this.#end(sub);
           return;
         }
-        this.#settled(sub);
+        this.#settled(dialog);
       },
-      timedOut: (sub) => {
+      timedOut: ({ sub }) => {
         // §4.2.2: "If the NOTIFY request fails due to a timeout condition, and the subscription
         // was installed using a soft-state mechanism (such as SUBSCRIBE), the notifier SHOULD
         // remove the subscription."
         this.#deps.logger.info(logFields(sub), 'NOTIFY timed out: subscription ended');
         this.#end(sub, 'timeout');
       },
-      unsendable: (sub) => {
+      unsendable: ({ sub }) => {
         this.#deps.logger.info(logFields(sub), 'NOTIFY could not be sent: subscription ended');
         this.#end(sub, 'deactivated');
       },
@@ -116,15 +117,36 @@ export class Notifier {
    * for a fan-out (EventPackage.views); without, the package's body() for this one. A NOTIFY held
    * back behind one in flight reads the document again when it goes.
    */
-  notify(sub: Subscription, onlyIfChanged = false, views?: Promise<DocumentViews>): void {
+  notify(sub: Subscription, onlyIfChanged = false, views?: DocumentViews | Promise<DocumentViews>): void {
     if (sub.state === 'terminated') return;
-    if (this.#inFlight.has(sub.id)) {
-      this.#again.set(sub.id, (this.#again.get(sub.id) ?? false) || !onlyIfChanged);
+    let dialog = this.#dialogs.get(sub);
+    if (dialog === undefined) this.#dialogs.set(sub, (dialog = new DialogNotifies(sub)));
+    if (dialog.inFlight) {
+      dialog.again = (dialog.again ?? false) || !onlyIfChanged;
       return;
     }
-    this.#inFlight.add(sub.id);
+    dialog.inFlight = true;
+    this.#inFlight++;
+    if (typeof views === 'function') {
+      // a fan-out's views are at hand: a document given at once goes out at once, without an
+      // async function and its awaits per NOTIFY (10,000 of them)
+      let document: EventDocument | Promise<EventDocument>;
+      try {
+        document = views(sub);
+        if (!(document instanceof Promise)) {
+          this.#deliver(dialog, onlyIfChanged, document)?.catch((err: unknown) => this.#failed(sub, err));
+          return;
+        }
+      } catch (err) {
+        this.#failed(sub, err);
+        return;
+      }
+      this.#preparing++;
+      void this.#send(dialog, onlyIfChanged, document);
+      return;
+    }
     this.#preparing++;
-    void this.#send(sub, onlyIfChanged, views);
+    void this.#send(dialog, onlyIfChanged, views === undefined ? undefined : views.then((view) => view(sub)));
   }
 
   /**
@@ -138,6 +160,25 @@ export class Notifier {
   notifyAll(key: string, subs: readonly Subscription[], views?: Promise<DocumentViews>): void {
     const fanout = {};
     this.#fanouts.set(key, fanout);
+    if (views === undefined) {
+      this.#slices(key, fanout, subs, undefined);
+      return;
+    }
+    // the views are awaited once for the whole fan-out, not once per NOTIFY; their failure reaches
+    // each NOTIFY, which logs it and ends its subscription (as documentFor's would)
+    this.#preparing++;
+    views.then(
+      (view) => {
+        if (this.#fanouts.get(key) === fanout) this.#slices(key, fanout, subs, view);
+      },
+      () => {
+        if (this.#fanouts.get(key) === fanout) this.#slices(key, fanout, subs, views);
+      },
+    ).finally(() => this.#donePreparing());
+  }
+
+  /** The NOTIFYs of one fan-out, FANOUT_SLICE of them per turn of the event loop (notifyAll). */
+  #slices(key: string, fanout: object, subs: readonly Subscription[], views: DocumentViews | Promise<DocumentViews> | undefined): void {
     let next = 0;
     const slice = (): void => {
       const end = Math.min(subs.length, next + FANOUT_SLICE);
@@ -176,19 +217,24 @@ export class Notifier {
   }
 
   get pending(): number {
-    return this.#inFlight.size;
+    return this.#inFlight;
   }
 
   /** Prepares and sends one NOTIFY; never rejects (a failure ends the subscription). */
-  async #send(sub: Subscription, onlyIfChanged: boolean, views: Promise<DocumentViews> | undefined): Promise<void> {
+  async #send(dialog: DialogNotifies, onlyIfChanged: boolean, document: Promise<EventDocument> | undefined): Promise<void> {
     try {
-      await this.#prepare(sub, onlyIfChanged, views);
+      await this.#deliver(dialog, onlyIfChanged, await (document ?? this.#deps.documentFor(dialog.sub)));
     } catch (err) {
-      this.#deps.logger.error({ err, watcher: sub.watcher, event: sub.package, resource: sub.resource }, 'NOTIFY to %s failed', sub.watcher);
-      this.#end(sub, 'deactivated');
+      this.#failed(dialog.sub, err);
     } finally {
       this.#donePreparing();
     }
+  }
+
+  /** A NOTIFY could not be prepared or sent: logged, and its subscription ends. */
+  #failed(sub: Subscription, err: unknown): void {
+    this.#deps.logger.error({ err, watcher: sub.watcher, event: sub.package, resource: sub.resource }, 'NOTIFY to %s failed', sub.watcher);
+    this.#end(sub, 'deactivated');
   }
 
   #donePreparing(): void {
@@ -198,51 +244,65 @@ export class Notifier {
     for (const wake of idle) wake();
   }
 
-  async #prepare(sub: Subscription, onlyIfChanged: boolean, views: Promise<DocumentViews> | undefined): Promise<void> {
-    const document = views === undefined ? await this.#deps.documentFor(sub) : await (await views)(sub);
+  /**
+   * Sends the document unless the subscription ended or already has it. Synchronous (undefined)
+   * over the subscriber's own flow; a promise only when a partner's connection must be opened.
+   * Throws when the NOTIFY cannot be made.
+   */
+  #deliver(dialog: DialogNotifies, onlyIfChanged: boolean, document: EventDocument): Promise<void> | undefined {
+    const sub = dialog.sub;
     if (sub.state === 'terminated') {
-      this.#settled(sub);
-      return;
+      this.#settled(dialog);
+      return undefined;
     }
     const key = document.key ?? document.body;
-    if (onlyIfChanged && sub.state === 'active' && this.#lastBody.get(sub.id) === key) {
-      this.#settled(sub);
-      return;
+    if (onlyIfChanged && sub.state === 'active' && dialog.lastKey === key) {
+      this.#settled(dialog);
+      return undefined;
     }
-    this.#lastBody.set(sub.id, key);
+    dialog.lastKey = key;
     // a local subscriber's flow is at hand; only a partner's may need a connection opened (an await)
     const local = this.#deps.resolveFlow(sub.flow);
-    const flow = local !== undefined && !local.closed ? local : await this.#flowOf(sub);
-    if (flow === undefined) {
-      this.#end(sub, 'deactivated');
-      return;
+    if (local !== undefined && !local.closed) {
+      this.#sendOn(dialog, local, document);
+      return undefined;
     }
-    // connecting took a while: the subscription may have ended meanwhile (flowClosed, a sweep)
-    const stateNow: string = sub.state;
-    if (stateNow === 'terminated') {
-      this.#settled(sub);
-      return;
-    }
+    return this.#flowOf(sub).then((flow) => {
+      if (flow === undefined) {
+        this.#end(sub, 'deactivated');
+        return;
+      }
+      // connecting took a while: the subscription may have ended meanwhile (flowClosed, a sweep)
+      if (sub.state === 'terminated') {
+        this.#settled(dialog);
+        return;
+      }
+      this.#sendOn(dialog, flow, document);
+    });
+  }
+
+  /** Fills the subscription's template and sends the NOTIFY in a client transaction. */
+  #sendOn(dialog: DialogNotifies, flow: Flow, document: EventDocument): void {
+    const sub = dialog.sub;
     const terminal = sub.state === 'terminating';
     const gate = this.#deps.federation;
     const self: NotifierSelf | undefined = sub.partner === undefined || gate === undefined ? undefined : { sentBy: gate.sentBy, protocol: 'tls' };
     const branch = newBranch();
     const subscriptionState = sub.subscriptionState(this.#deps.now());
-    const bytes = fillNotify(this.#templateOf(sub, flow, self), branch, sub.nextCSeq(), subscriptionState, document);
+    const text = fillNotify(this.#templateOf(dialog, flow, self), branch, sub.nextCSeq(), subscriptionState, document);
     if (this.#deps.logger.isLevelEnabled('debug')) this.#deps.logger.debug({ ...logFields(sub), subscriptionState }, 'NOTIFY %s', sub.watcher);
-    const user = new NotifyTransactionUser(this.#outcomes, sub, terminal);
+    const user = new NotifyTransactionUser(this.#outcomes, dialog, terminal);
     const transactions = this.#deps.transactions;
-    if (transactions.sendPrepared !== undefined) transactions.sendPrepared(notifyKey(branch), bytes, flow, user);
-    else transactions.sendRequest(parseMessage(bytes) as SipRequest, flow, user);
+    if (transactions.sendPrepared !== undefined) transactions.sendPrepared(notifyKey(branch), text, flow, user);
+    else transactions.sendRequest(parseMessage(Buffer.from(text, 'utf8')) as SipRequest, flow, user);
   }
 
   /** The subscription's NOTIFY template, made again when its target, flow or name towards a partner changed. */
-  #templateOf(sub: Subscription, flow: Flow, self: NotifierSelf | undefined): NotifyTemplate {
-    const kept = this.#templates.get(sub);
+  #templateOf(dialog: DialogNotifies, flow: Flow, self: NotifierSelf | undefined): NotifyTemplate {
+    const sub = dialog.sub;
+    const kept = dialog.template;
     if (kept !== undefined && kept.remoteTarget === sub.dialog.remoteTarget && kept.flowId === flow.id && kept.selfSentBy === self?.sentBy) return kept;
-    const template = notifyTemplate(sub, flow, this.#deps.product, self);
-    this.#templates.set(sub, template);
-    return template;
+    return (dialog.template = notifyTemplate(sub, flow, this.#deps.product, self));
   }
 
   /**
@@ -271,52 +331,74 @@ export class Notifier {
   }
 
   /** The NOTIFY was answered: send the next one if the document changed meanwhile. */
-  #settled(sub: Subscription): void {
-    this.#inFlight.delete(sub.id);
-    const again = this.#again.get(sub.id);
+  #settled(dialog: DialogNotifies): void {
+    if (dialog.inFlight) this.#inFlight--;
+    dialog.inFlight = false;
+    const again = dialog.again;
     if (again === undefined) return;
-    this.#again.delete(sub.id);
-    this.notify(sub, !again);
+    dialog.again = undefined;
+    this.notify(dialog.sub, !again);
   }
 
   #end(sub: Subscription, reason?: TerminationReason): void {
-    this.#inFlight.delete(sub.id);
-    this.#again.delete(sub.id);
-    this.#lastBody.delete(sub.id);
+    const dialog = this.#dialogs.get(sub);
+    if (dialog !== undefined) {
+      // a transaction still out may report later: it finds nothing in flight, nothing to send again
+      if (dialog.inFlight) this.#inFlight--;
+      dialog.inFlight = false;
+      dialog.again = undefined;
+      this.#dialogs.delete(sub);
+    }
     if (sub.state !== 'terminated') sub.end(reason);
     this.#deps.onEnded(sub);
   }
 }
 
+/** What the notifier keeps of one subscription (Notifier.#dialogs). */
+class DialogNotifies {
+  readonly sub: Subscription;
+  /** a NOTIFY awaits its final response */
+  inFlight = false;
+  /** it changed again meanwhile: true when that NOTIFY must go even if nothing changed */
+  again: boolean | undefined = undefined;
+  /** what the last document sent compares by: a change that changes nothing sends nothing */
+  lastKey: string | undefined = undefined;
+  template: NotifyTemplate | undefined = undefined;
+
+  constructor(sub: Subscription) {
+    this.sub = sub;
+  }
+}
+
 /** What the transaction of a NOTIFY tells the notifier (Notifier's constructor makes the one object). */
 interface NotifyOutcomes {
-  answered(sub: Subscription, terminal: boolean, response: SipResponse): void;
-  timedOut(sub: Subscription): void;
-  unsendable(sub: Subscription): void;
+  answered(dialog: DialogNotifies, terminal: boolean, response: SipResponse): void;
+  timedOut(dialog: DialogNotifies): void;
+  unsendable(dialog: DialogNotifies): void;
 }
 
 /** The transaction user of one NOTIFY: which subscription, and whether it was the final NOTIFY. */
 class NotifyTransactionUser implements ClientTransactionUser {
   readonly #outcomes: NotifyOutcomes;
-  readonly #sub: Subscription;
+  readonly #dialog: DialogNotifies;
   readonly #terminal: boolean;
 
-  constructor(outcomes: NotifyOutcomes, sub: Subscription, terminal: boolean) {
+  constructor(outcomes: NotifyOutcomes, dialog: DialogNotifies, terminal: boolean) {
     this.#outcomes = outcomes;
-    this.#sub = sub;
+    this.#dialog = dialog;
     this.#terminal = terminal;
   }
 
   onFinal(response: SipResponse): void {
-    this.#outcomes.answered(this.#sub, this.#terminal, response);
+    this.#outcomes.answered(this.#dialog, this.#terminal, response);
   }
 
   onTimeout(): void {
-    this.#outcomes.timedOut(this.#sub);
+    this.#outcomes.timedOut(this.#dialog);
   }
 
   onTransportError(): void {
-    this.#outcomes.unsendable(this.#sub);
+    this.#outcomes.unsendable(this.#dialog);
   }
 }
 
@@ -377,16 +459,19 @@ export function notifyTemplate(sub: Subscription, flow: Flow, product: string, s
   };
 }
 
-/** One NOTIFY's bytes (RFC 6665 §8.2.3 Subscription-State): the template with this NOTIFY's own fields and document. */
-export function fillNotify(template: NotifyTemplate, branch: string, cseq: number, subscriptionState: string, document: EventDocument): Buffer {
+/**
+ * One NOTIFY's text, to be sent as UTF-8 (RFC 6665 §8.2.3 Subscription-State): the template with
+ * this NOTIFY's own fields and document. Text, not bytes: a TCP or TLS socket encodes it as it
+ * writes it (Flow.sendText), with no Buffer made per NOTIFY.
+ */
+export function fillNotify(template: NotifyTemplate, branch: string, cseq: number, subscriptionState: string, document: EventDocument): string {
   let head = template.start + branch + template.dialog + 'CSeq: ' + String(cseq) + ' NOTIFY\r\n' + template.contact + 'Subscription-State: ' + subscriptionState + '\r\n' + template.userAgent;
   for (const [name, value] of document.headers ?? []) {
     if (UNSAFE_VALUE.test(name) || UNSAFE_VALUE.test(value)) throw new Error(`NOTIFY header ${JSON.stringify(name.slice(0, 40))} has CR, LF or NUL`);
     head += name + ': ' + value + '\r\n';
   }
   head += 'Content-Type: ' + document.contentType + '\r\nContent-Length: ' + String(bodyLength(document)) + '\r\n\r\n';
-  // one encoding of the whole message: a 1 KiB PIDF NOTIFY costs no more than copying the body in
-  return Buffer.from(head + document.body, 'utf8');
+  return head + document.body;
 }
 
 /** The client transaction key of a NOTIFY with this branch: what clientTransactionKey gives for it (§17.1.3). */
@@ -396,11 +481,11 @@ export function notifyKey(branch: string): string {
 
 /**
  * An in-dialog NOTIFY as a message (tests, and transaction layers that take only messages): the
- * bytes fillNotify makes, parsed. Takes the next CSeq of the subscription.
+ * text fillNotify makes, parsed. Takes the next CSeq of the subscription.
  */
 export function buildNotify(sub: Subscription, flow: Flow, document: EventDocument, now: number, product: string, self?: NotifierSelf): SipRequest {
-  const bytes = fillNotify(notifyTemplate(sub, flow, product, self), newBranch(), sub.nextCSeq(), sub.subscriptionState(now), document);
-  return parseMessage(bytes) as SipRequest;
+  const text = fillNotify(notifyTemplate(sub, flow, product, self), newBranch(), sub.nextCSeq(), sub.subscriptionState(now), document);
+  return parseMessage(Buffer.from(text, 'utf8')) as SipRequest;
 }
 
 /** The length in bytes of each document, counted once however many NOTIFYs carry it (a fan-out's views are shared objects). */

@@ -243,6 +243,26 @@ describe('notifier (RFC 6665 §4.2.2)', () => {
     assert.equal(other.state, 'terminated');
   });
 
+  it('counts a NOTIFY in flight once: an answer that comes after its subscription ended changes nothing', async () => {
+    const { tx, ended, notifier } = setup();
+    const sub = subscription();
+    const other = subscription(undefined, 'presence', 'carol@parley.test', 'c2');
+    notifier.notify(sub);
+    notifier.notify(other);
+    notifier.notify(sub, false);
+    await tick();
+    assert.equal(notifier.pending, 2);
+    notifier.abandon(sub);
+    assert.equal(notifier.pending, 1, 'the abandoned one is no longer in flight');
+    tx.answer(0, 200);
+    await tick();
+    assert.equal(notifier.pending, 1, 'its late answer does not count it out a second time');
+    assert.equal(tx.sent.length, 2, 'nor sends the change that was waiting behind it');
+    assert.deepEqual(ended, [sub]);
+    tx.answer(1, 200);
+    assert.equal(notifier.pending, 0);
+  });
+
   it('ends the subscription when the package cannot build its document', async () => {
     const tx = fakeTransactions();
     const ended: Subscription[] = [];

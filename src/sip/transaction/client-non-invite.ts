@@ -54,8 +54,12 @@ export class NonInviteClientTransaction implements Expiring {
   readonly key: string;
   readonly flow: Flow;
   #state: ClientState = 'trying';
-  /** the serialised request while it may be retransmitted; NO_BYTES after */
-  #bytes: Buffer;
+  /**
+   * The serialised request while it may be sent: over an unreliable flow until the final response
+   * (Timer E), over a reliable one until start() (text the sender made is kept as text: a stream
+   * flow writes it without a Buffer, Flow.sendText); NO_BYTES after.
+   */
+  #bytes: Buffer | string;
   #interval: number;
   #timerE: NodeJS.Timeout | undefined;
   #timerF: NodeJS.Timeout | undefined;
@@ -65,14 +69,15 @@ export class NonInviteClientTransaction implements Expiring {
   #user: ClientTransactionUser;
   readonly #owner: ClientTransactionOwner;
 
-  /** `request`: the message, or its bytes when the sender serialised it (TransactionLayer.sendPrepared) */
-  constructor(key: string, request: SipRequest | Buffer, flow: Flow, timers: TimerSettings, user: ClientTransactionUser, owner: ClientTransactionOwner) {
+  /** `request`: the message, or its bytes or text when the sender serialised it (TransactionLayer.sendPrepared) */
+  constructor(key: string, request: SipRequest | Buffer | string, flow: Flow, timers: TimerSettings, user: ClientTransactionUser, owner: ClientTransactionOwner) {
     this.key = key;
     this.flow = flow;
     this.#timers = timers;
     this.#user = user;
     this.#owner = owner;
-    this.#bytes = Buffer.isBuffer(request) ? request : serialize(request);
+    if (typeof request === 'string') this.#bytes = flow.reliable && flow.sendText !== undefined ? request : Buffer.from(request, 'utf8');
+    else this.#bytes = Buffer.isBuffer(request) ? request : serialize(request);
     this.#interval = timers.t1;
   }
 
@@ -81,7 +86,9 @@ export class NonInviteClientTransaction implements Expiring {
   }
 
   start(): void {
-    if (!this.flow.send(this.#bytes)) {
+    const bytes = this.#bytes;
+    const sent = typeof bytes === 'string' ? this.flow.sendText?.(bytes) === true : this.flow.send(bytes);
+    if (!sent) {
       this.#fail(() => this.#user.onTransportError());
       return;
     }
@@ -89,7 +96,11 @@ export class NonInviteClientTransaction implements Expiring {
     if (!this.flow.reliable) {
       this.#timerE = setTimeout(() => this.#retransmit(), this.#interval);
       this.#timerF = setTimeout(() => this.expire(), 64 * this.#timers.t1);
-    } else this.#timerFSlot = timerFWheel(64 * this.#timers.t1).add(this);
+    } else {
+      // nothing is sent again over a reliable flow: the bytes need not wait for the answer
+      this.#bytes = NO_BYTES;
+      this.#timerFSlot = timerFWheel(64 * this.#timers.t1).add(this);
+    }
   }
 
   /** Timer F fired: no final response in 64·T1. */
@@ -122,7 +133,8 @@ export class NonInviteClientTransaction implements Expiring {
 
   #retransmit(): void {
     if (this.#state !== 'trying' && this.#state !== 'proceeding') return;
-    if (!this.flow.send(this.#bytes)) {
+    // unreliable flows only: their bytes are a Buffer (the constructor)
+    if (!this.flow.send(this.#bytes as Buffer)) {
       this.#fail(() => this.#user.onTransportError());
       return;
     }

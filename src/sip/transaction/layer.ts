@@ -98,11 +98,12 @@ export class TransactionLayer {
   }
 
   /**
-   * A request serialised by its sender with its client transaction key (what clientTransactionKey
-   * gives for it): a presence fan-out fills a NOTIFY template per watcher (src/events/notifier.ts)
-   * rather than building, serialising and parsing again 10,000 of them.
+   * A request serialised by its sender (bytes, or text sent as UTF-8) with its client transaction
+   * key (what clientTransactionKey gives for it): a presence fan-out fills a NOTIFY template per
+   * watcher (src/events/notifier.ts) rather than building, serialising and parsing again 10,000 of
+   * them, and a stream flow writes the text without a Buffer made for it (Flow.sendText).
    */
-  sendPrepared(key: string, bytes: Buffer, flow: Flow, user: ClientTransactionUser): NonInviteClientTransaction {
+  sendPrepared(key: string, bytes: Buffer | string, flow: Flow, user: ClientTransactionUser): NonInviteClientTransaction {
     const tx = new NonInviteClientTransaction(key, bytes, flow, this.#timers, user, this.#clientOwner);
     this.#client.set(key, tx);
     tx.start();

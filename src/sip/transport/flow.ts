@@ -30,6 +30,12 @@ export interface Flow {
   readonly partner?: PartnerPeer;
   /** false when the flow is closed and the bytes could not be handed to the socket */
   send(data: Buffer): boolean;
+  /**
+   * TCP and TLS only (absent elsewhere): sends text as UTF-8, as send(Buffer.from(text)) would,
+   * without making that Buffer: the socket encodes the text as it writes it (a presence fan-out
+   * sends 10,000 NOTIFYs of about 1 KiB in a burst; see src/events/notifier.ts).
+   */
+  sendText?(text: string): boolean;
   readonly closed: boolean;
   /**
    * Connections only (the transport's connection guard, guard.ts): a request on this flow passed

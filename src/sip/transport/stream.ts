@@ -116,6 +116,12 @@ class StreamFlow extends GuardedConnection implements Flow {
     return true;
   }
 
+  sendText(text: string): boolean {
+    if (this.socket.destroyed || !this.socket.writable) return false;
+    this.socket.write(text, 'utf8');
+    return true;
+  }
+
   abort(): void {
     this.socket.destroy();
   }
