@@ -126,6 +126,10 @@ const insertTexts = new Map<string, string>();
  * PostgreSQL). `head` is `INSERT INTO table (columns)`; each row has one value per column.
  */
 export async function insertRows(sql: Sql, head: string, rows: ReadonlyArray<readonly SqlValue[]>): Promise<void> {
+  // `INSERT OR ROLLBACK` (SQLite) ends the whole transaction at a conflict: a chunk issued after
+  // it would then run on its own and be committed. Such a head's chunks go one after the other, so
+  // that nothing follows a failed one.
+  const oneByOne = /^\s*INSERT\s+OR\s+ROLLBACK\b/i.test(head);
   const writes: Array<Promise<unknown>> = [];
   for (let at = 0; at < rows.length; at += ROWS_PER_INSERT) {
     const chunk = rows.slice(at, at + ROWS_PER_INSERT);
@@ -136,8 +140,9 @@ export async function insertRows(sql: Sql, head: string, rows: ReadonlyArray<rea
       const tuple = `(${Array.from({ length: width }, () => '?').join(', ')})`;
       insertTexts.set(key, (text = `${head} VALUES ${Array.from({ length: chunk.length }, () => tuple).join(', ')}`));
     }
+    if (oneByOne) await sql.run(text, chunk.flat());
     // issued together, in order (pipelined on PostgreSQL)
-    writes.push(sql.run(text, chunk.flat()));
+    else writes.push(sql.run(text, chunk.flat()));
   }
   await Promise.all(writes);
 }
