@@ -409,7 +409,7 @@ const STREAM_GROUPS = (cases: readonly StreamCase[]): StreamCase[][] => (smoke ?
 function longLivedStep(scenario: string, target: string, rate: number, calls: number, extra: Pick<StepOptions, 'keys' | 'authUri'>): ReturnType<typeof runStep> {
   const injection = LONG_USERS.slice(0, LONG_CONNECTIONS).map((u) => [u, PASSWORD]);
   const times = smoke ? 2 : Math.max(1, Math.round(calls / LONG_CONNECTIONS));
-  const loop = { times, periodMs: (LONG_CONNECTIONS * 1000) / rate, startInMs: (LONG_CONNECTIONS / LONG_OPEN_RATE) * 1000 + 500, openRate: LONG_OPEN_RATE };
+  const loop = { times, periodMs: (LONG_CONNECTIONS * 1000) / rate, startInMs: (LONG_CONNECTIONS / LONG_OPEN_RATE) * 1000 + (smoke ? 100 : 500), openRate: LONG_OPEN_RATE };
   return runStep({ scenario, target, domain: DOMAIN, rate, calls: LONG_CONNECTIONS * times, injection, stream: { connections: LONG_CONNECTIONS }, loop, ...extra });
 }
 
