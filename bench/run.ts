@@ -437,7 +437,7 @@ async function benchStreams(kind: 'parley' | 'kamailio', cert: BenchCertificate,
           const stream = { connections: STREAM_CONNECTIONS };
           const name = `${c.scenario === 'register' ? 'REGISTER' : 'MESSAGE'} over ${TRANSPORT_NAME[c.transport]}, ${c.connecting === 'per-call' ? 'a connection per call' : `${LONG_CONNECTIONS} long-lived connections`}`;
           const toBob = { keys: { to: RECEIVER }, authUri: `${RECEIVER}@${DOMAIN}` };
-          if (c.scenario === 'message') receiver ??= await startReceiver({ scenario: SCENARIO('message-uas.xml'), ooc: SCENARIO('message-uas-ooc.xml'), target: `127.0.0.1:${server.port}`, domain: DOMAIN, user: RECEIVER, password: PASSWORD, holdMs: 3_600_000 });
+          if (c.scenario === 'message') receiver ??= await startReceiver({ scenario: SCENARIO('message-uas.xml'), ooc: SCENARIO('message-uas-ooc-loop.xml'), deadCallWaitMs: 0, target: `127.0.0.1:${server.port}`, domain: DOMAIN, user: RECEIVER, password: PASSWORD, holdMs: 3_600_000 });
           const step: StepFn = c.connecting === 'long-lived'
             ? (rate, calls) => longLivedStep(SCENARIO(c.scenario === 'register' ? 'register-loop.xml' : 'message-loop.xml'), target, rate, calls ?? callsFor(rate), c.scenario === 'register' ? {} : toBob)
             : c.scenario === 'register'

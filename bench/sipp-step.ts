@@ -178,7 +178,7 @@ export async function runStep(opts: StepOptions): Promise<StepResult> {
 }
 
 /** Starts a long-lived registered receiver (sipp UAS) for scenario 2; resolves once registered. */
-export async function startReceiver(opts: { scenario: string; ooc: string; target: string; domain: string; user: string; password: string; holdMs: number }): Promise<{ stop(): Promise<void> }> {
+export async function startReceiver(opts: { scenario: string; ooc: string; target: string; domain: string; user: string; password: string; holdMs: number; deadCallWaitMs?: number }): Promise<{ stop(): Promise<void> }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'bench-uas-'));
   const csv = path.join(dir, 'bob.csv');
   await writeFile(csv, injectionCsv([[opts.user, opts.password]]));
@@ -186,6 +186,8 @@ export async function startReceiver(opts: { scenario: string; ooc: string; targe
   const port = await findFreePort();
   const args = ['-c', LOAD_CORE, 'sipp', opts.target, '-sf', opts.scenario, '-oocsf', opts.ooc, '-t', 'u1', '-i', '127.0.0.1', '-p', String(port), '-m', '1', '-nostdin',
     '-d', String(opts.holdMs), '-inf', csv, '-key', 'domain', opts.domain, '-auth_uri', opts.domain, '-trace_logs', '-log_file', log, '-default_behaviors', 'all,-bye'];
+  // how long sipp keeps an ended call's Call-ID and takes later messages with it as that call's (default 33 s)
+  if (opts.deadCallWaitMs !== undefined) args.push('-deadcall_wait', String(opts.deadCallWaitMs));
   const child = spawn('taskset', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d.slice(0, 10_000)));
