@@ -16,6 +16,7 @@ import { BENCH_DIR, LOAD_CORE, SERVER_CORE, cpuProfileDir, cpuSeconds, fdLimit, 
 import type { BenchServer, CommitTotals, KamailioOptions, ParleyOptions, StepTarget } from './servers.ts';
 import { closeTestPostgres } from '../test/harness/engines.ts';
 import { runStep, startReceiver } from './sipp-step.ts';
+import type { StepOptions } from './sipp-step.ts';
 import { makeBenchCertificate, startTlsRelay } from './tls.ts';
 import type { BenchCertificate } from './tls.ts';
 import { openIdleRegistrations, type WsLoadResult } from './ws-load.ts';
@@ -105,8 +106,9 @@ const DATABASE = ((name: string): 'sqlite' | 'postgres' => {
 })(option('database') ?? 'sqlite');
 const ENGINE: ParleyOptions = { database: DATABASE };
 const ON_POSTGRES = DATABASE === 'postgres';
-// `--scenarios 1,2,3,tcp,tls,ws,tls-idle,fanout,cluster,cluster-ws` runs only those (tcp: scenarios 4-5, tls: 6-7; default: all); the others are reported as not run
-const ONLY = new Set((option('scenarios') ?? '1,2,3,tcp,tls,ws,tls-idle,fanout,cluster,cluster-ws').split(',').map((x) => x.trim()));
+// `--scenarios 1,2,3,tcp,tls,tcp-long,tls-long,ws,tls-idle,fanout,cluster,cluster-ws` runs only those (tcp: scenarios 4-5, tls: 6-7,
+// both a connection per call; tcp-long: 8-9, tls-long: 10-11, long-lived connections; default: all); the others are reported as not run
+const ONLY = new Set((option('scenarios') ?? '1,2,3,tcp,tls,tcp-long,tls-long,ws,tls-idle,fanout,cluster,cluster-ws').split(',').map((x) => x.trim()));
 // Issue 16 (bench/cluster.ts). `cluster`: REGISTER and MESSAGE relayed through a 2-node cluster
 // against one node, both on PostgreSQL, with the same two sipp senders; `cluster-ws`: idle
 // WebSocket registrations spread over 3 nodes. `--cluster-cores 0,1` pins node i to the i-th core
@@ -208,7 +210,7 @@ async function measureStep(server: StepTarget, name: string, rate: number, run: 
   const batches = commit && commit.batches > 0 ? `, ${commit.batches} commits of ${(commit.items / commit.batches).toFixed(1)} on average` : '';
   const pgText = pgCpu ? ` + PostgreSQL ${(pgCpu.server * 100).toFixed(0)}% (its backends for Parley ${(pgCpu.database * 100).toFixed(0)}%)` : '';
   const redisText = redisCpu === undefined ? '' : ` + Redis ${(redisCpu * 100).toFixed(0)}%`;
-  log(`${server.name} ${name} offered ${rate}/s: ${r.successful}/${r.calls} ok, ${r.achieved.toFixed(0)} ok/s, p50 ${r.p50Ms} ms p99 ${r.p99Ms} ms, cpu ${(cpu * 100).toFixed(0)}%${pgText}${redisText} (other on core ${SERVER_CORE}: ${(otherCpu * 100).toFixed(0)}%), ${udpDrops} UDP drops${batches} ${passed ? 'pass' : 'FAIL'}`);
+  log(`${server.name} ${name} offered ${rate}/s: ${r.successful}/${r.calls} ok, ${r.achieved.toFixed(0)} ok/s, p50 ${r.p50Ms} ms p99 ${r.p99Ms} ms, cpu ${(cpu * 100).toFixed(0)}%${r.successful > 0 ? ` (${((cpu * wall * 1e6) / r.successful).toFixed(0)} µs per ok call)` : ''}${pgText}${redisText} (other on core ${SERVER_CORE}: ${(otherCpu * 100).toFixed(0)}%), ${udpDrops} UDP drops${batches} ${passed ? 'pass' : 'FAIL'}`);
   if (r.errors) log(`sipp errors (start):\n${r.errors}`);
   return { ...r, cpu, otherCpu, passed, udpDrops, peakMemoryKb: peakMemoryKb(), ...(commit ? { commit } : {}), ...(pgCpu ? { postgresCpu: pgCpu } : {}), ...(redisCpu === undefined ? {} : { redisCpu }) };
 }
@@ -319,15 +321,33 @@ async function benchServer(start: Start, run: { register: boolean; message: bool
   }
 }
 
-// Scenarios 4-7 (issue 20): REGISTER and MESSAGE with the senders over TCP and TLS, the same
-// scenario files, users and step rules as over UDP. sipp -t tn opens one connection per call and
-// closes it when the call ends (each call pays a TCP connect, over TLS a handshake too);
-// -max_socket 1000 caps how many are open at once. Past the cap sipp shares sockets between calls,
-// which fails (broken pipes) against both servers: a step that gets there fails, as a server that
-// keeps a thousand calls waiting would anyway. TLS: sipp here has none (bench/tls.ts), so stunnel on
-// the load core turns each of sipp's TCP connections into a TLS one to the server. The MESSAGE
-// receiver stays on UDP.
+// Scenarios 4-11 (issue 20): REGISTER and MESSAGE with the senders over TCP and TLS, the same
+// users, digest and step rules as over UDP, in two ways of connecting:
+//  - a connection per call (scenarios 4-7, --scenarios tcp,tls): the UDP scenario files; sipp -t tn
+//    opens one connection per call and closes it when the call ends (each call pays a TCP connect,
+//    over TLS a handshake too): connection churn. -max_socket 1000 caps how many are open at once;
+//    past the cap sipp shares sockets between calls, which fails (broken pipes) against both
+//    servers: a step that gets there fails, as a server that keeps a thousand calls waiting would anyway;
+//  - 1,000 long-lived connections (scenarios 8-11, --scenarios tcp-long,tls-long): the clients
+//    people use, which connect once and then send over their connection (bench/sipp/*-loop.xml):
+//    1,000 sipp calls at once (-l), each its own connection and user, each sending a request every
+//    1000/rate·1,000 ms, for the whole step; the rate counts requests (challenge and authenticated
+//    request, as a call of scenarios 1-7 does), so that it compares with the other scenarios.
+// TLS: sipp here has none (bench/tls.ts), so stunnel on the load core turns each of sipp's TCP
+// connections into a TLS one to the server. The MESSAGE receiver stays on UDP.
 const STREAM_CONNECTIONS = 1_000;
+/** the long-lived scenarios' connections: 1,000 (the smoke run's: 100) */
+const LONG_CONNECTIONS = smoke ? 100 : STREAM_CONNECTIONS;
+/**
+ * sipp opens the long-lived connections at this rate before the first request is due: under what
+ * stunnel's handshakes allow on the load core, and slow enough for Kamailio's tcp_main, which
+ * hands each new connection to a reader process through a queue: at 1,000 a second on a busy
+ * machine that queue overflowed ("send2child(): tcp child 1, socket 16: queue full", "send_fd
+ * failed … errno=11" in its log) and those connections failed
+ */
+const LONG_OPEN_RATE = 500;
+/** one user per long-lived connection (user000…user999: the first 200 are SIPP_USERS) */
+const LONG_USERS = Array.from({ length: STREAM_CONNECTIONS }, (_, i) => `user${String(i).padStart(3, '0')}`);
 
 /**
  * A connection per call leaves each closed one in TIME_WAIT on sipp's side for 60 s: at 1,600 calls/s
@@ -354,46 +374,76 @@ function openEphemeralPorts(): void {
 const streamCalls = (rate: number) => (smoke ? 200 : callsFor(rate));
 type Transport = 'tcp' | 'tls';
 type StreamScenario = 'register' | 'message';
-type StreamRuns = Record<Transport, { register?: ServerRun; message?: ServerRun }>;
+/** how the senders connect: a connection per call (churn), or long-lived connections */
+type Connecting = 'per-call' | 'long-lived';
+interface StreamCase {
+  transport: Transport;
+  connecting: Connecting;
+  scenario: StreamScenario;
+}
+type StreamRuns = Map<string, ServerRun>;
+const caseKey = (c: StreamCase) => `${c.transport} ${c.connecting} ${c.scenario}`;
 const TRANSPORT_NAME: Record<Transport, string> = { tcp: 'TCP', tls: 'TLS' };
+/** the --scenarios name of a transport and way of connecting: tcp, tls, tcp-long, tls-long */
+const streamOption = (t: Transport, connecting: Connecting) => (connecting === 'per-call' ? t : `${t}-long`);
+const STREAM_CASES: readonly StreamCase[] = (['per-call', 'long-lived'] as const).flatMap((connecting) =>
+  (['tcp', 'tls'] as const).flatMap((transport) => (['register', 'message'] as const).map((scenario) => ({ transport, connecting, scenario }))),
+);
+/** the row title of a stream scenario (4-7 a connection per call, 8-11 long-lived) */
+function streamTitle(c: StreamCase): string {
+  const n = (c.connecting === 'per-call' ? 4 : 8) + (c.transport === 'tls' ? 2 : 0) + (c.scenario === 'message' ? 1 : 0);
+  const what = c.scenario === 'register' ? 'REGISTER + digest' : 'MESSAGE relayed';
+  const how = c.connecting === 'per-call' ? 'a connection per call' : `${STREAM_CONNECTIONS.toLocaleString('en')} long-lived connections`;
+  return `${n}. ${what} over ${TRANSPORT_NAME[c.transport]}, ${how}`;
+}
 /**
- * Which (transport, scenario) pairs share a server: a fresh server for each (its own peak memory),
- * except in the smoke run, where one server of each kind takes all four (one start instead of four).
+ * Which cases share a server: a fresh server for each (its own peak memory), except in the smoke
+ * run, where one server of each kind takes them all (one start instead of eight).
  */
-const STREAM_GROUPS = (transports: readonly Transport[]): Array<Array<[Transport, StreamScenario]>> => {
-  const pairs = transports.flatMap((t) => (['register', 'message'] as const).map((sc): [Transport, StreamScenario] => [t, sc]));
-  return smoke ? [pairs] : pairs.map((pair) => [pair]);
-};
+const STREAM_GROUPS = (cases: readonly StreamCase[]): StreamCase[][] => (smoke ? [[...cases]] : cases.map((c) => [c]));
 
-/** Scenarios 4-7 on one kind of server: each group of STREAM_GROUPS on a server of its own. */
-async function benchStreams(kind: 'parley' | 'kamailio', cert: BenchCertificate, transports: readonly Transport[]): Promise<{ runs: StreamRuns; errors: string[] }> {
-  const runs: StreamRuns = { tcp: {}, tls: {} };
+/**
+ * One step of a long-lived scenario: LONG_CONNECTIONS connections, each sending its share of
+ * `calls` requests (at least one) at `rate` requests per second in all.
+ */
+function longLivedStep(scenario: string, target: string, rate: number, calls: number, extra: Pick<StepOptions, 'keys' | 'authUri'>): ReturnType<typeof runStep> {
+  const injection = LONG_USERS.slice(0, LONG_CONNECTIONS).map((u) => [u, PASSWORD]);
+  const times = smoke ? 2 : Math.max(1, Math.round(calls / LONG_CONNECTIONS));
+  const loop = { times, periodMs: (LONG_CONNECTIONS * 1000) / rate, startInMs: (LONG_CONNECTIONS / LONG_OPEN_RATE) * 1000 + (smoke ? 100 : 500), openRate: LONG_OPEN_RATE };
+  return runStep({ scenario, target, domain: DOMAIN, rate, calls: LONG_CONNECTIONS * times, injection, stream: { connections: LONG_CONNECTIONS }, loop, ...extra });
+}
+
+/** Scenarios 4-11 on one kind of server: each group of STREAM_GROUPS on a server of its own. */
+async function benchStreams(kind: 'parley' | 'kamailio', cert: BenchCertificate, cases: readonly StreamCase[]): Promise<{ runs: StreamRuns; errors: string[] }> {
+  const runs: StreamRuns = new Map();
   const errors: string[] = [];
-  const users = [...SIPP_USERS, RECEIVER];
+  const users = [...LONG_USERS, RECEIVER];
   const injection = SIPP_USERS.map((u) => [u, PASSWORD]);
-  for (const group of STREAM_GROUPS(transports)) {
-    const tls = group.some(([t]) => t === 'tls') ? { cert: cert.cert, key: cert.key } : undefined;
-    const label = group.map(([t, sc]) => `${t} ${sc}`).join(', ');
+  for (const group of STREAM_GROUPS(cases)) {
+    const tls = group.some((c) => c.transport === 'tls') ? { cert: cert.cert, key: cert.key } : undefined;
+    const label = group.map((c) => `${streamOption(c.transport, c.connecting)} ${c.scenario}`).join(', ');
+    const fileLabel = `stream-${group.map((c) => `${streamOption(c.transport, c.connecting)}-${c.scenario}`).join('-')}`;
     const t0 = performance.now();
     const server = kind === 'parley'
-      ? await startParley(DOMAIN, users, PASSWORD, { ...ENGINE, label: `stream-${group.map(([t, sc]) => `${t}-${sc}`).join('-')}`, ...(tls ? { tls } : {}) })
-      : await startKamailio(DOMAIN, users, PASSWORD, { stream: tls ? { tls } : {} });
+      ? await startParley(DOMAIN, users, PASSWORD, { ...ENGINE, label: fileLabel, ...(tls ? { tls } : {}) })
+      // Kamailio's log (its stderr) stays in the out dir: a step that broke down can be explained
+      : await startKamailio(DOMAIN, users, PASSWORD, { stream: tls ? { tls } : {}, log: path.join(OUT_DIR, `kamailio-${smoke ? 'smoke-' : ''}${fileLabel}.log`) });
     let receiver: Awaited<ReturnType<typeof startReceiver>> | undefined;
     try {
-      for (const [transport, scenario] of group) {
-        const relay = transport === 'tls' ? await startTlsRelay(`127.0.0.1:${server.tlsPort}`, cert.ca, DOMAIN) : undefined;
+      for (const c of group) {
+        const relay = c.transport === 'tls' ? await startTlsRelay(`127.0.0.1:${server.tlsPort}`, cert.ca, DOMAIN) : undefined;
         try {
           const target = `127.0.0.1:${relay ? relay.port : server.port}`;
           const stream = { connections: STREAM_CONNECTIONS };
-          const name = `${scenario === 'register' ? 'REGISTER' : 'MESSAGE'} over ${TRANSPORT_NAME[transport]}`;
-          if (scenario === 'register') {
-            runs[transport].register = await stepUp(targetOf(server), name, (rate, calls) =>
-              runStep({ scenario: SCENARIO('register.xml'), target, domain: DOMAIN, rate, calls: calls ?? streamCalls(rate), injection, stream }), RATES, true);
-          } else {
-            receiver ??= await startReceiver({ scenario: SCENARIO('message-uas.xml'), ooc: SCENARIO('message-uas-ooc.xml'), target: `127.0.0.1:${server.port}`, domain: DOMAIN, user: RECEIVER, password: PASSWORD, holdMs: 3_600_000 });
-            runs[transport].message = await stepUp(targetOf(server), name, (rate, calls) =>
-              runStep({ scenario: SCENARIO('message-uac.xml'), target, domain: DOMAIN, rate, calls: calls ?? streamCalls(rate), injection, keys: { to: RECEIVER }, authUri: `${RECEIVER}@${DOMAIN}`, stream }), RATES, true);
-          }
+          const name = `${c.scenario === 'register' ? 'REGISTER' : 'MESSAGE'} over ${TRANSPORT_NAME[c.transport]}, ${c.connecting === 'per-call' ? 'a connection per call' : `${LONG_CONNECTIONS} long-lived connections`}`;
+          const toBob = { keys: { to: RECEIVER }, authUri: `${RECEIVER}@${DOMAIN}` };
+          if (c.scenario === 'message') receiver ??= await startReceiver({ scenario: SCENARIO('message-uas.xml'), ooc: SCENARIO('message-uas-ooc-loop.xml'), deadCallWaitMs: 0, target: `127.0.0.1:${server.port}`, domain: DOMAIN, user: RECEIVER, password: PASSWORD, holdMs: 3_600_000 });
+          const step: StepFn = c.connecting === 'long-lived'
+            ? (rate, calls) => longLivedStep(SCENARIO(c.scenario === 'register' ? 'register-loop.xml' : 'message-loop.xml'), target, rate, calls ?? callsFor(rate), c.scenario === 'register' ? {} : toBob)
+            : c.scenario === 'register'
+              ? (rate, calls) => runStep({ scenario: SCENARIO('register.xml'), target, domain: DOMAIN, rate, calls: calls ?? streamCalls(rate), injection, stream })
+              : (rate, calls) => runStep({ scenario: SCENARIO('message-uac.xml'), target, domain: DOMAIN, rate, calls: calls ?? streamCalls(rate), injection, stream, ...toBob });
+          runs.set(caseKey(c), await stepUp(targetOf(server), name, step, RATES, true));
         } finally {
           await relay?.stop();
         }
@@ -589,7 +639,7 @@ function machine(): string[] {
   return [
     `${cpus.length} cores (${cpus[0]?.model ?? 'unknown CPU'}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ${distro}, kernel ${os.release()}`,
     `Node ${process.version} (Parley), ${kamailio}, sipp ${sipp}`,
-    `servers pinned to core ${SERVER_CORE} (taskset), sipp and the bench process to core ${LOAD_CORE}; everything on 127.0.0.1 (UDP; TCP and TLS in scenarios 4-7, TLS through stunnel on core ${LOAD_CORE}); open-files limit ${fdLimit()}`,
+    `servers pinned to core ${SERVER_CORE} (taskset), sipp and the bench process to core ${LOAD_CORE}; everything on 127.0.0.1 (UDP; TCP and TLS in scenarios 4-11, TLS through stunnel on core ${LOAD_CORE}); open-files limit ${fdLimit()}`,
   ];
 }
 
@@ -622,14 +672,14 @@ async function main(): Promise<void> {
   // scenarios 4-7: one certificate for both servers. The smoke run (which measures nothing) runs
   // both servers' at once, beside the idle-registration, fan-out and cluster parts, to stay under a minute.
   type Streams = Awaited<ReturnType<typeof benchStreams>>;
-  const transports = (['tcp', 'tls'] as const).filter((t) => ONLY.has(t));
+  const streamCases = STREAM_CASES.filter((c) => ONLY.has(streamOption(c.transport, c.connecting)));
   const runStreams = async (): Promise<{ parley?: Streams; kamailio?: Streams }> => {
-    if (transports.length === 0) return {};
+    if (streamCases.length === 0) return {};
     openEphemeralPorts();
     const cert = await makeBenchCertificate(DOMAIN);
     try {
       const kinds = (['parley', 'kamailio'] as const).filter((k) => SERVERS.includes(k));
-      const bench = (k: 'parley' | 'kamailio') => benchStreams(k, cert, transports);
+      const bench = (k: 'parley' | 'kamailio') => benchStreams(k, cert, streamCases);
       const out: { parley?: Streams; kamailio?: Streams } = {};
       if (smoke) (await Promise.all(kinds.map(bench))).forEach((r, i) => (out[kinds[i]!] = r));
       else for (const k of kinds) out[k] = await bench(k);
@@ -650,7 +700,7 @@ async function main(): Promise<void> {
   const fanout = ONLY.has('fanout') ? await runPresenceFanout({ watchers: smoke ? 200 : quick ? 1000 : 10_000, rounds: smoke ? 1 : quick ? 3 : 10, log }) : undefined;
   const clusterRun = ONLY.has('cluster') || ONLY.has('cluster-ws') ? await benchCluster() : undefined;
   const streams = await streamsTask;
-  const noStreams: Streams = { runs: { tcp: {}, tls: {} }, errors: [] };
+  const noStreams: Streams = { runs: new Map(), errors: [] };
   const parleyStreams = streams.parley ?? noStreams;
   const kamailioStreams = streams.kamailio ?? noStreams;
   const notRun = 'not run (--scenarios)';
@@ -667,14 +717,9 @@ async function main(): Promise<void> {
       ? { title: '2. MESSAGE relayed', label: `history on${ON_POSTGRES ? ', Parley on PostgreSQL' : ''}`, parley: parleyOn.message, kamailio: kamailio.message, variant: { label: `history off${ON_POSTGRES ? ', Parley on PostgreSQL' : ''}`, parley: parleyOff.message, fewerSteps: HISTORY_OFF_RATES !== RATES } }
       : { title: '2. MESSAGE relayed', pending: notRun },
     ONLY.has('3') ? { title: '3. MESSAGE to offline user', ...onEngine, parley: parleyOffline?.run, kamailio: kamailioOffline?.run } : { title: '3. MESSAGE to offline user', pending: notRun },
-    ...(['tcp', 'tls'] as const).flatMap((t, i): ScenarioReport[] => {
-      const titles = [`${4 + 2 * i}. REGISTER + digest over ${TRANSPORT_NAME[t]}, a connection per call`, `${5 + 2 * i}. MESSAGE relayed over ${TRANSPORT_NAME[t]}, a connection per call`];
-      if (!ONLY.has(t)) return titles.map((title) => ({ title, pending: notRun }));
-      return [
-        { title: titles[0]!, ...onEngine, parley: parleyStreams.runs[t].register, kamailio: kamailioStreams.runs[t].register },
-        { title: titles[1]!, ...onEngine, parley: parleyStreams.runs[t].message, kamailio: kamailioStreams.runs[t].message },
-      ];
-    }),
+    ...STREAM_CASES.map((c): ScenarioReport => ONLY.has(streamOption(c.transport, c.connecting))
+      ? { title: streamTitle(c), ...onEngine, parley: parleyStreams.runs.get(caseKey(c)), kamailio: kamailioStreams.runs.get(caseKey(c)) }
+      : { title: streamTitle(c), pending: notRun }),
   ];
   // scenarios whose steps shared the server core with other work: their max rates are lower bounds
   const noisy: string[] = [];
@@ -693,7 +738,8 @@ async function main(): Promise<void> {
     criteria: [
       `Each step offers a fixed rate for ${STEP_SEC} s (at least 100 calls) with sipp, over UDP in scenarios 1-3; rates ${RATES.join(', ')} calls/s (scenario 3: ${OFFLINE_RATES.join(', ')}), stopping after two failed steps in a row or one that fell below 90 % of the offered rate.`,
       `A step passes with under ${MAX_FAILURE_RATIO * 100}% failed calls (failed, timed out, or not finished) and p99 under ${MAX_P99_MS} ms.`,
-      `Scenarios 4-7 (issue 20): scenarios 1 and 2 with the senders over TCP and over TLS, the same scenario files (bench/sipp/*.xml; \`[transport]\` fills the Via), users and step rules, each on a fresh server. sipp \`-t tn -max_socket ${STREAM_CONNECTIONS}\`: sipp opens one connection per call and closes it when the call ends, so every call pays for a TCP connection (and over TLS a full handshake: no session resumption) in the server's CPU, and up to ${STREAM_CONNECTIONS.toLocaleString('en')} are open at once (how many depends on how long calls take: few on a server that answers in a millisecond, hundreds on one that lags); past ${STREAM_CONNECTIONS.toLocaleString('en')} sipp shares sockets between calls, which fails with broken pipes against both servers, so such a step fails. This is connection churn, not ${STREAM_CONNECTIONS.toLocaleString('en')} long-lived client connections (sipp's scenarios would have to loop within one call for that). The MESSAGE receiver registers and receives over UDP in every scenario. TLS: Debian's sipp is built without OpenSSL (\`sipp -t ln\` exits with "To use a TLS transport you must compile SIPp with OpenSSL"), so sipp speaks TCP to stunnel (Debian's stunnel4, client mode, on core 1 with sipp), which opens one TLS connection to the server per TCP connection (TLS 1.3 as negotiated, TCP_NODELAY both sides) and verifies the server's certificate; both servers use the same throwaway certificate (ECDSA P-256, signed by a CA the bench makes with openssl in a temp dir) and ask no client certificate. Kamailio: \`-A WITH_TCP\` / \`-A WITH_TLS\` in bench/kamailio.cfg (tcp_children=2, tcp_max_connections=4096, the tls module; see the file). Parley: its TCP listener on the SIP port, its TLS listener (config \`tls\`, \`sipsPort\`).`,
+      `Scenarios 4-7 (issue 20), a connection per call (connection churn): scenarios 1 and 2 with the senders over TCP and over TLS, the same scenario files (bench/sipp/*.xml; \`[transport]\` fills the Via), users and step rules, each on a fresh server. sipp \`-t tn -max_socket ${STREAM_CONNECTIONS}\`: sipp opens one connection per call and closes it when the call ends, so every call pays for a TCP connection (and over TLS a full handshake: no session resumption) in the server's CPU, and up to ${STREAM_CONNECTIONS.toLocaleString('en')} are open at once (how many depends on how long calls take: few on a server that answers in a millisecond, hundreds on one that lags); past ${STREAM_CONNECTIONS.toLocaleString('en')} sipp shares sockets between calls, which fails with broken pipes against both servers, so such a step fails. This is connection churn, not ${STREAM_CONNECTIONS.toLocaleString('en')} long-lived client connections (those are scenarios 8-11). The MESSAGE receiver registers and receives over UDP in every scenario. TLS: Debian's sipp is built without OpenSSL (\`sipp -t ln\` exits with "To use a TLS transport you must compile SIPp with OpenSSL"), so sipp speaks TCP to stunnel (Debian's stunnel4, client mode, on core 1 with sipp), which opens one TLS connection to the server per TCP connection (TLS 1.3 as negotiated, TCP_NODELAY both sides) and verifies the server's certificate; both servers use the same throwaway certificate (ECDSA P-256, signed by a CA the bench makes with openssl in a temp dir) and ask no client certificate. Kamailio: \`-A WITH_TCP\` / \`-A WITH_TLS\` in bench/kamailio.cfg (tcp_children=2, tcp_max_connections=4096, the tls module; see the file). Parley: its TCP listener on the SIP port, its TLS listener (config \`tls\`, \`sipsPort\`).`,
+      `Scenarios 8-11 (issue 20), ${STREAM_CONNECTIONS.toLocaleString('en')} long-lived connections (the clients people use connect once and send over their connection): the same requests, digest and step rules over TCP and TLS, but each sipp call is one client that keeps its connection for the whole step (bench/sipp/register-loop.xml, message-loop.xml; sipp \`-t tn -l ${STREAM_CONNECTIONS} -m ${STREAM_CONNECTIONS}\`): ${STREAM_CONNECTIONS.toLocaleString('en')} calls, each its own connection and its own user (user000…user999, all in both servers), opened at ${LONG_OPEN_RATE.toLocaleString('en')} a second before the load starts; each then sends a request every ${STREAM_CONNECTIONS.toLocaleString('en')}/rate seconds (at 8,000/s: every 125 ms) until its share of the step is sent, at absolute due times staggered over one period, so the offered rate is fixed: a client whose answer came late sends its next request at once, never two at a time. Here the offered and carried rates, the calls and the failures count requests (each the challenge and the authenticated request, two transactions, as a call of scenarios 1-7): a request not answered by the end (a client whose connection broke loses its remaining requests) is a failure; the carried rate is the answered requests over the time from the first due to the last answer (at least the nominal step). A REGISTER keeps its Call-ID and raises its CSeq, as a client refreshing its registration does; a sender's MESSAGEs all go to bob (UDP), its Call-ID kept, CSeq rising, a branch each. Over TLS, stunnel turns each of sipp's connections into one long-lived TLS connection: ${STREAM_CONNECTIONS.toLocaleString('en')} handshakes per step, before the load, instead of one per call. The step's CPU includes opening the connections (and their handshakes) and their ${((STREAM_CONNECTIONS / LONG_OPEN_RATE) + 0.5).toFixed(1)} s before the load.`,
       'Latency is the authenticated transaction (REGISTER + Authorization → 200; MESSAGE + Proxy-Authorization → 200 from the receiver, or → 202 for an offline recipient), from sipp -trace_rtt, whole milliseconds.',
       `A call is two transactions (challenge, then authenticated request). ${SIPP_USERS.length} users in both servers, one sipp receiver (bob) for MESSAGE.`,
       `Scenario 2 runs against Parley twice, each time on a fresh server (scenario 1 has one of its own), one right after the other: Conversation History on for every user (\`parley admin Set-CsClientPolicy -Identity Global -EnableIMAutoArchiving $True\` before the start, the default) and off for every user (\`$False\`)${HISTORY_OFF_RATES === RATES ? ', same rates' : `, the "off" run at ${HISTORY_OFF_RATES.join(', ')} calls/s only`}. All MESSAGEs go from the 200 senders to bob: 200 conversations, none ending during the run.`,
@@ -721,7 +767,7 @@ async function main(): Promise<void> {
       'Durability in scenarios 1-2: Parley keeps users in SQLite (WAL, synchronous=FULL), written only by `user add`; registrations are in memory, nothing is fsynced per request. Kamailio: usrloc db_mode 0 (memory only); auth_db reads SQLite; REGISTER runs msilo\'s m_dump (a SELECT). Scenario 3: see Method. See bench/kamailio.cfg.',
       `Kamailio runs 2 UDP worker processes (children=2; ${KAMAILIO_OFFLINE.children} in scenario 3) plus its helpers, all on core 0; Parley is one Node process on core 0 (no cluster yet), whose offline-spool commits (and their fsyncs) run on a worker thread of it.`,
       'sipp (the sender and the receiver) shares core 1; when both servers saturate at the same offered rate, the load generator may be the limit.',
-      ...(smoke ? ['**Smoke run** (the test command\'s): one 2-s step per scenario at a low rate (200 calls in scenarios 4-7), no re-runs, no held check, shorter settling times before the RSS readings and the drain; scenarios 4-7 run on one server of each kind (all four on it), both at once and beside the idle-registration (WebSocket, TLS), fan-out and cluster parts: it shows the harness and both servers work; its numbers say nothing about the servers\' limits.'] : []),
+      ...(smoke ? [`**Smoke run** (the test command's): one 2-s step per scenario at a low rate (200 calls in scenarios 4-7), no re-runs, no held check, shorter settling times before the RSS readings and the drain; scenarios 4-11 run on one server of each kind (all eight on it; the long-lived ones with ${LONG_CONNECTIONS} connections sending two requests each), both at once and beside the idle-registration (WebSocket, TLS), fan-out and cluster parts: it shows the harness and both servers work; its numbers say nothing about the servers' limits.`] : []),
       ...(quick && !smoke ? ['Quick steps last 3 s: one GC pause or scheduler hiccup moves a p99, so the max rates can move by one step between runs; use the full run for numbers to quote.'] : []),
       'Scenario 2 counts a MESSAGE as successful when the receiver\'s 200 comes back; the single sipp receiver answers every MESSAGE on core 1 next to the sender.',
       ...(cpuProfileDir() ? [`**Profiled run** (BENCH_CPU_PROF=${cpuProfileDir()}): every Parley ran under node --cpu-prof, which costs throughput; do not quote these rates.`] : []),

@@ -14,7 +14,7 @@
 
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { createWriteStream, readFileSync, readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -117,15 +117,19 @@ interface Proc {
   exited: Promise<void>;
 }
 
-function launch(cmd: string, args: string[], cwd: string, core = SERVER_CORE): Proc {
+/** `logFile`: everything the process writes also goes there, whole (the bench keeps only the last 100-200 kB in memory). */
+function launch(cmd: string, args: string[], cwd: string, core = SERVER_CORE, logFile?: string): Proc {
   // taskset pins the server to one core. The file-descriptor limit is inherited: raise it
   // before the bench (`ulimit -n`); fdLimit() reports it and the WebSocket scenario stays under it.
   const child = spawn('taskset', ['-c', core, cmd, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
+  const file = logFile === undefined ? undefined : createWriteStream(logFile);
   const add = (d: string) => {
+    file?.write(d);
     out += d;
     if (out.length > 200_000) out = out.slice(-100_000);
   };
+  if (file) child.once('exit', () => file.end());
   child.stdout!.setEncoding('utf8').on('data', add);
   child.stderr!.setEncoding('utf8').on('data', add);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -297,6 +301,8 @@ export interface KamailioOptions {
   siloJournal?: 'delete' | 'wal';
   /** listen on TCP too (kamailio.cfg's WITH_TCP), and on TLS with this certificate (WITH_TLS) */
   stream?: { tls?: { cert: string; key: string } };
+  /** a file that gets everything Kamailio logs (-E: stderr), to explain a run afterwards */
+  log?: string;
 }
 
 export async function startKamailio(domain: string, users: readonly string[], password: string, opts: KamailioOptions = {}): Promise<BenchServer> {
@@ -318,7 +324,8 @@ export async function startKamailio(domain: string, users: readonly string[], pa
   // MESSAGE/s and 256 MB at 8000/s. Only touched pages count in the memory we report.
   // -A: the cfg's #!ifdef blocks for the stream transports
   const defines = opts.stream ? ['-A', 'WITH_TCP', ...(tls ? ['-A', 'WITH_TLS'] : [])] : [];
-  const p = launch('kamailio', ['-f', cfgFile, '-DD', '-E', '-m', '1024', '-M', '16', '-Y', dir, ...defines], dir);
+  if (opts.log !== undefined) await mkdir(path.dirname(opts.log), { recursive: true });
+  const p = launch('kamailio', ['-f', cfgFile, '-DD', '-E', '-m', '1024', '-M', '16', '-Y', dir, ...defines], dir, SERVER_CORE, opts.log);
   await waitFor(p, () => procTree(p.child.pid!).length > 3, 'Kamailio');
   await new Promise((r) => setTimeout(r, 500));
   const stop = async () => {

@@ -30,6 +30,15 @@ export interface StepOptions {
    * pipes); the default is UDP, one socket
    */
   stream?: { connections: number };
+  /**
+   * Long-lived connections (with `stream`; bench/sipp/*-loop.xml): one call per injection row, each
+   * its own connection, open for the whole step and sending `times` requests (two transactions
+   * each, challenge and authenticated request), one every `periodMs`; the first due times are
+   * staggered over one period, from `startInMs` after sipp starts (the connections are opened
+   * meanwhile, at `openRate` a second). The step's calls, successes and failures then count
+   * requests (authenticated transactions), not connections.
+   */
+  loop?: { times: number; periodMs: number; startInMs: number; openRate: number };
   /** return every measured response time (StepResult.times), to merge steps run side by side (bench/cluster.ts) */
   keepTimes?: boolean;
 }
@@ -84,28 +93,40 @@ export function mean(values: readonly number[]): number {
  */
 const CONTACT_PORT = 5060;
 
-function transportArgs(stream: StepOptions['stream']): string[] {
-  return stream ? ['-t', 'tn', '-max_socket', String(stream.connections)] : ['-t', 'u1'];
+function transportArgs(stream: StepOptions['stream'], looping: boolean): string[] {
+  if (!stream) return ['-t', 'u1'];
+  // sipp counts sockets of its own against -max_socket: with exactly one per call, the last calls
+  // of a looping step (all open at once) found no socket of their own and failed (broken pipe)
+  return ['-t', 'tn', '-max_socket', String(stream.connections + (looping ? 16 : 0))];
 }
 
 export async function runStep(opts: StepOptions): Promise<StepResult> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'bench-sipp-'));
   try {
     const csv = path.join(dir, 'users.csv');
-    await writeFile(csv, injectionCsv(opts.injection));
+    const loop = opts.loop;
+    // the first request of connection i is due at start + i·period/connections (Unix ms)
+    const start = Date.now() + (loop?.startInMs ?? 0);
+    const rows = loop ? opts.injection.map((row, i) => [...row, (start + (i * loop.periodMs) / opts.injection.length).toFixed(0), String(loop.periodMs), String(loop.times)]) : opts.injection;
+    await writeFile(csv, injectionCsv(rows));
     const stat = path.join(dir, 'stat.csv');
     const errFile = path.join(dir, 'errors.log');
     const localPort = await findFreePort();
-    const sendSec = opts.calls / opts.rate;
+    // the requests of a looping step, or its calls
+    const requests = loop ? opts.injection.length * loop.times : opts.calls;
+    const sendSec = loop ? (loop.startInMs + loop.times * loop.periodMs) / 1000 : opts.calls / opts.rate;
     const timeoutSec = Math.ceil(sendSec + 15);
+    const pace = loop ? ['-m', String(opts.injection.length), '-l', String(opts.injection.length), '-r', String(loop.openRate)] : ['-m', String(opts.calls), '-r', String(opts.rate)];
     const args = [
-      '-c', LOAD_CORE, 'sipp', opts.target, '-sf', opts.scenario, ...transportArgs(opts.stream), '-i', '127.0.0.1', '-p', String(localPort),
-      '-m', String(opts.calls), '-r', String(opts.rate), '-rp', '1000', '-nostdin', '-timeout', `${timeoutSec}s`,
+      '-c', LOAD_CORE, 'sipp', opts.target, '-sf', opts.scenario, ...transportArgs(opts.stream, loop !== undefined), '-i', '127.0.0.1', '-p', String(localPort),
+      ...pace, '-rp', '1000', '-nostdin', '-timeout', `${timeoutSec}s`,
       // a call with no answer for 5 s fails instead of retransmitting for ever
       '-recv_timeout', '5000', '-default_behaviors', 'all,-bye', '-inf', csv,
       '-key', 'domain', opts.domain, '-auth_uri', opts.authUri ?? opts.domain, '-key', 'contact_port', String(CONTACT_PORT),
       '-trace_stat', '-stf', stat, '-fd', '1', '-trace_rtt', '-rtt_freq', '1',
       '-trace_err', '-error_file', errFile,
+      // [dynamic_id] (the looping scenarios' CSeq and branches) grows by 1 per use and does not wrap back within a step (the default wraps at 12,000)
+      '-dynamicStep', '1', '-dynamicMax', '2000000000',
     ];
     for (const [k, v] of Object.entries(opts.keys ?? {})) args.push('-key', k, v);
     const child = spawn('taskset', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -118,22 +139,30 @@ export async function runStep(opts: StepOptions): Promise<StepResult> {
     if (!stats) throw new Error(`sipp wrote no statistics (exit ${exitCode}): ${stderr.slice(0, 2000)}`);
     const rttFile = (await readdir(dir)).find((f) => f.endsWith('_rtt.csv'));
     const times: number[] = [];
+    // the last measured answer, ms after sipp's start (the file's Date_ms)
+    let lastAt = 0;
     if (rttFile) {
       for (const line of (await readFile(path.join(dir, rttFile), 'utf8')).split('\n')) {
-        const [, ms, rtd] = line.split(';');
-        if (rtd?.trim() === '1' && ms !== undefined && ms !== '' && !Number.isNaN(Number(ms))) times.push(Number(ms));
+        const [at, ms, rtd] = line.split(';');
+        if (rtd?.trim() === '1' && ms !== undefined && ms !== '' && !Number.isNaN(Number(ms))) {
+          times.push(Number(ms));
+          lastAt = Math.max(lastAt, Number(at));
+        }
       }
     }
     times.sort((a, b) => a - b);
-    const successful = Number.isFinite(stats.successfulCalls) ? stats.successfulCalls : 0;
     const elapsedSec = elapsedSeconds(stats.raw) || sendSec;
+    // a looping step counts requests: those answered (measured) of those due; a late server
+    // stretches the time they took beyond the nominal one, and the rate carried falls with it
+    const successful = loop ? times.length : Number.isFinite(stats.successfulCalls) ? stats.successfulCalls : 0;
+    const loadSec = loop ? Math.max((loop.times * loop.periodMs) / 1000, (lastAt - loop.startInMs) / 1000) : Math.max(elapsedSec, sendSec);
     return {
       rate: opts.rate,
-      calls: opts.calls,
+      calls: requests,
       successful,
-      failed: opts.calls - successful,
-      achieved: successful / Math.max(elapsedSec, sendSec),
-      failureRatio: (opts.calls - successful) / opts.calls,
+      failed: requests - successful,
+      achieved: successful / loadSec,
+      failureRatio: (requests - successful) / requests,
       p50Ms: percentile(times, 50),
       p99Ms: percentile(times, 99),
       meanMs: mean(times),
@@ -141,7 +170,7 @@ export async function runStep(opts: StepOptions): Promise<StepResult> {
       samples: times.length,
       elapsedSec,
       exitCode,
-      errors: successful < opts.calls ? (await readFile(errFile, 'utf8').catch(() => '')).slice(0, 1500) : undefined,
+      errors: successful < requests ? (await readFile(errFile, 'utf8').catch(() => '')).slice(0, 1500) : undefined,
     };
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -149,7 +178,7 @@ export async function runStep(opts: StepOptions): Promise<StepResult> {
 }
 
 /** Starts a long-lived registered receiver (sipp UAS) for scenario 2; resolves once registered. */
-export async function startReceiver(opts: { scenario: string; ooc: string; target: string; domain: string; user: string; password: string; holdMs: number }): Promise<{ stop(): Promise<void> }> {
+export async function startReceiver(opts: { scenario: string; ooc: string; target: string; domain: string; user: string; password: string; holdMs: number; deadCallWaitMs?: number }): Promise<{ stop(): Promise<void> }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'bench-uas-'));
   const csv = path.join(dir, 'bob.csv');
   await writeFile(csv, injectionCsv([[opts.user, opts.password]]));
@@ -157,6 +186,8 @@ export async function startReceiver(opts: { scenario: string; ooc: string; targe
   const port = await findFreePort();
   const args = ['-c', LOAD_CORE, 'sipp', opts.target, '-sf', opts.scenario, '-oocsf', opts.ooc, '-t', 'u1', '-i', '127.0.0.1', '-p', String(port), '-m', '1', '-nostdin',
     '-d', String(opts.holdMs), '-inf', csv, '-key', 'domain', opts.domain, '-auth_uri', opts.domain, '-trace_logs', '-log_file', log, '-default_behaviors', 'all,-bye'];
+  // how long sipp keeps an ended call's Call-ID and takes later messages with it as that call's (default 33 s)
+  if (opts.deadCallWaitMs !== undefined) args.push('-deadcall_wait', String(opts.deadCallWaitMs));
   const child = spawn('taskset', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d.slice(0, 10_000)));

@@ -14,6 +14,8 @@ export function isWildcardAddress(address: string): boolean {
 
 /** `::ffff:127.0.0.1` → `127.0.0.1`, `[::1]` → `::1`, `FE80::1%eth0` → `fe80::1`: one spelling of one address. */
 export function plainAddress(address: string): string {
+  // an IPv4 address (every peer of a socket bound to one): no brackets, mapping or zone to take off
+  if (!address.includes(':') && !address.includes('[') && !address.includes('%')) return address.toLowerCase();
   const bare = address.startsWith('[') && address.endsWith(']') ? address.slice(1, -1) : address;
   const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(bare);
   return mapped?.[1] ?? bare.replace(/%.*$/, '').toLowerCase();

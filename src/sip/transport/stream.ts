@@ -2,7 +2,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { StreamFramer } from '../framing.ts';
 import type { SipLimits } from '../limits.ts';
-import { plainAddress } from './address.ts';
+import { isWildcardAddress, plainAddress } from './address.ts';
 import type { Endpoint, Flow, PartnerPeer } from './flow.ts';
 import { advertisedFor, formatEndpoint } from './flow.ts';
 import { type ConnectionGuard, GuardedConnection } from './guard.ts';
@@ -28,6 +28,15 @@ export interface StreamListener {
 
 /** How long an ended connection may take to close before it is destroyed, ms. */
 const CLOSE_GRACE_MS = 1_000;
+
+/** TCP keep-alive probes on an idle connection after this long, ms (a NAT's mapping stays, a dead peer is found). */
+const KEEPALIVE_DELAY_MS = 60_000;
+
+/**
+ * Set by the listening socket on each accepted one as node accepts it (no JavaScript call per
+ * connection): Nagle's algorithm off (an answer is one write and goes at once), keep-alive probes.
+ */
+const ACCEPTED_SOCKET_OPTIONS = { noDelay: true, keepAlive: true, keepAliveInitialDelay: KEEPALIVE_DELAY_MS } as const;
 
 export interface StreamListenOptions {
   protocol: 'tcp' | 'tls';
@@ -159,28 +168,30 @@ export function listenStream(opts: StreamListenOptions): Promise<StreamListener>
     if (!settled.delete(key)) partners?.onRefused(remote, 'the connection closed at the end of the TLS handshake: its certificate does not chain to a trusted CA (or the peer left)', 'TLS_PEER_NOT_VERIFIED');
   };
 
+  // The listener's own address, once it listens: every connection accepted on a specific address
+  // has it as its local end, so no accepted socket is asked for it (a getsockname call each);
+  // on a wildcard address each connection's own is asked for, the interface it came in on.
+  let listening: Endpoint | undefined;
+  const localOf = (socket: net.Socket): Endpoint => listening ?? { address: plainAddress(socket.localAddress ?? ''), port: socket.localPort ?? 0 };
+
   // Limits are checked when the TCP connection is accepted, before a TLS handshake costs anything;
-  // the count is released when that socket closes, whatever became of it.
-  const admit = (socket: net.Socket): boolean => {
-    const remote = remoteOf(socket);
+  // the count is released when that socket closes, whatever became of it. Returns the source the
+  // connection counts against, or null when it was refused (and destroyed).
+  const admit = (socket: net.Socket, remote: Endpoint): string | null => {
     const source = guard.admit(protocol, remote);
-    if (source === null) {
-      socket.destroy();
-      return false;
-    }
-    socket.once('close', () => {
-      guard.release(source);
-      if (partners !== undefined) handshakeEnded(remote);
-    });
-    return true;
+    if (source === null) socket.destroy();
+    return source;
   };
 
-  const onSocket = (socket: net.Socket): void => {
-    if (partners !== undefined) settled.add(formatEndpoint(remoteOf(socket)));
+  // `closed`: what else the connection's close releases (one close listener per connection)
+  const onSocket = (socket: net.Socket, remote: Endpoint, closed?: () => void): void => {
+    if (partners !== undefined) settled.add(formatEndpoint(remote));
     sockets.add(socket);
     const partner = partners?.peerOf(socket as tls.TLSSocket);
-    carry(socket, { protocol, guard, sink, limits: opts.limits, advertise: opts.advertise, partner });
-    socket.on('close', () => sockets.delete(socket));
+    carry(socket, { protocol, guard, sink, limits: opts.limits, advertise: opts.advertise, partner, local: localOf(socket), remote }, () => {
+      sockets.delete(socket);
+      closed?.();
+    });
   };
 
   let server: net.Server;
@@ -188,8 +199,17 @@ export function listenStream(opts: StreamListenOptions): Promise<StreamListener>
     // A handshake that does not finish in time is a slow sender like any other.
     // Partners: mutual TLS, the peer's certificate verified against the CAs at the handshake.
     const mutual = partners === undefined ? {} : { requestCert: true, rejectUnauthorized: true };
-    server = tls.createServer({ ...opts.tls, ...mutual, handshakeTimeout: guard.limits.messageTimeoutMs }, onSocket);
-    server.on('connection', (socket: net.Socket) => admit(socket));
+    server = tls.createServer({ ...opts.tls, ...mutual, ...ACCEPTED_SOCKET_OPTIONS, handshakeTimeout: guard.limits.messageTimeoutMs }, (socket: tls.TLSSocket) => onSocket(socket, peerOf(socket)));
+    // the TCP socket under the TLS one closes whatever became of its handshake: it releases the count
+    server.on('connection', (socket: net.Socket) => {
+      const remote = remoteOf(socket);
+      const source = admit(socket, remote);
+      if (source === null) return;
+      socket.once('close', () => {
+        guard.release(source);
+        if (partners !== undefined) handshakeEnded(remote);
+      });
+    });
     // A TLS handshake failure is the peer's problem, never the process's.
     server.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => {
       const remote = peerOf(socket);
@@ -201,8 +221,10 @@ export function listenStream(opts: StreamListenOptions): Promise<StreamListener>
       socket.destroy();
     });
   } else {
-    server = net.createServer((socket) => {
-      if (admit(socket)) onSocket(socket);
+    server = net.createServer(ACCEPTED_SOCKET_OPTIONS, (socket) => {
+      const remote = remoteOf(socket);
+      const source = admit(socket, remote);
+      if (source !== null) onSocket(socket, remote, () => guard.release(source));
     });
   }
   return new Promise((resolve, reject) => {
@@ -212,6 +234,7 @@ export function listenStream(opts: StreamListenOptions): Promise<StreamListener>
       // An accept that fails (no file descriptor left, say) must not take the process down.
       server.on('error', (err: Error) => guard.acceptFailed(protocol, err));
       const addr = server.address() as net.AddressInfo;
+      if (!isWildcardAddress(addr.address)) listening = { address: plainAddress(addr.address), port: addr.port };
       resolve({
         local: { address: addr.address, port: addr.port },
         get bound() {
@@ -246,17 +269,16 @@ export function listenStream(opts: StreamListenOptions): Promise<StreamListener>
 
 /**
  * Reads SIP from a connection and hands it to the sink, for accepted and opened connections alike:
- * the flow, the framing, keep-alives, the guard's bookkeeping.
+ * the flow, the framing, keep-alives, the guard's bookkeeping. `closed` runs when the socket closes,
+ * after the flow was reported closed.
  */
 function carry(
   socket: net.Socket,
-  o: { protocol: 'tcp' | 'tls'; guard: ConnectionGuard; sink: TransportSink; limits: SipLimits; advertise: string | undefined; partner: PartnerPeer | undefined },
+  o: { protocol: 'tcp' | 'tls'; guard: ConnectionGuard; sink: TransportSink; limits: SipLimits; advertise: string | undefined; partner: PartnerPeer | undefined; local: Endpoint; remote: Endpoint },
+  closed?: () => void,
 ): StreamFlow {
   const { guard, sink } = o;
-  socket.setNoDelay(true);
-  socket.setKeepAlive(true, 60_000);
-  const local: Endpoint = { address: plainAddress(socket.localAddress ?? ''), port: socket.localPort ?? 0 };
-  const flow = new StreamFlow(guard, socket, o.protocol, local, remoteOf(socket), advertisedFor(o.advertise, local.port));
+  const flow = new StreamFlow(guard, socket, o.protocol, o.local, o.remote, advertisedFor(o.advertise, o.local.port));
   if (o.partner !== undefined) flow.partner = o.partner;
   guard.track(flow);
   // a partner's certificate is its authentication: its connection is not an anonymous one
@@ -288,6 +310,7 @@ function carry(
   socket.on('close', () => {
     guard.untrack(flow);
     sink.onFlowClosed(flow);
+    closed?.();
   });
   return flow;
 }
@@ -322,7 +345,10 @@ export function connectStream(opts: StreamConnectOptions): Promise<StreamConnect
       settled = true;
       clearTimeout(timer);
       const partner = secure ? opts.peerOf?.(socket as tls.TLSSocket) : undefined;
-      const flow = carry(socket, { protocol: secure ? 'tls' : 'tcp', guard: opts.guard, sink: opts.sink, limits: opts.limits, advertise: opts.advertise, partner });
+      socket.setNoDelay(true);
+      socket.setKeepAlive(true, KEEPALIVE_DELAY_MS);
+      const local: Endpoint = { address: plainAddress(socket.localAddress ?? ''), port: socket.localPort ?? 0 };
+      const flow = carry(socket, { protocol: secure ? 'tls' : 'tcp', guard: opts.guard, sink: opts.sink, limits: opts.limits, advertise: opts.advertise, partner, local, remote: remoteOf(socket) });
       resolve({ ok: true, flow, close: () => socket.end() });
     });
   });
