@@ -129,6 +129,19 @@ export async function markClosed(sql: Sql, id: string, now: number, reason: stri
 }
 
 /**
+ * Whether signing `address` out at `now` would change anything: an open conversation of theirs, or
+ * a message to them awaiting display. A read (no write lock): most sign-outs have nothing to end,
+ * as when a client that opens a connection per request closes it, which drops its binding.
+ */
+export async function hasSignOutWork(sql: Sql, address: string, now: number): Promise<boolean> {
+  const row = await sql.get<{ w: number }>(
+    "SELECT 1 AS w WHERE EXISTS (SELECT 1 FROM history_conversations WHERE state = 'open' AND (user_a = ? OR user_b = ?) AND ends_at > ?) OR EXISTS (SELECT 1 FROM history_messages WHERE recipient = ? AND kind = 'relayed' AND displayed = 0 AND display_due_at > ?)",
+    [address, address, now, address, now],
+  );
+  return row !== undefined;
+}
+
+/**
  * `address` signed out of every device: their open conversations end now, and the messages to them
  * still awaiting display are due now. Returns the conversations ended.
  */

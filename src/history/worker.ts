@@ -20,7 +20,7 @@ import type { EffectiveSettings } from '../settings/index.ts';
 import type { Sql } from '../storage/index.ts';
 import { acrossOrganisations, settingsOf } from './commit.ts';
 import type { ConversationRow, HistoryMessage } from './repository.ts';
-import { closable, conversationMessages, dueUnread, endForSignOut, forgetClosed, hasDueWork, markClosed, markMissed, stopAwaitingDisplay } from './repository.ts';
+import { closable, conversationMessages, dueUnread, endForSignOut, forgetClosed, hasDueWork, hasSignOutWork, markClosed, markMissed, stopAwaitingDisplay } from './repository.ts';
 
 /** How long closed conversations stay listed (`parley history list`), ms. */
 export const HISTORY_KEEP_CLOSED_MS = 7 * 24 * 3600 * 1000;
@@ -120,7 +120,12 @@ export class HistoryWorker {
     const { sql } = this.#o;
     // most rounds have nothing to do: a read, not a write transaction that would take the lock the recorder's and the spool's writers need
     const forget = now - this.#forgotAt >= FORGET_EVERY_MS;
-    const signedOut = [...this.#signedOut];
+    // a sign-out with nothing to end takes no write transaction (it would wait for the writers' lock)
+    const signedOut: string[] = [];
+    for (const address of [...this.#signedOut]) {
+      if (await hasSignOutWork(sql, address, now)) signedOut.push(address);
+      else this.#signedOut.delete(address);
+    }
     if (signedOut.length === 0 && !forget && !(await hasDueWork(sql, now))) return { missed: 0, closed: 0, entries: 0 };
     if (forget) this.#forgotAt = now;
     // the display names the notes may need, found before the transaction (a lookup may use the database)

@@ -96,5 +96,27 @@ describe('the history worker', () => {
     assert.equal((await entriesOf('history')).length, 4);
     assert.deepEqual((await listConversations(sql, ALICE, 0)).map((c) => c.closeReason).sort(), ['idle', 'signed-out']);
   });
+
+  it('a sign-out with nothing to end writes nothing (no trace, no transaction); one with something still does', async () => {
+    await writeHistoryBatch(sql, [text('first', T0)]);
+    clock = T0 + 1000;
+    const traceRows = async () => ((await sql.get<{ n: number | string }>('SELECT count(*) AS n FROM trace_events')) as { n: number | string }).n;
+    await worker.round(clock); // the first round's housekeeping (forgetting closed conversations) done
+    const before = Number(await traceRows());
+    const transaction = sql.transaction.bind(sql);
+    let transactions = 0;
+    sql.transaction = ((fn: Parameters<typeof transaction>[0], options?: Parameters<typeof transaction>[1]) => {
+      transactions++;
+      return transaction(fn, options);
+    }) as typeof sql.transaction;
+    await worker.signedOut('carol@example.com'); // in no conversation
+    assert.equal(transactions, 0, 'no write transaction');
+    assert.equal(Number(await traceRows()), before);
+    assert.deepEqual((await listConversations(sql, ALICE, 0)).map((c) => c.state), ['open']);
+    await worker.signedOut(BOB);
+    assert.equal(transactions, 1);
+    assert.ok(Number(await traceRows()) > before, 'the signed-out step is traced');
+    assert.equal((await entriesOf('history')).length, 2);
+  });
 });
 });
