@@ -11,10 +11,10 @@
 // windows. Two keys may share a fingerprint (one in 2^30 per lookup): the TU must check what the
 // mark cannot prove (the registrar checks the credentials were used before, handler.ts).
 //
-// Why not a Set of small integers: at 8,000 REGISTER/s a window holds 256,000 fingerprints, and
-// V8's hash table takes ~20 bytes per slot in the old generation (two generations, doubled while
-// growing: 20-40 MiB of the REGISTER bench's peak RSS, all of it traced by every full collection);
-// these tables take 2 MiB each, one ArrayBuffer the collector does not look into.
+// Why not a Set of small integers: at 8,000 REGISTER/s a window holds 256,000 fingerprints, and a
+// V8 hash table takes ~20 bytes a slot in the old generation, copied whenever it doubles; these
+// tables take 4-8 bytes a fingerprint in one ArrayBuffer the collector does not look into. Measured
+// in-process (255,000 REGISTER calls within one window): 2.8 MiB less live heap, 12 MiB less peak RSS.
 
 export class AnsweredRequests {
   readonly #windowMs: number;
