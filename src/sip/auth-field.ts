@@ -14,7 +14,11 @@ import { SIP_PARSE_ERRORS } from './errors.ts';
 import type { AuthField } from './message.ts';
 
 const E = SIP_PARSE_ERRORS;
-const STOP = ',"=';
+
+/** What ends an unquoted value: white space, a comma, a quote or "=". */
+function endsUnquoted(c: number): boolean {
+  return c === 0x2c || c === 0x22 || c === 0x3d || isWs(c);
+}
 
 function bad(text: string, why: string): Error {
   return syntaxError(E.BAD_AUTH, `bad authentication header ${show(text)}: ${why}`);
@@ -56,7 +60,7 @@ export function parseAuthField(text: string): AuthField {
       // a token per the grammar; leniently anything up to a comma or space but a quote or "="
       // (e.g. an unquoted uri=sip:…); "=" would be a token68 value (Basic, Bearer), not supported
       const start = p;
-      while (p < n && !isWs(s.charCodeAt(p)) && !STOP.includes(s.charAt(p))) p++;
+      while (p < n && !endsUnquoted(s.charCodeAt(p))) p++;
       if (p === start) throw bad(text, `parameter ${show(name)} has an empty value`);
       value = s.slice(start, p);
     }

@@ -226,6 +226,20 @@ describe('NonceIssuer', () => {
     assert.equal(nonces.acceptCount('alice', ours(nonces), 1), 'accepted', 'a nonce issued after the floor is fine');
   });
 
+  it('does not count one nonce into another that shares its tracking key (30 random bits), issued another millisecond', () => {
+    const nonces = new NonceIssuer({ secret });
+    const a = ours(nonces);
+    // the same random part, another issue time: the key is the same, the nonce is not
+    const raw = Buffer.from(a, 'base64url');
+    raw.writeUInt32BE(raw.readUInt32BE(4) + 1, 4);
+    const b = raw.toString('base64url');
+    assert.equal(b.slice(12, 17), a.slice(12, 17));
+    assert.equal(nonces.acceptCount('alice', a, 1), 'accepted');
+    assert.equal(nonces.acceptCount('alice', b, 2), 'forgotten', "not taken as a's count 2: the client takes a new nonce");
+    assert.equal(nonces.acceptCount('alice', a, 2), 'accepted', "a's counts were left alone");
+    assert.equal(nonces.acceptCount('alice', a, 1), 'replayed');
+  });
+
   it('keeps a nonce in use tracked while others come and go', () => {
     let now = 1_700_000_000_000;
     const nonces = new NonceIssuer({ secret, now: () => now, maxNoncesPerUser: 2 });

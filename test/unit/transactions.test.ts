@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { Headers, type SipRequest, type SipResponse } from '../../src/sip/message.ts';
 import { createResponse } from '../../src/sip/response.ts';
-import { AnsweredRequests } from '../../src/sip/transaction/answered.ts';
+import { AnsweredRequests, FingerprintSet } from '../../src/sip/transaction/answered.ts';
 import { TransactionLayer } from '../../src/sip/transaction/layer.ts';
 import type { NonInviteServerTransaction } from '../../src/sip/transaction/server-non-invite.ts';
 import type { Flow } from '../../src/sip/transport/flow.ts';
@@ -371,6 +371,29 @@ describe('answered requests (fingerprints for Timer J)', () => {
     now = 10_000; // idle for long: both generations dropped at once
     assert.equal(answered.has('z9hG4bK-3|127.0.0.1:5060|REGISTER'), false);
     assert.equal(answered.size, 0);
+  });
+});
+
+describe('fingerprint sets (answered requests, off the JS heap)', () => {
+  it('holds every fingerprint added through its growth, and no other', () => {
+    const set = new FingerprintSet();
+    const added: number[] = [];
+    // 0 and the largest 30-bit value included: a slot holds the fingerprint + 1
+    for (let i = 0; i < 5000; i++) added.push(i === 0 ? 0 : i === 1 ? 0x3fffffff : (Math.imul(i, 0x9e3779b1) >>> 2) & 0x3fffffff);
+    for (const f of added) set.add(f);
+    for (const f of added) set.add(f); // twice: counted once
+    assert.equal(set.size, new Set(added).size);
+    assert.equal(added.every((f) => set.has(f)), true);
+    const others = Array.from({ length: 5000 }, (_, i) => (Math.imul(i + 7, 0x85ebca6b) >>> 2) & 0x3fffffff).filter((f) => !added.includes(f));
+    assert.equal(others.some((f) => set.has(f)), false);
+  });
+
+  it('starts big enough for the fingerprints it is expected to hold', () => {
+    const set = new FingerprintSet(3000);
+    for (let i = 0; i < 3000; i++) set.add(i * 17);
+    assert.equal(set.size, 3000);
+    assert.equal(set.has(17 * 2999), true);
+    assert.equal(set.has(1), false);
   });
 });
 
