@@ -128,6 +128,11 @@ export async function markClosed(sql: Sql, id: string, now: number, reason: stri
   await sql.run('UPDATE history_messages SET body = NULL WHERE conversation_id = ?', [id]);
 }
 
+/** What a sign-out of `address` at `now` ends (bound: address, address, now): their open conversations. */
+const OPEN_FOR_SIGN_OUT = "state = 'open' AND (user_a = ? OR user_b = ?) AND ends_at > ?";
+/** ... and makes due now (bound: address, now): the messages to them still awaiting display. */
+const AWAITING_DISPLAY_FOR_SIGN_OUT = "recipient = ? AND kind = 'relayed' AND displayed = 0 AND display_due_at > ?";
+
 /**
  * Whether signing `address` out at `now` would change anything: an open conversation of theirs, or
  * a message to them awaiting display. A read (no write lock): most sign-outs have nothing to end,
@@ -135,7 +140,7 @@ export async function markClosed(sql: Sql, id: string, now: number, reason: stri
  */
 export async function hasSignOutWork(sql: Sql, address: string, now: number): Promise<boolean> {
   const row = await sql.get<{ w: number }>(
-    "SELECT 1 AS w WHERE EXISTS (SELECT 1 FROM history_conversations WHERE state = 'open' AND (user_a = ? OR user_b = ?) AND ends_at > ?) OR EXISTS (SELECT 1 FROM history_messages WHERE recipient = ? AND kind = 'relayed' AND displayed = 0 AND display_due_at > ?)",
+    `SELECT 1 AS w WHERE EXISTS (SELECT 1 FROM history_conversations WHERE ${OPEN_FOR_SIGN_OUT}) OR EXISTS (SELECT 1 FROM history_messages WHERE ${AWAITING_DISPLAY_FOR_SIGN_OUT})`,
     [address, address, now, address, now],
   );
   return row !== undefined;
@@ -146,9 +151,9 @@ export async function hasSignOutWork(sql: Sql, address: string, now: number): Pr
  * still awaiting display are due now. Returns the conversations ended.
  */
 export async function endForSignOut(sql: Sql, address: string, now: number): Promise<string[]> {
-  const ended = await sql.all<{ id: string }>("SELECT id FROM history_conversations WHERE state = 'open' AND (user_a = ? OR user_b = ?) AND ends_at > ?", [address, address, now]);
+  const ended = await sql.all<{ id: string }>(`SELECT id FROM history_conversations WHERE ${OPEN_FOR_SIGN_OUT}`, [address, address, now]);
   for (const { id } of ended) await sql.run("UPDATE history_conversations SET ends_at = ?, close_reason = 'signed-out' WHERE id = ?", [now, id]);
-  await sql.run("UPDATE history_messages SET display_due_at = ? WHERE recipient = ? AND kind = 'relayed' AND displayed = 0 AND display_due_at > ?", [now, address, now]);
+  await sql.run(`UPDATE history_messages SET display_due_at = ? WHERE ${AWAITING_DISPLAY_FOR_SIGN_OUT}`, [now, address, now]);
   return ended.map((r) => r.id);
 }
 
