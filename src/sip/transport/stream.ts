@@ -156,6 +156,8 @@ function peerOf(socket: tls.TLSSocket): Endpoint {
 export function listenStream(opts: StreamListenOptions): Promise<StreamListener> {
   const { guard, sink, protocol } = opts;
   const sockets = new Set<net.Socket>();
+  // close()'s wait: called when the last connection has closed
+  let allClosed: (() => void) | undefined;
 
   // Partners: node refuses a certificate that does not chain to the CAs by closing the connection
   // at the end of the handshake, with no event (a missing certificate is an OpenSSL alert, and a
@@ -191,6 +193,7 @@ export function listenStream(opts: StreamListenOptions): Promise<StreamListener>
     carry(socket, { protocol, guard, sink, limits: opts.limits, advertise: opts.advertise, partner, local: localOf(socket), remote }, () => {
       sockets.delete(socket);
       closed?.();
+      if (sockets.size === 0) allClosed?.();
     });
   };
 
@@ -249,18 +252,21 @@ export function listenStream(opts: StreamListenOptions): Promise<StreamListener>
         },
         close: () =>
           new Promise<void>((done) => {
+            if (server.listening) server.close();
+            if (sockets.size === 0) return done();
+            // Waits on its own set of connections, not on the server's 'close' event: a drain
+            // stopped accepting (server.close()) long before, and when the clients closed their
+            // connections meanwhile, that event may have fired already; waiting for it held the
+            // stop until shutdownTimeout ("still closing TCP and TLS connections").
             const grace = setTimeout(() => {
               for (const s of sockets) s.destroy();
             }, CLOSE_GRACE_MS);
-            const finish = (): void => {
+            allClosed = () => {
+              allClosed = undefined;
               clearTimeout(grace);
               done();
             };
             for (const s of sockets) s.end();
-            // close() waits for every connection; a server already closed calls back with an error at once
-            if (server.listening) server.close(finish);
-            else if (sockets.size === 0) finish();
-            else server.once('close', finish);
           }),
       });
     });
