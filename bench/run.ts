@@ -65,10 +65,10 @@ const historyPolicy = (on: boolean): string[] => ['Set-CsClientPolicy', '-Identi
 // scenario 3 has finer steps around its target (5,000 accepted/s), up to the same top rate; it
 // starts low because Kamailio's msilo commits (fsyncs) each message on its own
 const OFFLINE_RATES = smoke ? [250] : quick ? [100, 250, 500, 1000, 2000, 3000, 4000, 5000, 6000, 8000] : [100, 200, 400, 800, 1600, 2400, 3200, 4000, 5000, 6400, 8000, 12800];
-const STEP_SEC = Number(option('step-sec') ?? (smoke ? 2 : quick ? 3 : 10));
+const STEP_SEC = Number(option('step-sec') ?? (smoke ? 1 : quick ? 3 : 10));
 if (!(STEP_SEC > 0)) throw new Error(`--step-sec ${option('step-sec')}: expected a positive number of seconds`);
 // 18,000: the most this machine's open-files limit (20,000 per process) allows
-const WS_COUNTS = smoke ? [1_000] : quick ? [4_000] : [10_000, 18_000, 50_000];
+const WS_COUNTS = smoke ? [300] : quick ? [4_000] : [10_000, 18_000, 50_000];
 // how long RSS settles after the registrations (half that after the start); the smoke run's RSS is not quoted
 const WS_SETTLE_MS = smoke ? 500 : 2_000;
 // `--idle-counts 10000,18000`: the connection counts of the ws and tls-idle scenarios instead
@@ -122,7 +122,9 @@ const CLUSTER_WS_NODES = 3;
 /** the two receivers of the cluster's MESSAGE steps, one registered on each node */
 const CLUSTER_RECEIVERS = ['bob', 'carol'] as const;
 const SCENARIO = (f: string) => path.join(BENCH_DIR, 'sipp', f);
-const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
+// each line says when, from the run's start: where the time goes (the smoke run's minute) is read off the log
+const runStart = performance.now();
+const log = (msg: string) => process.stderr.write(`bench: [${((performance.now() - runStart) / 1000).toFixed(1)} s] ${msg}\n`);
 
 function requireTools(): void {
   for (const tool of ['sipp', 'kamailio', 'taskset']) {
@@ -688,18 +690,33 @@ async function main(): Promise<void> {
       await cert.remove();
     }
   };
-  const streamsTask = runStreams();
-  // a failure is reported when awaited, below
-  streamsTask.catch(() => {});
-  if (!smoke) await streamsTask;
   const ws: WsReport[] = [];
-  if (ONLY.has('ws')) for (const n of IDLE_COUNTS ?? WS_COUNTS) ws.push(await benchWebSocket(n));
   const tlsIdle: WsReport[] = [];
-  if (ONLY.has('tls-idle')) for (const n of IDLE_COUNTS ?? WS_COUNTS) tlsIdle.push(await benchTlsIdle(n));
-  // issue 6: one presentity with 1,000 watchers changes state (Parley only; SDK watchers over TCP)
-  const fanout = ONLY.has('fanout') ? await runPresenceFanout({ watchers: smoke ? 200 : quick ? 1000 : 10_000, rounds: smoke ? 1 : quick ? 3 : 10, log }) : undefined;
-  const clusterRun = ONLY.has('cluster') || ONLY.has('cluster-ws') ? await benchCluster() : undefined;
-  const streams = await streamsTask;
+  let fanout: Awaited<ReturnType<typeof runPresenceFanout>> | undefined;
+  const runIdleAndFanout = async (): Promise<void> => {
+    if (ONLY.has('ws')) for (const n of IDLE_COUNTS ?? WS_COUNTS) ws.push(await benchWebSocket(n));
+    if (ONLY.has('tls-idle')) for (const n of IDLE_COUNTS ?? WS_COUNTS) tlsIdle.push(await benchTlsIdle(n));
+    // issue 6: one presentity with 1,000 watchers changes state (Parley only; SDK watchers over TCP)
+    if (ONLY.has('fanout')) fanout = await runPresenceFanout({ watchers: smoke ? 200 : quick ? 1000 : 10_000, rounds: smoke ? 1 : quick ? 3 : 10, log });
+  };
+  const runCluster = async () => (ONLY.has('cluster') || ONLY.has('cluster-ws') ? await benchCluster() : undefined);
+  let streams: Awaited<ReturnType<typeof runStreams>>;
+  let clusterRun: Awaited<ReturnType<typeof runCluster>>;
+  if (smoke) {
+    // two lanes of about the same length (the smoke run measures nothing, so they may share the
+    // cores): the stream scenarios, then the idle registrations and the fan-out; beside them the
+    // cluster part, which is mostly starting processes and waiting for them
+    const lane = async () => {
+      const out = await runStreams();
+      await runIdleAndFanout();
+      return out;
+    };
+    [streams, clusterRun] = await Promise.all([lane(), runCluster()]);
+  } else {
+    streams = await runStreams();
+    await runIdleAndFanout();
+    clusterRun = await runCluster();
+  }
   const noStreams: Streams = { runs: new Map(), errors: [] };
   const parleyStreams = streams.parley ?? noStreams;
   const kamailioStreams = streams.kamailio ?? noStreams;
@@ -767,7 +784,7 @@ async function main(): Promise<void> {
       'Durability in scenarios 1-2: Parley keeps users in SQLite (WAL, synchronous=FULL), written only by `user add`; registrations are in memory, nothing is fsynced per request. Kamailio: usrloc db_mode 0 (memory only); auth_db reads SQLite; REGISTER runs msilo\'s m_dump (a SELECT). Scenario 3: see Method. See bench/kamailio.cfg.',
       `Kamailio runs 2 UDP worker processes (children=2; ${KAMAILIO_OFFLINE.children} in scenario 3) plus its helpers, all on core 0; Parley is one Node process on core 0 (no cluster yet), whose offline-spool commits (and their fsyncs) run on a worker thread of it.`,
       'sipp (the sender and the receiver) shares core 1; when both servers saturate at the same offered rate, the load generator may be the limit.',
-      ...(smoke ? [`**Smoke run** (the test command's): one 2-s step per scenario at a low rate (200 calls in scenarios 4-7), no re-runs, no held check, shorter settling times before the RSS readings and the drain; scenarios 4-11 run on one server of each kind (all eight on it; the long-lived ones with ${LONG_CONNECTIONS} connections sending two requests each), both at once and beside the idle-registration (WebSocket, TLS), fan-out and cluster parts: it shows the harness and both servers work; its numbers say nothing about the servers' limits.`] : []),
+      ...(smoke ? [`**Smoke run** (the test command's): one 1-s step per scenario at a low rate (200 calls in scenarios 4-7), no re-runs, no held check, shorter settling times before the RSS readings and the drain; scenarios 4-11 run on one server of each kind (all eight on it; the long-lived ones with ${LONG_CONNECTIONS} connections sending two requests each), both at once, then the idle registrations (WebSocket, TLS) and the fan-out, all beside the cluster part: it shows the harness and both servers work; its numbers say nothing about the servers' limits.`] : []),
       ...(quick && !smoke ? ['Quick steps last 3 s: one GC pause or scheduler hiccup moves a p99, so the max rates can move by one step between runs; use the full run for numbers to quote.'] : []),
       'Scenario 2 counts a MESSAGE as successful when the receiver\'s 200 comes back; the single sipp receiver answers every MESSAGE on core 1 next to the sender.',
       ...(cpuProfileDir() ? [`**Profiled run** (BENCH_CPU_PROF=${cpuProfileDir()}): every Parley ran under node --cpu-prof, which costs throughput; do not quote these rates.`] : []),
