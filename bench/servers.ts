@@ -199,6 +199,17 @@ function nodeFlagsFromEnv(): string[] {
   return (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter((flag) => flag !== '');
 }
 
+/**
+ * `BENCH_SERVER_LOGS=DIR`: everything each Parley prints (with BENCH_NODE_FLAGS="--trace-gc", its
+ * collections) goes to DIR/parley-<label>-<time>.log as well, to read a run's pauses afterwards.
+ */
+async function serverLogFile(label: string | undefined): Promise<string | undefined> {
+  const dir = process.env.BENCH_SERVER_LOGS;
+  if (dir === undefined || dir === '') return undefined;
+  await mkdir(dir, { recursive: true });
+  return path.join(dir, `parley-${label ?? 'server'}-${Date.now()}.log`);
+}
+
 export async function startParley(domain: string, users: readonly string[], password: string, opts: ParleyOptions = {}): Promise<BenchServer> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'parley-bench-'));
   const cmdlets = [...(opts.pickupDelay !== undefined ? [['Set-CsImConfiguration', '-OfflineImPickupDelay', opts.pickupDelay]] : []), ...(opts.admin ?? [])];
@@ -255,7 +266,7 @@ export async function startParley(domain: string, users: readonly string[], pass
     const args = [...nodeFlags, path.join(REPO_ROOT, 'src', 'cli.ts'), 'serve', '--data-dir', dataDir, '--domain', domain, '--listen', '127.0.0.1', '--sip-port', String(port), '--http-port', String(httpPort), '--digest-algorithms', 'MD5', '--log-level', 'warn', ...configArgs];
     if (postgres) args.push('--database', postgres.url);
     if (opts.cluster) args.push('--cluster', opts.cluster.node, '--redis', opts.cluster.redis);
-    const tried = launch(process.execPath, args, REPO_ROOT, opts.core);
+    const tried = launch(process.execPath, args, REPO_ROOT, opts.core, await serverLogFile(opts.label));
     try {
       await waitFor(tried, (o) => o.includes('Parley ready:'), 'Parley');
       p = tried;
