@@ -16,13 +16,17 @@ import type { Logger } from '../observability/logger.ts';
 import type { ConversationRecorder, RecordedMessage } from '../router/context.ts';
 import type { BatchWriter, Sql } from '../storage/index.ts';
 import { openBatchWriter } from '../storage/index.ts';
-import { effectiveSettings } from '../settings/index.ts';
+import { effectiveSettings, lastAuditId } from '../settings/index.ts';
 import type { CommitSummary } from './commit.ts';
 import { writeHistoryBatch } from './commit.ts';
 import { classify } from './content.ts';
 
 /** The longest commit window: the most a crash may lose, ms. */
 export const MAX_COMMIT_WINDOW_MS = 10;
+/** Users whose archiving the recorder remembers before it starts over (it is only a cache). */
+const MAX_REMEMBERED = 20_000;
+/** How long the recorder trusts what it read of users' archiving, ms: the most a change that bypassed the audit log goes unseen. */
+const ARCHIVING_KEPT_MS = 1000;
 
 export interface HistoryRecorderOptions {
   sql: Sql;
@@ -53,6 +57,16 @@ export class HistoryRecorder implements ConversationRecorder {
   #firstAt = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #writing: Promise<void> | undefined;
+  /**
+   * Whether each user archives, as read for earlier batches: forgotten when the admin audit log
+   * moves (every change of settings, grants, sites and users writes a row there; the commit's
+   * memory relies on the same rule), and at least every ARCHIVING_KEPT_MS whatever it says.
+   * Without it, every message of a batch looked its sender up again (a new batch knows no one):
+   * ~1.5 µs a message on the SIP thread.
+   */
+  readonly #archiving = new Map<string, boolean>();
+  #auditId = -1;
+  #archivingSince = 0;
   readonly stats: RecorderStats = { received: 0, recorded: 0, displayed: 0, opened: 0, batches: 0, failedBatches: 0 };
 
   constructor(options: HistoryRecorderOptions) {
@@ -118,30 +132,51 @@ export class HistoryRecorder implements ConversationRecorder {
    */
   async #worthWriting(batch: RecordedMessage[]): Promise<RecordedMessage[]> {
     const kept: RecordedMessage[] = [];
-    const archives = new Map<string, boolean | undefined>();
+    await this.#settingsMayHaveChanged();
+    // what this batch could not read (not a user here) is asked again by the next one
+    const unknown = new Set<string>();
     for (const m of batch) {
       const content = classify(m.contentType, m.body);
       if (content.kind === 'text' && content.displayRequestId === undefined) {
-        // either party archiving keeps it: the one this batch already looked up is asked first (a
-        // user many write to, say), so that the other is looked up only when it decides
-        const [first, second] = archives.has(m.recipient) ? [m.recipient, m.sender] : [m.sender, m.recipient];
-        if ((await this.#archives(archives, first)) === false && (await this.#archives(archives, second)) === false) continue;
+        // either party archiving keeps it: one already known is asked first (a user many write
+        // to, say), so that the other is looked up only when it decides
+        const [first, second] = this.#archiving.has(m.recipient) ? [m.recipient, m.sender] : [m.sender, m.recipient];
+        if ((await this.#archives(unknown, first)) === false && (await this.#archives(unknown, second)) === false) continue;
       }
       kept.push(m);
     }
     return kept;
   }
 
+  /** Forgets what #archiving knows when the audit log moved (or cannot be read), it is a second old, or it grew past its bound. */
+  async #settingsMayHaveChanged(): Promise<void> {
+    let auditId: number;
+    try {
+      auditId = await lastAuditId(this.#o.sql);
+    } catch {
+      auditId = -1;
+    }
+    const now = performance.now();
+    if (auditId !== this.#auditId || auditId === -1 || now - this.#archivingSince > ARCHIVING_KEPT_MS || this.#archiving.size > MAX_REMEMBERED) {
+      this.#archiving.clear();
+      this.#archivingSince = now;
+    }
+    this.#auditId = auditId;
+  }
+
   /** Whether `address` archives its conversations; undefined when its settings cannot be read (not a user here). */
-  async #archives(known: Map<string, boolean | undefined>, address: string): Promise<boolean | undefined> {
-    if (known.has(address)) return known.get(address);
-    let archives: boolean | undefined;
+  async #archives(unknown: Set<string>, address: string): Promise<boolean | undefined> {
+    const known = this.#archiving.get(address);
+    if (known !== undefined) return known;
+    if (unknown.has(address)) return undefined;
+    let archives: boolean;
     try {
       archives = (await effectiveSettings(this.#o.sql, address)).EnableIMAutoArchiving;
     } catch {
-      archives = undefined;
+      unknown.add(address);
+      return undefined;
     }
-    known.set(address, archives);
+    this.#archiving.set(address, archives);
     return archives;
   }
 

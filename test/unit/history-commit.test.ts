@@ -240,6 +240,11 @@ describe('the recorder', () => {
     recorder.record(text('kept for bob', T0 + 4));
     await recorder.settled();
     assert.deepEqual({ batches: recorder.stats.batches, recorded: recorder.stats.recorded }, { batches: 2, recorded: 2 });
+    // and back: what the recorder remembers of bob's archiving goes with the change
+    await grantClientPolicy(sql, BOB, 'NoArchive', change);
+    recorder.record(text('not kept again', T0 + 5));
+    await recorder.settled();
+    assert.deepEqual({ received: recorder.stats.received, batches: recorder.stats.batches, recorded: recorder.stats.recorded }, { received: 6, batches: 2, recorded: 2 });
     await recorder.close();
     await sql.close();
   });
