@@ -4,7 +4,7 @@
 // answers must use: the nonce count is what lets a replayed answer be told from a new one.
 
 import { challenges, type DigestAlgorithm, formatAuthField, type NonceIssuer, parseAuthField, SipParseError, verifyCredentials } from '../sip/index.ts';
-import type { SipRequest } from '../sip/index.ts';
+import type { AuthField, SipRequest } from '../sip/index.ts';
 import type { SignInGuard } from './lockout.ts';
 
 
@@ -68,12 +68,15 @@ export class Authenticator {
   async authenticate(request: SipRequest, as: 'registrar' | 'proxy', source?: string): Promise<AuthOutcome> {
     const header = as === 'registrar' ? 'authorization' : 'proxy-authorization';
     const realm = this.#opts.realm;
-    let credentials;
+    let credentials: AuthField | undefined;
     try {
-      credentials = request.headers
-        .getAll(header)
-        .map((text) => parseAuthField(text))
-        .find((c) => c.scheme.toLowerCase() === 'digest' && c.params.get('realm') === realm);
+      // every field of the header is parsed (a malformed one is a 400 wherever it stands); the
+      // first Digest one for our realm counts
+      for (const field of request.headers) {
+        if (field.name !== header) continue;
+        const c = parseAuthField(field.value);
+        if (credentials === undefined && c.scheme.toLowerCase() === 'digest' && c.params.get('realm') === realm) credentials = c;
+      }
     } catch (err) {
       if (err instanceof SipParseError) return { ok: false, status: 400, warning: `malformed ${header} header: ${err.message}`, headers: [] };
       throw err;

@@ -15,6 +15,8 @@ import type { Flow, NonInviteServerTransaction, SipRequest } from '../sip/index.
  */
 export const PARTNER_METHODS: ReadonlySet<string> = new Set(['MESSAGE', 'SUBSCRIBE', 'NOTIFY', 'OPTIONS']);
 
+const NONE: readonly string[] = [];
+
 export function createDispatcher(ctx: SipContext, handlers: readonly MethodHandler[]) {
   const byMethod = new Map(handlers.map((h) => [h.method, h] as const));
 
@@ -53,7 +55,8 @@ export function createDispatcher(ctx: SipContext, handlers: readonly MethodHandl
       reply(ctx, incoming, 416, { warning: `Request-URI scheme of "${request.uri.slice(0, 80)}" is not sip or sips` });
       return;
     }
-    const proxyRequire = request.headers.getAll('proxy-require');
+    // most requests have none: looked for before a list is made
+    const proxyRequire = request.headers.has('proxy-require') ? request.headers.getAll('proxy-require') : NONE;
     if (proxyRequire.length > 0) {
       reply(ctx, incoming, 420, { headers: [['Unsupported', proxyRequire.join(', ')]], warning: `proxy extensions not supported: ${proxyRequire.join(', ')}` });
       return;

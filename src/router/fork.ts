@@ -200,7 +200,8 @@ function forwardedRequest(ctx: SipContext, request: SipRequest, binding: Binding
       viaPlaced = true;
       fields.push(via);
     } else if (name === 'route') routed = true;
-    fields.push({ name, value: f.value });
+    // the received field itself: fields are never changed in place, only replaced or removed
+    fields.push(f);
   }
   if (!viaPlaced) fields.push(via);
   if (!maxForwardsPlaced) fields.push({ name: 'max-forwards', value: decremented('70') });

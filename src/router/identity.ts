@@ -25,10 +25,13 @@ export function requestTarget(ctx: SipContext, incoming: Incoming): SipUri | und
   }
 }
 
-/** `target` when it names this domain; else undefined after answering 403 (`refusal` says what Parley does instead). */
-export function servedHere(ctx: SipContext, incoming: Incoming, target: SipUri, refusal: string): SipUri | undefined {
+/**
+ * `target` when it names this domain; else undefined after answering 403 (`refusal` says what
+ * Parley does instead; a function when the text is made for the refusal only, not per request).
+ */
+export function servedHere(ctx: SipContext, incoming: Incoming, target: SipUri, refusal: string | (() => string)): SipUri | undefined {
   if (target.host !== ctx.domain) {
-    reply(ctx, incoming, 403, { warning: `${target.host} is not served here; ${refusal}` });
+    reply(ctx, incoming, 403, { warning: `${target.host} is not served here; ${typeof refusal === 'string' ? refusal : refusal()}` });
     return undefined;
   }
   return target;

@@ -24,7 +24,7 @@ export const messageHandler: MethodHandler = {
     const partnerDomain = ctx.federation === undefined ? undefined : foreignDomain(ctx, uri);
     if (partnerDomain !== undefined) return sendToPartnerUser(ctx, incoming, uri, partnerDomain);
     // No open relay: without the link, Parley delivers only to its own domain.
-    const target = servedHere(ctx, incoming, uri, `${ctx.domain} relays only to its own users${ctx.federation === undefined ? ' (no federation link is configured)' : ''}`);
+    const target = servedHere(ctx, incoming, uri, () => `${ctx.domain} relays only to its own users${ctx.federation === undefined ? ' (no federation link is configured)' : ''}`);
     if (target === undefined) return;
     if (maxForwardsSpent(ctx, incoming)) return;
 

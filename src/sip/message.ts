@@ -76,7 +76,8 @@ export function displayHeaderName(canonical: string): string {
 export interface HeaderField {
   /** canonical lower-case long name */
   readonly name: string;
-  value: string;
+  /** never changed in place: a field may be shared by several messages (a forwarded request's copy) */
+  readonly value: string;
 }
 
 /**
@@ -93,11 +94,12 @@ export class Headers {
 
   /**
    * Takes fields whose names are already canonical, as they are (the parser's fast path: no copy
-   * of each field, no second canonicalisation).
+   * of each field, no second canonicalisation, no copy of the array): `fields` becomes the new
+   * Headers' own, and the caller must not change it afterwards.
    */
-  static fromCanonical(fields: readonly HeaderField[]): Headers {
+  static fromCanonical(fields: HeaderField[]): Headers {
     const h = new Headers();
-    h.#fields = fields.slice();
+    h.#fields = fields;
     return h;
   }
 
@@ -148,6 +150,16 @@ export class Headers {
     const n = canonicalHeaderName(name);
     const at = this.#fields.findIndex((f) => f.name === n);
     this.#fields.splice(at < 0 ? this.#fields.length : at, 0, { name: n, value });
+    return this;
+  }
+
+  /** Gives the first field of that name a new value in its place (or appends one): a stamped top Via. */
+  replaceFirst(name: string, value: string): this {
+    const n = canonicalHeaderName(name);
+    const at = this.#fields.findIndex((f) => f.name === n);
+    // a new field object: the old one may be shared with another Headers (fromCanonical, clone)
+    if (at < 0) this.#fields.push({ name: n, value });
+    else this.#fields[at] = { name: n, value };
     return this;
   }
 

@@ -53,7 +53,8 @@ export function serialize(msg: SipMessage): Buffer {
   head += 'Content-Length: ' + String(body.length) + '\r\n\r\n';
   const headLength = Buffer.byteLength(head, 'utf8');
   const out = Buffer.allocUnsafe(headLength + body.length);
-  out.write(head, 0, 'utf8');
+  // as many bytes as characters: all ASCII (the usual head), which latin1 copies as it is
+  out.write(head, 0, headLength === head.length ? 'latin1' : 'utf8');
   body.copy(out, headLength);
   return out;
 }

@@ -410,6 +410,35 @@ describe('Via received/rport (RFC 3581)', () => {
     ]);
   });
 
+  it('writes rport and received into the Via as the client wrote it, whatever its spacing and case', async () => {
+    const { stampReceived } = await import('../../src/sip/transport/received.ts');
+    const req = request();
+    req.headers.set('via', 'SIP/2.0/UDP client.invalid:5070 ; RPORT ;Branch=z9hG4bK-x;x-keep=AbC');
+    const via = stampReceived(req, { address: '192.0.2.7', port: 40123 });
+    assert.equal(req.headers.get('via'), 'SIP/2.0/UDP client.invalid:5070 ;rport=40123;Branch=z9hG4bK-x;x-keep=AbC;received=192.0.2.7');
+    assert.equal(via?.params.get('rport'), '40123');
+    assert.equal(via?.params.get('received'), '192.0.2.7');
+    assert.equal(via?.params.get('branch'), 'z9hG4bK-x');
+  });
+
+  /** The top Via as stampReceived leaves it, for a request whose top Via is `via`, from 192.0.2.7:40123. */
+  async function stamped(via: string): Promise<string | undefined> {
+    const { stampReceived } = await import('../../src/sip/transport/received.ts');
+    const req = request();
+    req.headers.set('via', via);
+    stampReceived(req, { address: '192.0.2.7', port: 40123 });
+    return req.headers.get('via');
+  }
+
+  it('fills only the rport parameter, not one whose name starts the same', async () => {
+    assert.equal(await stamped('SIP/2.0/UDP 192.0.2.7:5070;rportx=1;branch=z9hG4bK-x;rport'), 'SIP/2.0/UDP 192.0.2.7:5070;rportx=1;branch=z9hG4bK-x;rport=40123');
+  });
+
+  it('writes the whole Via again when a received is there already or a value is quoted', async () => {
+    assert.equal(await stamped('SIP/2.0/UDP client.invalid;received=198.51.100.1;branch=z9hG4bK-x;rport'), 'SIP/2.0/UDP client.invalid;received=192.0.2.7;branch=z9hG4bK-x;rport=40123');
+    assert.equal(await stamped('SIP/2.0/UDP client.invalid;x="a;rport";branch=z9hG4bK-y;rport'), 'SIP/2.0/UDP client.invalid;x="a;rport";branch=z9hG4bK-y;rport=40123;received=192.0.2.7');
+  });
+
   it('leaves a Via alone when it already names the source and asks for no rport', async () => {
     const { stampReceived } = await import('../../src/sip/transport/received.ts');
     const req = request();

@@ -36,6 +36,8 @@ export class AnsweredRequests {
 
   /** true when a request with this transaction key was answered within the last one to two windows */
   has(key: string): boolean {
+    // most requests come while nothing is remembered (only a registrar's answers are): no clock read
+    if (this.#current.size === 0 && this.#previous.size === 0) return false;
     this.#rotate();
     if (this.#current.size === 0 && this.#previous.size === 0) return false;
     const f = fingerprint(key);
