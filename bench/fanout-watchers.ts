@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { answerChallenge, formatAuthField, parseAuthField, parseMessage, pickChallenge } from '../src/sip/index.ts';
-import { readHead, scanContentLength } from '../src/sip/head.ts';
+import { readHead } from '../src/sip/head.ts';
 import { sourceAddress } from './ws-load.ts';
 
 export interface WatcherSetOptions {
@@ -44,6 +44,9 @@ const COPIED = /^(?:via|v|from|f|to|t|call-id|i|cseq)[ \t]*:/i;
 /** Largest header section accepted (Parley's NOTIFYs are well under 1 KiB of headers). */
 const MAX_HEAD = 16 * 1024;
 
+/** First letters of the COPIED names, either case: the other lines are passed over without the expression. */
+const COPIED_FIRST = new Set([...'vftci'].flatMap((c) => [c.charCodeAt(0), c.toUpperCase().charCodeAt(0)]));
+
 /** The 200 (or 405) to a request whose header section is `head`: the §8.2.6.2 lines copied. */
 export function answer(head: string, status: string): string {
   let out = `SIP/2.0 ${status}${CRLF}`;
@@ -51,11 +54,21 @@ export function answer(head: string, status: string): string {
   while (at < head.length) {
     let end = head.indexOf(CRLF, at);
     if (end < 0) end = head.length;
-    const line = head.slice(at, end);
-    if (COPIED.test(line)) out += line + CRLF;
+    if (COPIED_FIRST.has(head.charCodeAt(at))) {
+      const line = head.slice(at, end);
+      if (COPIED.test(line)) out += line + CRLF;
+    }
     at = end + 2;
   }
   return `${out}Content-Length: 0${CRLF}${CRLF}`;
+}
+
+/** Content-Length of a header section, long or compact form (the first one: Parley writes one). */
+const CONTENT_LENGTH_LINE = /\n(?:content-length|l)[ \t]*:[ \t]*([0-9]{1,9})[ \t]*\r?\n/i;
+
+function contentLength(head: string): number | null {
+  const value = CONTENT_LENGTH_LINE.exec(head)?.[1];
+  return value === undefined ? null : Number(value);
 }
 
 /**
@@ -77,7 +90,7 @@ export function framer(onMessage: (data: Buffer, start: number, head: string, bo
         if (data.length - pos > MAX_HEAD) throw new Error('header section over 16 KiB');
         break;
       }
-      const length = scanContentLength(head.text);
+      const length = contentLength(head.text);
       if (length === null) throw new Error('message without a readable Content-Length');
       const end = head.body + length;
       if (end > data.length) break;
@@ -210,18 +223,23 @@ export class WatcherSet {
       const read = framer((data, start, head, body, end) => {
         if (head.startsWith('SIP/2.0 ')) return onResponse(Buffer.from(data.subarray(start, end)));
         const notify = head.startsWith('NOTIFY ');
-        socket.write(answer(head, notify ? '200 OK' : '405 Method Not Allowed'));
-        if (!notify) return;
+        if (!notify) {
+          socket.write(answer(head, '405 Method Not Allowed'));
+          return;
+        }
+        // the arrival is when the NOTIFY is read: taken before the 200 is written
+        const marker = this.#marker;
+        if (marker !== null && this.#arrivals[index] === 0) {
+          const at = data.indexOf(marker, body);
+          if (at >= 0 && at + marker.length <= end) {
+            this.#arrivals[index] = monotonicMs();
+            if (++this.#arrived === this.size) this.#onAll?.();
+          }
+        }
+        socket.write(answer(head, '200 OK'));
         if (!notified) {
           notified = true;
           if (subscribed) settle();
-        }
-        const marker = this.#marker;
-        if (marker === null || this.#arrivals[index] !== 0) return;
-        const at = data.indexOf(marker, body);
-        if (at >= 0 && at + marker.length <= end) {
-          this.#arrivals[index] = monotonicMs();
-          if (++this.#arrived === this.size) this.#onAll?.();
         }
       });
       socket.once('connect', () => subscribe(1));

@@ -74,8 +74,16 @@ export interface PresenceFanoutResult {
   loadCpuSeconds: number;
   /** serverCpuSeconds per NOTIFY sent (its 200 included), microseconds */
   serverCpuPerNotifyUs: number | null;
+  /**
+   * the same split into user and system (kernel) time: the system part is mostly the write of
+   * each NOTIFY and the read of its 200 on loopback TCP, which no change of the server's code
+   * takes away (the floor of a node process doing only that is about 10 µs here)
+   */
+  serverCpuSplitUs: { user: number; system: number } | null;
   /** loadCpuSeconds per NOTIFY received and answered, microseconds */
   loadCpuPerNotifyUs: number;
+  /** the same split into user and system time */
+  loadCpuSplitUs: { user: number; system: number };
   /** processes the watchers were spread over (all on the load core) */
   watcherProcesses: number;
   /** resident memory of the server with every subscription, MiB */
@@ -114,15 +122,21 @@ function pinSelf(): void {
   }
 }
 
-/** utime + stime of a process, seconds (/proc/PID/stat fields 14 and 15). */
-function cpuSeconds(pid: number): number | null {
+/** utime and stime of a process, seconds (/proc/PID/stat fields 14 and 15). */
+function cpuTimes(pid: number): { user: number; system: number } | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
+    return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
   } catch {
     return null;
   }
+}
+
+/** utime + stime of a process, seconds. */
+function cpuSeconds(pid: number): number | null {
+  const times = cpuTimes(pid);
+  return times === null ? null : times.user + times.system;
 }
 
 function rssMiB(pid: number): number | null {
@@ -219,15 +233,26 @@ export async function runPresenceFanout(opts: PresenceFanoutOptions = {}): Promi
     log(`${n} watchers subscribed in ${Math.round(setupMs)} ms (${procs} watcher process${procs === 1 ? '' : 'es'})`);
     const serverRssMiB = rssMiB(server.pid);
 
-    const watcherCpu = () => watchers.reduce((sum, w) => sum + (cpuSeconds(w.child.pid ?? 0) ?? 0), 0);
+    const watcherTimes = () => watchers.reduce((sum, w) => {
+      const times = cpuTimes(w.child.pid ?? 0);
+      return { user: sum.user + (times?.user ?? 0), system: sum.system + (times?.system ?? 0) };
+    }, { user: 0, system: 0 });
+    const watcherCpu = () => {
+      const times = watcherTimes();
+      return times.user + times.system;
+    };
     const perRound: FanoutRound[] = [];
     let cpuBefore: number | null = null;
+    let timesBefore: { user: number; system: number } | null = null;
     let loadBefore = 0;
+    let loadTimesBefore = { user: 0, system: 0 };
     let etag: string | undefined;
     for (let r = 0; r <= rounds; r++) {
       if (r === 1) {
         cpuBefore = cpuSeconds(server.pid);
+        timesBefore = cpuTimes(server.pid);
         loadBefore = watcherCpu();
+        loadTimesBefore = watcherTimes();
       }
       const state = STATES[r % STATES.length]!;
       const note = `round ${r} ${state.name}`;
@@ -259,7 +284,9 @@ export async function runPresenceFanout(opts: PresenceFanoutOptions = {}): Promi
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
     const cpuAfter = cpuSeconds(server.pid);
+    const timesAfter = cpuTimes(server.pid);
     const loadCpu = watcherCpu() - loadBefore;
+    const loadTimes = watcherTimes();
     const byLast = [...perRound].sort((a, b) => a.lastNotifyMs - b.lastNotifyMs);
     const mid = byLast[Math.floor((byLast.length - 1) / 2)]!;
     const perNotifyUs = (seconds: number) => Math.round((seconds / (n * rounds)) * 1e7) / 10;
@@ -277,7 +304,9 @@ export async function runPresenceFanout(opts: PresenceFanoutOptions = {}): Promi
       serverCpuSeconds: cpuBefore === null || cpuAfter === null ? null : round1(cpuAfter - cpuBefore),
       loadCpuSeconds: round1(loadCpu),
       serverCpuPerNotifyUs: cpuBefore === null || cpuAfter === null ? null : perNotifyUs(cpuAfter - cpuBefore),
+      serverCpuSplitUs: timesBefore === null || timesAfter === null ? null : { user: perNotifyUs(timesAfter.user - timesBefore.user), system: perNotifyUs(timesAfter.system - timesBefore.system) },
       loadCpuPerNotifyUs: perNotifyUs(loadCpu),
+      loadCpuSplitUs: { user: perNotifyUs(loadTimes.user - loadTimesBefore.user), system: perNotifyUs(loadTimes.system - loadTimesBefore.system) },
       watcherProcesses: procs,
       serverRssMiB,
     };
@@ -309,7 +338,7 @@ async function main(): Promise<void> {
       `  last watcher's NOTIFY:    ${result.lastNotifyMs} ms after the PUBLISH (best ${result.best.lastNotifyMs}, worst ${result.worst.lastNotifyMs})\n` +
       `  first / median watcher:   ${result.firstNotifyMs} / ${result.medianNotifyMs} ms\n` +
       `  setup (subscribe all):    ${result.setupMs} ms; server RSS ${result.serverRssMiB ?? '?'} MiB, CPU ${result.serverCpuSeconds ?? '?'} s over the rounds\n` +
-      `  CPU per NOTIFY:           server ${result.serverCpuPerNotifyUs ?? '?'} us, watchers ${result.loadCpuPerNotifyUs} us (${result.watcherProcesses} process${result.watcherProcesses === 1 ? '' : 'es'}, ${result.loadCpuSeconds} s)\n`,
+      `  CPU per NOTIFY:           server ${result.serverCpuPerNotifyUs ?? '?'} us${result.serverCpuSplitUs === null ? '' : ` (user ${result.serverCpuSplitUs.user}, system ${result.serverCpuSplitUs.system})`}, watchers ${result.loadCpuPerNotifyUs} us (user ${result.loadCpuSplitUs.user}, system ${result.loadCpuSplitUs.system}; ${result.watcherProcesses} process${result.watcherProcesses === 1 ? '' : 'es'}, ${result.loadCpuSeconds} s)\n`,
   );
 }
 

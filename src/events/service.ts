@@ -34,6 +34,8 @@ export interface EventServiceOptions {
   /** the key of the dialog proxy's flow tokens, the same on every node of a cluster; absent: a random one (one process) */
   dialogKey?: Uint8Array;
   timers?: Timers;
+  /** NOTIFYs of a fan-out per turn of the event loop (Notifier); default FANOUT_SLICE */
+  fanoutSlice?: number;
 }
 
 interface Running {
@@ -56,6 +58,7 @@ export class EventService implements EventNotifications {
   readonly #limits: SubscriptionLimits;
   readonly #userSweepMs: number;
   readonly #timers: Timers;
+  readonly #fanoutSlice: number | undefined;
   #running: Running | undefined;
 
   constructor(opts: EventServiceOptions) {
@@ -72,6 +75,7 @@ export class EventService implements EventNotifications {
     this.#limits = opts.limits ?? DEFAULT_SUBSCRIPTION_LIMITS;
     this.#userSweepMs = opts.userSweepMs ?? DEFAULT_USER_SWEEP_MS;
     this.#timers = opts.timers ?? NODE_TIMERS;
+    this.#fanoutSlice = opts.fanoutSlice;
     this.proxy = new DialogProxy(opts.dialogKey);
     // NOTIFY: only the partner's, within a subscription of a local user that Parley record-routed
     // and the NOTIFYs of the packages' own subscriptions (takeNotify)
@@ -105,6 +109,7 @@ export class EventService implements EventNotifications {
         return ctx.federation;
       },
       onFlowMoved: (sub, flow) => subscriptions.moveTo(sub, flow),
+      fanoutSlice: this.#fanoutSlice,
     });
     const cancelSweep = repeat(this.#timers, this.#userSweepMs, () => this.sweepRemovedUsers(), (err) => {
       ctx.logger.error({ err }, 'looking for subscriptions of removed users failed');
