@@ -202,6 +202,14 @@ export function listenStream(opts: StreamListenOptions): Promise<StreamListener>
     // A handshake that does not finish in time is a slow sender like any other.
     // Partners: mutual TLS, the peer's certificate verified against the CAs at the handshake.
     const mutual = partners === undefined ? {} : { requestCert: true, rejectUnauthorized: true };
+    // An idle TLS connection costs node 24 / OpenSSL 3.5 about 47 KiB of RSS before any Parley
+    // state (bench/tls-idle-micro.ts, whose header has the breakdown), nearly all of it
+    // per-connection state no option here reaches: OpenSSL's two TLS 1.3 record layers (11 KiB)
+    // and SSL object (7 KiB), node's socket objects and buffers. Node already sets
+    // SSL_MODE_RELEASE_BUFFERS; session tickets off, malloc arenas and trimming change nothing.
+    // One default is a choice: X25519MLKEM768 (post-quantum key exchange), which a client
+    // offering it gets, keeps the client's ML-KEM key for the connection's life (+7 KiB); it
+    // stays on for what it protects.
     server = tls.createServer({ ...opts.tls, ...mutual, ...ACCEPTED_SOCKET_OPTIONS, handshakeTimeout: guard.limits.messageTimeoutMs }, (socket: tls.TLSSocket) => onSocket(socket, peerOf(socket)));
     // the TCP socket under the TLS one closes whatever became of its handshake: it releases the count
     server.on('connection', (socket: net.Socket) => {
