@@ -30,8 +30,8 @@ export interface AuthenticatorOptions {
   algorithms: readonly DigestAlgorithm[];
   /** compare the digest uri with the Request-URI (sip.checkDigestUri); default true */
   checkDigestUri?: boolean;
-  /** the account for a digest username in this realm (the server's is cachedUserLookup: a kept answer costs no query) */
-  findAccount(username: string): Promise<DigestAccount | undefined>;
+  /** the account for a digest username in this realm (the server's is cachedUserLookup: a kept answer costs no query and comes at once) */
+  findAccount(username: string): DigestAccount | undefined | Promise<DigestAccount | undefined>;
   /**
    * Counts failed sign-ins and refuses locked-out sources and accounts (lockout.ts). A refusal is
    * `403 Forbidden` with the reason and the wait in the Warning: RFC 3261 has no "too many
@@ -87,7 +87,9 @@ export class Authenticator {
     if (!credentials) return this.#challenge(as, false, 'authentication required', source);
 
     // read before the (synchronous) check; `account` is set only when the check asked for it
-    const found = await this.#opts.findAccount(username);
+    const lookup = this.#opts.findAccount(username);
+    // a kept answer is used at once: an await would cost a microtask hop on every request
+    const found = lookup instanceof Promise ? await lookup : lookup;
     let account: DigestAccount | undefined;
     const verdict = verifyCredentials(credentials, {
       method: request.method,

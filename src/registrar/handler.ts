@@ -100,10 +100,13 @@ export type Applied =
 export async function planAndApply(location: LocationService, settings: RegistrarSettings, input: { aor: string; request: SipRequest; flow: FlowRef; now: number }): Promise<Applied> {
   const { aor, now } = input;
   for (let attempt = 0; attempt < PLAN_ATTEMPTS; attempt++) {
-    const current = await location.lookup(aor, now);
+    // in this process's memory both come at once (no microtask hop); in Redis through promises
+    const looked = location.lookup(aor, now);
+    const current = looked instanceof Promise ? await looked : looked;
     const plan = planRegistration({ ...input, current, settings });
     if (!plan.ok) return plan;
-    const bindings = await location.applyIf(aor, current, plan.changes, now);
+    const applying = location.applyIf(aor, current, plan.changes, now);
+    const bindings = applying instanceof Promise ? await applying : applying;
     if (bindings !== null) return { ok: true, current, bindings, plan };
   }
   // each conflict was another REGISTER of this AoR succeeding: this one is for the client to retry
