@@ -32,7 +32,9 @@ export const registerHandler: MethodHandler = {
       return;
     }
 
-    const auth = await ctx.auth.authenticate(request, 'registrar', flow.remote.address);
+    // at once when the account is kept (an await would cost a microtask hop)
+    const authenticating = ctx.auth.authenticate(request, 'registrar', flow.remote.address);
+    const auth = authenticating instanceof Promise ? await authenticating : authenticating;
     if (!auth.ok) {
       // right credentials with a used nonce count: a replay, or a retransmission of a REGISTER
       // whose 200 was sent without keeping its transaction (below), which gets that answer again
