@@ -15,7 +15,7 @@
 
 import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import type { MigrationSet, Sql, VersionedCacheOptions } from '../storage/index.ts';
-import { isUniqueViolation, VersionedCache } from '../storage/index.ts';
+import { isUniqueViolation, NOT_KEPT, VersionedCache } from '../storage/index.ts';
 import { parseAddress } from './address.ts';
 import { DirectoryError } from './errors.ts';
 import { SITES_MIGRATION } from './sites.ts';
@@ -217,19 +217,24 @@ export async function findUser(sql: Sql, address: string): Promise<UserRecord | 
   return normalised === undefined ? undefined : recordOf(await rowOf(sql, normalised));
 }
 
-/** A user lookup for the SIP path: see cachedUserLookup. */
-export type UserLookup = (address: string) => Promise<UserRecord | undefined>;
+/** A user lookup for the SIP path: see cachedUserLookup. A kept answer comes at once, not through a promise. */
+export type UserLookup = (address: string) => UserRecord | undefined | Promise<UserRecord | undefined>;
 
 /**
  * findUser with memory: the server looks users up several times per request (the sender's
  * credentials, the recipient's existence), always for the same few thousand addresses. Answers are
  * kept until a user row changes (users_version, moved by triggers on either engine), so a change
  * by another process or node still counts: from the next request on SQLite, within a quarter
- * second on PostgreSQL (VersionedCache). A kept answer costs no query.
+ * second on PostgreSQL (VersionedCache). A kept answer costs no query, and comes at once
+ * (VersionedCache.peek): no promise, no microtask hop.
  */
 export function cachedUserLookup(sql: Sql, options: VersionedCacheOptions = {}): UserLookup {
   const cache = new VersionedCache<UserRecord | null>(sql, 'SELECT v FROM users_version', options);
-  return async (address) => (await cache.get(address, async () => (await findUser(sql, address)) ?? null)) ?? undefined;
+  const load = async (address: string): Promise<UserRecord | undefined> => (await cache.get(address, async () => (await findUser(sql, address)) ?? null)) ?? undefined;
+  return (address) => {
+    const kept = cache.peek(address);
+    return kept === NOT_KEPT ? load(address) : (kept ?? undefined);
+  };
 }
 
 /**

@@ -44,8 +44,11 @@ export type BindingChange =
  * what removeFlow and sweep return across several addresses-of-record comes in no set order.
  */
 export interface LocationService {
-  /** the unexpired bindings of an address-of-record */
-  lookup(aor: string, now: number): Promise<Binding[]>;
+  /**
+   * the unexpired bindings of an address-of-record; at once when they are in this process's memory
+   * (an await would cost every request a microtask hop), through a promise when they are elsewhere
+   */
+  lookup(aor: string, now: number): Binding[] | Promise<Binding[]>;
   /** applies the changes of one REGISTER at once and returns the bindings that remain */
   apply(aor: string, changes: readonly BindingChange[], now: number): Promise<Binding[]>;
   /**
@@ -55,7 +58,7 @@ export interface LocationService {
    * per Call-ID, RFC 3261 §10.3 step 7; maxBindings) from a lookup: on another node, or between
    * two awaits, a second REGISTER of the same AoR may apply in between, so it plans again.
    */
-  applyIf(aor: string, basis: readonly Binding[], changes: readonly BindingChange[], now: number): Promise<Binding[] | null>;
+  applyIf(aor: string, basis: readonly Binding[], changes: readonly BindingChange[], now: number): Binding[] | null | Promise<Binding[] | null>;
   /** drops every binding that was made over a flow (the connection closed) */
   removeFlow(flowId: string): Promise<Binding[]>;
   /** drops expired bindings; returns them */
@@ -82,7 +85,7 @@ export class MemoryLocationService implements LocationService {
   /** flow id → the addresses-of-record with a binding over it, so a closing connection costs little */
   readonly #byFlow = new Map<string, Set<string>>();
 
-  async lookup(aor: string, now: number): Promise<Binding[]> {
+  lookup(aor: string, now: number): Binding[] {
     return (this.#byAor.get(aor) ?? []).filter((b) => b.expiresAt > now);
   }
 
@@ -97,7 +100,7 @@ export class MemoryLocationService implements LocationService {
     return this.#apply(aor, null, changes, now) as Binding[];
   }
 
-  async applyIf(aor: string, basis: readonly Binding[], changes: readonly BindingChange[], now: number): Promise<Binding[] | null> {
+  applyIf(aor: string, basis: readonly Binding[], changes: readonly BindingChange[], now: number): Binding[] | null {
     return this.#apply(aor, basis, changes, now);
   }
 

@@ -30,10 +30,10 @@ export interface SipContext {
   userExists(address: string): Promise<boolean>;
   /**
    * The directory's entry of a user of this organisation (`bob@parley.local`), undefined when there
-   * is none (a kept answer costs no query): a handler looks a user up once per request, for whether
-   * they exist and their display name both.
+   * is none (a kept answer costs no query, and comes at once: no promise): a handler looks a user
+   * up once per request, for whether they exist and their display name both.
    */
-  user(address: string): Promise<SipUser | undefined>;
+  user(address: string): SipUser | undefined | Promise<SipUser | undefined>;
   messaging: MessagingSettings;
   /** RFC 6665 notifications (src/events): `events.changed('message-summary', 'bob@parley.local')` NOTIFYs that resource's subscribers whose document changed */
   events: { changed(packageName: string, resource: string): void };

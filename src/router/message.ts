@@ -34,20 +34,25 @@ export const messageHandler: MethodHandler = {
     if (!bodyAccepted(ctx, incoming, sender)) return;
 
     const recipient = addressOf(target);
-    const recipientUser = await ctx.user(recipient);
+    // a kept answer is used at once (ctx.user): an await would cost a microtask hop per lookup
+    const recipientLookup = ctx.user(recipient);
+    const recipientUser = recipientLookup instanceof Promise ? await recipientLookup : recipientLookup;
     if (recipientUser === undefined) {
       reply(ctx, incoming, 404, { warning: `no user ${recipient}` });
       return;
     }
     const { request } = incoming;
-    const bindings = await ctx.location.lookup(recipient, ctx.now());
+    const lookedUp = ctx.location.lookup(recipient, ctx.now());
+    const bindings = lookedUp instanceof Promise ? await lookedUp : lookedUp;
     if (bindings.length === 0) {
       await handOffline(ctx, incoming, { sender, recipient, why: 'not signed in', receivedAt, delivery: 'missed' });
       return;
     }
     // The recipient learns who really sent it: Parley's assertion, not the client's (RFC 3325 §5).
     // The request is the handler's own from here on; changing it in place spares a copy per message.
-    assertIdentity(request.headers, { address: sender, displayName: (await ctx.user(sender))?.displayName ?? null });
+    const senderLookup = ctx.user(sender);
+    const senderUser = senderLookup instanceof Promise ? await senderLookup : senderLookup;
+    assertIdentity(request.headers, { address: sender, displayName: senderUser?.displayName ?? null });
     const outcome = await forkRequest(ctx, request, bindings, ctx.messaging.deviceTimeout * 1000);
     if (outcome.kind === 'answered') {
       if (ctx.logger.isLevelEnabled('debug')) incoming.log.debug({ from: sender, to: recipient, status: outcome.response.status }, 'message relayed');

@@ -8,7 +8,9 @@ import type http from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { AUTH_MIGRATIONS, Authenticator, BasicSignIn, FairQueue, LockoutKeeper, basicCaller } from '../auth/index.ts';
+import type { DigestAccount } from '../auth/index.ts';
 import { cachedUserLookup, createDirectoryRoute, DIRECTORY_MIGRATIONS } from '../directory/index.ts';
+import type { UserRecord } from '../directory/index.ts';
 import type { Logger } from '../observability/logger.ts';
 import { EventService } from '../events/index.ts';
 import { MessageSummaryPackage } from '../mailbox/index.ts';
@@ -162,6 +164,14 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
   });
   const findUser = cachedUserLookup(sql);
   const userExists = async (address: string): Promise<boolean> => (await findUser(address)) !== undefined;
+  const digestAccount = (user: UserRecord | undefined): DigestAccount | undefined => {
+    if (!user) return undefined;
+    if (user.realm !== config.domain) {
+      logger.warn({ user: user.address, realm: user.realm }, 'password of %s was set for realm %s; set it again for %s', user.address, user.realm, config.domain);
+      return undefined;
+    }
+    return { address: user.address, ha1: user.ha1 };
+  };
   const displayName = async (address: string): Promise<string | null> => (await findUser(address))?.displayName ?? null;
   // Where each user's mailbox is: the embedded store, or an external EWS server (config.mailboxes).
   // The embedded mailboxes' quotas apply to EWS, SMTP and the offline spool alike.
@@ -280,14 +290,9 @@ export async function startServer(config: Readonly<ServerConfig>, logger: Logger
       checkDigestUri: config.sip.checkDigestUri,
       nonces: new NonceIssuer({ secret: cluster?.nonceKey ?? loadSecret(config.dataDir, 'nonce.key'), lifetimeSeconds: config.sip.nonceLifetime }),
       guard: lockouts.guard,
-      async findAccount(username) {
-        const user = await findUser(`${username}@${config.domain}`);
-        if (!user) return undefined;
-        if (user.realm !== config.domain) {
-          logger.warn({ user: user.address, realm: user.realm }, 'password of %s was set for realm %s; set it again for %s', user.address, user.realm, config.domain);
-          return undefined;
-        }
-        return { address: user.address, ha1: user.ha1 };
+      findAccount(username) {
+        const user = findUser(`${username}@${config.domain}`);
+        return user instanceof Promise ? user.then(digestAccount) : digestAccount(user);
       },
     }),
     location,

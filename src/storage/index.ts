@@ -15,6 +15,6 @@ export { backupDatabase, checkParleyDatabase, restoreDatabase } from './backup.t
 export type { BatchWrite, BatchWriter, BatchWriterThread, ThreadBatchWriterOptions } from './batch-writer.ts';
 export { loopBatchWriter, openBatchWriter, serveBatches, sqliteFileOf, ThreadBatchWriter } from './batch-writer.ts';
 export type { VersionedCacheOptions } from './version-cache.ts';
-export { staleVersionedCaches, VersionedCache } from './version-cache.ts';
+export { NOT_KEPT, staleVersionedCaches, VersionedCache } from './version-cache.ts';
 export type { OpenStorageOptions, Storage, StorageFlags, StorageLocation } from './open.ts';
 export { chooseStorage, describeStorage, isPostgresUrl, openStorage } from './open.ts';

@@ -11,9 +11,21 @@
 // top-level handle listens, and reads the version again on its next lookup, so a change made by
 // another process or node counts within milliseconds; the interval stays as the backstop for a
 // lost LISTEN connection.
+//
+// A kept answer is given at once (peek): the SIP path asks several times per request, and an
+// answer through a promise costs a microtask hop and its chain each time. On SQLite the version
+// read itself is synchronous (node:sqlite runs a statement at once on the process's connection),
+// so peek reads it when the interval is over, unless a transaction of this process holds the
+// connection; on PostgreSQL a read is a round trip, so peek answers only within the interval and
+// the caller takes the asynchronous path (get) otherwise.
 
+import { statement } from './database.ts';
 import { PostgresSql } from './postgres-sql.ts';
 import type { Sql } from './sql.ts';
+import { SqliteSql } from './sqlite-sql.ts';
+
+/** What peek gives when it has no answer to give at once: ask get. */
+export const NOT_KEPT: unique symbol = Symbol('not kept');
 
 /** The channel the version triggers NOTIFY on, with the version table's name as the payload. */
 export const VERSION_CHANNEL = 'parley_version';
@@ -90,9 +102,23 @@ export class VersionedCache<V> {
     this.#checkedAt = Number.NEGATIVE_INFINITY;
   }
 
+  /**
+   * The kept answer for `key` at once, as get would give it, or NOT_KEPT when there is none or
+   * the version must be read asynchronously first (then ask get).
+   */
+  peek(key: string): V | typeof NOT_KEPT {
+    try {
+      if (!this.#fresh()) return NOT_KEPT;
+    } catch {
+      return NOT_KEPT; // get reads it again and says what failed
+    }
+    const value = this.#known.get(key);
+    return value !== undefined || this.#known.has(key) ? (value as V) : NOT_KEPT;
+  }
+
   /** The kept answer for `key`, or what `load` gives (kept unless the data changed meanwhile). */
   async get(key: string, load: () => Promise<V>): Promise<V> {
-    if (this.#clock() - this.#checkedAt >= this.#checkEveryMs) await this.#check();
+    if (!this.#fresh()) await this.#check();
     if (this.#known.has(key)) return this.#known.get(key) as V;
     const generation = this.#generation;
     const value = await load();
@@ -109,16 +135,30 @@ export class VersionedCache<V> {
     this.#generation++;
   }
 
+  /**
+   * Whether the version was read within the interval; on SQLite it is read now if not, unless a
+   * transaction of this process holds the connection (its calls wait for it: get's way).
+   */
+  #fresh(): boolean {
+    if (this.#clock() - this.#checkedAt < this.#checkEveryMs) return true;
+    const sql = this.#sql;
+    if (this.#checking !== null || !(sql instanceof SqliteSql) || sql.idle() !== undefined) return false;
+    this.#observe((statement(sql.db, this.#versionQuery).get() as { v: unknown } | undefined)?.v);
+    return true;
+  }
+
+  #observe(version: unknown): void {
+    this.#checkedAt = this.#clock();
+    if (version !== this.#version) {
+      this.#version = version;
+      this.clear();
+    }
+  }
+
   #check(): Promise<void> {
     this.#checking ??= (async () => {
       try {
-        const row = await this.#sql.get<{ v: unknown }>(this.#versionQuery);
-        this.#checkedAt = this.#clock();
-        const version = row?.v;
-        if (version !== this.#version) {
-          this.#version = version;
-          this.clear();
-        }
+        this.#observe((await this.#sql.get<{ v: unknown }>(this.#versionQuery))?.v);
       } finally {
         this.#checking = null;
       }
