@@ -84,3 +84,42 @@ describe('SIP stream listener close()', () => {
     assert.ok(await settles(closing, 5_000), 'close() did not resolve once the peers closed');
   });
 });
+
+// A peer that closes its side after its request (as sipp does after its last answer) has the
+// connection closed at once when every answer is in the kernel already, or ended once the answers
+// still queued in node are out: either way the peer reads the whole answer, then the end.
+describe('SIP stream connection closed by its peer', () => {
+  for (const [what, size] of [
+    ['a short answer', 300],
+    ['an answer larger than the socket buffers (still queued when the peer closes)', 8 * 1024 * 1024],
+  ] as const) {
+    it(`${what}: the peer reads it whole, the flow is reported closed and its count released`, async () => {
+      const answer = 'x'.repeat(size);
+      let flowClosed!: () => void;
+      const closed = new Promise<void>((r) => (flowClosed = r));
+      const sink: TransportSink = {
+        onMessage: (_message, flow) => void flow.sendText?.(answer),
+        onParseError: () => {},
+        onFlowClosed: () => flowClosed(),
+      };
+      const guard = new ConnectionGuard(DEFAULT_CONNECTION_LIMITS, () => {});
+      const listener = await listenStream({ protocol: 'tcp', address: '127.0.0.1', port: 0, limits: sipLimits({}), sink, guard });
+      const c = createConnection({ host: '127.0.0.1', port: listener.local.port });
+      let received = 0;
+      c.on('data', (chunk: Buffer) => void (received += chunk.length));
+      let ended = false;
+      c.once('end', () => void (ended = true));
+      c.on('error', () => {}); // a reset: the answer's bytes were lost, which the assertions say
+      const gone = new Promise<void>((r) => c.once('close', () => r()));
+      c.write(options(0));
+      c.end();
+      await gone;
+      await closed;
+      assert.equal(received, size);
+      assert.ok(ended, 'the connection was reset rather than closed');
+      assert.equal(guard.usage.total, 0);
+      c.destroy();
+      await listener.close();
+    });
+  }
+});
