@@ -173,7 +173,9 @@ export async function runStep(opts: StepOptions): Promise<StepResult> {
       errors: successful < requests ? (await readFile(errFile, 'utf8').catch(() => '')).slice(0, 1500) : undefined,
     };
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    // BENCH_KEEP_SIPP=1: each step's sipp files (its response times with their send times, `*_rtt.csv`) stay, to look at when the slow answers came
+    if (process.env.BENCH_KEEP_SIPP === '1') process.stderr.write(`bench: sipp files kept in ${dir}\n`);
+    else await rm(dir, { recursive: true, force: true });
   }
 }
 
