@@ -10,12 +10,14 @@
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../observability/logger.ts';
 import type { Sql } from '../storage/index.ts';
-import { sqliteFileOf } from '../storage/index.ts';
+import { sqliteFileOf, startStrippedThread, strippedModules } from '../storage/index.ts';
 import type { RetentionPolicy } from './policy.ts';
 import type { ThreadReply, ThreadRequest } from './purge-thread.ts';
 import { OLDEST_KINDS, type OldestKind, PURGE_KINDS, type PurgeKind } from './purgers.ts';
 import type { RunRequest, RunResult } from './run.ts';
 import { runPurges } from './run.ts';
+
+const PURGE_THREAD = new URL('./purge-thread.ts', import.meta.url).href;
 
 /** the first run after start: after the start-up and its first clients, not among them */
 const FIRST_RUN_MS = 60_000;
@@ -50,6 +52,8 @@ export class RetentionScheduler {
   /** a run from the loop (no thread), while it goes */
   #loopRun: Promise<void> | undefined;
   #stopped = false;
+  /** the run thread's modules, stripped once (start) */
+  #modules: Map<string, string> | undefined;
 
   constructor(opts: RetentionOptions) {
     this.#opts = opts;
@@ -61,6 +65,11 @@ export class RetentionScheduler {
   }
 
   start(): void {
+    // The thread's modules, stripped of their types once, now, before the SIP listeners open, and
+    // handed to every run's thread: a thread that loaded Node's type stripper and stripped them
+    // itself took about a second of CPU at its start, and stripping them at each run held the event
+    // loop for ~100 ms; on a core shared with SIP either was the p99 of a minute (issue 20).
+    if (sqliteFileOf(this.#opts.sql) !== undefined) this.#modules = strippedModules(PURGE_THREAD, new Set());
     this.#schedule(Math.min(FIRST_RUN_MS, this.#opts.policy.interval * 1000));
   }
 
@@ -104,7 +113,7 @@ export class RetentionScheduler {
 
   /** The thread for one run; it ends once the run is reported (#finished). */
   #spawn(file: string): Worker {
-    const worker = new Worker(new URL('./purge-thread.ts', import.meta.url), { workerData: { file } });
+    const worker = startStrippedThread(PURGE_THREAD, { file }, this.#modules ?? strippedModules(PURGE_THREAD, new Set()));
     // the server's sockets keep the process alive, never this thread
     worker.unref();
     worker.on('message', (reply: ThreadReply) => this.#finished(reply));
