@@ -179,6 +179,7 @@ export function listenStream(opts: StreamListenOptions): Promise<StreamListener>
   const sockets = new Set<net.Socket>();
   // close()'s wait: called when the last connection has closed
   let allClosed: (() => void) | undefined;
+  let closing: Promise<void> | undefined;
 
   // Partners: node refuses a certificate that does not chain to the CAs by closing the connection
   // at the end of the handshake, with no event (a missing certificate is an OpenSSL alert, and a
@@ -287,8 +288,9 @@ export function listenStream(opts: StreamListenOptions): Promise<StreamListener>
           if (!(server instanceof tls.Server)) throw new Error('setSecureContext: this SIP listener is not TLS');
           server.setSecureContext(options);
         },
+        // one close for every caller: a second one while the first waits shares its wait
         close: () =>
-          new Promise<void>((done) => {
+          (closing ??= new Promise<void>((done) => {
             if (server.listening) server.close();
             if (sockets.size === 0) return done();
             // Waits on its own set of connections, not on the server's 'close' event: a drain
@@ -304,7 +306,7 @@ export function listenStream(opts: StreamListenOptions): Promise<StreamListener>
               done();
             };
             for (const s of sockets) s.end();
-          }),
+          })),
       });
     });
   });
