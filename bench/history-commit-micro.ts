@@ -4,6 +4,10 @@
 // the writer thread) and what serializing a batch for the thread costs (v8.serialize, which
 // postMessage uses).
 //   node bench/history-commit-micro.ts [--batch 48] [--batches 400] [--against FILE.ts] [--postgres]
+//     [--prefill 200000] [--pragma "wal_autocheckpoint = 1000"]...
+// `--prefill N` writes N messages first (batches of 240), as a bench run leaves the database:
+// scenario 2 ends with ~200,000 messages in ~400 conversations (each holds at most
+// MAX_CONVERSATION_MESSAGES). `--pragma` (repeatable) is run on each connection after the prefill.
 // `--postgres` writes to fresh databases on the machine's PostgreSQL (the tests'), from this thread
 // as the server does there: the figures then also give the wall time per batch (round trips), and
 // the CPU is Node's only (PostgreSQL's own is not counted).
@@ -29,6 +33,8 @@ function option(name: string): string | undefined {
 }
 const BATCH = Number(option('batch') ?? 48);
 const BATCHES = Number(option('batches') ?? 400);
+/** messages written before the measure (scenario 2 of the bench ends with ~200,000 over 400 conversations) */
+const PREFILL = Number(option('prefill') ?? 0);
 const SENDERS = 200;
 /** batches per run */
 const RUN = 20;
@@ -41,11 +47,12 @@ if (against !== undefined) variants.push({ name: against, write: ((await import(
 const body = new TextEncoder().encode('Hello Bob, this is a bench message of some sixty bytes or so.');
 const t0 = Date.now();
 let n = 0;
-const batch = (): RecordedMessage[] =>
-  Array.from({ length: BATCH }, () => {
+const messages = (count: number): RecordedMessage[] =>
+  Array.from({ length: count }, () => {
     const i = n++;
     return { sender: `user${String(i % SENDERS).padStart(3, '0')}@parley.test`, recipient: 'bob@parley.test', callId: `${i}-bench@10.0.0.2`, contentType: 'text/plain', body, at: t0 + Math.floor(i / 5), outcome: 'relayed' };
   });
+const batch = (): RecordedMessage[] => messages(BATCH);
 
 const POSTGRES = process.argv.includes('--postgres');
 const runs = await Promise.all(
@@ -58,6 +65,13 @@ const runs = await Promise.all(
     return { ...v, sql, dir, fresh, file: join(dir, DATABASE_FILE), us: [] as number[], wallMs: [] as number[] };
   }),
 );
+// the database as a bench run leaves it: the pairs' conversations fill (MAX_CONVERSATION_MESSAGES) and go on in new ones
+for (let done = 0; done < PREFILL; done += 240) {
+  const b = messages(240);
+  for (const r of runs) await r.write(r.sql, b);
+}
+// `--pragma "cache_size = -16000"` (repeatable): set on each connection after the prefill, to A/B settings
+for (let at = process.argv.indexOf('--pragma'); at > 0; at = process.argv.indexOf('--pragma', at + 1)) for (const r of runs) await r.sql.exec(`PRAGMA ${process.argv[at + 1]}`);
 const batches = Array.from({ length: BATCHES + 10 }, batch);
 // warm up: every pair's conversation opened, statements prepared
 for (const r of runs) for (const b of batches.slice(0, 10)) await r.write(r.sql, b);

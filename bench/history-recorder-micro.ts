@@ -5,7 +5,7 @@
 // process (the writer thread, mostly, and V8's helpers), from process.threadCpuUsage and
 // process.cpuUsage. Bodies are views of a larger buffer, as a datagram's are.
 //   node bench/history-recorder-micro.ts [--rate 4800] [--seconds 4]
-//   node bench/history-recorder-micro.ts --batch 16 [--batches 300] [--rounds 9] [--off]
+//   node bench/history-recorder-micro.ts --batch 16 [--batches 300] [--rounds 9] [--off] [--prefill 200000]
 // With --rate, record() is called at that rate from a 1 ms loop and the window makes the batches:
 // what the server does, but the batch sizes (so the cost per message) move with the machine's load.
 // With --batch, each batch is exactly that many messages, written at once (recorder.settled()),
@@ -13,6 +13,9 @@
 // 10 ms window gathers at 1,600/s); least and median of the rounds. --off sets
 // EnableIMAutoArchiving False for everyone (Global CsClientPolicy): what history costs is the
 // difference between the two runs. Run pinned to one core (taskset -c 0) as the server is in the bench.
+// --prefill N records N messages first (batches of 240), as a bench run leaves the database:
+// scenario 2 ends with ~200,000 messages in ~400 conversations (a conversation holds at most
+// MAX_CONVERSATION_MESSAGES, then the pair goes on in a new one).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -51,6 +54,11 @@ const record = (count: number): void => {
   }
 };
 const round1 = (x: number): number => Math.round(x * 10) / 10;
+const PREFILL = option('prefill', 0);
+for (let done = 0; done < PREFILL; done += 240) {
+  record(240);
+  await recorder.settled();
+}
 
 if (BATCH > 0) {
   const BATCHES = option('batches', 300);
