@@ -10,6 +10,8 @@
 // (the spool writer, the history writer, V8's helpers), least and median of the rounds, and the
 // messages spooled. On a shared machine pin it (`taskset -c 0`) and compare runs taken
 // one after the other, several times; the figures are not the bench's (no UDP system calls).
+// With RATE=<calls/s> in the environment the calls start at that rate instead (open loop, as sipp
+// offers them: the group commit's batches are then what that rate gathers, not `concurrency`).
 //   node bench/offline-accept-inproc.ts [calls per round, 10000] [rounds, 5] [concurrency, 12] [history on|off, on]
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -144,7 +146,9 @@ async function call(): Promise<void> {
   const final = await got;
   if (!final.startsWith('SIP/2.0 202')) throw new Error(`not accepted: ${final.slice(0, 300)}`);
 }
+const RATE = Number(process.env.RATE ?? 0);
 async function run(n: number): Promise<void> {
+  if (RATE > 0) return runAtRate(n);
   let left = n;
   await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
     while (left > 0) {
@@ -152,6 +156,23 @@ async function run(n: number): Promise<void> {
       await call();
     }
   }));
+}
+
+/** Starts `n` calls at RATE a second (a tick each millisecond starts those due), and waits for them all. */
+async function runAtRate(n: number): Promise<void> {
+  const started = performance.now();
+  const calls: Array<Promise<void>> = [];
+  await new Promise<void>((resolve) => {
+    const tick = setInterval(() => {
+      const due = Math.min(n, Math.floor(((performance.now() - started) * RATE) / 1000));
+      while (calls.length < due) calls.push(call());
+      if (calls.length >= n) {
+        clearInterval(tick);
+        resolve();
+      }
+    }, 1);
+  });
+  await Promise.all(calls);
 }
 
 await run(3000);
