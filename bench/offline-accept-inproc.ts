@@ -12,6 +12,10 @@
 // one after the other, several times; the figures are not the bench's (no UDP system calls).
 // With RATE=<calls/s> in the environment the calls start at that rate instead (open loop, as sipp
 // offers them: the group commit's batches are then what that rate gathers, not `concurrency`).
+// With FAKE_WRITER=1 the spool's batches are answered at once with made-up receipts, nothing
+// written (the main thread's share of the offline path, without the writer thread's turns on the
+// core), and WINDOW_MS=<ms> sets offlineIm.commitWindowMs (default 2, the server's; 0 with a fake
+// writer leaves out the loop's idle waits for the window, which a closed loop pays per batch).
 //   node bench/offline-accept-inproc.ts [calls per round, 10000] [rounds, 5] [concurrency, 12] [history on|off, on]
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -73,6 +77,7 @@ ThreadBatchWriter.prototype.write = function (this: ThreadBatchWriter<unknown, u
   const count = (jobs[0] as { kind?: unknown } | undefined)?.kind === undefined ? sent.history : sent.spool;
   count.batches++;
   count.items += jobs.length;
+  if (process.env.FAKE_WRITER === '1' && count === sent.spool) return Promise.resolve(jobs.map(() => ({ entryId: 'sp-2222222222222222', seq: 1, joined: false, pickupAt: Date.now() + 3_600_000 })));
   return threadWrite.call(this, jobs);
 };
 const routing = createMailboxRouting({ servers: {}, users: {} }, new EmbeddedMailboxConnector({ sql, userExists }));
@@ -80,7 +85,7 @@ const service = new OfflineService({
   sql, logger, domain: D, routing, node: 'bench',
   displayName: async () => null,
   retry: { baseMs: 5_000, maxMs: 300_000 }, deliveryBatch: 64, leaseMs: 120_000,
-  commitWindowMs: 2, commitMaxBatch: 512, timeZone: 'UTC',
+  commitWindowMs: Number(process.env.WINDOW_MS ?? 2), commitMaxBatch: 512, timeZone: 'UTC',
   quota: { sender: { maxBytes: UNLIMITED, maxMessages: UNLIMITED, perMinute: UNLIMITED }, recipient: { maxBytes: UNLIMITED, maxMessages: UNLIMITED } },
 });
 await service.start();
