@@ -18,7 +18,7 @@
 // writer leaves out the loop's idle waits for the window, which a closed loop pays per batch).
 //   node bench/offline-accept-inproc.ts [calls per round, 10000] [rounds, 5] [concurrency, 12] [history on|off, on]
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
@@ -40,6 +40,7 @@ import { stampReceived } from '../src/sip/transport/received.ts';
 import { migrate, openDatabase, sqliteSql, ThreadBatchWriter } from '../src/storage/index.ts';
 import { UNLIMITED } from '../src/bytes.ts';
 import { prepareHistoryDatabase } from '../test/unit/history-fixture.ts';
+import { threadTicks, TICK_US } from './offline-thread-ticks.ts';
 import { addUserRow } from '../test/unit/presence-database.ts';
 
 const CALLS = Number(process.argv[2] ?? 10_000);
@@ -186,22 +187,6 @@ sent.spool = { batches: 0, items: 0 };
 sent.history = { batches: 0, items: 0 };
 const main: number[] = [];
 const others: number[] = [];
-/** CPU ticks of each thread of this process, by name (each task's stat under /proc/self/task: comm, utime, stime) */
-function threadTicks(): Map<string, number> {
-  const ticks = new Map<string, number>();
-  for (const task of readdirSync('/proc/self/task')) {
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/self/task/${task}/stat`, 'latin1');
-    } catch {
-      continue;
-    }
-    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    ticks.set(name, (ticks.get(name) ?? 0) + Number(fields[11]) + Number(fields[12]));
-  }
-  return ticks;
-}
 const byThread = new Map<string, number>();
 for (let r = 0; r < ROUNDS; r++) {
   const t0 = threadTicks();
@@ -223,7 +208,7 @@ console.log(`offline accept (history ${history ? 'on' : 'off'}, ${CONCURRENCY} i
 // clock ticks are 10 ms (USER_HZ 100): the split is coarse, over all the rounds
 const mean = (c: { batches: number; items: number }): string => `${c.batches} batches of ${(c.items / Math.max(c.batches, 1)).toFixed(1)}`;
 console.log(`spool: ${mean(sent.spool)}; history: ${mean(sent.history)}`);
-console.log(`by thread (µs/call over all rounds): ${[...byThread].filter(([, t]) => t > 0).map(([name, t]) => `${name} ${((t * 10_000) / (CALLS * ROUNDS)).toFixed(1)}`).join(', ')}`);
+console.log(`by thread (µs/call over all rounds): ${[...byThread].filter(([, t]) => t > 0).map(([name, t]) => `${name} ${((t * TICK_US) / (CALLS * ROUNDS)).toFixed(1)}`).join(', ')}`);
 await recorder?.close();
 await service.close();
 layer.close();

@@ -2,19 +2,20 @@
 // spool writer's thread (ThreadBatchWriter, spool-writer-thread.ts, its own connection), one batch
 // at a time, scenario 3's traffic (200 senders, each to the 100 offline recipients in turn).
 // Prints the CPU per message of each thread of the process (/proc: the writer is "WorkerThread",
-// V8's helpers "V8Worker"), over --batches batches of --batch messages. The thread's figures are
-// higher than offline-spool-write-micro's (the same writeBatch on the main thread): on one core the
-// two threads take turns, and the thread's young generation is small.
+// V8's helpers "V8Worker"), over --messages messages in batches of --batch (21: scenario 3's mean
+// at 4,000/s). A batch's fixed cost (the hand-offs, the transaction, its fsync) is large: about
+// 0.5 ms of CPU, so the batch size moves the figure (72 µs a message at 10, 51 at 21, 41 at 42).
 //   node bench/offline-spool-thread-micro.ts [--batch 21] [--messages 36000] [--entry FILE.ts]
 // `--entry` names another thread entry file (one that calls serveBatches with a variant of
 // writeBatch): to compare, run both one after the other, several times, pinned (taskset -c 0).
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { SpoolJob } from '../src/offline/spool-writer.ts';
 import { DATABASE_FILE, openDatabase, sqliteSql, ThreadBatchWriter } from '../src/storage/index.ts';
 import { prepareHistoryDatabase } from '../test/unit/history-fixture.ts';
+import { threadTicks, TICK_US } from './offline-thread-ticks.ts';
 
 function option(name: string): string | undefined {
   const at = process.argv.indexOf(`--${name}`);
@@ -42,29 +43,13 @@ const job = (): SpoolJob => {
     },
   };
 };
-/** CPU clock ticks of each thread of this process, by name (utime + stime of each task's stat) */
-function threadTicks(): Map<string, number> {
-  const ticks = new Map<string, number>();
-  for (const task of readdirSync('/proc/self/task')) {
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/self/task/${task}/stat`, 'latin1');
-    } catch {
-      continue;
-    }
-    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    ticks.set(name, (ticks.get(name) ?? 0) + Number(fields[11]) + Number(fields[12]));
-  }
-  return ticks;
-}
 // warm up: the thread started, statements prepared
 for (let i = 0; i < 100; i++) await writer.write(Array.from({ length: BATCH }, job));
 const t0 = threadTicks();
 for (let i = 0; i < BATCHES; i++) await writer.write(Array.from({ length: BATCH }, job));
 const t1 = threadTicks();
 // clock ticks are 10 ms (USER_HZ 100)
-const perMessage = [...t1].map(([name, t]) => [name, ((t - (t0.get(name) ?? 0)) * 10_000) / (BATCHES * BATCH)] as const).filter(([, us]) => us > 0);
+const perMessage = [...t1].map(([name, t]) => [name, ((t - (t0.get(name) ?? 0)) * TICK_US) / (BATCHES * BATCH)] as const).filter(([, us]) => us > 0);
 console.log(`${variant ?? 'spool-writer-thread.ts'}, batches of ${BATCH}: ${perMessage.map(([name, us]) => `${name} ${us.toFixed(1)}`).join(', ')} µs per message`);
 await writer.close();
 await sql.close();
