@@ -102,7 +102,12 @@ export interface MailboxRouting {
 
 /** The name of the mailbox server that holds `address`'s mailbox (EMBEDDED when none is configured for it). */
 export function mailboxServerOf(config: MailboxesConfig, address: string): string {
-  return config.users?.[address] ?? config.domains?.[address.slice(address.lastIndexOf('@') + 1)] ?? EMBEDDED;
+  return own(config.users, address) ?? own(config.domains, address.slice(address.lastIndexOf('@') + 1)) ?? EMBEDDED;
+}
+
+/** `record[key]` when it is the record's own (not `constructor` or `toString` of every object). */
+function own(record: Record<string, string> | undefined, key: string): string | undefined {
+  return record !== undefined && Object.hasOwn(record, key) ? record[key] : undefined;
 }
 
 /** A secret given inline or in a file (the file's content, trimmed of its final newline). */
@@ -171,19 +176,31 @@ export interface ConfiguredMailboxRouting extends MailboxRouting {
   close(): Promise<void>;
 }
 
+/**
+ * The routing of `config`. connectorFor is on the path of every offline MESSAGE (the quotas ask it
+ * for the sender's and the recipient's mailbox): the users and domains it routes are looked up in
+ * Maps made once (an address as a key of the config's plain objects costs a slow dictionary
+ * lookup), and it answers one object per connector, made once, not one per call.
+ */
 export function createMailboxRouting(config: MailboxesConfig, embedded: MailboxConnector): ConfiguredMailboxRouting {
   const connectors = new Map<string, MailboxConnector>([[EMBEDDED, embedded]]);
   for (const [name, server] of Object.entries(config.servers ?? {})) connectors.set(name, connectorOf(server));
+  const answers = new Map([...connectors].map(([name, connector]) => [name, Object.freeze({ name, connector })]));
+  const users = new Map(Object.entries(config.users ?? {}));
+  const domains = new Map(Object.entries(config.domains ?? {}));
+  const embeddedAnswer = answers.get(EMBEDDED) as { name: string; connector: MailboxConnector };
   return {
     close: async () => {
       await Promise.all([...connectors.values()].map((c) => (c instanceof ImapMailboxConnector ? c.close() : undefined)));
     },
     connectorFor(address) {
-      const name = mailboxServerOf(config, address);
-      const connector = connectors.get(name);
+      // what mailboxServerOf says, from the Maps
+      const name = users.get(address) ?? (domains.size === 0 ? undefined : domains.get(address.slice(address.lastIndexOf('@') + 1))) ?? EMBEDDED;
+      if (name === EMBEDDED) return embeddedAnswer;
+      const answer = answers.get(name);
       // config validation guarantees the names exist; this is the last line of defence
-      if (connector === undefined) throw new Error(`mailbox server ${name} is not configured`);
-      return { name, connector };
+      if (answer === undefined) throw new Error(`mailbox server ${name} is not configured`);
+      return answer;
     },
   };
 }
