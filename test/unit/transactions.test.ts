@@ -332,8 +332,11 @@ describe('non-INVITE client transaction (RFC 3261 §17.1.2)', () => {
     assert.equal(layer.receive(ok, flow), true);
     assert.equal(layer.receive(ok, flow), true, 'a retransmission is still claimed during Timer K');
     assert.equal(finals.length, 1);
-    await sleep(FAST.t4 + 30);
+    assert.equal(layer.size.client, 1, 'kept for Timer K');
+    // Timer K keeps the key's fingerprint from T4 to 2·T4 (two generations, answered.ts)
+    await sleep(2 * FAST.t4 + 30);
     assert.equal(layer.receive(ok, flow), false, 'after Timer K the transaction is gone');
+    assert.equal(layer.size.client, 0);
   });
 
   it('tells the TU of a transport error', () => {

@@ -12,7 +12,7 @@ import type { Expiring, Slot } from './deadline-wheel.ts';
 //   Timer F or a transport error in trying/proceeding --> terminated (the TU is told)
 //
 // The request is kept serialised, for Timer E, only until the final response; Timer K is the
-// transaction layer's (one queue for all, see expiry.ts).
+// transaction layer's: it keeps only a fingerprint of the key (layer.ts, answered.ts).
 export type ClientState = 'trying' | 'proceeding' | 'completed' | 'terminated';
 
 const ALLOWED: Readonly<Record<ClientState, readonly ClientState[]>> = {
@@ -36,7 +36,10 @@ const ANSWERED: ClientTransactionUser = { onFinal() {}, onTimeout() {}, onTransp
 
 /** What the transaction layer does for a transaction at the end of its life. */
 export interface ClientTransactionOwner {
-  /** a final response came over an unreliable flow: keep the transaction until Timer K */
+  /**
+   * A final response came over an unreliable flow: the owner absorbs retransmissions of it until
+   * Timer K, without the transaction object (which stays 'completed').
+   */
   awaitTimerK(tx: NonInviteClientTransaction): void;
   terminated(tx: NonInviteClientTransaction): void;
 }
