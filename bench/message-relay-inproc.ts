@@ -4,7 +4,8 @@
 // Conversation History's recorder on a SQLite file (its writer thread, as the server runs it) or
 // off; or scenario 1's: REGISTER -> 401 -> REGISTER with Authorization -> 200 (`register`, a
 // refresh of one of 200 users' binding). Users are looked up as the server does (cachedUserLookup
-// on the SQLite file: its users_version check every millisecond included). Prints the CPU per call
+// on the SQLite file: its users_version check every millisecond included), and handlings tracked by
+// the server's RequestDrain. Prints the CPU per call
 // of the main thread (process.threadCpuUsage) and of the other threads (the writer, and V8's
 // helpers), least and median of the rounds. On a shared machine compare runs taken one after the
 // other, several times; the figures are not the bench's (no UDP system calls, no metrics).
@@ -19,6 +20,7 @@ import { HistoryRecorder } from '../src/history/recorder.ts';
 import { createRegistrationEvents, DEFAULT_REGISTRAR_SETTINGS, MemoryLocationService, registerHandler } from '../src/registrar/index.ts';
 import type { SipContext } from '../src/router/context.ts';
 import { createDispatcher } from '../src/router/dispatch.ts';
+import { RequestDrain } from '../src/router/drain.ts';
 import { messageHandler } from '../src/router/message.ts';
 import { computeHa1, NonceIssuer } from '../src/sip/digest.ts';
 import type { Flow } from '../src/sip/index.ts';
@@ -72,6 +74,8 @@ const ctx = {
   events: { changed: () => undefined },
   offline: { accept: () => Promise.reject(new Error('bob is online: nothing goes offline')) },
   history: recorder,
+  // as the server has it: each handling that returns a promise is tracked until it settles
+  drain: new RequestDrain(5),
 } as unknown as SipContext;
 const layer = new TransactionLayer({ t1: 500, t2: 4000, t4: 5000 }, { onRequest: createDispatcher(ctx, [registerHandler, messageHandler]) });
 ctx.transactions = layer;

@@ -1,6 +1,7 @@
 import type { Incoming, MethodHandler, SipContext } from '../router/context.ts';
 import { reply } from '../router/reply.ts';
 import { refuseCredentials } from '../router/identity.ts';
+import type { AuthOutcome } from '../auth/authenticator.ts';
 import type { Binding, FlowRef, LocationService } from './location.ts';
 import { planRegistration, type RegistrarSettings } from './plan.ts';
 import { parseNameAddr, parseUri, SipParseError } from '../sip/index.ts';
@@ -9,7 +10,7 @@ import type { Flow, SipRequest } from '../sip/index.ts';
 /** REGISTER (RFC 3261 §10.3): Parley is the registrar of its one domain. */
 export const registerHandler: MethodHandler = {
   method: 'REGISTER',
-  async handle(ctx: SipContext, incoming: Incoming): Promise<void> {
+  handle(ctx: SipContext, incoming: Incoming): void | Promise<void> {
     const { request, flow } = incoming;
     const required = request.headers.getAll('require');
     if (required.length > 0) {
@@ -32,59 +33,72 @@ export const registerHandler: MethodHandler = {
       return;
     }
 
-    // at once when the account is kept (an await would cost a microtask hop)
+    // at once when the account is kept: a REGISTER whose lookups all answer at once is handled
+    // without a promise or a microtask hop (a 401 and a refresh's 200 alike)
     const authenticating = ctx.auth.authenticate(request, 'registrar', flow.remote.address);
-    const auth = authenticating instanceof Promise ? await authenticating : authenticating;
-    if (!auth.ok) {
-      // right credentials with a used nonce count: a replay, or a retransmission of a REGISTER
-      // whose 200 was sent without keeping its transaction (below), which gets that answer again
-      if (auth.replayOf === aor && incoming.tx?.retransmission === true) {
-        await answerRetransmission(ctx, incoming, aor);
-        return;
-      }
-      refuseCredentials(ctx, incoming, auth);
-      return;
-    }
-    // the connection is a user's now: what it holds no longer counts as a stranger's
-    flow.markTrusted?.();
-    if (auth.address !== aor) {
-      reply(ctx, incoming, 403, { warning: `${auth.address} may not register ${aor}` });
-      return;
-    }
-
-    const now = ctx.now();
-    const ref: FlowRef = { id: flow.id, protocol: flow.protocol, local: flow.local, remote: flow.remote };
-    const applied = await planAndApply(ctx.location, ctx.registrar, { aor, request, flow: ref, now });
-    if (!applied.ok) {
-      const headers: Array<[string, string]> = applied.minExpires ? [['Min-Expires', String(applied.minExpires)]] : [];
-      if (applied.retryAfter !== undefined) headers.push(['Retry-After', String(applied.retryAfter)]);
-      reply(ctx, incoming, applied.status, { headers, warning: applied.warning });
-      return;
-    }
-    const { current, plan } = applied;
-    let { bindings } = applied;
-    // The connection closed while this REGISTER was being handled: its close dropped the flow's
-    // bindings (sip-service.ts) before these were stored, so they are dropped again here; else
-    // they would outlive the connection until they expire, and requests for the AoR would try them.
-    if (flow.reliable && flow.closed) {
-      const gone = await ctx.location.removeFlow(flow.id);
-      bindings = bindings.filter((b) => !gone.some((g) => g.key === b.key && g.flow.id === b.flow.id));
-      incoming.log.info({ aor, flow: flow.id }, 'registration of %s over a connection that closed meanwhile: its bindings dropped', aor);
-    }
-    if (flow.keepOpenUntil !== undefined) keepFlowOpen(flow, bindings);
-    // A refresh (the same contacts, later expiry) changes nothing anyone watches; it is also most of
-    // a registrar's traffic, so it is logged at debug level only.
-    if (sameContacts(current, bindings)) {
-      if (ctx.logger.isLevelEnabled('debug')) incoming.log.debug({ aor, bindings: bindings.length }, 'registration of %s refreshed', aor);
-    } else {
-      ctx.registrations.emit('changed', aor);
-      incoming.log.info({ aor, bindings: bindings.length, flow: flow.id }, 'registration of %s: %d binding(s)', aor, bindings.length);
-    }
-    // Most REGISTERs only bind: their transactions are not kept for Timer J (32 s over UDP, ~700
-    // bytes each), the transaction layer only remembers they were answered (answerAgain)
-    reply(ctx, incoming, 200, { headers: bindingHeaders(bindings, now), stateless: plan.stateless, answerAgain: plan.stateless });
+    return authenticating instanceof Promise ? authenticating.then((auth) => authenticated(ctx, incoming, aor, auth)) : authenticated(ctx, incoming, aor, authenticating);
   },
 };
+
+/** The REGISTER of `aor` once its credentials are checked; a promise only when something waits. */
+function authenticated(ctx: SipContext, incoming: Incoming, aor: string, auth: AuthOutcome): void | Promise<void> {
+  const { request, flow } = incoming;
+  if (!auth.ok) {
+    // right credentials with a used nonce count: a replay, or a retransmission of a REGISTER
+    // whose 200 was sent without keeping its transaction (below), which gets that answer again
+    if (auth.replayOf === aor && incoming.tx?.retransmission === true) return answerRetransmission(ctx, incoming, aor);
+    refuseCredentials(ctx, incoming, auth);
+    return;
+  }
+  // the connection is a user's now: what it holds no longer counts as a stranger's
+  flow.markTrusted?.();
+  if (auth.address !== aor) {
+    reply(ctx, incoming, 403, { warning: `${auth.address} may not register ${aor}` });
+    return;
+  }
+
+  const now = ctx.now();
+  const ref: FlowRef = { id: flow.id, protocol: flow.protocol, local: flow.local, remote: flow.remote };
+  const applying = planAndApply(ctx.location, ctx.registrar, { aor, request, flow: ref, now });
+  return applying instanceof Promise ? applying.then((applied) => answerApplied(ctx, incoming, aor, now, applied)) : answerApplied(ctx, incoming, aor, now, applying);
+}
+
+function answerApplied(ctx: SipContext, incoming: Incoming, aor: string, now: number, applied: Applied): void | Promise<void> {
+  const { flow } = incoming;
+  if (!applied.ok) {
+    const headers: Array<[string, string]> = applied.minExpires ? [['Min-Expires', String(applied.minExpires)]] : [];
+    if (applied.retryAfter !== undefined) headers.push(['Retry-After', String(applied.retryAfter)]);
+    reply(ctx, incoming, applied.status, { headers, warning: applied.warning });
+    return;
+  }
+  const { current, plan, bindings } = applied;
+  // The connection closed while this REGISTER was being handled: its close dropped the flow's
+  // bindings (sip-service.ts) before these were stored, so they are dropped again here; else
+  // they would outlive the connection until they expire, and requests for the AoR would try them.
+  if (flow.reliable && flow.closed) {
+    return ctx.location.removeFlow(flow.id).then((gone) => {
+      incoming.log.info({ aor, flow: flow.id }, 'registration of %s over a connection that closed meanwhile: its bindings dropped', aor);
+      answerRegistered(ctx, incoming, aor, now, current, plan, bindings.filter((b) => !gone.some((g) => g.key === b.key && g.flow.id === b.flow.id)));
+    });
+  }
+  answerRegistered(ctx, incoming, aor, now, current, plan, bindings);
+}
+
+function answerRegistered(ctx: SipContext, incoming: Incoming, aor: string, now: number, current: readonly Binding[], plan: { stateless: boolean }, bindings: Binding[]): void {
+  const { flow } = incoming;
+  if (flow.keepOpenUntil !== undefined) keepFlowOpen(flow, bindings);
+  // A refresh (the same contacts, later expiry) changes nothing anyone watches; it is also most of
+  // a registrar's traffic, so it is logged at debug level only.
+  if (sameContacts(current, bindings)) {
+    if (ctx.logger.isLevelEnabled('debug')) incoming.log.debug({ aor, bindings: bindings.length }, 'registration of %s refreshed', aor);
+  } else {
+    ctx.registrations.emit('changed', aor);
+    incoming.log.info({ aor, bindings: bindings.length, flow: flow.id }, 'registration of %s: %d binding(s)', aor, bindings.length);
+  }
+  // Most REGISTERs only bind: their transactions are not kept for Timer J (32 s over UDP, ~700
+  // bytes each), the transaction layer only remembers they were answered (answerAgain)
+  reply(ctx, incoming, 200, { headers: bindingHeaders(bindings, now), stateless: plan.stateless, answerAgain: plan.stateless });
+}
 
 /** Plans made from a lookup that another REGISTER overtook before they were applied, at most. */
 const PLAN_ATTEMPTS = 5;
@@ -99,12 +113,25 @@ export type Applied =
  * lookup. Two REGISTERs of one AoR at two nodes (or between two awaits here) thus keep CSeq order
  * per Call-ID and maxBindings as if they had come one after the other.
  */
-export async function planAndApply(location: LocationService, settings: RegistrarSettings, input: { aor: string; request: SipRequest; flow: FlowRef; now: number }): Promise<Applied> {
+export function planAndApply(location: LocationService, settings: RegistrarSettings, input: { aor: string; request: SipRequest; flow: FlowRef; now: number }): Applied | Promise<Applied> {
+  // in this process's memory lookup and applyIf answer at once: no promise, no microtask hop
   const { aor, now } = input;
-  for (let attempt = 0; attempt < PLAN_ATTEMPTS; attempt++) {
-    // in this process's memory both come at once (no microtask hop); in Redis through promises
-    const looked = location.lookup(aor, now);
-    const current = looked instanceof Promise ? await looked : looked;
+  const looked = location.lookup(aor, now);
+  if (looked instanceof Promise) return planAndApplyWaiting(location, settings, input, 0, looked);
+  const plan = planRegistration({ ...input, current: looked, settings });
+  if (!plan.ok) return plan;
+  const applying = location.applyIf(aor, looked, plan.changes, now);
+  if (applying instanceof Promise) return applying.then((bindings) => (bindings !== null ? { ok: true, current: looked, bindings, plan } : planAndApplyWaiting(location, settings, input, 1)));
+  if (applying !== null) return { ok: true, current: looked, bindings: applying, plan };
+  return planAndApplyWaiting(location, settings, input, 1);
+}
+
+/** planAndApply from attempt `first` on (`looked`: that attempt's lookup, already asked). */
+async function planAndApplyWaiting(location: LocationService, settings: RegistrarSettings, input: { aor: string; request: SipRequest; flow: FlowRef; now: number }, first: number, looked?: Promise<Binding[]>): Promise<Applied> {
+  const { aor, now } = input;
+  for (let attempt = first; attempt < PLAN_ATTEMPTS; attempt++) {
+    const lookup = attempt === first && looked !== undefined ? looked : location.lookup(aor, now);
+    const current = lookup instanceof Promise ? await lookup : lookup;
     const plan = planRegistration({ ...input, current, settings });
     if (!plan.ok) return plan;
     const applying = location.applyIf(aor, current, plan.changes, now);

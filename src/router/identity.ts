@@ -57,9 +57,10 @@ export function addressOf(uri: SipUri): string {
  * The sender of a request that is not a REGISTER: a local user must prove who they are (407
  * challenge, RFC 3261 §22.3) and may only send as themselves — the From address and any
  * P-Preferred-Identity (RFC 3325 §6) must name the authenticated user. Returns the sender's
- * address, or undefined after answering.
+ * address, or undefined after answering; at once when the account's lookup answers at once (a kept
+ * account: no promise, no microtask hop), else through a promise.
  */
-export async function authenticateSender(ctx: SipContext, incoming: Incoming): Promise<string | undefined> {
+export function authenticateSender(ctx: SipContext, incoming: Incoming): string | undefined | Promise<string | undefined> {
   if (incoming.flow.partner !== undefined) {
     // A partner's connection is authenticated by its certificate (router/partner.ts,
     // authenticatePartner), never challenged: digest credentials are for this organisation's users.
@@ -74,9 +75,12 @@ export async function authenticateSender(ctx: SipContext, incoming: Incoming): P
     reply(ctx, incoming, 403, { warning: `senders from ${from.host} are not accepted here: users of ${ctx.domain} send as themselves, and partner organisations' users come over the federation link` });
     return undefined;
   }
-  // at once when the account is kept (an await would cost a microtask hop)
   const authenticating = ctx.auth.authenticate(incoming.request, 'proxy', incoming.flow.remote.address);
-  const auth = authenticating instanceof Promise ? await authenticating : authenticating;
+  return authenticating instanceof Promise ? authenticating.then((auth) => senderOf(ctx, incoming, from, auth)) : senderOf(ctx, incoming, from, authenticating);
+}
+
+/** The sender once the credentials are checked: the authenticated user, if the request may name them. */
+function senderOf(ctx: SipContext, incoming: Incoming, from: SipUri, auth: AuthOutcome): string | undefined {
   if (!auth.ok) {
     refuseCredentials(ctx, incoming, auth);
     return undefined;

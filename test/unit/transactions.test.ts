@@ -293,6 +293,26 @@ describe('non-INVITE client transaction (RFC 3261 §17.1.2)', () => {
     assert.equal(layer.size.client, 0);
   });
 
+  it('after a provisional response retransmits every T2, and Timer F still ends it at 64·T1 from the first send', (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    const layer = new TransactionLayer(FAST, { onRequest: () => {} });
+    const flow = fakeFlow(false);
+    let timedOut = false;
+    const req = request('MESSAGE', 'z9hG4bK-proceeding');
+    layer.sendRequest(req, flow, { onFinal: () => assert.fail('no final response was sent'), onTimeout: () => (timedOut = true), onTransportError: () => assert.fail() });
+    for (let ms = 1; ms <= 15; ms++) t.mock.timers.tick(1);
+    // E fired at 10 (trying); a 100 Trying comes at 15: the next E is the one set at 10, at 30
+    assert.equal(flow.sent.length, 2);
+    layer.receive(createResponse(req, 100), flow);
+    for (let ms = 16; ms < 64 * FAST.t1; ms++) t.mock.timers.tick(1);
+    // E at 30, then every T2 = 40 ms in proceeding: 70, 110, …, 630: 16 more copies
+    assert.equal(flow.sent.length, 2 + 16);
+    assert.equal(timedOut, false);
+    t.mock.timers.tick(1);
+    assert.ok(timedOut, 'Timer F at 64·T1');
+    assert.equal(layer.size.client, 0);
+  });
+
   it('does not retransmit over a reliable transport', async () => {
     const layer = new TransactionLayer(FAST, { onRequest: () => {} });
     const flow = fakeFlow(true);
@@ -312,8 +332,11 @@ describe('non-INVITE client transaction (RFC 3261 §17.1.2)', () => {
     assert.equal(layer.receive(ok, flow), true);
     assert.equal(layer.receive(ok, flow), true, 'a retransmission is still claimed during Timer K');
     assert.equal(finals.length, 1);
-    await sleep(FAST.t4 + 30);
+    assert.equal(layer.size.client, 1, 'kept for Timer K');
+    // Timer K keeps the key's fingerprint from T4 to 2·T4 (two generations, answered.ts)
+    await sleep(2 * FAST.t4 + 30);
     assert.equal(layer.receive(ok, flow), false, 'after Timer K the transaction is gone');
+    assert.equal(layer.size.client, 0);
   });
 
   it('tells the TU of a transport error', () => {

@@ -12,7 +12,7 @@ import type { Expiring, Slot } from './deadline-wheel.ts';
 //   Timer F or a transport error in trying/proceeding --> terminated (the TU is told)
 //
 // The request is kept serialised, for Timer E, only until the final response; Timer K is the
-// transaction layer's (one queue for all, see expiry.ts).
+// transaction layer's: it keeps only a fingerprint of the key (layer.ts, answered.ts).
 export type ClientState = 'trying' | 'proceeding' | 'completed' | 'terminated';
 
 const ALLOWED: Readonly<Record<ClientState, readonly ClientState[]>> = {
@@ -36,7 +36,10 @@ const ANSWERED: ClientTransactionUser = { onFinal() {}, onTimeout() {}, onTransp
 
 /** What the transaction layer does for a transaction at the end of its life. */
 export interface ClientTransactionOwner {
-  /** a final response came over an unreliable flow: keep the transaction until Timer K */
+  /**
+   * A final response came over an unreliable flow: the owner absorbs retransmissions of it until
+   * Timer K, without the transaction object (which stays 'completed').
+   */
   awaitTimerK(tx: NonInviteClientTransaction): void;
   terminated(tx: NonInviteClientTransaction): void;
 }
@@ -61,8 +64,14 @@ export class NonInviteClientTransaction implements Expiring {
    */
   #bytes: Buffer | string;
   #interval: number;
-  #timerE: NodeJS.Timeout | undefined;
-  #timerF: NodeJS.Timeout | undefined;
+  /**
+   * Over an unreliable flow Timers E and F are one timer: it runs until the next of the two is due
+   * (one setTimeout and one clearTimeout per request instead of two of each), `#waited` saying how
+   * long the transaction has waited through it, `#next` how long it runs this time.
+   */
+  #timer: NodeJS.Timeout | undefined;
+  #waited = 0;
+  #next = 0;
   /** Timer F's place on the wheel, over a reliable flow */
   #timerFSlot: Slot<NonInviteClientTransaction> | undefined;
   readonly #timers: TimerSettings;
@@ -94,8 +103,7 @@ export class NonInviteClientTransaction implements Expiring {
     }
     // Timer E retransmits only over unreliable transports (§17.1.2.1).
     if (!this.flow.reliable) {
-      this.#timerE = setTimeout(() => this.#retransmit(), this.#interval);
-      this.#timerF = setTimeout(() => this.expire(), 64 * this.#timers.t1);
+      this.#schedule();
     } else {
       // nothing is sent again over a reliable flow: the bytes need not wait for the answer
       this.#bytes = NO_BYTES;
@@ -131,6 +139,20 @@ export class NonInviteClientTransaction implements Expiring {
     if (this.#state !== 'terminated') this.#terminate();
   }
 
+  /** The timer of an unreliable flow, until Timer E (the interval) or Timer F (64·T1 from the start), whichever is first. */
+  #schedule(): void {
+    this.#next = Math.min(this.#interval, 64 * this.#timers.t1 - this.#waited);
+    this.#timer = setTimeout(() => this.#due(), this.#next);
+  }
+
+  /** Timer F when 64·T1 have gone by, else Timer E. */
+  #due(): void {
+    this.#timer = undefined;
+    this.#waited += this.#next;
+    if (this.#waited >= 64 * this.#timers.t1) this.expire();
+    else this.#retransmit();
+  }
+
   #retransmit(): void {
     if (this.#state !== 'trying' && this.#state !== 'proceeding') return;
     // unreliable flows only: their bytes are a Buffer (the constructor)
@@ -140,7 +162,7 @@ export class NonInviteClientTransaction implements Expiring {
     }
     // In proceeding the interval stays at T2; in trying it doubles up to T2.
     this.#interval = this.#state === 'proceeding' ? this.#timers.t2 : Math.min(2 * this.#interval, this.#timers.t2);
-    this.#timerE = setTimeout(() => this.#retransmit(), this.#interval);
+    this.#schedule();
   }
 
   #fail(tell: () => void): void {
@@ -158,10 +180,8 @@ export class NonInviteClientTransaction implements Expiring {
 
   /** Timers E and F are done with; a cleared timer object is let go too, not kept through Timer K */
   #stopTimers(): void {
-    clearTimeout(this.#timerE);
-    clearTimeout(this.#timerF);
-    this.#timerE = undefined;
-    this.#timerF = undefined;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
     if (this.#timerFSlot !== undefined) timerFWheel(64 * this.#timers.t1).cancel(this.#timerFSlot, this);
     this.#timerFSlot = undefined;
   }
