@@ -11,8 +11,8 @@
 // thread, and PostgreSQL has no local fsync to move off the loop: their batches are written from
 // the event loop, on the process's handle (PostgreSQL's pool, asynchronously).
 //
-// The offline spool (src/offline/spool-writer.ts) and Conversation History (src/history) share it,
-// and the thread.
+// The offline spool (src/offline/spool-writer.ts), Conversation History (src/history) and the
+// retention runs (src/retention) share it, and the thread.
 
 import { parentPort, Worker, workerData } from 'node:worker_threads';
 import { openDatabaseFile } from './database.ts';
@@ -23,8 +23,12 @@ import { strippedModules, THREAD_LOADER } from './thread-modules.ts';
 /** a writer thread's young generation (semi-spaces and all), MiB: see ThreadBatchWriter#start */
 const WRITER_YOUNG_GENERATION_MB = 6;
 
-/** Writes one batch of jobs in one transaction and returns what the caller needs of it. */
-export type BatchWrite<J, R> = (sql: Sql, jobs: readonly J[]) => Promise<R>;
+/**
+ * Writes one batch of jobs in one transaction and returns what the caller needs of it. `stopping`
+ * turns true once the writer is closing (the server stops): work of many transactions (a retention
+ * run) ends at its next one, the rest is for the next start.
+ */
+export type BatchWrite<J, R> = (sql: Sql, jobs: readonly J[], stopping: () => boolean) => Promise<R>;
 
 export interface BatchWriter<J, R> {
   /** Writes the batch in one transaction; resolves once it is committed (durably). */
@@ -39,7 +43,7 @@ export interface BatchWriter<J, R> {
 export function loopBatchWriter<J, R>(sql: Sql, write: BatchWrite<J, R>): BatchWriter<J, R> {
   let running = true;
   return {
-    write: (jobs) => (running ? write(sql, jobs) : Promise.reject(new Error('the batch writer is closed: the server is stopping'))),
+    write: (jobs) => (running ? write(sql, jobs, () => !running) : Promise.reject(new Error('the batch writer is closed: the server is stopping'))),
     close: async () => {
       running = false;
     },
@@ -319,19 +323,20 @@ export function hostBatchWriters(): void {
     return write;
   };
   /** the writers that joined: their write function and their last batch */
-  const writers = new Map<number, { write: Promise<BatchWrite<unknown, unknown>>; last: Promise<unknown> }>();
+  const writers = new Map<number, { write: Promise<BatchWrite<unknown, unknown>>; last: Promise<unknown>; closing: boolean }>();
   port.on('message', (request: ThreadRequest<unknown>) => {
     if (request.kind === 'open') {
       // for the thread's loader (THREAD_LOADER), before the entry is imported
       const modules = (workerData as { modules: Map<string, string> }).modules;
       for (const [url, js] of request.modules) modules.set(url, js);
-      writers.set(request.writer, { write: load(request.entry), last: Promise.resolve() });
+      writers.set(request.writer, { write: load(request.entry), last: Promise.resolve(), closing: false });
       return;
     }
     const w = writers.get(request.writer);
     if (w === undefined) return;
     if (request.kind === 'close') {
-      // after the batches already sent
+      // after the batches already sent (a long one is told, and ends at its next transaction)
+      w.closing = true;
       void w.last.then(async () => {
         writers.delete(request.writer);
         port.postMessage({ writer: request.writer, closed: true } satisfies ThreadReply<unknown>);
@@ -343,7 +348,7 @@ export function hostBatchWriters(): void {
     }
     const { writer, id, jobs } = request;
     w.last = w.last
-      .then(async () => (await w.write)(sql, jobs))
+      .then(async () => (await w.write)(sql, jobs, () => w.closing))
       .then(
         (result) => port.postMessage({ writer, id, result } satisfies ThreadReply<unknown>),
         (err: unknown) => {
