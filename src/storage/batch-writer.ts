@@ -130,7 +130,12 @@ function startThread(file: string): WriterThread {
   // thread loader's job there).
   const main = new URL('./writer-thread.ts', import.meta.url).href;
   const stripped = new Set<string>();
-  const worker = startStrippedThread(main, { file }, strippedModules(main, stripped));
+  const worker = new Worker(THREAD_LOADER, {
+    eval: true,
+    workerData: { file, main, modules: strippedModules(main, stripped) },
+    execArgv: threadOptions(process.execArgv),
+    resourceLimits: { maxYoungGenerationSizeMb: WRITER_YOUNG_GENERATION_MB },
+  });
   // a running server is kept alive by its sockets; the thread alone must not keep a process alive
   worker.unref();
   const members = new Map<number, ThreadMember<never>>();
@@ -256,22 +261,6 @@ const THREAD_OPTIONS = new Map([
  * The options of Node's command line a writer thread gets: the diagnostics, not the preloads
  * (`--import`, `--require`: the main thread's), nor what a thread may not be given (per process).
  */
-/**
- * A worker thread running `main` (a module URL) with `modules`, its modules stripped of their types
- * by this thread (strippedModules), the Node options a thread may take, and a small young
- * generation; `data` is its workerData besides the loader's own. The thread does not load Node's
- * type stripper: starting one costs less memory and less CPU at its start, which on a busy core is
- * taken from the thread that carries SIP (the retention run's thread, issue 20).
- */
-export function startStrippedThread(main: string, data: Record<string, unknown>, modules: Map<string, string>): Worker {
-  return new Worker(THREAD_LOADER, {
-    eval: true,
-    workerData: { ...data, main, modules },
-    execArgv: threadOptions(process.execArgv),
-    resourceLimits: { maxYoungGenerationSizeMb: WRITER_YOUNG_GENERATION_MB },
-  });
-}
-
 function threadOptions(options: readonly string[]): string[] {
   const kept: string[] = [];
   for (let i = 0; i < options.length; i++) {
