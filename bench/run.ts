@@ -63,8 +63,9 @@ if (SERVERS.some((name) => name !== 'parley' && name !== 'kamailio')) throw new 
 const HISTORY_OFF_RATES: readonly number[] = option('rates') === undefined && quick && !smoke ? [1000] : RATES;
 const historyPolicy = (on: boolean): string[] => ['Set-CsClientPolicy', '-Identity', 'Global', '-EnableIMAutoArchiving', on ? '$True' : '$False'];
 // scenario 3 has finer steps around its target (5,000 accepted/s), up to the same top rate; it
-// starts low because Kamailio's msilo commits (fsyncs) each message on its own
-const OFFLINE_RATES = smoke ? [250] : quick ? [100, 250, 500, 1000, 2000, 3000, 4000, 5000, 6000, 8000] : [100, 200, 400, 800, 1600, 2400, 3200, 4000, 5000, 6400, 8000, 12800];
+// starts low because Kamailio's msilo commits (fsyncs) each message on its own. `--offline-rates` replaces them
+const OFFLINE_RATES = option('offline-rates')?.split(',').map(Number) ?? (smoke ? [250] : quick ? [100, 250, 500, 1000, 2000, 3000, 4000, 5000, 6000, 8000] : [100, 200, 400, 800, 1600, 2400, 3200, 4000, 5000, 6400, 8000, 12800]);
+if (OFFLINE_RATES.some((r) => !Number.isInteger(r) || r <= 0)) throw new Error(`--offline-rates ${option('offline-rates')}: expected positive whole calls/s, comma-separated`);
 const STEP_SEC = Number(option('step-sec') ?? (smoke ? 1 : quick ? 3 : 10));
 if (!(STEP_SEC > 0)) throw new Error(`--step-sec ${option('step-sec')}: expected a positive number of seconds`);
 // 18,000: the most this machine's open-files limit (20,000 per process) allows
