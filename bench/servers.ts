@@ -190,11 +190,6 @@ export function cpuProfileDir(): string | undefined {
   return dir ? path.resolve(dir) : undefined;
 }
 
-/** A taskset core list naming one core ('0'), not several ('0,1', '0-3'). */
-function oneCore(cores: string): boolean {
-  return /^\d+$/.test(cores.trim());
-}
-
 /**
  * `BENCH_NODE_FLAGS="--trace-gc-nvp"` (space-separated) adds flags to every Parley the bench starts,
  * to look into a run (the garbage collector's pauses, say); what they print is in the output the
@@ -243,9 +238,7 @@ export async function startParley(domain: string, users: readonly string[], pass
     // a cmdlet that fails (exit code ≠ 0) throws here with its stderr: the run would measure the wrong settings
     execFileSync(process.execPath, [path.join(REPO_ROOT, 'src', 'cli.ts'), 'admin', ...storage, ...cmdlet], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
   }
-  // Parley runs as bin/parley runs it on a machine that gives it one core: with V8's garbage
-  // collector on the SIP thread alone (see bin/parley); the server is pinned to one core here
-  const nodeFlags = [...(oneCore(opts.core ?? SERVER_CORE) ? ['--single-threaded-gc'] : []), ...nodeFlagsFromEnv()];
+  const nodeFlags = nodeFlagsFromEnv();
   if (opts.commitStats) nodeFlags.push('--import', path.join(BENCH_DIR, 'commit-stats.ts'));
   const profDir = cpuProfileDir();
   if (profDir) {

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { sdkClients } from '../harness/clients.ts';
@@ -99,19 +99,6 @@ describe('bin/parley through the links npm makes', () => {
       assert.match(list.stdout, /alice@parley\.test/);
     });
   }
-
-  // sh -x prints the command bin/parley runs (the `exec` line) on stderr
-  it('runs V8\'s garbage collector on the JavaScript thread alone when it may use one CPU', async () => {
-    const parley = path.join(REPO_ROOT, 'bin', 'parley');
-    const one = await run('taskset', ['-c', '0', 'sh', '-x', parley, '--version']);
-    assert.equal(one.code, 0, one.stderr);
-    assert.match(one.stdout, /^Parley\//);
-    assert.match(one.stderr, /exec \S+node --single-threaded-gc --max-semi-space-size=8 /);
-    if (availableParallelism() === 1) return; // no second CPU to allow
-    const two = await run('taskset', ['-c', '0,1', 'sh', '-x', parley, '--version']);
-    assert.equal(two.code, 0, two.stderr);
-    assert.match(two.stderr, /exec \S+node --max-semi-space-size=8 /);
-  });
 
   it('says which Node it misses when the node package is not installed', async () => {
     const r = await run(hoisted('no-node', false), ['--version']);
