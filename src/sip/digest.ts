@@ -13,6 +13,7 @@
 import { hash as oneShotHash, randomBytes } from 'node:crypto';
 import { ParleyError } from '../errors.ts';
 import { detach } from './chars.ts';
+import { UserNonces } from './nonce-counts.ts';
 import { fillRandom } from './random.ts';
 import type { AuthField } from './message.ts';
 import { parseUri, sameUri } from './uri.ts';
@@ -142,29 +143,6 @@ const MAX_SOURCE_BYTES = 64;
 const NONCE_PATTERN = new RegExp(`^[A-Za-z0-9_-]{${Math.ceil((NONCE_BYTES * 4) / 3)}}$`);
 /** a nonce stamped this far in our future came from a node whose clock runs ahead: still accepted */
 const CLOCK_SKEW_MS = 30_000;
-/** nonce counts may arrive out of order (UDP): accept any unseen count within this many of the highest */
-const COUNT_WINDOW = 32;
-
-/** The counts one user has used with one nonce: the highest, and a bitmap of the COUNT_WINDOW below it. */
-interface NonceCounts {
-  highest: number;
-  seen: number;
-  /** when the nonce was issued (ms), read from the nonce itself */
-  issuedAt: number;
-}
-
-/** One user's tracked nonces, the least recently used first, and the floor below which none is accepted afresh. */
-interface UserNonces {
-  /**
-   * by nonceKey: a number, not a copy of the nonce's 64 characters. Most clients use a nonce once,
-   * so every authenticated request adds an entry, kept until 64 more of that user's push it out:
-   * long enough to reach the old generation. Measured in-process (255,000 REGISTER calls of 200
-   * users): 6 MiB less live heap and 30 MiB less peak RSS than with the nonce text as the key.
-   */
-  counts: Map<number, NonceCounts>;
-  /** a nonce issued at or before this time (ms) and not tracked was forgotten: it is not accepted again */
-  floor: number;
-}
 
 /** What acceptCount decided: `forgotten` means the nonce may have been used before and its counts are gone. */
 export type CountVerdict = 'accepted' | 'replayed' | 'forgotten';
@@ -197,6 +175,8 @@ export class NonceIssuer {
   /** digest user name → the nonces they used */
   #users = new Map<string, UserNonces>();
   #tracked = 0;
+  /** counts the accepted uses of nonces: a tracked nonce's last one orders them for forgetting */
+  #uses = 0;
   /** like UserNonces.floor, for everyone: raised when the tracking as a whole had to be emptied */
   #floor = -Infinity;
   #lastSweep: number;
@@ -275,26 +255,21 @@ export class NonceIssuer {
     const issuedAt = (nonce === this.#checked ? this.#checkedIssuedAt : timestampOf(nonce)) ?? -Infinity;
     const key = nonceKey(nonce);
     let tracked = this.#users.get(user);
-    const counts = tracked?.counts.get(key);
-    if (counts !== undefined) {
+    const slot = tracked === undefined ? -1 : tracked.find(key);
+    if (slot >= 0) {
       // another nonce of this user with the same 30 random bits, issued another millisecond: not
       // this one's counts, so none can be trusted (one in 2^30 per tracked nonce; a new challenge)
-      if (counts.issuedAt !== issuedAt) return 'forgotten';
-      const verdict = countInWindow(counts, nc);
-      if (verdict) {
-        // most recently used last: the next to be forgotten is the one unused longest
-        tracked!.counts.delete(key);
-        tracked!.counts.set(key, counts);
-      }
-      return verdict ? 'accepted' : 'replayed';
+      if (tracked!.issuedAt(slot) !== issuedAt) return 'forgotten';
+      // an accepted count marks the nonce used last: the next to be forgotten is the one unused longest
+      return tracked!.count(slot, nc, ++this.#uses) ? 'accepted' : 'replayed';
     }
 
     if (issuedAt <= this.#floor || (tracked !== undefined && issuedAt <= tracked.floor)) return 'forgotten';
     if (tracked === undefined) {
-      tracked = { counts: new Map(), floor: -Infinity };
+      tracked = new UserNonces();
       this.#users.set(detach(user), tracked);
     }
-    if (tracked.counts.size >= this.#maxPerUser) this.#forgetOldest(tracked, now);
+    if (tracked.size >= this.#maxPerUser) this.#forgetOldest(tracked, now);
     if (this.#tracked >= this.#maxTracked) {
       this.#sweep(now);
       if (this.#tracked >= this.#maxTracked) {
@@ -305,19 +280,19 @@ export class NonceIssuer {
         return 'forgotten';
       }
     }
-    tracked.counts.set(key, { highest: nc, seen: 0, issuedAt });
+    tracked.add(key, issuedAt, nc, ++this.#uses);
     this.#tracked++;
     return 'accepted';
   }
 
   /** Drops the least recently used nonce of one user, expired or not, raising their floor if it was not expired. */
   #forgetOldest(tracked: UserNonces, now: number): void {
-    const oldest = tracked.counts.entries().next().value;
-    if (oldest === undefined) return;
-    const [nonce, counts] = oldest;
-    tracked.counts.delete(nonce);
+    const oldest = tracked.oldest();
+    if (oldest < 0) return;
+    const issuedAt = tracked.issuedAt(oldest);
+    tracked.remove(oldest);
     this.#tracked--;
-    if (now - counts.issuedAt <= this.lifetimeSeconds * 1000 + CLOCK_SKEW_MS && counts.issuedAt > tracked.floor) tracked.floor = counts.issuedAt;
+    if (now - issuedAt <= this.lifetimeSeconds * 1000 + CLOCK_SKEW_MS && issuedAt > tracked.floor) tracked.floor = issuedAt;
   }
 
   /** Forgets the nonces that have expired (they are refused as stale anyway) and the users left with none. */
@@ -325,14 +300,9 @@ export class NonceIssuer {
     this.#lastSweep = now;
     const expiredBefore = now - this.lifetimeSeconds * 1000;
     for (const [user, tracked] of this.#users) {
-      for (const [nonce, counts] of tracked.counts) {
-        if (counts.issuedAt < expiredBefore) {
-          tracked.counts.delete(nonce);
-          this.#tracked--;
-        }
-      }
+      this.#tracked -= tracked.expire(expiredBefore);
       // a floor older than the lifetime no longer matters: nonces issued before it are stale
-      if (tracked.counts.size === 0 && tracked.floor < expiredBefore) this.#users.delete(user);
+      if (tracked.size === 0 && tracked.floor < expiredBefore) this.#users.delete(user);
     }
   }
 
@@ -393,25 +363,6 @@ function nonceKey(nonce: string): number {
   let key = 0;
   for (let i = 12; i < 17; i++) key = (key << 6) | (BASE64URL[nonce.charCodeAt(i) & 0x7f] as number);
   return key;
-}
-
-/**
- * Counts `nc` into a nonce's window, in place: false when it was used already or lies below the
- * window. Bit i of `seen` stands for count highest-1-i.
- */
-function countInWindow(counts: NonceCounts, nc: number): boolean {
-  if (nc > counts.highest) {
-    const shift = nc - counts.highest;
-    // the old highest moves to bit shift-1
-    const seen = shift > COUNT_WINDOW ? 0 : shift === COUNT_WINDOW ? 1 << 31 : (counts.seen << shift) | (1 << (shift - 1));
-    counts.highest = nc;
-    counts.seen = seen >>> 0;
-    return true;
-  }
-  const bit = counts.highest - nc - 1;
-  if (bit < 0 || bit >= COUNT_WINDOW || (counts.seen & (1 << bit)) !== 0) return false;
-  counts.seen = (counts.seen | (1 << bit)) >>> 0;
-  return true;
 }
 
 export interface ChallengeOptions {
