@@ -34,6 +34,14 @@ function option(name: string): string | undefined {
   const at = process.argv.indexOf(`--${name}`);
   return at > 0 ? process.argv[at + 1] : undefined;
 }
+/** `--name 400,800`: offered rates, whole calls/s, comma-separated; `steps` when not given. */
+function ratesOption(name: string, steps: number[]): number[] {
+  const given = option(name);
+  if (given === undefined) return steps;
+  const rates = given.split(',').map(Number);
+  if (rates.some((r) => !Number.isInteger(r) || r <= 0)) throw new Error(`--${name} ${given}: expected positive whole calls/s, comma-separated`);
+  return rates;
+}
 // `--out DIR` writes the report elsewhere (the test command's smoke run keeps bench/RESULTS.md as committed).
 const OUT_DIR = option('out') !== undefined ? path.resolve(option('out') as string) : BENCH_DIR;
 const DOMAIN = 'bench.test';
@@ -49,8 +57,7 @@ const HOLD_SHARE = 0.8;
 const HOLD_SEC = 60;
 // `--rates 6400,8000` and `--step-sec 10` replace the steps of scenarios 1-2, `--servers parley` (or
 // kamailio) runs one server only (scenarios 1-3): for experiments, not for numbers to quote
-const RATES = option('rates')?.split(',').map(Number) ?? (smoke ? [500] : quick ? [500, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 10000, 12000] : [200, 400, 800, 1600, 2400, 3200, 4000, 4800, 5600, 6400, 7200, 8000, 9600, 11200, 12800, 16000]);
-if (RATES.some((r) => !Number.isInteger(r) || r <= 0)) throw new Error(`--rates ${option('rates')}: expected positive whole calls/s, comma-separated`);
+const RATES = ratesOption('rates', smoke ? [500] : quick ? [500, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 10000, 12000] : [200, 400, 800, 1600, 2400, 3200, 4000, 4800, 5600, 6400, 7200, 8000, 9600, 11200, 12800, 16000]);
 const SERVERS = (option('servers') ?? 'parley,kamailio').split(',');
 if (SERVERS.some((name) => name !== 'parley' && name !== 'kamailio')) throw new Error(`--servers ${option('servers')}: expected parley, kamailio or both, comma-separated`);
 // Scenario 2 runs twice on Parley (issue 14): Conversation History on for every user
@@ -64,8 +71,7 @@ const HISTORY_OFF_RATES: readonly number[] = option('rates') === undefined && qu
 const historyPolicy = (on: boolean): string[] => ['Set-CsClientPolicy', '-Identity', 'Global', '-EnableIMAutoArchiving', on ? '$True' : '$False'];
 // scenario 3 has finer steps around its target (5,000 accepted/s), up to the same top rate; it
 // starts low because Kamailio's msilo commits (fsyncs) each message on its own. `--offline-rates` replaces them
-const OFFLINE_RATES = option('offline-rates')?.split(',').map(Number) ?? (smoke ? [250] : quick ? [100, 250, 500, 1000, 2000, 3000, 4000, 5000, 6000, 8000] : [100, 200, 400, 800, 1600, 2400, 3200, 4000, 5000, 6400, 8000, 12800]);
-if (OFFLINE_RATES.some((r) => !Number.isInteger(r) || r <= 0)) throw new Error(`--offline-rates ${option('offline-rates')}: expected positive whole calls/s, comma-separated`);
+const OFFLINE_RATES = ratesOption('offline-rates', smoke ? [250] : quick ? [100, 250, 500, 1000, 2000, 3000, 4000, 5000, 6000, 8000] : [100, 200, 400, 800, 1600, 2400, 3200, 4000, 5000, 6400, 8000, 12800]);
 const STEP_SEC = Number(option('step-sec') ?? (smoke ? 1 : quick ? 3 : 10));
 if (!(STEP_SEC > 0)) throw new Error(`--step-sec ${option('step-sec')}: expected a positive number of seconds`);
 // 18,000: the most this machine's open-files limit (20,000 per process) allows
